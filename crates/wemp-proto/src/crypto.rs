@@ -1,0 +1,309 @@
+//! WXBizMsgCrypt-compatible message encryption (safe and compatible modes).
+//!
+//! * `key = base64_decode(EncodingAESKey + "=")`, 32 bytes; decoded leniently, because real
+//!   keys may carry non-zero trailing bits;
+//! * AES-256-CBC with `IV = key[..16]` and cipher padding off;
+//! * plaintext = `random(16) ‖ u32_be(len(msg)) ‖ msg ‖ appid`, padded PKCS#7-style to a
+//!   multiple of **32** bytes (pad values 1..=32).
+//!
+//! ```
+//! use wemp_proto::Cipher;
+//! let cipher = Cipher::new("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "wx2c2769f8efd9abc2")?;
+//! let encrypted = cipher.encrypt("<xml>hi</xml>", *b"0123456789abcdef")?;
+//! assert_eq!(cipher.decrypt(&encrypted)?, "<xml>hi</xml>");
+//! # Ok::<(), wemp_proto::Error>(())
+//! ```
+
+use std::fmt;
+
+use aes::Aes256;
+use aes::cipher::{BlockDecrypt, BlockEncrypt, KeyInit, generic_array::GenericArray};
+use base64::Engine as _;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+
+use crate::ReferenceCode;
+
+/// Block size of the WeChat padding scheme (not AES's 16).
+pub const PAD_BLOCK: usize = 32;
+/// Length of an EncodingAESKey.
+pub const ENCODING_AES_KEY_LEN: usize = 43;
+
+/// Standard alphabet, padding optional, trailing bits allowed: what real keys and real
+/// `Encrypt` values need.
+const LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// The EncodingAESKey is not usable (`-40004`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// Not 43 characters long.
+    #[error("EncodingAESKey must be 43 characters, got {0}")]
+    Length(usize),
+    /// Contains a character outside the base64 alphabet.
+    #[error("EncodingAESKey has a character outside [A-Za-z0-9+/] at position {position}")]
+    Alphabet {
+        /// Zero-based position of the first bad character.
+        position: usize,
+    },
+}
+
+impl KeyError {
+    /// Always [`ReferenceCode::IllegalAesKey`].
+    pub const fn reference_code(&self) -> ReferenceCode {
+        ReferenceCode::IllegalAesKey
+    }
+}
+
+/// Decryption failed; each case names the reference code it corresponds to.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecryptError {
+    /// `-40010`: the `Encrypt` value is not base64.
+    #[error("Encrypt is not valid base64: {0}")]
+    Base64(String),
+    /// `-40007`: the ciphertext is empty or not a whole number of AES blocks.
+    #[error("ciphertext length {0} is not a positive multiple of 16 (truncated Encrypt?)")]
+    BlockLength(usize),
+    /// `-40008`: the padding is not 1..=32 identical bytes — almost always a wrong key.
+    #[error("padding byte {pad} is not a valid pad (1..=32 identical bytes); wrong EncodingAESKey?")]
+    Padding {
+        /// The last byte of the decrypted buffer.
+        pad: u8,
+    },
+    /// `-40008`: the buffer is shorter than the 20-byte header or the length field overruns it.
+    #[error("length field says {declared} bytes but only {available} follow; wrong EncodingAESKey?")]
+    Length {
+        /// The declared message length.
+        declared: u64,
+        /// The bytes available after the header.
+        available: usize,
+    },
+    /// `-40008`: the message is not UTF-8.
+    #[error("decrypted message is not UTF-8 (byte {valid_up_to}); wrong EncodingAESKey?")]
+    Utf8 {
+        /// Length of the valid UTF-8 prefix.
+        valid_up_to: usize,
+    },
+    /// `-40005`: the trailing appid is not the one configured.
+    #[error("appid mismatch: expected {expected}, found {found}")]
+    AppidMismatch {
+        /// The appid this cipher was built with.
+        expected: String,
+        /// The appid found in the payload (lossily decoded).
+        found: String,
+    },
+}
+
+impl DecryptError {
+    /// The reference code of this failure.
+    pub const fn reference_code(&self) -> ReferenceCode {
+        match self {
+            Self::Base64(_) => ReferenceCode::DecodeBase64,
+            Self::BlockLength(_) => ReferenceCode::DecryptAes,
+            Self::Padding { .. } | Self::Length { .. } | Self::Utf8 { .. } => ReferenceCode::IllegalBuffer,
+            Self::AppidMismatch { .. } => ReferenceCode::ValidateAppid,
+        }
+    }
+}
+
+/// Encryption failed (`-40006`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncryptError {
+    /// The message is longer than the 32-bit length field can say.
+    #[error("message of {0} bytes does not fit the 32-bit length field")]
+    TooLong(usize),
+}
+
+impl EncryptError {
+    /// Always [`ReferenceCode::EncryptAes`].
+    pub const fn reference_code(&self) -> ReferenceCode {
+        ReferenceCode::EncryptAes
+    }
+}
+
+/// The AES key and appid of one account. Its `Debug` output never shows the key.
+#[derive(Clone)]
+pub struct Cipher {
+    aes: Aes256,
+    iv: [u8; 16],
+    appid: Box<str>,
+}
+
+impl fmt::Debug for Cipher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cipher").field("appid", &self.appid).finish_non_exhaustive()
+    }
+}
+
+/// Decodes an EncodingAESKey into the 32-byte AES key.
+///
+/// # Errors
+/// [`KeyError`] when the key is not 43 characters of the base64 alphabet.
+pub fn decode_key(encoding_aes_key: &str) -> Result<[u8; 32], KeyError> {
+    let chars = encoding_aes_key.chars().count();
+    if encoding_aes_key.len() != ENCODING_AES_KEY_LEN || chars != ENCODING_AES_KEY_LEN {
+        return Err(KeyError::Length(chars));
+    }
+    if let Some(position) =
+        encoding_aes_key.bytes().position(|b| !(b.is_ascii_alphanumeric() || b == b'+' || b == b'/'))
+    {
+        return Err(KeyError::Alphabet { position });
+    }
+    let bytes = LENIENT.decode(encoding_aes_key).map_err(|_| KeyError::Length(chars))?;
+    bytes.try_into().map_err(|_| KeyError::Length(chars))
+}
+
+impl Cipher {
+    /// Builds a cipher from the console's EncodingAESKey and the account's appid.
+    ///
+    /// # Errors
+    /// [`KeyError`] (`-40004`) when the key is not 43 base64 characters.
+    pub fn new(encoding_aes_key: &str, appid: &str) -> Result<Self, KeyError> {
+        Ok(Self::from_key(decode_key(encoding_aes_key)?, appid))
+    }
+
+    /// Builds a cipher from the 32 raw key bytes.
+    pub fn from_key(key: [u8; 32], appid: &str) -> Self {
+        let mut iv = [0u8; 16];
+        iv.copy_from_slice(&key[..16]);
+        Self { aes: Aes256::new(GenericArray::from_slice(&key)), iv, appid: appid.into() }
+    }
+
+    /// The appid this cipher checks and appends.
+    pub fn appid(&self) -> &str {
+        &self.appid
+    }
+
+    /// Decrypts an `Encrypt` value into the message it carries, checking the appid.
+    ///
+    /// # Errors
+    /// [`DecryptError`]: bad base64 (`-40010`), bad block length (`-40007`), bad padding,
+    /// length field or UTF-8 (`-40008`), or another account's appid (`-40005`).
+    pub fn decrypt(&self, encrypt: &str) -> Result<String, DecryptError> {
+        let (msg, appid) = self.open(encrypt)?;
+        if appid != self.appid.as_bytes() {
+            return Err(DecryptError::AppidMismatch {
+                expected: self.appid.to_string(),
+                found: String::from_utf8_lossy(&appid).into_owned(),
+            });
+        }
+        Ok(msg)
+    }
+
+    /// Decrypts without checking the appid; returns the message and the appid found.
+    ///
+    /// # Errors
+    /// As [`Cipher::decrypt`], except that no appid mismatch is reported.
+    pub fn decrypt_any_appid(&self, encrypt: &str) -> Result<(String, String), DecryptError> {
+        let (msg, appid) = self.open(encrypt)?;
+        Ok((msg, String::from_utf8_lossy(&appid).into_owned()))
+    }
+
+    fn open(&self, encrypt: &str) -> Result<(String, Vec<u8>), DecryptError> {
+        let mut buf =
+            LENIENT.decode(encrypt.trim().as_bytes()).map_err(|e| DecryptError::Base64(e.to_string()))?;
+        if buf.is_empty() || buf.len() % 16 != 0 {
+            return Err(DecryptError::BlockLength(buf.len()));
+        }
+        self.cbc_decrypt(&mut buf);
+        let pad = *buf.last().unwrap_or(&0);
+        let pad_len = usize::from(pad);
+        if pad == 0 || pad_len > PAD_BLOCK || pad_len > buf.len() {
+            return Err(DecryptError::Padding { pad });
+        }
+        if buf[buf.len() - pad_len..].iter().any(|&b| b != pad) {
+            return Err(DecryptError::Padding { pad });
+        }
+        buf.truncate(buf.len() - pad_len);
+        if buf.len() < 20 {
+            return Err(DecryptError::Length { declared: 0, available: buf.len().saturating_sub(20) });
+        }
+        let declared = u32::from_be_bytes([buf[16], buf[17], buf[18], buf[19]]);
+        let available = buf.len() - 20;
+        let len = usize::try_from(declared).unwrap_or(usize::MAX);
+        if len > available {
+            return Err(DecryptError::Length { declared: u64::from(declared), available });
+        }
+        let appid = buf[20 + len..].to_vec();
+        buf.truncate(20 + len);
+        buf.drain(..20);
+        let msg = String::from_utf8(buf)
+            .map_err(|e| DecryptError::Utf8 { valid_up_to: e.utf8_error().valid_up_to() })?;
+        Ok((msg, appid))
+    }
+
+    /// Encrypts a message with the given 16 random bytes; returns the base64 `Encrypt` text.
+    ///
+    /// # Errors
+    /// [`EncryptError::TooLong`] (`-40006`) for a message over 4 GiB.
+    pub fn encrypt(&self, msg: &str, random: [u8; 16]) -> Result<String, EncryptError> {
+        let len = u32::try_from(msg.len()).map_err(|_| EncryptError::TooLong(msg.len()))?;
+        let body = 20 + msg.len() + self.appid.len();
+        let pad = PAD_BLOCK - body % PAD_BLOCK;
+        let mut buf = Vec::with_capacity(body + pad);
+        buf.extend_from_slice(&random);
+        buf.extend_from_slice(&len.to_be_bytes());
+        buf.extend_from_slice(msg.as_bytes());
+        buf.extend_from_slice(self.appid.as_bytes());
+        // pad is in 1..=32, so it fits a byte.
+        buf.resize(body + pad, pad as u8);
+        self.cbc_encrypt(&mut buf);
+        Ok(base64::engine::general_purpose::STANDARD.encode(buf))
+    }
+
+    fn cbc_encrypt(&self, buf: &mut [u8]) {
+        let mut prev = self.iv;
+        for block in buf.chunks_exact_mut(16) {
+            for (b, p) in block.iter_mut().zip(prev.iter()) {
+                *b ^= p;
+            }
+            let block = GenericArray::from_mut_slice(block);
+            self.aes.encrypt_block(block);
+            prev.copy_from_slice(block);
+        }
+    }
+
+    fn cbc_decrypt(&self, buf: &mut [u8]) {
+        let mut prev = self.iv;
+        for block in buf.chunks_exact_mut(16) {
+            let mut current = [0u8; 16];
+            current.copy_from_slice(block);
+            self.aes.decrypt_block(GenericArray::from_mut_slice(block));
+            for (b, p) in block.iter_mut().zip(prev.iter()) {
+                *b ^= p;
+            }
+            prev = current;
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) const SAMPLE_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+    pub(crate) const SAMPLE_APPID: &str = "wx2c2769f8efd9abc2";
+    pub(crate) const SAMPLE_ENCRYPT: &str = "hyzAe4OzmOMbd6TvGdIOO6uBmdJoD0Fk53REIHvxYtJlE2B655HuD0m8KUePWB3+LrPXo87wzQ1QLvbeUgmBM4x6F8PGHQHFVAFmOD2LdJF9FrXpbUAh0B5GIItb52sn896wVsMSHGuPE328HnRGBcrS7C41IzDWyWNlZkyyXwon8T332jisa+h6tEDYsVticbSnyU8dKOIbgU6ux5VTjg3yt+WGzjlpKn6NPhRjpA912xMezR4kw6KWwMrCVKSVCZciVGCgavjIQ6X8tCOp3yZbGpy0VxpAe+77TszTfRd5RJSVO/HTnifJpXgCSUdUue1v6h0EIBYYI1BD1DlD+C0CR8e6OewpusjZ4uBl9FyJvnhvQl+q5rv1ixrcpCumEPo5MJSgM9ehVsNPfUM669WuMyVWQLCzpu9GhglF2PE=";
+
+    #[test]
+    fn key_validation_names_the_problem() {
+        assert_eq!(Cipher::new("short", "wx").unwrap_err(), KeyError::Length(5));
+        let bad = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEF!";
+        assert_eq!(Cipher::new(bad, "wx").unwrap_err(), KeyError::Alphabet { position: 42 });
+        assert_eq!(KeyError::Length(5).reference_code().code(), -40004);
+    }
+
+    #[test]
+    fn debug_hides_the_key() {
+        let cipher = Cipher::new(SAMPLE_KEY, SAMPLE_APPID).unwrap();
+        let shown = format!("{cipher:?}");
+        assert!(shown.contains(SAMPLE_APPID));
+        assert!(!shown.contains("abcdefgh"));
+    }
+}

@@ -1,0 +1,626 @@
+//! Events (`MsgType=event`): the [`Event`] enum, its open [`EventKind`] and the event types.
+//!
+//! `Event` values are matched case-insensitively (WeChat sends `subscribe` but `SCAN`);
+//! an event not modelled here arrives as [`Event::Unknown`] with every field and the raw XML.
+//!
+//! Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_event_pushes.html>
+
+use std::fmt;
+
+use crate::field::{FieldError, record, top_level};
+use crate::message::{Header, Unknown};
+use crate::xml::Document;
+
+record! {
+    /// `ScanCodeInfo` of the scancode menu events.
+    pub struct ScanCodeInfo {
+        /// Scanner type, usually `qrcode`.
+        "ScanType" => scan_type: String,
+        /// The decoded content.
+        "ScanResult" => scan_result: String,
+    }
+
+    /// `SendPicsInfo` of the picture menu events.
+    pub struct SendPicsInfo {
+        /// Number of pictures.
+        "Count" => count: u32,
+        /// The pictures.
+        "PicList" => pic_list: PicList,
+    }
+
+    /// `PicList`: one `item` per picture (one or many).
+    pub struct PicList {
+        /// The pictures.
+        "item" => items: Vec<PicItem>,
+    }
+
+    /// One picture of a `PicList`.
+    pub struct PicItem {
+        /// MD5 of the picture.
+        "PicMd5Sum" => pic_md5_sum: String,
+    }
+
+    /// `SendLocationInfo` of the `location_select` event (values arrive as CDATA text).
+    pub struct SendLocationInfo {
+        /// Latitude.
+        "Location_X" => latitude: f64,
+        /// Longitude.
+        "Location_Y" => longitude: f64,
+        /// Map zoom level.
+        "Scale" => scale: Option<u32>,
+        /// Place description.
+        "Label" => label: Option<String>,
+        /// Point of interest name.
+        "Poiname" => poiname: Option<String>,
+    }
+
+    /// `CopyrightCheckResult` of `MASSSENDJOBFINISH`.
+    pub struct CopyrightCheckResult {
+        /// Number of articles checked.
+        "Count" => count: u32,
+        /// Per-article results.
+        "ResultList" => result_list: Option<CopyrightResultList>,
+        /// Overall state: 1 not reprinted (can send), 2 reprinted (can send), 3 reprinted
+        /// (cannot send).
+        "CheckState" => check_state: u32,
+    }
+
+    /// `ResultList` of a copyright check.
+    pub struct CopyrightResultList {
+        /// Per-article results.
+        "item" => items: Vec<CopyrightResult>,
+    }
+
+    /// One article's copyright check.
+    pub struct CopyrightResult {
+        /// Position of the article, from 1.
+        "ArticleIdx" => article_idx: u32,
+        /// Whether the user declared it original.
+        "UserDeclareState" => user_declare_state: u32,
+        /// Audit state.
+        "AuditState" => audit_state: u32,
+        /// URL of the original article, when similar.
+        "OriginalArticleUrl" => original_article_url: Option<String>,
+        /// Type of the original article.
+        "OriginalArticleType" => original_article_type: Option<u32>,
+        /// Whether it may be reprinted.
+        "CanReprint" => can_reprint: Option<u32>,
+        /// Whether the content must be replaced.
+        "NeedReplaceContent" => need_replace_content: Option<u32>,
+        /// Whether the source must be shown.
+        "NeedShowReprintSource" => need_show_reprint_source: Option<u32>,
+    }
+
+    /// `ArticleUrlResult` of `MASSSENDJOBFINISH`.
+    pub struct ArticleUrlResult {
+        /// Number of articles.
+        "Count" => count: u32,
+        /// Per-article URLs.
+        "ResultList" => result_list: Option<ArticleUrlList>,
+    }
+
+    /// `ResultList` of article URLs.
+    pub struct ArticleUrlList {
+        /// One per article.
+        "item" => items: Vec<ArticleUrl>,
+    }
+
+    /// One published article's URL.
+    pub struct ArticleUrl {
+        /// Position of the article, from 1.
+        "ArticleIdx" => article_idx: u32,
+        /// Its URL.
+        "ArticleUrl" => article_url: String,
+    }
+
+    /// `PublishEventInfo` of `PUBLISHJOBFINISH`.
+    pub struct PublishEventInfo {
+        /// The publish job id.
+        "publish_id" => publish_id: String,
+        /// 0 success, 1 publishing, 2 original check failed, 3 general failure, 4 rejected by
+        /// the platform, 5 deleted after success, 6 banned after success.
+        "publish_status" => publish_status: u32,
+        /// The article id, on success.
+        "article_id" => article_id: Option<String>,
+        /// The articles published.
+        "article_detail" => article_detail: Option<ArticleDetail>,
+        /// Positions of the articles that failed the original check (repeated element).
+        "fail_idx" => fail_idx: Vec<u32>,
+    }
+
+    /// `article_detail` of a publish result.
+    pub struct ArticleDetail {
+        /// Number of articles.
+        "count" => count: u32,
+        /// One per article.
+        "item" => items: Vec<PublishedArticle>,
+    }
+
+    /// One published article.
+    pub struct PublishedArticle {
+        /// Position of the article, from 1.
+        "idx" => idx: u32,
+        /// Its URL.
+        "article_url" => article_url: String,
+    }
+
+    /// `SubscribeMsgPopupEvent`: the user's choices in a subscription popup.
+    pub struct SubscribeMsgPopup {
+        /// One `List` per template (one or many).
+        "List" => list: Vec<SubscribeMsgPopupItem>,
+    }
+
+    /// One template's choice in a popup.
+    pub struct SubscribeMsgPopupItem {
+        /// Template id.
+        "TemplateId" => template_id: String,
+        /// `accept` or `reject`.
+        "SubscribeStatusString" => status: String,
+        /// 1 from a profile page, 2 from an article.
+        "PopupScene" => popup_scene: Option<u32>,
+    }
+
+    /// `SubscribeMsgChangeEvent`: the user changed a subscription in settings.
+    pub struct SubscribeMsgChange {
+        /// One `List` per template (one or many).
+        "List" => list: Vec<SubscribeMsgChangeItem>,
+    }
+
+    /// One template's change.
+    pub struct SubscribeMsgChangeItem {
+        /// Template id.
+        "TemplateId" => template_id: String,
+        /// `reject` (WeChat only reports refusals here).
+        "SubscribeStatusString" => status: String,
+    }
+
+    /// `SubscribeMsgSentEvent`: delivery results of subscription messages.
+    pub struct SubscribeMsgSent {
+        /// One `List` per message (one or many).
+        "List" => list: Vec<SubscribeMsgSentItem>,
+    }
+
+    /// One subscription message's delivery result.
+    pub struct SubscribeMsgSentItem {
+        /// Template id.
+        "TemplateId" => template_id: String,
+        /// The message id.
+        "MsgID" => msg_id: u64,
+        /// 0 on success.
+        "ErrorCode" => error_code: i64,
+        /// `success`, `fail:user refuse`, `fail:system error`.
+        "ErrorStatus" => error_status: String,
+    }
+}
+
+top_level! {
+    /// The user followed the account (`subscribe`), possibly by scanning a QR code.
+    pub struct Subscribe ["event", "subscribe"] {
+        /// `qrscene_<scene>` when following through a parametric QR code.
+        "EventKey" => event_key: Option<String>,
+        /// The QR code's ticket.
+        "Ticket" => ticket: Option<String>,
+    }
+
+    /// The user unfollowed (`unsubscribe`).
+    pub struct Unsubscribe ["event", "unsubscribe"] {
+        /// Usually empty.
+        "EventKey" => event_key: Option<String>,
+    }
+
+    /// A follower scanned a parametric QR code (`SCAN`).
+    pub struct Scan ["event", "SCAN"] {
+        /// The scene value (no prefix).
+        "EventKey" => event_key: String,
+        /// The QR code's ticket.
+        "Ticket" => ticket: Option<String>,
+    }
+
+    /// Periodic location report (`LOCATION`).
+    pub struct LocationReport ["event", "LOCATION"] {
+        /// Latitude.
+        "Latitude" => latitude: f64,
+        /// Longitude.
+        "Longitude" => longitude: f64,
+        /// Precision.
+        "Precision" => precision: f64,
+    }
+
+    /// A click on a menu button (`CLICK`).
+    pub struct Click ["event", "CLICK"] {
+        /// The button's key.
+        "EventKey" => event_key: String,
+    }
+
+    /// A click on a menu link (`VIEW`).
+    pub struct View ["event", "VIEW"] {
+        /// The URL opened.
+        "EventKey" => event_key: String,
+        /// The menu's id (for conditional menus).
+        "MenuId" => menu_id: Option<String>,
+    }
+
+    /// A click on a menu button that opens a mini program (`view_miniprogram`).
+    pub struct ViewMiniprogram ["event", "view_miniprogram"] {
+        /// The page path opened.
+        "EventKey" => event_key: String,
+        /// The menu's id.
+        "MenuId" => menu_id: Option<String>,
+    }
+
+    /// Menu scan, result pushed (`scancode_push`).
+    pub struct ScancodePush ["event", "scancode_push"] {
+        /// The button's key.
+        "EventKey" => event_key: String,
+        /// What was scanned.
+        "ScanCodeInfo" => scan_code_info: ScanCodeInfo,
+    }
+
+    /// Menu scan with a "receiving" prompt (`scancode_waitmsg`).
+    pub struct ScancodeWaitmsg ["event", "scancode_waitmsg"] {
+        /// The button's key.
+        "EventKey" => event_key: String,
+        /// What was scanned.
+        "ScanCodeInfo" => scan_code_info: ScanCodeInfo,
+    }
+
+    /// Menu camera (`pic_sysphoto`).
+    pub struct PicSysphoto ["event", "pic_sysphoto"] {
+        /// The button's key.
+        "EventKey" => event_key: String,
+        /// The pictures sent.
+        "SendPicsInfo" => send_pics_info: SendPicsInfo,
+    }
+
+    /// Menu camera or album (`pic_photo_or_album`).
+    pub struct PicPhotoOrAlbum ["event", "pic_photo_or_album"] {
+        /// The button's key.
+        "EventKey" => event_key: String,
+        /// The pictures sent.
+        "SendPicsInfo" => send_pics_info: SendPicsInfo,
+    }
+
+    /// Menu WeChat album (`pic_weixin`).
+    pub struct PicWeixin ["event", "pic_weixin"] {
+        /// The button's key.
+        "EventKey" => event_key: String,
+        /// The pictures sent.
+        "SendPicsInfo" => send_pics_info: SendPicsInfo,
+    }
+
+    /// Menu location picker (`location_select`).
+    pub struct LocationSelect ["event", "location_select"] {
+        /// The button's key.
+        "EventKey" => event_key: String,
+        /// The location chosen.
+        "SendLocationInfo" => send_location_info: SendLocationInfo,
+    }
+
+    /// A template message's delivery result (`TEMPLATESENDJOBFINISH`).
+    pub struct TemplateSendJobFinish ["event", "TEMPLATESENDJOBFINISH"] {
+        /// The template message's id (note the spelling `MsgID`).
+        "MsgID" => msg_id: u64,
+        /// `success`, `failed:user block`, `failed: system failed`.
+        "Status" => status: String,
+    }
+
+    /// A mass send's result (`MASSSENDJOBFINISH`).
+    pub struct MassSendJobFinish ["event", "MASSSENDJOBFINISH"] {
+        /// The mass message's id.
+        "MsgID" => msg_id: u64,
+        /// `send success`, `send fail` or `err(num)`.
+        "Status" => status: String,
+        /// Followers targeted.
+        "TotalCount" => total_count: u64,
+        /// Followers left after filtering.
+        "FilterCount" => filter_count: u64,
+        /// Deliveries that succeeded.
+        "SentCount" => sent_count: u64,
+        /// Deliveries that failed.
+        "ErrorCount" => error_count: u64,
+        /// Originality check.
+        "CopyrightCheckResult" => copyright_check_result: Option<CopyrightCheckResult>,
+        /// URLs of the published articles.
+        "ArticleUrlResult" => article_url_result: Option<ArticleUrlResult>,
+    }
+
+    /// A free publish job's result (`PUBLISHJOBFINISH`).
+    pub struct PublishJobFinish ["event", "PUBLISHJOBFINISH"] {
+        /// The result.
+        "PublishEventInfo" => publish_event_info: PublishEventInfo,
+    }
+
+    /// Subscription popup choices (`subscribe_msg_popup_event`).
+    pub struct SubscribeMsgPopupEvent ["event", "subscribe_msg_popup_event"] {
+        /// The choices.
+        "SubscribeMsgPopupEvent" => popup: SubscribeMsgPopup,
+    }
+
+    /// Subscription changes (`subscribe_msg_change_event`).
+    pub struct SubscribeMsgChangeEvent ["event", "subscribe_msg_change_event"] {
+        /// The changes.
+        "SubscribeMsgChangeEvent" => change: SubscribeMsgChange,
+    }
+
+    /// Subscription message deliveries (`subscribe_msg_sent_event`).
+    pub struct SubscribeMsgSentEvent ["event", "subscribe_msg_sent_event"] {
+        /// The deliveries.
+        "SubscribeMsgSentEvent" => sent: SubscribeMsgSent,
+    }
+
+    /// A customer-service agent took the conversation (`kf_create_session`).
+    pub struct KfCreateSession ["event", "kf_create_session"] {
+        /// The agent's account.
+        "KfAccount" => kf_account: String,
+    }
+
+    /// A customer-service agent closed the conversation (`kf_close_session`).
+    pub struct KfCloseSession ["event", "kf_close_session"] {
+        /// The agent's account.
+        "KfAccount" => kf_account: String,
+    }
+
+    /// The conversation moved between agents (`kf_switch_session`).
+    pub struct KfSwitchSession ["event", "kf_switch_session"] {
+        /// The previous agent.
+        "FromKfAccount" => from_kf_account: String,
+        /// The new agent.
+        "ToKfAccount" => to_kf_account: String,
+    }
+
+    /// Qualification verification passed (`qualification_verify_success`).
+    pub struct QualificationVerifySuccess ["event", "qualification_verify_success"] {
+        /// When the verification expires (seconds).
+        "ExpiredTime" => expired_time: i64,
+    }
+
+    /// Qualification verification failed (`qualification_verify_fail`).
+    pub struct QualificationVerifyFail ["event", "qualification_verify_fail"] {
+        /// When it failed (seconds).
+        "FailTime" => fail_time: i64,
+        /// Why.
+        "FailReason" => fail_reason: String,
+    }
+
+    /// Name verification passed (`naming_verify_success`).
+    pub struct NamingVerifySuccess ["event", "naming_verify_success"] {
+        /// When the verification expires (seconds).
+        "ExpiredTime" => expired_time: i64,
+    }
+
+    /// Name verification failed (`naming_verify_fail`).
+    pub struct NamingVerifyFail ["event", "naming_verify_fail"] {
+        /// When it failed (seconds).
+        "FailTime" => fail_time: i64,
+        /// Why.
+        "FailReason" => fail_reason: String,
+    }
+
+    /// Annual re-verification is due (`annual_renew`).
+    pub struct AnnualRenew ["event", "annual_renew"] {
+        /// When the verification expires (seconds).
+        "ExpiredTime" => expired_time: i64,
+    }
+
+    /// Verification expired (`verify_expired`).
+    pub struct VerifyExpired ["event", "verify_expired"] {
+        /// When it expired (seconds).
+        "ExpiredTime" => expired_time: i64,
+    }
+
+    /// A user changed the profile they authorized (`user_info_modified`).
+    pub struct UserInfoModified ["event", "user_info_modified"] {
+        /// The user's OpenID.
+        "OpenID" => open_id: Option<String>,
+        /// The appid concerned.
+        "AppID" => app_id: Option<String>,
+    }
+
+    /// A user revoked an authorization (`user_authorization_revoke`).
+    pub struct UserAuthorizationRevoke ["event", "user_authorization_revoke"] {
+        /// The user's OpenID.
+        "OpenID" => open_id: Option<String>,
+        /// The appid concerned.
+        "AppID" => app_id: Option<String>,
+        /// What was revoked.
+        "RevokeInfo" => revoke_info: Option<String>,
+    }
+}
+
+impl Subscribe {
+    /// The QR scene when the user followed through a parametric QR code: the text after
+    /// `qrscene_`. Other `EventKey` values (such as `last_trade_no_…`) are not scenes.
+    pub fn scene(&self) -> Option<&str> {
+        self.event_key.as_deref().and_then(|k| k.strip_prefix("qrscene_"))
+    }
+}
+
+impl Scan {
+    /// The QR scene (`EventKey` carries it without a prefix).
+    pub fn scene(&self) -> &str {
+        self.event_key.strip_prefix("qrscene_").unwrap_or(&self.event_key)
+    }
+}
+
+macro_rules! events {
+    ($( $(#[$meta:meta])* $variant:ident($ty:ident) = $wire:literal, )*) => {
+        /// An event; the variant follows the `Event` value, matched case-insensitively.
+        #[derive(Clone, Debug, PartialEq, serde::Serialize)]
+        #[serde(tag = "event", rename_all = "snake_case")]
+        #[non_exhaustive]
+        pub enum Event {
+            $( $(#[$meta])* $variant($ty), )*
+            /// An event not modelled here (or whose fields did not decode).
+            Unknown(Unknown),
+        }
+
+        /// The `Event` value: an open set.
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+        #[non_exhaustive]
+        pub enum EventKind {
+            $( $(#[$meta])* $variant, )*
+            /// Any other value, as sent.
+            Other(String),
+        }
+
+        impl EventKind {
+            const ALL: &[Self] = &[$( Self::$variant, )*];
+
+            /// Reads an `Event` value case-insensitively.
+            pub fn from_wire(s: &str) -> Self {
+                let s = s.trim();
+                Self::ALL
+                    .iter()
+                    .find(|k| k.as_str().eq_ignore_ascii_case(s))
+                    .cloned()
+                    .unwrap_or_else(|| Self::Other(s.to_owned()))
+            }
+
+            /// WeChat's spelling of the value.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $( Self::$variant => $wire, )*
+                    Self::Other(s) => s,
+                }
+            }
+        }
+
+        impl Event {
+            /// Types the event in an already parsed document; an event that is not modelled,
+            /// or whose fields do not decode, becomes [`Event::Unknown`].
+            pub fn from_document(doc: &Document) -> Self {
+                let root = &doc.root;
+                let wire = root.text_of("Event").unwrap_or_default();
+                let typed: Result<Self, FieldError> = match EventKind::from_wire(wire) {
+                    $( EventKind::$variant => $ty::from_root(root).map(Self::$variant), )*
+                    EventKind::Other(_) => Ok(Self::Unknown(Unknown::from_document(doc, None))),
+                };
+                typed.unwrap_or_else(|e| Self::Unknown(Unknown::from_document(doc, Some(e))))
+            }
+
+            /// The event's kind.
+            pub fn kind(&self) -> EventKind {
+                match self {
+                    $( Self::$variant(_) => EventKind::$variant, )*
+                    Self::Unknown(u) => EventKind::from_wire(u.event.as_deref().unwrap_or_default()),
+                }
+            }
+
+            /// The event's header.
+            pub fn header(&self) -> &Header {
+                match self {
+                    $( Self::$variant(e) => &e.header, )*
+                    Self::Unknown(u) => &u.header,
+                }
+            }
+
+            /// Writes the event back as XML (an unknown one exactly as it arrived).
+            pub fn to_xml(&self) -> String {
+                match self {
+                    $( Self::$variant(e) => e.to_xml(), )*
+                    Self::Unknown(u) => u.raw.as_str().to_owned(),
+                }
+            }
+        }
+    };
+}
+
+events! {
+    /// `subscribe`
+    Subscribe(Subscribe) = "subscribe",
+    /// `unsubscribe`
+    Unsubscribe(Unsubscribe) = "unsubscribe",
+    /// `SCAN`
+    Scan(Scan) = "SCAN",
+    /// `LOCATION`
+    Location(LocationReport) = "LOCATION",
+    /// `CLICK`
+    Click(Click) = "CLICK",
+    /// `VIEW`
+    View(View) = "VIEW",
+    /// `view_miniprogram`
+    ViewMiniprogram(ViewMiniprogram) = "view_miniprogram",
+    /// `scancode_push`
+    ScancodePush(ScancodePush) = "scancode_push",
+    /// `scancode_waitmsg`
+    ScancodeWaitmsg(ScancodeWaitmsg) = "scancode_waitmsg",
+    /// `pic_sysphoto`
+    PicSysphoto(PicSysphoto) = "pic_sysphoto",
+    /// `pic_photo_or_album`
+    PicPhotoOrAlbum(PicPhotoOrAlbum) = "pic_photo_or_album",
+    /// `pic_weixin`
+    PicWeixin(PicWeixin) = "pic_weixin",
+    /// `location_select`
+    LocationSelect(LocationSelect) = "location_select",
+    /// `TEMPLATESENDJOBFINISH`
+    TemplateSendJobFinish(TemplateSendJobFinish) = "TEMPLATESENDJOBFINISH",
+    /// `MASSSENDJOBFINISH`
+    MassSendJobFinish(MassSendJobFinish) = "MASSSENDJOBFINISH",
+    /// `PUBLISHJOBFINISH`
+    PublishJobFinish(PublishJobFinish) = "PUBLISHJOBFINISH",
+    /// `subscribe_msg_popup_event`
+    SubscribeMsgPopup(SubscribeMsgPopupEvent) = "subscribe_msg_popup_event",
+    /// `subscribe_msg_change_event`
+    SubscribeMsgChange(SubscribeMsgChangeEvent) = "subscribe_msg_change_event",
+    /// `subscribe_msg_sent_event`
+    SubscribeMsgSent(SubscribeMsgSentEvent) = "subscribe_msg_sent_event",
+    /// `kf_create_session`
+    KfCreateSession(KfCreateSession) = "kf_create_session",
+    /// `kf_close_session`
+    KfCloseSession(KfCloseSession) = "kf_close_session",
+    /// `kf_switch_session`
+    KfSwitchSession(KfSwitchSession) = "kf_switch_session",
+    /// `qualification_verify_success`
+    QualificationVerifySuccess(QualificationVerifySuccess) = "qualification_verify_success",
+    /// `qualification_verify_fail`
+    QualificationVerifyFail(QualificationVerifyFail) = "qualification_verify_fail",
+    /// `naming_verify_success`
+    NamingVerifySuccess(NamingVerifySuccess) = "naming_verify_success",
+    /// `naming_verify_fail`
+    NamingVerifyFail(NamingVerifyFail) = "naming_verify_fail",
+    /// `annual_renew`
+    AnnualRenew(AnnualRenew) = "annual_renew",
+    /// `verify_expired`
+    VerifyExpired(VerifyExpired) = "verify_expired",
+    /// `user_info_modified`
+    UserInfoModified(UserInfoModified) = "user_info_modified",
+    /// `user_authorization_revoke`
+    UserAuthorizationRevoke(UserAuthorizationRevoke) = "user_authorization_revoke",
+}
+
+impl Event {
+    /// The `EventKey`, for the events that carry one.
+    pub fn event_key(&self) -> Option<&str> {
+        match self {
+            Self::Subscribe(e) => e.event_key.as_deref(),
+            Self::Unsubscribe(e) => e.event_key.as_deref(),
+            Self::Scan(e) => Some(&e.event_key),
+            Self::Click(e) => Some(&e.event_key),
+            Self::View(e) => Some(&e.event_key),
+            Self::ViewMiniprogram(e) => Some(&e.event_key),
+            Self::ScancodePush(e) => Some(&e.event_key),
+            Self::ScancodeWaitmsg(e) => Some(&e.event_key),
+            Self::PicSysphoto(e) => Some(&e.event_key),
+            Self::PicPhotoOrAlbum(e) => Some(&e.event_key),
+            Self::PicWeixin(e) => Some(&e.event_key),
+            Self::LocationSelect(e) => Some(&e.event_key),
+            Self::Unknown(u) => u.field("EventKey"),
+            _ => None,
+        }
+    }
+
+    /// The QR scene of a `subscribe` through a QR code or of a `SCAN`.
+    pub fn scene(&self) -> Option<&str> {
+        match self {
+            Self::Subscribe(e) => e.scene(),
+            Self::Scan(e) => Some(e.scene()),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,205 @@
+//! Reading and writing typed fields from the raw layer, and the macros that declare the
+//! typed structs once so that parsing and writing can never disagree.
+
+use crate::xml::Element;
+
+/// A required field is missing or does not decode.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("<{tag}>: {reason}")]
+pub struct FieldError {
+    /// The element at fault.
+    pub tag: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl FieldError {
+    pub(crate) fn missing(tag: &'static str) -> Self {
+        Self { tag, reason: "missing".into() }
+    }
+}
+
+/// A value that lives in a child element of a parent.
+pub(crate) trait Field: Sized {
+    fn read(parent: &Element, tag: &'static str) -> Result<Self, FieldError>;
+    /// `None` when the element is absent (numbers: also when it is empty).
+    fn read_opt(parent: &Element, tag: &'static str) -> Result<Option<Self>, FieldError> {
+        match parent.child(tag) {
+            None => Ok(None),
+            Some(_) => Self::read(parent, tag).map(Some),
+        }
+    }
+    fn write(&self, parent: &mut Element, tag: &'static str);
+}
+
+/// A struct that is read from and written to one element.
+pub(crate) trait Record: Sized {
+    fn from_element(el: &Element) -> Result<Self, FieldError>;
+    fn fill(&self, el: &mut Element);
+}
+
+impl Field for String {
+    fn read(parent: &Element, tag: &'static str) -> Result<Self, FieldError> {
+        parent.text_of(tag).map(str::to_owned).ok_or(FieldError::missing(tag))
+    }
+    fn write(&self, parent: &mut Element, tag: &'static str) {
+        parent.children.push(Element::cdata(tag, self.as_str()));
+    }
+}
+
+macro_rules! number_field {
+    ($($t:ty),*) => {$(
+        impl Field for $t {
+            fn read(parent: &Element, tag: &'static str) -> Result<Self, FieldError> {
+                let text = parent.text_of(tag).ok_or(FieldError::missing(tag))?;
+                text.trim().parse().map_err(|e| FieldError {
+                    tag,
+                    reason: format!("{text:?} is not a {}: {e}", stringify!($t)),
+                })
+            }
+            fn read_opt(parent: &Element, tag: &'static str) -> Result<Option<Self>, FieldError> {
+                match parent.text_of(tag) {
+                    None => Ok(None),
+                    Some(text) if text.trim().is_empty() => Ok(None),
+                    Some(_) => Self::read(parent, tag).map(Some),
+                }
+            }
+            fn write(&self, parent: &mut Element, tag: &'static str) {
+                parent.children.push(Element::bare(tag, self.to_string()));
+            }
+        }
+    )*};
+}
+number_field!(u64, i64, u32, i32, f64);
+
+impl<T: Field> Field for Option<T> {
+    fn read(parent: &Element, tag: &'static str) -> Result<Self, FieldError> {
+        T::read_opt(parent, tag)
+    }
+    fn write(&self, parent: &mut Element, tag: &'static str) {
+        if let Some(value) = self {
+            value.write(parent, tag);
+        }
+    }
+}
+
+/// Repeated elements (`<item>`, `<List>`): zero, one or many.
+impl<T: Record> Field for Vec<T> {
+    fn read(parent: &Element, tag: &'static str) -> Result<Self, FieldError> {
+        parent.children_named(tag).map(T::from_element).collect()
+    }
+    fn write(&self, parent: &mut Element, tag: &'static str) {
+        for item in self {
+            let mut el = Element::new(tag);
+            item.fill(&mut el);
+            parent.children.push(el);
+        }
+    }
+}
+
+/// Repeated numeric leaves (`<fail_idx>1</fail_idx><fail_idx>2</fail_idx>`).
+impl Field for Vec<u32> {
+    fn read(parent: &Element, tag: &'static str) -> Result<Self, FieldError> {
+        parent
+            .children_named(tag)
+            .map(|el| {
+                el.text
+                    .trim()
+                    .parse()
+                    .map_err(|e| FieldError { tag, reason: format!("{:?} is not a u32: {e}", el.text) })
+            })
+            .collect()
+    }
+    fn write(&self, parent: &mut Element, tag: &'static str) {
+        for n in self {
+            parent.children.push(Element::bare(tag, n.to_string()));
+        }
+    }
+}
+
+/// Declares nested structs read from one element each.
+macro_rules! record {
+    ($(
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$fmeta:meta])* $tag:literal => $field:ident : $ty:ty, )*
+        }
+    )*) => {$(
+        $(#[$meta])*
+        #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+        #[non_exhaustive]
+        pub struct $name {
+            $( $(#[$fmeta])* #[doc = concat!("\n\nXML: `<", $tag, ">`.")] pub $field: $ty, )*
+        }
+
+        impl $crate::field::Record for $name {
+            fn from_element(el: &$crate::xml::Element) -> Result<Self, $crate::field::FieldError> {
+                Ok(Self { $( $field: <$ty as $crate::field::Field>::read(el, $tag)?, )* })
+            }
+            fn fill(&self, el: &mut $crate::xml::Element) {
+                $( $crate::field::Field::write(&self.$field, el, $tag); )*
+            }
+        }
+
+        impl $crate::field::Field for $name {
+            fn read(parent: &$crate::xml::Element, tag: &'static str) -> Result<Self, $crate::field::FieldError> {
+                let el = parent.child(tag).ok_or($crate::field::FieldError::missing(tag))?;
+                <Self as $crate::field::Record>::from_element(el)
+            }
+            fn write(&self, parent: &mut $crate::xml::Element, tag: &'static str) {
+                let mut el = $crate::xml::Element::new(tag);
+                $crate::field::Record::fill(self, &mut el);
+                parent.children.push(el);
+            }
+        }
+    )*};
+}
+
+/// Declares top-level messages and events: a `header` plus the listed fields, read from
+/// and written to the document root with `MsgType` (and `Event`) in WeChat's order.
+macro_rules! top_level {
+    ($(
+        $(#[$meta:meta])*
+        pub struct $name:ident [$msg_type:literal $(, $event:literal)?] {
+            $( $(#[$fmeta:meta])* $tag:literal => $field:ident : $ty:ty, )*
+        }
+    )*) => {$(
+        $(#[$meta])*
+        #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+        #[non_exhaustive]
+        pub struct $name {
+            /// Sender, receiver and time.
+            #[serde(flatten)]
+            pub header: $crate::message::Header,
+            $( $(#[$fmeta])* #[doc = concat!("\n\nXML: `<", $tag, ">`.")] pub $field: $ty, )*
+        }
+
+        impl $name {
+            /// The `MsgType` this struct is sent with.
+            pub const MSG_TYPE: &'static str = $msg_type;
+
+            pub(crate) fn from_root(el: &$crate::xml::Element) -> Result<Self, $crate::field::FieldError> {
+                Ok(Self {
+                    header: $crate::message::Header::read(el)?,
+                    $( $field: <$ty as $crate::field::Field>::read(el, $tag)?, )*
+                })
+            }
+
+            /// Writes the value back as WeChat's XML.
+            pub fn to_xml(&self) -> String {
+                self.to_element().to_xml()
+            }
+
+            /// The value as a raw element tree.
+            pub fn to_element(&self) -> $crate::xml::Element {
+                let mut el = self.header.to_root(Self::MSG_TYPE);
+                $( el.children.push($crate::xml::Element::cdata("Event", $event)); )?
+                $( $crate::field::Field::write(&self.$field, &mut el, $tag); )*
+                el
+            }
+        }
+    )*};
+}
+
+pub(crate) use record;
+pub(crate) use top_level;

@@ -1,0 +1,25 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+pub mod code;
+pub mod crypto;
+pub mod envelope;
+mod error;
+pub mod event;
+mod field;
+pub mod message;
+pub mod reply;
+pub mod signature;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod xml;
+
+pub use code::ReferenceCode;
+pub use crypto::{Cipher, DecryptError, EncryptError, KeyError};
+pub use envelope::{EncryptedReply, Envelope, EnvelopeError, Mode};
+pub use error::{Error, Result};
+pub use event::{Event, EventKind};
+pub use message::{Header, Incoming, MsgKind, Unknown};
+pub use reply::{Article, Reply, ReplyContext, ReplyError};
+pub use signature::VerifyError;
+pub use xml::{Document, Element, RawXml, XmlError};

@@ -1,0 +1,458 @@
+//! Inbound messages: the [`Incoming`] enum and the ordinary message types.
+//!
+//! Parsing happens in two steps: the raw layer ([`Document`]) reads any well-formed XML,
+//! then `MsgType` (and `Event`) pick the one typed variant to decode. A type that is not
+//! modelled — or a known type whose fields do not decode — arrives as
+//! [`Incoming::Unknown`] with every field and the exact XML, never as an error.
+//!
+//! Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_standard_messages.html>
+//!
+//! ```
+//! use wemp_proto::{Incoming, MsgKind};
+//! let xml = "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[o1]]></FromUserName>\
+//!            <CreateTime>1348831860</CreateTime><MsgType><![CDATA[text]]></MsgType>\
+//!            <Content><![CDATA[hello]]></Content><MsgId>1234567890123456</MsgId></xml>";
+//! let msg = Incoming::parse(xml)?;
+//! assert_eq!(msg.kind(), MsgKind::Text);
+//! let Incoming::Text(text) = &msg else { unreachable!() };
+//! assert_eq!(text.content, "hello");
+//! assert_eq!(Incoming::parse(&msg.to_xml())?, msg);
+//! # Ok::<(), wemp_proto::Error>(())
+//! ```
+
+use std::fmt;
+
+use crate::event::Event;
+use crate::field::{Field, FieldError, top_level};
+use crate::xml::{Document, Element, RawXml};
+
+/// Who sent a message to whom, and when.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Header {
+    /// `ToUserName`: the account's original id (`gh_…`) on inbound messages.
+    pub to: String,
+    /// `FromUserName`: the user's OpenID on inbound messages.
+    pub from: String,
+    /// `CreateTime`, seconds since the Unix epoch.
+    pub create_time: i64,
+}
+
+impl Header {
+    pub(crate) fn read(root: &Element) -> Result<Self, FieldError> {
+        Ok(Self {
+            to: String::read(root, "ToUserName")?,
+            from: String::read(root, "FromUserName")?,
+            create_time: i64::read(root, "CreateTime")?,
+        })
+    }
+
+    /// Whatever header fields are present; absent ones are empty or zero.
+    pub(crate) fn read_lenient(root: &Element) -> Self {
+        Self {
+            to: root.text_of("ToUserName").unwrap_or_default().to_owned(),
+            from: root.text_of("FromUserName").unwrap_or_default().to_owned(),
+            create_time: i64::read(root, "CreateTime").unwrap_or(0),
+        }
+    }
+
+    pub(crate) fn to_root(&self, msg_type: &str) -> Element {
+        let mut root = Element::new("xml");
+        root.children.reserve(8);
+        root.children.push(Element::cdata("ToUserName", self.to.as_str()));
+        root.children.push(Element::cdata("FromUserName", self.from.as_str()));
+        root.children.push(Element::bare("CreateTime", self.create_time.to_string()));
+        root.children.push(Element::cdata("MsgType", msg_type));
+        root
+    }
+}
+
+top_level! {
+    /// A text message (`MsgType=text`).
+    pub struct Text ["text"] {
+        /// The text the user sent.
+        "Content" => content: String,
+        /// `MsgId`, unique per user; exceeds 2^53.
+        "MsgId" => id: u64,
+        /// Set when the user tapped a menu item of a menu message.
+        "bizmsgmenuid" => biz_msg_menu_id: Option<String>,
+        /// Data id of the article the message came from, if any.
+        "MsgDataId" => msg_data_id: Option<String>,
+        /// Index of that article in its multi-article message.
+        "Idx" => idx: Option<String>,
+    }
+
+    /// An image message (`MsgType=image`).
+    pub struct Image ["image"] {
+        /// URL of the picture.
+        "PicUrl" => pic_url: String,
+        /// Media id for the media download API.
+        "MediaId" => media_id: String,
+        /// `MsgId`.
+        "MsgId" => id: u64,
+        /// Data id of the article the message came from, if any.
+        "MsgDataId" => msg_data_id: Option<String>,
+        /// Index of that article.
+        "Idx" => idx: Option<String>,
+    }
+
+    /// A voice message (`MsgType=voice`).
+    pub struct Voice ["voice"] {
+        /// Media id of the recording.
+        "MediaId" => media_id: String,
+        /// Audio format, e.g. `amr` or `speex`.
+        "Format" => format: String,
+        /// Media id of the 16 kHz version, when WeChat provides one.
+        "MediaId16K" => media_id_16k: Option<String>,
+        /// Speech recognition result, when enabled for the account.
+        "Recognition" => recognition: Option<String>,
+        /// `MsgId`.
+        "MsgId" => id: u64,
+        /// Data id of the article the message came from, if any.
+        "MsgDataId" => msg_data_id: Option<String>,
+        /// Index of that article.
+        "Idx" => idx: Option<String>,
+    }
+
+    /// A video message (`MsgType=video`).
+    pub struct Video ["video"] {
+        /// Media id of the video.
+        "MediaId" => media_id: String,
+        /// Media id of its thumbnail.
+        "ThumbMediaId" => thumb_media_id: String,
+        /// `MsgId`.
+        "MsgId" => id: u64,
+        /// Data id of the article the message came from, if any.
+        "MsgDataId" => msg_data_id: Option<String>,
+        /// Index of that article.
+        "Idx" => idx: Option<String>,
+    }
+
+    /// A short video message (`MsgType=shortvideo`).
+    pub struct ShortVideo ["shortvideo"] {
+        /// Media id of the video.
+        "MediaId" => media_id: String,
+        /// Media id of its thumbnail.
+        "ThumbMediaId" => thumb_media_id: String,
+        /// `MsgId`.
+        "MsgId" => id: u64,
+        /// Data id of the article the message came from, if any.
+        "MsgDataId" => msg_data_id: Option<String>,
+        /// Index of that article.
+        "Idx" => idx: Option<String>,
+    }
+
+    /// A location the user shared (`MsgType=location`).
+    pub struct Location ["location"] {
+        /// Latitude.
+        "Location_X" => latitude: f64,
+        /// Longitude.
+        "Location_Y" => longitude: f64,
+        /// Map zoom level.
+        "Scale" => scale: u32,
+        /// Place description.
+        "Label" => label: String,
+        /// `MsgId`.
+        "MsgId" => id: u64,
+        /// Data id of the article the message came from, if any.
+        "MsgDataId" => msg_data_id: Option<String>,
+        /// Index of that article.
+        "Idx" => idx: Option<String>,
+    }
+
+    /// A link the user shared (`MsgType=link`).
+    pub struct Link ["link"] {
+        /// Title.
+        "Title" => title: String,
+        /// Description.
+        "Description" => description: String,
+        /// Target URL.
+        "Url" => url: String,
+        /// `MsgId`.
+        "MsgId" => id: u64,
+        /// Data id of the article the message came from, if any.
+        "MsgDataId" => msg_data_id: Option<String>,
+        /// Index of that article.
+        "Idx" => idx: Option<String>,
+    }
+
+    /// A mini program card (`MsgType=miniprogrampage`).
+    pub struct MiniProgramPage ["miniprogrampage"] {
+        /// Card title.
+        "Title" => title: String,
+        /// The mini program's appid.
+        "AppId" => app_id: String,
+        /// Page path inside the mini program.
+        "PagePath" => page_path: String,
+        /// Thumbnail URL.
+        "ThumbUrl" => thumb_url: Option<String>,
+        /// Thumbnail media id.
+        "ThumbMediaId" => thumb_media_id: Option<String>,
+        /// `MsgId`.
+        "MsgId" => id: u64,
+    }
+}
+
+/// A message or event whose type is not modelled (or whose fields did not decode).
+///
+/// Nothing is lost: `fields` is the whole document as a tree and `raw` the exact XML.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Unknown {
+    /// Whatever header fields were present.
+    #[serde(flatten)]
+    pub header: Header,
+    /// The `MsgType` as sent.
+    pub msg_type: String,
+    /// The `Event` as sent, for events.
+    pub event: Option<String>,
+    /// Why a known type fell back to `Unknown` (a field that did not decode), if it did.
+    pub decode_error: Option<String>,
+    /// The whole document.
+    pub fields: Element,
+    /// Exactly what arrived (after decryption).
+    pub raw: RawXml,
+}
+
+impl Unknown {
+    pub(crate) fn from_document(doc: &Document, decode_error: Option<FieldError>) -> Self {
+        Self {
+            header: Header::read_lenient(&doc.root),
+            msg_type: doc.root.text_of("MsgType").unwrap_or_default().to_owned(),
+            event: doc.root.text_of("Event").map(str::to_owned),
+            decode_error: decode_error.map(|e| e.to_string()),
+            fields: doc.root.clone(),
+            raw: doc.raw.clone(),
+        }
+    }
+
+    /// The text of a top-level field, e.g. `unknown.field("MsgId")`.
+    pub fn field(&self, tag: &str) -> Option<&str> {
+        self.fields.text_of(tag)
+    }
+}
+
+/// The `MsgType` of an inbound message: an open set.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[non_exhaustive]
+pub enum MsgKind {
+    /// `text`
+    Text,
+    /// `image`
+    Image,
+    /// `voice`
+    Voice,
+    /// `video`
+    Video,
+    /// `shortvideo`
+    ShortVideo,
+    /// `location`
+    Location,
+    /// `link`
+    Link,
+    /// `miniprogrampage`
+    MiniProgramPage,
+    /// `event`
+    Event,
+    /// Anything else, as sent.
+    Other(String),
+}
+
+impl MsgKind {
+    /// Reads a `MsgType` value (case-insensitively).
+    pub fn from_wire(s: &str) -> Self {
+        let s = s.trim();
+        [
+            Self::Text,
+            Self::Image,
+            Self::Voice,
+            Self::Video,
+            Self::ShortVideo,
+            Self::Location,
+            Self::Link,
+            Self::MiniProgramPage,
+            Self::Event,
+        ]
+        .into_iter()
+        .find(|k| k.as_str().eq_ignore_ascii_case(s))
+        .unwrap_or_else(|| Self::Other(s.to_owned()))
+    }
+
+    /// The wire spelling.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Text => "text",
+            Self::Image => "image",
+            Self::Voice => "voice",
+            Self::Video => "video",
+            Self::ShortVideo => "shortvideo",
+            Self::Location => "location",
+            Self::Link => "link",
+            Self::MiniProgramPage => "miniprogrampage",
+            Self::Event => "event",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for MsgKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Anything WeChat POSTs to the server.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Incoming {
+    /// `text`
+    Text(Text),
+    /// `image`
+    Image(Image),
+    /// `voice`
+    Voice(Voice),
+    /// `video`
+    Video(Video),
+    /// `shortvideo`
+    ShortVideo(ShortVideo),
+    /// `location`
+    Location(Location),
+    /// `link`
+    Link(Link),
+    /// `miniprogrampage`
+    MiniProgramPage(MiniProgramPage),
+    /// `event`, typed by its `Event` value.
+    Event(Event),
+    /// A type not modelled here, or one whose fields did not decode.
+    Unknown(Unknown),
+}
+
+impl Incoming {
+    /// Parses the (decrypted) XML of a message or event.
+    ///
+    /// # Errors
+    /// Only when the XML itself is not acceptable ([`crate::XmlError`]); unknown or
+    /// undecodable types arrive as [`Incoming::Unknown`].
+    pub fn parse(xml: &str) -> Result<Self, crate::Error> {
+        let doc = Document::parse(xml)?;
+        Ok(Self::from_document(&doc))
+    }
+
+    /// Types an already parsed document.
+    pub fn from_document(doc: &Document) -> Self {
+        let root = &doc.root;
+        let msg_type = root.text_of("MsgType").unwrap_or_default();
+        let typed = match MsgKind::from_wire(msg_type) {
+            MsgKind::Text => Text::from_root(root).map(Self::Text),
+            MsgKind::Image => Image::from_root(root).map(Self::Image),
+            MsgKind::Voice => Voice::from_root(root).map(Self::Voice),
+            MsgKind::Video => Video::from_root(root).map(Self::Video),
+            MsgKind::ShortVideo => ShortVideo::from_root(root).map(Self::ShortVideo),
+            MsgKind::Location => Location::from_root(root).map(Self::Location),
+            MsgKind::Link => Link::from_root(root).map(Self::Link),
+            MsgKind::MiniProgramPage => MiniProgramPage::from_root(root).map(Self::MiniProgramPage),
+            MsgKind::Event => Ok(Self::Event(Event::from_document(doc))),
+            MsgKind::Other(_) => return Self::Unknown(Unknown::from_document(doc, None)),
+        };
+        typed.unwrap_or_else(|e| Self::Unknown(Unknown::from_document(doc, Some(e))))
+    }
+
+    /// The message's header.
+    pub fn header(&self) -> &Header {
+        match self {
+            Self::Text(m) => &m.header,
+            Self::Image(m) => &m.header,
+            Self::Voice(m) => &m.header,
+            Self::Video(m) => &m.header,
+            Self::ShortVideo(m) => &m.header,
+            Self::Location(m) => &m.header,
+            Self::Link(m) => &m.header,
+            Self::MiniProgramPage(m) => &m.header,
+            Self::Event(e) => e.header(),
+            Self::Unknown(u) => &u.header,
+        }
+    }
+
+    /// The `MsgType`.
+    pub fn kind(&self) -> MsgKind {
+        match self {
+            Self::Text(_) => MsgKind::Text,
+            Self::Image(_) => MsgKind::Image,
+            Self::Voice(_) => MsgKind::Voice,
+            Self::Video(_) => MsgKind::Video,
+            Self::ShortVideo(_) => MsgKind::ShortVideo,
+            Self::Location(_) => MsgKind::Location,
+            Self::Link(_) => MsgKind::Link,
+            Self::MiniProgramPage(_) => MsgKind::MiniProgramPage,
+            Self::Event(_) => MsgKind::Event,
+            Self::Unknown(u) => MsgKind::from_wire(&u.msg_type),
+        }
+    }
+
+    /// The event, if this is one (typed or unknown events).
+    pub fn event(&self) -> Option<&Event> {
+        match self {
+            Self::Event(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Whether this is an event (`MsgType=event`), typed or not.
+    pub fn is_event(&self) -> bool {
+        self.kind() == MsgKind::Event
+    }
+
+    /// The `MsgId` of an ordinary message (`None` for events).
+    pub fn msg_id(&self) -> Option<u64> {
+        match self {
+            Self::Text(m) => Some(m.id),
+            Self::Image(m) => Some(m.id),
+            Self::Voice(m) => Some(m.id),
+            Self::Video(m) => Some(m.id),
+            Self::ShortVideo(m) => Some(m.id),
+            Self::Location(m) => Some(m.id),
+            Self::Link(m) => Some(m.id),
+            Self::MiniProgramPage(m) => Some(m.id),
+            Self::Event(_) => None,
+            Self::Unknown(u) if !u.msg_type.eq_ignore_ascii_case("event") => {
+                u.field("MsgId").and_then(|s| s.trim().parse().ok())
+            }
+            Self::Unknown(_) => None,
+        }
+    }
+
+    /// The key WeChat's retries of this delivery share (PROTOCOL.md §3):
+    /// `msg:<FromUserName>:<MsgId>` for messages (ids have collided across users), and
+    /// `event:<FromUserName>:<CreateTime>:<Event>:<EventKey>` for events.
+    pub fn dedup_key(&self) -> String {
+        let header = self.header();
+        if let Some(id) = self.msg_id() {
+            return format!("msg:{}:{}", header.from, id);
+        }
+        let (event, key) = match self {
+            Self::Event(e) => (e.kind().as_str().to_owned(), e.event_key().unwrap_or_default().to_owned()),
+            Self::Unknown(u) => (
+                u.event.clone().unwrap_or_else(|| u.msg_type.clone()),
+                u.field("EventKey").unwrap_or_default().to_owned(),
+            ),
+            _ => (String::new(), String::new()),
+        };
+        format!("event:{}:{}:{}:{}", header.from, header.create_time, event, key)
+    }
+
+    /// Writes the value back as XML (an `Unknown` is written exactly as it arrived).
+    pub fn to_xml(&self) -> String {
+        match self {
+            Self::Text(m) => m.to_xml(),
+            Self::Image(m) => m.to_xml(),
+            Self::Voice(m) => m.to_xml(),
+            Self::Video(m) => m.to_xml(),
+            Self::ShortVideo(m) => m.to_xml(),
+            Self::Location(m) => m.to_xml(),
+            Self::Link(m) => m.to_xml(),
+            Self::MiniProgramPage(m) => m.to_xml(),
+            Self::Event(e) => e.to_xml(),
+            Self::Unknown(u) => u.raw.as_str().to_owned(),
+        }
+    }
+}

@@ -1,0 +1,459 @@
+//! Passive replies: what the server answers to a POST, within WeChat's 5-second window.
+//!
+//! A reply swaps the direction of the message it answers (`ToUserName` = the user's OpenID,
+//! `FromUserName` = the account's `gh_…` id) and carries `CreateTime` in seconds; the
+//! [`ReplyContext`] takes care of both. [`Reply::None`] renders as `success`, which tells
+//! WeChat there is no reply and stops its retries.
+//!
+//! Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Passive_user_reply_message.html>
+//!
+//! ```
+//! use wemp_proto::{Incoming, Reply, ReplyContext};
+//! let msg = Incoming::parse("<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName>\
+//!     <CreateTime>1</CreateTime><MsgType>text</MsgType><Content>hi</Content><MsgId>7</MsgId></xml>")?;
+//! let xml = Reply::text("hello ]]> world").to_xml(&ReplyContext::answering(&msg, 1_700_000_000))?;
+//! assert!(xml.starts_with("<xml><ToUserName><![CDATA[o1]]></ToUserName><FromUserName><![CDATA[gh_1]]>"));
+//! assert!(xml.contains("<CreateTime>1700000000</CreateTime>"));
+//! # Ok::<(), wemp_proto::Error>(())
+//! ```
+
+use crate::ReferenceCode;
+use crate::field::{Field, FieldError, Record, record};
+use crate::message::{Header, Incoming};
+use crate::xml::{Document, Element, XmlError};
+
+/// Most articles in a news reply to an event or in other contexts.
+pub const MAX_ARTICLES: usize = 8;
+/// Most articles in a news reply that answers a user's message.
+pub const MAX_ARTICLES_FOR_MESSAGE: usize = 1;
+
+record! {
+    /// One article of a news reply.
+    pub struct Article {
+        /// Title.
+        "Title" => title: String,
+        /// Description.
+        "Description" => description: String,
+        /// Picture URL (large 360×200, small 200×200).
+        "PicUrl" => pic_url: String,
+        /// Where a tap leads.
+        "Url" => url: String,
+    }
+
+    /// A music reply.
+    pub struct Music {
+        /// Title.
+        "Title" => title: Option<String>,
+        /// Description.
+        "Description" => description: Option<String>,
+        /// Music URL.
+        "MusicUrl" => music_url: Option<String>,
+        /// High-quality music URL (preferred on Wi-Fi).
+        "HQMusicUrl" => hq_music_url: Option<String>,
+        /// Media id of the thumbnail.
+        "ThumbMediaId" => thumb_media_id: String,
+    }
+}
+
+impl Article {
+    /// An article with all four fields.
+    pub fn new(
+        title: impl Into<String>,
+        description: impl Into<String>,
+        pic_url: impl Into<String>,
+        url: impl Into<String>,
+    ) -> Self {
+        Self {
+            title: title.into(),
+            description: description.into(),
+            pic_url: pic_url.into(),
+            url: url.into(),
+        }
+    }
+}
+
+impl Music {
+    /// A music reply with a thumbnail and the given URLs.
+    pub fn new(thumb_media_id: impl Into<String>) -> Self {
+        Self { thumb_media_id: thumb_media_id.into(), ..Self::default() }
+    }
+}
+
+/// A passive reply.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Reply {
+    /// No reply: the body is `success`.
+    #[default]
+    None,
+    /// A text bubble.
+    Text {
+        /// The text.
+        content: String,
+    },
+    /// An image by media id.
+    Image {
+        /// Media id of an uploaded image.
+        media_id: String,
+    },
+    /// A voice message by media id.
+    Voice {
+        /// Media id of an uploaded recording.
+        media_id: String,
+    },
+    /// A video by media id.
+    Video {
+        /// Media id of an uploaded video.
+        media_id: String,
+        /// Title.
+        title: Option<String>,
+        /// Description.
+        description: Option<String>,
+    },
+    /// Music.
+    Music(Music),
+    /// Articles (news): 1 when answering a user's message, at most 8 otherwise.
+    News(Vec<Article>),
+    /// Hand the conversation to the customer-service system, optionally to one agent.
+    TransferCustomerService {
+        /// `TransInfo/KfAccount`: the agent (`account@wechat_id`).
+        kf_account: Option<String>,
+    },
+}
+
+impl Reply {
+    /// A text reply.
+    pub fn text(content: impl Into<String>) -> Self {
+        Self::Text { content: content.into() }
+    }
+    /// An image reply.
+    pub fn image(media_id: impl Into<String>) -> Self {
+        Self::Image { media_id: media_id.into() }
+    }
+    /// A voice reply.
+    pub fn voice(media_id: impl Into<String>) -> Self {
+        Self::Voice { media_id: media_id.into() }
+    }
+    /// A video reply.
+    pub fn video(media_id: impl Into<String>, title: Option<String>, description: Option<String>) -> Self {
+        Self::Video { media_id: media_id.into(), title, description }
+    }
+    /// A music reply.
+    pub fn music(music: Music) -> Self {
+        Self::Music(music)
+    }
+    /// A news reply.
+    pub fn news(articles: Vec<Article>) -> Self {
+        Self::News(articles)
+    }
+    /// Transfer to the customer-service system.
+    pub fn transfer_customer_service() -> Self {
+        Self::TransferCustomerService { kf_account: None }
+    }
+    /// Transfer to one customer-service agent.
+    pub fn transfer_to(kf_account: impl Into<String>) -> Self {
+        Self::TransferCustomerService { kf_account: Some(kf_account.into()) }
+    }
+
+    /// Whether this is [`Reply::None`].
+    pub fn is_none(&self) -> bool {
+        matches!(self, Self::None)
+    }
+
+    /// The `MsgType` this reply is sent with (`None` for no reply).
+    pub fn msg_type(&self) -> Option<&'static str> {
+        Some(match self {
+            Self::None => return None,
+            Self::Text { .. } => "text",
+            Self::Image { .. } => "image",
+            Self::Voice { .. } => "voice",
+            Self::Video { .. } => "video",
+            Self::Music(_) => "music",
+            Self::News(_) => "news",
+            Self::TransferCustomerService { .. } => "transfer_customer_service",
+        })
+    }
+
+    /// Checks the reply against WeChat's rules for the given context.
+    ///
+    /// # Errors
+    /// [`ReplyError`] for a news reply with no articles or too many, or text that XML
+    /// cannot carry.
+    pub fn validate(&self, ctx: &ReplyContext) -> Result<(), ReplyError> {
+        if let Self::News(articles) = self {
+            let limit = ctx.article_limit();
+            if articles.is_empty() || articles.len() > limit {
+                return Err(ReplyError::ArticleCount {
+                    count: articles.len(),
+                    limit,
+                    answering_message: ctx.answering_message,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Renders the reply as the body WeChat expects (`success` for [`Reply::None`]).
+    ///
+    /// # Errors
+    /// [`ReplyError`] as in [`Reply::validate`].
+    pub fn to_xml(&self, ctx: &ReplyContext) -> Result<String, ReplyError> {
+        match self.to_element(ctx)? {
+            None => Ok("success".to_owned()),
+            Some(el) => Ok(el.to_xml()),
+        }
+    }
+
+    /// The reply as an element tree (`None` for [`Reply::None`]).
+    ///
+    /// # Errors
+    /// [`ReplyError`] as in [`Reply::validate`].
+    pub fn to_element(&self, ctx: &ReplyContext) -> Result<Option<Element>, ReplyError> {
+        self.validate(ctx)?;
+        let Some(msg_type) = self.msg_type() else { return Ok(None) };
+        let header = Header { to: ctx.to.clone(), from: ctx.from.clone(), create_time: ctx.create_time };
+        let mut root = header.to_root(msg_type);
+        match self {
+            Self::None => {}
+            Self::Text { content } => content.write(&mut root, "Content"),
+            Self::Image { media_id } => {
+                root.children.push(Element::new("Image").with(Element::cdata("MediaId", media_id.as_str())))
+            }
+            Self::Voice { media_id } => {
+                root.children.push(Element::new("Voice").with(Element::cdata("MediaId", media_id.as_str())))
+            }
+            Self::Video { media_id, title, description } => {
+                let mut video = Element::new("Video").with(Element::cdata("MediaId", media_id.as_str()));
+                title.write(&mut video, "Title");
+                description.write(&mut video, "Description");
+                root.children.push(video);
+            }
+            Self::Music(music) => music.write(&mut root, "Music"),
+            Self::News(articles) => {
+                root.children.push(Element::bare("ArticleCount", articles.len().to_string()));
+                let mut list = Element::new("Articles");
+                articles.write(&mut list, "item");
+                root.children.push(list);
+            }
+            Self::TransferCustomerService { kf_account } => {
+                if let Some(kf) = kf_account {
+                    root.children
+                        .push(Element::new("TransInfo").with(Element::cdata("KfAccount", kf.as_str())));
+                }
+            }
+        }
+        check_chars(&root)?;
+        Ok(Some(root))
+    }
+}
+
+fn check_chars(el: &Element) -> Result<(), ReplyError> {
+    if let Some(ch) = el.text.chars().find(|&c| !is_xml_char(c)) {
+        return Err(ReplyError::InvalidChar { field: el.name.clone(), ch });
+    }
+    el.children.iter().try_for_each(check_chars)
+}
+
+/// Whether XML 1.0 can carry the character at all (in text or CDATA).
+pub fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Who the reply goes to, from whom, when, and what it answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplyContext {
+    /// `ToUserName` of the reply: the user's OpenID.
+    pub to: String,
+    /// `FromUserName` of the reply: the account's original id.
+    pub from: String,
+    /// `CreateTime` of the reply, in seconds.
+    pub create_time: i64,
+    /// Whether the reply answers a user's message (not an event): limits news to one article.
+    pub answering_message: bool,
+}
+
+impl ReplyContext {
+    /// The context for answering `incoming` at `now` (seconds): direction swapped.
+    pub fn answering(incoming: &Incoming, now: i64) -> Self {
+        let header = incoming.header();
+        Self {
+            to: header.from.clone(),
+            from: header.to.clone(),
+            create_time: now,
+            answering_message: !incoming.is_event(),
+        }
+    }
+
+    /// How many articles a news reply may hold here.
+    pub fn article_limit(&self) -> usize {
+        if self.answering_message { MAX_ARTICLES_FOR_MESSAGE } else { MAX_ARTICLES }
+    }
+}
+
+/// A reply that WeChat would refuse (`-40011`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplyError {
+    /// A news reply with no articles or more than allowed.
+    #[error(
+        "news reply has {count} articles; {limit} allowed when answering {}",
+        if *answering_message { "a user's message" } else { "an event" }
+    )]
+    ArticleCount {
+        /// Articles in the reply.
+        count: usize,
+        /// Articles allowed.
+        limit: usize,
+        /// Whether the reply answers a message (limit 1) rather than an event (limit 8).
+        answering_message: bool,
+    },
+    /// A character XML cannot carry (a control character).
+    #[error("<{field}> contains U+{:04X}, which XML cannot carry", *ch as u32)]
+    InvalidChar {
+        /// The element holding it.
+        field: String,
+        /// The character.
+        ch: char,
+    },
+}
+
+impl ReplyError {
+    /// Always [`ReferenceCode::GenReturnXml`].
+    pub const fn reference_code(&self) -> ReferenceCode {
+        ReferenceCode::GenReturnXml
+    }
+}
+
+/// A reply as read back from a server's answer (by simulators and tests).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ReplyMessage {
+    /// Direction and time (`None` for `success` or an empty body).
+    pub header: Option<Header>,
+    /// The reply.
+    pub reply: Reply,
+}
+
+/// A server's answer that is not a valid passive reply.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplyParseError {
+    /// Not well-formed XML.
+    #[error(transparent)]
+    Xml(#[from] XmlError),
+    /// A field is missing or malformed.
+    #[error(transparent)]
+    Field(#[from] FieldError),
+    /// `MsgType` is not a reply type.
+    #[error("MsgType {0:?} is not a passive reply type")]
+    MsgType(String),
+    /// `ArticleCount` disagrees with the articles present.
+    #[error("ArticleCount says {declared} but {actual} articles follow")]
+    ArticleCount {
+        /// The declared count.
+        declared: usize,
+        /// The articles present.
+        actual: usize,
+    },
+}
+
+impl ReplyMessage {
+    /// Reads a server's (decrypted) answer; `success` and an empty body mean no reply.
+    ///
+    /// # Errors
+    /// [`ReplyParseError`] when the answer is not a valid passive reply.
+    pub fn parse(body: &str) -> Result<Self, ReplyParseError> {
+        let trimmed = body.trim();
+        if trimmed.is_empty() || trimmed == "success" {
+            return Ok(Self { header: None, reply: Reply::None });
+        }
+        let doc = Document::parse(body)?;
+        let root = &doc.root;
+        let header = Header::read(root)?;
+        let msg_type = String::read(root, "MsgType")?;
+        let media = |tag: &'static str| -> Result<String, FieldError> {
+            let el = root.child(tag).ok_or(FieldError::missing(tag))?;
+            String::read(el, "MediaId")
+        };
+        let reply = match msg_type.as_str() {
+            "text" => Reply::Text { content: String::read(root, "Content")? },
+            "image" => Reply::Image { media_id: media("Image")? },
+            "voice" => Reply::Voice { media_id: media("Voice")? },
+            "video" => {
+                let video = root.child("Video").ok_or(FieldError::missing("Video"))?;
+                Reply::Video {
+                    media_id: String::read(video, "MediaId")?,
+                    title: Option::<String>::read(video, "Title")?,
+                    description: Option::<String>::read(video, "Description")?,
+                }
+            }
+            "music" => Reply::Music(Music::read(root, "Music")?),
+            "news" => {
+                let declared = u64::read(root, "ArticleCount")?;
+                let list = root.child("Articles").ok_or(FieldError::missing("Articles"))?;
+                let articles =
+                    list.children_named("item").map(Article::from_element).collect::<Result<Vec<_>, _>>()?;
+                let declared = usize::try_from(declared).unwrap_or(usize::MAX);
+                if declared != articles.len() {
+                    return Err(ReplyParseError::ArticleCount { declared, actual: articles.len() });
+                }
+                Reply::News(articles)
+            }
+            "transfer_customer_service" => Reply::TransferCustomerService {
+                kf_account: match root.child("TransInfo") {
+                    Some(info) => Option::<String>::read(info, "KfAccount")?,
+                    None => None,
+                },
+            },
+            other => return Err(ReplyParseError::MsgType(other.to_owned())),
+        };
+        Ok(Self { header: Some(header), reply })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(answering_message: bool) -> ReplyContext {
+        ReplyContext { to: "o1".into(), from: "gh_1".into(), create_time: 1_700_000_000, answering_message }
+    }
+
+    #[test]
+    fn none_is_success() {
+        assert_eq!(Reply::None.to_xml(&ctx(true)).unwrap(), "success");
+        assert_eq!(ReplyMessage::parse("success").unwrap().reply, Reply::None);
+        assert_eq!(ReplyMessage::parse("").unwrap().reply, Reply::None);
+    }
+
+    #[test]
+    fn news_limits_depend_on_what_is_answered() {
+        let one = Article::new("t", "d", "p", "u");
+        let two = Reply::news(vec![one.clone(), one.clone()]);
+        let err = two.to_xml(&ctx(true)).unwrap_err();
+        assert_eq!(err, ReplyError::ArticleCount { count: 2, limit: 1, answering_message: true });
+        assert!(err.to_string().contains("a user's message"));
+        assert!(two.to_xml(&ctx(false)).is_ok());
+        let nine = Reply::news(vec![one.clone(); 9]);
+        assert!(matches!(nine.to_xml(&ctx(false)), Err(ReplyError::ArticleCount { count: 9, limit: 8, .. })));
+        assert!(matches!(
+            Reply::news(vec![]).to_xml(&ctx(false)),
+            Err(ReplyError::ArticleCount { count: 0, .. })
+        ));
+        assert_eq!(err.reference_code().code(), -40011);
+    }
+
+    #[test]
+    fn control_characters_are_refused() {
+        let err = Reply::text("a\u{1}b").to_xml(&ctx(true)).unwrap_err();
+        assert_eq!(err, ReplyError::InvalidChar { field: "Content".into(), ch: '\u{1}' });
+    }
+
+    #[test]
+    fn transfer_without_and_with_account() {
+        let xml = Reply::transfer_customer_service().to_xml(&ctx(true)).unwrap();
+        assert!(xml.ends_with("<MsgType><![CDATA[transfer_customer_service]]></MsgType></xml>"));
+        let xml = Reply::transfer_to("test1@test").to_xml(&ctx(true)).unwrap();
+        assert!(xml.contains("<TransInfo><KfAccount><![CDATA[test1@test]]></KfAccount></TransInfo>"));
+    }
+}

@@ -1,0 +1,184 @@
+//! What the WeChat platform does, for simulators and tests (feature `testing`).
+//!
+//! [`Platform`] signs and encrypts requests exactly as WeChat does and opens the replies,
+//! checking their signatures. `wemp sim`, `wemp-testkit` and the tests all use it, so the
+//! server is always tested against one description of the platform.
+//!
+//! ```
+//! use wemp_proto::{Cipher, Mode, testing::Platform};
+//! let cipher = Cipher::new("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "wx2c2769f8efd9abc2")?;
+//! let platform = Platform::new("spamtest").with_cipher(cipher);
+//! let req = platform.post(Mode::Safe, "<xml><MsgType>text</MsgType></xml>", "o1", "gh_1", "1409735669", "42", [1; 16])?;
+//! assert!(req.query_string().contains("encrypt_type=aes"));
+//! assert!(req.body.contains("<Encrypt>"));
+//! # Ok::<(), wemp_proto::Error>(())
+//! ```
+
+use crate::Error;
+use crate::crypto::Cipher;
+use crate::envelope::{EncryptedReply, Mode};
+use crate::reply::ReplyMessage;
+use crate::signature;
+use crate::xml::{Document, Element};
+
+/// The platform side of one account: its token and, for encrypted modes, its cipher.
+#[derive(Clone, Debug)]
+pub struct Platform {
+    token: String,
+    cipher: Option<Cipher>,
+}
+
+/// A signed request as WeChat would send it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedRequest {
+    /// Query parameters in WeChat's order.
+    pub query: Vec<(String, String)>,
+    /// The body (empty for the verification GET).
+    pub body: String,
+}
+
+impl SignedRequest {
+    /// The query string, percent-encoded.
+    pub fn query_string(&self) -> String {
+        self.query
+            .iter()
+            .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
+    /// The value of one query parameter.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A server's reply as the platform reads it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpenedReply {
+    /// The decoded reply.
+    pub message: ReplyMessage,
+    /// Whether the reply came encrypted.
+    pub encrypted: bool,
+    /// The reply XML (decrypted when it was encrypted).
+    pub xml: String,
+}
+
+impl Platform {
+    /// A platform for an account with this token (plain mode only until a cipher is added).
+    pub fn new(token: impl Into<String>) -> Self {
+        Self { token: token.into(), cipher: None }
+    }
+
+    /// Adds the account's cipher, for compatible and safe mode.
+    #[must_use]
+    pub fn with_cipher(mut self, cipher: Cipher) -> Self {
+        self.cipher = Some(cipher);
+        self
+    }
+
+    /// The token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The cipher, if any.
+    pub fn cipher(&self) -> Option<&Cipher> {
+        self.cipher.as_ref()
+    }
+
+    /// The URL verification GET's query.
+    pub fn verification(&self, timestamp: &str, nonce: &str, echostr: &str) -> SignedRequest {
+        let signature = signature::sign(&self.token, timestamp, nonce);
+        SignedRequest {
+            query: vec![
+                ("signature".into(), signature),
+                ("echostr".into(), echostr.into()),
+                ("timestamp".into(), timestamp.into()),
+                ("nonce".into(), nonce.into()),
+            ],
+            body: String::new(),
+        }
+    }
+
+    /// A message POST in the given mode. `to` is the account's `gh_…` id, put in the
+    /// envelope's `ToUserName` in encrypted modes.
+    ///
+    /// # Errors
+    /// [`Error::Xml`] when `xml` is not acceptable in compatible mode (its fields are
+    /// copied into the envelope); [`Error::Key`]-free: an encrypted mode without a cipher
+    /// is reported as [`Error::Envelope`] with a missing `Encrypt`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn post(
+        &self,
+        mode: Mode,
+        xml: &str,
+        openid: &str,
+        to: &str,
+        timestamp: &str,
+        nonce: &str,
+        random: [u8; 16],
+    ) -> Result<SignedRequest, Error> {
+        let signature = signature::sign(&self.token, timestamp, nonce);
+        let mut query = vec![
+            ("signature".to_owned(), signature),
+            ("timestamp".to_owned(), timestamp.to_owned()),
+            ("nonce".to_owned(), nonce.to_owned()),
+            ("openid".to_owned(), openid.to_owned()),
+        ];
+        if mode == Mode::Plain {
+            return Ok(SignedRequest { query, body: xml.to_owned() });
+        }
+        let cipher = self.cipher.as_ref().ok_or(crate::EnvelopeError::MissingEncrypt)?;
+        let encrypt = cipher.encrypt(xml, random)?;
+        let msg_signature = signature::sign_msg(&self.token, timestamp, nonce, &encrypt);
+        query.push(("encrypt_type".into(), "aes".into()));
+        query.push(("msg_signature".into(), msg_signature));
+        let body = match mode {
+            Mode::Safe => Element::new("xml")
+                .with(Element::cdata("ToUserName", to))
+                .with(Element::cdata("Encrypt", encrypt))
+                .to_xml(),
+            _ => {
+                let mut root = Document::parse(xml)?.root;
+                root.children.push(Element::cdata("Encrypt", encrypt));
+                root.to_xml()
+            }
+        };
+        Ok(SignedRequest { query, body })
+    }
+
+    /// Reads a server's answer: an encrypted envelope is verified and decrypted; anything
+    /// else is read as a plain reply (`success` and an empty body mean no reply).
+    ///
+    /// # Errors
+    /// [`Error`] when the envelope's signature is wrong, it does not decrypt, or the reply is
+    /// not a valid passive reply.
+    pub fn open_reply(&self, body: &str) -> Result<OpenedReply, Error> {
+        let trimmed = body.trim();
+        let looks_encrypted = trimmed.starts_with('<')
+            && Document::parse(trimmed).map(|d| d.root.child("Encrypt").is_some()).unwrap_or(false);
+        if looks_encrypted {
+            let envelope = EncryptedReply::parse(trimmed)?;
+            let cipher = self.cipher.as_ref().ok_or(crate::EnvelopeError::MissingEncrypt)?;
+            let xml = envelope.open(cipher, &self.token)?;
+            let message = ReplyMessage::parse(&xml)?;
+            return Ok(OpenedReply { message, encrypted: true, xml });
+        }
+        let message = ReplyMessage::parse(body)?;
+        Ok(OpenedReply { message, encrypted: false, xml: body.to_owned() })
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,436 @@
+//! The lossless raw layer: any well-formed XML document as a tree of [`Element`]s, plus the
+//! exact text that arrived.
+//!
+//! Parsing is deliberately conservative: a `<!DOCTYPE …>` (and so any entity declaration) is
+//! rejected, only the five predefined entities and character references are resolved, and
+//! nesting is bounded by [`MAX_DEPTH`]. Nothing is ever fetched or expanded.
+//!
+//! ```
+//! use wemp_proto::Document;
+//! let doc = Document::parse("<xml><MsgType><![CDATA[text]]></MsgType><MsgId>1</MsgId></xml>")?;
+//! assert_eq!(doc.root.text_of("MsgType"), Some("text"));
+//! assert_eq!(doc.raw.as_str(), "<xml><MsgType><![CDATA[text]]></MsgType><MsgId>1</MsgId></xml>");
+//! # Ok::<(), wemp_proto::XmlError>(())
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use quick_xml::Reader;
+use quick_xml::events::Event as XmlEvent;
+
+use crate::ReferenceCode;
+
+/// The deepest nesting accepted; WeChat's deepest documents need 5.
+pub const MAX_DEPTH: usize = 32;
+
+/// The XML is not acceptable (`-40002`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum XmlError {
+    /// The document is not well-formed.
+    #[error("malformed XML at byte {position}: {reason}")]
+    Syntax {
+        /// Byte offset where the parser gave up.
+        position: u64,
+        /// What the parser said.
+        reason: String,
+    },
+    /// A `<!DOCTYPE>` was present; DTDs and entity declarations are never accepted.
+    #[error("DOCTYPE and entity declarations are not allowed")]
+    Doctype,
+    /// A reference to an entity other than the five predefined ones.
+    #[error("undefined entity reference &{0};")]
+    Entity(String),
+    /// Elements nest deeper than [`MAX_DEPTH`].
+    #[error("elements nest deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+    /// No root element at all (an empty body, or only whitespace).
+    #[error("no root element (empty body?)")]
+    NoRoot,
+    /// Content after the root element ends.
+    #[error("content after the root element at byte {position}")]
+    Trailing {
+        /// Byte offset of the extra content.
+        position: u64,
+    },
+}
+
+impl XmlError {
+    /// Always [`ReferenceCode::ParseXml`].
+    pub const fn reference_code(&self) -> ReferenceCode {
+        ReferenceCode::ParseXml
+    }
+}
+
+/// Exactly the text that arrived (after decryption), shared cheaply.
+#[derive(Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct RawXml(Arc<str>);
+
+impl RawXml {
+    /// Wraps a string.
+    pub fn new(xml: impl Into<Arc<str>>) -> Self {
+        Self(xml.into())
+    }
+
+    /// The XML text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RawXml {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for RawXml {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One element: its name, attributes, text and child elements, in document order.
+///
+/// Repeated children stay repeated (`children_named` yields each); a leaf's text is the
+/// concatenation of its text and CDATA pieces, entities resolved.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Element {
+    /// Tag name as written.
+    pub name: String,
+    /// Attributes in order (WeChat sends none, but nothing is dropped).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attrs: Vec<(String, String)>,
+    /// Text content; whitespace between child elements is not kept.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub text: String,
+    /// Whether the text arrived (or should be written) as CDATA.
+    #[serde(skip)]
+    pub cdata: bool,
+    /// Child elements in document order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<Element>,
+}
+
+impl Element {
+    /// An empty element.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self { name: name.into(), ..Self::default() }
+    }
+
+    /// A leaf written as CDATA (how WeChat writes strings).
+    pub fn cdata(name: impl Into<String>, text: impl Into<String>) -> Self {
+        Self { name: name.into(), text: text.into(), cdata: true, ..Self::default() }
+    }
+
+    /// A leaf written as bare text (how WeChat writes numbers).
+    pub fn bare(name: impl Into<String>, text: impl Into<String>) -> Self {
+        Self { name: name.into(), text: text.into(), cdata: false, ..Self::default() }
+    }
+
+    /// Appends a child and returns `self`, for building.
+    #[must_use]
+    pub fn with(mut self, child: Self) -> Self {
+        self.children.push(child);
+        self
+    }
+
+    /// The first child with this name.
+    pub fn child(&self, name: &str) -> Option<&Self> {
+        self.children.iter().find(|c| c.name == name)
+    }
+
+    /// Every child with this name, in order (one or many: WeChat repeats some elements).
+    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Self> + 'a {
+        self.children.iter().filter(move |c| c.name == name)
+    }
+
+    /// The text of the first child with this name.
+    pub fn text_of(&self, name: &str) -> Option<&str> {
+        self.child(name).map(|c| c.text.as_str())
+    }
+
+    /// Writes the element as XML: strings as CDATA (with `]]>` split safely), numbers bare.
+    pub fn to_xml(&self) -> String {
+        let mut out = String::with_capacity(256);
+        self.write_to(&mut out);
+        out
+    }
+
+    /// Appends the element's XML to `out`.
+    pub fn write_to(&self, out: &mut String) {
+        out.push('<');
+        out.push_str(&self.name);
+        for (k, v) in &self.attrs {
+            out.push(' ');
+            out.push_str(k);
+            out.push_str("=\"");
+            escape_into(v, out, true);
+            out.push('"');
+        }
+        out.push('>');
+        if !self.text.is_empty() {
+            if self.cdata {
+                cdata_into(&self.text, out);
+            } else {
+                escape_into(&self.text, out, false);
+            }
+        }
+        for child in &self.children {
+            child.write_to(out);
+        }
+        out.push_str("</");
+        out.push_str(&self.name);
+        out.push('>');
+    }
+}
+
+/// Writes `text` as one or more CDATA sections; a `]]>` inside is split across two sections
+/// so it can never close the section early.
+pub fn cdata_into(text: &str, out: &mut String) {
+    out.push_str("<![CDATA[");
+    let mut rest = text;
+    while let Some(i) = rest.find("]]>") {
+        // Keep "]]" in this section and start the next one with ">".
+        out.push_str(&rest[..i + 2]);
+        out.push_str("]]><![CDATA[");
+        rest = &rest[i + 2..];
+    }
+    out.push_str(rest);
+    out.push_str("]]>");
+}
+
+fn escape_into(text: &str, out: &mut String, attr: bool) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' if attr => out.push_str("&quot;"),
+            '\r' => out.push_str("&#13;"),
+            _ => out.push(c),
+        }
+    }
+}
+
+/// A parsed document: the root element and the exact text it came from.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Document {
+    /// The root element (WeChat's is `<xml>`).
+    pub root: Element,
+    /// The text as it arrived.
+    pub raw: RawXml,
+}
+
+struct Frame {
+    element: Element,
+    pieces: Vec<(String, bool)>,
+}
+
+impl Frame {
+    fn finish(mut self) -> Element {
+        let saw_cdata = self.pieces.iter().any(|(_, c)| *c);
+        let only_ws = |s: &str| s.chars().all(char::is_whitespace);
+        if !self.element.children.is_empty() || saw_cdata {
+            // Indentation around children or CDATA sections is layout, not content.
+            self.pieces.retain(|(s, cdata)| *cdata || !only_ws(s));
+        }
+        self.element.cdata = saw_cdata;
+        self.element.text = match self.pieces.len() {
+            0 => String::new(),
+            1 => self.pieces.pop().map(|(s, _)| s).unwrap_or_default(),
+            _ => self.pieces.into_iter().map(|(s, _)| s).collect(),
+        };
+        self.element
+    }
+
+    fn push_text(&mut self, text: &str, cdata: bool) {
+        match self.pieces.last_mut() {
+            Some((last, last_cdata)) if !cdata && !*last_cdata => last.push_str(text),
+            _ => self.pieces.push((text.to_owned(), cdata)),
+        }
+    }
+}
+
+impl Document {
+    /// Parses any well-formed document.
+    ///
+    /// # Errors
+    /// [`XmlError`] for malformed XML, a DOCTYPE, an unknown entity, nesting deeper than
+    /// [`MAX_DEPTH`], an empty body, or content after the root element.
+    pub fn parse(xml: &str) -> Result<Self, XmlError> {
+        Ok(Self { root: parse_root(xml)?, raw: RawXml::new(xml) })
+    }
+}
+
+fn syntax(reader: &Reader<&[u8]>, reason: impl fmt::Display) -> XmlError {
+    XmlError::Syntax { position: reader.buffer_position(), reason: reason.to_string() }
+}
+
+fn parse_root(xml: &str) -> Result<Element, XmlError> {
+    let mut reader = Reader::from_str(xml);
+    reader.config_mut().check_end_names = true;
+    reader.config_mut().expand_empty_elements = false;
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut root: Option<Element> = None;
+    loop {
+        let event = reader.read_event().map_err(|e| syntax(&reader, e))?;
+        if root.is_some() {
+            match event {
+                XmlEvent::Eof => break,
+                XmlEvent::Comment(_) | XmlEvent::PI(_) => continue,
+                XmlEvent::Text(ref t) if t.iter().all(u8::is_ascii_whitespace) => continue,
+                _ => return Err(XmlError::Trailing { position: reader.buffer_position() }),
+            }
+        }
+        match event {
+            XmlEvent::Start(start) | XmlEvent::Empty(start) if stack.len() >= MAX_DEPTH => {
+                let _ = start;
+                return Err(XmlError::TooDeep);
+            }
+            XmlEvent::Start(start) => {
+                stack.push(Frame { element: open(&reader, &start)?, pieces: Vec::new() });
+            }
+            XmlEvent::Empty(start) => {
+                let element = open(&reader, &start)?;
+                attach(&mut stack, &mut root, element);
+            }
+            XmlEvent::End(_) => {
+                let frame = stack.pop().ok_or_else(|| syntax(&reader, "unexpected end tag"))?;
+                attach(&mut stack, &mut root, frame.finish());
+            }
+            XmlEvent::Text(text) => {
+                let text = text.decode().map_err(|e| syntax(&reader, e))?;
+                match stack.last_mut() {
+                    Some(frame) => frame.push_text(&text, false),
+                    None if text.chars().all(char::is_whitespace) => {}
+                    None => return Err(syntax(&reader, "text outside the root element")),
+                }
+            }
+            XmlEvent::CData(data) => {
+                let data = data.decode().map_err(|e| syntax(&reader, e))?;
+                match stack.last_mut() {
+                    Some(frame) => frame.push_text(&data, true),
+                    None => return Err(syntax(&reader, "CDATA outside the root element")),
+                }
+            }
+            XmlEvent::GeneralRef(reference) => {
+                let resolved = if reference.is_char_ref() {
+                    reference.resolve_char_ref().map_err(|e| syntax(&reader, e))?.map(String::from)
+                } else {
+                    let name = reference.decode().map_err(|e| syntax(&reader, e))?;
+                    match quick_xml::escape::resolve_xml_entity(&name) {
+                        Some(s) => Some(s.to_owned()),
+                        None => return Err(XmlError::Entity(name.into_owned())),
+                    }
+                };
+                let resolved = resolved.ok_or_else(|| syntax(&reader, "invalid character reference"))?;
+                match stack.last_mut() {
+                    Some(frame) => frame.push_text(&resolved, false),
+                    None => return Err(syntax(&reader, "reference outside the root element")),
+                }
+            }
+            XmlEvent::DocType(_) => return Err(XmlError::Doctype),
+            XmlEvent::Decl(_) | XmlEvent::PI(_) | XmlEvent::Comment(_) => {}
+            XmlEvent::Eof => {
+                if stack.is_empty() {
+                    return Err(XmlError::NoRoot);
+                }
+                return Err(syntax(&reader, "unexpected end of document (unclosed element)"));
+            }
+        }
+    }
+    root.ok_or(XmlError::NoRoot)
+}
+
+fn open(reader: &Reader<&[u8]>, start: &quick_xml::events::BytesStart<'_>) -> Result<Element, XmlError> {
+    let name = std::str::from_utf8(start.name().as_ref()).map_err(|e| syntax(reader, e))?.to_owned();
+    let mut element = Element::new(name);
+    for attr in start.attributes() {
+        let attr = attr.map_err(|e| syntax(reader, e))?;
+        let key = std::str::from_utf8(attr.key.as_ref()).map_err(|e| syntax(reader, e))?.to_owned();
+        let value = attr.unescape_value().map_err(|e| match e {
+            quick_xml::Error::Escape(quick_xml::escape::EscapeError::UnrecognizedEntity(_, name)) => {
+                XmlError::Entity(name)
+            }
+            other => syntax(reader, other),
+        })?;
+        element.attrs.push((key, value.into_owned()));
+    }
+    Ok(element)
+}
+
+fn attach(stack: &mut [Frame], root: &mut Option<Element>, element: Element) {
+    match stack.last_mut() {
+        Some(parent) => parent.element.children.push(element),
+        None => *root = Some(element),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_order_repetition_and_cdata() {
+        let xml = "<xml>\n  <A><![CDATA[x]]></A>\n  <List><B>1</B></List>\n  <List><B>2</B></List>\n</xml>";
+        let doc = Document::parse(xml).unwrap();
+        assert_eq!(doc.root.children.len(), 3);
+        assert!(doc.root.text.is_empty(), "indentation is not content");
+        assert!(doc.root.child("A").unwrap().cdata);
+        let bs: Vec<_> = doc.root.children_named("List").map(|l| l.text_of("B").unwrap()).collect();
+        assert_eq!(bs, ["1", "2"]);
+        assert_eq!(doc.raw.as_str(), xml);
+    }
+
+    #[test]
+    fn resolves_predefined_and_char_refs_only() {
+        let doc = Document::parse("<xml><C>a &amp; b &lt;&#x4E2D;&#25991;&gt;</C></xml>").unwrap();
+        assert_eq!(doc.root.text_of("C"), Some("a & b <中文>"));
+        assert_eq!(Document::parse("<xml><C>&xxe;</C></xml>").unwrap_err(), XmlError::Entity("xxe".into()));
+    }
+
+    #[test]
+    fn rejects_doctype_and_entity_declarations() {
+        let bomb = r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]><xml><C>&lol2;</C></xml>"#;
+        assert_eq!(Document::parse(bomb).unwrap_err(), XmlError::Doctype);
+        let xxe = r#"<!DOCTYPE foo [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><xml>&xxe;</xml>"#;
+        assert_eq!(Document::parse(xxe).unwrap_err(), XmlError::Doctype);
+    }
+
+    #[test]
+    fn bounds_depth() {
+        let deep = format!("{}{}", "<a>".repeat(MAX_DEPTH + 1), "</a>".repeat(MAX_DEPTH + 1));
+        assert_eq!(Document::parse(&deep).unwrap_err(), XmlError::TooDeep);
+        let ok = format!("{}{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
+        assert!(Document::parse(&ok).is_ok());
+    }
+
+    #[test]
+    fn malformed_inputs_are_errors() {
+        assert_eq!(Document::parse("").unwrap_err(), XmlError::NoRoot);
+        assert_eq!(Document::parse("   ").unwrap_err(), XmlError::NoRoot);
+        assert!(matches!(Document::parse("<xml><a></b></xml>"), Err(XmlError::Syntax { .. })));
+        assert!(matches!(Document::parse("<xml><a>"), Err(XmlError::Syntax { .. })));
+        assert!(matches!(Document::parse("<xml/><xml/>"), Err(XmlError::Trailing { .. })));
+        assert!(matches!(Document::parse("hello"), Err(XmlError::Syntax { .. }) | Err(XmlError::NoRoot)));
+    }
+
+    #[test]
+    fn cdata_split_survives_reparse() {
+        for text in ["]]>", "a]]>b", "]]]]>>", "x]]>]]>y", "]]"] {
+            let xml = Element::new("xml").with(Element::cdata("C", text)).to_xml();
+            let doc = Document::parse(&xml).unwrap();
+            assert_eq!(doc.root.text_of("C"), Some(text), "{xml}");
+        }
+    }
+
+    #[test]
+    fn bare_text_is_escaped() {
+        let xml = Element::new("xml").with(Element::bare("N", "a<b&c>\r")).to_xml();
+        assert_eq!(xml, "<xml><N>a&lt;b&amp;c&gt;&#13;</N></xml>");
+        assert_eq!(Document::parse(&xml).unwrap().root.text_of("N"), Some("a<b&c>\r"));
+    }
+}

@@ -1,0 +1,43 @@
+//! Dedup of WeChat's retries and the cache of finished replies.
+//!
+//! WeChat retries a POST that got no answer within 5 seconds, up to three tries in all, and
+//! retries may land on different instances. The server claims each delivery's key before
+//! running a handler: the first claim wins ([`Claim::New`]); a claim while the winner runs
+//! sees [`Claim::InFlight`] and waits for the result with [`DedupStore::wait`]; a claim after
+//! it finished gets the stored reply ([`Claim::Done`]).
+
+use std::time::Duration;
+
+use crate::Result;
+
+/// The outcome of claiming a key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// Nobody had this key: the caller owns it and must [`DedupStore::complete`] or
+    /// [`DedupStore::release`] it.
+    New,
+    /// Another delivery of the same message is being handled now.
+    InFlight,
+    /// The message was handled; this is the reply that was sent (plain XML or `success`).
+    Done(String),
+}
+
+/// Claims, completions and waits, shared by every delivery of a message.
+///
+/// Keys arrive fully namespaced by the caller (`<appid>:msg:<openid>:<msgid>`).
+#[async_trait::async_trait]
+pub trait DedupStore: Send + Sync + 'static {
+    /// Claims `key`. An in-flight claim expires after `in_flight_ttl` (so a crashed owner
+    /// does not block the key forever).
+    async fn claim(&self, key: &str, in_flight_ttl: Duration) -> Result<Claim>;
+
+    /// Stores the reply that was sent for `key`, kept for at least `ttl`, and wakes waiters.
+    async fn complete(&self, key: &str, reply: &str, ttl: Duration) -> Result<()>;
+
+    /// Gives up a claim without a reply (so a later retry runs the handler again).
+    async fn release(&self, key: &str) -> Result<()>;
+
+    /// Waits up to `timeout` for `key` to be completed; `None` if it was not (or was
+    /// released) by then.
+    async fn wait(&self, key: &str, timeout: Duration) -> Result<Option<String>>;
+}

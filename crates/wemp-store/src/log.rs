@@ -1,0 +1,65 @@
+//! The message log: every inbound message, the reply sent, and what happened.
+
+use crate::Result;
+
+/// One handled delivery.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LogEntry {
+    /// When the request arrived, milliseconds since the Unix epoch.
+    pub received_at_ms: i64,
+    /// The account's appid (or its configured name when it has none).
+    pub appid: String,
+    /// The user's OpenID (`FromUserName`).
+    pub openid: String,
+    /// `MsgId` for messages.
+    pub msg_id: Option<u64>,
+    /// The dedup key of the delivery.
+    pub dedup_key: String,
+    /// `MsgType`.
+    pub msg_type: String,
+    /// `Event`, for events.
+    pub event: Option<String>,
+    /// `plain`, `compatible` or `safe`.
+    pub mode: String,
+    /// `new`, `joined` or `cached`.
+    pub dedup: String,
+    /// A one-line summary of the message (text content, event key, …).
+    pub summary: String,
+    /// The inbound XML after decryption.
+    pub raw_xml: String,
+    /// The reply XML sent (plain), or `success`.
+    pub reply_xml: Option<String>,
+    /// What happened to the reply: `sent`, `deadline_success`, `late_sink:<result>`, `error`.
+    pub outcome: String,
+    /// Time to answer, milliseconds.
+    pub latency_ms: u64,
+    /// Handler or delivery error, if any.
+    pub error: Option<String>,
+}
+
+/// A filter over the log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogQuery {
+    /// Only this account.
+    pub appid: Option<String>,
+    /// Only this user.
+    pub openid: Option<String>,
+    /// Only this `MsgType`.
+    pub msg_type: Option<String>,
+    /// Only entries received at or after this time (ms since the epoch).
+    pub since_ms: Option<i64>,
+    /// Only entries with a row id greater than this (for following).
+    pub after_id: Option<i64>,
+    /// At most this many (newest last).
+    pub limit: Option<usize>,
+}
+
+/// Durable message log storage.
+#[async_trait::async_trait]
+pub trait MessageLog: Send + Sync + 'static {
+    /// Appends entries in order.
+    async fn append(&self, entries: &[LogEntry]) -> Result<()>;
+
+    /// Entries matching `query`, oldest first, with their row ids.
+    async fn query(&self, query: &LogQuery) -> Result<Vec<(i64, LogEntry)>>;
+}

@@ -1,0 +1,1 @@
+//! In-memory backends, always built. Bounded where they hold per-message state.
