@@ -1,0 +1,1 @@
+//! The fake WeChat API platform (api.weixin.qq.com) on loopback.

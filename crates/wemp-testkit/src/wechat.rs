@@ -1,0 +1,1 @@
+//! The simulated WeChat callback side: signs, encrypts, retries and checks replies.
