@@ -111,7 +111,7 @@ pub struct Element {
     pub cdata: bool,
     /// Child elements in document order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub children: Vec<Element>,
+    pub children: Vec<Self>,
 }
 
 impl Element {

@@ -1,1 +1,8 @@
+//! Integration tests of wemp-proto: fixtures, the official vector, properties.
 
+mod crypto;
+mod event;
+mod fixtures;
+mod message;
+mod props;
+mod reply;

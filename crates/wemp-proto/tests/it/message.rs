@@ -1,0 +1,143 @@
+//! Every ordinary message type from the official documentation examples.
+
+use wemp_proto::message::*;
+use wemp_proto::{Incoming, MsgKind};
+
+use crate::fixtures::{load, parse_round_trip};
+
+fn header_ok(h: &Header) {
+    assert_eq!(h.to, "gh_10f6c3c3ac5a");
+    assert_eq!(h.from, "oyORnuP8q7ou2gfYjqLzSIWZf0rs");
+    assert_eq!(h.create_time, 1348831860);
+}
+
+#[test]
+fn text() {
+    let Incoming::Text(m) = parse_round_trip("message/text.xml") else { panic!() };
+    header_ok(&m.header);
+    assert_eq!(m.content, "this is a test");
+    assert_eq!(m.id, 1234567890123456);
+    assert_eq!(m.msg_data_id.as_deref(), Some("2247483651"));
+    assert_eq!(m.idx.as_deref(), Some("1"));
+    assert_eq!(m.biz_msg_menu_id, None);
+}
+
+#[test]
+fn text_from_menu_message_with_id_beyond_2_pow_53() {
+    let msg = parse_round_trip("message/text_menu.xml");
+    assert_eq!(msg.msg_id(), Some(6054768590064713728));
+    let Incoming::Text(m) = msg else { panic!() };
+    assert_eq!(m.content, "满意");
+    assert_eq!(m.biz_msg_menu_id.as_deref(), Some("101"));
+    assert!(m.id > (1u64 << 53));
+}
+
+#[test]
+fn image() {
+    let Incoming::Image(m) = parse_round_trip("message/image.xml") else { panic!() };
+    header_ok(&m.header);
+    assert_eq!(m.pic_url, "http://mmbiz.qpic.cn/mmbiz/this");
+    assert_eq!(m.media_id, "media_id");
+    assert_eq!(m.id, 1234567890123456);
+}
+
+#[test]
+fn voice_with_16k_and_with_recognition() {
+    let Incoming::Voice(m) = parse_round_trip("message/voice.xml") else { panic!() };
+    assert_eq!((m.media_id.as_str(), m.format.as_str()), ("media_id", "amr"));
+    assert_eq!(m.media_id_16k.as_deref(), Some("media_id_16k"));
+    assert_eq!(m.recognition, None);
+    let Incoming::Voice(m) = parse_round_trip("message/voice_recognition.xml") else { panic!() };
+    assert_eq!(m.recognition.as_deref(), Some("腾讯微信团队"));
+    assert_eq!(m.media_id_16k, None);
+}
+
+#[test]
+fn video_and_shortvideo() {
+    let Incoming::Video(m) = parse_round_trip("message/video.xml") else { panic!() };
+    assert_eq!((m.media_id.as_str(), m.thumb_media_id.as_str()), ("media_id", "thumb_media_id"));
+    let msg = parse_round_trip("message/shortvideo.xml");
+    assert_eq!(msg.kind(), MsgKind::ShortVideo);
+    let Incoming::ShortVideo(m) = msg else { panic!() };
+    assert_eq!(m.thumb_media_id, "thumb_media_id");
+}
+
+#[test]
+fn location_numbers_are_bare() {
+    let Incoming::Location(m) = parse_round_trip("message/location.xml") else { panic!() };
+    assert_eq!(m.latitude, 23.134521);
+    assert_eq!(m.longitude, 113.358803);
+    assert_eq!(m.scale, 20);
+    assert_eq!(m.label, "位置信息");
+}
+
+#[test]
+fn link() {
+    let Incoming::Link(m) = parse_round_trip("message/link.xml") else { panic!() };
+    assert_eq!(m.title, "公众平台官网链接");
+    assert_eq!(m.description, "公众平台官网链接");
+    assert_eq!(m.url, "url");
+}
+
+#[test]
+fn miniprogrampage() {
+    let Incoming::MiniProgramPage(m) = parse_round_trip("message/miniprogrampage.xml") else { panic!() };
+    assert_eq!((m.title.as_str(), m.app_id.as_str(), m.page_path.as_str()), ("Title", "AppId", "PagePath"));
+    assert_eq!(m.thumb_url.as_deref(), Some("ThumbUrl"));
+}
+
+#[test]
+fn unknown_message_type_keeps_raw_byte_for_byte() {
+    let xml = load("message/unknown_future.xml");
+    let msg = Incoming::parse(&xml).unwrap();
+    let Incoming::Unknown(u) = &msg else { panic!("{msg:?}") };
+    assert_eq!(u.msg_type, "hologram");
+    assert_eq!(u.raw.as_str(), xml);
+    assert_eq!(u.field("HoloId"), Some("h-1"));
+    assert_eq!(msg.kind(), MsgKind::Other("hologram".into()));
+    assert_eq!(msg.msg_id(), Some(9223372036854775999));
+    assert_eq!(msg.to_xml(), xml);
+    assert_eq!(Incoming::parse(&msg.to_xml()).unwrap(), msg);
+    assert!(msg.dedup_key().starts_with("msg:oyORnuP8q7ou2gfYjqLzSIWZf0rs:"));
+}
+
+#[test]
+fn known_type_with_undecodable_field_falls_back_to_unknown() {
+    let xml = "<xml><ToUserName>a</ToUserName><FromUserName>b</FromUserName><CreateTime>1</CreateTime>\
+               <MsgType>text</MsgType><Content>x</Content><MsgId>not-a-number</MsgId></xml>";
+    let Incoming::Unknown(u) = Incoming::parse(xml).unwrap() else { panic!() };
+    assert!(u.decode_error.as_deref().unwrap().contains("MsgId"), "{:?}", u.decode_error);
+    assert_eq!(u.raw.as_str(), xml);
+}
+
+#[test]
+fn msg_type_is_case_insensitive_and_trimmed() {
+    let xml = "<xml><ToUserName>a</ToUserName><FromUserName>b</FromUserName><CreateTime> 1 </CreateTime>\
+               <MsgType>TEXT</MsgType><Content> keep spaces </Content><MsgId>5</MsgId></xml>";
+    let Incoming::Text(t) = Incoming::parse(xml).unwrap() else { panic!() };
+    assert_eq!(t.content, " keep spaces ");
+    assert_eq!(t.header.create_time, 1);
+}
+
+#[test]
+fn dedup_key_includes_user_for_messages() {
+    let a = parse_round_trip("message/text.xml");
+    assert_eq!(a.dedup_key(), "msg:oyORnuP8q7ou2gfYjqLzSIWZf0rs:1234567890123456");
+}
+
+#[test]
+fn malformed_xml_is_an_error_with_reference_code() {
+    let err = Incoming::parse("<xml><MsgType>text</xml>").unwrap_err();
+    assert_eq!(err.reference_code().code(), -40002);
+    let err = Incoming::parse("<!DOCTYPE x [<!ENTITY a 'b'>]><xml/>").unwrap_err();
+    assert!(err.to_string().contains("DOCTYPE"), "{err}");
+}
+
+#[test]
+fn json_output_names_the_kind() {
+    let msg = parse_round_trip("message/text.xml");
+    let json = serde_json::to_value(&msg).unwrap();
+    assert_eq!(json["kind"], "text");
+    assert_eq!(json["content"], "this is a test");
+    assert_eq!(json["from"], "oyORnuP8q7ou2gfYjqLzSIWZf0rs");
+}
