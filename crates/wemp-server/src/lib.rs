@@ -1,1 +1,46 @@
 #![doc = include_str!("../README.md")]
+
+mod account;
+mod clock;
+mod context;
+pub mod extract;
+mod handler;
+mod late;
+mod log;
+mod metrics;
+mod query;
+mod reject;
+mod router;
+mod serve;
+mod service;
+
+pub use account::Account;
+pub use clock::{Clock, FixedClock, NonceSource, RandomNonce, SystemClock};
+pub use context::{Captures, Ctx, Inbound};
+pub use handler::{BoxError, BoxHandler, FallThrough, Handler, HandlerService, IntoReply};
+pub use late::{LateReplySink, LoggingSink, SinkOutcome};
+pub use reject::RejectReason;
+pub use router::{Matcher, Router, Rule};
+pub use serve::{serve, serve_with_shutdown, shutdown_signal};
+pub use service::{ErrorPolicy, WechatService, WechatServiceBuilder};
+
+pub use wemp_proto::{Event, EventKind, Incoming, Mode, MsgKind, Reply};
+pub use wemp_store::{DedupStore, memory::MemoryDedupStore};
+
+/// Building or running a server failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No account was added to the builder.
+    #[error("no account configured: add one with WechatService::builder().account(..)")]
+    NoAccount,
+    /// Two accounts answer on the same path segment.
+    #[error("two accounts answer on path segment {0:?}: give one another with Account::with_path")]
+    DuplicatePath(String),
+    /// The listener failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,1 +1,346 @@
 //! In-memory dedup backend.
+//!
+//! [`MemoryDedupStore`] keeps claims and finished replies in one process: bounded (least
+//! recently used entries go first when full), with a TTL per entry, and waiters that wake the
+//! moment the owner completes or releases the key.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::Result;
+use crate::dedup::{Claim, DedupStore};
+
+/// The shortest time a finished reply is kept, whatever `ttl` the caller passes: WeChat's
+/// three tries span about 15 seconds, and the reply must still be there for the last one.
+pub const MIN_REPLY_TTL: Duration = Duration::from_secs(30);
+
+/// Default number of keys held.
+pub const DEFAULT_CAPACITY: usize = 100_000;
+
+enum State {
+    /// Being handled; waiters subscribe to the channel. `None` until completed; the sender
+    /// is dropped (closing the channel) when the claim is released or evicted.
+    InFlight(watch::Sender<Option<Arc<str>>>),
+    Done(Arc<str>),
+}
+
+struct Entry {
+    state: State,
+    expires: Instant,
+    seq: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: HashMap<Box<str>, Entry>,
+    /// Recency order: `seq` → key; the smallest `seq` is the least recently used.
+    order: BTreeMap<u64, Box<str>>,
+    next_seq: u64,
+}
+
+impl Inner {
+    fn touch(&mut self, key: &str) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if let Some(entry) = self.entries.get_mut(key) {
+            if let Some(k) = self.order.remove(&entry.seq) {
+                self.order.insert(seq, k);
+            }
+            entry.seq = seq;
+        }
+    }
+
+    fn remove(&mut self, key: &str) -> Option<Entry> {
+        let entry = self.entries.remove(key)?;
+        self.order.remove(&entry.seq);
+        Some(entry)
+    }
+
+    fn insert(&mut self, key: &str, state: State, expires: Instant) {
+        self.remove(key);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let key: Box<str> = key.into();
+        self.order.insert(seq, key.clone());
+        self.entries.insert(key, Entry { state, expires, seq });
+    }
+
+    /// Drops expired entries from the cold end, then the least recently used ones while the
+    /// store holds more than `capacity`.
+    fn evict(&mut self, capacity: usize, now: Instant) {
+        while let Some((&seq, _)) = self.order.first_key_value() {
+            let over = self.entries.len() > capacity;
+            let key = &self.order[&seq];
+            let expired = self.entries.get(key).is_none_or(|e| e.expires <= now);
+            if !over && !expired {
+                break;
+            }
+            if let Some(key) = self.order.remove(&seq) {
+                self.entries.remove(&key);
+            }
+        }
+    }
+}
+
+/// Bounded in-process [`DedupStore`]: LRU eviction, per-entry TTL, and in-flight joins that
+/// wake waiters as soon as the owner completes.
+///
+/// Finished replies are kept at least [`MIN_REPLY_TTL`] (30 s) unless the store is full;
+/// size `capacity` for at least 30 seconds of peak traffic.
+///
+/// ```
+/// # tokio_test_block_on(async {
+/// use std::time::Duration;
+/// use wemp_store::{Claim, DedupStore, memory::MemoryDedupStore};
+/// let store = MemoryDedupStore::new(1000);
+/// assert_eq!(store.claim("wx1:msg:o1:42", Duration::from_secs(60)).await?, Claim::New);
+/// assert_eq!(store.claim("wx1:msg:o1:42", Duration::from_secs(60)).await?, Claim::InFlight);
+/// store.complete("wx1:msg:o1:42", "success", Duration::from_secs(60)).await?;
+/// assert_eq!(store.claim("wx1:msg:o1:42", Duration::from_secs(60)).await?, Claim::Done("success".into()));
+/// # Ok::<(), wemp_store::StoreError>(())
+/// # }).unwrap();
+/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(f)
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct MemoryDedupStore {
+    inner: Arc<Mutex<Inner>>,
+    capacity: usize,
+}
+
+impl std::fmt::Debug for MemoryDedupStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryDedupStore")
+            .field("capacity", &self.capacity)
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+impl Default for MemoryDedupStore {
+    fn default() -> Self {
+        Self::new(DEFAULT_CAPACITY)
+    }
+}
+
+impl MemoryDedupStore {
+    /// A store holding at most `capacity` keys (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        Self { inner: Arc::default(), capacity: capacity.max(1) }
+    }
+
+    /// The number of keys held now (expired ones included until they are swept).
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the maps inconsistent in a way that
+        // matters more than losing dedup; keep serving.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait::async_trait]
+impl DedupStore for MemoryDedupStore {
+    async fn claim(&self, key: &str, in_flight_ttl: Duration) -> Result<Claim> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let live = match inner.entries.get(key) {
+            Some(entry) if entry.expires > now => match &entry.state {
+                State::Done(reply) => Some(Claim::Done(reply.to_string())),
+                State::InFlight(_) => Some(Claim::InFlight),
+            },
+            _ => None,
+        };
+        if let Some(claim) = live {
+            inner.touch(key);
+            return Ok(claim);
+        }
+        let (tx, _) = watch::channel(None);
+        inner.insert(key, State::InFlight(tx), now + in_flight_ttl);
+        let capacity = self.capacity;
+        inner.evict(capacity, now);
+        Ok(Claim::New)
+    }
+
+    async fn complete(&self, key: &str, reply: &str, ttl: Duration) -> Result<()> {
+        let now = Instant::now();
+        let reply: Arc<str> = reply.into();
+        let mut inner = self.lock();
+        let previous = inner.remove(key);
+        inner.insert(key, State::Done(reply.clone()), now + ttl.max(MIN_REPLY_TTL));
+        let capacity = self.capacity;
+        inner.evict(capacity, now);
+        drop(inner);
+        if let Some(Entry { state: State::InFlight(tx), .. }) = previous {
+            tx.send_replace(Some(reply));
+        }
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> Result<()> {
+        let mut inner = self.lock();
+        if matches!(inner.entries.get(key), Some(Entry { state: State::InFlight(_), .. })) {
+            // Dropping the sender closes the channel and wakes every waiter with `None`.
+            inner.remove(key);
+        }
+        Ok(())
+    }
+
+    async fn wait(&self, key: &str, timeout: Duration) -> Result<Option<String>> {
+        let mut rx = {
+            let now = Instant::now();
+            let inner = self.lock();
+            match inner.entries.get(key) {
+                Some(entry) if entry.expires > now => match &entry.state {
+                    State::Done(reply) => return Ok(Some(reply.to_string())),
+                    State::InFlight(tx) => tx.subscribe(),
+                },
+                _ => return Ok(None),
+            }
+        };
+        let done = tokio::time::timeout(timeout, rx.wait_for(Option::is_some)).await;
+        Ok(match done {
+            Ok(Ok(reply)) => reply.as_deref().map(str::to_owned),
+            // Timed out, or the claim was released / evicted.
+            Ok(Err(_)) | Err(_) => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TTL: Duration = Duration::from_secs(60);
+
+    #[tokio::test(start_paused = true)]
+    async fn claim_complete_replay() {
+        let store = MemoryDedupStore::new(10);
+        assert_eq!(store.claim("k", TTL).await.unwrap(), Claim::New);
+        assert_eq!(store.claim("k", TTL).await.unwrap(), Claim::InFlight);
+        store.complete("k", "<xml>r</xml>", TTL).await.unwrap();
+        assert_eq!(store.claim("k", TTL).await.unwrap(), Claim::Done("<xml>r</xml>".into()));
+        assert_eq!(store.wait("k", Duration::ZERO).await.unwrap().as_deref(), Some("<xml>r</xml>"));
+        assert_eq!(store.claim("other", TTL).await.unwrap(), Claim::New);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiter_wakes_immediately_on_complete() {
+        let store = MemoryDedupStore::new(10);
+        assert_eq!(store.claim("k", TTL).await.unwrap(), Claim::New);
+        let waiter = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let start = Instant::now();
+                let got = store.wait("k", Duration::from_secs(10)).await.unwrap();
+                (got, start.elapsed())
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        store.complete("k", "done", TTL).await.unwrap();
+        let (got, waited) = waiter.await.unwrap();
+        assert_eq!(got.as_deref(), Some("done"));
+        // Woken at the completion, not at the timeout.
+        assert_eq!(waited, Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wait_times_out_and_release_wakes_with_none() {
+        let store = MemoryDedupStore::new(10);
+        store.claim("k", TTL).await.unwrap();
+        let start = Instant::now();
+        assert_eq!(store.wait("k", Duration::from_secs(3)).await.unwrap(), None);
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
+
+        let waiter = {
+            let store = store.clone();
+            tokio::spawn(async move { store.wait("k", Duration::from_secs(10)).await.unwrap() })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        store.release("k").await.unwrap();
+        assert_eq!(waiter.await.unwrap(), None);
+        assert_eq!(Instant::now() - start, Duration::from_secs(4));
+        // Released: the next delivery owns the key again.
+        assert_eq!(store.claim("k", TTL).await.unwrap(), Claim::New);
+        // Release never discards a finished reply.
+        store.complete("k", "r", TTL).await.unwrap();
+        store.release("k").await.unwrap();
+        assert_eq!(store.claim("k", TTL).await.unwrap(), Claim::Done("r".into()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn in_flight_claim_expires_and_reply_kept_at_least_30s() {
+        let store = MemoryDedupStore::new(10);
+        store.claim("k", Duration::from_secs(5)).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert_eq!(store.claim("k", TTL).await.unwrap(), Claim::New, "crashed owner must not block");
+
+        store.complete("k", "r", Duration::from_secs(1)).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(29)).await;
+        assert_eq!(store.claim("k", TTL).await.unwrap(), Claim::Done("r".into()));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(store.claim("k", TTL).await.unwrap(), Claim::New);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bounded_lru_evicts_least_recently_used() {
+        let store = MemoryDedupStore::new(3);
+        for k in ["a", "b", "c"] {
+            store.claim(k, TTL).await.unwrap();
+            store.complete(k, k, TTL).await.unwrap();
+        }
+        // Touch "a" so "b" becomes the least recently used.
+        assert_eq!(store.claim("a", TTL).await.unwrap(), Claim::Done("a".into()));
+        assert_eq!(store.claim("d", TTL).await.unwrap(), Claim::New);
+        assert_eq!(store.len(), 3);
+        assert_eq!(store.claim("b", TTL).await.unwrap(), Claim::New, "b was evicted");
+        // Claiming "b" again evicted the next coldest, "c".
+        assert_eq!(store.claim("a", TTL).await.unwrap(), Claim::Done("a".into()));
+        assert_eq!(store.claim("c", TTL).await.unwrap(), Claim::New);
+        assert_eq!(store.len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn eviction_of_in_flight_wakes_waiters() {
+        let store = MemoryDedupStore::new(1);
+        store.claim("a", TTL).await.unwrap();
+        let waiter = {
+            let store = store.clone();
+            tokio::spawn(async move { store.wait("a", Duration::from_secs(10)).await.unwrap() })
+        };
+        tokio::task::yield_now().await;
+        store.claim("b", TTL).await.unwrap();
+        let start = Instant::now();
+        assert_eq!(waiter.await.unwrap(), None);
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn many_waiters_all_get_the_reply() {
+        let store = MemoryDedupStore::new(10);
+        store.claim("k", TTL).await.unwrap();
+        let waiters: Vec<_> = (0..5)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.wait("k", Duration::from_secs(10)).await.unwrap() })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        store.complete("k", "x", TTL).await.unwrap();
+        for w in waiters {
+            assert_eq!(w.await.unwrap().as_deref(), Some("x"));
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! What a handler sees: the message, its account, the mode, the deadline.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use wemp_proto::{Event, Incoming, Mode};
+
+use crate::Account;
+
+const PENDING: u8 = 0;
+const DONE: u8 = 1;
+const DEFERRED: u8 = 2;
+
+/// The per-delivery state shared by the request and the handler task.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    deadline: Instant,
+    state: AtomicU8,
+    pub(crate) deferred: Notify,
+}
+
+/// Who got to decide how the reply travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Decided {
+    /// The handler finished first: the reply goes back on the HTTP response.
+    Passive,
+    /// The deadline (or `defer`) came first: `success` was answered, the reply goes to the
+    /// late sink.
+    Late,
+}
+
+impl Shared {
+    pub(crate) fn new(deadline: Instant) -> Self {
+        Self { deadline, state: AtomicU8::new(PENDING), deferred: Notify::new() }
+    }
+
+    /// Marks the reply as going late; returns what was decided (possibly earlier).
+    pub(crate) fn defer(&self) -> Decided {
+        match self.state.compare_exchange(PENDING, DEFERRED, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) | Err(DEFERRED) => Decided::Late,
+            Err(_) => Decided::Passive,
+        }
+    }
+
+    /// Marks the reply as finished in time; returns what was decided (possibly earlier).
+    pub(crate) fn finish(&self) -> Decided {
+        match self.state.compare_exchange(PENDING, DONE, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) | Err(DONE) => Decided::Passive,
+            Err(_) => Decided::Late,
+        }
+    }
+}
+
+/// The deadline context of one delivery: how much of the budget is left, and a way to
+/// answer `success` now and send the reply later through the [`crate::LateReplySink`].
+#[derive(Clone, Debug)]
+pub struct Ctx {
+    shared: Arc<Shared>,
+}
+
+impl Ctx {
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// A context with its own deadline, for calling handlers directly in tests.
+    pub fn detached(budget: Duration) -> Self {
+        Self { shared: Arc::new(Shared::new(Instant::now() + budget)) }
+    }
+
+    /// Time left before the server answers `success` on the handler's behalf.
+    pub fn remaining(&self) -> Duration {
+        self.shared.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// The instant the budget runs out.
+    pub fn deadline(&self) -> Instant {
+        self.shared.deadline
+    }
+
+    /// Answers `success` to WeChat now; the handler's eventual reply goes to the late sink
+    /// (the customer-service API). Returns `false` when it is too late because the reply
+    /// was already sent passively.
+    pub fn defer(&self) -> bool {
+        let decided = self.shared.defer();
+        self.shared.deferred.notify_one();
+        decided == Decided::Late
+    }
+
+    /// Whether the reply will go to the late sink (deadline passed or [`Ctx::defer`]).
+    pub fn is_deferred(&self) -> bool {
+        self.shared.state.load(Ordering::Acquire) == DEFERRED
+    }
+}
+
+/// Regex captures of the rule that matched (text or event key).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Captures {
+    groups: Vec<Option<String>>,
+    named: Vec<(String, String)>,
+}
+
+impl Captures {
+    pub(crate) fn from_regex(re: &regex::Regex, caps: &regex::Captures<'_>) -> Self {
+        let groups = caps.iter().map(|m| m.map(|m| m.as_str().to_owned())).collect();
+        let named = re
+            .capture_names()
+            .flatten()
+            .filter_map(|name| caps.name(name).map(|m| (name.to_owned(), m.as_str().to_owned())))
+            .collect();
+        Self { groups, named }
+    }
+
+    /// Group `i` (0 is the whole match).
+    pub fn get(&self, i: usize) -> Option<&str> {
+        self.groups.get(i).and_then(|g| g.as_deref())
+    }
+
+    /// A named group.
+    pub fn name(&self, name: &str) -> Option<&str> {
+        self.named.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Number of groups, the whole match included.
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Whether there are no groups at all.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+}
+
+#[derive(Debug)]
+struct InboundInner {
+    message: Incoming,
+    account: Arc<Account>,
+    mode: Mode,
+    ctx: Ctx,
+}
+
+/// One delivery as handlers and middleware see it. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Inbound {
+    inner: Arc<InboundInner>,
+    captures: Option<Arc<Captures>>,
+}
+
+impl Inbound {
+    /// Wraps a message, e.g. to call a router or handler directly in tests.
+    pub fn new(message: Incoming, account: Arc<Account>, mode: Mode, ctx: Ctx) -> Self {
+        Self { inner: Arc::new(InboundInner { message, account, mode, ctx }), captures: None }
+    }
+
+    /// The decrypted, typed message.
+    pub fn message(&self) -> &Incoming {
+        &self.inner.message
+    }
+
+    /// The account it was sent to.
+    pub fn account(&self) -> &Arc<Account> {
+        &self.inner.account
+    }
+
+    /// The mode it arrived in (and the reply will be sent in).
+    pub fn mode(&self) -> Mode {
+        self.inner.mode
+    }
+
+    /// The deadline context.
+    pub fn ctx(&self) -> &Ctx {
+        &self.inner.ctx
+    }
+
+    /// The user's OpenID (`FromUserName`).
+    pub fn openid(&self) -> &str {
+        &self.inner.message.header().from
+    }
+
+    /// A text message's content.
+    pub fn text(&self) -> Option<&str> {
+        match &self.inner.message {
+            Incoming::Text(t) => Some(&t.content),
+            _ => None,
+        }
+    }
+
+    /// The event, for events.
+    pub fn event(&self) -> Option<&Event> {
+        self.inner.message.event()
+    }
+
+    /// Captures of the regex rule that matched, if it was one.
+    pub fn captures(&self) -> Option<&Captures> {
+        self.captures.as_deref()
+    }
+
+    pub(crate) fn with_captures(&self, captures: Option<Captures>) -> Self {
+        Self { inner: self.inner.clone(), captures: captures.map(Arc::new) }
+    }
+}

@@ -1,0 +1,167 @@
+//! Prometheus text metrics, kept in atomics.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use wemp_proto::Mode;
+
+use crate::reject::RejectReason;
+
+const MODES: [&str; 4] = ["plain", "compatible", "safe", "unknown"];
+const OUTCOMES: [&str; 4] = ["reply", "empty", "deadline", "rejected"];
+const DEDUP: [&str; 3] = ["new", "joined", "cached"];
+const LATE: [&str; 6] = ["delivered", "window_expired", "quota_exceeded", "unsupported", "logged", "failed"];
+const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 4.5];
+
+/// How a request ended, for `wemp_requests_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Reply = 0,
+    Empty = 1,
+    Deadline = 2,
+    Rejected = 3,
+}
+
+/// How dedup classified a delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DedupOutcome {
+    New = 0,
+    Joined = 1,
+    Cached = 2,
+}
+
+impl DedupOutcome {
+    pub(crate) fn as_str(self) -> &'static str {
+        DEDUP[self as usize]
+    }
+}
+
+pub(crate) fn mode_index(mode: Option<Mode>) -> usize {
+    match mode {
+        Some(Mode::Plain) => 0,
+        Some(Mode::Compatible) => 1,
+        Some(Mode::Safe) => 2,
+        None => 3,
+    }
+}
+
+/// The server's counters. Read them with [`crate::WechatService::metrics_text`] or at the
+/// configured metrics path.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    requests: [[AtomicU64; OUTCOMES.len()]; MODES.len()],
+    rejections: [AtomicU64; RejectReason::ALL.len()],
+    dedup: [AtomicU64; DEDUP.len()],
+    deadline_misses: AtomicU64,
+    deferred: AtomicU64,
+    handler_errors: AtomicU64,
+    late: [AtomicU64; LATE.len()],
+    buckets: [AtomicU64; BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_us: AtomicU64,
+}
+
+impl Metrics {
+    pub(crate) fn request(&self, mode: Option<Mode>, outcome: Outcome) {
+        self.requests[mode_index(mode)][outcome as usize].fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn rejected(&self, reason: RejectReason) {
+        self.rejections[reason as usize].fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn dedup(&self, outcome: DedupOutcome) {
+        self.dedup[outcome as usize].fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn deadline_miss(&self) {
+        self.deadline_misses.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn deferred(&self) {
+        self.deferred.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn handler_error(&self) {
+        self.handler_errors.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn late(&self, label: &str) {
+        if let Some(i) = LATE.iter().position(|l| *l == label) {
+            self.late[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    pub(crate) fn handler_latency(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+        self.latency_count.fetch_add(1, Relaxed);
+        self.latency_sum_us.fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Relaxed);
+    }
+
+    pub(crate) fn deadline_misses(&self) -> u64 {
+        self.deadline_misses.load(Relaxed)
+    }
+
+    pub(crate) fn dedup_count(&self, outcome: DedupOutcome) -> u64 {
+        self.dedup[outcome as usize].load(Relaxed)
+    }
+
+    pub(crate) fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let _ = self.render_into(&mut out);
+        out
+    }
+
+    fn render_into(&self, out: &mut String) -> std::fmt::Result {
+        writeln!(out, "# HELP wemp_requests_total Callback requests by mode and outcome.")?;
+        writeln!(out, "# TYPE wemp_requests_total counter")?;
+        for (m, mode) in MODES.iter().enumerate() {
+            for (o, outcome) in OUTCOMES.iter().enumerate() {
+                let v = self.requests[m][o].load(Relaxed);
+                writeln!(out, "wemp_requests_total{{mode=\"{mode}\",outcome=\"{outcome}\"}} {v}")?;
+            }
+        }
+        writeln!(out, "# HELP wemp_verification_failures_total Rejected requests by reason.")?;
+        writeln!(out, "# TYPE wemp_verification_failures_total counter")?;
+        for reason in RejectReason::ALL {
+            let v = self.rejections[*reason as usize].load(Relaxed);
+            writeln!(out, "wemp_verification_failures_total{{reason=\"{}\"}} {v}", reason.as_str())?;
+        }
+        writeln!(out, "# HELP wemp_dedup_total Deliveries by dedup outcome.")?;
+        writeln!(out, "# TYPE wemp_dedup_total counter")?;
+        for (i, label) in DEDUP.iter().enumerate() {
+            writeln!(out, "wemp_dedup_total{{outcome=\"{label}\"}} {}", self.dedup[i].load(Relaxed))?;
+        }
+        writeln!(out, "# HELP wemp_deadline_misses_total Handlers still running when the budget ran out.")?;
+        writeln!(out, "# TYPE wemp_deadline_misses_total counter")?;
+        writeln!(out, "wemp_deadline_misses_total {}", self.deadline_misses.load(Relaxed))?;
+        writeln!(out, "# HELP wemp_deferred_total Replies deferred on purpose with ctx.defer().")?;
+        writeln!(out, "# TYPE wemp_deferred_total counter")?;
+        writeln!(out, "wemp_deferred_total {}", self.deferred.load(Relaxed))?;
+        writeln!(out, "# HELP wemp_handler_errors_total Handlers that failed or panicked.")?;
+        writeln!(out, "# TYPE wemp_handler_errors_total counter")?;
+        writeln!(out, "wemp_handler_errors_total {}", self.handler_errors.load(Relaxed))?;
+        writeln!(out, "# HELP wemp_late_replies_total Late replies by sink outcome.")?;
+        writeln!(out, "# TYPE wemp_late_replies_total counter")?;
+        for (i, label) in LATE.iter().enumerate() {
+            writeln!(out, "wemp_late_replies_total{{outcome=\"{label}\"}} {}", self.late[i].load(Relaxed))?;
+        }
+        writeln!(out, "# HELP wemp_handler_duration_seconds Handler latency.")?;
+        writeln!(out, "# TYPE wemp_handler_duration_seconds histogram")?;
+        let mut cumulative = 0;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            cumulative += self.buckets[i].load(Relaxed);
+            writeln!(out, "wemp_handler_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}")?;
+        }
+        let count = self.latency_count.load(Relaxed);
+        writeln!(out, "wemp_handler_duration_seconds_bucket{{le=\"+Inf\"}} {count}")?;
+        let sum = self.latency_sum_us.load(Relaxed) as f64 / 1e6;
+        writeln!(out, "wemp_handler_duration_seconds_sum {sum}")?;
+        writeln!(out, "wemp_handler_duration_seconds_count {count}")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,1010 @@
+//! The callback endpoint as a tower service.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use futures_util::FutureExt as _;
+use futures_util::future::BoxFuture;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::BodyExt as _;
+use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
+use tower::ServiceExt as _;
+use tracing::Instrument as _;
+use tracing::field::Empty;
+use wemp_proto::xml::XmlError;
+use wemp_proto::{
+    Document, EncryptedReply, Envelope, EnvelopeError, Incoming, Mode, ReferenceCode, Reply, ReplyContext,
+    signature,
+};
+use wemp_store::memory::MemoryDedupStore;
+use wemp_store::{Claim, DedupStore};
+
+use crate::context::{Decided, Shared};
+use crate::handler::{BoxError, BoxHandler};
+use crate::log::ShortId;
+use crate::metrics::{DedupOutcome, Metrics, Outcome};
+use crate::query::Query;
+use crate::reject::{RejectReason, Rejection};
+use crate::{
+    Account, Clock, Ctx, Error, Inbound, LateReplySink, LoggingSink, NonceSource, RandomNonce, Router,
+};
+use crate::{SystemClock, late::SinkOutcome};
+
+/// What to answer when a handler fails or panics. WeChat shows its error banner for any
+/// non-reply, so the answer is never a 500.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorPolicy {
+    /// Answer `success` (no reply). The default.
+    #[default]
+    Success,
+    /// Answer this text.
+    Apology(String),
+}
+
+/// Settings of a [`WechatService`]; set through [`WechatServiceBuilder`].
+#[derive(Clone, Debug)]
+struct Config {
+    budget: Duration,
+    freshness: Duration,
+    body_limit: usize,
+    require_encryption: bool,
+    insecure_skip_signature: bool,
+    error_policy: ErrorPolicy,
+    in_flight_ttl: Duration,
+    reply_ttl: Duration,
+    metrics_path: Option<String>,
+    full_openids: bool,
+    shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            budget: Duration::from_millis(4500),
+            freshness: Duration::from_secs(300),
+            body_limit: 64 * 1024,
+            require_encryption: false,
+            insecure_skip_signature: false,
+            error_policy: ErrorPolicy::Success,
+            in_flight_ttl: Duration::from_secs(60),
+            reply_ttl: Duration::from_secs(60),
+            metrics_path: None,
+            full_openids: false,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Tasks {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+struct TaskGuard(Arc<Tasks>);
+
+impl TaskGuard {
+    fn new(tasks: &Arc<Tasks>) -> Self {
+        tasks.count.fetch_add(1, Ordering::AcqRel);
+        Self(tasks.clone())
+    }
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+struct Inner {
+    accounts: Vec<Arc<Account>>,
+    config: Config,
+    router: BoxHandler,
+    dedup: Arc<dyn DedupStore>,
+    sink: Arc<dyn LateReplySink>,
+    clock: Arc<dyn Clock>,
+    nonce: Arc<dyn NonceSource>,
+    metrics: Metrics,
+    tasks: Arc<Tasks>,
+    local: Mutex<HashMap<String, Weak<Shared>>>,
+}
+
+/// The WeChat callback endpoint: a [`tower::Service`] over `http::Request`, cheap to clone.
+///
+/// GET answers URL verification; POST verifies, decrypts (per request: plain, compatible or
+/// safe mode), deduplicates WeChat's retries, runs the [`Router`] within the deadline
+/// budget and answers in the request's mode. Mount it with [`WechatService::into_router`]
+/// or run it with [`crate::serve`].
+#[derive(Clone)]
+pub struct WechatService {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for WechatService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WechatService")
+            .field("accounts", &self.inner.accounts)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`WechatService`].
+pub struct WechatServiceBuilder {
+    accounts: Vec<Account>,
+    router: Option<BoxHandler>,
+    config: Config,
+    dedup: Option<Arc<dyn DedupStore>>,
+    sink: Option<Arc<dyn LateReplySink>>,
+    clock: Arc<dyn Clock>,
+    nonce: Arc<dyn NonceSource>,
+}
+
+impl std::fmt::Debug for WechatServiceBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WechatServiceBuilder")
+            .field("accounts", &self.accounts)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WechatServiceBuilder {
+    /// Adds an account. With several, each request picks one by its last path segment
+    /// ([`Account::with_path`], default the appid), else by `ToUserName`
+    /// ([`Account::with_original_id`]).
+    #[must_use]
+    pub fn account(mut self, account: Account) -> Self {
+        self.accounts.push(account);
+        self
+    }
+
+    /// The router handling every account's messages (default: answer `success`).
+    #[must_use]
+    pub fn router(mut self, router: Router) -> Self {
+        self.router = Some(router.into_service());
+        self
+    }
+
+    /// Any boxed handler service in place of a [`Router`].
+    #[must_use]
+    pub fn handler_service(mut self, service: BoxHandler) -> Self {
+        self.router = Some(service);
+        self
+    }
+
+    /// Time from a request's arrival until the server answers `success` itself
+    /// (default 4.5 s; WeChat gives up at 5 s).
+    #[must_use]
+    pub fn budget(mut self, budget: Duration) -> Self {
+        self.config.budget = budget;
+        self
+    }
+
+    /// Largest accepted difference between `timestamp` and the server clock
+    /// (default 300 s; zero disables the check).
+    #[must_use]
+    pub fn freshness_window(mut self, window: Duration) -> Self {
+        self.config.freshness = window;
+        self
+    }
+
+    /// Largest accepted body (default 64 KiB).
+    #[must_use]
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.config.body_limit = bytes;
+        self
+    }
+
+    /// Refuse plain-mode POSTs (default: accept every mode).
+    #[must_use]
+    pub fn require_encryption(mut self, yes: bool) -> Self {
+        self.config.require_encryption = yes;
+        self
+    }
+
+    /// Skip `signature`/`msg_signature` checks. Only for WeChat's online debugging tool,
+    /// which sends no valid signature; logged loudly at startup and on every request.
+    #[must_use]
+    pub fn insecure_skip_signature(mut self, yes: bool) -> Self {
+        self.config.insecure_skip_signature = yes;
+        self
+    }
+
+    /// What to answer when a handler fails (default `success`).
+    #[must_use]
+    pub fn error_policy(mut self, policy: ErrorPolicy) -> Self {
+        self.config.error_policy = policy;
+        self
+    }
+
+    /// The dedup/reply store (default: a [`MemoryDedupStore`] of 100 000 keys). Use a
+    /// shared store (Redis) when retries may reach different instances.
+    #[must_use]
+    pub fn dedup_store(mut self, store: impl DedupStore) -> Self {
+        self.dedup = Some(Arc::new(store));
+        self
+    }
+
+    /// The dedup/reply store, already shared.
+    #[must_use]
+    pub fn dedup_store_arc(mut self, store: Arc<dyn DedupStore>) -> Self {
+        self.dedup = Some(store);
+        self
+    }
+
+    /// Where late and deferred replies go (default: [`LoggingSink`]).
+    #[must_use]
+    pub fn late_sink(mut self, sink: impl LateReplySink) -> Self {
+        self.sink = Some(Arc::new(sink));
+        self
+    }
+
+    /// Where late and deferred replies go, already shared.
+    #[must_use]
+    pub fn late_sink_arc(mut self, sink: Arc<dyn LateReplySink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// How long a finished reply is kept for retries (default 60 s; at least 30 s).
+    #[must_use]
+    pub fn reply_ttl(mut self, ttl: Duration) -> Self {
+        self.config.reply_ttl = ttl.max(Duration::from_secs(30));
+        self
+    }
+
+    /// How long an unfinished claim blocks other deliveries (default 60 s).
+    #[must_use]
+    pub fn in_flight_ttl(mut self, ttl: Duration) -> Self {
+        self.config.in_flight_ttl = ttl;
+        self
+    }
+
+    /// Serve Prometheus text metrics on GET at this exact path (e.g. `/metrics`).
+    #[must_use]
+    pub fn metrics_path(mut self, path: impl Into<String>) -> Self {
+        self.config.metrics_path = Some(path.into());
+        self
+    }
+
+    /// Log OpenIDs in full (default: shortened to `oyOR…f0rs`).
+    #[must_use]
+    pub fn log_full_openids(mut self, yes: bool) -> Self {
+        self.config.full_openids = yes;
+        self
+    }
+
+    /// How long [`crate::serve_with_shutdown`] waits for running handlers (default 30 s).
+    #[must_use]
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.config.shutdown_grace = grace;
+        self
+    }
+
+    /// The clock for timestamps (default: the system clock).
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The nonce and random-bytes source for encrypted replies (default: `rand`).
+    #[must_use]
+    pub fn nonce_source(mut self, nonce: impl NonceSource) -> Self {
+        self.nonce = Arc::new(nonce);
+        self
+    }
+
+    /// Builds the service.
+    ///
+    /// # Errors
+    /// [`Error::NoAccount`] without accounts; [`Error::DuplicatePath`] when two accounts
+    /// answer on the same path segment.
+    pub fn build(self) -> Result<WechatService, Error> {
+        if self.accounts.is_empty() {
+            return Err(Error::NoAccount);
+        }
+        for (i, a) in self.accounts.iter().enumerate() {
+            if self.accounts[..i].iter().any(|b| b.path() == a.path()) {
+                return Err(Error::DuplicatePath(a.path().to_owned()));
+            }
+        }
+        if self.config.insecure_skip_signature {
+            tracing::error!(
+                "INSECURE: signature checks are OFF (insecure_skip_signature); anyone can post messages as \
+                 WeChat. Use only with WeChat's online debugging tool, never in production."
+            );
+        }
+        Ok(WechatService {
+            inner: Arc::new(Inner {
+                accounts: self.accounts.into_iter().map(Arc::new).collect(),
+                config: self.config,
+                router: self.router.unwrap_or_else(|| Router::new().into_service()),
+                dedup: self.dedup.unwrap_or_else(|| Arc::new(MemoryDedupStore::default())),
+                sink: self.sink.unwrap_or_else(|| Arc::new(LoggingSink::default())),
+                clock: self.clock,
+                nonce: self.nonce,
+                metrics: Metrics::default(),
+                tasks: Arc::default(),
+                local: Mutex::default(),
+            }),
+        })
+    }
+}
+
+impl WechatService {
+    /// A builder with default settings.
+    pub fn builder() -> WechatServiceBuilder {
+        WechatServiceBuilder {
+            accounts: Vec::new(),
+            router: None,
+            config: Config::default(),
+            dedup: None,
+            sink: None,
+            clock: Arc::new(SystemClock),
+            nonce: Arc::new(RandomNonce),
+        }
+    }
+
+    /// One account, one router, default settings.
+    pub fn new(account: Account, router: Router) -> Self {
+        let inner = Self::builder().account(account).router(router).build();
+        // One account cannot be missing or duplicated.
+        inner.unwrap_or_else(|_| unreachable!("a single account always builds"))
+    }
+
+    /// An axum router that sends every request to this service; mount it anywhere
+    /// (`app.nest_service("/wechat", svc.into_router())` or `.merge`).
+    pub fn into_router(self) -> axum::Router {
+        axum::Router::new().fallback_service(self)
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        self.inner.metrics.render()
+    }
+
+    /// How many handlers are running now (including those whose request was answered).
+    pub fn in_flight(&self) -> usize {
+        self.inner.tasks.count.load(Ordering::Acquire)
+    }
+
+    /// Deadline misses so far.
+    pub fn deadline_misses(&self) -> u64 {
+        self.inner.metrics.deadline_misses()
+    }
+
+    /// Deliveries that joined a running handler (`joined`) or got a stored reply
+    /// (`cached`) so far: `(joined, cached)`.
+    pub fn dedup_counts(&self) -> (u64, u64) {
+        let m = &self.inner.metrics;
+        (m.dedup_count(DedupOutcome::Joined), m.dedup_count(DedupOutcome::Cached))
+    }
+
+    /// Waits until no handler runs (their late replies handed to the sink), at most
+    /// `timeout`. Returns whether all finished.
+    pub async fn drain(&self, timeout: Duration) -> bool {
+        let tasks = &self.inner.tasks;
+        let wait = async {
+            loop {
+                let idle = tasks.idle.notified();
+                tokio::pin!(idle);
+                idle.as_mut().enable();
+                if tasks.count.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
+    }
+
+    pub(crate) fn shutdown_grace(&self) -> Duration {
+        self.inner.config.shutdown_grace
+    }
+}
+
+impl<B> tower::Service<Request<B>> for WechatService
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let inner = self.inner.clone();
+        Box::pin(async move { Ok(inner.handle(req).await) })
+    }
+}
+
+fn response(status: StatusCode, content_type: &'static str, body: impl Into<Body>) -> Response<Body> {
+    let mut res = Response::new(body.into());
+    *res.status_mut() = status;
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res
+}
+
+fn success() -> Response<Body> {
+    response(StatusCode::OK, "text/plain; charset=utf-8", "success")
+}
+
+fn xml_error(e: &XmlError, what: &'static str) -> Rejection {
+    Rejection::new(
+        StatusCode::BAD_REQUEST,
+        RejectReason::BadXml,
+        Some(e.reference_code()),
+        what,
+        format!("{what} is not acceptable XML: {e}"),
+    )
+}
+
+/// What the request has revealed so far, for the rejection log line.
+#[derive(Default)]
+struct Seen {
+    mode: Option<Mode>,
+    appid: Option<Arc<Account>>,
+}
+
+impl Inner {
+    async fn handle<B>(self: Arc<Self>, req: Request<B>) -> Response<Body>
+    where
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let arrived = Instant::now();
+        let (parts, body) = req.into_parts();
+        if parts.method == Method::GET
+            && self.config.metrics_path.as_deref().is_some_and(|p| p == parts.uri.path())
+        {
+            return response(StatusCode::OK, "text/plain; version=0.0.4", self.metrics.render());
+        }
+        let span = tracing::info_span!(
+            "wechat",
+            method = %parts.method,
+            appid = Empty,
+            mode = Empty,
+            msg_type = Empty,
+            openid = Empty,
+            dedup = Empty,
+            attempt = Empty,
+            rule = Empty,
+            status = Empty,
+            latency_us = Empty,
+        );
+        let this = self.clone();
+        async move {
+            let mut seen = Seen::default();
+            let query = Query::parse(parts.uri.query().unwrap_or(""));
+            if self.config.insecure_skip_signature {
+                tracing::warn!("INSECURE: signature not checked (insecure_skip_signature)");
+            }
+            let result = match parts.method {
+                Method::GET => self.verify_url(parts.uri.path(), &query, &mut seen),
+                Method::POST => {
+                    this.post(parts.uri.path(), &parts.headers, body, &query, arrived, &mut seen).await
+                }
+                _ => Err(Rejection::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    RejectReason::MethodNotAllowed,
+                    None,
+                    "method",
+                    format!("method {} not allowed: WeChat sends GET (verification) and POST", parts.method),
+                )),
+            };
+            let res = match result {
+                Ok((res, outcome)) => {
+                    self.metrics.request(seen.mode, outcome);
+                    res
+                }
+                Err(rejection) => {
+                    rejection.log(seen.mode, seen.appid.as_deref().map(Account::appid));
+                    self.metrics.request(seen.mode, Outcome::Rejected);
+                    self.metrics.rejected(rejection.reason);
+                    let mut res = response(rejection.status, "text/plain; charset=utf-8", rejection.body());
+                    if rejection.status == StatusCode::METHOD_NOT_ALLOWED {
+                        res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+                    }
+                    res
+                }
+            };
+            let span = tracing::Span::current();
+            span.record("status", res.status().as_u16());
+            span.record("latency_us", u64::try_from(arrived.elapsed().as_micros()).unwrap_or(u64::MAX));
+            tracing::debug!("answered");
+            res
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn account_by_path(&self, path: &str) -> Option<&Arc<Account>> {
+        if let [only] = self.accounts.as_slice() {
+            return Some(only);
+        }
+        let segment = path.rsplit('/').find(|s| !s.is_empty())?;
+        self.accounts.iter().find(|a| a.path() == segment)
+    }
+
+    fn unknown_account(&self, path: &str, to: Option<&str>) -> Rejection {
+        let to = to.map(|t| format!(" or ToUserName {t:?}")).unwrap_or_default();
+        Rejection::new(
+            StatusCode::NOT_FOUND,
+            RejectReason::UnknownAccount,
+            None,
+            "path",
+            format!(
+                "no account for path {path:?}{to}: {} accounts configured, selected by last path segment or original id",
+                self.accounts.len()
+            ),
+        )
+    }
+
+    fn check_timestamp(&self, timestamp: &str) -> Result<(), Rejection> {
+        let Ok(ts) = timestamp.trim().parse::<i64>() else {
+            let shown: String = timestamp.chars().take(24).collect();
+            return Err(Rejection::new(
+                StatusCode::BAD_REQUEST,
+                RejectReason::BadTimestamp,
+                Some(ReferenceCode::ValidateSignature),
+                "timestamp",
+                format!("timestamp {shown:?} is not a number of seconds"),
+            ));
+        };
+        let window = self.config.freshness.as_secs();
+        if window == 0 {
+            return Ok(());
+        }
+        let skew = self.clock.now_unix().saturating_sub(ts);
+        if skew.unsigned_abs() > window {
+            let side = if skew > 0 { "behind" } else { "ahead of" };
+            return Err(Rejection::new(
+                StatusCode::BAD_REQUEST,
+                RejectReason::StaleTimestamp,
+                Some(ReferenceCode::ValidateSignature),
+                "timestamp",
+                format!(
+                    "timestamp {ts} is {} s {side} server time (window {window} s); replayed request or wrong server clock?",
+                    skew.unsigned_abs()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn verify_url(
+        &self,
+        path: &str,
+        query: &Query<'_>,
+        seen: &mut Seen,
+    ) -> Result<(Response<Body>, Outcome), Rejection> {
+        let signature = query.signature.as_deref().ok_or_else(|| Rejection::missing("signature", None))?;
+        let timestamp = query.timestamp.as_deref().ok_or_else(|| Rejection::missing("timestamp", None))?;
+        let nonce = query.nonce.as_deref().ok_or_else(|| Rejection::missing("nonce", None))?;
+        let echostr = query.echostr.as_deref().ok_or_else(|| Rejection::missing("echostr", None))?;
+        let account = match self.account_by_path(path) {
+            Some(a) => a.clone(),
+            // Several accounts and no path: the one whose token signs the request.
+            None => self
+                .accounts
+                .iter()
+                .find(|a| signature::verify(a.token(), timestamp, nonce, signature).is_ok())
+                .cloned()
+                .ok_or_else(|| self.unknown_account(path, None))?,
+        };
+        seen.appid = Some(account.clone());
+        tracing::Span::current().record("appid", account.appid());
+        if !self.config.insecure_skip_signature
+            && signature::verify(account.token(), timestamp, nonce, signature).is_err()
+        {
+            return Err(Rejection::signature("signature", account.token().len(), "timestamp, nonce"));
+        }
+        self.check_timestamp(timestamp)?;
+        tracing::info!(appid = account.appid(), "URL verification succeeded");
+        Ok((response(StatusCode::OK, "text/plain; charset=utf-8", echostr.to_owned()), Outcome::Reply))
+    }
+
+    async fn post<B>(
+        self: Arc<Self>,
+        path: &str,
+        headers: &http::HeaderMap,
+        body: B,
+        query: &Query<'_>,
+        arrived: Instant,
+        seen: &mut Seen,
+    ) -> Result<(Response<Body>, Outcome), Rejection>
+    where
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let limit = self.config.body_limit;
+        let too_large = |len: String| {
+            Rejection::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                RejectReason::BodyTooLarge,
+                None,
+                "body",
+                format!("body of {len} bytes exceeds the {limit}-byte limit"),
+            )
+        };
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Some(len) = declared.filter(|&l| l > limit as u64) {
+            return Err(too_large(len.to_string()));
+        }
+        let bytes = match http_body_util::Limited::new(body, limit).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(too_large("more than".into()));
+            }
+            Err(e) => {
+                return Err(Rejection::new(
+                    StatusCode::BAD_REQUEST,
+                    RejectReason::BadXml,
+                    Some(ReferenceCode::ParseXml),
+                    "body",
+                    format!("cannot read the body: {e}"),
+                ));
+            }
+        };
+        let text = std::str::from_utf8(&bytes).map_err(|e| {
+            Rejection::new(
+                StatusCode::BAD_REQUEST,
+                RejectReason::BadXml,
+                Some(ReferenceCode::ParseXml),
+                "body",
+                format!("body is not UTF-8 (byte {})", e.valid_up_to()),
+            )
+        })?;
+        let doc = Document::parse(text).map_err(|e| xml_error(&e, "body"))?;
+        let encrypted = query.encrypt_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("aes"))
+            || doc.root.child("Encrypt").is_some();
+        let mode = match (encrypted, doc.root.child("MsgType").is_some()) {
+            (false, _) => Mode::Plain,
+            (true, true) => Mode::Compatible,
+            (true, false) => Mode::Safe,
+        };
+        seen.mode = Some(mode);
+        let span = tracing::Span::current();
+        span.record("mode", mode.as_str());
+
+        let to = doc.root.text_of("ToUserName");
+        let account = match self.account_by_path(path) {
+            Some(a) => a.clone(),
+            None => to
+                .and_then(|to| self.accounts.iter().find(|a| a.original_id() == Some(to)))
+                .cloned()
+                .ok_or_else(|| self.unknown_account(path, to))?,
+        };
+        seen.appid = Some(account.clone());
+        span.record("appid", account.appid());
+
+        let timestamp =
+            query.timestamp.as_deref().ok_or_else(|| Rejection::missing("timestamp", Some(mode)))?;
+        let nonce = query.nonce.as_deref().ok_or_else(|| Rejection::missing("nonce", Some(mode)))?;
+        let skip = self.config.insecure_skip_signature;
+
+        let incoming = if mode == Mode::Plain {
+            if self.config.require_encryption {
+                return Err(Rejection::new(
+                    StatusCode::FORBIDDEN,
+                    RejectReason::PlainRefused,
+                    None,
+                    "encrypt_type",
+                    "plain-mode request refused: this server requires compatible or safe mode (require_encryption)",
+                ));
+            }
+            if !skip {
+                let sig =
+                    query.signature.as_deref().ok_or_else(|| Rejection::missing("signature", Some(mode)))?;
+                if signature::verify(account.token(), timestamp, nonce, sig).is_err() {
+                    return Err(Rejection::signature("signature", account.token().len(), "timestamp, nonce"));
+                }
+            }
+            self.check_timestamp(timestamp)?;
+            Incoming::from_document(&doc)
+        } else {
+            let envelope = Envelope::from_document(doc).map_err(|e| {
+                let reason = match e {
+                    EnvelopeError::MissingEncrypt => RejectReason::MissingEncrypt,
+                    _ => RejectReason::BadXml,
+                };
+                Rejection::new(
+                    StatusCode::BAD_REQUEST,
+                    reason,
+                    Some(e.reference_code()),
+                    "Encrypt",
+                    format!("{e} (encrypt_type=aes or an <Encrypt> element marks the request as encrypted)"),
+                )
+            })?;
+            let Some(cipher) = account.cipher() else {
+                return Err(Rejection::new(
+                    StatusCode::BAD_REQUEST,
+                    RejectReason::NoAesKey,
+                    Some(ReferenceCode::IllegalAesKey),
+                    "encrypt_type",
+                    format!(
+                        "{mode}-mode request but no EncodingAESKey is configured for account {}",
+                        account.appid()
+                    ),
+                ));
+            };
+            if !skip {
+                let sig = query
+                    .msg_signature
+                    .as_deref()
+                    .ok_or_else(|| Rejection::missing("msg_signature", Some(mode)))?;
+                if signature::verify_msg(account.token(), timestamp, nonce, &envelope.encrypt, sig).is_err() {
+                    return Err(Rejection::signature(
+                        "msg_signature",
+                        account.token().len(),
+                        "timestamp, nonce, Encrypt",
+                    ));
+                }
+            }
+            self.check_timestamp(timestamp)?;
+            let xml = cipher.decrypt(&envelope.encrypt).map_err(|e| Rejection::decrypt(&e))?;
+            let inner = Document::parse(&xml).map_err(|e| xml_error(&e, "decrypted message"))?;
+            Incoming::from_document(&inner)
+        };
+        let kind = incoming.kind();
+        match incoming.event() {
+            Some(e) => span.record("msg_type", tracing::field::display(format_args!("event/{}", e.kind()))),
+            None => span.record("msg_type", kind.as_str()),
+        };
+        span.record(
+            "openid",
+            tracing::field::display(ShortId::new(&incoming.header().from, self.config.full_openids)),
+        );
+        let deadline = arrived + self.config.budget;
+        Ok(self.dispatch(account, mode, incoming, deadline).await)
+    }
+
+    async fn dispatch(
+        self: Arc<Self>,
+        account: Arc<Account>,
+        mode: Mode,
+        incoming: Incoming,
+        deadline: Instant,
+    ) -> (Response<Body>, Outcome) {
+        let span = tracing::Span::current();
+        let key = format!("{}:{}", account.appid(), incoming.dedup_key());
+        let claim = match self.dedup.claim(&key, self.config.in_flight_ttl).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::error!(error = %e, "dedup store failed; handling without dedup");
+                None
+            }
+        };
+        let dedup = match &claim {
+            Some(Claim::InFlight) => DedupOutcome::Joined,
+            Some(Claim::Done(_)) => DedupOutcome::Cached,
+            _ => DedupOutcome::New,
+        };
+        self.metrics.dedup(dedup);
+        span.record("dedup", dedup.as_str());
+        span.record("attempt", if dedup == DedupOutcome::New { "first" } else { "retry" });
+        match claim {
+            Some(Claim::Done(xml)) => self.answer(&account, mode, &xml),
+            Some(Claim::InFlight) => {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                match self.dedup.wait(&key, remaining).await {
+                    Ok(Some(xml)) => self.answer(&account, mode, &xml),
+                    Ok(None) | Err(_) => {
+                        // Our budget is spent: make sure the running handler's reply goes to
+                        // the sink, since `success` now stops WeChat's retries.
+                        let owner = self.local_owner(&key);
+                        if let Some(shared) = owner
+                            && shared.defer() == Decided::Passive
+                        {
+                            // It just finished: its reply is being stored right now.
+                            if let Ok(Some(xml)) = self.dedup.wait(&key, Duration::from_millis(50)).await {
+                                return self.answer(&account, mode, &xml);
+                            }
+                        }
+                        self.metrics.deadline_miss();
+                        tracing::warn!(
+                            "retry waited its whole budget for the first delivery; answering success"
+                        );
+                        (success(), Outcome::Deadline)
+                    }
+                }
+            }
+            Some(Claim::New) | None => {
+                let owned_key = claim.is_some().then_some(key);
+                self.run(account, mode, incoming, deadline, owned_key).await
+            }
+        }
+    }
+
+    fn local_owner(&self, key: &str) -> Option<Arc<Shared>> {
+        self.local.lock().unwrap_or_else(|e| e.into_inner()).get(key).and_then(Weak::upgrade)
+    }
+
+    async fn run(
+        self: Arc<Self>,
+        account: Arc<Account>,
+        mode: Mode,
+        incoming: Incoming,
+        deadline: Instant,
+        key: Option<String>,
+    ) -> (Response<Body>, Outcome) {
+        let shared = Arc::new(Shared::new(deadline));
+        if let Some(key) = &key {
+            self.local.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), Arc::downgrade(&shared));
+        }
+        let inbound = Inbound::new(incoming, account.clone(), mode, Ctx::from_shared(shared.clone()));
+        let (tx, mut rx) = oneshot::channel::<String>();
+        let guard = TaskGuard::new(&self.tasks);
+        let task = self.clone().handle_in_task(inbound, key, tx, shared.clone(), guard);
+        tokio::spawn(task.instrument(tracing::Span::current()));
+
+        let xml = tokio::select! {
+            biased;
+            done = &mut rx => done.ok(),
+            () = shared.deferred.notified() => match shared.defer() {
+                Decided::Late => {
+                    self.metrics.deferred();
+                    None
+                }
+                Decided::Passive => rx.await.ok(),
+            },
+            () = tokio::time::sleep_until(deadline) => match shared.defer() {
+                Decided::Late => {
+                    self.metrics.deadline_miss();
+                    tracing::warn!(
+                        budget_ms = u64::try_from(self.config.budget.as_millis()).unwrap_or(u64::MAX),
+                        "handler missed the deadline; answered success, its reply goes to the late sink"
+                    );
+                    return (success(), Outcome::Deadline);
+                }
+                Decided::Passive => rx.await.ok(),
+            },
+        };
+        match xml {
+            Some(xml) => self.answer(&account, mode, &xml),
+            None => (success(), Outcome::Deadline),
+        }
+    }
+
+    fn policy_reply(&self) -> Reply {
+        match &self.config.error_policy {
+            ErrorPolicy::Success => Reply::None,
+            ErrorPolicy::Apology(text) => Reply::text(text.clone()),
+        }
+    }
+
+    async fn handle_in_task(
+        self: Arc<Self>,
+        inbound: Inbound,
+        key: Option<String>,
+        tx: oneshot::Sender<String>,
+        shared: Arc<Shared>,
+        _guard: TaskGuard,
+    ) {
+        let started = Instant::now();
+        let result = AssertUnwindSafe(self.router.clone().oneshot(inbound.clone())).catch_unwind().await;
+        self.metrics.handler_latency(started.elapsed());
+        let reply = match result {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(error)) => {
+                self.metrics.handler_error();
+                tracing::error!(error = %error, "handler failed; answering per the error policy");
+                self.policy_reply()
+            }
+            Err(panic) => {
+                self.metrics.handler_error();
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(panic = %what, "handler panicked; answering per the error policy");
+                self.policy_reply()
+            }
+        };
+        let msg = inbound.message();
+        let ctx = ReplyContext::answering(msg, self.clock.now_unix());
+        let xml = match reply.to_xml(&ctx) {
+            Ok(xml) => xml,
+            Err(e) => {
+                tracing::error!(
+                    code = e.reference_code().code(),
+                    error = %e,
+                    "handler's reply cannot be sent; answering success"
+                );
+                "success".to_owned()
+            }
+        };
+        let ttl = self.config.reply_ttl;
+        match shared.finish() {
+            Decided::Passive => {
+                let stored = key.as_ref().map(|_| xml.clone());
+                let _ = tx.send(xml);
+                if let (Some(key), Some(xml)) = (&key, stored) {
+                    if let Err(e) = self.dedup.complete(key, &xml, ttl).await {
+                        tracing::error!(error = %e, "cannot store the reply for retries");
+                    }
+                }
+            }
+            Decided::Late => {
+                drop(tx);
+                if let Some(key) = &key {
+                    // `success` went out for this delivery; retries must not send it again.
+                    if let Err(e) = self.dedup.complete(key, "success", ttl).await {
+                        tracing::error!(error = %e, "cannot store the delivery as answered");
+                    }
+                }
+                if xml != "success" {
+                    let account = inbound.account();
+                    let openid = inbound.openid();
+                    let outcome = self.sink.deliver(account.appid(), openid, reply).await;
+                    self.metrics.late(outcome.label());
+                    let shown = ShortId::new(openid, self.config.full_openids);
+                    match &outcome {
+                        SinkOutcome::Delivered => tracing::info!(openid = %shown, "late reply delivered"),
+                        other => {
+                            tracing::warn!(openid = %shown, outcome = %other, "late reply not delivered")
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(key) = &key {
+            let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
+            if local.get(key).is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&shared))) {
+                local.remove(key);
+            }
+        }
+    }
+
+    /// Answers with stored or fresh reply XML in the request's mode (re-encrypted with a
+    /// fresh timestamp and nonce every time).
+    fn answer(&self, account: &Account, mode: Mode, xml: &str) -> (Response<Body>, Outcome) {
+        if xml.is_empty() || xml == "success" {
+            return (success(), Outcome::Empty);
+        }
+        if mode.is_encrypted()
+            && let Some(cipher) = account.cipher()
+        {
+            let timestamp = self.clock.now_unix().to_string();
+            let nonce = self.nonce.nonce();
+            return match EncryptedReply::seal(
+                cipher,
+                account.token(),
+                xml,
+                &timestamp,
+                &nonce,
+                self.nonce.random16(),
+            ) {
+                Ok(sealed) => (response(StatusCode::OK, "application/xml", sealed.to_xml()), Outcome::Reply),
+                Err(e) => {
+                    tracing::error!(code = e.reference_code().code(), error = %e, "cannot encrypt the reply");
+                    (success(), Outcome::Empty)
+                }
+            };
+        }
+        (response(StatusCode::OK, "application/xml", xml.to_owned()), Outcome::Reply)
+    }
+}
