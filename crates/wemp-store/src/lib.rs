@@ -1,14 +1,39 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod dedup;
 mod error;
+pub mod fallback;
 pub mod log;
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod session;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 pub mod token;
+pub mod writer;
 
 pub use dedup::{Claim, DedupStore};
 pub use error::{Result, StoreError};
+pub use fallback::FallbackDedupStore;
 pub use log::{LogEntry, LogQuery, MessageLog};
 pub use session::{SessionStore, Versioned};
 pub use token::{CachedToken, Lease, TokenStore};
+pub use writer::{LogWriter, LogWriterConfig, LogWriterStats};
+
+/// Milliseconds since the Unix epoch, on this machine's clock.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A TTL in milliseconds, saturating.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) fn ttl_ms(ttl: std::time::Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
+}

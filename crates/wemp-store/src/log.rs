@@ -50,8 +50,20 @@ pub struct LogQuery {
     pub since_ms: Option<i64>,
     /// Only entries with a row id greater than this (for following).
     pub after_id: Option<i64>,
-    /// At most this many (newest last).
+    /// At most this many: the first ones in id order (page on with `after_id` set to the
+    /// last id returned).
     pub limit: Option<usize>,
+}
+
+impl LogQuery {
+    /// Whether the entry with row id `id` passes every filter (all but `limit`).
+    pub fn matches(&self, id: i64, entry: &LogEntry) -> bool {
+        self.appid.as_ref().is_none_or(|a| *a == entry.appid)
+            && self.openid.as_ref().is_none_or(|o| *o == entry.openid)
+            && self.msg_type.as_ref().is_none_or(|t| *t == entry.msg_type)
+            && self.since_ms.is_none_or(|s| entry.received_at_ms >= s)
+            && self.after_id.is_none_or(|a| id > a)
+    }
 }
 
 /// Durable message log storage.
@@ -60,6 +72,8 @@ pub trait MessageLog: Send + Sync + 'static {
     /// Appends entries in order.
     async fn append(&self, entries: &[LogEntry]) -> Result<()>;
 
-    /// Entries matching `query`, oldest first, with their row ids.
+    /// Entries matching `query` in row-id order (oldest first), with their row ids.
+    ///
+    /// Row ids grow with every append, so `after_id` follows the log.
     async fn query(&self, query: &LogQuery) -> Result<Vec<(i64, LogEntry)>>;
 }

@@ -1,0 +1,431 @@
+//! PostgreSQL backends: the message log and sessions shared by several instances.
+//!
+//! Everything lives in one schema of your choosing (`wemp` by default), created on connect
+//! together with its tables; migrations are recorded in `<schema>.schema_migrations` and run
+//! under an advisory lock, so instances starting together migrate once. Different schemas
+//! never see each other's rows, which is how tests run in parallel on one database.
+//!
+//! The connection is plain TCP (no TLS), as on a private network or a local socket; a lost
+//! connection is re-established on the next call.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Config, NoTls};
+
+use crate::log::{LogEntry, LogQuery, MessageLog};
+use crate::session::{SessionStore, Versioned};
+use crate::{Result, StoreError, now_ms, ttl_ms};
+
+fn pg_err(e: tokio_postgres::Error) -> StoreError {
+    StoreError::backend("postgres", e)
+}
+
+/// Schema migrations, applied in order; `{s}` stands for the quoted schema name.
+const MIGRATIONS: &[&str] = &[
+    // 1: message log and sessions.
+    "CREATE TABLE {s}.message_log (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        received_at_ms BIGINT NOT NULL,
+        appid TEXT NOT NULL,
+        openid TEXT NOT NULL,
+        msg_id BIGINT,
+        dedup_key TEXT NOT NULL,
+        msg_type TEXT NOT NULL,
+        event TEXT,
+        mode TEXT NOT NULL,
+        dedup TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        raw_xml TEXT NOT NULL,
+        reply_xml TEXT,
+        outcome TEXT NOT NULL,
+        latency_ms BIGINT NOT NULL,
+        error TEXT
+    );
+    CREATE INDEX ON {s}.message_log (appid, id);
+    CREATE INDEX ON {s}.message_log (appid, openid, id);
+    CREATE INDEX ON {s}.message_log (received_at_ms);
+    CREATE TABLE {s}.sessions (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        expires_at_ms BIGINT NOT NULL
+    );
+    CREATE INDEX ON {s}.sessions (expires_at_ms);",
+];
+
+/// A connection to PostgreSQL with wemp's tables in one schema.
+///
+/// Cheap to clone; clones share the connection, which pipelines concurrent calls.
+/// [`PostgresMessageLog`] and [`PostgresSessionStore`] are views of it.
+#[derive(Clone)]
+pub struct PostgresDatabase {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    schema: String,
+    client: tokio::sync::Mutex<Arc<Client>>,
+}
+
+impl std::fmt::Debug for PostgresDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresDatabase").field("schema", &self.inner.schema).finish_non_exhaustive()
+    }
+}
+
+/// Schema used by [`PostgresDatabase::connect`] callers that have no preference.
+pub const DEFAULT_SCHEMA: &str = "wemp";
+
+fn valid_schema(schema: &str) -> bool {
+    let mut chars = schema.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && schema.len() <= 63
+        && !schema.starts_with("pg_")
+}
+
+impl PostgresDatabase {
+    /// Connects to `url` (`postgres://user@host:port/db`), creates `schema` if needed and
+    /// runs pending migrations in it. A connect timeout of 5 s applies unless the URL sets
+    /// one.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if the URL or schema name is invalid (a schema is
+    /// `[a-z_][a-z0-9_]*`, at most 63 bytes, not `pg_…`), PostgreSQL cannot be reached, or
+    /// the schema was written by a newer wemp.
+    pub async fn connect(url: &str, schema: &str) -> Result<Self> {
+        if !valid_schema(schema) {
+            return Err(StoreError::backend("postgres", format!("invalid schema name {schema:?}")));
+        }
+        let mut config: Config = url.parse().map_err(pg_err)?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        let mut client = open(&config).await?;
+        migrate(&mut client, schema).await?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                schema: schema.to_owned(),
+                client: tokio::sync::Mutex::new(Arc::new(client)),
+            }),
+        })
+    }
+
+    /// The schema holding the tables.
+    pub fn schema(&self) -> &str {
+        &self.inner.schema
+    }
+
+    /// The message log in this schema.
+    pub fn message_log(&self) -> PostgresMessageLog {
+        PostgresMessageLog { db: self.clone() }
+    }
+
+    /// The sessions in this schema.
+    pub fn session_store(&self) -> PostgresSessionStore {
+        PostgresSessionStore { db: self.clone() }
+    }
+
+    /// Drops the schema and everything in it (for tests and uninstalling).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if PostgreSQL fails.
+    pub async fn drop_schema(&self) -> Result<()> {
+        let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.inner.schema);
+        self.client().await?.batch_execute(&sql).await.map_err(pg_err)
+    }
+
+    fn table(&self, name: &str) -> String {
+        format!("\"{}\".{name}", self.inner.schema)
+    }
+
+    async fn client(&self) -> Result<Arc<Client>> {
+        let mut client = self.inner.client.lock().await;
+        if client.is_closed() {
+            tracing::info!(schema = %self.inner.schema, "reconnecting to postgres");
+            *client = Arc::new(open(&self.inner.config).await?);
+        }
+        Ok(Arc::clone(&client))
+    }
+}
+
+async fn open(config: &Config) -> Result<Client> {
+    let (client, connection) = config.connect(NoTls).await.map_err(pg_err)?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "postgres connection closed");
+        }
+    });
+    Ok(client)
+}
+
+async fn migrate(client: &mut Client, schema: &str) -> Result<()> {
+    let s = format!("\"{schema}\"");
+    let tx = client.transaction().await.map_err(pg_err)?;
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("wemp-migrate:{schema}")])
+        .await
+        .map_err(pg_err)?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {s};
+         CREATE TABLE IF NOT EXISTS {s}.schema_migrations (
+             version INTEGER PRIMARY KEY,
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+         );"
+    ))
+    .await
+    .map_err(pg_err)?;
+    let row = tx
+        .query_one(&format!("SELECT COALESCE(MAX(version), 0) FROM {s}.schema_migrations"), &[])
+        .await
+        .map_err(pg_err)?;
+    let current = usize::try_from(row.get::<_, i32>(0)).unwrap_or(0);
+    if current > MIGRATIONS.len() {
+        return Err(StoreError::backend(
+            "postgres",
+            format!("schema {schema} is at version {current}, newer than this wemp ({})", MIGRATIONS.len()),
+        ));
+    }
+    for (i, script) in MIGRATIONS.iter().enumerate().skip(current) {
+        tx.batch_execute(&script.replace("{s}", &s)).await.map_err(pg_err)?;
+        let version = i32::try_from(i + 1).unwrap_or(i32::MAX);
+        tx.execute(&format!("INSERT INTO {s}.schema_migrations (version) VALUES ($1)"), &[&version])
+            .await
+            .map_err(pg_err)?;
+        tracing::debug!(schema, version, "postgres schema migrated");
+    }
+    tx.commit().await.map_err(pg_err)
+}
+
+/// The message log in PostgreSQL, one row per delivery, with an `appid` column.
+#[derive(Clone, Debug)]
+pub struct PostgresMessageLog {
+    db: PostgresDatabase,
+}
+
+impl PostgresMessageLog {
+    /// Connects and migrates (see [`PostgresDatabase::connect`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`PostgresDatabase::connect`].
+    pub async fn connect(url: &str, schema: &str) -> Result<Self> {
+        Ok(PostgresDatabase::connect(url, schema).await?.message_log())
+    }
+
+    /// The database this log lives in.
+    pub fn database(&self) -> &PostgresDatabase {
+        &self.db
+    }
+
+    /// Deletes entries received before `received_at_ms`; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if PostgreSQL fails.
+    pub async fn delete_before(&self, received_at_ms: i64) -> Result<u64> {
+        let sql = format!("DELETE FROM {} WHERE received_at_ms < $1", self.db.table("message_log"));
+        self.db.client().await?.execute(&sql, &[&received_at_ms]).await.map_err(pg_err)
+    }
+}
+
+const LOG_COLUMNS: &str = "received_at_ms, appid, openid, msg_id, dedup_key, msg_type, event, mode, dedup, \
+                           summary, raw_xml, reply_xml, outcome, latency_ms, error";
+
+#[async_trait::async_trait]
+impl MessageLog for PostgresMessageLog {
+    async fn append(&self, entries: &[LogEntry]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        // One statement per batch: the arrays are unnested in order, so ids follow it.
+        let sql = format!(
+            "INSERT INTO {} ({LOG_COLUMNS})
+             SELECT {LOG_COLUMNS} FROM UNNEST(
+                 $1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::TEXT[], $6::TEXT[], $7::TEXT[],
+                 $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[], $13::TEXT[], $14::BIGINT[],
+                 $15::TEXT[]
+             ) WITH ORDINALITY AS t ({LOG_COLUMNS}, n)
+             ORDER BY n",
+            self.db.table("message_log")
+        );
+        let col = |f: fn(&LogEntry) -> &str| entries.iter().map(f).collect::<Vec<_>>();
+        let opt = |f: fn(&LogEntry) -> Option<&str>| entries.iter().map(f).collect::<Vec<_>>();
+        let received: Vec<i64> = entries.iter().map(|e| e.received_at_ms).collect();
+        // MsgId is a u64; stored as the i64 with the same bits.
+        let msg_id: Vec<Option<i64>> = entries.iter().map(|e| e.msg_id.map(|m| m as i64)).collect();
+        let latency: Vec<i64> =
+            entries.iter().map(|e| i64::try_from(e.latency_ms).unwrap_or(i64::MAX)).collect();
+        let (appid, openid, dedup_key, msg_type) =
+            (col(|e| &e.appid), col(|e| &e.openid), col(|e| &e.dedup_key), col(|e| &e.msg_type));
+        let (mode, dedup, summary, raw_xml, outcome) = (
+            col(|e| &e.mode),
+            col(|e| &e.dedup),
+            col(|e| &e.summary),
+            col(|e| &e.raw_xml),
+            col(|e| &e.outcome),
+        );
+        let (event, reply_xml, error) =
+            (opt(|e| e.event.as_deref()), opt(|e| e.reply_xml.as_deref()), opt(|e| e.error.as_deref()));
+        let params: [&(dyn ToSql + Sync); 15] = [
+            &received, &appid, &openid, &msg_id, &dedup_key, &msg_type, &event, &mode, &dedup, &summary,
+            &raw_xml, &reply_xml, &outcome, &latency, &error,
+        ];
+        self.db.client().await?.execute(&sql, &params).await.map(drop).map_err(pg_err)
+    }
+
+    async fn query(&self, query: &LogQuery) -> Result<Vec<(i64, LogEntry)>> {
+        let mut sql = format!("SELECT id, {LOG_COLUMNS} FROM {} WHERE TRUE", self.db.table("message_log"));
+        let mut args: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+        let mut filter = |sql: &mut String, column: &str, op: &str, v: Box<dyn ToSql + Sync + Send>| {
+            args.push(v);
+            sql.push_str(&format!(" AND {column} {op} ${}", args.len()));
+        };
+        if let Some(a) = &query.appid {
+            filter(&mut sql, "appid", "=", Box::new(a.clone()));
+        }
+        if let Some(o) = &query.openid {
+            filter(&mut sql, "openid", "=", Box::new(o.clone()));
+        }
+        if let Some(t) = &query.msg_type {
+            filter(&mut sql, "msg_type", "=", Box::new(t.clone()));
+        }
+        if let Some(s) = query.since_ms {
+            filter(&mut sql, "received_at_ms", ">=", Box::new(s));
+        }
+        if let Some(a) = query.after_id {
+            filter(&mut sql, "id", ">", Box::new(a));
+        }
+        sql.push_str(" ORDER BY id");
+        if let Some(l) = query.limit {
+            sql.push_str(&format!(" LIMIT {}", i64::try_from(l).unwrap_or(i64::MAX)));
+        }
+        let refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| &**a as &(dyn ToSql + Sync)).collect();
+        let rows = self.db.client().await?.query(&sql, &refs).await.map_err(pg_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<_, i64>(0).map_err(pg_err)?,
+                    LogEntry {
+                        received_at_ms: r.try_get(1).map_err(pg_err)?,
+                        appid: r.try_get(2).map_err(pg_err)?,
+                        openid: r.try_get(3).map_err(pg_err)?,
+                        msg_id: r.try_get::<_, Option<i64>>(4).map_err(pg_err)?.map(|m| m as u64),
+                        dedup_key: r.try_get(5).map_err(pg_err)?,
+                        msg_type: r.try_get(6).map_err(pg_err)?,
+                        event: r.try_get(7).map_err(pg_err)?,
+                        mode: r.try_get(8).map_err(pg_err)?,
+                        dedup: r.try_get(9).map_err(pg_err)?,
+                        summary: r.try_get(10).map_err(pg_err)?,
+                        raw_xml: r.try_get(11).map_err(pg_err)?,
+                        reply_xml: r.try_get(12).map_err(pg_err)?,
+                        outcome: r.try_get(13).map_err(pg_err)?,
+                        latency_ms: r.try_get::<_, i64>(14).map_err(pg_err)?.max(0) as u64,
+                        error: r.try_get(15).map_err(pg_err)?,
+                    },
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Sessions in PostgreSQL, with versions and expiry; each save is one conditional
+/// statement.
+#[derive(Clone, Debug)]
+pub struct PostgresSessionStore {
+    db: PostgresDatabase,
+}
+
+impl PostgresSessionStore {
+    /// Connects and migrates (see [`PostgresDatabase::connect`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`PostgresDatabase::connect`].
+    pub async fn connect(url: &str, schema: &str) -> Result<Self> {
+        Ok(PostgresDatabase::connect(url, schema).await?.session_store())
+    }
+
+    /// The database these sessions live in.
+    pub fn database(&self) -> &PostgresDatabase {
+        &self.db
+    }
+
+    /// Deletes expired sessions; returns how many. Run it now and then: expired sessions
+    /// are invisible but stay until purged or overwritten.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if PostgreSQL fails.
+    pub async fn purge_expired(&self) -> Result<u64> {
+        let sql = format!("DELETE FROM {} WHERE expires_at_ms <= $1", self.db.table("sessions"));
+        self.db.client().await?.execute(&sql, &[&now_ms()]).await.map_err(pg_err)
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for PostgresSessionStore {
+    async fn load(&self, key: &str) -> Result<Option<Versioned>> {
+        let sql = format!(
+            "SELECT value, version FROM {} WHERE key = $1 AND expires_at_ms > $2",
+            self.db.table("sessions")
+        );
+        let row = self.db.client().await?.query_opt(&sql, &[&key, &now_ms()]).await.map_err(pg_err)?;
+        match row {
+            Some(r) => {
+                let json: String = r.try_get(0).map_err(pg_err)?;
+                let version: i64 = r.try_get(1).map_err(pg_err)?;
+                Ok(Some(Versioned { value: serde_json::from_str(&json)?, version: version as u64 }))
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn save(&self, key: &str, value: &serde_json::Value, expected: u64, ttl: Duration) -> Result<u64> {
+        let table = self.db.table("sessions");
+        let json = serde_json::to_string(value)?;
+        let now = now_ms();
+        let expires = now.saturating_add(ttl_ms(ttl));
+        let client = self.db.client().await?;
+        let row = if expected == 0 {
+            let sql = format!(
+                "INSERT INTO {table} AS s (key, value, version, expires_at_ms) VALUES ($1, $2, 1, $3)
+                 ON CONFLICT (key) DO UPDATE
+                     SET value = EXCLUDED.value, version = 1, expires_at_ms = EXCLUDED.expires_at_ms
+                     WHERE s.expires_at_ms <= $4
+                 RETURNING version"
+            );
+            client.query_opt(&sql, &[&key, &json, &expires, &now]).await
+        } else {
+            let sql = format!(
+                "UPDATE {table} SET value = $2, version = version + 1, expires_at_ms = $3
+                 WHERE key = $1 AND version = $4 AND expires_at_ms > $5
+                 RETURNING version"
+            );
+            let expected = i64::try_from(expected).unwrap_or(i64::MAX);
+            client.query_opt(&sql, &[&key, &json, &expires, &expected, &now]).await
+        }
+        .map_err(pg_err)?;
+        if let Some(r) = row {
+            return Ok(r.try_get::<_, i64>(0).map_err(pg_err)? as u64);
+        }
+        let sql = format!("SELECT version FROM {table} WHERE key = $1 AND expires_at_ms > $2");
+        let found = client
+            .query_opt(&sql, &[&key, &now_ms()])
+            .await
+            .map_err(pg_err)?
+            .map_or(Ok(0), |r| r.try_get::<_, i64>(0).map(|v| v as u64))
+            .map_err(pg_err)?;
+        Err(StoreError::Conflict { key: key.to_owned(), expected, found })
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let sql = format!("DELETE FROM {} WHERE key = $1", self.db.table("sessions"));
+        self.db.client().await?.execute(&sql, &[&key]).await.map(drop).map_err(pg_err)
+    }
+}
