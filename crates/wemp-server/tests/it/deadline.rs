@@ -1,0 +1,265 @@
+//! The deadline, the late sink, and dedup of WeChat's retries, on a paused clock.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use http::{Request, StatusCode};
+use tokio::time::Instant;
+use wemp_proto::{Mode, Reply};
+use wemp_server::extract::Content;
+use wemp_server::{Ctx, DedupStore, ErrorPolicy, Router, SinkOutcome, WechatService};
+use wemp_store::{Claim, StoreError};
+
+use crate::common::*;
+
+const WECHAT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What WeChat does: up to three tries, each abandoned after 5 s. Returns, for each try,
+/// when it started (relative to `t0`) and what it got, if anything.
+async fn wechat_schedule(
+    svc: &WechatService,
+    t0: Instant,
+    req: impl Fn() -> Request<Body>,
+) -> Vec<(Duration, Option<(StatusCode, String, Duration)>)> {
+    let mut tries = Vec::new();
+    for _ in 0..3 {
+        let start = Instant::now();
+        let got = tokio::time::timeout(WECHAT_TIMEOUT, send(svc, req())).await.ok();
+        let answered = got.map(|(s, b)| (s, b, start.elapsed()));
+        let done = answered.is_some();
+        tries.push((start - t0, answered));
+        if done {
+            break;
+        }
+    }
+    tries
+}
+
+fn slow_router(runs: &Counter, secs: u64) -> Router {
+    let runs = runs.clone();
+    Router::new().fallback(move |Content(text): Content| {
+        let runs = runs.clone();
+        async move {
+            runs.hit();
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+            Reply::text(format!("slow: {text}"))
+        }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn seven_second_handler_runs_once_and_reply_goes_to_the_sink() {
+    let runs = Counter::default();
+    let sink = RecordingSink::default();
+    let svc = builder(slow_router(&runs, 7)).late_sink(sink.clone()).build().unwrap();
+    let t0 = Instant::now();
+    let xml = text_xml("hello", 42);
+    let tries = wechat_schedule(&svc, t0, || wechat_post(Mode::Safe, &xml)).await;
+
+    // The server answered `success` at its 4.5 s budget, inside WeChat's 5 s: one try only.
+    assert_eq!(tries.len(), 1);
+    let (status, body, waited) = tries[0].1.clone().expect("answered");
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "success"));
+    assert_eq!(waited, Duration::from_millis(4500));
+    assert!(sink.replies().is_empty(), "handler still running");
+
+    assert!(svc.drain(Duration::from_secs(10)).await);
+    let late = sink.replies();
+    assert_eq!(late.len(), 1);
+    assert_eq!((late[0].0.as_str(), late[0].1.as_str()), (APPID, OPENID));
+    assert_eq!(late[0].2, Reply::text("slow: hello"));
+    assert_eq!(late[0].3 - t0, Duration::from_secs(7));
+    assert_eq!(runs.get(), 1);
+    assert_eq!(svc.deadline_misses(), 1);
+
+    // A later duplicate (say, WeChat resent after a network error) neither runs the handler
+    // nor delivers the reply a second time.
+    let (status, body) = send(&svc, wechat_post(Mode::Safe, &xml)).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "success"));
+    assert_eq!(runs.get(), 1);
+    assert_eq!(sink.replies().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_joins_the_running_handler_and_gets_its_reply() {
+    // A budget longer than WeChat's timeout: the first try is abandoned at 5 s and the
+    // second joins the handler that is still running.
+    let runs = Counter::default();
+    let sink = RecordingSink::default();
+    let svc = builder(slow_router(&runs, 7))
+        .budget(Duration::from_secs(6))
+        .late_sink(sink.clone())
+        .build()
+        .unwrap();
+    let t0 = Instant::now();
+    let xml = text_xml("join me", 43);
+    let tries = wechat_schedule(&svc, t0, || wechat_post(Mode::Safe, &xml)).await;
+
+    assert_eq!(tries.len(), 2, "{tries:?}");
+    assert!(tries[0].1.is_none(), "first try abandoned by WeChat");
+    assert_eq!(tries[1].0, WECHAT_TIMEOUT);
+    let (status, body, waited) = tries[1].1.clone().expect("second try answered");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(waited, Duration::from_secs(2), "woken as soon as the handler finished");
+    let opened = open(&body);
+    assert!(opened.encrypted);
+    assert_eq!(opened.message.reply, Reply::text("slow: join me"));
+
+    assert!(svc.drain(Duration::from_secs(10)).await);
+    assert_eq!(runs.get(), 1);
+    assert!(sink.replies().is_empty(), "the reply went out passively, not twice");
+    assert_eq!(svc.dedup_counts(), (1, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn joined_retry_never_waits_past_its_budget_and_the_reply_goes_to_the_sink() {
+    let runs = Counter::default();
+    let sink = RecordingSink::default();
+    let svc = builder(slow_router(&runs, 7)).late_sink(sink.clone()).build().unwrap();
+    let xml = text_xml("flaky network", 44);
+    // The first connection dies after one second (the request future is dropped).
+    let first =
+        tokio::time::timeout(Duration::from_secs(1), send(&svc, wechat_post(Mode::Plain, &xml))).await;
+    assert!(first.is_err());
+    let start = Instant::now();
+    let (status, body) = send(&svc, wechat_post(Mode::Plain, &xml)).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "success"));
+    assert_eq!(start.elapsed(), Duration::from_millis(4500), "the retry's own budget");
+
+    assert!(svc.drain(Duration::from_secs(10)).await);
+    assert_eq!(runs.get(), 1);
+    let late = sink.replies();
+    assert_eq!(late.len(), 1, "the joined retry answered success, so the sink must deliver");
+    assert_eq!(late[0].2, Reply::text("slow: flaky network"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_completion_replays_the_reply_freshly_encrypted() {
+    let runs = Counter::default();
+    let svc = builder(slow_router(&runs, 1)).build().unwrap();
+    let xml = text_xml("again", 45);
+    let (s1, b1) = send(&svc, wechat_post(Mode::Safe, &xml)).await;
+    let (s2, b2) = send(&svc, wechat_post(Mode::Safe, &xml)).await;
+    assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK));
+    assert_ne!(b1, b2, "fresh nonce and random bytes");
+    let (o1, o2) = (open(&b1), open(&b2));
+    assert!(o1.encrypted && o2.encrypted);
+    assert_eq!(o1.xml, o2.xml, "same reply");
+    assert_eq!(o1.message.reply, Reply::text("slow: again"));
+    assert_eq!(runs.get(), 1);
+    assert_eq!(svc.dedup_counts(), (0, 1));
+
+    // The same delivery arriving in plain mode is answered in plain mode.
+    let (_, b3) = send(&svc, wechat_post(Mode::Plain, &xml)).await;
+    assert!(!open(&b3).encrypted);
+    assert_eq!(open(&b3).xml, o1.xml);
+
+    // Another user's message with the same MsgId is a different delivery.
+    let (_, b4) = send(&svc, wechat_post(Mode::Plain, &text_xml_from("o_other", "again", 45))).await;
+    assert_eq!(reply_text(&b4).as_deref(), Some("slow: again"));
+    assert_eq!(runs.get(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn ctx_defer_answers_success_now_and_sends_later() {
+    let sink = RecordingSink { outcome: Some(SinkOutcome::WindowExpired), ..Default::default() };
+    let router = Router::new().fallback(|ctx: Ctx| async move {
+        assert_eq!(ctx.remaining(), Duration::from_millis(4500));
+        assert!(ctx.defer());
+        assert!(ctx.is_deferred());
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        Reply::text("report ready")
+    });
+    let svc = builder(router).late_sink(sink.clone()).build().unwrap();
+    let t0 = Instant::now();
+    let (status, body) = send(&svc, wechat_post(Mode::Safe, &text_xml("report", 46))).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "success"));
+    assert_eq!(t0.elapsed(), Duration::ZERO);
+    assert!(svc.drain(Duration::from_secs(30)).await);
+    let late = sink.replies();
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0].3 - t0, Duration::from_secs(20));
+    assert!(svc.metrics_text().contains("wemp_late_replies_total{outcome=\"window_expired\"} 1"));
+    assert!(svc.metrics_text().contains("wemp_deferred_total 1"));
+    assert_eq!(svc.deadline_misses(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn handler_failures_never_produce_a_500() {
+    let router = Router::new()
+        .on_text("err", || async { Err::<Reply, _>(std::io::Error::other("boom")) })
+        .on_text("panic", || async {
+            if true {
+                panic!("handler bug");
+            }
+            Reply::None
+        })
+        .on_text("too many", || async { Reply::news(vec![]) });
+    let svc = builder(router.clone()).build().unwrap();
+    for (i, text) in ["err", "panic", "too many"].into_iter().enumerate() {
+        let (status, body) = send(&svc, wechat_post(Mode::Safe, &text_xml(text, 50 + i as u64))).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "success"), "{text}");
+    }
+    let apologetic =
+        builder(router).error_policy(ErrorPolicy::Apology("sorry, try later".into())).build().unwrap();
+    for (i, text) in ["err", "panic"].into_iter().enumerate() {
+        let (status, body) = send(&apologetic, wechat_post(Mode::Safe, &text_xml(text, 60 + i as u64))).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(reply_text(&body).as_deref(), Some("sorry, try later"));
+    }
+    assert!(svc.metrics_text().contains("wemp_handler_errors_total 2"));
+}
+
+/// A store that is down.
+struct BrokenStore;
+
+#[async_trait::async_trait]
+impl DedupStore for BrokenStore {
+    async fn claim(&self, _: &str, _: Duration) -> wemp_store::Result<Claim> {
+        Err(StoreError::backend("memory", "unreachable"))
+    }
+    async fn complete(&self, _: &str, _: &str, _: Duration) -> wemp_store::Result<()> {
+        Err(StoreError::backend("memory", "unreachable"))
+    }
+    async fn release(&self, _: &str) -> wemp_store::Result<()> {
+        Ok(())
+    }
+    async fn wait(&self, _: &str, _: Duration) -> wemp_store::Result<Option<String>> {
+        Ok(None)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_dedup_store_degrades_to_no_dedup() {
+    let runs = Counter::default();
+    let svc = builder(slow_router(&runs, 0)).dedup_store(BrokenStore).build().unwrap();
+    let xml = text_xml("x", 70);
+    for _ in 0..2 {
+        let (status, body) = send(&svc, wechat_post(Mode::Plain, &xml)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(reply_text(&body).as_deref(), Some("slow: x"));
+    }
+    assert_eq!(runs.get(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shared_store_dedups_across_instances() {
+    // Two server instances (as behind a load balancer) share one store: a retry landing on
+    // the second instance joins the handler running on the first.
+    let store = wemp_server::MemoryDedupStore::new(100);
+    let runs = Counter::default();
+    let a = builder(slow_router(&runs, 3)).dedup_store(store.clone()).build().unwrap();
+    let b = builder(slow_router(&runs, 3)).dedup_store(store).build().unwrap();
+    let xml = text_xml("cluster", 80);
+    let first = tokio::spawn({
+        let a = a.clone();
+        let req = wechat_post(Mode::Plain, &xml);
+        async move { send(&a, req).await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (s2, b2) = send(&b, wechat_post(Mode::Plain, &xml)).await;
+    let (s1, b1) = first.await.unwrap();
+    assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK));
+    assert_eq!(reply_text(&b1), reply_text(&b2));
+    assert_eq!(runs.get(), 1);
+}

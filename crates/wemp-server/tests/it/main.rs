@@ -1,0 +1,11 @@
+//! In-process tests of wemp-server (no port bound, except in `e2e`).
+
+mod accounts;
+mod common;
+mod deadline;
+mod e2e;
+mod metrics;
+mod modes;
+mod reject;
+mod router;
+mod verify;
