@@ -1,0 +1,34 @@
+use std::sync::Arc;
+
+use wemp_store::memory::{MemoryDedupStore, MemoryMessageLog, MemorySessionStore, MemoryTokenStore};
+
+use crate::suite;
+
+fn twice<T>(store: T) -> (Arc<T>, Arc<T>) {
+    let a = Arc::new(store);
+    (Arc::clone(&a), a)
+}
+
+#[tokio::test]
+async fn dedup() {
+    let (a, b) = twice(MemoryDedupStore::default());
+    suite::dedup(a, b).await;
+}
+
+#[tokio::test]
+async fn token() {
+    let (a, b) = twice(MemoryTokenStore::new());
+    suite::token_store(a, b).await;
+}
+
+#[tokio::test]
+async fn session() {
+    let (a, b) = twice(MemorySessionStore::new());
+    suite::session(a, b).await;
+}
+
+#[tokio::test]
+async fn log() {
+    let (a, b) = twice(MemoryMessageLog::default());
+    suite::log(a, b).await;
+}

@@ -1,0 +1,312 @@
+//! The generic suites: `dedup`, `token`, `session`, `log`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wemp_store::{
+    CachedToken, Claim, DedupStore, Lease, LogEntry, LogQuery, MessageLog, SessionStore, StoreError,
+    TokenStore,
+};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// A short TTL and a sleep well past it, for expiry checks.
+const SHORT: Duration = Duration::from_millis(150);
+const PAST_SHORT: Duration = Duration::from_millis(600);
+
+pub async fn dedup<S: DedupStore>(a: Arc<S>, b: Arc<S>) {
+    // First claim wins, on either instance.
+    let k = "wx1:msg:o1:1";
+    assert_eq!(a.claim(k, MINUTE).await.unwrap(), Claim::New);
+    assert_eq!(b.claim(k, MINUTE).await.unwrap(), Claim::InFlight);
+    assert_eq!(a.claim(k, MINUTE).await.unwrap(), Claim::InFlight);
+    let reply = "<xml><Content><![CDATA[你好 ]]]]><![CDATA[>]]></Content></xml>";
+    a.complete(k, reply, MINUTE).await.unwrap();
+    assert_eq!(b.claim(k, MINUTE).await.unwrap(), Claim::Done(reply.to_owned()));
+    assert_eq!(b.wait(k, MINUTE).await.unwrap().as_deref(), Some(reply));
+
+    // Keys are independent.
+    assert_eq!(b.claim("wx1:msg:o1:2", MINUTE).await.unwrap(), Claim::New);
+    assert_eq!(b.claim("wx2:msg:o1:1", MINUTE).await.unwrap(), Claim::New);
+
+    // An empty reply and `success` are replies like any other.
+    let k = "wx1:msg:o1:3";
+    assert_eq!(a.claim(k, MINUTE).await.unwrap(), Claim::New);
+    a.complete(k, "", MINUTE).await.unwrap();
+    assert_eq!(b.claim(k, MINUTE).await.unwrap(), Claim::Done(String::new()));
+
+    // Release lets the next delivery run the handler again.
+    let k = "wx1:msg:o1:4";
+    assert_eq!(a.claim(k, MINUTE).await.unwrap(), Claim::New);
+    a.release(k).await.unwrap();
+    assert_eq!(b.claim(k, MINUTE).await.unwrap(), Claim::New);
+    // Releasing a finished key keeps its reply.
+    b.complete(k, "success", MINUTE).await.unwrap();
+    a.release(k).await.unwrap();
+    assert_eq!(a.claim(k, MINUTE).await.unwrap(), Claim::Done("success".to_owned()));
+
+    // A waiter on the other instance sees the reply stored after it started waiting.
+    let k = "wx1:msg:o1:5";
+    assert_eq!(a.claim(k, MINUTE).await.unwrap(), Claim::New);
+    assert_eq!(b.claim(k, MINUTE).await.unwrap(), Claim::InFlight);
+    let (waited, ()) = tokio::join!(b.wait(k, Duration::from_secs(10)), async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        a.complete(k, "late reply", MINUTE).await.unwrap();
+    });
+    assert_eq!(waited.unwrap().as_deref(), Some("late reply"));
+
+    // A release wakes waiters with nothing.
+    let k = "wx1:msg:o1:6";
+    assert_eq!(a.claim(k, MINUTE).await.unwrap(), Claim::New);
+    let (waited, ()) = tokio::join!(b.wait(k, Duration::from_secs(10)), async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        a.release(k).await.unwrap();
+    });
+    assert_eq!(waited.unwrap(), None);
+
+    // A wait that runs out gives nothing, and the claim stays in flight.
+    let k = "wx1:msg:o1:7";
+    assert_eq!(a.claim(k, MINUTE).await.unwrap(), Claim::New);
+    assert_eq!(b.wait(k, Duration::from_millis(100)).await.unwrap(), None);
+    assert_eq!(b.claim(k, MINUTE).await.unwrap(), Claim::InFlight);
+
+    // A crashed owner's claim expires (a stored reply is kept *at least* its TTL, so its
+    // expiry is not part of the contract).
+    let k = "wx1:msg:o1:8";
+    assert_eq!(a.claim(k, SHORT).await.unwrap(), Claim::New);
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(b.claim(k, MINUTE).await.unwrap(), Claim::New);
+
+    // Concurrent deliveries of one message, half on each instance: exactly one wins.
+    let k = "wx1:msg:o1:9";
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let s = if i % 2 == 0 { Arc::clone(&a) } else { Arc::clone(&b) };
+        tasks.spawn(async move { s.claim(k, MINUTE).await.unwrap() });
+    }
+    let claims = tasks.join_all().await;
+    assert_eq!(claims.iter().filter(|c| **c == Claim::New).count(), 1, "{claims:?}");
+    assert!(claims.iter().all(|c| *c == Claim::New || *c == Claim::InFlight));
+}
+
+fn token(value: &str, expires_at_ms: i64) -> CachedToken {
+    CachedToken { value: value.to_owned(), expires_at_ms }
+}
+
+pub async fn token_store<S: TokenStore>(a: Arc<S>, b: Arc<S>) {
+    let k = "wx1:access_token";
+    assert_eq!(a.get(k).await.unwrap(), None);
+
+    // Put, then read from the other instance.
+    let t1 = token("t1", 1_700_000_000_000);
+    assert_eq!(a.put(k, &t1).await.unwrap(), t1);
+    assert_eq!(b.get(k).await.unwrap(), Some(t1.clone()));
+
+    // A token expiring earlier does not replace a later one.
+    assert_eq!(b.put(k, &token("t0", 1_699_000_000_000)).await.unwrap(), t1);
+    assert_eq!(a.get(k).await.unwrap(), Some(t1.clone()));
+
+    // A later one does.
+    let t2 = token("t2", 1_700_000_007_200);
+    assert_eq!(b.put(k, &t2).await.unwrap(), t2);
+    assert_eq!(a.get(k).await.unwrap(), Some(t2.clone()));
+
+    // Invalidation compares the value: a stale report does not remove the new token.
+    assert!(!a.invalidate(k, "t1").await.unwrap());
+    assert_eq!(b.get(k).await.unwrap(), Some(t2.clone()));
+    assert!(a.invalidate(k, "t2").await.unwrap());
+    assert_eq!(b.get(k).await.unwrap(), None);
+    assert!(!a.invalidate(k, "t2").await.unwrap());
+
+    // After invalidation any expiry is accepted again.
+    let t3 = token("t3", 5);
+    assert_eq!(a.put(k, &t3).await.unwrap(), t3);
+
+    // Keys are independent.
+    assert_eq!(a.get("wx2:access_token").await.unwrap(), None);
+    assert_eq!(a.get("wx1:jsapi_ticket").await.unwrap(), None);
+
+    // One lease holder at a time, across instances.
+    let held = a.try_lease(k, MINUTE).await.unwrap().expect("first lease");
+    assert_eq!(b.try_lease(k, MINUTE).await.unwrap(), None);
+    assert_eq!(a.try_lease(k, MINUTE).await.unwrap(), None);
+    // Someone else's fence does not release it.
+    b.release_lease(k, &Lease { fence: format!("not-{}", held.fence) }).await.unwrap();
+    assert_eq!(b.try_lease(k, MINUTE).await.unwrap(), None);
+    // The holder's does.
+    a.release_lease(k, &held).await.unwrap();
+    let second = b.try_lease(k, MINUTE).await.unwrap().expect("lease after release");
+    assert_ne!(second.fence, held.fence);
+    b.release_lease(k, &second).await.unwrap();
+
+    // An expired lease can be taken, and its old holder cannot release the new one.
+    let old = a.try_lease(k, SHORT).await.unwrap().expect("short lease");
+    tokio::time::sleep(PAST_SHORT).await;
+    let new = b.try_lease(k, MINUTE).await.unwrap().expect("lease after expiry");
+    assert_ne!(new.fence, old.fence);
+    a.release_lease(k, &old).await.unwrap();
+    assert_eq!(a.try_lease(k, MINUTE).await.unwrap(), None);
+    b.release_lease(k, &new).await.unwrap();
+
+    // Concurrent tries: exactly one wins.
+    let k = "wx3:access_token";
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let s = if i % 2 == 0 { Arc::clone(&a) } else { Arc::clone(&b) };
+        tasks.spawn(async move { s.try_lease(k, MINUTE).await.unwrap() });
+    }
+    let leases = tasks.join_all().await;
+    assert_eq!(leases.iter().flatten().count(), 1, "{leases:?}");
+
+    // Concurrent puts: the latest expiry is what stays.
+    let k = "wx4:access_token";
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20_i64 {
+        let s = if i % 2 == 0 { Arc::clone(&a) } else { Arc::clone(&b) };
+        tasks.spawn(async move { s.put(k, &token(&format!("t{i}"), 1_000 + i)).await.unwrap() });
+    }
+    tasks.join_all().await;
+    assert_eq!(a.get(k).await.unwrap(), Some(token("t19", 1_019)));
+}
+
+pub async fn session<S: SessionStore>(a: Arc<S>, b: Arc<S>) {
+    let k = "wx1:session:o1";
+    assert_eq!(a.load(k).await.unwrap(), None);
+
+    let v1 = serde_json::json!({"step": "ask_name", "tries": 1, "nested": {"list": [1, 2, 3]}, "名": "值"});
+    assert_eq!(a.save(k, &v1, 0, MINUTE).await.unwrap(), 1);
+    let loaded = b.load(k).await.unwrap().unwrap();
+    assert_eq!((loaded.value, loaded.version), (v1.clone(), 1));
+
+    // A second "first write" conflicts.
+    match b.save(k, &serde_json::json!({"other": true}), 0, MINUTE).await {
+        Err(StoreError::Conflict { expected: 0, found: 1, .. }) => {}
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    // A write from the version read succeeds; the stale writer then conflicts.
+    let v2 = serde_json::json!({"step": "done"});
+    assert_eq!(b.save(k, &v2, 1, MINUTE).await.unwrap(), 2);
+    match a.save(k, &v1, 1, MINUTE).await {
+        Err(StoreError::Conflict { expected: 1, found: 2, .. }) => {}
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(a.load(k).await.unwrap().unwrap().value, v2);
+
+    // Keys are independent.
+    assert_eq!(a.load("wx1:session:o2").await.unwrap(), None);
+    assert_eq!(a.load("wx2:session:o1").await.unwrap(), None);
+
+    // Delete; then the key starts over.
+    a.delete(k).await.unwrap();
+    assert_eq!(b.load(k).await.unwrap(), None);
+    assert_eq!(b.save(k, &serde_json::Value::Null, 0, MINUTE).await.unwrap(), 1);
+    assert_eq!(a.load(k).await.unwrap().unwrap().value, serde_json::Value::Null);
+    a.delete("wx1:session:never-written").await.unwrap();
+
+    // Sessions expire TTL after their last write.
+    let k = "wx1:session:short";
+    assert_eq!(a.save(k, &v1, 0, SHORT).await.unwrap(), 1);
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(b.load(k).await.unwrap(), None);
+    match b.save(k, &v1, 1, MINUTE).await {
+        Err(StoreError::Conflict { expected: 1, found: 0, .. }) => {}
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(b.save(k, &v1, 0, MINUTE).await.unwrap(), 1);
+
+    // Concurrent read-modify-write from both instances: no update is lost.
+    let k = "wx1:session:counter";
+    let updates = 50_u64;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..updates {
+        let s = if i % 2 == 0 { Arc::clone(&a) } else { Arc::clone(&b) };
+        tasks.spawn(async move {
+            loop {
+                let (n, version) = match s.load(k).await.unwrap() {
+                    Some(v) => (v.value["n"].as_u64().unwrap(), v.version),
+                    None => (0, 0),
+                };
+                match s.save(k, &serde_json::json!({ "n": n + 1 }), version, MINUTE).await {
+                    Ok(_) => break,
+                    Err(StoreError::Conflict { .. }) => tokio::task::yield_now().await,
+                    Err(e) => panic!("save failed: {e}"),
+                }
+            }
+        });
+    }
+    tasks.join_all().await;
+    let end = a.load(k).await.unwrap().unwrap();
+    assert_eq!(end.value["n"].as_u64(), Some(updates));
+    assert_eq!(end.version, updates);
+}
+
+fn entry(appid: &str, openid: &str, msg_type: &str, at: i64, n: u64) -> LogEntry {
+    LogEntry {
+        received_at_ms: at,
+        appid: appid.to_owned(),
+        openid: openid.to_owned(),
+        msg_id: (msg_type != "event").then_some(u64::MAX - n),
+        dedup_key: format!("{appid}:msg:{openid}:{n}"),
+        msg_type: msg_type.to_owned(),
+        event: (msg_type == "event").then(|| "subscribe".to_owned()),
+        mode: "safe".to_owned(),
+        dedup: "new".to_owned(),
+        summary: format!("message {n} 你好"),
+        raw_xml: format!("<xml><MsgId>{n}</MsgId><Content><![CDATA[x]]></Content></xml>"),
+        reply_xml: (n % 2 == 0).then(|| "success".to_owned()),
+        outcome: "sent".to_owned(),
+        latency_ms: n * 7,
+        error: (n == 3).then(|| "handler failed: boom".to_owned()),
+    }
+}
+
+pub async fn log<L: MessageLog>(a: Arc<L>, b: Arc<L>) {
+    a.append(&[]).await.unwrap();
+    assert_eq!(b.query(&LogQuery::default()).await.unwrap(), []);
+
+    let entries = vec![
+        entry("wx1", "o1", "text", 1_000, 0),
+        entry("wx1", "o2", "event", 2_000, 1),
+        entry("wx2", "o1", "text", 3_000, 2),
+        entry("wx1", "o1", "image", 4_000, 3),
+    ];
+    a.append(&entries[..2]).await.unwrap();
+    b.append(&entries[2..]).await.unwrap();
+
+    // Everything comes back as written, in order, with growing ids.
+    let all = b.query(&LogQuery::default()).await.unwrap();
+    assert_eq!(all.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>(), entries);
+    assert!(all.windows(2).all(|w| w[0].0 < w[1].0), "ids grow: {:?}", all.iter().map(|r| r.0));
+    let ids: Vec<i64> = all.iter().map(|r| r.0).collect();
+
+    let summaries = |rows: Vec<(i64, LogEntry)>| rows.into_iter().map(|(_, e)| e.summary).collect::<Vec<_>>();
+    let q = |f: fn(&mut LogQuery)| {
+        let mut q = LogQuery::default();
+        f(&mut q);
+        q
+    };
+    let s = |ns: &[u64]| ns.iter().map(|n| format!("message {n} 你好")).collect::<Vec<_>>();
+
+    assert_eq!(summaries(a.query(&q(|q| q.appid = Some("wx1".into()))).await.unwrap()), s(&[0, 1, 3]));
+    assert_eq!(summaries(a.query(&q(|q| q.appid = Some("wx3".into()))).await.unwrap()), s(&[]));
+    assert_eq!(summaries(a.query(&q(|q| q.openid = Some("o1".into()))).await.unwrap()), s(&[0, 2, 3]));
+    assert_eq!(summaries(a.query(&q(|q| q.msg_type = Some("event".into()))).await.unwrap()), s(&[1]));
+    assert_eq!(summaries(a.query(&q(|q| q.since_ms = Some(2_000))).await.unwrap()), s(&[1, 2, 3]));
+    assert_eq!(summaries(a.query(&q(|q| q.limit = Some(2))).await.unwrap()), s(&[0, 1]));
+    assert_eq!(summaries(a.query(&q(|q| q.limit = Some(0))).await.unwrap()), s(&[]));
+    let both = LogQuery { appid: Some("wx1".into()), openid: Some("o1".into()), ..LogQuery::default() };
+    assert_eq!(summaries(a.query(&both).await.unwrap()), s(&[0, 3]));
+
+    // Paging on with after_id.
+    let page = LogQuery { after_id: Some(ids[1]), limit: Some(1), ..LogQuery::default() };
+    let rows = a.query(&page).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [ids[2]]);
+    let page = LogQuery { after_id: Some(ids[3]), ..LogQuery::default() };
+    assert_eq!(a.query(&page).await.unwrap(), []);
+
+    // A bigger batch keeps its order.
+    let batch: Vec<LogEntry> = (10..110).map(|n| entry("wx9", "o9", "text", 10_000 + n as i64, n)).collect();
+    a.append(&batch).await.unwrap();
+    let rows = b.query(&q(|q| q.appid = Some("wx9".into()))).await.unwrap();
+    assert_eq!(rows.into_iter().map(|(_, e)| e).collect::<Vec<_>>(), batch);
+}
