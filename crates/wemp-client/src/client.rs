@@ -1,0 +1,518 @@
+//! The client, its builder, and the request core every API method goes through.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use wemp_store::TokenStore;
+use wemp_store::memory::MemoryTokenStore;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{ApiError, ErrCode, Error, Result};
+use crate::media::Upload;
+use crate::token::{
+    AccessToken, ClassicToken, FetchContext, FetchedToken, RemoteToken, RetryPolicy, StableToken, TokenCache,
+    TokenPolicy, TokenProvider, parse_token,
+};
+
+/// The default API base URL.
+pub const DEFAULT_BASE_URL: &str = "https://api.weixin.qq.com";
+/// The default base URL of QR-code images (`showqrcode`).
+pub const DEFAULT_MP_BASE_URL: &str = "https://mp.weixin.qq.com";
+/// The default base URL of the OAuth2 authorize page.
+pub const DEFAULT_OPEN_BASE_URL: &str = "https://open.weixin.qq.com";
+
+/// A WeChat Official Account API client. Cheap to clone; clones share the token cache.
+///
+/// See the [crate documentation](crate) for an example.
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) mp_base: String,
+    pub(crate) open_base: String,
+    pub(crate) appid: String,
+    pub(crate) secret: Option<String>,
+    provider: Arc<dyn TokenProvider>,
+    access: TokenCache,
+    ticket: TokenCache,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("appid", &self.inner.appid)
+            .field("base_url", &self.inner.base)
+            .finish_non_exhaustive()
+    }
+}
+
+enum ProviderChoice {
+    Stable,
+    Classic,
+    Remote(RemoteToken),
+    Custom(Arc<dyn TokenProvider>),
+}
+
+/// Builds a [`Client`].
+pub struct ClientBuilder {
+    appid: String,
+    secret: Option<String>,
+    provider: ProviderChoice,
+    store: Option<Arc<dyn TokenStore>>,
+    clock: Arc<dyn Clock>,
+    base: String,
+    mp_base: String,
+    open_base: String,
+    token_policy: TokenPolicy,
+    retry: RetryPolicy,
+    http: Option<reqwest::Client>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder").field("appid", &self.appid).field("base_url", &self.base).finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// The AppSecret, for the stable/classic token providers and OAuth2.
+    pub fn secret(mut self, secret: impl Into<String>) -> Self {
+        self.secret = Some(secret.into());
+        self
+    }
+
+    /// Fetch tokens with `POST /cgi-bin/stable_token` (the default).
+    pub fn stable_token(mut self) -> Self {
+        self.provider = ProviderChoice::Stable;
+        self
+    }
+
+    /// Fetch tokens with the classic `GET /cgi-bin/token` (each fetch retires the previous
+    /// token: share one store between every process of the account).
+    pub fn classic_token(mut self) -> Self {
+        self.provider = ProviderChoice::Classic;
+        self
+    }
+
+    /// Ask another service for the token (see [`RemoteToken`]).
+    pub fn remote_token(mut self, provider: RemoteToken) -> Self {
+        self.provider = ProviderChoice::Remote(provider);
+        self
+    }
+
+    /// Use your own [`TokenProvider`].
+    pub fn token_provider(mut self, provider: impl TokenProvider) -> Self {
+        self.provider = ProviderChoice::Custom(Arc::new(provider));
+        self
+    }
+
+    /// The store shared by every client of this account (default: a private
+    /// [`MemoryTokenStore`]). Give every client — in this process or others — the same
+    /// store so that exactly one of them refreshes.
+    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The clock token expiry is judged by (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The API base URL (default [`DEFAULT_BASE_URL`]); point it at a fake platform in tests.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base = url.into().trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// The base URL of QR-code images (default [`DEFAULT_MP_BASE_URL`]).
+    pub fn mp_base_url(mut self, url: impl Into<String>) -> Self {
+        self.mp_base = url.into().trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// The base URL of the OAuth2 authorize page (default [`DEFAULT_OPEN_BASE_URL`]).
+    pub fn open_base_url(mut self, url: impl Into<String>) -> Self {
+        self.open_base = url.into().trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// Sets [`base_url`](Self::base_url), [`mp_base_url`](Self::mp_base_url) and
+    /// [`open_base_url`](Self::open_base_url) at once (a fake platform serves all three).
+    pub fn all_base_urls(self, url: impl Into<String>) -> Self {
+        let url = url.into();
+        self.base_url(url.clone()).mp_base_url(url.clone()).open_base_url(url)
+    }
+
+    /// When tokens are refreshed.
+    pub fn token_policy(mut self, policy: TokenPolicy) -> Self {
+        self.token_policy = policy;
+        self
+    }
+
+    /// How `-1` (system busy) is retried.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// A preconfigured reqwest client (proxies, custom TLS roots); replaces the timeout.
+    pub fn http_client(mut self, http: reqwest::Client) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// The per-request timeout of the default HTTP client (default 15 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Builds the client.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the stable or classic provider is chosen without a secret;
+    /// [`Error::Http`] when the HTTP client cannot be built.
+    pub fn build(self) -> Result<Client> {
+        let needs_secret = || {
+            self.secret.clone().ok_or_else(|| {
+                Error::Invalid("an AppSecret is needed for the stable or classic token provider".into())
+            })
+        };
+        let provider: Arc<dyn TokenProvider> = match &self.provider {
+            ProviderChoice::Stable => Arc::new(StableToken::new(&self.appid, needs_secret()?)),
+            ProviderChoice::Classic => Arc::new(ClassicToken::new(&self.appid, needs_secret()?)),
+            ProviderChoice::Remote(r) => Arc::new(r.clone()),
+            ProviderChoice::Custom(p) => p.clone(),
+        };
+        let http = match self.http {
+            Some(h) => h,
+            None => reqwest::Client::builder().timeout(self.timeout).build().map_err(|e| Error::http("", e))?,
+        };
+        let store = self.store.unwrap_or_else(|| Arc::new(MemoryTokenStore::new()));
+        let cache = |kind: &'static str| {
+            TokenCache::new(
+                kind,
+                format!("wemp:{kind}:{}", self.appid),
+                store.clone(),
+                self.clock.clone(),
+                self.token_policy,
+                self.retry,
+            )
+        };
+        Ok(Client {
+            inner: Arc::new(Inner {
+                access: cache("access_token"),
+                ticket: cache("jsapi_ticket"),
+                http,
+                base: self.base,
+                mp_base: self.mp_base,
+                open_base: self.open_base,
+                appid: self.appid,
+                secret: self.secret,
+                provider,
+                retry: self.retry,
+                clock: self.clock,
+            }),
+        })
+    }
+}
+
+type FetchFuture<'a> = std::pin::Pin<Box<dyn Future<Output = Result<FetchedToken>> + Send + 'a>>;
+
+/// What a request sends.
+pub(crate) enum Payload<'a> {
+    Empty,
+    Json(Bytes),
+    Form(&'a Upload),
+}
+
+/// An answer that passed the errcode check.
+pub(crate) enum Answer {
+    Json(serde_json::Value),
+    Binary(reqwest::Response),
+}
+
+impl Client {
+    /// A builder for the account `appid`.
+    pub fn builder(appid: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            appid: appid.into(),
+            secret: None,
+            provider: ProviderChoice::Stable,
+            store: None,
+            clock: Arc::new(SystemClock),
+            base: DEFAULT_BASE_URL.to_owned(),
+            mp_base: DEFAULT_MP_BASE_URL.to_owned(),
+            open_base: DEFAULT_OPEN_BASE_URL.to_owned(),
+            token_policy: TokenPolicy::default(),
+            retry: RetryPolicy::default(),
+            http: None,
+            timeout: Duration::from_secs(15),
+        }
+    }
+
+    /// A client with the stable-token provider and a private in-memory store.
+    ///
+    /// # Errors
+    /// As [`ClientBuilder::build`].
+    pub fn new(appid: impl Into<String>, secret: impl Into<String>) -> Result<Self> {
+        Self::builder(appid).secret(secret).build()
+    }
+
+    /// The AppID.
+    pub fn appid(&self) -> &str {
+        &self.inner.appid
+    }
+
+    /// How many token fetches this client made (not counting ones other clients made and
+    /// shared through the store).
+    pub fn token_fetches(&self) -> u64 {
+        self.inner.access.fetches()
+    }
+
+    fn fetch_ctx(&self) -> FetchContext<'_> {
+        FetchContext { http: &self.inner.http, base_url: &self.inner.base }
+    }
+
+    fn fetch_access<'a>(&'a self) -> impl Fn() -> FetchFuture<'a> + 'a {
+        move || {
+            Box::pin(async move {
+                let ctx = self.fetch_ctx();
+                self.inner.provider.fetch(&ctx).await
+            })
+        }
+    }
+
+    /// The current access token, fetching or refreshing it as needed.
+    ///
+    /// # Errors
+    /// As the provider's fetch, the store, or [`Error::TokenWait`].
+    pub async fn access_token(&self) -> Result<AccessToken> {
+        self.inner.access.get(self.fetch_access()).await.map(AccessToken)
+    }
+
+    /// Drops `token` from the cache and the store if it is still the current one (for
+    /// tokens you found invalid yourself); returns whether it was.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn invalidate_access_token(&self, token: &AccessToken) -> Result<bool> {
+        self.inner.access.invalidate(&token.0).await
+    }
+
+    /// The current jsapi_ticket (`GET /cgi-bin/ticket/getticket?type=jsapi`), cached,
+    /// shared and refreshed exactly like the access token.
+    ///
+    /// # Errors
+    /// As [`Client::access_token`] and the ticket call.
+    pub async fn jsapi_ticket(&self) -> Result<String> {
+        let fetch = || async {
+            const PATH: &str = "/cgi-bin/ticket/getticket";
+            let v = self.call(Method::GET, PATH, &[("type", "jsapi")], Payload::Empty).await?;
+            parse_token(PATH, v.to_string().as_bytes(), "ticket")
+        };
+        self.inner.ticket.get(fetch).await
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.inner.clock.now_ms()
+    }
+
+    /// The request core: token injection, compare-and-invalidate with one retry on token
+    /// errors, bounded backoff on `-1`, typed errors for everything else.
+    pub(crate) async fn execute(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        payload: Payload<'_>,
+        binary: bool,
+    ) -> Result<Answer> {
+        let mut token = self.inner.access.get(self.fetch_access()).await?;
+        let mut token_retried = false;
+        let mut busy = 0;
+        loop {
+            let answer = self.attempt(&method, path, query, &payload, Some(&token), binary).await?;
+            let Answer::Json(value) = answer else { return Ok(answer) };
+            let code = errcode(&value);
+            if code.is_ok() {
+                return Ok(Answer::Json(value));
+            }
+            if code.is_token_error() && !token_retried {
+                tracing::warn!(path, errcode = code.0, "access_token refused; refreshing and retrying once");
+                token_retried = true;
+                token = self.inner.access.replace(&token, self.fetch_access()).await?;
+                continue;
+            }
+            if code.is_retryable() && busy < self.inner.retry.busy_retries {
+                tracing::debug!(path, attempt = busy + 1, "system busy; backing off");
+                tokio::time::sleep(self.inner.retry.delay(busy)).await;
+                busy += 1;
+                continue;
+            }
+            return Err(api_error(path, code, &value).into());
+        }
+    }
+
+    /// A call without the app's access token (OAuth2 user endpoints): only `-1` is retried.
+    pub(crate) async fn execute_plain(&self, path: &str, query: &[(&str, &str)]) -> Result<serde_json::Value> {
+        let mut busy = 0;
+        loop {
+            let Answer::Json(value) = self.attempt(&Method::GET, path, query, &Payload::Empty, None, false).await?
+            else {
+                unreachable!("attempt returns JSON unless binary was asked for")
+            };
+            let code = errcode(&value);
+            if code.is_ok() {
+                return Ok(value);
+            }
+            if code.is_retryable() && busy < self.inner.retry.busy_retries {
+                tokio::time::sleep(self.inner.retry.delay(busy)).await;
+                busy += 1;
+                continue;
+            }
+            return Err(api_error(path, code, &value).into());
+        }
+    }
+
+    async fn attempt(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &[(&str, &str)],
+        payload: &Payload<'_>,
+        token: Option<&str>,
+        binary: bool,
+    ) -> Result<Answer> {
+        let mut req = self.inner.http.request(method.clone(), format!("{}{path}", self.inner.base));
+        if let Some(t) = token {
+            req = req.query(&[("access_token", t)]);
+        }
+        if !query.is_empty() {
+            req = req.query(query);
+        }
+        req = match payload {
+            Payload::Empty => req,
+            Payload::Json(b) => req.header(reqwest::header::CONTENT_TYPE, "application/json").body(b.clone()),
+            Payload::Form(upload) => req.multipart(upload.to_form()?),
+        };
+        let resp = req.send().await.map_err(|e| Error::http(path, e))?;
+        let resp = resp.error_for_status().map_err(|e| Error::http(path, e))?;
+        let is_json = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|ct| ct.contains("json") || ct.starts_with("text/"));
+        if binary && !is_json {
+            return Ok(Answer::Binary(resp));
+        }
+        let bytes = resp.bytes().await.map_err(|e| Error::http(path, e))?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|source| Error::Decode {
+            path: path.to_owned(),
+            source,
+            body: redacted_body(path, &bytes),
+        })?;
+        Ok(Answer::Json(value))
+    }
+
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        payload: Payload<'_>,
+    ) -> Result<serde_json::Value> {
+        match self.execute(method, path, query, payload, false).await? {
+            Answer::Json(v) => Ok(v),
+            Answer::Binary(_) => unreachable!("attempt returns JSON unless binary was asked for"),
+        }
+    }
+
+    pub(crate) async fn get_as<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T> {
+        let v = self.call(Method::GET, path, query, Payload::Empty).await?;
+        decode(path, v)
+    }
+
+    pub(crate) async fn post_as<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        body: &B,
+    ) -> Result<T> {
+        let bytes = serde_json::to_vec(body)
+            .map_err(|source| Error::Decode { path: path.to_owned(), source, body: "<request>".into() })?;
+        let v = self.call(Method::POST, path, query, Payload::Json(bytes.into())).await?;
+        decode(path, v)
+    }
+
+    /// `GET <base><path>?access_token=…&<query>` with the client's token and retry rules,
+    /// for APIs not covered by a typed method. Decode into `serde_json::Value` or your own
+    /// type.
+    ///
+    /// # Errors
+    /// [`Error::Api`] for a nonzero errcode (after the retries it allows), [`Error::Http`],
+    /// [`Error::Decode`].
+    pub async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T> {
+        self.get_as(path, query).await
+    }
+
+    /// `POST <base><path>?access_token=…` with a JSON body, for APIs not covered by a
+    /// typed method.
+    ///
+    /// # Errors
+    /// As [`Client::get`].
+    pub async fn post_json<T: DeserializeOwned, B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<T> {
+        self.post_as(path, &[], body).await
+    }
+
+    /// `POST <base><path>?access_token=…&<query>` with a multipart body, for upload APIs not
+    /// covered by a typed method.
+    ///
+    /// # Errors
+    /// As [`Client::get`].
+    pub async fn upload<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)], form: &Upload) -> Result<T> {
+        let v = self.call(Method::POST, path, query, Payload::Form(form)).await?;
+        decode(path, v)
+    }
+}
+
+pub(crate) fn errcode(v: &serde_json::Value) -> ErrCode {
+    ErrCode(v.get("errcode").and_then(serde_json::Value::as_i64).unwrap_or(0))
+}
+
+fn api_error(path: &str, code: ErrCode, v: &serde_json::Value) -> ApiError {
+    ApiError {
+        code,
+        message: v.get("errmsg").and_then(|m| m.as_str()).unwrap_or_default().to_owned(),
+        path: path.to_owned(),
+    }
+}
+
+fn redacted_body(path: &str, bytes: &[u8]) -> Box<str> {
+    if path.starts_with("/sns/") || path.contains("token") || path.contains("ticket") {
+        "<withheld: may carry a token>".into()
+    } else {
+        String::from_utf8_lossy(bytes).into()
+    }
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(path: &str, v: serde_json::Value) -> Result<T> {
+    serde_json::from_value(v.clone()).map_err(|source| Error::Decode {
+        path: path.to_owned(),
+        source,
+        body: redacted_body(path, v.to_string().as_bytes()),
+    })
+}

@@ -1,0 +1,248 @@
+//! The client's error type and WeChat's `errcode` values.
+
+use std::fmt;
+
+/// A WeChat `errcode`: an open set of integers, with names for the ones that matter.
+///
+/// ```
+/// use wemp_client::ErrCode;
+/// assert!(ErrCode(40001).is_token_error());
+/// assert!(ErrCode::SYSTEM_BUSY.is_retryable());
+/// assert!(ErrCode::IP_NOT_WHITELISTED.hint().unwrap().contains("whitelist"));
+/// assert_eq!(ErrCode(12345).hint(), None);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct ErrCode(pub i64);
+
+impl ErrCode {
+    /// `-1`: system busy; try again shortly.
+    pub const SYSTEM_BUSY: Self = Self(-1);
+    /// `0`: success.
+    pub const OK: Self = Self(0);
+    /// `40001`: invalid credential (access_token invalid, replaced or not the latest).
+    pub const INVALID_CREDENTIAL: Self = Self(40001);
+    /// `40013`: invalid AppID.
+    pub const INVALID_APPID: Self = Self(40013);
+    /// `40014`: invalid access_token.
+    pub const INVALID_ACCESS_TOKEN: Self = Self(40014);
+    /// `40029`: invalid OAuth code (used, expired or from another account).
+    pub const INVALID_CODE: Self = Self(40029);
+    /// `40125`: invalid AppSecret.
+    pub const INVALID_APPSECRET: Self = Self(40125);
+    /// `40164`: the caller's IP is not on the account's whitelist.
+    pub const IP_NOT_WHITELISTED: Self = Self(40164);
+    /// `41001`: access_token missing.
+    pub const ACCESS_TOKEN_MISSING: Self = Self(41001);
+    /// `42001`: access_token expired.
+    pub const ACCESS_TOKEN_EXPIRED: Self = Self(42001);
+    /// `45009`: the daily quota of this API is used up.
+    pub const QUOTA_EXCEEDED: Self = Self(45009);
+    /// `45015`: the 48-hour customer-service window with this user has closed.
+    pub const RESPONSE_OUT_OF_TIME: Self = Self(45015);
+    /// `45047`: too many customer-service messages since the user last wrote.
+    pub const CS_MESSAGE_LIMIT: Self = Self(45047);
+    /// `46004`: no such user.
+    pub const USER_NOT_FOUND: Self = Self(46004);
+    /// `48001`: this account is not authorized for this API.
+    pub const API_UNAUTHORIZED: Self = Self(48001);
+
+    /// Whether this is success (`0`).
+    pub const fn is_ok(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Whether the access_token was refused (40001, 40014, 42001): refresh and retry once.
+    pub const fn is_token_error(self) -> bool {
+        matches!(self.0, 40001 | 40014 | 42001)
+    }
+
+    /// Whether an identical retry may succeed (`-1`, system busy).
+    pub const fn is_retryable(self) -> bool {
+        self.0 == -1
+    }
+
+    /// Whether the account or server configuration is at fault (IP whitelist, AppID,
+    /// AppSecret, permissions): retrying cannot help, a person must act.
+    pub const fn is_configuration_error(self) -> bool {
+        matches!(self.0, 40164 | 40013 | 40125 | 48001)
+    }
+
+    /// Whether a quota or rate limit refused the call (45009, 45047).
+    pub const fn is_quota_error(self) -> bool {
+        matches!(self.0, 45009 | 45047)
+    }
+
+    /// Whether a customer-service message cannot reach the user now (45015, 45047).
+    pub const fn is_cs_window_closed(self) -> bool {
+        matches!(self.0, 45015 | 45047)
+    }
+
+    /// What to do about this error, for the codes that need a person.
+    pub const fn hint(self) -> Option<&'static str> {
+        Some(match self.0 {
+            -1 => "WeChat is busy; the call was retried with backoff and may be retried later",
+            40013 => "the AppID is wrong: check the configured AppID against the account's basic settings",
+            40125 => {
+                "the AppSecret is wrong or was reset: copy the current AppSecret from the account's \
+                 basic settings into the configuration"
+            }
+            40164 => {
+                "add this server's outbound IP address to the IP whitelist (account settings → \
+                 basic configuration → IP whitelist)"
+            }
+            45009 => {
+                "the daily quota of this API is used up: wait for tomorrow's reset or clear it \
+                 with Client::clear_quota (itself limited per month)"
+            }
+            45015 => "the user has not interacted within 48 hours: customer-service messages cannot reach them",
+            45047 => {
+                "too many customer-service messages since the user last wrote: wait for the user \
+                 to write again"
+            }
+            48001 => {
+                "this account is not authorized for this API: check the interface permissions \
+                 page (verification or account type may be required)"
+            }
+            40001 | 40014 | 42001 => "the access_token was refused; it was refreshed and the call retried once",
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for ErrCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// WeChat answered with a nonzero `errcode`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    /// The code.
+    pub code: ErrCode,
+    /// WeChat's `errmsg` (it ends with the `rid` for [`Client::query_rid`](crate::Client::query_rid)).
+    pub message: String,
+    /// The API path called, without the query string (so without the access_token).
+    pub path: String,
+}
+
+impl ApiError {
+    /// The `rid` WeChat appended to `errmsg` (`"… rid: 6475f1c4-…"`), if any.
+    pub fn rid(&self) -> Option<&str> {
+        let (_, rest) = self.message.rsplit_once("rid:")?;
+        Some(rest.trim())
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failed with errcode {}: {}", self.path, self.code, self.message)?;
+        if let Some(hint) = self.code.hint() {
+            write!(f, " ({hint})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// Why a client call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// WeChat answered with an error code (after any retries the code allows).
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// The request did not complete (connection, timeout, body). The URL is removed from
+    /// the source so the access_token cannot leak.
+    #[error("request to {path} failed: {source}")]
+    Http {
+        /// The API path, without the query string.
+        path: String,
+        /// reqwest's error, without its URL.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The answer was not what the API documents.
+    #[error("unexpected answer from {path}: {source}")]
+    Decode {
+        /// The API path, without the query string.
+        path: String,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+        /// The body received (withheld for token endpoints, which carry secrets).
+        body: Box<str>,
+    },
+    /// The token store failed.
+    #[error("token store failed")]
+    Store(#[from] wemp_store::StoreError),
+    /// Reading a file to upload or writing a download failed.
+    #[error("I/O error")]
+    Io(#[from] std::io::Error),
+    /// Another process held the refresh lease and no usable token appeared in time.
+    #[error("no usable {kind} after waiting {waited_ms} ms for another process to refresh it")]
+    TokenWait {
+        /// `"access_token"` or `"jsapi_ticket"`.
+        kind: &'static str,
+        /// How long the client waited.
+        waited_ms: u64,
+    },
+    /// The call cannot be made as asked (for example a reply type that has no
+    /// customer-service message form).
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+impl Error {
+    /// The WeChat error code, when WeChat answered with one.
+    pub fn code(&self) -> Option<ErrCode> {
+        match self {
+            Self::Api(e) => Some(e.code),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn http(path: &str, source: reqwest::Error) -> Self {
+        Self::Http { path: path.to_owned(), source: source.without_url() }
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn predicates() {
+        for c in [40001, 40014, 42001] {
+            assert!(ErrCode(c).is_token_error());
+            assert!(!ErrCode(c).is_retryable());
+        }
+        for c in [40164, 45009, 48001, 40013, 40125] {
+            let code = ErrCode(c);
+            assert!(!code.is_retryable() && !code.is_token_error(), "{c}");
+            assert!(code.hint().is_some(), "{c}");
+        }
+        assert!(ErrCode(45015).is_cs_window_closed() && ErrCode(45047).is_cs_window_closed());
+        assert!(ErrCode(48001).is_configuration_error());
+        assert!(ErrCode(45009).is_quota_error());
+        assert!(ErrCode::OK.is_ok());
+    }
+
+    #[test]
+    fn display_is_actionable_and_has_the_rid() {
+        let err = ApiError {
+            code: ErrCode::IP_NOT_WHITELISTED,
+            message: "invalid ip 1.2.3.4, not in whitelist rid: 64-ab".into(),
+            path: "/cgi-bin/token".into(),
+        };
+        let text = err.to_string();
+        assert!(text.starts_with("/cgi-bin/token failed with errcode 40164"), "{text}");
+        assert!(text.contains("add this server's outbound IP address to the IP whitelist"), "{text}");
+        assert_eq!(err.rid(), Some("64-ab"));
+    }
+}
