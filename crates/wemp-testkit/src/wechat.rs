@@ -1,1 +1,357 @@
 //! The simulated WeChat callback side: signs, encrypts, retries and checks replies.
+//!
+//! [`WechatCallback`] posts messages to an Official Account server exactly as WeChat does
+//! (built with [`wemp_proto::testing::Platform`]), follows WeChat's schedule — each try
+//! abandoned after 5 seconds, three tries in all — then decrypts and checks the answer and
+//! reports what the user would see, including WeChat's error banner
+//! ([`ERROR_BANNER`]) when every try fails or the answer is not a valid reply.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use wemp_proto::{Cipher, Mode};
+//! use wemp_testkit::wechat::{UserSees, WechatCallback};
+//! let cipher = Cipher::new("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "wx2c2769f8efd9abc2")?;
+//! let wechat = WechatCallback::new("http://127.0.0.1:8080/wechat", "spamtest")
+//!     .with_cipher(cipher)
+//!     .mode(Mode::Safe)
+//!     .original_id("gh_10f6c3c3ac5a");
+//! assert!(wechat.verify_url("hello").await?);
+//! let delivery = wechat.send_text("oyORnuP8q7ou2gfYjqLzSIWZf0rs", "help").await;
+//! if let UserSees::Reply(reply) = &delivery.user_sees {
+//!     println!("user sees {reply:?} after {} tries", delivery.attempts.len());
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use tokio::time::Instant;
+use wemp_proto::testing::{Platform, SignedRequest};
+use wemp_proto::{Cipher, Mode, Reply};
+
+/// What WeChat shows the user when the server fails to answer properly.
+pub const ERROR_BANNER: &str = "该公众号暂时无法提供服务，请稍后再试";
+
+/// WeChat's retry schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    /// How long one try waits for the answer (5 s).
+    pub timeout: Duration,
+    /// How many tries in all (3).
+    pub tries: u32,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(5), tries: 3 }
+    }
+}
+
+/// How one try ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// The server answered.
+    Answered {
+        /// HTTP status.
+        status: u16,
+        /// The body as received.
+        body: String,
+    },
+    /// No complete answer within the try's timeout.
+    TimedOut,
+    /// The connection failed.
+    Failed(String),
+}
+
+/// One try of a delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    /// When the try started, from the first try's start.
+    pub started: Duration,
+    /// How long it took.
+    pub took: Duration,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
+}
+
+/// What the user sees in the chat after a delivery.
+#[derive(Clone, Debug, PartialEq)]
+pub enum UserSees {
+    /// The passive reply.
+    Reply(Reply),
+    /// Nothing (`success` or an empty answer).
+    Nothing,
+    /// WeChat's error banner ([`ERROR_BANNER`]), with why.
+    ErrorBanner {
+        /// Why WeChat gave up (for test output; the user sees only the banner).
+        reason: String,
+    },
+}
+
+impl UserSees {
+    /// The text of a text reply.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Self::Reply(Reply::Text { content }) => Some(content),
+            _ => None,
+        }
+    }
+
+    /// Whether the error banner is shown.
+    pub fn is_banner(&self) -> bool {
+        matches!(self, Self::ErrorBanner { .. })
+    }
+}
+
+/// One message's delivery: every try and the user's view.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delivery {
+    /// The tries made, in order.
+    pub attempts: Vec<Attempt>,
+    /// What the user sees.
+    pub user_sees: UserSees,
+    /// Whether the answer came encrypted.
+    pub encrypted: bool,
+}
+
+/// The simulated WeChat side of one account, posting to one callback URL.
+#[derive(Clone, Debug)]
+pub struct WechatCallback {
+    url: String,
+    platform: Platform,
+    mode: Mode,
+    original_id: String,
+    schedule: Schedule,
+    next_msg_id: std::sync::Arc<AtomicU64>,
+}
+
+/// The simulator could not do what was asked.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SimError {
+    /// The URL is not `http://host:port/path`.
+    Url(String),
+    /// The request could not be built (e.g. an encrypted mode without a cipher).
+    Proto(wemp_proto::Error),
+    /// Connecting or talking HTTP failed.
+    Http(String),
+}
+
+impl std::fmt::Display for SimError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Url(u) => write!(f, "not an http://host:port/path URL: {u}"),
+            Self::Proto(e) => write!(f, "cannot build the request: {e}"),
+            Self::Http(e) => write!(f, "HTTP failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SimError {}
+
+fn now_unix() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+}
+
+impl WechatCallback {
+    /// A simulator posting to `url` (`http://host:port/path`) for an account with `token`,
+    /// in plain mode until a cipher and another mode are set.
+    pub fn new(url: impl Into<String>, token: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            platform: Platform::new(token),
+            mode: Mode::Plain,
+            original_id: "gh_000000000000".to_owned(),
+            schedule: Schedule::default(),
+            next_msg_id: std::sync::Arc::new(AtomicU64::new(
+                10_000_000_000_000_000_000 + u64::from(rand::random::<u32>()) * 1000,
+            )),
+        }
+    }
+
+    /// The account's cipher (for compatible and safe mode).
+    #[must_use]
+    pub fn with_cipher(mut self, cipher: Cipher) -> Self {
+        self.platform = self.platform.with_cipher(cipher);
+        self
+    }
+
+    /// The mode messages are sent in.
+    #[must_use]
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The account's original id (`gh_…`), put in `ToUserName`.
+    #[must_use]
+    pub fn original_id(mut self, gh: impl Into<String>) -> Self {
+        self.original_id = gh.into();
+        self
+    }
+
+    /// A different retry schedule (shorter timeouts keep real-time tests fast).
+    #[must_use]
+    pub fn schedule(mut self, schedule: Schedule) -> Self {
+        self.schedule = schedule;
+        self
+    }
+
+    /// The platform (token and cipher) used to sign and encrypt.
+    pub fn platform(&self) -> &Platform {
+        &self.platform
+    }
+
+    /// The URL verification GET: whether the server echoed `echostr` exactly.
+    ///
+    /// # Errors
+    /// [`SimError`] when the URL is bad or the request fails.
+    pub async fn verify_url(&self, echostr: &str) -> Result<bool, SimError> {
+        let nonce = rand::random::<u32>().to_string();
+        let req = self.platform.verification(&now_unix().to_string(), &nonce, echostr);
+        let (status, body) = self.request(http::Method::GET, &req).await?;
+        Ok(status == 200 && body == echostr)
+    }
+
+    /// A text message from `openid`, with a fresh `MsgId`.
+    pub async fn send_text(&self, openid: &str, content: &str) -> Delivery {
+        let id = self.next_msg_id.fetch_add(1, Ordering::Relaxed);
+        let xml = format!(
+            "<xml><ToUserName><![CDATA[{}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>\
+             <CreateTime>{}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{}]]></Content>\
+             <MsgId>{id}</MsgId></xml>",
+            self.original_id,
+            now_unix(),
+            content.replace("]]>", "]]]]><![CDATA[>"),
+        );
+        self.deliver(openid, &xml).await
+    }
+
+    /// An event from `openid` (`subscribe`, `CLICK`…), with an optional `EventKey`.
+    pub async fn send_event(&self, openid: &str, event: &str, key: Option<&str>) -> Delivery {
+        let key = key.map(|k| format!("<EventKey><![CDATA[{k}]]></EventKey>")).unwrap_or_default();
+        let xml = format!(
+            "<xml><ToUserName><![CDATA[{}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>\
+             <CreateTime>{}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[{event}]]></Event>{key}</xml>",
+            self.original_id,
+            now_unix(),
+        );
+        self.deliver(openid, &xml).await
+    }
+
+    /// Delivers any message XML from `openid` on WeChat's schedule. Every try repeats the
+    /// same signed request, as WeChat's retries do.
+    pub async fn deliver(&self, openid: &str, xml: &str) -> Delivery {
+        let nonce = rand::random::<u32>().to_string();
+        let signed = match self.platform.post(
+            self.mode,
+            xml,
+            openid,
+            &self.original_id,
+            &now_unix().to_string(),
+            &nonce,
+            rand::random(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                return Delivery {
+                    attempts: Vec::new(),
+                    user_sees: UserSees::ErrorBanner { reason: format!("cannot build the request: {e}") },
+                    encrypted: false,
+                };
+            }
+        };
+        let first = Instant::now();
+        let mut attempts = Vec::new();
+        let mut last_failure = String::new();
+        for _ in 0..self.schedule.tries.max(1) {
+            let started = Instant::now();
+            let outcome =
+                match tokio::time::timeout(self.schedule.timeout, self.request(http::Method::POST, &signed))
+                    .await
+                {
+                    Ok(Ok((status, body))) => AttemptOutcome::Answered { status, body },
+                    Ok(Err(e)) => AttemptOutcome::Failed(e.to_string()),
+                    Err(_) => AttemptOutcome::TimedOut,
+                };
+            attempts.push(Attempt {
+                started: started - first,
+                took: started.elapsed(),
+                outcome: outcome.clone(),
+            });
+            match outcome {
+                AttemptOutcome::Answered { status: 200, body } => {
+                    let (user_sees, encrypted) = self.judge(openid, &body);
+                    return Delivery { attempts, user_sees, encrypted };
+                }
+                AttemptOutcome::Answered { status, body } => {
+                    last_failure = format!("HTTP {status}: {}", body.trim());
+                }
+                AttemptOutcome::TimedOut => {
+                    last_failure = format!("no answer within {:?}", self.schedule.timeout);
+                }
+                AttemptOutcome::Failed(e) => last_failure = e,
+            }
+        }
+        let reason = format!("all {} tries failed; last: {last_failure}", attempts.len());
+        Delivery { attempts, user_sees: UserSees::ErrorBanner { reason }, encrypted: false }
+    }
+
+    /// Reads a 200 answer as WeChat does.
+    fn judge(&self, openid: &str, body: &str) -> (UserSees, bool) {
+        let opened = match self.platform.open_reply(body) {
+            Ok(o) => o,
+            Err(e) => return (UserSees::ErrorBanner { reason: format!("invalid reply: {e}") }, false),
+        };
+        if opened.message.reply.is_none() {
+            return (UserSees::Nothing, opened.encrypted);
+        }
+        if self.mode == Mode::Safe && !opened.encrypted {
+            let reason = "unencrypted reply to a safe-mode request".to_owned();
+            return (UserSees::ErrorBanner { reason }, false);
+        }
+        if let Some(h) = &opened.message.header
+            && (h.to != openid || h.from != self.original_id)
+        {
+            let reason = format!(
+                "reply addressed to {:?} from {:?}; expected to {openid:?} from {:?}",
+                h.to, h.from, self.original_id
+            );
+            return (UserSees::ErrorBanner { reason }, opened.encrypted);
+        }
+        (UserSees::Reply(opened.message.reply), opened.encrypted)
+    }
+
+    async fn request(&self, method: http::Method, signed: &SignedRequest) -> Result<(u16, String), SimError> {
+        let uri: http::Uri = self.url.parse().map_err(|_| SimError::Url(self.url.clone()))?;
+        let authority = uri.authority().ok_or_else(|| SimError::Url(self.url.clone()))?;
+        let addr = format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(80));
+        let path = uri.path();
+        let sep = if uri.query().is_some() { "&" } else { "?" };
+        let existing = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+        let target = format!("{path}{existing}{sep}{}", signed.query_string());
+        let stream =
+            tokio::net::TcpStream::connect(&addr).await.map_err(|e| SimError::Http(e.to_string()))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| SimError::Http(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let req = http::Request::builder()
+            .method(method)
+            .uri(target)
+            .header(http::header::HOST, authority.as_str())
+            .header(http::header::CONTENT_TYPE, "text/xml")
+            .header(http::header::USER_AGENT, "Mozilla/4.0")
+            .body(Full::new(Bytes::from(signed.body.clone())))
+            .map_err(|e| SimError::Http(e.to_string()))?;
+        let res = sender.send_request(req).await.map_err(|e| SimError::Http(e.to_string()))?;
+        let status = res.status().as_u16();
+        let body = res.into_body().collect().await.map_err(|e| SimError::Http(e.to_string()))?.to_bytes();
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+}

@@ -47,3 +47,104 @@ async fn graceful_shutdown_hands_running_handlers_to_the_sink() {
     assert_eq!(late[0].2, Reply::text("finished after shutdown"));
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "listener closed");
 }
+
+mod simulated_wechat {
+    use std::time::Duration;
+
+    use tokio::net::TcpListener;
+    use wemp_proto::{Mode, Reply};
+    use wemp_server::extract::{Content, EventKey};
+    use wemp_server::{EventKind, Router, WechatService, serve};
+    use wemp_testkit::wechat::{AttemptOutcome, Schedule, UserSees, WechatCallback};
+
+    use crate::common::*;
+
+    async fn start(svc: WechatService) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, svc));
+        format!("http://{addr}/wechat")
+    }
+
+    fn wechat(url: &str, mode: Mode) -> WechatCallback {
+        WechatCallback::new(url, TOKEN).with_cipher(cipher()).mode(mode).original_id(GH)
+    }
+
+    async fn echo(Content(text): Content) -> Reply {
+        Reply::text(format!("echo: {text}"))
+    }
+
+    async fn menu(EventKey(key): EventKey) -> Reply {
+        Reply::text(format!("menu {key}"))
+    }
+
+    #[tokio::test]
+    async fn every_mode_end_to_end() {
+        let router = Router::new().on_event(EventKind::Click, menu).fallback(echo);
+        let svc = WechatService::builder().account(account()).router(router).build().unwrap();
+        let url = start(svc).await;
+        for mode in [Mode::Plain, Mode::Compatible, Mode::Safe] {
+            let wx = wechat(&url, mode);
+            assert!(wx.verify_url("echo-123").await.unwrap(), "{mode}");
+            let d = wx.send_text(OPENID, "hi ]]> there").await;
+            assert_eq!(d.user_sees.text(), Some("echo: hi ]]> there"), "{mode}: {d:?}");
+            assert_eq!(d.attempts.len(), 1);
+            assert_eq!(d.encrypted, mode.is_encrypted());
+            let d = wx.send_event(OPENID, "CLICK", Some("V1001_TODAY_MUSIC")).await;
+            assert_eq!(d.user_sees.text(), Some("menu V1001_TODAY_MUSIC"), "{mode}: {d:?}");
+        }
+        // A wrong token: every try is refused and the user sees the banner.
+        let wrong = WechatCallback::new(&url, "wrongtoken")
+            .schedule(Schedule { timeout: Duration::from_secs(2), tries: 3 });
+        assert!(!wrong.verify_url("x").await.unwrap());
+        let d = wrong.send_text(OPENID, "hi").await;
+        assert!(d.user_sees.is_banner(), "{d:?}");
+        assert_eq!(d.attempts.len(), 3);
+        assert!(matches!(&d.attempts[0].outcome, AttemptOutcome::Answered { status: 403, .. }));
+    }
+
+    #[tokio::test]
+    async fn slow_handler_user_sees_nothing_then_the_sink_delivers() {
+        let sink = RecordingSink::default();
+        let runs = Counter::default();
+        let r = runs.clone();
+        let router = Router::new().fallback(move || {
+            let r = r.clone();
+            async move {
+                r.hit();
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                Reply::text("late but here")
+            }
+        });
+        let svc = WechatService::builder()
+            .account(account())
+            .router(router)
+            .budget(Duration::from_millis(200))
+            .late_sink(sink.clone())
+            .build()
+            .unwrap();
+        let url = start(svc.clone()).await;
+        let wx =
+            wechat(&url, Mode::Safe).schedule(Schedule { timeout: Duration::from_millis(500), tries: 3 });
+        let d = wx.send_text(OPENID, "slow please").await;
+        assert_eq!(d.user_sees, UserSees::Nothing, "{d:?}");
+        assert_eq!(d.attempts.len(), 1);
+        assert!(svc.drain(Duration::from_secs(5)).await);
+        assert_eq!(runs.get(), 1);
+        let late = sink.replies();
+        assert_eq!(late.len(), 1);
+        assert_eq!(late[0].2, Reply::text("late but here"));
+    }
+
+    #[tokio::test]
+    async fn no_server_means_the_error_banner_after_three_tries() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let wx = wechat(&format!("http://{addr}/wechat"), Mode::Safe)
+            .schedule(Schedule { timeout: Duration::from_millis(300), tries: 3 });
+        let d = wx.send_text(OPENID, "anyone?").await;
+        assert_eq!(d.attempts.len(), 3);
+        assert!(d.user_sees.is_banner());
+    }
+}
