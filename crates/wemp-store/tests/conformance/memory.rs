@@ -32,3 +32,10 @@ async fn log() {
     let (a, b) = twice(MemoryMessageLog::default());
     suite::log(a, b).await;
 }
+
+#[tokio::test]
+async fn fallback_dedup() {
+    let store = wemp_store::FallbackDedupStore::new(MemoryDedupStore::default(), MemoryDedupStore::default());
+    let (a, b) = twice(store);
+    suite::dedup(a, b).await;
+}

@@ -85,3 +85,18 @@ async fn prefixes_isolate() {
     assert_eq!(two.claim("wx1:msg:o1:1", minute).await.unwrap(), Claim::New);
     cleanup(a, &prefix).await;
 }
+
+/// The fallback wrapper over Redis, as the server runs it: two instances, each with its
+/// own memory fallback, sharing Redis.
+#[tokio::test(flavor = "multi_thread")]
+async fn fallback_dedup() {
+    use wemp_store::FallbackDedupStore;
+    use wemp_store::memory::MemoryDedupStore;
+    let Some((a, b, prefix)) = connect("fallback").await else { return };
+    let instance =
+        |conn| FallbackDedupStore::new(RedisDedupStore::new(conn, &prefix), MemoryDedupStore::default());
+    let (one, two) = (Arc::new(instance(a.clone())), Arc::new(instance(b)));
+    suite::dedup(one.clone(), two.clone()).await;
+    assert!(!one.is_degraded() && !two.is_degraded());
+    cleanup(a, &prefix).await;
+}

@@ -1,0 +1,139 @@
+//! `FallbackDedupStore` over a primary that can be switched off.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use wemp_store::memory::MemoryDedupStore;
+use wemp_store::{Claim, DedupStore, FallbackDedupStore, Result, StoreError};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// A memory store that fails (or hangs) while switched off; clones share everything.
+#[derive(Clone, Default)]
+struct Switchable {
+    store: MemoryDedupStore,
+    down: Arc<AtomicBool>,
+    hang: Arc<AtomicBool>,
+    calls: Arc<AtomicU64>,
+}
+
+impl Switchable {
+    async fn check(&self) -> Result<()> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.hang.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::backend("test", "connection refused"));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl DedupStore for Switchable {
+    async fn claim(&self, key: &str, ttl: Duration) -> Result<Claim> {
+        self.check().await?;
+        self.store.claim(key, ttl).await
+    }
+    async fn complete(&self, key: &str, reply: &str, ttl: Duration) -> Result<()> {
+        self.check().await?;
+        self.store.complete(key, reply, ttl).await
+    }
+    async fn release(&self, key: &str) -> Result<()> {
+        self.check().await?;
+        self.store.release(key).await
+    }
+    async fn wait(&self, key: &str, timeout: Duration) -> Result<Option<String>> {
+        self.check().await?;
+        self.store.wait(key, timeout).await
+    }
+}
+
+fn setup(
+    probe: Duration,
+) -> (Switchable, MemoryDedupStore, FallbackDedupStore<Switchable, MemoryDedupStore>) {
+    let primary = Switchable::default();
+    let local = MemoryDedupStore::default();
+    let store = FallbackDedupStore::new(primary.clone(), local.clone())
+        .timeout(Duration::from_millis(100))
+        .probe_interval(probe);
+    (primary, local, store)
+}
+
+#[tokio::test]
+async fn uses_primary_while_it_answers() {
+    let (primary, local, store) = setup(Duration::ZERO);
+    assert_eq!(store.claim("k", MINUTE).await.unwrap(), Claim::New);
+    store.complete("k", "r", MINUTE).await.unwrap();
+    assert_eq!(primary.store.claim("k", MINUTE).await.unwrap(), Claim::Done("r".into()));
+    assert!(local.is_empty());
+    assert!(!store.is_degraded());
+    assert_eq!(store.fallback_calls(), 0);
+}
+
+#[tokio::test]
+async fn falls_back_and_returns() {
+    let (primary, local, store) = setup(Duration::ZERO);
+    primary.down.store(true, Ordering::SeqCst);
+
+    // Dedup keeps working on the fallback.
+    assert_eq!(store.claim("k1", MINUTE).await.unwrap(), Claim::New);
+    assert!(store.is_degraded());
+    assert_eq!(store.claim("k1", MINUTE).await.unwrap(), Claim::InFlight);
+    store.complete("k1", "r1", MINUTE).await.unwrap();
+    assert_eq!(store.claim("k1", MINUTE).await.unwrap(), Claim::Done("r1".into()));
+    assert_eq!(store.wait("k1", MINUTE).await.unwrap().as_deref(), Some("r1"));
+    assert_eq!(local.claim("k1", MINUTE).await.unwrap(), Claim::Done("r1".into()));
+    assert!(store.fallback_calls() >= 5);
+
+    // The primary answers again: the next call (probe interval zero) switches back.
+    primary.down.store(false, Ordering::SeqCst);
+    assert_eq!(store.claim("k2", MINUTE).await.unwrap(), Claim::New);
+    assert!(!store.is_degraded());
+    assert_eq!(primary.store.claim("k2", MINUTE).await.unwrap(), Claim::InFlight);
+
+    // A claim taken on the fallback while the primary was away is finished on both, so
+    // waiters on either see the reply.
+    primary.down.store(true, Ordering::SeqCst);
+    assert_eq!(store.claim("k3", MINUTE).await.unwrap(), Claim::New);
+    primary.down.store(false, Ordering::SeqCst);
+    store.complete("k3", "r3", MINUTE).await.unwrap();
+    assert!(!store.is_degraded());
+    assert_eq!(local.claim("k3", MINUTE).await.unwrap(), Claim::Done("r3".into()));
+    assert_eq!(primary.store.claim("k3", MINUTE).await.unwrap(), Claim::Done("r3".into()));
+}
+
+#[tokio::test]
+async fn probes_at_most_once_per_interval() {
+    let (primary, _local, store) = setup(Duration::from_secs(3600));
+    primary.down.store(true, Ordering::SeqCst);
+    assert_eq!(store.claim("k1", MINUTE).await.unwrap(), Claim::New);
+    let calls = primary.calls.load(Ordering::SeqCst);
+    primary.down.store(false, Ordering::SeqCst);
+    for n in 0..10 {
+        assert_eq!(store.claim(&format!("k{n}x"), MINUTE).await.unwrap(), Claim::New);
+    }
+    // Within the interval nothing went to the primary, even though it is back.
+    assert_eq!(primary.calls.load(Ordering::SeqCst), calls);
+    assert!(store.is_degraded());
+}
+
+#[tokio::test]
+async fn a_hanging_primary_times_out() {
+    let (primary, _local, store) = setup(Duration::from_secs(3600));
+    primary.hang.store(true, Ordering::SeqCst);
+    assert_eq!(store.claim("k", MINUTE).await.unwrap(), Claim::New);
+    assert!(store.is_degraded());
+    assert_eq!(store.claim("k", MINUTE).await.unwrap(), Claim::InFlight);
+}
+
+#[tokio::test]
+async fn release_while_degraded() {
+    let (primary, _local, store) = setup(Duration::from_secs(3600));
+    primary.down.store(true, Ordering::SeqCst);
+    assert_eq!(store.claim("k", MINUTE).await.unwrap(), Claim::New);
+    store.release("k").await.unwrap();
+    assert_eq!(store.claim("k", MINUTE).await.unwrap(), Claim::New);
+}
