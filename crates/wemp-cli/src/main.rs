@@ -1,17 +1,33 @@
 //! The `wemp` command.
 #![allow(clippy::print_stdout)]
 
+use std::io::Write;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use wemp_cli::bench::{self, BenchOptions};
+use wemp_cli::sim::check::{self, Status};
+use wemp_cli::sim::{self, MessageSpec, Outcome, Simulator, Target};
+use wemp_cli::term::{ColorChoice, Progress, Style};
+use wemp_proto::Mode;
 
 mod crypto;
 mod parse;
 
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  the server failed: verification refused, a check failed, or the user would see an error
+  2  usage or configuration error (bad flags, invalid key, unreadable file)";
+
 /// wemp — WeChat Official Account server toolkit.
 #[derive(Debug, Parser)]
-#[command(name = "wemp", version, about, long_about = None)]
+#[command(name = "wemp", version, about, long_about = None, after_help = EXIT_CODES)]
 struct Cli {
+    /// When to colour output (colour is used only on a terminal by default; NO_COLOR disables it).
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
     #[command(subcommand)]
     command: Command,
 }
@@ -23,12 +39,384 @@ enum Command {
     Crypto(crypto::CryptoCommand),
     /// Parse a message XML from stdin and print the typed value as JSON.
     Parse(parse::ParseArgs),
+    /// Play the WeChat platform against a server URL (yours or any implementation).
+    #[command(subcommand)]
+    Sim(SimCommand),
+    /// Load-test a server with distinct messages.
+    Bench(BenchArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SimCommand {
+    /// Perform the URL verification handshake (GET with echostr) and explain any failure.
+    Verify {
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Send one message or event as WeChat would and print the decoded reply.
+    #[command(
+        after_help = "Examples:\n  wemp sim send http://127.0.0.1:8080/wechat --token T text \"hi\"\n  \
+                            wemp sim send URL --token T event subscribe --scene promo\n  \
+                            wemp sim send URL --token T --appid wx… --aes-key K --mode safe location 23.1 113.3"
+    )]
+    Send {
+        #[command(flatten)]
+        conn: ConnArgs,
+        /// How requests are protected: plain, compatible or safe.
+        #[arg(long, default_value = "plain")]
+        mode: Mode,
+        /// Also print the request and reply XML.
+        #[arg(short, long)]
+        verbose: bool,
+        /// What to send.
+        #[command(subcommand)]
+        message: MessageSpec,
+    },
+    /// An interactive session as one user: type text, or /click KEY, /subscribe, /scan S, /help …
+    Chat {
+        #[command(flatten)]
+        conn: ConnArgs,
+        /// How requests are protected: plain, compatible or safe.
+        #[arg(long, default_value = "plain")]
+        mode: Mode,
+    },
+    /// Conformance run: handshake, every type in each mode, retries, forged and malformed requests.
+    Check {
+        #[command(flatten)]
+        conn: ConnArgs,
+        /// Modes to check (repeatable); default: plain, plus compatible and safe when --aes-key is given.
+        #[arg(long = "mode")]
+        modes: Vec<Mode>,
+    },
+}
+
+/// How to reach the server and whom to play.
+#[derive(Debug, Args)]
+struct ConnArgs {
+    /// The server's callback URL, e.g. http://127.0.0.1:8080/wechat.
+    url: String,
+    /// The Token configured in the WeChat console and on the server.
+    #[arg(long, env = "WEMP_TOKEN", hide_env_values = true)]
+    token: String,
+    /// The account's appid (needed for compatible and safe mode).
+    #[arg(long, env = "WEMP_APPID")]
+    appid: Option<String>,
+    /// The EncodingAESKey, 43 characters (needed for compatible and safe mode).
+    #[arg(long, env = "WEMP_AES_KEY", hide_env_values = true)]
+    aes_key: Option<String>,
+    /// The OpenID of the simulated user.
+    #[arg(long, default_value = sim::DEFAULT_OPENID)]
+    openid: String,
+    /// The account's original id (gh_…), the messages' ToUserName.
+    #[arg(long, default_value = sim::DEFAULT_ACCOUNT)]
+    account: String,
+    /// Print JSON instead of text, for scripts.
+    #[arg(long)]
+    json: bool,
+    /// Wait per try in milliseconds (WeChat: 5000). For tests.
+    #[arg(long, hide = true, env = "WEMP_SIM_TIMEOUT_MS")]
+    timeout_ms: Option<u64>,
+    /// Tries per message (WeChat: 3). For tests.
+    #[arg(long, hide = true, default_value_t = sim::WECHAT_TRIES)]
+    tries: u32,
+}
+
+impl ConnArgs {
+    fn target(&self, mode: Mode) -> Target {
+        let mut target = Target::new(self.url.clone(), self.token.clone());
+        target.appid = self.appid.clone();
+        target.aes_key = self.aes_key.clone();
+        target.mode = mode;
+        target.openid = self.openid.clone();
+        target.account = self.account.clone();
+        target.tries = self.tries;
+        if let Some(ms) = self.timeout_ms {
+            target.timeout = Duration::from_millis(ms.max(1));
+        }
+        target
+    }
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// How requests are protected: plain, compatible or safe.
+    #[arg(long, default_value = "plain")]
+    mode: Mode,
+    /// Requests in flight at once.
+    #[arg(short, long, default_value_t = 16)]
+    concurrency: usize,
+    /// Stop after this many requests (default 1000 when --duration is not given).
+    #[arg(short = 'n', long)]
+    requests: Option<u64>,
+    /// Stop after this long, e.g. 10s, 2m (at most 1h).
+    #[arg(short, long, value_parser = wemp_cli::config::parse_duration)]
+    duration: Option<Duration>,
+    /// The text each message carries.
+    #[arg(long, default_value = "bench")]
+    content: String,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let style = Style::for_stdout(cli.color);
     match cli.command {
         Command::Crypto(cmd) => crypto::run(cmd),
         Command::Parse(args) => parse::run(args),
+        Command::Sim(cmd) => runtime().block_on(run_sim(cmd, style)),
+        Command::Bench(args) => runtime().block_on(run_bench(args, style)),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "wemp", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
     }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("wemp: {msg}");
+    ExitCode::from(2)
+}
+
+fn json_line(value: &impl serde::Serialize) {
+    match serde_json::to_string_pretty(value) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("cannot write JSON: {e}"),
+    }
+}
+
+async fn run_sim(cmd: SimCommand, style: Style) -> ExitCode {
+    match cmd {
+        SimCommand::Verify { conn } => {
+            let sim = match Simulator::new(conn.target(Mode::Plain)) {
+                Ok(sim) => sim,
+                Err(e) => return usage_error(&e.0),
+            };
+            let echostr = sim::random_msg_id().to_string();
+            let report = sim.verify(&echostr).await;
+            if conn.json {
+                json_line(&report);
+            } else {
+                println!("GET {} (signature, timestamp, nonce, echostr={echostr})", conn.url);
+                println!("  {}", report.attempt.exchange.describe(sim.target().timeout));
+                if report.ok {
+                    println!(
+                        "{} the server echoed echostr: WeChat will accept this URL and Token",
+                        style.green("✓")
+                    );
+                } else {
+                    println!(
+                        "{} verification fails; WeChat's console would say the Token check failed:",
+                        style.red("✗")
+                    );
+                    for p in &report.problems {
+                        println!("  - {p}");
+                    }
+                }
+                for w in &report.warnings {
+                    println!("  {} {w}", style.yellow("warning:"));
+                }
+            }
+            if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        SimCommand::Send { conn, mode, verbose, message } => {
+            let sim = match Simulator::new(conn.target(mode)) {
+                Ok(sim) => sim,
+                Err(e) => return usage_error(&e.0),
+            };
+            let incoming = match sim.message(&message) {
+                Ok(m) => m,
+                Err(e) => return usage_error(&e),
+            };
+            let delivery = sim.deliver(&incoming).await;
+            let failed = delivery.outcome.user_sees_error();
+            if conn.json {
+                let mut value = serde_json::to_value(&delivery).unwrap_or_default();
+                if let Some(obj) = value.as_object_mut() {
+                    obj.insert("user_sees_error".into(), failed.into());
+                    obj.insert("msg_id".into(), incoming.msg_id().map(|id| id.to_string()).into());
+                }
+                json_line(&value);
+            } else {
+                print_delivery(&sim, &message, &incoming, &delivery, verbose, style);
+            }
+            if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+        }
+        SimCommand::Chat { conn, mode } => {
+            let sim = match Simulator::new(conn.target(mode)) {
+                Ok(sim) => sim,
+                Err(e) => return usage_error(&e.0),
+            };
+            let stdin = std::io::stdin();
+            let mut out = std::io::stdout();
+            match sim::chat::run(&sim, stdin.lock(), &mut out, style).await {
+                Ok(0) => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("wemp: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        SimCommand::Check { conn, modes } => {
+            let modes = if modes.is_empty() {
+                if conn.aes_key.is_some() {
+                    vec![Mode::Plain, Mode::Compatible, Mode::Safe]
+                } else {
+                    vec![Mode::Plain]
+                }
+            } else {
+                modes
+            };
+            let sim = match Simulator::new(conn.target(Mode::Plain)) {
+                Ok(sim) => sim,
+                Err(e) => return usage_error(&e.0),
+            };
+            if let Some(m) = modes.iter().find(|m| m.is_encrypted())
+                && sim.with_mode(*m).is_err()
+            {
+                return usage_error(&format!("{m} mode needs --aes-key and --appid"));
+            }
+            let json = conn.json;
+            if !json {
+                println!("Checking {} as WeChat would ({} mode(s))", conn.url, modes.len());
+            }
+            let report = check::run(&sim, &modes, |result| {
+                if json {
+                    return;
+                }
+                let label = match result.status {
+                    Status::Pass => style.green(result.status.label()),
+                    Status::Warn => style.yellow(result.status.label()),
+                    Status::Fail => style.red(result.status.label()),
+                    Status::Skip => style.dim(result.status.label()),
+                };
+                let note = match (result.status, result.details.first()) {
+                    (Status::Pass, Some(d)) => format!(" {}", style.dim(&format!("({d})"))),
+                    _ => String::new(),
+                };
+                println!("{label}  {}{note}", result.name);
+                if result.status != Status::Pass {
+                    for d in &result.details {
+                        println!("      {d}");
+                    }
+                }
+                let _ = std::io::stdout().flush();
+            })
+            .await;
+            if json {
+                let mut value = serde_json::to_value(&report).unwrap_or_default();
+                if let Some(obj) = value.as_object_mut() {
+                    obj.insert("passed".into(), report.passed().into());
+                }
+                json_line(&value);
+            } else {
+                println!(
+                    "\nchecks: {} pass, {} fail, {} warn, {} skipped",
+                    report.count(Status::Pass),
+                    report.count(Status::Fail),
+                    report.count(Status::Warn),
+                    report.count(Status::Skip)
+                );
+            }
+            if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+    }
+}
+
+fn print_delivery(
+    sim: &Simulator,
+    spec: &MessageSpec,
+    incoming: &wemp_proto::Incoming,
+    delivery: &sim::Delivery,
+    verbose: bool,
+    style: Style,
+) {
+    let id = incoming.msg_id().map(|id| format!(", MsgId {id}")).unwrap_or_default();
+    println!("→ {} ({} mode{id}) to {}", spec.label(), delivery.mode, sim.target().url);
+    if verbose {
+        println!("{}", style.dim(&delivery.request));
+    }
+    for a in &delivery.attempts {
+        println!(
+            "  try {}: {} in {}",
+            a.number,
+            a.exchange.describe(sim.target().timeout),
+            sim::fmt_duration(Duration::from_millis(
+                u64::try_from(a.elapsed.as_millis()).unwrap_or(u64::MAX)
+            ))
+        );
+    }
+    match &delivery.outcome {
+        Outcome::Reply { message, encrypted, xml, problems } => {
+            match &message.header {
+                None => println!("← {}", style.bold("no reply (success)")),
+                Some(h) => {
+                    let kind = message.reply.msg_type().unwrap_or("?");
+                    let enc = if *encrypted { ", encrypted" } else { "" };
+                    println!("← {} reply{enc}", style.bold(kind));
+                    println!("  To {}  From {}  CreateTime {}", h.to, h.from, h.create_time);
+                    for line in sim::chat::render_reply(&message.reply).lines() {
+                        println!("  {line}");
+                    }
+                }
+            }
+            if verbose && message.header.is_some() {
+                println!("{}", style.dim(xml));
+            }
+            if !problems.is_empty() {
+                println!(
+                    "{} WeChat would refuse this reply; the user sees \"{}\":",
+                    style.red("✗"),
+                    sim::USER_ERROR_BANNER
+                );
+                for p in problems {
+                    println!("  - {p}");
+                }
+            }
+        }
+        Outcome::Failed { reason } => {
+            println!("{} {reason}", style.red("✗"));
+            println!("  The user would see \"{}\"", sim::USER_ERROR_BANNER);
+        }
+    }
+}
+
+async fn run_bench(args: BenchArgs, style: Style) -> ExitCode {
+    let target = args.conn.target(args.mode);
+    let sim = match Simulator::new(target) {
+        Ok(sim) => sim,
+        Err(e) => return usage_error(&e.0),
+    };
+    let opts = match BenchOptions::new(args.concurrency, args.requests, args.duration, args.content) {
+        Ok(o) => o,
+        Err(e) => return usage_error(&e),
+    };
+    let progress = Progress::stderr();
+    let report = bench::run(&sim, &opts, |done, fraction| {
+        progress.draw(fraction, &format!("{done} requests"));
+    })
+    .await;
+    progress.finish();
+    if args.conn.json {
+        json_line(&report);
+    } else {
+        print!("{}", report.render(style));
+    }
+    if report.errors_total() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

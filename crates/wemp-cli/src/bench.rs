@@ -1,0 +1,299 @@
+//! `wemp bench`: a load generator that sends distinct text messages (fresh MsgIds) in any
+//! mode and measures throughput and latency. Every run is bounded both in requests and time.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use wemp_proto::Header;
+use wemp_proto::message::Text;
+
+use crate::sim::{Exchange, Outcome, Simulator, now_secs, random_msg_id};
+use crate::term::Style;
+
+/// The longest run allowed.
+pub const MAX_DURATION: Duration = Duration::from_secs(3600);
+/// The most requests allowed in one run.
+pub const MAX_REQUESTS: u64 = 10_000_000;
+/// Requests sent when neither a count nor a duration is given.
+pub const DEFAULT_REQUESTS: u64 = 1000;
+
+/// How much load to generate.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    concurrency: usize,
+    requests: u64,
+    duration: Duration,
+    content: String,
+}
+
+impl BenchOptions {
+    /// Validated options: with neither `requests` nor `duration`, [`DEFAULT_REQUESTS`].
+    ///
+    /// # Errors
+    /// Zero or excessive concurrency, requests or duration.
+    pub fn new(
+        concurrency: usize,
+        requests: Option<u64>,
+        duration: Option<Duration>,
+        content: String,
+    ) -> Result<Self, String> {
+        if !(1..=4096).contains(&concurrency) {
+            return Err(format!("--concurrency must be 1 to 4096, not {concurrency}"));
+        }
+        if requests == Some(0) || requests.is_some_and(|n| n > MAX_REQUESTS) {
+            return Err(format!("--requests must be 1 to {MAX_REQUESTS}"));
+        }
+        if duration.is_some_and(|d| d.is_zero() || d > MAX_DURATION) {
+            return Err("--duration must be more than 0 and at most 1h".into());
+        }
+        let requests = match (requests, duration) {
+            (Some(n), _) => n,
+            (None, Some(_)) => MAX_REQUESTS,
+            (None, None) => DEFAULT_REQUESTS,
+        };
+        Ok(Self { concurrency, requests, duration: duration.unwrap_or(MAX_DURATION), content })
+    }
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Latency {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Slowest.
+    pub max: f64,
+    /// Mean.
+    pub mean: f64,
+}
+
+impl Latency {
+    /// Percentiles of `samples` (nearest rank).
+    pub fn of(samples: &mut [Duration]) -> Self {
+        if samples.is_empty() {
+            return Self::default();
+        }
+        samples.sort_unstable();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let rank = |p: f64| {
+            let idx = ((p / 100.0) * samples.len() as f64).ceil() as usize;
+            ms(samples[idx.clamp(1, samples.len()) - 1])
+        };
+        let total: Duration = samples.iter().sum();
+        Self {
+            p50: rank(50.0),
+            p90: rank(90.0),
+            p99: rank(99.0),
+            max: ms(samples[samples.len() - 1]),
+            mean: ms(total) / samples.len() as f64,
+        }
+    }
+}
+
+/// The result of a run.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    /// The URL.
+    pub url: String,
+    /// The mode.
+    pub mode: wemp_proto::Mode,
+    /// Concurrency.
+    pub concurrency: usize,
+    /// Requests sent.
+    pub requests: u64,
+    /// Requests answered with an acceptable reply.
+    pub ok: u64,
+    /// Failures by kind (`timeout`, `connect`, `http_503`, `invalid_reply`, `refused_reply`).
+    pub errors: BTreeMap<String, u64>,
+    /// Wall time in seconds.
+    pub elapsed_secs: f64,
+    /// Requests per second.
+    pub requests_per_sec: f64,
+    /// Latency of the answered requests.
+    pub latency_ms: Latency,
+}
+
+impl BenchReport {
+    /// All failures.
+    pub fn errors_total(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    /// The report for people.
+    pub fn render(&self, style: Style) -> String {
+        let l = &self.latency_ms;
+        let mut out = format!(
+            "{} {} ({} mode, concurrency {})\n  requests   {} in {:.2}s, {} ok\n  throughput {:.1} requests/s\n  \
+             latency    p50 {:.2}ms  p90 {:.2}ms  p99 {:.2}ms  max {:.2}ms  mean {:.2}ms\n",
+            style.bold("bench"),
+            self.url,
+            self.mode,
+            self.concurrency,
+            self.requests,
+            self.elapsed_secs,
+            self.ok,
+            self.requests_per_sec,
+            l.p50,
+            l.p90,
+            l.p99,
+            l.max,
+            l.mean
+        );
+        if self.errors.is_empty() {
+            out.push_str("  errors     none\n");
+        } else {
+            let list: Vec<String> = self.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            out.push_str(&format!("  errors     {}\n", style.red(&list.join(", "))));
+        }
+        out
+    }
+}
+
+#[derive(Default)]
+struct WorkerStats {
+    latencies: Vec<Duration>,
+    ok: u64,
+    errors: BTreeMap<String, u64>,
+}
+
+async fn worker(
+    sim: Arc<Simulator>,
+    opts: Arc<BenchOptions>,
+    issued: Arc<AtomicU64>,
+    deadline: Instant,
+    base: u64,
+) -> WorkerStats {
+    let mut stats = WorkerStats::default();
+    loop {
+        let idx = issued.fetch_add(1, Ordering::Relaxed);
+        if idx >= opts.requests || Instant::now() >= deadline {
+            issued.fetch_sub(1, Ordering::Relaxed);
+            break;
+        }
+        let mut text = Text::default();
+        text.header = Header {
+            to: sim.target().account.clone(),
+            from: sim.target().openid.clone(),
+            create_time: now_secs(),
+        };
+        text.content = opts.content.clone();
+        text.id = base + idx;
+        let xml = text.to_xml();
+        let kind = match sim.sign(&xml) {
+            Err(_) => Some("sign".to_owned()),
+            Ok(req) => {
+                let attempt = sim.exchange(false, &req.query_string(), req.body).await;
+                match &attempt.exchange {
+                    Exchange::Timeout => Some("timeout".to_owned()),
+                    Exchange::Connect { .. } => Some("connect".to_owned()),
+                    Exchange::Http { status, body, .. } => {
+                        stats.latencies.push(attempt.elapsed);
+                        if !(200..300).contains(status) {
+                            Some(format!("http_{status}"))
+                        } else {
+                            match sim.judge(body, true) {
+                                Outcome::Failed { .. } => Some("invalid_reply".to_owned()),
+                                Outcome::Reply { problems, .. } if !problems.is_empty() => {
+                                    Some("refused_reply".to_owned())
+                                }
+                                Outcome::Reply { .. } => None,
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        match kind {
+            None => stats.ok += 1,
+            Some(k) => *stats.errors.entry(k).or_default() += 1,
+        }
+    }
+    stats
+}
+
+/// Runs the load; `progress(done, fraction)` is called about ten times a second.
+pub async fn run(sim: &Simulator, opts: &BenchOptions, mut progress: impl FnMut(u64, f64)) -> BenchReport {
+    let sim = Arc::new(sim.clone());
+    let opts_arc = Arc::new(opts.clone());
+    let issued = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let deadline = start + opts.duration;
+    let base = random_msg_id() >> 1 | (1 << 62);
+    let mut handles = Vec::with_capacity(opts.concurrency);
+    for _ in 0..opts.concurrency {
+        handles.push(tokio::spawn(worker(sim.clone(), opts_arc.clone(), issued.clone(), deadline, base)));
+    }
+    let fraction = |done: u64| {
+        let by_count = done as f64 / opts.requests as f64;
+        let by_time = start.elapsed().as_secs_f64() / opts.duration.as_secs_f64();
+        by_count.max(by_time).min(1.0)
+    };
+    while !handles.iter().all(tokio::task::JoinHandle::is_finished) {
+        let done = issued.load(Ordering::Relaxed);
+        progress(done, fraction(done));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let elapsed = start.elapsed();
+    let mut latencies = Vec::new();
+    let mut ok = 0;
+    let mut errors = BTreeMap::new();
+    for handle in handles {
+        match handle.await {
+            Ok(stats) => {
+                latencies.extend(stats.latencies);
+                ok += stats.ok;
+                for (k, v) in stats.errors {
+                    *errors.entry(k).or_default() += v;
+                }
+            }
+            Err(_) => *errors.entry("worker_panicked".to_owned()).or_default() += 1,
+        }
+    }
+    let requests = ok + errors.values().sum::<u64>();
+    progress(requests, 1.0);
+    BenchReport {
+        url: sim.target().url.clone(),
+        mode: sim.target().mode,
+        concurrency: opts.concurrency,
+        requests,
+        ok,
+        errors,
+        elapsed_secs: elapsed.as_secs_f64(),
+        requests_per_sec: if elapsed.is_zero() { 0.0 } else { requests as f64 / elapsed.as_secs_f64() },
+        latency_ms: Latency::of(&mut latencies),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let mut samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        samples.reverse();
+        let l = Latency::of(&mut samples);
+        assert_eq!((l.p50, l.p90, l.p99, l.max), (50.0, 90.0, 99.0, 100.0));
+        assert!((l.mean - 50.5).abs() < 1e-9);
+        assert_eq!(Latency::of(&mut []), Latency::default());
+        let mut one = vec![Duration::from_millis(7)];
+        assert_eq!(Latency::of(&mut one).p99, 7.0);
+    }
+
+    #[test]
+    fn options_are_bounded() {
+        let o = BenchOptions::new(4, None, None, "x".into()).unwrap();
+        assert_eq!((o.requests, o.duration), (DEFAULT_REQUESTS, MAX_DURATION));
+        let o = BenchOptions::new(4, None, Some(Duration::from_secs(2)), "x".into()).unwrap();
+        assert_eq!((o.requests, o.duration), (MAX_REQUESTS, Duration::from_secs(2)));
+        assert!(BenchOptions::new(0, None, None, "x".into()).is_err());
+        assert!(BenchOptions::new(1, Some(0), None, "x".into()).is_err());
+        assert!(BenchOptions::new(1, None, Some(Duration::from_secs(7200)), "x".into()).is_err());
+    }
+}

@@ -1,0 +1,1019 @@
+//! `wemp.toml`: the configuration of `wemp serve` (and `doctor`, `log`), with `WEMP_*`
+//! environment overrides and the `serve` flags, in that order of precedence:
+//! built-in defaults < file < environment < flags.
+//!
+//! ```
+//! use wemp_cli::config::Config;
+//! let cfg = Config::from_toml_str(r#"
+//! [server]
+//! listen = "0.0.0.0:8080"
+//! [[accounts]]
+//! token = "abc123"
+//! "#, "wemp.toml").unwrap();
+//! assert_eq!(cfg.server.path, "/wechat");
+//! assert_eq!(cfg.accounts[0].token.as_deref(), Some("abc123"));
+//! let err = Config::from_toml_str("[server]\nlisten = 8080\n", "wemp.toml").unwrap_err();
+//! assert!(err.to_string().starts_with("wemp.toml:2:"), "{err}");
+//! assert!(err.to_string().contains("server.listen"), "{err}");
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rand::Rng;
+use serde::Deserialize;
+use wemp_proto::{Cipher, Mode};
+
+use crate::rules::{DEMO_RULES, RuleConfig, Rules};
+
+/// The default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The default callback path.
+pub const DEFAULT_PATH: &str = "/wechat";
+/// The default data directory (SQLite log, written config).
+pub const DEFAULT_DATA_DIR: &str = "./wemp-data";
+/// The name of the config `serve` writes into the data directory.
+pub const WRITTEN_CONFIG: &str = "wemp.toml";
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// HTTP server settings.
+    pub server: ServerConfig,
+    /// Where the message log, dedup state and tokens live.
+    pub storage: StorageConfig,
+    /// The start-up screen: what to paste into the WeChat console.
+    pub console: ConsoleConfig,
+    /// The Official Accounts served (usually one).
+    pub accounts: Vec<AccountConfig>,
+    /// The reply rules, tried in order.
+    pub rules: Vec<RuleConfig>,
+    /// Where each value came from when not from the file (`server.listen` → `WEMP_LISTEN`).
+    #[serde(skip)]
+    pub origins: BTreeMap<String, String>,
+}
+
+/// `[server]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    pub listen: String,
+    /// The callback path of the first account (others set `accounts[].path`).
+    pub path: String,
+    /// How far a request's `timestamp` may be from now (replay protection), e.g. `"5m"`.
+    #[serde(deserialize_with = "de_duration")]
+    pub timestamp_window: Duration,
+    /// The largest request body accepted, in bytes or with a unit (`"64KiB"`).
+    #[serde(deserialize_with = "de_size")]
+    pub body_limit: u64,
+    /// When to give up on a handler and answer without a reply (WeChat waits 5 s), e.g. `"4.5s"`.
+    #[serde(deserialize_with = "de_duration")]
+    pub deadline: Duration,
+    /// Where Prometheus metrics are served; unset for none.
+    pub metrics_path: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.into(),
+            path: DEFAULT_PATH.into(),
+            timestamp_window: Duration::from_secs(300),
+            body_limit: 64 * 1024,
+            deadline: Duration::from_millis(4500),
+            metrics_path: None,
+        }
+    }
+}
+
+/// `[storage]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// The data directory; the SQLite database lives here unless `database` says otherwise.
+    pub data_dir: PathBuf,
+    /// `sqlite://path` or `postgres://…`; default `sqlite://<data_dir>/wemp.db`.
+    pub database: Option<String>,
+    /// `redis://…` for dedup and tokens shared by several processes.
+    pub redis: Option<String>,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { data_dir: PathBuf::from(DEFAULT_DATA_DIR), database: None, redis: None }
+    }
+}
+
+impl StorageConfig {
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        self.database
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("wemp.db").display()))
+    }
+}
+
+/// `[console]`: the start-up screen.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// The public URL WeChat calls (behind a reverse proxy, ports 80/443), shown as the
+    /// URL to paste into the WeChat console; default: derived from `listen` and `path`.
+    pub public_url: Option<String>,
+    /// Whether to print the setup screen at start-up.
+    pub show_setup: bool,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self { public_url: None, show_setup: true }
+    }
+}
+
+/// One `[[accounts]]` entry.
+#[derive(Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountConfig {
+    /// A name for logs and metrics.
+    pub name: Option<String>,
+    /// The Token (3–32 letters and digits); generated at start-up when unset.
+    pub token: Option<String>,
+    /// The appid (`wx…`).
+    pub appid: Option<String>,
+    /// The AppSecret (for the API; never printed).
+    pub appsecret: Option<String>,
+    /// The EncodingAESKey (43 characters), for compatible and safe mode.
+    #[serde(alias = "encoding_aes_key")]
+    pub aes_key: Option<String>,
+    /// Message encryption mode as set in the console.
+    pub mode: Mode,
+    /// The account's original id (`gh_…`), if known.
+    pub original_id: Option<String>,
+    /// The callback path of this account (default: `server.path`).
+    pub path: Option<String>,
+}
+
+impl fmt::Debug for AccountConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redact = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("AccountConfig")
+            .field("name", &self.name)
+            .field("token", &redact(&self.token))
+            .field("appid", &self.appid)
+            .field("appsecret", &redact(&self.appsecret))
+            .field("aes_key", &redact(&self.aes_key))
+            .field("mode", &self.mode)
+            .field("original_id", &self.original_id)
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl AccountConfig {
+    /// The cipher for encrypted modes, if a key is set.
+    ///
+    /// # Errors
+    /// The key is not a valid EncodingAESKey.
+    pub fn cipher(&self) -> Result<Option<Cipher>, wemp_proto::KeyError> {
+        match &self.aes_key {
+            None => Ok(None),
+            Some(key) => Cipher::new(key, self.appid.as_deref().unwrap_or_default()).map(Some),
+        }
+    }
+}
+
+/// One problem with the configuration, located as precisely as possible.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Where it came from: the file, an environment variable or a flag.
+    pub source: String,
+    /// Line (1-based), when the value is in the file.
+    pub line: Option<usize>,
+    /// Column (1-based), when known.
+    pub column: Option<usize>,
+    /// Dotted path of the field (`accounts[0].token`), when known.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(col) = self.column {
+                write!(f, ":{col}")?;
+            }
+        }
+        f.write_str(": ")?;
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// The configuration cannot be used.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file cannot be read or written.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// One or more values are wrong.
+    Invalid(Vec<Problem>),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Self::Invalid(problems) => {
+                let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                f.write_str(&lines.join("\n"))
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io { source, .. } => Some(source),
+            Self::Invalid(_) => None,
+        }
+    }
+}
+
+impl ConfigError {
+    /// The problems, for [`ConfigError::Invalid`].
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            Self::Invalid(p) => p,
+            Self::Io { .. } => &[],
+        }
+    }
+}
+
+/// Parses `500ms`, `5s`, `4.5s`, `2m`, `1h` or a bare number of seconds.
+///
+/// # Errors
+/// Text that is not a duration.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration (e.g. 500ms, 5s, 2m, 1h)"))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" | "sec" | "secs" => n,
+        "m" | "min" | "mins" => n * 60.0,
+        "h" => n * 3600.0,
+        other => return Err(format!("{s:?}: unknown unit {other:?} (use ms, s, m or h)")),
+    };
+    if !secs.is_finite() || secs > 1e9 {
+        return Err(format!("{s:?} is too long"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses a size: bytes, or with `KiB`/`KB`/`k`, `MiB`/`MB`/`m` (all powers of 1024).
+///
+/// # Errors
+/// Text that is not a size.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a size (e.g. 65536, 64KiB, 1MiB)"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        other => return Err(format!("{s:?}: unknown unit {other:?} (use KiB or MiB)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumOrText {
+    Int(u64),
+    Float(f64),
+    Text(String),
+}
+
+fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    match NumOrText::deserialize(d)? {
+        NumOrText::Int(n) => Ok(Duration::from_secs(n)),
+        NumOrText::Float(f) if f.is_finite() && f >= 0.0 => Ok(Duration::from_secs_f64(f)),
+        NumOrText::Float(f) => Err(serde::de::Error::custom(format!("{f} is not a duration"))),
+        NumOrText::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom),
+    }
+}
+
+fn de_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    match NumOrText::deserialize(d)? {
+        NumOrText::Int(n) => Ok(n),
+        NumOrText::Float(f) => Err(serde::de::Error::custom(format!("{f} is not a whole number of bytes"))),
+        NumOrText::Text(s) => parse_size(&s).map_err(serde::de::Error::custom),
+    }
+}
+
+/// Line and column (1-based) of a byte offset.
+fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let before = &src[..offset.min(src.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
+    (line, col)
+}
+
+/// A line's table header (`[server]` → `server`, `[[rules]]` → `rules` + array flag).
+fn header_of(line: &str) -> Option<(String, bool)> {
+    let t = line.trim();
+    if let Some(inner) = t.strip_prefix("[[") {
+        return Some((inner.split("]]").next()?.trim().to_owned(), true));
+    }
+    let inner = t.strip_prefix('[')?;
+    Some((inner.split(']').next()?.trim().to_owned(), false))
+}
+
+fn key_of(line: &str) -> Option<String> {
+    let t = line.trim();
+    if t.starts_with('#') || t.starts_with('[') {
+        return None;
+    }
+    let (key, _) = t.split_once('=')?;
+    Some(key.trim().trim_matches('"').to_owned())
+}
+
+/// The dotted path of the field at byte `offset` (`rules[2].reply.text`), from the table
+/// headers above it and the key on its line.
+fn field_at(src: &str, offset: usize) -> Option<String> {
+    let (line_no, _) = line_col(src, offset);
+    let lines: Vec<&str> = src.lines().collect();
+    let mut table: Option<String> = None;
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for line in lines.iter().take(line_no - 1) {
+        if let Some((name, array)) = header_of(line) {
+            if array {
+                let n = counts.entry(name.clone()).and_modify(|n| *n += 1).or_insert(0);
+                table = Some(format!("{name}[{n}]"));
+            } else {
+                table = Some(name);
+            }
+        }
+    }
+    let current = lines.get(line_no - 1).copied().unwrap_or_default();
+    // An offending header line itself: name the table.
+    if let Some((name, array)) = header_of(current) {
+        let n = if array { counts.get(&name).map_or(0, |n| n + 1) } else { 0 };
+        return Some(if array { format!("{name}[{n}]") } else { name });
+    }
+    let key = key_of(current);
+    match (table, key) {
+        (Some(t), Some(k)) => Some(format!("{t}.{k}")),
+        (Some(t), None) => Some(t),
+        (None, k) => k,
+    }
+}
+
+/// The line of a dotted field path (`rules[2].regex`), searching the table headers and keys.
+pub fn line_of(src: &str, path: &str) -> Option<usize> {
+    let lines: Vec<&str> = src.lines().collect();
+    // Split `rules[2].reply.text` into the table part and the key part.
+    let (table, index, rest) = match path.split_once('.') {
+        Some((head, rest)) => (head, None::<usize>, rest),
+        None => (path, None, ""),
+    };
+    let (table, index) = match table.split_once('[') {
+        Some((name, idx)) => (name, idx.trim_end_matches(']').parse().ok()),
+        None => (table, index),
+    };
+    let mut seen = 0usize;
+    let mut start = None;
+    for (i, line) in lines.iter().enumerate() {
+        if let Some((name, array)) = header_of(line)
+            && name == table
+        {
+            if !array || Some(seen) == index {
+                start = Some(i);
+                break;
+            }
+            seen += 1;
+        }
+    }
+    let Some(start) = start else {
+        // A dotted key at the top level (`server.listen = …`).
+        return lines.iter().position(|l| key_of(l).as_deref() == Some(path)).map(|i| i + 1);
+    };
+    if rest.is_empty() {
+        return Some(start + 1);
+    }
+    let end = lines
+        .iter()
+        .skip(start + 1)
+        .position(|l| header_of(l).is_some())
+        .map_or(lines.len(), |p| start + 1 + p);
+    // The longest dotted prefix of `rest` written as a key in the section, down to its first part.
+    let parts: Vec<&str> = rest.split('.').collect();
+    for n in (1..=parts.len()).rev() {
+        let want = parts[..n].join(".");
+        let want = want.split('[').next().unwrap_or_default().to_owned();
+        if let Some(p) =
+            lines[start + 1..end].iter().position(|l| key_of(l).as_deref() == Some(want.as_str()))
+        {
+            return Some(start + 2 + p);
+        }
+    }
+    Some(start + 1)
+}
+
+/// A fresh Token: 32 letters and digits (WeChat allows 3–32).
+pub fn generate_token(rng: &mut impl Rng) -> String {
+    (0..32).map(|_| char::from(rng.sample(rand::distr::Alphanumeric))).collect()
+}
+
+/// Whether `token` is acceptable to the WeChat console: 3–32 ASCII letters and digits.
+pub fn token_is_valid(token: &str) -> bool {
+    (3..=32).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// The environment variables `Config::apply_env` reads, and the field each sets.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("WEMP_LISTEN", "server.listen"),
+    ("WEMP_PATH", "server.path"),
+    ("WEMP_TIMESTAMP_WINDOW", "server.timestamp_window"),
+    ("WEMP_BODY_LIMIT", "server.body_limit"),
+    ("WEMP_DEADLINE", "server.deadline"),
+    ("WEMP_METRICS_PATH", "server.metrics_path"),
+    ("WEMP_DATA_DIR", "storage.data_dir"),
+    ("WEMP_DATABASE", "storage.database"),
+    ("WEMP_REDIS", "storage.redis"),
+    ("WEMP_PUBLIC_URL", "console.public_url"),
+    ("WEMP_SHOW_SETUP", "console.show_setup"),
+    ("WEMP_ACCOUNT_NAME", "accounts[0].name"),
+    ("WEMP_TOKEN", "accounts[0].token"),
+    ("WEMP_APPID", "accounts[0].appid"),
+    ("WEMP_APPSECRET", "accounts[0].appsecret"),
+    ("WEMP_AES_KEY", "accounts[0].aes_key"),
+    ("WEMP_MODE", "accounts[0].mode"),
+    ("WEMP_ORIGINAL_ID", "accounts[0].original_id"),
+];
+
+/// The flags `serve` (and `doctor`, `log`) share. Flatten into a clap command.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// The config file (default: <data-dir>/wemp.toml when it exists).
+    #[arg(long, short = 'c', env = "WEMP_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address and port to listen on [default: 127.0.0.1:8080].
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// The callback path [default: /wechat].
+    #[arg(long)]
+    pub path: Option<String>,
+    /// The Token (3–32 letters and digits); generated and saved when none is configured.
+    #[arg(long)]
+    pub token: Option<String>,
+    /// The appid (wx…).
+    #[arg(long)]
+    pub appid: Option<String>,
+    /// The EncodingAESKey (43 characters).
+    #[arg(long)]
+    pub aes_key: Option<String>,
+    /// Encryption mode: plain, compatible or safe.
+    #[arg(long)]
+    pub mode: Option<Mode>,
+    /// The data directory [default: ./wemp-data].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Redis URL for shared dedup and tokens.
+    #[arg(long)]
+    pub redis: Option<String>,
+    /// Database URL: sqlite://path or postgres://… [default: sqlite://<data-dir>/wemp.db].
+    #[arg(long)]
+    pub database: Option<String>,
+}
+
+/// What a file-less start-up found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenSource {
+    /// The token was configured (file, environment or flag).
+    Configured,
+    /// A token was generated and saved to this file.
+    Generated {
+        /// Where it was saved.
+        saved_to: PathBuf,
+    },
+}
+
+impl Config {
+    /// The built-in configuration: defaults and the demo rules.
+    pub fn embedded() -> Self {
+        let mut cfg = Self::default();
+        if let Ok(doc) = Self::from_toml_str(DEMO_RULES, "<demo rules>") {
+            cfg.rules = doc.rules;
+        }
+        cfg
+    }
+
+    /// Parses and validates a config document; `name` is used in error messages.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] with the file, line and field of each problem.
+    pub fn from_toml_str(src: &str, name: &str) -> Result<Self, ConfigError> {
+        let cfg: Self = toml::from_str(src).map_err(|e| {
+            let (line, column, field) = match e.span() {
+                Some(span) => {
+                    let (l, c) = line_col(src, span.start);
+                    (Some(l), Some(c), field_at(src, span.start))
+                }
+                None => (None, None, None),
+            };
+            ConfigError::Invalid(vec![Problem {
+                source: name.to_owned(),
+                line,
+                column,
+                field,
+                message: e.message().trim().to_owned(),
+            }])
+        })?;
+        cfg.validate_with(Some(src), name)?;
+        Ok(cfg)
+    }
+
+    /// Reads and validates a config file.
+    ///
+    /// # Errors
+    /// [`ConfigError::Io`] or [`ConfigError::Invalid`].
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let src =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;
+        Self::from_toml_str(&src, &path.display().to_string())
+    }
+
+    /// The configuration `serve` runs with: the file (`--config`, or `<data-dir>/wemp.toml`
+    /// when it exists, or the embedded default), then `WEMP_*` variables from `env`, then
+    /// the flags; validated as a whole. Returns the file it read, if any.
+    ///
+    /// # Errors
+    /// As [`Config::load`], plus problems with environment values and flags.
+    pub fn resolve(
+        args: &ServeArgs,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<(Self, Option<PathBuf>), ConfigError> {
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or_else(|| env("WEMP_DATA_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let written = data_dir.join(WRITTEN_CONFIG);
+        let (mut cfg, file, src) = match &args.config {
+            Some(path) => {
+                let src = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Io { path: path.clone(), source })?;
+                (Self::from_toml_str(&src, &path.display().to_string())?, Some(path.clone()), Some(src))
+            }
+            None if written.exists() => {
+                let src = std::fs::read_to_string(&written)
+                    .map_err(|source| ConfigError::Io { path: written.clone(), source })?;
+                (Self::from_toml_str(&src, &written.display().to_string())?, Some(written), Some(src))
+            }
+            None => (Self::embedded(), None, None),
+        };
+        let mut problems = cfg.apply_env(env);
+        problems.extend(cfg.apply_flags(args));
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid(problems));
+        }
+        let name = file.as_ref().map_or_else(|| "<built-in config>".to_owned(), |p| p.display().to_string());
+        cfg.validate_with(src.as_deref(), &name)?;
+        Ok((cfg, file))
+    }
+
+    fn account0(&mut self) -> &mut AccountConfig {
+        if self.accounts.is_empty() {
+            self.accounts.push(AccountConfig::default());
+        }
+        &mut self.accounts[0]
+    }
+
+    fn set(&mut self, field: &str, value: &str, origin: &str) -> Result<(), Problem> {
+        let problem = |message: String| Problem {
+            source: origin.to_owned(),
+            line: None,
+            column: None,
+            field: Some(field.to_owned()),
+            message,
+        };
+        let some = || Some(value.to_owned());
+        match field {
+            "server.listen" => self.server.listen = value.to_owned(),
+            "server.path" => self.server.path = value.to_owned(),
+            "server.timestamp_window" => {
+                self.server.timestamp_window = parse_duration(value).map_err(problem)?
+            }
+            "server.body_limit" => self.server.body_limit = parse_size(value).map_err(problem)?,
+            "server.deadline" => self.server.deadline = parse_duration(value).map_err(problem)?,
+            "server.metrics_path" => self.server.metrics_path = some(),
+            "storage.data_dir" => self.storage.data_dir = PathBuf::from(value),
+            "storage.database" => self.storage.database = some(),
+            "storage.redis" => self.storage.redis = some(),
+            "console.public_url" => self.console.public_url = some(),
+            "console.show_setup" => {
+                self.console.show_setup = match value.to_ascii_lowercase().as_str() {
+                    "1" | "true" | "yes" | "on" => true,
+                    "0" | "false" | "no" | "off" => false,
+                    _ => return Err(problem(format!("{value:?} is not a boolean (true/false)"))),
+                }
+            }
+            "accounts[0].name" => self.account0().name = some(),
+            "accounts[0].token" => self.account0().token = some(),
+            "accounts[0].appid" => self.account0().appid = some(),
+            "accounts[0].appsecret" => self.account0().appsecret = some(),
+            "accounts[0].aes_key" => self.account0().aes_key = some(),
+            "accounts[0].mode" => self.account0().mode = value.parse().map_err(problem)?,
+            "accounts[0].original_id" => self.account0().original_id = some(),
+            _ => return Err(problem("not a configurable field".into())),
+        }
+        self.origins.insert(field.to_owned(), origin.to_owned());
+        Ok(())
+    }
+
+    /// Applies the `WEMP_*` variables ([`ENV_VARS`]) that `env` returns; account values go
+    /// to the first account. Returns the values that could not be used.
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        for (var, field) in ENV_VARS {
+            if let Some(value) = env(var).filter(|v| !v.is_empty())
+                && let Err(p) = self.set(field, &value, var)
+            {
+                problems.push(p);
+            }
+        }
+        problems
+    }
+
+    /// Applies the `serve` flags. Returns the values that could not be used.
+    pub fn apply_flags(&mut self, args: &ServeArgs) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut apply = |flag: &str, field: &str, value: Option<String>| {
+            if let Some(v) = value
+                && let Err(p) = self.set(field, &v, flag)
+            {
+                problems.push(p);
+            }
+        };
+        apply("--listen", "server.listen", args.listen.clone());
+        apply("--path", "server.path", args.path.clone());
+        apply("--token", "accounts[0].token", args.token.clone());
+        apply("--appid", "accounts[0].appid", args.appid.clone());
+        apply("--aes-key", "accounts[0].aes_key", args.aes_key.clone());
+        apply("--mode", "accounts[0].mode", args.mode.map(|m| m.as_str().to_owned()));
+        apply("--data-dir", "storage.data_dir", args.data_dir.as_ref().map(|p| p.display().to_string()));
+        apply("--redis", "storage.redis", args.redis.clone());
+        apply("--database", "storage.database", args.database.clone());
+        problems
+    }
+
+    /// Checks the values together; `src` (the file text) locates problems by line.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] with every problem found.
+    pub fn validate_with(&self, src: Option<&str>, name: &str) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let mut report = |field: String, message: String| {
+            let (source, line) = match self.origins.get(&field) {
+                Some(origin) => (origin.clone(), None),
+                None => (name.to_owned(), src.and_then(|s| line_of(s, &field))),
+            };
+            problems.push(Problem { source, line, column: None, field: Some(field), message });
+        };
+        if let Err(e) = self.server.listen.parse::<SocketAddr>() {
+            report("server.listen".into(), format!("{:?} is not an address:port ({e})", self.server.listen));
+        }
+        if !self.server.path.starts_with('/') {
+            report("server.path".into(), format!("{:?} must start with /", self.server.path));
+        }
+        if let Some(m) = &self.server.metrics_path
+            && !m.starts_with('/')
+        {
+            report("server.metrics_path".into(), format!("{m:?} must start with /"));
+        }
+        if self.server.deadline.is_zero() || self.server.deadline >= Duration::from_secs(5) {
+            report(
+                "server.deadline".into(),
+                "must be more than 0 and under 5s: WeChat stops waiting after 5 seconds".into(),
+            );
+        }
+        if self.server.body_limit < 1024 {
+            report(
+                "server.body_limit".into(),
+                "must be at least 1KiB: WeChat's messages would not fit".into(),
+            );
+        }
+        if let Some(db) = &self.storage.database
+            && !["sqlite://", "sqlite:", "postgres://", "postgresql://"].iter().any(|p| db.starts_with(p))
+        {
+            report("storage.database".into(), format!("{db:?}: use sqlite://PATH or postgres://…"));
+        }
+        if let Some(redis) = &self.storage.redis
+            && !(redis.starts_with("redis://")
+                || redis.starts_with("rediss://")
+                || redis.starts_with("unix://"))
+        {
+            report("storage.redis".into(), format!("{redis:?}: use redis://host:port"));
+        }
+        let mut paths = BTreeMap::new();
+        for (i, account) in self.accounts.iter().enumerate() {
+            let at = |f: &str| format!("accounts[{i}].{f}");
+            if let Some(token) = &account.token
+                && !token_is_valid(token)
+            {
+                report(at("token"), "must be 3 to 32 letters and digits (the WeChat console's rule)".into());
+            }
+            if let Some(appid) = &account.appid
+                && !(appid.starts_with("wx")
+                    && appid.len() == 18
+                    && appid.bytes().all(|b| b.is_ascii_alphanumeric()))
+            {
+                report(at("appid"), format!("{appid:?} does not look like an appid (wx + 16 characters)"));
+            }
+            match (&account.aes_key, account.mode.is_encrypted()) {
+                (Some(key), _) => {
+                    if let Err(e) = wemp_proto::crypto::decode_key(key) {
+                        report(at("aes_key"), format!("not a valid EncodingAESKey: {e}"));
+                    }
+                }
+                (None, true) => {
+                    report(at("aes_key"), format!("{} mode needs the EncodingAESKey", account.mode));
+                }
+                (None, false) => {}
+            }
+            if account.mode.is_encrypted() && account.appid.is_none() {
+                report(
+                    at("appid"),
+                    format!("{} mode needs the appid (it is checked in every message)", account.mode),
+                );
+            }
+            let path = account.path.clone().unwrap_or_else(|| self.server.path.clone());
+            if !path.starts_with('/') {
+                report(at("path"), format!("{path:?} must start with /"));
+            }
+            if let Some(other) = paths.insert(path.clone(), i) {
+                report(at("path"), format!("{path:?} is already the path of accounts[{other}]"));
+            }
+        }
+        if let Err(errors) = Rules::compile(&self.rules) {
+            for e in errors {
+                report(e.path, e.message);
+            }
+        }
+        if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems)) }
+    }
+
+    /// The compiled rules.
+    ///
+    /// # Errors
+    /// As [`Rules::compile`] (already checked when the config was loaded).
+    pub fn compiled_rules(&self) -> Result<Rules, Vec<crate::rules::RuleError>> {
+        Rules::compile(&self.rules)
+    }
+
+    /// The callback path of account `i`.
+    pub fn account_path(&self, i: usize) -> String {
+        self.accounts.get(i).and_then(|a| a.path.clone()).unwrap_or_else(|| self.server.path.clone())
+    }
+}
+
+/// Makes sure the first account has a token. When none is configured, generates one and
+/// saves it: into `config_file` when given (inserted as text, keeping its comments),
+/// otherwise into `<data_dir>/wemp.toml`, which is created with the demo rules.
+///
+/// # Errors
+/// [`ConfigError::Io`] when the file cannot be read or written.
+pub fn ensure_token(
+    cfg: &mut Config,
+    config_file: Option<&Path>,
+    rng: &mut impl Rng,
+) -> Result<TokenSource, ConfigError> {
+    if cfg.accounts.first().and_then(|a| a.token.as_ref()).is_some() {
+        return Ok(TokenSource::Configured);
+    }
+    let token = generate_token(rng);
+    let path = config_file.map_or_else(|| cfg.storage.data_dir.join(WRITTEN_CONFIG), Path::to_path_buf);
+    let io = |source| ConfigError::Io { path: path.clone(), source };
+    let text = if path.exists() {
+        let src = std::fs::read_to_string(&path).map_err(io)?;
+        insert_token(&src, &token)
+    } else {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        written_config(&token)
+    };
+    std::fs::write(&path, text).map_err(io)?;
+    cfg.account0().token = Some(token);
+    Ok(TokenSource::Generated { saved_to: path })
+}
+
+/// Inserts `token = "…"` into the first `[[accounts]]` table of `src` (appending one when
+/// there is none), keeping everything else byte for byte.
+pub fn insert_token(src: &str, token: &str) -> String {
+    let lines: Vec<&str> = src.split_inclusive('\n').collect();
+    if let Some(i) = lines.iter().position(|l| header_of(l).is_some_and(|(n, a)| a && n == "accounts")) {
+        let mut out: String = lines[..=i].concat();
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(&format!("token = \"{token}\"  # generated by wemp serve\n"));
+        out.push_str(&lines[i + 1..].concat());
+        return out;
+    }
+    // No accounts table: put one before the first table so the key cannot land in another.
+    let first_table = lines.iter().position(|l| header_of(l).is_some()).unwrap_or(lines.len());
+    let mut out: String = lines[..first_table].concat();
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(&format!("[[accounts]]\ntoken = \"{token}\"  # generated by wemp serve\n\n"));
+    out.push_str(&lines[first_table..].concat());
+    out
+}
+
+/// The config `serve` writes on a first start without a file.
+pub fn written_config(token: &str) -> String {
+    format!(
+        "# Written by `wemp serve` on first start. Edit freely; see examples/wemp.toml for every setting.\n\
+         \n[server]\nlisten = \"{DEFAULT_LISTEN}\"\npath = \"{DEFAULT_PATH}\"\n\
+         \n[[accounts]]\ntoken = \"{token}\"  # paste into the WeChat console (Token)\nmode = \"plain\"\n\n{DEMO_RULES}"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(src: &str) -> Vec<Problem> {
+        Config::from_toml_str(src, "w.toml").unwrap_err().problems().to_vec()
+    }
+
+    #[test]
+    fn defaults_and_units() {
+        let cfg = Config::from_toml_str(
+            "[server]\ntimestamp_window = \"10m\"\nbody_limit = \"1MiB\"\ndeadline = 3\n\
+             [storage]\ndata_dir = \"/var/lib/wemp\"\n",
+            "w.toml",
+        )
+        .unwrap();
+        assert_eq!(cfg.server.timestamp_window, Duration::from_secs(600));
+        assert_eq!(cfg.server.body_limit, 1024 * 1024);
+        assert_eq!(cfg.server.deadline, Duration::from_secs(3));
+        assert_eq!(cfg.storage.database_url(), "sqlite:///var/lib/wemp/wemp.db");
+        assert_eq!(cfg.server.listen, DEFAULT_LISTEN);
+        assert_eq!(parse_duration("4.5s").unwrap(), Duration::from_millis(4500));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert_eq!(parse_size("64k").unwrap(), 65536);
+        assert!(parse_size("1.5MiB").is_err());
+    }
+
+    #[test]
+    fn toml_errors_name_file_line_and_field() {
+        let p = problems("[server]\npath = \"/wechat\"\nlisten = 8080\n");
+        assert_eq!((p[0].line, p[0].field.as_deref()), (Some(3), Some("server.listen")));
+        assert!(p[0].to_string().starts_with("w.toml:3:"), "{}", p[0]);
+        let p = problems("[server]\nlisen = \"x\"\n");
+        assert_eq!(p[0].line, Some(2));
+        assert!(p[0].message.contains("unknown field `lisen`"), "{}", p[0].message);
+        let p = problems(
+            "[[rules]]\nkeyword = \"a\"\nreply.text = \"x\"\n\n[[rules]]\nevent = \"CLICK\"\nreply.txt = \"x\"\n",
+        );
+        assert_eq!(p[0].line, Some(7));
+        assert_eq!(p[0].field.as_deref(), Some("rules[1].reply.txt"));
+        let p = problems("[server]\ndeadline = \"5 parsecs\"\n");
+        assert_eq!((p[0].line, p[0].field.as_deref()), (Some(2), Some("server.deadline")));
+    }
+
+    #[test]
+    fn validation_errors_name_line_and_field() {
+        let src = "[server]\nlisten = \"nowhere\"\n\n[[accounts]]\ntoken = \"ab\"\nmode = \"safe\"\n\n\
+                   [[rules]]\nkeyword = \"a\"\nreply.text = \"x\"\n\n[[rules]]\nregex = \"(\"\nreply.text = \"x\"\n";
+        let p = problems(src);
+        let find = |f: &str| {
+            p.iter().find(|p| p.field.as_deref() == Some(f)).unwrap_or_else(|| panic!("{f}: {p:?}"))
+        };
+        assert_eq!(find("server.listen").line, Some(2));
+        assert_eq!(find("accounts[0].token").line, Some(5));
+        assert_eq!(find("accounts[0].aes_key").line, Some(4));
+        assert!(find("accounts[0].appid").message.contains("safe mode needs the appid"));
+        assert_eq!(find("rules[1].regex").line, Some(13));
+        assert!(find("rules[1].regex").to_string().starts_with("w.toml:13: rules[1].regex: invalid regular"));
+    }
+
+    #[test]
+    fn env_then_flags_override_the_file_and_errors_name_their_origin() {
+        let mut cfg = Config::from_toml_str("[[accounts]]\ntoken = \"fromfile\"\n", "w.toml").unwrap();
+        let env = |k: &str| match k {
+            "WEMP_TOKEN" => Some("fromenv".to_owned()),
+            "WEMP_LISTEN" => Some("0.0.0.0:9000".to_owned()),
+            "WEMP_DEADLINE" => Some("2s".to_owned()),
+            _ => None,
+        };
+        assert!(cfg.apply_env(env).is_empty());
+        assert_eq!(cfg.accounts[0].token.as_deref(), Some("fromenv"));
+        assert_eq!(cfg.server.deadline, Duration::from_secs(2));
+        let args = ServeArgs {
+            token: Some("fromflag".into()),
+            mode: Some(Mode::Compatible),
+            ..ServeArgs::default()
+        };
+        assert!(cfg.apply_flags(&args).is_empty());
+        assert_eq!(cfg.accounts[0].token.as_deref(), Some("fromflag"));
+        assert_eq!(cfg.server.listen, "0.0.0.0:9000");
+        let err = cfg.validate_with(None, "w.toml").unwrap_err();
+        let p = err.problems().iter().find(|p| p.field.as_deref() == Some("accounts[0].aes_key")).unwrap();
+        assert_eq!(p.source, "w.toml");
+        let mut bad = Config::default();
+        let p = bad.apply_env(|k| (k == "WEMP_BODY_LIMIT").then(|| "lots".to_owned()));
+        assert_eq!(
+            p[0].to_string(),
+            "WEMP_BODY_LIMIT: server.body_limit: \"lots\" is not a size (e.g. 65536, 64KiB, 1MiB)"
+        );
+        bad.apply_env(|k| (k == "WEMP_LISTEN").then(|| "bad".to_owned()));
+        let err = bad.validate_with(Some(""), "w.toml").unwrap_err();
+        assert!(err.to_string().starts_with("WEMP_LISTEN: server.listen:"), "{err}");
+    }
+
+    #[test]
+    fn resolve_uses_the_embedded_default_without_a_file() {
+        let dir = std::env::temp_dir().join(format!("wemp-cfg-{}", rand::random::<u64>()));
+        let args = ServeArgs { data_dir: Some(dir.clone()), ..ServeArgs::default() };
+        let (cfg, file) = Config::resolve(&args, |_| None).unwrap();
+        assert!(file.is_none());
+        assert!(!cfg.rules.is_empty());
+        assert_eq!(cfg.storage.data_dir, dir);
+        let args = ServeArgs { config: Some(dir.join("missing.toml")), ..ServeArgs::default() };
+        assert!(matches!(Config::resolve(&args, |_| None), Err(ConfigError::Io { .. })));
+    }
+
+    #[test]
+    fn a_generated_token_is_saved_and_read_back() {
+        let dir = std::env::temp_dir().join(format!("wemp-token-{}", rand::random::<u64>()));
+        let mut rng = rand::rng();
+        let args = ServeArgs { data_dir: Some(dir.clone()), ..ServeArgs::default() };
+        let (mut cfg, _) = Config::resolve(&args, |_| None).unwrap();
+        let source = ensure_token(&mut cfg, None, &mut rng).unwrap();
+        let TokenSource::Generated { saved_to } = source else { panic!("not generated") };
+        assert_eq!(saved_to, dir.join(WRITTEN_CONFIG));
+        let token = cfg.accounts[0].token.clone().unwrap();
+        assert!(token_is_valid(&token));
+        // The next start reads the written config and keeps the token.
+        let (mut again, file) = Config::resolve(&args, |_| None).unwrap();
+        assert_eq!(file.as_deref(), Some(saved_to.as_path()));
+        assert_eq!(again.accounts[0].token.as_deref(), Some(token.as_str()));
+        assert_eq!(ensure_token(&mut again, None, &mut rng).unwrap(), TokenSource::Configured);
+        assert!(!again.rules.is_empty());
+        // A user's file without a token gets one inserted, comments kept.
+        let user = dir.join("user.toml");
+        std::fs::write(&user, "# my bot\n[server]\nlisten = \"127.0.0.1:9999\"\n").unwrap();
+        let mut cfg = Config::load(&user).unwrap();
+        ensure_token(&mut cfg, Some(&user), &mut rng).unwrap();
+        let text = std::fs::read_to_string(&user).unwrap();
+        assert!(text.starts_with("# my bot\n[[accounts]]\ntoken = \""), "{text}");
+        let reread = Config::load(&user).unwrap();
+        assert_eq!(reread.accounts[0].token, cfg.accounts[0].token);
+        assert_eq!(reread.server.listen, "127.0.0.1:9999");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn token_goes_into_an_existing_accounts_table() {
+        let src = "[server]\n[[accounts]]\nappid = \"wx0123456789abcdef\"\n[[rules]]\ndefault = true\nreply.none = true\n";
+        let out = insert_token(src, "T0k3n");
+        let cfg = Config::from_toml_str(&out, "w.toml").unwrap();
+        assert_eq!(cfg.accounts[0].token.as_deref(), Some("T0k3n"));
+        assert_eq!(cfg.accounts[0].appid.as_deref(), Some("wx0123456789abcdef"));
+        assert_eq!(cfg.rules.len(), 1);
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug() {
+        let mut a = AccountConfig::default();
+        a.appsecret = Some("supersecret".into());
+        a.token = Some("tok".into());
+        let dbg = format!("{a:?}");
+        assert!(!dbg.contains("supersecret") && !dbg.contains("tok\""), "{dbg}");
+    }
+}

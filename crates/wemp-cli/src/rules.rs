@@ -1,0 +1,1019 @@
+//! The rule engine of `wemp serve`: `[[rules]]` from the config, evaluated in order.
+//!
+//! Matchers: `keyword` (exact), `contains`, `regex` (captures as `{1}`…), `event` (with
+//! `scene` for subscribe/SCAN and `key` for menu events), `type` (message type) and
+//! `default`. Replies: `text` (with `{openid}`, `{content}`, `{account}`, `{scene}`, `{key}`
+//! and captures), `image`/`voice` by media id, `video`, `music`, `news`, `transfer`
+//! (customer service) and `none`.
+//!
+//! ```
+//! use wemp_cli::rules::{Rules, evaluate};
+//! use wemp_proto::{Incoming, Reply};
+//! let rules = Rules::from_toml(r#"
+//! [[rules]]
+//! regex = '^order (\d+)$'
+//! reply.text = "Order {1} ships today, {openid}."
+//! "#).unwrap();
+//! let msg = Incoming::parse("<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName>\
+//!     <CreateTime>1</CreateTime><MsgType>text</MsgType><Content>order 42</Content><MsgId>7</MsgId></xml>")?;
+//! assert_eq!(evaluate(&rules, &msg), Reply::text("Order 42 ships today, o1."));
+//! # Ok::<(), wemp_proto::Error>(())
+//! ```
+
+use regex::Regex;
+use serde::Deserialize;
+use wemp_proto::reply::{Article, MAX_ARTICLES, MAX_ARTICLES_FOR_MESSAGE, Music};
+use wemp_proto::{Event, EventKind, Incoming, MsgKind, Reply};
+
+/// The demo rules `wemp serve` runs when no config file is given.
+pub const DEMO_RULES: &str = r#"# Rules are tried in order; the first match answers.
+[[rules]]
+name = "welcome via QR code"
+event = "subscribe"
+scene = "demo"
+reply.text = "Welcome! You followed us through the \"demo\" QR code."
+
+[[rules]]
+name = "welcome"
+event = "subscribe"
+reply.text = "Welcome, {openid}! Send \"help\" to see what I can do."
+
+[[rules]]
+name = "scan"
+event = "SCAN"
+reply.text = "You scanned QR scene {scene}."
+
+[[rules]]
+name = "help"
+keyword = ["help", "帮助", "?"]
+reply.text = "Try: \"hello\", \"order 42\", a picture, a location, or the menu."
+
+[[rules]]
+name = "hello"
+contains = ["hello", "你好"]
+reply.text = "Hello, {openid}!"
+
+[[rules]]
+name = "order lookup"
+regex = '^order\s+(\d+)$'
+reply.text = "Order {1} is on its way."
+
+[[rules]]
+name = "menu: about"
+event = "CLICK"
+key = "ABOUT"
+reply.news = [{ title = "About wemp", description = "A WeChat Official Account server in Rust", pic_url = "https://example.com/wemp.png", url = "https://example.com/wemp" }]
+
+[[rules]]
+name = "menu click"
+event = "CLICK"
+reply.text = "You clicked {key}."
+
+[[rules]]
+name = "picture"
+type = "image"
+reply.text = "Nice picture!"
+
+[[rules]]
+name = "location"
+type = "location"
+reply.text = "You are at {content}."
+
+[[rules]]
+name = "echo"
+type = "text"
+reply.text = "You said: {content}"
+"#;
+
+/// Zero, one or several strings (`keyword = "hi"` or `keyword = ["hi", "hello"]`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Words {
+    /// One string.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
+}
+
+impl Words {
+    fn to_vec(&self) -> Vec<String> {
+        match self {
+            Self::One(s) => vec![s.clone()],
+            Self::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// One `[[rules]]` entry as written.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// A name for logs.
+    pub name: Option<String>,
+    /// Text equal to one of these (trimmed).
+    pub keyword: Option<Words>,
+    /// Text containing one of these.
+    pub contains: Option<Words>,
+    /// Text matching this regular expression.
+    pub regex: Option<String>,
+    /// Case-insensitive `keyword` and `contains` (default true).
+    pub ignore_case: Option<bool>,
+    /// An event (`subscribe`, `SCAN`, `CLICK`, `VIEW`, … case-insensitive).
+    pub event: Option<String>,
+    /// The QR scene, with `event = "subscribe"` or `"SCAN"`.
+    pub scene: Option<String>,
+    /// The `EventKey`, with menu events (`CLICK` key, `VIEW` URL, …).
+    pub key: Option<String>,
+    /// A message type (`text`, `image`, `voice`, `location`, …).
+    #[serde(rename = "type")]
+    pub msg_type: Option<String>,
+    /// Matches anything.
+    pub default: Option<bool>,
+    /// The reply.
+    #[serde(default)]
+    pub reply: ReplyConfig,
+}
+
+/// `reply` of a rule: exactly one of the fields.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyConfig {
+    /// A text template.
+    pub text: Option<String>,
+    /// An image by media id.
+    pub image: Option<String>,
+    /// A voice message by media id.
+    pub voice: Option<String>,
+    /// A video.
+    pub video: Option<VideoConfig>,
+    /// Music.
+    pub music: Option<MusicConfig>,
+    /// News articles.
+    pub news: Option<Vec<ArticleConfig>>,
+    /// Transfer to customer service: `true`, or an agent account `"kf@wechat_id"`.
+    pub transfer: Option<Transfer>,
+    /// No reply (`success`).
+    pub none: Option<bool>,
+}
+
+/// A video reply.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct VideoConfig {
+    /// Media id.
+    pub media_id: String,
+    /// Title.
+    pub title: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+}
+
+/// A music reply.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MusicConfig {
+    /// Title.
+    pub title: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Music URL.
+    pub music_url: Option<String>,
+    /// High-quality music URL.
+    pub hq_music_url: Option<String>,
+    /// Thumbnail media id.
+    pub thumb_media_id: String,
+}
+
+/// One news article.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ArticleConfig {
+    /// Title (a template).
+    pub title: String,
+    /// Description (a template).
+    #[serde(default)]
+    pub description: String,
+    /// Picture URL.
+    #[serde(default)]
+    pub pic_url: String,
+    /// Link.
+    pub url: String,
+}
+
+/// `transfer = true` or `transfer = "agent@wechat_id"`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Transfer {
+    /// To any agent.
+    Any(bool),
+    /// To one agent.
+    Agent(String),
+}
+
+/// A rule that cannot be used, with the path of the offending field (`rules[2].regex`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleError {
+    /// Dotted path of the field, from the config root.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for RuleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+impl std::error::Error for RuleError {}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Piece {
+    Literal(String),
+    OpenId,
+    Account,
+    Content,
+    Scene,
+    Key,
+    Capture(usize),
+}
+
+/// A reply text with placeholders, checked when the rules load.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Template(Vec<Piece>);
+
+impl Template {
+    /// Parses `{openid}`, `{account}`, `{content}`, `{scene}`, `{key}`, `{0}`…`{99}`;
+    /// `{{` and `}}` are literal braces.
+    ///
+    /// # Errors
+    /// An unknown placeholder or an unbalanced brace.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut pieces = Vec::new();
+        let mut lit = String::new();
+        let mut chars = s.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '{' if chars.peek() == Some(&'{') => {
+                    chars.next();
+                    lit.push('{');
+                }
+                '}' if chars.peek() == Some(&'}') => {
+                    chars.next();
+                    lit.push('}');
+                }
+                '}' => return Err("unmatched `}` (write `}}` for a brace)".into()),
+                '{' => {
+                    let mut name = String::new();
+                    loop {
+                        match chars.next() {
+                            Some('}') => break,
+                            Some(c) => name.push(c),
+                            None => return Err("unclosed `{` (write `{{` for a brace)".into()),
+                        }
+                    }
+                    let piece = match name.as_str() {
+                        "openid" => Piece::OpenId,
+                        "account" => Piece::Account,
+                        "content" => Piece::Content,
+                        "scene" => Piece::Scene,
+                        "key" => Piece::Key,
+                        n if !n.is_empty() && n.len() <= 2 && n.bytes().all(|b| b.is_ascii_digit()) => {
+                            Piece::Capture(n.parse().unwrap_or(0))
+                        }
+                        other => {
+                            return Err(format!(
+                                "unknown placeholder {{{other}}}: use {{openid}}, {{account}}, {{content}}, \
+                                 {{scene}}, {{key}} or a capture {{1}}"
+                            ));
+                        }
+                    };
+                    if !lit.is_empty() {
+                        pieces.push(Piece::Literal(std::mem::take(&mut lit)));
+                    }
+                    pieces.push(piece);
+                }
+                c => lit.push(c),
+            }
+        }
+        if !lit.is_empty() {
+            pieces.push(Piece::Literal(lit));
+        }
+        Ok(Self(pieces))
+    }
+
+    fn max_capture(&self) -> usize {
+        self.0.iter().map(|p| if let Piece::Capture(n) = p { *n } else { 0 }).max().unwrap_or(0)
+    }
+
+    fn render(&self, ctx: &Ctx<'_>) -> String {
+        let mut out = String::new();
+        for piece in &self.0 {
+            match piece {
+                Piece::Literal(s) => out.push_str(s),
+                Piece::OpenId => out.push_str(&ctx.incoming.header().from),
+                Piece::Account => out.push_str(&ctx.incoming.header().to),
+                Piece::Content => out.push_str(&content_of(ctx.incoming)),
+                Piece::Scene => out.push_str(ctx.incoming.event().and_then(Event::scene).unwrap_or_default()),
+                Piece::Key => {
+                    out.push_str(ctx.incoming.event().and_then(Event::event_key).unwrap_or_default())
+                }
+                Piece::Capture(n) => {
+                    out.push_str(ctx.captures.get(*n).map(String::as_str).unwrap_or_default())
+                }
+            }
+        }
+        out
+    }
+}
+
+/// What `{content}` stands for: the text, a voice message's recognition, a location's
+/// label (or coordinates), a link's URL; empty for other types.
+pub fn content_of(incoming: &Incoming) -> String {
+    match incoming {
+        Incoming::Text(t) => t.content.clone(),
+        Incoming::Voice(v) => v.recognition.clone().unwrap_or_default(),
+        Incoming::Location(l) if !l.label.is_empty() => l.label.clone(),
+        Incoming::Location(l) => format!("{}, {}", l.latitude, l.longitude),
+        Incoming::Link(l) => l.url.clone(),
+        _ => String::new(),
+    }
+}
+
+/// The text a keyword, contains or regex rule looks at: a text message's content or a voice
+/// message's speech recognition.
+fn matchable_text(incoming: &Incoming) -> Option<&str> {
+    match incoming {
+        Incoming::Text(t) => Some(&t.content),
+        Incoming::Voice(v) => v.recognition.as_deref(),
+        _ => None,
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Matcher {
+    Keyword { words: Vec<String>, ignore_case: bool },
+    Contains { words: Vec<String>, ignore_case: bool },
+    Regex(Regex),
+    Event { kind: EventKind, scene: Option<String>, key: Option<String> },
+    Type(MsgKind),
+    Default,
+}
+
+#[derive(Clone, Debug)]
+enum ReplyTemplate {
+    Text(Template),
+    Image(String),
+    Voice(String),
+    Video { media_id: String, title: Option<String>, description: Option<String> },
+    Music(Music),
+    News(Vec<(Template, Template, String, String)>),
+    Transfer(Option<String>),
+    None,
+}
+
+/// One compiled rule.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    /// The rule's name (or `rules[i]`).
+    pub name: String,
+    matcher: Matcher,
+    reply: ReplyTemplate,
+}
+
+/// Compiled rules, in order.
+#[derive(Clone, Debug, Default)]
+pub struct Rules {
+    rules: Vec<Rule>,
+}
+
+struct Ctx<'a> {
+    incoming: &'a Incoming,
+    captures: Vec<String>,
+}
+
+/// The reply of the first rule that matches `incoming`, or [`Reply::None`].
+pub fn evaluate(rules: &Rules, incoming: &Incoming) -> Reply {
+    rules.first_match(incoming).map(|(_, reply)| reply).unwrap_or_default()
+}
+
+impl Rules {
+    /// Compiles `[[rules]]` entries; errors carry paths like `rules[2].regex`.
+    ///
+    /// # Errors
+    /// Every problem found, not only the first.
+    pub fn compile(configs: &[RuleConfig]) -> Result<Self, Vec<RuleError>> {
+        let mut rules = Vec::new();
+        let mut errors = Vec::new();
+        for (i, config) in configs.iter().enumerate() {
+            match compile_rule(i, config) {
+                Ok(rule) => rules.push(rule),
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        if errors.is_empty() { Ok(Self { rules }) } else { Err(errors) }
+    }
+
+    /// Parses and compiles a TOML document holding `[[rules]]` (and nothing else).
+    ///
+    /// # Errors
+    /// A TOML error or the rules' errors, as text.
+    pub fn from_toml(src: &str) -> Result<Self, String> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Doc {
+            #[serde(default)]
+            rules: Vec<RuleConfig>,
+        }
+        let doc: Doc = toml::from_str(src).map_err(|e| e.to_string())?;
+        Self::compile(&doc.rules)
+            .map_err(|errs| errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+    }
+
+    /// The demo rules ([`DEMO_RULES`]).
+    pub fn demo() -> Self {
+        Self::from_toml(DEMO_RULES).unwrap_or_default()
+    }
+
+    /// The rules in order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// How many rules there are.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The index of the first matching rule and its rendered reply.
+    pub fn first_match(&self, incoming: &Incoming) -> Option<(usize, Reply)> {
+        self.rules.iter().enumerate().find_map(|(i, rule)| {
+            let captures = rule.matches(incoming)?;
+            Some((i, rule.render(&Ctx { incoming, captures })))
+        })
+    }
+}
+
+impl Rule {
+    /// `Some(captures)` when the rule matches (capture 0 is the whole match).
+    fn matches(&self, incoming: &Incoming) -> Option<Vec<String>> {
+        match &self.matcher {
+            Matcher::Keyword { words, ignore_case } => {
+                let text = matchable_text(incoming)?.trim();
+                words
+                    .iter()
+                    .any(|w| if *ignore_case { w.to_lowercase() == text.to_lowercase() } else { w == text })
+                    .then(|| vec![text.to_owned()])
+            }
+            Matcher::Contains { words, ignore_case } => {
+                let text = matchable_text(incoming)?;
+                let hay = if *ignore_case { text.to_lowercase() } else { text.to_owned() };
+                words
+                    .iter()
+                    .find(|w| hay.contains(&if *ignore_case { w.to_lowercase() } else { (*w).clone() }))
+                    .map(|w| vec![w.clone()])
+            }
+            Matcher::Regex(re) => {
+                let caps = re.captures(matchable_text(incoming)?)?;
+                Some(caps.iter().map(|m| m.map(|m| m.as_str().to_owned()).unwrap_or_default()).collect())
+            }
+            Matcher::Event { kind, scene, key } => {
+                let event = incoming.event()?;
+                if &event.kind() != kind {
+                    return None;
+                }
+                if let Some(scene) = scene
+                    && event.scene() != Some(scene.as_str())
+                {
+                    return None;
+                }
+                if let Some(key) = key
+                    && event.event_key() != Some(key.as_str())
+                {
+                    return None;
+                }
+                Some(Vec::new())
+            }
+            Matcher::Type(kind) => (&incoming.kind() == kind).then(Vec::new),
+            Matcher::Default => Some(Vec::new()),
+        }
+    }
+
+    fn render(&self, ctx: &Ctx<'_>) -> Reply {
+        match &self.reply {
+            ReplyTemplate::Text(t) => Reply::text(t.render(ctx)),
+            ReplyTemplate::Image(id) => Reply::image(id.clone()),
+            ReplyTemplate::Voice(id) => Reply::voice(id.clone()),
+            ReplyTemplate::Video { media_id, title, description } => {
+                Reply::video(media_id.clone(), title.clone(), description.clone())
+            }
+            ReplyTemplate::Music(m) => Reply::music(m.clone()),
+            ReplyTemplate::News(items) => Reply::news(
+                items
+                    .iter()
+                    .map(|(title, desc, pic, url)| {
+                        Article::new(title.render(ctx), desc.render(ctx), pic, url)
+                    })
+                    .collect(),
+            ),
+            ReplyTemplate::Transfer(None) => Reply::transfer_customer_service(),
+            ReplyTemplate::Transfer(Some(kf)) => Reply::transfer_to(kf.clone()),
+            ReplyTemplate::None => Reply::None,
+        }
+    }
+}
+
+const KEYED_EVENTS: &[&str] = &[
+    "CLICK",
+    "VIEW",
+    "view_miniprogram",
+    "scancode_push",
+    "scancode_waitmsg",
+    "pic_sysphoto",
+    "pic_photo_or_album",
+    "pic_weixin",
+    "location_select",
+];
+
+fn compile_rule(i: usize, c: &RuleConfig) -> Result<Rule, Vec<RuleError>> {
+    let base = format!("rules[{i}]");
+    let mut errors = Vec::new();
+    let err = |field: &str, message: String| RuleError { path: format!("{base}.{field}"), message };
+    let ignore_case = c.ignore_case.unwrap_or(true);
+
+    let set: Vec<&str> = [
+        ("keyword", c.keyword.is_some()),
+        ("contains", c.contains.is_some()),
+        ("regex", c.regex.is_some()),
+        ("event", c.event.is_some()),
+        ("type", c.msg_type.is_some()),
+        ("default", c.default == Some(true)),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect();
+    let mut matcher = None;
+    let mut answers_messages = false;
+    match set.as_slice() {
+        [] => errors.push(RuleError {
+            path: base.clone(),
+            message: "no matcher: set one of keyword, contains, regex, event, type or default = true".into(),
+        }),
+        [_, _, ..] => errors.push(RuleError {
+            path: base.clone(),
+            message: format!("several matchers ({}): a rule has exactly one", set.join(", ")),
+        }),
+        [one] => match *one {
+            "keyword" | "contains" => {
+                let words = if *one == "keyword" { &c.keyword } else { &c.contains };
+                let words = words.as_ref().map(Words::to_vec).unwrap_or_default();
+                if words.is_empty() || words.iter().any(|w| w.trim().is_empty()) {
+                    errors.push(err(one, "needs non-empty words".into()));
+                }
+                let words = words.into_iter().map(|w| w.trim().to_owned()).collect();
+                answers_messages = true;
+                matcher = Some(if *one == "keyword" {
+                    Matcher::Keyword { words, ignore_case }
+                } else {
+                    Matcher::Contains { words, ignore_case }
+                });
+            }
+            "regex" => {
+                answers_messages = true;
+                match Regex::new(c.regex.as_deref().unwrap_or_default()) {
+                    Ok(re) => matcher = Some(Matcher::Regex(re)),
+                    Err(e) => errors.push(err("regex", format!("invalid regular expression: {e}"))),
+                }
+            }
+            "event" => {
+                let kind = EventKind::from_wire(c.event.as_deref().unwrap_or_default());
+                if kind.as_str().is_empty() {
+                    errors.push(err("event", "empty event name".into()));
+                }
+                if c.scene.is_some() && !matches!(kind, EventKind::Subscribe | EventKind::Scan) {
+                    errors.push(err("scene", format!("`scene` goes with subscribe or SCAN, not {kind}")));
+                }
+                if c.key.is_some()
+                    && !(KEYED_EVENTS.iter().any(|k| k.eq_ignore_ascii_case(kind.as_str()))
+                        || matches!(kind, EventKind::Other(_)))
+                {
+                    errors.push(err(
+                        "key",
+                        format!("`key` goes with menu events (CLICK, VIEW, …), not {kind}"),
+                    ));
+                }
+                matcher = Some(Matcher::Event { kind, scene: c.scene.clone(), key: c.key.clone() });
+            }
+            "type" => {
+                let kind = MsgKind::from_wire(c.msg_type.as_deref().unwrap_or_default());
+                if let MsgKind::Other(other) = &kind {
+                    errors.push(err(
+                        "type",
+                        format!(
+                            "unknown message type {other:?}: text, image, voice, video, shortvideo, location, \
+                             link, miniprogrampage or event"
+                        ),
+                    ));
+                }
+                if kind == MsgKind::Event {
+                } else {
+                    answers_messages = true;
+                }
+                matcher = Some(Matcher::Type(kind));
+            }
+            _ => {
+                answers_messages = true;
+                matcher = Some(Matcher::Default);
+            }
+        },
+    }
+    if !matches!(set.as_slice(), ["event"]) {
+        if c.scene.is_some() {
+            errors.push(err("scene", "`scene` needs event = \"subscribe\" or \"SCAN\"".into()));
+        }
+        if c.key.is_some() {
+            errors.push(err("key", "`key` needs a menu event, e.g. event = \"CLICK\"".into()));
+        }
+    }
+    if c.ignore_case.is_some() && !matches!(set.as_slice(), ["keyword"] | ["contains"]) {
+        errors.push(err("ignore_case", "`ignore_case` goes with keyword or contains".into()));
+    }
+
+    let r = &c.reply;
+    let replies: Vec<&str> = [
+        ("text", r.text.is_some()),
+        ("image", r.image.is_some()),
+        ("voice", r.voice.is_some()),
+        ("video", r.video.is_some()),
+        ("music", r.music.is_some()),
+        ("news", r.news.is_some()),
+        ("transfer", r.transfer.is_some()),
+        ("none", r.none.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect();
+    let captures = match &matcher {
+        Some(Matcher::Regex(re)) => re.captures_len() - 1,
+        Some(Matcher::Keyword { .. } | Matcher::Contains { .. }) => 0,
+        _ => 0,
+    };
+    let template = |field: &str, s: &str, errors: &mut Vec<RuleError>| -> Template {
+        match Template::parse(s) {
+            Ok(t) if t.max_capture() > captures => {
+                let why = if captures == 0 {
+                    "this rule has no captures (only regex rules do)".to_owned()
+                } else {
+                    format!("the regex has only {captures} group(s)")
+                };
+                errors.push(err(field, format!("{{{}}} is used but {why}", t.max_capture())));
+                t
+            }
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(err(field, e));
+                Template(Vec::new())
+            }
+        }
+    };
+    let reply = match replies.as_slice() {
+        [] => {
+            errors.push(err(
+                "reply",
+                "no reply: set reply.text, image, voice, video, music, news, transfer or none".into(),
+            ));
+            None
+        }
+        [_, _, ..] => {
+            errors.push(err(
+                "reply",
+                format!("several replies ({}): a rule has exactly one", replies.join(", ")),
+            ));
+            None
+        }
+        [one] => Some(match *one {
+            "text" => ReplyTemplate::Text(template(
+                "reply.text",
+                r.text.as_deref().unwrap_or_default(),
+                &mut errors,
+            )),
+            "image" => ReplyTemplate::Image(r.image.clone().unwrap_or_default()),
+            "voice" => ReplyTemplate::Voice(r.voice.clone().unwrap_or_default()),
+            "video" => {
+                let v = r.video.clone().unwrap_or_default();
+                ReplyTemplate::Video { media_id: v.media_id, title: v.title, description: v.description }
+            }
+            "music" => {
+                let m = r.music.clone().unwrap_or_default();
+                let mut music = Music::new(m.thumb_media_id);
+                music.title = m.title;
+                music.description = m.description;
+                music.music_url = m.music_url;
+                music.hq_music_url = m.hq_music_url;
+                ReplyTemplate::Music(music)
+            }
+            "news" => {
+                let items = r.news.clone().unwrap_or_default();
+                let limit = if answers_messages { MAX_ARTICLES_FOR_MESSAGE } else { MAX_ARTICLES };
+                if items.is_empty() || items.len() > limit {
+                    let context = if answers_messages {
+                        "when answering a user's message (WeChat's limit)"
+                    } else {
+                        "when answering an event"
+                    };
+                    errors.push(err(
+                        "reply.news",
+                        format!("{} articles; 1 to {limit} allowed {context}", items.len()),
+                    ));
+                }
+                let news = items
+                    .iter()
+                    .enumerate()
+                    .map(|(j, a)| {
+                        (
+                            template(&format!("reply.news[{j}].title"), &a.title, &mut errors),
+                            template(&format!("reply.news[{j}].description"), &a.description, &mut errors),
+                            a.pic_url.clone(),
+                            a.url.clone(),
+                        )
+                    })
+                    .collect();
+                ReplyTemplate::News(news)
+            }
+            "transfer" => match r.transfer.clone() {
+                Some(Transfer::Agent(kf)) => ReplyTemplate::Transfer(Some(kf)),
+                Some(Transfer::Any(true)) => ReplyTemplate::Transfer(None),
+                _ => {
+                    errors.push(err("reply.transfer", "use `transfer = true` or an agent account".into()));
+                    ReplyTemplate::None
+                }
+            },
+            _ => ReplyTemplate::None,
+        }),
+    };
+    match (matcher, reply) {
+        (Some(matcher), Some(reply)) if errors.is_empty() => {
+            Ok(Rule { name: c.name.clone().unwrap_or(base), matcher, reply })
+        }
+        _ => Err(errors),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(content: &str) -> Incoming {
+        Incoming::parse(&format!(
+            "<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>\
+             <MsgType>text</MsgType><Content><![CDATA[{content}]]></Content><MsgId>7</MsgId></xml>"
+        ))
+        .unwrap()
+    }
+
+    fn event(name: &str, extra: &str) -> Incoming {
+        Incoming::parse(&format!(
+            "<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>\
+             <MsgType>event</MsgType><Event>{name}</Event>{extra}</xml>"
+        ))
+        .unwrap()
+    }
+
+    fn rules(src: &str) -> Rules {
+        Rules::from_toml(src).unwrap()
+    }
+
+    fn errors(src: &str) -> String {
+        Rules::from_toml(src).unwrap_err()
+    }
+
+    #[test]
+    fn keyword_contains_and_regex_with_captures() {
+        let r = rules(
+            r#"
+[[rules]]
+keyword = ["Help", "帮助"]
+reply.text = "help for {openid}"
+[[rules]]
+contains = "price"
+reply.text = "{content}? 42 yuan."
+[[rules]]
+regex = '^(\w+) to (\w+)$'
+reply.text = "from {1} to {2} ({0})"
+"#,
+        );
+        assert_eq!(evaluate(&r, &text(" help ")), Reply::text("help for o1"));
+        assert_eq!(evaluate(&r, &text("帮助")), Reply::text("help for o1"));
+        assert_eq!(evaluate(&r, &text("What PRICE")), Reply::text("What PRICE? 42 yuan."));
+        assert_eq!(evaluate(&r, &text("paris to rome")), Reply::text("from paris to rome (paris to rome)"));
+        assert_eq!(evaluate(&r, &text("helpful")), Reply::None);
+        assert_eq!(evaluate(&r, &event("subscribe", "")), Reply::None);
+    }
+
+    #[test]
+    fn case_sensitivity_can_be_turned_on() {
+        let r = rules("[[rules]]\nkeyword = \"Help\"\nignore_case = false\nreply.text = \"x\"");
+        assert_eq!(evaluate(&r, &text("help")), Reply::None);
+        assert_eq!(evaluate(&r, &text("Help")), Reply::text("x"));
+    }
+
+    #[test]
+    fn events_with_scene_and_key_first_match_wins() {
+        let r = rules(
+            r#"
+[[rules]]
+event = "subscribe"
+scene = "spring"
+reply.text = "spring welcome"
+[[rules]]
+event = "subscribe"
+reply.text = "welcome"
+[[rules]]
+event = "scan"
+scene = "door"
+reply.text = "door {scene}"
+[[rules]]
+event = "CLICK"
+key = "HELP"
+reply.transfer = true
+[[rules]]
+event = "click"
+reply.text = "clicked {key}"
+[[rules]]
+event = "VIEW"
+key = "https://example.com/"
+reply.none = true
+[[rules]]
+default = true
+reply.text = "default"
+"#,
+        );
+        let qr = event("subscribe", "<EventKey>qrscene_spring</EventKey><Ticket>t</Ticket>");
+        assert_eq!(evaluate(&r, &qr), Reply::text("spring welcome"));
+        let other_qr = event("subscribe", "<EventKey>qrscene_autumn</EventKey><Ticket>t</Ticket>");
+        assert_eq!(evaluate(&r, &other_qr), Reply::text("welcome"));
+        assert_eq!(evaluate(&r, &event("subscribe", "")), Reply::text("welcome"));
+        assert_eq!(evaluate(&r, &event("SCAN", "<EventKey>door</EventKey>")), Reply::text("door door"));
+        assert_eq!(evaluate(&r, &event("SCAN", "<EventKey>gate</EventKey>")), Reply::text("default"));
+        assert_eq!(
+            evaluate(&r, &event("CLICK", "<EventKey>HELP</EventKey>")),
+            Reply::transfer_customer_service()
+        );
+        assert_eq!(evaluate(&r, &event("CLICK", "<EventKey>K2</EventKey>")), Reply::text("clicked K2"));
+        assert_eq!(evaluate(&r, &event("VIEW", "<EventKey>https://example.com/</EventKey>")), Reply::None);
+        assert_eq!(evaluate(&r, &text("anything")), Reply::text("default"));
+        assert_eq!(r.first_match(&text("x")).unwrap().0, 6);
+    }
+
+    #[test]
+    fn message_types_and_every_reply_kind() {
+        let r = rules(
+            r#"
+[[rules]]
+type = "image"
+reply.image = "MEDIA_IMG"
+[[rules]]
+type = "voice"
+reply.voice = "MEDIA_VOICE"
+[[rules]]
+type = "location"
+reply.video = { media_id = "MEDIA_VIDEO", title = "t" }
+[[rules]]
+type = "link"
+reply.music = { title = "song", music_url = "https://m/1.mp3", thumb_media_id = "THUMB" }
+[[rules]]
+event = "location"
+reply.transfer = "kf1@wx"
+[[rules]]
+event = "unsubscribe"
+reply.news = [
+  { title = "a {openid}", url = "https://e/1" },
+  { title = "b", description = "d", pic_url = "https://e/p.png", url = "https://e/2" },
+]
+"#,
+        );
+        let header = "<ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>";
+        let msg =
+            |body: &str| Incoming::parse(&format!("<xml>{header}{body}<MsgId>1</MsgId></xml>")).unwrap();
+        assert_eq!(
+            evaluate(&r, &msg("<MsgType>image</MsgType><PicUrl>u</PicUrl><MediaId>m</MediaId>")),
+            Reply::image("MEDIA_IMG")
+        );
+        assert_eq!(
+            evaluate(&r, &msg("<MsgType>voice</MsgType><MediaId>m</MediaId><Format>amr</Format>")),
+            Reply::voice("MEDIA_VOICE")
+        );
+        assert_eq!(
+            evaluate(
+                &r,
+                &msg(
+                    "<MsgType>location</MsgType><Location_X>1</Location_X><Location_Y>2</Location_Y><Scale>3</Scale><Label>L</Label>"
+                )
+            ),
+            Reply::video("MEDIA_VIDEO", Some("t".into()), None)
+        );
+        let Reply::Music(m) = evaluate(
+            &r,
+            &msg("<MsgType>link</MsgType><Title>t</Title><Description>d</Description><Url>u</Url>"),
+        ) else {
+            panic!("not music")
+        };
+        assert_eq!((m.title.as_deref(), m.thumb_media_id.as_str()), (Some("song"), "THUMB"));
+        let loc = event("LOCATION", "<Latitude>1</Latitude><Longitude>2</Longitude><Precision>3</Precision>");
+        assert_eq!(evaluate(&r, &loc), Reply::transfer_to("kf1@wx"));
+        let Reply::News(items) = evaluate(&r, &event("unsubscribe", "")) else { panic!("not news") };
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].title, "a o1");
+        assert_eq!(items[1].pic_url, "https://e/p.png");
+    }
+
+    #[test]
+    fn voice_recognition_counts_as_text_and_content() {
+        let r = rules("[[rules]]\ncontains = \"weather\"\nreply.text = \"heard: {content}\"");
+        let voice = Incoming::parse(
+            "<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>\
+             <MsgType>voice</MsgType><MediaId>m</MediaId><Format>amr</Format>\
+             <Recognition>weather today</Recognition><MsgId>1</MsgId></xml>",
+        )
+        .unwrap();
+        assert_eq!(evaluate(&r, &voice), Reply::text("heard: weather today"));
+    }
+
+    #[test]
+    fn invalid_rules_name_the_field() {
+        assert!(
+            errors("[[rules]]\nregex = '('\nreply.text = \"x\"")
+                .contains("rules[0].regex: invalid regular expression")
+        );
+        assert!(errors("[[rules]]\nreply.text = \"x\"").contains("rules[0]: no matcher"));
+        assert!(
+            errors("[[rules]]\nkeyword = \"a\"\nregex = \"b\"\nreply.text = \"x\"")
+                .contains("several matchers (keyword, regex)")
+        );
+        assert!(errors("[[rules]]\nkeyword = \"a\"").contains("rules[0].reply: no reply"));
+        assert!(
+            errors("[[rules]]\nkeyword = \"a\"\nreply.text = \"{nope}\"")
+                .contains("rules[0].reply.text: unknown placeholder {nope}")
+        );
+        assert!(errors("[[rules]]\nkeyword = \"a\"\nreply.text = \"{1}\"").contains("has no captures"));
+        assert!(errors("[[rules]]\nregex = \"(a)\"\nreply.text = \"{2}\"").contains("only 1 group"));
+        assert!(
+            errors("[[rules]]\ntype = \"sticker\"\nreply.text = \"x\"")
+                .contains("rules[0].type: unknown message type")
+        );
+        assert!(
+            errors("[[rules]]\nevent = \"CLICK\"\nscene = \"s\"\nreply.text = \"x\"")
+                .contains("rules[0].scene")
+        );
+        assert!(
+            errors("[[rules]]\nkeyword = \"a\"\nkey = \"k\"\nreply.text = \"x\"").contains("rules[0].key")
+        );
+        let two = "{ title = \"a\", url = \"u\" }";
+        assert!(
+            errors(&format!("[[rules]]\nkeyword = \"a\"\nreply.news = [{two}, {two}]"))
+                .contains("1 to 1 allowed when answering a user's message")
+        );
+        assert!(
+            Rules::from_toml(&format!("[[rules]]\nevent = \"subscribe\"\nreply.news = [{two}, {two}]"))
+                .is_ok()
+        );
+        assert!(
+            errors("[[rules]]\nkeyword = \"a\"\nreply.text = \"x\"\nreply.image = \"m\"")
+                .contains("several replies")
+        );
+        assert!(errors("[[rules]]\nkeyword = \"a\"\nreply.txt = \"x\"").contains("unknown field"));
+        // Several problems are all reported.
+        let many = errors(
+            "[[rules]]\nregex = '('\nreply.text = \"x\"\n[[rules]]\ntype = \"bad\"\nreply.text = \"x\"",
+        );
+        assert!(many.contains("rules[0].regex") && many.contains("rules[1].type"), "{many}");
+    }
+
+    #[test]
+    fn templates_escape_braces() {
+        let r = rules("[[rules]]\ndefault = true\nreply.text = \"{{literal}} {openid}\"");
+        assert_eq!(evaluate(&r, &text("x")), Reply::text("{literal} o1"));
+        assert!(Template::parse("a}b").is_err());
+        assert!(Template::parse("a{b").is_err());
+    }
+
+    #[test]
+    fn demo_rules_compile_and_answer() {
+        let r = Rules::from_toml(DEMO_RULES).unwrap();
+        assert!(r.len() >= 8);
+        assert!(matches!(evaluate(&r, &text("help")), Reply::Text { .. }));
+        assert_eq!(evaluate(&r, &text("order 42")), Reply::text("Order 42 is on its way."));
+        assert_eq!(evaluate(&r, &text("zzz")), Reply::text("You said: zzz"));
+        let qr = event("subscribe", "<EventKey>qrscene_demo</EventKey><Ticket>t</Ticket>");
+        assert!(matches!(evaluate(&r, &qr), Reply::Text { content } if content.contains("demo")));
+        assert!(
+            matches!(evaluate(&r, &event("CLICK", "<EventKey>ABOUT</EventKey>")), Reply::News(a) if a.len() == 1)
+        );
+        assert_eq!(evaluate(&r, &event("unsubscribe", "")), Reply::None);
+    }
+}

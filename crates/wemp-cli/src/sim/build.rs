@@ -1,0 +1,540 @@
+//! The messages and events `wemp sim` can send, built with the typed structs of
+//! [`wemp_proto::message`] and [`wemp_proto::event`].
+
+use wemp_proto::event::{
+    Click, LocationReport, LocationSelect, PicItem, PicList, PicPhotoOrAlbum, PicSysphoto, PicWeixin,
+    ScanCodeInfo, ScancodePush, ScancodeWaitmsg, SendLocationInfo, SendPicsInfo, Subscribe, Unsubscribe,
+    View, ViewMiniprogram,
+};
+use wemp_proto::message::{Image, Link, Location, ShortVideo, Text, Video, Voice};
+use wemp_proto::{Event, Header, Incoming};
+
+/// One message or event type, with its fields (a `sim send` subcommand).
+#[derive(Clone, Debug, PartialEq, clap::Subcommand)]
+pub enum MessageSpec {
+    /// A text message: `text "hello"`.
+    Text {
+        /// What the user types.
+        content: String,
+    },
+    /// An image message.
+    Image {
+        /// MediaId of the picture.
+        #[arg(long, default_value = "sim_image_media_id")]
+        media_id: String,
+        /// PicUrl of the picture.
+        #[arg(long, default_value = "https://mmbiz.qpic.cn/sim/0")]
+        pic_url: String,
+    },
+    /// A voice message.
+    Voice {
+        /// MediaId of the recording.
+        #[arg(long, default_value = "sim_voice_media_id")]
+        media_id: String,
+        /// Audio format.
+        #[arg(long, default_value = "amr")]
+        format: String,
+        /// Speech recognition result (as when recognition is enabled).
+        #[arg(long)]
+        recognition: Option<String>,
+    },
+    /// A video message.
+    Video {
+        /// MediaId of the video.
+        #[arg(long, default_value = "sim_video_media_id")]
+        media_id: String,
+        /// MediaId of its thumbnail.
+        #[arg(long, default_value = "sim_thumb_media_id")]
+        thumb_media_id: String,
+    },
+    /// A short video message.
+    Shortvideo {
+        /// MediaId of the video.
+        #[arg(long, default_value = "sim_shortvideo_media_id")]
+        media_id: String,
+        /// MediaId of its thumbnail.
+        #[arg(long, default_value = "sim_thumb_media_id")]
+        thumb_media_id: String,
+    },
+    /// A shared location: `location 23.13 113.26`.
+    #[command(allow_negative_numbers = true)]
+    Location {
+        /// Latitude (Location_X).
+        lat: f64,
+        /// Longitude (Location_Y).
+        lon: f64,
+        /// Map zoom level.
+        #[arg(long, default_value_t = 15)]
+        scale: u32,
+        /// Place description.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// A shared link: `link https://example.com`.
+    Link {
+        /// The URL.
+        url: String,
+        /// Title.
+        #[arg(long, default_value = "A link")]
+        title: String,
+        /// Description.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// An event (`MsgType=event`).
+    #[command(subcommand)]
+    Event(EventSpec),
+    /// Any XML from a file (`-` for stdin), sent as is.
+    Raw {
+        /// The file holding the message XML.
+        file: String,
+    },
+}
+
+/// One event type, with its fields.
+#[derive(Clone, Debug, PartialEq, clap::Subcommand)]
+pub enum EventSpec {
+    /// The user follows the account, with --scene through a parametric QR code.
+    Subscribe {
+        /// QR scene (sent as `EventKey=qrscene_<scene>`).
+        #[arg(long)]
+        scene: Option<String>,
+        /// QR ticket (with --scene).
+        #[arg(long, default_value = "sim_ticket")]
+        ticket: String,
+    },
+    /// The user unfollows.
+    Unsubscribe,
+    /// A follower scans a parametric QR code (`SCAN`).
+    #[command(alias = "SCAN")]
+    Scan {
+        /// The scene value.
+        scene: String,
+        /// QR ticket.
+        #[arg(long, default_value = "sim_ticket")]
+        ticket: String,
+    },
+    /// A menu button click (`CLICK`).
+    #[command(alias = "CLICK")]
+    Click {
+        /// The button's key.
+        key: String,
+    },
+    /// A menu link (`VIEW`).
+    #[command(alias = "VIEW")]
+    View {
+        /// The URL opened.
+        url: String,
+        /// MenuId of a conditional menu.
+        #[arg(long)]
+        menu_id: Option<String>,
+    },
+    /// A periodic location report (`LOCATION`).
+    #[command(allow_negative_numbers = true)]
+    #[command(alias = "LOCATION")]
+    Location {
+        /// Latitude.
+        #[arg(default_value_t = 23.137466)]
+        lat: f64,
+        /// Longitude.
+        #[arg(default_value_t = 113.352425)]
+        lon: f64,
+        /// Precision.
+        #[arg(long, default_value_t = 119.385040)]
+        precision: f64,
+    },
+    /// A menu button that opens a mini program (`view_miniprogram`).
+    #[command(visible_alias = "view_miniprogram")]
+    ViewMiniprogram {
+        /// The page path.
+        path: String,
+    },
+    /// Menu scan, result pushed (`scancode_push`).
+    #[command(visible_alias = "scancode_push")]
+    ScancodePush {
+        /// The button's key.
+        key: String,
+        /// What was scanned.
+        result: String,
+    },
+    /// Menu scan with a waiting prompt (`scancode_waitmsg`).
+    #[command(visible_alias = "scancode_waitmsg")]
+    ScancodeWaitmsg {
+        /// The button's key.
+        key: String,
+        /// What was scanned.
+        result: String,
+    },
+    /// Menu camera (`pic_sysphoto`).
+    #[command(visible_alias = "pic_sysphoto")]
+    PicSysphoto {
+        /// The button's key.
+        key: String,
+        /// Pictures sent.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+    },
+    /// Menu camera or album (`pic_photo_or_album`).
+    #[command(visible_alias = "pic_photo_or_album")]
+    PicPhotoOrAlbum {
+        /// The button's key.
+        key: String,
+        /// Pictures sent.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+    },
+    /// Menu WeChat album (`pic_weixin`).
+    #[command(visible_alias = "pic_weixin")]
+    PicWeixin {
+        /// The button's key.
+        key: String,
+        /// Pictures sent.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+    },
+    /// Menu location picker (`location_select`).
+    #[command(allow_negative_numbers = true)]
+    #[command(visible_alias = "location_select")]
+    LocationSelect {
+        /// The button's key.
+        key: String,
+        /// Latitude.
+        #[arg(default_value_t = 23.137466)]
+        lat: f64,
+        /// Longitude.
+        #[arg(default_value_t = 113.352425)]
+        lon: f64,
+        /// Place description.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+}
+
+impl MessageSpec {
+    /// Whether this is an ordinary message (it carries a `MsgId`), not an event.
+    pub fn is_message(&self) -> bool {
+        !matches!(self, Self::Event(_) | Self::Raw { .. })
+    }
+
+    /// A short name for reports (`text`, `event CLICK`, …).
+    pub fn label(&self) -> String {
+        match self {
+            Self::Text { .. } => "text".into(),
+            Self::Image { .. } => "image".into(),
+            Self::Voice { .. } => "voice".into(),
+            Self::Video { .. } => "video".into(),
+            Self::Shortvideo { .. } => "shortvideo".into(),
+            Self::Location { .. } => "location".into(),
+            Self::Link { .. } => "link".into(),
+            Self::Raw { .. } => "raw".into(),
+            Self::Event(e) => format!("event {}", e.wire_name()),
+        }
+    }
+
+    /// Builds the message from `header` (the user to the account) with `msg_id`.
+    ///
+    /// # Errors
+    /// Only for [`MessageSpec::Raw`]: the file cannot be read or is not acceptable XML.
+    pub fn build(&self, header: Header, msg_id: u64) -> Result<Incoming, String> {
+        Ok(match self {
+            Self::Text { content } => {
+                let mut m = Text::default();
+                m.header = header;
+                m.content = content.clone();
+                m.id = msg_id;
+                Incoming::Text(m)
+            }
+            Self::Image { media_id, pic_url } => {
+                let mut m = Image::default();
+                m.header = header;
+                m.media_id = media_id.clone();
+                m.pic_url = pic_url.clone();
+                m.id = msg_id;
+                Incoming::Image(m)
+            }
+            Self::Voice { media_id, format, recognition } => {
+                let mut m = Voice::default();
+                m.header = header;
+                m.media_id = media_id.clone();
+                m.format = format.clone();
+                m.recognition = recognition.clone();
+                m.id = msg_id;
+                Incoming::Voice(m)
+            }
+            Self::Video { media_id, thumb_media_id } => {
+                let mut m = Video::default();
+                m.header = header;
+                m.media_id = media_id.clone();
+                m.thumb_media_id = thumb_media_id.clone();
+                m.id = msg_id;
+                Incoming::Video(m)
+            }
+            Self::Shortvideo { media_id, thumb_media_id } => {
+                let mut m = ShortVideo::default();
+                m.header = header;
+                m.media_id = media_id.clone();
+                m.thumb_media_id = thumb_media_id.clone();
+                m.id = msg_id;
+                Incoming::ShortVideo(m)
+            }
+            Self::Location { lat, lon, scale, label } => {
+                let mut m = Location::default();
+                m.header = header;
+                m.latitude = *lat;
+                m.longitude = *lon;
+                m.scale = *scale;
+                m.label = label.clone();
+                m.id = msg_id;
+                Incoming::Location(m)
+            }
+            Self::Link { url, title, description } => {
+                let mut m = Link::default();
+                m.header = header;
+                m.url = url.clone();
+                m.title = title.clone();
+                m.description = description.clone();
+                m.id = msg_id;
+                Incoming::Link(m)
+            }
+            Self::Raw { file } => {
+                let xml = if file == "-" {
+                    std::io::read_to_string(std::io::stdin())
+                } else {
+                    std::fs::read_to_string(file)
+                }
+                .map_err(|e| format!("cannot read {file}: {e}"))?;
+                Incoming::parse(&xml).map_err(|e| format!("{file}: {e}"))?
+            }
+            Self::Event(e) => Incoming::Event(e.build(header)),
+        })
+    }
+}
+
+fn pics(count: u32) -> SendPicsInfo {
+    let mut info = SendPicsInfo::default();
+    info.count = count;
+    let mut list = PicList::default();
+    list.items = (0..count)
+        .map(|i| {
+            let mut item = PicItem::default();
+            item.pic_md5_sum = format!("{:032x}", u128::from(i) + 0x1b5f7c23b5bf75682a53e7b6d163e185);
+            item
+        })
+        .collect();
+    info.pic_list = list;
+    info
+}
+
+fn scan_info(result: &str) -> ScanCodeInfo {
+    let mut info = ScanCodeInfo::default();
+    info.scan_type = "qrcode".into();
+    info.scan_result = result.into();
+    info
+}
+
+impl EventSpec {
+    /// WeChat's spelling of the `Event` value.
+    pub fn wire_name(&self) -> &'static str {
+        match self {
+            Self::Subscribe { .. } => "subscribe",
+            Self::Unsubscribe => "unsubscribe",
+            Self::Scan { .. } => "SCAN",
+            Self::Click { .. } => "CLICK",
+            Self::View { .. } => "VIEW",
+            Self::Location { .. } => "LOCATION",
+            Self::ViewMiniprogram { .. } => "view_miniprogram",
+            Self::ScancodePush { .. } => "scancode_push",
+            Self::ScancodeWaitmsg { .. } => "scancode_waitmsg",
+            Self::PicSysphoto { .. } => "pic_sysphoto",
+            Self::PicPhotoOrAlbum { .. } => "pic_photo_or_album",
+            Self::PicWeixin { .. } => "pic_weixin",
+            Self::LocationSelect { .. } => "location_select",
+        }
+    }
+
+    /// Builds the event from `header`.
+    pub fn build(&self, header: Header) -> Event {
+        match self {
+            Self::Subscribe { scene, ticket } => {
+                let mut e = Subscribe::default();
+                e.header = header;
+                if let Some(scene) = scene {
+                    e.event_key = Some(format!("qrscene_{scene}"));
+                    e.ticket = Some(ticket.clone());
+                }
+                Event::Subscribe(e)
+            }
+            Self::Unsubscribe => {
+                let mut e = Unsubscribe::default();
+                e.header = header;
+                e.event_key = Some(String::new());
+                Event::Unsubscribe(e)
+            }
+            Self::Scan { scene, ticket } => {
+                let mut e = wemp_proto::event::Scan::default();
+                e.header = header;
+                e.event_key = scene.clone();
+                e.ticket = Some(ticket.clone());
+                Event::Scan(e)
+            }
+            Self::Click { key } => {
+                let mut e = Click::default();
+                e.header = header;
+                e.event_key = key.clone();
+                Event::Click(e)
+            }
+            Self::View { url, menu_id } => {
+                let mut e = View::default();
+                e.header = header;
+                e.event_key = url.clone();
+                e.menu_id = menu_id.clone();
+                Event::View(e)
+            }
+            Self::Location { lat, lon, precision } => {
+                let mut e = LocationReport::default();
+                e.header = header;
+                e.latitude = *lat;
+                e.longitude = *lon;
+                e.precision = *precision;
+                Event::Location(e)
+            }
+            Self::ViewMiniprogram { path } => {
+                let mut e = ViewMiniprogram::default();
+                e.header = header;
+                e.event_key = path.clone();
+                Event::ViewMiniprogram(e)
+            }
+            Self::ScancodePush { key, result } => {
+                let mut e = ScancodePush::default();
+                e.header = header;
+                e.event_key = key.clone();
+                e.scan_code_info = scan_info(result);
+                Event::ScancodePush(e)
+            }
+            Self::ScancodeWaitmsg { key, result } => {
+                let mut e = ScancodeWaitmsg::default();
+                e.header = header;
+                e.event_key = key.clone();
+                e.scan_code_info = scan_info(result);
+                Event::ScancodeWaitmsg(e)
+            }
+            Self::PicSysphoto { key, count } => {
+                let mut e = PicSysphoto::default();
+                e.header = header;
+                e.event_key = key.clone();
+                e.send_pics_info = pics(*count);
+                Event::PicSysphoto(e)
+            }
+            Self::PicPhotoOrAlbum { key, count } => {
+                let mut e = PicPhotoOrAlbum::default();
+                e.header = header;
+                e.event_key = key.clone();
+                e.send_pics_info = pics(*count);
+                Event::PicPhotoOrAlbum(e)
+            }
+            Self::PicWeixin { key, count } => {
+                let mut e = PicWeixin::default();
+                e.header = header;
+                e.event_key = key.clone();
+                e.send_pics_info = pics(*count);
+                Event::PicWeixin(e)
+            }
+            Self::LocationSelect { key, lat, lon, label } => {
+                let mut e = LocationSelect::default();
+                e.header = header;
+                e.event_key = key.clone();
+                let mut info = SendLocationInfo::default();
+                info.latitude = *lat;
+                info.longitude = *lon;
+                info.scale = Some(15);
+                info.label = Some(label.clone());
+                info.poiname = Some(String::new());
+                e.send_location_info = info;
+                Event::LocationSelect(e)
+            }
+        }
+    }
+}
+
+/// One of every message and event type, as `wemp sim check` sends them.
+pub fn every_type() -> Vec<MessageSpec> {
+    vec![
+        MessageSpec::Text { content: "hello".into() },
+        MessageSpec::Image {
+            media_id: "sim_image_media_id".into(),
+            pic_url: "https://mmbiz.qpic.cn/sim/0".into(),
+        },
+        MessageSpec::Voice { media_id: "sim_voice_media_id".into(), format: "amr".into(), recognition: None },
+        MessageSpec::Video { media_id: "sim_video_media_id".into(), thumb_media_id: "sim_thumb".into() },
+        MessageSpec::Shortvideo {
+            media_id: "sim_shortvideo_media_id".into(),
+            thumb_media_id: "sim_thumb".into(),
+        },
+        MessageSpec::Location { lat: 23.134521, lon: 113.358803, scale: 20, label: "Guangzhou".into() },
+        MessageSpec::Link {
+            url: "https://example.com/".into(),
+            title: "A link".into(),
+            description: "shared".into(),
+        },
+        MessageSpec::Event(EventSpec::Subscribe { scene: None, ticket: "sim_ticket".into() }),
+        MessageSpec::Event(EventSpec::Subscribe { scene: Some("123".into()), ticket: "sim_ticket".into() }),
+        MessageSpec::Event(EventSpec::Scan { scene: "123".into(), ticket: "sim_ticket".into() }),
+        MessageSpec::Event(EventSpec::Location { lat: 23.137466, lon: 113.352425, precision: 119.385040 }),
+        MessageSpec::Event(EventSpec::Click { key: "V1001_HELP".into() }),
+        MessageSpec::Event(EventSpec::View { url: "https://example.com/".into(), menu_id: None }),
+        MessageSpec::Event(EventSpec::ViewMiniprogram { path: "pages/index/index".into() }),
+        MessageSpec::Event(EventSpec::ScancodePush { key: "rselfmenu_0_1".into(), result: "hello".into() }),
+        MessageSpec::Event(EventSpec::ScancodeWaitmsg {
+            key: "rselfmenu_0_0".into(),
+            result: "hello".into(),
+        }),
+        MessageSpec::Event(EventSpec::PicSysphoto { key: "rselfmenu_1_0".into(), count: 1 }),
+        MessageSpec::Event(EventSpec::PicPhotoOrAlbum { key: "rselfmenu_1_1".into(), count: 2 }),
+        MessageSpec::Event(EventSpec::PicWeixin { key: "rselfmenu_1_2".into(), count: 1 }),
+        MessageSpec::Event(EventSpec::LocationSelect {
+            key: "rselfmenu_2_0".into(),
+            lat: 23.104105,
+            lon: 113.320107,
+            label: "Guangzhou".into(),
+        }),
+        MessageSpec::Event(EventSpec::Unsubscribe),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use wemp_proto::{EventKind, MsgKind};
+
+    use super::*;
+
+    fn header() -> Header {
+        Header { to: "gh_1".into(), from: "o1".into(), create_time: 1_700_000_000 }
+    }
+
+    #[test]
+    fn every_type_round_trips_through_the_parser_as_its_typed_variant() {
+        for spec in every_type() {
+            let built = spec.build(header(), 42).unwrap();
+            let parsed = Incoming::parse(&built.to_xml()).unwrap();
+            assert!(!matches!(parsed, Incoming::Unknown(_)), "{} parsed as unknown", spec.label());
+            if let Incoming::Event(e) = &parsed {
+                assert!(!matches!(e, Event::Unknown(_)), "{} parsed as unknown event: {e:?}", spec.label());
+                assert!(!matches!(e.kind(), EventKind::Other(_)), "{}", spec.label());
+            }
+            assert_eq!(parsed, built, "{}", spec.label());
+            assert_eq!(parsed.header(), &header());
+        }
+    }
+
+    #[test]
+    fn messages_carry_the_msg_id_and_events_do_not() {
+        let text = MessageSpec::Text { content: "hi".into() }.build(header(), 7).unwrap();
+        assert_eq!(text.msg_id(), Some(7));
+        assert_eq!(text.kind(), MsgKind::Text);
+        let sub = MessageSpec::Event(EventSpec::Subscribe { scene: Some("42".into()), ticket: "t".into() })
+            .build(header(), 7)
+            .unwrap();
+        assert_eq!(sub.msg_id(), None);
+        assert_eq!(sub.event().unwrap().scene(), Some("42"));
+    }
+}

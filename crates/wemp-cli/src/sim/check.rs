@@ -1,0 +1,349 @@
+//! `wemp sim check`: a conformance run against a server.
+//!
+//! The handshake, every message and event type in each mode, a retry of the same MsgId,
+//! and requests WeChat never sends (forged signatures, malformed bodies) that must be
+//! refused rather than answered with a reply.
+
+use serde::Serialize;
+use wemp_proto::reply::ReplyMessage;
+use wemp_proto::{Mode, Reply, signature};
+
+use super::build::{MessageSpec, every_type};
+use super::{Exchange, Outcome, Simulator, fmt_duration, now_secs, random_msg_id};
+
+/// The verdict of one check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// As WeChat needs.
+    Pass,
+    /// Accepted, but worth fixing.
+    Warn,
+    /// WeChat would fail (or the server accepted what it must refuse).
+    Fail,
+    /// Not run.
+    Skip,
+}
+
+impl Status {
+    /// Upper-case label for reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Pass => "PASS",
+            Self::Warn => "WARN",
+            Self::Fail => "FAIL",
+            Self::Skip => "SKIP",
+        }
+    }
+}
+
+/// One check.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckResult {
+    /// What was checked.
+    pub name: String,
+    /// The verdict.
+    pub status: Status,
+    /// Reasons (for failures and warnings) or a short note.
+    pub details: Vec<String>,
+}
+
+impl CheckResult {
+    fn new(name: impl Into<String>, status: Status, details: Vec<String>) -> Self {
+        Self { name: name.into(), status, details }
+    }
+}
+
+/// The whole run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CheckReport {
+    /// Every check, in order.
+    pub checks: Vec<CheckResult>,
+}
+
+impl CheckReport {
+    /// How many checks have `status`.
+    pub fn count(&self, status: Status) -> usize {
+        self.checks.iter().filter(|c| c.status == status).count()
+    }
+
+    /// Whether no check failed.
+    pub fn passed(&self) -> bool {
+        self.count(Status::Fail) == 0
+    }
+}
+
+/// Runs every check against the simulator's target in each of `modes`, calling `progress`
+/// after each check.
+pub async fn run(sim: &Simulator, modes: &[Mode], mut progress: impl FnMut(&CheckResult)) -> CheckReport {
+    let mut report = CheckReport::default();
+    let mut push = |report: &mut CheckReport, result: CheckResult| {
+        progress(&result);
+        report.checks.push(result);
+    };
+    let mut single = sim.clone();
+    single.target.tries = 1;
+
+    let echostr = random_msg_id().to_string();
+    let verify = single.verify(&echostr).await;
+    let unreachable = matches!(verify.attempt.exchange, Exchange::Timeout | Exchange::Connect { .. });
+    let status = if !verify.ok {
+        Status::Fail
+    } else if verify.warnings.is_empty() {
+        Status::Pass
+    } else {
+        Status::Warn
+    };
+    let details = if verify.ok { verify.warnings.clone() } else { verify.problems.clone() };
+    push(&mut report, CheckResult::new("handshake (GET echostr)", status, details));
+    if unreachable {
+        push(
+            &mut report,
+            CheckResult::new("remaining checks", Status::Skip, vec!["server unreachable".into()]),
+        );
+        return report;
+    }
+    push(&mut report, forged_handshake(&single).await);
+
+    for &mode in modes {
+        let sim = match single.with_mode(mode) {
+            Ok(sim) => sim,
+            Err(e) => {
+                push(&mut report, CheckResult::new(format!("{mode}: all types"), Status::Skip, vec![e.0]));
+                continue;
+            }
+        };
+        for spec in every_type() {
+            push(&mut report, one_type(&sim, &spec).await);
+        }
+        push(&mut report, retry_same_msg_id(&sim).await);
+        for result in refusals(&sim).await {
+            push(&mut report, result);
+        }
+    }
+    report
+}
+
+async fn forged_handshake(sim: &Simulator) -> CheckResult {
+    let name = "handshake with a forged signature is refused";
+    let echostr = random_msg_id().to_string();
+    let timestamp = now_secs().to_string();
+    let mut req = sim.platform().verification(&timestamp, "20250101", &echostr);
+    let forged = signature::sign(&format!("{}x", sim.target().token), &timestamp, "20250101");
+    set_param(&mut req.query, "signature", forged);
+    let attempt = sim.exchange(true, &req.query_string(), String::new()).await;
+    match &attempt.exchange {
+        Exchange::Http { status: 200, body, .. } if body.trim() == echostr => CheckResult::new(
+            name,
+            Status::Fail,
+            vec![
+                "answered a forged request: echoed echostr for a wrong signature; the server does not check \
+                  `signature`"
+                    .into(),
+            ],
+        ),
+        other => CheckResult::new(name, Status::Pass, vec![other.describe(sim.target().timeout)]),
+    }
+}
+
+async fn one_type(sim: &Simulator, spec: &MessageSpec) -> CheckResult {
+    let mode = sim.target().mode;
+    let name = format!("{mode}: {}", spec.label());
+    let incoming = match sim.message(spec) {
+        Ok(m) => m,
+        Err(e) => return CheckResult::new(name, Status::Fail, vec![e]),
+    };
+    let delivery = sim.deliver(&incoming).await;
+    match &delivery.outcome {
+        Outcome::Reply { problems, message, .. } if problems.is_empty() => {
+            CheckResult::new(name, Status::Pass, vec![summary(message)])
+        }
+        outcome => {
+            let mut details = outcome.failures();
+            if delivery.attempts.iter().any(|a| a.exchange == Exchange::Timeout) {
+                details.push(format!(
+                    "WeChat waits {} per try, tries 3 times, then shows the user the error banner",
+                    fmt_duration(sim.target().timeout)
+                ));
+            }
+            CheckResult::new(name, Status::Fail, details)
+        }
+    }
+}
+
+fn summary(message: &ReplyMessage) -> String {
+    match &message.reply {
+        Reply::None => "no reply".into(),
+        reply => format!("{} reply", reply.msg_type().unwrap_or("?")),
+    }
+}
+
+async fn retry_same_msg_id(sim: &Simulator) -> CheckResult {
+    let name = format!("{}: a retry of the same MsgId gets the same reply", sim.target().mode);
+    let incoming = match sim.message(&MessageSpec::Text { content: "retry check".into() }) {
+        Ok(m) => m,
+        Err(e) => return CheckResult::new(name, Status::Fail, vec![e]),
+    };
+    let first = sim.deliver(&incoming).await;
+    let second = sim.deliver(&incoming).await;
+    match (&first.outcome, &second.outcome) {
+        (Outcome::Reply { message: a, .. }, Outcome::Reply { message: b, .. }) => {
+            if a.reply == b.reply {
+                CheckResult::new(name, Status::Pass, vec![summary(a)])
+            } else {
+                CheckResult::new(
+                    name,
+                    Status::Fail,
+                    vec![format!(
+                        "the retry got a different reply ({:?} then {:?}): deduplicate by FromUserName + MsgId and \
+                         answer retries with the first reply",
+                        a.reply, b.reply
+                    )],
+                )
+            }
+        }
+        (a, b) => {
+            let mut details = a.failures();
+            details.extend(b.failures().into_iter().map(|r| format!("retry: {r}")));
+            CheckResult::new(name, Status::Fail, details)
+        }
+    }
+}
+
+fn set_param(query: &mut [(String, String)], name: &str, value: String) {
+    if let Some(slot) = query.iter_mut().find(|(k, _)| k == name) {
+        slot.1 = value;
+    }
+}
+
+fn query_string(query: &[(String, String)]) -> String {
+    wemp_proto::testing::SignedRequest { query: query.to_vec(), body: String::new() }.query_string()
+}
+
+/// Judges the answer to a request that must be refused.
+fn refused(name: String, exchange: &Exchange, what: &str, timeout: std::time::Duration) -> CheckResult {
+    let Some(body) = exchange.success_body() else {
+        return CheckResult::new(name, Status::Pass, vec![exchange.describe(timeout)]);
+    };
+    let trimmed = body.trim();
+    if trimmed.is_empty() || trimmed == "success" {
+        return CheckResult::new(name, Status::Pass, vec!["answered without a reply".into()]);
+    }
+    let is_reply = trimmed.starts_with('<')
+        && (trimmed.contains("<Encrypt>") || ReplyMessage::parse(trimmed).is_ok_and(|m| m.header.is_some()));
+    if is_reply {
+        CheckResult::new(name, Status::Fail, vec![format!("answered a forged request ({what}) with a reply")])
+    } else {
+        CheckResult::new(
+            name,
+            Status::Warn,
+            vec![format!("answered {what} with HTTP 2xx and a body; refuse it with a 4xx status")],
+        )
+    }
+}
+
+async fn refusals(sim: &Simulator) -> Vec<CheckResult> {
+    let mode = sim.target().mode;
+    let timeout = sim.target().timeout;
+    let mut out = Vec::new();
+    let incoming = match sim.message(&MessageSpec::Text { content: "hello".into() }) {
+        Ok(m) => m,
+        Err(e) => return vec![CheckResult::new(format!("{mode}: refusals"), Status::Fail, vec![e])],
+    };
+    let xml = incoming.to_xml();
+    let Ok(good) = sim.sign(&xml) else {
+        return vec![CheckResult::new(format!("{mode}: refusals"), Status::Fail, vec!["cannot sign".into()])];
+    };
+
+    // A wrong `signature`.
+    let mut query = good.query.clone();
+    let forged = signature::sign(&format!("{}x", sim.target().token), &now_secs().to_string(), "1");
+    set_param(&mut query, "signature", forged);
+    let attempt = sim.exchange(false, &query_string(&query), good.body.clone()).await;
+    out.push(refused(
+        format!("{mode}: a wrong signature is refused"),
+        &attempt.exchange,
+        "bad signature, so the server does not check `signature`",
+        timeout,
+    ));
+
+    // No signature parameters at all.
+    let attempt = sim.exchange(false, "", good.body.clone()).await;
+    out.push(refused(
+        format!("{mode}: a request without signature is refused"),
+        &attempt.exchange,
+        "no signature at all",
+        timeout,
+    ));
+
+    if mode.is_encrypted() {
+        // A wrong `msg_signature` (the plain `signature` is right).
+        let mut query = good.query.clone();
+        let bad = signature::sign_msg(&sim.target().token, "1", "2", "not the Encrypt");
+        set_param(&mut query, "msg_signature", bad);
+        let attempt = sim.exchange(false, &query_string(&query), good.body.clone()).await;
+        out.push(refused(
+            format!("{mode}: a wrong msg_signature is refused"),
+            &attempt.exchange,
+            "bad msg_signature, so the server does not check `msg_signature`",
+            timeout,
+        ));
+
+        // A correctly signed Encrypt that does not decrypt.
+        let garbage = "bm90IGEgY2lwaGVydGV4dCBvZiB0aGUgcmlnaHQgbGVuZ3Ro";
+        let body = format!(
+            "<xml><ToUserName><![CDATA[{}]]></ToUserName><Encrypt><![CDATA[{garbage}]]></Encrypt></xml>",
+            sim.target().account
+        );
+        let mut query = good.query.clone();
+        let ts = good.param("timestamp").unwrap_or_default().to_owned();
+        let nonce = good.param("nonce").unwrap_or_default().to_owned();
+        set_param(
+            &mut query,
+            "msg_signature",
+            signature::sign_msg(&sim.target().token, &ts, &nonce, garbage),
+        );
+        let attempt = sim.exchange(false, &query_string(&query), body).await;
+        out.push(refused(
+            format!("{mode}: an Encrypt that does not decrypt is refused"),
+            &attempt.exchange,
+            "undecryptable Encrypt",
+            timeout,
+        ));
+    } else {
+        // Malformed XML, correctly signed (plain mode signs no body).
+        let attempt = sim.exchange(false, &good.query_string(), "<xml><ToUserName>oops".into()).await;
+        out.push(refused(
+            format!("{mode}: a malformed body is refused"),
+            &attempt.exchange,
+            "malformed XML",
+            timeout,
+        ));
+    }
+
+    // A correctly signed request from a day ago: a replay.
+    let stale = (now_secs() - 86_400).to_string();
+    if let Ok(req) = sim.platform().post(
+        mode,
+        &xml,
+        &sim.target().openid,
+        &sim.target().account,
+        &stale,
+        "31415926",
+        [3; 16],
+    ) {
+        let attempt = sim.exchange(false, &req.query_string(), req.body).await;
+        let mut result = refused(
+            format!("{mode}: a day-old timestamp is refused (replay)"),
+            &attempt.exchange,
+            "a replayed request with a day-old timestamp",
+            timeout,
+        );
+        if result.status == Status::Fail {
+            // Checking the timestamp window is good practice, not a WeChat requirement.
+            result.status = Status::Warn;
+        }
+        out.push(result);
+    }
+    out
+}
