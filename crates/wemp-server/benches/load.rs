@@ -1,1 +1,164 @@
-fn main() {}
+//! Load benchmark (not a test): the server in safe mode with a trivial handler, driven over
+//! loopback with distinct MsgIds, against a bare axum handler returning a constant string.
+//!
+//! ```sh
+//! cargo bench -p wemp-server --bench load
+//! WEMP_BENCH_CONNS=64 WEMP_BENCH_REQS=400 cargo bench -p wemp-server --bench load
+//! ```
+#![allow(clippy::print_stdout)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use wemp_proto::testing::Platform;
+use wemp_proto::{Cipher, Mode};
+use wemp_server::{Account, Reply, Router, WechatService};
+
+const TOKEN: &str = "spamtest";
+const KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+const APPID: &str = "wx2c2769f8efd9abc2";
+const GH: &str = "gh_10f6c3c3ac5a";
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+struct Prepared {
+    target: String,
+    body: Bytes,
+}
+
+struct Run {
+    rps: f64,
+    p50: Duration,
+    p99: Duration,
+    errors: usize,
+    total: usize,
+}
+
+async fn drive(addr: SocketAddr, conns: Vec<Vec<Prepared>>, expect: fn(&[u8]) -> bool) -> Run {
+    let total: usize = conns.iter().map(Vec::len).sum();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for reqs in conns {
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+            tokio::spawn(conn);
+            let mut latencies = Vec::with_capacity(reqs.len());
+            let mut errors = 0;
+            for p in reqs {
+                let req = http::Request::post(p.target)
+                    .header(http::header::HOST, "127.0.0.1")
+                    .header(http::header::CONTENT_TYPE, "text/xml")
+                    .body(Full::new(p.body))
+                    .unwrap();
+                let t = Instant::now();
+                let ok = match sender.send_request(req).await {
+                    Ok(res) => {
+                        let status = res.status();
+                        match res.into_body().collect().await {
+                            Ok(body) => status == 200 && expect(&body.to_bytes()),
+                            Err(_) => false,
+                        }
+                    }
+                    Err(_) => false,
+                };
+                latencies.push(t.elapsed());
+                if !ok {
+                    errors += 1;
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut all = Vec::with_capacity(total);
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.unwrap();
+        all.extend(l);
+        errors += e;
+    }
+    let elapsed = start.elapsed();
+    all.sort_unstable();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    Run { rps: total as f64 / elapsed.as_secs_f64(), p50: pct(0.50), p99: pct(0.99), errors, total }
+}
+
+fn prepare(conns: usize, per_conn: usize, first_id: u64) -> Vec<Vec<Prepared>> {
+    let platform = Platform::new(TOKEN).with_cipher(Cipher::new(KEY, APPID).unwrap());
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs().to_string();
+    (0..conns)
+        .map(|c| {
+            (0..per_conn)
+                .map(|i| {
+                    let id = first_id + (c * per_conn + i) as u64;
+                    let openid = format!("oBench{c:04}xxxxxxxxxxxxxxxxxxx");
+                    let xml = format!(
+                        "<xml><ToUserName><![CDATA[{GH}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>\
+                         <CreateTime>{now}</CreateTime><MsgType><![CDATA[text]]></MsgType>\
+                         <Content><![CDATA[hello]]></Content><MsgId>{id}</MsgId></xml>"
+                    );
+                    let nonce = id.to_string();
+                    let r = platform.post(Mode::Safe, &xml, &openid, GH, &now, &nonce, [7; 16]).unwrap();
+                    Prepared { target: format!("/wechat?{}", r.query_string()), body: Bytes::from(r.body) }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn report(name: &str, r: &Run) {
+    println!(
+        "{name:<28} {:>9.0} req/s   p50 {:>7.3} ms   p99 {:>7.3} ms   errors {}/{}",
+        r.rps,
+        r.p50.as_secs_f64() * 1e3,
+        r.p99.as_secs_f64() * 1e3,
+        r.errors,
+        r.total
+    );
+}
+
+fn main() {
+    // `cargo test --benches` runs bench binaries with `--bench` absent; keep that fast.
+    if std::env::args().any(|a| a == "--test" || a == "--list") {
+        return;
+    }
+    let conns = env("WEMP_BENCH_CONNS", 64);
+    let per_conn = env("WEMP_BENCH_REQS", 300);
+    let rounds = env("WEMP_BENCH_ROUNDS", 3);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let account = Account::new(APPID, TOKEN).with_aes_key(KEY).unwrap().with_original_id(GH);
+        let router = Router::new().fallback(|| async { Reply::text("ok") });
+        let svc = WechatService::builder().account(account).router(router).build().unwrap();
+        let wemp_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let wemp_addr = wemp_listener.local_addr().unwrap();
+        tokio::spawn(wemp_server::serve(wemp_listener, svc));
+
+        let bare = axum::Router::new().fallback(|| async { "success" });
+        let bare_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let bare_addr = bare_listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(bare_listener, bare).await });
+
+        println!(
+            "wemp-server load: {conns} connections x {per_conn} requests, {rounds} rounds each, loopback"
+        );
+        let mut next_id = 6_054_768_590_064_713_728_u64;
+        for round in 1..=rounds {
+            let bare_reqs = prepare(conns, per_conn, next_id);
+            let bare_run = drive(bare_addr, bare_reqs, |b| b == b"success").await;
+            next_id += (conns * per_conn) as u64;
+            let wemp_reqs = prepare(conns, per_conn, next_id);
+            next_id += (conns * per_conn) as u64;
+            let wemp_run = drive(wemp_addr, wemp_reqs, |b| b.starts_with(b"<xml><Encrypt><![CDATA[")).await;
+            report(&format!("round {round} bare axum"), &bare_run);
+            report(&format!("round {round} wemp safe mode"), &wemp_run);
+            println!("round {round} ratio: {:.1} %", 100.0 * wemp_run.rps / bare_run.rps);
+        }
+    });
+}

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use wemp_proto::message::Text;
 use wemp_proto::{Event, Incoming, Mode};
 
-use crate::{Account, Captures, Ctx, Inbound};
+pub use crate::context::Captures;
+use crate::{Account, Ctx, Inbound};
 
 /// An extractor did not apply to the message it was given.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

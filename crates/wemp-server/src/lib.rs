@@ -24,7 +24,7 @@ pub use router::{Matcher, Router, Rule};
 pub use serve::{serve, serve_with_shutdown, shutdown_signal};
 pub use service::{ErrorPolicy, WechatService, WechatServiceBuilder};
 
-pub use wemp_proto::{Event, EventKind, Incoming, Mode, MsgKind, Reply};
+pub use wemp_proto::{Article, Event, EventKind, Incoming, Mode, MsgKind, Reply};
 pub use wemp_store::{DedupStore, memory::MemoryDedupStore};
 
 /// Building or running a server failed.

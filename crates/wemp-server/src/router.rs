@@ -37,7 +37,7 @@ pub enum Matcher {
     /// Any predicate.
     Predicate(Predicate),
     /// Both matchers (captures from whichever produced them, the first preferred).
-    And(Box<Matcher>, Box<Matcher>),
+    And(Box<Self>, Box<Self>),
 }
 
 impl fmt::Debug for Matcher {

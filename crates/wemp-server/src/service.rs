@@ -942,10 +942,10 @@ impl Inner {
             Decided::Passive => {
                 let stored = key.as_ref().map(|_| xml.clone());
                 let _ = tx.send(xml);
-                if let (Some(key), Some(xml)) = (&key, stored) {
-                    if let Err(e) = self.dedup.complete(key, &xml, ttl).await {
-                        tracing::error!(error = %e, "cannot store the reply for retries");
-                    }
+                if let (Some(key), Some(xml)) = (&key, stored)
+                    && let Err(e) = self.dedup.complete(key, &xml, ttl).await
+                {
+                    tracing::error!(error = %e, "cannot store the reply for retries");
                 }
             }
             Decided::Late => {

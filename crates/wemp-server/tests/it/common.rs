@@ -101,15 +101,18 @@ impl Counter {
     }
 }
 
+/// One late reply: appid, openid, reply, when.
+pub(crate) type Late = (String, String, Reply, tokio::time::Instant);
+
 /// Records late replies.
 #[derive(Clone, Default)]
 pub(crate) struct RecordingSink {
-    pub(crate) got: Arc<Mutex<Vec<(String, String, Reply, tokio::time::Instant)>>>,
+    pub(crate) got: Arc<Mutex<Vec<Late>>>,
     pub(crate) outcome: Option<SinkOutcome>,
 }
 
 impl RecordingSink {
-    pub(crate) fn replies(&self) -> Vec<(String, String, Reply, tokio::time::Instant)> {
+    pub(crate) fn replies(&self) -> Vec<Late> {
         self.got.lock().unwrap().clone()
     }
 }
