@@ -3,11 +3,19 @@
 mod client;
 mod clock;
 mod error;
+pub mod jssdk;
 pub mod media;
+pub mod menu;
+pub mod message;
+pub mod oauth;
+pub mod ops;
+pub mod qrcode;
 pub mod token;
+pub mod user;
 
 pub use client::{Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MP_BASE_URL, DEFAULT_OPEN_BASE_URL};
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use error::{ApiError, ErrCode, Error, Result};
+pub use message::Delivery;
 pub use token::{AccessToken, ClassicToken, RemoteToken, RetryPolicy, StableToken, TokenPolicy, TokenProvider};
-pub use wemp_store::{TokenStore, memory::MemoryTokenStore};
+pub use wemp_store::{CachedToken, TokenStore, memory::MemoryTokenStore};

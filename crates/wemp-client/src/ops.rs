@@ -1,0 +1,137 @@
+//! Operations: WeChat's IP ranges, network checks, API quotas, request lookup by `rid`.
+//!
+//! Official reference: <https://developers.weixin.qq.com/doc/offiaccount/openApi/clear_quota.html>
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::client::Client;
+use crate::error::Result;
+
+/// One DNS result of a network check.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct DnsResult {
+    /// The resolved IP.
+    pub ip: String,
+    /// Its operator.
+    pub real_operator: String,
+}
+
+/// One ping result of a network check.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct PingResult {
+    /// The pinged IP.
+    pub ip: String,
+    /// From which operator.
+    pub from_operator: String,
+    /// Packet loss (`"0%"`).
+    pub package_loss: String,
+    /// Round trip (`"1.2ms"`).
+    pub time: String,
+}
+
+/// The result of [`Client::check_network`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct NetworkCheck {
+    /// DNS results.
+    #[serde(default)]
+    pub dns: Vec<DnsResult>,
+    /// Ping results.
+    #[serde(default)]
+    pub ping: Vec<PingResult>,
+}
+
+/// An API's daily quota.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub struct Quota {
+    /// Calls allowed per day.
+    pub daily_limit: u64,
+    /// Calls made today.
+    pub used: u64,
+    /// Calls left today.
+    pub remain: u64,
+}
+
+/// A failed request, looked up by its `rid`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct RidInfo {
+    /// When it was made, Unix seconds.
+    pub invoke_time: i64,
+    /// How long it took.
+    pub cost_in_ms: i64,
+    /// The path called.
+    pub request_url: String,
+    /// What was sent.
+    pub request_body: String,
+    /// What was answered.
+    pub response_body: String,
+    /// From which IP.
+    pub client_ip: String,
+}
+
+impl Client {
+    /// The IP ranges WeChat's callbacks come from.
+    ///
+    /// # Errors
+    /// As [`Client::get`].
+    pub async fn callback_ips(&self) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct L {
+            ip_list: Vec<String>,
+        }
+        Ok(self.get_as::<L>("/cgi-bin/getcallbackip", &[]).await?.ip_list)
+    }
+
+    /// The IPs of `api.weixin.qq.com`.
+    ///
+    /// # Errors
+    /// As [`Client::get`].
+    pub async fn api_domain_ips(&self) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct L {
+            ip_list: Vec<String>,
+        }
+        Ok(self.get_as::<L>("/cgi-bin/get_api_domain_ip", &[]).await?.ip_list)
+    }
+
+    /// Checks WeChat's reach to the callback URL: `action` is `all`, `dns` or `ping`;
+    /// `operator` is `DEFAULT`, `CHINANET`, `UNICOM` or `CAP`.
+    ///
+    /// # Errors
+    /// As [`Client::get`].
+    pub async fn check_network(&self, action: &str, operator: &str) -> Result<NetworkCheck> {
+        self.post_as("/cgi-bin/callback/check", &[], &json!({ "action": action, "check_operator": operator })).await
+    }
+
+    /// Resets the account's API call counts (itself limited to a few times a month).
+    ///
+    /// # Errors
+    /// As [`Client::get`].
+    pub async fn clear_quota(&self) -> Result<()> {
+        self.post_ok("/cgi-bin/clear_quota", &json!({ "appid": self.appid() })).await
+    }
+
+    /// The daily quota of one API (`cgi_path` like `/cgi-bin/message/custom/send`).
+    ///
+    /// # Errors
+    /// As [`Client::get`].
+    pub async fn quota(&self, cgi_path: &str) -> Result<Quota> {
+        #[derive(Deserialize)]
+        struct Q {
+            quota: Quota,
+        }
+        Ok(self.post_as::<Q, _>("/cgi-bin/openapi/quota/get", &[], &json!({ "cgi_path": cgi_path })).await?.quota)
+    }
+
+    /// Looks up a failed request by the `rid` from its `errmsg` (see [`ApiError::rid`](crate::ApiError::rid)).
+    ///
+    /// # Errors
+    /// As [`Client::get`].
+    pub async fn query_rid(&self, rid: &str) -> Result<RidInfo> {
+        #[derive(Deserialize)]
+        struct R {
+            request: RidInfo,
+        }
+        Ok(self.post_as::<R, _>("/cgi-bin/openapi/rid/get", &[], &json!({ "rid": rid })).await?.request)
+    }
+}
