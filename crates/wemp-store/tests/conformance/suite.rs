@@ -14,7 +14,7 @@ const MINUTE: Duration = Duration::from_secs(60);
 const SHORT: Duration = Duration::from_millis(150);
 const PAST_SHORT: Duration = Duration::from_millis(600);
 
-pub async fn dedup<S: DedupStore>(a: Arc<S>, b: Arc<S>) {
+pub(crate) async fn dedup<S: DedupStore>(a: Arc<S>, b: Arc<S>) {
     // First claim wins, on either instance.
     let k = "wx1:msg:o1:1";
     assert_eq!(a.claim(k, MINUTE).await.unwrap(), Claim::New);
@@ -93,7 +93,7 @@ fn token(value: &str, expires_at_ms: i64) -> CachedToken {
     CachedToken { value: value.to_owned(), expires_at_ms }
 }
 
-pub async fn token_store<S: TokenStore>(a: Arc<S>, b: Arc<S>) {
+pub(crate) async fn token_store<S: TokenStore>(a: Arc<S>, b: Arc<S>) {
     let k = "wx1:access_token";
     assert_eq!(a.get(k).await.unwrap(), None);
 
@@ -169,7 +169,7 @@ pub async fn token_store<S: TokenStore>(a: Arc<S>, b: Arc<S>) {
     assert_eq!(a.get(k).await.unwrap(), Some(token("t19", 1_019)));
 }
 
-pub async fn session<S: SessionStore>(a: Arc<S>, b: Arc<S>) {
+pub(crate) async fn session<S: SessionStore>(a: Arc<S>, b: Arc<S>) {
     let k = "wx1:session:o1";
     assert_eq!(a.load(k).await.unwrap(), None);
 
@@ -253,14 +253,14 @@ fn entry(appid: &str, openid: &str, msg_type: &str, at: i64, n: u64) -> LogEntry
         dedup: "new".to_owned(),
         summary: format!("message {n} 你好"),
         raw_xml: format!("<xml><MsgId>{n}</MsgId><Content><![CDATA[x]]></Content></xml>"),
-        reply_xml: (n % 2 == 0).then(|| "success".to_owned()),
+        reply_xml: n.is_multiple_of(2).then(|| "success".to_owned()),
         outcome: "sent".to_owned(),
         latency_ms: n * 7,
         error: (n == 3).then(|| "handler failed: boom".to_owned()),
     }
 }
 
-pub async fn log<L: MessageLog>(a: Arc<L>, b: Arc<L>) {
+pub(crate) async fn log<L: MessageLog>(a: Arc<L>, b: Arc<L>) {
     a.append(&[]).await.unwrap();
     assert_eq!(b.query(&LogQuery::default()).await.unwrap(), []);
 
