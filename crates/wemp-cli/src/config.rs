@@ -1010,9 +1010,11 @@ mod tests {
 
     #[test]
     fn secrets_stay_out_of_debug() {
-        let mut a = AccountConfig::default();
-        a.appsecret = Some("supersecret".into());
-        a.token = Some("tok".into());
+        let a = AccountConfig {
+            appsecret: Some("supersecret".into()),
+            token: Some("tok".into()),
+            ..AccountConfig::default()
+        };
         let dbg = format!("{a:?}");
         assert!(!dbg.contains("supersecret") && !dbg.contains("tok\""), "{dbg}");
     }

@@ -146,6 +146,7 @@ fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 /// How WeChat judges a server's answer.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)]
 pub enum Outcome {
     /// The server answered with a passive reply (or `success`/empty for no reply).
     Reply {
@@ -221,7 +222,11 @@ fn random_nonce() -> String {
 
 /// Formats a duration for people (`5s`, `250ms`).
 pub fn fmt_duration(d: Duration) -> String {
-    if d.as_millis() % 1000 == 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
+    if d.as_millis().is_multiple_of(1000) {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
 }
 
 impl Simulator {
@@ -433,7 +438,9 @@ fn explain_open_error(e: &wemp_proto::Error, body: &str) -> String {
             .to_owned(),
         E::Decrypt(d) => format!("the encrypted reply does not decrypt ({d}); {}", e.reference_code().code()),
         E::Envelope(env) => format!("invalid encrypted reply: {env}"),
-        E::Xml(x) => format!("invalid XML in the reply ({x}): {snippet:?}"),
+        E::Xml(x) | E::ReplyParse(wemp_proto::reply::ReplyParseError::Xml(x)) => {
+            format!("invalid XML in the reply ({x}): {snippet:?}")
+        }
         E::ReplyParse(p) => format!("not a valid passive reply ({p}): {snippet:?}"),
         other => format!("unusable reply: {other}"),
     }

@@ -1,0 +1,259 @@
+//! A small Official Account server for testing `wemp sim` and `wemp bench`: correct by
+//! default, with deliberate flaws to switch on.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::HashMap;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use wemp_proto::reply::Article;
+use wemp_proto::{Cipher, EncryptedReply, Envelope, Incoming, Reply, ReplyContext, signature};
+
+pub const TOKEN: &str = "spamtest";
+pub const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+pub const APPID: &str = "wx2c2769f8efd9abc2";
+
+/// How the verification GET answers echostr.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Echo {
+    #[default]
+    Plain,
+    Quoted,
+    Xml,
+    Json,
+}
+
+/// Deliberate mistakes.
+#[derive(Clone, Debug, Default)]
+pub struct Flaws {
+    pub echo: Echo,
+    /// Reply with To/From swapped.
+    pub swapped: bool,
+    /// CreateTime in milliseconds.
+    pub millis: bool,
+    /// Truncated reply XML.
+    pub invalid_xml: bool,
+    /// Sleep this long before answering POSTs.
+    pub slow: Option<Duration>,
+    /// Encrypted replies with a wrong MsgSignature.
+    pub bad_msg_signature: bool,
+    /// Skip every signature check (and answer forged requests).
+    pub answers_forged: bool,
+    /// Every answer differs (no dedup of retries).
+    pub no_dedup: bool,
+    /// Answer text messages with two news articles.
+    pub two_articles: bool,
+}
+
+struct AppState {
+    token: String,
+    cipher: Cipher,
+    flaws: Flaws,
+    seen: Mutex<HashMap<String, String>>,
+    counter: AtomicU64,
+    posts: AtomicU64,
+}
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+async fn verify(State(st): State<Arc<AppState>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let p = |k: &str| q.get(k).cloned().unwrap_or_default();
+    if !st.flaws.answers_forged
+        && signature::verify(&st.token, &p("timestamp"), &p("nonce"), &p("signature")).is_err()
+    {
+        return (StatusCode::FORBIDDEN, "bad signature").into_response();
+    }
+    let echostr = p("echostr");
+    match st.flaws.echo {
+        Echo::Plain => ([(header::CONTENT_TYPE, "text/plain")], echostr).into_response(),
+        Echo::Quoted => {
+            ([(header::CONTENT_TYPE, "application/json")], format!("\"{echostr}\"")).into_response()
+        }
+        Echo::Xml => {
+            ([(header::CONTENT_TYPE, "text/xml")], format!("<xml><echostr>{echostr}</echostr></xml>"))
+                .into_response()
+        }
+        Echo::Json => {
+            ([(header::CONTENT_TYPE, "application/json")], format!("{{\"echostr\":\"{echostr}\"}}"))
+                .into_response()
+        }
+    }
+}
+
+fn answer(st: &AppState, incoming: &Incoming) -> Reply {
+    if st.flaws.no_dedup {
+        let n = st.counter.fetch_add(1, Ordering::Relaxed);
+        return Reply::text(format!("answer #{n}"));
+    }
+    match incoming {
+        Incoming::Text(t) if st.flaws.two_articles => {
+            let a = Article::new(t.content.clone(), "d", "https://e/p.png", "https://e/");
+            Reply::news(vec![a.clone(), a])
+        }
+        Incoming::Text(t) => Reply::text(format!("echo: {}", t.content)),
+        Incoming::Event(e) if e.kind().as_str() == "unsubscribe" => Reply::None,
+        Incoming::Event(e) => Reply::text(format!("event {}", e.kind())),
+        other => Reply::text(format!("got {}", other.kind())),
+    }
+}
+
+async fn receive(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<HashMap<String, String>>,
+    body: String,
+) -> Response {
+    st.posts.fetch_add(1, Ordering::Relaxed);
+    let p = |k: &str| q.get(k).cloned().unwrap_or_default();
+    let strict = !st.flaws.answers_forged;
+    if strict && signature::verify(&st.token, &p("timestamp"), &p("nonce"), &p("signature")).is_err() {
+        return (StatusCode::FORBIDDEN, "bad signature").into_response();
+    }
+    if strict && p("timestamp").parse::<i64>().map_or(true, |t| (now() - t).abs() > 300) {
+        return (StatusCode::FORBIDDEN, "stale").into_response();
+    }
+    let encrypted = p("encrypt_type") == "aes" || body.contains("<Encrypt>");
+    let xml = if encrypted {
+        let Ok(env) = Envelope::parse(&body) else {
+            return (StatusCode::BAD_REQUEST, "bad envelope").into_response();
+        };
+        let opened = if strict {
+            env.open(&st.cipher, &st.token, &p("timestamp"), &p("nonce"), &p("msg_signature"))
+        } else {
+            st.cipher.decrypt(&env.encrypt).map_err(Into::into)
+        };
+        match opened {
+            Ok(xml) => xml,
+            Err(_) => return (StatusCode::BAD_REQUEST, "cannot open").into_response(),
+        }
+    } else {
+        body
+    };
+    let incoming = match Incoming::parse(&xml) {
+        Ok(m) => m,
+        Err(_) if st.flaws.answers_forged => {
+            return "<xml><ToUserName>x</ToUserName><FromUserName>y</FromUserName><CreateTime>1</CreateTime>\
+                    <MsgType>text</MsgType><Content>ok</Content></xml>"
+                .into_response();
+        }
+        Err(_) => return (StatusCode::BAD_REQUEST, "bad xml").into_response(),
+    };
+    if let Some(delay) = st.flaws.slow {
+        tokio::time::sleep(delay).await;
+    }
+    let key = incoming.dedup_key();
+    if let Some(cached) = st.seen.lock().unwrap().get(&key).cloned() {
+        return seal(&st, cached, encrypted);
+    }
+    let reply = answer(&st, &incoming);
+    let mut ctx = ReplyContext::answering(&incoming, now());
+    if st.flaws.two_articles {
+        ctx.answering_message = false;
+    }
+    if st.flaws.swapped {
+        std::mem::swap(&mut ctx.to, &mut ctx.from);
+    }
+    if st.flaws.millis {
+        ctx.create_time *= 1000;
+    }
+    let mut out = reply.to_xml(&ctx).unwrap();
+    if st.flaws.invalid_xml && !reply.is_none() {
+        out.truncate(out.len() / 2);
+    }
+    if !st.flaws.no_dedup {
+        st.seen.lock().unwrap().insert(key, out.clone());
+    }
+    seal(&st, out, encrypted)
+}
+
+fn seal(st: &AppState, xml: String, encrypted: bool) -> Response {
+    if !encrypted || xml == "success" {
+        return ([(header::CONTENT_TYPE, "text/xml")], xml).into_response();
+    }
+    let mut sealed =
+        EncryptedReply::seal(&st.cipher, &st.token, &xml, &now().to_string(), "4242", [9; 16]).unwrap();
+    if st.flaws.bad_msg_signature {
+        sealed.msg_signature = signature::sign_msg(&st.token, "1", "2", &sealed.encrypt);
+    }
+    ([(header::CONTENT_TYPE, "text/xml")], sealed.to_xml()).into_response()
+}
+
+/// A running test server.
+pub struct Server {
+    pub url: String,
+    state: Arc<AppState>,
+}
+
+impl Server {
+    /// POSTs received so far.
+    pub fn posts(&self) -> u64 {
+        self.state.posts.load(Ordering::Relaxed)
+    }
+}
+
+/// Starts a server with `flaws` on 127.0.0.1 in a background thread.
+pub fn spawn(flaws: Flaws) -> Server {
+    let state = Arc::new(AppState {
+        token: TOKEN.into(),
+        cipher: Cipher::new(AES_KEY, APPID).unwrap(),
+        flaws,
+        seen: Mutex::new(HashMap::new()),
+        counter: AtomicU64::new(0),
+        posts: AtomicU64::new(0),
+    });
+    let app = Router::new().route("/wechat", get(verify).post(receive)).with_state(state.clone());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    let addr = rx.recv().unwrap();
+    Server { url: format!("http://{addr}/wechat"), state }
+}
+
+/// Runs the built `wemp` with `args`.
+pub fn wemp(args: &[&str]) -> Output {
+    wemp_with_stdin(args, None)
+}
+
+/// Runs the built `wemp` with `args` and `stdin`.
+pub fn wemp_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wemp"));
+    cmd.args(args)
+        .env_remove("WEMP_TOKEN")
+        .env_remove("WEMP_APPID")
+        .env_remove("WEMP_AES_KEY")
+        .env_remove("WEMP_SIM_TIMEOUT_MS")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

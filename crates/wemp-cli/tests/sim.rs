@@ -1,0 +1,310 @@
+//! `wemp sim`, `wemp bench` and the general flags, run as the built binary against test
+//! servers: a correct one and deliberately broken ones.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{AES_KEY, APPID, Echo, Flaws, TOKEN, spawn, stderr, stdout, wemp, wemp_with_stdin};
+
+const ENC: [&str; 4] = ["--appid", APPID, "--aes-key", AES_KEY];
+
+fn send(url: &str, mode: &str, what: &[&str]) -> std::process::Output {
+    let mut args = vec!["sim", "send", url, "--token", TOKEN, "--mode", mode];
+    args.extend(ENC);
+    args.extend(what);
+    wemp(&args)
+}
+
+#[test]
+fn verify_passes_against_a_correct_server() {
+    let server = spawn(Flaws::default());
+    let out = wemp(&["sim", "verify", &server.url, "--token", TOKEN]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("echoed echostr"), "{}", stdout(&out));
+}
+
+#[test]
+fn verify_explains_failures() {
+    let server = spawn(Flaws::default());
+    let out = wemp(&["sim", "verify", &server.url, "--token", "wrongtoken"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("HTTP 403"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("Token"), "{}", stdout(&out));
+
+    for (echo, reason) in
+        [(Echo::Quoted, "quoted"), (Echo::Xml, "wrapped in XML"), (Echo::Json, "wrapped in JSON")]
+    {
+        let server = spawn(Flaws { echo, ..Flaws::default() });
+        let out = wemp(&["sim", "verify", &server.url, "--token", TOKEN]);
+        assert_eq!(out.status.code(), Some(1), "{echo:?}");
+        assert!(stdout(&out).contains(reason), "{echo:?}: {}", stdout(&out));
+    }
+
+    let out = wemp(&["sim", "verify", "http://127.0.0.1:9/wechat", "--token", TOKEN, "--timeout-ms", "500"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("is the server running"), "{}", stdout(&out));
+}
+
+#[test]
+fn send_every_type_in_every_mode() {
+    let server = spawn(Flaws::default());
+    let types: &[&[&str]] = &[
+        &["text", "hi"],
+        &["image"],
+        &["voice", "--recognition", "weather"],
+        &["video"],
+        &["shortvideo"],
+        &["location", "-33.86", "151.2", "--label", "Sydney"],
+        &["link", "https://example.com/"],
+        &["event", "subscribe"],
+        &["event", "subscribe", "--scene", "promo"],
+        &["event", "unsubscribe"],
+        &["event", "scan", "promo"],
+        &["event", "click", "V1001"],
+        &["event", "view", "https://example.com/"],
+        &["event", "location"],
+        &["event", "view_miniprogram", "pages/index"],
+        &["event", "scancode_push", "K", "result"],
+        &["event", "scancode-waitmsg", "K", "result"],
+        &["event", "pic_sysphoto", "K"],
+        &["event", "pic_photo_or_album", "K", "--count", "3"],
+        &["event", "pic_weixin", "K"],
+        &["event", "location_select", "K", "23.1", "113.3"],
+    ];
+    for mode in ["plain", "compatible", "safe"] {
+        for what in types {
+            let out = send(&server.url, mode, what);
+            assert!(out.status.success(), "{mode} {what:?}: {}{}", stdout(&out), stderr(&out));
+        }
+    }
+    let out = send(&server.url, "safe", &["text", "hi"]);
+    let text = stdout(&out);
+    assert!(text.contains("text reply, encrypted"), "{text}");
+    assert!(text.contains("echo: hi"), "{text}");
+    assert!(text.contains("To o_wemp_sim_user  From gh_wemp_sim"), "{text}");
+    let out = send(&server.url, "plain", &["event", "click", "V1001"]);
+    assert!(stdout(&out).contains("event CLICK"), "{}", stdout(&out));
+    let out = send(&server.url, "plain", &["event", "unsubscribe"]);
+    assert!(stdout(&out).contains("no reply"), "{}", stdout(&out));
+}
+
+#[test]
+fn send_json_is_machine_readable() {
+    let server = spawn(Flaws::default());
+    let mut args = vec!["sim", "send", &server.url, "--token", TOKEN, "--mode", "compatible", "--json"];
+    args.extend(ENC);
+    args.extend(["text", "hello"]);
+    let out = wemp(&args);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["outcome"], "reply");
+    assert_eq!(v["user_sees_error"], false);
+    assert_eq!(v["encrypted"], true);
+    assert_eq!(v["message"]["reply"]["content"], "echo: hello");
+    assert_eq!(v["attempts"].as_array().unwrap().len(), 1);
+    assert!(v["msg_id"].as_str().unwrap().parse::<u64>().unwrap() > 1 << 53);
+}
+
+#[test]
+fn a_slow_server_gets_three_tries_then_the_user_sees_the_banner() {
+    let server = spawn(Flaws { slow: Some(Duration::from_secs(2)), ..Flaws::default() });
+    let out =
+        wemp(&["sim", "send", &server.url, "--token", TOKEN, "--timeout-ms", "200", "--json", "text", "hi"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["user_sees_error"], true);
+    let attempts = v["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 3);
+    assert!(attempts.iter().all(|a| a["exchange"]["kind"] == "timeout"), "{attempts:?}");
+    let out = wemp(&["sim", "send", &server.url, "--token", TOKEN, "--timeout-ms", "200", "text", "hi"]);
+    assert!(stdout(&out).contains("该公众号暂时无法提供服务"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("all 3 tries failed"), "{}", stdout(&out));
+}
+
+#[test]
+fn send_reports_refused_replies() {
+    let cases: [(Flaws, &str); 4] = [
+        (Flaws { swapped: true, ..Flaws::default() }, "swapped"),
+        (Flaws { millis: true, ..Flaws::default() }, "milliseconds"),
+        (Flaws { invalid_xml: true, ..Flaws::default() }, "invalid XML"),
+        (Flaws { two_articles: true, ..Flaws::default() }, "news article limits"),
+    ];
+    for (flaws, reason) in cases {
+        let server = spawn(flaws);
+        let out = send(&server.url, "plain", &["text", "hi"]);
+        assert_eq!(out.status.code(), Some(1), "{reason}");
+        assert!(stdout(&out).contains(reason), "{reason}: {}", stdout(&out));
+        assert!(stdout(&out).contains("该公众号暂时无法提供服务"), "{}", stdout(&out));
+    }
+    let server = spawn(Flaws { bad_msg_signature: true, ..Flaws::default() });
+    let out = send(&server.url, "safe", &["text", "hi"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("bad MsgSignature"), "{}", stdout(&out));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = wemp(&["sim", "send", "http://127.0.0.1:9/", "--token", TOKEN, "--mode", "safe", "text", "hi"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--aes-key"), "{}", stderr(&out));
+    let out = wemp(&["sim", "send", "http://127.0.0.1:9/", "--token", TOKEN, "bogus"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+fn check(url: &str, extra: &[&str]) -> (bool, String) {
+    let mut args = vec!["sim", "check", url, "--token", TOKEN];
+    args.extend(extra);
+    let out = wemp(&args);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}{}", stdout(&out), stderr(&out));
+    (out.status.success(), stdout(&out))
+}
+
+#[test]
+fn check_passes_a_correct_server_in_every_mode() {
+    let server = spawn(Flaws::default());
+    let (ok, text) = check(&server.url, &ENC);
+    assert!(ok, "{text}");
+    assert!(text.contains("0 fail"), "{text}");
+    for needle in [
+        "PASS  handshake",
+        "PASS  safe: event location_select",
+        "PASS  compatible: a retry of the same MsgId gets the same reply",
+        "PASS  plain: a wrong signature is refused",
+        "PASS  safe: a wrong msg_signature is refused",
+        "PASS  plain: a malformed body is refused",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+    let mut args = vec!["sim", "check", &server.url, "--token", TOKEN, "--json", "--mode", "safe"];
+    args.extend(ENC);
+    let out = wemp(&args);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["passed"], true);
+    assert!(v["checks"].as_array().unwrap().len() > 20);
+}
+
+#[test]
+fn check_names_the_reason_for_each_broken_server() {
+    let cases: Vec<(Flaws, Vec<&str>, &str)> = vec![
+        (Flaws { swapped: true, ..Flaws::default() }, vec![], "FAIL  plain: text"),
+        (Flaws { swapped: true, ..Flaws::default() }, vec![], "wrong direction"),
+        (Flaws { millis: true, ..Flaws::default() }, vec![], "CreateTime"),
+        (Flaws { invalid_xml: true, ..Flaws::default() }, vec![], "invalid XML"),
+        (Flaws { bad_msg_signature: true, ..Flaws::default() }, vec!["--mode", "safe"], "bad MsgSignature"),
+        (Flaws { answers_forged: true, ..Flaws::default() }, vec![], "answered a forged request"),
+        (Flaws { no_dedup: true, ..Flaws::default() }, vec![], "the retry got a different reply"),
+        (Flaws { two_articles: true, ..Flaws::default() }, vec![], "news article limits"),
+        (Flaws { echo: Echo::Quoted, ..Flaws::default() }, vec![], "echostr is quoted"),
+    ];
+    for (flaws, extra, reason) in cases {
+        let server = spawn(flaws);
+        let mut args: Vec<&str> = extra.clone();
+        if extra.contains(&"safe") {
+            args.extend(ENC);
+        }
+        let (ok, text) = check(&server.url, &args);
+        assert!(!ok, "{reason}: passed\n{text}");
+        assert!(text.contains(reason), "{reason}: {text}");
+    }
+}
+
+#[test]
+fn check_reports_a_slow_server() {
+    let server = spawn(Flaws { slow: Some(Duration::from_secs(2)), ..Flaws::default() });
+    let (ok, text) = check(&server.url, &["--timeout-ms", "150"]);
+    assert!(!ok);
+    assert!(text.contains("FAIL  plain: text"), "{text}");
+    assert!(text.contains("no answer within 150ms"), "{text}");
+    assert!(text.contains("then shows the user the error banner"), "{text}");
+}
+
+#[test]
+fn check_stops_early_when_nothing_answers() {
+    let (ok, text) = check("http://127.0.0.1:9/wechat", &["--timeout-ms", "300"]);
+    assert!(!ok);
+    assert!(text.contains("SKIP  remaining checks"), "{text}");
+}
+
+#[test]
+fn chat_reads_lines_and_commands() {
+    let server = spawn(Flaws::default());
+    let input =
+        "hello\n/click V1001\n/subscribe promo\n/location\n/image\n/nope\n/history\n/quit\nnot sent\n";
+    let out = wemp_with_stdin(&["sim", "chat", &server.url, "--token", TOKEN], Some(input));
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    for needle in [
+        "bot: echo: hello",
+        "bot: event CLICK",
+        "bot: event subscribe",
+        "bot: got location",
+        "bot: got image",
+        "unknown command /nope",
+        "you: [event CLICK]",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+    assert!(!text.contains("not sent"), "{text}");
+    assert_eq!(server.posts(), 5);
+}
+
+#[test]
+fn bench_sends_distinct_messages_and_reports_latency() {
+    let server = spawn(Flaws::default());
+    let mut args =
+        vec!["bench", &server.url, "--token", TOKEN, "--mode", "safe", "-n", "60", "-c", "4", "--json"];
+    args.extend(ENC);
+    let out = wemp(&args);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["requests"], 60);
+    assert_eq!(v["ok"], 60);
+    assert!(v["errors"].as_object().unwrap().is_empty());
+    let l = &v["latency_ms"];
+    assert!(l["p50"].as_f64().unwrap() <= l["p99"].as_f64().unwrap());
+    assert!(l["p99"].as_f64().unwrap() <= l["max"].as_f64().unwrap());
+    assert_eq!(server.posts(), 60);
+    // Not a terminal: no progress bar on stderr.
+    assert!(!stderr(&out).contains('['), "{}", stderr(&out));
+
+    let out = wemp(&[
+        "bench",
+        "http://127.0.0.1:9/wechat",
+        "--token",
+        TOKEN,
+        "-n",
+        "5",
+        "-c",
+        "2",
+        "--timeout-ms",
+        "300",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("connect 5"), "{}", stdout(&out));
+}
+
+#[test]
+fn bench_counts_refused_replies_as_errors() {
+    let server = spawn(Flaws { millis: true, ..Flaws::default() });
+    let out = wemp(&["bench", &server.url, "--token", TOKEN, "-n", "10", "-c", "2", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["errors"]["refused_reply"], 10, "{v}");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn version_help_and_completions() {
+    let out = wemp(&["--version"]);
+    assert_eq!(stdout(&out).trim(), format!("wemp {}", env!("CARGO_PKG_VERSION")));
+    let out = wemp(&["--help"]);
+    assert!(stdout(&out).contains("Exit codes"), "{}", stdout(&out));
+    let out = wemp(&["sim", "send", "--help"]);
+    assert!(stdout(&out).contains("--mode"), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("timeout-ms"), "hidden flag shown");
+    for shell in ["bash", "zsh", "fish"] {
+        let out = wemp(&["completions", shell]);
+        assert!(out.status.success());
+        assert!(stdout(&out).contains("sim"), "{shell}");
+    }
+}
