@@ -109,6 +109,12 @@ impl PlatformConfig {
         self
     }
 
+    /// Sets the customer-service message limit per user interaction.
+    pub fn cs_message_limit(mut self, limit: u32) -> Self {
+        self.cs_message_limit = limit;
+        self
+    }
+
     /// Sets the token lifetime.
     pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
         self.token_lifetime = lifetime;
@@ -406,7 +412,12 @@ impl FakePlatform {
     /// # Panics
     /// When no loopback port can be bound.
     pub async fn start_with(cfg: PlatformConfig) -> Self {
-        let world = World { now_ms: cfg.start_ms, mass_speed: 0, cfg: PlatformConfigSlot(Some(cfg)), ..World::default() };
+        let world = World {
+            now_ms: cfg.start_ms,
+            mass_speed: 0,
+            cfg: PlatformConfigSlot(Some(cfg)),
+            ..World::default()
+        };
         let world: Shared = Arc::new(Mutex::new(world));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
@@ -621,7 +632,12 @@ fn errmsg_for(code: i64) -> &'static str {
         -1 => "system error",
         0 => "ok",
         40001 => "invalid credential, access_token is invalid or not latest",
+        40003 => "invalid openid",
+        40007 => "invalid media_id",
         40013 => "invalid appid",
+        40029 => "invalid code",
+        40037 => "invalid template_id",
+        40066 => "invalid url",
         40014 => "invalid access_token",
         40125 => "invalid appsecret",
         40164 => "invalid ip 127.0.0.1 ipv6 ::ffff:127.0.0.1, not in whitelist",
@@ -647,8 +663,10 @@ async fn handle(axum::extract::State(world): axum::extract::State<Shared>, req: 
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, 64 << 20).await.unwrap_or_default();
     let path = parts.uri.path().to_owned();
-    let query: BTreeMap<String, String> = axum::extract::Query::try_from_uri(&parts.uri).map(|q| q.0).unwrap_or_default();
-    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let query: BTreeMap<String, String> =
+        axum::extract::Query::try_from_uri(&parts.uri).map(|q| q.0).unwrap_or_default();
+    let content_type =
+        parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let mut recorded = Recorded {
         method: parts.method.to_string(),
         path: path.clone(),
@@ -695,7 +713,8 @@ async fn handle(axum::extract::State(world): axum::extract::State<Shared>, req: 
         Answer::Json(v) => {
             let mut resp = axum::Json(v).into_response();
             // WeChat sends JSON errors as text/plain on some endpoints; the client must cope.
-            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; encoding=utf-8"));
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; encoding=utf-8"));
             resp
         }
         Answer::Binary { content_type, data } => {
@@ -714,7 +733,10 @@ async fn handle(axum::extract::State(world): axum::extract::State<Shared>, req: 
         }
         Answer::Dropped => {
             let stream = futures_util::stream::once(async {
-                Err::<Bytes, std::io::Error>(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "fault: drop"))
+                Err::<Bytes, std::io::Error>(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "fault: drop",
+                ))
             });
             let mut resp = Response::new(Body::from_stream(stream));
             resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -722,4 +744,3 @@ async fn handle(axum::extract::State(world): axum::extract::State<Shared>, req: 
         }
     }
 }
-

@@ -1,1 +1,473 @@
-use crate::setup;
+use std::time::Duration;
+
+use futures_util::TryStreamExt;
+use serde_json::{Value, json};
+use wemp_client::media::{Article, Download, MediaFile, MediaType};
+use wemp_client::menu::{Button, MatchRule};
+use wemp_client::message::{CsMessage, LinkArticle, MassContent, MenuChoice, SubscribeMessage, TemplateMessage};
+use wemp_client::oauth::Scope;
+use wemp_client::qrcode::{QrCode, Scene};
+use wemp_client::{Delivery, ErrCode, Error};
+use wemp_proto::reply::{Article as ReplyArticle, Music};
+use wemp_proto::Reply;
+use wemp_testkit::platform::{FakePlatform, FakeUser, PlatformConfig};
+
+use crate::{builder, setup};
+
+fn body(platform: &FakePlatform, path: &str) -> Value {
+    let r = platform.last_request(path).unwrap_or_else(|| panic!("no request to {path}"));
+    assert_eq!(r.method, "POST", "{path}");
+    assert!(r.access_token().is_some(), "{path} carries the token");
+    r.json().unwrap()
+}
+
+#[tokio::test]
+async fn customer_service_messages_of_every_type() {
+    let (platform, client) = setup().await;
+    let cases = [
+        (CsMessage::text("hi"), json!({ "touser": "o1", "msgtype": "text", "text": { "content": "hi" } })),
+        (CsMessage::Image("m1".into()), json!({ "touser": "o1", "msgtype": "image", "image": { "media_id": "m1" } })),
+        (CsMessage::Voice("m2".into()), json!({ "touser": "o1", "msgtype": "voice", "voice": { "media_id": "m2" } })),
+        (
+            CsMessage::Video { media_id: "v".into(), thumb_media_id: Some("t".into()), title: Some("T".into()), description: None },
+            json!({ "touser": "o1", "msgtype": "video", "video": { "media_id": "v", "thumb_media_id": "t", "title": "T" } }),
+        ),
+        (
+            CsMessage::Music {
+                title: None,
+                description: None,
+                music_url: "u".into(),
+                hq_music_url: "h".into(),
+                thumb_media_id: "t".into(),
+            },
+            json!({ "touser": "o1", "msgtype": "music", "music": { "musicurl": "u", "hqmusicurl": "h", "thumb_media_id": "t" } }),
+        ),
+        (
+            CsMessage::News(LinkArticle { title: "a".into(), description: "b".into(), url: "c".into(), picurl: "d".into() }),
+            json!({ "touser": "o1", "msgtype": "news", "news": { "articles": [{ "title": "a", "description": "b", "url": "c", "picurl": "d" }] } }),
+        ),
+        (CsMessage::MpNews("n".into()), json!({ "touser": "o1", "msgtype": "mpnews", "mpnews": { "media_id": "n" } })),
+        (
+            CsMessage::MpNewsArticle("a1".into()),
+            json!({ "touser": "o1", "msgtype": "mpnewsarticle", "mpnewsarticle": { "article_id": "a1" } }),
+        ),
+        (
+            CsMessage::Menu { head: "H".into(), choices: vec![MenuChoice { id: "101".into(), content: "yes".into() }], tail: "T".into() },
+            json!({ "touser": "o1", "msgtype": "msgmenu", "msgmenu": { "head_content": "H", "list": [{ "id": "101", "content": "yes" }], "tail_content": "T" } }),
+        ),
+        (
+            CsMessage::MiniProgramPage { title: "t".into(), appid: "wxa".into(), pagepath: "p".into(), thumb_media_id: "m".into() },
+            json!({ "touser": "o1", "msgtype": "miniprogrampage", "miniprogrampage": { "title": "t", "appid": "wxa", "pagepath": "p", "thumb_media_id": "m" } }),
+        ),
+    ];
+    for (msg, expected) in &cases {
+        client.send_cs_message("o1", msg).await.unwrap();
+        assert_eq!(&body(&platform, "/cgi-bin/message/custom/send"), expected);
+    }
+    client.send_cs_message_as("o1", &CsMessage::text("x"), "kf1@test").await.unwrap();
+    assert_eq!(body(&platform, "/cgi-bin/message/custom/send")["customservice"]["kf_account"], "kf1@test");
+    assert_eq!(platform.sent_messages().len(), cases.len() + 1);
+
+    client.set_typing("o1", true).await.unwrap();
+    assert_eq!(body(&platform, "/cgi-bin/message/custom/typing"), json!({ "touser": "o1", "command": "Typing" }));
+    client.set_typing("o1", false).await.unwrap();
+    assert_eq!(body(&platform, "/cgi-bin/message/custom/typing")["command"], "CancelTyping");
+}
+
+#[tokio::test]
+async fn send_reply_maps_replies_and_window_errors() {
+    let platform = FakePlatform::start_with(PlatformConfig::default().cs_message_limit(2)).await;
+    let client = builder(&platform).build().unwrap();
+    assert_eq!(client.send_reply("o1", &Reply::None).await.unwrap(), Delivery::Nothing);
+    assert_eq!(platform.requests_to("/cgi-bin/message/custom/send").len(), 0);
+
+    assert!(client.send_reply("o1", &Reply::text("late")).await.unwrap().is_sent());
+    assert_eq!(body(&platform, "/cgi-bin/message/custom/send")["text"]["content"], "late");
+    let news = Reply::news(vec![ReplyArticle::new("t", "d", "p", "u")]);
+    assert_eq!(client.send_reply("o1", &news).await.unwrap(), Delivery::Sent);
+    assert_eq!(
+        body(&platform, "/cgi-bin/message/custom/send")["news"],
+        json!({ "articles": [{ "title": "t", "description": "d", "url": "u", "picurl": "p" }] })
+    );
+    match client.send_reply("o1", &Reply::image("m")).await.unwrap() {
+        Delivery::LimitReached(e) => assert_eq!(e.code, ErrCode::CS_MESSAGE_LIMIT),
+        other => panic!("{other:?}"),
+    }
+    platform.close_cs_window("o2");
+    match client.send_reply("o2", &Reply::music(Music::new("thumb"))).await.unwrap() {
+        Delivery::WindowClosed(e) => assert!(e.to_string().contains("48 hours"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(body(&platform, "/cgi-bin/message/custom/send")["msgtype"], "music");
+    let err = client.send_reply("o1", &Reply::transfer_customer_service()).await.unwrap_err();
+    assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+    client.send_reply("o3", &Reply::voice("v")).await.unwrap();
+    client.send_reply("o3", &Reply::video("v", Some("t".into()), None)).await.unwrap();
+    assert_eq!(body(&platform, "/cgi-bin/message/custom/send")["video"], json!({ "media_id": "v", "title": "t" }));
+}
+
+#[tokio::test]
+async fn kf_accounts_and_sessions() {
+    let (platform, client) = setup().await;
+    client.add_kf_account("kf1@test", "Alice").await.unwrap();
+    assert_eq!(body(&platform, "/customservice/kfaccount/add"), json!({ "kf_account": "kf1@test", "nickname": "Alice" }));
+    client.update_kf_account("kf1@test", "Alicia").await.unwrap();
+    let list = client.kf_accounts().await.unwrap();
+    assert_eq!((list[0].kf_account.as_str(), list[0].kf_nick.as_str()), ("kf1@test", "Alicia"));
+    assert_eq!(client.kf_online().await.unwrap()[0].kf_account, "kf1@test");
+    client.create_kf_session("kf1@test", "o1").await.unwrap();
+    assert_eq!(client.kf_session_of("o1").await.unwrap().as_deref(), Some("kf1@test"));
+    assert_eq!(client.kf_sessions("kf1@test").await.unwrap()[0].openid, "o1");
+    assert_eq!(client.kf_waiting().await.unwrap().count, 0);
+    client.close_kf_session("kf1@test", "o1").await.unwrap();
+    assert_eq!(client.kf_session_of("o1").await.unwrap(), None);
+    client.delete_kf_account("kf1@test").await.unwrap();
+    assert_eq!(platform.last_request("/customservice/kfaccount/del").unwrap().query["kf_account"], "kf1@test");
+    assert_eq!(client.delete_kf_account("kf1@test").await.unwrap_err().code(), Some(ErrCode(65401)));
+}
+
+#[tokio::test]
+async fn templates_and_subscription_notifications() {
+    let (platform, client) = setup().await;
+    client.set_industry("1", "4").await.unwrap();
+    assert_eq!(body(&platform, "/cgi-bin/template/api_set_industry"), json!({ "industry_id1": "1", "industry_id2": "4" }));
+    assert!(client.industry().await.unwrap().primary_industry.second_class.contains('1'));
+    let id = client.add_template("TM00015", &["name", "time"]).await.unwrap();
+    assert_eq!(body(&platform, "/cgi-bin/template/api_add_template")["keyword_name_list"], json!(["name", "time"]));
+    assert_eq!(client.templates().await.unwrap()[0].template_id, id);
+
+    let msg = TemplateMessage::new("o1", &id).url("https://e.com").field("first", "hi").colored("remark", "r", "#FF0000");
+    let msgid = client.send_template(&msg).await.unwrap();
+    assert!(msgid > 0);
+    assert_eq!(
+        body(&platform, "/cgi-bin/message/template/send"),
+        json!({ "touser": "o1", "template_id": id, "url": "https://e.com",
+                "data": { "first": { "value": "hi" }, "remark": { "value": "r", "color": "#FF0000" } } })
+    );
+    client.delete_template(&id).await.unwrap();
+    let err = client.send_template(&msg).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrCode(40037)));
+
+    let sub = SubscribeMessage::new("o1", "SUB1").field("thing1", "x");
+    client.send_subscribe(&sub).await.unwrap();
+    assert_eq!(
+        body(&platform, "/cgi-bin/message/subscribe/bizsend"),
+        json!({ "touser": "o1", "template_id": "SUB1", "data": { "thing1": { "value": "x" } } })
+    );
+    client.add_template("TM2", &[]).await.unwrap();
+    assert_eq!(client.subscribe_templates().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn menus_including_conditional() {
+    let (platform, client) = setup().await;
+    assert_eq!(client.menus().await.unwrap_err().code(), Some(ErrCode(46003)));
+    let buttons = vec![
+        Button::click("Today", "TODAY"),
+        Button::parent("More", vec![Button::view("Site", "https://e.com"), Button::miniprogram("App", "https://e.com", "wxa", "p/i")]),
+    ];
+    client.create_menu(&buttons).await.unwrap();
+    assert_eq!(
+        body(&platform, "/cgi-bin/menu/create")["button"][1]["sub_button"][1],
+        json!({ "type": "miniprogram", "name": "App", "url": "https://e.com", "appid": "wxa", "pagepath": "p/i" })
+    );
+    assert_eq!(client.menus().await.unwrap().menu.button, buttons);
+    assert_eq!(client.current_menu_info().await.unwrap().is_menu_open, 1);
+
+    platform.add_user(FakeUser { tags: [7].into(), ..FakeUser::new("vip") });
+    platform.add_user(FakeUser::new("plain"));
+    let vip = vec![Button::click("VIP", "VIP")];
+    let id = client.add_conditional_menu(&vip, &MatchRule::tag(7)).await.unwrap();
+    assert_eq!(body(&platform, "/cgi-bin/menu/addconditional")["matchrule"], json!({ "tag_id": "7" }));
+    assert_eq!(client.try_match_menu("vip").await.unwrap(), vip);
+    assert_eq!(client.try_match_menu("plain").await.unwrap(), buttons);
+    assert_eq!(client.menus().await.unwrap().conditionalmenu.len(), 1);
+    client.delete_conditional_menu(&id).await.unwrap();
+    assert_eq!(client.try_match_menu("vip").await.unwrap(), buttons);
+    client.delete_menu().await.unwrap();
+    assert_eq!(platform.menu(), None);
+}
+
+#[tokio::test]
+async fn users_pages_stream_and_tags() {
+    let platform = FakePlatform::start_with(PlatformConfig::default().user_page_size(10)).await;
+    let client = builder(&platform).build().unwrap();
+    for i in 0..25 {
+        platform.add_user(FakeUser::new(format!("o{i:02}")));
+    }
+    let all: Vec<String> = client.followers().try_collect().await.unwrap();
+    assert_eq!(all, (0..25).map(|i| format!("o{i:02}")).collect::<Vec<_>>());
+    let pages = platform.requests_to("/cgi-bin/user/get");
+    let nexts: Vec<_> = pages.iter().map(|r| r.query["next_openid"].clone()).collect();
+    assert_eq!(nexts, ["", "o09", "o19", "o24"]);
+
+    let info = client.user_info("o03").await.unwrap();
+    assert_eq!((info.subscribe, info.openid.as_str()), (1, "o03"));
+    assert_eq!(platform.last_request("/cgi-bin/user/info").unwrap().query["openid"], "o03");
+    assert_eq!(client.user_info("nobody").await.unwrap_err().code(), Some(ErrCode(40003)));
+    let infos = client.users_info(&["o01", "o02"]).await.unwrap();
+    assert_eq!(infos.iter().map(|u| u.openid.as_str()).collect::<Vec<_>>(), ["o01", "o02"]);
+    assert_eq!(body(&platform, "/cgi-bin/user/info/batchget")["user_list"][1], json!({ "openid": "o02", "lang": "zh_CN" }));
+    client.set_remark("o01", "friend").await.unwrap();
+    assert_eq!(platform.user("o01").unwrap().remark, "friend");
+
+    let tag = client.create_tag("vip").await.unwrap();
+    assert_eq!(body(&platform, "/cgi-bin/tags/create"), json!({ "tag": { "name": "vip" } }));
+    client.tag_users(tag.id, &["o01", "o02", "o03"]).await.unwrap();
+    client.untag_users(tag.id, &["o03"]).await.unwrap();
+    assert_eq!(client.tags_of("o01").await.unwrap(), [tag.id]);
+    assert_eq!(client.tags().await.unwrap()[0].count, 2);
+    let members: Vec<String> = client.users_with_tag(tag.id).try_collect().await.unwrap();
+    assert_eq!(members, ["o01", "o02"]);
+    client.rename_tag(tag.id, "gold").await.unwrap();
+    assert_eq!(client.tags().await.unwrap()[0].name, "gold");
+    client.delete_tag(tag.id).await.unwrap();
+    assert!(client.tags().await.unwrap().is_empty());
+
+    client.block_users(&["o05", "o06"]).await.unwrap();
+    client.unblock_users(&["o06"]).await.unwrap();
+    let blocked: Vec<String> = client.blacklist().try_collect().await.unwrap();
+    assert_eq!(blocked, ["o05"]);
+    assert_eq!(client.blacklist_page("").await.unwrap().total, Some(1));
+}
+
+#[tokio::test]
+async fn user_stream_surfaces_errors() {
+    let (platform, client) = setup().await;
+    platform.inject("/cgi-bin/user/get", wemp_testkit::platform::Fault::QUOTA);
+    let result: Result<Vec<String>, _> = client.followers().try_collect().await;
+    assert_eq!(result.unwrap_err().code(), Some(ErrCode::QUOTA_EXCEEDED));
+}
+
+#[tokio::test]
+async fn temporary_media_upload_and_streamed_download() {
+    let (platform, client) = setup().await;
+    let jpeg = vec![0xFF, 0xD8, 1, 2, 3, 0xFF, 0xD9];
+    let up = client.upload_temp_media(MediaType::Image, MediaFile::from_bytes("a.jpg", jpeg.clone())).await.unwrap();
+    assert_eq!(up.kind, "image");
+    let req = platform.last_request("/cgi-bin/media/upload").unwrap();
+    assert_eq!(req.query["type"], "image");
+    assert_eq!(req.parts[0].name, "media");
+    assert_eq!(req.parts[0].file_name.as_deref(), Some("a.jpg"));
+    assert_eq!(req.parts[0].content_type.as_deref(), Some("image/jpeg"));
+    assert_eq!(platform.media(&up.media_id).unwrap().data, jpeg);
+
+    let mut out = Vec::new();
+    let got = client.download_temp_media(&up.media_id, &mut out).await.unwrap();
+    assert_eq!(got, Download::Written { bytes: jpeg.len() as u64, content_type: Some("image/jpeg".into()) });
+    assert_eq!(out, jpeg);
+
+    // From a path; a thumbnail answers with thumb_media_id.
+    let dir = std::env::temp_dir().join(format!("wemp-client-test-{}", std::process::id()));
+    tokio::fs::create_dir_all(&dir).await.unwrap();
+    let path = dir.join("t.jpg");
+    tokio::fs::write(&path, b"thumb").await.unwrap();
+    let thumb = client.upload_temp_media(MediaType::Thumb, MediaFile::from_path(&path).await.unwrap()).await.unwrap();
+    assert_eq!(platform.media(&thumb.media_id).unwrap().data, &b"thumb"[..]);
+    tokio::fs::remove_dir_all(&dir).await.unwrap();
+
+    let video = client.upload_temp_media(MediaType::Video, MediaFile::from_bytes("v.mp4", vec![0; 16])).await.unwrap();
+    let mut out = Vec::new();
+    assert!(matches!(client.download_temp_media(&video.media_id, &mut out).await.unwrap(), Download::VideoUrl(_)));
+    assert!(out.is_empty());
+    let err = client.download_temp_media("missing", &mut out).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrCode(40007)));
+
+    // An upload retried after a token error resends the whole body.
+    platform.inject_times("/cgi-bin/media/upload", wemp_testkit::platform::Fault::ErrCode(42001), 1);
+    let again = client.upload_temp_media(MediaType::Voice, MediaFile::from_bytes("a.mp3", vec![9; 4])).await.unwrap();
+    assert_eq!(platform.media(&again.media_id).unwrap().data, vec![9; 4]);
+
+    let url = client.upload_article_image(MediaFile::from_bytes("p.png", vec![1])).await.unwrap();
+    assert!(url.starts_with("http://mmbiz.qpic.cn/"), "{url}");
+}
+
+#[tokio::test]
+async fn permanent_material_drafts_and_publishing() {
+    let (platform, client) = setup().await;
+    let img = client.add_material(MediaType::Image, MediaFile::from_bytes("i.png", vec![7; 3]), None).await.unwrap();
+    assert!(img.url.is_some());
+    let vid =
+        client.add_material(MediaType::Video, MediaFile::from_bytes("v.mp4", vec![0; 3]), Some(("T", "I"))).await.unwrap();
+    let desc = &platform.last_request("/cgi-bin/material/add_material").unwrap().parts[1];
+    assert_eq!(desc.name, "description");
+    assert_eq!(serde_json::from_slice::<Value>(&desc.data).unwrap(), json!({ "title": "T", "introduction": "I" }));
+    let count = client.material_count().await.unwrap();
+    assert_eq!((count.image_count, count.video_count), (1, 1));
+    let mut out = Vec::new();
+    assert!(matches!(client.get_material(&img.media_id, &mut out).await.unwrap(), Download::Written { bytes: 3, .. }));
+    assert_eq!(out, vec![7; 3]);
+    assert_eq!(body(&platform, "/cgi-bin/material/get_material"), json!({ "media_id": img.media_id }));
+    match client.get_material(&vid.media_id, &mut out).await.unwrap() {
+        Download::Video { title, .. } => assert_eq!(title, "T"),
+        other => panic!("{other:?}"),
+    }
+    let page = client.list_materials(MediaType::Image, 0, 20).await.unwrap();
+    assert_eq!((page.total_count, page.item[0].media_id.as_str()), (1, img.media_id.as_str()));
+    client.delete_material(&img.media_id).await.unwrap();
+    assert_eq!(client.material_count().await.unwrap().image_count, 0);
+
+    let article = Article::new("Title", "<p>hi</p>", &img.media_id);
+    let draft = client.add_draft(std::slice::from_ref(&article)).await.unwrap();
+    assert_eq!(body(&platform, "/cgi-bin/draft/add")["articles"][0]["title"], "Title");
+    assert_eq!(client.get_draft(&draft).await.unwrap(), [article.clone()]);
+    let edited = Article { author: Some("me".into()), ..article.clone() };
+    client.update_draft(&draft, 0, &edited).await.unwrap();
+    assert_eq!(client.get_draft(&draft).await.unwrap()[0].author.as_deref(), Some("me"));
+    assert_eq!(client.draft_count().await.unwrap(), 1);
+    assert_eq!(client.list_drafts(0, 20, false).await.unwrap().item[0].media_id.as_deref(), Some(draft.as_str()));
+
+    let ticket = client.publish(&draft).await.unwrap();
+    let status = client.publish_status(&ticket.publish_id).await.unwrap();
+    assert_eq!(status.publish_status, 0);
+    let article_id = status.article_id.unwrap();
+    assert_eq!(client.get_published(&article_id).await.unwrap()[0].title, "Title");
+    assert_eq!(client.list_published(0, 20, false).await.unwrap().total_count, 1);
+    client.delete_published(&article_id, 0).await.unwrap();
+    assert_eq!(client.draft_count().await.unwrap(), 0);
+    let second = client.add_draft(&[article]).await.unwrap();
+    client.delete_draft(&second).await.unwrap();
+    assert_eq!(client.get_draft(&second).await.unwrap_err().code(), Some(ErrCode(40007)));
+}
+
+#[tokio::test]
+async fn mass_sending() {
+    let (platform, client) = setup().await;
+    let sent = client.mass_send_to_tag(Some(2), &MassContent::MpNews("n1".into())).await.unwrap();
+    assert_eq!(
+        body(&platform, "/cgi-bin/message/mass/sendall"),
+        json!({ "filter": { "is_to_all": false, "tag_id": 2 }, "msgtype": "mpnews", "mpnews": { "media_id": "n1" }, "send_ignore_reprint": 0 })
+    );
+    client.mass_send_to_tag(None, &MassContent::Text("all".into())).await.unwrap();
+    assert_eq!(body(&platform, "/cgi-bin/message/mass/sendall")["filter"], json!({ "is_to_all": true }));
+    client.mass_send_to_users(&["o1", "o2"], &MassContent::Video("v".into())).await.unwrap();
+    assert_eq!(
+        body(&platform, "/cgi-bin/message/mass/send"),
+        json!({ "touser": ["o1", "o2"], "msgtype": "mpvideo", "mpvideo": { "media_id": "v" } })
+    );
+    client.mass_preview("o1", &MassContent::Image("i".into())).await.unwrap();
+    assert_eq!(body(&platform, "/cgi-bin/message/mass/preview")["image"]["media_id"], "i");
+    assert_eq!(client.mass_status(sent.msg_id).await.unwrap(), "SEND_SUCCESS");
+    client.mass_delete(sent.msg_id, None).await.unwrap();
+    assert_eq!(client.mass_status(sent.msg_id).await.unwrap_err().code(), Some(ErrCode(40007)));
+    client.set_mass_speed(2).await.unwrap();
+    assert_eq!(client.mass_speed().await.unwrap().speed, 2);
+}
+
+#[tokio::test]
+async fn qr_codes_and_short_keys() {
+    let (platform, client) = setup().await;
+    let t = client.create_qrcode(&QrCode::temporary(Scene::Id(42), Duration::from_secs(600))).await.unwrap();
+    assert_eq!(
+        body(&platform, "/cgi-bin/qrcode/create"),
+        json!({ "expire_seconds": 600, "action_name": "QR_SCENE", "action_info": { "scene": { "scene_id": 42 } } })
+    );
+    assert_eq!(t.expire_seconds, Some(600));
+    let p = client.create_qrcode(&QrCode::permanent(Scene::Str("shop/1".into()))).await.unwrap();
+    assert_eq!(body(&platform, "/cgi-bin/qrcode/create")["action_name"], "QR_LIMIT_STR_SCENE");
+    assert_eq!(p.expire_seconds, None);
+    let url = client.qrcode_image_url(&p.ticket);
+    assert!(url.starts_with(&format!("{}/cgi-bin/showqrcode?ticket=", platform.url())));
+    let image = reqwest::get(&url).await.unwrap();
+    assert_eq!(image.headers()["content-type"], "image/jpeg");
+
+    let key = client.short_key("long data", Duration::from_secs(3600)).await.unwrap();
+    let data = client.fetch_short_key(&key).await.unwrap();
+    assert_eq!((data.long_data.as_str(), data.expire_seconds), ("long data", 3600));
+}
+
+#[tokio::test]
+async fn oauth_code_exchange_refresh_userinfo_and_check() {
+    let (platform, client) = setup().await;
+    platform.set_oauth_user(FakeUser { nickname: "Ann".into(), ..FakeUser::new("o-ann") });
+    let url = client.authorize_url("http://app.local/cb", Scope::UserInfo, "xyz");
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let resp = http.get(&url).send().await.unwrap();
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with("http://app.local/cb?code="), "{location}");
+    assert!(location.ends_with("&state=xyz"));
+    let code = location.split("code=").nth(1).unwrap().split('&').next().unwrap();
+
+    let token = client.exchange_code(code).await.unwrap_or_else(|e| panic!("{e} {location} {:?}", platform.requests()));
+    assert_eq!((token.openid.as_str(), token.scope.as_str()), ("o-ann", "snsapi_userinfo"));
+    let q = &platform.last_request("/sns/oauth2/access_token").unwrap().query;
+    assert_eq!((q["grant_type"].as_str(), q["appid"].clone()), ("authorization_code", platform.appid()));
+    assert!(!format!("{token:?}").contains(&token.access_token));
+    assert_eq!(client.exchange_code(code).await.unwrap_err().code(), Some(ErrCode::INVALID_CODE), "codes are single-use");
+
+    assert_eq!(client.oauth_user_info(&token).await.unwrap().nickname, "Ann");
+    assert!(client.check_user_token(&token).await.unwrap());
+    let refreshed = client.refresh_user_token(&token.refresh_token).await.unwrap();
+    assert_ne!(refreshed.access_token, token.access_token);
+    platform.advance(Duration::from_secs(7200));
+    assert!(!client.check_user_token(&refreshed).await.unwrap());
+
+    let base = client.exchange_code(&platform.oauth_code("o-ann", "snsapi_base")).await.unwrap();
+    platform.advance(Duration::from_secs(1));
+    assert_eq!(client.oauth_user_info(&base).await.unwrap_err().code(), Some(ErrCode::API_UNAUTHORIZED));
+}
+
+#[tokio::test]
+async fn jssdk_config_is_signed_with_the_cached_ticket() {
+    let (platform, client) = setup().await;
+    let cfg = client.jssdk_config("https://e.com/page?a=1#frag").await.unwrap();
+    let ticket = client.jsapi_ticket().await.unwrap();
+    assert_eq!(cfg.signature, wemp_client::jssdk::sign(&ticket, &cfg.nonce_str, cfg.timestamp, "https://e.com/page?a=1"));
+    assert_eq!(cfg.timestamp, platform.now_ms() / 1000);
+    assert_eq!(cfg.app_id, platform.appid());
+    assert_eq!(platform.requests_to("/cgi-bin/ticket/getticket").len(), 1);
+    assert_eq!(serde_json::to_value(&cfg).unwrap()["nonceStr"], cfg.nonce_str);
+}
+
+#[tokio::test]
+async fn operations() {
+    let (platform, client) = setup().await;
+    assert!(!client.callback_ips().await.unwrap().is_empty());
+    assert!(!client.api_domain_ips().await.unwrap().is_empty());
+    let check = client.check_network("all", "DEFAULT").await.unwrap();
+    assert_eq!((check.dns.len(), check.ping.len()), (1, 1));
+    assert_eq!(body(&platform, "/cgi-bin/callback/check"), json!({ "action": "all", "check_operator": "DEFAULT" }));
+    client.clear_quota().await.unwrap();
+    assert_eq!(body(&platform, "/cgi-bin/clear_quota"), json!({ "appid": platform.appid() }));
+    let quota = client.quota("/cgi-bin/getcallbackip").await.unwrap();
+    assert_eq!(quota.used, 1);
+
+    platform.inject_times("/cgi-bin/get_api_domain_ip", wemp_testkit::platform::Fault::QUOTA, 1);
+    let Error::Api(e) = client.api_domain_ips().await.unwrap_err() else { panic!() };
+    let info = client.query_rid(e.rid().unwrap()).await.unwrap();
+    assert_eq!(info.request_url, "/cgi-bin/get_api_domain_ip");
+}
+
+#[tokio::test]
+async fn generic_escape_hatch_injects_the_token_and_keeps_the_retry_rules() {
+    let (platform, client) = setup().await;
+    platform.script("/cgi-bin/not/typed", json!({ "errcode": 0, "answer": 42 }));
+    platform.inject_times("/cgi-bin/not/typed", wemp_testkit::platform::Fault::BUSY, 1);
+    let v: Value = client.get("/cgi-bin/not/typed", &[("x", "1")]).await.unwrap();
+    assert_eq!(v["answer"], 42);
+    let reqs = platform.requests_to("/cgi-bin/not/typed");
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[1].query["x"], "1");
+    assert!(reqs[1].access_token().is_some());
+
+    let v: Value = client.post_json("/cgi-bin/not/typed", &json!({ "k": "v" })).await.unwrap();
+    assert_eq!(v["answer"], 42);
+    assert_eq!(body(&platform, "/cgi-bin/not/typed"), json!({ "k": "v" }));
+
+    platform.script("/cgi-bin/up", json!({ "ok": true }));
+    let form = wemp_client::media::Upload::new().text("a", "b").file("f", MediaFile::from_bytes("x.bin", vec![1]));
+    let v: Value = client.upload("/cgi-bin/up", &[("type", "x")], &form).await.unwrap();
+    assert_eq!(v["ok"], true);
+    let parts = platform.last_request("/cgi-bin/up").unwrap().parts;
+    assert_eq!((parts[0].name.as_str(), &parts[0].data[..]), ("a", &b"b"[..]));
+
+    let err = client.get::<Value>("/cgi-bin/unknown", &[]).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrCode(40066)));
+    platform.script("/cgi-bin/bad", json!({ "n": "x" }));
+    #[derive(serde::Deserialize, Debug)]
+    struct N {
+        #[allow(dead_code)]
+        n: u32,
+    }
+    assert!(matches!(client.get::<N>("/cgi-bin/bad", &[]).await.unwrap_err(), Error::Decode { .. }));
+}

@@ -113,7 +113,9 @@ fn authorize(w: &mut World, r: &Recorded) -> Answer {
     }
     let sep = if redirect.contains('?') { '&' } else { '?' };
     let state = q(r, "state");
-    let enc = |v: &str| percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string();
+    const SET: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'_').remove(b'-').remove(b'.').remove(b'~');
+    let enc = |v: &str| percent_encoding::utf8_percent_encode(v, SET).to_string();
     match w.oauth_user.clone() {
         Some((openid, _)) => {
             let code = w.next_id("CODE_");
@@ -204,7 +206,8 @@ fn user_json(u: &FakeUser) -> Value {
 /// One page of `ids` after `after` (exclusive), in WeChat's `{total, count, data, next_openid}` shape.
 fn page(ids: Vec<String>, after: &str, size: usize) -> Value {
     let total = ids.len();
-    let rest: Vec<String> = ids.into_iter().filter(|id| after.is_empty() || id.as_str() > after).take(size).collect();
+    let rest: Vec<String> =
+        ids.into_iter().filter(|id| after.is_empty() || id.as_str() > after).take(size).collect();
     let next = rest.last().cloned().unwrap_or_default();
     json!({ "total": total, "count": rest.len(), "data": { "openid": rest }, "next_openid": next })
 }
@@ -309,7 +312,9 @@ fn api(w: &mut World, path: &str, r: &Recorded, body: &Value) -> Answer {
             "Typing" | "CancelTyping" if !s(body, "touser").is_empty() => ok(),
             _ => err(47001),
         },
-        "/cgi-bin/customservice/getkflist" => json!({ "kf_list": w.kf.values().cloned().collect::<Vec<_>>() }),
+        "/cgi-bin/customservice/getkflist" => {
+            json!({ "kf_list": w.kf.values().cloned().collect::<Vec<_>>() })
+        }
         "/cgi-bin/customservice/getonlinekflist" => {
             let online: Vec<Value> = w
                 .kf
@@ -449,11 +454,8 @@ fn api(w: &mut World, path: &str, r: &Recorded, body: &Value) -> Answer {
         },
         "/cgi-bin/menu/get" => match &w.menu {
             Some(m) => {
-                let cond: Vec<Value> = w
-                    .conditional
-                    .iter()
-                    .map(|(id, c)| with(c.clone(), json!({ "menuid": id })))
-                    .collect();
+                let cond: Vec<Value> =
+                    w.conditional.iter().map(|(id, c)| with(c.clone(), json!({ "menuid": id }))).collect();
                 let mut v = json!({ "menu": with(m.clone(), json!({ "menuid": 1 })) });
                 if !cond.is_empty() {
                     v["conditionalmenu"] = json!(cond);
@@ -681,8 +683,12 @@ fn api(w: &mut World, path: &str, r: &Recorded, body: &Value) -> Answer {
         }
         "/cgi-bin/material/batchget_material" => {
             let kind = s(body, "type");
-            let mut items: Vec<(String, StoredMedia)> =
-                w.media.iter().filter(|(_, m)| m.permanent && m.kind == kind).map(|(k, m)| (k.clone(), m.clone())).collect();
+            let mut items: Vec<(String, StoredMedia)> = w
+                .media
+                .iter()
+                .filter(|(_, m)| m.permanent && m.kind == kind)
+                .map(|(k, m)| (k.clone(), m.clone()))
+                .collect();
             items.sort_by(|a, b| a.0.cmp(&b.0));
             let total = items.len();
             let items = items
@@ -724,7 +730,9 @@ fn api(w: &mut World, path: &str, r: &Recorded, body: &Value) -> Answer {
             let items: Vec<Value> = w
                 .drafts
                 .iter()
-                .map(|(id, (a, t))| json!({ "media_id": id, "content": { "news_item": a }, "update_time": t }))
+                .map(
+                    |(id, (a, t))| json!({ "media_id": id, "content": { "news_item": a }, "update_time": t }),
+                )
                 .collect();
             let total = items.len();
             articles_page(items, body, total)
@@ -840,7 +848,8 @@ fn api(w: &mut World, path: &str, r: &Recorded, body: &Value) -> Answer {
             } else {
                 let ticket = w.next_id("gQ");
                 let temporary = !action.contains("LIMIT");
-                let expire = temporary.then(|| body["expire_seconds"].as_u64().unwrap_or(60).clamp(60, 2_592_000));
+                let expire =
+                    temporary.then(|| body["expire_seconds"].as_u64().unwrap_or(60).clamp(60, 2_592_000));
                 w.qrcodes.insert(ticket.clone(), body.clone());
                 json!({ "ticket": ticket, "expire_seconds": expire, "url": format!("http://weixin.qq.com/q/{ticket}") })
             }
@@ -894,7 +903,10 @@ fn api(w: &mut World, path: &str, r: &Recorded, body: &Value) -> Answer {
                 err(76021)
             } else {
                 let used = w.requests.iter().filter(|x| x.path == cgi).count();
-                with(ok(), json!({ "quota": { "daily_limit": 100_000, "used": used, "remain": 100_000 - used } }))
+                with(
+                    ok(),
+                    json!({ "quota": { "daily_limit": 100_000, "used": used, "remain": 100_000 - used } }),
+                )
             }
         }
         "/cgi-bin/openapi/rid/get" => {
