@@ -119,11 +119,6 @@ impl SqliteDatabase {
         self.path.as_deref().map(PathBuf::as_path)
     }
 
-    /// The schema version now in the file.
-    pub fn schema_version(&self) -> usize {
-        MIGRATIONS.len()
-    }
-
     /// The message log stored in this database.
     pub fn message_log(&self) -> SqliteMessageLog {
         SqliteMessageLog { db: self.clone() }

@@ -123,7 +123,11 @@ pub struct LogWriter {
 }
 
 impl LogWriter {
-    /// Starts the background task writing to `log`. Must be called inside a tokio runtime.
+    /// Starts the background task writing to `log`.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
     pub fn spawn(log: Arc<dyn MessageLog>, config: LogWriterConfig) -> Self {
         let (tx, rx) = mpsc::channel(config.capacity.max(1));
         let stats = LogWriterStats::default();
