@@ -418,3 +418,76 @@ impl SessionStore for SqliteSessionStore {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct TempFile(PathBuf);
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = self.0.clone().into_os_string();
+                p.push(suffix);
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+
+    fn temp_file(name: &str) -> TempFile {
+        TempFile(std::env::temp_dir().join(format!("wemp-sqlite-{name}-{}.db", std::process::id())))
+    }
+
+    #[tokio::test]
+    async fn reopen_keeps_data_and_schema() {
+        let file = temp_file("reopen");
+        let log = SqliteMessageLog::open(&file.0).await.unwrap();
+        let entry = LogEntry { appid: "wx1".into(), msg_id: Some(u64::MAX), ..LogEntry::default() };
+        log.append(std::slice::from_ref(&entry)).await.unwrap();
+        drop(log);
+
+        let db = SqliteDatabase::open(&file.0).await.unwrap();
+        let rows = db.message_log().query(&LogQuery::default()).await.unwrap();
+        assert_eq!(rows, [(1, entry)]);
+        let (mode, version) = db
+            .call(|c| {
+                let mode: String =
+                    c.pragma_query_value(None, "journal_mode", |r| r.get(0)).map_err(sql_err)?;
+                let version: usize =
+                    c.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql_err)?;
+                Ok((mode, version))
+            })
+            .await
+            .unwrap();
+        assert_eq!((mode.as_str(), version), ("wal", MIGRATIONS.len()));
+    }
+
+    #[tokio::test]
+    async fn refuses_a_newer_schema() {
+        let file = temp_file("newer");
+        let db = SqliteDatabase::open(&file.0).await.unwrap();
+        db.call(|c| c.pragma_update(None, "user_version", MIGRATIONS.len() + 1).map_err(sql_err))
+            .await
+            .unwrap();
+        drop(db);
+        let err = SqliteDatabase::open(&file.0).await.unwrap_err();
+        assert!(err.to_string().contains("newer than this wemp"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn delete_before_and_purge() {
+        let db = SqliteDatabase::open_in_memory().unwrap();
+        let log = db.message_log();
+        let at = |ms| LogEntry { received_at_ms: ms, ..LogEntry::default() };
+        log.append(&[at(1), at(2), at(3)]).await.unwrap();
+        assert_eq!(log.delete_before(3).await.unwrap(), 2);
+        assert_eq!(log.query(&LogQuery::default()).await.unwrap(), [(3, at(3))]);
+
+        let sessions = db.session_store();
+        sessions.save("gone", &serde_json::json!(1), 0, Duration::ZERO).await.unwrap();
+        sessions.save("kept", &serde_json::json!(2), 0, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(sessions.purge_expired().await.unwrap(), 1);
+        assert_eq!(sessions.load("kept").await.unwrap().unwrap().version, 1);
+    }
+}
