@@ -66,3 +66,23 @@ async fn rejects_bad_schema_names() {
         assert!(err.to_string().contains("invalid schema name"), "{bad}: {err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention() {
+    use std::time::Duration;
+    use wemp_store::{LogEntry, LogQuery, MessageLog, SessionStore};
+    let Some((db, _)) = connect("retention").await else { return };
+    let log = db.message_log();
+    let at = |ms| LogEntry { received_at_ms: ms, ..LogEntry::default() };
+    log.append(&[at(1), at(2), at(3)]).await.unwrap();
+    assert_eq!(log.delete_before(3).await.unwrap(), 2);
+    let rows = log.query(&LogQuery::default()).await.unwrap();
+    assert_eq!(rows.into_iter().map(|(_, e)| e).collect::<Vec<_>>(), [at(3)]);
+
+    let sessions = db.session_store();
+    sessions.save("gone", &serde_json::json!(1), 0, Duration::ZERO).await.unwrap();
+    sessions.save("kept", &serde_json::json!(2), 0, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(sessions.purge_expired().await.unwrap(), 1);
+    assert_eq!(sessions.load("kept").await.unwrap().unwrap().version, 1);
+    db.drop_schema().await.unwrap();
+}
