@@ -116,7 +116,7 @@ struct Inner {
     nonce: Arc<dyn NonceSource>,
     metrics: Metrics,
     tasks: Arc<Tasks>,
-    local: Mutex<HashMap<String, Weak<Shared>>>,
+    local: Mutex<HashMap<Arc<str>, Weak<Shared>>>,
 }
 
 /// The WeChat callback endpoint: a [`tower::Service`] over `http::Request`, cheap to clone.
@@ -851,14 +851,21 @@ impl Inner {
         key: Option<String>,
     ) -> (Response<Body>, Outcome) {
         let shared = Arc::new(Shared::new(deadline));
-        if let Some(key) = &key {
-            self.local.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), Arc::downgrade(&shared));
-        }
         let inbound = Inbound::new(incoming, account.clone(), mode, Ctx::from_shared(shared.clone()));
         let (tx, mut rx) = oneshot::channel::<String>();
         let guard = TaskGuard::new(&self.tasks);
-        let task = self.clone().handle_in_task(inbound, key, tx, shared.clone(), guard);
-        tokio::spawn(task.instrument(tracing::Span::current()));
+        let key: Option<Arc<str>> = key.map(Into::into);
+        let mut task = Box::pin(self.clone().handle_in_task(inbound, key.clone(), tx, shared.clone(), guard));
+        // Most handlers finish at their first poll: run them here, and only hand the ones
+        // that wait for something to a task of their own (which outlives this request if
+        // WeChat hangs up).
+        let pending = std::future::poll_fn(|cx| Poll::Ready(task.as_mut().poll(cx).is_pending())).await;
+        if pending {
+            if let Some(key) = key {
+                self.local.lock().unwrap_or_else(|e| e.into_inner()).insert(key, Arc::downgrade(&shared));
+            }
+            tokio::spawn(task.instrument(tracing::Span::current()));
+        }
 
         let xml = tokio::select! {
             biased;
@@ -898,7 +905,7 @@ impl Inner {
     async fn handle_in_task(
         self: Arc<Self>,
         inbound: Inbound,
-        key: Option<String>,
+        key: Option<Arc<str>>,
         tx: oneshot::Sender<String>,
         shared: Arc<Shared>,
         _guard: TaskGuard,
@@ -973,8 +980,8 @@ impl Inner {
         }
         if let Some(key) = &key {
             let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
-            if local.get(key).is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&shared))) {
-                local.remove(key);
+            if local.get(&**key).is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&shared))) {
+                local.remove(&**key);
             }
         }
     }
