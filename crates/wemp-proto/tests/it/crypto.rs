@@ -227,3 +227,17 @@ fn encrypted_reply_is_signed_over_its_own_timestamp_and_nonce() {
     assert_eq!(parsed.open(&cipher(), TOKEN).unwrap(), PLAINTEXT);
     assert_eq!(parsed.open(&cipher(), "other").unwrap_err().reference_code().code(), -40001);
 }
+
+#[test]
+fn error_message_not_utf8() {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let good = cipher().encrypt("<xml>utf8</xml>", [0; 16]).unwrap();
+    let mut raw = b64.decode(&good).unwrap();
+    // Ciphertext byte 4 flips plaintext byte 20 (the message's first byte) and garbles only
+    // block 0, the ignored random prefix.
+    raw[4] ^= b'<' ^ 0xff;
+    let err = cipher().decrypt(&b64.encode(&raw)).unwrap_err();
+    assert_eq!(err, DecryptError::Utf8 { valid_up_to: 0 });
+    assert_eq!(err.reference_code().code(), -40008);
+}
