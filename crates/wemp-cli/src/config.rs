@@ -97,7 +97,7 @@ impl Default for ServerConfig {
 pub struct StorageConfig {
     /// The data directory; the SQLite database lives here unless `database` says otherwise.
     pub data_dir: PathBuf,
-    /// `sqlite://path` or `postgres://…`; default `sqlite://<data_dir>/wemp.db`.
+    /// `sqlite://path` or `postgres://…`; default `sqlite://DATA_DIR/wemp.db`.
     pub database: Option<String>,
     /// `redis://…` for dedup and tokens shared by several processes.
     pub redis: Option<String>,
@@ -474,7 +474,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
 /// The flags `serve` (and `doctor`, `log`) share. Flatten into a clap command.
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct ServeArgs {
-    /// The config file (default: <data-dir>/wemp.toml when it exists).
+    /// The config file (default: DATA_DIR/wemp.toml when it exists).
     #[arg(long, short = 'c', env = "WEMP_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address and port to listen on [default: 127.0.0.1:8080].
@@ -501,7 +501,7 @@ pub struct ServeArgs {
     /// Redis URL for shared dedup and tokens.
     #[arg(long)]
     pub redis: Option<String>,
-    /// Database URL: sqlite://path or postgres://… [default: sqlite://<data-dir>/wemp.db].
+    /// Database URL: sqlite://path or postgres://… [default: sqlite://DATA_DIR/wemp.db].
     #[arg(long)]
     pub database: Option<String>,
 }
@@ -563,7 +563,7 @@ impl Config {
         Self::from_toml_str(&src, &path.display().to_string())
     }
 
-    /// The configuration `serve` runs with: the file (`--config`, or `<data-dir>/wemp.toml`
+    /// The configuration `serve` runs with: the file (`--config`, or `DATA_DIR/wemp.toml`
     /// when it exists, or the embedded default), then `WEMP_*` variables from `env`, then
     /// the flags; validated as a whole. Returns the file it read, if any.
     ///
@@ -799,7 +799,7 @@ impl Config {
 
 /// Makes sure the first account has a token. When none is configured, generates one and
 /// saves it: into `config_file` when given (inserted as text, keeping its comments),
-/// otherwise into `<data_dir>/wemp.toml`, which is created with the demo rules.
+/// otherwise into `DATA_DIR/wemp.toml`, which is created with the demo rules.
 ///
 /// # Errors
 /// [`ConfigError::Io`] when the file cannot be read or written.

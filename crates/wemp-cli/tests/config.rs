@@ -1,0 +1,70 @@
+//! The shipped example config loads, and its rules answer as annotated.
+
+use std::path::Path;
+
+use wemp_cli::config::Config;
+use wemp_cli::rules::evaluate;
+use wemp_proto::{Incoming, Reply};
+
+fn example() -> Config {
+    Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/wemp.toml")).unwrap()
+}
+
+fn parse(body: &str) -> Incoming {
+    Incoming::parse(&format!(
+        "<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>{body}</xml>"
+    ))
+    .unwrap()
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let cfg = example();
+    assert_eq!(cfg.server.listen, "127.0.0.1:8080");
+    assert_eq!(cfg.accounts.len(), 1);
+    assert_eq!(cfg.accounts[0].token.as_deref(), Some("wempDemoToken2024"));
+    assert_eq!(cfg.account_path(0), "/wechat");
+    assert!(cfg.rules.len() >= 10);
+}
+
+#[test]
+fn the_example_rules_answer_as_documented() {
+    let rules = example().compiled_rules().unwrap();
+    let text = |c: &str| parse(&format!("<MsgType>text</MsgType><Content>{c}</Content><MsgId>1</MsgId>"));
+    let event = |e: &str, extra: &str| parse(&format!("<MsgType>event</MsgType><Event>{e}</Event>{extra}"));
+    assert_eq!(evaluate(&rules, &text("order 7")), Reply::text("Order 7 is on its way, o1."));
+    assert_eq!(evaluate(&rules, &text("what price?")), Reply::transfer_customer_service());
+    let spring = event("subscribe", "<EventKey>qrscene_spring</EventKey><Ticket>t</Ticket>");
+    assert!(matches!(evaluate(&rules, &spring), Reply::Text { content } if content.contains("spring")));
+    assert!(
+        matches!(evaluate(&rules, &event("CLICK", "<EventKey>NEWS</EventKey>")), Reply::News(a) if a.len() == 2)
+    );
+    assert!(matches!(evaluate(&rules, &event("CLICK", "<EventKey>MUSIC</EventKey>")), Reply::Music(_)));
+    assert_eq!(
+        evaluate(&rules, &event("CLICK", "<EventKey>CONTACT</EventKey>")),
+        Reply::transfer_to("support@example_wechat")
+    );
+    assert_eq!(evaluate(&rules, &event("VIEW", "<EventKey>https://e/</EventKey>")), Reply::None);
+    assert_eq!(
+        evaluate(
+            &rules,
+            &parse("<MsgType>image</MsgType><PicUrl>u</PicUrl><MediaId>m</MediaId><MsgId>1</MsgId>")
+        ),
+        Reply::image("THANKS_IMAGE_MEDIA_ID")
+    );
+    assert!(
+        matches!(evaluate(&rules, &text("zzz")), Reply::Text { content } if content.starts_with("Sorry"))
+    );
+}
+
+#[test]
+fn a_broken_copy_of_the_example_names_file_line_and_field() {
+    let src =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/wemp.toml")).unwrap();
+    let broken = src.replace("regex = '^order\\s+(\\d+)$'", "regex = '^order\\s+(\\d+$'");
+    assert_ne!(broken, src);
+    let line = broken.lines().position(|l| l.starts_with("regex = ")).unwrap() + 1;
+    let err = Config::from_toml_str(&broken, "wemp.toml").unwrap_err().to_string();
+    assert!(err.starts_with(&format!("wemp.toml:{line}: rules[")), "{err}");
+    assert!(err.contains("].regex: invalid regular expression"), "{err}");
+}
