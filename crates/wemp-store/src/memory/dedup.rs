@@ -36,9 +36,9 @@ struct Entry {
 
 #[derive(Default)]
 struct Inner {
-    entries: HashMap<Box<str>, Entry>,
+    entries: HashMap<Arc<str>, Entry>,
     /// Recency order: `seq` → key; the smallest `seq` is the least recently used.
-    order: BTreeMap<u64, Box<str>>,
+    order: BTreeMap<u64, Arc<str>>,
     next_seq: u64,
 }
 
@@ -64,7 +64,7 @@ impl Inner {
         self.remove(key);
         let seq = self.next_seq;
         self.next_seq += 1;
-        let key: Box<str> = key.into();
+        let key: Arc<str> = key.into();
         self.order.insert(seq, key.clone());
         self.entries.insert(key, Entry { state, expires, seq });
     }
@@ -177,13 +177,24 @@ impl DedupStore for MemoryDedupStore {
     async fn complete(&self, key: &str, reply: &str, ttl: Duration) -> Result<()> {
         let now = Instant::now();
         let reply: Arc<str> = reply.into();
+        let expires = now + ttl.max(MIN_REPLY_TTL);
         let mut inner = self.lock();
-        let previous = inner.remove(key);
-        inner.insert(key, State::Done(reply.clone()), now + ttl.max(MIN_REPLY_TTL));
-        let capacity = self.capacity;
-        inner.evict(capacity, now);
+        let previous = match inner.entries.get_mut(key) {
+            Some(entry) => {
+                entry.expires = expires;
+                Some(std::mem::replace(&mut entry.state, State::Done(reply.clone())))
+            }
+            None => None,
+        };
+        if previous.is_some() {
+            inner.touch(key);
+        } else {
+            inner.insert(key, State::Done(reply.clone()), expires);
+            let capacity = self.capacity;
+            inner.evict(capacity, now);
+        }
         drop(inner);
-        if let Some(Entry { state: State::InFlight(tx), .. }) = previous {
+        if let Some(State::InFlight(tx)) = previous {
             tx.send_replace(Some(reply));
         }
         Ok(())
