@@ -81,7 +81,10 @@ pub struct ClientBuilder {
 
 impl std::fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientBuilder").field("appid", &self.appid).field("base_url", &self.base).finish_non_exhaustive()
+        f.debug_struct("ClientBuilder")
+            .field("appid", &self.appid)
+            .field("base_url", &self.base)
+            .finish_non_exhaustive()
     }
 }
 
@@ -199,7 +202,9 @@ impl ClientBuilder {
         };
         let http = match self.http {
             Some(h) => h,
-            None => reqwest::Client::builder().timeout(self.timeout).build().map_err(|e| Error::http("", e))?,
+            None => {
+                reqwest::Client::builder().timeout(self.timeout).build().map_err(|e| Error::http("", e))?
+            }
         };
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryTokenStore::new()));
         let cache = |kind: &'static str| {
@@ -368,10 +373,15 @@ impl Client {
     }
 
     /// A call without the app's access token (OAuth2 user endpoints): only `-1` is retried.
-    pub(crate) async fn execute_plain(&self, path: &str, query: &[(&str, &str)]) -> Result<serde_json::Value> {
+    pub(crate) async fn execute_plain(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<serde_json::Value> {
         let mut busy = 0;
         loop {
-            let Answer::Json(value) = self.attempt(&Method::GET, path, query, &Payload::Empty, None, false).await?
+            let Answer::Json(value) =
+                self.attempt(&Method::GET, path, query, &Payload::Empty, None, false).await?
             else {
                 unreachable!("attempt returns JSON unless binary was asked for")
             };
@@ -452,8 +462,11 @@ impl Client {
         query: &[(&str, &str)],
         body: &B,
     ) -> Result<T> {
-        let bytes = serde_json::to_vec(body)
-            .map_err(|source| Error::Decode { path: path.to_owned(), source, body: "<request>".into() })?;
+        let bytes = serde_json::to_vec(body).map_err(|source| Error::Decode {
+            path: path.to_owned(),
+            source,
+            body: "<request>".into(),
+        })?;
         let v = self.call(Method::POST, path, query, Payload::Json(bytes.into())).await?;
         decode(path, v)
     }
@@ -474,7 +487,11 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn post_json<T: DeserializeOwned, B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<T> {
+    pub async fn post_json<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
         self.post_as(path, &[], body).await
     }
 
@@ -483,7 +500,12 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn upload<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)], form: &Upload) -> Result<T> {
+    pub async fn upload<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        form: &Upload,
+    ) -> Result<T> {
         let v = self.call(Method::POST, path, query, Payload::Form(form)).await?;
         decode(path, v)
     }

@@ -95,7 +95,9 @@ impl ErrCode {
                 "the daily quota of this API is used up: wait for tomorrow's reset or clear it \
                  with Client::clear_quota (itself limited per month)"
             }
-            45015 => "the user has not interacted within 48 hours: customer-service messages cannot reach them",
+            45015 => {
+                "the user has not interacted within 48 hours: customer-service messages cannot reach them"
+            }
             45047 => {
                 "too many customer-service messages since the user last wrote: wait for the user \
                  to write again"
@@ -104,7 +106,9 @@ impl ErrCode {
                 "this account is not authorized for this API: check the interface permissions \
                  page (verification or account type may be required)"
             }
-            40001 | 40014 | 42001 => "the access_token was refused; it was refreshed and the call retried once",
+            40001 | 40014 | 42001 => {
+                "the access_token was refused; it was refreshed and the call retried once"
+            }
             _ => return None,
         })
     }

@@ -17,5 +17,7 @@ pub use client::{Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MP_BASE_URL, D
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use error::{ApiError, ErrCode, Error, Result};
 pub use message::Delivery;
-pub use token::{AccessToken, ClassicToken, RemoteToken, RetryPolicy, StableToken, TokenPolicy, TokenProvider};
+pub use token::{
+    AccessToken, ClassicToken, RemoteToken, RetryPolicy, StableToken, TokenPolicy, TokenProvider,
+};
 pub use wemp_store::{CachedToken, TokenStore, memory::MemoryTokenStore};

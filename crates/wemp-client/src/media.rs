@@ -270,7 +270,11 @@ pub struct Article {
 
 impl Article {
     /// An article with a title, HTML content and cover.
-    pub fn new(title: impl Into<String>, content: impl Into<String>, thumb_media_id: impl Into<String>) -> Self {
+    pub fn new(
+        title: impl Into<String>,
+        content: impl Into<String>,
+        thumb_media_id: impl Into<String>,
+    ) -> Self {
         Self {
             title: title.into(),
             content: content.into(),
@@ -357,7 +361,8 @@ impl Client {
     /// # Errors
     /// As [`Client::get`].
     pub async fn upload_temp_media(&self, kind: MediaType, file: MediaFile) -> Result<TempMedia> {
-        self.upload("/cgi-bin/media/upload", &[("type", kind.as_str())], &Upload::new().file("media", file)).await
+        self.upload("/cgi-bin/media/upload", &[("type", kind.as_str())], &Upload::new().file("media", file))
+            .await
     }
 
     /// Downloads temporary media (`GET /cgi-bin/media/get`), streaming it to `out`. A video
@@ -422,7 +427,11 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::download_temp_media`].
-    pub async fn get_material<W: AsyncWrite + Unpin + ?Sized>(&self, media_id: &str, out: &mut W) -> Result<Download> {
+    pub async fn get_material<W: AsyncWrite + Unpin + ?Sized>(
+        &self,
+        media_id: &str,
+        out: &mut W,
+    ) -> Result<Download> {
         const PATH: &str = "/cgi-bin/material/get_material";
         let body = serde_json::to_vec(&serde_json::json!({ "media_id": media_id })).unwrap_or_default();
         match self.execute(Method::POST, PATH, &[], Payload::Json(body.into()), true).await? {
@@ -440,7 +449,11 @@ impl Client {
                     down_url: String,
                 }
                 let video: Video = decode(PATH, v)?;
-                Ok(Download::Video { title: video.title, description: video.description, down_url: video.down_url })
+                Ok(Download::Video {
+                    title: video.title,
+                    description: video.description,
+                    down_url: video.down_url,
+                })
             }
         }
     }
@@ -485,7 +498,8 @@ impl Client {
     /// # Errors
     /// As [`Client::get`].
     pub async fn get_draft(&self, media_id: &str) -> Result<Vec<Article>> {
-        let n: NewsItems = self.post_as("/cgi-bin/draft/get", &[], &serde_json::json!({ "media_id": media_id })).await?;
+        let n: NewsItems =
+            self.post_as("/cgi-bin/draft/get", &[], &serde_json::json!({ "media_id": media_id })).await?;
         Ok(n.news_item)
     }
 
@@ -524,7 +538,8 @@ impl Client {
     /// # Errors
     /// As [`Client::get`].
     pub async fn list_drafts(&self, offset: u32, count: u32, no_content: bool) -> Result<ArticlePage> {
-        let body = serde_json::json!({ "offset": offset, "count": count, "no_content": u8::from(no_content) });
+        let body =
+            serde_json::json!({ "offset": offset, "count": count, "no_content": u8::from(no_content) });
         self.post_as("/cgi-bin/draft/batchget", &[], &body).await
     }
 
@@ -549,8 +564,11 @@ impl Client {
     /// # Errors
     /// As [`Client::get`].
     pub async fn delete_published(&self, article_id: &str, index: u32) -> Result<()> {
-        self.post_ok("/cgi-bin/freepublish/delete", &serde_json::json!({ "article_id": article_id, "index": index }))
-            .await
+        self.post_ok(
+            "/cgi-bin/freepublish/delete",
+            &serde_json::json!({ "article_id": article_id, "index": index }),
+        )
+        .await
     }
 
     /// The articles of a published item.
@@ -558,8 +576,9 @@ impl Client {
     /// # Errors
     /// As [`Client::get`].
     pub async fn get_published(&self, article_id: &str) -> Result<Vec<Article>> {
-        let n: NewsItems =
-            self.post_as("/cgi-bin/freepublish/getarticle", &[], &serde_json::json!({ "article_id": article_id })).await?;
+        let n: NewsItems = self
+            .post_as("/cgi-bin/freepublish/getarticle", &[], &serde_json::json!({ "article_id": article_id }))
+            .await?;
         Ok(n.news_item)
     }
 
@@ -568,7 +587,8 @@ impl Client {
     /// # Errors
     /// As [`Client::get`].
     pub async fn list_published(&self, offset: u32, count: u32, no_content: bool) -> Result<ArticlePage> {
-        let body = serde_json::json!({ "offset": offset, "count": count, "no_content": u8::from(no_content) });
+        let body =
+            serde_json::json!({ "offset": offset, "count": count, "no_content": u8::from(no_content) });
         self.post_as("/cgi-bin/freepublish/batchget", &[], &body).await
     }
 
@@ -586,11 +606,8 @@ async fn stream_to<W: AsyncWrite + Unpin + ?Sized>(
     resp: reqwest::Response,
     out: &mut W,
 ) -> Result<Download> {
-    let content_type = resp
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let content_type =
+        resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let mut stream = resp.bytes_stream();
     let mut written = 0u64;
     while let Some(chunk) = stream.next().await {

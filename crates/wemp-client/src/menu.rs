@@ -46,7 +46,7 @@ pub struct Button {
     pub pagepath: Option<String>,
     /// Children (at most 5) of a parent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub sub_button: Vec<Button>,
+    pub sub_button: Vec<Self>,
 }
 
 impl Button {
@@ -190,8 +190,9 @@ impl Client {
         struct Id {
             menuid: Value,
         }
-        let id: Id =
-            self.post_as("/cgi-bin/menu/addconditional", &[], &json!({ "button": buttons, "matchrule": rule })).await?;
+        let id: Id = self
+            .post_as("/cgi-bin/menu/addconditional", &[], &json!({ "button": buttons, "matchrule": rule }))
+            .await?;
         Ok(match id.menuid {
             Value::String(s) => s,
             other => other.to_string(),

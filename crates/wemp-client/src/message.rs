@@ -329,7 +329,12 @@ impl TemplateMessage {
     }
 
     /// Adds a colored field.
-    pub fn colored(mut self, key: impl Into<String>, value: impl Into<String>, color: impl Into<String>) -> Self {
+    pub fn colored(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+        color: impl Into<String>,
+    ) -> Self {
         self.data.insert(key.into(), TemplateValue { value: value.into(), color: Some(color.into()) });
         self
     }
@@ -395,7 +400,13 @@ pub struct SubscribeMessage {
 impl SubscribeMessage {
     /// A notification with no fields yet.
     pub fn new(touser: impl Into<String>, template_id: impl Into<String>) -> Self {
-        Self { touser: touser.into(), template_id: template_id.into(), page: None, miniprogram: None, data: BTreeMap::new() }
+        Self {
+            touser: touser.into(),
+            template_id: template_id.into(),
+            page: None,
+            miniprogram: None,
+            data: BTreeMap::new(),
+        }
     }
 
     /// Adds a field.
@@ -561,7 +572,11 @@ impl Client {
     /// # Errors
     /// As [`Client::get`].
     pub async fn add_kf_account(&self, kf_account: &str, nickname: &str) -> Result<()> {
-        self.post_ok("/customservice/kfaccount/add", &json!({ "kf_account": kf_account, "nickname": nickname })).await
+        self.post_ok(
+            "/customservice/kfaccount/add",
+            &json!({ "kf_account": kf_account, "nickname": nickname }),
+        )
+        .await
     }
 
     /// Renames an agent account.
@@ -569,8 +584,11 @@ impl Client {
     /// # Errors
     /// As [`Client::get`].
     pub async fn update_kf_account(&self, kf_account: &str, nickname: &str) -> Result<()> {
-        self.post_ok("/customservice/kfaccount/update", &json!({ "kf_account": kf_account, "nickname": nickname }))
-            .await
+        self.post_ok(
+            "/customservice/kfaccount/update",
+            &json!({ "kf_account": kf_account, "nickname": nickname }),
+        )
+        .await
     }
 
     /// Deletes an agent account.
@@ -586,7 +604,11 @@ impl Client {
     /// # Errors
     /// As [`Client::get`].
     pub async fn create_kf_session(&self, kf_account: &str, openid: &str) -> Result<()> {
-        self.post_ok("/customservice/kfsession/create", &json!({ "kf_account": kf_account, "openid": openid })).await
+        self.post_ok(
+            "/customservice/kfsession/create",
+            &json!({ "kf_account": kf_account, "openid": openid }),
+        )
+        .await
     }
 
     /// Ends a session.
@@ -594,7 +616,8 @@ impl Client {
     /// # Errors
     /// As [`Client::get`].
     pub async fn close_kf_session(&self, kf_account: &str, openid: &str) -> Result<()> {
-        self.post_ok("/customservice/kfsession/close", &json!({ "kf_account": kf_account, "openid": openid })).await
+        self.post_ok("/customservice/kfsession/close", &json!({ "kf_account": kf_account, "openid": openid }))
+            .await
     }
 
     /// The agent a user is talking to, if any.
@@ -620,7 +643,10 @@ impl Client {
         struct L {
             sessionlist: Vec<KfSession>,
         }
-        Ok(self.get_as::<L>("/customservice/kfsession/getsessionlist", &[("kf_account", kf_account)]).await?.sessionlist)
+        Ok(self
+            .get_as::<L>("/customservice/kfsession/getsessionlist", &[("kf_account", kf_account)])
+            .await?
+            .sessionlist)
     }
 
     /// Users waiting for an agent.
@@ -755,8 +781,11 @@ impl Client {
     /// # Errors
     /// As [`Client::get`].
     pub async fn mass_delete(&self, msg_id: i64, article_idx: Option<u32>) -> Result<()> {
-        self.post_ok("/cgi-bin/message/mass/delete", &json!({ "msg_id": msg_id, "article_idx": article_idx.unwrap_or(0) }))
-            .await
+        self.post_ok(
+            "/cgi-bin/message/mass/delete",
+            &json!({ "msg_id": msg_id, "article_idx": article_idx.unwrap_or(0) }),
+        )
+        .await
     }
 
     /// The state of a mass message (`SEND_SUCCESS`, `SENDING`, `SEND_FAIL`, `DELETE`).
@@ -768,7 +797,10 @@ impl Client {
         struct S {
             msg_status: String,
         }
-        Ok(self.post_as::<S, _>("/cgi-bin/message/mass/get", &[], &json!({ "msg_id": msg_id })).await?.msg_status)
+        Ok(self
+            .post_as::<S, _>("/cgi-bin/message/mass/get", &[], &json!({ "msg_id": msg_id }))
+            .await?
+            .msg_status)
     }
 
     /// The mass-sending speed.

@@ -100,10 +100,9 @@ impl Client {
     }
 
     fn secret(&self) -> Result<&str> {
-        self.inner
-            .secret
-            .as_deref()
-            .ok_or_else(|| Error::Invalid("OAuth2 code exchange needs the AppSecret; set ClientBuilder::secret".into()))
+        self.inner.secret.as_deref().ok_or_else(|| {
+            Error::Invalid("OAuth2 code exchange needs the AppSecret; set ClientBuilder::secret".into())
+        })
     }
 
     /// Exchanges the `code` from the redirect for a user token.
@@ -128,8 +127,11 @@ impl Client {
     /// As [`Client::exchange_code`].
     pub async fn refresh_user_token(&self, refresh_token: &str) -> Result<UserToken> {
         const PATH: &str = "/sns/oauth2/refresh_token";
-        let query =
-            [("appid", self.inner.appid.as_str()), ("grant_type", "refresh_token"), ("refresh_token", refresh_token)];
+        let query = [
+            ("appid", self.inner.appid.as_str()),
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ];
         decode(PATH, self.execute_plain(PATH, &query).await?)
     }
 
@@ -139,7 +141,11 @@ impl Client {
     /// As [`Client::exchange_code`].
     pub async fn oauth_user_info(&self, token: &UserToken) -> Result<OAuthUser> {
         const PATH: &str = "/sns/userinfo";
-        let query = [("access_token", token.access_token.as_str()), ("openid", token.openid.as_str()), ("lang", "zh_CN")];
+        let query = [
+            ("access_token", token.access_token.as_str()),
+            ("openid", token.openid.as_str()),
+            ("lang", "zh_CN"),
+        ];
         decode(PATH, self.execute_plain(PATH, &query).await?)
     }
 

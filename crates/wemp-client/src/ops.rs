@@ -100,7 +100,8 @@ impl Client {
     /// # Errors
     /// As [`Client::get`].
     pub async fn check_network(&self, action: &str, operator: &str) -> Result<NetworkCheck> {
-        self.post_as("/cgi-bin/callback/check", &[], &json!({ "action": action, "check_operator": operator })).await
+        self.post_as("/cgi-bin/callback/check", &[], &json!({ "action": action, "check_operator": operator }))
+            .await
     }
 
     /// Resets the account's API call counts (itself limited to a few times a month).
@@ -120,7 +121,10 @@ impl Client {
         struct Q {
             quota: Quota,
         }
-        Ok(self.post_as::<Q, _>("/cgi-bin/openapi/quota/get", &[], &json!({ "cgi_path": cgi_path })).await?.quota)
+        Ok(self
+            .post_as::<Q, _>("/cgi-bin/openapi/quota/get", &[], &json!({ "cgi_path": cgi_path }))
+            .await?
+            .quota)
     }
 
     /// Looks up a failed request by the `rid` from its `errmsg` (see [`ApiError::rid`](crate::ApiError::rid)).

@@ -90,7 +90,11 @@ impl Client {
 
     /// The image URL of a ticket (`https://mp.weixin.qq.com/cgi-bin/showqrcode?ticket=…`).
     pub fn qrcode_image_url(&self, ticket: &str) -> String {
-        format!("{}/cgi-bin/showqrcode?ticket={}", self.inner.mp_base, utf8_percent_encode(ticket, NON_ALPHANUMERIC))
+        format!(
+            "{}/cgi-bin/showqrcode?ticket={}",
+            self.inner.mp_base,
+            utf8_percent_encode(ticket, NON_ALPHANUMERIC)
+        )
     }
 
     /// Turns long data into a short key (`expire` at most 30 days).

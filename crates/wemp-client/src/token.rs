@@ -224,7 +224,9 @@ pub(crate) fn parse_token(path: &str, bytes: &[u8], field: &str) -> Result<Fetch
         body: "<withheld: token endpoint>".into(),
     })?;
     if raw.errcode != 0 {
-        return Err(ApiError { code: ErrCode(raw.errcode), message: raw.errmsg, path: path.to_owned() }.into());
+        return Err(
+            ApiError { code: ErrCode(raw.errcode), message: raw.errmsg, path: path.to_owned() }.into()
+        );
     }
     match raw.rest.get(field).and_then(|v| v.as_str()) {
         Some(value) if !value.is_empty() => {
@@ -526,7 +528,8 @@ impl TokenCache {
         };
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let now = self.clock.now_ms();
-        let token = CachedToken { value: fetched.value, expires_at_ms: now.saturating_add(ms(fetched.expires_in)) };
+        let token =
+            CachedToken { value: fetched.value, expires_at_ms: now.saturating_add(ms(fetched.expires_in)) };
         let kept = self.store.put(&self.key, &token).await?;
         let settled = !self.acceptable(&kept, need, failed, now);
         tracing::debug!(kind = self.kind, expires_at_ms = kept.expires_at_ms, settled, "token refreshed");
@@ -603,7 +606,9 @@ mod tests {
         let fetch = || {
             let remaining = 7200 - clock2.now_ms() / 1000;
             calls.fetch_add(1, Ordering::SeqCst);
-            async move { Ok(FetchedToken { value: "same".into(), expires_in: Duration::from_secs(remaining as u64) }) }
+            async move {
+                Ok(FetchedToken { value: "same".into(), expires_in: Duration::from_secs(remaining as u64) })
+            }
         };
         c.get(fetch).await.unwrap();
         clock.advance(Duration::from_secs(6000));

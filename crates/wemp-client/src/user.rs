@@ -113,7 +113,10 @@ impl Client {
             user_info_list: Vec<UserInfo>,
         }
         let list: Vec<_> = openids.iter().map(|o| json!({ "openid": o, "lang": "zh_CN" })).collect();
-        Ok(self.post_as::<L, _>("/cgi-bin/user/info/batchget", &[], &json!({ "user_list": list })).await?.user_info_list)
+        Ok(self
+            .post_as::<L, _>("/cgi-bin/user/info/batchget", &[], &json!({ "user_list": list }))
+            .await?
+            .user_info_list)
     }
 
     /// One page of followers after `next_openid` (empty: from the start).
@@ -182,7 +185,11 @@ impl Client {
     /// # Errors
     /// As [`Client::get`].
     pub async fn tag_users(&self, tag_id: i64, openids: &[&str]) -> Result<()> {
-        self.post_ok("/cgi-bin/tags/members/batchtagging", &json!({ "openid_list": openids, "tagid": tag_id })).await
+        self.post_ok(
+            "/cgi-bin/tags/members/batchtagging",
+            &json!({ "openid_list": openids, "tagid": tag_id }),
+        )
+        .await
     }
 
     /// Untags up to 50 users.
@@ -190,7 +197,11 @@ impl Client {
     /// # Errors
     /// As [`Client::get`].
     pub async fn untag_users(&self, tag_id: i64, openids: &[&str]) -> Result<()> {
-        self.post_ok("/cgi-bin/tags/members/batchuntagging", &json!({ "openid_list": openids, "tagid": tag_id })).await
+        self.post_ok(
+            "/cgi-bin/tags/members/batchuntagging",
+            &json!({ "openid_list": openids, "tagid": tag_id }),
+        )
+        .await
     }
 
     /// The tags of a user.
@@ -202,7 +213,10 @@ impl Client {
         struct T {
             tagid_list: Vec<i64>,
         }
-        Ok(self.post_as::<T, _>("/cgi-bin/tags/getidlist", &[], &json!({ "openid": openid })).await?.tagid_list)
+        Ok(self
+            .post_as::<T, _>("/cgi-bin/tags/getidlist", &[], &json!({ "openid": openid }))
+            .await?
+            .tagid_list)
     }
 
     /// One page of the users with a tag.
@@ -210,7 +224,8 @@ impl Client {
     /// # Errors
     /// As [`Client::get`].
     pub async fn tag_users_page(&self, tag_id: i64, next_openid: &str) -> Result<OpenIdPage> {
-        self.post_as("/cgi-bin/user/tag/get", &[], &json!({ "tagid": tag_id, "next_openid": next_openid })).await
+        self.post_as("/cgi-bin/user/tag/get", &[], &json!({ "tagid": tag_id, "next_openid": next_openid }))
+            .await
     }
 
     /// Every user with a tag, as a stream.
@@ -223,7 +238,8 @@ impl Client {
     /// # Errors
     /// As [`Client::get`].
     pub async fn blacklist_page(&self, begin_openid: &str) -> Result<OpenIdPage> {
-        self.post_as("/cgi-bin/tags/members/getblacklist", &[], &json!({ "begin_openid": begin_openid })).await
+        self.post_as("/cgi-bin/tags/members/getblacklist", &[], &json!({ "begin_openid": begin_openid }))
+            .await
     }
 
     /// The whole blacklist, as a stream.

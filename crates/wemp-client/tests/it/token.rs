@@ -207,7 +207,8 @@ async fn tokens_refresh_proactively_at_80_percent() {
 
 #[tokio::test]
 async fn classic_fetch_retires_the_previous_token_after_the_overlap() {
-    let platform = FakePlatform::start_with(PlatformConfig::default().overlap(Duration::from_secs(300))).await;
+    let platform =
+        FakePlatform::start_with(PlatformConfig::default().overlap(Duration::from_secs(300))).await;
     let client = builder(&platform).classic_token().build().unwrap();
     ips(&client).await.unwrap();
     let mine = platform.requests_to(IPS)[0].access_token().unwrap().to_owned();
