@@ -5,7 +5,7 @@
 //! token), [`ClassicToken`] (`GET /cgi-bin/token`, where each fetch replaces the previous
 //! token) or [`RemoteToken`] (another service that owns the AppSecret).
 //!
-//! The client keeps the token in a [`TokenStore`](wemp_store::TokenStore) shared by every
+//! The client keeps the token in a [`wemp_store::TokenStore`] shared by every
 //! client of the account (in one process or many). Refreshing works like this:
 //!
 //! * in one client, concurrent callers that find the token missing or about to expire
