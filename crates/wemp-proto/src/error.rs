@@ -32,7 +32,20 @@ pub enum Error {
     Reply(#[from] ReplyError),
     /// A server's answer that is not a valid passive reply.
     #[error("invalid reply: {0}")]
-    ReplyParse(#[from] ReplyParseError),
+    ReplyParse(ReplyParseError),
+    /// An encrypted mode was asked for but no EncodingAESKey was configured.
+    #[error("no EncodingAESKey configured: compatible and safe mode need one")]
+    NoCipher,
+}
+
+impl From<ReplyParseError> for Error {
+    /// Malformed XML is reported as [`Error::Xml`] whichever parser met it.
+    fn from(e: ReplyParseError) -> Self {
+        match e {
+            ReplyParseError::Xml(xml) => Self::Xml(xml),
+            other => Self::ReplyParse(other),
+        }
+    }
 }
 
 impl Error {
@@ -47,6 +60,7 @@ impl Error {
             Self::Envelope(e) => e.reference_code(),
             Self::Reply(e) => e.reference_code(),
             Self::ReplyParse(_) => ReferenceCode::ParseXml,
+            Self::NoCipher => ReferenceCode::IllegalAesKey,
         }
     }
 }

@@ -178,9 +178,21 @@ impl Reply {
     /// Checks the reply against WeChat's rules for the given context.
     ///
     /// # Errors
-    /// [`ReplyError`] for a news reply with no articles or too many, or text that XML
-    /// cannot carry.
+    /// [`ReplyError`] for a news reply with no articles or too many, an empty media id or
+    /// music thumbnail, or text that XML cannot carry.
     pub fn validate(&self, ctx: &ReplyContext) -> Result<(), ReplyError> {
+        let required = match self {
+            Self::Image { media_id } | Self::Voice { media_id } | Self::Video { media_id, .. } => {
+                Some(("MediaId", media_id))
+            }
+            Self::Music(music) => Some(("ThumbMediaId", &music.thumb_media_id)),
+            _ => None,
+        };
+        if let Some((field, value)) = required
+            && value.trim().is_empty()
+        {
+            return Err(ReplyError::EmptyField { field });
+        }
         if let Self::News(articles) = self {
             let limit = ctx.article_limit();
             if articles.is_empty() || articles.len() > limit {
@@ -307,6 +319,12 @@ pub enum ReplyError {
         limit: usize,
         /// Whether the reply answers a message (limit 1) rather than an event (limit 8).
         answering_message: bool,
+    },
+    /// A field WeChat requires is empty (a media id, a music thumbnail).
+    #[error("<{field}> must not be empty")]
+    EmptyField {
+        /// The element.
+        field: &'static str,
     },
     /// A character XML cannot carry (a control character).
     #[error("<{field}> contains U+{:04X}, which XML cannot carry", *ch as u32)]
@@ -441,6 +459,20 @@ mod tests {
             Err(ReplyError::ArticleCount { count: 0, .. })
         ));
         assert_eq!(err.reference_code().code(), -40011);
+    }
+
+    #[test]
+    fn empty_media_ids_are_refused() {
+        assert_eq!(
+            Reply::image("").to_xml(&ctx(true)).unwrap_err(),
+            ReplyError::EmptyField { field: "MediaId" }
+        );
+        assert_eq!(
+            Reply::voice(" ").to_xml(&ctx(true)).unwrap_err(),
+            ReplyError::EmptyField { field: "MediaId" }
+        );
+        let err = Reply::music(Music::default()).to_xml(&ctx(true)).unwrap_err();
+        assert_eq!(err, ReplyError::EmptyField { field: "ThumbMediaId" });
     }
 
     #[test]

@@ -105,9 +105,8 @@ impl Platform {
     /// envelope's `ToUserName` in encrypted modes.
     ///
     /// # Errors
-    /// [`Error::Xml`] when `xml` is not acceptable in compatible mode (its fields are
-    /// copied into the envelope); [`Error::Key`]-free: an encrypted mode without a cipher
-    /// is reported as [`Error::Envelope`] with a missing `Encrypt`.
+    /// [`Error::NoCipher`] for an encrypted mode without a cipher; [`Error::Xml`] when `xml`
+    /// is not acceptable in compatible mode (its fields are copied into the envelope).
     #[allow(clippy::too_many_arguments)]
     pub fn post(
         &self,
@@ -129,7 +128,7 @@ impl Platform {
         if mode == Mode::Plain {
             return Ok(SignedRequest { query, body: xml.to_owned() });
         }
-        let cipher = self.cipher.as_ref().ok_or(crate::EnvelopeError::MissingEncrypt)?;
+        let cipher = self.cipher.as_ref().ok_or(Error::NoCipher)?;
         let encrypt = cipher.encrypt(xml, random)?;
         let msg_signature = signature::sign_msg(&self.token, timestamp, nonce, &encrypt);
         query.push(("encrypt_type".into(), "aes".into()));
@@ -151,6 +150,10 @@ impl Platform {
     /// Reads a server's answer: an encrypted envelope is verified and decrypted; anything
     /// else is read as a plain reply (`success` and an empty body mean no reply).
     ///
+    /// Whether the reply was encrypted is reported, not judged: a caller that sent an
+    /// encrypted request checks [`OpenedReply::encrypted`] (WeChat expects the reply in the
+    /// request's mode).
+    ///
     /// # Errors
     /// [`Error`] when the envelope's signature is wrong, it does not decrypt, or the reply is
     /// not a valid passive reply.
@@ -160,7 +163,7 @@ impl Platform {
             && Document::parse(trimmed).map(|d| d.root.child("Encrypt").is_some()).unwrap_or(false);
         if looks_encrypted {
             let envelope = EncryptedReply::parse(trimmed)?;
-            let cipher = self.cipher.as_ref().ok_or(crate::EnvelopeError::MissingEncrypt)?;
+            let cipher = self.cipher.as_ref().ok_or(Error::NoCipher)?;
             let xml = envelope.open(cipher, &self.token)?;
             let message = ReplyMessage::parse(&xml)?;
             return Ok(OpenedReply { message, encrypted: true, xml });
