@@ -4,7 +4,7 @@
 //! recently used entries go first when full), with a TTL per entry, and waiters that wake the
 //! moment the owner completes or releases the key.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -37,51 +37,60 @@ struct Entry {
 #[derive(Default)]
 struct Inner {
     entries: HashMap<Arc<str>, Entry>,
-    /// Recency order: `seq` → key; the smallest `seq` is the least recently used.
-    order: BTreeMap<u64, Arc<str>>,
+    /// Recency queue, coldest first. An item is live only while its `seq` is the entry's
+    /// current one; touched and removed keys leave stale items behind, skipped on eviction
+    /// and compacted away when they pile up.
+    order: VecDeque<(u64, Arc<str>)>,
     next_seq: u64,
 }
 
 impl Inner {
     fn touch(&mut self, key: &str) {
+        let Some((k, _)) = self.entries.get_key_value(key) else { return };
+        let k = k.clone();
         let seq = self.next_seq;
         self.next_seq += 1;
         if let Some(entry) = self.entries.get_mut(key) {
-            if let Some(k) = self.order.remove(&entry.seq) {
-                self.order.insert(seq, k);
-            }
             entry.seq = seq;
         }
+        self.order.push_back((seq, k));
+        self.compact();
     }
 
     fn remove(&mut self, key: &str) -> Option<Entry> {
-        let entry = self.entries.remove(key)?;
-        self.order.remove(&entry.seq);
-        Some(entry)
+        self.entries.remove(key)
     }
 
     fn insert(&mut self, key: &str, state: State, expires: Instant) {
-        self.remove(key);
         let seq = self.next_seq;
         self.next_seq += 1;
         let key: Arc<str> = key.into();
-        self.order.insert(seq, key.clone());
+        self.order.push_back((seq, key.clone()));
         self.entries.insert(key, Entry { state, expires, seq });
+        self.compact();
+    }
+
+    fn compact(&mut self) {
+        if self.order.len() > 2 * self.entries.len() + 1024 {
+            let entries = &self.entries;
+            self.order.retain(|(seq, k)| entries.get(k).is_some_and(|e| e.seq == *seq));
+        }
     }
 
     /// Drops expired entries from the cold end, then the least recently used ones while the
     /// store holds more than `capacity`.
     fn evict(&mut self, capacity: usize, now: Instant) {
-        while let Some((&seq, _)) = self.order.first_key_value() {
-            let over = self.entries.len() > capacity;
-            let key = &self.order[&seq];
-            let expired = self.entries.get(key).is_none_or(|e| e.expires <= now);
-            if !over && !expired {
-                break;
+        while let Some((seq, key)) = self.order.front() {
+            let live = self.entries.get(key).filter(|e| e.seq == *seq);
+            match live {
+                None => {}
+                Some(entry) if self.entries.len() > capacity || entry.expires <= now => {
+                    let key = key.clone();
+                    self.entries.remove(&key);
+                }
+                Some(_) => break,
             }
-            if let Some(key) = self.order.remove(&seq) {
-                self.entries.remove(&key);
-            }
+            self.order.pop_front();
         }
     }
 }
@@ -321,6 +330,19 @@ mod tests {
         assert_eq!(store.claim("a", TTL).await.unwrap(), Claim::Done("a".into()));
         assert_eq!(store.claim("c", TTL).await.unwrap(), Claim::New);
         assert_eq!(store.len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn recency_queue_stays_bounded_under_repeated_touches() {
+        let store = MemoryDedupStore::new(10);
+        store.claim("k", TTL).await.unwrap();
+        store.complete("k", "r", TTL).await.unwrap();
+        for _ in 0..10_000 {
+            assert_eq!(store.claim("k", TTL).await.unwrap(), Claim::Done("r".into()));
+        }
+        let queued = store.lock().order.len();
+        assert!(queued <= 2 + 1024 + 1, "stale items compacted, got {queued}");
+        assert_eq!(store.len(), 1);
     }
 
     #[tokio::test(start_paused = true)]
