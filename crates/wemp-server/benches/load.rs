@@ -137,7 +137,8 @@ fn main() {
         let account = Account::new(APPID, TOKEN).with_aes_key(KEY).unwrap().with_original_id(GH);
         let router = Router::new().fallback(|| async { Reply::text("ok") });
         let dedup = wemp_server::MemoryDedupStore::new(env("WEMP_BENCH_DEDUP_CAPACITY", 100_000));
-        let svc = WechatService::builder().account(account).router(router).dedup_store(dedup).build().unwrap();
+        let svc =
+            WechatService::builder().account(account).router(router).dedup_store(dedup).build().unwrap();
         let wemp_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let wemp_addr = wemp_listener.local_addr().unwrap();
         tokio::spawn(wemp_server::serve(wemp_listener, svc));
