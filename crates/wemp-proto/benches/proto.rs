@@ -20,7 +20,9 @@ fn inbound(cipher: &Cipher, body: &str, sig: &str) -> Incoming {
 }
 
 fn reply(cipher: &Cipher, msg: &Incoming) -> String {
-    let xml = Reply::text("活动晚上八点开始，欢迎参加！").to_xml(&ReplyContext::answering(msg, 1409735670)).unwrap();
+    let xml = Reply::text("活动晚上八点开始，欢迎参加！")
+        .to_xml(&ReplyContext::answering(msg, 1409735670))
+        .unwrap();
     EncryptedReply::seal(cipher, TOKEN, &xml, "1409735670", "991823", [7; 16]).unwrap().to_xml()
 }
 
