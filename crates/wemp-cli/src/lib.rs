@@ -2,6 +2,10 @@
 
 pub mod bench;
 pub mod config;
+pub mod doctor;
+pub mod logview;
 pub mod rules;
+pub mod serve;
 pub mod sim;
+pub mod storage;
 pub mod term;

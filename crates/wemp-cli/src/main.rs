@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use wemp_cli::bench::{self, BenchOptions};
+use wemp_cli::config::ServeArgs;
 use wemp_cli::sim::check::{self, Status};
 use wemp_cli::sim::{self, MessageSpec, Outcome, Simulator, Target};
 use wemp_cli::term::{ColorChoice, Progress, Style};
@@ -34,6 +35,15 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the bot: rules from wemp.toml (or the built-in demo), message log, reload on change.
+    #[command(after_help = SERVE_HELP)]
+    Serve(ServeCmd),
+    /// Check a setup: config, Token, EncodingAESKey, appid, database, Redis, API access.
+    #[command(after_help = DOCTOR_HELP)]
+    Doctor(DoctorCmd),
+    /// Show the message log that `wemp serve` writes.
+    #[command(after_help = LOG_HELP)]
+    Log(LogCmd),
     /// Signatures and message encryption, as WeChat computes them.
     #[command(subcommand)]
     Crypto(crypto::CryptoCommand),
@@ -163,10 +173,98 @@ struct BenchArgs {
     content: String,
 }
 
+const SERVE_HELP: &str = "\
+With no arguments: listens on 127.0.0.1:8080 at /wechat in plain mode with the demo rules,
+generates a Token and saves it to ./wemp-data/wemp.toml, and logs messages to
+./wemp-data/wemp.db. The first screen says what to paste into the WeChat console.
+
+Precedence: built-in defaults < config file < WEMP_* variables < flags. The AppSecret
+(for late replies through the customer-service API) comes only from the file or
+WEMP_APPSECRET. Rules reload on SIGHUP and when the config file changes.
+Log verbosity: WEMP_LOG (e.g. info, debug, wemp_server=debug).";
+
+const DOCTOR_HELP: &str = "\
+Reads the same config file, WEMP_* variables and flags as `wemp serve`. The AppSecret comes
+only from the file or WEMP_APPSECRET. Exit code 1 when a check fails.";
+
+const LOG_HELP: &str = "\
+Examples:
+  wemp log                         the last 50 messages
+  wemp log --user o_abc --since 1h
+  wemp log --type text --json      one JSON object per line (msg_id as a string)
+  wemp log --follow                keep printing new messages (Ctrl-C to stop)";
+
+/// `wemp serve`.
+#[derive(Debug, Args)]
+struct ServeCmd {
+    #[command(flatten)]
+    args: ServeArgs,
+    /// The platform API base URL (default https://api.weixin.qq.com). For tests.
+    #[arg(long, hide = true, env = "WEMP_API_BASE")]
+    api_base: Option<String>,
+}
+
+/// `wemp doctor`.
+#[derive(Debug, Args)]
+struct DoctorCmd {
+    #[command(flatten)]
+    args: ServeArgs,
+    /// The platform API base URL, e.g. a fake platform's (default https://api.weixin.qq.com).
+    #[arg(long, env = "WEMP_API_BASE")]
+    api_base: Option<String>,
+    /// Print JSON instead of text, for scripts.
+    #[arg(long)]
+    json: bool,
+    /// How long each network check may take.
+    #[arg(long, default_value = "5s", value_parser = wemp_cli::config::parse_duration)]
+    timeout: Duration,
+}
+
+/// `wemp log`.
+#[derive(Debug, Args)]
+struct LogCmd {
+    /// The config file (default: DATA_DIR/wemp.toml when it exists).
+    #[arg(long, short = 'c', env = "WEMP_CONFIG")]
+    config: Option<std::path::PathBuf>,
+    /// The data directory [default: ./wemp-data].
+    #[arg(long)]
+    data_dir: Option<std::path::PathBuf>,
+    /// Database URL: sqlite://path or postgres://… [default: sqlite://DATA_DIR/wemp.db].
+    #[arg(long)]
+    database: Option<String>,
+    /// Only this user's messages (OpenID).
+    #[arg(long)]
+    user: Option<String>,
+    /// Only messages this recent, e.g. 30m, 1h, 2d is 48h.
+    #[arg(long, value_parser = wemp_cli::config::parse_duration)]
+    since: Option<Duration>,
+    /// Only this message type or event: text, image, location, event, subscribe, CLICK …
+    #[arg(long = "type")]
+    kind: Option<String>,
+    /// Show at most the last N messages.
+    #[arg(short = 'n', long, default_value_t = 50)]
+    last: usize,
+    /// Keep printing new messages as they are logged.
+    #[arg(short, long)]
+    follow: bool,
+    /// One JSON object per line.
+    #[arg(long)]
+    json: bool,
+    /// How often --follow checks for new messages, in milliseconds.
+    #[arg(long, hide = true, default_value_t = 500)]
+    poll_ms: u64,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let style = Style::for_stdout(cli.color);
     match cli.command {
+        Command::Serve(cmd) => {
+            init_tracing();
+            runtime().block_on(run_serve(cmd, style))
+        }
+        Command::Doctor(cmd) => runtime().block_on(run_doctor(cmd, style)),
+        Command::Log(cmd) => runtime().block_on(run_log(cmd, style)),
         Command::Crypto(cmd) => crypto::run(cmd),
         Command::Parse(args) => parse::run(args),
         Command::Sim(cmd) => runtime().block_on(run_sim(cmd, style)),
@@ -184,6 +282,156 @@ fn runtime() -> tokio::runtime::Runtime {
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
             std::process::exit(2);
+        }
+    }
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn init_tracing() {
+    use std::io::IsTerminal as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WEMP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .try_init();
+}
+
+async fn run_serve(cmd: ServeCmd, style: Style) -> ExitCode {
+    let opts = wemp_cli::serve::RunOptions { api_base: cmd.api_base };
+    match wemp_cli::serve::run(cmd.args, env_var, opts, style, wemp_server::shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wemp serve: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run_doctor(cmd: DoctorCmd, style: Style) -> ExitCode {
+    let report = wemp_cli::doctor::run(&cmd.args, env_var, cmd.api_base.as_deref(), cmd.timeout).await;
+    if cmd.json {
+        let mut value = serde_json::to_value(&report).unwrap_or_default();
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert("passed".into(), report.passed().into());
+        }
+        json_line(&value);
+    } else {
+        for f in &report.findings {
+            let label = match f.status {
+                Status::Pass => style.green(f.status.label()),
+                Status::Warn => style.yellow(f.status.label()),
+                Status::Fail => style.red(f.status.label()),
+                Status::Skip => style.dim(f.status.label()),
+            };
+            let first = f.details.first().map(|d| format!(": {d}")).unwrap_or_default();
+            println!("{label}  {}{first}", f.name);
+            for d in f.details.iter().skip(1) {
+                println!("      {d}");
+            }
+        }
+        println!(
+            "\ndoctor: {} pass, {} fail, {} warn, {} skipped",
+            report.count(Status::Pass),
+            report.count(Status::Fail),
+            report.count(Status::Warn),
+            report.count(Status::Skip)
+        );
+    }
+    if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+async fn run_log(cmd: LogCmd, style: Style) -> ExitCode {
+    use wemp_cli::logview;
+    let args = ServeArgs {
+        config: cmd.config,
+        data_dir: cmd.data_dir,
+        database: cmd.database,
+        ..ServeArgs::default()
+    };
+    let cfg = match wemp_cli::config::Config::resolve(&args, env_var) {
+        Ok((cfg, _)) => cfg,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    let location = wemp_cli::storage::LogLocation::of(&cfg.storage);
+    let log = loop {
+        match location.open_existing().await {
+            Ok(Some(log)) => break log,
+            Ok(None) if cmd.follow => tokio::time::sleep(Duration::from_millis(cmd.poll_ms)).await,
+            Ok(None) => {
+                eprintln!(
+                    "wemp log: no message log at {} yet: start `wemp serve` (with the same --data-dir / --database)",
+                    location.describe()
+                );
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("wemp log: cannot open {}: {e}", location.describe());
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    let filter = logview::Filter { user: cmd.user, since: cmd.since, kind: cmd.kind, last: cmd.last };
+    let rows = match logview::read(log.as_ref(), &filter, logview::now_ms()).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            eprintln!("wemp log: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let print = |rows: &[(i64, wemp_store::LogEntry)]| {
+        let mut out = std::io::stdout().lock();
+        for (id, e) in rows {
+            let line =
+                if cmd.json { logview::to_json(*id, e).to_string() } else { logview::table_row(e, style) };
+            if writeln!(out, "{line}").is_err() {
+                return false;
+            }
+        }
+        out.flush().is_ok()
+    };
+    if !cmd.json && (!rows.is_empty() || cmd.follow) {
+        println!("{}", logview::table_header(style));
+    }
+    if !print(&rows) {
+        return ExitCode::SUCCESS;
+    }
+    if !cmd.follow {
+        if rows.is_empty() && !cmd.json {
+            eprintln!("(no messages match)");
+        }
+        return ExitCode::SUCCESS;
+    }
+    // Follow: everything after the newest row seen so far (or after the whole log).
+    let mut after = match rows.last() {
+        Some((id, _)) => Some(*id),
+        None => {
+            let all = logview::Filter { last: 1, ..logview::Filter::default() };
+            logview::read(log.as_ref(), &all, logview::now_ms())
+                .await
+                .ok()
+                .and_then(|r| r.last().map(|(id, _)| *id))
+        }
+    };
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(cmd.poll_ms)) => {}
+            _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
+        }
+        match logview::read_after(log.as_ref(), &filter, after).await {
+            Ok((rows, last)) => {
+                after = last;
+                if !print(&rows) {
+                    return ExitCode::SUCCESS;
+                }
+            }
+            Err(e) => eprintln!("wemp log: {e}"),
         }
     }
 }

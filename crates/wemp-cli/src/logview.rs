@@ -1,0 +1,251 @@
+//! `wemp log`: the message log `serve` writes, as a table or as JSON lines.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use wemp_proto::reply::ReplyMessage;
+use wemp_store::{LogEntry, LogQuery, MessageLog, StoreError};
+
+use crate::term::Style;
+
+/// Which entries to show.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only this OpenID.
+    pub user: Option<String>,
+    /// Only entries at most this old.
+    pub since: Option<Duration>,
+    /// Only this `MsgType` or event (`text`, `image`, `event`, `subscribe`, `CLICK` …).
+    pub kind: Option<String>,
+    /// At most the last this many (before following).
+    pub last: usize,
+}
+
+impl Filter {
+    /// The store query (the kind is matched here, as it may name an event).
+    pub fn query(&self, now_ms: i64) -> LogQuery {
+        LogQuery {
+            openid: self.user.clone(),
+            since_ms: self
+                .since
+                .map(|d| now_ms.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))),
+            ..LogQuery::default()
+        }
+    }
+
+    /// Whether `entry` is of the kind asked for.
+    pub fn kind_matches(&self, entry: &LogEntry) -> bool {
+        self.kind.as_ref().is_none_or(|k| {
+            entry.msg_type.eq_ignore_ascii_case(k)
+                || entry.event.as_ref().is_some_and(|e| e.eq_ignore_ascii_case(k))
+        })
+    }
+}
+
+/// The current time in ms since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+const PAGE: usize = 1000;
+
+/// The last `filter.last` matching entries, oldest first, with their row ids.
+///
+/// # Errors
+/// The store fails.
+pub async fn read(
+    log: &dyn MessageLog,
+    filter: &Filter,
+    now_ms: i64,
+) -> Result<Vec<(i64, LogEntry)>, StoreError> {
+    let mut query = filter.query(now_ms);
+    query.limit = Some(PAGE);
+    let mut kept: VecDeque<(i64, LogEntry)> = VecDeque::new();
+    loop {
+        let page = log.query(&query).await?;
+        let n = page.len();
+        if let Some((id, _)) = page.last() {
+            query.after_id = Some(*id);
+        }
+        for row in page {
+            if filter.kind_matches(&row.1) {
+                kept.push_back(row);
+                if kept.len() > filter.last.max(1) {
+                    kept.pop_front();
+                }
+            }
+        }
+        if n < PAGE {
+            break;
+        }
+    }
+    Ok(kept.into())
+}
+
+/// Entries after row id `after`, matching `filter` (for `--follow`), and the last row id
+/// looked at (to pass as `after` next time).
+///
+/// # Errors
+/// The store fails.
+pub async fn read_after(
+    log: &dyn MessageLog,
+    filter: &Filter,
+    after: Option<i64>,
+) -> Result<(Vec<(i64, LogEntry)>, Option<i64>), StoreError> {
+    let mut query = filter.query(0);
+    query.since_ms = None;
+    query.after_id = after;
+    query.limit = Some(PAGE);
+    let page = log.query(&query).await?;
+    let last = page.last().map(|(id, _)| *id).or(after);
+    Ok((page.into_iter().filter(|(_, e)| filter.kind_matches(e)).collect(), last))
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC) of a time in ms since the epoch.
+pub fn format_time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// The reply of an entry in readable form: `(no reply)`, the text, `[news, 1 article(s)]` …
+pub fn reply_text(entry: &LogEntry) -> String {
+    match &entry.reply_xml {
+        None => "(none)".into(),
+        Some(xml) => match ReplyMessage::parse(xml) {
+            Ok(m) => crate::sim::chat::render_reply(&m.reply),
+            Err(_) => format!("(unreadable reply: {} bytes)", xml.len()),
+        },
+    }
+}
+
+fn reply_type(entry: &LogEntry) -> Option<String> {
+    let xml = entry.reply_xml.as_ref()?;
+    let m = ReplyMessage::parse(xml).ok()?;
+    Some(m.reply.msg_type().unwrap_or("none").to_owned())
+}
+
+/// One entry as a JSON object (`msg_id` as a string: MsgIds exceed 2^53).
+pub fn to_json(id: i64, e: &LogEntry) -> Value {
+    json!({
+        "id": id,
+        "received_at": format_time(e.received_at_ms),
+        "received_at_ms": e.received_at_ms,
+        "appid": e.appid,
+        "openid": e.openid,
+        "msg_id": e.msg_id.map(|m| m.to_string()),
+        "type": e.msg_type,
+        "event": e.event,
+        "mode": e.mode,
+        "dedup": e.dedup,
+        "summary": e.summary,
+        "reply_type": reply_type(e),
+        "reply": reply_text(e),
+        "reply_xml": e.reply_xml,
+        "outcome": e.outcome,
+        "latency_ms": e.latency_ms,
+        "error": e.error,
+        "raw_xml": e.raw_xml,
+    })
+}
+
+fn clip(s: &str, n: usize) -> String {
+    let one_line = s.replace('\n', " ⏎ ");
+    if one_line.chars().count() <= n {
+        one_line
+    } else {
+        let mut out: String = one_line.chars().take(n.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
+
+/// The header line of the table.
+pub fn table_header(style: Style) -> String {
+    style.bold(&format!(
+        "{:<19}  {:<24}  {:<19}  {:<14}  {:<10}  {:<6}  {:>6}  {:<24}  {}",
+        "time (UTC)", "openid", "msg_id", "type", "mode", "dedup", "ms", "message", "reply"
+    ))
+}
+
+/// One table row.
+pub fn table_row(e: &LogEntry, style: Style) -> String {
+    let kind = match &e.event {
+        Some(ev) => format!("event/{ev}"),
+        None => e.msg_type.clone(),
+    };
+    let mut row = format!(
+        "{:<19}  {:<24}  {:<19}  {:<14}  {:<10}  {:<6}  {:>6}  {:<24}  {}",
+        format_time(e.received_at_ms),
+        clip(&e.openid, 24),
+        e.msg_id.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
+        clip(&kind, 14),
+        e.mode,
+        e.dedup,
+        e.latency_ms,
+        clip(&e.summary, 24),
+        clip(&reply_text(e), 60),
+    );
+    if e.outcome != "sent" && !e.outcome.is_empty() {
+        let _ = write!(row, "  {}", style.yellow(&format!("[{}]", e.outcome)));
+    }
+    if let Some(err) = &e.error {
+        let _ = write!(row, "  {}", style.red(&clip(err, 80)));
+    }
+    row
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_utc_civil() {
+        assert_eq!(format_time(0), "1970-01-01 00:00:00");
+        assert_eq!(format_time(1_700_000_000_000), "2023-11-14 22:13:20");
+        assert_eq!(format_time(951_825_600_000), "2000-02-29 12:00:00");
+    }
+
+    #[tokio::test]
+    async fn read_keeps_the_last_matching() {
+        let log = wemp_store::memory::MemoryMessageLog::default();
+        let mut entries = Vec::new();
+        for i in 0..5u64 {
+            entries.push(LogEntry {
+                received_at_ms: 1000 + i as i64,
+                openid: if i % 2 == 0 { "a".into() } else { "b".into() },
+                msg_id: Some(i),
+                msg_type: if i == 4 { "event".into() } else { "text".into() },
+                event: (i == 4).then(|| "subscribe".into()),
+                ..LogEntry::default()
+            });
+        }
+        log.append(&entries).await.unwrap();
+        let f = Filter { last: 2, ..Filter::default() };
+        let got: Vec<_> = read(&log, &f, 2000).await.unwrap().into_iter().map(|(_, e)| e.msg_id).collect();
+        assert_eq!(got, [Some(3), Some(4)]);
+        let f = Filter { last: 10, user: Some("a".into()), kind: Some("text".into()), ..Filter::default() };
+        let got: Vec<_> = read(&log, &f, 2000).await.unwrap().into_iter().map(|(_, e)| e.msg_id).collect();
+        assert_eq!(got, [Some(0), Some(2)]);
+        let f = Filter { last: 10, kind: Some("SUBSCRIBE".into()), ..Filter::default() };
+        assert_eq!(read(&log, &f, 2000).await.unwrap().len(), 1);
+        let f = Filter { last: 10, since: Some(Duration::from_millis(2)), ..Filter::default() };
+        let got: Vec<_> = read(&log, &f, 1005).await.unwrap().into_iter().map(|(_, e)| e.msg_id).collect();
+        assert_eq!(got, [Some(3), Some(4)]);
+    }
+}

@@ -1,0 +1,665 @@
+//! `wemp serve`: a rule bot from `wemp.toml` (or the embedded default), with a message log,
+//! optional Redis dedup, late replies through the customer-service API, and rules that
+//! reload on SIGHUP and when the config file changes.
+//!
+//! The pieces are public so tests and the web console can assemble the same server:
+//! [`LiveRules`] (atomically swapped rules), [`rules_router`] (the handler that evaluates
+//! them), [`build_service`], [`app`] (the axum app: callback paths, metrics and the
+//! `/console` mount point) and [`Reloader`].
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use wemp_proto::{Incoming, Mode};
+use wemp_server::{Account, LateReplySink, SinkOutcome, WechatService};
+use wemp_store::{DedupStore, LogWriter, LogWriterConfig};
+
+use crate::config::{Config, ConfigError, ServeArgs, TokenSource};
+use crate::rules::{Rules, evaluate};
+use crate::storage::{self, LogLocation};
+use crate::term::Style;
+
+/// Where the web console is mounted.
+pub const CONSOLE_PATH: &str = "/console";
+
+/// How long running handlers get to finish at shutdown (their late replies still go out).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// How often the config file is checked for changes.
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The rules in effect, swapped as a whole on reload: a request evaluates the set it
+/// loaded, never a mix, and no request waits for a reload.
+#[derive(Debug)]
+pub struct LiveRules {
+    current: RwLock<Arc<Rules>>,
+}
+
+impl LiveRules {
+    /// Starts with `rules`.
+    pub fn new(rules: Rules) -> Self {
+        Self { current: RwLock::new(Arc::new(rules)) }
+    }
+
+    /// The rules now.
+    pub fn load(&self) -> Arc<Rules> {
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the rules.
+    pub fn store(&self, rules: Rules) {
+        let rules = Arc::new(rules);
+        match self.current.write() {
+            Ok(mut g) => *g = rules,
+            Err(poisoned) => *poisoned.into_inner() = rules,
+        }
+    }
+}
+
+/// A wemp-server router whose one handler answers with [`evaluate`] over the live rules.
+pub fn rules_router(rules: Arc<LiveRules>) -> wemp_server::Router {
+    wemp_server::Router::new().fallback(move |incoming: Incoming| {
+        let rules = rules.load();
+        async move { evaluate(&rules, &incoming) }
+    })
+}
+
+/// A [`LateReplySink`] that sends replies through the customer-service message API with
+/// [`wemp_client::Client::send_reply`], one client per appid; accounts without a client
+/// (no AppSecret) only log.
+#[derive(Debug, Default)]
+pub struct ClientSink {
+    clients: BTreeMap<String, wemp_client::Client>,
+}
+
+impl ClientSink {
+    /// A sink over these clients (each knows its appid).
+    pub fn new(clients: impl IntoIterator<Item = wemp_client::Client>) -> Self {
+        Self { clients: clients.into_iter().map(|c| (c.appid().to_owned(), c)).collect() }
+    }
+
+    /// Whether any account can send.
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+}
+
+#[async_trait::async_trait]
+impl LateReplySink for ClientSink {
+    async fn deliver(&self, appid: &str, openid: &str, reply: wemp_proto::Reply) -> SinkOutcome {
+        let Some(client) = self.clients.get(appid) else {
+            return wemp_server::LoggingSink::default().deliver(appid, openid, reply).await;
+        };
+        match client.send_reply(openid, &reply).await {
+            Ok(wemp_client::Delivery::Sent) => SinkOutcome::Delivered,
+            Ok(wemp_client::Delivery::WindowClosed(_)) => SinkOutcome::WindowExpired,
+            Ok(wemp_client::Delivery::LimitReached(_)) => SinkOutcome::QuotaExceeded,
+            Ok(_) => SinkOutcome::Logged,
+            Err(wemp_client::Error::Invalid(_)) => SinkOutcome::Unsupported,
+            Err(e) => {
+                let outcome = SinkOutcome::Failed { errcode: e.code().map(|c| c.0), message: e.to_string() };
+                tracing::warn!(appid, error = %e, "late reply not delivered");
+                outcome
+            }
+        }
+    }
+}
+
+/// The appid an account is known by: its appid, else its name, else `default`.
+pub fn account_id(cfg: &Config, i: usize) -> String {
+    let a = cfg.accounts.get(i);
+    a.and_then(|a| a.appid.clone())
+        .or_else(|| a.and_then(|a| a.name.clone()))
+        .unwrap_or_else(|| "default".into())
+}
+
+/// API clients for the accounts that have an AppSecret; `api_base` replaces
+/// `https://api.weixin.qq.com` (for the fake platform).
+///
+/// # Errors
+/// A client cannot be built.
+pub fn api_clients(
+    cfg: &Config,
+    api_base: Option<&str>,
+    tokens: Option<Arc<dyn wemp_store::TokenStore>>,
+) -> Result<Vec<wemp_client::Client>, wemp_client::Error> {
+    let mut clients = Vec::new();
+    for (i, a) in cfg.accounts.iter().enumerate() {
+        let Some(secret) = &a.appsecret else { continue };
+        let mut b = wemp_client::Client::builder(account_id(cfg, i)).secret(secret.clone());
+        if let Some(base) = api_base {
+            b = b.all_base_urls(base);
+        }
+        if let Some(t) = &tokens {
+            b = b.store(t.clone());
+        }
+        clients.push(b.build()?);
+    }
+    Ok(clients)
+}
+
+/// What the service is built from besides the config.
+#[derive(Clone, Default)]
+pub struct Parts {
+    /// The dedup store; `None` for the server's memory store.
+    pub dedup: Option<Arc<dyn DedupStore>>,
+    /// The late-reply sink; `None` for the server's logging sink.
+    pub sink: Option<Arc<dyn LateReplySink>>,
+    /// The message log writer.
+    pub log: Option<LogWriter>,
+}
+
+impl std::fmt::Debug for Parts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parts")
+            .field("dedup", &self.dedup.is_some())
+            .field("sink", &self.sink.is_some())
+            .field("log", &self.log.is_some())
+            .finish()
+    }
+}
+
+/// The last segment of a path (`/wechat/demo` → `demo`), which selects the account.
+fn last_segment(path: &str) -> String {
+    path.rsplit('/').find(|s| !s.is_empty()).unwrap_or_default().to_owned()
+}
+
+/// Builds the callback service of every account in `cfg`, answering with `rules`.
+///
+/// # Errors
+/// An account cannot be set up (the config was validated, so only an invalid key).
+pub fn build_service(cfg: &Config, rules: Arc<LiveRules>, parts: &Parts) -> Result<WechatService, String> {
+    let mut b = WechatService::builder()
+        .router(rules_router(rules))
+        .budget(cfg.server.deadline)
+        .freshness_window(cfg.server.timestamp_window)
+        .body_limit(usize::try_from(cfg.server.body_limit).unwrap_or(usize::MAX))
+        .shutdown_grace(SHUTDOWN_GRACE);
+    let all_safe = !cfg.accounts.is_empty() && cfg.accounts.iter().all(|a| a.mode == Mode::Safe);
+    b = b.require_encryption(all_safe);
+    for (i, a) in cfg.accounts.iter().enumerate() {
+        let token = a.token.clone().ok_or_else(|| format!("accounts[{i}] has no token"))?;
+        let mut account =
+            Account::new(account_id(cfg, i), token).with_path(last_segment(&cfg.account_path(i)));
+        if let Some(key) = &a.aes_key {
+            account = account.with_aes_key(key).map_err(|e| format!("accounts[{i}].aes_key: {e}"))?;
+        }
+        if let Some(gh) = &a.original_id {
+            account = account.with_original_id(gh.clone());
+        }
+        b = b.account(account);
+    }
+    if let Some(m) = &cfg.server.metrics_path {
+        b = b.metrics_path(m.clone());
+    }
+    if let Some(d) = &parts.dedup {
+        b = b.dedup_store_arc(d.clone());
+    }
+    if let Some(s) = &parts.sink {
+        b = b.late_sink_arc(s.clone());
+    }
+    // The message log: when wemp-server's observer hook lands, this is the one line that
+    // connects it: `if let Some(w) = &parts.log { b = b.observer(log_observer(w.clone())); }`
+    let _ = &parts.log;
+    b.build().map_err(|e| e.to_string())
+}
+
+/// The HTTP app: each account's callback path and the metrics path go to `service`, and
+/// `console` (the web console's router, when there is one) is nested at [`CONSOLE_PATH`].
+pub fn app(cfg: &Config, service: WechatService, console: Option<axum::Router>) -> axum::Router {
+    let mut app = axum::Router::new();
+    let mut paths: Vec<String> = (0..cfg.accounts.len().max(1)).map(|i| cfg.account_path(i)).collect();
+    if let Some(m) = &cfg.server.metrics_path {
+        paths.push(m.clone());
+    }
+    paths.sort();
+    paths.dedup();
+    for p in paths {
+        app = app.route_service(&p, service.clone());
+    }
+    if let Some(console) = console {
+        app = app.nest(CONSOLE_PATH, console);
+    }
+    app
+}
+
+/// The file reloads watch and re-read: the one `resolve` found, or the one a generated token
+/// was saved to.
+pub fn watched_file(file: Option<&Path>, token: &TokenSource) -> Option<PathBuf> {
+    match (file, token) {
+        (Some(f), _) => Some(f.to_path_buf()),
+        (None, TokenSource::Generated { saved_to }) => Some(saved_to.clone()),
+        (None, TokenSource::Configured) => None,
+    }
+}
+
+/// Reads an environment variable (`std::env::var` in the binary, a map in tests).
+pub type EnvLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Re-resolves the configuration and swaps the rules.
+pub struct Reloader {
+    args: ServeArgs,
+    env: EnvLookup,
+    rules: Arc<LiveRules>,
+    running: Config,
+}
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader").field("config", &self.args.config).finish_non_exhaustive()
+    }
+}
+
+impl Reloader {
+    /// A reloader for a server started from `args` and `env`, now running `running`.
+    pub fn new(
+        args: ServeArgs,
+        env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+        rules: Arc<LiveRules>,
+        running: Config,
+    ) -> Self {
+        Self { args, env: Box::new(env), rules, running }
+    }
+
+    /// Resolves the configuration again; on success swaps the rules and returns how many
+    /// there are now, plus the settings that changed but need a restart. On error the
+    /// rules stay as they were.
+    ///
+    /// # Errors
+    /// The configuration is invalid (with file and line) or unreadable.
+    pub fn reload(&self) -> Result<(usize, Vec<&'static str>), ConfigError> {
+        let (cfg, _) = Config::resolve(&self.args, &self.env)?;
+        let rules = cfg.compiled_rules().map_err(|errs| {
+            ConfigError::Invalid(
+                errs.into_iter()
+                    .map(|e| crate::config::Problem {
+                        source: "rules".into(),
+                        line: None,
+                        column: None,
+                        field: Some(e.path),
+                        message: e.message,
+                    })
+                    .collect(),
+            )
+        })?;
+        let n = rules.len();
+        self.rules.store(rules);
+        let mut restart = Vec::new();
+        if cfg.server != self.running.server {
+            restart.push("[server]");
+        }
+        if cfg.storage != self.running.storage {
+            restart.push("[storage]");
+        }
+        // A token generated at start-up is in the file now; compare without it.
+        let strip = |c: &Config| {
+            c.accounts
+                .iter()
+                .map(|a| (a.appid.clone(), a.aes_key.clone(), a.appsecret.clone(), a.mode, a.path.clone()))
+                .collect::<Vec<_>>()
+        };
+        let tokens = |c: &Config| c.accounts.iter().map(|a| a.token.clone()).collect::<Vec<_>>();
+        if strip(&cfg) != strip(&self.running) || tokens(&cfg) != tokens(&self.running) {
+            restart.push("[[accounts]]");
+        }
+        Ok((n, restart))
+    }
+
+    /// Reloads and logs the outcome; `why` says what triggered it.
+    pub fn reload_and_log(&self, why: &str) -> bool {
+        match self.reload() {
+            Ok((n, restart)) => {
+                tracing::info!("rules reloaded ({why}): {n} rules in effect");
+                if !restart.is_empty() {
+                    tracing::warn!(
+                        "changes to {} take effect only after a restart; the running server keeps the old values",
+                        restart.join(", ")
+                    );
+                }
+                true
+            }
+            Err(e) => {
+                tracing::error!("reload ({why}) failed; keeping the previous rules:\n{e}");
+                false
+            }
+        }
+    }
+}
+
+/// Reloads on SIGHUP and whenever `file`'s contents change (checked every `every`), until
+/// the task is dropped.
+pub async fn watch(reloader: Arc<Reloader>, file: Option<PathBuf>, every: Duration) {
+    let read = |f: &Option<PathBuf>| f.as_ref().and_then(|p| std::fs::read(p).ok());
+    let mut last = read(&file);
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        #[cfg(unix)]
+        let hangup = async {
+            match hup.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hangup = std::future::pending::<()>();
+        tokio::select! {
+            () = hangup => {
+                last = read(&file);
+                reloader.reload_and_log("SIGHUP");
+            }
+            _ = tick.tick() => {
+                let now = read(&file);
+                if now != last {
+                    last = now;
+                    let name = file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+                    reloader.reload_and_log(&format!("{name} changed"));
+                }
+            }
+        }
+    }
+}
+
+/// The URL WeChat should call for account `i`: `console.public_url` (first account), else
+/// built from the address the server listens on.
+pub fn callback_url(cfg: &Config, i: usize, bound: SocketAddr) -> String {
+    if i == 0
+        && let Some(u) = &cfg.console.public_url
+    {
+        return u.clone();
+    }
+    format!("http://{bound}{}", cfg.account_path(i))
+}
+
+/// The URL to reach account `i` from this machine (`0.0.0.0` becomes `127.0.0.1`).
+pub fn local_url(cfg: &Config, i: usize, bound: SocketAddr) -> String {
+    let host = match bound.ip() {
+        ip if ip.is_unspecified() && bound.is_ipv4() => "127.0.0.1".to_owned(),
+        ip if ip.is_unspecified() => "[::1]".to_owned(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+    };
+    format!("http://{host}:{}{}", bound.port(), cfg.account_path(i))
+}
+
+/// The `wemp sim send` command that tries account `i` locally.
+pub fn sim_command(cfg: &Config, i: usize, bound: SocketAddr) -> String {
+    let a = &cfg.accounts[i];
+    let mut cmd =
+        format!("wemp sim send {} --token {}", local_url(cfg, i, bound), a.token.as_deref().unwrap_or("T"));
+    if a.mode.is_encrypted()
+        && let (Some(appid), Some(key)) = (&a.appid, &a.aes_key)
+    {
+        let _ = write!(cmd, " --appid {appid} --aes-key {key} --mode {}", a.mode);
+    }
+    cmd.push_str(" text help");
+    cmd
+}
+
+fn mode_label(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Plain => "明文模式 (plain)",
+        Mode::Compatible => "兼容模式 (compatible)",
+        Mode::Safe => "安全模式 (safe)",
+    }
+}
+
+/// What the server runs with, for the start-up screen.
+#[derive(Debug)]
+pub struct ScreenInfo<'a> {
+    /// The configuration.
+    pub cfg: &'a Config,
+    /// The config file read, if any.
+    pub file: Option<&'a Path>,
+    /// Whether the token was generated now.
+    pub token: &'a TokenSource,
+    /// The address bound.
+    pub bound: SocketAddr,
+    /// The rules in effect.
+    pub rules: usize,
+    /// The message log.
+    pub log: &'a LogLocation,
+    /// Whether late replies go through the API.
+    pub late_api: bool,
+}
+
+/// The start-up screen: what to paste into the WeChat console, and the `wemp sim` command
+/// that tries the bot locally.
+pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
+    let cfg = info.cfg;
+    let mut s = String::new();
+    let from = match info.file {
+        Some(f) => format!("config {}", f.display()),
+        None => "built-in config".to_owned(),
+    };
+    let _ = writeln!(
+        s,
+        "{} on {} ({from}, {} rules)",
+        style.bold("wemp serve is running"),
+        local_url(cfg, 0, info.bound),
+        info.rules
+    );
+    for (i, a) in cfg.accounts.iter().enumerate() {
+        let name = a.name.clone().or_else(|| a.appid.clone());
+        let title = match (&name, cfg.accounts.len()) {
+            (_, 1) | (None, _) => String::new(),
+            (Some(n), _) => format!(" for {n}"),
+        };
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "Paste into the WeChat console{title} (设置与开发 → 基本配置 → 服务器配置 → 修改配置):"
+        );
+        let _ = writeln!(s, "  URL             {}", callback_url(cfg, i, info.bound));
+        let _ = writeln!(s, "  Token           {}", a.token.as_deref().unwrap_or("?"));
+        let key = match (&a.aes_key, a.mode) {
+            (Some(k), _) => k.clone(),
+            (None, _) => "(any: plain mode does not use it; click 随机生成)".to_owned(),
+        };
+        let _ = writeln!(s, "  EncodingAESKey  {key}");
+        let _ = writeln!(s, "  消息加解密方式  {}", mode_label(a.mode));
+        if i == 0 && cfg.console.public_url.is_none() {
+            let _ = writeln!(
+                s,
+                "  {} WeChat calls only public hosts on ports 80/443: put this server behind a reverse \
+                 proxy (docs/deploy.md) and set console.public_url (WEMP_PUBLIC_URL) to the URL it calls.",
+                style.yellow("note:")
+            );
+        }
+    }
+    if let TokenSource::Generated { saved_to } = info.token {
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "The Token was generated and saved to {}; it stays the same on the next start.",
+            saved_to.display()
+        );
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(s, "Try it locally (in another terminal):");
+    let _ = writeln!(s, "  {}", sim_command(cfg, 0, info.bound));
+    let _ = writeln!(s);
+    let late = if info.late_api { "customer-service API" } else { "logged only (no appsecret)" };
+    let dedup = if cfg.storage.redis.is_some() { "redis" } else { "memory" };
+    let _ = writeln!(
+        s,
+        "Message log: {} (read it with `wemp log`). Dedup: {dedup}. Late replies: {late}.",
+        info.log.describe()
+    );
+    if let Some(m) = &cfg.server.metrics_path {
+        let _ = writeln!(s, "Metrics: http://{}{m}", info.bound);
+    }
+    let reload = match watched_file(info.file, info.token) {
+        Some(f) => format!("Rules reload when {} changes or on SIGHUP.", f.display()),
+        None => "Rules reload on SIGHUP.".to_owned(),
+    };
+    let _ = writeln!(s, "{reload} Stop with Ctrl-C.");
+    s
+}
+
+/// Options of `serve` that are not configuration.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// The API base URL instead of `https://api.weixin.qq.com` (`WEMP_API_BASE`; the fake
+    /// platform in tests).
+    pub api_base: Option<String>,
+}
+
+/// Why `serve` could not start.
+#[derive(Debug)]
+pub struct StartError {
+    /// What went wrong, ready to print.
+    pub message: String,
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+fn fail(message: impl Into<String>) -> StartError {
+    StartError { message: message.into() }
+}
+
+/// Runs `wemp serve` until `shutdown` completes: resolves the config, makes sure there is a
+/// token, opens the stores, binds, prints the setup screen to stdout, serves, reloads rules
+/// on SIGHUP and file change, and at shutdown drains handlers and flushes the log.
+///
+/// # Errors
+/// The configuration is invalid, a store cannot be opened or the address cannot be bound.
+pub async fn run(
+    args: ServeArgs,
+    env: impl Fn(&str) -> Option<String> + Clone + Send + Sync + 'static,
+    opts: RunOptions,
+    style: Style,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let (mut cfg, file) = Config::resolve(&args, &env).map_err(|e| fail(e.to_string()))?;
+    let token = crate::config::ensure_token(&mut cfg, file.as_deref(), &mut rand::rng())
+        .map_err(|e| fail(e.to_string()))?;
+    let watched = watched_file(file.as_deref(), &token);
+    let rules = cfg
+        .compiled_rules()
+        .map_err(|errs| fail(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
+    let n_rules = rules.len();
+    let live = Arc::new(LiveRules::new(rules));
+
+    let location = LogLocation::of(&cfg.storage);
+    let log = location
+        .open()
+        .await
+        .map_err(|e| fail(format!("cannot open the message log ({}): {e}", location.describe())))?;
+    let writer = LogWriter::spawn(log, LogWriterConfig::default());
+    let redis_err = |e: wemp_store::StoreError| {
+        let url = cfg.storage.redis.as_deref().map(storage::redact_url).unwrap_or_default();
+        fail(format!("cannot reach Redis at {url}: {e} (`wemp doctor` checks the setup)"))
+    };
+    let dedup = storage::dedup_store(&cfg.storage).await.map_err(redis_err)?;
+    let tokens = storage::token_store(&cfg.storage).await.map_err(redis_err)?;
+    let clients =
+        api_clients(&cfg, opts.api_base.as_deref(), tokens).map_err(|e| fail(format!("API client: {e}")))?;
+    let late_api = !clients.is_empty();
+    let sink: Option<Arc<dyn LateReplySink>> =
+        late_api.then(|| Arc::new(ClientSink::new(clients)) as Arc<dyn LateReplySink>);
+    let parts = Parts { dedup, sink, log: Some(writer.clone()) };
+    let service = build_service(&cfg, live.clone(), &parts).map_err(fail)?;
+
+    let listener = tokio::net::TcpListener::bind(&cfg.server.listen).await.map_err(|e| {
+        fail(format!(
+            "cannot listen on {}: {e} (another server running? choose another with --listen)",
+            cfg.server.listen
+        ))
+    })?;
+    let bound = listener.local_addr().map_err(|e| fail(e.to_string()))?;
+    if cfg.console.show_setup {
+        let screen = setup_screen(
+            &ScreenInfo {
+                cfg: &cfg,
+                file: file.as_deref(),
+                token: &token,
+                bound,
+                rules: n_rules,
+                log: &location,
+                late_api,
+            },
+            style,
+        );
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(screen.as_bytes());
+        let _ = out.flush();
+    }
+    tracing::info!(%bound, rules = n_rules, log = %location.describe(), "serving");
+
+    let reloader = Arc::new(Reloader::new(args, env, live.clone(), cfg.clone()));
+    let watcher = tokio::spawn(watch(reloader, watched, WATCH_INTERVAL));
+
+    let router = app(&cfg, service.clone(), console_app(&cfg));
+    let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+    watcher.abort();
+    tracing::info!("shutting down: waiting for running handlers, then flushing the message log");
+    if !service.drain(SHUTDOWN_GRACE).await {
+        tracing::warn!(
+            abandoned = service.in_flight(),
+            "shutdown grace period over; abandoning running handlers"
+        );
+    }
+    writer.shutdown().await;
+    let stats = writer.stats();
+    tracing::info!(logged = stats.written(), dropped = stats.dropped(), "message log flushed; stopped");
+    served.map_err(|e| fail(format!("server error: {e}")))
+}
+
+/// The web console's router, nested at [`CONSOLE_PATH`] by [`app`]. The console crate
+/// (`wemp-console`) plugs in here; until it exists there is none.
+pub fn console_app(_cfg: &Config) -> Option<axum::Router> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_rules_swap_as_a_whole() {
+        let live = Arc::new(LiveRules::new(Rules::demo()));
+        let before = live.load();
+        live.store(Rules::from_toml("[[rules]]\ndefault = true\nreply.text = \"x\"\n").unwrap());
+        assert_eq!(live.load().len(), 1);
+        assert!(before.len() > 1, "a loaded set stays whole after a swap");
+    }
+
+    #[test]
+    fn urls_and_sim_command() {
+        let mut cfg = Config::embedded();
+        cfg.accounts
+            .push(crate::config::AccountConfig { token: Some("Tok123".into()), ..Default::default() });
+        let bound: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert_eq!(local_url(&cfg, 0, bound), "http://127.0.0.1:8080/wechat");
+        assert_eq!(
+            sim_command(&cfg, 0, bound),
+            "wemp sim send http://127.0.0.1:8080/wechat --token Tok123 text help"
+        );
+        cfg.accounts[0].mode = Mode::Safe;
+        cfg.accounts[0].appid = Some("wx0123456789abcdef".into());
+        cfg.accounts[0].aes_key = Some("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG".into());
+        assert!(sim_command(&cfg, 0, bound).ends_with(
+            "--appid wx0123456789abcdef --aes-key abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG --mode safe text help"
+        ));
+        cfg.console.public_url = Some("https://bot.example.com/wechat".into());
+        assert_eq!(callback_url(&cfg, 0, bound), "https://bot.example.com/wechat");
+        assert_eq!(last_segment("/wechat/demo/"), "demo");
+    }
+}
