@@ -1,7 +1,7 @@
 //! What a handler sees: the message, its account, the mode, the deadline.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -20,6 +20,10 @@ pub(crate) struct Shared {
     deadline: Instant,
     state: AtomicU8,
     pub(crate) deferred: Notify,
+    /// The rule that took the message (set by the router).
+    rule: Mutex<Option<Arc<str>>>,
+    /// The handler's error, set before the reply is handed over.
+    error: Mutex<Option<String>>,
 }
 
 /// Who got to decide how the reply travels.
@@ -34,7 +38,29 @@ pub(crate) enum Decided {
 
 impl Shared {
     pub(crate) fn new(deadline: Instant) -> Self {
-        Self { deadline, state: AtomicU8::new(PENDING), deferred: Notify::new() }
+        Self {
+            deadline,
+            state: AtomicU8::new(PENDING),
+            deferred: Notify::new(),
+            rule: Mutex::new(None),
+            error: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn set_rule(&self, name: Arc<str>) {
+        *self.rule.lock().unwrap_or_else(|e| e.into_inner()) = Some(name);
+    }
+
+    pub(crate) fn rule(&self) -> Option<Arc<str>> {
+        self.rule.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn set_error(&self, error: String) {
+        *self.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+    }
+
+    pub(crate) fn error(&self) -> Option<String> {
+        self.error.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Marks the reply as going late; returns what was decided (possibly earlier).
@@ -93,6 +119,10 @@ impl Ctx {
     /// Whether the reply will go to the late sink (deadline passed or [`Ctx::defer`]).
     pub fn is_deferred(&self) -> bool {
         self.shared.state.load(Ordering::Acquire) == DEFERRED
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
     }
 }
 

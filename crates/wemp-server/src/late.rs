@@ -7,7 +7,8 @@ use wemp_proto::Reply;
 use crate::log::ShortId;
 
 /// What happened to a late reply.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum SinkOutcome {
     /// Sent to the user.

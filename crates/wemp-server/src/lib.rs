@@ -8,6 +8,7 @@ mod handler;
 mod late;
 mod log;
 mod metrics;
+pub mod observe;
 mod query;
 mod reject;
 mod router;
@@ -19,6 +20,10 @@ pub use clock::{Clock, FixedClock, NonceSource, RandomNonce, SystemClock};
 pub use context::{Captures, Ctx, Inbound};
 pub use handler::{BoxError, BoxHandler, FallThrough, Handler, HandlerService, IntoReply};
 pub use late::{LateReplySink, LoggingSink, SinkOutcome};
+pub use observe::{
+    BroadcastObserver, DedupOutcome, DeliveryRecord, MessageLogObserver, Observer, RecordOutcome,
+    RejectionRecord,
+};
 pub use reject::RejectReason;
 pub use router::{Matcher, Router, Rule};
 pub use serve::{serve, serve_with_shutdown, shutdown_signal};

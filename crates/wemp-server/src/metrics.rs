@@ -23,19 +23,7 @@ pub(crate) enum Outcome {
     Rejected = 3,
 }
 
-/// How dedup classified a delivery.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum DedupOutcome {
-    New = 0,
-    Joined = 1,
-    Cached = 2,
-}
-
-impl DedupOutcome {
-    pub(crate) fn as_str(self) -> &'static str {
-        DEDUP[self as usize]
-    }
-}
+pub(crate) use crate::observe::DedupOutcome;
 
 pub(crate) fn mode_index(mode: Option<Mode>) -> usize {
     match mode {

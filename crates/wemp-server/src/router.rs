@@ -1,7 +1,7 @@
 //! Ordered, first-match routing of messages and events to handlers.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use futures_util::future::BoxFuture;
 use regex::Regex;
@@ -425,9 +425,14 @@ struct Dispatch {
     fallback: Option<BoxHandler>,
 }
 
-/// The name of the rule that handled a delivery, recorded in the request's span.
-pub(crate) fn record_rule(name: &str) {
-    tracing::Span::current().record("rule", name);
+static FALLBACK: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("fallback"));
+static NONE: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("none"));
+
+/// The name of the rule that handled a delivery, recorded in the request's span and for
+/// observers.
+pub(crate) fn record_rule(inbound: &Inbound, name: &Arc<str>) {
+    tracing::Span::current().record("rule", &**name);
+    inbound.ctx().shared().set_rule(name.clone());
 }
 
 impl Service<Inbound> for Dispatch {
@@ -445,7 +450,7 @@ impl Service<Inbound> for Dispatch {
             for rule in this.rules.iter() {
                 let Some(captures) = rule.matcher.matches(&inbound) else { continue };
                 let req = if captures.is_some() { inbound.with_captures(captures) } else { inbound.clone() };
-                record_rule(rule.name());
+                record_rule(&inbound, &rule.name);
                 match rule.service.clone().oneshot(req).await {
                     Err(e) if e.is::<FallThrough>() => continue,
                     other => return other,
@@ -453,14 +458,14 @@ impl Service<Inbound> for Dispatch {
             }
             match this.fallback {
                 Some(fallback) => {
-                    record_rule("fallback");
+                    record_rule(&inbound, &FALLBACK);
                     match fallback.oneshot(inbound).await {
                         Err(e) if e.is::<FallThrough>() => Ok(Reply::None),
                         other => other,
                     }
                 }
                 None => {
-                    record_rule("none");
+                    record_rule(&inbound, &NONE);
                     Ok(Reply::None)
                 }
             }

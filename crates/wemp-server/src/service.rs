@@ -30,6 +30,7 @@ use crate::context::{Decided, Shared};
 use crate::handler::{BoxError, BoxHandler};
 use crate::log::ShortId;
 use crate::metrics::{DedupOutcome, Metrics, Outcome};
+use crate::observe::{DeliveryRecord, Observer, Observers, RecordOutcome, RejectionRecord};
 use crate::query::Query;
 use crate::reject::{RejectReason, Rejection};
 use crate::{
@@ -117,6 +118,7 @@ struct Inner {
     metrics: Metrics,
     tasks: Arc<Tasks>,
     local: Mutex<HashMap<Arc<str>, Weak<Shared>>>,
+    observers: Observers,
 }
 
 /// The WeChat callback endpoint: a [`tower::Service`] over `http::Request`, cheap to clone.
@@ -148,6 +150,7 @@ pub struct WechatServiceBuilder {
     sink: Option<Arc<dyn LateReplySink>>,
     clock: Arc<dyn Clock>,
     nonce: Arc<dyn NonceSource>,
+    observers: Vec<Arc<dyn Observer>>,
 }
 
 impl std::fmt::Debug for WechatServiceBuilder {
@@ -292,6 +295,22 @@ impl WechatServiceBuilder {
         self
     }
 
+    /// Adds an observer: called once per request with a [`DeliveryRecord`] (and once more
+    /// with the late sink's result when a reply missed the deadline). Several may be
+    /// added; each must be cheap and non-blocking, see [`crate::observe`].
+    #[must_use]
+    pub fn observer(mut self, observer: impl Observer) -> Self {
+        self.observers.push(Arc::new(observer));
+        self
+    }
+
+    /// Adds an observer that is already shared.
+    #[must_use]
+    pub fn observer_arc(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observers.push(observer);
+        self
+    }
+
     /// The clock for timestamps (default: the system clock).
     #[must_use]
     pub fn clock(mut self, clock: impl Clock) -> Self {
@@ -338,6 +357,7 @@ impl WechatServiceBuilder {
                 metrics: Metrics::default(),
                 tasks: Arc::default(),
                 local: Mutex::default(),
+                observers: Observers::new(self.observers),
             }),
         })
     }
@@ -354,6 +374,7 @@ impl WechatService {
             sink: None,
             clock: Arc::new(SystemClock),
             nonce: Arc::new(RandomNonce),
+            observers: Vec::new(),
         }
     }
 
@@ -461,6 +482,16 @@ fn xml_error(e: &XmlError, what: &'static str) -> Rejection {
 struct Seen {
     mode: Option<Mode>,
     appid: Option<Arc<Account>>,
+    /// Filled on the way when an observer listens.
+    record: Option<DeliveryRecord>,
+}
+
+/// What a handler task needs to report its late reply to the observers.
+struct LateReport {
+    id: u64,
+    received_at_ms: i64,
+    arrived: Instant,
+    raw_xml: Option<Arc<str>>,
 }
 
 impl Inner {
@@ -493,6 +524,10 @@ impl Inner {
         let this = self.clone();
         async move {
             let mut seen = Seen::default();
+            if self.observers.active() {
+                seen.record = Some(DeliveryRecord::empty(self.observers.next_id(), crate::observe::now_ms()));
+            }
+            let is_get = parts.method == Method::GET;
             let query = Query::parse(parts.uri.query().unwrap_or(""));
             if self.config.insecure_skip_signature {
                 tracing::warn!("INSECURE: signature not checked (insecure_skip_signature)");
@@ -510,12 +545,24 @@ impl Inner {
                     format!("method {} not allowed: WeChat sends GET (verification) and POST", parts.method),
                 )),
             };
+            let mut rejected = None;
+            let mut outcome_seen = Outcome::Rejected;
             let res = match result {
                 Ok((res, outcome)) => {
                     self.metrics.request(seen.mode, outcome);
+                    outcome_seen = outcome;
                     res
                 }
                 Err(rejection) => {
+                    if seen.record.is_some() {
+                        rejected = Some(RejectionRecord {
+                            reason: rejection.reason,
+                            code: rejection.code.map(ReferenceCode::code),
+                            code_name: rejection.code.map(ReferenceCode::name),
+                            param: rejection.param,
+                            message: rejection.message.clone(),
+                        });
+                    }
                     rejection.log(seen.mode, seen.appid.as_deref().map(Account::appid));
                     self.metrics.request(seen.mode, Outcome::Rejected);
                     self.metrics.rejected(rejection.reason);
@@ -530,6 +577,21 @@ impl Inner {
             span.record("status", res.status().as_u16());
             span.record("latency_us", u64::try_from(arrived.elapsed().as_micros()).unwrap_or(u64::MAX));
             tracing::debug!("answered");
+            if let Some(mut record) = seen.record.take() {
+                record.mode = seen.mode;
+                record.appid = seen.appid.as_ref().map(|a| a.appid().to_owned());
+                record.status = res.status().as_u16();
+                record.latency = arrived.elapsed();
+                record.outcome = match (outcome_seen, rejected.is_some()) {
+                    (_, true) | (Outcome::Rejected, _) => RecordOutcome::Rejected,
+                    _ if is_get => RecordOutcome::Verified,
+                    (Outcome::Deadline, _) => RecordOutcome::Deadline,
+                    _ if record.error.is_some() => RecordOutcome::HandlerError,
+                    _ => RecordOutcome::Answered,
+                };
+                record.rejection = rejected;
+                self.observers.emit(record);
+            }
             res
         }
         .instrument(span)
@@ -723,6 +785,9 @@ impl Inner {
                 }
             }
             self.check_timestamp(timestamp)?;
+            if let Some(r) = seen.record.as_mut() {
+                r.raw_xml = Some(Arc::from(text));
+            }
             Incoming::from_document(&doc)
         } else {
             let envelope = Envelope::from_document(doc).map_err(|e| {
@@ -766,8 +831,15 @@ impl Inner {
             self.check_timestamp(timestamp)?;
             let xml = cipher.decrypt(&envelope.encrypt).map_err(|e| Rejection::decrypt(&e))?;
             let inner = Document::parse(&xml).map_err(|e| xml_error(&e, "decrypted message"))?;
-            Incoming::from_document(&inner)
+            let incoming = Incoming::from_document(&inner);
+            if let Some(r) = seen.record.as_mut() {
+                r.raw_xml = Some(Arc::from(xml));
+            }
+            incoming
         };
+        if let Some(r) = seen.record.as_mut() {
+            r.describe(&incoming);
+        }
         let kind = incoming.kind();
         match incoming.event() {
             Some(e) => span.record("msg_type", tracing::field::display(format_args!("event/{}", e.kind()))),
@@ -778,7 +850,7 @@ impl Inner {
             tracing::field::display(ShortId::new(&incoming.header().from, self.config.full_openids)),
         );
         let deadline = arrived + self.config.budget;
-        Ok(self.dispatch(account, mode, incoming, deadline).await)
+        Ok(self.dispatch(account, mode, incoming, deadline, seen).await)
     }
 
     async fn dispatch(
@@ -787,9 +859,13 @@ impl Inner {
         mode: Mode,
         incoming: Incoming,
         deadline: Instant,
+        seen: &mut Seen,
     ) -> (Response<Body>, Outcome) {
         let span = tracing::Span::current();
         let key = format!("{}:{}", account.appid(), incoming.dedup_key());
+        if let Some(r) = seen.record.as_mut() {
+            r.dedup_key = Some(key.clone());
+        }
         let claim = match self.dedup.claim(&key, self.config.in_flight_ttl).await {
             Ok(c) => Some(c),
             Err(e) => {
@@ -803,14 +879,17 @@ impl Inner {
             _ => DedupOutcome::New,
         };
         self.metrics.dedup(dedup);
+        if let Some(r) = seen.record.as_mut() {
+            r.dedup = claim.is_some().then_some(dedup);
+        }
         span.record("dedup", dedup.as_str());
         span.record("attempt", if dedup == DedupOutcome::New { "first" } else { "retry" });
         match claim {
-            Some(Claim::Done(xml)) => self.answer(&account, mode, &xml),
+            Some(Claim::Done(xml)) => self.answer_recorded(&account, mode, xml, seen),
             Some(Claim::InFlight) => {
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 match self.dedup.wait(&key, remaining).await {
-                    Ok(Some(xml)) => self.answer(&account, mode, &xml),
+                    Ok(Some(xml)) => self.answer_recorded(&account, mode, xml, seen),
                     Ok(None) | Err(_) => {
                         // Our budget is spent: make sure the running handler's reply goes to
                         // the sink, since `success` now stops WeChat's retries.
@@ -820,20 +899,23 @@ impl Inner {
                         {
                             // It just finished: its reply is being stored right now.
                             if let Ok(Some(xml)) = self.dedup.wait(&key, Duration::from_millis(50)).await {
-                                return self.answer(&account, mode, &xml);
+                                return self.answer_recorded(&account, mode, xml, seen);
                             }
                         }
                         self.metrics.deadline_miss();
                         tracing::warn!(
                             "retry waited its whole budget for the first delivery; answering success"
                         );
+                        if let Some(r) = seen.record.as_mut() {
+                            r.reply_xml = Some("success".to_owned());
+                        }
                         (success(), Outcome::Deadline)
                     }
                 }
             }
             Some(Claim::New) | None => {
                 let owned_key = claim.is_some().then_some(key);
-                self.run(account, mode, incoming, deadline, owned_key).await
+                self.run(account, mode, incoming, deadline, owned_key, seen).await
             }
         }
     }
@@ -849,13 +931,21 @@ impl Inner {
         incoming: Incoming,
         deadline: Instant,
         key: Option<String>,
+        seen: &mut Seen,
     ) -> (Response<Body>, Outcome) {
         let shared = Arc::new(Shared::new(deadline));
+        let report = seen.record.as_ref().map(|r| LateReport {
+            id: r.id,
+            received_at_ms: r.received_at_ms,
+            arrived: deadline - self.config.budget,
+            raw_xml: r.raw_xml.clone(),
+        });
         let inbound = Inbound::new(incoming, account.clone(), mode, Ctx::from_shared(shared.clone()));
         let (tx, mut rx) = oneshot::channel::<String>();
         let guard = TaskGuard::new(&self.tasks);
         let key: Option<Arc<str>> = key.map(Into::into);
-        let mut task = Box::pin(self.clone().handle_in_task(inbound, key.clone(), tx, shared.clone(), guard));
+        let mut task =
+            Box::pin(self.clone().handle_in_task(inbound, key.clone(), tx, shared.clone(), guard, report));
         // Most handlers finish at their first poll: run them here, and only hand the ones
         // that wait for something to a task of their own (which outlives this request if
         // WeChat hangs up).
@@ -884,15 +974,39 @@ impl Inner {
                         budget_ms = u64::try_from(self.config.budget.as_millis()).unwrap_or(u64::MAX),
                         "handler missed the deadline; answered success, its reply goes to the late sink"
                     );
-                    return (success(), Outcome::Deadline);
+                    None
                 }
                 Decided::Passive => rx.await.ok(),
             },
         };
-        match xml {
-            Some(xml) => self.answer(&account, mode, &xml),
-            None => (success(), Outcome::Deadline),
+        if let Some(r) = seen.record.as_mut() {
+            r.handler = shared.rule();
+            r.error = shared.error();
         }
+        match xml {
+            Some(xml) => self.answer_recorded(&account, mode, xml, seen),
+            None => {
+                if let Some(r) = seen.record.as_mut() {
+                    r.reply_xml = Some("success".to_owned());
+                }
+                (success(), Outcome::Deadline)
+            }
+        }
+    }
+
+    /// [`Self::answer`], keeping the plain reply for the observers.
+    fn answer_recorded(
+        &self,
+        account: &Account,
+        mode: Mode,
+        xml: String,
+        seen: &mut Seen,
+    ) -> (Response<Body>, Outcome) {
+        let answered = self.answer(account, mode, &xml);
+        if let Some(r) = seen.record.as_mut() {
+            r.reply_xml = Some(if answered.1 == Outcome::Empty { "success".to_owned() } else { xml });
+        }
+        answered
     }
 
     fn policy_reply(&self) -> Reply {
@@ -909,6 +1023,7 @@ impl Inner {
         tx: oneshot::Sender<String>,
         shared: Arc<Shared>,
         _guard: TaskGuard,
+        report: Option<LateReport>,
     ) {
         let started = Instant::now();
         let result = AssertUnwindSafe(self.router.clone().oneshot(inbound.clone())).catch_unwind().await;
@@ -918,6 +1033,9 @@ impl Inner {
             Ok(Err(error)) => {
                 self.metrics.handler_error();
                 tracing::error!(error = %error, "handler failed; answering per the error policy");
+                if report.is_some() {
+                    shared.set_error(error.to_string());
+                }
                 self.policy_reply()
             }
             Err(panic) => {
@@ -928,6 +1046,9 @@ impl Inner {
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_default();
                 tracing::error!(panic = %what, "handler panicked; answering per the error policy");
+                if report.is_some() {
+                    shared.set_error(format!("handler panicked: {what}"));
+                }
                 self.policy_reply()
             }
         };
@@ -963,6 +1084,7 @@ impl Inner {
                         tracing::error!(error = %e, "cannot store the delivery as answered");
                     }
                 }
+                let mut sink_result = None;
                 if xml != "success" {
                     let account = inbound.account();
                     let openid = inbound.openid();
@@ -975,6 +1097,22 @@ impl Inner {
                             tracing::warn!(openid = %shown, outcome = %other, "late reply not delivered")
                         }
                     }
+                    sink_result = Some(outcome);
+                }
+                if let Some(report) = report {
+                    let mut r = DeliveryRecord::empty(report.id, report.received_at_ms);
+                    r.appid = Some(inbound.account().appid().to_owned());
+                    r.describe(inbound.message());
+                    r.dedup_key = key.as_deref().map(str::to_owned);
+                    r.mode = Some(inbound.mode());
+                    r.dedup = key.is_some().then_some(DedupOutcome::New);
+                    r.raw_xml = report.raw_xml;
+                    r.reply_xml = Some(xml);
+                    r.outcome = RecordOutcome::Late { sink: sink_result };
+                    r.latency = report.arrived.elapsed();
+                    r.handler = shared.rule();
+                    r.error = shared.error();
+                    self.observers.emit(r);
                 }
             }
         }

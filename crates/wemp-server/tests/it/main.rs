@@ -6,6 +6,7 @@ mod deadline;
 mod e2e;
 mod metrics;
 mod modes;
+mod observe;
 mod reject;
 mod router;
 mod verify;

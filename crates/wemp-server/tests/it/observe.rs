@@ -1,0 +1,218 @@
+//! Observers: one record per request, a follow-up for late replies, rejections with their
+//! reference code, the message-log adapter and the broadcast channel.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use http::{Request, StatusCode};
+use wemp_proto::{Mode, Reply};
+use wemp_server::extract::Content;
+use wemp_server::{
+    BroadcastObserver, DedupOutcome, DeliveryRecord, MessageLogObserver, RecordOutcome, Router, SinkOutcome,
+};
+use wemp_store::memory::MemoryMessageLog;
+use wemp_store::{LogQuery, LogWriter, LogWriterConfig, MessageLog};
+
+use crate::common::*;
+
+/// Collects records.
+#[derive(Clone, Default)]
+struct Records(Arc<Mutex<Vec<Arc<DeliveryRecord>>>>);
+
+impl Records {
+    fn observer(&self) -> impl Fn(&Arc<DeliveryRecord>) + Send + Sync + 'static {
+        let all = self.0.clone();
+        move |r| all.lock().unwrap().push(r.clone())
+    }
+    fn all(&self) -> Vec<Arc<DeliveryRecord>> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+fn echo() -> Router {
+    Router::new()
+        .on_text("boom", || async { Err::<Reply, _>(std::io::Error::other("database is down")) })
+        .fallback(|Content(text): Content| async move { Reply::text(format!("echo: {text}")) })
+}
+
+#[tokio::test]
+async fn a_delivery_and_its_retry_are_recorded() {
+    let records = Records::default();
+    let svc = builder(echo()).observer(records.observer()).build().unwrap();
+    let xml = text_xml("hello", 77);
+
+    let (status, body) = send(&svc, wechat_post(Mode::Safe, &xml)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(reply_text(&body).as_deref(), Some("echo: hello"));
+    let (_, again) = send(&svc, wechat_post(Mode::Safe, &xml)).await;
+    assert_eq!(reply_text(&again).as_deref(), Some("echo: hello"));
+
+    let all = records.all();
+    assert_eq!(all.len(), 2);
+    let first = &all[0];
+    assert_eq!(first.appid.as_deref(), Some(APPID));
+    assert_eq!(first.openid.as_deref(), Some(OPENID));
+    assert_eq!(first.msg_type.as_deref(), Some("text"));
+    assert_eq!(first.event, None);
+    assert_eq!(first.msg_id, Some(77));
+    assert_eq!(first.mode, Some(Mode::Safe));
+    assert_eq!(first.dedup, Some(DedupOutcome::New));
+    assert_eq!(first.dedup_key.as_deref(), Some(format!("{APPID}:msg:{OPENID}:77").as_str()));
+    assert_eq!(first.raw_xml.as_deref(), Some(xml.as_str()), "the decrypted XML, as sent");
+    assert_eq!(first.summary.as_deref(), Some("hello"));
+    assert_eq!(first.outcome, RecordOutcome::Answered);
+    assert_eq!(first.status, 200);
+    assert_eq!(first.handler.as_deref(), Some("fallback"));
+    assert_eq!(first.error, None);
+    let reply = first.reply_xml.as_deref().expect("reply recorded");
+    assert!(reply.contains("<Content><![CDATA[echo: hello]]></Content>"), "{reply}");
+    assert!(!reply.contains("<Encrypt>"), "the plain reply, before encryption");
+
+    let second = &all[1];
+    assert_eq!(second.dedup, Some(DedupOutcome::Cached));
+    assert_eq!(second.reply_xml, first.reply_xml);
+    assert_eq!(second.handler, None, "no handler ran for the retry");
+    assert_ne!(second.id, first.id);
+
+    let json = serde_json::to_value(&**first).unwrap();
+    assert_eq!(json["outcome"]["kind"], "answered");
+    assert_eq!(json["mode"], "safe");
+    assert_eq!(json["dedup"], "new");
+}
+
+#[tokio::test]
+async fn handler_errors_and_empty_replies() {
+    let records = Records::default();
+    let router = Router::new()
+        .on_text("boom", || async { Err::<Reply, _>(std::io::Error::other("database is down")) })
+        .on_text("quiet", || async { Reply::None })
+        .fallback(|| async { Reply::text("x") });
+    let svc = builder(router).observer(records.observer()).build().unwrap();
+    let (_, body) = send(&svc, wechat_post(Mode::Plain, &text_xml("boom", 1))).await;
+    assert_eq!(body, "success");
+    let (_, body) = send(&svc, wechat_post(Mode::Plain, &text_xml("quiet", 2))).await;
+    assert_eq!(body, "success");
+
+    let all = records.all();
+    assert_eq!(all[0].outcome, RecordOutcome::HandlerError);
+    assert_eq!(all[0].error.as_deref(), Some("database is down"));
+    assert!(all[0].handler.as_deref().unwrap().contains("boom"), "{:?}", all[0].handler);
+    assert_eq!(all[0].mode, Some(Mode::Plain));
+    assert_eq!(all[1].outcome, RecordOutcome::Answered);
+    assert_eq!(all[1].reply_xml.as_deref(), Some("success"));
+    assert_eq!(all[1].error, None);
+}
+
+#[tokio::test]
+async fn rejections_carry_the_reference_code_and_no_secret() {
+    let records = Records::default();
+    let svc = builder(echo()).observer(records.observer()).build().unwrap();
+    let ok = wechat_post(Mode::Safe, &text_xml("x", 1));
+    let query = ok.uri().query().unwrap().replace("msg_signature=", "msg_signature=0");
+    let body = ok.into_body();
+    let req = Request::post(format!("/?{query}")).body(body).unwrap();
+    let (status, _) = send(&svc, req).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let all = records.all();
+    assert_eq!(all.len(), 1);
+    let r = &all[0];
+    assert_eq!(r.outcome, RecordOutcome::Rejected);
+    assert_eq!(r.status, 403);
+    assert_eq!(r.mode, Some(Mode::Safe));
+    assert_eq!(r.appid.as_deref(), Some(APPID));
+    assert_eq!(r.raw_xml, None, "nothing was decrypted");
+    let rej = r.rejection.as_ref().unwrap();
+    assert_eq!(rej.code, Some(-40001));
+    assert_eq!(rej.param, "msg_signature");
+    assert!(rej.message.contains("token of length 8"), "{}", rej.message);
+    let json = serde_json::to_string(&**r).unwrap();
+    assert!(json.contains("signature_mismatch"), "{json}");
+    assert!(!json.contains(TOKEN) && !json.contains(KEY), "a secret leaked: {json}");
+}
+
+#[tokio::test]
+async fn url_verification_is_recorded() {
+    let records = Records::default();
+    let svc = builder(echo()).observer(records.observer()).build().unwrap();
+    let sig = wemp_proto::signature::sign(TOKEN, &NOW.to_string(), "7");
+    let req =
+        Request::get(format!("/?signature={sig}&timestamp={NOW}&nonce=7&echostr=hi")).body(Body::empty());
+    let (status, body) = send(&svc, req.unwrap()).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "hi"));
+    assert_eq!(records.all()[0].outcome, RecordOutcome::Verified);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_late_reply_gets_a_follow_up_record() {
+    let records = Records::default();
+    let sink = RecordingSink { outcome: Some(SinkOutcome::WindowExpired), ..RecordingSink::default() };
+    let router = Router::new().fallback(|Content(text): Content| async move {
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        Reply::text(format!("slow: {text}"))
+    });
+    let svc = builder(router).late_sink(sink.clone()).observer(records.observer()).build().unwrap();
+    let (_, body) = send(&svc, wechat_post(Mode::Safe, &text_xml("hello", 5))).await;
+    assert_eq!(body, "success");
+    let all = records.all();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].outcome, RecordOutcome::Deadline);
+    assert_eq!(all[0].latency, Duration::from_millis(4500));
+
+    assert!(svc.drain(Duration::from_secs(10)).await);
+    let all = records.all();
+    assert_eq!(all.len(), 2);
+    let late = &all[1];
+    assert_eq!(late.id, all[0].id, "the follow-up names its delivery");
+    assert_eq!(late.outcome, RecordOutcome::Late { sink: Some(SinkOutcome::WindowExpired) });
+    assert_eq!(late.outcome.label(), "late:window_expired");
+    assert_eq!(late.latency, Duration::from_secs(7));
+    assert!(late.reply_xml.as_deref().unwrap().contains("slow: hello"));
+    assert_eq!(late.raw_xml, all[0].raw_xml);
+    assert_eq!(late.openid.as_deref(), Some(OPENID));
+    assert_eq!(sink.replies().len(), 1);
+}
+
+#[tokio::test]
+async fn message_log_observer_writes_one_entry_per_message() {
+    let log = Arc::new(MemoryMessageLog::new(100));
+    let writer = LogWriter::spawn(log.clone(), LogWriterConfig::default());
+    let svc = builder(echo()).observer(MessageLogObserver::new(writer.clone())).build().unwrap();
+    let xml = text_xml("hello", 9);
+    for _ in 0..3 {
+        send(&svc, wechat_post(Mode::Safe, &xml)).await;
+    }
+    send(&svc, wechat_post(Mode::Safe, &text_xml("boom", 10))).await;
+    writer.flush().await;
+
+    let rows = log.query(&LogQuery::default()).await.unwrap();
+    assert_eq!(rows.len(), 2, "retries are not logged by default: {rows:?}");
+    let e = &rows[0].1;
+    assert_eq!((e.appid.as_str(), e.openid.as_str(), e.msg_id), (APPID, OPENID, Some(9)));
+    assert_eq!((e.msg_type.as_str(), e.mode.as_str(), e.dedup.as_str()), ("text", "safe", "new"));
+    assert_eq!(e.outcome, "sent");
+    assert_eq!(e.raw_xml, xml);
+    assert_eq!(e.summary, "hello");
+    assert!(e.reply_xml.as_deref().unwrap().contains("echo: hello"));
+    assert_eq!(rows[1].1.outcome, "error");
+    assert_eq!(rows[1].1.error.as_deref(), Some("database is down"));
+    assert_eq!(writer.stats().written(), 2);
+}
+
+#[tokio::test]
+async fn broadcast_observer_fans_out() {
+    let live = BroadcastObserver::new(16);
+    let mut a = live.subscribe();
+    let mut b = live.subscribe();
+    assert_eq!(live.receiver_count(), 2);
+    let svc = builder(echo()).observer(live.clone()).build().unwrap();
+    send(&svc, wechat_post(Mode::Safe, &text_xml("hi", 3))).await;
+    let ra = a.try_recv().unwrap();
+    let rb = b.try_recv().unwrap();
+    assert!(Arc::ptr_eq(&ra, &rb), "one shared record");
+    assert_eq!(ra.msg_id, Some(3));
+    drop((a, b));
+    // No subscriber left: observing still works.
+    send(&svc, wechat_post(Mode::Safe, &text_xml("hi", 4))).await;
+}
