@@ -1,0 +1,649 @@
+// wemp console: plain JS, no build step, no network access beyond this server.
+'use strict';
+
+const BASE = document.querySelector('meta[name="wemp-base"]').content;
+const CSRF = document.querySelector('meta[name="wemp-csrf"]').content;
+const BANNER = '该公众号暂时无法提供服务，请稍后再试';
+const $ = (id) => document.getElementById(id);
+
+/** Builds an element; children are nodes or strings (always text, never HTML). */
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'text') el.textContent = v;
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+async function api(path, opts = {}) {
+  const init = { credentials: 'same-origin', headers: {}, ...opts };
+  if (init.method && init.method !== 'GET') init.headers['X-Wemp-Csrf'] = CSRF;
+  if (opts.json !== undefined) {
+    init.body = JSON.stringify(opts.json);
+    init.headers['Content-Type'] = 'application/json';
+  }
+  const res = await fetch(`${BASE}/api/${path}`, init);
+  let body = null;
+  try { body = await res.json(); } catch (_) { /* not JSON */ }
+  if (res.status === 401) { location.reload(); }
+  if (!res.ok) throw new Error((body && body.error) || `HTTP ${res.status}`);
+  return body;
+}
+
+function toast(msg) {
+  const t = $('toast');
+  t.textContent = msg;
+  t.hidden = false;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { t.hidden = true; }, 2500);
+}
+
+async function copy(text, what) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch (_) {
+    const ta = h('textarea', { class: 'offscreen', 'aria-hidden': 'true' });
+    ta.value = text;
+    document.body.append(ta);
+    ta.select();
+    document.execCommand('copy');
+    ta.remove();
+  }
+  toast(`${what} copied`);
+}
+
+const state = {
+  config: null,
+  user: null,
+  chats: new Map(), // openid -> [{node factory}]
+  exchanges: [],
+  selected: null,
+  names: new Map(),
+};
+
+// ---------------------------------------------------------------- views
+function showView() {
+  const view = (location.hash || '#chat').slice(1).split('/')[0];
+  const known = ['chat', 'log', 'setup'].includes(view) ? view : 'chat';
+  for (const v of ['chat', 'log', 'setup']) {
+    $(`view-${v}`).hidden = v !== known;
+    const tab = $(`tab-${v}`);
+    if (v === known) tab.setAttribute('aria-current', 'page'); else tab.removeAttribute('aria-current');
+  }
+  if (known === 'setup') loadSetup();
+}
+window.addEventListener('hashchange', showView);
+
+// ---------------------------------------------------------------- chat rendering
+const URL_RE = /(https?:\/\/[^\s<>"'，。）]+)/g;
+const ANCHOR_RE = /<a\s+href\s*=\s*["']([^"']+)["'][^>]*>(.*?)<\/a>/gi;
+
+function link(href, text) {
+  const safe = /^https?:\/\//i.test(href) ? href : null;
+  return safe ? h('a', { href: safe, target: '_blank', rel: 'noopener noreferrer' }, text) : text;
+}
+
+/** Text as WeChat shows it: `<a href>` anchors and bare URLs clickable, the rest text. */
+function richText(s) {
+  const out = [];
+  let last = 0;
+  for (const m of s.matchAll(ANCHOR_RE)) {
+    out.push(...bareLinks(s.slice(last, m.index)));
+    out.push(link(m[1], m[2].replace(/<[^>]*>/g, '')));
+    last = m.index + m[0].length;
+  }
+  out.push(...bareLinks(s.slice(last)));
+  return out;
+}
+
+function bareLinks(s) {
+  return s.split(URL_RE).map((part, i) => (i % 2 ? link(part, part) : part)).filter((p) => p !== '');
+}
+
+function bubble(side, ...content) {
+  const avatar = h('span', { class: `avatar ${side}`, 'aria-hidden': 'true' }, side === 'me' ? userInitial() : 'W');
+  return h('li', { class: `msg ${side}` }, avatar, h('div', { class: 'bubble' }, ...content));
+}
+
+function userInitial() {
+  const u = state.config && state.config.users.find((x) => x.openid === state.user);
+  return u ? [...u.name][0].toUpperCase() : 'U';
+}
+
+function notice(text, cls = '') {
+  return h('li', { class: `notice ${cls}` }, h('span', {}, text));
+}
+
+function mediaBox(icon, label, id, extra) {
+  return h('div', { class: 'media-box' },
+    h('span', { class: 'media-icon', 'aria-hidden': 'true' }, icon),
+    h('div', {}, h('div', { class: 'media-label' }, label), extra ? h('div', { class: 'media-extra' }, extra) : null,
+      h('code', { class: 'media-id', title: 'media id' }, id)));
+}
+
+function renderReply(r) {
+  switch (r.type) {
+    case 'text': return [bubble('bot', ...richText(r.content))];
+    case 'image': return [bubble('bot', mediaBox('🖼', '[图片] Image', r.media_id))];
+    case 'voice': return [bubble('bot', mediaBox('🔊', '[语音] Voice', r.media_id))];
+    case 'video': return [bubble('bot', mediaBox('🎬', `[视频] ${r.title || 'Video'}`, r.media_id, r.description))];
+    case 'music': return [bubble('bot', mediaBox('🎵', `[音乐] ${r.title || 'Music'}`, r.thumb_media_id, r.description || r.music_url))];
+    case 'news': return [newsCards(r.articles)];
+    case 'transfer': return [notice(r.kf_account ? `已转接到客服 ${r.kf_account} · Transferred to customer service` : '已转接到客服 · Transferred to customer service', 'transfer')];
+    case 'none': return [];
+    default: return [notice(`[${r.msg_type || r.type}] reply`)];
+  }
+}
+
+function newsCards(articles) {
+  const cards = articles.map((a, i) => {
+    const pic = a.pic_url ? h('img', { src: a.pic_url, alt: '', loading: 'lazy', class: 'news-pic', onerror: (e) => e.target.classList.add('broken') }) : null;
+    const body = i === 0
+      ? h('div', { class: 'news-main' }, h('div', { class: 'news-title' }, a.title), a.description ? h('div', { class: 'news-desc' }, a.description) : null)
+      : h('div', { class: 'news-row' }, h('div', { class: 'news-title' }, a.title));
+    return h('a', { class: `news-item ${i === 0 ? 'first' : 'rest'}`, href: /^https?:\/\//i.test(a.url) ? a.url : '#', target: '_blank', rel: 'noopener noreferrer' },
+      i === 0 ? [pic, body] : [body, pic]);
+  });
+  return h('li', { class: 'msg bot news' }, h('span', { class: 'avatar bot', 'aria-hidden': 'true' }, 'W'), h('div', { class: 'news-card' }, cards));
+}
+
+function bannerNode(reason) {
+  return h('li', { class: 'notice banner', role: 'alert' },
+    h('div', { class: 'banner-box' },
+      h('div', { class: 'banner-text' }, BANNER),
+      h('div', { class: 'banner-why' }, h('strong', {}, 'Why WeChat shows this: '), reason)));
+}
+
+function chat() {
+  if (!state.chats.has(state.user)) state.chats.set(state.user, []);
+  return state.chats.get(state.user);
+}
+
+function addToChat(node) {
+  chat().push(node);
+  $('messages').append(node);
+  node.scrollIntoView({ block: 'end' });
+}
+
+function redrawChat() {
+  const list = $('messages');
+  list.replaceChildren(...chat());
+  if (!chat().length) {
+    list.append(h('li', { class: 'notice hint-notice' }, h('span', {}, 'Say something, tap the menu, or follow the account (＋).')));
+  }
+  const last = list.lastElementChild;
+  if (last) last.scrollIntoView({ block: 'end' });
+}
+
+// ---------------------------------------------------------------- chat actions
+let busy = 0;
+
+async function perform(action, shown) {
+  const user = state.user;
+  if (shown) addToChat(shown);
+  const pending = h('li', { class: 'msg bot pending', 'aria-label': 'waiting for the bot' },
+    h('span', { class: 'avatar bot', 'aria-hidden': 'true' }, 'W'), h('div', { class: 'bubble typing' }, h('i'), h('i'), h('i')));
+  addToChat(pending);
+  busy += 1;
+  document.body.classList.add('busy');
+  const started = performance.now();
+  const timer = setInterval(() => {
+    const s = Math.floor((performance.now() - started) / 1000);
+    const per = state.config.timeout_ms / 1000;
+    if (s >= per) pending.querySelector('.bubble').dataset.note = `WeChat retrying (try ${Math.min(state.config.tries, 1 + Math.floor(s / per))}/${state.config.tries})…`;
+  }, 500);
+  try {
+    const res = await api('send', { method: 'POST', json: { user, action } });
+    const nodes = [];
+    if (res.sees.kind === 'reply') nodes.push(...renderReply(res.sees.reply));
+    else if (res.sees.kind === 'banner') nodes.push(bannerNode(res.sees.reason));
+    replaceNode(user, pending, nodes);
+    addTries(action, res);
+  } catch (e) {
+    replaceNode(user, pending, [notice(`Console error: ${e.message}`, 'error')]);
+  } finally {
+    clearInterval(timer);
+    busy -= 1;
+    if (!busy) document.body.classList.remove('busy');
+  }
+}
+
+function replaceNode(user, old, nodes) {
+  const list = state.chats.get(user);
+  const i = list.indexOf(old);
+  if (i >= 0) list.splice(i, 1, ...nodes);
+  if (old.isConnected) {
+    old.replaceWith(...nodes);
+    const last = $('messages').lastElementChild;
+    if (last) last.scrollIntoView({ block: 'end' });
+  }
+}
+
+function describe(action) {
+  switch (action.kind) {
+    case 'text': return `text “${action.content}”`;
+    case 'image': return 'image';
+    case 'location': return `location ${action.label || ''}`;
+    case 'link': return `link ${action.title}`;
+    case 'subscribe': return action.scene ? `follow via QR scene ${action.scene}` : 'follow';
+    case 'unsubscribe': return 'unfollow';
+    case 'scan': return `scan QR scene ${action.scene}`;
+    case 'click': return `menu click ${action.key}`;
+    case 'view': return `menu view ${action.url}`;
+    default: return action.kind;
+  }
+}
+
+function addTries(action, res) {
+  const sees = res.sees.kind === 'reply' ? `reply (${res.sees.reply.type})` : res.sees.kind === 'banner' ? 'error banner' : 'nothing';
+  const item = h('li', { class: `try-item ${res.sees.kind}` },
+    h('div', { class: 'try-head' }, h('strong', {}, describe(action)), h('span', { class: `badge ${res.sees.kind}` }, sees)),
+    h('ol', { class: 'try-list' }, res.attempts.map((a, i) =>
+      h('li', {}, `try ${i + 1} at +${a.started_ms} ms: ${a.outcome} in ${a.took_ms} ms`))),
+    res.sees.kind === 'banner' ? h('p', { class: 'why' }, res.sees.reason) : null,
+    h('details', {}, h('summary', {}, 'XML sent'), h('pre', { class: 'xml' }, prettyXml(res.sent_xml))));
+  $('tries').prepend(item);
+}
+
+function userNotice(text) {
+  return h('li', { class: 'notice' }, h('span', {}, text));
+}
+
+function sendText(e) {
+  e.preventDefault();
+  const input = $('text');
+  const content = input.value;
+  if (!content.trim()) { input.focus(); return; }
+  input.value = '';
+  perform({ kind: 'text', content }, bubble('me', content));
+  input.focus();
+}
+
+async function sendImage(file) {
+  if (!file) return;
+  try {
+    const res = await fetch(`${BASE}/api/media`, {
+      method: 'POST', credentials: 'same-origin',
+      headers: { 'X-Wemp-Csrf': CSRF, 'Content-Type': file.type || 'image/png' }, body: file,
+    });
+    const body = await res.json();
+    if (!res.ok) throw new Error(body.error || `HTTP ${res.status}`);
+    const pic = new URL(body.url, location.href).href;
+    perform({ kind: 'image', media_id: body.media_id, pic_url: pic },
+      bubble('me', h('img', { src: body.url, alt: `uploaded image ${file.name}`, class: 'sent-img' }), h('code', { class: 'media-id' }, body.media_id)));
+  } catch (e) {
+    toast(`Upload failed: ${e.message}`);
+  }
+}
+
+// ---------------------------------------------------------------- menu
+function closeSubmenus(except) {
+  for (const m of document.querySelectorAll('.submenu')) {
+    if (m !== except) { m.hidden = true; m.previousElementSibling.setAttribute('aria-expanded', 'false'); }
+  }
+}
+
+function menuAction(b) {
+  if (b.type === 'click') {
+    perform({ kind: 'click', key: b.key }, userNotice(`你点击了菜单「${b.name}」· CLICK ${b.key}`));
+  } else if (b.type === 'view') {
+    window.open(b.url, '_blank', 'noopener');
+    perform({ kind: 'view', url: b.url }, userNotice(`你打开了「${b.name}」· VIEW ${b.url}`));
+  }
+}
+
+function renderMenu(menu) {
+  const bar = $('menu-buttons');
+  bar.replaceChildren();
+  const buttons = (menu && menu.button) || [];
+  if (!buttons.length) return false;
+  for (const b of buttons) {
+    const cell = h('div', { class: 'menu-cell' });
+    if (b.sub_button && b.sub_button.length) {
+      const sub = h('div', { class: 'submenu', role: 'menu', hidden: true, 'aria-label': b.name });
+      const btn = h('button', { type: 'button', class: 'menu-btn', 'aria-haspopup': 'menu', 'aria-expanded': 'false', role: 'menuitem',
+        onclick: () => { const open = sub.hidden; closeSubmenus(sub); sub.hidden = !open; btn.setAttribute('aria-expanded', String(open)); if (open) sub.querySelector('button').focus(); } },
+      h('span', { class: 'menu-lines', 'aria-hidden': 'true' }, '≡ '), b.name);
+      for (const s of b.sub_button) {
+        sub.append(h('button', { type: 'button', role: 'menuitem', class: 'sub-btn', onclick: () => { closeSubmenus(); btn.focus(); menuAction(s); } }, s.name));
+      }
+      cell.append(btn, sub);
+    } else {
+      cell.append(h('button', { type: 'button', class: 'menu-btn', role: 'menuitem', onclick: () => { closeSubmenus(); menuAction(b); } }, b.name));
+    }
+    bar.append(cell);
+  }
+  return true;
+}
+
+function setComposer(mode) {
+  const hasMenu = $('menu-buttons').children.length > 0;
+  const menu = hasMenu && mode === 'menu';
+  $('menu-bar').hidden = !menu;
+  $('input-bar').hidden = menu;
+  $('to-menu').hidden = !hasMenu;
+  if (!menu) $('more-panel').hidden = $('more-panel').hidden;
+  closeSubmenus();
+}
+
+// ---------------------------------------------------------------- live log
+const OUTCOME_LABEL = { reply: 'reply', no_reply: 'no reply', late: 'late', abandoned: 'abandoned', rejected: 'rejected', error: 'error', verify: 'verify' };
+
+function typeOf(x) {
+  if (x.method === 'GET') return 'verify';
+  if (x.msg_type === 'event' && x.event) return `event:${x.event}`;
+  return x.msg_type || '?';
+}
+
+function nameOf(openid) {
+  if (!openid) return '—';
+  return state.names.get(openid) || `${openid.slice(0, 6)}…${openid.slice(-4)}`;
+}
+
+function matches(x) {
+  const f = new FormData($('filters'));
+  const user = f.get('user');
+  const type = f.get('type');
+  const outcome = f.get('outcome');
+  return (!user || x.openid === user) && (!type || typeOf(x) === type) && (!outcome || x.outcome === outcome);
+}
+
+function fmtTime(ms) {
+  const d = new Date(ms);
+  return d.toLocaleTimeString([], { hour12: false }) + '.' + String(d.getMilliseconds()).padStart(3, '0');
+}
+
+function row(x) {
+  const tr = h('tr', { tabindex: '0', 'data-id': x.id, 'data-outcome': x.outcome || '', 'aria-label': `Delivery ${x.id}: ${typeOf(x)} ${x.outcome || ''}`,
+    onclick: () => select(x.id), onkeydown: (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); select(x.id); } } },
+  h('td', { class: 'mono' }, fmtTime(x.received_at_ms)),
+  h('td', { title: x.openid || '' }, nameOf(x.openid)),
+  h('td', {}, h('span', { class: 'type' }, typeOf(x))),
+  h('td', { class: 'col-summary' }, x.summary || '', x.attempt > 1 ? h('span', { class: 'retry' }, ` retry #${x.attempt}`) : null,
+    x.diagnostics && x.diagnostics.length ? h('span', { class: 'diag-flag', title: x.diagnostics.join('\n') }, ' ⚠') : null),
+  h('td', {}, x.mode || '—'),
+  h('td', {}, h('span', { class: `badge ${x.outcome || ''}` }, OUTCOME_LABEL[x.outcome] || x.outcome || '…')),
+  h('td', { class: 'num mono' }, String(x.latency_ms)));
+  if (state.selected === x.id) tr.classList.add('selected');
+  return tr;
+}
+
+function addOption(select, value, label) {
+  if ([...select.options].some((o) => o.value === value)) return;
+  select.append(h('option', { value }, label));
+}
+
+function ingest(x) {
+  if (state.exchanges.some((e) => e.id === x.id && e.source === x.source)) return;
+  state.exchanges.push(x);
+  if (state.exchanges.length > 2000) state.exchanges.shift();
+  $('log-count').textContent = String(state.exchanges.length);
+  if (x.openid) addOption($('f-user'), x.openid, nameOf(x.openid));
+  addOption($('f-type'), typeOf(x), typeOf(x));
+  if (matches(x)) {
+    $('log-rows').prepend(row(x));
+    $('log-empty').hidden = true;
+  }
+}
+
+function redrawLog() {
+  const rows = state.exchanges.filter(matches).reverse().map(row);
+  $('log-rows').replaceChildren(...rows);
+  $('log-empty').hidden = rows.length > 0;
+}
+
+function prettyXml(xml) {
+  if (!xml) return '';
+  if (!xml.trim().startsWith('<')) return xml;
+  let depth = 0;
+  return xml.replace(/>\s*</g, '><').replace(/(<[^>]+>)/g, '\n$1\n').split('\n').filter((l) => l.trim()).reduce((acc, tok) => {
+    if (/^<\//.test(tok)) { depth = Math.max(0, depth - 1); acc.push('  '.repeat(depth) + tok); return acc; }
+    const prev = acc[acc.length - 1];
+    if (!tok.startsWith('<') || tok.startsWith('<![CDATA[')) { acc[acc.length - 1] = prev + tok; return acc; }
+    if (prev !== undefined && /^\s*<[^/!?][^>]*>[^<]+$/.test(prev)) { acc[acc.length - 1] = prev + tok; depth = Math.max(0, depth - 1); return acc; }
+    acc.push('  '.repeat(depth) + tok);
+    if (!/\/>$/.test(tok) && !tok.startsWith('<?') && !tok.startsWith('<!')) depth += 1;
+    return acc;
+  }, []).join('\n').replace(/(<[A-Za-z_]+>)\n\s*(<!\[CDATA\[)/g, '$1$2');
+}
+
+function select(id) {
+  state.selected = id;
+  const x = state.exchanges.find((e) => e.id === id);
+  if (!x) return;
+  for (const tr of $('log-rows').children) tr.classList.toggle('selected', Number(tr.dataset.id) === id);
+  const kv = [
+    ['Received', new Date(x.received_at_ms).toLocaleString()],
+    ['User', x.openid || '—'],
+    ['Type', typeOf(x)],
+    ['MsgId', x.msg_id || '—'],
+    ['Mode', x.mode || '—'],
+    ['Outcome', OUTCOME_LABEL[x.outcome] || x.outcome || '—'],
+    ['HTTP status', x.status == null ? '—' : String(x.status)],
+    ['Dedup', x.dedup || (x.attempt > 1 ? `retry #${x.attempt} (not reported by the server)` : 'not reported by the server')],
+    ['Handler', x.handler || 'not reported by the server'],
+    ['Latency', `${x.latency_ms} ms`],
+    ['Source', x.source],
+  ];
+  $('detail-kv').replaceChildren(...kv.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+  const diag = [];
+  if (x.error) diag.push(h('p', { class: 'error-line' }, x.error));
+  if (x.diagnostics && x.diagnostics.length) {
+    diag.push(h('h3', {}, 'Verification'), h('ul', { class: 'diagnostics' }, x.diagnostics.map((d) => h('li', {}, d))));
+  }
+  $('detail-diag').replaceChildren(...diag);
+  $('detail-raw').textContent = prettyXml(x.raw_xml) || '—';
+  $('detail-reply').textContent = prettyXml(x.reply_xml) || '—';
+  $('detail').hidden = false;
+  document.body.classList.add('detail-open');
+  $('detail').focus();
+}
+
+function closeDetail() {
+  $('detail').hidden = true;
+  document.body.classList.remove('detail-open');
+  const tr = $('log-rows').querySelector('tr.selected');
+  state.selected = null;
+  if (tr) { tr.classList.remove('selected'); tr.focus(); }
+}
+
+function connectFeed() {
+  const es = new EventSource(`${BASE}/api/events`);
+  es.addEventListener('open', () => { $('live').textContent = 'live'; $('live').className = 'live on'; });
+  es.addEventListener('error', () => { $('live').textContent = 'reconnecting…'; $('live').className = 'live off'; });
+  es.addEventListener('exchange', (e) => ingest(JSON.parse(e.data)));
+}
+
+async function loadHistory() {
+  try {
+    const f = new FormData($('filters'));
+    const q = new URLSearchParams();
+    if (f.get('user')) q.set('user', f.get('user'));
+    const t = f.get('type');
+    if (t && !t.startsWith('event:') && t !== 'verify') q.set('type', t);
+    const res = await api(`history?${q}`);
+    for (const x of res.items) ingest(x);
+    redrawLog();
+    toast(`${res.items.length} entries from the message log`);
+  } catch (e) {
+    toast(`History: ${e.message}`);
+  }
+}
+
+// ---------------------------------------------------------------- setup
+const MODE_LABEL = { plain: '明文模式 (plain)', compatible: '兼容模式 (compatible)', safe: '安全模式 (safe)' };
+
+function pasteRow(label, value, opts = {}) {
+  const dd = h('dd', {}, h('code', { class: 'value', id: opts.id }, value || '—'));
+  if (opts.reveal) dd.append(h('button', { type: 'button', id: 'reveal-key', onclick: opts.reveal }, 'Reveal'));
+  if (value) {
+    dd.append(h('button', { type: 'button', 'aria-label': `Copy ${label}`, class: 'copy',
+      onclick: async () => copy(opts.copyValue ? await opts.copyValue() : value, label) }, 'Copy'));
+  }
+  return [h('dt', {}, label), dd];
+}
+
+let setupLoaded = false;
+async function loadSetup(force) {
+  if (setupLoaded && !force) return;
+  setupLoaded = true;
+  try {
+    const s = await api('setup');
+    let revealed = null;
+    const getKey = async () => {
+      if (!revealed) revealed = (await api('setup/reveal', { method: 'POST' })).aes_key;
+      return revealed;
+    };
+    const rows = [
+      ...pasteRow('URL (服务器地址)', s.url),
+      ...pasteRow('Token (令牌)', s.token),
+      ...pasteRow('EncodingAESKey (消息加解密密钥)', s.aes_key_masked, {
+        id: 'aes-key',
+        copyValue: getKey,
+        reveal: s.aes_key_masked ? async (e) => {
+          const key = await getKey();
+          $('aes-key').textContent = key;
+          e.target.remove();
+        } : null,
+      }),
+      ...pasteRow('Mode (消息加解密方式)', MODE_LABEL[s.mode] || s.mode),
+    ];
+    if (!s.aes_key_masked) rows.push(h('dt', {}, ''), h('dd', { class: 'hint' }, 'No EncodingAESKey configured: only plain mode works. Generate one in the WeChat console and add it to the config for compatible or safe mode.'));
+    $('paste').replaceChildren(...rows);
+  } catch (e) {
+    $('paste').replaceChildren(h('p', { class: 'error-line' }, e.message));
+  }
+  loadDoctor();
+  loadRules();
+}
+
+async function loadDoctor() {
+  const list = $('checks');
+  list.replaceChildren(h('li', { class: 'hint' }, 'Running checks…'));
+  try {
+    const res = await api('doctor');
+    if (!res.checks.length) { list.replaceChildren(h('li', { class: 'hint' }, 'No checks available on this server.')); return; }
+    list.replaceChildren(...res.checks.map((c) => h('li', { class: `check ${c.status}` },
+      h('span', { class: `badge ${c.status}` }, c.status), h('div', {}, h('strong', {}, c.name), h('div', { class: 'detail-text' }, c.detail)))));
+  } catch (e) {
+    list.replaceChildren(h('li', { class: 'error-line' }, e.message));
+  }
+}
+
+function renderRules(rules) {
+  $('rules-rows').replaceChildren(...rules.map((r, i) => h('tr', {}, h('td', { class: 'num' }, String(i + 1)), h('td', {}, h('code', {}, r.when)), h('td', {}, r.reply))));
+  if (!rules.length) $('rules-rows').append(h('tr', {}, h('td', { colspan: '3', class: 'hint' }, 'No rules reported by this server.')));
+}
+
+async function loadRules() {
+  try { renderRules((await api('rules')).rules); } catch (e) { $('reload-status').textContent = e.message; }
+}
+
+async function reloadRules() {
+  const status = $('reload-status');
+  status.textContent = 'Reloading…';
+  status.className = 'status-line';
+  try {
+    const res = await api('rules/reload', { method: 'POST' });
+    status.textContent = `Reloaded: ${res.report}`;
+    status.classList.add('ok');
+    renderRules(res.rules);
+  } catch (e) {
+    status.textContent = `Not reloaded, the previous rules stay in effect: ${e.message}`;
+    status.classList.add('bad');
+  }
+}
+
+// ---------------------------------------------------------------- start
+async function start() {
+  showView();
+  connectFeed();
+  let cfg;
+  try {
+    cfg = await api('config');
+  } catch (e) {
+    $('messages').append(notice(`Cannot load the console: ${e.message}`, 'error'));
+    return;
+  }
+  state.config = cfg;
+  for (const u of cfg.users) state.names.set(u.openid, u.name);
+  $('user').replaceChildren(...cfg.users.map((u) => h('option', { value: u.openid }, `${u.name} · ${u.openid.slice(0, 8)}…`)));
+  for (const u of cfg.users) addOption($('f-user'), u.openid, u.name);
+  state.user = cfg.users[0].openid;
+  const a = cfg.account;
+  const title = a.name || a.original_id || 'Official Account';
+  $('phone-title').textContent = title;
+  $('account').replaceChildren(h('span', {}, title), h('span', { class: `badge mode ${a.mode}` }, a.mode));
+  $('mode-note').textContent = a.mode === 'plain' ? '' : ` and encrypted (${a.mode} mode)`;
+  $('timeout-note').textContent = String(cfg.timeout_ms / 1000);
+  $('tries-note').textContent = String(cfg.tries);
+  $('load-history').hidden = !cfg.has_log;
+  $('rerun-doctor').hidden = !cfg.has_doctor;
+  $('reload-rules').hidden = !cfg.has_rules;
+  const hasMenu = renderMenu(cfg.menu);
+  setComposer(hasMenu ? 'menu' : 'keyboard');
+  redrawChat();
+  for (const x of state.exchanges) if (x.openid) addOption($('f-user'), x.openid, nameOf(x.openid));
+  redrawLog();
+}
+
+document.addEventListener('DOMContentLoaded', () => {
+  $('input-bar').addEventListener('submit', sendText);
+  $('user').addEventListener('change', (e) => { state.user = e.target.value; redrawChat(); });
+  $('clear-chat').addEventListener('click', () => { state.chats.set(state.user, []); redrawChat(); });
+  $('to-keyboard').addEventListener('click', () => { setComposer('keyboard'); $('text').focus(); });
+  $('to-menu').addEventListener('click', () => { setComposer('menu'); $('more-panel').hidden = true; const b = $('menu-buttons').querySelector('button'); if (b) b.focus(); });
+  $('more').addEventListener('click', () => {
+    const p = $('more-panel');
+    p.hidden = !p.hidden;
+    $('more').setAttribute('aria-expanded', String(!p.hidden));
+    if (!p.hidden) p.querySelector('.tile').focus();
+  });
+  $('image-file').addEventListener('change', (e) => { sendImage(e.target.files[0]); e.target.value = ''; });
+  $('act-follow').addEventListener('click', () => perform({ kind: 'subscribe' }, userNotice('你关注了公众号 · subscribe')));
+  $('act-unfollow').addEventListener('click', () => perform({ kind: 'unsubscribe' }, userNotice('你取消了关注 · unsubscribe')));
+  for (const b of document.querySelectorAll('[data-dialog]')) {
+    b.addEventListener('click', () => $(b.dataset.dialog).showModal());
+  }
+  $('form-location').addEventListener('submit', (e) => {
+    if (e.submitter && e.submitter.value !== 'ok') return;
+    const f = new FormData(e.target);
+    const action = { kind: 'location', lat: Number(f.get('lat')), lon: Number(f.get('lon')), scale: Number(f.get('scale') || 15), label: f.get('label') };
+    perform(action, bubble('me', h('div', { class: 'loc' }, h('span', { 'aria-hidden': 'true' }, '📍 '), h('strong', {}, action.label || 'Location'), h('div', { class: 'media-extra' }, `${action.lat}, ${action.lon}`))));
+  });
+  $('form-link').addEventListener('submit', (e) => {
+    if (e.submitter && e.submitter.value !== 'ok') return;
+    const f = new FormData(e.target);
+    const action = { kind: 'link', title: f.get('title'), description: f.get('description'), url: f.get('url') };
+    perform(action, bubble('me', h('div', { class: 'link-card' }, h('strong', {}, action.title), h('div', { class: 'media-extra' }, action.description), link(action.url, action.url))));
+  });
+  $('form-scan').addEventListener('submit', (e) => {
+    if (e.submitter && e.submitter.value !== 'ok') return;
+    const f = new FormData(e.target);
+    const scene = String(f.get('scene'));
+    if (f.get('as') === 'scan') perform({ kind: 'scan', scene }, userNotice(`你扫描了二维码 · SCAN scene ${scene}`));
+    else perform({ kind: 'subscribe', scene }, userNotice(`你扫码关注了公众号 · subscribe, scene ${scene}`));
+  });
+  $('filters').addEventListener('change', redrawLog);
+  $('filters').addEventListener('submit', (e) => e.preventDefault());
+  $('clear-log').addEventListener('click', () => { state.exchanges = []; $('log-count').textContent = '0'; closeDetail(); redrawLog(); });
+  $('load-history').addEventListener('click', loadHistory);
+  $('close-detail').addEventListener('click', closeDetail);
+  $('rerun-doctor').addEventListener('click', loadDoctor);
+  $('reload-rules').addEventListener('click', reloadRules);
+  document.addEventListener('keydown', (e) => {
+    if (e.key !== 'Escape') return;
+    if (document.querySelector('.submenu:not([hidden])')) { closeSubmenus(); return; }
+    if (!$('detail').hidden) closeDetail();
+  });
+  document.addEventListener('click', (e) => { if (!e.target.closest('.menu-cell')) closeSubmenus(); });
+  start();
+});

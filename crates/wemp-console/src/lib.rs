@@ -1,0 +1,229 @@
+#![doc = include_str!("../README.md")]
+
+mod access;
+mod app;
+pub mod config;
+pub mod feed;
+mod media;
+pub mod menu;
+pub mod sim;
+pub mod view;
+
+use std::sync::Arc;
+
+pub use access::{COOKIE, CSRF_HEADER};
+pub use config::{Access, AccountInfo, ConsoleConfig, TOKEN_ENV, TestUser};
+pub use feed::{Exchange, Hub, Outcome, TapState, tap};
+pub use menu::{ButtonKind, Menu, MenuButton, MenuError};
+use wemp_store::MessageLog;
+use wemp_testkit::wechat::WechatCallback;
+
+/// Building a console failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The menu breaks one of WeChat's limits.
+    #[error("invalid menu: {0}")]
+    Menu(#[from] MenuError),
+    /// The EncodingAESKey is unusable.
+    #[error("invalid EncodingAESKey: {0}")]
+    Key(#[from] wemp_proto::KeyError),
+    /// An encrypted mode without an EncodingAESKey.
+    #[error("mode {0} needs the account's EncodingAESKey")]
+    NoKey(wemp_proto::Mode),
+    /// The base path is not `/something` without a trailing slash.
+    #[error("console path {0:?} must start with '/', not end with one, and not be '/'")]
+    BasePath(String),
+    /// No test user.
+    #[error("the chat simulator needs at least one test user")]
+    NoUsers,
+}
+
+/// One `wemp doctor` check as the setup page shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Check {
+    /// What was checked (`Token format`).
+    pub name: String,
+    /// How it went.
+    pub status: CheckStatus,
+    /// The finding or the instruction to fix it.
+    pub detail: String,
+}
+
+/// How a [`Check`] went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    /// Fine.
+    Pass,
+    /// Works, but worth a look.
+    Warn,
+    /// Broken.
+    Fail,
+    /// Not checked (no AppSecret, no database …).
+    Skip,
+}
+
+/// Runs `wemp doctor`'s checks for the setup page.
+#[async_trait::async_trait]
+pub trait Doctor: Send + Sync + 'static {
+    /// The checks' results, in display order.
+    async fn checks(&self) -> Vec<Check>;
+}
+
+/// One rule as the setup page lists it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RuleSummary {
+    /// When it applies (`text = "help"`, `event = subscribe`).
+    pub when: String,
+    /// What it answers (`text "Hi {openid}"`).
+    pub reply: String,
+}
+
+/// The bot's current rules and how to reload them.
+#[async_trait::async_trait]
+pub trait Rules: Send + Sync + 'static {
+    /// The rules in effect, in evaluation order.
+    fn current(&self) -> Vec<RuleSummary>;
+    /// Reloads the rules from their source, returning a one-line report.
+    ///
+    /// # Errors
+    /// Why the new rules were not taken (the old ones stay in effect).
+    async fn reload(&self) -> Result<String, String>;
+}
+
+/// The web console: build it once, mount [`Console::router`] next to the callback, and
+/// wrap the callback router with [`Console::tap`] to feed the live log.
+#[derive(Clone, Debug)]
+pub struct Console {
+    shared: Arc<Shared>,
+}
+
+/// What the handlers share.
+pub(crate) struct Shared {
+    pub(crate) config: ConsoleConfig,
+    pub(crate) csrf: String,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) wechat: WechatCallback,
+    pub(crate) media: media::MediaStore,
+    pub(crate) doctor: Option<Arc<dyn Doctor>>,
+    pub(crate) rules: Option<Arc<dyn Rules>>,
+    pub(crate) log: Option<Arc<dyn MessageLog>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// Sets up a [`Console`].
+#[must_use]
+pub struct ConsoleBuilder {
+    config: ConsoleConfig,
+    hub: Option<Arc<Hub>>,
+    doctor: Option<Arc<dyn Doctor>>,
+    rules: Option<Arc<dyn Rules>>,
+    log: Option<Arc<dyn MessageLog>>,
+}
+
+impl std::fmt::Debug for ConsoleBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleBuilder").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl ConsoleBuilder {
+    /// The hub the live log reads (default: a new one); share it with other publishers.
+    pub fn hub(mut self, hub: Arc<Hub>) -> Self {
+        self.hub = Some(hub);
+        self
+    }
+
+    /// The `wemp doctor` checks shown on the setup page.
+    pub fn doctor(mut self, doctor: impl Doctor) -> Self {
+        self.doctor = Some(Arc::new(doctor));
+        self
+    }
+
+    /// The rules listed on the setup page, with their reload.
+    pub fn rules(mut self, rules: impl Rules) -> Self {
+        self.rules = Some(Arc::new(rules));
+        self
+    }
+
+    /// The message log the live log's history comes from.
+    pub fn message_log(mut self, log: Arc<dyn MessageLog>) -> Self {
+        self.log = Some(log);
+        self
+    }
+
+    /// Checks the configuration and builds the console.
+    ///
+    /// # Errors
+    /// [`Error`] for an invalid menu, AES key, base path, or no test user.
+    pub fn build(self) -> Result<Console, Error> {
+        let c = &self.config;
+        let p = &c.base_path;
+        if !p.starts_with('/') || p.ends_with('/') || p.contains(['?', '#', ' ']) {
+            return Err(Error::BasePath(p.clone()));
+        }
+        c.menu.validate()?;
+        if c.users.is_empty() {
+            return Err(Error::NoUsers);
+        }
+        let cipher = c.account.cipher()?;
+        if c.account.mode.is_encrypted() && cipher.is_none() {
+            return Err(Error::NoKey(c.account.mode));
+        }
+        let mut wechat = WechatCallback::new(c.endpoint.clone(), c.account.token.clone())
+            .mode(c.account.mode)
+            .original_id(c.account.original_id.clone())
+            .schedule(c.schedule);
+        if let Some(cipher) = cipher {
+            wechat = wechat.with_cipher(cipher);
+        }
+        let csrf: String = (0..32).map(|_| format!("{:x}", rand::random::<u8>() & 0xf)).collect();
+        Ok(Console {
+            shared: Arc::new(Shared {
+                config: self.config,
+                csrf,
+                hub: self.hub.unwrap_or_default(),
+                wechat,
+                media: media::MediaStore::default(),
+                doctor: self.doctor,
+                rules: self.rules,
+                log: self.log,
+            }),
+        })
+    }
+}
+
+impl Console {
+    /// Starts building a console from `config`.
+    pub fn builder(config: ConsoleConfig) -> ConsoleBuilder {
+        ConsoleBuilder { config, hub: None, doctor: None, rules: None, log: None }
+    }
+
+    /// The hub behind the live log: publish [`Exchange`]s from other sources here.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.shared.hub
+    }
+
+    /// The configuration in effect.
+    pub fn config(&self) -> &ConsoleConfig {
+        &self.shared.config
+    }
+
+    /// The console's routes, all under [`ConsoleConfig::base_path`]: merge them into the
+    /// server's app (`app.merge(console.router())`).
+    pub fn router(&self) -> axum::Router {
+        app::router(self.shared.clone())
+    }
+
+    /// Wraps the callback router so every request and answer reaches the live log.
+    pub fn tap(&self, callback: axum::Router) -> axum::Router {
+        let state = TapState::new(self.shared.hub.clone(), self.shared.config.account.clone());
+        callback.layer(axum::middleware::from_fn_with_state(state, tap))
+    }
+}
