@@ -257,3 +257,180 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// Every `WEMP_*` variable the commands read, removed from children so the tests do not
+/// depend on the caller's environment.
+pub const WEMP_VARS: &[&str] = &[
+    "WEMP_CONFIG",
+    "WEMP_LISTEN",
+    "WEMP_PATH",
+    "WEMP_TIMESTAMP_WINDOW",
+    "WEMP_BODY_LIMIT",
+    "WEMP_DEADLINE",
+    "WEMP_METRICS_PATH",
+    "WEMP_DATA_DIR",
+    "WEMP_DATABASE",
+    "WEMP_REDIS",
+    "WEMP_PUBLIC_URL",
+    "WEMP_SHOW_SETUP",
+    "WEMP_ACCOUNT_NAME",
+    "WEMP_TOKEN",
+    "WEMP_APPID",
+    "WEMP_APPSECRET",
+    "WEMP_AES_KEY",
+    "WEMP_MODE",
+    "WEMP_ORIGINAL_ID",
+    "WEMP_API_BASE",
+    "WEMP_SIM_TIMEOUT_MS",
+    "WEMP_LOG",
+];
+
+/// A `wemp` command with a clean environment, run in `dir`.
+pub fn wemp_cmd(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wemp"));
+    cmd.args(args).current_dir(dir).env("NO_COLOR", "1");
+    for v in WEMP_VARS {
+        cmd.env_remove(v);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Runs `wemp` in `dir` with `env` and waits for it.
+pub fn wemp_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    wemp_cmd(dir, args, env).stdin(std::process::Stdio::null()).output().unwrap()
+}
+
+/// A fresh temporary directory (removed by the caller or left in the temp dir).
+pub fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("wemp-cli-{tag}-{}-{}", std::process::id(), rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A running `wemp serve`, its output collected as it comes.
+pub struct ServeProc {
+    child: std::process::Child,
+    /// The callback URL from the setup screen's `wemp sim send` line.
+    pub url: String,
+    /// The Token from that line.
+    pub token: String,
+    /// The whole `wemp sim send …` line the setup screen printed.
+    pub sim_command: String,
+    out: Arc<Mutex<String>>,
+    err: Arc<Mutex<String>>,
+}
+
+fn collect(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
+    use std::io::BufRead as _;
+    let buf = Arc::new(Mutex::new(String::new()));
+    let b = buf.clone();
+    std::thread::spawn(move || {
+        let mut reader = std::io::BufReader::new(stream);
+        let mut line = String::new();
+        while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+            b.lock().unwrap().push_str(&line);
+            line.clear();
+        }
+    });
+    buf
+}
+
+impl ServeProc {
+    /// Starts `wemp serve ARGS` in `dir` and waits (up to 30 s) for the setup screen.
+    pub fn start(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut all = vec!["serve"];
+        all.extend(args);
+        let mut child = wemp_cmd(dir, &all, env)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = collect(child.stdout.take().unwrap());
+        let err = collect(child.stderr.take().unwrap());
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = out.lock().unwrap().clone();
+            if let Some(line) = text.lines().find(|l| l.trim_start().starts_with("wemp sim send "))
+                && text.contains("Stop with Ctrl-C")
+            {
+                let sim_command = line.trim().to_owned();
+                let words: Vec<&str> = sim_command.split_whitespace().collect();
+                let url = words[3].to_owned();
+                let token = words[words.iter().position(|w| *w == "--token").unwrap() + 1].to_owned();
+                return Self { child, url, token, sim_command, out, err };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "wemp serve exited with {status} before its setup screen:\n{text}\n{}",
+                    err.lock().unwrap()
+                );
+            }
+            assert!(std::time::Instant::now() < deadline, "no setup screen after 30 s:\n{text}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Standard output so far.
+    pub fn stdout(&self) -> String {
+        self.out.lock().unwrap().clone()
+    }
+
+    /// Standard error so far.
+    pub fn stderr(&self) -> String {
+        self.err.lock().unwrap().clone()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal (`HUP`, `TERM`) to this process.
+    pub fn signal(&self, sig: &str) {
+        let ok =
+            Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap();
+        assert!(ok.success(), "kill -{sig} failed");
+    }
+
+    /// Waits up to `timeout` for `needle` to appear on standard error.
+    pub fn wait_stderr(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if self.stderr().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Stops the server with SIGTERM and waits (up to 30 s) for it to exit; returns its
+    /// status and all of its standard error.
+    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
+        self.signal("TERM");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the reader threads drain the pipes.
+                std::thread::sleep(Duration::from_millis(50));
+                return (status, self.stderr());
+            }
+            assert!(std::time::Instant::now() < deadline, "wemp serve did not stop within 30 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ServeProc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

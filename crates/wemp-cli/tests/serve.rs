@@ -1,0 +1,272 @@
+//! `wemp serve` run as the built binary: the README quick start as written, the example
+//! config with every message type in every mode, `sim check` against it, reload on file
+//! change and SIGHUP, and the stores from the config.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{AES_KEY, APPID, ServeProc, temp_dir, wemp_in};
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/wemp.toml");
+
+fn out(o: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// `wemp sim send URL --token T [enc] --mode M WHAT…` in `dir`.
+fn send(dir: &Path, srv: &ServeProc, mode: &str, what: &[&str]) -> std::process::Output {
+    let mut args = vec!["sim", "send", &srv.url, "--token", &srv.token, "--mode", mode];
+    if mode != "plain" {
+        args.extend(["--appid", APPID, "--aes-key", AES_KEY]);
+    }
+    args.extend(what);
+    wemp_in(dir, &args, &[])
+}
+
+#[test]
+fn quick_start_as_written() {
+    // README: `wemp serve`, then the `wemp sim send …` command it prints. The test binds a
+    // free port through WEMP_LISTEN so the command line stays exactly `wemp serve`.
+    let dir = temp_dir("quickstart");
+    let srv = ServeProc::start(&dir, &[], &[("WEMP_LISTEN", "127.0.0.1:0")]);
+    let screen = srv.stdout();
+    for want in ["Paste into the WeChat console", "URL ", "Token ", "EncodingAESKey", "明文模式 (plain)"]
+    {
+        assert!(screen.contains(want), "setup screen lacks {want:?}:\n{screen}");
+    }
+    assert!(screen.contains(&format!("Token           {}", srv.token)), "{screen}");
+    assert!(screen.contains("saved to ./wemp-data/wemp.toml"), "{screen}");
+    assert_eq!(srv.token.len(), 32);
+
+    // The printed command, word for word (`wemp` is the built binary).
+    let words: Vec<&str> = srv.sim_command.split_whitespace().collect();
+    assert_eq!(&words[..3], ["wemp", "sim", "send"], "{}", srv.sim_command);
+    let o = wemp_in(&dir, &words[1..], &[]);
+    assert!(o.status.success(), "{}", out(&o));
+    let text = out(&o);
+    assert!(text.contains("← text reply"), "{text}");
+    assert!(text.contains("Try: \"hello\", \"order 42\""), "the demo help rule answers: {text}");
+
+    // The token was saved where the screen said, and a second start keeps it.
+    let saved = std::fs::read_to_string(dir.join("wemp-data/wemp.toml")).unwrap();
+    assert!(saved.contains(&srv.token));
+    let token = srv.token.clone();
+    let (status, err) = srv.stop();
+    assert!(status.success(), "{status}: {err}");
+    assert!(err.contains("message log flushed"), "{err}");
+    assert!(dir.join("wemp-data/wemp.db").exists());
+    let again = ServeProc::start(&dir, &[], &[("WEMP_LISTEN", "127.0.0.1:0")]);
+    assert_eq!(again.token, token);
+    assert!(!again.stdout().contains("was generated"), "{}", again.stdout());
+    drop(again);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Every type `sim send` knows, with a piece of the reply the example config gives it.
+const EXAMPLE_CASES: &[(&[&str], &str)] = &[
+    (&["text", "help"], "Send \"order 42\", a picture or your location."),
+    (&["text", "帮助"], "Send \"order 42\""),
+    (&["text", "order 42"], "Order 42 is on its way, o_wemp_sim_user."),
+    (&["text", "what is the price?"], "[transferred to customer service]"),
+    (&["text", "something else"], "Sorry, I did not understand."),
+    (&["image"], "[image THANKS_IMAGE_MEDIA_ID]"),
+    (&["voice", "--recognition", "help"], "Send \"order 42\""),
+    (&["video"], "Sorry, I did not understand."),
+    (&["shortvideo"], "Sorry, I did not understand."),
+    (&["location", "23.13", "113.26", "--label", "Guangzhou"], "You are at"),
+    (&["link", "https://example.com/"], "Sorry, I did not understand."),
+    (&["event", "subscribe"], "Welcome, o_wemp_sim_user!"),
+    (&["event", "subscribe", "--scene", "spring"], "spring offer"),
+    (&["event", "scan", "door"], "Checked in at the door."),
+    (&["event", "click", "NEWS"], "[news, 2 article(s)]"),
+    (&["event", "click", "MUSIC"], "[music Theme"),
+    (&["event", "click", "CONTACT"], "customer service agent support@example_wechat"),
+    (&["event", "view", "https://example.com/"], "no reply (success)"),
+    (&["event", "unsubscribe"], "no reply (success)"),
+    (&["event", "location"], "Sorry, I did not understand."),
+];
+
+#[test]
+fn example_config_every_type_in_every_mode_and_sim_check() {
+    let dir = temp_dir("example");
+    let config = dir.join("wemp.toml");
+    std::fs::copy(EXAMPLE, &config).unwrap();
+    let srv = ServeProc::start(
+        &dir,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--appid",
+            APPID,
+            "--aes-key",
+            AES_KEY,
+            "--mode",
+            "compatible",
+        ],
+        &[],
+    );
+    assert_eq!(srv.token, "wempDemoToken2024", "the token from the example file");
+    let screen = srv.stdout();
+    assert!(screen.contains("兼容模式 (compatible)") && screen.contains(AES_KEY), "{screen}");
+    assert!(srv.sim_command.contains("--mode compatible"), "{}", srv.sim_command);
+    for mode in ["plain", "compatible", "safe"] {
+        for (what, want) in EXAMPLE_CASES {
+            let o = send(&dir, &srv, mode, what);
+            let text = out(&o);
+            assert!(o.status.success(), "{mode} {what:?}: {text}");
+            assert!(text.contains(want), "{mode} {what:?}: wanted {want:?} in\n{text}");
+            if mode != "plain" && !text.contains("no reply") {
+                assert!(text.contains("reply, encrypted"), "{mode} {what:?}: {text}");
+            }
+        }
+    }
+    let o = wemp_in(
+        &dir,
+        &["sim", "check", &srv.url, "--token", &srv.token, "--appid", APPID, "--aes-key", AES_KEY],
+        &[],
+    );
+    assert!(o.status.success(), "sim check against serve failed:\n{}", out(&o));
+    assert!(out(&o).contains("0 fail"), "{}", out(&o));
+    let (status, err) = srv.stop();
+    assert!(status.success(), "{status}: {err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn safe_mode_refuses_plain_requests_and_a_bad_config_names_the_line() {
+    let dir = temp_dir("safe");
+    let srv = ServeProc::start(
+        &dir,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--token",
+            "SafeToken1",
+            "--appid",
+            APPID,
+            "--aes-key",
+            AES_KEY,
+            "--mode",
+            "safe",
+        ],
+        &[],
+    );
+    assert!(srv.stdout().contains("安全模式 (safe)"));
+    let o = send(&dir, &srv, "safe", &["text", "help"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = send(&dir, &srv, "plain", &["text", "help"]);
+    assert_eq!(o.status.code(), Some(1), "a plain request to a safe-mode server is refused: {}", out(&o));
+    drop(srv);
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[[rules]]\nregex = \"(\"\nreply.text = \"x\"\n",
+    )
+    .unwrap();
+    let o = wemp_in(&dir, &["serve", "--config", bad.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(out(&o).contains("bad.toml:5: rules[0].regex"), "{}", out(&o));
+    let o = wemp_in(&dir, &["serve", "--listen", "127.0.0.1:0", "--data-dir", "d"], &[("WEMP_TOKEN", "x")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(out(&o).contains("WEMP_TOKEN: accounts[0].token"), "{}", out(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn rules_file(reply: &str) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[[accounts]]\ntoken = \"ReloadToken1\"\n\n\
+         [[rules]]\nkeyword = \"ping\"\nreply.text = \"{reply}\"\n"
+    )
+}
+
+fn reply_to_ping(dir: &Path, srv: &ServeProc) -> String {
+    out(&send(dir, srv, "plain", &["text", "ping"]))
+}
+
+fn wait_for_reply(dir: &Path, srv: &ServeProc, want: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if reply_to_ping(dir, srv).contains(want) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn rules_reload_on_file_change_and_sighup_and_keep_the_old_rules_on_error() {
+    let dir = temp_dir("reload");
+    let config = dir.join("wemp.toml");
+    std::fs::write(&config, rules_file("first")).unwrap();
+    let srv = ServeProc::start(&dir, &["--config", config.to_str().unwrap()], &[]);
+    assert!(reply_to_ping(&dir, &srv).contains("first"));
+
+    // A changed file is picked up without a restart.
+    std::fs::write(&config, rules_file("second")).unwrap();
+    assert!(wait_for_reply(&dir, &srv, "second"), "no reload:\n{}", srv.stderr());
+    assert!(srv.stderr().contains("rules reloaded"), "{}", srv.stderr());
+
+    // A broken file: the error names file and line, the previous rules keep answering.
+    std::fs::write(
+        &config,
+        rules_file("third").replace("keyword = \"ping\"", "keyword = \"ping\"\nregex = \"(\""),
+    )
+    .unwrap();
+    assert!(srv.wait_stderr("keeping the previous rules", Duration::from_secs(15)), "{}", srv.stderr());
+    let err = srv.stderr();
+    assert!(err.contains(&format!("{}:", config.display())), "{err}");
+    assert!(err.contains("rules[0]"), "{err}");
+    assert!(reply_to_ping(&dir, &srv).contains("second"));
+
+    // SIGHUP reloads too (the file is fixed first, so both paths may fire; the log says which).
+    std::fs::write(&config, rules_file("fourth")).unwrap();
+    srv.signal("HUP");
+    assert!(srv.wait_stderr("rules reloaded (SIGHUP)", Duration::from_secs(15)), "{}", srv.stderr());
+    assert!(wait_for_reply(&dir, &srv, "fourth"));
+
+    // Settings other than rules need a restart, and the log says so.
+    std::fs::write(&config, rules_file("fifth").replace("ReloadToken1", "OtherToken2")).unwrap();
+    assert!(srv.wait_stderr("only after a restart", Duration::from_secs(15)), "{}", srv.stderr());
+    assert!(wait_for_reply(&dir, &srv, "fifth"));
+    let (status, err) = srv.stop();
+    assert!(status.success(), "{status}: {err}");
+    assert!(!err.contains("ReloadToken1") && !err.contains("OtherToken2"), "tokens stay out of logs: {err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn requests_in_flight_during_reloads_are_all_answered() {
+    let dir = temp_dir("reload-load");
+    let config = dir.join("wemp.toml");
+    std::fs::write(&config, rules_file("r0")).unwrap();
+    let srv = ServeProc::start(&dir, &["--config", config.to_str().unwrap()], &[]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let config = config.clone();
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                std::fs::write(&config, rules_file(&format!("r{i}"))).unwrap();
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        })
+    };
+    // bench sends distinct messages while the rules change under it; none may fail.
+    let o = wemp_in(&dir, &["bench", &srv.url, "--token", &srv.token, "-c", "8", "-d", "3s", "--json"], &[]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(report["requests"].as_u64().unwrap_or(0) > 0, "{report}");
+    assert!(srv.stderr().contains("rules reloaded"), "{}", srv.stderr());
+    drop(srv);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
