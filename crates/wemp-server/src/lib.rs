@@ -3,6 +3,8 @@
 mod account;
 mod clock;
 mod context;
+#[cfg(feature = "client")]
+mod cs_sink;
 pub mod extract;
 mod handler;
 mod late;
@@ -18,6 +20,8 @@ mod service;
 pub use account::Account;
 pub use clock::{Clock, FixedClock, NonceSource, RandomNonce, SystemClock};
 pub use context::{Captures, Ctx, Inbound};
+#[cfg(feature = "client")]
+pub use cs_sink::CustomerServiceSink;
 pub use handler::{BoxError, BoxHandler, FallThrough, Handler, HandlerService, IntoReply};
 pub use late::{LateReplySink, LoggingSink, SinkOutcome};
 pub use observe::{

@@ -2,6 +2,8 @@
 
 mod accounts;
 mod common;
+#[cfg(feature = "client")]
+mod cs_sink;
 mod deadline;
 mod e2e;
 mod metrics;

@@ -1,0 +1,84 @@
+//! [`CustomerServiceSink`]: late replies through the customer-service message API.
+
+use std::collections::HashMap;
+
+use wemp_client::{Client, Delivery, Error as ClientError};
+use wemp_proto::Reply;
+
+use crate::log::ShortId;
+use crate::{LateReplySink, SinkOutcome};
+
+/// Sends replies that missed the deadline (or were deferred) as customer-service messages
+/// (`message/custom/send`) through a [`wemp_client::Client`], one client per account.
+///
+/// Outcomes: sent → [`SinkOutcome::Delivered`]; 45015 (the user has not written within 48
+/// hours) → [`SinkOutcome::WindowExpired`]; 45047 (too many messages since the user last
+/// wrote) → [`SinkOutcome::QuotaExceeded`]; a reply with no customer-service form
+/// (transfer to customer service) → [`SinkOutcome::Unsupported`]; any other error →
+/// [`SinkOutcome::Failed`] with its errcode. The client's own retry rules apply (token
+/// refresh on 40001, bounded retries on -1).
+///
+/// ```no_run
+/// use wemp_server::{Account, CustomerServiceSink, Router, WechatService};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = wemp_client::Client::new("wx2c2769f8efd9abc2", "the-app-secret")?;
+/// let service = WechatService::builder()
+///     .account(Account::new("wx2c2769f8efd9abc2", "spamtest"))
+///     .router(Router::new())
+///     .late_sink(CustomerServiceSink::new(client))
+///     .build()?;
+/// # drop(service); Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct CustomerServiceSink {
+    clients: HashMap<String, Client>,
+}
+
+impl CustomerServiceSink {
+    /// A sink for the account of `client` (its appid).
+    pub fn new(client: Client) -> Self {
+        Self { clients: HashMap::new() }.with_client(client)
+    }
+
+    /// Adds (or replaces) the client of another account, for services with several.
+    #[must_use]
+    pub fn with_client(mut self, client: Client) -> Self {
+        self.clients.insert(client.appid().to_owned(), client);
+        self
+    }
+
+    /// The client used for `appid`.
+    pub fn client(&self, appid: &str) -> Option<&Client> {
+        self.clients.get(appid)
+    }
+}
+
+#[async_trait::async_trait]
+impl LateReplySink for CustomerServiceSink {
+    async fn deliver(&self, appid: &str, openid: &str, reply: Reply) -> SinkOutcome {
+        let Some(client) = self.clients.get(appid) else {
+            return SinkOutcome::Failed {
+                errcode: None,
+                message: format!("no API client configured for account {appid}"),
+            };
+        };
+        let outcome = match client.send_reply(openid, &reply).await {
+            Ok(Delivery::Sent) => SinkOutcome::Delivered,
+            // Nothing to send: nothing lost either.
+            Ok(Delivery::Nothing) => SinkOutcome::Delivered,
+            Ok(Delivery::WindowClosed(_)) => SinkOutcome::WindowExpired,
+            Ok(Delivery::LimitReached(_)) => SinkOutcome::QuotaExceeded,
+            Ok(other) => {
+                SinkOutcome::Failed { errcode: None, message: format!("unexpected delivery {other:?}") }
+            }
+            Err(ClientError::Invalid(_)) => SinkOutcome::Unsupported,
+            Err(ClientError::Api(e)) => SinkOutcome::from_errcode(e.code.0, e.message),
+            // The client's errors never carry the access_token.
+            Err(e) => SinkOutcome::Failed { errcode: e.code().map(|c| c.0), message: e.to_string() },
+        };
+        if !matches!(outcome, SinkOutcome::Delivered) {
+            tracing::debug!(appid, openid = %ShortId::new(openid, false), %outcome, "customer-service sink");
+        }
+        outcome
+    }
+}
