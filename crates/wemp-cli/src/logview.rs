@@ -178,7 +178,7 @@ fn clip(s: &str, n: usize) -> String {
 /// The header line of the table.
 pub fn table_header(style: Style) -> String {
     style.bold(&format!(
-        "{:<19}  {:<24}  {:<19}  {:<14}  {:<10}  {:<6}  {:>6}  {:<24}  {}",
+        "{:<19}  {:<24}  {:<19}  {:<20}  {:<10}  {:<6}  {:>6}  {:<24}  {}",
         "time (UTC)", "openid", "msg_id", "type", "mode", "dedup", "ms", "message", "reply"
     ))
 }
@@ -190,11 +190,11 @@ pub fn table_row(e: &LogEntry, style: Style) -> String {
         None => e.msg_type.clone(),
     };
     let mut row = format!(
-        "{:<19}  {:<24}  {:<19}  {:<14}  {:<10}  {:<6}  {:>6}  {:<24}  {}",
+        "{:<19}  {:<24}  {:<19}  {:<20}  {:<10}  {:<6}  {:>6}  {:<24}  {}",
         format_time(e.received_at_ms),
         clip(&e.openid, 24),
         e.msg_id.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
-        clip(&kind, 14),
+        clip(&kind, 20),
         e.mode,
         e.dedup,
         e.latency_ms,

@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use wemp_proto::{Incoming, Mode};
-use wemp_server::{Account, LateReplySink, SinkOutcome, WechatService};
+use wemp_server::{Account, LateReplySink, MessageLogObserver, Observer, SinkOutcome, WechatService};
 use wemp_store::{DedupStore, LogWriter, LogWriterConfig};
 
 use crate::config::{Config, ConfigError, ServeArgs, TokenSource};
@@ -152,8 +152,11 @@ pub struct Parts {
     pub dedup: Option<Arc<dyn DedupStore>>,
     /// The late-reply sink; `None` for the server's logging sink.
     pub sink: Option<Arc<dyn LateReplySink>>,
-    /// The message log writer.
+    /// The message log writer: every delivery (retries and refused requests included) is
+    /// logged through it.
     pub log: Option<LogWriter>,
+    /// More observers of every delivery (the web console's live feed).
+    pub observers: Vec<Arc<dyn Observer>>,
 }
 
 impl std::fmt::Debug for Parts {
@@ -162,6 +165,7 @@ impl std::fmt::Debug for Parts {
             .field("dedup", &self.dedup.is_some())
             .field("sink", &self.sink.is_some())
             .field("log", &self.log.is_some())
+            .field("observers", &self.observers.len())
             .finish()
     }
 }
@@ -205,9 +209,13 @@ pub fn build_service(cfg: &Config, rules: Arc<LiveRules>, parts: &Parts) -> Resu
     if let Some(s) = &parts.sink {
         b = b.late_sink_arc(s.clone());
     }
-    // The message log: when wemp-server's observer hook lands, this is the one line that
-    // connects it: `if let Some(w) = &parts.log { b = b.observer(log_observer(w.clone())); }`
-    let _ = &parts.log;
+    // Every delivery, retry and refused request goes to the message log.
+    if let Some(w) = &parts.log {
+        b = b.observer(MessageLogObserver::new(w.clone()).include_retries(true).include_rejections(true));
+    }
+    for o in &parts.observers {
+        b = b.observer_arc(o.clone());
+    }
     b.build().map_err(|e| e.to_string())
 }
 
@@ -573,7 +581,7 @@ pub async fn run(
     let late_api = !clients.is_empty();
     let sink: Option<Arc<dyn LateReplySink>> =
         late_api.then(|| Arc::new(ClientSink::new(clients)) as Arc<dyn LateReplySink>);
-    let parts = Parts { dedup, sink, log: Some(writer.clone()) };
+    let parts = Parts { dedup, sink, log: Some(writer.clone()), observers: Vec::new() };
     let service = build_service(&cfg, live.clone(), &parts).map_err(fail)?;
 
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen).await.map_err(|e| {

@@ -1,0 +1,180 @@
+//! `wemp log` reading what `wemp serve` wrote: SQLite by default, PostgreSQL with
+//! `--database` (and Redis dedup with `--redis`) when those services answer.
+
+mod common;
+
+use std::io::BufRead as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{ServeProc, temp_dir, wemp_cmd, wemp_in};
+use serde_json::Value;
+
+fn text(o: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// Sends one message as `openid` with `sim send --json`; returns its MsgId (if any).
+fn send_as(dir: &Path, srv: &ServeProc, openid: &str, what: &[&str]) -> Option<String> {
+    let mut args = vec!["sim", "send", &srv.url, "--token", &srv.token, "--openid", openid, "--json"];
+    args.extend(what);
+    let o = wemp_in(dir, &args, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["msg_id"].as_str().map(str::to_owned)
+}
+
+fn json_lines(o: &std::process::Output) -> Vec<Value> {
+    assert!(o.status.success(), "{}", text(&o));
+    String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn log_reads_what_serve_wrote() {
+    let dir = temp_dir("log");
+    let none = wemp_in(&dir, &["log"], &[]);
+    assert_eq!(none.status.code(), Some(1));
+    assert!(text(&none).contains("no message log"), "{}", text(&none));
+
+    let srv = ServeProc::start(&dir, &[], &[("WEMP_LISTEN", "127.0.0.1:0")]);
+    // A follower started before the messages sees them arrive.
+    let mut follower = wemp_cmd(&dir, &["log", "--follow", "--json", "--poll-ms", "100"], &[])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let follow_out = follower.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(follow_out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    let alice_help = send_as(&dir, &srv, "o_alice", &["text", "help"]).unwrap();
+    let bob_image = send_as(&dir, &srv, "o_bob", &["image"]).unwrap();
+    assert!(send_as(&dir, &srv, "o_alice", &["event", "subscribe"]).is_none());
+    // A request with the wrong token: refused, and logged as such.
+    let forged = wemp_in(
+        &dir,
+        &["sim", "send", &srv.url, "--token", "WrongToken1", "--openid", "o_eve", "text", "x"],
+        &[],
+    );
+    assert_eq!(forged.status.code(), Some(1), "{}", text(&forged));
+
+    let mut followed = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while followed.len() < 3 && Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            followed.push(serde_json::from_str::<Value>(&line).unwrap());
+        }
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+    assert!(followed.len() >= 3, "--follow printed {followed:?}");
+    assert_eq!(followed[0]["msg_id"], alice_help.as_str());
+
+    let (status, err) = srv.stop();
+    assert!(status.success(), "{err}");
+
+    // Everything, as JSON lines.
+    let all = json_lines(&wemp_in(&dir, &["log", "--json"], &[]));
+    let find =
+        |id: &str| all.iter().find(|e| e["msg_id"] == id).unwrap_or_else(|| panic!("{id} not in {all:?}"));
+    let e = find(&alice_help);
+    assert_eq!(e["openid"], "o_alice");
+    assert_eq!(e["type"], "text");
+    assert_eq!(e["mode"], "plain");
+    assert_eq!(e["dedup"], "new");
+    assert_eq!(e["outcome"], "sent");
+    assert_eq!(e["reply_type"], "text");
+    assert!(e["reply"].as_str().unwrap().starts_with("Try: \"hello\""), "{e}");
+    assert!(e["raw_xml"].as_str().unwrap().contains("<Content><![CDATA[help]]></Content>"), "{e}");
+    assert_eq!(find(&bob_image)["reply"], "Nice picture!");
+    let sub = all.iter().find(|e| e["event"] == "subscribe").unwrap();
+    assert!(sub["reply"].as_str().unwrap().starts_with("Welcome, o_alice!"), "{sub}");
+    let refused =
+        all.iter().find(|e| e["outcome"].as_str().unwrap_or_default().starts_with("rejected")).unwrap();
+    assert!(refused["error"].as_str().unwrap().contains("-40001"), "{refused}");
+
+    // Filters.
+    let alice = json_lines(&wemp_in(&dir, &["log", "--json", "--user", "o_alice"], &[]));
+    assert_eq!(alice.len(), 2, "{alice:?}");
+    assert!(alice.iter().all(|e| e["openid"] == "o_alice"));
+    let images = json_lines(&wemp_in(&dir, &["log", "--json", "--type", "image"], &[]));
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0]["openid"], "o_bob");
+    let subs = json_lines(&wemp_in(&dir, &["log", "--json", "--type", "subscribe"], &[]));
+    assert_eq!(subs.len(), 1);
+    assert_eq!(json_lines(&wemp_in(&dir, &["log", "--json", "--since", "1h"], &[])).len(), all.len());
+    assert_eq!(json_lines(&wemp_in(&dir, &["log", "--json", "-n", "1"], &[])).len(), 1);
+
+    // The readable table, and the same log through an explicit --data-dir from elsewhere.
+    let table = wemp_in(Path::new("/"), &["log", "--data-dir", dir.join("wemp-data").to_str().unwrap()], &[]);
+    let t = text(&table);
+    assert!(table.status.success(), "{t}");
+    assert!(t.lines().next().unwrap().contains("openid"), "{t}");
+    assert!(t.contains("o_alice") && t.contains(&alice_help) && t.contains("event/subscribe"), "{t}");
+    assert!(t.contains("Nice picture!") && t.contains("[rejected"), "{t}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn database_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+#[test]
+fn serve_logs_to_postgres_with_redis_dedup() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let schema = format!("wemp_cli_{}", rand::random::<u32>());
+    let db = match rt.block_on(wemp_store::postgres::PostgresDatabase::connect(&database_url(), &schema)) {
+        Ok(db) => db,
+        Err(e) => {
+            println!("skipping: PostgreSQL at {} does not answer: {e}", database_url());
+            return;
+        }
+    };
+    if let Err(e) = rt.block_on(wemp_store::redis::connect(&redis_url())) {
+        println!("skipping: Redis at {} does not answer: {e}", redis_url());
+        rt.block_on(db.drop_schema()).unwrap();
+        return;
+    }
+    let dir = temp_dir("pg");
+    let sep = if database_url().contains('?') { '&' } else { '?' };
+    let database = format!("{}{sep}schema={schema}", database_url());
+    let srv = ServeProc::start(
+        &dir,
+        &["--listen", "127.0.0.1:0", "--database", &database, "--redis", &redis_url()],
+        &[],
+    );
+    let screen = srv.stdout();
+    assert!(screen.contains(&format!("(schema {schema})")) && screen.contains("Dedup: redis"), "{screen}");
+    let id = send_as(&dir, &srv, "o_pg", &["text", "order 7"]).unwrap();
+    // A retry with the same MsgId is answered from the Redis reply cache.
+    let o = wemp_in(&dir, &["sim", "check", &srv.url, "--token", &srv.token], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (status, err) = srv.stop();
+    assert!(status.success(), "{err}");
+    assert!(!std::fs::exists(dir.join("wemp-data/wemp.db")).unwrap(), "no SQLite file with --database");
+
+    let rows = json_lines(&wemp_in(&dir, &["log", "--json", "--database", &database, "--user", "o_pg"], &[]));
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["msg_id"], id.as_str());
+    assert_eq!(rows[0]["reply"], "Order 7 is on its way.");
+    let all = json_lines(&wemp_in(&dir, &["log", "--json", "--database", &database, "-n", "1000"], &[]));
+    assert!(
+        all.iter().any(|e| e["dedup"] == "cached" || e["dedup"] == "joined"),
+        "the retry is logged: {all:?}"
+    );
+    println!("PostgreSQL schema {schema}: {} entries logged and read back", all.len());
+    rt.block_on(db.drop_schema()).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
