@@ -1,5 +1,6 @@
 //! `wemp log` reading what `wemp serve` wrote: SQLite by default, PostgreSQL with
 //! `--database` (and Redis dedup with `--redis`) when those services answer.
+#![allow(clippy::print_stdout)]
 
 mod common;
 
@@ -25,7 +26,7 @@ fn send_as(dir: &Path, srv: &ServeProc, openid: &str, what: &[&str]) -> Option<S
 }
 
 fn json_lines(o: &std::process::Output) -> Vec<Value> {
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", text(o));
     String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 

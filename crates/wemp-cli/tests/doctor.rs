@@ -1,0 +1,177 @@
+//! `wemp doctor` run as the built binary against the fake WeChat platform, with injected
+//! platform errors, and against broken configurations.
+
+mod common;
+
+use std::path::Path;
+
+use common::{AES_KEY, temp_dir, wemp_in};
+use wemp_testkit::platform::{FakePlatform, Fault};
+
+fn text(o: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn config(dir: &Path, platform: &FakePlatform, secret: &str) -> std::path::PathBuf {
+    let path = dir.join("wemp.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[storage]\ndata_dir = \"data\"\n\n[[accounts]]\ntoken = \"DoctorToken1\"\nappid = \"{}\"\n\
+             appsecret = \"{secret}\"\naes_key = \"{AES_KEY}\"\nmode = \"safe\"\n",
+            platform.appid()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Runs `wemp doctor --config F --api-base URL ARGS` off the runtime thread.
+async fn doctor(dir: &Path, cfg: &Path, platform: &FakePlatform, args: &[&str]) -> std::process::Output {
+    let mut all: Vec<String> =
+        ["doctor", "--config", cfg.to_str().unwrap(), "--api-base", &platform.url(), "--timeout", "10s"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+    all.extend(args.iter().map(|s| (*s).to_owned()));
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        wemp_in(&dir, &refs, &[])
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_against_the_fake_platform() {
+    let platform = FakePlatform::start().await;
+    let dir = temp_dir("doctor");
+    let cfg = config(&dir, &platform, &platform.secret());
+
+    // A healthy setup.
+    let o = doctor(&dir, &cfg, &platform, &[]).await;
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    for want in [
+        "PASS  configuration",
+        "PASS  token",
+        "PASS  appid",
+        "PASS  EncodingAESKey",
+        "PASS  message log database",
+        "SKIP  redis",
+        "PASS  access token",
+        "PASS  API call",
+        "PASS  customer-service API",
+    ] {
+        assert!(t.contains(want), "{want:?} missing:\n{t}");
+    }
+    assert!(!t.contains(&platform.secret()), "the AppSecret is never printed:\n{t}");
+    assert!(!dir.join("data/wemp.db").exists(), "doctor creates no database");
+    assert!(platform.token_requests() >= 1);
+
+    // 40164: the IP is not whitelisted.
+    platform.inject_times("/cgi-bin/stable_token", Fault::ErrCode(40164), 1);
+    let o = doctor(&dir, &cfg, &platform, &[]).await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("FAIL  access token: WeChat refused this machine's IP address (40164)"),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("IP白名单"), "{}", text(&o));
+
+    // 40125: the AppSecret is wrong — the platform itself says so for a wrong secret.
+    let wrong = config(&dir, &platform, "not-the-secret");
+    let o = doctor(&dir, &wrong, &platform, &["--json"]).await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["passed"], false);
+    let token = v["findings"].as_array().unwrap().iter().find(|f| f["name"] == "access token").unwrap();
+    assert_eq!(token["status"], "fail");
+    assert!(token["details"][0].as_str().unwrap().contains("the AppSecret is wrong (40125)"), "{token}");
+    let cfg = config(&dir, &platform, &platform.secret());
+
+    // 48001: the account lacks the customer-service permission.
+    platform.inject_times("/cgi-bin/customservice/getkflist", Fault::ErrCode(48001), 1);
+    let o = doctor(&dir, &cfg, &platform, &[]).await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("PASS  access token"), "{t}");
+    assert!(
+        t.contains("FAIL  customer-service API: this account lacks the permission for this API (48001)"),
+        "{t}"
+    );
+    assert!(t.contains("only logged"), "{t}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_explains_configuration_problems() {
+    let platform = FakePlatform::start().await;
+    let dir = temp_dir("doctor-cfg");
+    // The AppSecret is not a flag.
+    let o = wemp_in(&dir, &["doctor", "--appsecret", "x"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+
+    // Problems in the file, with their lines; the token from the environment names it.
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[[accounts]]\nappid = \"wx123\"\naes_key = \"short\"\nmode = \"safe\"\n").unwrap();
+    let o = doctor(&dir, &bad, &platform, &[]).await;
+    assert_eq!(o.status.code(), Some(1));
+    let t = text(&o);
+    assert!(t.contains("FAIL  configuration"), "{t}");
+    assert!(t.contains("bad.toml:2: accounts[0].appid"), "{t}");
+    assert!(t.contains("bad.toml:3: accounts[0].aes_key: not a valid EncodingAESKey"), "{t}");
+
+    let good = dir.join("good.toml");
+    std::fs::write(&good, "[[accounts]]\ntoken = \"GoodToken1\"\n").unwrap();
+    let o = tokio::task::spawn_blocking({
+        let (dir, good) = (dir.clone(), good.clone());
+        move || wemp_in(&dir, &["doctor", "--config", good.to_str().unwrap()], &[("WEMP_TOKEN", "a b")])
+    })
+    .await
+    .unwrap();
+    assert!(
+        text(&o).contains("WEMP_TOKEN: accounts[0].token: must be 3 to 32 letters and digits"),
+        "{}",
+        text(&o)
+    );
+
+    // Unreachable Redis and PostgreSQL, and a public URL on a port WeChat does not call.
+    let o = tokio::task::spawn_blocking({
+        let (dir, good) = (dir.clone(), good.clone());
+        move || {
+            wemp_in(
+                &dir,
+                &[
+                    "doctor",
+                    "--config",
+                    good.to_str().unwrap(),
+                    "--redis",
+                    "redis://127.0.0.1:9/",
+                    "--database",
+                    "postgres://nobody@127.0.0.1:9/x",
+                    "--timeout",
+                    "3s",
+                ],
+                &[("WEMP_PUBLIC_URL", "https://bot.example.com:8443/wechat")],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let t = text(&o);
+    assert!(t.contains("PASS  token"), "{t}");
+    assert!(t.contains("FAIL  redis: redis://127.0.0.1:9/"), "{t}");
+    assert!(t.contains("FAIL  message log database: postgres postgres://nobody@127.0.0.1:9/x"), "{t}");
+    assert!(
+        t.contains(
+            "FAIL  public URL: https://bot.example.com:8443/wechat: WeChat calls only ports 80 and 443"
+        ),
+        "{t}"
+    );
+    assert!(t.contains("SKIP  API access"), "{t}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
