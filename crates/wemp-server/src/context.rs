@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use wemp_proto::{Event, Incoming, Mode};
 
 use crate::Account;
+use crate::session::{Session, SessionSlot};
 
 const PENDING: u8 = 0;
 const DONE: u8 = 1;
@@ -24,6 +25,8 @@ pub(crate) struct Shared {
     rule: Mutex<Option<Arc<str>>>,
     /// The handler's error, set before the reply is handed over.
     error: Mutex<Option<String>>,
+    /// The sender's session, when the service has a session store.
+    session: Option<SessionSlot>,
 }
 
 /// Who got to decide how the reply travels.
@@ -44,7 +47,13 @@ impl Shared {
             deferred: Notify::new(),
             rule: Mutex::new(None),
             error: Mutex::new(None),
+            session: None,
         }
+    }
+
+    pub(crate) fn with_session(mut self, session: Option<SessionSlot>) -> Self {
+        self.session = session;
+        self
     }
 
     pub(crate) fn set_rule(&self, name: Arc<str>) {
@@ -123,6 +132,16 @@ impl Ctx {
 
     pub(crate) fn shared(&self) -> &Shared {
         &self.shared
+    }
+
+    /// The sender's conversation session, typed as `T` (see [`Session`]). Its operations
+    /// fail with [`crate::SessionError::NotConfigured`] when the service has no session
+    /// store.
+    pub fn session<T>(&self) -> Session<T>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + Send,
+    {
+        Session::new(self.shared.session.clone())
     }
 }
 

@@ -16,6 +16,7 @@ mod reject;
 mod router;
 mod serve;
 mod service;
+mod session;
 
 pub use account::Account;
 pub use clock::{Clock, FixedClock, NonceSource, RandomNonce, SystemClock};
@@ -32,9 +33,10 @@ pub use reject::RejectReason;
 pub use router::{Matcher, Router, Rule};
 pub use serve::{serve, serve_with_shutdown, shutdown_signal};
 pub use service::{ErrorPolicy, WechatService, WechatServiceBuilder};
+pub use session::{Session, SessionError};
 
 pub use wemp_proto::{Article, Event, EventKind, Incoming, Mode, MsgKind, Reply};
-pub use wemp_store::{DedupStore, memory::MemoryDedupStore};
+pub use wemp_store::{DedupStore, SessionStore, memory::MemoryDedupStore, memory::MemorySessionStore};
 
 /// Building or running a server failed.
 #[derive(Debug, thiserror::Error)]

@@ -24,7 +24,7 @@ use wemp_proto::{
     signature,
 };
 use wemp_store::memory::MemoryDedupStore;
-use wemp_store::{Claim, DedupStore};
+use wemp_store::{Claim, DedupStore, SessionStore};
 
 use crate::context::{Decided, Shared};
 use crate::handler::{BoxError, BoxHandler};
@@ -33,6 +33,7 @@ use crate::metrics::{DedupOutcome, Metrics, Outcome};
 use crate::observe::{DeliveryRecord, Observer, Observers, RecordOutcome, RejectionRecord};
 use crate::query::Query;
 use crate::reject::{RejectReason, Rejection};
+use crate::session::{SessionConfig, SessionSlot};
 use crate::{
     Account, Clock, Ctx, Error, Inbound, LateReplySink, LoggingSink, NonceSource, RandomNonce, Router,
 };
@@ -119,6 +120,7 @@ struct Inner {
     tasks: Arc<Tasks>,
     local: Mutex<HashMap<Arc<str>, Weak<Shared>>>,
     observers: Observers,
+    session: Option<Arc<SessionConfig>>,
 }
 
 /// The WeChat callback endpoint: a [`tower::Service`] over `http::Request`, cheap to clone.
@@ -151,6 +153,9 @@ pub struct WechatServiceBuilder {
     clock: Arc<dyn Clock>,
     nonce: Arc<dyn NonceSource>,
     observers: Vec<Arc<dyn Observer>>,
+    sessions: Option<Arc<dyn SessionStore>>,
+    session_ttl: Duration,
+    session_retries: u32,
 }
 
 impl std::fmt::Debug for WechatServiceBuilder {
@@ -311,6 +316,37 @@ impl WechatServiceBuilder {
         self
     }
 
+    /// Where conversation sessions live (default: none; [`crate::Ctx::session`] then
+    /// reports [`crate::SessionError::NotConfigured`]). Keys are `<appid>:<openid>`; use
+    /// a shared store (Redis, SQLite, PostgreSQL) when several instances serve the account.
+    #[must_use]
+    pub fn session_store(mut self, store: impl SessionStore) -> Self {
+        self.sessions = Some(Arc::new(store));
+        self
+    }
+
+    /// The session store, already shared.
+    #[must_use]
+    pub fn session_store_arc(mut self, store: Arc<dyn SessionStore>) -> Self {
+        self.sessions = Some(store);
+        self
+    }
+
+    /// How long a session lives after its last write (default 24 hours).
+    #[must_use]
+    pub fn session_ttl(mut self, ttl: Duration) -> Self {
+        self.session_ttl = ttl;
+        self
+    }
+
+    /// How many times [`crate::Session::update`] retries after losing a write to another
+    /// writer before it reports [`crate::SessionError::Conflict`] (default 10).
+    #[must_use]
+    pub fn session_retries(mut self, retries: u32) -> Self {
+        self.session_retries = retries;
+        self
+    }
+
     /// The clock for timestamps (default: the system clock).
     #[must_use]
     pub fn clock(mut self, clock: impl Clock) -> Self {
@@ -358,6 +394,9 @@ impl WechatServiceBuilder {
                 tasks: Arc::default(),
                 local: Mutex::default(),
                 observers: Observers::new(self.observers),
+                session: self.sessions.map(|store| {
+                    Arc::new(SessionConfig { store, ttl: self.session_ttl, retries: self.session_retries })
+                }),
             }),
         })
     }
@@ -375,6 +414,9 @@ impl WechatService {
             clock: Arc::new(SystemClock),
             nonce: Arc::new(RandomNonce),
             observers: Vec::new(),
+            sessions: None,
+            session_ttl: Duration::from_secs(24 * 3600),
+            session_retries: 10,
         }
     }
 
@@ -933,7 +975,11 @@ impl Inner {
         key: Option<String>,
         seen: &mut Seen,
     ) -> (Response<Body>, Outcome) {
-        let shared = Arc::new(Shared::new(deadline));
+        let session = self.session.as_ref().map(|config| SessionSlot {
+            config: config.clone(),
+            key: format!("{}:{}", account.appid(), incoming.header().from).into(),
+        });
+        let shared = Arc::new(Shared::new(deadline).with_session(session));
         let report = seen.record.as_ref().map(|r| LateReport {
             id: r.id,
             received_at_ms: r.received_at_ms,

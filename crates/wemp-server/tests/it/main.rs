@@ -11,4 +11,5 @@ mod modes;
 mod observe;
 mod reject;
 mod router;
+mod session;
 mod verify;
