@@ -649,6 +649,42 @@ mod tests {
         assert!(before.len() > 1, "a loaded set stays whole after a swap");
     }
 
+    #[tokio::test]
+    async fn client_sink_sends_late_replies_through_the_customer_service_api() {
+        use wemp_testkit::platform::FakePlatform;
+        let platform = FakePlatform::start().await;
+        let mut cfg = Config::embedded();
+        cfg.accounts.push(crate::config::AccountConfig {
+            token: Some("Tok123".into()),
+            appid: Some(platform.appid()),
+            appsecret: Some(platform.secret()),
+            ..Default::default()
+        });
+        let sink = ClientSink::new(api_clients(&cfg, Some(&platform.url()), None).unwrap());
+        assert!(!sink.is_empty());
+        let appid = platform.appid();
+        let out = sink.deliver(&appid, "o_late", wemp_proto::Reply::text("sorry for the wait")).await;
+        assert_eq!(out, SinkOutcome::Delivered);
+        let sent = platform.sent_messages();
+        assert_eq!(sent[0]["touser"], "o_late");
+        assert_eq!(sent[0]["text"]["content"], "sorry for the wait");
+        platform.close_cs_window("o_late");
+        let out = sink.deliver(&appid, "o_late", wemp_proto::Reply::text("again")).await;
+        assert_eq!(out, SinkOutcome::WindowExpired);
+        let transfer = wemp_proto::Reply::TransferCustomerService { kf_account: None };
+        assert_eq!(sink.deliver(&appid, "o_x", transfer).await, SinkOutcome::Unsupported);
+        // An account without a client only logs.
+        assert_eq!(sink.deliver("wx_other", "o_x", wemp_proto::Reply::text("x")).await, SinkOutcome::Logged);
+        // A platform error is reported with its code.
+        platform.inject_times(
+            "/cgi-bin/message/custom/send",
+            wemp_testkit::platform::Fault::ErrCode(48001),
+            1,
+        );
+        let out = sink.deliver(&appid, "o_y", wemp_proto::Reply::text("x")).await;
+        assert!(matches!(out, SinkOutcome::Failed { errcode: Some(48001), .. }), "{out:?}");
+    }
+
     #[test]
     fn urls_and_sim_command() {
         let mut cfg = Config::embedded();
