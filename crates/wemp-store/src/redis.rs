@@ -6,12 +6,14 @@
 //! each other's keys. Each check-and-write is one `SET NX` or one Lua script, so it is
 //! atomic across instances.
 //!
-//! The stores hold a [`ConnectionManager`], which reconnects by itself after Redis went
-//! away; [`connect`] builds one with short timeouts, so a dead Redis fails calls quickly
-//! instead of stalling a reply (wrap the dedup store in a
+//! The stores hold a [`RedisConnection`]: a [`ConnectionManager`], which reconnects by
+//! itself after Redis went away, made either now ([`connect`] fails while Redis is down)
+//! or on first use ([`RedisConnection::lazy`], and the stores' `lazy` constructors), so a
+//! server can start during a Redis outage. Both use short timeouts, so a dead Redis fails
+//! calls quickly instead of stalling a reply (wrap the dedup store in a
 //! [`FallbackDedupStore`](crate::FallbackDedupStore) to keep answering then).
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -30,6 +32,15 @@ fn px(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
+fn default_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_secs(1))
+        .set_response_timeout(Duration::from_secs(1))
+        .set_number_of_retries(1)
+        .set_factor(50)
+        .set_max_delay(500)
+}
+
 /// Connects to the Redis at `url` (`redis://host:port/db`), with 1 s connection and
 /// response timeouts and one quick reconnection try per failed call.
 ///
@@ -37,13 +48,7 @@ fn px(d: Duration) -> u64 {
 ///
 /// [`StoreError::Backend`] if the URL is invalid or Redis does not answer now.
 pub async fn connect(url: &str) -> Result<ConnectionManager> {
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Duration::from_secs(1))
-        .set_response_timeout(Duration::from_secs(1))
-        .set_number_of_retries(1)
-        .set_factor(50)
-        .set_max_delay(500);
-    connect_with(url, config).await
+    connect_with(url, default_config()).await
 }
 
 /// Connects to the Redis at `url` with connection-manager settings of your own.
@@ -56,15 +61,146 @@ pub async fn connect_with(url: &str, config: ConnectionManagerConfig) -> Result<
     ConnectionManager::new_with_config(client, config).await.map_err(redis_err)
 }
 
+/// A Redis connection, made now or on first use.
+///
+/// [`RedisConnection::lazy`] only checks the URL: the first call that needs Redis connects
+/// (concurrent callers wait for that one attempt). While Redis cannot be reached, calls fail
+/// at once with [`StoreError::Backend`] and a new attempt is made at most once per
+/// [`retry_interval`](Self::retry_interval) (1 s unless set), so an outage costs failed
+/// calls, not stalled ones. Once connected, the [`ConnectionManager`] reconnects by itself.
+/// Cheap to clone; clones share the connection.
+#[derive(Clone)]
+pub struct RedisConnection {
+    inner: Arc<Lazy>,
+}
+
+struct Lazy {
+    ready: OnceLock<ConnectionManager>,
+    pending: Option<Pending>,
+}
+
+struct Pending {
+    client: ::redis::Client,
+    config: ConnectionManagerConfig,
+    retry: Duration,
+    /// When the last attempt failed; held while an attempt runs.
+    last_failure: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+impl RedisConnection {
+    /// A connection to `url` made on first use, with the timeouts of [`connect`].
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if the URL is invalid (nothing is connected yet).
+    pub fn lazy(url: &str) -> Result<Self> {
+        Self::lazy_with(url, default_config())
+    }
+
+    /// A connection to `url` made on first use, with connection-manager settings of your
+    /// own.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if the URL is invalid.
+    pub fn lazy_with(url: &str, config: ConnectionManagerConfig) -> Result<Self> {
+        let client = ::redis::Client::open(url).map_err(redis_err)?;
+        let pending = Pending {
+            client,
+            config,
+            retry: Duration::from_secs(1),
+            last_failure: tokio::sync::Mutex::new(None),
+        };
+        Ok(Self { inner: Arc::new(Lazy { ready: OnceLock::new(), pending: Some(pending) }) })
+    }
+
+    /// Sets the least time between two connection attempts while Redis cannot be reached.
+    /// Only before the connection is shared (on a fresh [`RedisConnection::lazy`]).
+    #[must_use]
+    pub fn retry_interval(mut self, every: Duration) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner)
+            && let Some(p) = inner.pending.as_mut()
+        {
+            p.retry = every;
+        }
+        self
+    }
+
+    /// Whether the connection has been made.
+    pub fn is_connected(&self) -> bool {
+        self.inner.ready.get().is_some()
+    }
+
+    /// The connection, connecting first if needed.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] while Redis cannot be reached (at once, without a new
+    /// attempt, within the retry interval of the last failed one).
+    pub async fn get(&self) -> Result<ConnectionManager> {
+        if let Some(c) = self.inner.ready.get() {
+            return Ok(c.clone());
+        }
+        let Some(p) = &self.inner.pending else {
+            unreachable!("a connection without a pending connect is always ready")
+        };
+        let mut last_failure = p.last_failure.lock().await;
+        if let Some(c) = self.inner.ready.get() {
+            return Ok(c.clone());
+        }
+        if let Some(at) = *last_failure
+            && at.elapsed() < p.retry
+        {
+            return Err(StoreError::backend(
+                "redis",
+                format!("not connected: the last attempt failed {} ms ago", at.elapsed().as_millis()),
+            ));
+        }
+        match ConnectionManager::new_with_config(p.client.clone(), p.config.clone()).await {
+            Ok(c) => {
+                let c = self.inner.ready.get_or_init(|| c).clone();
+                *last_failure = None;
+                tracing::info!("connected to redis");
+                Ok(c)
+            }
+            Err(e) => {
+                if last_failure.is_none() {
+                    tracing::warn!(error = %e, "cannot connect to redis; retrying on use");
+                }
+                *last_failure = Some(tokio::time::Instant::now());
+                Err(redis_err(e))
+            }
+        }
+    }
+}
+
+impl From<ConnectionManager> for RedisConnection {
+    fn from(conn: ConnectionManager) -> Self {
+        let ready = OnceLock::new();
+        let _ = ready.set(conn);
+        Self { inner: Arc::new(Lazy { ready, pending: None }) }
+    }
+}
+
+impl std::fmt::Debug for RedisConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConnection").field("connected", &self.is_connected()).finish_non_exhaustive()
+    }
+}
+
 #[derive(Clone)]
 struct Keys {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     prefix: String,
 }
 
 impl Keys {
     fn key(&self, kind: &str, key: &str) -> String {
         format!("{}{kind}:{key}", self.prefix)
+    }
+
+    async fn conn(&self) -> Result<ConnectionManager> {
+        self.conn.get().await
     }
 }
 
@@ -114,9 +250,20 @@ impl RedisDedupStore {
     /// Poll interval of waiters unless set with [`poll_interval`](Self::poll_interval).
     pub const DEFAULT_POLL: Duration = Duration::from_millis(20);
 
-    /// A store over `conn` with every key under `prefix` (e.g. `"wemp:"`).
-    pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> Self {
-        Self { keys: Keys { conn, prefix: prefix.into() }, poll: Self::DEFAULT_POLL }
+    /// A store over `conn` (a [`ConnectionManager`] or a [`RedisConnection`]) with every
+    /// key under `prefix` (e.g. `"wemp:"`).
+    pub fn new(conn: impl Into<RedisConnection>, prefix: impl Into<String>) -> Self {
+        Self { keys: Keys { conn: conn.into(), prefix: prefix.into() }, poll: Self::DEFAULT_POLL }
+    }
+
+    /// A store that connects to `url` on first use ([`RedisConnection::lazy`]): it can be
+    /// built while Redis is down.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if the URL is invalid.
+    pub fn lazy(url: &str, prefix: impl Into<String>) -> Result<Self> {
+        Ok(Self::new(RedisConnection::lazy(url)?, prefix))
     }
 
     /// Connects to `url` (see [`connect`]) and builds a store with `prefix`.
@@ -150,7 +297,7 @@ impl DedupStore for RedisDedupStore {
             .key(self.keys.key("dedup", key))
             .arg(IN_FLIGHT)
             .arg(px(in_flight_ttl))
-            .invoke_async(&mut self.keys.conn.clone())
+            .invoke_async(&mut self.keys.conn().await?)
             .await
             .map_err(redis_err)?;
         Ok(Self::decode(existing).unwrap_or(Claim::New))
@@ -159,8 +306,8 @@ impl DedupStore for RedisDedupStore {
     async fn complete(&self, key: &str, reply: &str, ttl: Duration) -> Result<()> {
         let value = format!("{DONE}{reply}");
         self.keys
-            .conn
-            .clone()
+            .conn()
+            .await?
             .pset_ex::<_, _, ()>(self.keys.key("dedup", key), value, px(ttl))
             .await
             .map_err(redis_err)
@@ -170,7 +317,7 @@ impl DedupStore for RedisDedupStore {
         RELEASE
             .key(self.keys.key("dedup", key))
             .arg(IN_FLIGHT)
-            .invoke_async::<i64>(&mut self.keys.conn.clone())
+            .invoke_async::<i64>(&mut self.keys.conn().await?)
             .await
             .map(drop)
             .map_err(redis_err)
@@ -179,7 +326,7 @@ impl DedupStore for RedisDedupStore {
     async fn wait(&self, key: &str, timeout: Duration) -> Result<Option<String>> {
         let deadline = tokio::time::Instant::now() + timeout;
         let key = self.keys.key("dedup", key);
-        let mut conn = self.keys.conn.clone();
+        let mut conn = self.keys.conn().await?;
         loop {
             let value: Option<String> = conn.get(&key).await.map_err(redis_err)?;
             match Self::decode(value) {
@@ -239,9 +386,20 @@ pub struct RedisTokenStore {
 }
 
 impl RedisTokenStore {
-    /// A store over `conn` with every key under `prefix`.
-    pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> Self {
-        Self { keys: Keys { conn, prefix: prefix.into() } }
+    /// A store over `conn` (a [`ConnectionManager`] or a [`RedisConnection`]) with every
+    /// key under `prefix`.
+    pub fn new(conn: impl Into<RedisConnection>, prefix: impl Into<String>) -> Self {
+        Self { keys: Keys { conn: conn.into(), prefix: prefix.into() } }
+    }
+
+    /// A store that connects to `url` on first use ([`RedisConnection::lazy`]): it can be
+    /// built while Redis is down.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if the URL is invalid.
+    pub fn lazy(url: &str, prefix: impl Into<String>) -> Result<Self> {
+        Ok(Self::new(RedisConnection::lazy(url)?, prefix))
     }
 
     /// Connects to `url` (see [`connect`]) and builds a store with `prefix`.
@@ -268,7 +426,7 @@ impl TokenStore for RedisTokenStore {
             .arg(self.keys.key("token", key))
             .arg("v")
             .arg("e")
-            .query_async(&mut self.keys.conn.clone())
+            .query_async(&mut self.keys.conn().await?)
             .await
             .map_err(redis_err)?;
         match (value, expires) {
@@ -282,7 +440,7 @@ impl TokenStore for RedisTokenStore {
             .key(self.keys.key("token", key))
             .arg(&token.value)
             .arg(token.expires_at_ms)
-            .invoke_async(&mut self.keys.conn.clone())
+            .invoke_async(&mut self.keys.conn().await?)
             .await
             .map_err(redis_err)?;
         parse_token(value, &expires)
@@ -292,7 +450,7 @@ impl TokenStore for RedisTokenStore {
         let n: i64 = INVALIDATE_TOKEN
             .key(self.keys.key("token", key))
             .arg(failed)
-            .invoke_async(&mut self.keys.conn.clone())
+            .invoke_async(&mut self.keys.conn().await?)
             .await
             .map_err(redis_err)?;
         Ok(n == 1)
@@ -306,7 +464,7 @@ impl TokenStore for RedisTokenStore {
             .arg("NX")
             .arg("PX")
             .arg(px(ttl))
-            .query_async(&mut self.keys.conn.clone())
+            .query_async(&mut self.keys.conn().await?)
             .await
             .map_err(redis_err)?;
         Ok(set.map(|_| Lease { fence }))
@@ -316,7 +474,7 @@ impl TokenStore for RedisTokenStore {
         COMPARE_AND_DELETE
             .key(self.keys.key("lease", key))
             .arg(&lease.fence)
-            .invoke_async::<i64>(&mut self.keys.conn.clone())
+            .invoke_async::<i64>(&mut self.keys.conn().await?)
             .await
             .map(drop)
             .map_err(redis_err)
@@ -345,9 +503,20 @@ pub struct RedisSessionStore {
 }
 
 impl RedisSessionStore {
-    /// A store over `conn` with every key under `prefix`.
-    pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> Self {
-        Self { keys: Keys { conn, prefix: prefix.into() } }
+    /// A store over `conn` (a [`ConnectionManager`] or a [`RedisConnection`]) with every
+    /// key under `prefix`.
+    pub fn new(conn: impl Into<RedisConnection>, prefix: impl Into<String>) -> Self {
+        Self { keys: Keys { conn: conn.into(), prefix: prefix.into() } }
+    }
+
+    /// A store that connects to `url` on first use ([`RedisConnection::lazy`]): it can be
+    /// built while Redis is down.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if the URL is invalid.
+    pub fn lazy(url: &str, prefix: impl Into<String>) -> Result<Self> {
+        Ok(Self::new(RedisConnection::lazy(url)?, prefix))
     }
 
     /// Connects to `url` (see [`connect`]) and builds a store with `prefix`.
@@ -367,7 +536,7 @@ impl SessionStore for RedisSessionStore {
             .arg(self.keys.key("session", key))
             .arg("v")
             .arg("d")
-            .query_async(&mut self.keys.conn.clone())
+            .query_async(&mut self.keys.conn().await?)
             .await
             .map_err(redis_err)?;
         match (version, data) {
@@ -384,7 +553,7 @@ impl SessionStore for RedisSessionStore {
             .arg(serde_json::to_string(value)?)
             .arg(expected)
             .arg(px(ttl))
-            .invoke_async(&mut self.keys.conn.clone())
+            .invoke_async(&mut self.keys.conn().await?)
             .await
             .map_err(redis_err)?;
         if ok == 1 {
@@ -395,6 +564,6 @@ impl SessionStore for RedisSessionStore {
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        self.keys.conn.clone().del::<_, ()>(self.keys.key("session", key)).await.map_err(redis_err)
+        self.keys.conn().await?.del::<_, ()>(self.keys.key("session", key)).await.map_err(redis_err)
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use wemp_store::memory::MemoryDedupStore;
 use wemp_store::redis::RedisDedupStore;
-use wemp_store::{Claim, DedupStore, FallbackDedupStore};
+use wemp_store::{Claim, DedupStore, FallbackDedupStore, SessionStore};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -121,4 +121,53 @@ async fn redis_dies_and_returns() {
     let stored: Option<String> =
         redis::cmd("GET").arg(format!("fault:dedup:{key}")).query_async(&mut raw).await.unwrap();
     assert_eq!(stored.as_deref(), Some("Dreply to wx1:msg:o1:after"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stores_built_while_redis_is_down_connect_when_it_comes_up() {
+    if let Err(e) = Command::new("redis-server").arg("--version").stdout(Stdio::null()).status() {
+        eprintln!("skipping redis lazy-connect test: cannot run redis-server: {e}");
+        return;
+    }
+    let port = spare_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    // Nothing listens on the port: eager connecting fails, lazy building does not.
+    assert!(wemp_store::redis::connect(&url).await.is_err());
+    let conn =
+        wemp_store::redis::RedisConnection::lazy(&url).unwrap().retry_interval(Duration::from_millis(50));
+    let redis_store = RedisDedupStore::new(conn.clone(), "lazy:");
+    let store = FallbackDedupStore::new(redis_store, MemoryDedupStore::default())
+        .timeout(Duration::from_millis(500))
+        .probe_interval(Duration::from_millis(50));
+    let sessions = wemp_store::redis::RedisSessionStore::new(conn.clone(), "lazy:");
+    assert!(RedisDedupStore::lazy("not a url", "x").is_err(), "invalid URLs still fail at once");
+
+    // Redis down: deliveries are answered from memory.
+    for n in 0..10 {
+        let key = format!("wx1:msg:o1:{n}");
+        assert_eq!(handle(&store, &key).await, Claim::New);
+        assert_eq!(handle(&store, &key).await, Claim::Done(format!("reply to {key}")));
+    }
+    assert!(store.is_degraded());
+    assert!(!conn.is_connected());
+    assert!(sessions.load("wx1:o1").await.is_err(), "sessions report the outage");
+
+    // Redis comes up: the next probe connects, and claims land in Redis.
+    let _server = Server::start(port).unwrap();
+    assert!(ready(&url).await, "redis-server on {port} did not come up");
+    let mut n = 1000;
+    while store.is_degraded() {
+        assert!(n < 1200, "dedup did not move to redis");
+        handle(&store, &format!("wx1:msg:o1:{n}")).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        n += 1;
+    }
+    assert!(conn.is_connected());
+    let key = "wx1:msg:o1:after";
+    assert_eq!(handle(&store, key).await, Claim::New);
+    let mut raw = wemp_store::redis::connect(&url).await.unwrap();
+    let stored: Option<String> =
+        redis::cmd("GET").arg(format!("lazy:dedup:{key}")).query_async(&mut raw).await.unwrap();
+    assert_eq!(stored.as_deref(), Some("Dreply to wx1:msg:o1:after"));
+    assert_eq!(sessions.load("wx1:o1").await.unwrap(), None);
 }

@@ -9,6 +9,8 @@ mod e2e;
 mod metrics;
 mod modes;
 mod observe;
+#[cfg(feature = "redis")]
+mod redis_outage;
 mod reject;
 mod router;
 mod session;

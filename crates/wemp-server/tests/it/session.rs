@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use wemp_proto::{Mode, Reply};
 use wemp_server::extract::Content;
-use wemp_server::{Ctx, Router, Session, SessionError, SessionStore, WechatService};
+use wemp_server::{Ctx, Router, Session, SessionError, SessionStore};
 use wemp_store::memory::MemorySessionStore;
 use wemp_store::{StoreError, Versioned};
 
@@ -140,7 +140,7 @@ async fn hundred_concurrent_updates(a: Arc<dyn SessionStore>, b: Arc<dyn Session
             .build()
             .unwrap()
     };
-    let instances: [WechatService; 2] = [make(a.clone()), make(b)];
+    let instances: [wemp_server::WechatService; 2] = [make(a.clone()), make(b)];
     let barrier = Arc::new(tokio::sync::Barrier::new(100));
     let tasks: Vec<_> = (0..100u64)
         .map(|i| {
