@@ -62,6 +62,18 @@ pub async fn read(
     filter: &Filter,
     now_ms: i64,
 ) -> Result<Vec<(i64, LogEntry)>, StoreError> {
+    Ok(read_with_cursor(log, filter, now_ms).await?.0)
+}
+
+/// As [`read`], plus the last row id looked at (matching or not): where `--follow` goes on.
+///
+/// # Errors
+/// The store fails.
+pub async fn read_with_cursor(
+    log: &dyn MessageLog,
+    filter: &Filter,
+    now_ms: i64,
+) -> Result<(Vec<(i64, LogEntry)>, Option<i64>), StoreError> {
     let mut query = filter.query(now_ms);
     query.limit = Some(PAGE);
     let mut kept: VecDeque<(i64, LogEntry)> = VecDeque::new();
@@ -83,7 +95,7 @@ pub async fn read(
             break;
         }
     }
-    Ok(kept.into())
+    Ok((kept.into(), query.after_id))
 }
 
 /// Entries after row id `after`, matching `filter` (for `--follow`), and the last row id

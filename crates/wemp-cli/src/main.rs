@@ -379,8 +379,8 @@ async fn run_log(cmd: LogCmd, style: Style) -> ExitCode {
         }
     };
     let filter = logview::Filter { user: cmd.user, since: cmd.since, kind: cmd.kind, last: cmd.last };
-    let rows = match logview::read(log.as_ref(), &filter, logview::now_ms()).await {
-        Ok(rows) => rows,
+    let (rows, cursor) = match logview::read_with_cursor(log.as_ref(), &filter, logview::now_ms()).await {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("wemp log: {e}");
             return ExitCode::FAILURE;
@@ -409,17 +409,8 @@ async fn run_log(cmd: LogCmd, style: Style) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    // Follow: everything after the newest row seen so far (or after the whole log).
-    let mut after = match rows.last() {
-        Some((id, _)) => Some(*id),
-        None => {
-            let all = logview::Filter { last: 1, ..logview::Filter::default() };
-            logview::read(log.as_ref(), &all, logview::now_ms())
-                .await
-                .ok()
-                .and_then(|r| r.last().map(|(id, _)| *id))
-        }
-    };
+    // Follow: everything after the last row the first read looked at.
+    let mut after = cursor;
     loop {
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(cmd.poll_ms)) => {}

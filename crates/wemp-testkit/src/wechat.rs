@@ -29,11 +29,78 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use tokio::time::Instant;
+use wemp_proto::reply::ReplyMessage;
 use wemp_proto::testing::{Platform, SignedRequest};
-use wemp_proto::{Cipher, Mode, Reply};
+use wemp_proto::{Cipher, Incoming, Mode, Reply, ReplyContext};
 
 /// What WeChat shows the user when the server fails to answer properly.
 pub const ERROR_BANNER: &str = "该公众号暂时无法提供服务，请稍后再试";
+
+/// What WeChat would refuse about a readable reply's mode: plain to a safe-mode request, or
+/// encrypted to a plain one (WeChat shows [`ERROR_BANNER`] for both). Call it for replies
+/// only, not for `success`.
+pub fn mode_problems(request: Mode, encrypted: bool) -> Vec<String> {
+    let mut problems = Vec::new();
+    if request == Mode::Safe && !encrypted {
+        problems.push("the request came in safe mode but the reply is not encrypted".to_owned());
+    }
+    if request == Mode::Plain && encrypted {
+        problems.push("the request came in plain mode but the reply is encrypted".to_owned());
+    }
+    problems
+}
+
+/// What WeChat would refuse about a decoded reply: its direction (To the user's `openid`,
+/// From the account's original id `account`), `CreateTime` in seconds near `now`, and the
+/// news article limits (one when `answering_message`, else eight). Empty when WeChat
+/// would show it. Shared by [`WechatCallback`] and `wemp sim`, so tests and the simulator
+/// judge replies alike.
+pub fn reply_problems(
+    message: &ReplyMessage,
+    openid: &str,
+    account: &str,
+    answering_message: bool,
+    now: i64,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some(header) = &message.header else { return problems };
+    if header.to == account && header.from == openid {
+        problems.push(format!(
+            "wrong direction: ToUserName/FromUserName are swapped (a reply goes To the user {openid} From \
+             the account {account})"
+        ));
+    } else {
+        if header.to != openid {
+            problems.push(format!(
+                "wrong direction: ToUserName is {:?}, expected the user's OpenID {openid:?}",
+                header.to
+            ));
+        }
+        if header.from != account {
+            problems.push(format!(
+                "wrong direction: FromUserName is {:?}, expected the account's original id {account:?}",
+                header.from
+            ));
+        }
+    }
+    if header.create_time > 100_000_000_000 {
+        problems.push(format!(
+            "CreateTime {} is in milliseconds; WeChat expects seconds since the epoch",
+            header.create_time
+        ));
+    } else if (header.create_time - now).abs() > 3600 {
+        problems.push(format!(
+            "CreateTime {} is more than an hour from now ({now}); expected seconds since the epoch",
+            header.create_time
+        ));
+    }
+    let ctx =
+        ReplyContext { to: openid.to_owned(), from: account.to_owned(), create_time: now, answering_message };
+    if let Err(e) = message.reply.validate(&ctx) {
+        problems.push(format!("news article limits: {e}"));
+    }
+    problems
+}
 
 /// WeChat's retry schedule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -245,6 +312,8 @@ impl WechatCallback {
     /// Delivers any message XML from `openid` on WeChat's schedule. Every try repeats the
     /// same signed request, as WeChat's retries do.
     pub async fn deliver(&self, openid: &str, xml: &str) -> Delivery {
+        // Answers to a user's message may hold one news article; to events, up to eight.
+        let answering_message = !matches!(Incoming::parse(xml), Ok(Incoming::Event(_)));
         let nonce = rand::random::<u32>().to_string();
         let signed = match self.platform.post(
             self.mode,
@@ -284,7 +353,7 @@ impl WechatCallback {
             });
             match outcome {
                 AttemptOutcome::Answered { status: 200, body } => {
-                    let (user_sees, encrypted) = self.judge(openid, &body);
+                    let (user_sees, encrypted) = self.judge(openid, &body, answering_message);
                     return Delivery { attempts, user_sees, encrypted };
                 }
                 AttemptOutcome::Answered { status, body } => {
@@ -300,8 +369,9 @@ impl WechatCallback {
         Delivery { attempts, user_sees: UserSees::ErrorBanner { reason }, encrypted: false }
     }
 
-    /// Reads a 200 answer as WeChat does.
-    fn judge(&self, openid: &str, body: &str) -> (UserSees, bool) {
+    /// Reads a 200 answer as WeChat does: a readable reply (decrypted when encrypted), in
+    /// the request's mode, judged by [`reply_problems`].
+    fn judge(&self, openid: &str, body: &str, answering_message: bool) -> (UserSees, bool) {
         let opened = match self.platform.open_reply(body) {
             Ok(o) => o,
             Err(e) => return (UserSees::ErrorBanner { reason: format!("invalid reply: {e}") }, false),
@@ -309,20 +379,19 @@ impl WechatCallback {
         if opened.message.reply.is_none() {
             return (UserSees::Nothing, opened.encrypted);
         }
-        if self.mode == Mode::Safe && !opened.encrypted {
-            let reason = "unencrypted reply to a safe-mode request".to_owned();
-            return (UserSees::ErrorBanner { reason }, false);
+        let mut problems = mode_problems(self.mode, opened.encrypted);
+        problems.extend(reply_problems(
+            &opened.message,
+            openid,
+            &self.original_id,
+            answering_message,
+            now_unix(),
+        ));
+        if problems.is_empty() {
+            (UserSees::Reply(opened.message.reply), opened.encrypted)
+        } else {
+            (UserSees::ErrorBanner { reason: problems.join("; ") }, opened.encrypted)
         }
-        if let Some(h) = &opened.message.header
-            && (h.to != openid || h.from != self.original_id)
-        {
-            let reason = format!(
-                "reply addressed to {:?} from {:?}; expected to {openid:?} from {:?}",
-                h.to, h.from, self.original_id
-            );
-            return (UserSees::ErrorBanner { reason }, opened.encrypted);
-        }
-        (UserSees::Reply(opened.message.reply), opened.encrypted)
     }
 
     async fn request(&self, method: http::Method, signed: &SignedRequest) -> Result<(u16, String), SimError> {

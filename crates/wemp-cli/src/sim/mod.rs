@@ -15,12 +15,12 @@ use rand::Rng;
 use serde::Serialize;
 use wemp_proto::reply::ReplyMessage;
 use wemp_proto::testing::{Platform, SignedRequest};
-use wemp_proto::{Cipher, Header, Incoming, Mode, ReplyContext};
+use wemp_proto::{Cipher, Header, Incoming, Mode};
 
 pub use build::{EventSpec, MessageSpec};
 
 /// What the user sees when WeChat gives up on a server.
-pub const USER_ERROR_BANNER: &str = "该公众号暂时无法提供服务，请稍后再试";
+pub const USER_ERROR_BANNER: &str = wemp_testkit::wechat::ERROR_BANNER;
 
 /// WeChat's wait for a passive reply.
 pub const WECHAT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -378,12 +378,7 @@ impl Simulator {
         };
         let mut problems = Vec::new();
         if opened.message.header.is_some() {
-            if self.target.mode == Mode::Safe && !opened.encrypted {
-                problems.push("the request came in safe mode but the reply is not encrypted".to_owned());
-            }
-            if self.target.mode == Mode::Plain && opened.encrypted {
-                problems.push("the request came in plain mode but the reply is encrypted".to_owned());
-            }
+            problems.extend(wemp_testkit::wechat::mode_problems(self.target.mode, opened.encrypted));
         }
         problems.extend(inspect_reply(
             &opened.message,
@@ -446,7 +441,8 @@ fn explain_open_error(e: &wemp_proto::Error, body: &str) -> String {
     }
 }
 
-/// What WeChat would refuse about a decoded reply: direction, `CreateTime`, news limits.
+/// What WeChat would refuse about a decoded reply: direction, `CreateTime`, news limits
+/// ([`wemp_testkit::wechat::reply_problems`], the judgement the tests use too).
 pub fn inspect_reply(
     message: &ReplyMessage,
     openid: &str,
@@ -454,44 +450,7 @@ pub fn inspect_reply(
     answering_message: bool,
     now: i64,
 ) -> Vec<String> {
-    let mut problems = Vec::new();
-    let Some(header) = &message.header else { return problems };
-    if header.to == account && header.from == openid {
-        problems.push(format!(
-            "wrong direction: ToUserName/FromUserName are swapped (a reply goes To the user {openid} From \
-             the account {account})"
-        ));
-    } else {
-        if header.to != openid {
-            problems.push(format!(
-                "wrong direction: ToUserName is {:?}, expected the user's OpenID {openid:?}",
-                header.to
-            ));
-        }
-        if header.from != account {
-            problems.push(format!(
-                "wrong direction: FromUserName is {:?}, expected the account's original id {account:?}",
-                header.from
-            ));
-        }
-    }
-    if header.create_time > 100_000_000_000 {
-        problems.push(format!(
-            "CreateTime {} is in milliseconds; WeChat expects seconds since the epoch",
-            header.create_time
-        ));
-    } else if (header.create_time - now).abs() > 3600 {
-        problems.push(format!(
-            "CreateTime {} is more than an hour from now ({now}); expected seconds since the epoch",
-            header.create_time
-        ));
-    }
-    let ctx =
-        ReplyContext { to: openid.to_owned(), from: account.to_owned(), create_time: now, answering_message };
-    if let Err(e) = message.reply.validate(&ctx) {
-        problems.push(format!("news article limits: {e}"));
-    }
-    problems
+    wemp_testkit::wechat::reply_problems(message, openid, account, answering_message, now)
 }
 
 /// The verdict on a URL verification.
