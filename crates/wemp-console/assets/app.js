@@ -6,6 +6,37 @@ const CSRF = document.querySelector('meta[name="wemp-csrf"]').content;
 const BANNER = '该公众号暂时无法提供服务，请稍后再试';
 const $ = (id) => document.getElementById(id);
 
+// Line icons (24×24, stroked), so the page needs no emoji or icon font.
+const ICONS = {
+  image: 'M4 5h16v14H4z M4 16l5-5 4 4 3-3 4 4 M8.5 9.5m-1.5 0a1.5 1.5 0 1 0 3 0a1.5 1.5 0 1 0-3 0',
+  location: 'M12 21s-6-5.5-6-11a6 6 0 0 1 12 0c0 5.5-6 11-6 11z M12 10m-2 0a2 2 0 1 0 4 0a2 2 0 1 0-4 0',
+  link: 'M10 14a4 4 0 0 0 5.7 0l3-3a4 4 0 0 0-5.7-5.7l-1 1 M14 10a4 4 0 0 0-5.7 0l-3 3a4 4 0 0 0 5.7 5.7l1-1',
+  follow: 'M9 8m-4 0a4 4 0 1 0 8 0a4 4 0 1 0-8 0 M3 20a6 6 0 0 1 12 0 M19 8v6 M16 11h6',
+  unfollow: 'M9 8m-4 0a4 4 0 1 0 8 0a4 4 0 1 0-8 0 M3 20a6 6 0 0 1 12 0 M16 11h6',
+  scan: 'M4 8V4h4 M16 4h4v4 M20 16v4h-4 M8 20H4v-4 M7 12h10',
+  voice: 'M12 3a3 3 0 0 1 3 3v6a3 3 0 0 1-6 0V6a3 3 0 0 1 3-3z M5 11a7 7 0 0 0 14 0 M12 18v3',
+  video: 'M3 6h12v12H3z M15 10l6-3v10l-6-3z',
+  music: 'M9 18V5l12-2v13 M6 18m-3 0a3 3 0 1 0 6 0a3 3 0 1 0-6 0 M18 16m-3 0a3 3 0 1 0 6 0a3 3 0 1 0-6 0',
+  keyboard: 'M3 6h18v12H3z M7 10h.01 M11 10h.01 M15 10h.01 M7 14h10',
+  menu: 'M4 7h16 M4 12h16 M4 17h16',
+  plus: 'M12 12m-9 0a9 9 0 1 0 18 0a9 9 0 1 0-18 0 M12 8v8 M8 12h8',
+  clear: 'M4 7h16 M10 11v6 M14 11v6 M6 7l1 13h10l1-13 M9 7V4h6v3',
+  close: 'M6 6l12 12 M18 6L6 18',
+  warn: 'M12 3l10 18H2z M12 10v5 M12 18h.01',
+};
+
+function icon(name) {
+  const NS = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(NS, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('aria-hidden', 'true');
+  svg.setAttribute('class', `icon icon-${name}`);
+  const path = document.createElementNS(NS, 'path');
+  path.setAttribute('d', ICONS[name] || '');
+  svg.append(path);
+  return svg;
+}
+
 /** Builds an element; children are nodes or strings (always text, never HTML). */
 function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
@@ -122,9 +153,9 @@ function notice(text, cls = '') {
   return h('li', { class: `notice ${cls}` }, h('span', {}, text));
 }
 
-function mediaBox(icon, label, id, extra) {
+function mediaBox(name, label, id, extra) {
   return h('div', { class: 'media-box' },
-    h('span', { class: 'media-icon', 'aria-hidden': 'true' }, icon),
+    h('span', { class: 'media-icon' }, icon(name)),
     h('div', {}, h('div', { class: 'media-label' }, label), extra ? h('div', { class: 'media-extra' }, extra) : null,
       h('code', { class: 'media-id', title: 'media id' }, id)));
 }
@@ -132,10 +163,10 @@ function mediaBox(icon, label, id, extra) {
 function renderReply(r) {
   switch (r.type) {
     case 'text': return [bubble('bot', ...richText(r.content))];
-    case 'image': return [bubble('bot', mediaBox('🖼', '[图片] Image', r.media_id))];
-    case 'voice': return [bubble('bot', mediaBox('🔊', '[语音] Voice', r.media_id))];
-    case 'video': return [bubble('bot', mediaBox('🎬', `[视频] ${r.title || 'Video'}`, r.media_id, r.description))];
-    case 'music': return [bubble('bot', mediaBox('🎵', `[音乐] ${r.title || 'Music'}`, r.thumb_media_id, r.description || r.music_url))];
+    case 'image': return [bubble('bot', mediaBox('image', '[图片] Image', r.media_id))];
+    case 'voice': return [bubble('bot', mediaBox('voice', '[语音] Voice', r.media_id))];
+    case 'video': return [bubble('bot', mediaBox('video', `[视频] ${r.title || 'Video'}`, r.media_id, r.description))];
+    case 'music': return [bubble('bot', mediaBox('music', `[音乐] ${r.title || 'Music'}`, r.thumb_media_id, r.description || r.music_url))];
     case 'news': return [newsCards(r.articles)];
     case 'transfer': return [notice(r.kf_account ? `已转接到客服 ${r.kf_account} · Transferred to customer service` : '已转接到客服 · Transferred to customer service', 'transfer')];
     case 'none': return [];
@@ -145,7 +176,10 @@ function renderReply(r) {
 
 function newsCards(articles) {
   const cards = articles.map((a, i) => {
-    const pic = a.pic_url ? h('img', { src: a.pic_url, alt: '', loading: 'lazy', class: 'news-pic', onerror: (e) => e.target.classList.add('broken') }) : null;
+    const placeholder = () => h('span', { class: 'news-pic placeholder' }, icon('image'));
+    const pic = a.pic_url
+      ? h('img', { src: a.pic_url, alt: '', class: 'news-pic', onerror: (e) => e.target.replaceWith(placeholder()) })
+      : placeholder();
     const body = i === 0
       ? h('div', { class: 'news-main' }, h('div', { class: 'news-title' }, a.title), a.description ? h('div', { class: 'news-desc' }, a.description) : null)
       : h('div', { class: 'news-row' }, h('div', { class: 'news-title' }, a.title));
@@ -188,6 +222,8 @@ let busy = 0;
 
 async function perform(action, shown) {
   const user = state.user;
+  $('more-panel').hidden = true;
+  $('more').setAttribute('aria-expanded', 'false');
   if (shown) addToChat(shown);
   const pending = h('li', { class: 'msg bot pending', 'aria-label': 'waiting for the bot' },
     h('span', { class: 'avatar bot', 'aria-hidden': 'true' }, 'W'), h('div', { class: 'bubble typing' }, h('i'), h('i'), h('i')));
@@ -368,7 +404,7 @@ function row(x) {
   h('td', { title: x.openid || '' }, nameOf(x.openid)),
   h('td', {}, h('span', { class: 'type' }, typeOf(x))),
   h('td', { class: 'col-summary' }, x.summary || '', x.attempt > 1 ? h('span', { class: 'retry' }, ` retry #${x.attempt}`) : null,
-    x.diagnostics && x.diagnostics.length ? h('span', { class: 'diag-flag', title: x.diagnostics.join('\n') }, ' ⚠') : null),
+    x.diagnostics && x.diagnostics.length ? h('span', { class: 'diag-flag', title: x.diagnostics.join('\n') }, icon('warn')) : null),
   h('td', {}, x.mode || '—'),
   h('td', {}, h('span', { class: `badge ${x.outcome || ''}` }, OUTCOME_LABEL[x.outcome] || x.outcome || '…')),
   h('td', { class: 'num mono' }, String(x.latency_ms)));
@@ -381,8 +417,10 @@ function addOption(select, value, label) {
   select.append(h('option', { value }, label));
 }
 
+const sameDelivery = (a, b) => a.received_at_ms === b.received_at_ms && a.openid === b.openid && a.summary === b.summary;
+
 function ingest(x) {
-  if (state.exchanges.some((e) => e.id === x.id && e.source === x.source)) return;
+  if (state.exchanges.some((e) => (e.id === x.id && e.source === x.source) || (x.source === 'log' && sameDelivery(e, x)))) return;
   state.exchanges.push(x);
   if (state.exchanges.length > 2000) state.exchanges.shift();
   $('log-count').textContent = String(state.exchanges.length);
@@ -400,19 +438,25 @@ function redrawLog() {
   $('log-empty').hidden = rows.length > 0;
 }
 
+/** Indents XML one element per line; a leaf stays on one line with its text or CDATA. */
 function prettyXml(xml) {
-  if (!xml) return '';
-  if (!xml.trim().startsWith('<')) return xml;
+  if (!xml || !xml.trim().startsWith('<')) return xml || '';
+  const toks = (xml.match(/<!\[CDATA\[[\s\S]*?\]\]>|<[^>]+>|[^<]+/g) || []).filter((t) => t.startsWith('<') || t.trim());
+  const out = [];
   let depth = 0;
-  return xml.replace(/>\s*</g, '><').replace(/(<[^>]+>)/g, '\n$1\n').split('\n').filter((l) => l.trim()).reduce((acc, tok) => {
-    if (/^<\//.test(tok)) { depth = Math.max(0, depth - 1); acc.push('  '.repeat(depth) + tok); return acc; }
-    const prev = acc[acc.length - 1];
-    if (!tok.startsWith('<') || tok.startsWith('<![CDATA[')) { acc[acc.length - 1] = prev + tok; return acc; }
-    if (prev !== undefined && /^\s*<[^/!?][^>]*>[^<]+$/.test(prev)) { acc[acc.length - 1] = prev + tok; depth = Math.max(0, depth - 1); return acc; }
-    acc.push('  '.repeat(depth) + tok);
-    if (!/\/>$/.test(tok) && !tok.startsWith('<?') && !tok.startsWith('<!')) depth += 1;
-    return acc;
-  }, []).join('\n').replace(/(<[A-Za-z_]+>)\n\s*(<!\[CDATA\[)/g, '$1$2');
+  const pad = () => '  '.repeat(Math.max(depth, 0));
+  for (let i = 0; i < toks.length; i += 1) {
+    const t = toks[i];
+    const isOpen = /^<[^!?/]/.test(t) && !/\/>$/.test(t);
+    const isClose = (x) => x !== undefined && x.startsWith('</');
+    const isContent = (x) => x !== undefined && (!x.startsWith('<') || x.startsWith('<![CDATA['));
+    if (isClose(t)) { depth -= 1; out.push(pad() + t); continue; }
+    if (isOpen && isContent(toks[i + 1]) && isClose(toks[i + 2])) { out.push(pad() + t + toks[i + 1] + toks[i + 2]); i += 2; continue; }
+    if (isOpen && isClose(toks[i + 1])) { out.push(pad() + t + toks[i + 1]); i += 1; continue; }
+    out.push(pad() + t.trim());
+    if (isOpen) depth += 1;
+  }
+  return out.join('\n');
 }
 
 function select(id) {
@@ -444,7 +488,7 @@ function select(id) {
   $('detail-reply').textContent = prettyXml(x.reply_xml) || '—';
   $('detail').hidden = false;
   document.body.classList.add('detail-open');
-  $('detail').focus();
+  $('detail').focus({ preventScroll: true });
 }
 
 function closeDetail() {
@@ -584,6 +628,7 @@ async function start() {
   $('account').replaceChildren(h('span', {}, title), h('span', { class: `badge mode ${a.mode}` }, a.mode));
   $('mode-note').textContent = a.mode === 'plain' ? '' : ` and encrypted (${a.mode} mode)`;
   $('timeout-note').textContent = String(cfg.timeout_ms / 1000);
+  $('endpoint-note').textContent = cfg.endpoint;
   $('tries-note').textContent = String(cfg.tries);
   $('load-history').hidden = !cfg.has_log;
   $('rerun-doctor').hidden = !cfg.has_doctor;
@@ -596,6 +641,7 @@ async function start() {
 }
 
 document.addEventListener('DOMContentLoaded', () => {
+  for (const el of document.querySelectorAll('[data-icon]')) el.append(icon(el.dataset.icon));
   $('input-bar').addEventListener('submit', sendText);
   $('user').addEventListener('change', (e) => { state.user = e.target.value; redrawChat(); });
   $('clear-chat').addEventListener('click', () => { state.chats.set(state.user, []); redrawChat(); });
@@ -617,7 +663,7 @@ document.addEventListener('DOMContentLoaded', () => {
     if (e.submitter && e.submitter.value !== 'ok') return;
     const f = new FormData(e.target);
     const action = { kind: 'location', lat: Number(f.get('lat')), lon: Number(f.get('lon')), scale: Number(f.get('scale') || 15), label: f.get('label') };
-    perform(action, bubble('me', h('div', { class: 'loc' }, h('span', { 'aria-hidden': 'true' }, '📍 '), h('strong', {}, action.label || 'Location'), h('div', { class: 'media-extra' }, `${action.lat}, ${action.lon}`))));
+    perform(action, bubble('me', h('div', { class: 'loc' }, icon('location'), h('strong', {}, action.label || 'Location'), h('div', { class: 'media-extra' }, `${action.lat}, ${action.lon}`))));
   });
   $('form-link').addEventListener('submit', (e) => {
     if (e.submitter && e.submitter.value !== 'ok') return;

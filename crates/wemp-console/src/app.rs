@@ -81,7 +81,7 @@ fn page(status: StatusCode, html: String) -> Response {
              connect-src 'self'; frame-ancestors 'none'; form-action 'self'",
         ),
     );
-    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     res
 }
 
@@ -153,6 +153,7 @@ async fn config(State(shared): S) -> Json<serde_json::Value> {
             "original_id": c.account.original_id,
             "mode": c.account.mode,
         },
+        "endpoint": c.endpoint,
         "users": c.users,
         "menu": c.menu,
         "timeout_ms": u64::try_from(c.schedule.timeout.as_millis()).unwrap_or(u64::MAX),

@@ -36,8 +36,15 @@ pub enum Outcome {
     Reply,
     /// `success` or an empty body: the user sees nothing.
     NoReply,
+    /// The server's budget ran out: it answered `success` and the handler's reply goes to
+    /// the late sink (customer-service API).
+    Deadline,
+    /// The late sink's result for a reply that missed the deadline.
+    FollowUp,
+    /// The handler failed; the server answered per its error policy.
+    HandlerError,
     /// The answer came after WeChat's 5 s: WeChat had given up on this try.
-    Late,
+    TooSlow,
     /// The caller hung up before an answer (WeChat's timeout, or a closed connection).
     Abandoned,
     /// The request was refused (bad signature, stale timestamp, …).
@@ -54,7 +61,10 @@ impl Outcome {
         match self {
             Self::Reply => "reply",
             Self::NoReply => "no_reply",
-            Self::Late => "late",
+            Self::Deadline => "deadline",
+            Self::FollowUp => "follow_up",
+            Self::HandlerError => "handler_error",
+            Self::TooSlow => "too_slow",
             Self::Abandoned => "abandoned",
             Self::Rejected => "rejected",
             Self::Error => "error",
@@ -117,8 +127,9 @@ impl Exchange {
             "sent" if e.reply_xml.as_deref().is_some_and(|x| x != "success" && !x.is_empty()) => {
                 Outcome::Reply
             }
-            "sent" | "deadline_success" => Outcome::NoReply,
-            o if o.starts_with("late_sink") => Outcome::NoReply,
+            "sent" => Outcome::NoReply,
+            "deadline_success" => Outcome::Deadline,
+            o if o.starts_with("late_sink") => Outcome::FollowUp,
             _ => Outcome::Error,
         };
         Self {
@@ -228,12 +239,25 @@ pub struct TapState {
     hub: Arc<Hub>,
     account: Arc<AccountInfo>,
     body_limit: usize,
+    observed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl TapState {
     /// Publishes to `hub`, decrypting with `account`'s keys.
     pub fn new(hub: Arc<Hub>, account: AccountInfo) -> Self {
-        Self { hub, account: Arc::new(account), body_limit: 1024 * 1024 }
+        Self {
+            hub,
+            account: Arc::new(account),
+            body_limit: 1024 * 1024,
+            observed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        }
+    }
+
+    /// Shares `flag`: while it is set, an observer inside the server reports what it
+    /// handled, and the tap adds only what the server cannot see (callers that hung up).
+    pub fn observed_by(mut self, flag: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.observed = flag;
+        self
     }
 }
 
@@ -258,6 +282,7 @@ pub async fn tap(State(state): State<TapState>, req: Request, next: Next) -> Res
 
     // Publish an "abandoned" record if the caller hangs up and the server drops us.
     let mut guard = Guard { hub: state.hub.clone(), record: Some(record), started };
+    let observed = state.observed.load(Ordering::Relaxed);
     let res = std::panic::AssertUnwindSafe(next.run(Request::from_parts(parts, Body::from(bytes))))
         .catch_unwind()
         .await;
@@ -273,7 +298,9 @@ pub async fn tap(State(state): State<TapState>, req: Request, next: Next) -> Res
     if let Some(mut record) = guard.record.take() {
         record.latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         inspect_response(&state.account, &mut record, rparts.status.as_u16(), &rbytes);
-        state.hub.publish(record);
+        if !observed {
+            state.hub.publish(record);
+        }
     }
     Response::from_parts(rparts, Body::from(rbytes))
 }
@@ -513,7 +540,7 @@ pub(crate) fn inspect_response(account: &AccountInfo, x: &mut Exchange, status: 
         x.reply_xml = Some(plain);
     }
     if x.latency_ms > WECHAT_TIMEOUT_MS {
-        x.outcome = Some(Outcome::Late);
+        x.outcome = Some(Outcome::TooSlow);
         x.error = Some(format!(
             "answered after {} ms; WeChat gives up on a try after {WECHAT_TIMEOUT_MS} ms, so the user never saw this answer",
             x.latency_ms

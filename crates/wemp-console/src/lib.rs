@@ -6,6 +6,7 @@ pub mod config;
 pub mod feed;
 mod media;
 pub mod menu;
+mod observe;
 pub mod sim;
 pub mod view;
 
@@ -15,6 +16,7 @@ pub use access::{COOKIE, CSRF_HEADER};
 pub use config::{Access, AccountInfo, ConsoleConfig, TOKEN_ENV, TestUser};
 pub use feed::{Exchange, Hub, Outcome, TapState, tap};
 pub use menu::{ButtonKind, Menu, MenuButton, MenuError};
+pub use observe::ConsoleObserver;
 use wemp_store::MessageLog;
 use wemp_testkit::wechat::WechatCallback;
 
@@ -104,6 +106,7 @@ pub(crate) struct Shared {
     pub(crate) config: ConsoleConfig,
     pub(crate) csrf: String,
     pub(crate) hub: Arc<Hub>,
+    pub(crate) observed: Arc<std::sync::atomic::AtomicBool>,
     pub(crate) wechat: WechatCallback,
     pub(crate) media: media::MediaStore,
     pub(crate) doctor: Option<Arc<dyn Doctor>>,
@@ -189,6 +192,7 @@ impl ConsoleBuilder {
                 config: self.config,
                 csrf,
                 hub: self.hub.unwrap_or_default(),
+                observed: Arc::default(),
                 wechat,
                 media: media::MediaStore::default(),
                 doctor: self.doctor,
@@ -221,9 +225,21 @@ impl Console {
         app::router(self.shared.clone())
     }
 
-    /// Wraps the callback router so every request and answer reaches the live log.
+    /// The observer to add to the bot's service
+    /// (`WechatService::builder().observer(console.observer())`): every delivery the server
+    /// handles reaches the live log with its dedup outcome, handler and rejection details.
+    pub fn observer(&self) -> ConsoleObserver {
+        self.shared.observed.store(true, std::sync::atomic::Ordering::Relaxed);
+        ConsoleObserver { hub: self.shared.hub.clone() }
+    }
+
+    /// Wraps the callback router so the live log also sees what the server cannot report:
+    /// callers that hung up before the answer (WeChat's 5 s timeout). Without
+    /// [`Console::observer`] in the service (another server behind the same URL), the tap
+    /// records every request and answer itself, decrypting with the account's keys.
     pub fn tap(&self, callback: axum::Router) -> axum::Router {
-        let state = TapState::new(self.shared.hub.clone(), self.shared.config.account.clone());
+        let state = TapState::new(self.shared.hub.clone(), self.shared.config.account.clone())
+            .observed_by(self.shared.observed.clone());
         callback.layer(axum::middleware::from_fn_with_state(state, tap))
     }
 }

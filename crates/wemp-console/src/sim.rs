@@ -236,7 +236,7 @@ fn report(sent_xml: String, d: Delivery) -> ChatResult {
             took_ms: ms(a.took),
             outcome: match &a.outcome {
                 AttemptOutcome::Answered { status, .. } => format!("HTTP {status}"),
-                AttemptOutcome::TimedOut => format!("no answer within {} ms", ms(a.took)),
+                AttemptOutcome::TimedOut => "no answer: WeChat gave up".to_owned(),
                 AttemptOutcome::Failed(e) => format!("connection failed: {e}"),
             },
         })
