@@ -7,7 +7,6 @@
 //! them), [`build_service`], [`app`] (the axum app: callback paths, metrics and the
 //! `/console` mount point) and [`Reloader`].
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,7 +14,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use wemp_proto::{Incoming, Mode};
-use wemp_server::{Account, LateReplySink, MessageLogObserver, Observer, SinkOutcome, WechatService};
+use wemp_server::{
+    Account, CustomerServiceSink, LateReplySink, MessageLogObserver, Observer, SinkOutcome, WechatService,
+};
 use wemp_store::{DedupStore, LogWriter, LogWriterConfig};
 
 use crate::config::{Config, ConfigError, ServeArgs, TokenSource};
@@ -71,43 +72,45 @@ pub fn rules_router(rules: Arc<LiveRules>) -> wemp_server::Router {
     })
 }
 
-/// A [`LateReplySink`] that sends replies through the customer-service message API with
-/// [`wemp_client::Client::send_reply`], one client per appid; accounts without a client
-/// (no AppSecret) only log.
+/// The late-reply sink of `serve`: wemp-server's [`CustomerServiceSink`] (the
+/// customer-service message API through [`wemp_client::Client::send_reply`]) for the
+/// accounts that have an AppSecret; the others only log.
 #[derive(Debug, Default)]
 pub struct ClientSink {
-    clients: BTreeMap<String, wemp_client::Client>,
+    api: Option<CustomerServiceSink>,
 }
 
 impl ClientSink {
     /// A sink over these clients (each knows its appid).
     pub fn new(clients: impl IntoIterator<Item = wemp_client::Client>) -> Self {
-        Self { clients: clients.into_iter().map(|c| (c.appid().to_owned(), c)).collect() }
+        let mut api: Option<CustomerServiceSink> = None;
+        for c in clients {
+            api = Some(match api {
+                None => CustomerServiceSink::new(c),
+                Some(sink) => sink.with_client(c),
+            });
+        }
+        Self { api }
     }
 
-    /// Whether any account can send.
+    /// Whether no account can send.
     pub fn is_empty(&self) -> bool {
-        self.clients.is_empty()
+        self.api.is_none()
     }
 }
 
 #[async_trait::async_trait]
 impl LateReplySink for ClientSink {
     async fn deliver(&self, appid: &str, openid: &str, reply: wemp_proto::Reply) -> SinkOutcome {
-        let Some(client) = self.clients.get(appid) else {
-            return wemp_server::LoggingSink::default().deliver(appid, openid, reply).await;
-        };
-        match client.send_reply(openid, &reply).await {
-            Ok(wemp_client::Delivery::Sent) => SinkOutcome::Delivered,
-            Ok(wemp_client::Delivery::WindowClosed(_)) => SinkOutcome::WindowExpired,
-            Ok(wemp_client::Delivery::LimitReached(_)) => SinkOutcome::QuotaExceeded,
-            Ok(_) => SinkOutcome::Logged,
-            Err(wemp_client::Error::Invalid(_)) => SinkOutcome::Unsupported,
-            Err(e) => {
-                let outcome = SinkOutcome::Failed { errcode: e.code().map(|c| c.0), message: e.to_string() };
-                tracing::warn!(appid, error = %e, "late reply not delivered");
+        match &self.api {
+            Some(api) if api.client(appid).is_some() => {
+                let outcome = api.deliver(appid, openid, reply).await;
+                if let SinkOutcome::Failed { .. } = &outcome {
+                    tracing::warn!(appid, %outcome, "late reply not delivered");
+                }
                 outcome
             }
+            _ => wemp_server::LoggingSink::default().deliver(appid, openid, reply).await,
         }
     }
 }
