@@ -394,7 +394,7 @@ function matches(x) {
 
 function fmtTime(ms) {
   const d = new Date(ms);
-  return d.toLocaleTimeString([], { hour12: false }) + '.' + String(d.getMilliseconds()).padStart(3, '0');
+  return [d.toLocaleTimeString([], { hour12: false }), h('span', { class: 'ms' }, '.' + String(d.getMilliseconds()).padStart(3, '0'))];
 }
 
 function row(x) {
@@ -402,7 +402,7 @@ function row(x) {
     onclick: () => select(x.id), onkeydown: (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); select(x.id); } } },
   h('td', { class: 'mono' }, fmtTime(x.received_at_ms)),
   h('td', { title: x.openid || '' }, nameOf(x.openid)),
-  h('td', {}, h('span', { class: 'type' }, typeOf(x))),
+  h('td', {}, h('span', { class: 'type' }, typeOf(x).startsWith('event:') ? [h('span', { class: 'type-prefix' }, 'event:'), typeOf(x).slice(6)] : typeOf(x))),
   h('td', { class: 'col-summary' }, x.summary || '', x.attempt > 1 ? h('span', { class: 'retry' }, ` retry #${x.attempt}`) : null,
     x.diagnostics && x.diagnostics.length ? h('span', { class: 'diag-flag', title: x.diagnostics.join('\n') }, icon('warn')) : null),
   h('td', {}, x.mode || '—'),

@@ -215,6 +215,8 @@ describe('console on loopback (no token needed)', () => {
     await page.getByRole('button', { name: 'Reveal' }).click();
     await page.locator('#aes-key', { hasText: 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG' }).waitFor();
     await page.locator('#checks .check.pass', { hasText: 'Token format' }).waitFor();
+    await page.locator('#checks .check.skip', { hasText: 'AppSecret' }).waitFor();
+    assert.equal(await page.locator('#checks .check').count(), 3);
     assert.ok(await page.locator('#rules-rows tr').count() > 3);
     await page.getByRole('button', { name: 'Reload rules' }).click();
     await page.locator('#reload-status.ok', { hasText: 'Reloaded' }).waitFor();
