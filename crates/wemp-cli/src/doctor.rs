@@ -270,7 +270,7 @@ async fn check_redis(cfg: &Config, report: &mut Report, timeout: Duration) {
             Status::Fail,
             vec![
                 format!("{shown}: {e}"),
-                "`wemp serve` will not start until Redis answers (or drop --redis)".into(),
+                "`wemp serve` still starts, but dedup stays in each process until Redis answers".into(),
             ],
         ),
         Err(_) => report.push(

@@ -575,7 +575,7 @@ pub async fn run(
     let writer = LogWriter::spawn(log, LogWriterConfig::default());
     let redis_err = |e: wemp_store::StoreError| {
         let url = cfg.storage.redis.as_deref().map(storage::redact_url).unwrap_or_default();
-        fail(format!("cannot reach Redis at {url}: {e} (`wemp doctor` checks the setup)"))
+        fail(format!("Redis at {url}: {e} (`wemp doctor` checks the setup)"))
     };
     let dedup = storage::dedup_store(&cfg.storage).await.map_err(redis_err)?;
     let tokens = storage::token_store(&cfg.storage).await.map_err(redis_err)?;

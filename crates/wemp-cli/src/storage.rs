@@ -137,14 +137,34 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// A connection to the configured Redis, made now when Redis answers; otherwise a lazy one
+/// that connects on first use (so `serve` starts during an outage: dedup falls back to
+/// memory until Redis is back, with a warning).
+///
+/// # Errors
+/// The URL is invalid.
+pub async fn redis_connection(url: &str) -> Result<wemp_store::redis::RedisConnection, StoreError> {
+    match wemp_store::redis::connect(url).await {
+        Ok(conn) => Ok(conn.into()),
+        Err(e) => {
+            tracing::warn!(
+                redis = %redact_url(url),
+                error = %e,
+                "Redis does not answer: starting anyway; dedup uses memory until it does"
+            );
+            wemp_store::redis::RedisConnection::lazy(url)
+        }
+    }
+}
+
 /// The dedup store of `storage`: Redis (shared by every instance) wrapped in a fallback to
 /// memory when Redis stops answering, or `None` for the server's in-memory default.
 ///
 /// # Errors
-/// Redis is configured but does not answer now.
+/// The Redis URL is invalid.
 pub async fn dedup_store(storage: &StorageConfig) -> Result<Option<Arc<dyn DedupStore>>, StoreError> {
     let Some(url) = &storage.redis else { return Ok(None) };
-    let conn = wemp_store::redis::connect(url).await?;
+    let conn = redis_connection(url).await?;
     let redis = wemp_store::redis::RedisDedupStore::new(conn, format!("{REDIS_PREFIX}dedup:"));
     Ok(Some(Arc::new(FallbackDedupStore::new(redis, MemoryDedupStore::default()))))
 }
@@ -153,12 +173,12 @@ pub async fn dedup_store(storage: &StorageConfig) -> Result<Option<Arc<dyn Dedup
 /// access_token), else `None` for each client's own memory.
 ///
 /// # Errors
-/// Redis is configured but does not answer now.
+/// The Redis URL is invalid.
 pub async fn token_store(
     storage: &StorageConfig,
 ) -> Result<Option<Arc<dyn wemp_store::TokenStore>>, StoreError> {
     let Some(url) = &storage.redis else { return Ok(None) };
-    let conn = wemp_store::redis::connect(url).await?;
+    let conn = redis_connection(url).await?;
     Ok(Some(Arc::new(wemp_store::redis::RedisTokenStore::new(conn, format!("{REDIS_PREFIX}token:")))))
 }
 

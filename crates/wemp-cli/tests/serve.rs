@@ -270,3 +270,20 @@ fn requests_in_flight_during_reloads_are_all_answered() {
     drop(srv);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn serve_starts_and_answers_while_redis_is_down() {
+    let dir = temp_dir("redis-down");
+    let srv = ServeProc::start(
+        &dir,
+        &["--listen", "127.0.0.1:0", "--token", "NoRedis1", "--redis", "redis://127.0.0.1:9/"],
+        &[],
+    );
+    assert!(srv.stdout().contains("Dedup: redis"), "{}", srv.stdout());
+    assert!(srv.stderr().contains("Redis does not answer"), "{}", srv.stderr());
+    let o = send(&dir, &srv, "plain", &["text", "help"]);
+    assert!(o.status.success() && out(&o).contains("Try: \"hello\""), "{}", out(&o));
+    let (status, err) = srv.stop();
+    assert!(status.success(), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
