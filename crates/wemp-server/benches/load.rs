@@ -5,7 +5,15 @@
 //! cargo bench -p wemp-server --bench load
 //! WEMP_BENCH_CONNS=64 WEMP_BENCH_REQS=400 WEMP_BENCH_ROUNDS=3 WEMP_BENCH_DEDUP_CAPACITY=100000 \
 //!     cargo bench -p wemp-server --bench load
+//! # storage variants, each run in every round after the bare server:
+//! WEMP_BENCH_VARIANTS=memory,sqlite-log,redis,redis+sqlite-log \
+//!     cargo bench -p wemp-server --bench load --features sqlite,redis
 //! ```
+//!
+//! Variants: `memory` (memory dedup, no log; the default), `sqlite-log` (memory dedup and
+//! the message log in a SQLite file through `MessageLogObserver`), `memory-log` (the same
+//! observer and queue into an in-memory log, to tell their cost from SQLite's), `redis` (Redis dedup at
+//! `REDIS_URL`, under a fresh prefix removed afterwards), `redis+sqlite-log`.
 #![allow(clippy::print_stdout)]
 
 use std::net::SocketAddr;
@@ -124,6 +132,82 @@ fn report(name: &str, r: &Run) {
     );
 }
 
+/// A wemp server configuration under test.
+struct Variant {
+    name: String,
+    addr: SocketAddr,
+    writer: Option<wemp_store::LogWriter>,
+}
+
+async fn start_variant(name: &str, redis_prefix: &str, dir: &std::path::Path) -> Option<Variant> {
+    let account = Account::new(APPID, TOKEN).with_aes_key(KEY).unwrap().with_original_id(GH);
+    let router = Router::new().fallback(|| async { Reply::text("ok") });
+    let mut builder = WechatService::builder().account(account).router(router);
+    let (dedup, log) = match name.split_once('+') {
+        Some((d, l)) => (d, Some(l)),
+        None if name.ends_with("-log") => ("memory", Some(name)),
+        None => (name, None),
+    };
+    match dedup {
+        "memory" => {
+            builder = builder
+                .dedup_store(wemp_server::MemoryDedupStore::new(env("WEMP_BENCH_DEDUP_CAPACITY", 100_000)));
+        }
+        #[cfg(feature = "redis")]
+        "redis" => {
+            let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+            match wemp_store::redis::RedisDedupStore::connect(&url, redis_prefix).await {
+                Ok(store) => builder = builder.dedup_store(store),
+                Err(e) => {
+                    println!("variant {name}: skipped, cannot connect to Redis at {url}: {e}");
+                    return None;
+                }
+            }
+        }
+        other => {
+            let _ = redis_prefix;
+            println!("variant {name}: skipped, unknown dedup {other:?} or feature not enabled");
+            return None;
+        }
+    }
+    let mut writer = None;
+    match log {
+        None => {}
+        #[cfg(feature = "sqlite")]
+        Some("sqlite-log") => {
+            let db =
+                wemp_store::sqlite::SqliteDatabase::open(dir.join(format!("{}.db", name.replace('+', "_"))))
+                    .await
+                    .unwrap();
+            let w = wemp_store::LogWriter::spawn(
+                std::sync::Arc::new(db.message_log()),
+                wemp_store::LogWriterConfig::default(),
+            );
+            builder = builder.observer(wemp_server::MessageLogObserver::new(w.clone()));
+            writer = Some(w);
+        }
+        Some("memory-log") => {
+            let log = wemp_store::memory::MemoryMessageLog::new(10_000);
+            let w = wemp_store::LogWriter::spawn(
+                std::sync::Arc::new(log),
+                wemp_store::LogWriterConfig::default(),
+            );
+            builder = builder.observer(wemp_server::MessageLogObserver::new(w.clone()));
+            writer = Some(w);
+        }
+        Some(other) => {
+            let _ = dir;
+            println!("variant {name}: skipped, unknown log {other:?} or feature not enabled");
+            return None;
+        }
+    }
+    let svc = builder.build().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(wemp_server::serve(listener, svc));
+    Some(Variant { name: name.to_owned(), addr, writer })
+}
+
 fn main() {
     // `cargo test --benches` runs bench binaries with `--bench` absent; keep that fast.
     if std::env::args().any(|a| a == "--test" || a == "--list") {
@@ -133,15 +217,18 @@ fn main() {
     let per_conn = env("WEMP_BENCH_REQS", 300);
     let rounds = env("WEMP_BENCH_ROUNDS", 3);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let names = std::env::var("WEMP_BENCH_VARIANTS").unwrap_or_else(|_| "memory".to_owned());
+    let tag = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let redis_prefix = format!("wemp-bench:{tag:x}:");
+    let dir = std::env::temp_dir().join(format!("wemp-bench-{tag:x}"));
+    std::fs::create_dir_all(&dir).unwrap();
     rt.block_on(async {
-        let account = Account::new(APPID, TOKEN).with_aes_key(KEY).unwrap().with_original_id(GH);
-        let router = Router::new().fallback(|| async { Reply::text("ok") });
-        let dedup = wemp_server::MemoryDedupStore::new(env("WEMP_BENCH_DEDUP_CAPACITY", 100_000));
-        let svc =
-            WechatService::builder().account(account).router(router).dedup_store(dedup).build().unwrap();
-        let wemp_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let wemp_addr = wemp_listener.local_addr().unwrap();
-        tokio::spawn(wemp_server::serve(wemp_listener, svc));
+        let mut variants = Vec::new();
+        for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            if let Some(v) = start_variant(name, &redis_prefix, &dir).await {
+                variants.push(v);
+            }
+        }
 
         let bare = axum::Router::new().fallback(|| async { "success" });
         let bare_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -156,12 +243,61 @@ fn main() {
             let bare_reqs = prepare(conns, per_conn, next_id);
             let bare_run = drive(bare_addr, bare_reqs, |b| b == b"success").await;
             next_id += (conns * per_conn) as u64;
-            let wemp_reqs = prepare(conns, per_conn, next_id);
-            next_id += (conns * per_conn) as u64;
-            let wemp_run = drive(wemp_addr, wemp_reqs, |b| b.starts_with(b"<xml><Encrypt><![CDATA[")).await;
             report(&format!("round {round} bare axum"), &bare_run);
-            report(&format!("round {round} wemp safe mode"), &wemp_run);
-            println!("round {round} ratio: {:.1} %", 100.0 * wemp_run.rps / bare_run.rps);
+            let mut first_rps = None;
+            for v in &variants {
+                let wemp_reqs = prepare(conns, per_conn, next_id);
+                next_id += (conns * per_conn) as u64;
+                let wemp_run = drive(v.addr, wemp_reqs, |b| b.starts_with(b"<xml><Encrypt><![CDATA[")).await;
+                let label = if v.name == "memory" {
+                    format!("round {round} wemp safe mode")
+                } else {
+                    format!("round {round} wemp {}", v.name)
+                };
+                report(&label, &wemp_run);
+                let vs_first = match first_rps {
+                    None => {
+                        first_rps = Some(wemp_run.rps);
+                        String::new()
+                    }
+                    Some(f) => {
+                        format!(", {:+.1} % vs {}", 100.0 * (wemp_run.rps / f - 1.0), variants[0].name)
+                    }
+                };
+                println!(
+                    "round {round} {} ratio: {:.1} % of bare{vs_first}",
+                    v.name,
+                    100.0 * wemp_run.rps / bare_run.rps
+                );
+            }
+        }
+        for v in &variants {
+            if let Some(w) = &v.writer {
+                w.shutdown().await;
+                let s = w.stats();
+                println!(
+                    "{}: log entries written {}, dropped (queue full) {}, dropped (write failed) {}",
+                    v.name,
+                    s.written(),
+                    s.dropped_queue_full(),
+                    s.dropped_failed()
+                );
+            }
+        }
+        #[cfg(feature = "redis")]
+        if variants.iter().any(|v| v.name.starts_with("redis")) {
+            let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+            if let Ok(mut conn) = wemp_store::redis::connect(&url).await {
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(format!("{redis_prefix}*"))
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap_or_default();
+                for chunk in keys.chunks(1000) {
+                    let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await;
+                }
+            }
         }
     });
+    let _ = std::fs::remove_dir_all(&dir);
 }
