@@ -27,6 +27,8 @@ use rand::Rng;
 use serde::Deserialize;
 use wemp_proto::{Cipher, Mode};
 
+use wemp_console::{Menu, TestUser};
+
 use crate::rules::{DEMO_RULES, RuleConfig, Rules};
 
 /// The default listen address.
@@ -35,6 +37,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_PATH: &str = "/wechat";
 /// The default data directory (SQLite log, written config).
 pub const DEFAULT_DATA_DIR: &str = "./wemp-data";
+/// The default mount path of the web console.
+pub const DEFAULT_CONSOLE_PATH: &str = "/console";
 /// The name of the config `serve` writes into the data directory.
 pub const WRITTEN_CONFIG: &str = "wemp.toml";
 
@@ -46,8 +50,10 @@ pub struct Config {
     pub server: ServerConfig,
     /// Where the message log, dedup state and tokens live.
     pub storage: StorageConfig,
-    /// The start-up screen: what to paste into the WeChat console.
+    /// The start-up screen and the web console.
     pub console: ConsoleConfig,
+    /// The account's bottom menu (WeChat's `menu/create` shape), shown by the web console.
+    pub menu: Menu,
     /// The Official Accounts served (usually one).
     pub accounts: Vec<AccountConfig>,
     /// The reply rules, tried in order.
@@ -118,8 +124,8 @@ impl StorageConfig {
     }
 }
 
-/// `[console]`: the start-up screen.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+/// `[console]`: the start-up screen and the web console.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConsoleConfig {
     /// The public URL WeChat calls (behind a reverse proxy, ports 80/443), shown as the
@@ -127,11 +133,41 @@ pub struct ConsoleConfig {
     pub public_url: Option<String>,
     /// Whether to print the setup screen at start-up.
     pub show_setup: bool,
+    /// Whether to serve the web console (default true). It opens only on loopback unless
+    /// an admin `token` is set.
+    pub enabled: bool,
+    /// Where the web console is mounted (default `/console`).
+    pub path: String,
+    /// The admin token the web console asks for; required to open it when listening
+    /// beyond loopback (`WEMP_CONSOLE_TOKEN`).
+    pub token: Option<String>,
+    /// The users the console's chat simulator speaks as (default: three test users).
+    pub users: Vec<TestUser>,
 }
 
 impl Default for ConsoleConfig {
     fn default() -> Self {
-        Self { public_url: None, show_setup: true }
+        Self {
+            public_url: None,
+            show_setup: true,
+            enabled: true,
+            path: DEFAULT_CONSOLE_PATH.into(),
+            token: None,
+            users: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Debug for ConsoleConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsoleConfig")
+            .field("public_url", &self.public_url)
+            .field("show_setup", &self.show_setup)
+            .field("enabled", &self.enabled)
+            .field("path", &self.path)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("users", &self.users)
+            .finish()
     }
 }
 
@@ -287,6 +323,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+fn parse_bool(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!("{value:?} is not a boolean (true/false)")),
+    }
+}
+
 /// Parses a size: bytes, or with `KiB`/`KB`/`k`, `MiB`/`MB`/`m` (all powers of 1024).
 ///
 /// # Errors
@@ -390,6 +434,9 @@ fn field_at(src: &str, offset: usize) -> Option<String> {
 
 /// The line of a dotted field path (`rules[2].regex`), searching the table headers and keys.
 pub fn line_of(src: &str, path: &str) -> Option<usize> {
+    if let Some(rest) = path.strip_prefix("menu.") {
+        return menu_line(src, rest);
+    }
     let lines: Vec<&str> = src.lines().collect();
     // Split `rules[2].reply.text` into the table part and the key part.
     let (table, index, rest) = match path.split_once('.') {
@@ -439,6 +486,57 @@ pub fn line_of(src: &str, path: &str) -> Option<usize> {
     Some(start + 1)
 }
 
+/// The line of a menu field (`button[1].sub_button[0].key`, without `menu.`): the key
+/// in the button's `[[menu.button]]` / `[[menu.button.sub_button]]` table, else that
+/// table's header, else `[menu]`.
+fn menu_line(src: &str, path: &str) -> Option<usize> {
+    let index = |part: &str, name: &str| -> Option<usize> {
+        part.strip_prefix(name)?.strip_prefix('[')?.strip_suffix(']')?.parse().ok()
+    };
+    let parts: Vec<&str> = path.split('.').collect();
+    let button = parts.first().and_then(|p| index(p, "button"));
+    let sub = parts.get(1).and_then(|p| index(p, "sub_button"));
+    let key = parts.get(if sub.is_some() { 2 } else { 1 }).copied();
+    let lines: Vec<&str> = src.lines().collect();
+    let mut menu_header = None;
+    let (mut b, mut s) = (None::<usize>, None::<usize>);
+    let mut start = None;
+    for (i, line) in lines.iter().enumerate() {
+        match header_of(line) {
+            Some((name, false)) if name == "menu" => menu_header = Some(i),
+            Some((name, true)) if name == "menu.button" => {
+                b = Some(b.map_or(0, |n| n + 1));
+                s = None;
+                if b == button && sub.is_none() {
+                    start = Some(i);
+                }
+            }
+            Some((name, true)) if name == "menu.button.sub_button" => {
+                s = Some(s.map_or(0, |n| n + 1));
+                if b == button && sub.is_some() && s == sub {
+                    start = Some(i);
+                }
+            }
+            _ => {}
+        }
+        if start.is_some() {
+            break;
+        }
+    }
+    let Some(start) = start else {
+        return menu_header.map(|i| i + 1).or_else(|| {
+            lines.iter().position(|l| header_of(l).is_some_and(|(n, _)| n.starts_with("menu"))).map(|i| i + 1)
+        });
+    };
+    let end = lines
+        .iter()
+        .skip(start + 1)
+        .position(|l| header_of(l).is_some())
+        .map_or(lines.len(), |p| start + 1 + p);
+    key.and_then(|k| lines[start + 1..end].iter().position(|l| key_of(l).as_deref() == Some(k)))
+        .map_or(Some(start + 1), |p| Some(start + 2 + p))
+}
+
 /// A fresh Token: 32 letters and digits (WeChat allows 3–32).
 pub fn generate_token(rng: &mut impl Rng) -> String {
     (0..32).map(|_| char::from(rng.sample(rand::distr::Alphanumeric))).collect()
@@ -462,6 +560,9 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("WEMP_REDIS", "storage.redis"),
     ("WEMP_PUBLIC_URL", "console.public_url"),
     ("WEMP_SHOW_SETUP", "console.show_setup"),
+    ("WEMP_CONSOLE", "console.enabled"),
+    ("WEMP_CONSOLE_PATH", "console.path"),
+    ("WEMP_CONSOLE_TOKEN", "console.token"),
     ("WEMP_ACCOUNT_NAME", "accounts[0].name"),
     ("WEMP_TOKEN", "accounts[0].token"),
     ("WEMP_APPID", "accounts[0].appid"),
@@ -631,13 +732,10 @@ impl Config {
             "storage.database" => self.storage.database = some(),
             "storage.redis" => self.storage.redis = some(),
             "console.public_url" => self.console.public_url = some(),
-            "console.show_setup" => {
-                self.console.show_setup = match value.to_ascii_lowercase().as_str() {
-                    "1" | "true" | "yes" | "on" => true,
-                    "0" | "false" | "no" | "off" => false,
-                    _ => return Err(problem(format!("{value:?} is not a boolean (true/false)"))),
-                }
-            }
+            "console.show_setup" => self.console.show_setup = parse_bool(value).map_err(problem)?,
+            "console.enabled" => self.console.enabled = parse_bool(value).map_err(problem)?,
+            "console.path" => self.console.path = value.to_owned(),
+            "console.token" => self.console.token = some(),
             "accounts[0].name" => self.account0().name = some(),
             "accounts[0].token" => self.account0().token = some(),
             "accounts[0].appid" => self.account0().appid = some(),
@@ -774,6 +872,42 @@ impl Config {
             if let Some(other) = paths.insert(path.clone(), i) {
                 report(at("path"), format!("{path:?} is already the path of accounts[{other}]"));
             }
+        }
+        let console = &self.console.path;
+        if !console.starts_with('/')
+            || console.len() < 2
+            || console.ends_with('/')
+            || console.contains(['?', '#', ' '])
+        {
+            report(
+                "console.path".into(),
+                format!("{console:?} must start with /, not end with one, and not be / (e.g. /console)"),
+            );
+        } else if let Some(i) = (0..self.accounts.len().max(1)).find(|&i| {
+            let p = self.account_path(i);
+            p == *console || p.starts_with(&format!("{console}/"))
+        }) {
+            report(
+                "console.path".into(),
+                format!("{console:?} is taken by the callback path {:?}", self.account_path(i)),
+            );
+        } else if self.server.metrics_path.as_deref() == Some(console.as_str()) {
+            report("console.path".into(), format!("{console:?} is the metrics path"));
+        }
+        if let Some(t) = &self.console.token
+            && t.trim().len() < 8
+        {
+            report("console.token".into(), "the admin token must have at least 8 characters".into());
+        }
+        for (i, u) in self.console.users.iter().enumerate() {
+            if u.openid.trim().is_empty() {
+                report(format!("console.users[{i}].openid"), "empty".into());
+            } else if self.console.users[..i].iter().any(|o| o.openid == u.openid) {
+                report(format!("console.users[{i}].openid"), format!("{:?} is listed twice", u.openid));
+            }
+        }
+        if let Err(e) = self.menu.validate() {
+            report(format!("menu.{}", e.path), e.problem);
         }
         if let Err(errors) = Rules::compile(&self.rules) {
             for e in errors {
@@ -1006,6 +1140,57 @@ mod tests {
         assert_eq!(cfg.accounts[0].token.as_deref(), Some("T0k3n"));
         assert_eq!(cfg.accounts[0].appid.as_deref(), Some("wx0123456789abcdef"));
         assert_eq!(cfg.rules.len(), 1);
+    }
+
+    #[test]
+    fn menu_and_console_errors_name_line_and_field() {
+        let src = "[console]\npath = \"/wechat\"\ntoken = \"short\"\n\n\
+                   [[menu.button]]\ntype = \"click\"\nname = \"News\"\nkey = \"NEWS\"\n\n\
+                   [[menu.button]]\nname = \"More\"\n\
+                   [[menu.button.sub_button]]\ntype = \"click\"\nname = \"Music\"\nkey = \"MUSIC\"\n\
+                   [[menu.button.sub_button]]\ntype = \"view\"\nname = \"Site\"\nurl = \"ftp://x\"\n";
+        let p = problems(src);
+        let find = |f: &str| {
+            p.iter().find(|p| p.field.as_deref() == Some(f)).unwrap_or_else(|| panic!("{f}: {p:?}"))
+        };
+        assert_eq!(find("menu.button[1].sub_button[1].url").line, Some(19));
+        assert!(
+            find("menu.button[1].sub_button[1].url").to_string().starts_with(
+                "w.toml:19: menu.button[1].sub_button[1].url: \"ftp://x\" is not an http(s) URL"
+            ),
+            "{p:?}"
+        );
+        assert_eq!(find("console.path").line, Some(2));
+        assert!(find("console.path").message.contains("taken by the callback path"));
+        assert_eq!(find("console.token").line, Some(3));
+        // A button without a key: the button's header line.
+        let p = problems("[[menu.button]]\nname = \"News\"\n");
+        assert_eq!((p[0].line, p[0].field.as_deref()), (Some(1), Some("menu.button[0].type")));
+        // A type error inside the menu is located by the TOML parser.
+        let p = problems("[[menu.button]]\ntype = \"tap\"\nname = \"x\"\n");
+        assert_eq!((p[0].line, p[0].field.as_deref()), (Some(2), Some("menu.button[0].type")));
+        let p = problems("[console]\npath = \"/\"\n");
+        assert!(p[0].message.contains("must start with /"), "{p:?}");
+        let cfg = Config::from_toml_str("[console]\npath = \"/admin/console\"\nenabled = false\n", "w.toml")
+            .unwrap();
+        assert_eq!(cfg.console.path, "/admin/console");
+        assert!(!cfg.console.enabled);
+    }
+
+    #[test]
+    fn console_settings_from_the_environment() {
+        let mut cfg = Config::default();
+        let env = |k: &str| match k {
+            "WEMP_CONSOLE" => Some("off".to_owned()),
+            "WEMP_CONSOLE_PATH" => Some("/ops".to_owned()),
+            "WEMP_CONSOLE_TOKEN" => Some("admin-token-1".to_owned()),
+            _ => None,
+        };
+        assert!(cfg.apply_env(env).is_empty());
+        assert!(!cfg.console.enabled);
+        assert_eq!(cfg.console.path, "/ops");
+        assert_eq!(cfg.console.token.as_deref(), Some("admin-token-1"));
+        assert!(!format!("{cfg:?}").contains("admin-token-1"), "the admin token stays out of Debug");
     }
 
     #[test]

@@ -20,6 +20,8 @@
 //! # Ok::<(), wemp_proto::Error>(())
 //! ```
 
+use std::time::Duration;
+
 use regex::Regex;
 use serde::Deserialize;
 use wemp_proto::reply::{Article, MAX_ARTICLES, MAX_ARTICLES_FOR_MESSAGE, Music};
@@ -129,6 +131,10 @@ pub struct RuleConfig {
     pub msg_type: Option<String>,
     /// Matches anything.
     pub default: Option<bool>,
+    /// Waits this long before answering (`"6s"`; at most a minute), to try out what
+    /// happens when a handler is slow: past `server.deadline` the server answers
+    /// `success` and the reply goes out later as a customer-service message.
+    pub delay: Option<String>,
     /// The reply.
     #[serde(default)]
     pub reply: ReplyConfig,
@@ -372,6 +378,9 @@ enum ReplyTemplate {
     None,
 }
 
+/// The longest `delay` a rule may have.
+pub const MAX_DELAY: Duration = Duration::from_secs(60);
+
 /// One compiled rule.
 #[derive(Clone, Debug)]
 pub struct Rule {
@@ -379,6 +388,9 @@ pub struct Rule {
     pub name: String,
     matcher: Matcher,
     reply: ReplyTemplate,
+    delay: Option<Duration>,
+    when: String,
+    answer: String,
 }
 
 /// Compiled rules, in order.
@@ -460,6 +472,21 @@ impl Rules {
 }
 
 impl Rule {
+    /// How long the rule waits before answering (`delay`).
+    pub fn delay(&self) -> Option<Duration> {
+        self.delay
+    }
+
+    /// When the rule applies, as written (`keyword "help" | "帮助"`, `event CLICK, key "NEWS"`).
+    pub fn when(&self) -> &str {
+        &self.when
+    }
+
+    /// What it answers (`text "Hello, {openid}!"`, `news: 2 articles`), with its delay.
+    pub fn answer(&self) -> &str {
+        &self.answer
+    }
+
     /// `Some(captures)` when the rule matches (capture 0 is the whole match).
     fn matches(&self, incoming: &Incoming) -> Option<Vec<String>> {
         match &self.matcher {
@@ -756,12 +783,100 @@ fn compile_rule(i: usize, c: &RuleConfig) -> Result<Rule, Vec<RuleError>> {
             _ => ReplyTemplate::None,
         }),
     };
+    let delay = match c.delay.as_deref().map(crate::config::parse_duration) {
+        None => None,
+        Some(Ok(d)) if d <= MAX_DELAY => Some(d).filter(|d| !d.is_zero()),
+        Some(Ok(_)) => {
+            errors.push(err("delay", "at most 1m: the delay is for trying out WeChat's deadline".into()));
+            None
+        }
+        Some(Err(e)) => {
+            errors.push(err("delay", e));
+            None
+        }
+    };
     match (matcher, reply) {
         (Some(matcher), Some(reply)) if errors.is_empty() => {
-            Ok(Rule { name: c.name.clone().unwrap_or(base), matcher, reply })
+            let mut answer = describe_reply(r);
+            if let Some(d) = delay {
+                answer.push_str(&format!(", after a {} delay", show_duration(d)));
+            }
+            Ok(Rule {
+                name: c.name.clone().unwrap_or(base),
+                when: describe_when(c),
+                answer,
+                matcher,
+                reply,
+                delay,
+            })
         }
         _ => Err(errors),
     }
+}
+
+fn show_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
+}
+
+fn quoted(words: &Words) -> String {
+    words.to_vec().iter().map(|w| format!("{w:?}")).collect::<Vec<_>>().join(" | ")
+}
+
+/// When a rule applies, in the config's words.
+fn describe_when(c: &RuleConfig) -> String {
+    let case = if c.ignore_case == Some(false) { " (case-sensitive)" } else { "" };
+    if let Some(w) = &c.keyword {
+        return format!("keyword {}{case}", quoted(w));
+    }
+    if let Some(w) = &c.contains {
+        return format!("contains {}{case}", quoted(w));
+    }
+    if let Some(re) = &c.regex {
+        return format!("regex '{re}'");
+    }
+    if let Some(e) = &c.event {
+        let mut s = format!("event {e}");
+        if let Some(scene) = &c.scene {
+            s.push_str(&format!(", scene {scene:?}"));
+        }
+        if let Some(key) = &c.key {
+            s.push_str(&format!(", key {key:?}"));
+        }
+        return s;
+    }
+    if let Some(t) = &c.msg_type {
+        return format!("type {t}");
+    }
+    "anything (default)".into()
+}
+
+/// What a rule answers, in the config's words.
+fn describe_reply(r: &ReplyConfig) -> String {
+    if let Some(t) = &r.text {
+        return format!("text {t:?}");
+    }
+    if let Some(id) = &r.image {
+        return format!("image {id}");
+    }
+    if let Some(id) = &r.voice {
+        return format!("voice {id}");
+    }
+    if let Some(v) = &r.video {
+        return format!("video {}", v.media_id);
+    }
+    if let Some(m) = &r.music {
+        return format!("music {:?}", m.title.as_deref().unwrap_or(&m.thumb_media_id));
+    }
+    if let Some(news) = &r.news {
+        let titles: Vec<String> = news.iter().map(|a| format!("{:?}", a.title)).collect();
+        return format!("news: {} article(s), {}", news.len(), titles.join(", "));
+    }
+    match &r.transfer {
+        Some(Transfer::Agent(kf)) => return format!("transfer to customer service agent {kf}"),
+        Some(Transfer::Any(_)) => return "transfer to customer service".into(),
+        None => {}
+    }
+    "no reply (success)".into()
 }
 
 #[cfg(test)]
@@ -790,6 +905,44 @@ mod tests {
 
     fn errors(src: &str) -> String {
         Rules::from_toml(src).unwrap_err()
+    }
+
+    #[test]
+    fn delays_and_descriptions() {
+        let r = rules(
+            r#"
+[[rules]]
+name = "slow"
+event = "CLICK"
+key = "SLOW"
+delay = "6s"
+reply.text = "late {key}"
+[[rules]]
+keyword = ["Help", "帮助"]
+ignore_case = false
+reply.news = [{ title = "A", url = "https://example.com/" }]
+[[rules]]
+default = true
+reply.transfer = "kf@x"
+"#,
+        );
+        let [slow, help, rest] = r.rules() else { panic!("three rules") };
+        assert_eq!(slow.delay(), Some(Duration::from_secs(6)));
+        assert_eq!(slow.when(), "event CLICK, key \"SLOW\"");
+        assert_eq!(slow.answer(), "text \"late {key}\", after a 6s delay");
+        assert_eq!(help.delay(), None);
+        assert_eq!(help.when(), "keyword \"Help\" | \"帮助\" (case-sensitive)");
+        assert_eq!(help.answer(), "news: 1 article(s), \"A\"");
+        assert_eq!(rest.when(), "anything (default)");
+        assert_eq!(rest.answer(), "transfer to customer service agent kf@x");
+        assert!(
+            errors("[[rules]]\ndefault = true\ndelay = \"2m\"\nreply.none = true")
+                .contains("rules[0].delay: at most 1m")
+        );
+        assert!(
+            errors("[[rules]]\ndefault = true\ndelay = \"soon\"\nreply.none = true")
+                .contains("rules[0].delay")
+        );
     }
 
     #[test]

@@ -2,10 +2,15 @@
 //! optional Redis dedup, late replies through the customer-service API, and rules that
 //! reload on SIGHUP and when the config file changes.
 //!
-//! The pieces are public so tests and the web console can assemble the same server:
-//! [`LiveRules`] (atomically swapped rules), [`rules_router`] (the handler that evaluates
-//! them), [`build_service`], [`app`] (the axum app: callback paths, metrics and the
-//! `/console` mount point) and [`Reloader`].
+//! The web console (`wemp-console`) is mounted at `console.path` (default `/console`): it
+//! observes every delivery, plays WeChat against the callback URL, shows `wemp doctor`'s
+//! checks ([`ServeDoctor`]) and the rules with a reload button ([`ServeRules`], the same
+//! path as SIGHUP).
+//!
+//! The pieces are public so tests can assemble the same server: [`LiveRules`] (atomically
+//! swapped rules), [`rules_router`] (the handler that evaluates them), [`build_service`],
+//! [`build_console`], [`app`] (the axum app: callback paths, metrics and the console) and
+//! [`Reloader`].
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -13,19 +18,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use wemp_console::{Access, AccountInfo, Check, CheckStatus, Console, ConsoleConfig, RuleSummary};
 use wemp_proto::{Incoming, Mode};
 use wemp_server::{
     Account, CustomerServiceSink, LateReplySink, MessageLogObserver, Observer, SinkOutcome, WechatService,
 };
-use wemp_store::{DedupStore, LogWriter, LogWriterConfig};
+use wemp_store::{DedupStore, LogWriter, LogWriterConfig, MessageLog};
 
 use crate::config::{Config, ConfigError, ServeArgs, TokenSource};
 use crate::rules::{Rules, evaluate};
+use crate::sim::check::Status;
 use crate::storage::{self, LogLocation};
 use crate::term::Style;
-
-/// Where the web console is mounted.
-pub const CONSOLE_PATH: &str = "/console";
 
 /// How long running handlers get to finish at shutdown (their late replies still go out).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -64,11 +68,18 @@ impl LiveRules {
     }
 }
 
-/// A wemp-server router whose one handler answers with [`evaluate`] over the live rules.
+/// A wemp-server router whose one handler answers with the first matching live rule,
+/// after the rule's `delay` if it has one.
 pub fn rules_router(rules: Arc<LiveRules>) -> wemp_server::Router {
     wemp_server::Router::new().fallback(move |incoming: Incoming| {
         let rules = rules.load();
-        async move { evaluate(&rules, &incoming) }
+        async move {
+            let Some((i, reply)) = rules.first_match(&incoming) else { return evaluate(&rules, &incoming) };
+            if let Some(delay) = rules.rules()[i].delay() {
+                tokio::time::sleep(delay).await;
+            }
+            reply
+        }
     })
 }
 
@@ -222,23 +233,171 @@ pub fn build_service(cfg: &Config, rules: Arc<LiveRules>, parts: &Parts) -> Resu
     b.build().map_err(|e| e.to_string())
 }
 
-/// The HTTP app: each account's callback path and the metrics path go to `service`, and
-/// `console` (the web console's router, when there is one) is nested at [`CONSOLE_PATH`].
-pub fn app(cfg: &Config, service: WechatService, console: Option<axum::Router>) -> axum::Router {
-    let mut app = axum::Router::new();
+/// The HTTP app: each account's callback path and the metrics path go to `service`; with
+/// a `console`, the callback paths are tapped for its live log and its routes (under
+/// `console.path`) are merged in.
+pub fn app(cfg: &Config, service: WechatService, console: Option<&Console>) -> axum::Router {
+    let mut callback = axum::Router::new();
     let mut paths: Vec<String> = (0..cfg.accounts.len().max(1)).map(|i| cfg.account_path(i)).collect();
-    if let Some(m) = &cfg.server.metrics_path {
-        paths.push(m.clone());
-    }
     paths.sort();
     paths.dedup();
-    for p in paths {
-        app = app.route_service(&p, service.clone());
+    for p in &paths {
+        callback = callback.route_service(p, service.clone());
     }
-    if let Some(console) = console {
-        app = app.nest(CONSOLE_PATH, console);
+    let mut app = match console {
+        Some(c) => c.tap(callback).merge(c.router()),
+        None => callback,
+    };
+    if let Some(m) = cfg.server.metrics_path.as_ref().filter(|m| !paths.contains(m)) {
+        app = app.route_service(m, service);
     }
     app
+}
+
+/// Who may open the web console of a server bound to `bound`: `console.token` (or
+/// `WEMP_CONSOLE_TOKEN`) when set, else loopback only; `None` when `console.enabled` is
+/// false.
+pub fn console_access(cfg: &Config, bound: SocketAddr) -> Option<Access> {
+    cfg.console.enabled.then(|| Access::for_listener(bound, cfg.console.token.clone()))
+}
+
+/// The web console's configuration for a server bound to `bound`: it plays WeChat for
+/// the first account against the callback URL on this machine. `None` when disabled.
+pub fn console_config(cfg: &Config, bound: SocketAddr) -> Option<ConsoleConfig> {
+    let access = console_access(cfg, bound)?;
+    let a = cfg.accounts.first()?;
+    let mut account = AccountInfo::new(a.token.clone().unwrap_or_default());
+    account.name = a.name.clone();
+    account.appid = a.appid.clone().unwrap_or_default();
+    account.aes_key = a.aes_key.clone();
+    account.mode = a.mode;
+    if let Some(gh) = &a.original_id {
+        account.original_id = gh.clone();
+    }
+    let mut c = ConsoleConfig::new(local_url(cfg, 0, bound), account);
+    c.base_path = cfg.console.path.clone();
+    c.public_url = Some(callback_url(cfg, 0, bound));
+    c.menu = cfg.menu.clone();
+    c.access = access;
+    if !cfg.console.users.is_empty() {
+        c.users = cfg.console.users.clone();
+    }
+    Some(c)
+}
+
+/// Builds the web console for a server bound to `bound`, with `wemp doctor`'s checks, the
+/// live rules and their reload, and the message log. `None` when disabled.
+///
+/// # Errors
+/// The console's configuration is unusable (the config was validated, so rarely).
+pub fn build_console(
+    cfg: &Config,
+    bound: SocketAddr,
+    doctor: ServeDoctor,
+    rules: ServeRules,
+    log: Option<Arc<dyn MessageLog>>,
+) -> Result<Option<Console>, String> {
+    let Some(config) = console_config(cfg, bound) else { return Ok(None) };
+    let mut b = Console::builder(config).doctor(doctor).rules(rules);
+    if let Some(log) = log {
+        b = b.message_log(log);
+    }
+    b.build().map(Some).map_err(|e| format!("web console: {e}"))
+}
+
+/// The URL of the web console from this machine (`http://127.0.0.1:8080/console/`).
+pub fn console_url(cfg: &Config, bound: SocketAddr) -> String {
+    let local = local_url(cfg, 0, bound);
+    let origin = local.strip_suffix(&cfg.account_path(0)).unwrap_or(&local);
+    format!("{origin}{}/", cfg.console.path)
+}
+
+/// `wemp doctor`'s checks for the console's setup page: the same checks, run on demand
+/// with the arguments and environment `serve` started with.
+pub struct ServeDoctor {
+    args: ServeArgs,
+    env: SharedEnv,
+    api_base: Option<String>,
+}
+
+type SharedEnv = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+impl std::fmt::Debug for ServeDoctor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeDoctor").field("config", &self.args.config).finish_non_exhaustive()
+    }
+}
+
+impl ServeDoctor {
+    /// How long each network check may take.
+    pub const TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// Checks for a server started from `args` and `env`, calling the API at `api_base`.
+    pub fn new(
+        args: ServeArgs,
+        env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+        api_base: Option<String>,
+    ) -> Self {
+        Self { args, env: Arc::new(env), api_base }
+    }
+}
+
+#[async_trait::async_trait]
+impl wemp_console::Doctor for ServeDoctor {
+    async fn checks(&self) -> Vec<Check> {
+        let env = self.env.clone();
+        let report =
+            crate::doctor::run(&self.args, move |k| env(k), self.api_base.as_deref(), Self::TIMEOUT).await;
+        report
+            .findings
+            .into_iter()
+            .map(|f| Check {
+                name: f.name,
+                status: match f.status {
+                    Status::Pass => CheckStatus::Pass,
+                    Status::Warn => CheckStatus::Warn,
+                    Status::Fail => CheckStatus::Fail,
+                    Status::Skip => CheckStatus::Skip,
+                },
+                detail: f.details.join(" "),
+            })
+            .collect()
+    }
+}
+
+/// The rules for the console's setup page: those in effect, and a reload through the
+/// same [`Reloader`] as SIGHUP and file changes.
+#[derive(Debug)]
+pub struct ServeRules {
+    live: Arc<LiveRules>,
+    reloader: Arc<Reloader>,
+}
+
+impl ServeRules {
+    /// The rules of `live`, reloaded by `reloader`.
+    pub fn new(live: Arc<LiveRules>, reloader: Arc<Reloader>) -> Self {
+        Self { live, reloader }
+    }
+}
+
+#[async_trait::async_trait]
+impl wemp_console::Rules for ServeRules {
+    fn current(&self) -> Vec<RuleSummary> {
+        self.live
+            .load()
+            .rules()
+            .iter()
+            .map(|r| RuleSummary {
+                name: Some(r.name.clone()),
+                when: r.when().to_owned(),
+                reply: r.answer().to_owned(),
+            })
+            .collect()
+    }
+
+    async fn reload(&self) -> Result<String, String> {
+        self.reloader.reload_and_log("reload from the web console")
+    }
 }
 
 /// The file reloads watch and re-read: the one `resolve` found, or the one a generated token
@@ -309,6 +468,12 @@ impl Reloader {
         if cfg.storage != self.running.storage {
             restart.push("[storage]");
         }
+        if cfg.console != self.running.console {
+            restart.push("[console]");
+        }
+        if cfg.menu != self.running.menu {
+            restart.push("[menu]");
+        }
         // A token generated at start-up is in the file now; compare without it.
         let strip = |c: &Config| {
             c.accounts
@@ -323,22 +488,29 @@ impl Reloader {
         Ok((n, restart))
     }
 
-    /// Reloads and logs the outcome; `why` says what triggered it.
-    pub fn reload_and_log(&self, why: &str) -> bool {
+    /// Reloads and logs the outcome; `why` says what triggered it. Returns the one-line
+    /// report logged.
+    ///
+    /// # Errors
+    /// Why the new rules were not taken (the previous ones stay in effect).
+    pub fn reload_and_log(&self, why: &str) -> Result<String, String> {
         match self.reload() {
             Ok((n, restart)) => {
                 tracing::info!("rules reloaded ({why}): {n} rules in effect");
+                let mut report = format!("{n} rules in effect");
                 if !restart.is_empty() {
-                    tracing::warn!(
+                    let note = format!(
                         "changes to {} take effect only after a restart; the running server keeps the old values",
                         restart.join(", ")
                     );
+                    tracing::warn!("{note}");
+                    report = format!("{report}; {note}");
                 }
-                true
+                Ok(report)
             }
             Err(e) => {
                 tracing::error!("reload ({why}) failed; keeping the previous rules:\n{e}");
-                false
+                Err(e.to_string())
             }
         }
     }
@@ -368,14 +540,14 @@ pub async fn watch(reloader: Arc<Reloader>, file: Option<PathBuf>, every: Durati
         tokio::select! {
             () = hangup => {
                 last = read(&file);
-                reloader.reload_and_log("SIGHUP");
+                let _ = reloader.reload_and_log("SIGHUP");
             }
             _ = tick.tick() => {
                 let now = read(&file);
                 if now != last {
                     last = now;
                     let name = file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
-                    reloader.reload_and_log(&format!("{name} changed"));
+                    let _ = reloader.reload_and_log(&format!("{name} changed"));
                 }
             }
         }
@@ -443,6 +615,8 @@ pub struct ScreenInfo<'a> {
     pub log: &'a LogLocation,
     /// Whether late replies go through the API.
     pub late_api: bool,
+    /// Who may open the web console (`None`: disabled in the config).
+    pub console: Option<&'a Access>,
 }
 
 /// The start-up screen: what to paste into the WeChat console, and the `wemp sim` command
@@ -500,6 +674,21 @@ pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
     let _ = writeln!(s);
     let _ = writeln!(s, "Try it locally (in another terminal):");
     let _ = writeln!(s, "  {}", sim_command(cfg, 0, info.bound));
+    let _ = writeln!(s);
+    let url = console_url(cfg, info.bound);
+    let console = match info.console {
+        None => "off (console.enabled = false)".to_owned(),
+        Some(Access::Loopback) => format!("{} (this machine only)", style.bold(&url)),
+        Some(Access::Token(_)) => format!(
+            "{} (asks once for the admin token: console.token / WEMP_CONSOLE_TOKEN)",
+            style.bold(&url)
+        ),
+        Some(_) => format!(
+            "{} listening beyond loopback without an admin token; set WEMP_CONSOLE_TOKEN (or console.token) to open {url}",
+            style.yellow("off:")
+        ),
+    };
+    let _ = writeln!(s, "Web console (chat as a user, live log, setup): {console}");
     let _ = writeln!(s);
     let late = if info.late_api { "customer-service API" } else { "logged only (no appsecret)" };
     let dedup = if cfg.storage.redis.is_some() { "redis" } else { "memory" };
@@ -572,7 +761,7 @@ pub async fn run(
         .open()
         .await
         .map_err(|e| fail(format!("cannot open the message log ({}): {e}", location.describe())))?;
-    let writer = LogWriter::spawn(log, LogWriterConfig::default());
+    let writer = LogWriter::spawn(log.clone(), LogWriterConfig::default());
     let redis_err = |e: wemp_store::StoreError| {
         let url = cfg.storage.redis.as_deref().map(storage::redact_url).unwrap_or_default();
         fail(format!("Redis at {url}: {e} (`wemp doctor` checks the setup)"))
@@ -584,9 +773,6 @@ pub async fn run(
     let late_api = !clients.is_empty();
     let sink: Option<Arc<dyn LateReplySink>> =
         late_api.then(|| Arc::new(ClientSink::new(clients)) as Arc<dyn LateReplySink>);
-    let parts = Parts { dedup, sink, log: Some(writer.clone()), observers: Vec::new() };
-    let service = build_service(&cfg, live.clone(), &parts).map_err(fail)?;
-
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen).await.map_err(|e| {
         fail(format!(
             "cannot listen on {}: {e} (another server running? choose another with --listen)",
@@ -594,6 +780,18 @@ pub async fn run(
         ))
     })?;
     let bound = listener.local_addr().map_err(|e| fail(e.to_string()))?;
+
+    let reloader = Arc::new(Reloader::new(args.clone(), env.clone(), live.clone(), cfg.clone()));
+    // The doctor checks the running server: the address it bound, not `:0`.
+    let doctor_args = ServeArgs { listen: Some(bound.to_string()), ..args };
+    let doctor = ServeDoctor::new(doctor_args, env, opts.api_base.clone());
+    let console =
+        build_console(&cfg, bound, doctor, ServeRules::new(live.clone(), reloader.clone()), Some(log))
+            .map_err(fail)?;
+    let observers: Vec<Arc<dyn Observer>> =
+        console.iter().map(|c| Arc::new(c.observer()) as Arc<dyn Observer>).collect();
+    let parts = Parts { dedup, sink, log: Some(writer.clone()), observers };
+    let service = build_service(&cfg, live.clone(), &parts).map_err(fail)?;
     if cfg.console.show_setup {
         let screen = setup_screen(
             &ScreenInfo {
@@ -604,6 +802,7 @@ pub async fn run(
                 rules: n_rules,
                 log: &location,
                 late_api,
+                console: console.as_ref().map(|c| &c.config().access),
             },
             style,
         );
@@ -614,10 +813,9 @@ pub async fn run(
     }
     tracing::info!(%bound, rules = n_rules, log = %location.describe(), "serving");
 
-    let reloader = Arc::new(Reloader::new(args, env, live.clone(), cfg.clone()));
     let watcher = tokio::spawn(watch(reloader, watched, WATCH_INTERVAL));
 
-    let router = app(&cfg, service.clone(), console_app(&cfg));
+    let router = app(&cfg, service.clone(), console.as_ref());
     let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
     watcher.abort();
     tracing::info!("shutting down: waiting for running handlers, then flushing the message log");
@@ -631,12 +829,6 @@ pub async fn run(
     let stats = writer.stats();
     tracing::info!(logged = stats.written(), dropped = stats.dropped(), "message log flushed; stopped");
     served.map_err(|e| fail(format!("server error: {e}")))
-}
-
-/// The web console's router, nested at [`CONSOLE_PATH`] by [`app`]. The console crate
-/// (`wemp-console`) plugs in here; until it exists there is none.
-pub fn console_app(_cfg: &Config) -> Option<axum::Router> {
-    None
 }
 
 #[cfg(test)]
@@ -686,6 +878,74 @@ mod tests {
         );
         let out = sink.deliver(&appid, "o_y", wemp_proto::Reply::text("x")).await;
         assert!(matches!(out, SinkOutcome::Failed { errcode: Some(48001), .. }), "{out:?}");
+    }
+
+    fn console_cfg(src: &str) -> Config {
+        Config::from_toml_str(src, "w.toml").unwrap()
+    }
+
+    #[test]
+    fn the_console_plays_the_first_account_with_the_configured_access() {
+        let mut cfg = console_cfg(
+            "[console]\npath = \"/admin\"\nusers = [{ openid = \"o1\", name = \"Ann\" }]\n\
+             [[menu.button]]\ntype = \"click\"\nname = \"Hi\"\nkey = \"HI\"\n\
+             [[accounts]]\nname = \"bot\"\ntoken = \"Tok123\"\nappid = \"wx0123456789abcdef\"\n\
+             aes_key = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\"\nmode = \"safe\"\n\
+             appsecret = \"s3cr3t\"\n",
+        );
+        let lo: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let c = console_config(&cfg, lo).unwrap();
+        assert_eq!(c.base_path, "/admin");
+        assert_eq!(c.endpoint, "http://127.0.0.1:8080/wechat");
+        assert_eq!(c.account.token, "Tok123");
+        assert_eq!(c.account.mode, Mode::Safe);
+        assert_eq!(c.account.appid, "wx0123456789abcdef");
+        assert_eq!(c.account.name.as_deref(), Some("bot"));
+        assert_eq!(c.users, vec![wemp_console::TestUser::new("o1", "Ann")]);
+        assert_eq!(c.menu.button[0].key.as_deref(), Some("HI"));
+        assert_eq!(c.access, Access::Loopback);
+        assert!(!format!("{c:?}").contains("s3cr3t"), "the AppSecret is not part of the console");
+        assert_eq!(console_url(&cfg, lo), "http://127.0.0.1:8080/admin/");
+        // Beyond loopback: only with a token.
+        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert_eq!(console_access(&cfg, any), Some(Access::Disabled));
+        assert_eq!(console_url(&cfg, any), "http://127.0.0.1:8080/admin/");
+        cfg.console.token = Some("admin-token-1".into());
+        assert_eq!(console_access(&cfg, any), Some(Access::Token("admin-token-1".into())));
+        cfg.console.enabled = false;
+        assert!(console_config(&cfg, lo).is_none());
+    }
+
+    #[test]
+    fn the_first_screen_names_the_console() {
+        let cfg = console_cfg("[[accounts]]\ntoken = \"Tok123\"\n");
+        let bound: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let log = LogLocation::of(&cfg.storage);
+        let screen = |access: Option<&Access>| {
+            setup_screen(
+                &ScreenInfo {
+                    cfg: &cfg,
+                    file: None,
+                    token: &TokenSource::Configured,
+                    bound,
+                    rules: 1,
+                    log: &log,
+                    late_api: false,
+                    console: access,
+                },
+                Style::plain(),
+            )
+        };
+        assert!(
+            screen(Some(&Access::Loopback)).contains("http://127.0.0.1:8080/console/ (this machine only)")
+        );
+        let token = screen(Some(&Access::Token("admin-token-1".into())));
+        assert!(
+            token.contains("asks once for the admin token") && !token.contains("admin-token-1"),
+            "{token}"
+        );
+        assert!(screen(Some(&Access::Disabled)).contains("off: listening beyond loopback"));
+        assert!(screen(None).contains("off (console.enabled = false)"));
     }
 
     #[test]

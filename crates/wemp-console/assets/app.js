@@ -189,11 +189,57 @@ function newsCards(articles) {
   return h('li', { class: 'msg bot news' }, h('span', { class: 'avatar bot', 'aria-hidden': 'true' }, 'W'), h('div', { class: 'news-card' }, cards));
 }
 
-function bannerNode(reason) {
+function bannerNode(reason, server) {
+  // What the server itself reported about the refused tries (a rejection's diagnostic).
+  const said = [...new Set((server || []).flatMap((x) => (x.diagnostics && x.diagnostics.length ? x.diagnostics : (x.error ? [x.error] : []))))];
   return h('li', { class: 'notice banner', role: 'alert' },
     h('div', { class: 'banner-box' },
       h('div', { class: 'banner-text' }, BANNER),
-      h('div', { class: 'banner-why' }, h('strong', {}, 'Why WeChat shows this: '), reason)));
+      h('div', { class: 'banner-why' }, h('strong', {}, 'Why WeChat shows this: '), reason),
+      said.length ? h('div', { class: 'banner-why server-said' }, h('strong', {}, 'The server says: '), said.join('; ')) : null));
+}
+
+/** The server answered `success` at its deadline: say so, and watch for the late reply. */
+function deadlineNode(x) {
+  return h('li', { class: 'notice deadline', role: 'status' },
+    h('span', {}, h('strong', {}, 'Answered “success” at the server’s deadline '), `(${(x.latency_ms / 1000).toFixed(1)} s): `,
+      'the handler was still running, so WeChat shows nothing now and does not retry. ',
+      'Its reply goes to the late-reply sink (a customer-service message) when the handler finishes…'));
+}
+
+/** The late follow-up of a deadline answer: what the sink did with the reply. */
+function lateNodes(x) {
+  const secs = `${(x.latency_ms / 1000).toFixed(1)} s`;
+  const reply = x.reply ? renderReply(x.reply) : [];
+  switch (x.late_sink) {
+    case 'delivered':
+      return [notice(`Late reply sent as a customer-service message after ${secs}:`, 'late'), ...reply];
+    case 'none':
+      return [notice(`The handler finished after ${secs} without a reply: nothing was sent.`, 'late')];
+    case 'logged':
+      return [notice(`The late reply (after ${secs}) was only logged, not sent: no AppSecret is configured, so there is no customer-service API to send it through. The user never sees:`, 'late bad'),
+        ...reply.map((n) => { n.classList.add('unsent'); return n; })];
+    default: {
+      const why = (x.diagnostics || []).join('; ') || x.late_sink;
+      return [notice(`The late reply (after ${secs}) could not be sent: ${why}. The user never sees:`, 'late bad'),
+        ...reply.map((n) => { n.classList.add('unsent'); return n; })];
+    }
+  }
+}
+
+/** Deadline answers waiting for their follow-up, by the server's delivery number. */
+const lateWatch = new Map();
+
+function watchLate(user, x) {
+  const done = state.exchanges.find((e) => e.outcome === 'follow_up' && e.delivery === x.delivery);
+  if (done) { showLate(user, done); return; }
+  lateWatch.set(x.delivery, user);
+}
+
+function showLate(user, x) {
+  const nodes = lateNodes(x);
+  if (user === state.user) for (const n of nodes) addToChat(n);
+  else state.chats.get(user).push(...nodes);
 }
 
 function chat() {
@@ -239,9 +285,12 @@ async function perform(action, shown) {
   try {
     const res = await api('send', { method: 'POST', json: { user, action } });
     const nodes = [];
+    const deadline = (res.server || []).find((x) => x.outcome === 'deadline' && x.delivery != null);
     if (res.sees.kind === 'reply') nodes.push(...renderReply(res.sees.reply));
-    else if (res.sees.kind === 'banner') nodes.push(bannerNode(res.sees.reason));
+    else if (res.sees.kind === 'banner') nodes.push(bannerNode(res.sees.reason, res.server));
+    if (deadline) nodes.push(deadlineNode(deadline));
     replaceNode(user, pending, nodes);
+    if (deadline) watchLate(user, deadline);
     addTries(action, res);
   } catch (e) {
     replaceNode(user, pending, [notice(`Console error: ${e.message}`, 'error')]);
@@ -285,6 +334,8 @@ function addTries(action, res) {
     h('ol', { class: 'try-list' }, res.attempts.map((a, i) =>
       h('li', {}, `try ${i + 1} at +${a.started_ms} ms: ${a.outcome} in ${a.took_ms} ms`))),
     res.sees.kind === 'banner' ? h('p', { class: 'why' }, res.sees.reason) : null,
+    (res.server || []).length ? h('ul', { class: 'server-notes', 'aria-label': 'What the server reported' }, res.server.map((x) =>
+      h('li', {}, `server: ${OUTCOME_LABEL[x.outcome] || x.outcome}${x.error ? ` — ${x.error}` : ''}`))) : null,
     h('details', {}, h('summary', {}, 'XML sent'), h('pre', { class: 'xml' }, prettyXml(res.sent_xml))));
   $('tries').prepend(item);
 }
@@ -371,7 +422,10 @@ function setComposer(mode) {
 }
 
 // ---------------------------------------------------------------- live log
-const OUTCOME_LABEL = { reply: 'reply', no_reply: 'no reply', late: 'late', abandoned: 'abandoned', rejected: 'rejected', error: 'error', verify: 'verify' };
+const OUTCOME_LABEL = {
+  reply: 'reply', no_reply: 'no reply', deadline: 'deadline', follow_up: 'late reply', handler_error: 'handler error',
+  too_slow: 'too slow', abandoned: 'abandoned', rejected: 'rejected', error: 'error', verify: 'verify',
+};
 
 function typeOf(x) {
   if (x.method === 'GET') return 'verify';
@@ -422,6 +476,11 @@ const sameDelivery = (a, b) => a.received_at_ms === b.received_at_ms && a.openid
 function ingest(x) {
   if (state.exchanges.some((e) => (e.id === x.id && e.source === x.source) || (x.source === 'log' && sameDelivery(e, x)))) return;
   state.exchanges.push(x);
+  if (x.outcome === 'follow_up' && lateWatch.has(x.delivery)) {
+    const user = lateWatch.get(x.delivery);
+    lateWatch.delete(x.delivery);
+    showLate(user, x);
+  }
   if (state.exchanges.length > 2000) state.exchanges.shift();
   $('log-count').textContent = String(state.exchanges.length);
   if (x.openid) addOption($('f-user'), x.openid, nameOf(x.openid));
@@ -583,7 +642,8 @@ async function loadDoctor() {
 }
 
 function renderRules(rules) {
-  $('rules-rows').replaceChildren(...rules.map((r, i) => h('tr', {}, h('td', { class: 'num' }, String(i + 1)), h('td', {}, h('code', {}, r.when)), h('td', {}, r.reply))));
+  $('rules-rows').replaceChildren(...rules.map((r, i) => h('tr', {}, h('td', { class: 'num' }, String(i + 1)),
+    h('td', {}, r.name ? h('div', { class: 'rule-name' }, r.name) : null, h('code', {}, r.when)), h('td', {}, r.reply))));
   if (!rules.length) $('rules-rows').append(h('tr', {}, h('td', { colspan: '3', class: 'hint' }, 'No rules reported by this server.')));
 }
 

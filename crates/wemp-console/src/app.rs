@@ -179,7 +179,21 @@ async fn send(State(shared): S, Json(body): Json<SendBody>) -> Response {
     if !shared.config.users.iter().any(|u| u.openid == body.user) {
         return bad_request(format!("{:?} is not one of the console's test users", body.user));
     }
-    let result = sim::run(&shared.wechat, &shared.config.account.original_id, &body.user, &body.action).await;
+    // What the server reports about this message (a deadline answer, a rejection) reaches
+    // the hub before its HTTP answer: collect it for the chat.
+    let mut rx = shared.hub.subscribe();
+    let mut result =
+        sim::run(&shared.wechat, &shared.config.account.original_id, &body.user, &body.action).await;
+    let sent = result.sent_xml.trim().to_owned();
+    loop {
+        match rx.try_recv() {
+            Ok(e) if e.raw_xml.as_deref().map(str::trim) == Some(sent.as_str()) => {
+                result.server.push((*e).clone());
+            }
+            Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => break,
+        }
+    }
     Json(result).into_response()
 }
 

@@ -118,6 +118,15 @@ pub struct Exchange {
     pub error: Option<String>,
     /// Verification and decryption findings, one sentence each.
     pub diagnostics: Vec<String>,
+    /// The server's number for the delivery (observer records only): a `follow_up`
+    /// repeats the number of its `deadline` record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<u64>,
+    /// For a `follow_up`: what the late-reply sink did (`delivered`, `logged`,
+    /// `window_expired`, `quota_exceeded`, `unsupported`, `failed`), or `none` when the
+    /// handler ended without a reply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub late_sink: Option<String>,
 }
 
 impl Exchange {
@@ -154,6 +163,8 @@ impl Exchange {
             reply: None,
             error: e.error.clone(),
             diagnostics: Vec::new(),
+            delivery: None,
+            late_sink: None,
         }
     }
 }

@@ -76,6 +76,9 @@ pub trait Doctor: Send + Sync + 'static {
 /// One rule as the setup page lists it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct RuleSummary {
+    /// The rule's name, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// When it applies (`text = "help"`, `event = subscribe`).
     pub when: String,
     /// What it answers (`text "Hi {openid}"`).

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use wemp_server::{DeliveryRecord, Observer, RecordOutcome};
+use wemp_server::{DeliveryRecord, Observer, RecordOutcome, SinkOutcome};
 
 use crate::feed::{Exchange, Hub, Outcome, WECHAT_TIMEOUT_MS};
 use crate::view::ReplyView;
@@ -45,7 +45,16 @@ impl From<&DeliveryRecord> for Exchange {
             }
             RecordOutcome::Answered => answered(&reply),
             RecordOutcome::HandlerError => Outcome::HandlerError,
-            RecordOutcome::Deadline => Outcome::Deadline,
+            RecordOutcome::Deadline => {
+                error.get_or_insert_with(|| {
+                    format!(
+                        "the handler was still running at the server's deadline: answered `success` after \
+                         {latency_ms} ms, so WeChat shows nothing and does not retry; the handler's reply \
+                         goes to the late-reply sink (customer-service message) when it finishes"
+                    )
+                });
+                Outcome::Deadline
+            }
             RecordOutcome::Late { .. } => Outcome::FollowUp,
             RecordOutcome::Verified => Outcome::Verify,
             RecordOutcome::Rejected => Outcome::Rejected,
@@ -65,12 +74,14 @@ impl From<&DeliveryRecord> for Exchange {
                 rej.reason.as_str()
             ));
         }
+        let mut late_sink = None;
         if let RecordOutcome::Late { sink } = &r.outcome {
             let what = match sink {
                 None => "the handler ended without a reply: nothing was sent".to_owned(),
-                Some(s) => format!("late reply handed to the customer-service sink: {}", s.label()),
+                Some(s) => format!("late reply handed to the customer-service sink: {s}"),
             };
             diagnostics.push(what);
+            late_sink = Some(sink.as_ref().map_or("none", SinkOutcome::label).to_owned());
         }
         Self {
             id: 0,
@@ -94,6 +105,8 @@ impl From<&DeliveryRecord> for Exchange {
             reply,
             error,
             diagnostics,
+            delivery: Some(r.id),
+            late_sink,
         }
     }
 }

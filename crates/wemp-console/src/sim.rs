@@ -10,6 +10,7 @@ use wemp_proto::message::{Image, Link, Location, Text};
 use wemp_proto::{Event, Header, Incoming};
 use wemp_testkit::wechat::{AttemptOutcome, Delivery, ERROR_BANNER, UserSees, WechatCallback};
 
+use crate::feed::Exchange;
 use crate::view::ReplyView;
 
 /// What the user does in the chat.
@@ -93,6 +94,9 @@ pub struct ChatResult {
     pub attempts: Vec<TryReport>,
     /// Whether the answer came encrypted.
     pub encrypted: bool,
+    /// What the server reported about this message while it was delivered (its observer
+    /// records: a `deadline` answer, a rejection …), oldest first.
+    pub server: Vec<Exchange>,
 }
 
 /// What the user sees in the chat.
@@ -246,7 +250,7 @@ fn report(sent_xml: String, d: Delivery) -> ChatResult {
         UserSees::Nothing => Sees::Nothing,
         UserSees::ErrorBanner { reason } => Sees::Banner { banner: ERROR_BANNER, reason },
     };
-    ChatResult { sent_xml, sees, attempts, encrypted: d.encrypted }
+    ChatResult { sent_xml, sees, attempts, encrypted: d.encrypted, server: Vec::new() }
 }
 
 #[cfg(test)]

@@ -1,0 +1,142 @@
+//! The web console mounted in `wemp serve` (the built binary): its path, its API playing
+//! WeChat against the server, the reload button taking the same path as SIGHUP, and the
+//! `[console]` / `[menu]` settings with their errors. The browser side is tested by
+//! `crates/wemp-console/e2e` (headless Chromium).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{ServeProc, temp_dir, wemp_in};
+use serde_json::{Value, json};
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/wemp.toml");
+
+fn origin(srv: &ServeProc) -> String {
+    srv.url.strip_suffix("/wechat").unwrap_or(&srv.url).to_owned()
+}
+
+/// The console page's CSRF token (`<meta name="wemp-csrf" content="…">`).
+fn csrf(page: &str) -> String {
+    let at = page.find("name=\"wemp-csrf\"").expect("no CSRF meta");
+    let rest = &page[at..];
+    let start = rest.find("content=\"").unwrap() + "content=\"".len();
+    rest[start..start + rest[start..].find('"').unwrap()].to_owned()
+}
+
+#[tokio::test]
+async fn serve_mounts_the_console_at_its_path_and_the_reload_button_reloads_like_sighup() {
+    let dir = temp_dir("console");
+    let config = dir.join("wemp.toml");
+    std::fs::copy(EXAMPLE, &config).unwrap();
+    let srv = ServeProc::start(
+        &dir,
+        &["--config", config.to_str().unwrap()],
+        &[("WEMP_LISTEN", "127.0.0.1:0"), ("WEMP_CONSOLE_PATH", "/ops/console")],
+    );
+    let origin = origin(&srv);
+    let base = format!("{origin}/ops/console");
+    assert!(
+        srv.stdout()
+            .contains(&format!("Web console (chat as a user, live log, setup): {base}/ (this machine only)")),
+        "{}",
+        srv.stdout()
+    );
+    let http = reqwest::Client::new();
+    let get = |url: String| {
+        let http = http.clone();
+        async move { http.get(url).send().await.unwrap() }
+    };
+    assert_eq!(get(format!("{origin}/console/")).await.status(), 404, "not at the default path");
+    let page = get(format!("{base}/")).await;
+    assert_eq!(page.status(), 200);
+    let csrf = csrf(&page.text().await.unwrap());
+
+    // The console knows the account and the [menu] of the config.
+    let cfg: Value = get(format!("{base}/api/config")).await.json().await.unwrap();
+    assert_eq!(cfg["account"]["name"], "demo");
+    assert_eq!(cfg["account"]["mode"], "plain");
+    let menu: Vec<&str> =
+        cfg["menu"]["button"].as_array().unwrap().iter().map(|b| b["name"].as_str().unwrap()).collect();
+    assert_eq!(menu, ["News", "More", "Contact"]);
+    let user = cfg["users"][0]["openid"].as_str().unwrap().to_owned();
+    let rules: Value = get(format!("{base}/api/rules")).await.json().await.unwrap();
+    let rules = rules["rules"].as_array().unwrap().clone();
+    assert_eq!(rules.len(), 15);
+    assert!(
+        rules.iter().any(|r| r["name"] == "menu: a slow answer" && r["when"] == "event CLICK, key \"SLOW\"")
+    );
+
+    // A click from the chat goes through the callback URL; the server's own record comes back.
+    let post = |path: &str, body: Value, with_csrf: bool| {
+        let mut req = http.post(format!("{base}/api/{path}")).json(&body);
+        if with_csrf {
+            req = req.header("X-Wemp-Csrf", &csrf);
+        }
+        req.send()
+    };
+    let click = json!({ "user": user, "action": { "kind": "click", "key": "NEWS" } });
+    assert_eq!(post("send", click.clone(), false).await.unwrap().status(), 403, "CSRF token required");
+    let res: Value = post("send", click, true).await.unwrap().json().await.unwrap();
+    assert_eq!(res["sees"]["kind"], "reply", "{res}");
+    assert_eq!(res["sees"]["reply"]["type"], "news", "{res}");
+    assert_eq!(res["server"][0]["outcome"], "reply", "{res}");
+    assert_eq!(res["server"][0]["dedup"], "new", "{res}");
+
+    // The reload button: a broken file is refused with its line, the old rules stay.
+    let good = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, good.replace("keyword = [\"help\", \"帮助\"]", "regex = \"(\"")).unwrap();
+    let res = post("rules/reload", json!({}), true).await.unwrap();
+    assert_eq!(res.status(), 422);
+    let body: Value = res.json().await.unwrap();
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains(&format!("{}:", config.display())) && error.contains(".regex"), "{error}");
+    assert_eq!(body["rules"].as_array().unwrap().len(), 15);
+    // Fixed: reloaded through the same path as SIGHUP, which logs it.
+    std::fs::write(&config, good.replace("Docs: https://example.com/wemp", "Docs: https://example.com/v2"))
+        .unwrap();
+    let res = post("rules/reload", json!({}), true).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["report"], "15 rules in effect", "{body}");
+    assert!(
+        srv.wait_stderr("rules reloaded (reload from the web console)", Duration::from_secs(10)),
+        "{}",
+        srv.stderr()
+    );
+    let help = json!({ "user": user, "action": { "kind": "text", "content": "help" } });
+    let res: Value = post("send", help, true).await.unwrap().json().await.unwrap();
+    assert!(res["sees"]["reply"]["content"].as_str().unwrap().ends_with("https://example.com/v2"), "{res}");
+    let (status, err) = srv.stop();
+    assert!(status.success(), "{status}: {err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn the_console_can_be_turned_off_and_a_bad_menu_names_its_line() {
+    let dir = temp_dir("console-off");
+    let srv = ServeProc::start(
+        &dir,
+        &["--listen", "127.0.0.1:0", "--token", "Tok123"],
+        &[("WEMP_CONSOLE", "false"), ("WEMP_DATA_DIR", dir.to_str().unwrap())],
+    );
+    assert!(
+        srv.stdout().contains("Web console (chat as a user, live log, setup): off (console.enabled = false)")
+    );
+    let res = reqwest::get(format!("{}/console/", origin(&srv))).await.unwrap();
+    assert_eq!(res.status(), 404);
+    drop(srv);
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[accounts]]\ntoken = \"Tok123\"\n\n[[menu.button]]\ntype = \"click\"\nname = \"News\"\n\n\
+         [[menu.button]]\ntype = \"click\"\nname = \"Music\"\nkey = \"\"\n",
+    )
+    .unwrap();
+    let o = wemp_in(&dir, &["serve", "--config", bad.to_str().unwrap(), "--listen", "127.0.0.1:0"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("bad.toml:4: menu.button[0].key: a click button needs a key"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
