@@ -179,6 +179,10 @@ With no arguments: listens on 127.0.0.1:8080 at /wechat in plain mode with the d
 generates a Token and saves it to ./wemp-data/wemp.toml, and logs messages to
 ./wemp-data/wemp.db. The first screen says what to paste into the WeChat console.
 
+The web console (chat with the bot as a test user, live log, setup) is served at
+/console (console.path, WEMP_CONSOLE_PATH): open on loopback, beyond loopback only with
+an admin token (console.token or WEMP_CONSOLE_TOKEN); WEMP_CONSOLE=false turns it off.
+
 Precedence: built-in defaults < config file < WEMP_* variables < flags. The AppSecret
 (for late replies through the customer-service API) comes only from the file or
 WEMP_APPSECRET. Rules reload on SIGHUP and when the config file changes.
