@@ -29,6 +29,10 @@ pub struct LogWriterConfig {
     pub retry_backoff: Duration,
     /// An append taking longer than this counts as failed.
     pub write_timeout: Duration,
+    /// How long a batch may wait for more entries before it is written (a flush or a
+    /// full batch writes at once). Fewer, larger transactions cost the database much less
+    /// per entry, and the CPU they save is the server's.
+    pub linger: Duration,
 }
 
 impl Default for LogWriterConfig {
@@ -39,6 +43,7 @@ impl Default for LogWriterConfig {
             retries: 2,
             retry_backoff: Duration::from_millis(100),
             write_timeout: Duration::from_secs(5),
+            linger: Duration::from_millis(20),
         }
     }
 }
@@ -60,6 +65,12 @@ impl LogWriterConfig {
     pub fn retries(mut self, retries: u32, backoff: Duration) -> Self {
         self.retries = retries;
         self.retry_backoff = backoff;
+        self
+    }
+
+    /// Sets [`linger`](Self::linger).
+    pub fn linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
         self
     }
 
@@ -207,16 +218,29 @@ async fn run(
     let mut flushes = Vec::new();
     // After `Shutdown`, `recv` yields what is still buffered, then `None`.
     while let Some(first) = rx.recv().await {
+        let deadline = Instant::now() + config.linger;
         let mut next = Some(first);
+        let mut closing = false;
         while let Some(cmd) = next.take() {
             match cmd {
                 Command::Entry(e) => batch.push(*e),
                 Command::Flush(done) => flushes.push(done),
-                Command::Shutdown => rx.close(),
+                Command::Shutdown => {
+                    closing = true;
+                    rx.close();
+                }
             }
-            if batch.len() < batch_size {
-                next = rx.try_recv().ok();
+            if batch.len() >= batch_size {
+                break;
             }
+            next = match rx.try_recv() {
+                Ok(cmd) => Some(cmd),
+                // Nothing queued: linger for more unless someone waits for this batch.
+                Err(mpsc::error::TryRecvError::Empty) if flushes.is_empty() && !closing => {
+                    tokio::time::timeout_at(deadline, rx.recv()).await.ok().flatten()
+                }
+                Err(_) => None,
+            };
         }
         if !batch.is_empty() {
             write_batch(&*log, &batch, &config, &stats, started).await;
