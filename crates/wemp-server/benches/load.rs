@@ -25,6 +25,10 @@ use wemp_proto::testing::Platform;
 use wemp_proto::{Cipher, Mode};
 use wemp_server::{Account, Reply, Router, WechatService};
 
+// The same allocator as the `wemp` binary; both servers below share it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const TOKEN: &str = "spamtest";
 const KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 const APPID: &str = "wx2c2769f8efd9abc2";
