@@ -226,6 +226,9 @@ pub fn build_service(cfg: &Config, rules: Arc<LiveRules>, parts: &Parts) -> Resu
     // Every delivery, retry and refused request goes to the message log.
     if let Some(w) = &parts.log {
         b = b.observer(MessageLogObserver::new(w.clone()).include_retries(true).include_rejections(true));
+        // What the log could not keep (queue full, database down) is counted at the metrics path.
+        let stats = w.stats().clone();
+        b = b.metrics_source(move |out| stats.write_prometheus(out));
     }
     for o in &parts.observers {
         b = b.observer_arc(o.clone());

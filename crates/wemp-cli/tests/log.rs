@@ -37,7 +37,8 @@ fn log_reads_what_serve_wrote() {
     assert_eq!(none.status.code(), Some(1));
     assert!(text(&none).contains("no message log"), "{}", text(&none));
 
-    let srv = ServeProc::start(&dir, &[], &[("WEMP_LISTEN", "127.0.0.1:0")]);
+    let srv =
+        ServeProc::start(&dir, &[], &[("WEMP_LISTEN", "127.0.0.1:0"), ("WEMP_METRICS_PATH", "/metrics")]);
     // A follower started before the messages sees them arrive.
     let mut follower = wemp_cmd(&dir, &["log", "--follow", "--json", "--poll-ms", "100"], &[])
         .stdin(std::process::Stdio::null())
@@ -79,11 +80,31 @@ fn log_reads_what_serve_wrote() {
     assert!(followed.len() >= 3, "--follow printed {followed:?}");
     assert_eq!(followed[0]["msg_id"], alice_help.as_str());
 
+    // The log writer's counters are at the metrics path: everything written (compared with
+    // what `wemp log` reads below), nothing dropped.
+    let written_of = |metrics: &str| -> Option<u64> {
+        metrics.lines().find_map(|l| l.strip_prefix("wemp_log_entries_written_total ")?.parse().ok())
+    };
+    let (mut written, mut metrics) = (0, String::new());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        metrics = http_get(&srv.url, "/metrics");
+        let now = written_of(&metrics).unwrap_or_else(|| panic!("no log counters in\n{metrics}"));
+        if now >= 4 && now == written {
+            break;
+        }
+        written = now;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(metrics.contains("wemp_log_entries_dropped_total{reason=\"queue_full\"} 0"), "{metrics}");
+    assert!(metrics.contains("wemp_log_entries_dropped_total{reason=\"write_failed\"} 0"), "{metrics}");
+
     let (status, err) = srv.stop();
     assert!(status.success(), "{err}");
 
     // Everything, as JSON lines.
     let all = json_lines(&wemp_in(&dir, &["log", "--json"], &[]));
+    assert_eq!(all.len() as u64, written, "the metrics counted what the log holds");
     let find =
         |id: &str| all.iter().find(|e| e["msg_id"] == id).unwrap_or_else(|| panic!("{id} not in {all:?}"));
     let e = find(&alice_help);
@@ -122,6 +143,17 @@ fn log_reads_what_serve_wrote() {
     assert!(t.contains("o_alice") && t.contains(&alice_help) && t.contains("event/subscribe"), "{t}");
     assert!(t.contains("Nice picture!") && t.contains("[rejected"), "{t}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A plain HTTP/1.0 GET of `path` on the host and port of `url`; the whole response.
+fn http_get(url: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let host = url.trim_start_matches("http://").split('/').next().unwrap();
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
 }
 
 fn database_url() -> String {

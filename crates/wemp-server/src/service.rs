@@ -121,6 +121,7 @@ struct Inner {
     local: Mutex<HashMap<Arc<str>, Weak<Shared>>>,
     observers: Observers,
     session: Option<Arc<SessionConfig>>,
+    metrics_sources: Vec<MetricsSource>,
 }
 
 /// The WeChat callback endpoint: a [`tower::Service`] over `http::Request`, cheap to clone.
@@ -156,7 +157,11 @@ pub struct WechatServiceBuilder {
     sessions: Option<Arc<dyn SessionStore>>,
     session_ttl: Duration,
     session_retries: u32,
+    metrics_sources: Vec<MetricsSource>,
 }
+
+/// Appends Prometheus text lines of another component to the service's metrics.
+pub type MetricsSource = Arc<dyn Fn(&mut String) + Send + Sync>;
 
 impl std::fmt::Debug for WechatServiceBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -286,6 +291,14 @@ impl WechatServiceBuilder {
         self
     }
 
+    /// Adds another component's Prometheus text (for example a message-log writer's
+    /// counters) to what the metrics path serves.
+    #[must_use]
+    pub fn metrics_source(mut self, source: impl Fn(&mut String) + Send + Sync + 'static) -> Self {
+        self.metrics_sources.push(Arc::new(source));
+        self
+    }
+
     /// Log OpenIDs in full (default: shortened to `oyOR…f0rs`).
     #[must_use]
     pub fn log_full_openids(mut self, yes: bool) -> Self {
@@ -397,6 +410,7 @@ impl WechatServiceBuilder {
                 session: self.sessions.map(|store| {
                     Arc::new(SessionConfig { store, ttl: self.session_ttl, retries: self.session_retries })
                 }),
+                metrics_sources: self.metrics_sources,
             }),
         })
     }
@@ -417,6 +431,7 @@ impl WechatService {
             sessions: None,
             session_ttl: Duration::from_secs(24 * 3600),
             session_retries: 10,
+            metrics_sources: Vec::new(),
         }
     }
 
@@ -433,9 +448,10 @@ impl WechatService {
         axum::Router::new().fallback_service(self)
     }
 
-    /// The metrics in Prometheus text format.
+    /// The metrics in Prometheus text format, followed by those of every
+    /// [`WechatServiceBuilder::metrics_source`].
     pub fn metrics_text(&self) -> String {
-        self.inner.metrics.render()
+        self.inner.metrics_text()
     }
 
     /// How many handlers are running now (including those whose request was answered).
@@ -537,6 +553,14 @@ struct LateReport {
 }
 
 impl Inner {
+    fn metrics_text(&self) -> String {
+        let mut out = self.metrics.render();
+        for source in &self.metrics_sources {
+            source(&mut out);
+        }
+        out
+    }
+
     async fn handle<B>(self: Arc<Self>, req: Request<B>) -> Response<Body>
     where
         B: http_body::Body + Send + 'static,
@@ -548,7 +572,7 @@ impl Inner {
         if parts.method == Method::GET
             && self.config.metrics_path.as_deref().is_some_and(|p| p == parts.uri.path())
         {
-            return response(StatusCode::OK, "text/plain; version=0.0.4", self.metrics.render());
+            return response(StatusCode::OK, "text/plain; version=0.0.4", self.metrics_text());
         }
         let span = tracing::info_span!(
             "wechat",

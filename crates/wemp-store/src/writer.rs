@@ -113,6 +113,30 @@ impl LogWriterStats {
     pub fn dropped(&self) -> u64 {
         self.dropped_queue_full() + self.dropped_failed()
     }
+
+    /// Appends the counters in Prometheus text format (`wemp_log_entries_written_total`,
+    /// `wemp_log_entries_dropped_total{reason="queue_full"|"write_failed"}`).
+    pub fn write_prometheus(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let _ = writeln!(out, "# HELP wemp_log_entries_written_total Message-log entries written.");
+        let _ = writeln!(out, "# TYPE wemp_log_entries_written_total counter");
+        let _ = writeln!(out, "wemp_log_entries_written_total {}", self.written());
+        let _ = writeln!(
+            out,
+            "# HELP wemp_log_entries_dropped_total Message-log entries not logged (the server answered anyway)."
+        );
+        let _ = writeln!(out, "# TYPE wemp_log_entries_dropped_total counter");
+        let _ = writeln!(
+            out,
+            "wemp_log_entries_dropped_total{{reason=\"queue_full\"}} {}",
+            self.dropped_queue_full()
+        );
+        let _ = writeln!(
+            out,
+            "wemp_log_entries_dropped_total{{reason=\"write_failed\"}} {}",
+            self.dropped_failed()
+        );
+    }
 }
 
 enum Command {

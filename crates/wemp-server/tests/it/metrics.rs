@@ -9,6 +9,7 @@ use crate::common::*;
 async fn prometheus_text_at_the_configured_path() {
     let svc = builder(Router::new().fallback(|| async { Reply::text("ok") }))
         .metrics_path("/metrics")
+        .metrics_source(|out| out.push_str("extra_component_total 7\n"))
         .build()
         .unwrap();
     send(&svc, wechat_post(Mode::Safe, &text_xml("a", 1))).await;
@@ -29,6 +30,7 @@ async fn prometheus_text_at_the_configured_path() {
         "wemp_dedup_total{outcome=\"cached\"} 1",
         "wemp_handler_duration_seconds_count 2",
         "wemp_deadline_misses_total 0",
+        "extra_component_total 7",
     ] {
         assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
     }
