@@ -161,7 +161,7 @@ pub struct WechatServiceBuilder {
 }
 
 /// Appends Prometheus text lines of another component to the service's metrics.
-pub type MetricsSource = Arc<dyn Fn(&mut String) + Send + Sync>;
+pub(crate) type MetricsSource = Arc<dyn Fn(&mut String) + Send + Sync>;
 
 impl std::fmt::Debug for WechatServiceBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
