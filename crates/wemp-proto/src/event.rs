@@ -195,6 +195,8 @@ record! {
 
 top_level! {
     /// The user followed the account (`subscribe`), possibly by scanning a QR code.
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_event_pushes.html>
     pub struct Subscribe ["event", "subscribe"] {
         /// `qrscene_<scene>` when following through a parametric QR code.
         "EventKey" => event_key: Option<String>,
@@ -203,12 +205,16 @@ top_level! {
     }
 
     /// The user unfollowed (`unsubscribe`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_event_pushes.html>
     pub struct Unsubscribe ["event", "unsubscribe"] {
         /// Usually empty.
         "EventKey" => event_key: Option<String>,
     }
 
     /// A follower scanned a parametric QR code (`SCAN`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_event_pushes.html>
     pub struct Scan ["event", "SCAN"] {
         /// The scene value (no prefix).
         "EventKey" => event_key: String,
@@ -217,6 +223,8 @@ top_level! {
     }
 
     /// Periodic location report (`LOCATION`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_event_pushes.html>
     pub struct LocationReport ["event", "LOCATION"] {
         /// Latitude.
         "Latitude" => latitude: f64,
@@ -227,12 +235,16 @@ top_level! {
     }
 
     /// A click on a menu button (`CLICK`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_event_pushes.html>
     pub struct Click ["event", "CLICK"] {
         /// The button's key.
         "EventKey" => event_key: String,
     }
 
     /// A click on a menu link (`VIEW`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_event_pushes.html>
     pub struct View ["event", "VIEW"] {
         /// The URL opened.
         "EventKey" => event_key: String,
@@ -241,6 +253,8 @@ top_level! {
     }
 
     /// A click on a menu button that opens a mini program (`view_miniprogram`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Custom_Menus/Custom_Menu_Push_Events.html>
     pub struct ViewMiniprogram ["event", "view_miniprogram"] {
         /// The page path opened.
         "EventKey" => event_key: String,
@@ -249,6 +263,8 @@ top_level! {
     }
 
     /// Menu scan, result pushed (`scancode_push`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Custom_Menus/Custom_Menu_Push_Events.html>
     pub struct ScancodePush ["event", "scancode_push"] {
         /// The button's key.
         "EventKey" => event_key: String,
@@ -257,6 +273,8 @@ top_level! {
     }
 
     /// Menu scan with a "receiving" prompt (`scancode_waitmsg`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Custom_Menus/Custom_Menu_Push_Events.html>
     pub struct ScancodeWaitmsg ["event", "scancode_waitmsg"] {
         /// The button's key.
         "EventKey" => event_key: String,
@@ -265,6 +283,8 @@ top_level! {
     }
 
     /// Menu camera (`pic_sysphoto`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Custom_Menus/Custom_Menu_Push_Events.html>
     pub struct PicSysphoto ["event", "pic_sysphoto"] {
         /// The button's key.
         "EventKey" => event_key: String,
@@ -273,6 +293,8 @@ top_level! {
     }
 
     /// Menu camera or album (`pic_photo_or_album`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Custom_Menus/Custom_Menu_Push_Events.html>
     pub struct PicPhotoOrAlbum ["event", "pic_photo_or_album"] {
         /// The button's key.
         "EventKey" => event_key: String,
@@ -281,6 +303,8 @@ top_level! {
     }
 
     /// Menu WeChat album (`pic_weixin`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Custom_Menus/Custom_Menu_Push_Events.html>
     pub struct PicWeixin ["event", "pic_weixin"] {
         /// The button's key.
         "EventKey" => event_key: String,
@@ -289,6 +313,8 @@ top_level! {
     }
 
     /// Menu location picker (`location_select`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Custom_Menus/Custom_Menu_Push_Events.html>
     pub struct LocationSelect ["event", "location_select"] {
         /// The button's key.
         "EventKey" => event_key: String,
@@ -297,6 +323,8 @@ top_level! {
     }
 
     /// A template message's delivery result (`TEMPLATESENDJOBFINISH`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Template_Message_Interface.html>
     pub struct TemplateSendJobFinish ["event", "TEMPLATESENDJOBFINISH"] {
         /// The template message's id (note the spelling `MsgID`).
         "MsgID" => msg_id: u64,
@@ -305,6 +333,8 @@ top_level! {
     }
 
     /// A mass send's result (`MASSSENDJOBFINISH`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Batch_Sends_and_Originality_Checks.html>
     pub struct MassSendJobFinish ["event", "MASSSENDJOBFINISH"] {
         /// The mass message's id.
         "MsgID" => msg_id: u64,
@@ -325,42 +355,56 @@ top_level! {
     }
 
     /// A free publish job's result (`PUBLISHJOBFINISH`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Publish/Callback_on_finish.html>
     pub struct PublishJobFinish ["event", "PUBLISHJOBFINISH"] {
         /// The result.
         "PublishEventInfo" => publish_event_info: PublishEventInfo,
     }
 
     /// Subscription popup choices (`subscribe_msg_popup_event`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Subscription_Messages/api.html>
     pub struct SubscribeMsgPopupEvent ["event", "subscribe_msg_popup_event"] {
         /// The choices.
         "SubscribeMsgPopupEvent" => popup: SubscribeMsgPopup,
     }
 
     /// Subscription changes (`subscribe_msg_change_event`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Subscription_Messages/api.html>
     pub struct SubscribeMsgChangeEvent ["event", "subscribe_msg_change_event"] {
         /// The changes.
         "SubscribeMsgChangeEvent" => change: SubscribeMsgChange,
     }
 
     /// Subscription message deliveries (`subscribe_msg_sent_event`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Subscription_Messages/api.html>
     pub struct SubscribeMsgSentEvent ["event", "subscribe_msg_sent_event"] {
         /// The deliveries.
         "SubscribeMsgSentEvent" => sent: SubscribeMsgSent,
     }
 
     /// A customer-service agent took the conversation (`kf_create_session`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Customer_Service/Session_control.html>
     pub struct KfCreateSession ["event", "kf_create_session"] {
         /// The agent's account.
         "KfAccount" => kf_account: String,
     }
 
     /// A customer-service agent closed the conversation (`kf_close_session`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Customer_Service/Session_control.html>
     pub struct KfCloseSession ["event", "kf_close_session"] {
         /// The agent's account.
         "KfAccount" => kf_account: String,
     }
 
     /// The conversation moved between agents (`kf_switch_session`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Customer_Service/Session_control.html>
     pub struct KfSwitchSession ["event", "kf_switch_session"] {
         /// The previous agent.
         "FromKfAccount" => from_kf_account: String,
@@ -369,12 +413,16 @@ top_level! {
     }
 
     /// Qualification verification passed (`qualification_verify_success`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Account_Management/Wechat_Accreditation_Event_Push.html>
     pub struct QualificationVerifySuccess ["event", "qualification_verify_success"] {
         /// When the verification expires (seconds).
         "ExpiredTime" => expired_time: i64,
     }
 
     /// Qualification verification failed (`qualification_verify_fail`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Account_Management/Wechat_Accreditation_Event_Push.html>
     pub struct QualificationVerifyFail ["event", "qualification_verify_fail"] {
         /// When it failed (seconds).
         "FailTime" => fail_time: i64,
@@ -383,12 +431,16 @@ top_level! {
     }
 
     /// Name verification passed (`naming_verify_success`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Account_Management/Wechat_Accreditation_Event_Push.html>
     pub struct NamingVerifySuccess ["event", "naming_verify_success"] {
         /// When the verification expires (seconds).
         "ExpiredTime" => expired_time: i64,
     }
 
     /// Name verification failed (`naming_verify_fail`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Account_Management/Wechat_Accreditation_Event_Push.html>
     pub struct NamingVerifyFail ["event", "naming_verify_fail"] {
         /// When it failed (seconds).
         "FailTime" => fail_time: i64,
@@ -397,12 +449,16 @@ top_level! {
     }
 
     /// Annual re-verification is due (`annual_renew`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Account_Management/Wechat_Accreditation_Event_Push.html>
     pub struct AnnualRenew ["event", "annual_renew"] {
         /// When the verification expires (seconds).
         "ExpiredTime" => expired_time: i64,
     }
 
     /// Verification expired (`verify_expired`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Account_Management/Wechat_Accreditation_Event_Push.html>
     pub struct VerifyExpired ["event", "verify_expired"] {
         /// When it expired (seconds).
         "ExpiredTime" => expired_time: i64,

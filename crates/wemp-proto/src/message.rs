@@ -68,6 +68,8 @@ impl Header {
 
 top_level! {
     /// A text message (`MsgType=text`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_standard_messages.html>
     pub struct Text ["text"] {
         /// The text the user sent.
         "Content" => content: String,
@@ -82,6 +84,8 @@ top_level! {
     }
 
     /// An image message (`MsgType=image`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_standard_messages.html>
     pub struct Image ["image"] {
         /// URL of the picture.
         "PicUrl" => pic_url: String,
@@ -96,6 +100,8 @@ top_level! {
     }
 
     /// A voice message (`MsgType=voice`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_standard_messages.html>
     pub struct Voice ["voice"] {
         /// Media id of the recording.
         "MediaId" => media_id: String,
@@ -114,6 +120,8 @@ top_level! {
     }
 
     /// A video message (`MsgType=video`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_standard_messages.html>
     pub struct Video ["video"] {
         /// Media id of the video.
         "MediaId" => media_id: String,
@@ -128,6 +136,8 @@ top_level! {
     }
 
     /// A short video message (`MsgType=shortvideo`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_standard_messages.html>
     pub struct ShortVideo ["shortvideo"] {
         /// Media id of the video.
         "MediaId" => media_id: String,
@@ -142,6 +152,8 @@ top_level! {
     }
 
     /// A location the user shared (`MsgType=location`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_standard_messages.html>
     pub struct Location ["location"] {
         /// Latitude.
         "Location_X" => latitude: f64,
@@ -160,6 +172,8 @@ top_level! {
     }
 
     /// A link the user shared (`MsgType=link`).
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_standard_messages.html>
     pub struct Link ["link"] {
         /// Title.
         "Title" => title: String,
