@@ -5,9 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use wemp_proto::event::{Click, Scan, Subscribe, Unsubscribe, View};
-use wemp_proto::message::{Image, Link, Location, Text};
-use wemp_proto::{Event, Header, Incoming};
+use wemp_proto::Header;
+use wemp_testkit::message::{EventMessage, Message};
 use wemp_testkit::wechat::{AttemptOutcome, Delivery, ERROR_BANNER, UserSees, WechatCallback};
 
 use crate::feed::Exchange;
@@ -144,82 +143,46 @@ fn msg_id() -> u64 {
     NEXT_MSG_ID.fetch_add(1, Ordering::Relaxed)
 }
 
+/// The QR ticket WeChat sends with a scene (`Subscribe` through a QR code, `Scan`).
+fn ticket(scene: &str) -> String {
+    format!("gQH47joAAAAAAAAAASxodHRwOi8vd2VpeGluLnFxLmNvbS9xL{scene}")
+}
+
 impl Action {
+    /// The message this action makes WeChat post.
+    pub fn to_message(&self) -> Message {
+        match self {
+            Self::Text { content } => Message::Text { content: content.clone() },
+            Self::Image { media_id, pic_url } => {
+                Message::Image { media_id: media_id.clone(), pic_url: pic_url.clone() }
+            }
+            Self::Location { lat, lon, scale, label } => {
+                Message::Location { lat: *lat, lon: *lon, scale: *scale, label: label.clone() }
+            }
+            Self::Link { title, description, url } => {
+                Message::Link { url: url.clone(), title: title.clone(), description: description.clone() }
+            }
+            Self::Subscribe { scene } => {
+                let scene = scene.clone().filter(|s| !s.is_empty());
+                let ticket = scene.as_deref().map(ticket).unwrap_or_default();
+                Message::Event(EventMessage::Subscribe { scene, ticket })
+            }
+            Self::Unsubscribe => Message::Event(EventMessage::Unsubscribe),
+            Self::Scan { scene } => {
+                Message::Event(EventMessage::Scan { scene: scene.clone(), ticket: ticket(scene) })
+            }
+            Self::Click { key } => Message::Event(EventMessage::Click { key: key.clone() }),
+            Self::View { url } => Message::Event(EventMessage::View { url: url.clone(), menu_id: None }),
+        }
+    }
+
     /// The message XML WeChat would post for this action by `openid` to the account
     /// `original_id`.
     pub fn to_xml(&self, openid: &str, original_id: &str) -> String {
         let header = Header { to: original_id.to_owned(), from: openid.to_owned(), create_time: now() };
-        let incoming = match self {
-            Self::Text { content } => {
-                let mut m = Text::default();
-                m.header = header;
-                m.content = content.clone();
-                m.id = msg_id();
-                Incoming::Text(m)
-            }
-            Self::Image { media_id, pic_url } => {
-                let mut m = Image::default();
-                m.header = header;
-                m.media_id = media_id.clone();
-                m.pic_url = pic_url.clone();
-                m.id = msg_id();
-                Incoming::Image(m)
-            }
-            Self::Location { lat, lon, scale, label } => {
-                let mut m = Location::default();
-                m.header = header;
-                m.latitude = *lat;
-                m.longitude = *lon;
-                m.scale = *scale;
-                m.label = label.clone();
-                m.id = msg_id();
-                Incoming::Location(m)
-            }
-            Self::Link { title, description, url } => {
-                let mut m = Link::default();
-                m.header = header;
-                m.title = title.clone();
-                m.description = description.clone();
-                m.url = url.clone();
-                m.id = msg_id();
-                Incoming::Link(m)
-            }
-            Self::Subscribe { scene } => {
-                let mut e = Subscribe::default();
-                e.header = header;
-                if let Some(scene) = scene.as_deref().filter(|s| !s.is_empty()) {
-                    e.event_key = Some(format!("qrscene_{scene}"));
-                    e.ticket = Some(format!("gQH47joAAAAAAAAAASxodHRwOi8vd2VpeGluLnFxLmNvbS9xL{scene}"));
-                }
-                Incoming::Event(Event::Subscribe(e))
-            }
-            Self::Unsubscribe => {
-                let mut e = Unsubscribe::default();
-                e.header = header;
-                e.event_key = Some(String::new());
-                Incoming::Event(Event::Unsubscribe(e))
-            }
-            Self::Scan { scene } => {
-                let mut e = Scan::default();
-                e.header = header;
-                e.event_key = scene.clone();
-                e.ticket = Some(format!("gQH47joAAAAAAAAAASxodHRwOi8vd2VpeGluLnFxLmNvbS9xL{scene}"));
-                Incoming::Event(Event::Scan(e))
-            }
-            Self::Click { key } => {
-                let mut e = Click::default();
-                e.header = header;
-                e.event_key = key.clone();
-                Incoming::Event(Event::Click(e))
-            }
-            Self::View { url } => {
-                let mut e = View::default();
-                e.header = header;
-                e.event_key = url.clone();
-                Incoming::Event(Event::View(e))
-            }
-        };
-        incoming.to_xml()
+        let message = self.to_message();
+        let id = if message.is_message() { msg_id() } else { 0 };
+        message.build(header, id).to_xml()
     }
 }
 
@@ -255,6 +218,8 @@ fn report(sent_xml: String, d: Delivery) -> ChatResult {
 
 #[cfg(test)]
 mod tests {
+    use wemp_proto::{Event, Incoming};
+
     use super::*;
 
     #[test]

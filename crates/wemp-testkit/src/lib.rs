@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
 
+pub mod message;
 pub mod platform;
 pub mod wechat;

@@ -1,13 +1,8 @@
-//! The messages and events `wemp sim` can send, built with the typed structs of
-//! [`wemp_proto::message`] and [`wemp_proto::event`].
+//! The messages and events `wemp sim` can send: the command-line grammar, turned into
+//! [`wemp_testkit::message::Message`], which builds them (the web console builds the same way).
 
-use wemp_proto::event::{
-    Click, LocationReport, LocationSelect, PicItem, PicList, PicPhotoOrAlbum, PicSysphoto, PicWeixin,
-    ScanCodeInfo, ScancodePush, ScancodeWaitmsg, SendLocationInfo, SendPicsInfo, Subscribe, Unsubscribe,
-    View, ViewMiniprogram,
-};
-use wemp_proto::message::{Image, Link, Location, ShortVideo, Text, Video, Voice};
 use wemp_proto::{Event, Header, Incoming};
+use wemp_testkit::message::{EventMessage, Message};
 
 /// One message or event type, with its fields (a `sim send` subcommand).
 #[derive(Clone, Debug, PartialEq, clap::Subcommand)]
@@ -218,17 +213,36 @@ impl MessageSpec {
 
     /// A short name for reports (`text`, `event CLICK`, …).
     pub fn label(&self) -> String {
-        match self {
-            Self::Text { .. } => "text".into(),
-            Self::Image { .. } => "image".into(),
-            Self::Voice { .. } => "voice".into(),
-            Self::Video { .. } => "video".into(),
-            Self::Shortvideo { .. } => "shortvideo".into(),
-            Self::Location { .. } => "location".into(),
-            Self::Link { .. } => "link".into(),
-            Self::Raw { .. } => "raw".into(),
-            Self::Event(e) => format!("event {}", e.wire_name()),
-        }
+        self.to_message().map_or_else(|| "raw".into(), |m| m.label())
+    }
+
+    /// The message this spec describes; `None` for [`MessageSpec::Raw`] (XML sent as is).
+    pub fn to_message(&self) -> Option<Message> {
+        Some(match self {
+            Self::Text { content } => Message::Text { content: content.clone() },
+            Self::Image { media_id, pic_url } => {
+                Message::Image { media_id: media_id.clone(), pic_url: pic_url.clone() }
+            }
+            Self::Voice { media_id, format, recognition } => Message::Voice {
+                media_id: media_id.clone(),
+                format: format.clone(),
+                recognition: recognition.clone(),
+            },
+            Self::Video { media_id, thumb_media_id } => {
+                Message::Video { media_id: media_id.clone(), thumb_media_id: thumb_media_id.clone() }
+            }
+            Self::Shortvideo { media_id, thumb_media_id } => {
+                Message::ShortVideo { media_id: media_id.clone(), thumb_media_id: thumb_media_id.clone() }
+            }
+            Self::Location { lat, lon, scale, label } => {
+                Message::Location { lat: *lat, lon: *lon, scale: *scale, label: label.clone() }
+            }
+            Self::Link { url, title, description } => {
+                Message::Link { url: url.clone(), title: title.clone(), description: description.clone() }
+            }
+            Self::Event(e) => Message::Event(e.to_event()),
+            Self::Raw { .. } => return None,
+        })
     }
 
     /// Builds the message from `header` (the user to the account) with `msg_id`.
@@ -236,223 +250,62 @@ impl MessageSpec {
     /// # Errors
     /// Only for [`MessageSpec::Raw`]: the file cannot be read or is not acceptable XML.
     pub fn build(&self, header: Header, msg_id: u64) -> Result<Incoming, String> {
-        Ok(match self {
-            Self::Text { content } => {
-                let mut m = Text::default();
-                m.header = header;
-                m.content = content.clone();
-                m.id = msg_id;
-                Incoming::Text(m)
-            }
-            Self::Image { media_id, pic_url } => {
-                let mut m = Image::default();
-                m.header = header;
-                m.media_id = media_id.clone();
-                m.pic_url = pic_url.clone();
-                m.id = msg_id;
-                Incoming::Image(m)
-            }
-            Self::Voice { media_id, format, recognition } => {
-                let mut m = Voice::default();
-                m.header = header;
-                m.media_id = media_id.clone();
-                m.format = format.clone();
-                m.recognition = recognition.clone();
-                m.id = msg_id;
-                Incoming::Voice(m)
-            }
-            Self::Video { media_id, thumb_media_id } => {
-                let mut m = Video::default();
-                m.header = header;
-                m.media_id = media_id.clone();
-                m.thumb_media_id = thumb_media_id.clone();
-                m.id = msg_id;
-                Incoming::Video(m)
-            }
-            Self::Shortvideo { media_id, thumb_media_id } => {
-                let mut m = ShortVideo::default();
-                m.header = header;
-                m.media_id = media_id.clone();
-                m.thumb_media_id = thumb_media_id.clone();
-                m.id = msg_id;
-                Incoming::ShortVideo(m)
-            }
-            Self::Location { lat, lon, scale, label } => {
-                let mut m = Location::default();
-                m.header = header;
-                m.latitude = *lat;
-                m.longitude = *lon;
-                m.scale = *scale;
-                m.label = label.clone();
-                m.id = msg_id;
-                Incoming::Location(m)
-            }
-            Self::Link { url, title, description } => {
-                let mut m = Link::default();
-                m.header = header;
-                m.url = url.clone();
-                m.title = title.clone();
-                m.description = description.clone();
-                m.id = msg_id;
-                Incoming::Link(m)
-            }
-            Self::Raw { file } => {
-                let xml = if file == "-" {
-                    std::io::read_to_string(std::io::stdin())
-                } else {
-                    std::fs::read_to_string(file)
-                }
-                .map_err(|e| format!("cannot read {file}: {e}"))?;
-                Incoming::parse(&xml).map_err(|e| format!("{file}: {e}"))?
-            }
-            Self::Event(e) => Incoming::Event(e.build(header)),
-        })
+        if let Some(message) = self.to_message() {
+            return Ok(message.build(header, msg_id));
+        }
+        let Self::Raw { file } = self else { unreachable!("only Raw has no Message") };
+        let xml = if file == "-" {
+            std::io::read_to_string(std::io::stdin())
+        } else {
+            std::fs::read_to_string(file)
+        }
+        .map_err(|e| format!("cannot read {file}: {e}"))?;
+        Incoming::parse(&xml).map_err(|e| format!("{file}: {e}"))
     }
 }
 
-fn pics(count: u32) -> SendPicsInfo {
-    let mut info = SendPicsInfo::default();
-    info.count = count;
-    let mut list = PicList::default();
-    list.items = (0..count)
-        .map(|i| {
-            let mut item = PicItem::default();
-            item.pic_md5_sum = format!("{:032x}", u128::from(i) + 0x1b5f7c23b5bf75682a53e7b6d163e185);
-            item
-        })
-        .collect();
-    info.pic_list = list;
-    info
-}
-
-fn scan_info(result: &str) -> ScanCodeInfo {
-    let mut info = ScanCodeInfo::default();
-    info.scan_type = "qrcode".into();
-    info.scan_result = result.into();
-    info
-}
-
 impl EventSpec {
+    /// The event this spec describes.
+    pub fn to_event(&self) -> EventMessage {
+        match self {
+            Self::Subscribe { scene, ticket } => {
+                EventMessage::Subscribe { scene: scene.clone(), ticket: ticket.clone() }
+            }
+            Self::Unsubscribe => EventMessage::Unsubscribe,
+            Self::Scan { scene, ticket } => {
+                EventMessage::Scan { scene: scene.clone(), ticket: ticket.clone() }
+            }
+            Self::Click { key } => EventMessage::Click { key: key.clone() },
+            Self::View { url, menu_id } => EventMessage::View { url: url.clone(), menu_id: menu_id.clone() },
+            Self::Location { lat, lon, precision } => {
+                EventMessage::Location { lat: *lat, lon: *lon, precision: *precision }
+            }
+            Self::ViewMiniprogram { path } => EventMessage::ViewMiniprogram { path: path.clone() },
+            Self::ScancodePush { key, result } => {
+                EventMessage::ScancodePush { key: key.clone(), result: result.clone() }
+            }
+            Self::ScancodeWaitmsg { key, result } => {
+                EventMessage::ScancodeWaitmsg { key: key.clone(), result: result.clone() }
+            }
+            Self::PicSysphoto { key, count } => EventMessage::PicSysphoto { key: key.clone(), count: *count },
+            Self::PicPhotoOrAlbum { key, count } => {
+                EventMessage::PicPhotoOrAlbum { key: key.clone(), count: *count }
+            }
+            Self::PicWeixin { key, count } => EventMessage::PicWeixin { key: key.clone(), count: *count },
+            Self::LocationSelect { key, lat, lon, label } => {
+                EventMessage::LocationSelect { key: key.clone(), lat: *lat, lon: *lon, label: label.clone() }
+            }
+        }
+    }
+
     /// WeChat's spelling of the `Event` value.
     pub fn wire_name(&self) -> &'static str {
-        match self {
-            Self::Subscribe { .. } => "subscribe",
-            Self::Unsubscribe => "unsubscribe",
-            Self::Scan { .. } => "SCAN",
-            Self::Click { .. } => "CLICK",
-            Self::View { .. } => "VIEW",
-            Self::Location { .. } => "LOCATION",
-            Self::ViewMiniprogram { .. } => "view_miniprogram",
-            Self::ScancodePush { .. } => "scancode_push",
-            Self::ScancodeWaitmsg { .. } => "scancode_waitmsg",
-            Self::PicSysphoto { .. } => "pic_sysphoto",
-            Self::PicPhotoOrAlbum { .. } => "pic_photo_or_album",
-            Self::PicWeixin { .. } => "pic_weixin",
-            Self::LocationSelect { .. } => "location_select",
-        }
+        self.to_event().wire_name()
     }
 
     /// Builds the event from `header`.
     pub fn build(&self, header: Header) -> Event {
-        match self {
-            Self::Subscribe { scene, ticket } => {
-                let mut e = Subscribe::default();
-                e.header = header;
-                if let Some(scene) = scene {
-                    e.event_key = Some(format!("qrscene_{scene}"));
-                    e.ticket = Some(ticket.clone());
-                }
-                Event::Subscribe(e)
-            }
-            Self::Unsubscribe => {
-                let mut e = Unsubscribe::default();
-                e.header = header;
-                e.event_key = Some(String::new());
-                Event::Unsubscribe(e)
-            }
-            Self::Scan { scene, ticket } => {
-                let mut e = wemp_proto::event::Scan::default();
-                e.header = header;
-                e.event_key = scene.clone();
-                e.ticket = Some(ticket.clone());
-                Event::Scan(e)
-            }
-            Self::Click { key } => {
-                let mut e = Click::default();
-                e.header = header;
-                e.event_key = key.clone();
-                Event::Click(e)
-            }
-            Self::View { url, menu_id } => {
-                let mut e = View::default();
-                e.header = header;
-                e.event_key = url.clone();
-                e.menu_id = menu_id.clone();
-                Event::View(e)
-            }
-            Self::Location { lat, lon, precision } => {
-                let mut e = LocationReport::default();
-                e.header = header;
-                e.latitude = *lat;
-                e.longitude = *lon;
-                e.precision = *precision;
-                Event::Location(e)
-            }
-            Self::ViewMiniprogram { path } => {
-                let mut e = ViewMiniprogram::default();
-                e.header = header;
-                e.event_key = path.clone();
-                Event::ViewMiniprogram(e)
-            }
-            Self::ScancodePush { key, result } => {
-                let mut e = ScancodePush::default();
-                e.header = header;
-                e.event_key = key.clone();
-                e.scan_code_info = scan_info(result);
-                Event::ScancodePush(e)
-            }
-            Self::ScancodeWaitmsg { key, result } => {
-                let mut e = ScancodeWaitmsg::default();
-                e.header = header;
-                e.event_key = key.clone();
-                e.scan_code_info = scan_info(result);
-                Event::ScancodeWaitmsg(e)
-            }
-            Self::PicSysphoto { key, count } => {
-                let mut e = PicSysphoto::default();
-                e.header = header;
-                e.event_key = key.clone();
-                e.send_pics_info = pics(*count);
-                Event::PicSysphoto(e)
-            }
-            Self::PicPhotoOrAlbum { key, count } => {
-                let mut e = PicPhotoOrAlbum::default();
-                e.header = header;
-                e.event_key = key.clone();
-                e.send_pics_info = pics(*count);
-                Event::PicPhotoOrAlbum(e)
-            }
-            Self::PicWeixin { key, count } => {
-                let mut e = PicWeixin::default();
-                e.header = header;
-                e.event_key = key.clone();
-                e.send_pics_info = pics(*count);
-                Event::PicWeixin(e)
-            }
-            Self::LocationSelect { key, lat, lon, label } => {
-                let mut e = LocationSelect::default();
-                e.header = header;
-                e.event_key = key.clone();
-                let mut info = SendLocationInfo::default();
-                info.latitude = *lat;
-                info.longitude = *lon;
-                info.scale = Some(15);
-                info.label = Some(label.clone());
-                info.poiname = Some(String::new());
-                e.send_location_info = info;
-                Event::LocationSelect(e)
-            }
-        }
+        self.to_event().build(header)
     }
 }
 
