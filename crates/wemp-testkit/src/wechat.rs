@@ -111,10 +111,52 @@ pub struct Schedule {
     pub tries: u32,
 }
 
+impl Schedule {
+    /// WeChat's own schedule: each try abandoned after 5 seconds, three tries in all.
+    pub const WECHAT: Self = Self { timeout: Duration::from_secs(5), tries: 3 };
+
+    /// Makes the tries of one delivery on this schedule: `attempt(number)` (1, 2, …), each
+    /// bounded by [`Schedule::timeout`], until `settled` accepts a try's result (the
+    /// delivery ends there, as when the server answers) or the tries run out (at least
+    /// one is made). Returns every try in order; one whose timeout ran out has no result.
+    /// [`WechatCallback`] and `wemp sim` both retry through it.
+    pub async fn run<T, F, Fut>(&self, mut attempt: F, mut settled: impl FnMut(&T) -> bool) -> Vec<Timed<T>>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let first = Instant::now();
+        let mut tries = Vec::new();
+        for number in 1..=self.tries.max(1) {
+            let started = Instant::now();
+            let result = tokio::time::timeout(self.timeout, attempt(number)).await.ok();
+            let done = result.as_ref().is_some_and(&mut settled);
+            tries.push(Timed { number, started: started - first, took: started.elapsed(), result });
+            if done {
+                break;
+            }
+        }
+        tries
+    }
+}
+
 impl Default for Schedule {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(5), tries: 3 }
+        Self::WECHAT
     }
+}
+
+/// One try made by [`Schedule::run`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timed<T> {
+    /// 1 for the first try, then 2, 3 …
+    pub number: u32,
+    /// When the try started, from the first try's start.
+    pub started: Duration,
+    /// How long it took.
+    pub took: Duration,
+    /// What it came to; `None` when the try's timeout ran out first.
+    pub result: Option<T>,
 }
 
 /// How one try ended.
@@ -333,38 +375,36 @@ impl WechatCallback {
                 };
             }
         };
-        let first = Instant::now();
-        let mut attempts = Vec::new();
-        let mut last_failure = String::new();
-        for _ in 0..self.schedule.tries.max(1) {
-            let started = Instant::now();
-            let outcome =
-                match tokio::time::timeout(self.schedule.timeout, self.request(http::Method::POST, &signed))
-                    .await
-                {
-                    Ok(Ok((status, body))) => AttemptOutcome::Answered { status, body },
-                    Ok(Err(e)) => AttemptOutcome::Failed(e.to_string()),
-                    Err(_) => AttemptOutcome::TimedOut,
-                };
-            attempts.push(Attempt {
-                started: started - first,
-                took: started.elapsed(),
-                outcome: outcome.clone(),
-            });
-            match outcome {
-                AttemptOutcome::Answered { status: 200, body } => {
-                    let (user_sees, encrypted) = self.judge(openid, &body, answering_message);
-                    return Delivery { attempts, user_sees, encrypted };
-                }
-                AttemptOutcome::Answered { status, body } => {
-                    last_failure = format!("HTTP {status}: {}", body.trim());
-                }
-                AttemptOutcome::TimedOut => {
-                    last_failure = format!("no answer within {:?}", self.schedule.timeout);
-                }
-                AttemptOutcome::Failed(e) => last_failure = e,
+        let tries = self
+            .schedule
+            .run(
+                |_| async {
+                    match self.request(http::Method::POST, &signed).await {
+                        Ok((status, body)) => AttemptOutcome::Answered { status, body },
+                        Err(e) => AttemptOutcome::Failed(e.to_string()),
+                    }
+                },
+                |outcome| matches!(outcome, AttemptOutcome::Answered { status: 200, .. }),
+            )
+            .await;
+        let attempts: Vec<Attempt> = tries
+            .into_iter()
+            .map(|t| Attempt {
+                started: t.started,
+                took: t.took,
+                outcome: t.result.unwrap_or(AttemptOutcome::TimedOut),
+            })
+            .collect();
+        let last_failure = match attempts.last().map(|a| &a.outcome) {
+            Some(AttemptOutcome::Answered { status: 200, body }) => {
+                let (user_sees, encrypted) = self.judge(openid, body, answering_message);
+                return Delivery { attempts, user_sees, encrypted };
             }
-        }
+            Some(AttemptOutcome::Answered { status, body }) => format!("HTTP {status}: {}", body.trim()),
+            Some(AttemptOutcome::TimedOut) => format!("no answer within {:?}", self.schedule.timeout),
+            Some(AttemptOutcome::Failed(e)) => e.clone(),
+            None => String::new(),
+        };
         let reason = format!("all {} tries failed; last: {last_failure}", attempts.len());
         Delivery { attempts, user_sees: UserSees::ErrorBanner { reason }, encrypted: false }
     }
@@ -422,5 +462,34 @@ impl WechatCallback {
         let status = res.status().as_u16();
         let body = res.into_body().collect().await.map_err(|e| SimError::Http(e.to_string()))?.to_bytes();
         Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_schedule_abandons_slow_tries_and_stops_at_a_settled_one() {
+        let schedule = Schedule { timeout: Duration::from_millis(30), tries: 3 };
+        let tries = schedule
+            .run(
+                |number| async move {
+                    if number < 3 {
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                    }
+                    number
+                },
+                |_| true,
+            )
+            .await;
+        let results: Vec<_> = tries.iter().map(|t| (t.number, t.result)).collect();
+        assert_eq!(results, [(1, None), (2, None), (3, Some(3))]);
+        assert!(tries[1].started >= Duration::from_millis(30), "{tries:?}");
+
+        let tries = schedule.run(|number| async move { number }, |n| *n == 2).await;
+        assert_eq!(tries.iter().map(|t| t.result).collect::<Vec<_>>(), [Some(1), Some(2)]);
+        let once = Schedule { timeout: Duration::from_millis(30), tries: 0 };
+        assert_eq!(once.run(|n| async move { n }, |_| false).await.len(), 1);
     }
 }

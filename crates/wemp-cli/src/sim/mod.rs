@@ -1,7 +1,8 @@
 //! `wemp sim`: the WeChat platform's side of the callback protocol, played against any URL.
 //!
 //! The [`Simulator`] signs and encrypts with [`wemp_proto::testing::Platform`] (the one
-//! description of what WeChat does), posts with WeChat's 5-second timeout and three tries,
+//! description of what WeChat does), posts with WeChat's 5-second timeout and three tries
+//! ([`wemp_testkit::wechat::Schedule`], the tests' schedule too),
 //! and judges each answer as WeChat would: a valid passive reply in the right direction,
 //! `CreateTime` in seconds, encrypted when the request was, news within the article limits.
 
@@ -16,6 +17,7 @@ use serde::Serialize;
 use wemp_proto::reply::ReplyMessage;
 use wemp_proto::testing::{Platform, SignedRequest};
 use wemp_proto::{Cipher, Header, Incoming, Mode};
+use wemp_testkit::wechat::Schedule;
 
 pub use build::{EventSpec, MessageSpec};
 
@@ -23,10 +25,10 @@ pub use build::{EventSpec, MessageSpec};
 pub const USER_ERROR_BANNER: &str = wemp_testkit::wechat::ERROR_BANNER;
 
 /// WeChat's wait for a passive reply.
-pub const WECHAT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const WECHAT_TIMEOUT: Duration = Schedule::WECHAT.timeout;
 
 /// WeChat's tries per message.
-pub const WECHAT_TRIES: u32 = 3;
+pub const WECHAT_TRIES: u32 = Schedule::WECHAT.tries;
 
 /// The default OpenID of the simulated user.
 pub const DEFAULT_OPENID: &str = "o_wemp_sim_user";
@@ -344,23 +346,34 @@ impl Simulator {
 
     /// As [`Simulator::deliver`], for XML that is already written.
     pub async fn deliver_xml(&self, xml: &str, answering_message: bool) -> Delivery {
+        let schedule = Schedule { timeout: self.target.timeout, tries: self.target.tries };
+        // Each try is signed afresh; a request that cannot be signed ends the delivery.
+        let tries = schedule
+            .run(
+                |_| async {
+                    let req = self.sign(xml).map_err(|e| format!("cannot sign the request: {e}"))?;
+                    Ok(self.exchange(false, &req.query_string(), req.body).await)
+                },
+                |result: &Result<Attempt, String>| {
+                    result.as_ref().map_or(true, |a| a.exchange.success_body().is_some())
+                },
+            )
+            .await;
         let mut attempts = Vec::new();
         let mut outcome = None;
-        for number in 1..=self.target.tries.max(1) {
-            let req = match self.sign(xml) {
-                Ok(req) => req,
-                Err(e) => {
-                    outcome = Some(Outcome::Failed { reason: format!("cannot sign the request: {e}") });
-                    break;
+        for t in tries {
+            match t.result {
+                Some(Ok(mut attempt)) => {
+                    attempt.number = t.number;
+                    if let Some(body) = attempt.exchange.success_body() {
+                        outcome = Some(self.judge(body, answering_message));
+                    }
+                    attempts.push(attempt);
                 }
-            };
-            let mut attempt = self.exchange(false, &req.query_string(), req.body).await;
-            attempt.number = number;
-            let body = attempt.exchange.success_body().map(str::to_owned);
-            attempts.push(attempt);
-            if let Some(body) = body {
-                outcome = Some(self.judge(&body, answering_message));
-                break;
+                Some(Err(reason)) => outcome = Some(Outcome::Failed { reason }),
+                None => {
+                    attempts.push(Attempt { number: t.number, elapsed: t.took, exchange: Exchange::Timeout })
+                }
             }
         }
         let outcome = outcome.unwrap_or_else(|| {
