@@ -455,16 +455,8 @@ fn explain_open_error(e: &wemp_proto::Error, body: &str) -> String {
 }
 
 /// What WeChat would refuse about a decoded reply: direction, `CreateTime`, news limits
-/// ([`wemp_testkit::wechat::reply_problems`], the judgement the tests use too).
-pub fn inspect_reply(
-    message: &ReplyMessage,
-    openid: &str,
-    account: &str,
-    answering_message: bool,
-    now: i64,
-) -> Vec<String> {
-    wemp_testkit::wechat::reply_problems(message, openid, account, answering_message, now)
-}
+/// (the testkit's judgement, which the tests use too).
+pub use wemp_testkit::wechat::reply_problems as inspect_reply;
 
 /// The verdict on a URL verification.
 #[derive(Clone, Debug, Serialize)]
