@@ -72,6 +72,13 @@ pub trait MessageLog: Send + Sync + 'static {
     /// Appends entries in order.
     async fn append(&self, entries: &[LogEntry]) -> Result<()>;
 
+    /// Appends a batch the caller shares (the [`crate::LogWriter`] does, to retry it without a
+    /// copy). Backends that hand the batch to another thread override this to avoid cloning
+    /// every entry; the default appends a borrowed slice.
+    async fn append_shared(&self, entries: std::sync::Arc<[LogEntry]>) -> Result<()> {
+        self.append(&entries).await
+    }
+
     /// Entries matching `query` in row-id order (oldest first), with their row ids.
     ///
     /// Row ids grow with every append, so `after_id` follows the log.

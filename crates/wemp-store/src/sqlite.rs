@@ -220,10 +220,13 @@ const LOG_COLUMNS: &str = "received_at_ms, appid, openid, msg_id, dedup_key, msg
 #[async_trait::async_trait]
 impl MessageLog for SqliteMessageLog {
     async fn append(&self, entries: &[LogEntry]) -> Result<()> {
+        self.append_shared(entries.into()).await
+    }
+
+    async fn append_shared(&self, entries: Arc<[LogEntry]>) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
-        let entries = entries.to_vec();
         self.db
             .call(move |c| {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_err)?;
@@ -234,7 +237,7 @@ impl MessageLog for SqliteMessageLog {
                              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
                         ))
                         .map_err(sql_err)?;
-                    for e in &entries {
+                    for e in entries.iter() {
                         stmt.execute(rusqlite::params![
                             e.received_at_ms,
                             e.appid,

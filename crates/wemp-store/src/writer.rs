@@ -267,8 +267,8 @@ async fn run(
             };
         }
         if !batch.is_empty() {
-            write_batch(&*log, &batch, &config, &stats, started).await;
-            batch.clear();
+            let shared: Arc<[LogEntry]> = std::mem::take(&mut batch).into();
+            write_batch(&*log, shared, &config, &stats, started).await;
         }
         // Every entry queued before these flushes is in a batch written by now.
         for done in flushes.drain(..) {
@@ -279,7 +279,7 @@ async fn run(
 
 async fn write_batch(
     log: &dyn MessageLog,
-    batch: &[LogEntry],
+    batch: Arc<[LogEntry]>,
     config: &LogWriterConfig,
     stats: &LogWriterStats,
     started: Instant,
@@ -287,7 +287,7 @@ async fn write_batch(
     let mut backoff = config.retry_backoff;
     let mut tries = 0;
     loop {
-        let error = match tokio::time::timeout(config.write_timeout, log.append(batch)).await {
+        let error = match tokio::time::timeout(config.write_timeout, log.append_shared(batch.clone())).await {
             Ok(Ok(())) => {
                 stats.0.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 return;
