@@ -69,12 +69,14 @@ impl LiveRules {
 }
 
 /// A wemp-server router whose one handler answers with the first matching live rule,
-/// after the rule's `delay` if it has one.
+/// after the rule's `delay` if it has one. The rule's name is what logs and the console
+/// show as the handler.
 pub fn rules_router(rules: Arc<LiveRules>) -> wemp_server::Router {
-    wemp_server::Router::new().fallback(move |incoming: Incoming| {
+    wemp_server::Router::new().fallback(move |incoming: Incoming, ctx: wemp_server::Ctx| {
         let rules = rules.load();
         async move {
             let Some((i, reply)) = rules.first_match(&incoming) else { return evaluate(&rules, &incoming) };
+            ctx.set_rule_name(rules.rules()[i].name.as_str());
             if let Some(delay) = rules.rules()[i].delay() {
                 tokio::time::sleep(delay).await;
             }
@@ -845,6 +847,41 @@ mod tests {
         live.store(Rules::from_toml("[[rules]]\ndefault = true\nreply.text = \"x\"\n").unwrap());
         assert_eq!(live.load().len(), 1);
         assert!(before.len() > 1, "a loaded set stays whole after a swap");
+    }
+
+    #[tokio::test]
+    async fn the_matching_rule_names_the_handler() {
+        use axum::body::Body;
+        use tower::ServiceExt as _;
+
+        let records = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = records.clone();
+        let rules = Rules::from_toml(
+            "[[rules]]\nname = \"greeting\"\nkeyword = \"hi\"\nreply.text = \"hello\"\n\
+             [[rules]]\ndefault = true\nreply.text = \"?\"\n",
+        )
+        .unwrap();
+        let svc = wemp_server::WechatService::builder()
+            .account(Account::new("wx_rules", "Tok123"))
+            .router(rules_router(Arc::new(LiveRules::new(rules))))
+            .observer(move |r: &Arc<wemp_server::DeliveryRecord>| seen.lock().unwrap().push(r.clone()))
+            .build()
+            .unwrap();
+        let platform = wemp_proto::testing::Platform::new("Tok123");
+        for (i, text) in ["hi", "other"].into_iter().enumerate() {
+            let xml = format!(
+                "<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>\
+                 <MsgType>text</MsgType><Content>{text}</Content><MsgId>{i}</MsgId></xml>"
+            );
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+            let req = platform.post(Mode::Plain, &xml, "o1", "gh_1", &now.to_string(), "7", [0; 16]).unwrap();
+            let http =
+                http::Request::post(format!("/?{}", req.query_string())).body(Body::from(req.body)).unwrap();
+            let res = svc.clone().into_router().oneshot(http).await.unwrap();
+            assert_eq!(res.status(), 200);
+        }
+        let names: Vec<_> = records.lock().unwrap().iter().map(|r| r.handler.clone()).collect();
+        assert_eq!(names, [Some("greeting".into()), Some("rules[1]".into())]);
     }
 
     #[tokio::test]

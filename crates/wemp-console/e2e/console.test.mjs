@@ -265,7 +265,7 @@ describe('wemp serve with the example config: the console on loopback', () => {
     const kv = await detail.locator('dl').textContent();
     assert.match(kv, /Modesafe/);
     assert.match(kv, /Dedupnew/);
-    assert.match(kv, /Handlerfallback/); // serve's rules run as the router's one handler
+    assert.match(kv, /Handlerhelp/); // the name of the config rule that answered
     assert.match(await detail.locator('#detail-raw').textContent(), /<Content><!\[CDATA\[help\]\]><\/Content>/);
     assert.match(await detail.locator('#detail-reply').textContent(), /order 42/);
     await shot(page, 'log-desktop.png', DESKTOP);

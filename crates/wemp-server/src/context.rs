@@ -134,6 +134,15 @@ impl Ctx {
         &self.shared
     }
 
+    /// Names what answers this delivery — the request span's `rule` field and the observer
+    /// record's `handler` — for a handler that routes further by itself, such as a rule
+    /// engine behind one [`crate::Router`] fallback. The last name set wins.
+    pub fn set_rule_name(&self, name: impl Into<Arc<str>>) {
+        let name = name.into();
+        tracing::Span::current().record("rule", &*name);
+        self.shared.set_rule(name);
+    }
+
     /// The sender's conversation session, typed as `T` (see [`Session`]). Its operations
     /// fail with [`crate::SessionError::NotConfigured`] when the service has no session
     /// store.

@@ -216,3 +216,17 @@ async fn broadcast_observer_fans_out() {
     // No subscriber left: observing still works.
     send(&svc, wechat_post(Mode::Safe, &text_xml("hi", 4))).await;
 }
+
+#[tokio::test]
+async fn a_handler_can_name_the_rule_it_applied() {
+    let records = Records::default();
+    let router = Router::new().fallback(|Content(text): Content, ctx: wemp_server::Ctx| async move {
+        ctx.set_rule_name(format!("keyword:{text}"));
+        Reply::text("named")
+    });
+    let svc = builder(router).observer(records.observer()).build().unwrap();
+    send(&svc, wechat_post(Mode::Plain, &text_xml("help", 5))).await;
+    let all = records.all();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].handler.as_deref(), Some("keyword:help"), "the handler's name wins over `fallback`");
+}
