@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::log::{LogEntry, MessageLog};
@@ -154,6 +154,9 @@ pub struct LogWriter {
     tx: mpsc::Sender<Command>,
     stats: LogWriterStats,
     started: Instant,
+    /// Wakes the task from its linger: a batch's worth is queued, or a flush or shutdown is.
+    wake: Arc<Notify>,
+    batch_size: usize,
     task: Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
@@ -167,15 +170,23 @@ impl LogWriter {
         let (tx, rx) = mpsc::channel(config.capacity.max(1));
         let stats = LogWriterStats::default();
         let started = Instant::now();
-        let task = tokio::spawn(run(log, rx, config, stats.clone(), started));
-        Self { tx, stats, started, task: Arc::new(tokio::sync::Mutex::new(Some(task))) }
+        let wake = Arc::new(Notify::new());
+        let batch_size = config.batch_size.max(1);
+        let task = tokio::spawn(run(log, rx, config, stats.clone(), started, wake.clone()));
+        Self { tx, stats, started, wake, batch_size, task: Arc::new(tokio::sync::Mutex::new(Some(task))) }
     }
 
     /// Queues `entry` without waiting; returns whether it was queued. An entry that does not
     /// fit is counted in [`LogWriterStats::dropped_queue_full`].
     pub fn log(&self, entry: LogEntry) -> bool {
         match self.tx.try_send(Command::Entry(Box::new(entry))) {
-            Ok(()) => true,
+            Ok(()) => {
+                // The task lingers without waking for every entry; a full batch cuts it short.
+                if self.tx.max_capacity() - self.tx.capacity() >= self.batch_size {
+                    self.wake.notify_one();
+                }
+                true
+            }
             Err(e) => {
                 let total = self.stats.0.dropped_full.fetch_add(1, Ordering::Relaxed) + 1;
                 let why = match e {
@@ -204,6 +215,7 @@ impl LogWriter {
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Command::Flush(done)).await.is_ok() {
+            self.wake.notify_one();
             let _ = wait.await;
         }
     }
@@ -216,6 +228,7 @@ impl LogWriter {
         if let Some(handle) = task.take() {
             // Fails only if the task is gone already.
             let _ = self.tx.send(Command::Shutdown).await;
+            self.wake.notify_one();
             if let Err(e) = handle.await {
                 tracing::warn!(error = %e, "message log writer task failed");
             }
@@ -236,6 +249,7 @@ async fn run(
     config: LogWriterConfig,
     stats: LogWriterStats,
     started: Instant,
+    wake: Arc<Notify>,
 ) {
     let batch_size = config.batch_size.max(1);
     let mut batch = Vec::with_capacity(batch_size.min(1024));
@@ -259,9 +273,11 @@ async fn run(
             }
             next = match rx.try_recv() {
                 Ok(cmd) => Some(cmd),
-                // Nothing queued: linger for more unless someone waits for this batch.
+                // Nothing queued: linger for more unless someone waits for this batch. The
+                // task sleeps instead of waiting on the queue, which would wake it for every
+                // entry; senders wake it when a full batch or a flush is queued.
                 Err(mpsc::error::TryRecvError::Empty) if flushes.is_empty() && !closing => {
-                    tokio::time::timeout_at(deadline, rx.recv()).await.ok().flatten()
+                    linger(&mut rx, &wake, deadline).await
                 }
                 Err(_) => None,
             };
@@ -273,6 +289,18 @@ async fn run(
         // Every entry queued before these flushes is in a batch written by now.
         for done in flushes.drain(..) {
             let _ = done.send(());
+        }
+    }
+}
+
+/// The next command queued before `deadline`, sleeping between wake-ups.
+async fn linger(rx: &mut mpsc::Receiver<Command>, wake: &Notify, deadline: Instant) -> Option<Command> {
+    loop {
+        let woken = tokio::time::timeout_at(deadline, wake.notified()).await.is_ok();
+        match rx.try_recv() {
+            Ok(cmd) => return Some(cmd),
+            Err(mpsc::error::TryRecvError::Empty) if woken => {}
+            Err(_) => return None,
         }
     }
 }

@@ -163,3 +163,26 @@ async fn into_sqlite() {
     assert_eq!(rows.len(), 300);
     assert_eq!(rows[299].1.summary, "m299");
 }
+
+#[tokio::test]
+async fn a_full_batch_or_a_flush_cuts_the_linger_short() {
+    let log = Arc::new(TestLog::default());
+    let config = LogWriterConfig::default().capacity(100).batch_size(8).linger(Duration::from_secs(600));
+    let writer = LogWriter::spawn(log.clone(), config);
+    // A full batch is written at once, without waking the writer for every entry.
+    for n in 0..8 {
+        assert!(writer.log(entry(n)));
+    }
+    let full = async {
+        while log.summaries().await.len() < 8 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), full).await.expect("a full batch waited for the linger");
+    // A partial batch waits for the linger, unless someone flushes.
+    assert!(writer.log(entry(8)));
+    tokio::time::timeout(Duration::from_secs(5), writer.flush()).await.expect("flush waited for the linger");
+    assert_eq!(log.summaries().await.len(), 9);
+    assert_eq!(*log.batches.lock().unwrap(), [8, 1]);
+    tokio::time::timeout(Duration::from_secs(5), writer.shutdown()).await.unwrap();
+}
