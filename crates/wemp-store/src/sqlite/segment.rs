@@ -90,6 +90,11 @@ pub(super) fn plain(body: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, Corrupt> 
         Some((&FORMAT_LZ4, rest)) => {
             let (len, packed) = rest.split_at_checked(4).ok_or("truncated segment")?;
             let len = u32::from_le_bytes(len.try_into().map_err(|_| "truncated segment")?) as usize;
+            // LZ4 expands at most ~255:1; a larger claim is corruption, not a reason to
+            // allocate gigabytes.
+            if len > packed.len().saturating_mul(255).saturating_add(16) {
+                return Err("segment claims an impossible length");
+            }
             let mut raw = vec![0; 1 + len];
             raw[0] = FORMAT_RAW;
             let n = lz4_flex::block::decompress_into(packed, &mut raw[1..])
@@ -357,6 +362,14 @@ mod tests {
                 .is_ok_and(|b| records(&b).is_ok_and(|mut r| r.all(|r| r.and_then(|r| r.entry()).is_ok())));
             assert!(!ok || cut == 0, "a compressed body cut at {cut} decoded");
         }
+    }
+
+    #[test]
+    fn an_impossible_length_is_refused_before_allocating() {
+        let mut packed = Vec::new();
+        compress_into(&mut packed, &encode([(0, &full(1))].into_iter()));
+        packed[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(plain(&packed).unwrap_err(), "segment claims an impossible length");
     }
 
     #[test]
