@@ -243,13 +243,19 @@ fn main() {
             "wemp-server load: {conns} connections x {per_conn} requests, {rounds} rounds each, loopback"
         );
         let mut next_id = 6_054_768_590_064_713_728_u64;
+        // Per variant: (ratio to bare, change versus the first variant) of every round.
+        let mut ratios: Vec<Vec<(f64, f64)>> = vec![Vec::new(); variants.len()];
         for round in 1..=rounds {
             let bare_reqs = prepare(conns, per_conn, next_id);
             let bare_run = drive(bare_addr, bare_reqs, |b| b == b"success").await;
             next_id += (conns * per_conn) as u64;
             report(&format!("round {round} bare axum"), &bare_run);
-            let mut first_rps = None;
-            for v in &variants {
+            // The variants take turns in a rotating order, so none always runs right after
+            // another's log writes or on a warmer machine.
+            let mut rps = vec![0.0; variants.len()];
+            for k in 0..variants.len() {
+                let i = (k + round - 1) % variants.len();
+                let v = &variants[i];
                 let wemp_reqs = prepare(conns, per_conn, next_id);
                 next_id += (conns * per_conn) as u64;
                 let wemp_run = drive(v.addr, wemp_reqs, |b| b.starts_with(b"<xml><Encrypt><![CDATA[")).await;
@@ -259,21 +265,42 @@ fn main() {
                     format!("round {round} wemp {}", v.name)
                 };
                 report(&label, &wemp_run);
-                let vs_first = match first_rps {
-                    None => {
-                        first_rps = Some(wemp_run.rps);
-                        String::new()
-                    }
-                    Some(f) => {
-                        format!(", {:+.1} % vs {}", 100.0 * (wemp_run.rps / f - 1.0), variants[0].name)
-                    }
-                };
-                println!(
-                    "round {round} {} ratio: {:.1} % of bare{vs_first}",
-                    v.name,
-                    100.0 * wemp_run.rps / bare_run.rps
-                );
+                rps[i] = wemp_run.rps;
+                // What the log writer still holds is written before the next variant runs
+                // (and the time it takes is shown), so one variant's writes never slow
+                // another's measurement.
+                if let Some(w) = &v.writer {
+                    let started = Instant::now();
+                    w.flush().await;
+                    println!("round {round} {} log flush after the run: {:?}", v.name, started.elapsed());
+                }
             }
+            for (i, v) in variants.iter().enumerate() {
+                let ratio = rps[i] / bare_run.rps;
+                let change = rps[i] / rps[0] - 1.0;
+                ratios[i].push((ratio, change));
+                let vs_first = if i == 0 {
+                    String::new()
+                } else {
+                    format!(", {:+.1} % vs {}", 100.0 * change, variants[0].name)
+                };
+                println!("round {round} {} ratio: {:.1} % of bare{vs_first}", v.name, 100.0 * ratio);
+            }
+        }
+        let median = |mut xs: Vec<f64>| {
+            xs.sort_by(f64::total_cmp);
+            let n = xs.len();
+            if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 }
+        };
+        for (i, v) in variants.iter().enumerate() {
+            let ratio = median(ratios[i].iter().map(|r| r.0).collect());
+            let change = median(ratios[i].iter().map(|r| r.1).collect());
+            let vs_first = if i == 0 {
+                String::new()
+            } else {
+                format!(", {:+.1} % vs {}", 100.0 * change, variants[0].name)
+            };
+            println!("median over {rounds} rounds: {} {:.1} % of bare{vs_first}", v.name, 100.0 * ratio);
         }
         for v in &variants {
             if let Some(w) = &v.writer {
