@@ -113,8 +113,9 @@ pub enum Reply {
     },
     /// Music.
     Music(Music),
-    /// Articles (news): 1 when answering a user's message, at most 8 otherwise.
-    News(Vec<Article>),
+    /// Articles (news): 1 when answering a user's message, at most 8 otherwise. In JSON:
+    /// `{"type": "news", "articles": [...]}`.
+    News(#[serde(serialize_with = "serialize_articles")] Vec<Article>),
     /// Hand the conversation to the customer-service system, optionally to one agent.
     TransferCustomerService {
         /// `TransInfo/KfAccount`: the agent (`account@wechat_id`).
@@ -258,6 +259,15 @@ impl Reply {
         check_chars(&root)?;
         Ok(Some(root))
     }
+}
+
+/// A tagged enum cannot serialize a bare list; the articles go under `articles`.
+#[allow(clippy::ptr_arg)] // serde hands the field over as it is declared
+fn serialize_articles<S: serde::Serializer>(articles: &Vec<Article>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap as _;
+    let mut map = s.serialize_map(Some(1))?;
+    map.serialize_entry("articles", articles)?;
+    map.end()
 }
 
 fn check_chars(el: &Element) -> Result<(), ReplyError> {
@@ -435,6 +445,32 @@ mod tests {
 
     fn ctx(answering_message: bool) -> ReplyContext {
         ReplyContext { to: "o1".into(), from: "gh_1".into(), create_time: 1_700_000_000, answering_message }
+    }
+
+    #[test]
+    fn every_reply_serializes_to_json_with_its_type() {
+        let article = Article::new("t", "d", "p", "u");
+        let cases = [
+            (Reply::None, "none"),
+            (Reply::text("x"), "text"),
+            (Reply::image("m"), "image"),
+            (Reply::voice("m"), "voice"),
+            (Reply::video("m", None, None), "video"),
+            (Reply::music(Music::new("thumb")), "music"),
+            (Reply::news(vec![article]), "news"),
+            (Reply::transfer_to("kf@x"), "transfer_customer_service"),
+        ];
+        for (reply, ty) in cases {
+            let json = serde_json::to_value(&reply).unwrap_or_else(|e| panic!("{reply:?}: {e}"));
+            assert_eq!(json["type"], ty, "{json}");
+        }
+        let news = serde_json::to_value(Reply::news(vec![Article::new("T", "", "", "u")])).unwrap();
+        assert_eq!(
+            news,
+            serde_json::json!({"type": "news", "articles": [{"title": "T", "description": "", "pic_url": "", "url": "u"}]})
+        );
+        let music = serde_json::to_value(Reply::music(Music::new("thumb"))).unwrap();
+        assert_eq!(music["thumb_media_id"], "thumb");
     }
 
     #[test]
