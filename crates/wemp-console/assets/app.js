@@ -168,7 +168,7 @@ function renderReply(r) {
     case 'video': return [bubble('bot', mediaBox('video', `[视频] ${r.title || 'Video'}`, r.media_id, r.description))];
     case 'music': return [bubble('bot', mediaBox('music', `[音乐] ${r.title || 'Music'}`, r.thumb_media_id, r.description || r.music_url))];
     case 'news': return [newsCards(r.articles)];
-    case 'transfer': return [notice(r.kf_account ? `已转接到客服 ${r.kf_account} · Transferred to customer service` : '已转接到客服 · Transferred to customer service', 'transfer')];
+    case 'transfer_customer_service': return [notice(r.kf_account ? `已转接到客服 ${r.kf_account} · Transferred to customer service` : '已转接到客服 · Transferred to customer service', 'transfer')];
     case 'none': return [];
     default: return [notice(`[${r.msg_type || r.type}] reply`)];
   }

@@ -22,7 +22,6 @@ use wemp_proto::{Document, EncryptedReply, Envelope, Mode, signature};
 use wemp_store::LogEntry;
 
 use crate::config::AccountInfo;
-use crate::view::ReplyView;
 
 /// WeChat abandons a try after this many milliseconds.
 pub const WECHAT_TIMEOUT_MS: u64 = 5_000;
@@ -113,7 +112,7 @@ pub struct Exchange {
     /// The reply XML (decrypted), or the body as answered.
     pub reply_xml: Option<String>,
     /// The reply as WeChat reads it.
-    pub reply: Option<ReplyView>,
+    pub reply: Option<wemp_proto::Reply>,
     /// What went wrong.
     pub error: Option<String>,
     /// Verification and decryption findings, one sentence each.
@@ -541,7 +540,7 @@ pub(crate) fn inspect_response(account: &AccountInfo, x: &mut Exchange, status: 
         match wemp_proto::reply::ReplyMessage::parse(&plain) {
             Ok(m) => {
                 x.outcome = Some(if m.reply.is_none() { Outcome::NoReply } else { Outcome::Reply });
-                x.reply = Some(ReplyView::from(&m.reply));
+                x.reply = Some(m.reply.clone());
             }
             Err(e) => {
                 x.outcome = Some(Outcome::Error);

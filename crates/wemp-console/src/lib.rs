@@ -8,7 +8,6 @@ mod media;
 pub mod menu;
 mod observe;
 pub mod sim;
-pub mod view;
 
 use std::sync::Arc;
 

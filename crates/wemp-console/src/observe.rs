@@ -5,7 +5,6 @@ use std::sync::Arc;
 use wemp_server::{DeliveryRecord, Observer, RecordOutcome, SinkOutcome};
 
 use crate::feed::{Exchange, Hub, Outcome, WECHAT_TIMEOUT_MS};
-use crate::view::ReplyView;
 
 /// A [`wemp_server::Observer`] that publishes every record to the console's live log.
 /// Add it with `WechatService::builder().observer(console.observer())`.
@@ -27,9 +26,9 @@ impl From<&DeliveryRecord> for Exchange {
             .reply_xml
             .as_deref()
             .and_then(|x| wemp_proto::reply::ReplyMessage::parse(x).ok())
-            .map(|m| ReplyView::from(&m.reply));
-        let answered = |reply: &Option<ReplyView>| match reply {
-            Some(ReplyView::None) | None => Outcome::NoReply,
+            .map(|m| m.reply.clone());
+        let answered = |reply: &Option<wemp_proto::Reply>| match reply {
+            Some(wemp_proto::Reply::None) | None => Outcome::NoReply,
             Some(_) => Outcome::Reply,
         };
         let mut error = r.error.clone();

@@ -10,7 +10,6 @@ use wemp_testkit::message::{EventMessage, Message};
 use wemp_testkit::wechat::{AttemptOutcome, Delivery, ERROR_BANNER, UserSees, WechatCallback};
 
 use crate::feed::Exchange;
-use crate::view::ReplyView;
 
 /// What the user does in the chat.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -105,7 +104,7 @@ pub enum Sees {
     /// A passive reply.
     Reply {
         /// The reply.
-        reply: ReplyView,
+        reply: wemp_proto::Reply,
     },
     /// Nothing.
     Nothing,
@@ -209,7 +208,7 @@ fn report(sent_xml: String, d: Delivery) -> ChatResult {
         })
         .collect();
     let sees = match d.user_sees {
-        UserSees::Reply(reply) => Sees::Reply { reply: ReplyView::from(&reply) },
+        UserSees::Reply(reply) => Sees::Reply { reply },
         UserSees::Nothing => Sees::Nothing,
         UserSees::ErrorBanner { reason } => Sees::Banner { banner: ERROR_BANNER, reason },
     };
