@@ -234,6 +234,34 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// `lazy` and `connect` for a store with `new(conn, prefix)`.
+macro_rules! url_constructors {
+    ($($store:ident),*) => {$(
+        impl $store {
+            /// A store that connects to `url` on first use ([`RedisConnection::lazy`]): it
+            /// can be built while Redis is down.
+            ///
+            /// # Errors
+            ///
+            /// [`StoreError::Backend`] if the URL is invalid.
+            pub fn lazy(url: &str, prefix: impl Into<String>) -> Result<Self> {
+                Ok(Self::new(RedisConnection::lazy(url)?, prefix))
+            }
+
+            /// Connects to `url` (see [`connect`]) and builds a store with `prefix`.
+            ///
+            /// # Errors
+            ///
+            /// As [`connect`].
+            pub async fn connect(url: &str, prefix: impl Into<String>) -> Result<Self> {
+                Ok(Self::new(connect(url).await?, prefix))
+            }
+        }
+    )*};
+}
+
+url_constructors!(RedisDedupStore, RedisTokenStore, RedisSessionStore);
+
 /// Dedup and reply cache in Redis, shared by every instance using the same prefix.
 ///
 /// A claim is one atomic `SET NX PX` of an in-flight marker; completing stores the reply
@@ -254,25 +282,6 @@ impl RedisDedupStore {
     /// key under `prefix` (e.g. `"wemp:"`).
     pub fn new(conn: impl Into<RedisConnection>, prefix: impl Into<String>) -> Self {
         Self { keys: Keys { conn: conn.into(), prefix: prefix.into() }, poll: Self::DEFAULT_POLL }
-    }
-
-    /// A store that connects to `url` on first use ([`RedisConnection::lazy`]): it can be
-    /// built while Redis is down.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Backend`] if the URL is invalid.
-    pub fn lazy(url: &str, prefix: impl Into<String>) -> Result<Self> {
-        Ok(Self::new(RedisConnection::lazy(url)?, prefix))
-    }
-
-    /// Connects to `url` (see [`connect`]) and builds a store with `prefix`.
-    ///
-    /// # Errors
-    ///
-    /// As [`connect`].
-    pub async fn connect(url: &str, prefix: impl Into<String>) -> Result<Self> {
-        Ok(Self::new(connect(url).await?, prefix))
     }
 
     /// Sets how often waiters look for the reply.
@@ -391,25 +400,6 @@ impl RedisTokenStore {
     pub fn new(conn: impl Into<RedisConnection>, prefix: impl Into<String>) -> Self {
         Self { keys: Keys { conn: conn.into(), prefix: prefix.into() } }
     }
-
-    /// A store that connects to `url` on first use ([`RedisConnection::lazy`]): it can be
-    /// built while Redis is down.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Backend`] if the URL is invalid.
-    pub fn lazy(url: &str, prefix: impl Into<String>) -> Result<Self> {
-        Ok(Self::new(RedisConnection::lazy(url)?, prefix))
-    }
-
-    /// Connects to `url` (see [`connect`]) and builds a store with `prefix`.
-    ///
-    /// # Errors
-    ///
-    /// As [`connect`].
-    pub async fn connect(url: &str, prefix: impl Into<String>) -> Result<Self> {
-        Ok(Self::new(connect(url).await?, prefix))
-    }
 }
 
 fn parse_token(value: String, expires: &str) -> Result<CachedToken> {
@@ -507,25 +497,6 @@ impl RedisSessionStore {
     /// key under `prefix`.
     pub fn new(conn: impl Into<RedisConnection>, prefix: impl Into<String>) -> Self {
         Self { keys: Keys { conn: conn.into(), prefix: prefix.into() } }
-    }
-
-    /// A store that connects to `url` on first use ([`RedisConnection::lazy`]): it can be
-    /// built while Redis is down.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Backend`] if the URL is invalid.
-    pub fn lazy(url: &str, prefix: impl Into<String>) -> Result<Self> {
-        Ok(Self::new(RedisConnection::lazy(url)?, prefix))
-    }
-
-    /// Connects to `url` (see [`connect`]) and builds a store with `prefix`.
-    ///
-    /// # Errors
-    ///
-    /// As [`connect`].
-    pub async fn connect(url: &str, prefix: impl Into<String>) -> Result<Self> {
-        Ok(Self::new(connect(url).await?, prefix))
     }
 }
 
