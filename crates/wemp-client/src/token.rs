@@ -110,15 +110,7 @@ impl TokenProvider for StableToken {
             "secret": self.secret,
             "force_refresh": self.force_refresh,
         });
-        let resp = ctx
-            .http
-            .post(format!("{}{PATH}", ctx.base_url))
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| Error::http(PATH, e))?;
-        let bytes = resp.bytes().await.map_err(|e| Error::http(PATH, e))?;
-        parse_token(PATH, &bytes, "access_token")
+        send_for_token(PATH, ctx.http.post(format!("{}{PATH}", ctx.base_url)).json(&body)).await
     }
 }
 
@@ -147,15 +139,8 @@ impl std::fmt::Debug for ClassicToken {
 impl TokenProvider for ClassicToken {
     async fn fetch(&self, ctx: &FetchContext<'_>) -> Result<FetchedToken> {
         const PATH: &str = "/cgi-bin/token";
-        let resp = ctx
-            .http
-            .get(format!("{}{PATH}", ctx.base_url))
-            .query(&[("grant_type", "client_credential"), ("appid", &self.appid), ("secret", &self.secret)])
-            .send()
-            .await
-            .map_err(|e| Error::http(PATH, e))?;
-        let bytes = resp.bytes().await.map_err(|e| Error::http(PATH, e))?;
-        parse_token(PATH, &bytes, "access_token")
+        let query = [("grant_type", "client_credential"), ("appid", &self.appid), ("secret", &self.secret)];
+        send_for_token(PATH, ctx.http.get(format!("{}{PATH}", ctx.base_url)).query(&query)).await
     }
 }
 
@@ -195,10 +180,16 @@ impl TokenProvider for RemoteToken {
         if let Some(b) = &self.bearer {
             req = req.bearer_auth(b);
         }
-        let resp = req.send().await.map_err(|e| Error::http(path, e))?;
-        let bytes = resp.bytes().await.map_err(|e| Error::http(path, e))?;
-        parse_token(path, &bytes, "access_token")
+        send_for_token(path, req).await
     }
+}
+
+/// Sends a token request and reads `{access_token, expires_in}` or `{errcode, errmsg}`;
+/// errors name `path`, never the URL with its secret.
+async fn send_for_token(path: &str, req: reqwest::RequestBuilder) -> Result<FetchedToken> {
+    let resp = req.send().await.map_err(|e| Error::http(path, e))?;
+    let bytes = resp.bytes().await.map_err(|e| Error::http(path, e))?;
+    parse_token(path, &bytes, "access_token")
 }
 
 pub(crate) fn strip_query(url: &str) -> &str {
