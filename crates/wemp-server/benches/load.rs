@@ -14,6 +14,10 @@
 //! the message log in a SQLite file through `MessageLogObserver`), `memory-log` (the same
 //! observer and queue into an in-memory log, to tell their cost from SQLite's), `redis` (Redis dedup at
 //! `REDIS_URL`, under a fresh prefix removed afterwards), `redis+sqlite-log`.
+//!
+//! Every round runs bare axum, then each variant in a rotating order; each variant's line
+//! gives req/s and latency, and the CPU the whole process spent per request (client
+//! included, over the run and its log flush). The end prints medians over the rounds.
 #![allow(clippy::print_stdout)]
 
 use std::net::SocketAddr;
@@ -33,6 +37,18 @@ const TOKEN: &str = "spamtest";
 const KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 const APPID: &str = "wx2c2769f8efd9abc2";
 const GH: &str = "gh_10f6c3c3ac5a";
+
+/// CPU time (user + system) of this whole process so far — client, servers and log
+/// writers — from `/proc/self/stat` (Linux; clock ticks, assumed 100 per second, the
+/// kernel's fixed `USER_HZ`). `None` elsewhere.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
+}
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -245,6 +261,8 @@ fn main() {
         let mut next_id = 6_054_768_590_064_713_728_u64;
         // Per variant: (ratio to bare, change versus the first variant) of every round.
         let mut ratios: Vec<Vec<(f64, f64)>> = vec![Vec::new(); variants.len()];
+        // Per variant: process CPU µs per request of every round.
+        let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
         for round in 1..=rounds {
             let bare_reqs = prepare(conns, per_conn, next_id);
             let bare_run = drive(bare_addr, bare_reqs, |b| b == b"success").await;
@@ -258,6 +276,7 @@ fn main() {
                 let v = &variants[i];
                 let wemp_reqs = prepare(conns, per_conn, next_id);
                 next_id += (conns * per_conn) as u64;
+                let cpu_before = process_cpu();
                 let wemp_run = drive(v.addr, wemp_reqs, |b| b.starts_with(b"<xml><Encrypt><![CDATA[")).await;
                 let label = if v.name == "memory" {
                     format!("round {round} wemp safe mode")
@@ -273,6 +292,13 @@ fn main() {
                     let started = Instant::now();
                     w.flush().await;
                     println!("round {round} {} log flush after the run: {:?}", v.name, started.elapsed());
+                }
+                // The CPU the whole process spent on the run and the flush, per request: what
+                // a variant costs, much steadier than req/s on a shared 2-core machine.
+                if let (Some(a), Some(b)) = (cpu_before, process_cpu()) {
+                    let per_req = (b - a).as_secs_f64() * 1e6 / wemp_run.total as f64;
+                    println!("round {round} {} CPU {per_req:.1} µs/request (process, incl. client)", v.name);
+                    cpu[i].push(per_req);
                 }
             }
             for (i, v) in variants.iter().enumerate() {
@@ -301,6 +327,18 @@ fn main() {
                 format!(", {:+.1} % vs {}", 100.0 * change, variants[0].name)
             };
             println!("median over {rounds} rounds: {} {:.1} % of bare{vs_first}", v.name, 100.0 * ratio);
+        }
+        if cpu.iter().all(|c| !c.is_empty()) {
+            let base = median(cpu[0].clone());
+            for (i, v) in variants.iter().enumerate() {
+                let m = median(cpu[i].clone());
+                let vs_first = if i == 0 {
+                    String::new()
+                } else {
+                    format!(", {:+.1} % vs {}", 100.0 * (m / base - 1.0), variants[0].name)
+                };
+                println!("median over {rounds} rounds: {} CPU {m:.1} µs/request{vs_first}", v.name);
+            }
         }
         for v in &variants {
             if let Some(w) = &v.writer {
