@@ -40,14 +40,15 @@ record! {
         "PicMd5Sum" => pic_md5_sum: String,
     }
 
-    /// `SendLocationInfo` of the `location_select` event (values arrive as CDATA text).
+    /// `SendLocationInfo` of the `location_select` event. Its numbers arrive as CDATA text
+    /// (unlike the bare ones of a `location` message) and are written back the same way.
     pub struct SendLocationInfo {
         /// Latitude.
-        "Location_X" => latitude: f64,
+        "Location_X" => latitude: f64 [cdata],
         /// Longitude.
-        "Location_Y" => longitude: f64,
+        "Location_Y" => longitude: f64 [cdata],
         /// Map zoom level.
-        "Scale" => scale: Option<u32>,
+        "Scale" => scale: Option<u32> [cdata],
         /// Place description.
         "Label" => label: Option<String>,
         /// Point of interest name.

@@ -32,6 +32,13 @@ pub(crate) trait Field: Sized {
     fn write(&self, parent: &mut Element, tag: &'static str);
 }
 
+/// A leaf value that can also be written as CDATA text: the `[cdata]` field marker of
+/// [`record!`] and [`top_level!`], for the numbers WeChat sends as CDATA (those inside
+/// `SendLocationInfo`, for one). Reading is unchanged: numbers parse from either form.
+pub(crate) trait CdataField: Field {
+    fn write_cdata(&self, parent: &mut Element, tag: &'static str);
+}
+
 /// A struct that is read from and written to one element.
 pub(crate) trait Record: Sized {
     fn from_element(el: &Element) -> Result<Self, FieldError>;
@@ -44,6 +51,12 @@ impl Field for String {
     }
     fn write(&self, parent: &mut Element, tag: &'static str) {
         parent.children.push(Element::cdata(tag, self.as_str()));
+    }
+}
+
+impl CdataField for String {
+    fn write_cdata(&self, parent: &mut Element, tag: &'static str) {
+        self.write(parent, tag);
     }
 }
 
@@ -68,6 +81,12 @@ macro_rules! number_field {
                 parent.children.push(Element::bare(tag, self.to_string()));
             }
         }
+
+        impl CdataField for $t {
+            fn write_cdata(&self, parent: &mut Element, tag: &'static str) {
+                parent.children.push(Element::cdata(tag, self.to_string()));
+            }
+        }
     )*};
 }
 number_field!(u64, i64, u32, i32, f64);
@@ -79,6 +98,14 @@ impl<T: Field> Field for Option<T> {
     fn write(&self, parent: &mut Element, tag: &'static str) {
         if let Some(value) = self {
             value.write(parent, tag);
+        }
+    }
+}
+
+impl<T: CdataField> CdataField for Option<T> {
+    fn write_cdata(&self, parent: &mut Element, tag: &'static str) {
+        if let Some(value) = self {
+            value.write_cdata(parent, tag);
         }
     }
 }
@@ -117,12 +144,26 @@ impl Field for Vec<u32> {
     }
 }
 
+/// Writes one declared field: `Field::write`, or `CdataField::write_cdata` for a field
+/// marked `[cdata]`.
+macro_rules! write_field {
+    ($value:expr, $el:expr, $tag:literal) => {
+        $crate::field::Field::write($value, $el, $tag)
+    };
+    ($value:expr, $el:expr, $tag:literal, cdata) => {
+        $crate::field::CdataField::write_cdata($value, $el, $tag)
+    };
+}
+
 /// Declares nested structs read from one element each.
+///
+/// A field is `"Tag" => name: Type,`; a trailing `[cdata]` (`"Tag" => name: f64 [cdata],`)
+/// writes a number as CDATA text instead of bare, as WeChat does for that element.
 macro_rules! record {
     ($(
         $(#[$meta:meta])*
         pub struct $name:ident {
-            $( $(#[$fmeta:meta])* $tag:literal => $field:ident : $ty:ty, )*
+            $( $(#[$fmeta:meta])* $tag:literal => $field:ident : $ty:ty $([$how:ident])?, )*
         }
     )*) => {$(
         $(#[$meta])*
@@ -137,7 +178,7 @@ macro_rules! record {
                 Ok(Self { $( $field: <$ty as $crate::field::Field>::read(el, $tag)?, )* })
             }
             fn fill(&self, el: &mut $crate::xml::Element) {
-                $( $crate::field::Field::write(&self.$field, el, $tag); )*
+                $( $crate::field::write_field!(&self.$field, el, $tag $(, $how)?); )*
             }
         }
 
@@ -157,11 +198,12 @@ macro_rules! record {
 
 /// Declares top-level messages and events: a `header` plus the listed fields, read from
 /// and written to the document root with `MsgType` (and `Event`) in WeChat's order.
+/// Fields are declared as in [`record!`], `[cdata]` marker included.
 macro_rules! top_level {
     ($(
         $(#[$meta:meta])*
         pub struct $name:ident [$msg_type:literal $(, $event:literal)?] {
-            $( $(#[$fmeta:meta])* $tag:literal => $field:ident : $ty:ty, )*
+            $( $(#[$fmeta:meta])* $tag:literal => $field:ident : $ty:ty $([$how:ident])?, )*
         }
     )*) => {$(
         $(#[$meta])*
@@ -194,7 +236,7 @@ macro_rules! top_level {
             pub fn to_element(&self) -> $crate::xml::Element {
                 let mut el = self.header.to_root(Self::MSG_TYPE);
                 $( el.children.push($crate::xml::Element::cdata("Event", $event)); )?
-                $( $crate::field::Field::write(&self.$field, &mut el, $tag); )*
+                $( $crate::field::write_field!(&self.$field, &mut el, $tag $(, $how)?); )*
                 el
             }
         }
@@ -203,3 +245,4 @@ macro_rules! top_level {
 
 pub(crate) use record;
 pub(crate) use top_level;
+pub(crate) use write_field;

@@ -68,6 +68,24 @@ fn menu_events() {
 }
 
 #[test]
+fn location_select_numbers_are_written_as_cdata() {
+    // WeChat sends SendLocationInfo's numbers as CDATA text; rendering must do the same,
+    // while the header's CreateTime (and a location message's numbers) stay bare.
+    let xml = parse_round_trip("event/location_select.xml").to_xml();
+    assert!(xml.contains("<CreateTime>1348831860</CreateTime>"), "{xml}");
+    assert!(
+        xml.contains(
+            "<SendLocationInfo><Location_X><![CDATA[23]]></Location_X>\
+             <Location_Y><![CDATA[113]]></Location_Y><Scale><![CDATA[15]]></Scale>"
+        ),
+        "{xml}"
+    );
+    let xml = parse_round_trip("message/location.xml").to_xml();
+    assert!(xml.contains("<Location_X>23.134521</Location_X>"), "{xml}");
+    assert!(xml.contains("<Scale>20</Scale>"), "{xml}");
+}
+
+#[test]
 fn job_events() {
     let Event::TemplateSendJobFinish(e) = event("event/templatesendjobfinish.xml") else { panic!() };
     assert_eq!((e.msg_id, e.status.as_str()), (200163836, "success"));
