@@ -2,6 +2,8 @@
 
 mod client;
 mod clock;
+pub mod comment;
+pub mod datacube;
 mod error;
 pub mod jssdk;
 pub mod media;
