@@ -3,6 +3,8 @@
 //! `Event` values are matched case-insensitively (WeChat sends `subscribe` but `SCAN`);
 //! an event not modelled here arrives as [`Event::Unknown`] with every field and the raw XML.
 //!
+//! Card (卡券) events live in their own file and are re-exported here.
+//!
 //! Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_event_pushes.html>
 
 use std::fmt;
@@ -10,6 +12,14 @@ use std::fmt;
 use crate::field::{FieldError, record, top_level};
 use crate::message::{Header, Unknown};
 use crate::xml::Document;
+
+mod card;
+
+pub use card::{
+    CardNotPassCheck, CardPassCheck, CardPayOrder, CardSkuRemind, SubmitMembercardUserInfo, UpdateMemberCard,
+    UserConsumeCard, UserDelCard, UserEnterSessionFromCard, UserGetCard, UserGiftingCard, UserPayFromPayCell,
+    UserViewCard,
+};
 
 record! {
     /// `ScanCodeInfo` of the scancode menu events.
@@ -643,10 +653,37 @@ events! {
     UserInfoModified(UserInfoModified) = "user_info_modified",
     /// `user_authorization_revoke`
     UserAuthorizationRevoke(UserAuthorizationRevoke) = "user_authorization_revoke",
+    /// `card_pass_check`
+    CardPassCheck(CardPassCheck) = "card_pass_check",
+    /// `card_not_pass_check`
+    CardNotPassCheck(CardNotPassCheck) = "card_not_pass_check",
+    /// `user_get_card`
+    UserGetCard(UserGetCard) = "user_get_card",
+    /// `user_gifting_card`
+    UserGiftingCard(UserGiftingCard) = "user_gifting_card",
+    /// `user_del_card`
+    UserDelCard(UserDelCard) = "user_del_card",
+    /// `user_consume_card`
+    UserConsumeCard(UserConsumeCard) = "user_consume_card",
+    /// `user_pay_from_pay_cell`
+    UserPayFromPayCell(UserPayFromPayCell) = "user_pay_from_pay_cell",
+    /// `user_view_card`
+    UserViewCard(UserViewCard) = "user_view_card",
+    /// `user_enter_session_from_card`
+    UserEnterSessionFromCard(UserEnterSessionFromCard) = "user_enter_session_from_card",
+    /// `update_member_card`
+    UpdateMemberCard(UpdateMemberCard) = "update_member_card",
+    /// `card_sku_remind`
+    CardSkuRemind(CardSkuRemind) = "card_sku_remind",
+    /// `card_pay_order`
+    CardPayOrder(CardPayOrder) = "card_pay_order",
+    /// `submit_membercard_user_info`
+    SubmitMembercardUserInfo(SubmitMembercardUserInfo) = "submit_membercard_user_info",
 }
 
 impl Event {
-    /// The `EventKey`, for the events that carry one.
+    /// The `EventKey`, for the events that carry one (card events carry none: see
+    /// [`Event::card_id`] and [`Event::user_card_code`]).
     pub fn event_key(&self) -> Option<&str> {
         match self {
             Self::Subscribe(e) => e.event_key.as_deref(),
@@ -671,6 +708,44 @@ impl Event {
         match self {
             Self::Subscribe(e) => e.scene(),
             Self::Scan(e) => Some(e.scene()),
+            _ => None,
+        }
+    }
+
+    /// The `CardId` of a card event (an unknown event's `CardId` too, if it has one).
+    pub fn card_id(&self) -> Option<&str> {
+        match self {
+            Self::CardPassCheck(e) => Some(&e.card_id),
+            Self::CardNotPassCheck(e) => Some(&e.card_id),
+            Self::UserGetCard(e) => Some(&e.card_id),
+            Self::UserGiftingCard(e) => Some(&e.card_id),
+            Self::UserDelCard(e) => Some(&e.card_id),
+            Self::UserConsumeCard(e) => Some(&e.card_id),
+            Self::UserPayFromPayCell(e) => Some(&e.card_id),
+            Self::UserViewCard(e) => Some(&e.card_id),
+            Self::UserEnterSessionFromCard(e) => Some(&e.card_id),
+            Self::UpdateMemberCard(e) => Some(&e.card_id),
+            Self::CardSkuRemind(e) => Some(&e.card_id),
+            Self::SubmitMembercardUserInfo(e) => Some(&e.card_id),
+            Self::Unknown(u) => u.field("CardId"),
+            _ => None,
+        }
+    }
+
+    /// The `UserCardCode` (one user's copy of a card) of a card event that concerns one
+    /// (an unknown event's too, if it has one).
+    pub fn user_card_code(&self) -> Option<&str> {
+        match self {
+            Self::UserGetCard(e) => Some(&e.user_card_code),
+            Self::UserGiftingCard(e) => Some(&e.user_card_code),
+            Self::UserDelCard(e) => Some(&e.user_card_code),
+            Self::UserConsumeCard(e) => Some(&e.user_card_code),
+            Self::UserPayFromPayCell(e) => Some(&e.user_card_code),
+            Self::UserViewCard(e) => Some(&e.user_card_code),
+            Self::UserEnterSessionFromCard(e) => Some(&e.user_card_code),
+            Self::UpdateMemberCard(e) => Some(&e.user_card_code),
+            Self::SubmitMembercardUserInfo(e) => Some(&e.user_card_code),
+            Self::Unknown(u) => u.field("UserCardCode"),
             _ => None,
         }
     }

@@ -5,6 +5,8 @@ use wemp_proto::{Incoming, MsgKind};
 
 use crate::fixtures::{load, parse_round_trip};
 
+mod card;
+
 fn event(path: &str) -> Event {
     match parse_round_trip(path) {
         Incoming::Event(e) => {
@@ -230,6 +232,19 @@ fn every_event_kind_has_a_fixture() {
         "verify_expired",
         "user_info_modified",
         "user_authorization_revoke",
+        "card_pass_check",
+        "card_not_pass_check",
+        "user_get_card",
+        "user_gifting_card",
+        "user_del_card",
+        "user_consume_card",
+        "user_pay_from_pay_cell",
+        "user_view_card",
+        "user_enter_session_from_card",
+        "update_member_card",
+        "card_sku_remind",
+        "card_pay_order",
+        "submit_membercard_user_info",
     ] {
         assert!(seen.contains(wire), "no fixture for {wire}");
     }
