@@ -11,7 +11,7 @@
 use crate::field::top_level;
 
 top_level! {
-    /// A card passed review (`card_pass_check`). `FromUserName` is a system account.
+    /// A card passed review (`card_pass_check`).
     ///
     /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Cards_and_Offer/Coupons_Vouchers_and_Cards_Event_Push_Messages.html>
     pub struct CardPassCheck ["event", "card_pass_check"] {
@@ -22,7 +22,7 @@ top_level! {
         "RefuseReason" => refuse_reason: Option<String>,
     }
 
-    /// A card failed review (`card_not_pass_check`). `FromUserName` is a system account.
+    /// A card failed review (`card_not_pass_check`).
     ///
     /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Cards_and_Offer/Coupons_Vouchers_and_Cards_Event_Push_Messages.html>
     pub struct CardNotPassCheck ["event", "card_not_pass_check"] {
@@ -177,8 +177,8 @@ top_level! {
         "ModifyBalance" => modify_balance: i64,
     }
 
-    /// A card is running out of stock (`card_sku_remind`). `FromUserName` is a system
-    /// account; WeChat sends it at most every 12 hours per card.
+    /// A card is running out of stock (`card_sku_remind`); WeChat sends it at most every 12
+    /// hours per card.
     ///
     /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Cards_and_Offer/Coupons_Vouchers_and_Cards_Event_Push_Messages.html>
     pub struct CardSkuRemind ["event", "card_sku_remind"] {
