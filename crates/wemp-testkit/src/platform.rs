@@ -6,7 +6,8 @@
 //! expires or `force_refresh` is set; tokens expire on the platform's own clock, which only
 //! moves when you [`advance`](FakePlatform::advance) it; errors are `{errcode, errmsg}`
 //! with HTTP 200; faults can be injected per endpoint; every request is recorded; media,
-//! users, tags, menus, drafts and the rest live in memory.
+//! users, tags, menus, drafts and the rest live in memory; comments live on mass-sent
+//! articles, and the data cube reports are computed from the [`StatEvent`]s you record.
 //!
 //! It also serves `/cgi-bin/showqrcode` (the `mp.weixin.qq.com` image) and
 //! `/connect/oauth2/authorize` (the `open.weixin.qq.com` consent page, which approves at
@@ -48,6 +49,13 @@
 //! ```
 
 mod api;
+mod comment;
+mod datacube;
+mod news;
+mod support;
+
+pub use datacube::{ALL_SOURCES, StatEvent};
+pub use news::FakeComment;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -289,6 +297,8 @@ pub(crate) struct World {
     cs_closed: HashSet<String>,
     cs_sent: HashMap<String, u32>,
     sent: Vec<Value>,
+    news: news::Newsroom,
+    stats: datacube::Ledger,
 }
 
 #[derive(Default)]
@@ -659,6 +669,15 @@ pub(crate) fn ok() -> Value {
     json!({ "errcode": 0, "errmsg": "ok" })
 }
 
+/// The endpoints in their own modules first, then the rest; mass sends are noted afterwards.
+fn route(w: &mut World, method: &axum::http::Method, r: &Recorded) -> Answer {
+    let answer = datacube::dispatch(w, method, r)
+        .or_else(|| comment::dispatch(w, method, r))
+        .unwrap_or_else(|| api::dispatch(w, method, r));
+    news::observe(w, r, &answer);
+    answer
+}
+
 async fn handle(axum::extract::State(world): axum::extract::State<Shared>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, 64 << 20).await.unwrap_or_default();
@@ -701,7 +720,7 @@ async fn handle(axum::extract::State(world): axum::extract::State<Shared>, req: 
     };
     let mut w = lock(&world);
     recorded.at_ms = w.now_ms;
-    let answer = answer.unwrap_or_else(|| api::dispatch(&mut w, &parts.method, &recorded));
+    let answer = answer.unwrap_or_else(|| route(&mut w, &parts.method, &recorded));
     recorded.errcode = match &answer {
         Answer::Json(v) => Some(v.get("errcode").and_then(Value::as_i64).unwrap_or(0)),
         Answer::Binary { .. } => Some(0),
