@@ -1,6 +1,8 @@
 //! Client tests against the fake platform in `wemp-testkit`.
 
 mod api;
+mod comment;
+mod datacube;
 mod token;
 
 use std::time::Duration;
