@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use wemp_console::{Access, AccountInfo, Check, CheckStatus, Console, ConsoleConfig, RuleSummary};
+use wemp_console::{
+    Access, AccountInfo, Check, CheckStatus, Console, ConsoleAccount, ConsoleConfig, RuleSummary,
+};
 use wemp_proto::{Incoming, Mode};
 use wemp_server::{
     Account, CustomerServiceSink, LateReplySink, MessageLogObserver, Observer, SinkOutcome, WechatService,
@@ -267,27 +269,51 @@ pub fn console_access(cfg: &Config, bound: SocketAddr) -> Option<Access> {
 }
 
 /// The web console's configuration for a server bound to `bound`: it plays WeChat for
-/// the first account against the callback URL on this machine. `None` when disabled.
+/// every account, each against its own callback URL on this machine (the first account
+/// is the default). `None` when disabled or without an account.
 pub fn console_config(cfg: &Config, bound: SocketAddr) -> Option<ConsoleConfig> {
     let access = console_access(cfg, bound)?;
-    let a = cfg.accounts.first()?;
-    let mut account = AccountInfo::new(a.token.clone().unwrap_or_default());
-    account.name = a.name.clone();
-    account.appid = a.appid.clone().unwrap_or_default();
-    account.aes_key = a.aes_key.clone();
-    account.mode = a.mode;
-    if let Some(gh) = &a.original_id {
-        account.original_id = gh.clone();
+    let mut accounts: Vec<ConsoleAccount> = Vec::with_capacity(cfg.accounts.len());
+    for i in 0..cfg.accounts.len() {
+        let mut a = console_account(cfg, i, bound);
+        // Ids are what the server's records name the account by (`account_id`). Two
+        // accounts with neither appid nor name share one there; the console tells them
+        // apart by their path (the server's own records still name both alike).
+        if accounts.iter().any(|b| b.id == a.id) {
+            a.id = format!("{}{}", a.id, a.path());
+        }
+        accounts.push(a);
     }
-    let mut c = ConsoleConfig::new(local_url(cfg, 0, bound), account);
+    if accounts.is_empty() {
+        return None;
+    }
+    let mut c = ConsoleConfig::from_accounts(accounts);
     c.base_path = cfg.console.path.clone();
-    c.public_url = Some(callback_url(cfg, 0, bound));
+    // `[menu]` is one menu for the whole server: every account shows it.
     c.menu = cfg.menu.clone();
     c.access = access;
     if !cfg.console.users.is_empty() {
         c.users = cfg.console.users.clone();
     }
     Some(c)
+}
+
+/// Account `i` as the console plays it: its keys (never its AppSecret), the URL it is
+/// reached at on this machine, the URL to paste into the WeChat console, and the id the
+/// server's records and the message log name it by.
+fn console_account(cfg: &Config, i: usize, bound: SocketAddr) -> ConsoleAccount {
+    let a = &cfg.accounts[i];
+    let mut info = AccountInfo::new(a.token.clone().unwrap_or_default());
+    info.name = a.name.clone();
+    info.appid = a.appid.clone().unwrap_or_default();
+    info.aes_key = a.aes_key.clone();
+    info.mode = a.mode;
+    if let Some(gh) = &a.original_id {
+        info.original_id = gh.clone();
+    }
+    let mut account = ConsoleAccount::new(local_url(cfg, i, bound), info).with_id(account_id(cfg, i));
+    account.public_url = Some(callback_url(cfg, i, bound));
+    account
 }
 
 /// Builds the web console for a server bound to `bound`, with `wemp doctor`'s checks, the
@@ -925,7 +951,7 @@ mod tests {
     }
 
     #[test]
-    fn the_console_plays_the_first_account_with_the_configured_access() {
+    fn the_console_takes_the_configured_path_users_menu_and_access() {
         let mut cfg = console_cfg(
             "[console]\npath = \"/admin\"\nusers = [{ openid = \"o1\", name = \"Ann\" }]\n\
              [[menu.button]]\ntype = \"click\"\nname = \"Hi\"\nkey = \"HI\"\n\
@@ -936,11 +962,14 @@ mod tests {
         let lo: SocketAddr = "127.0.0.1:8080".parse().unwrap();
         let c = console_config(&cfg, lo).unwrap();
         assert_eq!(c.base_path, "/admin");
-        assert_eq!(c.endpoint, "http://127.0.0.1:8080/wechat");
-        assert_eq!(c.account.token, "Tok123");
-        assert_eq!(c.account.mode, Mode::Safe);
-        assert_eq!(c.account.appid, "wx0123456789abcdef");
-        assert_eq!(c.account.name.as_deref(), Some("bot"));
+        assert_eq!(c.accounts.len(), 1);
+        let a = &c.accounts[0];
+        assert_eq!(a.endpoint, "http://127.0.0.1:8080/wechat");
+        assert_eq!(a.id, "wx0123456789abcdef");
+        assert_eq!(a.info.token, "Tok123");
+        assert_eq!(a.info.mode, Mode::Safe);
+        assert_eq!(a.info.appid, "wx0123456789abcdef");
+        assert_eq!(a.info.name.as_deref(), Some("bot"));
         assert_eq!(c.users, vec![wemp_console::TestUser::new("o1", "Ann")]);
         assert_eq!(c.menu.button[0].key.as_deref(), Some("HI"));
         assert_eq!(c.access, Access::Loopback);
@@ -954,6 +983,54 @@ mod tests {
         assert_eq!(console_access(&cfg, any), Some(Access::Token("admin-token-1".into())));
         cfg.console.enabled = false;
         assert!(console_config(&cfg, lo).is_none());
+    }
+
+    #[test]
+    fn the_console_plays_every_account_with_its_own_path_and_keys() {
+        let cfg = console_cfg(
+            "[console]\npublic_url = \"https://bot.example.com/wechat\"\n\
+             [[menu.button]]\ntype = \"click\"\nname = \"Hi\"\nkey = \"HI\"\n\
+             [[accounts]]\nname = \"demo\"\ntoken = \"Tok123\"\n\
+             [[accounts]]\nname = \"shop\"\ntoken = \"Shop456\"\nappid = \"wx00000000000000b2\"\n\
+             aes_key = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\"\nmode = \"safe\"\n\
+             original_id = \"gh_shop00000001\"\npath = \"/wechat/shop\"\nappsecret = \"sh0ps3cr3t\"\n\
+             [[accounts]]\ntoken = \"Third789\"\npath = \"/wechat/third\"\n\
+             [[accounts]]\ntoken = \"Fourth01\"\npath = \"/wechat/fourth\"\n",
+        );
+        let lo: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let c = console_config(&cfg, lo).unwrap();
+        let ids: Vec<&str> = c.accounts.iter().map(|a| a.id.as_str()).collect();
+        // The ids the server's records and the message log use (`account_id`), unique.
+        assert_eq!(ids, ["demo", "wx00000000000000b2", "default", "default/wechat/fourth"]);
+        let endpoints: Vec<&str> = c.accounts.iter().map(|a| a.endpoint.as_str()).collect();
+        assert_eq!(
+            endpoints,
+            [
+                "http://127.0.0.1:8080/wechat",
+                "http://127.0.0.1:8080/wechat/shop",
+                "http://127.0.0.1:8080/wechat/third",
+                "http://127.0.0.1:8080/wechat/fourth"
+            ]
+        );
+        // console.public_url is the first account's; the others are reached where they listen.
+        assert_eq!(c.accounts[0].public_url(), "https://bot.example.com/wechat");
+        assert_eq!(c.accounts[1].public_url(), "http://127.0.0.1:8080/wechat/shop");
+        let shop = &c.accounts[1].info;
+        assert_eq!((shop.token.as_str(), shop.mode), ("Shop456", Mode::Safe));
+        assert_eq!(shop.original_id, "gh_shop00000001");
+        assert_eq!(shop.aes_key.as_deref(), Some("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"));
+        assert_eq!(c.accounts[0].info.mode, Mode::Plain);
+        assert_eq!(c.accounts[2].info.token, "Third789");
+        // One [menu] for the server: every account shows it.
+        assert_eq!(c.menu.button[0].key.as_deref(), Some("HI"));
+        assert!(!format!("{c:?}").contains("sh0ps3cr3t"), "no AppSecret in the console");
+        // The server names its accounts the same way, so records find their account.
+        assert_eq!(
+            (0..4).map(|i| account_id(&cfg, i)).collect::<Vec<_>>()[..2],
+            ["demo", "wx00000000000000b2"]
+        );
+        let console = Console::builder(c).build().unwrap();
+        assert_eq!(console.config().accounts.len(), 4);
     }
 
     #[test]

@@ -17,7 +17,9 @@ use serde_json::json;
 use wemp_store::LogQuery;
 
 use crate::access::{self, COOKIE, Denied};
+use crate::config::{ConsoleAccount, by_record};
 use crate::feed::Exchange;
+use crate::observe::to_user_name;
 use crate::sim::{self, Action};
 use crate::{Shared, media};
 
@@ -144,18 +146,73 @@ async fn logout(State(shared): S, headers: HeaderMap) -> Response {
     res
 }
 
-async fn config(State(shared): S) -> Json<serde_json::Value> {
+/// `?account=ID`: which account a request is about (the default, first one when unset).
+#[derive(Deserialize)]
+struct AccountQuery {
+    account: Option<String>,
+}
+
+/// An `account` the console does not know: answered 400, naming the accounts there are.
+struct UnknownAccount(String);
+
+impl IntoResponse for UnknownAccount {
+    fn into_response(self) -> Response {
+        bad_request(self.0)
+    }
+}
+
+/// The account named `id` (the default one for `None` or empty) with its WeChat side.
+fn pick<'a>(
+    shared: &'a Shared,
+    id: Option<&str>,
+) -> Result<(&'a ConsoleAccount, &'a wemp_testkit::wechat::WechatCallback), UnknownAccount> {
+    let accounts = &shared.config.accounts;
+    let i = match id.filter(|i| !i.is_empty()) {
+        None => Some(0),
+        Some(id) => accounts.iter().position(|a| a.id == id),
+    };
+    match i.and_then(|i| Some((accounts.get(i)?, shared.wechat.get(i)?))) {
+        Some(found) => Ok(found),
+        None => {
+            let known: Vec<String> = accounts.iter().map(|a| format!("{:?}", a.id)).collect();
+            Err(UnknownAccount(format!(
+                "unknown account {:?}: this console plays {}",
+                id.unwrap_or_default(),
+                known.join(", ")
+            )))
+        }
+    }
+}
+
+/// What the page shows of an account (no Token, no key).
+fn account_json(a: &ConsoleAccount) -> serde_json::Value {
+    json!({
+        "id": a.id,
+        "name": a.info.name,
+        "label": a.label(),
+        "appid": a.info.appid,
+        "original_id": a.info.original_id,
+        "mode": a.info.mode,
+        "endpoint": a.endpoint,
+        "path": a.path(),
+    })
+}
+
+async fn config(State(shared): S, Query(q): Query<AccountQuery>) -> Response {
     let c = &shared.config;
+    let (account, _) = match pick(&shared, q.account.as_deref()) {
+        Ok(found) => found,
+        Err(e) => return e.into_response(),
+    };
     Json(json!({
-        "account": {
-            "name": c.account.name,
-            "appid": c.account.appid,
-            "original_id": c.account.original_id,
-            "mode": c.account.mode,
-        },
-        "endpoint": c.endpoint,
+        // The account asked for (the default one without `account=`), as before several
+        // accounts existed; `accounts` lists them all, the default first.
+        "account": account_json(account),
+        "endpoint": account.endpoint,
+        "accounts": c.accounts.iter().map(account_json).collect::<Vec<_>>(),
         "users": c.users,
         "menu": c.menu,
+        "menu_shared": true,
         "timeout_ms": u64::try_from(c.schedule.timeout.as_millis()).unwrap_or(u64::MAX),
         "tries": c.schedule.tries,
         "has_log": shared.log.is_some(),
@@ -163,12 +220,16 @@ async fn config(State(shared): S) -> Json<serde_json::Value> {
         "has_rules": shared.rules.is_some(),
         "token_access": matches!(c.access, crate::Access::Token(_)),
     }))
+    .into_response()
 }
 
 #[derive(Deserialize)]
 struct SendBody {
     user: String,
     action: Action,
+    /// The account to play WeChat for (default: the first).
+    #[serde(default)]
+    account: Option<String>,
 }
 
 fn bad_request(msg: impl Into<String>) -> Response {
@@ -176,14 +237,18 @@ fn bad_request(msg: impl Into<String>) -> Response {
 }
 
 async fn send(State(shared): S, Json(body): Json<SendBody>) -> Response {
+    let (account, wechat) = match pick(&shared, body.account.as_deref()) {
+        Ok(found) => found,
+        Err(e) => return e.into_response(),
+    };
     if !shared.config.users.iter().any(|u| u.openid == body.user) {
         return bad_request(format!("{:?} is not one of the console's test users", body.user));
     }
     // What the server reports about this message (a deadline answer, a rejection) reaches
     // the hub before its HTTP answer: collect it for the chat.
     let mut rx = shared.hub.subscribe();
-    let mut result =
-        sim::run(&shared.wechat, &shared.config.account.original_id, &body.user, &body.action).await;
+    let mut result = sim::run(wechat, &account.info.original_id, &body.user, &body.action).await;
+    result.account = account.id.clone();
     let sent = result.sent_xml.trim().to_owned();
     loop {
         match rx.try_recv() {
@@ -224,13 +289,20 @@ async fn media_get(State(shared): S, Path(id): Path<String>) -> Response {
 #[derive(Deserialize)]
 struct EventsQuery {
     after: Option<u64>,
+    /// Only this account's exchanges.
+    account: Option<String>,
 }
 
 async fn events(
     State(shared): S,
     headers: HeaderMap,
     Query(q): Query<EventsQuery>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, UnknownAccount> {
+    let only = match q.account.as_deref().filter(|a| !a.is_empty()) {
+        None => None,
+        Some(id) => Some(pick(&shared, Some(id))?.0.id.clone()),
+    };
+    let wanted = |only: &Option<String>, e: &Exchange| only.is_none() || e.account == *only;
     let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -240,19 +312,21 @@ async fn events(
     let rx = shared.hub.subscribe();
     let backlog = shared.hub.recent(last);
     let seen = backlog.last().map_or(last, |e| e.id);
-    let backlog = futures_util::stream::iter(backlog.into_iter().map(|e| Ok(to_event(&e))));
-    let live = futures_util::stream::unfold(rx, move |mut rx| async move {
+    let backlog: Vec<_> =
+        backlog.into_iter().filter(|e| wanted(&only, e)).map(|e| Ok(to_event(&e))).collect();
+    let backlog = futures_util::stream::iter(backlog);
+    let live = futures_util::stream::unfold((rx, only), move |(mut rx, only)| async move {
         loop {
             match rx.recv().await {
-                Ok(e) if e.id <= seen => {}
-                Ok(e) => return Some((Ok(to_event(&e)), rx)),
+                Ok(e) if e.id <= seen || !wanted(&only, &e) => {}
+                Ok(e) => return Some((Ok(to_event(&e)), (rx, only))),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
             }
         }
     });
-    Sse::new(futures_util::StreamExt::chain(backlog, live))
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    Ok(Sse::new(futures_util::StreamExt::chain(backlog, live))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
 fn to_event(e: &Exchange) -> Event {
@@ -262,6 +336,8 @@ fn to_event(e: &Exchange) -> Event {
 
 #[derive(Deserialize)]
 struct HistoryQuery {
+    /// Only this account's entries.
+    account: Option<String>,
     user: Option<String>,
     #[serde(rename = "type")]
     msg_type: Option<String>,
@@ -273,7 +349,15 @@ async fn history(State(shared): S, Query(q): Query<HistoryQuery>) -> Response {
         return (StatusCode::NOT_FOUND, Json(json!({ "error": "no message log configured" })))
             .into_response();
     };
+    let appid = match q.account.as_deref().filter(|a| !a.is_empty()) {
+        None => None,
+        Some(id) => match pick(&shared, Some(id)) {
+            Ok((a, _)) => Some(a.id.clone()),
+            Err(e) => return e.into_response(),
+        },
+    };
     let query = LogQuery {
+        appid,
         openid: q.user.filter(|u| !u.is_empty()),
         msg_type: q.msg_type.filter(|t| !t.is_empty()),
         limit: Some(q.limit.unwrap_or(200).min(1000)),
@@ -281,7 +365,18 @@ async fn history(State(shared): S, Query(q): Query<HistoryQuery>) -> Response {
     };
     match log.query(&query).await {
         Ok(rows) => {
-            let items: Vec<Exchange> = rows.iter().map(|(id, e)| Exchange::from_log(*id, e)).collect();
+            let items: Vec<Exchange> = rows
+                .iter()
+                .map(|(id, e)| {
+                    let mut x = Exchange::from_log(*id, e);
+                    let account = by_record(&shared.accounts, Some(&e.appid), None)
+                        .or_else(|| by_record(&shared.accounts, None, to_user_name(&e.raw_xml).as_deref()));
+                    if let Some(a) = account {
+                        x.account = Some(a.id.clone());
+                    }
+                    x
+                })
+                .collect();
             Json(json!({ "items": items })).into_response()
         }
         Err(e) => {
@@ -290,20 +385,28 @@ async fn history(State(shared): S, Query(q): Query<HistoryQuery>) -> Response {
     }
 }
 
-async fn setup(State(shared): S) -> Json<serde_json::Value> {
-    let c = &shared.config;
+async fn setup(State(shared): S, Query(q): Query<AccountQuery>) -> Response {
+    let a = match pick(&shared, q.account.as_deref()) {
+        Ok((a, _)) => a,
+        Err(e) => return e.into_response(),
+    };
     Json(json!({
-        "url": c.public_url(),
-        "token": c.account.token,
-        "aes_key_masked": c.account.masked_aes_key(),
-        "mode": c.account.mode,
-        "appid": c.account.appid,
-        "original_id": c.account.original_id,
+        "account": a.id,
+        "url": a.public_url(),
+        "token": a.info.token,
+        "aes_key_masked": a.info.masked_aes_key(),
+        "mode": a.info.mode,
+        "appid": a.info.appid,
+        "original_id": a.info.original_id,
     }))
+    .into_response()
 }
 
-async fn reveal(State(shared): S) -> Json<serde_json::Value> {
-    Json(json!({ "aes_key": shared.config.account.aes_key }))
+async fn reveal(State(shared): S, Query(q): Query<AccountQuery>) -> Response {
+    match pick(&shared, q.account.as_deref()) {
+        Ok((a, _)) => Json(json!({ "account": a.id, "aes_key": a.info.aes_key })).into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn doctor(State(shared): S) -> Response {
@@ -331,5 +434,213 @@ async fn reload(State(shared): S) -> Response {
             (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "ok": false, "error": e, "rules": r.current() })))
                 .into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use http_body_util::BodyExt as _;
+    use serde_json::Value;
+    use tower::ServiceExt as _;
+    use wemp_proto::{Incoming, Mode, Reply};
+    use wemp_server::{Account, WechatService};
+
+    use crate::{AccountInfo, Console, ConsoleAccount, ConsoleConfig};
+
+    const KEY_B: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefg";
+    const DEMO: &str = "wx00000000000000a1";
+    const SHOP: &str = "wx00000000000000b2";
+
+    /// `demo` (plain, at /wechat) and `shop` (safe, at /wechat/shop), on `origin`; the ids
+    /// are the appids, as the server names the accounts.
+    fn config(origin: &str) -> ConsoleConfig {
+        let mut demo = AccountInfo::new("DemoTok1");
+        demo.name = Some("demo".into());
+        demo.appid = DEMO.into();
+        demo.original_id = "gh_demo0000001".into();
+        let mut shop = AccountInfo::new("ShopTok2");
+        shop.name = Some("shop".into());
+        shop.appid = SHOP.into();
+        shop.aes_key = Some(KEY_B.into());
+        shop.mode = Mode::Safe;
+        shop.original_id = "gh_shop0000002".into();
+        ConsoleConfig::new(format!("{origin}/wechat"), demo)
+            .with_account(ConsoleAccount::new(format!("{origin}/wechat/shop"), shop))
+    }
+
+    async fn call(
+        app: &axum::Router,
+        console: &Console,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("host", "127.0.0.1")
+            .header(crate::CSRF_HEADER, console.shared.csrf.as_str());
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        let res = app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+        let status = res.status().as_u16();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    #[tokio::test]
+    async fn every_account_has_its_config_and_setup_and_an_unknown_one_is_a_400() {
+        let console = Console::builder(config("http://127.0.0.1:8080")).build().unwrap();
+        let app = console.router();
+
+        // Without `account`: the first account, in the fields the page always read.
+        let (status, cfg) = call(&app, &console, "GET", "/console/api/config", None).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            (cfg["account"]["name"].as_str(), cfg["account"]["mode"].as_str()),
+            (Some("demo"), Some("plain"))
+        );
+        assert_eq!(cfg["endpoint"], "http://127.0.0.1:8080/wechat");
+        let ids: Vec<&str> =
+            cfg["accounts"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, [DEMO, SHOP]);
+        assert_eq!(cfg["accounts"][1]["path"], "/wechat/shop");
+        assert_eq!(cfg["accounts"][1]["mode"], "safe");
+        let (_, cfg) =
+            call(&app, &console, "GET", &format!("/console/api/config?account={SHOP}"), None).await;
+        assert_eq!(cfg["account"]["original_id"], "gh_shop0000002");
+        assert_eq!(cfg["endpoint"], "http://127.0.0.1:8080/wechat/shop");
+        let page = cfg.to_string();
+        assert!(!page.contains("ShopTok2") && !page.contains(KEY_B), "no secrets in the config: {page}");
+
+        // Setup: each account's URL, Token and masked key; the key only when revealed.
+        let (_, demo) = call(&app, &console, "GET", "/console/api/setup", None).await;
+        assert_eq!(
+            (demo["token"].as_str(), demo["url"].as_str()),
+            (Some("DemoTok1"), Some("http://127.0.0.1:8080/wechat"))
+        );
+        assert!(demo["aes_key_masked"].is_null());
+        let (_, shop) =
+            call(&app, &console, "GET", &format!("/console/api/setup?account={SHOP}"), None).await;
+        assert_eq!(shop["account"], SHOP);
+        assert_eq!((shop["token"].as_str(), shop["mode"].as_str()), (Some("ShopTok2"), Some("safe")));
+        assert_eq!(shop["url"], "http://127.0.0.1:8080/wechat/shop");
+        let masked = shop["aes_key_masked"].as_str().unwrap();
+        assert!(masked.starts_with("0123") && !masked.contains("4567"), "{masked}");
+        assert!(!shop.to_string().contains(KEY_B));
+        let (status, key) =
+            call(&app, &console, "POST", &format!("/console/api/setup/reveal?account={SHOP}"), None).await;
+        assert_eq!((status, key["aes_key"].as_str()), (200, Some(KEY_B)));
+        let (_, key) = call(&app, &console, "POST", "/console/api/setup/reveal", None).await;
+        assert!(key["aes_key"].is_null(), "the default account has no key: {key}");
+
+        // An account the console does not know: a 400 that says which ones it knows.
+        let unknown = format!("unknown account \"nope\": this console plays \"{DEMO}\", \"{SHOP}\"");
+        for (method, uri) in [
+            ("GET", "/console/api/config?account=nope"),
+            ("GET", "/console/api/setup?account=nope"),
+            ("POST", "/console/api/setup/reveal?account=nope"),
+            ("GET", "/console/api/events?account=nope"),
+        ] {
+            let (status, body) = call(&app, &console, method, uri, None).await;
+            assert_eq!((status, body["error"].as_str()), (400, Some(unknown.as_str())), "{method} {uri}");
+        }
+        let send = serde_json::json!({
+            "user": "oWempTestUser000000000000001", "account": "nope", "action": { "kind": "text", "content": "x" },
+        });
+        let (status, body) = call(&app, &console, "POST", "/console/api/send", Some(send)).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some(unknown.as_str())));
+    }
+
+    #[tokio::test]
+    async fn the_live_feed_can_be_limited_to_one_account() {
+        let console = Console::builder(config("http://127.0.0.1:8080")).build().unwrap();
+        for (account, summary) in [(DEMO, "for demo"), (SHOP, "for shop")] {
+            let x = crate::Exchange {
+                account: Some(account.into()),
+                summary: summary.into(),
+                ..Default::default()
+            };
+            console.hub().publish(x);
+        }
+        let req = http::Request::get(format!("/console/api/events?account={SHOP}"))
+            .header("host", "127.0.0.1")
+            .body(Body::empty())
+            .unwrap();
+        let res = console.router().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let mut body = res.into_body();
+        let frame = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        let text = String::from_utf8_lossy(&frame);
+        assert!(text.contains("for shop") && !text.contains("for demo"), "{text}");
+        assert!(text.contains(&format!("\"account\":\"{SHOP}\"")), "{text}");
+    }
+
+    #[tokio::test]
+    async fn the_simulator_plays_wechat_for_the_account_asked_for() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        let console = Console::builder(config(&origin)).build().unwrap();
+        let mut b = WechatService::builder()
+            .router(
+                wemp_server::Router::new()
+                    .fallback(|m: Incoming| async move { Reply::text(format!("to {}", m.header().to)) }),
+            )
+            .observer(console.observer());
+        for (a, segment) in console.config().accounts.iter().zip(["wechat", "shop"]) {
+            let mut account = Account::new(a.id.clone(), a.info.token.clone())
+                .with_path(segment)
+                .with_original_id(a.info.original_id.clone());
+            if let Some(key) = &a.info.aes_key {
+                account = account.with_aes_key(key).unwrap();
+            }
+            b = b.account(account);
+        }
+        let service = b.build().unwrap();
+        let callback = axum::Router::new()
+            .route_service("/wechat", service.clone())
+            .route_service("/wechat/shop", service);
+        let app = console.tap(callback).merge(console.router());
+        let served = tokio::spawn(axum::serve(listener, app.clone()).into_future());
+
+        let send = |account: Option<&str>| {
+            let mut body = serde_json::json!({
+                "user": "oWempTestUser000000000000001", "action": { "kind": "text", "content": "who is there?" },
+            });
+            if let Some(a) = account {
+                body["account"] = a.into();
+            }
+            body
+        };
+        // The second account: signed with its Token, encrypted with its key, posted to its
+        // path with its original id as ToUserName — the server finds it and answers in kind.
+        let (status, res) = call(&app, &console, "POST", "/console/api/send", Some(send(Some(SHOP)))).await;
+        assert_eq!(status, 200, "{res}");
+        assert_eq!(res["account"], SHOP);
+        assert_eq!(res["sees"]["reply"]["content"], "to gh_shop0000002", "{res}");
+        assert_eq!(res["encrypted"], true);
+        assert_eq!(res["attempts"].as_array().unwrap().len(), 1);
+        assert_eq!(res["server"][0]["account"], SHOP, "the server's record is tagged: {res}");
+        assert_eq!(res["server"][0]["mode"], "safe");
+        // No account: the first one, in plain mode, as before.
+        let (_, res) = call(&app, &console, "POST", "/console/api/send", Some(send(None))).await;
+        assert_eq!(res["account"], DEMO);
+        assert_eq!(res["sees"]["reply"]["content"], "to gh_demo0000001", "{res}");
+        assert_eq!(res["encrypted"], false);
+        assert_eq!(res["server"][0]["account"], DEMO);
+        // The live log has both, each with its account.
+        let tagged: Vec<_> =
+            console.hub().recent(0).iter().map(|x| (x.account.clone(), x.mode.clone())).collect();
+        assert_eq!(
+            tagged,
+            [
+                (Some(SHOP.to_owned()), Some("safe".to_owned())),
+                (Some(DEMO.to_owned()), Some("plain".to_owned()))
+            ]
+        );
+        served.abort();
     }
 }

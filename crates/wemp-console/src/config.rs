@@ -21,16 +21,13 @@ pub const TOKEN_ENV: &str = "WEMP_CONSOLE_TOKEN";
 pub struct ConsoleConfig {
     /// Where the console is mounted (`/console`); no trailing slash.
     pub base_path: String,
-    /// The bot's callback URL as the simulator reaches it (`http://127.0.0.1:8080/wechat`).
-    pub endpoint: String,
-    /// The URL to paste into the WeChat console, as seen from outside (behind a proxy, on
-    /// port 80/443); [`ConsoleConfig::endpoint`] when unset.
-    pub public_url: Option<String>,
-    /// The account the simulator plays WeChat for.
-    pub account: AccountInfo,
+    /// The accounts the simulator can play WeChat for, each with its own callback URL and
+    /// keys; the first is the default (what the page opens with, and what API calls
+    /// without `account` use). At least one; their [`ConsoleAccount::id`]s are distinct.
+    pub accounts: Vec<ConsoleAccount>,
     /// The users the chat simulator can speak as.
     pub users: Vec<TestUser>,
-    /// The account's bottom menu.
+    /// The bottom menu, shown for every account.
     pub menu: Menu,
     /// Who may open the console.
     pub access: Access,
@@ -41,13 +38,11 @@ pub struct ConsoleConfig {
 impl ConsoleConfig {
     /// A console for the bot at `endpoint` with `account`, mounted at `/console`, with
     /// three test users, no menu, WeChat's schedule, and access for loopback only
-    /// ([`Access::Loopback`]).
+    /// ([`Access::Loopback`]). Add more accounts with [`ConsoleConfig::with_account`].
     pub fn new(endpoint: impl Into<String>, account: AccountInfo) -> Self {
         Self {
             base_path: DEFAULT_BASE_PATH.into(),
-            endpoint: endpoint.into(),
-            public_url: None,
-            account,
+            accounts: vec![ConsoleAccount::new(endpoint, account)],
             users: TestUser::defaults(),
             menu: Menu::default(),
             access: Access::Loopback,
@@ -55,10 +50,143 @@ impl ConsoleConfig {
         }
     }
 
+    /// [`ConsoleConfig::new`] for these accounts (the first is the default).
+    pub fn from_accounts(accounts: Vec<ConsoleAccount>) -> Self {
+        Self { accounts, ..Self::new("", AccountInfo::default()) }
+    }
+
+    /// Adds another account the page can switch to.
+    #[must_use]
+    pub fn with_account(mut self, account: ConsoleAccount) -> Self {
+        self.accounts.push(account);
+        self
+    }
+
+    /// The account named `id`, or the default (first) one when `id` is `None` or empty.
+    pub fn account(&self, id: Option<&str>) -> Option<&ConsoleAccount> {
+        match id.filter(|i| !i.is_empty()) {
+            None => self.accounts.first(),
+            Some(id) => self.accounts.iter().find(|a| a.id == id),
+        }
+    }
+}
+
+/// One account the console plays WeChat for: the callback URL its messages go to and its
+/// keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsoleAccount {
+    /// How the page, the API (`account=`) and the live log name the account. Records from
+    /// the server ([`wemp_server::DeliveryRecord::appid`]) and the message log
+    /// ([`wemp_store::LogEntry::appid`]) are matched to the account with this id, so use
+    /// the id the server knows the account by (the appid given to
+    /// `wemp_server::Account::new`).
+    pub id: String,
+    /// The bot's callback URL for this account as the simulator reaches it
+    /// (`http://127.0.0.1:8080/wechat`). Its path also tells the live log which account
+    /// a request is for.
+    pub endpoint: String,
+    /// The URL to paste into the WeChat console, as seen from outside (behind a proxy, on
+    /// port 80/443); [`ConsoleAccount::endpoint`] when unset.
+    pub public_url: Option<String>,
+    /// The account's keys.
+    pub info: AccountInfo,
+}
+
+impl ConsoleAccount {
+    /// The account with `info`'s keys at `endpoint`; its id is the appid, else the name,
+    /// else `default` (as `wemp serve` names accounts).
+    pub fn new(endpoint: impl Into<String>, info: AccountInfo) -> Self {
+        let id = [Some(info.appid.as_str()), info.name.as_deref()]
+            .into_iter()
+            .flatten()
+            .find(|s| !s.is_empty())
+            .unwrap_or("default")
+            .to_owned();
+        Self { id, endpoint: endpoint.into(), public_url: None, info }
+    }
+
+    /// The same account with another id.
+    #[must_use]
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = id.into();
+        self
+    }
+
     /// The URL shown on the setup page.
     pub fn public_url(&self) -> &str {
         self.public_url.as_deref().unwrap_or(&self.endpoint)
     }
+
+    /// The path of [`ConsoleAccount::endpoint`] (`/wechat`), without the query.
+    pub fn path(&self) -> &str {
+        url_path(&self.endpoint)
+    }
+
+    /// What the page calls the account: its name, else its original id, else its id.
+    pub fn label(&self) -> &str {
+        [self.info.name.as_deref(), Some(self.info.original_id.as_str())]
+            .into_iter()
+            .flatten()
+            .find(|s| !s.is_empty())
+            .unwrap_or(&self.id)
+    }
+}
+
+/// The path of a URL (`http://h:1/a/b?q` → `/a/b`), or the string itself when it is a
+/// path already.
+pub(crate) fn url_path(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r.find('/').map_or("/", |i| &r[i..]));
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// The only item of `it`, if there is exactly one.
+fn only<T>(mut it: impl Iterator<Item = T>) -> Option<T> {
+    let first = it.next()?;
+    it.next().is_none().then_some(first)
+}
+
+fn last_segment(path: &str) -> Option<&str> {
+    path.rsplit('/').find(|s| !s.is_empty())
+}
+
+/// The account a request to `path` with `ToUserName` `to` is for, chosen as the server
+/// chooses: the only account; else the one whose endpoint has this path; else the one whose
+/// endpoint's last path segment is this path's; else the one whose original id is `to`.
+pub(crate) fn by_request<'a>(
+    accounts: &'a [ConsoleAccount],
+    path: &str,
+    to: Option<&str>,
+) -> Option<&'a ConsoleAccount> {
+    if let [one] = accounts {
+        return Some(one);
+    }
+    let path = url_path(path);
+    only(accounts.iter().filter(|a| a.path() == path))
+        .or_else(|| {
+            let seg = last_segment(path)?;
+            only(accounts.iter().filter(|a| last_segment(a.path()) == Some(seg)))
+        })
+        .or_else(|| by_original_id(accounts, to?))
+}
+
+/// The account a server or message-log record is for: the only account; else the one with
+/// `id` (the appid the server knows the account by); else the one whose original id is
+/// `to` (the message's `ToUserName`).
+pub(crate) fn by_record<'a>(
+    accounts: &'a [ConsoleAccount],
+    id: Option<&str>,
+    to: Option<&str>,
+) -> Option<&'a ConsoleAccount> {
+    if let [one] = accounts {
+        return Some(one);
+    }
+    id.and_then(|id| accounts.iter().find(|a| a.id == id)).or_else(|| by_original_id(accounts, to?))
+}
+
+fn by_original_id<'a>(accounts: &'a [ConsoleAccount], to: &str) -> Option<&'a ConsoleAccount> {
+    let to = to.trim();
+    only(accounts.iter().filter(|a| !to.is_empty() && a.info.original_id == to))
 }
 
 /// The keys of the account under test. There is deliberately no AppSecret here: the
@@ -209,6 +337,58 @@ mod tests {
         assert_eq!(Access::for_listener(any, Some("s3cret".into())), Access::Token("s3cret".into()));
         assert_eq!(Access::for_listener(lo, Some("s3cret".into())), Access::Token("s3cret".into()));
         assert_eq!(format!("{:?}", Access::Token("s3cret".into())), "Token(<redacted>)");
+    }
+
+    fn account(id: &str, endpoint: &str, gh: &str) -> ConsoleAccount {
+        let mut info = AccountInfo::new("Tok123");
+        info.original_id = gh.into();
+        ConsoleAccount::new(endpoint, info).with_id(id)
+    }
+
+    #[test]
+    fn requests_and_records_find_their_account_as_the_server_does() {
+        let accounts = [
+            account("demo", "http://127.0.0.1:8080/wechat", "gh_demo"),
+            account("shop", "http://127.0.0.1:8080/wechat/shop", "gh_shop"),
+        ];
+        let id = |a: Option<&ConsoleAccount>| a.map(|a| a.id.clone());
+        // By the endpoint's path, then its last segment (behind a proxy that adds a prefix).
+        assert_eq!(id(by_request(&accounts, "/wechat", None)), Some("demo".into()));
+        assert_eq!(id(by_request(&accounts, "/wechat/shop", Some("gh_demo"))), Some("shop".into()));
+        assert_eq!(id(by_request(&accounts, "/bots/shop/", None)), Some("shop".into()));
+        // Else by ToUserName.
+        assert_eq!(id(by_request(&accounts, "/elsewhere", Some(" gh_shop "))), Some("shop".into()));
+        assert_eq!(id(by_request(&accounts, "/elsewhere", Some("gh_other"))), None);
+        assert_eq!(id(by_request(&accounts, "/elsewhere", None)), None);
+        // Records: by the server's appid, else ToUserName.
+        assert_eq!(id(by_record(&accounts, Some("shop"), None)), Some("shop".into()));
+        assert_eq!(id(by_record(&accounts, Some("wx_gone"), Some("gh_demo"))), Some("demo".into()));
+        assert_eq!(id(by_record(&accounts, Some("wx_gone"), None)), None);
+        // One account: everything is its.
+        assert_eq!(id(by_request(&accounts[..1], "/elsewhere", None)), Some("demo".into()));
+        assert_eq!(id(by_record(&accounts[1..], Some(""), None)), Some("shop".into()));
+        // Two accounts sharing an original id: it tells nothing.
+        let twins = [account("a", "http://h/a", "gh_same"), account("b", "http://h/b", "gh_same")];
+        assert_eq!(id(by_request(&twins, "/c", Some("gh_same"))), None);
+    }
+
+    #[test]
+    fn accounts_are_named_and_selected() {
+        let mut info = AccountInfo::new("Tok123");
+        assert_eq!(ConsoleAccount::new("http://h/w", info.clone()).id, "default");
+        info.name = Some("shop".into());
+        assert_eq!(ConsoleAccount::new("http://h/w", info.clone()).id, "shop");
+        info.appid = "wx0123456789abcdef".into();
+        let a = ConsoleAccount::new("http://127.0.0.1:8080/wechat/shop?x=1", info);
+        assert_eq!((a.id.as_str(), a.label(), a.path()), ("wx0123456789abcdef", "shop", "/wechat/shop"));
+        assert_eq!(a.public_url(), a.endpoint);
+        assert_eq!(url_path("http://h:1"), "/");
+        assert_eq!(url_path("/p#f"), "/p");
+        let c = ConsoleConfig::new("http://h/wechat", AccountInfo::new("Tok123")).with_account(a);
+        assert_eq!(c.account(None).unwrap().id, "default");
+        assert_eq!(c.account(Some("")).unwrap().id, "default");
+        assert_eq!(c.account(Some("wx0123456789abcdef")).unwrap().path(), "/wechat/shop");
+        assert!(c.account(Some("nope")).is_none());
     }
 
     #[test]

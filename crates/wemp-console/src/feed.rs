@@ -2,8 +2,14 @@
 //! for late-joining pages and broadcast to the open ones (Server-Sent Events).
 //!
 //! Records come from [`tap`] (a middleware around the callback router that watches the
-//! HTTP exchange from outside, decrypting with the account's keys) or from anything that
-//! calls [`Hub::publish`] — such as an observer inside the server.
+//! HTTP exchange from outside, decrypting with the keys of the account the request is for)
+//! or from anything that calls [`Hub::publish`] — such as an observer inside the server.
+//!
+//! Every record names its account ([`Exchange::account`]). With several accounts the tap
+//! tells them apart as the server does: by the request's path (the path of an account's
+//! [`ConsoleAccount::endpoint`], else its last segment), else by `ToUserName` (the
+//! account's original id), else by the appid inside an encrypted payload that one of the
+//! accounts' keys opens.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +27,7 @@ use tokio::sync::broadcast;
 use wemp_proto::{Document, EncryptedReply, Envelope, Mode, signature};
 use wemp_store::LogEntry;
 
-use crate::config::AccountInfo;
+use crate::config::{AccountInfo, ConsoleAccount, by_request};
 
 /// WeChat abandons a try after this many milliseconds.
 pub const WECHAT_TIMEOUT_MS: u64 = 5_000;
@@ -79,6 +85,10 @@ pub struct Exchange {
     pub id: u64,
     /// Where the record came from: `tap`, `observer` or `log`.
     pub source: &'static str,
+    /// The account it was for: a [`ConsoleAccount::id`], or — for a server or message-log
+    /// record naming an account the console does not know — the server's name for it;
+    /// `None` when nothing tells (a request to a path and `ToUserName` of no account).
+    pub account: Option<String>,
     /// When the request arrived, milliseconds since the Unix epoch.
     pub received_at_ms: i64,
     /// `GET` or `POST`.
@@ -143,6 +153,7 @@ impl Exchange {
         Self {
             id: u64::try_from(row_id).unwrap_or_default(),
             source: "log",
+            account: Some(e.appid.clone()).filter(|a| !a.is_empty()),
             received_at_ms: e.received_at_ms,
             method: "POST".into(),
             openid: Some(e.openid.clone()),
@@ -243,21 +254,27 @@ impl Hub {
     }
 }
 
-/// What [`tap`] needs: the hub to publish to and the account's keys to decrypt with.
+/// What [`tap`] needs: the hub to publish to and the accounts' keys to decrypt with.
 #[derive(Clone, Debug)]
 pub struct TapState {
     hub: Arc<Hub>,
-    account: Arc<AccountInfo>,
+    accounts: Arc<[ConsoleAccount]>,
     body_limit: usize,
     observed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl TapState {
-    /// Publishes to `hub`, decrypting with `account`'s keys.
+    /// Publishes to `hub`, decrypting every request with `account`'s keys.
     pub fn new(hub: Arc<Hub>, account: AccountInfo) -> Self {
+        Self::with_accounts(hub, vec![ConsoleAccount::new("", account)])
+    }
+
+    /// Publishes to `hub`, decrypting each request with the keys of the account it is for
+    /// (see the [module](self) for how it is chosen).
+    pub fn with_accounts(hub: Arc<Hub>, accounts: impl Into<Arc<[ConsoleAccount]>>) -> Self {
         Self {
             hub,
-            account: Arc::new(account),
+            accounts: accounts.into(),
             body_limit: 1024 * 1024,
             observed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
@@ -285,7 +302,7 @@ pub async fn tap(State(state): State<TapState>, req: Request, next: Next) -> Res
     };
     let query = parts.uri.query().unwrap_or_default().to_owned();
     let method = parts.method.to_string();
-    let mut record = inspect_request(&state.account, &method, &query, &bytes);
+    let (mut record, account) = inspect_request(&state.accounts, parts.uri.path(), &method, &query, &bytes);
     record.received_at_ms = received_at_ms;
     record.source = "tap";
     record.attempt = state.hub.attempt(&format!("{query}\n{}", bytes.len()));
@@ -307,7 +324,7 @@ pub async fn tap(State(state): State<TapState>, req: Request, next: Next) -> Res
     let rbytes = collect(rbody, usize::MAX).await.unwrap_or_default();
     if let Some(mut record) = guard.record.take() {
         record.latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        inspect_response(&state.account, &mut record, rparts.status.as_u16(), &rbytes);
+        inspect_response(account.map(|a| &a.info), &mut record, rparts.status.as_u16(), &rbytes);
         if !observed {
             state.hub.publish(record);
         }
@@ -371,15 +388,44 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Reads a request as the server would, explaining every check that fails.
-pub(crate) fn inspect_request(account: &AccountInfo, method: &str, query: &str, body: &[u8]) -> Exchange {
+/// Reads a request as the server would, explaining every check that fails; returns the
+/// record and the account it is for (whose keys it was checked with).
+pub(crate) fn inspect_request<'a>(
+    accounts: &'a [ConsoleAccount],
+    path: &str,
+    method: &str,
+    query: &str,
+    body: &[u8],
+) -> (Exchange, Option<&'a ConsoleAccount>) {
     let mut x = Exchange { method: method.to_owned(), attempt: 1, ..Exchange::default() };
     x.openid = param(query, "openid");
+    let body = String::from_utf8_lossy(body).into_owned();
+    let doc = (method != "GET").then(|| Document::parse(&body));
+    let root = doc.as_ref().and_then(|d| d.as_ref().ok()).map(|d| &d.root);
+    let to = root.and_then(|r| r.text_of("ToUserName")).map(str::trim);
+    let account = by_request(accounts, path, to).or_else(|| {
+        // Several accounts and neither the path nor ToUserName tells: the one whose key
+        // opens the payload for its own appid.
+        let encrypt = root.and_then(|r| r.text_of("Encrypt")).map(str::trim)?;
+        accounts.iter().find(|a| {
+            matches!(a.info.cipher(), Ok(Some(c))
+                if c.decrypt_any_appid(encrypt).is_ok_and(|(_, appid)| appid == a.info.appid))
+        })
+    });
+    x.account = account.map(|a| a.id.clone());
+    if account.is_none() {
+        let to = to.map(|t| format!(" or ToUserName {t:?}")).unwrap_or_default();
+        let known: Vec<&str> = accounts.iter().map(ConsoleAccount::path).collect();
+        x.diagnostics.push(format!(
+            "no account for path {path:?}{to} (the console knows {}): signature and payload not checked",
+            known.join(", ")
+        ));
+    }
+    let token = account.map_or("", |a| a.info.token.as_str());
     let timestamp = param(query, "timestamp").unwrap_or_default();
     let nonce = param(query, "nonce").unwrap_or_default();
-    let token = account.token.as_str();
     if let Some(sig) = param(query, "signature") {
-        if signature::verify(token, &timestamp, &nonce, &sig).is_err() {
+        if account.is_some() && signature::verify(token, &timestamp, &nonce, &sig).is_err() {
             x.diagnostics.push(format!(
                 "signature mismatch (-40001): sha1 of the sorted Token, timestamp {timestamp:?} and nonce \
                  {nonce:?} does not give {sig:?}. The Token in the WeChat console and in the server config \
@@ -391,33 +437,38 @@ pub(crate) fn inspect_request(account: &AccountInfo, method: &str, query: &str, 
     }
     if method == "GET" {
         x.summary = format!("URL verification, echostr {:?}", param(query, "echostr").unwrap_or_default());
-        return x;
+        return (x, account);
     }
-    let body = String::from_utf8_lossy(body).into_owned();
     let encrypted = param(query, "encrypt_type").is_some_and(|t| t == "aes");
-    let doc = match Document::parse(&body) {
-        Ok(d) => d,
-        Err(e) => {
+    let doc = match doc {
+        Some(Ok(d)) => d,
+        Some(Err(e)) => {
             x.diagnostics.push(format!("the body is not acceptable XML (-40002): {e}"));
             x.raw_xml = Some(body);
-            return x;
+            return (x, account);
         }
+        None => return (x, account),
     };
     let has_encrypt = doc.root.text_of("Encrypt").is_some();
     if !(encrypted || has_encrypt) {
         x.mode = Some(Mode::Plain.as_str().into());
         describe(&mut x, &doc);
         x.raw_xml = Some(body);
-        return x;
+        return (x, account);
     }
     let mode = if doc.root.child("MsgType").is_some() { Mode::Compatible } else { Mode::Safe };
     x.mode = Some(mode.as_str().into());
+    let Some(account) = account else {
+        x.raw_xml = Some(body);
+        return (x, None);
+    };
+    let info = &account.info;
     let envelope = match Envelope::from_document(doc) {
         Ok(e) => e,
         Err(e) => {
             x.diagnostics.push(format!("encrypted request without a usable <Encrypt> (-40002): {e}"));
             x.raw_xml = Some(body);
-            return x;
+            return (x, Some(account));
         }
     };
     let msg_sig = param(query, "msg_signature").unwrap_or_default();
@@ -427,28 +478,28 @@ pub(crate) fn inspect_request(account: &AccountInfo, method: &str, query: &str, 
              text does not give {msg_sig:?}. Check the Token; the signature covers <Encrypt> exactly as sent."
         ));
     }
-    let cipher = match account.cipher() {
+    let cipher = match info.cipher() {
         Ok(Some(c)) => c,
         Ok(None) => {
             x.diagnostics.push(
                 "encrypted request but no EncodingAESKey is configured (-40004): cannot decrypt".into(),
             );
             x.raw_xml = Some(body);
-            return x;
+            return (x, Some(account));
         }
         Err(e) => {
             x.diagnostics.push(format!("the configured EncodingAESKey is unusable (-40004): {e}"));
             x.raw_xml = Some(body);
-            return x;
+            return (x, Some(account));
         }
     };
     match cipher.decrypt_any_appid(&envelope.encrypt) {
         Ok((xml, appid)) => {
-            if appid != account.appid {
+            if appid != info.appid {
                 x.diagnostics.push(format!(
                     "the payload is for appid {appid:?}, not {:?} (-40005): the EncodingAESKey belongs to \
                      another account, or the appid is wrong",
-                    account.appid
+                    info.appid
                 ));
             }
             if let Ok(inner) = Document::parse(&xml) {
@@ -465,7 +516,7 @@ pub(crate) fn inspect_request(account: &AccountInfo, method: &str, query: &str, 
             x.raw_xml = Some(body);
         }
     }
-    x
+    (x, Some(account))
 }
 
 fn describe(x: &mut Exchange, doc: &Document) {
@@ -502,8 +553,8 @@ fn describe(x: &mut Exchange, doc: &Document) {
     .to_owned();
 }
 
-/// Reads the answer as WeChat would.
-pub(crate) fn inspect_response(account: &AccountInfo, x: &mut Exchange, status: u16, body: &[u8]) {
+/// Reads the answer as WeChat would, opening an encrypted reply with `account`'s keys.
+pub(crate) fn inspect_response(account: Option<&AccountInfo>, x: &mut Exchange, status: u16, body: &[u8]) {
     x.status = Some(status);
     let body = String::from_utf8_lossy(body).into_owned();
     if x.method == "GET" {
@@ -523,8 +574,8 @@ pub(crate) fn inspect_response(account: &AccountInfo, x: &mut Exchange, status: 
         x.reply_xml = Some(trimmed.to_owned());
     } else {
         let plain = match EncryptedReply::parse(trimmed) {
-            Ok(env) => match account.cipher() {
-                Ok(Some(c)) => match env.open(&c, &account.token) {
+            Ok(env) => match account.map(AccountInfo::cipher) {
+                Some(Ok(Some(c))) => match env.open(&c, account.map_or("", |a| a.token.as_str())) {
                     Ok(xml) => xml,
                     Err(e) => {
                         x.outcome = Some(Outcome::Error);
@@ -574,5 +625,165 @@ mod http_body_util_shim {
             out.extend_from_slice(&chunk);
         }
         Ok(Bytes::from(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use tower::ServiceExt as _;
+    use wemp_proto::testing::Platform;
+    use wemp_proto::{Cipher, Incoming, Reply};
+    use wemp_server::{Account, WechatService};
+
+    use super::*;
+
+    const KEY_A: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+    const KEY_B: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefg";
+
+    fn info(token: &str, appid: &str, key: &str, gh: &str) -> AccountInfo {
+        let mut a = AccountInfo::new(token);
+        a.appid = appid.into();
+        a.aes_key = Some(key.into());
+        a.mode = Mode::Safe;
+        a.original_id = gh.into();
+        a
+    }
+
+    /// Two safe-mode accounts with their own Token, appid and key: `demo` at `/wechat`,
+    /// `shop` at `/wechat/shop`; the server (no observer, so the tap records everything)
+    /// also answers at `/hook`, where it picks the account by `ToUserName`.
+    fn two_accounts() -> (Vec<ConsoleAccount>, axum::Router) {
+        let demo = info("DemoTok1", "wx00000000000000a1", KEY_A, "gh_demo0000001");
+        let shop = info("ShopTok2", "wx00000000000000b2", KEY_B, "gh_shop0000002");
+        let accounts = vec![
+            ConsoleAccount::new("http://127.0.0.1:8080/wechat", demo).with_id("demo"),
+            ConsoleAccount::new("http://127.0.0.1:8080/wechat/shop", shop).with_id("shop"),
+        ];
+        let mut b = WechatService::builder().router(
+            wemp_server::Router::new()
+                .fallback(|m: Incoming| async move { Reply::text(format!("to {}", m.header().to)) }),
+        );
+        for (a, segment) in accounts.iter().zip(["wechat", "shop"]) {
+            let account = Account::new(a.info.appid.clone(), a.info.token.clone())
+                .with_path(segment)
+                .with_aes_key(a.info.aes_key.as_deref().unwrap())
+                .unwrap()
+                .with_original_id(a.info.original_id.clone());
+            b = b.account(account);
+        }
+        let service = b.build().unwrap();
+        let mut router = axum::Router::new();
+        for p in ["/wechat", "/wechat/shop", "/hook"] {
+            router = router.route_service(p, service.clone());
+        }
+        (accounts, router)
+    }
+
+    /// A text from `o1` to `gh`, signed and encrypted by `platform` as WeChat does,
+    /// posted through the tap at `path`; returns the record the tap published.
+    async fn post(
+        app: &axum::Router,
+        hub: &Hub,
+        platform: &Platform,
+        path: &str,
+        gh: &str,
+        text: &str,
+    ) -> Exchange {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs().to_string();
+        let xml = format!(
+            "<xml><ToUserName><![CDATA[{gh}]]></ToUserName><FromUserName><![CDATA[o1]]></FromUserName>\
+             <CreateTime>1</CreateTime><MsgType><![CDATA[text]]></MsgType>\
+             <Content><![CDATA[{text}]]></Content><MsgId>{}</MsgId></xml>",
+            rand::random::<u32>()
+        );
+        let req = platform.post(Mode::Safe, &xml, "o1", gh, &now, "nonce1", [7; 16]).unwrap();
+        let http =
+            http::Request::post(format!("{path}?{}", req.query_string())).body(Body::from(req.body)).unwrap();
+        let res = app.clone().oneshot(http).await.unwrap();
+        let _ = collect(res.into_body(), usize::MAX).await.unwrap();
+        let last = hub.recent(0).pop().expect("the tap published nothing");
+        (*last).clone()
+    }
+
+    #[tokio::test]
+    async fn the_tap_decrypts_with_the_keys_of_the_account_the_request_is_for() {
+        let (accounts, router) = two_accounts();
+        let hub = Arc::new(Hub::default());
+        let app = router.layer(axum::middleware::from_fn_with_state(
+            TapState::with_accounts(hub.clone(), accounts.clone()),
+            tap,
+        ));
+        let platform = |a: &ConsoleAccount| {
+            let cipher = Cipher::new(a.info.aes_key.as_deref().unwrap(), &a.info.appid).unwrap();
+            Platform::new(a.info.token.clone()).with_cipher(cipher)
+        };
+        let (demo, shop) = (platform(&accounts[0]), platform(&accounts[1]));
+
+        // Each account's path: its own keys open the request and the encrypted reply.
+        let x = post(&app, &hub, &demo, "/wechat", "gh_demo0000001", "hello demo").await;
+        assert_eq!(x.account.as_deref(), Some("demo"));
+        assert!(x.diagnostics.is_empty(), "{:?}", x.diagnostics);
+        assert_eq!((x.summary.as_str(), x.outcome), ("hello demo", Some(Outcome::Reply)));
+        assert!(x.reply_xml.as_deref().unwrap().contains("to gh_demo0000001"), "{x:?}");
+        let x = post(&app, &hub, &shop, "/wechat/shop", "gh_shop0000002", "hello shop").await;
+        assert_eq!(x.account.as_deref(), Some("shop"));
+        assert!(x.diagnostics.is_empty(), "{:?}", x.diagnostics);
+        assert_eq!((x.summary.as_str(), x.mode.as_deref()), ("hello shop", Some("safe")));
+        assert!(x.reply_xml.as_deref().unwrap().contains("to gh_shop0000002"), "{x:?}");
+
+        // The shop's message at the demo's path: checked with the demo's keys, as the
+        // server does, and refused by both.
+        let x = post(&app, &hub, &shop, "/wechat", "gh_shop0000002", "lost").await;
+        assert_eq!(x.account.as_deref(), Some("demo"));
+        assert!(x.diagnostics.iter().any(|d| d.contains("msg_signature mismatch")), "{:?}", x.diagnostics);
+        assert_eq!(x.outcome, Some(Outcome::Rejected));
+
+        // A path naming no account: ToUserName tells, else the appid inside the payload.
+        let x = post(&app, &hub, &shop, "/hook", "gh_shop0000002", "by original id").await;
+        assert_eq!((x.account.as_deref(), x.summary.as_str()), (Some("shop"), "by original id"));
+        assert!(x.diagnostics.is_empty(), "{:?}", x.diagnostics);
+        let x = post(&app, &hub, &shop, "/hook", "", "by appid").await;
+        assert_eq!((x.account.as_deref(), x.summary.as_str()), (Some("shop"), "by appid"));
+        assert!(x.raw_xml.as_deref().unwrap().contains("by appid"));
+
+        // Nothing tells: said so, nothing checked against the wrong keys.
+        let stranger =
+            Platform::new("Other123").with_cipher(Cipher::new(KEY_A, "wx00000000000000c3").unwrap());
+        let x = post(&app, &hub, &stranger, "/hook", "gh_nobody", "who?").await;
+        assert_eq!(x.account, None);
+        assert_eq!(x.diagnostics.len(), 1, "{:?}", x.diagnostics);
+        assert!(x.diagnostics[0].starts_with("no account for path \"/hook\" or ToUserName \"gh_nobody\""));
+        assert_eq!(x.outcome, Some(Outcome::Rejected));
+    }
+
+    #[tokio::test]
+    async fn one_account_takes_every_path() {
+        let hub = Arc::new(Hub::default());
+        let mut demo = AccountInfo::new("DemoTok1");
+        demo.original_id = "gh_demo0000001".into();
+        let app = axum::Router::new()
+            .route("/anything", axum::routing::post(|| async { "success" }))
+            .layer(axum::middleware::from_fn_with_state(TapState::new(hub.clone(), demo), tap));
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs().to_string();
+        let req = Platform::new("DemoTok1")
+            .post(
+                Mode::Plain,
+                "<xml><MsgType>text</MsgType><Content>hi</Content></xml>",
+                "o1",
+                "",
+                &now,
+                "n",
+                [0; 16],
+            )
+            .unwrap();
+        let http = http::Request::post(format!("/anything?{}", req.query_string()))
+            .body(Body::from(req.body))
+            .unwrap();
+        let _ = app.oneshot(http).await.unwrap();
+        let x = hub.recent(0).pop().unwrap();
+        assert_eq!(x.account.as_deref(), Some("default"));
+        assert!(x.diagnostics.is_empty(), "{:?}", x.diagnostics);
+        assert_eq!(x.outcome, Some(Outcome::NoReply));
     }
 }

@@ -12,7 +12,7 @@ pub mod sim;
 use std::sync::Arc;
 
 pub use access::{COOKIE, CSRF_HEADER};
-pub use config::{Access, AccountInfo, ConsoleConfig, TOKEN_ENV, TestUser};
+pub use config::{Access, AccountInfo, ConsoleAccount, ConsoleConfig, TOKEN_ENV, TestUser};
 pub use feed::{Exchange, Hub, Outcome, TapState, tap};
 pub use menu::{ButtonKind, Menu, MenuButton, MenuError};
 pub use observe::ConsoleObserver;
@@ -38,6 +38,21 @@ pub enum Error {
     /// No test user.
     #[error("the chat simulator needs at least one test user")]
     NoUsers,
+    /// No account to play WeChat for.
+    #[error("the console needs at least one account")]
+    NoAccounts,
+    /// Two accounts with the same [`ConsoleAccount::id`] (or an empty one).
+    #[error("account id {0:?} is empty or used by two accounts; each account needs its own")]
+    AccountId(String),
+    /// One of several accounts is unusable.
+    #[error("account {id:?}: {source}")]
+    Account {
+        /// The account's id.
+        id: String,
+        /// What is wrong with it.
+        #[source]
+        source: Box<Self>,
+    },
 }
 
 /// One `wemp doctor` check as the setup page shows it.
@@ -106,10 +121,13 @@ pub struct Console {
 /// What the handlers share.
 pub(crate) struct Shared {
     pub(crate) config: ConsoleConfig,
+    /// The same accounts, shared with the tap and the observer.
+    pub(crate) accounts: Arc<[ConsoleAccount]>,
     pub(crate) csrf: String,
     pub(crate) hub: Arc<Hub>,
     pub(crate) observed: Arc<std::sync::atomic::AtomicBool>,
-    pub(crate) wechat: WechatCallback,
+    /// WeChat's side for each account, in the order of `config.accounts`.
+    pub(crate) wechat: Vec<WechatCallback>,
     pub(crate) media: media::MediaStore,
     pub(crate) doctor: Option<Arc<dyn Doctor>>,
     pub(crate) rules: Option<Arc<dyn Rules>>,
@@ -166,7 +184,8 @@ impl ConsoleBuilder {
     /// Checks the configuration and builds the console.
     ///
     /// # Errors
-    /// [`Error`] for an invalid menu, AES key, base path, or no test user.
+    /// [`Error`] for an invalid menu, AES key, base path, account id, or no test user or
+    /// account.
     pub fn build(self) -> Result<Console, Error> {
         let c = &self.config;
         let p = &c.base_path;
@@ -177,20 +196,24 @@ impl ConsoleBuilder {
         if c.users.is_empty() {
             return Err(Error::NoUsers);
         }
-        let cipher = c.account.cipher()?;
-        if c.account.mode.is_encrypted() && cipher.is_none() {
-            return Err(Error::NoKey(c.account.mode));
+        if c.accounts.is_empty() {
+            return Err(Error::NoAccounts);
         }
-        let mut wechat = WechatCallback::new(c.endpoint.clone(), c.account.token.clone())
-            .mode(c.account.mode)
-            .original_id(c.account.original_id.clone())
-            .schedule(c.schedule);
-        if let Some(cipher) = cipher {
-            wechat = wechat.with_cipher(cipher);
+        let mut wechat = Vec::with_capacity(c.accounts.len());
+        for (i, a) in c.accounts.iter().enumerate() {
+            if a.id.is_empty() || c.accounts[..i].iter().any(|b| b.id == a.id) {
+                return Err(Error::AccountId(a.id.clone()));
+            }
+            match callback(a, c.schedule) {
+                Ok(w) => wechat.push(w),
+                Err(e) if c.accounts.len() == 1 => return Err(e),
+                Err(e) => return Err(Error::Account { id: a.id.clone(), source: Box::new(e) }),
+            }
         }
         let csrf: String = (0..32).map(|_| format!("{:x}", rand::random::<u8>() & 0xf)).collect();
         Ok(Console {
             shared: Arc::new(Shared {
+                accounts: c.accounts.clone().into(),
                 config: self.config,
                 csrf,
                 hub: self.hub.unwrap_or_default(),
@@ -203,6 +226,26 @@ impl ConsoleBuilder {
             }),
         })
     }
+}
+
+/// WeChat's side of `account`: signs and encrypts with its keys, posts to its endpoint.
+fn callback(
+    account: &ConsoleAccount,
+    schedule: wemp_testkit::wechat::Schedule,
+) -> Result<WechatCallback, Error> {
+    let info = &account.info;
+    let cipher = info.cipher()?;
+    if info.mode.is_encrypted() && cipher.is_none() {
+        return Err(Error::NoKey(info.mode));
+    }
+    let mut wechat = WechatCallback::new(account.endpoint.clone(), info.token.clone())
+        .mode(info.mode)
+        .original_id(info.original_id.clone())
+        .schedule(schedule);
+    if let Some(cipher) = cipher {
+        wechat = wechat.with_cipher(cipher);
+    }
+    Ok(wechat)
 }
 
 impl Console {
@@ -232,16 +275,44 @@ impl Console {
     /// handles reaches the live log with its dedup outcome, handler and rejection details.
     pub fn observer(&self) -> ConsoleObserver {
         self.shared.observed.store(true, std::sync::atomic::Ordering::Relaxed);
-        ConsoleObserver { hub: self.shared.hub.clone() }
+        ConsoleObserver { hub: self.shared.hub.clone(), accounts: self.shared.accounts.clone() }
     }
 
     /// Wraps the callback router so the live log also sees what the server cannot report:
     /// callers that hung up before the answer (WeChat's 5 s timeout). Without
     /// [`Console::observer`] in the service (another server behind the same URL), the tap
-    /// records every request and answer itself, decrypting with the account's keys.
+    /// records every request and answer itself, decrypting with the keys of the account
+    /// the request is for (by its path, else `ToUserName`, else the appid in the payload).
     pub fn tap(&self, callback: axum::Router) -> axum::Router {
-        let state = TapState::new(self.shared.hub.clone(), self.shared.config.account.clone())
+        let state = TapState::with_accounts(self.shared.hub.clone(), self.shared.accounts.clone())
             .observed_by(self.shared.observed.clone());
         callback.layer(axum::middleware::from_fn_with_state(state, tap))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_account_must_be_usable_and_have_its_own_id() {
+        let first = || ConsoleConfig::new("http://127.0.0.1:8080/wechat", AccountInfo::new("Tok123"));
+        let mut safe = AccountInfo::new("Tok456");
+        safe.mode = wemp_proto::Mode::Safe;
+        let shop = ConsoleAccount::new("http://127.0.0.1:8080/wechat/shop", safe).with_id("shop");
+        let err = Console::builder(first().with_account(shop.clone())).build().unwrap_err();
+        assert_eq!(err.to_string(), "account \"shop\": mode safe needs the account's EncodingAESKey");
+        let twin = ConsoleAccount::new("http://127.0.0.1:8080/wechat/b", AccountInfo::new("Tok456"));
+        let err = Console::builder(first().with_account(twin)).build().unwrap_err();
+        assert!(matches!(&err, Error::AccountId(id) if id == "default"), "{err}");
+        let err = Console::builder(ConsoleConfig::from_accounts(Vec::new())).build().unwrap_err();
+        assert!(matches!(err, Error::NoAccounts));
+        let mut info = shop.info.clone();
+        info.appid = "wx00000000000000b2".into();
+        info.aes_key = Some("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG".into());
+        let console =
+            Console::builder(first().with_account(ConsoleAccount { info, ..shop })).build().unwrap();
+        assert_eq!(console.config().accounts.len(), 2);
+        assert_eq!(console.shared.wechat.len(), 2);
     }
 }

@@ -4,19 +4,37 @@ use std::sync::Arc;
 
 use wemp_server::{DeliveryRecord, Observer, RecordOutcome, SinkOutcome};
 
+use crate::config::{ConsoleAccount, by_record};
 use crate::feed::{Exchange, Hub, Outcome, WECHAT_TIMEOUT_MS};
 
-/// A [`wemp_server::Observer`] that publishes every record to the console's live log.
+/// A [`wemp_server::Observer`] that publishes every record to the console's live log,
+/// tagged with the console's account for the record's appid (else its `ToUserName`).
 /// Add it with `WechatService::builder().observer(console.observer())`.
 #[derive(Clone, Debug)]
 pub struct ConsoleObserver {
     pub(crate) hub: Arc<Hub>,
+    pub(crate) accounts: Arc<[ConsoleAccount]>,
 }
 
 impl Observer for ConsoleObserver {
     fn observe(&self, record: &Arc<DeliveryRecord>) {
-        self.hub.publish(Exchange::from(record.as_ref()));
+        let mut x = Exchange::from(record.as_ref());
+        // The appid first; the XML is parsed only when it does not tell.
+        let account = by_record(&self.accounts, record.appid.as_deref(), None).or_else(|| {
+            let to = record.raw_xml.as_deref().and_then(to_user_name);
+            by_record(&self.accounts, None, to.as_deref())
+        });
+        if let Some(a) = account {
+            x.account = Some(a.id.clone());
+        }
+        self.hub.publish(x);
     }
+}
+
+/// The `ToUserName` of a message's XML.
+pub(crate) fn to_user_name(xml: &str) -> Option<String> {
+    let doc = wemp_proto::Document::parse(xml).ok()?;
+    doc.root.text_of("ToUserName").map(|t| t.trim().to_owned())
 }
 
 impl From<&DeliveryRecord> for Exchange {
@@ -85,6 +103,7 @@ impl From<&DeliveryRecord> for Exchange {
         Self {
             id: 0,
             source: "observer",
+            account: r.appid.clone(),
             received_at_ms: r.received_at_ms,
             method: if r.outcome == RecordOutcome::Verified { "GET" } else { "POST" }.into(),
             openid: r.openid.clone(),

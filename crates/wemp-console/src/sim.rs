@@ -84,6 +84,8 @@ fn default_scale() -> u32 {
 /// The result of one action, as the page renders it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ChatResult {
+    /// The account WeChat was played for ([`crate::ConsoleAccount::id`]).
+    pub account: String,
     /// The message XML sent (plain, before encryption).
     pub sent_xml: String,
     /// What the user sees.
@@ -212,7 +214,14 @@ fn report(sent_xml: String, d: Delivery) -> ChatResult {
         UserSees::Nothing => Sees::Nothing,
         UserSees::ErrorBanner { reason } => Sees::Banner { banner: ERROR_BANNER, reason },
     };
-    ChatResult { sent_xml, sees, attempts, encrypted: d.encrypted, server: Vec::new() }
+    ChatResult {
+        account: String::new(),
+        sent_xml,
+        sees,
+        attempts,
+        encrypted: d.encrypted,
+        server: Vec::new(),
+    }
 }
 
 #[cfg(test)]
