@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use wemp_client::datacube::Date;
 use wemp_proto::reply::ReplyMessage;
 use wemp_store::{LogEntry, LogQuery, MessageLog, StoreError};
 
@@ -120,19 +121,10 @@ pub async fn read_after(
 /// `YYYY-MM-DD HH:MM:SS` (UTC) of a time in ms since the epoch.
 pub fn format_time(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    let date = Date::from_days_since_epoch(secs.div_euclid(86_400))
+        .map_or_else(|| format!("(day {})", secs.div_euclid(86_400)), |d| d.to_string());
+    format!("{date} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// The reply of an entry in readable form: `(no reply)`, the text, `[news, 1 article(s)]` …
