@@ -94,7 +94,8 @@ async function copy(text, what) {
 const state = {
   config: null,
   user: null,
-  chats: new Map(), // openid -> [{node factory}]
+  account: null, // the id of the account the simulator plays WeChat for
+  chats: new Map(), // chatKey(account, openid) -> [nodes]
   exchanges: [],
   selected: null,
   names: new Map(),
@@ -230,21 +231,27 @@ function lateNodes(x) {
 /** Deadline answers waiting for their follow-up, by the server's delivery number. */
 const lateWatch = new Map();
 
-function watchLate(user, x) {
+function watchLate(key, x) {
   const done = state.exchanges.find((e) => e.outcome === 'follow_up' && e.delivery === x.delivery);
-  if (done) { showLate(user, done); return; }
-  lateWatch.set(x.delivery, user);
+  if (done) { showLate(key, done); return; }
+  lateWatch.set(x.delivery, key);
 }
 
-function showLate(user, x) {
+function showLate(key, x) {
   const nodes = lateNodes(x);
-  if (user === state.user) for (const n of nodes) addToChat(n);
-  else state.chats.get(user).push(...nodes);
+  if (key === chatKey()) for (const n of nodes) addToChat(n);
+  else state.chats.get(key).push(...nodes);
+}
+
+/** One conversation per account and user. */
+function chatKey(account = state.account, user = state.user) {
+  return `${account}\n${user}`;
 }
 
 function chat() {
-  if (!state.chats.has(state.user)) state.chats.set(state.user, []);
-  return state.chats.get(state.user);
+  const key = chatKey();
+  if (!state.chats.has(key)) state.chats.set(key, []);
+  return state.chats.get(key);
 }
 
 function addToChat(node) {
@@ -268,6 +275,8 @@ let busy = 0;
 
 async function perform(action, shown) {
   const user = state.user;
+  const account = state.account;
+  const key = chatKey(account, user);
   $('more-panel').hidden = true;
   $('more').setAttribute('aria-expanded', 'false');
   if (shown) addToChat(shown);
@@ -283,17 +292,17 @@ async function perform(action, shown) {
     if (s >= per) pending.querySelector('.bubble').dataset.note = `WeChat retrying (try ${Math.min(state.config.tries, 1 + Math.floor(s / per))}/${state.config.tries})…`;
   }, 500);
   try {
-    const res = await api('send', { method: 'POST', json: { user, action } });
+    const res = await api('send', { method: 'POST', json: { user, action, account } });
     const nodes = [];
     const deadline = (res.server || []).find((x) => x.outcome === 'deadline' && x.delivery != null);
     if (res.sees.kind === 'reply') nodes.push(...renderReply(res.sees.reply));
     else if (res.sees.kind === 'banner') nodes.push(bannerNode(res.sees.reason, res.server));
     if (deadline) nodes.push(deadlineNode(deadline));
-    replaceNode(user, pending, nodes);
-    if (deadline) watchLate(user, deadline);
+    replaceNode(key, pending, nodes);
+    if (deadline) watchLate(key, deadline);
     addTries(action, res);
   } catch (e) {
-    replaceNode(user, pending, [notice(`Console error: ${e.message}`, 'error')]);
+    replaceNode(key, pending, [notice(`Console error: ${e.message}`, 'error')]);
   } finally {
     clearInterval(timer);
     busy -= 1;
@@ -301,8 +310,8 @@ async function perform(action, shown) {
   }
 }
 
-function replaceNode(user, old, nodes) {
-  const list = state.chats.get(user);
+function replaceNode(key, old, nodes) {
+  const list = state.chats.get(key);
   const i = list.indexOf(old);
   if (i >= 0) list.splice(i, 1, ...nodes);
   if (old.isConnected) {
@@ -330,7 +339,9 @@ function describe(action) {
 function addTries(action, res) {
   const sees = res.sees.kind === 'reply' ? `reply (${res.sees.reply.type})` : res.sees.kind === 'banner' ? 'error banner' : 'nothing';
   const item = h('li', { class: `try-item ${res.sees.kind}` },
-    h('div', { class: 'try-head' }, h('strong', {}, describe(action)), h('span', { class: `badge ${res.sees.kind}` }, sees)),
+    h('div', { class: 'try-head' }, h('strong', {}, describe(action)),
+      multiAccount() ? h('span', { class: 'badge account', title: 'account' }, accountLabel(res.account)) : null,
+      h('span', { class: `badge ${res.sees.kind}` }, sees)),
     h('ol', { class: 'try-list' }, res.attempts.map((a, i) =>
       h('li', {}, `try ${i + 1} at +${a.started_ms} ms: ${a.outcome} in ${a.took_ms} ms`))),
     res.sees.kind === 'banner' ? h('p', { class: 'why' }, res.sees.reason) : null,
@@ -440,10 +451,12 @@ function nameOf(openid) {
 
 function matches(x) {
   const f = new FormData($('filters'));
+  const account = f.get('account');
   const user = f.get('user');
   const type = f.get('type');
   const outcome = f.get('outcome');
-  return (!user || x.openid === user) && (!type || typeOf(x) === type) && (!outcome || x.outcome === outcome);
+  return (!account || x.account === account) && (!user || x.openid === user) && (!type || typeOf(x) === type)
+    && (!outcome || x.outcome === outcome);
 }
 
 function fmtTime(ms) {
@@ -461,7 +474,8 @@ function row(x) {
     x.diagnostics && x.diagnostics.length ? h('span', { class: 'diag-flag', title: x.diagnostics.join('\n') }, icon('warn')) : null),
   h('td', {}, x.mode || '—'),
   h('td', {}, h('span', { class: `badge ${x.outcome || ''}` }, OUTCOME_LABEL[x.outcome] || x.outcome || '…')),
-  h('td', { class: 'num mono' }, String(x.latency_ms)));
+  h('td', { class: 'num mono' }, String(x.latency_ms)),
+  multiAccount() ? h('td', { class: 'col-account' }, h('span', { class: 'badge account', title: x.account || '' }, accountLabel(x.account))) : null);
   if (state.selected === x.id) tr.classList.add('selected');
   return tr;
 }
@@ -477,13 +491,14 @@ function ingest(x) {
   if (state.exchanges.some((e) => (e.id === x.id && e.source === x.source) || (x.source === 'log' && sameDelivery(e, x)))) return;
   state.exchanges.push(x);
   if (x.outcome === 'follow_up' && lateWatch.has(x.delivery)) {
-    const user = lateWatch.get(x.delivery);
+    const key = lateWatch.get(x.delivery);
     lateWatch.delete(x.delivery);
-    showLate(user, x);
+    showLate(key, x);
   }
   if (state.exchanges.length > 2000) state.exchanges.shift();
   $('log-count').textContent = String(state.exchanges.length);
   if (x.openid) addOption($('f-user'), x.openid, nameOf(x.openid));
+  if (x.account && multiAccount()) addOption($('f-account'), x.account, accountLabel(x.account));
   addOption($('f-type'), typeOf(x), typeOf(x));
   if (matches(x)) {
     $('log-rows').prepend(row(x));
@@ -524,6 +539,7 @@ function select(id) {
   if (!x) return;
   for (const tr of $('log-rows').children) tr.classList.toggle('selected', Number(tr.dataset.id) === id);
   const kv = [
+    ...(multiAccount() ? [['Account', x.account ? `${accountLabel(x.account)} (${x.account})` : 'none of the console’s accounts']] : []),
     ['Received', new Date(x.received_at_ms).toLocaleString()],
     ['User', x.openid || '—'],
     ['Type', typeOf(x)],
@@ -569,6 +585,7 @@ async function loadHistory() {
   try {
     const f = new FormData($('filters'));
     const q = new URLSearchParams();
+    if (f.get('account')) q.set('account', f.get('account'));
     if (f.get('user')) q.set('user', f.get('user'));
     const t = f.get('type');
     if (t && !t.startsWith('event:') && t !== 'verify') q.set('type', t);
@@ -594,15 +611,20 @@ function pasteRow(label, value, opts = {}) {
   return [h('dt', {}, label), dd];
 }
 
-let setupLoaded = false;
+let setupLoaded = null; // the account whose setup is shown
 async function loadSetup(force) {
-  if (setupLoaded && !force) return;
-  setupLoaded = true;
+  if (!state.config || (setupLoaded === state.account && !force)) return;
+  const account = state.account;
+  const first = setupLoaded === null;
+  setupLoaded = account;
+  const q = `account=${encodeURIComponent(account)}`;
+  if (multiAccount()) $('paste-h').textContent = `Paste into the WeChat console: ${accountLabel(account)}`;
   try {
-    const s = await api('setup');
+    const s = await api(`setup?${q}`);
+    if (account !== state.account) return;
     let revealed = null;
     const getKey = async () => {
-      if (!revealed) revealed = (await api('setup/reveal', { method: 'POST' })).aes_key;
+      if (!revealed) revealed = (await api(`setup/reveal?${q}`, { method: 'POST' })).aes_key;
       return revealed;
     };
     const rows = [
@@ -624,6 +646,7 @@ async function loadSetup(force) {
   } catch (e) {
     $('paste').replaceChildren(h('p', { class: 'error-line' }, e.message));
   }
+  if (!first) return; // the doctor and the rules are the server's, not the account's
   loadDoctor();
   loadRules();
 }
@@ -678,17 +701,23 @@ async function start() {
     return;
   }
   state.config = cfg;
+  // Servers from before several accounts: one account, the one in `account`.
+  if (!cfg.accounts || !cfg.accounts.length) cfg.accounts = [{ ...cfg.account, id: cfg.account.id || '', endpoint: cfg.endpoint }];
   for (const u of cfg.users) state.names.set(u.openid, u.name);
   $('user').replaceChildren(...cfg.users.map((u) => h('option', { value: u.openid }, `${u.name} · ${u.openid.slice(0, 8)}…`)));
   for (const u of cfg.users) addOption($('f-user'), u.openid, u.name);
   state.user = cfg.users[0].openid;
-  const a = cfg.account;
-  const title = a.name || a.original_id || 'Official Account';
-  $('phone-title').textContent = title;
-  $('account').replaceChildren(h('span', {}, title), h('span', { class: `badge mode ${a.mode}` }, a.mode));
-  $('mode-note').textContent = a.mode === 'plain' ? '' : ` and encrypted (${a.mode} mode)`;
+  const wanted = new URLSearchParams(location.search).get('account');
+  state.account = (cfg.accounts.find((a) => a.id === wanted) || cfg.accounts[0]).id;
+  if (multiAccount()) {
+    document.body.classList.add('multi-account');
+    for (const a of cfg.accounts) addOption($('f-account'), a.id, accountLabel(a.id));
+    $('f-account-label').hidden = false;
+    $('log-account-h').hidden = false;
+    $('menu-note').hidden = !(cfg.menu && cfg.menu.button && cfg.menu.button.length);
+  }
+  showAccount();
   $('timeout-note').textContent = String(cfg.timeout_ms / 1000);
-  $('endpoint-note').textContent = cfg.endpoint;
   $('tries-note').textContent = String(cfg.tries);
   $('load-history').hidden = !cfg.has_log;
   $('rerun-doctor').hidden = !cfg.has_doctor;
@@ -696,8 +725,56 @@ async function start() {
   const hasMenu = renderMenu(cfg.menu);
   setComposer(hasMenu ? 'menu' : 'keyboard');
   redrawChat();
-  for (const x of state.exchanges) if (x.openid) addOption($('f-user'), x.openid, nameOf(x.openid));
+  for (const x of state.exchanges) {
+    if (x.openid) addOption($('f-user'), x.openid, nameOf(x.openid));
+    if (x.account && multiAccount()) addOption($('f-account'), x.account, accountLabel(x.account));
+  }
   redrawLog();
+  if ((location.hash || '').startsWith('#setup')) loadSetup();
+}
+
+// ---------------------------------------------------------------- accounts
+const multiAccount = () => !!(state.config && state.config.accounts.length > 1);
+const accountOf = (id) => state.config && state.config.accounts.find((a) => a.id === id);
+
+/** What the page calls an account: its name, else its original id, else its id. */
+function accountLabel(id) {
+  const a = accountOf(id);
+  if (!a) return id || '—';
+  return a.label || a.name || a.original_id || a.id || 'Official Account';
+}
+
+/** Shows the selected account: header, phone title, the simulator's notes. */
+function showAccount() {
+  const a = accountOf(state.account);
+  const title = a.name || a.original_id || 'Official Account';
+  $('phone-title').textContent = title;
+  if (multiAccount()) {
+    // Built once, so the select keeps the focus while the user switches.
+    if (!$('account-select')) {
+      const select = h('select', { id: 'account-select', class: 'account-select', 'aria-label': 'Account to play WeChat for',
+        onchange: (e) => selectAccount(e.target.value) },
+      state.config.accounts.map((x) => h('option', { value: x.id }, `${accountLabel(x.id)} · ${x.path || x.endpoint}`)));
+      $('account').replaceChildren(h('label', { for: 'account-select', class: 'account-label' }, 'Account'), select,
+        h('span', { id: 'account-mode' }));
+    }
+    $('account-select').value = a.id;
+    $('account-mode').replaceChildren(h('span', { class: `badge mode ${a.mode}` }, a.mode));
+  } else {
+    $('account').replaceChildren(h('span', {}, title), h('span', { class: `badge mode ${a.mode}` }, a.mode));
+  }
+  $('mode-note').textContent = a.mode === 'plain' ? '' : ` and encrypted (${a.mode} mode)`;
+  $('endpoint-note').textContent = a.endpoint;
+}
+
+/** Switches the simulator, the setup page and an account filter of the log to account `id`. */
+function selectAccount(id) {
+  if (!accountOf(id) || id === state.account) return;
+  state.account = id;
+  showAccount();
+  redrawChat();
+  if ($('f-account').value) { $('f-account').value = id; redrawLog(); }
+  if (!$('view-setup').hidden) loadSetup();
 }
 
 document.addEventListener('DOMContentLoaded', () => {
