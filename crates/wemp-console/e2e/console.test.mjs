@@ -9,6 +9,9 @@
 // every chat action goes through the server's real callback URL, signed and encrypted,
 // on WeChat's 5 s × 3 schedule.
 //
+// A second `wemp serve` runs the example config with a second account (safe mode, its own
+// path and keys): the page switches between the two, and the live log tags each delivery.
+//
 // Screenshots of the chat and log views at phone and desktop width are written to
 // docs/console/ (SCREENSHOTS=0 to skip writing them).
 
@@ -16,7 +19,7 @@ import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
-import { mkdtempSync, mkdirSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,16 +78,16 @@ function fakePlatform() {
 }
 
 /**
- * Starts `wemp serve --config examples/wemp.toml` with `env` on top of a clean WEMP_*
- * environment and its own data directory; resolves with the callback URL's origin and
- * the first screen once the screen is printed.
+ * Starts `wemp serve --config examples/wemp.toml` (or `config`) with `env` on top of a
+ * clean WEMP_* environment and its own data directory; resolves with the callback URL's
+ * origin and the first screen once the screen is printed.
  */
-function startServe(env = {}) {
+function startServe(env = {}, config = EXAMPLE) {
   assert.ok(existsSync(WEMP), `wemp not built: ${WEMP} (cargo build -p wemp-cli)`);
   const data = mkdtempSync(path.join(tmpdir(), 'wemp-console-e2e-data-'));
   dirs.push(data);
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('WEMP_')));
-  const child = spawn(WEMP, ['serve', '--config', EXAMPLE], {
+  const child = spawn(WEMP, ['serve', '--config', config], {
     env: { ...clean, WEMP_LOG: 'warn', WEMP_LISTEN: '127.0.0.1:0', WEMP_DATA_DIR: data, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -417,5 +420,142 @@ describe('wemp serve beyond loopback', () => {
     } finally {
       await b.close();
     }
+  });
+});
+
+describe('wemp serve with two accounts: the console plays either', () => {
+  // The example config plus a second account in safe mode, with its own path, Token, appid,
+  // EncodingAESKey and original id, and a rule answering with the account WeChat posted to
+  // (`{account}` is the message's ToUserName). The first account stays the example's: plain.
+  const SHOP = {
+    id: 'wx00000000000000b2', token: 'shopToken2024', path: '/wechat/shop', gh: 'gh_5b0p000000b2',
+    key: '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefg',
+  };
+  const DEMO_GH = 'gh_000000000000'; // the example's account has no original id
+  let server;
+  let browser;
+  let page;
+  let errors;
+
+  before(async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'wemp-console-e2e-accounts-'));
+    dirs.push(dir);
+    const config = path.join(dir, 'wemp.toml');
+    writeFileSync(config, [
+      '[[rules]]', 'name = "which account"', 'keyword = "whoami"', 'reply.text = "You are talking to {account}."', '',
+      readFileSync(EXAMPLE, 'utf8'), '',
+      '[[accounts]]', 'name = "shop"', `token = "${SHOP.token}"`, `appid = "${SHOP.id}"`, `aes_key = "${SHOP.key}"`,
+      'mode = "safe"', `original_id = "${SHOP.gh}"`, `path = "${SHOP.path}"`, '',
+    ].join('\n'));
+    server = await startServe({}, config);
+    browser = await launch();
+    page = await browser.newPage();
+    errors = watchErrors(page);
+  });
+
+  after(async () => {
+    if (browser) await browser.close();
+  });
+
+  test('select the second account: its reply, its keys, its tag in the live log', async () => {
+    assert.match(server.screen, new RegExp(`URL +${server.url.replace(/[.]/g, '\\.')}/wechat/shop`));
+    await page.goto(`${server.url}/console/`);
+    const select = page.getByRole('combobox', { name: 'Account to play WeChat for' });
+    await select.waitFor();
+    assert.deepEqual(await select.locator('option').allTextContents(), ['demo · /wechat', `shop · ${SHOP.path}`]);
+    assert.equal(await page.locator('#phone-title').textContent(), 'demo');
+    assert.equal(await page.locator('#account .badge.mode').textContent(), 'plain');
+    // The menu is the server's one [menu], shown for both accounts, and the page says so.
+    await page.getByRole('menuitem', { name: 'News' }).waitFor();
+    await page.getByText('every account shows the same buttons').waitFor();
+
+    await select.selectOption(SHOP.id);
+    assert.equal(await page.locator('#phone-title').textContent(), 'shop');
+    assert.equal(await page.locator('#account .badge.mode').textContent(), 'safe');
+    assert.equal(await page.locator('#endpoint-note').textContent(), `${server.url}${SHOP.path}`);
+    await page.getByRole('button', { name: 'Switch to keyboard' }).click();
+    await page.getByLabel('Message').fill('whoami');
+    await page.getByLabel('Message').press('Enter');
+    // Signed with the shop's Token, encrypted with its key, posted to its path with its
+    // original id as ToUserName: the bot answers as the shop.
+    await page.locator('.msg.bot .bubble', { hasText: `You are talking to ${SHOP.gh}.` }).waitFor();
+    const delivery = page.locator('.try-item', { hasText: 'text “whoami”' });
+    assert.equal(await delivery.locator('.badge.account').textContent(), 'shop');
+    assert.match(await delivery.locator('.try-list').textContent(), /try 1 at \+0 ms: HTTP 200/);
+    assert.match(await delivery.locator('pre.xml').textContent(), new RegExp(`<ToUserName><!\\[CDATA\\[${SHOP.gh}\\]\\]></ToUserName>`));
+
+    // Each account keeps its own conversation; the first still answers as itself, in plain mode.
+    await select.selectOption('demo');
+    assert.equal(await page.locator('.msg.bot .bubble', { hasText: SHOP.gh }).count(), 0);
+    await page.getByLabel('Message').fill('whoami');
+    await page.getByLabel('Message').press('Enter');
+    await page.locator('.msg.bot .bubble', { hasText: `You are talking to ${DEMO_GH}.` }).waitFor();
+    await select.selectOption(SHOP.id);
+    await page.locator('.msg.bot .bubble', { hasText: `You are talking to ${SHOP.gh}.` }).waitFor();
+
+    // The live log tags each delivery with its account (the server's record, decrypted with
+    // that account's key) and filters by account.
+    await page.getByRole('link', { name: /Live log/ }).click();
+    const whoami = page.locator('#log-rows tr', { has: page.locator('td.col-summary', { hasText: 'whoami' }) });
+    await whoami.nth(1).waitFor();
+    const tags = async () => (await whoami.evaluateAll((rows) => rows.map((r) => [
+      r.querySelector('.col-account').textContent, r.children[4].textContent, r.querySelector('.badge').textContent])));
+    assert.deepEqual(await tags(), [['demo', 'plain', 'reply'], ['shop', 'safe', 'reply']]);
+    const filter = page.getByRole('combobox', { name: 'Account', exact: true });
+    await filter.selectOption(SHOP.id);
+    assert.deepEqual(await tags(), [['shop', 'safe', 'reply']]);
+    for (const t of await page.locator('#log-rows .col-account').allTextContents()) assert.equal(t, 'shop');
+    // The filter follows the account selected above it.
+    await select.selectOption('demo');
+    assert.equal(await filter.inputValue(), 'demo');
+    assert.deepEqual(await tags(), [['demo', 'plain', 'reply']]);
+    await select.selectOption(SHOP.id);
+    await whoami.first().click();
+    const kv = await page.locator('#detail dl').textContent();
+    assert.match(kv, new RegExp(`Accountshop \\(${SHOP.id}\\)`));
+    assert.match(kv, /Modesafe/);
+    assert.match(await page.locator('#detail-raw').textContent(), /<Content><!\[CDATA\[whoami\]\]><\/Content>/);
+    await shot(page, 'accounts-log-desktop.png', DESKTOP);
+    await page.keyboard.press('Escape');
+    await filter.selectOption('');
+  });
+
+  test('setup shows the selected account\'s URL, Token and key (masked until revealed)', async () => {
+    await page.getByRole('link', { name: 'Setup' }).click();
+    const paste = page.locator('#paste');
+    await paste.getByText(SHOP.token).waitFor();
+    assert.equal(await page.locator('#paste-h').textContent(), 'Paste into the WeChat console: shop');
+    assert.match(await paste.textContent(), new RegExp(`${server.url.replace(/[.]/g, '\\.')}${SHOP.path}`));
+    assert.doesNotMatch(await page.locator('#aes-key').textContent(), /456789ABCDEF/);
+    await page.getByRole('button', { name: 'Reveal' }).click();
+    await page.locator('#aes-key', { hasText: SHOP.key }).waitFor();
+    const select = page.getByRole('combobox', { name: 'Account to play WeChat for' });
+    await select.selectOption('demo');
+    await paste.getByText('wempDemoToken2024').waitFor();
+    assert.doesNotMatch(await paste.textContent(), /shopToken2024|\/wechat\/shop/);
+    await page.getByText('No EncodingAESKey configured').waitFor();
+    // An account the server does not have is refused, naming the ones it has.
+    const res = await page.evaluate(async () => {
+      const csrf = document.querySelector('meta[name="wemp-csrf"]').content;
+      const r = await fetch('/console/api/send', {
+        method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Wemp-Csrf': csrf },
+        body: JSON.stringify({ user: 'oWempTestUser000000000000001', account: 'nope', action: { kind: 'text', content: 'x' } }),
+      });
+      return [r.status, (await r.json()).error];
+    });
+    assert.deepEqual(res, [400, `unknown account "nope": this console plays "demo", "${SHOP.id}"`]);
+    assert.deepEqual(errors, []);
+  });
+
+  test('phone width: the account selector stays reachable', async () => {
+    await page.setViewportSize(PHONE);
+    await page.getByRole('link', { name: 'Chat' }).click();
+    const select = page.getByRole('combobox', { name: 'Account to play WeChat for' });
+    assert.ok(await select.isVisible());
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 0, `page scrolls sideways by ${overflow}px at phone width`);
+    await select.selectOption(SHOP.id);
+    await shot(page, 'accounts-chat-phone.png', PHONE);
+    await page.setViewportSize(DESKTOP);
   });
 });
