@@ -437,14 +437,19 @@ impl Incoming {
 
     /// The key WeChat's retries of this delivery share (PROTOCOL.md §3):
     /// `msg:<FromUserName>:<MsgId>` for messages (ids have collided across users), and
-    /// `event:<FromUserName>:<CreateTime>:<Event>:<EventKey>` for events.
+    /// `event:<FromUserName>:<CreateTime>:<Event>:<EventKey>` for events. A card event has
+    /// no `EventKey`; its `UserCardCode` (or else its `CardId`) stands in, so that two cards
+    /// a user receives in the same second are two deliveries, not a delivery and its retry.
     pub fn dedup_key(&self) -> String {
         let header = self.header();
         if let Some(id) = self.msg_id() {
             return format!("msg:{}:{}", header.from, id);
         }
         let (event, key) = match self {
-            Self::Event(e) => (e.kind().as_str().to_owned(), e.event_key().unwrap_or_default().to_owned()),
+            Self::Event(e) => {
+                let key = e.event_key().or_else(|| e.user_card_code()).or_else(|| e.card_id());
+                (e.kind().as_str().to_owned(), key.unwrap_or_default().to_owned())
+            }
             Self::Unknown(u) => (
                 u.event.clone().unwrap_or_else(|| u.msg_type.clone()),
                 u.field("EventKey").unwrap_or_default().to_owned(),

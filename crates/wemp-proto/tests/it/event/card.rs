@@ -130,20 +130,28 @@ fn card_events_match_case_insensitively_and_keep_the_documented_layout() {
 }
 
 #[test]
-fn card_events_have_no_event_key_and_dedup_by_sender_time_and_event() {
-    // As the card documentation recommends: FromUserName + CreateTime (+ the event).
+fn card_events_have_no_event_key_and_dedup_by_sender_time_event_and_card_code() {
+    // FromUserName + CreateTime + the event, as the documentation recommends, plus the
+    // UserCardCode: two cards received in the same second must not pass for a retry.
     let msg = parse_round_trip("event/user_get_card.xml");
     assert_eq!(msg.event().unwrap().event_key(), None);
     assert_eq!(msg.msg_id(), None);
-    assert!(
-        msg.dedup_key().starts_with("event:oyORnuP8q7ou2gfYjqLzSIWZf0rs:1700000100:user_get_card:"),
-        "{}",
-        msg.dedup_key()
+    let code = msg.event().unwrap().user_card_code().unwrap().to_owned();
+    assert_eq!(
+        msg.dedup_key(),
+        format!("event:oyORnuP8q7ou2gfYjqLzSIWZf0rs:1700000100:user_get_card:{code}")
     );
     let retry = Incoming::parse(&load("event/user_get_card.xml")).unwrap();
     assert_eq!(retry.dedup_key(), msg.dedup_key(), "a retry shares the key");
+    let second_card =
+        Incoming::parse(&load("event/user_get_card.xml").replace(&code, "000000000001")).unwrap();
+    assert_ne!(second_card.dedup_key(), msg.dedup_key(), "another card in the same second");
     let other = parse_round_trip("event/user_del_card.xml");
     assert_ne!(other.dedup_key(), msg.dedup_key());
+    // Review events concern a card, not a user's copy: the CardId stands in.
+    let review = parse_round_trip("event/card_pass_check.xml");
+    let card = review.event().unwrap().card_id().unwrap();
+    assert!(review.dedup_key().ends_with(&format!(":card_pass_check:{card}")), "{}", review.dedup_key());
 }
 
 #[test]
@@ -165,7 +173,7 @@ fn unknown_card_event_keeps_everything() {
         (Some("pyORnuStampCard00000000000001"), Some("661209473520"))
     );
     assert_eq!(msg.to_xml(), xml);
-    assert_eq!(msg.dedup_key(), "event:oyORnuP8q7ou2gfYjqLzSIWZf0rs:1700001200:user_stamp_card:");
+    assert_eq!(msg.dedup_key(), "event:oyORnuP8q7ou2gfYjqLzSIWZf0rs:1700001200:user_stamp_card:661209473520");
 }
 
 #[test]
