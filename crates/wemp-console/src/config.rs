@@ -1,5 +1,5 @@
-//! What the console needs to know: where the bot listens, the account's keys (to sign and
-//! encrypt like WeChat), test users, the menu, and who may open it.
+//! What the console needs to know: the accounts — where the bot listens for each and its
+//! keys (to sign and encrypt like WeChat) —, test users, the menu, and who may open it.
 
 use std::fmt;
 use std::net::SocketAddr;

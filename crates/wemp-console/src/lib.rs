@@ -314,5 +314,10 @@ mod tests {
             Console::builder(first().with_account(ConsoleAccount { info, ..shop })).build().unwrap();
         assert_eq!(console.config().accounts.len(), 2);
         assert_eq!(console.shared.wechat.len(), 2);
+        let dbg = format!("{console:?}");
+        assert!(
+            dbg.contains("wechat/shop") && !dbg.contains("Tok456") && !dbg.contains("abcdefghij"),
+            "{dbg}"
+        );
     }
 }
