@@ -701,8 +701,6 @@ async function start() {
     return;
   }
   state.config = cfg;
-  // Servers from before several accounts: one account, the one in `account`.
-  if (!cfg.accounts || !cfg.accounts.length) cfg.accounts = [{ ...cfg.account, id: cfg.account.id || '', endpoint: cfg.endpoint }];
   for (const u of cfg.users) state.names.set(u.openid, u.name);
   $('user').replaceChildren(...cfg.users.map((u) => h('option', { value: u.openid }, `${u.name} · ${u.openid.slice(0, 8)}…`)));
   for (const u of cfg.users) addOption($('f-user'), u.openid, u.name);
