@@ -130,12 +130,20 @@ impl LateReplySink for ClientSink {
     }
 }
 
-/// The appid an account is known by: its appid, else its name, else `default`.
+/// The appid an account is known by — in dedup keys, sessions, the message log and the
+/// console: its appid, else its name, else `default`; an id an earlier account already has
+/// gets the account's path appended (`default/wechat/shop`).
 pub fn account_id(cfg: &Config, i: usize) -> String {
-    let a = cfg.accounts.get(i);
-    a.and_then(|a| a.appid.clone())
-        .or_else(|| a.and_then(|a| a.name.clone()))
-        .unwrap_or_else(|| "default".into())
+    let base = |i: usize| {
+        let a = cfg.accounts.get(i);
+        a.and_then(|a| a.appid.clone())
+            .or_else(|| a.and_then(|a| a.name.clone()))
+            .unwrap_or_else(|| "default".into())
+    };
+    let id = base(i);
+    // Two accounts with neither appid nor name (or with the same one) would share an id, and
+    // with it dedup keys, sessions and log entries: the later one adds its path.
+    if (0..i).any(|j| base(j) == id) { format!("{id}{}", cfg.account_path(i)) } else { id }
 }
 
 /// API clients for the accounts that have an AppSecret; `api_base` replaces
@@ -275,14 +283,8 @@ pub fn console_config(cfg: &Config, bound: SocketAddr) -> Option<ConsoleConfig> 
     let access = console_access(cfg, bound)?;
     let mut accounts: Vec<ConsoleAccount> = Vec::with_capacity(cfg.accounts.len());
     for i in 0..cfg.accounts.len() {
-        let mut a = console_account(cfg, i, bound);
-        // Ids are what the server's records name the account by (`account_id`). Two
-        // accounts with neither appid nor name share one there; the console tells them
-        // apart by their path (the server's own records still name both alike).
-        if accounts.iter().any(|b| b.id == a.id) {
-            a.id = format!("{}{}", a.id, a.path());
-        }
-        accounts.push(a);
+        // Ids are what the server's records name the account by (`account_id`, unique).
+        accounts.push(console_account(cfg, i, bound));
     }
     if accounts.is_empty() {
         return None;
@@ -1002,6 +1004,9 @@ mod tests {
         let ids: Vec<&str> = c.accounts.iter().map(|a| a.id.as_str()).collect();
         // The ids the server's records and the message log use (`account_id`), unique.
         assert_eq!(ids, ["demo", "wx00000000000000b2", "default", "default/wechat/fourth"]);
+        // The server names them the same way (its records, dedup keys and log entries).
+        let server_ids: Vec<String> = (0..4).map(|i| account_id(&cfg, i)).collect();
+        assert_eq!(server_ids, ids);
         let endpoints: Vec<&str> = c.accounts.iter().map(|a| a.endpoint.as_str()).collect();
         assert_eq!(
             endpoints,
