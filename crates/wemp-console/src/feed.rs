@@ -180,13 +180,59 @@ impl Exchange {
 }
 
 /// Keeps the latest exchanges and broadcasts new ones.
-#[derive(Debug)]
+///
+/// Nobody may be watching: an exchange published with [`Hub::publish_with`] while no page
+/// listens is kept as the closure that makes it, and made only when a page asks for it
+/// ([`Hub::recent`]), so an idle console costs the server almost nothing per request.
 pub struct Hub {
     next_id: AtomicU64,
-    recent: Mutex<VecDeque<Arc<Exchange>>>,
+    /// The kept exchanges, oldest first. Its lock also orders publishing against
+    /// [`Hub::subscribe`]: an exchange kept unmade is never one a new page misses.
+    recent: Mutex<VecDeque<Kept>>,
     capacity: usize,
     tx: broadcast::Sender<Arc<Exchange>>,
-    seen: Mutex<VecDeque<(String, u32)>>,
+    seen: Mutex<VecDeque<(u64, u32)>>,
+}
+
+/// A kept exchange, made or still to be made.
+enum Kept {
+    Made(Arc<Exchange>),
+    Later(u64, Box<dyn FnOnce() -> Exchange + Send>),
+}
+
+impl Kept {
+    fn id(&self) -> u64 {
+        match self {
+            Self::Made(x) => x.id,
+            Self::Later(id, _) => *id,
+        }
+    }
+
+    /// The exchange, made now if it was not yet.
+    fn made(&mut self) -> Arc<Exchange> {
+        if let Self::Later(id, _) = self {
+            let id = *id;
+            let Self::Later(_, make) = std::mem::replace(self, Self::Made(Arc::default())) else {
+                unreachable!("matched above")
+            };
+            let mut x = make();
+            x.id = id;
+            *self = Self::Made(Arc::new(x));
+        }
+        match self {
+            Self::Made(x) => x.clone(),
+            Self::Later(..) => unreachable!("made above"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("capacity", &self.capacity)
+            .field("next_id", &self.next_id.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Hub {
@@ -212,44 +258,57 @@ impl Hub {
     }
 
     /// Numbers `exchange`, keeps it and sends it to every open page; returns its id.
-    pub fn publish(&self, mut exchange: Exchange) -> u64 {
+    pub fn publish(&self, exchange: Exchange) -> u64 {
+        self.publish_with(move || exchange)
+    }
+
+    /// Numbers the exchange `make` makes and keeps it; returns its id. `make` runs now if a
+    /// page listens (the exchange is sent to every open one), otherwise when a page first
+    /// asks for it — or never, if it leaves the ring first.
+    pub fn publish_with(&self, make: impl FnOnce() -> Exchange + Send + 'static) -> u64 {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        exchange.id = id;
-        let exchange = Arc::new(exchange);
-        {
-            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-            if recent.len() == self.capacity {
-                recent.pop_front();
-            }
-            recent.push_back(exchange.clone());
+        if recent.len() == self.capacity {
+            recent.pop_front();
         }
-        // No open page is not an error.
-        let _ = self.tx.send(exchange);
+        if self.tx.receiver_count() == 0 {
+            recent.push_back(Kept::Later(id, Box::new(make)));
+        } else {
+            let mut x = make();
+            x.id = id;
+            let x = Arc::new(x);
+            recent.push_back(Kept::Made(x.clone()));
+            // A page that closed since the count is not an error.
+            let _ = self.tx.send(x);
+        }
         id
     }
 
     /// The kept exchanges with an id above `after`, oldest first.
     pub fn recent(&self, after: u64) -> Vec<Arc<Exchange>> {
-        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        recent.iter().filter(|e| e.id > after).cloned().collect()
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.iter_mut().filter(|k| k.id() > after).map(Kept::made).collect()
     }
 
-    /// A receiver of every exchange published from now on.
+    /// A receiver of every exchange published from now on (call [`Hub::recent`] after it
+    /// for what came before: nothing falls between the two).
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Exchange>> {
+        let _order = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         self.tx.subscribe()
     }
 
-    /// Counts tries of the same delivery (WeChat resends the identical request).
-    fn attempt(&self, key: &str) -> u32 {
+    /// Counts tries of the same delivery (WeChat resends the identical request), by a
+    /// hash of what identifies it.
+    fn attempt(&self, key: u64) -> u32 {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, n)) = seen.iter_mut().find(|(k, _)| k == key) {
+        if let Some((_, n)) = seen.iter_mut().find(|(k, _)| *k == key) {
             *n += 1;
             return *n;
         }
         if seen.len() == 256 {
             seen.pop_front();
         }
-        seen.push_back((key.to_owned(), 1));
+        seen.push_back((key, 1));
         1
     }
 }
@@ -290,6 +349,10 @@ impl TapState {
 
 /// Middleware for the callback router: records every request and answer in the hub.
 ///
+/// While an observer inside the server reports what it handled ([`TapState::observed_by`]),
+/// the tap only reports what the server cannot see — callers that hung up, panics — and
+/// reads the request only then.
+///
 /// ```ignore
 /// let app = service.into_router().layer(axum::middleware::from_fn_with_state(tap_state, tap));
 /// ```
@@ -301,55 +364,101 @@ pub async fn tap(State(state): State<TapState>, req: Request, next: Next) -> Res
         return next.run(Request::from_parts(parts, Body::empty())).await;
     };
     let query = parts.uri.query().unwrap_or_default().to_owned();
-    let method = parts.method.to_string();
-    let (mut record, account) = inspect_request(&state.accounts, parts.uri.path(), &method, &query, &bytes);
-    record.received_at_ms = received_at_ms;
-    record.source = "tap";
-    record.attempt = state.hub.attempt(&format!("{query}\n{}", bytes.len()));
-
-    // Publish an "abandoned" record if the caller hangs up and the server drops us.
-    let mut guard = Guard { hub: state.hub.clone(), record: Some(record), started };
+    let attempt = state.hub.attempt({
+        let mut h = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&query, &mut h);
+        std::hash::Hash::hash(&bytes[..], &mut h);
+        std::hash::Hasher::finish(&h)
+    });
+    let request = Seen {
+        accounts: state.accounts.clone(),
+        path: parts.uri.path().to_owned(),
+        method: parts.method.to_string(),
+        query,
+        body: bytes.clone(),
+        received_at_ms,
+        attempt,
+    };
+    // Publishes an "abandoned" record if the caller hangs up and the server drops us.
+    let mut guard = Guard { hub: state.hub.clone(), request: Some(request), started };
     let observed = state.observed.load(Ordering::Relaxed);
     let res = std::panic::AssertUnwindSafe(next.run(Request::from_parts(parts, Body::from(bytes))))
         .catch_unwind()
         .await;
     let Ok(res) = res else {
-        if let Some(r) = guard.record.as_mut() {
-            r.error = Some("the callback handler panicked".into());
-            r.outcome = Some(Outcome::Error);
+        if let Some(request) = guard.request.take() {
+            let (mut record, _) = request.inspect();
+            record.latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            record.error = Some("the callback handler panicked".into());
+            record.outcome = Some(Outcome::Error);
+            state.hub.publish(record);
         }
         return http::Response::builder().status(500).body(Body::empty()).unwrap_or_default();
     };
+    if observed {
+        // The server's observer has reported this exchange.
+        guard.request = None;
+        return res;
+    }
     let (rparts, rbody) = res.into_parts();
     let rbytes = collect(rbody, usize::MAX).await.unwrap_or_default();
-    if let Some(mut record) = guard.record.take() {
-        record.latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        inspect_response(account.map(|a| &a.info), &mut record, rparts.status.as_u16(), &rbytes);
-        if !observed {
-            state.hub.publish(record);
-        }
+    if let Some(request) = guard.request.take() {
+        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let status = rparts.status.as_u16();
+        let response = rbytes.clone();
+        state.hub.publish_with(move || {
+            let (mut record, account) = request.inspect();
+            record.latency_ms = latency_ms;
+            inspect_response(account.map(|a| &a.info), &mut record, status, &response);
+            record
+        });
     }
     Response::from_parts(rparts, Body::from(rbytes))
 }
 
+/// A request as the tap saw it, read ([`Seen::inspect`]) only when it is shown.
+struct Seen {
+    accounts: Arc<[ConsoleAccount]>,
+    path: String,
+    method: String,
+    query: String,
+    body: bytes::Bytes,
+    received_at_ms: i64,
+    attempt: u32,
+}
+
+impl Seen {
+    fn inspect(&self) -> (Exchange, Option<&ConsoleAccount>) {
+        let (mut record, account) =
+            inspect_request(&self.accounts, &self.path, &self.method, &self.query, &self.body);
+        record.received_at_ms = self.received_at_ms;
+        record.source = "tap";
+        record.attempt = self.attempt;
+        (record, account)
+    }
+}
+
 struct Guard {
     hub: Arc<Hub>,
-    record: Option<Exchange>,
+    request: Option<Seen>,
     started: Instant,
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        if let Some(mut r) = self.record.take() {
-            r.latency_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            if r.outcome.is_none() {
-                r.outcome = Some(Outcome::Abandoned);
-                r.error = Some(format!(
-                    "the caller hung up after {} ms, before the server answered (WeChat gives up after {} ms)",
-                    r.latency_ms, WECHAT_TIMEOUT_MS
-                ));
-            }
-            self.hub.publish(r);
+        if let Some(request) = self.request.take() {
+            let latency_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.hub.publish_with(move || {
+                let (mut r, _) = request.inspect();
+                r.latency_ms = latency_ms;
+                if r.outcome.is_none() {
+                    r.outcome = Some(Outcome::Abandoned);
+                    r.error = Some(format!(
+                        "the caller hung up after {latency_ms} ms, before the server answered (WeChat gives up after {WECHAT_TIMEOUT_MS} ms)"
+                    ));
+                }
+                r
+            });
         }
     }
 }
@@ -637,6 +746,41 @@ mod tests {
     use wemp_server::{Account, WechatService};
 
     use super::*;
+
+    #[test]
+    fn an_unwatched_hub_makes_exchanges_only_when_a_page_asks() {
+        use std::sync::atomic::AtomicUsize;
+        let hub = Hub::new(3);
+        let made = Arc::new(AtomicUsize::new(0));
+        let publish = |n: &str| {
+            let (made, n) = (made.clone(), n.to_owned());
+            hub.publish_with(move || {
+                made.fetch_add(1, Ordering::SeqCst);
+                Exchange { openid: Some(n), ..Exchange::default() }
+            })
+        };
+        let ids: Vec<u64> = ["a", "b", "c", "d"].into_iter().map(publish).collect();
+        assert_eq!(ids, [1, 2, 3, 4]);
+        assert_eq!(made.load(Ordering::SeqCst), 0, "nobody watched: nothing made yet");
+        // "a" left the ring unmade; a page opening now gets the others, made once.
+        let users = |xs: Vec<Arc<Exchange>>| -> Vec<(u64, String)> {
+            xs.iter().map(|x| (x.id, x.openid.clone().unwrap_or_default())).collect()
+        };
+        let rx = hub.subscribe();
+        assert_eq!(users(hub.recent(0)), [(2, "b".into()), (3, "c".into()), (4, "d".into())]);
+        assert_eq!(users(hub.recent(2)), [(3, "c".into()), (4, "d".into())]);
+        assert_eq!(made.load(Ordering::SeqCst), 3, "each made once, the evicted one never");
+        // While a page listens, an exchange is made at once and sent to it.
+        let mut rx = rx;
+        publish("e");
+        assert_eq!(made.load(Ordering::SeqCst), 4);
+        let live = rx.try_recv().unwrap();
+        assert_eq!((live.id, live.openid.as_deref()), (5, Some("e")));
+        drop(rx);
+        publish("f");
+        assert_eq!(made.load(Ordering::SeqCst), 4, "the page left: kept unmade again");
+        assert_eq!(users(hub.recent(4)), [(5, "e".into()), (6, "f".into())]);
+    }
 
     const KEY_A: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
     const KEY_B: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefg";

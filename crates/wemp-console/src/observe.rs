@@ -18,16 +18,21 @@ pub struct ConsoleObserver {
 
 impl Observer for ConsoleObserver {
     fn observe(&self, record: &Arc<DeliveryRecord>) {
-        let mut x = Exchange::from(record.as_ref());
-        // The appid first; the XML is parsed only when it does not tell.
-        let account = by_record(&self.accounts, record.appid.as_deref(), None).or_else(|| {
-            let to = record.raw_xml.as_deref().and_then(to_user_name);
-            by_record(&self.accounts, None, to.as_deref())
+        // Made when a page shows it (at once while one is open): an idle console costs the
+        // request path a closure, not a parse of the reply.
+        let (record, accounts) = (record.clone(), self.accounts.clone());
+        self.hub.publish_with(move || {
+            let mut x = Exchange::from(record.as_ref());
+            // The appid first; the XML is parsed only when it does not tell.
+            let account = by_record(&accounts, record.appid.as_deref(), None).or_else(|| {
+                let to = record.raw_xml.as_deref().and_then(to_user_name);
+                by_record(&accounts, None, to.as_deref())
+            });
+            if let Some(a) = account {
+                x.account = Some(a.id.clone());
+            }
+            x
         });
-        if let Some(a) = account {
-            x.account = Some(a.id.clone());
-        }
-        self.hub.publish(x);
     }
 }
 
