@@ -848,6 +848,17 @@ impl Config {
             {
                 report(at("appid"), format!("{appid:?} does not look like an appid (wx + 16 characters)"));
             }
+            if let Some(appid) = &account.appid
+                && let Some(other) = self.accounts[..i].iter().position(|a| a.appid.as_ref() == Some(appid))
+            {
+                report(
+                    at("appid"),
+                    format!(
+                        "{appid:?} is already the appid of accounts[{other}]: an Official Account has one \
+                         callback URL, so it is one [[accounts]] entry"
+                    ),
+                );
+            }
             match (&account.aes_key, account.mode.is_encrypted()) {
                 (Some(key), _) => {
                     if let Err(e) = wemp_proto::crypto::decode_key(key) {
@@ -1054,6 +1065,16 @@ mod tests {
         assert!(find("accounts[0].appid").message.contains("safe mode needs the appid"));
         assert_eq!(find("rules[1].regex").line, Some(13));
         assert!(find("rules[1].regex").to_string().starts_with("w.toml:13: rules[1].regex: invalid regular"));
+    }
+
+    #[test]
+    fn two_accounts_with_one_appid_are_refused() {
+        let src = "[[accounts]]\ntoken = \"Tok123\"\nappid = \"wx0123456789abcdef\"\n\n\
+                   [[accounts]]\ntoken = \"Tok456\"\nappid = \"wx0123456789abcdef\"\npath = \"/wechat/v2\"\n";
+        let p = problems(src);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].field.as_deref(), Some("accounts[1].appid"));
+        assert!(p[0].message.contains("already the appid of accounts[0]"), "{}", p[0].message);
     }
 
     #[test]

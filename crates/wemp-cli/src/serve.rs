@@ -131,8 +131,11 @@ impl LateReplySink for ClientSink {
 }
 
 /// The appid an account is known by — in dedup keys, sessions, the message log and the
-/// console: its appid, else its name, else `default`; an id an earlier account already has
-/// gets the account's path appended (`default/wechat/shop`).
+/// console: its appid, else its name, else `default`. An appid is used as it is (the cipher
+/// checks it in every encrypted message, the API client asks a token for it; the config
+/// check refuses two accounts with one appid); a name or `default` that an earlier account
+/// already has, or that is an account's appid, gets the account's path appended
+/// (`default/wechat/shop`).
 pub fn account_id(cfg: &Config, i: usize) -> String {
     let base = |i: usize| {
         let a = cfg.accounts.get(i);
@@ -141,9 +144,13 @@ pub fn account_id(cfg: &Config, i: usize) -> String {
             .unwrap_or_else(|| "default".into())
     };
     let id = base(i);
-    // Two accounts with neither appid nor name (or with the same one) would share an id, and
+    if cfg.accounts.get(i).is_some_and(|a| a.appid.is_some()) {
+        return id;
+    }
+    // Two accounts with neither appid nor name (or with the same name) would share an id, and
     // with it dedup keys, sessions and log entries: the later one adds its path.
-    if (0..i).any(|j| base(j) == id) { format!("{id}{}", cfg.account_path(i)) } else { id }
+    let taken = (0..i).any(|j| base(j) == id) || cfg.accounts.iter().any(|a| a.appid.as_ref() == Some(&id));
+    if taken { format!("{id}{}", cfg.account_path(i)) } else { id }
 }
 
 /// API clients for the accounts that have an AppSecret; `api_base` replaces
@@ -946,6 +953,50 @@ mod tests {
         );
         let out = sink.deliver(&appid, "o_y", wemp_proto::Reply::text("x")).await;
         assert!(matches!(out, SinkOutcome::Failed { errcode: Some(48001), .. }), "{out:?}");
+    }
+
+    /// Two entries for one appid (the same account at a second path, configured in code
+    /// where the config check does not run): the appid stays the appid — it is what the
+    /// cipher checks in every encrypted message and what the API client asks a token for —
+    /// even though an earlier account already uses it.
+    #[tokio::test]
+    async fn an_account_id_never_rewrites_the_appid() {
+        use axum::body::Body;
+        use tower::ServiceExt as _;
+
+        const KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+        const APPID: &str = "wx00000000000000b2";
+        let mut cfg = Config::embedded();
+        for path in ["/wechat", "/wechat/v2"] {
+            cfg.accounts.push(crate::config::AccountConfig {
+                token: Some("Tok123".into()),
+                appid: Some(APPID.into()),
+                aes_key: Some(KEY.into()),
+                mode: Mode::Safe,
+                path: Some(path.into()),
+                ..Default::default()
+            });
+        }
+        assert_eq!(account_id(&cfg, 1), APPID);
+        let rules = Rules::from_toml("[[rules]]\ndefault = true\nreply.text = \"pong\"\n").unwrap();
+        let svc = build_service(&cfg, Arc::new(LiveRules::new(rules)), &Parts::default()).unwrap();
+        let app = app(&cfg, svc, None);
+        let platform = wemp_proto::testing::Platform::new("Tok123")
+            .with_cipher(wemp_proto::Cipher::new(KEY, APPID).unwrap());
+        let xml = "<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>\
+                   <MsgType>text</MsgType><Content>ping</Content><MsgId>1</MsgId></xml>";
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let req = platform.post(Mode::Safe, xml, "o1", "gh_1", &now.to_string(), "7", [0; 16]).unwrap();
+        let http = http::Request::post(format!("/wechat/v2?{}", req.query_string()))
+            .body(Body::from(req.body))
+            .unwrap();
+        let res = app.oneshot(http).await.unwrap();
+        let status = res.status();
+        let body = axum::body::to_bytes(res.into_body(), usize::MAX).await.unwrap();
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let reply = wemp_proto::EncryptedReply::parse(std::str::from_utf8(&body).unwrap()).unwrap();
+        let plain = reply.open(&wemp_proto::Cipher::new(KEY, APPID).unwrap(), "Tok123").unwrap();
+        assert!(plain.contains("pong"), "{plain}");
     }
 
     fn console_cfg(src: &str) -> Config {
