@@ -83,7 +83,8 @@ impl Outcome {
 pub struct Exchange {
     /// Assigned by the [`Hub`], growing.
     pub id: u64,
-    /// Where the record came from: `tap`, `observer` or `log`.
+    /// Where the record came from: `tap`, `observer` or `log` (`hub` for a record whose
+    /// making panicked: [`Exchange::error`] says so).
     pub source: &'static str,
     /// The account it was for: a [`ConsoleAccount::id`], or — for a server or message-log
     /// record naming an account the console does not know — the server's name for it;
@@ -215,15 +216,34 @@ impl Kept {
             let Self::Later(_, make) = std::mem::replace(self, Self::Made(Arc::default())) else {
                 unreachable!("matched above")
             };
-            let mut x = make();
-            x.id = id;
-            *self = Self::Made(Arc::new(x));
+            *self = Self::Made(make_numbered(id, make));
         }
         match self {
             Self::Made(x) => x.clone(),
             Self::Later(..) => unreachable!("made above"),
         }
     }
+}
+
+/// Runs `make` and numbers what it made. It runs under the ring lock, for a page or inside
+/// a publisher (the server's request path): a panic becomes a record that says so rather
+/// than unwinding into either.
+fn make_numbered(id: u64, make: impl FnOnce() -> Exchange) -> Arc<Exchange> {
+    let mut x = std::panic::catch_unwind(std::panic::AssertUnwindSafe(make)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        Exchange {
+            source: "hub",
+            outcome: Some(Outcome::Error),
+            error: Some(format!("the console could not make this record: {why}")),
+            ..Exchange::default()
+        }
+    });
+    x.id = id;
+    Arc::new(x)
 }
 
 impl std::fmt::Debug for Hub {
@@ -264,7 +284,8 @@ impl Hub {
 
     /// Numbers the exchange `make` makes and keeps it; returns its id. `make` runs now if a
     /// page listens (the exchange is sent to every open one), otherwise when a page first
-    /// asks for it — or never, if it leaves the ring first.
+    /// asks for it — or never, if it leaves the ring first. A `make` that panics is kept as
+    /// a record that says so; the panic reaches neither the publisher nor the page.
     pub fn publish_with(&self, make: impl FnOnce() -> Exchange + Send + 'static) -> u64 {
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -274,9 +295,7 @@ impl Hub {
         if self.tx.receiver_count() == 0 {
             recent.push_back(Kept::Later(id, Box::new(make)));
         } else {
-            let mut x = make();
-            x.id = id;
-            let x = Arc::new(x);
+            let x = make_numbered(id, make);
             recent.push_back(Kept::Made(x.clone()));
             // A page that closed since the count is not an error.
             let _ = self.tx.send(x);
@@ -780,6 +799,32 @@ mod tests {
         publish("f");
         assert_eq!(made.load(Ordering::SeqCst), 4, "the page left: kept unmade again");
         assert_eq!(users(hub.recent(4)), [(5, "e".into()), (6, "f".into())]);
+    }
+
+    #[test]
+    fn a_record_that_panics_while_made_costs_neither_the_page_nor_the_publisher() {
+        let hub = Hub::new(4);
+        let summary = |s: &str| Exchange { summary: s.into(), ..Exchange::default() };
+        hub.publish(summary("a"));
+        hub.publish_with(|| panic!("boom"));
+        hub.publish(summary("c"));
+        // Made when the page asks: it gets every record, the failed one saying why.
+        let xs = hub.recent(0);
+        let ids: Vec<u64> = xs.iter().map(|x| x.id).collect();
+        assert_eq!(ids, [1, 2, 3]);
+        assert_eq!((xs[0].summary.as_str(), xs[2].summary.as_str()), ("a", "c"));
+        assert!(xs[1].error.as_deref().is_some_and(|e| e.contains("boom")), "{:?}", xs[1]);
+        assert_eq!(hub.recent(1).len(), 2, "the ring is intact");
+        // Made at once for a listening page: the publisher carries on, the page is told.
+        let mut rx = hub.subscribe();
+        assert_eq!(hub.publish_with(|| panic!("bang")), 4);
+        let live = rx.try_recv().unwrap();
+        assert_eq!(live.id, 4);
+        assert!(live.error.as_deref().is_some_and(|e| e.contains("bang")), "{live:?}");
+        hub.publish(summary("e"));
+        assert_eq!(rx.try_recv().unwrap().summary, "e");
+        let ids: Vec<u64> = hub.recent(0).iter().map(|x| x.id).collect();
+        assert_eq!(ids, [2, 3, 4, 5]);
     }
 
     const KEY_A: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
