@@ -438,8 +438,11 @@ impl Incoming {
     /// The key WeChat's retries of this delivery share (PROTOCOL.md §3):
     /// `msg:<FromUserName>:<MsgId>` for messages (ids have collided across users), and
     /// `event:<FromUserName>:<CreateTime>:<Event>:<EventKey>` for events. A card event has
-    /// no `EventKey`; its `UserCardCode` (or else its `CardId`) stands in, so that two cards
-    /// a user receives in the same second are two deliveries, not a delivery and its retry.
+    /// no `EventKey`; its `UserCardCode` (or else, when it has none or an empty one, its
+    /// `CardId`) stands in, so that two cards a user receives in the same second are two
+    /// deliveries, not a delivery and its retry. A coin-ledger push (`card_pay_order`) uses
+    /// `OrderId:Status` (an order moves through several statuses), a member-card update
+    /// adds its `ModifyBonus:ModifyBalance`.
     pub fn dedup_key(&self) -> String {
         let header = self.header();
         if let Some(id) = self.msg_id() {
@@ -447,8 +450,17 @@ impl Incoming {
         }
         let (event, key) = match self {
             Self::Event(e) => {
-                let key = e.event_key().or_else(|| e.user_card_code()).or_else(|| e.card_id());
-                (e.kind().as_str().to_owned(), key.unwrap_or_default().to_owned())
+                let card = [e.event_key(), e.user_card_code(), e.card_id()]
+                    .into_iter()
+                    .flatten()
+                    .find(|k| !k.is_empty())
+                    .unwrap_or_default();
+                let key = match e {
+                    Event::CardPayOrder(o) => format!("{}:{}", o.order_id, o.status),
+                    Event::UpdateMemberCard(u) => format!("{card}:{}:{}", u.modify_bonus, u.modify_balance),
+                    _ => card.to_owned(),
+                };
+                (e.kind().as_str().to_owned(), key)
             }
             Self::Unknown(u) => (
                 u.event.clone().unwrap_or_else(|| u.msg_type.clone()),

@@ -155,6 +155,25 @@ fn card_events_have_no_event_key_and_dedup_by_sender_time_event_and_card_code() 
 }
 
 #[test]
+fn card_events_without_a_card_code_still_tell_two_pushes_of_one_second_apart() {
+    let key = |xml: &str| Incoming::parse(xml).unwrap().dedup_key();
+    let twice = |xml: &str, from: &str, to: &str| {
+        assert!(xml.contains(from), "no {from} in {xml}");
+        assert_eq!(key(xml), key(xml), "a retry (the same XML again) shares the key");
+        assert_ne!(key(xml), key(&xml.replace(from, to)), "{from} → {to} is another push in the same second");
+    };
+    // The coin ledger: two orders, or one order moving on to its next status.
+    let order = load("event/card_pay_order.xml");
+    twice(&order, "<![CDATA[405731283]]>", "<![CDATA[405731284]]>");
+    twice(&order, "ORDER_STATUS_SUCC", "ORDER_STATUS_FINANCE_SUCC");
+    // A member card's points and its balance changed in the same second.
+    twice(&load("event/update_member_card.xml"), "<ModifyBalance>0<", "<ModifyBalance>500<");
+    // The chat opened from two cards whose UserCardCode arrived empty: the CardId tells.
+    let empty = load("event/user_enter_session_from_card.xml").replace("270665118831", "");
+    twice(&empty, "pyORnuMemberCard0000000000001", "pyORnuMemberCard0000000000002");
+}
+
+#[test]
 fn unknown_card_event_keeps_everything() {
     let xml = load("event/unknown_card_event.xml");
     let msg = Incoming::parse(&xml).unwrap();
