@@ -266,10 +266,22 @@ impl Hub {
     pub const DEFAULT_CAPACITY: usize = 500;
 
     /// A hub keeping the last `capacity` exchanges.
+    ///
+    /// Its ids start at the time it is made, in milliseconds since the epoch × 1000, so
+    /// they keep growing across restarts of the server: a page that reconnects with the
+    /// `Last-Event-ID` of the previous run gets the new run's exchanges, not nothing until
+    /// the count passes the old one. (Such ids stay below 2^53, exact in JavaScript, until
+    /// the year 2255.)
     pub fn new(capacity: usize) -> Self {
+        let first = u64::try_from(now_ms()).unwrap_or(0).saturating_mul(1000).max(1);
+        Self::with_first_id(capacity, first)
+    }
+
+    /// A hub keeping the last `capacity` exchanges whose ids start at `first`.
+    pub fn with_first_id(capacity: usize, first: u64) -> Self {
         let (tx, _) = broadcast::channel(256);
         Self {
-            next_id: AtomicU64::new(1),
+            next_id: AtomicU64::new(first),
             recent: Mutex::new(VecDeque::with_capacity(capacity.min(1024))),
             capacity: capacity.max(1),
             tx,
@@ -769,7 +781,7 @@ mod tests {
     #[test]
     fn an_unwatched_hub_makes_exchanges_only_when_a_page_asks() {
         use std::sync::atomic::AtomicUsize;
-        let hub = Hub::new(3);
+        let hub = Hub::with_first_id(3, 1);
         let made = Arc::new(AtomicUsize::new(0));
         let publish = |n: &str| {
             let (made, n) = (made.clone(), n.to_owned());
@@ -802,8 +814,21 @@ mod tests {
     }
 
     #[test]
+    fn ids_keep_growing_across_a_restart() {
+        // A page that reconnects after a restart sends the old run's last id.
+        let old = Hub::new(8);
+        let last_seen = (0..3).map(|_| old.publish(Exchange::default())).max().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let restarted = Hub::new(8);
+        let next = restarted.publish(Exchange::default());
+        assert!(next > last_seen, "{next} after {last_seen}");
+        assert_eq!(restarted.recent(last_seen).len(), 1);
+        assert!(next < 1 << 53, "exact as a JavaScript number");
+    }
+
+    #[test]
     fn a_record_that_panics_while_made_costs_neither_the_page_nor_the_publisher() {
-        let hub = Hub::new(4);
+        let hub = Hub::with_first_id(4, 1);
         let summary = |s: &str| Exchange { summary: s.into(), ..Exchange::default() };
         hub.publish(summary("a"));
         hub.publish_with(|| panic!("boom"));
