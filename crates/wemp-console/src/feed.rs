@@ -391,8 +391,11 @@ pub async fn tap(State(state): State<TapState>, req: Request, next: Next) -> Res
     let started = Instant::now();
     let received_at_ms = now_ms();
     let (parts, body) = req.into_parts();
-    let Ok(bytes) = collect(body, state.body_limit).await else {
-        return next.run(Request::from_parts(parts, Body::empty())).await;
+    let bytes = match collect(body, state.body_limit).await {
+        Ok(bytes) => bytes,
+        // Over the tap's limit, or the body failed: the server gets it as it came and
+        // answers it as it would without the tap (413 for a body over its limit).
+        Err(body) => return next.run(Request::from_parts(parts, body)).await,
     };
     let query = parts.uri.query().unwrap_or_default().to_owned();
     let attempt = state.hub.attempt({
@@ -432,7 +435,14 @@ pub async fn tap(State(state): State<TapState>, req: Request, next: Next) -> Res
         return res;
     }
     let (rparts, rbody) = res.into_parts();
-    let rbytes = collect(rbody, usize::MAX).await.unwrap_or_default();
+    let rbytes = match collect(rbody, usize::MAX).await {
+        Ok(rbytes) => rbytes,
+        Err(rbody) => {
+            // The answer's body failed while read: it goes to the caller as it is.
+            guard.request = None;
+            return Response::from_parts(rparts, rbody);
+        }
+    };
     if let Some(request) = guard.request.take() {
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let status = rparts.status.as_u16();
@@ -753,16 +763,19 @@ mod http_body_util_shim {
     use axum::body::{Body, Bytes};
     use futures_util::StreamExt as _;
 
-    /// Reads a body up to `limit` bytes.
-    pub(super) async fn collect(body: Body, limit: usize) -> Result<Bytes, ()> {
+    /// The body, if it ends within `limit` bytes; otherwise (or if it fails) a body that
+    /// yields what was read and then the rest, exactly as it came.
+    pub(super) async fn collect(body: Body, limit: usize) -> Result<Bytes, Body> {
         let mut stream = body.into_data_stream();
         let mut out = Vec::new();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|_| ())?;
-            if out.len() + chunk.len() > limit {
-                return Err(());
+            match chunk {
+                Ok(chunk) if out.len() + chunk.len() <= limit => out.extend_from_slice(&chunk),
+                next => {
+                    let head = futures_util::stream::iter([Ok(Bytes::from(out)), next]);
+                    return Err(Body::from_stream(head.chain(stream)));
+                }
             }
-            out.extend_from_slice(&chunk);
         }
         Ok(Bytes::from(out))
     }
@@ -770,7 +783,7 @@ mod http_body_util_shim {
 
 #[cfg(test)]
 mod tests {
-    use axum::body::Body;
+    use axum::body::{Body, Bytes};
     use tower::ServiceExt as _;
     use wemp_proto::testing::Platform;
     use wemp_proto::{Cipher, Incoming, Reply};
@@ -969,6 +982,25 @@ mod tests {
         assert_eq!(x.diagnostics.len(), 1, "{:?}", x.diagnostics);
         assert!(x.diagnostics[0].starts_with("no account for path \"/hook\" or ToUserName \"gh_nobody\""));
         assert_eq!(x.outcome, Some(Outcome::Rejected));
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_taps_limit_reaches_the_server_whole() {
+        // The server echoes how many bytes it got; the tap reads at most 16.
+        let hub = Arc::new(Hub::default());
+        let mut state = TapState::new(hub.clone(), AccountInfo::new("DemoTok1"));
+        state.body_limit = 16;
+        let app = axum::Router::new()
+            .route("/wechat", axum::routing::post(|body: Bytes| async move { body.len().to_string() }))
+            .layer(axum::middleware::from_fn_with_state(state, tap));
+        for size in [10, 16, 17, 100_000] {
+            let http = http::Request::post("/wechat").body(Body::from(vec![b'x'; size])).unwrap();
+            let res = app.clone().oneshot(http).await.unwrap();
+            let body = collect(res.into_body(), usize::MAX).await.unwrap();
+            assert_eq!(body, size.to_string(), "{size} bytes sent");
+        }
+        // What the tap read in full, it recorded.
+        assert_eq!(hub.recent(0).len(), 2);
     }
 
     #[tokio::test]
