@@ -486,45 +486,60 @@ fn user_read(events: &[StatEvent], days: &[(i64, i64)], hourly: bool) -> Vec<Val
 }
 
 fn user_share(events: &[StatEvent], days: &[(i64, i64)], hourly: bool) -> Vec<Value> {
-    let mut rows = Vec::new();
-    for &p in days {
-        let shares =
-            || events.iter().filter(move |e| in_period(e, p) && matches!(e, StatEvent::ArticleShare { .. }));
-        for hour in hours(shares(), hourly) {
-            let mut by_scene: BTreeMap<u32, (BTreeSet<&str>, u64)> = BTreeMap::new();
-            for e in shares().filter(|e| hour.is_none_or(|h| e.hour() == h)) {
-                if let StatEvent::ArticleShare { openid, scene, .. } = e {
-                    let s = by_scene.entry(*scene).or_default();
-                    s.0.insert(openid);
-                    s.1 += 1;
-                }
-            }
-            for (scene, (users, count)) in by_scene {
-                let fields = json!({ "share_scene": scene, "share_count": count, "share_user": users.len() });
-                rows.push(row(p.0, hour, fields));
-            }
+    fn share(e: &StatEvent) -> Option<(u32, &str)> {
+        match e {
+            StatEvent::ArticleShare { openid, scene, .. } => Some((*scene, openid.as_str())),
+            _ => None,
         }
     }
-    rows
+    tally_by(
+        events,
+        days,
+        hourly,
+        share,
+        |scene, users, count| json!({ "share_scene": scene, "share_count": count, "share_user": users }),
+    )
 }
 
 fn upstream(events: &[StatEvent], periods: &[(i64, i64)], hourly: bool) -> Vec<Value> {
+    fn message(e: &StatEvent) -> Option<(u32, &str)> {
+        match e {
+            StatEvent::Message { openid, msg_type, .. } => Some((*msg_type, openid.as_str())),
+            _ => None,
+        }
+    }
+    tally_by(
+        events,
+        periods,
+        hourly,
+        message,
+        |msg_type, users, count| json!({ "msg_type": msg_type, "msg_user": users, "msg_count": count }),
+    )
+}
+
+/// One row per period (and hour, if `hourly`) and key: the events `select` gives a
+/// `(key, openid)` for, as distinct users and a count.
+fn tally_by<'a>(
+    events: &'a [StatEvent],
+    periods: &[(i64, i64)],
+    hourly: bool,
+    select: impl Fn(&'a StatEvent) -> Option<(u32, &'a str)> + Copy,
+    fields: impl Fn(u32, usize, u64) -> Value,
+) -> Vec<Value> {
     let mut rows = Vec::new();
     for &p in periods {
-        let messages =
-            || events.iter().filter(move |e| in_period(e, p) && matches!(e, StatEvent::Message { .. }));
-        for hour in hours(messages(), hourly) {
-            let mut by_type: BTreeMap<u32, (BTreeSet<&str>, u64)> = BTreeMap::new();
-            for e in messages().filter(|e| hour.is_none_or(|h| e.hour() == h)) {
-                if let StatEvent::Message { openid, msg_type, .. } = e {
-                    let t = by_type.entry(*msg_type).or_default();
+        let chosen = || events.iter().filter(move |e| in_period(e, p) && select(e).is_some());
+        for hour in hours(chosen(), hourly) {
+            let mut by_key: BTreeMap<u32, (BTreeSet<&str>, u64)> = BTreeMap::new();
+            for e in chosen().filter(|e| hour.is_none_or(|h| e.hour() == h)) {
+                if let Some((key, openid)) = select(e) {
+                    let t = by_key.entry(key).or_default();
                     t.0.insert(openid);
                     t.1 += 1;
                 }
             }
-            for (msg_type, (users, count)) in by_type {
-                let fields = json!({ "msg_type": msg_type, "msg_user": users.len(), "msg_count": count });
-                rows.push(row(p.0, hour, fields));
+            for (key, (users, count)) in by_key {
+                rows.push(row(p.0, hour, fields(key, users.len(), count)));
             }
         }
     }
