@@ -71,6 +71,8 @@ fn send_every_type_in_every_mode() {
         &["event", "pic_photo_or_album", "K", "--count", "3"],
         &["event", "pic_weixin", "K"],
         &["event", "location_select", "K", "23.1", "113.3"],
+        &["event", "other", "user_get_card", "-f", "CardId=pCard1", "--field", "UserCardCode=12312312"],
+        &["event", "other", "user_stamp_card", "-f", "StampCount=3"],
     ];
     for mode in ["plain", "compatible", "safe"] {
         for what in types {
@@ -87,6 +89,9 @@ fn send_every_type_in_every_mode() {
     assert!(stdout(&out).contains("event CLICK"), "{}", stdout(&out));
     let out = send(&server.url, "plain", &["event", "unsubscribe"]);
     assert!(stdout(&out).contains("no reply"), "{}", stdout(&out));
+    // Events without a subcommand of their own reach the server typed when wemp knows them.
+    let out = send(&server.url, "safe", &["event", "other", "user_get_card", "-f", "CardId=pCard1"]);
+    assert!(stdout(&out).contains("event user_get_card"), "{}", stdout(&out));
 }
 
 #[test]
@@ -150,6 +155,16 @@ fn usage_errors_exit_2() {
     assert!(stderr(&out).contains("--aes-key"), "{}", stderr(&out));
     let out = wemp(&["sim", "send", "http://127.0.0.1:9/", "--token", TOKEN, "bogus"]);
     assert_eq!(out.status.code(), Some(2));
+    for bad in ["CardId", "1st=x", "a b=x"] {
+        let out =
+            wemp(&["sim", "send", "http://127.0.0.1:9/", "--token", TOKEN, "event", "other", "x", "-f", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert!(
+            stderr(&out).contains("NAME=VALUE") || stderr(&out).contains("element name"),
+            "{}",
+            stderr(&out)
+        );
+    }
 }
 
 fn check(url: &str, extra: &[&str]) -> (bool, String) {

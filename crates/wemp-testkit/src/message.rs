@@ -18,6 +18,7 @@ use wemp_proto::event::{
     View, ViewMiniprogram,
 };
 use wemp_proto::message::{Image, Link, Location, ShortVideo, Text, Video, Voice};
+use wemp_proto::xml::Element;
 use wemp_proto::{Event, Header, Incoming};
 
 /// One message or event a user sends, with its fields.
@@ -173,6 +174,16 @@ pub enum EventMessage {
         /// Place description.
         label: String,
     },
+    /// Any other event, by its `Event` value and fields — how to send what WeChat pushes
+    /// without a user action (card, template, mass-send, customer-service events …) or an
+    /// event wemp does not model yet. It arrives typed when wemp knows it and its fields
+    /// decode, otherwise as [`Event::Unknown`] with every field.
+    Other {
+        /// The `Event` value, as WeChat spells it (`user_get_card`).
+        event: String,
+        /// Further elements under `<xml>`, in order (`("CardId", "p1…")`), as text.
+        fields: Vec<(String, String)>,
+    },
 }
 
 impl Message {
@@ -278,6 +289,14 @@ fn pics(count: u32) -> SendPicsInfo {
     info
 }
 
+/// Whether `name` can name an element of a WeChat message: ASCII letters, digits, `_`, `-`
+/// and `.`, not starting with a digit, `-` or `.` (every name WeChat uses is of this kind).
+pub fn is_xml_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
 fn scan_info(result: &str) -> ScanCodeInfo {
     let mut info = ScanCodeInfo::default();
     info.scan_type = "qrcode".into();
@@ -287,8 +306,9 @@ fn scan_info(result: &str) -> ScanCodeInfo {
 
 impl EventMessage {
     /// WeChat's spelling of the `Event` value.
-    pub fn wire_name(&self) -> &'static str {
+    pub fn wire_name(&self) -> &str {
         match self {
+            Self::Other { event, .. } => event,
             Self::Subscribe { .. } => "subscribe",
             Self::Unsubscribe => "unsubscribe",
             Self::Scan { .. } => "SCAN",
@@ -306,6 +326,11 @@ impl EventMessage {
     }
 
     /// Builds the event from `header`.
+    ///
+    /// # Panics
+    ///
+    /// For an [`EventMessage::Other`] field whose name is not an XML name (check names with
+    /// [`is_xml_name`] first).
     pub fn build(&self, header: Header) -> Event {
         match self {
             Self::Subscribe { scene, ticket } => {
@@ -405,6 +430,75 @@ impl EventMessage {
                 e.send_location_info = info;
                 Event::LocationSelect(e)
             }
+            Self::Other { event, fields } => {
+                let mut xml = Element::new("xml")
+                    .with(Element::cdata("ToUserName", header.to))
+                    .with(Element::cdata("FromUserName", header.from))
+                    .with(Element::bare("CreateTime", header.create_time.to_string()))
+                    .with(Element::cdata("MsgType", "event"))
+                    .with(Element::cdata("Event", event.clone()));
+                for (name, value) in fields {
+                    assert!(is_xml_name(name), "{name:?} is not an XML element name");
+                    xml = xml.with(Element::cdata(name.clone(), value.clone()));
+                }
+                match Incoming::parse(&xml.to_xml()) {
+                    Ok(Incoming::Event(e)) => e,
+                    other => unreachable!("an event with MsgType=event parses as one: {other:?}"),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> Header {
+        Header { to: "gh_1".into(), from: "o1".into(), create_time: 1_700_000_000 }
+    }
+
+    fn other(event: &str, fields: &[(&str, &str)]) -> EventMessage {
+        EventMessage::Other {
+            event: event.into(),
+            fields: fields.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        }
+    }
+
+    #[test]
+    fn other_events_arrive_typed_when_known() {
+        let e = other(
+            "user_get_card",
+            &[("CardId", "pCard1"), ("UserCardCode", "12312312"), ("IsGiveByFriend", "0")],
+        )
+        .build(header());
+        let Event::UserGetCard(card) = &e else { panic!("{e:?}") };
+        assert_eq!((card.card_id.as_str(), card.user_card_code.as_str()), ("pCard1", "12312312"));
+        assert_eq!(card.is_give_by_friend, Some(0));
+        assert_eq!(e.header().from, "o1");
+    }
+
+    #[test]
+    fn other_events_wemp_does_not_know_keep_every_field() {
+        let msg = other("user_stamp_card", &[("StampCount", "3"), ("Note", "a ]]> b")]);
+        assert_eq!(msg.wire_name(), "user_stamp_card");
+        let Event::Unknown(u) = msg.build(header()) else { panic!("not unknown") };
+        assert_eq!(u.event.as_deref(), Some("user_stamp_card"));
+        assert_eq!((u.field("StampCount"), u.field("Note")), (Some("3"), Some("a ]]> b")));
+        // A known event whose fields do not decode still arrives, as Unknown.
+        let Event::Unknown(u) = other("card_pay_order", &[("Fee", "not a number")]).build(header()) else {
+            panic!("typed although Fee does not decode")
+        };
+        assert!(u.decode_error.is_some());
+    }
+
+    #[test]
+    fn element_names() {
+        for ok in ["CardId", "Location_X", "a", "_x", "a-b.c1"] {
+            assert!(is_xml_name(ok), "{ok}");
+        }
+        for bad in ["", "1a", "-a", ".a", "a b", "a<b", "卡", "a=b"] {
+            assert!(!is_xml_name(bad), "{bad}");
         }
     }
 }

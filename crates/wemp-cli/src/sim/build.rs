@@ -203,6 +203,27 @@ pub enum EventSpec {
         #[arg(long, default_value = "")]
         label: String,
     },
+    /// Any other event, by name with its fields: what WeChat pushes without a user action
+    /// (card, template, mass-send, customer-service events …) or an event wemp does not
+    /// model yet: `other user_get_card -f CardId=pCard1 -f UserCardCode=12312312`.
+    Other {
+        /// The `Event` value, as WeChat spells it.
+        event: String,
+        /// A further element, `NAME=VALUE` (repeatable, kept in order).
+        #[arg(short, long = "field", value_name = "NAME=VALUE", value_parser = field)]
+        fields: Vec<(String, String)>,
+    },
+}
+
+/// `NAME=VALUE`, NAME an element name.
+fn field(arg: &str) -> Result<(String, String), String> {
+    let (name, value) = arg.split_once('=').ok_or_else(|| format!("{arg:?} is not NAME=VALUE"))?;
+    if !wemp_testkit::message::is_xml_name(name) {
+        return Err(format!(
+            "{name:?} is not an element name (letters, digits, '_', '-', '.'; not starting with a digit)"
+        ));
+    }
+    Ok((name.to_owned(), value.to_owned()))
 }
 
 impl MessageSpec {
@@ -295,12 +316,15 @@ impl EventSpec {
             Self::LocationSelect { key, lat, lon, label } => {
                 EventMessage::LocationSelect { key: key.clone(), lat: *lat, lon: *lon, label: label.clone() }
             }
+            Self::Other { event, fields } => {
+                EventMessage::Other { event: event.clone(), fields: fields.clone() }
+            }
         }
     }
 
     /// WeChat's spelling of the `Event` value.
-    pub fn wire_name(&self) -> &'static str {
-        self.to_event().wire_name()
+    pub fn wire_name(&self) -> String {
+        self.to_event().wire_name().to_owned()
     }
 
     /// Builds the event from `header`.
