@@ -253,6 +253,12 @@ mod tests {
             parse_line("/event pic_sysphoto K --count 2").unwrap(),
             Command::Send(MessageSpec::Event(EventSpec::PicSysphoto { count: 2, .. }))
         ));
+        assert!(matches!(
+            parse_line("/event other user_get_card -f CardId=p1 -f \"OuterStr=a b\"").unwrap(),
+            Command::Send(MessageSpec::Event(EventSpec::Other { event, fields }))
+                if event == "user_get_card" && fields == [("CardId".into(), "p1".into()), ("OuterStr".into(), "a b".into())]
+        ));
+        assert!(parse_line("/event other x -f nonsense").is_err());
         assert!(matches!(parse_line("/send link \"https://e.com/a b\"").unwrap(),
             Command::Send(MessageSpec::Link { url, .. }) if url == "https://e.com/a b"));
         assert_eq!(parse_line("/quit").unwrap(), Command::Quit);
