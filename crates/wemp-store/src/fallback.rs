@@ -21,7 +21,9 @@ use crate::{Result, StoreError};
 /// the fallback instead, and the store turns *degraded*: later calls go straight to the
 /// fallback, except one call per [`probe_interval`](Self::probe_interval), which tries the
 /// primary again. While the fallback was used in the last ten minutes, completions and
-/// releases also go to it, so claims taken there are finished there.
+/// releases also go to it, so claims taken there are finished there, and a key the primary
+/// hands out as new is first looked up on the fallback: a message answered (or still being
+/// handled) there while the primary was away is not handled a second time.
 pub struct FallbackDedupStore<P, F> {
     primary: P,
     fallback: F,
@@ -139,6 +141,34 @@ impl<P: DedupStore, F: DedupStore> FallbackDedupStore<P, F> {
         self.lock().last_fallback_use.is_some_and(|t| t.elapsed() < MIRROR_WINDOW)
     }
 
+    /// The primary just gave us `key`, but the fallback was in use lately: a delivery of the
+    /// same message may have been claimed there while the primary was away. If it was
+    /// answered there, the reply is stored on the primary too and returned (the handler must
+    /// not run again); if it is still being handled there, the caller joins it (the owner's
+    /// completion reaches the primary, where the caller's wait looks). Otherwise the claim
+    /// stays ours.
+    async fn claimed_on_fallback(&self, key: &str, in_flight_ttl: Duration) -> Claim {
+        match self.fallback.claim(key, in_flight_ttl).await {
+            Ok(Claim::Done(reply)) => {
+                let ttl = in_flight_ttl.max(crate::memory::MIN_REPLY_TTL);
+                self.try_primary("complete", self.timeout, self.primary.complete(key, &reply, ttl)).await;
+                Claim::Done(reply)
+            }
+            Ok(Claim::InFlight) => Claim::InFlight,
+            Ok(Claim::New) => {
+                // Only a probe: the claim that counts is the primary's.
+                if let Err(e) = self.fallback.release(key).await {
+                    tracing::debug!(error = %e, "cannot release a probing fallback claim");
+                }
+                Claim::New
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "local fallback failed; keeping the shared claim");
+                Claim::New
+            }
+        }
+    }
+
     /// Runs `call` on the primary, bounded by `timeout`; `None` after recording a failure.
     async fn try_primary<T>(
         &self,
@@ -181,6 +211,9 @@ impl<P: DedupStore, F: DedupStore> DedupStore for FallbackDedupStore<P, F> {
             && let Some(c) =
                 self.try_primary("claim", self.timeout, self.primary.claim(key, in_flight_ttl)).await
         {
+            if c == Claim::New && self.mirror_to_fallback() {
+                return Ok(self.claimed_on_fallback(key, in_flight_ttl).await);
+            }
             return Ok(c);
         }
         self.fallback.claim(key, in_flight_ttl).await

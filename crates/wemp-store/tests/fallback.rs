@@ -137,3 +137,33 @@ async fn release_while_degraded() {
     store.release("k").await.unwrap();
     assert_eq!(store.claim("k", MINUTE).await.unwrap(), Claim::New);
 }
+
+#[tokio::test]
+async fn a_message_handled_on_the_fallback_is_not_handled_again_when_the_primary_returns() {
+    let (primary, _local, store) = setup(Duration::ZERO);
+    primary.down.store(true, Ordering::SeqCst);
+    // Redis is down: the first delivery is claimed and answered on the fallback.
+    assert_eq!(store.claim("done", MINUTE).await.unwrap(), Claim::New);
+    store.complete("done", "r", MINUTE).await.unwrap();
+    // And another one is still being handled there when Redis comes back.
+    assert_eq!(store.claim("running", MINUTE).await.unwrap(), Claim::New);
+    primary.down.store(false, Ordering::SeqCst);
+
+    // WeChat's retries arrive after Redis is back: neither may run the handler again.
+    assert_eq!(store.claim("done", MINUTE).await.unwrap(), Claim::Done("r".into()));
+    assert!(!store.is_degraded());
+    // The primary learned the reply, so a retry landing on another instance gets it too.
+    assert_eq!(primary.store.claim("done", MINUTE).await.unwrap(), Claim::Done("r".into()));
+
+    assert_eq!(store.claim("running", MINUTE).await.unwrap(), Claim::InFlight);
+    let waiter = {
+        let store = Arc::new(store);
+        let s = store.clone();
+        let w = tokio::spawn(async move { s.wait("running", MINUTE).await.unwrap() });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        store.complete("running", "r2", MINUTE).await.unwrap();
+        w
+    };
+    assert_eq!(waiter.await.unwrap().as_deref(), Some("r2"));
+    assert_eq!(primary.store.claim("running", MINUTE).await.unwrap(), Claim::Done("r2".into()));
+}
