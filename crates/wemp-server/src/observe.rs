@@ -244,10 +244,23 @@ impl DeliveryRecord {
 fn summary(msg: &Incoming) -> String {
     let text = match msg {
         Incoming::Text(t) => t.content.clone(),
-        Incoming::Event(e) => match e.event_key() {
-            Some(k) if !k.is_empty() => format!("{} {k}", e.kind().as_str()),
-            _ => e.kind().as_str().to_owned(),
-        },
+        Incoming::Event(e) => {
+            fn non_empty(s: Option<&str>) -> Option<&str> {
+                s.filter(|s| !s.is_empty())
+            }
+            // The key of a menu or QR event; a card event's card (and the user's code).
+            let detail = non_empty(e.event_key()).map(str::to_owned).or_else(|| {
+                let card = non_empty(e.card_id())?;
+                Some(match non_empty(e.user_card_code()) {
+                    Some(code) => format!("{card} {code}"),
+                    None => card.to_owned(),
+                })
+            });
+            match detail {
+                Some(d) => format!("{} {d}", e.kind().as_str()),
+                None => e.kind().as_str().to_owned(),
+            }
+        }
         Incoming::Image(m) => format!("image {}", m.media_id),
         Incoming::Voice(m) => format!("voice {}", m.media_id),
         Incoming::Video(m) => format!("video {}", m.media_id),
@@ -450,5 +463,33 @@ impl Observer for MessageLogObserver {
         if let Some(entry) = self.entry(record) {
             self.writer.log(entry);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Incoming {
+        let xml = format!(
+            "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[o1]]></FromUserName>\
+             <CreateTime>1700000000</CreateTime><MsgType><![CDATA[event]]></MsgType>{body}</xml>"
+        );
+        Incoming::parse(&xml).unwrap()
+    }
+
+    #[test]
+    fn event_summaries_name_the_key_or_the_card() {
+        let click = parse("<Event><![CDATA[CLICK]]></Event><EventKey><![CDATA[V1001]]></EventKey>");
+        assert_eq!(summary(&click), "CLICK V1001");
+        let got = parse(
+            "<Event><![CDATA[user_get_card]]></Event><CardId><![CDATA[pCard1]]></CardId>\
+             <UserCardCode><![CDATA[12312312]]></UserCardCode><IsGiveByFriend>0</IsGiveByFriend>",
+        );
+        assert_eq!(summary(&got), "user_get_card pCard1 12312312");
+        let review = parse("<Event><![CDATA[card_pass_check]]></Event><CardId><![CDATA[pCard1]]></CardId>");
+        assert_eq!(summary(&review), "card_pass_check pCard1");
+        let unsubscribe = parse("<Event><![CDATA[unsubscribe]]></Event><EventKey><![CDATA[]]></EventKey>");
+        assert_eq!(summary(&unsubscribe), "unsubscribe");
     }
 }
