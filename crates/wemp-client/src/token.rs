@@ -241,7 +241,9 @@ pub struct TokenPolicy {
     pub refresh_ahead: Duration,
     /// Never send a token closer than this to its expiry (default 60 s).
     pub safety_margin: Duration,
-    /// How long a refresh lease lasts in the shared store (default 10 s).
+    /// How long a refresh lease lasts in the shared store (default 10 s); the holder renews
+    /// it every third of that while it fetches, so this bounds how long a crashed holder
+    /// keeps the others waiting, not how long a fetch may take.
     pub lease_ttl: Duration,
     /// How long to wait for another client's refresh before giving up (default 20 s).
     pub wait_timeout: Duration,
@@ -480,7 +482,7 @@ impl TokenCache {
                 return Ok(self.adopt(t, false));
             }
             if let Some(lease) = self.store.try_lease(&self.key, self.policy.lease_ttl).await? {
-                let result = self.fetch_under_lease(need, failed, fetch).await;
+                let result = self.holding(&lease, self.fetch_under_lease(need, failed, fetch)).await;
                 if let Err(e) = self.store.release_lease(&self.key, &lease).await {
                     tracing::warn!(kind = self.kind, error = %e, "cannot release token refresh lease");
                 }
@@ -493,6 +495,32 @@ impl TokenCache {
                 });
             }
             tokio::time::sleep(self.policy.poll_interval).await;
+        }
+    }
+
+    /// Runs `work` while renewing `lease` every third of its TTL, so a fetch that outlasts
+    /// one TTL (a slow endpoint, `-1` retries) keeps the other clients waiting for its token
+    /// instead of letting one of them fetch a second (with the classic endpoint, retiring
+    /// the first). A holder that dies stops renewing, and the lease lapses after one TTL.
+    async fn holding<T>(&self, lease: &wemp_store::Lease, work: impl Future<Output = T>) -> T {
+        let ttl = self.policy.lease_ttl;
+        let every = (ttl / 3).max(Duration::from_millis(1));
+        let mut renewals = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        renewals.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut work = std::pin::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                _ = renewals.tick() => match self.store.renew_lease(&self.key, lease, ttl).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(kind = self.kind, "token refresh lease lapsed while fetching");
+                    }
+                    Err(e) => {
+                        tracing::warn!(kind = self.kind, error = %e, "cannot renew token refresh lease");
+                    }
+                },
+            }
         }
     }
 
@@ -607,6 +635,40 @@ mod tests {
             assert_eq!(c.get(fetch).await.unwrap(), "same");
         }
         assert_eq!(calls.load(Ordering::SeqCst), 2, "one proactive attempt, then settled");
+    }
+
+    #[tokio::test]
+    async fn a_fetch_outlasting_the_lease_ttl_is_not_repeated_by_another_client() {
+        let clock = FakeClock::at_ms(0);
+        let store: Arc<dyn TokenStore> = Arc::new(MemoryTokenStore::new());
+        let policy = TokenPolicy {
+            lease_ttl: Duration::from_millis(100),
+            poll_interval: Duration::from_millis(5),
+            ..TokenPolicy::default()
+        };
+        let cache = || {
+            TokenCache::new(
+                "access_token",
+                "k".into(),
+                store.clone(),
+                Arc::new(clock.clone()),
+                policy,
+                RetryPolicy::none(),
+            )
+        };
+        let (a, b) = (cache(), cache());
+        let n = AtomicU64::new(0);
+        // A slow token endpoint: each fetch takes three and a half lease lifetimes.
+        let fetch = || async {
+            tokio::time::sleep(Duration::from_millis(350)).await;
+            Ok(issue(&n, 7200))
+        };
+        let (ta, tb) = tokio::join!(a.get(fetch), async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            b.get(fetch).await
+        });
+        assert_eq!(n.load(Ordering::SeqCst), 1, "the lease holder was still fetching");
+        assert_eq!((ta.unwrap(), tb.unwrap()), ("t1".to_owned(), "t1".to_owned()));
     }
 
     #[tokio::test]

@@ -382,13 +382,22 @@ static COMPARE_AND_DELETE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// Extends a key's expiry only if it still holds this value (a lease's fence).
+static COMPARE_AND_PEXPIRE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+          return 0",
+    )
+});
+
 /// Access tokens and the refresh lease in Redis, shared by every instance using the same
 /// prefix.
 ///
 /// A token is a hash (`v`, `e`) written by a Lua script that keeps the later expiry;
 /// invalidation compares the value in the same script. The lease is `SET NX PX` of a random
-/// 128-bit fence, released by a compare-and-delete script, so a holder whose lease expired
-/// cannot release its successor's.
+/// 128-bit fence, renewed by a compare-and-pexpire script and released by a
+/// compare-and-delete script, so a holder whose lease expired can neither extend nor release
+/// its successor's.
 #[derive(Clone, Debug)]
 pub struct RedisTokenStore {
     keys: Keys,
@@ -468,6 +477,17 @@ impl TokenStore for RedisTokenStore {
             .await
             .map(drop)
             .map_err(redis_err)
+    }
+
+    async fn renew_lease(&self, key: &str, lease: &Lease, ttl: Duration) -> Result<bool> {
+        let n: i64 = COMPARE_AND_PEXPIRE
+            .key(self.keys.key("lease", key))
+            .arg(&lease.fence)
+            .arg(px(ttl))
+            .invoke_async(&mut self.keys.conn().await?)
+            .await
+            .map_err(redis_err)?;
+        Ok(n == 1)
     }
 }
 

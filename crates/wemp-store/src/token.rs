@@ -52,4 +52,9 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Releases a lease, only if it is still this holder's.
     async fn release_lease(&self, key: &str, lease: &Lease) -> Result<()>;
+
+    /// Extends a held lease to expire `ttl` from now, only if it is still this holder's;
+    /// returns whether it was (`false`: it expired and may be someone else's now). A holder
+    /// whose fetch outlasts the lease renews it, so nobody else starts a second fetch.
+    async fn renew_lease(&self, key: &str, lease: &Lease, ttl: Duration) -> Result<bool>;
 }

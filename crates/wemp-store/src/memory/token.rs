@@ -100,6 +100,18 @@ impl TokenStore for MemoryTokenStore {
         }
         Ok(())
     }
+
+    async fn renew_lease(&self, key: &str, lease: &Lease, ttl: Duration) -> Result<bool> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        match state.leases.get_mut(key) {
+            Some((fence, until)) if *fence == lease.fence && *until > now => {
+                *until = now + ttl;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -146,7 +146,18 @@ pub(crate) async fn token_store<S: TokenStore>(a: Arc<S>, b: Arc<S>) {
     assert_ne!(new.fence, old.fence);
     a.release_lease(k, &old).await.unwrap();
     assert_eq!(a.try_lease(k, MINUTE).await.unwrap(), None);
+    // Nor extend it; the new holder can.
+    assert!(!a.renew_lease(k, &old, MINUTE).await.unwrap());
+    assert!(b.renew_lease(k, &new, MINUTE).await.unwrap());
     b.release_lease(k, &new).await.unwrap();
+    assert!(!b.renew_lease(k, &new, MINUTE).await.unwrap(), "a released lease is not renewed");
+
+    // A renewed lease outlives its first TTL.
+    let renewed = a.try_lease(k, SHORT).await.unwrap().expect("short lease");
+    assert!(a.renew_lease(k, &renewed, MINUTE).await.unwrap());
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(b.try_lease(k, MINUTE).await.unwrap(), None, "renewed past its first TTL");
+    a.release_lease(k, &renewed).await.unwrap();
 
     // Concurrent tries: exactly one wins.
     let k = "wx3:access_token";
