@@ -68,6 +68,9 @@ struct Inner {
     config: Config,
     schema: String,
     client: tokio::sync::Mutex<Arc<Client>>,
+    /// The connection appends go through, opened on the first one: each append is a
+    /// transaction of its own, which the shared connection cannot hold.
+    appender: tokio::sync::Mutex<Option<Client>>,
 }
 
 impl std::fmt::Debug for PostgresDatabase {
@@ -112,6 +115,7 @@ impl PostgresDatabase {
                 config,
                 schema: schema.to_owned(),
                 client: tokio::sync::Mutex::new(Arc::new(client)),
+                appender: tokio::sync::Mutex::new(None),
             }),
         })
     }
@@ -276,7 +280,21 @@ impl MessageLog for PostgresMessageLog {
             &received, &appid, &openid, &msg_id, &dedup_key, &msg_type, &event, &mode, &dedup, &summary,
             &raw_xml, &reply_xml, &outcome, &latency, &error,
         ];
-        self.db.client().await?.execute(&sql, &params).await.map(drop).map_err(pg_err)
+        // Appends are serialized across instances (the lock conflicts with itself and with
+        // any other insert) and commit in id order: otherwise an append that took its ids
+        // after another instance's could commit first, and a reader following the log with
+        // `after_id` would move past the earlier ids before they became visible, never to
+        // see those entries. Readers are not blocked.
+        let lock = format!("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE", self.db.table("message_log"));
+        let mut appender = self.db.inner.appender.lock().await;
+        if appender.as_ref().is_none_or(Client::is_closed) {
+            *appender = Some(open(&self.db.inner.config).await?);
+        }
+        let Some(client) = appender.as_mut() else { unreachable!("opened above") };
+        let tx = client.transaction().await.map_err(pg_err)?;
+        tx.batch_execute(&lock).await.map_err(pg_err)?;
+        tx.execute(&sql, &params).await.map_err(pg_err)?;
+        tx.commit().await.map_err(pg_err)
     }
 
     async fn query(&self, query: &LogQuery) -> Result<Vec<(i64, LogEntry)>> {

@@ -86,3 +86,53 @@ async fn retention() {
     assert_eq!(sessions.load("kept").await.unwrap().unwrap().version, 1);
     db.drop_schema().await.unwrap();
 }
+
+/// A follower reading with `after_id` never skips an entry: an append whose id was taken
+/// while another instance's append (with a smaller id) was still uncommitted would be read
+/// first, and the follower's cursor would pass the smaller id before it became visible.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_follower_never_skips_an_entry_committed_late() {
+    use wemp_store::{LogEntry, LogQuery, MessageLog};
+    let Some((a, _b)) = connect("follow").await else { return };
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let (mut other, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let log = a.message_log();
+    let entry = |openid: &str| LogEntry { appid: "wx1".into(), openid: openid.into(), ..LogEntry::default() };
+
+    // Another instance's append: its id is taken, its commit is slow.
+    let slow = other.transaction().await.unwrap();
+    slow.execute(
+        &format!(
+            "INSERT INTO \"{}\".message_log (received_at_ms, appid, openid, dedup_key, msg_type, mode, dedup, \
+             summary, raw_xml, outcome, latency_ms) VALUES (0, 'wx1', 'slow', '', '', '', '', '', '', '', 0)",
+            a.schema()
+        ),
+        &[],
+    )
+    .await
+    .unwrap();
+    let fast = {
+        let log = log.clone();
+        tokio::spawn(async move { log.append(&[entry("fast")]).await.unwrap() })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    // A follower reads now, and then again after the slow commit.
+    let mut seen = Vec::new();
+    let mut cursor = 0;
+    let mut follow = async || {
+        let rows = log.query(&LogQuery { after_id: Some(cursor), ..LogQuery::default() }).await.unwrap();
+        for (id, e) in rows {
+            cursor = id;
+            seen.push(e.openid);
+        }
+    };
+    follow().await;
+    slow.commit().await.unwrap();
+    fast.await.unwrap();
+    follow().await;
+    assert_eq!(seen, ["slow", "fast"]);
+    a.drop_schema().await.unwrap();
+}
