@@ -525,6 +525,15 @@ fn success() -> Response<Body> {
     response(StatusCode::OK, "text/plain; charset=utf-8", "success")
 }
 
+/// The message of a caught panic, when it has one.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
 fn xml_error(e: &XmlError, what: &'static str) -> Rejection {
     Rejection::new(
         StatusCode::BAD_REQUEST,
@@ -1110,11 +1119,7 @@ impl Inner {
             }
             Err(panic) => {
                 self.metrics.handler_error();
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
+                let what = panic_text(&*panic);
                 tracing::error!(panic = %what, "handler panicked; answering per the error policy");
                 if report.is_some() {
                     shared.set_error(format!("handler panicked: {what}"));
@@ -1158,7 +1163,13 @@ impl Inner {
                 if xml != "success" {
                     let account = inbound.account();
                     let openid = inbound.openid();
-                    let outcome = self.sink.deliver(account.appid(), openid, reply).await;
+                    // The sink is the application's code too: a panic in it is a failed
+                    // delivery, not a panic in the request that polled this task first.
+                    let delivery = AssertUnwindSafe(self.sink.deliver(account.appid(), openid, reply));
+                    let outcome = delivery.catch_unwind().await.unwrap_or_else(|panic| SinkOutcome::Failed {
+                        errcode: None,
+                        message: format!("sink panicked: {}", panic_text(&*panic)),
+                    });
                     self.metrics.late(outcome.label());
                     let shown = ShortId::new(openid, self.config.full_openids);
                     match &outcome {

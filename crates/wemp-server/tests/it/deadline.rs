@@ -263,3 +263,39 @@ async fn shared_store_dedups_across_instances() {
     assert_eq!(reply_text(&b1), reply_text(&b2));
     assert_eq!(runs.get(), 1);
 }
+
+/// A late sink with a bug.
+struct PanickingSink;
+
+#[async_trait::async_trait]
+impl wemp_server::LateReplySink for PanickingSink {
+    async fn deliver(&self, _: &str, _: &str, _: Reply) -> SinkOutcome {
+        panic!("sink bug")
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_late_sink_is_a_failed_delivery_not_a_panic_in_the_request() {
+    // The handler defers and returns at once: the sink runs inside the request's own poll.
+    let quick = Router::new().fallback(|ctx: Ctx| async move {
+        ctx.defer();
+        Reply::text("later")
+    });
+    // The handler misses the deadline: the sink runs in the handler's task.
+    let runs = Counter::default();
+    for (router, msg_id) in [(quick, 90), (slow_router(&runs, 7), 91)] {
+        let svc = builder(router).late_sink(PanickingSink).build().unwrap();
+        let (status, body) = send(&svc, wechat_post(Mode::Safe, &text_xml("x", msg_id))).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "success"));
+        assert!(svc.drain(Duration::from_secs(10)).await);
+        assert!(
+            svc.metrics_text().contains("wemp_late_replies_total{outcome=\"failed\"} 1"),
+            "{}",
+            svc.metrics_text()
+        );
+        // The delivery stays answered: a retry is told `success`, the handler does not rerun.
+        let (status, body) = send(&svc, wechat_post(Mode::Safe, &text_xml("x", msg_id))).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "success"));
+    }
+    assert_eq!(runs.get(), 1);
+}
