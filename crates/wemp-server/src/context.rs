@@ -1,6 +1,6 @@
 //! What a handler sees: the message, its account, the mode, the deadline.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,6 +27,20 @@ pub(crate) struct Shared {
     error: Mutex<Option<String>>,
     /// The sender's session, when the service has a session store.
     session: Option<SessionSlot>,
+    /// Retries on this instance waiting for this delivery's reply (see [`Joined`]).
+    joiners: AtomicUsize,
+    /// Notified when a joiner stops waiting.
+    joiner_left: Notify,
+}
+
+/// A retry on this instance waiting for a running handler's reply; counted while it lives.
+pub(crate) struct Joined(Arc<Shared>);
+
+impl Drop for Joined {
+    fn drop(&mut self) {
+        self.0.joiners.fetch_sub(1, Ordering::AcqRel);
+        self.0.joiner_left.notify_waiters();
+    }
 }
 
 /// Who got to decide how the reply travels.
@@ -48,6 +62,8 @@ impl Shared {
             rule: Mutex::new(None),
             error: Mutex::new(None),
             session: None,
+            joiners: AtomicUsize::new(0),
+            joiner_left: Notify::new(),
         }
     }
 
@@ -77,6 +93,35 @@ impl Shared {
         match self.state.compare_exchange(PENDING, DEFERRED, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) | Err(DEFERRED) => Decided::Late,
             Err(_) => Decided::Passive,
+        }
+    }
+
+    /// Moves an undecided delivery to the late sink; `true` only for the call that did.
+    pub(crate) fn try_defer(&self) -> bool {
+        self.state.compare_exchange(PENDING, DEFERRED, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
+    /// Whether neither the handler nor the deadline has decided yet.
+    pub(crate) fn is_pending(&self) -> bool {
+        self.state.load(Ordering::Acquire) == PENDING
+    }
+
+    /// Registers a retry waiting on this instance for the reply.
+    pub(crate) fn join(self: &Arc<Self>) -> Joined {
+        self.joiners.fetch_add(1, Ordering::AcqRel);
+        Joined(self.clone())
+    }
+
+    /// Waits until no retry on this instance waits for the reply.
+    pub(crate) async fn no_joiners(&self) {
+        loop {
+            let left = self.joiner_left.notified();
+            tokio::pin!(left);
+            left.as_mut().enable();
+            if self.joiners.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            left.await;
         }
     }
 

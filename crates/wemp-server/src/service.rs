@@ -553,6 +553,40 @@ struct Seen {
     record: Option<DeliveryRecord>,
 }
 
+/// Keeps the deadline of a delivery whose request went away (WeChat hung up, or a proxy
+/// did) while its handler still ran: no one else would answer for it at that deadline, so a
+/// retry that joined from another instance and gave up with `success` would leave the
+/// handler's reply in the reply cache, never sent. At the deadline, once no retry waits on
+/// this instance (a local joiner decides at the end of its own budget), the reply is moved
+/// to the late sink.
+struct Abandon {
+    armed: Option<(Arc<Inner>, Arc<Shared>)>,
+    deadline: Instant,
+}
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        let Some((inner, shared)) = self.armed.take() else { return };
+        if !shared.is_pending() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let deadline = self.deadline;
+        let watch = async move {
+            tokio::time::sleep_until(deadline).await;
+            shared.no_joiners().await;
+            if shared.try_defer() {
+                inner.metrics.deadline_miss();
+                tracing::warn!(
+                    "the request went away before the handler finished and no retry waits here; \
+                     at the deadline its reply goes to the late sink"
+                );
+            }
+        };
+        runtime.spawn(watch.instrument(tracing::Span::current()));
+    }
+}
+
 /// What a handler task needs to report its late reply to the observers.
 struct LateReport {
     id: u64,
@@ -963,12 +997,15 @@ impl Inner {
             Some(Claim::Done(xml)) => self.answer_recorded(&account, mode, xml, seen),
             Some(Claim::InFlight) => {
                 let remaining = deadline.saturating_duration_since(Instant::now());
+                // While we wait, the first delivery's deadline is ours to keep (see `Abandon`).
+                let owner = self.local_owner(&key);
+                let _joined = owner.as_ref().map(|shared| shared.join());
                 match self.dedup.wait(&key, remaining).await {
                     Ok(Some(xml)) => self.answer_recorded(&account, mode, xml, seen),
                     Ok(None) | Err(_) => {
                         // Our budget is spent: make sure the running handler's reply goes to
                         // the sink, since `success` now stops WeChat's retries.
-                        let owner = self.local_owner(&key);
+                        let owner = owner.or_else(|| self.local_owner(&key));
                         if let Some(shared) = owner
                             && shared.defer() == Decided::Passive
                         {
@@ -1035,6 +1072,8 @@ impl Inner {
             }
             tokio::spawn(task.instrument(tracing::Span::current()));
         }
+        // Disarmed below; fires only if this request goes away before anything decided.
+        let mut abandon = Abandon { armed: pending.then(|| (self.clone(), shared.clone())), deadline };
 
         let xml = tokio::select! {
             biased;
@@ -1058,6 +1097,7 @@ impl Inner {
                 Decided::Passive => rx.await.ok(),
             },
         };
+        abandon.armed = None;
         if let Some(r) = seen.record.as_mut() {
             r.handler = shared.rule();
             r.error = shared.error();

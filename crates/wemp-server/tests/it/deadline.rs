@@ -299,3 +299,31 @@ async fn a_panicking_late_sink_is_a_failed_delivery_not_a_panic_in_the_request()
     }
     assert_eq!(runs.get(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_first_try_whose_retry_lands_on_another_instance_loses_no_reply() {
+    // Two instances share one store. WeChat's first connection to A dies after one second
+    // (A's request future is dropped, so A never reaches its own deadline); the retry
+    // lands on B, joins through the store and, its budget spent, answers `success`. A's
+    // handler finishes later: its reply must still reach the user, through the sink.
+    let store = wemp_server::MemoryDedupStore::new(100);
+    let runs = Counter::default();
+    let sink = RecordingSink::default();
+    let a =
+        builder(slow_router(&runs, 7)).dedup_store(store.clone()).late_sink(sink.clone()).build().unwrap();
+    let b = builder(slow_router(&runs, 7)).dedup_store(store).late_sink(sink.clone()).build().unwrap();
+    let xml = text_xml("cluster", 92);
+    let first = tokio::time::timeout(Duration::from_secs(1), send(&a, wechat_post(Mode::Plain, &xml))).await;
+    assert!(first.is_err());
+    let start = Instant::now();
+    let (status, body) = send(&b, wechat_post(Mode::Plain, &xml)).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "success"));
+    assert_eq!(start.elapsed(), Duration::from_millis(4500), "the retry's own budget");
+
+    assert!(a.drain(Duration::from_secs(10)).await);
+    assert_eq!(runs.get(), 1);
+    let late = sink.replies();
+    assert_eq!(late.len(), 1, "the retry answered success, so the sink must deliver");
+    assert_eq!(late[0].2, Reply::text("slow: cluster"));
+    assert_eq!(a.deadline_misses(), 1);
+}
