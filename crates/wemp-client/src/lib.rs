@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod card;
 mod client;
 mod clock;
 pub mod comment;

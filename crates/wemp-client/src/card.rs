@@ -1,0 +1,784 @@
+//! 卡券 (cards and coupons): create and manage cards, deliver them by QR code, and follow one
+//! user's copy of a card — its *code* — through decryption, queries, redemption (核销) and
+//! withdrawal.
+//!
+//! A **card** (`card_id`) is the definition every user's copy shares: its type, title, stock
+//! and validity. A **code** is one user's copy of it: system-assigned unless the card was
+//! created with `use_custom_code`, in which case every code call must also name the card.
+//! Pages and links that WeChat opens for a user (the card's custom URL, `wx.addCard`) carry
+//! the code encrypted (`encrypt_code`); [`Client::decrypt_card_code`] turns it back into the
+//! code the other calls take.
+//!
+//! ```no_run
+//! use serde_json::json;
+//! use wemp_client::card::{Card, CardQrCode, CardType};
+//! # async fn demo(client: wemp_client::Client) -> wemp_client::Result<()> {
+//! let card = Card::new(CardType::Cash, json!({
+//!     "base_info": {
+//!         "logo_url": "http://mmbiz.qpic.cn/logo.png", "brand_name": "Teahouse",
+//!         "code_type": "CODE_TYPE_QRCODE", "title": "¥10 off", "color": "Color010",
+//!         "notice": "Show at the till", "description": "One per order",
+//!         "sku": { "quantity": 500 },
+//!         "date_info": { "type": "DATE_TYPE_FIX_TERM", "fixed_term": 30, "fixed_begin_term": 0 },
+//!     },
+//!     "least_cost": 5000, "reduce_cost": 1000,
+//! }));
+//! let card_id = client.create_card(&card).await?;
+//! let qr = client.create_card_qrcode(&CardQrCode::new(&card_id).outer_str("poster")).await?;
+//! println!("print this: {}", qr.show_qrcode_url);
+//!
+//! // At the till: check the code the user shows, then redeem it.
+//! let info = client.get_card_code("110201201245", None, true).await?;
+//! if info.can_consume == Some(true) {
+//!     client.consume_card_code("110201201245", None).await?;
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Official references:
+//! - <https://developers.weixin.qq.com/doc/offiaccount/Cards_and_Offer/Create_a_Coupon_Voucher_or_Card.html>
+//! - <https://developers.weixin.qq.com/doc/offiaccount/Cards_and_Offer/Distributing_Coupons_Vouchers_and_Cards.html>
+//! - <https://developers.weixin.qq.com/doc/offiaccount/Cards_and_Offer/Redeeming_a_coupon_voucher_or_card.html>
+//! - <https://developers.weixin.qq.com/doc/offiaccount/Cards_and_Offer/Managing_Coupons_Vouchers_and_Cards.html>
+//! - <https://developers.weixin.qq.com/doc/offiaccount/Cards_and_Offer/Card_coupons_error_code.html>
+//!
+//! The errcodes you will meet most (from the card error table; the errmsgs in quotes are the
+//! ones the platform is reported to send): `40056` no such code ("invalid serial code"),
+//! `40073` no such card ("invalid card id"), `40075` an `encrypt_code` that does not decrypt,
+//! `40099` the code was already redeemed ("invalid code, this code has consumed."), `40127`
+//! the user deleted the card, is giving it away, or it was made unavailable, `41012` the
+//! `card_id` a custom-code card needs is missing, `45031` out of stock.
+//!
+//! Where the sources disagree:
+//! - `card/code/get` answers in two shapes. The current page puts `can_consume` (a boolean),
+//!   `user_card_status` and `outer_str` next to `card`; the older page, and the SDKs copied
+//!   from it, put `user_card_status` and `can_consume` (a string, `"true"`) inside `card`.
+//!   [`CardCodeInfo`] reads either.
+//! - What `check_consume` does when left out is not documented: wechatpy leaves it out to
+//!   mean `true`, WxJava always sends it. This client always sends it. With `true`, a code
+//!   that cannot be redeemed is an error (`40099`, `40127`); with `false` the answer is
+//!   `errcode 0` and the state is in `user_card_status` (developers were caught out by this
+//!   on the community forum).
+//! - `card/code/unavailable`: the page marks `reason` optional; WxJava refuses to call
+//!   without one. This client takes it as an `Option`.
+//! - `card/qrcode/create`'s `expire_seconds` is 60–1800; left out, the current page says the
+//!   code lives 365 days, older SDK comments say it is permanent.
+//! - `card/user/getcardlist` is documented to list the user's cards; developers report that
+//!   only cards in the normal state appear (not redeemed or unavailable ones).
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value, json};
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+
+/// The most cards one [`Client::list_cards`] call may ask for ("count 最大为50").
+pub const MAX_CARDS_PER_PAGE: u32 = 50;
+
+macro_rules! string_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident => $text:literal, )* }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )*
+            /// A value this client does not know yet, as WeChat wrote it.
+            Other(String),
+        }
+
+        impl $name {
+            /// WeChat's spelling.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $( Self::$variant => $text, )*
+                    Self::Other(s) => s,
+                }
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                match s {
+                    $( $text => Self::$variant, )*
+                    other => Self::Other(other.to_owned()),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                Ok(Self::from(String::deserialize(d)?.as_str()))
+            }
+        }
+    };
+}
+
+string_enum! {
+    /// A card's type (`card_type`). The definition sits under the type's name in lower case
+    /// ([`CardType::key`]): a `CASH` card's fields are under `"cash"`.
+    pub enum CardType {
+        /// `GROUPON` 团购券: a group-buying voucher (`deal_detail`).
+        Groupon => "GROUPON",
+        /// `CASH` 代金券: money off (`least_cost`, `reduce_cost`, in fen).
+        Cash => "CASH",
+        /// `DISCOUNT` 折扣券: a percentage off (`discount`).
+        Discount => "DISCOUNT",
+        /// `GIFT` 兑换券: a gift (`gift`).
+        Gift => "GIFT",
+        /// `GENERAL_COUPON` 优惠券: any other offer (`default_detail`).
+        GeneralCoupon => "GENERAL_COUPON",
+        /// `MEMBER_CARD` 会员卡 (`prerogative`, bonus and balance settings).
+        MemberCard => "MEMBER_CARD",
+        /// `SCENIC_TICKET` 景点门票.
+        ScenicTicket => "SCENIC_TICKET",
+        /// `MOVIE_TICKET` 电影票.
+        MovieTicket => "MOVIE_TICKET",
+        /// `BOARDING_PASS` 飞机票.
+        BoardingPass => "BOARDING_PASS",
+        /// `MEETING_TICKET` 会议门票.
+        MeetingTicket => "MEETING_TICKET",
+        /// `BUS_TICKET` 汽车票.
+        BusTicket => "BUS_TICKET",
+    }
+}
+
+impl CardType {
+    /// The key the type's definition sits under: the type in lower case (`"general_coupon"`).
+    pub fn key(&self) -> String {
+        self.as_str().to_ascii_lowercase()
+    }
+}
+
+string_enum! {
+    /// A card's review and delivery state (`base_info.status`, and the `status_list` filter
+    /// of [`Client::list_cards`]).
+    pub enum CardStatus {
+        /// `CARD_STATUS_NOT_VERIFY` 待审核: waiting for review (a new or re-reviewed card).
+        NotVerify => "CARD_STATUS_NOT_VERIFY",
+        /// `CARD_STATUS_VERIFY_FAIL` 审核失败.
+        VerifyFail => "CARD_STATUS_VERIFY_FAIL",
+        /// `CARD_STATUS_VERIFY_OK` 通过审核.
+        VerifyOk => "CARD_STATUS_VERIFY_OK",
+        /// `CARD_STATUS_DELETE` 卡券被商户删除.
+        Delete => "CARD_STATUS_DELETE",
+        /// `CARD_STATUS_DISPATCH` 在公众平台投放过的卡券: delivered at least once.
+        Dispatch => "CARD_STATUS_DISPATCH",
+    }
+}
+
+string_enum! {
+    /// The state of one user's code (`user_card_status`).
+    pub enum UserCardStatus {
+        /// `NORMAL` 正常: can be redeemed.
+        Normal => "NORMAL",
+        /// `CONSUMED` 已核销.
+        Consumed => "CONSUMED",
+        /// `EXPIRE` 已过期.
+        Expire => "EXPIRE",
+        /// `GIFTING` 转赠中: the user is giving it to a friend.
+        Gifting => "GIFTING",
+        /// `GIFT_TIMEOUT` 转赠超时.
+        GiftTimeout => "GIFT_TIMEOUT",
+        /// `DELETE` 已删除: the user deleted it.
+        Delete => "DELETE",
+        /// `UNAVAILABLE` 已失效: made unavailable with [`Client::make_card_code_unavailable`].
+        Unavailable => "UNAVAILABLE",
+    }
+}
+
+/// A card definition: its type and everything under the type's key — `base_info`,
+/// `advanced_info` and the type's own fields. The definition is large and varies by type
+/// and over time, so it stays JSON; the type is typed.
+///
+/// As created ([`Client::create_card`]) and as read back ([`Client::get_card`], where
+/// `base_info` also carries the card's `id`, `status` and current `sku`).
+///
+/// ```
+/// use serde_json::json;
+/// use wemp_client::card::{Card, CardStatus, CardType};
+///
+/// let card = Card::new(CardType::GeneralCoupon, json!({ "base_info": { "title": "Free tea" } }));
+/// assert_eq!(
+///     card.to_json(),
+///     json!({ "card": { "card_type": "GENERAL_COUPON", "general_coupon": { "base_info": { "title": "Free tea" } } } })
+/// );
+/// let read = Card::from_json(&json!({ "card": { "card_type": "GENERAL_COUPON", "general_coupon": {
+///     "base_info": { "id": "pFS7Fjg8kV1I", "status": "CARD_STATUS_VERIFY_OK", "title": "Free tea" },
+/// } } }))
+/// .unwrap();
+/// assert_eq!((read.id(), read.status()), (Some("pFS7Fjg8kV1I"), Some(CardStatus::VerifyOk)));
+/// assert_eq!(read.title(), Some("Free tea"));
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Card {
+    /// The type.
+    pub card_type: CardType,
+    /// The object under [`CardType::key`].
+    pub definition: Value,
+}
+
+impl Card {
+    /// A card of `card_type` defined by `definition` (the object under the type's key).
+    pub fn new(card_type: CardType, definition: Value) -> Self {
+        Self { card_type, definition }
+    }
+
+    /// The `card/create` body: `{"card": {"card_type": …, "<key>": definition}}`.
+    pub fn to_json(&self) -> Value {
+        json!({ "card": self.inner_json() })
+    }
+
+    fn inner_json(&self) -> Value {
+        let mut card = Map::new();
+        card.insert("card_type".into(), json!(self.card_type.as_str()));
+        card.insert(self.card_type.key(), self.definition.clone());
+        Value::Object(card)
+    }
+
+    /// Reads a card from `{"card": {...}}` or the inner `{"card_type": …, "<key>": {...}}`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when there is no `card_type` or nothing under its key.
+    pub fn from_json(v: &Value) -> Result<Self> {
+        let inner = v.get("card").filter(|c| c.is_object()).unwrap_or(v);
+        let Some(t) = inner.get("card_type").and_then(Value::as_str) else {
+            return Err(Error::Invalid("a card needs a card_type".into()));
+        };
+        let card_type = CardType::from(t);
+        match inner.get(card_type.key()) {
+            Some(d @ Value::Object(_)) => Ok(Self { definition: d.clone(), card_type }),
+            _ => Err(Error::Invalid(format!("a {t} card keeps its definition under {:?}", card_type.key()))),
+        }
+    }
+
+    /// `base_info`, if the definition has one.
+    pub fn base_info(&self) -> Option<&Value> {
+        self.definition.get("base_info")
+    }
+
+    fn base_str(&self, field: &str) -> Option<&str> {
+        self.base_info()?.get(field)?.as_str()
+    }
+
+    /// The card id (`base_info.id`, in cards read back).
+    pub fn id(&self) -> Option<&str> {
+        self.base_str("id")
+    }
+
+    /// The review state (`base_info.status`, in cards read back).
+    pub fn status(&self) -> Option<CardStatus> {
+        self.base_str("status").map(CardStatus::from)
+    }
+
+    /// The title (`base_info.title`).
+    pub fn title(&self) -> Option<&str> {
+        self.base_str("title")
+    }
+
+    /// The stock left (`base_info.sku.quantity`).
+    pub fn quantity(&self) -> Option<i64> {
+        self.base_info()?.get("sku")?.get("quantity")?.as_i64()
+    }
+}
+
+impl Serialize for Card {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.inner_json().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Card {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Self::from_json(&Value::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A page of card ids ([`Client::list_cards`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardIdPage {
+    /// The card ids on this page (`card_id_list`).
+    #[serde(rename = "card_id_list", default, deserialize_with = "null_as_empty")]
+    pub card_ids: Vec<String>,
+    /// How many cards match the filter in all (`total_num`).
+    #[serde(rename = "total_num", default)]
+    pub total: u64,
+}
+
+/// A QR code that gives whoever scans it one card (`action_name` `QR_CARD`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CardQrCode {
+    /// The card.
+    pub card_id: String,
+    /// The code to give: required for cards with `use_custom_code`, left out otherwise.
+    pub code: Option<String>,
+    /// Only this user may take it: required for cards with `bind_openid`.
+    pub openid: Option<String>,
+    /// Each scan gets a new code and the QR code can be taken from once (`is_unique_code`).
+    pub is_unique_code: Option<bool>,
+    /// A channel value for statistics, pushed back in the `user_get_card` event's `OuterStr`.
+    pub outer_str: Option<String>,
+    /// How long the QR code lives (60 s to 30 min); `None` for the platform's default (see
+    /// the module notes).
+    pub expire: Option<Duration>,
+}
+
+impl CardQrCode {
+    /// A QR code for `card_id` with the defaults.
+    pub fn new(card_id: impl Into<String>) -> Self {
+        Self { card_id: card_id.into(), ..Self::default() }
+    }
+
+    /// Gives this code (custom-code cards).
+    pub fn code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    /// Only `openid` may take it.
+    pub fn openid(mut self, openid: impl Into<String>) -> Self {
+        self.openid = Some(openid.into());
+        self
+    }
+
+    /// One taker only, with a fresh code.
+    pub fn unique_code(mut self, unique: bool) -> Self {
+        self.is_unique_code = Some(unique);
+        self
+    }
+
+    /// Tags takers with a channel value.
+    pub fn outer_str(mut self, outer_str: impl Into<String>) -> Self {
+        self.outer_str = Some(outer_str.into());
+        self
+    }
+
+    /// Expires the QR code after `expire` (60 s to 30 min).
+    pub fn expire(mut self, expire: Duration) -> Self {
+        self.expire = Some(expire);
+        self
+    }
+
+    /// The request body.
+    pub fn to_json(&self) -> Value {
+        let mut card = json!({ "card_id": self.card_id });
+        let optional = [("code", &self.code), ("openid", &self.openid), ("outer_str", &self.outer_str)];
+        for (key, value) in optional {
+            if let Some(v) = value {
+                card[key] = json!(v);
+            }
+        }
+        if let Some(unique) = self.is_unique_code {
+            card["is_unique_code"] = json!(unique);
+        }
+        let mut body = json!({ "action_name": "QR_CARD", "action_info": { "card": card } });
+        if let Some(e) = self.expire {
+            body["expire_seconds"] = json!(e.as_secs());
+        }
+        body
+    }
+}
+
+/// A created card QR code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardQrTicket {
+    /// The ticket; [`Client::qrcode_image_url`] turns it into the image URL.
+    pub ticket: String,
+    /// The lifetime in seconds, when WeChat states it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expire_seconds: Option<u64>,
+    /// The URL the QR code encodes (to draw your own image).
+    pub url: String,
+    /// A page showing the QR code.
+    #[serde(default)]
+    pub show_qrcode_url: String,
+}
+
+/// What [`Client::get_card_code`] learns about a code.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CardCodeInfo {
+    /// The user holding the code.
+    pub openid: String,
+    /// The card.
+    pub card_id: String,
+    /// From when the code may be used, Unix seconds (0 when not stated).
+    pub begin_time: i64,
+    /// Until when the code may be used, Unix seconds (0 when not stated).
+    pub end_time: i64,
+    /// Whether the code can be redeemed now.
+    pub can_consume: Option<bool>,
+    /// The code's state.
+    pub user_card_status: Option<UserCardStatus>,
+    /// The channel value the user got the card through.
+    pub outer_str: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for CardCodeInfo {
+    /// Reads both documented shapes (see the module notes): the state next to `card` or
+    /// inside it, `can_consume` as a boolean or as `"true"`/`"false"`.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        let card = v.get("card").unwrap_or(&Value::Null);
+        let pick = |key: &str| v.get(key).filter(|x| !x.is_null()).or_else(|| card.get(key));
+        let text = |key: &str| pick(key).and_then(Value::as_str).map(str::to_owned);
+        let int = |key: &str| pick(key).and_then(|x| x.as_i64().or_else(|| x.as_str()?.parse().ok()));
+        let can_consume = match pick("can_consume") {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(Value::String(s)) if s == "true" => Some(true),
+            Some(Value::String(s)) if s == "false" => Some(false),
+            Some(other) => {
+                return Err(serde::de::Error::custom(format!("can_consume is not a boolean: {other}")));
+            }
+        };
+        Ok(Self {
+            openid: text("openid").unwrap_or_default(),
+            card_id: text("card_id").unwrap_or_default(),
+            begin_time: int("begin_time").unwrap_or(0),
+            end_time: int("end_time").unwrap_or(0),
+            can_consume,
+            user_card_status: text("user_card_status").map(|s| UserCardStatus::from(s.as_str())),
+            outer_str: text("outer_str"),
+        })
+    }
+}
+
+/// A redeemed code ([`Client::consume_card_code`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ConsumedCode {
+    /// The user who held it.
+    pub openid: String,
+    /// The card it belonged to.
+    pub card_id: String,
+}
+
+impl<'de> Deserialize<'de> for ConsumedCode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Inner {
+            #[serde(default)]
+            card_id: String,
+        }
+        #[derive(Deserialize)]
+        struct Outer {
+            #[serde(default)]
+            openid: String,
+            card: Option<Inner>,
+        }
+        let o = Outer::deserialize(d)?;
+        Ok(Self { openid: o.openid, card_id: o.card.map(|c| c.card_id).unwrap_or_default() })
+    }
+}
+
+/// One card in a user's card wallet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserCard {
+    /// The user's code.
+    pub code: String,
+    /// The card.
+    pub card_id: String,
+}
+
+/// A user's cards of this account ([`Client::user_cards`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserCards {
+    /// The cards (`card_list`).
+    #[serde(rename = "card_list", default, deserialize_with = "null_as_empty")]
+    pub cards: Vec<UserCard>,
+    /// Whether the user holds a friend's shared card (朋友的券) of this account.
+    #[serde(default)]
+    pub has_share_card: bool,
+}
+
+fn null_as_empty<'de, D, T>(d: D) -> std::result::Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// `{"code": code}` plus `card_id` when given.
+fn code_body(code: &str, card_id: Option<&str>) -> Value {
+    let mut body = json!({ "code": code });
+    if let Some(id) = card_id {
+        body["card_id"] = json!(id);
+    }
+    body
+}
+
+fn non_empty(what: &str, value: &str) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::Invalid(format!("{what} must not be empty")));
+    }
+    Ok(())
+}
+
+impl Client {
+    /// Creates a card (`POST /card/create`); returns its `card_id`. The card starts
+    /// waiting for review ([`CardStatus::NotVerify`]); until it passes, only users on the
+    /// test whitelist ([`Client::set_card_test_whitelist`]) can take it.
+    ///
+    /// # Errors
+    /// As [`Client::get`]: `40071` unknown card type, `40072` unknown `code_type`, `41011` a
+    /// required field is missing, `45021` a field is too long, `40100` a bad date range.
+    pub async fn create_card(&self, card: &Card) -> Result<String> {
+        #[derive(Deserialize)]
+        struct Created {
+            card_id: String,
+        }
+        Ok(self.post_as::<Created, _>("/card/create", &[], &card.to_json()).await?.card_id)
+    }
+
+    /// A card's definition and state (`POST /card/get`).
+    ///
+    /// # Errors
+    /// As [`Client::get`]: `40073` no such card.
+    pub async fn get_card(&self, card_id: &str) -> Result<Card> {
+        #[derive(Deserialize)]
+        struct Got {
+            card: Card,
+        }
+        Ok(self.post_as::<Got, _>("/card/get", &[], &json!({ "card_id": card_id })).await?.card)
+    }
+
+    /// One page of the account's card ids (`POST /card/batchget`): `count` ids (1 to
+    /// [`MAX_CARDS_PER_PAGE`]) from position `offset`, only of the given states when
+    /// `statuses` is not empty.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a `count` of 0 or above [`MAX_CARDS_PER_PAGE`] (nothing is
+    /// sent); otherwise as [`Client::get`].
+    pub async fn list_cards(&self, offset: u32, count: u32, statuses: &[CardStatus]) -> Result<CardIdPage> {
+        if count == 0 || count > MAX_CARDS_PER_PAGE {
+            return Err(Error::Invalid(format!(
+                "card/batchget takes a count of 1 to {MAX_CARDS_PER_PAGE}, not {count}"
+            )));
+        }
+        let mut body = json!({ "offset": offset, "count": count });
+        if !statuses.is_empty() {
+            body["status_list"] = json!(statuses.iter().map(CardStatus::as_str).collect::<Vec<_>>());
+        }
+        self.post_as("/card/batchget", &[], &body).await
+    }
+
+    /// Changes a card (`POST /card/update`): `changes` holds the fields to change, as they
+    /// sit under the type's key (`{"base_info": {"description": …}}`). Returns `send_check`:
+    /// whether the change sends the card back to review.
+    ///
+    /// # Errors
+    /// As [`Client::get`]: `40073` no such card, `40071` `card_type` is not the card's type.
+    pub async fn update_card(&self, card_id: &str, card_type: &CardType, changes: &Value) -> Result<bool> {
+        #[derive(Deserialize)]
+        struct Updated {
+            #[serde(default)]
+            send_check: bool,
+        }
+        let mut body = Map::new();
+        body.insert("card_id".into(), json!(card_id));
+        body.insert(card_type.key(), changes.clone());
+        Ok(self.post_as::<Updated, _>("/card/update", &[], &body).await?.send_check)
+    }
+
+    /// Deletes a card (`POST /card/delete`). Nobody can take it any more; codes users
+    /// already hold stay in their wallets and can still be redeemed.
+    ///
+    /// # Errors
+    /// As [`Client::get`]: `40073` no such card.
+    pub async fn delete_card(&self, card_id: &str) -> Result<()> {
+        self.post_ok("/card/delete", &json!({ "card_id": card_id })).await
+    }
+
+    /// Adds `delta` to a card's stock, or takes `-delta` away (`POST /card/modifystock`,
+    /// `increase_stock_value` / `reduce_stock_value`).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a `delta` of 0 (nothing is sent); otherwise as [`Client::get`]:
+    /// `40073` no such card, `40122` more taken away than is left.
+    pub async fn modify_card_stock(&self, card_id: &str, delta: i64) -> Result<()> {
+        let mut body = json!({ "card_id": card_id });
+        match delta {
+            0 => return Err(Error::Invalid("card/modifystock needs a nonzero change".into())),
+            d if d > 0 => body["increase_stock_value"] = json!(d),
+            d => body["reduce_stock_value"] = json!(d.unsigned_abs()),
+        }
+        self.post_ok("/card/modifystock", &body).await
+    }
+
+    /// Sets who may take cards still waiting for review (`POST /card/testwhitelist/set`):
+    /// users by OpenID and by WeChat ID (`username`, 微信号).
+    ///
+    /// # Errors
+    /// As [`Client::get`].
+    pub async fn set_card_test_whitelist(&self, openids: &[&str], usernames: &[&str]) -> Result<()> {
+        self.post_ok("/card/testwhitelist/set", &json!({ "openid": openids, "username": usernames })).await
+    }
+
+    /// Creates a QR code that gives one card (`POST /card/qrcode/create`).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an `expire` outside 60 s to 30 min or an empty `card_id`
+    /// (nothing is sent); otherwise as [`Client::get`]: `40073` no such card, `40053` bad
+    /// `action_info` (for example a custom-code card without `code`).
+    pub async fn create_card_qrcode(&self, qr: &CardQrCode) -> Result<CardQrTicket> {
+        non_empty("card/qrcode/create's card_id", &qr.card_id)?;
+        if let Some(e) = qr.expire.filter(|e| !(60..=1800).contains(&e.as_secs())) {
+            return Err(Error::Invalid(format!(
+                "card/qrcode/create takes an expire_seconds of 60 to 1800, not {}",
+                e.as_secs()
+            )));
+        }
+        self.post_as("/card/qrcode/create", &[], &qr.to_json()).await
+    }
+
+    /// The code behind an `encrypt_code` (`POST /card/code/decrypt`), as a card's custom
+    /// URL or `wx.addCard` hands it over. Pass it as received, `+` and `/` included (decode
+    /// the URL's percent-escapes first).
+    ///
+    /// # Errors
+    /// As [`Client::get`]: `40075` the encrypt_code does not decrypt.
+    pub async fn decrypt_card_code(&self, encrypt_code: &str) -> Result<String> {
+        #[derive(Deserialize)]
+        struct Decrypted {
+            code: String,
+        }
+        let body = json!({ "encrypt_code": encrypt_code });
+        Ok(self.post_as::<Decrypted, _>("/card/code/decrypt", &[], &body).await?.code)
+    }
+
+    /// A code's holder, validity and state (`POST /card/code/get`). `card_id` is required
+    /// for custom-code cards. With `check_consume`, a code that cannot be redeemed is an
+    /// error; without it, its state comes back in [`CardCodeInfo::user_card_status`].
+    ///
+    /// # Errors
+    /// As [`Client::get`]: `40056` no such code, `40073` no such card; with
+    /// `check_consume`, `40099` already redeemed and `40127` deleted by the user, being
+    /// given away or made unavailable.
+    pub async fn get_card_code(
+        &self,
+        code: &str,
+        card_id: Option<&str>,
+        check_consume: bool,
+    ) -> Result<CardCodeInfo> {
+        let mut body = code_body(code, card_id);
+        body["check_consume"] = json!(check_consume);
+        self.post_as("/card/code/get", &[], &body).await
+    }
+
+    /// Redeems (核销) a code (`POST /card/code/consume`); this cannot be undone. `card_id`
+    /// is required for custom-code cards. Calling [`Client::get_card_code`] with
+    /// `check_consume` first is what the documentation recommends.
+    ///
+    /// # Errors
+    /// As [`Client::get`]: `40056` no such code, `40099` already redeemed, `40127`
+    /// deleted by the user, being given away or made unavailable.
+    pub async fn consume_card_code(&self, code: &str, card_id: Option<&str>) -> Result<ConsumedCode> {
+        non_empty("card/code/consume's code", code)?;
+        self.post_as("/card/code/consume", &[], &code_body(code, card_id)).await
+    }
+
+    /// Makes a user's code unavailable (`POST /card/code/unavailable`), for example after
+    /// a refund; this cannot be undone. `card_id` is required for custom-code cards.
+    ///
+    /// # Errors
+    /// As [`Client::consume_card_code`].
+    pub async fn make_card_code_unavailable(
+        &self,
+        code: &str,
+        card_id: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        non_empty("card/code/unavailable's code", code)?;
+        let mut body = code_body(code, card_id);
+        if let Some(r) = reason {
+            body["reason"] = json!(r);
+        }
+        self.post_ok("/card/code/unavailable", &body).await
+    }
+
+    /// The cards of this account in a user's wallet (`POST /card/user/getcardlist`), of one
+    /// card only when `card_id` is given.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an empty `openid` (nothing is sent); otherwise as
+    /// [`Client::get`].
+    pub async fn user_cards(&self, openid: &str, card_id: Option<&str>) -> Result<UserCards> {
+        non_empty("card/user/getcardlist's openid", openid)?;
+        let mut body = json!({ "openid": openid });
+        if let Some(id) = card_id {
+            body["card_id"] = json!(id);
+        }
+        self.post_as("/card/user/getcardlist", &[], &body).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_info_reads_both_documented_shapes() {
+        let current: CardCodeInfo = serde_json::from_value(json!({
+            "errcode": 0, "errmsg": "ok",
+            "card": { "card_id": "pbLatjk4T4Hx", "begin_time": 1_457_452_800, "end_time": 1_463_155_199 },
+            "openid": "obLatjm43RA5", "can_consume": true, "user_card_status": "NORMAL", "outer_str": "12b",
+        }))
+        .unwrap();
+        assert_eq!(
+            current,
+            CardCodeInfo {
+                openid: "obLatjm43RA5".into(),
+                card_id: "pbLatjk4T4Hx".into(),
+                begin_time: 1_457_452_800,
+                end_time: 1_463_155_199,
+                can_consume: Some(true),
+                user_card_status: Some(UserCardStatus::Normal),
+                outer_str: Some("12b".into()),
+            }
+        );
+        let older: CardCodeInfo = serde_json::from_value(json!({
+            "errcode": 0, "errmsg": "ok", "openid": "oFS7Fjl0",
+            "card": { "card_id": "pFS7Fjg8", "begin_time": 1_404_205_036, "end_time": 1_404_205_036,
+                      "user_card_status": "GIFTING", "can_consume": "false" },
+        }))
+        .unwrap();
+        assert_eq!((older.can_consume, older.user_card_status), (Some(false), Some(UserCardStatus::Gifting)));
+        assert_eq!((older.card_id.as_str(), older.outer_str), ("pFS7Fjg8", None));
+        let bad = serde_json::from_value::<CardCodeInfo>(json!({ "can_consume": 3 }));
+        assert!(bad.is_err());
+    }
+
+    #[test]
+    fn enums_keep_unknown_values_and_cards_round_trip() {
+        assert_eq!(CardType::from("LUCKY_MONEY"), CardType::Other("LUCKY_MONEY".into()));
+        assert_eq!(CardType::from("LUCKY_MONEY").key(), "lucky_money");
+        assert_eq!(serde_json::to_value(UserCardStatus::GiftTimeout).unwrap(), json!("GIFT_TIMEOUT"));
+        let card = Card::new(CardType::MemberCard, json!({ "base_info": { "sku": { "quantity": 7 } } }));
+        let back: Card = serde_json::from_value(card.to_json()["card"].clone()).unwrap();
+        assert_eq!((back.card_type.key(), back.quantity()), ("member_card".to_owned(), Some(7)));
+        assert!(Card::from_json(&json!({ "card": { "card_type": "CASH", "groupon": {} } })).is_err());
+        let qr = CardQrCode::new("p1").code("c1").unique_code(false).expire(Duration::from_secs(600));
+        assert_eq!(
+            qr.to_json(),
+            json!({ "action_name": "QR_CARD", "expire_seconds": 600,
+                    "action_info": { "card": { "card_id": "p1", "code": "c1", "is_unique_code": false } } })
+        );
+    }
+}
