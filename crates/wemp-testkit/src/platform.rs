@@ -7,7 +7,8 @@
 //! moves when you [`advance`](FakePlatform::advance) it; errors are `{errcode, errmsg}`
 //! with HTTP 200; faults can be injected per endpoint; every request is recorded; media,
 //! users, tags, menus, drafts and the rest live in memory; comments live on mass-sent
-//! articles, and the data cube reports are computed from the [`StatEvent`]s you record.
+//! articles, and the data cube reports are computed from the [`StatEvent`]s you record;
+//! cards (卡券) keep their stock and review state, and users' codes their redemption state.
 //!
 //! It also serves `/cgi-bin/showqrcode` (the `mp.weixin.qq.com` image) and
 //! `/connect/oauth2/authorize` (the `open.weixin.qq.com` consent page, which approves at
@@ -49,11 +50,13 @@
 //! ```
 
 mod api;
+mod card;
 mod comment;
 mod datacube;
 mod news;
 mod support;
 
+pub use card::{CardGrant, FakeCard, FakeCardCode};
 pub use datacube::{ALL_SOURCES, StatEvent};
 pub use news::FakeComment;
 
@@ -299,6 +302,7 @@ pub(crate) struct World {
     sent: Vec<Value>,
     news: news::Newsroom,
     stats: datacube::Ledger,
+    cards: card::CardDesk,
 }
 
 #[derive(Default)]
@@ -673,6 +677,7 @@ pub(crate) fn ok() -> Value {
 fn route(w: &mut World, method: &axum::http::Method, r: &Recorded) -> Answer {
     let answer = datacube::dispatch(w, method, r)
         .or_else(|| comment::dispatch(w, method, r))
+        .or_else(|| card::dispatch(w, method, r))
         .unwrap_or_else(|| api::dispatch(w, method, r));
     news::observe(w, r, &answer);
     answer
