@@ -827,7 +827,7 @@ impl Inner {
         let bytes = match http_body_util::Limited::new(body, limit).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return Err(too_large("more than".into()));
+                return Err(too_large(format!("more than {limit}")));
             }
             Err(e) => {
                 return Err(Rejection::new(

@@ -149,7 +149,13 @@ async fn body_limit() {
     let stream = Body::from_stream(futures_util::stream::iter(chunks));
     let req = wechat_post(Mode::Plain, &big);
     let req = Request::post(req.uri().clone()).body(stream).unwrap();
-    expect(&svc, req, StatusCode::PAYLOAD_TOO_LARGE, "body of").await;
+    expect(
+        &svc,
+        req,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body of more than 1024 bytes exceeds the 1024-byte limit",
+    )
+    .await;
 }
 
 #[tokio::test]
