@@ -1,6 +1,7 @@
 //! Client tests against the fake platform in `wemp-testkit`.
 
 mod api;
+mod card;
 mod comment;
 mod datacube;
 mod token;
