@@ -584,7 +584,8 @@ impl Client {
     /// whether the change sends the card back to review.
     ///
     /// # Errors
-    /// As [`Client::get`]: `40073` no such card, `40071` `card_type` is not the card's type.
+    /// As [`Client::get`]: `40073` no such card (reported for unknown ids), `45021` a field
+    /// is too long.
     pub async fn update_card(&self, card_id: &str, card_type: &CardType, changes: &Value) -> Result<bool> {
         #[derive(Deserialize)]
         struct Updated {
@@ -611,7 +612,7 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::Invalid`] for a `delta` of 0 (nothing is sent); otherwise as [`Client::get`]:
-    /// `40073` no such card, `40122` more taken away than is left.
+    /// `40073` no such card, `40122` an invalid stock quantity (不合法的库存数量).
     pub async fn modify_card_stock(&self, card_id: &str, delta: i64) -> Result<()> {
         let mut body = json!({ "card_id": card_id });
         match delta {
@@ -635,8 +636,9 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::Invalid`] for an `expire` outside 60 s to 30 min or an empty `card_id`
-    /// (nothing is sent); otherwise as [`Client::get`]: `40073` no such card, `40053` bad
-    /// `action_info` (for example a custom-code card without `code`).
+    /// (nothing is sent); otherwise as [`Client::get`]: `40073` no such card, `40053` invalid
+    /// `action_info` (check `code` and `openid` against the card's `use_custom_code` and
+    /// `bind_openid`).
     pub async fn create_card_qrcode(&self, qr: &CardQrCode) -> Result<CardQrTicket> {
         non_empty("card/qrcode/create's card_id", &qr.card_id)?;
         if let Some(e) = qr.expire.filter(|e| !(60..=1800).contains(&e.as_secs())) {
