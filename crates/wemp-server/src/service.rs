@@ -1147,7 +1147,7 @@ impl Inner {
         let started = Instant::now();
         let result = AssertUnwindSafe(self.router.clone().oneshot(inbound.clone())).catch_unwind().await;
         self.metrics.handler_latency(started.elapsed());
-        let reply = match result {
+        let mut reply = match result {
             Ok(Ok(reply)) => reply,
             Ok(Err(error)) => {
                 self.metrics.handler_error();
@@ -1172,12 +1172,18 @@ impl Inner {
         let xml = match reply.to_xml(&ctx) {
             Ok(xml) => xml,
             Err(e) => {
+                // The handler failed after all: it asked for a reply WeChat would refuse.
+                self.metrics.handler_error();
                 tracing::error!(
                     code = e.reference_code().code(),
                     error = %e,
-                    "handler's reply cannot be sent; answering success"
+                    "handler's reply cannot be sent; answering per the error policy"
                 );
-                "success".to_owned()
+                if report.is_some() {
+                    shared.set_error(format!("reply cannot be sent: {e}"));
+                }
+                reply = self.policy_reply();
+                reply.to_xml(&ctx).unwrap_or_else(|_| "success".to_owned())
             }
         };
         let ttl = self.config.reply_ttl;

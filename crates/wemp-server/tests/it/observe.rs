@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use axum::body::Body;
 use http::{Request, StatusCode};
-use wemp_proto::{Mode, Reply};
+use wemp_proto::{Article, Mode, Reply};
 use wemp_server::extract::Content;
 use wemp_server::{
-    BroadcastObserver, DedupOutcome, DeliveryRecord, MessageLogObserver, RecordOutcome, Router, SinkOutcome,
+    BroadcastObserver, DedupOutcome, DeliveryRecord, ErrorPolicy, MessageLogObserver, RecordOutcome, Router,
+    SinkOutcome,
 };
 use wemp_store::memory::MemoryMessageLog;
 use wemp_store::{LogQuery, LogWriter, LogWriterConfig, MessageLog};
@@ -229,4 +230,27 @@ async fn a_handler_can_name_the_rule_it_applied() {
     let all = records.all();
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].handler.as_deref(), Some("keyword:help"), "the handler's name wins over `fallback`");
+}
+
+#[tokio::test]
+async fn a_reply_wechat_would_refuse_is_a_handler_error() {
+    // Two articles answering a user's message (WeChat allows one) cannot be sent: the
+    // delivery is a handler error for the metrics, the observers and the error policy,
+    // not a quiet `success` that looks like a handler choosing not to reply.
+    let records = Records::default();
+    let two = || async {
+        Reply::news(vec![Article::new("a", "", "", "https://a"), Article::new("b", "", "", "https://b")])
+    };
+    let svc = builder(Router::new().fallback(two))
+        .observer(records.observer())
+        .error_policy(ErrorPolicy::Apology("sorry, try later".into()))
+        .build()
+        .unwrap();
+    let (_, body) = send(&svc, wechat_post(Mode::Safe, &text_xml("news", 1))).await;
+    assert_eq!(reply_text(&body).as_deref(), Some("sorry, try later"));
+    let all = records.all();
+    assert_eq!(all[0].outcome, RecordOutcome::HandlerError);
+    let error = all[0].error.as_deref().unwrap_or_default();
+    assert!(error.contains("news reply has 2 articles; 1 allowed"), "{error}");
+    assert!(svc.metrics_text().contains("wemp_handler_errors_total 1"), "{}", svc.metrics_text());
 }
