@@ -448,6 +448,22 @@ impl Incoming {
         if let Some(id) = self.msg_id() {
             return format!("msg:{}:{}", header.from, id);
         }
+        // A message whose fields did not decode keys on their text as it came (a retry is
+        // the same bytes): two with a garbled MsgId or CreateTime must not share a key.
+        let garbled = match self {
+            Self::Unknown(u) | Self::Event(Event::Unknown(u)) => Some(u),
+            _ => None,
+        };
+        let raw = |name| garbled.and_then(|u| u.field(name)).map(str::trim).filter(|s| !s.is_empty());
+        let is_event = matches!(self, Self::Event(_))
+            || garbled.is_some_and(|u| u.msg_type.eq_ignore_ascii_case("event"));
+        if let Some(id) = raw("MsgId").filter(|_| !is_event) {
+            return format!("msg:{}:{id}", header.from);
+        }
+        let created = match raw("CreateTime") {
+            Some(text) if header.create_time == 0 => text.to_owned(),
+            _ => header.create_time.to_string(),
+        };
         let (event, key) = match self {
             Self::Event(e) => {
                 let card = [e.event_key(), e.user_card_code(), e.card_id()]
@@ -468,7 +484,7 @@ impl Incoming {
             ),
             _ => (String::new(), String::new()),
         };
-        format!("event:{}:{}:{}:{}", header.from, header.create_time, event, key)
+        format!("event:{}:{created}:{}:{}", header.from, event, key)
     }
 
     /// Writes the value back as XML (an `Unknown` is written exactly as it arrived).

@@ -126,6 +126,36 @@ fn dedup_key_includes_user_for_messages() {
 }
 
 #[test]
+fn messages_whose_fields_do_not_decode_keep_apart_in_dedup() {
+    let text = |id: &str, created: &str| {
+        Incoming::parse(&format!(
+            "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[o1]]></FromUserName>\
+             <CreateTime>{created}</CreateTime><MsgType><![CDATA[text]]></MsgType>\
+             <Content><![CDATA[hi]]></Content><MsgId>{id}</MsgId></xml>"
+        ))
+        .unwrap()
+    };
+    // A garbled MsgId: the message arrives as Unknown, keyed on the MsgId as written.
+    let (a, b) = (text("12ab", "1700000000"), text("12ac", "1700000000"));
+    assert!(matches!(a, Incoming::Unknown(_)), "{a:?}");
+    assert_ne!(a.dedup_key(), b.dedup_key());
+    assert_eq!(a.dedup_key(), text("12ab", "1700000000").dedup_key(), "a retry shares the key");
+    assert_eq!(a.dedup_key(), "msg:o1:12ab");
+    // A garbled CreateTime on an event: keyed on the CreateTime as written.
+    let event = |created: &str| {
+        Incoming::parse(&format!(
+            "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[o1]]></FromUserName>\
+             <CreateTime>{created}</CreateTime><MsgType><![CDATA[event]]></MsgType>\
+             <Event><![CDATA[CLICK]]></Event><EventKey><![CDATA[K]]></EventKey></xml>"
+        ))
+        .unwrap()
+    };
+    let (c, d) = (event("17000000x1"), event("17000000x2"));
+    assert_ne!(c.dedup_key(), d.dedup_key(), "{}", c.dedup_key());
+    assert_eq!(c.dedup_key(), event("17000000x1").dedup_key());
+}
+
+#[test]
 fn malformed_xml_is_an_error_with_reference_code() {
     let err = Incoming::parse("<xml><MsgType>text</xml>").unwrap_err();
     assert_eq!(err.reference_code().code(), -40002);
