@@ -442,7 +442,8 @@ impl Incoming {
     /// `CardId`) stands in, so that two cards a user receives in the same second are two
     /// deliveries, not a delivery and its retry. A coin-ledger push (`card_pay_order`) uses
     /// `OrderId:Status` (an order moves through several statuses), a member-card update
-    /// adds its `ModifyBonus:ModifyBalance`.
+    /// adds its `ModifyBonus:ModifyBalance`. A message whose `MsgId` or `CreateTime` does not
+    /// decode keys on the text as written.
     pub fn dedup_key(&self) -> String {
         let header = self.header();
         if let Some(id) = self.msg_id() {
