@@ -197,10 +197,10 @@ impl WechatServiceBuilder {
     }
 
     /// Time from a request's arrival until the server answers `success` itself
-    /// (default 4.5 s; WeChat gives up at 5 s).
+    /// (default 4.5 s; WeChat gives up at 5 s; at most an hour).
     #[must_use]
     pub fn budget(mut self, budget: Duration) -> Self {
-        self.config.budget = budget;
+        self.config.budget = budget.min(Duration::from_secs(3600));
         self
     }
 
@@ -277,10 +277,11 @@ impl WechatServiceBuilder {
         self
     }
 
-    /// How long an unfinished claim blocks other deliveries (default 60 s).
+    /// How long an unfinished claim blocks other deliveries (default 60 s; at least 30 s,
+    /// so that it outlasts WeChat's three tries and a retry never runs the handler again).
     #[must_use]
     pub fn in_flight_ttl(mut self, ttl: Duration) -> Self {
-        self.config.in_flight_ttl = ttl;
+        self.config.in_flight_ttl = ttl.max(Duration::from_secs(30));
         self
     }
 
@@ -379,7 +380,9 @@ impl WechatServiceBuilder {
     /// # Errors
     /// [`Error::NoAccount`] without accounts; [`Error::DuplicatePath`] when two accounts
     /// answer on the same path segment.
-    pub fn build(self) -> Result<WechatService, Error> {
+    pub fn build(mut self) -> Result<WechatService, Error> {
+        // A claim must outlast the budget, or a retry could run the handler a second time.
+        self.config.in_flight_ttl = self.config.in_flight_ttl.max(self.config.budget);
         if self.accounts.is_empty() {
             return Err(Error::NoAccount);
         }

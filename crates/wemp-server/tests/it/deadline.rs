@@ -328,3 +328,14 @@ async fn a_dropped_first_try_whose_retry_lands_on_another_instance_loses_no_repl
     assert_eq!(late[0].2, Reply::text("slow: cluster"));
     assert_eq!(a.deadline_misses(), 1);
 }
+
+#[tokio::test]
+async fn an_unbounded_budget_is_capped_not_a_panic() {
+    // `arrived + budget` overflowed for a budget of Duration::MAX.
+    let runs = Counter::default();
+    let svc = builder(slow_router(&runs, 0)).budget(Duration::MAX).build().unwrap();
+    let (status, body) = send(&svc, wechat_post(Mode::Safe, &text_xml("hi", 44))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(open(&body).message.reply, Reply::text("slow: hi"));
+    assert_eq!(runs.get(), 1);
+}
