@@ -67,6 +67,8 @@ pub struct PostgresDatabase {
 struct Inner {
     config: Config,
     schema: String,
+    /// How long a session call waits for PostgreSQL.
+    call_timeout: Duration,
     client: tokio::sync::Mutex<Arc<Client>>,
     /// The connection appends go through, opened on the first one: each append is a
     /// transaction of its own, which the shared connection cannot hold.
@@ -114,9 +116,35 @@ impl PostgresDatabase {
             inner: Arc::new(Inner {
                 config,
                 schema: schema.to_owned(),
+                call_timeout: Self::DEFAULT_CALL_TIMEOUT,
                 client: tokio::sync::Mutex::new(Arc::new(client)),
                 appender: tokio::sync::Mutex::new(None),
             }),
+        })
+    }
+
+    /// How long a session call waits for an answer unless set with
+    /// [`call_timeout`](Self::call_timeout).
+    pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// Sets how long a session call ([`PostgresSessionStore`]) waits for PostgreSQL before
+    /// it fails with [`StoreError::Backend`]: a server that accepts a connection and then
+    /// never answers (a lock held elsewhere, a network that drops packets) must not hold
+    /// a handler forever. Only before the database is shared (on a fresh `connect`). The
+    /// message log is bounded by its [`crate::LogWriter`]'s write timeout instead.
+    #[must_use]
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.call_timeout = timeout;
+        }
+        self
+    }
+
+    /// `call`, failing if PostgreSQL does not answer within the call timeout.
+    async fn bounded<T>(&self, what: &str, call: impl Future<Output = Result<T>>) -> Result<T> {
+        let limit = self.inner.call_timeout;
+        tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+            Err(StoreError::backend("postgres", format!("{what}: no answer within {} ms", limit.as_millis())))
         })
     }
 
@@ -382,13 +410,28 @@ impl PostgresSessionStore {
     /// [`StoreError::Backend`] if PostgreSQL fails.
     pub async fn purge_expired(&self) -> Result<u64> {
         let sql = format!("DELETE FROM {} WHERE expires_at_ms <= $1", self.db.table("sessions"));
-        self.db.client().await?.execute(&sql, &[&now_ms()]).await.map_err(pg_err)
+        let purge = async { self.db.client().await?.execute(&sql, &[&now_ms()]).await.map_err(pg_err) };
+        self.db.bounded("session purge", purge).await
     }
 }
 
 #[async_trait::async_trait]
 impl SessionStore for PostgresSessionStore {
     async fn load(&self, key: &str) -> Result<Option<Versioned>> {
+        self.db.bounded("session load", self.load_now(key)).await
+    }
+
+    async fn save(&self, key: &str, value: &serde_json::Value, expected: u64, ttl: Duration) -> Result<u64> {
+        self.db.bounded("session save", self.save_now(key, value, expected, ttl)).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.db.bounded("session delete", self.delete_now(key)).await
+    }
+}
+
+impl PostgresSessionStore {
+    async fn load_now(&self, key: &str) -> Result<Option<Versioned>> {
         let sql = format!(
             "SELECT value, version FROM {} WHERE key = $1 AND expires_at_ms > $2",
             self.db.table("sessions")
@@ -404,7 +447,13 @@ impl SessionStore for PostgresSessionStore {
         }
     }
 
-    async fn save(&self, key: &str, value: &serde_json::Value, expected: u64, ttl: Duration) -> Result<u64> {
+    async fn save_now(
+        &self,
+        key: &str,
+        value: &serde_json::Value,
+        expected: u64,
+        ttl: Duration,
+    ) -> Result<u64> {
         let table = self.db.table("sessions");
         let json = serde_json::to_string(value)?;
         let now = now_ms();
@@ -442,7 +491,7 @@ impl SessionStore for PostgresSessionStore {
         Err(StoreError::Conflict { key: key.to_owned(), expected, found })
     }
 
-    async fn delete(&self, key: &str) -> Result<()> {
+    async fn delete_now(&self, key: &str) -> Result<()> {
         let sql = format!("DELETE FROM {} WHERE key = $1", self.db.table("sessions"));
         self.db.client().await?.execute(&sql, &[&key]).await.map(drop).map_err(pg_err)
     }

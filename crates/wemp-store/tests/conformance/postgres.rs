@@ -136,3 +136,31 @@ async fn a_follower_never_skips_an_entry_committed_late() {
     assert_eq!(seen, ["slow", "fast"]);
     a.drop_schema().await.unwrap();
 }
+
+/// A session call gives up with a clear error when PostgreSQL takes the connection and then
+/// does not answer (here: a lock held by another client), and works again once it answers.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_call_that_gets_no_answer_fails_within_the_call_timeout() {
+    use std::time::{Duration, Instant};
+    use wemp_store::{SessionStore, StoreError};
+    let Some((a, _b)) = connect("hang").await else { return };
+    let schema = a.schema().to_owned();
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let db = PostgresDatabase::connect(&url, &schema).await.unwrap().call_timeout(Duration::from_millis(300));
+    let store = db.session_store();
+    assert!(store.load("k").await.unwrap().is_none());
+
+    let (mut other, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let lock = other.transaction().await.unwrap();
+    lock.batch_execute(&format!("LOCK TABLE \"{schema}\".sessions IN ACCESS EXCLUSIVE MODE")).await.unwrap();
+    let started = Instant::now();
+    let err = store.load("k").await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(matches!(&err, StoreError::Backend { .. }), "{err:?}");
+    assert!(err.to_string().contains("session load: no answer within 300 ms"), "{err}");
+    lock.rollback().await.unwrap();
+    assert!(store.load("k").await.unwrap().is_none(), "answers again once the lock is gone");
+    a.drop_schema().await.unwrap();
+}
