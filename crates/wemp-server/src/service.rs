@@ -65,6 +65,7 @@ struct Config {
     metrics_path: Option<String>,
     full_openids: bool,
     shutdown_grace: Duration,
+    sink_timeout: Duration,
 }
 
 impl Default for Config {
@@ -81,6 +82,7 @@ impl Default for Config {
             metrics_path: None,
             full_openids: false,
             shutdown_grace: Duration::from_secs(30),
+            sink_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -260,6 +262,15 @@ impl WechatServiceBuilder {
     #[must_use]
     pub fn late_sink(mut self, sink: impl LateReplySink) -> Self {
         self.sink = Some(Arc::new(sink));
+        self
+    }
+
+    /// How long the late sink may take to deliver one reply before the delivery counts as
+    /// failed (default 60 s): a sink that never answers must not hold its task, and with
+    /// it the shutdown, forever.
+    #[must_use]
+    pub fn late_sink_timeout(mut self, timeout: Duration) -> Self {
+        self.config.sink_timeout = timeout;
         self
     }
 
@@ -1215,10 +1226,18 @@ impl Inner {
                     // The sink is the application's code too: a panic in it is a failed
                     // delivery, not a panic in the request that polled this task first.
                     let delivery = AssertUnwindSafe(self.sink.deliver(account.appid(), openid, reply));
-                    let outcome = delivery.catch_unwind().await.unwrap_or_else(|panic| SinkOutcome::Failed {
-                        errcode: None,
-                        message: format!("sink panicked: {}", panic_text(&*panic)),
-                    });
+                    let limit = self.config.sink_timeout;
+                    let outcome = match tokio::time::timeout(limit, delivery.catch_unwind()).await {
+                        Ok(Ok(outcome)) => outcome,
+                        Ok(Err(panic)) => SinkOutcome::Failed {
+                            errcode: None,
+                            message: format!("sink panicked: {}", panic_text(&*panic)),
+                        },
+                        Err(_) => SinkOutcome::Failed {
+                            errcode: None,
+                            message: format!("sink gave no answer within {} ms", limit.as_millis()),
+                        },
+                    };
                     self.metrics.late(outcome.label());
                     let shown = ShortId::new(openid, self.config.full_openids);
                     match &outcome {

@@ -339,3 +339,44 @@ async fn an_unbounded_budget_is_capped_not_a_panic() {
     assert_eq!(open(&body).message.reply, Reply::text("slow: hi"));
     assert_eq!(runs.get(), 1);
 }
+
+struct HangingSink;
+
+#[async_trait::async_trait]
+impl wemp_server::LateReplySink for HangingSink {
+    async fn deliver(&self, _: &str, _: &str, _: Reply) -> SinkOutcome {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_late_sink_that_never_answers_fails_after_its_timeout() {
+    // As above: a deferring handler (the sink starts in the request's poll) and a slow one
+    // (the sink runs in the handler's task).
+    let quick = Router::new().fallback(|ctx: Ctx| async move {
+        ctx.defer();
+        Reply::text("later")
+    });
+    let runs = Counter::default();
+    for (router, msg_id) in [(quick, 93), (slow_router(&runs, 7), 94)] {
+        let svc = builder(router)
+            .late_sink(HangingSink)
+            .late_sink_timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        let started = Instant::now();
+        let (status, body) = send(&svc, wechat_post(Mode::Safe, &text_xml("x", msg_id))).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "success"));
+        assert!(
+            started.elapsed() <= Duration::from_millis(4500),
+            "answered in time: {:?}",
+            started.elapsed()
+        );
+        assert!(svc.drain(Duration::from_secs(60)).await, "the hanging delivery was given up");
+        assert!(
+            svc.metrics_text().contains("wemp_late_replies_total{outcome=\"failed\"} 1"),
+            "{}",
+            svc.metrics_text()
+        );
+    }
+}
