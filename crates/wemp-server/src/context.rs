@@ -31,6 +31,9 @@ pub(crate) struct Shared {
     joiners: AtomicUsize,
     /// Notified when a joiner stops waiting.
     joiner_left: Notify,
+    /// Whether the handler itself deferred the reply ([`Ctx::defer`]), as opposed to the
+    /// deadline.
+    handler_deferred: std::sync::atomic::AtomicBool,
 }
 
 /// A retry on this instance waiting for a running handler's reply; counted while it lives.
@@ -64,7 +67,13 @@ impl Shared {
             session: None,
             joiners: AtomicUsize::new(0),
             joiner_left: Notify::new(),
+            handler_deferred: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether the handler deferred the reply itself.
+    pub(crate) fn handler_deferred(&self) -> bool {
+        self.handler_deferred.load(Ordering::Acquire)
     }
 
     pub(crate) fn with_session(mut self, session: Option<SessionSlot>) -> Self {
@@ -166,6 +175,9 @@ impl Ctx {
     /// was already sent passively.
     pub fn defer(&self) -> bool {
         let decided = self.shared.defer();
+        if decided == Decided::Late {
+            self.shared.handler_deferred.store(true, Ordering::Release);
+        }
         self.shared.deferred.notify_one();
         decided == Decided::Late
     }

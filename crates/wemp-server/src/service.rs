@@ -1091,7 +1091,13 @@ impl Inner {
 
         let xml = tokio::select! {
             biased;
-            done = &mut rx => done.ok(),
+            done = &mut rx => {
+                // No reply here: the handler deferred and already finished (at its first poll).
+                if done.is_err() && shared.handler_deferred() {
+                    self.metrics.deferred();
+                }
+                done.ok()
+            }
             () = shared.deferred.notified() => match shared.defer() {
                 Decided::Late => {
                     self.metrics.deferred();

@@ -380,3 +380,20 @@ async fn a_late_sink_that_never_answers_fails_after_its_timeout() {
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_handler_that_defers_and_returns_at_once_counts_as_deferred() {
+    let sink = RecordingSink::default();
+    let quick = Router::new().fallback(|ctx: Ctx| async move {
+        ctx.defer();
+        Reply::text("later")
+    });
+    let svc = builder(quick).late_sink(sink.clone()).build().unwrap();
+    let (status, body) = send(&svc, wechat_post(Mode::Safe, &text_xml("x", 95))).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "success"));
+    assert!(svc.drain(Duration::from_secs(10)).await);
+    let metrics = svc.metrics_text();
+    assert!(metrics.contains("wemp_deferred_total 1"), "{metrics}");
+    assert!(metrics.contains("wemp_deadline_misses_total 0"), "{metrics}");
+    assert_eq!(sink.replies().len(), 1);
+}
