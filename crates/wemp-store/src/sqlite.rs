@@ -172,7 +172,7 @@ impl SqliteDatabase {
 
     /// The message log stored in this database.
     pub fn message_log(&self) -> SqliteMessageLog {
-        SqliteMessageLog { db: self.clone() }
+        SqliteMessageLog { db: self.clone(), written: Arc::default() }
     }
 
     /// The sessions stored in this database.
@@ -225,6 +225,9 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 #[derive(Clone, Debug)]
 pub struct SqliteMessageLog {
     db: SqliteDatabase,
+    /// The last batch written through [`MessageLog::append_shared`]: a retry of it is not
+    /// written again. (Held weakly, its allocation cannot be reused for another batch.)
+    written: Arc<Mutex<Option<std::sync::Weak<[LogEntry]>>>>,
 }
 
 impl SqliteMessageLog {
@@ -474,11 +477,26 @@ impl MessageLog for SqliteMessageLog {
         self.append_shared(entries.into()).await
     }
 
+    /// A batch given again (the same `Arc`, as [`crate::LogWriter`] retries one) after it was
+    /// written is not written twice: a first try that outlived the writer's timeout — the
+    /// blocking write goes on after the wait is abandoned — has written it by the time the
+    /// retry reaches the connection.
     async fn append_shared(&self, entries: Arc<[LogEntry]>) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
-        self.db.call(move |c| append_log(c, &entries)).await
+        let written = Arc::clone(&self.written);
+        self.db
+            .call(move |c| {
+                let mut last = written.lock().unwrap_or_else(|e| e.into_inner());
+                if last.as_ref().is_some_and(|w| std::ptr::addr_eq(w.as_ptr(), Arc::as_ptr(&entries))) {
+                    return Ok(());
+                }
+                append_log(c, &entries)?;
+                *last = Some(Arc::downgrade(&entries));
+                Ok(())
+            })
+            .await
     }
 
     async fn query(&self, query: &LogQuery) -> Result<Vec<(i64, LogEntry)>> {
@@ -610,6 +628,45 @@ mod tests {
 
     fn temp_file(name: &str) -> TempFile {
         TempFile(std::env::temp_dir().join(format!("wemp-sqlite-{name}-{}.db", std::process::id())))
+    }
+
+    /// A write that outlives the writer's timeout goes on in its blocking thread; the
+    /// writer's retries of that batch must not write it a second (and third) time.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_retried_after_a_timed_out_write_is_written_once() {
+        use crate::{LogWriter, LogWriterConfig, MessageLog as _};
+        let file = temp_file("retried");
+        let db = SqliteDatabase::open(&file.0).await.unwrap();
+        // Another process holds the write lock for a while: every try of the batch waits.
+        let (locked, released) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+        let path = file.0.clone();
+        let holder = std::thread::spawn(move || {
+            let c = Connection::open(path).unwrap();
+            c.execute_batch("BEGIN IMMEDIATE").unwrap();
+            locked.0.send(()).unwrap();
+            released.1.recv().unwrap();
+            c.execute_batch("ROLLBACK").unwrap();
+        });
+        locked.1.recv().unwrap();
+        let log = Arc::new(db.message_log());
+        let config = LogWriterConfig::default()
+            .write_timeout(Duration::from_millis(50))
+            .retries(10, Duration::from_millis(20))
+            .linger(Duration::ZERO);
+        let writer = LogWriter::spawn(log.clone(), config);
+        for n in 0..3 {
+            assert!(writer.log(at(n, "o1")));
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        released.0.send(()).unwrap();
+        holder.join().unwrap();
+        writer.flush().await;
+        let all = log.query(&LogQuery::default()).await.unwrap();
+        assert_eq!(all.len(), 3, "{:?}", all.iter().map(|(id, _)| id).collect::<Vec<_>>());
+        assert_eq!((writer.stats().written(), writer.stats().dropped()), (3, 0));
+        // Another batch with the same entries is another append.
+        log.append(&[at(0, "o1")]).await.unwrap();
+        assert_eq!(log.query(&LogQuery::default()).await.unwrap().len(), 4);
     }
 
     #[tokio::test]

@@ -27,7 +27,9 @@ pub struct LogWriterConfig {
     pub retries: u32,
     /// Pause before the first retry; doubled for each further one.
     pub retry_backoff: Duration,
-    /// An append taking longer than this counts as failed.
+    /// An append taking longer than this counts as failed (and is retried). The abandoned
+    /// write may still finish: the SQLite log recognises the retried batch and does not
+    /// write it twice; other backends may, so keep this well above their normal latency.
     pub write_timeout: Duration,
     /// How long a batch may wait for more entries before it is written (a flush or a
     /// full batch writes at once). Fewer, larger transactions cost the database much less
