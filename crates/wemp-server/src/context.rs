@@ -56,6 +56,20 @@ pub(crate) enum Decided {
     Late,
 }
 
+/// Waits until `count` is zero; `changed` is notified (`notify_waiters`) whenever it drops.
+pub(crate) async fn until_zero(count: &AtomicUsize, changed: &Notify) {
+    loop {
+        let changed = changed.notified();
+        tokio::pin!(changed);
+        // Registered before the count is read, so a drop to zero in between is not missed.
+        changed.as_mut().enable();
+        if count.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        changed.await;
+    }
+}
+
 impl Shared {
     pub(crate) fn new(deadline: Instant) -> Self {
         Self {
@@ -123,15 +137,7 @@ impl Shared {
 
     /// Waits until no retry on this instance waits for the reply.
     pub(crate) async fn no_joiners(&self) {
-        loop {
-            let left = self.joiner_left.notified();
-            tokio::pin!(left);
-            left.as_mut().enable();
-            if self.joiners.load(Ordering::Acquire) == 0 {
-                return;
-            }
-            left.await;
-        }
+        until_zero(&self.joiners, &self.joiner_left).await;
     }
 
     /// Marks the reply as finished in time; returns what was decided (possibly earlier).

@@ -489,17 +489,7 @@ impl WechatService {
     /// `timeout`. Returns whether all finished.
     pub async fn drain(&self, timeout: Duration) -> bool {
         let tasks = &self.inner.tasks;
-        let wait = async {
-            loop {
-                let idle = tasks.idle.notified();
-                tokio::pin!(idle);
-                idle.as_mut().enable();
-                if tasks.count.load(Ordering::Acquire) == 0 {
-                    return;
-                }
-                idle.await;
-            }
-        };
+        let wait = crate::context::until_zero(&tasks.count, &tasks.idle);
         tokio::time::timeout(timeout, wait).await.is_ok()
     }
 
