@@ -634,7 +634,15 @@ impl Config {
     /// # Errors
     /// [`ConfigError::Invalid`] with the file, line and field of each problem.
     pub fn from_toml_str(src: &str, name: &str) -> Result<Self, ConfigError> {
-        let cfg: Self = toml::from_str(src).map_err(|e| {
+        let cfg = Self::parse_toml_str(src, name)?;
+        cfg.validate_with(Some(src), name)?;
+        Ok(cfg)
+    }
+
+    /// Parses a config document without checking the values together (the environment and
+    /// flags may still complete it, e.g. a safe-mode file whose key is in `WEMP_AES_KEY`).
+    fn parse_toml_str(src: &str, name: &str) -> Result<Self, ConfigError> {
+        toml::from_str(src).map_err(|e| {
             let (line, column, field) = match e.span() {
                 Some(span) => {
                     let (l, c) = line_col(src, span.start);
@@ -649,9 +657,7 @@ impl Config {
                 field,
                 message: e.message().trim().to_owned(),
             }])
-        })?;
-        cfg.validate_with(Some(src), name)?;
-        Ok(cfg)
+        })
     }
 
     /// Reads and validates a config file.
@@ -684,12 +690,12 @@ impl Config {
             Some(path) => {
                 let src = std::fs::read_to_string(path)
                     .map_err(|source| ConfigError::Io { path: path.clone(), source })?;
-                (Self::from_toml_str(&src, &path.display().to_string())?, Some(path.clone()), Some(src))
+                (Self::parse_toml_str(&src, &path.display().to_string())?, Some(path.clone()), Some(src))
             }
             None if written.exists() => {
                 let src = std::fs::read_to_string(&written)
                     .map_err(|source| ConfigError::Io { path: written.clone(), source })?;
-                (Self::from_toml_str(&src, &written.display().to_string())?, Some(written), Some(src))
+                (Self::parse_toml_str(&src, &written.display().to_string())?, Some(written), Some(src))
             }
             None => (Self::embedded(), None, None),
         };
@@ -1109,6 +1115,32 @@ mod tests {
         bad.apply_env(|k| (k == "WEMP_LISTEN").then(|| "bad".to_owned()));
         let err = bad.validate_with(Some(""), "w.toml").unwrap_err();
         assert!(err.to_string().starts_with("WEMP_LISTEN: server.listen:"), "{err}");
+    }
+
+    #[test]
+    fn a_file_in_safe_mode_takes_its_key_from_the_environment_or_a_flag() {
+        let dir = std::env::temp_dir().join(format!("wemp-safe-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("w.toml");
+        std::fs::write(
+            &file,
+            "[[accounts]]\ntoken = \"Tok123\"\nappid = \"wx0123456789abcdef\"\nmode = \"safe\"\n",
+        )
+        .unwrap();
+        const KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+        let args = ServeArgs { config: Some(file.clone()), ..ServeArgs::default() };
+        let (cfg, _) = Config::resolve(&args, |k| (k == "WEMP_AES_KEY").then(|| KEY.to_owned())).unwrap();
+        assert_eq!(cfg.accounts[0].aes_key.as_deref(), Some(KEY));
+        let flagged = ServeArgs { aes_key: Some(KEY.into()), ..args.clone() };
+        assert!(Config::resolve(&flagged, |_| None).is_ok());
+        // Without the key anywhere, the problem still names the file and the line.
+        let err = Config::resolve(&args, |_| None).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("{}:1: accounts[0].aes_key: safe mode needs", file.display())),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
