@@ -99,8 +99,10 @@ pub async fn read_with_cursor(
     Ok((kept.into(), query.after_id))
 }
 
-/// Entries after row id `after`, matching `filter` (for `--follow`), and the last row id
-/// looked at (to pass as `after` next time).
+/// Entries after row id `after`, matching `filter` (for `--follow`; `--since` still counts
+/// back from `now_ms`, the first read's time, so a first read that found nothing recent,
+/// and left no cursor, does not bring back the older log), and the last row id looked at
+/// (to pass as `after` next time).
 ///
 /// # Errors
 /// The store fails.
@@ -108,9 +110,9 @@ pub async fn read_after(
     log: &dyn MessageLog,
     filter: &Filter,
     after: Option<i64>,
+    now_ms: i64,
 ) -> Result<(Vec<(i64, LogEntry)>, Option<i64>), StoreError> {
-    let mut query = filter.query(0);
-    query.since_ms = None;
+    let mut query = filter.query(now_ms);
     query.after_id = after;
     query.limit = Some(PAGE);
     let page = log.query(&query).await?;
@@ -223,6 +225,29 @@ mod tests {
         assert_eq!(format_time(0), "1970-01-01 00:00:00");
         assert_eq!(format_time(1_700_000_000_000), "2023-11-14 22:13:20");
         assert_eq!(format_time(951_825_600_000), "2000-02-29 12:00:00");
+    }
+
+    /// `wemp log --since 1h --follow` when nothing is that recent: following must print only
+    /// what arrives, not the whole older log.
+    #[tokio::test]
+    async fn following_after_an_empty_since_window_skips_older_entries() {
+        let log = wemp_store::memory::MemoryMessageLog::default();
+        let entry = |ms: i64, id: u64| LogEntry {
+            received_at_ms: ms,
+            openid: "a".into(),
+            msg_id: Some(id),
+            msg_type: "text".into(),
+            ..LogEntry::default()
+        };
+        log.append(&[entry(1_000, 1), entry(2_000, 2)]).await.unwrap();
+        let f = Filter { last: 50, since: Some(Duration::from_secs(3600)), ..Filter::default() };
+        let now = 10_000_000;
+        let (rows, cursor) = read_with_cursor(&log, &f, now).await.unwrap();
+        assert!(rows.is_empty());
+        log.append(&[entry(now + 1, 3)]).await.unwrap();
+        let (rows, _) = read_after(&log, &f, cursor, now).await.unwrap();
+        let got: Vec<_> = rows.into_iter().map(|(_, e)| e.msg_id).collect();
+        assert_eq!(got, [Some(3)]);
     }
 
     #[tokio::test]

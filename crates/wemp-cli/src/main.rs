@@ -388,7 +388,9 @@ async fn run_log(cmd: LogCmd, style: Style) -> ExitCode {
         }
     };
     let filter = logview::Filter { user: cmd.user, since: cmd.since, kind: cmd.kind, last: cmd.last };
-    let (rows, cursor) = match logview::read_with_cursor(log.as_ref(), &filter, logview::now_ms()).await {
+    // `--since` counts back from now; following keeps that cutoff.
+    let started = logview::now_ms();
+    let (rows, cursor) = match logview::read_with_cursor(log.as_ref(), &filter, started).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("wemp log: {e}");
@@ -425,7 +427,7 @@ async fn run_log(cmd: LogCmd, style: Style) -> ExitCode {
             () = tokio::time::sleep(Duration::from_millis(cmd.poll_ms)) => {}
             _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
         }
-        match logview::read_after(log.as_ref(), &filter, after).await {
+        match logview::read_after(log.as_ref(), &filter, after, started).await {
             Ok((rows, last)) => {
                 after = last;
                 if !print(&rows) {
