@@ -88,15 +88,27 @@ impl Button {
     }
 }
 
-/// Who sees a conditional menu.
+/// Who sees a conditional menu. Sent as strings; `menu/get` may answer with numbers
+/// (as in WeChat's documented example), which read as their decimal strings.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MatchRule {
     /// Users with this tag.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "string_or_number")]
     pub tag_id: Option<String>,
     /// `1` iOS, `2` Android, `3` others.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "string_or_number")]
     pub client_platform_type: Option<String>,
+}
+
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(other) => {
+            return Err(serde::de::Error::custom(format!("expected a string or a number, found {other}")));
+        }
+    })
 }
 
 impl MatchRule {
@@ -217,5 +229,29 @@ impl Client {
             button: Vec<Button>,
         }
         Ok(self.post_as::<B, _>("/cgi-bin/menu/trymatch", &[], &json!({ "user_id": user_id })).await?.button)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn menus_read_the_documented_get_answer_with_numeric_match_rules() {
+        // The `menu/get` answer of WeChat's documentation: the match rule's values are
+        // numbers there, while `addconditional` takes them as strings.
+        let answer = json!({
+            "menu": { "button": [{ "type": "click", "name": "今日歌曲", "key": "V1001_TODAY_MUSIC", "sub_button": [] }], "menuid": 208396938 },
+            "conditionalmenu": [{
+                "button": [{ "type": "click", "name": "今日歌曲", "key": "V1001_TODAY_MUSIC", "sub_button": [] }],
+                "matchrule": { "group_id": 2, "sex": 1, "country": "中国", "province": "广东", "city": "广州", "client_platform_type": 2 },
+                "menuid": 208396993
+            }]
+        });
+        let menus: Menus = serde_json::from_value(answer).unwrap();
+        assert_eq!(menus.conditionalmenu[0].matchrule.client_platform_type.as_deref(), Some("2"));
+        let tagged: MatchRule = serde_json::from_value(json!({ "tag_id": 7 })).unwrap();
+        assert_eq!(tagged, MatchRule::tag(7));
+        assert_eq!(serde_json::to_value(&tagged).unwrap(), json!({ "tag_id": "7" }));
     }
 }

@@ -238,7 +238,9 @@ async fn menus_including_conditional() {
     assert_eq!(body(&platform, "/cgi-bin/menu/addconditional")["matchrule"], json!({ "tag_id": "7" }));
     assert_eq!(client.try_match_menu("vip").await.unwrap(), vip);
     assert_eq!(client.try_match_menu("plain").await.unwrap(), buttons);
-    assert_eq!(client.menus().await.unwrap().conditionalmenu.len(), 1);
+    let menus = client.menus().await.unwrap();
+    assert_eq!(menus.conditionalmenu.len(), 1);
+    assert_eq!(menus.conditionalmenu[0].matchrule, MatchRule::tag(7));
     client.delete_conditional_menu(&id).await.unwrap();
     assert_eq!(client.try_match_menu("vip").await.unwrap(), buttons);
     client.delete_menu().await.unwrap();

@@ -454,8 +454,23 @@ fn api(w: &mut World, path: &str, r: &Recorded, body: &Value) -> Answer {
         },
         "/cgi-bin/menu/get" => match &w.menu {
             Some(m) => {
-                let cond: Vec<Value> =
-                    w.conditional.iter().map(|(id, c)| with(c.clone(), json!({ "menuid": id }))).collect();
+                // The documented answer gives the match rule's values as numbers, though
+                // `addconditional` takes strings.
+                let cond: Vec<Value> = w
+                    .conditional
+                    .iter()
+                    .map(|(id, c)| {
+                        let mut c = with(c.clone(), json!({ "menuid": id }));
+                        if let Some(rule) = c["matchrule"].as_object_mut() {
+                            for v in rule.values_mut() {
+                                if let Some(n) = v.as_str().and_then(|s| s.parse::<i64>().ok()) {
+                                    *v = json!(n);
+                                }
+                            }
+                        }
+                        c
+                    })
+                    .collect();
                 let mut v = json!({ "menu": with(m.clone(), json!({ "menuid": 1 })) });
                 if !cond.is_empty() {
                     v["conditionalmenu"] = json!(cond);
