@@ -301,7 +301,7 @@ impl ConfigError {
     }
 }
 
-/// Parses `500ms`, `5s`, `4.5s`, `2m`, `1h` or a bare number of seconds.
+/// Parses `500ms`, `5s`, `4.5s`, `2m`, `1h`, `2d` or a bare number of seconds.
 ///
 /// # Errors
 /// Text that is not a duration.
@@ -309,13 +309,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration (e.g. 500ms, 5s, 2m, 1h)"))?;
+    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration (e.g. 500ms, 5s, 2m, 1h, 2d)"))?;
     let secs = match unit.trim() {
         "ms" => n / 1000.0,
         "" | "s" | "sec" | "secs" => n,
         "m" | "min" | "mins" => n * 60.0,
         "h" => n * 3600.0,
-        other => return Err(format!("{s:?}: unknown unit {other:?} (use ms, s, m or h)")),
+        "d" | "day" | "days" => n * 86_400.0,
+        other => return Err(format!("{s:?}: unknown unit {other:?} (use ms, s, m, h or d)")),
     };
     if !secs.is_finite() || secs > 1e9 {
         return Err(format!("{s:?} is too long"));
@@ -1038,6 +1039,13 @@ mod tests {
         assert!(parse_duration("5 parsecs").is_err());
         assert_eq!(parse_size("64k").unwrap(), 65536);
         assert!(parse_size("1.5MiB").is_err());
+    }
+
+    /// `wemp log --help` offers `--since 2d`.
+    #[test]
+    fn durations_take_days() {
+        assert_eq!(parse_duration("2d").unwrap(), Duration::from_secs(48 * 3600));
+        assert_eq!(parse_duration("1day").unwrap(), Duration::from_secs(24 * 3600));
     }
 
     #[test]

@@ -245,7 +245,7 @@ struct LogCmd {
     /// Only this user's messages (OpenID).
     #[arg(long)]
     user: Option<String>,
-    /// Only messages this recent, e.g. 30m, 1h, 2d is 48h.
+    /// Only messages this recent, e.g. 30m, 1h, 2d.
     #[arg(long, value_parser = wemp_cli::config::parse_duration)]
     since: Option<Duration>,
     /// Only this message type or event: text, image, location, event, subscribe, CLICK …
