@@ -831,14 +831,16 @@ impl Config {
         if let Some(db) = &self.storage.database
             && !["sqlite://", "sqlite:", "postgres://", "postgresql://"].iter().any(|p| db.starts_with(p))
         {
-            report("storage.database".into(), format!("{db:?}: use sqlite://PATH or postgres://…"));
+            let shown = crate::storage::redact_url(db);
+            report("storage.database".into(), format!("{shown:?}: use sqlite://PATH or postgres://…"));
         }
         if let Some(redis) = &self.storage.redis
             && !(redis.starts_with("redis://")
                 || redis.starts_with("rediss://")
                 || redis.starts_with("unix://"))
         {
-            report("storage.redis".into(), format!("{redis:?}: use redis://host:port"));
+            let shown = crate::storage::redact_url(redis);
+            report("storage.redis".into(), format!("{shown:?}: use redis://host:port"));
         }
         let mut paths = BTreeMap::new();
         for (i, account) in self.accounts.iter().enumerate() {
@@ -1252,6 +1254,18 @@ mod tests {
         assert_eq!(cfg.console.path, "/ops");
         assert_eq!(cfg.console.token.as_deref(), Some("admin-token-1"));
         assert!(!format!("{cfg:?}").contains("admin-token-1"), "the admin token stays out of Debug");
+    }
+
+    #[test]
+    fn a_refused_database_or_redis_url_does_not_show_its_password() {
+        let p = problems(
+            "[storage]\ndatabase = \"mysql://wemp:s3cretDb@db.local/wemp\"\n\
+             redis = \"http://:s3cretRedis@cache.local:6379\"\n",
+        );
+        let text: Vec<String> = p.iter().map(ToString::to_string).collect();
+        assert_eq!(p.len(), 2, "{text:?}");
+        assert!(text.iter().all(|t| !t.contains("s3cret")), "{text:?}");
+        assert!(text[0].contains("mysql://wemp:***@db.local/wemp"), "{text:?}");
     }
 
     #[test]
