@@ -78,10 +78,28 @@ pub(crate) fn run(cmd: CryptoCommand) -> ExitCode {
             println!("{out}");
             ExitCode::SUCCESS
         }
-        Err(line) => {
+        Err(Failure::Failed(line)) => {
             eprintln!("{line}");
             ExitCode::FAILURE
         }
+        // An invalid key or argument: a usage error (exit 2), as the README's exit codes say.
+        Err(Failure::Usage(line)) => {
+            eprintln!("{line}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Why a command failed: its input did not verify or decrypt (exit 1), or an argument is
+/// unusable (exit 2).
+enum Failure {
+    Failed(String),
+    Usage(String),
+}
+
+impl From<String> for Failure {
+    fn from(line: String) -> Self {
+        Self::Failed(line)
     }
 }
 
@@ -101,11 +119,11 @@ fn read_stdin() -> Result<String, String> {
     Ok(input)
 }
 
-fn cipher(aes_key: &str, appid: &str) -> Result<Cipher, String> {
-    Cipher::new(aes_key, appid).map_err(|e| diagnostic(e.reference_code(), &e.to_string()))
+fn cipher(aes_key: &str, appid: &str) -> Result<Cipher, Failure> {
+    Cipher::new(aes_key, appid).map_err(|e| Failure::Usage(diagnostic(e.reference_code(), &e.to_string())))
 }
 
-fn execute(cmd: CryptoCommand) -> Result<String, String> {
+fn execute(cmd: CryptoCommand) -> Result<String, Failure> {
     match cmd {
         CryptoCommand::Sign { token, timestamp, nonce, encrypt } => Ok(match encrypt {
             Some(encrypt) => signature::sign_msg(&token, &timestamp, &nonce, &encrypt),
@@ -129,7 +147,7 @@ fn execute(cmd: CryptoCommand) -> Result<String, String> {
                     )
                 })?;
             }
-            cipher.decrypt(&encrypt).map_err(|e| diagnostic(e.reference_code(), &e.to_string()))
+            Ok(cipher.decrypt(&encrypt).map_err(|e| diagnostic(e.reference_code(), &e.to_string()))?)
         }
         CryptoCommand::Encrypt { aes_key, appid, token, timestamp, nonce, random } => {
             let cipher = cipher(&aes_key, &appid)?;
@@ -143,7 +161,7 @@ fn execute(cmd: CryptoCommand) -> Result<String, String> {
             });
             let nonce = nonce.unwrap_or_else(|| rand::random::<u32>().to_string());
             let random = match random {
-                Some(r) => parse_random(&r)?,
+                Some(r) => parse_random(&r).map_err(Failure::Usage)?,
                 None => rand::random(),
             };
             let sealed =

@@ -101,6 +101,7 @@ fn decrypt_failures_name_the_reference_code() {
         "-40005 appid mismatch: expected wx0000000000000000, found wx2c2769f8efd9abc2"
     );
     let run = wemp(&["crypto", "decrypt", "--aes-key", "short", "--appid", APPID], ENCRYPT);
+    assert_eq!(run.code, 2, "an invalid key is a usage error (README: exit codes)");
     assert!(
         run.stderr.starts_with("-40004 illegal AES key: EncodingAESKey must be 43 characters"),
         "{}",
