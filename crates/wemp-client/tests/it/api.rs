@@ -248,6 +248,28 @@ async fn menus_including_conditional() {
 }
 
 #[tokio::test]
+async fn menus_wechat_would_refuse_are_refused() {
+    let (_platform, client) = setup().await;
+    let code = |r: Result<(), Error>| r.unwrap_err().code();
+    let six: Vec<Button> = (0..6).map(|i| Button::click(format!("s{i}"), "K")).collect();
+    assert_eq!(code(client.create_menu(&[Button::parent("More", six)]).await), Some(ErrCode(40023)));
+    // Top-level names at most 16 bytes, sub-buttons' at most 60.
+    assert_eq!(code(client.create_menu(&[Button::click("六个汉字太长", "K")]).await), Some(ErrCode(40018)));
+    let long_sub = Button::click("x".repeat(61), "K");
+    assert_eq!(
+        code(client.create_menu(&[Button::parent("More", vec![long_sub])]).await),
+        Some(ErrCode(40025))
+    );
+    assert_eq!(code(client.create_menu(&[Button::parent("Empty", vec![])]).await), Some(ErrCode(40017)));
+    let long_key = Button::click("k", "k".repeat(129));
+    assert_eq!(code(client.create_menu(&[long_key]).await), Some(ErrCode(40019)));
+    client.create_menu(&[Button::click("四个汉字", "K")]).await.unwrap();
+    let four: Vec<Button> = (0..4).map(|i| Button::click(format!("b{i}"), "K")).collect();
+    let err = client.add_conditional_menu(&four, &MatchRule::tag(1)).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrCode(40016)));
+}
+
+#[tokio::test]
 async fn users_pages_stream_and_tags() {
     let platform = FakePlatform::start_with(PlatformConfig::default().user_page_size(10)).await;
     let client = builder(&platform).build().unwrap();

@@ -285,6 +285,64 @@ fn articles_page(items: Vec<Value>, body: &Value, total: usize) -> Value {
     json!({ "total_count": total, "item_count": item.len(), "item": item })
 }
 
+/// The errcode WeChat gives a `menu/create` (or `addconditional`) body breaking its limits:
+/// 1–3 buttons of at most 16 bytes, each a leaf of a known type or a group of 1–5
+/// sub-buttons of at most 60 bytes; keys up to 128 bytes, URLs up to 1024.
+fn menu_error(body: &Value) -> Option<i64> {
+    const TYPES: [&str; 13] = [
+        "click",
+        "view",
+        "miniprogram",
+        "scancode_push",
+        "scancode_waitmsg",
+        "pic_sysphoto",
+        "pic_photo_or_album",
+        "pic_weixin",
+        "location_select",
+        "media_id",
+        "view_limited",
+        "article_id",
+        "article_view_limited",
+    ];
+    // The codes for a top-level button, then for a sub-button: type, name, key, URL.
+    fn leaf(b: &Value, max_name: usize, codes: [i64; 4]) -> Option<i64> {
+        let [type_code, name_code, key_code, url_code] = codes;
+        let name = s(b, "name");
+        if name.is_empty() || name.len() > max_name {
+            return Some(name_code);
+        }
+        if b.get("sub_button").and_then(Value::as_array).is_some_and(|a| !a.is_empty()) {
+            return None;
+        }
+        if !TYPES.contains(&s(b, "type").as_str()) {
+            return Some(type_code);
+        }
+        if s(b, "key").len() > 128 {
+            return Some(key_code);
+        }
+        (s(b, "url").len() > 1024).then_some(url_code)
+    }
+    let Some(buttons) = body.get("button").and_then(Value::as_array) else { return Some(40016) };
+    if buttons.is_empty() || buttons.len() > 3 {
+        return Some(40016);
+    }
+    for b in buttons {
+        if let Some(code) = leaf(b, 16, [40017, 40018, 40019, 40020]) {
+            return Some(code);
+        }
+        let subs = b.get("sub_button").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+        if subs.len() > 5 {
+            return Some(40023);
+        }
+        for sub in subs {
+            if let Some(code) = leaf(sub, 60, [40024, 40025, 40026, 40027]) {
+                return Some(code);
+            }
+        }
+    }
+    None
+}
+
 #[allow(clippy::too_many_lines)]
 fn api(w: &mut World, path: &str, r: &Recorded, body: &Value) -> Answer {
     let page_size = w.cfg().user_page_size;
@@ -445,12 +503,12 @@ fn api(w: &mut World, path: &str, r: &Recorded, body: &Value) -> Answer {
             with(ok(), json!({ "data": data }))
         }
         // Menus.
-        "/cgi-bin/menu/create" => match body.get("button").and_then(Value::as_array) {
-            Some(b) if !b.is_empty() && b.len() <= 3 => {
-                w.menu = Some(json!({ "button": b }));
+        "/cgi-bin/menu/create" => match menu_error(body) {
+            Some(code) => err(code),
+            None => {
+                w.menu = Some(json!({ "button": body["button"] }));
                 ok()
             }
-            _ => err(40016),
         },
         "/cgi-bin/menu/get" => match &w.menu {
             Some(m) => {
@@ -491,7 +549,9 @@ fn api(w: &mut World, path: &str, r: &Recorded, body: &Value) -> Answer {
         "/cgi-bin/menu/addconditional" => {
             if w.menu.is_none() {
                 err(46003)
-            } else if body.get("matchrule").is_none() || body.get("button").is_none() {
+            } else if let Some(code) = menu_error(body) {
+                err(code)
+            } else if body.get("matchrule").is_none() {
                 err(40016)
             } else {
                 w.seq += 1;
