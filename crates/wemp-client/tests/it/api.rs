@@ -316,6 +316,24 @@ async fn users_pages_stream_and_tags() {
 }
 
 #[tokio::test]
+async fn batch_tagging_takes_at_most_50_users() {
+    let (platform, client) = setup().await;
+    let ids: Vec<String> = (0..51).map(|i| format!("o{i:02}")).collect();
+    for id in &ids {
+        platform.add_user(FakeUser::new(id.clone()));
+    }
+    let tag = client.create_tag("many").await.unwrap();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let err = client.tag_users(tag.id, &refs).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrCode(40032)));
+    assert_eq!(client.untag_users(tag.id, &refs).await.unwrap_err().code(), Some(ErrCode(40032)));
+    // An unknown tag is 45159 (45059 is a user past the 20 tags a user can have).
+    assert_eq!(client.tag_users(999, &refs[..1]).await.unwrap_err().code(), Some(ErrCode(45159)));
+    client.tag_users(tag.id, &refs[..50]).await.unwrap();
+    assert_eq!(client.tags().await.unwrap()[0].count, 50);
+}
+
+#[tokio::test]
 async fn user_stream_surfaces_errors() {
     let (platform, client) = setup().await;
     platform.inject("/cgi-bin/user/get", wemp_testkit::platform::Fault::QUOTA);

@@ -663,8 +663,10 @@ fn api(w: &mut World, path: &str, r: &Recorded, body: &Value) -> Answer {
                 .as_array()
                 .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
                 .unwrap_or_default();
-            if !w.tags.contains_key(&id) {
-                err(45059)
+            if ids.is_empty() || ids.len() > 50 {
+                err(40032)
+            } else if !w.tags.contains_key(&id) {
+                err(45159)
             } else if ids.iter().any(|o| !w.users.contains_key(o)) {
                 err(40003)
             } else {
