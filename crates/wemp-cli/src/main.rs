@@ -270,7 +270,7 @@ fn main() -> ExitCode {
     let style = Style::for_stdout(cli.color);
     match cli.command {
         Command::Serve(cmd) => {
-            init_tracing();
+            init_tracing(cli.color);
             runtime().block_on(run_serve(cmd, style))
         }
         Command::Doctor(cmd) => runtime().block_on(run_doctor(cmd, style)),
@@ -300,11 +300,13 @@ fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-fn init_tracing() {
+/// Log lines go to standard error, coloured by the same rule as the rest: `--color`, and
+/// on `auto` only on a terminal without `NO_COLOR`.
+fn init_tracing(color: ColorChoice) {
     use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("WEMP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let ansi = Style::new(color, std::io::stderr().is_terminal()).enabled();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -36,6 +36,11 @@ impl Style {
         Self { enabled }
     }
 
+    /// Whether styling is on.
+    pub const fn enabled(self) -> bool {
+        self.enabled
+    }
+
     /// No styling.
     pub const fn plain() -> Self {
         Self { enabled: false }

@@ -287,3 +287,34 @@ fn serve_starts_and_answers_while_redis_is_down() {
     assert!(status.success(), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--color never` on a terminal: neither the first screen nor the log lines carry ANSI
+/// escapes (and by default, on a terminal, the log lines do). Runs `serve` under
+/// `script`, which gives it a terminal; steps aside where `script` is missing.
+#[test]
+fn color_never_keeps_the_log_lines_plain_on_a_terminal() {
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        println!("skipped: `script` (util-linux) is not installed, so no terminal to run serve on");
+        return;
+    }
+    let dir = temp_dir("color");
+    let on_a_terminal = |color: &str| {
+        let cmd = format!(
+            "timeout -s INT 2 {} --color {color} serve --listen 127.0.0.1:0 --data-dir {}",
+            env!("CARGO_BIN_EXE_wemp"),
+            dir.join(color).display()
+        );
+        let o = std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env_remove("NO_COLOR")
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let auto = on_a_terminal("auto");
+    assert!(auto.contains("serving") && auto.contains('\x1b'), "{auto}");
+    let never = on_a_terminal("never");
+    assert!(never.contains("serving"), "{never}");
+    assert!(!never.contains('\x1b'), "colour with --color never:\n{never}");
+}
