@@ -843,6 +843,7 @@ impl Config {
             report("storage.redis".into(), format!("{shown:?}: use redis://host:port"));
         }
         let mut paths = BTreeMap::new();
+        let mut segments = BTreeMap::new();
         for (i, account) in self.accounts.iter().enumerate() {
             let at = |f: &str| format!("accounts[{i}].{f}");
             if let Some(token) = &account.token
@@ -889,8 +890,18 @@ impl Config {
             if !path.starts_with('/') {
                 report(at("path"), format!("{path:?} must start with /"));
             }
+            // The server selects an account by the last segment of the request path.
+            let segment = path.rsplit('/').find(|s| !s.is_empty()).unwrap_or_default().to_owned();
             if let Some(other) = paths.insert(path.clone(), i) {
                 report(at("path"), format!("{path:?} is already the path of accounts[{other}]"));
+            } else if let Some(other) = segments.insert(segment.clone(), i) {
+                report(
+                    at("path"),
+                    format!(
+                        "{path:?}: its last segment {segment:?} ends the path of accounts[{other}] too, and \
+                         the server tells accounts apart by that segment (e.g. /wechat and /wechat/shop)"
+                    ),
+                );
             }
         }
         let console = &self.console.path;
@@ -1081,6 +1092,22 @@ mod tests {
         assert!(find("accounts[0].appid").message.contains("safe mode needs the appid"));
         assert_eq!(find("rules[1].regex").line, Some(13));
         assert!(find("rules[1].regex").to_string().starts_with("w.toml:13: rules[1].regex: invalid regular"));
+    }
+
+    /// The server picks an account by the last segment of the path: `/wechat` and
+    /// `/shop/wechat` cannot both be served, and the config check says so with the line
+    /// (serve refused to start with "give one another with Account::with_path").
+    #[test]
+    fn two_account_paths_ending_in_one_segment_are_refused() {
+        let src = "[[accounts]]\ntoken = \"Tok123\"\n\n\
+                   [[accounts]]\nname = \"shop\"\ntoken = \"Tok456\"\npath = \"/shop/wechat\"\n";
+        let p = problems(src);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!((p[0].line, p[0].field.as_deref()), (Some(7), Some("accounts[1].path")));
+        assert!(p[0].message.contains("last segment \"wechat\""), "{}", p[0].message);
+        let ok = "[[accounts]]\ntoken = \"Tok123\"\n\n\
+                  [[accounts]]\ntoken = \"Tok456\"\npath = \"/wechat/shop\"\n";
+        assert!(Config::from_toml_str(ok, "w.toml").is_ok());
     }
 
     #[test]
