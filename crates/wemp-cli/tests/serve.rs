@@ -294,7 +294,7 @@ fn serve_starts_and_answers_while_redis_is_down() {
 #[test]
 fn color_never_keeps_the_log_lines_plain_on_a_terminal() {
     if std::process::Command::new("script").arg("--version").output().is_err() {
-        println!("skipped: `script` (util-linux) is not installed, so no terminal to run serve on");
+        eprintln!("skipped: `script` (util-linux) is not installed, so no terminal to run serve on");
         return;
     }
     let dir = temp_dir("color");
