@@ -35,6 +35,9 @@ pub struct Client {
 
 pub(crate) struct Inner {
     pub(crate) http: reqwest::Client,
+    /// The whole-request timeout of an API call on the default HTTP client (`None` with a
+    /// client of the caller's own, whose settings apply).
+    api_timeout: Option<Duration>,
     pub(crate) base: String,
     pub(crate) mp_base: String,
     pub(crate) open_base: String,
@@ -177,7 +180,10 @@ impl ClientBuilder {
         self
     }
 
-    /// The per-request timeout of the default HTTP client (default 15 s).
+    /// The timeout of the default HTTP client (default 15 s): for connecting, for every
+    /// wait for data, and for a whole API call. Media downloads and uploads have no
+    /// whole-request limit — a large file may take longer to arrive in full — but fail as
+    /// soon as the data stops for this long.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -200,10 +206,15 @@ impl ClientBuilder {
             ProviderChoice::Remote(r) => Arc::new(r.clone()),
             ProviderChoice::Custom(p) => p.clone(),
         };
-        let http = match self.http {
-            Some(h) => h,
+        let (http, api_timeout) = match self.http {
+            Some(h) => (h, None),
             None => {
-                reqwest::Client::builder().timeout(self.timeout).build().map_err(|e| Error::http("", e))?
+                let http = reqwest::Client::builder()
+                    .connect_timeout(self.timeout)
+                    .read_timeout(self.timeout)
+                    .build()
+                    .map_err(|e| Error::http("", e))?;
+                (http, Some(self.timeout))
             }
         };
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryTokenStore::new()));
@@ -222,6 +233,7 @@ impl ClientBuilder {
                 access: cache("access_token"),
                 ticket: cache("jsapi_ticket"),
                 http,
+                api_timeout,
                 base: self.base,
                 mp_base: self.mp_base,
                 open_base: self.open_base,
@@ -413,6 +425,12 @@ impl Client {
         }
         if !query.is_empty() {
             req = req.query(query);
+        }
+        // An API call is bounded as a whole; a file (down or up) only while its data flows.
+        if let Some(limit) =
+            self.inner.api_timeout.filter(|_| !binary && !matches!(payload, Payload::Form(_)))
+        {
+            req = req.timeout(limit);
         }
         req = match payload {
             Payload::Empty => req,

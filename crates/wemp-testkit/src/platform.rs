@@ -144,6 +144,9 @@ pub enum Fault {
     /// Send headers, then close the connection before the body (the client sees a
     /// transport error).
     Drop,
+    /// Answer normally, but send the body in ten pieces with this pause before each: a
+    /// slow network (a large download that keeps arriving, just slowly).
+    Trickle(Duration),
 }
 
 impl Fault {
@@ -714,6 +717,10 @@ async fn handle(axum::extract::State(world): axum::extract::State<Shared>, req: 
         }
     }
     let fault = lock(&world).take_fault(&path);
+    let trickle = match fault {
+        Some(Fault::Trickle(pause)) => Some(pause),
+        _ => None,
+    };
     let answer = match fault {
         Some(Fault::Delay(d)) => {
             tokio::time::sleep(d).await;
@@ -721,7 +728,7 @@ async fn handle(axum::extract::State(world): axum::extract::State<Shared>, req: 
         }
         Some(Fault::ErrCode(code)) => Some(Answer::Json(err(code))),
         Some(Fault::Drop) => Some(Answer::Dropped),
-        None => None,
+        Some(Fault::Trickle(_)) | None => None,
     };
     let mut w = lock(&world);
     recorded.at_ms = w.now_ms;
@@ -742,7 +749,24 @@ async fn handle(axum::extract::State(world): axum::extract::State<Shared>, req: 
             resp
         }
         Answer::Binary { content_type, data } => {
-            let mut resp = Response::new(Body::from(data));
+            let body = match trickle {
+                None => Body::from(data),
+                Some(pause) => {
+                    let piece = data.len().div_ceil(10).max(1);
+                    let pieces: Vec<Bytes> = (0..data.len())
+                        .step_by(piece)
+                        .map(|at| data.slice(at..(at + piece).min(data.len())))
+                        .collect();
+                    Body::from_stream(futures_util::StreamExt::then(
+                        futures_util::stream::iter(pieces),
+                        move |p| async move {
+                            tokio::time::sleep(pause).await;
+                            Ok::<_, std::io::Error>(p)
+                        },
+                    ))
+                }
+            };
+            let mut resp = Response::new(body);
             if let Ok(v) = HeaderValue::from_str(&content_type) {
                 resp.headers_mut().insert(header::CONTENT_TYPE, v);
             }

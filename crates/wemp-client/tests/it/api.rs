@@ -612,3 +612,34 @@ async fn generic_escape_hatch_injects_the_token_and_keeps_the_retry_rules() {
     }
     assert!(matches!(client.get::<N>("/cgi-bin/bad", &[]).await.unwrap_err(), Error::Decode { .. }));
 }
+
+/// A download that keeps arriving, just slowly, is not cut off by the client's timeout (which
+/// bounds every wait for data, not the whole file); a download whose data stops is.
+#[tokio::test]
+async fn a_slow_download_completes_and_a_stalled_one_times_out() {
+    use wemp_testkit::platform::Fault;
+    let platform = FakePlatform::start().await;
+    let client = builder(&platform).timeout(Duration::from_millis(300)).build().unwrap();
+    let big: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+    let up = client
+        .upload_temp_media(MediaType::Image, MediaFile::from_bytes("big.jpg", big.clone()))
+        .await
+        .unwrap();
+
+    // Ten pieces, 100 ms apart: about a second in all, three times the timeout.
+    platform.inject_times("/cgi-bin/media/get", Fault::Trickle(Duration::from_millis(100)), 1);
+    let mut out = Vec::new();
+    let got = client.download_temp_media(&up.media_id, &mut out).await.unwrap();
+    assert!(matches!(got, Download::Written { bytes: 100_000, .. }), "{got:?}");
+    assert_eq!(out, big);
+
+    // Pieces 500 ms apart: the data stops for longer than the timeout.
+    platform.inject_times("/cgi-bin/media/get", Fault::Trickle(Duration::from_millis(500)), 1);
+    let err = client.download_temp_media(&up.media_id, &mut Vec::new()).await.unwrap_err();
+    assert!(matches!(&err, Error::Http { source, .. } if source.is_timeout()), "{err:?}");
+
+    // An API call is still bounded as a whole.
+    platform.inject_times("/cgi-bin/get_api_domain_ip", Fault::Delay(Duration::from_secs(1)), 1);
+    let err = client.api_domain_ips().await.unwrap_err();
+    assert!(matches!(&err, Error::Http { source, .. } if source.is_timeout()), "{err:?}");
+}
