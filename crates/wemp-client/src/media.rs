@@ -326,8 +326,9 @@ pub struct NewsItems {
 pub struct PublishTicket {
     /// The publish job id.
     pub publish_id: String,
-    /// The message data id.
-    #[serde(default)]
+    /// The message data id (a string in the documentation; read from a number too, as
+    /// the mass-send API sends it).
+    #[serde(default, deserialize_with = "crate::menu::string_or_number")]
     pub msg_data_id: Option<String>,
 }
 
@@ -617,4 +618,17 @@ async fn stream_to<W: AsyncWrite + Unpin + ?Sized>(
     }
     out.flush().await?;
     Ok(Download::Written { bytes: written, content_type })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PublishTicket;
+
+    #[test]
+    fn a_publish_ticket_reads_its_msg_data_id_as_a_string_or_a_number() {
+        let of = |json: &str| serde_json::from_str::<PublishTicket>(json).unwrap().msg_data_id;
+        assert_eq!(of(r#"{"publish_id":"1","msg_data_id":"2247483647"}"#).as_deref(), Some("2247483647"));
+        assert_eq!(of(r#"{"publish_id":"1","msg_data_id":2247483647}"#).as_deref(), Some("2247483647"));
+        assert_eq!(of(r#"{"publish_id":"1"}"#), None);
+    }
 }

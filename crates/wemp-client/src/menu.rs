@@ -100,7 +100,8 @@ pub struct MatchRule {
     pub client_platform_type: Option<String>,
 }
 
-fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+/// An optional id WeChat sends as a string in some answers and as a number in others.
+pub(crate) fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(match Option::<Value>::deserialize(d)? {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s),
