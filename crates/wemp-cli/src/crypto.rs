@@ -75,7 +75,7 @@ pub(crate) enum CryptoCommand {
 pub(crate) fn run(cmd: CryptoCommand) -> ExitCode {
     match execute(cmd) {
         Ok(out) => {
-            println!("{out}");
+            outln!("{out}");
             ExitCode::SUCCESS
         }
         Err(Failure::Failed(line)) => {

@@ -18,6 +18,37 @@ use wemp_proto::Mode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `println!` that ends the program quietly when standard output is closed (`wemp doctor |
+/// head -1`) instead of panicking.
+macro_rules! outln {
+    () => {
+        crate::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        crate::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        crate::write_out(format_args!($($arg)*))
+    };
+}
+
+/// Writes to standard output; a reader that went away (broken pipe) ends the program with
+/// success, as it does for `grep` or `head`, and any other failure with status 1.
+fn write_out(args: std::fmt::Arguments<'_>) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("wemp: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
 mod crypto;
 mod parse;
 
@@ -280,7 +311,9 @@ fn main() -> ExitCode {
         Command::Sim(cmd) => runtime().block_on(run_sim(cmd, style)),
         Command::Bench(args) => runtime().block_on(run_bench(args, style)),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "wemp", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "wemp", &mut script);
+            out!("{}", String::from_utf8_lossy(&script));
             ExitCode::SUCCESS
         }
     }
@@ -343,12 +376,12 @@ async fn run_doctor(cmd: DoctorCmd, style: Style) -> ExitCode {
                 Status::Skip => style.dim(f.status.label()),
             };
             let first = f.details.first().map(|d| format!(": {d}")).unwrap_or_default();
-            println!("{label}  {}{first}", f.name);
+            outln!("{label}  {}{first}", f.name);
             for d in f.details.iter().skip(1) {
-                println!("      {d}");
+                outln!("      {d}");
             }
         }
-        println!(
+        outln!(
             "\ndoctor: {} pass, {} fail, {} warn, {} skipped",
             report.count(Status::Pass),
             report.count(Status::Fail),
@@ -411,7 +444,7 @@ async fn run_log(cmd: LogCmd, style: Style) -> ExitCode {
         out.flush().is_ok()
     };
     if !cmd.json && (!rows.is_empty() || cmd.follow) {
-        println!("{}", logview::table_header(style));
+        outln!("{}", logview::table_header(style));
     }
     if !print(&rows) {
         return ExitCode::SUCCESS;
@@ -448,7 +481,7 @@ fn usage_error(msg: &str) -> ExitCode {
 
 fn json_line(value: &impl serde::Serialize) {
     match serde_json::to_string_pretty(value) {
-        Ok(s) => println!("{s}"),
+        Ok(s) => outln!("{s}"),
         Err(e) => eprintln!("cannot write JSON: {e}"),
     }
 }
@@ -465,24 +498,24 @@ async fn run_sim(cmd: SimCommand, style: Style) -> ExitCode {
             if conn.json {
                 json_line(&report);
             } else {
-                println!("GET {} (signature, timestamp, nonce, echostr={echostr})", conn.url);
-                println!("  {}", report.attempt.exchange.describe(sim.target().timeout));
+                outln!("GET {} (signature, timestamp, nonce, echostr={echostr})", conn.url);
+                outln!("  {}", report.attempt.exchange.describe(sim.target().timeout));
                 if report.ok {
-                    println!(
+                    outln!(
                         "{} the server echoed echostr: WeChat will accept this URL and Token",
                         style.green("✓")
                     );
                 } else {
-                    println!(
+                    outln!(
                         "{} verification fails; WeChat's console would say the Token check failed:",
                         style.red("✗")
                     );
                     for p in &report.problems {
-                        println!("  - {p}");
+                        outln!("  - {p}");
                     }
                 }
                 for w in &report.warnings {
-                    println!("  {} {w}", style.yellow("warning:"));
+                    outln!("  {} {w}", style.yellow("warning:"));
                 }
             }
             if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
@@ -547,7 +580,7 @@ async fn run_sim(cmd: SimCommand, style: Style) -> ExitCode {
             }
             let json = conn.json;
             if !json {
-                println!("Checking {} as WeChat would ({} mode(s))", conn.url, modes.len());
+                outln!("Checking {} as WeChat would ({} mode(s))", conn.url, modes.len());
             }
             let report = check::run(&sim, &modes, |result| {
                 if json {
@@ -563,10 +596,10 @@ async fn run_sim(cmd: SimCommand, style: Style) -> ExitCode {
                     (Status::Pass, Some(d)) => format!(" {}", style.dim(&format!("({d})"))),
                     _ => String::new(),
                 };
-                println!("{label}  {}{note}", result.name);
+                outln!("{label}  {}{note}", result.name);
                 if result.status != Status::Pass {
                     for d in &result.details {
-                        println!("      {d}");
+                        outln!("      {d}");
                     }
                 }
                 let _ = std::io::stdout().flush();
@@ -579,7 +612,7 @@ async fn run_sim(cmd: SimCommand, style: Style) -> ExitCode {
                 }
                 json_line(&value);
             } else {
-                println!(
+                outln!(
                     "\nchecks: {} pass, {} fail, {} warn, {} skipped",
                     report.count(Status::Pass),
                     report.count(Status::Fail),
@@ -601,12 +634,12 @@ fn print_delivery(
     style: Style,
 ) {
     let id = incoming.msg_id().map(|id| format!(", MsgId {id}")).unwrap_or_default();
-    println!("→ {} ({} mode{id}) to {}", spec.label(), delivery.mode, sim.target().url);
+    outln!("→ {} ({} mode{id}) to {}", spec.label(), delivery.mode, sim.target().url);
     if verbose {
-        println!("{}", style.dim(&delivery.request));
+        outln!("{}", style.dim(&delivery.request));
     }
     for a in &delivery.attempts {
-        println!(
+        outln!(
             "  try {}: {} in {}",
             a.number,
             a.exchange.describe(sim.target().timeout),
@@ -618,34 +651,34 @@ fn print_delivery(
     match &delivery.outcome {
         Outcome::Reply { message, encrypted, xml, problems } => {
             match &message.header {
-                None => println!("← {}", style.bold("no reply (success)")),
+                None => outln!("← {}", style.bold("no reply (success)")),
                 Some(h) => {
                     let kind = message.reply.msg_type().unwrap_or("?");
                     let enc = if *encrypted { ", encrypted" } else { "" };
-                    println!("← {} reply{enc}", style.bold(kind));
-                    println!("  To {}  From {}  CreateTime {}", h.to, h.from, h.create_time);
+                    outln!("← {} reply{enc}", style.bold(kind));
+                    outln!("  To {}  From {}  CreateTime {}", h.to, h.from, h.create_time);
                     for line in sim::chat::render_reply(&message.reply).lines() {
-                        println!("  {line}");
+                        outln!("  {line}");
                     }
                 }
             }
             if verbose && message.header.is_some() {
-                println!("{}", style.dim(xml));
+                outln!("{}", style.dim(xml));
             }
             if !problems.is_empty() {
-                println!(
+                outln!(
                     "{} WeChat would refuse this reply; the user sees \"{}\":",
                     style.red("✗"),
                     sim::USER_ERROR_BANNER
                 );
                 for p in problems {
-                    println!("  - {p}");
+                    outln!("  - {p}");
                 }
             }
         }
         Outcome::Failed { reason } => {
-            println!("{} {reason}", style.red("✗"));
-            println!("  The user would see \"{}\"", sim::USER_ERROR_BANNER);
+            outln!("{} {reason}", style.red("✗"));
+            outln!("  The user would see \"{}\"", sim::USER_ERROR_BANNER);
         }
     }
 }
@@ -669,7 +702,7 @@ async fn run_bench(args: BenchArgs, style: Style) -> ExitCode {
     if args.conn.json {
         json_line(&report);
     } else {
-        print!("{}", report.render(style));
+        out!("{}", report.render(style));
     }
     if report.errors_total() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

@@ -32,7 +32,7 @@ pub(crate) fn run(args: ParseArgs) -> ExitCode {
     };
     match json {
         Ok(json) => {
-            println!("{json}");
+            outln!("{json}");
             ExitCode::SUCCESS
         }
         Err(e) => {

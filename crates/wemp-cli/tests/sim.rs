@@ -323,3 +323,25 @@ fn version_help_and_completions() {
         assert!(stdout(&out).contains("sim"), "{shell}");
     }
 }
+
+/// A reader that goes away early (`wemp … | head -1`) ends the command quietly and
+/// successfully, as it does `grep`; it used to panic ("failed printing to stdout") with 101.
+#[test]
+fn a_closed_standard_output_is_not_a_panic() {
+    use std::process::{Command, Stdio};
+    let sign = ["crypto", "sign", "--token", "spamtest", "--timestamp", "1409304348", "--nonce", "xxxxxx"];
+    for args in [&["completions", "bash"][..], &sign, &["--help"]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wemp"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the reading end before the command writes anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    }
+}
