@@ -556,13 +556,33 @@ impl Reloader {
     }
 }
 
+/// SIGHUP, caught from the moment it is made (SIGHUP's default action ends the process, so
+/// `serve` makes it before anything else).
+pub struct Hangup {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangup {
+    /// Starts catching SIGHUP (nothing to catch off Unix). Inside a tokio runtime.
+    pub fn catch() -> Self {
+        Self {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok(),
+        }
+    }
+}
+
 /// Reloads on SIGHUP and whenever `file`'s contents change (checked every `every`), until
-/// the task is dropped.
-pub async fn watch(reloader: Arc<Reloader>, file: Option<PathBuf>, every: Duration) {
+/// the task is dropped. A file that is empty for a moment — an editor writing it — is
+/// waited out, not loaded as a configuration without rules.
+pub async fn watch(reloader: Arc<Reloader>, file: Option<PathBuf>, every: Duration, hangup: Hangup) {
     let read = |f: &Option<PathBuf>| f.as_ref().and_then(|p| std::fs::read(p).ok());
     let mut last = read(&file);
     #[cfg(unix)]
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut hup = hangup.signal;
+    #[cfg(not(unix))]
+    let _ = hangup;
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -584,6 +604,9 @@ pub async fn watch(reloader: Arc<Reloader>, file: Option<PathBuf>, every: Durati
             }
             _ = tick.tick() => {
                 let now = read(&file);
+                if now.as_ref().is_some_and(|b| b.iter().all(u8::is_ascii_whitespace)) {
+                    continue;
+                }
                 if now != last {
                     last = now;
                     let name = file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
@@ -786,6 +809,7 @@ pub async fn run(
     style: Style,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    let hangup = Hangup::catch();
     let (mut cfg, file) = Config::resolve(&args, &env).map_err(|e| fail(e.to_string()))?;
     let token = crate::config::ensure_token(&mut cfg, file.as_deref(), &mut rand::rng())
         .map_err(|e| fail(e.to_string()))?;
@@ -853,7 +877,7 @@ pub async fn run(
     }
     tracing::info!(%bound, rules = n_rules, log = %location.describe(), "serving");
 
-    let watcher = tokio::spawn(watch(reloader, watched, WATCH_INTERVAL));
+    let watcher = tokio::spawn(watch(reloader, watched, WATCH_INTERVAL, hangup));
 
     let router = app(&cfg, service.clone(), console.as_ref());
     let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;

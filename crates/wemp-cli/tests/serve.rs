@@ -234,6 +234,14 @@ fn rules_reload_on_file_change_and_sighup_and_keep_the_old_rules_on_error() {
     std::fs::write(&config, rules_file("fifth").replace("ReloadToken1", "OtherToken2")).unwrap();
     assert!(srv.wait_stderr("only after a restart", Duration::from_secs(15)), "{}", srv.stderr());
     assert!(wait_for_reply(&dir, &srv, "fifth"));
+
+    // An editor that empties the file before writing it: the empty moment is waited out
+    // (loaded, it would be a configuration without rules), the new contents are taken.
+    std::fs::write(&config, "").unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(reply_to_ping(&dir, &srv).contains("fifth"), "{}", srv.stderr());
+    std::fs::write(&config, rules_file("sixth").replace("ReloadToken1", "OtherToken2")).unwrap();
+    assert!(wait_for_reply(&dir, &srv, "sixth"), "{}", srv.stderr());
     let (status, err) = srv.stop();
     assert!(status.success(), "{status}: {err}");
     assert!(!err.contains("ReloadToken1") && !err.contains("OtherToken2"), "tokens stay out of logs: {err}");
