@@ -511,7 +511,7 @@ impl Rule {
             }
             Matcher::Event { kind, scene, key } => {
                 let event = incoming.event()?;
-                if &event.kind() != kind {
+                if !event.kind().same_as(kind) {
                     return None;
                 }
                 if let Some(scene) = scene
@@ -897,6 +897,23 @@ mod tests {
              <MsgType>event</MsgType><Event>{name}</Event>{extra}</xml>"
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn events_wemp_does_not_know_match_in_any_case() {
+        let r = rules(
+            r#"
+[[rules]]
+event = "user_stamp_card"
+reply.text = "stamped"
+[[rules]]
+default = true
+reply.text = "default"
+"#,
+        );
+        assert_eq!(evaluate(&r, &event("user_stamp_card", "")), Reply::text("stamped"));
+        assert_eq!(evaluate(&r, &event("USER_STAMP_CARD", "")), Reply::text("stamped"));
+        assert_eq!(evaluate(&r, &event("user_punch_card", "")), Reply::text("default"));
     }
 
     fn rules(src: &str) -> Rules {

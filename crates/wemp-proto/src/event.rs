@@ -751,6 +751,17 @@ impl Event {
     }
 }
 
+impl EventKind {
+    /// Whether `self` and `other` name the same event: equal, or — for events not modelled
+    /// here — the same name in any case, as WeChat's `Event` values are matched.
+    pub fn same_as(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Other(a), Self::Other(b)) => a.eq_ignore_ascii_case(b),
+            _ => self == other,
+        }
+    }
+}
+
 impl fmt::Display for EventKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

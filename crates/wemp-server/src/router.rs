@@ -144,7 +144,7 @@ impl Matcher {
                 let text = inbound.text()?;
                 re.captures(text).map(|c| Some(Captures::from_regex(re, &c)))
             }
-            Self::Event(kind) => yes(msg.event().is_some_and(|e| same_event(&e.kind(), kind))),
+            Self::Event(kind) => yes(msg.event().is_some_and(|e| e.kind().same_as(kind))),
             Self::EventKey(s) => yes(key().is_some_and(|k| k == s)),
             Self::EventKeyPrefix(s) => yes(key().is_some_and(|k| k.starts_with(s.as_str()))),
             Self::EventKeyRegex(re) => {
@@ -160,13 +160,6 @@ impl Matcher {
                 Some(ca.or(cb))
             }
         }
-    }
-}
-
-fn same_event(a: &EventKind, b: &EventKind) -> bool {
-    match (a, b) {
-        (EventKind::Other(x), EventKind::Other(y)) => x.eq_ignore_ascii_case(y),
-        _ => a == b,
     }
 }
 
