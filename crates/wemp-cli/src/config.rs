@@ -851,6 +851,10 @@ impl Config {
             {
                 report(at("token"), "must be 3 to 32 letters and digits (the WeChat console's rule)".into());
             }
+            // Only the first account's Token is generated when missing.
+            if i > 0 && account.token.is_none() {
+                report(at("token"), "missing: every account but the first needs its Token".into());
+            }
             if let Some(appid) = &account.appid
                 && !(appid.starts_with("wx")
                     && appid.len() == 18
@@ -1118,6 +1122,17 @@ mod tests {
         assert_eq!(p.len(), 1, "{p:?}");
         assert_eq!(p[0].field.as_deref(), Some("accounts[1].appid"));
         assert!(p[0].message.contains("already the appid of accounts[0]"), "{}", p[0].message);
+    }
+
+    #[test]
+    fn a_second_account_without_a_token_is_refused_with_its_line() {
+        let src = "[[accounts]]\ntoken = \"Tok123\"\n\n[[accounts]]\nname = \"shop\"\npath = \"/shop\"\n";
+        let p = problems(src);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].field.as_deref(), Some("accounts[1].token"));
+        assert!(p[0].line.is_some(), "{p:?}");
+        // The first account's Token may be missing: it is generated.
+        assert!(Config::from_toml_str("[[accounts]]\nname = \"demo\"\n", "w.toml").is_ok());
     }
 
     #[test]
