@@ -779,7 +779,7 @@ document.addEventListener('DOMContentLoaded', () => {
   for (const el of document.querySelectorAll('[data-icon]')) el.append(icon(el.dataset.icon));
   $('input-bar').addEventListener('submit', sendText);
   $('user').addEventListener('change', (e) => { state.user = e.target.value; redrawChat(); });
-  $('clear-chat').addEventListener('click', () => { state.chats.set(state.user, []); redrawChat(); });
+  $('clear-chat').addEventListener('click', () => { state.chats.set(chatKey(), []); redrawChat(); });
   $('to-keyboard').addEventListener('click', () => { setComposer('keyboard'); $('text').focus(); });
   $('to-menu').addEventListener('click', () => { setComposer('menu'); $('more-panel').hidden = true; const b = $('menu-buttons').querySelector('button'); if (b) b.focus(); });
   $('more').addEventListener('click', () => {

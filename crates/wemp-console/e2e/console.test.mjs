@@ -328,6 +328,14 @@ describe('wemp serve with the example config: the console on loopback', () => {
     assert.equal(status, 403);
   });
 
+  test('clear this chat empties the conversation shown', async () => {
+    await page.getByRole('link', { name: 'Chat' }).click();
+    assert.ok(await page.locator('#messages .msg').count() > 0, 'the chat has messages to clear');
+    await page.getByRole('button', { name: 'Clear this chat' }).click();
+    assert.equal(await page.locator('#messages .msg').count(), 0);
+    await page.locator('#messages .hint-notice').waitFor();
+  });
+
   test('the AppSecret never reaches the page; no script errors', async () => {
     const bodies = await page.evaluate(async () => Promise.all(
       ['config', 'setup', 'doctor', 'rules', 'history'].map(async (p) => (await fetch(`/console/api/${p}`)).text()),
