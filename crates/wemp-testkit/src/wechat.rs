@@ -261,6 +261,11 @@ impl std::fmt::Display for SimError {
 
 impl std::error::Error for SimError {}
 
+/// `text` as the content of a CDATA section: a `]]>` in it is split across two sections.
+fn cdata(text: &str) -> String {
+    text.replace("]]>", "]]]]><![CDATA[>")
+}
+
 fn now_unix() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
 }
@@ -332,21 +337,24 @@ impl WechatCallback {
             "<xml><ToUserName><![CDATA[{}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>\
              <CreateTime>{}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{}]]></Content>\
              <MsgId>{id}</MsgId></xml>",
-            self.original_id,
+            cdata(&self.original_id),
             now_unix(),
-            content.replace("]]>", "]]]]><![CDATA[>"),
+            cdata(content),
+            openid = cdata(openid),
         );
         self.deliver(openid, &xml).await
     }
 
     /// An event from `openid` (`subscribe`, `CLICK`…), with an optional `EventKey`.
     pub async fn send_event(&self, openid: &str, event: &str, key: Option<&str>) -> Delivery {
-        let key = key.map(|k| format!("<EventKey><![CDATA[{k}]]></EventKey>")).unwrap_or_default();
+        let key = key.map(|k| format!("<EventKey><![CDATA[{}]]></EventKey>", cdata(k))).unwrap_or_default();
         let xml = format!(
             "<xml><ToUserName><![CDATA[{}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>\
              <CreateTime>{}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[{event}]]></Event>{key}</xml>",
-            self.original_id,
+            cdata(&self.original_id),
             now_unix(),
+            openid = cdata(openid),
+            event = cdata(event),
         );
         self.deliver(openid, &xml).await
     }
@@ -468,6 +476,45 @@ impl WechatCallback {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A callback endpoint answering `success` and keeping every body it is posted.
+    async fn recording_endpoint() -> (std::net::SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = bodies.clone();
+        let app = axum::Router::new().route(
+            "/wechat",
+            axum::routing::post(move |body: String| {
+                let kept = kept.clone();
+                async move {
+                    kept.lock().unwrap().push(body);
+                    "success"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (addr, bodies)
+    }
+
+    #[tokio::test]
+    async fn event_keys_and_ids_that_end_a_cdata_section_still_make_one_valid_message() {
+        let (addr, bodies) = recording_endpoint().await;
+        let wechat = WechatCallback::new(format!("http://{addr}/wechat"), "t0ken").original_id("gh_a]]>b");
+        let delivery = wechat.send_event("o]]>1", "CLICK", Some("KEY]]>2")).await;
+        assert_eq!(delivery.user_sees, UserSees::Nothing, "{delivery:?}");
+        wechat.send_text("o]]>1", "hi").await;
+        let bodies = bodies.lock().unwrap().clone();
+        let Ok(Incoming::Event(wemp_proto::Event::Click(click))) = Incoming::parse(&bodies[0]) else {
+            panic!("not a CLICK event: {}", bodies[0])
+        };
+        assert_eq!(click.event_key, "KEY]]>2");
+        assert_eq!((click.header.from.as_str(), click.header.to.as_str()), ("o]]>1", "gh_a]]>b"));
+        let Ok(Incoming::Text(text)) = Incoming::parse(&bodies[1]) else {
+            panic!("not a text: {}", bodies[1])
+        };
+        assert_eq!((text.header.from.as_str(), text.header.to.as_str()), ("o]]>1", "gh_a]]>b"));
+    }
 
     #[tokio::test]
     async fn the_schedule_abandons_slow_tries_and_stops_at_a_settled_one() {
