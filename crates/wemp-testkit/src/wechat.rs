@@ -444,6 +444,10 @@ impl WechatCallback {
 
     async fn request(&self, method: http::Method, signed: &SignedRequest) -> Result<(u16, String), SimError> {
         let uri: http::Uri = self.url.parse().map_err(|_| SimError::Url(self.url.clone()))?;
+        // Only plain HTTP is spoken: an https URL is refused, not posted in the clear.
+        if uri.scheme_str() != Some("http") {
+            return Err(SimError::Url(self.url.clone()));
+        }
         let authority = uri.authority().ok_or_else(|| SimError::Url(self.url.clone()))?;
         let addr = format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(80));
         let path = uri.path();
@@ -514,6 +518,17 @@ mod tests {
             panic!("not a text: {}", bodies[1])
         };
         assert_eq!((text.header.from.as_str(), text.header.to.as_str()), ("o]]>1", "gh_a]]>b"));
+    }
+
+    #[tokio::test]
+    async fn an_https_url_is_refused_rather_than_posted_in_the_clear() {
+        let (addr, bodies) = recording_endpoint().await;
+        let wechat = WechatCallback::new(format!("https://{addr}/wechat"), "t0ken");
+        let delivery = wechat.send_text("o1", "secret").await;
+        let UserSees::ErrorBanner { reason } = &delivery.user_sees else { panic!("{delivery:?}") };
+        assert!(reason.contains("not an http://host:port/path URL"), "{reason}");
+        assert!(bodies.lock().unwrap().is_empty(), "posted over plain HTTP to an https URL");
+        assert!(matches!(wechat.verify_url("e").await, Err(SimError::Url(_))));
     }
 
     #[tokio::test]
