@@ -328,6 +328,17 @@ describe('wemp serve with the example config: the console on loopback', () => {
     assert.equal(status, 403);
   });
 
+  test('image: the upload is shown in the chat and posted as an image message', async () => {
+    await page.getByRole('link', { name: 'Chat' }).click();
+    // A 1×1 PNG.
+    const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==', 'base64');
+    await page.locator('#image-file').setInputFiles({ name: 'dot.png', mimeType: 'image/png', buffer: png });
+    const sent = page.locator('.msg.me img.sent-img').last();
+    await sent.waitFor();
+    await page.locator('.msg.bot .media-box', { hasText: 'THANKS_IMAGE_MEDIA_ID' }).waitFor();
+    assert.ok(await sent.evaluate((img) => img.complete && img.naturalWidth === 1), 'the uploaded image is shown');
+  });
+
   test('clear this chat empties the conversation shown', async () => {
     await page.getByRole('link', { name: 'Chat' }).click();
     assert.ok(await page.locator('#messages .msg').count() > 0, 'the chat has messages to clear');

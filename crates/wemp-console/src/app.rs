@@ -280,7 +280,14 @@ async fn media_get(State(shared): S, Path(id): Path<String>) -> Response {
         Some((ct, bytes)) => {
             let ct =
                 HeaderValue::from_str(&ct).unwrap_or(HeaderValue::from_static("application/octet-stream"));
-            ([(header::CONTENT_TYPE, ct)], bytes).into_response()
+            // Any image type is kept, SVG too: opened on its own, on the console's origin,
+            // it must not run a script or be read as something else.
+            let inert = [
+                (header::CONTENT_TYPE, ct),
+                (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+                (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox")),
+            ];
+            (inert, bytes).into_response()
         }
         None => (StatusCode::NOT_FOUND, "no such media id").into_response(),
     }
@@ -553,6 +560,31 @@ mod tests {
         });
         let (status, body) = call(&app, &console, "POST", "/console/api/send", Some(send)).await;
         assert_eq!((status, body["error"].as_str()), (400, Some(unknown.as_str())));
+    }
+
+    #[tokio::test]
+    async fn uploaded_media_is_served_inert_even_an_svg_with_a_script() {
+        let console = Console::builder(config("http://127.0.0.1:8080")).build().unwrap();
+        let svg = r#"<svg xmlns="http://www.w3.org/2000/svg" onload="fetch('/console/api/setup/reveal')"/>"#;
+        let req = http::Request::post("/console/api/media")
+            .header("host", "127.0.0.1")
+            .header("content-type", "image/svg+xml")
+            .header(crate::CSRF_HEADER, console.shared.csrf.as_str())
+            .body(Body::from(svg))
+            .unwrap();
+        let res = console.router().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let body: Value =
+            serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        let url = body["url"].as_str().unwrap();
+        let req = http::Request::get(url).header("host", "127.0.0.1").body(Body::empty()).unwrap();
+        let res = console.router().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let h = res.headers();
+        // Opened on its own, on the console's origin, it must not run: no script, no sniffing.
+        let csp = h.get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert!(csp.contains("sandbox") && csp.contains("default-src 'none'"), "CSP: {csp:?}");
+        assert_eq!(h.get("x-content-type-options").map(|v| v.as_bytes()), Some(&b"nosniff"[..]));
     }
 
     #[tokio::test]
