@@ -35,6 +35,8 @@ pub const MAX_NAME_BYTES: usize = 16;
 pub const MAX_SUB_NAME_BYTES: usize = 60;
 /// A `key` may take at most this many bytes.
 pub const MAX_KEY_BYTES: usize = 128;
+/// A `url` may take at most this many bytes.
+pub const MAX_URL_BYTES: usize = 1024;
 
 /// `[menu]`: the bottom menu of the account.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,6 +179,9 @@ fn check_button(b: &MenuButton, path: &str, max_name: usize) -> Result<(), MenuE
             Some(_) => Ok(()),
         },
         Some(ButtonKind::View) => match b.url.as_deref() {
+            Some(u) if u.len() > MAX_URL_BYTES => {
+                Err(err("url", format!("{} bytes; WeChat allows at most {MAX_URL_BYTES}", u.len())))
+            }
             Some(u) if u.starts_with("http://") || u.starts_with("https://") => Ok(()),
             Some(u) => Err(err("url", format!("{u:?} is not an http(s) URL"))),
             None => Err(err("url", "a view button needs a url".into())),
@@ -228,6 +233,20 @@ key = "V1001_GOOD"
         let json = serde_json::to_value(&menu).unwrap();
         assert_eq!(json["button"][1]["sub_button"][0]["type"], "view");
         assert!(json["button"][0].get("sub_button").is_none());
+    }
+
+    #[test]
+    fn a_view_url_over_1024_bytes_is_refused_as_wechat_does() {
+        let url = format!("https://example.com/{}", "a".repeat(1024 - 20));
+        assert_eq!(url.len(), 1024);
+        let mut menu = Menu { button: vec![MenuButton::view("v", url.clone())] };
+        menu.validate().unwrap();
+        menu.button = vec![MenuButton::view("v", format!("{url}b"))];
+        let e = menu.validate().unwrap_err();
+        assert_eq!(e.path, "button[0].url");
+        assert!(e.problem.contains("1025 bytes; WeChat allows at most 1024"), "{e}");
+        menu.button = vec![MenuButton::group("g", vec![MenuButton::view("v", format!("{url}b"))])];
+        assert_eq!(menu.validate().unwrap_err().path, "button[0].sub_button[0].url");
     }
 
     #[test]
