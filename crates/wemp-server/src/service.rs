@@ -288,8 +288,9 @@ impl WechatServiceBuilder {
         self
     }
 
-    /// How long an unfinished claim blocks other deliveries (default 60 s; at least 30 s,
-    /// so that it outlasts WeChat's three tries and a retry never runs the handler again).
+    /// How long an unfinished claim blocks other deliveries (default 60 s; at least 30 s and
+    /// at least the [`budget`](Self::budget), so that it outlasts WeChat's three tries and a
+    /// retry never runs the handler again).
     #[must_use]
     pub fn in_flight_ttl(mut self, ttl: Duration) -> Self {
         self.config.in_flight_ttl = ttl.max(Duration::from_secs(30));
