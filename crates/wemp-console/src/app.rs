@@ -322,18 +322,47 @@ async fn events(
     let backlog: Vec<_> =
         backlog.into_iter().filter(|e| wanted(&only, e)).map(|e| Ok(to_event(&e))).collect();
     let backlog = futures_util::stream::iter(backlog);
-    let live = futures_util::stream::unfold((rx, only), move |(mut rx, only)| async move {
-        loop {
-            match rx.recv().await {
-                Ok(e) if e.id <= seen || !wanted(&only, &e) => {}
-                Ok(e) => return Some((Ok(to_event(&e)), (rx, only))),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-            }
-        }
-    });
+    let live = futures_util::StreamExt::map(live(shared.hub.clone(), rx, seen, only), |e| Ok(to_event(&e)));
     Ok(Sse::new(futures_util::StreamExt::chain(backlog, live))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// The exchanges published after `seen`, for the account `only` (or all), as they come.
+/// A page that falls behind the broadcast (more than it buffers) catches up from the hub's
+/// ring instead of silently missing what it skipped.
+fn live(
+    hub: Arc<crate::feed::Hub>,
+    rx: tokio::sync::broadcast::Receiver<Arc<Exchange>>,
+    seen: u64,
+    only: Option<String>,
+) -> impl Stream<Item = Arc<Exchange>> {
+    use tokio::sync::broadcast::error::RecvError;
+    let missed = std::collections::VecDeque::new();
+    futures_util::stream::unfold((rx, seen, missed), move |(mut rx, mut seen, mut missed)| {
+        let (hub, only) = (hub.clone(), only.clone());
+        async move {
+            loop {
+                let next = match missed.pop_front() {
+                    Some(e) => e,
+                    None => match rx.recv().await {
+                        Ok(e) => e,
+                        Err(RecvError::Lagged(_)) => {
+                            missed = hub.recent(seen).into();
+                            continue;
+                        }
+                        Err(RecvError::Closed) => return None,
+                    },
+                };
+                if next.id <= seen {
+                    continue;
+                }
+                seen = next.id;
+                if only.is_none() || next.account == only {
+                    return Some((next, (rx, seen, missed)));
+                }
+            }
+        }
+    })
 }
 
 fn to_event(e: &Exchange) -> Event {
@@ -454,6 +483,33 @@ mod tests {
     use wemp_server::{Account, WechatService};
 
     use crate::{AccountInfo, Console, ConsoleAccount, ConsoleConfig};
+
+    #[tokio::test]
+    async fn a_page_that_falls_behind_catches_up_from_the_ring() {
+        use std::sync::Arc;
+
+        use futures_util::StreamExt as _;
+
+        use crate::feed::{Exchange, Hub};
+        let hub = Arc::new(Hub::with_first_id(1000, 1));
+        let rx = hub.subscribe();
+        // More than the broadcast buffers (256) while the page is not reading.
+        for n in 0..600 {
+            let account = Some(if n % 3 == 0 { "shop" } else { "demo" }.to_owned());
+            hub.publish(Exchange { account, ..Exchange::default() });
+        }
+        let all: Vec<u64> = super::live(hub.clone(), rx, 0, None).take(600).map(|e| e.id).collect().await;
+        assert_eq!(all, (1..=600).collect::<Vec<_>>());
+        // One account's page, joining after id 300, behind too.
+        let rx = hub.subscribe();
+        for _ in 0..300 {
+            hub.publish(Exchange { account: Some("shop".into()), ..Exchange::default() });
+        }
+        let shop: Vec<u64> =
+            super::live(hub.clone(), rx, 300, Some("shop".into())).take(400).map(|e| e.id).collect().await;
+        let expected: Vec<u64> = (301..=900).filter(|id| id > &600 || (id - 1) % 3 == 0).collect();
+        assert_eq!(shop, expected);
+    }
 
     const KEY_B: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefg";
     const DEMO: &str = "wx00000000000000a1";
