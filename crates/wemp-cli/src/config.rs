@@ -903,7 +903,8 @@ impl Config {
                     at("path"),
                     format!(
                         "{path:?}: its last segment {segment:?} ends the path of accounts[{other}] too, and \
-                         the server tells accounts apart by that segment (e.g. /wechat and /wechat/shop)"
+                         the server tells accounts apart by that segment: give each its own (e.g. /wechat \
+                         and /wechat/shop)"
                     ),
                 );
             }

@@ -55,7 +55,8 @@ mod parse;
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success
-  1  the server failed: verification refused, a check failed, or the user would see an error;
+  1  the server failed: verification refused, a check failed, a bench request failed, or the
+     user would see an error;
      doctor found a problem; log found no message log
   2  usage or configuration error (bad flags, invalid key, unreadable file); serve could not start";
 
