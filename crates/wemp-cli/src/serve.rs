@@ -276,6 +276,21 @@ pub fn app(cfg: &Config, service: WechatService, console: Option<&Console>) -> a
     app
 }
 
+/// The warning for a console without a token on a server that a public URL says sits behind
+/// a proxy: the console trusts loopback requests without proxy headers, and a proxy that
+/// forwards `/console` without them makes the public's requests look local.
+pub fn proxied_console_warning(cfg: &Config, access: Option<&Access>) -> Option<String> {
+    let url = cfg.console.public_url.as_deref()?;
+    (access == Some(&Access::Loopback)).then(|| {
+        format!(
+            "console.public_url is {url:?}, so this server is reached through a proxy, and its console has no \
+             token: keep {} off the proxy (docs/deploy.md proxies the callback path only) or set \
+             WEMP_CONSOLE_TOKEN",
+            cfg.console.path
+        )
+    })
+}
+
 /// Who may open the web console of a server bound to `bound`: `console.token` (or
 /// `WEMP_CONSOLE_TOKEN`) when set, else loopback only; `None` when `console.enabled` is
 /// false.
@@ -876,6 +891,9 @@ pub async fn run(
         let _ = out.flush();
     }
     tracing::info!(%bound, rules = n_rules, log = %location.describe(), "serving");
+    if let Some(warning) = proxied_console_warning(&cfg, console.as_ref().map(|c| &c.config().access)) {
+        tracing::warn!("{warning}");
+    }
 
     let watcher = tokio::spawn(watch(reloader, watched, WATCH_INTERVAL, hangup));
 
@@ -1060,6 +1078,18 @@ mod tests {
         assert_eq!(console_access(&cfg, any), Some(Access::Token("admin-token-1".into())));
         cfg.console.enabled = false;
         assert!(console_config(&cfg, lo).is_none());
+    }
+
+    #[test]
+    fn a_tokenless_console_behind_a_public_url_is_warned_about() {
+        let mut cfg = Config::default();
+        let lo: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        assert_eq!(proxied_console_warning(&cfg, console_access(&cfg, lo).as_ref()), None);
+        cfg.console.public_url = Some("https://bot.example.com/wechat".into());
+        let warning = proxied_console_warning(&cfg, console_access(&cfg, lo).as_ref()).unwrap();
+        assert!(warning.contains("/console") && warning.contains("WEMP_CONSOLE_TOKEN"), "{warning}");
+        cfg.console.token = Some("admin-token-1".into());
+        assert_eq!(proxied_console_warning(&cfg, console_access(&cfg, lo).as_ref()), None);
     }
 
     #[test]
