@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::client::Client;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A QR code's scene value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +38,32 @@ impl QrCode {
     /// A permanent code.
     pub fn permanent(scene: Scene) -> Self {
         Self { scene, expire: None }
+    }
+
+    /// Whether the documented limits hold: a string scene of 1–64 characters, a numeric
+    /// scene that is nonzero (1–100,000 for a permanent code), a lifetime of at most 30 days.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the limit.
+    pub fn check(&self) -> Result<()> {
+        const MAX_EXPIRE: Duration = Duration::from_secs(2_592_000);
+        let invalid = |m: String| Err(Error::Invalid(format!("QR code: {m}")));
+        match &self.scene {
+            Scene::Str(s) if !(1..=64).contains(&s.chars().count()) => {
+                return invalid(format!("a scene string has 1 to 64 characters, not {}", s.chars().count()));
+            }
+            Scene::Id(0) => return invalid("a scene id is not 0".into()),
+            Scene::Id(id) if self.expire.is_none() && *id > 100_000 => {
+                return invalid(format!("a permanent code's scene id is 1 to 100000, not {id}"));
+            }
+            _ => {}
+        }
+        match self.expire {
+            Some(e) if e.is_zero() || e > MAX_EXPIRE => {
+                invalid(format!("a temporary code lives 1 s to 30 days (2592000 s), not {} s", e.as_secs()))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The request body.
@@ -83,8 +109,10 @@ impl Client {
     /// Creates a QR code.
     ///
     /// # Errors
-    /// As [`Client::get`].
+    /// [`Error::Invalid`] outside the documented limits ([`QrCode::check`]), before anything
+    /// is sent; otherwise as [`Client::get`].
     pub async fn create_qrcode(&self, code: &QrCode) -> Result<QrTicket> {
+        code.check()?;
         self.post_as("/cgi-bin/qrcode/create", &[], &code.to_json()).await
     }
 
@@ -116,5 +144,30 @@ impl Client {
     /// As [`Client::get`].
     pub async fn fetch_short_key(&self, short_key: &str) -> Result<ShortKeyData> {
         self.post_as("/cgi-bin/shorten/fetch", &[], &json!({ "short_key": short_key })).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_outside_the_documented_limits_are_refused_before_sending() {
+        let day = Duration::from_secs(86_400);
+        assert!(QrCode::temporary(Scene::Str("promo".into()), day).check().is_ok());
+        assert!(QrCode::temporary(Scene::Str("x".repeat(64)), 30 * day).check().is_ok());
+        assert!(QrCode::permanent(Scene::Id(100_000)).check().is_ok());
+        assert!(QrCode::temporary(Scene::Id(u32::MAX), day).check().is_ok());
+        for (code, says) in [
+            (QrCode::temporary(Scene::Str(String::new()), day), "1 to 64 characters, not 0"),
+            (QrCode::permanent(Scene::Str("码".repeat(65))), "not 65"),
+            (QrCode::permanent(Scene::Id(0)), "not 0"),
+            (QrCode::permanent(Scene::Id(100_001)), "1 to 100000, not 100001"),
+            (QrCode::temporary(Scene::Id(7), 31 * day), "not 2678400 s"),
+            (QrCode::temporary(Scene::Id(7), Duration::ZERO), "not 0 s"),
+        ] {
+            let err = code.check().unwrap_err();
+            assert!(matches!(&err, Error::Invalid(m) if m.contains(says)), "{code:?}: {err}");
+        }
     }
 }
