@@ -315,7 +315,7 @@ impl<'de> Deserialize<'de> for Card {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CardIdPage {
     /// The card ids on this page (`card_id_list`).
-    #[serde(rename = "card_id_list", default, deserialize_with = "null_as_empty")]
+    #[serde(rename = "card_id_list", default, deserialize_with = "crate::serde_util::null_as_empty")]
     pub card_ids: Vec<String>,
     /// How many cards match the filter in all (`total_num`).
     #[serde(rename = "total_num", default)]
@@ -500,19 +500,11 @@ pub struct UserCard {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserCards {
     /// The cards (`card_list`).
-    #[serde(rename = "card_list", default, deserialize_with = "null_as_empty")]
+    #[serde(rename = "card_list", default, deserialize_with = "crate::serde_util::null_as_empty")]
     pub cards: Vec<UserCard>,
     /// Whether the user holds a friend's shared card (朋友的券) of this account.
     #[serde(default)]
     pub has_share_card: bool,
-}
-
-fn null_as_empty<'de, D, T>(d: D) -> std::result::Result<Vec<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
 /// `{"code": code}` plus `card_id` when given.

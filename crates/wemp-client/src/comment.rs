@@ -109,7 +109,7 @@ pub struct CommentPage {
     #[serde(default)]
     pub total: u64,
     /// The comments on this page (`comment`).
-    #[serde(rename = "comment", default, deserialize_with = "null_as_empty")]
+    #[serde(rename = "comment", default, deserialize_with = "crate::serde_util::null_as_empty")]
     pub comments: Vec<Comment>,
     /// The undocumented total that developers report WeChat sends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -142,10 +142,6 @@ fn flag_out<S: serde::Serializer>(v: &bool, s: S) -> std::result::Result<S::Ok, 
 /// No reply may arrive as a missing field, `null`, `{}` or an empty reply.
 fn reply<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<CommentReply>, D::Error> {
     Ok(Option::<CommentReply>::deserialize(d)?.filter(|r| !r.content.is_empty() || r.create_time != 0))
-}
-
-fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<Comment>, D::Error> {
-    Ok(Option::<Vec<Comment>>::deserialize(d)?.unwrap_or_default())
 }
 
 fn target(msg_data_id: i64, index: u32) -> serde_json::Value {

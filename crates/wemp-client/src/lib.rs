@@ -13,6 +13,7 @@ pub mod message;
 pub mod oauth;
 pub mod ops;
 pub mod qrcode;
+mod serde_util;
 pub mod token;
 pub mod user;
 

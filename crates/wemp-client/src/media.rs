@@ -328,7 +328,7 @@ pub struct PublishTicket {
     pub publish_id: String,
     /// The message data id (a string in the documentation; read from a number too, as
     /// the mass-send API sends it).
-    #[serde(default, deserialize_with = "crate::menu::string_or_number")]
+    #[serde(default, deserialize_with = "crate::serde_util::string_or_number")]
     pub msg_data_id: Option<String>,
 }
 

@@ -93,23 +93,19 @@ impl Button {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MatchRule {
     /// Users with this tag.
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "string_or_number")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::serde_util::string_or_number"
+    )]
     pub tag_id: Option<String>,
     /// `1` iOS, `2` Android, `3` others.
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "string_or_number")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::serde_util::string_or_number"
+    )]
     pub client_platform_type: Option<String>,
-}
-
-/// An optional id WeChat sends as a string in some answers and as a number in others.
-pub(crate) fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match Option::<Value>::deserialize(d)? {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        Some(other) => {
-            return Err(serde::de::Error::custom(format!("expected a string or a number, found {other}")));
-        }
-    })
 }
 
 impl MatchRule {
