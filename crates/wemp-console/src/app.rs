@@ -309,7 +309,6 @@ async fn events(
         None => None,
         Some(id) => Some(pick(&shared, Some(id))?.0.id.clone()),
     };
-    let wanted = |only: &Option<String>, e: &Exchange| only.is_none() || e.account == *only;
     let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -317,19 +316,14 @@ async fn events(
         .or(q.after)
         .unwrap_or(0);
     let rx = shared.hub.subscribe();
-    let backlog = shared.hub.recent(last);
-    let seen = backlog.last().map_or(last, |e| e.id);
-    let backlog: Vec<_> =
-        backlog.into_iter().filter(|e| wanted(&only, e)).map(|e| Ok(to_event(&e))).collect();
-    let backlog = futures_util::stream::iter(backlog);
-    let live = futures_util::StreamExt::map(live(shared.hub.clone(), rx, seen, only), |e| Ok(to_event(&e)));
-    Ok(Sse::new(futures_util::StreamExt::chain(backlog, live))
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    let live = futures_util::StreamExt::map(live(shared.hub.clone(), rx, last, only), |e| Ok(to_event(&e)));
+    Ok(Sse::new(live).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-/// The exchanges published after `seen`, for the account `only` (or all), as they come.
-/// A page that falls behind the broadcast (more than it buffers) catches up from the hub's
-/// ring instead of silently missing what it skipped.
+/// The exchanges after `seen`, for the account `only` (or all): first those the hub keeps,
+/// then each one as it comes through `rx` (subscribed before this call, so nothing falls
+/// between). A page that falls behind the broadcast (more than it buffers) catches up from
+/// the hub's ring again instead of silently missing what it skipped.
 fn live(
     hub: Arc<crate::feed::Hub>,
     rx: tokio::sync::broadcast::Receiver<Arc<Exchange>>,
@@ -337,7 +331,7 @@ fn live(
     only: Option<String>,
 ) -> impl Stream<Item = Arc<Exchange>> {
     use tokio::sync::broadcast::error::RecvError;
-    let missed = std::collections::VecDeque::new();
+    let missed: std::collections::VecDeque<_> = hub.recent(seen).into();
     futures_util::stream::unfold((rx, seen, missed), move |(mut rx, mut seen, mut missed)| {
         let (hub, only) = (hub.clone(), only.clone());
         async move {
