@@ -211,17 +211,12 @@ impl Kept {
 
     /// The exchange, made now if it was not yet.
     fn made(&mut self) -> Arc<Exchange> {
-        if let Self::Later(id, _) = self {
-            let id = *id;
-            let Self::Later(_, make) = std::mem::replace(self, Self::Made(Arc::default())) else {
-                unreachable!("matched above")
-            };
-            *self = Self::Made(make_numbered(id, make));
-        }
-        match self {
-            Self::Made(x) => x.clone(),
-            Self::Later(..) => unreachable!("made above"),
-        }
+        let made = match std::mem::replace(self, Self::Made(Arc::default())) {
+            Self::Made(x) => x,
+            Self::Later(id, make) => make_numbered(id, make),
+        };
+        *self = Self::Made(made.clone());
+        made
     }
 }
 
