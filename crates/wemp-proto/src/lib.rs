@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod admission;
 pub mod code;
 pub mod crypto;
 pub mod envelope;
@@ -14,6 +15,7 @@ pub mod signature;
 pub mod testing;
 pub mod xml;
 
+pub use admission::RejectReason;
 pub use code::ReferenceCode;
 pub use crypto::{Cipher, DecryptError, EncryptError, KeyError};
 pub use envelope::{EncryptedReply, Envelope, EnvelopeError, Mode};
