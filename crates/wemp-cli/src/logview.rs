@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use wemp_client::datacube::Date;
 use wemp_proto::reply::ReplyMessage;
-use wemp_store::{LogEntry, LogQuery, MessageLog, StoreError};
+use wemp_store::{DeliveryRecord, LogQuery, MessageLog, RecordOutcome, StoreError};
 
 use crate::term::Style;
 
@@ -37,9 +37,9 @@ impl Filter {
     }
 
     /// Whether `entry` is of the kind asked for.
-    pub fn kind_matches(&self, entry: &LogEntry) -> bool {
+    pub fn kind_matches(&self, entry: &DeliveryRecord) -> bool {
         self.kind.as_ref().is_none_or(|k| {
-            entry.msg_type.eq_ignore_ascii_case(k)
+            entry.msg_type.as_ref().is_some_and(|t| t.eq_ignore_ascii_case(k))
                 || entry.event.as_ref().is_some_and(|e| e.eq_ignore_ascii_case(k))
         })
     }
@@ -62,11 +62,12 @@ pub async fn read(
     log: &dyn MessageLog,
     filter: &Filter,
     now_ms: i64,
-) -> Result<Vec<(i64, LogEntry)>, StoreError> {
+) -> Result<Vec<(i64, DeliveryRecord)>, StoreError> {
     Ok(read_with_cursor(log, filter, now_ms).await?.0)
 }
 
-/// As [`read`], plus the last row id looked at (matching or not): where `--follow` goes on.
+/// As [`read`], plus the id of the last entry looked at (matching or not): where `--follow`
+/// goes on.
 ///
 /// # Errors
 /// The store fails.
@@ -74,12 +75,12 @@ pub async fn read_with_cursor(
     log: &dyn MessageLog,
     filter: &Filter,
     now_ms: i64,
-) -> Result<(Vec<(i64, LogEntry)>, Option<i64>), StoreError> {
+) -> Result<(Vec<(i64, DeliveryRecord)>, Option<i64>), StoreError> {
     let mut query = filter.query(now_ms);
     query.limit = Some(PAGE);
-    let mut kept: VecDeque<(i64, LogEntry)> = VecDeque::new();
+    let mut kept: VecDeque<(i64, DeliveryRecord)> = VecDeque::new();
     loop {
-        let page = log.query(&query).await?;
+        let page = log.entries(&query).await?;
         let n = page.len();
         if let Some((id, _)) = page.last() {
             query.after_id = Some(*id);
@@ -99,10 +100,11 @@ pub async fn read_with_cursor(
     Ok((kept.into(), query.after_id))
 }
 
-/// Entries after row id `after`, matching `filter` (for `--follow`; `--since` still counts
+/// Entries after id `after`, matching `filter` (for `--follow`; `--since` still counts
 /// back from `now_ms`, the first read's time, so a first read that found nothing recent,
-/// and left no cursor, does not bring back the older log), and the last row id looked at
-/// (to pass as `after` next time).
+/// and left no cursor, does not bring back the older log), and the id of the last entry
+/// looked at (to pass as `after` next time). Retries of entries shown before are not shown
+/// again.
 ///
 /// # Errors
 /// The store fails.
@@ -111,11 +113,11 @@ pub async fn read_after(
     filter: &Filter,
     after: Option<i64>,
     now_ms: i64,
-) -> Result<(Vec<(i64, LogEntry)>, Option<i64>), StoreError> {
+) -> Result<(Vec<(i64, DeliveryRecord)>, Option<i64>), StoreError> {
     let mut query = filter.query(now_ms);
     query.after_id = after;
     query.limit = Some(PAGE);
-    let page = log.query(&query).await?;
+    let page = log.entries(&query).await?;
     let last = page.last().map(|(id, _)| *id).or(after);
     Ok((page.into_iter().filter(|(_, e)| filter.kind_matches(e)).collect(), last))
 }
@@ -130,7 +132,7 @@ pub fn format_time(ms: i64) -> String {
 }
 
 /// The reply of an entry in readable form: `(no reply)`, the text, `[news, 1 article(s)]` …
-pub fn reply_text(entry: &LogEntry) -> String {
+pub fn reply_text(entry: &DeliveryRecord) -> String {
     match &entry.reply_xml {
         None => "(none)".into(),
         Some(xml) => match ReplyMessage::parse(xml) {
@@ -140,34 +142,26 @@ pub fn reply_text(entry: &LogEntry) -> String {
     }
 }
 
-fn reply_type(entry: &LogEntry) -> Option<String> {
+fn reply_type(entry: &DeliveryRecord) -> Option<String> {
     let xml = entry.reply_xml.as_ref()?;
     let m = ReplyMessage::parse(xml).ok()?;
     Some(m.reply.msg_type().unwrap_or("none").to_owned())
 }
 
-/// One entry as a JSON object (`msg_id` as a string: MsgIds exceed 2^53).
-pub fn to_json(id: i64, e: &LogEntry) -> Value {
-    json!({
-        "id": id,
-        "received_at": format_time(e.received_at_ms),
-        "received_at_ms": e.received_at_ms,
-        "appid": e.appid,
-        "openid": e.openid,
-        "msg_id": e.msg_id.map(|m| m.to_string()),
-        "type": e.msg_type,
-        "event": e.event,
-        "mode": e.mode,
-        "dedup": e.dedup,
-        "summary": e.summary,
-        "reply_type": reply_type(e),
-        "reply": reply_text(e),
-        "reply_xml": e.reply_xml,
-        "outcome": e.outcome,
-        "latency_ms": e.latency_ms,
-        "error": e.error,
-        "raw_xml": e.raw_xml,
-    })
+/// One entry as a JSON object: the record as the store keeps it (`msg_id` as a string:
+/// MsgIds exceed 2^53; `query` and `headers` as objects; `attempts`), plus the entry's `id`,
+/// `received_at` in words, the reply read back (`reply_type`, `reply`) and `latency_ms`.
+pub fn to_json(id: i64, e: &DeliveryRecord) -> Value {
+    let mut v = serde_json::to_value(e).unwrap_or_else(|err| json!({ "error": err.to_string() }));
+    if let Value::Object(m) = &mut v {
+        m.insert("id".into(), json!(id));
+        m.insert("received_at".into(), json!(format_time(e.received_at_ms)));
+        m.insert("type".into(), json!(e.msg_type));
+        m.insert("reply_type".into(), json!(reply_type(e)));
+        m.insert("reply".into(), json!(reply_text(e)));
+        m.insert("latency_ms".into(), json!(e.latency_ms()));
+    }
+    v
 }
 
 fn clip(s: &str, n: usize) -> String {
@@ -190,27 +184,33 @@ pub fn table_header(style: Style) -> String {
 }
 
 /// One table row.
-pub fn table_row(e: &LogEntry, style: Style) -> String {
+pub fn table_row(e: &DeliveryRecord, style: Style) -> String {
     let kind = match &e.event {
         Some(ev) => format!("event/{ev}"),
-        None => e.msg_type.clone(),
+        None => e.msg_type.clone().unwrap_or_else(|| "-".into()),
     };
     let mut row = format!(
         "{:<19}  {:<24}  {:<19}  {:<20}  {:<10}  {:<6}  {:>6}  {:<24}  {}",
         format_time(e.received_at_ms),
-        clip(&e.openid, 24),
+        clip(e.openid.as_deref().unwrap_or("-"), 24),
         e.msg_id.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
         clip(&kind, 20),
-        e.mode,
-        e.dedup,
-        e.latency_ms,
-        clip(&e.summary, 24),
+        e.mode.map_or("-", wemp_proto::Mode::as_str),
+        e.dedup.map_or("-", wemp_store::DedupOutcome::as_str),
+        e.latency_ms(),
+        clip(e.summary.as_deref().unwrap_or_default(), 24),
         clip(&reply_text(e), 60),
     );
-    if e.outcome != "sent" && !e.outcome.is_empty() {
-        let _ = write!(row, "  {}", style.yellow(&format!("[{}]", e.outcome)));
+    if e.attempts > 1 {
+        let _ = write!(row, "  {}", style.yellow(&format!("[{} attempts]", e.attempts)));
     }
-    if let Some(err) = &e.error {
+    if e.outcome != RecordOutcome::Answered {
+        let _ = write!(row, "  {}", style.yellow(&format!("[{}]", e.outcome.label())));
+    }
+    if let Some(r) = &e.rejection {
+        let code = r.code.map(|c| format!("{c} ")).unwrap_or_default();
+        let _ = write!(row, "  {}", style.red(&clip(&format!("{code}{}", r.message), 80)));
+    } else if let Some(err) = &e.error {
         let _ = write!(row, "  {}", style.red(&clip(err, 80)));
     }
     row
@@ -232,12 +232,12 @@ mod tests {
     #[tokio::test]
     async fn following_after_an_empty_since_window_skips_older_entries() {
         let log = wemp_store::memory::MemoryMessageLog::default();
-        let entry = |ms: i64, id: u64| LogEntry {
-            received_at_ms: ms,
-            openid: "a".into(),
-            msg_id: Some(id),
-            msg_type: "text".into(),
-            ..LogEntry::default()
+        let entry = |ms: i64, id: u64| {
+            let mut e = DeliveryRecord::new(0, ms);
+            e.openid = Some("a".into());
+            e.msg_id = Some(id);
+            e.msg_type = Some("text".into());
+            e
         };
         log.append(&[entry(1_000, 1), entry(2_000, 2)]).await.unwrap();
         let f = Filter { last: 50, since: Some(Duration::from_secs(3600)), ..Filter::default() };
@@ -255,14 +255,12 @@ mod tests {
         let log = wemp_store::memory::MemoryMessageLog::default();
         let mut entries = Vec::new();
         for i in 0..5u64 {
-            entries.push(LogEntry {
-                received_at_ms: 1000 + i as i64,
-                openid: if i % 2 == 0 { "a".into() } else { "b".into() },
-                msg_id: Some(i),
-                msg_type: if i == 4 { "event".into() } else { "text".into() },
-                event: (i == 4).then(|| "subscribe".into()),
-                ..LogEntry::default()
-            });
+            let mut e = DeliveryRecord::new(0, 1000 + i as i64);
+            e.openid = Some(if i % 2 == 0 { "a".into() } else { "b".into() });
+            e.msg_id = Some(i);
+            e.msg_type = Some(if i == 4 { "event".into() } else { "text".into() });
+            e.event = (i == 4).then(|| "subscribe".into());
+            entries.push(e);
         }
         log.append(&entries).await.unwrap();
         let f = Filter { last: 2, ..Filter::default() };

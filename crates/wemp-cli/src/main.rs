@@ -433,7 +433,7 @@ async fn run_log(cmd: LogCmd, style: Style) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let print = |rows: &[(i64, wemp_store::LogEntry)]| {
+    let print = |rows: &[(i64, wemp_store::DeliveryRecord)]| {
         let mut out = std::io::stdout().lock();
         for (id, e) in rows {
             let line =

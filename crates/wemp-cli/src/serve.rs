@@ -898,6 +898,8 @@ pub async fn run(
     let watcher = tokio::spawn(watch(reloader, watched, WATCH_INTERVAL, hangup));
 
     let router = app(&cfg, service.clone(), console.as_ref());
+    // The peer address reaches each request (the message log keeps it).
+    let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
     watcher.abort();
     tracing::info!("shutting down: waiting for running handlers, then flushing the message log");

@@ -393,14 +393,16 @@ async fn history(State(shared): S, Query(q): Query<HistoryQuery>) -> Response {
         limit: Some(q.limit.unwrap_or(200).min(1000)),
         ..LogQuery::default()
     };
-    match log.query(&query).await {
+    match log.entries(&query).await {
         Ok(rows) => {
             let items: Vec<Exchange> = rows
                 .iter()
                 .map(|(id, e)| {
                     let mut x = Exchange::from_log(*id, e);
-                    let account = by_record(&shared.accounts, Some(&e.appid), None)
-                        .or_else(|| by_record(&shared.accounts, None, to_user_name(&e.raw_xml).as_deref()));
+                    let account = by_record(&shared.accounts, e.appid.as_deref(), None).or_else(|| {
+                        let to = e.raw_xml.as_deref().and_then(to_user_name);
+                        by_record(&shared.accounts, None, to.as_deref())
+                    });
                     if let Some(a) = account {
                         x.account = Some(a.id.clone());
                     }

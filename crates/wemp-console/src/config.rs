@@ -77,7 +77,7 @@ impl ConsoleConfig {
 pub struct ConsoleAccount {
     /// How the page, the API (`account=`) and the live log name the account. Records from
     /// the server ([`wemp_server::DeliveryRecord::appid`]) and the message log
-    /// ([`wemp_store::LogEntry::appid`]) are matched to the account with this id, so use
+    /// ([`wemp_store::DeliveryRecord::appid`]) are matched to the account with this id, so use
     /// the id the server knows the account by (the appid given to
     /// `wemp_server::Account::new`).
     pub id: String,

@@ -25,7 +25,7 @@ use http_body_util_shim::collect;
 use serde::Serialize;
 use tokio::sync::broadcast;
 use wemp_proto::{Document, EncryptedReply, Envelope, Mode, signature};
-use wemp_store::LogEntry;
+use wemp_store::DeliveryRecord;
 
 use crate::config::{AccountInfo, ConsoleAccount, by_request};
 
@@ -140,43 +140,16 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    /// A record read back from the message log.
-    pub fn from_log(row_id: i64, e: &LogEntry) -> Self {
-        let outcome = match e.outcome.as_str() {
-            "sent" if e.reply_xml.as_deref().is_some_and(|x| x != "success" && !x.is_empty()) => {
-                Outcome::Reply
-            }
-            "sent" => Outcome::NoReply,
-            "deadline_success" => Outcome::Deadline,
-            o if o.starts_with("late_sink") => Outcome::FollowUp,
-            _ => Outcome::Error,
-        };
-        Self {
-            id: u64::try_from(row_id).unwrap_or_default(),
-            source: "log",
-            account: Some(e.appid.clone()).filter(|a| !a.is_empty()),
-            received_at_ms: e.received_at_ms,
-            method: "POST".into(),
-            openid: Some(e.openid.clone()),
-            msg_type: Some(e.msg_type.clone()),
-            event: e.event.clone(),
-            msg_id: e.msg_id.map(|i| i.to_string()),
-            summary: e.summary.clone(),
-            mode: Some(e.mode.clone()),
-            outcome: Some(outcome),
-            status: Some(200),
-            dedup: Some(e.dedup.clone()),
-            handler: None,
-            attempt: 1,
-            latency_ms: e.latency_ms,
-            raw_xml: Some(e.raw_xml.clone()),
-            reply_xml: e.reply_xml.clone(),
-            reply: None,
-            error: e.error.clone(),
-            diagnostics: Vec::new(),
-            delivery: None,
-            late_sink: None,
-        }
+    /// An entry read back from the message log (row id `row_id`): the same view as the
+    /// server's live record ([`Exchange::from`]), its retries counted in
+    /// [`attempt`](Exchange::attempt).
+    pub fn from_log(row_id: i64, e: &DeliveryRecord) -> Self {
+        let mut x = Self::from(e);
+        x.id = u64::try_from(row_id).unwrap_or_default();
+        x.source = "log";
+        x.delivery = None;
+        x.attempt = e.attempts;
+        x
     }
 }
 
@@ -819,6 +792,50 @@ mod tests {
         publish("f");
         assert_eq!(made.load(Ordering::SeqCst), 4, "the page left: kept unmade again");
         assert_eq!(users(hub.recent(4)), [(5, "e".into()), (6, "f".into())]);
+    }
+
+    /// Read back from the log, a rejected request and a failed handler were both shown as
+    /// "error": the outcome was a string the console guessed from.
+    #[tokio::test]
+    async fn log_entries_keep_rejections_and_handler_errors_apart() {
+        use wemp_store::{MessageLog, RecordOutcome, RejectionRecord};
+        let mut rejected = DeliveryRecord::new(0, 1);
+        rejected.outcome = RecordOutcome::Rejected;
+        rejected.status = 403;
+        rejected.rejection = Some(RejectionRecord {
+            reason: wemp_proto::RejectReason::SignatureMismatch,
+            code: Some(-40001),
+            param: "signature".into(),
+            message: "signature does not match".into(),
+        });
+        rejected.query = [("signature".to_owned(), "forged".to_owned())].into();
+        let mut failed = DeliveryRecord::new(0, 2);
+        failed.outcome = RecordOutcome::HandlerError;
+        failed.status = 200;
+        failed.reply_xml = Some("success".into());
+        failed.error = Some("handler failed: boom".into());
+        failed.dedup_key = Some("wx1:msg:o1:1".into());
+        let mut retried = failed.clone();
+        retried.received_at_ms = 3;
+        let log = wemp_store::memory::MemoryMessageLog::default();
+        log.append(&[rejected, failed, retried]).await.unwrap();
+        let shown: Vec<Exchange> = log
+            .entries(&wemp_store::LogQuery::default())
+            .await
+            .unwrap()
+            .iter()
+            .map(|(id, e)| Exchange::from_log(*id, e))
+            .collect();
+        let got: Vec<_> = shown.iter().map(|x| (x.id, x.outcome, x.status, x.attempt)).collect();
+        assert_eq!(
+            got,
+            [(1, Some(Outcome::Rejected), Some(403), 1), (2, Some(Outcome::HandlerError), Some(200), 2)]
+        );
+        assert_eq!(
+            shown[0].diagnostics,
+            ["-40001 bad signature: signature does not match (at signature, reason signature_mismatch)"]
+        );
+        assert_eq!(shown[1].error.as_deref(), Some("handler failed: boom"));
     }
 
     #[test]

@@ -84,7 +84,7 @@ impl From<&DeliveryRecord> for Exchange {
         };
         let mut diagnostics = Vec::new();
         if let Some(rej) = &r.rejection {
-            let code = match (rej.code, rej.code_name) {
+            let code = match (rej.code, rej.code_name()) {
                 (Some(c), Some(n)) => format!("{c} {n}: "),
                 (Some(c), None) => format!("{c}: "),
                 _ => String::new(),

@@ -435,6 +435,40 @@ impl Incoming {
         }
     }
 
+    /// A one-line summary for logs and consoles: a text's content, an event's name and key
+    /// (a card event's card and the user's code), a media id, a location or a link; at most
+    /// 200 characters (longer ones end in `…`).
+    pub fn summary(&self) -> String {
+        fn non_empty(s: Option<&str>) -> Option<&str> {
+            s.filter(|s| !s.is_empty())
+        }
+        let text = match self {
+            Self::Text(t) => t.content.clone(),
+            Self::Event(e) => {
+                // The key of a menu or QR event; a card event's card (and the user's code).
+                let detail = non_empty(e.event_key()).map(str::to_owned).or_else(|| {
+                    let card = non_empty(e.card_id())?;
+                    Some(match non_empty(e.user_card_code()) {
+                        Some(code) => format!("{card} {code}"),
+                        None => card.to_owned(),
+                    })
+                });
+                match detail {
+                    Some(d) => format!("{} {d}", e.kind().as_str()),
+                    None => e.kind().as_str().to_owned(),
+                }
+            }
+            Self::Image(m) => format!("image {}", m.media_id),
+            Self::Voice(m) => format!("voice {}", m.media_id),
+            Self::Video(m) => format!("video {}", m.media_id),
+            Self::ShortVideo(m) => format!("shortvideo {}", m.media_id),
+            Self::Location(m) => format!("location {},{} {}", m.latitude, m.longitude, m.label),
+            Self::Link(m) => format!("link {}", m.url),
+            other => other.kind().as_str().to_owned(),
+        };
+        if text.chars().count() > 200 { text.chars().take(199).chain(['…']).collect() } else { text }
+    }
+
     /// The key WeChat's retries of this delivery share (PROTOCOL.md §3):
     /// `msg:<FromUserName>:<MsgId>` for messages (ids have collided across users), and
     /// `event:<FromUserName>:<CreateTime>:<Event>:<EventKey>` for events. A card event has
@@ -502,5 +536,33 @@ impl Incoming {
             Self::Event(e) => e.to_xml(),
             Self::Unknown(u) => u.raw.as_str().to_owned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Incoming {
+        let xml = format!(
+            "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[o1]]></FromUserName>\
+             <CreateTime>1700000000</CreateTime><MsgType><![CDATA[event]]></MsgType>{body}</xml>"
+        );
+        Incoming::parse(&xml).unwrap()
+    }
+
+    #[test]
+    fn event_summaries_name_the_key_or_the_card() {
+        let click = parse("<Event><![CDATA[CLICK]]></Event><EventKey><![CDATA[V1001]]></EventKey>");
+        assert_eq!(click.summary(), "CLICK V1001");
+        let got = parse(
+            "<Event><![CDATA[user_get_card]]></Event><CardId><![CDATA[pCard1]]></CardId>\
+             <UserCardCode><![CDATA[12312312]]></UserCardCode><IsGiveByFriend>0</IsGiveByFriend>",
+        );
+        assert_eq!(got.summary(), "user_get_card pCard1 12312312");
+        let review = parse("<Event><![CDATA[card_pass_check]]></Event><CardId><![CDATA[pCard1]]></CardId>");
+        assert_eq!(review.summary(), "card_pass_check pCard1");
+        let unsubscribe = parse("<Event><![CDATA[unsubscribe]]></Event><EventKey><![CDATA[]]></EventKey>");
+        assert_eq!(unsubscribe.summary(), "unsubscribe");
     }
 }

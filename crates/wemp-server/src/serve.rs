@@ -25,7 +25,8 @@ pub async fn serve_with_shutdown(
     service: WechatService,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = service.clone().into_router();
+    // The peer address reaches each request (delivery records keep it).
+    let app = service.clone().into_router().into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(signal).await?;
     let running = service.in_flight();
     if running > 0 {

@@ -639,7 +639,9 @@ impl Inner {
         async move {
             let mut seen = Seen::default();
             if self.observers.active() {
-                seen.record = Some(DeliveryRecord::empty(self.observers.next_id(), crate::observe::now_ms()));
+                let mut record = DeliveryRecord::new(self.observers.next_id(), crate::observe::now_ms());
+                crate::observe::keep_request(&mut record, &parts);
+                seen.record = Some(record);
             }
             let is_get = parts.method == Method::GET;
             let query = Query::parse(parts.uri.query().unwrap_or(""));
@@ -672,8 +674,7 @@ impl Inner {
                         rejected = Some(RejectionRecord {
                             reason: rejection.reason,
                             code: rejection.code.map(ReferenceCode::code),
-                            code_name: rejection.code.map(ReferenceCode::name),
-                            param: rejection.param,
+                            param: rejection.param.into(),
                             message: rejection.message.clone(),
                         });
                     }
@@ -1246,7 +1247,7 @@ impl Inner {
                     sink_result = Some(outcome);
                 }
                 if let Some(report) = report {
-                    let mut r = DeliveryRecord::empty(report.id, report.received_at_ms);
+                    let mut r = DeliveryRecord::new(report.id, report.received_at_ms);
                     r.appid = Some(inbound.account().appid().to_owned());
                     r.describe(inbound.message());
                     r.dedup_key = key.as_deref().map(str::to_owned);

@@ -19,7 +19,9 @@ pub mod writer;
 pub use dedup::{Claim, DedupStore};
 pub use error::{Result, StoreError};
 pub use fallback::FallbackDedupStore;
-pub use log::{LogEntry, LogQuery, MessageLog};
+pub use log::{
+    DedupOutcome, DeliveryRecord, LogQuery, MessageLog, RecordOutcome, RejectionRecord, SinkOutcome, merge,
+};
 pub use session::{SessionStore, Versioned};
 pub use token::{CachedToken, Lease, TokenStore};
 pub use writer::{LogWriter, LogWriterConfig, LogWriterStats};

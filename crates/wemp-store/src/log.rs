@@ -1,40 +1,416 @@
-//! The message log: every inbound message, the reply sent, and what happened.
+//! The message log, and the one record of a handled request it keeps: [`DeliveryRecord`].
+//!
+//! The server emits a [`DeliveryRecord`] for every request it handles (`wemp-server`'s
+//! observers), every backend stores it as it is, the console shows it and `wemp log` prints
+//! it. One entry stands for one message: later deliveries of the same message (WeChat's
+//! retries, on this instance or another) are folded into it by [`merge`] when the log is
+//! read, so [`DeliveryRecord::attempts`] counts them; rejected requests are entries of their
+//! own.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use wemp_proto::{Incoming, Mode, ReferenceCode, RejectReason};
 
 use crate::Result;
 
-/// One handled delivery.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct LogEntry {
-    /// When the request arrived, milliseconds since the Unix epoch.
+/// WeChat abandons a try after this long (and retries the message, up to three tries).
+pub const WECHAT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How dedup classified a delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DedupOutcome {
+    /// The first delivery of the message: it ran the handler.
+    New = 0,
+    /// A retry that arrived while the handler ran, and waited for its reply.
+    Joined = 1,
+    /// A retry after the handler finished: the stored reply was sent again.
+    Cached = 2,
+}
+
+impl DedupOutcome {
+    /// `new`, `joined` or `cached`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Joined => "joined",
+            Self::Cached => "cached",
+        }
+    }
+}
+
+/// What happened to a late reply (one that missed the passive-reply deadline, or was
+/// deferred): the late-reply sink's result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SinkOutcome {
+    /// Sent to the user.
+    Delivered,
+    /// The user has not interacted within 48 hours (errcode 45015): customer-service
+    /// messages are not allowed.
+    WindowExpired,
+    /// Customer-service message quota or rate exceeded (errcode 45047).
+    QuotaExceeded,
+    /// The sink cannot carry this kind of reply (e.g. transfer to customer service).
+    Unsupported,
+    /// Only logged; not sent anywhere.
+    Logged,
+    /// Another failure (errcode when the API gave one).
+    Failed {
+        /// The platform's `errcode`, if any.
+        errcode: Option<i64>,
+        /// A description (never containing a credential).
+        message: String,
+    },
+}
+
+impl SinkOutcome {
+    /// Maps a platform `errcode` (0 is success).
+    pub fn from_errcode(errcode: i64, errmsg: impl Into<String>) -> Self {
+        match errcode {
+            0 => Self::Delivered,
+            45015 => Self::WindowExpired,
+            45047 => Self::QuotaExceeded,
+            _ => Self::Failed { errcode: Some(errcode), message: errmsg.into() },
+        }
+    }
+
+    /// A short label, used in metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::WindowExpired => "window_expired",
+            Self::QuotaExceeded => "quota_exceeded",
+            Self::Unsupported => "unsupported",
+            Self::Logged => "logged",
+            Self::Failed { .. } => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for SinkOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Delivered => f.write_str("delivered"),
+            Self::WindowExpired => f.write_str("48-hour customer-service window expired (45015)"),
+            Self::QuotaExceeded => f.write_str("customer-service quota exceeded (45047)"),
+            Self::Unsupported => f.write_str("reply type cannot be sent as a customer-service message"),
+            Self::Logged => f.write_str("logged only"),
+            Self::Failed { errcode: Some(c), message } => write!(f, "failed ({c}): {message}"),
+            Self::Failed { errcode: None, message } => write!(f, "failed: {message}"),
+        }
+    }
+}
+
+/// What became of a request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RecordOutcome {
+    /// Answered on the HTTP response: [`DeliveryRecord::reply_xml`] holds the reply (plain
+    /// XML before encryption) or `success`.
+    Answered,
+    /// The handler failed or panicked; answered per the server's error policy
+    /// ([`DeliveryRecord::error`] says why).
+    HandlerError,
+    /// The budget ran out (or the handler deferred): `success` was answered. When this
+    /// delivery ran the handler, a [`RecordOutcome::Late`] record follows.
+    Deadline,
+    /// The follow-up of a [`RecordOutcome::Deadline`] record: the handler's reply went to
+    /// the late sink with this result (`None`: the handler ended without a reply, so
+    /// nothing was sent). Read back from the log, the message's entry ends this way.
+    Late {
+        /// The sink's result.
+        sink: Option<SinkOutcome>,
+    },
+    /// A URL verification (GET) succeeded.
+    Verified,
+    /// The request was refused ([`DeliveryRecord::rejection`] says why).
+    Rejected,
+}
+
+impl RecordOutcome {
+    /// A short label: `answered`, `handler_error`, `deadline`, `late:<sink label>`
+    /// (`late:none` without a reply), `verified`, `rejected`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Answered => "answered",
+            Self::HandlerError => "handler_error",
+            Self::Deadline => "deadline",
+            Self::Late { sink: None } => "late:none",
+            Self::Late { sink: Some(s) } => match s {
+                SinkOutcome::Delivered => "late:delivered",
+                SinkOutcome::WindowExpired => "late:window_expired",
+                SinkOutcome::QuotaExceeded => "late:quota_exceeded",
+                SinkOutcome::Unsupported => "late:unsupported",
+                SinkOutcome::Logged => "late:logged",
+                SinkOutcome::Failed { .. } => "late:failed",
+            },
+            Self::Verified => "verified",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+/// Why a request was refused: the same facts as the 4xx answer and the `warn` log line.
+/// Never holds a token, key or signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectionRecord {
+    /// The reason, as counted in metrics.
+    pub reason: RejectReason,
+    /// The reference implementation's code (`-40001` …), when one applies.
+    pub code: Option<i32>,
+    /// The parameter at fault (`msg_signature`, `timestamp`, `Encrypt`, `body` …).
+    pub param: Cow<'static, str>,
+    /// The one-line diagnostic.
+    pub message: String,
+}
+
+impl RejectionRecord {
+    /// The short name of [`code`](Self::code) (`bad signature` …), as [`ReferenceCode::name`].
+    pub fn code_name(&self) -> Option<&'static str> {
+        self.code.and_then(ReferenceCode::from_code).map(ReferenceCode::name)
+    }
+}
+
+/// One handled request (or the late follow-up of one), as the server emits it and the
+/// message log keeps it. `Clone + Serialize + Deserialize` (JSON for a live console and
+/// `wemp log --json`); the server shares it as `Arc<DeliveryRecord>`.
+///
+/// Fields the request never got to are `None`: a request rejected for its signature has a
+/// mode, its query and headers, but no message. OpenIDs are in full; shorten them where you
+/// show them. In JSON, `msg_id` is a string (MsgIds exceed 2^53, where JavaScript's numbers
+/// stop being exact) and `latency` is `latency_us`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DeliveryRecord {
+    /// Numbers the records of one server process; a [`RecordOutcome::Late`] follow-up
+    /// repeats its delivery's id. (The log numbers its entries itself: 0 when read back.)
+    #[serde(default)]
+    pub id: u64,
+    /// When the request arrived, milliseconds since the Unix epoch (system clock).
     pub received_at_ms: i64,
-    /// The account's appid (or its configured name when it has none).
-    pub appid: String,
-    /// The user's OpenID (`FromUserName`).
-    pub openid: String,
-    /// `MsgId` for messages.
-    pub msg_id: Option<u64>,
-    /// The dedup key of the delivery.
-    pub dedup_key: String,
+    /// The account's appid (or its configured name when it has none), once known.
+    pub appid: Option<String>,
+    /// The sender's OpenID (`FromUserName`).
+    pub openid: Option<String>,
     /// `MsgType`.
-    pub msg_type: String,
+    pub msg_type: Option<String>,
     /// `Event`, for events.
     pub event: Option<String>,
-    /// `plain`, `compatible` or `safe`.
-    pub mode: String,
-    /// `new`, `joined` or `cached`.
-    pub dedup: String,
-    /// A one-line summary of the message (text content, event key, …).
-    pub summary: String,
-    /// The inbound XML after decryption.
-    pub raw_xml: String,
-    /// The reply XML sent (plain), or `success`.
+    /// `MsgId`, for ordinary messages.
+    #[serde(with = "id_string")]
+    pub msg_id: Option<u64>,
+    /// The dedup key (`<appid>:msg:<openid>:<msgid>` or `<appid>:event:…`): the deliveries
+    /// of one message share it.
+    pub dedup_key: Option<String>,
+    /// The mode the request arrived in.
+    pub mode: Option<Mode>,
+    /// How dedup classified the delivery (`None` when the dedup store failed or for
+    /// requests that never got that far). Read back from the log: the first delivery's.
+    pub dedup: Option<DedupOutcome>,
+    /// A one-line summary ([`Incoming::summary`]).
+    pub summary: Option<String>,
+    /// The message XML after decryption.
+    pub raw_xml: Option<Arc<str>>,
+    /// The reply sent (plain XML, before encryption) or `success`; for a
+    /// [`RecordOutcome::Late`] record, the reply handed to the sink.
     pub reply_xml: Option<String>,
-    /// What happened to the reply: `sent`, `deadline_success`, `late_sink:<result>`, `error`.
-    pub outcome: String,
-    /// Time to answer, milliseconds.
-    pub latency_ms: u64,
-    /// Handler or delivery error, if any.
+    /// What became of it.
+    pub outcome: RecordOutcome,
+    /// The HTTP status answered (0 in a late follow-up).
+    pub status: u16,
+    /// Time from arrival to the answer (in a late follow-up: to the sink's result).
+    #[serde(rename = "latency_us", with = "micros")]
+    pub latency: Duration,
+    /// The router rule that handled the message (`fallback`, `none`, or the rule's
+    /// matcher), when the handler ran here.
+    pub handler: Option<Arc<str>>,
+    /// The handler's error (or panic message), or another failure on the way.
     pub error: Option<String>,
+    /// Why the request was refused, for [`RecordOutcome::Rejected`].
+    pub rejection: Option<RejectionRecord>,
+    /// The peer address of the connection (a proxy's, behind one: see the
+    /// `X-Forwarded-For` header).
+    pub peer: Option<SocketAddr>,
+    /// The query parameters as received (percent-decoded; the first of a repeated name).
+    /// None of WeChat's parameters is a secret.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// The request headers as received (names lowercase, repeated ones joined with `, `),
+    /// less `Cookie` and `Authorization`, which WeChat never sends.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// How many deliveries of the message this entry stands for: 1 for one delivery;
+    /// read back from the log, WeChat's retries are counted here.
+    #[serde(default = "one")]
+    pub attempts: u32,
+}
+
+const fn one() -> u32 {
+    1
+}
+
+impl Default for DeliveryRecord {
+    fn default() -> Self {
+        Self::new(0, 0)
+    }
+}
+
+impl DeliveryRecord {
+    /// An empty record numbered `id`, for a request that arrived at `received_at_ms`
+    /// (outcome [`RecordOutcome::Answered`] until said otherwise, one attempt).
+    pub fn new(id: u64, received_at_ms: i64) -> Self {
+        Self {
+            id,
+            received_at_ms,
+            appid: None,
+            openid: None,
+            msg_type: None,
+            event: None,
+            msg_id: None,
+            dedup_key: None,
+            mode: None,
+            dedup: None,
+            summary: None,
+            raw_xml: None,
+            reply_xml: None,
+            outcome: RecordOutcome::Answered,
+            status: 0,
+            latency: Duration::ZERO,
+            handler: None,
+            error: None,
+            rejection: None,
+            peer: None,
+            query: BTreeMap::new(),
+            headers: BTreeMap::new(),
+            attempts: 1,
+        }
+    }
+
+    /// Fills the message fields (sender, type, event, `MsgId`, summary) from a typed message.
+    pub fn describe(&mut self, msg: &Incoming) {
+        self.openid = Some(msg.header().from.clone());
+        self.msg_type = Some(msg.kind().as_str().to_owned());
+        self.event = msg.event().map(|e| e.kind().as_str().to_owned());
+        self.msg_id = msg.msg_id();
+        self.summary = Some(msg.summary());
+    }
+
+    /// Whether this delivery was answered in time for WeChat to take the answer (not a
+    /// rejection, a failed handler or a `success` after the deadline, and within
+    /// [`WECHAT_TIMEOUT`]).
+    pub fn answered_in_time(&self) -> bool {
+        matches!(self.outcome, RecordOutcome::Answered) && self.latency <= WECHAT_TIMEOUT
+    }
+
+    /// The latency in whole milliseconds.
+    pub fn latency_ms(&self) -> u64 {
+        u64::try_from(self.latency.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Folds a later delivery of the same message (or its late follow-up) into this entry:
+    /// [`attempts`](Self::attempts) adds up, and the outcome, status, latency, reply and
+    /// error become those of the delivery that answered — the first one WeChat took in
+    /// time, else the latest; a late follow-up sets the outcome to the sink's result. The
+    /// message, its query and headers stay those of the first delivery.
+    pub fn absorb(&mut self, later: &Self) {
+        if let RecordOutcome::Late { .. } = later.outcome {
+            // Not a delivery: the result of this entry's deadline.
+            self.outcome = later.outcome.clone();
+            if later.reply_xml.is_some() {
+                self.reply_xml.clone_from(&later.reply_xml);
+            }
+            if later.error.is_some() {
+                self.error.clone_from(&later.error);
+            }
+            return;
+        }
+        self.attempts = self.attempts.saturating_add(later.attempts);
+        if self.answered_in_time() || matches!(self.outcome, RecordOutcome::Late { .. }) {
+            return;
+        }
+        self.outcome = later.outcome.clone();
+        self.status = later.status;
+        self.latency = later.latency;
+        self.reply_xml.clone_from(&later.reply_xml);
+        self.error.clone_from(&later.error);
+        if self.handler.is_none() {
+            self.handler.clone_from(&later.handler);
+        }
+    }
+
+    /// Whether later deliveries of the same message fold into this one: it has a dedup key
+    /// and was not rejected.
+    fn merges(&self) -> bool {
+        self.dedup_key.as_deref().is_some_and(|k| !k.is_empty()) && self.outcome != RecordOutcome::Rejected
+    }
+}
+
+/// Serializes an id as a string (and reads a string or a number).
+mod id_string {
+    use super::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.collect_str(v),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Id {
+            Number(u64),
+            Text(String),
+        }
+        match Option::<Id>::deserialize(d)? {
+            None => Ok(None),
+            Some(Id::Number(n)) => Ok(Some(n)),
+            Some(Id::Text(t)) => t.parse().map(Some).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// A duration as whole microseconds.
+mod micros {
+    use super::{Deserialize, Deserializer, Duration, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_micros)
+    }
+}
+
+/// Folds rows read from a log (id order) into entries, one per message: a row whose dedup
+/// key an earlier row of `rows` has is [absorbed](DeliveryRecord::absorb) into that row's
+/// entry; rejected requests and rows without a key stay entries of their own. A late
+/// follow-up or retry whose first delivery is not among `rows` stays an entry too.
+pub fn merge(rows: Vec<(i64, DeliveryRecord)>) -> Vec<(i64, DeliveryRecord)> {
+    let mut out: Vec<(i64, DeliveryRecord)> = Vec::with_capacity(rows.len());
+    let mut by_key: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (id, row) in rows {
+        if row.merges() {
+            let key = row.dedup_key.clone().unwrap_or_default();
+            if let Some(&at) = by_key.get(&key) {
+                out[at].1.absorb(&row);
+                continue;
+            }
+            by_key.insert(key, out.len());
+        }
+        out.push((id, row));
+    }
+    out
 }
 
 /// A filter over the log.
@@ -57,30 +433,162 @@ pub struct LogQuery {
 
 impl LogQuery {
     /// Whether the entry with row id `id` passes every filter (all but `limit`).
-    pub fn matches(&self, id: i64, entry: &LogEntry) -> bool {
-        self.appid.as_ref().is_none_or(|a| *a == entry.appid)
-            && self.openid.as_ref().is_none_or(|o| *o == entry.openid)
-            && self.msg_type.as_ref().is_none_or(|t| *t == entry.msg_type)
+    pub fn matches(&self, id: i64, entry: &DeliveryRecord) -> bool {
+        fn is(want: Option<&String>, have: Option<&String>) -> bool {
+            want.is_none_or(|w| have.is_some_and(|h| h == w))
+        }
+        is(self.appid.as_ref(), entry.appid.as_ref())
+            && is(self.openid.as_ref(), entry.openid.as_ref())
+            && is(self.msg_type.as_ref(), entry.msg_type.as_ref())
             && self.since_ms.is_none_or(|s| entry.received_at_ms >= s)
             && self.after_id.is_none_or(|a| id > a)
     }
 }
 
 /// Durable message log storage.
+///
+/// Backends append every record they are given, in order, as rows with growing ids;
+/// readers fold a message's deliveries into one entry with [`merge`] ([`MessageLog::entries`]).
 #[async_trait::async_trait]
 pub trait MessageLog: Send + Sync + 'static {
-    /// Appends entries in order.
-    async fn append(&self, entries: &[LogEntry]) -> Result<()>;
+    /// Appends records in order.
+    async fn append(&self, entries: &[DeliveryRecord]) -> Result<()>;
 
     /// Appends a batch the caller shares (the [`crate::LogWriter`] does, to retry it without a
     /// copy). Backends that hand the batch to another thread override this to avoid cloning
-    /// every entry; the default appends a borrowed slice.
-    async fn append_shared(&self, entries: std::sync::Arc<[LogEntry]>) -> Result<()> {
+    /// every record; the default appends a borrowed slice.
+    async fn append_shared(&self, entries: std::sync::Arc<[DeliveryRecord]>) -> Result<()> {
         self.append(&entries).await
     }
 
-    /// Entries matching `query` in row-id order (oldest first), with their row ids.
+    /// Rows matching `query` in row-id order (oldest first), with their row ids: one per
+    /// record appended (not merged).
     ///
     /// Row ids grow with every append, so `after_id` follows the log.
-    async fn query(&self, query: &LogQuery) -> Result<Vec<(i64, LogEntry)>>;
+    async fn query(&self, query: &LogQuery) -> Result<Vec<(i64, DeliveryRecord)>>;
+
+    /// Entries matching `query`, one per message: [`query`](Self::query)'s rows folded by
+    /// [`merge`], each with the row id of its first delivery. With a `limit`, the rows of
+    /// the entries returned are read a little past the last one (WeChat's retries come
+    /// within [`WECHAT_TIMEOUT`]s of each other, so a minute covers them), and a retry whose
+    /// first delivery is before `after_id` is left out: paging on with `after_id` set to the
+    /// last id returned shows each message once.
+    async fn entries(&self, query: &LogQuery) -> Result<Vec<(i64, DeliveryRecord)>> {
+        let Some(limit) = query.limit else {
+            return Ok(entries_of(self.query(query).await?, query));
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // Pages of rows until `limit` entries are complete: a minute of rows past the
+        // first delivery of the last one.
+        let page = limit.saturating_mul(2).max(64);
+        let mut rows = Vec::new();
+        let mut q = LogQuery { limit: Some(page), ..query.clone() };
+        loop {
+            let got = self.query(&q).await?;
+            let full = got.len() == page;
+            q.after_id = got.last().map(|(id, _)| *id).or(q.after_id);
+            rows.extend(got);
+            if !full {
+                break;
+            }
+            let heads = heads(&rows, query.after_id.is_some());
+            if let (Some(&nth), Some((_, last))) = (heads.get(limit - 1), rows.last())
+                && last.received_at_ms > nth.saturating_add(MERGE_WINDOW_MS)
+            {
+                break;
+            }
+        }
+        let mut entries = entries_of(rows, query);
+        entries.truncate(limit);
+        Ok(entries)
+    }
+}
+
+/// How far past a message's first delivery a paged read looks for its retries.
+const MERGE_WINDOW_MS: i64 = 60_000;
+
+/// Whether a row is a retry or the late follow-up of a delivery (not the first delivery).
+fn follows(row: &DeliveryRecord) -> bool {
+    matches!(row.dedup, Some(DedupOutcome::Joined | DedupOutcome::Cached))
+        || matches!(row.outcome, RecordOutcome::Late { .. })
+}
+
+/// `received_at_ms` of the rows that start an entry, in order.
+fn heads(rows: &[(i64, DeliveryRecord)], paging: bool) -> Vec<i64> {
+    let mut keys = std::collections::HashMap::new();
+    rows.iter()
+        .filter(|(_, r)| {
+            !r.merges()
+                || match keys.entry(r.dedup_key.as_deref()) {
+                    std::collections::hash_map::Entry::Occupied(_) => false,
+                    std::collections::hash_map::Entry::Vacant(v) => *v.insert(!(paging && follows(r))),
+                }
+        })
+        .map(|(_, r)| r.received_at_ms)
+        .collect()
+}
+
+/// [`merge`], less the stragglers of an earlier page when paging on with `after_id`: the
+/// rows of a message whose first row here is a retry or a follow-up.
+fn entries_of(mut rows: Vec<(i64, DeliveryRecord)>, query: &LogQuery) -> Vec<(i64, DeliveryRecord)> {
+    if query.after_id.is_some() {
+        let mut kept = std::collections::HashMap::new();
+        rows.retain(|(_, r)| !r.merges() || *kept.entry(r.dedup_key.clone()).or_insert_with(|| !follows(r)));
+    }
+    merge(rows)
+}
+
+/// A dedup outcome as older versions wrote it.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) fn legacy_dedup(s: &str) -> Option<DedupOutcome> {
+    match s {
+        "new" => Some(DedupOutcome::New),
+        "joined" => Some(DedupOutcome::Joined),
+        "cached" => Some(DedupOutcome::Cached),
+        _ => None,
+    }
+}
+
+/// An outcome as older versions wrote it (`sent`, `error`, `deadline_success`,
+/// `late_sink:<result>`, `rejected:<reason>`), typed; a rejection's diagnostic was kept
+/// as the error (`<code> <message>`).
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) fn legacy_outcome(s: &str, error: Option<&str>) -> (RecordOutcome, Option<RejectionRecord>) {
+    let sink = |label: &str| match label {
+        "delivered" => Some(SinkOutcome::Delivered),
+        "window_expired" => Some(SinkOutcome::WindowExpired),
+        "quota_exceeded" => Some(SinkOutcome::QuotaExceeded),
+        "unsupported" => Some(SinkOutcome::Unsupported),
+        "logged" => Some(SinkOutcome::Logged),
+        "failed" => {
+            Some(SinkOutcome::Failed { errcode: None, message: error.unwrap_or_default().to_owned() })
+        }
+        _ => None,
+    };
+    match s.split_once(':') {
+        Some(("late_sink", label)) => (RecordOutcome::Late { sink: sink(label) }, None),
+        Some(("rejected", reason)) => {
+            let reason = RejectReason::ALL.iter().copied().find(|r| r.as_str() == reason);
+            let message = error.unwrap_or_default();
+            let (code, message) = match message.split_once(' ') {
+                Some((c, rest)) if c.parse::<i32>().is_ok() => (c.parse().ok(), rest),
+                _ => (None, message),
+            };
+            let rejection = reason.map(|reason| RejectionRecord {
+                reason,
+                code,
+                param: "".into(),
+                message: message.to_owned(),
+            });
+            (RecordOutcome::Rejected, rejection)
+        }
+        _ => match s {
+            "sent" => (RecordOutcome::Answered, None),
+            "deadline_success" => (RecordOutcome::Deadline, None),
+            "rejected" => (RecordOutcome::Rejected, None),
+            _ => (RecordOutcome::HandlerError, None),
+        },
+    }
 }

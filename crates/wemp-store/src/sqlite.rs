@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
-use crate::log::{LogEntry, LogQuery, MessageLog};
+use crate::log::{DeliveryRecord, LogQuery, MessageLog};
 use crate::session::{SessionStore, Versioned};
 use crate::{Result, StoreError, now_ms, ttl_ms};
 
@@ -227,7 +227,7 @@ pub struct SqliteMessageLog {
     db: SqliteDatabase,
     /// The last batch written through [`MessageLog::append_shared`]: a retry of it is not
     /// written again. (Held weakly, its allocation cannot be reused for another batch.)
-    written: Arc<Mutex<Option<std::sync::Weak<[LogEntry]>>>>,
+    written: Arc<Mutex<Option<std::sync::Weak<[DeliveryRecord]>>>>,
 }
 
 impl SqliteMessageLog {
@@ -279,7 +279,7 @@ thread_local! {
 /// A larger encoding buffer is freed after use rather than kept for the next batch.
 const MAX_KEPT_BUFFER: usize = 4 << 20;
 
-fn append_log(c: &mut Connection, entries: &[LogEntry]) -> Result<()> {
+fn append_log(c: &mut Connection, entries: &[DeliveryRecord]) -> Result<()> {
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_err)?;
     {
         let first: i64 = tx
@@ -369,7 +369,7 @@ fn delete_log_before(c: &mut Connection, before_ms: i64) -> Result<u64> {
 }
 
 /// Rows of the `message_log` table (written before segments), then entries of segments.
-fn query_log(c: &mut Connection, query: &LogQuery) -> Result<Vec<(i64, LogEntry)>> {
+fn query_log(c: &mut Connection, query: &LogQuery) -> Result<Vec<(i64, DeliveryRecord)>> {
     let limit = query.limit.unwrap_or(usize::MAX);
     if limit == 0 {
         return Ok(Vec::new());
@@ -416,7 +416,7 @@ fn query_log(c: &mut Connection, query: &LogQuery) -> Result<Vec<(i64, LogEntry)
 }
 
 /// Matching rows of the `message_log` table, as earlier versions wrote them.
-fn query_rows(c: &Connection, query: &LogQuery) -> Result<Vec<(i64, LogEntry)>> {
+fn query_rows(c: &Connection, query: &LogQuery) -> Result<Vec<(i64, DeliveryRecord)>> {
     let query = query.clone();
     let mut sql = format!("SELECT id, {LOG_COLUMNS} FROM message_log WHERE 1 = 1");
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
@@ -446,26 +446,27 @@ fn query_rows(c: &Connection, query: &LogQuery) -> Result<Vec<(i64, LogEntry)>> 
     let mut stmt = c.prepare(&sql).map_err(sql_err)?;
     let rows = stmt
         .query_map(rusqlite::params_from_iter(args), |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                LogEntry {
-                    received_at_ms: r.get(1)?,
-                    appid: r.get(2)?,
-                    openid: r.get(3)?,
-                    msg_id: r.get::<_, Option<i64>>(4)?.map(|m| m as u64),
-                    dedup_key: r.get(5)?,
-                    msg_type: r.get(6)?,
-                    event: r.get(7)?,
-                    mode: r.get(8)?,
-                    dedup: r.get(9)?,
-                    summary: r.get(10)?,
-                    raw_xml: r.get(11)?,
-                    reply_xml: r.get(12)?,
-                    outcome: r.get(13)?,
-                    latency_ms: r.get::<_, i64>(14)?.max(0) as u64,
-                    error: r.get(15)?,
-                },
-            ))
+            Ok((r.get::<_, i64>(0)?, {
+                let mut e = DeliveryRecord::new(0, r.get(1)?);
+                let some = |s: String| (!s.is_empty()).then_some(s);
+                e.appid = some(r.get(2)?);
+                e.openid = some(r.get(3)?);
+                e.msg_id = r.get::<_, Option<i64>>(4)?.map(|m| m as u64);
+                e.dedup_key = some(r.get(5)?);
+                e.msg_type = some(r.get(6)?);
+                e.event = r.get(7)?;
+                e.mode = serde_json::from_value(serde_json::Value::String(r.get(8)?)).ok();
+                e.dedup = crate::log::legacy_dedup(&r.get::<_, String>(9)?);
+                e.summary = some(r.get(10)?);
+                e.raw_xml = some(r.get(11)?).map(Into::into);
+                e.reply_xml = r.get(12)?;
+                e.latency = Duration::from_millis(r.get::<_, i64>(14)?.max(0) as u64);
+                e.error = r.get(15)?;
+                (e.outcome, e.rejection) =
+                    crate::log::legacy_outcome(&r.get::<_, String>(13)?, e.error.as_deref());
+                e.status = if e.outcome == crate::log::RecordOutcome::Rejected { 400 } else { 200 };
+                e
+            }))
         })
         .map_err(sql_err)?;
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql_err)
@@ -473,7 +474,7 @@ fn query_rows(c: &Connection, query: &LogQuery) -> Result<Vec<(i64, LogEntry)>> 
 
 #[async_trait::async_trait]
 impl MessageLog for SqliteMessageLog {
-    async fn append(&self, entries: &[LogEntry]) -> Result<()> {
+    async fn append(&self, entries: &[DeliveryRecord]) -> Result<()> {
         self.append_shared(entries.into()).await
     }
 
@@ -481,7 +482,7 @@ impl MessageLog for SqliteMessageLog {
     /// written is not written twice: a first try that outlived the writer's timeout — the
     /// blocking write goes on after the wait is abandoned — has written it by the time the
     /// retry reaches the connection.
-    async fn append_shared(&self, entries: Arc<[LogEntry]>) -> Result<()> {
+    async fn append_shared(&self, entries: Arc<[DeliveryRecord]>) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -499,7 +500,7 @@ impl MessageLog for SqliteMessageLog {
             .await
     }
 
-    async fn query(&self, query: &LogQuery) -> Result<Vec<(i64, LogEntry)>> {
+    async fn query(&self, query: &LogQuery) -> Result<Vec<(i64, DeliveryRecord)>> {
         let query = query.clone();
         self.db.call(move |c| query_log(c, &query)).await
     }
@@ -673,7 +674,9 @@ mod tests {
     async fn reopen_keeps_data_and_schema() {
         let file = temp_file("reopen");
         let log = SqliteMessageLog::open(&file.0).await.unwrap();
-        let entry = LogEntry { appid: "wx1".into(), msg_id: Some(u64::MAX), ..LogEntry::default() };
+        let mut entry = DeliveryRecord::new(0, 0);
+        entry.appid = Some("wx1".into());
+        entry.msg_id = Some(u64::MAX);
         log.append(std::slice::from_ref(&entry)).await.unwrap();
         drop(log);
 
@@ -712,7 +715,7 @@ mod tests {
         let query = LogQuery { openid: Some("o1".into()), ..LogQuery::default() };
         let rows = db.message_log().query(&query).await.unwrap();
         assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0].1.raw_xml, "<xml/>");
+        assert_eq!(rows[0].1.raw_xml.as_deref(), Some("<xml/>"));
         let indexes: Vec<String> = db
             .call(|c| {
                 let mut stmt = c
@@ -744,7 +747,7 @@ mod tests {
     async fn delete_before_and_purge() {
         let db = SqliteDatabase::open_in_memory().unwrap();
         let log = db.message_log();
-        let at = |ms| LogEntry { received_at_ms: ms, ..LogEntry::default() };
+        let at = |ms| DeliveryRecord { received_at_ms: ms, ..DeliveryRecord::default() };
         log.append(&[at(1), at(2), at(3)]).await.unwrap();
         assert_eq!(log.delete_before(3).await.unwrap(), 2);
         assert_eq!(log.query(&LogQuery::default()).await.unwrap(), [(3, at(3))]);
@@ -756,19 +759,20 @@ mod tests {
         assert_eq!(sessions.load("kept").await.unwrap().unwrap().version, 1);
     }
 
-    fn at(ms: i64, openid: &str) -> LogEntry {
-        LogEntry {
-            received_at_ms: ms,
-            appid: "wx1".into(),
-            openid: openid.into(),
-            msg_type: if ms % 2 == 0 { "text" } else { "event" }.into(),
-            raw_xml: format!("<xml><N>{ms}</N></xml>"),
-            reply_xml: (ms % 3 == 0).then(|| "success".into()),
-            ..LogEntry::default()
-        }
+    fn at(ms: i64, openid: &str) -> DeliveryRecord {
+        let mut e = DeliveryRecord::new(0, ms);
+        e.appid = Some("wx1".into());
+        e.openid = Some(openid.into());
+        e.msg_type = Some(if ms % 2 == 0 { "text" } else { "event" }.into());
+        e.raw_xml = Some(format!("<xml><N>{ms}</N></xml>").into());
+        e.reply_xml = (ms % 3 == 0).then(|| "success".into());
+        e.mode = Some(wemp_proto::Mode::Plain);
+        e.dedup = Some(crate::log::DedupOutcome::New);
+        e.status = 200;
+        e
     }
 
-    async fn all(log: &SqliteMessageLog) -> Vec<(i64, LogEntry)> {
+    async fn all(log: &SqliteMessageLog) -> Vec<(i64, DeliveryRecord)> {
         log.query(&LogQuery::default()).await.unwrap()
     }
 
@@ -785,7 +789,7 @@ mod tests {
         let file = temp_file("segments");
         let db = SqliteDatabase::open(&file.0).await.unwrap();
         let log = db.message_log();
-        let first: Vec<LogEntry> = (0..300).map(|n| at(n, "o1")).collect();
+        let first: Vec<DeliveryRecord> = (0..300).map(|n| at(n, "o1")).collect();
         log.append(&first).await.unwrap();
         log.append(&[at(300, "o2")]).await.unwrap();
         assert_eq!(segments(&db).await, 2);
@@ -811,12 +815,12 @@ mod tests {
         let db = SqliteDatabase::open_in_memory().unwrap();
         let log = db.message_log();
         for batch in 0..5 {
-            let entries: Vec<LogEntry> =
+            let entries: Vec<DeliveryRecord> =
                 (0..10).map(|n| at(batch * 10 + n, if n % 3 == 0 { "o3" } else { "ox" })).collect();
             log.append(&entries).await.unwrap();
         }
         let expect = |q: &LogQuery| -> Vec<i64> {
-            let all: Vec<(i64, LogEntry)> =
+            let all: Vec<(i64, DeliveryRecord)> =
                 (0..50).map(|n| (n + 1, at(n, if n % 10 % 3 == 0 { "o3" } else { "ox" }))).collect();
             let hits = all.iter().filter(|(id, e)| q.matches(*id, e)).map(|r| r.0);
             hits.take(q.limit.unwrap_or(usize::MAX)).collect()
@@ -851,7 +855,7 @@ mod tests {
         let db = SqliteDatabase::open_in_memory().unwrap();
         let log = db.message_log();
         let n = MAX_SEGMENT * 2 + 5;
-        let entries: Vec<LogEntry> = (0..n as i64).map(|i| at(i, "o")).collect();
+        let entries: Vec<DeliveryRecord> = (0..n as i64).map(|i| at(i, "o")).collect();
         log.append(&entries).await.unwrap();
         assert_eq!(segments(&db).await, 3);
         for after in [0, 1, MAX_SEGMENT as i64 - 1, MAX_SEGMENT as i64, 2 * MAX_SEGMENT as i64 + 3] {
@@ -884,7 +888,7 @@ mod tests {
     #[tokio::test]
     async fn migrates_a_version_2_file_keeping_rows_and_ids() {
         let file = temp_file("v2");
-        let old: Vec<LogEntry> = (0..5).map(|n| at(n, if n % 2 == 0 { "o1" } else { "o2" })).collect();
+        let old: Vec<DeliveryRecord> = (0..5).map(|n| at(n, if n % 2 == 0 { "o1" } else { "o2" })).collect();
         {
             // A file as wemp with schema version 2 left it, the last rows deleted.
             let db = SqliteDatabase::open(&file.0).await.unwrap();
@@ -906,16 +910,16 @@ mod tests {
                         e.appid,
                         e.openid,
                         e.msg_id.map(|m| m as i64),
-                        e.dedup_key,
+                        e.dedup_key.as_deref().unwrap_or_default(),
                         e.msg_type,
                         e.event,
-                        e.mode,
-                        e.dedup,
-                        e.summary,
-                        e.raw_xml,
+                        e.mode.map_or("", wemp_proto::Mode::as_str),
+                        e.dedup.map_or("", crate::log::DedupOutcome::as_str),
+                        e.summary.as_deref().unwrap_or_default(),
+                        e.raw_xml.as_deref().unwrap_or_default(),
                         e.reply_xml,
-                        e.outcome,
-                        e.latency_ms as i64,
+                        "sent",
+                        e.latency_ms() as i64,
                         e.error
                     ],
                 )

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::log::{LogEntry, MessageLog};
+use crate::log::{DeliveryRecord, MessageLog};
 
 /// Settings for a [`LogWriter`].
 #[derive(Clone, Debug)]
@@ -142,7 +142,7 @@ impl LogWriterStats {
 }
 
 enum Command {
-    Entry(Box<LogEntry>),
+    Entry(Box<DeliveryRecord>),
     Flush(oneshot::Sender<()>),
     Shutdown,
 }
@@ -180,7 +180,7 @@ impl LogWriter {
 
     /// Queues `entry` without waiting; returns whether it was queued. An entry that does not
     /// fit is counted in [`LogWriterStats::dropped_queue_full`].
-    pub fn log(&self, entry: LogEntry) -> bool {
+    pub fn log(&self, entry: DeliveryRecord) -> bool {
         match self.tx.try_send(Command::Entry(Box::new(entry))) {
             Ok(()) => {
                 // The task lingers without waking for every entry; a full batch cuts it short.
@@ -285,7 +285,7 @@ async fn run(
             };
         }
         if !batch.is_empty() {
-            let shared: Arc<[LogEntry]> = std::mem::take(&mut batch).into();
+            let shared: Arc<[DeliveryRecord]> = std::mem::take(&mut batch).into();
             write_batch(&*log, shared, &config, &stats, started).await;
         }
         // Every entry queued before these flushes is in a batch written by now.
@@ -309,7 +309,7 @@ async fn linger(rx: &mut mpsc::Receiver<Command>, wake: &Notify, deadline: Insta
 
 async fn write_batch(
     log: &dyn MessageLog,
-    batch: Arc<[LogEntry]>,
+    batch: Arc<[DeliveryRecord]>,
     config: &LogWriterConfig,
     stats: &LogWriterStats,
     started: Instant,

@@ -6,10 +6,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use wemp_store::memory::MemoryMessageLog;
-use wemp_store::{LogEntry, LogQuery, LogWriter, LogWriterConfig, MessageLog, Result, StoreError};
+use wemp_store::{DeliveryRecord, LogQuery, LogWriter, LogWriterConfig, MessageLog, Result, StoreError};
 
-fn entry(n: usize) -> LogEntry {
-    LogEntry { appid: "wx1".to_owned(), summary: format!("m{n}"), ..LogEntry::default() }
+fn entry(n: usize) -> DeliveryRecord {
+    let mut e = DeliveryRecord::default();
+    e.appid = Some("wx1".to_owned());
+    e.summary = Some(format!("m{n}"));
+    e
 }
 
 /// A log in front of a memory log that can be held shut (appends wait) or made to fail,
@@ -33,13 +36,19 @@ impl TestLog {
     }
 
     async fn summaries(&self) -> Vec<String> {
-        self.inner.query(&LogQuery::default()).await.unwrap().into_iter().map(|(_, e)| e.summary).collect()
+        self.inner
+            .query(&LogQuery::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| e.summary.unwrap_or_default())
+            .collect()
     }
 }
 
 #[async_trait::async_trait]
 impl MessageLog for TestLog {
-    async fn append(&self, entries: &[LogEntry]) -> Result<()> {
+    async fn append(&self, entries: &[DeliveryRecord]) -> Result<()> {
         if let Some(gate) = &self.gate {
             gate.subscribe().wait_for(|open| *open).await.unwrap();
         }
@@ -51,7 +60,7 @@ impl MessageLog for TestLog {
         self.inner.append(entries).await
     }
 
-    async fn query(&self, query: &LogQuery) -> Result<Vec<(i64, LogEntry)>> {
+    async fn query(&self, query: &LogQuery) -> Result<Vec<(i64, DeliveryRecord)>> {
         self.inner.query(query).await
     }
 }
@@ -161,7 +170,7 @@ async fn into_sqlite() {
     writer.shutdown().await;
     let rows = log.query(&LogQuery { appid: Some("wx1".into()), ..LogQuery::default() }).await.unwrap();
     assert_eq!(rows.len(), 300);
-    assert_eq!(rows[299].1.summary, "m299");
+    assert_eq!(rows[299].1.summary.as_deref(), Some("m299"));
 }
 
 #[tokio::test]

@@ -190,13 +190,16 @@ async fn message_log_observer_writes_one_entry_per_message() {
     let rows = log.query(&LogQuery::default()).await.unwrap();
     assert_eq!(rows.len(), 2, "retries are not logged by default: {rows:?}");
     let e = &rows[0].1;
-    assert_eq!((e.appid.as_str(), e.openid.as_str(), e.msg_id), (APPID, OPENID, Some(9)));
-    assert_eq!((e.msg_type.as_str(), e.mode.as_str(), e.dedup.as_str()), ("text", "safe", "new"));
-    assert_eq!(e.outcome, "sent");
-    assert_eq!(e.raw_xml, xml);
-    assert_eq!(e.summary, "hello");
+    assert_eq!((e.appid.as_deref(), e.openid.as_deref(), e.msg_id), (Some(APPID), Some(OPENID), Some(9)));
+    assert_eq!(
+        (e.msg_type.as_deref(), e.mode, e.dedup),
+        (Some("text"), Some(Mode::Safe), Some(DedupOutcome::New))
+    );
+    assert_eq!(e.outcome, RecordOutcome::Answered);
+    assert_eq!(e.raw_xml.as_deref(), Some(xml.as_str()));
+    assert_eq!(e.summary.as_deref(), Some("hello"));
     assert!(e.reply_xml.as_deref().unwrap().contains("echo: hello"));
-    assert_eq!(rows[1].1.outcome, "error");
+    assert_eq!(rows[1].1.outcome, RecordOutcome::HandlerError);
     assert_eq!(rows[1].1.error.as_deref(), Some("database is down"));
     assert_eq!(writer.stats().written(), 2);
 }
@@ -253,4 +256,67 @@ async fn a_reply_wechat_would_refuse_is_a_handler_error() {
     let error = all[0].error.as_deref().unwrap_or_default();
     assert!(error.contains("news reply has 2 articles; 1 allowed"), "{error}");
     assert!(svc.metrics_text().contains("wemp_handler_errors_total 1"), "{}", svc.metrics_text());
+}
+
+/// Each record keeps what arrived: the query, the headers (less `Cookie` and
+/// `Authorization`) and the peer address — a refused request too.
+#[tokio::test]
+async fn records_keep_the_query_headers_and_peer_as_received() {
+    let records = Records::default();
+    let svc = builder(echo()).observer(records.observer()).build().unwrap();
+    let peer: std::net::SocketAddr = "203.0.113.7:50123".parse().unwrap();
+    let mut req = wechat_post(Mode::Safe, &text_xml("hello", 11));
+    let headers = req.headers_mut();
+    headers.insert("user-agent", "Mozilla/4.0".parse().unwrap());
+    headers.append("x-forwarded-for", "1.2.3.4".parse().unwrap());
+    headers.append("x-forwarded-for", "5.6.7.8".parse().unwrap());
+    headers.insert("cookie", "session=secret".parse().unwrap());
+    headers.insert("authorization", "Bearer secret".parse().unwrap());
+    req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+    send(&svc, req).await;
+
+    let forged = Request::post("/?signature=0000&timestamp=1&nonce=n%20x&openid=o1")
+        .body(Body::from("<xml/>"))
+        .unwrap();
+    let (status, _) = send(&svc, forged).await;
+    assert!(status.is_client_error());
+
+    let all = records.all();
+    let ok = &all[0];
+    assert_eq!(ok.outcome, RecordOutcome::Answered);
+    for name in ["signature", "timestamp", "nonce", "encrypt_type", "msg_signature"] {
+        assert!(ok.query.contains_key(name), "{name} in {:?}", ok.query);
+    }
+    assert_eq!(ok.headers["user-agent"], "Mozilla/4.0");
+    assert_eq!(ok.headers["x-forwarded-for"], "1.2.3.4, 5.6.7.8");
+    assert!(
+        !ok.headers.contains_key("cookie") && !ok.headers.contains_key("authorization"),
+        "{:?}",
+        ok.headers
+    );
+    assert_eq!(ok.peer, Some(peer));
+
+    let refused = &all[1];
+    assert_eq!(refused.outcome, RecordOutcome::Rejected);
+    assert_eq!(refused.query["signature"], "0000");
+    assert_eq!(refused.query["nonce"], "n x", "percent-decoded");
+    assert_eq!(refused.query["openid"], "o1");
+    let json = serde_json::to_value(refused.as_ref()).unwrap();
+    assert_eq!(json["query"]["timestamp"], "1", "{json}");
+    assert_eq!(json["attempts"], 1, "{json}");
+}
+
+/// MsgIds exceed 2^53: in JSON they are strings, and read back as numbers again.
+#[tokio::test]
+async fn msg_ids_are_strings_in_json() {
+    let records = Records::default();
+    let svc = builder(echo()).observer(records.observer()).build().unwrap();
+    send(&svc, wechat_post(Mode::Safe, &text_xml("hello", u64::MAX - 1))).await;
+    let record = records.all()[0].clone();
+    let json = serde_json::to_value(record.as_ref()).unwrap();
+    assert_eq!(json["msg_id"], (u64::MAX - 1).to_string());
+    let back: DeliveryRecord = serde_json::from_value(json).unwrap();
+    let mut expected = DeliveryRecord::clone(&record);
+    expected.latency = Duration::from_micros(record.latency.as_micros() as u64); // JSON keeps µs
+    assert_eq!(back, expected);
 }

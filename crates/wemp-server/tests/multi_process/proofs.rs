@@ -305,8 +305,15 @@ async fn multi_instance() {
     let entries: Vec<_> = rows.iter().filter(|(_, e)| e.msg_id == Some(msg_id)).collect();
     assert_eq!(entries.len(), 1, "the log holds exactly one entry: {rows:?}");
     let e = &entries[0].1;
-    assert_eq!((e.dedup.as_str(), e.outcome.as_str(), e.mode.as_str()), ("new", "sent", "safe"));
-    assert_eq!(e.raw_xml, xml);
+    assert_eq!(
+        (e.dedup, &e.outcome, e.mode),
+        (
+            Some(wemp_store::DedupOutcome::New),
+            &wemp_store::RecordOutcome::Answered,
+            Some(wemp_proto::Mode::Safe)
+        )
+    );
+    assert_eq!(e.raw_xml.as_deref(), Some(xml.as_str()));
     assert!(e.reply_xml.as_deref().unwrap().contains(content.as_str()));
 
     db.drop_schema().await.unwrap();

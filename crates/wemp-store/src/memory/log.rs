@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use crate::Result;
-use crate::log::{LogEntry, LogQuery, MessageLog};
+use crate::log::{DeliveryRecord, LogQuery, MessageLog};
 
 /// The newest entries in a process-local ring: when full, the oldest entry goes.
 ///
@@ -16,7 +16,7 @@ pub struct MemoryMessageLog {
 }
 
 struct Inner {
-    entries: VecDeque<(i64, LogEntry)>,
+    entries: VecDeque<(i64, DeliveryRecord)>,
     next_id: i64,
 }
 
@@ -71,7 +71,7 @@ impl std::fmt::Debug for MemoryMessageLog {
 
 #[async_trait::async_trait]
 impl MessageLog for MemoryMessageLog {
-    async fn append(&self, entries: &[LogEntry]) -> Result<()> {
+    async fn append(&self, entries: &[DeliveryRecord]) -> Result<()> {
         let mut inner = self.lock();
         for entry in entries {
             if inner.entries.len() == self.capacity {
@@ -84,7 +84,7 @@ impl MessageLog for MemoryMessageLog {
         Ok(())
     }
 
-    async fn query(&self, query: &LogQuery) -> Result<Vec<(i64, LogEntry)>> {
+    async fn query(&self, query: &LogQuery) -> Result<Vec<(i64, DeliveryRecord)>> {
         let inner = self.lock();
         let limit = query.limit.unwrap_or(usize::MAX);
         Ok(inner.entries.iter().filter(|(id, e)| query.matches(*id, e)).take(limit).cloned().collect())
@@ -98,10 +98,14 @@ mod tests {
     #[tokio::test]
     async fn drops_oldest_when_full() {
         let log = MemoryMessageLog::new(2);
-        let e = |s: &str| LogEntry { summary: s.to_owned(), ..LogEntry::default() };
+        let e = |s: &str| {
+            let mut e = DeliveryRecord::new(0, 0);
+            e.summary = Some(s.to_owned());
+            e
+        };
         log.append(&[e("a"), e("b"), e("c")]).await.unwrap();
         let all = log.query(&LogQuery::default()).await.unwrap();
-        let got: Vec<_> = all.iter().map(|(id, e)| (*id, e.summary.as_str())).collect();
+        let got: Vec<_> = all.iter().map(|(id, e)| (*id, e.summary.as_deref().unwrap_or_default())).collect();
         assert_eq!(got, [(2, "b"), (3, "c")]);
     }
 }

@@ -1,32 +1,54 @@
 //! The body of a message-log segment: the entries of one appended batch, encoded compactly.
 //!
 //! ```text
-//! body    = 1:u8 record*                      uncompressed
-//!         | 2:u8 len:u32le lz4-block(record*)  what appends write (LZ4 block format)
+//! body    = 3:u8 record*                      uncompressed
+//!         | 4:u8 len:u32le lz4-block(record*)  what appends write (LZ4 block format)
 //! record  = index:varint len:u32le fields (len = the length of fields)
-//! fields  = received_at_ms:zigzag-varint appid openid msg_type   (what filters look at first)
-//!           msg_id:opt-varint dedup_key event:opt-str mode dedup summary raw_xml
-//!           reply_xml:opt-str outcome latency_ms:varint error:opt-str
+//! fields  = received_at_ms:zigzag-varint appid openid msg_type   (what filters look at first;
+//!                                                                  "" for none)
+//!           msg_id:opt-varint dedup_key:opt-str event:opt-str mode:u8 dedup:u8
+//!           summary:opt-str raw_xml:opt-str reply_xml:opt-str outcome status:varint
+//!           latency_us:varint handler:opt-str error:opt-str rejection:opt-rejection
+//!           peer:opt-str query:map headers:map attempts:varint
+//! outcome = 0 answered | 1 handler_error | 2 deadline | 3 late sink | 4 verified | 5 rejected
+//! sink    = 0 none | 1 delivered | 2 window_expired | 3 quota_exceeded | 4 unsupported
+//!         | 5 logged | 6 failed errcode:opt-zigzag-varint message:str
+//! rejection = reason:str code:opt-zigzag-varint param:str message:str
+//! map     = n:varint (key:str value:str)*
 //! str     = len:varint utf-8 bytes;  opt-x = 0 | 1 x
 //! ```
+//!
+//! Bodies of formats 1 (uncompressed) and 2 (LZ4), written before the record was typed,
+//! hold the older fields (`… msg_id:opt-varint dedup_key event:opt-str mode dedup summary
+//! raw_xml reply_xml:opt-str outcome latency_ms:varint error:opt-str`, with mode, dedup and
+//! outcome as words); they are read into typed records.
 //!
 //! An entry's id is the segment's `first_id` plus its `index`. Records carry their index so
 //! that dropping some of them (`delete_before`) leaves the others' ids as they were; the
 //! length prefix lets a reader skip a record that fails the filters without decoding it.
 
-use crate::log::{LogEntry, LogQuery};
+use std::collections::BTreeMap;
+use std::time::Duration;
 
+use wemp_proto::{Mode, RejectReason};
+
+use crate::log::{DedupOutcome, DeliveryRecord, LogQuery, RecordOutcome, RejectionRecord, SinkOutcome};
+
+/// Uncompressed records, before the record was typed.
+const FORMAT_RAW_V1: u8 = 1;
+/// LZ4 of the records of a [`FORMAT_RAW_V1`] body.
+const FORMAT_LZ4_V1: u8 = 2;
 /// Uncompressed records.
-const FORMAT_RAW: u8 = 1;
+const FORMAT_RAW: u8 = 3;
 /// LZ4 (block format) of the records of a [`FORMAT_RAW`] body, after their length (u32 LE).
-const FORMAT_LZ4: u8 = 2;
+const FORMAT_LZ4: u8 = 4;
 
 /// Why a body does not decode.
 pub(super) type Corrupt = &'static str;
 
 /// Encodes `(index, entry)` pairs, indexes increasing.
 #[cfg(test)]
-fn encode<'a>(records: impl ExactSizeIterator<Item = (u64, &'a LogEntry)> + Clone) -> Vec<u8> {
+fn encode<'a>(records: impl ExactSizeIterator<Item = (u64, &'a DeliveryRecord)> + Clone) -> Vec<u8> {
     let mut out = Vec::new();
     encode_into(&mut out, records);
     out
@@ -36,7 +58,7 @@ fn encode<'a>(records: impl ExactSizeIterator<Item = (u64, &'a LogEntry)> + Clon
 /// caller reuses one buffer, so that every batch does not fault in fresh memory).
 pub(super) fn encode_into<'a>(
     out: &mut Vec<u8>,
-    records: impl ExactSizeIterator<Item = (u64, &'a LogEntry)> + Clone,
+    records: impl ExactSizeIterator<Item = (u64, &'a DeliveryRecord)> + Clone,
 ) {
     let size: usize = records.clone().map(|(_, e)| approx_len(e)).sum();
     out.clear();
@@ -47,38 +69,79 @@ pub(super) fn encode_into<'a>(
         varint(out, index);
         let at = out.len();
         out.extend_from_slice(&[0; 4]);
-        varint(out, zigzag(e.received_at_ms));
-        string(out, &e.appid);
-        string(out, &e.openid);
-        string(out, &e.msg_type);
-        match e.msg_id {
-            Some(m) => {
-                out.push(1);
-                varint(out, m);
-            }
-            None => out.push(0),
-        }
-        string(out, &e.dedup_key);
-        opt_string(out, e.event.as_deref());
-        string(out, &e.mode);
-        string(out, &e.dedup);
-        string(out, &e.summary);
-        string(out, &e.raw_xml);
-        opt_string(out, e.reply_xml.as_deref());
-        string(out, &e.outcome);
-        varint(out, e.latency_ms);
-        opt_string(out, e.error.as_deref());
+        encode_fields(out, e);
         let len = u32::try_from(out.len() - at - 4).expect("a log entry under 4 GiB");
         out[at..at + 4].copy_from_slice(&len.to_le_bytes());
     }
 }
 
-/// `raw` (a [`FORMAT_RAW`] body) compressed into `out` (cleared first).
+fn encode_fields(out: &mut Vec<u8>, e: &DeliveryRecord) {
+    varint(out, zigzag(e.received_at_ms));
+    string(out, e.appid.as_deref().unwrap_or_default());
+    string(out, e.openid.as_deref().unwrap_or_default());
+    string(out, e.msg_type.as_deref().unwrap_or_default());
+    opt_varint(out, e.msg_id);
+    opt_string(out, e.dedup_key.as_deref());
+    opt_string(out, e.event.as_deref());
+    out.push(match e.mode {
+        None => 0,
+        Some(Mode::Plain) => 1,
+        Some(Mode::Compatible) => 2,
+        Some(Mode::Safe) => 3,
+    });
+    out.push(e.dedup.map_or(0, |d| d as u8 + 1));
+    opt_string(out, e.summary.as_deref());
+    opt_string(out, e.raw_xml.as_deref());
+    opt_string(out, e.reply_xml.as_deref());
+    match &e.outcome {
+        RecordOutcome::Answered => out.push(0),
+        RecordOutcome::HandlerError => out.push(1),
+        RecordOutcome::Deadline => out.push(2),
+        RecordOutcome::Late { sink } => {
+            out.push(3);
+            match sink {
+                None => out.push(0),
+                Some(SinkOutcome::Delivered) => out.push(1),
+                Some(SinkOutcome::WindowExpired) => out.push(2),
+                Some(SinkOutcome::QuotaExceeded) => out.push(3),
+                Some(SinkOutcome::Unsupported) => out.push(4),
+                Some(SinkOutcome::Logged) => out.push(5),
+                Some(SinkOutcome::Failed { errcode, message }) => {
+                    out.push(6);
+                    opt_varint(out, errcode.map(zigzag));
+                    string(out, message);
+                }
+            }
+        }
+        RecordOutcome::Verified => out.push(4),
+        RecordOutcome::Rejected => out.push(5),
+    }
+    varint(out, u64::from(e.status));
+    varint(out, u64::try_from(e.latency.as_micros()).unwrap_or(u64::MAX));
+    opt_string(out, e.handler.as_deref());
+    opt_string(out, e.error.as_deref());
+    match &e.rejection {
+        Some(r) => {
+            out.push(1);
+            string(out, r.reason.as_str());
+            opt_varint(out, r.code.map(|c| zigzag(i64::from(c))));
+            string(out, &r.param);
+            string(out, &r.message);
+        }
+        None => out.push(0),
+    }
+    opt_string(out, e.peer.map(|p| p.to_string()).as_deref());
+    map(out, &e.query);
+    map(out, &e.headers);
+    varint(out, u64::from(e.attempts));
+}
+
+/// `raw` (a [`FORMAT_RAW`] or [`FORMAT_RAW_V1`] body) compressed into `out` (cleared first).
 pub(super) fn compress_into(out: &mut Vec<u8>, raw: &[u8]) {
     let records = &raw[1..];
     out.clear();
     out.resize(5 + lz4_flex::block::get_maximum_output_size(records.len()), 0);
-    out[0] = FORMAT_LZ4;
+    out[0] = if raw[0] == FORMAT_RAW_V1 { FORMAT_LZ4_V1 } else { FORMAT_LZ4 };
     out[1..5].copy_from_slice(&u32::try_from(records.len()).expect("a segment under 4 GiB").to_le_bytes());
     let n = lz4_flex::block::compress_into(records, &mut out[5..]).expect("output sized for the worst case");
     out.truncate(5 + n);
@@ -87,7 +150,8 @@ pub(super) fn compress_into(out: &mut Vec<u8>, raw: &[u8]) {
 /// The body as [`FORMAT_RAW`], decompressed if need be.
 pub(super) fn plain(body: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, Corrupt> {
     match body.split_first() {
-        Some((&FORMAT_LZ4, rest)) => {
+        Some((&(FORMAT_LZ4 | FORMAT_LZ4_V1), rest)) => {
+            let format = if body[0] == FORMAT_LZ4 { FORMAT_RAW } else { FORMAT_RAW_V1 };
             let (len, packed) = rest.split_at_checked(4).ok_or("truncated segment")?;
             let len = u32::from_le_bytes(len.try_into().map_err(|_| "truncated segment")?) as usize;
             // LZ4 expands at most ~255:1; a larger claim is corruption, not a reason to
@@ -96,7 +160,7 @@ pub(super) fn plain(body: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, Corrupt> 
                 return Err("segment claims an impossible length");
             }
             let mut raw = vec![0; 1 + len];
-            raw[0] = FORMAT_RAW;
+            raw[0] = format;
             let n = lz4_flex::block::decompress_into(packed, &mut raw[1..])
                 .map_err(|_| "segment does not decompress")?;
             if n != len {
@@ -108,28 +172,33 @@ pub(super) fn plain(body: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, Corrupt> 
     }
 }
 
-/// A body holding only the given records, copied as they are (indexes kept).
+/// A body holding only the given records (all of one body), copied as they are (indexes
+/// and format kept).
 pub(super) fn rebuild<'a>(records: impl Iterator<Item = Record<'a>>) -> Vec<u8> {
-    let mut out = vec![FORMAT_RAW];
+    let mut records = records.peekable();
+    let mut out = vec![if records.peek().is_some_and(|r| r.v1) { FORMAT_RAW_V1 } else { FORMAT_RAW }];
     for r in records {
         out.extend_from_slice(r.bytes);
     }
     out
 }
 
-fn approx_len(e: &LogEntry) -> usize {
-    48 + e.appid.len()
-        + e.openid.len()
-        + e.msg_type.len()
-        + e.dedup_key.len()
-        + e.event.as_ref().map_or(0, String::len)
-        + e.mode.len()
-        + e.dedup.len()
-        + e.summary.len()
-        + e.raw_xml.len()
-        + e.reply_xml.as_ref().map_or(0, String::len)
-        + e.outcome.len()
-        + e.error.as_ref().map_or(0, String::len)
+fn approx_len(e: &DeliveryRecord) -> usize {
+    let len = |s: Option<&str>| s.map_or(0, str::len);
+    let map = |m: &BTreeMap<String, String>| m.iter().map(|(k, v)| 4 + k.len() + v.len()).sum::<usize>();
+    64 + len(e.appid.as_deref())
+        + len(e.openid.as_deref())
+        + len(e.msg_type.as_deref())
+        + len(e.dedup_key.as_deref())
+        + len(e.event.as_deref())
+        + len(e.summary.as_deref())
+        + len(e.raw_xml.as_deref())
+        + len(e.reply_xml.as_deref())
+        + len(e.handler.as_deref())
+        + len(e.error.as_deref())
+        + e.rejection.as_ref().map_or(0, |r| 16 + r.param.len() + r.message.len())
+        + map(&e.query)
+        + map(&e.headers)
 }
 
 fn zigzag(v: i64) -> u64 {
@@ -153,6 +222,24 @@ fn string(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
+fn opt_varint(out: &mut Vec<u8>, v: Option<u64>) {
+    match v {
+        Some(v) => {
+            out.push(1);
+            varint(out, v);
+        }
+        None => out.push(0),
+    }
+}
+
+fn map(out: &mut Vec<u8>, m: &BTreeMap<String, String>) {
+    varint(out, m.len() as u64);
+    for (k, v) in m {
+        string(out, k);
+        string(out, v);
+    }
+}
+
 fn opt_string(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
         Some(s) => {
@@ -166,7 +253,8 @@ fn opt_string(out: &mut Vec<u8>, s: Option<&str>) {
 /// The records of a body, in order.
 pub(super) fn records(body: &[u8]) -> Result<Records<'_>, Corrupt> {
     match body.split_first() {
-        Some((&FORMAT_RAW, rest)) => Ok(Records { rest }),
+        Some((&FORMAT_RAW, rest)) => Ok(Records { rest, v1: false }),
+        Some((&FORMAT_RAW_V1, rest)) => Ok(Records { rest, v1: true }),
         Some(_) => Err("unknown segment format"),
         None => Err("empty segment body"),
     }
@@ -175,6 +263,7 @@ pub(super) fn records(body: &[u8]) -> Result<Records<'_>, Corrupt> {
 /// Iterator over a body's records.
 pub(super) struct Records<'a> {
     rest: &'a [u8],
+    v1: bool,
 }
 
 impl<'a> Iterator for Records<'a> {
@@ -198,6 +287,7 @@ impl<'a> Iterator for Records<'a> {
             Ok((
                 Record {
                     bytes: &all[..used],
+                    v1: self.v1,
                     index,
                     received_at_ms,
                     appid,
@@ -224,6 +314,8 @@ impl<'a> Iterator for Records<'a> {
 /// One record, its filter fields decoded and the rest not yet.
 pub(super) struct Record<'a> {
     bytes: &'a [u8],
+    /// Written before the record was typed (format 1 or 2).
+    v1: bool,
     /// Position in the segment: the entry's id is the segment's `first_id` plus this.
     pub(super) index: u64,
     /// `received_at_ms` of the entry.
@@ -246,26 +338,107 @@ impl Record<'_> {
     }
 
     /// The whole entry.
-    pub(super) fn entry(&self) -> Result<LogEntry, Corrupt> {
+    pub(super) fn entry(&self) -> Result<DeliveryRecord, Corrupt> {
+        let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        let mut e = DeliveryRecord::new(0, self.received_at_ms);
+        e.appid = some(self.appid);
+        e.openid = some(self.openid);
+        e.msg_type = some(self.msg_type);
         let mut r = Reader(self.rest);
-        let entry = LogEntry {
-            received_at_ms: self.received_at_ms,
-            appid: self.appid.to_owned(),
-            openid: self.openid.to_owned(),
-            msg_type: self.msg_type.to_owned(),
-            msg_id: if r.flag()? { Some(r.varint()?) } else { None },
-            dedup_key: r.str()?.to_owned(),
-            event: r.opt_str()?,
-            mode: r.str()?.to_owned(),
-            dedup: r.str()?.to_owned(),
-            summary: r.str()?.to_owned(),
-            raw_xml: r.str()?.to_owned(),
-            reply_xml: r.opt_str()?,
-            outcome: r.str()?.to_owned(),
-            latency_ms: r.varint()?,
-            error: r.opt_str()?,
-        };
-        if r.0.is_empty() { Ok(entry) } else { Err("trailing bytes in a record") }
+        if self.v1 {
+            e.msg_id = r.opt_varint()?;
+            e.dedup_key = some(r.str()?);
+            e.event = r.opt_str()?;
+            e.mode = match r.str()? {
+                "plain" => Some(Mode::Plain),
+                "compatible" => Some(Mode::Compatible),
+                "safe" => Some(Mode::Safe),
+                _ => None,
+            };
+            e.dedup = crate::log::legacy_dedup(r.str()?);
+            e.summary = some(r.str()?);
+            e.raw_xml = some(r.str()?).map(Into::into);
+            e.reply_xml = r.opt_str()?;
+            let outcome = r.str()?.to_owned();
+            e.latency = Duration::from_millis(r.varint()?);
+            e.error = r.opt_str()?;
+            (e.outcome, e.rejection) = crate::log::legacy_outcome(&outcome, e.error.as_deref());
+            e.status = if e.outcome == RecordOutcome::Rejected { 400 } else { 200 };
+        } else {
+            e.msg_id = r.opt_varint()?;
+            e.dedup_key = r.opt_str()?;
+            e.event = r.opt_str()?;
+            e.mode = match r.byte()? {
+                0 => None,
+                1 => Some(Mode::Plain),
+                2 => Some(Mode::Compatible),
+                3 => Some(Mode::Safe),
+                _ => return Err("bad mode"),
+            };
+            e.dedup = match r.byte()? {
+                0 => None,
+                1 => Some(DedupOutcome::New),
+                2 => Some(DedupOutcome::Joined),
+                3 => Some(DedupOutcome::Cached),
+                _ => return Err("bad dedup outcome"),
+            };
+            e.summary = r.opt_str()?;
+            e.raw_xml = r.opt_str()?.map(Into::into);
+            e.reply_xml = r.opt_str()?;
+            e.outcome = match r.byte()? {
+                0 => RecordOutcome::Answered,
+                1 => RecordOutcome::HandlerError,
+                2 => RecordOutcome::Deadline,
+                3 => RecordOutcome::Late {
+                    sink: match r.byte()? {
+                        0 => None,
+                        1 => Some(SinkOutcome::Delivered),
+                        2 => Some(SinkOutcome::WindowExpired),
+                        3 => Some(SinkOutcome::QuotaExceeded),
+                        4 => Some(SinkOutcome::Unsupported),
+                        5 => Some(SinkOutcome::Logged),
+                        6 => Some(SinkOutcome::Failed {
+                            errcode: r.opt_varint()?.map(unzigzag),
+                            message: r.str()?.to_owned(),
+                        }),
+                        _ => return Err("bad sink outcome"),
+                    },
+                },
+                4 => RecordOutcome::Verified,
+                5 => RecordOutcome::Rejected,
+                _ => return Err("bad outcome"),
+            };
+            e.status = u16::try_from(r.varint()?).map_err(|_| "bad status")?;
+            e.latency = Duration::from_micros(r.varint()?);
+            e.handler = r.opt_str()?.map(Into::into);
+            e.error = r.opt_str()?;
+            if r.flag()? {
+                let reason = r.str()?;
+                let reason = RejectReason::ALL
+                    .iter()
+                    .copied()
+                    .find(|x| x.as_str() == reason)
+                    .ok_or("unknown rejection reason")?;
+                let code = match r.opt_varint()? {
+                    Some(c) => Some(i32::try_from(unzigzag(c)).map_err(|_| "bad code")?),
+                    None => None,
+                };
+                e.rejection = Some(RejectionRecord {
+                    reason,
+                    code,
+                    param: r.str()?.to_owned().into(),
+                    message: r.str()?.to_owned(),
+                });
+            }
+            e.peer = match r.opt_str()? {
+                Some(p) => Some(p.parse().map_err(|_| "bad peer address")?),
+                None => None,
+            };
+            e.query = r.map()?;
+            e.headers = r.map()?;
+            e.attempts = u32::try_from(r.varint()?).map_err(|_| "bad attempts")?;
+        }
+        if r.0.is_empty() { Ok(e) } else { Err("trailing bytes in a record") }
     }
 }
 
@@ -309,39 +482,110 @@ impl<'a> Reader<'a> {
     fn opt_str(&mut self) -> Result<Option<String>, Corrupt> {
         Ok(if self.flag()? { Some(self.str()?.to_owned()) } else { None })
     }
+
+    fn opt_varint(&mut self) -> Result<Option<u64>, Corrupt> {
+        Ok(if self.flag()? { Some(self.varint()?) } else { None })
+    }
+
+    fn byte(&mut self) -> Result<u8, Corrupt> {
+        self.take(1)?.first().copied().ok_or("truncated record")
+    }
+
+    fn map(&mut self) -> Result<BTreeMap<String, String>, Corrupt> {
+        let n = self.varint()?;
+        let mut m = BTreeMap::new();
+        for _ in 0..n {
+            let k = self.str()?.to_owned();
+            m.insert(k, self.str()?.to_owned());
+        }
+        Ok(m)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn full(n: u64) -> LogEntry {
-        LogEntry {
-            received_at_ms: -5 + n as i64,
-            appid: "wx1".into(),
-            openid: format!("o{n}"),
-            msg_id: Some(u64::MAX - n),
-            dedup_key: "k".into(),
-            msg_type: "text".into(),
-            event: Some("subscribe".into()),
-            mode: "safe".into(),
-            dedup: "new".into(),
-            summary: "你好".into(),
-            raw_xml: "<xml/>".repeat(n as usize),
-            reply_xml: Some("success".into()),
-            outcome: "sent".into(),
-            latency_ms: u64::MAX,
-            error: Some("boom".into()),
+    fn full(n: u64) -> DeliveryRecord {
+        let mut e = DeliveryRecord::new(0, -5 + n as i64);
+        e.appid = Some("wx1".into());
+        e.openid = Some(format!("o{n}"));
+        e.msg_id = Some(u64::MAX - n);
+        e.dedup_key = Some("k".into());
+        e.msg_type = Some("text".into());
+        e.event = Some("subscribe".into());
+        e.mode = Some(Mode::Safe);
+        e.dedup = Some(DedupOutcome::Joined);
+        e.summary = Some("你好".into());
+        e.raw_xml = Some("<xml/>".repeat(n as usize).into());
+        e.reply_xml = Some("success".into());
+        e.outcome = match n % 4 {
+            0 => RecordOutcome::Answered,
+            1 => RecordOutcome::Late {
+                sink: Some(SinkOutcome::Failed { errcode: Some(-1), message: "x".into() }),
+            },
+            2 => RecordOutcome::Late { sink: None },
+            _ => RecordOutcome::Rejected,
+        };
+        e.status = 403;
+        e.latency = Duration::from_micros(u64::MAX >> 1);
+        e.handler = Some("fallback".into());
+        e.error = Some("boom".into());
+        e.rejection = (n % 4 == 3).then(|| RejectionRecord {
+            reason: RejectReason::SignatureMismatch,
+            code: Some(-40001),
+            param: "signature".into(),
+            message: "signature does not match".into(),
+        });
+        e.peer = Some("127.0.0.1:4242".parse().unwrap());
+        e.query = [("signature".to_owned(), "abc".to_owned()), ("nonce".to_owned(), "1".to_owned())].into();
+        e.headers = [("user-agent".to_owned(), "Mozilla/4.0".to_owned())].into();
+        e.attempts = 3;
+        e
+    }
+
+    /// A format-1 body as wemp wrote it before the record was typed.
+    #[test]
+    fn old_bodies_read_as_typed_records() {
+        let mut out = vec![FORMAT_RAW_V1];
+        varint(&mut out, 7);
+        let at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        varint(&mut out, zigzag(1_000));
+        for s in ["wx1", "o1", "text"] {
+            string(&mut out, s);
         }
+        out.extend_from_slice(&[1, 42]);
+        string(&mut out, "wx1:msg:o1:42");
+        opt_string(&mut out, None);
+        for s in ["safe", "cached", "hi", "<xml/>"] {
+            string(&mut out, s);
+        }
+        opt_string(&mut out, Some("success"));
+        string(&mut out, "late_sink:window_expired");
+        varint(&mut out, 12);
+        opt_string(&mut out, None);
+        let len = (out.len() - at - 4) as u32;
+        out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        let mut packed = Vec::new();
+        compress_into(&mut packed, &out);
+        assert_eq!(packed[0], FORMAT_LZ4_V1);
+        let raw = plain(&packed).unwrap();
+        let e = records(&raw).unwrap().next().unwrap().unwrap().entry().unwrap();
+        assert_eq!((e.mode, e.dedup, e.msg_id), (Some(Mode::Safe), Some(DedupOutcome::Cached), Some(42)));
+        assert_eq!(e.outcome, RecordOutcome::Late { sink: Some(SinkOutcome::WindowExpired) });
+        assert_eq!((e.latency, e.summary.as_deref(), e.attempts), (Duration::from_millis(12), Some("hi"), 1));
+        let kept = rebuild(records(&raw).unwrap().map(Result::unwrap));
+        assert_eq!(kept, &raw[..]);
     }
 
     #[test]
     fn round_trip_and_rebuild() {
-        let entries = [full(0), LogEntry::default(), full(300)];
+        let entries = [full(0), DeliveryRecord::default(), full(300)];
         let body = encode(entries.iter().enumerate().map(|(i, e)| (i as u64 * 1000, e)));
-        let decoded: Vec<(u64, LogEntry)> =
+        let decoded: Vec<(u64, DeliveryRecord)> =
             records(&body).unwrap().map(|r| r.map(|r| (r.index, r.entry().unwrap())).unwrap()).collect();
-        assert_eq!(decoded, [(0, full(0)), (1000, LogEntry::default()), (2000, full(300))]);
+        assert_eq!(decoded, [(0, full(0)), (1000, DeliveryRecord::default()), (2000, full(300))]);
 
         let kept = rebuild(records(&body).unwrap().map(Result::unwrap).filter(|r| r.index != 1000));
         let indexes: Vec<u64> = records(&kept).unwrap().map(|r| r.unwrap().index).collect();
@@ -350,7 +594,7 @@ mod tests {
 
     #[test]
     fn compressed_bodies_decode_alike() {
-        let entries: Vec<LogEntry> = (0..50).map(full).collect();
+        let entries: Vec<DeliveryRecord> = (0..50).map(full).collect();
         let raw = encode(entries.iter().enumerate().map(|(i, e)| (i as u64, e)));
         let mut packed = Vec::new();
         compress_into(&mut packed, &raw);

@@ -70,10 +70,10 @@ async fn rejects_bad_schema_names() {
 #[tokio::test(flavor = "multi_thread")]
 async fn retention() {
     use std::time::Duration;
-    use wemp_store::{LogEntry, LogQuery, MessageLog, SessionStore};
+    use wemp_store::{DeliveryRecord, LogQuery, MessageLog, SessionStore};
     let Some((db, _)) = connect("retention").await else { return };
     let log = db.message_log();
-    let at = |ms| LogEntry { received_at_ms: ms, ..LogEntry::default() };
+    let at = |ms| DeliveryRecord::new(0, ms);
     log.append(&[at(1), at(2), at(3)]).await.unwrap();
     assert_eq!(log.delete_before(3).await.unwrap(), 2);
     let rows = log.query(&LogQuery::default()).await.unwrap();
@@ -92,14 +92,19 @@ async fn retention() {
 /// first, and the follower's cursor would pass the smaller id before it became visible.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_follower_never_skips_an_entry_committed_late() {
-    use wemp_store::{LogEntry, LogQuery, MessageLog};
+    use wemp_store::{DeliveryRecord, LogQuery, MessageLog};
     let Some((a, _b)) = connect("follow").await else { return };
     let url = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
     let (mut other, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
     let log = a.message_log();
-    let entry = |openid: &str| LogEntry { appid: "wx1".into(), openid: openid.into(), ..LogEntry::default() };
+    let entry = |openid: &str| {
+        let mut e = DeliveryRecord::default();
+        e.appid = Some("wx1".into());
+        e.openid = Some(openid.into());
+        e
+    };
 
     // Another instance's append: its id is taken, its commit is slow.
     let slow = other.transaction().await.unwrap();
@@ -126,7 +131,7 @@ async fn a_follower_never_skips_an_entry_committed_late() {
         let rows = log.query(&LogQuery { after_id: Some(cursor), ..LogQuery::default() }).await.unwrap();
         for (id, e) in rows {
             cursor = id;
-            seen.push(e.openid);
+            seen.push(e.openid.unwrap_or_default());
         }
     };
     follow().await;

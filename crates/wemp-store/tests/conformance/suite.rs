@@ -3,9 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use wemp_proto::{Mode, RejectReason};
 use wemp_store::{
-    CachedToken, Claim, DedupStore, Lease, LogEntry, LogQuery, MessageLog, SessionStore, StoreError,
-    TokenStore,
+    CachedToken, Claim, DedupOutcome, DedupStore, DeliveryRecord, Lease, LogQuery, MessageLog, RecordOutcome,
+    RejectionRecord, SessionStore, SinkOutcome, StoreError, TokenStore,
 };
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -251,24 +252,132 @@ pub(crate) async fn session<S: SessionStore>(a: Arc<S>, b: Arc<S>) {
     assert_eq!(end.version, updates);
 }
 
-fn entry(appid: &str, openid: &str, msg_type: &str, at: i64, n: u64) -> LogEntry {
-    LogEntry {
-        received_at_ms: at,
-        appid: appid.to_owned(),
-        openid: openid.to_owned(),
-        msg_id: (msg_type != "event").then_some(u64::MAX - n),
-        dedup_key: format!("{appid}:msg:{openid}:{n}"),
-        msg_type: msg_type.to_owned(),
-        event: (msg_type == "event").then(|| "subscribe".to_owned()),
-        mode: "safe".to_owned(),
-        dedup: "new".to_owned(),
-        summary: format!("message {n} 你好"),
-        raw_xml: format!("<xml><MsgId>{n}</MsgId><Content><![CDATA[x]]></Content></xml>"),
-        reply_xml: n.is_multiple_of(2).then(|| "success".to_owned()),
-        outcome: "sent".to_owned(),
-        latency_ms: n * 7,
-        error: (n == 3).then(|| "handler failed: boom".to_owned()),
+fn entry(appid: &str, openid: &str, msg_type: &str, at: i64, n: u64) -> DeliveryRecord {
+    let mut e = DeliveryRecord::new(0, at);
+    e.appid = Some(appid.to_owned());
+    e.openid = Some(openid.to_owned());
+    e.msg_id = (msg_type != "event").then_some(u64::MAX - n);
+    e.dedup_key = Some(format!("{appid}:msg:{openid}:{n}"));
+    e.msg_type = Some(msg_type.to_owned());
+    e.event = (msg_type == "event").then(|| "subscribe".to_owned());
+    e.mode = Some(Mode::Safe);
+    e.dedup = Some(DedupOutcome::New);
+    e.summary = Some(format!("message {n} 你好"));
+    e.raw_xml = Some(format!("<xml><MsgId>{n}</MsgId><Content><![CDATA[x]]></Content></xml>").into());
+    e.reply_xml = n.is_multiple_of(2).then(|| "success".to_owned());
+    e.status = 200;
+    e.latency = Duration::from_micros(n * 7_001);
+    e.handler = Some("fallback".into());
+    if n == 3 {
+        e.outcome = RecordOutcome::HandlerError;
+        e.error = Some("handler failed: boom".to_owned());
     }
+    e.peer = Some(format!("10.0.0.{}:{}", n % 200, 40_000 + n).parse().unwrap());
+    e.query = [
+        ("signature".to_owned(), format!("sig{n}")),
+        ("timestamp".to_owned(), "1700000000".to_owned()),
+        ("nonce".to_owned(), "随机".to_owned()),
+    ]
+    .into();
+    e.headers = [
+        ("user-agent".to_owned(), "Mozilla/4.0".to_owned()),
+        ("x-forwarded-for".to_owned(), "1.2.3.4".to_owned()),
+    ]
+    .into();
+    e
+}
+
+/// A request refused for its signature: no message, but its query, headers and peer.
+fn rejected(at: i64, n: u64) -> DeliveryRecord {
+    let mut e = DeliveryRecord::new(0, at);
+    e.appid = Some("wx1".to_owned());
+    e.mode = Some(Mode::Plain);
+    e.outcome = RecordOutcome::Rejected;
+    e.status = 403;
+    e.rejection = Some(RejectionRecord {
+        reason: RejectReason::SignatureMismatch,
+        code: Some(-40001),
+        param: "signature".into(),
+        message: format!("signature does not match ({n})"),
+    });
+    e.peer = Some("192.0.2.1:5555".parse().unwrap());
+    e.query = [("signature".to_owned(), "forged".to_owned())].into();
+    e
+}
+
+/// The same message delivered again (`dedup`), answered as `outcome` after `latency_ms`.
+fn retry(first: &DeliveryRecord, at: i64, dedup: DedupOutcome, latency_ms: u64) -> DeliveryRecord {
+    let mut e = first.clone();
+    e.received_at_ms = at;
+    e.dedup = Some(dedup);
+    e.latency = Duration::from_millis(latency_ms);
+    e.query.insert("timestamp".to_owned(), at.to_string());
+    e
+}
+
+/// One entry per message: retries and a late follow-up fold into the first delivery's
+/// entry, wherever they were written from; rejected requests are entries of their own.
+pub(crate) async fn log_entries<L: MessageLog>(a: Arc<L>, b: Arc<L>) {
+    // A slow handler: WeChat gives up on the first try (answered `success` at the
+    // deadline), the retries join and get the stored reply.
+    let mut first = entry("wx5", "o5", "text", 50_000, 500);
+    first.outcome = RecordOutcome::Deadline;
+    first.latency = Duration::from_millis(4_500);
+    first.reply_xml = Some("success".to_owned());
+    let mut second = retry(&first, 55_000, DedupOutcome::Joined, 300);
+    second.outcome = RecordOutcome::Answered;
+    second.reply_xml = Some("<xml>reply</xml>".to_owned());
+    let mut third = retry(&first, 60_000, DedupOutcome::Cached, 1);
+    third.outcome = RecordOutcome::Answered;
+    third.reply_xml = Some("<xml>reply</xml>".to_owned());
+    let other = entry("wx5", "o6", "text", 51_000, 501);
+    let refused = rejected(52_000, 1);
+    let refused_again = rejected(53_000, 2);
+    a.append(&[first.clone(), other.clone(), refused.clone()]).await.unwrap();
+    b.append(&[second.clone(), refused_again.clone()]).await.unwrap();
+    a.append(std::slice::from_ref(&third)).await.unwrap();
+
+    let wx5 = LogQuery { appid: Some("wx5".into()), ..LogQuery::default() };
+    let rows = b.query(&wx5).await.unwrap();
+    assert_eq!(rows.len(), 4, "every delivery is kept as written");
+    let entries = b.entries(&wx5).await.unwrap();
+    let got: Vec<_> = entries.iter().map(|(_, e)| (e.openid.clone(), e.attempts)).collect();
+    assert_eq!(got, [(Some("o5".to_owned()), 3), (Some("o6".to_owned()), 1)]);
+    let (id, e) = &entries[0];
+    assert_eq!(*id, rows[0].0, "an entry is numbered by its first delivery");
+    assert_eq!(e.outcome, RecordOutcome::Answered, "the delivery that answered in time");
+    assert_eq!((e.latency, e.reply_xml.as_deref()), (Duration::from_millis(300), Some("<xml>reply</xml>")));
+    assert_eq!((e.dedup, e.received_at_ms), (Some(DedupOutcome::New), 50_000), "the first delivery's");
+    assert_eq!(e.query["timestamp"], "1700000000", "the first delivery's query");
+    assert_eq!(e.headers["user-agent"], "Mozilla/4.0");
+
+    // Rejections: one entry each, with what arrived.
+    let all = b.entries(&LogQuery { since_ms: Some(50_000), ..LogQuery::default() }).await.unwrap();
+    let refusals: Vec<_> =
+        all.iter().filter(|(_, e)| e.outcome == RecordOutcome::Rejected).map(|(_, e)| e.clone()).collect();
+    assert_eq!(refusals, [refused, refused_again]);
+
+    // Paging: a limit counts entries, and the retries of the last one come with it; the
+    // next page does not show them again.
+    let page = LogQuery { limit: Some(1), ..wx5.clone() };
+    let first_page = a.entries(&page).await.unwrap();
+    assert_eq!(first_page.iter().map(|(_, e)| e.attempts).collect::<Vec<_>>(), [3]);
+    let next = LogQuery { after_id: Some(first_page[0].0), ..wx5.clone() };
+    let rest = a.entries(&next).await.unwrap();
+    assert_eq!(rest.iter().map(|(_, e)| e.openid.as_deref()).collect::<Vec<_>>(), [Some("o6")]);
+
+    // A late follow-up ends its message's entry.
+    let mut slow = entry("wx6", "o7", "text", 70_000, 700);
+    slow.outcome = RecordOutcome::Deadline;
+    let mut late = slow.clone();
+    late.outcome = RecordOutcome::Late { sink: Some(SinkOutcome::WindowExpired) };
+    late.reply_xml = Some("<xml>late</xml>".to_owned());
+    a.append(&[slow]).await.unwrap();
+    b.append(&[late]).await.unwrap();
+    let wx6 = b.entries(&LogQuery { appid: Some("wx6".into()), ..LogQuery::default() }).await.unwrap();
+    assert_eq!(wx6.len(), 1);
+    assert_eq!(wx6[0].1.outcome, RecordOutcome::Late { sink: Some(SinkOutcome::WindowExpired) });
+    assert_eq!((wx6[0].1.attempts, wx6[0].1.reply_xml.as_deref()), (1, Some("<xml>late</xml>")));
 }
 
 pub(crate) async fn log<L: MessageLog>(a: Arc<L>, b: Arc<L>) {
@@ -290,7 +399,9 @@ pub(crate) async fn log<L: MessageLog>(a: Arc<L>, b: Arc<L>) {
     assert!(all.windows(2).all(|w| w[0].0 < w[1].0), "ids grow: {:?}", all.iter().map(|r| r.0));
     let ids: Vec<i64> = all.iter().map(|r| r.0).collect();
 
-    let summaries = |rows: Vec<(i64, LogEntry)>| rows.into_iter().map(|(_, e)| e.summary).collect::<Vec<_>>();
+    let summaries = |rows: Vec<(i64, DeliveryRecord)>| {
+        rows.into_iter().map(|(_, e)| e.summary.unwrap_or_default()).collect::<Vec<_>>()
+    };
     let q = |f: fn(&mut LogQuery)| {
         let mut q = LogQuery::default();
         f(&mut q);
@@ -316,8 +427,11 @@ pub(crate) async fn log<L: MessageLog>(a: Arc<L>, b: Arc<L>) {
     assert_eq!(a.query(&page).await.unwrap(), []);
 
     // A bigger batch keeps its order.
-    let batch: Vec<LogEntry> = (10..110).map(|n| entry("wx9", "o9", "text", 10_000 + n as i64, n)).collect();
+    let batch: Vec<DeliveryRecord> =
+        (10..110).map(|n| entry("wx9", "o9", "text", 10_000 + n as i64, n)).collect();
     a.append(&batch).await.unwrap();
     let rows = b.query(&q(|q| q.appid = Some("wx9".into()))).await.unwrap();
     assert_eq!(rows.into_iter().map(|(_, e)| e).collect::<Vec<_>>(), batch);
+
+    log_entries(a, b).await;
 }
