@@ -38,6 +38,8 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("log.js", JS, include_str!("../assets/log.js")),
     ("setup.js", JS, include_str!("../assets/setup.js")),
     ("accounts.js", JS, include_str!("../assets/accounts.js")),
+    ("i18n.js", JS, include_str!("../assets/i18n.js")),
+    ("strings.js", JS, include_str!("../assets/strings.js")),
     ("app.css", "text/css; charset=utf-8", include_str!("../assets/app.css")),
     ("icon.svg", "image/svg+xml", include_str!("../assets/icon.svg")),
 ];
