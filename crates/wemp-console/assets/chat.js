@@ -2,7 +2,7 @@
 import { $, BASE, CSRF, api, h, icon, toast } from './dom.js';
 import { accountLabel, multiAccount, state } from './state.js';
 import { outcomeLabel, prettyXml } from './log.js';
-import { t, tNodes } from './i18n.js';
+import { t, tNodes, tServer } from './i18n.js';
 
 const BANNER = '该公众号暂时无法提供服务，请稍后再试';
 const URL_RE = /(https?:\/\/[^\s<>"'，。）]+)/g;
@@ -234,7 +234,7 @@ function addTries(action, res) {
       multiAccount() ? h('span', { class: 'badge account', title: t('log.account') }, accountLabel(res.account)) : null,
       h('span', { class: `badge ${res.sees.kind}` }, sees)),
     h('ol', { class: 'try-list' }, res.attempts.map((a, i) =>
-      h('li', {}, t('tries.try', { n: i + 1, at: a.started_ms, outcome: a.outcome, took: a.took_ms })))),
+      h('li', {}, t('tries.try', { n: i + 1, at: a.started_ms, outcome: tServer(`try.${a.code}`, a, a.outcome), took: a.took_ms })))),
     res.sees.kind === 'banner' ? h('p', { class: 'why' }, res.sees.reason) : null,
     (res.server || []).length ? h('ul', { class: 'server-notes', 'aria-label': t('tries.server-notes') }, res.server.map((x) =>
       h('li', {}, x.error ? t('tries.server.error', { outcome: outcomeLabel(x.outcome), error: x.error }) : t('tries.server', { outcome: outcomeLabel(x.outcome) })))) : null,

@@ -2,6 +2,9 @@
 // WeChat's own admin console: 公众号, 服务器配置, 令牌(Token), 消息加解密密钥(EncodingAESKey),
 // 明文模式, 兼容模式, 安全模式, 客服消息 …). `{name}` is filled by i18n.js's `t`. A key missing
 // from zh-CN shows the English; the e2e tests check that both tables have the same keys.
+// `server.<code>` keys translate sentences the server composes and sends with a code (the
+// login page's message, a try's outcome): only other languages have them, the English is the
+// server's own (i18n.js `tServer`).
 
 const en = {
   title: 'wemp console',
@@ -209,6 +212,12 @@ const en = {
   'rules.reloading': 'Reloading…',
   'rules.reloaded': 'Reloaded: {report}',
   'rules.not-reloaded': 'Not reloaded, the previous rules stay in effect: {error}',
+
+  // the sign-in page
+  'login.title': 'wemp console — sign in',
+  'login.token': 'Admin token',
+  'login.hint': 'The value of {env} (or the config’s console token). Entered once; this browser keeps a cookie derived from it.',
+  'login.open': 'Open the console',
 };
 
 const zhCN = {
@@ -412,6 +421,21 @@ const zhCN = {
   'rules.reloading': '正在重新加载…',
   'rules.reloaded': '已重新加载：{report}',
   'rules.not-reloaded': '未重新加载，之前的规则继续生效：{error}',
+
+  'login.title': 'wemp 控制台 — 登录',
+  'login.token': '管理令牌',
+  'login.hint': '即 {env} 的值（或配置文件中的 console token）。只需输入一次；此浏览器会保存一个由它派生的 Cookie。',
+  'login.open': '打开控制台',
+
+  // Sentences the server composes, by their code (their English is the server's).
+  'server.login.login': '请输入控制台的管理令牌以继续',
+  'server.login.not-loopback': '未设置令牌的控制台只在本机回环地址（http://127.0.0.1 或 http://localhost）上应答，且不经过代理；要从其他地方打开，请设置 WEMP_CONSOLE_TOKEN',
+  'server.login.disabled': '服务器监听在本机回环地址之外，且未设置管理令牌：请设置 WEMP_CONSOLE_TOKEN（或配置文件中的 console token）以启用控制台',
+  'server.login.cross-site': '已拒绝跨站登录',
+  'server.login.wrong-token': '令牌错误，请重试',
+  'server.try.answered': 'HTTP {status}',
+  'server.try.timed_out': '无应答：微信已放弃',
+  'server.try.failed': '连接失败：{error}',
 };
 
 /** The tables by language code. */

@@ -405,7 +405,9 @@ describe('the console in Chinese: the browser speaks zh-CN', () => {
   test('both languages have every string, and the same {params}', () => {
     const en = STRINGS.en;
     const zh = STRINGS['zh-CN'];
-    assert.deepEqual(Object.keys(zh).sort(), Object.keys(en).sort());
+    const own = (table) => Object.keys(table).filter((k) => !k.startsWith('server.')).sort();
+    assert.deepEqual(own(zh), own(en));
+    assert.deepEqual(Object.keys(en).filter((k) => k.startsWith('server.')), [], 'the server\'s English is its own');
     const params = (s) => (s.match(/\{\w+\}/g) || []).sort();
     for (const k of Object.keys(en)) assert.deepEqual(params(zh[k]), params(en[k]), k);
   });
@@ -547,6 +549,28 @@ describe('wemp serve beyond loopback', () => {
       // Once per browser: a new page opens straight away.
       const again = await b.newPage();
       assert.equal((await again.goto(`${base}/`)).status(), 200);
+    } finally {
+      await b.close();
+    }
+  });
+
+  test('the sign-in page in Chinese: labels and the server\'s messages', async () => {
+    const { url } = await startServe({ WEMP_LISTEN: '0.0.0.0:0', WEMP_CONSOLE_TOKEN: 'e2e-admin-token-zh' });
+    const b = await launch('zh-CN');
+    try {
+      const page = await b.newPage();
+      const errors = watchErrors(page);
+      assert.equal((await page.goto(`${url}/console/`)).status(), 401);
+      assert.equal(await page.title(), 'wemp 控制台 — 登录');
+      await page.getByText('请输入控制台的管理令牌以继续').waitFor();
+      await page.getByText('WEMP_CONSOLE_TOKEN').waitFor();
+      await page.getByLabel('管理令牌').fill('wrong');
+      await page.getByRole('button', { name: '打开控制台' }).click();
+      await page.getByText('令牌错误，请重试').waitFor();
+      await page.getByLabel('管理令牌').fill('e2e-admin-token-zh');
+      await page.getByRole('button', { name: '打开控制台' }).click();
+      await page.getByRole('link', { name: '聊天' }).waitFor();
+      assert.deepEqual(errors, []);
     } finally {
       await b.close();
     }
