@@ -436,6 +436,18 @@ const zhCN = {
   'server.try.answered': 'HTTP {status}',
   'server.try.timed_out': '无应答：微信已放弃',
   'server.try.failed': '连接失败：{error}',
+  // `wemp doctor`'s check names (with several accounts, prefixed by the account's id).
+  'server.check.configuration': '配置文件',
+  'server.check.token': '令牌(Token)',
+  'server.check.appid': '开发者ID(AppID)',
+  'server.check.EncodingAESKey': '消息加解密密钥(EncodingAESKey)',
+  'server.check.public URL': '公网地址',
+  'server.check.message log database': '消息日志数据库',
+  'server.check.redis': 'Redis',
+  'server.check.access token': '接口调用凭据(access_token)',
+  'server.check.API call': '接口调用',
+  'server.check.API access': '接口访问',
+  'server.check.customer-service API': '客服消息接口',
 };
 
 /** The tables by language code. */

@@ -467,6 +467,10 @@ describe('the console in Chinese: the browser speaks zh-CN', () => {
     await page.getByRole('button', { name: '显示' }).click();
     await page.locator('#aes-key', { hasText: AES_KEY }).waitFor();
     await page.locator('#checks .check.pass .badge', { hasText: '通过' }).first().waitFor();
+    for (const name of ['配置文件', '消息加解密密钥(EncodingAESKey)', '接口调用凭据(access_token)', '客服消息接口']) {
+      await page.locator('#checks .check.pass strong', { hasText: name }).waitFor();
+    }
+    await page.locator('#checks .check.skip strong', { hasText: 'Redis' }).waitFor();
     await page.getByRole('button', { name: '重新加载规则' }).click();
     await page.locator('#reload-status.ok', { hasText: '已重新加载：' }).waitFor();
     assert.deepEqual(await untranslated(page), []);
