@@ -1,6 +1,6 @@
 // The page's languages: English and Simplified Chinese. The browser's language chooses
 // (navigator.languages), the switch in the header overrides it (kept in localStorage).
-// Every string the page shows has one key here; `t(key, params)` fills `{name}` params.
+// Every string the page shows has one key in strings.js; `t(key, params)` fills `{name}` params.
 import { STRINGS } from './strings.js';
 
 /** The languages the page speaks: code, the name it shows in the switch. */

@@ -434,6 +434,13 @@ describe('the console in Chinese: the browser speaks zh-CN', () => {
     await page.getByRole('menuitem', { name: 'News' }).click();
     await page.locator('.notice', { hasText: '你点击了菜单「News」（NEWS）' }).waitFor();
     await page.locator('.news-card').first().waitFor();
+    // A handler past the deadline: the explanation and the late reply, in Chinese.
+    await page.getByRole('menuitem', { name: /More/ }).click();
+    await page.getByRole('menuitem', { name: 'Slow reply (6 s)' }).click();
+    const deadline = page.locator('.notice.deadline');
+    await deadline.waitFor({ timeout: 15_000 });
+    assert.match(await deadline.textContent(), /^服务器在截止时间应答了“success”（4\.\d 秒）：处理程序仍在运行/);
+    await page.locator('.notice.late', { hasText: /^延迟回复已在 \d\.\d 秒后以客服消息发出：$/ }).waitFor({ timeout: 15_000 });
     assert.deepEqual(await untranslated(page), []);
     await shot(page, 'chat-desktop.zh-CN.png', DESKTOP);
   });
