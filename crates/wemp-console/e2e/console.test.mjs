@@ -454,11 +454,13 @@ describe('the console in Chinese: the browser speaks zh-CN', () => {
     await page.getByLabel('结果').selectOption({ label: '被动回复' });
     await row.click();
     const kv = await page.locator('#detail dl').textContent();
-    for (const want of ['接收时间', '用户', '类型', '模式安全模式', '结果被动回复', '排重首次推送', '处理程序help', '耗时']) {
+    for (const want of ['接收时间', '用户', '类型', '模式安全模式', '结果被动回复', '排重首次推送', '处理程序help', '耗时', '来源服务器观察者']) {
       assert.ok(kv.includes(want), `${want} in ${kv}`);
     }
     await page.locator('#detail h3', { hasText: '消息（已解密）' }).waitFor();
     assert.deepEqual(await untranslated(page), []);
+    await shot(page, 'log-phone.zh-CN.png', PHONE);
+    await page.setViewportSize(DESKTOP);
     await page.getByRole('button', { name: '关闭详情' }).click();
   });
 
