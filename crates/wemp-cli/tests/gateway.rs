@@ -33,6 +33,28 @@ fn origin(srv: &ServeProc) -> String {
     srv.url.strip_suffix("/wechat").unwrap().to_owned()
 }
 
+/// Uploads `data` through the proxy as temporary media of `kind`; its media id.
+async fn upload(
+    http: &reqwest::Client,
+    base: &str,
+    kind: &str,
+    data: &[u8],
+    name: &str,
+    mime: &str,
+) -> String {
+    let part =
+        reqwest::multipart::Part::bytes(data.to_vec()).file_name(name.to_owned()).mime_str(mime).unwrap();
+    let res = http
+        .post(format!("{base}/api/cgi-bin/media/upload?type={kind}"))
+        .bearer_auth(PROXY_TOKEN)
+        .multipart(reqwest::multipart::Form::new().part("media", part))
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = res.json().await.unwrap();
+    v["media_id"].as_str().unwrap_or_else(|| panic!("{v}")).to_owned()
+}
+
 /// Without `[api_proxy] token` nothing answers at /api/.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_proxy_is_off_without_a_token() {
@@ -121,19 +143,7 @@ async fn the_api_proxy_adds_the_token_retries_token_errors_and_passes_the_rest()
 
     // An upload (multipart) and the download of what was uploaded.
     let image: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-    let form = reqwest::multipart::Form::new().part(
-        "media",
-        reqwest::multipart::Part::bytes(image.clone()).file_name("cat.jpg").mime_str("image/jpeg").unwrap(),
-    );
-    let res = http
-        .post(format!("{base}/api/cgi-bin/media/upload?type=image"))
-        .bearer_auth(PROXY_TOKEN)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    let v: serde_json::Value = res.json().await.unwrap();
-    let media_id = v["media_id"].as_str().unwrap_or_else(|| panic!("{v}")).to_owned();
+    let media_id = upload(&http, &base, "image", &image, "cat.jpg", "image/jpeg").await;
     assert_eq!(platform.media(&media_id).unwrap().data.as_ref(), image.as_slice());
     let res = http
         .get(format!("{base}/api/cgi-bin/media/get?media_id={media_id}"))
@@ -147,19 +157,7 @@ async fn the_api_proxy_adds_the_token_retries_token_errors_and_passes_the_rest()
 
     // A body larger than wemp holds (1 MiB) streams through (a 2 MiB voice upload).
     let voice: Vec<u8> = (0..2_000_000u32).map(|i| (i % 241) as u8).collect();
-    let form = reqwest::multipart::Form::new().part(
-        "media",
-        reqwest::multipart::Part::bytes(voice.clone()).file_name("a.mp3").mime_str("audio/mpeg").unwrap(),
-    );
-    let res = http
-        .post(format!("{base}/api/cgi-bin/media/upload?type=voice"))
-        .bearer_auth(PROXY_TOKEN)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    let v: serde_json::Value = res.json().await.unwrap();
-    let voice_id = v["media_id"].as_str().unwrap_or_else(|| panic!("{v}")).to_owned();
+    let voice_id = upload(&http, &base, "voice", &voice, "a.mp3", "audio/mpeg").await;
     assert_eq!(platform.media(&voice_id).unwrap().data.len(), voice.len());
 
     // An unknown account is a clear 400.
