@@ -1,5 +1,7 @@
 // The page's DOM and server helpers: elements, icons, the API, toasts, the clipboard.
 
+import { t } from './i18n.js';
+
 export const BASE = document.querySelector('meta[name="wemp-base"]').content;
 export const CSRF = document.querySelector('meta[name="wemp-csrf"]').content;
 export const $ = (id) => document.getElementById(id);
@@ -86,5 +88,5 @@ export async function copy(text, what) {
     document.execCommand('copy');
     ta.remove();
   }
-  toast(`${what} copied`);
+  toast(t('copied', { what }));
 }

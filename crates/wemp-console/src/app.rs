@@ -38,6 +38,9 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("log.js", JS, include_str!("../assets/log.js")),
     ("setup.js", JS, include_str!("../assets/setup.js")),
     ("accounts.js", JS, include_str!("../assets/accounts.js")),
+    ("login.js", JS, include_str!("../assets/login.js")),
+    ("i18n.js", JS, include_str!("../assets/i18n.js")),
+    ("strings.js", JS, include_str!("../assets/strings.js")),
     ("app.css", "text/css; charset=utf-8", include_str!("../assets/app.css")),
     ("icon.svg", "image/svg+xml", include_str!("../assets/icon.svg")),
 ];
@@ -101,9 +104,12 @@ fn page(status: StatusCode, html: String) -> Response {
     res
 }
 
-fn login_page(shared: &Shared, status: StatusCode, message: &str, form: bool) -> Response {
+/// The sign-in page saying `message`; `code` names the message for the page's translations
+/// (`server.login.<code>` in assets/strings.js).
+fn login_page(shared: &Shared, status: StatusCode, code: &str, message: &str, form: bool) -> Response {
     let html = LOGIN
         .replace("{{BASE}}", &escape(&shared.config.base_path))
+        .replace("{{CODE}}", &format!("login.{}", escape(code)))
         .replace("{{MESSAGE}}", &escape(message))
         .replace("{{FORM_HIDDEN}}", if form { "" } else { "hidden" });
     page(status, html)
@@ -112,10 +118,14 @@ fn login_page(shared: &Shared, status: StatusCode, message: &str, form: bool) ->
 async fn index(State(shared): S, headers: HeaderMap) -> Response {
     match access::check(&shared.config.access, &headers) {
         Ok(()) => {}
-        Err(Denied::Login) => {
-            return login_page(&shared, StatusCode::UNAUTHORIZED, Denied::Login.message(), true);
+        Err(d) => {
+            let (status, code, form) = match d {
+                Denied::Login => (StatusCode::UNAUTHORIZED, "login", true),
+                Denied::NotLoopback => (StatusCode::FORBIDDEN, "not-loopback", false),
+                Denied::Disabled => (StatusCode::FORBIDDEN, "disabled", false),
+            };
+            return login_page(&shared, status, code, d.message(), form);
         }
-        Err(d) => return login_page(&shared, StatusCode::FORBIDDEN, d.message(), false),
     }
     let html = INDEX.replace("{{BASE}}", &escape(&shared.config.base_path)).replace("{{CSRF}}", &shared.csrf);
     page(StatusCode::OK, html)
@@ -131,10 +141,10 @@ async fn login(State(shared): S, headers: HeaderMap, axum::Form(form): axum::For
         return Redirect::to(&format!("{}/", shared.config.base_path)).into_response();
     };
     if !access::same_origin(&headers) {
-        return login_page(&shared, StatusCode::FORBIDDEN, "cross-site login refused", true);
+        return login_page(&shared, StatusCode::FORBIDDEN, "cross-site", "cross-site login refused", true);
     }
     if !access::same(form.token.trim(), token) {
-        return login_page(&shared, StatusCode::UNAUTHORIZED, "wrong token: try again", true);
+        return login_page(&shared, StatusCode::UNAUTHORIZED, "wrong-token", "wrong token: try again", true);
     }
     let cookie = format!(
         "{COOKIE}={}; Path={}; HttpOnly; SameSite=Strict; Max-Age=31536000",
