@@ -9,7 +9,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ServeProc, temp_dir, wemp_in};
+use common::{AES_KEY as KEY, APPID, ServeProc, temp_dir, wemp_in};
 
 const DEPLOY_MD: &str = include_str!("../../../docs/deploy.md");
 
@@ -150,8 +150,6 @@ fn systemd_unit_verifies() {
 /// requires encryption"), and `sim send` with the key speaks safe mode by default.
 #[test]
 fn the_documented_check_passes_a_safe_mode_server() {
-    const APPID: &str = "wx2c2769f8efd9abc2";
-    const KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
     let documented = DEPLOY_MD.lines().find(|l| l.starts_with("wemp sim check ")).unwrap();
     assert!(documented.contains("--appid") && documented.contains("--aes-key"), "{documented}");
     let dir = temp_dir("safe");

@@ -444,6 +444,7 @@ fn completion_and_help_are_tidy() {
 /// An https URL with a certificate the simulator does not trust names the TLS error and
 /// offers --insecure (it used to ask "is the server running?").
 #[test]
+#[allow(clippy::print_stdout)] // the reason a test steps aside goes to its output
 fn an_untrusted_certificate_is_named() {
     let dir = common::temp_dir("tls");
     let made = std::process::Command::new("openssl")
