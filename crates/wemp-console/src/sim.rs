@@ -128,8 +128,18 @@ pub struct TryReport {
     pub started_ms: u64,
     /// How long it took, ms.
     pub took_ms: u64,
-    /// `HTTP 200`, `timed out after 5000 ms`, or the connection error.
+    /// `HTTP 200`, `no answer: WeChat gave up`, or the connection error.
     pub outcome: String,
+    /// What [`outcome`](Self::outcome) says, as a code for the page's translations:
+    /// `answered` (with [`status`](Self::status)), `timed_out` or `failed` (with
+    /// [`error`](Self::error)).
+    pub code: &'static str,
+    /// The HTTP status of an answered try.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Why a failed try could not connect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The QR ticket WeChat sends with a scene (`Subscribe` through a QR code, `Scan`).
@@ -189,14 +199,15 @@ fn report(sent_xml: String, d: Delivery) -> ChatResult {
     let attempts = d
         .attempts
         .iter()
-        .map(|a| TryReport {
-            started_ms: ms(a.started),
-            took_ms: ms(a.elapsed),
-            outcome: match &a.exchange {
-                Answer::Http { status, .. } => format!("HTTP {status}"),
-                Answer::Timeout => "no answer: WeChat gave up".to_owned(),
-                Answer::Connect { error } | Answer::Tls { error } => format!("connection failed: {error}"),
-            },
+        .map(|a| {
+            let (outcome, code, status, error) = match &a.exchange {
+                Answer::Http { status, .. } => (format!("HTTP {status}"), "answered", Some(*status), None),
+                Answer::Timeout => ("no answer: WeChat gave up".to_owned(), "timed_out", None, None),
+                Answer::Connect { error } | Answer::Tls { error } => {
+                    (format!("connection failed: {error}"), "failed", None, Some(error.clone()))
+                }
+            };
+            TryReport { started_ms: ms(a.started), took_ms: ms(a.elapsed), outcome, code, status, error }
         })
         .collect();
     let encrypted = d.outcome.encrypted();
@@ -239,6 +250,41 @@ mod tests {
         assert!(matches!(Incoming::parse(&xml).unwrap(), Incoming::Location(l) if l.label == "广州"));
         let a: Action = serde_json::from_str(r#"{"kind":"scan","scene":"7"}"#).unwrap();
         assert_eq!(a, Action::Scan { scene: "7".into() });
+    }
+
+    /// Each try says what happened in English and as a code with its parameters, which the
+    /// page translates.
+    #[test]
+    fn tries_carry_a_code_for_the_page() {
+        use std::time::Duration;
+
+        use wemp_client::callback::Attempt;
+        let attempt = |exchange| Attempt {
+            number: 1,
+            started: Duration::ZERO,
+            elapsed: Duration::from_millis(7),
+            exchange,
+        };
+        let d = Delivery {
+            mode: wemp_proto::Mode::Plain,
+            request: String::new(),
+            signed: None,
+            attempts: vec![
+                attempt(Answer::Connect { error: "connection refused".into() }),
+                attempt(Answer::Timeout),
+                attempt(Answer::Http { status: 413, content_type: None, body: String::new() }),
+            ],
+            outcome: Outcome::Failed { reason: "all 3 tries failed".into() },
+        };
+        let json = serde_json::to_value(report(String::new(), d).attempts).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!([
+                { "started_ms": 0, "took_ms": 7, "outcome": "connection failed: connection refused", "code": "failed", "error": "connection refused" },
+                { "started_ms": 0, "took_ms": 7, "outcome": "no answer: WeChat gave up", "code": "timed_out" },
+                { "started_ms": 0, "took_ms": 7, "outcome": "HTTP 413", "code": "answered", "status": 413 },
+            ])
+        );
     }
 
     #[test]
