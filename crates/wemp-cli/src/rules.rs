@@ -511,7 +511,7 @@ impl Rule {
             }
             Matcher::Event { kind, scene, key } => {
                 let event = incoming.event()?;
-                if !event.kind().same_as(kind) {
+                if event.kind() != *kind {
                     return None;
                 }
                 if let Some(scene) = scene

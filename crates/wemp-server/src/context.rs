@@ -235,6 +235,11 @@ impl Captures {
         Self { groups, named }
     }
 
+    /// Only group 0: the text a word matcher matched.
+    pub(crate) fn whole(text: &str) -> Self {
+        Self { groups: vec![Some(text.to_owned())], named: Vec::new() }
+    }
+
     /// Group `i` (0 is the whole match).
     pub fn get(&self, i: usize) -> Option<&str> {
         self.groups.get(i).and_then(|g| g.as_deref())

@@ -23,14 +23,16 @@ pub use clock::{Clock, FixedClock, NonceSource, RandomNonce, SystemClock};
 pub use context::{Captures, Ctx, Inbound};
 #[cfg(feature = "client")]
 pub use cs_sink::CustomerServiceSink;
-pub use handler::{BoxError, BoxHandler, FallThrough, Handler, HandlerService, IntoReply};
+pub use handler::{
+    Answer, BoxError, BoxHandler, FallThrough, Handler, HandlerService, IntoReply, RuleService,
+};
 pub use late::{LateReplySink, LoggingSink, SinkOutcome};
 pub use observe::{
     BroadcastObserver, DedupOutcome, DeliveryRecord, MessageLogObserver, Observer, RecordOutcome,
     RejectionRecord,
 };
 pub use reject::RejectReason;
-pub use router::{Matcher, Router, Rule};
+pub use router::{LiveRouter, Match, Matcher, Router, Rule};
 pub use serve::{serve, serve_with_shutdown, shutdown_signal};
 pub use service::{ErrorPolicy, WechatService, WechatServiceBuilder};
 pub use session::{Session, SessionError};
