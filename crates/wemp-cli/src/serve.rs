@@ -7,8 +7,8 @@
 //! checks ([`ServeDoctor`]) and the rules with a reload button ([`ServeRules`], the same
 //! path as SIGHUP).
 //!
-//! The pieces are public so tests can assemble the same server: [`LiveRules`] (atomically
-//! swapped rules), [`rules_router`] (the handler that evaluates them), [`build_service`],
+//! The pieces are public so tests can assemble the same server: [`ServedRules`] (the rules
+//! compiled into a wemp-server router, swapped whole on reload), [`build_service`],
 //! [`build_console`], [`app`] (the axum app: callback paths, metrics and the console) and
 //! [`Reloader`].
 
@@ -21,14 +21,15 @@ use std::time::Duration;
 use wemp_console::{
     Access, AccountInfo, Check, CheckStatus, Console, ConsoleAccount, ConsoleConfig, RuleSummary,
 };
-use wemp_proto::{Incoming, Mode};
+use wemp_proto::Mode;
 use wemp_server::{
-    Account, CustomerServiceSink, LateReplySink, MessageLogObserver, Observer, SinkOutcome, WechatService,
+    Account, CustomerServiceSink, LateReplySink, LiveRouter, MessageLogObserver, Observer, SinkOutcome,
+    WechatService,
 };
 use wemp_store::{DedupStore, LogWriter, LogWriterConfig, MessageLog};
 
 use crate::config::{Config, ConfigError, ServeArgs, TokenSource};
-use crate::rules::{Rules, evaluate};
+use crate::rules::{RuleInfo, Rules};
 use crate::sim::check::Status;
 use crate::storage::{self, LogLocation};
 use crate::term::Style;
@@ -39,52 +40,38 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How often the config file is checked for changes.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The rules in effect, swapped as a whole on reload: a request evaluates the set it
-/// loaded, never a mix, and no request waits for a reload.
+/// The rules in effect: the compiled [`wemp_server::Router`] behind a [`LiveRouter`] (each
+/// delivery runs on the router in effect when it arrived; a reload swaps it whole), and what
+/// each rule is in the config's words, for the console.
 #[derive(Debug)]
-pub struct LiveRules {
-    current: RwLock<Arc<Rules>>,
+pub struct ServedRules {
+    router: LiveRouter,
+    info: RwLock<Arc<[RuleInfo]>>,
 }
 
-impl LiveRules {
+impl ServedRules {
     /// Starts with `rules`.
     pub fn new(rules: Rules) -> Self {
-        Self { current: RwLock::new(Arc::new(rules)) }
+        let info = rules.rules().into();
+        Self { router: LiveRouter::new(rules.into_router()), info: RwLock::new(info) }
     }
 
-    /// The rules now.
-    pub fn load(&self) -> Arc<Rules> {
-        match self.current.read() {
-            Ok(g) => g.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+    /// The rules now, in the config's words.
+    pub fn info(&self) -> Arc<[RuleInfo]> {
+        self.info.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Replaces the rules.
-    pub fn store(&self, rules: Rules) {
-        let rules = Arc::new(rules);
-        match self.current.write() {
-            Ok(mut g) => *g = rules,
-            Err(poisoned) => *poisoned.into_inner() = rules,
-        }
+    /// Replaces the rules: deliveries already running finish on the old router.
+    pub fn swap(&self, rules: Rules) {
+        let info: Arc<[RuleInfo]> = rules.rules().into();
+        self.router.swap(rules.into_router());
+        *self.info.write().unwrap_or_else(|e| e.into_inner()) = info;
     }
-}
 
-/// A wemp-server router whose one handler answers with the first matching live rule,
-/// after the rule's `delay` if it has one. The rule's name is what logs and the console
-/// show as the handler.
-pub fn rules_router(rules: Arc<LiveRules>) -> wemp_server::Router {
-    wemp_server::Router::new().fallback(move |incoming: Incoming, ctx: wemp_server::Ctx| {
-        let rules = rules.load();
-        async move {
-            let Some((i, reply)) = rules.first_match(&incoming) else { return evaluate(&rules, &incoming) };
-            ctx.set_rule_name(rules.rules()[i].name.as_str());
-            if let Some(delay) = rules.rules()[i].delay() {
-                tokio::time::sleep(delay).await;
-            }
-            reply
-        }
-    })
+    /// The service answering deliveries with the router in effect.
+    pub fn service(&self) -> wemp_server::BoxHandler {
+        self.router.service()
+    }
 }
 
 /// The late-reply sink of `serve`: wemp-server's [`CustomerServiceSink`] (the
@@ -212,9 +199,9 @@ fn last_segment(path: &str) -> String {
 ///
 /// # Errors
 /// An account cannot be set up (the config was validated, so only an invalid key).
-pub fn build_service(cfg: &Config, rules: Arc<LiveRules>, parts: &Parts) -> Result<WechatService, String> {
+pub fn build_service(cfg: &Config, rules: &ServedRules, parts: &Parts) -> Result<WechatService, String> {
     let mut b = WechatService::builder()
-        .router(rules_router(rules))
+        .handler_service(rules.service())
         .budget(cfg.server.deadline)
         .freshness_window(cfg.server.timestamp_window)
         .body_limit(usize::try_from(cfg.server.body_limit).unwrap_or(usize::MAX))
@@ -424,13 +411,13 @@ impl wemp_console::Doctor for ServeDoctor {
 /// same [`Reloader`] as SIGHUP and file changes.
 #[derive(Debug)]
 pub struct ServeRules {
-    live: Arc<LiveRules>,
+    live: Arc<ServedRules>,
     reloader: Arc<Reloader>,
 }
 
 impl ServeRules {
     /// The rules of `live`, reloaded by `reloader`.
-    pub fn new(live: Arc<LiveRules>, reloader: Arc<Reloader>) -> Self {
+    pub fn new(live: Arc<ServedRules>, reloader: Arc<Reloader>) -> Self {
         Self { live, reloader }
     }
 }
@@ -439,8 +426,7 @@ impl ServeRules {
 impl wemp_console::Rules for ServeRules {
     fn current(&self) -> Vec<RuleSummary> {
         self.live
-            .load()
-            .rules()
+            .info()
             .iter()
             .map(|r| RuleSummary {
                 name: Some(r.name.clone()),
@@ -472,7 +458,7 @@ pub type EnvLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
 pub struct Reloader {
     args: ServeArgs,
     env: EnvLookup,
-    rules: Arc<LiveRules>,
+    rules: Arc<ServedRules>,
     running: Config,
 }
 
@@ -487,7 +473,7 @@ impl Reloader {
     pub fn new(
         args: ServeArgs,
         env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
-        rules: Arc<LiveRules>,
+        rules: Arc<ServedRules>,
         running: Config,
     ) -> Self {
         Self { args, env: Box::new(env), rules, running }
@@ -515,7 +501,10 @@ impl Reloader {
             )
         })?;
         let n = rules.len();
-        self.rules.store(rules);
+        for w in rules.warnings() {
+            tracing::warn!("rules: {w}");
+        }
+        self.rules.swap(rules);
         let mut restart = Vec::new();
         if cfg.server != self.running.server {
             restart.push("[server]");
@@ -833,7 +822,10 @@ pub async fn run(
         .compiled_rules()
         .map_err(|errs| fail(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
     let n_rules = rules.len();
-    let live = Arc::new(LiveRules::new(rules));
+    for w in rules.warnings() {
+        tracing::warn!("rules: {w}");
+    }
+    let live = Arc::new(ServedRules::new(rules));
 
     let location = LogLocation::of(&cfg.storage);
     let log = location
@@ -870,7 +862,7 @@ pub async fn run(
     let observers: Vec<Arc<dyn Observer>> =
         console.iter().map(|c| Arc::new(c.observer()) as Arc<dyn Observer>).collect();
     let parts = Parts { dedup, sink, log: Some(writer.clone()), observers };
-    let service = build_service(&cfg, live.clone(), &parts).map_err(fail)?;
+    let service = build_service(&cfg, &live, &parts).map_err(fail)?;
     if cfg.console.show_setup {
         let screen = setup_screen(
             &ScreenInfo {
@@ -919,10 +911,10 @@ mod tests {
 
     #[test]
     fn live_rules_swap_as_a_whole() {
-        let live = Arc::new(LiveRules::new(Rules::demo()));
-        let before = live.load();
-        live.store(Rules::from_toml("[[rules]]\ndefault = true\nreply.text = \"x\"\n").unwrap());
-        assert_eq!(live.load().len(), 1);
+        let live = Arc::new(ServedRules::new(Rules::demo()));
+        let before = live.info();
+        live.swap(Rules::from_toml("[[rules]]\ndefault = true\nreply.text = \"x\"\n").unwrap());
+        assert_eq!(live.info().len(), 1);
         assert!(before.len() > 1, "a loaded set stays whole after a swap");
     }
 
@@ -940,7 +932,7 @@ mod tests {
         .unwrap();
         let svc = wemp_server::WechatService::builder()
             .account(Account::new("wx_rules", "Tok123"))
-            .router(rules_router(Arc::new(LiveRules::new(rules))))
+            .handler_service(ServedRules::new(rules).service())
             .observer(move |r: &Arc<wemp_server::DeliveryRecord>| seen.lock().unwrap().push(r.clone()))
             .build()
             .unwrap();
@@ -1021,7 +1013,7 @@ mod tests {
         }
         assert_eq!(account_id(&cfg, 1), APPID);
         let rules = Rules::from_toml("[[rules]]\ndefault = true\nreply.text = \"pong\"\n").unwrap();
-        let svc = build_service(&cfg, Arc::new(LiveRules::new(rules)), &Parts::default()).unwrap();
+        let svc = build_service(&cfg, &ServedRules::new(rules), &Parts::default()).unwrap();
         let app = app(&cfg, svc, None);
         let platform = wemp_proto::testing::Platform::new("Tok123")
             .with_cipher(wemp_proto::Cipher::new(KEY, APPID).unwrap());
