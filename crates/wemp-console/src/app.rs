@@ -25,9 +25,25 @@ use crate::{Shared, media};
 
 const INDEX: &str = include_str!("../assets/index.html");
 const LOGIN: &str = include_str!("../assets/login.html");
-const APP_JS: &str = include_str!("../assets/app.js");
-const APP_CSS: &str = include_str!("../assets/app.css");
-const ICON: &str = include_str!("../assets/icon.svg");
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// The page's static files, embedded: name under `assets/`, content type, body. The scripts
+/// are ES modules (`app.js` imports the others), so adding one means adding it here.
+const ASSETS: &[(&str, &str, &str)] = &[
+    ("app.js", JS, include_str!("../assets/app.js")),
+    ("dom.js", JS, include_str!("../assets/dom.js")),
+    ("state.js", JS, include_str!("../assets/state.js")),
+    ("chat.js", JS, include_str!("../assets/chat.js")),
+    ("menu.js", JS, include_str!("../assets/menu.js")),
+    ("log.js", JS, include_str!("../assets/log.js")),
+    ("setup.js", JS, include_str!("../assets/setup.js")),
+    ("accounts.js", JS, include_str!("../assets/accounts.js")),
+    ("login.js", JS, include_str!("../assets/login.js")),
+    ("i18n.js", JS, include_str!("../assets/i18n.js")),
+    ("strings.js", JS, include_str!("../assets/strings.js")),
+    ("app.css", "text/css; charset=utf-8", include_str!("../assets/app.css")),
+    ("icon.svg", "image/svg+xml", include_str!("../assets/icon.svg")),
+];
 
 type S = State<Arc<Shared>>;
 
@@ -52,19 +68,20 @@ pub(crate) fn router(shared: Arc<Shared>) -> axum::Router {
         .route(&format!("{base}/"), get(index))
         .route(&format!("{base}/login"), post(login))
         .route(&format!("{base}/logout"), post(logout))
-        .route(
-            &format!("{base}/assets/app.js"),
-            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
-        )
-        .route(&format!("{base}/assets/app.css"), get(|| async { asset("text/css; charset=utf-8", APP_CSS) }))
-        .route(&format!("{base}/assets/icon.svg"), get(|| async { asset("image/svg+xml", ICON) }))
+        .route(&format!("{base}/assets/{{name}}"), get(asset))
         .route(&format!("{base}/media/{{id}}"), get(media_get))
         .nest(&format!("{base}/api"), api)
         .with_state(shared)
 }
 
-fn asset(content_type: &'static str, body: &'static str) -> Response {
-    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+async fn asset(Path(name): Path<String>) -> Response {
+    match ASSETS.iter().find(|(n, _, _)| *n == name) {
+        Some(&(_, content_type, body)) => {
+            ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body)
+                .into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
+    }
 }
 
 fn escape(s: &str) -> String {
@@ -87,9 +104,12 @@ fn page(status: StatusCode, html: String) -> Response {
     res
 }
 
-fn login_page(shared: &Shared, status: StatusCode, message: &str, form: bool) -> Response {
+/// The sign-in page saying `message`; `code` names the message for the page's translations
+/// (`server.login.<code>` in assets/strings.js).
+fn login_page(shared: &Shared, status: StatusCode, code: &str, message: &str, form: bool) -> Response {
     let html = LOGIN
         .replace("{{BASE}}", &escape(&shared.config.base_path))
+        .replace("{{CODE}}", &format!("login.{}", escape(code)))
         .replace("{{MESSAGE}}", &escape(message))
         .replace("{{FORM_HIDDEN}}", if form { "" } else { "hidden" });
     page(status, html)
@@ -98,10 +118,14 @@ fn login_page(shared: &Shared, status: StatusCode, message: &str, form: bool) ->
 async fn index(State(shared): S, headers: HeaderMap) -> Response {
     match access::check(&shared.config.access, &headers) {
         Ok(()) => {}
-        Err(Denied::Login) => {
-            return login_page(&shared, StatusCode::UNAUTHORIZED, Denied::Login.message(), true);
+        Err(d) => {
+            let (status, code, form) = match d {
+                Denied::Login => (StatusCode::UNAUTHORIZED, "login", true),
+                Denied::NotLoopback => (StatusCode::FORBIDDEN, "not-loopback", false),
+                Denied::Disabled => (StatusCode::FORBIDDEN, "disabled", false),
+            };
+            return login_page(&shared, status, code, d.message(), form);
         }
-        Err(d) => return login_page(&shared, StatusCode::FORBIDDEN, d.message(), false),
     }
     let html = INDEX.replace("{{BASE}}", &escape(&shared.config.base_path)).replace("{{CSRF}}", &shared.csrf);
     page(StatusCode::OK, html)
@@ -117,10 +141,10 @@ async fn login(State(shared): S, headers: HeaderMap, axum::Form(form): axum::For
         return Redirect::to(&format!("{}/", shared.config.base_path)).into_response();
     };
     if !access::same_origin(&headers) {
-        return login_page(&shared, StatusCode::FORBIDDEN, "cross-site login refused", true);
+        return login_page(&shared, StatusCode::FORBIDDEN, "cross-site", "cross-site login refused", true);
     }
     if !access::same(form.token.trim(), token) {
-        return login_page(&shared, StatusCode::UNAUTHORIZED, "wrong token: try again", true);
+        return login_page(&shared, StatusCode::UNAUTHORIZED, "wrong-token", "wrong token: try again", true);
     }
     let cookie = format!(
         "{COOKIE}={}; Path={}; HttpOnly; SameSite=Strict; Max-Age=31536000",
@@ -610,6 +634,36 @@ mod tests {
         });
         let (status, body) = call(&app, &console, "POST", "/console/api/send", Some(send)).await;
         assert_eq!((status, body["error"].as_str()), (400, Some(unknown.as_str())));
+    }
+
+    /// The page is ES modules: every `import … from './x.js'` of a served script (and the
+    /// page's own script tag) must name a served asset, with a JavaScript content type.
+    #[tokio::test]
+    async fn every_module_the_page_imports_is_served_as_javascript() {
+        let console = Console::builder(config("http://127.0.0.1:8080")).build().unwrap();
+        let app = console.router();
+        assert!(super::INDEX.contains(r#"<script type="module" src="{{BASE}}/assets/app.js">"#));
+        let mut wanted = vec!["app.js".to_owned()];
+        for (_, _, body) in super::ASSETS.iter().filter(|(n, _, _)| n.ends_with(".js")) {
+            for line in body.lines().filter(|l| l.starts_with("import ")) {
+                let name = line.split("from './").nth(1).and_then(|r| r.split('\'').next()).unwrap();
+                wanted.push(name.to_owned());
+            }
+        }
+        assert!(wanted.len() > 8, "the modules import each other: {wanted:?}");
+        for name in wanted {
+            let req = http::Request::get(format!("/console/assets/{name}"))
+                .header("host", "127.0.0.1")
+                .body(Body::empty())
+                .unwrap();
+            let res = app.clone().oneshot(req).await.unwrap();
+            assert_eq!(res.status(), 200, "{name}");
+            let ct = res.headers().get("content-type").unwrap().to_str().unwrap();
+            assert!(ct.starts_with("text/javascript"), "{name}: {ct}");
+        }
+        let req =
+            http::Request::get("/console/assets/nope.js").header("host", "127.0.0.1").body(Body::empty());
+        assert_eq!(app.oneshot(req.unwrap()).await.unwrap().status(), 404);
     }
 
     #[tokio::test]
