@@ -704,9 +704,12 @@ pub struct ScreenInfo<'a> {
 pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
     let cfg = info.cfg;
     let mut s = String::new();
-    let from = match info.file {
-        Some(f) => format!("config {}", f.display()),
-        None => "built-in config".to_owned(),
+    // A first start writes the config it runs (demo rules and the generated Token): say so,
+    // rather than "built-in", since editing that file is how the user goes on.
+    let from = match (info.file, info.token) {
+        (Some(f), _) => format!("config {}", f.display()),
+        (None, TokenSource::Generated { saved_to }) => format!("config {}, written now", saved_to.display()),
+        (None, TokenSource::Configured) => "built-in config".to_owned(),
     };
     let _ = writeln!(
         s,

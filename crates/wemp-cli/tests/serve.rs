@@ -38,6 +38,9 @@ fn quick_start_as_written() {
     }
     assert!(screen.contains(&format!("Token           {}", srv.token)), "{screen}");
     assert!(screen.contains("saved to ./wemp-data/wemp.toml"), "{screen}");
+    // The screen names the file it just wrote, not a "built-in config".
+    assert!(screen.contains("(config ./wemp-data/wemp.toml, written now, 11 rules)"), "{screen}");
+    assert!(!screen.contains("built-in config"), "{screen}");
     assert_eq!(srv.token.len(), 32);
 
     // The printed command, word for word (`wemp` is the built binary).
