@@ -1,5 +1,5 @@
 // ---------------------------------------------------------------- chat rendering
-import { $, BASE, CSRF, api, h, icon, toast } from './dom.js';
+import { $, api, h, icon, toast } from './dom.js';
 import { accountLabel, multiAccount, state } from './state.js';
 import { outcomeLabel, prettyXml } from './log.js';
 import { t, tNodes, tServer } from './i18n.js';
@@ -259,12 +259,7 @@ export function sendText(e) {
 export async function sendImage(file) {
   if (!file) return;
   try {
-    const res = await fetch(`${BASE}/api/media`, {
-      method: 'POST', credentials: 'same-origin',
-      headers: { 'X-Wemp-Csrf': CSRF, 'Content-Type': file.type || 'image/png' }, body: file,
-    });
-    const body = await res.json();
-    if (!res.ok) throw new Error(body.error || `HTTP ${res.status}`);
+    const body = await api('media', { method: 'POST', headers: { 'Content-Type': file.type || 'image/png' }, body: file });
     const pic = new URL(body.url, location.href).href;
     perform({ kind: 'image', media_id: body.media_id, pic_url: pic },
       bubble('me', h('img', { src: body.url, alt: t('image.alt', { name: file.name }), class: 'sent-img' }), h('code', { class: 'media-id' }, body.media_id)));

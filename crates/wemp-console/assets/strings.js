@@ -50,6 +50,7 @@ const en = {
   'tile.scan': 'Scan QR',
   'image.alt': 'uploaded image {name}',
   'image.failed': 'Upload failed: {error}',
+  'api.too-large': 'too large for the console (HTTP 413)',
   'notice.subscribe': '你关注了公众号 · subscribe',
   'notice.unsubscribe': '你取消了关注 · unsubscribe',
   'notice.scan': '你扫描了二维码 · SCAN scene {scene}',
@@ -264,6 +265,7 @@ const zhCN = {
   'tile.scan': '扫一扫',
   'image.alt': '上传的图片 {name}',
   'image.failed': '上传失败：{error}',
+  'api.too-large': '超出控制台允许的大小（HTTP 413）',
   'notice.subscribe': '你关注了公众号',
   'notice.unsubscribe': '你取消了关注',
   'notice.scan': '你扫描了带参数二维码（场景值 {scene}）',
@@ -438,6 +440,11 @@ const zhCN = {
   'server.try.answered': 'HTTP {status}',
   'server.try.timed_out': '无应答：微信已放弃',
   'server.try.failed': '连接失败：{error}',
+  // The console API's refusals.
+  'server.api.unknown-account': '未知的公众号 {account}：此控制台模拟的是 {known}',
+  'server.api.unknown-user': '{user} 不是控制台的测试用户',
+  'server.api.not-image': '只能上传图片（Content-Type image/…）',
+  'server.api.empty-upload': '上传的内容为空',
   // `wemp doctor`'s check names (with several accounts, prefixed by the account's id).
   'server.check.configuration': '配置文件',
   'server.check.token': '令牌(Token)',

@@ -443,6 +443,9 @@ describe('the console in Chinese: the browser speaks zh-CN', () => {
     await page.locator('.notice.late', { hasText: /^延迟回复已在 \d\.\d 秒后以客服消息发出：$/ }).waitFor({ timeout: 15_000 });
     assert.deepEqual(await untranslated(page), []);
     await shot(page, 'chat-desktop.zh-CN.png', DESKTOP);
+    // The server refuses an upload with a code: the page says why in Chinese.
+    await page.locator('#image-file').setInputFiles({ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('hi') });
+    await page.locator('#toast', { hasText: '上传失败：只能上传图片（Content-Type image/…）' }).waitFor();
   });
 
   test('live log: filters, outcomes, modes and the delivery\'s details in Chinese', async () => {

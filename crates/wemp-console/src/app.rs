@@ -177,11 +177,18 @@ struct AccountQuery {
 }
 
 /// An `account` the console does not know: answered 400, naming the accounts there are.
-struct UnknownAccount(String);
+struct UnknownAccount {
+    /// The account asked for.
+    account: String,
+    /// The accounts there are, quoted.
+    known: String,
+}
 
 impl IntoResponse for UnknownAccount {
     fn into_response(self) -> Response {
-        bad_request(self.0)
+        let Self { account, known } = self;
+        let msg = format!("unknown account {account:?}: this console plays {known}");
+        bad_request("unknown-account", msg, json!({ "account": account, "known": known }))
     }
 }
 
@@ -199,11 +206,7 @@ fn pick<'a>(
         Some(found) => Ok(found),
         None => {
             let known: Vec<String> = accounts.iter().map(|a| format!("{:?}", a.id)).collect();
-            Err(UnknownAccount(format!(
-                "unknown account {:?}: this console plays {}",
-                id.unwrap_or_default(),
-                known.join(", ")
-            )))
+            Err(UnknownAccount { account: id.unwrap_or_default().to_owned(), known: known.join(", ") })
         }
     }
 }
@@ -256,8 +259,11 @@ struct SendBody {
     account: Option<String>,
 }
 
-fn bad_request(msg: impl Into<String>) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({ "error": msg.into() }))).into_response()
+/// A 400 saying `msg`, with a `code` and its `params` for the page's translations
+/// (`server.api.<code>` in assets/strings.js).
+fn bad_request(code: &str, msg: impl Into<String>, params: serde_json::Value) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({ "error": msg.into(), "code": code, "params": params })))
+        .into_response()
 }
 
 async fn send(State(shared): S, Json(body): Json<SendBody>) -> Response {
@@ -266,7 +272,8 @@ async fn send(State(shared): S, Json(body): Json<SendBody>) -> Response {
         Err(e) => return e.into_response(),
     };
     if !shared.config.users.iter().any(|u| u.openid == body.user) {
-        return bad_request(format!("{:?} is not one of the console's test users", body.user));
+        let msg = format!("{:?} is not one of the console's test users", body.user);
+        return bad_request("unknown-user", msg, json!({ "user": body.user }));
     }
     // What the server reports about this message (a deadline answer, a rejection) reaches
     // the hub before its HTTP answer: collect it for the chat.
@@ -289,10 +296,10 @@ async fn send(State(shared): S, Json(body): Json<SendBody>) -> Response {
 async fn upload(State(shared): S, headers: HeaderMap, body: Bytes) -> Response {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if !ct.starts_with("image/") {
-        return bad_request("only images can be uploaded (Content-Type image/…)");
+        return bad_request("not-image", "only images can be uploaded (Content-Type image/…)", json!({}));
     }
     if body.is_empty() {
-        return bad_request("empty upload");
+        return bad_request("empty-upload", "empty upload", json!({}));
     }
     let id = shared.media.put(ct.to_owned(), body);
     let url = format!("{}/media/{id}", shared.config.base_path);
@@ -495,7 +502,7 @@ async fn reload(State(shared): S) -> Response {
 mod tests {
     use axum::body::Body;
     use http_body_util::BodyExt as _;
-    use serde_json::Value;
+    use serde_json::{Value, json};
     use tower::ServiceExt as _;
     use wemp_proto::{Incoming, Mode, Reply};
     use wemp_server::{Account, WechatService};
@@ -628,6 +635,12 @@ mod tests {
         ] {
             let (status, body) = call(&app, &console, method, uri, None).await;
             assert_eq!((status, body["error"].as_str()), (400, Some(unknown.as_str())), "{method} {uri}");
+            // …and as a code with its params, which the page translates.
+            assert_eq!(body["code"], "unknown-account");
+            assert_eq!(
+                body["params"],
+                json!({ "account": "nope", "known": format!("\"{DEMO}\", \"{SHOP}\"") })
+            );
         }
         let send = serde_json::json!({
             "user": "oWempTestUser000000000000001", "account": "nope", "action": { "kind": "text", "content": "x" },
