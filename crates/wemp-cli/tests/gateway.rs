@@ -388,40 +388,17 @@ async fn the_flask_example_answers_behind_wemp_serve_forward() {
 #[test]
 fn forwarding_beyond_loopback_needs_a_secret() {
     let dir = temp_dir("gateway-secret");
-    let o = common::wemp_in(
-        &dir,
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--token",
-            "Tok123",
-            "--data-dir",
-            "d",
-            "--forward",
-            "http://10.1.2.3/hook",
-        ],
-        &[],
-    );
-    assert!(!o.status.success());
-    let err = common::stderr(&o);
+    let serve = |url: &str| {
+        let args =
+            ["serve", "--listen", "127.0.0.1:0", "--token", "Tok123", "--data-dir", "d", "--forward", url];
+        let o = common::wemp_in(&dir, &args, &[]);
+        assert!(!o.status.success(), "{url} was accepted");
+        common::stderr(&o)
+    };
+    let err = serve("http://10.1.2.3/hook");
     assert!(err.contains("forward_secret") && err.contains("WEMP_FORWARD_SECRET"), "{err}");
-    let o = common::wemp_in(
-        &dir,
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--token",
-            "Tok123",
-            "--data-dir",
-            "d",
-            "--forward",
-            "ftp://x/",
-        ],
-        &[],
-    );
-    assert!(common::stderr(&o).contains("is not an http:// or https:// URL"), "{}", common::stderr(&o));
+    let err = serve("ftp://x/");
+    assert!(err.contains("is not an http:// or https:// URL"), "{err}");
 }
 
 /// An app on loopback (a real HTTP server) that records what it receives and answers with
