@@ -23,8 +23,8 @@ use wemp_console::{
 };
 use wemp_proto::Mode;
 use wemp_server::{
-    Account, CustomerServiceSink, LateReplySink, LiveRouter, MessageLogObserver, Observer, SinkOutcome,
-    WechatService,
+    Account, CustomerServiceSink, LateReplySink, LiveRouter, MessageLogObserver, Observer, RuleService,
+    SinkOutcome, WechatService,
 };
 use wemp_store::{DedupStore, LogWriter, LogWriterConfig, MessageLog};
 
@@ -44,17 +44,41 @@ pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 /// The rules in effect: the compiled [`wemp_server::Router`] behind a [`LiveRouter`] (each
 /// delivery runs on the router in effect when it arrived; a reload swaps it whole), and what
 /// each rule is in the config's words, for the console.
-#[derive(Debug)]
 pub struct ServedRules {
     router: LiveRouter,
     info: RwLock<Arc<[RuleInfo]>>,
+    fallback: Option<RuleService>,
+}
+
+impl std::fmt::Debug for ServedRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServedRules")
+            .field("router", &self.router)
+            .field("fallback", &self.fallback.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServedRules {
     /// Starts with `rules`.
     pub fn new(rules: Rules) -> Self {
+        Self::with_fallback(rules, None)
+    }
+
+    /// Starts with `rules`; what no rule answers goes to `fallback` (the forwarder of
+    /// `gateway.forward`), now and after every reload.
+    pub fn with_fallback(rules: Rules, fallback: Option<RuleService>) -> Self {
         let info = rules.rules().into();
-        Self { router: LiveRouter::new(rules.into_router()), info: RwLock::new(info) }
+        let router = Self::routed(rules, fallback.as_ref());
+        Self { router: LiveRouter::new(router), info: RwLock::new(info), fallback }
+    }
+
+    fn routed(rules: Rules, fallback: Option<&RuleService>) -> wemp_server::Router {
+        let router = rules.into_router();
+        match fallback {
+            Some(f) => router.fallback_service(f.clone()),
+            None => router,
+        }
     }
 
     /// The rules now, in the config's words.
@@ -65,7 +89,7 @@ impl ServedRules {
     /// Replaces the rules: deliveries already running finish on the old router.
     pub fn swap(&self, rules: Rules) {
         let info: Arc<[RuleInfo]> = rules.rules().into();
-        self.router.swap(rules.into_router());
+        self.router.swap(Self::routed(rules, self.fallback.as_ref()));
         *self.info.write().unwrap_or_else(|e| e.into_inner()) = info;
     }
 
@@ -180,6 +204,8 @@ pub struct Parts {
     pub observers: Vec<Arc<dyn Observer>>,
     /// The API proxy, whose counters join the metrics.
     pub api_proxy: Option<wemp_server::ApiProxy>,
+    /// Forwarding to an app (gateway mode): messages no rule matches go to it.
+    pub forward: Option<wemp_server::Forward>,
 }
 
 impl std::fmt::Debug for Parts {
@@ -190,6 +216,7 @@ impl std::fmt::Debug for Parts {
             .field("log", &self.log.is_some())
             .field("observers", &self.observers.len())
             .field("api_proxy", &self.api_proxy.is_some())
+            .field("forward", &self.forward.as_ref().map(wemp_server::Forward::url))
             .finish()
     }
 }
@@ -246,6 +273,10 @@ pub fn build_service(cfg: &Config, rules: &ServedRules, parts: &Parts) -> Result
     if let Some(p) = &parts.api_proxy {
         let p = p.clone();
         b = b.metrics_source(move |out| p.write_prometheus(out));
+    }
+    if let Some(f) = &parts.forward {
+        let f = f.clone();
+        b = b.metrics_source(move |out| f.write_prometheus(out));
     }
     b.build().map_err(|e| e.to_string())
 }
@@ -846,7 +877,10 @@ pub async fn run(
     for w in rules.warnings() {
         tracing::warn!("rules: {w}");
     }
-    let live = Arc::new(ServedRules::new(rules));
+    // A message no rule answers goes to the app at gateway.forward, when set: the rules'
+    // router falls back to the forwarder (kept across reloads).
+    let forward = crate::gateway::forward(&cfg).map_err(fail)?;
+    let live = Arc::new(ServedRules::with_fallback(rules, forward.as_ref().map(crate::gateway::forwarding)));
 
     let location = LogLocation::of(&cfg.storage);
     let log = location
@@ -891,7 +925,14 @@ pub async fn run(
         ),
         _ => None,
     };
-    let parts = Parts { dedup, sink, log: Some(writer.clone()), observers, api_proxy: api_proxy.clone() };
+    let parts = Parts {
+        dedup,
+        sink,
+        log: Some(writer.clone()),
+        observers,
+        api_proxy: api_proxy.clone(),
+        forward: forward.clone(),
+    };
     let service = build_service(&cfg, &live, &parts).map_err(fail)?;
     if cfg.console.show_setup {
         let screen = setup_screen(
@@ -949,6 +990,20 @@ pub async fn run(
             );
         }
     }
+    if let Some(f) = &forward {
+        let signed = if cfg.gateway.forward_secret.is_some() { "signed" } else { "unsigned: loopback" };
+        tracing::info!(target: "wemp::forward", "forwarding messages no rule answers to {} ({signed})", f.url());
+        if cfg.console.show_setup {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(
+                out,
+                "Forwarding: messages no rule answers go to {} ({signed}; docs/gateway.md)",
+                f.url()
+            );
+            let _ = out.flush();
+        }
+    }
     let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
     if let Some(t) = proxy_task {
         t.abort();
@@ -998,7 +1053,7 @@ mod tests {
             .observer(move |r: &Arc<wemp_server::DeliveryRecord>| seen.lock().unwrap().push(r.clone()))
             .build()
             .unwrap();
-        let platform = wemp_proto::testing::Platform::new("Tok123");
+        let platform = wemp_proto::wechat::Platform::new("Tok123");
         for (i, text) in ["hi", "other"].into_iter().enumerate() {
             let xml = format!(
                 "<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>\
@@ -1077,7 +1132,7 @@ mod tests {
         let rules = Rules::from_toml("[[rules]]\ndefault = true\nreply.text = \"pong\"\n").unwrap();
         let svc = build_service(&cfg, &ServedRules::new(rules), &Parts::default()).unwrap();
         let app = app(&cfg, svc, None);
-        let platform = wemp_proto::testing::Platform::new("Tok123")
+        let platform = wemp_proto::wechat::Platform::new("Tok123")
             .with_cipher(wemp_proto::Cipher::new(KEY, APPID).unwrap());
         let xml = "<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>\
                    <MsgType>text</MsgType><Content>ping</Content><MsgId>1</MsgId></xml>";

@@ -643,6 +643,13 @@ impl Router {
         self
     }
 
+    /// A boxed service for what no rule takes (a forwarder, say).
+    #[must_use]
+    pub fn fallback_service(mut self, service: RuleService) -> Self {
+        self.fallback = Some(service);
+        self
+    }
+
     /// Wraps the whole router in a tower layer; layers added later wrap earlier ones.
     #[must_use]
     pub fn layer<L>(mut self, layer: L) -> Self
