@@ -8,6 +8,8 @@ mod context;
 #[cfg(feature = "client")]
 mod cs_sink;
 pub mod extract;
+#[cfg(feature = "client")]
+mod forward;
 mod handler;
 mod late;
 mod log;
@@ -27,14 +29,20 @@ pub use clock::{Clock, FixedClock, NonceSource, RandomNonce, SystemClock};
 pub use context::{Captures, Ctx, Inbound};
 #[cfg(feature = "client")]
 pub use cs_sink::CustomerServiceSink;
-pub use handler::{BoxError, BoxHandler, FallThrough, Handler, HandlerService, IntoReply};
+#[cfg(feature = "client")]
+pub use forward::{
+    ANSWER_LIMIT, CONTRACT_VERSION, DEDUP_KEY_HEADER, Forward, ForwardError, SIGNATURE_HEADER, sign,
+};
+pub use handler::{
+    Answer, BoxError, BoxHandler, FallThrough, Handler, HandlerService, IntoReply, RuleService,
+};
 pub use late::{LateReplySink, LoggingSink, SinkOutcome};
 pub use observe::{
     BroadcastObserver, DedupOutcome, DeliveryRecord, MessageLogObserver, Observer, RecordOutcome,
     RejectionRecord,
 };
 pub use reject::RejectReason;
-pub use router::{Matcher, Router, Rule};
+pub use router::{LiveRouter, Match, Matcher, Router, Rule};
 pub use serve::{serve, serve_with_shutdown, shutdown_signal};
 pub use service::{ErrorPolicy, WechatService, WechatServiceBuilder};
 pub use session::{Session, SessionError};
