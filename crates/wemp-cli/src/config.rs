@@ -82,6 +82,30 @@ pub struct ServerConfig {
     pub deadline: Duration,
     /// Where Prometheus metrics are served; unset for none.
     pub metrics_path: Option<String>,
+    /// How long a new connection (or a keep-alive connection's next request, from its first
+    /// byte) may take to send its request headers, e.g. `"5s"`.
+    #[serde(deserialize_with = "de_duration")]
+    pub header_timeout: Duration,
+    /// How long a request body may take to arrive after its headers, e.g. `"5s"`.
+    #[serde(deserialize_with = "de_duration")]
+    pub body_timeout: Duration,
+    /// How long a keep-alive connection may wait silently for its next request, e.g. `"30s"`.
+    #[serde(deserialize_with = "de_duration")]
+    pub idle_timeout: Duration,
+    /// Connections open at once; more wait in the listen backlog (keep it under the
+    /// process's file-descriptor limit).
+    pub max_connections: usize,
+}
+
+impl ServerConfig {
+    /// The connection limits these settings describe.
+    pub fn limits(&self) -> wemp_server::Limits {
+        wemp_server::Limits::default()
+            .header_timeout(self.header_timeout)
+            .body_timeout(self.body_timeout)
+            .idle_timeout(self.idle_timeout)
+            .max_connections(self.max_connections)
+    }
 }
 
 impl Default for ServerConfig {
@@ -93,6 +117,10 @@ impl Default for ServerConfig {
             body_limit: 64 * 1024,
             deadline: Duration::from_millis(4500),
             metrics_path: None,
+            header_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(30),
+            max_connections: 1024,
         }
     }
 }
@@ -822,6 +850,18 @@ impl Config {
                 "must be more than 0 and under 5s: WeChat stops waiting after 5 seconds".into(),
             );
         }
+        for (field, value) in [
+            ("server.header_timeout", self.server.header_timeout),
+            ("server.body_timeout", self.server.body_timeout),
+            ("server.idle_timeout", self.server.idle_timeout),
+        ] {
+            if value.is_zero() || value > Duration::from_secs(300) {
+                report(field.into(), "must be more than 0 and at most 5m".into());
+            }
+        }
+        if self.server.max_connections == 0 {
+            report("server.max_connections".into(), "must be at least 1".into());
+        }
         if self.server.body_limit < 1024 {
             report(
                 "server.body_limit".into(),
@@ -883,6 +923,14 @@ impl Config {
                     report(at("aes_key"), format!("{} mode needs the EncodingAESKey", account.mode));
                 }
                 (None, false) => {}
+            }
+            if account.appsecret.is_some() && account.appid.is_none() {
+                report(
+                    at("appsecret"),
+                    "an AppSecret needs the account's appid too (the API identifies the account by \
+                     appid and AppSecret together): set appid, or remove appsecret"
+                        .into(),
+                );
             }
             if account.mode.is_encrypted() && account.appid.is_none() {
                 report(

@@ -898,7 +898,7 @@ pub async fn run(
     let watcher = tokio::spawn(watch(reloader, watched, WATCH_INTERVAL, hangup));
 
     let router = app(&cfg, service.clone(), console.as_ref());
-    let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+    let served = wemp_server::serve_router(listener, router, cfg.server.limits(), shutdown).await;
     watcher.abort();
     tracing::info!("shutting down: waiting for running handlers, then flushing the message log");
     if !service.drain(SHUTDOWN_GRACE).await {

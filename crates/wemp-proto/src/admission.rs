@@ -20,6 +20,8 @@ pub enum RejectReason {
     PlainRefused,
     /// The body exceeds the limit.
     BodyTooLarge,
+    /// The body did not arrive whole: the client hung up, or was too slow.
+    BodyIncomplete,
     /// The body is not acceptable XML, or has a DOCTYPE (`-40002`).
     BadXml,
     /// An encrypted request without `Encrypt` (`-40002`).
@@ -49,6 +51,7 @@ impl RejectReason {
         Self::SignatureMismatch,
         Self::PlainRefused,
         Self::BodyTooLarge,
+        Self::BodyIncomplete,
         Self::BadXml,
         Self::MissingEncrypt,
         Self::NoAesKey,
@@ -69,6 +72,7 @@ impl RejectReason {
             Self::SignatureMismatch => "signature_mismatch",
             Self::PlainRefused => "plain_refused",
             Self::BodyTooLarge => "body_too_large",
+            Self::BodyIncomplete => "body_incomplete",
             Self::BadXml => "bad_xml",
             Self::MissingEncrypt => "missing_encrypt",
             Self::NoAesKey => "no_aes_key",

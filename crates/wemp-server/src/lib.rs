@@ -31,7 +31,7 @@ pub use observe::{
 };
 pub use reject::RejectReason;
 pub use router::{Matcher, Router, Rule};
-pub use serve::{serve, serve_with_shutdown, shutdown_signal};
+pub use serve::{BodyTimeout, Limits, serve, serve_router, serve_with_shutdown, shutdown_signal};
 pub use service::{ErrorPolicy, WechatService, WechatServiceBuilder};
 pub use session::{Session, SessionError};
 

@@ -835,12 +835,17 @@ impl Inner {
                 return Err(too_large(format!("more than {limit}")));
             }
             Err(e) => {
+                // Not bad XML: the body never arrived whole (a hang-up, or too slow).
+                let timed_out =
+                    std::iter::successors(Some(&*e as &(dyn std::error::Error + 'static)), |e| e.source())
+                        .any(|e| e.is::<crate::BodyTimeout>());
+                let status = if timed_out { StatusCode::REQUEST_TIMEOUT } else { StatusCode::BAD_REQUEST };
                 return Err(Rejection::new(
-                    StatusCode::BAD_REQUEST,
-                    RejectReason::BadXml,
-                    Some(ReferenceCode::ParseXml),
+                    status,
+                    RejectReason::BodyIncomplete,
+                    None,
                     "body",
-                    format!("cannot read the body: {e}"),
+                    format!("the body did not arrive whole: {e}"),
                 ));
             }
         };
