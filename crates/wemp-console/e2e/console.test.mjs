@@ -12,8 +12,10 @@
 // A second `wemp serve` runs the example config with a second account (safe mode, its own
 // path and keys): the page switches between the two, and the live log tags each delivery.
 //
-// Screenshots of the chat and log views at phone and desktop width are written to
-// docs/console/ (SCREENSHOTS=0 to skip writing them).
+// Screenshots of the chat and log views at phone and desktop width are written to SHOTS_DIR
+// when it is set (scripts/screenshots sets it to docs/console), else to a scratch directory
+// removed afterwards, so running the tests never changes the tracked tree (SCREENSHOTS=0 to
+// skip taking them).
 
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -31,7 +33,9 @@ const WEMP = process.env.WEMP_BIN
   || path.join(process.env.CARGO_TARGET_DIR || path.join(repo, 'target'), 'debug/wemp');
 const EXAMPLE = path.join(repo, 'crates/wemp-cli/examples/wemp.toml');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const SHOTS = path.join(repo, 'docs/console');
+const SHOTS = process.env.SHOTS_DIR
+  ? path.resolve(process.env.SHOTS_DIR)
+  : mkdtempSync(path.join(tmpdir(), 'wemp-console-e2e-shots-'));
 const WRITE_SHOTS = process.env.SCREENSHOTS !== '0';
 const BANNER = '该公众号暂时无法提供服务，请稍后再试';
 const PHONE = { width: 390, height: 844 };
@@ -45,7 +49,7 @@ const APPSECRET = 'e2eAppSecretNeverOnThePage0001';
 const ALICE = 'oWempTestUser000000000000001';
 
 const children = [];
-const dirs = [];
+const dirs = process.env.SHOTS_DIR ? [] : [SHOTS];
 
 /**
  * A fake of the WeChat API as far as `wemp serve` and `wemp doctor` use it: tokens,
