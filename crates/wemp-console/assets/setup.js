@@ -58,7 +58,7 @@ export async function loadDoctor() {
   const list = $('checks');
   list.replaceChildren(h('li', { class: 'hint' }, 'Running checks…'));
   try {
-    const res = await api('doctor');
+    const res = await api('doctor', { method: 'POST' });
     if (!res.checks.length) { list.replaceChildren(h('li', { class: 'hint' }, 'No checks available on this server.')); return; }
     list.replaceChildren(...res.checks.map((c) => h('li', { class: `check ${c.status}` },
       h('span', { class: `badge ${c.status}` }, c.status), h('div', {}, h('strong', {}, c.name), h('div', { class: 'detail-text' }, c.detail)))));
