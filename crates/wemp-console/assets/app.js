@@ -6,6 +6,7 @@ import { closeSubmenus, renderMenu, setComposer } from './menu.js';
 import { addOption, closeDetail, connectFeed, loadHistory, nameOf, redrawLog } from './log.js';
 import { loadDoctor, loadSetup, reloadRules } from './setup.js';
 import { showAccount } from './accounts.js';
+import { LANGS, lang, setLang, t, translatePage } from './i18n.js';
 
 // ---------------------------------------------------------------- views
 function showView() {
@@ -28,7 +29,7 @@ async function start() {
   try {
     cfg = await api('config');
   } catch (e) {
-    $('messages').append(notice(`Cannot load the console: ${e.message}`, 'error'));
+    $('messages').append(notice(t('start.failed', { error: e.message }), 'error'));
     return;
   }
   state.config = cfg;
@@ -64,6 +65,10 @@ async function start() {
 
 // ---------------------------------------------------------------- wiring
 document.addEventListener('DOMContentLoaded', () => {
+  translatePage();
+  $('lang').replaceChildren(...LANGS.map(([code, name]) => h('option', { value: code, lang: code }, name)));
+  $('lang').value = lang;
+  $('lang').addEventListener('change', (e) => setLang(e.target.value));
   for (const el of document.querySelectorAll('[data-icon]')) el.append(icon(el.dataset.icon));
   $('input-bar').addEventListener('submit', sendText);
   $('user').addEventListener('change', (e) => { state.user = e.target.value; redrawChat(); });
@@ -77,8 +82,8 @@ document.addEventListener('DOMContentLoaded', () => {
     if (!p.hidden) p.querySelector('.tile').focus();
   });
   $('image-file').addEventListener('change', (e) => { sendImage(e.target.files[0]); e.target.value = ''; });
-  $('act-follow').addEventListener('click', () => perform({ kind: 'subscribe' }, userNotice('你关注了公众号 · subscribe')));
-  $('act-unfollow').addEventListener('click', () => perform({ kind: 'unsubscribe' }, userNotice('你取消了关注 · unsubscribe')));
+  $('act-follow').addEventListener('click', () => perform({ kind: 'subscribe' }, userNotice(t('notice.subscribe'))));
+  $('act-unfollow').addEventListener('click', () => perform({ kind: 'unsubscribe' }, userNotice(t('notice.unsubscribe'))));
   for (const b of document.querySelectorAll('[data-dialog]')) {
     b.addEventListener('click', () => $(b.dataset.dialog).showModal());
   }
@@ -86,7 +91,7 @@ document.addEventListener('DOMContentLoaded', () => {
     if (e.submitter && e.submitter.value !== 'ok') return;
     const f = new FormData(e.target);
     const action = { kind: 'location', lat: Number(f.get('lat')), lon: Number(f.get('lon')), scale: Number(f.get('scale') || 15), label: f.get('label') };
-    perform(action, bubble('me', h('div', { class: 'loc' }, icon('location'), h('strong', {}, action.label || 'Location'), h('div', { class: 'media-extra' }, `${action.lat}, ${action.lon}`))));
+    perform(action, bubble('me', h('div', { class: 'loc' }, icon('location'), h('strong', {}, action.label || t('tile.location')), h('div', { class: 'media-extra' }, `${action.lat}, ${action.lon}`))));
   });
   $('form-link').addEventListener('submit', (e) => {
     if (e.submitter && e.submitter.value !== 'ok') return;
@@ -98,8 +103,8 @@ document.addEventListener('DOMContentLoaded', () => {
     if (e.submitter && e.submitter.value !== 'ok') return;
     const f = new FormData(e.target);
     const scene = String(f.get('scene'));
-    if (f.get('as') === 'scan') perform({ kind: 'scan', scene }, userNotice(`你扫描了二维码 · SCAN scene ${scene}`));
-    else perform({ kind: 'subscribe', scene }, userNotice(`你扫码关注了公众号 · subscribe, scene ${scene}`));
+    if (f.get('as') === 'scan') perform({ kind: 'scan', scene }, userNotice(t('notice.scan', { scene })));
+    else perform({ kind: 'subscribe', scene }, userNotice(t('notice.subscribe.scene', { scene })));
   });
   $('filters').addEventListener('change', redrawLog);
   $('filters').addEventListener('submit', (e) => e.preventDefault());

@@ -1,7 +1,8 @@
 // ---------------------------------------------------------------- chat rendering
-import { $, BASE, CSRF, api, h, icon, toast } from './dom.js';
+import { $, api, h, icon, toast } from './dom.js';
 import { accountLabel, multiAccount, state } from './state.js';
-import { OUTCOME_LABEL, prettyXml } from './log.js';
+import { outcomeLabel, prettyXml } from './log.js';
+import { t, tNodes, tServer } from './i18n.js';
 
 const BANNER = '该公众号暂时无法提供服务，请稍后再试';
 const URL_RE = /(https?:\/\/[^\s<>"'，。）]+)/g;
@@ -47,20 +48,20 @@ function mediaBox(name, label, id, extra) {
   return h('div', { class: 'media-box' },
     h('span', { class: 'media-icon' }, icon(name)),
     h('div', {}, h('div', { class: 'media-label' }, label), extra ? h('div', { class: 'media-extra' }, extra) : null,
-      h('code', { class: 'media-id', title: 'media id' }, id)));
+      h('code', { class: 'media-id', title: t('reply.media-id') }, id)));
 }
 
 function renderReply(r) {
   switch (r.type) {
     case 'text': return [bubble('bot', ...richText(r.content))];
-    case 'image': return [bubble('bot', mediaBox('image', '[图片] Image', r.media_id))];
-    case 'voice': return [bubble('bot', mediaBox('voice', '[语音] Voice', r.media_id))];
-    case 'video': return [bubble('bot', mediaBox('video', `[视频] ${r.title || 'Video'}`, r.media_id, r.description))];
-    case 'music': return [bubble('bot', mediaBox('music', `[音乐] ${r.title || 'Music'}`, r.thumb_media_id, r.description || r.music_url))];
+    case 'image': return [bubble('bot', mediaBox('image', t('reply.image'), r.media_id))];
+    case 'voice': return [bubble('bot', mediaBox('voice', t('reply.voice'), r.media_id))];
+    case 'video': return [bubble('bot', mediaBox('video', t('reply.video', { title: r.title || t('reply.video.untitled') }), r.media_id, r.description))];
+    case 'music': return [bubble('bot', mediaBox('music', t('reply.music', { title: r.title || t('reply.music.untitled') }), r.thumb_media_id, r.description || r.music_url))];
     case 'news': return [newsCards(r.articles)];
-    case 'transfer_customer_service': return [notice(r.kf_account ? `已转接到客服 ${r.kf_account} · Transferred to customer service` : '已转接到客服 · Transferred to customer service', 'transfer')];
+    case 'transfer_customer_service': return [notice(r.kf_account ? t('reply.transfer.to', { kf: r.kf_account }) : t('reply.transfer'), 'transfer')];
     case 'none': return [];
-    default: return [notice(`[${r.msg_type || r.type}] reply`)];
+    default: return [notice(t('reply.other', { type: r.msg_type || r.type }))];
   }
 }
 
@@ -85,33 +86,34 @@ function bannerNode(reason, server) {
   return h('li', { class: 'notice banner', role: 'alert' },
     h('div', { class: 'banner-box' },
       h('div', { class: 'banner-text' }, BANNER),
-      h('div', { class: 'banner-why' }, h('strong', {}, 'Why WeChat shows this: '), reason),
-      said.length ? h('div', { class: 'banner-why server-said' }, h('strong', {}, 'The server says: '), said.join('; ')) : null));
+      h('div', { class: 'banner-why' }, h('strong', {}, t('banner.why')), reason),
+      said.length ? h('div', { class: 'banner-why server-said' }, h('strong', {}, t('banner.server-said')), said.join('; ')) : null));
 }
+
+/** `ms` as seconds with one decimal, in the page's words. */
+const secs = (ms) => t('secs', { s: (ms / 1000).toFixed(1) });
 
 /** The server answered `success` at its deadline: say so, and watch for the late reply. */
 function deadlineNode(x) {
   return h('li', { class: 'notice deadline', role: 'status' },
-    h('span', {}, h('strong', {}, 'Answered “success” at the server’s deadline '), `(${(x.latency_ms / 1000).toFixed(1)} s): `,
-      'the handler was still running, so WeChat shows nothing now and does not retry. ',
-      'Its reply goes to the late-reply sink (a customer-service message) when the handler finishes…'));
+    h('span', {}, ...tNodes('deadline.note', { head: h('strong', {}, t('deadline.head')), secs: secs(x.latency_ms) })));
 }
 
 /** The late follow-up of a deadline answer: what the sink did with the reply. */
 function lateNodes(x) {
-  const secs = `${(x.latency_ms / 1000).toFixed(1)} s`;
+  const after = secs(x.latency_ms);
   const reply = x.reply ? renderReply(x.reply) : [];
   switch (x.late_sink) {
     case 'delivered':
-      return [notice(`Late reply sent as a customer-service message after ${secs}:`, 'late'), ...reply];
+      return [notice(t('late.delivered', { secs: after }), 'late'), ...reply];
     case 'none':
-      return [notice(`The handler finished after ${secs} without a reply: nothing was sent.`, 'late')];
+      return [notice(t('late.none', { secs: after }), 'late')];
     case 'logged':
-      return [notice(`The late reply (after ${secs}) was only logged, not sent: no AppSecret is configured, so there is no customer-service API to send it through. The user never sees:`, 'late bad'),
+      return [notice(t('late.logged', { secs: after }), 'late bad'),
         ...reply.map((n) => { n.classList.add('unsent'); return n; })];
     default: {
       const why = (x.diagnostics || []).join('; ') || x.late_sink;
-      return [notice(`The late reply (after ${secs}) could not be sent: ${why}. The user never sees:`, 'late bad'),
+      return [notice(t('late.failed', { secs: after, why }), 'late bad'),
         ...reply.map((n) => { n.classList.add('unsent'); return n; })];
     }
   }
@@ -153,7 +155,7 @@ export function redrawChat() {
   const list = $('messages');
   list.replaceChildren(...chat());
   if (!chat().length) {
-    list.append(h('li', { class: 'notice hint-notice' }, h('span', {}, 'Say something, tap the menu, or follow the account (＋).')));
+    list.append(h('li', { class: 'notice hint-notice' }, h('span', {}, t('chat.empty'))));
   }
   const last = list.lastElementChild;
   if (last) last.scrollIntoView({ block: 'end' });
@@ -169,7 +171,7 @@ export async function perform(action, shown) {
   $('more-panel').hidden = true;
   $('more').setAttribute('aria-expanded', 'false');
   if (shown) addToChat(shown);
-  const pending = h('li', { class: 'msg bot pending', 'aria-label': 'waiting for the bot' },
+  const pending = h('li', { class: 'msg bot pending', 'aria-label': t('chat.waiting') },
     h('span', { class: 'avatar bot', 'aria-hidden': 'true' }, 'W'), h('div', { class: 'bubble typing' }, h('i'), h('i'), h('i')));
   addToChat(pending);
   busy += 1;
@@ -178,7 +180,7 @@ export async function perform(action, shown) {
   const timer = setInterval(() => {
     const s = Math.floor((performance.now() - started) / 1000);
     const per = state.config.timeout_ms / 1000;
-    if (s >= per) pending.querySelector('.bubble').dataset.note = `WeChat retrying (try ${Math.min(state.config.tries, 1 + Math.floor(s / per))}/${state.config.tries})…`;
+    if (s >= per) pending.querySelector('.bubble').dataset.note = t('chat.retrying', { n: Math.min(state.config.tries, 1 + Math.floor(s / per)), of: state.config.tries });
   }, 500);
   try {
     const res = await api('send', { method: 'POST', json: { user, action, account } });
@@ -191,7 +193,7 @@ export async function perform(action, shown) {
     if (deadline) watchLate(key, deadline);
     addTries(action, res);
   } catch (e) {
-    replaceNode(key, pending, [notice(`Console error: ${e.message}`, 'error')]);
+    replaceNode(key, pending, [notice(t('chat.error', { error: e.message }), 'error')]);
   } finally {
     clearInterval(timer);
     busy -= 1;
@@ -212,31 +214,31 @@ function replaceNode(key, old, nodes) {
 
 function describe(action) {
   switch (action.kind) {
-    case 'text': return `text “${action.content}”`;
-    case 'image': return 'image';
-    case 'location': return `location ${action.label || ''}`;
-    case 'link': return `link ${action.title}`;
-    case 'subscribe': return action.scene ? `follow via QR scene ${action.scene}` : 'follow';
-    case 'unsubscribe': return 'unfollow';
-    case 'scan': return `scan QR scene ${action.scene}`;
-    case 'click': return `menu click ${action.key}`;
-    case 'view': return `menu view ${action.url}`;
+    case 'text': return t('action.text', { content: action.content });
+    case 'image': return t('action.image');
+    case 'location': return t('action.location', { label: action.label || '' });
+    case 'link': return t('action.link', { title: action.title });
+    case 'subscribe': return action.scene ? t('action.subscribe.scene', { scene: action.scene }) : t('action.subscribe');
+    case 'unsubscribe': return t('action.unsubscribe');
+    case 'scan': return t('action.scan', { scene: action.scene });
+    case 'click': return t('action.click', { key: action.key });
+    case 'view': return t('action.view', { url: action.url });
     default: return action.kind;
   }
 }
 
 function addTries(action, res) {
-  const sees = res.sees.kind === 'reply' ? `reply (${res.sees.reply.type})` : res.sees.kind === 'banner' ? 'error banner' : 'nothing';
+  const sees = res.sees.kind === 'reply' ? t('sees.reply', { type: res.sees.reply.type }) : res.sees.kind === 'banner' ? t('sees.banner') : t('sees.nothing');
   const item = h('li', { class: `try-item ${res.sees.kind}` },
     h('div', { class: 'try-head' }, h('strong', {}, describe(action)),
-      multiAccount() ? h('span', { class: 'badge account', title: 'account' }, accountLabel(res.account)) : null,
+      multiAccount() ? h('span', { class: 'badge account', title: t('log.account') }, accountLabel(res.account)) : null,
       h('span', { class: `badge ${res.sees.kind}` }, sees)),
     h('ol', { class: 'try-list' }, res.attempts.map((a, i) =>
-      h('li', {}, `try ${i + 1} at +${a.started_ms} ms: ${a.outcome} in ${a.took_ms} ms`))),
+      h('li', {}, t('tries.try', { n: i + 1, at: a.started_ms, outcome: tServer(`try.${a.code}`, a, a.outcome), took: a.took_ms })))),
     res.sees.kind === 'banner' ? h('p', { class: 'why' }, res.sees.reason) : null,
-    (res.server || []).length ? h('ul', { class: 'server-notes', 'aria-label': 'What the server reported' }, res.server.map((x) =>
-      h('li', {}, `server: ${OUTCOME_LABEL[x.outcome] || x.outcome}${x.error ? ` — ${x.error}` : ''}`))) : null,
-    h('details', {}, h('summary', {}, 'XML sent'), h('pre', { class: 'xml' }, prettyXml(res.sent_xml))));
+    (res.server || []).length ? h('ul', { class: 'server-notes', 'aria-label': t('tries.server-notes') }, res.server.map((x) =>
+      h('li', {}, x.error ? t('tries.server.error', { outcome: outcomeLabel(x.outcome), error: x.error }) : t('tries.server', { outcome: outcomeLabel(x.outcome) })))) : null,
+    h('details', {}, h('summary', {}, t('tries.xml')), h('pre', { class: 'xml' }, prettyXml(res.sent_xml))));
   $('tries').prepend(item);
 }
 
@@ -257,16 +259,11 @@ export function sendText(e) {
 export async function sendImage(file) {
   if (!file) return;
   try {
-    const res = await fetch(`${BASE}/api/media`, {
-      method: 'POST', credentials: 'same-origin',
-      headers: { 'X-Wemp-Csrf': CSRF, 'Content-Type': file.type || 'image/png' }, body: file,
-    });
-    const body = await res.json();
-    if (!res.ok) throw new Error(body.error || `HTTP ${res.status}`);
+    const body = await api('media', { method: 'POST', headers: { 'Content-Type': file.type || 'image/png' }, body: file });
     const pic = new URL(body.url, location.href).href;
     perform({ kind: 'image', media_id: body.media_id, pic_url: pic },
-      bubble('me', h('img', { src: body.url, alt: `uploaded image ${file.name}`, class: 'sent-img' }), h('code', { class: 'media-id' }, body.media_id)));
+      bubble('me', h('img', { src: body.url, alt: t('image.alt', { name: file.name }), class: 'sent-img' }), h('code', { class: 'media-id' }, body.media_id)));
   } catch (e) {
-    toast(`Upload failed: ${e.message}`);
+    toast(t('image.failed', { error: e.message }));
   }
 }

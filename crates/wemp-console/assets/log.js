@@ -2,11 +2,17 @@
 import { $, BASE, api, h, icon, toast } from './dom.js';
 import { accountLabel, multiAccount, state } from './state.js';
 import { lateWatch, showLate } from './chat.js';
+import { has, lang, t } from './i18n.js';
 
-export const OUTCOME_LABEL = {
-  reply: 'reply', no_reply: 'no reply', deadline: 'deadline', follow_up: 'late reply', handler_error: 'handler error',
-  too_slow: 'too slow', abandoned: 'abandoned', rejected: 'rejected', error: 'error', verify: 'verify',
-};
+/** An outcome code (`reply`, `no_reply`, …) in the page's words; an unknown code as it is. */
+export function outcomeLabel(code) {
+  return code && has(`outcome.${code}`) ? t(`outcome.${code}`) : code;
+}
+
+/** A mode code (`plain`, `compatible`, `safe`) in the page's words, short. */
+export function modeLabel(code) {
+  return code && has(`mode.${code}`) ? t(`mode.${code}`) : code;
+}
 
 function typeOf(x) {
   if (x.method === 'GET') return 'verify';
@@ -31,19 +37,19 @@ function matches(x) {
 
 function fmtTime(ms) {
   const d = new Date(ms);
-  return [d.toLocaleTimeString([], { hour12: false }), h('span', { class: 'ms' }, '.' + String(d.getMilliseconds()).padStart(3, '0'))];
+  return [d.toLocaleTimeString(lang, { hour12: false }), h('span', { class: 'ms' }, '.' + String(d.getMilliseconds()).padStart(3, '0'))];
 }
 
 function row(x) {
-  const tr = h('tr', { tabindex: '0', 'data-id': x.id, 'data-outcome': x.outcome || '', 'aria-label': `Delivery ${x.id}: ${typeOf(x)} ${x.outcome || ''}`,
+  const tr = h('tr', { tabindex: '0', 'data-id': x.id, 'data-outcome': x.outcome || '', 'aria-label': t('log.row', { id: x.id, type: typeOf(x), outcome: outcomeLabel(x.outcome) || '' }),
     onclick: () => select(x.id), onkeydown: (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); select(x.id); } } },
   h('td', { class: 'mono' }, fmtTime(x.received_at_ms)),
   h('td', { title: x.openid || '' }, nameOf(x.openid)),
   h('td', {}, h('span', { class: 'type' }, typeOf(x).startsWith('event:') ? [h('span', { class: 'type-prefix' }, 'event:'), typeOf(x).slice(6)] : typeOf(x))),
-  h('td', { class: 'col-summary' }, x.summary || '', x.attempt > 1 ? h('span', { class: 'retry' }, ` retry #${x.attempt}`) : null,
+  h('td', { class: 'col-summary' }, x.summary || '', x.attempt > 1 ? h('span', { class: 'retry' }, ` ${t('log.retry', { n: x.attempt })}`) : null,
     x.diagnostics && x.diagnostics.length ? h('span', { class: 'diag-flag', title: x.diagnostics.join('\n') }, icon('warn')) : null),
-  h('td', {}, x.mode || '—'),
-  h('td', {}, h('span', { class: `badge ${x.outcome || ''}` }, OUTCOME_LABEL[x.outcome] || x.outcome || '…')),
+  h('td', {}, modeLabel(x.mode) || '—'),
+  h('td', {}, h('span', { class: `badge ${x.outcome || ''}` }, outcomeLabel(x.outcome) || '…')),
   h('td', { class: 'num mono' }, String(x.latency_ms)),
   multiAccount() ? h('td', { class: 'col-account' }, h('span', { class: 'badge account', title: x.account || '' }, accountLabel(x.account))) : null);
   if (state.selected === x.id) tr.classList.add('selected');
@@ -109,24 +115,25 @@ function select(id) {
   if (!x) return;
   for (const tr of $('log-rows').children) tr.classList.toggle('selected', Number(tr.dataset.id) === id);
   const kv = [
-    ...(multiAccount() ? [['Account', x.account ? `${accountLabel(x.account)} (${x.account})` : 'none of the console’s accounts']] : []),
-    ['Received', new Date(x.received_at_ms).toLocaleString()],
-    ['User', x.openid || '—'],
-    ['Type', typeOf(x)],
+    ...(multiAccount() ? [[t('log.account'), x.account ? `${accountLabel(x.account)} (${x.account})` : t('detail.no-account')]] : []),
+    [t('detail.received'), new Date(x.received_at_ms).toLocaleString(lang)],
+    [t('log.user'), x.openid || '—'],
+    [t('log.type'), typeOf(x)],
     ['MsgId', x.msg_id || '—'],
-    ['Mode', x.mode || '—'],
-    ['Outcome', OUTCOME_LABEL[x.outcome] || x.outcome || '—'],
-    ['HTTP status', x.status == null ? '—' : String(x.status)],
-    ['Dedup', x.dedup || (x.attempt > 1 ? `retry #${x.attempt} (not reported by the server)` : 'not reported by the server')],
-    ['Handler', x.handler || 'not reported by the server'],
-    ['Latency', `${x.latency_ms} ms`],
-    ['Source', x.source],
+    [t('log.mode'), modeLabel(x.mode) || '—'],
+    [t('log.outcome'), outcomeLabel(x.outcome) || '—'],
+    [t('detail.status'), x.status == null ? '—' : String(x.status)],
+    [t('detail.dedup'), (x.dedup && (has(`dedup.${x.dedup}`) ? t(`dedup.${x.dedup}`) : x.dedup))
+      || (x.attempt > 1 ? t('detail.retry-unreported', { n: x.attempt }) : t('detail.unreported'))],
+    [t('detail.handler'), x.handler || t('detail.unreported')],
+    [t('detail.latency'), t('ms', { ms: x.latency_ms })],
+    [t('detail.source'), has(`source.${x.source}`) ? t(`source.${x.source}`) : x.source],
   ];
   $('detail-kv').replaceChildren(...kv.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
   const diag = [];
   if (x.error) diag.push(h('p', { class: 'error-line' }, x.error));
   if (x.diagnostics && x.diagnostics.length) {
-    diag.push(h('h3', {}, 'Verification'), h('ul', { class: 'diagnostics' }, x.diagnostics.map((d) => h('li', {}, d))));
+    diag.push(h('h3', {}, t('detail.verification')), h('ul', { class: 'diagnostics' }, x.diagnostics.map((d) => h('li', {}, d))));
   }
   $('detail-diag').replaceChildren(...diag);
   $('detail-raw').textContent = prettyXml(x.raw_xml) || '—';
@@ -146,8 +153,8 @@ export function closeDetail() {
 
 export function connectFeed() {
   const es = new EventSource(`${BASE}/api/events`);
-  es.addEventListener('open', () => { $('live').textContent = 'live'; $('live').className = 'live on'; });
-  es.addEventListener('error', () => { $('live').textContent = 'reconnecting…'; $('live').className = 'live off'; });
+  es.addEventListener('open', () => { $('live').textContent = t('live.on'); $('live').className = 'live on'; });
+  es.addEventListener('error', () => { $('live').textContent = t('live.reconnecting'); $('live').className = 'live off'; });
   es.addEventListener('exchange', (e) => ingest(JSON.parse(e.data)));
 }
 
@@ -157,13 +164,13 @@ export async function loadHistory() {
     const q = new URLSearchParams();
     if (f.get('account')) q.set('account', f.get('account'));
     if (f.get('user')) q.set('user', f.get('user'));
-    const t = f.get('type');
-    if (t && !t.startsWith('event:') && t !== 'verify') q.set('type', t);
+    const type = f.get('type');
+    if (type && !type.startsWith('event:') && type !== 'verify') q.set('type', type);
     const res = await api(`history?${q}`);
     for (const x of res.items) ingest(x);
     redrawLog();
-    toast(`${res.items.length} entries from the message log`);
+    toast(t('log.loaded', { n: res.items.length }));
   } catch (e) {
-    toast(`History: ${e.message}`);
+    toast(t('log.load-failed', { error: e.message }));
   }
 }

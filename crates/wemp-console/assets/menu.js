@@ -1,6 +1,7 @@
 // ---------------------------------------------------------------- menu
 import { $, h } from './dom.js';
 import { perform, userNotice } from './chat.js';
+import { t } from './i18n.js';
 
 export function closeSubmenus(except) {
   for (const m of document.querySelectorAll('.submenu')) {
@@ -10,10 +11,10 @@ export function closeSubmenus(except) {
 
 function menuAction(b) {
   if (b.type === 'click') {
-    perform({ kind: 'click', key: b.key }, userNotice(`你点击了菜单「${b.name}」· CLICK ${b.key}`));
+    perform({ kind: 'click', key: b.key }, userNotice(t('notice.click', { name: b.name, key: b.key })));
   } else if (b.type === 'view') {
     window.open(b.url, '_blank', 'noopener');
-    perform({ kind: 'view', url: b.url }, userNotice(`你打开了「${b.name}」· VIEW ${b.url}`));
+    perform({ kind: 'view', url: b.url }, userNotice(t('notice.view', { name: b.name, url: b.url })));
   }
 }
 

@@ -1,15 +1,14 @@
 // ---------------------------------------------------------------- setup
 import { $, api, copy, h } from './dom.js';
 import { accountLabel, multiAccount, state } from './state.js';
-
-const MODE_LABEL = { plain: '明文模式 (plain)', compatible: '兼容模式 (compatible)', safe: '安全模式 (safe)' };
+import { has, t, tServer } from './i18n.js';
 
 function pasteRow(label, value, opts = {}) {
   const dd = h('dd', {}, h('code', { class: 'value', id: opts.id }, value || '—'));
-  if (opts.reveal) dd.append(h('button', { type: 'button', id: 'reveal-key', onclick: opts.reveal }, 'Reveal'));
+  if (opts.reveal) dd.append(h('button', { type: 'button', id: 'reveal-key', onclick: opts.reveal }, t('setup.reveal')));
   if (value) {
-    dd.append(h('button', { type: 'button', 'aria-label': `Copy ${label}`, class: 'copy',
-      onclick: async () => copy(opts.copyValue ? await opts.copyValue() : value, label) }, 'Copy'));
+    dd.append(h('button', { type: 'button', 'aria-label': t('setup.copy.label', { label }), class: 'copy',
+      onclick: async () => copy(opts.copyValue ? await opts.copyValue() : value, label) }, t('setup.copy')));
   }
   return [h('dt', {}, label), dd];
 }
@@ -21,7 +20,7 @@ export async function loadSetup(force) {
   const first = setupLoaded === null;
   setupLoaded = account;
   const q = `account=${encodeURIComponent(account)}`;
-  if (multiAccount()) $('paste-h').textContent = `Paste into the WeChat console: ${accountLabel(account)}`;
+  if (multiAccount()) $('paste-h').textContent = t('setup.paste.account', { account: accountLabel(account) });
   try {
     const s = await api(`setup?${q}`);
     if (account !== state.account) return;
@@ -31,9 +30,9 @@ export async function loadSetup(force) {
       return revealed;
     };
     const rows = [
-      ...pasteRow('URL (服务器地址)', s.url),
-      ...pasteRow('Token (令牌)', s.token),
-      ...pasteRow('EncodingAESKey (消息加解密密钥)', s.aes_key_masked, {
+      ...pasteRow(t('setup.url'), s.url),
+      ...pasteRow(t('setup.token'), s.token),
+      ...pasteRow(t('setup.aes-key'), s.aes_key_masked, {
         id: 'aes-key',
         copyValue: getKey,
         reveal: s.aes_key_masked ? async (e) => {
@@ -42,9 +41,9 @@ export async function loadSetup(force) {
           e.target.remove();
         } : null,
       }),
-      ...pasteRow('Mode (消息加解密方式)', MODE_LABEL[s.mode] || s.mode),
+      ...pasteRow(t('setup.mode'), has(`setup.mode.${s.mode}`) ? t(`setup.mode.${s.mode}`) : s.mode),
     ];
-    if (!s.aes_key_masked) rows.push(h('dt', {}, ''), h('dd', { class: 'hint' }, 'No EncodingAESKey configured: only plain mode works. Generate one in the WeChat console and add it to the config for compatible or safe mode.'));
+    if (!s.aes_key_masked) rows.push(h('dt', {}, ''), h('dd', { class: 'hint' }, t('setup.no-key')));
     $('paste').replaceChildren(...rows);
   } catch (e) {
     $('paste').replaceChildren(h('p', { class: 'error-line' }, e.message));
@@ -54,14 +53,23 @@ export async function loadSetup(force) {
   loadRules();
 }
 
+/** A doctor check's name in the page's language; with several accounts it starts with the account's id. */
+function checkName(name) {
+  const known = tServer(`check.${name}`, {}, null);
+  if (known) return known;
+  const m = name.match(/^(\S+) (.+)$/);
+  const rest = m && tServer(`check.${m[2]}`, {}, null);
+  return rest ? `${m[1]} ${rest}` : name;
+}
+
 export async function loadDoctor() {
   const list = $('checks');
-  list.replaceChildren(h('li', { class: 'hint' }, 'Running checks…'));
+  list.replaceChildren(h('li', { class: 'hint' }, t('doctor.running')));
   try {
     const res = await api('doctor', { method: 'POST' });
-    if (!res.checks.length) { list.replaceChildren(h('li', { class: 'hint' }, 'No checks available on this server.')); return; }
+    if (!res.checks.length) { list.replaceChildren(h('li', { class: 'hint' }, t('doctor.none'))); return; }
     list.replaceChildren(...res.checks.map((c) => h('li', { class: `check ${c.status}` },
-      h('span', { class: `badge ${c.status}` }, c.status), h('div', {}, h('strong', {}, c.name), h('div', { class: 'detail-text' }, c.detail)))));
+      h('span', { class: `badge ${c.status}` }, has(`check.${c.status}`) ? t(`check.${c.status}`) : c.status), h('div', {}, h('strong', {}, checkName(c.name)), h('div', { class: 'detail-text' }, c.detail)))));
   } catch (e) {
     list.replaceChildren(h('li', { class: 'error-line' }, e.message));
   }
@@ -70,7 +78,7 @@ export async function loadDoctor() {
 function renderRules(rules) {
   $('rules-rows').replaceChildren(...rules.map((r, i) => h('tr', {}, h('td', { class: 'num' }, String(i + 1)),
     h('td', {}, r.name ? h('div', { class: 'rule-name' }, r.name) : null, h('code', {}, r.when)), h('td', {}, r.reply))));
-  if (!rules.length) $('rules-rows').append(h('tr', {}, h('td', { colspan: '3', class: 'hint' }, 'No rules reported by this server.')));
+  if (!rules.length) $('rules-rows').append(h('tr', {}, h('td', { colspan: '3', class: 'hint' }, t('rules.none'))));
 }
 
 async function loadRules() {
@@ -79,15 +87,15 @@ async function loadRules() {
 
 export async function reloadRules() {
   const status = $('reload-status');
-  status.textContent = 'Reloading…';
+  status.textContent = t('rules.reloading');
   status.className = 'status-line';
   try {
     const res = await api('rules/reload', { method: 'POST' });
-    status.textContent = `Reloaded: ${res.report}`;
+    status.textContent = t('rules.reloaded', { report: res.report });
     status.classList.add('ok');
     renderRules(res.rules);
   } catch (e) {
-    status.textContent = `Not reloaded, the previous rules stay in effect: ${e.message}`;
+    status.textContent = t('rules.not-reloaded', { error: e.message });
     status.classList.add('bad');
   }
 }

@@ -1,4 +1,5 @@
 // What the page knows: the console's config, the chosen account and user, the chats, the log.
+import { t } from './i18n.js';
 
 export const state = {
   config: null,
@@ -18,5 +19,5 @@ export const accountOf = (id) => state.config && state.config.accounts.find((a) 
 export function accountLabel(id) {
   const a = accountOf(id);
   if (!a) return id || '—';
-  return a.label || a.name || a.original_id || a.id || 'Official Account';
+  return a.label || a.name || a.original_id || a.id || t('account.default');
 }

@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 mod account;
+#[cfg(feature = "client")]
+mod api_proxy;
 mod clock;
 mod context;
 #[cfg(feature = "client")]
@@ -19,6 +21,8 @@ mod service;
 mod session;
 
 pub use account::Account;
+#[cfg(feature = "client")]
+pub use api_proxy::{ACCOUNT_HEADER, ApiProxy, HELD_BODY_LIMIT};
 pub use clock::{Clock, FixedClock, NonceSource, RandomNonce, SystemClock};
 pub use context::{Captures, Ctx, Inbound};
 #[cfg(feature = "client")]
