@@ -740,7 +740,8 @@ impl Inner {
             return Err(Rejection::new(
                 StatusCode::BAD_REQUEST,
                 RejectReason::BadTimestamp,
-                Some(ReferenceCode::ValidateSignature),
+                // Not a signature failure, and not one of WXBizMsgCrypt's codes.
+                None,
                 "timestamp",
                 format!("timestamp {shown:?} is not a number of seconds"),
             ));
@@ -755,7 +756,10 @@ impl Inner {
             return Err(Rejection::new(
                 StatusCode::BAD_REQUEST,
                 RejectReason::StaleTimestamp,
-                Some(ReferenceCode::ValidateSignature),
+                // Not a signature failure (the signature was right), and not one of
+                // WXBizMsgCrypt's codes: logging -40001 "bad signature" sent people hunting
+                // for a wrong Token when the clock was off.
+                None,
                 "timestamp",
                 format!(
                     "timestamp {ts} is {} s {side} server time (window {window} s); replayed request or wrong server clock?",
