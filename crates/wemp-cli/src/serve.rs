@@ -1001,7 +1001,7 @@ mod tests {
             .observer(move |r: &Arc<wemp_server::DeliveryRecord>| seen.lock().unwrap().push(r.clone()))
             .build()
             .unwrap();
-        let platform = wemp_proto::testing::Platform::new("Tok123");
+        let platform = wemp_proto::wechat::Platform::new("Tok123");
         for (i, text) in ["hi", "other"].into_iter().enumerate() {
             let xml = format!(
                 "<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>\
@@ -1080,7 +1080,7 @@ mod tests {
         let rules = Rules::from_toml("[[rules]]\ndefault = true\nreply.text = \"pong\"\n").unwrap();
         let svc = build_service(&cfg, Arc::new(LiveRules::new(rules)), &Parts::default()).unwrap();
         let app = app(&cfg, svc, None);
-        let platform = wemp_proto::testing::Platform::new("Tok123")
+        let platform = wemp_proto::wechat::Platform::new("Tok123")
             .with_cipher(wemp_proto::Cipher::new(KEY, APPID).unwrap());
         let xml = "<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>\
                    <MsgType>text</MsgType><Content>ping</Content><MsgId>1</MsgId></xml>";

@@ -11,8 +11,7 @@ mod field;
 pub mod message;
 pub mod reply;
 pub mod signature;
-#[cfg(feature = "testing")]
-pub mod testing;
+pub mod wechat;
 pub mod xml;
 
 pub use admission::RejectReason;
