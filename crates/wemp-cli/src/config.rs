@@ -812,6 +812,10 @@ impl Config {
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems));
         }
+        // Forwarding without a file: the app answers everything, not the demo rules.
+        if file.is_none() && cfg.gateway.forward.is_some() {
+            cfg.rules.clear();
+        }
         let name = file.as_ref().map_or_else(|| "<built-in config>".to_owned(), |p| p.display().to_string());
         cfg.validate_with(src.as_deref(), &name)?;
         Ok((cfg, file))

@@ -362,6 +362,11 @@ fn a_create_time_in_milliseconds_is_a_warning() {
     assert_eq!(v["user_sees_error"], false, "{v}");
     assert!(v["warnings"][0].as_str().unwrap().contains("milliseconds"), "{v}");
 
+    let out = wemp_with_stdin(&["sim", "chat", &server.url, "--token", TOKEN], Some("hello 订单\n/quit\n"));
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(text.contains("bot: echo: hello 订单") && text.contains("warning: CreateTime"), "{text}");
+
     let (ok, text) = check(&server.url, &[]);
     assert!(ok, "{text}");
     assert!(text.contains("WARN  plain: text"), "{text}");

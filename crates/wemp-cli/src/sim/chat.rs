@@ -204,9 +204,12 @@ pub async fn run(
         };
         let delivery = sim.deliver(&incoming).await;
         let bot = match &delivery.outcome {
-            Outcome::Reply { message, problems, .. } if problems.is_empty() => {
+            Outcome::Reply { message, problems, warnings, .. } if problems.is_empty() => {
                 let text = render_reply(&message.reply);
                 writeln!(out, "{} {}", style.green("bot:"), text)?;
+                for w in warnings {
+                    writeln!(out, "     {} {}", style.yellow("warning:"), style.dim(w))?;
+                }
                 text
             }
             outcome => {
