@@ -10,6 +10,7 @@ pub mod event;
 mod field;
 pub mod message;
 pub mod reply;
+mod secret;
 pub mod signature;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -23,5 +24,6 @@ pub use error::{Error, Result};
 pub use event::{Event, EventKind};
 pub use message::{Header, Incoming, MsgKind, Unknown};
 pub use reply::{Article, Reply, ReplyContext, ReplyError};
+pub use secret::Secret;
 pub use signature::VerifyError;
 pub use xml::{Document, Element, RawXml, XmlError};
