@@ -219,12 +219,13 @@ pub fn build_service(cfg: &Config, rules: Arc<LiveRules>, parts: &Parts) -> Resu
         .freshness_window(cfg.server.timestamp_window)
         .body_limit(usize::try_from(cfg.server.body_limit).unwrap_or(usize::MAX))
         .shutdown_grace(SHUTDOWN_GRACE);
-    let all_safe = !cfg.accounts.is_empty() && cfg.accounts.iter().all(|a| a.mode == Mode::Safe);
-    b = b.require_encryption(all_safe);
     for (i, a) in cfg.accounts.iter().enumerate() {
         let token = a.token.clone().ok_or_else(|| format!("accounts[{i}] has no token"))?;
         let mut account =
             Account::new(account_id(cfg, i), token).with_path(last_segment(&cfg.account_path(i)));
+        // Each account's mode is enforced for it alone: a safe-mode account refuses a plain
+        // body even when its neighbours are plain.
+        account = account.with_mode(a.mode);
         if let Some(key) = &a.aes_key {
             account = account.with_aes_key(key).map_err(|e| format!("accounts[{i}].aes_key: {e}"))?;
         }

@@ -445,11 +445,16 @@ impl Run<'_> {
         self.pass(CheckKind::Query, "signature, timestamp and nonce present");
 
         // 2 and 3. The account and `signature`, before anything else is read.
-        let signs = |a: &Account| skip || signature::verify(a.token().expose(), timestamp, nonce, signature.unwrap_or("")).is_ok();
+        let signs = |a: &Account| {
+            skip || signature::verify(a.token().expose(), timestamp, nonce, signature.unwrap_or("")).is_ok()
+        };
         let by_path = self.accounts.by_path(request.path).cloned();
         let candidates: Vec<Arc<Account>> = match &by_path {
             Some(a) => {
-                self.pass(CheckKind::Account, format!("path {:?} selects account {}", request.path, a.appid()));
+                self.pass(
+                    CheckKind::Account,
+                    format!("path {:?} selects account {}", request.path, a.appid()),
+                );
                 if !signs(a) {
                     self.account = Some(a.clone());
                     let refusal = Refusal::signature("signature", a.token().len(), "timestamp, nonce");
@@ -495,17 +500,21 @@ impl Run<'_> {
 
         if get {
             let account = candidates.into_iter().next();
-            if by_path.is_none() {
-                if let Some(a) = &account {
-                    self.pass(CheckKind::Account, format!("account {} signs the request", a.appid()));
-                }
+            if by_path.is_none()
+                && let Some(a) = &account
+            {
+                self.pass(CheckKind::Account, format!("account {} signs the request", a.appid()));
             }
             self.account = account;
-            return Ok(Verdict::Verified { echostr: query.echostr.as_deref().unwrap_or_default().to_owned() });
+            return Ok(Verdict::Verified {
+                echostr: query.echostr.as_deref().unwrap_or_default().to_owned(),
+            });
         }
 
         // 4. The mode, as far as the query tells.
-        if !encrypted && (self.policy.require_encryption || candidates.iter().all(|a| a.requires_encryption())) {
+        if !encrypted
+            && (self.policy.require_encryption || candidates.iter().all(|a| a.requires_encryption()))
+        {
             self.mode = Some(Mode::Plain);
             return Err(self.fail(CheckKind::Mode, self.plain_refused(&candidates)));
         }
@@ -591,7 +600,10 @@ impl Run<'_> {
                 RejectReason::NoAesKey,
                 Some(ReferenceCode::IllegalAesKey),
                 "encrypt_type",
-                format!("{mode}-mode request but no EncodingAESKey is configured for account {}", account.appid()),
+                format!(
+                    "{mode}-mode request but no EncodingAESKey is configured for account {}",
+                    account.appid()
+                ),
             );
             return Err(self.fail(CheckKind::Envelope, refusal));
         };
@@ -603,7 +615,9 @@ impl Run<'_> {
                 return Err(self.fail(CheckKind::Query, Refusal::missing("msg_signature", true)));
             };
             let token = account.token();
-            if signature::verify_msg(token.expose(), timestamp, nonce, &envelope.encrypt, msg_signature).is_err() {
+            if signature::verify_msg(token.expose(), timestamp, nonce, &envelope.encrypt, msg_signature)
+                .is_err()
+            {
                 let refusal = Refusal::signature("msg_signature", token.len(), "timestamp, nonce, Encrypt");
                 return Err(self.fail(CheckKind::MsgSignature, refusal));
             }
@@ -653,7 +667,10 @@ impl Run<'_> {
             );
             return Err(self.fail(CheckKind::Timestamp, refusal));
         }
-        self.pass(CheckKind::Timestamp, format!("{} s from server time (window {window} s)", skew.unsigned_abs()));
+        self.pass(
+            CheckKind::Timestamp,
+            format!("{} s from server time (window {window} s)", skew.unsigned_abs()),
+        );
         Ok(())
     }
 
@@ -680,7 +697,13 @@ impl Run<'_> {
             ),
             _ => "this server requires compatible or safe mode (require_encryption)".to_owned(),
         };
-        Refusal::new(403, RejectReason::PlainRefused, None, "encrypt_type", format!("plain-mode request refused: {why}"))
+        Refusal::new(
+            403,
+            RejectReason::PlainRefused,
+            None,
+            "encrypt_type",
+            format!("plain-mode request refused: {why}"),
+        )
     }
 }
 

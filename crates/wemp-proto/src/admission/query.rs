@@ -102,9 +102,8 @@ mod tests {
 
     #[test]
     fn parses_wechat_query() {
-        let q = Query::parse(
-            "signature=abc&timestamp=1&nonce=2&openid=o&encrypt_type=aes&msg_signature=d%2Be+f",
-        );
+        let q =
+            Query::parse("signature=abc&timestamp=1&nonce=2&openid=o&encrypt_type=aes&msg_signature=d%2Be+f");
         assert_eq!(q.signature.as_deref(), Some("abc"));
         assert_eq!(q.timestamp.as_deref(), Some("1"));
         assert_eq!(q.encrypt_type.as_deref(), Some("aes"));

@@ -31,7 +31,9 @@ fn safe_query() -> String {
 }
 
 fn safe_body() -> String {
-    format!("<xml><ToUserName><![CDATA[{GH}]]></ToUserName><Encrypt><![CDATA[{SAMPLE_ENCRYPT}]]></Encrypt></xml>")
+    format!(
+        "<xml><ToUserName><![CDATA[{GH}]]></ToUserName><Encrypt><![CDATA[{SAMPLE_ENCRYPT}]]></Encrypt></xml>"
+    )
 }
 
 fn plain_body(content: &str) -> String {
@@ -58,7 +60,13 @@ fn the_documented_safe_mode_sample_is_accepted() {
         assert_eq!(a.account.as_ref().map(|a| a.appid()), Some(SAMPLE_APPID));
         let kinds: Vec<CheckKind> = a.checks.iter().map(|c| c.kind).collect();
         assert!(a.checks.iter().all(|c| c.passed), "{:?}", a.checks);
-        for kind in [CheckKind::Query, CheckKind::Signature, CheckKind::Timestamp, CheckKind::MsgSignature, CheckKind::Decrypt] {
+        for kind in [
+            CheckKind::Query,
+            CheckKind::Signature,
+            CheckKind::Timestamp,
+            CheckKind::MsgSignature,
+            CheckKind::Decrypt,
+        ] {
             assert!(kinds.contains(&kind), "{kind:?} not in {kinds:?}");
         }
     }
@@ -95,9 +103,16 @@ fn a_safe_mode_accounts_captured_signature_does_not_carry_a_forged_plain_body() 
     for mode in [Mode::Safe, Mode::Compatible] {
         // Alone, and next to a plain-mode account on the same server.
         let plain_neighbour = Account::new("wxplain", "othertoken").with_path("plain");
-        for accounts in [one(Some(mode)), Accounts::new([sample(Some(mode)).with_path("safe"), plain_neighbour]).unwrap()] {
+        for accounts in
+            [one(Some(mode)), Accounts::new([sample(Some(mode)).with_path("safe"), plain_neighbour]).unwrap()]
+        {
             for path in ["/wechat/safe", "/wechat"] {
-                let a = admit(&accounts, &Policy::default(), NOW, &Request::post(path, &captured, forged.as_bytes()));
+                let a = admit(
+                    &accounts,
+                    &Policy::default(),
+                    NOW,
+                    &Request::post(path, &captured, forged.as_bytes()),
+                );
                 let r = refusal(&a);
                 assert_eq!((r.reason, r.status), (RejectReason::PlainRefused, 403), "{mode} {path}: {r:?}");
                 assert!(r.message.contains(&format!("{mode} mode")), "{}", r.message);
@@ -108,7 +123,8 @@ fn a_safe_mode_accounts_captured_signature_does_not_carry_a_forged_plain_body() 
         // The same forgery with encrypt_type=aes and plain fields (compatible shape) but no
         // valid msg_signature is refused too.
         let q = format!("{captured}&encrypt_type=aes&msg_signature=0000");
-        let body = forged.replace("</xml>", &format!("<Encrypt><![CDATA[{SAMPLE_ENCRYPT}]]></Encrypt></xml>"));
+        let body =
+            forged.replace("</xml>", &format!("<Encrypt><![CDATA[{SAMPLE_ENCRYPT}]]></Encrypt></xml>"));
         let a = admit(&one(Some(mode)), &Policy::default(), NOW, &Request::post("/", &q, body.as_bytes()));
         assert_eq!(refusal(&a).reason, RejectReason::SignatureMismatch);
     }
@@ -170,10 +186,14 @@ fn the_account_is_picked_by_path_then_signature_then_to_user_name() {
     // a and b share a Token: ToUserName decides.
     assert_eq!(pick("/w", &plain_body("x")), (Some(SAMPLE_APPID.into()), None));
     assert_eq!(pick("/w", &plain_body("x").replace(GH, "gh_b")), (Some("wxb".into()), None));
-    assert_eq!(pick("/w", &plain_body("x").replace(GH, "gh_nobody")), (None, Some(RejectReason::UnknownAccount)));
+    assert_eq!(
+        pick("/w", &plain_body("x").replace(GH, "gh_nobody")),
+        (None, Some(RejectReason::UnknownAccount))
+    );
     // c alone signs with its Token.
     let qc = format!("signature={}&timestamp={TS}&nonce={NONCE}", signature::sign("tokenc", TS, NONCE));
-    let adm = admit(&accounts, &Policy::default(), NOW, &Request::post("/w", &qc, plain_body("x").as_bytes()));
+    let adm =
+        admit(&accounts, &Policy::default(), NOW, &Request::post("/w", &qc, plain_body("x").as_bytes()));
     assert_eq!(adm.account.map(|a| a.appid().to_owned()).as_deref(), Some("wxc"));
     // Nobody's Token: refused before the body is read.
     let q0 = format!("signature={}&timestamp={TS}&nonce={NONCE}", signature::sign("nobody", TS, NONCE));
@@ -189,10 +209,34 @@ fn every_refusal_is_one_specific_line() {
         (String::new(), "PUT", b"", RejectReason::MethodNotAllowed, 405),
         (format!("timestamp={TS}&nonce={NONCE}"), "POST", b"", RejectReason::MissingParam, 400),
         (format!("signature=0&nonce={NONCE}"), "POST", b"", RejectReason::MissingParam, 400),
-        (format!("signature={}&timestamp={TS}&nonce={NONCE}&encrypt_type=aes", sig()), "POST", b"", RejectReason::MissingParam, 400),
-        (format!("signature={}&timestamp=soon&nonce={NONCE}", signature::sign(TOKEN, "soon", NONCE)), "POST", b"", RejectReason::BadTimestamp, 400),
-        (format!("signature={}&timestamp={TS}&nonce={NONCE}", sig()), "POST", b"\xff", RejectReason::BadXml, 400),
-        (format!("signature={}&timestamp={TS}&nonce={NONCE}", sig()), "POST", b"<xml><a></xml>", RejectReason::BadXml, 400),
+        (
+            format!("signature={}&timestamp={TS}&nonce={NONCE}&encrypt_type=aes", sig()),
+            "POST",
+            b"",
+            RejectReason::MissingParam,
+            400,
+        ),
+        (
+            format!("signature={}&timestamp=soon&nonce={NONCE}", signature::sign(TOKEN, "soon", NONCE)),
+            "POST",
+            b"",
+            RejectReason::BadTimestamp,
+            400,
+        ),
+        (
+            format!("signature={}&timestamp={TS}&nonce={NONCE}", sig()),
+            "POST",
+            b"\xff",
+            RejectReason::BadXml,
+            400,
+        ),
+        (
+            format!("signature={}&timestamp={TS}&nonce={NONCE}", sig()),
+            "POST",
+            b"<xml><a></xml>",
+            RejectReason::BadXml,
+            400,
+        ),
         (safe_query(), "POST", b"<xml><ToUserName>x</ToUserName></xml>", RejectReason::MissingEncrypt, 400),
     ];
     for (q, method, body, reason, status) in cases {
