@@ -23,7 +23,7 @@ use wemp_console::{
 };
 use wemp_proto::{Incoming, Mode};
 use wemp_server::{
-    Account, CustomerServiceSink, LateReplySink, MessageLogObserver, Observer, SinkOutcome, WechatService,
+    CustomerServiceSink, LateReplySink, MessageLogObserver, Observer, SinkOutcome, WechatService,
 };
 use wemp_store::{DedupStore, LogWriter, LogWriterConfig, MessageLog};
 
@@ -204,7 +204,7 @@ impl std::fmt::Debug for Parts {
 }
 
 /// The last segment of a path (`/wechat/demo` → `demo`), which selects the account.
-fn last_segment(path: &str) -> String {
+pub(crate) fn last_segment(path: &str) -> String {
     path.rsplit('/').find(|s| !s.is_empty()).unwrap_or_default().to_owned()
 }
 
@@ -219,20 +219,10 @@ pub fn build_service(cfg: &Config, rules: Arc<LiveRules>, parts: &Parts) -> Resu
         .freshness_window(cfg.server.timestamp_window)
         .body_limit(usize::try_from(cfg.server.body_limit).unwrap_or(usize::MAX))
         .shutdown_grace(SHUTDOWN_GRACE);
-    for (i, a) in cfg.accounts.iter().enumerate() {
-        let token = a.token.clone().ok_or_else(|| format!("accounts[{i}] has no token"))?;
-        let mut account =
-            Account::new(account_id(cfg, i), token).with_path(last_segment(&cfg.account_path(i)));
+    for i in 0..cfg.accounts.len() {
         // Each account's mode is enforced for it alone: a safe-mode account refuses a plain
         // body even when its neighbours are plain.
-        account = account.with_mode(a.mode);
-        if let Some(key) = &a.aes_key {
-            account = account.with_aes_key(key).map_err(|e| format!("accounts[{i}].aes_key: {e}"))?;
-        }
-        if let Some(gh) = &a.original_id {
-            account = account.with_original_id(gh.clone());
-        }
-        b = b.account(account);
+        b = b.account(cfg.account(i)?);
     }
     if let Some(m) = &cfg.server.metrics_path {
         b = b.metrics_path(m.clone());
@@ -317,6 +307,7 @@ pub fn console_config(cfg: &Config, bound: SocketAddr) -> Option<ConsoleConfig> 
     // `[menu]` is one menu for the whole server: every account shows it.
     c.menu = cfg.menu.clone();
     c.access = access;
+    c.body_limit = usize::try_from(cfg.server.body_limit).unwrap_or(usize::MAX);
     if !cfg.console.users.is_empty() {
         c.users = cfg.console.users.clone();
     }
@@ -940,7 +931,7 @@ mod tests {
         )
         .unwrap();
         let svc = wemp_server::WechatService::builder()
-            .account(Account::new("wx_rules", "Tok123"))
+            .account(wemp_server::Account::new("wx_rules", "Tok123"))
             .router(rules_router(Arc::new(LiveRules::new(rules))))
             .observer(move |r: &Arc<wemp_server::DeliveryRecord>| seen.lock().unwrap().push(r.clone()))
             .build()

@@ -360,9 +360,17 @@ impl TapState {
         Self {
             hub,
             accounts: accounts.into(),
-            body_limit: 1024 * 1024,
+            body_limit: 64 * 1024,
             observed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
+    }
+
+    /// Reads at most `bytes` of a callback body (default 64 KiB; use the server's limit),
+    /// and nothing of a body whose declared length is more: the server refuses it unread.
+    #[must_use]
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
     }
 
     /// Shares `flag`: while it is set, an observer inside the server reports what it
@@ -386,6 +394,16 @@ pub async fn tap(State(state): State<TapState>, req: Request, next: Next) -> Res
     let started = Instant::now();
     let received_at_ms = now_ms();
     let (parts, body) = req.into_parts();
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|len| len > state.body_limit as u64) {
+        // Not a byte is read here (reading would send `100 Continue`): the server answers
+        // `413` from the header alone.
+        return next.run(Request::from_parts(parts, body)).await;
+    }
     let bytes = match collect(body, state.body_limit).await {
         Ok(bytes) => bytes,
         // Over the tap's limit, or the body failed: the server gets it as it came and
