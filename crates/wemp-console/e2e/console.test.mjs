@@ -12,8 +12,10 @@
 // A second `wemp serve` runs the example config with a second account (safe mode, its own
 // path and keys): the page switches between the two, and the live log tags each delivery.
 //
-// Screenshots of the chat and log views at phone and desktop width are written to
-// docs/console/ (SCREENSHOTS=0 to skip writing them).
+// Screenshots of the chat and log views at phone and desktop width are written to SHOTS_DIR
+// when it is set (scripts/screenshots sets it to docs/console), else to a scratch directory
+// removed afterwards, so running the tests never changes the tracked tree (SCREENSHOTS=0 to
+// skip taking them).
 
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,6 +26,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { STRINGS } from '../assets/strings.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '../../..');
@@ -31,7 +34,9 @@ const WEMP = process.env.WEMP_BIN
   || path.join(process.env.CARGO_TARGET_DIR || path.join(repo, 'target'), 'debug/wemp');
 const EXAMPLE = path.join(repo, 'crates/wemp-cli/examples/wemp.toml');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const SHOTS = path.join(repo, 'docs/console');
+const SHOTS = process.env.SHOTS_DIR
+  ? path.resolve(process.env.SHOTS_DIR)
+  : mkdtempSync(path.join(tmpdir(), 'wemp-console-e2e-shots-'));
 const WRITE_SHOTS = process.env.SCREENSHOTS !== '0';
 const BANNER = '该公众号暂时无法提供服务，请稍后再试';
 const PHONE = { width: 390, height: 844 };
@@ -45,7 +50,7 @@ const APPSECRET = 'e2eAppSecretNeverOnThePage0001';
 const ALICE = 'oWempTestUser000000000000001';
 
 const children = [];
-const dirs = [];
+const dirs = process.env.SHOTS_DIR ? [] : [SHOTS];
 
 /**
  * A fake of the WeChat API as far as `wemp serve` and `wemp doctor` use it: tokens,
@@ -110,15 +115,19 @@ const safeEnv = (platform) => ({
   WEMP_ACCOUNT_NAME: 'wemp 演示号', WEMP_APPSECRET: APPSECRET, WEMP_API_BASE: platform.url,
 });
 
-/** A fresh Chromium profile; launching failures fail the test run (never skipped). */
-async function launch() {
+/**
+ * A fresh Chromium profile speaking `locale` (the page follows the browser's language);
+ * launching failures fail the test run (never skipped).
+ */
+async function launch(locale = 'en-US') {
   const profile = mkdtempSync(path.join(tmpdir(), 'wemp-console-e2e-'));
   dirs.push(profile);
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
     viewport: DESKTOP,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    locale,
+    args: [`--lang=${locale}`, '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   // Works offline: any request off this machine is refused, so a page that needed one would show it.
@@ -146,25 +155,34 @@ after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
+/**
+ * The suite's `wemp serve` (the example config in safe mode, late replies to a fake platform)
+ * and one page in a browser speaking `locale`: hooks that start them before the suite's
+ * tests and stop them after; the returned object is filled when the tests run.
+ */
+function servedConsole(locale) {
+  const s = {};
+  before(async () => {
+    s.platform = await fakePlatform();
+    s.server = await startServe(safeEnv(s.platform));
+    s.browser = await launch(locale);
+    s.page = await s.browser.newPage();
+    s.errors = watchErrors(s.page);
+  });
+  after(async () => {
+    if (s.browser) await s.browser.close();
+    if (s.platform) s.platform.server.close();
+  });
+  return s;
+}
+
 describe('wemp serve with the example config: the console on loopback', () => {
+  const served = servedConsole('en-US');
   let platform;
   let server;
-  let browser;
   let page;
   let errors;
-
-  before(async () => {
-    platform = await fakePlatform();
-    server = await startServe(safeEnv(platform));
-    browser = await launch();
-    page = await browser.newPage();
-    errors = watchErrors(page);
-  });
-
-  after(async () => {
-    if (browser) await browser.close();
-    if (platform) platform.server.close();
-  });
+  before(() => ({ platform, server, page, errors } = served));
 
   test('the first screen names the console', () => {
     assert.match(server.screen, new RegExp(`Web console .*: ${server.url.replace(/[.]/g, '\\.')}/console/ \\(this machine only\\)`));
@@ -352,6 +370,116 @@ describe('wemp serve with the example config: the console on loopback', () => {
       ['config', 'setup', 'doctor', 'rules', 'history'].map(async (p) => (await fetch(`/console/api/${p}`)).text()),
     ));
     for (const b of [await page.content(), ...bodies]) assert.ok(!b.includes(APPSECRET), 'AppSecret leaked');
+    assert.deepEqual(errors, []);
+  });
+});
+
+/**
+ * The texts of the page's own elements that are still English in a Chinese page: every
+ * element whose whole text (or aria-label, title, placeholder) is one of the English table's
+ * strings that the Chinese table says differently.
+ */
+async function untranslated(page) {
+  const english = new Set(Object.entries(STRINGS.en)
+    .filter(([k, v]) => !v.includes('{') && STRINGS['zh-CN'][k] !== v)
+    .map(([, v]) => v.trim()));
+  const seen = await page.evaluate(() => {
+    const out = [];
+    for (const el of document.querySelectorAll('body *')) {
+      if (el.closest('[hidden], dialog:not([open]), .xml, code')) continue;
+      if (el.children.length === 0 && el.textContent.trim()) out.push(el.textContent.trim());
+      for (const a of ['aria-label', 'title', 'placeholder']) if (el.getAttribute(a)) out.push(el.getAttribute(a).trim());
+    }
+    return out;
+  });
+  return [...new Set(seen.filter((x) => english.has(x)))];
+}
+
+describe('the console in Chinese: the browser speaks zh-CN', () => {
+  const served = servedConsole('zh-CN');
+  let server;
+  let page;
+  let errors;
+  before(() => ({ server, page, errors } = served));
+
+  test('both languages have every string, and the same {params}', () => {
+    const en = STRINGS.en;
+    const zh = STRINGS['zh-CN'];
+    assert.deepEqual(Object.keys(zh).sort(), Object.keys(en).sort());
+    const params = (s) => (s.match(/\{\w+\}/g) || []).sort();
+    for (const k of Object.keys(en)) assert.deepEqual(params(zh[k]), params(en[k]), k);
+  });
+
+  test('chat: labels, the user\'s notices and the simulator\'s tries in Chinese', async () => {
+    await page.goto(`${server.url}/console/`);
+    await page.getByRole('menuitem', { name: 'News' }).waitFor(); // the account's own menu, as configured
+    assert.equal(await page.evaluate(() => document.documentElement.lang), 'zh-CN');
+    assert.equal(await page.title(), 'wemp 控制台');
+    for (const tab of ['聊天', '实时日志', '配置']) await page.getByRole('link', { name: tab }).waitFor();
+    await page.locator('#live.on', { hasText: '实时' }).waitFor();
+    assert.match(await page.locator('#deliveries-h + .hint').textContent(), /签名并加密（安全模式）后推送到 http:.*\/wechat：每次请求 5 秒未应答即放弃，共尝试 3 次。/);
+    await page.getByRole('button', { name: '切换到键盘' }).click();
+    await page.getByLabel('消息', { exact: true }).fill('help');
+    await page.getByRole('button', { name: '发送' }).click();
+    await page.locator('.msg.bot .bubble', { hasText: 'Send "order 42"' }).waitFor();
+    await page.locator('.try-item .try-head', { hasText: '文本“help”' }).waitFor();
+    assert.match(await page.locator('.try-item .try-list li').first().textContent(), /^第 1 次，\+0 毫秒：HTTP 200，用时 \d+ 毫秒$/);
+    await page.getByRole('button', { name: '更多操作' }).click();
+    await page.getByRole('button', { name: '关注', exact: true }).click();
+    await page.locator('.notice', { hasText: '你关注了公众号' }).waitFor();
+    await page.locator('.msg.bot .bubble', { hasText: `Welcome, ${ALICE}!` }).waitFor();
+    await page.getByRole('button', { name: '切换到公众号菜单' }).click();
+    await page.getByRole('menuitem', { name: 'News' }).click();
+    await page.locator('.notice', { hasText: '你点击了菜单「News」（NEWS）' }).waitFor();
+    await page.locator('.news-card').first().waitFor();
+    assert.deepEqual(await untranslated(page), []);
+    await shot(page, 'chat-desktop.zh-CN.png', DESKTOP);
+  });
+
+  test('live log: filters, outcomes, modes and the delivery\'s details in Chinese', async () => {
+    await page.getByRole('link', { name: /实时日志/ }).click();
+    const row = page.locator('#log-rows tr', { has: page.locator('td.col-summary', { hasText: 'help' }) }).first();
+    await row.waitFor();
+    assert.equal(await row.locator('.badge').textContent(), '被动回复');
+    assert.match(await row.textContent(), /安全模式/);
+    await page.getByLabel('结果').selectOption({ label: '被动回复' });
+    await row.click();
+    const kv = await page.locator('#detail dl').textContent();
+    for (const want of ['接收时间', '用户', '类型', '模式安全模式', '结果被动回复', '排重首次推送', '处理程序help', '耗时']) {
+      assert.ok(kv.includes(want), `${want} in ${kv}`);
+    }
+    await page.locator('#detail h3', { hasText: '消息（已解密）' }).waitFor();
+    assert.deepEqual(await untranslated(page), []);
+    await page.getByRole('button', { name: '关闭详情' }).click();
+  });
+
+  test('setup: WeChat\'s own terms for what to paste, the checks\' verdicts, the rules', async () => {
+    await page.getByRole('link', { name: '配置' }).click();
+    await page.getByRole('heading', { name: '填写到微信公众平台' }).waitFor();
+    const paste = page.locator('#paste');
+    await paste.getByText(TOKEN).waitFor();
+    const terms = await paste.locator('dt').allTextContents();
+    assert.deepEqual(terms, ['服务器地址(URL)', '令牌(Token)', '消息加解密密钥(EncodingAESKey)', '消息加解密方式']);
+    assert.match(await paste.textContent(), /安全模式/);
+    assert.equal(await page.getByRole('button', { name: /^复制/ }).count(), 4);
+    await page.getByRole('button', { name: '显示' }).click();
+    await page.locator('#aes-key', { hasText: AES_KEY }).waitFor();
+    await page.locator('#checks .check.pass .badge', { hasText: '通过' }).first().waitFor();
+    await page.getByRole('button', { name: '重新加载规则' }).click();
+    await page.locator('#reload-status.ok', { hasText: '已重新加载：' }).waitFor();
+    assert.deepEqual(await untranslated(page), []);
+    await shot(page, 'setup-desktop.zh-CN.png', DESKTOP);
+    assert.deepEqual(errors, []);
+  });
+
+  test('the language switch overrides the browser, and is remembered', async () => {
+    await page.getByLabel('语言').selectOption('en');
+    await page.getByRole('link', { name: 'Setup' }).waitFor();
+    assert.equal(await page.evaluate(() => document.documentElement.lang), 'en');
+    await page.reload();
+    await page.getByRole('link', { name: 'Chat' }).waitFor();
+    await page.getByLabel('Language').selectOption('zh-CN');
+    await page.getByRole('link', { name: '聊天' }).waitFor();
     assert.deepEqual(errors, []);
   });
 });

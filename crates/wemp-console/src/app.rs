@@ -25,9 +25,24 @@ use crate::{Shared, media};
 
 const INDEX: &str = include_str!("../assets/index.html");
 const LOGIN: &str = include_str!("../assets/login.html");
-const APP_JS: &str = include_str!("../assets/app.js");
-const APP_CSS: &str = include_str!("../assets/app.css");
-const ICON: &str = include_str!("../assets/icon.svg");
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// The page's static files, embedded: name under `assets/`, content type, body. The scripts
+/// are ES modules (`app.js` imports the others), so adding one means adding it here.
+const ASSETS: &[(&str, &str, &str)] = &[
+    ("app.js", JS, include_str!("../assets/app.js")),
+    ("dom.js", JS, include_str!("../assets/dom.js")),
+    ("state.js", JS, include_str!("../assets/state.js")),
+    ("chat.js", JS, include_str!("../assets/chat.js")),
+    ("menu.js", JS, include_str!("../assets/menu.js")),
+    ("log.js", JS, include_str!("../assets/log.js")),
+    ("setup.js", JS, include_str!("../assets/setup.js")),
+    ("accounts.js", JS, include_str!("../assets/accounts.js")),
+    ("i18n.js", JS, include_str!("../assets/i18n.js")),
+    ("strings.js", JS, include_str!("../assets/strings.js")),
+    ("app.css", "text/css; charset=utf-8", include_str!("../assets/app.css")),
+    ("icon.svg", "image/svg+xml", include_str!("../assets/icon.svg")),
+];
 
 type S = State<Arc<Shared>>;
 
@@ -52,19 +67,20 @@ pub(crate) fn router(shared: Arc<Shared>) -> axum::Router {
         .route(&format!("{base}/"), get(index))
         .route(&format!("{base}/login"), post(login))
         .route(&format!("{base}/logout"), post(logout))
-        .route(
-            &format!("{base}/assets/app.js"),
-            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
-        )
-        .route(&format!("{base}/assets/app.css"), get(|| async { asset("text/css; charset=utf-8", APP_CSS) }))
-        .route(&format!("{base}/assets/icon.svg"), get(|| async { asset("image/svg+xml", ICON) }))
+        .route(&format!("{base}/assets/{{name}}"), get(asset))
         .route(&format!("{base}/media/{{id}}"), get(media_get))
         .nest(&format!("{base}/api"), api)
         .with_state(shared)
 }
 
-fn asset(content_type: &'static str, body: &'static str) -> Response {
-    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+async fn asset(Path(name): Path<String>) -> Response {
+    match ASSETS.iter().find(|(n, _, _)| *n == name) {
+        Some(&(_, content_type, body)) => {
+            ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body)
+                .into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
+    }
 }
 
 fn escape(s: &str) -> String {
@@ -610,6 +626,36 @@ mod tests {
         });
         let (status, body) = call(&app, &console, "POST", "/console/api/send", Some(send)).await;
         assert_eq!((status, body["error"].as_str()), (400, Some(unknown.as_str())));
+    }
+
+    /// The page is ES modules: every `import … from './x.js'` of a served script (and the
+    /// page's own script tag) must name a served asset, with a JavaScript content type.
+    #[tokio::test]
+    async fn every_module_the_page_imports_is_served_as_javascript() {
+        let console = Console::builder(config("http://127.0.0.1:8080")).build().unwrap();
+        let app = console.router();
+        assert!(super::INDEX.contains(r#"<script type="module" src="{{BASE}}/assets/app.js">"#));
+        let mut wanted = vec!["app.js".to_owned()];
+        for (_, _, body) in super::ASSETS.iter().filter(|(n, _, _)| n.ends_with(".js")) {
+            for line in body.lines().filter(|l| l.starts_with("import ")) {
+                let name = line.split("from './").nth(1).and_then(|r| r.split('\'').next()).unwrap();
+                wanted.push(name.to_owned());
+            }
+        }
+        assert!(wanted.len() > 8, "the modules import each other: {wanted:?}");
+        for name in wanted {
+            let req = http::Request::get(format!("/console/assets/{name}"))
+                .header("host", "127.0.0.1")
+                .body(Body::empty())
+                .unwrap();
+            let res = app.clone().oneshot(req).await.unwrap();
+            assert_eq!(res.status(), 200, "{name}");
+            let ct = res.headers().get("content-type").unwrap().to_str().unwrap();
+            assert!(ct.starts_with("text/javascript"), "{name}: {ct}");
+        }
+        let req =
+            http::Request::get("/console/assets/nope.js").header("host", "127.0.0.1").body(Body::empty());
+        assert_eq!(app.oneshot(req.unwrap()).await.unwrap().status(), 404);
     }
 
     #[tokio::test]

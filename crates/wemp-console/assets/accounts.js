@@ -1,0 +1,40 @@
+// ---------------------------------------------------------------- accounts
+import { $, h } from './dom.js';
+import { accountLabel, accountOf, multiAccount, state } from './state.js';
+import { redrawChat } from './chat.js';
+import { modeLabel, redrawLog } from './log.js';
+import { loadSetup } from './setup.js';
+import { t } from './i18n.js';
+
+/** Shows the selected account: header, phone title, the simulator's notes. */
+export function showAccount() {
+  const a = accountOf(state.account);
+  const title = a.name || a.original_id || t('account.default');
+  $('phone-title').textContent = title;
+  if (multiAccount()) {
+    // Built once, so the select keeps the focus while the user switches.
+    if (!$('account-select')) {
+      const select = h('select', { id: 'account-select', class: 'account-select', 'aria-label': t('account.select'),
+        onchange: (e) => selectAccount(e.target.value) },
+      state.config.accounts.map((x) => h('option', { value: x.id }, `${accountLabel(x.id)} · ${x.path || x.endpoint}`)));
+      $('account').replaceChildren(h('label', { for: 'account-select', class: 'account-label' }, t('log.account')), select,
+        h('span', { id: 'account-mode' }));
+    }
+    $('account-select').value = a.id;
+    $('account-mode').replaceChildren(h('span', { class: `badge mode ${a.mode}` }, modeLabel(a.mode)));
+  } else {
+    $('account').replaceChildren(h('span', {}, title), h('span', { class: `badge mode ${a.mode}` }, modeLabel(a.mode)));
+  }
+  $('mode-note').textContent = a.mode === 'plain' ? '' : t('deliveries.encrypted', { mode: modeLabel(a.mode) });
+  $('endpoint-note').textContent = a.endpoint;
+}
+
+/** Switches the simulator, the setup page and an account filter of the log to account `id`. */
+function selectAccount(id) {
+  if (!accountOf(id) || id === state.account) return;
+  state.account = id;
+  showAccount();
+  redrawChat();
+  if ($('f-account').value) { $('f-account').value = id; redrawLog(); }
+  if (!$('view-setup').hidden) loadSetup();
+}

@@ -1,0 +1,92 @@
+// ---------------------------------------------------------------- setup
+import { $, api, copy, h } from './dom.js';
+import { accountLabel, multiAccount, state } from './state.js';
+import { has, t } from './i18n.js';
+
+function pasteRow(label, value, opts = {}) {
+  const dd = h('dd', {}, h('code', { class: 'value', id: opts.id }, value || '—'));
+  if (opts.reveal) dd.append(h('button', { type: 'button', id: 'reveal-key', onclick: opts.reveal }, t('setup.reveal')));
+  if (value) {
+    dd.append(h('button', { type: 'button', 'aria-label': t('setup.copy.label', { label }), class: 'copy',
+      onclick: async () => copy(opts.copyValue ? await opts.copyValue() : value, label) }, t('setup.copy')));
+  }
+  return [h('dt', {}, label), dd];
+}
+
+let setupLoaded = null; // the account whose setup is shown
+export async function loadSetup(force) {
+  if (!state.config || (setupLoaded === state.account && !force)) return;
+  const account = state.account;
+  const first = setupLoaded === null;
+  setupLoaded = account;
+  const q = `account=${encodeURIComponent(account)}`;
+  if (multiAccount()) $('paste-h').textContent = t('setup.paste.account', { account: accountLabel(account) });
+  try {
+    const s = await api(`setup?${q}`);
+    if (account !== state.account) return;
+    let revealed = null;
+    const getKey = async () => {
+      if (!revealed) revealed = (await api(`setup/reveal?${q}`, { method: 'POST' })).aes_key;
+      return revealed;
+    };
+    const rows = [
+      ...pasteRow(t('setup.url'), s.url),
+      ...pasteRow(t('setup.token'), s.token),
+      ...pasteRow(t('setup.aes-key'), s.aes_key_masked, {
+        id: 'aes-key',
+        copyValue: getKey,
+        reveal: s.aes_key_masked ? async (e) => {
+          const key = await getKey();
+          $('aes-key').textContent = key;
+          e.target.remove();
+        } : null,
+      }),
+      ...pasteRow(t('setup.mode'), has(`setup.mode.${s.mode}`) ? t(`setup.mode.${s.mode}`) : s.mode),
+    ];
+    if (!s.aes_key_masked) rows.push(h('dt', {}, ''), h('dd', { class: 'hint' }, t('setup.no-key')));
+    $('paste').replaceChildren(...rows);
+  } catch (e) {
+    $('paste').replaceChildren(h('p', { class: 'error-line' }, e.message));
+  }
+  if (!first) return; // the doctor and the rules are the server's, not the account's
+  loadDoctor();
+  loadRules();
+}
+
+export async function loadDoctor() {
+  const list = $('checks');
+  list.replaceChildren(h('li', { class: 'hint' }, t('doctor.running')));
+  try {
+    const res = await api('doctor');
+    if (!res.checks.length) { list.replaceChildren(h('li', { class: 'hint' }, t('doctor.none'))); return; }
+    list.replaceChildren(...res.checks.map((c) => h('li', { class: `check ${c.status}` },
+      h('span', { class: `badge ${c.status}` }, has(`check.${c.status}`) ? t(`check.${c.status}`) : c.status), h('div', {}, h('strong', {}, c.name), h('div', { class: 'detail-text' }, c.detail)))));
+  } catch (e) {
+    list.replaceChildren(h('li', { class: 'error-line' }, e.message));
+  }
+}
+
+function renderRules(rules) {
+  $('rules-rows').replaceChildren(...rules.map((r, i) => h('tr', {}, h('td', { class: 'num' }, String(i + 1)),
+    h('td', {}, r.name ? h('div', { class: 'rule-name' }, r.name) : null, h('code', {}, r.when)), h('td', {}, r.reply))));
+  if (!rules.length) $('rules-rows').append(h('tr', {}, h('td', { colspan: '3', class: 'hint' }, t('rules.none'))));
+}
+
+async function loadRules() {
+  try { renderRules((await api('rules')).rules); } catch (e) { $('reload-status').textContent = e.message; }
+}
+
+export async function reloadRules() {
+  const status = $('reload-status');
+  status.textContent = t('rules.reloading');
+  status.className = 'status-line';
+  try {
+    const res = await api('rules/reload', { method: 'POST' });
+    status.textContent = t('rules.reloaded', { report: res.report });
+    status.classList.add('ok');
+    renderRules(res.rules);
+  } catch (e) {
+    status.textContent = t('rules.not-reloaded', { error: e.message });
+    status.classList.add('bad');
+  }
+}
