@@ -990,7 +990,7 @@ mod tests {
     }
 
     /// Two entries for one appid (the same account at a second path, configured in code
-    /// where the config check does not run): the appid stays the appid — it is what the
+    /// where the config check does not run) are refused; the appid stays the appid — it is what the
     /// cipher checks in every encrypted message and what the API client asks a token for —
     /// even though an earlier account already uses it.
     #[tokio::test]
@@ -1013,7 +1013,14 @@ mod tests {
         }
         assert_eq!(account_id(&cfg, 1), APPID);
         let rules = Rules::from_toml("[[rules]]\ndefault = true\nreply.text = \"pong\"\n").unwrap();
-        let svc = build_service(&cfg, Arc::new(LiveRules::new(rules)), &Parts::default()).unwrap();
+        // One appid twice is refused by the accounts' own constructor too (issue 11 §1), so
+        // code that skips the config check cannot build it either …
+        let live = Arc::new(LiveRules::new(rules));
+        let err = build_service(&cfg, live.clone(), &Parts::default()).unwrap_err();
+        assert!(err.contains(APPID), "{err}");
+        // … and the account at the second path, alone, still answers under its own appid.
+        cfg.accounts.remove(cfg.accounts.len() - 2);
+        let svc = build_service(&cfg, live, &Parts::default()).unwrap();
         let app = app(&cfg, svc, None);
         let platform = wemp_proto::testing::Platform::new("Tok123")
             .with_cipher(wemp_proto::Cipher::new(KEY, APPID).unwrap());

@@ -54,3 +54,15 @@ pub(crate) fn log(refusal: &Refusal, mode: Option<Mode>, appid: Option<&str>) {
         refusal.message
     );
 }
+
+/// A plain-mode request whose `timestamp` and `nonce` already came with another body.
+pub(crate) fn replayed() -> Refusal {
+    Refusal {
+        reason: RejectReason::Replayed,
+        status: StatusCode::FORBIDDEN.as_u16(),
+        code: Some(ReferenceCode::ValidateSignature),
+        param: "nonce",
+        message: "timestamp and nonce already came with another body: a reused signature, refused".to_owned(),
+        detail: None,
+    }
+}

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use tower::ServiceExt as _;
 use tracing::Instrument as _;
 use tracing::field::Empty;
-use wemp_proto::admission::{self, Accounts, AccountsError, Policy, Refusal, Verdict};
+use wemp_proto::admission::{self, Accounts, AccountsError, Policy, Refusal, Replay, ReplayCache, Verdict};
 use wemp_proto::{EncryptedReply, Incoming, Mode, ReferenceCode, Reply, ReplyContext};
 use wemp_store::memory::MemoryDedupStore;
 use wemp_store::{Claim, DedupStore, SessionStore};
@@ -47,6 +47,10 @@ pub enum ErrorPolicy {
     /// Answer this text.
     Apology(String),
 }
+
+/// How many plain-mode `(timestamp, nonce)` pairs the replay cache keeps (a busy account
+/// gets far fewer signed requests in a freshness window).
+const REPLAY_CAPACITY: usize = 100_000;
 
 /// Settings of a [`WechatService`]; set through [`WechatServiceBuilder`].
 #[derive(Clone, Debug)]
@@ -110,6 +114,8 @@ impl Drop for TaskGuard {
 struct Inner {
     accounts: Accounts,
     policy: Policy,
+    /// The `(timestamp, nonce)` of admitted plain-mode requests, for the freshness window.
+    replay: Mutex<ReplayCache>,
     config: Config,
     router: BoxHandler,
     dedup: Arc<dyn DedupStore>,
@@ -420,6 +426,7 @@ impl WechatServiceBuilder {
         Ok(WechatService {
             inner: Arc::new(Inner {
                 accounts,
+                replay: Mutex::new(ReplayCache::new(policy.freshness_secs, REPLAY_CAPACITY)),
                 policy,
                 config: self.config,
                 router: self.router.unwrap_or_else(|| Router::new().into_service()),
@@ -780,6 +787,22 @@ impl Inner {
         let (Some(account), Some(mode)) = (admitted.account, admitted.mode) else {
             return Err(reject::unreadable(&"admission accepted a request without account or mode"));
         };
+        if mode == Mode::Plain && self.policy.freshness_secs > 0 && !self.policy.insecure_skip_signature {
+            // `signature` covers no body: the same `timestamp` and `nonce` with another body
+            // is a captured URL carrying a forgery (docs/protocol.md §2.0.1).
+            let query = admission::Query::parse(request.query);
+            let (timestamp, nonce) = (query.timestamp.as_deref(), query.nonce.as_deref());
+            let replay = self.replay.lock().unwrap_or_else(|e| e.into_inner()).check(
+                account.appid(),
+                timestamp.unwrap_or_default(),
+                nonce.unwrap_or_default(),
+                request.body,
+                self.clock.now_unix(),
+            );
+            if replay == Replay::OtherBody {
+                return Err(reject::replayed());
+            }
+        }
         let incoming = Incoming::from_document(&document);
         if let Some(r) = seen.record.as_mut() {
             r.raw_xml = Some(Arc::from(xml));

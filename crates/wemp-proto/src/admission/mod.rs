@@ -29,12 +29,14 @@
 
 mod account;
 mod query;
+mod replay;
 
 use std::fmt;
 use std::sync::Arc;
 
 pub use account::{Account, Accounts, AccountsError, Kind, token_is_valid};
 pub use query::{Query, percent_decode};
+pub use replay::{Replay, ReplayCache};
 
 use crate::xml::XmlError;
 use crate::{DecryptError, Document, Envelope, EnvelopeError, Mode, ReferenceCode, signature};
@@ -74,6 +76,9 @@ pub enum RejectReason {
     UnknownAccount,
     /// Neither GET nor POST.
     MethodNotAllowed,
+    /// A plain-mode request reusing the `timestamp` and `nonce` of an earlier one with
+    /// another body: a captured `signature` carrying a forged body ([`ReplayCache`]).
+    Replayed,
 }
 
 impl RejectReason {
@@ -94,6 +99,7 @@ impl RejectReason {
         Self::AppidMismatch,
         Self::UnknownAccount,
         Self::MethodNotAllowed,
+        Self::Replayed,
     ];
 
     /// The metric label.
@@ -114,6 +120,7 @@ impl RejectReason {
             Self::AppidMismatch => "appid_mismatch",
             Self::UnknownAccount => "unknown_account",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::Replayed => "replayed",
         }
     }
 }

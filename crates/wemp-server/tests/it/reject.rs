@@ -241,3 +241,24 @@ async fn rejection_log_line_names_code_mode_and_parameter_but_no_secret() {
     assert!(!log.contains(OPENID), "OpenID not shortened: {log}");
     assert!(log.contains("oyOR…f0rs"), "{log}");
 }
+
+/// Issue 16 item 7: in plain mode `signature` covers no body, so a captured URL could carry
+/// another body within the freshness window; the second body is refused, the same request
+/// again (a retry) is not.
+#[tokio::test]
+async fn a_plain_signature_reused_with_another_body_is_refused() {
+    let svc = service(Router::new());
+    let first = wechat_post(Mode::Plain, &text_xml("real", 50));
+    let query = first.uri().query().unwrap().to_owned();
+    let (status, body) = send(&svc, first).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = send(&svc, post(&query, text_xml("real", 50))).await;
+    assert_eq!(status, StatusCode::OK, "the same request again is a retry: {body}");
+    expect(
+        &svc,
+        post(&query, text_xml("forged", 51)),
+        StatusCode::FORBIDDEN,
+        "-40001 timestamp and nonce already came",
+    )
+    .await;
+}
