@@ -59,6 +59,10 @@ pub struct Config {
     pub accounts: Vec<AccountConfig>,
     /// The reply rules, tried in order.
     pub rules: Vec<RuleConfig>,
+    /// `[api_proxy]`: the platform API for apps, with the access token added.
+    pub api_proxy: ApiProxyConfig,
+    /// `[gateway]`: forwarding messages to an app as signed JSON (docs/gateway.md).
+    pub gateway: GatewayConfig,
     /// Where each value came from when not from the file (`server.listen` → `WEMP_LISTEN`).
     #[serde(skip)]
     pub origins: BTreeMap<String, String>,
@@ -170,6 +174,79 @@ impl fmt::Debug for ConsoleConfig {
             .field("users", &self.users)
             .finish()
     }
+}
+
+/// `[api_proxy]`: `/api/<path>` passed to the platform API with the account's access token
+/// added (docs/gateway.md). Off without a token.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiProxyConfig {
+    /// The bearer token apps send (`Authorization: Bearer …`; `WEMP_API_PROXY_TOKEN`). Unset:
+    /// the proxy is off.
+    pub token: Option<String>,
+    /// An address of its own (e.g. `127.0.0.1:8081`, `WEMP_API_PROXY_LISTEN`), so the proxy is
+    /// never exposed with the public callback; default: served with the callback.
+    pub listen: Option<String>,
+}
+
+impl fmt::Debug for ApiProxyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiProxyConfig")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("listen", &self.listen)
+            .finish()
+    }
+}
+
+/// `[gateway]`: each verified, decrypted, deduplicated message that no rule answered is
+/// posted to an app as signed JSON; the app's answer is the reply (docs/gateway.md).
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// The app's URL (`WEMP_FORWARD`, `--forward`); unset: no forwarding.
+    pub forward: Option<String>,
+    /// The shared secret of `X-Wemp-Signature` (`WEMP_FORWARD_SECRET`); required unless the
+    /// app is on loopback.
+    pub forward_secret: Option<String>,
+    /// Answered when the app fails (connection refused, 5xx, timeout, bad JSON); unset: no
+    /// reply (`WEMP_FALLBACK_TEXT`).
+    pub fallback_text: Option<String>,
+    /// How long one call to the app may take in all (default `"30s"`): an answer after the
+    /// deadline still goes out through the customer-service API.
+    #[serde(deserialize_with = "de_duration")]
+    pub forward_timeout: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            forward: None,
+            forward_secret: None,
+            fallback_text: None,
+            forward_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl fmt::Debug for GatewayConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GatewayConfig")
+            .field("forward", &self.forward)
+            .field("forward_secret", &self.forward_secret.as_ref().map(|_| "<redacted>"))
+            .field("fallback_text", &self.fallback_text)
+            .field("forward_timeout", &self.forward_timeout)
+            .finish()
+    }
+}
+
+/// Whether `url`'s host is a loopback address or `localhost` (forwarding there may go
+/// unsigned).
+pub fn is_loopback_url(url: &str) -> bool {
+    let Ok(u) = reqwest::Url::parse(url) else { return false };
+    let Some(host) = u.host_str() else { return false };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// One `[[accounts]]` entry.
@@ -564,6 +641,11 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("WEMP_CONSOLE", "console.enabled"),
     ("WEMP_CONSOLE_PATH", "console.path"),
     ("WEMP_CONSOLE_TOKEN", "console.token"),
+    ("WEMP_API_PROXY_TOKEN", "api_proxy.token"),
+    ("WEMP_API_PROXY_LISTEN", "api_proxy.listen"),
+    ("WEMP_FORWARD", "gateway.forward"),
+    ("WEMP_FORWARD_SECRET", "gateway.forward_secret"),
+    ("WEMP_FALLBACK_TEXT", "gateway.fallback_text"),
     ("WEMP_ACCOUNT_NAME", "accounts[0].name"),
     ("WEMP_TOKEN", "accounts[0].token"),
     ("WEMP_APPID", "accounts[0].appid"),
@@ -606,6 +688,10 @@ pub struct ServeArgs {
     /// Database URL: sqlite://path or postgres://… [default: sqlite://DATA_DIR/wemp.db].
     #[arg(long)]
     pub database: Option<String>,
+    /// Forward each message no rule answered to this app URL as signed JSON
+    /// (docs/gateway.md; `WEMP_FORWARD`).
+    #[arg(long)]
+    pub forward: Option<String>,
 }
 
 /// What a file-less start-up found.
@@ -743,6 +829,11 @@ impl Config {
             "console.enabled" => self.console.enabled = parse_bool(value).map_err(problem)?,
             "console.path" => self.console.path = value.to_owned(),
             "console.token" => self.console.token = some(),
+            "api_proxy.token" => self.api_proxy.token = some(),
+            "api_proxy.listen" => self.api_proxy.listen = some(),
+            "gateway.forward" => self.gateway.forward = some(),
+            "gateway.forward_secret" => self.gateway.forward_secret = some(),
+            "gateway.fallback_text" => self.gateway.fallback_text = some(),
             "accounts[0].name" => self.account0().name = some(),
             "accounts[0].token" => self.account0().token = some(),
             "accounts[0].appid" => self.account0().appid = some(),
@@ -789,6 +880,7 @@ impl Config {
         apply("--data-dir", "storage.data_dir", args.data_dir.as_ref().map(|p| p.display().to_string()));
         apply("--redis", "storage.redis", args.redis.clone());
         apply("--database", "storage.database", args.database.clone());
+        apply("--forward", "gateway.forward", args.forward.clone());
         problems
     }
 
@@ -841,6 +933,38 @@ impl Config {
         {
             let shown = crate::storage::redact_url(redis);
             report("storage.redis".into(), format!("{shown:?}: use redis://host:port"));
+        }
+        if let Some(token) = &self.api_proxy.token
+            && token.len() < 16
+        {
+            report(
+                "api_proxy.token".into(),
+                "must be at least 16 characters: it guards the access token".into(),
+            );
+        }
+        if let Some(listen) = &self.api_proxy.listen
+            && let Err(e) = listen.parse::<SocketAddr>()
+        {
+            report("api_proxy.listen".into(), format!("{listen:?} is not an address:port ({e})"));
+        }
+        if let Some(url) = &self.gateway.forward {
+            match reqwest::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                    if self.gateway.forward_secret.is_none() && !is_loopback_url(url) {
+                        report(
+                            "gateway.forward_secret".into(),
+                            format!(
+                                "missing: forwarding to {url:?}, beyond loopback, needs a shared secret to sign \
+                                 with (forward_secret or WEMP_FORWARD_SECRET) so the app can trust what it gets"
+                            ),
+                        );
+                    }
+                }
+                _ => report("gateway.forward".into(), format!("{url:?} is not an http:// or https:// URL")),
+            }
+        }
+        if self.gateway.forward_timeout.is_zero() {
+            report("gateway.forward_timeout".into(), "must be more than 0".into());
         }
         for (i, account) in self.accounts.iter().enumerate() {
             let at = |f: &str| format!("accounts[{i}].{f}");

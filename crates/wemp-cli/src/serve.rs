@@ -190,6 +190,8 @@ pub struct Parts {
     pub log: Option<LogWriter>,
     /// More observers of every delivery (the web console's live feed).
     pub observers: Vec<Arc<dyn Observer>>,
+    /// The API proxy, whose counters join the metrics.
+    pub api_proxy: Option<wemp_server::ApiProxy>,
 }
 
 impl std::fmt::Debug for Parts {
@@ -199,6 +201,7 @@ impl std::fmt::Debug for Parts {
             .field("sink", &self.sink.is_some())
             .field("log", &self.log.is_some())
             .field("observers", &self.observers.len())
+            .field("api_proxy", &self.api_proxy.is_some())
             .finish()
     }
 }
@@ -242,6 +245,10 @@ pub fn build_service(cfg: &Config, rules: Arc<LiveRules>, parts: &Parts) -> Resu
     }
     for o in &parts.observers {
         b = b.observer_arc(o.clone());
+    }
+    if let Some(p) = &parts.api_proxy {
+        let p = p.clone();
+        b = b.metrics_source(move |out| p.write_prometheus(out));
     }
     b.build().map_err(|e| e.to_string())
 }
@@ -514,6 +521,12 @@ impl Reloader {
         }
         if cfg.storage != self.running.storage {
             restart.push("[storage]");
+        }
+        if cfg.api_proxy != self.running.api_proxy {
+            restart.push("[api_proxy]");
+        }
+        if cfg.gateway != self.running.gateway {
+            restart.push("[gateway]");
         }
         if cfg.console != self.running.console {
             restart.push("[console]");
@@ -841,6 +854,7 @@ pub async fn run(
     let tokens = storage::token_store(&cfg.storage).await.map_err(redis_err)?;
     let clients =
         api_clients(&cfg, opts.api_base.as_deref(), tokens).map_err(|e| fail(format!("API client: {e}")))?;
+    let api_proxy = crate::gateway::api_proxy(&cfg, &clients);
     let late_api = !clients.is_empty();
     let sink: Option<Arc<dyn LateReplySink>> =
         late_api.then(|| Arc::new(ClientSink::new(clients)) as Arc<dyn LateReplySink>);
@@ -861,7 +875,15 @@ pub async fn run(
             .map_err(fail)?;
     let observers: Vec<Arc<dyn Observer>> =
         console.iter().map(|c| Arc::new(c.observer()) as Arc<dyn Observer>).collect();
-    let parts = Parts { dedup, sink, log: Some(writer.clone()), observers };
+    let proxy_listener = match (&api_proxy, &cfg.api_proxy.listen) {
+        (Some(_), Some(addr)) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| fail(format!("cannot listen on {addr} (api_proxy.listen): {e}")))?,
+        ),
+        _ => None,
+    };
+    let parts = Parts { dedup, sink, log: Some(writer.clone()), observers, api_proxy: api_proxy.clone() };
     let service = build_service(&cfg, live.clone(), &parts).map_err(fail)?;
     if cfg.console.show_setup {
         let screen = setup_screen(
@@ -889,8 +911,39 @@ pub async fn run(
 
     let watcher = tokio::spawn(watch(reloader, watched, WATCH_INTERVAL, hangup));
 
-    let router = app(&cfg, service.clone(), console.as_ref());
+    let mut router = app(&cfg, service.clone(), console.as_ref());
+    let mut proxy_task = None;
+    if let Some(proxy) = &api_proxy {
+        let at = match proxy_listener {
+            Some(l) => {
+                let addr = l.local_addr().map_err(|e| fail(e.to_string()))?;
+                let routes = proxy.router();
+                proxy_task = Some(tokio::spawn(async move { axum::serve(l, routes).await }));
+                addr
+            }
+            None => {
+                router = router.merge(proxy.router());
+                bound
+            }
+        };
+        tracing::info!(target: "wemp::api_proxy", "API proxy on http://{at}/api/ (Authorization: Bearer <api_proxy.token>)");
+        if cfg.console.show_setup {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            let _ =
+                writeln!(out, "API proxy: http://{at}/api/<path> (Authorization: Bearer <api_proxy.token>)");
+            let _ = out.flush();
+        }
+        if proxy.is_empty() {
+            tracing::warn!(
+                "api_proxy.token is set but no account has an appsecret: every proxied call is refused"
+            );
+        }
+    }
     let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+    if let Some(t) = proxy_task {
+        t.abort();
+    }
     watcher.abort();
     tracing::info!("shutting down: waiting for running handlers, then flushing the message log");
     if !service.drain(SHUTDOWN_GRACE).await {

@@ -330,6 +330,12 @@ impl Client {
         self.inner.access.invalidate(&token.0).await
     }
 
+    /// Replaces `failed` (refused by the platform): compare-and-invalidate, then the token
+    /// now current (another process's fresh one, or one fetched now).
+    pub(crate) async fn replace_access_token(&self, failed: &AccessToken) -> Result<AccessToken> {
+        self.inner.access.replace(&failed.0, self.fetch_access()).await.map(AccessToken)
+    }
+
     /// The current jsapi_ticket (`GET /cgi-bin/ticket/getticket?type=jsapi`), cached,
     /// shared and refreshed exactly like the access token.
     ///

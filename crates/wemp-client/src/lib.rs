@@ -12,6 +12,7 @@ pub mod menu;
 pub mod message;
 pub mod oauth;
 pub mod ops;
+pub mod proxy;
 pub mod qrcode;
 mod serde_util;
 pub mod token;

@@ -1,8 +1,8 @@
 // ---------------------------------------------------------------- chat rendering
-import { $, BASE, CSRF, api, h, icon, toast } from './dom.js';
+import { $, api, h, icon, toast } from './dom.js';
 import { accountLabel, multiAccount, state } from './state.js';
 import { outcomeLabel, prettyXml } from './log.js';
-import { t, tNodes } from './i18n.js';
+import { t, tNodes, tServer } from './i18n.js';
 
 const BANNER = '该公众号暂时无法提供服务，请稍后再试';
 const URL_RE = /(https?:\/\/[^\s<>"'，。）]+)/g;
@@ -234,7 +234,7 @@ function addTries(action, res) {
       multiAccount() ? h('span', { class: 'badge account', title: t('log.account') }, accountLabel(res.account)) : null,
       h('span', { class: `badge ${res.sees.kind}` }, sees)),
     h('ol', { class: 'try-list' }, res.attempts.map((a, i) =>
-      h('li', {}, t('tries.try', { n: i + 1, at: a.started_ms, outcome: a.outcome, took: a.took_ms })))),
+      h('li', {}, t('tries.try', { n: i + 1, at: a.started_ms, outcome: tServer(`try.${a.code}`, a, a.outcome), took: a.took_ms })))),
     res.sees.kind === 'banner' ? h('p', { class: 'why' }, res.sees.reason) : null,
     (res.server || []).length ? h('ul', { class: 'server-notes', 'aria-label': t('tries.server-notes') }, res.server.map((x) =>
       h('li', {}, x.error ? t('tries.server.error', { outcome: outcomeLabel(x.outcome), error: x.error }) : t('tries.server', { outcome: outcomeLabel(x.outcome) })))) : null,
@@ -259,12 +259,7 @@ export function sendText(e) {
 export async function sendImage(file) {
   if (!file) return;
   try {
-    const res = await fetch(`${BASE}/api/media`, {
-      method: 'POST', credentials: 'same-origin',
-      headers: { 'X-Wemp-Csrf': CSRF, 'Content-Type': file.type || 'image/png' }, body: file,
-    });
-    const body = await res.json();
-    if (!res.ok) throw new Error(body.error || `HTTP ${res.status}`);
+    const body = await api('media', { method: 'POST', headers: { 'Content-Type': file.type || 'image/png' }, body: file });
     const pic = new URL(body.url, location.href).href;
     perform({ kind: 'image', media_id: body.media_id, pic_url: pic },
       bubble('me', h('img', { src: body.url, alt: t('image.alt', { name: file.name }), class: 'sent-img' }), h('code', { class: 'media-id' }, body.media_id)));

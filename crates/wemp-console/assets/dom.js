@@ -1,6 +1,6 @@
 // The page's DOM and server helpers: elements, icons, the API, toasts, the clipboard.
 
-import { t } from './i18n.js';
+import { t, tServer } from './i18n.js';
 
 export const BASE = document.querySelector('meta[name="wemp-base"]').content;
 export const CSRF = document.querySelector('meta[name="wemp-csrf"]').content;
@@ -54,8 +54,12 @@ export function h(tag, attrs, ...children) {
   return el;
 }
 
+/**
+ * Calls the console's API: `opts.json` is sent as JSON, `opts.body` as it is (with
+ * `opts.headers`). Throws an Error in the page's language when the server refuses.
+ */
 export async function api(path, opts = {}) {
-  const init = { credentials: 'same-origin', headers: {}, ...opts };
+  const init = { credentials: 'same-origin', ...opts, headers: { ...(opts.headers || {}) } };
   if (init.method && init.method !== 'GET') init.headers['X-Wemp-Csrf'] = CSRF;
   if (opts.json !== undefined) {
     init.body = JSON.stringify(opts.json);
@@ -65,7 +69,10 @@ export async function api(path, opts = {}) {
   let body = null;
   try { body = await res.json(); } catch (_) { /* not JSON */ }
   if (res.status === 401) { location.reload(); }
-  if (!res.ok) throw new Error((body && body.error) || `HTTP ${res.status}`);
+  if (!res.ok) {
+    if (body && body.error) throw new Error(tServer(`api.${body.code}`, body.params || {}, body.error));
+    throw new Error(res.status === 413 ? t('api.too-large') : `HTTP ${res.status}`);
+  }
   return body;
 }
 

@@ -1,6 +1,6 @@
 // The page's languages: English and Simplified Chinese. The browser's language chooses
 // (navigator.languages), the switch in the header overrides it (kept in localStorage).
-// Every string the page shows has one key here; `t(key, params)` fills `{name}` params.
+// Every string the page shows has one key in strings.js; `t(key, params)` fills `{name}` params.
 import { STRINGS } from './strings.js';
 
 /** The languages the page speaks: code, the name it shows in the switch. */
@@ -29,6 +29,11 @@ export function setLang(code) {
   location.reload();
 }
 
+/** `s` with its `{name}` params filled; an unknown name stays as it is. */
+function fill(s, params) {
+  return s.replace(/\{(\w+)\}/g, (m, name) => (name in params ? String(params[name]) : m));
+}
+
 /** The string `key` in the page's language (English when it lacks one), `{name}` filled from params. */
 export function t(key, params = {}) {
   const s = STRINGS[lang][key] ?? STRINGS.en[key];
@@ -36,7 +41,19 @@ export function t(key, params = {}) {
     console.warn(`wemp console: no string ${key}`);
     return key;
   }
-  return s.replace(/\{(\w+)\}/g, (m, name) => (name in params ? String(params[name]) : m));
+  return fill(s, params);
+}
+
+/**
+ * A sentence the server composed, by its `code`: the page's language's `server.{code}`
+ * (filled from params) where it has one, else the server's own text, `fallback`. The server's
+ * English is its one home: the tables hold only translations of it (`server.*` keys exist in
+ * other languages, never in `en`).
+ */
+export function tServer(code, params, fallback) {
+  const s = code && STRINGS[lang][`server.${code}`];
+  if (s === undefined || s === null || s === '') return fallback;
+  return fill(s, params);
 }
 
 /** Whether the page has a string `key` (for codes from the server that may be new). */
@@ -56,10 +73,14 @@ export function tNodes(key, params = {}) {
 /**
  * Translates the static page: `data-i18n="key"` sets an element's text, keeping the child
  * elements named by `data-part="name"` in place of `{name}`; `data-i18n-attr="attr:key …"`
- * sets attributes (aria-label, title, placeholder).
+ * sets attributes (aria-label, title, placeholder); `data-i18n-server="code"` translates the
+ * server's text by its code (see `tServer`).
  */
 export function translatePage(root = document) {
   document.documentElement.lang = lang;
+  for (const el of root.querySelectorAll('[data-i18n-server]')) {
+    el.textContent = tServer(el.dataset.i18nServer, {}, el.textContent);
+  }
   for (const el of root.querySelectorAll('[data-i18n]')) {
     const parts = {};
     for (const p of el.querySelectorAll(':scope > [data-part]')) parts[p.dataset.part] = p;

@@ -2,6 +2,9 @@
 // WeChat's own admin console: 公众号, 服务器配置, 令牌(Token), 消息加解密密钥(EncodingAESKey),
 // 明文模式, 兼容模式, 安全模式, 客服消息 …). `{name}` is filled by i18n.js's `t`. A key missing
 // from zh-CN shows the English; the e2e tests check that both tables have the same keys.
+// `server.<code>` keys translate sentences the server composes and sends with a code (the
+// login page's message, a try's outcome): only other languages have them, the English is the
+// server's own (i18n.js `tServer`).
 
 const en = {
   title: 'wemp console',
@@ -47,6 +50,7 @@ const en = {
   'tile.scan': 'Scan QR',
   'image.alt': 'uploaded image {name}',
   'image.failed': 'Upload failed: {error}',
+  'api.too-large': 'too large for the console (HTTP 413)',
   'notice.subscribe': '你关注了公众号 · subscribe',
   'notice.unsubscribe': '你取消了关注 · unsubscribe',
   'notice.scan': '你扫描了二维码 · SCAN scene {scene}',
@@ -160,9 +164,10 @@ const en = {
   'dedup.new': 'new',
   'dedup.joined': 'joined',
   'dedup.cached': 'cached',
-  'source.hub': 'hub',
   'source.tap': 'tap',
+  'source.observer': 'observer',
   'source.log': 'log',
+  'source.hub': 'hub',
   'detail.h': 'Delivery',
   'detail.close': 'Close details',
   'detail.raw': 'Message (decrypted)',
@@ -209,6 +214,12 @@ const en = {
   'rules.reloading': 'Reloading…',
   'rules.reloaded': 'Reloaded: {report}',
   'rules.not-reloaded': 'Not reloaded, the previous rules stay in effect: {error}',
+
+  // the sign-in page
+  'login.title': 'wemp console — sign in',
+  'login.token': 'Admin token',
+  'login.hint': 'The value of {env} (or the config’s console token). Entered once; this browser keeps a cookie derived from it.',
+  'login.open': 'Open the console',
 };
 
 const zhCN = {
@@ -254,6 +265,7 @@ const zhCN = {
   'tile.scan': '扫一扫',
   'image.alt': '上传的图片 {name}',
   'image.failed': '上传失败：{error}',
+  'api.too-large': '超出控制台允许的大小（HTTP 413）',
   'notice.subscribe': '你关注了公众号',
   'notice.unsubscribe': '你取消了关注',
   'notice.scan': '你扫描了带参数二维码（场景值 {scene}）',
@@ -364,9 +376,10 @@ const zhCN = {
   'dedup.new': '首次推送',
   'dedup.joined': '重试，等待处理中的回复',
   'dedup.cached': '重试，重发已存的回复',
-  'source.hub': '实时',
-  'source.tap': '模拟器',
+  'source.tap': '控制台截获的请求 (tap)',
+  'source.observer': '服务器观察者 (observer)',
   'source.log': '消息日志',
+  'source.hub': '控制台 (hub)',
   'detail.h': '推送详情',
   'detail.close': '关闭详情',
   'detail.raw': '消息（已解密）',
@@ -412,6 +425,38 @@ const zhCN = {
   'rules.reloading': '正在重新加载…',
   'rules.reloaded': '已重新加载：{report}',
   'rules.not-reloaded': '未重新加载，之前的规则继续生效：{error}',
+
+  'login.title': 'wemp 控制台 — 登录',
+  'login.token': '管理令牌',
+  'login.hint': '即 {env} 的值（或配置文件中的 console token）。只需输入一次；此浏览器会保存一个由它派生的 Cookie。',
+  'login.open': '打开控制台',
+
+  // Sentences the server composes, by their code (their English is the server's).
+  'server.login.login': '请输入控制台的管理令牌以继续',
+  'server.login.not-loopback': '未设置令牌的控制台只在本机回环地址（http://127.0.0.1 或 http://localhost）上应答，且不经过代理；要从其他地方打开，请设置 WEMP_CONSOLE_TOKEN',
+  'server.login.disabled': '服务器监听在本机回环地址之外，且未设置管理令牌：请设置 WEMP_CONSOLE_TOKEN（或配置文件中的 console token）以启用控制台',
+  'server.login.cross-site': '已拒绝跨站登录',
+  'server.login.wrong-token': '令牌错误，请重试',
+  'server.try.answered': 'HTTP {status}',
+  'server.try.timed_out': '无应答：微信已放弃',
+  'server.try.failed': '连接失败：{error}',
+  // The console API's refusals.
+  'server.api.unknown-account': '未知的公众号 {account}：此控制台模拟的是 {known}',
+  'server.api.unknown-user': '{user} 不是控制台的测试用户',
+  'server.api.not-image': '只能上传图片（Content-Type image/…）',
+  'server.api.empty-upload': '上传的内容为空',
+  // `wemp doctor`'s check names (with several accounts, prefixed by the account's id).
+  'server.check.configuration': '配置文件',
+  'server.check.token': '令牌(Token)',
+  'server.check.appid': '开发者ID(AppID)',
+  'server.check.EncodingAESKey': '消息加解密密钥(EncodingAESKey)',
+  'server.check.public URL': '公网地址',
+  'server.check.message log database': '消息日志数据库',
+  'server.check.redis': 'Redis',
+  'server.check.access token': '接口调用凭据(access_token)',
+  'server.check.API call': '接口调用',
+  'server.check.API access': '接口访问',
+  'server.check.customer-service API': '客服消息接口',
 };
 
 /** The tables by language code. */

@@ -405,7 +405,9 @@ describe('the console in Chinese: the browser speaks zh-CN', () => {
   test('both languages have every string, and the same {params}', () => {
     const en = STRINGS.en;
     const zh = STRINGS['zh-CN'];
-    assert.deepEqual(Object.keys(zh).sort(), Object.keys(en).sort());
+    const own = (table) => Object.keys(table).filter((k) => !k.startsWith('server.')).sort();
+    assert.deepEqual(own(zh), own(en));
+    assert.deepEqual(Object.keys(en).filter((k) => k.startsWith('server.')), [], 'the server\'s English is its own');
     const params = (s) => (s.match(/\{\w+\}/g) || []).sort();
     for (const k of Object.keys(en)) assert.deepEqual(params(zh[k]), params(en[k]), k);
   });
@@ -432,8 +434,18 @@ describe('the console in Chinese: the browser speaks zh-CN', () => {
     await page.getByRole('menuitem', { name: 'News' }).click();
     await page.locator('.notice', { hasText: '你点击了菜单「News」（NEWS）' }).waitFor();
     await page.locator('.news-card').first().waitFor();
+    // A handler past the deadline: the explanation and the late reply, in Chinese.
+    await page.getByRole('menuitem', { name: /More/ }).click();
+    await page.getByRole('menuitem', { name: 'Slow reply (6 s)' }).click();
+    const deadline = page.locator('.notice.deadline');
+    await deadline.waitFor({ timeout: 15_000 });
+    assert.match(await deadline.textContent(), /^服务器在截止时间应答了“success”（4\.\d 秒）：处理程序仍在运行/);
+    await page.locator('.notice.late', { hasText: /^延迟回复已在 \d\.\d 秒后以客服消息发出：$/ }).waitFor({ timeout: 15_000 });
     assert.deepEqual(await untranslated(page), []);
     await shot(page, 'chat-desktop.zh-CN.png', DESKTOP);
+    // The server refuses an upload with a code: the page says why in Chinese.
+    await page.locator('#image-file').setInputFiles({ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('hi') });
+    await page.locator('#toast', { hasText: '上传失败：只能上传图片（Content-Type image/…）' }).waitFor();
   });
 
   test('live log: filters, outcomes, modes and the delivery\'s details in Chinese', async () => {
@@ -445,11 +457,13 @@ describe('the console in Chinese: the browser speaks zh-CN', () => {
     await page.getByLabel('结果').selectOption({ label: '被动回复' });
     await row.click();
     const kv = await page.locator('#detail dl').textContent();
-    for (const want of ['接收时间', '用户', '类型', '模式安全模式', '结果被动回复', '排重首次推送', '处理程序help', '耗时']) {
+    for (const want of ['接收时间', '用户', '类型', '模式安全模式', '结果被动回复', '排重首次推送', '处理程序help', '耗时', '来源服务器观察者']) {
       assert.ok(kv.includes(want), `${want} in ${kv}`);
     }
     await page.locator('#detail h3', { hasText: '消息（已解密）' }).waitFor();
     assert.deepEqual(await untranslated(page), []);
+    await shot(page, 'log-phone.zh-CN.png', PHONE);
+    await page.setViewportSize(DESKTOP);
     await page.getByRole('button', { name: '关闭详情' }).click();
   });
 
@@ -465,6 +479,10 @@ describe('the console in Chinese: the browser speaks zh-CN', () => {
     await page.getByRole('button', { name: '显示' }).click();
     await page.locator('#aes-key', { hasText: AES_KEY }).waitFor();
     await page.locator('#checks .check.pass .badge', { hasText: '通过' }).first().waitFor();
+    for (const name of ['配置文件', '消息加解密密钥(EncodingAESKey)', '接口调用凭据(access_token)', '客服消息接口']) {
+      await page.locator('#checks .check.pass strong', { hasText: name }).waitFor();
+    }
+    await page.locator('#checks .check.skip strong', { hasText: 'Redis' }).waitFor();
     await page.getByRole('button', { name: '重新加载规则' }).click();
     await page.locator('#reload-status.ok', { hasText: '已重新加载：' }).waitFor();
     assert.deepEqual(await untranslated(page), []);
@@ -547,6 +565,28 @@ describe('wemp serve beyond loopback', () => {
       // Once per browser: a new page opens straight away.
       const again = await b.newPage();
       assert.equal((await again.goto(`${base}/`)).status(), 200);
+    } finally {
+      await b.close();
+    }
+  });
+
+  test('the sign-in page in Chinese: labels and the server\'s messages', async () => {
+    const { url } = await startServe({ WEMP_LISTEN: '0.0.0.0:0', WEMP_CONSOLE_TOKEN: 'e2e-admin-token-zh' });
+    const b = await launch('zh-CN');
+    try {
+      const page = await b.newPage();
+      const errors = watchErrors(page);
+      assert.equal((await page.goto(`${url}/console/`)).status(), 401);
+      assert.equal(await page.title(), 'wemp 控制台 — 登录');
+      await page.getByText('请输入控制台的管理令牌以继续').waitFor();
+      await page.getByText('WEMP_CONSOLE_TOKEN').waitFor();
+      await page.getByLabel('管理令牌').fill('wrong');
+      await page.getByRole('button', { name: '打开控制台' }).click();
+      await page.getByText('令牌错误，请重试').waitFor();
+      await page.getByLabel('管理令牌').fill('e2e-admin-token-zh');
+      await page.getByRole('button', { name: '打开控制台' }).click();
+      await page.getByRole('link', { name: '聊天' }).waitFor();
+      assert.deepEqual(errors, []);
     } finally {
       await b.close();
     }

@@ -38,6 +38,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("log.js", JS, include_str!("../assets/log.js")),
     ("setup.js", JS, include_str!("../assets/setup.js")),
     ("accounts.js", JS, include_str!("../assets/accounts.js")),
+    ("login.js", JS, include_str!("../assets/login.js")),
     ("i18n.js", JS, include_str!("../assets/i18n.js")),
     ("strings.js", JS, include_str!("../assets/strings.js")),
     ("app.css", "text/css; charset=utf-8", include_str!("../assets/app.css")),
@@ -103,9 +104,12 @@ fn page(status: StatusCode, html: String) -> Response {
     res
 }
 
-fn login_page(shared: &Shared, status: StatusCode, message: &str, form: bool) -> Response {
+/// The sign-in page saying `message`; `code` names the message for the page's translations
+/// (`server.login.<code>` in assets/strings.js).
+fn login_page(shared: &Shared, status: StatusCode, code: &str, message: &str, form: bool) -> Response {
     let html = LOGIN
         .replace("{{BASE}}", &escape(&shared.config.base_path))
+        .replace("{{CODE}}", &format!("login.{}", escape(code)))
         .replace("{{MESSAGE}}", &escape(message))
         .replace("{{FORM_HIDDEN}}", if form { "" } else { "hidden" });
     page(status, html)
@@ -114,10 +118,14 @@ fn login_page(shared: &Shared, status: StatusCode, message: &str, form: bool) ->
 async fn index(State(shared): S, headers: HeaderMap) -> Response {
     match access::check(&shared.config.access, &headers) {
         Ok(()) => {}
-        Err(Denied::Login) => {
-            return login_page(&shared, StatusCode::UNAUTHORIZED, Denied::Login.message(), true);
+        Err(d) => {
+            let (status, code, form) = match d {
+                Denied::Login => (StatusCode::UNAUTHORIZED, "login", true),
+                Denied::NotLoopback => (StatusCode::FORBIDDEN, "not-loopback", false),
+                Denied::Disabled => (StatusCode::FORBIDDEN, "disabled", false),
+            };
+            return login_page(&shared, status, code, d.message(), form);
         }
-        Err(d) => return login_page(&shared, StatusCode::FORBIDDEN, d.message(), false),
     }
     let html = INDEX.replace("{{BASE}}", &escape(&shared.config.base_path)).replace("{{CSRF}}", &shared.csrf);
     page(StatusCode::OK, html)
@@ -133,10 +141,10 @@ async fn login(State(shared): S, headers: HeaderMap, axum::Form(form): axum::For
         return Redirect::to(&format!("{}/", shared.config.base_path)).into_response();
     };
     if !access::same_origin(&headers) {
-        return login_page(&shared, StatusCode::FORBIDDEN, "cross-site login refused", true);
+        return login_page(&shared, StatusCode::FORBIDDEN, "cross-site", "cross-site login refused", true);
     }
     if !access::same(form.token.trim(), token) {
-        return login_page(&shared, StatusCode::UNAUTHORIZED, "wrong token: try again", true);
+        return login_page(&shared, StatusCode::UNAUTHORIZED, "wrong-token", "wrong token: try again", true);
     }
     let cookie = format!(
         "{COOKIE}={}; Path={}; HttpOnly; SameSite=Strict; Max-Age=31536000",
@@ -169,11 +177,18 @@ struct AccountQuery {
 }
 
 /// An `account` the console does not know: answered 400, naming the accounts there are.
-struct UnknownAccount(String);
+struct UnknownAccount {
+    /// The account asked for.
+    account: String,
+    /// The accounts there are, quoted.
+    known: String,
+}
 
 impl IntoResponse for UnknownAccount {
     fn into_response(self) -> Response {
-        bad_request(self.0)
+        let Self { account, known } = self;
+        let msg = format!("unknown account {account:?}: this console plays {known}");
+        bad_request("unknown-account", msg, json!({ "account": account, "known": known }))
     }
 }
 
@@ -191,11 +206,7 @@ fn pick<'a>(
         Some(found) => Ok(found),
         None => {
             let known: Vec<String> = accounts.iter().map(|a| format!("{:?}", a.id)).collect();
-            Err(UnknownAccount(format!(
-                "unknown account {:?}: this console plays {}",
-                id.unwrap_or_default(),
-                known.join(", ")
-            )))
+            Err(UnknownAccount { account: id.unwrap_or_default().to_owned(), known: known.join(", ") })
         }
     }
 }
@@ -248,8 +259,11 @@ struct SendBody {
     account: Option<String>,
 }
 
-fn bad_request(msg: impl Into<String>) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({ "error": msg.into() }))).into_response()
+/// A 400 saying `msg`, with a `code` and its `params` for the page's translations
+/// (`server.api.<code>` in assets/strings.js).
+fn bad_request(code: &str, msg: impl Into<String>, params: serde_json::Value) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({ "error": msg.into(), "code": code, "params": params })))
+        .into_response()
 }
 
 async fn send(State(shared): S, Json(body): Json<SendBody>) -> Response {
@@ -258,7 +272,8 @@ async fn send(State(shared): S, Json(body): Json<SendBody>) -> Response {
         Err(e) => return e.into_response(),
     };
     if !shared.config.users.iter().any(|u| u.openid == body.user) {
-        return bad_request(format!("{:?} is not one of the console's test users", body.user));
+        let msg = format!("{:?} is not one of the console's test users", body.user);
+        return bad_request("unknown-user", msg, json!({ "user": body.user }));
     }
     // What the server reports about this message (a deadline answer, a rejection) reaches
     // the hub before its HTTP answer: collect it for the chat.
@@ -281,10 +296,10 @@ async fn send(State(shared): S, Json(body): Json<SendBody>) -> Response {
 async fn upload(State(shared): S, headers: HeaderMap, body: Bytes) -> Response {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if !ct.starts_with("image/") {
-        return bad_request("only images can be uploaded (Content-Type image/…)");
+        return bad_request("not-image", "only images can be uploaded (Content-Type image/…)", json!({}));
     }
     if body.is_empty() {
-        return bad_request("empty upload");
+        return bad_request("empty-upload", "empty upload", json!({}));
     }
     let id = shared.media.put(ct.to_owned(), body);
     let url = format!("{}/media/{id}", shared.config.base_path);
@@ -487,7 +502,7 @@ async fn reload(State(shared): S) -> Response {
 mod tests {
     use axum::body::Body;
     use http_body_util::BodyExt as _;
-    use serde_json::Value;
+    use serde_json::{Value, json};
     use tower::ServiceExt as _;
     use wemp_proto::{Incoming, Mode, Reply};
     use wemp_server::{Account, WechatService};
@@ -620,6 +635,12 @@ mod tests {
         ] {
             let (status, body) = call(&app, &console, method, uri, None).await;
             assert_eq!((status, body["error"].as_str()), (400, Some(unknown.as_str())), "{method} {uri}");
+            // …and as a code with its params, which the page translates.
+            assert_eq!(body["code"], "unknown-account");
+            assert_eq!(
+                body["params"],
+                json!({ "account": "nope", "known": format!("\"{DEMO}\", \"{SHOP}\"") })
+            );
         }
         let send = serde_json::json!({
             "user": "oWempTestUser000000000000001", "account": "nope", "action": { "kind": "text", "content": "x" },

@@ -126,8 +126,18 @@ pub struct TryReport {
     pub started_ms: u64,
     /// How long it took, ms.
     pub took_ms: u64,
-    /// `HTTP 200`, `timed out after 5000 ms`, or the connection error.
+    /// `HTTP 200`, `no answer: WeChat gave up`, or the connection error.
     pub outcome: String,
+    /// What [`outcome`](Self::outcome) says, as a code for the page's translations:
+    /// `answered` (with [`status`](Self::status)), `timed_out` or `failed` (with
+    /// [`error`](Self::error)).
+    pub code: &'static str,
+    /// The HTTP status of an answered try.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Why a failed try could not connect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 static NEXT_MSG_ID: AtomicU64 = AtomicU64::new(0);
@@ -199,14 +209,17 @@ fn report(sent_xml: String, d: Delivery) -> ChatResult {
     let attempts = d
         .attempts
         .iter()
-        .map(|a| TryReport {
-            started_ms: ms(a.started),
-            took_ms: ms(a.took),
-            outcome: match &a.outcome {
-                AttemptOutcome::Answered { status, .. } => format!("HTTP {status}"),
-                AttemptOutcome::TimedOut => "no answer: WeChat gave up".to_owned(),
-                AttemptOutcome::Failed(e) => format!("connection failed: {e}"),
-            },
+        .map(|a| {
+            let (outcome, code, status, error) = match &a.outcome {
+                AttemptOutcome::Answered { status, .. } => {
+                    (format!("HTTP {status}"), "answered", Some(*status), None)
+                }
+                AttemptOutcome::TimedOut => ("no answer: WeChat gave up".to_owned(), "timed_out", None, None),
+                AttemptOutcome::Failed(e) => {
+                    (format!("connection failed: {e}"), "failed", None, Some(e.clone()))
+                }
+            };
+            TryReport { started_ms: ms(a.started), took_ms: ms(a.took), outcome, code, status, error }
         })
         .collect();
     let sees = match d.user_sees {
@@ -251,6 +264,34 @@ mod tests {
         assert!(matches!(Incoming::parse(&xml).unwrap(), Incoming::Location(l) if l.label == "广州"));
         let a: Action = serde_json::from_str(r#"{"kind":"scan","scene":"7"}"#).unwrap();
         assert_eq!(a, Action::Scan { scene: "7".into() });
+    }
+
+    /// Each try says what happened in English and as a code with its parameters, which the
+    /// page translates.
+    #[test]
+    fn tries_carry_a_code_for_the_page() {
+        use std::time::Duration;
+
+        use wemp_testkit::wechat::Attempt;
+        let attempt = |outcome| Attempt { started: Duration::ZERO, took: Duration::from_millis(7), outcome };
+        let d = Delivery {
+            attempts: vec![
+                attempt(AttemptOutcome::Failed("connection refused".into())),
+                attempt(AttemptOutcome::TimedOut),
+                attempt(AttemptOutcome::Answered { status: 413, body: String::new() }),
+            ],
+            user_sees: UserSees::ErrorBanner { reason: "all 3 tries failed".into() },
+            encrypted: false,
+        };
+        let json = serde_json::to_value(report(String::new(), d).attempts).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!([
+                { "started_ms": 0, "took_ms": 7, "outcome": "connection failed: connection refused", "code": "failed", "error": "connection refused" },
+                { "started_ms": 0, "took_ms": 7, "outcome": "no answer: WeChat gave up", "code": "timed_out" },
+                { "started_ms": 0, "took_ms": 7, "outcome": "HTTP 413", "code": "answered", "status": 413 },
+            ])
+        );
     }
 
     #[test]

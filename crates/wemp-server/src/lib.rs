@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+#[cfg(feature = "client")]
+mod api_proxy;
 mod clock;
 mod context;
 #[cfg(feature = "client")]
@@ -16,6 +18,8 @@ mod serve;
 mod service;
 mod session;
 
+#[cfg(feature = "client")]
+pub use api_proxy::{ACCOUNT_HEADER, ApiProxy, HELD_BODY_LIMIT};
 pub use clock::{Clock, FixedClock, NonceSource, RandomNonce, SystemClock};
 pub use context::{Captures, Ctx, Inbound};
 #[cfg(feature = "client")]

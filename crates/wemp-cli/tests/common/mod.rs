@@ -284,6 +284,11 @@ pub const WEMP_VARS: &[&str] = &[
     "WEMP_MODE",
     "WEMP_ORIGINAL_ID",
     "WEMP_API_BASE",
+    "WEMP_API_PROXY_TOKEN",
+    "WEMP_API_PROXY_LISTEN",
+    "WEMP_FORWARD",
+    "WEMP_FORWARD_SECRET",
+    "WEMP_FALLBACK_TEXT",
     "WEMP_SIM_TIMEOUT_MS",
     "WEMP_LOG",
 ];
