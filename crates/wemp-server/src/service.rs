@@ -59,6 +59,7 @@ struct Config {
     freshness: Duration,
     body_limit: usize,
     require_encryption: bool,
+    plain_replay_protection: bool,
     insecure_skip_signature: bool,
     error_policy: ErrorPolicy,
     in_flight_ttl: Duration,
@@ -76,6 +77,7 @@ impl Default for Config {
             freshness: Duration::from_secs(300),
             body_limit: 64 * 1024,
             require_encryption: false,
+            plain_replay_protection: false,
             insecure_skip_signature: false,
             error_policy: ErrorPolicy::Success,
             in_flight_ttl: Duration::from_secs(60),
@@ -231,6 +233,18 @@ impl WechatServiceBuilder {
     #[must_use]
     pub fn require_encryption(mut self, yes: bool) -> Self {
         self.config.require_encryption = yes;
+        self
+    }
+
+    /// Refuse a plain-mode request whose `timestamp` and `nonce` already came, within the
+    /// freshness window, with another body (default: off). In plain mode `signature` covers
+    /// no body, so this stops a captured callback URL from carrying a forged body to this
+    /// process (not to another instance; see docs/protocol.md §2.0.1). Off by default because
+    /// WeChat's documentation does not promise a fresh nonce for every push: turn it on when
+    /// you serve plain-mode accounts, and prefer safe mode where messages matter.
+    #[must_use]
+    pub fn plain_replay_protection(mut self, yes: bool) -> Self {
+        self.config.plain_replay_protection = yes;
         self
     }
 
@@ -787,7 +801,11 @@ impl Inner {
         let (Some(account), Some(mode)) = (admitted.account, admitted.mode) else {
             return Err(reject::unreadable(&"admission accepted a request without account or mode"));
         };
-        if mode == Mode::Plain && self.policy.freshness_secs > 0 && !self.policy.insecure_skip_signature {
+        if mode == Mode::Plain
+            && self.config.plain_replay_protection
+            && self.policy.freshness_secs > 0
+            && !self.policy.insecure_skip_signature
+        {
             // `signature` covers no body: the same `timestamp` and `nonce` with another body
             // is a captured URL carrying a forgery (docs/protocol.md §2.0.1).
             let query = admission::Query::parse(request.query);

@@ -247,7 +247,7 @@ async fn rejection_log_line_names_code_mode_and_parameter_but_no_secret() {
 /// again (a retry) is not.
 #[tokio::test]
 async fn a_plain_signature_reused_with_another_body_is_refused() {
-    let svc = service(Router::new());
+    let svc = builder(Router::new()).plain_replay_protection(true).build().unwrap();
     let first = wechat_post(Mode::Plain, &text_xml("real", 50));
     let query = first.uri().query().unwrap().to_owned();
     let (status, body) = send(&svc, first).await;
