@@ -346,12 +346,26 @@ pub enum ConfigError {
     },
     /// One or more values are wrong.
     Invalid(Vec<Problem>),
+    /// No Token is configured and the generated one cannot be written to the config file
+    /// (a read-only file or directory, as under systemd's `ProtectSystem=strict`).
+    TokenNotSaved {
+        /// The file the Token would have been saved to.
+        path: PathBuf,
+        /// Why it could not be written.
+        source: std::io::Error,
+    },
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Self::TokenNotSaved { path, source } => write!(
+                f,
+                "no Token configured and the generated one cannot be saved to {} ({source}): \
+                 set accounts[0].token or WEMP_TOKEN",
+                path.display()
+            ),
             Self::Invalid(problems) => {
                 let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
                 f.write_str(&lines.join("\n"))
@@ -363,7 +377,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Io { source, .. } => Some(source),
+            Self::Io { source, .. } | Self::TokenNotSaved { source, .. } => Some(source),
             Self::Invalid(_) => None,
         }
     }
@@ -374,7 +388,7 @@ impl ConfigError {
     pub fn problems(&self) -> &[Problem] {
         match self {
             Self::Invalid(p) => p,
-            Self::Io { .. } => &[],
+            Self::Io { .. } | Self::TokenNotSaved { .. } => &[],
         }
     }
 }
@@ -1143,16 +1157,17 @@ pub fn ensure_token(
     let token = generate_token(rng);
     let path = config_file.map_or_else(|| cfg.storage.data_dir.join(WRITTEN_CONFIG), Path::to_path_buf);
     let io = |source| ConfigError::Io { path: path.clone(), source };
+    let unsaved = |source| ConfigError::TokenNotSaved { path: path.clone(), source };
     let text = if path.exists() {
         let src = std::fs::read_to_string(&path).map_err(io)?;
         insert_token(&src, &token)
     } else {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
+            std::fs::create_dir_all(dir).map_err(unsaved)?;
         }
         written_config(&token)
     };
-    std::fs::write(&path, text).map_err(io)?;
+    std::fs::write(&path, text).map_err(unsaved)?;
     cfg.account0().token = Some(token);
     Ok(TokenSource::Generated { saved_to: path })
 }

@@ -13,6 +13,7 @@ use serde::Serialize;
 use wemp_client::ErrCode;
 
 use crate::config::{Config, ServeArgs, token_is_valid};
+use crate::i18n::{Lang, Msg};
 use crate::serve::{account_id, api_clients};
 use crate::sim::check::Status;
 use crate::storage::{self, LogLocation};
@@ -83,13 +84,15 @@ fn describe_error(e: &wemp_client::Error) -> String {
     }
 }
 
-/// Runs every check. `api_base` replaces `https://api.weixin.qq.com`; `timeout` bounds
-/// each network check.
+/// Runs every check, wording the findings in `lang`. `api_base` replaces
+/// `https://api.weixin.qq.com`; `timeout` bounds each network check. Nothing is written:
+/// no SQLite file, no PostgreSQL schema, no Redis key is created.
 pub async fn run(
     args: &ServeArgs,
     env: impl Fn(&str) -> Option<String>,
     api_base: Option<&str>,
     timeout: Duration,
+    lang: Lang,
 ) -> Report {
     let mut report = Report::default();
     let (cfg, file) = match Config::resolve(args, env) {
@@ -99,203 +102,282 @@ pub async fn run(
                 [] => vec![e.to_string()],
                 problems => problems.iter().map(ToString::to_string).collect(),
             };
-            report.push("configuration", Status::Fail, details);
+            report.push(Msg::CheckConfig.get(lang), Status::Fail, details);
             return report;
         }
     };
-    let source = file.map_or_else(|| "built-in default".to_owned(), |f| f.display().to_string());
-    report.push("configuration", Status::Pass, vec![format!("{source}: valid")]);
-    check_accounts(&cfg, &mut report);
-    check_public_url(&cfg, &mut report);
-    check_database(&cfg, &mut report, timeout).await;
-    check_redis(&cfg, &mut report, timeout).await;
-    check_api(&cfg, &mut report, api_base, timeout).await;
+    let source = file.map_or_else(|| Msg::BuiltInDefault.get(lang).to_owned(), |f| f.display().to_string());
+    report.push(
+        Msg::CheckConfig.get(lang),
+        Status::Pass,
+        vec![Msg::ConfigValid.fill(lang, &[("source", &source)])],
+    );
+    check_accounts(&cfg, &mut report, lang);
+    check_public_url(&cfg, &mut report, lang);
+    check_database(&cfg, &mut report, timeout, lang).await;
+    check_redis(&cfg, &mut report, timeout, lang).await;
+    check_api(&cfg, &mut report, api_base, timeout, lang).await;
     report
 }
 
-fn check_accounts(cfg: &Config, report: &mut Report) {
+fn check_accounts(cfg: &Config, report: &mut Report, lang: Lang) {
     if cfg.accounts.is_empty() {
-        report.push(
-            "token",
-            Status::Warn,
-            vec!["no account configured: `wemp serve` will generate a Token and save it".into()],
-        );
+        report.push(Msg::CheckToken.get(lang), Status::Warn, vec![Msg::NoAccount.get(lang).to_owned()]);
         return;
     }
     for (i, a) in cfg.accounts.iter().enumerate() {
-        let label = |what: &str| {
-            if cfg.accounts.len() == 1 { what.to_owned() } else { format!("accounts[{i}] {what}") }
+        let label = |what: Msg| {
+            let what = what.get(lang);
+            if cfg.accounts.len() == 1 {
+                what.to_owned()
+            } else {
+                Msg::OfAccount.fill(lang, &[("i", &i), ("what", &what)])
+            }
         };
         match &a.token {
             Some(t) if token_is_valid(t) => {
                 report.push(
-                    label("token"),
+                    label(Msg::CheckToken),
                     Status::Pass,
-                    vec![format!("{} characters, letters and digits", t.len())],
+                    vec![Msg::TokenOk.fill(lang, &[("n", &t.len())])],
                 );
             }
             Some(t) => report.push(
-                label("token"),
+                label(Msg::CheckToken),
                 Status::Fail,
-                vec![format!(
-                    "{} characters; the WeChat console accepts 3–32 letters and digits only",
-                    t.chars().count()
-                )],
+                vec![Msg::TokenBad.fill(lang, &[("n", &t.chars().count())])],
             ),
-            None => report.push(
-                label("token"),
-                Status::Warn,
-                vec!["none configured: `wemp serve` will generate one and save it".into()],
-            ),
+            None => {
+                report.push(label(Msg::CheckToken), Status::Warn, vec![Msg::TokenNone.get(lang).to_owned()])
+            }
         }
         match &a.appid {
-            Some(id) => report.push(label("appid"), Status::Pass, vec![format!("{id} looks like an appid")]),
-            None if a.mode.is_encrypted() || a.appsecret.is_some() => report.push(
-                label("appid"),
-                Status::Fail,
-                vec!["missing: encrypted modes and the API need the AppID (设置与开发 → 基本配置)".into()],
-            ),
-            None => report.push(
-                label("appid"),
-                Status::Skip,
-                vec!["not set (plain mode works without it; encrypted modes and the API need it)".into()],
-            ),
+            Some(id) => {
+                report.push(
+                    label(Msg::CheckAppid),
+                    Status::Pass,
+                    vec![Msg::AppidOk.fill(lang, &[("appid", id)])],
+                );
+            }
+            None if a.mode.is_encrypted() || a.appsecret.is_some() => {
+                report.push(
+                    label(Msg::CheckAppid),
+                    Status::Fail,
+                    vec![Msg::AppidMissing.get(lang).to_owned()],
+                );
+            }
+            None => {
+                report.push(label(Msg::CheckAppid), Status::Skip, vec![Msg::AppidSkip.get(lang).to_owned()])
+            }
         }
+        let mode = mode_name(a.mode, lang);
         match (&a.aes_key, a.mode.is_encrypted()) {
             (Some(key), _) => match wemp_proto::crypto::decode_key(key) {
                 Ok(_) => report.push(
-                    label("EncodingAESKey"),
+                    label(Msg::CheckAesKey),
                     Status::Pass,
-                    vec![format!("43 characters, decodes to a 32-byte AES key ({} mode)", a.mode)],
+                    vec![Msg::AesKeyOk.fill(lang, &[("mode", &mode)])],
                 ),
-                Err(e) => report.push(label("EncodingAESKey"), Status::Fail, vec![format!("{e}")]),
+                Err(e) => report.push(label(Msg::CheckAesKey), Status::Fail, vec![format!("{e}")]),
             },
             (None, true) => report.push(
-                label("EncodingAESKey"),
+                label(Msg::CheckAesKey),
                 Status::Fail,
-                vec![format!("{} mode needs the EncodingAESKey from the console", a.mode)],
+                vec![Msg::AesKeyMissing.fill(lang, &[("mode", &mode)])],
             ),
             (None, false) => {
-                report.push(label("EncodingAESKey"), Status::Skip, vec!["not needed in plain mode".into()]);
+                report.push(
+                    label(Msg::CheckAesKey),
+                    Status::Skip,
+                    vec![Msg::AesKeySkip.get(lang).to_owned()],
+                );
             }
         }
     }
 }
 
-fn check_public_url(cfg: &Config, report: &mut Report) {
+/// `plain` in English, 明文模式 in Chinese.
+fn mode_name(mode: wemp_proto::Mode, lang: Lang) -> String {
+    match lang {
+        Lang::Zh => match mode {
+            wemp_proto::Mode::Plain => Msg::ModePlain,
+            wemp_proto::Mode::Compatible => Msg::ModeCompatible,
+            wemp_proto::Mode::Safe => Msg::ModeSafe,
+        }
+        .get(lang)
+        .to_owned(),
+        _ => mode.to_string(),
+    }
+}
+
+/// Why WeChat cannot call `host` (an IP literal or `localhost`), if it cannot.
+fn unreachable_host(host: &str) -> Option<Msg> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if bare.eq_ignore_ascii_case("localhost") || bare.to_ascii_lowercase().ends_with(".localhost") {
+        return Some(Msg::HostLoopback);
+    }
+    let ip: std::net::IpAddr = bare.parse().ok()?;
+    if ip.is_loopback() {
+        return Some(Msg::HostLoopback);
+    }
+    if ip.is_unspecified() {
+        return Some(Msg::HostUnspecified);
+    }
+    let private = match ip {
+        std::net::IpAddr::V4(v4) => {
+            v4.is_private() || v4.is_link_local() || v4.octets()[0] == 100 && (v4.octets()[1] & 0xC0) == 64
+        }
+        std::net::IpAddr::V6(v6) => {
+            (v6.segments()[0] & 0xfe00) == 0xfc00 || (v6.segments()[0] & 0xffc0) == 0xfe80
+        }
+    };
+    private.then_some(Msg::HostPrivate)
+}
+
+fn check_public_url(cfg: &Config, report: &mut Report, lang: Lang) {
+    let name = Msg::CheckPublicUrl.get(lang);
     let Some(url) = &cfg.console.public_url else {
         let listen = &cfg.server.listen;
         let loopback =
             listen.starts_with("127.") || listen.starts_with("[::1]") || listen.starts_with("localhost");
         if loopback {
-            report.push(
-                "public URL",
-                Status::Warn,
-                vec![format!(
-                    "listening on {listen} (this machine only) and no console.public_url: WeChat needs a public \
-                     http(s) URL on port 80 or 443 (reverse proxy: docs/deploy.md)"
-                )],
-            );
+            report.push(name, Status::Warn, vec![Msg::PublicUrlLoopback.fill(lang, &[("listen", listen)])]);
         }
         return;
     };
     let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
     let Some(rest) = rest else {
-        report.push("public URL", Status::Fail, vec![format!("{url:?} must start with http:// or https://")]);
+        report.push(name, Status::Fail, vec![Msg::PublicUrlScheme.fill(lang, &[("url", url)])]);
         return;
     };
-    let authority = rest.split('/').next().unwrap_or_default();
-    let port = authority.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok());
-    match port {
-        Some(p) if p != 80 && p != 443 => report.push(
-            "public URL",
-            Status::Fail,
-            vec![format!("{url}: WeChat calls only ports 80 and 443, not {p}")],
-        ),
-        _ => report.push("public URL", Status::Pass, vec![url.clone()]),
-    }
-}
-
-async fn check_database(cfg: &Config, report: &mut Report, timeout: Duration) {
-    let location = LogLocation::of(&cfg.storage);
-    if let Some(path) = location.sqlite_path()
-        && !path.exists()
+    let (authority, path) = match rest.find(['/', '?', '#']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = match host_port.rsplit_once(':') {
+        Some((h, p)) if !p.contains(']') => (h, p.parse::<u16>().ok()),
+        _ => (host_port, None),
+    };
+    if let Some(p) = port
+        && p != 80
+        && p != 443
     {
-        // Do not create a database while diagnosing: check the directory can hold one.
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-        let existing = dir.ancestors().find(|d| d.exists()).unwrap_or(std::path::Path::new("."));
-        let writable = std::fs::metadata(existing).map(|m| !m.permissions().readonly()).unwrap_or(false);
-        let (status, detail) = if writable {
-            (Status::Pass, format!("{}: not created yet; `wemp serve` will create it", location.describe()))
-        } else {
-            (
-                Status::Fail,
-                format!(
-                    "{}: cannot be created ({} is not writable)",
-                    location.describe(),
-                    existing.display()
-                ),
-            )
-        };
-        report.push("message log database", status, vec![detail]);
+        report.push(name, Status::Fail, vec![Msg::PublicUrlPort.fill(lang, &[("url", url), ("port", &p)])]);
         return;
     }
-    match tokio::time::timeout(timeout, location.open()).await {
-        Ok(Ok(_)) => report.push(
-            "message log database",
-            Status::Pass,
-            vec![format!("{}: reachable", location.describe())],
-        ),
-        Ok(Err(e)) => {
-            report.push("message log database", Status::Fail, vec![format!("{}: {e}", location.describe())])
-        }
-        Err(_) => report.push(
-            "message log database",
+    if let Some(what) = unreachable_host(host) {
+        report.push(
+            name,
             Status::Fail,
-            vec![format!("{}: no answer within {} s", location.describe(), timeout.as_secs())],
-        ),
+            vec![
+                Msg::PublicUrlPrivate.fill(lang, &[("url", url), ("host", &host), ("what", &what.get(lang))]),
+            ],
+        );
+        return;
+    }
+    let public = if path.is_empty() { "/" } else { path };
+    let callback = cfg.account_path(0);
+    if public.trim_end_matches('/') != callback.trim_end_matches('/') {
+        report.push(
+            name,
+            Status::Warn,
+            vec![url.clone(), Msg::PublicUrlPath.fill(lang, &[("public", &public), ("callback", &callback)])],
+        );
+        return;
+    }
+    report.push(name, Status::Pass, vec![url.clone()]);
+}
+
+async fn check_database(cfg: &Config, report: &mut Report, timeout: Duration, lang: Lang) {
+    let name = Msg::CheckDatabase.get(lang);
+    let location = LogLocation::of(&cfg.storage);
+    let db = location.describe();
+    match &location {
+        LogLocation::Sqlite(path) if !path.exists() => {
+            // Do not create a database while diagnosing: check the directory can hold one.
+            let dir =
+                path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+            let existing = dir.ancestors().find(|d| d.exists()).unwrap_or(std::path::Path::new("."));
+            let writable = std::fs::metadata(existing).map(|m| !m.permissions().readonly()).unwrap_or(false);
+            let (status, detail) = if writable {
+                (Status::Pass, Msg::DbNotYet.fill(lang, &[("db", &db)]))
+            } else {
+                (Status::Fail, Msg::DbNotWritable.fill(lang, &[("db", &db), ("dir", &existing.display())]))
+            };
+            report.push(name, status, vec![detail]);
+        }
+        LogLocation::Sqlite(_) => match tokio::time::timeout(timeout, location.open()).await {
+            Ok(Ok(_)) => report.push(name, Status::Pass, vec![Msg::DbReachable.fill(lang, &[("db", &db)])]),
+            Ok(Err(e)) => report.push(name, Status::Fail, vec![format!("{db}: {e}")]),
+            Err(_) => report.push(
+                name,
+                Status::Fail,
+                vec![Msg::NoAnswerWithin.fill(lang, &[("what", &db), ("secs", &timeout.as_secs())])],
+            ),
+        },
+        LogLocation::Postgres { url, schema } => {
+            use wemp_store::postgres::SchemaState;
+            // Read only: a check must not create the schema or run migrations.
+            match tokio::time::timeout(timeout, wemp_store::postgres::probe(url, schema)).await {
+                Ok(Ok(SchemaState::Missing)) => {
+                    report.push(name, Status::Pass, vec![Msg::DbSchemaNotYet.fill(lang, &[("db", &db)])]);
+                }
+                Ok(Ok(SchemaState::Newer(v))) => report.push(
+                    name,
+                    Status::Fail,
+                    vec![Msg::DbNewer.fill(lang, &[("db", &db), ("version", &v)])],
+                ),
+                Ok(Ok(_)) => {
+                    report.push(name, Status::Pass, vec![Msg::DbReachable.fill(lang, &[("db", &db)])])
+                }
+                Ok(Err(e)) => report.push(name, Status::Fail, vec![format!("{db}: {e}")]),
+                Err(_) => report.push(
+                    name,
+                    Status::Fail,
+                    vec![Msg::NoAnswerWithin.fill(lang, &[("what", &db), ("secs", &timeout.as_secs())])],
+                ),
+            }
+        }
     }
 }
 
-async fn check_redis(cfg: &Config, report: &mut Report, timeout: Duration) {
+async fn check_redis(cfg: &Config, report: &mut Report, timeout: Duration, lang: Lang) {
+    let name = Msg::CheckRedis.get(lang);
     let Some(url) = &cfg.storage.redis else {
-        report.push("redis", Status::Skip, vec!["not configured: dedup stays in this process".into()]);
+        report.push(name, Status::Skip, vec![Msg::RedisSkip.get(lang).to_owned()]);
         return;
     };
     let shown = storage::redact_url(url);
     match tokio::time::timeout(timeout, wemp_store::redis::connect(url)).await {
-        Ok(Ok(_)) => report.push("redis", Status::Pass, vec![format!("{shown}: reachable")]),
-        Ok(Err(e)) => report.push(
-            "redis",
-            Status::Fail,
-            vec![
-                format!("{shown}: {e}"),
-                "`wemp serve` still starts, but dedup stays in each process until Redis answers".into(),
-            ],
-        ),
+        Ok(Ok(_)) => report.push(name, Status::Pass, vec![Msg::DbReachable.fill(lang, &[("db", &shown)])]),
+        Ok(Err(e)) => {
+            report.push(
+                name,
+                Status::Fail,
+                vec![format!("{shown}: {e}"), Msg::RedisDown.get(lang).to_owned()],
+            );
+        }
         Err(_) => report.push(
-            "redis",
+            name,
             Status::Fail,
-            vec![format!("{shown}: no answer within {} s", timeout.as_secs())],
+            vec![Msg::NoAnswerWithin.fill(lang, &[("what", &shown), ("secs", &timeout.as_secs())])],
         ),
     }
 }
 
-async fn check_api(cfg: &Config, report: &mut Report, api_base: Option<&str>, timeout: Duration) {
+async fn check_api(cfg: &Config, report: &mut Report, api_base: Option<&str>, timeout: Duration, lang: Lang) {
     let with_secret: Vec<usize> =
         (0..cfg.accounts.len()).filter(|&i| cfg.accounts[i].appsecret.is_some()).collect();
     if with_secret.is_empty() {
-        report.push(
-            "API access",
-            Status::Skip,
-            vec!["no AppSecret (config file or WEMP_APPSECRET): late replies will only be logged".into()],
-        );
+        report.push(Msg::CheckApi.get(lang), Status::Skip, vec![Msg::ApiSkip.get(lang).to_owned()]);
         return;
     }
     let clients = match api_clients(cfg, api_base, None) {
         Ok(c) => c,
         Err(e) => {
-            report.push("API access", Status::Fail, vec![e.to_string()]);
+            report.push(Msg::CheckApi.get(lang), Status::Fail, vec![e.to_string()]);
             return;
         }
     };

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod config;
 pub mod doctor;
 pub mod gateway;
+pub mod i18n;
 pub mod logview;
 pub mod rules;
 pub mod serve;

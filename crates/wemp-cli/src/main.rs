@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use wemp_cli::bench::{self, BenchOptions};
 use wemp_cli::config::ServeArgs;
+use wemp_cli::i18n::{Lang, Msg};
 use wemp_cli::sim::check::{self, Status};
 use wemp_cli::sim::{self, MessageSpec, Outcome, Simulator, Target};
 use wemp_cli::term::{ColorChoice, Progress, Style};
@@ -77,7 +78,10 @@ enum Command {
     #[command(after_help = SERVE_HELP)]
     Serve(ServeCmd),
     /// Check a setup: config, Token, EncodingAESKey, appid, database, Redis, API access.
-    #[command(after_help = DOCTOR_HELP)]
+    #[command(
+        after_help = DOCTOR_HELP,
+        mut_arg("token", |a| a.help("The Token to check instead of the configured one (3–32 letters and digits)"))
+    )]
     Doctor(DoctorCmd),
     /// Show the message log that `wemp serve` writes.
     #[command(after_help = LOG_HELP)]
@@ -227,7 +231,9 @@ Log verbosity: WEMP_LOG (e.g. info, debug, wemp_server=debug).";
 
 const DOCTOR_HELP: &str = "\
 Reads the same config file, WEMP_* variables and flags as `wemp serve`. The AppSecret comes
-only from the file or WEMP_APPSECRET. Exit code 1 when a check fails.";
+only from the file or WEMP_APPSECRET. Writes nothing: no database file, PostgreSQL schema or
+Redis key is created. Speaks Chinese under a zh_CN locale (LC_ALL, LC_MESSAGES, LANG).
+Exit code 1 when a check fails.";
 
 const LOG_HELP: &str = "\
 Examples:
@@ -361,7 +367,9 @@ async fn run_serve(cmd: ServeCmd, style: Style) -> ExitCode {
 }
 
 async fn run_doctor(cmd: DoctorCmd, style: Style) -> ExitCode {
-    let report = wemp_cli::doctor::run(&cmd.args, env_var, cmd.api_base.as_deref(), cmd.timeout).await;
+    // JSON is for scripts: its check names stay English whatever the locale.
+    let lang = if cmd.json { Lang::En } else { Lang::detect() };
+    let report = wemp_cli::doctor::run(&cmd.args, env_var, cmd.api_base.as_deref(), cmd.timeout, lang).await;
     if cmd.json {
         let mut value = serde_json::to_value(&report).unwrap_or_default();
         if let Some(obj) = value.as_object_mut() {
@@ -382,13 +390,16 @@ async fn run_doctor(cmd: DoctorCmd, style: Style) -> ExitCode {
                 outln!("      {d}");
             }
         }
-        outln!(
-            "\ndoctor: {} pass, {} fail, {} warn, {} skipped",
-            report.count(Status::Pass),
-            report.count(Status::Fail),
-            report.count(Status::Warn),
-            report.count(Status::Skip)
+        let summary = Msg::DoctorSummary.fill(
+            lang,
+            &[
+                ("pass", &report.count(Status::Pass)),
+                ("fail", &report.count(Status::Fail)),
+                ("warn", &report.count(Status::Warn)),
+                ("skip", &report.count(Status::Skip)),
+            ],
         );
+        outln!("\n{summary}");
     }
     if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

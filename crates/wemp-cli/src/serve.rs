@@ -28,6 +28,7 @@ use wemp_server::{
 use wemp_store::{DedupStore, LogWriter, LogWriterConfig, MessageLog};
 
 use crate::config::{Config, ConfigError, ServeArgs, TokenSource};
+use crate::i18n::{self, Lang, Msg};
 use crate::rules::{Rules, evaluate};
 use crate::sim::check::Status;
 use crate::storage::{self, LogLocation};
@@ -400,8 +401,15 @@ impl ServeDoctor {
 impl wemp_console::Doctor for ServeDoctor {
     async fn checks(&self) -> Vec<Check> {
         let env = self.env.clone();
-        let report =
-            crate::doctor::run(&self.args, move |k| env(k), self.api_base.as_deref(), Self::TIMEOUT).await;
+        // The console words its pages itself; its checks come in English.
+        let report = crate::doctor::run(
+            &self.args,
+            move |k| env(k),
+            self.api_base.as_deref(),
+            Self::TIMEOUT,
+            Lang::En,
+        )
+        .await;
         report
             .findings
             .into_iter()
@@ -673,11 +681,11 @@ pub fn sim_command(cfg: &Config, i: usize, bound: SocketAddr) -> String {
     cmd
 }
 
-fn mode_label(mode: Mode) -> &'static str {
+fn mode_label(mode: Mode, lang: Lang) -> &'static str {
     match mode {
-        Mode::Plain => "明文模式 (plain)",
-        Mode::Compatible => "兼容模式 (compatible)",
-        Mode::Safe => "安全模式 (safe)",
+        Mode::Plain => Msg::ModePlain.get(lang),
+        Mode::Compatible => Msg::ModeCompatible.get(lang),
+        Mode::Safe => Msg::ModeSafe.get(lang),
     }
 }
 
@@ -700,94 +708,88 @@ pub struct ScreenInfo<'a> {
     pub late_api: bool,
     /// Who may open the web console (`None`: disabled in the config).
     pub console: Option<&'a Access>,
+    /// The language to speak (from the locale: [`Lang::detect`]).
+    pub lang: Lang,
 }
 
 /// The start-up screen: what to paste into the WeChat console, and the `wemp sim` command
-/// that tries the bot locally.
+/// that tries the bot locally, in the user's language.
 pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
     let cfg = info.cfg;
+    let lang = info.lang;
     let mut s = String::new();
     let from = match info.file {
-        Some(f) => format!("config {}", f.display()),
-        None => "built-in config".to_owned(),
+        Some(f) => Msg::FromFile.fill(lang, &[("file", &f.display())]),
+        None => Msg::FromBuiltIn.get(lang).to_owned(),
     };
-    let _ = writeln!(
-        s,
-        "{} on {} ({from}, {} rules)",
-        style.bold("wemp serve is running"),
-        local_url(cfg, 0, info.bound),
-        info.rules
-    );
+    let running = Msg::Running
+        .fill(lang, &[("url", &local_url(cfg, 0, info.bound)), ("from", &from), ("rules", &info.rules)]);
+    // Only the product name is bold, as before: the rest of the line is plain.
+    let _ = writeln!(s, "{}", running.replacen("wemp serve", &style.bold("wemp serve"), 1));
+    let labels = [Msg::FieldUrl, Msg::FieldToken, Msg::FieldAesKey, Msg::FieldMode].map(|m| m.get(lang));
+    let width = labels.iter().map(|l| i18n::display_width(l)).max().unwrap_or(0) + 2;
+    let field = |s: &mut String, label: Msg, value: &str| {
+        let _ = writeln!(s, "  {}{value}", i18n::pad(label.get(lang), width));
+    };
     for (i, a) in cfg.accounts.iter().enumerate() {
         let name = a.name.clone().or_else(|| a.appid.clone());
         let title = match (&name, cfg.accounts.len()) {
             (_, 1) | (None, _) => String::new(),
-            (Some(n), _) => format!(" for {n}"),
+            (Some(n), _) => Msg::ForAccount.fill(lang, &[("name", n)]),
         };
         let _ = writeln!(s);
-        let _ = writeln!(
-            s,
-            "Paste into the WeChat console{title} (设置与开发 → 基本配置 → 服务器配置 → 修改配置):"
-        );
-        let _ = writeln!(s, "  URL             {}", callback_url(cfg, i, info.bound));
-        let _ = writeln!(s, "  Token           {}", a.token.as_deref().unwrap_or("?"));
-        let key = match (&a.aes_key, a.mode) {
-            (Some(k), _) => k.clone(),
-            (None, _) => "(any: plain mode does not use it; click 随机生成)".to_owned(),
+        let _ = writeln!(s, "{}", Msg::PasteInto.fill(lang, &[("title", &title)]));
+        field(&mut s, Msg::FieldUrl, &callback_url(cfg, i, info.bound));
+        field(&mut s, Msg::FieldToken, a.token.as_deref().unwrap_or("?"));
+        let key = match &a.aes_key {
+            Some(k) => k.clone(),
+            None => Msg::AnyKey.get(lang).to_owned(),
         };
-        let _ = writeln!(s, "  EncodingAESKey  {key}");
-        let _ = writeln!(s, "  消息加解密方式  {}", mode_label(a.mode));
+        field(&mut s, Msg::FieldAesKey, &key);
+        field(&mut s, Msg::FieldMode, mode_label(a.mode, lang));
         if i == 0 && cfg.console.public_url.is_none() {
-            let _ = writeln!(
-                s,
-                "  {} WeChat calls only public hosts on ports 80/443: put this server behind a reverse \
-                 proxy (docs/deploy.md) and set console.public_url (WEMP_PUBLIC_URL) to the URL it calls.",
-                style.yellow("note:")
-            );
+            let _ = writeln!(s, "  {} {}", style.yellow(Msg::Note.get(lang)), Msg::PortsNote.get(lang));
         }
     }
     if let TokenSource::Generated { saved_to } = info.token {
         let _ = writeln!(s);
-        let _ = writeln!(
-            s,
-            "The Token was generated and saved to {}; it stays the same on the next start.",
-            saved_to.display()
-        );
+        let _ = writeln!(s, "{}", Msg::TokenSaved.fill(lang, &[("path", &saved_to.display())]));
     }
     let _ = writeln!(s);
-    let _ = writeln!(s, "Try it locally (in another terminal):");
+    let _ = writeln!(s, "{}", Msg::TryLocally.get(lang));
     let _ = writeln!(s, "  {}", sim_command(cfg, 0, info.bound));
     let _ = writeln!(s);
     let url = console_url(cfg, info.bound);
     let console = match info.console {
-        None => "off (console.enabled = false)".to_owned(),
-        Some(Access::Loopback) => format!("{} (this machine only)", style.bold(&url)),
-        Some(Access::Token(_)) => format!(
-            "{} (asks once for the admin token: console.token / WEMP_CONSOLE_TOKEN)",
-            style.bold(&url)
-        ),
+        None => Msg::ConsoleOff.get(lang).to_owned(),
+        Some(Access::Loopback) => Msg::ConsoleLoopback.fill(lang, &[("url", &style.bold(&url))]),
+        Some(Access::Token(_)) => Msg::ConsoleToken.fill(lang, &[("url", &style.bold(&url))]),
         Some(_) => format!(
-            "{} listening beyond loopback without an admin token; set WEMP_CONSOLE_TOKEN (or console.token) to open {url}",
-            style.yellow("off:")
+            "{} {}",
+            style.yellow(Msg::ConsoleOffLabel.get(lang)),
+            Msg::ConsoleNoToken.fill(lang, &[("url", &url)])
         ),
     };
-    let _ = writeln!(s, "Web console (chat as a user, live log, setup): {console}");
+    let _ = writeln!(s, "{}", Msg::Console.fill(lang, &[("console", &console)]));
     let _ = writeln!(s);
-    let late = if info.late_api { "customer-service API" } else { "logged only (no appsecret)" };
-    let dedup = if cfg.storage.redis.is_some() { "redis" } else { "memory" };
+    let late = if info.late_api { Msg::LateApi } else { Msg::LateLogged }.get(lang);
+    let dedup = if cfg.storage.redis.is_some() { Msg::DedupRedis } else { Msg::DedupMemory }.get(lang);
     let _ = writeln!(
         s,
-        "Message log: {} (read it with `wemp log`). Dedup: {dedup}. Late replies: {late}.",
-        info.log.describe()
+        "{}",
+        Msg::MessageLog.fill(
+            lang,
+            &[("log", &info.log.describe()), ("command", &"wemp log"), ("dedup", &dedup), ("late", &late)]
+        )
     );
     if let Some(m) = &cfg.server.metrics_path {
-        let _ = writeln!(s, "Metrics: http://{}{m}", info.bound);
+        let _ = writeln!(s, "{}", Msg::Metrics.fill(lang, &[("url", &format!("http://{}{m}", info.bound))]));
     }
     let reload = match watched_file(info.file, info.token) {
-        Some(f) => format!("Rules reload when {} changes or on SIGHUP.", f.display()),
-        None => "Rules reload on SIGHUP.".to_owned(),
+        Some(f) => Msg::ReloadFile.fill(lang, &[("file", &f.display())]),
+        None => Msg::ReloadHup.get(lang).to_owned(),
     };
-    let _ = writeln!(s, "{reload} Stop with Ctrl-C.");
+    let _ = writeln!(s, "{reload} {}", Msg::Stop.get(lang));
     s
 }
 
@@ -830,6 +832,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let hangup = Hangup::catch();
+    let lang = Lang::from_env(&env);
     let (mut cfg, file) = Config::resolve(&args, &env).map_err(|e| fail(e.to_string()))?;
     let token = crate::config::ensure_token(&mut cfg, file.as_deref(), &mut rand::rng())
         .map_err(|e| fail(e.to_string()))?;
@@ -896,6 +899,7 @@ pub async fn run(
                 log: &location,
                 late_api,
                 console: console.as_ref().map(|c| &c.config().access),
+                lang,
             },
             style,
         );
@@ -1211,6 +1215,7 @@ mod tests {
                     log: &log,
                     late_api: false,
                     console: access,
+                    lang: Lang::En,
                 },
                 Style::plain(),
             )

@@ -14,7 +14,8 @@ use crate::config::StorageConfig;
 /// The PostgreSQL schema used unless the URL carries `schema=NAME`.
 pub const DEFAULT_SCHEMA: &str = "wemp";
 
-/// The key prefix of everything wemp keeps in Redis.
+/// The key prefix of everything wemp keeps in Redis: keys are `wemp:<kind>:<key>`, with
+/// `kind` one of `dedup`, `token`, `lease` (see `wemp_store::redis`).
 pub const REDIS_PREFIX: &str = "wemp:";
 
 /// Where the message log lives.
@@ -165,7 +166,7 @@ pub async fn redis_connection(url: &str) -> Result<wemp_store::redis::RedisConne
 pub async fn dedup_store(storage: &StorageConfig) -> Result<Option<Arc<dyn DedupStore>>, StoreError> {
     let Some(url) = &storage.redis else { return Ok(None) };
     let conn = redis_connection(url).await?;
-    let redis = wemp_store::redis::RedisDedupStore::new(conn, format!("{REDIS_PREFIX}dedup:"));
+    let redis = wemp_store::redis::RedisDedupStore::new(conn, REDIS_PREFIX);
     Ok(Some(Arc::new(FallbackDedupStore::new(redis, MemoryDedupStore::default()))))
 }
 
@@ -179,12 +180,32 @@ pub async fn token_store(
 ) -> Result<Option<Arc<dyn wemp_store::TokenStore>>, StoreError> {
     let Some(url) = &storage.redis else { return Ok(None) };
     let conn = redis_connection(url).await?;
-    Ok(Some(Arc::new(wemp_store::redis::RedisTokenStore::new(conn, format!("{REDIS_PREFIX}token:")))))
+    Ok(Some(Arc::new(wemp_store::redis::RedisTokenStore::new(conn, REDIS_PREFIX))))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn redis_keys_carry_the_prefix_once() {
+        // The store adds the kind itself: `wemp:dedup:<key>`, not `wemp:dedup:dedup:<key>`.
+        let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        if let Err(e) = wemp_store::redis::connect(&url).await {
+            eprintln!("skipped: no Redis at {url}: {e}");
+            return;
+        }
+        let storage = StorageConfig { redis: Some(url.clone()), ..StorageConfig::default() };
+        let dedup = dedup_store(&storage).await.unwrap().unwrap();
+        let key = format!("first-hour-test:{}", rand::random::<u64>());
+        let ttl = std::time::Duration::from_secs(30);
+        assert_eq!(dedup.claim(&key, ttl).await.unwrap(), wemp_store::Claim::New);
+        dedup.complete(&key, "the reply", ttl).await.unwrap();
+        // Read back through the documented layout `wemp:<kind>:<key>`.
+        let conn = wemp_store::redis::connect(&url).await.unwrap();
+        let plain = wemp_store::redis::RedisDedupStore::new(conn, "wemp:");
+        assert_eq!(plain.claim(&key, ttl).await.unwrap(), wemp_store::Claim::Done("the reply".into()));
+    }
 
     #[test]
     fn locations() {

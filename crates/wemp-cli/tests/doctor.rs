@@ -175,3 +175,97 @@ async fn doctor_explains_configuration_problems() {
     assert!(t.contains("SKIP  API access"), "{t}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn doctor_help_says_what_its_token_flag_does() {
+    let o = wemp_in(Path::new("."), &["doctor", "--help"], &[]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("The Token to check instead of the configured one"), "{t}");
+    assert!(!t.contains("generated and saved"), "doctor generates nothing: {t}");
+}
+
+#[test]
+fn doctor_refuses_public_urls_wechat_cannot_call_and_notices_the_path() {
+    let dir = temp_dir("doctor-url");
+    let good = dir.join("good.toml");
+    std::fs::write(&good, "[[accounts]]\ntoken = \"GoodToken1\"\n").unwrap();
+    let run = |url: &str, lang: &str| {
+        wemp_in(
+            &dir,
+            &["doctor", "--config", good.to_str().unwrap()],
+            &[("WEMP_PUBLIC_URL", url), ("LANG", lang)],
+        )
+    };
+    for (url, host) in [
+        ("https://127.0.0.1/wechat", "127.0.0.1"),
+        ("http://localhost/wechat", "localhost"),
+        ("https://[::1]/wechat", "[::1]"),
+    ] {
+        let o = run(url, "C");
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        let want = format!(
+            "FAIL  public URL: {url}: {host} is this machine (loopback); WeChat calls only public hosts"
+        );
+        assert!(text(&o).contains(&want), "{}", text(&o));
+    }
+    let o = run("https://192.168.1.20/wechat", "C");
+    assert!(text(&o).contains("192.168.1.20 is a private network address"), "{}", text(&o));
+
+    // A public path other than the callback path is a warning, not a failure: a proxy may
+    // rewrite it.
+    let o = run("https://bot.example.com/wx", "C");
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("WARN  public URL: https://bot.example.com/wx"), "{t}");
+    assert!(
+        t.contains("WeChat will call the path /wx but wemp serves /wechat: set server.path = \"/wx\""),
+        "{t}"
+    );
+    let o = run("https://bot.example.com/wechat", "C");
+    assert!(text(&o).contains("PASS  public URL: https://bot.example.com/wechat"), "{}", text(&o));
+
+    // The same checks in Chinese.
+    let o = run("https://127.0.0.1/wechat", "zh_CN.UTF-8");
+    let t = text(&o);
+    assert!(t.contains("FAIL  公网地址: https://127.0.0.1/wechat：127.0.0.1 是本机地址（loopback）"), "{t}");
+    assert!(t.contains("PASS  令牌（Token）: 10 个字符，字母和数字"), "{t}");
+    assert!(t.contains("doctor：3 项通过，1 项失败，0 项警告，4 项跳过"), "{t}");
+    let o = run("https://bot.example.com/wx", "zh_CN.UTF-8");
+    assert!(text(&o).contains("微信会调用路径 /wx，但 wemp 在 /wechat 上提供服务"), "{}", text(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_creates_no_postgresql_schema() {
+    let url =
+        std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("first_hour_doctor_{}", rand::random::<u32>());
+    match wemp_store::postgres::probe(&url, &schema).await {
+        Ok(wemp_store::postgres::SchemaState::Missing) => {}
+        Ok(other) => panic!("a fresh schema name exists already: {other:?}"),
+        Err(e) => {
+            eprintln!("skipped: no PostgreSQL at {url}: {e}");
+            return;
+        }
+    }
+    let dir = temp_dir("doctor-pg");
+    let database = format!("{url}?schema={schema}");
+    let o = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || wemp_in(&dir, &["doctor", "--token", "PgToken1", "--database", &database], &[])
+    })
+    .await
+    .unwrap();
+    let t = text(&o);
+    assert!(
+        t.contains("PASS  message log database: postgres") && t.contains("the schema does not exist yet"),
+        "{t}"
+    );
+    assert_eq!(
+        wemp_store::postgres::probe(&url, &schema).await.unwrap(),
+        wemp_store::postgres::SchemaState::Missing,
+        "doctor created schema {schema}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

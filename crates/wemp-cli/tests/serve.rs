@@ -346,3 +346,103 @@ fn color_never_keeps_the_log_lines_plain_on_a_terminal() {
     assert!(never.contains("serving"), "{never}");
     assert!(!never.contains('\x1b'), "colour with --color never:\n{never}");
 }
+
+/// Whether this process runs as root (which writes through any file mode).
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+#[test]
+fn a_read_only_config_without_a_token_says_what_to_set() {
+    // systemd's ProtectSystem=strict makes the config read-only: the generated Token cannot
+    // be saved, and the error must say so instead of "Permission denied (os error 13)".
+    let dir = temp_dir("readonly");
+    let file = dir.join("wemp.toml");
+    std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:0\"\n\n[[accounts]]\nmode = \"plain\"\n").unwrap();
+    let mode = |p: &Path, m: u32| {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    };
+    mode(&file, 0o444);
+    mode(&dir, 0o555);
+    let file_arg = file.to_str().unwrap();
+    let mut args = vec!["serve", "--config", file_arg, "--data-dir", "/nonexistent-wemp-data"];
+    let o = if is_root() {
+        // Root writes through file modes: run the binary as nobody, as systemd would.
+        let mut all = vec!["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_wemp")];
+        all.append(&mut args);
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.args(&all).current_dir(&dir).env("NO_COLOR", "1");
+        for v in common::WEMP_VARS {
+            cmd.env_remove(v);
+        }
+        match cmd.stdin(std::process::Stdio::null()).output() {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("skipped: running as root and setpriv cannot drop privileges: {e}");
+                mode(&dir, 0o755);
+                std::fs::remove_dir_all(&dir).unwrap();
+                return;
+            }
+        }
+    } else {
+        wemp_in(&dir, &args, &[])
+    };
+    mode(&dir, 0o755);
+    let text = out(&o);
+    assert_eq!(o.status.code(), Some(2), "{text}");
+    let want = format!("no Token configured and the generated one cannot be saved to {file_arg}");
+    assert!(text.contains(&want), "{text}");
+    assert!(text.contains("set accounts[0].token or WEMP_TOKEN"), "{text}");
+    assert!(!std::fs::read_to_string(&file).unwrap().contains("token"), "the file is unchanged");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_setup_screen_speaks_the_locale() {
+    let dir = temp_dir("locale");
+    let env = [("WEMP_LISTEN", "127.0.0.1:0"), ("WEMP_TOKEN", "LocaleToken1")];
+    let en = ServeProc::start(&dir, &[], &[env[0], env[1], ("LANG", "en_US.UTF-8")]);
+    let screen = en.stdout();
+    for want in [
+        "wemp serve is running on http://127.0.0.1:",
+        "Paste into the WeChat console (设置与开发 → 基本配置 → 服务器配置 → 修改配置):",
+        "  Token           LocaleToken1\n",
+        "  消息加解密方式  明文模式 (plain)\n",
+        "Try it locally (in another terminal):",
+        "Stop with Ctrl-C.",
+    ] {
+        assert!(screen.contains(want), "English screen lacks {want:?}:\n{screen}");
+    }
+    drop(en);
+
+    // LC_ALL outranks LANG, as POSIX says; the sim command stays the same.
+    let zh =
+        ServeProc::start(&dir, &[], &[env[0], env[1], ("LANG", "en_US.UTF-8"), ("LC_ALL", "zh_CN.UTF-8")]);
+    let screen = zh.stdout();
+    for want in [
+        "wemp serve 已在 http://127.0.0.1:",
+        "请在公众号后台填写（设置与开发 → 基本配置 → 服务器配置 → 修改配置）：",
+        "  服务器地址（URL）  http://127.0.0.1:",
+        "  令牌（Token）      LocaleToken1\n",
+        "  消息加解密密钥     （任意：明文模式不使用它，点“随机生成”即可）\n",
+        "  消息加解密方式     明文模式\n",
+        "注意： 微信只调用公网主机的 80/443 端口",
+        "在本机试一试（另开一个终端）：",
+        "网页控制台（以粉丝身份聊天、实时日志、接入配置）：",
+        "消息日志：sqlite ./wemp-data/wemp.db",
+        "按 Ctrl-C 停止。",
+    ] {
+        assert!(screen.contains(want), "Chinese screen lacks {want:?}:\n{screen}");
+    }
+    assert!(!screen.contains("Paste into"), "{screen}");
+    assert!(zh.sim_command.starts_with("wemp sim send http://127.0.0.1:"), "{}", zh.sim_command);
+    let words: Vec<&str> = zh.sim_command.split_whitespace().collect();
+    let o = wemp_in(&dir, &words[1..], &[]);
+    assert!(o.status.success(), "the printed command works: {}", out(&o));
+    drop(zh);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

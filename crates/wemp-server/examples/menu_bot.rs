@@ -4,7 +4,8 @@
 //! ```sh
 //! WECHAT_APPID=wx... WECHAT_TOKEN=... WECHAT_AES_KEY=... cargo run -p wemp-server --example menu_bot
 //! ```
-//! Configure `http://<host>:8080/wechat` as the server URL in the console.
+//! WeChat calls only ports 80 and 443 of a public host: put a reverse proxy in front
+//! (docs/deploy.md) and configure its URL, `https://your.domain/wechat`, in the console.
 
 use std::time::Duration;
 

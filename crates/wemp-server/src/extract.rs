@@ -21,12 +21,17 @@ use crate::{Account, Ctx, Inbound};
 
 /// An extractor did not apply to the message it was given.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("extractor {extractor} does not apply to a {msg_type} message")]
+#[error("extractor {extractor} does not apply to {} {msg_type} message", article(.msg_type))]
 pub struct ExtractError {
     /// The extractor's name.
     pub extractor: &'static str,
     /// The message's `MsgType` (and `Event`).
     pub msg_type: String,
+}
+
+/// `an` before a vowel sound (`an image`, `an event/subscribe`), else `a`.
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u', 'A', 'E', 'I', 'O', 'U']) { "an" } else { "a" }
 }
 
 impl ExtractError {
@@ -171,5 +176,18 @@ pub struct OpenId(pub String);
 impl FromInbound for OpenId {
     fn from_inbound(inbound: &Inbound) -> Result<Self, ExtractError> {
         Ok(Self(inbound.openid().to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_error_reads_as_english() {
+        let e = |t: &str| ExtractError { extractor: "Content", msg_type: t.to_owned() }.to_string();
+        assert_eq!(e("image"), "extractor Content does not apply to an image message");
+        assert_eq!(e("event/LOCATION"), "extractor Content does not apply to an event/LOCATION message");
+        assert_eq!(e("voice"), "extractor Content does not apply to a voice message");
     }
 }

@@ -187,6 +187,50 @@ impl PostgresDatabase {
     }
 }
 
+/// What [`probe`] found in a database, without changing it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SchemaState {
+    /// The schema does not exist yet: the first [`PostgresDatabase::connect`] creates it.
+    Missing,
+    /// The schema exists at this migration version.
+    Version(usize),
+    /// The schema exists at this version, written by a newer wemp than this one.
+    Newer(usize),
+}
+
+/// Connects to `url` and reports the state of `schema` without creating or migrating
+/// anything (only reads the catalog and `schema_migrations`), for diagnostics that must not
+/// write. A connect timeout of 5 s applies unless the URL sets one.
+///
+/// # Errors
+///
+/// [`StoreError::Backend`] if the URL or schema name is invalid or PostgreSQL cannot be
+/// reached or read.
+pub async fn probe(url: &str, schema: &str) -> Result<SchemaState> {
+    if !valid_schema(schema) {
+        return Err(StoreError::backend("postgres", format!("invalid schema name {schema:?}")));
+    }
+    let mut config: Config = url.parse().map_err(pg_err)?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(5));
+    }
+    let client = open(&config).await?;
+    let table = client
+        .query_one("SELECT to_regclass($1)::text", &[&format!("\"{schema}\".schema_migrations")])
+        .await
+        .map_err(pg_err)?;
+    if table.get::<_, Option<String>>(0).is_none() {
+        return Ok(SchemaState::Missing);
+    }
+    let row = client
+        .query_one(&format!("SELECT COALESCE(MAX(version), 0) FROM \"{schema}\".schema_migrations"), &[])
+        .await
+        .map_err(pg_err)?;
+    let version = usize::try_from(row.get::<_, i32>(0)).unwrap_or(0);
+    Ok(if version > MIGRATIONS.len() { SchemaState::Newer(version) } else { SchemaState::Version(version) })
+}
+
 async fn open(config: &Config) -> Result<Client> {
     let (client, connection) = config.connect(NoTls).await.map_err(pg_err)?;
     tokio::spawn(async move {

@@ -237,6 +237,9 @@ pub fn wemp_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
         .env_remove("WEMP_APPID")
         .env_remove("WEMP_AES_KEY")
         .env_remove("WEMP_SIM_TIMEOUT_MS")
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .env_remove("LANG")
         .env("NO_COLOR", "1")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -291,6 +294,11 @@ pub const WEMP_VARS: &[&str] = &[
     "WEMP_FALLBACK_TEXT",
     "WEMP_SIM_TIMEOUT_MS",
     "WEMP_LOG",
+    // The locale picks the language of the setup screen and doctor: English unless a test
+    // sets one.
+    "LC_ALL",
+    "LC_MESSAGES",
+    "LANG",
 ];
 
 /// A `wemp` command with a clean environment, run in `dir`.
@@ -364,7 +372,7 @@ impl ServeProc {
         loop {
             let text = out.lock().unwrap().clone();
             if let Some(line) = text.lines().find(|l| l.trim_start().starts_with("wemp sim send "))
-                && text.contains("Stop with Ctrl-C")
+                && text.contains("Ctrl-C")
             {
                 let sim_command = line.trim().to_owned();
                 let words: Vec<&str> = sim_command.split_whitespace().collect();

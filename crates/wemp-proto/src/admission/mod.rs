@@ -648,7 +648,8 @@ impl Run<'_> {
             let refusal = Refusal::new(
                 400,
                 RejectReason::BadTimestamp,
-                Some(ReferenceCode::ValidateSignature),
+                // Not a signature failure, and not one of WXBizMsgCrypt's codes.
+                None,
                 "timestamp",
                 format!("timestamp {shown:?} is not a number of seconds"),
             );
@@ -665,7 +666,10 @@ impl Run<'_> {
             let refusal = Refusal::new(
                 400,
                 RejectReason::StaleTimestamp,
-                Some(ReferenceCode::ValidateSignature),
+                // Not a signature failure (the signature was right), and not one of
+                // WXBizMsgCrypt's codes: logging -40001 "bad signature" sent people hunting
+                // for a wrong Token when the clock was off.
+                None,
                 "timestamp",
                 format!(
                     "timestamp {ts} is {} s {side} server time (window {window} s); replayed request or wrong server clock?",

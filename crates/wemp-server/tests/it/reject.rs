@@ -88,7 +88,7 @@ async fn every_rejection_has_its_status_code_and_reason() {
         &svc,
         post(&format!("signature={sig}&timestamp=soon&nonce=5"), plain.clone()),
         StatusCode::BAD_REQUEST,
-        "-40001 timestamp \"soon\" is not a number",
+        "timestamp \"soon\" is not a number",
     )
     .await;
 
@@ -99,7 +99,7 @@ async fn every_rejection_has_its_status_code_and_reason() {
         &svc,
         post(&format!("signature={sig}&timestamp={old}&nonce=5"), plain.clone()),
         StatusCode::BAD_REQUEST,
-        "-40001 timestamp 1409734669 is 1000 s behind server time (window 300 s)",
+        "timestamp 1409734669 is 1000 s behind server time (window 300 s)",
     )
     .await;
 

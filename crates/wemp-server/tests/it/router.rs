@@ -135,7 +135,7 @@ async fn handler_errors_and_extractor_mismatch_are_errors() {
     let err = run(&router, &text_xml("fail", 1)).await.unwrap_err();
     assert_eq!(err.to_string(), "db down");
     let err = run(&router, &image_xml()).await.unwrap_err();
-    assert_eq!(err.to_string(), "extractor Text does not apply to a image message");
+    assert_eq!(err.to_string(), "extractor Text does not apply to an image message");
     assert_eq!(said(&router, &text_xml("x", 1)).await, "Some(\"x\")");
     assert_eq!(said(&router, &event_xml("CLICK", Some("K"))).await, "None");
 }

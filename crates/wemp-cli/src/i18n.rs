@@ -1,0 +1,349 @@
+//! The CLI's words in the user's language: English and Simplified Chinese, chosen by the
+//! locale (`LC_ALL`, then `LC_MESSAGES`, then `LANG`, as POSIX orders them).
+//!
+//! Each message has one home here, [`Msg`], with both languages side by side, so a change
+//! is made once and the two cannot drift apart. Placeholders are `{name}`, filled by
+//! [`Msg::fill`]. The Chinese uses the words of WeChat's own console and docs (公众号,
+//! 服务器配置, 令牌, 消息加解密密钥, 明文/兼容/安全模式).
+//!
+//! ```
+//! use wemp_cli::i18n::{Lang, Msg};
+//!
+//! let zh = Lang::from_env(|k| (k == "LANG").then(|| "zh_CN.UTF-8".to_owned()));
+//! assert_eq!(zh, Lang::Zh);
+//! assert_eq!(Msg::TryLocally.get(Lang::En), "Try it locally (in another terminal):");
+//! assert_eq!(Msg::TokenSaved.fill(zh, &[("path", &"a.toml")]), "令牌（Token）已生成并保存到 a.toml，下次启动保持不变。");
+//! ```
+
+use std::fmt::Display;
+
+/// A language the CLI speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Lang {
+    /// English (the default).
+    #[default]
+    En,
+    /// Simplified Chinese (`zh_CN`, `zh_SG`, `zh_Hans`, or a bare `zh`).
+    Zh,
+}
+
+impl Lang {
+    /// The language of a locale name such as `zh_CN.UTF-8`, `en_US.UTF-8`, `C` or `POSIX`:
+    /// Simplified Chinese for `zh`, `zh_CN`, `zh_SG` and `zh_Hans…`, English otherwise
+    /// (traditional Chinese locales get English rather than the wrong script).
+    pub fn of_locale(locale: &str) -> Self {
+        let name = locale.split(['.', '@']).next().unwrap_or_default().to_ascii_lowercase().replace('-', "_");
+        match name.as_str() {
+            "zh" | "zh_cn" | "zh_sg" => Self::Zh,
+            n if n.starts_with("zh_hans") => Self::Zh,
+            _ => Self::En,
+        }
+    }
+
+    /// The language of the environment `env`: the first of `LC_ALL`, `LC_MESSAGES` and
+    /// `LANG` that is set and not empty decides.
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Self {
+        ["LC_ALL", "LC_MESSAGES", "LANG"]
+            .into_iter()
+            .find_map(|k| env(k).filter(|v| !v.is_empty()))
+            .map_or(Self::En, |v| Self::of_locale(&v))
+    }
+
+    /// The language of this process's environment.
+    pub fn detect() -> Self {
+        Self::from_env(|k| std::env::var(k).ok())
+    }
+}
+
+macro_rules! catalogue {
+    ($($(#[$doc:meta])* $key:ident => $en:expr, $zh:expr;)*) => {
+        /// A message of the CLI, in every language it speaks.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum Msg {
+            $($(#[$doc])* $key,)*
+        }
+
+        impl Msg {
+            /// Every message, for tests that check the catalogue as a whole.
+            pub const ALL: &'static [Self] = &[$(Self::$key),*];
+
+            /// The message in `lang`, placeholders unfilled.
+            pub const fn get(self, lang: Lang) -> &'static str {
+                match (self, lang) {
+                    $((Self::$key, Lang::En) => $en, (Self::$key, Lang::Zh) => $zh,)*
+                }
+            }
+        }
+    };
+}
+
+catalogue! {
+    // The setup screen `wemp serve` prints.
+    /// `{title}` line: the server runs.
+    Running => "wemp serve is running on {url} ({from}, {rules} rules)",
+               "wemp serve 已在 {url} 运行（{from}，{rules} 条规则）";
+    /// Where the config came from: a file.
+    FromFile => "config {file}", "配置文件 {file}";
+    /// Where the config came from: built in.
+    FromBuiltIn => "built-in config", "内置配置";
+    /// What to paste into the WeChat console (`{title}`: the account, or empty).
+    PasteInto => "Paste into the WeChat console{title} (设置与开发 → 基本配置 → 服务器配置 → 修改配置):",
+                 "请在公众号后台{title}填写（设置与开发 → 基本配置 → 服务器配置 → 修改配置）：";
+    /// The account a paste block is for.
+    ForAccount => " for {name}", "为 {name} ";
+    /// Field label: the callback URL.
+    FieldUrl => "URL", "服务器地址（URL）";
+    /// Field label: the Token.
+    FieldToken => "Token", "令牌（Token）";
+    /// Field label: the EncodingAESKey.
+    FieldAesKey => "EncodingAESKey", "消息加解密密钥";
+    /// Field label: the mode.
+    FieldMode => "消息加解密方式", "消息加解密方式";
+    /// The EncodingAESKey in plain mode.
+    AnyKey => "(any: plain mode does not use it; click 随机生成)",
+              "（任意：明文模式不使用它，点“随机生成”即可）";
+    /// Plain mode.
+    ModePlain => "明文模式 (plain)", "明文模式";
+    /// Compatible mode.
+    ModeCompatible => "兼容模式 (compatible)", "兼容模式";
+    /// Safe mode.
+    ModeSafe => "安全模式 (safe)", "安全模式";
+    /// The label of a note.
+    Note => "note:", "注意：";
+    /// Only ports 80 and 443 are called.
+    PortsNote => "WeChat calls only public hosts on ports 80/443: put this server behind a reverse proxy \
+                  (docs/deploy.md) and set console.public_url (WEMP_PUBLIC_URL) to the URL it calls.",
+                 "微信只调用公网主机的 80/443 端口：请把本服务放在反向代理之后（docs/zh-CN/deploy.md），\
+                  并把 console.public_url（WEMP_PUBLIC_URL）设为微信调用的 URL。";
+    /// The Token was generated.
+    TokenSaved => "The Token was generated and saved to {path}; it stays the same on the next start.",
+                  "令牌（Token）已生成并保存到 {path}，下次启动保持不变。";
+    /// The command that tries the bot.
+    TryLocally => "Try it locally (in another terminal):", "在本机试一试（另开一个终端）：";
+    /// The console is off.
+    ConsoleOff => "off (console.enabled = false)", "已关闭（console.enabled = false）";
+    /// The console is open on loopback.
+    ConsoleLoopback => "{url} (this machine only)", "{url}（仅限本机）";
+    /// The console asks for the admin token.
+    ConsoleToken => "{url} (asks once for the admin token: console.token / WEMP_CONSOLE_TOKEN)",
+                    "{url}（首次打开时输入管理令牌：console.token / WEMP_CONSOLE_TOKEN）";
+    /// The label of a console that is off for safety.
+    ConsoleOffLabel => "off:", "已关闭：";
+    /// The console is off for safety.
+    ConsoleNoToken => "listening beyond loopback without an admin token; set WEMP_CONSOLE_TOKEN (or console.token) to open {url}",
+                      "监听地址不只本机，且没有管理令牌；设置 WEMP_CONSOLE_TOKEN（或 console.token）后可打开 {url}";
+    /// The console line.
+    Console => "Web console (chat as a user, live log, setup): {console}",
+               "网页控制台（以粉丝身份聊天、实时日志、接入配置）：{console}";
+    /// Late replies go through the API.
+    LateApi => "customer-service API", "客服消息接口";
+    /// Late replies are only logged.
+    LateLogged => "logged only (no appsecret)", "仅记入日志（未配置 AppSecret）";
+    /// Dedup in Redis.
+    DedupRedis => "redis", "Redis";
+    /// Dedup in memory.
+    DedupMemory => "memory", "内存";
+    /// The message-log line.
+    MessageLog => "Message log: {log} (read it with `{command}`). Dedup: {dedup}. Late replies: {late}.",
+                  "消息日志：{log}（用 `{command}` 查看）。去重：{dedup}。超时回复：{late}。";
+    /// The metrics line.
+    Metrics => "Metrics: {url}", "指标：{url}";
+    /// Rules reload on file change.
+    ReloadFile => "Rules reload when {file} changes or on SIGHUP.", "{file} 变化或收到 SIGHUP 时重新加载规则。";
+    /// Rules reload on SIGHUP.
+    ReloadHup => "Rules reload on SIGHUP.", "收到 SIGHUP 时重新加载规则。";
+    /// How to stop.
+    Stop => "Stop with Ctrl-C.", "按 Ctrl-C 停止。";
+
+    // `wemp doctor`.
+    /// Check name: the configuration.
+    CheckConfig => "configuration", "配置";
+    /// Check name: the Token.
+    CheckToken => "token", "令牌（Token）";
+    /// Check name: the appid.
+    CheckAppid => "appid", "AppID";
+    /// Check name: the EncodingAESKey.
+    CheckAesKey => "EncodingAESKey", "消息加解密密钥（EncodingAESKey）";
+    /// Check name: the public URL.
+    CheckPublicUrl => "public URL", "公网地址";
+    /// Check name: the message-log database.
+    CheckDatabase => "message log database", "消息日志数据库";
+    /// Check name: Redis.
+    CheckRedis => "redis", "Redis";
+    /// Check name: API access.
+    CheckApi => "API access", "接口调用";
+    /// A check of one of several accounts.
+    OfAccount => "accounts[{i}] {what}", "accounts[{i}] {what}";
+    /// The configuration is valid.
+    ConfigValid => "{source}: valid", "{source}：有效";
+    /// No config file.
+    BuiltInDefault => "built-in default", "内置默认配置";
+    /// No account configured.
+    NoAccount => "no account configured: `wemp serve` will generate a Token and save it",
+                 "没有配置公众号：`wemp serve` 会生成令牌（Token）并保存";
+    /// A good Token.
+    TokenOk => "{n} characters, letters and digits", "{n} 个字符，字母和数字";
+    /// A Token the console refuses.
+    TokenBad => "{n} characters; the WeChat console accepts 3–32 letters and digits only",
+                "{n} 个字符；公众号后台只接受 3–32 位字母和数字";
+    /// No Token.
+    TokenNone => "none configured: `wemp serve` will generate one and save it",
+                 "未配置：`wemp serve` 会生成一个并保存";
+    /// An appid.
+    AppidOk => "{appid} looks like an appid", "{appid} 是 AppID 的格式";
+    /// A missing appid that is needed.
+    AppidMissing => "missing: encrypted modes and the API need the AppID (设置与开发 → 基本配置)",
+                    "缺少：兼容/安全模式和接口调用都需要 AppID（设置与开发 → 基本配置）";
+    /// A missing appid that is not needed.
+    AppidSkip => "not set (plain mode works without it; encrypted modes and the API need it)",
+                 "未设置（明文模式不需要；兼容/安全模式和接口调用需要）";
+    /// A good key.
+    AesKeyOk => "43 characters, decodes to a 32-byte AES key ({mode} mode)",
+                "43 个字符，可解码为 32 字节的 AES 密钥（{mode}）";
+    /// A missing key that is needed.
+    AesKeyMissing => "{mode} mode needs the EncodingAESKey from the console",
+                     "{mode}需要公众号后台的消息加解密密钥（EncodingAESKey）";
+    /// A key not needed.
+    AesKeySkip => "not needed in plain mode", "明文模式不需要";
+    /// Listening on loopback without a public URL.
+    PublicUrlLoopback => "listening on {listen} (this machine only) and no console.public_url: WeChat needs a public \
+                          http(s) URL on port 80 or 443 (reverse proxy: docs/deploy.md)",
+                         "监听 {listen}（仅限本机）且未设置 console.public_url：微信需要 80 或 443 端口上的公网 \
+                          http(s) 地址（反向代理：docs/zh-CN/deploy.md）";
+    /// A public URL without a scheme.
+    PublicUrlScheme => "{url:?} must start with http:// or https://", "{url:?} 必须以 http:// 或 https:// 开头";
+    /// A public URL on another port.
+    PublicUrlPort => "{url}: WeChat calls only ports 80 and 443, not {port}", "{url}：微信只调用 80 和 443 端口，不会调用 {port}";
+    /// A public URL on a host WeChat cannot reach.
+    PublicUrlPrivate => "{url}: {host} is {what}; WeChat calls only public hosts (a domain name or a public IP)",
+                        "{url}：{host} 是{what}；微信只调用公网主机（域名或公网 IP）";
+    /// What a loopback address is.
+    HostLoopback => "this machine (loopback)", "本机地址（loopback）";
+    /// What a private address is.
+    HostPrivate => "a private network address", "内网地址";
+    /// What an unspecified address is.
+    HostUnspecified => "not an address one can call", "不可调用的地址";
+    /// The public path is not the callback path.
+    PublicUrlPath => "WeChat will call the path {public} but wemp serves {callback}: set server.path = \"{public}\" \
+                      (or make the reverse proxy rewrite the path)",
+                     "微信会调用路径 {public}，但 wemp 在 {callback} 上提供服务：设置 server.path = \"{public}\"\
+                      （或让反向代理改写路径）";
+    /// A SQLite file to be created.
+    DbNotYet => "{db}: not created yet; `wemp serve` will create it", "{db}：尚未创建；`wemp serve` 会创建它";
+    /// A SQLite file that cannot be created.
+    DbNotWritable => "{db}: cannot be created ({dir} is not writable)", "{db}：无法创建（{dir} 不可写）";
+    /// The database answers.
+    DbReachable => "{db}: reachable", "{db}：可以连接";
+    /// The PostgreSQL schema does not exist yet.
+    DbSchemaNotYet => "{db}: reachable; the schema does not exist yet, `wemp serve` will create it",
+                      "{db}：可以连接；schema 尚不存在，`wemp serve` 会创建它";
+    /// A PostgreSQL schema from a newer wemp.
+    DbNewer => "{db}: schema version {version} was written by a newer wemp; upgrade wemp",
+               "{db}：schema 版本 {version} 由更新版本的 wemp 写入；请升级 wemp";
+    /// A store that does not answer in time.
+    NoAnswerWithin => "{what}: no answer within {secs} s", "{what}：{secs} 秒内无应答";
+    /// Redis is not configured.
+    RedisSkip => "not configured: dedup stays in this process", "未配置：去重只在本进程内";
+    /// Redis does not answer.
+    RedisDown => "`wemp serve` still starts, but dedup stays in each process until Redis answers",
+                 "`wemp serve` 仍会启动，但在 Redis 恢复之前去重只在各自进程内";
+    /// No AppSecret.
+    ApiSkip => "no AppSecret (config file or WEMP_APPSECRET): late replies will only be logged",
+               "没有 AppSecret（配置文件或 WEMP_APPSECRET）：超时回复只记入日志";
+    /// The summary line (`{pass}` …).
+    DoctorSummary => "doctor: {pass} pass, {fail} fail, {warn} warn, {skip} skipped",
+                     "doctor：{pass} 项通过，{fail} 项失败，{warn} 项警告，{skip} 项跳过";
+}
+
+/// The width of `s` in terminal columns: East Asian wide and fullwidth characters (CJK,
+/// fullwidth punctuation, Hangul) take two, everything else one. Enough for aligning the
+/// CLI's own labels; not a full Unicode width table.
+pub fn display_width(s: &str) -> usize {
+    s.chars()
+        .map(|c| {
+            let wide = matches!(u32::from(c),
+                0x1100..=0x115F | 0x2E80..=0x303E | 0x3041..=0xA4CF | 0xAC00..=0xD7A3
+                | 0xF900..=0xFAFF | 0xFE30..=0xFE4F | 0xFF00..=0xFF60 | 0xFFE0..=0xFFE6
+                | 0x20000..=0x3FFFD);
+            if wide { 2 } else { 1 }
+        })
+        .sum()
+}
+
+/// `s` followed by spaces up to `width` columns (at least one space).
+pub fn pad(s: &str, width: usize) -> String {
+    let w = display_width(s);
+    format!("{s}{}", " ".repeat(width.saturating_sub(w).max(1)))
+}
+
+impl Msg {
+    /// The message in `lang` with each `{name}` replaced by its value (`{name:?}` by its
+    /// value in quotes); unknown placeholders stay as they are.
+    pub fn fill(self, lang: Lang, args: &[(&str, &dyn Display)]) -> String {
+        let mut out = self.get(lang).to_owned();
+        for (name, value) in args {
+            out = out.replace(&format!("{{{name}:?}}"), &format!("{:?}", value.to_string()));
+            out = out.replace(&format!("{{{name}}}"), &value.to_string());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_locale_picks_the_language() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+        };
+        assert_eq!(Lang::from_env(env(&[])), Lang::En);
+        assert_eq!(Lang::from_env(env(&[("LANG", "zh_CN.UTF-8")])), Lang::Zh);
+        assert_eq!(Lang::from_env(env(&[("LANG", "zh_CN.UTF-8"), ("LC_ALL", "C")])), Lang::En);
+        assert_eq!(Lang::from_env(env(&[("LANG", "en_US.UTF-8"), ("LC_MESSAGES", "zh_CN")])), Lang::Zh);
+        assert_eq!(Lang::from_env(env(&[("LANG", "zh_CN.UTF-8"), ("LC_ALL", "")])), Lang::Zh);
+        assert_eq!(Lang::of_locale("zh_TW.UTF-8"), Lang::En);
+        assert_eq!(Lang::of_locale("zh-Hans-CN"), Lang::Zh);
+        assert_eq!(Lang::of_locale("zh"), Lang::Zh);
+        assert_eq!(Lang::of_locale("POSIX"), Lang::En);
+    }
+
+    #[test]
+    fn every_message_has_both_languages_and_the_same_placeholders() {
+        let placeholders = |s: &str| {
+            let mut v: Vec<String> = s
+                .split('{')
+                .skip(1)
+                .filter_map(|p| p.split_once('}').map(|(name, _)| name.to_owned()))
+                .collect();
+            v.sort();
+            v
+        };
+        for m in Msg::ALL {
+            let (en, zh) = (m.get(Lang::En), m.get(Lang::Zh));
+            assert!(!en.is_empty() && !zh.is_empty(), "{m:?}");
+            assert_eq!(placeholders(en), placeholders(zh), "{m:?}");
+        }
+    }
+
+    #[test]
+    fn wide_characters_take_two_columns() {
+        assert_eq!(display_width("Token"), 5);
+        assert_eq!(display_width("消息加解密方式"), 14);
+        assert_eq!(display_width("服务器地址（URL）"), 17);
+        assert_eq!(display_width("服务器地址(URL)"), 15);
+        assert_eq!(pad("URL", 16), format!("URL{}", " ".repeat(13)));
+        assert_eq!(pad("令牌（Token）", 18), "令牌（Token）     ");
+    }
+
+    #[test]
+    fn fill_replaces_named_placeholders() {
+        let s = Msg::PublicUrlPort.fill(Lang::En, &[("url", &"https://e:8080/x"), ("port", &8080)]);
+        assert_eq!(s, "https://e:8080/x: WeChat calls only ports 80 and 443, not 8080");
+        let s = Msg::PublicUrlScheme.fill(Lang::Zh, &[("url", &"ftp://x")]);
+        assert_eq!(s, "\"ftp://x\" 必须以 http:// 或 https:// 开头");
+    }
+}

@@ -1,0 +1,105 @@
+//! The Chinese documents stay in step with the English ones: the same commands, configs and
+//! snippets (comments may be translated), and the README's bot snippet is the example that
+//! CI builds.
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// The fenced code blocks of a Markdown file, each as its lines without comments
+/// (` # …`, ` // …`), trailing blanks and empty lines: what a reader types or pastes.
+fn code_blocks(md: &str) -> Vec<Vec<String>> {
+    let mut blocks = Vec::new();
+    let mut current: Option<Vec<String>> = None;
+    for line in md.lines() {
+        if line.trim_start().starts_with("```") {
+            match current.take() {
+                Some(b) => blocks.push(b),
+                None => current = Some(Vec::new()),
+            }
+            continue;
+        }
+        if let Some(b) = current.as_mut() {
+            let code = strip_comment(line).trim_end().to_owned();
+            if !code.trim().is_empty() {
+                b.push(code);
+            }
+        }
+    }
+    blocks
+}
+
+/// `line` without a trailing comment: `#` or `//` at the start or after whitespace.
+fn strip_comment(line: &str) -> &str {
+    let trimmed = line.trim_start();
+    if trimmed.starts_with('#') && !trimmed.starts_with("#[") || trimmed.starts_with("//") {
+        return "";
+    }
+    let cut = [" # ", " // "].iter().filter_map(|m| line.find(m)).min();
+    cut.map_or(line, |i| &line[..i])
+}
+
+fn assert_same_code(english: &str, chinese: &str) {
+    let (en, zh) = (code_blocks(&read(english)), code_blocks(&read(chinese)));
+    assert!(!en.is_empty(), "{english} has no code blocks");
+    assert_eq!(
+        en.len(),
+        zh.len(),
+        "{english} and {chinese} have different numbers of code blocks: update {chinese} with {english}"
+    );
+    for (i, (e, z)) in en.iter().zip(&zh).enumerate() {
+        assert_eq!(e, z, "code block {i} of {chinese} differs from {english}'s: keep them in step");
+    }
+}
+
+#[test]
+fn the_chinese_readme_lists_the_same_commands() {
+    assert_same_code("README.md", "README.zh-CN.md");
+}
+
+#[test]
+fn the_chinese_deploy_guide_has_the_same_configs_and_commands() {
+    assert_same_code("docs/deploy.md", "docs/zh-CN/deploy.md");
+}
+
+#[test]
+fn each_english_document_links_its_chinese_version_and_back() {
+    assert!(read("README.md").lines().take(5).any(|l| l.contains("](README.zh-CN.md)")));
+    assert!(read("README.zh-CN.md").lines().take(5).any(|l| l.contains("](README.md)")));
+    assert!(read("docs/deploy.md").lines().take(5).any(|l| l.contains("](zh-CN/deploy.md)")));
+    assert!(read("docs/zh-CN/deploy.md").lines().take(5).any(|l| l.contains("](../deploy.md)")));
+}
+
+#[test]
+fn the_readme_quick_start_installs_the_wemp_it_then_runs() {
+    // One release build that leaves `wemp` on the PATH, so every command the start screen
+    // prints (`wemp sim send …`, `wemp log`) runs as printed.
+    let readme = read("README.md");
+    let quick = &readme[readme.find("## Quick start").unwrap()..];
+    let first = &code_blocks(quick)[0];
+    assert_eq!(first, &["cargo install --locked --path crates/wemp-cli", "wemp serve"], "{first:?}");
+    let manifest = read("crates/wemp-cli/Cargo.toml");
+    assert!(manifest.contains("[[bin]]\nname = \"wemp\""), "crates/wemp-cli builds the `wemp` binary");
+}
+
+#[test]
+fn the_readme_bot_is_the_example_ci_builds() {
+    let readme = read("README.md");
+    let start = readme.find("```rust").expect("a Rust snippet in the README");
+    let snippet = &readme[start..];
+    let snippet = &snippet[snippet.find('\n').unwrap() + 1..snippet.find("\n```").unwrap()];
+    let example: String = read("crates/wemp-server/examples/echo_bot.rs").split_whitespace().collect();
+    for line in snippet.lines().map(strip_comment) {
+        let code: String = line.split_whitespace().collect();
+        if code.is_empty() {
+            continue;
+        }
+        assert!(example.contains(&code), "README line {line:?} is not in examples/echo_bot.rs");
+    }
+}
