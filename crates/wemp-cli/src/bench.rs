@@ -111,6 +111,10 @@ pub struct BenchReport {
     pub ok: u64,
     /// Failures by kind (`timeout`, `connect`, `http_503`, `invalid_reply`, `refused_reply`).
     pub errors: BTreeMap<String, u64>,
+    /// One failure told in full, with the server's own reason for a non-2xx answer
+    /// (`HTTP 403, 13 bytes: bad signature`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
     /// Wall time in seconds.
     pub elapsed_secs: f64,
     /// Requests per second.
@@ -150,6 +154,9 @@ impl BenchReport {
         } else {
             let list: Vec<String> = self.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
             out.push_str(&format!("  errors     {}\n", style.red(&list.join(", "))));
+            if let Some(first) = &self.first_error {
+                out.push_str(&format!("  e.g.       {first}\n"));
+            }
         }
         out
     }
@@ -160,6 +167,7 @@ struct WorkerStats {
     latencies: Vec<Duration>,
     ok: u64,
     errors: BTreeMap<String, u64>,
+    first_error: Option<String>,
 }
 
 async fn worker(
@@ -185,22 +193,25 @@ async fn worker(
         text.content = opts.content.clone();
         text.id = base + idx;
         let xml = text.to_xml();
-        let kind = match sim.sign(&xml) {
-            Err(_) => Some("sign".to_owned()),
+        let timeout = sim.target().timeout;
+        let failure = match sim.sign(&xml) {
+            Err(e) => Some(("sign".to_owned(), e.to_string())),
             Ok(req) => {
                 let attempt = sim.exchange(false, &req.query_string(), req.body).await;
+                let told = || attempt.exchange.describe(timeout);
                 match &attempt.exchange {
-                    Exchange::Timeout => Some("timeout".to_owned()),
-                    Exchange::Connect { .. } => Some("connect".to_owned()),
+                    Exchange::Timeout => Some(("timeout".to_owned(), told())),
+                    Exchange::Connect { .. } => Some(("connect".to_owned(), told())),
+                    Exchange::Tls { .. } => Some(("tls".to_owned(), told())),
                     Exchange::Http { status, body, .. } => {
                         stats.latencies.push(attempt.elapsed);
                         if !(200..300).contains(status) {
-                            Some(format!("http_{status}"))
+                            Some((format!("http_{status}"), told()))
                         } else {
                             match sim.judge(body, true) {
-                                Outcome::Failed { .. } => Some("invalid_reply".to_owned()),
+                                Outcome::Failed { reason } => Some(("invalid_reply".to_owned(), reason)),
                                 Outcome::Reply { problems, .. } if !problems.is_empty() => {
-                                    Some("refused_reply".to_owned())
+                                    Some(("refused_reply".to_owned(), problems.join("; ")))
                                 }
                                 Outcome::Reply { .. } => None,
                             }
@@ -209,6 +220,10 @@ async fn worker(
                 }
             }
         };
+        let kind = failure.map(|(kind, told)| {
+            stats.first_error.get_or_insert(told);
+            kind
+        });
         match kind {
             None => stats.ok += 1,
             Some(k) => *stats.errors.entry(k).or_default() += 1,
@@ -243,9 +258,11 @@ pub async fn run(sim: &Simulator, opts: &BenchOptions, mut progress: impl FnMut(
     let mut latencies = Vec::new();
     let mut ok = 0;
     let mut errors = BTreeMap::new();
+    let mut first_error = None;
     for handle in handles {
         match handle.await {
             Ok(stats) => {
+                first_error = first_error.or(stats.first_error);
                 latencies.extend(stats.latencies);
                 ok += stats.ok;
                 for (k, v) in stats.errors {
@@ -264,6 +281,7 @@ pub async fn run(sim: &Simulator, opts: &BenchOptions, mut progress: impl FnMut(
         requests,
         ok,
         errors,
+        first_error,
         elapsed_secs: elapsed.as_secs_f64(),
         requests_per_sec: if elapsed.is_zero() { 0.0 } else { requests as f64 / elapsed.as_secs_f64() },
         latency_ms: Latency::of(&mut latencies),

@@ -393,6 +393,13 @@ impl ConfigError {
     }
 }
 
+/// The values of a `--mode` flag, so that help and shell completion list them.
+pub fn mode_parser() -> impl clap::builder::TypedValueParser<Value = Mode> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(["plain", "compatible", "safe"])
+        .map(|m| m.parse::<Mode>().unwrap_or(Mode::Plain))
+}
+
 /// Parses `500ms`, `5s`, `4.5s`, `2m`, `1h`, `2d` or a bare number of seconds.
 ///
 /// # Errors
@@ -691,7 +698,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub aes_key: Option<String>,
     /// Encryption mode: plain, compatible or safe.
-    #[arg(long)]
+    #[arg(long, value_parser = mode_parser())]
     pub mode: Option<Mode>,
     /// The data directory [default: ./wemp-data].
     #[arg(long)]
@@ -804,6 +811,10 @@ impl Config {
         problems.extend(cfg.apply_flags(args));
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems));
+        }
+        // Forwarding without a file: the app answers everything, not the demo rules.
+        if file.is_none() && cfg.gateway.forward.is_some() {
+            cfg.rules.clear();
         }
         let name = file.as_ref().map_or_else(|| "<built-in config>".to_owned(), |p| p.display().to_string());
         cfg.validate_with(src.as_deref(), &name)?;

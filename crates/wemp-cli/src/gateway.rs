@@ -1,10 +1,45 @@
 //! `wemp serve` as a gateway in front of an app in any language (docs/gateway.md): the API
-//! proxy (`[api_proxy]`) built from the configured accounts.
+//! proxy (`[api_proxy]`) and forwarding (`[gateway]`, `--forward`) built from the
+//! configuration.
 
-use wemp_server::ApiProxy;
+use std::sync::Arc;
+
+use wemp_server::{ApiProxy, Forward, Matcher, Router, Rule};
 
 use crate::config::Config;
-use crate::serve::account_id;
+use crate::serve::{LiveRules, account_id, rules_router};
+
+/// The forwarder of `serve`: on when `gateway.forward` (`--forward`, `WEMP_FORWARD`) is set;
+/// each account appears in the JSON by its name (else its id) and its appid.
+///
+/// # Errors
+/// The HTTP client cannot be built.
+pub fn forward(cfg: &Config) -> Result<Option<Forward>, String> {
+    let Some(url) = &cfg.gateway.forward else { return Ok(None) };
+    let mut f = Forward::with_timeout(url.clone(), cfg.gateway.forward_timeout)
+        .map_err(|e| format!("forwarding to {url}: {e}"))?;
+    if let Some(secret) = &cfg.gateway.forward_secret {
+        f = f.secret(secret);
+    }
+    if let Some(text) = &cfg.gateway.fallback_text {
+        f = f.fallback_text(text.clone());
+    }
+    for (i, a) in cfg.accounts.iter().enumerate() {
+        let id = account_id(cfg, i);
+        let name = a.name.clone().unwrap_or_else(|| id.clone());
+        f = f.account_names(id, name, a.appid.clone());
+    }
+    Ok(Some(f))
+}
+
+/// The rules first, then the app: a message no rule matches is forwarded.
+pub fn forwarding_router(rules: Arc<LiveRules>, forward: &Forward) -> Router {
+    let live = rules.clone();
+    let matched = Matcher::predicate(move |inbound| live.load().first_match(inbound.message()).is_some());
+    Router::new()
+        .route(Rule::service(matched, rules_router(rules).into_service()))
+        .fallback(forward.handler())
+}
 
 /// The API proxy of `serve`: on when `api_proxy.token` (`WEMP_API_PROXY_TOKEN`) is set, over
 /// the API clients of the accounts that have an AppSecret (`clients`, as [`crate::serve::api_clients`]

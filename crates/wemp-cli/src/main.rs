@@ -65,8 +65,8 @@ Exit codes:
 #[derive(Debug, Parser)]
 #[command(name = "wemp", version, about, long_about = None, after_help = EXIT_CODES)]
 struct Cli {
-    /// When to colour output (colour is used only on a terminal by default; NO_COLOR disables it).
-    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    /// When to colour output: auto (on a terminal without NO_COLOR), always or never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, hide_possible_values = true)]
     color: ColorChoice,
     #[command(subcommand)]
     command: Command,
@@ -119,9 +119,9 @@ enum SimCommand {
     Send {
         #[command(flatten)]
         conn: ConnArgs,
-        /// How requests are protected: plain, compatible or safe.
-        #[arg(long, default_value = "plain")]
-        mode: Mode,
+        /// How requests are protected: plain, compatible or safe [default: safe with --aes-key, else plain].
+        #[arg(long, value_parser = wemp_cli::config::mode_parser())]
+        mode: Option<Mode>,
         /// Also print the request and reply XML.
         #[arg(short, long)]
         verbose: bool,
@@ -133,16 +133,16 @@ enum SimCommand {
     Chat {
         #[command(flatten)]
         conn: ConnArgs,
-        /// How requests are protected: plain, compatible or safe.
-        #[arg(long, default_value = "plain")]
-        mode: Mode,
+        /// How requests are protected: plain, compatible or safe [default: safe with --aes-key, else plain].
+        #[arg(long, value_parser = wemp_cli::config::mode_parser())]
+        mode: Option<Mode>,
     },
     /// Conformance run: handshake, every type in each mode, retries, forged and malformed requests.
     Check {
         #[command(flatten)]
         conn: ConnArgs,
         /// Modes to check (repeatable); default: plain, plus compatible and safe when --aes-key is given.
-        #[arg(long = "mode")]
+        #[arg(long = "mode", value_parser = wemp_cli::config::mode_parser())]
         modes: Vec<Mode>,
     },
 }
@@ -170,6 +170,9 @@ struct ConnArgs {
     /// Print JSON instead of text, for scripts.
     #[arg(long)]
     json: bool,
+    /// Accept an untrusted TLS certificate (a staging server with a self-signed one).
+    #[arg(long)]
+    insecure: bool,
     /// Wait per try in milliseconds (WeChat: 5000). For tests.
     #[arg(long, hide = true, env = "WEMP_SIM_TIMEOUT_MS")]
     timeout_ms: Option<u64>,
@@ -179,6 +182,12 @@ struct ConnArgs {
 }
 
 impl ConnArgs {
+    /// The mode asked for, else safe when an EncodingAESKey is given (what a server
+    /// configured with one most likely requires), else plain.
+    fn mode(&self, asked: Option<Mode>) -> Mode {
+        asked.unwrap_or(if self.aes_key.is_some() { Mode::Safe } else { Mode::Plain })
+    }
+
     fn target(&self, mode: Mode) -> Target {
         let mut target = Target::new(self.url.clone(), self.token.clone());
         target.appid = self.appid.clone();
@@ -187,6 +196,7 @@ impl ConnArgs {
         target.openid = self.openid.clone();
         target.account = self.account.clone();
         target.tries = self.tries;
+        target.insecure = self.insecure;
         if let Some(ms) = self.timeout_ms {
             target.timeout = Duration::from_millis(ms.max(1));
         }
@@ -198,9 +208,9 @@ impl ConnArgs {
 struct BenchArgs {
     #[command(flatten)]
     conn: ConnArgs,
-    /// How requests are protected: plain, compatible or safe.
-    #[arg(long, default_value = "plain")]
-    mode: Mode,
+    /// How requests are protected: plain, compatible or safe [default: safe with --aes-key, else plain].
+    #[arg(long, value_parser = wemp_cli::config::mode_parser())]
+    mode: Option<Mode>,
     /// Requests in flight at once.
     #[arg(short, long, default_value_t = 16)]
     concurrency: usize,
@@ -533,11 +543,11 @@ async fn run_sim(cmd: SimCommand, style: Style) -> ExitCode {
             if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
         SimCommand::Send { conn, mode, verbose, message } => {
-            let sim = match Simulator::new(conn.target(mode)) {
+            let sim = match Simulator::new(conn.target(conn.mode(mode))) {
                 Ok(sim) => sim,
                 Err(e) => return usage_error(&e.0),
             };
-            let incoming = match sim.message(&message) {
+            let incoming = match sim::message(&sim, &message) {
                 Ok(m) => m,
                 Err(e) => return usage_error(&e),
             };
@@ -556,7 +566,7 @@ async fn run_sim(cmd: SimCommand, style: Style) -> ExitCode {
             if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
         }
         SimCommand::Chat { conn, mode } => {
-            let sim = match Simulator::new(conn.target(mode)) {
+            let sim = match Simulator::new(conn.target(conn.mode(mode))) {
                 Ok(sim) => sim,
                 Err(e) => return usage_error(&e.0),
             };
@@ -661,7 +671,7 @@ fn print_delivery(
         );
     }
     match &delivery.outcome {
-        Outcome::Reply { message, encrypted, xml, problems } => {
+        Outcome::Reply { message, encrypted, xml, problems, warnings } => {
             match &message.header {
                 None => outln!("← {}", style.bold("no reply (success)")),
                 Some(h) => {
@@ -687,6 +697,9 @@ fn print_delivery(
                     outln!("  - {p}");
                 }
             }
+            for w in warnings {
+                outln!("  {} {w}", style.yellow("warning:"));
+            }
         }
         Outcome::Failed { reason } => {
             outln!("{} {reason}", style.red("✗"));
@@ -696,7 +709,7 @@ fn print_delivery(
 }
 
 async fn run_bench(args: BenchArgs, style: Style) -> ExitCode {
-    let target = args.conn.target(args.mode);
+    let target = args.conn.target(args.conn.mode(args.mode));
     let sim = match Simulator::new(target) {
         Ok(sim) => sim,
         Err(e) => return usage_error(&e.0),

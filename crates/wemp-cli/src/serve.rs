@@ -193,6 +193,8 @@ pub struct Parts {
     pub observers: Vec<Arc<dyn Observer>>,
     /// The API proxy, whose counters join the metrics.
     pub api_proxy: Option<wemp_server::ApiProxy>,
+    /// Forwarding to an app (gateway mode): messages no rule matches go to it.
+    pub forward: Option<wemp_server::Forward>,
 }
 
 impl std::fmt::Debug for Parts {
@@ -203,6 +205,7 @@ impl std::fmt::Debug for Parts {
             .field("log", &self.log.is_some())
             .field("observers", &self.observers.len())
             .field("api_proxy", &self.api_proxy.is_some())
+            .field("forward", &self.forward.as_ref().map(wemp_server::Forward::url))
             .finish()
     }
 }
@@ -217,8 +220,12 @@ pub(crate) fn last_segment(path: &str) -> String {
 /// # Errors
 /// An account cannot be set up (the config was validated, so only an invalid key).
 pub fn build_service(cfg: &Config, rules: Arc<LiveRules>, parts: &Parts) -> Result<WechatService, String> {
+    let router = match &parts.forward {
+        Some(f) => crate::gateway::forwarding_router(rules, f),
+        None => rules_router(rules),
+    };
     let mut b = WechatService::builder()
-        .router(rules_router(rules))
+        .router(router)
         .budget(cfg.server.deadline)
         .freshness_window(cfg.server.timestamp_window)
         .body_limit(usize::try_from(cfg.server.body_limit).unwrap_or(usize::MAX))
@@ -250,6 +257,10 @@ pub fn build_service(cfg: &Config, rules: Arc<LiveRules>, parts: &Parts) -> Resu
     if let Some(p) = &parts.api_proxy {
         let p = p.clone();
         b = b.metrics_source(move |out| p.write_prometheus(out));
+    }
+    if let Some(f) = &parts.forward {
+        let f = f.clone();
+        b = b.metrics_source(move |out| f.write_prometheus(out));
     }
     b.build().map_err(|e| e.to_string())
 }
@@ -886,7 +897,15 @@ pub async fn run(
         ),
         _ => None,
     };
-    let parts = Parts { dedup, sink, log: Some(writer.clone()), observers, api_proxy: api_proxy.clone() };
+    let forward = crate::gateway::forward(&cfg).map_err(fail)?;
+    let parts = Parts {
+        dedup,
+        sink,
+        log: Some(writer.clone()),
+        observers,
+        api_proxy: api_proxy.clone(),
+        forward: forward.clone(),
+    };
     let service = build_service(&cfg, live.clone(), &parts).map_err(fail)?;
     if cfg.console.show_setup {
         let screen = setup_screen(
@@ -944,6 +963,20 @@ pub async fn run(
             );
         }
     }
+    if let Some(f) = &forward {
+        let signed = if cfg.gateway.forward_secret.is_some() { "signed" } else { "unsigned: loopback" };
+        tracing::info!(target: "wemp::forward", "forwarding messages no rule answers to {} ({signed})", f.url());
+        if cfg.console.show_setup {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(
+                out,
+                "Forwarding: messages no rule answers go to {} ({signed}; docs/gateway.md)",
+                f.url()
+            );
+            let _ = out.flush();
+        }
+    }
     let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
     if let Some(t) = proxy_task {
         t.abort();
@@ -993,7 +1026,7 @@ mod tests {
             .observer(move |r: &Arc<wemp_server::DeliveryRecord>| seen.lock().unwrap().push(r.clone()))
             .build()
             .unwrap();
-        let platform = wemp_proto::testing::Platform::new("Tok123");
+        let platform = wemp_proto::wechat::Platform::new("Tok123");
         for (i, text) in ["hi", "other"].into_iter().enumerate() {
             let xml = format!(
                 "<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>\
@@ -1079,7 +1112,7 @@ mod tests {
         cfg.accounts.remove(cfg.accounts.len() - 2);
         let svc = build_service(&cfg, live, &Parts::default()).unwrap();
         let app = app(&cfg, svc, None);
-        let platform = wemp_proto::testing::Platform::new("Tok123")
+        let platform = wemp_proto::wechat::Platform::new("Tok123")
             .with_cipher(wemp_proto::Cipher::new(KEY, APPID).unwrap());
         let xml = "<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>\
                    <MsgType>text</MsgType><Content>ping</Content><MsgId>1</MsgId></xml>";

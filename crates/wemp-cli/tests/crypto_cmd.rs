@@ -170,3 +170,29 @@ fn parse_prints_typed_json_and_raw() {
     assert_eq!(run.code, 1);
     assert!(run.stderr.starts_with("-40002 XML parse error"), "{}", run.stderr);
 }
+
+/// An event wemp does not model prints `event` once (the tag; the name is `event_name`), and
+/// a MsgId past 2^53 is a string, so any JSON reader keeps it exact.
+#[test]
+fn parse_prints_each_key_once_and_ids_as_strings() {
+    let xml = "<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>\
+               <MsgType>event</MsgType><Event>weird_thing</Event><Foo>1</Foo></xml>";
+    let run = wemp(&["parse"], xml);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let top_level_keys: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("  \"") && !l.starts_with("   "))
+        .map(|l| l.trim().split('"').nth(1).unwrap())
+        .collect();
+    let mut unique = top_level_keys.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), top_level_keys.len(), "a key printed twice: {}", run.stdout);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!((json["event"].as_str(), json["event_name"].as_str()), (Some("unknown"), Some("weird_thing")));
+    let text = "<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>\
+                <MsgType>text</MsgType><Content>x</Content><MsgId>9223372036854775807</MsgId></xml>";
+    let json: serde_json::Value = serde_json::from_str(&wemp(&["parse"], text).stdout).unwrap();
+    assert_eq!(json["id"], "9223372036854775807");
+}

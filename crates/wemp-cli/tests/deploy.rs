@@ -1,6 +1,7 @@
 //! docs/deploy.md tried for real: its nginx `server` block in front of `wemp serve` passes
 //! `wemp sim check`, and its systemd unit passes `systemd-analyze verify`. Each test prints
-//! why and steps aside when the tool is not installed.
+//! why and steps aside when the tool is not installed. The documented pre-launch check also
+//! passes a safe-mode server (no tool needed).
 #![allow(clippy::print_stdout)]
 
 mod common;
@@ -8,7 +9,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ServeProc, temp_dir, wemp_in};
+use common::{AES_KEY as KEY, APPID, ServeProc, temp_dir, wemp_in};
 
 const DEPLOY_MD: &str = include_str!("../../../docs/deploy.md");
 
@@ -142,4 +143,47 @@ fn systemd_unit_verifies() {
         assert!(!o.status.success(), "{}", out(&o));
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// docs/deploy.md §4's pre-launch check against the safe-mode server it recommends: the
+/// server rightly refuses plain requests, which `sim check` counts as a pass ("server
+/// requires encryption"), and `sim send` with the key speaks safe mode by default.
+#[test]
+fn the_documented_check_passes_a_safe_mode_server() {
+    let documented = DEPLOY_MD.lines().find(|l| l.starts_with("wemp sim check ")).unwrap();
+    assert!(documented.contains("--appid") && documented.contains("--aes-key"), "{documented}");
+    let dir = temp_dir("safe");
+    let srv = ServeProc::start(
+        &dir,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--token",
+            "SafeToken1",
+            "--mode",
+            "safe",
+            "--appid",
+            APPID,
+            "--aes-key",
+            KEY,
+        ],
+        &[],
+    );
+    let keys = ["--token", srv.token.as_str(), "--appid", APPID, "--aes-key", KEY];
+    let mut args = vec!["sim", "check", srv.url.as_str()];
+    args.extend(keys);
+    let check = wemp_in(&dir, &args, &[]);
+    let mut args = vec!["sim", "send", srv.url.as_str()];
+    args.extend(keys);
+    args.extend(["text", "hello"]);
+    let send = wemp_in(&dir, &args, &[]);
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(check.status.success(), "sim check fails a correct safe-mode server:\n{}", out(&check));
+    assert!(out(&check).contains("0 fail"), "{}", out(&check));
+    assert!(out(&check).contains("PASS  plain: server requires encryption"), "{}", out(&check));
+    assert!(out(&check).contains("PASS  safe: text"), "{}", out(&check));
+    assert!(send.status.success(), "{}", out(&send));
+    assert!(out(&send).contains("(safe mode"), "{}", out(&send));
+    assert!(out(&send).contains("reply, encrypted"), "{}", out(&send));
 }

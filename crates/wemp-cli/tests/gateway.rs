@@ -228,3 +228,266 @@ fn a_short_proxy_token_is_refused() {
     assert!(err.contains("WEMP_API_PROXY_TOKEN") && err.contains("at least 16 characters"), "{err}");
     assert!(!err.contains("short\""), "{err}");
 }
+
+/// The Python example (examples/gateway/app.py) running for real behind `wemp serve --forward`.
+struct Flask {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+    url: String,
+}
+
+impl Flask {
+    /// Starts the example on the port in `env` (`PORT`); `None` (with the reason printed) without Python/Flask.
+    fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Option<Self> {
+        let has_flask = std::process::Command::new("python3")
+            .args(["-c", "import flask"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !has_flask {
+            eprintln!("skipped: python3 with Flask is not available (pip install flask)");
+            return None;
+        }
+        let port: u16 = env.iter().find(|(k, _)| *k == "PORT").and_then(|(_, v)| v.parse().ok()).unwrap();
+        let app = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/gateway/app.py");
+        let log = dir.join("flask.log");
+        let child = std::process::Command::new("python3")
+            .arg(app)
+            .envs(env.iter().copied())
+            .stdout(std::fs::File::create(dir.join("flask.out")).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "Flask did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Self { child, log, url: format!("http://127.0.0.1:{port}/wechat") })
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Flask {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sim(dir: &std::path::Path, srv: &ServeProc, args: &[&str]) -> (bool, String) {
+    let mut all = vec!["sim", "send", srv.url.as_str(), "--token", "Tok123", "--openid", "o_ann"];
+    all.extend(args);
+    let o = common::wemp_in(dir, &all, &[]);
+    (o.status.success(), format!("{}{}", common::stdout(&o), common::stderr(&o)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_flask_example_answers_behind_wemp_serve_forward() {
+    const SECRET: &str = "forward-secret-42";
+    let platform = FakePlatform::start().await;
+    platform.add_user(FakeUser::new("o_ann"));
+    let flask_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // The app's URL is known before it starts; serve starts first so the app knows the proxy.
+    let app_url = format!("http://127.0.0.1:{flask_port}/wechat");
+    let (srv, dir) = start(
+        &platform,
+        &format!(
+            "[api_proxy]\ntoken = \"{PROXY_TOKEN}\"\n\n[gateway]\nforward = \"{app_url}\"\n\
+             forward_secret = \"{SECRET}\"\nfallback_text = \"Please try again later\"\n"
+        ),
+    );
+    let api = format!("{}/api", origin(&srv));
+    let port = flask_port.to_string();
+    let Some(flask) = Flask::start(
+        &dir,
+        &[
+            ("PORT", port.as_str()),
+            ("WEMP_FORWARD_SECRET", SECRET),
+            ("WEMP_API", &api),
+            ("WEMP_API_PROXY_TOKEN", PROXY_TOKEN),
+        ],
+    ) else {
+        return;
+    };
+    assert_eq!(flask.url, app_url);
+    assert!(srv.stdout().contains("Forwarding: messages no rule answers go to"), "{}", srv.stdout());
+
+    // A reply.
+    let (ok, out) = sim(&dir, &srv, &["text", "hello"]);
+    assert!(ok && out.contains("You said: hello"), "{out}\n{}", flask.log());
+
+    // The app calls the API through the proxy with its token (and the platform sees wemp's).
+    let (ok, out) = sim(&dir, &srv, &["text", "who am i"]);
+    assert!(ok && out.contains("You are o_ann"), "{out}\n{}", flask.log());
+    assert!(platform.last_request("/cgi-bin/user/info").unwrap().access_token().is_some());
+
+    // WeChat's retries of one message (the same MsgId): the app is called once.
+    let xml = dir.join("retry.xml");
+    std::fs::write(
+        &xml,
+        "<xml><ToUserName><![CDATA[gh_wemp_sim]]></ToUserName><FromUserName><![CDATA[o_ann]]></FromUserName>\
+         <CreateTime>1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType>\
+         <Content><![CDATA[again]]></Content><MsgId>4242424242</MsgId></xml>",
+    )
+    .unwrap();
+    for _ in 0..3 {
+        let (ok, out) = sim(&dir, &srv, &["raw", xml.to_str().unwrap()]);
+        assert!(ok && out.contains("You said: again"), "{out}");
+    }
+    assert_eq!(flask.log().matches("message msg:o_ann:4242424242").count(), 1, "{}", flask.log());
+
+    // A failing app: WeChat gets the fallback text, never a 5xx.
+    let (ok, out) = sim(&dir, &srv, &["text", "fail"]);
+    assert!(ok && out.contains("Please try again later"), "{out}");
+
+    // A slow app: WeChat is answered in time, the reply goes out through the
+    // customer-service API when the app has it.
+    let started = std::time::Instant::now();
+    let (ok, out) = sim(&dir, &srv, &["text", "slow"]);
+    assert!(ok, "{out}");
+    assert!(started.elapsed() < Duration::from_secs(5), "WeChat waited {:?}", started.elapsed());
+    assert!(!out.contains("Sorry for the wait"), "{out}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let sent = platform.sent_messages();
+        if sent.iter().any(|m| m["touser"] == "o_ann" && m["text"]["content"] == "Sorry for the wait") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no late reply: {sent:?}\n{}", srv.stderr());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The example checks the signature: an unsigned or forged POST is refused.
+    let http = reqwest::Client::new();
+    let body = r#"{"msg_type":"text","content":"forged","openid":"o_x"}"#;
+    let res = http.post(&app_url).body(body).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let res = http
+        .post(&app_url)
+        .header("X-Wemp-Signature", format!("sha256={}", wemp_server::sign(b"wrong", body.as_bytes())))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    // The proxy without its token refuses the app's kind of call.
+    let res = http.get(format!("{api}/cgi-bin/user/info?openid=o_ann")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+
+    let metrics = http.get(format!("{}/metrics", origin(&srv))).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("wemp_forward_calls_total{result=\"app_error\"} 1"), "{metrics}");
+    let (_, log) = srv.stop();
+    assert!(log.contains("forwarding failed") && log.contains("HTTP 500"), "{log}");
+    assert!(!log.contains(SECRET), "the forward secret in the log:\n{log}");
+}
+
+/// Forwarding beyond loopback without a secret is refused at start-up, and says why.
+#[test]
+fn forwarding_beyond_loopback_needs_a_secret() {
+    let dir = temp_dir("gateway-secret");
+    let serve = |url: &str| {
+        let args =
+            ["serve", "--listen", "127.0.0.1:0", "--token", "Tok123", "--data-dir", "d", "--forward", url];
+        let o = common::wemp_in(&dir, &args, &[]);
+        assert!(!o.status.success(), "{url} was accepted");
+        common::stderr(&o)
+    };
+    let err = serve("http://10.1.2.3/hook");
+    assert!(err.contains("forward_secret") && err.contains("WEMP_FORWARD_SECRET"), "{err}");
+    let err = serve("ftp://x/");
+    assert!(err.contains("is not an http:// or https:// URL"), "{err}");
+}
+
+/// An app on loopback (a real HTTP server) that records what it receives and answers with
+/// the next scripted answer.
+async fn recording_app(
+    answers: Vec<(u16, &'static str)>,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, axum::body::Bytes)>>>) {
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<(axum::http::HeaderMap, axum::body::Bytes)>>> = Arc::default();
+    let answers = Arc::new(Mutex::new(answers.into_iter()));
+    let s = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let s = s.clone();
+            let answers = answers.clone();
+            async move {
+                s.lock().unwrap().push((headers, body));
+                let (status, body) = answers.lock().unwrap().next().unwrap_or((204, ""));
+                (axum::http::StatusCode::from_u16(status).unwrap(), body)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forwarded_json_follows_the_contract() {
+    const SECRET: &str = "contract-secret";
+    let platform = FakePlatform::start().await;
+    let (url, seen) = recording_app(vec![
+        (200, r#"{"reply": {"type": "news", "articles": [{"title": "T", "url": "https://e/"}]}}"#),
+        (200, r#"{"reply": null}"#),
+        (200, r#"{"text": "not the contract"}"#),
+        (200, "<xml>nope</xml>"),
+    ])
+    .await;
+    let (srv, dir) = start(
+        &platform,
+        &format!(
+            "[gateway]\nforward = \"{url}\"\nforward_secret = \"{SECRET}\"\n\n[[rules]]\nkeyword = \"rule\"\nreply.text = \"from a rule\"\n"
+        ),
+    );
+    // A rule answers first; the app never sees it.
+    let (ok, out) = sim(&dir, &srv, &["text", "rule"]);
+    assert!(ok && out.contains("from a rule"), "{out}");
+    assert!(seen.lock().unwrap().is_empty());
+
+    let (ok, out) = sim(&dir, &srv, &["text", "hello"]);
+    assert!(ok && out.contains("news") && out.contains('T'), "{out}");
+    let (ok, _) = sim(&dir, &srv, &["event", "subscribe"]);
+    assert!(ok);
+    // Malformed answers: no reply to WeChat, never a 5xx, and a clear log line.
+    for word in ["one", "two"] {
+        let (ok, out) = sim(&dir, &srv, &["text", word]);
+        assert!(ok, "{out}");
+        assert!(!out.contains("not the contract") && !out.contains("nope"), "{out}");
+    }
+
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 4);
+    let (headers, body) = &seen[0];
+    let sig = headers["x-wemp-signature"].to_str().unwrap();
+    assert_eq!(sig, format!("sha256={}", wemp_server::sign(SECRET.as_bytes(), body)));
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["account"], "shop");
+    assert_eq!(v["appid"], platform.appid());
+    assert_eq!(v["openid"], "o_ann");
+    assert_eq!(v["msg_type"], "text");
+    assert_eq!(v["event"], serde_json::Value::Null);
+    assert!(v["msg_id"].is_string(), "msg_id is a string: {v}");
+    assert_eq!(v["content"], "hello");
+    assert_eq!(v["message"]["content"], "hello");
+    assert!(v["raw_xml"].as_str().unwrap().contains("<Content><![CDATA[hello]]></Content>"), "{v}");
+    assert_eq!(v["mode"], "plain");
+    assert_eq!(headers["x-wemp-dedup-key"].to_str().unwrap(), v["dedup_key"].as_str().unwrap());
+    assert!(v["received_at"].as_u64().unwrap() > 1_700_000_000_000);
+    let remaining = v["remaining_ms"].as_u64().unwrap();
+    assert!(remaining > 0 && remaining <= 4500, "{remaining}");
+    let event: serde_json::Value = serde_json::from_slice(&seen[1].1).unwrap();
+    assert_eq!((event["msg_type"].as_str(), event["event"].as_str()), (Some("event"), Some("subscribe")));
+    assert_eq!(event["msg_id"], serde_json::Value::Null);
+    assert_eq!(event["content"], serde_json::Value::Null);
+
+    let (_, log) = srv.stop();
+    assert!(log.contains("no \\\"reply\\\" field") || log.contains("no \"reply\" field"), "{log}");
+    assert!(log.contains("not JSON"), "{log}");
+}

@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+#[cfg(feature = "callback")]
+pub mod callback;
 pub mod card;
 mod client;
 mod clock;

@@ -236,6 +236,7 @@ function addTries(action, res) {
     h('ol', { class: 'try-list' }, res.attempts.map((a, i) =>
       h('li', {}, t('tries.try', { n: i + 1, at: a.started_ms, outcome: tServer(`try.${a.code}`, a, a.outcome), took: a.took_ms })))),
     res.sees.kind === 'banner' ? h('p', { class: 'why' }, res.sees.reason) : null,
+    (res.warnings || []).map((w) => h('p', { class: 'why warning' }, t('tries.warning', { warning: w }))),
     (res.server || []).length ? h('ul', { class: 'server-notes', 'aria-label': t('tries.server-notes') }, res.server.map((x) =>
       h('li', {}, x.error ? t('tries.server.error', { outcome: outcomeLabel(x.outcome), error: x.error }) : t('tries.server', { outcome: outcomeLabel(x.outcome) })))) : null,
     h('details', {}, h('summary', {}, t('tries.xml')), h('pre', { class: 'xml' }, prettyXml(res.sent_xml))));

@@ -196,7 +196,7 @@ impl IntoResponse for UnknownAccount {
 fn pick<'a>(
     shared: &'a Shared,
     id: Option<&str>,
-) -> Result<(&'a ConsoleAccount, &'a wemp_testkit::wechat::WechatCallback), UnknownAccount> {
+) -> Result<(&'a ConsoleAccount, &'a wemp_client::callback::Simulator), UnknownAccount> {
     let accounts = &shared.config.accounts;
     let i = match id.filter(|i| !i.is_empty()) {
         None => Some(0),
@@ -278,7 +278,7 @@ async fn send(State(shared): S, Json(body): Json<SendBody>) -> Response {
     // What the server reports about this message (a deadline answer, a rejection) reaches
     // the hub before its HTTP answer: collect it for the chat.
     let mut rx = shared.hub.subscribe();
-    let mut result = sim::run(wechat, &account.info.original_id, &body.user, &body.action).await;
+    let mut result = sim::run(wechat, &body.user, &body.action).await;
     result.account = account.id.clone();
     let sent = result.sent_xml.trim().to_owned();
     loop {

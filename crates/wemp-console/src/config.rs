@@ -5,8 +5,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use wemp_client::callback::Schedule;
 use wemp_proto::{Cipher, KeyError, Mode};
-use wemp_testkit::wechat::Schedule;
 
 use crate::menu::Menu;
 

@@ -778,7 +778,7 @@ mod http_body_util_shim {
 mod tests {
     use axum::body::{Body, Bytes};
     use tower::ServiceExt as _;
-    use wemp_proto::testing::Platform;
+    use wemp_proto::wechat::Platform;
     use wemp_proto::{Cipher, Incoming, Reply};
     use wemp_server::{Account, WechatService};
 

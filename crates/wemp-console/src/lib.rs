@@ -16,8 +16,8 @@ pub use config::{Access, AccountInfo, ConsoleAccount, ConsoleConfig, TOKEN_ENV, 
 pub use feed::{Exchange, Hub, Outcome, TapState, tap};
 pub use menu::{ButtonKind, Menu, MenuButton, MenuError};
 pub use observe::ConsoleObserver;
+use wemp_client::callback::{Simulator, Target};
 use wemp_store::MessageLog;
-use wemp_testkit::wechat::WechatCallback;
 
 /// Building a console failed.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +32,9 @@ pub enum Error {
     /// An encrypted mode without an EncodingAESKey.
     #[error("mode {0} needs the account's EncodingAESKey")]
     NoKey(wemp_proto::Mode),
+    /// The bot's endpoint cannot be played (not an `http://` or `https://` URL).
+    #[error("cannot play WeChat against the endpoint: {0}")]
+    Endpoint(String),
     /// The base path is not `/something` without a trailing slash.
     #[error("console path {0:?} must start with '/', not end with one, and not be '/'")]
     BasePath(String),
@@ -127,7 +130,7 @@ pub(crate) struct Shared {
     pub(crate) hub: Arc<Hub>,
     pub(crate) observed: Arc<std::sync::atomic::AtomicBool>,
     /// WeChat's side for each account, in the order of `config.accounts`.
-    pub(crate) wechat: Vec<WechatCallback>,
+    pub(crate) wechat: Vec<Simulator>,
     pub(crate) media: media::MediaStore,
     pub(crate) doctor: Option<Arc<dyn Doctor>>,
     pub(crate) rules: Option<Arc<dyn Rules>>,
@@ -229,23 +232,20 @@ impl ConsoleBuilder {
 }
 
 /// WeChat's side of `account`: signs and encrypts with its keys, posts to its endpoint.
-fn callback(
-    account: &ConsoleAccount,
-    schedule: wemp_testkit::wechat::Schedule,
-) -> Result<WechatCallback, Error> {
+fn callback(account: &ConsoleAccount, schedule: wemp_client::callback::Schedule) -> Result<Simulator, Error> {
     let info = &account.info;
     let cipher = info.cipher()?;
     if info.mode.is_encrypted() && cipher.is_none() {
         return Err(Error::NoKey(info.mode));
     }
-    let mut wechat = WechatCallback::new(account.endpoint.clone(), info.token.clone())
-        .mode(info.mode)
-        .original_id(info.original_id.clone())
-        .schedule(schedule);
-    if let Some(cipher) = cipher {
-        wechat = wechat.with_cipher(cipher);
-    }
-    Ok(wechat)
+    let mut target = Target::new(account.endpoint.clone(), info.token.clone());
+    target.mode = info.mode;
+    target.account.clone_from(&info.original_id);
+    target.appid = Some(info.appid.clone());
+    target.aes_key.clone_from(&info.aes_key);
+    target.timeout = schedule.timeout;
+    target.tries = schedule.tries;
+    Simulator::new(target).map_err(|e| Error::Endpoint(e.0))
 }
 
 impl Console {

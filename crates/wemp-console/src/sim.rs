@@ -1,13 +1,12 @@
 //! The chat simulator: what a user does in the chat, turned into the message WeChat would
 //! post, delivered to the real callback URL on WeChat's schedule.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde::{Deserialize, Serialize};
+use wemp_client::callback::{
+    Delivery, ERROR_BANNER, Exchange as Answer, Outcome, Simulator, now_secs, random_msg_id,
+};
 use wemp_proto::Header;
-use wemp_testkit::message::{EventMessage, Message};
-use wemp_testkit::wechat::{AttemptOutcome, Delivery, ERROR_BANNER, UserSees, WechatCallback};
+use wemp_proto::wechat::{EventMessage, Message};
 
 use crate::feed::Exchange;
 
@@ -94,6 +93,9 @@ pub struct ChatResult {
     pub attempts: Vec<TryReport>,
     /// Whether the answer came encrypted.
     pub encrypted: bool,
+    /// What deviates from the docs in the reply although WeChat shows it (a `CreateTime`
+    /// in milliseconds …).
+    pub warnings: Vec<String>,
     /// What the server reported about this message while it was delivered (its observer
     /// records: a `deadline` answer, a rejection …), oldest first.
     pub server: Vec<Exchange>,
@@ -140,20 +142,6 @@ pub struct TryReport {
     pub error: Option<String>,
 }
 
-static NEXT_MSG_ID: AtomicU64 = AtomicU64::new(0);
-
-fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
-}
-
-fn msg_id() -> u64 {
-    if NEXT_MSG_ID.load(Ordering::Relaxed) == 0 {
-        let base = 24_000_000_000_000_000 + u64::from(rand::random::<u32>()) * 1_000;
-        let _ = NEXT_MSG_ID.compare_exchange(0, base, Ordering::Relaxed, Ordering::Relaxed);
-    }
-    NEXT_MSG_ID.fetch_add(1, Ordering::Relaxed)
-}
-
 /// The QR ticket WeChat sends with a scene (`Subscribe` through a QR code, `Scan`).
 fn ticket(scene: &str) -> String {
     format!("gQH47joAAAAAAAAAASxodHRwOi8vd2VpeGluLnFxLmNvbS9xL{scene}")
@@ -190,17 +178,19 @@ impl Action {
     /// The message XML WeChat would post for this action by `openid` to the account
     /// `original_id`.
     pub fn to_xml(&self, openid: &str, original_id: &str) -> String {
-        let header = Header { to: original_id.to_owned(), from: openid.to_owned(), create_time: now() };
+        let header = Header { to: original_id.to_owned(), from: openid.to_owned(), create_time: now_secs() };
         let message = self.to_message();
-        let id = if message.is_message() { msg_id() } else { 0 };
+        let id = if message.is_message() { random_msg_id() } else { 0 };
         message.build(header, id).to_xml()
     }
 }
 
-/// Performs `action` as `openid` through `wechat` (the real endpoint, WeChat's schedule).
-pub async fn run(wechat: &WechatCallback, original_id: &str, openid: &str, action: &Action) -> ChatResult {
-    let sent_xml = action.to_xml(openid, original_id);
-    let delivery = wechat.deliver(openid, &sent_xml).await;
+/// Performs `action` as `openid` through `wechat`, the callback driver of the account (the
+/// real endpoint, WeChat's schedule).
+pub async fn run(wechat: &Simulator, openid: &str, action: &Action) -> ChatResult {
+    let wechat = wechat.with_openid(openid);
+    let sent_xml = action.to_xml(openid, &wechat.target().account);
+    let delivery = wechat.deliver_xml(&sent_xml, action.to_message().is_message()).await;
     report(sent_xml, delivery)
 }
 
@@ -210,31 +200,27 @@ fn report(sent_xml: String, d: Delivery) -> ChatResult {
         .attempts
         .iter()
         .map(|a| {
-            let (outcome, code, status, error) = match &a.outcome {
-                AttemptOutcome::Answered { status, .. } => {
-                    (format!("HTTP {status}"), "answered", Some(*status), None)
-                }
-                AttemptOutcome::TimedOut => ("no answer: WeChat gave up".to_owned(), "timed_out", None, None),
-                AttemptOutcome::Failed(e) => {
-                    (format!("connection failed: {e}"), "failed", None, Some(e.clone()))
+            let (outcome, code, status, error) = match &a.exchange {
+                Answer::Http { status, .. } => (format!("HTTP {status}"), "answered", Some(*status), None),
+                Answer::Timeout => ("no answer: WeChat gave up".to_owned(), "timed_out", None, None),
+                Answer::Connect { error } | Answer::Tls { error } => {
+                    (format!("connection failed: {error}"), "failed", None, Some(error.clone()))
                 }
             };
-            TryReport { started_ms: ms(a.started), took_ms: ms(a.took), outcome, code, status, error }
+            TryReport { started_ms: ms(a.started), took_ms: ms(a.elapsed), outcome, code, status, error }
         })
         .collect();
-    let sees = match d.user_sees {
-        UserSees::Reply(reply) => Sees::Reply { reply },
-        UserSees::Nothing => Sees::Nothing,
-        UserSees::ErrorBanner { reason } => Sees::Banner { banner: ERROR_BANNER, reason },
+    let encrypted = d.outcome.encrypted();
+    let warnings = d.outcome.warnings().to_vec();
+    let sees = match d.outcome {
+        Outcome::Reply { message, problems, .. } if problems.is_empty() => match message.reply {
+            wemp_proto::Reply::None => Sees::Nothing,
+            reply => Sees::Reply { reply },
+        },
+        Outcome::Reply { problems, .. } => Sees::Banner { banner: ERROR_BANNER, reason: problems.join("; ") },
+        Outcome::Failed { reason } => Sees::Banner { banner: ERROR_BANNER, reason },
     };
-    ChatResult {
-        account: String::new(),
-        sent_xml,
-        sees,
-        attempts,
-        encrypted: d.encrypted,
-        server: Vec::new(),
-    }
+    ChatResult { account: String::new(), sent_xml, sees, attempts, encrypted, warnings, server: Vec::new() }
 }
 
 #[cfg(test)]
@@ -272,16 +258,23 @@ mod tests {
     fn tries_carry_a_code_for_the_page() {
         use std::time::Duration;
 
-        use wemp_testkit::wechat::Attempt;
-        let attempt = |outcome| Attempt { started: Duration::ZERO, took: Duration::from_millis(7), outcome };
+        use wemp_client::callback::Attempt;
+        let attempt = |exchange| Attempt {
+            number: 1,
+            started: Duration::ZERO,
+            elapsed: Duration::from_millis(7),
+            exchange,
+        };
         let d = Delivery {
+            mode: wemp_proto::Mode::Plain,
+            request: String::new(),
+            signed: None,
             attempts: vec![
-                attempt(AttemptOutcome::Failed("connection refused".into())),
-                attempt(AttemptOutcome::TimedOut),
-                attempt(AttemptOutcome::Answered { status: 413, body: String::new() }),
+                attempt(Answer::Connect { error: "connection refused".into() }),
+                attempt(Answer::Timeout),
+                attempt(Answer::Http { status: 413, content_type: None, body: String::new() }),
             ],
-            user_sees: UserSees::ErrorBanner { reason: "all 3 tries failed".into() },
-            encrypted: false,
+            outcome: Outcome::Failed { reason: "all 3 tries failed".into() },
         };
         let json = serde_json::to_value(report(String::new(), d).attempts).unwrap();
         assert_eq!(
@@ -296,6 +289,11 @@ mod tests {
 
     #[test]
     fn message_ids_differ() {
-        assert_ne!(msg_id(), msg_id());
+        let id = |xml: String| match Incoming::parse(&xml).unwrap() {
+            Incoming::Text(t) => t.id,
+            other => panic!("{other:?}"),
+        };
+        let text = Action::Text { content: "hi".into() };
+        assert_ne!(id(text.to_xml("o", "gh")), id(text.to_xml("o", "gh")));
     }
 }

@@ -196,6 +196,7 @@ record! {
         /// Template id.
         "TemplateId" => template_id: String,
         /// The message id.
+        #[serde(serialize_with = "crate::field::u64_as_string")]
         "MsgID" => msg_id: u64,
         /// 0 on success.
         "ErrorCode" => error_code: i64,
@@ -338,6 +339,7 @@ top_level! {
     /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Template_Message_Interface.html>
     pub struct TemplateSendJobFinish ["event", "TEMPLATESENDJOBFINISH"] {
         /// The template message's id (note the spelling `MsgID`).
+        #[serde(serialize_with = "crate::field::u64_as_string")]
         "MsgID" => msg_id: u64,
         /// `success`, `failed:user block`, `failed: system failed`.
         "Status" => status: String,
@@ -348,6 +350,7 @@ top_level! {
     /// Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Batch_Sends_and_Originality_Checks.html>
     pub struct MassSendJobFinish ["event", "MASSSENDJOBFINISH"] {
         /// The mass message's id.
+        #[serde(serialize_with = "crate::field::u64_as_string")]
         "MsgID" => msg_id: u64,
         /// `send success`, `send fail` or `err(num)`.
         "Status" => status: String,

@@ -246,3 +246,9 @@ macro_rules! top_level {
 pub(crate) use record;
 pub(crate) use top_level;
 pub(crate) use write_field;
+
+/// Serializes a 64-bit id as a JSON string: `MsgId` exceeds 2^53, past which JavaScript
+/// (and every JSON reader that uses doubles) rounds numbers.
+pub(crate) fn u64_as_string<S: serde::Serializer>(id: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(id)
+}

@@ -12,8 +12,7 @@ pub mod message;
 pub mod reply;
 mod secret;
 pub mod signature;
-#[cfg(feature = "testing")]
-pub mod testing;
+pub mod wechat;
 pub mod xml;
 
 pub use admission::RejectReason;

@@ -74,6 +74,7 @@ top_level! {
         /// The text the user sent.
         "Content" => content: String,
         /// `MsgId`, unique per user; exceeds 2^53.
+        #[serde(serialize_with = "crate::field::u64_as_string")]
         "MsgId" => id: u64,
         /// Set when the user tapped a menu item of a menu message.
         "bizmsgmenuid" => biz_msg_menu_id: Option<String>,
@@ -92,6 +93,7 @@ top_level! {
         /// Media id for the media download API.
         "MediaId" => media_id: String,
         /// `MsgId`.
+        #[serde(serialize_with = "crate::field::u64_as_string")]
         "MsgId" => id: u64,
         /// Data id of the article the message came from, if any.
         "MsgDataId" => msg_data_id: Option<String>,
@@ -112,6 +114,7 @@ top_level! {
         /// Speech recognition result, when enabled for the account.
         "Recognition" => recognition: Option<String>,
         /// `MsgId`.
+        #[serde(serialize_with = "crate::field::u64_as_string")]
         "MsgId" => id: u64,
         /// Data id of the article the message came from, if any.
         "MsgDataId" => msg_data_id: Option<String>,
@@ -128,6 +131,7 @@ top_level! {
         /// Media id of its thumbnail.
         "ThumbMediaId" => thumb_media_id: String,
         /// `MsgId`.
+        #[serde(serialize_with = "crate::field::u64_as_string")]
         "MsgId" => id: u64,
         /// Data id of the article the message came from, if any.
         "MsgDataId" => msg_data_id: Option<String>,
@@ -144,6 +148,7 @@ top_level! {
         /// Media id of its thumbnail.
         "ThumbMediaId" => thumb_media_id: String,
         /// `MsgId`.
+        #[serde(serialize_with = "crate::field::u64_as_string")]
         "MsgId" => id: u64,
         /// Data id of the article the message came from, if any.
         "MsgDataId" => msg_data_id: Option<String>,
@@ -164,6 +169,7 @@ top_level! {
         /// Place description.
         "Label" => label: String,
         /// `MsgId`.
+        #[serde(serialize_with = "crate::field::u64_as_string")]
         "MsgId" => id: u64,
         /// Data id of the article the message came from, if any.
         "MsgDataId" => msg_data_id: Option<String>,
@@ -182,6 +188,7 @@ top_level! {
         /// Target URL.
         "Url" => url: String,
         /// `MsgId`.
+        #[serde(serialize_with = "crate::field::u64_as_string")]
         "MsgId" => id: u64,
         /// Data id of the article the message came from, if any.
         "MsgDataId" => msg_data_id: Option<String>,
@@ -202,6 +209,7 @@ top_level! {
         /// Thumbnail media id.
         "ThumbMediaId" => thumb_media_id: Option<String>,
         /// `MsgId`.
+        #[serde(serialize_with = "crate::field::u64_as_string")]
         "MsgId" => id: u64,
     }
 }
@@ -218,6 +226,7 @@ pub struct Unknown {
     /// The `MsgType` as sent.
     pub msg_type: String,
     /// The `Event` as sent, for events.
+    #[serde(rename = "event_name")]
     pub event: Option<String>,
     /// Why a known type fell back to `Unknown` (a field that did not decode), if it did.
     pub decode_error: Option<String>,

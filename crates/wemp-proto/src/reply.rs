@@ -29,6 +29,8 @@ pub const MAX_ARTICLES_FOR_MESSAGE: usize = 1;
 
 record! {
     /// One article of a news reply.
+    #[derive(serde::Deserialize)]
+    #[serde(default)]
     pub struct Article {
         /// Title.
         "Title" => title: String,
@@ -41,6 +43,8 @@ record! {
     }
 
     /// A music reply.
+    #[derive(serde::Deserialize)]
+    #[serde(default)]
     pub struct Music {
         /// Title.
         "Title" => title: Option<String>,
@@ -79,8 +83,10 @@ impl Music {
     }
 }
 
-/// A passive reply.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+/// A passive reply. In JSON (as `wemp parse`, the console and a gateway app's answer write it):
+/// `{"type": "text", "content": "hi"}`, `{"type": "news", "articles": [...]}`,
+/// `{"type": "none"}` and so on; it reads back to the same value.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Reply {
@@ -115,7 +121,10 @@ pub enum Reply {
     Music(Music),
     /// Articles (news): 1 when answering a user's message, at most 8 otherwise. In JSON:
     /// `{"type": "news", "articles": [...]}`.
-    News(#[serde(serialize_with = "serialize_articles")] Vec<Article>),
+    News(
+        #[serde(serialize_with = "serialize_articles", deserialize_with = "deserialize_articles")]
+        Vec<Article>,
+    ),
     /// Hand the conversation to the customer-service system, optionally to one agent.
     TransferCustomerService {
         /// `TransInfo/KfAccount`: the agent (`account@wechat_id`).
@@ -268,6 +277,14 @@ fn serialize_articles<S: serde::Serializer>(articles: &Vec<Article>, s: S) -> Re
     let mut map = s.serialize_map(Some(1))?;
     map.serialize_entry("articles", articles)?;
     map.end()
+}
+
+fn deserialize_articles<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Article>, D::Error> {
+    #[derive(serde::Deserialize)]
+    struct News {
+        articles: Vec<Article>,
+    }
+    <News as serde::Deserialize>::deserialize(d).map(|n| n.articles)
 }
 
 fn check_chars(el: &Element) -> Result<(), ReplyError> {
@@ -463,7 +480,17 @@ mod tests {
         for (reply, ty) in cases {
             let json = serde_json::to_value(&reply).unwrap_or_else(|e| panic!("{reply:?}: {e}"));
             assert_eq!(json["type"], ty, "{json}");
+            let back: Reply = serde_json::from_value(json.clone()).unwrap_or_else(|e| panic!("{json}: {e}"));
+            assert_eq!(back, reply, "{json} reads back to the same reply");
         }
+        // What an app writes by hand: optional fields may be left out; unknown types are errors.
+        let video: Reply = serde_json::from_str(r#"{"type": "video", "media_id": "m"}"#).unwrap();
+        assert_eq!(video, Reply::video("m", None, None));
+        let news: Reply =
+            serde_json::from_str(r#"{"type": "news", "articles": [{"title": "T", "url": "u"}]}"#).unwrap();
+        assert_eq!(news, Reply::news(vec![Article::new("T", "", "", "u")]));
+        assert!(serde_json::from_str::<Reply>(r#"{"type": "sticker"}"#).is_err());
+        assert!(serde_json::from_str::<Reply>(r#"{"type": "text"}"#).is_err());
         let news = serde_json::to_value(Reply::news(vec![Article::new("T", "", "", "u")])).unwrap();
         assert_eq!(
             news,

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
-use wemp_proto::testing::Platform;
+use wemp_proto::wechat::Platform;
 use wemp_proto::{Cipher, Mode};
 use wemp_server::{Account, Reply, Router, WechatService};
 

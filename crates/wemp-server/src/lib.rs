@@ -7,6 +7,8 @@ mod context;
 #[cfg(feature = "client")]
 mod cs_sink;
 pub mod extract;
+#[cfg(feature = "client")]
+mod forward;
 mod handler;
 mod late;
 mod log;
@@ -24,6 +26,10 @@ pub use clock::{Clock, FixedClock, NonceSource, RandomNonce, SystemClock};
 pub use context::{Captures, Ctx, Inbound};
 #[cfg(feature = "client")]
 pub use cs_sink::CustomerServiceSink;
+#[cfg(feature = "client")]
+pub use forward::{
+    ANSWER_LIMIT, CONTRACT_VERSION, DEDUP_KEY_HEADER, Forward, ForwardError, SIGNATURE_HEADER, sign,
+};
 pub use handler::{BoxError, BoxHandler, FallThrough, Handler, HandlerService, IntoReply};
 pub use late::{LateReplySink, LoggingSink, SinkOutcome};
 pub use observe::{

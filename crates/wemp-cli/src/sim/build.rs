@@ -1,16 +1,17 @@
 //! The messages and events `wemp sim` can send: the command-line grammar, turned into
-//! [`wemp_testkit::message::Message`], which builds them (the web console builds the same way).
+//! [`wemp_proto::wechat::Message`], which builds them (the web console builds the same way).
 
+use wemp_proto::wechat::{EventMessage, Message};
 use wemp_proto::{Event, Header, Incoming};
-use wemp_testkit::message::{EventMessage, Message};
 
 /// One message or event type, with its fields (a `sim send` subcommand).
 #[derive(Clone, Debug, PartialEq, clap::Subcommand)]
 pub enum MessageSpec {
-    /// A text message: `text "hello"`.
+    /// A text message: `text 订单 42` (the rest of the line, no quotes needed).
     Text {
-        /// What the user types.
-        content: String,
+        /// What the user types: the words are joined with single spaces.
+        #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
+        content: Vec<String>,
     },
     /// An image message.
     Image {
@@ -139,13 +140,13 @@ pub enum EventSpec {
         precision: f64,
     },
     /// A menu button that opens a mini program (`view_miniprogram`).
-    #[command(visible_alias = "view_miniprogram")]
+    #[command(alias = "view_miniprogram")]
     ViewMiniprogram {
         /// The page path.
         path: String,
     },
     /// Menu scan, result pushed (`scancode_push`).
-    #[command(visible_alias = "scancode_push")]
+    #[command(alias = "scancode_push")]
     ScancodePush {
         /// The button's key.
         key: String,
@@ -153,7 +154,7 @@ pub enum EventSpec {
         result: String,
     },
     /// Menu scan with a waiting prompt (`scancode_waitmsg`).
-    #[command(visible_alias = "scancode_waitmsg")]
+    #[command(alias = "scancode_waitmsg")]
     ScancodeWaitmsg {
         /// The button's key.
         key: String,
@@ -161,7 +162,7 @@ pub enum EventSpec {
         result: String,
     },
     /// Menu camera (`pic_sysphoto`).
-    #[command(visible_alias = "pic_sysphoto")]
+    #[command(alias = "pic_sysphoto")]
     PicSysphoto {
         /// The button's key.
         key: String,
@@ -170,7 +171,7 @@ pub enum EventSpec {
         count: u32,
     },
     /// Menu camera or album (`pic_photo_or_album`).
-    #[command(visible_alias = "pic_photo_or_album")]
+    #[command(alias = "pic_photo_or_album")]
     PicPhotoOrAlbum {
         /// The button's key.
         key: String,
@@ -179,7 +180,7 @@ pub enum EventSpec {
         count: u32,
     },
     /// Menu WeChat album (`pic_weixin`).
-    #[command(visible_alias = "pic_weixin")]
+    #[command(alias = "pic_weixin")]
     PicWeixin {
         /// The button's key.
         key: String,
@@ -189,7 +190,7 @@ pub enum EventSpec {
     },
     /// Menu location picker (`location_select`).
     #[command(allow_negative_numbers = true)]
-    #[command(visible_alias = "location_select")]
+    #[command(alias = "location_select")]
     LocationSelect {
         /// The button's key.
         key: String,
@@ -218,7 +219,7 @@ pub enum EventSpec {
 /// `NAME=VALUE`, NAME an element name.
 fn field(arg: &str) -> Result<(String, String), String> {
     let (name, value) = arg.split_once('=').ok_or_else(|| format!("{arg:?} is not NAME=VALUE"))?;
-    if !wemp_testkit::message::is_xml_name(name) {
+    if !wemp_proto::wechat::compose::is_xml_name(name) {
         return Err(format!(
             "{name:?} is not an element name (letters, digits, '_', '-', '.'; not starting with a digit)"
         ));
@@ -227,6 +228,11 @@ fn field(arg: &str) -> Result<(String, String), String> {
 }
 
 impl MessageSpec {
+    /// A text message saying `content`.
+    pub fn text(content: impl Into<String>) -> Self {
+        Self::Text { content: vec![content.into()] }
+    }
+
     /// Whether this is an ordinary message (it carries a `MsgId`), not an event.
     pub fn is_message(&self) -> bool {
         !matches!(self, Self::Event(_) | Self::Raw { .. })
@@ -240,7 +246,7 @@ impl MessageSpec {
     /// The message this spec describes; `None` for [`MessageSpec::Raw`] (XML sent as is).
     pub fn to_message(&self) -> Option<Message> {
         Some(match self {
-            Self::Text { content } => Message::Text { content: content.clone() },
+            Self::Text { content } => Message::Text { content: content.join(" ") },
             Self::Image { media_id, pic_url } => {
                 Message::Image { media_id: media_id.clone(), pic_url: pic_url.clone() }
             }
@@ -336,7 +342,7 @@ impl EventSpec {
 /// One of every message and event type, as `wemp sim check` sends them.
 pub fn every_type() -> Vec<MessageSpec> {
     vec![
-        MessageSpec::Text { content: "hello".into() },
+        MessageSpec::text("hello"),
         MessageSpec::Image {
             media_id: "sim_image_media_id".into(),
             pic_url: "https://mmbiz.qpic.cn/sim/0".into(),
@@ -405,7 +411,7 @@ mod tests {
 
     #[test]
     fn messages_carry_the_msg_id_and_events_do_not() {
-        let text = MessageSpec::Text { content: "hi".into() }.build(header(), 7).unwrap();
+        let text = MessageSpec::text("hi").build(header(), 7).unwrap();
         assert_eq!(text.msg_id(), Some(7));
         assert_eq!(text.kind(), MsgKind::Text);
         let sub = MessageSpec::Event(EventSpec::Subscribe { scene: Some("42".into()), ticket: "t".into() })

@@ -89,7 +89,7 @@ pub fn parse_line(line: &str) -> Result<Command, String> {
         return Ok(Command::Nothing);
     }
     let Some(rest) = line.strip_prefix('/') else {
-        return Ok(Command::Send(MessageSpec::Text { content: line.to_owned() }));
+        return Ok(Command::Send(MessageSpec::text(line)));
     };
     let mut args = words(rest);
     let cmd = args.remove(0);
@@ -195,7 +195,7 @@ pub async fn run(
                 continue;
             }
         };
-        let incoming = match sim.message(&spec) {
+        let incoming = match super::message(sim, &spec) {
             Ok(m) => m,
             Err(e) => {
                 writeln!(out, "{}", style.yellow(&e))?;
@@ -204,9 +204,12 @@ pub async fn run(
         };
         let delivery = sim.deliver(&incoming).await;
         let bot = match &delivery.outcome {
-            Outcome::Reply { message, problems, .. } if problems.is_empty() => {
+            Outcome::Reply { message, problems, warnings, .. } if problems.is_empty() => {
                 let text = render_reply(&message.reply);
                 writeln!(out, "{} {}", style.green("bot:"), text)?;
+                for w in warnings {
+                    writeln!(out, "     {} {}", style.yellow("warning:"), style.dim(w))?;
+                }
                 text
             }
             outcome => {
@@ -230,10 +233,7 @@ mod tests {
 
     #[test]
     fn lines_map_to_messages_and_events() {
-        assert_eq!(
-            parse_line("hello world").unwrap(),
-            Command::Send(MessageSpec::Text { content: "hello world".into() })
-        );
+        assert_eq!(parse_line("hello world").unwrap(), Command::Send(MessageSpec::text("hello world")));
         assert_eq!(
             parse_line("/click V1001").unwrap(),
             Command::Send(MessageSpec::Event(EventSpec::Click { key: "V1001".into() }))

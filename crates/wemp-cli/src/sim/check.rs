@@ -9,7 +9,7 @@ use wemp_proto::reply::ReplyMessage;
 use wemp_proto::{Mode, Reply, signature};
 
 use super::build::{MessageSpec, every_type};
-use super::{Exchange, Outcome, Simulator, fmt_duration, now_secs, random_msg_id};
+use super::{Exchange, Outcome, Schedule, Simulator, fmt_duration, now_secs, random_msg_id};
 
 /// The verdict of one check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -81,12 +81,14 @@ pub async fn run(sim: &Simulator, modes: &[Mode], mut progress: impl FnMut(&Chec
         progress(&result);
         report.checks.push(result);
     };
-    let mut single = sim.clone();
-    single.target.tries = 1;
+    let single = sim.with_schedule(Schedule { timeout: sim.target().timeout, tries: 1 });
 
     let echostr = random_msg_id().to_string();
     let verify = single.verify(&echostr).await;
-    let unreachable = matches!(verify.attempt.exchange, Exchange::Timeout | Exchange::Connect { .. });
+    let unreachable = matches!(
+        verify.attempt.exchange,
+        Exchange::Timeout | Exchange::Connect { .. } | Exchange::Tls { .. }
+    );
     let status = if !verify.ok {
         Status::Fail
     } else if verify.warnings.is_empty() {
@@ -113,6 +115,10 @@ pub async fn run(sim: &Simulator, modes: &[Mode], mut progress: impl FnMut(&Chec
                 continue;
             }
         };
+        if let Some(result) = requires_encryption(&sim).await {
+            push(&mut report, result);
+            continue;
+        }
         for spec in every_type() {
             push(&mut report, one_type(&sim, &spec).await);
         }
@@ -149,14 +155,18 @@ async fn forged_handshake(sim: &Simulator) -> CheckResult {
 async fn one_type(sim: &Simulator, spec: &MessageSpec) -> CheckResult {
     let mode = sim.target().mode;
     let name = format!("{mode}: {}", spec.label());
-    let incoming = match sim.message(spec) {
+    let incoming = match super::message(sim, spec) {
         Ok(m) => m,
         Err(e) => return CheckResult::new(name, Status::Fail, vec![e]),
     };
     let delivery = sim.deliver(&incoming).await;
     match &delivery.outcome {
-        Outcome::Reply { problems, message, .. } if problems.is_empty() => {
-            CheckResult::new(name, Status::Pass, vec![summary(message)])
+        Outcome::Reply { problems, message, warnings, .. } if problems.is_empty() => {
+            if warnings.is_empty() {
+                CheckResult::new(name, Status::Pass, vec![summary(message)])
+            } else {
+                CheckResult::new(name, Status::Warn, warnings.clone())
+            }
         }
         outcome => {
             let mut details = outcome.failures();
@@ -171,6 +181,35 @@ async fn one_type(sim: &Simulator, spec: &MessageSpec) -> CheckResult {
     }
 }
 
+/// A server configured for safe mode rightly refuses plain (and may refuse compatible)
+/// requests: when a `sim`'s mode is refused with a 4xx status while the same message in safe
+/// mode is answered, that mode's checks end in one pass, "server requires encryption".
+/// `None` when the mode is safe, no EncodingAESKey is known, or the mode is not refused.
+async fn requires_encryption(sim: &Simulator) -> Option<CheckResult> {
+    let mode = sim.target().mode;
+    if mode == Mode::Safe {
+        return None;
+    }
+    let safe = sim.with_mode(Mode::Safe).ok()?;
+    let probe = MessageSpec::text("encryption probe");
+    let delivery = sim.deliver(&super::message(sim, &probe).ok()?).await;
+    let refused = |a: &super::Attempt| matches!(a.exchange, Exchange::Http { status: 400..=499, .. });
+    if !delivery.attempts.last().is_some_and(refused) {
+        return None;
+    }
+    let said =
+        delivery.attempts.last().map(|a| a.exchange.describe(sim.target().timeout)).unwrap_or_default();
+    let answered = safe.deliver(&super::message(&safe, &probe).ok()?).await;
+    let name = format!("{mode}: server requires encryption");
+    Some(if answered.outcome.user_sees_error() {
+        let mut details = vec![format!("{mode} requests are refused ({said}), and so are safe ones:")];
+        details.extend(answered.outcome.failures());
+        CheckResult::new(name, Status::Fail, details)
+    } else {
+        CheckResult::new(name, Status::Pass, vec![format!("{mode} requests are refused: {said}")])
+    })
+}
+
 fn summary(message: &ReplyMessage) -> String {
     match &message.reply {
         Reply::None => "no reply".into(),
@@ -180,7 +219,7 @@ fn summary(message: &ReplyMessage) -> String {
 
 async fn retry_same_msg_id(sim: &Simulator) -> CheckResult {
     let name = format!("{}: a retry of the same MsgId gets the same reply", sim.target().mode);
-    let incoming = match sim.message(&MessageSpec::Text { content: "retry check".into() }) {
+    let incoming = match super::message(sim, &MessageSpec::text("retry check")) {
         Ok(m) => m,
         Err(e) => return CheckResult::new(name, Status::Fail, vec![e]),
     };
@@ -217,7 +256,7 @@ fn set_param(query: &mut [(String, String)], name: &str, value: String) {
 }
 
 fn query_string(query: &[(String, String)]) -> String {
-    wemp_proto::testing::SignedRequest { query: query.to_vec(), body: String::new() }.query_string()
+    wemp_proto::wechat::SignedRequest { query: query.to_vec(), body: String::new() }.query_string()
 }
 
 /// Judges the answer to a request that must be refused.
@@ -246,7 +285,7 @@ async fn refusals(sim: &Simulator) -> Vec<CheckResult> {
     let mode = sim.target().mode;
     let timeout = sim.target().timeout;
     let mut out = Vec::new();
-    let incoming = match sim.message(&MessageSpec::Text { content: "hello".into() }) {
+    let incoming = match super::message(sim, &MessageSpec::text("hello")) {
         Ok(m) => m,
         Err(e) => return vec![CheckResult::new(format!("{mode}: refusals"), Status::Fail, vec![e])],
     };

@@ -3,6 +3,7 @@
 mod crypto;
 mod event;
 mod fixtures;
+mod json;
 mod message;
 mod props;
 mod reply;

@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use http::{Request, StatusCode};
-use wemp_proto::testing::Platform;
+use wemp_proto::wechat::Platform;
 use wemp_proto::{Cipher, Mode, Reply};
 use wemp_server::{Account, Error, FixedClock, Router, WechatService};
 

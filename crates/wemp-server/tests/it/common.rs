@@ -5,7 +5,7 @@ use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
-use wemp_proto::testing::{OpenedReply, Platform};
+use wemp_proto::wechat::{OpenedReply, Platform};
 use wemp_proto::{Cipher, Mode, Reply};
 use wemp_server::{
     Account, FixedClock, LateReplySink, Router, SinkOutcome, WechatService, WechatServiceBuilder,

@@ -52,10 +52,11 @@ mod simulated_wechat {
     use std::time::Duration;
 
     use tokio::net::TcpListener;
+    use wemp_client::callback::{Exchange, Schedule, Simulator, Target};
+    use wemp_proto::wechat::{EventMessage, Message};
     use wemp_proto::{Mode, Reply};
     use wemp_server::extract::{Content, EventKey};
     use wemp_server::{EventKind, Router, WechatService, serve};
-    use wemp_testkit::wechat::{AttemptOutcome, Schedule, UserSees, WechatCallback};
 
     use crate::common::*;
 
@@ -66,8 +67,18 @@ mod simulated_wechat {
         format!("http://{addr}/wechat")
     }
 
-    fn wechat(url: &str, mode: Mode) -> WechatCallback {
-        WechatCallback::new(url, TOKEN).with_cipher(cipher()).mode(mode).original_id(GH)
+    fn wechat(url: &str, mode: Mode) -> Simulator {
+        let mut target = Target::new(url, TOKEN);
+        target.appid = Some(APPID.into());
+        target.aes_key = Some(KEY.into());
+        target.mode = mode;
+        target.account = GH.into();
+        target.openid = OPENID.into();
+        Simulator::new(target).unwrap()
+    }
+
+    fn text(content: &str) -> Message {
+        Message::Text { content: content.into() }
     }
 
     async fn echo(Content(text): Content) -> Reply {
@@ -85,22 +96,23 @@ mod simulated_wechat {
         let url = start(svc).await;
         for mode in [Mode::Plain, Mode::Compatible, Mode::Safe] {
             let wx = wechat(&url, mode);
-            assert!(wx.verify_url("echo-123").await.unwrap(), "{mode}");
-            let d = wx.send_text(OPENID, "hi ]]> there").await;
-            assert_eq!(d.user_sees.text(), Some("echo: hi ]]> there"), "{mode}: {d:?}");
+            assert!(wx.verify("echo-123").await.ok, "{mode}");
+            let d = wx.send(&text("hi ]]> there")).await;
+            assert_eq!(d.outcome.text(), Some("echo: hi ]]> there"), "{mode}: {d:?}");
             assert_eq!(d.attempts.len(), 1);
-            assert_eq!(d.encrypted, mode.is_encrypted());
-            let d = wx.send_event(OPENID, "CLICK", Some("V1001_TODAY_MUSIC")).await;
-            assert_eq!(d.user_sees.text(), Some("menu V1001_TODAY_MUSIC"), "{mode}: {d:?}");
+            assert_eq!(d.outcome.encrypted(), mode.is_encrypted());
+            let d = wx.send(&Message::Event(EventMessage::Click { key: "V1001_TODAY_MUSIC".into() })).await;
+            assert_eq!(d.outcome.text(), Some("menu V1001_TODAY_MUSIC"), "{mode}: {d:?}");
         }
         // A wrong token: every try is refused and the user sees the banner.
-        let wrong = WechatCallback::new(&url, "wrongtoken")
-            .schedule(Schedule { timeout: Duration::from_secs(2), tries: 3 });
-        assert!(!wrong.verify_url("x").await.unwrap());
-        let d = wrong.send_text(OPENID, "hi").await;
-        assert!(d.user_sees.is_banner(), "{d:?}");
+        let wrong = Simulator::new(Target::new(&url, "wrongtoken"))
+            .unwrap()
+            .with_schedule(Schedule { timeout: Duration::from_secs(2), tries: 3 });
+        assert!(!wrong.verify("x").await.ok);
+        let d = wrong.send(&text("hi")).await;
+        assert!(d.outcome.user_sees_error(), "{d:?}");
         assert_eq!(d.attempts.len(), 3);
-        assert!(matches!(&d.attempts[0].outcome, AttemptOutcome::Answered { status: 403, .. }));
+        assert!(matches!(&d.attempts[0].exchange, Exchange::Http { status: 403, .. }));
     }
 
     #[tokio::test]
@@ -124,10 +136,10 @@ mod simulated_wechat {
             .build()
             .unwrap();
         let url = start(svc.clone()).await;
-        let wx =
-            wechat(&url, Mode::Safe).schedule(Schedule { timeout: Duration::from_millis(500), tries: 3 });
-        let d = wx.send_text(OPENID, "slow please").await;
-        assert_eq!(d.user_sees, UserSees::Nothing, "{d:?}");
+        let wx = wechat(&url, Mode::Safe)
+            .with_schedule(Schedule { timeout: Duration::from_millis(500), tries: 3 });
+        let d = wx.send(&text("slow please")).await;
+        assert_eq!(d.outcome.reply(), Some(&Reply::None), "{d:?}");
         assert_eq!(d.attempts.len(), 1);
         assert!(svc.drain(Duration::from_secs(5)).await);
         assert_eq!(runs.get(), 1);
@@ -142,9 +154,9 @@ mod simulated_wechat {
         let addr = listener.local_addr().unwrap();
         drop(listener);
         let wx = wechat(&format!("http://{addr}/wechat"), Mode::Safe)
-            .schedule(Schedule { timeout: Duration::from_millis(300), tries: 3 });
-        let d = wx.send_text(OPENID, "anyone?").await;
+            .with_schedule(Schedule { timeout: Duration::from_millis(300), tries: 3 });
+        let d = wx.send(&text("anyone?")).await;
         assert_eq!(d.attempts.len(), 3);
-        assert!(d.user_sees.is_banner());
+        assert!(d.outcome.user_sees_error());
     }
 }

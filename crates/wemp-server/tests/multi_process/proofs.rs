@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
-use wemp_proto::testing::Platform;
+use wemp_proto::wechat::Platform;
 use wemp_proto::{Cipher, Mode, Reply};
 use wemp_store::LogQuery;
 use wemp_store::MessageLog as _;

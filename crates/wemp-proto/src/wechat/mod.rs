@@ -1,11 +1,20 @@
-//! What the WeChat platform does, for simulators and tests (feature `testing`).
+//! The WeChat side of the callback protocol: what the platform sends and how it reads the
+//! answer.
 //!
-//! [`Platform`] signs and encrypts requests exactly as WeChat does and opens the replies,
-//! checking their signatures. `wemp sim`, `wemp-testkit` and the tests all use it, so the
-//! server is always tested against one description of the platform.
+//! A server's code receives callbacks; this module plays the other end, sans-IO:
+//! - [`Platform`] signs and encrypts a callback exactly as WeChat does and opens the reply,
+//!   checking its signature;
+//! - [`compose`] builds every message and event a user can send ([`Message`]);
+//! - [`judge`] decides what the user sees: the reply, nothing, or WeChat's error banner
+//!   ([`ERROR_BANNER`]), with warnings for what deviates from the docs but WeChat accepts.
+//!
+//! `wemp sim`, the console's chat simulator and the tests all use it (through one HTTP
+//! driver, `wemp_client::callback`), so the server is always exercised against one
+//! description of the platform. Like `async-stripe`'s test-header generator, it is
+//! production code because local tools need it.
 //!
 //! ```
-//! use wemp_proto::{Cipher, Mode, testing::Platform};
+//! use wemp_proto::{Cipher, Mode, wechat::Platform};
 //! let cipher = Cipher::new("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "wx2c2769f8efd9abc2")?;
 //! let platform = Platform::new("spamtest").with_cipher(cipher);
 //! let req = platform.post(Mode::Safe, "<xml><MsgType>text</MsgType></xml>", "o1", "gh_1", "1409735669", "42", [1; 16])?;
@@ -13,6 +22,12 @@
 //! assert!(req.body.contains("<Encrypt>"));
 //! # Ok::<(), wemp_proto::Error>(())
 //! ```
+
+pub mod compose;
+pub mod judge;
+
+pub use compose::{EventMessage, Message};
+pub use judge::{ERROR_BANNER, Judgement};
 
 use crate::Error;
 use crate::crypto::Cipher;

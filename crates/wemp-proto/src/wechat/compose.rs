@@ -1,10 +1,10 @@
 //! What a WeChat user can send: every message and event type the simulators post, built
-//! into the typed [`Incoming`] of [`wemp_proto`]. `wemp sim` and the web console both
-//! describe their actions with [`Message`], so each type is built in one place.
+//! into the typed [`Incoming`]. `wemp sim` and the web console both describe their actions
+//! with [`Message`], so each type is built in one place.
 //!
 //! ```
 //! use wemp_proto::{Header, Incoming};
-//! use wemp_testkit::message::{EventMessage, Message};
+//! use wemp_proto::wechat::{EventMessage, Message};
 //! let header = Header { to: "gh_1".into(), from: "o1".into(), create_time: 1_700_000_000 };
 //! let text = Message::Text { content: "hello".into() }.build(header.clone(), 42);
 //! assert_eq!(text.msg_id(), Some(42));
@@ -12,14 +12,18 @@
 //! assert!(matches!(click, Incoming::Event(_)));
 //! ```
 
-use wemp_proto::event::{
+// Each value is built field by field, as code outside this crate has to (the message
+// types are `#[non_exhaustive]`), so the builders read like the docs' field lists.
+#![allow(clippy::field_reassign_with_default)]
+
+use crate::event::{
     Click, LocationReport, LocationSelect, PicItem, PicList, PicPhotoOrAlbum, PicSysphoto, PicWeixin, Scan,
     ScanCodeInfo, ScancodePush, ScancodeWaitmsg, SendLocationInfo, SendPicsInfo, Subscribe, Unsubscribe,
     View, ViewMiniprogram,
 };
-use wemp_proto::message::{Image, Link, Location, ShortVideo, Text, Video, Voice};
-use wemp_proto::xml::Element;
-use wemp_proto::{Event, Header, Incoming};
+use crate::message::{Image, Link, Location, ShortVideo, Text, Video, Voice};
+use crate::xml::Element;
+use crate::{Event, Header, Incoming};
 
 /// One message or event a user sends, with its fields.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,0 +1,386 @@
+//! [`Forward`]: a handler that posts each message to an app as signed JSON and answers with
+//! the app's reply (gateway mode, docs/gateway.md).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hmac::{KeyInit as _, Mac as _};
+use wemp_proto::{Incoming, Reply};
+
+use crate::{BoxError, Inbound};
+
+/// The version of the JSON contract (`"version"` in every body).
+pub const CONTRACT_VERSION: u32 = 1;
+/// The header carrying `sha256=<hex HMAC-SHA256 of the body>`.
+pub const SIGNATURE_HEADER: &str = "x-wemp-signature";
+/// The header carrying the key WeChat's retries of one delivery share.
+pub const DEDUP_KEY_HEADER: &str = "x-wemp-dedup-key";
+/// The largest answer read from the app.
+pub const ANSWER_LIMIT: usize = 256 * 1024;
+
+const RESULTS: [&str; 5] = ["reply", "no_reply", "app_error", "bad_answer", "unreachable"];
+
+#[derive(Debug, Default)]
+struct Stats {
+    calls: [AtomicU64; RESULTS.len()],
+    latency_count: AtomicU64,
+    latency_sum_us: AtomicU64,
+}
+
+/// How an account is named in the JSON: `account` (its name) and `appid`.
+#[derive(Clone, Debug)]
+struct Names {
+    account: String,
+    appid: Option<String>,
+}
+
+/// Why a call to the app gave no reply.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ForwardError {
+    /// The app could not be reached or did not answer in time.
+    #[error("app at {url} unreachable: {source}")]
+    Unreachable {
+        /// The app's URL.
+        url: String,
+        /// What failed.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The app answered with a status other than 200 or 204.
+    #[error("app at {url} answered HTTP {status}")]
+    Status {
+        /// The app's URL.
+        url: String,
+        /// The status.
+        status: u16,
+    },
+    /// The app's answer is not `{"reply": <reply>}` / `{"reply": null}`.
+    #[error(
+        "app at {url} answered malformed JSON ({reason}); expected {{\"reply\": {{\"type\": \"text\", \"content\": \"…\"}}}} or {{\"reply\": null}}: {body}"
+    )]
+    BadAnswer {
+        /// The app's URL.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+        /// The start of the body as received.
+        body: String,
+    },
+}
+
+/// Posts each message it handles to an app's URL as JSON (contract version
+/// [`CONTRACT_VERSION`], docs/gateway.md) and answers with the app's reply: `200` with
+/// `{"reply": <Reply JSON>}`, or `{"reply": null}` / `204` for none.
+///
+/// Use it as a [`crate::Router`]'s fallback: the server's dedup, deadline and late-reply
+/// machinery then give the app's calls their rules — one call per message however often
+/// WeChat retries, an answer after the deadline sent through the late-reply sink, never a
+/// 5xx to WeChat. With a secret, each body is signed: `X-Wemp-Signature: sha256=<hex
+/// HMAC-SHA256 of the body>`; the dedup key is in `X-Wemp-Dedup-Key`. When the app fails
+/// (unreachable, timeout, non-2xx, malformed answer) the failure is logged and counted
+/// (`wemp_forward_calls_total{result}`), and the [`Forward::fallback_text`] is answered if
+/// set (else the failure is the handler's error: an empty reply).
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let forward = wemp_server::Forward::new("http://127.0.0.1:5000/wechat")?.secret("shared-secret");
+/// let router = wemp_server::Router::new().fallback(forward.handler());
+/// # drop(router); Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Forward {
+    http: reqwest::Client,
+    url: Arc<str>,
+    secret: Option<Arc<[u8]>>,
+    fallback_text: Option<Arc<str>>,
+    names: Arc<HashMap<String, Names>>,
+    stats: Arc<Stats>,
+}
+
+impl std::fmt::Debug for Forward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forward")
+            .field("url", &self.url)
+            .field("secret", &self.secret.as_ref().map(|s| format!("<{} bytes>", s.len())))
+            .field("fallback_text", &self.fallback_text)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Lowercase hex of `HMAC-SHA256(secret, body)`.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap_or_else(|_| {
+        // HMAC takes keys of any length.
+        unreachable!("HMAC accepts any key length")
+    });
+    mac.update(body);
+    let mut hex = String::with_capacity(64);
+    for b in mac.finalize().into_bytes().iter() {
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex
+}
+
+impl Forward {
+    /// The default timeout of one call to the app.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// Forwarding to `url` (pooled keep-alive connections, rustls for `https://`), with the
+    /// default timeout and no secret.
+    ///
+    /// # Errors
+    /// The HTTP client cannot be built.
+    pub fn new(url: impl Into<String>) -> Result<Self, reqwest::Error> {
+        Self::with_timeout(url, Self::DEFAULT_TIMEOUT)
+    }
+
+    /// As [`Forward::new`], each call limited to `timeout` in all.
+    ///
+    /// # Errors
+    /// The HTTP client cannot be built.
+    pub fn with_timeout(url: impl Into<String>, timeout: Duration) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("wemp/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let url: String = url.into();
+        Ok(Self {
+            http,
+            url: url.into(),
+            secret: None,
+            fallback_text: None,
+            names: Arc::default(),
+            stats: Arc::default(),
+        })
+    }
+
+    /// Signs each body with `secret` (`X-Wemp-Signature`).
+    #[must_use]
+    pub fn secret(mut self, secret: impl AsRef<[u8]>) -> Self {
+        self.secret = Some(secret.as_ref().into());
+        self
+    }
+
+    /// Answers `text` when the app fails.
+    #[must_use]
+    pub fn fallback_text(mut self, text: impl Into<String>) -> Self {
+        let text: String = text.into();
+        self.fallback_text = Some(text.into());
+        self
+    }
+
+    /// How the account wemp knows as `id` appears in the JSON: `account` is `name`, `appid`
+    /// the real appid (default: both are `id`).
+    #[must_use]
+    pub fn account_names(
+        mut self,
+        id: impl Into<String>,
+        name: impl Into<String>,
+        appid: Option<String>,
+    ) -> Self {
+        Arc::make_mut(&mut self.names).insert(id.into(), Names { account: name.into(), appid });
+        self
+    }
+
+    /// The app's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The JSON body sent for `inbound` (contract version [`CONTRACT_VERSION`]).
+    pub fn body(&self, inbound: &Inbound) -> serde_json::Value {
+        let msg = inbound.message();
+        let id = inbound.account().appid();
+        let (account, appid) = match self.names.get(id) {
+            Some(n) => (n.account.clone(), n.appid.clone()),
+            None => (id.to_owned(), Some(id.to_owned())),
+        };
+        let content = match msg {
+            Incoming::Text(t) => Some(t.content.clone()),
+            Incoming::Voice(v) => v.recognition.clone(),
+            _ => None,
+        };
+        let event = match msg {
+            Incoming::Event(e) => Some(e.kind().as_str().to_owned()),
+            Incoming::Unknown(u) => u.event.clone(),
+            _ => None,
+        };
+        let received_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        serde_json::json!({
+            "version": CONTRACT_VERSION,
+            "account": account,
+            "appid": appid,
+            "openid": msg.header().from,
+            "to": msg.header().to,
+            "create_time": msg.header().create_time,
+            "msg_type": msg.kind().as_str(),
+            "event": event,
+            "msg_id": msg.msg_id().map(|id| id.to_string()),
+            "content": content,
+            "message": msg,
+            "raw_xml": msg.to_xml(),
+            "mode": inbound.mode().as_str(),
+            "dedup_key": msg.dedup_key(),
+            "received_at": u64::try_from(received_at).unwrap_or(u64::MAX),
+            "remaining_ms": u64::try_from(inbound.ctx().remaining().as_millis()).unwrap_or(u64::MAX),
+        })
+    }
+
+    /// Posts `inbound` to the app and reads its reply.
+    ///
+    /// # Errors
+    /// [`ForwardError`]: the app is unreachable or slow, answered another status, or answered
+    /// something that is not `{"reply": …}`.
+    pub async fn call(&self, inbound: &Inbound) -> Result<Reply, ForwardError> {
+        let body = serde_json::to_vec(&self.body(inbound)).unwrap_or_default();
+        let url = self.url.to_string();
+        let unreachable = |source| ForwardError::Unreachable { url: url.clone(), source };
+        let mut req = self
+            .http
+            .post(&*self.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(DEDUP_KEY_HEADER, inbound.message().dedup_key())
+            .header("x-wemp-account", inbound.account().appid());
+        if let Some(secret) = &self.secret {
+            req = req.header(SIGNATURE_HEADER, format!("sha256={}", sign(secret, &body)));
+        }
+        let mut res = req.body(body).send().await.map_err(unreachable)?;
+        let status = res.status().as_u16();
+        if status == 204 {
+            return Ok(Reply::None);
+        }
+        if status != 200 {
+            return Err(ForwardError::Status { url, status });
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = res.chunk().await.map_err(unreachable)? {
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() > ANSWER_LIMIT {
+                return Err(ForwardError::BadAnswer {
+                    url,
+                    reason: format!("larger than {ANSWER_LIMIT} bytes"),
+                    body: String::from_utf8_lossy(&bytes[..200]).into_owned(),
+                });
+            }
+        }
+        parse_answer(&bytes).map_err(|reason| ForwardError::BadAnswer {
+            url,
+            reason,
+            body: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+        })
+    }
+
+    /// [`Forward::call`] with the failure logged and counted, and the fallback text (if any)
+    /// answered in its place.
+    ///
+    /// # Errors
+    /// The app failed and there is no fallback text.
+    pub async fn handle(&self, inbound: Inbound) -> Result<Reply, BoxError> {
+        let start = Instant::now();
+        let outcome = self.call(&inbound).await;
+        let s = &self.stats;
+        s.latency_count.fetch_add(1, Relaxed);
+        s.latency_sum_us.fetch_add(u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX), Relaxed);
+        let latency_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let key = inbound.message().dedup_key();
+        let result = match &outcome {
+            Ok(r) if r.is_none() => 1,
+            Ok(_) => 0,
+            Err(ForwardError::Status { .. }) => 2,
+            Err(ForwardError::BadAnswer { .. }) => 3,
+            Err(ForwardError::Unreachable { .. }) => 4,
+        };
+        s.calls[result].fetch_add(1, Relaxed);
+        match outcome {
+            Ok(reply) => {
+                tracing::info!(target: "wemp::forward", dedup_key = %key, latency_ms, reply = reply.msg_type().unwrap_or("none"), "forwarded");
+                Ok(reply)
+            }
+            Err(e) => {
+                tracing::warn!(target: "wemp::forward", dedup_key = %key, latency_ms, "forwarding failed: {e}");
+                match &self.fallback_text {
+                    Some(text) => Ok(Reply::text(text.as_ref())),
+                    None => Err(Box::new(e)),
+                }
+            }
+        }
+    }
+
+    /// This forwarder as a handler (for [`crate::Router::fallback`] or a rule).
+    pub fn handler(
+        &self,
+    ) -> impl Fn(Inbound) -> futures_util::future::BoxFuture<'static, Result<Reply, BoxError>>
+    + Clone
+    + Send
+    + Sync
+    + 'static {
+        let me = self.clone();
+        move |inbound: Inbound| {
+            let me = me.clone();
+            Box::pin(async move { me.handle(inbound).await })
+        }
+    }
+
+    /// Appends the forwarder's counters in Prometheus text format.
+    pub fn write_prometheus(&self, out: &mut String) {
+        let s = &self.stats;
+        let _ = writeln!(out, "# HELP wemp_forward_calls_total Calls to the gateway app by result.");
+        let _ = writeln!(out, "# TYPE wemp_forward_calls_total counter");
+        for (i, label) in RESULTS.iter().enumerate() {
+            let _ =
+                writeln!(out, "wemp_forward_calls_total{{result=\"{label}\"}} {}", s.calls[i].load(Relaxed));
+        }
+        let _ = writeln!(out, "# HELP wemp_forward_latency_seconds Time of calls to the gateway app.");
+        let _ = writeln!(out, "# TYPE wemp_forward_latency_seconds summary");
+        let sum = s.latency_sum_us.load(Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "wemp_forward_latency_seconds_sum {sum}");
+        let _ = writeln!(out, "wemp_forward_latency_seconds_count {}", s.latency_count.load(Relaxed));
+    }
+}
+
+/// Reads `{"reply": <Reply JSON>}` or `{"reply": null}`; an empty body is no reply.
+fn parse_answer(bytes: &[u8]) -> Result<Reply, String> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Reply::None);
+    }
+    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+    let Some(obj) = v.as_object() else { return Err("not a JSON object".into()) };
+    match obj.get("reply") {
+        None => Err("no \"reply\" field".into()),
+        Some(serde_json::Value::Null) => Ok(Reply::None),
+        Some(r) => serde_json::from_value(r.clone()).map_err(|e| format!("\"reply\" is not a reply: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_read_strictly() {
+        assert_eq!(parse_answer(b"").unwrap(), Reply::None);
+        assert_eq!(parse_answer(br#"{"reply": null}"#).unwrap(), Reply::None);
+        assert_eq!(
+            parse_answer(br#"{"reply": {"type": "text", "content": "hi"}}"#).unwrap(),
+            Reply::text("hi")
+        );
+        assert!(parse_answer(b"<xml/>").unwrap_err().contains("not JSON"));
+        assert!(parse_answer(br#"{"text": "hi"}"#).unwrap_err().contains("no \"reply\""));
+        assert!(parse_answer(br#"{"reply": {"type": "sticker"}}"#).unwrap_err().contains("not a reply"));
+    }
+
+    #[test]
+    fn the_signature_is_hmac_sha256_in_hex() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            sign(b"Jefe", b"what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}
