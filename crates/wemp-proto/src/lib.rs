@@ -21,7 +21,7 @@ pub use crypto::{Cipher, DecryptError, EncryptError, KeyError};
 pub use envelope::{EncryptedReply, Envelope, EnvelopeError, Mode};
 pub use error::{Error, Result};
 pub use event::{Event, EventKind};
-pub use message::{Header, Incoming, MsgKind, Unknown};
+pub use message::{Header, Incoming, MsgKind, OtherKind, Unknown};
 pub use reply::{Article, Reply, ReplyContext, ReplyError};
 pub use secret::Secret;
 pub use signature::VerifyError;

@@ -30,14 +30,16 @@ pub use cs_sink::CustomerServiceSink;
 pub use forward::{
     ANSWER_LIMIT, CONTRACT_VERSION, DEDUP_KEY_HEADER, Forward, ForwardError, SIGNATURE_HEADER, sign,
 };
-pub use handler::{BoxError, BoxHandler, FallThrough, Handler, HandlerService, IntoReply};
+pub use handler::{
+    Answer, BoxError, BoxHandler, FallThrough, Handler, HandlerService, IntoReply, RuleService,
+};
 pub use late::{LateReplySink, LoggingSink, SinkOutcome};
 pub use observe::{
     BroadcastObserver, DedupOutcome, DeliveryRecord, MessageLogObserver, Observer, RecordOutcome,
     RejectionRecord,
 };
 pub use reject::RejectReason;
-pub use router::{Matcher, Router, Rule};
+pub use router::{LiveRouter, Match, Matcher, Router, Rule};
 pub use serve::{serve, serve_with_shutdown, shutdown_signal};
 pub use service::{ErrorPolicy, WechatService, WechatServiceBuilder};
 pub use session::{Session, SessionError};
