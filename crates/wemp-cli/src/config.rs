@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use serde::Deserialize;
+use wemp_proto::admission::{Account, Accounts, AccountsError};
 use wemp_proto::{Cipher, Mode};
 
 use wemp_console::{Menu, TestUser};
@@ -641,10 +642,9 @@ pub fn generate_token(rng: &mut impl Rng) -> String {
     (0..32).map(|_| char::from(rng.sample(rand::distr::Alphanumeric))).collect()
 }
 
-/// Whether `token` is acceptable to the WeChat console: 3–32 ASCII letters and digits.
-pub fn token_is_valid(token: &str) -> bool {
-    (3..=32).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_alphanumeric())
-}
+/// Whether `token` is acceptable to the WeChat console: 3–32 ASCII letters and digits
+/// (the rule lives in [`wemp_proto::admission::token_is_valid`]).
+pub use wemp_proto::admission::token_is_valid;
 
 /// The environment variables `Config::apply_env` reads, and the field each sets.
 pub const ENV_VARS: &[(&str, &str)] = &[
@@ -991,8 +991,6 @@ impl Config {
         if self.gateway.forward_timeout.is_zero() {
             report("gateway.forward_timeout".into(), "must be more than 0".into());
         }
-        let mut paths = BTreeMap::new();
-        let mut segments = BTreeMap::new();
         for (i, account) in self.accounts.iter().enumerate() {
             let at = |f: &str| format!("accounts[{i}].{f}");
             if let Some(token) = &account.token
@@ -1010,17 +1008,6 @@ impl Config {
                     && appid.bytes().all(|b| b.is_ascii_alphanumeric()))
             {
                 report(at("appid"), format!("{appid:?} does not look like an appid (wx + 16 characters)"));
-            }
-            if let Some(appid) = &account.appid
-                && let Some(other) = self.accounts[..i].iter().position(|a| a.appid.as_ref() == Some(appid))
-            {
-                report(
-                    at("appid"),
-                    format!(
-                        "{appid:?} is already the appid of accounts[{other}]: an Official Account has one \
-                         callback URL, so it is one [[accounts]] entry"
-                    ),
-                );
             }
             match (&account.aes_key, account.mode.is_encrypted()) {
                 (Some(key), _) => {
@@ -1043,19 +1030,33 @@ impl Config {
             if !path.starts_with('/') {
                 report(at("path"), format!("{path:?} must start with /"));
             }
-            // The server selects an account by the last segment of the request path.
-            let segment = path.rsplit('/').find(|s| !s.is_empty()).unwrap_or_default().to_owned();
-            if let Some(other) = paths.insert(path.clone(), i) {
-                report(at("path"), format!("{path:?} is already the path of accounts[{other}]"));
-            } else if let Some(other) = segments.insert(segment.clone(), i) {
-                report(
-                    at("path"),
+        }
+        // Duplicate path segments and appids: the server's own constructor decides.
+        if !self.accounts.is_empty()
+            && let Err(e) = Accounts::new((0..self.accounts.len()).map(|i| self.account_unkeyed(i)))
+        {
+            match e {
+                AccountsError::DuplicateAppid { appid, first, second } => report(
+                    format!("accounts[{second}].appid"),
                     format!(
-                        "{path:?}: its last segment {segment:?} ends the path of accounts[{other}] too, and \
-                         the server tells accounts apart by that segment: give each its own (e.g. /wechat \
-                         and /wechat/shop)"
+                        "{appid:?} is already the appid of accounts[{first}]: an Official Account has one \
+                         callback URL, so it is one [[accounts]] entry"
                     ),
-                );
+                ),
+                AccountsError::DuplicatePath { segment, first, second } => {
+                    let path = self.account_path(second);
+                    let message = if path == self.account_path(first) {
+                        format!("{path:?} is already the path of accounts[{first}]")
+                    } else {
+                        format!(
+                            "{path:?}: its last segment {segment:?} ends the path of accounts[{first}] too, and \
+                             the server tells accounts apart by that segment: give each its own (e.g. /wechat \
+                             and /wechat/shop)"
+                        )
+                    };
+                    report(format!("accounts[{second}].path"), message);
+                }
+                other => report("accounts".into(), other.to_string()),
             }
         }
         let console = &self.console.path;
@@ -1114,10 +1115,44 @@ impl Config {
     pub fn account_path(&self, i: usize) -> String {
         self.accounts.get(i).and_then(|a| a.path.clone()).unwrap_or_else(|| self.server.path.clone())
     }
+
+    /// Account `i` as the server admits it: its id ([`crate::serve::account_id`]), Token,
+    /// EncodingAESKey, AppSecret, mode, original id and the last segment of its path.
+    ///
+    /// # Errors
+    /// The account has no Token yet, or its key is not a valid EncodingAESKey (both
+    /// reported by [`Config::validate_with`] first).
+    pub fn account(&self, i: usize) -> Result<Account, String> {
+        let a = self.accounts.get(i).ok_or_else(|| format!("no accounts[{i}]"))?;
+        if a.token.is_none() {
+            return Err(format!("accounts[{i}] has no token"));
+        }
+        let account = self.account_unkeyed(i);
+        match &a.aes_key {
+            Some(key) => account.with_aes_key(key).map_err(|e| format!("accounts[{i}].aes_key: {e}")),
+            None => Ok(account),
+        }
+    }
+
+    /// [`Config::account`] without the EncodingAESKey (which may not be valid yet).
+    fn account_unkeyed(&self, i: usize) -> Account {
+        let a = &self.accounts[i];
+        let mut account =
+            Account::new(crate::serve::account_id(self, i), a.token.clone().unwrap_or_default())
+                .with_path(crate::serve::last_segment(&self.account_path(i)))
+                .with_mode(a.mode);
+        if let Some(gh) = &a.original_id {
+            account = account.with_original_id(gh.clone());
+        }
+        if let Some(secret) = &a.appsecret {
+            account = account.with_app_secret(secret.clone());
+        }
+        account
+    }
 }
 
 /// Makes sure the first account has a token. When none is configured, generates one and
-/// saves it: into `config_file` when given (inserted as text, keeping its comments),
+/// saves it: into `config_file` when given ([`insert_token`], keeping its comments),
 /// otherwise into `DATA_DIR/wemp.toml`, which is created with the demo rules.
 ///
 /// # Errors
@@ -1136,7 +1171,12 @@ pub fn ensure_token(
     let unsaved = |source| ConfigError::TokenNotSaved { path: path.clone(), source };
     let text = if path.exists() {
         let src = std::fs::read_to_string(&path).map_err(io)?;
-        insert_token(&src, &token)
+        insert_token(&src, &token).map_err(|e| {
+            io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("cannot save the generated Token: {e}"),
+            ))
+        })?
     } else {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(unsaved)?;
@@ -1148,28 +1188,63 @@ pub fn ensure_token(
     Ok(TokenSource::Generated { saved_to: path })
 }
 
-/// Inserts `token = "…"` into the first `[[accounts]]` table of `src` (appending one when
-/// there is none), keeping everything else byte for byte.
-pub fn insert_token(src: &str, token: &str) -> String {
-    let lines: Vec<&str> = src.split_inclusive('\n').collect();
-    if let Some(i) = lines.iter().position(|l| header_of(l).is_some_and(|(n, a)| a && n == "accounts")) {
-        let mut out: String = lines[..=i].concat();
-        if !out.ends_with('\n') {
-            out.push('\n');
+/// Sets `token = "…"` in the first account of `src` (adding an `[[accounts]]` table before
+/// the others, with the comment that opened the file, when there is none), editing the TOML
+/// document (`toml_edit`) so comments, order and formatting stay as they were.
+///
+/// # Errors
+/// `src` is not TOML, or its `accounts` is not a list of tables.
+pub fn insert_token(src: &str, token: &str) -> Result<String, String> {
+    use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, Value};
+    let mut doc: DocumentMut = src.parse().map_err(|e: toml_edit::TomlError| e.to_string())?;
+    let mut value = Value::from(token);
+    value.decor_mut().set_suffix("  # generated by wemp serve");
+    match doc.get_mut("accounts") {
+        Some(Item::ArrayOfTables(accounts)) => match accounts.get_mut(0) {
+            Some(first) => {
+                first.insert("token", Item::Value(value));
+            }
+            None => {
+                let mut t = Table::new();
+                t.insert("token", Item::Value(value));
+                accounts.push(t);
+            }
+        },
+        Some(Item::Value(Value::Array(accounts))) => match accounts.get_mut(0) {
+            // No comment inside an inline table: it would end the line.
+            Some(Value::InlineTable(first)) => {
+                first.insert("token", Value::from(token));
+            }
+            _ => return Err("`accounts` has no first table to put the Token in".into()),
+        },
+        Some(_) => return Err("`accounts` is not a list of tables ([[accounts]])".into()),
+        None => {
+            let mut t = Table::new();
+            t.insert("token", Item::Value(value));
+            // First among the tables, taking over the comment that opened the file.
+            let first = doc
+                .as_table_mut()
+                .iter_mut()
+                .filter_map(|(_, item)| match item {
+                    Item::Table(t) => Some(t),
+                    Item::ArrayOfTables(a) => a.get_mut(0),
+                    _ => None,
+                })
+                .filter(|t| t.position().is_some())
+                .min_by_key(|t| t.position());
+            if let Some(first) = first {
+                t.set_position(first.position().map(|p| p - 1));
+                if let Some(prefix) = first.decor().prefix().cloned() {
+                    t.decor_mut().set_prefix(prefix);
+                    first.decor_mut().set_prefix("\n");
+                }
+            }
+            let mut accounts = ArrayOfTables::new();
+            accounts.push(t);
+            doc.insert("accounts", Item::ArrayOfTables(accounts));
         }
-        out.push_str(&format!("token = \"{token}\"  # generated by wemp serve\n"));
-        out.push_str(&lines[i + 1..].concat());
-        return out;
     }
-    // No accounts table: put one before the first table so the key cannot land in another.
-    let first_table = lines.iter().position(|l| header_of(l).is_some()).unwrap_or(lines.len());
-    let mut out: String = lines[..first_table].concat();
-    if !out.is_empty() && !out.ends_with('\n') {
-        out.push('\n');
-    }
-    out.push_str(&format!("[[accounts]]\ntoken = \"{token}\"  # generated by wemp serve\n\n"));
-    out.push_str(&lines[first_table..].concat());
-    out
+    Ok(doc.to_string())
 }
 
 /// The config `serve` writes on a first start without a file.
@@ -1389,9 +1464,38 @@ mod tests {
     }
 
     #[test]
+    fn token_insertion_edits_the_document_and_keeps_comments() {
+        let src = "# my bot\n[server]  # the server\nlisten = \"127.0.0.1:9999\"\n\n# replies\n[[rules]]\ndefault = true\nreply.none = true\n";
+        let out = insert_token(src, "T0k3n").unwrap();
+        assert!(
+            out.starts_with("# my bot\n[[accounts]]\ntoken = \"T0k3n\"  # generated by wemp serve\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("[server]  # the server\nlisten = \"127.0.0.1:9999\"\n\n# replies\n[[rules]]"),
+            "{out}"
+        );
+        let cfg = Config::from_toml_str(&out, "w.toml").unwrap();
+        assert_eq!(cfg.accounts[0].token.as_deref(), Some("T0k3n"));
+        // A token-like text elsewhere (a rule's reply) is not mistaken for the table.
+        let src = "[[rules]]\nkeyword = \"[[accounts]]\"\nreply.text = \"\"\"\n[[accounts]]\n\"\"\"\n";
+        let out = insert_token(src, "T0k3n").unwrap();
+        let cfg = Config::from_toml_str(&out, "w.toml").unwrap();
+        assert_eq!(cfg.accounts[0].token.as_deref(), Some("T0k3n"));
+        assert_eq!(cfg.rules[0].reply.text.as_deref(), Some("[[accounts]]\n"));
+        // Inline accounts.
+        let out = insert_token("accounts = [{ appid = \"wx0123456789abcdef\" }]\n", "T0k3n").unwrap();
+        assert_eq!(
+            Config::from_toml_str(&out, "w.toml").unwrap().accounts[0].token.as_deref(),
+            Some("T0k3n")
+        );
+        assert!(insert_token("accounts = 3\n", "T0k3n").unwrap_err().contains("not a list of tables"));
+    }
+
+    #[test]
     fn token_goes_into_an_existing_accounts_table() {
         let src = "[server]\n[[accounts]]\nappid = \"wx0123456789abcdef\"\n[[rules]]\ndefault = true\nreply.none = true\n";
-        let out = insert_token(src, "T0k3n");
+        let out = insert_token(src, "T0k3n").unwrap();
         let cfg = Config::from_toml_str(&out, "w.toml").unwrap();
         assert_eq!(cfg.accounts[0].token.as_deref(), Some("T0k3n"));
         assert_eq!(cfg.accounts[0].appid.as_deref(), Some("wx0123456789abcdef"));

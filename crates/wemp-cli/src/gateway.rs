@@ -2,12 +2,10 @@
 //! proxy (`[api_proxy]`) and forwarding (`[gateway]`, `--forward`) built from the
 //! configuration.
 
-use std::sync::Arc;
-
-use wemp_server::{ApiProxy, Forward, Matcher, Router, Rule};
+use wemp_server::{ApiProxy, Forward, Handler, RuleService};
 
 use crate::config::Config;
-use crate::serve::{LiveRules, account_id, rules_router};
+use crate::serve::account_id;
 
 /// The forwarder of `serve`: on when `gateway.forward` (`--forward`, `WEMP_FORWARD`) is set;
 /// each account appears in the JSON by its name (else its id) and its appid.
@@ -32,13 +30,10 @@ pub fn forward(cfg: &Config) -> Result<Option<Forward>, String> {
     Ok(Some(f))
 }
 
-/// The rules first, then the app: a message no rule matches is forwarded.
-pub fn forwarding_router(rules: Arc<LiveRules>, forward: &Forward) -> Router {
-    let live = rules.clone();
-    let matched = Matcher::predicate(move |inbound| live.load().first_match(inbound.message()).is_some());
-    Router::new()
-        .route(Rule::service(matched, rules_router(rules).into_service()))
-        .fallback(forward.handler())
+/// The fallback of the rules' router when forwarding: a message no rule answers goes to
+/// the app (see [`crate::serve::ServedRules::with_fallback`]).
+pub fn forwarding(forward: &Forward) -> RuleService {
+    Handler::into_service(forward.handler())
 }
 
 /// The API proxy of `serve`: on when `api_proxy.token` (`WEMP_API_PROXY_TOKEN`) is set, over

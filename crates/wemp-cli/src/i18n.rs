@@ -86,6 +86,8 @@ catalogue! {
                "wemp serve 已在 {url} 运行（{from}，{rules} 条规则）";
     /// Where the config came from: a file.
     FromFile => "config {file}", "配置文件 {file}";
+    /// Where the config came from: the file a first start just wrote (demo rules, Token).
+    FromWritten => "config {file}, written now", "配置文件 {file}（刚生成）";
     /// Where the config came from: built in.
     FromBuiltIn => "built-in config", "内置配置";
     /// What to paste into the WeChat console (`{title}`: the account, or empty).

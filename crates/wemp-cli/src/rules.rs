@@ -1,91 +1,40 @@
-//! The rule engine of `wemp serve`: `[[rules]]` from the config, evaluated in order.
+//! `[[rules]]` of `wemp serve`: the config schema, reply templates, and the compiler from
+//! them to one [`wemp_server::Router`] (every problem collected, not only the first).
+//! Matching and hot reload are wemp-server's ([`wemp_server::Matcher`],
+//! [`wemp_server::LiveRouter`]); this module only translates.
 //!
-//! Matchers: `keyword` (exact), `contains`, `regex` (captures as `{1}`…), `event` (with
-//! `scene` for subscribe/SCAN and `key` for menu events), `type` (message type) and
-//! `default`. Replies: `text` (with `{openid}`, `{content}`, `{account}`, `{scene}`, `{key}`
+//! Matchers: `keyword` (exact), `contains` — both any of several words, case-insensitive
+//! unless `ignore_case = false`, reading voice recognition too — `regex` (captures as
+//! `{1}`…), `event` (with `scene` for subscribe/SCAN and `key` for menu events), `type`
+//! (message type) and `default` (any message; events too only with `events = true`).
+//! Actions: a reply — `text` (with `{openid}`, `{content}`, `{account}`, `{scene}`, `{key}`
 //! and captures), `image`/`voice` by media id, `video`, `music`, `news`, `transfer`
-//! (customer service) and `none`.
+//! (customer service) or `none` — each compiled into the rule's handler.
 //!
 //! ```
-//! use wemp_cli::rules::{Rules, evaluate};
-//! use wemp_proto::{Incoming, Reply};
+//! use wemp_cli::rules::Rules;
 //! let rules = Rules::from_toml(r#"
 //! [[rules]]
+//! name = "orders"
 //! regex = '^order (\d+)$'
 //! reply.text = "Order {1} ships today, {openid}."
 //! "#).unwrap();
-//! let msg = Incoming::parse("<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName>\
-//!     <CreateTime>1</CreateTime><MsgType>text</MsgType><Content>order 42</Content><MsgId>7</MsgId></xml>")?;
-//! assert_eq!(evaluate(&rules, &msg), Reply::text("Order 42 ships today, o1."));
-//! # Ok::<(), wemp_proto::Error>(())
+//! assert_eq!(rules.len(), 1);
+//! assert_eq!(rules.router().rules()[0].name(), "orders");
+//! let service = wemp_server::LiveRouter::new(rules.into_router()).service();
+//! # drop(service);
 //! ```
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use regex::Regex;
 use serde::Deserialize;
 use wemp_proto::reply::{Article, MAX_ARTICLES, MAX_ARTICLES_FOR_MESSAGE, Music};
 use wemp_proto::{Event, EventKind, Incoming, MsgKind, Reply};
+use wemp_server::{Answer, Inbound, Matcher, Router, Rule, RuleService};
 
-/// The demo rules `wemp serve` runs when no config file is given.
-pub const DEMO_RULES: &str = r#"# Rules are tried in order; the first match answers.
-[[rules]]
-name = "welcome via QR code"
-event = "subscribe"
-scene = "demo"
-reply.text = "Welcome! You followed us through the \"demo\" QR code."
-
-[[rules]]
-name = "welcome"
-event = "subscribe"
-reply.text = "Welcome, {openid}! Send \"help\" to see what I can do."
-
-[[rules]]
-name = "scan"
-event = "SCAN"
-reply.text = "You scanned QR scene {scene}."
-
-[[rules]]
-name = "help"
-keyword = ["help", "帮助", "?"]
-reply.text = "Try: \"hello\", \"order 42\", a picture, a location, or the menu."
-
-[[rules]]
-name = "hello"
-contains = ["hello", "你好"]
-reply.text = "Hello, {openid}!"
-
-[[rules]]
-name = "order lookup"
-regex = '^order\s+(\d+)$'
-reply.text = "Order {1} is on its way."
-
-[[rules]]
-name = "menu: about"
-event = "CLICK"
-key = "ABOUT"
-reply.news = [{ title = "About wemp", description = "A WeChat Official Account server in Rust", pic_url = "https://example.com/wemp.png", url = "https://example.com/wemp" }]
-
-[[rules]]
-name = "menu click"
-event = "CLICK"
-reply.text = "You clicked {key}."
-
-[[rules]]
-name = "picture"
-type = "image"
-reply.text = "Nice picture!"
-
-[[rules]]
-name = "location"
-type = "location"
-reply.text = "You are at {content}."
-
-[[rules]]
-name = "echo"
-type = "text"
-reply.text = "You said: {content}"
-"#;
+/// The demo rules `wemp serve` runs when no config file is given (`demo_rules.toml`).
+pub const DEMO_RULES: &str = include_str!("demo_rules.toml");
 
 /// Zero, one or several strings (`keyword = "hi"` or `keyword = ["hi", "hello"]`).
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -129,8 +78,11 @@ pub struct RuleConfig {
     /// A message type (`text`, `image`, `voice`, `location`, …).
     #[serde(rename = "type")]
     pub msg_type: Option<String>,
-    /// Matches anything.
+    /// Matches any message (not events: a follower opening the chat sends a `LOCATION`
+    /// event, and a catch-all apology would answer it).
     pub default: Option<bool>,
+    /// With `default = true`: answer events too.
+    pub events: Option<bool>,
     /// Waits this long before answering (`"6s"`; at most a minute), to try out what
     /// happens when a handler is slow: past `server.deadline` the server answers
     /// `success` and the reply goes out later as a customer-service message.
@@ -216,7 +168,8 @@ pub enum Transfer {
     Agent(String),
 }
 
-/// A rule that cannot be used, with the path of the offending field (`rules[2].regex`).
+/// A rule that cannot be used (or, among [`Rules::warnings`], looks wrong), with the path of
+/// the offending field (`rules[2].regex`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuleError {
     /// Dotted path of the field, from the config root.
@@ -312,20 +265,24 @@ impl Template {
         self.0.iter().map(|p| if let Piece::Capture(n) = p { *n } else { 0 }).max().unwrap_or(0)
     }
 
-    fn render(&self, ctx: &Ctx<'_>) -> String {
+    fn uses_content(&self) -> bool {
+        self.0.contains(&Piece::Content)
+    }
+
+    /// The text for one delivery; captures come from the rule's matcher.
+    fn render(&self, inbound: &Inbound) -> String {
+        let incoming = inbound.message();
         let mut out = String::new();
         for piece in &self.0 {
             match piece {
                 Piece::Literal(s) => out.push_str(s),
-                Piece::OpenId => out.push_str(&ctx.incoming.header().from),
-                Piece::Account => out.push_str(&ctx.incoming.header().to),
-                Piece::Content => out.push_str(&content_of(ctx.incoming)),
-                Piece::Scene => out.push_str(ctx.incoming.event().and_then(Event::scene).unwrap_or_default()),
-                Piece::Key => {
-                    out.push_str(ctx.incoming.event().and_then(Event::event_key).unwrap_or_default())
-                }
+                Piece::OpenId => out.push_str(&incoming.header().from),
+                Piece::Account => out.push_str(&incoming.header().to),
+                Piece::Content => out.push_str(&content_of(incoming)),
+                Piece::Scene => out.push_str(incoming.event().and_then(Event::scene).unwrap_or_default()),
+                Piece::Key => out.push_str(incoming.event().and_then(Event::event_key).unwrap_or_default()),
                 Piece::Capture(n) => {
-                    out.push_str(ctx.captures.get(*n).map(String::as_str).unwrap_or_default())
+                    out.push_str(inbound.captures().and_then(|c| c.get(*n)).unwrap_or_default())
                 }
             }
         }
@@ -334,7 +291,9 @@ impl Template {
 }
 
 /// What `{content}` stands for: the text, a voice message's recognition, a location's
-/// label (or coordinates), a link's URL; empty for other types.
+/// label (or coordinates), a link's URL; empty for other messages. A rule that can answer
+/// events cannot use `{content}` (an error when the rules compile): events have no content;
+/// use `{key}` or `{scene}`.
 pub fn content_of(incoming: &Incoming) -> String {
     match incoming {
         Incoming::Text(t) => t.content.clone(),
@@ -344,26 +303,6 @@ pub fn content_of(incoming: &Incoming) -> String {
         Incoming::Link(l) => l.url.clone(),
         _ => String::new(),
     }
-}
-
-/// The text a keyword, contains or regex rule looks at: a text message's content or a voice
-/// message's speech recognition.
-fn matchable_text(incoming: &Incoming) -> Option<&str> {
-    match incoming {
-        Incoming::Text(t) => Some(&t.content),
-        Incoming::Voice(v) => v.recognition.as_deref(),
-        _ => None,
-    }
-}
-
-#[derive(Clone, Debug)]
-enum Matcher {
-    Keyword { words: Vec<String>, ignore_case: bool },
-    Contains { words: Vec<String>, ignore_case: bool },
-    Regex(Regex),
-    Event { kind: EventKind, scene: Option<String>, key: Option<String> },
-    Type(MsgKind),
-    Default,
 }
 
 #[derive(Clone, Debug)]
@@ -378,52 +317,105 @@ enum ReplyTemplate {
     None,
 }
 
+impl ReplyTemplate {
+    fn render(&self, inbound: &Inbound) -> Reply {
+        match self {
+            Self::Text(t) => Reply::text(t.render(inbound)),
+            Self::Image(id) => Reply::image(id.clone()),
+            Self::Voice(id) => Reply::voice(id.clone()),
+            Self::Video { media_id, title, description } => {
+                Reply::video(media_id.clone(), title.clone(), description.clone())
+            }
+            Self::Music(m) => Reply::music(m.clone()),
+            Self::News(items) => Reply::news(
+                items
+                    .iter()
+                    .map(|(title, desc, pic, url)| {
+                        Article::new(title.render(inbound), desc.render(inbound), pic, url)
+                    })
+                    .collect(),
+            ),
+            Self::Transfer(None) => Reply::transfer_customer_service(),
+            Self::Transfer(Some(kf)) => Reply::transfer_to(kf.clone()),
+            Self::None => Reply::None,
+        }
+    }
+
+    /// The rule's handler: this reply, after the rule's delay. Each action compiles to its
+    /// own handler, so a new action (a forward to a URL, say) is one more arm here.
+    fn into_handler(self, delay: Option<Duration>) -> RuleService {
+        let reply = Arc::new(self);
+        let handler = move |inbound: Inbound| {
+            let reply = reply.clone();
+            async move {
+                if let Some(delay) = delay {
+                    tokio::time::sleep(delay).await;
+                }
+                Answer::Reply(reply.render(&inbound))
+            }
+        };
+        wemp_server::Handler::into_service(handler)
+    }
+}
+
 /// The longest `delay` a rule may have.
 pub const MAX_DELAY: Duration = Duration::from_secs(60);
 
-/// One compiled rule.
-#[derive(Clone, Debug)]
-pub struct Rule {
+/// What one compiled rule is, in the config's words, for the console and logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleInfo {
     /// The rule's name (or `rules[i]`).
     pub name: String,
-    matcher: Matcher,
-    reply: ReplyTemplate,
     delay: Option<Duration>,
     when: String,
     answer: String,
 }
 
-/// Compiled rules, in order.
+impl RuleInfo {
+    /// How long the rule waits before answering (`delay`).
+    pub fn delay(&self) -> Option<Duration> {
+        self.delay
+    }
+
+    /// When the rule applies, as written (`keyword "help" | "帮助"`, `event CLICK, key "NEWS"`).
+    pub fn when(&self) -> &str {
+        &self.when
+    }
+
+    /// What it answers (`text "Hello, {openid}!"`, `news: 2 articles`), with its delay.
+    pub fn answer(&self) -> &str {
+        &self.answer
+    }
+}
+
+/// `[[rules]]` compiled: the [`Router`] that answers, what each rule is in the config's
+/// words, and the warnings (rules that compile but look wrong).
 #[derive(Clone, Debug, Default)]
 pub struct Rules {
-    rules: Vec<Rule>,
-}
-
-struct Ctx<'a> {
-    incoming: &'a Incoming,
-    captures: Vec<String>,
-}
-
-/// The reply of the first rule that matches `incoming`, or [`Reply::None`].
-pub fn evaluate(rules: &Rules, incoming: &Incoming) -> Reply {
-    rules.first_match(incoming).map(|(_, reply)| reply).unwrap_or_default()
+    router: Router,
+    info: Vec<RuleInfo>,
+    warnings: Vec<RuleError>,
 }
 
 impl Rules {
-    /// Compiles `[[rules]]` entries; errors carry paths like `rules[2].regex`.
+    /// Compiles `[[rules]]` entries into one router; errors carry paths like
+    /// `rules[2].regex`.
     ///
     /// # Errors
     /// Every problem found, not only the first.
     pub fn compile(configs: &[RuleConfig]) -> Result<Self, Vec<RuleError>> {
-        let mut rules = Vec::new();
+        let mut out = Self::default();
         let mut errors = Vec::new();
         for (i, config) in configs.iter().enumerate() {
-            match compile_rule(i, config) {
-                Ok(rule) => rules.push(rule),
+            match compile_rule(i, config, &mut out.warnings) {
+                Ok((rule, info)) => {
+                    out.router = out.router.route(rule);
+                    out.info.push(info);
+                }
                 Err(mut e) => errors.append(&mut e),
             }
         }
-        if errors.is_empty() { Ok(Self { rules }) } else { Err(errors) }
+        if errors.is_empty() { Ok(out) } else { Err(errors) }
     }
 
     /// Parses and compiles a TOML document holding `[[rules]]` (and nothing else).
@@ -447,127 +439,86 @@ impl Rules {
         Self::from_toml(DEMO_RULES).unwrap_or_default()
     }
 
-    /// The rules in order.
-    pub fn rules(&self) -> &[Rule] {
-        &self.rules
+    /// The rules in order, in the config's words.
+    pub fn rules(&self) -> &[RuleInfo] {
+        &self.info
+    }
+
+    /// What looks wrong but compiles (`event = "subscibe"`: did you mean `subscribe`?).
+    pub fn warnings(&self) -> &[RuleError] {
+        &self.warnings
+    }
+
+    /// The compiled router.
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// The compiled router, to serve (through a [`wemp_server::LiveRouter`] for reloads).
+    pub fn into_router(self) -> Router {
+        self.router
     }
 
     /// How many rules there are.
     pub fn len(&self) -> usize {
-        self.rules.len()
+        self.info.len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
-    }
-
-    /// The index of the first matching rule and its rendered reply.
-    pub fn first_match(&self, incoming: &Incoming) -> Option<(usize, Reply)> {
-        self.rules.iter().enumerate().find_map(|(i, rule)| {
-            let captures = rule.matches(incoming)?;
-            Some((i, rule.render(&Ctx { incoming, captures })))
-        })
+        self.info.is_empty()
     }
 }
 
-impl Rule {
-    /// How long the rule waits before answering (`delay`).
-    pub fn delay(&self) -> Option<Duration> {
-        self.delay
-    }
-
-    /// When the rule applies, as written (`keyword "help" | "帮助"`, `event CLICK, key "NEWS"`).
-    pub fn when(&self) -> &str {
-        &self.when
-    }
-
-    /// What it answers (`text "Hello, {openid}!"`, `news: 2 articles`), with its delay.
-    pub fn answer(&self) -> &str {
-        &self.answer
-    }
-
-    /// `Some(captures)` when the rule matches (capture 0 is the whole match).
-    fn matches(&self, incoming: &Incoming) -> Option<Vec<String>> {
-        match &self.matcher {
-            Matcher::Keyword { words, ignore_case } => {
-                let text = matchable_text(incoming)?.trim();
-                words
-                    .iter()
-                    .any(|w| if *ignore_case { w.to_lowercase() == text.to_lowercase() } else { w == text })
-                    .then(|| vec![text.to_owned()])
-            }
-            Matcher::Contains { words, ignore_case } => {
-                let text = matchable_text(incoming)?;
-                let hay = if *ignore_case { text.to_lowercase() } else { text.to_owned() };
-                words
-                    .iter()
-                    .find(|w| hay.contains(&if *ignore_case { w.to_lowercase() } else { (*w).clone() }))
-                    .map(|w| vec![w.clone()])
-            }
-            Matcher::Regex(re) => {
-                let caps = re.captures(matchable_text(incoming)?)?;
-                Some(caps.iter().map(|m| m.map(|m| m.as_str().to_owned()).unwrap_or_default()).collect())
-            }
-            Matcher::Event { kind, scene, key } => {
-                let event = incoming.event()?;
-                if !event.kind().same_as(kind) {
-                    return None;
-                }
-                if let Some(scene) = scene
-                    && event.scene() != Some(scene.as_str())
-                {
-                    return None;
-                }
-                if let Some(key) = key
-                    && event.event_key() != Some(key.as_str())
-                {
-                    return None;
-                }
-                Some(Vec::new())
-            }
-            Matcher::Type(kind) => (&incoming.kind() == kind).then(Vec::new),
-            Matcher::Default => Some(Vec::new()),
-        }
-    }
-
-    fn render(&self, ctx: &Ctx<'_>) -> Reply {
-        match &self.reply {
-            ReplyTemplate::Text(t) => Reply::text(t.render(ctx)),
-            ReplyTemplate::Image(id) => Reply::image(id.clone()),
-            ReplyTemplate::Voice(id) => Reply::voice(id.clone()),
-            ReplyTemplate::Video { media_id, title, description } => {
-                Reply::video(media_id.clone(), title.clone(), description.clone())
-            }
-            ReplyTemplate::Music(m) => Reply::music(m.clone()),
-            ReplyTemplate::News(items) => Reply::news(
-                items
-                    .iter()
-                    .map(|(title, desc, pic, url)| {
-                        Article::new(title.render(ctx), desc.render(ctx), pic, url)
-                    })
-                    .collect(),
-            ),
-            ReplyTemplate::Transfer(None) => Reply::transfer_customer_service(),
-            ReplyTemplate::Transfer(Some(kf)) => Reply::transfer_to(kf.clone()),
-            ReplyTemplate::None => Reply::None,
-        }
-    }
-}
-
-const KEYED_EVENTS: &[&str] = &[
-    "CLICK",
-    "VIEW",
-    "view_miniprogram",
-    "scancode_push",
-    "scancode_waitmsg",
-    "pic_sysphoto",
-    "pic_photo_or_album",
-    "pic_weixin",
-    "location_select",
+const KEYED_EVENTS: &[EventKind] = &[
+    EventKind::Click,
+    EventKind::View,
+    EventKind::ViewMiniprogram,
+    EventKind::ScancodePush,
+    EventKind::ScancodeWaitmsg,
+    EventKind::PicSysphoto,
+    EventKind::PicPhotoOrAlbum,
+    EventKind::PicWeixin,
+    EventKind::LocationSelect,
 ];
 
-fn compile_rule(i: usize, c: &RuleConfig) -> Result<Rule, Vec<RuleError>> {
+/// Levenshtein distance over lowercase ASCII, for "did you mean".
+fn distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.to_ascii_lowercase().chars().collect();
+    let b: Vec<char> = b.to_ascii_lowercase().chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Why an event name wemp does not know looks like a mistake, if it does: close to a known
+/// name (a typo), or not shaped like WeChat's names (letters, digits, `_`). A well-formed
+/// name far from every known one is plausibly an event wemp does not model yet.
+fn implausible_event(name: &str) -> Option<String> {
+    let closest = EventKind::known().iter().map(|k| (distance(name, k.as_str()), k.as_str())).min();
+    if let Some((d, known)) = closest
+        && d <= 2.max(name.len() / 5)
+    {
+        return Some(format!("unknown event {name:?}: did you mean {known:?}?"));
+    }
+    let shaped = name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    (!shaped).then(|| format!("unknown event {name:?}: WeChat's event names are letters, digits and `_`"))
+}
+
+#[allow(clippy::too_many_lines)]
+fn compile_rule(
+    i: usize,
+    c: &RuleConfig,
+    warnings: &mut Vec<RuleError>,
+) -> Result<(Rule, RuleInfo), Vec<RuleError>> {
     let base = format!("rules[{i}]");
     let mut errors = Vec::new();
     let err = |field: &str, message: String| RuleError { path: format!("{base}.{field}"), message };
@@ -585,7 +536,13 @@ fn compile_rule(i: usize, c: &RuleConfig) -> Result<Rule, Vec<RuleError>> {
     .filter_map(|(name, on)| on.then_some(name))
     .collect();
     let mut matcher = None;
+    // Whether the rule may answer a user's message (WeChat's one-article limit), and
+    // whether it may answer an event (no `{content}`).
     let mut answers_messages = false;
+    let mut answers_events = false;
+    // How many regex groups the templates may use; `None` when the regex did not compile
+    // (its error is the one reported, not the templates').
+    let mut groups = Some(0);
     match set.as_slice() {
         [] => errors.push(RuleError {
             path: base.clone(),
@@ -602,39 +559,58 @@ fn compile_rule(i: usize, c: &RuleConfig) -> Result<Rule, Vec<RuleError>> {
                 if words.is_empty() || words.iter().any(|w| w.trim().is_empty()) {
                     errors.push(err(one, "needs non-empty words".into()));
                 }
-                let words = words.into_iter().map(|w| w.trim().to_owned()).collect();
+                let words: Vec<String> = words.into_iter().map(|w| w.trim().to_owned()).collect();
                 answers_messages = true;
-                matcher = Some(if *one == "keyword" {
-                    Matcher::Keyword { words, ignore_case }
+                let m = if *one == "keyword" {
+                    Matcher::text_any(words)
                 } else {
-                    Matcher::Contains { words, ignore_case }
-                });
+                    Matcher::text_contains_any(words)
+                };
+                let m = m.with_voice();
+                matcher = Some(if ignore_case { m.ignore_case() } else { m });
             }
             "regex" => {
                 answers_messages = true;
-                match Regex::new(c.regex.as_deref().unwrap_or_default()) {
-                    Ok(re) => matcher = Some(Matcher::Regex(re)),
-                    Err(e) => errors.push(err("regex", format!("invalid regular expression: {e}"))),
+                let pattern = c.regex.as_deref().unwrap_or_default();
+                match Matcher::try_text_regex(pattern) {
+                    Ok(m) => {
+                        groups = regex::Regex::new(pattern).ok().map(|re| re.captures_len() - 1);
+                        matcher = Some(m.with_voice());
+                    }
+                    Err(e) => {
+                        groups = None;
+                        errors.push(err("regex", format!("invalid regular expression: {e}")));
+                    }
                 }
             }
             "event" => {
-                let kind = EventKind::from_wire(c.event.as_deref().unwrap_or_default());
+                let name = c.event.as_deref().unwrap_or_default();
+                let kind = EventKind::from_wire(name);
+                answers_events = true;
                 if kind.as_str().is_empty() {
                     errors.push(err("event", "empty event name".into()));
+                } else if let EventKind::Other(_) = kind
+                    && let Some(why) = implausible_event(name.trim())
+                {
+                    warnings.push(err("event", why));
                 }
                 if c.scene.is_some() && !matches!(kind, EventKind::Subscribe | EventKind::Scan) {
                     errors.push(err("scene", format!("`scene` goes with subscribe or SCAN, not {kind}")));
                 }
-                if c.key.is_some()
-                    && !(KEYED_EVENTS.iter().any(|k| k.eq_ignore_ascii_case(kind.as_str()))
-                        || matches!(kind, EventKind::Other(_)))
-                {
+                if c.key.is_some() && !(KEYED_EVENTS.contains(&kind) || matches!(kind, EventKind::Other(_))) {
                     errors.push(err(
                         "key",
                         format!("`key` goes with menu events (CLICK, VIEW, …), not {kind}"),
                     ));
                 }
-                matcher = Some(Matcher::Event { kind, scene: c.scene.clone(), key: c.key.clone() });
+                let mut m = Matcher::event(kind);
+                if let Some(scene) = &c.scene {
+                    m = m.and(Matcher::scene(scene.clone()));
+                }
+                if let Some(key) = &c.key {
+                    m = m.and(Matcher::event_key(key.clone()));
+                }
+                matcher = Some(m);
             }
             "type" => {
                 let kind = MsgKind::from_wire(c.msg_type.as_deref().unwrap_or_default());
@@ -642,20 +618,23 @@ fn compile_rule(i: usize, c: &RuleConfig) -> Result<Rule, Vec<RuleError>> {
                     errors.push(err(
                         "type",
                         format!(
-                            "unknown message type {other:?}: text, image, voice, video, shortvideo, location, \
-                             link, miniprogrampage or event"
+                            "unknown message type {:?}: text, image, voice, video, shortvideo, location, \
+                             link, miniprogrampage or event",
+                            other.as_str()
                         ),
                     ));
                 }
                 if kind == MsgKind::Event {
+                    answers_events = true;
                 } else {
                     answers_messages = true;
                 }
-                matcher = Some(Matcher::Type(kind));
+                matcher = Some(Matcher::msg_type(kind));
             }
             _ => {
                 answers_messages = true;
-                matcher = Some(Matcher::Default);
+                answers_events = c.events == Some(true);
+                matcher = Some(if answers_events { Matcher::any() } else { Matcher::message() });
             }
         },
     }
@@ -669,6 +648,9 @@ fn compile_rule(i: usize, c: &RuleConfig) -> Result<Rule, Vec<RuleError>> {
     }
     if c.ignore_case.is_some() && !matches!(set.as_slice(), ["keyword"] | ["contains"]) {
         errors.push(err("ignore_case", "`ignore_case` goes with keyword or contains".into()));
+    }
+    if c.events.is_some() && !matches!(set.as_slice(), ["default"]) {
+        errors.push(err("events", "`events` goes with default = true".into()));
     }
 
     let r = &c.reply;
@@ -685,23 +667,28 @@ fn compile_rule(i: usize, c: &RuleConfig) -> Result<Rule, Vec<RuleError>> {
     .into_iter()
     .filter_map(|(name, on)| on.then_some(name))
     .collect();
-    let captures = match &matcher {
-        Some(Matcher::Regex(re)) => re.captures_len() - 1,
-        Some(Matcher::Keyword { .. } | Matcher::Contains { .. }) => 0,
-        _ => 0,
-    };
     let template = |field: &str, s: &str, errors: &mut Vec<RuleError>| -> Template {
         match Template::parse(s) {
-            Ok(t) if t.max_capture() > captures => {
-                let why = if captures == 0 {
-                    "this rule has no captures (only regex rules do)".to_owned()
-                } else {
-                    format!("the regex has only {captures} group(s)")
-                };
-                errors.push(err(field, format!("{{{}}} is used but {why}", t.max_capture())));
+            Ok(t) => {
+                if let Some(groups) = groups
+                    && t.max_capture() > groups
+                {
+                    let why = if groups == 0 {
+                        "this rule has no captures (only regex rules do)".to_owned()
+                    } else {
+                        format!("the regex has only {groups} group(s)")
+                    };
+                    errors.push(err(field, format!("{{{}}} is used but {why}", t.max_capture())));
+                }
+                if answers_events && t.uses_content() {
+                    errors.push(err(
+                        field,
+                        "{content} is empty for events (this rule answers events): use {key} or {scene}"
+                            .into(),
+                    ));
+                }
                 t
             }
-            Ok(t) => t,
             Err(e) => {
                 errors.push(err(field, e));
                 Template(Vec::new())
@@ -801,14 +788,9 @@ fn compile_rule(i: usize, c: &RuleConfig) -> Result<Rule, Vec<RuleError>> {
             if let Some(d) = delay {
                 answer.push_str(&format!(", after a {} delay", show_duration(d)));
             }
-            Ok(Rule {
-                name: c.name.clone().unwrap_or(base),
-                when: describe_when(c),
-                answer,
-                matcher,
-                reply,
-                delay,
-            })
+            let name = c.name.clone().unwrap_or(base);
+            let rule = Rule::service(matcher, reply.into_handler(delay)).named(name.as_str());
+            Ok((rule, RuleInfo { name, when: describe_when(c), answer, delay }))
         }
         _ => Err(errors),
     }
@@ -847,7 +829,11 @@ fn describe_when(c: &RuleConfig) -> String {
     if let Some(t) = &c.msg_type {
         return format!("type {t}");
     }
-    "anything (default)".into()
+    if c.events == Some(true) {
+        "anything, events too (default)".into()
+    } else {
+        "any message (default)".into()
+    }
 }
 
 /// What a rule answers, in the config's words.
@@ -908,12 +894,29 @@ event = "user_stamp_card"
 reply.text = "stamped"
 [[rules]]
 default = true
+events = true
 reply.text = "default"
 "#,
         );
         assert_eq!(evaluate(&r, &event("user_stamp_card", "")), Reply::text("stamped"));
         assert_eq!(evaluate(&r, &event("USER_STAMP_CARD", "")), Reply::text("stamped"));
         assert_eq!(evaluate(&r, &event("user_punch_card", "")), Reply::text("default"));
+    }
+
+    /// Runs `incoming` through the compiled router, as `wemp serve` does: the name of the
+    /// rule that answered and the reply.
+    fn run(r: &Rules, incoming: &Incoming) -> (Option<String>, Reply) {
+        use tower::ServiceExt as _;
+        let ctx = wemp_server::Ctx::detached(Duration::from_secs(5));
+        let account = Arc::new(wemp_server::Account::new("wx_rules_test", "Tok123"));
+        let inbound = Inbound::new(incoming.clone(), account, wemp_proto::Mode::Plain, ctx.clone());
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let reply = rt.block_on(r.router().clone().into_service().oneshot(inbound)).unwrap();
+        (ctx.rule_name().map(|n| n.to_string()), reply)
+    }
+
+    fn evaluate(r: &Rules, incoming: &Incoming) -> Reply {
+        run(r, incoming).1
     }
 
     fn rules(src: &str) -> Rules {
@@ -950,7 +953,7 @@ reply.transfer = "kf@x"
         assert_eq!(help.delay(), None);
         assert_eq!(help.when(), "keyword \"Help\" | \"帮助\" (case-sensitive)");
         assert_eq!(help.answer(), "news: 1 article(s), \"A\"");
-        assert_eq!(rest.when(), "anything (default)");
+        assert_eq!(rest.when(), "any message (default)");
         assert_eq!(rest.answer(), "transfer to customer service agent kf@x");
         assert!(
             errors("[[rules]]\ndefault = true\ndelay = \"2m\"\nreply.none = true")
@@ -1020,6 +1023,7 @@ key = "https://example.com/"
 reply.none = true
 [[rules]]
 default = true
+events = true
 reply.text = "default"
 "#,
         );
@@ -1037,7 +1041,7 @@ reply.text = "default"
         assert_eq!(evaluate(&r, &event("CLICK", "<EventKey>K2</EventKey>")), Reply::text("clicked K2"));
         assert_eq!(evaluate(&r, &event("VIEW", "<EventKey>https://example.com/</EventKey>")), Reply::None);
         assert_eq!(evaluate(&r, &text("anything")), Reply::text("default"));
-        assert_eq!(r.first_match(&text("x")).unwrap().0, 6);
+        assert_eq!(run(&r, &text("x")).0.as_deref(), Some("rules[6]"));
     }
 
     #[test]
@@ -1165,6 +1169,32 @@ reply.news = [
     }
 
     #[test]
+    fn a_default_rule_answers_messages_not_events_unless_it_says_so() {
+        let r = rules("[[rules]]\ndefault = true\nreply.text = \"Sorry, I did not understand\"");
+        let location =
+            event("LOCATION", "<Latitude>1</Latitude><Longitude>2</Longitude><Precision>3</Precision>");
+        assert_eq!(evaluate(&r, &location), Reply::None);
+        assert_eq!(evaluate(&r, &event("scancode_push", "<EventKey>k</EventKey>")), Reply::None);
+        assert_eq!(evaluate(&r, &text("zzz")), Reply::text("Sorry, I did not understand"));
+        let all = rules("[[rules]]\ndefault = true\nevents = true\nreply.text = \"x\"");
+        assert_eq!(evaluate(&all, &location), Reply::text("x"));
+        assert_eq!(all.rules()[0].when(), "anything, events too (default)");
+    }
+
+    #[test]
+    fn keyword_rules_ignore_case_and_read_voice_unless_told_otherwise() {
+        let r = rules("[[rules]]\nkeyword = [\"Help\", \"帮助\"]\nreply.text = \"{0}\"");
+        assert_eq!(evaluate(&r, &text("HELP")), Reply::text("HELP"));
+        let voice = Incoming::parse(
+            "<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>\
+             <MsgType>voice</MsgType><MediaId>m</MediaId><Format>amr</Format>\
+             <Recognition>帮助</Recognition><MsgId>1</MsgId></xml>",
+        )
+        .unwrap();
+        assert_eq!(evaluate(&r, &voice), Reply::text("帮助"));
+    }
+
+    #[test]
     fn templates_escape_braces() {
         let r = rules("[[rules]]\ndefault = true\nreply.text = \"{{literal}} {openid}\"");
         assert_eq!(evaluate(&r, &text("x")), Reply::text("{literal} o1"));
@@ -1185,5 +1215,54 @@ reply.news = [
             matches!(evaluate(&r, &event("CLICK", "<EventKey>ABOUT</EventKey>")), Reply::News(a) if a.len() == 1)
         );
         assert_eq!(evaluate(&r, &event("unsubscribe", "")), Reply::None);
+    }
+}
+
+#[cfg(test)]
+mod compile_tests {
+    use super::*;
+
+    fn errors(src: &str) -> String {
+        Rules::from_toml(src).unwrap_err()
+    }
+
+    #[test]
+    fn an_invalid_regex_is_reported_once_not_as_missing_captures() {
+        let e = errors("[[rules]]\nregex = '('\nreply.text = \"got {1}\"");
+        assert!(e.contains("rules[0].regex: invalid regular expression"), "{e}");
+        assert!(!e.contains("captures"), "no false report about captures: {e}");
+        assert_eq!(e.lines().filter(|l| l.starts_with("rules[")).count(), 1, "{e}");
+    }
+
+    #[test]
+    fn content_is_an_error_for_rules_that_answer_events() {
+        let e = errors("[[rules]]\nevent = \"LOCATION\"\nreply.text = \"at {content}\"");
+        assert!(e.contains("rules[0].reply.text: {content} is empty for events"), "{e}");
+        let e = errors("[[rules]]\ndefault = true\nevents = true\nreply.text = \"{content}?\"");
+        assert!(e.contains("{content} is empty for events"), "{e}");
+        let e = errors("[[rules]]\ntype = \"event\"\nreply.news = [{ title = \"{content}\", url = \"u\" }]");
+        assert!(e.contains("rules[0].reply.news[0].title: {content}"), "{e}");
+        // A default rule answers messages only, so {content} is fine there.
+        assert!(Rules::from_toml("[[rules]]\ndefault = true\nreply.text = \"{content}?\"").is_ok());
+        assert!(
+            errors("[[rules]]\nkeyword = \"a\"\nevents = true\nreply.none = true")
+                .contains("rules[0].events")
+        );
+    }
+
+    #[test]
+    fn misspelt_event_names_warn_with_the_closest_known_one() {
+        let r = Rules::from_toml("[[rules]]\nevent = \"subscibe\"\nreply.text = \"hi\"").unwrap();
+        let w: Vec<String> = r.warnings().iter().map(ToString::to_string).collect();
+        assert_eq!(w, ["rules[0].event: unknown event \"subscibe\": did you mean \"subscribe\"?"]);
+        let r = Rules::from_toml("[[rules]]\nevent = \"CLIK\"\nreply.text = \"hi\"").unwrap();
+        assert!(r.warnings()[0].message.contains("did you mean \"CLICK\""), "{:?}", r.warnings());
+        let r = Rules::from_toml("[[rules]]\nevent = \"menu click\"\nreply.text = \"hi\"").unwrap();
+        assert!(r.warnings()[0].message.contains("letters, digits"), "{:?}", r.warnings());
+        // Known names in any case, and plausible new ones, are quiet.
+        for name in ["subscribe", "SCAN", "click", "user_stamp_card", "wxa_nickname_audit"] {
+            let r = Rules::from_toml(&format!("[[rules]]\nevent = \"{name}\"\nreply.text = \"hi\"")).unwrap();
+            assert!(r.warnings().is_empty(), "{name}: {:?}", r.warnings());
+        }
     }
 }

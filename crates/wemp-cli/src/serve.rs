@@ -7,8 +7,8 @@
 //! checks ([`ServeDoctor`]) and the rules with a reload button ([`ServeRules`], the same
 //! path as SIGHUP).
 //!
-//! The pieces are public so tests can assemble the same server: [`LiveRules`] (atomically
-//! swapped rules), [`rules_router`] (the handler that evaluates them), [`build_service`],
+//! The pieces are public so tests can assemble the same server: [`ServedRules`] (the rules
+//! compiled into a wemp-server router, swapped whole on reload), [`build_service`],
 //! [`build_console`], [`app`] (the axum app: callback paths, metrics and the console) and
 //! [`Reloader`].
 
@@ -21,15 +21,16 @@ use std::time::Duration;
 use wemp_console::{
     Access, AccountInfo, Check, CheckStatus, Console, ConsoleAccount, ConsoleConfig, RuleSummary,
 };
-use wemp_proto::{Incoming, Mode};
+use wemp_proto::Mode;
 use wemp_server::{
-    Account, CustomerServiceSink, LateReplySink, MessageLogObserver, Observer, SinkOutcome, WechatService,
+    CustomerServiceSink, LateReplySink, LiveRouter, MessageLogObserver, Observer, RuleService, SinkOutcome,
+    WechatService,
 };
 use wemp_store::{DedupStore, LogWriter, LogWriterConfig, MessageLog};
 
 use crate::config::{Config, ConfigError, ServeArgs, TokenSource};
 use crate::i18n::{self, Lang, Msg};
-use crate::rules::{Rules, evaluate};
+use crate::rules::{RuleInfo, Rules};
 use crate::sim::check::Status;
 use crate::storage::{self, LogLocation};
 use crate::term::Style;
@@ -40,52 +41,62 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How often the config file is checked for changes.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The rules in effect, swapped as a whole on reload: a request evaluates the set it
-/// loaded, never a mix, and no request waits for a reload.
-#[derive(Debug)]
-pub struct LiveRules {
-    current: RwLock<Arc<Rules>>,
+/// The rules in effect: the compiled [`wemp_server::Router`] behind a [`LiveRouter`] (each
+/// delivery runs on the router in effect when it arrived; a reload swaps it whole), and what
+/// each rule is in the config's words, for the console.
+pub struct ServedRules {
+    router: LiveRouter,
+    info: RwLock<Arc<[RuleInfo]>>,
+    fallback: Option<RuleService>,
 }
 
-impl LiveRules {
+impl std::fmt::Debug for ServedRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServedRules")
+            .field("router", &self.router)
+            .field("fallback", &self.fallback.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServedRules {
     /// Starts with `rules`.
     pub fn new(rules: Rules) -> Self {
-        Self { current: RwLock::new(Arc::new(rules)) }
+        Self::with_fallback(rules, None)
     }
 
-    /// The rules now.
-    pub fn load(&self) -> Arc<Rules> {
-        match self.current.read() {
-            Ok(g) => g.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+    /// Starts with `rules`; what no rule answers goes to `fallback` (the forwarder of
+    /// `gateway.forward`), now and after every reload.
+    pub fn with_fallback(rules: Rules, fallback: Option<RuleService>) -> Self {
+        let info = rules.rules().into();
+        let router = Self::routed(rules, fallback.as_ref());
+        Self { router: LiveRouter::new(router), info: RwLock::new(info), fallback }
+    }
+
+    fn routed(rules: Rules, fallback: Option<&RuleService>) -> wemp_server::Router {
+        let router = rules.into_router();
+        match fallback {
+            Some(f) => router.fallback_service(f.clone()),
+            None => router,
         }
     }
 
-    /// Replaces the rules.
-    pub fn store(&self, rules: Rules) {
-        let rules = Arc::new(rules);
-        match self.current.write() {
-            Ok(mut g) => *g = rules,
-            Err(poisoned) => *poisoned.into_inner() = rules,
-        }
+    /// The rules now, in the config's words.
+    pub fn info(&self) -> Arc<[RuleInfo]> {
+        self.info.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
-}
 
-/// A wemp-server router whose one handler answers with the first matching live rule,
-/// after the rule's `delay` if it has one. The rule's name is what logs and the console
-/// show as the handler.
-pub fn rules_router(rules: Arc<LiveRules>) -> wemp_server::Router {
-    wemp_server::Router::new().fallback(move |incoming: Incoming, ctx: wemp_server::Ctx| {
-        let rules = rules.load();
-        async move {
-            let Some((i, reply)) = rules.first_match(&incoming) else { return evaluate(&rules, &incoming) };
-            ctx.set_rule_name(rules.rules()[i].name.as_str());
-            if let Some(delay) = rules.rules()[i].delay() {
-                tokio::time::sleep(delay).await;
-            }
-            reply
-        }
-    })
+    /// Replaces the rules: deliveries already running finish on the old router.
+    pub fn swap(&self, rules: Rules) {
+        let info: Arc<[RuleInfo]> = rules.rules().into();
+        self.router.swap(Self::routed(rules, self.fallback.as_ref()));
+        *self.info.write().unwrap_or_else(|e| e.into_inner()) = info;
+    }
+
+    /// The service answering deliveries with the router in effect.
+    pub fn service(&self) -> wemp_server::BoxHandler {
+        self.router.service()
+    }
 }
 
 /// The late-reply sink of `serve`: wemp-server's [`CustomerServiceSink`] (the
@@ -211,7 +222,7 @@ impl std::fmt::Debug for Parts {
 }
 
 /// The last segment of a path (`/wechat/demo` → `demo`), which selects the account.
-fn last_segment(path: &str) -> String {
+pub(crate) fn last_segment(path: &str) -> String {
     path.rsplit('/').find(|s| !s.is_empty()).unwrap_or_default().to_owned()
 }
 
@@ -219,30 +230,17 @@ fn last_segment(path: &str) -> String {
 ///
 /// # Errors
 /// An account cannot be set up (the config was validated, so only an invalid key).
-pub fn build_service(cfg: &Config, rules: Arc<LiveRules>, parts: &Parts) -> Result<WechatService, String> {
-    let router = match &parts.forward {
-        Some(f) => crate::gateway::forwarding_router(rules, f),
-        None => rules_router(rules),
-    };
+pub fn build_service(cfg: &Config, rules: &ServedRules, parts: &Parts) -> Result<WechatService, String> {
     let mut b = WechatService::builder()
-        .router(router)
+        .handler_service(rules.service())
         .budget(cfg.server.deadline)
         .freshness_window(cfg.server.timestamp_window)
         .body_limit(usize::try_from(cfg.server.body_limit).unwrap_or(usize::MAX))
         .shutdown_grace(SHUTDOWN_GRACE);
-    let all_safe = !cfg.accounts.is_empty() && cfg.accounts.iter().all(|a| a.mode == Mode::Safe);
-    b = b.require_encryption(all_safe);
-    for (i, a) in cfg.accounts.iter().enumerate() {
-        let token = a.token.clone().ok_or_else(|| format!("accounts[{i}] has no token"))?;
-        let mut account =
-            Account::new(account_id(cfg, i), token).with_path(last_segment(&cfg.account_path(i)));
-        if let Some(key) = &a.aes_key {
-            account = account.with_aes_key(key).map_err(|e| format!("accounts[{i}].aes_key: {e}"))?;
-        }
-        if let Some(gh) = &a.original_id {
-            account = account.with_original_id(gh.clone());
-        }
-        b = b.account(account);
+    for i in 0..cfg.accounts.len() {
+        // Each account's mode is enforced for it alone: a safe-mode account refuses a plain
+        // body even when its neighbours are plain.
+        b = b.account(cfg.account(i)?);
     }
     if let Some(m) = &cfg.server.metrics_path {
         b = b.metrics_path(m.clone());
@@ -335,6 +333,7 @@ pub fn console_config(cfg: &Config, bound: SocketAddr) -> Option<ConsoleConfig> 
     // `[menu]` is one menu for the whole server: every account shows it.
     c.menu = cfg.menu.clone();
     c.access = access;
+    c.body_limit = usize::try_from(cfg.server.body_limit).unwrap_or(usize::MAX);
     if !cfg.console.users.is_empty() {
         c.users = cfg.console.users.clone();
     }
@@ -450,13 +449,13 @@ impl wemp_console::Doctor for ServeDoctor {
 /// same [`Reloader`] as SIGHUP and file changes.
 #[derive(Debug)]
 pub struct ServeRules {
-    live: Arc<LiveRules>,
+    live: Arc<ServedRules>,
     reloader: Arc<Reloader>,
 }
 
 impl ServeRules {
     /// The rules of `live`, reloaded by `reloader`.
-    pub fn new(live: Arc<LiveRules>, reloader: Arc<Reloader>) -> Self {
+    pub fn new(live: Arc<ServedRules>, reloader: Arc<Reloader>) -> Self {
         Self { live, reloader }
     }
 }
@@ -465,8 +464,7 @@ impl ServeRules {
 impl wemp_console::Rules for ServeRules {
     fn current(&self) -> Vec<RuleSummary> {
         self.live
-            .load()
-            .rules()
+            .info()
             .iter()
             .map(|r| RuleSummary {
                 name: Some(r.name.clone()),
@@ -498,7 +496,7 @@ pub type EnvLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
 pub struct Reloader {
     args: ServeArgs,
     env: EnvLookup,
-    rules: Arc<LiveRules>,
+    rules: Arc<ServedRules>,
     running: Config,
 }
 
@@ -513,7 +511,7 @@ impl Reloader {
     pub fn new(
         args: ServeArgs,
         env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
-        rules: Arc<LiveRules>,
+        rules: Arc<ServedRules>,
         running: Config,
     ) -> Self {
         Self { args, env: Box::new(env), rules, running }
@@ -541,7 +539,10 @@ impl Reloader {
             )
         })?;
         let n = rules.len();
-        self.rules.store(rules);
+        for w in rules.warnings() {
+            tracing::warn!("rules: {w}");
+        }
+        self.rules.swap(rules);
         let mut restart = Vec::new();
         if cfg.server != self.running.server {
             restart.push("[server]");
@@ -737,9 +738,14 @@ pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
     let cfg = info.cfg;
     let lang = info.lang;
     let mut s = String::new();
-    let from = match info.file {
-        Some(f) => Msg::FromFile.fill(lang, &[("file", &f.display())]),
-        None => Msg::FromBuiltIn.get(lang).to_owned(),
+    // A first start writes the config it runs (demo rules and the generated Token): say so,
+    // rather than "built-in", since editing that file is how the user goes on.
+    let from = match (info.file, info.token) {
+        (Some(f), _) => Msg::FromFile.fill(lang, &[("file", &f.display())]),
+        (None, TokenSource::Generated { saved_to }) => {
+            Msg::FromWritten.fill(lang, &[("file", &saved_to.display())])
+        }
+        (None, TokenSource::Configured) => Msg::FromBuiltIn.get(lang).to_owned(),
     };
     let running = Msg::Running
         .fill(lang, &[("url", &local_url(cfg, 0, info.bound)), ("from", &from), ("rules", &info.rules)]);
@@ -860,7 +866,13 @@ pub async fn run(
         .compiled_rules()
         .map_err(|errs| fail(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
     let n_rules = rules.len();
-    let live = Arc::new(LiveRules::new(rules));
+    for w in rules.warnings() {
+        tracing::warn!("rules: {w}");
+    }
+    // A message no rule answers goes to the app at gateway.forward, when set: the rules'
+    // router falls back to the forwarder (kept across reloads).
+    let forward = crate::gateway::forward(&cfg).map_err(fail)?;
+    let live = Arc::new(ServedRules::with_fallback(rules, forward.as_ref().map(crate::gateway::forwarding)));
 
     let location = LogLocation::of(&cfg.storage);
     let log = location
@@ -905,7 +917,6 @@ pub async fn run(
         ),
         _ => None,
     };
-    let forward = crate::gateway::forward(&cfg).map_err(fail)?;
     let parts = Parts {
         dedup,
         sink,
@@ -914,7 +925,7 @@ pub async fn run(
         api_proxy: api_proxy.clone(),
         forward: forward.clone(),
     };
-    let service = build_service(&cfg, live.clone(), &parts).map_err(fail)?;
+    let service = build_service(&cfg, &live, &parts).map_err(fail)?;
     if cfg.console.show_setup {
         let screen = setup_screen(
             &ScreenInfo {
@@ -1009,10 +1020,10 @@ mod tests {
 
     #[test]
     fn live_rules_swap_as_a_whole() {
-        let live = Arc::new(LiveRules::new(Rules::demo()));
-        let before = live.load();
-        live.store(Rules::from_toml("[[rules]]\ndefault = true\nreply.text = \"x\"\n").unwrap());
-        assert_eq!(live.load().len(), 1);
+        let live = Arc::new(ServedRules::new(Rules::demo()));
+        let before = live.info();
+        live.swap(Rules::from_toml("[[rules]]\ndefault = true\nreply.text = \"x\"\n").unwrap());
+        assert_eq!(live.info().len(), 1);
         assert!(before.len() > 1, "a loaded set stays whole after a swap");
     }
 
@@ -1029,8 +1040,8 @@ mod tests {
         )
         .unwrap();
         let svc = wemp_server::WechatService::builder()
-            .account(Account::new("wx_rules", "Tok123"))
-            .router(rules_router(Arc::new(LiveRules::new(rules))))
+            .account(wemp_server::Account::new("wx_rules", "Tok123"))
+            .handler_service(ServedRules::new(rules).service())
             .observer(move |r: &Arc<wemp_server::DeliveryRecord>| seen.lock().unwrap().push(r.clone()))
             .build()
             .unwrap();
@@ -1088,7 +1099,7 @@ mod tests {
     }
 
     /// Two entries for one appid (the same account at a second path, configured in code
-    /// where the config check does not run): the appid stays the appid — it is what the
+    /// where the config check does not run) are refused; the appid stays the appid — it is what the
     /// cipher checks in every encrypted message and what the API client asks a token for —
     /// even though an earlier account already uses it.
     #[tokio::test]
@@ -1111,7 +1122,14 @@ mod tests {
         }
         assert_eq!(account_id(&cfg, 1), APPID);
         let rules = Rules::from_toml("[[rules]]\ndefault = true\nreply.text = \"pong\"\n").unwrap();
-        let svc = build_service(&cfg, Arc::new(LiveRules::new(rules)), &Parts::default()).unwrap();
+        // One appid twice is refused by the accounts' own constructor too (issue 11 §1), so
+        // code that skips the config check cannot build it either …
+        let served = ServedRules::new(rules);
+        let err = build_service(&cfg, &served, &Parts::default()).unwrap_err();
+        assert!(err.contains(APPID), "{err}");
+        // … and the account at the second path, alone, still answers under its own appid.
+        cfg.accounts.remove(cfg.accounts.len() - 2);
+        let svc = build_service(&cfg, &served, &Parts::default()).unwrap();
         let app = app(&cfg, svc, None);
         let platform = wemp_proto::wechat::Platform::new("Tok123")
             .with_cipher(wemp_proto::Cipher::new(KEY, APPID).unwrap());

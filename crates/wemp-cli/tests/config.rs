@@ -2,9 +2,22 @@
 
 use std::path::Path;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use tower::ServiceExt as _;
 use wemp_cli::config::Config;
-use wemp_cli::rules::evaluate;
-use wemp_proto::{Incoming, Reply};
+use wemp_cli::rules::Rules;
+use wemp_proto::{Incoming, Mode, Reply};
+use wemp_server::{Account, Ctx, Inbound};
+
+/// The reply of the compiled router, as `wemp serve` answers.
+fn evaluate(rules: &Rules, incoming: &Incoming) -> Reply {
+    let account = Arc::new(Account::new("wx_example", "Tok123"));
+    let inbound = Inbound::new(incoming.clone(), account, Mode::Plain, Ctx::detached(Duration::from_secs(5)));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    rt.block_on(rules.router().clone().into_service().oneshot(inbound)).unwrap()
+}
 
 fn example() -> Config {
     Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/wemp.toml")).unwrap()
@@ -55,6 +68,13 @@ fn the_example_rules_answer_as_documented() {
     assert!(
         matches!(evaluate(&rules, &text("zzz")), Reply::Text { content } if content.starts_with("Sorry"))
     );
+    // The catch-all apologises for messages, not for events.
+    let location =
+        event("LOCATION", "<Latitude>1</Latitude><Longitude>2</Longitude><Precision>3</Precision>");
+    assert_eq!(evaluate(&rules, &location), Reply::None);
+    let scan = event("scancode_waitmsg", "<EventKey>k</EventKey>");
+    assert_eq!(evaluate(&rules, &scan), Reply::None);
+    assert!(example().compiled_rules().unwrap().warnings().is_empty());
 }
 
 #[test]

@@ -38,6 +38,9 @@ fn quick_start_as_written() {
     }
     assert!(screen.contains(&format!("Token           {}", srv.token)), "{screen}");
     assert!(screen.contains("saved to ./wemp-data/wemp.toml"), "{screen}");
+    // The screen names the file it just wrote, not a "built-in config".
+    assert!(screen.contains("(config ./wemp-data/wemp.toml, written now, 11 rules)"), "{screen}");
+    assert!(!screen.contains("built-in config"), "{screen}");
     assert_eq!(srv.token.len(), 32);
 
     // The printed command, word for word (`wemp` is the built binary).
@@ -85,7 +88,9 @@ const EXAMPLE_CASES: &[(&[&str], &str)] = &[
     (&["event", "click", "CONTACT"], "customer service agent support@example_wechat"),
     (&["event", "view", "https://example.com/"], "no reply (success)"),
     (&["event", "unsubscribe"], "no reply (success)"),
-    (&["event", "location"], "Sorry, I did not understand."),
+    // The catch-all answers messages, not events: a LOCATION report (sent when a follower
+    // opens the chat) gets no apology.
+    (&["event", "location"], "no reply (success)"),
 ];
 
 #[test]
@@ -113,7 +118,12 @@ fn example_config_every_type_in_every_mode_and_sim_check() {
     let screen = srv.stdout();
     assert!(screen.contains("兼容模式 (compatible)") && screen.contains(AES_KEY), "{screen}");
     assert!(srv.sim_command.contains("--mode compatible"), "{}", srv.sim_command);
-    for mode in ["plain", "compatible", "safe"] {
+    // A compatible-mode account trusts only what is encrypted: a plain request is refused
+    // (issue 11 §1, issue 16 item 6; it used to be answered).
+    let o = send(&dir, &srv, "plain", &["text", "help"]);
+    assert_eq!(o.status.code(), Some(1), "plain to a compatible-mode account: {}", out(&o));
+    assert!(out(&o).contains("403"), "{}", out(&o));
+    for mode in ["compatible", "safe"] {
         for (what, want) in EXAMPLE_CASES {
             let o = send(&dir, &srv, mode, what);
             let text = out(&o);
@@ -126,7 +136,22 @@ fn example_config_every_type_in_every_mode_and_sim_check() {
     }
     let o = wemp_in(
         &dir,
-        &["sim", "check", &srv.url, "--token", &srv.token, "--appid", APPID, "--aes-key", AES_KEY],
+        // The encrypted modes only: the compatible-mode account refuses plain requests.
+        &[
+            "sim",
+            "check",
+            &srv.url,
+            "--token",
+            &srv.token,
+            "--appid",
+            APPID,
+            "--aes-key",
+            AES_KEY,
+            "--mode",
+            "compatible",
+            "--mode",
+            "safe",
+        ],
         &[],
     );
     assert!(o.status.success(), "sim check against serve failed:\n{}", out(&o));
@@ -174,6 +199,36 @@ fn safe_mode_refuses_plain_requests_and_a_bad_config_names_the_line() {
     let o = wemp_in(&dir, &["serve", "--listen", "127.0.0.1:0", "--data-dir", "d"], &[("WEMP_TOKEN", "x")]);
     assert_eq!(o.status.code(), Some(2));
     assert!(out(&o).contains("WEMP_TOKEN: accounts[0].token"), "{}", out(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn toml_keyword_rules_read_any_case_and_voice_and_the_catch_all_skips_events() {
+    let dir = temp_dir("rules-bin");
+    let config = dir.join("wemp.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[[accounts]]\ntoken = \"RulesToken1\"\n\n\
+         [[rules]]\nname = \"help\"\nkeyword = [\"Help\", \"帮助\"]\nreply.text = \"help for {openid}\"\n\n\
+         [[rules]]\nevent = \"subscibe\"\nreply.text = \"a typo never matches\"\n\n\
+         [[rules]]\nname = \"catch-all\"\ndefault = true\nreply.text = \"Sorry: {content}\"\n",
+    )
+    .unwrap();
+    let srv = ServeProc::start(&dir, &["--config", config.to_str().unwrap()], &[]);
+    for (what, want) in [
+        (&["text", "HELP"][..], "help for o_wemp_sim_user"),
+        (&["voice", "--recognition", "帮助"][..], "help for o_wemp_sim_user"),
+        (&["text", "zzz"][..], "Sorry: zzz"),
+        (&["event", "location"][..], "no reply (success)"),
+        (&["event", "subscribe"][..], "no reply (success)"),
+    ] {
+        let o = send(&dir, &srv, "plain", what);
+        assert!(o.status.success() && out(&o).contains(want), "{what:?}: wanted {want:?} in\n{}", out(&o));
+    }
+    let err = srv.stderr();
+    assert!(err.contains("rules[1].event: unknown event \"subscibe\": did you mean \"subscribe\"?"), "{err}");
+    let (status, err) = srv.stop();
+    assert!(status.success(), "{status}: {err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

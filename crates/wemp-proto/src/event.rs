@@ -10,7 +10,7 @@
 use std::fmt;
 
 use crate::field::{FieldError, record, top_level};
-use crate::message::{Header, Unknown};
+use crate::message::{Header, OtherKind, Unknown};
 use crate::xml::Document;
 
 mod card;
@@ -529,12 +529,17 @@ macro_rules! events {
         #[non_exhaustive]
         pub enum EventKind {
             $( $(#[$meta])* $variant, )*
-            /// Any other value, as sent.
-            Other(String),
+            /// Any other value, normalised to ASCII lowercase (see [`OtherKind`]).
+            Other(OtherKind),
         }
 
         impl EventKind {
             const ALL: &[Self] = &[$( Self::$variant, )*];
+
+            /// Every event wemp models, in declaration order.
+            pub fn known() -> &'static [Self] {
+                Self::ALL
+            }
 
             /// Reads an `Event` value case-insensitively.
             pub fn from_wire(s: &str) -> Self {
@@ -543,14 +548,14 @@ macro_rules! events {
                     .iter()
                     .find(|k| k.as_str().eq_ignore_ascii_case(s))
                     .cloned()
-                    .unwrap_or_else(|| Self::Other(s.to_owned()))
+                    .unwrap_or_else(|| Self::Other(OtherKind::new(s)))
             }
 
-            /// WeChat's spelling of the value.
+            /// WeChat's spelling of the value (an unmodelled one in ASCII lowercase).
             pub fn as_str(&self) -> &str {
                 match self {
                     $( Self::$variant => $wire, )*
-                    Self::Other(s) => s,
+                    Self::Other(s) => s.as_str(),
                 }
             }
         }
@@ -750,17 +755,6 @@ impl Event {
             Self::SubmitMembercardUserInfo(e) => Some(&e.user_card_code),
             Self::Unknown(u) => u.field("UserCardCode"),
             _ => None,
-        }
-    }
-}
-
-impl EventKind {
-    /// Whether `self` and `other` name the same event: equal, or — for events not modelled
-    /// here — the same name in any case, as WeChat's `Event` values are matched.
-    pub fn same_as(&self, other: &Self) -> bool {
-        match (self, other) {
-            (Self::Other(a), Self::Other(b)) => a.eq_ignore_ascii_case(b),
-            _ => self == other,
         }
     }
 }

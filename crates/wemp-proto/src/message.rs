@@ -276,8 +276,44 @@ pub enum MsgKind {
     MiniProgramPage,
     /// `event`
     Event,
-    /// Anything else, as sent.
-    Other(String),
+    /// Any other value, normalised to ASCII lowercase (see [`OtherKind`]).
+    Other(OtherKind),
+}
+
+/// The value of an open set (`MsgType`, `Event`) that wemp does not model, normalised to
+/// ASCII lowercase, as WeChat matches these values case-insensitively.
+///
+/// It can only be built through `from_wire` (ruma's `PrivOwnedStr` pattern), so a kind is
+/// never an un-normalised copy of a known one and derived equality is right:
+/// `EventKind::from_wire("SUBSCRIBE") == EventKind::Subscribe` and
+/// `EventKind::from_wire("User_Stamp_Card") == EventKind::from_wire("user_stamp_card")`.
+/// The spelling as sent stays in [`Unknown`] and its raw XML.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct OtherKind(Box<str>);
+
+impl OtherKind {
+    /// Normalises a value no known kind has (trimmed, ASCII lowercase).
+    pub(crate) fn new(s: &str) -> Self {
+        Self(s.trim().to_ascii_lowercase().into())
+    }
+
+    /// The normalised value.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for OtherKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for OtherKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 impl MsgKind {
@@ -297,10 +333,10 @@ impl MsgKind {
         ]
         .into_iter()
         .find(|k| k.as_str().eq_ignore_ascii_case(s))
-        .unwrap_or_else(|| Self::Other(s.to_owned()))
+        .unwrap_or_else(|| Self::Other(OtherKind::new(s)))
     }
 
-    /// The wire spelling.
+    /// The wire spelling (an unmodelled value in ASCII lowercase).
     pub fn as_str(&self) -> &str {
         match self {
             Self::Text => "text",
@@ -312,7 +348,7 @@ impl MsgKind {
             Self::Link => "link",
             Self::MiniProgramPage => "miniprogrampage",
             Self::Event => "event",
-            Self::Other(s) => s,
+            Self::Other(s) => s.as_str(),
         }
     }
 }

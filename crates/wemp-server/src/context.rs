@@ -206,6 +206,12 @@ impl Ctx {
         self.shared.set_rule(name);
     }
 
+    /// The name of what answers this delivery so far: the rule the router chose (see
+    /// [`crate::Rule::named`]), `fallback`, `none`, or what [`Ctx::set_rule_name`] set.
+    pub fn rule_name(&self) -> Option<Arc<str>> {
+        self.shared.rule()
+    }
+
     /// The sender's conversation session, typed as `T` (see [`Session`]). Its operations
     /// fail with [`crate::SessionError::NotConfigured`] when the service has no session
     /// store.
@@ -233,6 +239,11 @@ impl Captures {
             .filter_map(|name| caps.name(name).map(|m| (name.to_owned(), m.as_str().to_owned())))
             .collect();
         Self { groups, named }
+    }
+
+    /// Only group 0: the text a word matcher matched.
+    pub(crate) fn whole(text: &str) -> Self {
+        Self { groups: vec![Some(text.to_owned())], named: Vec::new() }
     }
 
     /// Group `i` (0 is the whole match).

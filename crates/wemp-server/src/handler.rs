@@ -13,11 +13,39 @@ use crate::extract::FromInbound;
 /// The error type handlers and middleware report.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A type-erased, cloneable handler service: what routers, rules and layers pass around.
+/// A type-erased, cloneable service answering a delivery with a [`Reply`]: a whole router
+/// ([`crate::Router::into_service`], [`crate::LiveRouter::service`]) and its layers.
 pub type BoxHandler = tower::util::BoxCloneSyncService<Inbound, Reply, BoxError>;
 
-/// Returned (as the error) by a handler that declines a message: the router goes on with
-/// the next matching rule, then the fallback.
+/// A type-erased, cloneable service answering a delivery with an [`Answer`]: one rule's
+/// handler (or the fallback) and the layers around it.
+pub type RuleService = tower::util::BoxCloneSyncService<Inbound, Answer, BoxError>;
+
+/// What a rule's handler decided: a reply, or to let the next matching rule (then the
+/// fallback) have the message. Control flow is a value, not an error.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Answer {
+    /// This is the reply ([`Reply::None`] answers `success`).
+    Reply(Reply),
+    /// Not for this handler: the router goes on with the next matching rule.
+    FallThrough,
+}
+
+impl From<Reply> for Answer {
+    fn from(reply: Reply) -> Self {
+        Self::Reply(reply)
+    }
+}
+
+impl From<FallThrough> for Answer {
+    fn from(_: FallThrough) -> Self {
+        Self::FallThrough
+    }
+}
+
+/// What a handler returns to decline a message: `Err(FallThrough)` (or `None` from a handler
+/// returning `Option<Reply>`) makes the router go on with the next matching rule, then the
+/// fallback. It is not an error: it is [`Answer::FallThrough`].
 ///
 /// ```
 /// use wemp_server::{FallThrough, Reply};
@@ -25,43 +53,61 @@ pub type BoxHandler = tower::util::BoxCloneSyncService<Inbound, Reply, BoxError>
 ///     if openid.0.starts_with("vip") { Ok(Reply::text("welcome back")) } else { Err(FallThrough) }
 /// }
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, thiserror::Error)]
-#[error("handler fell through to the next rule")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FallThrough;
 
-/// What a handler may return: a [`Reply`] or `Result<Reply, E>`.
+/// What a handler may return: a [`Reply`], an [`Answer`], `Option<Reply>` (`None` falls
+/// through), `Result<Reply, FallThrough>` or `Result<Reply, E>` for any error `E`.
 pub trait IntoReply {
     /// Converts into the router's result.
     ///
     /// # Errors
     /// The handler's error, boxed.
-    fn into_reply(self) -> Result<Reply, BoxError>;
+    fn into_reply(self) -> Result<Answer, BoxError>;
 }
 
 impl IntoReply for Reply {
-    fn into_reply(self) -> Result<Reply, BoxError> {
+    fn into_reply(self) -> Result<Answer, BoxError> {
+        Ok(Answer::Reply(self))
+    }
+}
+
+impl IntoReply for Answer {
+    fn into_reply(self) -> Result<Answer, BoxError> {
         Ok(self)
     }
 }
 
+impl IntoReply for Option<Reply> {
+    fn into_reply(self) -> Result<Answer, BoxError> {
+        Ok(self.map_or(Answer::FallThrough, Answer::Reply))
+    }
+}
+
+impl IntoReply for Result<Reply, FallThrough> {
+    fn into_reply(self) -> Result<Answer, BoxError> {
+        Ok(self.map_or(Answer::FallThrough, Answer::Reply))
+    }
+}
+
 impl<E: Into<BoxError>> IntoReply for Result<Reply, E> {
-    fn into_reply(self) -> Result<Reply, BoxError> {
-        self.map_err(Into::into)
+    fn into_reply(self) -> Result<Answer, BoxError> {
+        self.map(Answer::Reply).map_err(Into::into)
     }
 }
 
 /// An async function usable as a handler: its arguments are [`FromInbound`] extractors
-/// (up to six), its output a [`Reply`] or `Result<Reply, E>`.
+/// (up to six), its output anything [`IntoReply`].
 pub trait Handler<Args>: Clone + Send + Sync + 'static {
     /// Runs the handler for one delivery.
-    fn call(&self, inbound: Inbound) -> BoxFuture<'static, Result<Reply, BoxError>>;
+    fn call(&self, inbound: Inbound) -> BoxFuture<'static, Result<Answer, BoxError>>;
 
     /// The handler as a boxed tower service.
-    fn into_service(self) -> BoxHandler
+    fn into_service(self) -> RuleService
     where
         Args: 'static,
     {
-        BoxHandler::new(HandlerService { handler: self, _args: PhantomData::<fn() -> Args> })
+        RuleService::new(HandlerService { handler: self, _args: PhantomData::<fn() -> Args> })
     }
 }
 
@@ -75,7 +121,7 @@ macro_rules! impl_handler {
             R: IntoReply,
             $($ty: FromInbound + Send + 'static,)*
         {
-            fn call(&self, inbound: Inbound) -> BoxFuture<'static, Result<Reply, BoxError>> {
+            fn call(&self, inbound: Inbound) -> BoxFuture<'static, Result<Answer, BoxError>> {
                 $(
                     let $ty = match $ty::from_inbound(&inbound) {
                         Ok(v) => v,
@@ -113,9 +159,9 @@ impl<H, Args> tower::Service<Inbound> for HandlerService<H, Args>
 where
     H: Handler<Args>,
 {
-    type Response = Reply;
+    type Response = Answer;
     type Error = BoxError;
-    type Future = BoxFuture<'static, Result<Reply, BoxError>>;
+    type Future = BoxFuture<'static, Result<Answer, BoxError>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))

@@ -1,59 +1,137 @@
 //! Ordered, first-match routing of messages and events to handlers.
 
 use std::fmt;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, RwLock};
 
 use futures_util::future::BoxFuture;
 use regex::Regex;
 use tower::{Layer, Service, ServiceExt};
 use wemp_proto::{EventKind, Incoming, MsgKind, Reply};
 
-use crate::handler::{BoxError, BoxHandler, FallThrough, Handler};
+use crate::handler::{Answer, BoxError, BoxHandler, Handler, RuleService};
 use crate::{Captures, Inbound};
 
-type Predicate = Arc<dyn Fn(&Inbound) -> bool + Send + Sync>;
+/// A condition of your own, for [`Matcher::custom`]: the open end of the matchers.
+pub trait Match: Send + Sync + 'static {
+    /// `None` when it does not match; otherwise the captures, if it produced any.
+    fn matches(&self, inbound: &Inbound) -> Option<Option<Captures>>;
 
-/// What a [`Rule`] matches. Combine with [`Matcher::and`].
-#[derive(Clone)]
-pub enum Matcher {
-    /// A text message whose content equals this (after trimming whitespace).
-    TextExact(String),
-    /// A text message whose content contains this.
-    TextContains(String),
-    /// A text message whose content matches this regex (captures go to the handler).
-    TextRegex(Regex),
-    /// An event of this kind (case-insensitive).
-    Event(EventKind),
-    /// An event whose `EventKey` equals this.
-    EventKey(String),
-    /// An event whose `EventKey` starts with this.
-    EventKeyPrefix(String),
-    /// An event whose `EventKey` matches this regex (captures go to the handler).
-    EventKeyRegex(Regex),
-    /// A message of this `MsgType`.
-    MsgType(MsgKind),
-    /// A message from one of these OpenIDs.
-    Sender(Vec<String>),
-    /// Any predicate.
-    Predicate(Predicate),
-    /// Both matchers (captures from whichever produced them, the first preferred).
-    And(Box<Self>, Box<Self>),
+    /// How logs name it (default `custom`).
+    ///
+    /// # Errors
+    /// As [`fmt::Display::fmt`].
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("custom")
+    }
 }
+
+struct Predicate<F>(F);
+
+impl<F: Fn(&Inbound) -> bool + Send + Sync + 'static> Match for Predicate<F> {
+    fn matches(&self, inbound: &Inbound) -> Option<Option<Captures>> {
+        (self.0)(inbound).then_some(None)
+    }
+
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("predicate")
+    }
+}
+
+/// How a text matcher compares.
+#[derive(Clone)]
+enum TextTest {
+    /// Equal to one of the words (surrounding whitespace ignored).
+    Exact(Vec<String>),
+    /// Containing one of the words.
+    Contains(Vec<String>),
+    /// Matching the regex.
+    Regex(Regex),
+}
+
+#[derive(Clone)]
+enum Node {
+    Text { test: TextTest, ignore_case: bool, voice: bool },
+    Event(EventKind),
+    EventKey(String),
+    EventKeyPrefix(String),
+    EventKeyRegex(Regex),
+    Scene(String),
+    MsgType(MsgKind),
+    Message,
+    Any,
+    Sender(Vec<String>),
+    Custom(Arc<dyn Match>),
+    And(Box<Self>, Box<Self>),
+    Or(Box<Self>, Box<Self>),
+    Not(Box<Self>),
+}
+
+/// What a [`Rule`] matches: text (any of several words, exactly or contained, or a regex;
+/// optionally case-insensitive and reading voice recognition), events, event keys, QR
+/// scenes, message types, senders, predicates or a [`Match`] of your own, combined with
+/// [`Matcher::and`], [`Matcher::or`] and `!` (not).
+///
+/// ```
+/// use wemp_server::{EventKind, Matcher, MsgKind};
+/// // "help" or "帮助" in any case, typed or spoken, but not from the test account.
+/// let help = Matcher::text_any(["help", "帮助"])
+///     .ignore_case()
+///     .with_voice()
+///     .and(!Matcher::sender(["o_test"]));
+/// // Following through the "spring" QR code, or scanning it when already following.
+/// let spring = Matcher::event(EventKind::Subscribe)
+///     .or(Matcher::event(EventKind::Scan))
+///     .and(Matcher::scene("spring"));
+/// // Any message that is not an event.
+/// let catch_all = Matcher::message();
+/// # let _ = (help, spring, catch_all, MsgKind::Text);
+/// ```
+#[derive(Clone)]
+pub struct Matcher(Node);
 
 impl fmt::Debug for Matcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+fn words_list(words: &[String]) -> String {
+    words.iter().map(|w| format!("{w:?}")).collect::<Vec<_>>().join(" | ")
+}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::TextExact(s) => write!(f, "text == {s:?}"),
-            Self::TextContains(s) => write!(f, "text contains {s:?}"),
-            Self::TextRegex(r) => write!(f, "text =~ /{}/", r.as_str()),
+            Self::Text { test, ignore_case, voice } => {
+                let what = if *voice { "text or voice" } else { "text" };
+                match test {
+                    TextTest::Exact(w) => write!(f, "{what} == {}", words_list(w))?,
+                    TextTest::Contains(w) => write!(f, "{what} contains {}", words_list(w))?,
+                    TextTest::Regex(r) => write!(f, "{what} =~ /{}/", r.as_str())?,
+                }
+                if *ignore_case { f.write_str(" (any case)") } else { Ok(()) }
+            }
             Self::Event(k) => write!(f, "event == {k}"),
             Self::EventKey(s) => write!(f, "event key == {s:?}"),
             Self::EventKeyPrefix(s) => write!(f, "event key starts with {s:?}"),
             Self::EventKeyRegex(r) => write!(f, "event key =~ /{}/", r.as_str()),
+            Self::Scene(s) => write!(f, "scene == {s:?}"),
             Self::MsgType(k) => write!(f, "msg type == {k}"),
+            Self::Message => f.write_str("any message"),
+            Self::Any => f.write_str("anything"),
             Self::Sender(s) => write!(f, "sender in {} openids", s.len()),
-            Self::Predicate(_) => f.write_str("predicate"),
+            Self::Custom(m) => {
+                struct D<'a>(&'a dyn Match);
+                impl fmt::Display for D<'_> {
+                    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        self.0.describe(f)
+                    }
+                }
+                write!(f, "{}", D(&**m))
+            }
             Self::And(a, b) => write!(f, "({a:?}) and ({b:?})"),
+            Self::Or(a, b) => write!(f, "({a:?}) or ({b:?})"),
+            Self::Not(a) => write!(f, "not ({a:?})"),
         }
     }
 }
@@ -65,51 +143,132 @@ fn regex(pattern: &str) -> Regex {
     }
 }
 
+fn owned<I, S>(words: I) -> Vec<String>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    words.into_iter().map(Into::into).collect()
+}
+
 impl Matcher {
-    /// Text equal to `s` (surrounding whitespace ignored).
+    fn text_test(test: TextTest) -> Self {
+        Self(Node::Text { test, ignore_case: false, voice: false })
+    }
+
+    /// Text equal to `s` (surrounding whitespace ignored; case-sensitive unless
+    /// [`Matcher::ignore_case`]).
     pub fn text(s: impl Into<String>) -> Self {
-        Self::TextExact(s.into())
+        Self::text_test(TextTest::Exact(vec![s.into()]))
+    }
+
+    /// Text equal to any of `words` (surrounding whitespace ignored).
+    pub fn text_any<I, S>(words: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::text_test(TextTest::Exact(owned(words)))
     }
 
     /// Text containing `s`.
     pub fn text_contains(s: impl Into<String>) -> Self {
-        Self::TextContains(s.into())
+        Self::text_test(TextTest::Contains(vec![s.into()]))
+    }
+
+    /// Text containing any of `words`; capture 0 is the word found.
+    pub fn text_contains_any<I, S>(words: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::text_test(TextTest::Contains(owned(words)))
     }
 
     /// Text matching the regex `pattern`.
     ///
     /// # Panics
-    /// When `pattern` is not a valid regex (a programming error, caught at startup).
+    /// When `pattern` is not a valid regex (a programming error, caught at startup); use
+    /// [`Matcher::try_text_regex`] for patterns from a config file.
     pub fn text_regex(pattern: &str) -> Self {
-        Self::TextRegex(regex(pattern))
+        Self::text_test(TextTest::Regex(regex(pattern)))
+    }
+
+    /// Text matching the regex `pattern`.
+    ///
+    /// # Errors
+    /// `pattern` is not a valid regex.
+    pub fn try_text_regex(pattern: &str) -> Result<Self, regex::Error> {
+        Ok(Self::text_test(TextTest::Regex(Regex::new(pattern)?)))
+    }
+
+    /// The text matchers inside this one compare case-insensitively (Unicode lowercase; a
+    /// regex is compiled case-insensitive).
+    #[must_use]
+    pub fn ignore_case(mut self) -> Self {
+        self.0.set_text_options(Some(true), None);
+        self
+    }
+
+    /// The text matchers inside this one also read a voice message's speech recognition
+    /// (`Recognition`, when the account has it switched on).
+    #[must_use]
+    pub fn with_voice(mut self) -> Self {
+        self.0.set_text_options(None, Some(true));
+        self
     }
 
     /// An event of this kind.
     pub fn event(kind: EventKind) -> Self {
-        Self::Event(kind)
+        Self(Node::Event(kind))
     }
 
     /// An event whose key equals `key`.
     pub fn event_key(key: impl Into<String>) -> Self {
-        Self::EventKey(key.into())
+        Self(Node::EventKey(key.into()))
     }
 
     /// An event whose key starts with `prefix`.
     pub fn event_key_prefix(prefix: impl Into<String>) -> Self {
-        Self::EventKeyPrefix(prefix.into())
+        Self(Node::EventKeyPrefix(prefix.into()))
     }
 
     /// An event whose key matches the regex `pattern`.
     ///
     /// # Panics
-    /// When `pattern` is not a valid regex.
+    /// When `pattern` is not a valid regex; see [`Matcher::try_event_key_regex`].
     pub fn event_key_regex(pattern: &str) -> Self {
-        Self::EventKeyRegex(regex(pattern))
+        Self(Node::EventKeyRegex(regex(pattern)))
+    }
+
+    /// An event whose key matches the regex `pattern`.
+    ///
+    /// # Errors
+    /// `pattern` is not a valid regex.
+    pub fn try_event_key_regex(pattern: &str) -> Result<Self, regex::Error> {
+        Ok(Self(Node::EventKeyRegex(Regex::new(pattern)?)))
+    }
+
+    /// A `subscribe` or `SCAN` event from the parametric QR code of this scene (without the
+    /// `qrscene_` prefix).
+    pub fn scene(scene: impl Into<String>) -> Self {
+        Self(Node::Scene(scene.into()))
     }
 
     /// A message of this type.
     pub fn msg_type(kind: MsgKind) -> Self {
-        Self::MsgType(kind)
+        Self(Node::MsgType(kind))
+    }
+
+    /// Any message that is not an event: what a catch-all reply should answer (an event
+    /// such as a `LOCATION` report arrives without the user writing anything).
+    pub fn message() -> Self {
+        Self(Node::Message)
+    }
+
+    /// Anything, events included.
+    pub fn any() -> Self {
+        Self(Node::Any)
     }
 
     /// A message from one of these users.
@@ -118,79 +277,152 @@ impl Matcher {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Self::Sender(openids.into_iter().map(Into::into).collect())
+        Self(Node::Sender(owned(openids)))
     }
 
     /// A message for which `f` returns true.
     pub fn predicate(f: impl Fn(&Inbound) -> bool + Send + Sync + 'static) -> Self {
-        Self::Predicate(Arc::new(f))
+        Self::custom(Predicate(f))
     }
 
-    /// Both this and `other`.
+    /// A condition of your own.
+    pub fn custom(m: impl Match) -> Self {
+        Self(Node::Custom(Arc::new(m)))
+    }
+
+    /// Both this and `other` (captures from whichever produced them, this one preferred).
     #[must_use]
     pub fn and(self, other: Self) -> Self {
-        Self::And(Box::new(self), Box::new(other))
+        Self(Node::And(Box::new(self.0), Box::new(other.0)))
     }
 
-    /// `None` when it does not match; otherwise the captures, if a regex produced any.
+    /// This or else `other` (captures from the one that matched).
+    #[must_use]
+    pub fn or(self, other: Self) -> Self {
+        Self(Node::Or(Box::new(self.0), Box::new(other.0)))
+    }
+
+    /// `None` when it does not match; otherwise the captures, if a regex (or a word list:
+    /// capture 0 is the text or the word found) produced any.
     pub fn matches(&self, inbound: &Inbound) -> Option<Option<Captures>> {
+        self.0.matches(inbound)
+    }
+}
+
+/// Not this matcher (`!Matcher::sender(["o_test"])`).
+impl std::ops::Not for Matcher {
+    type Output = Self;
+
+    fn not(self) -> Self {
+        Self(Node::Not(Box::new(self.0)))
+    }
+}
+
+/// The text a text matcher reads: a text message's content, and with `voice` a voice
+/// message's speech recognition.
+fn readable_text(msg: &Incoming, voice: bool) -> Option<&str> {
+    match msg {
+        Incoming::Text(t) => Some(&t.content),
+        Incoming::Voice(v) if voice => v.recognition.as_deref(),
+        _ => None,
+    }
+}
+
+impl Node {
+    fn set_text_options(&mut self, case: Option<bool>, with_voice: Option<bool>) {
+        match self {
+            Self::Text { test, ignore_case, voice } => {
+                if let Some(c) = case {
+                    *ignore_case = c;
+                    if let TextTest::Regex(re) = test
+                        && let Ok(rebuilt) = regex::RegexBuilder::new(re.as_str()).case_insensitive(c).build()
+                    {
+                        *re = rebuilt;
+                    }
+                }
+                if let Some(v) = with_voice {
+                    *voice = v;
+                }
+            }
+            Self::And(a, b) | Self::Or(a, b) => {
+                a.set_text_options(case, with_voice);
+                b.set_text_options(case, with_voice);
+            }
+            Self::Not(a) => a.set_text_options(case, with_voice),
+            _ => {}
+        }
+    }
+
+    fn matches(&self, inbound: &Inbound) -> Option<Option<Captures>> {
         let msg = inbound.message();
         let key = || msg.event().and_then(|e| e.event_key());
         let yes = |b: bool| if b { Some(None) } else { None };
         match self {
-            Self::TextExact(s) => yes(inbound.text().is_some_and(|t| t.trim() == s)),
-            Self::TextContains(s) => yes(inbound.text().is_some_and(|t| t.contains(s.as_str()))),
-            Self::TextRegex(re) => {
-                let text = inbound.text()?;
-                re.captures(text).map(|c| Some(Captures::from_regex(re, &c)))
+            Self::Text { test, ignore_case, voice } => {
+                let text = readable_text(msg, *voice)?;
+                let fold = |s: &str| if *ignore_case { s.to_lowercase() } else { s.to_owned() };
+                match test {
+                    TextTest::Exact(words) => {
+                        let text = text.trim();
+                        let folded = fold(text);
+                        words.iter().any(|w| fold(w.trim()) == folded).then(|| Some(Captures::whole(text)))
+                    }
+                    TextTest::Contains(words) => {
+                        let hay = fold(text);
+                        words.iter().find(|w| hay.contains(&fold(w))).map(|w| Some(Captures::whole(w)))
+                    }
+                    TextTest::Regex(re) => re.captures(text).map(|c| Some(Captures::from_regex(re, &c))),
+                }
             }
-            Self::Event(kind) => yes(msg.event().is_some_and(|e| e.kind().same_as(kind))),
+            Self::Event(kind) => yes(msg.event().is_some_and(|e| e.kind() == *kind)),
             Self::EventKey(s) => yes(key().is_some_and(|k| k == s)),
             Self::EventKeyPrefix(s) => yes(key().is_some_and(|k| k.starts_with(s.as_str()))),
             Self::EventKeyRegex(re) => {
                 let k = key()?;
                 re.captures(k).map(|c| Some(Captures::from_regex(re, &c)))
             }
-            Self::MsgType(kind) => yes(same_msg_kind(msg, kind)),
+            Self::Scene(s) => yes(msg.event().and_then(|e| e.scene()).is_some_and(|x| x == s)),
+            Self::MsgType(kind) => yes(msg.kind() == *kind),
+            Self::Message => yes(msg.event().is_none() && msg.kind() != MsgKind::Event),
+            Self::Any => Some(None),
             Self::Sender(ids) => yes(ids.iter().any(|id| id == inbound.openid())),
-            Self::Predicate(f) => yes(f(inbound)),
+            Self::Custom(m) => m.matches(inbound),
             Self::And(a, b) => {
                 let ca = a.matches(inbound)?;
                 let cb = b.matches(inbound)?;
                 Some(ca.or(cb))
             }
+            Self::Or(a, b) => a.matches(inbound).or_else(|| b.matches(inbound)),
+            Self::Not(a) => yes(a.matches(inbound).is_none()),
         }
     }
 }
 
-fn same_msg_kind(msg: &Incoming, kind: &MsgKind) -> bool {
-    match (msg.kind(), kind) {
-        (MsgKind::Other(x), MsgKind::Other(y)) => x.eq_ignore_ascii_case(y),
-        (a, b) => a == *b,
-    }
-}
-
-/// A matcher and the service that handles what it matches, optionally wrapped in layers.
+/// A matcher and the service that handles what it matches, optionally named and wrapped
+/// in layers.
 ///
 /// ```
-/// use std::time::Duration;
-/// use wemp_server::{Matcher, Reply, Router, Rule};
-/// async fn slow() -> Reply { Reply::text("done") }
+/// use wemp_server::{Answer, Matcher, Reply, Router, Rule};
+/// async fn report() -> Reply { Reply::text("done") }
 /// let router = Router::new().route(
-///     Rule::new(Matcher::text("report"), slow)
+///     Rule::new(Matcher::text("report"), report)
+///         .named("daily report")
 ///         .layer(tower::util::MapRequestLayer::new(|inbound| inbound)),
 /// );
 /// ```
 #[derive(Clone)]
 pub struct Rule {
     matcher: Matcher,
-    service: BoxHandler,
+    service: RuleService,
     name: Arc<str>,
 }
 
 impl fmt::Debug for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Rule").field("matcher", &self.matcher).finish_non_exhaustive()
+        f.debug_struct("Rule")
+            .field("name", &self.name)
+            .field("matcher", &self.matcher)
+            .finish_non_exhaustive()
     }
 }
 
@@ -205,27 +437,41 @@ impl Rule {
     }
 
     /// A rule sending what `matcher` matches to a boxed service.
-    pub fn service(matcher: Matcher, service: BoxHandler) -> Self {
+    pub fn service(matcher: Matcher, service: RuleService) -> Self {
         let name = format!("{matcher:?}").into();
         Self { matcher, service, name }
     }
 
-    /// Wraps this rule's handler in a tower layer (timeouts, rate limits, logging…).
+    /// Names the rule: logs, the request span's `rule` field and observers show this name
+    /// (by default, a description of the matcher).
     #[must_use]
-    pub fn layer<L>(mut self, layer: L) -> Self
-    where
-        L: Layer<BoxHandler>,
-        L::Service: Service<Inbound, Response = Reply> + Clone + Send + Sync + 'static,
-        <L::Service as Service<Inbound>>::Error: Into<BoxError>,
-        <L::Service as Service<Inbound>>::Future: Send + 'static,
-    {
-        self.service = box_layered(layer, self.service);
+    pub fn named(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = name.into();
         self
     }
 
-    /// A readable description of the matcher, used in logs.
+    /// Wraps this rule's handler in a tower layer (timeouts, rate limits, logging…). The
+    /// layered service answers an [`Answer`], so a layer sees fall-through too.
+    #[must_use]
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<RuleService>,
+        L::Service: Service<Inbound, Response = Answer> + Clone + Send + Sync + 'static,
+        <L::Service as Service<Inbound>>::Error: Into<BoxError>,
+        <L::Service as Service<Inbound>>::Future: Send + 'static,
+    {
+        self.service = RuleService::new(layer.layer(self.service).map_err(Into::into));
+        self
+    }
+
+    /// The rule's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// What it matches.
+    pub fn matcher(&self) -> &Matcher {
+        &self.matcher
     }
 }
 
@@ -241,9 +487,9 @@ where
 
 type LayerFn = Arc<dyn Fn(BoxHandler) -> BoxHandler + Send + Sync>;
 
-/// Rules tried in order; the first that matches handles the message. A handler returning
-/// [`FallThrough`] passes it on to the next matching rule; when no rule takes it, the
-/// fallback does (or the answer is `success`).
+/// Rules tried in order; the first that matches handles the message. A handler answering
+/// [`Answer::FallThrough`] (`Err(FallThrough)`, `None`) passes it on to the next matching
+/// rule; when no rule takes it, the fallback does (or the answer is `success`).
 ///
 /// ```
 /// use wemp_server::{EventKind, Reply, Router};
@@ -261,7 +507,7 @@ type LayerFn = Arc<dyn Fn(BoxHandler) -> BoxHandler + Send + Sync>;
 #[derive(Clone, Default)]
 pub struct Router {
     rules: Vec<Rule>,
-    fallback: Option<BoxHandler>,
+    fallback: Option<RuleService>,
     layers: Vec<LayerFn>,
 }
 
@@ -286,6 +532,25 @@ impl Router {
     pub fn route(mut self, rule: Rule) -> Self {
         self.rules.push(rule);
         self
+    }
+
+    /// Appends `other`'s rules after this router's, so routers built separately (one per
+    /// feature, or compiled from a config file) compose into one; `other`'s fallback applies
+    /// when this router has none, and `other`'s router-wide layers wrap the merged router
+    /// after this one's (use [`Rule::layer`] for a layer that stays with its rules).
+    #[must_use]
+    pub fn merge(mut self, other: Self) -> Self {
+        self.rules.extend(other.rules);
+        if self.fallback.is_none() {
+            self.fallback = other.fallback;
+        }
+        self.layers.extend(other.layers);
+        self
+    }
+
+    /// The rules, in order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
     }
 
     fn on<H: Handler<Args>, Args: 'static>(self, matcher: Matcher, handler: H) -> Self {
@@ -317,7 +582,8 @@ impl Router {
         self.on(Matcher::text_regex(pattern), handler)
     }
 
-    /// Events of `kind`, matched case-insensitively.
+    /// Events of `kind` (WeChat's event names are case-insensitive; [`EventKind::from_wire`]
+    /// normalises them).
     #[must_use]
     pub fn on_event<H: Handler<Args>, Args: 'static>(self, kind: EventKind, handler: H) -> Self {
         self.on(Matcher::event(kind), handler)
@@ -377,6 +643,13 @@ impl Router {
         self
     }
 
+    /// A boxed service for what no rule takes (a forwarder, say).
+    #[must_use]
+    pub fn fallback_service(mut self, service: RuleService) -> Self {
+        self.fallback = Some(service);
+        self
+    }
+
     /// Wraps the whole router in a tower layer; layers added later wrap earlier ones.
     #[must_use]
     pub fn layer<L>(mut self, layer: L) -> Self
@@ -415,7 +688,7 @@ impl<L: Layer<S>, S> Layer<S> for LayerRef<L> {
 #[derive(Clone)]
 struct Dispatch {
     rules: Arc<[Rule]>,
-    fallback: Option<BoxHandler>,
+    fallback: Option<RuleService>,
 }
 
 static FALLBACK: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("fallback"));
@@ -444,17 +717,17 @@ impl Service<Inbound> for Dispatch {
                 let Some(captures) = rule.matcher.matches(&inbound) else { continue };
                 let req = if captures.is_some() { inbound.with_captures(captures) } else { inbound.clone() };
                 record_rule(&inbound, &rule.name);
-                match rule.service.clone().oneshot(req).await {
-                    Err(e) if e.is::<FallThrough>() => continue,
-                    other => return other,
+                match rule.service.clone().oneshot(req).await? {
+                    Answer::Reply(reply) => return Ok(reply),
+                    Answer::FallThrough => continue,
                 }
             }
             match this.fallback {
                 Some(fallback) => {
                     record_rule(&inbound, &FALLBACK);
-                    match fallback.oneshot(inbound).await {
-                        Err(e) if e.is::<FallThrough>() => Ok(Reply::None),
-                        other => other,
+                    match fallback.oneshot(inbound).await? {
+                        Answer::Reply(reply) => Ok(reply),
+                        Answer::FallThrough => Ok(Reply::None),
                     }
                 }
                 None => {
@@ -463,5 +736,95 @@ impl Service<Inbound> for Dispatch {
                 }
             }
         })
+    }
+}
+
+/// A router that can be replaced while the server runs (hot reload): every delivery runs
+/// on the router in effect when it arrived, start to finish, and a swap never waits for
+/// running deliveries nor makes a delivery wait for it.
+///
+/// ```
+/// use wemp_server::{Account, LiveRouter, Reply, Router, WechatService};
+/// async fn v1() -> Reply { Reply::text("v1") }
+/// async fn v2() -> Reply { Reply::text("v2") }
+/// let live = LiveRouter::new(Router::new().fallback(v1));
+/// let service = WechatService::builder()
+///     .account(Account::new("wx2c2769f8efd9abc2", "spamtest"))
+///     .handler_service(live.service())
+///     .build()?;
+/// // Later, e.g. on SIGHUP:
+/// live.swap(Router::new().fallback(v2));
+/// # drop(service);
+/// # Ok::<(), wemp_server::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct LiveRouter {
+    current: Arc<RwLock<Arc<Built>>>,
+}
+
+/// A router and its service, built once per swap.
+struct Built {
+    router: Router,
+    service: BoxHandler,
+}
+
+impl fmt::Debug for Built {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.router, f)
+    }
+}
+
+impl Built {
+    fn new(router: Router) -> Arc<Self> {
+        Arc::new(Self { service: router.clone().into_service(), router })
+    }
+}
+
+impl LiveRouter {
+    /// Starts with `router`.
+    pub fn new(router: Router) -> Self {
+        Self { current: Arc::new(RwLock::new(Built::new(router))) }
+    }
+
+    /// Replaces the router; deliveries already running finish on the old one.
+    pub fn swap(&self, router: Router) {
+        let built = Built::new(router);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = built;
+    }
+
+    fn current(&self) -> Arc<Built> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The rules in effect now (the router is replaced as a whole, so these are one
+    /// router's rules).
+    pub fn rules(&self) -> Vec<Rule> {
+        self.current().router.rules.clone()
+    }
+
+    /// A service running each delivery on the router in effect when it arrives: give it to
+    /// [`crate::WechatServiceBuilder::handler_service`].
+    pub fn service(&self) -> BoxHandler {
+        BoxHandler::new(LiveService { live: self.clone() })
+    }
+}
+
+#[derive(Clone)]
+struct LiveService {
+    live: LiveRouter,
+}
+
+impl Service<Inbound> for LiveService {
+    type Response = Reply;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<Reply, BoxError>>;
+
+    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, inbound: Inbound) -> Self::Future {
+        let service = self.live.current().service.clone();
+        Box::pin(service.oneshot(inbound))
     }
 }

@@ -178,7 +178,8 @@ fn unknown_future_event_keeps_everything() {
     let colors: Vec<_> =
         u.fields.child("Detail").unwrap().children_named("Color").map(|c| c.text.as_str()).collect();
     assert_eq!(colors, ["cyan", "magenta"]);
-    assert_eq!(msg.event().unwrap().kind(), EventKind::Other("holographic_wave".into()));
+    assert_eq!(msg.event().unwrap().kind(), EventKind::from_wire("holographic_wave"));
+    assert!(matches!(msg.event().unwrap().kind(), EventKind::Other(o) if o.as_str() == "holographic_wave"));
     assert_eq!(msg.to_xml(), xml);
     assert_eq!(msg.dedup_key(), "event:oyORnuP8q7ou2gfYjqLzSIWZf0rs:1348831860:holographic_wave:");
 }
@@ -248,4 +249,17 @@ fn every_event_kind_has_a_fixture() {
     ] {
         assert!(seen.contains(wire), "no fixture for {wire}");
     }
+}
+
+#[test]
+fn event_kinds_are_normalised_so_equality_is_case_insensitive() {
+    assert_eq!(EventKind::from_wire("SUBSCRIBE"), EventKind::Subscribe);
+    assert_eq!(EventKind::from_wire(" scan "), EventKind::Scan);
+    assert_eq!(EventKind::from_wire("User_Stamp_Card"), EventKind::from_wire("user_stamp_card"));
+    assert_eq!(EventKind::from_wire("User_Stamp_Card").as_str(), "user_stamp_card");
+    assert_ne!(EventKind::from_wire("user_stamp_card"), EventKind::from_wire("user_punch_card"));
+    assert_eq!(MsgKind::from_wire("HOLOGRAM"), MsgKind::from_wire("hologram"));
+    assert_eq!(MsgKind::from_wire("TEXT"), MsgKind::Text);
+    assert!(EventKind::known().contains(&EventKind::Subscribe));
+    assert!(!EventKind::known().iter().any(|k| matches!(k, EventKind::Other(_))));
 }

@@ -6,7 +6,8 @@ use wemp_proto::message::Text;
 use wemp_proto::{Incoming, Mode};
 use wemp_server::extract::{ClickKey, Content, EventKey, OpenId, Scene};
 use wemp_server::{
-    Account, BoxError, Captures, Ctx, EventKind, FallThrough, Inbound, Matcher, MsgKind, Reply, Router, Rule,
+    Account, Answer, BoxError, Captures, Ctx, EventKind, FallThrough, Inbound, LiveRouter, Match, Matcher,
+    MsgKind, Reply, Router, Rule,
 };
 
 use crate::common::*;
@@ -74,7 +75,7 @@ async fn events_case_insensitive_and_event_keys() {
         .on_event_key_regex(r"^ITEM_(\d+)$", click)
         .on_event_key_prefix("MENU_", key)
         .on_event(EventKind::Subscribe, scene)
-        .on_event(EventKind::Other("custom_thing".into()), t("custom"))
+        .on_event(EventKind::from_wire("custom_thing"), t("custom"))
         .on_msg(MsgKind::Event, t("other event"));
     assert_eq!(said(&router, &event_xml("CLICK", Some("MENU_EXACT"))).await, "key MENU_EXACT");
     assert_eq!(said(&router, &event_xml("CLICK", Some("MENU_OTHER"))).await, "key MENU_OTHER");
@@ -149,8 +150,15 @@ async fn layers_around_router_and_single_rule() {
             other => other,
         })
     }
+    // A rule's layer sees the rule's `Answer` (fall-through included), the router's the `Reply`.
+    fn rule_suffix(s: &'static str) -> MapResponseLayer<impl Fn(Answer) -> Answer + Clone> {
+        MapResponseLayer::new(move |a: Answer| match a {
+            Answer::Reply(Reply::Text { content }) => Answer::Reply(Reply::text(format!("{content}{s}"))),
+            other => other,
+        })
+    }
     let router = Router::new()
-        .route(Rule::new(Matcher::text("a"), t("A")).layer(suffix("+rule")))
+        .route(Rule::new(Matcher::text("a"), t("A")).layer(rule_suffix("+rule")))
         .on_text("b", t("B"))
         .layer(suffix("+inner"))
         .layer(suffix("+outer"));
@@ -165,4 +173,177 @@ async fn account_and_ctx_extractors() {
     }
     let router = Router::new().fallback(who);
     assert_eq!(said(&router, &text_xml("x", 1)).await, format!("{APPID} true plain"));
+}
+
+fn voice_xml(recognition: &str) -> String {
+    format!(
+        "<xml><ToUserName>{GH}</ToUserName><FromUserName>{OPENID}</FromUserName><CreateTime>1</CreateTime>\
+         <MsgType>voice</MsgType><MediaId>m</MediaId><Format>amr</Format>\
+         <Recognition><![CDATA[{recognition}]]></Recognition><MsgId>11</MsgId></xml>"
+    )
+}
+
+fn location_event_xml() -> String {
+    format!(
+        "<xml><ToUserName>{GH}</ToUserName><FromUserName>{OPENID}</FromUserName><CreateTime>1</CreateTime>\
+         <MsgType>event</MsgType><Event>LOCATION</Event><Latitude>23.1</Latitude>\
+         <Longitude>113.3</Longitude><Precision>119.4</Precision></xml>"
+    )
+}
+
+#[tokio::test]
+async fn any_of_words_case_and_voice_are_options() {
+    let router = Router::new()
+        .route(Rule::new(Matcher::text_any(["Help", "帮助"]), t("strict")))
+        .route(Rule::new(Matcher::text_any(["menu", "菜单"]).ignore_case(), t("any case")))
+        .route(Rule::new(
+            Matcher::text_contains_any(["weather", "天气"]).ignore_case().with_voice(),
+            t("weather"),
+        ))
+        .route(Rule::new(Matcher::text_regex(r"^order (\d+)$").ignore_case().with_voice(), t("order")));
+    assert_eq!(said(&router, &text_xml("Help", 1)).await, "strict");
+    assert_eq!(said(&router, &text_xml(" 帮助 ", 1)).await, "strict");
+    assert_eq!(said(&router, &text_xml("help", 1)).await, "<none>", "case-sensitive by default");
+    assert_eq!(said(&router, &text_xml("MENU", 1)).await, "any case");
+    assert_eq!(said(&router, &voice_xml("Help")).await, "<none>", "voice is opt-in");
+    assert_eq!(said(&router, &voice_xml("What's the WEATHER like?")).await, "weather");
+    assert_eq!(said(&router, &text_xml("今天天气", 1)).await, "weather");
+    assert_eq!(said(&router, &voice_xml("ORDER 42")).await, "order");
+    assert_eq!(said(&router, &text_xml("Order 7", 1)).await, "order");
+}
+
+#[tokio::test]
+async fn word_matchers_capture_what_they_matched() {
+    async fn got(c: Captures) -> Reply {
+        Reply::text(c.get(0).unwrap_or("-").to_owned())
+    }
+    let router = Router::new()
+        .route(Rule::new(Matcher::text_any(["hi"]).ignore_case(), got))
+        .route(Rule::new(Matcher::text_contains_any(["price", "cost"]), got));
+    assert_eq!(said(&router, &text_xml("  HI ", 1)).await, "HI");
+    assert_eq!(said(&router, &text_xml("what does it cost?", 1)).await, "cost");
+}
+
+#[tokio::test]
+async fn or_not_scene_message_and_custom_compose() {
+    struct LongText(usize);
+    impl Match for LongText {
+        fn matches(&self, inbound: &Inbound) -> Option<Option<Captures>> {
+            inbound.text().is_some_and(|t| t.chars().count() > self.0).then_some(None)
+        }
+        fn describe(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "text longer than {}", self.0)
+        }
+    }
+    let spring = Matcher::event(EventKind::Subscribe)
+        .or(Matcher::event(EventKind::Scan))
+        .and(Matcher::scene("spring"));
+    let router = Router::new()
+        .route(Rule::new(spring, t("spring")))
+        .route(Rule::new(Matcher::text("vip").and(!Matcher::sender(["o_test"])), t("vip")))
+        .route(Rule::new(Matcher::custom(LongText(10)), t("long")))
+        .route(Rule::new(Matcher::message(), t("message")));
+    assert_eq!(said(&router, &event_xml("subscribe", Some("qrscene_spring"))).await, "spring");
+    assert_eq!(said(&router, &event_xml("SCAN", Some("spring"))).await, "spring");
+    assert_eq!(said(&router, &event_xml("SCAN", Some("autumn"))).await, "<none>", "events are not messages");
+    assert_eq!(said(&router, &text_xml("vip", 1)).await, "vip");
+    assert_eq!(said(&router, &text_xml_from("o_test", "vip", 1)).await, "message", "not from o_test");
+    assert_eq!(said(&router, &text_xml("a very long text", 1)).await, "long");
+    assert_eq!(said(&router, &image_xml()).await, "message");
+    assert_eq!(said(&router, &location_event_xml()).await, "<none>", "a LOCATION report is no message");
+    assert_eq!(
+        format!("{:?}", Matcher::custom(LongText(3)).or(!Matcher::message())),
+        "(text longer than 3) or (not (any message))"
+    );
+}
+
+#[tokio::test]
+async fn named_rules_and_fall_through_as_a_value() {
+    async fn maybe(OpenId(id): OpenId) -> Option<Reply> {
+        (id == "o_special").then(|| Reply::text("special"))
+    }
+    async fn decline() -> Answer {
+        Answer::FallThrough
+    }
+    let router = Router::new()
+        .route(Rule::new(Matcher::any(), decline).named("declines"))
+        .route(Rule::new(Matcher::text("a"), maybe).named("special users"))
+        .fallback(t("fallback"));
+    assert_eq!(router.rules()[1].name(), "special users");
+    assert_eq!(said(&router, &text_xml_from("o_special", "a", 1)).await, "special");
+    assert_eq!(said(&router, &text_xml("a", 1)).await, "fallback");
+    let declining_fallback = Router::new().fallback(decline);
+    assert_eq!(said(&declining_fallback, &text_xml("a", 1)).await, "<none>");
+    let merged = Router::new()
+        .on_text("x", t("first"))
+        .merge(Router::new().on_text("y", t("second")).fallback(t("theirs")));
+    assert_eq!(said(&merged, &text_xml("y", 1)).await, "second");
+    assert_eq!(said(&merged, &text_xml("z", 1)).await, "theirs");
+}
+
+/// Each router answers with its label from a rule that falls through after yielding and a
+/// fallback, both wrapped in a router layer adding the label again: a delivery that saw
+/// parts of two routers would answer e.g. "A/B".
+fn labelled(label: &'static str) -> Router {
+    use tower::util::MapResponseLayer;
+    let slow_decline = move || async move {
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        Err::<Reply, _>(FallThrough)
+    };
+    Router::new().route(Rule::new(Matcher::any(), slow_decline)).fallback(t(label)).layer(
+        MapResponseLayer::new(move |r: Reply| match r {
+            Reply::Text { content } => Reply::text(format!("{content}/{label}")),
+            other => other,
+        }),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_router_swaps_whole_under_load() {
+    let live = LiveRouter::new(labelled("A"));
+    let service = live.service();
+    // A delivery that started on A finishes on A even when B takes over midway.
+    let before = {
+        let service = service.clone();
+        let inbound = inbound(&text_xml("x", 1));
+        tokio::spawn(async move { service.oneshot(inbound).await.unwrap() })
+    };
+    tokio::task::yield_now().await;
+    let swapper = {
+        let live = live.clone();
+        tokio::spawn(async move {
+            for i in 0..200 {
+                live.swap(labelled(if i % 2 == 0 { "B" } else { "A" }));
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let mut tasks = Vec::new();
+    for i in 0..400 {
+        let service = service.clone();
+        let inbound = inbound(&text_xml("x", i));
+        tasks.push(tokio::spawn(async move { service.oneshot(inbound).await.unwrap() }));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for task in tasks {
+        let Reply::Text { content } = task.await.unwrap() else { panic!("not text") };
+        assert!(content == "A/A" || content == "B/B", "a half-swapped router answered {content:?}");
+        seen.insert(content);
+    }
+    swapper.await.unwrap();
+    assert_eq!(before.await.unwrap(), Reply::text("A/A"));
+    live.swap(labelled("B"));
+    assert_eq!(service.clone().oneshot(inbound(&text_xml("x", 1))).await.unwrap(), Reply::text("B/B"));
+    assert_eq!(live.rules().len(), 1);
+    assert!(!seen.is_empty());
+}
+
+fn inbound(xml: &str) -> Inbound {
+    Inbound::new(
+        Incoming::parse(xml).unwrap(),
+        Arc::new(account()),
+        Mode::Plain,
+        Ctx::detached(Duration::from_secs(5)),
+    )
 }
