@@ -183,6 +183,7 @@ const en = {
   'detail.unreported': 'not reported by the server',
   'detail.retry-unreported': 'retry #{n} (not reported by the server)',
   'detail.verification': 'Verification',
+  'detail.checks': 'Admission checks',
 
   // setup
   'setup.paste': 'Paste into the WeChat console',
@@ -396,6 +397,7 @@ const zhCN = {
   'detail.unreported': '服务器未报告',
   'detail.retry-unreported': '第 {n} 次重试（服务器未报告）',
   'detail.verification': '校验',
+  'detail.checks': '接入检查',
 
   'setup.paste': '填写到微信公众平台',
   'setup.paste.account': '填写到微信公众平台：{account}',

@@ -291,7 +291,8 @@ impl Console {
     /// the request is for (by its path, else `ToUserName`, else the appid in the payload).
     pub fn tap(&self, callback: axum::Router) -> axum::Router {
         let state = TapState::with_accounts(self.shared.hub.clone(), self.shared.accounts.clone())
-            .observed_by(self.shared.observed.clone());
+            .observed_by(self.shared.observed.clone())
+            .body_limit(self.shared.config.body_limit);
         callback.layer(axum::middleware::from_fn_with_state(state, tap))
     }
 }

@@ -203,6 +203,9 @@ pub struct DeliveryRecord {
     pub error: Option<String>,
     /// Why the request was refused, for [`RecordOutcome::Rejected`].
     pub rejection: Option<RejectionRecord>,
+    /// The checks admission made, in order ([`wemp_proto::admission::Check`]): what a
+    /// diagnostics view shows instead of re-checking the request itself.
+    pub checks: Vec<wemp_proto::admission::Check>,
 }
 
 impl DeliveryRecord {
@@ -227,6 +230,7 @@ impl DeliveryRecord {
             handler: None,
             error: None,
             rejection: None,
+            checks: Vec::new(),
         }
     }
 
