@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use serde::Deserialize;
+use wemp_proto::admission::{Account, Accounts, AccountsError};
 use wemp_proto::{Cipher, Mode};
 
 use wemp_console::{Menu, TestUser};
@@ -86,6 +87,30 @@ pub struct ServerConfig {
     pub deadline: Duration,
     /// Where Prometheus metrics are served; unset for none.
     pub metrics_path: Option<String>,
+    /// How long a new connection (or a keep-alive connection's next request, from its first
+    /// byte) may take to send its request headers, e.g. `"5s"`.
+    #[serde(deserialize_with = "de_duration")]
+    pub header_timeout: Duration,
+    /// How long a request body may take to arrive after its headers, e.g. `"5s"`.
+    #[serde(deserialize_with = "de_duration")]
+    pub body_timeout: Duration,
+    /// How long a keep-alive connection may wait silently for its next request, e.g. `"30s"`.
+    #[serde(deserialize_with = "de_duration")]
+    pub idle_timeout: Duration,
+    /// Connections open at once; more wait in the listen backlog (keep it under the
+    /// process's file-descriptor limit).
+    pub max_connections: usize,
+}
+
+impl ServerConfig {
+    /// The connection limits these settings describe.
+    pub fn limits(&self) -> wemp_server::Limits {
+        wemp_server::Limits::default()
+            .header_timeout(self.header_timeout)
+            .body_timeout(self.body_timeout)
+            .idle_timeout(self.idle_timeout)
+            .max_connections(self.max_connections)
+    }
 }
 
 impl Default for ServerConfig {
@@ -97,6 +122,10 @@ impl Default for ServerConfig {
             body_limit: 64 * 1024,
             deadline: Duration::from_millis(4500),
             metrics_path: None,
+            header_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(30),
+            max_connections: 1024,
         }
     }
 }
@@ -641,10 +670,9 @@ pub fn generate_token(rng: &mut impl Rng) -> String {
     (0..32).map(|_| char::from(rng.sample(rand::distr::Alphanumeric))).collect()
 }
 
-/// Whether `token` is acceptable to the WeChat console: 3–32 ASCII letters and digits.
-pub fn token_is_valid(token: &str) -> bool {
-    (3..=32).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_alphanumeric())
-}
+/// Whether `token` is acceptable to the WeChat console: 3–32 ASCII letters and digits
+/// (the rule lives in [`wemp_proto::admission::token_is_valid`]).
+pub use wemp_proto::admission::token_is_valid;
 
 /// The environment variables `Config::apply_env` reads, and the field each sets.
 pub const ENV_VARS: &[(&str, &str)] = &[
@@ -939,6 +967,18 @@ impl Config {
                 "must be more than 0 and under 5s: WeChat stops waiting after 5 seconds".into(),
             );
         }
+        for (field, value) in [
+            ("server.header_timeout", self.server.header_timeout),
+            ("server.body_timeout", self.server.body_timeout),
+            ("server.idle_timeout", self.server.idle_timeout),
+        ] {
+            if value.is_zero() || value > Duration::from_secs(300) {
+                report(field.into(), "must be more than 0 and at most 5m".into());
+            }
+        }
+        if self.server.max_connections == 0 {
+            report("server.max_connections".into(), "must be at least 1".into());
+        }
         if self.server.body_limit < 1024 {
             report(
                 "server.body_limit".into(),
@@ -991,8 +1031,6 @@ impl Config {
         if self.gateway.forward_timeout.is_zero() {
             report("gateway.forward_timeout".into(), "must be more than 0".into());
         }
-        let mut paths = BTreeMap::new();
-        let mut segments = BTreeMap::new();
         for (i, account) in self.accounts.iter().enumerate() {
             let at = |f: &str| format!("accounts[{i}].{f}");
             if let Some(token) = &account.token
@@ -1011,17 +1049,6 @@ impl Config {
             {
                 report(at("appid"), format!("{appid:?} does not look like an appid (wx + 16 characters)"));
             }
-            if let Some(appid) = &account.appid
-                && let Some(other) = self.accounts[..i].iter().position(|a| a.appid.as_ref() == Some(appid))
-            {
-                report(
-                    at("appid"),
-                    format!(
-                        "{appid:?} is already the appid of accounts[{other}]: an Official Account has one \
-                         callback URL, so it is one [[accounts]] entry"
-                    ),
-                );
-            }
             match (&account.aes_key, account.mode.is_encrypted()) {
                 (Some(key), _) => {
                     if let Err(e) = wemp_proto::crypto::decode_key(key) {
@@ -1033,6 +1060,14 @@ impl Config {
                 }
                 (None, false) => {}
             }
+            if account.appsecret.is_some() && account.appid.is_none() {
+                report(
+                    at("appsecret"),
+                    "an AppSecret needs the account's appid too (the API identifies the account by \
+                     appid and AppSecret together): set appid, or remove appsecret"
+                        .into(),
+                );
+            }
             if account.mode.is_encrypted() && account.appid.is_none() {
                 report(
                     at("appid"),
@@ -1043,19 +1078,33 @@ impl Config {
             if !path.starts_with('/') {
                 report(at("path"), format!("{path:?} must start with /"));
             }
-            // The server selects an account by the last segment of the request path.
-            let segment = path.rsplit('/').find(|s| !s.is_empty()).unwrap_or_default().to_owned();
-            if let Some(other) = paths.insert(path.clone(), i) {
-                report(at("path"), format!("{path:?} is already the path of accounts[{other}]"));
-            } else if let Some(other) = segments.insert(segment.clone(), i) {
-                report(
-                    at("path"),
+        }
+        // Duplicate path segments and appids: the server's own constructor decides.
+        if !self.accounts.is_empty()
+            && let Err(e) = Accounts::new((0..self.accounts.len()).map(|i| self.account_unkeyed(i)))
+        {
+            match e {
+                AccountsError::DuplicateAppid { appid, first, second } => report(
+                    format!("accounts[{second}].appid"),
                     format!(
-                        "{path:?}: its last segment {segment:?} ends the path of accounts[{other}] too, and \
-                         the server tells accounts apart by that segment: give each its own (e.g. /wechat \
-                         and /wechat/shop)"
+                        "{appid:?} is already the appid of accounts[{first}]: an Official Account has one \
+                         callback URL, so it is one [[accounts]] entry"
                     ),
-                );
+                ),
+                AccountsError::DuplicatePath { segment, first, second } => {
+                    let path = self.account_path(second);
+                    let message = if path == self.account_path(first) {
+                        format!("{path:?} is already the path of accounts[{first}]")
+                    } else {
+                        format!(
+                            "{path:?}: its last segment {segment:?} ends the path of accounts[{first}] too, and \
+                             the server tells accounts apart by that segment: give each its own (e.g. /wechat \
+                             and /wechat/shop)"
+                        )
+                    };
+                    report(format!("accounts[{second}].path"), message);
+                }
+                other => report("accounts".into(), other.to_string()),
             }
         }
         let console = &self.console.path;
@@ -1113,6 +1162,40 @@ impl Config {
     /// The callback path of account `i`.
     pub fn account_path(&self, i: usize) -> String {
         self.accounts.get(i).and_then(|a| a.path.clone()).unwrap_or_else(|| self.server.path.clone())
+    }
+
+    /// Account `i` as the server admits it: its id ([`crate::serve::account_id`]), Token,
+    /// EncodingAESKey, AppSecret, mode, original id and the last segment of its path.
+    ///
+    /// # Errors
+    /// The account has no Token yet, or its key is not a valid EncodingAESKey (both
+    /// reported by [`Config::validate_with`] first).
+    pub fn account(&self, i: usize) -> Result<Account, String> {
+        let a = self.accounts.get(i).ok_or_else(|| format!("no accounts[{i}]"))?;
+        if a.token.is_none() {
+            return Err(format!("accounts[{i}] has no token"));
+        }
+        let account = self.account_unkeyed(i);
+        match &a.aes_key {
+            Some(key) => account.with_aes_key(key).map_err(|e| format!("accounts[{i}].aes_key: {e}")),
+            None => Ok(account),
+        }
+    }
+
+    /// [`Config::account`] without the EncodingAESKey (which may not be valid yet).
+    fn account_unkeyed(&self, i: usize) -> Account {
+        let a = &self.accounts[i];
+        let mut account =
+            Account::new(crate::serve::account_id(self, i), a.token.clone().unwrap_or_default())
+                .with_path(crate::serve::last_segment(&self.account_path(i)))
+                .with_mode(a.mode);
+        if let Some(gh) = &a.original_id {
+            account = account.with_original_id(gh.clone());
+        }
+        if let Some(secret) = &a.appsecret {
+            account = account.with_app_secret(secret.clone());
+        }
+        account
     }
 }
 

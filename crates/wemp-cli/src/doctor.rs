@@ -52,35 +52,30 @@ impl Report {
     }
 }
 
-/// What to do about a platform error code met while fetching a token or calling an API.
-pub fn instruction(code: ErrCode) -> String {
-    match code.0 {
-        40164 => "WeChat refused this machine's IP address (40164): add this server's public outbound IP \
-                  to the IP whitelist (mp.weixin.qq.com → 设置与开发 → 基本配置 → IP白名单), then run \
-                  `wemp doctor` again"
-            .to_owned(),
-        40125 => "the AppSecret is wrong (40125): copy the current AppSecret from 设置与开发 → 基本配置 \
-                  (reset it if nobody knows it) into the config file or WEMP_APPSECRET"
-            .to_owned(),
-        40013 => "the appid is wrong (40013): copy the AppID from 设置与开发 → 基本配置".to_owned(),
-        48001 => "this account lacks the permission for this API (48001): check 设置与开发 → 接口权限; \
-                  customer-service messages and many others need a verified (认证) service account"
-            .to_owned(),
-        -1 => "WeChat is busy (-1): try again in a minute".to_owned(),
-        45009 => "the daily quota for this API is used up (45009): wait for the reset at midnight \
-                  (Beijing time) or clear it in the console"
-            .to_owned(),
-        _ => code.hint().map_or_else(
-            || format!("WeChat answered errcode {code}; look it up in the 全局返回码 page"),
-            |h| format!("errcode {code}: {h}"),
-        ),
-    }
+/// What to do about a platform error code met while fetching a token or calling an API, in
+/// `lang`.
+pub fn instruction(code: ErrCode, lang: Lang) -> String {
+    let msg = match code.0 {
+        40164 => Msg::Err40164,
+        40125 => Msg::Err40125,
+        40013 => Msg::Err40013,
+        48001 => Msg::Err48001,
+        -1 => Msg::ErrBusy,
+        45009 => Msg::Err45009,
+        _ => {
+            return code.hint().map_or_else(
+                || Msg::ErrOther.fill(lang, &[("code", &code)]),
+                |h| format!("errcode {code}: {h}"),
+            );
+        }
+    };
+    msg.get(lang).to_owned()
 }
 
-fn describe_error(e: &wemp_client::Error) -> String {
+fn describe_error(e: &wemp_client::Error, lang: Lang) -> String {
     match e.code() {
-        Some(code) => instruction(code),
-        None => format!("{e} (is the API reachable from here? --api-base points elsewhere)"),
+        Some(code) => instruction(code, lang),
+        None => Msg::ApiUnreachable.fill(lang, &[("error", e)]),
     }
 }
 
@@ -383,51 +378,53 @@ async fn check_api(cfg: &Config, report: &mut Report, api_base: Option<&str>, ti
     };
     let many = clients.len() > 1;
     for (client, i) in clients.iter().zip(with_secret) {
-        let name = |what: &str| if many { format!("{} {what}", account_id(cfg, i)) } else { what.to_owned() };
+        let name = |what: Msg| {
+            let what = what.get(lang);
+            if many { format!("{} {what}", account_id(cfg, i)) } else { what.to_owned() }
+        };
         match tokio::time::timeout(timeout, client.access_token()).await {
-            Ok(Ok(_)) => {
-                report.push(name("access token"), Status::Pass, vec!["fetched with the AppSecret".into()])
-            }
+            Ok(Ok(_)) => report.push(
+                name(Msg::CheckAccessToken),
+                Status::Pass,
+                vec![Msg::TokenFetched.get(lang).to_owned()],
+            ),
             Ok(Err(e)) => {
-                report.push(name("access token"), Status::Fail, vec![describe_error(&e)]);
+                report.push(name(Msg::CheckAccessToken), Status::Fail, vec![describe_error(&e, lang)]);
                 continue;
             }
             Err(_) => {
                 report.push(
-                    name("access token"),
+                    name(Msg::CheckAccessToken),
                     Status::Fail,
-                    vec![format!("no answer within {} s from the API", timeout.as_secs())],
+                    vec![Msg::ApiNoAnswer.fill(lang, &[("secs", &timeout.as_secs())])],
                 );
                 continue;
             }
         }
         match tokio::time::timeout(timeout, client.callback_ips()).await {
             Ok(Ok(ips)) => report.push(
-                name("API call"),
+                name(Msg::CheckApiCall),
                 Status::Pass,
-                vec![format!("getcallbackip answered ({} WeChat callback ranges)", ips.len())],
+                vec![Msg::CallbackIps.fill(lang, &[("n", &ips.len())])],
             ),
-            Ok(Err(e)) => report.push(name("API call"), Status::Fail, vec![describe_error(&e)]),
-            Err(_) => {
-                report.push(name("API call"), Status::Fail, vec!["no answer from getcallbackip".into()])
-            }
+            Ok(Err(e)) => report.push(name(Msg::CheckApiCall), Status::Fail, vec![describe_error(&e, lang)]),
+            Err(_) => report.push(
+                name(Msg::CheckApiCall),
+                Status::Fail,
+                vec![Msg::CallbackIpsNoAnswer.get(lang).to_owned()],
+            ),
         }
         // Late replies go out as customer-service messages: check that permission.
         match tokio::time::timeout(timeout, client.kf_accounts()).await {
-            Ok(Ok(_)) => report.push(
-                name("customer-service API"),
-                Status::Pass,
-                vec!["allowed: replies that miss the 5 s deadline can be sent later".into()],
-            ),
+            Ok(Ok(_)) => {
+                report.push(name(Msg::CheckKf), Status::Pass, vec![Msg::KfAllowed.get(lang).to_owned()])
+            }
             Ok(Err(e)) => report.push(
-                name("customer-service API"),
+                name(Msg::CheckKf),
                 Status::Fail,
-                vec![
-                    describe_error(&e),
-                    "until fixed, replies that miss the deadline are only logged".into(),
-                ],
+                vec![describe_error(&e, lang), Msg::KfUntilFixed.get(lang).to_owned()],
             ),
-            Err(_) => report.push(name("customer-service API"), Status::Fail, vec!["no answer".into()]),
+            Err(_) => report.push(name(Msg::CheckKf), Status::Fail, vec![Msg::NoAnswer.get(lang).to_owned()]),
         }
     }
 }
@@ -438,9 +435,11 @@ mod tests {
 
     #[test]
     fn instructions_name_the_fix() {
-        assert!(instruction(ErrCode(40164)).contains("whitelist"));
-        assert!(instruction(ErrCode(40125)).contains("AppSecret is wrong"));
-        assert!(instruction(ErrCode(48001)).contains("lacks the permission"));
-        assert!(instruction(ErrCode(99999)).contains("99999"));
+        assert!(instruction(ErrCode(40164), Lang::En).contains("whitelist"));
+        assert!(instruction(ErrCode(40164), Lang::Zh).contains("IP 白名单"));
+        assert!(instruction(ErrCode(40125), Lang::En).contains("AppSecret is wrong"));
+        assert!(instruction(ErrCode(48001), Lang::En).contains("lacks the permission"));
+        assert!(instruction(ErrCode(99999), Lang::En).contains("99999"));
+        assert!(instruction(ErrCode(99999), Lang::Zh).contains("全局返回码"));
     }
 }

@@ -254,6 +254,59 @@ catalogue! {
     /// No AppSecret.
     ApiSkip => "no AppSecret (config file or WEMP_APPSECRET): late replies will only be logged",
                "没有 AppSecret（配置文件或 WEMP_APPSECRET）：超时回复只记入日志";
+    /// Check name: the access token.
+    CheckAccessToken => "access token", "access_token";
+    /// Check name: an API call.
+    CheckApiCall => "API call", "接口调用";
+    /// Check name: the customer-service API.
+    CheckKf => "customer-service API", "客服消息接口";
+    /// The access token was fetched.
+    TokenFetched => "fetched with the AppSecret", "已用 AppSecret 获取";
+    /// The API did not answer in time.
+    ApiNoAnswer => "no answer within {secs} s from the API", "接口 {secs} 秒内无应答";
+    /// getcallbackip answered.
+    CallbackIps => "getcallbackip answered ({n} WeChat callback ranges)", "getcallbackip 已应答（微信回调 IP 段 {n} 个）";
+    /// getcallbackip did not answer.
+    CallbackIpsNoAnswer => "no answer from getcallbackip", "getcallbackip 无应答";
+    /// Customer-service messages are allowed.
+    KfAllowed => "allowed: replies that miss the 5 s deadline can be sent later",
+                 "可用：错过 5 秒时限的回复可以稍后发出";
+    /// Customer-service messages are not allowed.
+    KfUntilFixed => "until fixed, replies that miss the deadline are only logged",
+                    "修复之前，错过时限的回复只记入日志";
+    /// Something did not answer.
+    NoAnswer => "no answer", "无应答";
+    /// The API cannot be reached.
+    ApiUnreachable => "{error} (is the API reachable from here? --api-base points elsewhere)",
+                      "{error}（从这里能访问接口吗？--api-base 可指向别处）";
+    /// errcode 40164.
+    Err40164 => "WeChat refused this machine's IP address (40164): add this server's public outbound IP \
+                 to the IP whitelist (mp.weixin.qq.com → 设置与开发 → 基本配置 → IP白名单), then run \
+                 `wemp doctor` again",
+                "微信拒绝了本机的 IP 地址（40164）：把这台服务器的公网出口 IP 加入 IP 白名单\
+                 （mp.weixin.qq.com → 设置与开发 → 基本配置 → IP白名单），再运行一次 `wemp doctor`";
+    /// errcode 40125.
+    Err40125 => "the AppSecret is wrong (40125): copy the current AppSecret from 设置与开发 → 基本配置 \
+                 (reset it if nobody knows it) into the config file or WEMP_APPSECRET",
+                "AppSecret 不正确（40125）：从 设置与开发 → 基本配置 复制当前的 AppSecret\
+                 （没人知道时就重置）到配置文件或 WEMP_APPSECRET";
+    /// errcode 40013.
+    Err40013 => "the appid is wrong (40013): copy the AppID from 设置与开发 → 基本配置",
+                "AppID 不正确（40013）：从 设置与开发 → 基本配置 复制 AppID";
+    /// errcode 48001.
+    Err48001 => "this account lacks the permission for this API (48001): check 设置与开发 → 接口权限; \
+                 customer-service messages and many others need a verified (认证) service account",
+                "该公众号没有此接口的权限（48001）：查看 设置与开发 → 接口权限；\
+                 客服消息等许多接口需要已认证的服务号";
+    /// errcode -1.
+    ErrBusy => "WeChat is busy (-1): try again in a minute", "微信系统繁忙（-1）：一分钟后再试";
+    /// errcode 45009.
+    Err45009 => "the daily quota for this API is used up (45009): wait for the reset at midnight \
+                 (Beijing time) or clear it in the console",
+                "该接口今天的调用次数已用完（45009）：等北京时间零点重置，或在公众号后台清零";
+    /// Another errcode, without a hint.
+    ErrOther => "WeChat answered errcode {code}; look it up in the 全局返回码 page",
+                "微信返回 errcode {code}；请在全局返回码页面查找";
     /// The summary line (`{pass}` …).
     DoctorSummary => "doctor: {pass} pass, {fail} fail, {warn} warn, {skip} skipped",
                      "doctor：{pass} 项通过，{fail} 项失败，{warn} 项警告，{skip} 项跳过";

@@ -23,8 +23,8 @@ use wemp_console::{
 };
 use wemp_proto::Mode;
 use wemp_server::{
-    Account, CustomerServiceSink, LateReplySink, LiveRouter, MessageLogObserver, Observer, RuleService,
-    SinkOutcome, WechatService,
+    CustomerServiceSink, LateReplySink, LiveRouter, MessageLogObserver, Observer, RuleService, SinkOutcome,
+    WechatService,
 };
 use wemp_store::{DedupStore, LogWriter, LogWriterConfig, MessageLog};
 
@@ -222,7 +222,7 @@ impl std::fmt::Debug for Parts {
 }
 
 /// The last segment of a path (`/wechat/demo` → `demo`), which selects the account.
-fn last_segment(path: &str) -> String {
+pub(crate) fn last_segment(path: &str) -> String {
     path.rsplit('/').find(|s| !s.is_empty()).unwrap_or_default().to_owned()
 }
 
@@ -237,19 +237,10 @@ pub fn build_service(cfg: &Config, rules: &ServedRules, parts: &Parts) -> Result
         .freshness_window(cfg.server.timestamp_window)
         .body_limit(usize::try_from(cfg.server.body_limit).unwrap_or(usize::MAX))
         .shutdown_grace(SHUTDOWN_GRACE);
-    let all_safe = !cfg.accounts.is_empty() && cfg.accounts.iter().all(|a| a.mode == Mode::Safe);
-    b = b.require_encryption(all_safe);
-    for (i, a) in cfg.accounts.iter().enumerate() {
-        let token = a.token.clone().ok_or_else(|| format!("accounts[{i}] has no token"))?;
-        let mut account =
-            Account::new(account_id(cfg, i), token).with_path(last_segment(&cfg.account_path(i)));
-        if let Some(key) = &a.aes_key {
-            account = account.with_aes_key(key).map_err(|e| format!("accounts[{i}].aes_key: {e}"))?;
-        }
-        if let Some(gh) = &a.original_id {
-            account = account.with_original_id(gh.clone());
-        }
-        b = b.account(account);
+    for i in 0..cfg.accounts.len() {
+        // Each account's mode is enforced for it alone: a safe-mode account refuses a plain
+        // body even when its neighbours are plain.
+        b = b.account(cfg.account(i)?);
     }
     if let Some(m) = &cfg.server.metrics_path {
         b = b.metrics_path(m.clone());
@@ -342,6 +333,7 @@ pub fn console_config(cfg: &Config, bound: SocketAddr) -> Option<ConsoleConfig> 
     // `[menu]` is one menu for the whole server: every account shows it.
     c.menu = cfg.menu.clone();
     c.access = access;
+    c.body_limit = usize::try_from(cfg.server.body_limit).unwrap_or(usize::MAX);
     if !cfg.console.users.is_empty() {
         c.users = cfg.console.users.clone();
     }
@@ -968,7 +960,12 @@ pub async fn run(
             Some(l) => {
                 let addr = l.local_addr().map_err(|e| fail(e.to_string()))?;
                 let routes = proxy.router();
-                proxy_task = Some(tokio::spawn(async move { axum::serve(l, routes).await }));
+                proxy_task = Some(tokio::spawn(wemp_server::serve_router(
+                    l,
+                    routes,
+                    cfg.server.limits(),
+                    std::future::pending(),
+                )));
                 addr
             }
             None => {
@@ -1004,9 +1001,7 @@ pub async fn run(
             let _ = out.flush();
         }
     }
-    // The peer address reaches each request (the message log keeps it).
-    let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+    let served = wemp_server::serve_router(listener, router, cfg.server.limits(), shutdown).await;
     if let Some(t) = proxy_task {
         t.abort();
     }
@@ -1050,7 +1045,7 @@ mod tests {
         )
         .unwrap();
         let svc = wemp_server::WechatService::builder()
-            .account(Account::new("wx_rules", "Tok123"))
+            .account(wemp_server::Account::new("wx_rules", "Tok123"))
             .handler_service(ServedRules::new(rules).service())
             .observer(move |r: &Arc<wemp_server::DeliveryRecord>| seen.lock().unwrap().push(r.clone()))
             .build()
@@ -1109,7 +1104,7 @@ mod tests {
     }
 
     /// Two entries for one appid (the same account at a second path, configured in code
-    /// where the config check does not run): the appid stays the appid — it is what the
+    /// where the config check does not run) are refused; the appid stays the appid — it is what the
     /// cipher checks in every encrypted message and what the API client asks a token for —
     /// even though an earlier account already uses it.
     #[tokio::test]
@@ -1132,7 +1127,14 @@ mod tests {
         }
         assert_eq!(account_id(&cfg, 1), APPID);
         let rules = Rules::from_toml("[[rules]]\ndefault = true\nreply.text = \"pong\"\n").unwrap();
-        let svc = build_service(&cfg, &ServedRules::new(rules), &Parts::default()).unwrap();
+        // One appid twice is refused by the accounts' own constructor too (issue 11 §1), so
+        // code that skips the config check cannot build it either …
+        let served = ServedRules::new(rules);
+        let err = build_service(&cfg, &served, &Parts::default()).unwrap_err();
+        assert!(err.contains(APPID), "{err}");
+        // … and the account at the second path, alone, still answers under its own appid.
+        cfg.accounts.remove(cfg.accounts.len() - 2);
+        let svc = build_service(&cfg, &served, &Parts::default()).unwrap();
         let app = app(&cfg, svc, None);
         let platform = wemp_proto::wechat::Platform::new("Tok123")
             .with_cipher(wemp_proto::Cipher::new(KEY, APPID).unwrap());

@@ -1,5 +1,7 @@
 //! The shipped example config loads, and its rules answer as annotated.
 
+mod common;
+
 use std::path::Path;
 
 use std::sync::Arc;
@@ -87,4 +89,25 @@ fn a_broken_copy_of_the_example_names_file_line_and_field() {
     let err = Config::from_toml_str(&broken, "wemp.toml").unwrap_err().to_string();
     assert!(err.starts_with(&format!("wemp.toml:{line}: rules[")), "{err}");
     assert!(err.contains("].regex: invalid regular expression"), "{err}");
+}
+
+#[test]
+fn an_appsecret_without_an_appid_is_refused_with_file_and_line() {
+    // Before, the account's name went to the token endpoint as the appid while the setup
+    // screen promised late replies.
+    let dir = common::temp_dir("appsecret-no-appid");
+    let config = dir.join("wemp.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[[accounts]]\nname = \"demo\"\nappsecret = \"0123456789abcdef0123456789abcdef\"\n",
+    )
+    .unwrap();
+    let o = common::wemp_in(&dir, &["serve", "--config", config.to_str().unwrap()], &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "started anyway:\n{err}");
+    assert!(
+        err.contains("wemp.toml:6: accounts[0].appsecret: an AppSecret needs the account's appid"),
+        "{err}"
+    );
+    assert!(!err.contains("0123456789abcdef"), "the secret was printed:\n{err}");
 }

@@ -140,3 +140,82 @@ async fn the_console_can_be_turned_off_and_a_bad_menu_names_its_line() {
     assert!(err.contains("bad.toml:4: menu.button[0].key: a click button needs a key"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn wrong_console_logins_are_logged_and_throttled_and_logout_revokes_the_session() {
+    let dir = temp_dir("console-login");
+    let config = dir.join("wemp.toml");
+    std::fs::copy(EXAMPLE, &config).unwrap();
+    let srv = ServeProc::start(
+        &dir,
+        &["--config", config.to_str().unwrap()],
+        &[("WEMP_LISTEN", "127.0.0.1:0"), ("WEMP_CONSOLE_TOKEN", "right-admin-token")],
+    );
+    let base = format!("{}/console", origin(&srv));
+    let client = |from: [u8; 4]| {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .local_address(std::net::IpAddr::from(from))
+            .build()
+            .unwrap()
+    };
+    let login = |http: reqwest::Client, token: &'static str| {
+        let url = format!("{base}/login");
+        async move { http.post(url).form(&[("token", token)]).send().await.unwrap() }
+    };
+
+    // One peer guessing: each failure logged with its address, then 429 with Retry-After.
+    let guesser = client([127, 0, 0, 1]);
+    for _ in 0..wemp_console::MAX_FAILURES {
+        assert_eq!(login(guesser.clone(), "guess").await.status(), 401);
+    }
+    let refused = login(guesser.clone(), "guess").await;
+    assert_eq!(refused.status(), 429);
+    let retry: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(login(guesser.clone(), "right-admin-token").await.status(), 429, "throttled even when right");
+    assert!(srv.wait_stderr("console login failed", Duration::from_secs(5)), "{}", srv.stderr());
+    let failures = srv.stderr().lines().filter(|l| l.contains("console login failed")).count();
+    assert_eq!(failures, wemp_console::MAX_FAILURES as usize, "{}", srv.stderr());
+    assert!(srv.stderr().lines().any(|l| l.contains("console login failed") && l.contains("127.0.0.1")));
+    assert!(!srv.stderr().contains("guess") && !srv.stderr().contains("right-admin-token"));
+
+    // Another peer logs in: a random session id, not derived from the token; logout revokes it.
+    let admin = client([127, 0, 0, 2]);
+    let ok = login(admin.clone(), "right-admin-token").await;
+    assert_eq!(ok.status(), 303);
+    let set = ok.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(set.contains("HttpOnly") && !set.contains("Secure"), "{set}");
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let page = |cookie: String| {
+        let (admin, url) = (admin.clone(), format!("{base}/"));
+        async move { admin.get(url).header("cookie", cookie).send().await.unwrap() }
+    };
+    let index = page(cookie.clone()).await;
+    assert_eq!(index.status(), 200);
+    let csrf = csrf(&index.text().await.unwrap());
+    // The doctor has side effects: GET is refused, POST needs the CSRF token.
+    let doctor = |method: reqwest::Method, csrf: Option<&str>| {
+        let mut rb = admin.request(method, format!("{base}/api/doctor")).header("cookie", cookie.clone());
+        if let Some(c) = csrf {
+            rb = rb.header("x-wemp-csrf", c);
+        }
+        async move { rb.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(doctor(reqwest::Method::GET, None).await, 405);
+    assert_eq!(doctor(reqwest::Method::POST, None).await, 403);
+    assert_eq!(doctor(reqwest::Method::POST, Some(&csrf)).await, 200);
+    let out = admin.post(format!("{base}/logout")).header("cookie", cookie.clone()).send().await.unwrap();
+    assert_eq!(out.status(), 303);
+    assert_eq!(page(cookie.clone()).await.status(), 401, "the cookie still worked after logout");
+
+    // Behind an HTTPS proxy the cookie is Secure.
+    let https = admin
+        .post(format!("{base}/login"))
+        .header("x-forwarded-proto", "https")
+        .form(&[("token", "right-admin-token")])
+        .send()
+        .await
+        .unwrap();
+    assert!(https.headers()["set-cookie"].to_str().unwrap().contains("; Secure"));
+}

@@ -81,6 +81,21 @@ async fn doctor_against_the_fake_platform() {
     );
     assert!(text(&o).contains("IP白名单"), "{}", text(&o));
 
+    // The same in Chinese: check names and the instruction.
+    platform.inject_times("/cgi-bin/stable_token", Fault::ErrCode(40164), 1);
+    let o = tokio::task::spawn_blocking({
+        let (dir, cfg, base) = (dir.clone(), cfg.clone(), platform.url());
+        move || {
+            let args = ["doctor", "--config", cfg.to_str().unwrap(), "--api-base", &base, "--timeout", "10s"];
+            wemp_in(&dir, &args, &[("LANG", "zh_CN.UTF-8")])
+        }
+    })
+    .await
+    .unwrap();
+    let t = text(&o);
+    assert!(t.contains("FAIL  access_token: 微信拒绝了本机的 IP 地址\u{ff08}40164\u{ff09}"), "{t}");
+    assert!(t.contains("PASS  消息加解密密钥\u{ff08}EncodingAESKey\u{ff09}: 43 个字符"), "{t}");
+
     // 40125: the AppSecret is wrong — the platform itself says so for a wrong secret.
     let wrong = config(&dir, &platform, "not-the-secret");
     let o = doctor(&dir, &wrong, &platform, &["--json"]).await;

@@ -118,7 +118,12 @@ fn example_config_every_type_in_every_mode_and_sim_check() {
     let screen = srv.stdout();
     assert!(screen.contains("兼容模式 (compatible)") && screen.contains(AES_KEY), "{screen}");
     assert!(srv.sim_command.contains("--mode compatible"), "{}", srv.sim_command);
-    for mode in ["plain", "compatible", "safe"] {
+    // A compatible-mode account trusts only what is encrypted: a plain request is refused
+    // (issue 11 §1, issue 16 item 6; it used to be answered).
+    let o = send(&dir, &srv, "plain", &["text", "help"]);
+    assert_eq!(o.status.code(), Some(1), "plain to a compatible-mode account: {}", out(&o));
+    assert!(out(&o).contains("403"), "{}", out(&o));
+    for mode in ["compatible", "safe"] {
         for (what, want) in EXAMPLE_CASES {
             let o = send(&dir, &srv, mode, what);
             let text = out(&o);
@@ -131,7 +136,22 @@ fn example_config_every_type_in_every_mode_and_sim_check() {
     }
     let o = wemp_in(
         &dir,
-        &["sim", "check", &srv.url, "--token", &srv.token, "--appid", APPID, "--aes-key", AES_KEY],
+        // The encrypted modes only: the compatible-mode account refuses plain requests.
+        &[
+            "sim",
+            "check",
+            &srv.url,
+            "--token",
+            &srv.token,
+            "--appid",
+            APPID,
+            "--aes-key",
+            AES_KEY,
+            "--mode",
+            "compatible",
+            "--mode",
+            "safe",
+        ],
         &[],
     );
     assert!(o.status.success(), "sim check against serve failed:\n{}", out(&o));

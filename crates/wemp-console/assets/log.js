@@ -135,6 +135,11 @@ function select(id) {
   if (x.diagnostics && x.diagnostics.length) {
     diag.push(h('h3', {}, t('detail.verification')), h('ul', { class: 'diagnostics' }, x.diagnostics.map((d) => h('li', {}, d))));
   }
+  if (x.checks && x.checks.length) {
+    // What the server's admission checked, in order (wemp_proto::admission::Check).
+    diag.push(h('h3', {}, t('detail.checks')), h('ul', { class: 'diagnostics' },
+      x.checks.map((c) => h('li', { class: c.passed ? 'check ok' : 'check fail' }, `${c.passed ? '✓' : '✗'} ${c.kind}: ${c.note}`))));
+  }
   $('detail-diag').replaceChildren(...diag);
   $('detail-raw').textContent = prettyXml(x.raw_xml) || '—';
   $('detail-reply').textContent = prettyXml(x.reply_xml) || '—';

@@ -66,7 +66,7 @@ export async function loadDoctor() {
   const list = $('checks');
   list.replaceChildren(h('li', { class: 'hint' }, t('doctor.running')));
   try {
-    const res = await api('doctor');
+    const res = await api('doctor', { method: 'POST' });
     if (!res.checks.length) { list.replaceChildren(h('li', { class: 'hint' }, t('doctor.none'))); return; }
     list.replaceChildren(...res.checks.map((c) => h('li', { class: `check ${c.status}` },
       h('span', { class: `badge ${c.status}` }, has(`check.${c.status}`) ? t(`check.${c.status}`) : c.status), h('div', {}, h('strong', {}, checkName(c.name)), h('div', { class: 'detail-text' }, c.detail)))));

@@ -183,6 +183,7 @@ const en = {
   'detail.unreported': 'not reported by the server',
   'detail.retry-unreported': 'retry #{n} (not reported by the server)',
   'detail.verification': 'Verification',
+  'detail.checks': 'Admission checks',
 
   // setup
   'setup.paste': 'Paste into the WeChat console',
@@ -396,6 +397,7 @@ const zhCN = {
   'detail.unreported': '服务器未报告',
   'detail.retry-unreported': '第 {n} 次重试（服务器未报告）',
   'detail.verification': '校验',
+  'detail.checks': '接入检查',
 
   'setup.paste': '填写到微信公众平台',
   'setup.paste.account': '填写到微信公众平台：{account}',
@@ -439,6 +441,7 @@ const zhCN = {
   'server.login.disabled': '服务器监听在本机回环地址之外，且未设置管理令牌：请设置 WEMP_CONSOLE_TOKEN（或配置文件中的 console token）以启用控制台',
   'server.login.cross-site': '已拒绝跨站登录',
   'server.login.wrong-token': '令牌错误，请重试',
+  'server.login.throttled': '来自你的地址的错误令牌过多，请稍后再试',
   'server.try.answered': 'HTTP {status}',
   'server.try.timed_out': '无应答：微信已放弃',
   'server.try.failed': '连接失败：{error}',

@@ -57,7 +57,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> axum::Router {
         .route("/history", get(history))
         .route("/setup", get(setup))
         .route("/setup/reveal", post(reveal))
-        .route("/doctor", get(doctor))
+        // It fetches an access token and calls the API: a side effect, so POST with the CSRF
+        // check (a GET could be fired by any page the admin visits).
+        .route("/doctor", post(doctor))
         .route("/rules", get(rules))
         .route("/rules/reload", post(reload))
         .layer(axum::middleware::from_fn_with_state(shared.clone(), access::guard_api))
@@ -116,7 +118,7 @@ fn login_page(shared: &Shared, status: StatusCode, code: &str, message: &str, fo
 }
 
 async fn index(State(shared): S, headers: HeaderMap) -> Response {
-    match access::check(&shared.config.access, &headers) {
+    match access::check(&shared.config.access, &shared.sessions, &headers) {
         Ok(()) => {}
         Err(d) => {
             let (status, code, form) = match d {
@@ -136,20 +138,50 @@ struct LoginForm {
     token: String,
 }
 
-async fn login(State(shared): S, headers: HeaderMap, axum::Form(form): axum::Form<LoginForm>) -> Response {
+async fn login(
+    State(shared): S,
+    extensions: http::Extensions,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<LoginForm>,
+) -> Response {
     let crate::Access::Token(token) = &shared.config.access else {
         return Redirect::to(&format!("{}/", shared.config.base_path)).into_response();
     };
     if !access::same_origin(&headers) {
         return login_page(&shared, StatusCode::FORBIDDEN, "cross-site", "cross-site login refused", true);
     }
+    let peer = extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    let now = std::time::Instant::now();
+    if let Err(wait) = shared.throttle.check(peer, now) {
+        let secs = wait.as_secs().max(1);
+        let mut res = login_page(
+            &shared,
+            StatusCode::TOO_MANY_REQUESTS,
+            "throttled",
+            &format!("too many wrong tokens from your address: try again in {secs} s"),
+            true,
+        );
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return res;
+    }
     if !access::same(form.token.trim(), token) {
+        let failures = shared.throttle.fail(peer, now);
+        tracing::warn!(%peer, failures, "console login failed: wrong admin token");
+        if failures >= crate::MAX_FAILURES {
+            tracing::warn!(%peer, "console login: too many wrong tokens; refusing this peer for a while");
+        }
         return login_page(&shared, StatusCode::UNAUTHORIZED, "wrong-token", "wrong token: try again", true);
     }
+    shared.throttle.forget(peer);
+    tracing::info!(%peer, "console login");
     let cookie = format!(
-        "{COOKIE}={}; Path={}; HttpOnly; SameSite=Strict; Max-Age=31536000",
-        access::session_value(token),
-        shared.config.base_path
+        "{COOKIE}={}; Path={}; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        shared.sessions.open(now),
+        shared.config.base_path,
+        crate::SESSION_TTL.as_secs(),
+        if access::over_https(&headers) { "; Secure" } else { "" },
     );
     let mut res = Redirect::to(&format!("{}/", shared.config.base_path)).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
@@ -162,7 +194,14 @@ async fn logout(State(shared): S, headers: HeaderMap) -> Response {
     if !access::same_origin(&headers) {
         return StatusCode::FORBIDDEN.into_response();
     }
-    let cookie = format!("{COOKIE}=; Path={}; HttpOnly; SameSite=Strict; Max-Age=0", shared.config.base_path);
+    if let Some(id) = access::session_cookie(&headers) {
+        shared.sessions.revoke(&id);
+    }
+    let cookie = format!(
+        "{COOKIE}=; Path={}; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        shared.config.base_path,
+        if access::over_https(&headers) { "; Secure" } else { "" },
+    );
     let mut res = Redirect::to(&format!("{}/", shared.config.base_path)).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         res.headers_mut().insert(header::SET_COOKIE, v);

@@ -33,6 +33,10 @@ pub struct ConsoleConfig {
     pub access: Access,
     /// WeChat's retry schedule as the simulator follows it (5 s × 3 tries).
     pub schedule: Schedule,
+    /// The callback server's body limit (default 64 KiB): the live log's tap reads no more
+    /// of a callback body than this, and nothing of one that declares more (the server
+    /// answers it `413` before it is sent, `Expect: 100-continue` or not).
+    pub body_limit: usize,
 }
 
 impl ConsoleConfig {
@@ -47,6 +51,7 @@ impl ConsoleConfig {
             menu: Menu::default(),
             access: Access::Loopback,
             schedule: Schedule::default(),
+            body_limit: 64 * 1024,
         }
     }
 

@@ -24,6 +24,7 @@ use futures_util::FutureExt as _;
 use http_body_util_shim::collect;
 use serde::Serialize;
 use tokio::sync::broadcast;
+use wemp_proto::admission::Query;
 use wemp_proto::{Document, EncryptedReply, Envelope, Mode, signature};
 use wemp_store::DeliveryRecord;
 
@@ -128,6 +129,10 @@ pub struct Exchange {
     pub error: Option<String>,
     /// Verification and decryption findings, one sentence each.
     pub diagnostics: Vec<String>,
+    /// The checks the server's admission made, in order, each passed or failed with one
+    /// sentence (records from the server's observer; see `wemp_proto::admission`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<wemp_proto::admission::Check>,
     /// The server's number for the delivery (observer records only): a `follow_up`
     /// repeats the number of its `deadline` record.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -333,9 +338,17 @@ impl TapState {
         Self {
             hub,
             accounts: accounts.into(),
-            body_limit: 1024 * 1024,
+            body_limit: 64 * 1024,
             observed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
+    }
+
+    /// Reads at most `bytes` of a callback body (default 64 KiB; use the server's limit),
+    /// and nothing of a body whose declared length is more: the server refuses it unread.
+    #[must_use]
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
     }
 
     /// Shares `flag`: while it is set, an observer inside the server reports what it
@@ -359,6 +372,16 @@ pub async fn tap(State(state): State<TapState>, req: Request, next: Next) -> Res
     let started = Instant::now();
     let received_at_ms = now_ms();
     let (parts, body) = req.into_parts();
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|len| len > state.body_limit as u64) {
+        // Not a byte is read here (reading would send `100 Continue`): the server answers
+        // `413` from the header alone.
+        return next.run(Request::from_parts(parts, body)).await;
+    }
     let bytes = match collect(body, state.body_limit).await {
         Ok(bytes) => bytes,
         // Over the tap's limit, or the body failed: the server gets it as it came and
@@ -476,36 +499,6 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0))
 }
 
-fn param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        (k == name).then(|| percent_decode(v))
-    })
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
-                    Ok(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Reads a request as the server would, explaining every check that fails; returns the
 /// record and the account it is for (whose keys it was checked with).
 pub(crate) fn inspect_request<'a>(
@@ -516,7 +509,11 @@ pub(crate) fn inspect_request<'a>(
     body: &[u8],
 ) -> (Exchange, Option<&'a ConsoleAccount>) {
     let mut x = Exchange { method: method.to_owned(), attempt: 1, ..Exchange::default() };
-    x.openid = param(query, "openid");
+    // The server's own query parser (percent-decoding, first occurrence, `encrypt_type` in
+    // any case).
+    let query = Query::parse(query);
+    let param = |v: &Option<std::borrow::Cow<'_, str>>| v.as_deref().map(str::to_owned);
+    x.openid = param(&query.openid);
     let body = String::from_utf8_lossy(body).into_owned();
     let doc = (method != "GET").then(|| Document::parse(&body));
     let root = doc.as_ref().and_then(|d| d.as_ref().ok()).map(|d| &d.root);
@@ -540,9 +537,9 @@ pub(crate) fn inspect_request<'a>(
         ));
     }
     let token = account.map_or("", |a| a.info.token.as_str());
-    let timestamp = param(query, "timestamp").unwrap_or_default();
-    let nonce = param(query, "nonce").unwrap_or_default();
-    if let Some(sig) = param(query, "signature") {
+    let timestamp = param(&query.timestamp).unwrap_or_default();
+    let nonce = param(&query.nonce).unwrap_or_default();
+    if let Some(sig) = param(&query.signature) {
         if account.is_some() && signature::verify(token, &timestamp, &nonce, &sig).is_err() {
             x.diagnostics.push(format!(
                 "signature mismatch (-40001): sha1 of the sorted Token, timestamp {timestamp:?} and nonce \
@@ -554,10 +551,10 @@ pub(crate) fn inspect_request<'a>(
         x.diagnostics.push("no signature in the query: not a request from WeChat".into());
     }
     if method == "GET" {
-        x.summary = format!("URL verification, echostr {:?}", param(query, "echostr").unwrap_or_default());
+        x.summary = format!("URL verification, echostr {:?}", param(&query.echostr).unwrap_or_default());
         return (x, account);
     }
-    let encrypted = param(query, "encrypt_type").is_some_and(|t| t == "aes");
+    let encrypted = query.is_encrypted();
     let doc = match doc {
         Some(Ok(d)) => d,
         Some(Err(e)) => {
@@ -589,7 +586,7 @@ pub(crate) fn inspect_request<'a>(
             return (x, Some(account));
         }
     };
-    let msg_sig = param(query, "msg_signature").unwrap_or_default();
+    let msg_sig = param(&query.msg_signature).unwrap_or_default();
     if signature::verify_msg(token, &timestamp, &nonce, &envelope.encrypt, &msg_sig).is_err() {
         x.diagnostics.push(format!(
             "msg_signature mismatch (-40001): sha1 of the sorted Token, timestamp, nonce and the <Encrypt> \

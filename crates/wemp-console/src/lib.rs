@@ -11,7 +11,7 @@ pub mod sim;
 
 use std::sync::Arc;
 
-pub use access::{COOKIE, CSRF_HEADER};
+pub use access::{COOKIE, CSRF_HEADER, FAILURE_WINDOW, MAX_FAILURES, PROXY_HEADERS, SESSION_TTL};
 pub use config::{Access, AccountInfo, ConsoleAccount, ConsoleConfig, TOKEN_ENV, TestUser};
 pub use feed::{Exchange, Hub, Outcome, TapState, tap};
 pub use menu::{ButtonKind, Menu, MenuButton, MenuError};
@@ -127,6 +127,10 @@ pub(crate) struct Shared {
     /// The same accounts, shared with the tap and the observer.
     pub(crate) accounts: Arc<[ConsoleAccount]>,
     pub(crate) csrf: String,
+    /// Logged-in browsers (token access).
+    pub(crate) sessions: access::Sessions,
+    /// Wrong tokens per peer.
+    pub(crate) throttle: access::Throttle,
     pub(crate) hub: Arc<Hub>,
     pub(crate) observed: Arc<std::sync::atomic::AtomicBool>,
     /// WeChat's side for each account, in the order of `config.accounts`.
@@ -219,6 +223,8 @@ impl ConsoleBuilder {
                 accounts: c.accounts.clone().into(),
                 config: self.config,
                 csrf,
+                sessions: access::Sessions::default(),
+                throttle: access::Throttle::default(),
                 hub: self.hub.unwrap_or_default(),
                 observed: Arc::default(),
                 wechat,
@@ -285,7 +291,8 @@ impl Console {
     /// the request is for (by its path, else `ToUserName`, else the appid in the payload).
     pub fn tap(&self, callback: axum::Router) -> axum::Router {
         let state = TapState::with_accounts(self.shared.hub.clone(), self.shared.accounts.clone())
-            .observed_by(self.shared.observed.clone());
+            .observed_by(self.shared.observed.clone())
+            .body_limit(self.shared.config.body_limit);
         callback.layer(axum::middleware::from_fn_with_state(state, tap))
     }
 }

@@ -128,6 +128,7 @@ impl From<&DeliveryRecord> for Exchange {
             reply,
             error,
             diagnostics,
+            checks: r.checks.clone(),
             delivery: Some(r.id),
             late_sink,
         }

@@ -1,6 +1,5 @@
 #![doc = include_str!("../README.md")]
 
-mod account;
 #[cfg(feature = "client")]
 mod api_proxy;
 mod clock;
@@ -15,14 +14,12 @@ mod late;
 mod log;
 mod metrics;
 pub mod observe;
-mod query;
 mod reject;
 mod router;
 mod serve;
 mod service;
 mod session;
 
-pub use account::Account;
 #[cfg(feature = "client")]
 pub use api_proxy::{ACCOUNT_HEADER, ApiProxy, HELD_BODY_LIMIT};
 pub use clock::{Clock, FixedClock, NonceSource, RandomNonce, SystemClock};
@@ -43,9 +40,10 @@ pub use observe::{
 };
 pub use reject::RejectReason;
 pub use router::{LiveRouter, Match, Matcher, Router, Rule};
-pub use serve::{serve, serve_with_shutdown, shutdown_signal};
+pub use serve::{BodyTimeout, Limits, serve, serve_router, serve_with_shutdown, shutdown_signal};
 pub use service::{ErrorPolicy, WechatService, WechatServiceBuilder};
 pub use session::{Session, SessionError};
+pub use wemp_proto::admission::Account;
 
 pub use wemp_proto::{Article, Event, EventKind, Incoming, Mode, MsgKind, Reply};
 pub use wemp_store::{DedupStore, SessionStore, memory::MemoryDedupStore, memory::MemorySessionStore};
@@ -60,6 +58,9 @@ pub enum Error {
     /// Two accounts answer on the same path segment.
     #[error("two accounts answer on path segment {0:?}: give one another with Account::with_path")]
     DuplicatePath(String),
+    /// Two accounts have the same appid.
+    #[error("two accounts have appid {0:?}: configure each account once")]
+    DuplicateAppid(String),
     /// The listener failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

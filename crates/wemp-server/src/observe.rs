@@ -60,8 +60,8 @@ pub(crate) fn keep_request(record: &mut DeliveryRecord, parts: &http::request::P
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         record
             .query
-            .entry(crate::query::decode(k).into_owned())
-            .or_insert_with(|| crate::query::decode(v).into_owned());
+            .entry(wemp_proto::admission::percent_decode(k).into_owned())
+            .or_insert_with(|| wemp_proto::admission::percent_decode(v).into_owned());
     }
     for (name, value) in &parts.headers {
         if name == http::header::COOKIE || name == http::header::AUTHORIZATION {

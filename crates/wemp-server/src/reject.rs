@@ -1,86 +1,83 @@
 //! Why a request was refused: a specific 4xx, a one-line reason, a structured log line.
+//!
+//! What is refused and why is decided by [`wemp_proto::admission`]; the server adds only
+//! what needs I/O (a body over the limit, a body that cannot be read).
 
 use http::StatusCode;
+use wemp_proto::admission::Refusal;
 pub use wemp_proto::admission::RejectReason;
-use wemp_proto::{DecryptError, Mode, ReferenceCode};
+use wemp_proto::{Mode, ReferenceCode};
 
-/// A refused request.
-#[derive(Clone, Debug)]
-pub(crate) struct Rejection {
-    pub(crate) status: StatusCode,
-    pub(crate) reason: RejectReason,
-    pub(crate) code: Option<ReferenceCode>,
-    pub(crate) param: &'static str,
-    pub(crate) message: String,
+/// A body over `limit` bytes (`len` is what is known of its size).
+pub(crate) fn too_large(len: &str, limit: usize) -> Refusal {
+    Refusal {
+        reason: RejectReason::BodyTooLarge,
+        status: StatusCode::PAYLOAD_TOO_LARGE.as_u16(),
+        code: None,
+        param: "body",
+        message: format!("body of {len} bytes exceeds the {limit}-byte limit"),
+        detail: None,
+    }
 }
 
-impl Rejection {
-    pub(crate) fn new(
-        status: StatusCode,
-        reason: RejectReason,
-        code: Option<ReferenceCode>,
-        param: &'static str,
-        message: impl Into<String>,
-    ) -> Self {
-        Self { status, reason, code, param, message: message.into() }
+/// A body that failed while read (the client hung up, or sent a broken chunk).
+pub(crate) fn unreadable(error: &(dyn std::error::Error + 'static)) -> Refusal {
+    // Not bad XML: the body never arrived whole (a hang-up, or too slow).
+    let timed_out = std::iter::successors(Some(error), |e| e.source()).any(|e| e.is::<crate::BodyTimeout>());
+    let status = if timed_out { StatusCode::REQUEST_TIMEOUT } else { StatusCode::BAD_REQUEST };
+    Refusal {
+        reason: RejectReason::BodyIncomplete,
+        status: status.as_u16(),
+        code: None,
+        param: "body",
+        message: format!("the body did not arrive whole: {error}"),
+        detail: None,
     }
+}
 
-    pub(crate) fn missing(param: &'static str, mode: Option<Mode>) -> Self {
-        let during = match mode {
-            Some(m) if m.is_encrypted() => " (encrypted requests carry it in the query)",
-            _ => "",
-        };
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            RejectReason::MissingParam,
-            Some(ReferenceCode::ValidateSignature),
-            param,
-            format!("missing query parameter {param}{during}; is this request from WeChat?"),
-        )
+/// A request the server could not make sense of for a reason of its own (not the body's).
+pub(crate) fn internal(message: &str) -> Refusal {
+    Refusal {
+        reason: RejectReason::BadXml,
+        status: StatusCode::BAD_REQUEST.as_u16(),
+        code: Some(ReferenceCode::ParseXml),
+        param: "body",
+        message: format!("cannot read the body: {message}"),
+        detail: None,
     }
+}
 
-    pub(crate) fn signature(param: &'static str, token_len: usize, over: &str) -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            RejectReason::SignatureMismatch,
-            Some(ReferenceCode::ValidateSignature),
-            param,
-            format!(
-                "{param} mismatch: computed from token of length {token_len} over {over}; check the Token in the console"
-            ),
-        )
-    }
+/// The HTTP status of a refusal.
+pub(crate) fn status(refusal: &Refusal) -> StatusCode {
+    StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST)
+}
 
-    pub(crate) fn decrypt(err: &DecryptError) -> Self {
-        let reason = match err {
-            DecryptError::Base64(_) => RejectReason::Base64,
-            DecryptError::BlockLength(_) => RejectReason::AesDecrypt,
-            DecryptError::AppidMismatch { .. } => RejectReason::AppidMismatch,
-            _ => RejectReason::IllegalBuffer,
-        };
-        Self::new(StatusCode::BAD_REQUEST, reason, Some(err.reference_code()), "Encrypt", err.to_string())
-    }
+/// The structured WARN line of a refusal; its `detail` (e.g. the Token's length) goes here
+/// and never into the response.
+pub(crate) fn log(refusal: &Refusal, mode: Option<Mode>, appid: Option<&str>) {
+    let detail = refusal.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+    tracing::warn!(
+        target: "wemp_server::reject",
+        status = refusal.status,
+        code = refusal.code.map(ReferenceCode::code),
+        code_name = refusal.code.map(ReferenceCode::name),
+        reason = refusal.reason.as_str(),
+        mode = mode.map_or("unknown", Mode::as_str),
+        param = refusal.param,
+        appid,
+        "request rejected: {}{detail}",
+        refusal.message
+    );
+}
 
-    /// The one-line body: `-40001 signature mismatch: …`.
-    pub(crate) fn body(&self) -> String {
-        match self.code {
-            Some(code) => format!("{} {}\n", code.code(), self.message),
-            None => format!("{}\n", self.message),
-        }
-    }
-
-    pub(crate) fn log(&self, mode: Option<Mode>, appid: Option<&str>) {
-        tracing::warn!(
-            target: "wemp_server::reject",
-            status = self.status.as_u16(),
-            code = self.code.map(ReferenceCode::code),
-            code_name = self.code.map(ReferenceCode::name),
-            reason = self.reason.as_str(),
-            mode = mode.map_or("unknown", Mode::as_str),
-            param = self.param,
-            appid,
-            "request rejected: {}",
-            self.message
-        );
+/// A plain-mode request whose `timestamp` and `nonce` already came with another body.
+pub(crate) fn replayed() -> Refusal {
+    Refusal {
+        reason: RejectReason::Replayed,
+        status: StatusCode::FORBIDDEN.as_u16(),
+        code: Some(ReferenceCode::ValidateSignature),
+        param: "nonce",
+        message: "timestamp and nonce already came with another body: a reused signature, refused".to_owned(),
+        detail: None,
     }
 }

@@ -1,22 +1,115 @@
-//! Running the service on a TCP listener, with graceful shutdown.
+//! Running the service on a TCP listener: bounded connections, bounded waits, and a
+//! shutdown that ends within a grace period.
+//!
+//! The callback URL is public, so the connection loop assumes hostile clients. [`Limits`]
+//! bounds how long a connection may sit silent before its request headers arrive, how long
+//! the body may take, how long a keep-alive connection may wait idle for its next request,
+//! and how many connections are open at once. WeChat gives up on a callback after 5 s, so
+//! an honest request never needs long to arrive.
 
+use std::convert::Infallible;
 use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
-use tokio::net::TcpListener;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio::time::{Instant, Sleep};
+use tower::ServiceExt as _;
 
 use crate::WechatService;
+use crate::handler::BoxError;
 
-/// Serves `service` on `listener` until the process ends.
+/// How long connections may take, and how many may be open: see the module docs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// From accepting a connection (or the first byte of a keep-alive connection's next
+    /// request) until the request's headers are complete. Default 5 s.
+    pub header_timeout: Duration,
+    /// From the headers until the whole body has arrived. Default 5 s.
+    pub body_timeout: Duration,
+    /// How long a keep-alive connection may wait, silent, for its next request. Default 30 s.
+    pub idle_timeout: Duration,
+    /// Connections open at once; more wait in the listen backlog until one closes.
+    /// Default 1024.
+    pub max_connections: usize,
+    /// At shutdown, how long open connections get to finish their responses before they
+    /// are dropped. Default 5 s.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Limits {
+    /// Sets [`Limits::header_timeout`].
+    #[must_use]
+    pub fn header_timeout(mut self, d: Duration) -> Self {
+        self.header_timeout = d;
+        self
+    }
+
+    /// Sets [`Limits::body_timeout`].
+    #[must_use]
+    pub fn body_timeout(mut self, d: Duration) -> Self {
+        self.body_timeout = d;
+        self
+    }
+
+    /// Sets [`Limits::idle_timeout`].
+    #[must_use]
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.idle_timeout = d;
+        self
+    }
+
+    /// Sets [`Limits::max_connections`] (at least 1).
+    #[must_use]
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Sets [`Limits::shutdown_grace`].
+    #[must_use]
+    pub fn shutdown_grace(mut self, d: Duration) -> Self {
+        self.shutdown_grace = d;
+        self
+    }
+}
+
+/// Serves `service` on `listener` with the default [`Limits`] until the process ends.
 ///
 /// # Errors
 /// I/O errors of the listener.
-pub async fn serve(listener: TcpListener, service: WechatService) -> std::io::Result<()> {
+pub async fn serve(listener: TcpListener, service: WechatService) -> io::Result<()> {
     serve_with_shutdown(listener, service, std::future::pending()).await
 }
 
-/// Serves until `signal` completes; then stops accepting, lets in-flight requests finish,
-/// and waits (up to the configured shutdown grace) for running handlers, whose late
-/// replies go to the sink.
+/// Serves with the default [`Limits`] until `signal` completes; then stops accepting, lets
+/// open connections finish (up to [`Limits::shutdown_grace`]), and waits (up to the
+/// service's shutdown grace) for running handlers, whose late replies go to the sink.
 ///
 /// # Errors
 /// I/O errors of the listener.
@@ -24,10 +117,9 @@ pub async fn serve_with_shutdown(
     listener: TcpListener,
     service: WechatService,
     signal: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    // The peer address reaches each request (delivery records keep it).
-    let app = service.clone().into_router().into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(signal).await?;
+) -> io::Result<()> {
+    let app = service.clone().into_router();
+    let served = serve_router(listener, app, Limits::default(), signal).await;
     let running = service.in_flight();
     if running > 0 {
         tracing::info!(running, "shutting down: waiting for running handlers");
@@ -38,7 +130,344 @@ pub async fn serve_with_shutdown(
             "shutdown grace period over; abandoning running handlers"
         );
     }
-    Ok(())
+    served
+}
+
+/// Serves any axum `app` (the callback router merged with others, as `wemp serve` does)
+/// under `limits` until `signal` completes, then stops accepting and gives open connections
+/// [`Limits::shutdown_grace`] to finish before dropping them. Each request carries the
+/// peer's address as [`ConnectInfo<SocketAddr>`].
+///
+/// # Errors
+/// I/O errors of the listener other than per-connection accept failures (those are
+/// logged and retried).
+pub async fn serve_router(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: Limits,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut conns = JoinSet::new();
+    let mut signal = std::pin::pin!(signal);
+    let result = loop {
+        // Reap finished connections so the set does not grow.
+        while conns.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            () = &mut signal => break Ok(()),
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break Ok(()),
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut signal => break Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) if is_connection_error(&e) => continue,
+                Err(e) => {
+                    // Out of descriptors and similar: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed; retrying in 100 ms");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let stop = stop_rx.clone();
+        conns.spawn(async move {
+            serve_connection(stream, peer, app, limits, stop).await;
+            drop(permit);
+        });
+    };
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let open = conns.len();
+    if open > 0 {
+        tracing::info!(open, "shutting down: letting open connections finish");
+    }
+    let finished =
+        tokio::time::timeout(limits.shutdown_grace, async { while conns.join_next().await.is_some() {} })
+            .await;
+    if finished.is_err() {
+        tracing::warn!(dropped = conns.len(), "connection grace period over; dropping open connections");
+        conns.shutdown().await;
+    }
+    result
+}
+
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+    )
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    app: axum::Router,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+) {
+    let state = Arc::new(Mutex::new(Conn { phase: Phase::Fresh(Instant::now()), parked: None }));
+    let io = TokioIo::new(Guarded::new(stream, state.clone(), limits));
+    let svc_state = state.clone();
+    let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        let app = app.clone();
+        let state = svc_state.clone();
+        busy(&state);
+        let (parts, body) = req.into_parts();
+        let mut req = http::Request::from_parts(parts, Body::new(Timed::new(body, limits.body_timeout)));
+        req.extensions_mut().insert(ConnectInfo(peer));
+        async move {
+            let resp = match app.oneshot(req).await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            };
+            Ok::<_, Infallible>(resp.map(|b| Body::new(Done { inner: b, state: Some(state) })))
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    // The guard enforces the header and idle bounds; hyper's own header timer is off.
+    builder.timer(TokioTimer::new()).header_read_timeout(None);
+    let conn = builder.serve_connection(io, svc);
+    let mut conn = std::pin::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        () = async { let _ = stop.wait_for(|s| *s).await; } => {
+            // A connection with no request in the service owes nobody an answer: close it
+            // now. One that is serving finishes its response (bounded by the grace).
+            if !matches!(**lock(&state), Phase::Busy(_)) {
+                tracing::debug!(%peer, "shutting down: closing a connection with no request in progress");
+                return;
+            }
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection closed with an error");
+    }
+}
+
+/// Where a connection is in its life, for the header and idle bounds.
+#[derive(Clone, Copy, Debug)]
+enum Phase {
+    /// Accepted at this instant, no request yet: the header bound runs.
+    Fresh(Instant),
+    /// The first byte of a request arrived at this instant: the header bound runs.
+    Reading(Instant),
+    /// This many requests are in the service or their responses are being written: no bound.
+    Busy(usize),
+    /// The last response finished at this instant: the idle bound runs until a byte arrives.
+    Idle(Instant),
+}
+
+/// A connection's phase, shared by its stream (which enforces the bounds) and its service
+/// (which knows when a request starts and its response ends).
+#[derive(Debug)]
+struct Conn {
+    phase: Phase,
+    /// The reader parked while busy, woken when the bounds apply again.
+    parked: Option<std::task::Waker>,
+}
+
+impl std::ops::Deref for Conn {
+    type Target = Phase;
+    fn deref(&self) -> &Phase {
+        &self.phase
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Phase {
+        &mut self.phase
+    }
+}
+
+fn lock(state: &Mutex<Conn>) -> std::sync::MutexGuard<'_, Conn> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn busy(state: &Mutex<Conn>) {
+    let mut p = lock(state);
+    **p = match **p {
+        Phase::Busy(n) => Phase::Busy(n + 1),
+        _ => Phase::Busy(1),
+    };
+}
+
+fn done(state: &Mutex<Conn>) {
+    let mut p = lock(state);
+    **p = match **p {
+        Phase::Busy(n) if n > 1 => Phase::Busy(n - 1),
+        _ => Phase::Idle(Instant::now()),
+    };
+    if let (Phase::Idle(_), Some(w)) = (**p, p.parked.take()) {
+        w.wake();
+    }
+}
+
+/// The TCP stream, failing reads with `TimedOut` once the header or idle bound has passed
+/// while no request is being served.
+struct Guarded {
+    inner: TcpStream,
+    state: Arc<Mutex<Conn>>,
+    limits: Limits,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl Guarded {
+    fn new(inner: TcpStream, state: Arc<Mutex<Conn>>, limits: Limits) -> Self {
+        let timer = Box::pin(tokio::time::sleep(limits.header_timeout));
+        Self { inner, state, limits, timer }
+    }
+
+    /// The deadline now in force, if any; while busy, parks `waker` until the bounds apply.
+    fn deadline(&self, waker: &std::task::Waker) -> Option<(Instant, &'static str)> {
+        let mut conn = lock(&self.state);
+        match **conn {
+            Phase::Fresh(t) | Phase::Reading(t) => Some((t + self.limits.header_timeout, "request headers")),
+            Phase::Idle(t) => Some((t + self.limits.idle_timeout, "idle keep-alive")),
+            Phase::Busy(_) => {
+                conn.parked = Some(waker.clone());
+                None
+            }
+        }
+    }
+}
+
+impl AsyncRead for Guarded {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    let mut p = lock(&this.state);
+                    if let Phase::Idle(_) = **p {
+                        **p = Phase::Reading(Instant::now());
+                    }
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                let Some((deadline, what)) = this.deadline(cx.waker()) else { return Poll::Pending };
+                if this.timer.deadline() != deadline {
+                    this.timer.as_mut().reset(deadline);
+                }
+                ready!(this.timer.as_mut().poll(cx));
+                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, format!("{what} timed out"))))
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Guarded {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// The request body, failing once [`Limits::body_timeout`] has passed since the headers.
+struct Timed {
+    inner: hyper::body::Incoming,
+    deadline: Pin<Box<Sleep>>,
+    limit: Duration,
+}
+
+impl Timed {
+    fn new(inner: hyper::body::Incoming, limit: Duration) -> Self {
+        Self { inner, deadline: Box::pin(tokio::time::sleep(limit)), limit }
+    }
+}
+
+/// The body did not arrive within [`Limits::body_timeout`].
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {0:?}")]
+pub struct BodyTimeout(pub Duration);
+
+impl HttpBody for Timed {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        ready!(this.deadline.as_mut().poll(cx));
+        Poll::Ready(Some(Err(Box::new(BodyTimeout(this.limit)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The response body; when hyper drops it (written or abandoned) the connection is idle.
+struct Done {
+    inner: Body,
+    state: Option<Arc<Mutex<Conn>>>,
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        if let Some(s) = self.state.take() {
+            done(&s);
+        }
+    }
+}
+
+impl HttpBody for Done {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Completes on Ctrl-C (and SIGTERM on Unix): pass it to [`serve_with_shutdown`].

@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
+use bytes::Bytes;
 use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -18,11 +19,8 @@ use tokio::time::Instant;
 use tower::ServiceExt as _;
 use tracing::Instrument as _;
 use tracing::field::Empty;
-use wemp_proto::xml::XmlError;
-use wemp_proto::{
-    Document, EncryptedReply, Envelope, EnvelopeError, Incoming, Mode, ReferenceCode, Reply, ReplyContext,
-    signature,
-};
+use wemp_proto::admission::{self, Accounts, AccountsError, Policy, Refusal, Replay, ReplayCache, Verdict};
+use wemp_proto::{EncryptedReply, Incoming, Mode, ReferenceCode, Reply, ReplyContext};
 use wemp_store::memory::MemoryDedupStore;
 use wemp_store::{Claim, DedupStore, SessionStore};
 
@@ -31,8 +29,7 @@ use crate::handler::{BoxError, BoxHandler};
 use crate::log::ShortId;
 use crate::metrics::{DedupOutcome, Metrics, Outcome};
 use crate::observe::{DeliveryRecord, Observer, Observers, RecordOutcome, RejectionRecord};
-use crate::query::Query;
-use crate::reject::{RejectReason, Rejection};
+use crate::reject;
 use crate::session::{SessionConfig, SessionSlot};
 use crate::{
     Account, Clock, Ctx, Error, Inbound, LateReplySink, LoggingSink, NonceSource, RandomNonce, Router,
@@ -51,6 +48,10 @@ pub enum ErrorPolicy {
     Apology(String),
 }
 
+/// How many plain-mode `(timestamp, nonce)` pairs the replay cache keeps (a busy account
+/// gets far fewer signed requests in a freshness window).
+const REPLAY_CAPACITY: usize = 100_000;
+
 /// Settings of a [`WechatService`]; set through [`WechatServiceBuilder`].
 #[derive(Clone, Debug)]
 struct Config {
@@ -58,6 +59,7 @@ struct Config {
     freshness: Duration,
     body_limit: usize,
     require_encryption: bool,
+    plain_replay_protection: bool,
     insecure_skip_signature: bool,
     error_policy: ErrorPolicy,
     in_flight_ttl: Duration,
@@ -75,6 +77,7 @@ impl Default for Config {
             freshness: Duration::from_secs(300),
             body_limit: 64 * 1024,
             require_encryption: false,
+            plain_replay_protection: false,
             insecure_skip_signature: false,
             error_policy: ErrorPolicy::Success,
             in_flight_ttl: Duration::from_secs(60),
@@ -111,7 +114,10 @@ impl Drop for TaskGuard {
 }
 
 struct Inner {
-    accounts: Vec<Arc<Account>>,
+    accounts: Accounts,
+    policy: Policy,
+    /// The `(timestamp, nonce)` of admitted plain-mode requests, for the freshness window.
+    replay: Mutex<ReplayCache>,
     config: Config,
     router: BoxHandler,
     dedup: Arc<dyn DedupStore>,
@@ -176,8 +182,9 @@ impl std::fmt::Debug for WechatServiceBuilder {
 
 impl WechatServiceBuilder {
     /// Adds an account. With several, each request picks one by its last path segment
-    /// ([`Account::with_path`], default the appid), else by `ToUserName`
-    /// ([`Account::with_original_id`]).
+    /// ([`Account::with_path`], default the appid), else the account whose Token signs it,
+    /// `ToUserName` ([`Account::with_original_id`]) deciding between accounts sharing a
+    /// Token. See [`wemp_proto::admission`].
     #[must_use]
     pub fn account(mut self, account: Account) -> Self {
         self.accounts.push(account);
@@ -221,10 +228,23 @@ impl WechatServiceBuilder {
         self
     }
 
-    /// Refuse plain-mode POSTs (default: accept every mode).
+    /// Refuse plain-mode POSTs for every account (default: each account's declared mode
+    /// decides, see [`Account::with_mode`]; an account without one admits every mode).
     #[must_use]
     pub fn require_encryption(mut self, yes: bool) -> Self {
         self.config.require_encryption = yes;
+        self
+    }
+
+    /// Refuse a plain-mode request whose `timestamp` and `nonce` already came, within the
+    /// freshness window, with another body (default: off). In plain mode `signature` covers
+    /// no body, so this stops a captured callback URL from carrying a forged body to this
+    /// process (not to another instance; see docs/protocol.md §2.0.1). Off by default because
+    /// WeChat's documentation does not promise a fresh nonce for every push: turn it on when
+    /// you serve plain-mode accounts, and prefer safe mode where messages matter.
+    #[must_use]
+    pub fn plain_replay_protection(mut self, yes: bool) -> Self {
+        self.config.plain_replay_protection = yes;
         self
     }
 
@@ -391,18 +411,26 @@ impl WechatServiceBuilder {
     ///
     /// # Errors
     /// [`Error::NoAccount`] without accounts; [`Error::DuplicatePath`] when two accounts
-    /// answer on the same path segment.
+    /// answer on the same path segment; [`Error::DuplicateAppid`] when two have one appid.
     pub fn build(mut self) -> Result<WechatService, Error> {
         // A claim must outlast the budget, or a retry could run the handler a second time.
         self.config.in_flight_ttl = self.config.in_flight_ttl.max(self.config.budget);
-        if self.accounts.is_empty() {
-            return Err(Error::NoAccount);
+        let accounts = Accounts::new(self.accounts).map_err(|e| match e {
+            AccountsError::DuplicatePath { segment, .. } => Error::DuplicatePath(segment),
+            AccountsError::DuplicateAppid { appid, .. } => Error::DuplicateAppid(appid),
+            _ => Error::NoAccount,
+        })?;
+        for a in accounts.iter().filter(|a| !admission::token_is_valid(a.token().expose())) {
+            tracing::warn!(
+                appid = %a.appid(),
+                token_len = a.token().len(),
+                "the console accepts only Tokens of 3-32 characters [A-Za-z0-9]; check the configured Token"
+            );
         }
-        for (i, a) in self.accounts.iter().enumerate() {
-            if self.accounts[..i].iter().any(|b| b.path() == a.path()) {
-                return Err(Error::DuplicatePath(a.path().to_owned()));
-            }
-        }
+        let policy = Policy::default()
+            .freshness_secs(self.config.freshness.as_secs())
+            .require_encryption(self.config.require_encryption)
+            .insecure_skip_signature(self.config.insecure_skip_signature);
         if self.config.insecure_skip_signature {
             tracing::error!(
                 "INSECURE: signature checks are OFF (insecure_skip_signature); anyone can post messages as \
@@ -411,7 +439,9 @@ impl WechatServiceBuilder {
         }
         Ok(WechatService {
             inner: Arc::new(Inner {
-                accounts: self.accounts.into_iter().map(Arc::new).collect(),
+                accounts,
+                replay: Mutex::new(ReplayCache::new(policy.freshness_secs, REPLAY_CAPACITY)),
+                policy,
                 config: self.config,
                 router: self.router.unwrap_or_else(|| Router::new().into_service()),
                 dedup: self.dedup.unwrap_or_else(|| Arc::new(MemoryDedupStore::default())),
@@ -539,16 +569,6 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_default()
 }
 
-fn xml_error(e: &XmlError, what: &'static str) -> Rejection {
-    Rejection::new(
-        StatusCode::BAD_REQUEST,
-        RejectReason::BadXml,
-        Some(e.reference_code()),
-        what,
-        format!("{what} is not acceptable XML: {e}"),
-    )
-}
-
 /// What the request has revealed so far, for the rejection log line.
 #[derive(Default)]
 struct Seen {
@@ -644,23 +664,10 @@ impl Inner {
                 seen.record = Some(record);
             }
             let is_get = parts.method == Method::GET;
-            let query = Query::parse(parts.uri.query().unwrap_or(""));
-            if self.config.insecure_skip_signature {
+            if self.policy.insecure_skip_signature {
                 tracing::warn!("INSECURE: signature not checked (insecure_skip_signature)");
             }
-            let result = match parts.method {
-                Method::GET => self.verify_url(parts.uri.path(), &query, &mut seen),
-                Method::POST => {
-                    this.post(parts.uri.path(), &parts.headers, body, &query, arrived, &mut seen).await
-                }
-                _ => Err(Rejection::new(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    RejectReason::MethodNotAllowed,
-                    None,
-                    "method",
-                    format!("method {} not allowed: WeChat sends GET (verification) and POST", parts.method),
-                )),
-            };
+            let result = this.admit_and_handle(&parts, body, arrived, &mut seen).await;
             let mut rejected = None;
             let mut outcome_seen = Outcome::Rejected;
             let res = match result {
@@ -675,14 +682,19 @@ impl Inner {
                             reason: rejection.reason,
                             code: rejection.code.map(ReferenceCode::code),
                             param: rejection.param.into(),
-                            message: rejection.message.clone(),
+                            // The record is the server's own log: the detail goes with it.
+                            message: match &rejection.detail {
+                                Some(detail) => format!("{} ({detail})", rejection.message),
+                                None => rejection.message.clone(),
+                            },
                         });
                     }
-                    rejection.log(seen.mode, seen.appid.as_deref().map(Account::appid));
+                    reject::log(&rejection, seen.mode, seen.appid.as_deref().map(Account::appid));
                     self.metrics.request(seen.mode, Outcome::Rejected);
                     self.metrics.rejected(rejection.reason);
-                    let mut res = response(rejection.status, "text/plain; charset=utf-8", rejection.body());
-                    if rejection.status == StatusCode::METHOD_NOT_ALLOWED {
+                    let status = reject::status(&rejection);
+                    let mut res = response(status, "text/plain; charset=utf-8", rejection.body());
+                    if status == StatusCode::METHOD_NOT_ALLOWED {
                         res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
                     }
                     res
@@ -713,249 +725,107 @@ impl Inner {
         .await
     }
 
-    fn account_by_path(&self, path: &str) -> Option<&Arc<Account>> {
-        if let [only] = self.accounts.as_slice() {
-            return Some(only);
-        }
-        let segment = path.rsplit('/').find(|s| !s.is_empty())?;
-        self.accounts.iter().find(|a| a.path() == segment)
-    }
-
-    fn unknown_account(&self, path: &str, to: Option<&str>) -> Rejection {
-        let to = to.map(|t| format!(" or ToUserName {t:?}")).unwrap_or_default();
-        Rejection::new(
-            StatusCode::NOT_FOUND,
-            RejectReason::UnknownAccount,
-            None,
-            "path",
-            format!(
-                "no account for path {path:?}{to}: {} accounts configured, selected by last path segment or original id",
-                self.accounts.len()
-            ),
-        )
-    }
-
-    fn check_timestamp(&self, timestamp: &str) -> Result<(), Rejection> {
-        let Ok(ts) = timestamp.trim().parse::<i64>() else {
-            let shown: String = timestamp.chars().take(24).collect();
-            return Err(Rejection::new(
-                StatusCode::BAD_REQUEST,
-                RejectReason::BadTimestamp,
-                // Not a signature failure, and not one of WXBizMsgCrypt's codes.
-                None,
-                "timestamp",
-                format!("timestamp {shown:?} is not a number of seconds"),
-            ));
-        };
-        let window = self.config.freshness.as_secs();
-        if window == 0 {
-            return Ok(());
-        }
-        let skew = self.clock.now_unix().saturating_sub(ts);
-        if skew.unsigned_abs() > window {
-            let side = if skew > 0 { "behind" } else { "ahead of" };
-            return Err(Rejection::new(
-                StatusCode::BAD_REQUEST,
-                RejectReason::StaleTimestamp,
-                // Not a signature failure (the signature was right), and not one of
-                // WXBizMsgCrypt's codes: logging -40001 "bad signature" sent people hunting
-                // for a wrong Token when the clock was off.
-                None,
-                "timestamp",
-                format!(
-                    "timestamp {ts} is {} s {side} server time (window {window} s); replayed request or wrong server clock?",
-                    skew.unsigned_abs()
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    fn verify_url(
-        &self,
-        path: &str,
-        query: &Query<'_>,
-        seen: &mut Seen,
-    ) -> Result<(Response<Body>, Outcome), Rejection> {
-        let signature = query.signature.as_deref().ok_or_else(|| Rejection::missing("signature", None))?;
-        let timestamp = query.timestamp.as_deref().ok_or_else(|| Rejection::missing("timestamp", None))?;
-        let nonce = query.nonce.as_deref().ok_or_else(|| Rejection::missing("nonce", None))?;
-        let echostr = query.echostr.as_deref().ok_or_else(|| Rejection::missing("echostr", None))?;
-        let account = match self.account_by_path(path) {
-            Some(a) => a.clone(),
-            // Several accounts and no path: the one whose token signs the request.
-            None => self
-                .accounts
-                .iter()
-                .find(|a| signature::verify(a.token(), timestamp, nonce, signature).is_ok())
-                .cloned()
-                .ok_or_else(|| self.unknown_account(path, None))?,
-        };
-        seen.appid = Some(account.clone());
-        tracing::Span::current().record("appid", account.appid());
-        if !self.config.insecure_skip_signature
-            && signature::verify(account.token(), timestamp, nonce, signature).is_err()
-        {
-            return Err(Rejection::signature("signature", account.token().len(), "timestamp, nonce"));
-        }
-        self.check_timestamp(timestamp)?;
-        tracing::info!(appid = account.appid(), "URL verification succeeded");
-        Ok((response(StatusCode::OK, "text/plain; charset=utf-8", echostr.to_owned()), Outcome::Reply))
-    }
-
-    async fn post<B>(
-        self: Arc<Self>,
-        path: &str,
-        headers: &http::HeaderMap,
-        body: B,
-        query: &Query<'_>,
-        arrived: Instant,
-        seen: &mut Seen,
-    ) -> Result<(Response<Body>, Outcome), Rejection>
+    /// Reads the body of a POST within the limit: a declared length over it is refused
+    /// before anything is read (and so before `100 Continue` is sent).
+    async fn read_body<B>(&self, headers: &http::HeaderMap, body: B) -> Result<Bytes, Refusal>
     where
         B: http_body::Body + Send + 'static,
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
         let limit = self.config.body_limit;
-        let too_large = |len: String| {
-            Rejection::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                RejectReason::BodyTooLarge,
-                None,
-                "body",
-                format!("body of {len} bytes exceeds the {limit}-byte limit"),
-            )
-        };
         let declared = headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if let Some(len) = declared.filter(|&l| l > limit as u64) {
-            return Err(too_large(len.to_string()));
+            return Err(reject::too_large(&len.to_string(), limit));
         }
-        let bytes = match http_body_util::Limited::new(body, limit).collect().await {
-            Ok(collected) => collected.to_bytes(),
+        match http_body_util::Limited::new(body, limit).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return Err(too_large(format!("more than {limit}")));
+                Err(reject::too_large(&format!("more than {limit}"), limit))
             }
-            Err(e) => {
-                return Err(Rejection::new(
-                    StatusCode::BAD_REQUEST,
-                    RejectReason::BadXml,
-                    Some(ReferenceCode::ParseXml),
-                    "body",
-                    format!("cannot read the body: {e}"),
-                ));
-            }
-        };
-        let text = std::str::from_utf8(&bytes).map_err(|e| {
-            Rejection::new(
-                StatusCode::BAD_REQUEST,
-                RejectReason::BadXml,
-                Some(ReferenceCode::ParseXml),
-                "body",
-                format!("body is not UTF-8 (byte {})", e.valid_up_to()),
-            )
-        })?;
-        let doc = Document::parse(text).map_err(|e| xml_error(&e, "body"))?;
-        let encrypted = query.encrypt_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("aes"))
-            || doc.root.child("Encrypt").is_some();
-        let mode = match (encrypted, doc.root.child("MsgType").is_some()) {
-            (false, _) => Mode::Plain,
-            (true, true) => Mode::Compatible,
-            (true, false) => Mode::Safe,
-        };
-        seen.mode = Some(mode);
-        let span = tracing::Span::current();
-        span.record("mode", mode.as_str());
+            Err(e) => Err(reject::unreadable(&*e)),
+        }
+    }
 
-        let to = doc.root.text_of("ToUserName");
-        let account = match self.account_by_path(path) {
-            Some(a) => a.clone(),
-            None => to
-                .and_then(|to| self.accounts.iter().find(|a| a.original_id() == Some(to)))
-                .cloned()
-                .ok_or_else(|| self.unknown_account(path, to))?,
-        };
-        seen.appid = Some(account.clone());
-        span.record("appid", account.appid());
-
-        let timestamp =
-            query.timestamp.as_deref().ok_or_else(|| Rejection::missing("timestamp", Some(mode)))?;
-        let nonce = query.nonce.as_deref().ok_or_else(|| Rejection::missing("nonce", Some(mode)))?;
-        let skip = self.config.insecure_skip_signature;
-
-        let incoming = if mode == Mode::Plain {
-            if self.config.require_encryption {
-                return Err(Rejection::new(
-                    StatusCode::FORBIDDEN,
-                    RejectReason::PlainRefused,
-                    None,
-                    "encrypt_type",
-                    "plain-mode request refused: this server requires compatible or safe mode (require_encryption)",
-                ));
-            }
-            if !skip {
-                let sig =
-                    query.signature.as_deref().ok_or_else(|| Rejection::missing("signature", Some(mode)))?;
-                if signature::verify(account.token(), timestamp, nonce, sig).is_err() {
-                    return Err(Rejection::signature("signature", account.token().len(), "timestamp, nonce"));
-                }
-            }
-            self.check_timestamp(timestamp)?;
-            if let Some(r) = seen.record.as_mut() {
-                r.raw_xml = Some(Arc::from(text));
-            }
-            Incoming::from_document(&doc)
+    /// Admission ([`wemp_proto::admission::admit`]), then the handler.
+    async fn admit_and_handle<B>(
+        self: Arc<Self>,
+        parts: &http::request::Parts,
+        body: B,
+        arrived: Instant,
+        seen: &mut Seen,
+    ) -> Result<(Response<Body>, Outcome), Refusal>
+    where
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let bytes = if parts.method == Method::POST {
+            self.read_body(&parts.headers, body).await?
         } else {
-            let envelope = Envelope::from_document(doc).map_err(|e| {
-                let reason = match e {
-                    EnvelopeError::MissingEncrypt => RejectReason::MissingEncrypt,
-                    _ => RejectReason::BadXml,
-                };
-                Rejection::new(
-                    StatusCode::BAD_REQUEST,
-                    reason,
-                    Some(e.reference_code()),
-                    "Encrypt",
-                    format!("{e} (encrypt_type=aes or an <Encrypt> element marks the request as encrypted)"),
-                )
-            })?;
-            let Some(cipher) = account.cipher() else {
-                return Err(Rejection::new(
-                    StatusCode::BAD_REQUEST,
-                    RejectReason::NoAesKey,
-                    Some(ReferenceCode::IllegalAesKey),
-                    "encrypt_type",
-                    format!(
-                        "{mode}-mode request but no EncodingAESKey is configured for account {}",
-                        account.appid()
-                    ),
-                ));
-            };
-            if !skip {
-                let sig = query
-                    .msg_signature
-                    .as_deref()
-                    .ok_or_else(|| Rejection::missing("msg_signature", Some(mode)))?;
-                if signature::verify_msg(account.token(), timestamp, nonce, &envelope.encrypt, sig).is_err() {
-                    return Err(Rejection::signature(
-                        "msg_signature",
-                        account.token().len(),
-                        "timestamp, nonce, Encrypt",
-                    ));
-                }
-            }
-            self.check_timestamp(timestamp)?;
-            let xml = cipher.decrypt(&envelope.encrypt).map_err(|e| Rejection::decrypt(&e))?;
-            let inner = Document::parse(&xml).map_err(|e| xml_error(&e, "decrypted message"))?;
-            let incoming = Incoming::from_document(&inner);
-            if let Some(r) = seen.record.as_mut() {
-                r.raw_xml = Some(Arc::from(xml));
-            }
-            incoming
+            Bytes::new()
         };
+        let request = admission::Request {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query().unwrap_or(""),
+            body: &bytes,
+        };
+        let admitted = admission::admit(&self.accounts, &self.policy, self.clock.now_unix(), &request);
+        seen.mode = admitted.mode;
+        seen.appid = admitted.account.clone();
+        let span = tracing::Span::current();
+        if let Some(mode) = admitted.mode {
+            span.record("mode", mode.as_str());
+        }
+        if let Some(account) = &admitted.account {
+            span.record("appid", account.appid());
+        }
+        if let Some(r) = seen.record.as_mut() {
+            r.checks = admitted.checks;
+        }
+        let (xml, document) = match admitted.verdict {
+            Verdict::Refused(refusal) => return Err(refusal),
+            Verdict::Verified { echostr } => {
+                tracing::info!(
+                    appid = admitted.account.as_deref().map(Account::appid),
+                    "URL verification succeeded"
+                );
+                return Ok((response(StatusCode::OK, "text/plain; charset=utf-8", echostr), Outcome::Reply));
+            }
+            Verdict::Accepted { xml, document } => (xml, document),
+            _ => return Err(reject::internal("admission gave no verdict")),
+        };
+        let (Some(account), Some(mode)) = (admitted.account, admitted.mode) else {
+            return Err(reject::internal("admission accepted a request without account or mode"));
+        };
+        if mode == Mode::Plain
+            && self.config.plain_replay_protection
+            && self.policy.freshness_secs > 0
+            && !self.policy.insecure_skip_signature
+        {
+            // `signature` covers no body: the same `timestamp` and `nonce` with another body
+            // is a captured URL carrying a forgery (docs/protocol.md §2.0.1).
+            let query = admission::Query::parse(request.query);
+            let (timestamp, nonce) = (query.timestamp.as_deref(), query.nonce.as_deref());
+            let replay = self.replay.lock().unwrap_or_else(|e| e.into_inner()).check(
+                account.appid(),
+                timestamp.unwrap_or_default(),
+                nonce.unwrap_or_default(),
+                request.body,
+                self.clock.now_unix(),
+            );
+            if replay == Replay::OtherBody {
+                return Err(reject::replayed());
+            }
+        }
+        let incoming = Incoming::from_document(&document);
+        if let Some(r) = seen.record.as_mut() {
+            r.raw_xml = Some(Arc::from(xml));
+        }
         if let Some(r) = seen.record.as_mut() {
             r.describe(&incoming);
         }
@@ -1288,7 +1158,7 @@ impl Inner {
             let nonce = self.nonce.nonce();
             return match EncryptedReply::seal(
                 cipher,
-                account.token(),
+                account.token().expose(),
                 xml,
                 &timestamp,
                 &nonce,

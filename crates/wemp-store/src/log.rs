@@ -251,6 +251,10 @@ pub struct DeliveryRecord {
     /// read back from the log, WeChat's retries are counted here.
     #[serde(default = "one")]
     pub attempts: u32,
+    /// The checks admission made, in order ([`wemp_proto::admission::Check`]): what a
+    /// diagnostics view shows instead of re-checking the request itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<wemp_proto::admission::Check>,
 }
 
 const fn one() -> u32 {
@@ -291,6 +295,7 @@ impl DeliveryRecord {
             query: BTreeMap::new(),
             headers: BTreeMap::new(),
             attempts: 1,
+            checks: Vec::new(),
         }
     }
 

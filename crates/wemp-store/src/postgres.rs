@@ -128,13 +128,7 @@ impl PostgresDatabase {
     /// `[a-z_][a-z0-9_]*`, at most 63 bytes, not `pg_…`), PostgreSQL cannot be reached, or
     /// the schema was written by a newer wemp.
     pub async fn connect(url: &str, schema: &str) -> Result<Self> {
-        if !valid_schema(schema) {
-            return Err(StoreError::backend("postgres", format!("invalid schema name {schema:?}")));
-        }
-        let mut config: Config = url.parse().map_err(pg_err)?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(5));
-        }
+        let config = connect_config(url, schema)?;
         let mut client = open(&config).await?;
         migrate(&mut client, schema).await?;
         Ok(Self {
@@ -233,14 +227,7 @@ pub enum SchemaState {
 /// [`StoreError::Backend`] if the URL or schema name is invalid or PostgreSQL cannot be
 /// reached or read.
 pub async fn probe(url: &str, schema: &str) -> Result<SchemaState> {
-    if !valid_schema(schema) {
-        return Err(StoreError::backend("postgres", format!("invalid schema name {schema:?}")));
-    }
-    let mut config: Config = url.parse().map_err(pg_err)?;
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(Duration::from_secs(5));
-    }
-    let client = open(&config).await?;
+    let client = open(&connect_config(url, schema)?).await?;
     let table = client
         .query_one("SELECT to_regclass($1)::text", &[&format!("\"{schema}\".schema_migrations")])
         .await
@@ -254,6 +241,19 @@ pub async fn probe(url: &str, schema: &str) -> Result<SchemaState> {
         .map_err(pg_err)?;
     let version = usize::try_from(row.get::<_, i32>(0)).unwrap_or(0);
     Ok(if version > MIGRATIONS.len() { SchemaState::Newer(version) } else { SchemaState::Version(version) })
+}
+
+/// The connection settings of `url` for `schema`: the schema name checked, and a connect
+/// timeout of 5 s unless the URL sets one.
+fn connect_config(url: &str, schema: &str) -> Result<Config> {
+    if !valid_schema(schema) {
+        return Err(StoreError::backend("postgres", format!("invalid schema name {schema:?}")));
+    }
+    let mut config: Config = url.parse().map_err(pg_err)?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(5));
+    }
+    Ok(config)
 }
 
 async fn open(config: &Config) -> Result<Client> {

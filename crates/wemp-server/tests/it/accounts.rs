@@ -102,4 +102,9 @@ fn builder_errors() {
         .account(Account::new("wx2", "token2").with_path("wx1"))
         .build();
     assert!(matches!(dup, Err(Error::DuplicatePath(p)) if p == "wx1"));
+    let twice = WechatService::builder()
+        .account(Account::new("wx1", "token1").with_path("a"))
+        .account(Account::new("wx1", "token2").with_path("b"))
+        .build();
+    assert!(matches!(twice, Err(Error::DuplicateAppid(a)) if a == "wx1"));
 }

@@ -58,3 +58,45 @@ async fn official_sample_request_decrypts() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(reply_text(&body).as_deref(), Some("safe: abcdteT"));
 }
+
+/// Issue 16 item 6: the URL of a real safe-mode callback carries a valid `signature` (it
+/// covers no body). Posting a forged plain body with it must not work, whether the account
+/// is alone, next to a plain-mode account, or in compatible mode.
+#[tokio::test]
+async fn a_captured_signature_does_not_carry_a_forged_plain_body() {
+    use wemp_server::{Account, WechatService};
+    let captured = wechat_post(Mode::Safe, &text_xml("real", 40)).uri().query().unwrap().to_owned();
+    let captured: String = captured
+        .split('&')
+        .filter(|kv| !kv.starts_with("encrypt_type") && !kv.starts_with("msg_signature"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let forged = text_xml("forged", 41);
+    for mode in [Mode::Safe, Mode::Compatible] {
+        let alone = || {
+            WechatService::builder()
+                .account(account().with_mode(mode))
+                .router(Router::new().fallback(echo))
+                .clock(wemp_server::FixedClock(NOW))
+        };
+        let mixed = || {
+            WechatService::builder()
+                .account(account().with_mode(mode).with_path("safe"))
+                .account(Account::new("wxplain", "plaintoken").with_path("plain"))
+                .router(Router::new().fallback(echo))
+                .clock(wemp_server::FixedClock(NOW))
+        };
+        for (svc, path) in [(alone(), "/"), (mixed(), "/wechat/safe"), (mixed(), "/wechat")] {
+            let svc = svc.build().unwrap();
+            let req = http::Request::post(format!("{path}?{captured}"))
+                .body(axum::body::Body::from(forged.clone()))
+                .unwrap();
+            let (status, body) = send(&svc, req).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{mode} {path}: {body}");
+            assert!(body.starts_with("plain-mode request refused"), "{body}");
+            // The real encrypted request still goes through.
+            let (status, body) = send(&svc, wechat_post_at(path, mode, &text_xml("real", 42), "9")).await;
+            assert_eq!(status, StatusCode::OK, "{mode} {path}: {body}");
+        }
+    }
+}

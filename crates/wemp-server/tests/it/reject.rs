@@ -13,9 +13,13 @@ fn post(query: &str, body: impl Into<Body>) -> Request<Body> {
 
 /// A safe-mode request whose Encrypt is `encrypt`, correctly signed.
 fn signed_safe(encrypt: &str) -> Request<Body> {
+    // WeChat signs `signature` on every request, encrypted ones too; it is checked first.
+    let plain_sig = signature::sign(TOKEN, &NOW.to_string(), "5");
     let sig = signature::sign_msg(TOKEN, &NOW.to_string(), "5", encrypt);
     post(
-        &format!("signature=x&timestamp={NOW}&nonce=5&openid={OPENID}&encrypt_type=aes&msg_signature={sig}"),
+        &format!(
+            "signature={plain_sig}&timestamp={NOW}&nonce=5&openid={OPENID}&encrypt_type=aes&msg_signature={sig}"
+        ),
         format!(
             "<xml><ToUserName><![CDATA[{GH}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
         ),
@@ -44,9 +48,12 @@ async fn every_rejection_has_its_status_code_and_reason() {
         &svc,
         post(&bad_sig, body.clone()),
         StatusCode::FORBIDDEN,
-        "-40001 msg_signature mismatch: computed from token of length 8 over timestamp, nonce, Encrypt",
+        "-40001 msg_signature mismatch: computed over timestamp, nonce, Encrypt",
     )
     .await;
+    // The Token's length stays in the server's log (see the log-line test below).
+    let (_, body) = send(&svc, post(&bad_sig, "<xml><Encrypt>AAAA</Encrypt></xml>")).await;
+    assert!(!body.contains("length"), "{body}");
 
     // Missing msg_signature in an encrypted request.
     let q = format!("signature=x&timestamp={NOW}&nonce=5&encrypt_type=aes");
@@ -233,4 +240,25 @@ async fn rejection_log_line_names_code_mode_and_parameter_but_no_secret() {
     assert!(!log.contains(TOKEN) && !log.contains(KEY), "secret in log: {log}");
     assert!(!log.contains(OPENID), "OpenID not shortened: {log}");
     assert!(log.contains("oyOR…f0rs"), "{log}");
+}
+
+/// Issue 16 item 7: in plain mode `signature` covers no body, so a captured URL could carry
+/// another body within the freshness window; the second body is refused, the same request
+/// again (a retry) is not.
+#[tokio::test]
+async fn a_plain_signature_reused_with_another_body_is_refused() {
+    let svc = builder(Router::new()).plain_replay_protection(true).build().unwrap();
+    let first = wechat_post(Mode::Plain, &text_xml("real", 50));
+    let query = first.uri().query().unwrap().to_owned();
+    let (status, body) = send(&svc, first).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = send(&svc, post(&query, text_xml("real", 50))).await;
+    assert_eq!(status, StatusCode::OK, "the same request again is a retry: {body}");
+    expect(
+        &svc,
+        post(&query, text_xml("forged", 51)),
+        StatusCode::FORBIDDEN,
+        "-40001 timestamp and nonce already came",
+    )
+    .await;
 }

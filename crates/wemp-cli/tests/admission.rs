@@ -1,0 +1,214 @@
+//! Admission through the `wemp` binary over real sockets (issues 11 §1 and 16 items 1, 3, 6):
+//! each account's mode is enforced for it alone, the attribute bomb is refused before it is
+//! parsed, and a declared body over the limit gets `413` before anything is read.
+
+mod common;
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{AES_KEY, APPID, ServeProc, temp_dir, wemp_in};
+use wemp_proto::signature;
+
+/// `host:port` of a `http://host:port/…` URL.
+fn authority(url: &str) -> String {
+    url.trim_start_matches("http://").split('/').next().unwrap().to_owned()
+}
+
+/// One raw HTTP/1.1 exchange; returns the status line and the whole response as read
+/// until the server closes or 3 s pass.
+fn raw(addr: &str, head: &str, body: &[u8]) -> (String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0_u8; 4096];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                // One response is enough: stop at the end of its body.
+                let text = String::from_utf8_lossy(&buf);
+                if let Some((h, b)) = text.split_once("\r\n\r\n")
+                    && let Some(len) = h
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().to_owned())
+                        })
+                        .and_then(|v| v.parse::<usize>().ok())
+                    && b.len() >= len
+                {
+                    break;
+                }
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    (text.lines().next().unwrap_or_default().to_owned(), text)
+}
+
+fn post(addr: &str, path_and_query: &str, body: &str) -> (String, String) {
+    let head = format!(
+        "POST {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    raw(addr, &head, body.as_bytes())
+}
+
+fn now() -> String {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs().to_string()
+}
+
+fn text_xml(content: &str) -> String {
+    format!(
+        "<xml><ToUserName><![CDATA[gh_10f6c3c3ac5a]]></ToUserName><FromUserName><![CDATA[oVictim]]></FromUserName>\
+         <CreateTime>{}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content>\
+         <MsgId>77</MsgId></xml>",
+        now()
+    )
+}
+
+/// The query of a real encrypted callback, less what belongs to the encryption: what a
+/// proxy's access log shows, a valid `signature` that covers no body.
+fn captured_query(token: &str) -> String {
+    let (ts, nonce) = (now(), "424242");
+    format!("signature={}&timestamp={ts}&nonce={nonce}&openid=oVictim", signature::sign(token, &ts, nonce))
+}
+
+fn sim_send(dir: &std::path::Path, url: &str, token: &str, mode: &str) -> std::process::Output {
+    let mut args = vec!["sim", "send", url, "--token", token, "--mode", mode];
+    if mode != "plain" {
+        args.extend(["--appid", APPID, "--aes-key", AES_KEY]);
+    }
+    args.extend(["text", "help"]);
+    wemp_in(dir, &args, &[])
+}
+
+fn out(o: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn a_captured_safe_mode_signature_cannot_post_a_forged_plain_body() {
+    let dir = temp_dir("admission-forgery");
+    // A mixed-mode server: a safe-mode account next to a plain one.
+    let config = dir.join("mixed.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[accounts]]\ntoken = \"SafeToken1\"\nappid = \"{APPID}\"\naes_key = \"{AES_KEY}\"\nmode = \"safe\"\n\
+             path = \"/wechat/safe\"\n\n[[accounts]]\ntoken = \"PlainToken2\"\npath = \"/wechat/plain\"\n"
+        ),
+    )
+    .unwrap();
+    let srv = ServeProc::start(&dir, &["--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"], &[]);
+    let addr = authority(&srv.url);
+    let safe_url = format!("http://{addr}/wechat/safe");
+    let plain_url = format!("http://{addr}/wechat/plain");
+
+    let (status, whole) =
+        post(&addr, &format!("/wechat/safe?{}", captured_query("SafeToken1")), &text_xml("forged"));
+    assert!(status.starts_with("HTTP/1.1 403"), "{whole}");
+    assert!(whole.contains("plain-mode request refused"), "{whole}");
+    // Both accounts still work as WeChat uses them.
+    let o = sim_send(&dir, &safe_url, "SafeToken1", "safe");
+    assert!(o.status.success(), "{}", out(&o));
+    let o = sim_send(&dir, &plain_url, "PlainToken2", "plain");
+    assert!(o.status.success(), "{}", out(&o));
+    let o = sim_send(&dir, &safe_url, "SafeToken1", "plain");
+    assert!(!o.status.success(), "plain to the safe account: {}", out(&o));
+    drop(srv);
+
+    // A compatible-mode account trusts only what is encrypted.
+    let srv = ServeProc::start(
+        &dir,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--token",
+            "CompatTok1",
+            "--appid",
+            APPID,
+            "--aes-key",
+            AES_KEY,
+            "--mode",
+            "compatible",
+        ],
+        &[],
+    );
+    let addr = authority(&srv.url);
+    let path = srv.url.trim_start_matches("http://").trim_start_matches(&addr).to_owned();
+    let (status, whole) =
+        post(&addr, &format!("{path}?{}", captured_query("CompatTok1")), &text_xml("forged"));
+    assert!(status.starts_with("HTTP/1.1 403"), "{whole}");
+    let o = sim_send(&dir, &srv.url, "CompatTok1", "compatible");
+    assert!(o.status.success(), "{}", out(&o));
+    drop(srv);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_attribute_bomb_is_refused_before_it_is_parsed_and_oversized_bodies_before_they_are_read() {
+    let dir = temp_dir("admission-bomb");
+    // The default server: console on (its tap must not read ahead of the server's limit).
+    let srv = ServeProc::start(&dir, &["--listen", "127.0.0.1:0"], &[]);
+    let addr = authority(&srv.url);
+    let path = srv.url.trim_start_matches("http://").trim_start_matches(&addr).to_owned();
+
+    let mut bomb = String::from("<xml");
+    let mut i = 0;
+    while bomb.len() < 64 * 1024 - 40 {
+        bomb.push_str(&format!(" a{i}=\"\""));
+        i += 1;
+    }
+    bomb.push_str("/>");
+    for query in ["", "?signature=0&timestamp=1&nonce=1"] {
+        let started = Instant::now();
+        let (status, whole) = post(&addr, &format!("{path}{query}"), &bomb);
+        let took = started.elapsed();
+        assert!(status.starts_with("HTTP/1.1 4"), "{whole}");
+        assert!(took < Duration::from_secs(2), "refused in {took:?}");
+    }
+
+    // A declared body over the limit, with Expect: 100-continue: 413 at once, no 100 first.
+    let head = format!(
+        "POST {path}?signature=0&timestamp=1&nonce=1 HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 1048576\r\n\
+         Expect: 100-continue\r\nConnection: close\r\n\r\n"
+    );
+    let (status, whole) = raw(&addr, &head, b"");
+    assert!(status.starts_with("HTTP/1.1 413"), "expected 413 before any 100 Continue: {whole}");
+    assert!(!whole.contains("100 Continue"), "{whole}");
+    drop(srv);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn accounts_sharing_a_path_segment_or_an_appid_are_refused_at_start() {
+    let dir = temp_dir("admission-dup");
+    let cases = [
+        (
+            "[[accounts]]\ntoken = \"TokenA1\"\npath = \"/a/shop\"\n\n[[accounts]]\ntoken = \"TokenB2\"\npath = \"/b/shop\"\n".to_owned(),
+            "accounts[1].path",
+        ),
+        (
+            format!(
+                "[[accounts]]\ntoken = \"TokenA1\"\nappid = \"{APPID}\"\npath = \"/a\"\n\n[[accounts]]\ntoken = \"TokenB2\"\n\
+                 appid = \"{APPID}\"\npath = \"/b\"\n"
+            ),
+            "accounts[1].appid",
+        ),
+    ];
+    for (i, (toml, field)) in cases.iter().enumerate() {
+        let file = dir.join(format!("dup{i}.toml"));
+        std::fs::write(&file, toml).unwrap();
+        let o = wemp_in(&dir, &["serve", "--config", file.to_str().unwrap(), "--listen", "127.0.0.1:0"], &[]);
+        assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+        assert!(out(&o).contains(field), "{field}: {}", out(&o));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,726 @@
+//! Admission: whether a callback request is WeChat's, which account it is for, and what
+//! it says — the one inbound contract, with no I/O.
+//!
+//! [`admit`] takes the [`Accounts`], a [`Policy`], the current time and the request as
+//! received (method, path, raw query, body) and returns an [`Admission`]: the account, the
+//! mode, every [`Check`] it made (for diagnostics) and the [`Verdict`]. The order of the
+//! checks is the point:
+//!
+//! 1. the query: `signature`, `timestamp` and `nonce` are on every request WeChat sends,
+//!    in every mode (`msg_signature` too when `encrypt_type=aes`);
+//! 2. the account: by the path's last segment, else the account whose Token signs the
+//!    request (`ToUserName` decides between accounts sharing one Token);
+//! 3. `signature` and freshness, **before the body is parsed**, so that unauthenticated
+//!    junk costs a SHA-1 and nothing more;
+//! 4. the account's mode: a compatible- or safe-mode account admits only
+//!    `encrypt_type=aes` requests;
+//! 5. the body, then `msg_signature` over `Encrypt`, then decryption.
+//!
+//! ```
+//! use wemp_proto::admission::{Account, Accounts, Policy, Request, Verdict, admit};
+//! use wemp_proto::signature;
+//! let accounts = Accounts::new([Account::new("wx1", "weixin")])?;
+//! let sig = signature::sign("weixin", "1540176606", "1854606751");
+//! let query = format!("signature={sig}&timestamp=1540176606&nonce=1854606751&echostr=hi");
+//! let admission = admit(&accounts, &Policy::default(), 1540176606, &Request::get("/wechat", &query));
+//! assert!(matches!(admission.verdict, Verdict::Verified { ref echostr } if echostr == "hi"));
+//! # Ok::<(), wemp_proto::admission::AccountsError>(())
+//! ```
+
+mod account;
+mod query;
+mod replay;
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use account::{Account, Accounts, AccountsError, Kind, token_is_valid};
+pub use query::{Query, percent_decode};
+pub use replay::{Replay, ReplayCache};
+
+use crate::xml::XmlError;
+use crate::{DecryptError, Document, Envelope, EnvelopeError, Mode, ReferenceCode, signature};
+
+/// The reasons a request is refused, as counted in metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RejectReason {
+    /// A required query parameter is missing.
+    MissingParam,
+    /// `timestamp` is not a number.
+    BadTimestamp,
+    /// `timestamp` is outside the freshness window.
+    StaleTimestamp,
+    /// `signature` or `msg_signature` does not match (`-40001`).
+    SignatureMismatch,
+    /// A plain request while encryption is required.
+    PlainRefused,
+    /// The body exceeds the limit.
+    BodyTooLarge,
+    /// The body did not arrive whole: the client hung up, or was too slow.
+    BodyIncomplete,
+    /// The body is not acceptable XML, or has a DOCTYPE (`-40002`).
+    BadXml,
+    /// An encrypted request without `Encrypt` (`-40002`).
+    MissingEncrypt,
+    /// An encrypted request to an account with no EncodingAESKey (`-40004`).
+    NoAesKey,
+    /// `Encrypt` is not base64 (`-40010`).
+    Base64,
+    /// The ciphertext is not whole AES blocks (`-40007`).
+    AesDecrypt,
+    /// Bad padding, length or UTF-8 after decryption (`-40008`).
+    IllegalBuffer,
+    /// The payload's appid is another account's (`-40005`).
+    AppidMismatch,
+    /// No configured account matches the path or `ToUserName`.
+    UnknownAccount,
+    /// Neither GET nor POST.
+    MethodNotAllowed,
+    /// A plain-mode request reusing the `timestamp` and `nonce` of an earlier one with
+    /// another body: a captured `signature` carrying a forged body ([`ReplayCache`]).
+    Replayed,
+}
+
+impl RejectReason {
+    /// Every reason, in metric order.
+    pub const ALL: &'static [Self] = &[
+        Self::MissingParam,
+        Self::BadTimestamp,
+        Self::StaleTimestamp,
+        Self::SignatureMismatch,
+        Self::PlainRefused,
+        Self::BodyTooLarge,
+        Self::BodyIncomplete,
+        Self::BadXml,
+        Self::MissingEncrypt,
+        Self::NoAesKey,
+        Self::Base64,
+        Self::AesDecrypt,
+        Self::IllegalBuffer,
+        Self::AppidMismatch,
+        Self::UnknownAccount,
+        Self::MethodNotAllowed,
+        Self::Replayed,
+    ];
+
+    /// The metric label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingParam => "missing_param",
+            Self::BadTimestamp => "bad_timestamp",
+            Self::StaleTimestamp => "stale_timestamp",
+            Self::SignatureMismatch => "signature_mismatch",
+            Self::PlainRefused => "plain_refused",
+            Self::BodyTooLarge => "body_too_large",
+            Self::BodyIncomplete => "body_incomplete",
+            Self::BadXml => "bad_xml",
+            Self::MissingEncrypt => "missing_encrypt",
+            Self::NoAesKey => "no_aes_key",
+            Self::Base64 => "base64",
+            Self::AesDecrypt => "aes_decrypt",
+            Self::IllegalBuffer => "illegal_buffer",
+            Self::AppidMismatch => "appid_mismatch",
+            Self::UnknownAccount => "unknown_account",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Replayed => "replayed",
+        }
+    }
+}
+
+/// A request as it reached the callback URL.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    /// `GET`, `POST`, …
+    pub method: &'a str,
+    /// The path (its last segment may select the account).
+    pub path: &'a str,
+    /// The raw query string, without `?`.
+    pub query: &'a str,
+    /// The body as received (already within the server's size limit).
+    pub body: &'a [u8],
+}
+
+impl<'a> Request<'a> {
+    /// A URL verification `GET`.
+    pub fn get(path: &'a str, query: &'a str) -> Self {
+        Self { method: "GET", path, query, body: &[] }
+    }
+
+    /// A message `POST`.
+    pub fn post(path: &'a str, query: &'a str, body: &'a [u8]) -> Self {
+        Self { method: "POST", path, query, body }
+    }
+}
+
+/// The server-wide part of admission.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Policy {
+    /// Largest accepted difference between `timestamp` and now, in seconds (0: no check).
+    pub freshness_secs: u64,
+    /// Every account admits only encrypted requests, whatever its declared mode.
+    pub require_encryption: bool,
+    /// Skip `signature` and `msg_signature` (WeChat's online debugging tool only).
+    pub insecure_skip_signature: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self { freshness_secs: 300, require_encryption: false, insecure_skip_signature: false }
+    }
+}
+
+impl Policy {
+    /// Sets [`Policy::freshness_secs`].
+    #[must_use]
+    pub fn freshness_secs(mut self, secs: u64) -> Self {
+        self.freshness_secs = secs;
+        self
+    }
+
+    /// Sets [`Policy::require_encryption`].
+    #[must_use]
+    pub fn require_encryption(mut self, yes: bool) -> Self {
+        self.require_encryption = yes;
+        self
+    }
+
+    /// Sets [`Policy::insecure_skip_signature`].
+    #[must_use]
+    pub fn insecure_skip_signature(mut self, yes: bool) -> Self {
+        self.insecure_skip_signature = yes;
+        self
+    }
+}
+
+/// What a check looked at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CheckKind {
+    /// The HTTP method.
+    Method,
+    /// The query parameters WeChat always sends.
+    Query,
+    /// Which account the request is for.
+    Account,
+    /// `signature` over Token, timestamp and nonce.
+    Signature,
+    /// `timestamp` within the freshness window.
+    Timestamp,
+    /// The request's mode against the account's.
+    Mode,
+    /// The body is acceptable XML.
+    Body,
+    /// The `Encrypt` element of an encrypted body.
+    Envelope,
+    /// `msg_signature` over Token, timestamp, nonce and `Encrypt`.
+    MsgSignature,
+    /// Decryption of `Encrypt` and the appid inside it.
+    Decrypt,
+}
+
+impl CheckKind {
+    /// The snake_case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Method => "method",
+            Self::Query => "query",
+            Self::Account => "account",
+            Self::Signature => "signature",
+            Self::Timestamp => "timestamp",
+            Self::Mode => "mode",
+            Self::Body => "body",
+            Self::Envelope => "envelope",
+            Self::MsgSignature => "msg_signature",
+            Self::Decrypt => "decrypt",
+        }
+    }
+}
+
+/// One check admission made, and what it found (one sentence, no secret).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Check {
+    /// What was checked.
+    pub kind: CheckKind,
+    /// Whether it passed.
+    pub passed: bool,
+    /// What was found.
+    pub note: String,
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mark = if self.passed { "ok" } else { "FAILED" };
+        write!(f, "{} {mark}: {}", self.kind.as_str(), self.note)
+    }
+}
+
+/// Why a request was refused: the reason, the HTTP status to answer, WeChat's reference
+/// code, the parameter at fault and a one-line message safe to send back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The reason, as counted in metrics.
+    pub reason: RejectReason,
+    /// The HTTP status to answer (400, 403, 404, 405).
+    pub status: u16,
+    /// WeChat's reference code, when one applies.
+    pub code: Option<ReferenceCode>,
+    /// The query parameter or part of the request at fault.
+    pub param: &'static str,
+    /// One line for the response body: says what failed, never anything about a secret.
+    pub message: String,
+    /// More for the server's own log only (e.g. the Token's length).
+    pub detail: Option<String>,
+}
+
+impl Refusal {
+    fn new(
+        status: u16,
+        reason: RejectReason,
+        code: Option<ReferenceCode>,
+        param: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self { reason, status, code, param, message: message.into(), detail: None }
+    }
+
+    fn missing(param: &'static str, encrypted: bool) -> Self {
+        let during = if encrypted { " (encrypted requests carry it in the query)" } else { "" };
+        Self::new(
+            400,
+            RejectReason::MissingParam,
+            Some(ReferenceCode::ValidateSignature),
+            param,
+            format!("missing query parameter {param}{during}; is this request from WeChat?"),
+        )
+    }
+
+    fn signature(param: &'static str, token_len: usize, over: &str) -> Self {
+        let mut r = Self::new(
+            403,
+            RejectReason::SignatureMismatch,
+            Some(ReferenceCode::ValidateSignature),
+            param,
+            format!("{param} mismatch: computed over {over}; check the Token in the console"),
+        );
+        r.detail = Some(format!("computed from token of length {token_len}"));
+        r
+    }
+
+    fn xml(e: &XmlError, what: &'static str) -> Self {
+        Self::new(
+            400,
+            RejectReason::BadXml,
+            Some(e.reference_code()),
+            what,
+            format!("{what} is not acceptable XML: {e}"),
+        )
+    }
+
+    fn decrypt(err: &DecryptError) -> Self {
+        let reason = match err {
+            DecryptError::Base64(_) => RejectReason::Base64,
+            DecryptError::BlockLength(_) => RejectReason::AesDecrypt,
+            DecryptError::AppidMismatch { .. } => RejectReason::AppidMismatch,
+            _ => RejectReason::IllegalBuffer,
+        };
+        Self::new(400, reason, Some(err.reference_code()), "Encrypt", err.to_string())
+    }
+
+    /// The one-line response body: `-40001 signature mismatch: …`.
+    pub fn body(&self) -> String {
+        match self.code {
+            Some(code) => format!("{} {}\n", code.code(), self.message),
+            None => format!("{}\n", self.message),
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.body().trim_end())
+    }
+}
+
+/// What admission decided.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Verdict {
+    /// A URL verification `GET` that passed: answer `echostr`.
+    Verified {
+        /// The `echostr` to answer with.
+        echostr: String,
+    },
+    /// A message `POST` that passed: the XML to handle (decrypted in encrypted modes), and
+    /// it parsed.
+    Accepted {
+        /// The message XML: the body in plain mode, the decrypted payload otherwise.
+        xml: String,
+        /// `xml`, parsed.
+        document: Document,
+    },
+    /// Refused.
+    Refused(Refusal),
+}
+
+/// The result of [`admit`].
+#[derive(Clone, Debug)]
+pub struct Admission {
+    /// The account the request is for, when admission got that far.
+    pub account: Option<Arc<Account>>,
+    /// The request's mode, when known.
+    pub mode: Option<Mode>,
+    /// The checks made, in order; the last failed one (if any) is the refusal's.
+    pub checks: Vec<Check>,
+    /// The verdict.
+    pub verdict: Verdict,
+}
+
+impl Admission {
+    /// The refusal, if refused.
+    pub fn refusal(&self) -> Option<&Refusal> {
+        match &self.verdict {
+            Verdict::Refused(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// Decides whether `request` is WeChat's, for which account, in which mode, and what it
+/// says. Pure: `now` is the current Unix time in seconds. See the [module](self) for the
+/// order of the checks.
+pub fn admit(accounts: &Accounts, policy: &Policy, now: i64, request: &Request<'_>) -> Admission {
+    let mut run = Run { accounts, policy, now, account: None, mode: None, checks: Vec::new() };
+    let verdict = match run.decide(request) {
+        Ok(v) => v,
+        Err(refusal) => Verdict::Refused(refusal),
+    };
+    Admission { account: run.account, mode: run.mode, checks: run.checks, verdict }
+}
+
+struct Run<'a> {
+    accounts: &'a Accounts,
+    policy: &'a Policy,
+    now: i64,
+    account: Option<Arc<Account>>,
+    mode: Option<Mode>,
+    checks: Vec<Check>,
+}
+
+impl Run<'_> {
+    fn pass(&mut self, kind: CheckKind, note: impl Into<String>) {
+        self.checks.push(Check { kind, passed: true, note: note.into() });
+    }
+
+    fn fail(&mut self, kind: CheckKind, refusal: Refusal) -> Refusal {
+        self.checks.push(Check { kind, passed: false, note: refusal.message.clone() });
+        refusal
+    }
+
+    fn decide(&mut self, request: &Request<'_>) -> Result<Verdict, Refusal> {
+        let get = request.method.eq_ignore_ascii_case("GET");
+        if !get && !request.method.eq_ignore_ascii_case("POST") {
+            let refusal = Refusal::new(
+                405,
+                RejectReason::MethodNotAllowed,
+                None,
+                "method",
+                format!("method {} not allowed: WeChat sends GET (verification) and POST", request.method),
+            );
+            return Err(self.fail(CheckKind::Method, refusal));
+        }
+        let query = Query::parse(request.query);
+        let encrypted = !get && query.is_encrypted();
+        let skip = self.policy.insecure_skip_signature;
+
+        // 1. The query WeChat always sends.
+        let signature = query.signature.as_deref();
+        if signature.is_none() && !skip {
+            return Err(self.fail(CheckKind::Query, Refusal::missing("signature", encrypted)));
+        }
+        let Some(timestamp) = query.timestamp.as_deref() else {
+            return Err(self.fail(CheckKind::Query, Refusal::missing("timestamp", encrypted)));
+        };
+        let Some(nonce) = query.nonce.as_deref() else {
+            return Err(self.fail(CheckKind::Query, Refusal::missing("nonce", encrypted)));
+        };
+        if get && query.echostr.is_none() {
+            return Err(self.fail(CheckKind::Query, Refusal::missing("echostr", false)));
+        }
+        if encrypted && query.msg_signature.is_none() && !skip {
+            return Err(self.fail(CheckKind::Query, Refusal::missing("msg_signature", true)));
+        }
+        self.pass(CheckKind::Query, "signature, timestamp and nonce present");
+
+        // 2 and 3. The account and `signature`, before anything else is read.
+        let signs = |a: &Account| {
+            skip || signature::verify(a.token().expose(), timestamp, nonce, signature.unwrap_or("")).is_ok()
+        };
+        let by_path = self.accounts.by_path(request.path).cloned();
+        let candidates: Vec<Arc<Account>> = match &by_path {
+            Some(a) => {
+                self.pass(
+                    CheckKind::Account,
+                    format!("path {:?} selects account {}", request.path, a.appid()),
+                );
+                if !signs(a) {
+                    self.account = Some(a.clone());
+                    let refusal = Refusal::signature("signature", a.token().len(), "timestamp, nonce");
+                    return Err(self.fail(CheckKind::Signature, refusal));
+                }
+                vec![a.clone()]
+            }
+            None => {
+                let signing: Vec<Arc<Account>> = self.accounts.iter().filter(|a| signs(a)).cloned().collect();
+                if signing.is_empty() {
+                    let refusal = if get {
+                        self.unknown_account(request.path, None)
+                    } else {
+                        let mut r = Refusal::new(
+                            403,
+                            RejectReason::SignatureMismatch,
+                            Some(ReferenceCode::ValidateSignature),
+                            "signature",
+                            format!(
+                                "signature mismatch: path {:?} selects no account and the signature matches the \
+                                 Token of none of the {} accounts; check the Token in the console",
+                                request.path,
+                                self.accounts.len()
+                            ),
+                        );
+                        r.detail = Some("computed from every configured token".to_owned());
+                        r
+                    };
+                    return Err(self.fail(CheckKind::Account, refusal));
+                }
+                signing
+            }
+        };
+        if skip {
+            self.pass(CheckKind::Signature, "not checked (insecure_skip_signature)");
+        } else {
+            self.pass(CheckKind::Signature, "matches the account's Token over timestamp and nonce");
+        }
+        if candidates.len() == 1 {
+            self.account = Some(candidates[0].clone());
+        }
+        self.check_timestamp(timestamp)?;
+
+        if get {
+            let account = candidates.into_iter().next();
+            if by_path.is_none()
+                && let Some(a) = &account
+            {
+                self.pass(CheckKind::Account, format!("account {} signs the request", a.appid()));
+            }
+            self.account = account;
+            return Ok(Verdict::Verified {
+                echostr: query.echostr.as_deref().unwrap_or_default().to_owned(),
+            });
+        }
+
+        // 4. The mode, as far as the query tells.
+        if !encrypted
+            && (self.policy.require_encryption || candidates.iter().all(|a| a.requires_encryption()))
+        {
+            self.mode = Some(Mode::Plain);
+            return Err(self.fail(CheckKind::Mode, self.plain_refused(&candidates)));
+        }
+
+        // 5. The body.
+        let text = match std::str::from_utf8(request.body) {
+            Ok(text) => text,
+            Err(e) => {
+                let refusal = Refusal::new(
+                    400,
+                    RejectReason::BadXml,
+                    Some(ReferenceCode::ParseXml),
+                    "body",
+                    format!("body is not UTF-8 (byte {})", e.valid_up_to()),
+                );
+                return Err(self.fail(CheckKind::Body, refusal));
+            }
+        };
+        let doc = match Document::parse(text) {
+            Ok(doc) => doc,
+            Err(e) => return Err(self.fail(CheckKind::Body, Refusal::xml(&e, "body"))),
+        };
+        let encrypted = encrypted || doc.root.child("Encrypt").is_some();
+        let mode = match (encrypted, doc.root.child("MsgType").is_some()) {
+            (false, _) => Mode::Plain,
+            (true, true) => Mode::Compatible,
+            (true, false) => Mode::Safe,
+        };
+        self.mode = Some(mode);
+        self.pass(CheckKind::Body, format!("acceptable XML, {mode} mode"));
+
+        let account = if by_path.is_some() {
+            candidates[0].clone()
+        } else {
+            let to = doc.root.text_of("ToUserName").map(str::trim);
+            let named = to.and_then(|to| candidates.iter().find(|a| a.original_id() == Some(to)));
+            match (named, candidates.as_slice()) {
+                (Some(a), _) => a.clone(),
+                (None, [only]) if to.is_none() || only.original_id().is_none() => only.clone(),
+                _ => {
+                    self.account = None;
+                    return Err(self.fail(CheckKind::Account, self.unknown_account(request.path, to)));
+                }
+            }
+        };
+        if by_path.is_none() {
+            self.pass(CheckKind::Account, format!("account {} signs the request", account.appid()));
+        }
+        self.account = Some(account.clone());
+
+        if account.requires_encryption() || self.policy.require_encryption {
+            if !query.is_encrypted() {
+                return Err(self.fail(CheckKind::Mode, self.plain_refused(std::slice::from_ref(&account))));
+            }
+            let declared = account.mode().map_or("require_encryption", Mode::as_str);
+            self.pass(CheckKind::Mode, format!("{mode} request to a {declared}-mode account"));
+        }
+        if mode == Mode::Plain {
+            return Ok(Verdict::Accepted { xml: text.to_owned(), document: doc });
+        }
+
+        // Encrypted: only what `Encrypt` holds is trusted.
+        let envelope = match Envelope::from_document(doc) {
+            Ok(e) => e,
+            Err(e) => {
+                let reason = match e {
+                    EnvelopeError::MissingEncrypt => RejectReason::MissingEncrypt,
+                    _ => RejectReason::BadXml,
+                };
+                let refusal = Refusal::new(
+                    400,
+                    reason,
+                    Some(e.reference_code()),
+                    "Encrypt",
+                    format!("{e} (encrypt_type=aes or an <Encrypt> element marks the request as encrypted)"),
+                );
+                return Err(self.fail(CheckKind::Envelope, refusal));
+            }
+        };
+        let Some(cipher) = account.cipher() else {
+            let refusal = Refusal::new(
+                400,
+                RejectReason::NoAesKey,
+                Some(ReferenceCode::IllegalAesKey),
+                "encrypt_type",
+                format!(
+                    "{mode}-mode request but no EncodingAESKey is configured for account {}",
+                    account.appid()
+                ),
+            );
+            return Err(self.fail(CheckKind::Envelope, refusal));
+        };
+        self.pass(CheckKind::Envelope, format!("<Encrypt> of {} characters", envelope.encrypt.len()));
+        if skip {
+            self.pass(CheckKind::MsgSignature, "not checked (insecure_skip_signature)");
+        } else {
+            let Some(msg_signature) = query.msg_signature.as_deref() else {
+                return Err(self.fail(CheckKind::Query, Refusal::missing("msg_signature", true)));
+            };
+            let token = account.token();
+            if signature::verify_msg(token.expose(), timestamp, nonce, &envelope.encrypt, msg_signature)
+                .is_err()
+            {
+                let refusal = Refusal::signature("msg_signature", token.len(), "timestamp, nonce, Encrypt");
+                return Err(self.fail(CheckKind::MsgSignature, refusal));
+            }
+            self.pass(CheckKind::MsgSignature, "matches over timestamp, nonce and <Encrypt>");
+        }
+        let xml = match cipher.decrypt(&envelope.encrypt) {
+            Ok(xml) => xml,
+            Err(e) => return Err(self.fail(CheckKind::Decrypt, Refusal::decrypt(&e))),
+        };
+        let inner = match Document::parse(&xml) {
+            Ok(inner) => inner,
+            Err(e) => return Err(self.fail(CheckKind::Decrypt, Refusal::xml(&e, "decrypted message"))),
+        };
+        self.pass(CheckKind::Decrypt, format!("decrypted for appid {}", account.appid()));
+        Ok(Verdict::Accepted { xml, document: inner })
+    }
+
+    fn check_timestamp(&mut self, timestamp: &str) -> Result<(), Refusal> {
+        let Ok(ts) = timestamp.trim().parse::<i64>() else {
+            let shown: String = timestamp.chars().take(24).collect();
+            let refusal = Refusal::new(
+                400,
+                RejectReason::BadTimestamp,
+                // Not a signature failure, and not one of WXBizMsgCrypt's codes.
+                None,
+                "timestamp",
+                format!("timestamp {shown:?} is not a number of seconds"),
+            );
+            return Err(self.fail(CheckKind::Timestamp, refusal));
+        };
+        let window = self.policy.freshness_secs;
+        if window == 0 {
+            self.pass(CheckKind::Timestamp, "not checked (no freshness window)");
+            return Ok(());
+        }
+        let skew = self.now.saturating_sub(ts);
+        if skew.unsigned_abs() > window {
+            let side = if skew > 0 { "behind" } else { "ahead of" };
+            let refusal = Refusal::new(
+                400,
+                RejectReason::StaleTimestamp,
+                // Not a signature failure (the signature was right), and not one of
+                // WXBizMsgCrypt's codes: logging -40001 "bad signature" sent people hunting
+                // for a wrong Token when the clock was off.
+                None,
+                "timestamp",
+                format!(
+                    "timestamp {ts} is {} s {side} server time (window {window} s); replayed request or wrong server clock?",
+                    skew.unsigned_abs()
+                ),
+            );
+            return Err(self.fail(CheckKind::Timestamp, refusal));
+        }
+        self.pass(
+            CheckKind::Timestamp,
+            format!("{} s from server time (window {window} s)", skew.unsigned_abs()),
+        );
+        Ok(())
+    }
+
+    fn unknown_account(&self, path: &str, to: Option<&str>) -> Refusal {
+        let to = to.map(|t| format!(" or ToUserName {t:?}")).unwrap_or_default();
+        Refusal::new(
+            404,
+            RejectReason::UnknownAccount,
+            None,
+            "path",
+            format!(
+                "no account for path {path:?}{to}: {} accounts configured, selected by last path segment or original id",
+                self.accounts.len()
+            ),
+        )
+    }
+
+    fn plain_refused(&self, accounts: &[Arc<Account>]) -> Refusal {
+        let why = match accounts {
+            [a] if a.requires_encryption() => format!(
+                "account {} is in {} mode: only requests with encrypt_type=aes and a valid msg_signature are admitted",
+                a.appid(),
+                a.mode().unwrap_or(Mode::Safe)
+            ),
+            _ => "this server requires compatible or safe mode (require_encryption)".to_owned(),
+        };
+        Refusal::new(
+            403,
+            RejectReason::PlainRefused,
+            None,
+            "encrypt_type",
+            format!("plain-mode request refused: {why}"),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,249 @@
+//! `admit` with a fixed clock, on WeChat's documented sample.
+
+use super::*;
+use crate::crypto::tests::{SAMPLE_APPID, SAMPLE_ENCRYPT, SAMPLE_KEY};
+
+const TOKEN: &str = "spamtest";
+const TS: &str = "1409735669";
+const NOW: i64 = 1_409_735_669;
+const NONCE: &str = "1320562132";
+const MSG_SIG: &str = "5d197aaffba7e9b25a30732f161a50dee96bd5fa";
+const GH: &str = "gh_10f6c3c3ac5a";
+
+fn sample(mode: Option<Mode>) -> Account {
+    let a = Account::new(SAMPLE_APPID, TOKEN).with_aes_key(SAMPLE_KEY).unwrap().with_original_id(GH);
+    match mode {
+        Some(m) => a.with_mode(m),
+        None => a,
+    }
+}
+
+fn one(mode: Option<Mode>) -> Accounts {
+    Accounts::new([sample(mode)]).unwrap()
+}
+
+fn sig() -> String {
+    signature::sign(TOKEN, TS, NONCE)
+}
+
+fn safe_query() -> String {
+    format!("signature={}&timestamp={TS}&nonce={NONCE}&encrypt_type=aes&msg_signature={MSG_SIG}", sig())
+}
+
+fn safe_body() -> String {
+    format!(
+        "<xml><ToUserName><![CDATA[{GH}]]></ToUserName><Encrypt><![CDATA[{SAMPLE_ENCRYPT}]]></Encrypt></xml>"
+    )
+}
+
+fn plain_body(content: &str) -> String {
+    format!(
+        "<xml><ToUserName><![CDATA[{GH}]]></ToUserName><FromUserName><![CDATA[oUser]]></FromUserName>\
+         <CreateTime>{TS}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content>\
+         <MsgId>1</MsgId></xml>"
+    )
+}
+
+fn refusal(a: &Admission) -> &Refusal {
+    a.refusal().unwrap_or_else(|| panic!("admitted: {a:?}"))
+}
+
+#[test]
+fn the_documented_safe_mode_sample_is_accepted() {
+    for mode in [None, Some(Mode::Safe), Some(Mode::Compatible), Some(Mode::Plain)] {
+        let (q, body) = (safe_query(), safe_body());
+        let a = admit(&one(mode), &Policy::default(), NOW, &Request::post("/wechat", &q, body.as_bytes()));
+        let Verdict::Accepted { xml, document } = &a.verdict else { panic!("{mode:?}: {a:?}") };
+        assert!(xml.contains("<Content><![CDATA[abcdteT]]></Content>"), "{xml}");
+        assert_eq!(document.root.text_of("Content"), Some("abcdteT"));
+        assert_eq!(a.mode, Some(Mode::Safe));
+        assert_eq!(a.account.as_ref().map(|a| a.appid()), Some(SAMPLE_APPID));
+        let kinds: Vec<CheckKind> = a.checks.iter().map(|c| c.kind).collect();
+        assert!(a.checks.iter().all(|c| c.passed), "{:?}", a.checks);
+        for kind in [
+            CheckKind::Query,
+            CheckKind::Signature,
+            CheckKind::Timestamp,
+            CheckKind::MsgSignature,
+            CheckKind::Decrypt,
+        ] {
+            assert!(kinds.contains(&kind), "{kind:?} not in {kinds:?}");
+        }
+    }
+}
+
+#[test]
+fn the_documented_verification_sample_is_verified() {
+    let accounts = Accounts::new([Account::new("wx1", "weixin")]).unwrap();
+    let sig = signature::sign("weixin", "1540176606", "1854606751");
+    let q = format!("signature={sig}&timestamp=1540176606&nonce=1854606751&echostr=e1");
+    let a = admit(&accounts, &Policy::default(), 1_540_176_606, &Request::get("/", &q));
+    assert!(matches!(&a.verdict, Verdict::Verified { echostr } if echostr == "e1"), "{a:?}");
+    let bad = q.replace(&sig[..4], "0000");
+    let a = admit(&accounts, &Policy::default(), 1_540_176_606, &Request::get("/", &bad));
+    assert_eq!(refusal(&a).status, 403);
+}
+
+#[test]
+fn the_clock_is_an_argument() {
+    let (q, body) = (safe_query(), safe_body());
+    let req = Request::post("/", &q, body.as_bytes());
+    let a = admit(&one(None), &Policy::default(), NOW + 301, &req);
+    assert_eq!(refusal(&a).reason, RejectReason::StaleTimestamp);
+    assert!(refusal(&a).message.contains("301 s behind"), "{:?}", refusal(&a));
+    let a = admit(&one(None), &Policy::default().freshness_secs(0), NOW + 100_000, &req);
+    assert!(matches!(a.verdict, Verdict::Accepted { .. }), "{a:?}");
+}
+
+#[test]
+fn a_safe_mode_accounts_captured_signature_does_not_carry_a_forged_plain_body() {
+    // The URL of a real safe-mode callback carries a valid `signature` that covers no body.
+    let captured = format!("signature={}&timestamp={TS}&nonce={NONCE}", sig());
+    let forged = plain_body("transfer everything");
+    for mode in [Mode::Safe, Mode::Compatible] {
+        // Alone, and next to a plain-mode account on the same server.
+        let plain_neighbour = Account::new("wxplain", "othertoken").with_path("plain");
+        for accounts in
+            [one(Some(mode)), Accounts::new([sample(Some(mode)).with_path("safe"), plain_neighbour]).unwrap()]
+        {
+            for path in ["/wechat/safe", "/wechat"] {
+                let a = admit(
+                    &accounts,
+                    &Policy::default(),
+                    NOW,
+                    &Request::post(path, &captured, forged.as_bytes()),
+                );
+                let r = refusal(&a);
+                assert_eq!((r.reason, r.status), (RejectReason::PlainRefused, 403), "{mode} {path}: {r:?}");
+                assert!(r.message.contains(&format!("{mode} mode")), "{}", r.message);
+                // Refused before the body was read.
+                assert!(a.checks.iter().all(|c| c.kind != CheckKind::Body), "{:?}", a.checks);
+            }
+        }
+        // The same forgery with encrypt_type=aes and plain fields (compatible shape) but no
+        // valid msg_signature is refused too.
+        let q = format!("{captured}&encrypt_type=aes&msg_signature=0000");
+        let body =
+            forged.replace("</xml>", &format!("<Encrypt><![CDATA[{SAMPLE_ENCRYPT}]]></Encrypt></xml>"));
+        let a = admit(&one(Some(mode)), &Policy::default(), NOW, &Request::post("/", &q, body.as_bytes()));
+        assert_eq!(refusal(&a).reason, RejectReason::SignatureMismatch);
+    }
+    // An account with no declared mode (or plain) still admits plain requests.
+    let plain = admit(&one(None), &Policy::default(), NOW, &Request::post("/", &captured, forged.as_bytes()));
+    assert!(matches!(plain.verdict, Verdict::Accepted { .. }), "{plain:?}");
+    let all = Policy::default().require_encryption(true);
+    let a = admit(&one(None), &all, NOW, &Request::post("/", &captured, forged.as_bytes()));
+    assert_eq!(refusal(&a).reason, RejectReason::PlainRefused);
+}
+
+#[test]
+fn the_signature_is_checked_before_the_body_is_parsed() {
+    let bomb: String = std::iter::once("<xml".to_owned())
+        .chain((0..4000).map(|i| format!(" a{i}=\"\"")))
+        .chain(std::iter::once("/>".to_owned()))
+        .collect();
+    for query in [String::new(), format!("signature=00&timestamp={TS}&nonce={NONCE}")] {
+        let a = admit(&one(None), &Policy::default(), NOW, &Request::post("/", &query, bomb.as_bytes()));
+        assert!(matches!(refusal(&a).reason, RejectReason::MissingParam | RejectReason::SignatureMismatch));
+        assert!(a.checks.iter().all(|c| c.kind != CheckKind::Body), "{:?}", a.checks);
+    }
+    // Signed, it is parsed (linearly) and read as a plain body without fields.
+    let q = format!("signature={}&timestamp={TS}&nonce={NONCE}", sig());
+    let a = admit(&one(None), &Policy::default(), NOW, &Request::post("/", &q, bomb.as_bytes()));
+    let Verdict::Accepted { document, .. } = a.verdict else { panic!() };
+    assert_eq!(document.root.attrs.len(), 4000);
+}
+
+#[test]
+fn the_refusal_body_does_not_tell_the_tokens_length() {
+    let q = safe_query().replace(MSG_SIG, "5d197aaffba7e9b25a30732f161a50dee96bd5f0");
+    let body = safe_body();
+    let a = admit(&one(None), &Policy::default(), NOW, &Request::post("/", &q, body.as_bytes()));
+    let r = refusal(&a);
+    assert_eq!((r.reason, r.param, r.status), (RejectReason::SignatureMismatch, "msg_signature", 403));
+    assert!(r.body().starts_with("-40001 msg_signature mismatch"), "{}", r.body());
+    assert!(!r.body().contains("length") && !r.body().contains('8'), "{}", r.body());
+    assert_eq!(r.detail.as_deref(), Some("computed from token of length 8"));
+    let failed: Vec<&Check> = a.checks.iter().filter(|c| !c.passed).collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].kind, CheckKind::MsgSignature);
+}
+
+#[test]
+fn the_account_is_picked_by_path_then_signature_then_to_user_name() {
+    let a = sample(None).with_path("a");
+    let b = Account::new("wxb", TOKEN).with_original_id("gh_b").with_path("b");
+    let c = Account::new("wxc", "tokenc").with_path("c");
+    let accounts = Accounts::new([a, b, c]).unwrap();
+    let q = format!("signature={}&timestamp={TS}&nonce={NONCE}", sig());
+    let pick = |path: &str, body: &str| {
+        let adm = admit(&accounts, &Policy::default(), NOW, &Request::post(path, &q, body.as_bytes()));
+        (adm.account.as_ref().map(|a| a.appid().to_owned()), adm.refusal().map(|r| r.reason))
+    };
+    // By path; the path's account must sign.
+    assert_eq!(pick("/w/b", &plain_body("x")), (Some("wxb".into()), None));
+    assert_eq!(pick("/w/c", &plain_body("x")).1, Some(RejectReason::SignatureMismatch));
+    // a and b share a Token: ToUserName decides.
+    assert_eq!(pick("/w", &plain_body("x")), (Some(SAMPLE_APPID.into()), None));
+    assert_eq!(pick("/w", &plain_body("x").replace(GH, "gh_b")), (Some("wxb".into()), None));
+    assert_eq!(
+        pick("/w", &plain_body("x").replace(GH, "gh_nobody")),
+        (None, Some(RejectReason::UnknownAccount))
+    );
+    // c alone signs with its Token.
+    let qc = format!("signature={}&timestamp={TS}&nonce={NONCE}", signature::sign("tokenc", TS, NONCE));
+    let adm =
+        admit(&accounts, &Policy::default(), NOW, &Request::post("/w", &qc, plain_body("x").as_bytes()));
+    assert_eq!(adm.account.map(|a| a.appid().to_owned()).as_deref(), Some("wxc"));
+    // Nobody's Token: refused before the body is read.
+    let q0 = format!("signature={}&timestamp={TS}&nonce={NONCE}", signature::sign("nobody", TS, NONCE));
+    let adm = admit(&accounts, &Policy::default(), NOW, &Request::post("/w", &q0, b"<xml"));
+    assert_eq!(refusal(&adm).reason, RejectReason::SignatureMismatch);
+}
+
+#[test]
+fn every_refusal_is_one_specific_line() {
+    let acc = one(None);
+    let p = Policy::default();
+    let cases: Vec<(String, &str, &[u8], RejectReason, u16)> = vec![
+        (String::new(), "PUT", b"", RejectReason::MethodNotAllowed, 405),
+        (format!("timestamp={TS}&nonce={NONCE}"), "POST", b"", RejectReason::MissingParam, 400),
+        (format!("signature=0&nonce={NONCE}"), "POST", b"", RejectReason::MissingParam, 400),
+        (
+            format!("signature={}&timestamp={TS}&nonce={NONCE}&encrypt_type=aes", sig()),
+            "POST",
+            b"",
+            RejectReason::MissingParam,
+            400,
+        ),
+        (
+            format!("signature={}&timestamp=soon&nonce={NONCE}", signature::sign(TOKEN, "soon", NONCE)),
+            "POST",
+            b"",
+            RejectReason::BadTimestamp,
+            400,
+        ),
+        (
+            format!("signature={}&timestamp={TS}&nonce={NONCE}", sig()),
+            "POST",
+            b"\xff",
+            RejectReason::BadXml,
+            400,
+        ),
+        (
+            format!("signature={}&timestamp={TS}&nonce={NONCE}", sig()),
+            "POST",
+            b"<xml><a></xml>",
+            RejectReason::BadXml,
+            400,
+        ),
+        (safe_query(), "POST", b"<xml><ToUserName>x</ToUserName></xml>", RejectReason::MissingEncrypt, 400),
+    ];
+    for (q, method, body, reason, status) in cases {
+        let a = admit(&acc, &p, NOW, &Request { method, path: "/", query: &q, body });
+        let r = refusal(&a);
+        assert_eq!((r.reason, r.status), (reason, status), "{q}: {r:?}");
+        assert_eq!(r.body().trim_end().lines().count(), 1, "{r:?}");
+        assert!(!r.body().contains(TOKEN) && !r.body().contains(SAMPLE_KEY));
+    }
+}
