@@ -189,6 +189,7 @@ async fn worker(
             to: sim.target().account.clone(),
             from: sim.target().openid.clone(),
             create_time: now_secs(),
+            agent_id: None,
         };
         text.content = opts.content.clone();
         text.id = base + idx;

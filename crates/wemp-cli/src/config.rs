@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use serde::Deserialize;
-use wemp_proto::admission::{Account, Accounts, AccountsError};
+use wemp_proto::admission::{Account, Accounts, AccountsError, Kind};
 use wemp_proto::{Cipher, Mode};
 
 use wemp_console::{Menu, TestUser};
@@ -281,8 +281,15 @@ pub fn is_loopback_url(url: &str) -> bool {
 #[derive(Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AccountConfig {
+    /// What kind of account: `official_account` (default), `wecom` or `miniprogram`.
+    pub kind: Kind,
     /// A name for logs and metrics.
     pub name: Option<String>,
+    /// A WeCom app's corpid (`ww…`/`wx…`), the ReceiveId of its envelopes — the suite id
+    /// for a service provider's suite callback. WeCom only.
+    pub corpid: Option<String>,
+    /// A WeCom app's AgentID. WeCom only.
+    pub agentid: Option<String>,
     /// The Token (3–32 letters and digits); generated at start-up when unset.
     pub token: Option<String>,
     /// The appid (`wx…`).
@@ -304,7 +311,10 @@ impl fmt::Debug for AccountConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let redact = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
         f.debug_struct("AccountConfig")
+            .field("kind", &self.kind)
             .field("name", &self.name)
+            .field("corpid", &self.corpid)
+            .field("agentid", &self.agentid)
             .field("token", &redact(&self.token))
             .field("appid", &self.appid)
             .field("appsecret", &redact(&self.appsecret))
@@ -324,9 +334,23 @@ impl AccountConfig {
     pub fn cipher(&self) -> Result<Option<Cipher>, wemp_proto::KeyError> {
         match &self.aes_key {
             None => Ok(None),
-            Some(key) => Cipher::new(key, self.appid.as_deref().unwrap_or_default()).map(Some),
+            Some(key) => Cipher::new(key, self.id().unwrap_or_default()).map(Some),
         }
     }
+
+    /// The id the platform knows the account by: the appid, or a WeCom app's corpid.
+    pub fn id(&self) -> Option<&str> {
+        match self.kind {
+            Kind::Wecom => self.corpid.as_deref(),
+            _ => self.appid.as_deref(),
+        }
+    }
+}
+
+/// Whether `corpid` looks like a WeCom corpid or suite id: 8–32 ASCII letters and digits
+/// (`ww…` today, `wx…` for older corps).
+pub fn corpid_is_valid(corpid: &str) -> bool {
+    (8..=32).contains(&corpid.len()) && corpid.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// One problem with the configuration, located as precisely as possible.
@@ -1042,6 +1066,21 @@ impl Config {
             if i > 0 && account.token.is_none() {
                 report(at("token"), "missing: every account but the first needs its Token".into());
             }
+            if account.kind == Kind::Wecom {
+                self.check_wecom(account, &at, &mut report);
+                continue;
+            }
+            for (field, set) in [("corpid", account.corpid.is_some()), ("agentid", account.agentid.is_some())]
+            {
+                if set {
+                    report(
+                        at(field),
+                        format!(
+                            "{field} is for WeCom apps: add kind = \"wecom\" to this account, or remove {field}"
+                        ),
+                    );
+                }
+            }
             if let Some(appid) = &account.appid
                 && !(appid.starts_with("wx")
                     && appid.len() == 18
@@ -1151,6 +1190,73 @@ impl Config {
         if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems)) }
     }
 
+    /// The settings of a WeCom app: corpid, AgentID, Token and EncodingAESKey, never an
+    /// appid, and no mode but safe (WeCom encrypts every callback).
+    fn check_wecom(
+        &self,
+        account: &AccountConfig,
+        at: &dyn Fn(&str) -> String,
+        report: &mut dyn FnMut(String, String),
+    ) {
+        match &account.corpid {
+            None => report(
+                at("corpid"),
+                "missing: a WeCom app needs its corpid (the ReceiveId of every message)".into(),
+            ),
+            Some(corpid) if !corpid_is_valid(corpid) => report(
+                at("corpid"),
+                format!(
+                    "{corpid:?} does not look like a corpid (8 to 32 letters and digits, e.g. ww…, as the WeCom admin shows it)"
+                ),
+            ),
+            Some(_) => {}
+        }
+        if let Some(agentid) = &account.agentid
+            && !(agentid.len() <= 16 && !agentid.is_empty() && agentid.bytes().all(|b| b.is_ascii_digit()))
+        {
+            report(
+                at("agentid"),
+                format!("{agentid:?} is not an AgentID (a number, as the WeCom admin shows it)"),
+            );
+        }
+        if account.appsecret.is_some() && account.agentid.is_none() {
+            report(
+                at("agentid"),
+                "missing: messages are sent through the API for an AgentID (set agentid, or remove appsecret)".into(),
+            );
+        }
+        if account.appid.is_some() {
+            report(at("appid"), "a WeCom app has a corpid, not an appid: rename appid to corpid".into());
+        }
+        if account.original_id.is_some() {
+            report(at("original_id"), "a WeCom app has no original id (gh_…): remove original_id".into());
+        }
+        match &account.aes_key {
+            None => report(
+                at("aes_key"),
+                "missing: WeCom encrypts every callback, so a WeCom app needs its EncodingAESKey".into(),
+            ),
+            Some(key) => {
+                if let Err(e) = wemp_proto::crypto::decode_key(key) {
+                    report(at("aes_key"), format!("not a valid EncodingAESKey: {e}"));
+                }
+            }
+        }
+        if account.mode == Mode::Compatible {
+            report(
+                at("mode"),
+                format!(
+                    "WeCom encrypts every callback: mode {} does not apply (remove mode, or set safe)",
+                    account.mode
+                ),
+            );
+        }
+        let path = account.path.clone().unwrap_or_else(|| self.server.path.clone());
+        if !path.starts_with('/') {
+            report(at("path"), format!("{path:?} must start with /"));
+        }
+    }
+
     /// The compiled rules.
     ///
     /// # Errors
@@ -1185,10 +1291,15 @@ impl Config {
     /// [`Config::account`] without the EncodingAESKey (which may not be valid yet).
     fn account_unkeyed(&self, i: usize) -> Account {
         let a = &self.accounts[i];
+        let mode = if a.kind == Kind::Wecom { Mode::Safe } else { a.mode };
         let mut account =
             Account::new(crate::serve::account_id(self, i), a.token.clone().unwrap_or_default())
+                .with_kind(a.kind)
                 .with_path(crate::serve::last_segment(&self.account_path(i)))
-                .with_mode(a.mode);
+                .with_mode(mode);
+        if let Some(agentid) = &a.agentid {
+            account = account.with_agentid(agentid.clone());
+        }
         if let Some(gh) = &a.original_id {
             account = account.with_original_id(gh.clone());
         }

@@ -151,17 +151,17 @@ impl LateReplySink for ClientSink {
 pub fn account_id(cfg: &Config, i: usize) -> String {
     let base = |i: usize| {
         let a = cfg.accounts.get(i);
-        a.and_then(|a| a.appid.clone())
+        a.and_then(|a| a.id().map(str::to_owned))
             .or_else(|| a.and_then(|a| a.name.clone()))
             .unwrap_or_else(|| "default".into())
     };
     let id = base(i);
-    if cfg.accounts.get(i).is_some_and(|a| a.appid.is_some()) {
+    if cfg.accounts.get(i).is_some_and(|a| a.id().is_some()) {
         return id;
     }
     // Two accounts with neither appid nor name (or with the same name) would share an id, and
     // with it dedup keys, sessions and log entries: the later one adds its path.
-    let taken = (0..i).any(|j| base(j) == id) || cfg.accounts.iter().any(|a| a.appid.as_ref() == Some(&id));
+    let taken = (0..i).any(|j| base(j) == id) || cfg.accounts.iter().any(|a| a.id() == Some(id.as_str()));
     if taken { format!("{id}{}", cfg.account_path(i)) } else { id }
 }
 
@@ -178,6 +178,9 @@ pub fn api_clients(
     let mut clients = Vec::new();
     for (i, a) in cfg.accounts.iter().enumerate() {
         let Some(secret) = &a.appsecret else { continue };
+        if a.kind == wemp_proto::admission::Kind::Wecom {
+            continue;
+        }
         let mut b = wemp_client::Client::builder(account_id(cfg, i)).secret(secret.clone());
         if let Some(base) = api_base {
             b = b.all_base_urls(base);

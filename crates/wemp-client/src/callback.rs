@@ -454,7 +454,12 @@ impl Simulator {
 
     /// The header of a message from the user to the account, now.
     pub fn header(&self) -> Header {
-        Header { to: self.target.account.clone(), from: self.target.openid.clone(), create_time: now_secs() }
+        Header {
+            to: self.target.account.clone(),
+            from: self.target.openid.clone(),
+            create_time: now_secs(),
+            agent_id: None,
+        }
     }
 
     /// Builds `message` from the user, now, with a fresh MsgId (events carry none).

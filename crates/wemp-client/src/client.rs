@@ -15,7 +15,7 @@ use crate::error::{ApiError, ErrCode, Error, Result};
 use crate::media::Upload;
 use crate::token::{
     AccessToken, ClassicToken, FetchContext, FetchedToken, RemoteToken, RetryPolicy, StableToken, TokenCache,
-    TokenPolicy, TokenProvider, parse_token,
+    TokenPolicy, TokenProvider, WecomToken, parse_token,
 };
 
 /// The default API base URL.
@@ -24,6 +24,8 @@ pub const DEFAULT_BASE_URL: &str = "https://api.weixin.qq.com";
 pub const DEFAULT_MP_BASE_URL: &str = "https://mp.weixin.qq.com";
 /// The default base URL of the OAuth2 authorize page.
 pub const DEFAULT_OPEN_BASE_URL: &str = "https://open.weixin.qq.com";
+/// The default API base URL of WeCom (企业微信) applications.
+pub const DEFAULT_WECOM_BASE_URL: &str = "https://qyapi.weixin.qq.com";
 
 /// A WeChat Official Account API client. Cheap to clone; clones share the token cache.
 ///
@@ -43,6 +45,8 @@ pub(crate) struct Inner {
     pub(crate) open_base: String,
     pub(crate) appid: String,
     pub(crate) secret: Option<String>,
+    /// A WeCom application's AgentID (a WeCom client).
+    pub(crate) agentid: Option<String>,
     provider: Arc<dyn TokenProvider>,
     access: TokenCache,
     ticket: TokenCache,
@@ -80,6 +84,7 @@ pub struct ClientBuilder {
     retry: RetryPolicy,
     http: Option<reqwest::Client>,
     timeout: Duration,
+    agentid: Option<String>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -95,6 +100,15 @@ impl ClientBuilder {
     /// The AppSecret, for the stable/classic token providers and OAuth2.
     pub fn secret(mut self, secret: impl Into<String>) -> Self {
         self.secret = Some(secret.into());
+        self
+    }
+
+    /// Makes this a WeCom (企业微信) application's client: the builder's appid is the corpid,
+    /// the secret the app's Secret, tokens come from `GET /cgi-bin/gettoken` on
+    /// `qyapi.weixin.qq.com` (unless a base URL is set) and are cached per app (corpid and
+    /// AgentID), and [`Client::send_reply`] sends through WeCom's `message/send`.
+    pub fn wecom(mut self, agentid: impl Into<String>) -> Self {
+        self.agentid = Some(agentid.into());
         self
     }
 
@@ -201,6 +215,9 @@ impl ClientBuilder {
             })
         };
         let provider: Arc<dyn TokenProvider> = match &self.provider {
+            ProviderChoice::Stable | ProviderChoice::Classic if self.agentid.is_some() => {
+                Arc::new(WecomToken::new(&self.appid, needs_secret()?))
+            }
             ProviderChoice::Stable => Arc::new(StableToken::new(&self.appid, needs_secret()?)),
             ProviderChoice::Classic => Arc::new(ClassicToken::new(&self.appid, needs_secret()?)),
             ProviderChoice::Remote(r) => Arc::new(r.clone()),
@@ -218,10 +235,19 @@ impl ClientBuilder {
             }
         };
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryTokenStore::new()));
+        // A WeCom token belongs to one app of the corp: the key names both.
+        let owner = match &self.agentid {
+            Some(agent) => format!("wecom:{}:{agent}", self.appid),
+            None => self.appid.clone(),
+        };
+        let base = match &self.agentid {
+            Some(_) if self.base == DEFAULT_BASE_URL => DEFAULT_WECOM_BASE_URL.to_owned(),
+            _ => self.base,
+        };
         let cache = |kind: &'static str| {
             TokenCache::new(
                 kind,
-                format!("wemp:{kind}:{}", self.appid),
+                format!("wemp:{kind}:{owner}"),
                 store.clone(),
                 self.clock.clone(),
                 self.token_policy,
@@ -234,11 +260,12 @@ impl ClientBuilder {
                 ticket: cache("jsapi_ticket"),
                 http,
                 api_timeout,
-                base: self.base,
+                base,
                 mp_base: self.mp_base,
                 open_base: self.open_base,
                 appid: self.appid,
                 secret: self.secret,
+                agentid: self.agentid,
                 provider,
                 retry: self.retry,
                 clock: self.clock,
@@ -278,6 +305,7 @@ impl Client {
             retry: RetryPolicy::default(),
             http: None,
             timeout: Duration::from_secs(15),
+            agentid: None,
         }
     }
 
@@ -292,6 +320,11 @@ impl Client {
     /// The AppID.
     pub fn appid(&self) -> &str {
         &self.inner.appid
+    }
+
+    /// The AgentID of a WeCom application's client ([`ClientBuilder::wecom`]).
+    pub fn agentid(&self) -> Option<&str> {
+        self.inner.agentid.as_deref()
     }
 
     /// How many token fetches this client made (not counting ones other clients made and

@@ -19,12 +19,16 @@ pub mod qrcode;
 mod serde_util;
 pub mod token;
 pub mod user;
+pub mod wecom;
 
-pub use client::{Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MP_BASE_URL, DEFAULT_OPEN_BASE_URL};
+pub use client::{
+    Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MP_BASE_URL, DEFAULT_OPEN_BASE_URL,
+    DEFAULT_WECOM_BASE_URL,
+};
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use error::{ApiError, ErrCode, Error, Result};
 pub use message::Delivery;
 pub use token::{
-    AccessToken, ClassicToken, RemoteToken, RetryPolicy, StableToken, TokenPolicy, TokenProvider,
+    AccessToken, ClassicToken, RemoteToken, RetryPolicy, StableToken, TokenPolicy, TokenProvider, WecomToken,
 };
 pub use wemp_store::{CachedToken, TokenStore, memory::MemoryTokenStore};

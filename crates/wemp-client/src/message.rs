@@ -511,7 +511,9 @@ impl Client {
 
     /// Delivers a passive [`Reply`] that missed WeChat's 5-second window as the matching
     /// customer-service message. 45015 and 45047 become [`Delivery::WindowClosed`] and
-    /// [`Delivery::LimitReached`]; [`Reply::None`] sends nothing.
+    /// [`Delivery::LimitReached`]; [`Reply::None`] sends nothing. A WeCom application's
+    /// client ([`crate::ClientBuilder::wecom`]) sends text and image replies to the member
+    /// `openid` (their UserID) through [`Client::wecom_send`] instead.
     ///
     /// # Errors
     /// [`Error::Invalid`] for [`Reply::TransferCustomerService`] (it has no message form)
@@ -519,6 +521,9 @@ impl Client {
     pub async fn send_reply(&self, openid: &str, reply: &Reply) -> Result<Delivery> {
         if reply.is_none() {
             return Ok(Delivery::Nothing);
+        }
+        if self.agentid().is_some() {
+            return self.wecom_reply(openid, reply).await;
         }
         let Some(msg) = CsMessage::from_reply(reply) else {
             return Err(Error::Invalid(format!(

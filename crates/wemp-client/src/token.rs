@@ -144,6 +144,37 @@ impl TokenProvider for ClassicToken {
     }
 }
 
+/// WeCom's `GET /cgi-bin/gettoken?corpid=…&corpsecret=…` (on `qyapi.weixin.qq.com`): one
+/// token per application (each app has its own Secret). Like the classic endpoint, a
+/// fetch while a token is valid returns the same token, so processes sharing a store agree.
+#[derive(Clone)]
+pub struct WecomToken {
+    corpid: String,
+    secret: String,
+}
+
+impl WecomToken {
+    /// The provider for the app whose Secret is `secret`, in the corp `corpid`.
+    pub fn new(corpid: impl Into<String>, secret: impl Into<String>) -> Self {
+        Self { corpid: corpid.into(), secret: secret.into() }
+    }
+}
+
+impl std::fmt::Debug for WecomToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WecomToken").field("corpid", &self.corpid).finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenProvider for WecomToken {
+    async fn fetch(&self, ctx: &FetchContext<'_>) -> Result<FetchedToken> {
+        const PATH: &str = "/cgi-bin/gettoken";
+        let query = [("corpid", &self.corpid), ("corpsecret", &self.secret)];
+        send_for_token(PATH, ctx.http.get(format!("{}{PATH}", ctx.base_url)).query(&query)).await
+    }
+}
+
 /// Asks another service for the token, for deployments where the AppSecret lives
 /// elsewhere: `GET <url>` must answer `{"access_token": "…", "expires_in": 7200}` (or
 /// `{"errcode": …, "errmsg": …}`), like WeChat's own token endpoint.

@@ -178,7 +178,12 @@ impl Action {
     /// The message XML WeChat would post for this action by `openid` to the account
     /// `original_id`.
     pub fn to_xml(&self, openid: &str, original_id: &str) -> String {
-        let header = Header { to: original_id.to_owned(), from: openid.to_owned(), create_time: now_secs() };
+        let header = Header {
+            to: original_id.to_owned(),
+            from: openid.to_owned(),
+            create_time: now_secs(),
+            agent_id: None,
+        };
         let message = self.to_message();
         let id = if message.is_message() { random_msg_id() } else { 0 };
         message.build(header, id).to_xml()

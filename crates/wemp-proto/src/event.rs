@@ -14,11 +14,15 @@ use crate::message::{Header, OtherKind, Unknown};
 use crate::xml::Document;
 
 mod card;
+mod wecom;
 
 pub use card::{
     CardNotPassCheck, CardPassCheck, CardPayOrder, CardSkuRemind, SubmitMembercardUserInfo, UpdateMemberCard,
     UserConsumeCard, UserDelCard, UserEnterSessionFromCard, UserGetCard, UserGiftingCard, UserPayFromPayCell,
     UserViewCard,
+};
+pub use wecom::{
+    BatchJob, BatchJobResult, ChangeContact, ChangeType, EnterAgent, TaskcardClick, UserEnterTempsession,
 };
 
 record! {
@@ -687,6 +691,16 @@ events! {
     CardPayOrder(CardPayOrder) = "card_pay_order",
     /// `submit_membercard_user_info`
     SubmitMembercardUserInfo(SubmitMembercardUserInfo) = "submit_membercard_user_info",
+    /// `enter_agent` (WeCom)
+    EnterAgent(EnterAgent) = "enter_agent",
+    /// `change_contact` (WeCom)
+    ChangeContact(ChangeContact) = "change_contact",
+    /// `batch_job_result` (WeCom)
+    BatchJobResult(BatchJobResult) = "batch_job_result",
+    /// `taskcard_click` (WeCom)
+    TaskcardClick(TaskcardClick) = "taskcard_click",
+    /// `user_enter_tempsession` (Mini Program)
+    UserEnterTempsession(UserEnterTempsession) = "user_enter_tempsession",
 }
 
 impl Event {
@@ -706,6 +720,7 @@ impl Event {
             Self::PicPhotoOrAlbum(e) => Some(&e.event_key),
             Self::PicWeixin(e) => Some(&e.event_key),
             Self::LocationSelect(e) => Some(&e.event_key),
+            Self::TaskcardClick(e) => Some(&e.event_key),
             Self::Unknown(u) => u.field("EventKey"),
             _ => None,
         }

@@ -35,6 +35,9 @@ pub struct Header {
     pub from: String,
     /// `CreateTime`, seconds since the Unix epoch.
     pub create_time: i64,
+    /// `AgentID`: the WeCom application a message is for (WeCom callbacks only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
 }
 
 impl Header {
@@ -43,6 +46,7 @@ impl Header {
             to: String::read(root, "ToUserName")?,
             from: String::read(root, "FromUserName")?,
             create_time: i64::read(root, "CreateTime")?,
+            agent_id: agent_id(root),
         })
     }
 
@@ -52,6 +56,7 @@ impl Header {
             to: root.text_of("ToUserName").unwrap_or_default().to_owned(),
             from: root.text_of("FromUserName").unwrap_or_default().to_owned(),
             create_time: i64::read(root, "CreateTime").unwrap_or(0),
+            agent_id: agent_id(root),
         }
     }
 
@@ -62,8 +67,16 @@ impl Header {
         root.children.push(Element::cdata("FromUserName", self.from.as_str()));
         root.children.push(Element::bare("CreateTime", self.create_time.to_string()));
         root.children.push(Element::cdata("MsgType", msg_type));
+        if let Some(agent) = &self.agent_id {
+            root.children.push(Element::bare("AgentID", agent.as_str()));
+        }
         root
     }
+}
+
+/// `AgentID`, when the message has one (WeCom).
+fn agent_id(root: &Element) -> Option<String> {
+    root.text_of("AgentID").map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned)
 }
 
 top_level! {

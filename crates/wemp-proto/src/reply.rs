@@ -234,7 +234,12 @@ impl Reply {
     pub fn to_element(&self, ctx: &ReplyContext) -> Result<Option<Element>, ReplyError> {
         self.validate(ctx)?;
         let Some(msg_type) = self.msg_type() else { return Ok(None) };
-        let header = Header { to: ctx.to.clone(), from: ctx.from.clone(), create_time: ctx.create_time };
+        let header = Header {
+            to: ctx.to.clone(),
+            from: ctx.from.clone(),
+            create_time: ctx.create_time,
+            agent_id: None,
+        };
         let mut root = header.to_root(msg_type);
         match self {
             Self::None => {}

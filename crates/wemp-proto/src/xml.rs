@@ -54,6 +54,9 @@ pub enum XmlError {
         /// Byte offset of the extra content.
         position: u64,
     },
+    /// A JSON body (a Mini Program's JSON push) is not one JSON object.
+    #[error("malformed JSON: {0}")]
+    Json(String),
 }
 
 impl XmlError {
@@ -128,6 +131,19 @@ impl Element {
     /// A leaf written as bare text (how WeChat writes numbers).
     pub fn bare(name: impl Into<String>, text: impl Into<String>) -> Self {
         Self { name: name.into(), text: text.into(), cdata: false, ..Self::default() }
+    }
+
+    /// The element as a Mini Program's JSON push would carry it (the inverse of
+    /// [`Document::from_json`]): each child a member, bare integers as numbers, everything
+    /// else as strings, nested elements as objects, repeated ones as arrays.
+    ///
+    /// ```
+    /// use wemp_proto::Element;
+    /// let el = Element::new("xml").with(Element::cdata("Content", "hi")).with(Element::bare("CreateTime", "1"));
+    /// assert_eq!(el.to_json(), r#"{"Content":"hi","CreateTime":1}"#);
+    /// ```
+    pub fn to_json(&self) -> String {
+        json_of(self).to_string()
     }
 
     /// Appends a child and returns `self`, for building.
@@ -263,6 +279,94 @@ impl Document {
     pub fn parse(xml: &str) -> Result<Self, XmlError> {
         Ok(Self { root: parse_root(xml)?, raw: RawXml::new(xml) })
     }
+
+    /// Reads a JSON object — a Mini Program's push in the JSON data format — as the
+    /// document its XML form would be: each member becomes a child element of `<xml>`
+    /// (strings as CDATA, numbers and booleans as bare text, objects as nested elements, each
+    /// item of an array as a repeated element), so the same typed messages read both formats.
+    /// [`Document::raw`] keeps the JSON exactly as it arrived.
+    ///
+    /// ```
+    /// use wemp_proto::Document;
+    /// let doc = Document::from_json(r#"{"ToUserName":"gh_1","CreateTime":1482048670,"MsgType":"text","Content":"hi"}"#)?;
+    /// assert_eq!(doc.root.text_of("Content"), Some("hi"));
+    /// assert_eq!(doc.root.text_of("CreateTime"), Some("1482048670"));
+    /// # Ok::<(), wemp_proto::XmlError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`XmlError::Json`] when the text is not one JSON object; [`XmlError::TooDeep`] when it
+    /// nests deeper than [`MAX_DEPTH`].
+    pub fn from_json(json: &str) -> Result<Self, XmlError> {
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| XmlError::Json(e.to_string()))?;
+        let serde_json::Value::Object(members) = value else {
+            return Err(XmlError::Json("the body is not a JSON object".to_owned()));
+        };
+        let mut root = Element::new("xml");
+        for (name, value) in members {
+            json_into(&mut root, name, value, 1)?;
+        }
+        Ok(Self { root, raw: RawXml::new(json) })
+    }
+
+    /// Whether `body` looks like JSON rather than XML (its first non-blank character is `{`).
+    pub fn looks_like_json(body: &str) -> bool {
+        body.trim_start().starts_with('{')
+    }
+}
+
+fn json_of(el: &Element) -> serde_json::Value {
+    use serde_json::Value;
+    if el.children.is_empty() {
+        return match el.text.trim().parse::<i64>() {
+            Ok(n) if !el.cdata => Value::from(n),
+            _ => Value::from(el.text.as_str()),
+        };
+    }
+    let mut members = serde_json::Map::new();
+    for child in &el.children {
+        let value = json_of(child);
+        match members.get_mut(&child.name) {
+            Some(Value::Array(items)) => items.push(value),
+            Some(first) => *first = Value::Array(vec![first.take(), value]),
+            None => {
+                members.insert(child.name.clone(), value);
+            }
+        }
+    }
+    Value::Object(members)
+}
+
+fn json_into(
+    parent: &mut Element,
+    name: String,
+    value: serde_json::Value,
+    depth: usize,
+) -> Result<(), XmlError> {
+    use serde_json::Value;
+    if depth >= MAX_DEPTH {
+        return Err(XmlError::TooDeep);
+    }
+    match value {
+        Value::Null => parent.children.push(Element::new(name)),
+        Value::Bool(b) => parent.children.push(Element::bare(name, b.to_string())),
+        Value::Number(n) => parent.children.push(Element::bare(name, n.to_string())),
+        Value::String(s) => parent.children.push(Element::cdata(name, s)),
+        Value::Array(items) => {
+            for item in items {
+                json_into(parent, name.clone(), item, depth + 1)?;
+            }
+        }
+        Value::Object(members) => {
+            let mut el = Element::new(name);
+            for (k, v) in members {
+                json_into(&mut el, k, v, depth + 1)?;
+            }
+            parent.children.push(el);
+        }
+    }
+    Ok(())
 }
 
 fn syntax(reader: &Reader<&[u8]>, reason: impl fmt::Display) -> XmlError {

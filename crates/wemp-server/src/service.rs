@@ -19,7 +19,9 @@ use tokio::time::Instant;
 use tower::ServiceExt as _;
 use tracing::Instrument as _;
 use tracing::field::Empty;
-use wemp_proto::admission::{self, Accounts, AccountsError, Policy, Refusal, Replay, ReplayCache, Verdict};
+use wemp_proto::admission::{
+    self, Accounts, AccountsError, Kind, Policy, Refusal, Replay, ReplayCache, Verdict,
+};
 use wemp_proto::{EncryptedReply, Incoming, Mode, ReferenceCode, Reply, ReplyContext};
 use wemp_store::memory::MemoryDedupStore;
 use wemp_store::{Claim, DedupStore, SessionStore};
@@ -930,6 +932,13 @@ impl Inner {
             key: format!("{}:{}", account.appid(), incoming.header().from).into(),
         });
         let shared = Arc::new(Shared::new(deadline).with_session(session));
+        if account.kind() == Kind::Miniprogram {
+            // A Mini Program takes no passive reply (the platform drops it): `success` now,
+            // and whatever the handler answers goes through the customer-service API — the
+            // late sink — as if the handler had deferred.
+            shared.defer();
+            shared.deferred.notify_one();
+        }
         let report = seen.record.as_ref().map(|r| LateReport {
             id: r.id,
             received_at_ms: r.received_at_ms,

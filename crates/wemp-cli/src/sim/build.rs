@@ -391,7 +391,7 @@ mod tests {
     use super::*;
 
     fn header() -> Header {
-        Header { to: "gh_1".into(), from: "o1".into(), create_time: 1_700_000_000 }
+        Header { to: "gh_1".into(), from: "o1".into(), create_time: 1_700_000_000, agent_id: None }
     }
 
     #[test]

@@ -4,8 +4,17 @@ use std::sync::Arc;
 
 use crate::{Cipher, KeyError, Mode, Secret};
 
-/// What kind of WeChat account an [`Account`] is. Only Official Accounts are served today;
-/// the others are named so that configurations can say what they are.
+/// What kind of WeChat account an [`Account`] is: admission, replies and the API differ.
+///
+/// - An Official Account is signed with `signature` (and `msg_signature` when encrypted),
+///   verifies its URL with a plain `echostr` and takes passive XML replies.
+/// - A WeCom (企业微信) application is always encrypted and signed with `msg_signature`
+///   only; its URL verification sends an **encrypted** `echostr` whose plaintext is the
+///   answer; the ReceiveId inside every envelope is the corpid (the account's
+///   [`Account::appid`]).
+/// - A Mini Program's message push is signed like an Official Account, comes as XML or JSON
+///   (`{"ToUserName", "Encrypt"}` in safe mode) and takes no passive reply: the server
+///   answers `success` and sends replies through the customer-service API.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -70,6 +79,7 @@ pub struct Account {
     original_id: Option<Box<str>>,
     path: Box<str>,
     mode: Option<Mode>,
+    agentid: Option<Box<str>>,
 }
 
 impl Account {
@@ -88,7 +98,41 @@ impl Account {
             app_secret: None,
             original_id: None,
             mode: None,
+            agentid: None,
         }
+    }
+
+    /// A WeCom (企业微信) application: its corpid (the ReceiveId of its envelopes — the
+    /// suite id for a service provider's suite callback), the Token and EncodingAESKey of its
+    /// callback settings. WeCom only sends encrypted callbacks, so the mode is
+    /// [`Mode::Safe`]; the path segment defaults to the corpid.
+    ///
+    /// ```
+    /// use wemp_proto::admission::{Account, Kind};
+    /// let app = Account::wecom("wx49f0ab532d5d035a", "123456", "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR")?
+    ///     .with_agentid("1");
+    /// assert_eq!(app.kind(), Kind::Wecom);
+    /// assert_eq!(app.corpid(), Some("wx49f0ab532d5d035a"));
+    /// # Ok::<(), wemp_proto::KeyError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`KeyError`] (`-40004`) when the key is not 43 base64 characters.
+    pub fn wecom(
+        corpid: impl Into<String>,
+        token: impl Into<Secret>,
+        encoding_aes_key: &str,
+    ) -> Result<Self, KeyError> {
+        Ok(Self::new(corpid, token)
+            .with_kind(Kind::Wecom)
+            .with_mode(Mode::Safe)
+            .with_aes_key(encoding_aes_key)?)
+    }
+
+    /// A Mini Program's message push: its appid and the Token of its push settings (add
+    /// the key with [`Account::with_aes_key`] for safe mode).
+    pub fn miniprogram(appid: impl Into<String>, token: impl Into<Secret>) -> Self {
+        Self::new(appid, token).with_kind(Kind::Miniprogram)
     }
 
     /// Adds the console's EncodingAESKey, enabling compatible and safe mode.
@@ -150,12 +194,30 @@ impl Account {
         self
     }
 
+    /// A WeCom application's AgentID (its messages carry it in `AgentID`; replies and
+    /// `message/send` go out for it).
+    #[must_use]
+    pub fn with_agentid(mut self, agentid: impl Into<String>) -> Self {
+        self.agentid = Some(agentid.into().into_boxed_str());
+        self
+    }
+
+    /// The AgentID of a WeCom application, if configured.
+    pub fn agentid(&self) -> Option<&str> {
+        self.agentid.as_deref()
+    }
+
+    /// The corpid of a WeCom application (its [`Account::appid`]); `None` for other kinds.
+    pub fn corpid(&self) -> Option<&str> {
+        (self.kind == Kind::Wecom).then_some(&*self.appid)
+    }
+
     /// The kind of account.
     pub fn kind(&self) -> Kind {
         self.kind
     }
 
-    /// The appid.
+    /// The appid — for a WeCom application, the corpid (the ReceiveId its envelopes carry).
     pub fn appid(&self) -> &str {
         &self.appid
     }

@@ -316,7 +316,10 @@ impl Refusal {
             RejectReason::BadXml,
             Some(e.reference_code()),
             what,
-            format!("{what} is not acceptable XML: {e}"),
+            match e {
+                XmlError::Json(reason) => format!("{what} is not acceptable JSON: {reason}"),
+                _ => format!("{what} is not acceptable XML: {e}"),
+            },
         )
     }
 
@@ -433,6 +436,9 @@ impl Run<'_> {
             return Err(self.fail(CheckKind::Method, refusal));
         }
         let query = Query::parse(request.query);
+        if let Some((apps, by_path)) = self.wecom_apps(request.path, &query) {
+            return self.decide_wecom(request, get, &query, apps, by_path);
+        }
         let encrypted = !get && query.is_encrypted();
         let skip = self.policy.insecure_skip_signature;
 
@@ -544,7 +550,10 @@ impl Run<'_> {
                 return Err(self.fail(CheckKind::Body, refusal));
             }
         };
-        let doc = match Document::parse(text) {
+        // A Mini Program pushes XML or JSON, whichever its admin chose: the body says which.
+        let json =
+            Document::looks_like_json(text) && candidates.iter().any(|a| a.kind() == Kind::Miniprogram);
+        let doc = match if json { Document::from_json(text) } else { Document::parse(text) } {
             Ok(doc) => doc,
             Err(e) => return Err(self.fail(CheckKind::Body, Refusal::xml(&e, "body"))),
         };
@@ -555,7 +564,8 @@ impl Run<'_> {
             (true, false) => Mode::Safe,
         };
         self.mode = Some(mode);
-        self.pass(CheckKind::Body, format!("acceptable XML, {mode} mode"));
+        let format = if json { "JSON" } else { "XML" };
+        self.pass(CheckKind::Body, format!("acceptable {format}, {mode} mode"));
 
         let account = if by_path.is_some() {
             candidates[0].clone()
@@ -638,12 +648,213 @@ impl Run<'_> {
             Ok(xml) => xml,
             Err(e) => return Err(self.fail(CheckKind::Decrypt, Refusal::decrypt(&e))),
         };
-        let inner = match Document::parse(&xml) {
+        let inner = if json { Document::from_json(&xml) } else { Document::parse(&xml) };
+        let inner = match inner {
             Ok(inner) => inner,
             Err(e) => return Err(self.fail(CheckKind::Decrypt, Refusal::xml(&e, "decrypted message"))),
         };
         self.pass(CheckKind::Decrypt, format!("decrypted for appid {}", account.appid()));
         Ok(Verdict::Accepted { xml, document: inner })
+    }
+
+    /// The WeCom applications a request may be for, and whether its path selected one: the
+    /// app the path selects, else (no path match, no `signature` but a `msg_signature`, as
+    /// WeCom sends) every WeCom app. `None`: an Official Account's or Mini Program's request.
+    fn wecom_apps(&self, path: &str, query: &Query<'_>) -> Option<(Vec<Arc<Account>>, bool)> {
+        match self.accounts.by_path(path) {
+            Some(a) if a.kind() == Kind::Wecom => Some((vec![a.clone()], true)),
+            Some(_) => None,
+            None if query.signature.is_none() && query.msg_signature.is_some() => {
+                let apps: Vec<Arc<Account>> =
+                    self.accounts.iter().filter(|a| a.kind() == Kind::Wecom).cloned().collect();
+                (!apps.is_empty()).then_some((apps, false))
+            }
+            None => None,
+        }
+    }
+
+    /// Admission of a WeCom callback: always encrypted and signed with `msg_signature` only
+    /// (WeCom sends no `signature`). The verification GET's `echostr` is encrypted too: its
+    /// signature is checked over it and its plaintext is the answer. Messages carry
+    /// `ToUserName` (the corpid), `AgentID` and `Encrypt`; the ReceiveId inside is the corpid.
+    fn decide_wecom(
+        &mut self,
+        request: &Request<'_>,
+        get: bool,
+        query: &Query<'_>,
+        apps: Vec<Arc<Account>>,
+        by_path: bool,
+    ) -> Result<Verdict, Refusal> {
+        let skip = self.policy.insecure_skip_signature;
+        let wecom_missing = |param: &'static str| {
+            Refusal::new(
+                400,
+                RejectReason::MissingParam,
+                Some(ReferenceCode::ValidateSignature),
+                param,
+                format!(
+                    "missing query parameter {param}; WeCom sends msg_signature, timestamp and nonce on every callback"
+                ),
+            )
+        };
+        let msg_signature = query.msg_signature.as_deref();
+        if msg_signature.is_none() && !skip {
+            return Err(self.fail(CheckKind::Query, wecom_missing("msg_signature")));
+        }
+        let Some(timestamp) = query.timestamp.as_deref() else {
+            return Err(self.fail(CheckKind::Query, wecom_missing("timestamp")));
+        };
+        let Some(nonce) = query.nonce.as_deref() else {
+            return Err(self.fail(CheckKind::Query, wecom_missing("nonce")));
+        };
+        // A plus sign that reached us unescaped decodes to a space, which base64 never has.
+        let echostr = query.echostr.as_deref().map(|e| e.replace(' ', "+"));
+        if get && echostr.is_none() {
+            return Err(self.fail(CheckKind::Query, wecom_missing("echostr")));
+        }
+        self.pass(CheckKind::Query, "msg_signature, timestamp and nonce present (WeCom)");
+        if by_path {
+            self.account = Some(apps[0].clone());
+            self.pass(
+                CheckKind::Account,
+                format!("path {:?} selects WeCom app {}", request.path, describe(&apps[0])),
+            );
+        }
+        self.mode = Some(Mode::Safe);
+        self.check_timestamp(timestamp)?;
+
+        // What msg_signature covers: the encrypted echostr, or the body's <Encrypt>.
+        let (signed, outer) = if get {
+            (echostr.unwrap_or_default(), None)
+        } else {
+            let text = match std::str::from_utf8(request.body) {
+                Ok(text) => text,
+                Err(e) => {
+                    let refusal = Refusal::new(
+                        400,
+                        RejectReason::BadXml,
+                        Some(ReferenceCode::ParseXml),
+                        "body",
+                        format!("body is not UTF-8 (byte {})", e.valid_up_to()),
+                    );
+                    return Err(self.fail(CheckKind::Body, refusal));
+                }
+            };
+            let doc = match Document::parse(text) {
+                Ok(doc) => doc,
+                Err(e) => return Err(self.fail(CheckKind::Body, Refusal::xml(&e, "body"))),
+            };
+            self.pass(CheckKind::Body, "acceptable XML, safe mode (WeCom)");
+            let envelope = match Envelope::from_document(doc) {
+                Ok(e) => e,
+                Err(e) => {
+                    let refusal = Refusal::new(
+                        400,
+                        RejectReason::MissingEncrypt,
+                        Some(e.reference_code()),
+                        "Encrypt",
+                        format!("{e} (WeCom encrypts every callback)"),
+                    );
+                    return Err(self.fail(CheckKind::Envelope, refusal));
+                }
+            };
+            self.pass(CheckKind::Envelope, format!("<Encrypt> of {} characters", envelope.encrypt.len()));
+            let encrypt = envelope.encrypt.clone();
+            (encrypt, Some(envelope))
+        };
+        let over = if get { "timestamp, nonce, echostr" } else { "timestamp, nonce, Encrypt" };
+        let signs = |a: &Account| {
+            skip || signature::verify_msg(
+                a.token().expose(),
+                timestamp,
+                nonce,
+                &signed,
+                msg_signature.unwrap_or(""),
+            )
+            .is_ok()
+        };
+        let signing: Vec<Arc<Account>> = apps.iter().filter(|a| signs(a)).cloned().collect();
+        if signing.is_empty() {
+            let refusal = match apps.as_slice() {
+                [only] => Refusal::signature("msg_signature", only.token().len(), over),
+                _ => {
+                    let mut r = Refusal::new(
+                        403,
+                        RejectReason::SignatureMismatch,
+                        Some(ReferenceCode::ValidateSignature),
+                        "msg_signature",
+                        format!(
+                            "msg_signature mismatch: path {:?} selects no account and msg_signature over {over} \
+                             matches the Token of none of the {} WeCom apps; check the Token in the WeCom admin",
+                            request.path,
+                            apps.len()
+                        ),
+                    );
+                    r.detail = Some("computed from every WeCom app's token".to_owned());
+                    r
+                }
+            };
+            return Err(self.fail(CheckKind::MsgSignature, refusal));
+        }
+        if skip {
+            self.pass(CheckKind::MsgSignature, "not checked (insecure_skip_signature)");
+        } else {
+            self.pass(CheckKind::MsgSignature, format!("matches over {over}"));
+        }
+
+        // The app: the path's, else the one the envelope names (corpid and AgentID).
+        let account = if by_path || signing.len() == 1 {
+            signing[0].clone()
+        } else {
+            let to = outer.as_ref().and_then(|e| e.to_user_name.as_deref()).map(str::trim);
+            let agent = outer.as_ref().and_then(|e| e.document.root.text_of("AgentID")).map(str::trim);
+            let named = signing.iter().find(|a| {
+                to.is_none_or(|to| a.appid() == to)
+                    && agent.is_none_or(|g| a.agentid().is_none_or(|mine| mine == g))
+            });
+            match named {
+                Some(a) => a.clone(),
+                // Apps sharing a Token and a corpid: decryption cannot tell them apart either.
+                None => signing[0].clone(),
+            }
+        };
+        if !by_path {
+            self.pass(CheckKind::Account, format!("WeCom app {} signs the request", describe(&account)));
+        }
+        self.account = Some(account.clone());
+        let Some(cipher) = account.cipher() else {
+            let refusal = Refusal::new(
+                400,
+                RejectReason::NoAesKey,
+                Some(ReferenceCode::IllegalAesKey),
+                "aes_key",
+                format!(
+                    "no EncodingAESKey is configured for WeCom app {}: WeCom encrypts every callback",
+                    describe(&account)
+                ),
+            );
+            return Err(self.fail(CheckKind::Envelope, refusal));
+        };
+        let plain = match cipher.decrypt(&signed) {
+            Ok(plain) => plain,
+            Err(e) => {
+                let mut refusal = Refusal::decrypt(&e);
+                if get {
+                    refusal.param = "echostr";
+                }
+                return Err(self.fail(CheckKind::Decrypt, refusal));
+            }
+        };
+        if get {
+            self.pass(CheckKind::Decrypt, format!("echostr decrypted for corpid {}", account.appid()));
+            return Ok(Verdict::Verified { echostr: plain });
+        }
+        let inner = match Document::parse(&plain) {
+            Ok(inner) => inner,
+            Err(e) => return Err(self.fail(CheckKind::Decrypt, Refusal::xml(&e, "decrypted message"))),
+        };
+        self.pass(CheckKind::Decrypt, format!("decrypted for corpid {}", account.appid()));
+        Ok(Verdict::Accepted { xml: plain, document: inner })
     }
 
     fn check_timestamp(&mut self, timestamp: &str) -> Result<(), Refusal> {
@@ -719,6 +930,14 @@ impl Run<'_> {
             "encrypt_type",
             format!("plain-mode request refused: {why}"),
         )
+    }
+}
+
+/// A WeCom app as the checks name it: `corpid` or `corpid/agentid`.
+fn describe(app: &Account) -> String {
+    match app.agentid() {
+        Some(agent) => format!("{}/{agent}", app.appid()),
+        None => app.appid().to_owned(),
     }
 }
 

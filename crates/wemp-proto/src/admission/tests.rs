@@ -247,3 +247,209 @@ fn every_refusal_is_one_specific_line() {
         assert!(!r.body().contains(TOKEN) && !r.body().contains(SAMPLE_KEY));
     }
 }
+
+/// WeCom's public test vector (as used by wechatpy's WeCom crypto tests): Token, key and
+/// corpid, a URL verification and a message.
+mod wecom {
+    use super::*;
+
+    const W_TOKEN: &str = "123456";
+    const W_KEY: &str = "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR";
+    const CORPID: &str = "wx49f0ab532d5d035a";
+    const ECHO_TS: &str = "1411443780";
+    const ECHO_NONCE: &str = "437374425";
+    const ECHO_SIG: &str = "dd6b9c95b495b3f7e2901bfbc76c664930ffdb96";
+    const ECHOSTR: &str =
+        "4ByGGj+sVCYcvGeQYhaKIk1o0pQRNbRjxybjTGblXrBaXlTXeOo1+bXFXDQQb1o6co6Yh9Bv41n7hOchLF6p+Q==";
+    const MSG_TS: &str = "1411525903";
+    const MSG_NONCE: &str = "461056294";
+    const MSG_SIG: &str = "74d92dfeb87ba7c714f89d98870ae5eb62dff26d";
+    const MSG_ENCRYPT: &str = "RgqEoJj5A4EMYlLvWO1F86ioRjZfaex/gePD0gOXTxpsq5Yj4GNglrBb8I2BAJVODGajiFnXBu7mCPatfjsu6IHCrsTyeDXzF6Bv283dGymzxh6ydJRvZsryDyZbLTE7rhnus50qGPMfp2wASFlzEgMW9z1ef/RD8XzaFYgm7iTdaXpXaG4+BiYyolBug/gYNx410cvkKR2/nPwBiT+P4hIiOAQqGp/TywZBtDh1yCF2KOd0gpiMZ5jSw3e29mTvmUHzkVQiMS6td7vXUaWOMZnYZlF3So2SjHnwh4jYFxdgpkHHqIrH/54SNdshoQgWYEvccTKe7FS709/5t6NMxuGhcUGAPOQipvWTT4dShyqio7mlsl5noTrb++x6En749zCpQVhDpbV6GDnTbcX2e8K9QaNWHp91eBdCRxthuL0=";
+
+    fn app() -> Account {
+        Account::wecom(CORPID, W_TOKEN, W_KEY).unwrap().with_agentid("1").with_path("corp")
+    }
+
+    /// An Official Account on /wechat and the WeCom app on /corp, as one server has them.
+    fn server() -> Accounts {
+        Accounts::new([sample(None).with_path("wechat"), app()]).unwrap()
+    }
+
+    fn lenient() -> Policy {
+        Policy::default().freshness_secs(0)
+    }
+
+    fn echo_query(sig: &str, nonce: &str) -> String {
+        let echostr = crate::wechat::percent_encode(ECHOSTR);
+        format!("msg_signature={sig}&timestamp={ECHO_TS}&nonce={nonce}&echostr={echostr}")
+    }
+
+    #[test]
+    fn url_verification_answers_the_decrypted_echostr() {
+        for path in ["/corp", "/elsewhere"] {
+            let q = echo_query(ECHO_SIG, ECHO_NONCE);
+            let a = admit(&server(), &lenient(), 0, &Request::get(path, &q));
+            let Verdict::Verified { echostr } = &a.verdict else { panic!("{path}: {a:?}") };
+            assert_eq!(echostr, "5927782489442352469", "{path}");
+            assert_eq!(a.account.as_deref().map(Account::appid), Some(CORPID));
+            assert!(a.checks.iter().any(|c| c.kind == CheckKind::Decrypt && c.passed), "{:?}", a.checks);
+        }
+        // An unescaped `+` (decoded as a space) still verifies.
+        let raw =
+            format!("msg_signature={ECHO_SIG}&timestamp={ECHO_TS}&nonce={ECHO_NONCE}&echostr={ECHOSTR}");
+        let a = admit(&server(), &lenient(), 0, &Request::get("/corp", &raw));
+        assert!(
+            matches!(a.verdict, Verdict::Verified { ref echostr } if echostr == "5927782489442352469"),
+            "{a:?}"
+        );
+    }
+
+    #[test]
+    fn a_forged_msg_signature_is_refused() {
+        // The vector's own negative case: another nonce.
+        let q = echo_query(ECHO_SIG, "437374424");
+        let a = admit(&server(), &lenient(), 0, &Request::get("/corp", &q));
+        let r = refusal(&a);
+        assert_eq!((r.status, r.reason, r.param), (403, RejectReason::SignatureMismatch, "msg_signature"));
+        assert!(!r.body().contains(W_TOKEN));
+        // Not via the path either.
+        let a = admit(&server(), &lenient(), 0, &Request::get("/elsewhere", &q));
+        assert_eq!(refusal(&a).reason, RejectReason::SignatureMismatch);
+    }
+
+    #[test]
+    fn an_official_accounts_plain_echostr_is_not_a_wecom_answer() {
+        // An Official Account's verification sent to the WeCom app: no msg_signature.
+        let q = format!(
+            "signature={}&timestamp={ECHO_TS}&nonce={ECHO_NONCE}&echostr=plain",
+            signature::sign(W_TOKEN, ECHO_TS, ECHO_NONCE)
+        );
+        let a = admit(&server(), &lenient(), 0, &Request::get("/corp", &q));
+        assert_eq!(refusal(&a).param, "msg_signature");
+        // WeCom's encrypted echostr sent to the Official Account is not decrypted or echoed.
+        let q = echo_query(ECHO_SIG, ECHO_NONCE);
+        let a = admit(&server(), &lenient(), 0, &Request::get("/wechat", &q));
+        assert_eq!(refusal(&a).param, "signature");
+    }
+
+    #[test]
+    fn a_wecom_message_is_decrypted_for_the_corpid_with_its_agentid() {
+        let body = format!(
+            "<xml><ToUserName><![CDATA[{CORPID}]]></ToUserName>\n<Encrypt><![CDATA[{MSG_ENCRYPT}]]></Encrypt>\n\
+             <AgentID><![CDATA[1]]></AgentID>\n</xml>"
+        );
+        let q = format!("msg_signature={MSG_SIG}&timestamp={MSG_TS}&nonce={MSG_NONCE}");
+        for path in ["/corp", "/elsewhere"] {
+            let a = admit(&server(), &lenient(), 0, &Request::post(path, &q, body.as_bytes()));
+            let Verdict::Accepted { document, .. } = &a.verdict else { panic!("{path}: {a:?}") };
+            assert_eq!(document.root.text_of("Content"), Some("test"));
+            assert_eq!(document.root.text_of("FromUserName"), Some("messense"));
+            assert_eq!(a.mode, Some(Mode::Safe));
+            let incoming = crate::Incoming::from_document(document);
+            assert_eq!(incoming.header().from, "messense");
+        }
+        // The same envelope with a forged signature, and with a freshness window, is refused.
+        let forged = format!("msg_signature={}&timestamp={MSG_TS}&nonce={MSG_NONCE}", "0".repeat(40));
+        let a = admit(&server(), &lenient(), 0, &Request::post("/corp", &forged, body.as_bytes()));
+        assert_eq!(refusal(&a).reason, RejectReason::SignatureMismatch);
+        let a = admit(&server(), &Policy::default(), NOW, &Request::post("/corp", &q, body.as_bytes()));
+        assert_eq!(refusal(&a).reason, RejectReason::StaleTimestamp);
+        // Sealed for another corp: the ReceiveId check refuses it.
+        let other = Account::wecom("ww0000000000000009", W_TOKEN, W_KEY).unwrap();
+        let a =
+            admit(&Accounts::new([other]).unwrap(), &lenient(), 0, &Request::post("/", &q, body.as_bytes()));
+        assert_eq!(refusal(&a).reason, RejectReason::AppidMismatch);
+    }
+
+    #[test]
+    fn the_platform_side_round_trips_through_admission() {
+        let platform =
+            crate::wechat::Platform::new(W_TOKEN).with_cipher(crate::Cipher::new(W_KEY, CORPID).unwrap());
+        let req = platform.wecom_verification(MSG_TS, "7", "hello-echo", [3; 16]).unwrap();
+        let a = admit(&server(), &lenient(), 0, &Request::get("/corp", &req.query_string()));
+        assert!(matches!(a.verdict, Verdict::Verified { ref echostr } if echostr == "hello-echo"), "{a:?}");
+        let xml = "<xml><ToUserName><![CDATA[wx49f0ab532d5d035a]]></ToUserName><FromUserName><![CDATA[zhangsan]]></FromUserName>\
+                   <CreateTime>1411525903</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[enter_agent]]></Event>\
+                   <EventKey><![CDATA[]]></EventKey><AgentID>1</AgentID></xml>";
+        let req = platform.wecom_post(xml, Some("1"), MSG_TS, "8", [4; 16]).unwrap();
+        assert!(req.param("signature").is_none() && req.body.contains("<AgentID>"), "{req:?}");
+        let a = admit(
+            &server(),
+            &lenient(),
+            0,
+            &Request::post("/corp", &req.query_string(), req.body.as_bytes()),
+        );
+        let Verdict::Accepted { document, .. } = &a.verdict else { panic!("{a:?}") };
+        let incoming = crate::Incoming::from_document(document);
+        let crate::Incoming::Event(crate::Event::EnterAgent(e)) = &incoming else { panic!("{incoming:?}") };
+        assert_eq!(e.header.agent_id.as_deref(), Some("1"));
+    }
+}
+
+/// Mini Program message push: XML or JSON, plain or safe.
+mod miniprogram {
+    use super::*;
+
+    const MP: &str = "wx2c2769f8efd9abc2";
+
+    fn mp() -> Accounts {
+        Accounts::new([Account::miniprogram(MP, TOKEN).with_aes_key(SAMPLE_KEY).unwrap()]).unwrap()
+    }
+
+    const JSON: &str = r#"{"ToUserName":"gh_mp","FromUserName":"oMini","CreateTime":1409735669,"MsgType":"text","Content":"hello","MsgId":7}"#;
+
+    #[test]
+    fn a_plain_json_push_is_read_as_its_xml_would_be() {
+        let q = format!("signature={}&timestamp={TS}&nonce={NONCE}", sig());
+        let a = admit(&mp(), &Policy::default(), NOW, &Request::post("/mp", &q, JSON.as_bytes()));
+        let Verdict::Accepted { xml, document } = &a.verdict else { panic!("{a:?}") };
+        assert_eq!(xml, JSON, "the raw body is kept as it arrived");
+        let crate::Incoming::Text(t) = crate::Incoming::from_document(document) else {
+            panic!("{document:?}")
+        };
+        assert_eq!((t.content.as_str(), t.header.from.as_str(), t.id), ("hello", "oMini", 7));
+        // An Official Account does not read JSON.
+        let oa = one(None);
+        let a = admit(&oa, &Policy::default(), NOW, &Request::post("/mp", &q, JSON.as_bytes()));
+        assert_eq!(refusal(&a).reason, RejectReason::BadXml);
+    }
+
+    #[test]
+    fn a_safe_json_push_is_opened() {
+        let platform =
+            crate::wechat::Platform::new(TOKEN).with_cipher(crate::Cipher::new(SAMPLE_KEY, MP).unwrap());
+        let xml = Document::from_json(JSON).unwrap().root.to_xml();
+        let req = platform.post_json(Mode::Safe, &xml, "oMini", "gh_mp", TS, NONCE, [5; 16]).unwrap();
+        let envelope: serde_json::Value = serde_json::from_str(&req.body).unwrap();
+        assert_eq!(envelope["ToUserName"], "gh_mp");
+        assert!(envelope["Encrypt"].is_string() && envelope.get("Content").is_none(), "{envelope}");
+        let a = admit(
+            &mp(),
+            &Policy::default(),
+            NOW,
+            &Request::post("/mp", &req.query_string(), req.body.as_bytes()),
+        );
+        let Verdict::Accepted { document, .. } = &a.verdict else { panic!("{a:?}") };
+        assert_eq!(a.mode, Some(Mode::Safe));
+        assert_eq!(document.root.text_of("Content"), Some("hello"));
+        // A tampered Encrypt fails msg_signature.
+        let tampered = req.body.replacen("\"Encrypt\":\"", "\"Encrypt\":\"A", 1);
+        let a = admit(
+            &mp(),
+            &Policy::default(),
+            NOW,
+            &Request::post("/mp", &req.query_string(), tampered.as_bytes()),
+        );
+        assert_eq!(refusal(&a).reason, RejectReason::SignatureMismatch);
+        // Broken JSON is a clear 400.
+        let a = admit(
+            &mp(),
+            &Policy::default(),
+            NOW,
+            &Request::post("/mp", &req.query_string(), b"{\"ToUserName\":"),
+        );
+        let r = refusal(&a);
+        assert_eq!((r.status, r.reason), (400, RejectReason::BadXml));
+        assert!(r.message.contains("JSON"), "{}", r.message);
+    }
+}

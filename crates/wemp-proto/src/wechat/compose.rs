@@ -5,7 +5,7 @@
 //! ```
 //! use wemp_proto::{Header, Incoming};
 //! use wemp_proto::wechat::{EventMessage, Message};
-//! let header = Header { to: "gh_1".into(), from: "o1".into(), create_time: 1_700_000_000 };
+//! let header = Header { to: "gh_1".into(), from: "o1".into(), create_time: 1_700_000_000, agent_id: None };
 //! let text = Message::Text { content: "hello".into() }.build(header.clone(), 42);
 //! assert_eq!(text.msg_id(), Some(42));
 //! let click = Message::Event(EventMessage::Click { key: "V1001".into() }).build(header, 43);
@@ -459,7 +459,7 @@ mod tests {
     use super::*;
 
     fn header() -> Header {
-        Header { to: "gh_1".into(), from: "o1".into(), create_time: 1_700_000_000 }
+        Header { to: "gh_1".into(), from: "o1".into(), create_time: 1_700_000_000, agent_id: None }
     }
 
     fn other(event: &str, fields: &[(&str, &str)]) -> EventMessage {

@@ -6,7 +6,7 @@
 //! use wemp_proto::reply::ReplyMessage;
 //! use wemp_proto::{Header, Reply};
 //! let now = 1_700_000_000;
-//! let header = Header { to: "o1".into(), from: "gh_1".into(), create_time: now * 1000 };
+//! let header = Header { to: "o1".into(), from: "gh_1".into(), create_time: now * 1000, agent_id: None };
 //! let reply = ReplyMessage { header: Some(header), reply: Reply::text("hi") };
 //! let verdict = judge::reply(&reply, "o1", "gh_1", true, now);
 //! assert!(!verdict.user_sees_error());
@@ -132,7 +132,10 @@ mod tests {
     use crate::{Header, Reply};
 
     fn msg(to: &str, from: &str, create_time: i64, reply: Reply) -> ReplyMessage {
-        ReplyMessage { header: Some(Header { to: to.into(), from: from.into(), create_time }), reply }
+        ReplyMessage {
+            header: Some(Header { to: to.into(), from: from.into(), create_time, agent_id: None }),
+            reply,
+        }
     }
 
     #[test]

@@ -162,6 +162,104 @@ impl Platform {
         Ok(SignedRequest { query, body })
     }
 
+    /// A WeCom (企业微信) URL verification GET: `echostr` is encrypted for the corpid (the
+    /// cipher's appid) and `msg_signature` covers the encrypted text; the server must answer
+    /// the plaintext `echostr`.
+    ///
+    /// # Errors
+    /// [`Error::NoCipher`] without a cipher.
+    pub fn wecom_verification(
+        &self,
+        timestamp: &str,
+        nonce: &str,
+        echostr: &str,
+        random: [u8; 16],
+    ) -> Result<SignedRequest, Error> {
+        let cipher = self.cipher.as_ref().ok_or(Error::NoCipher)?;
+        let encrypted = cipher.encrypt(echostr, random)?;
+        let msg_signature = signature::sign_msg(&self.token, timestamp, nonce, &encrypted);
+        Ok(SignedRequest {
+            query: vec![
+                ("msg_signature".into(), msg_signature),
+                ("timestamp".into(), timestamp.into()),
+                ("nonce".into(), nonce.into()),
+                ("echostr".into(), encrypted),
+            ],
+            body: String::new(),
+        })
+    }
+
+    /// A WeCom message POST: always encrypted for the corpid (the cipher's appid), signed
+    /// with `msg_signature` only, the envelope carrying `ToUserName` (the corpid), `Encrypt`
+    /// and `AgentID` (when `agentid` is given).
+    ///
+    /// # Errors
+    /// [`Error::NoCipher`] without a cipher.
+    pub fn wecom_post(
+        &self,
+        xml: &str,
+        agentid: Option<&str>,
+        timestamp: &str,
+        nonce: &str,
+        random: [u8; 16],
+    ) -> Result<SignedRequest, Error> {
+        let cipher = self.cipher.as_ref().ok_or(Error::NoCipher)?;
+        let encrypt = cipher.encrypt(xml, random)?;
+        let msg_signature = signature::sign_msg(&self.token, timestamp, nonce, &encrypt);
+        let mut envelope = Element::new("xml")
+            .with(Element::cdata("ToUserName", cipher.appid()))
+            .with(Element::cdata("Encrypt", encrypt));
+        if let Some(agent) = agentid {
+            envelope = envelope.with(Element::cdata("AgentID", agent));
+        }
+        Ok(SignedRequest {
+            query: vec![
+                ("msg_signature".into(), msg_signature),
+                ("timestamp".into(), timestamp.into()),
+                ("nonce".into(), nonce.into()),
+            ],
+            body: envelope.to_xml(),
+        })
+    }
+
+    /// A Mini Program push in the JSON data format: `message_xml` (a message as
+    /// [`Message::build`] writes it) sent as JSON, plain, or in safe mode as
+    /// `{"ToUserName": to, "Encrypt": …}` with the encrypted JSON inside. Signed as
+    /// [`Platform::post`] signs (`signature`, and `msg_signature` in safe mode).
+    ///
+    /// # Errors
+    /// [`Error::Xml`] when `message_xml` is not acceptable XML; [`Error::NoCipher`] for safe
+    /// mode without a cipher.
+    #[allow(clippy::too_many_arguments)]
+    pub fn post_json(
+        &self,
+        mode: Mode,
+        message_xml: &str,
+        openid: &str,
+        to: &str,
+        timestamp: &str,
+        nonce: &str,
+        random: [u8; 16],
+    ) -> Result<SignedRequest, Error> {
+        let message = Document::parse(message_xml)?.root;
+        let json = message.to_json();
+        let mut req = self.post(Mode::Plain, &json, openid, to, timestamp, nonce, random)?;
+        if mode == Mode::Plain {
+            return Ok(req);
+        }
+        let cipher = self.cipher.as_ref().ok_or(Error::NoCipher)?;
+        let encrypt = cipher.encrypt(&json, random)?;
+        let msg_signature = signature::sign_msg(&self.token, timestamp, nonce, &encrypt);
+        req.query.push(("encrypt_type".into(), "aes".into()));
+        req.query.push(("msg_signature".into(), msg_signature));
+        let envelope = match mode {
+            Mode::Safe => Element::new("xml").with(Element::cdata("ToUserName", to)),
+            _ => message,
+        };
+        req.body = envelope.with(Element::cdata("Encrypt", encrypt)).to_json();
+        Ok(req)
+    }
+
     /// Reads a server's answer: an encrypted envelope is verified and decrypted; anything
     /// else is read as a plain reply (`success` and an empty body mean no reply).
     ///
