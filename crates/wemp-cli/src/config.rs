@@ -338,6 +338,11 @@ impl AccountConfig {
         }
     }
 
+    /// The mode the account runs in: the configured one; always safe for a WeCom app.
+    pub fn effective_mode(&self) -> Mode {
+        if self.kind == Kind::Wecom { Mode::Safe } else { self.mode }
+    }
+
     /// The id the platform knows the account by: the appid, or a WeCom app's corpid.
     pub fn id(&self) -> Option<&str> {
         match self.kind {
@@ -1291,7 +1296,7 @@ impl Config {
     /// [`Config::account`] without the EncodingAESKey (which may not be valid yet).
     fn account_unkeyed(&self, i: usize) -> Account {
         let a = &self.accounts[i];
-        let mode = if a.kind == Kind::Wecom { Mode::Safe } else { a.mode };
+        let mode = a.effective_mode();
         let mut account =
             Account::new(crate::serve::account_id(self, i), a.token.clone().unwrap_or_default())
                 .with_kind(a.kind)
@@ -1421,6 +1426,49 @@ mod tests {
 
     fn problems(src: &str) -> Vec<Problem> {
         Config::from_toml_str(src, "w.toml").unwrap_err().problems().to_vec()
+    }
+
+    #[test]
+    fn wecom_and_miniprogram_accounts_are_checked_by_kind_with_file_and_line() {
+        let ok = "[[accounts]]\nkind = \"wecom\"\ncorpid = \"ww0123456789abcdef\"\nagentid = \"1000002\"\n\
+                  token = \"CorpTok1\"\naes_key = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\"\n\
+                  appsecret = \"s\"\npath = \"/corp\"\n\
+                  [[accounts]]\nkind = \"miniprogram\"\nappid = \"wx0123456789abcdef\"\ntoken = \"MiniTok1\"\n\
+                  path = \"/mini\"\n";
+        let cfg = Config::from_toml_str(ok, "w.toml").unwrap();
+        let corp = cfg.account(0).unwrap();
+        assert_eq!(
+            (corp.kind(), corp.appid(), corp.agentid()),
+            (Kind::Wecom, "ww0123456789abcdef", Some("1000002"))
+        );
+        assert_eq!(corp.mode(), Some(Mode::Safe));
+        assert_eq!(
+            corp.cipher().map(Cipher::appid),
+            Some("ww0123456789abcdef"),
+            "the corpid is the ReceiveId"
+        );
+        assert_eq!(cfg.account(1).unwrap().kind(), Kind::Miniprogram);
+
+        let bad = problems(
+            "[[accounts]]\nkind = \"wecom\"\nappid = \"wx0123456789abcdef\"\ntoken = \"CorpTok1\"\n\
+             agentid = \"x1\"\nappsecret = \"s\"\n\
+             [[accounts]]\ntoken = \"OaTok123\"\ncorpid = \"ww0123456789abcdef\"\npath = \"/oa\"\n",
+        );
+        let find = |field: &str| {
+            bad.iter()
+                .find(|p| p.field.as_deref() == Some(field))
+                .unwrap_or_else(|| panic!("{field}: {bad:?}"))
+        };
+        assert!(find("accounts[0].corpid").message.contains("needs its corpid"));
+        assert!(find("accounts[0].appid").message.contains("rename appid to corpid"));
+        assert_eq!(find("accounts[0].appid").line, Some(3));
+        assert!(find("accounts[0].agentid").message.contains("is not an AgentID"));
+        assert!(find("accounts[0].aes_key").message.contains("WeCom encrypts every callback"));
+        let stray = find("accounts[1].corpid");
+        assert!(stray.message.contains("kind = \"wecom\""), "{stray}");
+        assert_eq!((stray.source.as_str(), stray.line), ("w.toml", Some(9)));
+        let unknown = Config::from_toml_str("[[accounts]]\nkind = \"channels\"\n", "w.toml").unwrap_err();
+        assert!(unknown.to_string().contains("w.toml:2"), "{unknown}");
     }
 
     #[test]

@@ -165,8 +165,9 @@ pub fn account_id(cfg: &Config, i: usize) -> String {
     if taken { format!("{id}{}", cfg.account_path(i)) } else { id }
 }
 
-/// API clients for the accounts that have an AppSecret; `api_base` replaces
-/// `https://api.weixin.qq.com` (for the fake platform).
+/// API clients for the accounts that have an AppSecret (a WeCom app's client fetches its
+/// token with `gettoken` and sends through `message/send`); `api_base` replaces
+/// `https://api.weixin.qq.com` and `https://qyapi.weixin.qq.com` (for the fake platform).
 ///
 /// # Errors
 /// A client cannot be built.
@@ -178,10 +179,13 @@ pub fn api_clients(
     let mut clients = Vec::new();
     for (i, a) in cfg.accounts.iter().enumerate() {
         let Some(secret) = &a.appsecret else { continue };
-        if a.kind == wemp_proto::admission::Kind::Wecom {
-            continue;
-        }
         let mut b = wemp_client::Client::builder(account_id(cfg, i)).secret(secret.clone());
+        // A WeCom app's client: gettoken with the corpid and the app's Secret, message/send.
+        if a.kind == wemp_proto::admission::Kind::Wecom
+            && let Some(agentid) = &a.agentid
+        {
+            b = b.wecom(agentid.clone());
+        }
         if let Some(base) = api_base {
             b = b.all_base_urls(base);
         }
@@ -760,7 +764,7 @@ pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
         let _ = writeln!(s, "  {}{value}", i18n::pad(label.get(lang), width));
     };
     for (i, a) in cfg.accounts.iter().enumerate() {
-        let name = a.name.clone().or_else(|| a.appid.clone());
+        let name = a.name.clone().or_else(|| a.id().map(str::to_owned));
         let title = match (&name, cfg.accounts.len()) {
             (_, 1) | (None, _) => String::new(),
             (Some(n), _) => Msg::ForAccount.fill(lang, &[("name", n)]),
@@ -774,7 +778,7 @@ pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
             None => Msg::AnyKey.get(lang).to_owned(),
         };
         field(&mut s, Msg::FieldAesKey, &key);
-        field(&mut s, Msg::FieldMode, mode_label(a.mode, lang));
+        field(&mut s, Msg::FieldMode, mode_label(a.effective_mode(), lang));
         if i == 0 && cfg.console.public_url.is_none() {
             let _ = writeln!(s, "  {} {}", style.yellow(Msg::Note.get(lang)), Msg::PortsNote.get(lang));
         }

@@ -13,7 +13,8 @@
 //! It also serves `/cgi-bin/showqrcode` (the `mp.weixin.qq.com` image) and
 //! `/connect/oauth2/authorize` (the `open.weixin.qq.com` consent page, which approves at
 //! once as the user set with [`FakePlatform::set_oauth_user`]), so one base URL stands in
-//! for all three hosts.
+//! for all three hosts — and for WeCom's `qyapi.weixin.qq.com`, whose `gettoken` and
+//! `message/send` it answers for one app ([`PlatformConfig::corpid`]).
 //!
 //! ```
 //! use std::time::Duration;
@@ -55,6 +56,7 @@ mod comment;
 mod datacube;
 mod news;
 mod support;
+mod wecom;
 
 pub use card::{CardGrant, FakeCard, FakeCardCode};
 pub use datacube::{ALL_SOURCES, StatEvent};
@@ -91,6 +93,12 @@ pub struct PlatformConfig {
     /// Customer-service messages allowed per user between two user interactions
     /// (default 20; the next one fails with 45047).
     pub cs_message_limit: u32,
+    /// The WeCom corp's corpid (default `ww0000000000000001`), for `gettoken`.
+    pub corpid: String,
+    /// The WeCom app's Secret (default `fake-corp-secret`).
+    pub corp_secret: String,
+    /// The WeCom app's AgentID (default `1000002`), checked by `message/send`.
+    pub agentid: String,
 }
 
 impl Default for PlatformConfig {
@@ -103,6 +111,9 @@ impl Default for PlatformConfig {
             start_ms: 1_700_000_000_000,
             user_page_size: 10_000,
             cs_message_limit: 20,
+            corpid: "ww0000000000000001".into(),
+            corp_secret: "fake-corp-secret".into(),
+            agentid: "1000002".into(),
         }
     }
 }
@@ -275,6 +286,8 @@ pub(crate) struct World {
     tokens: HashMap<String, Token>,
     classic_current: Option<String>,
     stable_current: Option<String>,
+    wecom_current: Option<String>,
+    wecom_sent: Vec<Value>,
     ticket: Option<(String, i64)>,
     faults: Vec<FaultRule>,
     scripted: HashMap<String, Value>,
@@ -608,6 +621,26 @@ impl FakePlatform {
         self.world().sent.clone()
     }
 
+    /// The WeCom corpid `gettoken` accepts.
+    pub fn corpid(&self) -> String {
+        self.world().cfg().corpid.clone()
+    }
+
+    /// The WeCom app's Secret `gettoken` accepts.
+    pub fn corp_secret(&self) -> String {
+        self.world().cfg().corp_secret.clone()
+    }
+
+    /// The WeCom app's AgentID `message/send` accepts.
+    pub fn agentid(&self) -> String {
+        self.world().cfg().agentid.clone()
+    }
+
+    /// Every WeCom `message/send` body accepted, in order.
+    pub fn wecom_messages(&self) -> Vec<Value> {
+        self.world().wecom_sent.clone()
+    }
+
     /// Makes customer-service messages to `openid` fail with 45015 (48 hours passed).
     pub fn close_cs_window(&self, openid: &str) {
         self.world().cs_closed.insert(openid.to_owned());
@@ -679,6 +712,7 @@ pub(crate) fn ok() -> Value {
 /// The endpoints in their own modules first, then the rest; mass sends are noted afterwards.
 fn route(w: &mut World, method: &axum::http::Method, r: &Recorded) -> Answer {
     let answer = datacube::dispatch(w, method, r)
+        .or_else(|| wecom::dispatch(w, method, r))
         .or_else(|| comment::dispatch(w, method, r))
         .or_else(|| card::dispatch(w, method, r))
         .unwrap_or_else(|| api::dispatch(w, method, r));

@@ -5,6 +5,7 @@ mod card;
 mod comment;
 mod datacube;
 mod token;
+mod wecom;
 
 use std::time::Duration;
 

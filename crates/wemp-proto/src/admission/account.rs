@@ -123,10 +123,7 @@ impl Account {
         token: impl Into<Secret>,
         encoding_aes_key: &str,
     ) -> Result<Self, KeyError> {
-        Ok(Self::new(corpid, token)
-            .with_kind(Kind::Wecom)
-            .with_mode(Mode::Safe)
-            .with_aes_key(encoding_aes_key)?)
+        Self::new(corpid, token).with_kind(Kind::Wecom).with_mode(Mode::Safe).with_aes_key(encoding_aes_key)
     }
 
     /// A Mini Program's message push: its appid and the Token of its push settings (add

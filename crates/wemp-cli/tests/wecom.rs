@@ -1,0 +1,176 @@
+//! One `wemp serve` for an Official Account, a WeCom app and a Mini Program, through the
+//! binary over real HTTP, with the fake platform as the API.
+mod common;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{ServeProc, temp_dir};
+use wemp_proto::wechat::{Platform, SignedRequest};
+use wemp_proto::{Cipher, Document, Mode, Reply};
+use wemp_testkit::platform::FakePlatform;
+
+const OA_APPID: &str = "wx2c2769f8efd9abc2";
+const CORP_TOKEN: &str = "CorpTok123";
+const CORP_KEY: &str = "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR";
+const MINI_TOKEN: &str = "MiniTok123";
+const MINI_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+
+fn config(platform: &FakePlatform) -> String {
+    format!(
+        r#"[server]
+listen = "127.0.0.1:0"
+
+[[accounts]]
+name = "oa"
+token = "OaTok123"
+appid = "{OA_APPID}"
+path = "/wechat"
+
+[[accounts]]
+kind = "wecom"
+name = "corp"
+corpid = "{corpid}"
+agentid = "{agentid}"
+token = "{CORP_TOKEN}"
+aes_key = "{CORP_KEY}"
+appsecret = "{corp_secret}"
+path = "/wechat/corp"
+
+[[accounts]]
+kind = "miniprogram"
+name = "mini"
+appid = "{mini}"
+token = "{MINI_TOKEN}"
+aes_key = "{MINI_KEY}"
+appsecret = "{secret}"
+path = "/wechat/mini"
+
+[[rules]]
+name = "price"
+keyword = "price"
+reply.text = "It costs 1 yuan."
+"#,
+        corpid = platform.corpid(),
+        agentid = platform.agentid(),
+        corp_secret = platform.corp_secret(),
+        mini = platform.appid(),
+        secret = platform.secret(),
+    )
+}
+
+fn now() -> String {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs().to_string()
+}
+
+fn text_xml(to: &str, from: &str, content: &str, msg_id: u64, agent: Option<&str>) -> String {
+    let agent = agent.map(|a| format!("<AgentID>{a}</AgentID>")).unwrap_or_default();
+    format!(
+        "<xml><ToUserName><![CDATA[{to}]]></ToUserName><FromUserName><![CDATA[{from}]]></FromUserName>\
+         <CreateTime>{}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content>\
+         <MsgId>{msg_id}</MsgId>{agent}</xml>",
+        now()
+    )
+}
+
+/// Posts a signed request (JSON or XML, as its body says) and returns the status and body.
+async fn post_signed(http: &reqwest::Client, url: &str, req: SignedRequest) -> (u16, String) {
+    let content_type = if Document::looks_like_json(&req.body) { "application/json" } else { "text/xml" };
+    let res = http
+        .post(format!("{url}?{}", req.query_string()))
+        .header("content-type", content_type)
+        .body(req.body)
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+/// Waits for the fake platform to have sent `text` to `openid` by customer-service message.
+async fn wait_cs(platform: &FakePlatform, srv: &ServeProc, openid: &str, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let sent = platform.sent_messages();
+        if sent
+            .iter()
+            .any(|m| m["touser"] == openid && m["msgtype"] == "text" && m["text"]["content"] == text)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no customer-service message to {openid}: {sent:?}\n{}",
+            srv.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_server_serves_an_official_account_a_wecom_app_and_a_mini_program() {
+    let platform = FakePlatform::start().await;
+    let dir = temp_dir("wecom");
+    std::fs::write(dir.join("wemp.toml"), config(&platform)).unwrap();
+    let srv = ServeProc::start(
+        &dir,
+        &["--config", "wemp.toml", "--data-dir", "d"],
+        &[("WEMP_API_BASE", &platform.url()), ("WEMP_LOG", "info")],
+    );
+    let origin = srv.url.strip_suffix("/wechat").unwrap().to_owned();
+    let http = reqwest::Client::new();
+    let corpid = platform.corpid();
+    let agentid = platform.agentid();
+    let corp = Platform::new(CORP_TOKEN).with_cipher(Cipher::new(CORP_KEY, &corpid).unwrap());
+
+    // WeCom URL verification: the encrypted echostr is answered in plaintext.
+    let ts = now();
+    let get = corp.wecom_verification(&ts, "1234", "echo-5927782489442352469", [7; 16]).unwrap();
+    let res = http.get(format!("{origin}/wechat/corp?{}", get.query_string())).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "echo-5927782489442352469");
+    // A forged msg_signature is refused, and nothing is echoed.
+    let forged = get.query_string().replace(get.param("msg_signature").unwrap(), &"0".repeat(40));
+    let res = http.get(format!("{origin}/wechat/corp?{forged}")).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("msg_signature") && !body.contains("echo-5927"), "{body}");
+    // The Official Account's plain verification still works beside it.
+    let oa = Platform::new("OaTok123").verification(&ts, "99", "plain-echo");
+    let res = http.get(format!("{origin}/wechat?{}", oa.query_string())).send().await.unwrap();
+    assert_eq!(res.text().await.unwrap(), "plain-echo");
+
+    // A WeCom text gets the keyword rule's reply, sealed for the corpid.
+    let xml = text_xml(&corpid, "zhangsan", "price", 6_000_000_000_000_000_001, Some(&agentid));
+    let post = corp.wecom_post(&xml, Some(&agentid), &ts, "5678", [8; 16]).unwrap();
+    let (status, body) = post_signed(&http, &format!("{origin}/wechat/corp"), post).await;
+    assert_eq!(status, 200, "{body}");
+    let opened = corp.open_reply(&body).unwrap_or_else(|e| panic!("{e}: {body}\n{}", srv.stderr()));
+    assert!(opened.encrypted, "{body}");
+    assert_eq!(opened.message.reply, Reply::text("It costs 1 yuan."));
+    let header = opened.message.header.unwrap();
+    assert_eq!((header.to.as_str(), header.from.as_str()), ("zhangsan", corpid.as_str()));
+    // Sealed for another corp, the reply does not open.
+    let stranger =
+        Platform::new(CORP_TOKEN).with_cipher(Cipher::new(CORP_KEY, "ww9999999999999999").unwrap());
+    assert!(stranger.open_reply(&body).is_err());
+
+    // Mini Program, JSON in safe mode: `success` now, the rule's text by customer-service API.
+    let mini = Platform::new(MINI_TOKEN).with_cipher(Cipher::new(MINI_KEY, &platform.appid()).unwrap());
+    let xml = text_xml("gh_mini", "oMiniJson", "price", 6_000_000_000_000_000_002, None);
+    let push = mini.post_json(Mode::Safe, &xml, "oMiniJson", "gh_mini", &ts, "1111", [9; 16]).unwrap();
+    assert!(Document::looks_like_json(&push.body) && push.body.contains("\"Encrypt\""), "{}", push.body);
+    assert_eq!(post_signed(&http, &format!("{origin}/wechat/mini"), push).await, (200, "success".into()));
+    wait_cs(&platform, &srv, "oMiniJson", "It costs 1 yuan.").await;
+
+    // Mini Program, XML in plain mode (no mode declared: the account admits every mode).
+    let xml = text_xml("gh_mini", "oMiniXml", "price", 6_000_000_000_000_000_003, None);
+    let push = mini.post(Mode::Plain, &xml, "oMiniXml", "gh_mini", &ts, "2222", [0; 16]).unwrap();
+    assert_eq!(post_signed(&http, &format!("{origin}/wechat/mini"), push).await, (200, "success".into()));
+    wait_cs(&platform, &srv, "oMiniXml", "It costs 1 yuan.").await;
+
+    // Nothing went to WeCom's message API: the WeCom reply was passive.
+    assert!(platform.wecom_messages().is_empty(), "{:?}", platform.wecom_messages());
+    let (_, log) = srv.stop();
+    for secret in [CORP_KEY, MINI_KEY, platform.corp_secret().as_str(), platform.secret().as_str()] {
+        assert!(!log.contains(secret), "a secret in the log:\n{log}");
+    }
+}
