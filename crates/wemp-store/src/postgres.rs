@@ -78,6 +78,10 @@ struct Detail {
     headers: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     attempts: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    checks: Vec<wemp_proto::admission::Check>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    forward: Option<Box<crate::log::ForwardRecord>>,
 }
 
 /// A connection to PostgreSQL with wemp's tables in one schema.
@@ -388,6 +392,8 @@ impl MessageLog for PostgresMessageLog {
                     query: e.query.clone(),
                     headers: e.headers.clone(),
                     attempts: e.attempts,
+                    checks: e.checks.clone(),
+                    forward: e.forward.clone(),
                 })
                 .map_err(|e| StoreError::backend("postgres", e))
             })
@@ -477,6 +483,8 @@ fn row(r: &tokio_postgres::Row) -> Result<DeliveryRecord> {
             e.query = d.query;
             e.headers = d.headers;
             e.attempts = d.attempts.max(1);
+            e.checks = d.checks;
+            e.forward = d.forward;
         }
         None => {
             // Written before the record was typed.
