@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use hmac::{KeyInit as _, Mac as _};
 use wemp_proto::{Incoming, Reply};
 
+use crate::relay::{Relay, RelayError};
 use crate::{BoxError, Inbound};
 
 /// The version of the JSON contract (`"version"` in every body).
@@ -58,6 +59,10 @@ pub enum ForwardError {
         /// The status.
         status: u16,
     },
+    /// The message could not go through the relay (none connected, it went away, timed out,
+    /// or could not reach the app).
+    #[error("forwarding through the relay: {0}")]
+    Relay(#[from] RelayError),
     /// The app's answer is not `{"reply": <reply>}` / `{"reply": null}`.
     #[error(
         "app at {url} answered malformed JSON ({reason}); expected {{\"reply\": {{\"type\": \"text\", \"content\": \"…\"}}}} or {{\"reply\": null}}: {body}"
@@ -94,6 +99,8 @@ pub enum ForwardError {
 #[derive(Clone)]
 pub struct Forward {
     http: reqwest::Client,
+    timeout: Duration,
+    target: Target,
     url: Arc<str>,
     secret: Option<Arc<[u8]>>,
     fallback_text: Option<Arc<str>>,
@@ -110,6 +117,18 @@ impl std::fmt::Debug for Forward {
             .finish_non_exhaustive()
     }
 }
+
+/// Where the messages go.
+#[derive(Clone)]
+enum Target {
+    /// `POST` to the URL.
+    Url,
+    /// Through a relay client.
+    Relay(Relay),
+}
+
+/// What [`Forward::url`] is when forwarding through a relay.
+pub const RELAY_TARGET: &str = "relay";
 
 /// Lowercase hex of `HMAC-SHA256(secret, body)`.
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
@@ -152,12 +171,38 @@ impl Forward {
         let url: String = url.into();
         Ok(Self {
             http,
+            timeout,
+            target: Target::Url,
             url: url.into(),
             secret: None,
             fallback_text: None,
             names: Arc::default(),
             stats: Arc::default(),
         })
+    }
+
+    /// Forwarding through the relay clients connected to `relay` (`wemp relay`), each call
+    /// limited to `timeout` in all: the same body, signature and rules as to a URL; with no
+    /// client connected, the call fails (and the fallback text is answered, if set).
+    ///
+    /// # Errors
+    /// The HTTP client cannot be built.
+    pub fn relay(relay: Relay, timeout: Duration) -> Result<Self, reqwest::Error> {
+        Ok(Self::with_timeout(RELAY_TARGET, timeout)?.to_relay(relay))
+    }
+
+    /// This forwarder — its secret, fallback text, account names, timeout, connection pool
+    /// and counters — sending to `url` instead (a rule's own `forward`).
+    #[must_use]
+    pub fn to_url(&self, url: impl Into<String>) -> Self {
+        let url: String = url.into();
+        Self { target: Target::Url, url: url.into(), ..self.clone() }
+    }
+
+    /// As [`Forward::to_url`], through the relay clients of `relay`.
+    #[must_use]
+    pub fn to_relay(&self, relay: Relay) -> Self {
+        Self { target: Target::Relay(relay), url: RELAY_TARGET.into(), ..self.clone() }
     }
 
     /// Signs each body with `secret` (`X-Wemp-Signature`).
@@ -188,7 +233,7 @@ impl Forward {
         self
     }
 
-    /// The app's URL.
+    /// The app's URL, or [`RELAY_TARGET`] when forwarding through a relay.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -232,7 +277,7 @@ impl Forward {
         })
     }
 
-    /// Posts `inbound` to the app and reads its reply.
+    /// Posts `inbound` to the app (directly or through the relay) and reads its reply.
     ///
     /// # Errors
     /// [`ForwardError`]: the app is unreachable or slow, answered another status, or answered
@@ -240,34 +285,52 @@ impl Forward {
     pub async fn call(&self, inbound: &Inbound) -> Result<Reply, ForwardError> {
         let body = serde_json::to_vec(&self.body(inbound)).unwrap_or_default();
         let url = self.url.to_string();
-        let unreachable = |source| ForwardError::Unreachable { url: url.clone(), source };
-        let mut req = self
-            .http
-            .post(&*self.url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(DEDUP_KEY_HEADER, inbound.message().dedup_key())
-            .header("x-wemp-account", inbound.account().appid());
+        let mut headers = vec![
+            ("content-type", "application/json".to_owned()),
+            (DEDUP_KEY_HEADER, inbound.message().dedup_key()),
+            ("x-wemp-account", inbound.account().appid().to_owned()),
+        ];
         if let Some(secret) = &self.secret {
-            req = req.header(SIGNATURE_HEADER, format!("sha256={}", sign(secret, &body)));
+            headers.push((SIGNATURE_HEADER, format!("sha256={}", sign(secret, &body))));
         }
-        let mut res = req.body(body).send().await.map_err(unreachable)?;
-        let status = res.status().as_u16();
+        let (status, bytes) = match &self.target {
+            Target::Url => {
+                let unreachable = |source| ForwardError::Unreachable { url: url.clone(), source };
+                let mut req = self.http.post(&*self.url);
+                for (name, value) in headers {
+                    req = req.header(name, value);
+                }
+                let mut res = req.body(body).send().await.map_err(unreachable)?;
+                let mut bytes = Vec::new();
+                while let Some(chunk) = res.chunk().await.map_err(unreachable)? {
+                    bytes.extend_from_slice(&chunk);
+                    if bytes.len() > ANSWER_LIMIT {
+                        break;
+                    }
+                }
+                (res.status().as_u16(), bytes)
+            }
+            Target::Relay(relay) => {
+                let headers = headers.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+                // The body is serde_json's output: UTF-8.
+                let body = String::from_utf8_lossy(&body).into_owned();
+                tokio::time::timeout(self.timeout, relay.call(headers, body))
+                    .await
+                    .map_err(|_| RelayError::Timeout(self.timeout))??
+            }
+        };
         if status == 204 {
             return Ok(Reply::None);
         }
         if status != 200 {
             return Err(ForwardError::Status { url, status });
         }
-        let mut bytes = Vec::new();
-        while let Some(chunk) = res.chunk().await.map_err(unreachable)? {
-            bytes.extend_from_slice(&chunk);
-            if bytes.len() > ANSWER_LIMIT {
-                return Err(ForwardError::BadAnswer {
-                    url,
-                    reason: format!("larger than {ANSWER_LIMIT} bytes"),
-                    body: String::from_utf8_lossy(&bytes[..200]).into_owned(),
-                });
-            }
+        if bytes.len() > ANSWER_LIMIT {
+            return Err(ForwardError::BadAnswer {
+                url,
+                reason: format!("larger than {ANSWER_LIMIT} bytes"),
+                body: String::from_utf8_lossy(&bytes[..200]).into_owned(),
+            });
         }
         parse_answer(&bytes).map_err(|reason| ForwardError::BadAnswer {
             url,
@@ -294,7 +357,7 @@ impl Forward {
             Ok(_) => 0,
             Err(ForwardError::Status { .. }) => 2,
             Err(ForwardError::BadAnswer { .. }) => 3,
-            Err(ForwardError::Unreachable { .. }) => 4,
+            Err(ForwardError::Unreachable { .. } | ForwardError::Relay(_)) => 4,
         };
         s.calls[result].fetch_add(1, Relaxed);
         match outcome {

@@ -15,6 +15,8 @@ mod log;
 mod metrics;
 pub mod observe;
 mod reject;
+#[cfg(feature = "client")]
+mod relay;
 mod router;
 mod serve;
 mod service;
@@ -28,7 +30,13 @@ pub use context::{Captures, Ctx, Inbound};
 pub use cs_sink::CustomerServiceSink;
 #[cfg(feature = "client")]
 pub use forward::{
-    ANSWER_LIMIT, CONTRACT_VERSION, DEDUP_KEY_HEADER, Forward, ForwardError, SIGNATURE_HEADER, sign,
+    ANSWER_LIMIT, CONTRACT_VERSION, DEDUP_KEY_HEADER, Forward, ForwardError, RELAY_TARGET, SIGNATURE_HEADER,
+    sign,
+};
+#[cfg(feature = "client")]
+pub use relay::{
+    RELAY_AUTH_HEADER, RELAY_AUTH_WINDOW, RELAY_PING_INTERVAL, Relay, RelayAnswer, RelayError, RelayRequest,
+    relay_auth,
 };
 pub use handler::{
     Answer, BoxError, BoxHandler, FallThrough, Handler, HandlerService, IntoReply, RuleService,
