@@ -444,6 +444,19 @@ async fn the_node_example_answers_behind_wemp_serve_forward() {
     assert!(log.contains("forwarding failed") && log.contains("HTTP 500"), "{log}");
 }
 
+/// The line of serve's start-up output that starts with `prefix` (printed after the setup
+/// screen, so waited for).
+async fn screen_line(srv: &ServeProc, prefix: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(l) = srv.stdout().lines().find(|l| l.starts_with(prefix)) {
+            return l.to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "no {prefix:?} line:\n{}", srv.stdout());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A running `wemp relay`, its output collected.
 struct RelayProc {
     child: std::process::Child,
@@ -489,8 +502,7 @@ async fn the_relay_carries_messages_to_the_flask_example() {
         &platform,
         &format!("[gateway]\nforward = \"relay\"\nforward_secret = \"{SECRET}\"\n{FALLBACK}"),
     );
-    let screen = srv.stdout();
-    let line = screen.lines().find(|l| l.starts_with("Relay: wemp relay ")).unwrap_or_else(|| panic!("{screen}"));
+    let line = screen_line(&srv, "Relay: wemp relay ").await;
     let ws = line.split_whitespace().nth(3).unwrap().to_owned();
     assert_eq!(ws, format!("ws{}/relay", srv.url.trim_start_matches("http")));
 
@@ -578,7 +590,7 @@ async fn rules_forward_some_messages_and_answer_the_rest() {
     assert_eq!(seen.lock().unwrap().len(), 1);
 
     // A rule forwarding through the relay: its endpoint is served; with no relay, the fallback.
-    assert!(srv.stdout().contains("Relay: wemp relay "), "{}", srv.stdout());
+    screen_line(&srv, "Relay: wemp relay ").await;
     let (ok, out) = sim(&dir, &srv, &["text", "relay"]);
     assert!(ok && out.contains("Please try again later"), "{out}");
     let (_, log) = srv.stop();
