@@ -120,7 +120,8 @@ impl Gateway {
 
 /// Whether `gateway.forward` or a rule's `forward` is `"relay"`.
 pub fn uses_relay(cfg: &Config) -> bool {
-    cfg.gateway.forward.as_deref() == Some(RELAY) || cfg.rules.iter().any(|r| r.forward.as_deref() == Some(RELAY))
+    cfg.gateway.forward.as_deref() == Some(RELAY)
+        || cfg.rules.iter().any(|r| r.forward.as_deref() == Some(RELAY))
 }
 
 /// Whether `cfg` forwards anything (`gateway.forward` or a rule's `forward`).

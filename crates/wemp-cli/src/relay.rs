@@ -19,7 +19,8 @@ use wemp_server::{ANSWER_LIMIT, RELAY_AUTH_HEADER, RELAY_PING_INTERVAL, RelayAns
 use crate::i18n::{Lang, Msg};
 
 /// The headers of a [`RelayRequest`] passed on to the app; others are dropped.
-pub const PASSED_HEADERS: [&str; 4] = ["content-type", "x-wemp-signature", "x-wemp-dedup-key", "x-wemp-account"];
+pub const PASSED_HEADERS: [&str; 4] =
+    ["content-type", "x-wemp-signature", "x-wemp-dedup-key", "x-wemp-account"];
 
 /// The longest wait between two connection attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -106,11 +107,13 @@ pub async fn run(
                     say(Msg::RelayDisconnected.fill(lang, &[("url", &url), ("why", &why)]));
                 }
                 Err(Failure::Refused { status, why }) => {
-                    let line = Msg::RelayRefused.fill(lang, &[("url", &url), ("status", &status), ("why", &why)]);
+                    let line =
+                        Msg::RelayRefused.fill(lang, &[("url", &url), ("status", &status), ("why", &why)]);
                     return Err(line);
                 }
                 Err(Failure::Unreachable(why)) => {
-                    say(Msg::RelayRetry.fill(lang, &[("url", &url), ("why", &why), ("secs", &backoff.as_secs())]));
+                    say(Msg::RelayRetry
+                        .fill(lang, &[("url", &url), ("why", &why), ("secs", &backoff.as_secs())]));
                 }
             }
             tokio::time::sleep(backoff).await;
@@ -192,7 +195,9 @@ async fn serve(
                 Ok(Some(Ok(m))) => m,
                 Ok(Some(Err(e))) => break e.to_string(),
                 Ok(None) => break "the server closed the connection".to_owned(),
-                Err(_) => break format!("the server was silent for {} s", (3 * RELAY_PING_INTERVAL).as_secs()),
+                Err(_) => {
+                    break format!("the server was silent for {} s", (3 * RELAY_PING_INTERVAL).as_secs());
+                }
             };
             match msg {
                 Message::Text(text) => match serde_json::from_str::<RelayRequest>(text.as_str()) {
@@ -208,7 +213,8 @@ async fn serve(
                                 (Some(s), None) => format!("HTTP {s} in {} ms", start.elapsed().as_millis()),
                                 (None, None) => String::new(),
                             };
-                            say(Msg::RelayForwarded.fill(lang, &[("key", &key), ("to", &to), ("outcome", &outcome)]));
+                            say(Msg::RelayForwarded
+                                .fill(lang, &[("key", &key), ("to", &to), ("outcome", &outcome)]));
                             let _ = tx.send(answer);
                         });
                     }
@@ -257,5 +263,10 @@ async fn post(http: &reqwest::Client, to: &str, req: RelayRequest) -> RelayAnswe
             Err(e) => return failed(e),
         }
     }
-    RelayAnswer { id: req.id, status: Some(status), body: String::from_utf8_lossy(&bytes).into_owned(), error: None }
+    RelayAnswer {
+        id: req.id,
+        status: Some(status),
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+        error: None,
+    }
 }

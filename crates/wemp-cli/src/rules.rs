@@ -413,7 +413,8 @@ impl Rules {
     pub fn compile(configs: &[RuleConfig]) -> Result<Self, Vec<RuleError>> {
         let standalone = std::sync::OnceLock::new();
         Self::compile_with(configs, &|target: &str| {
-            let base = standalone.get_or_init(|| Forward::new(crate::gateway::RELAY).map_err(|e| e.to_string()));
+            let base =
+                standalone.get_or_init(|| Forward::new(crate::gateway::RELAY).map_err(|e| e.to_string()));
             let base = base.clone()?;
             Ok(if target == crate::gateway::RELAY {
                 base.to_relay(wemp_server::Relay::new(rand::random::<[u8; 32]>()))
@@ -729,7 +730,10 @@ fn compile_rule(
         (Some(_), [_, ..]) => {
             errors.push(err(
                 "forward",
-                format!("a rule has a reply or forward, not both (it has reply.{})", replies.join(", reply.")),
+                format!(
+                    "a rule has a reply or forward, not both (it has reply.{})",
+                    replies.join(", reply.")
+                ),
             ));
             None
         }
@@ -746,14 +750,16 @@ fn compile_rule(
         }
     };
     if c.forward.is_some() && c.delay.is_some() {
-        errors.push(err("delay", "`delay` goes with a reply, not forward (the app takes its own time)".into()));
+        errors
+            .push(err("delay", "`delay` goes with a reply, not forward (the app takes its own time)".into()));
     }
     let reply = match replies.as_slice() {
         [] if c.forward.is_some() => None,
         [] => {
             errors.push(err(
                 "reply",
-                "no reply: set reply.text, image, voice, video, music, news, transfer or none (or forward)".into(),
+                "no reply: set reply.text, image, voice, video, music, news, transfer or none (or forward)"
+                    .into(),
             ));
             None
         }

@@ -892,7 +892,10 @@ pub async fn run(
     let watched = watched_file(file.as_deref(), &token);
     // Forwarding (gateway.forward, rules' forward): one gateway, kept across reloads; a
     // message no rule answers goes to gateway.forward, when set.
-    let gateway = crate::gateway::forwards(&cfg).then(|| crate::gateway::Gateway::of(&cfg)).transpose().map_err(fail)?;
+    let gateway = crate::gateway::forwards(&cfg)
+        .then(|| crate::gateway::Gateway::of(&cfg))
+        .transpose()
+        .map_err(fail)?;
     let rules = match &gateway {
         Some(g) => Rules::compile_with(&cfg.rules, &|t| g.forward(t)),
         None => cfg.compiled_rules(),
@@ -1052,10 +1055,8 @@ pub async fn run(
         if cfg.console.show_setup {
             use std::io::Write as _;
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(
-                out,
-                "Forwarding: messages no rule answers go to {to} ({signed}; docs/gateway.md)"
-            );
+            let _ =
+                writeln!(out, "Forwarding: messages no rule answers go to {to} ({signed}; docs/gateway.md)");
             let _ = out.flush();
         }
     }

@@ -248,7 +248,10 @@ impl Example {
     ) -> Option<Self> {
         let runs = std::process::Command::new(program).args(probe).output().is_ok_and(|o| o.status.success());
         if !runs {
-            eprintln!("skipped: `{program} {}` fails here (scripts/test installs what it needs)", probe.join(" "));
+            eprintln!(
+                "skipped: `{program} {}` fails here (scripts/test installs what it needs)",
+                probe.join(" ")
+            );
             return None;
         }
         let port: u16 = env.iter().find(|(k, _)| *k == "PORT").and_then(|(_, v)| v.parse().ok()).unwrap();
@@ -276,7 +279,13 @@ impl Example {
 
     /// The plain Node example.
     fn node(dir: &std::path::Path, env: &[(&str, &str)]) -> Option<Self> {
-        Self::start("node", &["-e", "process.exit(Number(process.versions.node.split('.')[0]) >= 18 ? 0 : 1)"], "app.mjs", dir, env)
+        Self::start(
+            "node",
+            &["-e", "process.exit(Number(process.versions.node.split('.')[0]) >= 18 ? 0 : 1)"],
+            "app.mjs",
+            dir,
+            env,
+        )
     }
 
     fn log(&self) -> String {
@@ -301,7 +310,13 @@ fn sim(dir: &std::path::Path, srv: &ServeProc, args: &[&str]) -> (bool, String) 
 /// What every example does behind wemp, however it is reached (a URL, the relay): a reply,
 /// WeChat's retries reaching the app once, a failing app answered with the fallback text
 /// (never a 5xx), a slow app's reply sent later through the customer-service API.
-async fn the_example_behaves(platform: &FakePlatform, srv: &ServeProc, dir: &std::path::Path, app: &Example, msg_id: u64) {
+async fn the_example_behaves(
+    platform: &FakePlatform,
+    srv: &ServeProc,
+    dir: &std::path::Path,
+    app: &Example,
+    msg_id: u64,
+) {
     // A reply.
     let (ok, out) = sim(dir, srv, &["text", "hello"]);
     assert!(ok && out.contains("You said: hello"), "{out}\n{}", app.log());
@@ -516,14 +531,19 @@ async fn the_relay_carries_messages_to_the_flask_example() {
     assert_eq!(res.status(), 401);
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let app_url = format!("http://127.0.0.1:{port}/wechat");
-    let o = common::wemp_in(&dir, &["relay", &ws, "--to", &app_url], &[("WEMP_FORWARD_SECRET", "not-the-secret")]);
+    let o = common::wemp_in(
+        &dir,
+        &["relay", &ws, "--to", &app_url],
+        &[("WEMP_FORWARD_SECRET", "not-the-secret")],
+    );
     assert_eq!(o.status.code(), Some(1));
     let err = common::stderr(&o);
     assert!(err.contains("HTTP 401") && err.contains("WEMP_FORWARD_SECRET differs"), "{err}");
     assert!(!err.contains(SECRET) && !srv.stderr().contains("not-the-secret"));
 
     let port = port.to_string();
-    let Some(flask) = Example::flask(&dir, &[("PORT", port.as_str()), ("WEMP_FORWARD_SECRET", SECRET)]) else {
+    let Some(flask) = Example::flask(&dir, &[("PORT", port.as_str()), ("WEMP_FORWARD_SECRET", SECRET)])
+    else {
         return;
     };
     let relay = RelayProc::start(&dir, &ws, &app_url, SECRET);
@@ -610,11 +630,23 @@ fn a_bad_rule_forward_is_refused_with_its_line() {
          [[rules]]\nkeyword = \"d\"\nforward = \"relay\"\n",
     )
     .unwrap();
-    let o = common::wemp_in(&dir, &["serve", "--config", "wemp.toml", "--data-dir", "d", "--listen", "127.0.0.1:0"], &[]);
+    let o = common::wemp_in(
+        &dir,
+        &["serve", "--config", "wemp.toml", "--data-dir", "d", "--listen", "127.0.0.1:0"],
+        &[],
+    );
     assert!(!o.status.success());
     let err = common::stderr(&o);
-    assert!(err.contains("wemp.toml:6: rules[0].forward: \"ftp://x/\" is not an http:// or https:// URL"), "{err}");
-    assert!(err.contains("wemp.toml:10: rules[1].forward: forwarding to \"http://10.1.2.3/hook\", beyond loopback"), "{err}");
+    assert!(
+        err.contains("wemp.toml:6: rules[0].forward: \"ftp://x/\" is not an http:// or https:// URL"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "wemp.toml:10: rules[1].forward: forwarding to \"http://10.1.2.3/hook\", beyond loopback"
+        ),
+        "{err}"
+    );
     assert!(err.contains("rules[2].forward: a rule has a reply or forward, not both"), "{err}");
     assert!(err.contains("wemp.toml:19: rules[3].forward: \"relay\" needs gateway.forward_secret"), "{err}");
 }

@@ -33,11 +33,6 @@ pub use forward::{
     ANSWER_LIMIT, CONTRACT_VERSION, DEDUP_KEY_HEADER, Forward, ForwardError, RELAY_TARGET, SIGNATURE_HEADER,
     sign,
 };
-#[cfg(feature = "client")]
-pub use relay::{
-    RELAY_AUTH_HEADER, RELAY_AUTH_WINDOW, RELAY_PING_INTERVAL, Relay, RelayAnswer, RelayError, RelayRequest,
-    relay_auth,
-};
 pub use handler::{
     Answer, BoxError, BoxHandler, FallThrough, Handler, HandlerService, IntoReply, RuleService,
 };
@@ -47,6 +42,11 @@ pub use observe::{
     RejectionRecord,
 };
 pub use reject::RejectReason;
+#[cfg(feature = "client")]
+pub use relay::{
+    RELAY_AUTH_HEADER, RELAY_AUTH_WINDOW, RELAY_PING_INTERVAL, Relay, RelayAnswer, RelayError, RelayRequest,
+    relay_auth,
+};
 pub use router::{LiveRouter, Match, Matcher, Router, Rule};
 pub use serve::{BodyTimeout, Limits, serve, serve_router, serve_with_shutdown, shutdown_signal};
 pub use service::{ErrorPolicy, WechatService, WechatServiceBuilder};

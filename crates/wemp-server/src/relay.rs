@@ -181,7 +181,9 @@ impl Relay {
         let expected = relay_auth(&self.inner.secret, t, nonce);
         let given = format!("t={t},nonce={nonce},sha256={mac}");
         if !bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), given.as_bytes())) {
-            return Err("X-Wemp-Relay-Auth does not match: the relay's WEMP_FORWARD_SECRET differs from the server's forward_secret");
+            return Err(
+                "X-Wemp-Relay-Auth does not match: the relay's WEMP_FORWARD_SECRET differs from the server's forward_secret",
+            );
         }
         let now = now_secs();
         if now.abs_diff(t) > RELAY_AUTH_WINDOW.as_secs() {
@@ -212,7 +214,8 @@ impl Relay {
             }
         };
         let me = self.clone();
-        ws.max_message_size(ANSWER_LIMIT * 2).on_upgrade(move |socket| async move { me.run(socket, peer).await })
+        ws.max_message_size(ANSWER_LIMIT * 2)
+            .on_upgrade(move |socket| async move { me.run(socket, peer).await })
     }
 
     /// Serves one connected client until its connection ends.
@@ -256,7 +259,9 @@ impl Relay {
                                 let _ = waiting.send(answer);
                             }
                         }
-                        Err(e) => tracing::warn!(target: "wemp::relay", %peer, "relay client sent an unreadable frame: {e}"),
+                        Err(e) => {
+                            tracing::warn!(target: "wemp::relay", %peer, "relay client sent an unreadable frame: {e}")
+                        }
                     },
                     Message::Close(_) => break "closed".to_owned(),
                     _ => {}
@@ -303,7 +308,9 @@ impl Relay {
         match (answer.error, answer.status) {
             (Some(e), _) => Err(RelayError::App(e)),
             (None, Some(status)) => Ok((status, answer.body.into_bytes())),
-            (None, None) => Err(RelayError::App("the relay client's answer has neither status nor error".into())),
+            (None, None) => {
+                Err(RelayError::App("the relay client's answer has neither status nor error".into()))
+            }
         }
     }
 }
