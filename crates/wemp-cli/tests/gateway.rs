@@ -29,10 +29,6 @@ fn start(platform: &FakePlatform, extra: &str) -> (ServeProc, std::path::PathBuf
     (srv, dir)
 }
 
-fn origin(srv: &ServeProc) -> String {
-    srv.url.strip_suffix("/wechat").unwrap().to_owned()
-}
-
 /// Uploads `data` through the proxy as temporary media of `kind`; its media id.
 async fn upload(
     http: &reqwest::Client,
@@ -62,7 +58,7 @@ async fn the_api_proxy_is_off_without_a_token() {
     let (srv, _dir) = start(&platform, "");
     let http = reqwest::Client::new();
     let res = http
-        .get(format!("{}/api/cgi-bin/user/info?openid=o1", origin(&srv)))
+        .get(format!("{}/api/cgi-bin/user/info?openid=o1", srv.origin()))
         .bearer_auth(PROXY_TOKEN)
         .send()
         .await
@@ -77,7 +73,7 @@ async fn the_api_proxy_adds_the_token_retries_token_errors_and_passes_the_rest()
     let platform = FakePlatform::start().await;
     platform.add_user(FakeUser::new("o_ann"));
     let (srv, _dir) = start(&platform, &format!("[api_proxy]\ntoken = \"{PROXY_TOKEN}\"\n"));
-    let base = origin(&srv);
+    let base = srv.origin();
     let http = reqwest::Client::new();
     let info = format!("{base}/api/cgi-bin/user/info?openid=o_ann&lang=zh_CN");
 
@@ -196,7 +192,7 @@ async fn the_api_proxy_listens_on_its_own_address() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let at = line.split_whitespace().nth(2).unwrap().trim_end_matches("<path>").to_owned();
-    assert!(!at.starts_with(&origin(&srv)), "{at} is the callback's address");
+    assert!(!at.starts_with(&srv.origin()), "{at} is the callback's address");
     let res = http
         .get(format!("{at}cgi-bin/user/info?openid=o_bob"))
         .bearer_auth(PROXY_TOKEN)
@@ -206,7 +202,7 @@ async fn the_api_proxy_listens_on_its_own_address() {
     let v: serde_json::Value = res.json().await.unwrap();
     assert_eq!(v["openid"], "o_bob", "{v}");
     let res = http
-        .get(format!("{}/api/cgi-bin/user/info?openid=o_bob", origin(&srv)))
+        .get(format!("{}/api/cgi-bin/user/info?openid=o_bob", srv.origin()))
         .bearer_auth(PROXY_TOKEN)
         .send()
         .await
@@ -264,11 +260,7 @@ impl Example {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "{file} did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        assert!(common::wait_for_port(port, Duration::from_secs(20)), "{file} did not start");
         Some(Self { child, log, url: format!("http://127.0.0.1:{port}/wechat") })
     }
 
@@ -301,10 +293,10 @@ impl Drop for Example {
 }
 
 fn sim(dir: &std::path::Path, srv: &ServeProc, args: &[&str]) -> (bool, String) {
-    let mut all = vec!["sim", "send", srv.url.as_str(), "--token", "Tok123", "--openid", "o_ann"];
+    let mut all = vec!["--openid", "o_ann"];
     all.extend(args);
-    let o = common::wemp_in(dir, &all, &[]);
-    (o.status.success(), format!("{}{}", common::stdout(&o), common::stderr(&o)))
+    let o = common::sim_send(dir, &srv.url, "Tok123", "plain", &all);
+    (o.status.success(), common::out(&o))
 }
 
 /// What every example does behind wemp, however it is reached (a URL, the relay): a reply,
@@ -371,7 +363,7 @@ async fn the_flask_example_answers_behind_wemp_serve_forward() {
     const SECRET: &str = "forward-secret-42";
     let platform = FakePlatform::start().await;
     platform.add_user(FakeUser::new("o_ann"));
-    let flask_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let flask_port = common::free_port();
     // The app's URL is known before it starts; serve starts first so the app knows the proxy.
     let app_url = format!("http://127.0.0.1:{flask_port}/wechat");
     let (srv, dir) = start(
@@ -381,7 +373,7 @@ async fn the_flask_example_answers_behind_wemp_serve_forward() {
              forward_secret = \"{SECRET}\"\n{FALLBACK}"
         ),
     );
-    let api = format!("{}/api", origin(&srv));
+    let api = format!("{}/api", srv.origin());
     let port = flask_port.to_string();
     let Some(flask) = Example::flask(
         &dir,
@@ -421,7 +413,7 @@ async fn the_flask_example_answers_behind_wemp_serve_forward() {
     let res = http.get(format!("{api}/cgi-bin/user/info?openid=o_ann")).send().await.unwrap();
     assert_eq!(res.status(), 401);
 
-    let metrics = http.get(format!("{}/metrics", origin(&srv))).send().await.unwrap().text().await.unwrap();
+    let metrics = http.get(format!("{}/metrics", srv.origin())).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("wemp_forward_calls_total{result=\"app_error\"} 1"), "{metrics}");
     let (_, log) = srv.stop();
     assert!(log.contains("forwarding failed") && log.contains("HTTP 500"), "{log}");
@@ -434,7 +426,7 @@ async fn the_node_example_answers_behind_wemp_serve_forward() {
     const SECRET: &str = "node-secret-42";
     let platform = FakePlatform::start().await;
     platform.add_user(FakeUser::new("o_ann"));
-    let node_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let node_port = common::free_port();
     let app_url = format!("http://127.0.0.1:{node_port}/wechat");
     let (srv, dir) = start(
         &platform,
@@ -443,7 +435,7 @@ async fn the_node_example_answers_behind_wemp_serve_forward() {
              forward_secret = \"{SECRET}\"\n{FALLBACK}"
         ),
     );
-    let api = format!("{}/api", origin(&srv));
+    let api = format!("{}/api", srv.origin());
     let port = node_port.to_string();
     let env = [
         ("PORT", port.as_str()),
@@ -529,7 +521,7 @@ async fn the_relay_carries_messages_to_the_flask_example() {
     // A plain HTTP request, or a relay without the secret, is refused with a reason.
     let res = reqwest::Client::new().get(ws.replace("ws://", "http://")).send().await.unwrap();
     assert_eq!(res.status(), 401);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = common::free_port();
     let app_url = format!("http://127.0.0.1:{port}/wechat");
     let o = common::wemp_in(
         &dir,
@@ -563,7 +555,7 @@ async fn the_relay_carries_messages_to_the_flask_example() {
     assert!(started.elapsed() < Duration::from_secs(5), "WeChat waited {:?}", started.elapsed());
 
     let http = reqwest::Client::new();
-    let metrics = http.get(format!("{}/metrics", origin(&srv))).send().await.unwrap().text().await.unwrap();
+    let metrics = http.get(format!("{}/metrics", srv.origin())).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("wemp_forward_calls_total{result=\"unreachable\"} 2"), "{metrics}");
     assert!(metrics.contains("wemp_forward_calls_total{result=\"app_error\"} 1"), "{metrics}");
     let (_, log) = srv.stop();
