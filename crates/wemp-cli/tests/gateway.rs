@@ -9,9 +9,10 @@ use wemp_testkit::platform::{FakePlatform, FakeUser, Fault};
 
 const PROXY_TOKEN: &str = "proxy-token-0123456789";
 
-fn config(platform: &FakePlatform, extra: &str) -> String {
+/// The test config: `server` is more of `[server]`, `extra` goes after the account.
+fn config(platform: &FakePlatform, server: &str, extra: &str) -> String {
     format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nmetrics_path = \"/metrics\"\n\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\nmetrics_path = \"/metrics\"\n{server}\n\
          [[accounts]]\nname = \"shop\"\ntoken = \"Tok123\"\nappid = \"{}\"\nappsecret = \"{}\"\n\n{extra}",
         platform.appid(),
         platform.secret()
@@ -19,8 +20,12 @@ fn config(platform: &FakePlatform, extra: &str) -> String {
 }
 
 fn start(platform: &FakePlatform, extra: &str) -> (ServeProc, std::path::PathBuf) {
+    start_with(platform, "", extra)
+}
+
+fn start_with(platform: &FakePlatform, server: &str, extra: &str) -> (ServeProc, std::path::PathBuf) {
     let dir = temp_dir("gateway");
-    std::fs::write(dir.join("wemp.toml"), config(platform, extra)).unwrap();
+    std::fs::write(dir.join("wemp.toml"), config(platform, server, extra)).unwrap();
     let srv = ServeProc::start(
         &dir,
         &["--config", "wemp.toml", "--data-dir", "d"],
@@ -505,8 +510,11 @@ impl Drop for RelayProc {
 async fn the_relay_carries_messages_to_the_flask_example() {
     const SECRET: &str = "relay-secret-42";
     let platform = FakePlatform::start().await;
-    let (srv, dir) = start(
+    // HTTP connections get 1 s to send their headers and 1 s idle; the relay's WebSocket is
+    // exempt (checked below).
+    let (srv, dir) = start_with(
         &platform,
+        "header_timeout = \"1s\"\nidle_timeout = \"1s\"\n",
         &format!("[gateway]\nforward = \"relay\"\nforward_secret = \"{SECRET}\"\n{FALLBACK}"),
     );
     let line = screen_line(&srv, "Relay: wemp relay ").await;
@@ -541,6 +549,9 @@ async fn the_relay_carries_messages_to_the_flask_example() {
     let relay = RelayProc::start(&dir, &ws, &app_url, SECRET);
     relay.wait_for("relay: connected to");
     assert!(srv.wait_stderr("relay client connected", Duration::from_secs(5)), "{}", srv.stderr());
+    // Quiet for longer than serve's HTTP header and idle bounds: the relay stays connected.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(!srv.stderr().contains("relay client disconnected"), "{}", srv.stderr());
 
     // The example checks X-Wemp-Signature: what it answers came signed through the relay.
     the_example_behaves(&platform, &srv, &dir, &flask, 4444444444).await;
