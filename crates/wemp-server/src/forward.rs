@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hmac::{KeyInit as _, Mac as _};
 use wemp_proto::{Incoming, Reply};
+use wemp_store::{ForwardRecord, ForwardResult, ForwardTarget};
 
 use crate::relay::{Relay, RelayError};
 use crate::{BoxError, Inbound};
@@ -22,11 +23,9 @@ pub const DEDUP_KEY_HEADER: &str = "x-wemp-dedup-key";
 /// The largest answer read from the app.
 pub const ANSWER_LIMIT: usize = 256 * 1024;
 
-const RESULTS: [&str; 5] = ["reply", "no_reply", "app_error", "bad_answer", "unreachable"];
-
 #[derive(Debug, Default)]
 struct Stats {
-    calls: [AtomicU64; RESULTS.len()],
+    calls: [AtomicU64; ForwardResult::ALL.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
 }
@@ -77,6 +76,17 @@ pub enum ForwardError {
     },
 }
 
+impl ForwardError {
+    /// How the call ended, as the record and the metrics count it.
+    pub fn result(&self) -> ForwardResult {
+        match self {
+            Self::Unreachable { .. } | Self::Relay(_) => ForwardResult::Unreachable,
+            Self::Status { .. } => ForwardResult::AppError,
+            Self::BadAnswer { .. } => ForwardResult::BadAnswer,
+        }
+    }
+}
+
 /// Posts each message it handles to an app's URL as JSON (contract version
 /// [`CONTRACT_VERSION`], docs/gateway.md) and answers with the app's reply: `200` with
 /// `{"reply": <Reply JSON>}`, or `{"reply": null}` / `204` for none.
@@ -88,7 +98,9 @@ pub enum ForwardError {
 /// HMAC-SHA256 of the body>`; the dedup key is in `X-Wemp-Dedup-Key`. When the app fails
 /// (unreachable, timeout, non-2xx, malformed answer) the failure is logged and counted
 /// (`wemp_forward_calls_total{result}`), and the [`Forward::fallback_text`] is answered if
-/// set (else the failure is the handler's error: an empty reply).
+/// set (else the failure is the handler's error: an empty reply). Each call is kept on the
+/// delivery's record ([`crate::DeliveryRecord::forward`]: the JSON sent, the app's status,
+/// answer and latency, bounded; never the secret).
 ///
 /// ```no_run
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -101,6 +113,9 @@ pub struct Forward {
     http: reqwest::Client,
     timeout: Duration,
     target: Target,
+    /// The URL posted to.
+    endpoint: Arc<str>,
+    /// The URL as shown (errors, logs, records): without a password.
     url: Arc<str>,
     secret: Option<Arc<[u8]>>,
     fallback_text: Option<Arc<str>>,
@@ -129,6 +144,17 @@ enum Target {
 
 /// What [`Forward::url`] is when forwarding through a relay.
 pub const RELAY_TARGET: &str = "relay";
+
+/// `url` as shown in errors, logs and records: without a password.
+fn shown(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
 
 /// Lowercase hex of `HMAC-SHA256(secret, body)`.
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
@@ -173,7 +199,8 @@ impl Forward {
             http,
             timeout,
             target: Target::Url,
-            url: url.into(),
+            url: shown(&url).into(),
+            endpoint: url.into(),
             secret: None,
             fallback_text: None,
             names: Arc::default(),
@@ -196,13 +223,18 @@ impl Forward {
     #[must_use]
     pub fn to_url(&self, url: impl Into<String>) -> Self {
         let url: String = url.into();
-        Self { target: Target::Url, url: url.into(), ..self.clone() }
+        Self { target: Target::Url, url: shown(&url).into(), endpoint: url.into(), ..self.clone() }
     }
 
     /// As [`Forward::to_url`], through the relay clients of `relay`.
     #[must_use]
     pub fn to_relay(&self, relay: Relay) -> Self {
-        Self { target: Target::Relay(relay), url: RELAY_TARGET.into(), ..self.clone() }
+        Self {
+            target: Target::Relay(relay),
+            url: RELAY_TARGET.into(),
+            endpoint: RELAY_TARGET.into(),
+            ..self.clone()
+        }
     }
 
     /// Signs each body with `secret` (`X-Wemp-Signature`).
@@ -233,7 +265,8 @@ impl Forward {
         self
     }
 
-    /// The app's URL, or [`RELAY_TARGET`] when forwarding through a relay.
+    /// The app's URL (any password in it left out), or [`RELAY_TARGET`] when forwarding
+    /// through a relay.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -277,13 +310,55 @@ impl Forward {
         })
     }
 
-    /// Posts `inbound` to the app (directly or through the relay) and reads its reply.
+    /// Posts `inbound` to the app and reads its reply.
     ///
     /// # Errors
     /// [`ForwardError`]: the app is unreachable or slow, answered another status, or answered
     /// something that is not `{"reply": …}`.
     pub async fn call(&self, inbound: &Inbound) -> Result<Reply, ForwardError> {
+        self.exchange(inbound).await.0
+    }
+
+    /// [`Forward::call`], and the record of the call: the JSON sent, the app's status,
+    /// answer (as read, bounded) and the latency.
+    async fn exchange(&self, inbound: &Inbound) -> (Result<Reply, ForwardError>, ForwardRecord) {
+        let start = Instant::now();
         let body = serde_json::to_vec(&self.body(inbound)).unwrap_or_default();
+        let mut record = ForwardRecord::new(
+            match self.target {
+                Target::Url => ForwardTarget::Url { url: self.url.to_string() },
+                Target::Relay(_) => ForwardTarget::Relay,
+            },
+            ForwardResult::NoReply,
+            &body,
+            Duration::ZERO,
+        );
+        let mut answer = Vec::new();
+        let outcome = self.post(inbound, body, &mut record.status, &mut answer).await;
+        record.latency = start.elapsed();
+        if record.status.is_some() {
+            record.set_answer(&answer);
+        }
+        record.result = match &outcome {
+            Ok(r) if r.is_none() => ForwardResult::NoReply,
+            Ok(_) => ForwardResult::Reply,
+            Err(e) => {
+                record.error = Some(e.to_string());
+                e.result()
+            }
+        };
+        (outcome, record)
+    }
+
+    /// Sends `body` for `inbound`; the status and the bytes of the answer read are left in
+    /// `status` and `answer`.
+    async fn post(
+        &self,
+        inbound: &Inbound,
+        body: Vec<u8>,
+        status: &mut Option<u16>,
+        answer: &mut Vec<u8>,
+    ) -> Result<Reply, ForwardError> {
         let url = self.url.to_string();
         let mut headers = vec![
             ("content-type", "application/json".to_owned()),
@@ -293,73 +368,73 @@ impl Forward {
         if let Some(secret) = &self.secret {
             headers.push((SIGNATURE_HEADER, format!("sha256={}", sign(secret, &body))));
         }
-        let (status, bytes) = match &self.target {
+        let code = match &self.target {
             Target::Url => {
                 let unreachable = |source| ForwardError::Unreachable { url: url.clone(), source };
-                let mut req = self.http.post(&*self.url);
+                let mut req = self.http.post(&*self.endpoint);
                 for (name, value) in headers {
                     req = req.header(name, value);
                 }
                 let mut res = req.body(body).send().await.map_err(unreachable)?;
-                let mut bytes = Vec::new();
-                while let Some(chunk) = res.chunk().await.map_err(unreachable)? {
-                    bytes.extend_from_slice(&chunk);
-                    if bytes.len() > ANSWER_LIMIT {
-                        break;
+                let code = res.status().as_u16();
+                *status = Some(code);
+                if code != 204 {
+                    while let Some(chunk) = res.chunk().await.map_err(unreachable)? {
+                        answer.extend_from_slice(&chunk);
+                        if answer.len() > ANSWER_LIMIT {
+                            break;
+                        }
                     }
                 }
-                (res.status().as_u16(), bytes)
+                code
             }
             Target::Relay(relay) => {
                 let headers = headers.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
                 // The body is serde_json's output: UTF-8.
                 let body = String::from_utf8_lossy(&body).into_owned();
-                tokio::time::timeout(self.timeout, relay.call(headers, body))
+                let (code, bytes) = tokio::time::timeout(self.timeout, relay.call(headers, body))
                     .await
-                    .map_err(|_| RelayError::Timeout(self.timeout))??
+                    .map_err(|_| RelayError::Timeout(self.timeout))??;
+                *status = Some(code);
+                *answer = bytes;
+                code
             }
         };
-        if status == 204 {
+        if code == 204 {
             return Ok(Reply::None);
         }
-        if status != 200 {
-            return Err(ForwardError::Status { url, status });
+        if code != 200 {
+            return Err(ForwardError::Status { url, status: code });
         }
-        if bytes.len() > ANSWER_LIMIT {
+        if answer.len() > ANSWER_LIMIT {
             return Err(ForwardError::BadAnswer {
                 url,
                 reason: format!("larger than {ANSWER_LIMIT} bytes"),
-                body: String::from_utf8_lossy(&bytes[..200]).into_owned(),
+                body: String::from_utf8_lossy(&answer[..200]).into_owned(),
             });
         }
-        parse_answer(&bytes).map_err(|reason| ForwardError::BadAnswer {
+        parse_answer(answer).map_err(|reason| ForwardError::BadAnswer {
             url,
             reason,
-            body: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+            body: String::from_utf8_lossy(answer).chars().take(200).collect(),
         })
     }
 
-    /// [`Forward::call`] with the failure logged and counted, and the fallback text (if any)
-    /// answered in its place.
+    /// [`Forward::call`] with the failure logged and counted, the call kept on the
+    /// delivery's record ([`crate::Ctx::record_forward`]), and the fallback text (if any)
+    /// answered in place of a failure.
     ///
     /// # Errors
     /// The app failed and there is no fallback text.
     pub async fn handle(&self, inbound: Inbound) -> Result<Reply, BoxError> {
-        let start = Instant::now();
-        let outcome = self.call(&inbound).await;
+        let (outcome, record) = self.exchange(&inbound).await;
         let s = &self.stats;
         s.latency_count.fetch_add(1, Relaxed);
-        s.latency_sum_us.fetch_add(u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX), Relaxed);
-        let latency_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        s.latency_sum_us.fetch_add(u64::try_from(record.latency.as_micros()).unwrap_or(u64::MAX), Relaxed);
+        let latency_ms = record.latency_ms();
+        s.calls[record.result as usize].fetch_add(1, Relaxed);
+        inbound.ctx().record_forward(record);
         let key = inbound.message().dedup_key();
-        let result = match &outcome {
-            Ok(r) if r.is_none() => 1,
-            Ok(_) => 0,
-            Err(ForwardError::Status { .. }) => 2,
-            Err(ForwardError::BadAnswer { .. }) => 3,
-            Err(ForwardError::Unreachable { .. } | ForwardError::Relay(_)) => 4,
-        };
-        s.calls[result].fetch_add(1, Relaxed);
         match outcome {
             Ok(reply) => {
                 tracing::info!(target: "wemp::forward", dedup_key = %key, latency_ms, reply = reply.msg_type().unwrap_or("none"), "forwarded");
@@ -395,9 +470,9 @@ impl Forward {
         let s = &self.stats;
         let _ = writeln!(out, "# HELP wemp_forward_calls_total Calls to the gateway app by result.");
         let _ = writeln!(out, "# TYPE wemp_forward_calls_total counter");
-        for (i, label) in RESULTS.iter().enumerate() {
-            let _ =
-                writeln!(out, "wemp_forward_calls_total{{result=\"{label}\"}} {}", s.calls[i].load(Relaxed));
+        for result in ForwardResult::ALL {
+            let (label, n) = (result.label(), s.calls[result as usize].load(Relaxed));
+            let _ = writeln!(out, "wemp_forward_calls_total{{result=\"{label}\"}} {n}");
         }
         let _ = writeln!(out, "# HELP wemp_forward_latency_seconds Time of calls to the gateway app.");
         let _ = writeln!(out, "# TYPE wemp_forward_latency_seconds summary");
@@ -436,6 +511,15 @@ mod tests {
         assert!(parse_answer(b"<xml/>").unwrap_err().contains("not JSON"));
         assert!(parse_answer(br#"{"text": "hi"}"#).unwrap_err().contains("no \"reply\""));
         assert!(parse_answer(br#"{"reply": {"type": "sticker"}}"#).unwrap_err().contains("not a reply"));
+    }
+
+    #[test]
+    fn a_password_in_the_url_is_never_shown() {
+        let f = Forward::new("http://app:hunter2@127.0.0.1:5000/hook").unwrap().secret("s3cret-key");
+        assert_eq!(f.url(), "http://app@127.0.0.1:5000/hook");
+        let debug = format!("{f:?}");
+        assert!(!debug.contains("hunter2") && !debug.contains("s3cret-key"), "{debug}");
+        assert_eq!(Forward::new("http://127.0.0.1:5000/hook").unwrap().url(), "http://127.0.0.1:5000/hook");
     }
 
     #[test]
