@@ -892,24 +892,17 @@ pub async fn run(
     let watched = watched_file(file.as_deref(), &token);
     // Forwarding (gateway.forward, rules' forward): one gateway, kept across reloads; a
     // message no rule answers goes to gateway.forward, when set.
-    let gateway = crate::gateway::forwards(&cfg)
-        .then(|| crate::gateway::Gateway::of(&cfg))
-        .transpose()
-        .map_err(fail)?;
-    let rules = match &gateway {
-        Some(g) => Rules::compile_with(&cfg.rules, &|t| g.forward(t)),
-        None => cfg.compiled_rules(),
-    }
-    .map_err(|errs| fail(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
+    // Built even when nothing forwards yet: a rule given a `forward` on reload uses it (with
+    // [gateway]'s secret and fallback as they were at start).
+    let gateway = crate::gateway::Gateway::of(&cfg).map_err(fail)?;
+    let rules = Rules::compile_with(&cfg.rules, &|t| gateway.forward(t))
+        .map_err(|errs| fail(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
     let n_rules = rules.len();
     for w in rules.warnings() {
         tracing::warn!("rules: {w}");
     }
-    let live = Arc::new(match &gateway {
-        Some(g) => ServedRules::with_gateway(rules, g.clone()),
-        None => ServedRules::new(rules),
-    });
-    let forward = gateway.as_ref().and_then(|g| g.default_forward().cloned());
+    let live = Arc::new(ServedRules::with_gateway(rules, gateway.clone()));
+    let forward = gateway.default_forward().cloned();
 
     let location = LogLocation::of(&cfg.storage);
     let log = location
@@ -960,7 +953,7 @@ pub async fn run(
         log: Some(writer.clone()),
         observers,
         api_proxy: api_proxy.clone(),
-        gateway: gateway.clone(),
+        gateway: Some(gateway.clone()),
     };
     let service = build_service(&cfg, &live, &parts).map_err(fail)?;
     if cfg.console.show_setup {
@@ -991,7 +984,7 @@ pub async fn run(
     let watcher = tokio::spawn(watch(reloader, watched, WATCH_INTERVAL, hangup));
 
     let mut router = app(&cfg, service.clone(), console.as_ref());
-    if let Some(relay) = gateway.as_ref().and_then(crate::gateway::Gateway::relay) {
+    if let Some(relay) = gateway.relay() {
         // The relay endpoint: a WebSocket each `wemp relay` keeps open (outside the console's
         // tap: it is not a delivery).
         let mut mounted = Vec::new();

@@ -638,6 +638,40 @@ async fn rules_forward_some_messages_and_answer_the_rest() {
     assert!(log.contains("rule=\"orders\""), "{log}");
 }
 
+/// A rule given a `forward` on reload forwards with [gateway]'s secret as it was at start; a
+/// first `forward = "relay"` needs a restart, and the reload says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forward_added_on_reload_is_signed_and_a_new_relay_needs_a_restart() {
+    const SECRET: &str = "reload-secret-42";
+    let platform = FakePlatform::start().await;
+    let (url, seen) =
+        recording_app(vec![(200, r#"{"reply": {"type": "text", "content": "from the app"}}"#); 2]).await;
+    let gateway = format!("[gateway]\nforward_secret = \"{SECRET}\"\n");
+    let (srv, dir) = start(&platform, &gateway);
+    let (ok, out) = sim(&dir, &srv, &["text", "order 7"]);
+    assert!(ok && !out.contains("from the app"), "{out}");
+
+    let file = dir.join("wemp.toml");
+    let rule = format!("\n[[rules]]\ncontains = \"order\"\nforward = \"{url}\"\n");
+    std::fs::write(&file, config(&platform, "", &format!("{gateway}{rule}"))).unwrap();
+    assert!(srv.wait_stderr("rules reloaded", Duration::from_secs(10)), "{}", srv.stderr());
+    let (ok, out) = sim(&dir, &srv, &["text", "order 8"]);
+    assert!(ok && out.contains("from the app"), "{out}");
+    {
+        let seen = seen.lock().unwrap();
+        let (headers, body) = &seen[0];
+        let sig = headers["x-wemp-signature"].to_str().unwrap();
+        assert_eq!(sig, format!("sha256={}", wemp_server::sign(SECRET.as_bytes(), body)));
+    }
+
+    let relay = "\n[[rules]]\nkeyword = \"live\"\nforward = \"relay\"\n";
+    std::fs::write(&file, config(&platform, "", &format!("{gateway}{rule}{relay}"))).unwrap();
+    assert!(srv.wait_stderr("restart `wemp serve`", Duration::from_secs(10)), "{}", srv.stderr());
+    // The previous rules stay in effect.
+    let (ok, out) = sim(&dir, &srv, &["text", "order 9"]);
+    assert!(ok && out.contains("from the app"), "{out}");
+}
+
 /// A rule's `forward` that cannot work is a config error with the file and the line.
 #[test]
 fn a_bad_rule_forward_is_refused_with_its_line() {
