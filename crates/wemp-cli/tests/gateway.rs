@@ -497,6 +497,24 @@ impl RelayProc {
     }
 }
 
+impl RelayProc {
+    /// Ctrl-C: the relay closes its WebSocket and exits with success.
+    fn interrupt(mut self) {
+        let ok =
+            std::process::Command::new("kill").arg("-INT").arg(self.child.id().to_string()).status().unwrap();
+        assert!(ok.success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "wemp relay exited with {status}");
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "wemp relay did not stop on Ctrl-C");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for RelayProc {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -557,9 +575,14 @@ async fn the_relay_carries_messages_to_the_flask_example() {
     the_example_behaves(&platform, &srv, &dir, &flask, 4444444444).await;
     relay.wait_for("HTTP 500");
 
-    // The relay goes away: the fallback again, not a wait for the timeout.
-    drop(relay);
-    assert!(srv.wait_stderr("relay client disconnected", Duration::from_secs(10)), "{}", srv.stderr());
+    // The relay goes away (Ctrl-C: it closes the WebSocket properly): the fallback again, not
+    // a wait for the timeout.
+    relay.interrupt();
+    assert!(
+        srv.wait_stderr("relay client disconnected: closed", Duration::from_secs(10)),
+        "{}",
+        srv.stderr()
+    );
     let started = std::time::Instant::now();
     let (ok, out) = sim(&dir, &srv, &["text", "still there?"]);
     assert!(ok && out.contains("Please try again later"), "{out}");
