@@ -626,7 +626,8 @@ async fn rules_forward_some_messages_and_answer_the_rest() {
     let (srv, dir) = start(
         &platform,
         &format!(
-            "[gateway]\nforward_secret = \"{SECRET}\"\n{FALLBACK}\n\
+            "[console]\npublic_url = \"https://bot.example.com/wechat\"\n\n\
+             [gateway]\nforward_secret = \"{SECRET}\"\n{FALLBACK}\n\
              [[rules]]\nkeyword = \"hi\"\nreply.text = \"from a rule\"\n\n\
              [[rules]]\nname = \"orders\"\ncontains = \"order\"\nforward = \"{url}\"\n\n\
              [[rules]]\nkeyword = \"relay\"\nforward = \"relay\"\n"
@@ -653,8 +654,10 @@ async fn rules_forward_some_messages_and_answer_the_rest() {
     assert!(ok && !out.contains("from the app"), "{out}");
     assert_eq!(seen.lock().unwrap().len(), 1);
 
-    // A rule forwarding through the relay: its endpoint is served; with no relay, the fallback.
-    screen_line(&srv, "Relay: wemp relay ").await;
+    // A rule forwarding through the relay: its endpoint is served, named at the public URL;
+    // with no relay, the fallback.
+    let line = screen_line(&srv, "Relay: wemp relay ").await;
+    assert_eq!(line, "Relay: wemp relay wss://bot.example.com/wechat/relay --to <your app's URL>");
     let (ok, out) = sim(&dir, &srv, &["text", "relay"]);
     assert!(ok && out.contains("Please try again later"), "{out}");
     let (_, log) = srv.stop();
