@@ -30,7 +30,7 @@ use wemp_store::{DedupStore, LogWriter, LogWriterConfig, MessageLog};
 
 use crate::config::{Config, ConfigError, ServeArgs, TokenSource};
 use crate::i18n::{self, Lang, Msg};
-use crate::rules::{RuleInfo, Rules};
+use crate::rules::{RuleInfo, RuleSet};
 use crate::sim::check::Status;
 use crate::storage::{self, LogLocation};
 use crate::term::Style;
@@ -61,19 +61,19 @@ impl std::fmt::Debug for ServedRules {
 
 impl ServedRules {
     /// Starts with `rules`.
-    pub fn new(rules: Rules) -> Self {
+    pub fn new(rules: RuleSet) -> Self {
         Self::with_fallback(rules, None)
     }
 
     /// Starts with `rules`; what no rule answers goes to `fallback` (the forwarder of
     /// `gateway.forward`), now and after every reload.
-    pub fn with_fallback(rules: Rules, fallback: Option<RuleService>) -> Self {
+    pub fn with_fallback(rules: RuleSet, fallback: Option<RuleService>) -> Self {
         let info = rules.rules().into();
         let router = Self::routed(rules, fallback.as_ref());
         Self { router: LiveRouter::new(router), info: RwLock::new(info), fallback }
     }
 
-    fn routed(rules: Rules, fallback: Option<&RuleService>) -> wemp_server::Router {
+    fn routed(rules: RuleSet, fallback: Option<&RuleService>) -> wemp_server::Router {
         let router = rules.into_router();
         match fallback {
             Some(f) => router.fallback_service(f.clone()),
@@ -87,7 +87,7 @@ impl ServedRules {
     }
 
     /// Replaces the rules: deliveries already running finish on the old router.
-    pub fn swap(&self, rules: Rules) {
+    pub fn swap(&self, rules: RuleSet) {
         let info: Arc<[RuleInfo]> = rules.rules().into();
         self.router.swap(Self::routed(rules, self.fallback.as_ref()));
         *self.info.write().unwrap_or_else(|e| e.into_inner()) = info;
@@ -1025,9 +1025,9 @@ mod tests {
 
     #[test]
     fn live_rules_swap_as_a_whole() {
-        let live = Arc::new(ServedRules::new(Rules::demo()));
+        let live = Arc::new(ServedRules::new(RuleSet::demo()));
         let before = live.info();
-        live.swap(Rules::from_toml("[[rules]]\ndefault = true\nreply.text = \"x\"\n").unwrap());
+        live.swap(RuleSet::from_toml("[[rules]]\ndefault = true\nreply.text = \"x\"\n").unwrap());
         assert_eq!(live.info().len(), 1);
         assert!(before.len() > 1, "a loaded set stays whole after a swap");
     }
@@ -1039,7 +1039,7 @@ mod tests {
 
         let records = Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = records.clone();
-        let rules = Rules::from_toml(
+        let rules = RuleSet::from_toml(
             "[[rules]]\nname = \"greeting\"\nkeyword = \"hi\"\nreply.text = \"hello\"\n\
              [[rules]]\ndefault = true\nreply.text = \"?\"\n",
         )
@@ -1126,7 +1126,7 @@ mod tests {
             });
         }
         assert_eq!(account_id(&cfg, 1), APPID);
-        let rules = Rules::from_toml("[[rules]]\ndefault = true\nreply.text = \"pong\"\n").unwrap();
+        let rules = RuleSet::from_toml("[[rules]]\ndefault = true\nreply.text = \"pong\"\n").unwrap();
         // One appid twice is refused by the accounts' own constructor too (issue 11 §1), so
         // code that skips the config check cannot build it either …
         let served = ServedRules::new(rules);
