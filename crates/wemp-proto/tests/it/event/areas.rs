@@ -86,3 +86,52 @@ fn a_typed_event_missing_a_required_field_still_arrives() {
     assert!(u.decode_error.as_deref().is_some_and(|e| e.contains("FailTime")), "{:?}", u.decode_error);
     assert_eq!(u.raw.as_str(), xml);
 }
+
+#[test]
+fn the_events_docs_list_as_not_typed_arrive_as_unknown_with_their_fields() {
+    // docs/events.md lists these as not typed; typing one means updating that page.
+    for name in [
+        "merchant_order",
+        "ShakearoundUserShake",
+        "ShakearoundLotteryBind",
+        "update_invoice_status",
+        "submit_invoice_title",
+        "wxa_media_check",
+        "wxa_nickname_audit",
+        "wxa_category_audit",
+        "wxa_privacy_apply",
+        "wxa_illegal_record",
+        "wxa_appeal_record",
+        "wx_verify_pay_succ",
+        "wx_verify_dispatch",
+        "trade_manage_remind_shipping",
+        "trade_manage_order_settlement",
+        "open_product_order_pay",
+        "sys_approval_change",
+    ] {
+        assert!(
+            matches!(EventKind::from_wire(name), EventKind::Other(_)),
+            "{name} is typed: update docs/events.md"
+        );
+        let xml = format!(
+            "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[o1]]></FromUserName>\
+             <CreateTime>1700000000</CreateTime><MsgType><![CDATA[event]]></MsgType>\
+             <Event><![CDATA[{name}]]></Event><transaction_id><![CDATA[42000001]]></transaction_id></xml>"
+        );
+        let wemp_proto::Incoming::Event(Event::Unknown(u)) = wemp_proto::Incoming::parse(&xml).unwrap()
+        else {
+            panic!("{name}")
+        };
+        assert_eq!((u.event.as_deref(), u.field("transaction_id")), (Some(name), Some("42000001")));
+        assert_eq!(u.raw.as_str(), xml);
+    }
+    // Hardware-device pushes have their own MsgType: an Unknown message, not an event.
+    let xml = "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[o1]]></FromUserName>\
+               <CreateTime>1700000000</CreateTime><MsgType><![CDATA[device_event]]></MsgType>\
+               <Event><![CDATA[bind]]></Event><DeviceID><![CDATA[d1]]></DeviceID></xml>";
+    let wemp_proto::Incoming::Unknown(u) = wemp_proto::Incoming::parse(xml).unwrap() else { panic!() };
+    assert_eq!(
+        (u.msg_type.as_str(), u.event.as_deref(), u.field("DeviceID")),
+        ("device_event", Some("bind"), Some("d1"))
+    );
+}
