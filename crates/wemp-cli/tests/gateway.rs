@@ -482,4 +482,31 @@ async fn the_forwarded_json_follows_the_contract() {
     let (_, log) = srv.stop();
     assert!(log.contains("no \\\"reply\\\" field") || log.contains("no \"reply\" field"), "{log}");
     assert!(log.contains("not JSON"), "{log}");
+
+    // `wemp log --json` keeps each call to the app on its message's entry: the JSON sent, the
+    // app's status and answer, the latency — never the forward secret.
+    let out = common::wemp_in(&dir, &["log", "--json", "--data-dir", "d"], &[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!text.contains(SECRET), "the forward secret in the log:\n{text}");
+    let entries: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let by_summary =
+        |s: &str| entries.iter().find(|e| e["summary"] == s).unwrap_or_else(|| panic!("{s:?} not in {text}"));
+    assert!(by_summary("rule").get("forward").is_none(), "a rule answered: no call to the app");
+    let f = &by_summary("hello")["forward"];
+    assert_eq!(f["target"], serde_json::json!({"kind": "url", "url": url}));
+    assert_eq!((f["result"].as_str(), f["status"].as_u64()), (Some("reply"), Some(200)));
+    let sent = f["sent"].as_str().unwrap();
+    assert_eq!(sent.as_bytes(), &seen[0].1[..], "the JSON sent, as the app received it");
+    assert_eq!(f["sent_bytes"].as_u64(), Some(seen[0].1.len() as u64));
+    assert!(f["answer"].as_str().unwrap().contains(r#""type": "news""#), "{f}");
+    assert!(f["latency_us"].as_u64().unwrap() > 0, "{f}");
+    assert_eq!(f["error"], serde_json::Value::Null);
+    let f = &by_summary("subscribe")["forward"];
+    assert_eq!((f["result"].as_str(), f["answer"].as_str()), (Some("no_reply"), Some(r#"{"reply": null}"#)));
+    let f = &by_summary("one")["forward"];
+    assert_eq!(f["result"], "bad_answer");
+    assert_eq!(f["answer"], r#"{"text": "not the contract"}"#);
+    assert!(f["error"].as_str().unwrap().contains("no \"reply\" field"), "{f}");
+    assert_eq!(by_summary("two")["forward"]["answer"], "<xml>nope</xml>");
 }

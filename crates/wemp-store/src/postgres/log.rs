@@ -27,6 +27,10 @@ struct Detail {
     headers: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     attempts: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    checks: Vec<wemp_proto::admission::Check>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    forward: Option<Box<crate::log::ForwardRecord>>,
 }
 
 /// The message log in PostgreSQL, one row per delivery, with an `appid` column.
@@ -114,6 +118,8 @@ impl MessageLog for PostgresMessageLog {
                     query: e.query.clone(),
                     headers: e.headers.clone(),
                     attempts: e.attempts,
+                    checks: e.checks.clone(),
+                    forward: e.forward.clone(),
                 })
                 .map_err(|e| StoreError::backend("postgres", e))
             })
@@ -203,6 +209,8 @@ fn row(r: &tokio_postgres::Row) -> Result<DeliveryRecord> {
             e.query = d.query;
             e.headers = d.headers;
             e.attempts = d.attempts.max(1);
+            e.checks = d.checks;
+            e.forward = d.forward;
         }
         None => {
             // Written before the record was typed.
