@@ -354,7 +354,6 @@ pub fn console_config(cfg: &Config, bound: SocketAddr) -> Option<ConsoleConfig> 
     // `[menu]` is one menu for the whole server: every account shows it.
     c.menu = cfg.menu.clone();
     c.access = access;
-    c.body_limit = usize::try_from(cfg.server.body_limit).unwrap_or(usize::MAX);
     if !cfg.console.users.is_empty() {
         c.users = cfg.console.users.clone();
     }
@@ -708,11 +707,14 @@ pub fn local_url(cfg: &Config, i: usize, bound: SocketAddr) -> String {
     format!("http://{host}:{}{}", bound.port(), cfg.account_path(i))
 }
 
-/// The relay endpoint (`forward = "relay"`) of account `i`'s path, from this machine:
-/// `ws://127.0.0.1:8080/wechat/relay`.
-pub fn relay_url(cfg: &Config, i: usize, bound: SocketAddr) -> String {
-    let url = local_url(cfg, i, bound);
-    format!("ws{}/relay", url.trim_start_matches("http").trim_end_matches('/'))
+/// The relay endpoint (`forward = "relay"`) of account `i`'s path, and whether it is the
+/// public one: from `console.public_url` (first account; `https://bot.example.com/wechat` →
+/// `wss://bot.example.com/wechat/relay`), else from this machine
+/// (`ws://127.0.0.1:8080/wechat/relay`).
+pub fn relay_url(cfg: &Config, i: usize, bound: SocketAddr) -> (String, bool) {
+    let public = i == 0 && cfg.console.public_url.is_some();
+    let url = if public { callback_url(cfg, i, bound) } else { local_url(cfg, i, bound) };
+    (format!("ws{}/relay", url.trim_start_matches("http").trim_end_matches('/')), public)
 }
 
 /// The `wemp sim send` command that tries account `i` locally.
@@ -995,12 +997,13 @@ pub async fn run(
             }
             router = router.merge(relay.router(&path));
             mounted.push(path);
-            let url = relay_url(&cfg, i, bound);
+            let (url, public) = relay_url(&cfg, i, bound);
             tracing::info!(target: "wemp::relay", "relay endpoint at {url} (wemp relay {url} --to <your app>)");
             if cfg.console.show_setup {
                 use std::io::Write as _;
                 let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{}", i18n::Msg::RelayEndpoint.fill(lang, &[("url", &url)]));
+                let line = if public { i18n::Msg::RelayEndpoint } else { i18n::Msg::RelayEndpointLocal };
+                let _ = writeln!(out, "{}", line.fill(lang, &[("url", &url)]));
                 let _ = out.flush();
             }
         }
