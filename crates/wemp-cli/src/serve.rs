@@ -19,7 +19,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use wemp_console::{
-    Access, AccountInfo, Check, CheckStatus, Console, ConsoleAccount, ConsoleConfig, RuleSummary,
+    Access, AccountInfo, Console, ConsoleAccount, ConsoleConfig, DoctorCheck, DoctorStatus, Language,
+    RuleSummary,
 };
 use wemp_proto::Mode;
 use wemp_server::{
@@ -437,27 +438,26 @@ impl ServeDoctor {
 
 #[async_trait::async_trait]
 impl wemp_console::Doctor for ServeDoctor {
-    async fn checks(&self) -> Vec<Check> {
+    async fn checks(&self, lang: Language) -> Vec<DoctorCheck> {
         let env = self.env.clone();
-        // The console words its pages itself; its checks come in English.
-        let report = crate::doctor::run(
-            &self.args,
-            move |k| env(k),
-            self.api_base.as_deref(),
-            Self::TIMEOUT,
-            Lang::En,
-        )
-        .await;
+        // In the page's language, from the doctor's own catalogue (`crate::i18n`).
+        let lang = match lang {
+            Language::SimplifiedChinese => Lang::Zh,
+            _ => Lang::En,
+        };
+        let report =
+            crate::doctor::run(&self.args, move |k| env(k), self.api_base.as_deref(), Self::TIMEOUT, lang)
+                .await;
         report
             .findings
             .into_iter()
-            .map(|f| Check {
+            .map(|f| DoctorCheck {
                 name: f.name,
                 status: match f.status {
-                    Status::Pass => CheckStatus::Pass,
-                    Status::Warn => CheckStatus::Warn,
-                    Status::Fail => CheckStatus::Fail,
-                    Status::Skip => CheckStatus::Skip,
+                    Status::Pass => DoctorStatus::Pass,
+                    Status::Warn => DoctorStatus::Warn,
+                    Status::Fail => DoctorStatus::Fail,
+                    Status::Skip => DoctorStatus::Skip,
                 },
                 detail: f.details.join(" "),
             })
