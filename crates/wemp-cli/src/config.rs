@@ -30,7 +30,7 @@ use wemp_proto::{Cipher, Mode};
 
 use wemp_console::{Menu, TestUser};
 
-use crate::rules::{DEMO_RULES, RuleConfig, Rules};
+use crate::rules::{DEMO_RULES, RuleConfig, RuleSet};
 
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -1204,7 +1204,7 @@ impl Config {
         if let Err(e) = self.menu.validate() {
             report(format!("menu.{}", e.path), e.problem);
         }
-        if let Err(errors) = Rules::compile(&self.rules) {
+        if let Err(errors) = RuleSet::compile(&self.rules) {
             for e in errors {
                 report(e.path, e.message);
             }
@@ -1282,9 +1282,9 @@ impl Config {
     /// The compiled rules.
     ///
     /// # Errors
-    /// As [`Rules::compile`] (already checked when the config was loaded).
-    pub fn compiled_rules(&self) -> Result<Rules, Vec<crate::rules::RuleError>> {
-        Rules::compile(&self.rules)
+    /// As [`RuleSet::compile`] (already checked when the config was loaded).
+    pub fn compiled_rules(&self) -> Result<RuleSet, Vec<crate::rules::RuleError>> {
+        RuleSet::compile(&self.rules)
     }
 
     /// The callback path of account `i`.

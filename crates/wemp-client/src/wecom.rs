@@ -21,7 +21,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{Client, Delivery, Error, Result};
+use crate::{Client, Error, ReplyDelivery, Result};
 use wemp_proto::Reply;
 
 /// Who a WeCom message goes to: members (UserIDs), departments and tags; `@all` is
@@ -191,7 +191,7 @@ impl Client {
 
     /// A WeCom client's [`Client::send_reply`]: the reply to member `userid` as a WeCom
     /// message.
-    pub(crate) async fn wecom_reply(&self, userid: &str, reply: &Reply) -> Result<Delivery> {
+    pub(crate) async fn wecom_reply(&self, userid: &str, reply: &Reply) -> Result<ReplyDelivery> {
         let Some(message) = WecomMessage::from_reply(reply) else {
             return Err(Error::Invalid(format!(
                 "a {} reply has no WeCom message form",
@@ -202,6 +202,6 @@ impl Client {
         if sent.invalid_users.iter().any(|u| u == userid) {
             return Err(Error::Invalid(format!("WeCom does not know member {userid} (invaliduser)")));
         }
-        Ok(Delivery::Sent)
+        Ok(ReplyDelivery::Sent)
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wemp_client::wecom::{Recipients, WecomMessage};
-use wemp_client::{Client, Delivery, Error, MemoryTokenStore, RetryPolicy, TokenStore};
+use wemp_client::{Client, Error, MemoryTokenStore, ReplyDelivery, RetryPolicy, TokenStore};
 use wemp_proto::Reply;
 use wemp_testkit::platform::FakePlatform;
 
@@ -54,7 +54,7 @@ async fn two_processes_share_one_wecom_token_and_send_text_markdown_and_cards() 
 
     // A late reply to a member goes through message/send; an expired token is refreshed.
     platform.advance(Duration::from_secs(7200));
-    assert_eq!(a.send_reply("wangwu", &Reply::text("late")).await.unwrap(), Delivery::Sent);
+    assert_eq!(a.send_reply("wangwu", &Reply::text("late")).await.unwrap(), ReplyDelivery::Sent);
     let last = platform.wecom_messages().pop().unwrap();
     assert_eq!((last["touser"].as_str(), last["text"]["content"].as_str()), (Some("wangwu"), Some("late")));
     assert!(matches!(

@@ -1,10 +1,9 @@
-//! WeCom (企业微信) application events, and the Mini Program customer-service event.
+//! WeCom (企业微信) application events.
 //!
 //! WeCom shares the Official Account's menu, location and subscription events (the same
 //! types read both: `AgentID` is kept in every [`crate::message::Header`]); the ones here
 //! are WeCom's own: a member opening the app, contact changes, the result of an
-//! asynchronous batch job and a click on a task card. A Mini Program pushes
-//! `user_enter_tempsession` when a user opens its customer-service chat.
+//! asynchronous batch job and a click on a task card.
 
 use crate::field::{record, top_level};
 
@@ -79,14 +78,6 @@ top_level! {
         "EventKey" => event_key: String,
         /// The task card's id.
         "TaskId" => task_id: String,
-    }
-
-    /// A user opened a Mini Program's customer-service chat (`user_enter_tempsession`).
-    ///
-    /// Official reference: <https://developers.weixin.qq.com/miniprogram/dev/framework/open-ability/customer-message/receive.html>
-    pub struct UserEnterTempsession ["event", "user_enter_tempsession"] {
-        /// The `session-from` of the button that opened the chat.
-        "SessionFrom" => session_from: Option<String>,
     }
 }
 
