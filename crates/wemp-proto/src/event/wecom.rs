@@ -47,7 +47,7 @@ top_level! {
         /// The member's departments, comma-separated.
         "Department" => department: Option<String>,
         /// The department id (department changes).
-        "Id" => id: Option<String>,
+        "Id" => party_id: Option<String>,
         /// The parent department id.
         "ParentId" => parent_id: Option<String>,
         /// The tag id (`update_tag`).

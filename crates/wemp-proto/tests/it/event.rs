@@ -156,6 +156,25 @@ fn account_events() {
 }
 
 #[test]
+fn wecom_events_are_typed_with_their_agent_id() {
+    // WeCom's senders are members' UserIDs (or `sys`), not OpenIDs.
+    let event = |path: &str| match parse_round_trip(path) {
+        Incoming::Event(e) => e,
+        other => panic!("{path}: {other:?}"),
+    };
+    let Event::EnterAgent(e) = event("event/enter_agent.xml") else { panic!() };
+    assert_eq!(e.header.agent_id.as_deref(), Some("1"));
+    let Event::ChangeContact(e) = event("event/change_contact.xml") else { panic!() };
+    assert_eq!(e.change(), wemp_proto::event::ChangeType::UpdateTag);
+    assert_eq!((e.tag_id.as_deref(), e.add_user_items.as_deref()), (Some("1"), Some("zhangsan,lisi")));
+    let Event::BatchJobResult(e) = event("event/batch_job_result.xml") else { panic!() };
+    assert_eq!((e.batch_job.job_type.as_str(), e.batch_job.errcode), ("sync_user", 0));
+    let Event::TaskcardClick(e) = event("event/taskcard_click.xml") else { panic!() };
+    assert_eq!((e.event_key.as_str(), e.task_id.as_str()), ("key111", "taskid111"));
+    assert_eq!(e.header.agent_id.as_deref(), Some("1"));
+}
+
+#[test]
 fn event_names_match_case_insensitively() {
     for (wire, kind) in
         [("scan", EventKind::Scan), ("Subscribe", EventKind::Subscribe), ("click", EventKind::Click)]
