@@ -140,15 +140,36 @@ pub struct StorageConfig {
     pub database: Option<String>,
     /// `redis://…` for dedup and tokens shared by several processes.
     pub redis: Option<String>,
+    /// How long the message log keeps an entry (default 30 days, e.g. `"12h"`, `"90d"`);
+    /// `serve` deletes older ones in the background. `"off"` (or `0`) keeps them forever.
+    #[serde(deserialize_with = "de_retention")]
+    pub retention: Option<Duration>,
+    /// Where log entries wait when the database does not take them (default
+    /// `DATA_DIR/log-spool`); appended when it answers again.
+    pub spool_dir: Option<PathBuf>,
 }
+
+/// The default of `storage.retention`.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 86_400);
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { data_dir: PathBuf::from(DEFAULT_DATA_DIR), database: None, redis: None }
+        Self {
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            database: None,
+            redis: None,
+            retention: Some(DEFAULT_RETENTION),
+            spool_dir: None,
+        }
     }
 }
 
 impl StorageConfig {
+    /// The spool directory in effect.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.spool_dir.clone().unwrap_or_else(|| self.data_dir.join("log-spool"))
+    }
+
     /// The database URL in effect.
     pub fn database_url(&self) -> String {
         self.database
@@ -492,6 +513,17 @@ fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Er
         NumOrText::Float(f) => Err(serde::de::Error::custom(format!("{f} is not a duration"))),
         NumOrText::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom),
     }
+}
+
+/// `storage.retention`: a duration, or `"off"` / `0` for none.
+fn de_retention<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let retention = match NumOrText::deserialize(d)? {
+        NumOrText::Text(s) if s.trim().eq_ignore_ascii_case("off") => return Ok(None),
+        NumOrText::Int(n) => Duration::from_secs(n),
+        NumOrText::Float(f) => return Err(serde::de::Error::custom(format!("{f} is not a duration (e.g. 30d)"))),
+        NumOrText::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom)?,
+    };
+    Ok(Some(retention).filter(|r| !r.is_zero()))
 }
 
 fn de_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
@@ -1337,6 +1369,20 @@ mod tests {
     fn durations_take_days() {
         assert_eq!(parse_duration("2d").unwrap(), Duration::from_secs(48 * 3600));
         assert_eq!(parse_duration("1day").unwrap(), Duration::from_secs(24 * 3600));
+    }
+
+    #[test]
+    fn retention_reads_a_human_duration_or_off() {
+        let retention = |toml: &str| Config::from_toml_str(toml, "w.toml").map(|c| c.storage.retention);
+        assert_eq!(retention("").unwrap(), Some(DEFAULT_RETENTION));
+        assert_eq!(DEFAULT_RETENTION, Duration::from_secs(30 * 24 * 3600));
+        assert_eq!(retention("[storage]\nretention = \"12h\"").unwrap(), Some(Duration::from_secs(12 * 3600)));
+        assert_eq!(retention("[storage]\nretention = \"90d\"").unwrap(), Some(Duration::from_secs(90 * 86_400)));
+        assert_eq!(retention("[storage]\nretention = \"off\"").unwrap(), None);
+        assert_eq!(retention("[storage]\nretention = \"0\"").unwrap(), None);
+        assert_eq!(retention("[storage]\nretention = 0").unwrap(), None);
+        let err = retention("[storage]\nretention = \"forever\"").unwrap_err().to_string();
+        assert!(err.contains("w.toml:2:") && err.contains("storage.retention"), "{err}");
     }
 
     #[test]

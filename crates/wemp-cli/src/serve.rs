@@ -879,7 +879,10 @@ pub async fn run(
         .open()
         .await
         .map_err(|e| fail(format!("cannot open the message log ({}): {e}", location.describe())))?;
-    let writer = LogWriter::spawn(log.clone(), LogWriterConfig::default());
+    // Batches the database fails wait on local disk until it answers again.
+    let spool = wemp_store::SpoolConfig::new(cfg.storage.spool_dir());
+    let writer = LogWriter::spawn(log.clone(), LogWriterConfig::default().spool(spool));
+    let retention = cfg.storage.retention.map(|r| tokio::spawn(wemp_store::apply_retention(log.clone(), r)));
     let redis_err = |e: wemp_store::StoreError| {
         let url = cfg.storage.redis.as_deref().map(storage::redact_url).unwrap_or_default();
         fail(format!("Redis at {url}: {e} (`wemp doctor` checks the setup)"))
@@ -1006,6 +1009,9 @@ pub async fn run(
         t.abort();
     }
     watcher.abort();
+    if let Some(r) = retention {
+        r.abort();
+    }
     tracing::info!("shutting down: waiting for running handlers, then flushing the message log");
     if !service.drain(SHUTDOWN_GRACE).await {
         tracing::warn!(

@@ -38,7 +38,7 @@ pub use observe::{
     BroadcastObserver, DedupOutcome, DeliveryRecord, MessageLogObserver, Observer, RecordOutcome,
     RejectionRecord,
 };
-pub use reject::RejectReason;
+pub use reject::{RejectReason, RejectionLogRate};
 pub use router::{LiveRouter, Match, Matcher, Router, Rule};
 pub use serve::{BodyTimeout, Limits, serve, serve_router, serve_with_shutdown, shutdown_signal};
 pub use service::{ErrorPolicy, WechatService, WechatServiceBuilder};

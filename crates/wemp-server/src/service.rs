@@ -27,9 +27,9 @@ use wemp_store::{Claim, DedupStore, SessionStore};
 use crate::context::{Decided, Shared};
 use crate::handler::{BoxError, BoxHandler};
 use crate::log::ShortId;
-use crate::metrics::{DedupOutcome, Metrics, Outcome};
+use crate::metrics::{DedupOutcome, Metrics};
 use crate::observe::{DeliveryRecord, Observer, Observers, RecordOutcome, RejectionRecord};
-use crate::reject;
+use crate::reject::{self, Gate, RejectionGate, RejectionLogRate};
 use crate::session::{SessionConfig, SessionSlot};
 use crate::{
     Account, Clock, Ctx, Error, Inbound, LateReplySink, LoggingSink, NonceSource, RandomNonce, Router,
@@ -68,6 +68,7 @@ struct Config {
     full_openids: bool,
     shutdown_grace: Duration,
     sink_timeout: Duration,
+    rejection_log_rate: RejectionLogRate,
 }
 
 impl Default for Config {
@@ -86,6 +87,7 @@ impl Default for Config {
             full_openids: false,
             shutdown_grace: Duration::from_secs(30),
             sink_timeout: Duration::from_secs(60),
+            rejection_log_rate: RejectionLogRate::default(),
         }
     }
 }
@@ -125,6 +127,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     nonce: Arc<dyn NonceSource>,
     metrics: Metrics,
+    /// How many refusals get a WARN line and a record.
+    rejections: RejectionGate,
     tasks: Arc<Tasks>,
     local: Mutex<HashMap<Arc<str>, Weak<Shared>>>,
     observers: Observers,
@@ -332,6 +336,16 @@ impl WechatServiceBuilder {
         self
     }
 
+    /// How many refused requests get a WARN line and a [`DeliveryRecord`] for the
+    /// observers (default [`RejectionLogRate::default`]: 100 at once, then one a second);
+    /// the others are counted in `wemp_rejections_unlogged_total`, and summarised in a WARN
+    /// line at most every ten seconds. [`RejectionLogRate::unlimited`] logs every one.
+    #[must_use]
+    pub fn rejection_log_rate(mut self, rate: RejectionLogRate) -> Self {
+        self.config.rejection_log_rate = rate;
+        self
+    }
+
     /// Log OpenIDs in full (default: shortened to `oyOR…f0rs`).
     #[must_use]
     pub fn log_full_openids(mut self, yes: bool) -> Self {
@@ -437,6 +451,7 @@ impl WechatServiceBuilder {
                  WeChat. Use only with WeChat's online debugging tool, never in production."
             );
         }
+        let rejections = RejectionGate::new(self.config.rejection_log_rate, Instant::now());
         Ok(WechatService {
             inner: Arc::new(Inner {
                 accounts,
@@ -449,6 +464,7 @@ impl WechatServiceBuilder {
                 clock: self.clock,
                 nonce: self.nonce,
                 metrics: Metrics::default(),
+                rejections,
                 tasks: Arc::default(),
                 local: Mutex::default(),
                 observers: Observers::new(self.observers),
@@ -663,20 +679,31 @@ impl Inner {
                 crate::observe::keep_request(&mut record, &parts);
                 seen.record = Some(record);
             }
-            let is_get = parts.method == Method::GET;
             if self.policy.insecure_skip_signature {
                 tracing::warn!("INSECURE: signature not checked (insecure_skip_signature)");
             }
             let result = this.admit_and_handle(&parts, body, arrived, &mut seen).await;
             let mut rejected = None;
-            let mut outcome_seen = Outcome::Rejected;
-            let res = match result {
-                Ok((res, outcome)) => {
-                    self.metrics.request(seen.mode, outcome);
-                    outcome_seen = outcome;
-                    res
-                }
+            let (res, outcome) = match result {
+                Ok(answered) => answered,
                 Err(rejection) => {
+                    self.metrics.rejected(rejection.reason);
+                    match self.rejections.admit(Instant::now()) {
+                        Gate::Log { left_out } => {
+                            if left_out > 0 {
+                                reject::log_left_out(left_out, self.config.rejection_log_rate);
+                            }
+                            reject::log(&rejection, seen.mode, seen.appid.as_deref().map(Account::appid));
+                        }
+                        Gate::Count { summary } => {
+                            // Over the rate: counted, neither logged nor recorded.
+                            self.metrics.rejection_unlogged(rejection.reason);
+                            seen.record = None;
+                            if let Some(n) = summary {
+                                reject::log_left_out(n, self.config.rejection_log_rate);
+                            }
+                        }
+                    }
                     if seen.record.is_some() {
                         rejected = Some(RejectionRecord {
                             reason: rejection.reason,
@@ -689,17 +716,15 @@ impl Inner {
                             },
                         });
                     }
-                    reject::log(&rejection, seen.mode, seen.appid.as_deref().map(Account::appid));
-                    self.metrics.request(seen.mode, Outcome::Rejected);
-                    self.metrics.rejected(rejection.reason);
                     let status = reject::status(&rejection);
                     let mut res = response(status, "text/plain; charset=utf-8", rejection.body());
                     if status == StatusCode::METHOD_NOT_ALLOWED {
                         res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
                     }
-                    res
+                    (res, RecordOutcome::Rejected)
                 }
             };
+            self.metrics.request(seen.mode, &outcome);
             let span = tracing::Span::current();
             span.record("status", res.status().as_u16());
             span.record("latency_us", u64::try_from(arrived.elapsed().as_micros()).unwrap_or(u64::MAX));
@@ -709,13 +734,7 @@ impl Inner {
                 record.appid = seen.appid.as_ref().map(|a| a.appid().to_owned());
                 record.status = res.status().as_u16();
                 record.latency = arrived.elapsed();
-                record.outcome = match (outcome_seen, rejected.is_some()) {
-                    (_, true) | (Outcome::Rejected, _) => RecordOutcome::Rejected,
-                    _ if is_get => RecordOutcome::Verified,
-                    (Outcome::Deadline, _) => RecordOutcome::Deadline,
-                    _ if record.error.is_some() => RecordOutcome::HandlerError,
-                    _ => RecordOutcome::Answered,
-                };
+                record.outcome = outcome;
                 record.rejection = rejected;
                 self.observers.emit(record);
             }
@@ -757,7 +776,7 @@ impl Inner {
         body: B,
         arrived: Instant,
         seen: &mut Seen,
-    ) -> Result<(Response<Body>, Outcome), Refusal>
+    ) -> Result<(Response<Body>, RecordOutcome), Refusal>
     where
         B: http_body::Body + Send + 'static,
         B::Data: Send,
@@ -794,7 +813,10 @@ impl Inner {
                     appid = admitted.account.as_deref().map(Account::appid),
                     "URL verification succeeded"
                 );
-                return Ok((response(StatusCode::OK, "text/plain; charset=utf-8", echostr), Outcome::Reply));
+                return Ok((
+                    response(StatusCode::OK, "text/plain; charset=utf-8", echostr),
+                    RecordOutcome::Verified,
+                ));
             }
             Verdict::Accepted { xml, document } => (xml, document),
             _ => return Err(reject::internal("admission gave no verdict")),
@@ -849,7 +871,7 @@ impl Inner {
         incoming: Incoming,
         deadline: Instant,
         seen: &mut Seen,
-    ) -> (Response<Body>, Outcome) {
+    ) -> (Response<Body>, RecordOutcome) {
         let span = tracing::Span::current();
         let key = format!("{}:{}", account.appid(), incoming.dedup_key());
         if let Some(r) = seen.record.as_mut() {
@@ -901,7 +923,7 @@ impl Inner {
                         if let Some(r) = seen.record.as_mut() {
                             r.reply_xml = Some("success".to_owned());
                         }
-                        (success(), Outcome::Deadline)
+                        (success(), RecordOutcome::Deadline)
                     }
                 }
             }
@@ -924,7 +946,7 @@ impl Inner {
         deadline: Instant,
         key: Option<String>,
         seen: &mut Seen,
-    ) -> (Response<Body>, Outcome) {
+    ) -> (Response<Body>, RecordOutcome) {
         let session = self.session.as_ref().map(|config| SessionSlot {
             config: config.clone(),
             key: format!("{}:{}", account.appid(), incoming.header().from).into(),
@@ -984,17 +1006,22 @@ impl Inner {
             },
         };
         abandon.armed = None;
+        let error = shared.error();
+        let failed = error.is_some();
         if let Some(r) = seen.record.as_mut() {
             r.handler = shared.rule();
-            r.error = shared.error();
+            r.error = error;
         }
         match xml {
-            Some(xml) => self.answer_recorded(&account, mode, xml, seen),
+            Some(xml) => {
+                let (res, outcome) = self.answer_recorded(&account, mode, xml, seen);
+                (res, if failed { RecordOutcome::HandlerError } else { outcome })
+            }
             None => {
                 if let Some(r) = seen.record.as_mut() {
                     r.reply_xml = Some("success".to_owned());
                 }
-                (success(), Outcome::Deadline)
+                (success(), RecordOutcome::Deadline)
             }
         }
     }
@@ -1006,12 +1033,12 @@ impl Inner {
         mode: Mode,
         xml: String,
         seen: &mut Seen,
-    ) -> (Response<Body>, Outcome) {
-        let answered = self.answer(account, mode, &xml);
+    ) -> (Response<Body>, RecordOutcome) {
+        let (res, replied) = self.answer(account, mode, &xml);
         if let Some(r) = seen.record.as_mut() {
-            r.reply_xml = Some(if answered.1 == Outcome::Empty { "success".to_owned() } else { xml });
+            r.reply_xml = Some(if replied { xml } else { "success".to_owned() });
         }
-        answered
+        (res, RecordOutcome::Answered)
     }
 
     fn policy_reply(&self) -> Reply {
@@ -1038,18 +1065,14 @@ impl Inner {
             Ok(Err(error)) => {
                 self.metrics.handler_error();
                 tracing::error!(error = %error, "handler failed; answering per the error policy");
-                if report.is_some() {
-                    shared.set_error(error.to_string());
-                }
+                shared.set_error(error.to_string());
                 self.policy_reply()
             }
             Err(panic) => {
                 self.metrics.handler_error();
                 let what = panic_text(&*panic);
                 tracing::error!(panic = %what, "handler panicked; answering per the error policy");
-                if report.is_some() {
-                    shared.set_error(format!("handler panicked: {what}"));
-                }
+                shared.set_error(format!("handler panicked: {what}"));
                 self.policy_reply()
             }
         };
@@ -1065,9 +1088,7 @@ impl Inner {
                     error = %e,
                     "handler's reply cannot be sent; answering per the error policy"
                 );
-                if report.is_some() {
-                    shared.set_error(format!("reply cannot be sent: {e}"));
-                }
+                shared.set_error(format!("reply cannot be sent: {e}"));
                 reply = self.policy_reply();
                 reply.to_xml(&ctx).unwrap_or_else(|_| "success".to_owned())
             }
@@ -1146,10 +1167,10 @@ impl Inner {
     }
 
     /// Answers with stored or fresh reply XML in the request's mode (re-encrypted with a
-    /// fresh timestamp and nonce every time).
-    fn answer(&self, account: &Account, mode: Mode, xml: &str) -> (Response<Body>, Outcome) {
+    /// fresh timestamp and nonce every time), and whether that was a reply (not `success`).
+    fn answer(&self, account: &Account, mode: Mode, xml: &str) -> (Response<Body>, bool) {
         if xml.is_empty() || xml == "success" {
-            return (success(), Outcome::Empty);
+            return (success(), false);
         }
         if mode.is_encrypted()
             && let Some(cipher) = account.cipher()
@@ -1164,13 +1185,13 @@ impl Inner {
                 &nonce,
                 self.nonce.random16(),
             ) {
-                Ok(sealed) => (response(StatusCode::OK, "application/xml", sealed.to_xml()), Outcome::Reply),
+                Ok(sealed) => (response(StatusCode::OK, "application/xml", sealed.to_xml()), true),
                 Err(e) => {
                     tracing::error!(code = e.reference_code().code(), error = %e, "cannot encrypt the reply");
-                    (success(), Outcome::Empty)
+                    (success(), false)
                 }
             };
         }
-        (response(StatusCode::OK, "application/xml", xml.to_owned()), Outcome::Reply)
+        (response(StatusCode::OK, "application/xml", xml.to_owned()), true)
     }
 }

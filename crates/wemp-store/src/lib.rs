@@ -11,6 +11,7 @@ pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod session;
+mod spool;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod token;
@@ -20,11 +21,12 @@ pub use dedup::{Claim, DedupStore};
 pub use error::{Result, StoreError};
 pub use fallback::FallbackDedupStore;
 pub use log::{
-    DedupOutcome, DeliveryRecord, LogQuery, MessageLog, RecordOutcome, RejectionRecord, SinkOutcome, merge,
+    DedupOutcome, DeliveryRecord, LogQuery, MessageLog, RecordOutcome, RejectionRecord, SinkOutcome,
+    apply_retention, merge,
 };
 pub use session::{SessionStore, Versioned};
 pub use token::{CachedToken, Lease, TokenStore};
-pub use writer::{LogWriter, LogWriterConfig, LogWriterStats};
+pub use writer::{LogWriter, LogWriterConfig, LogWriterStats, SpoolConfig};
 
 /// Milliseconds since the Unix epoch, on this machine's clock.
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]

@@ -136,6 +136,11 @@ pub enum RecordOutcome {
 }
 
 impl RecordOutcome {
+    /// The labels of the outcomes a request ends with (all but [`RecordOutcome::Late`], the
+    /// follow-up of a deadline), as [`label`](Self::label) gives them: the values of the
+    /// `outcome` label of `wemp_requests_total`.
+    pub const REQUEST_LABELS: [&'static str; 5] = ["answered", "handler_error", "deadline", "verified", "rejected"];
+
     /// A short label: `answered`, `handler_error`, `deadline`, `late:<sink label>`
     /// (`late:none` without a reply), `verified`, `rejected`.
     pub fn label(&self) -> &'static str {
@@ -472,6 +477,11 @@ pub trait MessageLog: Send + Sync + 'static {
     /// Row ids grow with every append, so `after_id` follows the log.
     async fn query(&self, query: &LogQuery) -> Result<Vec<(i64, DeliveryRecord)>>;
 
+    /// Deletes the rows received before `received_at_ms` (ms since the epoch); returns
+    /// how many went. What a retention period calls (`wemp serve` does, in the background,
+    /// for `storage.retention`); the other rows keep their ids.
+    async fn delete_before(&self, received_at_ms: i64) -> Result<u64>;
+
     /// Entries matching `query`, one per message: [`query`](Self::query)'s rows folded by
     /// [`merge`], each with the row id of its first delivery. With a `limit`, the rows of
     /// the entries returned are read a little past the last one (WeChat's retries come
@@ -508,6 +518,26 @@ pub trait MessageLog: Send + Sync + 'static {
         let mut entries = entries_of(rows, query);
         entries.truncate(limit);
         Ok(entries)
+    }
+}
+
+/// Deletes the rows of `log` older than `retention`, now and then every tenth of it (at
+/// least a second apart, at most an hour), for as long as the future runs: spawn it next
+/// to the server and abort it at shutdown. What each sweep deleted is logged at `info`
+/// (`debug` when nothing), a failure at `warn`; the next sweep tries again.
+pub async fn apply_retention(log: std::sync::Arc<dyn MessageLog>, retention: Duration) {
+    let every = (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    let keep_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let before = crate::now_ms().saturating_sub(keep_ms);
+        match log.delete_before(before).await {
+            Ok(0) => tracing::debug!(before_ms = before, "message log retention: nothing to delete"),
+            Ok(n) => tracing::info!(deleted = n, retention_s = retention.as_secs(), "message log retention: older entries deleted"),
+            Err(e) => tracing::warn!(error = %e, "message log retention: cannot delete older entries; trying again later"),
+        }
     }
 }
 
@@ -595,5 +625,23 @@ pub(crate) fn legacy_outcome(s: &str, error: Option<&str>) -> (RecordOutcome, Op
             "rejected" => (RecordOutcome::Rejected, None),
             _ => (RecordOutcome::HandlerError, None),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_labels_are_the_labels_of_every_outcome_but_late() {
+        let all = [
+            RecordOutcome::Answered,
+            RecordOutcome::HandlerError,
+            RecordOutcome::Deadline,
+            RecordOutcome::Verified,
+            RecordOutcome::Rejected,
+        ];
+        assert_eq!(all.map(|o| o.label()), RecordOutcome::REQUEST_LABELS);
+        assert!(!RecordOutcome::REQUEST_LABELS.contains(&RecordOutcome::Late { sink: None }.label()));
     }
 }
