@@ -520,7 +520,9 @@ fn de_retention<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duratio
     let retention = match NumOrText::deserialize(d)? {
         NumOrText::Text(s) if s.trim().eq_ignore_ascii_case("off") => return Ok(None),
         NumOrText::Int(n) => Duration::from_secs(n),
-        NumOrText::Float(f) => return Err(serde::de::Error::custom(format!("{f} is not a duration (e.g. 30d)"))),
+        NumOrText::Float(f) => {
+            return Err(serde::de::Error::custom(format!("{f} is not a duration (e.g. 30d)")));
+        }
         NumOrText::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom)?,
     };
     Ok(Some(retention).filter(|r| !r.is_zero()))
@@ -1376,8 +1378,14 @@ mod tests {
         let retention = |toml: &str| Config::from_toml_str(toml, "w.toml").map(|c| c.storage.retention);
         assert_eq!(retention("").unwrap(), Some(DEFAULT_RETENTION));
         assert_eq!(DEFAULT_RETENTION, Duration::from_secs(30 * 24 * 3600));
-        assert_eq!(retention("[storage]\nretention = \"12h\"").unwrap(), Some(Duration::from_secs(12 * 3600)));
-        assert_eq!(retention("[storage]\nretention = \"90d\"").unwrap(), Some(Duration::from_secs(90 * 86_400)));
+        assert_eq!(
+            retention("[storage]\nretention = \"12h\"").unwrap(),
+            Some(Duration::from_secs(12 * 3600))
+        );
+        assert_eq!(
+            retention("[storage]\nretention = \"90d\"").unwrap(),
+            Some(Duration::from_secs(90 * 86_400))
+        );
         assert_eq!(retention("[storage]\nretention = \"off\"").unwrap(), None);
         assert_eq!(retention("[storage]\nretention = \"0\"").unwrap(), None);
         assert_eq!(retention("[storage]\nretention = 0").unwrap(), None);

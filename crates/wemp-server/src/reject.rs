@@ -116,13 +116,13 @@ impl RejectionLogRate {
 /// The most often a WARN line says how many refusals were left out.
 pub(crate) const SUMMARY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// What to do with one refusal.
+/// What to do with one refusal: log it (a WARN line and a record) or only count it; and
+/// `summary`: say first how many were left out since the last summary (at most one every
+/// [`SUMMARY_INTERVAL`]).
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Gate {
-    /// Log it (a WARN line and a record); `left_out` refusals before it were not.
-    Log { left_out: u64 },
-    /// Count it only; `summary`: say now how many were left out (this one included).
-    Count { summary: Option<u64> },
+pub(crate) struct Gate {
+    pub(crate) log: bool,
+    pub(crate) summary: Option<u64>,
 }
 
 /// The token bucket of [`RejectionLogRate`].
@@ -137,35 +137,35 @@ struct GateState {
     tokens: f64,
     refilled: tokio::time::Instant,
     left_out: u64,
-    summarised: tokio::time::Instant,
+    /// When a summary was last given (none yet: the first refusal left out gets one).
+    summarised: Option<tokio::time::Instant>,
 }
 
 impl RejectionGate {
     pub(crate) fn new(rate: RejectionLogRate, now: tokio::time::Instant) -> Self {
-        let state = GateState { tokens: f64::from(rate.burst), refilled: now, left_out: 0, summarised: now };
+        let state = GateState { tokens: f64::from(rate.burst), refilled: now, left_out: 0, summarised: None };
         Self { rate, state: std::sync::Mutex::new(state) }
     }
 
     pub(crate) fn admit(&self, now: tokio::time::Instant) -> Gate {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let elapsed = now.saturating_duration_since(s.refilled).as_secs_f64();
-        let refill = if self.rate.per_second.is_finite() { elapsed * self.rate.per_second } else { f64::INFINITY };
+        let refill =
+            if self.rate.per_second.is_finite() { elapsed * self.rate.per_second } else { f64::INFINITY };
         s.tokens = (s.tokens + refill).min(f64::from(self.rate.burst));
         s.refilled = now;
-        if s.tokens >= 1.0 {
+        let log = s.tokens >= 1.0;
+        if log {
             s.tokens -= 1.0;
-            let left_out = std::mem::take(&mut s.left_out);
-            if left_out > 0 {
-                s.summarised = now;
-            }
-            return Gate::Log { left_out };
+        } else {
+            s.left_out += 1;
         }
-        s.left_out += 1;
-        if now.saturating_duration_since(s.summarised) >= SUMMARY_INTERVAL {
-            s.summarised = now;
-            return Gate::Count { summary: Some(std::mem::take(&mut s.left_out)) };
-        }
-        Gate::Count { summary: None }
+        let due = s.summarised.is_none_or(|at| now.saturating_duration_since(at) >= SUMMARY_INTERVAL);
+        let summary = (s.left_out > 0 && due).then(|| {
+            s.summarised = Some(now);
+            std::mem::take(&mut s.left_out)
+        });
+        Gate { log, summary }
     }
 }
 
@@ -190,30 +190,31 @@ mod tests {
     fn the_gate_logs_a_burst_then_the_rate_and_summarises_the_rest() {
         let t0 = tokio::time::Instant::now();
         let gate = RejectionGate::new(RejectionLogRate { burst: 3, per_second: 1.0 }, t0);
+        let (log, count) = (Gate { log: true, summary: None }, Gate { log: false, summary: None });
         for _ in 0..3 {
-            assert_eq!(gate.admit(t0), Gate::Log { left_out: 0 });
+            assert_eq!(gate.admit(t0), log);
         }
-        assert_eq!(gate.admit(t0), Gate::Count { summary: None });
-        assert_eq!(gate.admit(t0 + Duration::from_millis(500)), Gate::Count { summary: None });
-        // A second later one token is back: logged, with the two left out before it.
-        assert_eq!(gate.admit(t0 + Duration::from_millis(1000)), Gate::Log { left_out: 2 });
-        // Over the rate for longer than the interval: one summary line.
-        let later = t0 + Duration::from_millis(1000) + SUMMARY_INTERVAL;
-        let mut summaries = 0;
-        let mut logged = 0;
+        // The first one left out is said at once, the next ones at most every interval.
+        assert_eq!(gate.admit(t0), Gate { log: false, summary: Some(1) });
+        assert_eq!(gate.admit(t0 + Duration::from_millis(500)), count);
+        assert_eq!(gate.admit(t0 + Duration::from_millis(600)), count);
+        // A second later one token is back: logged; the two left out wait for the summary.
+        assert_eq!(gate.admit(t0 + Duration::from_millis(1000)), log);
+        // Over the rate for longer than the interval: one summary line, of all left out.
+        let later = t0 + SUMMARY_INTERVAL;
+        let (mut summarised, mut summaries, mut logged, mut counted) = (0, 0, 0, 0);
         for i in 0..1000u64 {
-            match gate.admit(later + Duration::from_micros(i)) {
-                Gate::Count { summary: Some(n) } => {
-                    summaries += 1;
-                    assert!(n >= 1);
-                }
-                Gate::Log { .. } => logged += 1,
-                Gate::Count { summary: None } => {}
+            let g = gate.admit(later + Duration::from_micros(i));
+            if let Some(n) = g.summary {
+                summaries += 1;
+                summarised += n;
             }
+            if g.log { logged += 1 } else { counted += 1 }
         }
         assert_eq!(logged, 3, "the bucket refilled to its burst, no more");
-        assert_eq!(summaries, 1);
+        assert_eq!((summaries, summarised), (1, 2), "the two left out before");
+        assert_eq!(counted, 997);
         let unlimited = RejectionGate::new(RejectionLogRate::unlimited(), t0);
-        assert!((0..10_000).all(|_| matches!(unlimited.admit(t0), Gate::Log { .. })));
+        assert!((0..10_000).all(|_| unlimited.admit(t0) == log));
     }
 }

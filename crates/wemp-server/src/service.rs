@@ -29,7 +29,7 @@ use crate::handler::{BoxError, BoxHandler};
 use crate::log::ShortId;
 use crate::metrics::{DedupOutcome, Metrics};
 use crate::observe::{DeliveryRecord, Observer, Observers, RecordOutcome, RejectionRecord};
-use crate::reject::{self, Gate, RejectionGate, RejectionLogRate};
+use crate::reject::{self, RejectionGate, RejectionLogRate};
 use crate::session::{SessionConfig, SessionSlot};
 use crate::{
     Account, Clock, Ctx, Error, Inbound, LateReplySink, LoggingSink, NonceSource, RandomNonce, Router,
@@ -688,21 +688,16 @@ impl Inner {
                 Ok(answered) => answered,
                 Err(rejection) => {
                     self.metrics.rejected(rejection.reason);
-                    match self.rejections.admit(Instant::now()) {
-                        Gate::Log { left_out } => {
-                            if left_out > 0 {
-                                reject::log_left_out(left_out, self.config.rejection_log_rate);
-                            }
-                            reject::log(&rejection, seen.mode, seen.appid.as_deref().map(Account::appid));
-                        }
-                        Gate::Count { summary } => {
-                            // Over the rate: counted, neither logged nor recorded.
-                            self.metrics.rejection_unlogged(rejection.reason);
-                            seen.record = None;
-                            if let Some(n) = summary {
-                                reject::log_left_out(n, self.config.rejection_log_rate);
-                            }
-                        }
+                    let gate = self.rejections.admit(Instant::now());
+                    if let Some(n) = gate.summary {
+                        reject::log_left_out(n, self.config.rejection_log_rate);
+                    }
+                    if gate.log {
+                        reject::log(&rejection, seen.mode, seen.appid.as_deref().map(Account::appid));
+                    } else {
+                        // Over the rate: counted, neither logged nor recorded.
+                        self.metrics.rejection_unlogged(rejection.reason);
+                        seen.record = None;
                     }
                     if seen.record.is_some() {
                         rejected = Some(RejectionRecord {

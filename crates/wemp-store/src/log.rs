@@ -139,7 +139,8 @@ impl RecordOutcome {
     /// The labels of the outcomes a request ends with (all but [`RecordOutcome::Late`], the
     /// follow-up of a deadline), as [`label`](Self::label) gives them: the values of the
     /// `outcome` label of `wemp_requests_total`.
-    pub const REQUEST_LABELS: [&'static str; 5] = ["answered", "handler_error", "deadline", "verified", "rejected"];
+    pub const REQUEST_LABELS: [&'static str; 5] =
+        ["answered", "handler_error", "deadline", "verified", "rejected"];
 
     /// A short label: `answered`, `handler_error`, `deadline`, `late:<sink label>`
     /// (`late:none` without a reply), `verified`, `rejected`.
@@ -535,8 +536,14 @@ pub async fn apply_retention(log: std::sync::Arc<dyn MessageLog>, retention: Dur
         let before = crate::now_ms().saturating_sub(keep_ms);
         match log.delete_before(before).await {
             Ok(0) => tracing::debug!(before_ms = before, "message log retention: nothing to delete"),
-            Ok(n) => tracing::info!(deleted = n, retention_s = retention.as_secs(), "message log retention: older entries deleted"),
-            Err(e) => tracing::warn!(error = %e, "message log retention: cannot delete older entries; trying again later"),
+            Ok(n) => tracing::info!(
+                deleted = n,
+                retention_s = retention.as_secs(),
+                "message log retention: older entries deleted"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "message log retention: cannot delete older entries; trying again later")
+            }
         }
     }
 }

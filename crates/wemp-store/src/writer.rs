@@ -215,7 +215,8 @@ impl LogWriterStats {
         );
         let _ = writeln!(out, "# TYPE wemp_log_entries_replayed_total counter");
         let _ = writeln!(out, "wemp_log_entries_replayed_total {}", self.replayed());
-        let _ = writeln!(out, "# HELP wemp_log_spool_bytes Bytes of message-log entries waiting in the spool.");
+        let _ =
+            writeln!(out, "# HELP wemp_log_spool_bytes Bytes of message-log entries waiting in the spool.");
         let _ = writeln!(out, "# TYPE wemp_log_spool_bytes gauge");
         let _ = writeln!(out, "wemp_log_spool_bytes {}", self.spool_bytes());
     }
@@ -390,7 +391,11 @@ async fn run(
                     if Instant::now() >= s.retry_at {
                         s.replay(&*log, &config, &stats).await;
                     }
-                    if s.spool.is_empty() { Some(shared) } else { s.keep(shared, "older entries wait", &stats, started) }
+                    if s.spool.is_empty() {
+                        Some(shared)
+                    } else {
+                        s.keep(shared, "older entries wait", &stats, started)
+                    }
                 }
                 _ => Some(shared),
             };

@@ -54,7 +54,9 @@ async fn requests_are_counted_by_their_records_outcome() {
         .fallback(|| async { Reply::text("ok") });
     let svc = builder(router)
         .error_policy(ErrorPolicy::Apology("sorry".into()))
-        .observer(move |r: &std::sync::Arc<DeliveryRecord>| s.lock().unwrap().push(r.outcome.label().to_owned()))
+        .observer(move |r: &std::sync::Arc<DeliveryRecord>| {
+            s.lock().unwrap().push(r.outcome.label().to_owned())
+        })
         .build()
         .unwrap();
     send(&svc, wechat_post(Mode::Plain, &text_xml("hi", 1))).await;

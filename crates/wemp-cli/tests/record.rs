@@ -1,0 +1,226 @@
+//! The delivery record through the `wemp` binary: one entry per message however often
+//! WeChat delivers it, what arrived kept for debugging, junk logged at a bounded rate, the
+//! retention period, and nothing answered lost when PostgreSQL goes away for a while.
+#![allow(clippy::print_stdout)]
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{ServeProc, temp_dir, wemp_in};
+use serde_json::Value;
+
+fn text(o: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn json_lines(o: &std::process::Output) -> Vec<Value> {
+    assert!(o.status.success(), "{}", text(o));
+    String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// A plain-mode text message as WeChat posts it.
+fn text_xml(openid: &str, content: &str, msg_id: u64) -> String {
+    format!(
+        "<xml><ToUserName><![CDATA[gh_record]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>\
+         <CreateTime>{}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content>\
+         <MsgId>{msg_id}</MsgId></xml>",
+        now_secs()
+    )
+}
+
+/// The callback URL signed with `token` as WeChat signs it (plain mode).
+fn signed(url: &str, token: &str, nonce: &str) -> String {
+    let timestamp = now_secs().to_string();
+    let signature = wemp_proto::signature::sign(token, &timestamp, nonce);
+    format!("{url}?signature={signature}&timestamp={timestamp}&nonce={nonce}&openid=o_record")
+}
+
+/// POSTs `body` to `url` with WeChat's User-Agent; the status and the body answered.
+async fn post(client: &reqwest::Client, url: &str, body: &str) -> (u16, String) {
+    let res = client
+        .post(url)
+        .header("user-agent", "Mozilla/4.0")
+        .header("content-type", "text/xml")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+fn metric(metrics: &str, line: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(line)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {line} in\n{metrics}"))
+}
+
+/// The issue's "done when": with `wemp serve` in plain mode, one message delivered three
+/// times (the same signed request, as WeChat retries) is one `wemp log --json` entry with
+/// `attempts` 3, its `query` and its `headers`; a forged-signature request is logged as
+/// rejected with its query.
+#[test]
+fn one_message_delivered_three_times_is_one_entry_with_what_arrived() {
+    let dir = temp_dir("record-retries");
+    let srv = ServeProc::start(&dir, &[], &[("WEMP_LISTEN", "127.0.0.1:0")]);
+    let rt = runtime();
+    let url = signed(&srv.url, &srv.token, "retry1");
+    let xml = text_xml("o_retry", "help", 7_300_000_000_000_000_001);
+    let client = reqwest::Client::new();
+    let answers: Vec<(u16, String)> = rt.block_on(async {
+        let mut out = Vec::new();
+        for _ in 0..3 {
+            out.push(post(&client, &url, &xml).await);
+        }
+        out
+    });
+    assert!(answers.iter().all(|(s, b)| *s == 200 && b.contains("Try:")), "{answers:?}");
+    assert!(answers.windows(2).all(|w| w[0].1 == w[1].1), "every delivery got the one reply: {answers:?}");
+    let forged = format!("{}?signature=0000&timestamp={}&nonce=forged1", srv.url, now_secs());
+    let (status, _) = rt.block_on(post(&client, &forged, &text_xml("o_eve", "x", 1)));
+    assert_eq!(status, 403);
+    let (status, err) = srv.stop();
+    assert!(status.success(), "{err}");
+
+    let all = json_lines(&wemp_in(&dir, &["log", "--json"], &[]));
+    let retried: Vec<&Value> = all.iter().filter(|e| e["openid"] == "o_retry").collect();
+    assert_eq!(retried.len(), 1, "one entry for the message: {all:?}");
+    let e = retried[0];
+    assert_eq!(e["attempts"], 3, "{e}");
+    assert_eq!(e["msg_id"], "7300000000000000001", "{e}");
+    assert_eq!(e["outcome"]["kind"], "answered", "{e}");
+    assert_eq!(e["query"]["nonce"], "retry1", "{e}");
+    assert!(e["query"]["signature"].is_string() && e["query"]["timestamp"].is_string(), "{e}");
+    assert_eq!(e["query"]["openid"], "o_record", "{e}");
+    assert_eq!(e["headers"]["user-agent"], "Mozilla/4.0", "{e}");
+    assert_eq!(e["headers"]["content-type"], "text/xml", "{e}");
+    let refused: Vec<&Value> = all.iter().filter(|e| e["outcome"]["kind"] == "rejected").collect();
+    assert_eq!(refused.len(), 1, "{all:?}");
+    assert_eq!(refused[0]["rejection"]["reason"], "signature_mismatch", "{}", refused[0]);
+    assert_eq!(refused[0]["query"]["signature"], "0000", "{}", refused[0]);
+    assert_eq!(refused[0]["query"]["nonce"], "forged1", "{}", refused[0]);
+    assert_eq!(refused[0]["headers"]["user-agent"], "Mozilla/4.0", "{}", refused[0]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Junk does not fill the disk or the log: a few thousand forged requests give at most the
+/// logging rate's worth of rejected entries and WARN lines, and the metrics count them all.
+#[test]
+fn junk_is_logged_at_a_bounded_rate_and_counted_in_full() {
+    const JUNK: usize = 3000;
+    let dir = temp_dir("record-junk");
+    let srv =
+        ServeProc::start(&dir, &[], &[("WEMP_LISTEN", "127.0.0.1:0"), ("WEMP_METRICS_PATH", "/metrics")]);
+    let rt = runtime();
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let statuses: Vec<u16> = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for worker in 0..16 {
+            let client = client.clone();
+            let url = srv.url.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut out = Vec::new();
+                for n in (worker..JUNK).step_by(16) {
+                    let forged = format!("{url}?signature=bad{n}&timestamp={}&nonce={n}", now_secs());
+                    out.push(post(&client, &forged, "<xml><MsgType>text</MsgType></xml>").await.0);
+                }
+                out
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    assert_eq!(statuses.len(), JUNK);
+    assert!(statuses.iter().all(|s| *s == 403), "every one refused");
+    let metrics = rt.block_on(async {
+        client.get(format!("{}/metrics", origin(&srv.url))).send().await.unwrap().text().await.unwrap()
+    });
+    let (status, err) = srv.stop();
+    assert!(status.success(), "{err}");
+
+    // The default rate: 100 at once, one a second after that.
+    let bound = 100 + elapsed.ceil() as usize + 1;
+    let all = json_lines(&wemp_in(&dir, &["log", "--json", "-n", "100000"], &[]));
+    let rejected = all.iter().filter(|e| e["outcome"]["kind"] == "rejected").count();
+    assert!(
+        rejected >= 100 && rejected <= bound,
+        "{rejected} rejected entries logged in {elapsed:.1} s (bound {bound})"
+    );
+    let warn_lines = err.lines().filter(|l| l.contains("request rejected")).count();
+    let summaries = err.lines().filter(|l| l.contains("more rejected requests not logged")).count();
+    assert_eq!(warn_lines, rejected, "one WARN line per logged rejection");
+    // The first refusal left out is said at once, then at most one line every ten seconds.
+    assert!(summaries >= 1 && summaries <= (elapsed / 10.0).ceil() as usize + 1, "{summaries} summary lines");
+    let refused = metric(&metrics, "wemp_verification_failures_total{reason=\"signature_mismatch\"}");
+    let unlogged = metric(&metrics, "wemp_rejections_unlogged_total{reason=\"signature_mismatch\"}");
+    assert_eq!(refused, JUNK as u64, "the metrics count every one");
+    assert_eq!(unlogged, (JUNK - rejected) as u64, "and the ones left out of the log");
+    println!(
+        "{JUNK} forged requests in {elapsed:.1} s: {rejected} logged, {unlogged} counted only, {summaries} summary lines"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `http://host:port` of a callback URL.
+fn origin(url: &str) -> String {
+    let rest = url.trim_start_matches("http://");
+    format!("http://{}", rest.split('/').next().unwrap())
+}
+
+/// `storage.retention`: `serve` deletes older entries in the background.
+#[test]
+fn entries_older_than_the_retention_period_are_deleted() {
+    let dir = temp_dir("record-retention");
+    std::fs::write(dir.join("wemp.toml"), "[storage]\nretention = \"2s\"\n").unwrap();
+    let srv = ServeProc::start(&dir, &["--config", "wemp.toml"], &[("WEMP_LISTEN", "127.0.0.1:0")]);
+    let rt = runtime();
+    let client = reqwest::Client::new();
+    let send = |openid: &str, id: u64| {
+        let url = signed(&srv.url, &srv.token, &format!("n{id}"));
+        let (status, _) = rt.block_on(post(&client, &url, &text_xml(openid, "help", id)));
+        assert_eq!(status, 200);
+    };
+    let users = |dir: &Path| -> Vec<String> {
+        json_lines(&wemp_in(dir, &["log", "--json"], &[]))
+            .iter()
+            .filter_map(|e| e["openid"].as_str().map(str::to_owned))
+            .collect()
+    };
+    send("o_old", 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !users(&dir).contains(&"o_old".to_owned()) {
+        assert!(Instant::now() < deadline, "the entry was never written");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Older than two seconds, and a sweep (every second) later: gone.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while users(&dir).contains(&"o_old".to_owned()) {
+        assert!(Instant::now() < deadline, "the entry outlived its retention period");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    send("o_new", 2);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !users(&dir).contains(&"o_new".to_owned()) {
+        assert!(Instant::now() < deadline, "a new entry is written (and kept) after a sweep");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, err) = srv.stop();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("message log retention: older entries deleted"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
