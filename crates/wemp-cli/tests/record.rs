@@ -224,3 +224,170 @@ fn entries_older_than_the_retention_period_are_deleted() {
     assert!(err.contains("message log retention: older entries deleted"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+fn database_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A TCP relay on loopback to `target` that the test can cut (every connection closed, new
+/// ones closed at once, as a database that went away) and restore: real bytes, no mock.
+struct Relay {
+    port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Relay {
+    fn start(target: String) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (c, o) = (cut.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if c.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(&target) else { continue };
+                let mut o = o.lock().unwrap();
+                o.push(client.try_clone().unwrap());
+                o.push(server.try_clone().unwrap());
+                for (mut from, mut to) in
+                    [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)]
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                        let _ = from.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Self { port, cut, open }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Nothing acknowledged is lost: with PostgreSQL unreachable for three seconds while
+/// messages keep coming, every message `serve` answered is in the log afterwards — the
+/// batches PostgreSQL failed waited in the spool and were appended when it came back.
+#[test]
+fn answered_messages_survive_a_postgres_outage() {
+    let rt = runtime();
+    let schema = format!("wemp_outage_{}", rand::random::<u32>());
+    let direct = database_url();
+    let db = match rt.block_on(wemp_store::postgres::PostgresDatabase::connect(&direct, &schema)) {
+        Ok(db) => db,
+        Err(e) => {
+            println!("skipping: PostgreSQL at {direct} does not answer: {e}");
+            return;
+        }
+    };
+    // The same database through the relay.
+    let (scheme, rest) = direct.split_once("://").unwrap();
+    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (user, host) = match authority.rsplit_once('@') {
+        Some((u, h)) => (format!("{u}@"), h),
+        None => (String::new(), authority),
+    };
+    let relay = Relay::start(host.to_owned());
+    let sep = if tail.contains('?') { '&' } else { '?' };
+    let relayed = format!("{scheme}://{user}127.0.0.1:{}{tail}{sep}schema={schema}", relay.port);
+    let readable = format!("{direct}{sep}schema={schema}");
+
+    let dir = temp_dir("record-outage");
+    let srv = ServeProc::start(
+        &dir,
+        &["--database", &relayed],
+        &[("WEMP_LISTEN", "127.0.0.1:0"), ("WEMP_METRICS_PATH", "/metrics")],
+    );
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let answered: Vec<u64> = rt.block_on(async {
+        let stop = started + Duration::from_secs(7);
+        let mut tasks = Vec::new();
+        for worker in 0..4u64 {
+            let (client, url, token) = (client.clone(), srv.url.clone(), srv.token.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut answered = Vec::new();
+                let mut n = 0;
+                while Instant::now() < stop {
+                    n += 1;
+                    let id = 8_100_000_000_000_000_000 + worker * 1_000_000 + n;
+                    let url = signed(&url, &token, &format!("w{worker}n{n}"));
+                    let (status, body) = post(&client, &url, &text_xml("o_outage", "help", id)).await;
+                    if status == 200 && body.contains("Try:") {
+                        answered.push(id);
+                    }
+                    tokio::time::sleep(Duration::from_millis(3)).await;
+                }
+                answered
+            }));
+        }
+        // PostgreSQL goes away for three seconds in the middle.
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        relay.cut();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        relay.restore();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all
+    });
+    // The spool drains once PostgreSQL answers again.
+    let mut metrics = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        metrics = rt.block_on(async {
+            client.get(format!("{}/metrics", origin(&srv.url))).send().await.unwrap().text().await.unwrap()
+        });
+        if metric(&metrics, "wemp_log_spool_bytes") == 0
+            && metric(&metrics, "wemp_log_entries_written_total") >= answered.len() as u64
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (status, err) = srv.stop();
+    assert!(status.success(), "{err}");
+    let spooled = metric(&metrics, "wemp_log_entries_spooled_total");
+    assert!(spooled > 0, "the outage came while entries were written:\n{metrics}\n{err}");
+    assert_eq!(metric(&metrics, "wemp_log_entries_dropped_total{reason=\"write_failed\"}"), 0, "{metrics}");
+    assert_eq!(metric(&metrics, "wemp_log_entries_dropped_total{reason=\"queue_full\"}"), 0, "{metrics}");
+    assert!(err.contains("entries spooled"), "the outage is logged:\n{err}");
+
+    let logged: std::collections::HashSet<u64> =
+        json_lines(&wemp_in(&dir, &["log", "--json", "--database", &readable, "-n", "1000000"], &[]))
+            .iter()
+            .filter_map(|e| e["msg_id"].as_str()?.parse().ok())
+            .collect();
+    let missing: Vec<&u64> = answered.iter().filter(|id| !logged.contains(id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} answered messages missing from the log",
+        missing.len(),
+        answered.len()
+    );
+    println!(
+        "{} messages answered in {:.1} s around a 3 s PostgreSQL outage: all logged ({spooled} through the spool)",
+        answered.len(),
+        started.elapsed().as_secs_f64()
+    );
+    rt.block_on(db.drop_schema()).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
