@@ -6,26 +6,13 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::{ServeProc, temp_dir, wemp_in};
+use common::{ServeProc, database_url, json_lines, now, temp_dir, wemp_in};
 use serde_json::Value;
-
-fn text(o: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn json_lines(o: &std::process::Output) -> Vec<Value> {
-    assert!(o.status.success(), "{}", text(o));
-    String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 /// A plain-mode text message as WeChat posts it.
@@ -34,13 +21,13 @@ fn text_xml(openid: &str, content: &str, msg_id: u64) -> String {
         "<xml><ToUserName><![CDATA[gh_record]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>\
          <CreateTime>{}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content>\
          <MsgId>{msg_id}</MsgId></xml>",
-        now_secs()
+        now()
     )
 }
 
 /// The callback URL signed with `token` as WeChat signs it (plain mode).
 fn signed(url: &str, token: &str, nonce: &str) -> String {
-    let timestamp = now_secs().to_string();
+    let timestamp = now().to_string();
     let signature = wemp_proto::signature::sign(token, &timestamp, nonce);
     format!("{url}?signature={signature}&timestamp={timestamp}&nonce={nonce}&openid=o_record")
 }
@@ -86,7 +73,7 @@ fn one_message_delivered_three_times_is_one_entry_with_what_arrived() {
     });
     assert!(answers.iter().all(|(s, b)| *s == 200 && b.contains("Try:")), "{answers:?}");
     assert!(answers.windows(2).all(|w| w[0].1 == w[1].1), "every delivery got the one reply: {answers:?}");
-    let forged = format!("{}?signature=0000&timestamp={}&nonce=forged1", srv.url, now_secs());
+    let forged = format!("{}?signature=0000&timestamp={}&nonce=forged1", srv.url, now());
     let (status, _) = rt.block_on(post(&client, &forged, &text_xml("o_eve", "x", 1)));
     assert_eq!(status, 403);
     let (status, err) = srv.stop();
@@ -132,7 +119,7 @@ fn junk_is_logged_at_a_bounded_rate_and_counted_in_full() {
             tasks.push(tokio::spawn(async move {
                 let mut out = Vec::new();
                 for n in (worker..JUNK).step_by(16) {
-                    let forged = format!("{url}?signature=bad{n}&timestamp={}&nonce={n}", now_secs());
+                    let forged = format!("{url}?signature=bad{n}&timestamp={}&nonce={n}", now());
                     out.push(post(&client, &forged, "<xml><MsgType>text</MsgType></xml>").await.0);
                 }
                 out
@@ -148,7 +135,7 @@ fn junk_is_logged_at_a_bounded_rate_and_counted_in_full() {
     assert_eq!(statuses.len(), JUNK);
     assert!(statuses.iter().all(|s| *s == 403), "every one refused");
     let metrics = rt.block_on(async {
-        client.get(format!("{}/metrics", origin(&srv.url))).send().await.unwrap().text().await.unwrap()
+        client.get(format!("{}/metrics", srv.origin())).send().await.unwrap().text().await.unwrap()
     });
     let (status, err) = srv.stop();
     assert!(status.success(), "{err}");
@@ -174,12 +161,6 @@ fn junk_is_logged_at_a_bounded_rate_and_counted_in_full() {
         "{JUNK} forged requests in {elapsed:.1} s: {rejected} logged, {unlogged} counted only, {summaries} summary lines"
     );
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// `http://host:port` of a callback URL.
-fn origin(url: &str) -> String {
-    let rest = url.trim_start_matches("http://");
-    format!("http://{}", rest.split('/').next().unwrap())
 }
 
 /// `storage.retention`: `serve` deletes older entries in the background.
@@ -223,10 +204,6 @@ fn entries_older_than_the_retention_period_are_deleted() {
     assert!(status.success(), "{err}");
     assert!(err.contains("message log retention: older entries deleted"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-fn database_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 /// A TCP relay on loopback to `target` that the test can cut (every connection closed, new
@@ -354,7 +331,7 @@ fn answered_messages_survive_a_postgres_outage() {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         metrics = rt.block_on(async {
-            client.get(format!("{}/metrics", origin(&srv.url))).send().await.unwrap().text().await.unwrap()
+            client.get(format!("{}/metrics", srv.origin())).send().await.unwrap().text().await.unwrap()
         });
         if metric(&metrics, "wemp_log_spool_bytes") == 0
             && metric(&metrics, "wemp_log_entries_written_total") >= answered.len() as u64

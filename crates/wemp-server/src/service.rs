@@ -1006,6 +1006,7 @@ impl Inner {
         if let Some(r) = seen.record.as_mut() {
             r.handler = shared.rule();
             r.error = error;
+            r.forward = shared.forward();
         }
         match xml {
             Some(xml) => {
@@ -1149,6 +1150,7 @@ impl Inner {
                     r.latency = report.arrived.elapsed();
                     r.handler = shared.rule();
                     r.error = shared.error();
+                    r.forward = shared.forward();
                     self.observers.emit(r);
                 }
             }

@@ -21,8 +21,8 @@ pub use dedup::{Claim, DedupStore};
 pub use error::{Result, StoreError};
 pub use fallback::FallbackDedupStore;
 pub use log::{
-    DedupOutcome, DeliveryRecord, LogQuery, MessageLog, RecordOutcome, RejectionRecord, SinkOutcome,
-    apply_retention, merge,
+    DedupOutcome, DeliveryRecord, ForwardRecord, ForwardResult, ForwardTarget, LogQuery, MessageLog,
+    RecordOutcome, RejectionRecord, SinkOutcome, apply_retention, merge,
 };
 pub use session::{SessionStore, Versioned};
 pub use token::{CachedToken, Lease, TokenStore};
