@@ -24,7 +24,7 @@
 //! bounds from the row's columns, decode the rest and filter each entry with
 //! [`LogQuery::matches`](crate::LogQuery::matches), stopping at `limit`. Reads by user or account therefore scan the
 //! log instead of using an index, which is fast enough for a log read by people.
-//! [`SqliteMessageLog::delete_before`] drops whole segments and rewrites the one that
+//! [`MessageLog::delete_before`](crate::MessageLog::delete_before) drops whole segments and rewrites the one that
 //! straddles the cut-off.
 //!
 //! Files written by earlier versions (schema 1 and 2) keep their rows in the `message_log`
