@@ -100,26 +100,93 @@ pub async fn read_with_cursor(
     Ok((kept.into(), query.after_id))
 }
 
-/// Entries after id `after`, matching `filter` (for `--follow`; `--since` still counts
-/// back from `now_ms`, the first read's time, so a first read that found nothing recent,
-/// and left no cursor, does not bring back the older log), and the id of the last entry
-/// looked at (to pass as `after` next time). Retries of entries shown before are not shown
-/// again.
-///
-/// # Errors
-/// The store fails.
-pub async fn read_after(
-    log: &dyn MessageLog,
-    filter: &Filter,
+/// What `--follow` has to show after a poll.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Followed {
+    /// An entry not shown before.
+    New(i64, DeliveryRecord),
+    /// An entry shown before, which later deliveries of its message joined: its attempts
+    /// (and the outcome of the delivery that answered) as they are now.
+    Updated(i64, DeliveryRecord),
+}
+
+/// `wemp log --follow`: new entries as they are logged, and retries joining an entry shown
+/// already as an update of that entry (same id), not as an entry of their own.
+#[derive(Debug)]
+pub struct Follow {
     after: Option<i64>,
-    now_ms: i64,
-) -> Result<(Vec<(i64, DeliveryRecord)>, Option<i64>), StoreError> {
-    let mut query = filter.query(now_ms);
-    query.after_id = after;
-    query.limit = Some(PAGE);
-    let page = log.entries(&query).await?;
-    let last = page.last().map(|(id, _)| *id).or(after);
-    Ok((page.into_iter().filter(|(_, e)| filter.kind_matches(e)).collect(), last))
+    started_ms: i64,
+    /// Entries shown within the merge window, by merge key.
+    shown: std::collections::HashMap<String, (i64, DeliveryRecord)>,
+}
+
+impl Follow {
+    /// Follows on after row `after` (the first read's cursor), the entries of that read
+    /// (`first`) already shown; `--since` counts back from `started_ms`, the first read's
+    /// time.
+    pub fn new(after: Option<i64>, started_ms: i64, first: &[(i64, DeliveryRecord)]) -> Self {
+        let mut follow = Self { after, started_ms, shown: std::collections::HashMap::new() };
+        for (id, e) in first {
+            follow.remember(*id, e);
+        }
+        follow
+    }
+
+    fn remember(&mut self, id: i64, e: &DeliveryRecord) {
+        if let Some(key) = e.merge_key() {
+            self.shown.insert(key.to_owned(), (id, e.clone()));
+        }
+    }
+
+    /// Reads what was logged since the last poll.
+    ///
+    /// # Errors
+    /// The store fails.
+    pub async fn poll(&mut self, log: &dyn MessageLog, filter: &Filter) -> Result<Vec<Followed>, StoreError> {
+        let mut query = filter.query(self.started_ms);
+        query.after_id = self.after;
+        query.limit = Some(PAGE);
+        let rows = log.query(&query).await?;
+        self.after = rows.last().map(|(id, _)| *id).or(self.after);
+        // Entries shown no longer get retries.
+        let horizon = now_ms().saturating_sub(wemp_store::log::MERGE_WINDOW_MS);
+        self.shown.retain(|_, (_, e)| e.received_at_ms >= horizon);
+        // The entries shown, then the new rows: `merge` folds each row into its message's
+        // entry. A retry of a message never shown here (its first delivery came before the
+        // follow started, or was filtered out) is left out.
+        let mut input: Vec<(i64, DeliveryRecord)> = self.shown.values().cloned().collect();
+        input.sort_by_key(|(id, _)| *id);
+        let mut heads: std::collections::HashSet<String> = self.shown.keys().cloned().collect();
+        for (id, row) in rows {
+            match row.merge_key() {
+                Some(key) if !heads.contains(key) => {
+                    if row.is_follow_up() {
+                        continue;
+                    }
+                    heads.insert(key.to_owned());
+                }
+                _ => {}
+            }
+            input.push((id, row));
+        }
+        let mut out = Vec::new();
+        for (id, e) in wemp_store::merge(input) {
+            let before = e.merge_key().and_then(|k| self.shown.get(k)).filter(|(shown, _)| *shown == id);
+            match before {
+                Some((_, was)) if *was == e => {}
+                Some(_) => {
+                    self.remember(id, &e);
+                    out.push(Followed::Updated(id, e));
+                }
+                None if filter.kind_matches(&e) => {
+                    self.remember(id, &e);
+                    out.push(Followed::New(id, e));
+                }
+                None => {}
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC) of a time in ms since the epoch.
@@ -245,9 +312,60 @@ mod tests {
         let (rows, cursor) = read_with_cursor(&log, &f, now).await.unwrap();
         assert!(rows.is_empty());
         log.append(&[entry(now + 1, 3)]).await.unwrap();
-        let (rows, _) = read_after(&log, &f, cursor, now).await.unwrap();
-        let got: Vec<_> = rows.into_iter().map(|(_, e)| e.msg_id).collect();
+        let mut follow = Follow::new(cursor, now, &rows);
+        let got: Vec<_> = follow
+            .poll(&log, &f)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|f| match f {
+                Followed::New(_, e) => e.msg_id,
+                Followed::Updated(..) => None,
+            })
+            .collect();
         assert_eq!(got, [Some(3)]);
+    }
+
+    /// Retries of an entry shown already update it (same id, attempts counted); a retry of
+    /// a message never shown is not an entry of its own.
+    #[tokio::test]
+    async fn following_shows_retries_joining_their_entry() {
+        let log = wemp_store::memory::MemoryMessageLog::default();
+        let now = now_ms();
+        let delivery = |key: &str, dedup: wemp_store::DedupOutcome| {
+            let mut e = DeliveryRecord::new(0, now);
+            e.openid = Some("o".into());
+            e.msg_type = Some("text".into());
+            e.dedup_key = Some(key.into());
+            e.dedup = Some(dedup);
+            e
+        };
+        use wemp_store::DedupOutcome::{Cached, New};
+        log.append(&[delivery("wx:msg:o:0", New)]).await.unwrap();
+        let f = Filter { last: 50, ..Filter::default() };
+        let (rows, cursor) = read_with_cursor(&log, &f, now).await.unwrap();
+        let mut follow = Follow::new(cursor, now, &rows);
+        log.append(&[delivery("wx:msg:o:1", New)]).await.unwrap();
+        let first = follow.poll(&log, &f).await.unwrap();
+        let [Followed::New(id, e)] = first.as_slice() else { panic!("{first:?}") };
+        assert_eq!(e.attempts, 1);
+        log.append(&[delivery("wx:msg:o:1", Cached)]).await.unwrap();
+        let second = follow.poll(&log, &f).await.unwrap();
+        assert!(
+            matches!(second.as_slice(), [Followed::Updated(i, e)] if i == id && e.attempts == 2),
+            "{second:?}"
+        );
+        // A retry of a message whose first delivery is not shown (logged before the rows
+        // read, or deleted) is no entry of its own.
+        log.append(&[delivery("wx:msg:o:1", Cached), delivery("wx:msg:o:9", Cached)]).await.unwrap();
+        let third = follow.poll(&log, &f).await.unwrap();
+        assert!(
+            matches!(third.as_slice(), [Followed::Updated(i, e)] if i == id && e.attempts == 3),
+            "{third:?}"
+        );
+        // Nothing new: nothing to show.
+        assert_eq!(follow.poll(&log, &f).await.unwrap(), []);
+        let _ = rows;
     }
 
     #[tokio::test]

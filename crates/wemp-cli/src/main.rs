@@ -302,7 +302,8 @@ struct LogCmd {
     /// Show at most the last N messages.
     #[arg(short = 'n', long, default_value_t = 50)]
     last: usize,
-    /// Keep printing new messages as they are logged.
+    /// Keep printing new messages as they are logged (a retry joining a message printed
+    /// already prints its entry again: same id, its attempts now).
     #[arg(short, long)]
     follow: bool,
     /// One JSON object per line.
@@ -477,16 +478,22 @@ async fn run_log(cmd: LogCmd, style: Style) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    // Follow: everything after the last row the first read looked at.
-    let mut after = cursor;
+    // Follow: everything after the last row the first read looked at; a retry joining an
+    // entry shown already prints that entry again, with the same id and its attempts now.
+    let mut follow = logview::Follow::new(cursor, started, &rows);
     loop {
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(cmd.poll_ms)) => {}
             _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
         }
-        match logview::read_after(log.as_ref(), &filter, after, started).await {
-            Ok((rows, last)) => {
-                after = last;
+        match follow.poll(log.as_ref(), &filter).await {
+            Ok(followed) => {
+                let rows: Vec<_> = followed
+                    .into_iter()
+                    .map(|f| match f {
+                        logview::Followed::New(id, e) | logview::Followed::Updated(id, e) => (id, e),
+                    })
+                    .collect();
                 if !print(&rows) {
                     return ExitCode::SUCCESS;
                 }

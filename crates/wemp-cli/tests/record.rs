@@ -368,3 +368,57 @@ fn answered_messages_survive_a_postgres_outage() {
     rt.block_on(db.drop_schema()).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `wemp log --follow`: WeChat's retries of a message shown already update its entry — the
+/// same `id`, `attempts` counting up — and never show as an entry of their own.
+#[test]
+fn following_shows_retries_joining_their_entry() {
+    use std::io::BufRead as _;
+    let dir = temp_dir("record-follow");
+    let srv = ServeProc::start(&dir, &[], &[("WEMP_LISTEN", "127.0.0.1:0")]);
+    let mut follower = common::wemp_cmd(&dir, &["log", "--follow", "--json", "--poll-ms", "100"], &[])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = follower.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(lines).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(serde_json::from_str(&line).unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let next = |want: u64| -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let v = rx.recv_timeout(left).unwrap_or_else(|_| panic!("no line with {want} attempts"));
+            if v["msg_id"] == "7300000000000000042" {
+                assert_eq!(v["attempts"], want, "{v}");
+                return v;
+            }
+        }
+    };
+    let rt = runtime();
+    let client = reqwest::Client::new();
+    let url = signed(&srv.url, &srv.token, "follow1");
+    let xml = text_xml("o_follow", "help", 7_300_000_000_000_000_042);
+    rt.block_on(post(&client, &url, &xml));
+    let first = next(1);
+    rt.block_on(post(&client, &url, &xml));
+    let second = next(2);
+    rt.block_on(post(&client, &url, &xml));
+    let third = next(3);
+    assert_eq!(second["id"], first["id"], "the same entry");
+    assert_eq!(third["id"], first["id"], "the same entry");
+    assert_eq!(third["reply"], first["reply"]);
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let (status, err) = srv.stop();
+    assert!(status.success(), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

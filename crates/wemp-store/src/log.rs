@@ -513,7 +513,20 @@ impl DeliveryRecord {
     /// Whether later deliveries of the same message fold into this one: it has a dedup key
     /// and was not rejected.
     fn merges(&self) -> bool {
-        self.dedup_key.as_deref().is_some_and(|k| !k.is_empty()) && self.outcome != RecordOutcome::Rejected
+        self.merge_key().is_some()
+    }
+
+    /// The key [`merge`] folds this row's message by: the dedup key, unless the request was
+    /// rejected (rejected requests are entries of their own).
+    pub fn merge_key(&self) -> Option<&str> {
+        self.dedup_key.as_deref().filter(|k| !k.is_empty() && self.outcome != RecordOutcome::Rejected)
+    }
+
+    /// Whether this row is a retry of a message (a joined or cached delivery) or the late
+    /// follow-up of a delivery, rather than a message's first delivery.
+    pub fn is_follow_up(&self) -> bool {
+        matches!(self.dedup, Some(DedupOutcome::Joined | DedupOutcome::Cached))
+            || matches!(self.outcome, RecordOutcome::Late { .. })
     }
 }
 
@@ -701,14 +714,9 @@ pub async fn apply_retention(log: std::sync::Arc<dyn MessageLog>, retention: Dur
     }
 }
 
-/// How far past a message's first delivery a paged read looks for its retries.
-const MERGE_WINDOW_MS: i64 = 60_000;
-
-/// Whether a row is a retry or the late follow-up of a delivery (not the first delivery).
-fn follows(row: &DeliveryRecord) -> bool {
-    matches!(row.dedup, Some(DedupOutcome::Joined | DedupOutcome::Cached))
-        || matches!(row.outcome, RecordOutcome::Late { .. })
-}
+/// How far past a message's first delivery its retries are looked for (a paged read, a
+/// follower): WeChat's come within [`WECHAT_TIMEOUT`]s of each other, so a minute covers them.
+pub const MERGE_WINDOW_MS: i64 = 60_000;
 
 /// `received_at_ms` of the rows that start an entry, in order.
 fn heads(rows: &[(i64, DeliveryRecord)], paging: bool) -> Vec<i64> {
@@ -718,7 +726,7 @@ fn heads(rows: &[(i64, DeliveryRecord)], paging: bool) -> Vec<i64> {
             !r.merges()
                 || match keys.entry(r.dedup_key.as_deref()) {
                     std::collections::hash_map::Entry::Occupied(_) => false,
-                    std::collections::hash_map::Entry::Vacant(v) => *v.insert(!(paging && follows(r))),
+                    std::collections::hash_map::Entry::Vacant(v) => *v.insert(!(paging && r.is_follow_up())),
                 }
         })
         .map(|(_, r)| r.received_at_ms)
@@ -730,7 +738,9 @@ fn heads(rows: &[(i64, DeliveryRecord)], paging: bool) -> Vec<i64> {
 fn entries_of(mut rows: Vec<(i64, DeliveryRecord)>, query: &LogQuery) -> Vec<(i64, DeliveryRecord)> {
     if query.after_id.is_some() {
         let mut kept = std::collections::HashMap::new();
-        rows.retain(|(_, r)| !r.merges() || *kept.entry(r.dedup_key.clone()).or_insert_with(|| !follows(r)));
+        rows.retain(|(_, r)| {
+            !r.merges() || *kept.entry(r.dedup_key.clone()).or_insert_with(|| !r.is_follow_up())
+        });
     }
     merge(rows)
 }
