@@ -8,28 +8,11 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{ServeProc, database_url, json_lines, now, temp_dir, wemp_in};
+use common::{PgSchema, ServeProc, database_url, json_lines, now, signed_query, temp_dir, text_xml, wemp_in};
 use serde_json::Value;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
-}
-
-/// A plain-mode text message as WeChat posts it.
-fn text_xml(openid: &str, content: &str, msg_id: u64) -> String {
-    format!(
-        "<xml><ToUserName><![CDATA[gh_record]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>\
-         <CreateTime>{}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content>\
-         <MsgId>{msg_id}</MsgId></xml>",
-        now()
-    )
-}
-
-/// The callback URL signed with `token` as WeChat signs it (plain mode).
-fn signed(url: &str, token: &str, nonce: &str) -> String {
-    let timestamp = now().to_string();
-    let signature = wemp_proto::signature::sign(token, &timestamp, nonce);
-    format!("{url}?signature={signature}&timestamp={timestamp}&nonce={nonce}&openid=o_record")
 }
 
 /// POSTs `body` to `url` with WeChat's User-Agent; the status and the body answered.
@@ -61,8 +44,8 @@ fn one_message_delivered_three_times_is_one_entry_with_what_arrived() {
     let dir = temp_dir("record-retries");
     let srv = ServeProc::start(&dir, &[], &[("WEMP_LISTEN", "127.0.0.1:0")]);
     let rt = runtime();
-    let url = signed(&srv.url, &srv.token, "retry1");
-    let xml = text_xml("o_retry", "help", 7_300_000_000_000_000_001);
+    let url = format!("{}?{}", srv.url, signed_query(&srv.token, "o_record"));
+    let xml = text_xml("o_retry", 7_300_000_000_000_000_001, "help");
     let client = reqwest::Client::new();
     let answers: Vec<(u16, String)> = rt.block_on(async {
         let mut out = Vec::new();
@@ -74,7 +57,7 @@ fn one_message_delivered_three_times_is_one_entry_with_what_arrived() {
     assert!(answers.iter().all(|(s, b)| *s == 200 && b.contains("Try:")), "{answers:?}");
     assert!(answers.windows(2).all(|w| w[0].1 == w[1].1), "every delivery got the one reply: {answers:?}");
     let forged = format!("{}?signature=0000&timestamp={}&nonce=forged1", srv.url, now());
-    let (status, _) = rt.block_on(post(&client, &forged, &text_xml("o_eve", "x", 1)));
+    let (status, _) = rt.block_on(post(&client, &forged, &text_xml("o_eve", 1, "x")));
     assert_eq!(status, 403);
     let (status, err) = srv.stop();
     assert!(status.success(), "{err}");
@@ -86,7 +69,7 @@ fn one_message_delivered_three_times_is_one_entry_with_what_arrived() {
     assert_eq!(e["attempts"], 3, "{e}");
     assert_eq!(e["msg_id"], "7300000000000000001", "{e}");
     assert_eq!(e["outcome"]["kind"], "answered", "{e}");
-    assert_eq!(e["query"]["nonce"], "retry1", "{e}");
+    assert_eq!(e["query"]["nonce"], "424242", "{e}");
     assert!(e["query"]["signature"].is_string() && e["query"]["timestamp"].is_string(), "{e}");
     assert_eq!(e["query"]["openid"], "o_record", "{e}");
     assert_eq!(e["headers"]["user-agent"], "Mozilla/4.0", "{e}");
@@ -172,8 +155,8 @@ fn entries_older_than_the_retention_period_are_deleted() {
     let rt = runtime();
     let client = reqwest::Client::new();
     let send = |openid: &str, id: u64| {
-        let url = signed(&srv.url, &srv.token, &format!("n{id}"));
-        let (status, _) = rt.block_on(post(&client, &url, &text_xml(openid, "help", id)));
+        let url = format!("{}?{}", srv.url, signed_query(&srv.token, openid));
+        let (status, _) = rt.block_on(post(&client, &url, &text_xml(openid, id, "help")));
         assert_eq!(status, 200);
     };
     let users = |dir: &Path| -> Vec<String> {
@@ -264,16 +247,9 @@ impl Relay {
 /// batches PostgreSQL failed waited in the spool and were appended when it came back.
 #[test]
 fn answered_messages_survive_a_postgres_outage() {
+    let Some(pg) = PgSchema::create("wemp_outage") else { return };
     let rt = runtime();
-    let schema = format!("wemp_outage_{}", rand::random::<u32>());
-    let direct = database_url();
-    let db = match rt.block_on(wemp_store::postgres::PostgresDatabase::connect(&direct, &schema)) {
-        Ok(db) => db,
-        Err(e) => {
-            println!("skipping: PostgreSQL at {direct} does not answer: {e}");
-            return;
-        }
-    };
+    let (schema, direct) = (&pg.name, database_url());
     // The same database through the relay.
     let (scheme, rest) = direct.split_once("://").unwrap();
     let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
@@ -284,7 +260,6 @@ fn answered_messages_survive_a_postgres_outage() {
     let relay = Relay::start(host.to_owned());
     let sep = if tail.contains('?') { '&' } else { '?' };
     let relayed = format!("{scheme}://{user}127.0.0.1:{}{tail}{sep}schema={schema}", relay.port);
-    let readable = format!("{direct}{sep}schema={schema}");
 
     let dir = temp_dir("record-outage");
     let srv = ServeProc::start(
@@ -305,8 +280,8 @@ fn answered_messages_survive_a_postgres_outage() {
                 while Instant::now() < stop {
                     n += 1;
                     let id = 8_100_000_000_000_000_000 + worker * 1_000_000 + n;
-                    let url = signed(&url, &token, &format!("w{worker}n{n}"));
-                    let (status, body) = post(&client, &url, &text_xml("o_outage", "help", id)).await;
+                    let url = format!("{url}?{}", signed_query(&token, "o_outage"));
+                    let (status, body) = post(&client, &url, &text_xml("o_outage", id, "help")).await;
                     if status == 200 && body.contains("Try:") {
                         answered.push(id);
                     }
@@ -349,7 +324,7 @@ fn answered_messages_survive_a_postgres_outage() {
     assert!(err.contains("entries spooled"), "the outage is logged:\n{err}");
 
     let logged: std::collections::HashSet<u64> =
-        json_lines(&wemp_in(&dir, &["log", "--json", "--database", &readable, "-n", "1000000"], &[]))
+        json_lines(&wemp_in(&dir, &["log", "--json", "--database", &pg.url, "-n", "1000000"], &[]))
             .iter()
             .filter_map(|e| e["msg_id"].as_str()?.parse().ok())
             .collect();
@@ -365,7 +340,6 @@ fn answered_messages_survive_a_postgres_outage() {
         answered.len(),
         started.elapsed().as_secs_f64()
     );
-    rt.block_on(db.drop_schema()).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -405,8 +379,8 @@ fn following_shows_retries_joining_their_entry() {
     };
     let rt = runtime();
     let client = reqwest::Client::new();
-    let url = signed(&srv.url, &srv.token, "follow1");
-    let xml = text_xml("o_follow", "help", 7_300_000_000_000_000_042);
+    let url = format!("{}?{}", srv.url, signed_query(&srv.token, "o_follow"));
+    let xml = text_xml("o_follow", 7_300_000_000_000_000_042, "help");
     rt.block_on(post(&client, &url, &xml));
     let first = next(1);
     rt.block_on(post(&client, &url, &xml));
