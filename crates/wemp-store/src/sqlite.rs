@@ -36,11 +36,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::log::{DeliveryRecord, LogQuery, MessageLog};
 use crate::session::{SessionStore, Versioned};
-use crate::{Result, StoreError, now_ms, ttl_ms};
+use crate::{Result, SchemaState, StoreError, now_ms, ttl_ms};
 
 mod segment;
 
@@ -202,6 +202,64 @@ where
     F: FnOnce() -> Result<T> + Send + 'static,
 {
     tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::backend("sqlite", e))?
+}
+
+/// Opens the existing database file at `path` read-only and reports its schema version
+/// without creating, migrating or otherwise writing anything, for diagnostics that must not
+/// write. A file without wemp's tables (an empty file) is [`SchemaState::Missing`].
+///
+/// A read-only connection to a WAL database still creates the `-wal` and `-shm` files and
+/// leaves them behind, so when there is no `-wal` file (no server has the log open, and
+/// everything is in the main file) the file is opened `immutable`, which creates nothing;
+/// when there is one, a running server's latest writes are in it and it is read as usual.
+///
+/// # Errors
+///
+/// [`StoreError::Backend`] if the file does not exist, is not a SQLite database or cannot
+/// be read.
+pub async fn probe(path: impl AsRef<Path>) -> Result<SchemaState> {
+    let path = path.as_ref().to_owned();
+    blocking(move || {
+        if !path.is_file() {
+            return Err(StoreError::backend("sqlite", format!("{} is not a file", path.display())));
+        }
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = if Path::new(&wal).exists() {
+            Connection::open_with_flags(&path, flags)
+        } else {
+            let uri = format!("{}?mode=ro&immutable=1", file_uri(&path));
+            Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)
+        }
+        .map_err(sql_err)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(sql_err)?;
+        // Reading the schema also tells a file that is not a database from one that is.
+        let tables: usize = conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
+            .map_err(sql_err)?;
+        let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql_err)?;
+        Ok(match version {
+            0 if tables == 0 => SchemaState::Missing,
+            v if v > MIGRATIONS.len() => SchemaState::Newer(v),
+            v => SchemaState::Version(v),
+        })
+    })
+    .await
+}
+
+/// The `file:` URI of `path`, every byte but unreserved ones and `/` percent-encoded.
+fn file_uri(path: &Path) -> String {
+    use std::fmt::Write as _;
+    let mut uri = String::from("file:");
+    for b in path.as_os_str().as_encoded_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(b) {
+            uri.push(char::from(*b));
+        } else {
+            let _ = write!(uri, "%{b:02X}");
+        }
+    }
+    uri
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -629,6 +687,31 @@ mod tests {
 
     fn temp_file(name: &str) -> TempFile {
         TempFile(std::env::temp_dir().join(format!("wemp-sqlite-{name}-{}.db", std::process::id())))
+    }
+
+    #[tokio::test]
+    async fn probe_reads_the_version_and_writes_nothing() {
+        let file = temp_file("probe w?th #odd %name");
+        let exists = |suffix: &str| {
+            let mut p = file.0.clone().into_os_string();
+            p.push(suffix);
+            Path::new(&p).exists()
+        };
+        assert!(probe(&file.0).await.is_err(), "no file: an error, and none created");
+        assert!(!exists(""));
+        // A server has the log open: its WAL is read.
+        let db = SqliteDatabase::open(&file.0).await.unwrap();
+        assert_eq!(probe(&file.0).await.unwrap(), SchemaState::Version(MIGRATIONS.len()));
+        drop(db);
+        // Closed: no WAL left, and probing leaves none behind.
+        assert!(!exists("-wal") && !exists("-shm"));
+        let before = std::fs::read(&file.0).unwrap();
+        assert_eq!(probe(&file.0).await.unwrap(), SchemaState::Version(MIGRATIONS.len()));
+        assert!(!exists("-wal") && !exists("-shm"), "probe created WAL files");
+        assert_eq!(std::fs::read(&file.0).unwrap(), before);
+        std::fs::write(&file.0, b"").unwrap();
+        assert_eq!(probe(&file.0).await.unwrap(), SchemaState::Missing);
+        assert_eq!(std::fs::read(&file.0).unwrap(), b"");
     }
 
     /// A write that outlives the writer's timeout goes on in its blocking thread; the
