@@ -201,9 +201,7 @@ impl Ctx {
     /// record's `handler` — for a handler that routes further by itself, such as a rule
     /// engine behind one [`crate::Router`] fallback. The last name set wins.
     pub fn set_rule_name(&self, name: impl Into<Arc<str>>) {
-        let name = name.into();
-        tracing::Span::current().record("rule", &*name);
-        self.shared.set_rule(name);
+        self.shared.set_rule(name.into());
     }
 
     /// The name of what answers this delivery so far: the rule the router chose (see

@@ -694,10 +694,10 @@ struct Dispatch {
 static FALLBACK: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("fallback"));
 static NONE: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("none"));
 
-/// The name of the rule that handled a delivery, recorded in the request's span and for
-/// observers.
+/// The name of the rule that handled a delivery, for observers and (once the handler is
+/// done, so a nested router or [`crate::Ctx::set_rule_name`] does not record it twice) the
+/// request's span.
 pub(crate) fn record_rule(inbound: &Inbound, name: &Arc<str>) {
-    tracing::Span::current().record("rule", &**name);
     inbound.ctx().shared().set_rule(name.clone());
 }
 

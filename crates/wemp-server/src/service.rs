@@ -1033,6 +1033,10 @@ impl Inner {
         let started = Instant::now();
         let result = AssertUnwindSafe(self.router.clone().oneshot(inbound.clone())).catch_unwind().await;
         self.metrics.handler_latency(started.elapsed());
+        // Once, with the last name set: a span field recorded twice is printed twice.
+        if let Some(rule) = shared.rule() {
+            tracing::Span::current().record("rule", &*rule);
+        }
         let mut reply = match result {
             Ok(Ok(reply)) => reply,
             Ok(Err(error)) => {
