@@ -164,6 +164,12 @@ impl Zone {
         }
     }
 
+    /// The width of the time column: the times, or the header naming the zone when longer
+    /// (`time (America/Argentina/Buenos_Aires)`).
+    fn width(&self) -> usize {
+        W_TIME.max(display_width(&format!("time ({})", self.label())))
+    }
+
     fn zoned(&self, ms: i64) -> Option<jiff::Zoned> {
         jiff::Timestamp::from_millisecond(ms).ok().map(|t| t.to_zoned(self.0.clone()))
     }
@@ -234,7 +240,7 @@ const W_MESSAGE: usize = 24;
 pub fn table_header(style: Style, zone: &Zone) -> String {
     style.bold(&format!(
         "{}  {}  {}  {}  {}  {}  {:>W_MS$}  {}  reply",
-        cell(&format!("time ({})", zone.label()), W_TIME),
+        cell(&format!("time ({})", zone.label()), zone.width()),
         cell("openid", W_OPENID),
         cell("msg_id", W_MSG_ID),
         cell("type", W_TYPE),
@@ -257,7 +263,7 @@ pub fn table_row(e: &DeliveryRecord, style: Style, zone: &Zone) -> String {
     let openid = format!("{openid}{}", " ".repeat(W_OPENID.saturating_sub(display_width(&openid))));
     let mut row = format!(
         "{}  {openid}  {}  {}  {}  {}  {:>W_MS$}  {}  {}",
-        cell(&zone.format(e.received_at_ms), W_TIME),
+        cell(&zone.format(e.received_at_ms), zone.width()),
         cell(&e.msg_id.map(|m| m.to_string()).unwrap_or_else(|| "-".into()), W_MSG_ID),
         cell(&kind, W_TYPE),
         cell(e.mode.map_or("-", wemp_proto::Mode::as_str), W_MODE),

@@ -251,10 +251,8 @@ fn log_speaks_the_local_time_and_keeps_columns_with_chinese() {
     // Whole OpenIDs, and the columns after a Chinese message start where they do after an
     // English one (in terminal cells: a CJK character takes two).
     assert!(utc_rows.iter().all(|r| r.contains(openid)), "{utc}");
-    let reply_at = |row: &str| {
-        let cut = row.find("Try:").or_else(|| row.find("Sorry")).unwrap_or_else(|| panic!("{row}"));
-        wemp_cli::term::display_width(&row[..cut])
-    };
+    // The reply is the last column (its text has no double space).
+    let reply_at = |row: &str| wemp_cli::term::display_width(&row[..row.rfind("  ").unwrap() + 2]);
     assert_eq!(reply_at(&utc_rows[0]), reply_at(&utc_rows[1]), "\n{utc}");
     // JSON carries the offset of the zone asked for.
     let json =
