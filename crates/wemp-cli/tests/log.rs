@@ -8,18 +8,14 @@ use std::io::BufRead as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{ServeProc, temp_dir, wemp_cmd, wemp_in};
+use common::{ServeProc, database_url, http_get, out as text, redis_url, temp_dir, wemp_cmd, wemp_in};
 use serde_json::Value;
-
-fn text(o: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
 
 /// Sends one message as `openid` with `sim send --json`; returns its MsgId (if any).
 fn send_as(dir: &Path, srv: &ServeProc, openid: &str, what: &[&str]) -> Option<String> {
-    let mut args = vec!["sim", "send", &srv.url, "--token", &srv.token, "--openid", openid, "--json"];
+    let mut args = vec!["--openid", openid, "--json"];
     args.extend(what);
-    let o = wemp_in(dir, &args, &[]);
+    let o = srv.send(dir, "plain", &args);
     assert!(o.status.success(), "{}", text(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     v["msg_id"].as_str().map(str::to_owned)
@@ -88,7 +84,7 @@ fn log_reads_what_serve_wrote() {
     let (mut written, mut metrics) = (0, String::new());
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        metrics = http_get(&srv.url, "/metrics");
+        metrics = http_get(&srv.addr(), "/metrics");
         let now = written_of(&metrics).unwrap_or_else(|| panic!("no log counters in\n{metrics}"));
         if now >= 4 && now == written {
             break;
@@ -148,25 +144,6 @@ fn log_reads_what_serve_wrote() {
     assert!(t.contains("o_alice") && t.contains(&alice_help) && t.contains("event/subscribe"), "{t}");
     assert!(t.contains("Nice picture!") && t.contains("[rejected"), "{t}");
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// A plain HTTP/1.0 GET of `path` on the host and port of `url`; the whole response.
-fn http_get(url: &str, path: &str) -> String {
-    use std::io::{Read as _, Write as _};
-    let host = url.trim_start_matches("http://").split('/').next().unwrap();
-    let mut stream = std::net::TcpStream::connect(host).unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-}
-
-fn database_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
 #[test]

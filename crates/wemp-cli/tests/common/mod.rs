@@ -1,6 +1,14 @@
-//! A small Official Account server for testing `wemp sim` and `wemp bench`: correct by
-//! default, with deliberate flaws to switch on.
-#![allow(dead_code, unreachable_pub)]
+//! What the tests of the `wemp` binary share: running `wemp` with a clean environment
+//! ([`wemp_in`], [`out`]), a running `wemp serve` ([`ServeProc`]) and `wemp sim send` against
+//! it ([`sim_send`]), raw sockets ([`net`]), the shared Redis and PostgreSQL
+//! ([`database_url`], [`redis_url`]), and a small Official Account server for testing
+//! `wemp sim` and `wemp bench`: correct by default, with deliberate flaws to switch on
+//! ([`spawn`]).
+#![allow(dead_code, unreachable_pub, unused_imports)]
+
+pub mod net;
+
+pub use net::{authority, free_port, http_get, post, raw, wait_for_port};
 
 use std::collections::HashMap;
 use std::process::{Command, Output};
@@ -61,7 +69,8 @@ struct AppState {
     posts: AtomicU64,
 }
 
-fn now() -> i64 {
+/// The Unix time in seconds.
+pub fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
@@ -247,7 +256,8 @@ pub fn wemp_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = cmd.spawn().unwrap();
     let mut input = child.stdin.take().unwrap();
     if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).unwrap();
+        // The command may exit before reading stdin (a bad key, say): not a test failure.
+        let _ = input.write_all(text.as_bytes());
     }
     drop(input);
     child.wait_with_output().unwrap()
@@ -259,6 +269,34 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Standard output then standard error: all a user sees of a run.
+pub fn out(o: &Output) -> String {
+    format!("{}{}", stdout(o), stderr(o))
+}
+
+/// `wemp sim send URL --token TOKEN --mode MODE ARGS…` in `dir`; every mode but plain also
+/// gets this module's [`APPID`] and [`AES_KEY`].
+pub fn sim_send(dir: &std::path::Path, url: &str, token: &str, mode: &str, args: &[&str]) -> Output {
+    let mut all = vec!["sim", "send", url, "--token", token, "--mode", mode];
+    if mode != "plain" {
+        all.extend(["--appid", APPID, "--aes-key", AES_KEY]);
+    }
+    all.extend(args);
+    wemp_in(dir, &all, &[])
+}
+
+/// The shared PostgreSQL (`DATABASE_URL`, by default the local `test` database); tests use
+/// a schema of their own.
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// The shared Redis (`REDIS_URL`, by default the local one); tests use a key prefix of
+/// their own.
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
 /// Every `WEMP_*` variable the commands read, removed from children so the tests do not
@@ -418,6 +456,26 @@ impl ServeProc {
             assert!(std::time::Instant::now() < deadline, "no setup screen after 30 s:\n{text}");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// `host:port` the server listens on.
+    pub fn addr(&self) -> String {
+        authority(&self.url)
+    }
+
+    /// `http://host:port`, where the console, metrics and API proxy paths start.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr())
+    }
+
+    /// The callback path (`/wechat` unless configured otherwise).
+    pub fn path(&self) -> String {
+        self.url[self.origin().len()..].to_owned()
+    }
+
+    /// `wemp sim send` to this server with its Token in `mode` (see [`sim_send`]).
+    pub fn send(&self, dir: &std::path::Path, mode: &str, args: &[&str]) -> Output {
+        sim_send(dir, &self.url, &self.token, mode, args)
     }
 
     /// Standard output so far.
