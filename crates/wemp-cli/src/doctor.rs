@@ -130,7 +130,7 @@ fn check_accounts(cfg: &Config, report: &mut Report, lang: Lang) {
                 Msg::OfAccount.fill(lang, &[("i", &i), ("what", &what)])
             }
         };
-        match &a.token {
+        match a.token.as_ref().map(wemp_proto::Secret::expose) {
             Some(t) if token_is_valid(t) => {
                 report.push(
                     label(Msg::CheckToken),
@@ -168,7 +168,7 @@ fn check_accounts(cfg: &Config, report: &mut Report, lang: Lang) {
         }
         let mode = mode_name(a.mode, lang);
         match (&a.aes_key, a.mode.is_encrypted()) {
-            (Some(key), _) => match wemp_proto::crypto::decode_key(key) {
+            (Some(key), _) => match wemp_proto::crypto::decode_key(key.expose()) {
                 Ok(_) => report.push(
                     label(Msg::CheckAesKey),
                     Status::Pass,

@@ -17,7 +17,7 @@ pub fn forward(cfg: &Config) -> Result<Option<Forward>, String> {
     let mut f = Forward::with_timeout(url.clone(), cfg.gateway.forward_timeout)
         .map_err(|e| format!("forwarding to {url}: {e}"))?;
     if let Some(secret) = &cfg.gateway.forward_secret {
-        f = f.secret(secret);
+        f = f.secret(secret.expose());
     }
     if let Some(text) = &cfg.gateway.fallback_text {
         f = f.fallback_text(text.clone());
@@ -40,7 +40,7 @@ pub fn forwarding(forward: &Forward) -> RuleService {
 /// the API clients of the accounts that have an AppSecret (`clients`, as [`crate::serve::api_clients`]
 /// built them; each is known by its account's name and its id). `None` when off.
 pub fn api_proxy(cfg: &Config, clients: &[wemp_client::Client]) -> Option<ApiProxy> {
-    let token = cfg.api_proxy.token.clone()?;
+    let token = cfg.api_proxy.token.as_ref()?.expose().to_owned();
     let mut proxy = ApiProxy::new(token);
     for client in clients {
         let names = (0..cfg.accounts.len())

@@ -201,12 +201,13 @@ impl ConnArgs {
         let Some(account) = cfg.accounts.get(i) else {
             return Err(format!("{}: no [[accounts]] entry: give --token", file.display()));
         };
-        self.token = self.token.or_else(|| account.token.clone());
+        let exposed = |s: &Option<wemp_proto::Secret>| s.as_ref().map(|s| s.expose().to_owned());
+        self.token = self.token.or_else(|| exposed(&account.token));
         if self.token.is_none() {
             return Err(format!("{}: accounts[{i}].token is not set: give --token", file.display()));
         }
         self.appid = self.appid.or_else(|| account.appid.clone());
-        self.aes_key = self.aes_key.or_else(|| account.aes_key.clone());
+        self.aes_key = self.aes_key.or_else(|| exposed(&account.aes_key));
         self.config_mode = Some(account.mode);
         Ok(self)
     }

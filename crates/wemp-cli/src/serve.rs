@@ -22,7 +22,7 @@ use std::time::Duration;
 use wemp_console::{
     Access, AccountInfo, Check, CheckStatus, Console, ConsoleAccount, ConsoleConfig, RuleSummary,
 };
-use wemp_proto::Mode;
+use wemp_proto::{Mode, Secret};
 use wemp_server::{
     CustomerServiceSink, LateReplySink, LiveRouter, MessageLogObserver, Observer, RuleService, SinkOutcome,
     WechatService,
@@ -174,7 +174,7 @@ pub fn api_clients(
     let mut clients = Vec::new();
     for (i, a) in cfg.accounts.iter().enumerate() {
         let Some(secret) = &a.appsecret else { continue };
-        let mut b = wemp_client::Client::builder(account_id(cfg, i)).secret(secret.clone());
+        let mut b = wemp_client::Client::builder(account_id(cfg, i)).secret(secret.expose());
         if let Some(base) = api_base {
             b = b.all_base_urls(base);
         }
@@ -222,11 +222,24 @@ pub(crate) fn last_segment(path: &str) -> String {
     path.rsplit('/').find(|s| !s.is_empty()).unwrap_or_default().to_owned()
 }
 
+/// Why [`build_service`] cannot build the service.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// An account cannot be set up.
+    #[error(transparent)]
+    Account(#[from] crate::config::AccountError),
+    /// The server refuses the set of accounts (two with one appid or path segment …).
+    #[error(transparent)]
+    Service(#[from] wemp_server::Error),
+}
+
 /// Builds the callback service of every account in `cfg`, answering with `rules`.
 ///
 /// # Errors
-/// An account cannot be set up (the config was validated, so only an invalid key).
-pub fn build_service(cfg: &Config, rules: &ServedRules, parts: &Parts) -> Result<WechatService, String> {
+/// [`BuildError`]: an account cannot be set up (the config was validated, so only an
+/// invalid key), or the server refuses the accounts together.
+pub fn build_service(cfg: &Config, rules: &ServedRules, parts: &Parts) -> Result<WechatService, BuildError> {
     let mut b = WechatService::builder()
         .handler_service(rules.service())
         .budget(cfg.server.deadline)
@@ -265,7 +278,7 @@ pub fn build_service(cfg: &Config, rules: &ServedRules, parts: &Parts) -> Result
         let f = f.clone();
         b = b.metrics_source(move |out| f.write_prometheus(out));
     }
-    b.build().map_err(|e| e.to_string())
+    Ok(b.build()?)
 }
 
 /// The HTTP app: each account's callback path and the metrics path go to `service`; with
@@ -308,7 +321,9 @@ pub fn proxied_console_warning(cfg: &Config, access: Option<&Access>) -> Option<
 /// `WEMP_CONSOLE_TOKEN`) when set, else loopback only; `None` when `console.enabled` is
 /// false.
 pub fn console_access(cfg: &Config, bound: SocketAddr) -> Option<Access> {
-    cfg.console.enabled.then(|| Access::for_listener(bound, cfg.console.token.clone()))
+    cfg.console
+        .enabled
+        .then(|| Access::for_listener(bound, cfg.console.token.as_ref().map(|t| t.expose().to_owned())))
 }
 
 /// The web console's configuration for a server bound to `bound`: it plays WeChat for
@@ -341,10 +356,10 @@ pub fn console_config(cfg: &Config, bound: SocketAddr) -> Option<ConsoleConfig> 
 /// server's records and the message log name it by.
 fn console_account(cfg: &Config, i: usize, bound: SocketAddr) -> ConsoleAccount {
     let a = &cfg.accounts[i];
-    let mut info = AccountInfo::new(a.token.clone().unwrap_or_default());
+    let mut info = AccountInfo::new(a.token.as_ref().map(Secret::expose).unwrap_or_default());
     info.name = a.name.clone();
     info.appid = a.appid.clone().unwrap_or_default();
-    info.aes_key = a.aes_key.clone();
+    info.aes_key = a.aes_key.as_ref().map(|k| k.expose().to_owned());
     info.mode = a.mode;
     if let Some(gh) = &a.original_id {
         info.original_id = gh.clone();
@@ -717,11 +732,11 @@ pub fn sim_command(cfg: &Config, i: usize, bound: SocketAddr, secrets: Secrets<'
     let mut cmd = format!("wemp sim send {}", local_url(cfg, i, bound));
     match secrets {
         Secrets::Shown => {
-            let _ = write!(cmd, " --token {}", a.token.as_deref().unwrap_or("T"));
+            let _ = write!(cmd, " --token {}", a.token.as_ref().map_or("T", Secret::expose));
             if a.mode.is_encrypted()
                 && let (Some(appid), Some(key)) = (&a.appid, &a.aes_key)
             {
-                let _ = write!(cmd, " --appid {appid} --aes-key {key} --mode {}", a.mode);
+                let _ = write!(cmd, " --appid {appid} --aes-key {} --mode {}", key.expose(), a.mode);
             }
         }
         Secrets::Hidden { file } => {
@@ -861,13 +876,13 @@ pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
             (None, None) => Msg::SecretFrom.fill(lang, &[("origin", &"?")]),
         };
         let token = match (&a.token, info.terminal) {
-            (Some(t), true) => t.clone(),
+            (Some(t), true) => t.expose().to_owned(),
             (Some(_), false) => hidden("token"),
             (None, _) => "?".to_owned(),
         };
         field(&mut s, Msg::FieldToken, &token);
         let key = match (&a.aes_key, info.terminal) {
-            (Some(k), true) => k.clone(),
+            (Some(k), true) => k.expose().to_owned(),
             (Some(_), false) => hidden("aes_key"),
             (None, _) => Msg::AnyKey.get(lang).to_owned(),
         };
@@ -1028,7 +1043,7 @@ pub async fn run(
         api_proxy: api_proxy.clone(),
         forward: forward.clone(),
     };
-    let service = build_service(&cfg, &live, &parts).map_err(fail)?;
+    let service = build_service(&cfg, &live, &parts).map_err(|e| fail(e.to_string()))?;
     if cfg.console.show_setup {
         let screen = setup_screen(
             &ScreenInfo {
@@ -1179,7 +1194,7 @@ mod tests {
         cfg.accounts.push(crate::config::AccountConfig {
             token: Some("Tok123".into()),
             appid: Some(platform.appid()),
-            appsecret: Some(platform.secret()),
+            appsecret: Some(platform.secret().into()),
             ..Default::default()
         });
         let sink = ClientSink::new(api_clients(&cfg, Some(&platform.url()), None).unwrap());
@@ -1234,7 +1249,7 @@ mod tests {
         // One appid twice is refused by the accounts' own constructor too (issue 11 §1), so
         // code that skips the config check cannot build it either …
         let served = ServedRules::new(rules);
-        let err = build_service(&cfg, &served, &Parts::default()).unwrap_err();
+        let err = build_service(&cfg, &served, &Parts::default()).unwrap_err().to_string();
         assert!(err.contains(APPID), "{err}");
         // … and the account at the second path, alone, still answers under its own appid.
         cfg.accounts.remove(cfg.accounts.len() - 2);
