@@ -6,24 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{AES_KEY, APPID, ServeProc, now, out, post, raw, sim_send, temp_dir, wemp_in};
-use wemp_proto::signature;
-
-fn text_xml(content: &str) -> String {
-    format!(
-        "<xml><ToUserName><![CDATA[gh_10f6c3c3ac5a]]></ToUserName><FromUserName><![CDATA[oVictim]]></FromUserName>\
-         <CreateTime>{}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content>\
-         <MsgId>77</MsgId></xml>",
-        now()
-    )
-}
-
-/// The query of a real encrypted callback, less what belongs to the encryption: what a
-/// proxy's access log shows, a valid `signature` that covers no body.
-fn captured_query(token: &str) -> String {
-    let (ts, nonce) = (now().to_string(), "424242");
-    format!("signature={}&timestamp={ts}&nonce={nonce}&openid=oVictim", signature::sign(token, &ts, nonce))
-}
+use common::{
+    AES_KEY, APPID, ServeProc, out, post, raw, signed_query, sim_send, temp_dir, text_xml, wemp_in,
+};
 
 #[test]
 fn a_captured_safe_mode_signature_cannot_post_a_forged_plain_body() {
@@ -43,8 +28,11 @@ fn a_captured_safe_mode_signature_cannot_post_a_forged_plain_body() {
     let safe_url = format!("http://{addr}/wechat/safe");
     let plain_url = format!("http://{addr}/wechat/plain");
 
-    let (status, whole) =
-        post(&addr, &format!("/wechat/safe?{}", captured_query("SafeToken1")), &text_xml("forged"));
+    let (status, whole) = post(
+        &addr,
+        &format!("/wechat/safe?{}", signed_query("SafeToken1", "oVictim")),
+        &text_xml("oVictim", 77, "forged"),
+    );
     assert!(status.starts_with("HTTP/1.1 403"), "{whole}");
     assert!(whole.contains("plain-mode request refused"), "{whole}");
     // Both accounts still work as WeChat uses them.
@@ -75,8 +63,11 @@ fn a_captured_safe_mode_signature_cannot_post_a_forged_plain_body() {
     );
     let addr = srv.addr();
     let path = srv.path();
-    let (status, whole) =
-        post(&addr, &format!("{path}?{}", captured_query("CompatTok1")), &text_xml("forged"));
+    let (status, whole) = post(
+        &addr,
+        &format!("{path}?{}", signed_query("CompatTok1", "oVictim")),
+        &text_xml("oVictim", 77, "forged"),
+    );
     assert!(status.starts_with("HTTP/1.1 403"), "{whole}");
     let o = sim_send(&dir, &srv.url, "CompatTok1", "compatible", &["text", "help"]);
     assert!(o.status.success(), "{}", out(&o));

@@ -8,7 +8,7 @@ use std::io::BufRead as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{ServeProc, database_url, http_get, out as text, redis_url, temp_dir, wemp_cmd, wemp_in};
+use common::{PgSchema, ServeProc, http_get, out as text, redis_url, temp_dir, wemp_cmd, wemp_in};
 use serde_json::Value;
 
 /// Sends one message as `openid` with `sim send --json`; returns its MsgId (if any).
@@ -148,23 +148,14 @@ fn log_reads_what_serve_wrote() {
 
 #[test]
 fn serve_logs_to_postgres_with_redis_dedup() {
+    let Some(pg) = PgSchema::create("wemp_cli") else { return };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let schema = format!("wemp_cli_{}", rand::random::<u32>());
-    let db = match rt.block_on(wemp_store::postgres::PostgresDatabase::connect(&database_url(), &schema)) {
-        Ok(db) => db,
-        Err(e) => {
-            println!("skipping: PostgreSQL at {} does not answer: {e}", database_url());
-            return;
-        }
-    };
     if let Err(e) = rt.block_on(wemp_store::redis::connect(&redis_url())) {
         println!("skipping: Redis at {} does not answer: {e}", redis_url());
-        rt.block_on(db.drop_schema()).unwrap();
         return;
     }
     let dir = temp_dir("pg");
-    let sep = if database_url().contains('?') { '&' } else { '?' };
-    let database = format!("{}{sep}schema={schema}", database_url());
+    let (schema, database) = (pg.name.clone(), pg.url.clone());
     let srv = ServeProc::start(
         &dir,
         &["--listen", "127.0.0.1:0", "--database", &database, "--redis", &redis_url()],
@@ -190,7 +181,7 @@ fn serve_logs_to_postgres_with_redis_dedup() {
         "the retry is counted on its message's entry: {all:?}"
     );
     println!("PostgreSQL schema {schema}: {} entries logged and read back", all.len());
-    rt.block_on(db.drop_schema()).unwrap();
+    drop(pg);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -1,13 +1,16 @@
 //! What the tests of the `wemp` binary share: running `wemp` with a clean environment
 //! ([`wemp_in`], [`out`]), a running `wemp serve` ([`ServeProc`]) and `wemp sim send` against
 //! it ([`sim_send`]), raw sockets ([`net`]), the shared Redis and PostgreSQL
-//! ([`database_url`], [`redis_url`]), and a small Official Account server for testing
+//! ([`database_url`], [`redis_url`]), WeChat's side of a callback written by hand and an app
+//! behind `--forward` that counts its calls ([`app`]), and a small Official Account server for testing
 //! `wemp sim` and `wemp bench`: correct by default, with deliberate flaws to switch on
 //! ([`spawn`]).
 #![allow(dead_code, unreachable_pub, unused_imports)]
 
+pub mod app;
 pub mod net;
 
+pub use app::{CountingApp, signed_query, text_xml};
 pub use net::{authority, free_port, http_get, post, raw, wait_for_port};
 
 use std::collections::HashMap;
@@ -219,6 +222,13 @@ pub fn spawn(flaws: Flaws) -> Server {
         posts: AtomicU64::new(0),
     });
     let app = Router::new().route("/wechat", get(verify).post(receive)).with_state(state.clone());
+    let addr = serve_in_background(app);
+    Server { url: format!("http://{addr}/wechat"), state }
+}
+
+/// Serves `app` on a free loopback port from a thread of its own (so sync tests can use
+/// it); its address.
+pub fn serve_in_background(app: Router) -> std::net::SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -228,8 +238,7 @@ pub fn spawn(flaws: Flaws) -> Server {
             axum::serve(listener, app).await.unwrap();
         });
     });
-    let addr = rx.recv().unwrap();
-    Server { url: format!("http://{addr}/wechat"), state }
+    rx.recv().unwrap()
 }
 
 /// Runs the built `wemp` with `args`.
@@ -291,6 +300,48 @@ pub fn sim_send(dir: &std::path::Path, url: &str, token: &str, mode: &str, args:
 /// a schema of their own.
 pub fn database_url() -> String {
     std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A schema of the test's own in the shared PostgreSQL, dropped with everything in it when
+/// this value is dropped.
+pub struct PgSchema {
+    /// The schema's name.
+    pub name: String,
+    /// [`database_url`] with `schema=<name>`: what `--database` takes.
+    pub url: String,
+    db: wemp_store::postgres::PostgresDatabase,
+    rt: tokio::runtime::Runtime,
+}
+
+impl PgSchema {
+    /// Creates `<tag>_<random>`; `None`, with the reason printed, when PostgreSQL does not
+    /// answer.
+    pub fn create(tag: &str) -> Option<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let name = format!("{tag}_{}", rand::random::<u32>());
+        let base = database_url();
+        let db = match rt.block_on(wemp_store::postgres::PostgresDatabase::connect(&base, &name)) {
+            Ok(db) => db,
+            Err(e) => {
+                eprintln!("skipping: PostgreSQL at {base} does not answer: {e}");
+                return None;
+            }
+        };
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}schema={name}");
+        Some(Self { name, url, db, rt })
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        match self.rt.block_on(self.db.drop_schema()) {
+            Ok(()) => {}
+            // Failing already: say so, without a second panic.
+            Err(e) if std::thread::panicking() => eprintln!("cannot drop schema {}: {e}", self.name),
+            Err(e) => panic!("cannot drop schema {}: {e}", self.name),
+        }
+    }
 }
 
 /// The shared Redis (`REDIS_URL`, by default the local one); tests use a key prefix of
@@ -407,7 +458,8 @@ pub struct ServeProc {
     err: Arc<Mutex<String>>,
 }
 
-fn collect(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
+/// Collects what `stream` gives, line by line, as it comes (in a thread).
+pub fn collect(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
     use std::io::BufRead as _;
     let buf = Arc::new(Mutex::new(String::new()));
     let b = buf.clone();
