@@ -1034,9 +1034,9 @@ impl Inner {
         let started = Instant::now();
         let result = AssertUnwindSafe(self.router.clone().oneshot(inbound.clone())).catch_unwind().await;
         self.metrics.handler_latency(started.elapsed());
-        // Once, with the last name set: a span field recorded twice is printed twice.
+        // `fallback` or `none`, when nothing more specific named the rule.
         if let Some(rule) = shared.rule() {
-            tracing::Span::current().record("rule", &*rule);
+            shared.name_in_span(&rule);
         }
         let mut reply = match result {
             Ok(Ok(reply)) => reply,
