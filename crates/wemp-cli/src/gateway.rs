@@ -124,11 +124,6 @@ pub fn uses_relay(cfg: &Config) -> bool {
         || cfg.rules.iter().any(|r| r.forward.as_deref() == Some(RELAY))
 }
 
-/// Whether `cfg` forwards anything (`gateway.forward` or a rule's `forward`).
-pub fn forwards(cfg: &Config) -> bool {
-    cfg.gateway.forward.is_some() || cfg.rules.iter().any(|r| r.forward.is_some())
-}
-
 /// The fallback of the rules' router when forwarding: a message no rule answers goes to
 /// the app (see [`crate::serve::ServedRules::with_fallback`]).
 pub fn forwarding(forward: &Forward) -> RuleService {

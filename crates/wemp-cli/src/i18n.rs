@@ -372,9 +372,12 @@ catalogue! {
                      "doctor：{pass} 项通过，{fail} 项失败，{warn} 项警告，{skip} 项跳过";
 
     // The relay: `wemp serve --forward relay` and `wemp relay`.
-    /// The setup screen's line naming the relay endpoint.
-    RelayEndpoint => "Relay: wemp relay {url} --to <your app's URL>   (from another machine: this server's public address)",
-                     "中继：wemp relay {url} --to <你的应用 URL>   （在其他机器上运行时换成本服务的公网地址）";
+    /// The setup screen's line naming the relay endpoint, at the public address.
+    RelayEndpoint => "Relay: wemp relay {url} --to <your app's URL>",
+                     "中继：wemp relay {url} --to <你的应用 URL>";
+    /// The setup screen's line naming the relay endpoint, on this machine (no public URL set).
+    RelayEndpointLocal => "Relay: wemp relay {url} --to <your app's URL>   (from another machine: this server's public address)",
+                          "中继：wemp relay {url} --to <你的应用 URL>   （在其他机器上运行时换成本服务的公网地址）";
     /// `wemp relay` is connecting.
     RelayConnecting => "relay: connecting to {url} …", "中继：正在连接 {url} …";
     /// `wemp relay` is connected.

@@ -95,6 +95,8 @@ pub async fn run(
     let say = std::sync::Arc::new(say);
     let lang = opts.lang;
     let url = opts.url.clone();
+    // Stopping closes the WebSocket properly, so the server logs a close, not a reset.
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let work = async {
         let mut backoff = Duration::from_secs(1);
         loop {
@@ -103,7 +105,9 @@ pub async fn run(
                 Ok(ws) => {
                     backoff = Duration::from_secs(1);
                     say(Msg::RelayConnected.fill(lang, &[("url", &url), ("to", &opts.to)]));
-                    let why = serve(ws, &opts, &http, &say).await;
+                    let Some(why) = serve(ws, &opts, &http, &say, stop.clone()).await else {
+                        return Ok(());
+                    };
                     say(Msg::RelayDisconnected.fill(lang, &[("url", &url), ("why", &why)]));
                 }
                 Err(Failure::Refused { status, why }) => {
@@ -120,9 +124,15 @@ pub async fn run(
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     };
+    let mut work = std::pin::pin!(work);
     tokio::select! {
-        r = work => r,
-        () = shutdown => Ok(()),
+        r = &mut work => r,
+        () = shutdown => {
+            let _ = stop_tx.send(true);
+            // A connected relay closes its WebSocket (bounded); otherwise there is nothing to wait for.
+            let _ = tokio::time::timeout(Duration::from_secs(2), &mut work).await;
+            Ok(())
+        }
     }
 }
 
@@ -169,7 +179,8 @@ async fn serve(
     opts: &Options,
     http: &reqwest::Client,
     say: &std::sync::Arc<impl Fn(String) + Send + Sync + 'static>,
-) -> String {
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Option<String> {
     let (mut sink, mut stream) = ws.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<RelayAnswer>();
     let writer = async {
@@ -179,12 +190,16 @@ async fn serve(
             let msg = tokio::select! {
                 a = rx.recv() => match a {
                     Some(a) => Message::Text(serde_json::to_string(&a).unwrap_or_default().into()),
-                    None => break "the answer queue closed".to_owned(),
+                    None => break Some("the answer queue closed".to_owned()),
                 },
                 _ = ping.tick() => Message::Ping(Vec::new().into()),
+                _ = stop.wait_for(|s| *s) => {
+                    let _ = sink.send(Message::Close(None)).await;
+                    break None;
+                }
             };
             if let Err(e) = sink.send(msg).await {
-                break e.to_string();
+                break Some(e.to_string());
             }
         }
     };
@@ -227,7 +242,7 @@ async fn serve(
     };
     tokio::select! {
         why = writer => why,
-        why = reader => why,
+        why = reader => Some(why),
     }
 }
 

@@ -365,7 +365,6 @@ pub fn console_config(cfg: &Config, bound: SocketAddr) -> Option<ConsoleConfig> 
     // `[menu]` is one menu for the whole server: every account shows it.
     c.menu = cfg.menu.clone();
     c.access = access;
-    c.body_limit = usize::try_from(cfg.server.body_limit).unwrap_or(usize::MAX);
     if !cfg.console.users.is_empty() {
         c.users = cfg.console.users.clone();
     }
@@ -719,11 +718,14 @@ pub fn local_url(cfg: &Config, i: usize, bound: SocketAddr) -> String {
     format!("http://{host}:{}{}", bound.port(), cfg.account_path(i))
 }
 
-/// The relay endpoint (`forward = "relay"`) of account `i`'s path, from this machine:
-/// `ws://127.0.0.1:8080/wechat/relay`.
-pub fn relay_url(cfg: &Config, i: usize, bound: SocketAddr) -> String {
-    let url = local_url(cfg, i, bound);
-    format!("ws{}/relay", url.trim_start_matches("http").trim_end_matches('/'))
+/// The relay endpoint (`forward = "relay"`) of account `i`'s path, and whether it is the
+/// public one: from `console.public_url` (first account; `https://bot.example.com/wechat` →
+/// `wss://bot.example.com/wechat/relay`), else from this machine
+/// (`ws://127.0.0.1:8080/wechat/relay`).
+pub fn relay_url(cfg: &Config, i: usize, bound: SocketAddr) -> (String, bool) {
+    let public = i == 0 && cfg.console.public_url.is_some();
+    let url = if public { callback_url(cfg, i, bound) } else { local_url(cfg, i, bound) };
+    (format!("ws{}/relay", url.trim_start_matches("http").trim_end_matches('/')), public)
 }
 
 /// Whether the setup screen may print the Token and the EncodingAESKey.
@@ -1013,24 +1015,17 @@ pub async fn run(
     let watched = watched_file(file.as_deref(), &token);
     // Forwarding (gateway.forward, rules' forward): one gateway, kept across reloads; a
     // message no rule answers goes to gateway.forward, when set.
-    let gateway = crate::gateway::forwards(&cfg)
-        .then(|| crate::gateway::Gateway::of(&cfg))
-        .transpose()
-        .map_err(fail)?;
-    let rules = match &gateway {
-        Some(g) => Rules::compile_with(&cfg.rules, &|t| g.forward(t)),
-        None => cfg.compiled_rules(),
-    }
-    .map_err(|errs| fail(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
+    // Built even when nothing forwards yet: a rule given a `forward` on reload uses it (with
+    // [gateway]'s secret and fallback as they were at start).
+    let gateway = crate::gateway::Gateway::of(&cfg).map_err(fail)?;
+    let rules = Rules::compile_with(&cfg.rules, &|t| gateway.forward(t))
+        .map_err(|errs| fail(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
     let n_rules = rules.len();
     for w in rules.warnings() {
         tracing::warn!("rules: {w}");
     }
-    let live = Arc::new(match &gateway {
-        Some(g) => ServedRules::with_gateway(rules, g.clone()),
-        None => ServedRules::new(rules),
-    });
-    let forward = gateway.as_ref().and_then(|g| g.default_forward().cloned());
+    let live = Arc::new(ServedRules::with_gateway(rules, gateway.clone()));
+    let forward = gateway.default_forward().cloned();
 
     let location = LogLocation::of(&cfg.storage);
     let log = location
@@ -1078,7 +1073,7 @@ pub async fn run(
         log: Some(writer.clone()),
         observers,
         api_proxy: api_proxy.clone(),
-        gateway: gateway.clone(),
+        gateway: Some(gateway.clone()),
     };
     let service = build_service(&cfg, &live, &parts).map_err(|e| fail(e.to_string()))?;
     if cfg.console.show_setup {
@@ -1110,7 +1105,7 @@ pub async fn run(
     let watcher = tokio::spawn(watch(reloader, watched, WATCH_INTERVAL, hangup));
 
     let mut router = app(&cfg, service.clone(), console.as_ref());
-    if let Some(relay) = gateway.as_ref().and_then(crate::gateway::Gateway::relay) {
+    if let Some(relay) = gateway.relay() {
         // The relay endpoint: a WebSocket each `wemp relay` keeps open (outside the console's
         // tap: it is not a delivery).
         let mut mounted = Vec::new();
@@ -1121,12 +1116,13 @@ pub async fn run(
             }
             router = router.merge(relay.router(&path));
             mounted.push(path);
-            let url = relay_url(&cfg, i, bound);
+            let (url, public) = relay_url(&cfg, i, bound);
             tracing::info!(target: "wemp::relay", "relay endpoint at {url} (wemp relay {url} --to <your app>)");
             if cfg.console.show_setup {
                 use std::io::Write as _;
                 let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{}", Msg::RelayEndpoint.fill(lang, &[("url", &url)]));
+                let line = if public { Msg::RelayEndpoint } else { Msg::RelayEndpointLocal };
+                let _ = writeln!(out, "{}", line.fill(lang, &[("url", &url)]));
                 let _ = out.flush();
             }
         }

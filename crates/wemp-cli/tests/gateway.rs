@@ -497,6 +497,24 @@ impl RelayProc {
     }
 }
 
+impl RelayProc {
+    /// Ctrl-C: the relay closes its WebSocket and exits with success.
+    fn interrupt(mut self) {
+        let ok =
+            std::process::Command::new("kill").arg("-INT").arg(self.child.id().to_string()).status().unwrap();
+        assert!(ok.success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "wemp relay exited with {status}");
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "wemp relay did not stop on Ctrl-C");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for RelayProc {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -557,9 +575,14 @@ async fn the_relay_carries_messages_to_the_flask_example() {
     the_example_behaves(&platform, &srv, &dir, &flask, 4444444444).await;
     relay.wait_for("HTTP 500");
 
-    // The relay goes away: the fallback again, not a wait for the timeout.
-    drop(relay);
-    assert!(srv.wait_stderr("relay client disconnected", Duration::from_secs(10)), "{}", srv.stderr());
+    // The relay goes away (Ctrl-C: it closes the WebSocket properly): the fallback again, not
+    // a wait for the timeout.
+    relay.interrupt();
+    assert!(
+        srv.wait_stderr("relay client disconnected: closed", Duration::from_secs(10)),
+        "{}",
+        srv.stderr()
+    );
     let started = std::time::Instant::now();
     let (ok, out) = sim(&dir, &srv, &["text", "still there?"]);
     assert!(ok && out.contains("Please try again later"), "{out}");
@@ -603,7 +626,8 @@ async fn rules_forward_some_messages_and_answer_the_rest() {
     let (srv, dir) = start(
         &platform,
         &format!(
-            "[gateway]\nforward_secret = \"{SECRET}\"\n{FALLBACK}\n\
+            "[console]\npublic_url = \"https://bot.example.com/wechat\"\n\n\
+             [gateway]\nforward_secret = \"{SECRET}\"\n{FALLBACK}\n\
              [[rules]]\nkeyword = \"hi\"\nreply.text = \"from a rule\"\n\n\
              [[rules]]\nname = \"orders\"\ncontains = \"order\"\nforward = \"{url}\"\n\n\
              [[rules]]\nkeyword = \"relay\"\nforward = \"relay\"\n"
@@ -630,12 +654,48 @@ async fn rules_forward_some_messages_and_answer_the_rest() {
     assert!(ok && !out.contains("from the app"), "{out}");
     assert_eq!(seen.lock().unwrap().len(), 1);
 
-    // A rule forwarding through the relay: its endpoint is served; with no relay, the fallback.
-    screen_line(&srv, "Relay: wemp relay ").await;
+    // A rule forwarding through the relay: its endpoint is served, named at the public URL;
+    // with no relay, the fallback.
+    let line = screen_line(&srv, "Relay: wemp relay ").await;
+    assert_eq!(line, "Relay: wemp relay wss://bot.example.com/wechat/relay --to <your app's URL>");
     let (ok, out) = sim(&dir, &srv, &["text", "relay"]);
     assert!(ok && out.contains("Please try again later"), "{out}");
     let (_, log) = srv.stop();
     assert!(log.contains("rule=\"orders\""), "{log}");
+}
+
+/// A rule given a `forward` on reload forwards with [gateway]'s secret as it was at start; a
+/// first `forward = "relay"` needs a restart, and the reload says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forward_added_on_reload_is_signed_and_a_new_relay_needs_a_restart() {
+    const SECRET: &str = "reload-secret-42";
+    let platform = FakePlatform::start().await;
+    let (url, seen) =
+        recording_app(vec![(200, r#"{"reply": {"type": "text", "content": "from the app"}}"#); 2]).await;
+    let gateway = format!("[gateway]\nforward_secret = \"{SECRET}\"\n");
+    let (srv, dir) = start(&platform, &gateway);
+    let (ok, out) = sim(&dir, &srv, &["text", "order 7"]);
+    assert!(ok && !out.contains("from the app"), "{out}");
+
+    let file = dir.join("wemp.toml");
+    let rule = format!("\n[[rules]]\ncontains = \"order\"\nforward = \"{url}\"\n");
+    std::fs::write(&file, config(&platform, "", &format!("{gateway}{rule}"))).unwrap();
+    assert!(srv.wait_stderr("rules reloaded", Duration::from_secs(10)), "{}", srv.stderr());
+    let (ok, out) = sim(&dir, &srv, &["text", "order 8"]);
+    assert!(ok && out.contains("from the app"), "{out}");
+    {
+        let seen = seen.lock().unwrap();
+        let (headers, body) = &seen[0];
+        let sig = headers["x-wemp-signature"].to_str().unwrap();
+        assert_eq!(sig, format!("sha256={}", wemp_server::sign(SECRET.as_bytes(), body)));
+    }
+
+    let relay = "\n[[rules]]\nkeyword = \"live\"\nforward = \"relay\"\n";
+    std::fs::write(&file, config(&platform, "", &format!("{gateway}{rule}{relay}"))).unwrap();
+    assert!(srv.wait_stderr("restart `wemp serve`", Duration::from_secs(10)), "{}", srv.stderr());
+    // The previous rules stay in effect.
+    let (ok, out) = sim(&dir, &srv, &["text", "order 9"]);
+    assert!(ok && out.contains("from the app"), "{out}");
 }
 
 /// A rule's `forward` that cannot work is a config error with the file and the line.
