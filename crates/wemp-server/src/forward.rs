@@ -288,7 +288,8 @@ impl Forward {
         s.latency_count.fetch_add(1, Relaxed);
         s.latency_sum_us.fetch_add(u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX), Relaxed);
         let latency_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let key = inbound.message().dedup_key();
+        // Only the log lines read it: made when one is emitted.
+        let key = || inbound.message().dedup_key();
         let result = match &outcome {
             Ok(r) if r.is_none() => 1,
             Ok(_) => 0,
@@ -299,11 +300,13 @@ impl Forward {
         s.calls[result].fetch_add(1, Relaxed);
         match outcome {
             Ok(reply) => {
-                tracing::info!(target: "wemp::forward", dedup_key = %key, latency_ms, reply = reply.msg_type().unwrap_or("none"), "forwarded");
+                // Debug, not info: a line per message would cost every forwarded message a
+                // write to standard error (failures stay warnings below).
+                tracing::debug!(target: "wemp::forward", dedup_key = %key(), latency_ms, reply = reply.msg_type().unwrap_or("none"), "forwarded");
                 Ok(reply)
             }
             Err(e) => {
-                tracing::warn!(target: "wemp::forward", dedup_key = %key, latency_ms, "forwarding failed: {e}");
+                tracing::warn!(target: "wemp::forward", dedup_key = %key(), latency_ms, "forwarding failed: {e}");
                 match &self.fallback_text {
                     Some(text) => Ok(Reply::text(text.as_ref())),
                     None => Err(Box::new(e)),
