@@ -4,94 +4,11 @@
 
 mod common;
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::{AES_KEY, APPID, ServeProc, temp_dir, wemp_in};
-use wemp_proto::signature;
-
-/// `host:port` of a `http://host:port/…` URL.
-fn authority(url: &str) -> String {
-    url.trim_start_matches("http://").split('/').next().unwrap().to_owned()
-}
-
-/// One raw HTTP/1.1 exchange; returns the status line and the whole response as read
-/// until the server closes or 3 s pass.
-fn raw(addr: &str, head: &str, body: &[u8]) -> (String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0_u8; 4096];
-    loop {
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                // One response is enough: stop at the end of its body.
-                let text = String::from_utf8_lossy(&buf);
-                if let Some((h, b)) = text.split_once("\r\n\r\n")
-                    && let Some(len) = h
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().to_owned())
-                        })
-                        .and_then(|v| v.parse::<usize>().ok())
-                    && b.len() >= len
-                {
-                    break;
-                }
-            }
-        }
-    }
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    (text.lines().next().unwrap_or_default().to_owned(), text)
-}
-
-fn post(addr: &str, path_and_query: &str, body: &str) -> (String, String) {
-    let head = format!(
-        "POST {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    raw(addr, &head, body.as_bytes())
-}
-
-fn now() -> String {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs().to_string()
-}
-
-fn text_xml(content: &str) -> String {
-    format!(
-        "<xml><ToUserName><![CDATA[gh_10f6c3c3ac5a]]></ToUserName><FromUserName><![CDATA[oVictim]]></FromUserName>\
-         <CreateTime>{}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content>\
-         <MsgId>77</MsgId></xml>",
-        now()
-    )
-}
-
-/// The query of a real encrypted callback, less what belongs to the encryption: what a
-/// proxy's access log shows, a valid `signature` that covers no body.
-fn captured_query(token: &str) -> String {
-    let (ts, nonce) = (now(), "424242");
-    format!("signature={}&timestamp={ts}&nonce={nonce}&openid=oVictim", signature::sign(token, &ts, nonce))
-}
-
-fn sim_send(dir: &std::path::Path, url: &str, token: &str, mode: &str) -> std::process::Output {
-    let mut args = vec!["sim", "send", url, "--token", token, "--mode", mode];
-    if mode != "plain" {
-        args.extend(["--appid", APPID, "--aes-key", AES_KEY]);
-    }
-    args.extend(["text", "help"]);
-    wemp_in(dir, &args, &[])
-}
-
-fn out(o: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
+use common::{
+    AES_KEY, APPID, ServeProc, out, post, raw, signed_query, sim_send, temp_dir, text_xml, wemp_in,
+};
 
 #[test]
 fn a_captured_safe_mode_signature_cannot_post_a_forged_plain_body() {
@@ -107,20 +24,23 @@ fn a_captured_safe_mode_signature_cannot_post_a_forged_plain_body() {
     )
     .unwrap();
     let srv = ServeProc::start(&dir, &["--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"], &[]);
-    let addr = authority(&srv.url);
+    let addr = srv.addr();
     let safe_url = format!("http://{addr}/wechat/safe");
     let plain_url = format!("http://{addr}/wechat/plain");
 
-    let (status, whole) =
-        post(&addr, &format!("/wechat/safe?{}", captured_query("SafeToken1")), &text_xml("forged"));
+    let (status, whole) = post(
+        &addr,
+        &format!("/wechat/safe?{}", signed_query("SafeToken1", "oVictim")),
+        &text_xml("oVictim", 77, "forged"),
+    );
     assert!(status.starts_with("HTTP/1.1 403"), "{whole}");
     assert!(whole.contains("plain-mode request refused"), "{whole}");
     // Both accounts still work as WeChat uses them.
-    let o = sim_send(&dir, &safe_url, "SafeToken1", "safe");
+    let o = sim_send(&dir, &safe_url, "SafeToken1", "safe", &["text", "help"]);
     assert!(o.status.success(), "{}", out(&o));
-    let o = sim_send(&dir, &plain_url, "PlainToken2", "plain");
+    let o = sim_send(&dir, &plain_url, "PlainToken2", "plain", &["text", "help"]);
     assert!(o.status.success(), "{}", out(&o));
-    let o = sim_send(&dir, &safe_url, "SafeToken1", "plain");
+    let o = sim_send(&dir, &safe_url, "SafeToken1", "plain", &["text", "help"]);
     assert!(!o.status.success(), "plain to the safe account: {}", out(&o));
     drop(srv);
 
@@ -141,12 +61,15 @@ fn a_captured_safe_mode_signature_cannot_post_a_forged_plain_body() {
         ],
         &[],
     );
-    let addr = authority(&srv.url);
-    let path = srv.url.trim_start_matches("http://").trim_start_matches(&addr).to_owned();
-    let (status, whole) =
-        post(&addr, &format!("{path}?{}", captured_query("CompatTok1")), &text_xml("forged"));
+    let addr = srv.addr();
+    let path = srv.path();
+    let (status, whole) = post(
+        &addr,
+        &format!("{path}?{}", signed_query("CompatTok1", "oVictim")),
+        &text_xml("oVictim", 77, "forged"),
+    );
     assert!(status.starts_with("HTTP/1.1 403"), "{whole}");
-    let o = sim_send(&dir, &srv.url, "CompatTok1", "compatible");
+    let o = sim_send(&dir, &srv.url, "CompatTok1", "compatible", &["text", "help"]);
     assert!(o.status.success(), "{}", out(&o));
     drop(srv);
     std::fs::remove_dir_all(&dir).unwrap();
@@ -157,8 +80,8 @@ fn the_attribute_bomb_is_refused_before_it_is_parsed_and_oversized_bodies_before
     let dir = temp_dir("admission-bomb");
     // The default server: console on (its tap must not read ahead of the server's limit).
     let srv = ServeProc::start(&dir, &["--listen", "127.0.0.1:0"], &[]);
-    let addr = authority(&srv.url);
-    let path = srv.url.trim_start_matches("http://").trim_start_matches(&addr).to_owned();
+    let addr = srv.addr();
+    let path = srv.path();
 
     let mut bomb = String::from("<xml");
     let mut i = 0;

@@ -12,10 +12,6 @@ use serde_json::{Value, json};
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/wemp.toml");
 
-fn origin(srv: &ServeProc) -> String {
-    srv.url.strip_suffix("/wechat").unwrap_or(&srv.url).to_owned()
-}
-
 /// The console page's CSRF token (`<meta name="wemp-csrf" content="…">`).
 fn csrf(page: &str) -> String {
     let at = page.find("name=\"wemp-csrf\"").expect("no CSRF meta");
@@ -34,7 +30,7 @@ async fn serve_mounts_the_console_at_its_path_and_the_reload_button_reloads_like
         &["--config", config.to_str().unwrap()],
         &[("WEMP_LISTEN", "127.0.0.1:0"), ("WEMP_CONSOLE_PATH", "/ops/console")],
     );
-    let origin = origin(&srv);
+    let origin = srv.origin();
     let base = format!("{origin}/ops/console");
     assert!(
         srv.stdout()
@@ -123,7 +119,7 @@ async fn the_console_can_be_turned_off_and_a_bad_menu_names_its_line() {
     assert!(
         srv.stdout().contains("Web console (chat as a user, live log, setup): off (console.enabled = false)")
     );
-    let res = reqwest::get(format!("{}/console/", origin(&srv))).await.unwrap();
+    let res = reqwest::get(format!("{}/console/", srv.origin())).await.unwrap();
     assert_eq!(res.status(), 404);
     drop(srv);
 
@@ -151,7 +147,7 @@ async fn wrong_console_logins_are_logged_and_throttled_and_logout_revokes_the_se
         &["--config", config.to_str().unwrap()],
         &[("WEMP_LISTEN", "127.0.0.1:0"), ("WEMP_CONSOLE_TOKEN", "right-admin-token")],
     );
-    let base = format!("{}/console", origin(&srv));
+    let base = format!("{}/console", srv.origin());
     let client = |from: [u8; 4]| {
         reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

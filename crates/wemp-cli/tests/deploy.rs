@@ -7,9 +7,9 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{AES_KEY as KEY, APPID, ServeProc, temp_dir, wemp_in};
+use common::{AES_KEY as KEY, APPID, ServeProc, free_port, out, temp_dir, wait_for_port, wemp_in};
 
 const DEPLOY_MD: &str = include_str!("../../../docs/deploy.md");
 
@@ -30,14 +30,6 @@ fn which(tool: &str) -> Option<String> {
     None
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn out(o: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
 #[test]
 fn nginx_snippet_proxies_to_serve() {
     let Some(nginx) = which("nginx") else {
@@ -48,7 +40,7 @@ fn nginx_snippet_proxies_to_serve() {
     };
     let dir = temp_dir("nginx");
     let srv = ServeProc::start(&dir, &["--listen", "127.0.0.1:0", "--token", "ProxyToken1"], &[]);
-    let upstream = srv.url.trim_start_matches("http://").split('/').next().unwrap().to_owned();
+    let upstream = srv.addr();
 
     // The documented server block; TLS needs a certificate, so the test serves port-80 style.
     let snippet = block("nginx");
@@ -85,15 +77,11 @@ fn nginx_snippet_proxies_to_serve() {
         .spawn()
         .unwrap();
     let url = format!("http://127.0.0.1:{port}/wechat");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "nginx did not start: {}",
-            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(
+        wait_for_port(port, Duration::from_secs(15)),
+        "nginx did not start: {}",
+        std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+    );
 
     let check = wemp_in(&dir, &["sim", "check", &url, "--token", &srv.token], &[]);
     let verify = wemp_in(&dir, &["sim", "send", &url, "--token", &srv.token, "text", "hello"], &[]);

@@ -5,12 +5,8 @@ mod common;
 
 use std::path::Path;
 
-use common::{AES_KEY, temp_dir, wemp_in};
+use common::{AES_KEY, database_url, out as text, temp_dir, wemp_in};
 use wemp_testkit::platform::{FakePlatform, Fault};
-
-fn text(o: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
 
 fn config(dir: &Path, platform: &FakePlatform, secret: &str) -> std::path::PathBuf {
     let path = dir.join("wemp.toml");
@@ -253,8 +249,7 @@ fn doctor_refuses_public_urls_wechat_cannot_call_and_notices_the_path() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_creates_no_postgresql_schema() {
-    let url =
-        std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let url = database_url();
     let schema = format!("first_hour_doctor_{}", rand::random::<u32>());
     match wemp_store::postgres::probe(&url, &schema).await {
         Ok(wemp_store::postgres::SchemaState::Missing) => {}

@@ -29,10 +29,6 @@ fn start(platform: &FakePlatform, extra: &str) -> (ServeProc, std::path::PathBuf
     (srv, dir)
 }
 
-fn origin(srv: &ServeProc) -> String {
-    srv.url.strip_suffix("/wechat").unwrap().to_owned()
-}
-
 /// Uploads `data` through the proxy as temporary media of `kind`; its media id.
 async fn upload(
     http: &reqwest::Client,
@@ -62,7 +58,7 @@ async fn the_api_proxy_is_off_without_a_token() {
     let (srv, _dir) = start(&platform, "");
     let http = reqwest::Client::new();
     let res = http
-        .get(format!("{}/api/cgi-bin/user/info?openid=o1", origin(&srv)))
+        .get(format!("{}/api/cgi-bin/user/info?openid=o1", srv.origin()))
         .bearer_auth(PROXY_TOKEN)
         .send()
         .await
@@ -77,7 +73,7 @@ async fn the_api_proxy_adds_the_token_retries_token_errors_and_passes_the_rest()
     let platform = FakePlatform::start().await;
     platform.add_user(FakeUser::new("o_ann"));
     let (srv, _dir) = start(&platform, &format!("[api_proxy]\ntoken = \"{PROXY_TOKEN}\"\n"));
-    let base = origin(&srv);
+    let base = srv.origin();
     let http = reqwest::Client::new();
     let info = format!("{base}/api/cgi-bin/user/info?openid=o_ann&lang=zh_CN");
 
@@ -196,7 +192,7 @@ async fn the_api_proxy_listens_on_its_own_address() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let at = line.split_whitespace().nth(2).unwrap().trim_end_matches("<path>").to_owned();
-    assert!(!at.starts_with(&origin(&srv)), "{at} is the callback's address");
+    assert!(!at.starts_with(&srv.origin()), "{at} is the callback's address");
     let res = http
         .get(format!("{at}cgi-bin/user/info?openid=o_bob"))
         .bearer_auth(PROXY_TOKEN)
@@ -206,7 +202,7 @@ async fn the_api_proxy_listens_on_its_own_address() {
     let v: serde_json::Value = res.json().await.unwrap();
     assert_eq!(v["openid"], "o_bob", "{v}");
     let res = http
-        .get(format!("{}/api/cgi-bin/user/info?openid=o_bob", origin(&srv)))
+        .get(format!("{}/api/cgi-bin/user/info?openid=o_bob", srv.origin()))
         .bearer_auth(PROXY_TOKEN)
         .send()
         .await
@@ -257,11 +253,7 @@ impl Flask {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "Flask did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        assert!(common::wait_for_port(port, Duration::from_secs(20)), "Flask did not start");
         Some(Self { child, log, url: format!("http://127.0.0.1:{port}/wechat") })
     }
 
@@ -278,10 +270,10 @@ impl Drop for Flask {
 }
 
 fn sim(dir: &std::path::Path, srv: &ServeProc, args: &[&str]) -> (bool, String) {
-    let mut all = vec!["sim", "send", srv.url.as_str(), "--token", "Tok123", "--openid", "o_ann"];
+    let mut all = vec!["--openid", "o_ann"];
     all.extend(args);
-    let o = common::wemp_in(dir, &all, &[]);
-    (o.status.success(), format!("{}{}", common::stdout(&o), common::stderr(&o)))
+    let o = common::sim_send(dir, &srv.url, "Tok123", "plain", &all);
+    (o.status.success(), common::out(&o))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,7 +281,7 @@ async fn the_flask_example_answers_behind_wemp_serve_forward() {
     const SECRET: &str = "forward-secret-42";
     let platform = FakePlatform::start().await;
     platform.add_user(FakeUser::new("o_ann"));
-    let flask_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let flask_port = common::free_port();
     // The app's URL is known before it starts; serve starts first so the app knows the proxy.
     let app_url = format!("http://127.0.0.1:{flask_port}/wechat");
     let (srv, dir) = start(
@@ -299,7 +291,7 @@ async fn the_flask_example_answers_behind_wemp_serve_forward() {
              forward_secret = \"{SECRET}\"\nfallback_text = \"Please try again later\"\n"
         ),
     );
-    let api = format!("{}/api", origin(&srv));
+    let api = format!("{}/api", srv.origin());
     let port = flask_port.to_string();
     let Some(flask) = Flask::start(
         &dir,
@@ -377,7 +369,7 @@ async fn the_flask_example_answers_behind_wemp_serve_forward() {
     let res = http.get(format!("{api}/cgi-bin/user/info?openid=o_ann")).send().await.unwrap();
     assert_eq!(res.status(), 401);
 
-    let metrics = http.get(format!("{}/metrics", origin(&srv))).send().await.unwrap().text().await.unwrap();
+    let metrics = http.get(format!("{}/metrics", srv.origin())).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("wemp_forward_calls_total{result=\"app_error\"} 1"), "{metrics}");
     let (_, log) = srv.stop();
     assert!(log.contains("forwarding failed") && log.contains("HTTP 500"), "{log}");
@@ -490,4 +482,31 @@ async fn the_forwarded_json_follows_the_contract() {
     let (_, log) = srv.stop();
     assert!(log.contains("no \\\"reply\\\" field") || log.contains("no \"reply\" field"), "{log}");
     assert!(log.contains("not JSON"), "{log}");
+
+    // `wemp log --json` keeps each call to the app on its message's entry: the JSON sent, the
+    // app's status and answer, the latency — never the forward secret.
+    let out = common::wemp_in(&dir, &["log", "--json", "--data-dir", "d"], &[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!text.contains(SECRET), "the forward secret in the log:\n{text}");
+    let entries: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let by_summary =
+        |s: &str| entries.iter().find(|e| e["summary"] == s).unwrap_or_else(|| panic!("{s:?} not in {text}"));
+    assert!(by_summary("rule").get("forward").is_none(), "a rule answered: no call to the app");
+    let f = &by_summary("hello")["forward"];
+    assert_eq!(f["target"], serde_json::json!({"kind": "url", "url": url}));
+    assert_eq!((f["result"].as_str(), f["status"].as_u64()), (Some("reply"), Some(200)));
+    let sent = f["sent"].as_str().unwrap();
+    assert_eq!(sent.as_bytes(), &seen[0].1[..], "the JSON sent, as the app received it");
+    assert_eq!(f["sent_bytes"].as_u64(), Some(seen[0].1.len() as u64));
+    assert!(f["answer"].as_str().unwrap().contains(r#""type": "news""#), "{f}");
+    assert!(f["latency_us"].as_u64().unwrap() > 0, "{f}");
+    assert_eq!(f["error"], serde_json::Value::Null);
+    let f = &by_summary("subscribe")["forward"];
+    assert_eq!((f["result"].as_str(), f["answer"].as_str()), (Some("no_reply"), Some(r#"{"reply": null}"#)));
+    let f = &by_summary("one")["forward"];
+    assert_eq!(f["result"], "bad_answer");
+    assert_eq!(f["answer"], r#"{"text": "not the contract"}"#);
+    assert!(f["error"].as_str().unwrap().contains("no \"reply\" field"), "{f}");
+    assert_eq!(by_summary("two")["forward"]["answer"], "<xml>nope</xml>");
 }

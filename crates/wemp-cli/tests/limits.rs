@@ -22,7 +22,7 @@ fn start(dir: &Path, server_extra: &str) -> (ServeProc, String) {
     )
     .unwrap();
     let srv = ServeProc::start(dir, &["--config", config.to_str().unwrap()], &[]);
-    let addr = srv.url.trim_start_matches("http://").split('/').next().unwrap().to_owned();
+    let addr = srv.addr();
     (srv, addr)
 }
 

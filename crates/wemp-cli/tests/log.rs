@@ -8,18 +8,14 @@ use std::io::BufRead as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{ServeProc, temp_dir, wemp_cmd, wemp_in};
+use common::{PgSchema, ServeProc, http_get, out as text, redis_url, temp_dir, wemp_cmd, wemp_in};
 use serde_json::Value;
-
-fn text(o: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
 
 /// Sends one message as `openid` with `sim send --json`; returns its MsgId (if any).
 fn send_as(dir: &Path, srv: &ServeProc, openid: &str, what: &[&str]) -> Option<String> {
-    let mut args = vec!["sim", "send", &srv.url, "--token", &srv.token, "--openid", openid, "--json"];
+    let mut args = vec!["--openid", openid, "--json"];
     args.extend(what);
-    let o = wemp_in(dir, &args, &[]);
+    let o = srv.send(dir, "plain", &args);
     assert!(o.status.success(), "{}", text(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     v["msg_id"].as_str().map(str::to_owned)
@@ -88,7 +84,7 @@ fn log_reads_what_serve_wrote() {
     let (mut written, mut metrics) = (0, String::new());
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        metrics = http_get(&srv.url, "/metrics");
+        metrics = http_get(&srv.addr(), "/metrics");
         let now = written_of(&metrics).unwrap_or_else(|| panic!("no log counters in\n{metrics}"));
         if now >= 4 && now == written {
             break;
@@ -150,44 +146,16 @@ fn log_reads_what_serve_wrote() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A plain HTTP/1.0 GET of `path` on the host and port of `url`; the whole response.
-fn http_get(url: &str, path: &str) -> String {
-    use std::io::{Read as _, Write as _};
-    let host = url.trim_start_matches("http://").split('/').next().unwrap();
-    let mut stream = std::net::TcpStream::connect(host).unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-}
-
-fn database_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
 #[test]
 fn serve_logs_to_postgres_with_redis_dedup() {
+    let Some(pg) = PgSchema::create("wemp_cli") else { return };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let schema = format!("wemp_cli_{}", rand::random::<u32>());
-    let db = match rt.block_on(wemp_store::postgres::PostgresDatabase::connect(&database_url(), &schema)) {
-        Ok(db) => db,
-        Err(e) => {
-            println!("skipping: PostgreSQL at {} does not answer: {e}", database_url());
-            return;
-        }
-    };
     if let Err(e) = rt.block_on(wemp_store::redis::connect(&redis_url())) {
         println!("skipping: Redis at {} does not answer: {e}", redis_url());
-        rt.block_on(db.drop_schema()).unwrap();
         return;
     }
     let dir = temp_dir("pg");
-    let sep = if database_url().contains('?') { '&' } else { '?' };
-    let database = format!("{}{sep}schema={schema}", database_url());
+    let (schema, database) = (pg.name.clone(), pg.url.clone());
     let srv = ServeProc::start(
         &dir,
         &["--listen", "127.0.0.1:0", "--database", &database, "--redis", &redis_url()],
@@ -213,6 +181,6 @@ fn serve_logs_to_postgres_with_redis_dedup() {
         "the retry is counted on its message's entry: {all:?}"
     );
     println!("PostgreSQL schema {schema}: {} entries logged and read back", all.len());
-    rt.block_on(db.drop_schema()).unwrap();
+    drop(pg);
     std::fs::remove_dir_all(&dir).unwrap();
 }

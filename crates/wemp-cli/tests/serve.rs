@@ -7,23 +7,9 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{AES_KEY, APPID, ServeProc, temp_dir, wemp_in};
+use common::{AES_KEY, APPID, ServeProc, out, temp_dir, wemp_in};
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/wemp.toml");
-
-fn out(o: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-/// `wemp sim send URL --token T [enc] --mode M WHAT…` in `dir`.
-fn send(dir: &Path, srv: &ServeProc, mode: &str, what: &[&str]) -> std::process::Output {
-    let mut args = vec!["sim", "send", &srv.url, "--token", &srv.token, "--mode", mode];
-    if mode != "plain" {
-        args.extend(["--appid", APPID, "--aes-key", AES_KEY]);
-    }
-    args.extend(what);
-    wemp_in(dir, &args, &[])
-}
 
 #[test]
 fn quick_start_as_written() {
@@ -120,12 +106,12 @@ fn example_config_every_type_in_every_mode_and_sim_check() {
     assert!(srv.sim_command.contains("--mode compatible"), "{}", srv.sim_command);
     // A compatible-mode account trusts only what is encrypted: a plain request is refused
     // (issue 11 §1, issue 16 item 6; it used to be answered).
-    let o = send(&dir, &srv, "plain", &["text", "help"]);
+    let o = srv.send(&dir, "plain", &["text", "help"]);
     assert_eq!(o.status.code(), Some(1), "plain to a compatible-mode account: {}", out(&o));
     assert!(out(&o).contains("403"), "{}", out(&o));
     for mode in ["compatible", "safe"] {
         for (what, want) in EXAMPLE_CASES {
-            let o = send(&dir, &srv, mode, what);
+            let o = srv.send(&dir, mode, what);
             let text = out(&o);
             assert!(o.status.success(), "{mode} {what:?}: {text}");
             assert!(text.contains(want), "{mode} {what:?}: wanted {want:?} in\n{text}");
@@ -181,9 +167,9 @@ fn safe_mode_refuses_plain_requests_and_a_bad_config_names_the_line() {
         &[],
     );
     assert!(srv.stdout().contains("安全模式 (safe)"));
-    let o = send(&dir, &srv, "safe", &["text", "help"]);
+    let o = srv.send(&dir, "safe", &["text", "help"]);
     assert!(o.status.success(), "{}", out(&o));
-    let o = send(&dir, &srv, "plain", &["text", "help"]);
+    let o = srv.send(&dir, "plain", &["text", "help"]);
     assert_eq!(o.status.code(), Some(1), "a plain request to a safe-mode server is refused: {}", out(&o));
     drop(srv);
 
@@ -222,7 +208,7 @@ fn toml_keyword_rules_read_any_case_and_voice_and_the_catch_all_skips_events() {
         (&["event", "location"][..], "no reply (success)"),
         (&["event", "subscribe"][..], "no reply (success)"),
     ] {
-        let o = send(&dir, &srv, "plain", what);
+        let o = srv.send(&dir, "plain", what);
         assert!(o.status.success() && out(&o).contains(want), "{what:?}: wanted {want:?} in\n{}", out(&o));
     }
     let err = srv.stderr();
@@ -240,7 +226,7 @@ fn rules_file(reply: &str) -> String {
 }
 
 fn reply_to_ping(dir: &Path, srv: &ServeProc) -> String {
-    out(&send(dir, srv, "plain", &["text", "ping"]))
+    out(&srv.send(dir, "plain", &["text", "ping"]))
 }
 
 fn wait_for_reply(dir: &Path, srv: &ServeProc, want: &str) -> bool {
@@ -344,7 +330,7 @@ fn serve_starts_and_answers_while_redis_is_down() {
     );
     assert!(srv.stdout().contains("Dedup: redis"), "{}", srv.stdout());
     assert!(srv.stderr().contains("Redis does not answer"), "{}", srv.stderr());
-    let o = send(&dir, &srv, "plain", &["text", "help"]);
+    let o = srv.send(&dir, "plain", &["text", "help"]);
     assert!(o.status.success() && out(&o).contains("Try: \"hello\""), "{}", out(&o));
     let (status, err) = srv.stop();
     assert!(status.success(), "{err}");

@@ -461,7 +461,7 @@ fn an_untrusted_certificate_is_named() {
         println!("skipping: openssl cannot make a certificate here");
         return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = common::free_port();
     let mut server = std::process::Command::new("openssl")
         .args(["s_server", "-accept", &format!("127.0.0.1:{port}"), "-cert", "c.pem", "-key", "k.pem"])
         .args(["-www", "-quiet"])
@@ -471,10 +471,7 @@ fn an_untrusted_certificate_is_named() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_for_port(port, Duration::from_secs(10));
     let url = format!("https://127.0.0.1:{port}/wechat");
     let out = wemp(&["sim", "verify", &url, "--token", TOKEN]);
     let insecure = wemp(&["sim", "verify", &url, "--token", TOKEN, "--insecure"]);

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use wemp_proto::{Event, Incoming, Mode};
+use wemp_store::ForwardRecord;
 
 use crate::Account;
 use crate::session::{Session, SessionSlot};
@@ -25,6 +26,8 @@ pub(crate) struct Shared {
     rule: Mutex<Option<Arc<str>>>,
     /// The handler's error, set before the reply is handed over.
     error: Mutex<Option<String>>,
+    /// The call to a gateway app the handler made ([`Ctx::record_forward`]).
+    forward: Mutex<Option<Box<ForwardRecord>>>,
     /// The sender's session, when the service has a session store.
     session: Option<SessionSlot>,
     /// Retries on this instance waiting for this delivery's reply (see [`Joined`]).
@@ -78,6 +81,7 @@ impl Shared {
             deferred: Notify::new(),
             rule: Mutex::new(None),
             error: Mutex::new(None),
+            forward: Mutex::new(None),
             session: None,
             joiners: AtomicUsize::new(0),
             joiner_left: Notify::new(),
@@ -109,6 +113,10 @@ impl Shared {
 
     pub(crate) fn error(&self) -> Option<String> {
         self.error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn forward(&self) -> Option<Box<ForwardRecord>> {
+        self.forward.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Marks the reply as going late; returns what was decided (possibly earlier).
@@ -204,6 +212,14 @@ impl Ctx {
         let name = name.into();
         tracing::Span::current().record("rule", &*name);
         self.shared.set_rule(name);
+    }
+
+    /// Keeps the call a handler made to a gateway app for this message (what
+    /// [`crate::Forward`] sends and what the app answered) on the delivery's record
+    /// ([`wemp_store::DeliveryRecord::forward`]), for the message log and the console. The
+    /// last call recorded wins.
+    pub fn record_forward(&self, call: ForwardRecord) {
+        *self.shared.forward.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(call));
     }
 
     /// The name of what answers this delivery so far: the rule the router chose (see

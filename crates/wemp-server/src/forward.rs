@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hmac::{KeyInit as _, Mac as _};
 use wemp_proto::{Incoming, Reply};
+use wemp_store::{ForwardRecord, ForwardResult, ForwardTarget};
 
 use crate::{BoxError, Inbound};
 
@@ -21,11 +22,9 @@ pub const DEDUP_KEY_HEADER: &str = "x-wemp-dedup-key";
 /// The largest answer read from the app.
 pub const ANSWER_LIMIT: usize = 256 * 1024;
 
-const RESULTS: [&str; 5] = ["reply", "no_reply", "app_error", "bad_answer", "unreachable"];
-
 #[derive(Debug, Default)]
 struct Stats {
-    calls: [AtomicU64; RESULTS.len()],
+    calls: [AtomicU64; ForwardResult::ALL.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
 }
@@ -72,6 +71,17 @@ pub enum ForwardError {
     },
 }
 
+impl ForwardError {
+    /// How the call ended, as the record and the metrics count it.
+    pub fn result(&self) -> ForwardResult {
+        match self {
+            Self::Unreachable { .. } => ForwardResult::Unreachable,
+            Self::Status { .. } => ForwardResult::AppError,
+            Self::BadAnswer { .. } => ForwardResult::BadAnswer,
+        }
+    }
+}
+
 /// Posts each message it handles to an app's URL as JSON (contract version
 /// [`CONTRACT_VERSION`], docs/gateway.md) and answers with the app's reply: `200` with
 /// `{"reply": <Reply JSON>}`, or `{"reply": null}` / `204` for none.
@@ -83,7 +93,9 @@ pub enum ForwardError {
 /// HMAC-SHA256 of the body>`; the dedup key is in `X-Wemp-Dedup-Key`. When the app fails
 /// (unreachable, timeout, non-2xx, malformed answer) the failure is logged and counted
 /// (`wemp_forward_calls_total{result}`), and the [`Forward::fallback_text`] is answered if
-/// set (else the failure is the handler's error: an empty reply).
+/// set (else the failure is the handler's error: an empty reply). Each call is kept on the
+/// delivery's record ([`crate::DeliveryRecord::forward`]: the JSON sent, the app's status,
+/// answer and latency, bounded; never the secret).
 ///
 /// ```no_run
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -94,6 +106,9 @@ pub enum ForwardError {
 #[derive(Clone)]
 pub struct Forward {
     http: reqwest::Client,
+    /// The URL posted to.
+    endpoint: Arc<str>,
+    /// The URL as shown (errors, logs, records): without a password.
     url: Arc<str>,
     secret: Option<Arc<[u8]>>,
     fallback_text: Option<Arc<str>>,
@@ -150,9 +165,17 @@ impl Forward {
             .user_agent(concat!("wemp/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let url: String = url.into();
+        let shown = match reqwest::Url::parse(&url) {
+            Ok(mut u) if u.password().is_some() => {
+                let _ = u.set_password(None);
+                u.to_string()
+            }
+            _ => url.clone(),
+        };
         Ok(Self {
             http,
-            url: url.into(),
+            endpoint: url.into(),
+            url: shown.into(),
             secret: None,
             fallback_text: None,
             names: Arc::default(),
@@ -188,7 +211,7 @@ impl Forward {
         self
     }
 
-    /// The app's URL.
+    /// The app's URL (any password in it left out).
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -238,12 +261,51 @@ impl Forward {
     /// [`ForwardError`]: the app is unreachable or slow, answered another status, or answered
     /// something that is not `{"reply": …}`.
     pub async fn call(&self, inbound: &Inbound) -> Result<Reply, ForwardError> {
+        self.exchange(inbound).await.0
+    }
+
+    /// [`Forward::call`], and the record of the call: the JSON sent, the app's status,
+    /// answer (as read, bounded) and the latency.
+    async fn exchange(&self, inbound: &Inbound) -> (Result<Reply, ForwardError>, ForwardRecord) {
+        let start = Instant::now();
         let body = serde_json::to_vec(&self.body(inbound)).unwrap_or_default();
+        let mut record = ForwardRecord::new(
+            ForwardTarget::Url { url: self.url.to_string() },
+            ForwardResult::NoReply,
+            &body,
+            Duration::ZERO,
+        );
+        let mut answer = Vec::new();
+        let outcome = self.post(inbound, body, &mut record.status, &mut answer).await;
+        record.latency = start.elapsed();
+        if record.status.is_some() {
+            record.set_answer(&answer);
+        }
+        record.result = match &outcome {
+            Ok(r) if r.is_none() => ForwardResult::NoReply,
+            Ok(_) => ForwardResult::Reply,
+            Err(e) => {
+                record.error = Some(e.to_string());
+                e.result()
+            }
+        };
+        (outcome, record)
+    }
+
+    /// Sends `body` for `inbound`; the status and the bytes of the answer read are left in
+    /// `status` and `answer`.
+    async fn post(
+        &self,
+        inbound: &Inbound,
+        body: Vec<u8>,
+        status: &mut Option<u16>,
+        answer: &mut Vec<u8>,
+    ) -> Result<Reply, ForwardError> {
         let url = self.url.to_string();
         let unreachable = |source| ForwardError::Unreachable { url: url.clone(), source };
         let mut req = self
             .http
-            .post(&*self.url)
+            .post(&*self.endpoint)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(DEDUP_KEY_HEADER, inbound.message().dedup_key())
             .header("x-wemp-account", inbound.account().appid());
@@ -251,17 +313,18 @@ impl Forward {
             req = req.header(SIGNATURE_HEADER, format!("sha256={}", sign(secret, &body)));
         }
         let mut res = req.body(body).send().await.map_err(unreachable)?;
-        let status = res.status().as_u16();
-        if status == 204 {
+        let code = res.status().as_u16();
+        *status = Some(code);
+        if code == 204 {
             return Ok(Reply::None);
         }
-        if status != 200 {
-            return Err(ForwardError::Status { url, status });
-        }
-        let mut bytes = Vec::new();
+        let bytes = answer;
         while let Some(chunk) = res.chunk().await.map_err(unreachable)? {
             bytes.extend_from_slice(&chunk);
             if bytes.len() > ANSWER_LIMIT {
+                if code != 200 {
+                    break;
+                }
                 return Err(ForwardError::BadAnswer {
                     url,
                     reason: format!("larger than {ANSWER_LIMIT} bytes"),
@@ -269,35 +332,32 @@ impl Forward {
                 });
             }
         }
-        parse_answer(&bytes).map_err(|reason| ForwardError::BadAnswer {
+        if code != 200 {
+            return Err(ForwardError::Status { url, status: code });
+        }
+        parse_answer(bytes).map_err(|reason| ForwardError::BadAnswer {
             url,
             reason,
-            body: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+            body: String::from_utf8_lossy(bytes).chars().take(200).collect(),
         })
     }
 
-    /// [`Forward::call`] with the failure logged and counted, and the fallback text (if any)
-    /// answered in its place.
+    /// [`Forward::call`] with the failure logged and counted, the call kept on the
+    /// delivery's record ([`crate::Ctx::record_forward`]), and the fallback text (if any)
+    /// answered in place of a failure.
     ///
     /// # Errors
     /// The app failed and there is no fallback text.
     pub async fn handle(&self, inbound: Inbound) -> Result<Reply, BoxError> {
-        let start = Instant::now();
-        let outcome = self.call(&inbound).await;
+        let (outcome, record) = self.exchange(&inbound).await;
         let s = &self.stats;
         s.latency_count.fetch_add(1, Relaxed);
-        s.latency_sum_us.fetch_add(u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX), Relaxed);
-        let latency_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        s.latency_sum_us.fetch_add(u64::try_from(record.latency.as_micros()).unwrap_or(u64::MAX), Relaxed);
+        let latency_ms = record.latency_ms();
+        s.calls[record.result as usize].fetch_add(1, Relaxed);
+        inbound.ctx().record_forward(record);
         // Only the log lines read it: made when one is emitted.
         let key = || inbound.message().dedup_key();
-        let result = match &outcome {
-            Ok(r) if r.is_none() => 1,
-            Ok(_) => 0,
-            Err(ForwardError::Status { .. }) => 2,
-            Err(ForwardError::BadAnswer { .. }) => 3,
-            Err(ForwardError::Unreachable { .. }) => 4,
-        };
-        s.calls[result].fetch_add(1, Relaxed);
         match outcome {
             Ok(reply) => {
                 // Debug, not info: a line per message would cost every forwarded message a
@@ -335,9 +395,9 @@ impl Forward {
         let s = &self.stats;
         let _ = writeln!(out, "# HELP wemp_forward_calls_total Calls to the gateway app by result.");
         let _ = writeln!(out, "# TYPE wemp_forward_calls_total counter");
-        for (i, label) in RESULTS.iter().enumerate() {
-            let _ =
-                writeln!(out, "wemp_forward_calls_total{{result=\"{label}\"}} {}", s.calls[i].load(Relaxed));
+        for result in ForwardResult::ALL {
+            let (label, n) = (result.label(), s.calls[result as usize].load(Relaxed));
+            let _ = writeln!(out, "wemp_forward_calls_total{{result=\"{label}\"}} {n}");
         }
         let _ = writeln!(out, "# HELP wemp_forward_latency_seconds Time of calls to the gateway app.");
         let _ = writeln!(out, "# TYPE wemp_forward_latency_seconds summary");
@@ -376,6 +436,15 @@ mod tests {
         assert!(parse_answer(b"<xml/>").unwrap_err().contains("not JSON"));
         assert!(parse_answer(br#"{"text": "hi"}"#).unwrap_err().contains("no \"reply\""));
         assert!(parse_answer(br#"{"reply": {"type": "sticker"}}"#).unwrap_err().contains("not a reply"));
+    }
+
+    #[test]
+    fn a_password_in_the_url_is_never_shown() {
+        let f = Forward::new("http://app:hunter2@127.0.0.1:5000/hook").unwrap().secret("s3cret-key");
+        assert_eq!(f.url(), "http://app@127.0.0.1:5000/hook");
+        let debug = format!("{f:?}");
+        assert!(!debug.contains("hunter2") && !debug.contains("s3cret-key"), "{debug}");
+        assert_eq!(Forward::new("http://127.0.0.1:5000/hook").unwrap().url(), "http://127.0.0.1:5000/hook");
     }
 
     #[test]

@@ -35,8 +35,8 @@ pub use handler::{
 };
 pub use late::{LateReplySink, LoggingSink, SinkOutcome};
 pub use observe::{
-    BroadcastObserver, DedupOutcome, DeliveryRecord, MessageLogObserver, Observer, RecordOutcome,
-    RejectionRecord,
+    BroadcastObserver, DedupOutcome, DeliveryRecord, ForwardRecord, ForwardResult, ForwardTarget,
+    MessageLogObserver, Observer, RecordOutcome, RejectionRecord,
 };
 pub use reject::RejectReason;
 pub use router::{LiveRouter, Match, Matcher, Router, Rule};

@@ -49,13 +49,15 @@ where
     }
 }
 
-pub use wemp_store::{DedupOutcome, DeliveryRecord, RecordOutcome, RejectionRecord};
+pub use wemp_store::{
+    DedupOutcome, DeliveryRecord, ForwardRecord, ForwardResult, ForwardTarget, RecordOutcome, RejectionRecord,
+};
 
 /// Keeps what arrived on the request's record: the query parameters (percent-decoded, the
 /// first of a repeated name, as the server reads them), the headers less `Cookie` and
 /// `Authorization` (names lowercase, repeated ones joined with `, `) and the peer address
 /// (from axum's `ConnectInfo<SocketAddr>`, when the server was started with it).
-pub(crate) fn keep_request(record: &mut DeliveryRecord, parts: &http::request::Parts) {
+pub fn keep_request(record: &mut DeliveryRecord, parts: &http::request::Parts) {
     for pair in parts.uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         record

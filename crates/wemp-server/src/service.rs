@@ -981,6 +981,7 @@ impl Inner {
         if let Some(r) = seen.record.as_mut() {
             r.handler = shared.rule();
             r.error = shared.error();
+            r.forward = shared.forward();
         }
         match xml {
             Some(xml) => self.answer_recorded(&account, mode, xml, seen),
@@ -1127,6 +1128,7 @@ impl Inner {
                     r.latency = report.arrived.elapsed();
                     r.handler = shared.rule();
                     r.error = shared.error();
+                    r.forward = shared.forward();
                     self.observers.emit(r);
                 }
             }

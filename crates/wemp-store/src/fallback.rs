@@ -4,7 +4,9 @@
 //! more than perfect dedup across instances: calls go to a local (in-memory) store, with a
 //! warning, and the shared store is tried again every
 //! [`probe_interval`](FallbackDedupStore::probe_interval); the first call it answers switches
-//! back.
+//! back. While Redis answers, the local store is written through (this process's in-flight
+//! claims and the replies it stored or read), so a retry that arrives during an outage is
+//! not handled a second time by the process that saw the message.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,10 +22,20 @@ use crate::{Result, StoreError};
 /// A primary call that fails or takes longer than [`timeout`](Self::timeout) is served by
 /// the fallback instead, and the store turns *degraded*: later calls go straight to the
 /// fallback, except one call per [`probe_interval`](Self::probe_interval), which tries the
-/// primary again. While the fallback was used in the last ten minutes, completions and
-/// releases also go to it, so claims taken there are finished there, and a key the primary
-/// hands out as new is first looked up on the fallback: a message answered (or still being
-/// handled) there while the primary was away is not handled a second time.
+/// primary again.
+///
+/// The fallback is written through while the primary answers: every claim this store wins
+/// on the primary is also held in the fallback until it is completed or released, and every
+/// reply it completes or reads there is kept in the fallback too (for the caller's `ttl`, at
+/// most [`WRITE_THROUGH_TTL`], and within the fallback's own size bound). So when the
+/// primary goes away, a retry of a message this process answered gets the same reply, and a
+/// retry of a message whose handler is still running here joins it instead of running it a
+/// second time. The other way round, when the primary answers again, what only the
+/// fallback knows wins: a message answered here while the primary was away gets its stored
+/// reply (which the primary learns), and one still being handled here is joined.
+///
+/// What no process can know during an outage stays unknown: a retry that lands on an
+/// instance which neither handled the message nor read its reply is handled again there.
 pub struct FallbackDedupStore<P, F> {
     primary: P,
     fallback: F,
@@ -36,11 +48,12 @@ pub struct FallbackDedupStore<P, F> {
 struct State {
     degraded: bool,
     last_probe: Option<Instant>,
-    last_fallback_use: Option<Instant>,
 }
 
-/// How long after its last use completions and releases are mirrored to the fallback.
-const MIRROR_WINDOW: Duration = Duration::from_secs(600);
+/// The longest time a reply written through to the fallback while the primary answers is
+/// kept there. WeChat's retries of one message end within about 15 seconds; the bound keeps
+/// the local copy small when callers keep replies on the primary for long.
+pub const WRITE_THROUGH_TTL: Duration = Duration::from_secs(600);
 
 enum Route {
     Primary,
@@ -56,7 +69,7 @@ impl<P: DedupStore, F: DedupStore> FallbackDedupStore<P, F> {
             fallback,
             timeout: Duration::from_millis(500),
             probe_interval: Duration::from_secs(1),
-            state: Mutex::new(State { degraded: false, last_probe: None, last_fallback_use: None }),
+            state: Mutex::new(State { degraded: false, last_probe: None }),
             fallback_calls: AtomicU64::new(0),
         }
     }
@@ -109,7 +122,6 @@ impl<P: DedupStore, F: DedupStore> FallbackDedupStore<P, F> {
             s.last_probe = Some(now);
             Route::Primary
         } else {
-            s.last_fallback_use = Some(now);
             self.fallback_calls.fetch_add(1, Ordering::Relaxed);
             Route::Fallback
         }
@@ -127,7 +139,6 @@ impl<P: DedupStore, F: DedupStore> FallbackDedupStore<P, F> {
         let now = Instant::now();
         let mut s = self.lock();
         s.last_probe = Some(now);
-        s.last_fallback_use = Some(now);
         self.fallback_calls.fetch_add(1, Ordering::Relaxed);
         if !s.degraded {
             s.degraded = true;
@@ -137,36 +148,51 @@ impl<P: DedupStore, F: DedupStore> FallbackDedupStore<P, F> {
         }
     }
 
-    fn mirror_to_fallback(&self) -> bool {
-        self.lock().last_fallback_use.is_some_and(|t| t.elapsed() < MIRROR_WINDOW)
-    }
-
-    /// The primary just gave us `key`, but the fallback was in use lately: a delivery of the
-    /// same message may have been claimed there while the primary was away. If it was
-    /// answered there, the reply is stored on the primary too and returned (the handler must
-    /// not run again); if it is still being handled there, the caller joins it (the owner's
-    /// completion reaches the primary, where the caller's wait looks). Otherwise the claim
-    /// stays ours.
-    async fn claimed_on_fallback(&self, key: &str, in_flight_ttl: Duration) -> Claim {
-        match self.fallback.claim(key, in_flight_ttl).await {
-            Ok(Claim::Done(reply)) => {
-                let ttl = in_flight_ttl.max(crate::memory::MIN_REPLY_TTL);
-                self.try_primary("complete", self.timeout, self.primary.complete(key, &reply, ttl)).await;
+    /// The primary answered `claim` for `key` with `claim`: keep the fallback in step with
+    /// it (write-through), and let what only the fallback knows win.
+    async fn write_through_claim(&self, key: &str, in_flight_ttl: Duration, claim: Claim) -> Claim {
+        match claim {
+            Claim::New => match self.fallback.claim(key, in_flight_ttl).await {
+                // The usual case: the fallback now holds our in-flight claim as well.
+                Ok(Claim::New) => Claim::New,
+                // Answered here while the primary was away (or the primary lost the key): the
+                // handler must not run again, and the primary learns the reply for retries
+                // landing on other instances.
+                Ok(Claim::Done(reply)) => {
+                    self.reply_to_primary(key, &reply, in_flight_ttl).await;
+                    Claim::Done(reply)
+                }
+                // Still being handled here: join it. The owner's completion reaches the
+                // primary too, where the caller's wait looks.
+                Ok(Claim::InFlight) => Claim::InFlight,
+                Err(e) => {
+                    tracing::debug!(error = %e, "local fallback failed; keeping the shared claim");
+                    Claim::New
+                }
+            },
+            Claim::InFlight => match self.fallback.wait(key, Duration::ZERO).await {
+                // Answered here, but the reply never reached the primary.
+                Ok(Some(reply)) => {
+                    self.reply_to_primary(key, &reply, in_flight_ttl).await;
+                    Claim::Done(reply)
+                }
+                _ => Claim::InFlight,
+            },
+            Claim::Done(reply) => {
+                // Kept here too, for a retry that arrives while the primary is away.
+                let ttl = in_flight_ttl.max(crate::memory::MIN_REPLY_TTL).min(WRITE_THROUGH_TTL);
+                if let Err(e) = self.fallback.complete(key, &reply, ttl).await {
+                    tracing::debug!(error = %e, "cannot keep a shared reply in the local fallback");
+                }
                 Claim::Done(reply)
             }
-            Ok(Claim::InFlight) => Claim::InFlight,
-            Ok(Claim::New) => {
-                // Only a probe: the claim that counts is the primary's.
-                if let Err(e) = self.fallback.release(key).await {
-                    tracing::debug!(error = %e, "cannot release a probing fallback claim");
-                }
-                Claim::New
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "local fallback failed; keeping the shared claim");
-                Claim::New
-            }
         }
+    }
+
+    /// Stores on the primary a reply only the fallback had.
+    async fn reply_to_primary(&self, key: &str, reply: &str, in_flight_ttl: Duration) {
+        let ttl = in_flight_ttl.max(crate::memory::MIN_REPLY_TTL);
+        self.try_primary("complete", self.timeout, self.primary.complete(key, reply, ttl)).await;
     }
 
     /// Runs `call` on the primary, bounded by `timeout`; `None` after recording a failure.
@@ -211,10 +237,7 @@ impl<P: DedupStore, F: DedupStore> DedupStore for FallbackDedupStore<P, F> {
             && let Some(c) =
                 self.try_primary("claim", self.timeout, self.primary.claim(key, in_flight_ttl)).await
         {
-            if c == Claim::New && self.mirror_to_fallback() {
-                return Ok(self.claimed_on_fallback(key, in_flight_ttl).await);
-            }
-            return Ok(c);
+            return Ok(self.write_through_claim(key, in_flight_ttl, c).await);
         }
         self.fallback.claim(key, in_flight_ttl).await
     }
@@ -226,8 +249,9 @@ impl<P: DedupStore, F: DedupStore> DedupStore for FallbackDedupStore<P, F> {
                 .await
                 .is_some()
         {
-            if self.mirror_to_fallback() {
-                self.fallback.complete(key, reply, ttl).await?;
+            // Written through: the reply a retry gets if the primary goes away.
+            if let Err(e) = self.fallback.complete(key, reply, ttl.min(WRITE_THROUGH_TTL)).await {
+                tracing::debug!(error = %e, "cannot keep the reply in the local fallback");
             }
             return Ok(());
         }
@@ -238,8 +262,8 @@ impl<P: DedupStore, F: DedupStore> DedupStore for FallbackDedupStore<P, F> {
         if let Route::Primary = self.route()
             && self.try_primary("release", self.timeout, self.primary.release(key)).await.is_some()
         {
-            if self.mirror_to_fallback() {
-                self.fallback.release(key).await?;
+            if let Err(e) = self.fallback.release(key).await {
+                tracing::debug!(error = %e, "cannot release the local copy of a claim");
             }
             return Ok(());
         }
@@ -250,12 +274,11 @@ impl<P: DedupStore, F: DedupStore> DedupStore for FallbackDedupStore<P, F> {
         let start = Instant::now();
         if let Route::Primary = self.route() {
             let bound = timeout.saturating_add(self.timeout);
-            match self.try_primary("wait", bound, self.primary.wait(key, timeout)).await {
-                // The primary answered but saw nothing; the claim may have been taken on the
-                // fallback while the primary was away.
-                Some(None) if self.mirror_to_fallback() => {}
-                Some(found) => return Ok(found),
-                None => {}
+            // The primary answered with a reply; otherwise the claim may be one taken on the
+            // fallback while the primary was away, or the primary failed: look here too.
+            if let Some(Some(found)) = self.try_primary("wait", bound, self.primary.wait(key, timeout)).await
+            {
+                return Ok(Some(found));
             }
         }
         let left = timeout.saturating_sub(start.elapsed());

@@ -20,7 +20,8 @@ pub use dedup::{Claim, DedupStore};
 pub use error::{Result, StoreError};
 pub use fallback::FallbackDedupStore;
 pub use log::{
-    DedupOutcome, DeliveryRecord, LogQuery, MessageLog, RecordOutcome, RejectionRecord, SinkOutcome, merge,
+    DedupOutcome, DeliveryRecord, ForwardRecord, ForwardResult, ForwardTarget, LogQuery, MessageLog,
+    RecordOutcome, RejectionRecord, SinkOutcome, merge,
 };
 pub use session::{SessionStore, Versioned};
 pub use token::{CachedToken, Lease, TokenStore};

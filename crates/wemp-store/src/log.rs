@@ -179,6 +179,146 @@ impl RejectionRecord {
     }
 }
 
+/// Where a forwarded message went.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ForwardTarget {
+    /// The app's URL (any password in it left out).
+    Url {
+        /// The URL.
+        url: String,
+    },
+    /// A relay client connected to the server (`wemp relay`).
+    Relay,
+}
+
+impl std::fmt::Display for ForwardTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Url { url } => f.write_str(url),
+            Self::Relay => f.write_str("relay"),
+        }
+    }
+}
+
+/// How a call to the gateway app ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ForwardResult {
+    /// The app answered a reply.
+    Reply = 0,
+    /// The app answered no reply (`{"reply": null}`, `204` or an empty body).
+    NoReply = 1,
+    /// The app answered a status other than 200 or 204.
+    AppError = 2,
+    /// The app's answer is not `{"reply": …}`.
+    BadAnswer = 3,
+    /// The app could not be reached or did not answer in time.
+    Unreachable = 4,
+}
+
+impl ForwardResult {
+    /// Every result, in the order of their discriminants.
+    pub const ALL: [Self; 5] =
+        [Self::Reply, Self::NoReply, Self::AppError, Self::BadAnswer, Self::Unreachable];
+
+    /// `reply`, `no_reply`, `app_error`, `bad_answer` or `unreachable`.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Reply => "reply",
+            Self::NoReply => "no_reply",
+            Self::AppError => "app_error",
+            Self::BadAnswer => "bad_answer",
+            Self::Unreachable => "unreachable",
+        }
+    }
+}
+
+/// A call to the gateway app for the message (`wemp serve --forward`): what was sent and
+/// what came back. Never holds the forward secret (nor the signature made with it).
+///
+/// The texts are bounded: [`sent`](Self::sent) and [`answer`](Self::answer) keep at most
+/// [`ForwardRecord::TEXT_LIMIT`] bytes (cut at a character boundary); the sizes say how
+/// long they were.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ForwardRecord {
+    /// Where it went.
+    pub target: ForwardTarget,
+    /// How it ended.
+    pub result: ForwardResult,
+    /// The JSON body sent (bounded).
+    pub sent: String,
+    /// The size of the JSON body sent, in bytes.
+    pub sent_bytes: u64,
+    /// The app's HTTP status (`None` when it gave none: unreachable, timed out).
+    pub status: Option<u16>,
+    /// The app's answer as received (bounded), when it gave one.
+    pub answer: Option<String>,
+    /// The size of the answer read, in bytes.
+    #[serde(default)]
+    pub answer_bytes: u64,
+    /// Time from sending to the end of the answer (or the failure).
+    #[serde(rename = "latency_us", with = "micros")]
+    pub latency: Duration,
+    /// What went wrong, in one line.
+    pub error: Option<String>,
+}
+
+impl ForwardRecord {
+    /// The most bytes of the JSON sent and of the answer kept.
+    pub const TEXT_LIMIT: usize = 16 * 1024;
+
+    /// A call to `target` that sent `sent` and ended with `result` after `latency`; no
+    /// status, answer or error yet.
+    pub fn new(target: ForwardTarget, result: ForwardResult, sent: &[u8], latency: Duration) -> Self {
+        Self {
+            target,
+            result,
+            sent: bounded(sent),
+            sent_bytes: sent.len() as u64,
+            status: None,
+            answer: None,
+            answer_bytes: 0,
+            latency,
+            error: None,
+        }
+    }
+
+    /// Keeps `answer` (bounded) as the app's answer.
+    pub fn set_answer(&mut self, answer: &[u8]) {
+        self.answer = Some(bounded(answer));
+        self.answer_bytes = answer.len() as u64;
+    }
+
+    /// Whether [`sent`](Self::sent) or [`answer`](Self::answer) was cut.
+    pub fn truncated(&self) -> bool {
+        self.sent.len() as u64 != self.sent_bytes
+            || self.answer.as_ref().is_some_and(|a| a.len() as u64 != self.answer_bytes)
+    }
+
+    /// The latency in whole milliseconds.
+    pub fn latency_ms(&self) -> u64 {
+        u64::try_from(self.latency.as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// At most [`ForwardRecord::TEXT_LIMIT`] bytes of `bytes` as text (lossy UTF-8, cut at a
+/// character boundary).
+fn bounded(bytes: &[u8]) -> String {
+    let head = &bytes[..bytes.len().min(ForwardRecord::TEXT_LIMIT)];
+    let mut text = String::from_utf8_lossy(head).into_owned();
+    if head.len() < bytes.len() {
+        // The cut may have split a character: drop its replacement.
+        while text.ends_with('\u{fffd}') {
+            text.pop();
+        }
+    }
+    text
+}
+
 /// One handled request (or the late follow-up of one), as the server emits it and the
 /// message log keeps it. `Clone + Serialize + Deserialize` (JSON for a live console and
 /// `wemp log --json`); the server shares it as `Arc<DeliveryRecord>`.
@@ -255,6 +395,10 @@ pub struct DeliveryRecord {
     /// diagnostics view shows instead of re-checking the request itself.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<wemp_proto::admission::Check>,
+    /// The call to the gateway app, for a message the server forwarded (`None` for others,
+    /// and for rows written before forwarding was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward: Option<Box<ForwardRecord>>,
 }
 
 const fn one() -> u32 {
@@ -296,6 +440,7 @@ impl DeliveryRecord {
             headers: BTreeMap::new(),
             attempts: 1,
             checks: Vec::new(),
+            forward: None,
         }
     }
 
@@ -324,7 +469,8 @@ impl DeliveryRecord {
     /// [`attempts`](Self::attempts) adds up, and the outcome, status, latency, reply and
     /// error become those of the delivery that answered — the first one WeChat took in
     /// time, else the latest; a late follow-up sets the outcome to the sink's result. The
-    /// message, its query and headers stay those of the first delivery.
+    /// message, its query and headers stay those of the first delivery; the forwarded call
+    /// is the one made for the message, whichever delivery or follow-up carries it.
     pub fn absorb(&mut self, later: &Self) {
         if let RecordOutcome::Late { .. } = later.outcome {
             // Not a delivery: the result of this entry's deadline.
@@ -335,9 +481,16 @@ impl DeliveryRecord {
             if later.error.is_some() {
                 self.error.clone_from(&later.error);
             }
+            if later.forward.is_some() {
+                self.forward.clone_from(&later.forward);
+            }
             return;
         }
         self.attempts = self.attempts.saturating_add(later.attempts);
+        if self.forward.is_none() {
+            // The app is called once per message: whichever delivery ran the handler.
+            self.forward.clone_from(&later.forward);
+        }
         if self.answered_in_time() || matches!(self.outcome, RecordOutcome::Late { .. }) {
             return;
         }

@@ -68,9 +68,89 @@ async fn uses_primary_while_it_answers() {
     assert_eq!(store.claim("k", MINUTE).await.unwrap(), Claim::New);
     store.complete("k", "r", MINUTE).await.unwrap();
     assert_eq!(primary.store.claim("k", MINUTE).await.unwrap(), Claim::Done("r".into()));
-    assert!(local.is_empty());
+    // The local store holds a copy (write-through) but answered nothing.
+    assert_eq!(local.claim("k", MINUTE).await.unwrap(), Claim::Done("r".into()));
     assert!(!store.is_degraded());
     assert_eq!(store.fallback_calls(), 0);
+}
+
+#[tokio::test]
+async fn claims_replies_and_releases_are_written_through_while_the_primary_answers() {
+    let (primary, local, store) = setup(Duration::from_secs(3600));
+    // Our claim is held locally too, and its reply lands on both.
+    assert_eq!(store.claim("ours", MINUTE).await.unwrap(), Claim::New);
+    assert_eq!(local.wait("ours", Duration::ZERO).await.unwrap(), None);
+    assert_eq!(local.claim("ours", MINUTE).await.unwrap(), Claim::InFlight);
+    store.complete("ours", "r1", MINUTE).await.unwrap();
+    assert_eq!(local.claim("ours", MINUTE).await.unwrap(), Claim::Done("r1".into()));
+    // Another instance's reply, read from the primary, is kept locally.
+    assert_eq!(primary.store.claim("theirs", MINUTE).await.unwrap(), Claim::New);
+    primary.store.complete("theirs", "r2", MINUTE).await.unwrap();
+    assert_eq!(store.claim("theirs", MINUTE).await.unwrap(), Claim::Done("r2".into()));
+    // Another instance's claim still running is not copied: this process does not own it.
+    assert_eq!(primary.store.claim("running", MINUTE).await.unwrap(), Claim::New);
+    assert_eq!(store.claim("running", MINUTE).await.unwrap(), Claim::InFlight);
+    assert_eq!(local.claim("running", MINUTE).await.unwrap(), Claim::New);
+    // A release frees the local copy too.
+    assert_eq!(store.claim("given_up", MINUTE).await.unwrap(), Claim::New);
+    store.release("given_up").await.unwrap();
+    assert_eq!(local.claim("given_up", MINUTE).await.unwrap(), Claim::New);
+
+    // The primary goes away: retries get what this process answered or read.
+    primary.down.store(true, Ordering::SeqCst);
+    assert_eq!(store.claim("ours", MINUTE).await.unwrap(), Claim::Done("r1".into()));
+    assert!(store.is_degraded());
+    assert_eq!(store.claim("theirs", MINUTE).await.unwrap(), Claim::Done("r2".into()));
+}
+
+#[tokio::test]
+async fn a_handler_running_when_the_primary_dies_is_joined_not_run_again() {
+    let (primary, _local, store) = setup(Duration::from_secs(3600));
+    assert_eq!(store.claim("slow", MINUTE).await.unwrap(), Claim::New);
+    primary.down.store(true, Ordering::SeqCst);
+    // The retry during the outage joins the running handler.
+    assert_eq!(store.claim("slow", MINUTE).await.unwrap(), Claim::InFlight);
+    let store = Arc::new(store);
+    let waiter = {
+        let s = store.clone();
+        tokio::spawn(async move { s.wait("slow", MINUTE).await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    store.complete("slow", "late", MINUTE).await.unwrap();
+    assert_eq!(waiter.await.unwrap().as_deref(), Some("late"));
+    assert_eq!(store.claim("slow", MINUTE).await.unwrap(), Claim::Done("late".into()));
+}
+
+#[tokio::test]
+async fn a_reply_the_primary_never_got_is_given_to_it() {
+    let (primary, _local, store) = setup(Duration::ZERO);
+    assert_eq!(store.claim("k", MINUTE).await.unwrap(), Claim::New);
+    // The completion fails on the primary and lands locally only.
+    primary.down.store(true, Ordering::SeqCst);
+    store.complete("k", "r", MINUTE).await.unwrap();
+    primary.down.store(false, Ordering::SeqCst);
+    // The primary still shows the claim in flight; the retry gets the reply, and so does the
+    // primary.
+    assert_eq!(store.claim("k", MINUTE).await.unwrap(), Claim::Done("r".into()));
+    assert_eq!(primary.store.claim("k", MINUTE).await.unwrap(), Claim::Done("r".into()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_local_copy_is_bounded_in_size_and_time() {
+    let primary = Switchable::default();
+    let local = MemoryDedupStore::new(3);
+    let store =
+        FallbackDedupStore::new(primary.clone(), local.clone()).probe_interval(Duration::from_secs(3600));
+    for n in 0..20 {
+        let key = format!("k{n}");
+        assert_eq!(store.claim(&key, MINUTE).await.unwrap(), Claim::New);
+        store.complete(&key, "r", Duration::from_secs(24 * 3600)).await.unwrap();
+    }
+    assert!(local.len() <= 3, "{} keys held locally", local.len());
+    // A day-long reply on the primary is kept locally for WRITE_THROUGH_TTL only.
+    tokio::time::advance(wemp_store::fallback::WRITE_THROUGH_TTL + Duration::from_secs(1)).await;
+    primary.down.store(true, Ordering::SeqCst);
+    assert_eq!(store.claim("k19", MINUTE).await.unwrap(), Claim::New);
 }
 
 #[tokio::test]

@@ -1,59 +1,40 @@
 //! A Redis started by this test is killed mid-run: dedup through `FallbackDedupStore`
-//! keeps answering from memory, and goes back to Redis once it is back.
+//! keeps answering from memory, and goes back to Redis once it is back; a retry arriving
+//! during the outage gets the reply given while Redis was up, or joins the handler still
+//! running, instead of running it again.
 
 #![cfg(feature = "redis")]
 
-use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use wemp_store::memory::MemoryDedupStore;
 use wemp_store::redis::RedisDedupStore;
 use wemp_store::{Claim, DedupStore, FallbackDedupStore, SessionStore};
+use wemp_testkit::redis_server::RedisServer;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-/// A `redis-server` child, killed on drop.
-struct Server(Child);
-
-impl Server {
-    fn start(port: u16) -> std::io::Result<Self> {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        Ok(Self(child))
-    }
-
-    fn kill(mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spare_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Waits until something answers PING at `url`.
-async fn ready(url: &str) -> bool {
-    for _ in 0..100 {
-        if let Ok(conn) = wemp_store::redis::connect(url).await {
-            let mut conn = conn;
-            if redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok() {
-                return true;
-            }
+/// A private Redis, or `None` (with the reason printed) where `redis-server` cannot run.
+fn private_redis(test: &str) -> Option<RedisServer> {
+    match RedisServer::start() {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("skipping {test}: cannot start redis-server: {e}");
+            None
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    false
+}
+
+/// The store the server builds for `--redis`, over `server`, with short timeouts.
+async fn fallback_over(
+    server: &RedisServer,
+    prefix: &str,
+) -> FallbackDedupStore<RedisDedupStore, MemoryDedupStore> {
+    let conn = wemp_store::redis::connect(&server.url()).await.unwrap();
+    FallbackDedupStore::new(RedisDedupStore::new(conn, prefix), MemoryDedupStore::default())
+        .timeout(Duration::from_millis(500))
+        .probe_interval(Duration::from_millis(100))
 }
 
 /// One delivery as the server handles it: claim, and complete when new.
@@ -67,16 +48,8 @@ async fn handle(store: &impl DedupStore, key: &str) -> Claim {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_dies_and_returns() {
-    let port = spare_port();
-    let url = format!("redis://127.0.0.1:{port}");
-    let server = match Server::start(port) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("skipping redis fault test: cannot start redis-server: {e}");
-            return;
-        }
-    };
-    assert!(ready(&url).await, "redis-server on {port} did not come up");
+    let Some(mut server) = private_redis("redis_dies_and_returns") else { return };
+    let (port, url) = (server.port(), server.url());
 
     let conn = wemp_store::redis::connect(&url).await.unwrap();
     let mut raw = conn.clone();
@@ -106,8 +79,7 @@ async fn redis_dies_and_returns() {
     assert!(store.fallback_calls() > 0);
 
     // Redis comes back on the same port: the store reconnects and uses it again.
-    let _server = Server::start(port).unwrap();
-    assert!(ready(&url).await, "restarted redis-server on {port} did not come up");
+    let _server = RedisServer::start_on(port).unwrap();
     let mut n = 1000;
     while store.is_degraded() {
         assert!(n < 1200, "dedup did not go back to redis");
@@ -125,12 +97,10 @@ async fn redis_dies_and_returns() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stores_built_while_redis_is_down_connect_when_it_comes_up() {
-    if let Err(e) = Command::new("redis-server").arg("--version").stdout(Stdio::null()).status() {
-        eprintln!("skipping redis lazy-connect test: cannot run redis-server: {e}");
-        return;
-    }
-    let port = spare_port();
-    let url = format!("redis://127.0.0.1:{port}");
+    let Some(mut probe) = private_redis("the lazy-connect test") else { return };
+    // Its port, free again.
+    let (port, url) = (probe.port(), probe.url());
+    probe.kill();
     // Nothing listens on the port: eager connecting fails, lazy building does not.
     assert!(wemp_store::redis::connect(&url).await.is_err());
     let conn =
@@ -153,8 +123,7 @@ async fn stores_built_while_redis_is_down_connect_when_it_comes_up() {
     assert!(sessions.load("wx1:o1").await.is_err(), "sessions report the outage");
 
     // Redis comes up: the next probe connects, and claims land in Redis.
-    let _server = Server::start(port).unwrap();
-    assert!(ready(&url).await, "redis-server on {port} did not come up");
+    let _server = RedisServer::start_on(port).unwrap();
     let mut n = 1000;
     while store.is_degraded() {
         assert!(n < 1200, "dedup did not move to redis");
@@ -170,4 +139,33 @@ async fn stores_built_while_redis_is_down_connect_when_it_comes_up() {
         redis::cmd("GET").arg(format!("lazy:dedup:{key}")).query_async(&mut raw).await.unwrap();
     assert_eq!(stored.as_deref(), Some("Dreply to wx1:msg:o1:after"));
     assert_eq!(sessions.load("wx1:o1").await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retries_during_an_outage_get_the_reply_or_join_the_running_handler() {
+    let Some(mut server) = private_redis("the write-through test") else { return };
+    let store = Arc::new(fallback_over(&server, "wt:").await);
+    let (answered, running, unseen) = ("wx1:msg:o1:1", "wx1:msg:o1:2", "wx1:msg:o1:3");
+    // Redis up: one message is answered, another one's handler is still running (slow).
+    assert_eq!(handle(&*store, answered).await, Claim::New);
+    assert_eq!(store.claim(running, MINUTE).await.unwrap(), Claim::New);
+    assert!(!store.is_degraded());
+
+    // Redis dies; WeChat's retries arrive.
+    server.kill();
+    assert_eq!(store.claim(answered, MINUTE).await.unwrap(), Claim::Done(format!("reply to {answered}")));
+    assert!(store.is_degraded());
+    assert_eq!(store.claim(running, MINUTE).await.unwrap(), Claim::InFlight, "the retry joins");
+    // The joined retry gets the running handler's reply: one reply, one handler run.
+    let waiter = {
+        let s = store.clone();
+        tokio::spawn(async move { s.wait(running, MINUTE).await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    store.complete(running, "the slow reply", MINUTE).await.unwrap();
+    assert_eq!(waiter.await.unwrap().as_deref(), Some("the slow reply"));
+    assert_eq!(store.claim(running, MINUTE).await.unwrap(), Claim::Done("the slow reply".into()));
+    // A message first seen during the outage is still handled, once.
+    assert_eq!(handle(&*store, unseen).await, Claim::New);
+    assert_eq!(handle(&*store, unseen).await, Claim::Done(format!("reply to {unseen}")));
 }

@@ -1,6 +1,17 @@
-//! A small Official Account server for testing `wemp sim` and `wemp bench`: correct by
-//! default, with deliberate flaws to switch on.
-#![allow(dead_code, unreachable_pub)]
+//! What the tests of the `wemp` binary share: running `wemp` with a clean environment
+//! ([`wemp_in`], [`out`]), a running `wemp serve` ([`ServeProc`]) and `wemp sim send` against
+//! it ([`sim_send`]), raw sockets ([`net`]), the shared Redis and PostgreSQL
+//! ([`database_url`], [`redis_url`]), WeChat's side of a callback written by hand and an app
+//! behind `--forward` that counts its calls ([`app`]), and a small Official Account server for testing
+//! `wemp sim` and `wemp bench`: correct by default, with deliberate flaws to switch on
+//! ([`spawn`]).
+#![allow(dead_code, unreachable_pub, unused_imports)]
+
+pub mod app;
+pub mod net;
+
+pub use app::{CountingApp, signed_query, text_xml};
+pub use net::{authority, free_port, http_get, post, raw, wait_for_port};
 
 use std::collections::HashMap;
 use std::process::{Command, Output};
@@ -61,7 +72,8 @@ struct AppState {
     posts: AtomicU64,
 }
 
-fn now() -> i64 {
+/// The Unix time in seconds.
+pub fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
@@ -210,6 +222,13 @@ pub fn spawn(flaws: Flaws) -> Server {
         posts: AtomicU64::new(0),
     });
     let app = Router::new().route("/wechat", get(verify).post(receive)).with_state(state.clone());
+    let addr = serve_in_background(app);
+    Server { url: format!("http://{addr}/wechat"), state }
+}
+
+/// Serves `app` on a free loopback port from a thread of its own (so sync tests can use
+/// it); its address.
+pub fn serve_in_background(app: Router) -> std::net::SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -219,8 +238,7 @@ pub fn spawn(flaws: Flaws) -> Server {
             axum::serve(listener, app).await.unwrap();
         });
     });
-    let addr = rx.recv().unwrap();
-    Server { url: format!("http://{addr}/wechat"), state }
+    rx.recv().unwrap()
 }
 
 /// Runs the built `wemp` with `args`.
@@ -247,7 +265,8 @@ pub fn wemp_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = cmd.spawn().unwrap();
     let mut input = child.stdin.take().unwrap();
     if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).unwrap();
+        // The command may exit before reading stdin (a bad key, say): not a test failure.
+        let _ = input.write_all(text.as_bytes());
     }
     drop(input);
     child.wait_with_output().unwrap()
@@ -259,6 +278,76 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Standard output then standard error: all a user sees of a run.
+pub fn out(o: &Output) -> String {
+    format!("{}{}", stdout(o), stderr(o))
+}
+
+/// `wemp sim send URL --token TOKEN --mode MODE ARGS…` in `dir`; every mode but plain also
+/// gets this module's [`APPID`] and [`AES_KEY`].
+pub fn sim_send(dir: &std::path::Path, url: &str, token: &str, mode: &str, args: &[&str]) -> Output {
+    let mut all = vec!["sim", "send", url, "--token", token, "--mode", mode];
+    if mode != "plain" {
+        all.extend(["--appid", APPID, "--aes-key", AES_KEY]);
+    }
+    all.extend(args);
+    wemp_in(dir, &all, &[])
+}
+
+/// The shared PostgreSQL (`DATABASE_URL`, by default the local `test` database); tests use
+/// a schema of their own.
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A schema of the test's own in the shared PostgreSQL, dropped with everything in it when
+/// this value is dropped.
+pub struct PgSchema {
+    /// The schema's name.
+    pub name: String,
+    /// [`database_url`] with `schema=<name>`: what `--database` takes.
+    pub url: String,
+    db: wemp_store::postgres::PostgresDatabase,
+    rt: tokio::runtime::Runtime,
+}
+
+impl PgSchema {
+    /// Creates `<tag>_<random>`; `None`, with the reason printed, when PostgreSQL does not
+    /// answer.
+    pub fn create(tag: &str) -> Option<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let name = format!("{tag}_{}", rand::random::<u32>());
+        let base = database_url();
+        let db = match rt.block_on(wemp_store::postgres::PostgresDatabase::connect(&base, &name)) {
+            Ok(db) => db,
+            Err(e) => {
+                eprintln!("skipping: PostgreSQL at {base} does not answer: {e}");
+                return None;
+            }
+        };
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}schema={name}");
+        Some(Self { name, url, db, rt })
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        match self.rt.block_on(self.db.drop_schema()) {
+            Ok(()) => {}
+            // Failing already: say so, without a second panic.
+            Err(e) if std::thread::panicking() => eprintln!("cannot drop schema {}: {e}", self.name),
+            Err(e) => panic!("cannot drop schema {}: {e}", self.name),
+        }
+    }
+}
+
+/// The shared Redis (`REDIS_URL`, by default the local one); tests use a key prefix of
+/// their own.
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
 /// Every `WEMP_*` variable the commands read, removed from children so the tests do not
@@ -389,6 +478,26 @@ impl ServeProc {
             assert!(std::time::Instant::now() < deadline, "no setup screen after 30 s:\n{text}");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// `host:port` the server listens on.
+    pub fn addr(&self) -> String {
+        authority(&self.url)
+    }
+
+    /// `http://host:port`, where the console, metrics and API proxy paths start.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr())
+    }
+
+    /// The callback path (`/wechat` unless configured otherwise).
+    pub fn path(&self) -> String {
+        self.url[self.origin().len()..].to_owned()
+    }
+
+    /// `wemp sim send` to this server with its Token in `mode` (see [`sim_send`]).
+    pub fn send(&self, dir: &std::path::Path, mode: &str, args: &[&str]) -> Output {
+        sim_send(dir, &self.url, &self.token, mode, args)
     }
 
     /// Standard output so far.

@@ -3,10 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use wemp_proto::admission::{Check, CheckKind};
 use wemp_proto::{Mode, RejectReason};
 use wemp_store::{
-    CachedToken, Claim, DedupOutcome, DedupStore, DeliveryRecord, Lease, LogQuery, MessageLog, RecordOutcome,
-    RejectionRecord, SessionStore, SinkOutcome, StoreError, TokenStore,
+    CachedToken, Claim, DedupOutcome, DedupStore, DeliveryRecord, ForwardRecord, ForwardResult,
+    ForwardTarget, Lease, LogQuery, MessageLog, RecordOutcome, RejectionRecord, SessionStore, SinkOutcome,
+    StoreError, TokenStore,
 };
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -284,7 +286,28 @@ fn entry(appid: &str, openid: &str, msg_type: &str, at: i64, n: u64) -> Delivery
         ("x-forwarded-for".to_owned(), "1.2.3.4".to_owned()),
     ]
     .into();
+    e.checks = vec![
+        Check { kind: CheckKind::Signature, passed: true, note: "signature matches the Token".into() },
+        Check { kind: CheckKind::Decrypt, passed: n != 2, note: format!("解密 {n}") },
+    ];
+    if n % 2 == 1 {
+        e.forward = Some(Box::new(forwarded(n)));
+    }
     e
+}
+
+/// A call to the gateway app that answered a reply.
+fn forwarded(n: u64) -> ForwardRecord {
+    let sent = format!(r#"{{"version":1,"content":"你好 {n}"}}"#);
+    let mut f = ForwardRecord::new(
+        ForwardTarget::Url { url: "http://127.0.0.1:5000/hook".into() },
+        ForwardResult::Reply,
+        sent.as_bytes(),
+        Duration::from_micros(1_500 + n),
+    );
+    f.status = Some(200);
+    f.set_answer(br#"{"reply":{"type":"text","content":"hi"}}"#);
+    f
 }
 
 /// A request refused for its signature: no message, but its query, headers and peer.
@@ -372,12 +395,15 @@ pub(crate) async fn log_entries<L: MessageLog>(a: Arc<L>, b: Arc<L>) {
     let mut late = slow.clone();
     late.outcome = RecordOutcome::Late { sink: Some(SinkOutcome::WindowExpired) };
     late.reply_xml = Some("<xml>late</xml>".to_owned());
+    // The app answered after the deadline: the follow-up carries the forwarded call.
+    late.forward = Some(Box::new(forwarded(700)));
     a.append(&[slow]).await.unwrap();
     b.append(&[late]).await.unwrap();
     let wx6 = b.entries(&LogQuery { appid: Some("wx6".into()), ..LogQuery::default() }).await.unwrap();
     assert_eq!(wx6.len(), 1);
     assert_eq!(wx6[0].1.outcome, RecordOutcome::Late { sink: Some(SinkOutcome::WindowExpired) });
     assert_eq!((wx6[0].1.attempts, wx6[0].1.reply_xml.as_deref()), (1, Some("<xml>late</xml>")));
+    assert_eq!(wx6[0].1.forward.as_deref(), Some(&forwarded(700)), "the late call to the app");
 }
 
 pub(crate) async fn log<L: MessageLog>(a: Arc<L>, b: Arc<L>) {

@@ -9,14 +9,19 @@
 //!           msg_id:opt-varint dedup_key:opt-str event:opt-str mode:u8 dedup:u8
 //!           summary:opt-str raw_xml:opt-str reply_xml:opt-str outcome status:varint
 //!           latency_us:varint handler:opt-str error:opt-str rejection:opt-rejection
-//!           peer:opt-str query:map headers:map attempts:varint
+//!           peer:opt-str query:map headers:map attempts:varint [checks forward:opt-str]
 //! outcome = 0 answered | 1 handler_error | 2 deadline | 3 late sink | 4 verified | 5 rejected
 //! sink    = 0 none | 1 delivered | 2 window_expired | 3 quota_exceeded | 4 unsupported
 //!         | 5 logged | 6 failed errcode:opt-zigzag-varint message:str
 //! rejection = reason:str code:opt-zigzag-varint param:str message:str
 //! map     = n:varint (key:str value:str)*
+//! checks  = n:varint (kind:str passed:u8 note:str)*     (admission's checks)
+//! forward = the JSON of the forwarded call ([`ForwardRecord`](crate::ForwardRecord))
 //! str     = len:varint utf-8 bytes;  opt-x = 0 | 1 x
 //! ```
+//!
+//! Records written before checks and forwarded calls were kept end after `attempts`; they
+//! read with neither.
 //!
 //! Bodies of formats 1 (uncompressed) and 2 (LZ4), written before the record was typed,
 //! hold the older fields (`… msg_id:opt-varint dedup_key event:opt-str mode dedup summary
@@ -134,6 +139,14 @@ fn encode_fields(out: &mut Vec<u8>, e: &DeliveryRecord) {
     map(out, &e.query);
     map(out, &e.headers);
     varint(out, u64::from(e.attempts));
+    varint(out, e.checks.len() as u64);
+    for c in &e.checks {
+        string(out, c.kind.as_str());
+        out.push(u8::from(c.passed));
+        string(out, &c.note);
+    }
+    let forward = e.forward.as_ref().and_then(|f| serde_json::to_string(f).ok());
+    opt_string(out, forward.as_deref());
 }
 
 /// `raw` (a [`FORMAT_RAW`] or [`FORMAT_RAW_V1`] body) compressed into `out` (cleared first).
@@ -199,6 +212,8 @@ fn approx_len(e: &DeliveryRecord) -> usize {
         + e.rejection.as_ref().map_or(0, |r| 16 + r.param.len() + r.message.len())
         + map(&e.query)
         + map(&e.headers)
+        + e.checks.iter().map(|c| 24 + c.note.len()).sum::<usize>()
+        + e.forward.as_ref().map_or(0, |f| 256 + f.sent.len() + f.answer.as_ref().map_or(0, String::len))
 }
 
 fn zigzag(v: i64) -> u64 {
@@ -437,6 +452,18 @@ impl Record<'_> {
             e.query = r.map()?;
             e.headers = r.map()?;
             e.attempts = u32::try_from(r.varint()?).map_err(|_| "bad attempts")?;
+            if !r.0.is_empty() {
+                for _ in 0..r.varint()? {
+                    let kind = r.str()?;
+                    let kind = serde_json::from_value(serde_json::Value::String(kind.to_owned()))
+                        .map_err(|_| "unknown check kind")?;
+                    let passed = r.flag()?;
+                    e.checks.push(wemp_proto::admission::Check { kind, passed, note: r.str()?.to_owned() });
+                }
+                if let Some(forward) = r.opt_str()? {
+                    e.forward = Some(serde_json::from_str(&forward).map_err(|_| "bad forwarded call")?);
+                }
+            }
         }
         if r.0.is_empty() { Ok(e) } else { Err("trailing bytes in a record") }
     }
@@ -541,7 +568,40 @@ mod tests {
         e.query = [("signature".to_owned(), "abc".to_owned()), ("nonce".to_owned(), "1".to_owned())].into();
         e.headers = [("user-agent".to_owned(), "Mozilla/4.0".to_owned())].into();
         e.attempts = 3;
+        e.checks = vec![wemp_proto::admission::Check {
+            kind: wemp_proto::admission::CheckKind::Signature,
+            passed: n.is_multiple_of(2),
+            note: "签名 ok".into(),
+        }];
+        if n.is_multiple_of(3) {
+            let mut f = crate::ForwardRecord::new(
+                crate::ForwardTarget::Url { url: "http://127.0.0.1:5000/hook".into() },
+                crate::ForwardResult::Reply,
+                br#"{"version":1}"#,
+                Duration::from_micros(1234),
+            );
+            f.status = Some(200);
+            f.set_answer(br#"{"reply":null}"#);
+            e.forward = Some(Box::new(f));
+        }
         e
+    }
+
+    /// A record written before checks and forwarded calls were kept ends after `attempts`.
+    #[test]
+    fn records_without_checks_or_forward_read_with_neither() {
+        let mut e = full(0);
+        e.checks.clear();
+        e.forward = None;
+        let body = encode([(0, &e)].into_iter());
+        // The new fields of a record without them: no checks (0), no forwarded call (0).
+        assert_eq!(&body[body.len() - 2..], [0, 0]);
+        let mut old = body[..body.len() - 2].to_vec();
+        let at = 2; // format byte, index 0
+        let len = u32::from_le_bytes(old[at..at + 4].try_into().unwrap()) - 2;
+        old[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        let read: Vec<DeliveryRecord> = records(&old).unwrap().map(|r| r.unwrap().entry().unwrap()).collect();
+        assert_eq!(read, [e]);
     }
 
     /// A format-1 body as wemp wrote it before the record was typed.

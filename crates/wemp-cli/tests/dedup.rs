@@ -1,0 +1,126 @@
+//! Exactly once through the `wemp` binary (issues 11 §2 and 16 item 8): three `wemp serve`
+//! sharing Redis and PostgreSQL run the handler once for a message delivered to all three
+//! at once and log it once; and when Redis is killed between a delivery and WeChat's retry,
+//! the retry gets the reply without a second run. The handler is a real app on loopback
+//! behind `--forward` that counts its calls. Redis is a private `redis-server` per test
+//! (the shared one is never stopped); PostgreSQL a schema of the test's own.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{CountingApp, PgSchema, ServeProc, out, post, signed_query, temp_dir, text_xml, wemp_in};
+use serde_json::Value;
+use wemp_testkit::redis_server::RedisServer;
+
+const TOKEN: &str = "DedupToken1";
+
+fn private_redis() -> Option<RedisServer> {
+    match RedisServer::start() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("skipping: cannot start a private redis-server: {e}");
+            None
+        }
+    }
+}
+
+/// `wemp serve` in `dir` with the shared Token, `--redis`, `extra` flags, forwarding to `app`.
+fn serve(dir: &std::path::Path, redis: &RedisServer, app: &CountingApp, extra: &[&str]) -> ServeProc {
+    let url = redis.url();
+    let mut args = vec!["--listen", "127.0.0.1:0", "--token", TOKEN, "--redis", url.as_str()];
+    args.extend(extra);
+    ServeProc::start(dir, &args, &[("WEMP_FORWARD", app.url.as_str())])
+}
+
+/// The `wemp log --json` entries of `openid`.
+fn entries(dir: &std::path::Path, openid: &str, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec!["log", "--json", "--user", openid];
+    args.extend(extra);
+    let o = wemp_in(dir, &args, &[]);
+    assert!(o.status.success(), "{}", out(&o));
+    String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn three_instances_sharing_redis_and_postgres_run_the_handler_once_and_log_it_once() {
+    let Some(redis) = private_redis() else { return };
+    let Some(pg) = PgSchema::create("wemp_dedup") else { return };
+    // Slow enough that the three deliveries meet while the first is being handled.
+    let app = CountingApp::start("handled", Duration::from_millis(800));
+    let dirs: Vec<_> = (0..3).map(|i| temp_dir(&format!("dedup-three-{i}"))).collect();
+    let servers: Vec<ServeProc> =
+        dirs.iter().map(|d| serve(d, &redis, &app, &["--database", pg.url.as_str()])).collect();
+
+    // One message, signed as WeChat signs it, delivered to all three at once.
+    let openid = format!("o_three_{}", rand::random::<u32>());
+    let (query, body) = (signed_query(TOKEN, &openid), text_xml(&openid, 6_000_001, "hello"));
+    let answers: Vec<(String, String)> = std::thread::scope(|s| {
+        let sent: Vec<_> = servers
+            .iter()
+            .map(|srv| {
+                let target = format!("{}?{query}", srv.path());
+                let (addr, body) = (srv.addr(), body.clone());
+                s.spawn(move || post(&addr, &target, &body))
+            })
+            .collect();
+        sent.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (status, whole) in &answers {
+        assert!(status.starts_with("HTTP/1.1 200"), "{whole}");
+        assert!(
+            whole.contains("<Content><![CDATA[handled]]></Content>"),
+            "every delivery gets the reply: {whole}"
+        );
+    }
+    assert_eq!(app.calls(), 1, "one handler run for three deliveries");
+
+    for srv in servers {
+        let (status, err) = srv.stop();
+        assert!(status.success(), "{err}");
+    }
+    let rows = entries(&dirs[0], &openid, &["--database", pg.url.as_str()]);
+    assert_eq!(rows.len(), 1, "one log entry: {rows:?}");
+    assert_eq!(rows[0]["attempts"], 3, "{rows:?}");
+    assert_eq!(rows[0]["msg_id"], "6000001");
+    for d in dirs {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+#[test]
+fn redis_killed_between_delivery_and_retry_the_retry_gets_the_reply_without_a_second_run() {
+    let Some(mut redis) = private_redis() else { return };
+    let app = CountingApp::start("handled once", Duration::ZERO);
+    let dir = temp_dir("dedup-outage");
+    let srv = serve(&dir, &redis, &app, &[]);
+    let openid = format!("o_outage_{}", rand::random::<u32>());
+    let (query, body) = (signed_query(TOKEN, &openid), text_xml(&openid, 6_000_002, "hello"));
+    let target = format!("{}?{query}", srv.path());
+
+    let (status, first) = post(&srv.addr(), &target, &body);
+    assert!(status.starts_with("HTTP/1.1 200") && first.contains("handled once"), "{first}");
+    redis.kill();
+    // WeChat's retry of the same message, during the outage.
+    let (status, retry) = post(&srv.addr(), &target, &body);
+    assert!(status.starts_with("HTTP/1.1 200"), "{retry}");
+    assert!(
+        retry.contains("<Content><![CDATA[handled once]]></Content>"),
+        "the retry gets the reply: {retry}"
+    );
+    assert_eq!(app.calls(), 1, "handled once");
+    // A new message during the outage is still answered (from memory).
+    let other = text_xml(&openid, 6_000_003, "still there?");
+    let (status, answer) = post(&srv.addr(), &target, &other);
+    assert!(status.starts_with("HTTP/1.1 200") && answer.contains("handled once"), "{answer}");
+    assert_eq!(app.calls(), 2);
+
+    let (status, err) = srv.stop();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("shared dedup store failed; using the local fallback"), "{err}");
+    let rows = entries(&dir, &openid, &[]);
+    let first_msg: Vec<_> = rows.iter().filter(|r| r["msg_id"] == "6000002").collect();
+    assert_eq!(first_msg.len(), 1, "one log entry for the message: {rows:?}");
+    assert_eq!(first_msg[0]["attempts"], 2, "{rows:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

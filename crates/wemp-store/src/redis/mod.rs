@@ -1,0 +1,242 @@
+//! Redis backends: dedup and reply cache, token store with refresh lease, sessions.
+//!
+//! Every key is `<prefix><kind>:<key>`, where `kind` is `dedup`, `token`, `lease` or
+//! `session` and `key` is the caller's (already namespaced by appid). Several instances
+//! pointing at one Redis with one prefix share their state; different prefixes never see
+//! each other's keys. Each check-and-write is one `SET NX` or one Lua script, so it is
+//! atomic across instances.
+//!
+//! The stores hold a [`RedisConnection`]: a [`ConnectionManager`], which reconnects by
+//! itself after Redis went away, made either now ([`connect`] fails while Redis is down)
+//! or on first use ([`RedisConnection::lazy`], and the stores' `lazy` constructors), so a
+//! server can start during a Redis outage. Both use short timeouts, so a dead Redis fails
+//! calls quickly instead of stalling a reply (wrap the dedup store in a
+//! [`FallbackDedupStore`](crate::FallbackDedupStore) to keep answering then).
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::{Result, StoreError};
+
+mod dedup;
+mod session;
+mod token;
+
+pub use dedup::RedisDedupStore;
+pub use session::RedisSessionStore;
+pub use token::RedisTokenStore;
+
+fn redis_err(e: ::redis::RedisError) -> StoreError {
+    StoreError::backend("redis", e)
+}
+
+fn px(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+fn default_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_secs(1))
+        .set_response_timeout(Duration::from_secs(1))
+        .set_number_of_retries(1)
+        .set_factor(50)
+        .set_max_delay(500)
+}
+
+/// Connects to the Redis at `url` (`redis://host:port/db`), with 1 s connection and
+/// response timeouts and one quick reconnection try per failed call.
+///
+/// # Errors
+///
+/// [`StoreError::Backend`] if the URL is invalid or Redis does not answer now.
+pub async fn connect(url: &str) -> Result<ConnectionManager> {
+    connect_with(url, default_config()).await
+}
+
+/// Connects to the Redis at `url` with connection-manager settings of your own.
+///
+/// # Errors
+///
+/// [`StoreError::Backend`] if the URL is invalid or Redis does not answer now.
+pub async fn connect_with(url: &str, config: ConnectionManagerConfig) -> Result<ConnectionManager> {
+    let client = ::redis::Client::open(url).map_err(redis_err)?;
+    ConnectionManager::new_with_config(client, config).await.map_err(redis_err)
+}
+
+/// A Redis connection, made now or on first use.
+///
+/// [`RedisConnection::lazy`] only checks the URL: the first call that needs Redis connects
+/// (concurrent callers wait for that one attempt). While Redis cannot be reached, calls fail
+/// at once with [`StoreError::Backend`] and a new attempt is made at most once per
+/// [`retry_interval`](Self::retry_interval) (1 s unless set), so an outage costs failed
+/// calls, not stalled ones. Once connected, the [`ConnectionManager`] reconnects by itself.
+/// Cheap to clone; clones share the connection.
+#[derive(Clone)]
+pub struct RedisConnection {
+    inner: Arc<Lazy>,
+}
+
+struct Lazy {
+    ready: OnceLock<ConnectionManager>,
+    pending: Option<Pending>,
+}
+
+struct Pending {
+    client: ::redis::Client,
+    config: ConnectionManagerConfig,
+    retry: Duration,
+    /// When the last attempt failed; held while an attempt runs.
+    last_failure: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+impl RedisConnection {
+    /// A connection to `url` made on first use, with the timeouts of [`connect`].
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if the URL is invalid (nothing is connected yet).
+    pub fn lazy(url: &str) -> Result<Self> {
+        Self::lazy_with(url, default_config())
+    }
+
+    /// A connection to `url` made on first use, with connection-manager settings of your
+    /// own.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if the URL is invalid.
+    pub fn lazy_with(url: &str, config: ConnectionManagerConfig) -> Result<Self> {
+        let client = ::redis::Client::open(url).map_err(redis_err)?;
+        let pending = Pending {
+            client,
+            config,
+            retry: Duration::from_secs(1),
+            last_failure: tokio::sync::Mutex::new(None),
+        };
+        Ok(Self { inner: Arc::new(Lazy { ready: OnceLock::new(), pending: Some(pending) }) })
+    }
+
+    /// Sets the least time between two connection attempts while Redis cannot be reached.
+    /// Only before the connection is shared (on a fresh [`RedisConnection::lazy`]).
+    #[must_use]
+    pub fn retry_interval(mut self, every: Duration) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner)
+            && let Some(p) = inner.pending.as_mut()
+        {
+            p.retry = every;
+        }
+        self
+    }
+
+    /// Whether the connection has been made.
+    pub fn is_connected(&self) -> bool {
+        self.inner.ready.get().is_some()
+    }
+
+    /// The connection, connecting first if needed.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] while Redis cannot be reached (at once, without a new
+    /// attempt, within the retry interval of the last failed one).
+    pub async fn get(&self) -> Result<ConnectionManager> {
+        if let Some(c) = self.inner.ready.get() {
+            return Ok(c.clone());
+        }
+        let Some(p) = &self.inner.pending else {
+            unreachable!("a connection without a pending connect is always ready")
+        };
+        let mut last_failure = p.last_failure.lock().await;
+        if let Some(c) = self.inner.ready.get() {
+            return Ok(c.clone());
+        }
+        if let Some(at) = *last_failure
+            && at.elapsed() < p.retry
+        {
+            return Err(StoreError::backend(
+                "redis",
+                format!("not connected: the last attempt failed {} ms ago", at.elapsed().as_millis()),
+            ));
+        }
+        match ConnectionManager::new_with_config(p.client.clone(), p.config.clone()).await {
+            Ok(c) => {
+                let c = self.inner.ready.get_or_init(|| c).clone();
+                *last_failure = None;
+                tracing::info!("connected to redis");
+                Ok(c)
+            }
+            Err(e) => {
+                if last_failure.is_none() {
+                    tracing::warn!(error = %e, "cannot connect to redis; retrying on use");
+                }
+                *last_failure = Some(tokio::time::Instant::now());
+                Err(redis_err(e))
+            }
+        }
+    }
+}
+
+impl From<ConnectionManager> for RedisConnection {
+    fn from(conn: ConnectionManager) -> Self {
+        let ready = OnceLock::new();
+        let _ = ready.set(conn);
+        Self { inner: Arc::new(Lazy { ready, pending: None }) }
+    }
+}
+
+impl std::fmt::Debug for RedisConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConnection").field("connected", &self.is_connected()).finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
+struct Keys {
+    conn: RedisConnection,
+    prefix: String,
+}
+
+impl Keys {
+    fn key(&self, kind: &str, key: &str) -> String {
+        format!("{}{kind}:{key}", self.prefix)
+    }
+
+    async fn conn(&self) -> Result<ConnectionManager> {
+        self.conn.get().await
+    }
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redis").field("prefix", &self.prefix).finish_non_exhaustive()
+    }
+}
+
+/// `lazy` and `connect` for a store with `new(conn, prefix)`.
+macro_rules! url_constructors {
+    ($($store:ident),*) => {$(
+        impl $store {
+            /// A store that connects to `url` on first use ([`RedisConnection::lazy`]): it
+            /// can be built while Redis is down.
+            ///
+            /// # Errors
+            ///
+            /// [`StoreError::Backend`] if the URL is invalid.
+            pub fn lazy(url: &str, prefix: impl Into<String>) -> Result<Self> {
+                Ok(Self::new(RedisConnection::lazy(url)?, prefix))
+            }
+
+            /// Connects to `url` (see [`connect`]) and builds a store with `prefix`.
+            ///
+            /// # Errors
+            ///
+            /// As [`connect`].
+            pub async fn connect(url: &str, prefix: impl Into<String>) -> Result<Self> {
+                Ok(Self::new(connect(url).await?, prefix))
+            }
+        }
+    )*};
+}
+
+url_constructors!(RedisDedupStore, RedisTokenStore, RedisSessionStore);
