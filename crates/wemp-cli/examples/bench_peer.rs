@@ -164,7 +164,9 @@ fn serve(listen: &str) -> Result<(), Box<dyn std::error::Error>> {
         let app = axum::Router::new()
             .route(
                 "/hook",
-                axum::routing::post(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], APP_REPLY) }),
+                axum::routing::post(|| async {
+                    ([(axum::http::header::CONTENT_TYPE, "application/json")], APP_REPLY)
+                }),
             )
             .fallback(|| async { "success" });
         let listener = tokio::net::TcpListener::bind(listen).await?;
