@@ -576,6 +576,8 @@ struct Seen {
     appid: Option<Arc<Account>>,
     /// Filled on the way when an observer listens.
     record: Option<DeliveryRecord>,
+    /// The message's `wechat` span, once admission made one.
+    span: Option<tracing::Span>,
 }
 
 /// Keeps the deadline of a delivery whose request went away (WeChat hung up, or a proxy
@@ -689,9 +691,11 @@ impl Inner {
                 }
             };
             // Status and latency are this event's fields, not the span's: recorded into the span
-            // they were formatted for every request, and read only by this debug line.
+            // they were formatted for every request, and read only by this debug line. Its
+            // parent is the message's span (none for a request refused before one was made).
+            let span = seen.span.take().unwrap_or_else(tracing::Span::none);
             tracing::debug!(
-                appid = seen.appid.as_deref().map(Account::appid),
+                parent: &span,
                 status = res.status().as_u16(),
                 latency_us = u64::try_from(arrived.elapsed().as_micros()).unwrap_or(u64::MAX),
                 "answered"
@@ -834,7 +838,9 @@ impl Inner {
             rule = Empty,
         );
         let deadline = arrived + self.config.budget;
-        Ok(self.dispatch(account, mode, incoming, deadline, seen).instrument(span).await)
+        let answered = self.dispatch(account, mode, incoming, deadline, seen).instrument(span.clone()).await;
+        seen.span = Some(span);
+        Ok(answered)
     }
 
     async fn dispatch(
