@@ -28,6 +28,8 @@ async function api(path, payload) {
   return res.json();
 }
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 async function answer(msg) {
   if (msg.msg_type === "event") {
     return msg.event === "subscribe" ? { type: "text", content: "Welcome!" } : null;
@@ -37,6 +39,13 @@ async function answer(msg) {
     const user = await api(`/cgi-bin/user/info?openid=${encodeURIComponent(msg.openid)}`);
     return { type: "text", content: `You are ${user.nickname ?? user.openid}` };
   }
+  if (content === "slow") {
+    // Past WeChat's 5 seconds: wemp answers WeChat in time and sends this reply
+    // through the customer-service API.
+    await sleep(6000);
+    return { type: "text", content: "Sorry for the wait" };
+  }
+  if (content === "fail") throw new Error("failing on purpose");
   return msg.msg_type === "text" ? { type: "text", content: `You said: ${content}` } : null;
 }
 
@@ -48,6 +57,9 @@ createServer(async (req, res) => {
     res.writeHead(401).end();
     return;
   }
+  // X-Wemp-Dedup-Key is the same for WeChat's retries of one message; wemp calls this app
+  // once per message, so it is only needed by apps that also retry on their own.
+  console.error(`message ${req.headers["x-wemp-dedup-key"]}`);
   try {
     const reply = await answer(JSON.parse(body));
     res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ reply }));

@@ -231,7 +231,8 @@ impl fmt::Debug for ApiProxyConfig {
 #[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct GatewayConfig {
-    /// The app's URL (`WEMP_FORWARD`, `--forward`); unset: no forwarding.
+    /// The app's URL, or `"relay"`: through the relay clients (`wemp relay`) connected to
+    /// `<path>/relay` (`WEMP_FORWARD`, `--forward`); unset: no forwarding.
     pub forward: Option<String>,
     /// The shared secret of `X-Wemp-Signature` (`WEMP_FORWARD_SECRET`); required unless the
     /// app is on loopback.
@@ -1012,20 +1013,36 @@ impl Config {
         {
             report("api_proxy.listen".into(), format!("{listen:?} is not an address:port ({e})"));
         }
-        if let Some(url) = &self.gateway.forward {
-            match reqwest::Url::parse(url) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
-                    if self.gateway.forward_secret.is_none() && !is_loopback_url(url) {
-                        report(
-                            "gateway.forward_secret".into(),
-                            format!(
-                                "missing: forwarding to {url:?}, beyond loopback, needs a shared secret to sign \
-                                 with (forward_secret or WEMP_FORWARD_SECRET) so the app can trust what it gets"
-                            ),
-                        );
+        let secret = self.gateway.forward_secret.is_some();
+        if let Some(target) = &self.gateway.forward {
+            match crate::gateway::check_target(target, true) {
+                Ok(()) => {
+                    if let Err(e) = crate::gateway::check_target(target, secret) {
+                        report("gateway.forward_secret".into(), format!("missing: {e}"));
                     }
                 }
-                _ => report("gateway.forward".into(), format!("{url:?} is not an http:// or https:// URL")),
+                Err(e) => report("gateway.forward".into(), e),
+            }
+        }
+        for (i, rule) in self.rules.iter().enumerate() {
+            // What the target itself lacks is the rules' error (below); here the secret.
+            if let Some(target) = &rule.forward
+                && crate::gateway::check_target(target, true).is_ok()
+                && let Err(e) = crate::gateway::check_target(target, secret)
+            {
+                report(format!("rules[{i}].forward"), e);
+            }
+        }
+        if crate::gateway::uses_relay(self) {
+            let relays = crate::gateway::relay_paths(self);
+            for i in 0..self.accounts.len() {
+                let path = self.account_path(i);
+                if relays.contains(&path) {
+                    report(
+                        format!("accounts[{i}].path"),
+                        format!("{path:?} is the relay endpoint (forward = \"relay\"): choose another path"),
+                    );
+                }
             }
         }
         if self.gateway.forward_timeout.is_zero() {

@@ -2,38 +2,145 @@
 //! proxy (`[api_proxy]`) and forwarding (`[gateway]`, `--forward`) built from the
 //! configuration.
 
-use wemp_server::{ApiProxy, Forward, Handler, RuleService};
+use wemp_server::{ApiProxy, Forward, Handler, RELAY_TARGET, Relay, RuleService};
 
 use crate::config::Config;
 use crate::serve::account_id;
 
-/// The forwarder of `serve`: on when `gateway.forward` (`--forward`, `WEMP_FORWARD`) is set;
-/// each account appears in the JSON by its name (else its id) and its appid.
+/// The target of a `forward` (`gateway.forward`, a rule's `forward`) that means "through the
+/// relay clients connected to `<path>/relay`" rather than a URL.
+pub const RELAY: &str = RELAY_TARGET;
+
+/// Whether `target` is a usable `forward` value: `"relay"` or an `http://`/`https://` URL
+/// with a host; `Err` says what is wrong. `secret` is whether `gateway.forward_secret` is
+/// set: the relay always needs it (its endpoint is public), a URL beyond loopback too.
 ///
 /// # Errors
-/// The HTTP client cannot be built.
-pub fn forward(cfg: &Config) -> Result<Option<Forward>, String> {
-    let Some(url) = &cfg.gateway.forward else { return Ok(None) };
-    let mut f = Forward::with_timeout(url.clone(), cfg.gateway.forward_timeout)
-        .map_err(|e| format!("forwarding to {url}: {e}"))?;
-    if let Some(secret) = &cfg.gateway.forward_secret {
-        f = f.secret(secret);
+/// Why the target cannot be used, ready to print after the field's name.
+pub fn check_target(target: &str, secret: bool) -> Result<(), String> {
+    if target == RELAY {
+        return if secret {
+            Ok(())
+        } else {
+            Err("\"relay\" needs gateway.forward_secret (or WEMP_FORWARD_SECRET): relay clients prove \
+                 they know it before they get any message"
+                .into())
+        };
     }
-    if let Some(text) = &cfg.gateway.fallback_text {
-        f = f.fallback_text(text.clone());
+    match reqwest::Url::parse(target) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+            if !secret && !crate::config::is_loopback_url(target) {
+                return Err(format!(
+                    "forwarding to {target:?}, beyond loopback, needs a shared secret to sign with \
+                     (gateway.forward_secret or WEMP_FORWARD_SECRET) so the app can trust what it gets"
+                ));
+            }
+            Ok(())
+        }
+        _ => Err(format!("{target:?} is not an http:// or https:// URL, nor \"relay\"")),
     }
-    for (i, a) in cfg.accounts.iter().enumerate() {
-        let id = account_id(cfg, i);
-        let name = a.name.clone().unwrap_or_else(|| id.clone());
-        f = f.account_names(id, name, a.appid.clone());
+}
+
+/// Forwarding as `serve` runs it: one [`Forward`] configured from `[gateway]` (secret,
+/// fallback text, timeout, account names, one connection pool and one set of counters),
+/// pointed at each target the config names — `gateway.forward` and the rules' `forward` —
+/// and the relay hub when any of them is `"relay"`. Rules compiled on reload use the running
+/// gateway (`[gateway]` changes need a restart).
+#[derive(Clone, Debug)]
+pub struct Gateway {
+    base: Forward,
+    relay: Option<Relay>,
+    default: Option<Forward>,
+}
+
+impl Gateway {
+    /// The gateway of `cfg`: a relay hub when `gateway.forward` or a rule's `forward` is
+    /// `"relay"` (and a secret is set).
+    ///
+    /// # Errors
+    /// The HTTP client cannot be built.
+    pub fn of(cfg: &Config) -> Result<Self, String> {
+        let g = &cfg.gateway;
+        let mut base = Forward::with_timeout(RELAY, g.forward_timeout)
+            .map_err(|e| format!("the HTTP client of forwarding: {e}"))?;
+        if let Some(secret) = &g.forward_secret {
+            base = base.secret(secret);
+        }
+        if let Some(text) = &g.fallback_text {
+            base = base.fallback_text(text.clone());
+        }
+        for (i, a) in cfg.accounts.iter().enumerate() {
+            let id = account_id(cfg, i);
+            let name = a.name.clone().unwrap_or_else(|| id.clone());
+            base = base.account_names(id, name, a.appid.clone());
+        }
+        let relay = match &g.forward_secret {
+            Some(secret) if uses_relay(cfg) => Some(Relay::new(secret)),
+            _ => None,
+        };
+        let mut me = Self { base, relay, default: None };
+        me.default = match &g.forward {
+            Some(target) => Some(me.forward(target)?),
+            None => None,
+        };
+        Ok(me)
     }
-    Ok(Some(f))
+
+    /// The forwarder to `target` (a URL or `"relay"`).
+    ///
+    /// # Errors
+    /// `"relay"` on a gateway without a relay hub (none was configured at start).
+    pub fn forward(&self, target: &str) -> Result<Forward, String> {
+        if target != RELAY {
+            return Ok(self.base.to_url(target));
+        }
+        match &self.relay {
+            Some(relay) => Ok(self.base.to_relay(relay.clone())),
+            None => Err("\"relay\" is served only when configured at start (with gateway.forward_secret): \
+                         restart `wemp serve`"
+                .into()),
+        }
+    }
+
+    /// The forwarder of `gateway.forward`, if set: messages no rule answers go to it.
+    pub fn default_forward(&self) -> Option<&Forward> {
+        self.default.as_ref()
+    }
+
+    /// The relay hub, when the config uses the relay.
+    pub fn relay(&self) -> Option<&Relay> {
+        self.relay.as_ref()
+    }
+
+    /// Appends the forwarding counters (shared by every target) in Prometheus text format.
+    pub fn write_prometheus(&self, out: &mut String) {
+        self.base.write_prometheus(out);
+    }
+}
+
+/// Whether `gateway.forward` or a rule's `forward` is `"relay"`.
+pub fn uses_relay(cfg: &Config) -> bool {
+    cfg.gateway.forward.as_deref() == Some(RELAY)
+        || cfg.rules.iter().any(|r| r.forward.as_deref() == Some(RELAY))
 }
 
 /// The fallback of the rules' router when forwarding: a message no rule answers goes to
 /// the app (see [`crate::serve::ServedRules::with_fallback`]).
 pub fn forwarding(forward: &Forward) -> RuleService {
     Handler::into_service(forward.handler())
+}
+
+/// The relay endpoint of account `i`'s callback path (`/wechat` → `/wechat/relay`).
+pub fn relay_path(cfg: &Config, i: usize) -> String {
+    format!("{}/relay", cfg.account_path(i).trim_end_matches('/'))
+}
+
+/// The relay endpoint of each callback path of `cfg`, without repeats.
+pub fn relay_paths(cfg: &Config) -> Vec<String> {
+    let mut paths: Vec<String> = (0..cfg.accounts.len().max(1)).map(|i| relay_path(cfg, i)).collect();
+    paths.sort();
+    paths.dedup();
+    paths
 }
 
 /// The API proxy of `serve`: on when `api_proxy.token` (`WEMP_API_PROXY_TOKEN`) is set, over

@@ -310,6 +310,33 @@ catalogue! {
     /// The summary line (`{pass}` …).
     DoctorSummary => "doctor: {pass} pass, {fail} fail, {warn} warn, {skip} skipped",
                      "doctor：{pass} 项通过，{fail} 项失败，{warn} 项警告，{skip} 项跳过";
+
+    // The relay: `wemp serve --forward relay` and `wemp relay`.
+    /// The setup screen's line naming the relay endpoint, at the public address.
+    RelayEndpoint => "Relay: wemp relay {url} --to <your app's URL>",
+                     "中继：wemp relay {url} --to <你的应用 URL>";
+    /// The setup screen's line naming the relay endpoint, on this machine (no public URL set).
+    RelayEndpointLocal => "Relay: wemp relay {url} --to <your app's URL>   (from another machine: this server's public address)",
+                          "中继：wemp relay {url} --to <你的应用 URL>   （在其他机器上运行时换成本服务的公网地址）";
+    /// `wemp relay` is connecting.
+    RelayConnecting => "relay: connecting to {url} …", "中继：正在连接 {url} …";
+    /// `wemp relay` is connected.
+    RelayConnected => "relay: connected to {url}; each message goes to {to}",
+                      "中继：已连接 {url}，每条消息转给 {to}";
+    /// `wemp relay` lost its connection (`{why}`).
+    RelayDisconnected => "relay: disconnected from {url} ({why}); messages get the fallback until it is back",
+                         "中继：与 {url} 的连接已断开（{why}），恢复之前消息按 fallback_text 回复";
+    /// `wemp relay` cannot connect (`{why}`) and retries.
+    RelayRetry => "relay: cannot connect to {url} ({why}); retrying in {secs} s",
+                  "中继：无法连接 {url}（{why}），{secs} 秒后重试";
+    /// The server refused the relay (wrong secret, wrong URL): no retry.
+    RelayRefused => "relay: {url} refused the connection (HTTP {status}: {why})",
+                    "中继：{url} 拒绝了连接（HTTP {status}：{why}）";
+    /// One message relayed.
+    RelayForwarded => "relay: {key} → {to}: {outcome}", "中继：{key} → {to}：{outcome}";
+    /// No secret for the relay.
+    RelayNoSecret => "relay: set WEMP_FORWARD_SECRET to the server's gateway.forward_secret",
+                     "中继：请把 WEMP_FORWARD_SECRET 设为服务端的 gateway.forward_secret";
 }
 
 /// The width of `s` in terminal columns: East Asian wide and fullwidth characters (CJK,

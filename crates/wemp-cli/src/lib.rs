@@ -6,6 +6,7 @@ pub mod doctor;
 pub mod gateway;
 pub mod i18n;
 pub mod logview;
+pub mod relay;
 pub mod rules;
 pub mod serve;
 pub mod sim;

@@ -96,6 +96,9 @@ enum Command {
     Sim(SimCommand),
     /// Load-test a server with distinct messages.
     Bench(BenchArgs),
+    /// Relay a `wemp serve --forward relay` to an app on this machine (no tunnel, no inbound port).
+    #[command(after_help = RELAY_HELP)]
+    Relay(RelayCmd),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -262,6 +265,26 @@ struct ServeCmd {
     api_base: Option<String>,
 }
 
+/// `wemp relay`.
+#[derive(Debug, Args)]
+struct RelayCmd {
+    /// The server's relay endpoint, as its start-up screen prints it (ws://…/wechat/relay, or wss://).
+    url: String,
+    /// The app to post each message to.
+    #[arg(long)]
+    to: String,
+    /// How long one call to the app may take.
+    #[arg(long, default_value = "60s", value_parser = wemp_cli::config::parse_duration)]
+    timeout: Duration,
+}
+
+const RELAY_HELP: &str = "\
+The secret is read from WEMP_FORWARD_SECRET: the server's gateway.forward_secret, which the app
+also uses to check X-Wemp-Signature. It is never sent: the connection proves it knows it.
+
+Example:
+  WEMP_FORWARD_SECRET=… wemp relay wss://bot.example.com/wechat/relay --to http://127.0.0.1:5000/wechat";
+
 /// `wemp doctor`.
 #[derive(Debug, Args)]
 struct DoctorCmd {
@@ -327,6 +350,7 @@ fn main() -> ExitCode {
         Command::Parse(args) => parse::run(args),
         Command::Sim(cmd) => runtime().block_on(run_sim(cmd, style)),
         Command::Bench(args) => runtime().block_on(run_bench(args, style)),
+        Command::Relay(cmd) => runtime().block_on(run_relay(cmd)),
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "wemp", &mut script);
@@ -372,6 +396,27 @@ async fn run_serve(cmd: ServeCmd, style: Style) -> ExitCode {
         Err(e) => {
             eprintln!("wemp serve: {e}");
             ExitCode::from(2)
+        }
+    }
+}
+
+async fn run_relay(cmd: RelayCmd) -> ExitCode {
+    let opts = wemp_cli::relay::Options {
+        url: cmd.url,
+        to: cmd.to,
+        secret: env_var("WEMP_FORWARD_SECRET").unwrap_or_default(),
+        timeout: cmd.timeout,
+        lang: Lang::detect(),
+    };
+    if let Err(e) = wemp_cli::relay::check(&opts) {
+        eprintln!("wemp relay: {e}");
+        return ExitCode::from(2);
+    }
+    match wemp_cli::relay::run(opts, |line| outln!("{line}"), wemp_server::shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
         }
     }
 }

@@ -9,7 +9,9 @@
 //! (message type) and `default` (any message; events too only with `events = true`).
 //! Actions: a reply — `text` (with `{openid}`, `{content}`, `{account}`, `{scene}`, `{key}`
 //! and captures), `image`/`voice` by media id, `video`, `music`, `news`, `transfer`
-//! (customer service) or `none` — each compiled into the rule's handler.
+//! (customer service) or `none` — or `forward` (the message goes to an app at a URL, or
+//! through the relay, and the app's answer is the reply: docs/gateway.md) — each compiled
+//! into the rule's handler.
 //!
 //! ```
 //! use wemp_cli::rules::Rules;
@@ -31,7 +33,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use wemp_proto::reply::{Article, MAX_ARTICLES, MAX_ARTICLES_FOR_MESSAGE, Music};
 use wemp_proto::{Event, EventKind, Incoming, MsgKind, Reply};
-use wemp_server::{Answer, Inbound, Matcher, Router, Rule, RuleService};
+use wemp_server::{Answer, Forward, Inbound, Matcher, Router, Rule, RuleService};
 
 /// The demo rules `wemp serve` runs when no config file is given (`demo_rules.toml`).
 pub const DEMO_RULES: &str = include_str!("demo_rules.toml");
@@ -90,6 +92,10 @@ pub struct RuleConfig {
     /// The reply.
     #[serde(default)]
     pub reply: ReplyConfig,
+    /// Instead of a reply: forward the message to the app at this URL, or through the relay
+    /// (`"relay"`), with `[gateway]`'s secret, fallback text and timeout; the app's answer is
+    /// the reply (docs/gateway.md).
+    pub forward: Option<String>,
 }
 
 /// `reply` of a rule: exactly one of the fields.
@@ -341,8 +347,8 @@ impl ReplyTemplate {
         }
     }
 
-    /// The rule's handler: this reply, after the rule's delay. Each action compiles to its
-    /// own handler, so a new action (a forward to a URL, say) is one more arm here.
+    /// The rule's handler: this reply, after the rule's delay. (A rule's `forward`
+    /// compiles to the gateway's forwarder instead: [`crate::gateway::forwarding`].)
     fn into_handler(self, delay: Option<Duration>) -> RuleService {
         let reply = Arc::new(self);
         let handler = move |inbound: Inbound| {
@@ -399,15 +405,38 @@ pub struct Rules {
 
 impl Rules {
     /// Compiles `[[rules]]` entries into one router; errors carry paths like
-    /// `rules[2].regex`.
+    /// `rules[2].regex`. A rule's `forward` goes to a [`Forward`] with default settings (no
+    /// secret); `serve` compiles with its gateway ([`Rules::compile_with`]).
     ///
     /// # Errors
     /// Every problem found, not only the first.
     pub fn compile(configs: &[RuleConfig]) -> Result<Self, Vec<RuleError>> {
+        let standalone = std::sync::OnceLock::new();
+        Self::compile_with(configs, &|target: &str| {
+            let base =
+                standalone.get_or_init(|| Forward::new(crate::gateway::RELAY).map_err(|e| e.to_string()));
+            let base = base.clone()?;
+            Ok(if target == crate::gateway::RELAY {
+                base.to_relay(wemp_server::Relay::new(rand::random::<[u8; 32]>()))
+            } else {
+                base.to_url(target)
+            })
+        })
+    }
+
+    /// As [`Rules::compile`], each rule's `forward = "…"` compiled to `forwarder(target)`
+    /// (`serve`: [`crate::gateway::Gateway::forward`]).
+    ///
+    /// # Errors
+    /// Every problem found, not only the first.
+    pub fn compile_with(
+        configs: &[RuleConfig],
+        forwarder: &dyn Fn(&str) -> Result<Forward, String>,
+    ) -> Result<Self, Vec<RuleError>> {
         let mut out = Self::default();
         let mut errors = Vec::new();
         for (i, config) in configs.iter().enumerate() {
-            match compile_rule(i, config, &mut out.warnings) {
+            match compile_rule(i, config, &mut out.warnings, forwarder) {
                 Ok((rule, info)) => {
                     out.router = out.router.route(rule);
                     out.info.push(info);
@@ -518,6 +547,7 @@ fn compile_rule(
     i: usize,
     c: &RuleConfig,
     warnings: &mut Vec<RuleError>,
+    forwarder: &dyn Fn(&str) -> Result<Forward, String>,
 ) -> Result<(Rule, RuleInfo), Vec<RuleError>> {
     let base = format!("rules[{i}]");
     let mut errors = Vec::new();
@@ -695,11 +725,41 @@ fn compile_rule(
             }
         }
     };
+    let forward = match (&c.forward, replies.as_slice()) {
+        (None, _) => None,
+        (Some(_), [_, ..]) => {
+            errors.push(err(
+                "forward",
+                format!(
+                    "a rule has a reply or forward, not both (it has reply.{})",
+                    replies.join(", reply.")
+                ),
+            ));
+            None
+        }
+        (Some(target), []) => {
+            // Whether a secret is needed is [gateway]'s business (the config check); here the
+            // target itself.
+            match crate::gateway::check_target(target, true).and_then(|()| forwarder(target)) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    errors.push(err("forward", e));
+                    None
+                }
+            }
+        }
+    };
+    if c.forward.is_some() && c.delay.is_some() {
+        errors
+            .push(err("delay", "`delay` goes with a reply, not forward (the app takes its own time)".into()));
+    }
     let reply = match replies.as_slice() {
+        [] if c.forward.is_some() => None,
         [] => {
             errors.push(err(
                 "reply",
-                "no reply: set reply.text, image, voice, video, music, news, transfer or none".into(),
+                "no reply: set reply.text, image, voice, video, music, news, transfer or none (or forward)"
+                    .into(),
             ));
             None
         }
@@ -782,14 +842,23 @@ fn compile_rule(
             None
         }
     };
-    match (matcher, reply) {
-        (Some(matcher), Some(reply)) if errors.is_empty() => {
-            let mut answer = describe_reply(r);
+    let action = match (reply, forward) {
+        (Some(reply), None) => Some(reply.into_handler(delay)),
+        (None, Some(forward)) => Some(crate::gateway::forwarding(&forward)),
+        _ => None,
+    };
+    match (matcher, action) {
+        (Some(matcher), Some(action)) if errors.is_empty() => {
+            let mut answer = match &c.forward {
+                Some(t) if t == crate::gateway::RELAY => "forward through the relay".to_owned(),
+                Some(url) => format!("forward to {url}"),
+                None => describe_reply(r),
+            };
             if let Some(d) = delay {
                 answer.push_str(&format!(", after a {} delay", show_duration(d)));
             }
             let name = c.name.clone().unwrap_or(base);
-            let rule = Rule::service(matcher, reply.into_handler(delay)).named(name.as_str());
+            let rule = Rule::service(matcher, action).named(name.as_str());
             Ok((rule, RuleInfo { name, when: describe_when(c), answer, delay }))
         }
         _ => Err(errors),

@@ -48,6 +48,7 @@ pub struct ServedRules {
     router: LiveRouter,
     info: RwLock<Arc<[RuleInfo]>>,
     fallback: Option<RuleService>,
+    gateway: Option<crate::gateway::Gateway>,
 }
 
 impl std::fmt::Debug for ServedRules {
@@ -70,7 +71,27 @@ impl ServedRules {
     pub fn with_fallback(rules: Rules, fallback: Option<RuleService>) -> Self {
         let info = rules.rules().into();
         let router = Self::routed(rules, fallback.as_ref());
-        Self { router: LiveRouter::new(router), info: RwLock::new(info), fallback }
+        Self { router: LiveRouter::new(router), info: RwLock::new(info), fallback, gateway: None }
+    }
+
+    /// Starts with `rules` (compiled with [`ServedRules::compile`] on this gateway); what no
+    /// rule answers goes to the gateway's `gateway.forward`, if set; rules reloaded later
+    /// forward through the same gateway.
+    pub fn with_gateway(rules: Rules, gateway: crate::gateway::Gateway) -> Self {
+        let fallback = gateway.default_forward().map(crate::gateway::forwarding);
+        Self { gateway: Some(gateway), ..Self::with_fallback(rules, fallback) }
+    }
+
+    /// Compiles `cfg`'s rules, each `forward` through this server's gateway (so a reload
+    /// keeps the relay hub, the pool and the counters).
+    ///
+    /// # Errors
+    /// As [`Rules::compile_with`].
+    pub fn compile(&self, cfg: &Config) -> Result<Rules, Vec<crate::rules::RuleError>> {
+        match &self.gateway {
+            Some(g) => Rules::compile_with(&cfg.rules, &|t| g.forward(t)),
+            None => cfg.compiled_rules(),
+        }
     }
 
     fn routed(rules: Rules, fallback: Option<&RuleService>) -> wemp_server::Router {
@@ -204,8 +225,8 @@ pub struct Parts {
     pub observers: Vec<Arc<dyn Observer>>,
     /// The API proxy, whose counters join the metrics.
     pub api_proxy: Option<wemp_server::ApiProxy>,
-    /// Forwarding to an app (gateway mode): messages no rule matches go to it.
-    pub forward: Option<wemp_server::Forward>,
+    /// Forwarding to apps (gateway mode), whose counters join the metrics.
+    pub gateway: Option<crate::gateway::Gateway>,
 }
 
 impl std::fmt::Debug for Parts {
@@ -216,7 +237,7 @@ impl std::fmt::Debug for Parts {
             .field("log", &self.log.is_some())
             .field("observers", &self.observers.len())
             .field("api_proxy", &self.api_proxy.is_some())
-            .field("forward", &self.forward.as_ref().map(wemp_server::Forward::url))
+            .field("gateway", &self.gateway.is_some())
             .finish()
     }
 }
@@ -265,9 +286,9 @@ pub fn build_service(cfg: &Config, rules: &ServedRules, parts: &Parts) -> Result
         let p = p.clone();
         b = b.metrics_source(move |out| p.write_prometheus(out));
     }
-    if let Some(f) = &parts.forward {
-        let f = f.clone();
-        b = b.metrics_source(move |out| f.write_prometheus(out));
+    if let Some(g) = &parts.gateway {
+        let g = g.clone();
+        b = b.metrics_source(move |out| g.write_prometheus(out));
     }
     b.build().map_err(|e| e.to_string())
 }
@@ -333,7 +354,6 @@ pub fn console_config(cfg: &Config, bound: SocketAddr) -> Option<ConsoleConfig> 
     // `[menu]` is one menu for the whole server: every account shows it.
     c.menu = cfg.menu.clone();
     c.access = access;
-    c.body_limit = usize::try_from(cfg.server.body_limit).unwrap_or(usize::MAX);
     if !cfg.console.users.is_empty() {
         c.users = cfg.console.users.clone();
     }
@@ -525,7 +545,7 @@ impl Reloader {
     /// The configuration is invalid (with file and line) or unreadable.
     pub fn reload(&self) -> Result<(usize, Vec<&'static str>), ConfigError> {
         let (cfg, _) = Config::resolve(&self.args, &self.env)?;
-        let rules = cfg.compiled_rules().map_err(|errs| {
+        let rules = self.rules.compile(&cfg).map_err(|errs| {
             ConfigError::Invalid(
                 errs.into_iter()
                     .map(|e| crate::config::Problem {
@@ -685,6 +705,16 @@ pub fn local_url(cfg: &Config, i: usize, bound: SocketAddr) -> String {
         std::net::IpAddr::V4(ip) => ip.to_string(),
     };
     format!("http://{host}:{}{}", bound.port(), cfg.account_path(i))
+}
+
+/// The relay endpoint (`forward = "relay"`) of account `i`'s path, and whether it is the
+/// public one: from `console.public_url` (first account; `https://bot.example.com/wechat` →
+/// `wss://bot.example.com/wechat/relay`), else from this machine
+/// (`ws://127.0.0.1:8080/wechat/relay`).
+pub fn relay_url(cfg: &Config, i: usize, bound: SocketAddr) -> (String, bool) {
+    let public = i == 0 && cfg.console.public_url.is_some();
+    let url = if public { callback_url(cfg, i, bound) } else { local_url(cfg, i, bound) };
+    (format!("ws{}/relay", url.trim_start_matches("http").trim_end_matches('/')), public)
 }
 
 /// The `wemp sim send` command that tries account `i` locally.
@@ -862,17 +892,19 @@ pub async fn run(
     let token = crate::config::ensure_token(&mut cfg, file.as_deref(), &mut rand::rng())
         .map_err(|e| fail(e.to_string()))?;
     let watched = watched_file(file.as_deref(), &token);
-    let rules = cfg
-        .compiled_rules()
+    // Forwarding (gateway.forward, rules' forward): one gateway, kept across reloads; a
+    // message no rule answers goes to gateway.forward, when set.
+    // Built even when nothing forwards yet: a rule given a `forward` on reload uses it (with
+    // [gateway]'s secret and fallback as they were at start).
+    let gateway = crate::gateway::Gateway::of(&cfg).map_err(fail)?;
+    let rules = Rules::compile_with(&cfg.rules, &|t| gateway.forward(t))
         .map_err(|errs| fail(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
     let n_rules = rules.len();
     for w in rules.warnings() {
         tracing::warn!("rules: {w}");
     }
-    // A message no rule answers goes to the app at gateway.forward, when set: the rules'
-    // router falls back to the forwarder (kept across reloads).
-    let forward = crate::gateway::forward(&cfg).map_err(fail)?;
-    let live = Arc::new(ServedRules::with_fallback(rules, forward.as_ref().map(crate::gateway::forwarding)));
+    let live = Arc::new(ServedRules::with_gateway(rules, gateway.clone()));
+    let forward = gateway.default_forward().cloned();
 
     let location = LogLocation::of(&cfg.storage);
     let log = location
@@ -923,7 +955,7 @@ pub async fn run(
         log: Some(writer.clone()),
         observers,
         api_proxy: api_proxy.clone(),
-        forward: forward.clone(),
+        gateway: Some(gateway.clone()),
     };
     let service = build_service(&cfg, &live, &parts).map_err(fail)?;
     if cfg.console.show_setup {
@@ -954,6 +986,28 @@ pub async fn run(
     let watcher = tokio::spawn(watch(reloader, watched, WATCH_INTERVAL, hangup));
 
     let mut router = app(&cfg, service.clone(), console.as_ref());
+    if let Some(relay) = gateway.relay() {
+        // The relay endpoint: a WebSocket each `wemp relay` keeps open (outside the console's
+        // tap: it is not a delivery).
+        let mut mounted = Vec::new();
+        for i in 0..cfg.accounts.len().max(1) {
+            let path = crate::gateway::relay_path(&cfg, i);
+            if mounted.contains(&path) {
+                continue;
+            }
+            router = router.merge(relay.router(&path));
+            mounted.push(path);
+            let (url, public) = relay_url(&cfg, i, bound);
+            tracing::info!(target: "wemp::relay", "relay endpoint at {url} (wemp relay {url} --to <your app>)");
+            if cfg.console.show_setup {
+                use std::io::Write as _;
+                let mut out = std::io::stdout().lock();
+                let line = if public { i18n::Msg::RelayEndpoint } else { i18n::Msg::RelayEndpointLocal };
+                let _ = writeln!(out, "{}", line.fill(lang, &[("url", &url)]));
+                let _ = out.flush();
+            }
+        }
+    }
     let mut proxy_task = None;
     if let Some(proxy) = &api_proxy {
         let at = match proxy_listener {
@@ -989,15 +1043,16 @@ pub async fn run(
     }
     if let Some(f) = &forward {
         let signed = if cfg.gateway.forward_secret.is_some() { "signed" } else { "unsigned: loopback" };
-        tracing::info!(target: "wemp::forward", "forwarding messages no rule answers to {} ({signed})", f.url());
+        let to = match f.url() {
+            wemp_server::RELAY_TARGET => "the relay clients (wemp relay)",
+            url => url,
+        };
+        tracing::info!(target: "wemp::forward", "forwarding messages no rule answers to {to} ({signed})");
         if cfg.console.show_setup {
             use std::io::Write as _;
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(
-                out,
-                "Forwarding: messages no rule answers go to {} ({signed}; docs/gateway.md)",
-                f.url()
-            );
+            let _ =
+                writeln!(out, "Forwarding: messages no rule answers go to {to} ({signed}; docs/gateway.md)");
             let _ = out.flush();
         }
     }

@@ -76,8 +76,13 @@ async fn serve_mounts_the_console_at_its_path_and_the_reload_button_reloads_like
     let res: Value = post("send", click, true).await.unwrap().json().await.unwrap();
     assert_eq!(res["sees"]["kind"], "reply", "{res}");
     assert_eq!(res["sees"]["reply"]["type"], "news", "{res}");
-    assert_eq!(res["server"][0]["outcome"], "reply", "{res}");
-    assert_eq!(res["server"][0]["dedup"], "new", "{res}");
+    // The entry wraps the server's record: its typed outcome, the reply it sent, what arrived.
+    let server = &res["server"][0];
+    assert_eq!(server["record"]["outcome"]["kind"], "answered", "{res}");
+    assert_eq!(server["reply"]["type"], "news", "{res}");
+    assert_eq!(server["record"]["dedup"], "new", "{res}");
+    assert!(server["record"]["query"]["signature"].is_string(), "{res}");
+    assert!(!server["record"]["checks"].as_array().unwrap().is_empty(), "{res}");
 
     // The reload button: a broken file is refused with its line, the old rules stay.
     let good = std::fs::read_to_string(&config).unwrap();

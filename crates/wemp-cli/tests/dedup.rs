@@ -1,7 +1,8 @@
 //! Exactly once through the `wemp` binary (issues 11 §2 and 16 item 8): three `wemp serve`
 //! sharing Redis and PostgreSQL run the handler once for a message delivered to all three
-//! at once and log it once; and when Redis is killed between a delivery and WeChat's retry,
-//! the retry gets the reply without a second run. The handler is a real app on loopback
+//! at once and log it once, and still once when Redis is killed before WeChat's retries
+//! reach them; and a single instance whose Redis is killed between a delivery and its
+//! retry gives the retry the reply without a second run. The handler is a real app on loopback
 //! behind `--forward` that counts its calls. Redis is a private `redis-server` per test
 //! (the shared one is never stopped); PostgreSQL a schema of the test's own.
 
@@ -44,7 +45,7 @@ fn entries(dir: &std::path::Path, openid: &str, extra: &[&str]) -> Vec<Value> {
 
 #[test]
 fn three_instances_sharing_redis_and_postgres_run_the_handler_once_and_log_it_once() {
-    let Some(redis) = private_redis() else { return };
+    let Some(mut redis) = private_redis() else { return };
     let Some(pg) = PgSchema::create("wemp_dedup") else { return };
     // Slow enough that the three deliveries meet while the first is being handled.
     let app = CountingApp::start("handled", Duration::from_millis(800));
@@ -75,13 +76,26 @@ fn three_instances_sharing_redis_and_postgres_run_the_handler_once_and_log_it_on
     }
     assert_eq!(app.calls(), 1, "one handler run for three deliveries");
 
+    // Redis dies; WeChat's retry reaches each instance: each saw the message (one handled
+    // it, two waited for its reply), so each answers from memory without a second run.
+    redis.kill();
+    for srv in &servers {
+        let (status, whole) = post(&srv.addr(), &format!("{}?{query}", srv.path()), &body);
+        assert!(status.starts_with("HTTP/1.1 200"), "{whole}");
+        assert!(
+            whole.contains("<Content><![CDATA[handled]]></Content>"),
+            "the retry gets the reply: {whole}"
+        );
+    }
+    assert_eq!(app.calls(), 1, "still one handler run after three retries during the outage");
+
     for srv in servers {
         let (status, err) = srv.stop();
         assert!(status.success(), "{err}");
     }
     let rows = entries(&dirs[0], &openid, &["--database", pg.url.as_str()]);
     assert_eq!(rows.len(), 1, "one log entry: {rows:?}");
-    assert_eq!(rows[0]["attempts"], 3, "{rows:?}");
+    assert_eq!(rows[0]["attempts"], 6, "three deliveries and three retries: {rows:?}");
     assert_eq!(rows[0]["msg_id"], "6000001");
     for d in dirs {
         std::fs::remove_dir_all(d).unwrap();

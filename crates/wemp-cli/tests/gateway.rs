@@ -9,9 +9,10 @@ use wemp_testkit::platform::{FakePlatform, FakeUser, Fault};
 
 const PROXY_TOKEN: &str = "proxy-token-0123456789";
 
-fn config(platform: &FakePlatform, extra: &str) -> String {
+/// The test config: `server` is more of `[server]`, `extra` goes after the account.
+fn config(platform: &FakePlatform, server: &str, extra: &str) -> String {
     format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nmetrics_path = \"/metrics\"\n\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\nmetrics_path = \"/metrics\"\n{server}\n\
          [[accounts]]\nname = \"shop\"\ntoken = \"Tok123\"\nappid = \"{}\"\nappsecret = \"{}\"\n\n{extra}",
         platform.appid(),
         platform.secret()
@@ -19,8 +20,12 @@ fn config(platform: &FakePlatform, extra: &str) -> String {
 }
 
 fn start(platform: &FakePlatform, extra: &str) -> (ServeProc, std::path::PathBuf) {
+    start_with(platform, "", extra)
+}
+
+fn start_with(platform: &FakePlatform, server: &str, extra: &str) -> (ServeProc, std::path::PathBuf) {
     let dir = temp_dir("gateway");
-    std::fs::write(dir.join("wemp.toml"), config(platform, extra)).unwrap();
+    std::fs::write(dir.join("wemp.toml"), config(platform, server, extra)).unwrap();
     let srv = ServeProc::start(
         &dir,
         &["--config", "wemp.toml", "--data-dir", "d"],
@@ -225,36 +230,59 @@ fn a_short_proxy_token_is_refused() {
     assert!(!err.contains("short\""), "{err}");
 }
 
-/// The Python example (examples/gateway/app.py) running for real behind `wemp serve --forward`.
-struct Flask {
+/// An example of examples/gateway/ (app.py in Flask, app.mjs in plain Node) running for real.
+struct Example {
     child: std::process::Child,
     log: std::path::PathBuf,
     url: String,
 }
 
-impl Flask {
-    /// Starts the example on the port in `env` (`PORT`); `None` (with the reason printed) without Python/Flask.
-    fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Option<Self> {
-        let has_flask = std::process::Command::new("python3")
-            .args(["-c", "import flask"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !has_flask {
-            eprintln!("skipped: python3 with Flask is not available (pip install flask)");
+impl Example {
+    /// Starts `examples/gateway/<file>` with `program` on the port in `env` (`PORT`); `None`
+    /// (with the reason printed) when `program` cannot run it (`probe` fails).
+    fn start(
+        program: &str,
+        probe: &[&str],
+        file: &str,
+        dir: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> Option<Self> {
+        let runs = std::process::Command::new(program).args(probe).output().is_ok_and(|o| o.status.success());
+        if !runs {
+            eprintln!(
+                "skipped: `{program} {}` fails here (scripts/test installs what it needs)",
+                probe.join(" ")
+            );
             return None;
         }
         let port: u16 = env.iter().find(|(k, _)| *k == "PORT").and_then(|(_, v)| v.parse().ok()).unwrap();
-        let app = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/gateway/app.py");
-        let log = dir.join("flask.log");
-        let child = std::process::Command::new("python3")
+        let app = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/gateway").join(file);
+        let log = dir.join(format!("{file}.log"));
+        let child = std::process::Command::new(program)
             .arg(app)
             .envs(env.iter().copied())
-            .stdout(std::fs::File::create(dir.join("flask.out")).unwrap())
+            .stdout(std::fs::File::create(dir.join(format!("{file}.out"))).unwrap())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        assert!(common::wait_for_port(port, Duration::from_secs(20)), "Flask did not start");
+        assert!(common::wait_for_port(port, Duration::from_secs(20)), "{file} did not start");
         Some(Self { child, log, url: format!("http://127.0.0.1:{port}/wechat") })
+    }
+
+    /// The Flask example.
+    fn flask(dir: &std::path::Path, env: &[(&str, &str)]) -> Option<Self> {
+        Self::start("python3", &["-c", "import flask"], "app.py", dir, env)
+    }
+
+    /// The plain Node example.
+    fn node(dir: &std::path::Path, env: &[(&str, &str)]) -> Option<Self> {
+        Self::start(
+            "node",
+            &["-e", "process.exit(Number(process.versions.node.split('.')[0]) >= 18 ? 0 : 1)"],
+            "app.mjs",
+            dir,
+            env,
+        )
     }
 
     fn log(&self) -> String {
@@ -262,7 +290,7 @@ impl Flask {
     }
 }
 
-impl Drop for Flask {
+impl Drop for Example {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -276,6 +304,65 @@ fn sim(dir: &std::path::Path, srv: &ServeProc, args: &[&str]) -> (bool, String) 
     (o.status.success(), common::out(&o))
 }
 
+/// What every example does behind wemp, however it is reached (a URL, the relay): a reply,
+/// WeChat's retries reaching the app once, a failing app answered with the fallback text
+/// (never a 5xx), a slow app's reply sent later through the customer-service API.
+async fn the_example_behaves(
+    platform: &FakePlatform,
+    srv: &ServeProc,
+    dir: &std::path::Path,
+    app: &Example,
+    msg_id: u64,
+) {
+    // A reply.
+    let (ok, out) = sim(dir, srv, &["text", "hello"]);
+    assert!(ok && out.contains("You said: hello"), "{out}\n{}", app.log());
+
+    // WeChat's retries of one message (the same MsgId): the app is called once.
+    let xml = dir.join(format!("retry-{msg_id}.xml"));
+    std::fs::write(
+        &xml,
+        format!(
+            "<xml><ToUserName><![CDATA[gh_wemp_sim]]></ToUserName><FromUserName><![CDATA[o_ann]]></FromUserName>\
+             <CreateTime>1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType>\
+             <Content><![CDATA[again]]></Content><MsgId>{msg_id}</MsgId></xml>"
+        ),
+    )
+    .unwrap();
+    for _ in 0..3 {
+        let (ok, out) = sim(dir, srv, &["raw", xml.to_str().unwrap()]);
+        assert!(ok && out.contains("You said: again"), "{out}");
+    }
+    assert_eq!(app.log().matches(&format!("message msg:o_ann:{msg_id}")).count(), 1, "{}", app.log());
+
+    // A failing app: WeChat gets the fallback text, never a 5xx.
+    let (ok, out) = sim(dir, srv, &["text", "fail"]);
+    assert!(ok && out.contains("Please try again later"), "{out}");
+
+    // A slow app: WeChat is answered in time, the reply goes out through the
+    // customer-service API when the app has it.
+    let before = platform.sent_messages().len();
+    let started = std::time::Instant::now();
+    let (ok, out) = sim(dir, srv, &["text", "slow"]);
+    assert!(ok, "{out}");
+    assert!(started.elapsed() < Duration::from_secs(5), "WeChat waited {:?}", started.elapsed());
+    assert!(!out.contains("Sorry for the wait"), "{out}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let sent = platform.sent_messages();
+        if sent[before.min(sent.len())..]
+            .iter()
+            .any(|m| m["touser"] == "o_ann" && m["text"]["content"] == "Sorry for the wait")
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no late reply: {sent:?}\n{}", srv.stderr());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+const FALLBACK: &str = "fallback_text = \"Please try again later\"\n";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_flask_example_answers_behind_wemp_serve_forward() {
     const SECRET: &str = "forward-secret-42";
@@ -288,12 +375,12 @@ async fn the_flask_example_answers_behind_wemp_serve_forward() {
         &platform,
         &format!(
             "[api_proxy]\ntoken = \"{PROXY_TOKEN}\"\n\n[gateway]\nforward = \"{app_url}\"\n\
-             forward_secret = \"{SECRET}\"\nfallback_text = \"Please try again later\"\n"
+             forward_secret = \"{SECRET}\"\n{FALLBACK}"
         ),
     );
     let api = format!("{}/api", srv.origin());
     let port = flask_port.to_string();
-    let Some(flask) = Flask::start(
+    let Some(flask) = Example::flask(
         &dir,
         &[
             ("PORT", port.as_str()),
@@ -307,50 +394,12 @@ async fn the_flask_example_answers_behind_wemp_serve_forward() {
     assert_eq!(flask.url, app_url);
     assert!(srv.stdout().contains("Forwarding: messages no rule answers go to"), "{}", srv.stdout());
 
-    // A reply.
-    let (ok, out) = sim(&dir, &srv, &["text", "hello"]);
-    assert!(ok && out.contains("You said: hello"), "{out}\n{}", flask.log());
+    the_example_behaves(&platform, &srv, &dir, &flask, 4242424242).await;
 
     // The app calls the API through the proxy with its token (and the platform sees wemp's).
     let (ok, out) = sim(&dir, &srv, &["text", "who am i"]);
     assert!(ok && out.contains("You are o_ann"), "{out}\n{}", flask.log());
     assert!(platform.last_request("/cgi-bin/user/info").unwrap().access_token().is_some());
-
-    // WeChat's retries of one message (the same MsgId): the app is called once.
-    let xml = dir.join("retry.xml");
-    std::fs::write(
-        &xml,
-        "<xml><ToUserName><![CDATA[gh_wemp_sim]]></ToUserName><FromUserName><![CDATA[o_ann]]></FromUserName>\
-         <CreateTime>1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType>\
-         <Content><![CDATA[again]]></Content><MsgId>4242424242</MsgId></xml>",
-    )
-    .unwrap();
-    for _ in 0..3 {
-        let (ok, out) = sim(&dir, &srv, &["raw", xml.to_str().unwrap()]);
-        assert!(ok && out.contains("You said: again"), "{out}");
-    }
-    assert_eq!(flask.log().matches("message msg:o_ann:4242424242").count(), 1, "{}", flask.log());
-
-    // A failing app: WeChat gets the fallback text, never a 5xx.
-    let (ok, out) = sim(&dir, &srv, &["text", "fail"]);
-    assert!(ok && out.contains("Please try again later"), "{out}");
-
-    // A slow app: WeChat is answered in time, the reply goes out through the
-    // customer-service API when the app has it.
-    let started = std::time::Instant::now();
-    let (ok, out) = sim(&dir, &srv, &["text", "slow"]);
-    assert!(ok, "{out}");
-    assert!(started.elapsed() < Duration::from_secs(5), "WeChat waited {:?}", started.elapsed());
-    assert!(!out.contains("Sorry for the wait"), "{out}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let sent = platform.sent_messages();
-        if sent.iter().any(|m| m["touser"] == "o_ann" && m["text"]["content"] == "Sorry for the wait") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "no late reply: {sent:?}\n{}", srv.stderr());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 
     // The example checks the signature: an unsigned or forged POST is refused.
     let http = reqwest::Client::new();
@@ -374,6 +423,313 @@ async fn the_flask_example_answers_behind_wemp_serve_forward() {
     let (_, log) = srv.stop();
     assert!(log.contains("forwarding failed") && log.contains("HTTP 500"), "{log}");
     assert!(!log.contains(SECRET), "the forward secret in the log:\n{log}");
+}
+
+/// The plain Node example (examples/gateway/app.mjs, no npm install) behind `wemp serve --forward`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_example_answers_behind_wemp_serve_forward() {
+    const SECRET: &str = "node-secret-42";
+    let platform = FakePlatform::start().await;
+    platform.add_user(FakeUser::new("o_ann"));
+    let node_port = common::free_port();
+    let app_url = format!("http://127.0.0.1:{node_port}/wechat");
+    let (srv, dir) = start(
+        &platform,
+        &format!(
+            "[api_proxy]\ntoken = \"{PROXY_TOKEN}\"\n\n[gateway]\nforward = \"{app_url}\"\n\
+             forward_secret = \"{SECRET}\"\n{FALLBACK}"
+        ),
+    );
+    let api = format!("{}/api", srv.origin());
+    let port = node_port.to_string();
+    let env = [
+        ("PORT", port.as_str()),
+        ("WEMP_FORWARD_SECRET", SECRET),
+        ("WEMP_API", &api),
+        ("WEMP_API_PROXY_TOKEN", PROXY_TOKEN),
+    ];
+    let Some(node) = Example::node(&dir, &env) else { return };
+    the_example_behaves(&platform, &srv, &dir, &node, 4343434343).await;
+    let (ok, out) = sim(&dir, &srv, &["text", "who am i"]);
+    assert!(ok && out.contains("You are o_ann"), "{out}\n{}", node.log());
+    let (_, log) = srv.stop();
+    assert!(log.contains("forwarding failed") && log.contains("HTTP 500"), "{log}");
+}
+
+/// The line of serve's start-up output that starts with `prefix` (printed after the setup
+/// screen, so waited for).
+async fn screen_line(srv: &ServeProc, prefix: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(l) = srv.stdout().lines().find(|l| l.starts_with(prefix)) {
+            return l.to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "no {prefix:?} line:\n{}", srv.stdout());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A running `wemp relay`, its output collected.
+struct RelayProc {
+    child: std::process::Child,
+    out: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl RelayProc {
+    fn start(dir: &std::path::Path, ws: &str, to: &str, secret: &str) -> Self {
+        let mut child = common::wemp_cmd(dir, &["relay", ws, "--to", to], &[("WEMP_FORWARD_SECRET", secret)])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = common::collect(child.stdout.take().unwrap());
+        let _err = common::collect(child.stderr.take().unwrap());
+        Self { child, out }
+    }
+
+    fn wait_for(&self, needle: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !self.out.lock().unwrap().contains(needle) {
+            assert!(std::time::Instant::now() < deadline, "no {needle:?}:\n{}", self.out.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl RelayProc {
+    /// Ctrl-C: the relay closes its WebSocket and exits with success.
+    fn interrupt(mut self) {
+        let ok =
+            std::process::Command::new("kill").arg("-INT").arg(self.child.id().to_string()).status().unwrap();
+        assert!(ok.success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "wemp relay exited with {status}");
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "wemp relay did not stop on Ctrl-C");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for RelayProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The relay end to end on loopback: `wemp serve --forward relay`, `wemp relay` to the Flask
+/// example, messages through `wemp sim`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_carries_messages_to_the_flask_example() {
+    const SECRET: &str = "relay-secret-42";
+    let platform = FakePlatform::start().await;
+    // HTTP connections get 1 s to send their headers and 1 s idle; the relay's WebSocket is
+    // exempt (checked below).
+    let (srv, dir) = start_with(
+        &platform,
+        "header_timeout = \"1s\"\nidle_timeout = \"1s\"\n",
+        &format!("[gateway]\nforward = \"relay\"\nforward_secret = \"{SECRET}\"\n{FALLBACK}"),
+    );
+    let line = screen_line(&srv, "Relay: wemp relay ").await;
+    let ws = line.split_whitespace().nth(3).unwrap().to_owned();
+    assert_eq!(ws, format!("ws{}/relay", srv.url.trim_start_matches("http")));
+
+    // No relay connected: the fallback text, never a 5xx, and a log line.
+    let (ok, out) = sim(&dir, &srv, &["text", "anyone there?"]);
+    assert!(ok && out.contains("Please try again later"), "{out}");
+    assert!(srv.wait_stderr("no relay client is connected", Duration::from_secs(5)), "{}", srv.stderr());
+
+    // A plain HTTP request, or a relay without the secret, is refused with a reason.
+    let res = reqwest::Client::new().get(ws.replace("ws://", "http://")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let port = common::free_port();
+    let app_url = format!("http://127.0.0.1:{port}/wechat");
+    let o = common::wemp_in(
+        &dir,
+        &["relay", &ws, "--to", &app_url],
+        &[("WEMP_FORWARD_SECRET", "not-the-secret")],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = common::stderr(&o);
+    assert!(err.contains("HTTP 401") && err.contains("WEMP_FORWARD_SECRET differs"), "{err}");
+    assert!(!err.contains(SECRET) && !srv.stderr().contains("not-the-secret"));
+
+    let port = port.to_string();
+    let Some(flask) = Example::flask(&dir, &[("PORT", port.as_str()), ("WEMP_FORWARD_SECRET", SECRET)])
+    else {
+        return;
+    };
+    let relay = RelayProc::start(&dir, &ws, &app_url, SECRET);
+    relay.wait_for("relay: connected to");
+    assert!(srv.wait_stderr("relay client connected", Duration::from_secs(5)), "{}", srv.stderr());
+    // Quiet for longer than serve's HTTP header and idle bounds: the relay stays connected.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(!srv.stderr().contains("relay client disconnected"), "{}", srv.stderr());
+
+    // The example checks X-Wemp-Signature: what it answers came signed through the relay.
+    the_example_behaves(&platform, &srv, &dir, &flask, 4444444444).await;
+    relay.wait_for("HTTP 500");
+
+    // The relay goes away (Ctrl-C: it closes the WebSocket properly): the fallback again, not
+    // a wait for the timeout.
+    relay.interrupt();
+    assert!(
+        srv.wait_stderr("relay client disconnected: closed", Duration::from_secs(10)),
+        "{}",
+        srv.stderr()
+    );
+    let started = std::time::Instant::now();
+    let (ok, out) = sim(&dir, &srv, &["text", "still there?"]);
+    assert!(ok && out.contains("Please try again later"), "{out}");
+    assert!(started.elapsed() < Duration::from_secs(5), "WeChat waited {:?}", started.elapsed());
+
+    let http = reqwest::Client::new();
+    let metrics = http.get(format!("{}/metrics", srv.origin())).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("wemp_forward_calls_total{result=\"unreachable\"} 2"), "{metrics}");
+    assert!(metrics.contains("wemp_forward_calls_total{result=\"app_error\"} 1"), "{metrics}");
+    let (_, log) = srv.stop();
+    assert!(log.contains("app at relay answered HTTP 500"), "{log}");
+    assert!(!log.contains(SECRET), "the forward secret in the log:\n{log}");
+
+    // Relayed calls are on their messages' log entries, as direct ones are.
+    let out = common::wemp_in(&dir, &["log", "--json", "--data-dir", "d"], &[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!text.contains(SECRET), "the forward secret in the log:\n{text}");
+    let entries: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let forward_of = |s: &str| {
+        let e = entries.iter().find(|e| e["summary"] == s).unwrap_or_else(|| panic!("{s:?} not in {text}"));
+        e["forward"].clone()
+    };
+    let f = forward_of("hello");
+    assert_eq!(f["target"], serde_json::json!({"kind": "relay"}));
+    assert_eq!((f["result"].as_str(), f["status"].as_u64()), (Some("reply"), Some(200)), "{f}");
+    assert!(f["answer"].as_str().unwrap().contains("You said: hello"), "{f}");
+    let f = forward_of("anyone there?");
+    assert_eq!((f["result"].as_str(), f["status"].as_u64()), (Some("unreachable"), None), "{f}");
+    assert!(f["error"].as_str().unwrap().contains("no relay client is connected"), "{f}");
+    assert_eq!(forward_of("fail")["status"], 500);
+}
+
+/// `forward` as a rule action: keyword rules answer some messages, others go to the app (or
+/// through the relay), with [gateway]'s secret and fallback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_forward_some_messages_and_answer_the_rest() {
+    const SECRET: &str = "rule-secret-42";
+    let platform = FakePlatform::start().await;
+    let (url, seen) =
+        recording_app(vec![(200, r#"{"reply": {"type": "text", "content": "from the app"}}"#)]).await;
+    let (srv, dir) = start(
+        &platform,
+        &format!(
+            "[console]\npublic_url = \"https://bot.example.com/wechat\"\n\n\
+             [gateway]\nforward_secret = \"{SECRET}\"\n{FALLBACK}\n\
+             [[rules]]\nkeyword = \"hi\"\nreply.text = \"from a rule\"\n\n\
+             [[rules]]\nname = \"orders\"\ncontains = \"order\"\nforward = \"{url}\"\n\n\
+             [[rules]]\nkeyword = \"relay\"\nforward = \"relay\"\n"
+        ),
+    );
+    let (ok, out) = sim(&dir, &srv, &["text", "hi"]);
+    assert!(ok && out.contains("from a rule"), "{out}");
+    assert!(seen.lock().unwrap().is_empty());
+
+    let (ok, out) = sim(&dir, &srv, &["text", "my order 42"]);
+    assert!(ok && out.contains("from the app"), "{out}");
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        let (headers, body) = &seen[0];
+        let sig = headers["x-wemp-signature"].to_str().unwrap();
+        assert_eq!(sig, format!("sha256={}", wemp_server::sign(SECRET.as_bytes(), body)));
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(v["content"], "my order 42");
+    }
+
+    // No rule matches and there is no gateway.forward: no reply, the app is not called.
+    let (ok, out) = sim(&dir, &srv, &["text", "something else"]);
+    assert!(ok && !out.contains("from the app"), "{out}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+
+    // A rule forwarding through the relay: its endpoint is served, named at the public URL;
+    // with no relay, the fallback.
+    let line = screen_line(&srv, "Relay: wemp relay ").await;
+    assert_eq!(line, "Relay: wemp relay wss://bot.example.com/wechat/relay --to <your app's URL>");
+    let (ok, out) = sim(&dir, &srv, &["text", "relay"]);
+    assert!(ok && out.contains("Please try again later"), "{out}");
+    let (_, log) = srv.stop();
+    assert!(log.contains("rule=\"orders\""), "{log}");
+}
+
+/// A rule given a `forward` on reload forwards with [gateway]'s secret as it was at start; a
+/// first `forward = "relay"` needs a restart, and the reload says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forward_added_on_reload_is_signed_and_a_new_relay_needs_a_restart() {
+    const SECRET: &str = "reload-secret-42";
+    let platform = FakePlatform::start().await;
+    let (url, seen) =
+        recording_app(vec![(200, r#"{"reply": {"type": "text", "content": "from the app"}}"#); 2]).await;
+    let gateway = format!("[gateway]\nforward_secret = \"{SECRET}\"\n");
+    let (srv, dir) = start(&platform, &gateway);
+    let (ok, out) = sim(&dir, &srv, &["text", "order 7"]);
+    assert!(ok && !out.contains("from the app"), "{out}");
+
+    let file = dir.join("wemp.toml");
+    let rule = format!("\n[[rules]]\ncontains = \"order\"\nforward = \"{url}\"\n");
+    std::fs::write(&file, config(&platform, "", &format!("{gateway}{rule}"))).unwrap();
+    assert!(srv.wait_stderr("rules reloaded", Duration::from_secs(10)), "{}", srv.stderr());
+    let (ok, out) = sim(&dir, &srv, &["text", "order 8"]);
+    assert!(ok && out.contains("from the app"), "{out}");
+    {
+        let seen = seen.lock().unwrap();
+        let (headers, body) = &seen[0];
+        let sig = headers["x-wemp-signature"].to_str().unwrap();
+        assert_eq!(sig, format!("sha256={}", wemp_server::sign(SECRET.as_bytes(), body)));
+    }
+
+    let relay = "\n[[rules]]\nkeyword = \"live\"\nforward = \"relay\"\n";
+    std::fs::write(&file, config(&platform, "", &format!("{gateway}{rule}{relay}"))).unwrap();
+    assert!(srv.wait_stderr("restart `wemp serve`", Duration::from_secs(10)), "{}", srv.stderr());
+    // The previous rules stay in effect.
+    let (ok, out) = sim(&dir, &srv, &["text", "order 9"]);
+    assert!(ok && out.contains("from the app"), "{out}");
+}
+
+/// A rule's `forward` that cannot work is a config error with the file and the line.
+#[test]
+fn a_bad_rule_forward_is_refused_with_its_line() {
+    let dir = temp_dir("gateway-rule-forward");
+    std::fs::write(
+        dir.join("wemp.toml"),
+        "[[accounts]]\ntoken = \"Tok123\"\n\n\
+         [[rules]]\nkeyword = \"a\"\nforward = \"ftp://x/\"\n\n\
+         [[rules]]\nkeyword = \"b\"\nforward = \"http://10.1.2.3/hook\"\n\n\
+         [[rules]]\nkeyword = \"c\"\nforward = \"http://127.0.0.1:5000/hook\"\nreply.text = \"both\"\n\n\
+         [[rules]]\nkeyword = \"d\"\nforward = \"relay\"\n",
+    )
+    .unwrap();
+    let o = common::wemp_in(
+        &dir,
+        &["serve", "--config", "wemp.toml", "--data-dir", "d", "--listen", "127.0.0.1:0"],
+        &[],
+    );
+    assert!(!o.status.success());
+    let err = common::stderr(&o);
+    assert!(
+        err.contains("wemp.toml:6: rules[0].forward: \"ftp://x/\" is not an http:// or https:// URL"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "wemp.toml:10: rules[1].forward: forwarding to \"http://10.1.2.3/hook\", beyond loopback"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("rules[2].forward: a rule has a reply or forward, not both"), "{err}");
+    assert!(err.contains("wemp.toml:19: rules[3].forward: \"relay\" needs gateway.forward_secret"), "{err}");
 }
 
 /// Forwarding beyond loopback without a secret is refused at start-up, and says why.

@@ -1,8 +1,8 @@
 // ---------------------------------------------------------------- chat rendering
 import { $, api, h, icon, toast } from './dom.js';
 import { accountLabel, multiAccount, state } from './state.js';
-import { outcomeLabel, prettyXml } from './log.js';
-import { t, tNodes, tServer } from './i18n.js';
+import { lateSink, latencyMs, outcomeLabel, outcomeOf, prettyXml } from './log.js';
+import { has, t, tNodes, tServer } from './i18n.js';
 
 const BANNER = '该公众号暂时无法提供服务，请稍后再试';
 const URL_RE = /(https?:\/\/[^\s<>"'，。）]+)/g;
@@ -80,9 +80,16 @@ function newsCards(articles) {
   return h('li', { class: 'msg bot news' }, h('span', { class: 'avatar bot', 'aria-hidden': 'true' }, 'W'), h('div', { class: 'news-card' }, cards));
 }
 
+/** What the server itself said about an entry: its refusal, in the page's words, else its error. */
+function serverSaid(x) {
+  const j = x.record.rejection;
+  if (j) return `${j.code != null ? `${j.code} ` : ''}${tServer(`reject.${j.reason}`, j, j.message)}`;
+  return x.record.error || null;
+}
+
 function bannerNode(reason, server) {
   // What the server itself reported about the refused tries (a rejection's diagnostic).
-  const said = [...new Set((server || []).flatMap((x) => (x.diagnostics && x.diagnostics.length ? x.diagnostics : (x.error ? [x.error] : []))))];
+  const said = [...new Set((server || []).map(serverSaid).filter(Boolean))];
   return h('li', { class: 'notice banner', role: 'alert' },
     h('div', { class: 'banner-box' },
       h('div', { class: 'banner-text' }, BANNER),
@@ -96,14 +103,15 @@ const secs = (ms) => t('secs', { s: (ms / 1000).toFixed(1) });
 /** The server answered `success` at its deadline: say so, and watch for the late reply. */
 function deadlineNode(x) {
   return h('li', { class: 'notice deadline', role: 'status' },
-    h('span', {}, ...tNodes('deadline.note', { head: h('strong', {}, t('deadline.head')), secs: secs(x.latency_ms) })));
+    h('span', {}, ...tNodes('deadline.note', { head: h('strong', {}, t('deadline.head')), secs: secs(latencyMs(x)) })));
 }
 
 /** The late follow-up of a deadline answer: what the sink did with the reply. */
 function lateNodes(x) {
-  const after = secs(x.latency_ms);
+  const after = secs(latencyMs(x));
   const reply = x.reply ? renderReply(x.reply) : [];
-  switch (x.late_sink) {
+  const sink = lateSink(x);
+  switch (sink) {
     case 'delivered':
       return [notice(t('late.delivered', { secs: after }), 'late'), ...reply];
     case 'none':
@@ -112,7 +120,8 @@ function lateNodes(x) {
       return [notice(t('late.logged', { secs: after }), 'late bad'),
         ...reply.map((n) => { n.classList.add('unsent'); return n; })];
     default: {
-      const why = (x.diagnostics || []).join('; ') || x.late_sink;
+      const o = x.record.outcome.sink;
+      const why = (o && o.message) || (has(`sink.${sink}`) ? t(`sink.${sink}`) : sink);
       return [notice(t('late.failed', { secs: after, why }), 'late bad'),
         ...reply.map((n) => { n.classList.add('unsent'); return n; })];
     }
@@ -123,9 +132,9 @@ function lateNodes(x) {
 export const lateWatch = new Map();
 
 function watchLate(key, x) {
-  const done = state.exchanges.find((e) => e.outcome === 'follow_up' && e.delivery === x.delivery);
+  const done = state.exchanges.find((e) => e.source === 'observer' && lateSink(e) && e.record.id === x.record.id);
   if (done) { showLate(key, done); return; }
-  lateWatch.set(x.delivery, key);
+  lateWatch.set(x.record.id, key);
 }
 
 export function showLate(key, x) {
@@ -185,7 +194,7 @@ export async function perform(action, shown) {
   try {
     const res = await api('send', { method: 'POST', json: { user, action, account } });
     const nodes = [];
-    const deadline = (res.server || []).find((x) => x.outcome === 'deadline' && x.delivery != null);
+    const deadline = (res.server || []).find((x) => x.source === 'observer' && outcomeOf(x) === 'deadline');
     if (res.sees.kind === 'reply') nodes.push(...renderReply(res.sees.reply));
     else if (res.sees.kind === 'banner') nodes.push(bannerNode(res.sees.reason, res.server));
     if (deadline) nodes.push(deadlineNode(deadline));
@@ -238,7 +247,7 @@ function addTries(action, res) {
     res.sees.kind === 'banner' ? h('p', { class: 'why' }, res.sees.reason) : null,
     (res.warnings || []).map((w) => h('p', { class: 'why warning' }, t('tries.warning', { warning: w }))),
     (res.server || []).length ? h('ul', { class: 'server-notes', 'aria-label': t('tries.server-notes') }, res.server.map((x) =>
-      h('li', {}, x.error ? t('tries.server.error', { outcome: outcomeLabel(x.outcome), error: x.error }) : t('tries.server', { outcome: outcomeLabel(x.outcome) })))) : null,
+      h('li', {}, serverSaid(x) ? t('tries.server.error', { outcome: outcomeLabel(outcomeOf(x)), error: serverSaid(x) }) : t('tries.server', { outcome: outcomeLabel(outcomeOf(x)) })))) : null,
     h('details', {}, h('summary', {}, t('tries.xml')), h('pre', { class: 'xml' }, prettyXml(res.sent_xml))));
   $('tries').prepend(item);
 }

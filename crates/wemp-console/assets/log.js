@@ -2,7 +2,7 @@
 import { $, BASE, api, h, icon, toast } from './dom.js';
 import { accountLabel, multiAccount, state } from './state.js';
 import { lateWatch, showLate } from './chat.js';
-import { has, lang, t } from './i18n.js';
+import { has, lang, t, tServer } from './i18n.js';
 
 /** An outcome code (`reply`, `no_reply`, …) in the page's words; an unknown code as it is. */
 export function outcomeLabel(code) {
@@ -14,11 +14,50 @@ export function modeLabel(code) {
   return code && has(`mode.${code}`) ? t(`mode.${code}`) : code;
 }
 
-function typeOf(x) {
-  if (x.method === 'GET') return 'verify';
-  if (x.msg_type === 'event' && x.event) return `event:${x.event}`;
-  return x.msg_type || '?';
+// An entry wraps the server's record of one delivery (`x.record`, as `wemp log --json`
+// prints it); the page words what the record says.
+
+/** WeChat gives up on a try after this many milliseconds. */
+const WECHAT_TIMEOUT_MS = 5000;
+
+/** The latency of an entry in whole milliseconds. */
+export const latencyMs = (x) => Math.round((x.record.latency_us || 0) / 1000);
+
+/**
+ * How an entry ended, as the page names it (`outcome.<code>` in strings.js), read from the
+ * record's typed outcome: an answer is a reply or none, or too slow past WeChat's 5 s; the
+ * tap's entries are callers that hung up or a service that panicked.
+ */
+export function outcomeOf(x) {
+  const r = x.record;
+  if (x.tap === 'hung_up') return 'abandoned';
+  if (x.tap === 'panicked' || x.source === 'hub') return 'error';
+  const kind = r.outcome && r.outcome.kind;
+  switch (kind) {
+    case 'answered':
+      if (latencyMs(x) > WECHAT_TIMEOUT_MS) return 'too_slow';
+      return x.reply && x.reply.type !== 'none' ? 'reply' : 'no_reply';
+    case 'late': return 'follow_up';
+    case 'verified': return 'verify';
+    default: return kind || null;
+  }
 }
+
+/** What the late-reply sink did, for a follow-up: `delivered`, …, or `none` without a reply. */
+export function lateSink(x) {
+  const o = x.record.outcome;
+  return o && o.kind === 'late' ? (o.sink ? o.sink.result : 'none') : null;
+}
+
+function typeOf(x) {
+  const r = x.record;
+  if (r.outcome && r.outcome.kind === 'verified') return 'verify';
+  if (r.msg_type === 'event' && r.event) return `event:${r.event}`;
+  return r.msg_type || '?';
+}
+
+/** Whether the server found something wrong with the request: a refusal or a failed check. */
+const flagged = (r) => !!(r.rejection || (r.checks || []).some((c) => !c.passed));
 
 export function nameOf(openid) {
   if (!openid) return '—';
@@ -31,8 +70,8 @@ function matches(x) {
   const user = f.get('user');
   const type = f.get('type');
   const outcome = f.get('outcome');
-  return (!account || x.account === account) && (!user || x.openid === user) && (!type || typeOf(x) === type)
-    && (!outcome || x.outcome === outcome);
+  return (!account || x.account === account) && (!user || x.record.openid === user) && (!type || typeOf(x) === type)
+    && (!outcome || outcomeOf(x) === outcome);
 }
 
 function fmtTime(ms) {
@@ -41,16 +80,19 @@ function fmtTime(ms) {
 }
 
 function row(x) {
-  const tr = h('tr', { tabindex: '0', 'data-id': x.id, 'data-outcome': x.outcome || '', 'aria-label': t('log.row', { id: x.id, type: typeOf(x), outcome: outcomeLabel(x.outcome) || '' }),
+  const r = x.record;
+  const outcome = outcomeOf(x);
+  const tr = h('tr', { tabindex: '0', 'data-id': x.id, 'data-outcome': outcome || '', 'aria-label': t('log.row', { id: x.id, type: typeOf(x), outcome: outcomeLabel(outcome) || '' }),
     onclick: () => select(x.id), onkeydown: (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); select(x.id); } } },
-  h('td', { class: 'mono' }, fmtTime(x.received_at_ms)),
-  h('td', { title: x.openid || '' }, nameOf(x.openid)),
+  h('td', { class: 'mono' }, fmtTime(r.received_at_ms)),
+  h('td', { title: r.openid || '' }, nameOf(r.openid)),
   h('td', {}, h('span', { class: 'type' }, typeOf(x).startsWith('event:') ? [h('span', { class: 'type-prefix' }, 'event:'), typeOf(x).slice(6)] : typeOf(x))),
-  h('td', { class: 'col-summary' }, x.summary || '', x.attempt > 1 ? h('span', { class: 'retry' }, ` ${t('log.retry', { n: x.attempt })}`) : null,
-    x.diagnostics && x.diagnostics.length ? h('span', { class: 'diag-flag', title: x.diagnostics.join('\n') }, icon('warn')) : null),
-  h('td', {}, modeLabel(x.mode) || '—'),
-  h('td', {}, h('span', { class: `badge ${x.outcome || ''}` }, outcomeLabel(x.outcome) || '…')),
-  h('td', { class: 'num mono' }, String(x.latency_ms)),
+  h('td', { class: 'col-summary' }, r.summary || '', r.attempts > 1 ? h('span', { class: 'retry' }, ` ${t('log.retry', { n: r.attempts })}`) : null,
+    r.forward ? h('span', { class: 'forward-flag', title: t('detail.forward') }, ' ⇄') : null,
+    flagged(r) ? h('span', { class: 'diag-flag', title: t('detail.checks') }, icon('warn')) : null),
+  h('td', {}, modeLabel(r.mode) || '—'),
+  h('td', {}, h('span', { class: `badge ${outcome || ''}` }, outcomeLabel(outcome) || '…')),
+  h('td', { class: 'num mono' }, String(latencyMs(x))),
   multiAccount() ? h('td', { class: 'col-account' }, h('span', { class: 'badge account', title: x.account || '' }, accountLabel(x.account))) : null);
   if (state.selected === x.id) tr.classList.add('selected');
   return tr;
@@ -61,19 +103,21 @@ export function addOption(select, value, label) {
   select.append(h('option', { value }, label));
 }
 
-const sameDelivery = (a, b) => a.received_at_ms === b.received_at_ms && a.openid === b.openid && a.summary === b.summary;
+const sameDelivery = (a, b) => a.record.received_at_ms === b.record.received_at_ms
+  && a.record.openid === b.record.openid && a.record.summary === b.record.summary;
 
 function ingest(x) {
   if (state.exchanges.some((e) => (e.id === x.id && e.source === x.source) || (x.source === 'log' && sameDelivery(e, x)))) return;
   state.exchanges.push(x);
-  if (x.outcome === 'follow_up' && lateWatch.has(x.delivery)) {
-    const key = lateWatch.get(x.delivery);
-    lateWatch.delete(x.delivery);
+  // The server numbers its records; a follow-up repeats its delivery's number.
+  if (x.source === 'observer' && lateSink(x) && lateWatch.has(x.record.id)) {
+    const key = lateWatch.get(x.record.id);
+    lateWatch.delete(x.record.id);
     showLate(key, x);
   }
   if (state.exchanges.length > 2000) state.exchanges.shift();
   $('log-count').textContent = String(state.exchanges.length);
-  if (x.openid) addOption($('f-user'), x.openid, nameOf(x.openid));
+  if (x.record.openid) addOption($('f-user'), x.record.openid, nameOf(x.record.openid));
   if (x.account && multiAccount()) addOption($('f-account'), x.account, accountLabel(x.account));
   addOption($('f-type'), typeOf(x), typeOf(x));
   if (matches(x)) {
@@ -109,40 +153,107 @@ export function prettyXml(xml) {
   return out.join('\n');
 }
 
+/** A table of names and values (query parameters, headers). */
+function pairs(obj, label) {
+  const keys = Object.keys(obj || {});
+  if (!keys.length) return [];
+  // What arrived, as it arrived: data, not words to translate.
+  return [h('h3', {}, label), h('dl', { class: 'kv pairs', translate: 'no' }, keys.flatMap((k) => [h('dt', { class: 'mono' }, k), h('dd', { class: 'mono' }, obj[k])]))];
+}
+
+/** JSON text indented, or as it is when it is not JSON (or was cut). */
+function prettyJson(text) {
+  if (text == null) return '';
+  try { return JSON.stringify(JSON.parse(text), null, 2); } catch { return text; }
+}
+
+/** One admission check, in the page's words: the kind, and the server's note. */
+function checkItem(c, r) {
+  const kind = has(`check.kind.${c.kind}`) ? t(`check.kind.${c.kind}`) : c.kind;
+  // A failed check is the refusal: worded by its reason; a passed one by its kind.
+  const note = c.passed ? tServer(`admission.${c.kind}`, {}, c.note)
+    : (r.rejection ? tServer(`reject.${r.rejection.reason}`, r.rejection, c.note) : c.note);
+  return h('li', { class: c.passed ? 'check ok' : 'check fail', title: c.note }, t('detail.check', { mark: c.passed ? '✓' : '✗', kind, note }));
+}
+
+/** The call to the gateway app: where, how it ended, the JSON sent and the app's answer. */
+function forwardNodes(f) {
+  const result = has(`forward.result.${f.result}`) ? t(`forward.result.${f.result}`) : f.result;
+  const target = f.target.kind === 'url' ? f.target.url : t('forward.relay');
+  const cut = (text, bytes) => (text != null && bytes > new TextEncoder().encode(text).length ? t('detail.forward.truncated', { n: bytes }) : null);
+  return [
+    h('h3', {}, t('detail.forward')),
+    h('dl', { class: 'kv forward' },
+      h('dt', {}, t('detail.forward.target')), h('dd', { class: 'mono' }, target),
+      h('dt', {}, t('detail.forward.result')), h('dd', {}, result),
+      h('dt', {}, t('detail.forward.status')), h('dd', {}, f.status == null ? t('detail.forward.none') : String(f.status)),
+      h('dt', {}, t('detail.forward.latency')), h('dd', {}, t('ms', { ms: Math.round(f.latency_us / 1000) }))),
+    f.error ? h('p', { class: 'error-line' }, f.error) : null,
+    h('h4', {}, t('detail.forward.sent'), cut(f.sent, f.sent_bytes) ? ` (${cut(f.sent, f.sent_bytes)})` : ''),
+    h('pre', { class: 'json', id: 'detail-forward-sent' }, prettyJson(f.sent)),
+    h('h4', {}, t('detail.forward.answer'), cut(f.answer, f.answer_bytes) ? ` (${cut(f.answer, f.answer_bytes)})` : ''),
+    h('pre', { class: 'json', id: 'detail-forward-answer' }, f.answer == null ? t('detail.forward.none') : prettyJson(f.answer)),
+  ];
+}
+
+/** What the page says about how an entry ended, beyond its outcome. */
+function remark(x) {
+  const r = x.record;
+  const ms = latencyMs(x);
+  switch (outcomeOf(x)) {
+    case 'abandoned': return t('detail.hung-up', { ms });
+    case 'too_slow': return t('detail.too-slow', { ms });
+    case 'deadline': return t('detail.deadline', { ms });
+    default: break;
+  }
+  if (x.tap === 'panicked') return t('detail.panicked');
+  const sink = lateSink(x);
+  if (sink) return t(`detail.late.${sink}`, { why: r.outcome.sink && r.outcome.sink.message ? r.outcome.sink.message : sink });
+  return null;
+}
+
 function select(id) {
   state.selected = id;
   const x = state.exchanges.find((e) => e.id === id);
   if (!x) return;
+  const r = x.record;
   for (const tr of $('log-rows').children) tr.classList.toggle('selected', Number(tr.dataset.id) === id);
+  const outcome = outcomeOf(x);
   const kv = [
     ...(multiAccount() ? [[t('log.account'), x.account ? `${accountLabel(x.account)} (${x.account})` : t('detail.no-account')]] : []),
-    [t('detail.received'), new Date(x.received_at_ms).toLocaleString(lang)],
-    [t('log.user'), x.openid || '—'],
+    [t('detail.received'), new Date(r.received_at_ms).toLocaleString(lang)],
+    [t('log.user'), r.openid || '—'],
     [t('log.type'), typeOf(x)],
-    ['MsgId', x.msg_id || '—'],
-    [t('log.mode'), modeLabel(x.mode) || '—'],
-    [t('log.outcome'), outcomeLabel(x.outcome) || '—'],
-    [t('detail.status'), x.status == null ? '—' : String(x.status)],
-    [t('detail.dedup'), (x.dedup && (has(`dedup.${x.dedup}`) ? t(`dedup.${x.dedup}`) : x.dedup))
-      || (x.attempt > 1 ? t('detail.retry-unreported', { n: x.attempt }) : t('detail.unreported'))],
-    [t('detail.handler'), x.handler || t('detail.unreported')],
-    [t('detail.latency'), t('ms', { ms: x.latency_ms })],
+    ['MsgId', r.msg_id || '—'],
+    [t('log.mode'), modeLabel(r.mode) || '—'],
+    [t('log.outcome'), outcomeLabel(outcome) || '—'],
+    [t('detail.status'), r.status ? String(r.status) : '—'],
+    [t('detail.dedup'), (r.dedup && (has(`dedup.${r.dedup}`) ? t(`dedup.${r.dedup}`) : r.dedup)) || t('detail.unreported')],
+    [t('detail.attempts'), String(r.attempts || 1)],
+    [t('detail.handler'), r.handler || t('detail.unreported')],
+    [t('detail.latency'), t('ms', { ms: latencyMs(x) })],
+    [t('detail.peer'), r.peer || '—'],
     [t('detail.source'), has(`source.${x.source}`) ? t(`source.${x.source}`) : x.source],
   ];
   $('detail-kv').replaceChildren(...kv.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
   const diag = [];
-  if (x.error) diag.push(h('p', { class: 'error-line' }, x.error));
-  if (x.diagnostics && x.diagnostics.length) {
-    diag.push(h('h3', {}, t('detail.verification')), h('ul', { class: 'diagnostics' }, x.diagnostics.map((d) => h('li', {}, d))));
+  const said = remark(x);
+  if (said) diag.push(h('p', { class: 'remark' }, said));
+  if (r.rejection) {
+    const j = r.rejection;
+    const code = j.code != null ? `${j.code} ` : '';
+    diag.push(h('p', { class: 'error-line rejection' }, code, tServer(`reject.${j.reason}`, j, j.message), j.param ? ` (${j.param})` : ''));
   }
-  if (x.checks && x.checks.length) {
+  if (r.error && !r.rejection) diag.push(h('p', { class: 'error-line' }, r.error));
+  if (r.checks && r.checks.length) {
     // What the server's admission checked, in order (wemp_proto::admission::Check).
-    diag.push(h('h3', {}, t('detail.checks')), h('ul', { class: 'diagnostics' },
-      x.checks.map((c) => h('li', { class: c.passed ? 'check ok' : 'check fail' }, `${c.passed ? '✓' : '✗'} ${c.kind}: ${c.note}`))));
+    diag.push(h('h3', {}, t('detail.checks')), h('ul', { class: 'diagnostics checks' }, r.checks.map((c) => checkItem(c, r))));
   }
+  if (r.forward) diag.push(...forwardNodes(r.forward));
+  diag.push(...pairs(r.query, t('detail.query')), ...pairs(r.headers, t('detail.headers')));
   $('detail-diag').replaceChildren(...diag);
-  $('detail-raw').textContent = prettyXml(x.raw_xml) || '—';
-  $('detail-reply').textContent = prettyXml(x.reply_xml) || '—';
+  $('detail-raw').textContent = prettyXml(r.raw_xml) || '—';
+  $('detail-reply').textContent = prettyXml(r.reply_xml) || '—';
   $('detail').hidden = false;
   document.body.classList.add('detail-open');
   $('detail').focus({ preventScroll: true });
@@ -160,7 +271,7 @@ export function connectFeed() {
   const es = new EventSource(`${BASE}/api/events`);
   es.addEventListener('open', () => { $('live').textContent = t('live.on'); $('live').className = 'live on'; });
   es.addEventListener('error', () => { $('live').textContent = t('live.reconnecting'); $('live').className = 'live off'; });
-  es.addEventListener('exchange', (e) => ingest(JSON.parse(e.data)));
+  es.addEventListener('entry', (e) => ingest(JSON.parse(e.data)));
 }
 
 export async function loadHistory() {

@@ -277,16 +277,28 @@ describe('wemp serve with the example config: the console on loopback', () => {
     await page.locator('#log-rows tr[data-outcome="follow_up"]').click();
     const detail = page.locator('#detail');
     await detail.waitFor();
-    assert.match(await detail.locator('#detail-diag').textContent(), /late reply handed to the customer-service sink: delivered/);
+    assert.match(await detail.locator('#detail-diag').textContent(), /The late reply was sent as a customer-service message/);
     await page.keyboard.press('Escape');
 
     // Detail: decrypted XML, mode, dedup outcome, handler, latency.
     await row('help').first().click();
     await detail.waitFor();
-    const kv = await detail.locator('dl').textContent();
+    const kv = await detail.locator('#detail-kv').textContent();
     assert.match(kv, /Modesafe/);
     assert.match(kv, /Dedupnew/);
     assert.match(kv, /Handlerhelp/); // the name of the config rule that answered
+    assert.match(kv, /Deliveries1/);
+    assert.match(kv, /Peer address127\.0\.0\.1:\d+/);
+    // What WeChat sent, as the server's record carries it: the query, the headers, and
+    // admission's checks in order.
+    const diag = detail.locator('#detail-diag');
+    const query = await diag.locator('dl.pairs').first().textContent();
+    for (const name of ['signature', 'timestamp', 'nonce', 'openid', 'encrypt_type', 'aes', 'msg_signature']) assert.ok(query.includes(name), `${name} in ${query}`);
+    assert.match(await diag.locator('dl.pairs').nth(1).textContent(), /content-type/);
+    const checks = await diag.locator('.checks li').allTextContents();
+    assert.ok(checks.length >= 5, checks.join('\n'));
+    assert.ok(checks.every((c) => c.startsWith('✓')), checks.join('\n'));
+    assert.ok(checks.some((c) => /^✓ msg_signature: /.test(c)) && checks.some((c) => /^✓ decryption: /.test(c)), checks.join('\n'));
     assert.match(await detail.locator('#detail-raw').textContent(), /<Content><!\[CDATA\[help\]\]><\/Content>/);
     assert.match(await detail.locator('#detail-reply').textContent(), /order 42/);
     await shot(page, 'log-desktop.png', DESKTOP);
@@ -394,7 +406,7 @@ async function untranslated(page) {
   const seen = await page.evaluate(() => {
     const out = [];
     for (const el of document.querySelectorAll('body *')) {
-      if (el.closest('[hidden], dialog:not([open]), .xml, code')) continue;
+      if (el.closest('[hidden], dialog:not([open]), .xml, code, [translate="no"]')) continue;
       if (el.children.length === 0 && el.textContent.trim()) out.push(el.textContent.trim());
       for (const a of ['aria-label', 'title', 'placeholder']) if (el.getAttribute(a)) out.push(el.getAttribute(a).trim());
     }
@@ -464,11 +476,17 @@ describe('the console in Chinese: the browser speaks zh-CN', () => {
     assert.match(await row.textContent(), /安全模式/);
     await page.getByLabel('结果').selectOption({ label: '被动回复' });
     await row.click();
-    const kv = await page.locator('#detail dl').textContent();
-    for (const want of ['接收时间', '用户', '类型', '模式安全模式', '结果被动回复', '排重首次推送', '处理程序help', '耗时', '来源服务器观察者']) {
+    const kv = await page.locator('#detail-kv').textContent();
+    for (const want of ['接收时间', '用户', '类型', '模式安全模式', '结果被动回复', '排重首次推送', '推送次数1', '处理程序help', '耗时', '对端地址', '来源服务器观察者']) {
       assert.ok(kv.includes(want), `${want} in ${kv}`);
     }
     await page.locator('#detail h3', { hasText: '消息（已解密）' }).waitFor();
+    // Admission's checks in Chinese: the kinds and what they found, no English note shown.
+    await page.locator('#detail h3', { hasText: '接入检查' }).waitFor();
+    await page.locator('#detail h3', { hasText: '查询参数（微信发来的原样）' }).waitFor();
+    const checks = await page.locator('#detail .checks li').allTextContents();
+    assert.ok(checks.some((c) => c.startsWith('✓ 消息签名(msg_signature)：与公众号的令牌(Token)')), checks.join('\n'));
+    for (const c of checks) assert.doesNotMatch(c, /[a-z]{4,} [a-z]{3,}/, `an English sentence: ${c}`);
     assert.deepEqual(await untranslated(page), []);
     await shot(page, 'log-phone.zh-CN.png', PHONE);
     await page.setViewportSize(DESKTOP);
@@ -508,6 +526,89 @@ describe('the console in Chinese: the browser speaks zh-CN', () => {
     await page.getByRole('link', { name: '聊天' }).waitFor();
     assert.deepEqual(errors, []);
   });
+});
+
+/** A gateway app on loopback: answers every message with a text naming what it got. */
+function gatewayApp() {
+  const calls = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      const msg = JSON.parse(body);
+      calls.push(msg);
+      res.setHeader('Content-Type', 'application/json');
+      res.end(JSON.stringify({ reply: { type: 'text', content: `the app got: ${msg.content}` } }));
+    });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
+    resolve({ server, calls, url: `http://127.0.0.1:${server.address().port}/hook` });
+  }));
+}
+
+describe('a forwarded delivery: wemp serve in front of an app (gateway mode)', () => {
+  for (const locale of ['en-US', 'zh-CN']) {
+    test(`the live log shows the JSON sent, the app's answer and its latency (${locale})`, async () => {
+      const app = await gatewayApp();
+      const dir = mkdtempSync(path.join(tmpdir(), 'wemp-console-e2e-gateway-'));
+      dirs.push(dir);
+      const config = path.join(dir, 'wemp.toml');
+      writeFileSync(config, `[[accounts]]\nname = "shop"\ntoken = "${TOKEN}"\n\n[gateway]\nforward = "${app.url}"\n`);
+      const { url } = await startServe({}, config);
+      const b = await launch(locale);
+      try {
+        const page = await b.newPage();
+        const errors = watchErrors(page);
+        await page.goto(`${url}/console/`);
+        const zh = locale === 'zh-CN';
+        // No menu configured: the keyboard is shown at once.
+        await page.getByLabel(zh ? '消息' : 'Message', { exact: true }).fill('hello app');
+        await page.getByLabel(zh ? '消息' : 'Message', { exact: true }).press('Enter');
+        await page.locator('.msg.bot .bubble', { hasText: 'the app got: hello app' }).waitFor();
+        assert.equal(app.calls.length, 1);
+        // A forged request the server refuses: its reason in the page's language.
+        const forged = await page.evaluate(async (u) => (await fetch(`${u}/wechat?signature=forged&timestamp=${Math.floor(Date.now() / 1000)}&nonce=n1`, { method: 'POST', body: '<xml/>' })).status, url);
+        assert.equal(forged, 403);
+
+        await page.getByRole('link', { name: zh ? /实时日志/ : /Live log/ }).click();
+        const row = page.locator('#log-rows tr', { has: page.locator('td.col-summary', { hasText: 'hello app' }) });
+        await row.waitFor();
+        await row.click();
+        const diag = page.locator('#detail-diag');
+        await diag.locator('h3', { hasText: zh ? '转发给应用' : 'Forwarded to the app' }).waitFor();
+        const forward = await diag.locator('dl.forward').textContent();
+        assert.ok(forward.includes(app.url), forward);
+        assert.match(forward, zh ? /结果回复/ : /Resultreply/);
+        assert.match(forward, zh ? /应用的 HTTP 状态码200/ : /App’s HTTP status200/);
+        assert.match(forward, zh ? /应用耗时\d+ 毫秒/ : /App’s latency\d+ ms/);
+        const sent = JSON.parse(await page.locator('#detail-forward-sent').textContent());
+        assert.deepEqual(sent, app.calls[0], 'the JSON the app received, as sent');
+        assert.equal(sent.content, 'hello app');
+        const answer = JSON.parse(await page.locator('#detail-forward-answer').textContent());
+        assert.deepEqual(answer, { reply: { type: 'text', content: 'the app got: hello app' } });
+        assert.match(await page.locator('#detail-reply').textContent(), /the app got: hello app/);
+        await shot(page, zh ? 'log-forward-desktop.zh-CN.png' : 'log-forward-desktop.png', DESKTOP);
+        await page.keyboard.press('Escape');
+
+        // The refusal: its query, and the reason worded by the page (no English sentence in Chinese).
+        const refused = page.locator('#log-rows tr[data-outcome="rejected"]');
+        await refused.waitFor();
+        await refused.click();
+        const said = await diag.locator('.rejection').textContent();
+        if (zh) {
+          assert.match(said, /^-40001 签名不符：微信公众平台和服务器配置中的令牌\(Token\)必须相同/);
+          assert.deepEqual(await untranslated(page), []);
+        } else {
+          assert.match(said, /^-40001 .*signature/);
+        }
+        assert.ok((await diag.locator('dl.pairs').first().textContent()).includes('forged'));
+        assert.deepEqual(errors, []);
+      } finally {
+        await b.close();
+        app.server.close();
+      }
+    });
+  }
 });
 
 describe('the error banner, from a wemp serve whose body limit is too small', () => {
@@ -706,7 +807,7 @@ describe('wemp serve with two accounts: the console plays either', () => {
     assert.deepEqual(await tags(), [['demo', 'plain', 'reply']]);
     await select.selectOption(SHOP.id);
     await whoami.first().click();
-    const kv = await page.locator('#detail dl').textContent();
+    const kv = await page.locator('#detail-kv').textContent();
     assert.match(kv, new RegExp(`Accountshop \\(${SHOP.id}\\)`));
     assert.match(kv, /Modesafe/);
     assert.match(await page.locator('#detail-raw').textContent(), /<Content><!\[CDATA\[whoami\]\]><\/Content>/);

@@ -17,9 +17,8 @@ use serde_json::json;
 use wemp_store::LogQuery;
 
 use crate::access::{self, COOKIE, Denied};
-use crate::config::{ConsoleAccount, by_record};
-use crate::feed::Exchange;
-use crate::observe::to_user_name;
+use crate::config::ConsoleAccount;
+use crate::feed::{LiveEntry, Source};
 use crate::sim::{self, Action};
 use crate::{Shared, media};
 
@@ -322,9 +321,7 @@ async fn send(State(shared): S, Json(body): Json<SendBody>) -> Response {
     let sent = result.sent_xml.trim().to_owned();
     loop {
         match rx.try_recv() {
-            Ok(e) if e.raw_xml.as_deref().map(str::trim) == Some(sent.as_str()) => {
-                result.server.push((*e).clone());
-            }
+            Ok(e) if e.raw_xml() == Some(sent.as_str()) => result.server.push((*e).clone()),
             Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
             Err(_) => break,
         }
@@ -366,7 +363,7 @@ async fn media_get(State(shared): S, Path(id): Path<String>) -> Response {
 #[derive(Deserialize)]
 struct EventsQuery {
     after: Option<u64>,
-    /// Only this account's exchanges.
+    /// Only this account's entries.
     account: Option<String>,
 }
 
@@ -390,16 +387,16 @@ async fn events(
     Ok(Sse::new(live).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-/// The exchanges after `seen`, for the account `only` (or all): first those the hub keeps,
+/// The entries after `seen`, for the account `only` (or all): first those the hub keeps,
 /// then each one as it comes through `rx` (subscribed before this call, so nothing falls
 /// between). A page that falls behind the broadcast (more than it buffers) catches up from
 /// the hub's ring again instead of silently missing what it skipped.
 fn live(
     hub: Arc<crate::feed::Hub>,
-    rx: tokio::sync::broadcast::Receiver<Arc<Exchange>>,
+    rx: tokio::sync::broadcast::Receiver<Arc<LiveEntry>>,
     seen: u64,
     only: Option<String>,
-) -> impl Stream<Item = Arc<Exchange>> {
+) -> impl Stream<Item = Arc<LiveEntry>> {
     use tokio::sync::broadcast::error::RecvError;
     let missed: std::collections::VecDeque<_> = hub.recent(seen).into();
     futures_util::stream::unfold((rx, seen, missed), move |(mut rx, mut seen, mut missed)| {
@@ -429,9 +426,9 @@ fn live(
     })
 }
 
-fn to_event(e: &Exchange) -> Event {
+fn to_event(e: &LiveEntry) -> Event {
     let data = serde_json::to_string(e).unwrap_or_else(|_| "{}".into());
-    Event::default().id(e.id.to_string()).event("exchange").data(data)
+    Event::default().id(e.id.to_string()).event("entry").data(data)
 }
 
 #[derive(Deserialize)]
@@ -465,17 +462,11 @@ async fn history(State(shared): S, Query(q): Query<HistoryQuery>) -> Response {
     };
     match log.entries(&query).await {
         Ok(rows) => {
-            let items: Vec<Exchange> = rows
-                .iter()
+            let items: Vec<LiveEntry> = rows
+                .into_iter()
                 .map(|(id, e)| {
-                    let mut x = Exchange::from_log(*id, e);
-                    let account = by_record(&shared.accounts, e.appid.as_deref(), None).or_else(|| {
-                        let to = e.raw_xml.as_deref().and_then(to_user_name);
-                        by_record(&shared.accounts, None, to.as_deref())
-                    });
-                    if let Some(a) = account {
-                        x.account = Some(a.id.clone());
-                    }
+                    let mut x = crate::observe::entry(&shared.accounts, Source::Log, Arc::new(e));
+                    x.id = u64::try_from(id).unwrap_or_default();
                     x
                 })
                 .collect();
@@ -556,20 +547,20 @@ mod tests {
 
         use futures_util::StreamExt as _;
 
-        use crate::feed::{Exchange, Hub};
+        use crate::feed::{Hub, LiveEntry};
         let hub = Arc::new(Hub::with_first_id(1000, 1));
         let rx = hub.subscribe();
         // More than the broadcast buffers (256) while the page is not reading.
         for n in 0..600 {
             let account = Some(if n % 3 == 0 { "shop" } else { "demo" }.to_owned());
-            hub.publish(Exchange { account, ..Exchange::default() });
+            hub.publish(LiveEntry { account, ..LiveEntry::default() });
         }
         let all: Vec<u64> = super::live(hub.clone(), rx, 0, None).take(600).map(|e| e.id).collect().await;
         assert_eq!(all, (1..=600).collect::<Vec<_>>());
         // One account's page, joining after id 300, behind too.
         let rx = hub.subscribe();
         for _ in 0..300 {
-            hub.publish(Exchange { account: Some("shop".into()), ..Exchange::default() });
+            hub.publish(LiveEntry { account: Some("shop".into()), ..LiveEntry::default() });
         }
         let shop: Vec<u64> =
             super::live(hub.clone(), rx, 300, Some("shop".into())).take(400).map(|e| e.id).collect().await;
@@ -749,11 +740,10 @@ mod tests {
     async fn the_live_feed_can_be_limited_to_one_account() {
         let console = Console::builder(config("http://127.0.0.1:8080")).build().unwrap();
         for (account, summary) in [(DEMO, "for demo"), (SHOP, "for shop")] {
-            let x = crate::Exchange {
-                account: Some(account.into()),
-                summary: summary.into(),
-                ..Default::default()
-            };
+            let mut record = wemp_store::DeliveryRecord::new(0, 0);
+            record.summary = Some(summary.into());
+            let mut x = crate::LiveEntry::new(crate::feed::Source::Observer, std::sync::Arc::new(record));
+            x.account = Some(account.into());
             console.hub().publish(x);
         }
         let req = http::Request::get(format!("/console/api/events?account={SHOP}"))
@@ -814,7 +804,22 @@ mod tests {
         assert_eq!(res["encrypted"], true);
         assert_eq!(res["attempts"].as_array().unwrap().len(), 1);
         assert_eq!(res["server"][0]["account"], SHOP, "the server's record is tagged: {res}");
-        assert_eq!(res["server"][0]["mode"], "safe");
+        assert_eq!(res["server"][0]["record"]["mode"], "safe");
+        // What WeChat sent and what admission checked, as the record carries them.
+        let record = &res["server"][0]["record"];
+        assert_eq!(record["query"]["encrypt_type"], "aes", "{record}");
+        assert!(record["headers"]["content-type"].is_string(), "{record}");
+        let checks: Vec<(&str, bool)> = record["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["kind"].as_str().unwrap(), c["passed"].as_bool().unwrap()))
+            .collect();
+        assert!(
+            checks.contains(&("msg_signature", true)) && checks.contains(&("decrypt", true)),
+            "{checks:?}"
+        );
+        assert!(checks.iter().all(|c| c.1), "{checks:?}");
         // No account: the first one, in plain mode, as before.
         let (_, res) = call(&app, &console, "POST", "/console/api/send", Some(send(None))).await;
         assert_eq!(res["account"], DEMO);
@@ -823,13 +828,10 @@ mod tests {
         assert_eq!(res["server"][0]["account"], DEMO);
         // The live log has both, each with its account.
         let tagged: Vec<_> =
-            console.hub().recent(0).iter().map(|x| (x.account.clone(), x.mode.clone())).collect();
+            console.hub().recent(0).iter().map(|x| (x.account.clone(), x.record.mode)).collect();
         assert_eq!(
             tagged,
-            [
-                (Some(SHOP.to_owned()), Some("safe".to_owned())),
-                (Some(DEMO.to_owned()), Some("plain".to_owned()))
-            ]
+            [(Some(SHOP.to_owned()), Some(Mode::Safe)), (Some(DEMO.to_owned()), Some(Mode::Plain))]
         );
         served.abort();
     }

@@ -33,10 +33,6 @@ pub struct ConsoleConfig {
     pub access: Access,
     /// WeChat's retry schedule as the simulator follows it (5 s × 3 tries).
     pub schedule: Schedule,
-    /// The callback server's body limit (default 64 KiB): the live log's tap reads no more
-    /// of a callback body than this, and nothing of one that declares more (the server
-    /// answers it `413` before it is sent, `Expect: 100-continue` or not).
-    pub body_limit: usize,
 }
 
 impl ConsoleConfig {
@@ -51,7 +47,6 @@ impl ConsoleConfig {
             menu: Menu::default(),
             access: Access::Loopback,
             schedule: Schedule::default(),
-            body_limit: 64 * 1024,
         }
     }
 
@@ -149,30 +144,6 @@ pub(crate) fn url_path(url: &str) -> &str {
 fn only<T>(mut it: impl Iterator<Item = T>) -> Option<T> {
     let first = it.next()?;
     it.next().is_none().then_some(first)
-}
-
-fn last_segment(path: &str) -> Option<&str> {
-    path.rsplit('/').find(|s| !s.is_empty())
-}
-
-/// The account a request to `path` with `ToUserName` `to` is for, chosen as the server
-/// chooses: the only account; else the one whose endpoint has this path; else the one whose
-/// endpoint's last path segment is this path's; else the one whose original id is `to`.
-pub(crate) fn by_request<'a>(
-    accounts: &'a [ConsoleAccount],
-    path: &str,
-    to: Option<&str>,
-) -> Option<&'a ConsoleAccount> {
-    if let [one] = accounts {
-        return Some(one);
-    }
-    let path = url_path(path);
-    only(accounts.iter().filter(|a| a.path() == path))
-        .or_else(|| {
-            let seg = last_segment(path)?;
-            only(accounts.iter().filter(|a| last_segment(a.path()) == Some(seg)))
-        })
-        .or_else(|| by_original_id(accounts, to?))
 }
 
 /// The account a server or message-log record is for: the only account; else the one with
@@ -351,30 +322,21 @@ mod tests {
     }
 
     #[test]
-    fn requests_and_records_find_their_account_as_the_server_does() {
+    fn records_find_their_account() {
         let accounts = [
             account("demo", "http://127.0.0.1:8080/wechat", "gh_demo"),
             account("shop", "http://127.0.0.1:8080/wechat/shop", "gh_shop"),
         ];
         let id = |a: Option<&ConsoleAccount>| a.map(|a| a.id.clone());
-        // By the endpoint's path, then its last segment (behind a proxy that adds a prefix).
-        assert_eq!(id(by_request(&accounts, "/wechat", None)), Some("demo".into()));
-        assert_eq!(id(by_request(&accounts, "/wechat/shop", Some("gh_demo"))), Some("shop".into()));
-        assert_eq!(id(by_request(&accounts, "/bots/shop/", None)), Some("shop".into()));
-        // Else by ToUserName.
-        assert_eq!(id(by_request(&accounts, "/elsewhere", Some(" gh_shop "))), Some("shop".into()));
-        assert_eq!(id(by_request(&accounts, "/elsewhere", Some("gh_other"))), None);
-        assert_eq!(id(by_request(&accounts, "/elsewhere", None)), None);
         // Records: by the server's appid, else ToUserName.
         assert_eq!(id(by_record(&accounts, Some("shop"), None)), Some("shop".into()));
         assert_eq!(id(by_record(&accounts, Some("wx_gone"), Some("gh_demo"))), Some("demo".into()));
         assert_eq!(id(by_record(&accounts, Some("wx_gone"), None)), None);
         // One account: everything is its.
-        assert_eq!(id(by_request(&accounts[..1], "/elsewhere", None)), Some("demo".into()));
         assert_eq!(id(by_record(&accounts[1..], Some(""), None)), Some("shop".into()));
         // Two accounts sharing an original id: it tells nothing.
         let twins = [account("a", "http://h/a", "gh_same"), account("b", "http://h/b", "gh_same")];
-        assert_eq!(id(by_request(&twins, "/c", Some("gh_same"))), None);
+        assert_eq!(id(by_record(&twins, None, Some("gh_same"))), None);
     }
 
     #[test]

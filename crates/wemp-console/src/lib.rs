@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 pub use access::{COOKIE, CSRF_HEADER, FAILURE_WINDOW, MAX_FAILURES, PROXY_HEADERS, SESSION_TTL};
 pub use config::{Access, AccountInfo, ConsoleAccount, ConsoleConfig, TOKEN_ENV, TestUser};
-pub use feed::{Exchange, Hub, Outcome, TapState, tap};
+pub use feed::{Hub, LiveEntry, Source, TapFinding, tap};
 pub use menu::{ButtonKind, Menu, MenuButton, MenuError};
 pub use observe::ConsoleObserver;
 use wemp_client::callback::{Simulator, Target};
@@ -132,7 +132,6 @@ pub(crate) struct Shared {
     /// Wrong tokens per peer.
     pub(crate) throttle: access::Throttle,
     pub(crate) hub: Arc<Hub>,
-    pub(crate) observed: Arc<std::sync::atomic::AtomicBool>,
     /// WeChat's side for each account, in the order of `config.accounts`.
     pub(crate) wechat: Vec<Simulator>,
     pub(crate) media: media::MediaStore,
@@ -226,7 +225,6 @@ impl ConsoleBuilder {
                 sessions: access::Sessions::default(),
                 throttle: access::Throttle::default(),
                 hub: self.hub.unwrap_or_default(),
-                observed: Arc::default(),
                 wechat,
                 media: media::MediaStore::default(),
                 doctor: self.doctor,
@@ -260,7 +258,7 @@ impl Console {
         ConsoleBuilder { config, hub: None, doctor: None, rules: None, log: None }
     }
 
-    /// The hub behind the live log: publish [`Exchange`]s from other sources here.
+    /// The hub behind the live log: publish [`LiveEntry`]s from other sources here.
     pub fn hub(&self) -> &Arc<Hub> {
         &self.shared.hub
     }
@@ -280,20 +278,15 @@ impl Console {
     /// (`WechatService::builder().observer(console.observer())`): every delivery the server
     /// handles reaches the live log with its dedup outcome, handler and rejection details.
     pub fn observer(&self) -> ConsoleObserver {
-        self.shared.observed.store(true, std::sync::atomic::Ordering::Relaxed);
         ConsoleObserver { hub: self.shared.hub.clone(), accounts: self.shared.accounts.clone() }
     }
 
-    /// Wraps the callback router so the live log also sees what the server cannot report:
-    /// callers that hung up before the answer (WeChat's 5 s timeout). Without
-    /// [`Console::observer`] in the service (another server behind the same URL), the tap
-    /// records every request and answer itself, decrypting with the keys of the account
-    /// the request is for (by its path, else `ToUserName`, else the appid in the payload).
+    /// Wraps the callback router so the live log also sees what the server cannot report
+    /// (see [`tap`]): callers that hung up before the answer (WeChat's 5 s timeout) and a
+    /// service that panicked. Everything the server handles reaches the live log through
+    /// [`Console::observer`], which the service needs for that.
     pub fn tap(&self, callback: axum::Router) -> axum::Router {
-        let state = TapState::with_accounts(self.shared.hub.clone(), self.shared.accounts.clone())
-            .observed_by(self.shared.observed.clone())
-            .body_limit(self.shared.config.body_limit);
-        callback.layer(axum::middleware::from_fn_with_state(state, tap))
+        callback.layer(axum::middleware::from_fn_with_state(self.shared.hub.clone(), tap))
     }
 }
 

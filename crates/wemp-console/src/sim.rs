@@ -8,7 +8,7 @@ use wemp_client::callback::{
 use wemp_proto::Header;
 use wemp_proto::wechat::{EventMessage, Message};
 
-use crate::feed::Exchange;
+use crate::feed::LiveEntry;
 
 /// What the user does in the chat.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -98,7 +98,7 @@ pub struct ChatResult {
     pub warnings: Vec<String>,
     /// What the server reported about this message while it was delivered (its observer
     /// records: a `deadline` answer, a rejection …), oldest first.
-    pub server: Vec<Exchange>,
+    pub server: Vec<LiveEntry>,
 }
 
 /// What the user sees in the chat.

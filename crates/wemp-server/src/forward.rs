@@ -11,6 +11,7 @@ use hmac::{KeyInit as _, Mac as _};
 use wemp_proto::{Incoming, Reply};
 use wemp_store::{ForwardRecord, ForwardResult, ForwardTarget};
 
+use crate::relay::{Relay, RelayError};
 use crate::{BoxError, Inbound};
 
 /// The version of the JSON contract (`"version"` in every body).
@@ -57,6 +58,10 @@ pub enum ForwardError {
         /// The status.
         status: u16,
     },
+    /// The message could not go through the relay (none connected, it went away, timed out,
+    /// or could not reach the app).
+    #[error("forwarding through the relay: {0}")]
+    Relay(#[from] RelayError),
     /// The app's answer is not `{"reply": <reply>}` / `{"reply": null}`.
     #[error(
         "app at {url} answered malformed JSON ({reason}); expected {{\"reply\": {{\"type\": \"text\", \"content\": \"…\"}}}} or {{\"reply\": null}}: {body}"
@@ -75,7 +80,7 @@ impl ForwardError {
     /// How the call ended, as the record and the metrics count it.
     pub fn result(&self) -> ForwardResult {
         match self {
-            Self::Unreachable { .. } => ForwardResult::Unreachable,
+            Self::Unreachable { .. } | Self::Relay(_) => ForwardResult::Unreachable,
             Self::Status { .. } => ForwardResult::AppError,
             Self::BadAnswer { .. } => ForwardResult::BadAnswer,
         }
@@ -106,6 +111,8 @@ impl ForwardError {
 #[derive(Clone)]
 pub struct Forward {
     http: reqwest::Client,
+    timeout: Duration,
+    target: Target,
     /// The URL posted to.
     endpoint: Arc<str>,
     /// The URL as shown (errors, logs, records): without a password.
@@ -123,6 +130,29 @@ impl std::fmt::Debug for Forward {
             .field("secret", &self.secret.as_ref().map(|s| format!("<{} bytes>", s.len())))
             .field("fallback_text", &self.fallback_text)
             .finish_non_exhaustive()
+    }
+}
+
+/// Where the messages go.
+#[derive(Clone)]
+enum Target {
+    /// `POST` to the URL.
+    Url,
+    /// Through a relay client.
+    Relay(Relay),
+}
+
+/// What [`Forward::url`] is when forwarding through a relay.
+pub const RELAY_TARGET: &str = "relay";
+
+/// `url` as shown in errors, logs and records: without a password.
+fn shown(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -165,22 +195,46 @@ impl Forward {
             .user_agent(concat!("wemp/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let url: String = url.into();
-        let shown = match reqwest::Url::parse(&url) {
-            Ok(mut u) if u.password().is_some() => {
-                let _ = u.set_password(None);
-                u.to_string()
-            }
-            _ => url.clone(),
-        };
         Ok(Self {
             http,
+            timeout,
+            target: Target::Url,
+            url: shown(&url).into(),
             endpoint: url.into(),
-            url: shown.into(),
             secret: None,
             fallback_text: None,
             names: Arc::default(),
             stats: Arc::default(),
         })
+    }
+
+    /// Forwarding through the relay clients connected to `relay` (`wemp relay`), each call
+    /// limited to `timeout` in all: the same body, signature and rules as to a URL; with no
+    /// client connected, the call fails (and the fallback text is answered, if set).
+    ///
+    /// # Errors
+    /// The HTTP client cannot be built.
+    pub fn relay(relay: Relay, timeout: Duration) -> Result<Self, reqwest::Error> {
+        Ok(Self::with_timeout(RELAY_TARGET, timeout)?.to_relay(relay))
+    }
+
+    /// This forwarder — its secret, fallback text, account names, timeout, connection pool
+    /// and counters — sending to `url` instead (a rule's own `forward`).
+    #[must_use]
+    pub fn to_url(&self, url: impl Into<String>) -> Self {
+        let url: String = url.into();
+        Self { target: Target::Url, url: shown(&url).into(), endpoint: url.into(), ..self.clone() }
+    }
+
+    /// As [`Forward::to_url`], through the relay clients of `relay`.
+    #[must_use]
+    pub fn to_relay(&self, relay: Relay) -> Self {
+        Self {
+            target: Target::Relay(relay),
+            url: RELAY_TARGET.into(),
+            endpoint: RELAY_TARGET.into(),
+            ..self.clone()
+        }
     }
 
     /// Signs each body with `secret` (`X-Wemp-Signature`).
@@ -211,7 +265,8 @@ impl Forward {
         self
     }
 
-    /// The app's URL (any password in it left out).
+    /// The app's URL (any password in it left out), or [`RELAY_TARGET`] when forwarding
+    /// through a relay.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -270,7 +325,10 @@ impl Forward {
         let start = Instant::now();
         let body = serde_json::to_vec(&self.body(inbound)).unwrap_or_default();
         let mut record = ForwardRecord::new(
-            ForwardTarget::Url { url: self.url.to_string() },
+            match self.target {
+                Target::Url => ForwardTarget::Url { url: self.url.to_string() },
+                Target::Relay(_) => ForwardTarget::Relay,
+            },
             ForwardResult::NoReply,
             &body,
             Duration::ZERO,
@@ -302,43 +360,63 @@ impl Forward {
         answer: &mut Vec<u8>,
     ) -> Result<Reply, ForwardError> {
         let url = self.url.to_string();
-        let unreachable = |source| ForwardError::Unreachable { url: url.clone(), source };
-        let mut req = self
-            .http
-            .post(&*self.endpoint)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(DEDUP_KEY_HEADER, inbound.message().dedup_key())
-            .header("x-wemp-account", inbound.account().appid());
+        let mut headers = vec![
+            ("content-type", "application/json".to_owned()),
+            (DEDUP_KEY_HEADER, inbound.message().dedup_key()),
+            ("x-wemp-account", inbound.account().appid().to_owned()),
+        ];
         if let Some(secret) = &self.secret {
-            req = req.header(SIGNATURE_HEADER, format!("sha256={}", sign(secret, &body)));
+            headers.push((SIGNATURE_HEADER, format!("sha256={}", sign(secret, &body))));
         }
-        let mut res = req.body(body).send().await.map_err(unreachable)?;
-        let code = res.status().as_u16();
-        *status = Some(code);
+        let code = match &self.target {
+            Target::Url => {
+                let unreachable = |source| ForwardError::Unreachable { url: url.clone(), source };
+                let mut req = self.http.post(&*self.endpoint);
+                for (name, value) in headers {
+                    req = req.header(name, value);
+                }
+                let mut res = req.body(body).send().await.map_err(unreachable)?;
+                let code = res.status().as_u16();
+                *status = Some(code);
+                if code != 204 {
+                    while let Some(chunk) = res.chunk().await.map_err(unreachable)? {
+                        answer.extend_from_slice(&chunk);
+                        if answer.len() > ANSWER_LIMIT {
+                            break;
+                        }
+                    }
+                }
+                code
+            }
+            Target::Relay(relay) => {
+                let headers = headers.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+                // The body is serde_json's output: UTF-8.
+                let body = String::from_utf8_lossy(&body).into_owned();
+                let (code, bytes) = tokio::time::timeout(self.timeout, relay.call(headers, body))
+                    .await
+                    .map_err(|_| RelayError::Timeout(self.timeout))??;
+                *status = Some(code);
+                *answer = bytes;
+                code
+            }
+        };
         if code == 204 {
             return Ok(Reply::None);
-        }
-        let bytes = answer;
-        while let Some(chunk) = res.chunk().await.map_err(unreachable)? {
-            bytes.extend_from_slice(&chunk);
-            if bytes.len() > ANSWER_LIMIT {
-                if code != 200 {
-                    break;
-                }
-                return Err(ForwardError::BadAnswer {
-                    url,
-                    reason: format!("larger than {ANSWER_LIMIT} bytes"),
-                    body: String::from_utf8_lossy(&bytes[..200]).into_owned(),
-                });
-            }
         }
         if code != 200 {
             return Err(ForwardError::Status { url, status: code });
         }
-        parse_answer(bytes).map_err(|reason| ForwardError::BadAnswer {
+        if answer.len() > ANSWER_LIMIT {
+            return Err(ForwardError::BadAnswer {
+                url,
+                reason: format!("larger than {ANSWER_LIMIT} bytes"),
+                body: String::from_utf8_lossy(&answer[..200]).into_owned(),
+            });
+        }
+        parse_answer(answer).map_err(|reason| ForwardError::BadAnswer {
             url,
             reason,
-            body: String::from_utf8_lossy(bytes).chars().take(200).collect(),
+            body: String::from_utf8_lossy(answer).chars().take(200).collect(),
         })
     }
 

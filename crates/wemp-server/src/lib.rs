@@ -15,6 +15,8 @@ mod log;
 mod metrics;
 pub mod observe;
 mod reject;
+#[cfg(feature = "client")]
+mod relay;
 mod router;
 mod serve;
 mod service;
@@ -28,7 +30,8 @@ pub use context::{Captures, Ctx, Inbound};
 pub use cs_sink::CustomerServiceSink;
 #[cfg(feature = "client")]
 pub use forward::{
-    ANSWER_LIMIT, CONTRACT_VERSION, DEDUP_KEY_HEADER, Forward, ForwardError, SIGNATURE_HEADER, sign,
+    ANSWER_LIMIT, CONTRACT_VERSION, DEDUP_KEY_HEADER, Forward, ForwardError, RELAY_TARGET, SIGNATURE_HEADER,
+    sign,
 };
 pub use handler::{
     Answer, BoxError, BoxHandler, FallThrough, Handler, HandlerService, IntoReply, RuleService,
@@ -39,6 +42,11 @@ pub use observe::{
     MessageLogObserver, Observer, RecordOutcome, RejectionRecord,
 };
 pub use reject::RejectReason;
+#[cfg(feature = "client")]
+pub use relay::{
+    RELAY_AUTH_HEADER, RELAY_AUTH_WINDOW, RELAY_PING_INTERVAL, Relay, RelayAnswer, RelayError, RelayRequest,
+    relay_auth,
+};
 pub use router::{LiveRouter, Match, Matcher, Router, Rule};
 pub use serve::{BodyTimeout, Limits, serve, serve_router, serve_with_shutdown, shutdown_signal};
 pub use service::{ErrorPolicy, WechatService, WechatServiceBuilder};

@@ -227,13 +227,18 @@ async fn serve_connection(
                 Ok(r) => r,
                 Err(never) => match never {},
             };
+            if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+                // A WebSocket (the relay): the connection now belongs to its handler, which
+                // keeps its own liveness checks; the HTTP bounds no longer apply.
+                **lock(&state) = Phase::Upgraded;
+            }
             Ok::<_, Infallible>(resp.map(|b| Body::new(Done { inner: b, state: Some(state) })))
         }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     // The guard enforces the header and idle bounds; hyper's own header timer is off.
     builder.timer(TokioTimer::new()).header_read_timeout(None);
-    let conn = builder.serve_connection(io, svc);
+    let conn = builder.serve_connection(io, svc).with_upgrades();
     let mut conn = std::pin::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,
@@ -264,6 +269,8 @@ enum Phase {
     Busy(usize),
     /// The last response finished at this instant: the idle bound runs until a byte arrives.
     Idle(Instant),
+    /// Switched protocols (a WebSocket): no bound.
+    Upgraded,
 }
 
 /// A connection's phase, shared by its stream (which enforces the bounds) and its service
@@ -296,6 +303,7 @@ fn busy(state: &Mutex<Conn>) {
     let mut p = lock(state);
     **p = match **p {
         Phase::Busy(n) => Phase::Busy(n + 1),
+        Phase::Upgraded => Phase::Upgraded,
         _ => Phase::Busy(1),
     };
 }
@@ -304,6 +312,7 @@ fn done(state: &Mutex<Conn>) {
     let mut p = lock(state);
     **p = match **p {
         Phase::Busy(n) if n > 1 => Phase::Busy(n - 1),
+        Phase::Upgraded => Phase::Upgraded,
         _ => Phase::Idle(Instant::now()),
     };
     if let (Phase::Idle(_), Some(w)) = (**p, p.parked.take()) {
@@ -332,6 +341,7 @@ impl Guarded {
         match **conn {
             Phase::Fresh(t) | Phase::Reading(t) => Some((t + self.limits.header_timeout, "request headers")),
             Phase::Idle(t) => Some((t + self.limits.idle_timeout, "idle keep-alive")),
+            Phase::Upgraded => None,
             Phase::Busy(_) => {
                 conn.parked = Some(waker.clone());
                 None

@@ -26,8 +26,9 @@ use crate::{Result, StoreError};
 ///
 /// The fallback is written through while the primary answers: every claim this store wins
 /// on the primary is also held in the fallback until it is completed or released, and every
-/// reply it completes or reads there is kept in the fallback too (for the caller's `ttl`, at
-/// most [`WRITE_THROUGH_TTL`], and within the fallback's own size bound). So when the
+/// reply it completes or reads there (by a claim or a wait) is kept in the fallback too (for
+/// the caller's `ttl`, at most [`WRITE_THROUGH_TTL`], and within the fallback's own size
+/// bound). So when the
 /// primary goes away, a retry of a message this process answered gets the same reply, and a
 /// retry of a message whose handler is still running here joins it instead of running it a
 /// second time. The other way round, when the primary answers again, what only the
@@ -278,6 +279,12 @@ impl<P: DedupStore, F: DedupStore> DedupStore for FallbackDedupStore<P, F> {
             // fallback while the primary was away, or the primary failed: look here too.
             if let Some(Some(found)) = self.try_primary("wait", bound, self.primary.wait(key, timeout)).await
             {
+                // Kept here too: this process saw the reply, so a retry that reaches it while
+                // the primary is away gets it.
+                let ttl = crate::memory::MIN_REPLY_TTL;
+                if let Err(e) = self.fallback.complete(key, &found, ttl).await {
+                    tracing::debug!(error = %e, "cannot keep a shared reply in the local fallback");
+                }
                 return Ok(Some(found));
             }
         }

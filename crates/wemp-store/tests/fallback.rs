@@ -91,6 +91,14 @@ async fn claims_replies_and_releases_are_written_through_while_the_primary_answe
     assert_eq!(primary.store.claim("running", MINUTE).await.unwrap(), Claim::New);
     assert_eq!(store.claim("running", MINUTE).await.unwrap(), Claim::InFlight);
     assert_eq!(local.claim("running", MINUTE).await.unwrap(), Claim::New);
+    // Another instance's reply, waited for, is kept locally.
+    assert_eq!(primary.store.claim("joined", MINUTE).await.unwrap(), Claim::New);
+    assert_eq!(store.claim("joined", MINUTE).await.unwrap(), Claim::InFlight);
+    let (waited, ()) = tokio::join!(store.wait("joined", MINUTE), async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        primary.store.complete("joined", "r3", MINUTE).await.unwrap();
+    });
+    assert_eq!(waited.unwrap().as_deref(), Some("r3"));
     // A release frees the local copy too.
     assert_eq!(store.claim("given_up", MINUTE).await.unwrap(), Claim::New);
     store.release("given_up").await.unwrap();
@@ -101,6 +109,7 @@ async fn claims_replies_and_releases_are_written_through_while_the_primary_answe
     assert_eq!(store.claim("ours", MINUTE).await.unwrap(), Claim::Done("r1".into()));
     assert!(store.is_degraded());
     assert_eq!(store.claim("theirs", MINUTE).await.unwrap(), Claim::Done("r2".into()));
+    assert_eq!(store.claim("joined", MINUTE).await.unwrap(), Claim::Done("r3".into()));
 }
 
 #[tokio::test]

@@ -429,7 +429,8 @@ pub struct ServeProc {
     err: Arc<Mutex<String>>,
 }
 
-fn collect(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
+/// Collects what `stream` gives, line by line, as it comes (in a thread).
+pub fn collect(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
     use std::io::BufRead as _;
     let buf = Arc::new(Mutex::new(String::new()));
     let b = buf.clone();
