@@ -434,13 +434,11 @@ impl Forward {
         let latency_ms = record.latency_ms();
         s.calls[record.result as usize].fetch_add(1, Relaxed);
         inbound.ctx().record_forward(record);
-        // Only the log lines read it: made when one is emitted.
+        // Only the log lines read it: made when one is emitted (`WEMP_LOG=warn` spares it).
         let key = || inbound.message().dedup_key();
         match outcome {
             Ok(reply) => {
-                // Debug, not info: a line per message would cost every forwarded message a
-                // write to standard error (failures stay warnings below).
-                tracing::debug!(target: "wemp::forward", dedup_key = %key(), latency_ms, reply = reply.msg_type().unwrap_or("none"), "forwarded");
+                tracing::info!(target: "wemp::forward", dedup_key = %key(), latency_ms, reply = reply.msg_type().unwrap_or("none"), "forwarded");
                 Ok(reply)
             }
             Err(e) => {
