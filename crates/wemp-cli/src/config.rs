@@ -30,7 +30,7 @@ use wemp_proto::{Cipher, Mode};
 
 use wemp_console::{Menu, TestUser};
 
-use crate::rules::{DEMO_RULES, RuleConfig, Rules};
+use crate::rules::{DEMO_RULES, RuleConfig, RuleSet};
 
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -52,7 +52,7 @@ pub struct Config {
     /// Where the message log, dedup state and tokens live.
     pub storage: StorageConfig,
     /// The start-up screen and the web console.
-    pub console: ConsoleConfig,
+    pub console: ConsoleSection,
     /// The account's bottom menu (WeChat's `menu/create` shape), shown by the web console.
     pub menu: Menu,
     /// The Official Accounts served (usually one).
@@ -160,7 +160,7 @@ impl StorageConfig {
 /// `[console]`: the start-up screen and the web console.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
-pub struct ConsoleConfig {
+pub struct ConsoleSection {
     /// The public URL WeChat calls (behind a reverse proxy, ports 80/443), shown as the
     /// URL to paste into the WeChat console; default: derived from `listen` and `path`.
     pub public_url: Option<String>,
@@ -178,7 +178,7 @@ pub struct ConsoleConfig {
     pub users: Vec<TestUser>,
 }
 
-impl Default for ConsoleConfig {
+impl Default for ConsoleSection {
     fn default() -> Self {
         Self {
             public_url: None,
@@ -191,9 +191,9 @@ impl Default for ConsoleConfig {
     }
 }
 
-impl fmt::Debug for ConsoleConfig {
+impl fmt::Debug for ConsoleSection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConsoleConfig")
+        f.debug_struct("ConsoleSection")
             .field("public_url", &self.public_url)
             .field("show_setup", &self.show_setup)
             .field("enabled", &self.enabled)
@@ -1160,7 +1160,7 @@ impl Config {
         if let Err(e) = self.menu.validate() {
             report(format!("menu.{}", e.path), e.problem);
         }
-        if let Err(errors) = Rules::compile(&self.rules) {
+        if let Err(errors) = RuleSet::compile(&self.rules) {
             for e in errors {
                 report(e.path, e.message);
             }
@@ -1171,9 +1171,9 @@ impl Config {
     /// The compiled rules.
     ///
     /// # Errors
-    /// As [`Rules::compile`] (already checked when the config was loaded).
-    pub fn compiled_rules(&self) -> Result<Rules, Vec<crate::rules::RuleError>> {
-        Rules::compile(&self.rules)
+    /// As [`RuleSet::compile`] (already checked when the config was loaded).
+    pub fn compiled_rules(&self) -> Result<RuleSet, Vec<crate::rules::RuleError>> {
+        RuleSet::compile(&self.rules)
     }
 
     /// The callback path of account `i`.

@@ -31,12 +31,12 @@ pub struct Finding {
 
 /// Everything `doctor` found.
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct Report {
+pub struct Diagnosis {
     /// The findings in order.
     pub findings: Vec<Finding>,
 }
 
-impl Report {
+impl Diagnosis {
     fn push(&mut self, name: impl Into<String>, status: Status, details: Vec<String>) {
         self.findings.push(Finding { name: name.into(), status, details });
     }
@@ -88,8 +88,8 @@ pub async fn run(
     api_base: Option<&str>,
     timeout: Duration,
     lang: Lang,
-) -> Report {
-    let mut report = Report::default();
+) -> Diagnosis {
+    let mut report = Diagnosis::default();
     let (cfg, file) = match Config::resolve(args, env) {
         Ok(r) => r,
         Err(e) => {
@@ -115,7 +115,7 @@ pub async fn run(
     report
 }
 
-fn check_accounts(cfg: &Config, report: &mut Report, lang: Lang) {
+fn check_accounts(cfg: &Config, report: &mut Diagnosis, lang: Lang) {
     if cfg.accounts.is_empty() {
         report.push(Msg::CheckToken.get(lang), Status::Warn, vec![Msg::NoAccount.get(lang).to_owned()]);
         return;
@@ -229,7 +229,7 @@ fn unreachable_host(host: &str) -> Option<Msg> {
     private.then_some(Msg::HostPrivate)
 }
 
-fn check_public_url(cfg: &Config, report: &mut Report, lang: Lang) {
+fn check_public_url(cfg: &Config, report: &mut Diagnosis, lang: Lang) {
     let name = Msg::CheckPublicUrl.get(lang);
     let Some(url) = &cfg.console.public_url else {
         let listen = &cfg.server.listen;
@@ -285,7 +285,7 @@ fn check_public_url(cfg: &Config, report: &mut Report, lang: Lang) {
     report.push(name, Status::Pass, vec![url.clone()]);
 }
 
-async fn check_database(cfg: &Config, report: &mut Report, timeout: Duration, lang: Lang) {
+async fn check_database(cfg: &Config, report: &mut Diagnosis, timeout: Duration, lang: Lang) {
     let name = Msg::CheckDatabase.get(lang);
     let location = LogLocation::of(&cfg.storage);
     let db = location.describe();
@@ -338,7 +338,7 @@ async fn check_database(cfg: &Config, report: &mut Report, timeout: Duration, la
     }
 }
 
-async fn check_redis(cfg: &Config, report: &mut Report, timeout: Duration, lang: Lang) {
+async fn check_redis(cfg: &Config, report: &mut Diagnosis, timeout: Duration, lang: Lang) {
     let name = Msg::CheckRedis.get(lang);
     let Some(url) = &cfg.storage.redis else {
         report.push(name, Status::Skip, vec![Msg::RedisSkip.get(lang).to_owned()]);
@@ -362,7 +362,13 @@ async fn check_redis(cfg: &Config, report: &mut Report, timeout: Duration, lang:
     }
 }
 
-async fn check_api(cfg: &Config, report: &mut Report, api_base: Option<&str>, timeout: Duration, lang: Lang) {
+async fn check_api(
+    cfg: &Config,
+    report: &mut Diagnosis,
+    api_base: Option<&str>,
+    timeout: Duration,
+    lang: Lang,
+) {
     let with_secret: Vec<usize> =
         (0..cfg.accounts.len()).filter(|&i| cfg.accounts[i].appsecret.is_some()).collect();
     if with_secret.is_empty() {

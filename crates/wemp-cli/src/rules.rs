@@ -14,8 +14,8 @@
 //! into the rule's handler.
 //!
 //! ```
-//! use wemp_cli::rules::Rules;
-//! let rules = Rules::from_toml(r#"
+//! use wemp_cli::rules::RuleSet;
+//! let rules = RuleSet::from_toml(r#"
 //! [[rules]]
 //! name = "orders"
 //! regex = '^order (\d+)$'
@@ -174,7 +174,7 @@ pub enum Transfer {
     Agent(String),
 }
 
-/// A rule that cannot be used (or, among [`Rules::warnings`], looks wrong), with the path of
+/// A rule that cannot be used (or, among [`RuleSet::warnings`], looks wrong), with the path of
 /// the offending field (`rules[2].regex`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuleError {
@@ -205,9 +205,9 @@ enum Piece {
 
 /// A reply text with placeholders, checked when the rules load.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Template(Vec<Piece>);
+pub struct TextTemplate(Vec<Piece>);
 
-impl Template {
+impl TextTemplate {
     /// Parses `{openid}`, `{account}`, `{content}`, `{scene}`, `{key}`, `{0}`…`{99}`;
     /// `{{` and `}}` are literal braces.
     ///
@@ -313,12 +313,12 @@ pub fn content_of(incoming: &Incoming) -> String {
 
 #[derive(Clone, Debug)]
 enum ReplyTemplate {
-    Text(Template),
+    Text(TextTemplate),
     Image(String),
     Voice(String),
     Video { media_id: String, title: Option<String>, description: Option<String> },
     Music(Music),
-    News(Vec<(Template, Template, String, String)>),
+    News(Vec<(TextTemplate, TextTemplate, String, String)>),
     Transfer(Option<String>),
     None,
 }
@@ -397,16 +397,16 @@ impl RuleInfo {
 /// `[[rules]]` compiled: the [`Router`] that answers, what each rule is in the config's
 /// words, and the warnings (rules that compile but look wrong).
 #[derive(Clone, Debug, Default)]
-pub struct Rules {
+pub struct RuleSet {
     router: Router,
     info: Vec<RuleInfo>,
     warnings: Vec<RuleError>,
 }
 
-impl Rules {
+impl RuleSet {
     /// Compiles `[[rules]]` entries into one router; errors carry paths like
     /// `rules[2].regex`. A rule's `forward` goes to a [`Forward`] with default settings (no
-    /// secret); `serve` compiles with its gateway ([`Rules::compile_with`]).
+    /// secret); `serve` compiles with its gateway ([`RuleSet::compile_with`]).
     ///
     /// # Errors
     /// Every problem found, not only the first.
@@ -424,7 +424,7 @@ impl Rules {
         })
     }
 
-    /// As [`Rules::compile`], each rule's `forward = "…"` compiled to `forwarder(target)`
+    /// As [`RuleSet::compile`], each rule's `forward = "…"` compiled to `forwarder(target)`
     /// (`serve`: [`crate::gateway::Gateway::forward`]).
     ///
     /// # Errors
@@ -697,8 +697,8 @@ fn compile_rule(
     .into_iter()
     .filter_map(|(name, on)| on.then_some(name))
     .collect();
-    let template = |field: &str, s: &str, errors: &mut Vec<RuleError>| -> Template {
-        match Template::parse(s) {
+    let template = |field: &str, s: &str, errors: &mut Vec<RuleError>| -> TextTemplate {
+        match TextTemplate::parse(s) {
             Ok(t) => {
                 if let Some(groups) = groups
                     && t.max_capture() > groups
@@ -721,7 +721,7 @@ fn compile_rule(
             }
             Err(e) => {
                 errors.push(err(field, e));
-                Template(Vec::new())
+                TextTemplate(Vec::new())
             }
         }
     };
@@ -974,7 +974,7 @@ reply.text = "default"
 
     /// Runs `incoming` through the compiled router, as `wemp serve` does: the name of the
     /// rule that answered and the reply.
-    fn run(r: &Rules, incoming: &Incoming) -> (Option<String>, Reply) {
+    fn run(r: &RuleSet, incoming: &Incoming) -> (Option<String>, Reply) {
         use tower::ServiceExt as _;
         let ctx = wemp_server::Ctx::detached(Duration::from_secs(5));
         let account = Arc::new(wemp_server::Account::new("wx_rules_test", "Tok123"));
@@ -984,16 +984,16 @@ reply.text = "default"
         (ctx.rule_name().map(|n| n.to_string()), reply)
     }
 
-    fn evaluate(r: &Rules, incoming: &Incoming) -> Reply {
+    fn evaluate(r: &RuleSet, incoming: &Incoming) -> Reply {
         run(r, incoming).1
     }
 
-    fn rules(src: &str) -> Rules {
-        Rules::from_toml(src).unwrap()
+    fn rules(src: &str) -> RuleSet {
+        RuleSet::from_toml(src).unwrap()
     }
 
     fn errors(src: &str) -> String {
-        Rules::from_toml(src).unwrap_err()
+        RuleSet::from_toml(src).unwrap_err()
     }
 
     #[test]
@@ -1222,7 +1222,7 @@ reply.news = [
                 .contains("1 to 1 allowed when answering a user's message")
         );
         assert!(
-            Rules::from_toml(&format!("[[rules]]\nevent = \"subscribe\"\nreply.news = [{two}, {two}]"))
+            RuleSet::from_toml(&format!("[[rules]]\nevent = \"subscribe\"\nreply.news = [{two}, {two}]"))
                 .is_ok()
         );
         assert!(
@@ -1267,13 +1267,13 @@ reply.news = [
     fn templates_escape_braces() {
         let r = rules("[[rules]]\ndefault = true\nreply.text = \"{{literal}} {openid}\"");
         assert_eq!(evaluate(&r, &text("x")), Reply::text("{literal} o1"));
-        assert!(Template::parse("a}b").is_err());
-        assert!(Template::parse("a{b").is_err());
+        assert!(TextTemplate::parse("a}b").is_err());
+        assert!(TextTemplate::parse("a{b").is_err());
     }
 
     #[test]
     fn demo_rules_compile_and_answer() {
-        let r = Rules::from_toml(DEMO_RULES).unwrap();
+        let r = RuleSet::from_toml(DEMO_RULES).unwrap();
         assert!(r.len() >= 8);
         assert!(matches!(evaluate(&r, &text("help")), Reply::Text { .. }));
         assert_eq!(evaluate(&r, &text("order 42")), Reply::text("Order 42 is on its way."));
@@ -1292,7 +1292,7 @@ mod compile_tests {
     use super::*;
 
     fn errors(src: &str) -> String {
-        Rules::from_toml(src).unwrap_err()
+        RuleSet::from_toml(src).unwrap_err()
     }
 
     #[test]
@@ -1312,7 +1312,7 @@ mod compile_tests {
         let e = errors("[[rules]]\ntype = \"event\"\nreply.news = [{ title = \"{content}\", url = \"u\" }]");
         assert!(e.contains("rules[0].reply.news[0].title: {content}"), "{e}");
         // A default rule answers messages only, so {content} is fine there.
-        assert!(Rules::from_toml("[[rules]]\ndefault = true\nreply.text = \"{content}?\"").is_ok());
+        assert!(RuleSet::from_toml("[[rules]]\ndefault = true\nreply.text = \"{content}?\"").is_ok());
         assert!(
             errors("[[rules]]\nkeyword = \"a\"\nevents = true\nreply.none = true")
                 .contains("rules[0].events")
@@ -1321,16 +1321,17 @@ mod compile_tests {
 
     #[test]
     fn misspelt_event_names_warn_with_the_closest_known_one() {
-        let r = Rules::from_toml("[[rules]]\nevent = \"subscibe\"\nreply.text = \"hi\"").unwrap();
+        let r = RuleSet::from_toml("[[rules]]\nevent = \"subscibe\"\nreply.text = \"hi\"").unwrap();
         let w: Vec<String> = r.warnings().iter().map(ToString::to_string).collect();
         assert_eq!(w, ["rules[0].event: unknown event \"subscibe\": did you mean \"subscribe\"?"]);
-        let r = Rules::from_toml("[[rules]]\nevent = \"CLIK\"\nreply.text = \"hi\"").unwrap();
+        let r = RuleSet::from_toml("[[rules]]\nevent = \"CLIK\"\nreply.text = \"hi\"").unwrap();
         assert!(r.warnings()[0].message.contains("did you mean \"CLICK\""), "{:?}", r.warnings());
-        let r = Rules::from_toml("[[rules]]\nevent = \"menu click\"\nreply.text = \"hi\"").unwrap();
+        let r = RuleSet::from_toml("[[rules]]\nevent = \"menu click\"\nreply.text = \"hi\"").unwrap();
         assert!(r.warnings()[0].message.contains("letters, digits"), "{:?}", r.warnings());
         // Known names in any case, and plausible new ones, are quiet.
         for name in ["subscribe", "SCAN", "click", "user_stamp_card", "wxa_nickname_audit"] {
-            let r = Rules::from_toml(&format!("[[rules]]\nevent = \"{name}\"\nreply.text = \"hi\"")).unwrap();
+            let r =
+                RuleSet::from_toml(&format!("[[rules]]\nevent = \"{name}\"\nreply.text = \"hi\"")).unwrap();
             assert!(r.warnings().is_empty(), "{name}: {:?}", r.warnings());
         }
     }

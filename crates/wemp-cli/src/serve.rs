@@ -19,7 +19,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use wemp_console::{
-    Access, AccountInfo, Check, CheckStatus, Console, ConsoleAccount, ConsoleConfig, RuleSummary,
+    Access, AccountInfo, Console, ConsoleAccount, ConsoleConfig, DoctorCheck, DoctorStatus, Language,
+    RuleSummary,
 };
 use wemp_proto::Mode;
 use wemp_server::{
@@ -30,7 +31,7 @@ use wemp_store::{DedupStore, LogWriter, LogWriterConfig, MessageLog};
 
 use crate::config::{Config, ConfigError, ServeArgs, TokenSource};
 use crate::i18n::{self, Lang, Msg};
-use crate::rules::{RuleInfo, Rules};
+use crate::rules::{RuleInfo, RuleSet};
 use crate::sim::check::Status;
 use crate::storage::{self, LogLocation};
 use crate::term::Style;
@@ -62,13 +63,13 @@ impl std::fmt::Debug for ServedRules {
 
 impl ServedRules {
     /// Starts with `rules`.
-    pub fn new(rules: Rules) -> Self {
+    pub fn new(rules: RuleSet) -> Self {
         Self::with_fallback(rules, None)
     }
 
     /// Starts with `rules`; what no rule answers goes to `fallback` (the forwarder of
     /// `gateway.forward`), now and after every reload.
-    pub fn with_fallback(rules: Rules, fallback: Option<RuleService>) -> Self {
+    pub fn with_fallback(rules: RuleSet, fallback: Option<RuleService>) -> Self {
         let info = rules.rules().into();
         let router = Self::routed(rules, fallback.as_ref());
         Self { router: LiveRouter::new(router), info: RwLock::new(info), fallback, gateway: None }
@@ -77,7 +78,7 @@ impl ServedRules {
     /// Starts with `rules` (compiled with [`ServedRules::compile`] on this gateway); what no
     /// rule answers goes to the gateway's `gateway.forward`, if set; rules reloaded later
     /// forward through the same gateway.
-    pub fn with_gateway(rules: Rules, gateway: crate::gateway::Gateway) -> Self {
+    pub fn with_gateway(rules: RuleSet, gateway: crate::gateway::Gateway) -> Self {
         let fallback = gateway.default_forward().map(crate::gateway::forwarding);
         Self { gateway: Some(gateway), ..Self::with_fallback(rules, fallback) }
     }
@@ -86,15 +87,15 @@ impl ServedRules {
     /// keeps the relay hub, the pool and the counters).
     ///
     /// # Errors
-    /// As [`Rules::compile_with`].
-    pub fn compile(&self, cfg: &Config) -> Result<Rules, Vec<crate::rules::RuleError>> {
+    /// As [`RuleSet::compile_with`].
+    pub fn compile(&self, cfg: &Config) -> Result<RuleSet, Vec<crate::rules::RuleError>> {
         match &self.gateway {
-            Some(g) => Rules::compile_with(&cfg.rules, &|t| g.forward(t)),
+            Some(g) => RuleSet::compile_with(&cfg.rules, &|t| g.forward(t)),
             None => cfg.compiled_rules(),
         }
     }
 
-    fn routed(rules: Rules, fallback: Option<&RuleService>) -> wemp_server::Router {
+    fn routed(rules: RuleSet, fallback: Option<&RuleService>) -> wemp_server::Router {
         let router = rules.into_router();
         match fallback {
             Some(f) => router.fallback_service(f.clone()),
@@ -108,7 +109,7 @@ impl ServedRules {
     }
 
     /// Replaces the rules: deliveries already running finish on the old router.
-    pub fn swap(&self, rules: Rules) {
+    pub fn swap(&self, rules: RuleSet) {
         let info: Arc<[RuleInfo]> = rules.rules().into();
         self.router.swap(Self::routed(rules, self.fallback.as_ref()));
         *self.info.write().unwrap_or_else(|e| e.into_inner()) = info;
@@ -437,27 +438,26 @@ impl ServeDoctor {
 
 #[async_trait::async_trait]
 impl wemp_console::Doctor for ServeDoctor {
-    async fn checks(&self) -> Vec<Check> {
+    async fn checks(&self, lang: Language) -> Vec<DoctorCheck> {
         let env = self.env.clone();
-        // The console words its pages itself; its checks come in English.
-        let report = crate::doctor::run(
-            &self.args,
-            move |k| env(k),
-            self.api_base.as_deref(),
-            Self::TIMEOUT,
-            Lang::En,
-        )
-        .await;
+        // In the page's language, from the doctor's own catalogue (`crate::i18n`).
+        let lang = match lang {
+            Language::SimplifiedChinese => Lang::Zh,
+            _ => Lang::En,
+        };
+        let report =
+            crate::doctor::run(&self.args, move |k| env(k), self.api_base.as_deref(), Self::TIMEOUT, lang)
+                .await;
         report
             .findings
             .into_iter()
-            .map(|f| Check {
+            .map(|f| DoctorCheck {
                 name: f.name,
                 status: match f.status {
-                    Status::Pass => CheckStatus::Pass,
-                    Status::Warn => CheckStatus::Warn,
-                    Status::Fail => CheckStatus::Fail,
-                    Status::Skip => CheckStatus::Skip,
+                    Status::Pass => DoctorStatus::Pass,
+                    Status::Warn => DoctorStatus::Warn,
+                    Status::Fail => DoctorStatus::Fail,
+                    Status::Skip => DoctorStatus::Skip,
                 },
                 detail: f.details.join(" "),
             })
@@ -897,7 +897,7 @@ pub async fn run(
     // Built even when nothing forwards yet: a rule given a `forward` on reload uses it (with
     // [gateway]'s secret and fallback as they were at start).
     let gateway = crate::gateway::Gateway::of(&cfg).map_err(fail)?;
-    let rules = Rules::compile_with(&cfg.rules, &|t| gateway.forward(t))
+    let rules = RuleSet::compile_with(&cfg.rules, &|t| gateway.forward(t))
         .map_err(|errs| fail(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
     let n_rules = rules.len();
     for w in rules.warnings() {
@@ -1080,9 +1080,9 @@ mod tests {
 
     #[test]
     fn live_rules_swap_as_a_whole() {
-        let live = Arc::new(ServedRules::new(Rules::demo()));
+        let live = Arc::new(ServedRules::new(RuleSet::demo()));
         let before = live.info();
-        live.swap(Rules::from_toml("[[rules]]\ndefault = true\nreply.text = \"x\"\n").unwrap());
+        live.swap(RuleSet::from_toml("[[rules]]\ndefault = true\nreply.text = \"x\"\n").unwrap());
         assert_eq!(live.info().len(), 1);
         assert!(before.len() > 1, "a loaded set stays whole after a swap");
     }
@@ -1094,7 +1094,7 @@ mod tests {
 
         let records = Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = records.clone();
-        let rules = Rules::from_toml(
+        let rules = RuleSet::from_toml(
             "[[rules]]\nname = \"greeting\"\nkeyword = \"hi\"\nreply.text = \"hello\"\n\
              [[rules]]\ndefault = true\nreply.text = \"?\"\n",
         )
@@ -1181,7 +1181,7 @@ mod tests {
             });
         }
         assert_eq!(account_id(&cfg, 1), APPID);
-        let rules = Rules::from_toml("[[rules]]\ndefault = true\nreply.text = \"pong\"\n").unwrap();
+        let rules = RuleSet::from_toml("[[rules]]\ndefault = true\nreply.text = \"pong\"\n").unwrap();
         // One appid twice is refused by the accounts' own constructor too (issue 11 §1), so
         // code that skips the config check cannot build it either …
         let served = ServedRules::new(rules);

@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use tower::ServiceExt as _;
 use wemp_cli::config::Config;
-use wemp_cli::rules::Rules;
+use wemp_cli::rules::RuleSet;
 use wemp_proto::{Incoming, Mode, Reply};
 use wemp_server::{Account, Ctx, Inbound};
 
 /// The reply of the compiled router, as `wemp serve` answers.
-fn evaluate(rules: &Rules, incoming: &Incoming) -> Reply {
+fn evaluate(rules: &RuleSet, incoming: &Incoming) -> Reply {
     let account = Arc::new(Account::new("wx_example", "Tok123"));
     let inbound = Inbound::new(incoming.clone(), account, Mode::Plain, Ctx::detached(Duration::from_secs(5)));
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();

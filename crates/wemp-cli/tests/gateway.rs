@@ -698,6 +698,24 @@ async fn a_forward_added_on_reload_is_signed_and_a_new_relay_needs_a_restart() {
     assert!(ok && out.contains("from the app"), "{out}");
 }
 
+/// An account whose callback path is the relay endpoint is refused, with its line.
+#[test]
+fn an_account_on_the_relay_endpoint_is_refused() {
+    let dir = temp_dir("gateway-relay-path");
+    std::fs::write(
+        dir.join("wemp.toml"),
+        "[gateway]\nforward = \"relay\"\nforward_secret = \"s3cret-s3cret\"\n\n\
+         [[accounts]]\ntoken = \"Tok123\"\n\n\
+         [[accounts]]\nname = \"shop\"\ntoken = \"Tok456\"\npath = \"/wechat/relay\"\n",
+    )
+    .unwrap();
+    let args = ["serve", "--config", "wemp.toml", "--data-dir", "d", "--listen", "127.0.0.1:0"];
+    let o = common::wemp_in(&dir, &args, &[]);
+    assert!(!o.status.success());
+    let err = common::stderr(&o);
+    assert!(err.contains("wemp.toml:11: accounts[1].path: \"/wechat/relay\" is the relay endpoint"), "{err}");
+}
+
 /// A rule's `forward` that cannot work is a config error with the file and the line.
 #[test]
 fn a_bad_rule_forward_is_refused_with_its_line() {
@@ -747,6 +765,9 @@ fn forwarding_beyond_loopback_needs_a_secret() {
     assert!(err.contains("forward_secret") && err.contains("WEMP_FORWARD_SECRET"), "{err}");
     let err = serve("ftp://x/");
     assert!(err.contains("is not an http:// or https:// URL"), "{err}");
+    // The relay's endpoint is public: it always needs the secret.
+    let err = serve("relay");
+    assert!(err.contains("\"relay\" needs gateway.forward_secret (or WEMP_FORWARD_SECRET)"), "{err}");
 }
 
 /// An app on loopback (a real HTTP server) that records what it receives and answers with

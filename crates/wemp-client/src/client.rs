@@ -10,13 +10,13 @@ use serde::de::DeserializeOwned;
 use wemp_store::TokenStore;
 use wemp_store::memory::MemoryTokenStore;
 
-use crate::clock::{Clock, SystemClock};
 use crate::error::{ApiError, ErrCode, Error, Result};
 use crate::media::Upload;
 use crate::token::{
     AccessToken, ClassicToken, FetchContext, FetchedToken, RemoteToken, RetryPolicy, StableToken, TokenCache,
     TokenPolicy, TokenProvider, parse_token,
 };
+use crate::{Clock, SystemClock};
 
 /// The default API base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.weixin.qq.com";

@@ -4,7 +4,6 @@
 pub mod callback;
 pub mod card;
 mod client;
-mod clock;
 pub mod comment;
 pub mod datacube;
 mod error;
@@ -21,10 +20,10 @@ pub mod token;
 pub mod user;
 
 pub use client::{Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MP_BASE_URL, DEFAULT_OPEN_BASE_URL};
-pub use clock::{Clock, FakeClock, SystemClock};
 pub use error::{ApiError, ErrCode, Error, Result};
-pub use message::Delivery;
+pub use message::ReplyDelivery;
 pub use token::{
     AccessToken, ClassicToken, RemoteToken, RetryPolicy, StableToken, TokenPolicy, TokenProvider,
 };
+pub use wemp_proto::clock::{Clock, FakeClock, SystemClock};
 pub use wemp_store::{CachedToken, TokenStore, memory::MemoryTokenStore};

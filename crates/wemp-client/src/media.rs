@@ -239,7 +239,7 @@ pub struct MaterialItem {
 
 /// An article of a draft or a published item.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Article {
+pub struct DraftArticle {
     /// Title.
     pub title: String,
     /// Author.
@@ -268,7 +268,7 @@ pub struct Article {
     pub url: Option<String>,
 }
 
-impl Article {
+impl DraftArticle {
     /// An article with a title, HTML content and cover.
     pub fn new(
         title: impl Into<String>,
@@ -318,7 +318,7 @@ pub struct ArticlePageItem {
 pub struct NewsItems {
     /// The articles.
     #[serde(default)]
-    pub news_item: Vec<Article>,
+    pub news_item: Vec<DraftArticle>,
 }
 
 /// The answer to a publish submission.
@@ -488,7 +488,7 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn add_draft(&self, articles: &[Article]) -> Result<String> {
+    pub async fn add_draft(&self, articles: &[DraftArticle]) -> Result<String> {
         let a: MediaIdAnswer =
             self.post_as("/cgi-bin/draft/add", &[], &serde_json::json!({ "articles": articles })).await?;
         Ok(a.media_id)
@@ -498,7 +498,7 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn get_draft(&self, media_id: &str) -> Result<Vec<Article>> {
+    pub async fn get_draft(&self, media_id: &str) -> Result<Vec<DraftArticle>> {
         let n: NewsItems =
             self.post_as("/cgi-bin/draft/get", &[], &serde_json::json!({ "media_id": media_id })).await?;
         Ok(n.news_item)
@@ -508,7 +508,7 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn update_draft(&self, media_id: &str, index: u32, article: &Article) -> Result<()> {
+    pub async fn update_draft(&self, media_id: &str, index: u32, article: &DraftArticle) -> Result<()> {
         let body = serde_json::json!({ "media_id": media_id, "index": index, "articles": article });
         self.post_ok("/cgi-bin/draft/update", &body).await
     }
@@ -576,7 +576,7 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn get_published(&self, article_id: &str) -> Result<Vec<Article>> {
+    pub async fn get_published(&self, article_id: &str) -> Result<Vec<DraftArticle>> {
         let n: NewsItems = self
             .post_as("/cgi-bin/freepublish/getarticle", &[], &serde_json::json!({ "article_id": article_id }))
             .await?;

@@ -187,7 +187,7 @@ fn strip_nulls(mut v: Value) -> Value {
 /// The outcome of delivering a late reply as a customer-service message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Delivery {
+pub enum ReplyDelivery {
     /// WeChat accepted the message.
     Sent,
     /// There was nothing to send ([`Reply::None`]).
@@ -198,7 +198,7 @@ pub enum Delivery {
     LimitReached(ApiError),
 }
 
-impl Delivery {
+impl ReplyDelivery {
     /// Whether the message reached WeChat.
     pub fn is_sent(&self) -> bool {
         matches!(self, Self::Sent)
@@ -510,15 +510,15 @@ impl Client {
     }
 
     /// Delivers a passive [`Reply`] that missed WeChat's 5-second window as the matching
-    /// customer-service message. 45015 and 45047 become [`Delivery::WindowClosed`] and
-    /// [`Delivery::LimitReached`]; [`Reply::None`] sends nothing.
+    /// customer-service message. 45015 and 45047 become [`ReplyDelivery::WindowClosed`] and
+    /// [`ReplyDelivery::LimitReached`]; [`Reply::None`] sends nothing.
     ///
     /// # Errors
     /// [`Error::Invalid`] for [`Reply::TransferCustomerService`] (it has no message form)
     /// or a news reply without articles; otherwise as [`Client::get`].
-    pub async fn send_reply(&self, openid: &str, reply: &Reply) -> Result<Delivery> {
+    pub async fn send_reply(&self, openid: &str, reply: &Reply) -> Result<ReplyDelivery> {
         if reply.is_none() {
-            return Ok(Delivery::Nothing);
+            return Ok(ReplyDelivery::Nothing);
         }
         let Some(msg) = CsMessage::from_reply(reply) else {
             return Err(Error::Invalid(format!(
@@ -527,9 +527,9 @@ impl Client {
             )));
         };
         match self.send_cs_message(openid, &msg).await {
-            Ok(()) => Ok(Delivery::Sent),
-            Err(Error::Api(e)) if e.code.0 == 45015 => Ok(Delivery::WindowClosed(e)),
-            Err(Error::Api(e)) if e.code.0 == 45047 => Ok(Delivery::LimitReached(e)),
+            Ok(()) => Ok(ReplyDelivery::Sent),
+            Err(Error::Api(e)) if e.code.0 == 45015 => Ok(ReplyDelivery::WindowClosed(e)),
+            Err(Error::Api(e)) if e.code.0 == 45047 => Ok(ReplyDelivery::LimitReached(e)),
             Err(e) => Err(e),
         }
     }

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use wemp_store::{CachedToken, TokenStore};
 
-use crate::clock::Clock;
+use crate::Clock;
 use crate::error::{ApiError, ErrCode, Error, Result};
 
 /// A freshly fetched token and how long it lives.
@@ -580,7 +580,7 @@ impl std::fmt::Debug for AccessToken {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::FakeClock;
+    use crate::FakeClock;
     use wemp_store::memory::MemoryTokenStore;
 
     fn cache(clock: &FakeClock, store: Arc<dyn TokenStore>) -> TokenCache {

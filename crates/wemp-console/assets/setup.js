@@ -1,7 +1,7 @@
 // ---------------------------------------------------------------- setup
 import { $, api, copy, h } from './dom.js';
 import { accountLabel, multiAccount, state } from './state.js';
-import { has, t, tServer } from './i18n.js';
+import { has, lang, t } from './i18n.js';
 
 function pasteRow(label, value, opts = {}) {
   const dd = h('dd', {}, h('code', { class: 'value', id: opts.id }, value || '—'));
@@ -53,23 +53,15 @@ export async function loadSetup(force) {
   loadRules();
 }
 
-/** A doctor check's name in the page's language; with several accounts it starts with the account's id. */
-function checkName(name) {
-  const known = tServer(`check.${name}`, {}, null);
-  if (known) return known;
-  const m = name.match(/^(\S+) (.+)$/);
-  const rest = m && tServer(`check.${m[2]}`, {}, null);
-  return rest ? `${m[1]} ${rest}` : name;
-}
-
 export async function loadDoctor() {
   const list = $('checks');
   list.replaceChildren(h('li', { class: 'hint' }, t('doctor.running')));
   try {
-    const res = await api('doctor', { method: 'POST' });
+    // The server words its findings in the page's language.
+    const res = await api(`doctor?lang=${encodeURIComponent(lang)}`, { method: 'POST' });
     if (!res.checks.length) { list.replaceChildren(h('li', { class: 'hint' }, t('doctor.none'))); return; }
     list.replaceChildren(...res.checks.map((c) => h('li', { class: `check ${c.status}` },
-      h('span', { class: `badge ${c.status}` }, has(`check.${c.status}`) ? t(`check.${c.status}`) : c.status), h('div', {}, h('strong', {}, checkName(c.name)), h('div', { class: 'detail-text' }, c.detail)))));
+      h('span', { class: `badge ${c.status}` }, has(`check.${c.status}`) ? t(`check.${c.status}`) : c.status), h('div', {}, h('strong', {}, c.name), h('div', { class: 'detail-text' }, c.detail)))));
   } catch (e) {
     list.replaceChildren(h('li', { class: 'error-line' }, e.message));
   }

@@ -569,18 +569,6 @@ const zhCN = {
   'server.reject.unknown_account': '没有公众号与请求的路径或 ToUserName 相符',
   'server.reject.method_not_allowed': '只接受 GET（URL 验证）和 POST（消息）',
   'server.reject.replayed': '同一签名的请求带着不同的消息体重放：已拒绝',
-  // `wemp doctor`'s check names (with several accounts, prefixed by the account's id).
-  'server.check.configuration': '配置文件',
-  'server.check.token': '令牌(Token)',
-  'server.check.appid': '开发者ID(AppID)',
-  'server.check.EncodingAESKey': '消息加解密密钥(EncodingAESKey)',
-  'server.check.public URL': '公网地址',
-  'server.check.message log database': '消息日志数据库',
-  'server.check.redis': 'Redis',
-  'server.check.access token': '接口调用凭据(access_token)',
-  'server.check.API call': '接口调用',
-  'server.check.API access': '接口访问',
-  'server.check.customer-service API': '客服消息接口',
 };
 
 /** The tables by language code. */

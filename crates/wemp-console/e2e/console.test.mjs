@@ -505,8 +505,15 @@ describe('the console in Chinese: the browser speaks zh-CN', () => {
     await page.getByRole('button', { name: '显示' }).click();
     await page.locator('#aes-key', { hasText: AES_KEY }).waitFor();
     await page.locator('#checks .check.pass .badge', { hasText: '通过' }).first().waitFor();
-    for (const name of ['配置文件', '消息加解密密钥(EncodingAESKey)', '接口调用凭据(access_token)', '客服消息接口']) {
+    // Names and findings as the doctor words them in Chinese (wemp_cli::i18n, their one home).
+    for (const name of ['配置', '消息加解密密钥（EncodingAESKey）', 'access_token', '客服消息接口']) {
       await page.locator('#checks .check.pass strong', { hasText: name }).waitFor();
+    }
+    // The findings too, worded by the doctor in Chinese: no English sentence from the server.
+    const token = page.locator('#checks .check.pass', { has: page.locator('strong', { hasText: '令牌' }) });
+    assert.match(await token.locator('.detail-text').textContent(), /^\d+ 个字符，字母和数字$/);
+    for (const detail of await page.locator('#checks .detail-text').allTextContents()) {
+      assert.doesNotMatch(detail, /\b(the|is|are|and|not|with)\b/i, `an English sentence: ${detail}`);
     }
     await page.locator('#checks .check.skip strong', { hasText: 'Redis' }).waitFor();
     await page.getByRole('button', { name: '重新加载规则' }).click();

@@ -502,9 +502,16 @@ async fn reveal(State(shared): S, Query(q): Query<AccountQuery>) -> Response {
     }
 }
 
-async fn doctor(State(shared): S) -> Response {
+/// `?lang=zh-CN`: the page's language.
+#[derive(Deserialize)]
+struct LangQuery {
+    lang: Option<String>,
+}
+
+async fn doctor(State(shared): S, Query(q): Query<LangQuery>) -> Response {
+    let lang = q.lang.as_deref().map(crate::Language::from_tag).unwrap_or_default();
     match &shared.doctor {
-        Some(d) => Json(json!({ "checks": d.checks().await })).into_response(),
+        Some(d) => Json(json!({ "checks": d.checks(lang).await })).into_response(),
         None => Json(json!({ "checks": [] })).into_response(),
     }
 }

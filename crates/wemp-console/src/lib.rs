@@ -60,19 +60,19 @@ pub enum Error {
 
 /// One `wemp doctor` check as the setup page shows it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Check {
-    /// What was checked (`Token format`).
+pub struct DoctorCheck {
+    /// What was checked (`Token format`), in the page's [`Language`].
     pub name: String,
     /// How it went.
-    pub status: CheckStatus,
-    /// The finding or the instruction to fix it.
+    pub status: DoctorStatus,
+    /// The finding or the instruction to fix it, in the page's [`Language`].
     pub detail: String,
 }
 
-/// How a [`Check`] went.
+/// How a [`DoctorCheck`] went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum CheckStatus {
+pub enum DoctorStatus {
     /// Fine.
     Pass,
     /// Works, but worth a look.
@@ -83,11 +83,37 @@ pub enum CheckStatus {
     Skip,
 }
 
+/// The language a page speaks (the browser's, or the page's switch), for what the server
+/// words itself in it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Language {
+    /// English (the default).
+    #[default]
+    English,
+    /// Simplified Chinese.
+    SimplifiedChinese,
+}
+
+impl Language {
+    /// The language of a page's tag (`zh-CN`, `en` …): Simplified Chinese for `zh`,
+    /// `zh-CN`, `zh-SG` and `zh-Hans…`, English otherwise.
+    pub fn from_tag(tag: &str) -> Self {
+        let tag = tag.trim().to_ascii_lowercase().replace('_', "-");
+        match tag.as_str() {
+            "zh" | "zh-cn" | "zh-sg" => Self::SimplifiedChinese,
+            t if t.starts_with("zh-hans") => Self::SimplifiedChinese,
+            _ => Self::English,
+        }
+    }
+}
+
 /// Runs `wemp doctor`'s checks for the setup page.
 #[async_trait::async_trait]
 pub trait Doctor: Send + Sync + 'static {
-    /// The checks' results, in display order.
-    async fn checks(&self) -> Vec<Check>;
+    /// The checks' results, in display order, worded in `lang` (the doctor's sentences have
+    /// one home, the doctor's own catalogue; the page shows them as they come).
+    async fn checks(&self, lang: Language) -> Vec<DoctorCheck>;
 }
 
 /// One rule as the setup page lists it.
@@ -293,6 +319,16 @@ impl Console {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_language_tag_names_chinese_or_english() {
+        for zh in ["zh", "zh-CN", "zh_cn", "zh-SG", "zh-Hans-CN"] {
+            assert_eq!(Language::from_tag(zh), Language::SimplifiedChinese, "{zh}");
+        }
+        for en in ["en", "en-US", "zh-TW", "", "fr"] {
+            assert_eq!(Language::from_tag(en), Language::English, "{en}");
+        }
+    }
 
     #[test]
     fn every_account_must_be_usable_and_have_its_own_id() {

@@ -3,7 +3,9 @@
 //! `Event` values are matched case-insensitively (WeChat sends `subscribe` but `SCAN`);
 //! an event not modelled here arrives as [`Event::Unknown`] with every field and the raw XML.
 //!
-//! Card (卡券) events live in their own file and are re-exported here.
+//! Card (卡券), 扫一扫 product, e-invoice, store and Wi-Fi, and Mini Program events live in
+//! their own files and are re-exported here. `docs/events.md` lists every event name peers
+//! type and which of them wemp types.
 //!
 //! Official reference: <https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_event_pushes.html>
 
@@ -14,6 +16,17 @@ use crate::message::{Header, OtherKind, Unknown};
 use crate::xml::Document;
 
 mod card;
+mod invoice;
+mod product;
+mod store;
+mod wxa;
+
+pub use invoice::UserAuthorizeInvoice;
+pub use product::{
+    UserScanProduct, UserScanProductAsync, UserScanProductEnterSession, UserScanProductVerifyAction,
+};
+pub use store::{PoiCheckNotify, WifiConnected};
+pub use wxa::{UserEnterTempsession, WeappAuditDelay, WeappAuditFail, WeappAuditSuccess};
 
 pub use card::{
     CardNotPassCheck, CardPassCheck, CardPayOrder, CardSkuRemind, SubmitMembercardUserInfo, UpdateMemberCard,
@@ -495,6 +508,17 @@ top_level! {
         /// What was revoked.
         "RevokeInfo" => revoke_info: Option<String>,
     }
+
+    /// A user who had authorized the account closed their WeChat account
+    /// (`user_authorization_cancellation`): delete what you hold about them.
+    ///
+    /// Official reference: <https://developers.weixin.qq.com/miniprogram/security/basic/listen.html>
+    pub struct UserAuthorizationCancellation ["event", "user_authorization_cancellation"] {
+        /// The user's OpenID.
+        "OpenID" => open_id: Option<String>,
+        /// The appid concerned.
+        "AppID" => app_id: Option<String>,
+    }
 }
 
 impl Subscribe {
@@ -661,6 +685,30 @@ events! {
     UserInfoModified(UserInfoModified) = "user_info_modified",
     /// `user_authorization_revoke`
     UserAuthorizationRevoke(UserAuthorizationRevoke) = "user_authorization_revoke",
+    /// `user_authorization_cancellation`
+    UserAuthorizationCancellation(UserAuthorizationCancellation) = "user_authorization_cancellation",
+    /// `user_scan_product` (扫一扫)
+    UserScanProduct(UserScanProduct) = "user_scan_product",
+    /// `user_scan_product_enter_session` (扫一扫)
+    UserScanProductEnterSession(UserScanProductEnterSession) = "user_scan_product_enter_session",
+    /// `user_scan_product_async` (扫一扫)
+    UserScanProductAsync(UserScanProductAsync) = "user_scan_product_async",
+    /// `user_scan_product_verify_action` (扫一扫)
+    UserScanProductVerifyAction(UserScanProductVerifyAction) = "user_scan_product_verify_action",
+    /// `user_authorize_invoice` (电子发票)
+    UserAuthorizeInvoice(UserAuthorizeInvoice) = "user_authorize_invoice",
+    /// `poi_check_notify` (门店)
+    PoiCheckNotify(PoiCheckNotify) = "poi_check_notify",
+    /// `WifiConnected`
+    WifiConnected(WifiConnected) = "WifiConnected",
+    /// `user_enter_tempsession` (Mini Program customer service)
+    UserEnterTempsession(UserEnterTempsession) = "user_enter_tempsession",
+    /// `weapp_audit_success` (Mini Program code review)
+    WeappAuditSuccess(WeappAuditSuccess) = "weapp_audit_success",
+    /// `weapp_audit_fail` (Mini Program code review)
+    WeappAuditFail(WeappAuditFail) = "weapp_audit_fail",
+    /// `weapp_audit_delay` (Mini Program code review)
+    WeappAuditDelay(WeappAuditDelay) = "weapp_audit_delay",
     /// `card_pass_check`
     CardPassCheck(CardPassCheck) = "card_pass_check",
     /// `card_not_pass_check`

@@ -2,6 +2,7 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod admission;
+pub mod clock;
 pub mod code;
 pub mod crypto;
 pub mod envelope;

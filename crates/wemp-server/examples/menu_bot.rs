@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use wemp_server::extract::{Captures, ClickKey, OpenId, Scene};
+use wemp_server::extract::{Captures, ClickKey, OpenId, QrScene};
 use wemp_server::{Account, Article, Ctx, EventKind, FallThrough, Reply, Router, WechatService};
 
 async fn today(ClickKey(key): ClickKey) -> Reply {
@@ -25,7 +25,7 @@ async fn news() -> Reply {
     )])
 }
 
-async fn followed_via_qr(Scene(scene): Scene) -> Reply {
+async fn followed_via_qr(QrScene(scene): QrScene) -> Reply {
     Reply::text(format!("Welcome! You scanned the code for campaign {scene}."))
 }
 

@@ -1,34 +1,8 @@
-//! Injectable time and randomness for timestamps, nonces and reply encryption.
+//! Injectable time and randomness for timestamps, nonces and reply encryption. The clock is
+//! `wemp_proto`'s one [`Clock`] (used for `CreateTime`, reply timestamps and the freshness
+//! check; deadlines use `tokio::time` and so follow a paused test clock on their own).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-/// The wall clock used for `CreateTime`, reply timestamps and the freshness check.
-///
-/// Deadlines use `tokio::time` and so follow a paused test clock on their own.
-pub trait Clock: Send + Sync + 'static {
-    /// Seconds since the Unix epoch.
-    fn now_unix(&self) -> i64;
-}
-
-/// The system clock.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_unix(&self) -> i64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
-    }
-}
-
-/// A clock stuck at one instant, for tests.
-#[derive(Clone, Copy, Debug)]
-pub struct FixedClock(pub i64);
-
-impl Clock for FixedClock {
-    fn now_unix(&self) -> i64 {
-        self.0
-    }
-}
+pub use wemp_proto::clock::{Clock, FakeClock, FixedClock, SystemClock};
 
 /// Where encrypted replies get their nonce and 16 random prefix bytes.
 pub trait NonceSource: Send + Sync + 'static {

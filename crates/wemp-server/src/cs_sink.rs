@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use wemp_client::{Client, Delivery, Error as ClientError};
+use wemp_client::{Client, Error as ClientError, ReplyDelivery};
 use wemp_proto::Reply;
 
 use crate::log::ShortId;
@@ -63,11 +63,11 @@ impl LateReplySink for CustomerServiceSink {
             };
         };
         let outcome = match client.send_reply(openid, &reply).await {
-            Ok(Delivery::Sent) => SinkOutcome::Delivered,
+            Ok(ReplyDelivery::Sent) => SinkOutcome::Delivered,
             // Nothing to send: nothing lost either.
-            Ok(Delivery::Nothing) => SinkOutcome::Delivered,
-            Ok(Delivery::WindowClosed(_)) => SinkOutcome::WindowExpired,
-            Ok(Delivery::LimitReached(_)) => SinkOutcome::QuotaExceeded,
+            Ok(ReplyDelivery::Nothing) => SinkOutcome::Delivered,
+            Ok(ReplyDelivery::WindowClosed(_)) => SinkOutcome::WindowExpired,
+            Ok(ReplyDelivery::LimitReached(_)) => SinkOutcome::QuotaExceeded,
             Ok(other) => {
                 SinkOutcome::Failed { errcode: None, message: format!("unexpected delivery {other:?}") }
             }

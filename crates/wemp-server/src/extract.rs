@@ -155,17 +155,19 @@ impl FromInbound for ClickKey {
     }
 }
 
-/// The QR scene of a `subscribe` through a QR code or of a `SCAN` (`qrscene_` stripped).
+/// The QR scene of a `subscribe` through a QR code or of a `SCAN` (`qrscene_` stripped): the
+/// text of the scene the code was created with (`wemp_client::qrcode::Scene`; a numeric
+/// scene arrives as its digits).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Scene(pub String);
+pub struct QrScene(pub String);
 
-impl FromInbound for Scene {
+impl FromInbound for QrScene {
     fn from_inbound(inbound: &Inbound) -> Result<Self, ExtractError> {
         inbound
             .event()
             .and_then(Event::scene)
             .map(|s| Self(s.to_owned()))
-            .ok_or_else(|| ExtractError::new("Scene", inbound))
+            .ok_or_else(|| ExtractError::new("QrScene", inbound))
     }
 }
 

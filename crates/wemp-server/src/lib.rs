@@ -24,7 +24,7 @@ mod session;
 
 #[cfg(feature = "client")]
 pub use api_proxy::{ACCOUNT_HEADER, ApiProxy, HELD_BODY_LIMIT};
-pub use clock::{Clock, FixedClock, NonceSource, RandomNonce, SystemClock};
+pub use clock::{Clock, FakeClock, FixedClock, NonceSource, RandomNonce, SystemClock};
 pub use context::{Captures, Ctx, Inbound};
 #[cfg(feature = "client")]
 pub use cs_sink::CustomerServiceSink;

@@ -2,16 +2,16 @@ use std::time::Duration;
 
 use futures_util::TryStreamExt;
 use serde_json::{Value, json};
-use wemp_client::media::{Article, Download, MediaFile, MediaType};
+use wemp_client::media::{Download, DraftArticle, MediaFile, MediaType};
 use wemp_client::menu::{Button, MatchRule};
 use wemp_client::message::{
     CsMessage, LinkArticle, MassContent, MenuChoice, SubscribeMessage, TemplateMessage,
 };
 use wemp_client::oauth::Scope;
 use wemp_client::qrcode::{QrCode, Scene};
-use wemp_client::{Delivery, ErrCode, Error};
+use wemp_client::{ErrCode, Error, ReplyDelivery};
 use wemp_proto::Reply;
-use wemp_proto::reply::{Article as ReplyArticle, Music};
+use wemp_proto::reply::{Article, Music};
 use wemp_testkit::platform::{FakePlatform, FakeUser, PlatformConfig};
 
 use crate::{builder, setup};
@@ -111,24 +111,24 @@ async fn customer_service_messages_of_every_type() {
 async fn send_reply_maps_replies_and_window_errors() {
     let platform = FakePlatform::start_with(PlatformConfig::default().cs_message_limit(2)).await;
     let client = builder(&platform).build().unwrap();
-    assert_eq!(client.send_reply("o1", &Reply::None).await.unwrap(), Delivery::Nothing);
+    assert_eq!(client.send_reply("o1", &Reply::None).await.unwrap(), ReplyDelivery::Nothing);
     assert_eq!(platform.requests_to("/cgi-bin/message/custom/send").len(), 0);
 
     assert!(client.send_reply("o1", &Reply::text("late")).await.unwrap().is_sent());
     assert_eq!(body(&platform, "/cgi-bin/message/custom/send")["text"]["content"], "late");
-    let news = Reply::news(vec![ReplyArticle::new("t", "d", "p", "u")]);
-    assert_eq!(client.send_reply("o1", &news).await.unwrap(), Delivery::Sent);
+    let news = Reply::news(vec![Article::new("t", "d", "p", "u")]);
+    assert_eq!(client.send_reply("o1", &news).await.unwrap(), ReplyDelivery::Sent);
     assert_eq!(
         body(&platform, "/cgi-bin/message/custom/send")["news"],
         json!({ "articles": [{ "title": "t", "description": "d", "url": "u", "picurl": "p" }] })
     );
     match client.send_reply("o1", &Reply::image("m")).await.unwrap() {
-        Delivery::LimitReached(e) => assert_eq!(e.code, ErrCode::CS_MESSAGE_LIMIT),
+        ReplyDelivery::LimitReached(e) => assert_eq!(e.code, ErrCode::CS_MESSAGE_LIMIT),
         other => panic!("{other:?}"),
     }
     platform.close_cs_window("o2");
     match client.send_reply("o2", &Reply::music(Music::new("thumb"))).await.unwrap() {
-        Delivery::WindowClosed(e) => assert!(e.to_string().contains("48 hours"), "{e}"),
+        ReplyDelivery::WindowClosed(e) => assert!(e.to_string().contains("48 hours"), "{e}"),
         other => panic!("{other:?}"),
     }
     assert_eq!(body(&platform, "/cgi-bin/message/custom/send")["msgtype"], "music");
@@ -431,11 +431,11 @@ async fn permanent_material_drafts_and_publishing() {
     client.delete_material(&img.media_id).await.unwrap();
     assert_eq!(client.material_count().await.unwrap().image_count, 0);
 
-    let article = Article::new("Title", "<p>hi</p>", &img.media_id);
+    let article = DraftArticle::new("Title", "<p>hi</p>", &img.media_id);
     let draft = client.add_draft(std::slice::from_ref(&article)).await.unwrap();
     assert_eq!(body(&platform, "/cgi-bin/draft/add")["articles"][0]["title"], "Title");
     assert_eq!(client.get_draft(&draft).await.unwrap(), std::slice::from_ref(&article));
-    let edited = Article { author: Some("me".into()), ..article.clone() };
+    let edited = DraftArticle { author: Some("me".into()), ..article.clone() };
     client.update_draft(&draft, 0, &edited).await.unwrap();
     assert_eq!(client.get_draft(&draft).await.unwrap()[0].author.as_deref(), Some("me"));
     assert_eq!(client.draft_count().await.unwrap(), 1);

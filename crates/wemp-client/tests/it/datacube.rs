@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use wemp_client::datacube::{ALL_SOURCES, Date, Report};
-use wemp_client::media::Article;
+use wemp_client::media::DraftArticle;
 use wemp_client::message::MassContent;
 use wemp_client::{ErrCode, Error};
 use wemp_testkit::platform::{FakePlatform, FakeUser, StatEvent};
@@ -155,7 +155,10 @@ async fn datacube_article_reports_follow_the_mass_sent_articles() {
         platform.add_user(FakeUser::new(o));
     }
     let draft = client
-        .add_draft(&[Article::new("First", "<p>1</p>", "thumb"), Article::new("Second", "<p>2</p>", "thumb")])
+        .add_draft(&[
+            DraftArticle::new("First", "<p>1</p>", "thumb"),
+            DraftArticle::new("Second", "<p>2</p>", "thumb"),
+        ])
         .await
         .unwrap();
     // Sent on the 15th; two days later the 15th and the 16th have statistics.

@@ -5,6 +5,7 @@ use wemp_proto::{Incoming, MsgKind};
 
 use crate::fixtures::{load, parse_round_trip};
 
+mod areas;
 mod card;
 
 fn event(path: &str) -> Event {
@@ -248,6 +249,9 @@ fn every_event_kind_has_a_fixture() {
         "submit_membercard_user_info",
     ] {
         assert!(seen.contains(wire), "no fixture for {wire}");
+    }
+    for kind in EventKind::known() {
+        assert!(seen.contains(kind.as_str()), "no fixture for {kind}");
     }
 }
 

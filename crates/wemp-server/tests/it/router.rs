@@ -4,7 +4,7 @@ use std::time::Duration;
 use tower::ServiceExt as _;
 use wemp_proto::message::Text;
 use wemp_proto::{Incoming, Mode};
-use wemp_server::extract::{ClickKey, Content, EventKey, OpenId, Scene};
+use wemp_server::extract::{ClickKey, Content, EventKey, OpenId, QrScene};
 use wemp_server::{
     Account, Answer, BoxError, Captures, Ctx, EventKind, FallThrough, Inbound, LiveRouter, Match, Matcher,
     MsgKind, Reply, Router, Rule,
@@ -61,7 +61,7 @@ async fn text_rules_exact_contains_regex_with_captures() {
 
 #[tokio::test]
 async fn events_case_insensitive_and_event_keys() {
-    async fn scene(Scene(s): Scene) -> Reply {
+    async fn scene(QrScene(s): QrScene) -> Reply {
         Reply::text(format!("scene {s}"))
     }
     async fn click(ClickKey(k): ClickKey, c: Captures) -> Reply {
