@@ -5,11 +5,10 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wemp_client::datacube::Date;
 use wemp_proto::reply::ReplyMessage;
 use wemp_store::{DeliveryRecord, LogQuery, MessageLog, RecordOutcome, StoreError};
 
-use crate::term::Style;
+use crate::term::{Style, cell, clip, display_width};
 
 /// Which entries to show.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -189,13 +188,74 @@ impl Follow {
     }
 }
 
+/// The time zone `wemp log` shows times in: the local one (`TZ`, else the system's), or UTC
+/// with `--utc`.
+#[derive(Clone, Debug)]
+pub struct Zone(jiff::tz::TimeZone);
+
+impl Zone {
+    /// UTC.
+    pub fn utc() -> Self {
+        Self(jiff::tz::TimeZone::UTC)
+    }
+
+    /// This machine's zone: the `TZ` variable (an IANA name such as `Asia/Shanghai`, a POSIX
+    /// rule such as `CST-8`, or `:/path/to/tzfile`), else `/etc/localtime`; UTC when neither
+    /// can be read.
+    pub fn local() -> Self {
+        Self(jiff::tz::TimeZone::system())
+    }
+
+    /// A fixed offset from UTC, in hours (for tests).
+    pub fn fixed_hours(hours: i8) -> Self {
+        Self(jiff::tz::TimeZone::fixed(jiff::tz::Offset::constant(hours)))
+    }
+
+    /// The name shown in the table header: the IANA name when known, else the offset now
+    /// (`UTC+08:00`).
+    pub fn label(&self) -> String {
+        match self.0.iana_name() {
+            Some("UTC" | "Etc/UTC" | "Etc/Universal" | "Etc/Zulu" | "Zulu" | "Universal") => "UTC".into(),
+            Some(name) => name.to_owned(),
+            None => {
+                let offset = self.0.to_offset(jiff::Timestamp::now());
+                if offset == jiff::tz::Offset::UTC {
+                    "UTC".into()
+                } else {
+                    let secs = offset.seconds();
+                    let sign = if secs < 0 { '-' } else { '+' };
+                    let secs = secs.unsigned_abs();
+                    format!("UTC{sign}{:02}:{:02}", secs / 3600, secs % 3600 / 60)
+                }
+            }
+        }
+    }
+
+    /// The width of the time column: the times, or the header naming the zone when longer
+    /// (`time (America/Argentina/Buenos_Aires)`).
+    fn width(&self) -> usize {
+        W_TIME.max(display_width(&format!("time ({})", self.label())))
+    }
+
+    fn zoned(&self, ms: i64) -> Option<jiff::Zoned> {
+        jiff::Timestamp::from_millisecond(ms).ok().map(|t| t.to_zoned(self.0.clone()))
+    }
+
+    /// `YYYY-MM-DD HH:MM:SS` in this zone of a time in ms since the epoch.
+    pub fn format(&self, ms: i64) -> String {
+        self.zoned(ms).map_or_else(|| format!("({ms} ms)"), |z| z.strftime("%Y-%m-%d %H:%M:%S").to_string())
+    }
+
+    /// RFC 3339 with this zone's offset (`2026-12-03T15:25:13+08:00`), for JSON.
+    pub fn rfc3339(&self, ms: i64) -> String {
+        self.zoned(ms)
+            .map_or_else(|| format!("({ms} ms)"), |z| z.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string())
+    }
+}
+
 /// `YYYY-MM-DD HH:MM:SS` (UTC) of a time in ms since the epoch.
 pub fn format_time(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let rem = secs.rem_euclid(86_400);
-    let date = Date::from_days_since_epoch(secs.div_euclid(86_400))
-        .map_or_else(|| format!("(day {})", secs.div_euclid(86_400)), |d| d.to_string());
-    format!("{date} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    Zone::utc().format(ms)
 }
 
 /// The reply of an entry in readable form: `(no reply)`, the text, `[news, 1 article(s)]` …
@@ -217,12 +277,13 @@ fn reply_type(entry: &DeliveryRecord) -> Option<String> {
 
 /// One entry as a JSON object: the record as the store keeps it (`msg_id` as a string:
 /// MsgIds exceed 2^53; `query` and `headers` as objects; `attempts`), plus the entry's `id`,
-/// `received_at` in words, the reply read back (`reply_type`, `reply`) and `latency_ms`.
-pub fn to_json(id: i64, e: &DeliveryRecord) -> Value {
+/// `received_at` (RFC 3339 with the offset of `zone`), the reply read back (`reply_type`,
+/// `reply`) and `latency_ms`.
+pub fn to_json(id: i64, e: &DeliveryRecord, zone: &Zone) -> Value {
     let mut v = serde_json::to_value(e).unwrap_or_else(|err| json!({ "error": err.to_string() }));
     if let Value::Object(m) = &mut v {
         m.insert("id".into(), json!(id));
-        m.insert("received_at".into(), json!(format_time(e.received_at_ms)));
+        m.insert("received_at".into(), json!(zone.rfc3339(e.received_at_ms)));
         m.insert("type".into(), json!(e.msg_type));
         m.insert("reply_type".into(), json!(reply_type(e)));
         m.insert("reply".into(), json!(reply_text(e)));
@@ -231,41 +292,51 @@ pub fn to_json(id: i64, e: &DeliveryRecord) -> Value {
     v
 }
 
-fn clip(s: &str, n: usize) -> String {
-    let one_line = s.replace('\n', " ⏎ ");
-    if one_line.chars().count() <= n {
-        one_line
-    } else {
-        let mut out: String = one_line.chars().take(n.saturating_sub(1)).collect();
-        out.push('…');
-        out
-    }
-}
+/// The widths of the table's columns, in terminal cells. OpenIDs (28 characters) are shown
+/// whole, so they can be pasted into `--user`.
+const W_TIME: usize = 19;
+const W_OPENID: usize = 28;
+const W_MSG_ID: usize = 19;
+const W_TYPE: usize = 20;
+const W_MODE: usize = 10;
+const W_DEDUP: usize = 6;
+const W_MS: usize = 6;
+const W_MESSAGE: usize = 24;
 
-/// The header line of the table.
-pub fn table_header(style: Style) -> String {
+/// The header line of the table, naming the time zone of its times.
+pub fn table_header(style: Style, zone: &Zone) -> String {
     style.bold(&format!(
-        "{:<19}  {:<24}  {:<19}  {:<20}  {:<10}  {:<6}  {:>6}  {:<24}  {}",
-        "time (UTC)", "openid", "msg_id", "type", "mode", "dedup", "ms", "message", "reply"
+        "{}  {}  {}  {}  {}  {}  {:>W_MS$}  {}  reply",
+        cell(&format!("time ({})", zone.label()), zone.width()),
+        cell("openid", W_OPENID),
+        cell("msg_id", W_MSG_ID),
+        cell("type", W_TYPE),
+        cell("mode", W_MODE),
+        cell("dedup", W_DEDUP),
+        "ms",
+        cell("message", W_MESSAGE),
     ))
 }
 
-/// One table row.
-pub fn table_row(e: &DeliveryRecord, style: Style) -> String {
+/// One table row; columns are measured in terminal cells, so Chinese text (two cells a
+/// character) does not shift the columns after it.
+pub fn table_row(e: &DeliveryRecord, style: Style, zone: &Zone) -> String {
     let kind = match &e.event {
         Some(ev) => format!("event/{ev}"),
         None => e.msg_type.clone().unwrap_or_else(|| "-".into()),
     };
+    // Whole, never clipped (a longer one pushes the row right rather than losing its end).
+    let openid = clip(e.openid.as_deref().unwrap_or("-"), usize::MAX);
+    let openid = format!("{openid}{}", " ".repeat(W_OPENID.saturating_sub(display_width(&openid))));
     let mut row = format!(
-        "{:<19}  {:<24}  {:<19}  {:<20}  {:<10}  {:<6}  {:>6}  {:<24}  {}",
-        format_time(e.received_at_ms),
-        clip(e.openid.as_deref().unwrap_or("-"), 24),
-        e.msg_id.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
-        clip(&kind, 20),
-        e.mode.map_or("-", wemp_proto::Mode::as_str),
-        e.dedup.map_or("-", wemp_store::DedupOutcome::as_str),
+        "{}  {openid}  {}  {}  {}  {}  {:>W_MS$}  {}  {}",
+        cell(&zone.format(e.received_at_ms), zone.width()),
+        cell(&e.msg_id.map(|m| m.to_string()).unwrap_or_else(|| "-".into()), W_MSG_ID),
+        cell(&kind, W_TYPE),
+        cell(e.mode.map_or("-", wemp_proto::Mode::as_str), W_MODE),
+        cell(e.dedup.map_or("-", wemp_store::DedupOutcome::as_str), W_DEDUP),
         e.latency_ms(),
-        clip(e.summary.as_deref().unwrap_or_default(), 24),
+        cell(e.summary.as_deref().unwrap_or_default(), W_MESSAGE),
         clip(&reply_text(e), 60),
     );
     if e.attempts > 1 {
@@ -292,6 +363,40 @@ mod tests {
         assert_eq!(format_time(0), "1970-01-01 00:00:00");
         assert_eq!(format_time(1_700_000_000_000), "2023-11-14 22:13:20");
         assert_eq!(format_time(951_825_600_000), "2000-02-29 12:00:00");
+    }
+
+    #[test]
+    fn times_follow_the_zone() {
+        let beijing = Zone::fixed_hours(8);
+        assert_eq!(beijing.format(1_700_000_000_000), "2023-11-15 06:13:20");
+        assert_eq!(beijing.rfc3339(1_700_000_000_000), "2023-11-15T06:13:20+08:00");
+        assert_eq!(beijing.label(), "UTC+08:00");
+        assert_eq!(Zone::utc().label(), "UTC");
+        assert_eq!(Zone::utc().rfc3339(0), "1970-01-01T00:00:00+00:00");
+    }
+
+    #[test]
+    fn chinese_text_keeps_the_columns_in_place() {
+        let row = |summary: &str, openid: &str| {
+            let mut e = DeliveryRecord::new(0, 1_700_000_000_000);
+            e.openid = Some(openid.into());
+            e.msg_type = Some("text".into());
+            e.summary = Some(summary.into());
+            table_row(&e, Style::default(), &Zone::utc())
+        };
+        let openid = "oABCDEFGHIJKLMNOPQRSTUVWXYZ0";
+        let en = row("order status please", openid);
+        let zh = row("我想查询一下我的订单状态谢谢", openid);
+        assert!(en.contains(openid) && zh.contains(openid), "whole OpenIDs:\n{en}\n{zh}");
+        // The reply column starts in the same terminal cell whatever the message's script.
+        let reply_at = |r: &str| display_width(&r[..r.find("(none)").unwrap()]);
+        assert_eq!(reply_at(&en), reply_at(&zh), "\n{en}\n{zh}");
+        let header = table_header(Style::default(), &Zone::utc());
+        assert_eq!(
+            display_width(&header[..header.find("reply").unwrap()]),
+            reply_at(&en),
+            "\n{header}\n{en}"
+        );
     }
 
     /// `wemp log --since 1h --follow` when nothing is that recent: following must print only

@@ -28,6 +28,19 @@ pub use session::{SessionStore, Versioned};
 pub use token::{CachedToken, Lease, TokenStore};
 pub use writer::{LogWriter, LogWriterConfig, LogWriterStats, SpoolConfig};
 
+/// What a read-only probe of a database found (`postgres::probe`, `sqlite::probe`),
+/// without changing it: diagnostics must not write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SchemaState {
+    /// The schema does not exist yet: the first open creates it.
+    Missing,
+    /// The schema exists at this migration version.
+    Version(usize),
+    /// The schema exists at this version, written by a newer wemp than this one.
+    Newer(usize),
+}
+
 /// Milliseconds since the Unix epoch, on this machine's clock.
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) fn now_ms() -> i64 {
