@@ -11,7 +11,7 @@
 //! token = "abc123"
 //! "#, "wemp.toml").unwrap();
 //! assert_eq!(cfg.server.path, "/wechat");
-//! assert_eq!(cfg.accounts[0].token.as_deref(), Some("abc123"));
+//! assert_eq!(cfg.accounts[0].token.as_ref().map(|t| t.expose()), Some("abc123"));
 //! let err = Config::from_toml_str("[server]\nlisten = 8080\n", "wemp.toml").unwrap_err();
 //! assert!(err.to_string().starts_with("wemp.toml:2:"), "{err}");
 //! assert!(err.to_string().contains("server.listen"), "{err}");
@@ -26,7 +26,7 @@ use std::time::Duration;
 use rand::Rng;
 use serde::Deserialize;
 use wemp_proto::admission::{Account, Accounts, AccountsError, Kind};
-use wemp_proto::{Cipher, Mode};
+use wemp_proto::{Cipher, Mode, Secret};
 
 use wemp_console::{Menu, TestUser};
 
@@ -140,15 +140,36 @@ pub struct StorageConfig {
     pub database: Option<String>,
     /// `redis://…` for dedup and tokens shared by several processes.
     pub redis: Option<String>,
+    /// How long the message log keeps an entry (default 30 days, e.g. `"12h"`, `"90d"`);
+    /// `serve` deletes older ones in the background. `"off"` (or `0`) keeps them forever.
+    #[serde(deserialize_with = "de_retention")]
+    pub retention: Option<Duration>,
+    /// Where log entries wait when the database does not take them (default
+    /// `DATA_DIR/log-spool`); appended when it answers again.
+    pub spool_dir: Option<PathBuf>,
 }
+
+/// The default of `storage.retention`.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 86_400);
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { data_dir: PathBuf::from(DEFAULT_DATA_DIR), database: None, redis: None }
+        Self {
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            database: None,
+            redis: None,
+            retention: Some(DEFAULT_RETENTION),
+            spool_dir: None,
+        }
     }
 }
 
 impl StorageConfig {
+    /// The spool directory in effect.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.spool_dir.clone().unwrap_or_else(|| self.data_dir.join("log-spool"))
+    }
+
     /// The database URL in effect.
     pub fn database_url(&self) -> String {
         self.database
@@ -158,7 +179,7 @@ impl StorageConfig {
 }
 
 /// `[console]`: the start-up screen and the web console.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConsoleSection {
     /// The public URL WeChat calls (behind a reverse proxy, ports 80/443), shown as the
@@ -173,7 +194,8 @@ pub struct ConsoleSection {
     pub path: String,
     /// The admin token the web console asks for; required to open it when listening
     /// beyond loopback (`WEMP_CONSOLE_TOKEN`).
-    pub token: Option<String>,
+    #[serde(deserialize_with = "de_secret")]
+    pub token: Option<Secret>,
     /// The users the console's chat simulator speaks as (default: three test users).
     pub users: Vec<TestUser>,
 }
@@ -191,44 +213,23 @@ impl Default for ConsoleSection {
     }
 }
 
-impl fmt::Debug for ConsoleSection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConsoleSection")
-            .field("public_url", &self.public_url)
-            .field("show_setup", &self.show_setup)
-            .field("enabled", &self.enabled)
-            .field("path", &self.path)
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("users", &self.users)
-            .finish()
-    }
-}
-
 /// `[api_proxy]`: `/api/<path>` passed to the platform API with the account's access token
 /// added (docs/gateway.md). Off without a token.
-#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiProxyConfig {
     /// The bearer token apps send (`Authorization: Bearer …`; `WEMP_API_PROXY_TOKEN`). Unset:
     /// the proxy is off.
-    pub token: Option<String>,
+    #[serde(deserialize_with = "de_secret")]
+    pub token: Option<Secret>,
     /// An address of its own (e.g. `127.0.0.1:8081`, `WEMP_API_PROXY_LISTEN`), so the proxy is
     /// never exposed with the public callback; default: served with the callback.
     pub listen: Option<String>,
 }
 
-impl fmt::Debug for ApiProxyConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiProxyConfig")
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("listen", &self.listen)
-            .finish()
-    }
-}
-
 /// `[gateway]`: each verified, decrypted, deduplicated message that no rule answered is
 /// posted to an app as signed JSON; the app's answer is the reply (docs/gateway.md).
-#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct GatewayConfig {
     /// The app's URL, or `"relay"`: through the relay clients (`wemp relay`) connected to
@@ -236,7 +237,8 @@ pub struct GatewayConfig {
     pub forward: Option<String>,
     /// The shared secret of `X-Wemp-Signature` (`WEMP_FORWARD_SECRET`); required unless the
     /// app is on loopback.
-    pub forward_secret: Option<String>,
+    #[serde(deserialize_with = "de_secret")]
+    pub forward_secret: Option<Secret>,
     /// Answered when the app fails (connection refused, 5xx, timeout, bad JSON); unset: no
     /// reply (`WEMP_FALLBACK_TEXT`).
     pub fallback_text: Option<String>,
@@ -257,17 +259,6 @@ impl Default for GatewayConfig {
     }
 }
 
-impl fmt::Debug for GatewayConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GatewayConfig")
-            .field("forward", &self.forward)
-            .field("forward_secret", &self.forward_secret.as_ref().map(|_| "<redacted>"))
-            .field("fallback_text", &self.fallback_text)
-            .field("forward_timeout", &self.forward_timeout)
-            .finish()
-    }
-}
-
 /// Whether `url`'s host is a loopback address or `localhost` (forwarding there may go
 /// unsigned).
 pub fn is_loopback_url(url: &str) -> bool {
@@ -278,8 +269,9 @@ pub fn is_loopback_url(url: &str) -> bool {
         || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// One `[[accounts]]` entry.
-#[derive(Clone, Default, Deserialize, PartialEq)]
+/// One `[[accounts]]` entry. The Token, AppSecret and EncodingAESKey are
+/// [`Secret`]s: `Debug` (and any log line or error built from one) shows only a length.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AccountConfig {
     /// What kind of account: `official_account` (default), `wecom` or `miniprogram`.
@@ -292,14 +284,16 @@ pub struct AccountConfig {
     /// A WeCom app's AgentID. WeCom only.
     pub agentid: Option<String>,
     /// The Token (3–32 letters and digits); generated at start-up when unset.
-    pub token: Option<String>,
+    #[serde(deserialize_with = "de_secret")]
+    pub token: Option<Secret>,
     /// The appid (`wx…`).
     pub appid: Option<String>,
     /// The AppSecret (for the API; never printed).
-    pub appsecret: Option<String>,
+    #[serde(deserialize_with = "de_secret")]
+    pub appsecret: Option<Secret>,
     /// The EncodingAESKey (43 characters), for compatible and safe mode.
-    #[serde(alias = "encoding_aes_key")]
-    pub aes_key: Option<String>,
+    #[serde(alias = "encoding_aes_key", deserialize_with = "de_secret")]
+    pub aes_key: Option<Secret>,
     /// Message encryption mode as set in the console.
     pub mode: Mode,
     /// The account's original id (`gh_…`), if known.
@@ -308,23 +302,9 @@ pub struct AccountConfig {
     pub path: Option<String>,
 }
 
-impl fmt::Debug for AccountConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let redact = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
-        f.debug_struct("AccountConfig")
-            .field("kind", &self.kind)
-            .field("name", &self.name)
-            .field("corpid", &self.corpid)
-            .field("agentid", &self.agentid)
-            .field("token", &redact(&self.token))
-            .field("appid", &self.appid)
-            .field("appsecret", &redact(&self.appsecret))
-            .field("aes_key", &redact(&self.aes_key))
-            .field("mode", &self.mode)
-            .field("original_id", &self.original_id)
-            .field("path", &self.path)
-            .finish()
-    }
+/// A secret string from the config file.
+fn de_secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    Ok(Some(Secret::new(String::deserialize(d)?)))
 }
 
 impl AccountConfig {
@@ -335,7 +315,7 @@ impl AccountConfig {
     pub fn cipher(&self) -> Result<Option<Cipher>, wemp_proto::KeyError> {
         match &self.aes_key {
             None => Ok(None),
-            Some(key) => Cipher::new(key, self.id().unwrap_or_default()).map(Some),
+            Some(key) => Cipher::new(key.expose(), self.id().unwrap_or_default()).map(Some),
         }
     }
 
@@ -522,6 +502,19 @@ fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Er
         NumOrText::Float(f) => Err(serde::de::Error::custom(format!("{f} is not a duration"))),
         NumOrText::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom),
     }
+}
+
+/// `storage.retention`: a duration, or `"off"` / `0` for none.
+fn de_retention<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let retention = match NumOrText::deserialize(d)? {
+        NumOrText::Text(s) if s.trim().eq_ignore_ascii_case("off") => return Ok(None),
+        NumOrText::Int(n) => Duration::from_secs(n),
+        NumOrText::Float(f) => {
+            return Err(serde::de::Error::custom(format!("{f} is not a duration (e.g. 30d)")));
+        }
+        NumOrText::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom)?,
+    };
+    Ok(Some(retention).filter(|r| !r.is_zero()))
 }
 
 fn de_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
@@ -911,17 +904,17 @@ impl Config {
             "console.show_setup" => self.console.show_setup = parse_bool(value).map_err(problem)?,
             "console.enabled" => self.console.enabled = parse_bool(value).map_err(problem)?,
             "console.path" => self.console.path = value.to_owned(),
-            "console.token" => self.console.token = some(),
-            "api_proxy.token" => self.api_proxy.token = some(),
+            "console.token" => self.console.token = Some(Secret::new(value)),
+            "api_proxy.token" => self.api_proxy.token = Some(Secret::new(value)),
             "api_proxy.listen" => self.api_proxy.listen = some(),
             "gateway.forward" => self.gateway.forward = some(),
-            "gateway.forward_secret" => self.gateway.forward_secret = some(),
+            "gateway.forward_secret" => self.gateway.forward_secret = Some(Secret::new(value)),
             "gateway.fallback_text" => self.gateway.fallback_text = some(),
             "accounts[0].name" => self.account0().name = some(),
-            "accounts[0].token" => self.account0().token = some(),
+            "accounts[0].token" => self.account0().token = Some(Secret::new(value)),
             "accounts[0].appid" => self.account0().appid = some(),
-            "accounts[0].appsecret" => self.account0().appsecret = some(),
-            "accounts[0].aes_key" => self.account0().aes_key = some(),
+            "accounts[0].appsecret" => self.account0().appsecret = Some(Secret::new(value)),
+            "accounts[0].aes_key" => self.account0().aes_key = Some(Secret::new(value)),
             "accounts[0].mode" => self.account0().mode = value.parse().map_err(problem)?,
             "accounts[0].original_id" => self.account0().original_id = some(),
             _ => return Err(problem("not a configurable field".into())),
@@ -1080,7 +1073,7 @@ impl Config {
         for (i, account) in self.accounts.iter().enumerate() {
             let at = |f: &str| format!("accounts[{i}].{f}");
             if let Some(token) = &account.token
-                && !token_is_valid(token)
+                && !token_is_valid(token.expose())
             {
                 report(at("token"), "must be 3 to 32 letters and digits (the WeChat console's rule)".into());
             }
@@ -1112,7 +1105,7 @@ impl Config {
             }
             match (&account.aes_key, account.mode.is_encrypted()) {
                 (Some(key), _) => {
-                    if let Err(e) = wemp_proto::crypto::decode_key(key) {
+                    if let Err(e) = wemp_proto::crypto::decode_key(key.expose()) {
                         report(at("aes_key"), format!("not a valid EncodingAESKey: {e}"));
                     }
                 }
@@ -1190,7 +1183,7 @@ impl Config {
             report("console.path".into(), format!("{console:?} is the metrics path"));
         }
         if let Some(t) = &self.console.token
-            && t.trim().len() < 8
+            && t.expose().trim().len() < 8
         {
             report("console.token".into(), "the admin token must have at least 8 characters".into());
         }
@@ -1259,7 +1252,7 @@ impl Config {
                 "missing: WeCom encrypts every callback, so a WeCom app needs its EncodingAESKey".into(),
             ),
             Some(key) => {
-                if let Err(e) = wemp_proto::crypto::decode_key(key) {
+                if let Err(e) = wemp_proto::crypto::decode_key(key.expose()) {
                     report(at("aes_key"), format!("not a valid EncodingAESKey: {e}"));
                 }
             }
@@ -1296,16 +1289,18 @@ impl Config {
     /// EncodingAESKey, AppSecret, mode, original id and the last segment of its path.
     ///
     /// # Errors
-    /// The account has no Token yet, or its key is not a valid EncodingAESKey (both
-    /// reported by [`Config::validate_with`] first).
-    pub fn account(&self, i: usize) -> Result<Account, String> {
-        let a = self.accounts.get(i).ok_or_else(|| format!("no accounts[{i}]"))?;
+    /// [`AccountError`]: there is no account `i`, it has no Token yet, or its key is not a
+    /// valid EncodingAESKey (the last two reported by [`Config::validate_with`] first).
+    pub fn account(&self, i: usize) -> Result<Account, AccountError> {
+        let a = self.accounts.get(i).ok_or(AccountError::Missing(i))?;
         if a.token.is_none() {
-            return Err(format!("accounts[{i}] has no token"));
+            return Err(AccountError::NoToken(i));
         }
         let account = self.account_unkeyed(i);
         match &a.aes_key {
-            Some(key) => account.with_aes_key(key).map_err(|e| format!("accounts[{i}].aes_key: {e}")),
+            Some(key) => {
+                account.with_aes_key(key.expose()).map_err(|source| AccountError::Key { index: i, source })
+            }
             None => Ok(account),
         }
     }
@@ -1313,12 +1308,13 @@ impl Config {
     /// [`Config::account`] without the EncodingAESKey (which may not be valid yet).
     fn account_unkeyed(&self, i: usize) -> Account {
         let a = &self.accounts[i];
-        let mode = a.effective_mode();
-        let mut account =
-            Account::new(crate::serve::account_id(self, i), a.token.clone().unwrap_or_default())
-                .with_kind(a.kind)
-                .with_path(crate::serve::last_segment(&self.account_path(i)))
-                .with_mode(mode);
+        let mut account = Account::new(
+            crate::serve::account_id(self, i),
+            a.token.clone().unwrap_or_else(|| Secret::new("")),
+        )
+        .with_kind(a.kind)
+        .with_path(crate::serve::last_segment(&self.account_path(i)))
+        .with_mode(a.effective_mode());
         if let Some(agentid) = &a.agentid {
             account = account.with_agentid(agentid.clone());
         }
@@ -1330,6 +1326,42 @@ impl Config {
         }
         account
     }
+}
+
+/// Why [`Config::account`] cannot give an account.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccountError {
+    /// There is no such account.
+    #[error("no accounts[{0}]")]
+    Missing(usize),
+    /// The account has no Token (only the first one's is generated).
+    #[error("accounts[{0}] has no token")]
+    NoToken(usize),
+    /// The EncodingAESKey is not valid.
+    #[error("accounts[{index}].aes_key: {source}")]
+    Key {
+        /// The account.
+        index: usize,
+        /// What is wrong with the key.
+        #[source]
+        source: wemp_proto::KeyError,
+    },
+}
+
+/// Why [`insert_token`] cannot put the Token into a config document.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InsertTokenError {
+    /// The document is not TOML.
+    #[error(transparent)]
+    Toml(#[from] toml_edit::TomlError),
+    /// `accounts` is an inline array without a first table.
+    #[error("`accounts` has no first table to put the Token in")]
+    NoFirstAccount,
+    /// `accounts` is something else than a list of tables.
+    #[error("`accounts` is not a list of tables ([[accounts]])")]
+    NotTables,
 }
 
 /// Makes sure the first account has a token. When none is configured, generates one and
@@ -1365,7 +1397,7 @@ pub fn ensure_token(
         written_config(&token)
     };
     std::fs::write(&path, text).map_err(unsaved)?;
-    cfg.account0().token = Some(token);
+    cfg.account0().token = Some(Secret::new(token));
     Ok(TokenSource::Generated { saved_to: path })
 }
 
@@ -1375,9 +1407,9 @@ pub fn ensure_token(
 ///
 /// # Errors
 /// `src` is not TOML, or its `accounts` is not a list of tables.
-pub fn insert_token(src: &str, token: &str) -> Result<String, String> {
+pub fn insert_token(src: &str, token: &str) -> Result<String, InsertTokenError> {
     use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, Value};
-    let mut doc: DocumentMut = src.parse().map_err(|e: toml_edit::TomlError| e.to_string())?;
+    let mut doc: DocumentMut = src.parse()?;
     let mut value = Value::from(token);
     value.decor_mut().set_suffix("  # generated by wemp serve");
     match doc.get_mut("accounts") {
@@ -1396,9 +1428,9 @@ pub fn insert_token(src: &str, token: &str) -> Result<String, String> {
             Some(Value::InlineTable(first)) => {
                 first.insert("token", Value::from(token));
             }
-            _ => return Err("`accounts` has no first table to put the Token in".into()),
+            _ => return Err(InsertTokenError::NoFirstAccount),
         },
-        Some(_) => return Err("`accounts` is not a list of tables ([[accounts]])".into()),
+        Some(_) => return Err(InsertTokenError::NotTables),
         None => {
             let mut t = Table::new();
             t.insert("token", Item::Value(value));
@@ -1516,6 +1548,26 @@ mod tests {
     }
 
     #[test]
+    fn retention_reads_a_human_duration_or_off() {
+        let retention = |toml: &str| Config::from_toml_str(toml, "w.toml").map(|c| c.storage.retention);
+        assert_eq!(retention("").unwrap(), Some(DEFAULT_RETENTION));
+        assert_eq!(DEFAULT_RETENTION, Duration::from_secs(30 * 24 * 3600));
+        assert_eq!(
+            retention("[storage]\nretention = \"12h\"").unwrap(),
+            Some(Duration::from_secs(12 * 3600))
+        );
+        assert_eq!(
+            retention("[storage]\nretention = \"90d\"").unwrap(),
+            Some(Duration::from_secs(90 * 86_400))
+        );
+        assert_eq!(retention("[storage]\nretention = \"off\"").unwrap(), None);
+        assert_eq!(retention("[storage]\nretention = \"0\"").unwrap(), None);
+        assert_eq!(retention("[storage]\nretention = 0").unwrap(), None);
+        let err = retention("[storage]\nretention = \"forever\"").unwrap_err().to_string();
+        assert!(err.contains("w.toml:2:") && err.contains("storage.retention"), "{err}");
+    }
+
+    #[test]
     fn toml_errors_name_file_line_and_field() {
         let p = problems("[server]\npath = \"/wechat\"\nlisten = 8080\n");
         assert_eq!((p[0].line, p[0].field.as_deref()), (Some(3), Some("server.listen")));
@@ -1595,7 +1647,7 @@ mod tests {
             _ => None,
         };
         assert!(cfg.apply_env(env).is_empty());
-        assert_eq!(cfg.accounts[0].token.as_deref(), Some("fromenv"));
+        assert_eq!(cfg.accounts[0].token.as_ref().map(Secret::expose), Some("fromenv"));
         assert_eq!(cfg.server.deadline, Duration::from_secs(2));
         let args = ServeArgs {
             token: Some("fromflag".into()),
@@ -1603,7 +1655,7 @@ mod tests {
             ..ServeArgs::default()
         };
         assert!(cfg.apply_flags(&args).is_empty());
-        assert_eq!(cfg.accounts[0].token.as_deref(), Some("fromflag"));
+        assert_eq!(cfg.accounts[0].token.as_ref().map(Secret::expose), Some("fromflag"));
         assert_eq!(cfg.server.listen, "0.0.0.0:9000");
         let err = cfg.validate_with(None, "w.toml").unwrap_err();
         let p = err.problems().iter().find(|p| p.field.as_deref() == Some("accounts[0].aes_key")).unwrap();
@@ -1632,7 +1684,7 @@ mod tests {
         const KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
         let args = ServeArgs { config: Some(file.clone()), ..ServeArgs::default() };
         let (cfg, _) = Config::resolve(&args, |k| (k == "WEMP_AES_KEY").then(|| KEY.to_owned())).unwrap();
-        assert_eq!(cfg.accounts[0].aes_key.as_deref(), Some(KEY));
+        assert_eq!(cfg.accounts[0].aes_key.as_ref().map(Secret::expose), Some(KEY));
         let flagged = ServeArgs { aes_key: Some(KEY.into()), ..args.clone() };
         assert!(Config::resolve(&flagged, |_| None).is_ok());
         // Without the key anywhere, the problem still names the file and the line.
@@ -1666,12 +1718,12 @@ mod tests {
         let source = ensure_token(&mut cfg, None, &mut rng).unwrap();
         let TokenSource::Generated { saved_to } = source else { panic!("not generated") };
         assert_eq!(saved_to, dir.join(WRITTEN_CONFIG));
-        let token = cfg.accounts[0].token.clone().unwrap();
+        let token = cfg.accounts[0].token.as_ref().unwrap().expose().to_owned();
         assert!(token_is_valid(&token));
         // The next start reads the written config and keeps the token.
         let (mut again, file) = Config::resolve(&args, |_| None).unwrap();
         assert_eq!(file.as_deref(), Some(saved_to.as_path()));
-        assert_eq!(again.accounts[0].token.as_deref(), Some(token.as_str()));
+        assert_eq!(again.accounts[0].token.as_ref().map(Secret::expose), Some(token.as_str()));
         assert_eq!(ensure_token(&mut again, None, &mut rng).unwrap(), TokenSource::Configured);
         assert!(!again.rules.is_empty());
         // A user's file without a token gets one inserted, comments kept.
@@ -1700,20 +1752,20 @@ mod tests {
             "{out}"
         );
         let cfg = Config::from_toml_str(&out, "w.toml").unwrap();
-        assert_eq!(cfg.accounts[0].token.as_deref(), Some("T0k3n"));
+        assert_eq!(cfg.accounts[0].token.as_ref().map(Secret::expose), Some("T0k3n"));
         // A token-like text elsewhere (a rule's reply) is not mistaken for the table.
         let src = "[[rules]]\nkeyword = \"[[accounts]]\"\nreply.text = \"\"\"\n[[accounts]]\n\"\"\"\n";
         let out = insert_token(src, "T0k3n").unwrap();
         let cfg = Config::from_toml_str(&out, "w.toml").unwrap();
-        assert_eq!(cfg.accounts[0].token.as_deref(), Some("T0k3n"));
+        assert_eq!(cfg.accounts[0].token.as_ref().map(Secret::expose), Some("T0k3n"));
         assert_eq!(cfg.rules[0].reply.text.as_deref(), Some("[[accounts]]\n"));
         // Inline accounts.
         let out = insert_token("accounts = [{ appid = \"wx0123456789abcdef\" }]\n", "T0k3n").unwrap();
         assert_eq!(
-            Config::from_toml_str(&out, "w.toml").unwrap().accounts[0].token.as_deref(),
+            Config::from_toml_str(&out, "w.toml").unwrap().accounts[0].token.as_ref().map(Secret::expose),
             Some("T0k3n")
         );
-        assert!(insert_token("accounts = 3\n", "T0k3n").unwrap_err().contains("not a list of tables"));
+        assert!(matches!(insert_token("accounts = 3\n", "T0k3n"), Err(InsertTokenError::NotTables)));
     }
 
     #[test]
@@ -1721,7 +1773,7 @@ mod tests {
         let src = "[server]\n[[accounts]]\nappid = \"wx0123456789abcdef\"\n[[rules]]\ndefault = true\nreply.none = true\n";
         let out = insert_token(src, "T0k3n").unwrap();
         let cfg = Config::from_toml_str(&out, "w.toml").unwrap();
-        assert_eq!(cfg.accounts[0].token.as_deref(), Some("T0k3n"));
+        assert_eq!(cfg.accounts[0].token.as_ref().map(Secret::expose), Some("T0k3n"));
         assert_eq!(cfg.accounts[0].appid.as_deref(), Some("wx0123456789abcdef"));
         assert_eq!(cfg.rules.len(), 1);
     }
@@ -1773,7 +1825,7 @@ mod tests {
         assert!(cfg.apply_env(env).is_empty());
         assert!(!cfg.console.enabled);
         assert_eq!(cfg.console.path, "/ops");
-        assert_eq!(cfg.console.token.as_deref(), Some("admin-token-1"));
+        assert_eq!(cfg.console.token.as_ref().map(Secret::expose), Some("admin-token-1"));
         assert!(!format!("{cfg:?}").contains("admin-token-1"), "the admin token stays out of Debug");
     }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use wemp_client::ErrCode;
+use wemp_store::SchemaState;
 
 use crate::config::{Config, ServeArgs, token_is_valid};
 use crate::i18n::{Lang, Msg};
@@ -129,7 +130,7 @@ fn check_accounts(cfg: &Config, report: &mut Diagnosis, lang: Lang) {
                 Msg::OfAccount.fill(lang, &[("i", &i), ("what", &what)])
             }
         };
-        match &a.token {
+        match a.token.as_ref().map(wemp_proto::Secret::expose) {
             Some(t) if token_is_valid(t) => {
                 report.push(
                     label(Msg::CheckToken),
@@ -167,7 +168,7 @@ fn check_accounts(cfg: &Config, report: &mut Diagnosis, lang: Lang) {
         }
         let mode = mode_name(a.mode, lang);
         match (&a.aes_key, a.mode.is_encrypted()) {
-            (Some(key), _) => match wemp_proto::crypto::decode_key(key) {
+            (Some(key), _) => match wemp_proto::crypto::decode_key(key.expose()) {
                 Ok(_) => report.push(
                     label(Msg::CheckAesKey),
                     Status::Pass,
@@ -285,6 +286,32 @@ fn check_public_url(cfg: &Config, report: &mut Diagnosis, lang: Lang) {
     report.push(name, Status::Pass, vec![url.clone()]);
 }
 
+/// The report line of a read-only schema probe (SQLite or PostgreSQL).
+fn schema_report(
+    probed: Result<Result<SchemaState, wemp_store::StoreError>, tokio::time::error::Elapsed>,
+    db: &str,
+    name: &'static str,
+    report: &mut Diagnosis,
+    timeout: Duration,
+    lang: Lang,
+) {
+    match probed {
+        Ok(Ok(SchemaState::Missing)) => {
+            report.push(name, Status::Pass, vec![Msg::DbSchemaNotYet.fill(lang, &[("db", &db)])]);
+        }
+        Ok(Ok(SchemaState::Newer(v))) => {
+            report.push(name, Status::Fail, vec![Msg::DbNewer.fill(lang, &[("db", &db), ("version", &v)])]);
+        }
+        Ok(Ok(_)) => report.push(name, Status::Pass, vec![Msg::DbReachable.fill(lang, &[("db", &db)])]),
+        Ok(Err(e)) => report.push(name, Status::Fail, vec![format!("{db}: {e}")]),
+        Err(_) => report.push(
+            name,
+            Status::Fail,
+            vec![Msg::NoAnswerWithin.fill(lang, &[("what", &db), ("secs", &timeout.as_secs())])],
+        ),
+    }
+}
+
 async fn check_database(cfg: &Config, report: &mut Diagnosis, timeout: Duration, lang: Lang) {
     let name = Msg::CheckDatabase.get(lang);
     let location = LogLocation::of(&cfg.storage);
@@ -303,37 +330,15 @@ async fn check_database(cfg: &Config, report: &mut Diagnosis, timeout: Duration,
             };
             report.push(name, status, vec![detail]);
         }
-        LogLocation::Sqlite(_) => match tokio::time::timeout(timeout, location.open()).await {
-            Ok(Ok(_)) => report.push(name, Status::Pass, vec![Msg::DbReachable.fill(lang, &[("db", &db)])]),
-            Ok(Err(e)) => report.push(name, Status::Fail, vec![format!("{db}: {e}")]),
-            Err(_) => report.push(
-                name,
-                Status::Fail,
-                vec![Msg::NoAnswerWithin.fill(lang, &[("what", &db), ("secs", &timeout.as_secs())])],
-            ),
-        },
+        LogLocation::Sqlite(path) => {
+            // Read only: a check must not migrate the file or switch its journal mode.
+            let probe = wemp_store::sqlite::probe(path);
+            schema_report(tokio::time::timeout(timeout, probe).await, &db, name, report, timeout, lang);
+        }
         LogLocation::Postgres { url, schema } => {
-            use wemp_store::postgres::SchemaState;
             // Read only: a check must not create the schema or run migrations.
-            match tokio::time::timeout(timeout, wemp_store::postgres::probe(url, schema)).await {
-                Ok(Ok(SchemaState::Missing)) => {
-                    report.push(name, Status::Pass, vec![Msg::DbSchemaNotYet.fill(lang, &[("db", &db)])]);
-                }
-                Ok(Ok(SchemaState::Newer(v))) => report.push(
-                    name,
-                    Status::Fail,
-                    vec![Msg::DbNewer.fill(lang, &[("db", &db), ("version", &v)])],
-                ),
-                Ok(Ok(_)) => {
-                    report.push(name, Status::Pass, vec![Msg::DbReachable.fill(lang, &[("db", &db)])])
-                }
-                Ok(Err(e)) => report.push(name, Status::Fail, vec![format!("{db}: {e}")]),
-                Err(_) => report.push(
-                    name,
-                    Status::Fail,
-                    vec![Msg::NoAnswerWithin.fill(lang, &[("what", &db), ("secs", &timeout.as_secs())])],
-                ),
-            }
+            let probe = wemp_store::postgres::probe(url, schema);
+            schema_report(tokio::time::timeout(timeout, probe).await, &db, name, report, timeout, lang);
         }
     }
 }

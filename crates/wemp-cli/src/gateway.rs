@@ -64,7 +64,7 @@ impl Gateway {
         let mut base = Forward::with_timeout(RELAY, g.forward_timeout)
             .map_err(|e| format!("the HTTP client of forwarding: {e}"))?;
         if let Some(secret) = &g.forward_secret {
-            base = base.secret(secret);
+            base = base.secret(secret.expose());
         }
         if let Some(text) = &g.fallback_text {
             base = base.fallback_text(text.clone());
@@ -75,7 +75,7 @@ impl Gateway {
             base = base.account_names(id, name, a.appid.clone());
         }
         let relay = match &g.forward_secret {
-            Some(secret) if uses_relay(cfg) => Some(Relay::new(secret)),
+            Some(secret) if uses_relay(cfg) => Some(Relay::new(secret.expose())),
             _ => None,
         };
         let mut me = Self { base, relay, default: None };
@@ -147,7 +147,7 @@ pub fn relay_paths(cfg: &Config) -> Vec<String> {
 /// the API clients of the accounts that have an AppSecret (`clients`, as [`crate::serve::api_clients`]
 /// built them; each is known by its account's name and its id). `None` when off.
 pub fn api_proxy(cfg: &Config, clients: &[wemp_client::Client]) -> Option<ApiProxy> {
-    let token = cfg.api_proxy.token.clone()?;
+    let token = cfg.api_proxy.token.as_ref()?.expose().to_owned();
     let mut proxy = ApiProxy::new(token);
     for client in clients {
         let names = (0..cfg.accounts.len())

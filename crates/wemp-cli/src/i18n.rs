@@ -90,9 +90,15 @@ catalogue! {
     FromWritten => "config {file}, written now", "配置文件 {file}（刚生成）";
     /// Where the config came from: built in.
     FromBuiltIn => "built-in config", "内置配置";
-    /// What to paste into the WeChat console (`{title}`: the account, or empty).
-    PasteInto => "Paste into the WeChat console{title} (设置与开发 → 基本配置 → 服务器配置 → 修改配置):",
-                 "请在公众号后台{title}填写（设置与开发 → 基本配置 → 服务器配置 → 修改配置）：";
+    /// What to paste into the WeChat console (`{title}`: the account, or empty). The path is
+    /// the one the official docs give since the 「开发接口管理」 module moved from the
+    /// Official Account platform (mp.weixin.qq.com: 设置与开发 → 基本配置 → 服务器配置) to the
+    /// WeChat Developer Platform: developers.weixin.qq.com/doc/subscription/guide/dev/migration.html
+    /// (服务器配置 → 我的业务 → 公众号/服务号 → 基础信息) and
+    /// developers.weixin.qq.com/doc/oplatform/developers/product/subscription_service/
+    /// (基础信息 → 消息推送配置).
+    PasteInto => "Paste into the WeChat Developer Platform{title} (developers.weixin.qq.com/platform → 我的业务 → 公众号/服务号 → 基础信息 → 消息推送配置):",
+                 "请在微信开发者平台{title}填写（developers.weixin.qq.com/platform → 我的业务 → 公众号/服务号 → 基础信息 → 消息推送配置）：";
     /// The account a paste block is for.
     ForAccount => " for {name}", "为 {name} ";
     /// Field label: the callback URL.
@@ -103,6 +109,12 @@ catalogue! {
     FieldAesKey => "EncodingAESKey", "消息加解密密钥";
     /// Field label: the mode.
     FieldMode => "消息加解密方式", "消息加解密方式";
+    /// A secret not printed off a terminal, and the file it is in.
+    SecretIn => "(not shown: output is not a terminal; it is {field} in {file})",
+                "（输出不是终端，不显示：见 {file} 中的 {field}）";
+    /// A secret not printed off a terminal, and where it came from.
+    SecretFrom => "(not shown: output is not a terminal; set by {origin})",
+                  "（输出不是终端，不显示：由 {origin} 设置）";
     /// The EncodingAESKey in plain mode.
     AnyKey => "(any: plain mode does not use it; click 随机生成)",
               "（任意：明文模式不使用它，点“随机生成”即可）";
@@ -159,6 +171,54 @@ catalogue! {
     /// How to stop.
     Stop => "Stop with Ctrl-C.", "按 Ctrl-C 停止。";
 
+    // `wemp serve` failing to start.
+    /// The address is taken.
+    CannotListen => "cannot listen on {addr}: {error} (another server running? choose another with --listen)",
+                    "无法监听 {addr}：{error}（已有服务在运行？用 --listen 换一个地址）";
+    /// The message log cannot be opened.
+    CannotOpenLog => "cannot open the message log ({log}): {error}",
+                     "无法打开消息日志（{log}）：{error}";
+    /// Redis does not answer at start-up.
+    RedisAtStart => "Redis at {url}: {error} (`wemp doctor` checks the setup)",
+                    "Redis（{url}）：{error}（`wemp doctor` 可以检查配置）";
+
+    // `wemp sim`: the verdicts.
+    /// The verification GET sent.
+    VerifySent => "GET {url} (signature, timestamp, nonce, echostr={echostr})",
+                  "GET {url}（signature、timestamp、nonce，echostr={echostr}）";
+    /// The verification passes.
+    VerifyOk => "the server echoed echostr: WeChat will accept this URL and Token",
+                "服务器原样返回了 echostr：微信会接受这个 URL 和令牌（Token）";
+    /// The verification fails.
+    VerifyFails => "verification fails; WeChat's console would say the Token check failed:",
+                   "验证失败；微信后台会提示“token验证失败”：";
+    /// The label of a warning.
+    WarningLabel => "warning:", "警告：";
+    /// A message sent (`{what}` the message, `{mode}`, `{id}` its MsgId or empty).
+    SimSent => "→ {what} ({mode} mode{id}) to {url}", "→ {what}（{mode}{id}）发往 {url}";
+    /// The MsgId part of [`Msg::SimSent`].
+    SimMsgId => ", MsgId {id}", "，MsgId {id}";
+    /// A try of a delivery.
+    SimTry => "  try {n}: {what} in {elapsed}", "  第 {n} 次：{what}，用时 {elapsed}";
+    /// The server answered `success` or nothing.
+    NoReply => "no reply (success)", "不回复（success）";
+    /// A reply of a type (`{kind}`), `{enc}` when encrypted.
+    ReplyOf => "{kind} reply{enc}", "{kind} 回复{enc}";
+    /// The encrypted part of [`Msg::ReplyOf`].
+    Encrypted => ", encrypted", "，已加密";
+    /// WeChat refuses the reply.
+    ReplyRefused => "WeChat would refuse this reply; the user sees \"{banner}\":",
+                    "微信会拒绝这个回复；用户看到“{banner}”：";
+    /// What the user sees when WeChat gives up.
+    UserWouldSee => "  The user would see \"{banner}\"", "  用户会看到“{banner}”";
+    /// `sim check` starts.
+    Checking => "Checking {url} as WeChat would ({n} mode(s))", "以微信的方式检查 {url}（{n} 种模式）";
+    /// `sim check`'s summary.
+    ChecksSummary => "checks: {pass} pass, {fail} fail, {warn} warn, {skip} skipped",
+                     "检查：{pass} 项通过，{fail} 项失败，{warn} 项警告，{skip} 项跳过";
+    /// An encrypted mode without the key.
+    ModeNeedsKey => "{mode} mode needs --aes-key and --appid", "{mode}需要 --aes-key 和 --appid";
+
     // `wemp doctor`.
     /// Check name: the configuration.
     CheckConfig => "configuration", "配置";
@@ -196,8 +256,8 @@ catalogue! {
     /// An appid.
     AppidOk => "{appid} looks like an appid", "{appid} 是 AppID 的格式";
     /// A missing appid that is needed.
-    AppidMissing => "missing: encrypted modes and the API need the AppID (设置与开发 → 基本配置)",
-                    "缺少：兼容/安全模式和接口调用都需要 AppID（设置与开发 → 基本配置）";
+    AppidMissing => "missing: encrypted modes and the API need the AppID (微信开发者平台 → 我的业务 → 基础信息)",
+                    "缺少：兼容/安全模式和接口调用都需要 AppID（微信开发者平台 → 我的业务 → 基础信息）";
     /// A missing appid that is not needed.
     AppidSkip => "not set (plain mode works without it; encrypted modes and the API need it)",
                  "未设置（明文模式不需要；兼容/安全模式和接口调用需要）";
@@ -281,22 +341,22 @@ catalogue! {
                       "{error}（从这里能访问接口吗？--api-base 可指向别处）";
     /// errcode 40164.
     Err40164 => "WeChat refused this machine's IP address (40164): add this server's public outbound IP \
-                 to the IP whitelist (mp.weixin.qq.com → 设置与开发 → 基本配置 → IP白名单), then run \
+                 to the API IP whitelist (微信开发者平台 → 我的业务 → 基础信息 → API IP 白名单), then run \
                  `wemp doctor` again",
                 "微信拒绝了本机的 IP 地址（40164）：把这台服务器的公网出口 IP 加入 IP 白名单\
-                 （mp.weixin.qq.com → 设置与开发 → 基本配置 → IP白名单），再运行一次 `wemp doctor`";
+                 （微信开发者平台 → 我的业务 → 基础信息 → API IP 白名单），再运行一次 `wemp doctor`";
     /// errcode 40125.
-    Err40125 => "the AppSecret is wrong (40125): copy the current AppSecret from 设置与开发 → 基本配置 \
+    Err40125 => "the AppSecret is wrong (40125): copy the current AppSecret from 微信开发者平台 → 我的业务 → 基础信息 \
                  (reset it if nobody knows it) into the config file or WEMP_APPSECRET",
-                "AppSecret 不正确（40125）：从 设置与开发 → 基本配置 复制当前的 AppSecret\
+                "AppSecret 不正确（40125）：从 微信开发者平台 → 我的业务 → 基础信息 复制当前的 AppSecret\
                  （没人知道时就重置）到配置文件或 WEMP_APPSECRET";
     /// errcode 40013.
-    Err40013 => "the appid is wrong (40013): copy the AppID from 设置与开发 → 基本配置",
-                "AppID 不正确（40013）：从 设置与开发 → 基本配置 复制 AppID";
+    Err40013 => "the appid is wrong (40013): copy the AppID from 微信开发者平台 → 我的业务 → 基础信息",
+                "AppID 不正确（40013）：从 微信开发者平台 → 我的业务 → 基础信息 复制 AppID";
     /// errcode 48001.
-    Err48001 => "this account lacks the permission for this API (48001): check 设置与开发 → 接口权限; \
+    Err48001 => "this account lacks the permission for this API (48001): check 微信开发者平台 → 我的业务 → 接口管理 → 接口权限与额度; \
                  customer-service messages and many others need a verified (认证) service account",
-                "该公众号没有此接口的权限（48001）：查看 设置与开发 → 接口权限；\
+                "该公众号没有此接口的权限（48001）：查看 微信开发者平台 → 我的业务 → 接口管理 → 接口权限与额度；\
                  客服消息等许多接口需要已认证的服务号";
     /// errcode -1.
     ErrBusy => "WeChat is busy (-1): try again in a minute", "微信系统繁忙（-1）：一分钟后再试";
@@ -337,27 +397,6 @@ catalogue! {
     /// No secret for the relay.
     RelayNoSecret => "relay: set WEMP_FORWARD_SECRET to the server's gateway.forward_secret",
                      "中继：请把 WEMP_FORWARD_SECRET 设为服务端的 gateway.forward_secret";
-}
-
-/// The width of `s` in terminal columns: East Asian wide and fullwidth characters (CJK,
-/// fullwidth punctuation, Hangul) take two, everything else one. Enough for aligning the
-/// CLI's own labels; not a full Unicode width table.
-pub fn display_width(s: &str) -> usize {
-    s.chars()
-        .map(|c| {
-            let wide = matches!(u32::from(c),
-                0x1100..=0x115F | 0x2E80..=0x303E | 0x3041..=0xA4CF | 0xAC00..=0xD7A3
-                | 0xF900..=0xFAFF | 0xFE30..=0xFE4F | 0xFF00..=0xFF60 | 0xFFE0..=0xFFE6
-                | 0x20000..=0x3FFFD);
-            if wide { 2 } else { 1 }
-        })
-        .sum()
-}
-
-/// `s` followed by spaces up to `width` columns (at least one space).
-pub fn pad(s: &str, width: usize) -> String {
-    let w = display_width(s);
-    format!("{s}{}", " ".repeat(width.saturating_sub(w).max(1)))
 }
 
 impl Msg {
@@ -409,16 +448,6 @@ mod tests {
             assert!(!en.is_empty() && !zh.is_empty(), "{m:?}");
             assert_eq!(placeholders(en), placeholders(zh), "{m:?}");
         }
-    }
-
-    #[test]
-    fn wide_characters_take_two_columns() {
-        assert_eq!(display_width("Token"), 5);
-        assert_eq!(display_width("消息加解密方式"), 14);
-        assert_eq!(display_width("服务器地址（URL）"), 17);
-        assert_eq!(display_width("服务器地址(URL)"), 15);
-        assert_eq!(pad("URL", 16), format!("URL{}", " ".repeat(13)));
-        assert_eq!(pad("令牌（Token）", 18), "令牌（Token）     ");
     }
 
     #[test]

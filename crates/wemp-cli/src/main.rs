@@ -156,8 +156,16 @@ struct ConnArgs {
     /// The server's callback URL, e.g. http://127.0.0.1:8080/wechat.
     url: String,
     /// The Token configured in the WeChat console and on the server.
-    #[arg(long, env = "WEMP_TOKEN", hide_env_values = true)]
-    token: String,
+    #[arg(long, env = "WEMP_TOKEN", hide_env_values = true, required_unless_present = "config")]
+    token: Option<String>,
+    /// Take the Token, appid, EncodingAESKey and mode from this config file (with the WEMP_*
+    /// variables, as `wemp serve` reads it): the account whose path the URL ends in, else the
+    /// first. Flags still win.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+    /// The mode of the account read with --config.
+    #[arg(skip)]
+    config_mode: Option<Mode>,
     /// The account's appid (needed for compatible and safe mode).
     #[arg(long, env = "WEMP_APPID")]
     appid: Option<String>,
@@ -185,14 +193,37 @@ struct ConnArgs {
 }
 
 impl ConnArgs {
-    /// The mode asked for, else safe when an EncodingAESKey is given (what a server
-    /// configured with one most likely requires), else plain.
+    /// These arguments completed from `--config`: the Token, appid, EncodingAESKey and mode
+    /// of the account whose path the URL ends in (else the first), where no flag gave them.
+    fn resolved(mut self) -> Result<Self, String> {
+        let Some(file) = self.config.clone() else { return Ok(self) };
+        let args = ServeArgs { config: Some(file.clone()), ..ServeArgs::default() };
+        let (cfg, _) = wemp_cli::config::Config::resolve(&args, env_var).map_err(|e| e.to_string())?;
+        let path = reqwest::Url::parse(&self.url).map(|u| u.path().to_owned()).unwrap_or_default();
+        let i = (0..cfg.accounts.len()).find(|&i| cfg.account_path(i) == path).unwrap_or(0);
+        let Some(account) = cfg.accounts.get(i) else {
+            return Err(format!("{}: no [[accounts]] entry: give --token", file.display()));
+        };
+        let exposed = |s: &Option<wemp_proto::Secret>| s.as_ref().map(|s| s.expose().to_owned());
+        self.token = self.token.or_else(|| exposed(&account.token));
+        if self.token.is_none() {
+            return Err(format!("{}: accounts[{i}].token is not set: give --token", file.display()));
+        }
+        self.appid = self.appid.or_else(|| account.appid.clone());
+        self.aes_key = self.aes_key.or_else(|| exposed(&account.aes_key));
+        self.config_mode = Some(account.mode);
+        Ok(self)
+    }
+
+    /// The mode asked for, else the mode of the account read with `--config`, else safe
+    /// when an EncodingAESKey is given (what a server configured with one most likely
+    /// requires), else plain.
     fn mode(&self, asked: Option<Mode>) -> Mode {
-        asked.unwrap_or(if self.aes_key.is_some() { Mode::Safe } else { Mode::Plain })
+        asked.or(self.config_mode).unwrap_or(if self.aes_key.is_some() { Mode::Safe } else { Mode::Plain })
     }
 
     fn target(&self, mode: Mode) -> Target {
-        let mut target = Target::new(self.url.clone(), self.token.clone());
+        let mut target = Target::new(self.url.clone(), self.token.clone().unwrap_or_default());
         target.appid = self.appid.clone();
         target.aes_key = self.aes_key.clone();
         target.mode = mode;
@@ -253,7 +284,8 @@ Examples:
   wemp log                         the last 50 messages
   wemp log --user o_abc --since 1h
   wemp log --type text --json      one JSON object per line (msg_id as a string)
-  wemp log --follow                keep printing new messages (Ctrl-C to stop)";
+  wemp log --follow                keep printing new messages (Ctrl-C to stop)
+  TZ=Asia/Shanghai wemp log        times in that zone (default: the local one; --utc for UTC)";
 
 /// `wemp serve`.
 #[derive(Debug, Args)]
@@ -325,12 +357,16 @@ struct LogCmd {
     /// Show at most the last N messages.
     #[arg(short = 'n', long, default_value_t = 50)]
     last: usize,
-    /// Keep printing new messages as they are logged.
+    /// Keep printing new messages as they are logged (a retry joining a message printed
+    /// already prints its entry again: same id, its attempts now).
     #[arg(short, long)]
     follow: bool,
     /// One JSON object per line.
     #[arg(long)]
     json: bool,
+    /// Show times in UTC instead of the local time zone (TZ, else the system's).
+    #[arg(long)]
+    utc: bool,
     /// How often --follow checks for new messages, in milliseconds.
     #[arg(long, hide = true, default_value_t = 500)]
     poll_ms: u64,
@@ -499,11 +535,15 @@ async fn run_log(cmd: LogCmd, style: Style) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let zone = if cmd.utc { logview::Zone::utc() } else { logview::Zone::local() };
     let print = |rows: &[(i64, wemp_store::DeliveryRecord)]| {
         let mut out = std::io::stdout().lock();
         for (id, e) in rows {
-            let line =
-                if cmd.json { logview::to_json(*id, e).to_string() } else { logview::table_row(e, style) };
+            let line = if cmd.json {
+                logview::to_json(*id, e, &zone).to_string()
+            } else {
+                logview::table_row(e, style, &zone)
+            };
             if writeln!(out, "{line}").is_err() {
                 return false;
             }
@@ -511,7 +551,7 @@ async fn run_log(cmd: LogCmd, style: Style) -> ExitCode {
         out.flush().is_ok()
     };
     if !cmd.json && (!rows.is_empty() || cmd.follow) {
-        outln!("{}", logview::table_header(style));
+        outln!("{}", logview::table_header(style, &zone));
     }
     if !print(&rows) {
         return ExitCode::SUCCESS;
@@ -522,16 +562,22 @@ async fn run_log(cmd: LogCmd, style: Style) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    // Follow: everything after the last row the first read looked at.
-    let mut after = cursor;
+    // Follow: everything after the last row the first read looked at; a retry joining an
+    // entry shown already prints that entry again, with the same id and its attempts now.
+    let mut follow = logview::Follow::new(cursor, started, &rows);
     loop {
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(cmd.poll_ms)) => {}
             _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
         }
-        match logview::read_after(log.as_ref(), &filter, after, started).await {
-            Ok((rows, last)) => {
-                after = last;
+        match follow.poll(log.as_ref(), &filter).await {
+            Ok(followed) => {
+                let rows: Vec<_> = followed
+                    .into_iter()
+                    .map(|f| match f {
+                        logview::Followed::New(id, e) | logview::Followed::Updated(id, e) => (id, e),
+                    })
+                    .collect();
                 if !print(&rows) {
                     return ExitCode::SUCCESS;
                 }
@@ -554,6 +600,20 @@ fn json_line(value: &impl serde::Serialize) {
 }
 
 async fn run_sim(cmd: SimCommand, style: Style) -> ExitCode {
+    let lang = Lang::detect();
+    let resolve = |conn: ConnArgs| conn.resolved();
+    let cmd = match cmd {
+        SimCommand::Verify { conn } => resolve(conn).map(|conn| SimCommand::Verify { conn }),
+        SimCommand::Send { conn, mode, verbose, message } => {
+            resolve(conn).map(|conn| SimCommand::Send { conn, mode, verbose, message })
+        }
+        SimCommand::Chat { conn, mode } => resolve(conn).map(|conn| SimCommand::Chat { conn, mode }),
+        SimCommand::Check { conn, modes } => resolve(conn).map(|conn| SimCommand::Check { conn, modes }),
+    };
+    let cmd = match cmd {
+        Ok(cmd) => cmd,
+        Err(e) => return usage_error(&e),
+    };
     match cmd {
         SimCommand::Verify { conn } => {
             let sim = match Simulator::new(conn.target(Mode::Plain)) {
@@ -565,24 +625,18 @@ async fn run_sim(cmd: SimCommand, style: Style) -> ExitCode {
             if conn.json {
                 json_line(&report);
             } else {
-                outln!("GET {} (signature, timestamp, nonce, echostr={echostr})", conn.url);
+                outln!("{}", Msg::VerifySent.fill(lang, &[("url", &conn.url), ("echostr", &echostr)]));
                 outln!("  {}", report.attempt.exchange.describe(sim.target().timeout));
                 if report.ok {
-                    outln!(
-                        "{} the server echoed echostr: WeChat will accept this URL and Token",
-                        style.green("✓")
-                    );
+                    outln!("{} {}", style.green("✓"), Msg::VerifyOk.get(lang));
                 } else {
-                    outln!(
-                        "{} verification fails; WeChat's console would say the Token check failed:",
-                        style.red("✗")
-                    );
+                    outln!("{} {}", style.red("✗"), Msg::VerifyFails.get(lang));
                     for p in &report.problems {
                         outln!("  - {p}");
                     }
                 }
                 for w in &report.warnings {
-                    outln!("  {} {w}", style.yellow("warning:"));
+                    outln!("  {} {w}", style.yellow(Msg::WarningLabel.get(lang)));
                 }
             }
             if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
@@ -606,7 +660,7 @@ async fn run_sim(cmd: SimCommand, style: Style) -> ExitCode {
                 }
                 json_line(&value);
             } else {
-                print_delivery(&sim, &message, &incoming, &delivery, verbose, style);
+                print_delivery(&sim, &message, &incoming, &delivery, verbose, style, lang);
             }
             if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
         }
@@ -643,11 +697,11 @@ async fn run_sim(cmd: SimCommand, style: Style) -> ExitCode {
             if let Some(m) = modes.iter().find(|m| m.is_encrypted())
                 && sim.with_mode(*m).is_err()
             {
-                return usage_error(&format!("{m} mode needs --aes-key and --appid"));
+                return usage_error(&Msg::ModeNeedsKey.fill(lang, &[("mode", &mode_word(*m, lang))]));
             }
             let json = conn.json;
             if !json {
-                outln!("Checking {} as WeChat would ({} mode(s))", conn.url, modes.len());
+                outln!("{}", Msg::Checking.fill(lang, &[("url", &conn.url), ("n", &modes.len())]));
             }
             let report = check::run(&sim, &modes, |result| {
                 if json {
@@ -680,15 +734,32 @@ async fn run_sim(cmd: SimCommand, style: Style) -> ExitCode {
                 json_line(&value);
             } else {
                 outln!(
-                    "\nchecks: {} pass, {} fail, {} warn, {} skipped",
-                    report.count(Status::Pass),
-                    report.count(Status::Fail),
-                    report.count(Status::Warn),
-                    report.count(Status::Skip)
+                    "\n{}",
+                    Msg::ChecksSummary.fill(
+                        lang,
+                        &[
+                            ("pass", &report.count(Status::Pass)),
+                            ("fail", &report.count(Status::Fail)),
+                            ("warn", &report.count(Status::Warn)),
+                            ("skip", &report.count(Status::Skip)),
+                        ]
+                    )
                 );
             }
             if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
+    }
+}
+
+/// A mode in words: `plain` in English, `明文模式` in Chinese.
+fn mode_word(mode: Mode, lang: Lang) -> String {
+    match lang {
+        Lang::Zh => match mode {
+            Mode::Plain => Msg::ModePlain.get(lang).to_owned(),
+            Mode::Compatible => Msg::ModeCompatible.get(lang).to_owned(),
+            Mode::Safe => Msg::ModeSafe.get(lang).to_owned(),
+        },
+        _ => mode.to_string(),
     }
 }
 
@@ -699,30 +770,39 @@ fn print_delivery(
     delivery: &sim::Delivery,
     verbose: bool,
     style: Style,
+    lang: Lang,
 ) {
-    let id = incoming.msg_id().map(|id| format!(", MsgId {id}")).unwrap_or_default();
-    outln!("→ {} ({} mode{id}) to {}", spec.label(), delivery.mode, sim.target().url);
+    let id = incoming.msg_id().map(|id| Msg::SimMsgId.fill(lang, &[("id", &id)])).unwrap_or_default();
+    outln!(
+        "{}",
+        Msg::SimSent.fill(
+            lang,
+            &[
+                ("what", &spec.label()),
+                ("mode", &mode_word(delivery.mode, lang)),
+                ("id", &id),
+                ("url", &sim.target().url)
+            ]
+        )
+    );
     if verbose {
         outln!("{}", style.dim(&delivery.request));
     }
     for a in &delivery.attempts {
-        outln!(
-            "  try {}: {} in {}",
-            a.number,
-            a.exchange.describe(sim.target().timeout),
-            sim::fmt_duration(Duration::from_millis(
-                u64::try_from(a.elapsed.as_millis()).unwrap_or(u64::MAX)
-            ))
-        );
+        let elapsed = sim::fmt_duration(Duration::from_millis(
+            u64::try_from(a.elapsed.as_millis()).unwrap_or(u64::MAX),
+        ));
+        let what = a.exchange.describe(sim.target().timeout);
+        outln!("{}", Msg::SimTry.fill(lang, &[("n", &a.number), ("what", &what), ("elapsed", &elapsed)]));
     }
     match &delivery.outcome {
         Outcome::Reply { message, encrypted, xml, problems, warnings } => {
             match &message.header {
-                None => outln!("← {}", style.bold("no reply (success)")),
+                None => outln!("← {}", style.bold(Msg::NoReply.get(lang))),
                 Some(h) => {
                     let kind = message.reply.msg_type().unwrap_or("?");
-                    let enc = if *encrypted { ", encrypted" } else { "" };
-                    outln!("← {} reply{enc}", style.bold(kind));
+                    let enc = if *encrypted { Msg::Encrypted.get(lang) } else { "" };
+                    outln!("← {}", style.bold(&Msg::ReplyOf.fill(lang, &[("kind", &kind), ("enc", &enc)])));
                     outln!("  To {}  From {}  CreateTime {}", h.to, h.from, h.create_time);
                     for line in sim::chat::render_reply(&message.reply).lines() {
                         outln!("  {line}");
@@ -733,27 +813,28 @@ fn print_delivery(
                 outln!("{}", style.dim(xml));
             }
             if !problems.is_empty() {
-                outln!(
-                    "{} WeChat would refuse this reply; the user sees \"{}\":",
-                    style.red("✗"),
-                    sim::USER_ERROR_BANNER
-                );
+                let refused = Msg::ReplyRefused.fill(lang, &[("banner", &sim::USER_ERROR_BANNER)]);
+                outln!("{} {refused}", style.red("✗"));
                 for p in problems {
                     outln!("  - {p}");
                 }
             }
             for w in warnings {
-                outln!("  {} {w}", style.yellow("warning:"));
+                outln!("  {} {w}", style.yellow(Msg::WarningLabel.get(lang)));
             }
         }
         Outcome::Failed { reason } => {
             outln!("{} {reason}", style.red("✗"));
-            outln!("  The user would see \"{}\"", sim::USER_ERROR_BANNER);
+            outln!("{}", Msg::UserWouldSee.fill(lang, &[("banner", &sim::USER_ERROR_BANNER)]));
         }
     }
 }
 
-async fn run_bench(args: BenchArgs, style: Style) -> ExitCode {
+async fn run_bench(mut args: BenchArgs, style: Style) -> ExitCode {
+    args.conn = match args.conn.resolved() {
+        Ok(conn) => conn,
+        Err(e) => return usage_error(&e),
+    };
     let target = args.conn.target(args.conn.mode(args.mode));
     let sim = match Simulator::new(target) {
         Ok(sim) => sim,

@@ -13,6 +13,7 @@
 //! [`Reloader`].
 
 use std::fmt::Write as _;
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -22,7 +23,7 @@ use wemp_console::{
     Access, AccountInfo, Console, ConsoleAccount, ConsoleConfig, DoctorCheck, DoctorStatus, Language,
     RuleSummary,
 };
-use wemp_proto::Mode;
+use wemp_proto::{Mode, Secret};
 use wemp_server::{
     CustomerServiceSink, LateReplySink, LiveRouter, MessageLogObserver, Observer, RuleService, SinkOutcome,
     WechatService,
@@ -30,7 +31,7 @@ use wemp_server::{
 use wemp_store::{DedupStore, LogWriter, LogWriterConfig, MessageLog};
 
 use crate::config::{Config, ConfigError, ServeArgs, TokenSource};
-use crate::i18n::{self, Lang, Msg};
+use crate::i18n::{Lang, Msg};
 use crate::rules::{RuleInfo, RuleSet};
 use crate::sim::check::Status;
 use crate::storage::{self, LogLocation};
@@ -152,13 +153,8 @@ impl ClientSink {
 impl LateReplySink for ClientSink {
     async fn deliver(&self, appid: &str, openid: &str, reply: wemp_proto::Reply) -> SinkOutcome {
         match &self.api {
-            Some(api) if api.client(appid).is_some() => {
-                let outcome = api.deliver(appid, openid, reply).await;
-                if let SinkOutcome::Failed { .. } = &outcome {
-                    tracing::warn!(appid, %outcome, "late reply not delivered");
-                }
-                outcome
-            }
+            // The server logs the outcome ("late reply not delivered"): once, not here too.
+            Some(api) if api.client(appid).is_some() => api.deliver(appid, openid, reply).await,
             _ => wemp_server::LoggingSink::default().deliver(appid, openid, reply).await,
         }
     }
@@ -201,7 +197,7 @@ pub fn api_clients(
     let mut clients = Vec::new();
     for (i, a) in cfg.accounts.iter().enumerate() {
         let Some(secret) = &a.appsecret else { continue };
-        let mut b = wemp_client::Client::builder(account_id(cfg, i)).secret(secret.clone());
+        let mut b = wemp_client::Client::builder(account_id(cfg, i)).secret(secret.expose());
         // A WeCom app's client: gettoken with the corpid and the app's Secret, message/send.
         if a.kind == wemp_proto::admission::Kind::Wecom
             && let Some(agentid) = &a.agentid
@@ -255,11 +251,24 @@ pub(crate) fn last_segment(path: &str) -> String {
     path.rsplit('/').find(|s| !s.is_empty()).unwrap_or_default().to_owned()
 }
 
+/// Why [`build_service`] cannot build the service.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// An account cannot be set up.
+    #[error(transparent)]
+    Account(#[from] crate::config::AccountError),
+    /// The server refuses the set of accounts (two with one appid or path segment …).
+    #[error(transparent)]
+    Service(#[from] wemp_server::Error),
+}
+
 /// Builds the callback service of every account in `cfg`, answering with `rules`.
 ///
 /// # Errors
-/// An account cannot be set up (the config was validated, so only an invalid key).
-pub fn build_service(cfg: &Config, rules: &ServedRules, parts: &Parts) -> Result<WechatService, String> {
+/// [`BuildError`]: an account cannot be set up (the config was validated, so only an
+/// invalid key), or the server refuses the accounts together.
+pub fn build_service(cfg: &Config, rules: &ServedRules, parts: &Parts) -> Result<WechatService, BuildError> {
     let mut b = WechatService::builder()
         .handler_service(rules.service())
         .budget(cfg.server.deadline)
@@ -298,7 +307,7 @@ pub fn build_service(cfg: &Config, rules: &ServedRules, parts: &Parts) -> Result
         let g = g.clone();
         b = b.metrics_source(move |out| g.write_prometheus(out));
     }
-    b.build().map_err(|e| e.to_string())
+    Ok(b.build()?)
 }
 
 /// The HTTP app: each account's callback path and the metrics path go to `service`; with
@@ -341,7 +350,9 @@ pub fn proxied_console_warning(cfg: &Config, access: Option<&Access>) -> Option<
 /// `WEMP_CONSOLE_TOKEN`) when set, else loopback only; `None` when `console.enabled` is
 /// false.
 pub fn console_access(cfg: &Config, bound: SocketAddr) -> Option<Access> {
-    cfg.console.enabled.then(|| Access::for_listener(bound, cfg.console.token.clone()))
+    cfg.console
+        .enabled
+        .then(|| Access::for_listener(bound, cfg.console.token.as_ref().map(|t| t.expose().to_owned())))
 }
 
 /// The web console's configuration for a server bound to `bound`: it plays WeChat for
@@ -373,10 +384,10 @@ pub fn console_config(cfg: &Config, bound: SocketAddr) -> Option<ConsoleConfig> 
 /// server's records and the message log name it by.
 fn console_account(cfg: &Config, i: usize, bound: SocketAddr) -> ConsoleAccount {
     let a = &cfg.accounts[i];
-    let mut info = AccountInfo::new(a.token.clone().unwrap_or_default());
+    let mut info = AccountInfo::new(a.token.as_ref().map(Secret::expose).unwrap_or_default());
     info.name = a.name.clone();
     info.appid = a.appid.clone().unwrap_or_default();
-    info.aes_key = a.aes_key.clone();
+    info.aes_key = a.aes_key.as_ref().map(|k| k.expose().to_owned());
     info.mode = a.mode;
     if let Some(gh) = &a.original_id {
         info.original_id = gh.clone();
@@ -724,17 +735,100 @@ pub fn relay_url(cfg: &Config, i: usize, bound: SocketAddr) -> (String, bool) {
     (format!("ws{}/relay", url.trim_start_matches("http").trim_end_matches('/')), public)
 }
 
-/// The `wemp sim send` command that tries account `i` locally.
-pub fn sim_command(cfg: &Config, i: usize, bound: SocketAddr) -> String {
+/// Whether the setup screen may print the Token and the EncodingAESKey.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Secrets<'a> {
+    /// Print them: standard output is a terminal, read by the person who started the server.
+    Shown,
+    /// Say where they are instead: standard output goes to a file or a journal (journald keeps
+    /// what it is given), so only the config file's name is printed.
+    Hidden {
+        /// The config file the server read or the generated Token was saved to, if any.
+        file: Option<&'a Path>,
+    },
+}
+
+/// Where a secret field of account `i` came from when it is not shown: `WEMP_TOKEN`,
+/// `--token`, or the config file.
+fn secret_origin<'c>(cfg: &'c Config, i: usize, field: &str) -> Option<&'c str> {
+    cfg.origins.get(&format!("accounts[{i}].{field}")).map(String::as_str)
+}
+
+/// `word` as one shell word: as it is when it needs no quoting, else in single quotes.
+pub fn shell_word(word: &str) -> String {
+    let plain =
+        !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "_-./:@%+=,~".contains(c));
+    if plain { word.to_owned() } else { format!("'{}'", word.replace('\'', "'\\''")) }
+}
+
+/// The `wemp sim send` command that tries account `i` locally. With the secrets hidden it
+/// reads them where the server did: `--config FILE` (whose Token and EncodingAESKey `sim`
+/// reads itself), or the `WEMP_*` variables `sim` also reads.
+pub fn sim_command(cfg: &Config, i: usize, bound: SocketAddr, secrets: Secrets<'_>) -> String {
     let a = &cfg.accounts[i];
-    let mut cmd =
-        format!("wemp sim send {} --token {}", local_url(cfg, i, bound), a.token.as_deref().unwrap_or("T"));
-    if a.mode.is_encrypted()
-        && let (Some(appid), Some(key)) = (&a.appid, &a.aes_key)
-    {
-        let _ = write!(cmd, " --appid {appid} --aes-key {key} --mode {}", a.mode);
+    let mut cmd = format!("wemp sim send {}", local_url(cfg, i, bound));
+    match secrets {
+        Secrets::Shown => {
+            let _ = write!(cmd, " --token {}", a.token.as_ref().map_or("T", Secret::expose));
+            if a.mode.is_encrypted()
+                && let (Some(appid), Some(key)) = (&a.appid, &a.aes_key)
+            {
+                let _ = write!(cmd, " --appid {appid} --aes-key {} --mode {}", key.expose(), a.mode);
+            }
+        }
+        Secrets::Hidden { file } => {
+            // `sim --config` reads the file (and the WEMP_* variables) as `serve` did, and
+            // picks the account whose path the URL ends in; without a file, `sim` reads
+            // WEMP_TOKEN, WEMP_APPID and WEMP_AES_KEY itself. What came from a flag of
+            // `serve` is repeated, the secrets as placeholders.
+            if let Some(file) = file {
+                let _ = write!(cmd, " --config {}", shell_word(&file.display().to_string()));
+            }
+            let flag = |field: &str| secret_origin(cfg, i, field).is_some_and(|o| o.starts_with("--"));
+            if flag("token") {
+                cmd.push_str(" --token TOKEN");
+            }
+            if a.mode.is_encrypted() {
+                if let Some(appid) = a.appid.as_ref().filter(|_| flag("appid") || file.is_none()) {
+                    let _ = write!(cmd, " --appid {appid}");
+                }
+                if flag("aes_key") {
+                    cmd.push_str(" --aes-key KEY");
+                }
+                if flag("mode") || file.is_none() {
+                    let _ = write!(cmd, " --mode {}", a.mode);
+                }
+            }
+        }
     }
     cmd.push_str(" text help");
+    cmd
+}
+
+/// The `wemp log` command that reads the log this server writes: the flags that moved it
+/// (`--config`, `--data-dir`, `--database`) repeated, so it works for any of them. A
+/// database URL with a password is given as `"$WEMP_DATABASE"` when it came from there, and
+/// with the password masked otherwise.
+pub fn log_command(cfg: &Config, file: Option<&Path>) -> String {
+    let mut cmd = String::from("wemp log");
+    let origin = |field: &str| cfg.origins.get(field).map(String::as_str);
+    let default_file = cfg.storage.data_dir.join(crate::config::WRITTEN_CONFIG);
+    if let Some(f) = file
+        && f != default_file
+    {
+        let _ = write!(cmd, " --config {}", shell_word(&f.display().to_string()));
+    }
+    if origin("storage.data_dir").is_some() {
+        let _ = write!(cmd, " --data-dir {}", shell_word(&cfg.storage.data_dir.display().to_string()));
+    }
+    if let (Some(from), Some(url)) = (origin("storage.database"), &cfg.storage.database) {
+        let masked = storage::redact_url(url);
+        let word = match from {
+            "WEMP_DATABASE" if masked != *url => "\"$WEMP_DATABASE\"".to_owned(),
+            _ => shell_word(&masked),
+        };
+        let _ = write!(cmd, " --database {word}");
+    }
     cmd
 }
 
@@ -767,6 +861,9 @@ pub struct ScreenInfo<'a> {
     pub console: Option<&'a Access>,
     /// The language to speak (from the locale: [`Lang::detect`]).
     pub lang: Lang,
+    /// Whether standard output is a terminal: only then are the Token and the
+    /// EncodingAESKey printed (a journal keeps what it is given).
+    pub terminal: bool,
 }
 
 /// The start-up screen: what to paste into the WeChat console, and the `wemp sim` command
@@ -774,6 +871,12 @@ pub struct ScreenInfo<'a> {
 pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
     let cfg = info.cfg;
     let lang = info.lang;
+    // The file holding the secrets: the config read, or the one the generated Token went to.
+    let file = match info.token {
+        TokenSource::Generated { saved_to } => info.file.or(Some(saved_to.as_path())),
+        TokenSource::Configured => info.file,
+    };
+    let secrets = if info.terminal { Secrets::Shown } else { Secrets::Hidden { file } };
     let mut s = String::new();
     // A first start writes the config it runs (demo rules and the generated Token): say so,
     // rather than "built-in", since editing that file is how the user goes on.
@@ -789,9 +892,9 @@ pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
     // Only the product name is bold, as before: the rest of the line is plain.
     let _ = writeln!(s, "{}", running.replacen("wemp serve", &style.bold("wemp serve"), 1));
     let labels = [Msg::FieldUrl, Msg::FieldToken, Msg::FieldAesKey, Msg::FieldMode].map(|m| m.get(lang));
-    let width = labels.iter().map(|l| i18n::display_width(l)).max().unwrap_or(0) + 2;
+    let width = labels.iter().map(|l| crate::term::display_width(l)).max().unwrap_or(0) + 2;
     let field = |s: &mut String, label: Msg, value: &str| {
-        let _ = writeln!(s, "  {}{value}", i18n::pad(label.get(lang), width));
+        let _ = writeln!(s, "  {}{value}", crate::term::pad(label.get(lang), width));
     };
     for (i, a) in cfg.accounts.iter().enumerate() {
         let name = a.name.clone().or_else(|| a.id().map(str::to_owned));
@@ -802,10 +905,23 @@ pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
         let _ = writeln!(s);
         let _ = writeln!(s, "{}", Msg::PasteInto.fill(lang, &[("title", &title)]));
         field(&mut s, Msg::FieldUrl, &callback_url(cfg, i, info.bound));
-        field(&mut s, Msg::FieldToken, a.token.as_deref().unwrap_or("?"));
-        let key = match &a.aes_key {
-            Some(k) => k.clone(),
-            None => Msg::AnyKey.get(lang).to_owned(),
+        // Off a terminal, say where each secret is instead of printing it.
+        let hidden = |name: &str| match (secret_origin(cfg, i, name), file) {
+            (Some(origin), _) => Msg::SecretFrom.fill(lang, &[("origin", &origin)]),
+            (None, Some(f)) => Msg::SecretIn
+                .fill(lang, &[("field", &format!("accounts[{i}].{name}")), ("file", &f.display())]),
+            (None, None) => Msg::SecretFrom.fill(lang, &[("origin", &"?")]),
+        };
+        let token = match (&a.token, info.terminal) {
+            (Some(t), true) => t.expose().to_owned(),
+            (Some(_), false) => hidden("token"),
+            (None, _) => "?".to_owned(),
+        };
+        field(&mut s, Msg::FieldToken, &token);
+        let key = match (&a.aes_key, info.terminal) {
+            (Some(k), true) => k.expose().to_owned(),
+            (Some(_), false) => hidden("aes_key"),
+            (None, _) => Msg::AnyKey.get(lang).to_owned(),
         };
         field(&mut s, Msg::FieldAesKey, &key);
         field(&mut s, Msg::FieldMode, mode_label(a.effective_mode(), lang));
@@ -819,7 +935,7 @@ pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
     }
     let _ = writeln!(s);
     let _ = writeln!(s, "{}", Msg::TryLocally.get(lang));
-    let _ = writeln!(s, "  {}", sim_command(cfg, 0, info.bound));
+    let _ = writeln!(s, "  {}", sim_command(cfg, 0, info.bound, secrets));
     let _ = writeln!(s);
     let url = console_url(cfg, info.bound);
     let console = match info.console {
@@ -841,7 +957,12 @@ pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
         "{}",
         Msg::MessageLog.fill(
             lang,
-            &[("log", &info.log.describe()), ("command", &"wemp log"), ("dedup", &dedup), ("late", &late)]
+            &[
+                ("log", &info.log.describe()),
+                ("command", &log_command(cfg, file)),
+                ("dedup", &dedup),
+                ("late", &late)
+            ]
         )
     );
     if let Some(m) = &cfg.server.metrics_path {
@@ -917,11 +1038,14 @@ pub async fn run(
     let log = location
         .open()
         .await
-        .map_err(|e| fail(format!("cannot open the message log ({}): {e}", location.describe())))?;
-    let writer = LogWriter::spawn(log.clone(), LogWriterConfig::default());
+        .map_err(|e| fail(Msg::CannotOpenLog.fill(lang, &[("log", &location.describe()), ("error", &e)])))?;
+    // Batches the database fails wait on local disk until it answers again.
+    let spool = wemp_store::SpoolConfig::new(cfg.storage.spool_dir());
+    let writer = LogWriter::spawn(log.clone(), LogWriterConfig::default().spool(spool));
+    let retention = cfg.storage.retention.map(|r| tokio::spawn(wemp_store::apply_retention(log.clone(), r)));
     let redis_err = |e: wemp_store::StoreError| {
         let url = cfg.storage.redis.as_deref().map(storage::redact_url).unwrap_or_default();
-        fail(format!("Redis at {url}: {e} (`wemp doctor` checks the setup)"))
+        fail(Msg::RedisAtStart.fill(lang, &[("url", &url), ("error", &e)]))
     };
     let dedup = storage::dedup_store(&cfg.storage).await.map_err(redis_err)?;
     let tokens = storage::token_store(&cfg.storage).await.map_err(redis_err)?;
@@ -931,12 +1055,9 @@ pub async fn run(
     let late_api = !clients.is_empty();
     let sink: Option<Arc<dyn LateReplySink>> =
         late_api.then(|| Arc::new(ClientSink::new(clients)) as Arc<dyn LateReplySink>);
-    let listener = tokio::net::TcpListener::bind(&cfg.server.listen).await.map_err(|e| {
-        fail(format!(
-            "cannot listen on {}: {e} (another server running? choose another with --listen)",
-            cfg.server.listen
-        ))
-    })?;
+    let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
+        .await
+        .map_err(|e| fail(Msg::CannotListen.fill(lang, &[("addr", &cfg.server.listen), ("error", &e)])))?;
     let bound = listener.local_addr().map_err(|e| fail(e.to_string()))?;
 
     let reloader = Arc::new(Reloader::new(args.clone(), env.clone(), live.clone(), cfg.clone()));
@@ -964,7 +1085,7 @@ pub async fn run(
         api_proxy: api_proxy.clone(),
         gateway: Some(gateway.clone()),
     };
-    let service = build_service(&cfg, &live, &parts).map_err(fail)?;
+    let service = build_service(&cfg, &live, &parts).map_err(|e| fail(e.to_string()))?;
     if cfg.console.show_setup {
         let screen = setup_screen(
             &ScreenInfo {
@@ -977,6 +1098,7 @@ pub async fn run(
                 late_api,
                 console: console.as_ref().map(|c| &c.config().access),
                 lang,
+                terminal: std::io::stdout().is_terminal(),
             },
             style,
         );
@@ -1009,7 +1131,7 @@ pub async fn run(
             if cfg.console.show_setup {
                 use std::io::Write as _;
                 let mut out = std::io::stdout().lock();
-                let line = if public { i18n::Msg::RelayEndpoint } else { i18n::Msg::RelayEndpointLocal };
+                let line = if public { Msg::RelayEndpoint } else { Msg::RelayEndpointLocal };
                 let _ = writeln!(out, "{}", line.fill(lang, &[("url", &url)]));
                 let _ = out.flush();
             }
@@ -1068,6 +1190,9 @@ pub async fn run(
         t.abort();
     }
     watcher.abort();
+    if let Some(r) = retention {
+        r.abort();
+    }
     tracing::info!("shutting down: waiting for running handlers, then flushing the message log");
     if !service.drain(SHUTDOWN_GRACE).await {
         tracing::warn!(
@@ -1137,7 +1262,7 @@ mod tests {
         cfg.accounts.push(crate::config::AccountConfig {
             token: Some("Tok123".into()),
             appid: Some(platform.appid()),
-            appsecret: Some(platform.secret()),
+            appsecret: Some(platform.secret().into()),
             ..Default::default()
         });
         let sink = ClientSink::new(api_clients(&cfg, Some(&platform.url()), None).unwrap());
@@ -1192,7 +1317,7 @@ mod tests {
         // One appid twice is refused by the accounts' own constructor too (issue 11 §1), so
         // code that skips the config check cannot build it either …
         let served = ServedRules::new(rules);
-        let err = build_service(&cfg, &served, &Parts::default()).unwrap_err();
+        let err = build_service(&cfg, &served, &Parts::default()).unwrap_err().to_string();
         assert!(err.contains(APPID), "{err}");
         // … and the account at the second path, alone, still answers under its own appid.
         cfg.accounts.remove(cfg.accounts.len() - 2);
@@ -1335,6 +1460,7 @@ mod tests {
                     late_api: false,
                     console: access,
                     lang: Lang::En,
+                    terminal: true,
                 },
                 Style::plain(),
             )
@@ -1359,15 +1485,28 @@ mod tests {
         let bound: SocketAddr = "0.0.0.0:8080".parse().unwrap();
         assert_eq!(local_url(&cfg, 0, bound), "http://127.0.0.1:8080/wechat");
         assert_eq!(
-            sim_command(&cfg, 0, bound),
+            sim_command(&cfg, 0, bound, Secrets::Shown),
             "wemp sim send http://127.0.0.1:8080/wechat --token Tok123 text help"
         );
         cfg.accounts[0].mode = Mode::Safe;
         cfg.accounts[0].appid = Some("wx0123456789abcdef".into());
         cfg.accounts[0].aes_key = Some("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG".into());
-        assert!(sim_command(&cfg, 0, bound).ends_with(
+        assert!(sim_command(&cfg, 0, bound, Secrets::Shown).ends_with(
             "--appid wx0123456789abcdef --aes-key abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG --mode safe text help"
         ));
+        // Off a terminal: the config file, never the secrets.
+        let file = Path::new("my data/wemp.toml");
+        assert_eq!(
+            sim_command(&cfg, 0, bound, Secrets::Hidden { file: Some(file) }),
+            "wemp sim send http://127.0.0.1:8080/wechat --config 'my data/wemp.toml' text help"
+        );
+        // From the environment, which `sim` reads too.
+        cfg.origins.insert("accounts[0].token".into(), "WEMP_TOKEN".into());
+        cfg.origins.insert("accounts[0].aes_key".into(), "WEMP_AES_KEY".into());
+        assert_eq!(
+            sim_command(&cfg, 0, bound, Secrets::Hidden { file: None }),
+            "wemp sim send http://127.0.0.1:8080/wechat --appid wx0123456789abcdef --mode safe text help"
+        );
         cfg.console.public_url = Some("https://bot.example.com/wechat".into());
         assert_eq!(callback_url(&cfg, 0, bound), "https://bot.example.com/wechat");
         assert_eq!(last_segment("/wechat/demo/"), "demo");

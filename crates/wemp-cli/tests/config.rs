@@ -37,7 +37,7 @@ fn the_example_config_is_valid() {
     let cfg = example();
     assert_eq!(cfg.server.listen, "127.0.0.1:8080");
     assert_eq!(cfg.accounts.len(), 1);
-    assert_eq!(cfg.accounts[0].token.as_deref(), Some("wempDemoToken2024"));
+    assert_eq!(cfg.accounts[0].token.as_ref().map(wemp_proto::Secret::expose), Some("wempDemoToken2024"));
     assert_eq!(cfg.account_path(0), "/wechat");
     assert!(cfg.rules.len() >= 10);
 }

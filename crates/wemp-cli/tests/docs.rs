@@ -69,11 +69,22 @@ fn the_chinese_deploy_guide_has_the_same_configs_and_commands() {
 }
 
 #[test]
+fn the_chinese_gateway_guide_has_the_same_configs_commands_and_snippets() {
+    assert_same_code("docs/gateway.md", "docs/zh-CN/gateway.md");
+}
+
+#[test]
 fn each_english_document_links_its_chinese_version_and_back() {
     assert!(read("README.md").lines().take(5).any(|l| l.contains("](README.zh-CN.md)")));
     assert!(read("README.zh-CN.md").lines().take(5).any(|l| l.contains("](README.md)")));
     assert!(read("docs/deploy.md").lines().take(5).any(|l| l.contains("](zh-CN/deploy.md)")));
     assert!(read("docs/zh-CN/deploy.md").lines().take(5).any(|l| l.contains("](../deploy.md)")));
+    assert!(read("docs/gateway.md").lines().take(5).any(|l| l.contains("](zh-CN/gateway.md)")));
+    assert!(read("docs/zh-CN/gateway.md").lines().take(5).any(|l| l.contains("](../gateway.md)")));
+    assert!(
+        read("README.zh-CN.md").contains("](docs/zh-CN/gateway.md)"),
+        "README.zh-CN.md links the Chinese gateway guide"
+    );
 }
 
 #[test]

@@ -75,7 +75,7 @@ async fn doctor_against_the_fake_platform() {
         "{}",
         text(&o)
     );
-    assert!(text(&o).contains("IP白名单"), "{}", text(&o));
+    assert!(text(&o).contains("API IP 白名单"), "{}", text(&o));
 
     // The same in Chinese: check names and the instruction.
     platform.inject_times("/cgi-bin/stable_token", Fault::ErrCode(40164), 1);
@@ -277,5 +277,61 @@ async fn doctor_creates_no_postgresql_schema() {
         wemp_store::postgres::SchemaState::Missing,
         "doctor created schema {schema}"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Every file in `dir` with its bytes, to tell whether anything was written.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_opens_an_existing_sqlite_log_read_only() {
+    let dir = temp_dir("doctor-sqlite");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let run = |dir: &Path| {
+        let dir = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            wemp_in(&dir, &["doctor", "--token", "SqliteToken1", "--data-dir", "data"], &[])
+        })
+    };
+
+    // An empty file (what `touch` leaves): opening it for writing would create the tables.
+    std::fs::write(data.join("wemp.db"), b"").unwrap();
+    let before = snapshot(&data);
+    let o = run(&dir).await.unwrap();
+    let t = text(&o);
+    assert!(
+        t.contains(
+            "PASS  message log database: sqlite data/wemp.db: reachable; the schema does not exist yet"
+        ),
+        "{t}"
+    );
+    assert_eq!(snapshot(&data), before, "doctor wrote to the database directory:\n{t}");
+
+    // A log `wemp serve` wrote: reachable, and left byte for byte as it was.
+    std::fs::remove_file(data.join("wemp.db")).unwrap();
+    drop(wemp_store::sqlite::SqliteDatabase::open(data.join("wemp.db")).await.unwrap());
+    let before = snapshot(&data);
+    let o = run(&dir).await.unwrap();
+    let t = text(&o);
+    assert!(t.contains("PASS  message log database: sqlite data/wemp.db: reachable"), "{t}");
+    assert_eq!(snapshot(&data), before, "doctor wrote to the database directory:\n{t}");
+
+    // Not a database at all: a clear failure, and the file is left alone.
+    std::fs::write(data.join("wemp.db"), b"this is not a database, it is a note").unwrap();
+    let o = run(&dir).await.unwrap();
+    let t = text(&o);
+    assert!(t.contains("FAIL  message log database: sqlite data/wemp.db:"), "{t}");
+    assert_eq!(std::fs::read(data.join("wemp.db")).unwrap(), b"this is not a database, it is a note");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -103,6 +103,31 @@ fn a_trickled_body_is_cut_off_after_the_body_timeout() {
     trickle.join().unwrap();
 }
 
+/// Issue 16 item 16: a client that hangs up mid-body is logged as a body that did not
+/// arrive, not as bad XML (`-40002`).
+#[test]
+fn a_client_hanging_up_mid_body_is_not_logged_as_bad_xml() {
+    let dir = temp_dir("limits-hangup");
+    let (srv, addr) = start(&dir, "");
+    let path = srv.url.split_once("127.0.0.1").unwrap().1.split_once('/').unwrap().1;
+    let ts =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs().to_string();
+    let sig = wemp_proto::signature::sign(&srv.token, &ts, "n2");
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.write_all(
+        format!(
+            "POST /{path}?signature={sig}&timestamp={ts}&nonce=n2 HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+             Content-Length: 500\r\n\r\n<xml><ToUserName>"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    drop(s);
+    assert!(srv.wait_stderr("did not arrive whole", Duration::from_secs(10)), "{}", srv.stderr());
+    assert!(!srv.stderr().contains("-40002"), "{}", srv.stderr());
+}
+
 #[test]
 fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let dir = temp_dir("limits-idle");

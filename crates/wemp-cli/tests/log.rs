@@ -8,7 +8,9 @@ use std::io::BufRead as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{PgSchema, ServeProc, http_get, out as text, redis_url, temp_dir, wemp_cmd, wemp_in};
+use common::{
+    PgSchema, ServeProc, http_get, json_lines, out as text, redis_url, temp_dir, wemp_cmd, wemp_in,
+};
 use serde_json::Value;
 
 /// Sends one message as `openid` with `sim send --json`; returns its MsgId (if any).
@@ -19,11 +21,6 @@ fn send_as(dir: &Path, srv: &ServeProc, openid: &str, what: &[&str]) -> Option<S
     assert!(o.status.success(), "{}", text(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     v["msg_id"].as_str().map(str::to_owned)
-}
-
-fn json_lines(o: &std::process::Output) -> Vec<Value> {
-    assert!(o.status.success(), "{}", text(o));
-    String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 #[test]
@@ -182,5 +179,49 @@ fn serve_logs_to_postgres_with_redis_dedup() {
     );
     println!("PostgreSQL schema {schema}: {} entries logged and read back", all.len());
     drop(pg);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Issue 17 item 5: the start screen prints the `wemp log` command for the data directory in
+/// use, and that command shows whole OpenIDs (pasteable into `--user`), Chinese text in
+/// aligned columns, and times in the local zone (`TZ`) or UTC with `--utc`.
+#[test]
+fn log_speaks_the_local_time_and_keeps_columns_with_chinese() {
+    let dir = temp_dir("log-zh");
+    let srv = ServeProc::start(&dir, &["--listen", "127.0.0.1:0", "--data-dir", "my data"], &[]);
+    let screen = srv.stdout();
+    let command = screen
+        .lines()
+        .find_map(|l| Some(l.split_once("(read it with `")?.1.split_once('`')?.0.to_owned()))
+        .unwrap_or_else(|| panic!("no `wemp log` command on the screen:\n{screen}"));
+    assert_eq!(command, "wemp log --data-dir 'my data'");
+    let openid = "oABCDEFGHIJKLMNOPQRSTUVWXYZ0";
+    send_as(&dir, &srv, openid, &["text", "我想查询一下我的订单状态"]).unwrap();
+    send_as(&dir, &srv, openid, &["text", "help"]).unwrap();
+    let (status, err) = srv.stop();
+    assert!(status.success(), "{err}");
+
+    // The printed command, as a shell would split it.
+    let args = ["log", "--data-dir", "my data"];
+    let utc = wemp_in(&dir, &[&args[..], &["--utc"]].concat(), &[("TZ", "Asia/Shanghai")]);
+    let local = wemp_in(&dir, &args, &[("TZ", "Asia/Shanghai")]);
+    let (utc, local) = (text(&utc), text(&local));
+    assert!(utc.starts_with("time (UTC)"), "{utc}");
+    assert!(local.starts_with("time (Asia/Shanghai)"), "{local}");
+    let rows = |t: &str| t.lines().skip(1).map(str::to_owned).collect::<Vec<_>>();
+    let (utc_rows, local_rows) = (rows(&utc), rows(&local));
+    assert_eq!(utc_rows.len(), 2, "{utc}");
+    let hour = |row: &str| row[11..13].parse::<u32>().unwrap();
+    assert_eq!((hour(&utc_rows[0]) + 8) % 24, hour(&local_rows[0]), "Beijing is UTC+8:\n{utc}\n{local}");
+    // Whole OpenIDs, and the columns after a Chinese message start where they do after an
+    // English one (in terminal cells: a CJK character takes two).
+    assert!(utc_rows.iter().all(|r| r.contains(openid)), "{utc}");
+    // The reply is the last column (its text has no double space).
+    let reply_at = |row: &str| wemp_cli::term::display_width(&row[..row.rfind("  ").unwrap() + 2]);
+    assert_eq!(reply_at(&utc_rows[0]), reply_at(&utc_rows[1]), "\n{utc}");
+    // JSON carries the offset of the zone asked for.
+    let json =
+        json_lines(&wemp_in(&dir, &["log", "--json", "--data-dir", "my data"], &[("TZ", "Asia/Shanghai")]));
+    assert!(json[0]["received_at"].as_str().unwrap().ends_with("+08:00"), "{}", json[0]);
     std::fs::remove_dir_all(&dir).unwrap();
 }

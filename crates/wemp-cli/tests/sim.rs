@@ -487,3 +487,57 @@ fn an_untrusted_certificate_is_named() {
     // With --insecure the exchange happens (openssl's page is not an echostr, so it fails).
     assert!(stdout(&insecure).contains("HTTP 200"), "{}", stdout(&insecure));
 }
+
+/// Issue 17, "speaking the user's language": sim's verdicts and serve's most common start
+/// error follow the locale, in English and in Chinese.
+#[test]
+fn sim_verdicts_and_start_errors_follow_the_locale() {
+    let dir = common::temp_dir("sim-locale");
+    let good = spawn(Flaws::default());
+    let broken = spawn(Flaws { echo: Echo::Quoted, invalid_xml: true, ..Flaws::default() });
+    let run = |lang: &str, args: &[&str]| {
+        let o = common::wemp_in(&dir, args, &[("LANG", lang)]);
+        format!("{}{}", stdout(&o), stderr(&o))
+    };
+    let verify = |url: &str| ["sim", "verify", url, "--token", TOKEN].map(str::to_owned);
+    let verify =
+        |lang: &str, url: &str| run(lang, &verify(url).iter().map(String::as_str).collect::<Vec<_>>());
+    let send = |lang: &str, url: &str| run(lang, &["sim", "send", url, "--token", TOKEN, "text", "订单 42"]);
+    let check = |lang: &str| run(lang, &["sim", "check", &good.url, "--token", TOKEN]);
+
+    let en = [verify("en_US.UTF-8", &good.url), verify("en_US.UTF-8", &broken.url)];
+    assert!(
+        en[0].contains("✓ the server echoed echostr: WeChat will accept this URL and Token"),
+        "{}",
+        en[0]
+    );
+    assert!(
+        en[1].contains("✗ verification fails; WeChat's console would say the Token check failed:"),
+        "{}",
+        en[1]
+    );
+    let zh = [verify("zh_CN.UTF-8", &good.url), verify("zh_CN.UTF-8", &broken.url)];
+    assert!(zh[0].contains("✓ 服务器原样返回了 echostr：微信会接受这个 URL 和令牌（Token）"), "{}", zh[0]);
+    assert!(zh[1].contains("✗ 验证失败；微信后台会提示“token验证失败”："), "{}", zh[1]);
+
+    let en = send("en_US.UTF-8", &good.url);
+    assert!(en.contains("(plain mode, MsgId ") && en.contains("← text reply"), "{en}");
+    let zh = send("zh_CN.UTF-8", &good.url);
+    assert!(zh.contains("（明文模式，MsgId ") && zh.contains("← text 回复"), "{zh}");
+    let zh = send("zh_CN.UTF-8", &broken.url);
+    assert!(zh.contains("微信会拒绝这个回复；用户看到“") || zh.contains("用户会看到“"), "{zh}");
+
+    assert!(check("C").contains("\nchecks: "), "{}", check("C"));
+    let zh = check("zh_CN.UTF-8");
+    assert!(zh.starts_with("以微信的方式检查 ") && zh.contains("\n检查：") && zh.contains("项通过"), "{zh}");
+
+    // A taken port: the start error in the user's language.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let serve = |lang: &str| run(lang, &["serve", "--listen", &addr, "--token", "LocaleToken1"]);
+    assert!(serve("en_US.UTF-8").contains(&format!("cannot listen on {addr}: ")), "{}", serve("en_US.UTF-8"));
+    let zh = serve("zh_CN.UTF-8");
+    assert!(zh.contains(&format!("无法监听 {addr}：")) && zh.contains("用 --listen 换一个地址"), "{zh}");
+    drop(taken);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

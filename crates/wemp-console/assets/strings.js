@@ -233,7 +233,7 @@ const en = {
   // setup
   'setup.paste': 'Paste into the WeChat console',
   'setup.paste.account': 'Paste into the WeChat console: {account}',
-  'setup.where': 'Official Account platform → 设置与开发 → 基本配置 → 服务器配置 (Settings and development → Basic configuration → Server configuration).',
+  'setup.where': 'developers.weixin.qq.com/platform → 我的业务 (My business) → 公众号/服务号 → 基础信息 (Basic information) → 消息推送配置 (Message push). It moved there from the Official Account platform\'s 设置与开发 → 基本配置 → 服务器配置.',
   'setup.url': 'URL (服务器地址)',
   'setup.token': 'Token (令牌)',
   'setup.aes-key': 'EncodingAESKey (消息加解密密钥)',
@@ -491,7 +491,7 @@ const zhCN = {
 
   'setup.paste': '填写到微信公众平台',
   'setup.paste.account': '填写到微信公众平台：{account}',
-  'setup.where': '微信公众平台 → 设置与开发 → 基本配置 → 服务器配置。',
+  'setup.where': '微信开发者平台（developers.weixin.qq.com/platform）→ 我的业务 → 公众号/服务号 → 基础信息 → 消息推送配置（原公众平台的 设置与开发 → 基本配置 → 服务器配置 已迁移至此）。',
   'setup.url': '服务器地址(URL)',
   'setup.token': '令牌(Token)',
   'setup.aes-key': '消息加解密密钥(EncodingAESKey)',

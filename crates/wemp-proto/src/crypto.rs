@@ -75,7 +75,14 @@ pub enum DecryptError {
         /// The last byte of the decrypted buffer.
         pad: u8,
     },
-    /// `-40008`: the buffer is shorter than the 20-byte header or the length field overruns it.
+    /// `-40008`: the decrypted buffer is shorter than its 20-byte header (16 random bytes and
+    /// the length field).
+    #[error("decrypted message is {len} bytes, shorter than its 20-byte header; wrong EncodingAESKey?")]
+    TooShort {
+        /// The bytes decrypted (after the padding).
+        len: usize,
+    },
+    /// `-40008`: the length field overruns the buffer.
     #[error("length field says {declared} bytes but only {available} follow; wrong EncodingAESKey?")]
     Length {
         /// The declared message length.
@@ -89,7 +96,9 @@ pub enum DecryptError {
         /// Length of the valid UTF-8 prefix.
         valid_up_to: usize,
     },
-    /// `-40005`: the trailing appid is not the one configured.
+    /// `-40005`: the trailing appid is not the one configured. `found` is printable: control
+    /// characters (a NUL from a wrong key or a forged payload) are escaped and a long value is
+    /// cut, so it can go into a log line as it is.
     #[error("appid mismatch: expected {expected}, found {found}")]
     AppidMismatch {
         /// The appid this cipher was built with.
@@ -99,13 +108,29 @@ pub enum DecryptError {
     },
 }
 
+/// `s` with control characters escaped (`\u{0}`, `\n`, `\u{1b}`) and cut after 64 characters
+/// (with `…`): safe to write into a log line or a one-line error.
+fn printable(s: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i == 64 {
+            out.push('…');
+            break;
+        }
+        if c.is_control() { out.extend(c.escape_default()) } else { out.push(c) }
+    }
+    out
+}
+
 impl DecryptError {
     /// The reference code of this failure.
     pub const fn reference_code(&self) -> ReferenceCode {
         match self {
             Self::Base64(_) => ReferenceCode::DecodeBase64,
             Self::BlockLength(_) => ReferenceCode::DecryptAes,
-            Self::Padding { .. } | Self::Length { .. } | Self::Utf8 { .. } => ReferenceCode::IllegalBuffer,
+            Self::Padding { .. } | Self::TooShort { .. } | Self::Length { .. } | Self::Utf8 { .. } => {
+                ReferenceCode::IllegalBuffer
+            }
             Self::AppidMismatch { .. } => ReferenceCode::ValidateAppid,
         }
     }
@@ -190,7 +215,7 @@ impl Cipher {
         if appid != self.appid.as_bytes() {
             return Err(DecryptError::AppidMismatch {
                 expected: self.appid.to_string(),
-                found: String::from_utf8_lossy(&appid).into_owned(),
+                found: printable(&String::from_utf8_lossy(&appid)),
             });
         }
         Ok(msg)
@@ -222,7 +247,7 @@ impl Cipher {
         }
         buf.truncate(buf.len() - pad_len);
         if buf.len() < 20 {
-            return Err(DecryptError::Length { declared: 0, available: buf.len().saturating_sub(20) });
+            return Err(DecryptError::TooShort { len: buf.len() });
         }
         let declared = u32::from_be_bytes([buf[16], buf[17], buf[18], buf[19]]);
         let available = buf.len() - 20;
@@ -297,6 +322,40 @@ pub(crate) mod tests {
         let bad = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEF!";
         assert_eq!(Cipher::new(bad, "wx").unwrap_err(), KeyError::Alphabet { position: 42 });
         assert_eq!(KeyError::Length(5).reference_code().code(), -40004);
+    }
+
+    /// Issue 16 item 16: a decrypted buffer shorter than its header says so, rather than
+    /// "length field says 0 bytes but only 0 follow".
+    #[test]
+    fn a_buffer_shorter_than_the_header_is_named() {
+        let cipher = Cipher::new(SAMPLE_KEY, SAMPLE_APPID).unwrap();
+        let mut buf = [7_u8; 16];
+        buf[10..].fill(6); // 10 bytes, then 6 bytes of padding
+        cipher.cbc_encrypt(&mut buf);
+        let encrypt = base64::engine::general_purpose::STANDARD.encode(buf);
+        let err = cipher.decrypt(&encrypt).unwrap_err();
+        assert_eq!(err, DecryptError::TooShort { len: 10 });
+        assert_eq!(
+            err.to_string(),
+            "decrypted message is 10 bytes, shorter than its 20-byte header; wrong EncodingAESKey?"
+        );
+        assert_eq!(err.reference_code().code(), -40008);
+    }
+
+    /// Issue 16 item 16: an appid from a payload goes into log lines; its control characters
+    /// are escaped and a long one is cut.
+    #[test]
+    fn a_found_appid_is_printable() {
+        let ours = Cipher::new(SAMPLE_KEY, SAMPLE_APPID).unwrap();
+        let evil = Cipher::new(SAMPLE_KEY, "wx\0\u{1b}[31mred\nline").unwrap();
+        let err = ours.decrypt(&evil.encrypt("<xml/>", [3; 16]).unwrap()).unwrap_err();
+        let DecryptError::AppidMismatch { found, .. } = &err else { panic!("{err:?}") };
+        assert_eq!(found, "wx\\u{0}\\u{1b}[31mred\\nline");
+        assert!(!err.to_string().chars().any(char::is_control), "{err}");
+        let long = Cipher::new(SAMPLE_KEY, &"x".repeat(100)).unwrap();
+        let err = ours.decrypt(&long.encrypt("<xml/>", [3; 16]).unwrap()).unwrap_err();
+        let DecryptError::AppidMismatch { found, .. } = &err else { panic!("{err:?}") };
+        assert_eq!(found.chars().count(), 65, "{found}");
     }
 
     #[test]

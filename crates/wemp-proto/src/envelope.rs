@@ -75,9 +75,12 @@ pub enum EnvelopeError {
     /// The body is not acceptable XML.
     #[error(transparent)]
     Xml(#[from] XmlError),
-    /// No `<Encrypt>` element (or an empty one).
+    /// No `<Encrypt>` element.
     #[error("no <Encrypt> element in the body")]
     MissingEncrypt,
+    /// An `<Encrypt>` element with nothing in it.
+    #[error("the <Encrypt> element is empty")]
+    EmptyEncrypt,
     /// A field of an encrypted reply is missing.
     #[error("no <{0}> element in the encrypted reply")]
     MissingField(&'static str),
@@ -114,15 +117,14 @@ impl Envelope {
     /// Reads an already parsed body.
     ///
     /// # Errors
-    /// [`EnvelopeError::MissingEncrypt`] when there is no non-empty `Encrypt`.
+    /// [`EnvelopeError::MissingEncrypt`] when there is no `Encrypt`,
+    /// [`EnvelopeError::EmptyEncrypt`] when it is empty.
     pub fn from_document(document: Document) -> Result<Self, EnvelopeError> {
-        let encrypt = document
-            .root
-            .text_of("Encrypt")
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .ok_or(EnvelopeError::MissingEncrypt)?
-            .to_owned();
+        let encrypt =
+            document.root.text_of("Encrypt").map(str::trim).ok_or(EnvelopeError::MissingEncrypt)?.to_owned();
+        if encrypt.is_empty() {
+            return Err(EnvelopeError::EmptyEncrypt);
+        }
         let to_user_name = document.root.text_of("ToUserName").map(str::to_owned);
         Ok(Self { to_user_name, encrypt, document })
     }

@@ -293,7 +293,10 @@ fn deserialize_articles<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Ar
 }
 
 fn check_chars(el: &Element) -> Result<(), ReplyError> {
-    if let Some(ch) = el.text.chars().find(|&c| !is_xml_char(c)) {
+    // Printable ASCII (and tab, newline, return) is all XML characters: a byte scan decides
+    // most replies without decoding a char at a time (this runs for every reply).
+    let plain = el.text.bytes().all(|b| matches!(b, b'\t' | b'\n' | b'\r' | 0x20..=0x7e));
+    if !plain && let Some(ch) = el.text.chars().find(|&c| !is_xml_char(c)) {
         return Err(ReplyError::InvalidChar { field: el.name.clone(), ch });
     }
     el.children.iter().try_for_each(check_chars)

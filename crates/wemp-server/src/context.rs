@@ -37,6 +37,9 @@ pub(crate) struct Shared {
     /// Whether the handler itself deferred the reply ([`Ctx::defer`]), as opposed to the
     /// deadline.
     handler_deferred: std::sync::atomic::AtomicBool,
+    /// Whether the request span's `rule` field was recorded: once only, as a field recorded
+    /// twice is printed twice.
+    rule_in_span: std::sync::atomic::AtomicBool,
 }
 
 /// A retry on this instance waiting for a running handler's reply; counted while it lives.
@@ -86,6 +89,14 @@ impl Shared {
             joiners: AtomicUsize::new(0),
             joiner_left: Notify::new(),
             handler_deferred: std::sync::atomic::AtomicBool::new(false),
+            rule_in_span: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Records `name` as the request span's `rule` field, unless a name is there already.
+    pub(crate) fn name_in_span(&self, name: &str) {
+        if !self.rule_in_span.swap(true, Ordering::AcqRel) {
+            tracing::Span::current().record("rule", name);
         }
     }
 
@@ -210,7 +221,7 @@ impl Ctx {
     /// engine behind one [`crate::Router`] fallback. The last name set wins.
     pub fn set_rule_name(&self, name: impl Into<Arc<str>>) {
         let name = name.into();
-        tracing::Span::current().record("rule", &*name);
+        self.shared.name_in_span(&name);
         self.shared.set_rule(name);
     }
 

@@ -434,14 +434,15 @@ impl Forward {
         let latency_ms = record.latency_ms();
         s.calls[record.result as usize].fetch_add(1, Relaxed);
         inbound.ctx().record_forward(record);
-        let key = inbound.message().dedup_key();
+        // Only the log lines read it: made when one is emitted (`WEMP_LOG=warn` spares it).
+        let key = || inbound.message().dedup_key();
         match outcome {
             Ok(reply) => {
-                tracing::info!(target: "wemp::forward", dedup_key = %key, latency_ms, reply = reply.msg_type().unwrap_or("none"), "forwarded");
+                tracing::info!(target: "wemp::forward", dedup_key = %key(), latency_ms, reply = reply.msg_type().unwrap_or("none"), "forwarded");
                 Ok(reply)
             }
             Err(e) => {
-                tracing::warn!(target: "wemp::forward", dedup_key = %key, latency_ms, "forwarding failed: {e}");
+                tracing::warn!(target: "wemp::forward", dedup_key = %key(), latency_ms, "forwarding failed: {e}");
                 match &self.fallback_text {
                     Some(text) => Ok(Reply::text(text.as_ref())),
                     None => Err(Box::new(e)),

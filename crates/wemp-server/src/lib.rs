@@ -41,7 +41,7 @@ pub use observe::{
     BroadcastObserver, DedupOutcome, DeliveryRecord, ForwardRecord, ForwardResult, ForwardTarget,
     MessageLogObserver, Observer, RecordOutcome, RejectionRecord,
 };
-pub use reject::RejectReason;
+pub use reject::{RejectReason, RejectionLogRate};
 #[cfg(feature = "client")]
 pub use relay::{
     RELAY_AUTH_HEADER, RELAY_AUTH_WINDOW, RELAY_PING_INTERVAL, Relay, RelayAnswer, RelayError, RelayRequest,

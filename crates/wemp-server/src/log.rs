@@ -16,13 +16,17 @@ impl<'a> ShortId<'a> {
 
 impl fmt::Display for ShortId<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let chars = self.id.chars().count();
-        if self.full || chars <= 8 {
-            return f.write_str(self.id);
+        // Slices at char boundaries, no allocation: this runs for every request whose span
+        // is recorded.
+        let id = self.id;
+        let head_end = id.char_indices().nth(4).map_or(id.len(), |(i, _)| i);
+        let tail_start = id.char_indices().rev().nth(3).map_or(0, |(i, _)| i);
+        if self.full || id.chars().nth(8).is_none() {
+            return f.write_str(id);
         }
-        let head: String = self.id.chars().take(4).collect();
-        let tail: String = self.id.chars().skip(chars - 4).collect();
-        write!(f, "{head}…{tail}")
+        f.write_str(&id[..head_end])?;
+        f.write_str("…")?;
+        f.write_str(&id[tail_start..])
     }
 }
 
@@ -38,5 +42,8 @@ mod tests {
             "oyORnuP8q7ou2gfYjqLzSIWZf0rs"
         );
         assert_eq!(ShortId::new("o1", false).to_string(), "o1");
+        assert_eq!(ShortId::new("o1234567", false).to_string(), "o1234567");
+        assert_eq!(ShortId::new("o12345678", false).to_string(), "o123…5678");
+        assert_eq!(ShortId::new("用户一二三四五六七", false).to_string(), "用户一二…四五六七");
     }
 }

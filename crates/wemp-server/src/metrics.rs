@@ -6,22 +6,15 @@ use std::time::Duration;
 
 use wemp_proto::Mode;
 
+use crate::observe::RecordOutcome;
 use crate::reject::RejectReason;
 
 const MODES: [&str; 4] = ["plain", "compatible", "safe", "unknown"];
-const OUTCOMES: [&str; 4] = ["reply", "empty", "deadline", "rejected"];
+/// `wemp_requests_total` counts requests by the outcome their record ends with.
+const OUTCOMES: [&str; 5] = RecordOutcome::REQUEST_LABELS;
 const DEDUP: [&str; 3] = ["new", "joined", "cached"];
 const LATE: [&str; 6] = ["delivered", "window_expired", "quota_exceeded", "unsupported", "logged", "failed"];
 const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 4.5];
-
-/// How a request ended, for `wemp_requests_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    Reply = 0,
-    Empty = 1,
-    Deadline = 2,
-    Rejected = 3,
-}
 
 pub(crate) use crate::observe::DedupOutcome;
 
@@ -40,6 +33,7 @@ pub(crate) fn mode_index(mode: Option<Mode>) -> usize {
 pub(crate) struct Metrics {
     requests: [[AtomicU64; OUTCOMES.len()]; MODES.len()],
     rejections: [AtomicU64; RejectReason::ALL.len()],
+    rejections_unlogged: [AtomicU64; RejectReason::ALL.len()],
     dedup: [AtomicU64; DEDUP.len()],
     deadline_misses: AtomicU64,
     deferred: AtomicU64,
@@ -51,12 +45,20 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn request(&self, mode: Option<Mode>, outcome: Outcome) {
-        self.requests[mode_index(mode)][outcome as usize].fetch_add(1, Relaxed);
+    /// Counts a request by the outcome of its record ([`RecordOutcome::Late`] is no request's).
+    pub(crate) fn request(&self, mode: Option<Mode>, outcome: &RecordOutcome) {
+        if let Some(o) = OUTCOMES.iter().position(|l| *l == outcome.label()) {
+            self.requests[mode_index(mode)][o].fetch_add(1, Relaxed);
+        }
     }
 
     pub(crate) fn rejected(&self, reason: RejectReason) {
         self.rejections[reason as usize].fetch_add(1, Relaxed);
+    }
+
+    /// A rejection over the logging rate: neither a WARN line nor a record.
+    pub(crate) fn rejection_unlogged(&self, reason: RejectReason) {
+        self.rejections_unlogged[reason as usize].fetch_add(1, Relaxed);
     }
 
     pub(crate) fn dedup(&self, outcome: DedupOutcome) {
@@ -118,6 +120,15 @@ impl Metrics {
         for reason in RejectReason::ALL {
             let v = self.rejections[*reason as usize].load(Relaxed);
             writeln!(out, "wemp_verification_failures_total{{reason=\"{}\"}} {v}", reason.as_str())?;
+        }
+        writeln!(
+            out,
+            "# HELP wemp_rejections_unlogged_total Rejected requests over the logging rate: no log line, no record."
+        )?;
+        writeln!(out, "# TYPE wemp_rejections_unlogged_total counter")?;
+        for reason in RejectReason::ALL {
+            let v = self.rejections_unlogged[*reason as usize].load(Relaxed);
+            writeln!(out, "wemp_rejections_unlogged_total{{reason=\"{}\"}} {v}", reason.as_str())?;
         }
         writeln!(out, "# HELP wemp_dedup_total Deliveries by dedup outcome.")?;
         writeln!(out, "# TYPE wemp_dedup_total counter")?;

@@ -694,11 +694,16 @@ struct Dispatch {
 static FALLBACK: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("fallback"));
 static NONE: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("none"));
 
-/// The name of the rule that handled a delivery, recorded in the request's span and for
-/// observers.
+/// The name of the rule that handled a delivery, for observers and the request's span. The
+/// span's field is recorded once: by the first named rule (so the handler's own log lines
+/// carry it), or by what a nested router or [`crate::Ctx::set_rule_name`] names after a
+/// `fallback`, or at the end (`fallback`, `none`).
 pub(crate) fn record_rule(inbound: &Inbound, name: &Arc<str>) {
-    tracing::Span::current().record("rule", &**name);
-    inbound.ctx().shared().set_rule(name.clone());
+    let shared = inbound.ctx().shared();
+    if !Arc::ptr_eq(name, &FALLBACK) && !Arc::ptr_eq(name, &NONE) {
+        shared.name_in_span(name);
+    }
+    shared.set_rule(name.clone());
 }
 
 impl Service<Inbound> for Dispatch {

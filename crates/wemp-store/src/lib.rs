@@ -11,6 +11,7 @@ pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod session;
+mod spool;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod token;
@@ -21,11 +22,24 @@ pub use error::{Result, StoreError};
 pub use fallback::FallbackDedupStore;
 pub use log::{
     DedupOutcome, DeliveryRecord, ForwardRecord, ForwardResult, ForwardTarget, LogQuery, MessageLog,
-    RecordOutcome, RejectionRecord, SinkOutcome, merge,
+    RecordOutcome, RejectionRecord, SinkOutcome, apply_retention, merge,
 };
 pub use session::{SessionStore, Versioned};
 pub use token::{CachedToken, Lease, TokenStore};
-pub use writer::{LogWriter, LogWriterConfig, LogWriterStats};
+pub use writer::{LogWriter, LogWriterConfig, LogWriterStats, SpoolConfig};
+
+/// What a read-only probe of a database found (`postgres::probe`, `sqlite::probe`),
+/// without changing it: diagnostics must not write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SchemaState {
+    /// The schema does not exist yet: the first open creates it.
+    Missing,
+    /// The schema exists at this migration version.
+    Version(usize),
+    /// The schema exists at this version, written by a newer wemp than this one.
+    Newer(usize),
+}
 
 /// Milliseconds since the Unix epoch, on this machine's clock.
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]

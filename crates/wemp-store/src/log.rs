@@ -136,6 +136,12 @@ pub enum RecordOutcome {
 }
 
 impl RecordOutcome {
+    /// The labels of the outcomes a request ends with (all but [`RecordOutcome::Late`], the
+    /// follow-up of a deadline), as [`label`](Self::label) gives them: the values of the
+    /// `outcome` label of `wemp_requests_total`.
+    pub const REQUEST_LABELS: [&'static str; 5] =
+        ["answered", "handler_error", "deadline", "verified", "rejected"];
+
     /// A short label: `answered`, `handler_error`, `deadline`, `late:<sink label>`
     /// (`late:none` without a reply), `verified`, `rejected`.
     pub fn label(&self) -> &'static str {
@@ -507,7 +513,20 @@ impl DeliveryRecord {
     /// Whether later deliveries of the same message fold into this one: it has a dedup key
     /// and was not rejected.
     fn merges(&self) -> bool {
-        self.dedup_key.as_deref().is_some_and(|k| !k.is_empty()) && self.outcome != RecordOutcome::Rejected
+        self.merge_key().is_some()
+    }
+
+    /// The key [`merge`] folds this row's message by: the dedup key, unless the request was
+    /// rejected (rejected requests are entries of their own).
+    pub fn merge_key(&self) -> Option<&str> {
+        self.dedup_key.as_deref().filter(|k| !k.is_empty() && self.outcome != RecordOutcome::Rejected)
+    }
+
+    /// Whether this row is a retry of a message (a joined or cached delivery) or the late
+    /// follow-up of a delivery, rather than a message's first delivery.
+    pub fn is_follow_up(&self) -> bool {
+        matches!(self.dedup, Some(DedupOutcome::Joined | DedupOutcome::Cached))
+            || matches!(self.outcome, RecordOutcome::Late { .. })
     }
 }
 
@@ -625,6 +644,11 @@ pub trait MessageLog: Send + Sync + 'static {
     /// Row ids grow with every append, so `after_id` follows the log.
     async fn query(&self, query: &LogQuery) -> Result<Vec<(i64, DeliveryRecord)>>;
 
+    /// Deletes the rows received before `received_at_ms` (ms since the epoch); returns
+    /// how many went. What a retention period calls (`wemp serve` does, in the background,
+    /// for `storage.retention`); the other rows keep their ids.
+    async fn delete_before(&self, received_at_ms: i64) -> Result<u64>;
+
     /// Entries matching `query`, one per message: [`query`](Self::query)'s rows folded by
     /// [`merge`], each with the row id of its first delivery. With a `limit`, the rows of
     /// the entries returned are read a little past the last one (WeChat's retries come
@@ -664,14 +688,35 @@ pub trait MessageLog: Send + Sync + 'static {
     }
 }
 
-/// How far past a message's first delivery a paged read looks for its retries.
-const MERGE_WINDOW_MS: i64 = 60_000;
-
-/// Whether a row is a retry or the late follow-up of a delivery (not the first delivery).
-fn follows(row: &DeliveryRecord) -> bool {
-    matches!(row.dedup, Some(DedupOutcome::Joined | DedupOutcome::Cached))
-        || matches!(row.outcome, RecordOutcome::Late { .. })
+/// Deletes the rows of `log` older than `retention`, now and then every tenth of it (at
+/// least a second apart, at most an hour), for as long as the future runs: spawn it next
+/// to the server and abort it at shutdown. What each sweep deleted is logged at `info`
+/// (`debug` when nothing), a failure at `warn`; the next sweep tries again.
+pub async fn apply_retention(log: std::sync::Arc<dyn MessageLog>, retention: Duration) {
+    let every = (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    let keep_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let before = crate::now_ms().saturating_sub(keep_ms);
+        match log.delete_before(before).await {
+            Ok(0) => tracing::debug!(before_ms = before, "message log retention: nothing to delete"),
+            Ok(n) => tracing::info!(
+                deleted = n,
+                retention_s = retention.as_secs(),
+                "message log retention: older entries deleted"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "message log retention: cannot delete older entries; trying again later")
+            }
+        }
+    }
 }
+
+/// How far past a message's first delivery its retries are looked for (a paged read, a
+/// follower): WeChat's come within [`WECHAT_TIMEOUT`]s of each other, so a minute covers them.
+pub const MERGE_WINDOW_MS: i64 = 60_000;
 
 /// `received_at_ms` of the rows that start an entry, in order.
 fn heads(rows: &[(i64, DeliveryRecord)], paging: bool) -> Vec<i64> {
@@ -681,7 +726,7 @@ fn heads(rows: &[(i64, DeliveryRecord)], paging: bool) -> Vec<i64> {
             !r.merges()
                 || match keys.entry(r.dedup_key.as_deref()) {
                     std::collections::hash_map::Entry::Occupied(_) => false,
-                    std::collections::hash_map::Entry::Vacant(v) => *v.insert(!(paging && follows(r))),
+                    std::collections::hash_map::Entry::Vacant(v) => *v.insert(!(paging && r.is_follow_up())),
                 }
         })
         .map(|(_, r)| r.received_at_ms)
@@ -693,7 +738,9 @@ fn heads(rows: &[(i64, DeliveryRecord)], paging: bool) -> Vec<i64> {
 fn entries_of(mut rows: Vec<(i64, DeliveryRecord)>, query: &LogQuery) -> Vec<(i64, DeliveryRecord)> {
     if query.after_id.is_some() {
         let mut kept = std::collections::HashMap::new();
-        rows.retain(|(_, r)| !r.merges() || *kept.entry(r.dedup_key.clone()).or_insert_with(|| !follows(r)));
+        rows.retain(|(_, r)| {
+            !r.merges() || *kept.entry(r.dedup_key.clone()).or_insert_with(|| !r.is_follow_up())
+        });
     }
     merge(rows)
 }
@@ -748,5 +795,23 @@ pub(crate) fn legacy_outcome(s: &str, error: Option<&str>) -> (RecordOutcome, Op
             "rejected" => (RecordOutcome::Rejected, None),
             _ => (RecordOutcome::HandlerError, None),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_labels_are_the_labels_of_every_outcome_but_late() {
+        let all = [
+            RecordOutcome::Answered,
+            RecordOutcome::HandlerError,
+            RecordOutcome::Deadline,
+            RecordOutcome::Verified,
+            RecordOutcome::Rejected,
+        ];
+        assert_eq!(all.map(|o| o.label()), RecordOutcome::REQUEST_LABELS);
+        assert!(!RecordOutcome::REQUEST_LABELS.contains(&RecordOutcome::Late { sink: None }.label()));
     }
 }

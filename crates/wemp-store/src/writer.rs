@@ -1,10 +1,14 @@
 //! [`LogWriter`]: message-log writes that never hold up a reply.
 //!
 //! Entries go into a bounded queue with `try_send`; a background task takes them out in
-//! batches and appends each batch to a [`MessageLog`]. When the queue is full, or the log's
-//! backend keeps failing, entries are counted as dropped (readable for metrics, and a
-//! `tracing` warning at most once a second) and the caller carries on.
+//! batches and appends each batch to a [`MessageLog`]. A batch the backend keeps failing
+//! goes to the spool ([`LogWriterConfig::spool`]): files on local disk, appended to the log,
+//! oldest first, when it answers again (while any wait, newer batches queue up behind them,
+//! so the log keeps its order). When the queue is full, or a failed batch has nowhere to go
+//! (no spool, or the spool is full), entries are counted as dropped (readable for metrics,
+//! and a `tracing` warning at most once a second) and the caller carries on.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -13,6 +17,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::log::{DeliveryRecord, MessageLog};
+use crate::spool::Spool;
 
 /// Settings for a [`LogWriter`].
 #[derive(Clone, Debug)]
@@ -33,8 +38,41 @@ pub struct LogWriterConfig {
     pub write_timeout: Duration,
     /// How long a batch may wait for more entries before it is written (a flush or a
     /// full batch writes at once). Fewer, larger transactions cost the database much less
-    /// per entry, and the CPU they save is the server's.
+    /// per entry, and the CPU they save is the server's. It is also most of what a
+    /// `kill -9` loses: the entries waiting for their batch.
     pub linger: Duration,
+    /// Where batches go when the backend fails them every try (none: they are dropped).
+    pub spool: Option<SpoolConfig>,
+}
+
+/// The spool of a [`LogWriter`]: a directory on local disk holding the batches the log
+/// could not take (a database restarting, a network cut), at most `max_bytes` of them.
+/// Whatever waits there is appended to the log when it answers again — also by the next
+/// process started with the same directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SpoolConfig {
+    /// The directory (created when first needed).
+    pub dir: PathBuf,
+    /// The most bytes of spooled batches (JSON); a batch that does not fit is dropped.
+    pub max_bytes: u64,
+}
+
+impl SpoolConfig {
+    /// The default [`max_bytes`](Self::max_bytes): 256 MiB.
+    pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
+
+    /// A spool in `dir` of at most [`Self::DEFAULT_MAX_BYTES`].
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into(), max_bytes: Self::DEFAULT_MAX_BYTES }
+    }
+
+    /// Sets [`max_bytes`](Self::max_bytes).
+    #[must_use]
+    pub fn max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
 }
 
 impl Default for LogWriterConfig {
@@ -45,7 +83,8 @@ impl Default for LogWriterConfig {
             retries: 2,
             retry_backoff: Duration::from_millis(100),
             write_timeout: Duration::from_secs(5),
-            linger: Duration::from_millis(20),
+            linger: Duration::from_millis(10),
+            spool: None,
         }
     }
 }
@@ -81,6 +120,12 @@ impl LogWriterConfig {
         self.write_timeout = timeout;
         self
     }
+
+    /// Sets [`spool`](Self::spool).
+    pub fn spool(mut self, spool: SpoolConfig) -> Self {
+        self.spool = Some(spool);
+        self
+    }
 }
 
 /// Counters of a [`LogWriter`], shared with its task; cheap to clone and read for metrics.
@@ -92,6 +137,9 @@ struct Counters {
     written: AtomicU64,
     dropped_full: AtomicU64,
     dropped_failed: AtomicU64,
+    spooled: AtomicU64,
+    replayed: AtomicU64,
+    spool_bytes: AtomicU64,
     last_warn_ms: AtomicU64,
 }
 
@@ -116,8 +164,25 @@ impl LogWriterStats {
         self.dropped_queue_full() + self.dropped_failed()
     }
 
+    /// Entries the log failed, kept in the spool (replayed ones included).
+    pub fn spooled(&self) -> u64 {
+        self.0.spooled.load(Ordering::Relaxed)
+    }
+
+    /// Spooled entries appended to the log since (also counted in [`written`](Self::written)).
+    pub fn replayed(&self) -> u64 {
+        self.0.replayed.load(Ordering::Relaxed)
+    }
+
+    /// Bytes waiting in the spool now.
+    pub fn spool_bytes(&self) -> u64 {
+        self.0.spool_bytes.load(Ordering::Relaxed)
+    }
+
     /// Appends the counters in Prometheus text format (`wemp_log_entries_written_total`,
-    /// `wemp_log_entries_dropped_total{reason="queue_full"|"write_failed"}`).
+    /// `wemp_log_entries_dropped_total{reason="queue_full"|"write_failed"}`,
+    /// `wemp_log_entries_spooled_total`, `wemp_log_entries_replayed_total`,
+    /// `wemp_log_spool_bytes`).
     pub fn write_prometheus(&self, out: &mut String) {
         use std::fmt::Write as _;
         let _ = writeln!(out, "# HELP wemp_log_entries_written_total Message-log entries written.");
@@ -138,6 +203,22 @@ impl LogWriterStats {
             "wemp_log_entries_dropped_total{{reason=\"write_failed\"}} {}",
             self.dropped_failed()
         );
+        let _ = writeln!(
+            out,
+            "# HELP wemp_log_entries_spooled_total Message-log entries the log failed, kept in the spool on disk."
+        );
+        let _ = writeln!(out, "# TYPE wemp_log_entries_spooled_total counter");
+        let _ = writeln!(out, "wemp_log_entries_spooled_total {}", self.spooled());
+        let _ = writeln!(
+            out,
+            "# HELP wemp_log_entries_replayed_total Spooled message-log entries appended to the log since."
+        );
+        let _ = writeln!(out, "# TYPE wemp_log_entries_replayed_total counter");
+        let _ = writeln!(out, "wemp_log_entries_replayed_total {}", self.replayed());
+        let _ =
+            writeln!(out, "# HELP wemp_log_spool_bytes Bytes of message-log entries waiting in the spool.");
+        let _ = writeln!(out, "# TYPE wemp_log_spool_bytes gauge");
+        let _ = writeln!(out, "wemp_log_spool_bytes {}", self.spool_bytes());
     }
 }
 
@@ -256,8 +337,25 @@ async fn run(
     let batch_size = config.batch_size.max(1);
     let mut batch = Vec::with_capacity(batch_size.min(1024));
     let mut flushes = Vec::new();
+    let mut spool = config.spool.as_ref().map(|s| Spooling::new(Spool::open(&s.dir, s.max_bytes), &stats));
     // After `Shutdown`, `recv` yields what is still buffered, then `None`.
-    while let Some(first) = rx.recv().await {
+    loop {
+        // While batches wait in the spool, try the log again now and then.
+        let replay_at = spool.as_ref().filter(|s| !s.spool.is_empty()).map(|s| s.retry_at);
+        let next = match replay_at {
+            None => rx.recv().await,
+            Some(at) => tokio::select! {
+                biased;
+                cmd = rx.recv() => cmd,
+                () = tokio::time::sleep_until(at) => {
+                    if let Some(s) = spool.as_mut() {
+                        s.replay(&*log, &config, &stats).await;
+                    }
+                    continue;
+                }
+            },
+        };
+        let Some(first) = next else { break };
         let deadline = Instant::now() + config.linger;
         let mut next = Some(first);
         let mut closing = false;
@@ -286,12 +384,159 @@ async fn run(
         }
         if !batch.is_empty() {
             let shared: Arc<[DeliveryRecord]> = std::mem::take(&mut batch).into();
-            write_batch(&*log, shared, &config, &stats, started).await;
+            let shared = match spool.as_mut() {
+                // Older batches wait in the spool: this one goes behind them, unless the
+                // log takes them all now.
+                Some(s) if !s.spool.is_empty() => {
+                    if Instant::now() >= s.retry_at {
+                        s.replay(&*log, &config, &stats).await;
+                    }
+                    if s.spool.is_empty() {
+                        Some(shared)
+                    } else {
+                        s.keep(shared, "older entries wait", &stats, started)
+                    }
+                }
+                _ => Some(shared),
+            };
+            if let Some(shared) = shared
+                && let Err((failed, error)) = write_batch(&*log, shared, &config, &stats).await
+            {
+                let left = match spool.as_mut() {
+                    Some(s) => s.keep(failed, &error, &stats, started),
+                    None => Some(failed),
+                };
+                if let Some(lost) = left {
+                    drop_failed(&lost, &error, &stats, started);
+                }
+            }
         }
-        // Every entry queued before these flushes is in a batch written by now.
+        // Every entry queued before these flushes is in a batch written (or spooled) by now.
         for done in flushes.drain(..) {
             let _ = done.send(());
         }
+    }
+    if let Some(s) = spool.as_mut()
+        && !s.spool.is_empty()
+    {
+        s.replay(&*log, &config, &stats).await;
+        if !s.spool.is_empty() {
+            tracing::warn!(
+                spool = %s.spool.dir().display(),
+                bytes = s.spool.bytes(),
+                "message log entries remain in the spool; the next start with this spool appends them"
+            );
+        }
+    }
+}
+
+/// The spool, and when to try the log again.
+struct Spooling {
+    spool: Spool,
+    retry_at: Instant,
+    backoff: Duration,
+}
+
+/// The first pause before the log is tried again after a failed replay, doubled up to
+/// [`REPLAY_BACKOFF_MAX`].
+const REPLAY_BACKOFF: Duration = Duration::from_millis(250);
+const REPLAY_BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+impl Spooling {
+    fn new(spool: Spool, stats: &LogWriterStats) -> Self {
+        stats.0.spool_bytes.store(spool.bytes(), Ordering::Relaxed);
+        if !spool.is_empty() {
+            tracing::info!(
+                spool = %spool.dir().display(),
+                bytes = spool.bytes(),
+                "message log entries wait in the spool from an earlier run; appending them"
+            );
+        }
+        Self { spool, retry_at: Instant::now(), backoff: REPLAY_BACKOFF }
+    }
+
+    /// Spools a failed batch; gives it back when it has nowhere to go.
+    fn keep(
+        &mut self,
+        batch: Arc<[DeliveryRecord]>,
+        why: &str,
+        stats: &LogWriterStats,
+        started: Instant,
+    ) -> Option<Arc<[DeliveryRecord]>> {
+        let first = self.spool.is_empty();
+        match self.spool.push(&batch) {
+            Ok(()) => {
+                stats.0.spooled.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                stats.0.spool_bytes.store(self.spool.bytes(), Ordering::Relaxed);
+                if first {
+                    self.retry_at = Instant::now() + self.backoff;
+                    if warn_due(stats, started) {
+                        tracing::warn!(
+                            entries = batch.len(),
+                            spool = %self.spool.dir().display(),
+                            error = %why,
+                            "message log write failed; entries spooled, appended when the log answers again"
+                        );
+                    }
+                }
+                None
+            }
+            Err(e) => {
+                if warn_due(stats, started) {
+                    tracing::warn!(spool = %self.spool.dir().display(), error = %e, "cannot spool message log entries");
+                }
+                Some(batch)
+            }
+        }
+    }
+
+    /// Appends spooled batches to the log, oldest first, until none is left or one fails.
+    async fn replay(&mut self, log: &dyn MessageLog, config: &LogWriterConfig, stats: &LogWriterStats) {
+        let mut replayed = 0u64;
+        while let Some(claimed) = self.spool.claim_front() {
+            let n = claimed.batch.len() as u64;
+            match tokio::time::timeout(config.write_timeout, log.append_shared(claimed.batch.clone())).await {
+                Ok(Ok(())) => {
+                    self.spool.done(claimed);
+                    stats.0.written.fetch_add(n, Ordering::Relaxed);
+                    stats.0.replayed.fetch_add(n, Ordering::Relaxed);
+                    replayed += n;
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "message log still failing; the spool waits");
+                    self.spool.release(claimed);
+                    break;
+                }
+                Err(_) => {
+                    tracing::debug!("message log still not answering; the spool waits");
+                    self.spool.release(claimed);
+                    break;
+                }
+            }
+        }
+        stats.0.spool_bytes.store(self.spool.bytes(), Ordering::Relaxed);
+        if self.spool.is_empty() {
+            self.backoff = REPLAY_BACKOFF;
+            if replayed > 0 {
+                tracing::info!(entries = replayed, "message log answers again; spooled entries appended");
+            }
+        } else {
+            self.retry_at = Instant::now() + self.backoff;
+            self.backoff = self.backoff.saturating_mul(2).min(REPLAY_BACKOFF_MAX);
+        }
+    }
+}
+
+/// Counts a batch that could not be logged, with a warning at most once a second.
+fn drop_failed(batch: &[DeliveryRecord], error: &str, stats: &LogWriterStats, started: Instant) {
+    let total = stats.0.dropped_failed.fetch_add(batch.len() as u64, Ordering::Relaxed) + batch.len() as u64;
+    if warn_due(stats, started) {
+        tracing::warn!(
+            entries = batch.len(),
+            dropped_failed_total = total,
+            %error,
+            "message log write failed; entries dropped"
+        );
     }
 }
 
@@ -307,36 +552,27 @@ async fn linger(rx: &mut mpsc::Receiver<Command>, wake: &Notify, deadline: Insta
     }
 }
 
+/// Appends `batch`, retrying as configured; gives it back with the last error when every
+/// try failed.
 async fn write_batch(
     log: &dyn MessageLog,
     batch: Arc<[DeliveryRecord]>,
     config: &LogWriterConfig,
     stats: &LogWriterStats,
-    started: Instant,
-) {
+) -> Result<(), (Arc<[DeliveryRecord]>, String)> {
     let mut backoff = config.retry_backoff;
     let mut tries = 0;
     loop {
         let error = match tokio::time::timeout(config.write_timeout, log.append_shared(batch.clone())).await {
             Ok(Ok(())) => {
                 stats.0.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                return;
+                return Ok(());
             }
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("append timed out after {:?}", config.write_timeout),
         };
         if tries >= config.retries {
-            let total =
-                stats.0.dropped_failed.fetch_add(batch.len() as u64, Ordering::Relaxed) + batch.len() as u64;
-            if warn_due(stats, started) {
-                tracing::warn!(
-                    entries = batch.len(),
-                    dropped_failed_total = total,
-                    %error,
-                    "message log write failed; entries dropped"
-                );
-            }
-            return;
+            return Err((batch, error));
         }
         tries += 1;
         tracing::debug!(%error, tries, "message log write failed; retrying");

@@ -63,6 +63,10 @@ impl MessageLog for TestLog {
     async fn query(&self, query: &LogQuery) -> Result<Vec<(i64, DeliveryRecord)>> {
         self.inner.query(query).await
     }
+
+    async fn delete_before(&self, received_at_ms: i64) -> Result<u64> {
+        self.inner.delete_before(received_at_ms).await
+    }
 }
 
 #[tokio::test]
@@ -194,4 +198,68 @@ async fn a_full_batch_or_a_flush_cuts_the_linger_short() {
     assert_eq!(log.summaries().await.len(), 9);
     assert_eq!(*log.batches.lock().unwrap(), [8, 1]);
     tokio::time::timeout(Duration::from_secs(5), writer.shutdown()).await.unwrap();
+}
+
+/// A database that fails for a while loses nothing: failed batches wait in the spool on
+/// disk, newer ones queue up behind them, and all are appended in order when it answers.
+#[tokio::test]
+async fn a_failing_backend_spools_and_replays_in_order() {
+    let dir = std::env::temp_dir().join(format!("wemp-writer-spool-{}-{}", std::process::id(), line!()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let log = Arc::new(TestLog { failing: AtomicBool::new(true), ..TestLog::default() });
+    let config = LogWriterConfig::default()
+        .capacity(100)
+        .batch_size(4)
+        .retries(1, Duration::from_millis(1))
+        .spool(wemp_store::SpoolConfig::new(&dir));
+    let writer = LogWriter::spawn(log.clone(), config.clone());
+    for n in 0..10 {
+        assert!(writer.log(entry(n)));
+    }
+    writer.flush().await;
+    assert_eq!((writer.stats().spooled(), writer.stats().written(), writer.dropped()), (10, 0, 0));
+    assert!(writer.stats().spool_bytes() > 0);
+
+    // Back: the spool goes first, then what came since.
+    log.failing.store(false, Ordering::SeqCst);
+    for n in 10..15 {
+        assert!(writer.log(entry(n)));
+    }
+    writer.flush().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while writer.stats().written() < 15 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(log.summaries().await, (0..15).map(|n| format!("m{n}")).collect::<Vec<_>>());
+    // The newer ones came before the next try of the log: they queued up in the spool too.
+    assert_eq!((writer.stats().replayed(), writer.stats().spool_bytes(), writer.dropped()), (15, 0, 0));
+    writer.shutdown().await;
+
+    // What is left at shutdown is appended by the next writer on the same spool.
+    log.failing.store(true, Ordering::SeqCst);
+    let writer = LogWriter::spawn(log.clone(), config.clone());
+    assert!(writer.log(entry(15)));
+    writer.shutdown().await;
+    assert_eq!(writer.stats().spooled(), 1);
+    log.failing.store(false, Ordering::SeqCst);
+    let writer = LogWriter::spawn(log.clone(), config);
+    writer.flush().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while writer.stats().replayed() < 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    writer.shutdown().await;
+    assert_eq!(log.summaries().await.last().map(String::as_str), Some("m15"));
+    assert_eq!(log.summaries().await.len(), 16);
+
+    // A full spool drops, and counts it.
+    log.failing.store(true, Ordering::SeqCst);
+    let config = LogWriterConfig::default()
+        .retries(0, Duration::from_millis(1))
+        .spool(wemp_store::SpoolConfig::new(&dir).max_bytes(10));
+    let writer = LogWriter::spawn(log.clone(), config);
+    assert!(writer.log(entry(16)));
+    writer.shutdown().await;
+    assert_eq!((writer.stats().spooled(), writer.stats().dropped_failed()), (0, 1));
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -296,6 +296,12 @@ pub fn sim_send(dir: &std::path::Path, url: &str, token: &str, mode: &str, args:
     wemp_in(dir, &all, &[])
 }
 
+/// The JSON lines a successful run printed (`wemp log --json`), one value each.
+pub fn json_lines(o: &Output) -> Vec<serde_json::Value> {
+    assert!(o.status.success(), "{}", out(o));
+    String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
 /// The shared PostgreSQL (`DATABASE_URL`, by default the local `test` database); tests use
 /// a schema of their own.
 pub fn database_url() -> String {
@@ -416,12 +422,41 @@ pub fn temp_dir(tag: &str) -> std::path::PathBuf {
     dir
 }
 
+/// The Token `wemp serve` runs with. Its setup screen does not print it when standard output
+/// is not a terminal (as here): the screen's `wemp sim send … --config FILE` names the file
+/// it is in, else it came from `WEMP_TOKEN` or `--token`.
+fn token_off_screen(dir: &std::path::Path, sim: &[&str], args: &[&str], env: &[(&str, &str)]) -> String {
+    let after = |words: &[&str], flag: &str| {
+        words.iter().position(|w| *w == flag).and_then(|i| words.get(i + 1)).map(|w| (*w).to_owned())
+    };
+    let line = sim.join(" ");
+    let quoted = line.split_once(" --config ").map(|(_, rest)| match rest.strip_prefix('\'') {
+        Some(q) => q.split_once('\'').map_or(q, |(path, _)| path).to_owned(),
+        None => rest.split_whitespace().next().unwrap_or_default().to_owned(),
+    });
+    if let Some(file) = quoted {
+        let file = file.as_str();
+        let src = std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let doc: toml::Table = toml::from_str(&src).unwrap();
+        let from_file = doc["accounts"][0].get("token").and_then(|t| t.as_str()).map(str::to_owned);
+        // The environment and flags win over the file, as in `wemp serve`.
+        return after(args, "--token")
+            .or_else(|| env.iter().find(|(k, _)| *k == "WEMP_TOKEN").map(|(_, v)| (*v).to_owned()))
+            .or(from_file)
+            .unwrap_or_else(|| panic!("no Token in {file}:\n{src}"));
+    }
+    after(args, "--token")
+        .or_else(|| env.iter().find(|(k, _)| *k == "WEMP_TOKEN").map(|(_, v)| (*v).to_owned()))
+        .unwrap_or_else(|| panic!("no Token on the screen, in a file, WEMP_TOKEN or --token: {sim:?}"))
+}
+
 /// A running `wemp serve`, its output collected as it comes.
 pub struct ServeProc {
     child: std::process::Child,
     /// The callback URL from the setup screen's `wemp sim send` line.
     pub url: String,
-    /// The Token from that line.
+    /// The Token it runs with (from the file that line names, `WEMP_TOKEN` or `--token`:
+    /// off a terminal the screen does not print it).
     pub token: String,
     /// The whole `wemp sim send …` line the setup screen printed.
     pub sim_command: String,
@@ -467,7 +502,7 @@ impl ServeProc {
                 let sim_command = line.trim().to_owned();
                 let words: Vec<&str> = sim_command.split_whitespace().collect();
                 let url = words[3].to_owned();
-                let token = words[words.iter().position(|w| *w == "--token").unwrap() + 1].to_owned();
+                let token = token_off_screen(dir, &words, args, env);
                 return Self { child, url, token, sim_command, out, err };
             }
             if let Ok(Some(status)) = child.try_wait() {

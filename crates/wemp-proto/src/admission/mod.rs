@@ -602,7 +602,9 @@ impl Run<'_> {
             Ok(e) => e,
             Err(e) => {
                 let reason = match e {
-                    EnvelopeError::MissingEncrypt => RejectReason::MissingEncrypt,
+                    EnvelopeError::MissingEncrypt | EnvelopeError::EmptyEncrypt => {
+                        RejectReason::MissingEncrypt
+                    }
                     _ => RejectReason::BadXml,
                 };
                 let refusal = Refusal::new(

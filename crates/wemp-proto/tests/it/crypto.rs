@@ -160,7 +160,13 @@ fn error_wrong_key_is_illegal_buffer() {
     let wrong = Cipher::new("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefg", APPID).unwrap();
     let err = wrong.decrypt(ENCRYPT).unwrap_err();
     assert!(
-        matches!(err, DecryptError::Padding { .. } | DecryptError::Length { .. } | DecryptError::Utf8 { .. }),
+        matches!(
+            err,
+            DecryptError::Padding { .. }
+                | DecryptError::TooShort { .. }
+                | DecryptError::Length { .. }
+                | DecryptError::Utf8 { .. }
+        ),
         "{err:?}"
     );
     assert_eq!(err.reference_code().code(), -40008);

@@ -1,7 +1,7 @@
 use axum::body::Body;
 use http::{Request, StatusCode};
 use wemp_proto::{Mode, Reply};
-use wemp_server::Router;
+use wemp_server::{DeliveryRecord, ErrorPolicy, RecordOutcome, RejectionLogRate, Router};
 
 use crate::common::*;
 
@@ -22,10 +22,11 @@ async fn prometheus_text_at_the_configured_path() {
     let (status, text) = send(&svc, Request::get("/metrics").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     for line in [
-        "wemp_requests_total{mode=\"safe\",outcome=\"reply\"} 2",
-        "wemp_requests_total{mode=\"plain\",outcome=\"reply\"} 1",
+        "wemp_requests_total{mode=\"safe\",outcome=\"answered\"} 2",
+        "wemp_requests_total{mode=\"plain\",outcome=\"answered\"} 1",
         "wemp_requests_total{mode=\"safe\",outcome=\"rejected\"} 1",
         "wemp_verification_failures_total{reason=\"signature_mismatch\"} 1",
+        "wemp_rejections_unlogged_total{reason=\"signature_mismatch\"} 0",
         "wemp_dedup_total{outcome=\"new\"} 2",
         "wemp_dedup_total{outcome=\"cached\"} 1",
         "wemp_handler_duration_seconds_count 2",
@@ -40,4 +41,63 @@ async fn prometheus_text_at_the_configured_path() {
     let plain = service(Router::new());
     let (status, _) = send(&plain, Request::get("/metrics").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+/// Requests are counted by the outcome their record ends with: the metrics and the
+/// message log tell one story.
+#[tokio::test]
+async fn requests_are_counted_by_their_records_outcome() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let s = seen.clone();
+    let router = Router::new()
+        .on_text("boom", || async { Err::<Reply, _>(std::io::Error::other("down")) })
+        .fallback(|| async { Reply::text("ok") });
+    let svc = builder(router)
+        .error_policy(ErrorPolicy::Apology("sorry".into()))
+        .observer(move |r: &std::sync::Arc<DeliveryRecord>| {
+            s.lock().unwrap().push(r.outcome.label().to_owned())
+        })
+        .build()
+        .unwrap();
+    send(&svc, wechat_post(Mode::Plain, &text_xml("hi", 1))).await;
+    send(&svc, wechat_post(Mode::Plain, &text_xml("boom", 2))).await;
+    let text = svc.metrics_text();
+    for line in [
+        "wemp_requests_total{mode=\"plain\",outcome=\"answered\"} 1",
+        "wemp_requests_total{mode=\"plain\",outcome=\"handler_error\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+    }
+    assert_eq!(*seen.lock().unwrap(), ["answered", "handler_error"]);
+    assert_eq!(RecordOutcome::HandlerError.label(), "handler_error");
+}
+
+/// Refusals beyond the logging rate get no record (and no WARN line) but are counted.
+#[tokio::test]
+async fn rejections_over_the_rate_are_counted_not_recorded() {
+    let records = std::sync::Arc::new(std::sync::Mutex::new(0usize));
+    let r = records.clone();
+    let svc = builder(Router::new())
+        .rejection_log_rate(RejectionLogRate { burst: 3, per_second: 0.0 })
+        .observer(move |rec: &std::sync::Arc<DeliveryRecord>| {
+            assert_eq!(rec.outcome, RecordOutcome::Rejected);
+            *r.lock().unwrap() += 1;
+        })
+        .build()
+        .unwrap();
+    for i in 0..20 {
+        let bad = wechat_post(Mode::Plain, &text_xml("x", i));
+        let q = bad.uri().query().unwrap().replace("signature=", "signature=f");
+        let (status, _) = send(&svc, Request::post(format!("/?{q}")).body(bad.into_body()).unwrap()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(*records.lock().unwrap(), 3, "the burst is recorded, the rest is not");
+    let text = svc.metrics_text();
+    for line in [
+        "wemp_verification_failures_total{reason=\"signature_mismatch\"} 20",
+        "wemp_rejections_unlogged_total{reason=\"signature_mismatch\"} 17",
+        "wemp_requests_total{mode=\"unknown\",outcome=\"rejected\"} 20",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+    }
 }

@@ -130,6 +130,15 @@ async fn every_rejection_has_its_status_code_and_reason() {
     )
     .await;
 
+    // An empty one says so (issue 16 item 16).
+    expect(
+        &svc,
+        post(&query, format!("<xml><ToUserName>{GH}</ToUserName><Encrypt></Encrypt></xml>")),
+        StatusCode::BAD_REQUEST,
+        "-40002 the <Encrypt> element is empty",
+    )
+    .await;
+
     // Bad base64, wrong key (padding), wrong appid, truncated ciphertext.
     expect(&svc, signed_safe("!!!!not-base64!!!!"), StatusCode::BAD_REQUEST, "-40010").await;
     let other_key = Cipher::new("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefg", APPID).unwrap();
@@ -139,6 +148,11 @@ async fn every_rejection_has_its_status_code_and_reason() {
         Cipher::new(KEY, "wxotherapp000000").unwrap().encrypt(&text_xml("x", 4), [1; 16]).unwrap();
     let body = expect(&svc, signed_safe(&other_app), StatusCode::BAD_REQUEST, "-40005 appid mismatch").await;
     assert!(body.contains("wxotherapp000000"), "{body}");
+    // A NUL or an escape sequence in a decrypted appid is escaped, not written raw.
+    let nul_app = Cipher::new(KEY, "wx\0\u{1b}[2Jevil").unwrap().encrypt(&text_xml("x", 5), [1; 16]).unwrap();
+    let body = expect(&svc, signed_safe(&nul_app), StatusCode::BAD_REQUEST, "-40005 appid mismatch").await;
+    assert!(body.contains("found wx\\u{0}\\u{1b}[2Jevil"), "{body:?}");
+    assert!(!body.chars().any(|c| c.is_control() && c != '\n'), "{body:?}");
     expect(&svc, signed_safe("AAAAAAAAAAAAAAAAAAAAAAAA"), StatusCode::BAD_REQUEST, "-40007").await;
 
     // Method.
@@ -222,6 +236,9 @@ async fn rejection_log_line_names_code_mode_and_parameter_but_no_secret() {
     let body = format!("<xml><ToUserName>{GH}</ToUserName><Encrypt>AAAA</Encrypt></xml>");
     let (status, _) = send(&svc, post(&bad, body)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    // An appid with a NUL and an escape sequence: escaped in the log line.
+    let nul_app = Cipher::new(KEY, "wx\0\u{1b}[2Jevil").unwrap().encrypt(&text_xml("x", 5), [1; 16]).unwrap();
+    assert_eq!(send(&svc, signed_safe(&nul_app)).await.0, StatusCode::BAD_REQUEST);
     // And one accepted request, to check the OpenID is shortened.
     let (status, _) = send(&svc, wechat_post(Mode::Safe, &text_xml("x", 2))).await;
     assert_eq!(status, StatusCode::OK);
@@ -238,6 +255,7 @@ async fn rejection_log_line_names_code_mode_and_parameter_but_no_secret() {
         assert!(line.contains(needle), "{needle} missing in {line}");
     }
     assert!(!log.contains(TOKEN) && !log.contains(KEY), "secret in log: {log}");
+    assert!(!log.contains('\0') && !log.contains('\u{1b}'), "a control character in the log: {log:?}");
     assert!(!log.contains(OPENID), "OpenID not shortened: {log}");
     assert!(log.contains("oyOR…f0rs"), "{log}");
 }
@@ -261,4 +279,31 @@ async fn a_plain_signature_reused_with_another_body_is_refused() {
         "-40001 timestamp and nonce already came",
     )
     .await;
+}
+
+/// Issue 16 item 16: the request span's `rule` field is recorded once, with the name that
+/// answered (a handler naming its rule used to add a second `rule=` to every line).
+#[tokio::test(flavor = "current_thread")]
+async fn the_rule_is_recorded_once_in_the_request_span() {
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
+
+    let router = Router::new().fallback(|ctx: wemp_server::Ctx| async move {
+        ctx.set_rule_name("keyword:help");
+        wemp_proto::Reply::text("named")
+    });
+    let svc = service(router);
+    let (status, _) = send(&svc, wechat_post(Mode::Safe, &text_xml("help", 7))).await;
+    assert_eq!(status, StatusCode::OK);
+    let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let line = log.lines().find(|l| l.contains("answered")).unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(line.matches("rule=").count(), 1, "{line}");
+    assert!(line.contains("rule=\"keyword:help\"") || line.contains("rule=keyword:help"), "{line}");
 }

@@ -89,6 +89,13 @@ impl MessageLog for MemoryMessageLog {
         let limit = query.limit.unwrap_or(usize::MAX);
         Ok(inner.entries.iter().filter(|(id, e)| query.matches(*id, e)).take(limit).cloned().collect())
     }
+
+    async fn delete_before(&self, received_at_ms: i64) -> Result<u64> {
+        let mut inner = self.lock();
+        let before = inner.entries.len();
+        inner.entries.retain(|(_, e)| e.received_at_ms >= received_at_ms);
+        Ok((before - inner.entries.len()) as u64)
+    }
 }
 
 #[cfg(test)]

@@ -53,16 +53,6 @@ impl PostgresMessageLog {
     pub fn database(&self) -> &PostgresDatabase {
         &self.db
     }
-
-    /// Deletes entries received before `received_at_ms`; returns how many.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Backend`] if PostgreSQL fails.
-    pub async fn delete_before(&self, received_at_ms: i64) -> Result<u64> {
-        let sql = format!("DELETE FROM {} WHERE received_at_ms < $1", self.db.table("message_log"));
-        self.db.client().await?.execute(&sql, &[&received_at_ms]).await.map_err(pg_err)
-    }
 }
 
 const LOG_COLUMNS: &str = "received_at_ms, appid, openid, msg_id, dedup_key, msg_type, event, mode, dedup, \
@@ -176,6 +166,11 @@ impl MessageLog for PostgresMessageLog {
         let refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| &**a as &(dyn ToSql + Sync)).collect();
         let rows = self.db.client().await?.query(&sql, &refs).await.map_err(pg_err)?;
         rows.iter().map(|r| Ok((r.try_get::<_, i64>(0).map_err(pg_err)?, row(r)?))).collect()
+    }
+
+    async fn delete_before(&self, received_at_ms: i64) -> Result<u64> {
+        let sql = format!("DELETE FROM {} WHERE received_at_ms < $1", self.db.table("message_log"));
+        self.db.client().await?.execute(&sql, &[&received_at_ms]).await.map_err(pg_err)
     }
 }
 

@@ -187,17 +187,7 @@ impl PostgresDatabase {
     }
 }
 
-/// What [`probe`] found in a database, without changing it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SchemaState {
-    /// The schema does not exist yet: the first [`PostgresDatabase::connect`] creates it.
-    Missing,
-    /// The schema exists at this migration version.
-    Version(usize),
-    /// The schema exists at this version, written by a newer wemp than this one.
-    Newer(usize),
-}
+pub use crate::SchemaState;
 
 /// Connects to `url` and reports the state of `schema` without creating or migrating
 /// anything (only reads the catalog and `schema_migrations`), for diagnostics that must not

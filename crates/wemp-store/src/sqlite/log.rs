@@ -35,18 +35,6 @@ impl SqliteMessageLog {
     pub fn database(&self) -> &SqliteDatabase {
         &self.db
     }
-
-    /// Deletes entries received before `received_at_ms`; returns how many.
-    ///
-    /// Segments entirely older go as a whole; a segment holding older and newer entries is
-    /// rewritten without the older ones, and the others keep their ids.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Backend`] if SQLite fails or a segment does not decode.
-    pub async fn delete_before(&self, received_at_ms: i64) -> Result<u64> {
-        self.db.call(move |c| delete_log_before(c, received_at_ms)).await
-    }
 }
 
 /// The most entries in one segment; larger appends are split. Bounds `last_id - first_id`,
@@ -294,5 +282,11 @@ impl MessageLog for SqliteMessageLog {
     async fn query(&self, query: &LogQuery) -> Result<Vec<(i64, DeliveryRecord)>> {
         let query = query.clone();
         self.db.call(move |c| query_log(c, &query)).await
+    }
+
+    /// Segments entirely older go as a whole; a segment holding older and newer entries is
+    /// rewritten without the older ones, and the others keep their ids.
+    async fn delete_before(&self, received_at_ms: i64) -> Result<u64> {
+        self.db.call(move |c| delete_log_before(c, received_at_ms)).await
     }
 }

@@ -24,7 +24,7 @@
 //! bounds from the row's columns, decode the rest and filter each entry with
 //! [`LogQuery::matches`](crate::LogQuery::matches), stopping at `limit`. Reads by user or account therefore scan the
 //! log instead of using an index, which is fast enough for a log read by people.
-//! [`SqliteMessageLog::delete_before`] drops whole segments and rewrites the one that
+//! [`MessageLog::delete_before`](crate::MessageLog::delete_before) drops whole segments and rewrites the one that
 //! straddles the cut-off.
 //!
 //! Files written by earlier versions (schema 1 and 2) keep their rows in the `message_log`
@@ -36,9 +36,9 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
-use crate::{Result, StoreError};
+use crate::{Result, SchemaState, StoreError};
 
 mod log;
 mod session;
@@ -203,6 +203,64 @@ where
     F: FnOnce() -> Result<T> + Send + 'static,
 {
     tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::backend("sqlite", e))?
+}
+
+/// Opens the existing database file at `path` read-only and reports its schema version
+/// without creating, migrating or otherwise writing anything, for diagnostics that must not
+/// write. A file without wemp's tables (an empty file) is [`SchemaState::Missing`].
+///
+/// A read-only connection to a WAL database still creates the `-wal` and `-shm` files and
+/// leaves them behind, so when there is no `-wal` file (no server has the log open, and
+/// everything is in the main file) the file is opened `immutable`, which creates nothing;
+/// when there is one, a running server's latest writes are in it and it is read as usual.
+///
+/// # Errors
+///
+/// [`StoreError::Backend`] if the file does not exist, is not a SQLite database or cannot
+/// be read.
+pub async fn probe(path: impl AsRef<Path>) -> Result<SchemaState> {
+    let path = path.as_ref().to_owned();
+    blocking(move || {
+        if !path.is_file() {
+            return Err(StoreError::backend("sqlite", format!("{} is not a file", path.display())));
+        }
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = if Path::new(&wal).exists() {
+            Connection::open_with_flags(&path, flags)
+        } else {
+            let uri = format!("{}?mode=ro&immutable=1", file_uri(&path));
+            Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)
+        }
+        .map_err(sql_err)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(sql_err)?;
+        // Reading the schema also tells a file that is not a database from one that is.
+        let tables: usize = conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
+            .map_err(sql_err)?;
+        let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql_err)?;
+        Ok(match version {
+            0 if tables == 0 => SchemaState::Missing,
+            v if v > MIGRATIONS.len() => SchemaState::Newer(v),
+            v => SchemaState::Version(v),
+        })
+    })
+    .await
+}
+
+/// The `file:` URI of `path`, every byte but unreserved ones and `/` percent-encoded.
+fn file_uri(path: &Path) -> String {
+    use std::fmt::Write as _;
+    let mut uri = String::from("file:");
+    for b in path.as_os_str().as_encoded_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(b) {
+            uri.push(char::from(*b));
+        } else {
+            let _ = write!(uri, "%{b:02X}");
+        }
+    }
+    uri
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {

@@ -19,6 +19,31 @@ fn temp_file(name: &str) -> TempFile {
     TempFile(std::env::temp_dir().join(format!("wemp-sqlite-{name}-{}.db", std::process::id())))
 }
 
+#[tokio::test]
+async fn probe_reads_the_version_and_writes_nothing() {
+    let file = temp_file("probe w?th #odd %name");
+    let exists = |suffix: &str| {
+        let mut p = file.0.clone().into_os_string();
+        p.push(suffix);
+        Path::new(&p).exists()
+    };
+    assert!(probe(&file.0).await.is_err(), "no file: an error, and none created");
+    assert!(!exists(""));
+    // A server has the log open: its WAL is read.
+    let db = SqliteDatabase::open(&file.0).await.unwrap();
+    assert_eq!(probe(&file.0).await.unwrap(), SchemaState::Version(MIGRATIONS.len()));
+    drop(db);
+    // Closed: no WAL left, and probing leaves none behind.
+    assert!(!exists("-wal") && !exists("-shm"));
+    let before = std::fs::read(&file.0).unwrap();
+    assert_eq!(probe(&file.0).await.unwrap(), SchemaState::Version(MIGRATIONS.len()));
+    assert!(!exists("-wal") && !exists("-shm"), "probe created WAL files");
+    assert_eq!(std::fs::read(&file.0).unwrap(), before);
+    std::fs::write(&file.0, b"").unwrap();
+    assert_eq!(probe(&file.0).await.unwrap(), SchemaState::Missing);
+    assert_eq!(std::fs::read(&file.0).unwrap(), b"");
+}
+
 /// A write that outlives the writer's timeout goes on in its blocking thread; the
 /// writer's retries of that batch must not write it a second (and third) time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

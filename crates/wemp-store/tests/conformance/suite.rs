@@ -459,5 +459,25 @@ pub(crate) async fn log<L: MessageLog>(a: Arc<L>, b: Arc<L>) {
     let rows = b.query(&q(|q| q.appid = Some("wx9".into()))).await.unwrap();
     assert_eq!(rows.into_iter().map(|(_, e)| e).collect::<Vec<_>>(), batch);
 
-    log_entries(a, b).await;
+    log_entries(a.clone(), b.clone()).await;
+    retention(a, b).await;
+}
+
+/// `delete_before`, as a retention period calls it: the older rows go (on every instance),
+/// the others stay as they were, ids included, and new rows still come after them.
+async fn retention<L: MessageLog>(a: Arc<L>, b: Arc<L>) {
+    let before = b.query(&LogQuery::default()).await.unwrap();
+    // Inside the batch of a hundred: a SQLite segment holding older and newer rows.
+    let cut = 10_050;
+    let gone = before.iter().filter(|(_, e)| e.received_at_ms < cut).count() as u64;
+    assert!(gone > 0 && gone < before.len() as u64, "{gone} of {}", before.len());
+    assert_eq!(a.delete_before(cut).await.unwrap(), gone);
+    let kept: Vec<_> = before.iter().filter(|(_, e)| e.received_at_ms >= cut).cloned().collect();
+    assert_eq!(b.query(&LogQuery::default()).await.unwrap(), kept);
+    assert_eq!(b.delete_before(cut).await.unwrap(), 0, "nothing older is left");
+    let last = kept.last().map(|(id, _)| *id);
+    a.append(&[entry("wx9", "o9", "text", 1, 999)]).await.unwrap();
+    let new = b.query(&LogQuery { after_id: last, ..LogQuery::default() }).await.unwrap();
+    assert_eq!(new.len(), 1, "a row appended after a deletion comes after the kept ones");
+    assert_eq!(a.delete_before(cut).await.unwrap(), 1, "by when it arrived, not by id");
 }
