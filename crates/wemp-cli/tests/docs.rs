@@ -58,19 +58,45 @@ fn assert_same_code(english: &str, chinese: &str) {
     }
 }
 
+/// The numbered section headings (`## 5.`), the number of `##`/`###` headings and of tables:
+/// a section added to the English document without its translation shows here even when it
+/// has no code block.
+fn assert_same_shape(english: &str, chinese: &str) {
+    let shape = |md: &str| {
+        let numbers: Vec<String> = md
+            .lines()
+            .filter_map(|l| l.strip_prefix("## "))
+            .map(|h| h.split_once(' ').map_or("", |(n, _)| n).trim_end_matches('.').to_owned())
+            .filter(|n| n.chars().all(|c| c.is_ascii_digit()) && !n.is_empty())
+            .collect();
+        let count = |p: &str| md.lines().filter(|l| l.starts_with(p)).count();
+        let tables =
+            md.lines().filter(|l| l.starts_with("|-") || l.starts_with("| -") || l.starts_with("|:")).count();
+        (numbers, count("## "), count("### "), tables)
+    };
+    assert_eq!(
+        shape(&read(english)),
+        shape(&read(chinese)),
+        "{chinese} is not in step with {english}: (numbered sections, ## headings, ### headings, tables) differ"
+    );
+}
+
 #[test]
 fn the_chinese_readme_lists_the_same_commands() {
     assert_same_code("README.md", "README.zh-CN.md");
+    assert_same_shape("README.md", "README.zh-CN.md");
 }
 
 #[test]
 fn the_chinese_deploy_guide_has_the_same_configs_and_commands() {
     assert_same_code("docs/deploy.md", "docs/zh-CN/deploy.md");
+    assert_same_shape("docs/deploy.md", "docs/zh-CN/deploy.md");
 }
 
 #[test]
 fn the_chinese_gateway_guide_has_the_same_configs_commands_and_snippets() {
     assert_same_code("docs/gateway.md", "docs/zh-CN/gateway.md");
+    assert_same_shape("docs/gateway.md", "docs/zh-CN/gateway.md");
 }
 
 #[test]
