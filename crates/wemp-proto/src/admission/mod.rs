@@ -537,19 +537,7 @@ impl Run<'_> {
         }
 
         // 5. The body.
-        let text = match std::str::from_utf8(request.body) {
-            Ok(text) => text,
-            Err(e) => {
-                let refusal = Refusal::new(
-                    400,
-                    RejectReason::BadXml,
-                    Some(ReferenceCode::ParseXml),
-                    "body",
-                    format!("body is not UTF-8 (byte {})", e.valid_up_to()),
-                );
-                return Err(self.fail(CheckKind::Body, refusal));
-            }
-        };
+        let text = self.body_text(request.body)?;
         // A Mini Program pushes XML or JSON, whichever its admin chose: the body says which.
         let json =
             Document::looks_like_json(text) && candidates.iter().any(|a| a.kind() == Kind::Miniprogram);
@@ -729,19 +717,7 @@ impl Run<'_> {
         let (signed, outer) = if get {
             (echostr.unwrap_or_default(), None)
         } else {
-            let text = match std::str::from_utf8(request.body) {
-                Ok(text) => text,
-                Err(e) => {
-                    let refusal = Refusal::new(
-                        400,
-                        RejectReason::BadXml,
-                        Some(ReferenceCode::ParseXml),
-                        "body",
-                        format!("body is not UTF-8 (byte {})", e.valid_up_to()),
-                    );
-                    return Err(self.fail(CheckKind::Body, refusal));
-                }
-            };
+            let text = self.body_text(request.body)?;
             let doc = match Document::parse(text) {
                 Ok(doc) => doc,
                 Err(e) => return Err(self.fail(CheckKind::Body, Refusal::xml(&e, "body"))),
@@ -857,6 +833,20 @@ impl Run<'_> {
         };
         self.pass(CheckKind::Decrypt, format!("decrypted for corpid {}", account.appid()));
         Ok(Verdict::Accepted { xml: plain, document: inner })
+    }
+
+    /// The body as text: WeChat sends UTF-8 XML (or JSON), anything else is refused here.
+    fn body_text<'b>(&mut self, body: &'b [u8]) -> Result<&'b str, Refusal> {
+        std::str::from_utf8(body).map_err(|e| {
+            let refusal = Refusal::new(
+                400,
+                RejectReason::BadXml,
+                Some(ReferenceCode::ParseXml),
+                "body",
+                format!("body is not UTF-8 (byte {})", e.valid_up_to()),
+            );
+            self.fail(CheckKind::Body, refusal)
+        })
     }
 
     fn check_timestamp(&mut self, timestamp: &str) -> Result<(), Refusal> {
