@@ -495,7 +495,7 @@ describe('the console in Chinese: the browser speaks zh-CN', () => {
 
   test('setup: WeChat\'s own terms for what to paste, the checks\' verdicts, the rules', async () => {
     await page.getByRole('link', { name: '配置' }).click();
-    await page.getByRole('heading', { name: '填写到微信公众平台' }).waitFor();
+    await page.getByRole('heading', { name: '填写到微信开发者平台' }).waitFor();
     const paste = page.locator('#paste');
     await paste.getByText(TOKEN).waitFor();
     const terms = await paste.locator('dt').allTextContents();
@@ -603,7 +603,7 @@ describe('a forwarded delivery: wemp serve in front of an app (gateway mode)', (
         await refused.click();
         const said = await diag.locator('.rejection').textContent();
         if (zh) {
-          assert.match(said, /^-40001 签名不符：微信公众平台和服务器配置中的令牌\(Token\)必须相同/);
+          assert.match(said, /^-40001 签名不符：微信开发者平台（消息推送配置）和服务器配置中的令牌\(Token\)必须相同/);
           assert.deepEqual(await untranslated(page), []);
         } else {
           assert.match(said, /^-40001 .*signature/);
