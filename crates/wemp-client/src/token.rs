@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
+use wemp_proto::Secret;
 use wemp_store::{CachedToken, TokenStore};
 
 use crate::Clock;
@@ -116,22 +117,16 @@ impl TokenProvider for StableToken {
 
 /// `GET /cgi-bin/token`: each fetch issues a new token and retires the previous one a few
 /// minutes later, so only use it with a store shared by every process of the account.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ClassicToken {
     appid: String,
-    secret: String,
+    secret: Secret,
 }
 
 impl ClassicToken {
     /// The classic provider.
     pub fn new(appid: impl Into<String>, secret: impl Into<String>) -> Self {
-        Self { appid: appid.into(), secret: secret.into() }
-    }
-}
-
-impl std::fmt::Debug for ClassicToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClassicToken").field("appid", &self.appid).finish_non_exhaustive()
+        Self { appid: appid.into(), secret: Secret::new(secret) }
     }
 }
 
@@ -139,7 +134,11 @@ impl std::fmt::Debug for ClassicToken {
 impl TokenProvider for ClassicToken {
     async fn fetch(&self, ctx: &FetchContext<'_>) -> Result<FetchedToken> {
         const PATH: &str = "/cgi-bin/token";
-        let query = [("grant_type", "client_credential"), ("appid", &self.appid), ("secret", &self.secret)];
+        let query = [
+            ("grant_type", "client_credential"),
+            ("appid", self.appid.as_str()),
+            ("secret", self.secret.expose()),
+        ];
         send_for_token(PATH, ctx.http.get(format!("{}{PATH}", ctx.base_url)).query(&query)).await
     }
 }
@@ -147,22 +146,16 @@ impl TokenProvider for ClassicToken {
 /// WeCom's `GET /cgi-bin/gettoken?corpid=…&corpsecret=…` (on `qyapi.weixin.qq.com`): one
 /// token per application (each app has its own Secret). Like the classic endpoint, a
 /// fetch while a token is valid returns the same token, so processes sharing a store agree.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct WecomToken {
     corpid: String,
-    secret: String,
+    secret: Secret,
 }
 
 impl WecomToken {
     /// The provider for the app whose Secret is `secret`, in the corp `corpid`.
     pub fn new(corpid: impl Into<String>, secret: impl Into<String>) -> Self {
-        Self { corpid: corpid.into(), secret: secret.into() }
-    }
-}
-
-impl std::fmt::Debug for WecomToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WecomToken").field("corpid", &self.corpid).finish_non_exhaustive()
+        Self { corpid: corpid.into(), secret: Secret::new(secret) }
     }
 }
 
@@ -170,7 +163,7 @@ impl std::fmt::Debug for WecomToken {
 impl TokenProvider for WecomToken {
     async fn fetch(&self, ctx: &FetchContext<'_>) -> Result<FetchedToken> {
         const PATH: &str = "/cgi-bin/gettoken";
-        let query = [("corpid", &self.corpid), ("corpsecret", &self.secret)];
+        let query = [("corpid", self.corpid.as_str()), ("corpsecret", self.secret.expose())];
         send_for_token(PATH, ctx.http.get(format!("{}{PATH}", ctx.base_url)).query(&query)).await
     }
 }
