@@ -46,9 +46,8 @@ impl Filter {
 
 /// The current time in ms since the epoch.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    // The one system clock (wemp_proto::clock); this name stays for the call sites.
+    wemp_proto::clock::Clock::now_ms(&wemp_proto::clock::SystemClock)
 }
 
 const PAGE: usize = 1000;

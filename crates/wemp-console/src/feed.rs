@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -291,7 +291,8 @@ impl Drop for Guard {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0))
+    // The one system clock (wemp_proto::clock); this name stays for the call sites.
+    wemp_proto::clock::Clock::now_ms(&wemp_proto::clock::SystemClock)
 }
 
 #[cfg(test)]

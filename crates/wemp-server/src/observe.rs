@@ -117,9 +117,8 @@ impl Observers {
 
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    // The one system clock (wemp_proto::clock); this name stays for the call sites.
+    wemp_proto::clock::Clock::now_ms(&wemp_proto::clock::SystemClock)
 }
 
 /// Fans records out to any number of subscribers (a live log over SSE or WebSocket)

@@ -44,9 +44,8 @@ pub enum SchemaState {
 /// Milliseconds since the Unix epoch, on this machine's clock.
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    // The one system clock (wemp_proto::clock); this name stays for the call sites.
+    wemp_proto::clock::Clock::now_ms(&wemp_proto::clock::SystemClock)
 }
 
 /// A TTL in milliseconds, saturating.
