@@ -105,16 +105,22 @@ async fn wait_cs(platform: &FakePlatform, srv: &ServeProc, openid: &str, text: &
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_server_serves_an_official_account_a_wecom_app_and_a_mini_program() {
+/// The fake platform, a fresh directory with [`config`] and `wemp serve` on it.
+async fn serve_all_three(tag: &str) -> (FakePlatform, std::path::PathBuf, ServeProc) {
     let platform = FakePlatform::start().await;
-    let dir = temp_dir("wecom");
+    let dir = temp_dir(tag);
     std::fs::write(dir.join("wemp.toml"), config(&platform)).unwrap();
     let srv = ServeProc::start(
         &dir,
         &["--config", "wemp.toml", "--data-dir", "d"],
         &[("WEMP_API_BASE", &platform.url()), ("WEMP_LOG", "info")],
     );
+    (platform, dir, srv)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_server_serves_an_official_account_a_wecom_app_and_a_mini_program() {
+    let (platform, dir, srv) = serve_all_three("wecom").await;
     let origin = srv.url.strip_suffix("/wechat").unwrap().to_owned();
     let http = reqwest::Client::new();
     let corpid = platform.corpid();
@@ -180,14 +186,7 @@ async fn one_server_serves_an_official_account_a_wecom_app_and_a_mini_program() 
 /// `success` is the right answer and the reply goes through the customer-service API).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sim_plays_a_wecom_app_and_a_mini_program() {
-    let platform = FakePlatform::start().await;
-    let dir = temp_dir("wecom-sim");
-    std::fs::write(dir.join("wemp.toml"), config(&platform)).unwrap();
-    let srv = ServeProc::start(
-        &dir,
-        &["--config", "wemp.toml", "--data-dir", "d"],
-        &[("WEMP_API_BASE", &platform.url()), ("WEMP_LOG", "info")],
-    );
+    let (platform, dir, srv) = serve_all_three("wecom-sim").await;
     let origin = srv.origin();
     let corp_url = format!("{origin}/wechat/corp");
     let mini_url = format!("{origin}/wechat/mini");
