@@ -473,13 +473,16 @@ fn a_component_push_is_admitted_by_the_component_account() {
     );
     let platform = crate::wechat::Platform::new("componenttoken")
         .with_cipher(crate::Cipher::new(SAMPLE_KEY, COMPONENT).unwrap());
+    let admit_push = |req: &crate::wechat::SignedRequest| {
+        admit(
+            &accounts,
+            &Policy::default(),
+            NOW,
+            &Request::post("/component", &req.query_string(), req.body.as_bytes()),
+        )
+    };
     let req = platform.component_post(&push, TS, NONCE, [9; 16]).unwrap();
-    let a = admit(
-        &accounts,
-        &Policy::default(),
-        NOW,
-        &Request::post("/component", &req.query_string(), req.body.as_bytes()),
-    );
+    let a = admit_push(&req);
     let Verdict::Accepted { document, .. } = &a.verdict else { panic!("{a:?}") };
     assert_eq!(a.mode, Some(Mode::Safe));
     assert_eq!(a.account.as_ref().map(|a| a.appid()), Some(COMPONENT));
@@ -492,23 +495,13 @@ fn a_component_push_is_admitted_by_the_component_account() {
     let other = crate::wechat::Platform::new("componenttoken")
         .with_cipher(crate::Cipher::new(SAMPLE_KEY, "wxsomeoneelse").unwrap());
     let req = other.component_post(&push, TS, NONCE, [9; 16]).unwrap();
-    let a = admit(
-        &accounts,
-        &Policy::default(),
-        NOW,
-        &Request::post("/component", &req.query_string(), req.body.as_bytes()),
-    );
+    let a = admit_push(&req);
     assert_eq!(refusal(&a).reason, RejectReason::AppidMismatch);
 
     // Signed with another Token.
     let forged = crate::wechat::Platform::new("not-the-token")
         .with_cipher(crate::Cipher::new(SAMPLE_KEY, COMPONENT).unwrap());
     let req = forged.component_post(&push, TS, NONCE, [9; 16]).unwrap();
-    let a = admit(
-        &accounts,
-        &Policy::default(),
-        NOW,
-        &Request::post("/component", &req.query_string(), req.body.as_bytes()),
-    );
+    let a = admit_push(&req);
     assert_eq!(refusal(&a).reason, RejectReason::SignatureMismatch);
 }

@@ -143,9 +143,7 @@ impl Platform {
         if mode == Mode::Plain {
             return Ok(SignedRequest { query, body: xml.to_owned() });
         }
-        let cipher = self.cipher.as_ref().ok_or(Error::NoCipher)?;
-        let encrypt = cipher.encrypt(xml, random)?;
-        let msg_signature = signature::sign_msg(&self.token, timestamp, nonce, &encrypt);
+        let (_, encrypt, msg_signature) = self.seal(xml, timestamp, nonce, random)?;
         query.push(("encrypt_type".into(), "aes".into()));
         query.push(("msg_signature".into(), msg_signature));
         let body = match mode {
@@ -160,6 +158,20 @@ impl Platform {
             }
         };
         Ok(SignedRequest { query, body })
+    }
+
+    /// Encrypts `plaintext` with the cipher and signs the result with `msg_signature`.
+    fn seal(
+        &self,
+        plaintext: &str,
+        timestamp: &str,
+        nonce: &str,
+        random: [u8; 16],
+    ) -> Result<(&Cipher, String, String), Error> {
+        let cipher = self.cipher.as_ref().ok_or(Error::NoCipher)?;
+        let encrypt = cipher.encrypt(plaintext, random)?;
+        let msg_signature = signature::sign_msg(&self.token, timestamp, nonce, &encrypt);
+        Ok((cipher, encrypt, msg_signature))
     }
 
     /// An Open Platform authorization push (`component_verify_ticket`, `authorized` …; see
@@ -188,9 +200,7 @@ impl Platform {
         nonce: &str,
         random: [u8; 16],
     ) -> Result<SignedRequest, Error> {
-        let cipher = self.cipher.as_ref().ok_or(Error::NoCipher)?;
-        let encrypt = cipher.encrypt(xml, random)?;
-        let msg_signature = signature::sign_msg(&self.token, timestamp, nonce, &encrypt);
+        let (cipher, encrypt, msg_signature) = self.seal(xml, timestamp, nonce, random)?;
         Ok(SignedRequest {
             query: vec![
                 ("signature".into(), signature::sign(&self.token, timestamp, nonce)),
@@ -219,9 +229,7 @@ impl Platform {
         echostr: &str,
         random: [u8; 16],
     ) -> Result<SignedRequest, Error> {
-        let cipher = self.cipher.as_ref().ok_or(Error::NoCipher)?;
-        let encrypted = cipher.encrypt(echostr, random)?;
-        let msg_signature = signature::sign_msg(&self.token, timestamp, nonce, &encrypted);
+        let (_, encrypted, msg_signature) = self.seal(echostr, timestamp, nonce, random)?;
         Ok(SignedRequest {
             query: vec![
                 ("msg_signature".into(), msg_signature),
@@ -247,9 +255,7 @@ impl Platform {
         nonce: &str,
         random: [u8; 16],
     ) -> Result<SignedRequest, Error> {
-        let cipher = self.cipher.as_ref().ok_or(Error::NoCipher)?;
-        let encrypt = cipher.encrypt(xml, random)?;
-        let msg_signature = signature::sign_msg(&self.token, timestamp, nonce, &encrypt);
+        let (cipher, encrypt, msg_signature) = self.seal(xml, timestamp, nonce, random)?;
         let mut envelope = Element::new("xml")
             .with(Element::cdata("ToUserName", cipher.appid()))
             .with(Element::cdata("Encrypt", encrypt));
@@ -291,9 +297,7 @@ impl Platform {
         if mode == Mode::Plain {
             return Ok(req);
         }
-        let cipher = self.cipher.as_ref().ok_or(Error::NoCipher)?;
-        let encrypt = cipher.encrypt(&json, random)?;
-        let msg_signature = signature::sign_msg(&self.token, timestamp, nonce, &encrypt);
+        let (_, encrypt, msg_signature) = self.seal(&json, timestamp, nonce, random)?;
         req.query.push(("encrypt_type".into(), "aes".into()));
         req.query.push(("msg_signature".into(), msg_signature));
         let envelope = match mode {
