@@ -120,7 +120,7 @@ async fn serve_all_three(tag: &str) -> (FakePlatform, std::path::PathBuf, ServeP
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_server_serves_an_official_account_a_wecom_app_and_a_mini_program() {
-    let (platform, dir, srv) = serve_all_three("wecom").await;
+    let (platform, _dir, srv) = serve_all_three("wecom").await;
     let origin = srv.url.strip_suffix("/wechat").unwrap().to_owned();
     let http = reqwest::Client::new();
     let corpid = platform.corpid();
