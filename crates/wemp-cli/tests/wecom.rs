@@ -316,3 +316,47 @@ fn sim_verify_explains_an_undecrypted_wecom_echostr() {
     assert!(!o.status.success(), "{text}");
     assert!(text.contains("echoed the encrypted echostr") && text.contains("answer the plaintext"), "{text}");
 }
+
+/// A WeCom user's reply that misses the deadline (a slow app behind a `forward` rule) goes
+/// out through WeCom's `message/send` for the app's AgentID, never the customer-service API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_reply_to_a_wecom_user_goes_through_message_send() {
+    let platform = FakePlatform::start().await;
+    let app = common::app::CountingApp::start("Sorry for the wait", Duration::from_millis(1500));
+    let dir = temp_dir("wecom-late");
+    let cfg = config(&platform).replacen(
+        "listen = \"127.0.0.1:0\"",
+        "listen = \"127.0.0.1:0\"\ndeadline = \"500ms\"",
+        1,
+    ) + &format!("\n[[rules]]\nname = \"slow\"\nkeyword = \"slow\"\nforward = \"{}\"\n", app.url);
+    std::fs::write(dir.join("wemp.toml"), cfg).unwrap();
+    let srv = ServeProc::start(
+        &dir,
+        &["--config", "wemp.toml", "--data-dir", "d"],
+        &[("WEMP_API_BASE", &platform.url()), ("WEMP_LOG", "info")],
+    );
+    let corp_url = format!("{}/wechat/corp", srv.origin());
+    let started = Instant::now();
+    let o = common::wemp_in(
+        &dir,
+        &["sim", "send", &corp_url, "--config", "wemp.toml", "--openid", "lisi", "text", "slow"],
+        &[],
+    );
+    assert!(o.status.success(), "{}", common::out(&o));
+    assert!(started.elapsed() < Duration::from_secs(5), "WeCom waited {:?}", started.elapsed());
+    assert!(!common::out(&o).contains("Sorry for the wait"), "{}", common::out(&o));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let sent = platform.wecom_messages();
+        if let Some(m) = sent.iter().find(|m| m["touser"] == "lisi") {
+            assert_eq!(m["text"]["content"], "Sorry for the wait", "{m}");
+            assert_eq!(m["agentid"].to_string().trim_matches('"'), platform.agentid(), "{m}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no message/send to lisi: {sent:?}\n{}", srv.stderr());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.calls(), 1);
+    assert!(platform.sent_messages().iter().all(|m| m["touser"] != "lisi"), "{:?}", platform.sent_messages());
+    srv.stop();
+}
