@@ -360,3 +360,52 @@ async fn a_late_reply_to_a_wecom_user_goes_through_message_send() {
     assert!(platform.sent_messages().iter().all(|m| m["touser"] != "lisi"), "{:?}", platform.sent_messages());
     srv.stop();
 }
+
+/// `wemp doctor` checks each kind's settings and fetches each kind's token from the fake
+/// platform: WeCom's `gettoken` with the corpid and the app's Secret, the Mini Program's and
+/// the Official Account's access_token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_each_kind_and_fetches_its_token() {
+    let platform = FakePlatform::start().await;
+    let dir = temp_dir("wecom-doctor");
+    let good = config(&platform);
+    std::fs::write(dir.join("wemp.toml"), &good).unwrap();
+    let base = platform.url();
+    let doctor = |lang: &'static str, file: &'static str| {
+        let (dir, base) = (dir.clone(), base.clone());
+        tokio::task::spawn_blocking(move || {
+            let args = ["doctor", "--config", file, "--api-base", &base, "--timeout", "10s"];
+            common::wemp_in(&dir, &args, &[("LANG", lang)])
+        })
+    };
+    let o = doctor("C", "wemp.toml").await.unwrap();
+    let text = common::out(&o);
+    assert!(o.status.success(), "{text}");
+    for want in [
+        "PASS  accounts[1] corpid",
+        "PASS  accounts[1] AgentID",
+        "PASS  accounts[1] EncodingAESKey",
+        "PASS  accounts[2] appid",
+        &format!("PASS  {} WeCom token (gettoken)", platform.corpid()),
+        &format!("PASS  {} access token", platform.appid()),
+    ] {
+        assert!(text.contains(want), "{want:?} missing:\n{text}");
+    }
+    let zh = common::out(&doctor("zh_CN.UTF-8", "wemp.toml").await.unwrap());
+    assert!(
+        zh.contains("accounts[1] 企业 ID（corpid）") && zh.contains("已用企业 ID 和应用的 Secret 获取"),
+        "{zh}"
+    );
+
+    // A corpid of another shape is a warning; the platform refuses its token.
+    let odd = good.replace(&platform.corpid(), "wwNotHexButValid");
+    std::fs::write(dir.join("odd.toml"), odd).unwrap();
+    let o = doctor("C", "odd.toml").await.unwrap();
+    let text = common::out(&o);
+    assert!(!o.status.success(), "{text}");
+    assert!(
+        text.contains("WARN  accounts[1] corpid") && text.contains("wwNotHexButValid is not ww or wx"),
+        "{text}"
+    );
+    assert!(text.contains("FAIL  wwNotHexButValid WeCom token (gettoken)"), "{text}");
+}
