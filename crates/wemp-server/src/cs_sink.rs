@@ -40,14 +40,16 @@ impl CustomerServiceSink {
         Self { clients: HashMap::new() }.with_client(client)
     }
 
-    /// Adds (or replaces) the client of another account, for services with several.
+    /// Adds (or replaces) the client of another account, for services with several: found
+    /// by its appid, or `corpid/agentid` for a WeCom app's client
+    /// ([`wemp_proto::admission::app_key`], what the server passes as `appid`).
     #[must_use]
     pub fn with_client(mut self, client: Client) -> Self {
-        self.clients.insert(client.appid().to_owned(), client);
+        self.clients.insert(wemp_proto::admission::app_key(client.appid(), client.agentid()), client);
         self
     }
 
-    /// The client used for `appid`.
+    /// The client used for `appid` (an account's key, as [`CustomerServiceSink::with_client`]).
     pub fn client(&self, appid: &str) -> Option<&Client> {
         self.clients.get(appid)
     }
