@@ -25,7 +25,7 @@ mod session;
 
 pub use accounts::{AccountSource, AddError, LiveAccounts};
 #[cfg(feature = "client")]
-pub use api_proxy::{ACCOUNT_HEADER, ApiProxy, HELD_BODY_LIMIT};
+pub use api_proxy::{ACCOUNT_HEADER, ApiProxy, ClientLookup, HELD_BODY_LIMIT};
 pub use clock::{Clock, FakeClock, FixedClock, NonceSource, RandomNonce, SystemClock};
 pub use context::{Captures, Ctx, Inbound};
 #[cfg(feature = "client")]
