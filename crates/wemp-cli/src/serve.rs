@@ -394,9 +394,11 @@ fn console_account(cfg: &Config, i: usize, bound: SocketAddr) -> ConsoleAccount 
     let a = &cfg.accounts[i];
     let mut info = AccountInfo::new(a.token.as_ref().map(Secret::expose).unwrap_or_default());
     info.name = a.name.clone();
-    info.appid = a.appid.clone().unwrap_or_default();
+    info.appid = a.id().unwrap_or_default().to_owned();
     info.aes_key = a.aes_key.as_ref().map(|k| k.expose().to_owned());
-    info.mode = a.mode;
+    info.mode = a.effective_mode();
+    info.kind = a.kind;
+    info.agentid.clone_from(&a.agentid);
     if let Some(gh) = &a.original_id {
         info.original_id = gh.clone();
     }

@@ -258,6 +258,8 @@ fn account_json(a: &ConsoleAccount) -> serde_json::Value {
         "appid": a.info.appid,
         "original_id": a.info.original_id,
         "mode": a.info.mode,
+        "kind": a.info.kind,
+        "agentid": a.info.agentid,
         "endpoint": a.endpoint,
         "path": a.path(),
     })

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use wemp_client::callback::Schedule;
+use wemp_proto::admission::Kind;
 use wemp_proto::{Cipher, KeyError, Mode};
 
 use crate::menu::Menu;
@@ -181,6 +182,12 @@ pub struct AccountInfo {
     pub mode: Mode,
     /// The account's original id (`gh_…`), put in `ToUserName`.
     pub original_id: String,
+    /// What kind of account the chat plays: a WeCom app's callbacks are WeCom-shaped (the
+    /// corpid in [`AccountInfo::appid`], always encrypted, `msg_signature` only); a Mini
+    /// Program answers `success` and replies through the customer-service API.
+    pub kind: Kind,
+    /// A WeCom app's AgentID, sent in each callback.
+    pub agentid: Option<String>,
 }
 
 impl fmt::Debug for AccountInfo {
@@ -192,6 +199,8 @@ impl fmt::Debug for AccountInfo {
             .field("aes_key", &self.aes_key.as_ref().map(|_| "<redacted>"))
             .field("mode", &self.mode)
             .field("original_id", &self.original_id)
+            .field("kind", &self.kind)
+            .field("agentid", &self.agentid)
             .finish()
     }
 }

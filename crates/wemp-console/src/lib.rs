@@ -272,6 +272,8 @@ fn callback(account: &ConsoleAccount, schedule: wemp_client::callback::Schedule)
     target.mode = info.mode;
     target.account.clone_from(&info.original_id);
     target.appid = Some(info.appid.clone());
+    target.kind = info.kind;
+    target.agentid.clone_from(&info.agentid);
     target.aes_key.clone_from(&info.aes_key);
     target.timeout = schedule.timeout;
     target.tries = schedule.tries;
