@@ -10,7 +10,7 @@ use serde::Serialize;
 use wemp_proto::Header;
 use wemp_proto::message::Text;
 
-use crate::sim::{Exchange, Outcome, Simulator, now_secs, random_msg_id};
+use crate::sim::{DeliveryVerdict, Exchange, Simulator, now_secs, random_msg_id};
 use crate::term::Style;
 
 /// The longest run allowed.
@@ -210,11 +210,13 @@ async fn worker(
                             Some((format!("http_{status}"), told()))
                         } else {
                             match sim.judge(body, true) {
-                                Outcome::Failed { reason } => Some(("invalid_reply".to_owned(), reason)),
-                                Outcome::Reply { problems, .. } if !problems.is_empty() => {
+                                DeliveryVerdict::Failed { reason } => {
+                                    Some(("invalid_reply".to_owned(), reason))
+                                }
+                                DeliveryVerdict::Reply { problems, .. } if !problems.is_empty() => {
                                     Some(("refused_reply".to_owned(), problems.join("; ")))
                                 }
-                                Outcome::Reply { .. } => None,
+                                DeliveryVerdict::Reply { .. } => None,
                             }
                         }
                     }

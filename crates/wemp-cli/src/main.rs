@@ -10,7 +10,7 @@ use wemp_cli::bench::{self, BenchOptions};
 use wemp_cli::config::ServeArgs;
 use wemp_cli::i18n::{Lang, Msg};
 use wemp_cli::sim::check::{self, Status};
-use wemp_cli::sim::{self, MessageSpec, Outcome, Simulator, Target};
+use wemp_cli::sim::{self, DeliveryVerdict, MessageSpec, Simulator, Target};
 use wemp_cli::term::{ColorChoice, Progress, Style};
 use wemp_proto::Mode;
 
@@ -796,7 +796,7 @@ fn print_delivery(
         outln!("{}", Msg::SimTry.fill(lang, &[("n", &a.number), ("what", &what), ("elapsed", &elapsed)]));
     }
     match &delivery.outcome {
-        Outcome::Reply { message, encrypted, xml, problems, warnings } => {
+        DeliveryVerdict::Reply { message, encrypted, xml, problems, warnings } => {
             match &message.header {
                 None => outln!("← {}", style.bold(Msg::NoReply.get(lang))),
                 Some(h) => {
@@ -823,7 +823,7 @@ fn print_delivery(
                 outln!("  {} {w}", style.yellow(Msg::WarningLabel.get(lang)));
             }
         }
-        Outcome::Failed { reason } => {
+        DeliveryVerdict::Failed { reason } => {
             outln!("{} {reason}", style.red("✗"));
             outln!("{}", Msg::UserWouldSee.fill(lang, &[("banner", &sim::USER_ERROR_BANNER)]));
         }

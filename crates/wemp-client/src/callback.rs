@@ -255,11 +255,12 @@ fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64() * 1000.0)
 }
 
-/// How WeChat judges a server's answer.
+/// WeChat's verdict on a delivery: the reply the user sees, or the error banner and why.
+/// (Serialized under the tag `outcome`, as `--json` has always printed it.)
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 #[allow(clippy::large_enum_variant)]
-pub enum Outcome {
+pub enum DeliveryVerdict {
     /// The server answered with a passive reply (or `success`/empty for no reply).
     Reply {
         /// The decoded reply.
@@ -280,7 +281,7 @@ pub enum Outcome {
     },
 }
 
-impl Outcome {
+impl DeliveryVerdict {
     /// Whether the user would see [`ERROR_BANNER`].
     pub fn user_sees_error(&self) -> bool {
         match self {
@@ -342,7 +343,7 @@ pub struct Delivery {
     pub attempts: Vec<Attempt>,
     /// The verdict.
     #[serde(flatten)]
-    pub outcome: Outcome,
+    pub outcome: DeliveryVerdict,
 }
 
 /// The platform side of a conversation with one server: the callback driver.
@@ -526,7 +527,7 @@ impl Simulator {
                     request: xml.to_owned(),
                     signed: None,
                     attempts: Vec::new(),
-                    outcome: Outcome::Failed { reason: format!("cannot sign the request: {e}") },
+                    outcome: DeliveryVerdict::Failed { reason: format!("cannot sign the request: {e}") },
                 };
             }
         };
@@ -557,16 +558,16 @@ impl Simulator {
         }
         let outcome = outcome.unwrap_or_else(|| {
             let last = attempts.last().map(|a| a.exchange.describe(self.target.timeout)).unwrap_or_default();
-            Outcome::Failed { reason: format!("all {} tries failed (last: {last})", attempts.len()) }
+            DeliveryVerdict::Failed { reason: format!("all {} tries failed (last: {last})", attempts.len()) }
         });
         Delivery { mode: self.target.mode, request: xml.to_owned(), signed: Some(signed), attempts, outcome }
     }
 
     /// Judges a 2xx body as WeChat would.
-    pub fn judge(&self, body: &str, answering_message: bool) -> Outcome {
+    pub fn judge(&self, body: &str, answering_message: bool) -> DeliveryVerdict {
         let opened = match self.platform.open_reply(body) {
             Ok(opened) => opened,
-            Err(e) => return Outcome::Failed { reason: judge::unreadable(&e, body) },
+            Err(e) => return DeliveryVerdict::Failed { reason: judge::unreadable(&e, body) },
         };
         let mut problems = Vec::new();
         if opened.message.header.is_some() {
@@ -580,7 +581,7 @@ impl Simulator {
             now_secs(),
         );
         problems.extend(verdict.problems);
-        Outcome::Reply {
+        DeliveryVerdict::Reply {
             message: opened.message,
             encrypted: opened.encrypted,
             xml: opened.xml,
