@@ -20,8 +20,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use wemp_console::{
-    Access, AccountInfo, Console, ConsoleAccount, ConsoleConfig, DoctorCheck, DoctorStatus, Language,
-    RuleSummary,
+    Access, Console, ConsoleAccount, ConsoleConfig, DoctorCheck, DoctorStatus, Language, RuleSummary,
 };
 use wemp_proto::{Mode, Secret};
 use wemp_server::{
@@ -30,7 +29,7 @@ use wemp_server::{
 };
 use wemp_store::{DedupStore, LogWriter, LogWriterConfig, MessageLog};
 
-use crate::config::{Config, ConfigError, ServeArgs, TokenSource};
+use crate::config::{AccountError, Config, ConfigError, ServeArgs, TokenSource};
 use crate::i18n::{Lang, Msg};
 use crate::rules::{RuleInfo, RuleSet};
 use crate::sim::check::Status;
@@ -358,15 +357,18 @@ pub fn console_access(cfg: &Config, bound: SocketAddr) -> Option<Access> {
 /// The web console's configuration for a server bound to `bound`: it plays WeChat for
 /// every account, each against its own callback URL on this machine (the first account
 /// is the default). `None` when disabled or without an account.
-pub fn console_config(cfg: &Config, bound: SocketAddr) -> Option<ConsoleConfig> {
-    let access = console_access(cfg, bound)?;
+///
+/// # Errors
+/// An account the server could not answer for either ([`Config::account`]).
+pub fn console_config(cfg: &Config, bound: SocketAddr) -> Result<Option<ConsoleConfig>, AccountError> {
+    let Some(access) = console_access(cfg, bound) else { return Ok(None) };
     let mut accounts: Vec<ConsoleAccount> = Vec::with_capacity(cfg.accounts.len());
     for i in 0..cfg.accounts.len() {
         // Ids are what the server's records name the account by (`account_id`, unique).
-        accounts.push(console_account(cfg, i, bound));
+        accounts.push(console_account(cfg, i, bound)?);
     }
     if accounts.is_empty() {
-        return None;
+        return Ok(None);
     }
     let mut c = ConsoleConfig::from_accounts(accounts);
     c.base_path = cfg.console.path.clone();
@@ -376,25 +378,18 @@ pub fn console_config(cfg: &Config, bound: SocketAddr) -> Option<ConsoleConfig> 
     if !cfg.console.users.is_empty() {
         c.users = cfg.console.users.clone();
     }
-    Some(c)
+    Ok(Some(c))
 }
 
 /// Account `i` as the console plays it: its keys (never its AppSecret), the URL it is
 /// reached at on this machine, the URL to paste into the WeChat console, and the id the
 /// server's records and the message log name it by.
-fn console_account(cfg: &Config, i: usize, bound: SocketAddr) -> ConsoleAccount {
-    let a = &cfg.accounts[i];
-    let mut info = AccountInfo::new(a.token.as_ref().map(Secret::expose).unwrap_or_default());
-    info.name = a.name.clone();
-    info.appid = a.appid.clone().unwrap_or_default();
-    info.aes_key = a.aes_key.as_ref().map(|k| k.expose().to_owned());
-    info.mode = a.mode;
-    if let Some(gh) = &a.original_id {
-        info.original_id = gh.clone();
-    }
-    let mut account = ConsoleAccount::new(local_url(cfg, i, bound), info).with_id(account_id(cfg, i));
+fn console_account(cfg: &Config, i: usize, bound: SocketAddr) -> Result<ConsoleAccount, AccountError> {
+    let mut account =
+        ConsoleAccount::new(local_url(cfg, i, bound), cfg.account(i)?).with_id(account_id(cfg, i));
+    account.name.clone_from(&cfg.accounts[i].name);
     account.public_url = Some(callback_url(cfg, i, bound));
-    account
+    Ok(account)
 }
 
 /// Builds the web console for a server bound to `bound`, with `wemp doctor`'s checks, the
@@ -409,7 +404,9 @@ pub fn build_console(
     rules: ServeRules,
     log: Option<Arc<dyn MessageLog>>,
 ) -> Result<Option<Console>, String> {
-    let Some(config) = console_config(cfg, bound) else { return Ok(None) };
+    let Some(config) = console_config(cfg, bound).map_err(|e| format!("web console: {e}"))? else {
+        return Ok(None);
+    };
     let mut b = Console::builder(config).doctor(doctor).rules(rules);
     if let Some(log) = log {
         b = b.message_log(log);
@@ -1355,16 +1352,16 @@ mod tests {
              appsecret = \"s3cr3t\"\n",
         );
         let lo: SocketAddr = "127.0.0.1:8080".parse().unwrap();
-        let c = console_config(&cfg, lo).unwrap();
+        let c = console_config(&cfg, lo).unwrap().unwrap();
         assert_eq!(c.base_path, "/admin");
         assert_eq!(c.accounts.len(), 1);
         let a = &c.accounts[0];
         assert_eq!(a.endpoint, "http://127.0.0.1:8080/wechat");
         assert_eq!(a.id, "wx0123456789abcdef");
-        assert_eq!(a.info.token, "Tok123");
-        assert_eq!(a.info.mode, Mode::Safe);
-        assert_eq!(a.info.appid, "wx0123456789abcdef");
-        assert_eq!(a.info.name.as_deref(), Some("bot"));
+        assert_eq!(a.account().token().expose(), "Tok123");
+        assert_eq!(a.mode(), Mode::Safe);
+        assert_eq!(a.account().appid(), "wx0123456789abcdef");
+        assert_eq!(a.name.as_deref(), Some("bot"));
         assert_eq!(c.users, vec![wemp_console::TestUser::new("o1", "Ann")]);
         assert_eq!(c.menu.button[0].key.as_deref(), Some("HI"));
         assert_eq!(c.access, Access::Loopback);
@@ -1377,7 +1374,7 @@ mod tests {
         cfg.console.token = Some("admin-token-1".into());
         assert_eq!(console_access(&cfg, any), Some(Access::Token("admin-token-1".into())));
         cfg.console.enabled = false;
-        assert!(console_config(&cfg, lo).is_none());
+        assert!(console_config(&cfg, lo).unwrap().is_none());
     }
 
     #[test]
@@ -1405,7 +1402,7 @@ mod tests {
              [[accounts]]\ntoken = \"Fourth01\"\npath = \"/wechat/fourth\"\n",
         );
         let lo: SocketAddr = "127.0.0.1:8080".parse().unwrap();
-        let c = console_config(&cfg, lo).unwrap();
+        let c = console_config(&cfg, lo).unwrap().unwrap();
         let ids: Vec<&str> = c.accounts.iter().map(|a| a.id.as_str()).collect();
         // The ids the server's records and the message log use (`account_id`), unique.
         assert_eq!(ids, ["demo", "wx00000000000000b2", "default", "default/wechat/fourth"]);
@@ -1425,12 +1422,15 @@ mod tests {
         // console.public_url is the first account's; the others are reached where they listen.
         assert_eq!(c.accounts[0].public_url(), "https://bot.example.com/wechat");
         assert_eq!(c.accounts[1].public_url(), "http://127.0.0.1:8080/wechat/shop");
-        let shop = &c.accounts[1].info;
-        assert_eq!((shop.token.as_str(), shop.mode), ("Shop456", Mode::Safe));
-        assert_eq!(shop.original_id, "gh_shop00000001");
-        assert_eq!(shop.aes_key.as_deref(), Some("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"));
-        assert_eq!(c.accounts[0].info.mode, Mode::Plain);
-        assert_eq!(c.accounts[2].info.token, "Third789");
+        let shop = &c.accounts[1];
+        assert_eq!((shop.account().token().expose(), shop.mode()), ("Shop456", Mode::Safe));
+        assert_eq!(shop.original_id(), "gh_shop00000001");
+        assert_eq!(
+            shop.account().aes_key().map(Secret::expose),
+            Some("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG")
+        );
+        assert_eq!(c.accounts[0].mode(), Mode::Plain);
+        assert_eq!(c.accounts[2].account().token().expose(), "Third789");
         // One [menu] for the server: every account shows it.
         assert_eq!(c.menu.button[0].key.as_deref(), Some("HI"));
         assert!(!format!("{c:?}").contains("sh0ps3cr3t"), "no AppSecret in the console");
