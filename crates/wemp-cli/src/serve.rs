@@ -20,7 +20,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use wemp_console::{
-    Access, Console, ConsoleAccount, ConsoleConfig, DoctorCheck, DoctorStatus, Language, RuleSummary,
+    Access, Console, ConsoleAccount, ConsoleConfig, DoctorCheck, DoctorStatus, Language, ReloadReport,
+    RuleSummary,
 };
 use wemp_proto::{Mode, Secret};
 use wemp_server::{
@@ -403,15 +404,25 @@ pub fn build_console(
     doctor: ServeDoctor,
     rules: ServeRules,
     log: Option<Arc<dyn MessageLog>>,
-) -> Result<Option<Console>, String> {
-    let Some(config) = console_config(cfg, bound).map_err(|e| format!("web console: {e}"))? else {
-        return Ok(None);
-    };
+) -> Result<Option<Console>, ConsoleSetupError> {
+    let Some(config) = console_config(cfg, bound)? else { return Ok(None) };
     let mut b = Console::builder(config).doctor(doctor).rules(rules);
     if let Some(log) = log {
         b = b.message_log(log);
     }
-    b.build().map(Some).map_err(|e| format!("web console: {e}"))
+    Ok(Some(b.build()?))
+}
+
+/// Why the web console cannot be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConsoleSetupError {
+    /// An account the server could not answer for either.
+    #[error("web console: {0}")]
+    Account(#[from] AccountError),
+    /// The console refuses its configuration.
+    #[error("web console: {0}")]
+    Console(#[from] wemp_console::Error),
 }
 
 /// The URL of the web console from this machine (`http://127.0.0.1:8080/console/`).
@@ -509,8 +520,8 @@ impl wemp_console::Rules for ServeRules {
             .collect()
     }
 
-    async fn reload(&self) -> Result<String, String> {
-        self.reloader.reload_and_log("reload from the web console")
+    async fn reload(&self) -> Result<ReloadReport, wemp_console::ReloadError> {
+        Ok(self.reloader.reload_and_log("reload from the web console")?)
     }
 }
 
@@ -552,13 +563,13 @@ impl Reloader {
         Self { args, env: Box::new(env), rules, running }
     }
 
-    /// Resolves the configuration again; on success swaps the rules and returns how many
+    /// Resolves the configuration again; on success swaps the rules and reports how many
     /// there are now, plus the settings that changed but need a restart. On error the
     /// rules stay as they were.
     ///
     /// # Errors
     /// The configuration is invalid (with file and line) or unreadable.
-    pub fn reload(&self) -> Result<(usize, Vec<&'static str>), ConfigError> {
+    pub fn reload(&self) -> Result<ReloadReport, ConfigError> {
         let (cfg, _) = Config::resolve(&self.args, &self.env)?;
         let rules = self.rules.compile(&cfg).map_err(|errs| {
             ConfigError::Invalid(
@@ -608,32 +619,25 @@ impl Reloader {
         if strip(&cfg) != strip(&self.running) || tokens(&cfg) != tokens(&self.running) {
             restart.push("[[accounts]]");
         }
-        Ok((n, restart))
+        Ok(ReloadReport { rules: n, restart: restart.into_iter().map(str::to_owned).collect() })
     }
 
-    /// Reloads and logs the outcome; `why` says what triggered it. Returns the one-line
-    /// report logged.
+    /// Reloads and logs the outcome; `why` says what triggered it.
     ///
     /// # Errors
     /// Why the new rules were not taken (the previous ones stay in effect).
-    pub fn reload_and_log(&self, why: &str) -> Result<String, String> {
+    pub fn reload_and_log(&self, why: &str) -> Result<ReloadReport, ConfigError> {
         match self.reload() {
-            Ok((n, restart)) => {
-                tracing::info!("rules reloaded ({why}): {n} rules in effect");
-                let mut report = format!("{n} rules in effect");
-                if !restart.is_empty() {
-                    let note = format!(
-                        "changes to {} take effect only after a restart; the running server keeps the old values",
-                        restart.join(", ")
-                    );
-                    tracing::warn!("{note}");
-                    report = format!("{report}; {note}");
+            Ok(report) => {
+                tracing::info!("rules reloaded ({why}): {} rules in effect", report.rules);
+                if !report.restart.is_empty() {
+                    tracing::warn!("{}", report.restart_note());
                 }
                 Ok(report)
             }
             Err(e) => {
                 tracing::error!("reload ({why}) failed; keeping the previous rules:\n{e}");
-                Err(e.to_string())
+                Err(e)
             }
         }
     }
@@ -1021,7 +1025,7 @@ pub async fn run(
     // message no rule answers goes to gateway.forward, when set.
     // Built even when nothing forwards yet: a rule given a `forward` on reload uses it (with
     // [gateway]'s secret and fallback as they were at start).
-    let gateway = crate::gateway::Gateway::of(&cfg).map_err(fail)?;
+    let gateway = crate::gateway::Gateway::of(&cfg).map_err(|e| fail(e.to_string()))?;
     let rules = RuleSet::compile_with(&cfg.rules, &|t| gateway.forward(t))
         .map_err(|errs| fail(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
     let n_rules = rules.len();
@@ -1063,7 +1067,7 @@ pub async fn run(
     let doctor = ServeDoctor::new(doctor_args, env, opts.api_base.clone());
     let console =
         build_console(&cfg, bound, doctor, ServeRules::new(live.clone(), reloader.clone()), Some(log))
-            .map_err(fail)?;
+            .map_err(|e| fail(e.to_string()))?;
     let observers: Vec<Arc<dyn Observer>> =
         console.iter().map(|c| Arc::new(c.observer()) as Arc<dyn Observer>).collect();
     let proxy_listener = match (&api_proxy, &cfg.api_proxy.listen) {

@@ -527,15 +527,27 @@ async fn rules(State(shared): S) -> Response {
 
 async fn reload(State(shared): S) -> Response {
     let Some(r) = &shared.rules else {
-        return (StatusCode::NOT_FOUND, Json(json!({ "error": "this server has no reloadable rules" })))
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": "this server has no reloadable rules", "code": "no-rules", "params": {} })),
+        )
             .into_response();
     };
     match r.reload().await {
-        Ok(report) => Json(json!({ "ok": true, "report": report, "rules": r.current() })).into_response(),
-        Err(e) => {
-            (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "ok": false, "error": e, "rules": r.current() })))
-                .into_response()
-        }
+        // The page words the report from `code` and `params`; `report` is the English.
+        Ok(report) => Json(json!({
+            "ok": true,
+            "report": report.to_string(),
+            "code": if report.restart.is_empty() { "reloaded" } else { "reloaded-restart" },
+            "params": { "rules": report.rules, "restart": report.restart.join(", ") },
+            "rules": r.current(),
+        }))
+        .into_response(),
+        Err(e) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({ "ok": false, "error": e.to_string(), "rules": r.current() })),
+        )
+            .into_response(),
     }
 }
 

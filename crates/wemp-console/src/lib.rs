@@ -125,16 +125,52 @@ pub struct RuleSummary {
     pub reply: String,
 }
 
+/// What a rules reload did: the page words it in its language from these values, a log
+/// line in English from [`ReloadReport`]'s `Display` (`15 rules in effect; changes to
+/// [server] take effect only after a restart; …`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReloadReport {
+    /// How many rules are in effect now.
+    pub rules: usize,
+    /// The changed sections that take effect only after a restart (`[server]`,
+    /// `[[accounts]]` …); the running server keeps their old values.
+    pub restart: Vec<String>,
+}
+
+impl std::fmt::Display for ReloadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} rules in effect", self.rules)?;
+        if !self.restart.is_empty() {
+            write!(f, "; {}", self.restart_note())?;
+        }
+        Ok(())
+    }
+}
+
+impl ReloadReport {
+    /// The English note on the sections that need a restart.
+    pub fn restart_note(&self) -> String {
+        format!(
+            "changes to {} take effect only after a restart; the running server keeps the old values",
+            self.restart.join(", ")
+        )
+    }
+}
+
+/// Why a reload did not take the new rules (the old ones stay in effect): the source's own
+/// error, shown as it words it (a config file's problems with their lines).
+pub type ReloadError = Box<dyn std::error::Error + Send + Sync>;
+
 /// The bot's current rules and how to reload them.
 #[async_trait::async_trait]
 pub trait Rules: Send + Sync + 'static {
     /// The rules in effect, in evaluation order.
     fn current(&self) -> Vec<RuleSummary>;
-    /// Reloads the rules from their source, returning a one-line report.
+    /// Reloads the rules from their source.
     ///
     /// # Errors
     /// Why the new rules were not taken (the old ones stay in effect).
-    async fn reload(&self) -> Result<String, String>;
+    async fn reload(&self) -> Result<ReloadReport, ReloadError>;
 }
 
 /// The web console: build it once, mount [`Console::router`] next to the callback, and
