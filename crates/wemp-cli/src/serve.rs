@@ -184,6 +184,13 @@ pub fn account_id(cfg: &Config, i: usize) -> String {
     if taken { format!("{id}{}", cfg.account_path(i)) } else { id }
 }
 
+/// The key account `i`'s state and records are kept under: its [`account_id`], or
+/// `corpid/agentid` for a WeCom app with an AgentID ([`wemp_proto::admission::Account::key`]),
+/// so that apps of one corp are told apart in the message log and the console.
+pub fn account_key(cfg: &Config, i: usize) -> String {
+    wemp_proto::admission::app_key(&account_id(cfg, i), cfg.accounts[i].agentid.as_deref())
+}
+
 /// API clients for the accounts that have an AppSecret (a WeCom app's client fetches its
 /// token with `gettoken` and sends through `message/send`); `api_base` replaces
 /// `https://api.weixin.qq.com` and `https://qyapi.weixin.qq.com` (for the fake platform).
@@ -366,7 +373,7 @@ pub fn console_config(cfg: &Config, bound: SocketAddr) -> Result<Option<ConsoleC
     let Some(access) = console_access(cfg, bound) else { return Ok(None) };
     let mut accounts: Vec<ConsoleAccount> = Vec::with_capacity(cfg.accounts.len());
     for i in 0..cfg.accounts.len() {
-        // Ids are what the server's records name the account by (`account_id`, unique).
+        // Ids are what the server's records name the account by (`account_key`, unique).
         accounts.push(console_account(cfg, i, bound)?);
     }
     if accounts.is_empty() {
@@ -388,7 +395,7 @@ pub fn console_config(cfg: &Config, bound: SocketAddr) -> Result<Option<ConsoleC
 /// server's records and the message log name it by.
 fn console_account(cfg: &Config, i: usize, bound: SocketAddr) -> Result<ConsoleAccount, AccountError> {
     let mut account =
-        ConsoleAccount::new(local_url(cfg, i, bound), cfg.account(i)?).with_id(account_id(cfg, i));
+        ConsoleAccount::new(local_url(cfg, i, bound), cfg.account(i)?).with_id(account_key(cfg, i));
     account.name.clone_from(&cfg.accounts[i].name);
     account.public_url = Some(callback_url(cfg, i, bound));
     Ok(account)
