@@ -77,9 +77,9 @@ impl Nginx {
         let conf_path = dir.join("nginx.conf");
         std::fs::write(&conf_path, conf).unwrap();
         let test =
-            Command::new(&nginx).args(["-t", "-p"]).arg(dir).arg("-c").arg(&conf_path).output().unwrap();
+            Command::new(nginx).args(["-t", "-p"]).arg(dir).arg("-c").arg(&conf_path).output().unwrap();
         assert!(test.status.success(), "nginx -t refuses the documented snippet:\n{}", out(&test));
-        let child = Command::new(&nginx)
+        let child = Command::new(nginx)
             .arg("-p")
             .arg(dir)
             .arg("-c")
