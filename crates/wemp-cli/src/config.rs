@@ -438,6 +438,19 @@ pub fn mode_parser() -> impl clap::builder::TypedValueParser<Value = Mode> {
         .map(|m| m.parse::<Mode>().unwrap_or(Mode::Plain))
 }
 
+/// The command line's parser of an account kind: `official_account`, `wecom` or
+/// `miniprogram`, as `kind` is spelled in `wemp.toml`.
+pub fn kind_parser() -> impl clap::builder::TypedValueParser<Value = Kind> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(["official_account", "wecom", "miniprogram"]).map(|k| {
+        match k.as_str() {
+            "wecom" => Kind::Wecom,
+            "miniprogram" => Kind::Miniprogram,
+            _ => Kind::OfficialAccount,
+        }
+    })
+}
+
 /// Parses `500ms`, `5s`, `4.5s`, `2m`, `1h`, `2d` or a bare number of seconds.
 ///
 /// # Errors

@@ -202,6 +202,9 @@ catalogue! {
     SimTry => "  try {n}: {what} in {elapsed}", "  第 {n} 次：{what}，用时 {elapsed}";
     /// The server answered `success` or nothing.
     NoReply => "no reply (success)", "不回复（success）";
+    /// A Mini Program's `success`: its replies go through the customer-service API.
+    MiniprogramSuccess => "success: a Mini Program's replies reach the user through the customer-service API",
+        "success：小程序的回复经客服消息接口发给用户";
     /// A reply of a type (`{kind}`), `{enc}` when encrypted.
     ReplyOf => "{kind} reply{enc}", "{kind} 回复{enc}";
     /// The encrypted part of [`Msg::ReplyOf`].

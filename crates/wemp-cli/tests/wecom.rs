@@ -105,16 +105,22 @@ async fn wait_cs(platform: &FakePlatform, srv: &ServeProc, openid: &str, text: &
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_server_serves_an_official_account_a_wecom_app_and_a_mini_program() {
+/// The fake platform, a fresh directory with [`config`] and `wemp serve` on it.
+async fn serve_all_three(tag: &str) -> (FakePlatform, std::path::PathBuf, ServeProc) {
     let platform = FakePlatform::start().await;
-    let dir = temp_dir("wecom");
+    let dir = temp_dir(tag);
     std::fs::write(dir.join("wemp.toml"), config(&platform)).unwrap();
     let srv = ServeProc::start(
         &dir,
         &["--config", "wemp.toml", "--data-dir", "d"],
         &[("WEMP_API_BASE", &platform.url()), ("WEMP_LOG", "info")],
     );
+    (platform, dir, srv)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_server_serves_an_official_account_a_wecom_app_and_a_mini_program() {
+    let (platform, _dir, srv) = serve_all_three("wecom").await;
     let origin = srv.url.strip_suffix("/wechat").unwrap().to_owned();
     let http = reqwest::Client::new();
     let corpid = platform.corpid();
@@ -173,4 +179,140 @@ async fn one_server_serves_an_official_account_a_wecom_app_and_a_mini_program() 
     for secret in [CORP_KEY, MINI_KEY, platform.corp_secret().as_str(), platform.secret().as_str()] {
         assert!(!log.contains(secret), "a secret in the log:\n{log}");
     }
+}
+
+/// `wemp sim` plays each kind: a WeCom app (encrypted echostr, `msg_signature` only, the
+/// corpid and AgentID in the envelope) and a Mini Program (JSON in safe mode, XML in plain;
+/// `success` is the right answer and the reply goes through the customer-service API).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_plays_a_wecom_app_and_a_mini_program() {
+    let (platform, dir, srv) = serve_all_three("wecom-sim").await;
+    let origin = srv.origin();
+    let corp_url = format!("{origin}/wechat/corp");
+    let mini_url = format!("{origin}/wechat/mini");
+    let (corpid, agentid) = (platform.corpid(), platform.agentid());
+    let wecom: Vec<&str> = vec!["--kind", "wecom", "--corpid", &corpid, "--agentid", &agentid];
+    let sim = |args: &[&str]| common::wemp_in(&dir, args, &[]);
+    let with = |head: &[&str], url: &str, rest: &[&str], creds: &[&str]| {
+        let mut all: Vec<&str> = head.to_vec();
+        all.push(url);
+        all.extend(creds);
+        all.extend(rest);
+        sim(&all)
+    };
+    let corp_creds: Vec<&str> = [&["--token", CORP_TOKEN, "--aes-key", CORP_KEY][..], &wecom].concat();
+
+    // WeCom: the encrypted echostr is answered in plaintext.
+    let o = with(&["sim", "verify"], &corp_url, &[], &corp_creds);
+    assert!(o.status.success(), "{}", common::out(&o));
+    assert!(common::out(&o).contains("echoed echostr"), "{}", common::out(&o));
+    // The Official Account's path does not decrypt a WeCom echostr.
+    let o = with(&["sim", "verify"], &format!("{origin}/wechat"), &[], &corp_creds);
+    assert!(!o.status.success(), "{}", common::out(&o));
+
+    // A WeCom text: the rule's reply, encrypted for the corpid, in the user's chat.
+    let o = with(&["sim", "send"], &corp_url, &["--openid", "zhangsan", "text", "price"], &corp_creds);
+    let text = common::out(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains("← text reply, encrypted") && text.contains("It costs 1 yuan."), "{text}");
+    assert!(text.contains(&format!("To zhangsan  From {corpid}")), "{text}");
+    // The same with everything from --config: the kind, corpid, AgentID, Token and key.
+    let o = sim(&["sim", "send", &corp_url, "--config", "wemp.toml", "--json", "text", "price"]);
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    assert_eq!(json["message"]["reply"]["content"], "It costs 1 yuan.", "{}", common::out(&o));
+    assert!(json["request"].as_str().unwrap().contains(&format!("<AgentID>{agentid}</AgentID>")), "{json}");
+    // The conformance run: every WeCom type, and plain requests rightly refused.
+    let o = sim(&["sim", "check", &corp_url, "--config", "wemp.toml"]);
+    let text = common::out(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains("PASS  plain: server requires encryption"), "{text}");
+    assert!(text.contains("PASS  safe: event enter_agent"), "{text}");
+    assert!(text.contains("PASS  handshake with a forged signature is refused"), "{text}");
+
+    // Mini Program, JSON in safe mode: `success`, and the reply by customer-service message.
+    let mini_creds = ["--token", MINI_TOKEN, "--appid", &platform.appid(), "--aes-key", MINI_KEY];
+    let o = with(
+        &["sim", "send"],
+        &mini_url,
+        &[
+            "--kind",
+            "miniprogram",
+            "--format",
+            "json",
+            "--mode",
+            "safe",
+            "--openid",
+            "oSimJson",
+            "-v",
+            "text",
+            "price",
+        ],
+        &mini_creds,
+    );
+    let text = common::out(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains("← success: a Mini Program's replies reach the user through the customer-service API"),
+        "{text}"
+    );
+    wait_cs(&platform, &srv, "oSimJson", "It costs 1 yuan.").await;
+    // XML in plain mode, the kind from --config.
+    let o = sim(&[
+        "sim",
+        "send",
+        &mini_url,
+        "--config",
+        "wemp.toml",
+        "--mode",
+        "plain",
+        "--openid",
+        "oSimXml",
+        "text",
+        "price",
+    ]);
+    assert!(o.status.success(), "{}", common::out(&o));
+    wait_cs(&platform, &srv, "oSimXml", "It costs 1 yuan.").await;
+    let o = sim(&["sim", "check", &mini_url, "--config", "wemp.toml", "--format", "json"]);
+    let text = common::out(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains("PASS  safe: miniprogrampage (success: replies go through the customer-service API)"),
+        "{text}"
+    );
+    assert!(text.contains("PASS  safe: event user_enter_tempsession"), "{text}");
+
+    // Usage errors name what a WeCom app needs.
+    let o = sim(&["sim", "send", &corp_url, "--kind", "wecom", "--token", CORP_TOKEN, "text", "hi"]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::out(&o));
+    assert!(common::stderr(&o).contains("--corpid"), "{}", common::out(&o));
+    srv.stop();
+}
+
+/// A WeCom app's server that echoes the encrypted echostr is told to decrypt it.
+#[test]
+fn sim_verify_explains_an_undecrypted_wecom_echostr() {
+    use axum::extract::Query;
+    let app = axum::Router::new().route(
+        "/corp",
+        axum::routing::get(|Query(q): Query<std::collections::HashMap<String, String>>| async move {
+            q.get("echostr").cloned().unwrap_or_default()
+        }),
+    );
+    let addr = common::serve_in_background(app);
+    let o = common::wemp(&[
+        "sim",
+        "verify",
+        &format!("http://{addr}/corp"),
+        "--kind",
+        "wecom",
+        "--corpid",
+        "ww0123456789abcdef",
+        "--token",
+        CORP_TOKEN,
+        "--aes-key",
+        CORP_KEY,
+    ]);
+    let text = common::out(&o);
+    assert!(!o.status.success(), "{text}");
+    assert!(text.contains("echoed the encrypted echostr") && text.contains("answer the plaintext"), "{text}");
 }
