@@ -617,6 +617,8 @@ pub(crate) struct Shared {
     pub(crate) open_base: String,
     pub(crate) retry: RetryPolicy,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) store: Arc<dyn TokenStore>,
+    pub(crate) token_policy: TokenPolicy,
 }
 
 impl Client {
@@ -630,6 +632,8 @@ impl Client {
             open_base: self.inner.open_base.clone(),
             retry: self.inner.retry,
             clock: self.inner.clock.clone(),
+            store: self.inner.access.store().clone(),
+            token_policy: self.inner.access.policy(),
         }
     }
 }

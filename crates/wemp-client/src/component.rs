@@ -30,15 +30,12 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use wemp_proto::Secret;
+use wemp_store::CachedToken;
 use wemp_store::component::{Authorizer, ComponentState, Profile};
-use wemp_store::{CachedToken, TokenStore};
 
-use crate::client::{Client, decode, token_key};
+use crate::client::{Client, ClientBuilder, decode, token_key};
 use crate::error::{Error, Result};
-use crate::token::{
-    AccessToken, FetchContext, FetchedToken, RetryPolicy, TokenPolicy, TokenProvider, send_for_token,
-};
-use crate::{Clock, MemoryTokenStore, SystemClock};
+use crate::token::{AccessToken, FetchContext, FetchedToken, TokenProvider, send_for_token};
 
 /// Which accounts the authorization page offers (`auth_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,15 +121,8 @@ pub struct ComponentClientBuilder {
     appid: String,
     secret: Secret,
     state: ComponentState,
-    store: Option<Arc<dyn TokenStore>>,
-    clock: Arc<dyn Clock>,
-    base: Option<String>,
-    mp_base: Option<String>,
-    open_base: Option<String>,
-    token_policy: TokenPolicy,
-    retry: RetryPolicy,
-    timeout: Duration,
     push_url: String,
+    client: ClientBuilder,
 }
 
 impl std::fmt::Debug for ComponentClientBuilder {
@@ -142,60 +132,23 @@ impl std::fmt::Debug for ComponentClientBuilder {
 }
 
 impl ComponentClientBuilder {
-    /// The store for the component token and the authorizers' access tokens (default: a
-    /// private memory store). Give every process the same one so that one of them
-    /// refreshes each token.
-    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
-        self.store = Some(store);
-        self
-    }
-
-    /// The clock tokens are judged by, and the stored times come from.
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
-        self
-    }
-
-    /// The API base URL (default `https://api.weixin.qq.com`).
-    pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base = Some(url.into());
-        self
-    }
-
-    /// The base URL of the PC authorization page (default `https://mp.weixin.qq.com`).
-    pub fn mp_base_url(mut self, url: impl Into<String>) -> Self {
-        self.mp_base = Some(url.into());
-        self
-    }
-
-    /// The base URL of the mobile authorization page and OAuth2 (default
-    /// `https://open.weixin.qq.com`).
-    pub fn open_base_url(mut self, url: impl Into<String>) -> Self {
-        self.open_base = Some(url.into());
-        self
-    }
-
-    /// All three base URLs at once (a fake platform serves them all).
-    pub fn all_base_urls(self, url: impl Into<String>) -> Self {
-        let url = url.into();
-        self.base_url(url.clone()).mp_base_url(url.clone()).open_base_url(url)
-    }
-
-    /// When tokens are refreshed (the component's and the authorizers').
-    pub fn token_policy(mut self, policy: TokenPolicy) -> Self {
-        self.token_policy = policy;
-        self
-    }
-
-    /// How `-1` (system busy) is retried.
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = policy;
-        self
-    }
-
-    /// The HTTP timeout (default 15 s), as [`crate::ClientBuilder::timeout`].
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+    /// Sets up the clients as any [`Client`]: the token store (give every process the same
+    /// one, so that one of them refreshes each token), base URLs, clock, timeouts, token
+    /// and retry policies. The component's own client and each authorizer's share these;
+    /// the token provider is always the component's.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use wemp_client::{component::ComponentClient, MemoryTokenStore};
+    /// # use wemp_store::{ComponentState, memory::MemorySessionStore};
+    /// # let state = ComponentState::new(Arc::new(MemorySessionStore::new()), "wxcomp");
+    /// let c = ComponentClient::builder("wxcomp", "secret", state)
+    ///     .client(|b| b.store(Arc::new(MemoryTokenStore::new())).base_url("http://127.0.0.1:9"))
+    ///     .build()?;
+    /// # Ok::<(), wemp_client::Error>(())
+    /// ```
+    pub fn client(mut self, configure: impl FnOnce(ClientBuilder) -> ClientBuilder) -> Self {
+        self.client = configure(self.client);
         self
     }
 
@@ -211,41 +164,20 @@ impl ComponentClientBuilder {
     /// # Errors
     /// [`Error::Http`] when the HTTP client cannot be built.
     pub fn build(self) -> Result<ComponentClient> {
-        let store = self.store.unwrap_or_else(|| Arc::new(MemoryTokenStore::new()));
-        let clock = self.clock.clone();
         let provider = ComponentToken {
             appid: self.appid.clone(),
             secret: self.secret,
             state: self.state.clone(),
             push_url: self.push_url,
         };
-        let mut api = Client::builder(&self.appid)
+        let api = self
+            .client
             .token_provider(provider)
             .token_param("component_access_token")
             .token_owner(format!("component:{}", self.appid))
-            .store(store.clone())
-            .clock(move || clock.now_ms())
-            .token_policy(self.token_policy)
-            .retry_policy(self.retry)
-            .timeout(self.timeout);
-        if let Some(url) = self.base {
-            api = api.base_url(url);
-        }
-        if let Some(url) = self.mp_base {
-            api = api.mp_base_url(url);
-        }
-        if let Some(url) = self.open_base {
-            api = api.open_base_url(url);
-        }
+            .build()?;
         Ok(ComponentClient {
-            inner: Arc::new(Inner {
-                api: api.build()?,
-                appid: self.appid,
-                state: self.state,
-                store,
-                token_policy: self.token_policy,
-                clients: Mutex::default(),
-            }),
+            inner: Arc::new(Inner { api, appid: self.appid, state: self.state, clients: Mutex::default() }),
         })
     }
 }
@@ -262,8 +194,6 @@ struct Inner {
     api: Client,
     appid: String,
     state: ComponentState,
-    store: Arc<dyn TokenStore>,
-    token_policy: TokenPolicy,
     /// One client per authorizer, so that callers in this process share its single flight.
     clients: Mutex<HashMap<String, Client>>,
 }
@@ -364,18 +294,12 @@ impl ComponentClient {
         appsecret: impl Into<Secret>,
         state: ComponentState,
     ) -> ComponentClientBuilder {
+        let appid = component_appid.into();
         ComponentClientBuilder {
-            appid: component_appid.into(),
+            client: Client::builder(&appid),
+            appid,
             secret: appsecret.into(),
             state,
-            store: None,
-            clock: Arc::new(SystemClock),
-            base: None,
-            mp_base: None,
-            open_base: None,
-            token_policy: TokenPolicy::default(),
-            retry: RetryPolicy::default(),
-            timeout: Duration::from_secs(15),
             push_url: "the authorization event URL (授权事件接收 URL)".to_owned(),
         }
     }
@@ -508,7 +432,8 @@ impl ComponentClient {
                 expires_at_ms: now
                     .saturating_add(i64::try_from(info.expires_in.saturating_mul(1000)).unwrap_or(i64::MAX)),
             };
-            self.inner.store.put(&self.authorizer_token_key(&info.authorizer_appid), &token).await?;
+            let store = self.inner.api.shared().store;
+            store.put(&self.authorizer_token_key(&info.authorizer_appid), &token).await?;
         }
         Ok(Authorization { authorizer_appid: info.authorizer_appid, func_scopes: scopes })
     }
@@ -556,8 +481,9 @@ impl ComponentClient {
         let removed = self.inner.state.remove_authorizer(authorizer_appid).await?;
         self.lock_clients().remove(authorizer_appid);
         let key = self.authorizer_token_key(authorizer_appid);
-        if let Some(token) = self.inner.store.get(&key).await? {
-            self.inner.store.invalidate(&key, &token.value).await?;
+        let store = self.inner.api.shared().store;
+        if let Some(token) = store.get(&key).await? {
+            store.invalidate(&key, &token.value).await?;
         }
         Ok(removed)
     }
@@ -596,9 +522,9 @@ impl ComponentClient {
         let builder = Client::builder(authorizer_appid)
             .token_provider(provider)
             .token_owner(self.authorizer_owner(authorizer_appid))
-            .store(self.inner.store.clone())
+            .store(shared.store)
             .clock(move || clock.now_ms())
-            .token_policy(self.inner.token_policy)
+            .token_policy(shared.token_policy)
             .retry_policy(shared.retry)
             .base_url(shared.base)
             .mp_base_url(shared.mp_base)

@@ -387,6 +387,16 @@ impl TokenCache {
         }
     }
 
+    /// The store the token is shared through.
+    pub(crate) fn store(&self) -> &Arc<dyn TokenStore> {
+        &self.store
+    }
+
+    /// When the token is refreshed.
+    pub(crate) fn policy(&self) -> TokenPolicy {
+        self.policy
+    }
+
     /// How many fetches this cache made.
     pub(crate) fn fetches(&self) -> u64 {
         self.fetches.load(Ordering::Relaxed)

@@ -77,13 +77,25 @@ async fn receiver(platform: &FakePlatform, state: ComponentState) -> Receiver {
 fn component(platform: &FakePlatform, state: ComponentState, store: Arc<dyn TokenStore>) -> ComponentClient {
     let clock = platform.clock();
     ComponentClient::builder(platform.component_appid(), platform.component_secret(), state)
-        .all_base_urls(platform.url())
-        .store(store)
-        .clock(move || clock.now_ms())
-        .retry_policy(RetryPolicy::new(3, Duration::from_millis(1)))
+        .client(|b| {
+            b.all_base_urls(platform.url())
+                .store(store)
+                .clock(move || clock.now_ms())
+                .retry_policy(RetryPolicy::new(3, Duration::from_millis(1)))
+        })
         .push_url("https://example.com/component")
         .build()
         .unwrap()
+}
+
+/// A platform, memory state, a receiver that got the first ticket, and a client.
+async fn setup() -> (FakePlatform, ComponentState, Receiver, ComponentClient) {
+    let platform = FakePlatform::start().await;
+    let state = memory_state(&platform);
+    let rx = receiver(&platform, state.clone()).await;
+    assert_eq!(platform.push_ticket(&rx.url).await.body, "success");
+    let c = component(&platform, state.clone(), Arc::new(MemoryTokenStore::new()));
+    (platform, state, rx, c)
 }
 
 fn memory_state(platform: &FakePlatform) -> ComponentState {
@@ -126,11 +138,7 @@ async fn no_ticket_yet_is_a_clear_error_and_the_pushed_ticket_gets_the_token() {
 
 #[tokio::test]
 async fn a_refused_component_token_is_replaced_once() {
-    let platform = FakePlatform::start().await;
-    let state = memory_state(&platform);
-    let rx = receiver(&platform, state.clone()).await;
-    platform.push_ticket(&rx.url).await;
-    let c = component(&platform, state, Arc::new(MemoryTokenStore::new()));
+    let (platform, _state, _rx, c) = setup().await;
     let first = c.component_token().await.unwrap();
     platform.revoke_component_tokens();
     let code = c.pre_auth_code().await.unwrap();
@@ -194,11 +202,7 @@ async fn two_clients_on_one_redis_share_the_component_token() {
 
 #[tokio::test]
 async fn the_authorization_flow_stores_the_authorizer_and_its_client_calls_the_api() {
-    let platform = FakePlatform::start().await;
-    let state = memory_state(&platform);
-    let rx = receiver(&platform, state.clone()).await;
-    platform.push_ticket(&rx.url).await;
-    let c = component(&platform, state.clone(), Arc::new(MemoryTokenStore::new()));
+    let (platform, state, rx, c) = setup().await;
 
     // The authorization page, followed as a browser would: back to the redirect with auth_code.
     let pre = c.pre_auth_code().await.unwrap();
@@ -267,11 +271,7 @@ async fn the_authorization_flow_stores_the_authorizer_and_its_client_calls_the_a
 
 #[tokio::test]
 async fn an_authorized_push_carries_a_code_query_auth_accepts() {
-    let platform = FakePlatform::start().await;
-    let state = memory_state(&platform);
-    let rx = receiver(&platform, state.clone()).await;
-    platform.push_ticket(&rx.url).await;
-    let c = component(&platform, state.clone(), Arc::new(MemoryTokenStore::new()));
+    let (platform, state, rx, c) = setup().await;
     let pushed = platform.push_authorized(&rx.url, "wx5555555555555555").await;
     assert_eq!(pushed.body, "success");
     let code = rx.codes.lock().unwrap().pop().unwrap();
@@ -293,11 +293,7 @@ async fn an_authorized_push_carries_a_code_query_auth_accepts() {
 
 #[tokio::test]
 async fn oauth_on_behalf_of_an_authorizer() {
-    let platform = FakePlatform::start().await;
-    let state = memory_state(&platform);
-    let rx = receiver(&platform, state.clone()).await;
-    platform.push_ticket(&rx.url).await;
-    let c = component(&platform, state, Arc::new(MemoryTokenStore::new()));
+    let (platform, _state, _rx, c) = setup().await;
     platform.set_oauth_user(wemp_testkit::platform::FakeUser::new("oUser1"));
     let url = c.oauth_authorize_url(&platform.appid(), "https://example.com/cb", Scope::UserInfo, "s1");
     assert!(url.contains("&component_appid=wx00000000000c0mp1#wechat_redirect"), "{url}");
