@@ -5,7 +5,7 @@
 //! [`ComponentState`] (the stored verify ticket and authorizers; see
 //! `wemp_store::component`). Its own calls take the `component_access_token`, fetched with
 //! `api_component_token` from the stored ticket through the same token engine as an
-//! account's access_token: cached in a shared [`TokenStore`], refreshed by one process at a
+//! account's access_token: cached in a shared [`TokenStore`](crate::TokenStore), refreshed by one process at a
 //! time, compare-and-invalidated and retried once when WeChat refuses it.
 //!
 //! The flow:
