@@ -316,3 +316,96 @@ fn sim_verify_explains_an_undecrypted_wecom_echostr() {
     assert!(!o.status.success(), "{text}");
     assert!(text.contains("echoed the encrypted echostr") && text.contains("answer the plaintext"), "{text}");
 }
+
+/// A WeCom user's reply that misses the deadline (a slow app behind a `forward` rule) goes
+/// out through WeCom's `message/send` for the app's AgentID, never the customer-service API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_reply_to_a_wecom_user_goes_through_message_send() {
+    let platform = FakePlatform::start().await;
+    let app = common::app::CountingApp::start("Sorry for the wait", Duration::from_millis(1500));
+    let dir = temp_dir("wecom-late");
+    let cfg = config(&platform).replacen(
+        "listen = \"127.0.0.1:0\"",
+        "listen = \"127.0.0.1:0\"\ndeadline = \"500ms\"",
+        1,
+    ) + &format!("\n[[rules]]\nname = \"slow\"\nkeyword = \"slow\"\nforward = \"{}\"\n", app.url);
+    std::fs::write(dir.join("wemp.toml"), cfg).unwrap();
+    let srv = ServeProc::start(
+        &dir,
+        &["--config", "wemp.toml", "--data-dir", "d"],
+        &[("WEMP_API_BASE", &platform.url()), ("WEMP_LOG", "info")],
+    );
+    let corp_url = format!("{}/wechat/corp", srv.origin());
+    let started = Instant::now();
+    let o = common::wemp_in(
+        &dir,
+        &["sim", "send", &corp_url, "--config", "wemp.toml", "--openid", "lisi", "text", "slow"],
+        &[],
+    );
+    assert!(o.status.success(), "{}", common::out(&o));
+    assert!(started.elapsed() < Duration::from_secs(5), "WeCom waited {:?}", started.elapsed());
+    assert!(!common::out(&o).contains("Sorry for the wait"), "{}", common::out(&o));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let sent = platform.wecom_messages();
+        if let Some(m) = sent.iter().find(|m| m["touser"] == "lisi") {
+            assert_eq!(m["text"]["content"], "Sorry for the wait", "{m}");
+            assert_eq!(m["agentid"].to_string().trim_matches('"'), platform.agentid(), "{m}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no message/send to lisi: {sent:?}\n{}", srv.stderr());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.calls(), 1);
+    assert!(platform.sent_messages().iter().all(|m| m["touser"] != "lisi"), "{:?}", platform.sent_messages());
+    srv.stop();
+}
+
+/// `wemp doctor` checks each kind's settings and fetches each kind's token from the fake
+/// platform: WeCom's `gettoken` with the corpid and the app's Secret, the Mini Program's and
+/// the Official Account's access_token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_each_kind_and_fetches_its_token() {
+    let platform = FakePlatform::start().await;
+    let dir = temp_dir("wecom-doctor");
+    let good = config(&platform);
+    std::fs::write(dir.join("wemp.toml"), &good).unwrap();
+    let base = platform.url();
+    let doctor = |lang: &'static str, file: &'static str| {
+        let (dir, base) = (dir.clone(), base.clone());
+        tokio::task::spawn_blocking(move || {
+            let args = ["doctor", "--config", file, "--api-base", &base, "--timeout", "10s"];
+            common::wemp_in(&dir, &args, &[("LANG", lang)])
+        })
+    };
+    let o = doctor("C", "wemp.toml").await.unwrap();
+    let text = common::out(&o);
+    assert!(o.status.success(), "{text}");
+    for want in [
+        "PASS  accounts[1] corpid",
+        "PASS  accounts[1] AgentID",
+        "PASS  accounts[1] EncodingAESKey",
+        "PASS  accounts[2] appid",
+        &format!("PASS  {} WeCom token (gettoken)", platform.corpid()),
+        &format!("PASS  {} access token", platform.appid()),
+    ] {
+        assert!(text.contains(want), "{want:?} missing:\n{text}");
+    }
+    let zh = common::out(&doctor("zh_CN.UTF-8", "wemp.toml").await.unwrap());
+    assert!(
+        zh.contains("accounts[1] 企业 ID（corpid）") && zh.contains("已用企业 ID 和应用的 Secret 获取"),
+        "{zh}"
+    );
+
+    // A corpid of another shape is a warning; the platform refuses its token.
+    let odd = good.replace(&platform.corpid(), "wwNotHexButValid");
+    std::fs::write(dir.join("odd.toml"), odd).unwrap();
+    let o = doctor("C", "odd.toml").await.unwrap();
+    let text = common::out(&o);
+    assert!(!o.status.success(), "{text}");
+    assert!(
+        text.contains("WARN  accounts[1] corpid") && text.contains("wwNotHexButValid is not ww or wx"),
+        "{text}"
+    );
+    assert!(text.contains("FAIL  wwNotHexButValid WeCom token (gettoken)"), "{text}");
+}
