@@ -1242,13 +1242,32 @@ impl Config {
             && let Err(e) = Accounts::new((0..self.accounts.len()).map(|i| self.account_unkeyed(i)))
         {
             match e {
-                AccountsError::DuplicateAppid { appid, first, second } => report(
-                    format!("accounts[{second}].appid"),
-                    format!(
-                        "{appid:?} is already the appid of accounts[{first}]: an Official Account has one \
-                         callback URL, so it is one [[accounts]] entry"
-                    ),
-                ),
+                AccountsError::DuplicateAppid { appid, kind, first, second } => {
+                    let (field, message) = match kind {
+                        Kind::Wecom => (
+                            "agentid",
+                            format!(
+                                "{appid:?} (corpid/agentid) is already accounts[{first}]: a WeCom app is one \
+                                 [[accounts]] entry; another app of the same corp needs its own agentid and path"
+                            ),
+                        ),
+                        Kind::Miniprogram => (
+                            "appid",
+                            format!(
+                                "{appid:?} is already the appid of accounts[{first}]: a Mini Program has one \
+                                 message push URL, so it is one [[accounts]] entry"
+                            ),
+                        ),
+                        _ => (
+                            "appid",
+                            format!(
+                                "{appid:?} is already the appid of accounts[{first}]: an Official Account has one \
+                                 callback URL, so it is one [[accounts]] entry"
+                            ),
+                        ),
+                    };
+                    report(format!("accounts[{second}].{field}"), message);
+                }
                 AccountsError::DuplicatePath { segment, first, second } => {
                     let path = self.account_path(second);
                     let message = if path == self.account_path(first) {

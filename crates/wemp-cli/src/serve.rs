@@ -184,6 +184,13 @@ pub fn account_id(cfg: &Config, i: usize) -> String {
     if taken { format!("{id}{}", cfg.account_path(i)) } else { id }
 }
 
+/// The key account `i`'s state and records are kept under: its [`account_id`], or
+/// `corpid/agentid` for a WeCom app with an AgentID ([`wemp_proto::admission::Account::key`]),
+/// so that apps of one corp are told apart in the message log and the console.
+pub fn account_key(cfg: &Config, i: usize) -> String {
+    wemp_proto::admission::app_key(&account_id(cfg, i), cfg.accounts[i].agentid.as_deref())
+}
+
 /// API clients for the accounts that have an AppSecret (a WeCom app's client fetches its
 /// token with `gettoken` and sends through `message/send`); `api_base` replaces
 /// `https://api.weixin.qq.com` and `https://qyapi.weixin.qq.com` (for the fake platform).
@@ -363,7 +370,7 @@ pub fn console_config(cfg: &Config, bound: SocketAddr) -> Option<ConsoleConfig> 
     let access = console_access(cfg, bound)?;
     let mut accounts: Vec<ConsoleAccount> = Vec::with_capacity(cfg.accounts.len());
     for i in 0..cfg.accounts.len() {
-        // Ids are what the server's records name the account by (`account_id`, unique).
+        // Ids are what the server's records name the account by (`account_key`, unique).
         accounts.push(console_account(cfg, i, bound));
     }
     if accounts.is_empty() {
@@ -393,7 +400,7 @@ fn console_account(cfg: &Config, i: usize, bound: SocketAddr) -> ConsoleAccount 
     if let Some(gh) = &a.original_id {
         info.original_id = gh.clone();
     }
-    let mut account = ConsoleAccount::new(local_url(cfg, i, bound), info).with_id(account_id(cfg, i));
+    let mut account = ConsoleAccount::new(local_url(cfg, i, bound), info).with_id(account_key(cfg, i));
     account.public_url = Some(callback_url(cfg, i, bound));
     account
 }
