@@ -256,6 +256,19 @@ async fn sim_plays_a_wecom_app_and_a_mini_program() {
         "{text}"
     );
     wait_cs(&platform, &srv, "oSimJson", "It costs 1 yuan.").await;
+    // The message log keeps what arrived: the decrypted JSON, as the Mini Program sent it.
+    let rows = common::json_lines(&sim(&[
+        "log",
+        "--config",
+        "wemp.toml",
+        "--data-dir",
+        "d",
+        "--json",
+        "--user",
+        "oSimJson",
+    ]));
+    let raw = rows.first().and_then(|r| r["raw_xml"].as_str()).unwrap_or_default().to_owned();
+    assert!(raw.starts_with('{') && raw.contains("\"Content\":\"price\""), "{rows:?}");
     // XML in plain mode, the kind from --config.
     let o = sim(&[
         "sim",
