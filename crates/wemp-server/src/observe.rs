@@ -256,7 +256,8 @@ impl MessageLogObserver {
 impl Observer for MessageLogObserver {
     fn observe(&self, record: &Arc<DeliveryRecord>) {
         if self.logs(record) {
-            self.writer.log(DeliveryRecord::clone(record));
+            // Shared, not copied here: the writer's task copies it if it is still shared then.
+            self.writer.log_shared(record.clone());
         }
     }
 }
