@@ -63,6 +63,9 @@ pub struct Config {
     pub api_proxy: ApiProxyConfig,
     /// `[gateway]`: forwarding messages to an app as signed JSON (docs/gateway.md).
     pub gateway: GatewayConfig,
+    /// `[component]`: an Open Platform third-party platform whose authorizers are served
+    /// too (docs/component.md).
+    pub component: Option<ComponentConfig>,
     /// Where each value came from when not from the file (`server.listen` → `WEMP_LISTEN`).
     #[serde(skip)]
     pub origins: BTreeMap<String, String>,
@@ -259,6 +262,83 @@ impl Default for GatewayConfig {
     }
 }
 
+/// The default path of the component's authorization events (授权事件接收 URL).
+pub const DEFAULT_COMPONENT_PATH: &str = "/component";
+
+/// `[component]`: an Open Platform third-party platform (第三方平台). Its authorization
+/// events arrive at `path`; the accounts that authorize it are served at
+/// `<server.path>/<authorizer appid>` (docs/component.md).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ComponentConfig {
+    /// The component's appid (`wx…`).
+    pub appid: Option<String>,
+    /// The component's AppSecret (better: `appsecret_file` or `WEMP_COMPONENT_APPSECRET`).
+    #[serde(deserialize_with = "de_secret")]
+    pub appsecret: Option<Secret>,
+    /// A file holding the AppSecret (its surrounding whitespace is ignored).
+    pub appsecret_file: Option<PathBuf>,
+    /// The Token of the component's message checks (3–32 letters and digits).
+    #[serde(deserialize_with = "de_secret")]
+    pub token: Option<Secret>,
+    /// The EncodingAESKey of the component (43 characters).
+    #[serde(alias = "encoding_aes_key", deserialize_with = "de_secret")]
+    pub aes_key: Option<Secret>,
+    /// Where the authorization events arrive (default `/component`).
+    pub path: String,
+    /// Answer WeChat's automated full-network-release test cases (全网发布).
+    pub full_network_release: bool,
+}
+
+impl Default for ComponentConfig {
+    fn default() -> Self {
+        Self {
+            appid: None,
+            appsecret: None,
+            appsecret_file: None,
+            token: None,
+            aes_key: None,
+            path: DEFAULT_COMPONENT_PATH.into(),
+            full_network_release: false,
+        }
+    }
+}
+
+impl ComponentConfig {
+    /// The AppSecret: `appsecret` (or `WEMP_COMPONENT_APPSECRET`), else the contents of
+    /// `appsecret_file`.
+    ///
+    /// # Errors
+    /// Neither is set, or the file cannot be read or is empty.
+    pub fn secret(&self) -> Result<Secret, String> {
+        if let Some(s) = &self.appsecret {
+            return Ok(s.clone());
+        }
+        let Some(file) = &self.appsecret_file else {
+            return Err("missing: set appsecret_file (or WEMP_COMPONENT_APPSECRET)".into());
+        };
+        let text =
+            std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(format!("{} is empty", file.display()));
+        }
+        Ok(Secret::new(text))
+    }
+
+    /// The component's cipher (ReceiveId: its appid), which also seals its authorizers'
+    /// messages.
+    ///
+    /// # Errors
+    /// No appid or key, or the key is not a valid EncodingAESKey.
+    pub fn cipher(&self) -> Result<Cipher, String> {
+        let (Some(appid), Some(key)) = (&self.appid, &self.aes_key) else {
+            return Err("the component needs its appid and aes_key".into());
+        };
+        Cipher::new(key.expose(), appid).map_err(|e| format!("component.aes_key: {e}"))
+    }
+}
+
 /// Whether `url`'s host is a loopback address or `localhost` (forwarding there may go
 /// unsigned).
 pub fn is_loopback_url(url: &str) -> bool {
@@ -331,6 +411,11 @@ impl AccountConfig {
             _ => self.appid.as_deref(),
         }
     }
+}
+
+/// Whether `appid` looks like an appid: `wx` and 16 letters and digits.
+pub fn appid_is_valid(appid: &str) -> bool {
+    appid.starts_with("wx") && appid.len() == 18 && appid.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// Whether `corpid` looks like a WeCom corpid or suite id: 8–32 ASCII letters and digits
@@ -436,6 +521,19 @@ pub fn mode_parser() -> impl clap::builder::TypedValueParser<Value = Mode> {
     use clap::builder::TypedValueParser as _;
     clap::builder::PossibleValuesParser::new(["plain", "compatible", "safe"])
         .map(|m| m.parse::<Mode>().unwrap_or(Mode::Plain))
+}
+
+/// The command line's parser of an account kind: `official_account`, `wecom` or
+/// `miniprogram`, as `kind` is spelled in `wemp.toml`.
+pub fn kind_parser() -> impl clap::builder::TypedValueParser<Value = Kind> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(["official_account", "wecom", "miniprogram"]).map(|k| {
+        match k.as_str() {
+            "wecom" => Kind::Wecom,
+            "miniprogram" => Kind::Miniprogram,
+            _ => Kind::OfficialAccount,
+        }
+    })
 }
 
 /// Parses `500ms`, `5s`, `4.5s`, `2m`, `1h`, `2d` or a bare number of seconds.
@@ -718,6 +816,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("WEMP_FORWARD", "gateway.forward"),
     ("WEMP_FORWARD_SECRET", "gateway.forward_secret"),
     ("WEMP_FALLBACK_TEXT", "gateway.fallback_text"),
+    ("WEMP_COMPONENT_APPSECRET", "component.appsecret"),
     ("WEMP_ACCOUNT_NAME", "accounts[0].name"),
     ("WEMP_TOKEN", "accounts[0].token"),
     ("WEMP_APPID", "accounts[0].appid"),
@@ -910,6 +1009,10 @@ impl Config {
             "gateway.forward" => self.gateway.forward = some(),
             "gateway.forward_secret" => self.gateway.forward_secret = Some(Secret::new(value)),
             "gateway.fallback_text" => self.gateway.fallback_text = some(),
+            "component.appsecret" => {
+                self.component.get_or_insert_with(ComponentConfig::default).appsecret =
+                    Some(Secret::new(value))
+            }
             "accounts[0].name" => self.account0().name = some(),
             "accounts[0].token" => self.account0().token = Some(Secret::new(value)),
             "accounts[0].appid" => self.account0().appid = some(),
@@ -1067,6 +1170,9 @@ impl Config {
                 }
             }
         }
+        if let Some(c) = &self.component {
+            self.check_component(c, &mut report);
+        }
         if self.gateway.forward_timeout.is_zero() {
             report("gateway.forward_timeout".into(), "must be more than 0".into());
         }
@@ -1097,9 +1203,7 @@ impl Config {
                 }
             }
             if let Some(appid) = &account.appid
-                && !(appid.starts_with("wx")
-                    && appid.len() == 18
-                    && appid.bytes().all(|b| b.is_ascii_alphanumeric()))
+                && !appid_is_valid(appid)
             {
                 report(at("appid"), format!("{appid:?} does not look like an appid (wx + 16 characters)"));
             }
@@ -1302,6 +1406,55 @@ impl Config {
                 account.with_aes_key(key.expose()).map_err(|source| AccountError::Key { index: i, source })
             }
             None => Ok(account),
+        }
+    }
+
+    /// The `[component]` section's problems.
+    fn check_component(&self, c: &ComponentConfig, report: &mut impl FnMut(String, String)) {
+        let at = |f: &str| format!("component.{f}");
+        match &c.appid {
+            None => report(at("appid"), "missing: the third-party platform's appid (wx…)".into()),
+            Some(appid) if !appid_is_valid(appid) => {
+                report(at("appid"), format!("{appid:?} does not look like an appid (wx + 16 characters)"));
+            }
+            Some(_) => {}
+        }
+        match &c.token {
+            None => {
+                report(at("token"), "missing: the Token set for message checks in the Open Platform".into())
+            }
+            Some(t) if !token_is_valid(t.expose()) => {
+                report(at("token"), "must be 3 to 32 letters and digits (the WeChat console's rule)".into());
+            }
+            Some(_) => {}
+        }
+        match &c.aes_key {
+            None => report(at("aes_key"), "missing: the component's EncodingAESKey (43 characters)".into()),
+            Some(key) => {
+                if let Err(e) = wemp_proto::crypto::decode_key(key.expose()) {
+                    report(at("aes_key"), format!("not a valid EncodingAESKey: {e}"));
+                }
+            }
+        }
+        if c.appsecret.is_some()
+            && c.appsecret_file.is_some()
+            && !self.origins.contains_key("component.appsecret")
+        {
+            report(at("appsecret"), "set appsecret or appsecret_file, not both".into());
+        } else if let Err(e) = c.secret() {
+            let field = if c.appsecret_file.is_some() { "appsecret_file" } else { "appsecret" };
+            report(at(field), e);
+        }
+        if !c.path.starts_with('/') {
+            report(at("path"), format!("{:?} must start with /", c.path));
+        } else {
+            let taken = (0..self.accounts.len().max(1)).map(|i| self.account_path(i)).any(|p| p == c.path);
+            if taken || c.path == self.console.path || self.server.metrics_path.as_ref() == Some(&c.path) {
+                report(
+                    at("path"),
+                    format!("{:?} is already served by something else: choose another path", c.path),
+                );
+            }
         }
     }
 
@@ -1518,6 +1671,58 @@ mod tests {
         assert_eq!((stray.source.as_str(), stray.line), ("w.toml", Some(9)));
         let unknown = Config::from_toml_str("[[accounts]]\nkind = \"channels\"\n", "w.toml").unwrap_err();
         assert!(unknown.to_string().contains("w.toml:2"), "{unknown}");
+    }
+
+    #[test]
+    fn the_component_section_is_checked_with_file_and_line_and_takes_its_secret_from_a_file_or_the_env() {
+        let dir = std::env::temp_dir().join(format!("wemp-component-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let secret = dir.join("component.secret");
+        std::fs::write(&secret, "  s3cr3t\n").unwrap();
+        let ok = format!(
+            "[component]\nappid = \"wx0123456789abcdef\"\ntoken = \"CompTok1\"\n\
+             aes_key = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\"\nappsecret_file = {:?}\n",
+            secret.display().to_string()
+        );
+        let cfg = Config::from_toml_str(&ok, "w.toml").unwrap();
+        let c = cfg.component.as_ref().unwrap();
+        assert_eq!((c.path.as_str(), c.full_network_release), ("/component", false));
+        assert_eq!(c.secret().unwrap().expose(), "s3cr3t");
+        assert_eq!(c.cipher().unwrap().appid(), "wx0123456789abcdef");
+        // The environment's secret wins over the file's.
+        let mut env_cfg = Config::parse_toml_str(&ok, "w.toml").unwrap();
+        assert!(
+            env_cfg.apply_env(|v| (v == "WEMP_COMPONENT_APPSECRET").then(|| "fromenv".into())).is_empty()
+        );
+        env_cfg.validate_with(Some(&ok), "w.toml").unwrap();
+        assert_eq!(env_cfg.component.unwrap().secret().unwrap().expose(), "fromenv");
+
+        let bad = problems(
+            "[server]\npath = \"/wechat\"\n[component]\nappid = \"component\"\ntoken = \"x\"\n\
+             aes_key = \"short\"\npath = \"/wechat\"\n",
+        );
+        let find = |field: &str| {
+            bad.iter()
+                .find(|p| p.field.as_deref() == Some(field))
+                .unwrap_or_else(|| panic!("{field}: {bad:?}"))
+        };
+        assert!(find("component.appid").message.contains("does not look like an appid"));
+        assert_eq!(find("component.appid").line, Some(4));
+        assert!(find("component.token").message.contains("3 to 32"));
+        assert!(find("component.aes_key").message.contains("EncodingAESKey"));
+        assert!(find("component.appsecret").message.contains("WEMP_COMPONENT_APPSECRET"));
+        assert!(find("component.path").message.contains("already served"));
+        assert_eq!(find("component.path").line, Some(7));
+        let missing = dir.join("nope");
+        let bad = problems(&format!(
+            "[component]\nappid = \"wx0123456789abcdef\"\ntoken = \"CompTok1\"\n\
+             aes_key = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\"\nappsecret_file = {:?}\n",
+            missing.display().to_string()
+        ));
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert_eq!((bad[0].field.as_deref(), bad[0].line), (Some("component.appsecret_file"), Some(5)));
+        assert!(bad[0].message.contains("cannot read"), "{}", bad[0]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -13,11 +13,12 @@ use serde::Serialize;
 use wemp_client::ErrCode;
 use wemp_store::SchemaState;
 
-use crate::config::{Config, ServeArgs, token_is_valid};
+use crate::config::{AccountConfig, Config, ServeArgs, token_is_valid};
 use crate::i18n::{Lang, Msg};
 use crate::serve::{account_id, api_clients};
 use crate::sim::check::Status;
 use crate::storage::{self, LogLocation};
+use wemp_proto::admission::Kind;
 
 /// One finding.
 #[derive(Clone, Debug, Serialize)]
@@ -147,27 +148,13 @@ fn check_accounts(cfg: &Config, report: &mut Diagnosis, lang: Lang) {
                 report.push(label(Msg::CheckToken), Status::Warn, vec![Msg::TokenNone.get(lang).to_owned()])
             }
         }
-        match &a.appid {
-            Some(id) => {
-                report.push(
-                    label(Msg::CheckAppid),
-                    Status::Pass,
-                    vec![Msg::AppidOk.fill(lang, &[("appid", id)])],
-                );
-            }
-            None if a.mode.is_encrypted() || a.appsecret.is_some() => {
-                report.push(
-                    label(Msg::CheckAppid),
-                    Status::Fail,
-                    vec![Msg::AppidMissing.get(lang).to_owned()],
-                );
-            }
-            None => {
-                report.push(label(Msg::CheckAppid), Status::Skip, vec![Msg::AppidSkip.get(lang).to_owned()])
-            }
+        if a.kind == Kind::Wecom {
+            check_wecom_ids(a, report, &label, lang);
+        } else {
+            check_appid(a, report, &label, lang);
         }
-        let mode = mode_name(a.mode, lang);
-        match (&a.aes_key, a.mode.is_encrypted()) {
+        let mode = mode_name(a.effective_mode(), lang);
+        match (&a.aes_key, a.effective_mode().is_encrypted()) {
             (Some(key), _) => match wemp_proto::crypto::decode_key(key.expose()) {
                 Ok(_) => report.push(
                     label(Msg::CheckAesKey),
@@ -176,6 +163,13 @@ fn check_accounts(cfg: &Config, report: &mut Diagnosis, lang: Lang) {
                 ),
                 Err(e) => report.push(label(Msg::CheckAesKey), Status::Fail, vec![format!("{e}")]),
             },
+            (None, true) if a.kind == Kind::Wecom => {
+                report.push(
+                    label(Msg::CheckAesKey),
+                    Status::Fail,
+                    vec![Msg::AesKeyWecom.get(lang).to_owned()],
+                );
+            }
             (None, true) => report.push(
                 label(Msg::CheckAesKey),
                 Status::Fail,
@@ -189,6 +183,83 @@ fn check_accounts(cfg: &Config, report: &mut Diagnosis, lang: Lang) {
                 );
             }
         }
+    }
+}
+
+/// Whether `id` has the shape the platform issues: `prefix` and 16 hexadecimal digits
+/// (an appid `wx…`; a corpid `ww…`, or `wx…` for corps created before WeCom's rename).
+fn issued_id(id: &str, prefixes: &[&str]) -> bool {
+    id.len() == 18
+        && prefixes.iter().any(|p| id.starts_with(p))
+        && id[2..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A WeCom app's corpid (`ww` or `wx` and 16 hex digits; a suite id for a service provider's
+/// suite callback has another shape, so that is a warning) and AgentID (a number).
+fn check_wecom_ids(a: &AccountConfig, report: &mut Diagnosis, label: &impl Fn(Msg) -> String, lang: Lang) {
+    match &a.corpid {
+        Some(id) if issued_id(id, &["ww", "wx"]) => {
+            report.push(
+                label(Msg::CheckCorpid),
+                Status::Pass,
+                vec![Msg::CorpidOk.fill(lang, &[("corpid", id)])],
+            );
+        }
+        Some(id) => {
+            report.push(
+                label(Msg::CheckCorpid),
+                Status::Warn,
+                vec![Msg::CorpidOdd.fill(lang, &[("corpid", id)])],
+            );
+        }
+        None => {
+            report.push(label(Msg::CheckCorpid), Status::Fail, vec![Msg::CorpidMissing.get(lang).to_owned()])
+        }
+    }
+    match &a.agentid {
+        Some(g) if !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit()) => {
+            report.push(
+                label(Msg::CheckAgentid),
+                Status::Pass,
+                vec![Msg::AgentidOk.fill(lang, &[("agentid", g)])],
+            );
+        }
+        Some(g) => {
+            report.push(
+                label(Msg::CheckAgentid),
+                Status::Fail,
+                vec![Msg::AgentidBad.fill(lang, &[("agentid", g)])],
+            );
+        }
+        None => report.push(
+            label(Msg::CheckAgentid),
+            Status::Warn,
+            vec![Msg::AgentidMissing.get(lang).to_owned()],
+        ),
+    }
+}
+
+/// An Official Account's or Mini Program's appid.
+fn check_appid(a: &AccountConfig, report: &mut Diagnosis, label: &impl Fn(Msg) -> String, lang: Lang) {
+    match &a.appid {
+        Some(id) if a.kind == Kind::Miniprogram && !issued_id(id, &["wx"]) => {
+            report.push(
+                label(Msg::CheckAppid),
+                Status::Warn,
+                vec![Msg::AppidOdd.fill(lang, &[("appid", id)])],
+            );
+        }
+        Some(id) => {
+            report.push(
+                label(Msg::CheckAppid),
+                Status::Pass,
+                vec![Msg::AppidOk.fill(lang, &[("appid", id)])],
+            );
+        }
+        None if a.mode.is_encrypted() || a.appsecret.is_some() => {
+            report.push(label(Msg::CheckAppid), Status::Fail, vec![Msg::AppidMissing.get(lang).to_owned()]);
+        }
+        None => report.push(label(Msg::CheckAppid), Status::Skip, vec![Msg::AppidSkip.get(lang).to_owned()]),
     }
 }
 
@@ -393,24 +464,32 @@ async fn check_api(
             let what = what.get(lang);
             if many { format!("{} {what}", account_id(cfg, i)) } else { what.to_owned() }
         };
+        let kind = cfg.accounts[i].kind;
+        let (check, fetched) = if kind == Kind::Wecom {
+            (Msg::CheckWecomToken, Msg::WecomTokenFetched)
+        } else {
+            (Msg::CheckAccessToken, Msg::TokenFetched)
+        };
         match tokio::time::timeout(timeout, client.access_token()).await {
-            Ok(Ok(_)) => report.push(
-                name(Msg::CheckAccessToken),
-                Status::Pass,
-                vec![Msg::TokenFetched.get(lang).to_owned()],
-            ),
+            Ok(Ok(_)) => report.push(name(check), Status::Pass, vec![fetched.get(lang).to_owned()]),
             Ok(Err(e)) => {
-                report.push(name(Msg::CheckAccessToken), Status::Fail, vec![describe_error(&e, lang)]);
+                report.push(name(check), Status::Fail, vec![describe_error(&e, lang)]);
                 continue;
             }
             Err(_) => {
                 report.push(
-                    name(Msg::CheckAccessToken),
+                    name(check),
                     Status::Fail,
                     vec![Msg::ApiNoAnswer.fill(lang, &[("secs", &timeout.as_secs())])],
                 );
                 continue;
             }
+        }
+        if kind != Kind::OfficialAccount {
+            // getcallbackip and the customer-service account list are Official Account APIs;
+            // a WeCom app replies late through message/send, a Mini Program through the
+            // customer-service send, for which the token above is all they need.
+            continue;
         }
         match tokio::time::timeout(timeout, client.callback_ips()).await {
             Ok(Ok(ips)) => report.push(

@@ -202,6 +202,9 @@ catalogue! {
     SimTry => "  try {n}: {what} in {elapsed}", "  第 {n} 次：{what}，用时 {elapsed}";
     /// The server answered `success` or nothing.
     NoReply => "no reply (success)", "不回复（success）";
+    /// A Mini Program's `success`: its replies go through the customer-service API.
+    MiniprogramSuccess => "success: a Mini Program's replies reach the user through the customer-service API",
+        "success：小程序的回复经客服消息接口发给用户";
     /// A reply of a type (`{kind}`), `{enc}` when encrypted.
     ReplyOf => "{kind} reply{enc}", "{kind} 回复{enc}";
     /// The encrypted part of [`Msg::ReplyOf`].
@@ -253,6 +256,32 @@ catalogue! {
     /// No Token.
     TokenNone => "none configured: `wemp serve` will generate one and save it",
                  "未配置：`wemp serve` 会生成一个并保存";
+    /// Check name: a WeCom app's corpid.
+    CheckCorpid => "corpid", "企业 ID（corpid）";
+    /// Check name: a WeCom app's AgentID.
+    CheckAgentid => "AgentID", "AgentId";
+    /// A corpid of the issued shape.
+    CorpidOk => "{corpid} looks like a corpid", "{corpid} 是企业 ID 的格式";
+    /// A corpid of another shape.
+    CorpidOdd => "{corpid} is not ww or wx and 16 hex digits, the shape of a corpid (我的企业 → 企业信息); fine \
+                  only for a service provider's suite id",
+                 "{corpid} 不是 ww 或 wx 加 16 位十六进制数字，不像企业 ID（我的企业 → 企业信息）；只有服务商的 suite id 可以这样";
+    /// No corpid.
+    CorpidMissing => "missing: a WeCom app needs its corpid (我的企业 → 企业信息 → 企业ID)",
+                     "缺少：企业微信应用需要企业 ID（我的企业 → 企业信息 → 企业ID）";
+    /// A numeric AgentID.
+    AgentidOk => "{agentid} is a number, as an AgentId is", "{agentid} 是数字，符合 AgentId 的格式";
+    /// An AgentID that is not a number.
+    AgentidBad => "{agentid:?} is not a number: the AgentId is on the app's page (应用管理 → the app)",
+                  "{agentid:?} 不是数字：AgentId 在应用的页面上（应用管理 → 该应用）";
+    /// No AgentID.
+    AgentidMissing => "not set: late replies cannot go through message/send without it (应用管理 → the app → AgentId)",
+                      "未设置：没有它，超时回复无法通过 message/send 发出（应用管理 → 该应用 → AgentId）";
+    /// A Mini Program appid of another shape.
+    AppidOdd => "{appid} is not wx and 16 hex digits, the shape of an appid", "{appid} 不是 wx 加 16 位十六进制数字，不像 AppID";
+    /// A WeCom app without a key.
+    AesKeyWecom => "a WeCom app is always encrypted: it needs the EncodingAESKey of its 接收消息 settings",
+                   "企业微信应用的消息总是加密的：需要“接收消息”设置中的 EncodingAESKey";
     /// An appid.
     AppidOk => "{appid} looks like an appid", "{appid} 是 AppID 的格式";
     /// A missing appid that is needed.
@@ -320,6 +349,10 @@ catalogue! {
     CheckApiCall => "API call", "接口调用";
     /// Check name: the customer-service API.
     CheckKf => "customer-service API", "客服消息接口";
+    /// Check name: a WeCom app's token.
+    CheckWecomToken => "WeCom token (gettoken)", "企业微信 access_token（gettoken）";
+    /// A WeCom token was fetched.
+    WecomTokenFetched => "fetched with the corpid and the app's Secret", "已用企业 ID 和应用的 Secret 获取";
     /// The access token was fetched.
     TokenFetched => "fetched with the AppSecret", "已用 AppSecret 获取";
     /// The API did not answer in time.

@@ -10,7 +10,7 @@ use wemp_cli::bench::{self, BenchOptions};
 use wemp_cli::config::ServeArgs;
 use wemp_cli::i18n::{Lang, Msg};
 use wemp_cli::sim::check::{self, Status};
-use wemp_cli::sim::{self, MessageSpec, Outcome, Simulator, Target};
+use wemp_cli::sim::{self, Kind, MessageSpec, Outcome, Simulator, Target};
 use wemp_cli::term::{ColorChoice, Progress, Style};
 use wemp_proto::Mode;
 
@@ -166,9 +166,23 @@ struct ConnArgs {
     /// The mode of the account read with --config.
     #[arg(skip)]
     config_mode: Option<Mode>,
+    /// What kind of account to play: official_account, wecom (always encrypted, needs
+    /// --corpid and --aes-key) or miniprogram [default: the --config account's kind, else
+    /// official_account].
+    #[arg(long, value_parser = wemp_cli::config::kind_parser())]
+    kind: Option<Kind>,
     /// The account's appid (needed for compatible and safe mode).
     #[arg(long, env = "WEMP_APPID")]
     appid: Option<String>,
+    /// A WeCom app's corpid (the ReceiveId of its envelopes and the messages' ToUserName).
+    #[arg(long, conflicts_with = "appid")]
+    corpid: Option<String>,
+    /// A WeCom app's AgentID, sent in each callback.
+    #[arg(long)]
+    agentid: Option<String>,
+    /// A Mini Program's data format, as chosen in its message push settings: xml or json.
+    #[arg(long, default_value = "xml", value_parser = ["xml", "json"])]
+    format: String,
     /// The EncodingAESKey, 43 characters (needed for compatible and safe mode).
     #[arg(long, env = "WEMP_AES_KEY", hide_env_values = true)]
     aes_key: Option<String>,
@@ -209,22 +223,37 @@ impl ConnArgs {
         if self.token.is_none() {
             return Err(format!("{}: accounts[{i}].token is not set: give --token", file.display()));
         }
-        self.appid = self.appid.or_else(|| account.appid.clone());
+        self.kind = self.kind.or(Some(account.kind));
+        if account.kind == Kind::Wecom {
+            self.corpid = self.corpid.take().or_else(|| self.appid.take()).or_else(|| account.corpid.clone());
+            self.agentid = self.agentid.or_else(|| account.agentid.clone());
+        } else {
+            self.appid = self.appid.or_else(|| account.appid.clone());
+        }
         self.aes_key = self.aes_key.or_else(|| exposed(&account.aes_key));
-        self.config_mode = Some(account.mode);
+        self.config_mode = Some(account.effective_mode());
         Ok(self)
     }
 
+    /// The kind asked for (or read with `--config`), else an Official Account.
+    fn kind(&self) -> Kind {
+        self.kind.unwrap_or_default()
+    }
+
     /// The mode asked for, else the mode of the account read with `--config`, else safe
-    /// when an EncodingAESKey is given (what a server configured with one most likely
-    /// requires), else plain.
+    /// for a WeCom app (always encrypted) or when an EncodingAESKey is given (what a server
+    /// configured with one most likely requires), else plain.
     fn mode(&self, asked: Option<Mode>) -> Mode {
-        asked.or(self.config_mode).unwrap_or(if self.aes_key.is_some() { Mode::Safe } else { Mode::Plain })
+        let encrypted = self.aes_key.is_some() || self.kind() == Kind::Wecom;
+        asked.or(self.config_mode).unwrap_or(if encrypted { Mode::Safe } else { Mode::Plain })
     }
 
     fn target(&self, mode: Mode) -> Target {
         let mut target = Target::new(self.url.clone(), self.token.clone().unwrap_or_default());
-        target.appid = self.appid.clone();
+        target.kind = self.kind();
+        target.appid = self.corpid.clone().or_else(|| self.appid.clone());
+        target.agentid = self.agentid.clone();
+        target.format = self.format.parse().unwrap_or_default();
         target.aes_key = self.aes_key.clone();
         target.mode = mode;
         target.openid = self.openid.clone();
@@ -682,7 +711,10 @@ async fn run_sim(cmd: SimCommand, style: Style) -> ExitCode {
         }
         SimCommand::Check { conn, modes } => {
             let modes = if modes.is_empty() {
-                if conn.aes_key.is_some() {
+                if conn.kind() == Kind::Wecom {
+                    // WeCom sends safe mode only; a plain request must be refused.
+                    vec![Mode::Plain, Mode::Safe]
+                } else if conn.aes_key.is_some() {
                     vec![Mode::Plain, Mode::Compatible, Mode::Safe]
                 } else {
                     vec![Mode::Plain]
@@ -798,6 +830,9 @@ fn print_delivery(
     match &delivery.outcome {
         Outcome::Reply { message, encrypted, xml, problems, warnings } => {
             match &message.header {
+                None if sim.target().kind == Kind::Miniprogram => {
+                    outln!("← {}", style.bold(Msg::MiniprogramSuccess.get(lang)));
+                }
                 None => outln!("← {}", style.bold(Msg::NoReply.get(lang))),
                 Some(h) => {
                     let kind = message.reply.msg_type().unwrap_or("?");

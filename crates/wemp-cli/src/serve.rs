@@ -23,6 +23,7 @@ use wemp_console::{
     Access, AccountInfo, Console, ConsoleAccount, ConsoleConfig, DoctorCheck, DoctorStatus, Language,
     RuleSummary,
 };
+use wemp_proto::admission::Kind;
 use wemp_proto::{Mode, Secret};
 use wemp_server::{
     CustomerServiceSink, LateReplySink, LiveRouter, MessageLogObserver, Observer, RuleService, SinkOutcome,
@@ -199,7 +200,7 @@ pub fn api_clients(
         let Some(secret) = &a.appsecret else { continue };
         let mut b = wemp_client::Client::builder(account_id(cfg, i)).secret(secret.expose());
         // A WeCom app's client: gettoken with the corpid and the app's Secret, message/send.
-        if a.kind == wemp_proto::admission::Kind::Wecom
+        if a.kind == Kind::Wecom
             && let Some(agentid) = &a.agentid
         {
             b = b.wecom(agentid.clone());
@@ -767,13 +768,30 @@ pub fn shell_word(word: &str) -> String {
 pub fn sim_command(cfg: &Config, i: usize, bound: SocketAddr, secrets: Secrets<'_>) -> String {
     let a = &cfg.accounts[i];
     let mut cmd = format!("wemp sim send {}", local_url(cfg, i, bound));
+    // The kind and a WeCom app's ids, unless `--config` gives them.
+    if !matches!(secrets, Secrets::Hidden { file: Some(_) }) {
+        match a.kind {
+            Kind::Wecom => {
+                let _ = write!(cmd, " --kind wecom --corpid {}", a.corpid.as_deref().unwrap_or("CORPID"));
+                if let Some(agentid) = &a.agentid {
+                    let _ = write!(cmd, " --agentid {agentid}");
+                }
+            }
+            Kind::Miniprogram => cmd.push_str(" --kind miniprogram"),
+            _ => {}
+        }
+    }
     match secrets {
         Secrets::Shown => {
             let _ = write!(cmd, " --token {}", a.token.as_ref().map_or("T", Secret::expose));
-            if a.mode.is_encrypted()
-                && let (Some(appid), Some(key)) = (&a.appid, &a.aes_key)
-            {
-                let _ = write!(cmd, " --appid {appid} --aes-key {} --mode {}", key.expose(), a.mode);
+            match (a.kind, &a.appid, &a.aes_key) {
+                (Kind::Wecom, _, Some(key)) => {
+                    let _ = write!(cmd, " --aes-key {}", key.expose());
+                }
+                (_, Some(appid), Some(key)) if a.mode.is_encrypted() => {
+                    let _ = write!(cmd, " --appid {appid} --aes-key {} --mode {}", key.expose(), a.mode);
+                }
+                _ => {}
             }
         }
         Secrets::Hidden { file } => {
@@ -788,7 +806,11 @@ pub fn sim_command(cfg: &Config, i: usize, bound: SocketAddr, secrets: Secrets<'
             if flag("token") {
                 cmd.push_str(" --token TOKEN");
             }
-            if a.mode.is_encrypted() {
+            if a.kind == Kind::Wecom {
+                if flag("aes_key") {
+                    cmd.push_str(" --aes-key KEY");
+                }
+            } else if a.mode.is_encrypted() {
                 if let Some(appid) = a.appid.as_ref().filter(|_| flag("appid") || file.is_none()) {
                     let _ = write!(cmd, " --appid {appid}");
                 }
@@ -1506,6 +1528,30 @@ mod tests {
         assert_eq!(
             sim_command(&cfg, 0, bound, Secrets::Hidden { file: None }),
             "wemp sim send http://127.0.0.1:8080/wechat --appid wx0123456789abcdef --mode safe text help"
+        );
+        // Each kind plays its own platform: WeCom's ids, a Mini Program's kind.
+        let corp = crate::config::AccountConfig {
+            kind: Kind::Wecom,
+            corpid: Some("ww0123456789abcdef".into()),
+            agentid: Some("1000002".into()),
+            token: Some("CorpTok1".into()),
+            aes_key: Some("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG".into()),
+            ..Default::default()
+        };
+        cfg.accounts[0] = corp;
+        assert!(sim_command(&cfg, 0, bound, Secrets::Shown).ends_with(
+            "/wechat --kind wecom --corpid ww0123456789abcdef --agentid 1000002 --token CorpTok1 --aes-key \
+             abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG text help"
+        ));
+        assert!(
+            sim_command(&cfg, 0, bound, Secrets::Hidden { file: Some(file) })
+                .ends_with("--config 'my data/wemp.toml' text help")
+        );
+        cfg.accounts[0].kind = Kind::Miniprogram;
+        cfg.accounts[0].aes_key = None;
+        assert!(
+            sim_command(&cfg, 0, bound, Secrets::Shown)
+                .ends_with("/wechat --kind miniprogram --token CorpTok1 text help")
         );
         cfg.console.public_url = Some("https://bot.example.com/wechat".into());
         assert_eq!(callback_url(&cfg, 0, bound), "https://bot.example.com/wechat");

@@ -83,12 +83,7 @@ impl LogLocation {
     pub async fn open(&self) -> Result<Arc<dyn MessageLog>, StoreError> {
         match self {
             Self::Sqlite(path) => {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|e| {
-                        StoreError::backend("sqlite", format!("cannot create {}: {e}", dir.display()))
-                    })?;
-                }
-                let db = wemp_store::sqlite::SqliteDatabase::open(path).await?;
+                let db = open_sqlite(path).await?;
                 Ok(Arc::new(db.message_log()))
             }
             Self::Postgres { url, schema } => {
@@ -183,6 +178,38 @@ pub async fn token_store(
     Ok(Some(Arc::new(wemp_store::redis::RedisTokenStore::new(conn, REDIS_PREFIX))))
 }
 
+/// Opens (creating it and its directory) the SQLite database at `path`.
+async fn open_sqlite(path: &Path) -> Result<wemp_store::sqlite::SqliteDatabase, StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::backend("sqlite", format!("cannot create {}: {e}", dir.display())))?;
+    }
+    wemp_store::sqlite::SqliteDatabase::open(path).await
+}
+
+/// Where a third-party platform's state (verify ticket, authorizers) lives: Redis when
+/// configured (shared by every instance), else the database of the message log (SQLite by
+/// default, or PostgreSQL), so it survives restarts.
+///
+/// # Errors
+/// The store cannot be opened.
+pub async fn state_store(storage: &StorageConfig) -> Result<Arc<dyn wemp_store::SessionStore>, StoreError> {
+    if let Some(url) = &storage.redis {
+        let conn = redis_connection(url).await?;
+        return Ok(Arc::new(wemp_store::redis::RedisSessionStore::new(conn, REDIS_PREFIX)));
+    }
+    match LogLocation::of(storage) {
+        LogLocation::Sqlite(path) => {
+            let db = open_sqlite(&path).await?;
+            Ok(Arc::new(db.session_store()))
+        }
+        LogLocation::Postgres { url, schema } => {
+            let db = wemp_store::postgres::PostgresDatabase::connect(&url, &schema).await?;
+            Ok(Arc::new(db.session_store()))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +232,21 @@ mod tests {
         let conn = wemp_store::redis::connect(&url).await.unwrap();
         let plain = wemp_store::redis::RedisDedupStore::new(conn, "wemp:");
         assert_eq!(plain.claim(&key, ttl).await.unwrap(), wemp_store::Claim::Done("the reply".into()));
+    }
+
+    #[tokio::test]
+    async fn the_state_store_lives_in_the_sqlite_database_and_survives_a_reopen() {
+        let dir = std::env::temp_dir().join(format!("wemp-state-{}", rand::random::<u64>()));
+        let storage = StorageConfig { data_dir: dir.join("data"), ..StorageConfig::default() };
+        let ttl = std::time::Duration::from_secs(3600);
+        let store = state_store(&storage).await.unwrap();
+        let v = store.save("component:k", &serde_json::json!({"ticket": 1}), 0, ttl).await.unwrap();
+        drop(store);
+        let again = state_store(&storage).await.unwrap();
+        let got = again.load("component:k").await.unwrap().unwrap();
+        assert_eq!((got.value, got.version), (serde_json::json!({"ticket": 1}), v));
+        assert!(dir.join("data/wemp.db").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

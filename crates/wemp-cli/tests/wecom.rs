@@ -105,16 +105,22 @@ async fn wait_cs(platform: &FakePlatform, srv: &ServeProc, openid: &str, text: &
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_server_serves_an_official_account_a_wecom_app_and_a_mini_program() {
+/// The fake platform, a fresh directory with [`config`] and `wemp serve` on it.
+async fn serve_all_three(tag: &str) -> (FakePlatform, std::path::PathBuf, ServeProc) {
     let platform = FakePlatform::start().await;
-    let dir = temp_dir("wecom");
+    let dir = temp_dir(tag);
     std::fs::write(dir.join("wemp.toml"), config(&platform)).unwrap();
     let srv = ServeProc::start(
         &dir,
         &["--config", "wemp.toml", "--data-dir", "d"],
         &[("WEMP_API_BASE", &platform.url()), ("WEMP_LOG", "info")],
     );
+    (platform, dir, srv)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_server_serves_an_official_account_a_wecom_app_and_a_mini_program() {
+    let (platform, _dir, srv) = serve_all_three("wecom").await;
     let origin = srv.url.strip_suffix("/wechat").unwrap().to_owned();
     let http = reqwest::Client::new();
     let corpid = platform.corpid();
@@ -173,4 +179,233 @@ async fn one_server_serves_an_official_account_a_wecom_app_and_a_mini_program() 
     for secret in [CORP_KEY, MINI_KEY, platform.corp_secret().as_str(), platform.secret().as_str()] {
         assert!(!log.contains(secret), "a secret in the log:\n{log}");
     }
+}
+
+/// `wemp sim` plays each kind: a WeCom app (encrypted echostr, `msg_signature` only, the
+/// corpid and AgentID in the envelope) and a Mini Program (JSON in safe mode, XML in plain;
+/// `success` is the right answer and the reply goes through the customer-service API).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_plays_a_wecom_app_and_a_mini_program() {
+    let (platform, dir, srv) = serve_all_three("wecom-sim").await;
+    let origin = srv.origin();
+    let corp_url = format!("{origin}/wechat/corp");
+    let mini_url = format!("{origin}/wechat/mini");
+    let (corpid, agentid) = (platform.corpid(), platform.agentid());
+    let wecom: Vec<&str> = vec!["--kind", "wecom", "--corpid", &corpid, "--agentid", &agentid];
+    let sim = |args: &[&str]| common::wemp_in(&dir, args, &[]);
+    let with = |head: &[&str], url: &str, rest: &[&str], creds: &[&str]| {
+        let mut all: Vec<&str> = head.to_vec();
+        all.push(url);
+        all.extend(creds);
+        all.extend(rest);
+        sim(&all)
+    };
+    let corp_creds: Vec<&str> = [&["--token", CORP_TOKEN, "--aes-key", CORP_KEY][..], &wecom].concat();
+
+    // WeCom: the encrypted echostr is answered in plaintext.
+    let o = with(&["sim", "verify"], &corp_url, &[], &corp_creds);
+    assert!(o.status.success(), "{}", common::out(&o));
+    assert!(common::out(&o).contains("echoed echostr"), "{}", common::out(&o));
+    // The Official Account's path does not decrypt a WeCom echostr.
+    let o = with(&["sim", "verify"], &format!("{origin}/wechat"), &[], &corp_creds);
+    assert!(!o.status.success(), "{}", common::out(&o));
+
+    // A WeCom text: the rule's reply, encrypted for the corpid, in the user's chat.
+    let o = with(&["sim", "send"], &corp_url, &["--openid", "zhangsan", "text", "price"], &corp_creds);
+    let text = common::out(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains("← text reply, encrypted") && text.contains("It costs 1 yuan."), "{text}");
+    assert!(text.contains(&format!("To zhangsan  From {corpid}")), "{text}");
+    // The same with everything from --config: the kind, corpid, AgentID, Token and key.
+    let o = sim(&["sim", "send", &corp_url, "--config", "wemp.toml", "--json", "text", "price"]);
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    assert_eq!(json["message"]["reply"]["content"], "It costs 1 yuan.", "{}", common::out(&o));
+    assert!(json["request"].as_str().unwrap().contains(&format!("<AgentID>{agentid}</AgentID>")), "{json}");
+    // The conformance run: every WeCom type, and plain requests rightly refused.
+    let o = sim(&["sim", "check", &corp_url, "--config", "wemp.toml"]);
+    let text = common::out(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains("PASS  plain: server requires encryption"), "{text}");
+    assert!(text.contains("PASS  safe: event enter_agent"), "{text}");
+    assert!(text.contains("PASS  handshake with a forged signature is refused"), "{text}");
+
+    // Mini Program, JSON in safe mode: `success`, and the reply by customer-service message.
+    let mini_creds = ["--token", MINI_TOKEN, "--appid", &platform.appid(), "--aes-key", MINI_KEY];
+    let o = with(
+        &["sim", "send"],
+        &mini_url,
+        &[
+            "--kind",
+            "miniprogram",
+            "--format",
+            "json",
+            "--mode",
+            "safe",
+            "--openid",
+            "oSimJson",
+            "-v",
+            "text",
+            "price",
+        ],
+        &mini_creds,
+    );
+    let text = common::out(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains("← success: a Mini Program's replies reach the user through the customer-service API"),
+        "{text}"
+    );
+    wait_cs(&platform, &srv, "oSimJson", "It costs 1 yuan.").await;
+    // XML in plain mode, the kind from --config.
+    let o = sim(&[
+        "sim",
+        "send",
+        &mini_url,
+        "--config",
+        "wemp.toml",
+        "--mode",
+        "plain",
+        "--openid",
+        "oSimXml",
+        "text",
+        "price",
+    ]);
+    assert!(o.status.success(), "{}", common::out(&o));
+    wait_cs(&platform, &srv, "oSimXml", "It costs 1 yuan.").await;
+    let o = sim(&["sim", "check", &mini_url, "--config", "wemp.toml", "--format", "json"]);
+    let text = common::out(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains("PASS  safe: miniprogrampage (success: replies go through the customer-service API)"),
+        "{text}"
+    );
+    assert!(text.contains("PASS  safe: event user_enter_tempsession"), "{text}");
+
+    // Usage errors name what a WeCom app needs.
+    let o = sim(&["sim", "send", &corp_url, "--kind", "wecom", "--token", CORP_TOKEN, "text", "hi"]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::out(&o));
+    assert!(common::stderr(&o).contains("--corpid"), "{}", common::out(&o));
+    srv.stop();
+}
+
+/// A WeCom app's server that echoes the encrypted echostr is told to decrypt it.
+#[test]
+fn sim_verify_explains_an_undecrypted_wecom_echostr() {
+    use axum::extract::Query;
+    let app = axum::Router::new().route(
+        "/corp",
+        axum::routing::get(|Query(q): Query<std::collections::HashMap<String, String>>| async move {
+            q.get("echostr").cloned().unwrap_or_default()
+        }),
+    );
+    let addr = common::serve_in_background(app);
+    let o = common::wemp(&[
+        "sim",
+        "verify",
+        &format!("http://{addr}/corp"),
+        "--kind",
+        "wecom",
+        "--corpid",
+        "ww0123456789abcdef",
+        "--token",
+        CORP_TOKEN,
+        "--aes-key",
+        CORP_KEY,
+    ]);
+    let text = common::out(&o);
+    assert!(!o.status.success(), "{text}");
+    assert!(text.contains("echoed the encrypted echostr") && text.contains("answer the plaintext"), "{text}");
+}
+
+/// A WeCom user's reply that misses the deadline (a slow app behind a `forward` rule) goes
+/// out through WeCom's `message/send` for the app's AgentID, never the customer-service API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_reply_to_a_wecom_user_goes_through_message_send() {
+    let platform = FakePlatform::start().await;
+    let app = common::app::CountingApp::start("Sorry for the wait", Duration::from_millis(1500));
+    let dir = temp_dir("wecom-late");
+    let cfg = config(&platform).replacen(
+        "listen = \"127.0.0.1:0\"",
+        "listen = \"127.0.0.1:0\"\ndeadline = \"500ms\"",
+        1,
+    ) + &format!("\n[[rules]]\nname = \"slow\"\nkeyword = \"slow\"\nforward = \"{}\"\n", app.url);
+    std::fs::write(dir.join("wemp.toml"), cfg).unwrap();
+    let srv = ServeProc::start(
+        &dir,
+        &["--config", "wemp.toml", "--data-dir", "d"],
+        &[("WEMP_API_BASE", &platform.url()), ("WEMP_LOG", "info")],
+    );
+    let corp_url = format!("{}/wechat/corp", srv.origin());
+    let started = Instant::now();
+    let o = common::wemp_in(
+        &dir,
+        &["sim", "send", &corp_url, "--config", "wemp.toml", "--openid", "lisi", "text", "slow"],
+        &[],
+    );
+    assert!(o.status.success(), "{}", common::out(&o));
+    assert!(started.elapsed() < Duration::from_secs(5), "WeCom waited {:?}", started.elapsed());
+    assert!(!common::out(&o).contains("Sorry for the wait"), "{}", common::out(&o));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let sent = platform.wecom_messages();
+        if let Some(m) = sent.iter().find(|m| m["touser"] == "lisi") {
+            assert_eq!(m["text"]["content"], "Sorry for the wait", "{m}");
+            assert_eq!(m["agentid"].to_string().trim_matches('"'), platform.agentid(), "{m}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no message/send to lisi: {sent:?}\n{}", srv.stderr());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.calls(), 1);
+    assert!(platform.sent_messages().iter().all(|m| m["touser"] != "lisi"), "{:?}", platform.sent_messages());
+    srv.stop();
+}
+
+/// `wemp doctor` checks each kind's settings and fetches each kind's token from the fake
+/// platform: WeCom's `gettoken` with the corpid and the app's Secret, the Mini Program's and
+/// the Official Account's access_token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_each_kind_and_fetches_its_token() {
+    let platform = FakePlatform::start().await;
+    let dir = temp_dir("wecom-doctor");
+    let good = config(&platform);
+    std::fs::write(dir.join("wemp.toml"), &good).unwrap();
+    let base = platform.url();
+    let doctor = |lang: &'static str, file: &'static str| {
+        let (dir, base) = (dir.clone(), base.clone());
+        tokio::task::spawn_blocking(move || {
+            let args = ["doctor", "--config", file, "--api-base", &base, "--timeout", "10s"];
+            common::wemp_in(&dir, &args, &[("LANG", lang)])
+        })
+    };
+    let o = doctor("C", "wemp.toml").await.unwrap();
+    let text = common::out(&o);
+    assert!(o.status.success(), "{text}");
+    for want in [
+        "PASS  accounts[1] corpid",
+        "PASS  accounts[1] AgentID",
+        "PASS  accounts[1] EncodingAESKey",
+        "PASS  accounts[2] appid",
+        &format!("PASS  {} WeCom token (gettoken)", platform.corpid()),
+        &format!("PASS  {} access token", platform.appid()),
+    ] {
+        assert!(text.contains(want), "{want:?} missing:\n{text}");
+    }
+    let zh = common::out(&doctor("zh_CN.UTF-8", "wemp.toml").await.unwrap());
+    assert!(
+        zh.contains("accounts[1] 企业 ID（corpid）") && zh.contains("已用企业 ID 和应用的 Secret 获取"),
+        "{zh}"
+    );
+
+    // A corpid of another shape is a warning; the platform refuses its token.
+    let odd = good.replace(&platform.corpid(), "wwNotHexButValid");
+    std::fs::write(dir.join("odd.toml"), odd).unwrap();
+    let o = doctor("C", "odd.toml").await.unwrap();
+    let text = common::out(&o);
+    assert!(!o.status.success(), "{text}");
+    assert!(
+        text.contains("WARN  accounts[1] corpid") && text.contains("wwNotHexButValid is not ww or wx"),
+        "{text}"
+    );
+    assert!(text.contains("FAIL  wwNotHexButValid WeCom token (gettoken)"), "{text}");
 }

@@ -31,7 +31,9 @@ use serde::Serialize;
 use tokio::time::Instant;
 use wemp_proto::reply::ReplyMessage;
 use wemp_proto::wechat::{Message, Platform, SignedRequest, judge};
-use wemp_proto::{Cipher, Header, Incoming, Mode, Reply};
+use wemp_proto::{Cipher, Document, Header, Incoming, Mode, Reply};
+
+pub use wemp_proto::admission::Kind;
 
 pub use wemp_proto::wechat::ERROR_BANNER;
 
@@ -103,6 +105,29 @@ pub struct Timed<T> {
     pub result: Option<T>,
 }
 
+/// How a Mini Program pushes its messages: the data format chosen in its admin console.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// XML, as an Official Account's callbacks (the default).
+    #[default]
+    Xml,
+    /// JSON: the message's fields as a JSON object; in safe mode `{"ToUserName", "Encrypt"}`.
+    Json,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "xml" => Ok(Self::Xml),
+            "json" => Ok(Self::Json),
+            _ => Err(format!("{s:?} is not a data format: xml or json")),
+        }
+    }
+}
+
 /// How to reach a server and whom to play.
 #[derive(Clone, Debug)]
 pub struct Target {
@@ -110,8 +135,16 @@ pub struct Target {
     pub url: String,
     /// The Token configured on both sides.
     pub token: String,
-    /// The account's appid (encrypted modes).
+    /// What kind of account is played: an Official Account (the default), a WeCom app
+    /// (always encrypted, `msg_signature` only, the corpid in [`Target::appid`]) or a Mini
+    /// Program (which answers `success` and replies through the customer-service API).
+    pub kind: Kind,
+    /// The account's appid (encrypted modes); a WeCom app's corpid.
     pub appid: Option<String>,
+    /// A WeCom app's AgentID, sent in the envelope and the message.
+    pub agentid: Option<String>,
+    /// A Mini Program's data format.
+    pub format: Format,
     /// The EncodingAESKey (encrypted modes).
     pub aes_key: Option<String>,
     /// How requests are protected.
@@ -134,7 +167,10 @@ impl Target {
         Self {
             url: url.into(),
             token: token.into(),
+            kind: Kind::OfficialAccount,
             appid: None,
+            agentid: None,
+            format: Format::Xml,
             aes_key: None,
             mode: Mode::Plain,
             openid: DEFAULT_OPENID.into(),
@@ -382,7 +418,21 @@ impl Simulator {
     /// # Errors
     /// [`SetupError`] when an encrypted mode lacks the appid or key, the key is invalid, or
     /// the URL is not `http://` or `https://`.
-    pub fn new(target: Target) -> Result<Self, SetupError> {
+    pub fn new(mut target: Target) -> Result<Self, SetupError> {
+        if target.kind == Kind::Wecom {
+            // WeCom encrypts every callback for the corpid, which is also the messages'
+            // ToUserName and the replies' FromUserName.
+            let corpid = target.appid.clone().filter(|c| !c.is_empty());
+            let Some(corpid) = corpid else {
+                return Err(SetupError("a WeCom app needs --corpid (the ReceiveId of its envelopes)".into()));
+            };
+            if target.aes_key.is_none() {
+                return Err(SetupError(
+                    "a WeCom app is always encrypted: give --aes-key (its EncodingAESKey)".into(),
+                ));
+            }
+            target.account = corpid;
+        }
         let mut platform = Platform::new(target.token.clone());
         match (&target.aes_key, &target.appid) {
             (Some(key), appid) => {
@@ -452,13 +502,14 @@ impl Simulator {
         sim
     }
 
-    /// The header of a message from the user to the account, now.
+    /// The header of a message from the user to the account, now (a WeCom message to the
+    /// corpid, with the app's AgentID).
     pub fn header(&self) -> Header {
         Header {
             to: self.target.account.clone(),
             from: self.target.openid.clone(),
             create_time: now_secs(),
-            agent_id: None,
+            agent_id: if self.target.kind == Kind::Wecom { self.target.agentid.clone() } else { None },
         }
     }
 
@@ -484,7 +535,8 @@ impl Simulator {
         let req = if get {
             self.client.get(url)
         } else {
-            self.client.post(url).header("content-type", "text/xml").body(body)
+            let content_type = if Document::looks_like_json(&body) { "application/json" } else { "text/xml" };
+            self.client.post(url).header("content-type", content_type).body(body)
         };
         let exchange = match tokio::time::timeout(self.target.timeout, send(req)).await {
             Err(_) => Exchange::Timeout,
@@ -498,15 +550,53 @@ impl Simulator {
     /// # Errors
     /// When the mode is encrypted and `xml` cannot be encrypted or copied.
     pub fn sign(&self, xml: &str) -> Result<SignedRequest, wemp_proto::Error> {
-        self.platform.post(
-            self.target.mode,
-            xml,
-            &self.target.openid,
-            &self.target.account,
-            &now_secs().to_string(),
-            &random_nonce(),
-            rand::rng().random(),
-        )
+        self.sign_at(xml, &now_secs().to_string(), &random_nonce(), rand::rng().random())
+    }
+
+    /// Signs `xml` as this target's kind of account receives it, with the given timestamp,
+    /// nonce and encryption randomness: a WeCom app's safe-mode post (`msg_signature` only,
+    /// the envelope with the corpid and AgentID), a Mini Program's JSON push when its format
+    /// is JSON, else an Official Account's post in this simulator's mode. A WeCom target in
+    /// another mode signs as an Official Account would: a request WeCom never sends, which
+    /// its server must refuse.
+    ///
+    /// # Errors
+    /// When the mode is encrypted and `xml` cannot be encrypted or copied.
+    pub fn sign_at(
+        &self,
+        xml: &str,
+        timestamp: &str,
+        nonce: &str,
+        random: [u8; 16],
+    ) -> Result<SignedRequest, wemp_proto::Error> {
+        let t = &self.target;
+        match t.kind {
+            Kind::Wecom if t.mode == Mode::Safe => {
+                self.platform.wecom_post(xml, t.agentid.as_deref(), timestamp, nonce, random)
+            }
+            Kind::Miniprogram if t.format == Format::Json => {
+                self.platform.post_json(t.mode, xml, &t.openid, &t.account, timestamp, nonce, random)
+            }
+            _ => self.platform.post(t.mode, xml, &t.openid, &t.account, timestamp, nonce, random),
+        }
+    }
+
+    /// The URL verification GET for `echostr` as this kind of account receives it: an
+    /// Official Account's and a Mini Program's plain `echostr` signed with `signature`, a
+    /// WeCom app's encrypted `echostr` signed with `msg_signature`.
+    ///
+    /// # Errors
+    /// A WeCom target without a cipher (which [`Simulator::new`] refuses).
+    pub fn verification(
+        &self,
+        timestamp: &str,
+        nonce: &str,
+        echostr: &str,
+    ) -> Result<SignedRequest, wemp_proto::Error> {
+        if self.target.kind == Kind::Wecom {
+            return self.platform.wecom_verification(timestamp, nonce, echostr, rand::rng().random());
+        }
+        Ok(self.platform.verification(timestamp, nonce, echostr))
     }
 
     /// Delivers a message as WeChat does: signed once, then up to `tries` tries of that same
@@ -569,8 +659,20 @@ impl Simulator {
             Err(e) => return Outcome::Failed { reason: judge::unreadable(&e, body) },
         };
         let mut problems = Vec::new();
+        let mut warnings = Vec::new();
         if opened.message.header.is_some() {
             problems.extend(judge::mode_problems(self.target.mode, opened.encrypted));
+        }
+        if self.target.kind == Kind::Miniprogram
+            && opened.message.header.is_some()
+            && !matches!(opened.message.reply, Reply::TransferCustomerService { .. })
+        {
+            warnings.push(
+                "a Mini Program takes no passive reply but a transfer to customer service: WeChat drops this \
+                 one and the user sees nothing; answer `success` and send it through the customer-service API \
+                 (cgi-bin/message/custom/send)"
+                    .to_owned(),
+            );
         }
         let verdict = judge::reply(
             &opened.message,
@@ -580,20 +682,48 @@ impl Simulator {
             now_secs(),
         );
         problems.extend(verdict.problems);
+        warnings.extend(verdict.warnings);
         Outcome::Reply {
             message: opened.message,
             encrypted: opened.encrypted,
             xml: opened.xml,
             problems,
-            warnings: verdict.warnings,
+            warnings,
         }
     }
 
     /// Performs the URL verification GET and judges the answer.
+    ///
+    /// A WeCom app gets the `echostr` encrypted and must answer the plaintext; a server that
+    /// echoes the encrypted text back is told so.
     pub async fn verify(&self, echostr: &str) -> VerifyReport {
-        let req = self.platform.verification(&now_secs().to_string(), &random_nonce(), echostr);
+        let req = match self.verification(&now_secs().to_string(), &random_nonce(), echostr) {
+            Ok(req) => req,
+            Err(e) => {
+                let error = format!("cannot sign the request: {e}");
+                let attempt = Attempt {
+                    number: 1,
+                    started: Duration::ZERO,
+                    elapsed: Duration::ZERO,
+                    exchange: Exchange::Connect { error: error.clone() },
+                };
+                return VerifyReport { ok: false, attempt, problems: vec![error], warnings: Vec::new() };
+            }
+        };
         let attempt = self.exchange(true, &req.query_string(), String::new()).await;
-        judge_verification(echostr, &attempt, self.target.timeout)
+        let mut report = judge_verification(echostr, &attempt, self.target.timeout);
+        let encrypted = req.param("echostr").filter(|e| *e != echostr);
+        if let (Some(encrypted), Some(body)) = (encrypted, attempt.exchange.success_body())
+            && body.trim() == encrypted
+        {
+            report.problems = vec![
+                "the server echoed the encrypted echostr: a WeCom app must check msg_signature, decrypt echostr \
+                 with the EncodingAESKey and answer the plaintext"
+                    .to_owned(),
+            ];
+            report.ok = false;
+        }
+        report
     }
 }
 

@@ -92,8 +92,8 @@ impl ErrCode {
                  basic configuration → IP whitelist)"
             }
             45009 => {
-                "the daily quota of this API is used up: wait for tomorrow's reset or clear it \
-                 with Client::clear_quota (itself limited per month)"
+                "the daily quota of this API is used up: it resets at 00:00 China time (16:00 UTC); \
+                 Client::clear_quota resets it early (itself limited per month)"
             }
             45015 => {
                 "the user has not interacted within 48 hours: customer-service messages cannot reach them"
@@ -120,6 +120,85 @@ impl fmt::Display for ErrCode {
     }
 }
 
+/// A platform limit that refused a call: which one, and when it lifts.
+///
+/// WeChat answers these with an ordinary `errcode`; [`ApiError::limit`] and [`Error::limit`]
+/// name them so a caller can wait, switch channel (a template message instead of a
+/// customer-service one) or tell a person, instead of matching numbers.
+///
+/// ```
+/// use wemp_client::{ErrCode, Limit, Lifts};
+/// let limit = Limit::of(ErrCode::QUOTA_EXCEEDED).unwrap();
+/// assert_eq!(limit, Limit::DailyQuota);
+/// // 2026-12-03 13:00 UTC is 21:00 in China; the quota resets at 00:00 China time (16:00 UTC).
+/// assert_eq!(limit.lifts(1_796_302_800), Lifts::At(1_796_313_600));
+/// assert_eq!(Limit::of(ErrCode(45047)).unwrap().lifts(0), Lifts::WhenUserWrites);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Limit {
+    /// `45009`: the daily call quota of this API is used up. It resets at 00:00 China
+    /// Standard Time (UTC+8); [`Client::quota`](crate::Client::quota) shows the figures and
+    /// [`Client::clear_quota`](crate::Client::clear_quota) resets it early (itself limited
+    /// per month).
+    DailyQuota,
+    /// `45015`: the user has not written to the account within 48 hours (or unfollowed), so
+    /// customer-service messages cannot reach them until they write again.
+    CustomerServiceWindow,
+    /// `45047`: the account has sent as many customer-service messages as allowed since the
+    /// user last wrote (20 at the time of writing); the count resets when the user writes.
+    CustomerServiceCount,
+}
+
+/// When a [`Limit`] lifts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Lifts {
+    /// At this instant, Unix seconds.
+    At(i64),
+    /// When the user next sends the account a message (or otherwise interacts).
+    WhenUserWrites,
+}
+
+impl Limit {
+    /// The limit an error code reports, if it is one.
+    pub const fn of(code: ErrCode) -> Option<Self> {
+        match code.0 {
+            45009 => Some(Self::DailyQuota),
+            45015 => Some(Self::CustomerServiceWindow),
+            45047 => Some(Self::CustomerServiceCount),
+            _ => None,
+        }
+    }
+
+    /// When the limit lifts, seen from `now` (Unix seconds): the daily quota at the next
+    /// 00:00 China Standard Time, the customer-service limits when the user writes.
+    pub const fn lifts(self, now: i64) -> Lifts {
+        const DAY: i64 = 86_400;
+        const CHINA_OFFSET: i64 = 8 * 3600;
+        match self {
+            Self::DailyQuota => Lifts::At((now + CHINA_OFFSET).div_euclid(DAY) * DAY + DAY - CHINA_OFFSET),
+            Self::CustomerServiceWindow | Self::CustomerServiceCount => Lifts::WhenUserWrites,
+        }
+    }
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::DailyQuota => "daily API quota used up (45009); it resets at 00:00 China time (16:00 UTC)",
+            Self::CustomerServiceWindow => {
+                "customer-service window closed (45015): the user has not written within 48 hours; \
+                 it reopens when they write"
+            }
+            Self::CustomerServiceCount => {
+                "customer-service message limit reached (45047) since the user last wrote; it resets \
+                 when they write"
+            }
+        })
+    }
+}
+
 /// WeChat answered with a nonzero `errcode`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiError {
@@ -132,6 +211,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// The platform limit this error reports (45009, 45015, 45047), if it is one.
+    pub const fn limit(&self) -> Option<Limit> {
+        Limit::of(self.code)
+    }
+
     /// The `rid` WeChat appended to `errmsg` (`"… rid: 6475f1c4-…"`), if any.
     pub fn rid(&self) -> Option<&str> {
         let (_, rest) = self.message.rsplit_once("rid:")?;
@@ -208,6 +292,14 @@ impl Error {
         }
     }
 
+    /// The platform limit that refused the call (45009, 45015, 45047), if one did.
+    pub const fn limit(&self) -> Option<Limit> {
+        match self {
+            Self::Api(e) => e.limit(),
+            _ => None,
+        }
+    }
+
     pub(crate) fn http(path: &str, source: reqwest::Error) -> Self {
         Self::Http { path: path.to_owned(), source: source.without_url() }
     }
@@ -235,6 +327,28 @@ mod tests {
         assert!(ErrCode(48001).is_configuration_error());
         assert!(ErrCode(45009).is_quota_error());
         assert!(ErrCode::OK.is_ok());
+    }
+
+    #[test]
+    fn the_daily_quota_lifts_at_midnight_in_china() {
+        // 2026-12-03 15:59:59 UTC is 23:59:59 in China: one second to go.
+        let before = 1_796_313_599;
+        assert_eq!(Limit::DailyQuota.lifts(before), Lifts::At(before + 1));
+        // 16:00:00 UTC is China's midnight: the next reset is a whole day away.
+        assert_eq!(Limit::DailyQuota.lifts(before + 1), Lifts::At(before + 1 + 86_400));
+        // Before 1970 in China time too (div_euclid, not truncation).
+        assert_eq!(Limit::DailyQuota.lifts(-1), Lifts::At(16 * 3600));
+        for code in [45015, 45047] {
+            assert_eq!(Limit::of(ErrCode(code)).unwrap().lifts(before), Lifts::WhenUserWrites);
+        }
+        assert_eq!(Limit::of(ErrCode(40001)), None);
+        let err = Error::Api(ApiError {
+            code: ErrCode(45009),
+            message: "reach max api daily quota limit".into(),
+            path: "/cgi-bin/menu/create".into(),
+        });
+        assert_eq!(err.limit(), Some(Limit::DailyQuota));
+        assert!(err.to_string().contains("16:00 UTC"), "{err}");
     }
 
     #[test]

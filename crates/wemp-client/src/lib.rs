@@ -24,7 +24,7 @@ pub use client::{
     Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MP_BASE_URL, DEFAULT_OPEN_BASE_URL,
     DEFAULT_WECOM_BASE_URL,
 };
-pub use error::{ApiError, ErrCode, Error, Result};
+pub use error::{ApiError, ErrCode, Error, Lifts, Limit, Result};
 pub use message::ReplyDelivery;
 pub use token::{
     AccessToken, ClassicToken, RemoteToken, RetryPolicy, StableToken, TokenPolicy, TokenProvider, WecomToken,

@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod clock;
 pub mod code;
+pub mod component;
 pub mod crypto;
 pub mod envelope;
 mod error;

@@ -571,6 +571,12 @@ impl Incoming {
                 };
                 (e.kind().as_str().to_owned(), key)
             }
+            // A third-party platform's push has no MsgType: its InfoType and authorizer tell
+            // a ticket from an authorization in the same second.
+            Self::Unknown(u) if u.msg_type.is_empty() && u.field("InfoType").is_some() => (
+                u.field("InfoType").unwrap_or_default().to_owned(),
+                u.field("AuthorizerAppid").unwrap_or_default().to_owned(),
+            ),
             Self::Unknown(u) => (
                 u.event.clone().unwrap_or_else(|| u.msg_type.clone()),
                 u.field("EventKey").unwrap_or_default().to_owned(),

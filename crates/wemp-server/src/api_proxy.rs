@@ -41,6 +41,10 @@ struct Stats {
     latency_sum_us: AtomicU64,
 }
 
+/// Finds the API client of an account by appid while serving (a third-party platform's
+/// authorizers).
+pub type ClientLookup = Arc<dyn Fn(&str) -> Option<Client> + Send + Sync>;
+
 #[derive(Clone)]
 struct Entry {
     names: Vec<String>,
@@ -73,6 +77,7 @@ struct Entry {
 pub struct ApiProxy {
     token: Arc<str>,
     accounts: Arc<Vec<Entry>>,
+    more: Option<ClientLookup>,
     stats: Arc<Stats>,
 }
 
@@ -93,7 +98,7 @@ impl ApiProxy {
     /// A proxy that admits callers bearing `token`, with no account yet.
     pub fn new(token: impl Into<String>) -> Self {
         let token: String = token.into();
-        Self { token: token.into(), accounts: Arc::default(), stats: Arc::default() }
+        Self { token: token.into(), accounts: Arc::default(), more: None, stats: Arc::default() }
     }
 
     /// Adds an account, known by its appid and by `names` in `X-Wemp-Account`.
@@ -105,9 +110,17 @@ impl ApiProxy {
         self
     }
 
+    /// Accounts known while serving (a third-party platform's authorizers): an
+    /// `X-Wemp-Account` naming none of the added accounts is looked up here by appid.
+    #[must_use]
+    pub fn more_accounts(mut self, lookup: ClientLookup) -> Self {
+        self.more = Some(lookup);
+        self
+    }
+
     /// Whether no account was added (nothing to proxy).
     pub fn is_empty(&self) -> bool {
-        self.accounts.is_empty()
+        self.accounts.is_empty() && self.more.is_none()
     }
 
     /// The routes: `ANY /api/{*path}`.
@@ -133,15 +146,26 @@ impl ApiProxy {
         bool::from(given.trim().as_bytes().ct_eq(self.token.as_bytes()))
     }
 
-    fn pick(&self, headers: &HeaderMap) -> Result<&Entry, String> {
+    fn pick(&self, headers: &HeaderMap) -> Result<Entry, String> {
         let wanted = headers.get(ACCOUNT_HEADER).map(|v| v.to_str().unwrap_or_default().trim());
         match wanted {
-            None | Some("") => self.accounts.first().ok_or_else(|| "no account with an appsecret".into()),
-            Some(w) => self.accounts.iter().find(|a| a.names.iter().any(|n| n == w)).ok_or_else(|| {
+            None | Some("") => {
+                self.accounts.first().cloned().ok_or_else(|| "no account with an appsecret".into())
+            }
+            Some(w) => {
+                if let Some(a) = self.accounts.iter().find(|a| a.names.iter().any(|n| n == w)) {
+                    return Ok(a.clone());
+                }
+                if let Some(client) = self.more.as_ref().and_then(|more| more(w)) {
+                    return Ok(Entry { names: vec![w.to_owned()], client });
+                }
                 let known: Vec<&str> =
                     self.accounts.iter().flat_map(|a| a.names.iter().map(String::as_str)).collect();
-                format!("no account {w:?} with an appsecret (X-Wemp-Account takes one of {known:?})")
-            }),
+                let more = if self.more.is_some() { " or an authorizer's appid" } else { "" };
+                Err(format!(
+                    "no account {w:?} with an appsecret (X-Wemp-Account takes one of {known:?}{more})"
+                ))
+            }
         }
     }
 
@@ -275,5 +299,29 @@ impl ApiProxy {
         let sum = s.latency_sum_us.load(Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "wemp_api_proxy_latency_seconds_sum {sum}");
         let _ = writeln!(out, "wemp_api_proxy_latency_seconds_count {}", s.latency_count.load(Relaxed));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn x_wemp_account_falls_back_to_the_lookup_by_appid() {
+        let fixed = Client::builder("wxfixed0000000000").secret("s").build().unwrap();
+        let lookup: ClientLookup = Arc::new(|appid: &str| {
+            (appid == "wxauthorizer00000").then(|| Client::builder(appid).secret("s").build().unwrap())
+        });
+        let proxy = ApiProxy::new("a-long-random-proxy-token").account(["shop"], fixed).more_accounts(lookup);
+        let pick = |name: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(ACCOUNT_HEADER, HeaderValue::from_str(name).unwrap());
+            proxy.pick(&headers).map(|e| e.client.appid().to_owned())
+        };
+        assert_eq!(pick("shop").unwrap(), "wxfixed0000000000");
+        assert_eq!(pick("wxauthorizer00000").unwrap(), "wxauthorizer00000");
+        let err = pick("wxnobody000000000").unwrap_err();
+        assert!(err.contains("or an authorizer's appid"), "{err}");
+        assert!(!ApiProxy::new("t").more_accounts(Arc::new(|_: &str| None)).is_empty());
     }
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use wemp_client::{Client, Error as ClientError, ReplyDelivery};
 use wemp_proto::Reply;
 
+use crate::api_proxy::ClientLookup;
 use crate::log::ShortId;
 use crate::{LateReplySink, SinkOutcome};
 
@@ -29,15 +30,25 @@ use crate::{LateReplySink, SinkOutcome};
 ///     .build()?;
 /// # drop(service); Ok(()) }
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct CustomerServiceSink {
     clients: HashMap<String, Client>,
+    more: Option<ClientLookup>,
+}
+
+impl std::fmt::Debug for CustomerServiceSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CustomerServiceSink")
+            .field("clients", &self.clients)
+            .field("more", &self.more.is_some())
+            .finish()
+    }
 }
 
 impl CustomerServiceSink {
     /// A sink for the account of `client` (its appid).
     pub fn new(client: Client) -> Self {
-        Self { clients: HashMap::new() }.with_client(client)
+        Self::empty().with_client(client)
     }
 
     /// Adds (or replaces) the client of another account, for services with several.
@@ -47,16 +58,29 @@ impl CustomerServiceSink {
         self
     }
 
+    /// A sink with no client yet (add them, or [`CustomerServiceSink::more_clients`]).
+    pub fn empty() -> Self {
+        Self { clients: HashMap::new(), more: None }
+    }
+
+    /// Clients of accounts known while serving (a third-party platform's authorizers),
+    /// asked for an appid no added client has.
+    #[must_use]
+    pub fn more_clients(mut self, lookup: ClientLookup) -> Self {
+        self.more = Some(lookup);
+        self
+    }
+
     /// The client used for `appid`.
-    pub fn client(&self, appid: &str) -> Option<&Client> {
-        self.clients.get(appid)
+    pub fn client(&self, appid: &str) -> Option<Client> {
+        self.clients.get(appid).cloned().or_else(|| self.more.as_ref().and_then(|more| more(appid)))
     }
 }
 
 #[async_trait::async_trait]
 impl LateReplySink for CustomerServiceSink {
     async fn deliver(&self, appid: &str, openid: &str, reply: Reply) -> SinkOutcome {
-        let Some(client) = self.clients.get(appid) else {
+        let Some(client) = self.client(appid) else {
             return SinkOutcome::Failed {
                 errcode: None,
                 message: format!("no API client configured for account {appid}"),

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod accounts;
 #[cfg(feature = "client")]
 mod api_proxy;
 mod clock;
@@ -22,8 +23,9 @@ mod serve;
 mod service;
 mod session;
 
+pub use accounts::{AccountSource, AddError, LiveAccounts};
 #[cfg(feature = "client")]
-pub use api_proxy::{ACCOUNT_HEADER, ApiProxy, HELD_BODY_LIMIT};
+pub use api_proxy::{ACCOUNT_HEADER, ApiProxy, ClientLookup, HELD_BODY_LIMIT};
 pub use clock::{Clock, FakeClock, FixedClock, NonceSource, RandomNonce, SystemClock};
 pub use context::{Captures, Ctx, Inbound};
 #[cfg(feature = "client")]

@@ -47,6 +47,18 @@ pub(crate) fn internal(message: &str) -> Refusal {
     }
 }
 
+/// A request whose path segment no account answers on (see [`crate::accounts`]).
+pub(crate) fn unknown_account(unknown: &crate::accounts::Unknown) -> Refusal {
+    Refusal {
+        reason: RejectReason::UnknownAccount,
+        status: StatusCode::NOT_FOUND.as_u16(),
+        code: None,
+        param: "path",
+        message: unknown.message(),
+        detail: None,
+    }
+}
+
 /// The HTTP status of a refusal.
 pub(crate) fn status(refusal: &Refusal) -> StatusCode {
     StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST)

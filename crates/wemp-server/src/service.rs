@@ -19,13 +19,12 @@ use tokio::time::Instant;
 use tower::ServiceExt as _;
 use tracing::Instrument as _;
 use tracing::field::Empty;
-use wemp_proto::admission::{
-    self, Accounts, AccountsError, Kind, Policy, Refusal, Replay, ReplayCache, Verdict,
-};
+use wemp_proto::admission::{self, AccountsError, Kind, Policy, Refusal, Replay, ReplayCache, Verdict};
 use wemp_proto::{EncryptedReply, Incoming, Mode, ReferenceCode, Reply, ReplyContext};
 use wemp_store::memory::MemoryDedupStore;
 use wemp_store::{Claim, DedupStore, SessionStore};
 
+use crate::accounts::{AccountSource, LiveAccounts};
 use crate::context::{Decided, Shared};
 use crate::handler::{BoxError, BoxHandler};
 use crate::log::ShortId;
@@ -118,7 +117,7 @@ impl Drop for TaskGuard {
 }
 
 struct Inner {
-    accounts: Accounts,
+    accounts: LiveAccounts,
     policy: Policy,
     /// The `(timestamp, nonce)` of admitted plain-mode requests, for the freshness window.
     replay: Mutex<ReplayCache>,
@@ -161,6 +160,7 @@ impl std::fmt::Debug for WechatService {
 /// Builds a [`WechatService`].
 pub struct WechatServiceBuilder {
     accounts: Vec<Account>,
+    source: Option<Arc<dyn AccountSource>>,
     router: Option<BoxHandler>,
     config: Config,
     dedup: Option<Arc<dyn DedupStore>>,
@@ -194,6 +194,25 @@ impl WechatServiceBuilder {
     #[must_use]
     pub fn account(mut self, account: Account) -> Self {
         self.accounts.push(account);
+        self
+    }
+
+    /// Where accounts added while the service runs come from (the authorizers of an Open
+    /// Platform third-party platform): a request for a path segment that no account answers
+    /// on asks it before being refused (rate-limited, misses remembered). With a source the
+    /// builder needs no account of its own, and a request whose last path segment is no
+    /// account's is refused 404 even when only one account is served. See
+    /// [`crate::accounts`] and [`WechatService::accounts`].
+    #[must_use]
+    pub fn account_source(mut self, source: impl AccountSource) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// The account source, already shared.
+    #[must_use]
+    pub fn account_source_arc(mut self, source: Arc<dyn AccountSource>) -> Self {
+        self.source = Some(source);
         self
     }
 
@@ -426,17 +445,23 @@ impl WechatServiceBuilder {
     /// Builds the service.
     ///
     /// # Errors
-    /// [`Error::NoAccount`] without accounts; [`Error::DuplicatePath`] when two accounts
+    /// [`Error::NoAccount`] without accounts (and without an
+    /// [`account_source`](Self::account_source)); [`Error::DuplicatePath`] when two accounts
     /// answer on the same path segment; [`Error::DuplicateAppid`] when two have one appid.
     pub fn build(mut self) -> Result<WechatService, Error> {
         // A claim must outlast the budget, or a retry could run the handler a second time.
         self.config.in_flight_ttl = self.config.in_flight_ttl.max(self.config.budget);
-        let accounts = Accounts::new(self.accounts).map_err(|e| match e {
+        if self.accounts.is_empty() && self.source.is_none() {
+            return Err(Error::NoAccount);
+        }
+        let accounts = LiveAccounts::new(self.accounts, self.source).map_err(|e| match e {
             AccountsError::DuplicatePath { segment, .. } => Error::DuplicatePath(segment),
             AccountsError::DuplicateAppid { appid, .. } => Error::DuplicateAppid(appid),
             _ => Error::NoAccount,
         })?;
-        for a in accounts.iter().filter(|a| !admission::token_is_valid(a.token().expose())) {
+        let all = accounts.current();
+        for a in all.iter().flat_map(|a| a.iter()).filter(|a| !admission::token_is_valid(a.token().expose()))
+        {
             tracing::warn!(
                 appid = %a.appid(),
                 token_len = a.token().len(),
@@ -484,6 +509,7 @@ impl WechatService {
     pub fn builder() -> WechatServiceBuilder {
         WechatServiceBuilder {
             accounts: Vec::new(),
+            source: None,
             router: None,
             config: Config::default(),
             dedup: None,
@@ -509,6 +535,12 @@ impl WechatService {
     /// (`app.nest_service("/wechat", svc.into_router())` or `.merge`).
     pub fn into_router(self) -> axum::Router {
         axum::Router::new().fallback_service(self)
+    }
+
+    /// The accounts this service answers for, which can be changed while it serves
+    /// ([`LiveAccounts::add`], [`LiveAccounts::remove`]).
+    pub fn accounts(&self) -> &LiveAccounts {
+        &self.inner.accounts
     }
 
     /// The metrics in Prometheus text format, followed by those of every
@@ -774,6 +806,10 @@ impl Inner {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
+        // An unknown path segment is refused before the body is read (after one look-up in
+        // the account source, when there is one).
+        let accounts =
+            self.accounts.for_path(parts.uri.path()).await.map_err(|u| reject::unknown_account(&u))?;
         let bytes = if parts.method == Method::POST {
             self.read_body(&parts.headers, body).await?
         } else {
@@ -785,7 +821,7 @@ impl Inner {
             query: parts.uri.query().unwrap_or(""),
             body: &bytes,
         };
-        let admitted = admission::admit(&self.accounts, &self.policy, self.clock.now_unix(), &request);
+        let admitted = admission::admit(&accounts, &self.policy, self.clock.now_unix(), &request);
         seen.mode = admitted.mode;
         seen.appid = admitted.account.clone();
         if let Some(r) = seen.record.as_mut() {

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod component;
 pub mod dedup;
 mod error;
 pub mod fallback;
@@ -17,6 +18,7 @@ pub mod sqlite;
 pub mod token;
 pub mod writer;
 
+pub use component::ComponentState;
 pub use dedup::{Claim, DedupStore};
 pub use error::{Result, StoreError};
 pub use fallback::FallbackDedupStore;

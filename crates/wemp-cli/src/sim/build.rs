@@ -1,6 +1,7 @@
 //! The messages and events `wemp sim` can send: the command-line grammar, turned into
 //! [`wemp_proto::wechat::Message`], which builds them (the web console builds the same way).
 
+use wemp_proto::admission::Kind;
 use wemp_proto::wechat::{EventMessage, Message};
 use wemp_proto::{Event, Header, Incoming};
 
@@ -76,6 +77,18 @@ pub enum MessageSpec {
         /// Description.
         #[arg(long, default_value = "")]
         description: String,
+    },
+    /// A Mini Program card sent into a Mini Program's customer-service conversation.
+    Miniprogrampage {
+        /// Card title.
+        #[arg(long, default_value = "A page")]
+        title: String,
+        /// The Mini Program's appid.
+        #[arg(long, default_value = "wx_sim_miniprogram")]
+        app_id: String,
+        /// Page path inside the Mini Program.
+        #[arg(long, default_value = "pages/index/index")]
+        page_path: String,
     },
     /// An event (`MsgType=event`).
     #[command(subcommand)]
@@ -267,6 +280,11 @@ impl MessageSpec {
             Self::Link { url, title, description } => {
                 Message::Link { url: url.clone(), title: title.clone(), description: description.clone() }
             }
+            Self::Miniprogrampage { title, app_id, page_path } => Message::MiniProgramPage {
+                title: title.clone(),
+                app_id: app_id.clone(),
+                page_path: page_path.clone(),
+            },
             Self::Event(e) => Message::Event(e.to_event()),
             Self::Raw { .. } => return None,
         })
@@ -339,8 +357,52 @@ impl EventSpec {
     }
 }
 
-/// One of every message and event type, as `wemp sim check` sends them.
-pub fn every_type() -> Vec<MessageSpec> {
+/// One of every message and event type `kind` of account receives, as `wemp sim check`
+/// sends them: an Official Account's; a WeCom app's (the messages and menu events it shares
+/// with Official Accounts, and `enter_agent`); a Mini Program's customer-service messages
+/// (text, image, card, and `user_enter_tempsession`).
+pub fn every_type(kind: Kind) -> Vec<MessageSpec> {
+    let all = official_account_types();
+    match kind {
+        Kind::Wecom => {
+            let shared = all.into_iter().filter(|spec| {
+                !matches!(
+                    spec,
+                    MessageSpec::Shortvideo { .. }
+                        | MessageSpec::Event(
+                            EventSpec::Scan { .. }
+                                | EventSpec::ViewMiniprogram { .. }
+                                | EventSpec::Subscribe { scene: Some(_), .. }
+                        )
+                )
+            });
+            let enter = MessageSpec::Event(EventSpec::Other {
+                event: "enter_agent".into(),
+                fields: vec![("EventKey".into(), String::new())],
+            });
+            shared.chain([enter]).collect()
+        }
+        Kind::Miniprogram => vec![
+            MessageSpec::text("hello"),
+            MessageSpec::Image {
+                media_id: "sim_image_media_id".into(),
+                pic_url: "https://mmbiz.qpic.cn/sim/0".into(),
+            },
+            MessageSpec::Miniprogrampage {
+                title: "A page".into(),
+                app_id: "wx_sim_miniprogram".into(),
+                page_path: "pages/index/index".into(),
+            },
+            MessageSpec::Event(EventSpec::Other {
+                event: "user_enter_tempsession".into(),
+                fields: vec![("SessionFrom".into(), "sim".into())],
+            }),
+        ],
+        _ => all,
+    }
+}
+
+fn official_account_types() -> Vec<MessageSpec> {
     vec![
         MessageSpec::text("hello"),
         MessageSpec::Image {
@@ -396,7 +458,8 @@ mod tests {
 
     #[test]
     fn every_type_round_trips_through_the_parser_as_its_typed_variant() {
-        for spec in every_type() {
+        let kinds = [Kind::OfficialAccount, Kind::Wecom, Kind::Miniprogram];
+        for spec in kinds.into_iter().flat_map(every_type) {
             let built = spec.build(header(), 42).unwrap();
             let parsed = Incoming::parse(&built.to_xml()).unwrap();
             assert!(!matches!(parsed, Incoming::Unknown(_)), "{} parsed as unknown", spec.label());

@@ -9,7 +9,7 @@ use wemp_proto::reply::ReplyMessage;
 use wemp_proto::{Mode, Reply, signature};
 
 use super::build::{MessageSpec, every_type};
-use super::{Exchange, Outcome, Schedule, Simulator, fmt_duration, now_secs, random_msg_id};
+use super::{Exchange, Kind, Outcome, Schedule, Simulator, fmt_duration, now_secs, random_msg_id};
 
 /// The verdict of one check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -119,7 +119,20 @@ pub async fn run(sim: &Simulator, modes: &[Mode], mut progress: impl FnMut(&Chec
             push(&mut report, result);
             continue;
         }
-        for spec in every_type() {
+        if sim.target().kind == Kind::Wecom && mode != Mode::Safe {
+            // WeCom sends only safe-mode requests; a WeCom app's server that answers
+            // another mode accepts requests without msg_signature.
+            let details = vec![format!(
+                "the server answered a {mode} request signed as an Official Account's; WeCom sends every \
+                 callback encrypted with msg_signature only, and its server must refuse anything else"
+            )];
+            push(
+                &mut report,
+                CheckResult::new(format!("{mode}: server requires encryption"), Status::Fail, details),
+            );
+            continue;
+        }
+        for spec in every_type(sim.target().kind) {
             push(&mut report, one_type(&sim, &spec).await);
         }
         push(&mut report, retry_same_msg_id(&sim).await);
@@ -134,19 +147,28 @@ async fn forged_handshake(sim: &Simulator) -> CheckResult {
     let name = "handshake with a forged signature is refused";
     let echostr = random_msg_id().to_string();
     let timestamp = now_secs().to_string();
-    let mut req = sim.platform().verification(&timestamp, "20250101", &echostr);
-    let forged = signature::sign(&format!("{}x", sim.target().token), &timestamp, "20250101");
-    set_param(&mut req.query, "signature", forged);
+    let mut req = match sim.verification(&timestamp, "20250101", &echostr) {
+        Ok(req) => req,
+        Err(e) => return CheckResult::new(name, Status::Fail, vec![e.to_string()]),
+    };
+    let wrong_token = format!("{}x", sim.target().token);
+    if req.param("msg_signature").is_some() {
+        let encrypted = req.param("echostr").unwrap_or_default().to_owned();
+        let forged = signature::sign_msg(&wrong_token, &timestamp, "20250101", &encrypted);
+        set_param(&mut req.query, "msg_signature", forged);
+    } else {
+        set_param(&mut req.query, "signature", signature::sign(&wrong_token, &timestamp, "20250101"));
+    }
     let attempt = sim.exchange(true, &req.query_string(), String::new()).await;
     match &attempt.exchange {
         Exchange::Http { status: 200, body, .. } if body.trim() == echostr => CheckResult::new(
             name,
             Status::Fail,
-            vec![
+            vec![format!(
                 "answered a forged request: echoed echostr for a wrong signature; the server does not check \
-                  `signature`"
-                    .into(),
-            ],
+                     `{}`",
+                if req.param("msg_signature").is_some() { "msg_signature" } else { "signature" }
+            )],
         ),
         other => CheckResult::new(name, Status::Pass, vec![other.describe(sim.target().timeout)]),
     }
@@ -163,7 +185,7 @@ async fn one_type(sim: &Simulator, spec: &MessageSpec) -> CheckResult {
     match &delivery.outcome {
         Outcome::Reply { problems, message, warnings, .. } if problems.is_empty() => {
             if warnings.is_empty() {
-                CheckResult::new(name, Status::Pass, vec![summary(message)])
+                CheckResult::new(name, Status::Pass, vec![summary(sim.target().kind, message)])
             } else {
                 CheckResult::new(name, Status::Warn, warnings.clone())
             }
@@ -210,8 +232,11 @@ async fn requires_encryption(sim: &Simulator) -> Option<CheckResult> {
     })
 }
 
-fn summary(message: &ReplyMessage) -> String {
+fn summary(kind: Kind, message: &ReplyMessage) -> String {
     match &message.reply {
+        Reply::None if kind == Kind::Miniprogram => {
+            "success: replies go through the customer-service API".into()
+        }
         Reply::None => "no reply".into(),
         reply => format!("{} reply", reply.msg_type().unwrap_or("?")),
     }
@@ -228,7 +253,7 @@ async fn retry_same_msg_id(sim: &Simulator) -> CheckResult {
     match (&first.outcome, &second.outcome) {
         (Outcome::Reply { message: a, .. }, Outcome::Reply { message: b, .. }) => {
             if a.reply == b.reply {
-                CheckResult::new(name, Status::Pass, vec![summary(a)])
+                CheckResult::new(name, Status::Pass, vec![summary(sim.target().kind, a)])
             } else {
                 CheckResult::new(
                     name,
@@ -366,15 +391,7 @@ async fn refusals(sim: &Simulator) -> Vec<CheckResult> {
 
     // A correctly signed request from a day ago: a replay.
     let stale = (now_secs() - 86_400).to_string();
-    if let Ok(req) = sim.platform().post(
-        mode,
-        &xml,
-        &sim.target().openid,
-        &sim.target().account,
-        &stale,
-        "31415926",
-        [3; 16],
-    ) {
+    if let Ok(req) = sim.sign_at(&xml, &stale, "31415926", [3; 16]) {
         let attempt = sim.exchange(false, &req.query_string(), req.body).await;
         let mut result = refused(
             format!("{mode}: a day-old timestamp is refused (replay)"),

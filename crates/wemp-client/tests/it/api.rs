@@ -9,7 +9,7 @@ use wemp_client::message::{
 };
 use wemp_client::oauth::Scope;
 use wemp_client::qrcode::{QrCode, Scene};
-use wemp_client::{ErrCode, Error, ReplyDelivery};
+use wemp_client::{ErrCode, Error, Lifts, Limit, ReplyDelivery};
 use wemp_proto::Reply;
 use wemp_proto::reply::{Article, Music};
 use wemp_testkit::platform::{FakePlatform, FakeUser, PlatformConfig};
@@ -123,12 +123,19 @@ async fn send_reply_maps_replies_and_window_errors() {
         json!({ "articles": [{ "title": "t", "description": "d", "url": "u", "picurl": "p" }] })
     );
     match client.send_reply("o1", &Reply::image("m")).await.unwrap() {
-        ReplyDelivery::LimitReached(e) => assert_eq!(e.code, ErrCode::CS_MESSAGE_LIMIT),
+        ReplyDelivery::LimitReached(e) => {
+            assert_eq!(e.code, ErrCode::CS_MESSAGE_LIMIT);
+            assert_eq!(e.limit(), Some(Limit::CustomerServiceCount));
+            assert_eq!(e.limit().unwrap().lifts(0), Lifts::WhenUserWrites);
+        }
         other => panic!("{other:?}"),
     }
     platform.close_cs_window("o2");
     match client.send_reply("o2", &Reply::music(Music::new("thumb"))).await.unwrap() {
-        ReplyDelivery::WindowClosed(e) => assert!(e.to_string().contains("48 hours"), "{e}"),
+        ReplyDelivery::WindowClosed(e) => {
+            assert!(e.to_string().contains("48 hours"), "{e}");
+            assert_eq!(e.limit(), Some(Limit::CustomerServiceWindow));
+        }
         other => panic!("{other:?}"),
     }
     assert_eq!(body(&platform, "/cgi-bin/message/custom/send")["msgtype"], "music");
@@ -573,7 +580,10 @@ async fn operations() {
     assert_eq!(quota.used, 1);
 
     platform.inject_times("/cgi-bin/get_api_domain_ip", wemp_testkit::platform::Fault::QUOTA, 1);
-    let Error::Api(e) = client.api_domain_ips().await.unwrap_err() else { panic!() };
+    let err = client.api_domain_ips().await.unwrap_err();
+    assert_eq!(err.limit(), Some(Limit::DailyQuota), "{err}");
+    assert!(err.to_string().contains("resets at 00:00 China time"), "{err}");
+    let Error::Api(e) = err else { panic!() };
     let info = client.query_rid(e.rid().unwrap()).await.unwrap();
     assert_eq!(info.request_url, "/cgi-bin/get_api_domain_ip");
 }

@@ -453,3 +453,55 @@ mod miniprogram {
         assert!(r.message.contains("JSON"), "{}", r.message);
     }
 }
+
+/// An Open Platform authorization push (no MsgType, `<AppId>` instead of `ToUserName`)
+/// is admitted by the component's own account: safe mode, decrypted for the component
+/// appid; a push sealed for another appid or signed with another Token is refused.
+#[test]
+fn a_component_push_is_admitted_by_the_component_account() {
+    use crate::component::{ComponentEvent, ComponentPush};
+    const COMPONENT: &str = "wx3a7d1c0b9e8f6a21";
+    let account = Account::new(COMPONENT, "componenttoken")
+        .with_aes_key(SAMPLE_KEY)
+        .unwrap()
+        .with_mode(Mode::Safe)
+        .with_path("component");
+    let accounts = Accounts::new([account, sample(None)]).unwrap();
+    let push = format!(
+        "<xml><AppId>{COMPONENT}</AppId><CreateTime>{NOW}</CreateTime>\
+         <InfoType>component_verify_ticket</InfoType><ComponentVerifyTicket>ticket@@@x</ComponentVerifyTicket></xml>"
+    );
+    let platform = crate::wechat::Platform::new("componenttoken")
+        .with_cipher(crate::Cipher::new(SAMPLE_KEY, COMPONENT).unwrap());
+    let admit_push = |req: &crate::wechat::SignedRequest| {
+        admit(
+            &accounts,
+            &Policy::default(),
+            NOW,
+            &Request::post("/component", &req.query_string(), req.body.as_bytes()),
+        )
+    };
+    let req = platform.component_post(&push, TS, NONCE, [9; 16]).unwrap();
+    let a = admit_push(&req);
+    let Verdict::Accepted { document, .. } = &a.verdict else { panic!("{a:?}") };
+    assert_eq!(a.mode, Some(Mode::Safe));
+    assert_eq!(a.account.as_ref().map(|a| a.appid()), Some(COMPONENT));
+    let read = ComponentPush::from_document(document).unwrap();
+    assert!(
+        matches!(read.event, ComponentEvent::VerifyTicket { ref ticket } if ticket.expose() == "ticket@@@x")
+    );
+
+    // Sealed for another appid: the ReceiveId check refuses it.
+    let other = crate::wechat::Platform::new("componenttoken")
+        .with_cipher(crate::Cipher::new(SAMPLE_KEY, "wxsomeoneelse").unwrap());
+    let req = other.component_post(&push, TS, NONCE, [9; 16]).unwrap();
+    let a = admit_push(&req);
+    assert_eq!(refusal(&a).reason, RejectReason::AppidMismatch);
+
+    // Signed with another Token.
+    let forged = crate::wechat::Platform::new("not-the-token")
+        .with_cipher(crate::Cipher::new(SAMPLE_KEY, COMPONENT).unwrap());
+    let req = forged.component_post(&push, TS, NONCE, [9; 16]).unwrap();
+    let a = admit_push(&req);
+    assert_eq!(refusal(&a).reason, RejectReason::SignatureMismatch);
+}

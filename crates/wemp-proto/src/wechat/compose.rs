@@ -21,7 +21,7 @@ use crate::event::{
     ScanCodeInfo, ScancodePush, ScancodeWaitmsg, SendLocationInfo, SendPicsInfo, Subscribe, Unsubscribe,
     View, ViewMiniprogram,
 };
-use crate::message::{Image, Link, Location, ShortVideo, Text, Video, Voice};
+use crate::message::{Image, Link, Location, MiniProgramPage, ShortVideo, Text, Video, Voice};
 use crate::xml::Element;
 use crate::{Event, Header, Incoming};
 
@@ -82,6 +82,16 @@ pub enum Message {
         title: String,
         /// Description.
         description: String,
+    },
+    /// A Mini Program card, as a user sends it into a Mini Program's customer-service
+    /// conversation (`miniprogrampage`).
+    MiniProgramPage {
+        /// Card title.
+        title: String,
+        /// The Mini Program's appid.
+        app_id: String,
+        /// Page path inside the Mini Program.
+        page_path: String,
     },
     /// An event (`MsgType=event`).
     Event(EventMessage),
@@ -206,6 +216,7 @@ impl Message {
             Self::ShortVideo { .. } => "shortvideo".into(),
             Self::Location { .. } => "location".into(),
             Self::Link { .. } => "link".into(),
+            Self::MiniProgramPage { .. } => "miniprogrampage".into(),
             Self::Event(e) => format!("event {}", e.wire_name()),
         }
     }
@@ -272,6 +283,17 @@ impl Message {
                 m.description = description.clone();
                 m.id = msg_id;
                 Incoming::Link(m)
+            }
+            Self::MiniProgramPage { title, app_id, page_path } => {
+                let mut m = MiniProgramPage::default();
+                m.header = header;
+                m.title = title.clone();
+                m.app_id = app_id.clone();
+                m.page_path = page_path.clone();
+                m.thumb_url = Some("https://mmbiz.qpic.cn/sim/thumb".into());
+                m.thumb_media_id = Some("sim_thumb_media_id".into());
+                m.id = msg_id;
+                Incoming::MiniProgramPage(m)
             }
             Self::Event(e) => Incoming::Event(e.build(header)),
         }

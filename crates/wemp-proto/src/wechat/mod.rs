@@ -143,9 +143,7 @@ impl Platform {
         if mode == Mode::Plain {
             return Ok(SignedRequest { query, body: xml.to_owned() });
         }
-        let cipher = self.cipher.as_ref().ok_or(Error::NoCipher)?;
-        let encrypt = cipher.encrypt(xml, random)?;
-        let msg_signature = signature::sign_msg(&self.token, timestamp, nonce, &encrypt);
+        let (_, encrypt, msg_signature) = self.seal(xml, timestamp, nonce, random)?;
         query.push(("encrypt_type".into(), "aes".into()));
         query.push(("msg_signature".into(), msg_signature));
         let body = match mode {
@@ -162,6 +160,62 @@ impl Platform {
         Ok(SignedRequest { query, body })
     }
 
+    /// Encrypts `plaintext` with the cipher and signs the result with `msg_signature`.
+    fn seal(
+        &self,
+        plaintext: &str,
+        timestamp: &str,
+        nonce: &str,
+        random: [u8; 16],
+    ) -> Result<(&Cipher, String, String), Error> {
+        let cipher = self.cipher.as_ref().ok_or(Error::NoCipher)?;
+        let encrypt = cipher.encrypt(plaintext, random)?;
+        let msg_signature = signature::sign_msg(&self.token, timestamp, nonce, &encrypt);
+        Ok((cipher, encrypt, msg_signature))
+    }
+
+    /// An Open Platform authorization push (`component_verify_ticket`, `authorized` …; see
+    /// [`crate::component`]) as WeChat posts it to the 授权事件接收 URL: `xml` encrypted for
+    /// the component appid (the cipher's appid), signed with `signature` and `msg_signature`
+    /// (`encrypt_type=aes`), in the envelope `<xml><AppId>…</AppId><Encrypt>…</Encrypt></xml>`.
+    ///
+    /// ```
+    /// use wemp_proto::{Cipher, component::ComponentPush, wechat::Platform};
+    /// let cipher = Cipher::new("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "wxcomponent")?;
+    /// let platform = Platform::new("componenttoken").with_cipher(cipher);
+    /// let xml = "<xml><AppId>wxcomponent</AppId><CreateTime>1</CreateTime>\
+    ///            <InfoType>unauthorized</InfoType><AuthorizerAppid>wxa</AuthorizerAppid></xml>";
+    /// let req = platform.component_post(xml, "1409735669", "42", [3; 16])?;
+    /// assert!(req.body.starts_with("<xml><AppId><![CDATA[wxcomponent]]></AppId><Encrypt>"));
+    /// assert_eq!(req.param("encrypt_type"), Some("aes"));
+    /// # Ok::<(), wemp_proto::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::NoCipher`] without a cipher.
+    pub fn component_post(
+        &self,
+        xml: &str,
+        timestamp: &str,
+        nonce: &str,
+        random: [u8; 16],
+    ) -> Result<SignedRequest, Error> {
+        let (cipher, encrypt, msg_signature) = self.seal(xml, timestamp, nonce, random)?;
+        Ok(SignedRequest {
+            query: vec![
+                ("signature".into(), signature::sign(&self.token, timestamp, nonce)),
+                ("timestamp".into(), timestamp.into()),
+                ("nonce".into(), nonce.into()),
+                ("encrypt_type".into(), "aes".into()),
+                ("msg_signature".into(), msg_signature),
+            ],
+            body: Element::new("xml")
+                .with(Element::cdata("AppId", cipher.appid()))
+                .with(Element::cdata("Encrypt", encrypt))
+                .to_xml(),
+        })
+    }
+
     /// A WeCom (企业微信) URL verification GET: `echostr` is encrypted for the corpid (the
     /// cipher's appid) and `msg_signature` covers the encrypted text; the server must answer
     /// the plaintext `echostr`.
@@ -175,9 +229,7 @@ impl Platform {
         echostr: &str,
         random: [u8; 16],
     ) -> Result<SignedRequest, Error> {
-        let cipher = self.cipher.as_ref().ok_or(Error::NoCipher)?;
-        let encrypted = cipher.encrypt(echostr, random)?;
-        let msg_signature = signature::sign_msg(&self.token, timestamp, nonce, &encrypted);
+        let (_, encrypted, msg_signature) = self.seal(echostr, timestamp, nonce, random)?;
         Ok(SignedRequest {
             query: vec![
                 ("msg_signature".into(), msg_signature),
@@ -203,9 +255,7 @@ impl Platform {
         nonce: &str,
         random: [u8; 16],
     ) -> Result<SignedRequest, Error> {
-        let cipher = self.cipher.as_ref().ok_or(Error::NoCipher)?;
-        let encrypt = cipher.encrypt(xml, random)?;
-        let msg_signature = signature::sign_msg(&self.token, timestamp, nonce, &encrypt);
+        let (cipher, encrypt, msg_signature) = self.seal(xml, timestamp, nonce, random)?;
         let mut envelope = Element::new("xml")
             .with(Element::cdata("ToUserName", cipher.appid()))
             .with(Element::cdata("Encrypt", encrypt));
@@ -247,9 +297,7 @@ impl Platform {
         if mode == Mode::Plain {
             return Ok(req);
         }
-        let cipher = self.cipher.as_ref().ok_or(Error::NoCipher)?;
-        let encrypt = cipher.encrypt(&json, random)?;
-        let msg_signature = signature::sign_msg(&self.token, timestamp, nonce, &encrypt);
+        let (_, encrypt, msg_signature) = self.seal(&json, timestamp, nonce, random)?;
         req.query.push(("encrypt_type".into(), "aes".into()));
         req.query.push(("msg_signature".into(), msg_signature));
         let envelope = match mode {

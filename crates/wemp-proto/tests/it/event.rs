@@ -286,3 +286,19 @@ fn event_kinds_are_normalised_so_equality_is_case_insensitive() {
     assert!(EventKind::known().contains(&EventKind::Subscribe));
     assert!(!EventKind::known().iter().any(|k| matches!(k, EventKind::Other(_))));
 }
+
+#[test]
+fn component_pushes_in_one_second_have_their_own_dedup_keys() {
+    let push = |info: &str, authorizer: &str| {
+        let xml = format!(
+            "<xml><AppId><![CDATA[wxcomponent]]></AppId><CreateTime>1413192760</CreateTime>\
+             <InfoType><![CDATA[{info}]]></InfoType>{authorizer}</xml>"
+        );
+        Incoming::parse(&xml).unwrap().dedup_key()
+    };
+    let ticket = push("component_verify_ticket", "");
+    let a = push("authorized", "<AuthorizerAppid><![CDATA[wxa]]></AuthorizerAppid>");
+    let b = push("authorized", "<AuthorizerAppid><![CDATA[wxb]]></AuthorizerAppid>");
+    assert_eq!(a, "event::1413192760:authorized:wxa");
+    assert!(ticket != a && a != b, "{ticket} {a} {b}");
+}

@@ -108,3 +108,88 @@ fn builder_errors() {
         .build();
     assert!(matches!(twice, Err(Error::DuplicateAppid(a)) if a == "wx1"));
 }
+
+/// An authorizer of a third-party platform: its own appid, the component's Token and a
+/// cipher whose ReceiveId is the component's appid.
+const COMPONENT: &str = "wxcccccccccccccccc";
+const AUTHORIZER: &str = "wxaaaaaaaaaaaaaaaa";
+
+fn component_platform() -> Platform {
+    Platform::new("ctoken").with_cipher(Cipher::new(KEY_B, COMPONENT).unwrap())
+}
+
+fn authorizer() -> Account {
+    Account::new(AUTHORIZER, "ctoken")
+        .with_cipher(Cipher::new(KEY_B, COMPONENT).unwrap())
+        .with_mode(Mode::Safe)
+}
+
+fn component_post(path: &str) -> Request<Body> {
+    let xml = text_xml("hi", 7).replace(GH, "gh_auth");
+    let req = component_platform()
+        .post(Mode::Safe, &xml, OPENID, "gh_auth", &NOW.to_string(), "5", [3; 16])
+        .unwrap();
+    Request::post(format!("{path}?{}", req.query_string())).body(Body::from(req.body)).unwrap()
+}
+
+#[tokio::test]
+async fn an_account_added_while_serving_is_answered_sealed_with_its_cipher_and_removed() {
+    let svc = WechatService::builder()
+        .account(account().with_path("wechat"))
+        .router(Router::new().fallback(which))
+        .clock(FixedClock(NOW))
+        .build()
+        .unwrap();
+    let at = format!("/wechat/{AUTHORIZER}");
+    let (status, _) = send(&svc, component_post(&at)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "not yet added: the only account's Token does not sign it");
+
+    svc.accounts().add(authorizer()).unwrap();
+    let (status, body) = send(&svc, component_post(&at)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let opened = component_platform().open_reply(&body).unwrap();
+    assert_eq!(opened.message.reply, Reply::text(AUTHORIZER));
+    // The configured account still answers on its own path.
+    let (status, body) = send(&svc, wechat_post_at("/wechat", Mode::Safe, &text_xml("hi", 8), "6")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(reply_text(&body).as_deref(), Some(APPID));
+
+    assert!(svc.accounts().remove(AUTHORIZER));
+    let (status, body) = send(&svc, component_post(&at)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+}
+
+struct Authorizers(Vec<Account>);
+
+#[async_trait::async_trait]
+impl wemp_server::AccountSource for Authorizers {
+    async fn find(&self, segment: &str) -> Result<Option<Account>, wemp_server::BoxError> {
+        Ok(self.0.iter().find(|a| a.path() == segment).cloned())
+    }
+    async fn all(&self) -> Result<Vec<Account>, wemp_server::BoxError> {
+        Ok(self.0.clone())
+    }
+}
+
+#[tokio::test]
+async fn with_a_source_an_unknown_segment_is_looked_up_once_then_refused_404() {
+    let svc = WechatService::builder()
+        .account_source(Authorizers(vec![authorizer()]))
+        .router(Router::new().fallback(which))
+        .clock(FixedClock(NOW))
+        .build()
+        .expect("a source needs no account of its own");
+    // Not added here: found in the source on the first request.
+    let (status, body) = send(&svc, component_post(&format!("/wechat/{AUTHORIZER}"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(component_platform().open_reply(&body).unwrap().message.reply, Reply::text(AUTHORIZER));
+    assert_eq!(svc.accounts().added(), [AUTHORIZER]);
+
+    let (status, body) = send(&svc, component_post("/wechat/wxdddddddddddddddd")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("\"wxdddddddddddddddd\"") && body.contains("authorizers"), "{body}");
+    let (status, body) = send(&svc, component_post("/wechat/..%2F..")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("not an appid"), "{body}");
+    assert!(matches!(WechatService::builder().build(), Err(Error::NoAccount)));
+}

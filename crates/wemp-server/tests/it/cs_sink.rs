@@ -113,3 +113,23 @@ async fn an_account_without_a_client_is_reported() {
     assert!(matches!(out, SinkOutcome::Failed { errcode: None, .. }), "{out:?}");
     assert!(platform.requests().is_empty());
 }
+
+#[tokio::test]
+async fn clients_known_only_while_serving_are_looked_up_by_appid() {
+    let platform = FakePlatform::start().await;
+    let client = wemp_client::Client::builder(platform.appid())
+        .secret(platform.secret())
+        .all_base_urls(platform.url())
+        .build()
+        .unwrap();
+    let appid = platform.appid();
+    let lookup: wemp_server::ClientLookup =
+        Arc::new(move |wanted: &str| (wanted == appid).then(|| client.clone()));
+    let sink = CustomerServiceSink::empty().more_clients(lookup);
+    assert!(sink.client("wx_other").is_none());
+    let out = wemp_server::LateReplySink::deliver(&sink, &platform.appid(), OPENID, Reply::text("x")).await;
+    assert_eq!(out, SinkOutcome::Delivered);
+    assert_eq!(platform.sent_messages().len(), 1);
+    let out = wemp_server::LateReplySink::deliver(&sink, "wx_other", OPENID, Reply::text("y")).await;
+    assert!(matches!(out, SinkOutcome::Failed { errcode: None, .. }), "{out:?}");
+}

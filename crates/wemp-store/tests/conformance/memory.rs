@@ -39,3 +39,9 @@ async fn fallback_dedup() {
     let (a, b) = twice(store);
     suite::dedup(a, b).await;
 }
+
+#[tokio::test]
+async fn component() {
+    let store: Arc<dyn wemp_store::SessionStore> = Arc::new(MemorySessionStore::new());
+    suite::component(store.clone(), store).await;
+}

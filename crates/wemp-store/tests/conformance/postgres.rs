@@ -169,3 +169,9 @@ async fn a_session_call_that_gets_no_answer_fails_within_the_call_timeout() {
     assert!(store.load("k").await.unwrap().is_none(), "answers again once the lock is gone");
     a.drop_schema().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn component() {
+    let Some((a, b)) = connect("component").await else { return };
+    suite::component(Arc::new(a.session_store()), Arc::new(b.session_store())).await;
+}

@@ -100,3 +100,14 @@ async fn fallback_dedup() {
     assert!(!one.is_degraded() && !two.is_degraded());
     cleanup(a, &prefix).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn component() {
+    let Some((a, b, prefix)) = connect("component").await else { return };
+    suite::component(
+        Arc::new(RedisSessionStore::new(a.clone(), &prefix)),
+        Arc::new(RedisSessionStore::new(b, &prefix)),
+    )
+    .await;
+    cleanup(a, &prefix).await;
+}

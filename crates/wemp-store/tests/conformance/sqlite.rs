@@ -49,3 +49,16 @@ async fn in_memory() {
     suite::session(Arc::new(db.session_store()), Arc::new(db.session_store())).await;
     suite::log(Arc::new(db.message_log()), Arc::new(db.message_log())).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn component() {
+    let file = TempDb::new();
+    let (a, b) = two(&file).await;
+    suite::component(Arc::new(a.session_store()), Arc::new(b.session_store())).await;
+    drop((a, b));
+    // After a restart (a new open of the file) the state is still there.
+    let reopened = SqliteDatabase::open(&file.0).await.unwrap();
+    let state = wemp_store::ComponentState::new(Arc::new(reopened.session_store()), "wxcomp");
+    assert_eq!(state.ticket().await.unwrap().unwrap().ticket.expose(), "ticket@@@2");
+    assert_eq!(state.authorizers().await.unwrap().len(), 12);
+}

@@ -481,3 +481,80 @@ async fn retention<L: MessageLog>(a: Arc<L>, b: Arc<L>) {
     assert_eq!(new.len(), 1, "a row appended after a deletion comes after the kept ones");
     assert_eq!(a.delete_before(cut).await.unwrap(), 1, "by when it arrived, not by id");
 }
+
+/// The Open Platform state (`wemp_store::component`) on a session store: `a` and `b` are
+/// two instances sharing it.
+pub(crate) async fn component(a: Arc<dyn SessionStore>, b: Arc<dyn SessionStore>) {
+    use wemp_proto::Secret;
+    use wemp_store::component::{Authorizer, ComponentState, Profile};
+    let (one, two) = (ComponentState::new(a, "wxcomp"), ComponentState::new(b.clone(), "wxcomp"));
+    let other = ComponentState::new(b, "wxothercomp");
+
+    // The ticket: none yet, then the latest by arrival time, whoever wrote it.
+    assert_eq!(one.ticket().await.unwrap(), None);
+    assert!(one.save_ticket(&Secret::new("ticket@@@1"), 1_000).await.unwrap());
+    assert!(two.save_ticket(&Secret::new("ticket@@@2"), 2_000).await.unwrap());
+    assert!(!one.save_ticket(&Secret::new("ticket@@@late"), 1_500).await.unwrap(), "an older push loses");
+    let t = one.ticket().await.unwrap().unwrap();
+    assert_eq!((t.ticket.expose(), t.received_at_ms), ("ticket@@@2", 2_000));
+    assert_eq!(other.ticket().await.unwrap(), None, "components are separate");
+
+    // Authorizers: stored by one instance, listed by the other.
+    assert_eq!(two.authorizers().await.unwrap(), vec![]);
+    one.save_authorizer(Authorizer::new("wxa", Secret::new("refresh@@@a1"), vec![1, 15], 10)).await.unwrap();
+    let a = two.authorizer("wxa").await.unwrap().unwrap();
+    assert_eq!(
+        (a.refresh_token.expose(), a.func_scopes.as_slice(), a.authorized_at_ms),
+        ("refresh@@@a1", &[1, 15][..], 10)
+    );
+    assert!(!format!("{a:?}").contains("refresh@@@a1"), "Debug hides the refresh token");
+
+    let profile = Profile {
+        nick_name: Some("小店".into()),
+        user_name: Some("gh_a".into()),
+        principal_name: Some("某某有限公司".into()),
+    };
+    assert!(two.set_profile("wxa", &profile, 20).await.unwrap());
+    assert!(one.set_refresh_token("wxa", &Secret::new("refresh@@@a2"), 30).await.unwrap());
+    assert!(!one.set_refresh_token("wxnobody", &Secret::new("x"), 30).await.unwrap());
+    // updateauthorized: new scopes and token; the first authorization time and the profile stay.
+    two.save_authorizer(Authorizer::new("wxa", Secret::new("refresh@@@a3"), vec![1], 40)).await.unwrap();
+    let a = one.authorizer("wxa").await.unwrap().unwrap();
+    assert_eq!(a.refresh_token.expose(), "refresh@@@a3");
+    assert_eq!((a.authorized_at_ms, a.updated_at_ms, a.func_scopes.clone()), (10, 40, vec![1]));
+    assert_eq!(a.nick_name.as_deref(), Some("小店"));
+    assert_eq!(a.principal_name.as_deref(), Some("某某有限公司"));
+
+    // Concurrent authorizations on both instances: none is lost from the list.
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let s = if i % 2 == 0 { one.clone() } else { two.clone() };
+        tasks.push(tokio::spawn(async move {
+            s.save_authorizer(Authorizer::new(format!("wx{i:02}"), Secret::new(format!("r{i}")), vec![], i))
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let listed: Vec<String> = one.authorizers().await.unwrap().into_iter().map(|a| a.appid).collect();
+    assert_eq!(listed.len(), 13, "{listed:?}");
+    assert_eq!(listed[0], "wxa");
+    for i in 0..12 {
+        assert!(listed.contains(&format!("wx{i:02}")), "{listed:?}");
+    }
+
+    // Concurrent refresh-token rotations of one authorizer: the last write is whole.
+    let (r1, r2) = (Secret::new("from-one"), Secret::new("from-two"));
+    let (x, y) =
+        tokio::join!(one.set_refresh_token("wx00", &r1, 50), two.set_refresh_token("wx00", &r2, 50),);
+    assert!(x.unwrap() && y.unwrap());
+    let r = two.authorizer("wx00").await.unwrap().unwrap().refresh_token;
+    assert!(["from-one", "from-two"].contains(&r.expose()));
+
+    // unauthorized.
+    assert!(two.remove_authorizer("wxa").await.unwrap());
+    assert!(!one.remove_authorizer("wxa").await.unwrap());
+    assert_eq!(one.authorizer("wxa").await.unwrap(), None);
+    assert_eq!(one.authorizers().await.unwrap().len(), 12);
+}
