@@ -409,3 +409,136 @@ async fn doctor_checks_each_kind_and_fetches_its_token() {
     );
     assert!(text.contains("FAIL  wwNotHexButValid WeCom token (gettoken)"), "{text}");
 }
+
+/// Two apps of one WeCom corp on one server: the same corpid, distinct AgentIDs and paths.
+/// Each answers on its path (else the envelope's AgentID picks), a late reply goes out for
+/// its own AgentID, and a true duplicate is refused naming the kind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_wecom_apps_of_one_corp_on_one_server() {
+    let platform = FakePlatform::start().await;
+    let app = common::app::CountingApp::start("Sorry for the wait", Duration::from_millis(1500));
+    let dir = temp_dir("wecom-two");
+    let (corpid, agentid) = (platform.corpid(), platform.agentid());
+    let second = |agent: &str, path: &str| {
+        format!(
+            "[[accounts]]\nkind = \"wecom\"\nname = \"ops\"\ncorpid = \"{corpid}\"\nagentid = \"{agent}\"\n\
+             token = \"OpsTok123\"\naes_key = \"{MINI_KEY}\"\nappsecret = \"another-apps-secret\"\npath = \"{path}\"\n"
+        )
+    };
+    let cfg = config(&platform).replacen(
+        "listen = \"127.0.0.1:0\"",
+        "listen = \"127.0.0.1:0\"\ndeadline = \"500ms\"",
+        1,
+    ) + &format!("\n[[rules]]\nname = \"slow\"\nkeyword = \"slow\"\nforward = \"{}\"\n\n", app.url)
+        + &second("1000003", "/wechat/ops");
+    std::fs::write(dir.join("wemp.toml"), &cfg).unwrap();
+
+    // The same AgentID twice is one app configured twice.
+    std::fs::write(dir.join("twice.toml"), config(&platform) + &second(&agentid, "/wechat/ops")).unwrap();
+    let o = common::wemp_in(&dir, &["doctor", "--config", "twice.toml"], &[]);
+    let text = common::out(&o);
+    assert!(!o.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "accounts[3].agentid: \"{corpid}/{agentid}\" (corpid/agentid) is already accounts[1]: a WeCom app"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("Official Account"), "{text}");
+
+    let srv = ServeProc::start(
+        &dir,
+        &["--config", "wemp.toml", "--data-dir", "d"],
+        &[("WEMP_API_BASE", &platform.url()), ("WEMP_LOG", "info")],
+    );
+    let origin = srv.origin();
+    let send = |url: String, token: &str, key: &str, agent: &str, openid: &str, text: &str| {
+        let args = [
+            "sim",
+            "send",
+            &url,
+            "--kind",
+            "wecom",
+            "--corpid",
+            &corpid,
+            "--agentid",
+            agent,
+            "--token",
+            token,
+            "--aes-key",
+            key,
+            "--openid",
+            openid,
+            "text",
+            text,
+        ];
+        common::wemp_in(&dir, &args, &[])
+    };
+    // Each app on its path, with its own Token and key.
+    let o = send(format!("{origin}/wechat/ops"), "OpsTok123", MINI_KEY, "1000003", "wangwu", "price");
+    assert!(o.status.success() && common::out(&o).contains("It costs 1 yuan."), "{}", common::out(&o));
+    let o = send(format!("{origin}/wechat/corp"), CORP_TOKEN, CORP_KEY, &agentid, "wangwu", "price");
+    assert!(o.status.success() && common::out(&o).contains("It costs 1 yuan."), "{}", common::out(&o));
+    // Signed for one app, sent to the other's path: refused.
+    let o = send(format!("{origin}/wechat/ops"), CORP_TOKEN, CORP_KEY, &agentid, "wangwu", "price");
+    assert!(!o.status.success(), "{}", common::out(&o));
+
+    // A late reply for the first app goes out with its AgentID and Secret, although the
+    // second app shares the corpid (and was configured after it).
+    let o = send(format!("{origin}/wechat/corp"), CORP_TOKEN, CORP_KEY, &agentid, "zhaoliu", "slow");
+    assert!(o.status.success(), "{}", common::out(&o));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let sent = platform.wecom_messages();
+        if let Some(m) = sent.iter().find(|m| m["touser"] == "zhaoliu") {
+            assert_eq!(m["agentid"].to_string().trim_matches('"'), agentid, "{m}");
+            assert_eq!(m["text"]["content"], "Sorry for the wait", "{m}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no message/send to zhaoliu: {sent:?}\n{}", srv.stderr());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    srv.stop();
+}
+
+/// The web console's chat plays each kind through the same driver: a WeCom account's
+/// messages are WeCom-shaped (corpid, AgentID, msg_signature only) and get the sealed
+/// reply; a Mini Program's are answered `success` and the rule's text reaches the user
+/// through the customer-service API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consoles_chat_plays_each_kind() {
+    let (platform, _dir, srv) = serve_all_three("wecom-console").await;
+    let base = format!("{}/console", srv.origin());
+    let http = reqwest::Client::new();
+    let page = http.get(format!("{base}/")).send().await.unwrap().text().await.unwrap();
+    let csrf = page
+        .split("name=\"wemp-csrf\" content=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_owned();
+    let corp_id = format!("{}/{}", platform.corpid(), platform.agentid());
+    let cfg: serde_json::Value =
+        http.get(format!("{base}/api/config?account={corp_id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(cfg["account"]["kind"], "wecom", "{cfg}");
+    assert_eq!(cfg["account"]["agentid"], platform.agentid(), "{cfg}");
+    let send = |account: String, user: &str| {
+        let body = serde_json::json!({
+            "account": account, "user": user, "action": { "kind": "text", "content": "price" }
+        });
+        http.post(format!("{base}/api/send")).header("X-Wemp-Csrf", &csrf).json(&body).send()
+    };
+    let users: Vec<String> =
+        cfg["users"].as_array().unwrap().iter().map(|u| u["openid"].as_str().unwrap().to_owned()).collect();
+    let res: serde_json::Value = send(corp_id.clone(), &users[0]).await.unwrap().json().await.unwrap();
+    assert_eq!(res["sees"]["reply"]["content"], "It costs 1 yuan.", "{res}");
+    let record = &res["server"][0]["record"];
+    assert!(record["query"]["msg_signature"].is_string() && record["query"]["signature"].is_null(), "{res}");
+    assert_eq!(record["appid"], corp_id, "{res}");
+
+    let mini_user = users.last().unwrap();
+    let res: serde_json::Value = send(platform.appid(), mini_user).await.unwrap().json().await.unwrap();
+    assert!(res["sees"]["reply"]["content"].is_null(), "a Mini Program takes no passive reply: {res}");
+    wait_cs(&platform, &srv, mini_user, "It costs 1 yuan.").await;
+    srv.stop();
+}

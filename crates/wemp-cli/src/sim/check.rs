@@ -9,7 +9,7 @@ use wemp_proto::reply::ReplyMessage;
 use wemp_proto::{Mode, Reply, signature};
 
 use super::build::{MessageSpec, every_type};
-use super::{Exchange, Kind, Outcome, Schedule, Simulator, fmt_duration, now_secs, random_msg_id};
+use super::{DeliveryVerdict, Exchange, Kind, Schedule, Simulator, fmt_duration, now_secs, random_msg_id};
 
 /// The verdict of one check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -179,11 +179,11 @@ async fn one_type(sim: &Simulator, spec: &MessageSpec) -> CheckResult {
     let name = format!("{mode}: {}", spec.label());
     let incoming = match super::message(sim, spec) {
         Ok(m) => m,
-        Err(e) => return CheckResult::new(name, Status::Fail, vec![e]),
+        Err(e) => return CheckResult::new(name, Status::Fail, vec![e.to_string()]),
     };
     let delivery = sim.deliver(&incoming).await;
     match &delivery.outcome {
-        Outcome::Reply { problems, message, warnings, .. } if problems.is_empty() => {
+        DeliveryVerdict::Reply { problems, message, warnings, .. } if problems.is_empty() => {
             if warnings.is_empty() {
                 CheckResult::new(name, Status::Pass, vec![summary(sim.target().kind, message)])
             } else {
@@ -246,12 +246,12 @@ async fn retry_same_msg_id(sim: &Simulator) -> CheckResult {
     let name = format!("{}: a retry of the same MsgId gets the same reply", sim.target().mode);
     let incoming = match super::message(sim, &MessageSpec::text("retry check")) {
         Ok(m) => m,
-        Err(e) => return CheckResult::new(name, Status::Fail, vec![e]),
+        Err(e) => return CheckResult::new(name, Status::Fail, vec![e.to_string()]),
     };
     let first = sim.deliver(&incoming).await;
     let second = sim.deliver(&incoming).await;
     match (&first.outcome, &second.outcome) {
-        (Outcome::Reply { message: a, .. }, Outcome::Reply { message: b, .. }) => {
+        (DeliveryVerdict::Reply { message: a, .. }, DeliveryVerdict::Reply { message: b, .. }) => {
             if a.reply == b.reply {
                 CheckResult::new(name, Status::Pass, vec![summary(sim.target().kind, a)])
             } else {
@@ -312,7 +312,9 @@ async fn refusals(sim: &Simulator) -> Vec<CheckResult> {
     let mut out = Vec::new();
     let incoming = match super::message(sim, &MessageSpec::text("hello")) {
         Ok(m) => m,
-        Err(e) => return vec![CheckResult::new(format!("{mode}: refusals"), Status::Fail, vec![e])],
+        Err(e) => {
+            return vec![CheckResult::new(format!("{mode}: refusals"), Status::Fail, vec![e.to_string()])];
+        }
     };
     let xml = incoming.to_xml();
     let Ok(good) = sim.sign(&xml) else {
