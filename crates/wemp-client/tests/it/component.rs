@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use wemp_client::component::{AuthType, ComponentClient};
 use wemp_client::oauth::Scope;
-use wemp_client::{Error, RetryPolicy, TokenStore};
+use wemp_client::{ErrCode, Error, RetryPolicy, TokenStore};
 use wemp_proto::admission::{Account, Accounts, Policy, Request, Verdict, admit};
 use wemp_proto::component::{ComponentEvent, ComponentPush};
 use wemp_proto::{Mode, Secret};
@@ -132,7 +132,7 @@ async fn no_ticket_yet_is_a_clear_error_and_the_pushed_ticket_gets_the_token() {
         assert_eq!(w.status, 0, "{w:?}");
     }
     let err = c.pre_auth_code().await.unwrap_err();
-    assert_eq!(err.code().map(|c| c.0), Some(61006), "{err}");
+    assert_eq!(err.code(), Some(ErrCode::COMPONENT_TICKET_INVALID), "{err}");
     assert!(err.to_string().contains("pushes a new one every 10"), "{err}");
 }
 
@@ -340,4 +340,24 @@ async fn oauth_on_behalf_of_an_authorizer() {
     assert!(call.query.contains_key("component_access_token") && !call.query.contains_key("secret"));
     let again = c.oauth_refresh_user_token(&platform.appid(), &token.refresh_token).await.unwrap();
     assert_eq!(again.openid, "oUser1");
+}
+
+/// An answer that does not decode is reported without its body: component answers carry
+/// authorizers' tokens.
+#[tokio::test]
+async fn an_undecodable_component_answer_never_shows_its_tokens() {
+    let (platform, _state, _rx, c) = setup().await;
+    platform.script(
+        "/cgi-bin/component/api_query_auth",
+        serde_json::json!({ "authorization_info": {
+            "authorizer_appid": 42,
+            "authorizer_access_token": "ACCESS_LEAK",
+            "authorizer_refresh_token": "refreshtoken@@@LEAK",
+        }}),
+    );
+    let err = c.query_auth("queryauthcode@@@x").await.unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains("LEAK"), "{shown}");
+    assert!(shown.contains("/cgi-bin/component/api_query_auth"), "{shown}");
 }
