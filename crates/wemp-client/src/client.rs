@@ -47,6 +47,9 @@ pub(crate) struct Inner {
     pub(crate) secret: Option<String>,
     /// A WeCom application's AgentID (a WeCom client).
     pub(crate) agentid: Option<String>,
+    /// The query parameter the token goes in (`access_token`; `component_access_token`
+    /// for an Open Platform's own calls).
+    token_param: &'static str,
     provider: Arc<dyn TokenProvider>,
     access: TokenCache,
     ticket: TokenCache,
@@ -85,6 +88,9 @@ pub struct ClientBuilder {
     http: Option<reqwest::Client>,
     timeout: Duration,
     agentid: Option<String>,
+    token_param: &'static str,
+    token_owner: Option<String>,
+    shared_timeout: bool,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -203,6 +209,29 @@ impl ClientBuilder {
         self
     }
 
+    /// Sends the token as `param` instead of `access_token` (the Open Platform's own calls
+    /// take `component_access_token`).
+    pub(crate) fn token_param(mut self, param: &'static str) -> Self {
+        self.token_param = param;
+        self
+    }
+
+    /// Names the token's cache entries after `owner` instead of the appid (a component's
+    /// own token, an authorizer's token obtained through a component).
+    pub(crate) fn token_owner(mut self, owner: String) -> Self {
+        self.token_owner = Some(owner);
+        self
+    }
+
+    /// An HTTP client shared with another client, built with [`ClientBuilder::timeout`]
+    /// `timeout` (so API calls keep their whole-request limit).
+    pub(crate) fn shared_http(mut self, http: reqwest::Client, timeout: Duration) -> Self {
+        self.http = Some(http);
+        self.timeout = timeout;
+        self.shared_timeout = true;
+        self
+    }
+
     /// Builds the client.
     ///
     /// # Errors
@@ -224,6 +253,7 @@ impl ClientBuilder {
             ProviderChoice::Custom(p) => p.clone(),
         };
         let (http, api_timeout) = match self.http {
+            Some(h) if self.shared_timeout => (h, Some(self.timeout)),
             Some(h) => (h, None),
             None => {
                 let http = reqwest::Client::builder()
@@ -236,9 +266,10 @@ impl ClientBuilder {
         };
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryTokenStore::new()));
         // A WeCom token belongs to one app of the corp: the key names both.
-        let owner = match &self.agentid {
-            Some(agent) => format!("wecom:{}:{agent}", self.appid),
-            None => self.appid.clone(),
+        let owner = match (&self.token_owner, &self.agentid) {
+            (Some(owner), _) => owner.clone(),
+            (None, Some(agent)) => format!("wecom:{}:{agent}", self.appid),
+            (None, None) => self.appid.clone(),
         };
         let base = match &self.agentid {
             Some(_) if self.base == DEFAULT_BASE_URL => DEFAULT_WECOM_BASE_URL.to_owned(),
@@ -247,7 +278,7 @@ impl ClientBuilder {
         let cache = |kind: &'static str| {
             TokenCache::new(
                 kind,
-                format!("wemp:{kind}:{owner}"),
+                token_key(kind, &owner),
                 store.clone(),
                 self.clock.clone(),
                 self.token_policy,
@@ -266,6 +297,7 @@ impl ClientBuilder {
                 appid: self.appid,
                 secret: self.secret,
                 agentid: self.agentid,
+                token_param: self.token_param,
                 provider,
                 retry: self.retry,
                 clock: self.clock,
@@ -306,6 +338,9 @@ impl Client {
             http: None,
             timeout: Duration::from_secs(15),
             agentid: None,
+            token_param: "access_token",
+            token_owner: None,
+            shared_timeout: false,
         }
     }
 
@@ -460,7 +495,7 @@ impl Client {
     ) -> Result<Answer> {
         let mut req = self.inner.http.request(method.clone(), format!("{}{path}", self.inner.base));
         if let Some(t) = token {
-            req = req.query(&[("access_token", t)]);
+            req = req.query(&[(self.inner.token_param, t)]);
         }
         if !query.is_empty() {
             req = req.query(query);
@@ -565,6 +600,41 @@ impl Client {
     ) -> Result<T> {
         let v = self.call(Method::POST, path, query, Payload::Form(form)).await?;
         decode(path, v)
+    }
+}
+
+/// The store key of a token of `kind` (`access_token`, `jsapi_ticket`) owned by `owner`.
+pub(crate) fn token_key(kind: &str, owner: &str) -> String {
+    format!("wemp:{kind}:{owner}")
+}
+
+/// The HTTP client and base URLs, for building a client that shares them.
+pub(crate) struct Shared {
+    pub(crate) http: reqwest::Client,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) base: String,
+    pub(crate) mp_base: String,
+    pub(crate) open_base: String,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) store: Arc<dyn TokenStore>,
+    pub(crate) token_policy: TokenPolicy,
+}
+
+impl Client {
+    /// What a client for another account needs to share this one's transport and clock.
+    pub(crate) fn shared(&self) -> Shared {
+        Shared {
+            http: self.inner.http.clone(),
+            timeout: self.inner.api_timeout,
+            base: self.inner.base.clone(),
+            mp_base: self.inner.mp_base.clone(),
+            open_base: self.inner.open_base.clone(),
+            retry: self.inner.retry,
+            clock: self.inner.clock.clone(),
+            store: self.inner.access.store().clone(),
+            token_policy: self.inner.access.policy(),
+        }
     }
 }
 

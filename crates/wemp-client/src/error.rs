@@ -106,6 +106,14 @@ impl ErrCode {
                 "this account is not authorized for this API: check the interface permissions \
                  page (verification or account type may be required)"
             }
+            61005 | 61006 => {
+                "the component_verify_ticket is expired or invalid: WeChat pushes a new one every 10 \
+                 minutes to the authorization event URL; check that the pushes arrive and are answered success"
+            }
+            61023 => {
+                "the authorizer_refresh_token is invalid: the account must authorize the third-party \
+                 platform again"
+            }
             40001 | 40014 | 42001 => {
                 "the access_token was refused; it was refreshed and the call retried once"
             }
@@ -276,6 +284,30 @@ pub enum Error {
         kind: &'static str,
         /// How long the client waited.
         waited_ms: u64,
+    },
+    /// An Open Platform (third-party platform) has no `component_verify_ticket` yet, so it
+    /// cannot get its component_access_token.
+    #[error(
+        "no component_verify_ticket yet for the third-party platform {component_appid}: WeChat pushes one every \
+         10 minutes to {push_url}; wait for the next push (it is stored and shared once it arrives)"
+    )]
+    NoVerifyTicket {
+        /// The component appid.
+        component_appid: String,
+        /// Where WeChat pushes it (the 授权事件接收 URL, as configured).
+        push_url: String,
+    },
+    /// The account never authorized the third-party platform, or withdrew its
+    /// authorization (no refresh token is stored for it).
+    #[error(
+        "account {authorizer_appid} has not authorized the third-party platform {component_appid} \
+         (or withdrew its authorization): no refresh token is stored for it"
+    )]
+    NotAuthorized {
+        /// The component appid.
+        component_appid: String,
+        /// The account's appid.
+        authorizer_appid: String,
     },
     /// The call cannot be made as asked (for example a reply type that has no
     /// customer-service message form).

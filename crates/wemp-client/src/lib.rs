@@ -5,6 +5,7 @@ pub mod callback;
 pub mod card;
 mod client;
 pub mod comment;
+pub mod component;
 pub mod datacube;
 mod error;
 pub mod jssdk;

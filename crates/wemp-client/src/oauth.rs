@@ -6,7 +6,27 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
 use crate::client::{Client, decode};
+use crate::component::ComponentClient;
 use crate::error::{Error, Result};
+
+/// The authorize URL of `appid`; with `component_appid` when a third-party platform asks on
+/// the account's behalf (代公众号发起网页授权).
+fn authorize_url(
+    open_base: &str,
+    appid: &str,
+    redirect_uri: &str,
+    scope: Scope,
+    state: &str,
+    component_appid: Option<&str>,
+) -> String {
+    let component = component_appid.map(|c| format!("&component_appid={c}")).unwrap_or_default();
+    format!(
+        "{open_base}/connect/oauth2/authorize?appid={appid}&redirect_uri={}&response_type=code&scope={}&state={}{component}#wechat_redirect",
+        utf8_percent_encode(redirect_uri, NON_ALPHANUMERIC),
+        scope.as_str(),
+        utf8_percent_encode(state, NON_ALPHANUMERIC),
+    )
+}
 
 /// What the page asks the user for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,14 +109,7 @@ impl Client {
     ///     &scope=snsapi_userinfo&state=st#wechat_redirect");
     /// ```
     pub fn authorize_url(&self, redirect_uri: &str, scope: Scope, state: &str) -> String {
-        format!(
-            "{}/connect/oauth2/authorize?appid={}&redirect_uri={}&response_type=code&scope={}&state={}#wechat_redirect",
-            self.inner.open_base,
-            self.inner.appid,
-            utf8_percent_encode(redirect_uri, NON_ALPHANUMERIC),
-            scope.as_str(),
-            utf8_percent_encode(state, NON_ALPHANUMERIC),
-        )
+        authorize_url(&self.inner.open_base, &self.inner.appid, redirect_uri, scope, state, None)
     }
 
     fn secret(&self) -> Result<&str> {
@@ -160,5 +173,70 @@ impl Client {
             Err(Error::Api(e)) if e.code.is_token_error() => Ok(false),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// Web authorization on behalf of an authorizer (代公众号发起网页授权): the page names the
+/// platform (`component_appid`), and the code is exchanged with the component token.
+impl ComponentClient {
+    /// The authorize URL for a user of the account `authorizer_appid`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use wemp_client::{component::ComponentClient, oauth::Scope};
+    /// use wemp_store::{ComponentState, memory::MemorySessionStore};
+    /// let state = ComponentState::new(Arc::new(MemorySessionStore::new()), "wxcomp");
+    /// let c = ComponentClient::builder("wxcomp", "secret", state).build()?;
+    /// assert_eq!(
+    ///     c.oauth_authorize_url("wxa", "https://example.com/cb", Scope::Base, "st"),
+    ///     "https://open.weixin.qq.com/connect/oauth2/authorize?appid=wxa\
+    ///      &redirect_uri=https%3A%2F%2Fexample%2Ecom%2Fcb&response_type=code&scope=snsapi_base\
+    ///      &state=st&component_appid=wxcomp#wechat_redirect",
+    /// );
+    /// # Ok::<(), wemp_client::Error>(())
+    /// ```
+    pub fn oauth_authorize_url(
+        &self,
+        authorizer_appid: &str,
+        redirect_uri: &str,
+        scope: Scope,
+        state: &str,
+    ) -> String {
+        let api = self.api();
+        authorize_url(&api.inner.open_base, authorizer_appid, redirect_uri, scope, state, Some(self.appid()))
+    }
+
+    /// Exchanges the `code` from the redirect for a user token
+    /// (`/sns/oauth2/component/access_token`, with the component token).
+    ///
+    /// # Errors
+    /// As [`Client::exchange_code`], and [`Error::NoVerifyTicket`].
+    pub async fn oauth_exchange_code(&self, authorizer_appid: &str, code: &str) -> Result<UserToken> {
+        let query = [
+            ("appid", authorizer_appid),
+            ("code", code),
+            ("grant_type", "authorization_code"),
+            ("component_appid", self.appid()),
+        ];
+        self.api().get_as("/sns/oauth2/component/access_token", &query).await
+    }
+
+    /// Refreshes a user token obtained on behalf of `authorizer_appid`
+    /// (`/sns/oauth2/component/refresh_token`).
+    ///
+    /// # Errors
+    /// As [`ComponentClient::oauth_exchange_code`].
+    pub async fn oauth_refresh_user_token(
+        &self,
+        authorizer_appid: &str,
+        refresh_token: &str,
+    ) -> Result<UserToken> {
+        let query = [
+            ("appid", authorizer_appid),
+            ("grant_type", "refresh_token"),
+            ("component_appid", self.appid()),
+            ("refresh_token", refresh_token),
+        ];
+        self.api().get_as("/sns/oauth2/component/refresh_token", &query).await
     }
 }

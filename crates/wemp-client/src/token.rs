@@ -111,7 +111,8 @@ impl TokenProvider for StableToken {
             "secret": self.secret,
             "force_refresh": self.force_refresh,
         });
-        send_for_token(PATH, ctx.http.post(format!("{}{PATH}", ctx.base_url)).json(&body)).await
+        send_for_token(PATH, ctx.http.post(format!("{}{PATH}", ctx.base_url)).json(&body), "access_token")
+            .await
     }
 }
 
@@ -139,7 +140,8 @@ impl TokenProvider for ClassicToken {
             ("appid", self.appid.as_str()),
             ("secret", self.secret.expose()),
         ];
-        send_for_token(PATH, ctx.http.get(format!("{}{PATH}", ctx.base_url)).query(&query)).await
+        send_for_token(PATH, ctx.http.get(format!("{}{PATH}", ctx.base_url)).query(&query), "access_token")
+            .await
     }
 }
 
@@ -164,7 +166,8 @@ impl TokenProvider for WecomToken {
     async fn fetch(&self, ctx: &FetchContext<'_>) -> Result<FetchedToken> {
         const PATH: &str = "/cgi-bin/gettoken";
         let query = [("corpid", self.corpid.as_str()), ("corpsecret", self.secret.expose())];
-        send_for_token(PATH, ctx.http.get(format!("{}{PATH}", ctx.base_url)).query(&query)).await
+        send_for_token(PATH, ctx.http.get(format!("{}{PATH}", ctx.base_url)).query(&query), "access_token")
+            .await
     }
 }
 
@@ -204,16 +207,20 @@ impl TokenProvider for RemoteToken {
         if let Some(b) = &self.bearer {
             req = req.bearer_auth(b);
         }
-        send_for_token(path, req).await
+        send_for_token(path, req, "access_token").await
     }
 }
 
-/// Sends a token request and reads `{access_token, expires_in}` or `{errcode, errmsg}`;
+/// Sends a token request and reads `{<field>, expires_in}` or `{errcode, errmsg}`;
 /// errors name `path`, never the URL with its secret.
-async fn send_for_token(path: &str, req: reqwest::RequestBuilder) -> Result<FetchedToken> {
+pub(crate) async fn send_for_token(
+    path: &str,
+    req: reqwest::RequestBuilder,
+    field: &str,
+) -> Result<FetchedToken> {
     let resp = req.send().await.map_err(|e| Error::http(path, e))?;
     let bytes = resp.bytes().await.map_err(|e| Error::http(path, e))?;
-    parse_token(path, &bytes, "access_token")
+    parse_token(path, &bytes, field)
 }
 
 pub(crate) fn strip_query(url: &str) -> &str {
@@ -378,6 +385,16 @@ impl TokenCache {
             flight: tokio::sync::Mutex::new(()),
             fetches: AtomicU64::new(0),
         }
+    }
+
+    /// The store the token is shared through.
+    pub(crate) fn store(&self) -> &Arc<dyn TokenStore> {
+        &self.store
+    }
+
+    /// When the token is refreshed.
+    pub(crate) fn policy(&self) -> TokenPolicy {
+        self.policy
     }
 
     /// How many fetches this cache made.

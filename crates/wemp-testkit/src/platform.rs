@@ -53,12 +53,14 @@
 mod api;
 mod card;
 mod comment;
+mod component;
 mod datacube;
 mod news;
 mod support;
 mod wecom;
 
 pub use card::{CardGrant, FakeCard, FakeCardCode};
+pub use component::{FakeAuthorizer, Pushed};
 pub use datacube::{ALL_SOURCES, StatEvent};
 pub use news::FakeComment;
 
@@ -99,6 +101,14 @@ pub struct PlatformConfig {
     pub corp_secret: String,
     /// The WeCom app's AgentID (default `1000002`), checked by `message/send`.
     pub agentid: String,
+    /// The Open Platform third-party platform's appid (default `wx00000000000c0mp1`).
+    pub component_appid: String,
+    /// Its AppSecret (default `fake-component-secret`).
+    pub component_secret: String,
+    /// Its message Token (default `componenttoken`).
+    pub component_token: String,
+    /// Its EncodingAESKey (43 characters).
+    pub component_aes_key: String,
 }
 
 impl Default for PlatformConfig {
@@ -114,6 +124,10 @@ impl Default for PlatformConfig {
             corpid: "ww0000000000000001".into(),
             corp_secret: "fake-corp-secret".into(),
             agentid: "1000002".into(),
+            component_appid: "wx00000000000c0mp1".into(),
+            component_secret: "fake-component-secret".into(),
+            component_token: "componenttoken".into(),
+            component_aes_key: "c0mp0nentKeyOfTheFakeThirdPartyPlatform0123".into(),
         }
     }
 }
@@ -319,6 +333,7 @@ pub(crate) struct World {
     news: news::Newsroom,
     stats: datacube::Ledger,
     cards: card::CardDesk,
+    component: component::Desk,
 }
 
 #[derive(Default)]
@@ -697,6 +712,12 @@ fn errmsg_for(code: i64) -> &'static str {
         45015 => "response out of time limit or subscription is canceled",
         45047 => "out of response count limit",
         48001 => "api unauthorized",
+        61003 => "component is not authorized by this account",
+        61005 => "component ticket is expired",
+        61006 => "component ticket is invalid",
+        61010 => "code is expired",
+        61011 => "invalid component",
+        61023 => "refresh_token is invalid",
         _ => "error",
     }
 }
@@ -713,6 +734,7 @@ pub(crate) fn ok() -> Value {
 fn route(w: &mut World, method: &axum::http::Method, r: &Recorded) -> Answer {
     let answer = datacube::dispatch(w, method, r)
         .or_else(|| wecom::dispatch(w, method, r))
+        .or_else(|| component::dispatch(w, method, r))
         .or_else(|| comment::dispatch(w, method, r))
         .or_else(|| card::dispatch(w, method, r))
         .unwrap_or_else(|| api::dispatch(w, method, r));

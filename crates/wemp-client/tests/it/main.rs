@@ -3,6 +3,7 @@
 mod api;
 mod card;
 mod comment;
+mod component;
 mod datacube;
 mod token;
 mod wecom;

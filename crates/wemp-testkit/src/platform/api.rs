@@ -148,6 +148,27 @@ fn sns(w: &mut World, path: &str, r: &Recorded) -> Value {
         }
     };
     match path {
+        // On behalf of an authorizer (代公众号): the component's token instead of the secret.
+        "/sns/oauth2/component/access_token" | "/sns/oauth2/component/refresh_token" => {
+            if let Err(code) = super::component::check_oauth(w, r) {
+                return err(code);
+            }
+            if q(r, "appid") != w.cfg().appid {
+                return err(40013);
+            }
+            let taken = if path.ends_with("access_token") {
+                if q(r, "grant_type") != "authorization_code" {
+                    return err(40002);
+                }
+                w.oauth_codes.remove(&q(r, "code")).ok_or(40029)
+            } else {
+                w.refresh_tokens.get(&q(r, "refresh_token")).cloned().ok_or(40030)
+            };
+            match taken {
+                Ok((openid, scope)) => issue(w, openid, scope),
+                Err(code) => err(code),
+            }
+        }
         "/sns/oauth2/access_token" => {
             if q(r, "appid") != w.cfg().appid {
                 return err(40013);
