@@ -133,16 +133,21 @@ async fn check_component(
     }
     let name = Msg::CheckTicket.get(lang);
     let tokens = crate::storage::token_store(&cfg.storage).await.ok().flatten();
-    let component = match tokio::time::timeout(timeout, crate::serve::component(cfg, api_base, tokens)).await {
+    let component = match tokio::time::timeout(timeout, crate::serve::component(cfg, api_base, tokens)).await
+    {
         Ok(Ok(Some(c))) => c,
         Ok(Ok(None)) => return,
         Ok(Err(e)) => return report.push(name, Status::Fail, vec![e]),
-        Err(_) => return report.push(name, Status::Fail, vec![format!("no answer within {} s", timeout.as_secs())]),
+        Err(_) => {
+            return report.push(name, Status::Fail, vec![format!("no answer within {} s", timeout.as_secs())]);
+        }
     };
     let ticket = match tokio::time::timeout(timeout, component.client().state().ticket()).await {
         Ok(Ok(t)) => t,
         Ok(Err(e)) => return report.push(name, Status::Fail, vec![e.to_string()]),
-        Err(_) => return report.push(name, Status::Fail, vec![format!("no answer within {} s", timeout.as_secs())]),
+        Err(_) => {
+            return report.push(name, Status::Fail, vec![format!("no answer within {} s", timeout.as_secs())]);
+        }
     };
     let Some(ticket) = ticket else {
         return report.push(name, Status::Fail, vec![Msg::TicketNone.get(lang).to_owned()]);
@@ -159,7 +164,11 @@ async fn check_component(
         Ok(Ok(_)) => report.push(name, Status::Pass, vec![Msg::ComponentTokenFetched.get(lang).to_owned()]),
         Ok(Err(e)) => report.push(name, Status::Fail, vec![describe_error(&e, lang)]),
         Err(_) => {
-            report.push(name, Status::Fail, vec![Msg::ApiNoAnswer.fill(lang, &[("secs", &timeout.as_secs())])]);
+            report.push(
+                name,
+                Status::Fail,
+                vec![Msg::ApiNoAnswer.fill(lang, &[("secs", &timeout.as_secs())])],
+            );
         }
     }
 }

@@ -481,9 +481,9 @@ async fn run_component(cmd: ComponentCommand) -> ExitCode {
         ComponentCommand::AuthorizeUrl { redirect, mobile, at } => {
             wemp_cli::component::authorize_url(&cfg, at.api_base.as_deref(), redirect, *mobile).await
         }
-        ComponentCommand::List { json, .. } => wemp_cli::component::list(&cfg).await.map(|l| {
-            if *json { serde_json::to_string_pretty(&l).unwrap_or_default() } else { l.to_text() }
-        }),
+        ComponentCommand::List { json, .. } => wemp_cli::component::list(&cfg)
+            .await
+            .map(|l| if *json { serde_json::to_string_pretty(&l).unwrap_or_default() } else { l.to_text() }),
     };
     match result {
         Ok(text) => {

@@ -26,8 +26,8 @@ use wemp_console::{
 use wemp_proto::admission::Kind;
 use wemp_proto::{Mode, Secret};
 use wemp_server::{
-    Component, CustomerServiceSink, LateReplySink, LiveRouter, MessageLogObserver, Observer, RuleService, SinkOutcome,
-    WechatService,
+    Component, CustomerServiceSink, LateReplySink, LiveRouter, MessageLogObserver, Observer, RuleService,
+    SinkOutcome, WechatService,
 };
 use wemp_store::{DedupStore, LogWriter, LogWriterConfig, MessageLog};
 
@@ -372,15 +372,22 @@ pub async fn component(
     let secret = c.secret().map_err(|e| format!("component.appsecret: {e}"))?;
     let store = storage::state_store(&cfg.storage).await.map_err(|e| format!("component state: {e}"))?;
     let state = wemp_store::ComponentState::new(store, appid.clone());
-    let mut b = wemp_client::component::ComponentClient::builder(appid.clone(), secret, state);
-    if let Some(base) = api_base {
-        b = b.all_base_urls(base);
-    }
-    if let Some(t) = tokens {
-        b = b.store(t);
-    }
-    let client = b.build().map_err(|e| format!("component client: {e}"))?;
-    let component = Component::new(client, token.clone(), key.expose()).map_err(|e| format!("component.aes_key: {e}"))?;
+    let push_url = c.path.clone();
+    let client = wemp_client::component::ComponentClient::builder(appid.clone(), secret, state)
+        .client(|mut b| {
+            if let Some(base) = api_base {
+                b = b.all_base_urls(base);
+            }
+            if let Some(t) = tokens {
+                b = b.store(t);
+            }
+            b
+        })
+        .push_url(format!("the 授权事件接收 URL ({push_url})"))
+        .build()
+        .map_err(|e| format!("component client: {e}"))?;
+    let component =
+        Component::new(client, token.clone(), key.expose()).map_err(|e| format!("component.aes_key: {e}"))?;
     Ok(Some(component.with_full_network_release(c.full_network_release)))
 }
 

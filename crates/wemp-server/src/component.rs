@@ -70,7 +70,9 @@ impl Component {
     /// [`KeyError`] when the key is not 43 base64 characters.
     pub fn new(client: ComponentClient, token: impl Into<Secret>, aes_key: &str) -> Result<Self, KeyError> {
         let cipher = Cipher::new(aes_key, client.appid())?;
-        Ok(Self { inner: Arc::new(Inner { client, token: token.into(), cipher, full_network_release: false }) })
+        Ok(Self {
+            inner: Arc::new(Inner { client, token: token.into(), cipher, full_network_release: false }),
+        })
     }
 
     /// Answer WeChat's automated full-network-release cases (全网发布) before the rules:
@@ -127,7 +129,8 @@ impl Component {
     /// calls for an account that has not authorized the platform fail with
     /// [`wemp_client::Error::NotAuthorized`]); `None` for what is not an appid.
     pub fn client_for(&self, appid: &str) -> Option<wemp_client::Client> {
-        let appid_like = appid.len() == 18 && appid.starts_with("wx") && appid.bytes().all(|b| b.is_ascii_alphanumeric());
+        let appid_like =
+            appid.len() == 18 && appid.starts_with("wx") && appid.bytes().all(|b| b.is_ascii_alphanumeric());
         if !appid_like || appid == self.appid() {
             return None;
         }

@@ -28,9 +28,9 @@ mod session;
 pub use accounts::{AccountSource, AddError, LiveAccounts};
 #[cfg(feature = "client")]
 pub use api_proxy::{ACCOUNT_HEADER, ApiProxy, ClientLookup, HELD_BODY_LIMIT};
+pub use clock::{Clock, FakeClock, FixedClock, NonceSource, RandomNonce, SystemClock};
 #[cfg(feature = "client")]
 pub use component::Component;
-pub use clock::{Clock, FakeClock, FixedClock, NonceSource, RandomNonce, SystemClock};
 pub use context::{Captures, Ctx, Inbound};
 #[cfg(feature = "client")]
 pub use cs_sink::CustomerServiceSink;
