@@ -139,14 +139,22 @@ async fn check_component(
         Ok(Ok(None)) => return,
         Ok(Err(e)) => return report.push(name, Status::Fail, vec![e]),
         Err(_) => {
-            return report.push(name, Status::Fail, vec![format!("no answer within {} s", timeout.as_secs())]);
+            return report.push(
+                name,
+                Status::Fail,
+                vec![format!("no answer within {} s", timeout.as_secs())],
+            );
         }
     };
     let ticket = match tokio::time::timeout(timeout, component.client().state().ticket()).await {
         Ok(Ok(t)) => t,
         Ok(Err(e)) => return report.push(name, Status::Fail, vec![e.to_string()]),
         Err(_) => {
-            return report.push(name, Status::Fail, vec![format!("no answer within {} s", timeout.as_secs())]);
+            return report.push(
+                name,
+                Status::Fail,
+                vec![format!("no answer within {} s", timeout.as_secs())],
+            );
         }
     };
     let Some(ticket) = ticket else {

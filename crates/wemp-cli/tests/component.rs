@@ -111,6 +111,7 @@ async fn a_third_party_platform_serves_its_authorizers_from_ticket_to_restart() 
     // 1. The ticket push is answered `success`.
     let pushed = platform.push_ticket(&component_url).await;
     assert_eq!((pushed.status, pushed.body.as_str()), (200, "success"), "{pushed:?}");
+    let ticket = pushed.value.clone();
 
     // 2. A separate process uses that ticket for the component token and prints the URL.
     let out = wemp_in(
@@ -141,6 +142,19 @@ async fn a_third_party_platform_serves_its_authorizers_from_ticket_to_restart() 
     };
     assert_eq!(listing["authorizers"][0]["appid"], appid.as_str());
     assert_eq!(listing["authorizers"][0]["refresh_token_stored"], true);
+    // The pushes are in the message log, typed, without the ticket or the code.
+    let log = wemp_in(&dir, &["log", "--json", "--config", "wemp.toml"], &[]);
+    let entries = common::json_lines(&log);
+    let pushes: Vec<_> = entries.iter().filter(|e| e["msg_type"] == "component").collect();
+    assert!(
+        pushes
+            .iter()
+            .any(|e| e["event"] == "authorized" && e["summary"] == format!("authorized {appid}").as_str()),
+        "{entries:?}"
+    );
+    assert!(pushes.iter().any(|e| e["event"] == "component_verify_ticket"), "{entries:?}");
+    assert!(!common::stdout(&log).contains(&pushed.value), "no authorization code in the log");
+    assert!(!common::stdout(&log).contains(&ticket), "no ticket in the log");
 
     // 4. A text message for the authorizer gets the keyword rule's reply, sealed with the
     //    component's key.
