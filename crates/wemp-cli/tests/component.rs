@@ -56,11 +56,25 @@ async fn say(
     content: &str,
     id: u64,
 ) -> (u16, String) {
+    let body = format!(
+        "<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content><MsgId>{id}</MsgId>"
+    );
+    post(http, platform, url, &body, id).await
+}
+
+/// Posts a message or event whose elements after `CreateTime` are `body`, as WeChat does for
+/// an authorizer.
+async fn post(
+    http: &reqwest::Client,
+    platform: &FakePlatform,
+    url: &str,
+    body: &str,
+    id: u64,
+) -> (u16, String) {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
     let xml = format!(
         "<xml><ToUserName><![CDATA[gh_authorizer]]></ToUserName><FromUserName><![CDATA[{OPENID}]]></FromUserName>\
-         <CreateTime>{now}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content>\
-         <MsgId>{id}</MsgId></xml>"
+         <CreateTime>{now}</CreateTime>{body}</xml>"
     );
     let req = component_side(platform)
         .post(Mode::Safe, &xml, OPENID, "gh_authorizer", &now.to_string(), &id.to_string(), rand::random())
@@ -214,5 +228,63 @@ async fn a_third_party_platform_serves_its_authorizers_from_ticket_to_restart() 
     let (status, stderr) = srv.stop();
     assert!(status.success(), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Full-network release (全网发布): WeChat's automated cases answered for an authorizer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_network_release_answers_wechats_automated_cases() {
+    let platform = FakePlatform::start().await;
+    let dir = temp_dir("component-release");
+    let cfg = config(&platform).replace("appsecret_file", "full_network_release = true\nappsecret_file");
+    std::fs::write(dir.join("wemp.toml"), cfg).unwrap();
+    std::fs::write(dir.join("component.secret"), platform.component_secret()).unwrap();
+    let http = reqwest::Client::new();
+    let srv = start(&dir, &platform);
+    let component_url = format!("{}/component", srv.origin());
+    assert_eq!(platform.push_ticket(&component_url).await.body, "success");
+    let appid = platform.appid();
+    assert_eq!(platform.push_authorized(&component_url, &appid).await.body, "success");
+    let at = format!("{}/wechat/{appid}", srv.origin());
+
+    // The text case, once the authorization is exchanged and stored.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut id = 10;
+    let (status, body) = loop {
+        id += 1;
+        let answer = say(&http, &platform, &at, "TESTCOMPONENT_MSG_TYPE_TEXT", id).await;
+        if answer.0 == 200 || Instant::now() > deadline {
+            break answer;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(reply_text(&platform, &body), "TESTCOMPONENT_MSG_TYPE_TEXT_callback");
+    // An event: `<Event>from_callback`.
+    let event = "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[LOCATION]]></Event>\
+                 <Latitude>23.1</Latitude><Longitude>113.3</Longitude><Precision>50</Precision>";
+    let (status, body) = post(&http, &platform, &at, event, 2).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(reply_text(&platform, &body), "LOCATIONfrom_callback");
+    // The API case: an empty answer, then `<code>_from_api` through the customer-service API
+    // with the authorizer's token.
+    let code = platform.authorization_code(&appid);
+    let (status, body) = say(&http, &platform, &at, &format!("QUERY_AUTH_CODE:{code}"), 3).await;
+    assert_eq!((status, body.as_str()), (200, "success"));
+    let want = format!("{code}_from_api");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let sent = platform.sent_messages();
+        if sent.iter().any(|m| m["touser"] == OPENID && m["text"]["content"] == want.as_str()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no customer-service message: {sent:?}\n{}", srv.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Other messages still go to the rules.
+    let (_, body) = say(&http, &platform, &at, "price", 4).await;
+    assert_eq!(reply_text(&platform, &body), "It costs 1 yuan.");
+    let (status, stderr) = srv.stop();
+    assert!(status.success() && !stderr.contains("panicked"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -280,7 +280,12 @@ impl ReleaseTests {
         }
         if let Incoming::Event(event) = inbound.message() {
             inbound.ctx().set_rule_name("full_network_release");
-            return Ok(Reply::text(format!("{}from_callback", event.kind())));
+            // The Event value as it came (`LOCATION`), as the test case expects it back.
+            let name = match event {
+                wemp_proto::Event::Unknown(u) => u.event.clone().unwrap_or_default(),
+                other => other.kind().as_str().to_owned(),
+            };
+            return Ok(Reply::text(format!("{name}from_callback")));
         }
         match inbound.text() {
             Some(RELEASE_TEXT) => {
