@@ -1419,7 +1419,7 @@ mod tests {
             appsecret: Some(platform.secret().into()),
             ..Default::default()
         });
-        let sink = ClientSink::new(api_clients(&cfg, Some(&platform.url()), None).unwrap());
+        let sink = ClientSink::new(api_clients(&cfg, Some(&platform.url()), None).unwrap(), None);
         assert!(!sink.is_empty());
         let appid = platform.appid();
         let out = sink.deliver(&appid, "o_late", wemp_proto::Reply::text("sorry for the wait")).await;
@@ -1476,7 +1476,7 @@ mod tests {
         // … and the account at the second path, alone, still answers under its own appid.
         cfg.accounts.remove(cfg.accounts.len() - 2);
         let svc = build_service(&cfg, &served, &Parts::default()).unwrap();
-        let app = app(&cfg, svc, None);
+        let app = app(&cfg, svc, None, None);
         let platform = wemp_proto::wechat::Platform::new("Tok123")
             .with_cipher(wemp_proto::Cipher::new(KEY, APPID).unwrap());
         let xml = "<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>\

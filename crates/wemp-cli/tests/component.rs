@@ -46,7 +46,7 @@ reply.text = "It costs 1 yuan."
 /// key (ReceiveId: the component appid).
 fn component_side(platform: &FakePlatform) -> Platform {
     let cipher = Cipher::new(&platform.component_aes_key(), &platform.component_appid()).unwrap();
-    Platform::new(&platform.component_token()).with_cipher(cipher)
+    Platform::new(platform.component_token()).with_cipher(cipher)
 }
 
 async fn say(
