@@ -139,6 +139,21 @@ async fn a_third_party_platform_serves_its_authorizers_from_ticket_to_restart() 
     let token_call = platform.last_request("/cgi-bin/component/api_component_token").unwrap();
     assert!(String::from_utf8_lossy(&token_call.body).contains(&pushed.value), "the stored ticket was used");
     assert_eq!(platform.requests_to("/cgi-bin/component/api_create_preauthcode").len(), 1);
+    // `wemp doctor` finds the ticket fresh and the component token fetchable.
+    let doctor = wemp_in(&dir, &["doctor", "--config", "wemp.toml", "--json"], &api);
+    let v: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    let finding = |name: &str| {
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name}: {v}"))
+    };
+    assert_eq!(finding("component_verify_ticket")["status"], "pass", "{v}");
+    assert!(finding("component_verify_ticket")["details"][0].as_str().unwrap().contains("0 min ago"), "{v}");
+    assert_eq!(finding("component_access_token")["status"], "pass", "{v}");
 
     // 3. An `authorized` push makes `wemp component list` show the authorizer.
     let appid = platform.appid();

@@ -12,7 +12,7 @@
 //! let component = Component::new(client, "CompToken1", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG")?;
 //! // The authorizers, at /wechat/<authorizer appid>; found in the state on first request.
 //! let service = WechatService::builder()
-//!     .account_source(component.source())
+//!     .account_source_arc(component.source())
 //!     .router(Router::new())
 //!     .build()?;
 //! // The authorization events (授权事件接收 URL), at /component.
@@ -20,7 +20,7 @@
 //!     .account(component.account("component"))
 //!     .handler_service(component.push_handler(service.accounts().clone()))
 //!     .build()?;
-//! let app = axum::Router::new()
+//! let app: axum::Router = axum::Router::new()
 //!     .route_service("/wechat/{appid}", service)
 //!     .route_service("/component", pushes);
 //! # drop(app); Ok(()) }
@@ -120,7 +120,7 @@ impl Component {
     }
 
     /// The authorizers stored in the platform's state, as an [`AccountSource`] for
-    /// [`crate::WechatServiceBuilder::account_source`].
+    /// [`crate::WechatServiceBuilder::account_source_arc`].
     pub fn source(&self) -> Arc<dyn AccountSource> {
         Arc::new(Source(self.clone()))
     }
@@ -220,7 +220,8 @@ impl PushHandler {
         let state = component.inner.client.state();
         match push.event {
             ComponentEvent::VerifyTicket { ticket } => {
-                let now_ms = push.create_time.saturating_mul(1000);
+                // When it arrived here: its age is what matters (CreateTime is WeChat's clock).
+                let now_ms = wemp_proto::clock::Clock::now_ms(&wemp_proto::clock::SystemClock);
                 state.save_ticket(&ticket, now_ms).await?;
                 tracing::debug!("component_verify_ticket stored");
             }
