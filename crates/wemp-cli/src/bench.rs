@@ -10,7 +10,7 @@ use serde::Serialize;
 use wemp_proto::Header;
 use wemp_proto::message::Text;
 
-use crate::sim::{Exchange, Outcome, Simulator, now_secs, random_msg_id};
+use crate::sim::{DeliveryVerdict, Exchange, Simulator, now_secs, random_msg_id};
 use crate::term::Style;
 
 /// The longest run allowed.
@@ -29,6 +29,21 @@ pub struct BenchOptions {
     content: String,
 }
 
+/// Options `wemp bench` refuses.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BenchOptionError {
+    /// `--concurrency` out of range.
+    #[error("--concurrency must be 1 to 4096, not {0}")]
+    Concurrency(usize),
+    /// `--requests` out of range.
+    #[error("--requests must be 1 to {MAX_REQUESTS}")]
+    Requests,
+    /// `--duration` out of range.
+    #[error("--duration must be more than 0 and at most 1h")]
+    Duration,
+}
+
 impl BenchOptions {
     /// Validated options: with neither `requests` nor `duration`, [`DEFAULT_REQUESTS`].
     ///
@@ -39,15 +54,15 @@ impl BenchOptions {
         requests: Option<u64>,
         duration: Option<Duration>,
         content: String,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BenchOptionError> {
         if !(1..=4096).contains(&concurrency) {
-            return Err(format!("--concurrency must be 1 to 4096, not {concurrency}"));
+            return Err(BenchOptionError::Concurrency(concurrency));
         }
         if requests == Some(0) || requests.is_some_and(|n| n > MAX_REQUESTS) {
-            return Err(format!("--requests must be 1 to {MAX_REQUESTS}"));
+            return Err(BenchOptionError::Requests);
         }
         if duration.is_some_and(|d| d.is_zero() || d > MAX_DURATION) {
-            return Err("--duration must be more than 0 and at most 1h".into());
+            return Err(BenchOptionError::Duration);
         }
         let requests = match (requests, duration) {
             (Some(n), _) => n,
@@ -210,11 +225,13 @@ async fn worker(
                             Some((format!("http_{status}"), told()))
                         } else {
                             match sim.judge(body, true) {
-                                Outcome::Failed { reason } => Some(("invalid_reply".to_owned(), reason)),
-                                Outcome::Reply { problems, .. } if !problems.is_empty() => {
+                                DeliveryVerdict::Failed { reason } => {
+                                    Some(("invalid_reply".to_owned(), reason))
+                                }
+                                DeliveryVerdict::Reply { problems, .. } if !problems.is_empty() => {
                                     Some(("refused_reply".to_owned(), problems.join("; ")))
                                 }
-                                Outcome::Reply { .. } => None,
+                                DeliveryVerdict::Reply { .. } => None,
                             }
                         }
                     }

@@ -536,34 +536,69 @@ pub fn kind_parser() -> impl clap::builder::TypedValueParser<Value = Kind> {
     })
 }
 
-/// Parses `500ms`, `5s`, `4.5s`, `2m`, `1h`, `2d` or a bare number of seconds.
+/// A setting's text that is not a value of its kind (a duration, a size, a boolean).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValueError {
+    /// Not a number followed by a unit.
+    #[error("{0:?} is not a duration (e.g. 500ms, 5s, 2m, 1h, 2d)")]
+    NotADuration(String),
+    /// Not a number followed by a unit.
+    #[error("{0:?} is not a size (e.g. 65536, 64KiB, 1MiB)")]
+    NotASize(String),
+    /// Not `true`/`false` (or `1`/`0`, `yes`/`no`, `on`/`off`).
+    #[error("{0:?} is not a boolean (true/false)")]
+    NotABoolean(String),
+    /// A unit this kind of value does not have.
+    #[error("{text:?}: unknown unit {unit:?} (use {expected})")]
+    UnknownUnit {
+        /// The whole text.
+        text: String,
+        /// The unit given.
+        unit: String,
+        /// The units there are.
+        expected: &'static str,
+    },
+    /// Beyond what the setting can hold.
+    #[error("{0:?} is too large")]
+    TooLarge(String),
+}
+
+/// Parses `500ms`, `5s`, `4.5s`, `2m`, `1h`, `2d` or a bare number of seconds (also clap's
+/// value parser for duration flags).
 ///
 /// # Errors
 /// Text that is not a duration.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, ValueError> {
     let t = s.trim();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration (e.g. 500ms, 5s, 2m, 1h, 2d)"))?;
+    let n: f64 = num.parse().map_err(|_| ValueError::NotADuration(s.to_owned()))?;
     let secs = match unit.trim() {
         "ms" => n / 1000.0,
         "" | "s" | "sec" | "secs" => n,
         "m" | "min" | "mins" => n * 60.0,
         "h" => n * 3600.0,
         "d" | "day" | "days" => n * 86_400.0,
-        other => return Err(format!("{s:?}: unknown unit {other:?} (use ms, s, m, h or d)")),
+        other => {
+            return Err(ValueError::UnknownUnit {
+                text: s.to_owned(),
+                unit: other.to_owned(),
+                expected: "ms, s, m, h or d",
+            });
+        }
     };
     if !secs.is_finite() || secs > 1e9 {
-        return Err(format!("{s:?} is too long"));
+        return Err(ValueError::TooLarge(s.to_owned()));
     }
     Ok(Duration::from_secs_f64(secs))
 }
 
-fn parse_bool(value: &str) -> Result<bool, String> {
+fn parse_bool(value: &str) -> Result<bool, ValueError> {
     match value.to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(format!("{value:?} is not a boolean (true/false)")),
+        _ => Err(ValueError::NotABoolean(value.to_owned())),
     }
 }
 
@@ -571,18 +606,24 @@ fn parse_bool(value: &str) -> Result<bool, String> {
 ///
 /// # Errors
 /// Text that is not a size.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<u64, ValueError> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a size (e.g. 65536, 64KiB, 1MiB)"))?;
+    let n: u64 = num.parse().map_err(|_| ValueError::NotASize(s.to_owned()))?;
     let mult = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1024,
         "m" | "mb" | "mib" => 1024 * 1024,
-        other => return Err(format!("{s:?}: unknown unit {other:?} (use KiB or MiB)")),
+        other => {
+            return Err(ValueError::UnknownUnit {
+                text: s.to_owned(),
+                unit: other.to_owned(),
+                expected: "KiB or MiB",
+            });
+        }
     };
-    n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))
+    n.checked_mul(mult).ok_or_else(|| ValueError::TooLarge(s.to_owned()))
 }
 
 #[derive(Deserialize)]
@@ -991,17 +1032,25 @@ impl Config {
             "server.listen" => self.server.listen = value.to_owned(),
             "server.path" => self.server.path = value.to_owned(),
             "server.timestamp_window" => {
-                self.server.timestamp_window = parse_duration(value).map_err(problem)?
+                self.server.timestamp_window = parse_duration(value).map_err(|e| problem(e.to_string()))?
             }
-            "server.body_limit" => self.server.body_limit = parse_size(value).map_err(problem)?,
-            "server.deadline" => self.server.deadline = parse_duration(value).map_err(problem)?,
+            "server.body_limit" => {
+                self.server.body_limit = parse_size(value).map_err(|e| problem(e.to_string()))?
+            }
+            "server.deadline" => {
+                self.server.deadline = parse_duration(value).map_err(|e| problem(e.to_string()))?
+            }
             "server.metrics_path" => self.server.metrics_path = some(),
             "storage.data_dir" => self.storage.data_dir = PathBuf::from(value),
             "storage.database" => self.storage.database = some(),
             "storage.redis" => self.storage.redis = some(),
             "console.public_url" => self.console.public_url = some(),
-            "console.show_setup" => self.console.show_setup = parse_bool(value).map_err(problem)?,
-            "console.enabled" => self.console.enabled = parse_bool(value).map_err(problem)?,
+            "console.show_setup" => {
+                self.console.show_setup = parse_bool(value).map_err(|e| problem(e.to_string()))?
+            }
+            "console.enabled" => {
+                self.console.enabled = parse_bool(value).map_err(|e| problem(e.to_string()))?
+            }
             "console.path" => self.console.path = value.to_owned(),
             "console.token" => self.console.token = Some(Secret::new(value)),
             "api_proxy.token" => self.api_proxy.token = Some(Secret::new(value)),
@@ -1140,22 +1189,21 @@ impl Config {
         }
         let secret = self.gateway.forward_secret.is_some();
         if let Some(target) = &self.gateway.forward {
-            match crate::gateway::check_target(target, true) {
-                Ok(()) => {
-                    if let Err(e) = crate::gateway::check_target(target, secret) {
-                        report("gateway.forward_secret".into(), format!("missing: {e}"));
-                    }
+            match crate::gateway::check_target(target, secret) {
+                Ok(()) => {}
+                Err(e) if e.needs_secret() => {
+                    report("gateway.forward_secret".into(), format!("missing: {e}"))
                 }
-                Err(e) => report("gateway.forward".into(), e),
+                Err(e) => report("gateway.forward".into(), e.to_string()),
             }
         }
         for (i, rule) in self.rules.iter().enumerate() {
             // What the target itself lacks is the rules' error (below); here the secret.
             if let Some(target) = &rule.forward
-                && crate::gateway::check_target(target, true).is_ok()
                 && let Err(e) = crate::gateway::check_target(target, secret)
+                && e.needs_secret()
             {
-                report(format!("rules[{i}].forward"), e);
+                report(format!("rules[{i}].forward"), e.to_string());
             }
         }
         if crate::gateway::uses_relay(self) {
@@ -1242,13 +1290,32 @@ impl Config {
             && let Err(e) = Accounts::new((0..self.accounts.len()).map(|i| self.account_unkeyed(i)))
         {
             match e {
-                AccountsError::DuplicateAppid { appid, first, second } => report(
-                    format!("accounts[{second}].appid"),
-                    format!(
-                        "{appid:?} is already the appid of accounts[{first}]: an Official Account has one \
-                         callback URL, so it is one [[accounts]] entry"
-                    ),
-                ),
+                AccountsError::DuplicateAppid { appid, kind, first, second } => {
+                    let (field, message) = match kind {
+                        Kind::Wecom => (
+                            "agentid",
+                            format!(
+                                "{appid:?} (corpid/agentid) is already accounts[{first}]: a WeCom app is one \
+                                 [[accounts]] entry; another app of the same corp needs its own agentid and path"
+                            ),
+                        ),
+                        Kind::Miniprogram => (
+                            "appid",
+                            format!(
+                                "{appid:?} is already the appid of accounts[{first}]: a Mini Program has one \
+                                 message push URL, so it is one [[accounts]] entry"
+                            ),
+                        ),
+                        _ => (
+                            "appid",
+                            format!(
+                                "{appid:?} is already the appid of accounts[{first}]: an Official Account has one \
+                                 callback URL, so it is one [[accounts]] entry"
+                            ),
+                        ),
+                    };
+                    report(format!("accounts[{second}].{field}"), message);
+                }
                 AccountsError::DuplicatePath { segment, first, second } => {
                     let path = self.account_path(second);
                     let message = if path == self.account_path(first) {

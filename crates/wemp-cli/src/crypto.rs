@@ -78,28 +78,50 @@ pub(crate) fn run(cmd: CryptoCommand) -> ExitCode {
             outln!("{out}");
             ExitCode::SUCCESS
         }
-        Err(Failure::Failed(line)) => {
-            eprintln!("{line}");
-            ExitCode::FAILURE
-        }
-        // An invalid key or argument: a usage error (exit 2), as the README's exit codes say.
-        Err(Failure::Usage(line)) => {
-            eprintln!("{line}");
-            ExitCode::from(2)
+        Err(e) => {
+            eprintln!("{e}");
+            // An invalid key or argument: a usage error (exit 2), as the README's exit codes say.
+            if e.is_usage() { ExitCode::from(2) } else { ExitCode::FAILURE }
         }
     }
 }
 
-/// Why a command failed: its input did not verify or decrypt (exit 1), or an argument is
-/// unusable (exit 2).
-enum Failure {
-    Failed(String),
-    Usage(String),
+/// Why a `wemp crypto` command failed: its input did not verify or decrypt (exit 1), or an
+/// argument is unusable (exit 2).
+#[derive(Debug, thiserror::Error)]
+enum CryptoError {
+    /// The input did not parse, verify, decrypt or seal: one line naming the reference code.
+    #[error("{}", diagnostic(*code, detail))]
+    Failed {
+        /// WeChat's reference code for what failed.
+        code: ReferenceCode,
+        /// What failed.
+        detail: String,
+    },
+    /// The EncodingAESKey is unusable.
+    #[error("{}", diagnostic(*code, detail))]
+    Key {
+        /// WeChat's reference code (`-40004`).
+        code: ReferenceCode,
+        /// What is wrong with the key.
+        detail: String,
+    },
+    /// `--random` is neither 16 characters nor 32 hex digits.
+    #[error("--random must be 16 characters or 32 hex digits, got {0} bytes")]
+    Random(usize),
+    /// Standard input cannot be read.
+    #[error("cannot read stdin: {0}")]
+    Stdin(#[from] std::io::Error),
 }
 
-impl From<String> for Failure {
-    fn from(line: String) -> Self {
-        Self::Failed(line)
+impl CryptoError {
+    fn failed(code: ReferenceCode, detail: impl std::fmt::Display) -> Self {
+        Self::Failed { code, detail: detail.to_string() }
+    }
+
+    /// Whether an argument is at fault (exit 2) rather than the input.
+    fn is_usage(&self) -> bool {
+        matches!(self, Self::Key { .. } | Self::Random(_))
     }
 }
 
@@ -113,17 +135,18 @@ fn diagnostic(code: ReferenceCode, detail: &str) -> String {
     }
 }
 
-fn read_stdin() -> Result<String, String> {
+fn read_stdin() -> Result<String, CryptoError> {
     let mut input = String::new();
-    std::io::stdin().read_to_string(&mut input).map_err(|e| format!("cannot read stdin: {e}"))?;
+    std::io::stdin().read_to_string(&mut input)?;
     Ok(input)
 }
 
-fn cipher(aes_key: &str, appid: &str) -> Result<Cipher, Failure> {
-    Cipher::new(aes_key, appid).map_err(|e| Failure::Usage(diagnostic(e.reference_code(), &e.to_string())))
+fn cipher(aes_key: &str, appid: &str) -> Result<Cipher, CryptoError> {
+    Cipher::new(aes_key, appid)
+        .map_err(|e| CryptoError::Key { code: e.reference_code(), detail: e.to_string() })
 }
 
-fn execute(cmd: CryptoCommand) -> Result<String, Failure> {
+fn execute(cmd: CryptoCommand) -> Result<String, CryptoError> {
     match cmd {
         CryptoCommand::Sign { token, timestamp, nonce, encrypt } => Ok(match encrypt {
             Some(encrypt) => signature::sign_msg(&token, &timestamp, &nonce, &encrypt),
@@ -133,7 +156,7 @@ fn execute(cmd: CryptoCommand) -> Result<String, Failure> {
             let cipher = cipher(&aes_key, &appid)?;
             let input = read_stdin()?;
             let encrypt = if input.trim_start().starts_with('<') {
-                Envelope::parse(&input).map_err(|e| diagnostic(e.reference_code(), &e.to_string()))?.encrypt
+                Envelope::parse(&input).map_err(|e| CryptoError::failed(e.reference_code(), &e))?.encrypt
             } else {
                 input.trim().to_owned()
             };
@@ -141,13 +164,13 @@ fn execute(cmd: CryptoCommand) -> Result<String, Failure> {
             {
                 signature::verify_msg(&token, &ts, &nonce, &encrypt, &sig).map_err(|e| {
                     let expected = signature::sign_msg(&token, &ts, &nonce, &encrypt);
-                    diagnostic(
+                    CryptoError::failed(
                         e.reference_code(),
-                        &format!("msg_signature mismatch: got {sig}, computed {expected} (check the Token)"),
+                        format!("msg_signature mismatch: got {sig}, computed {expected} (check the Token)"),
                     )
                 })?;
             }
-            Ok(cipher.decrypt(&encrypt).map_err(|e| diagnostic(e.reference_code(), &e.to_string()))?)
+            cipher.decrypt(&encrypt).map_err(|e| CryptoError::failed(e.reference_code(), &e))
         }
         CryptoCommand::Encrypt { aes_key, appid, token, timestamp, nonce, random } => {
             let cipher = cipher(&aes_key, &appid)?;
@@ -161,29 +184,30 @@ fn execute(cmd: CryptoCommand) -> Result<String, Failure> {
             });
             let nonce = nonce.unwrap_or_else(|| rand::random::<u32>().to_string());
             let random = match random {
-                Some(r) => parse_random(&r).map_err(Failure::Usage)?,
+                Some(r) => parse_random(&r)?,
                 None => rand::random(),
             };
             let sealed =
                 EncryptedReply::seal(&cipher, &token, xml.trim_end_matches('\n'), &timestamp, &nonce, random)
-                    .map_err(|e| diagnostic(e.reference_code(), &e.to_string()))?;
+                    .map_err(|e| CryptoError::failed(e.reference_code(), &e))?;
             Ok(sealed.to_xml())
         }
     }
 }
 
-fn parse_random(s: &str) -> Result<[u8; 16], String> {
+fn parse_random(s: &str) -> Result<[u8; 16], CryptoError> {
     if let Ok(bytes) = <[u8; 16]>::try_from(s.as_bytes()) {
         return Ok(bytes);
     }
     if s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
         let mut out = [0u8; 16];
         for (i, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|e| e.to_string())?;
+            // Two hex digits: checked above.
+            *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| CryptoError::Random(s.len()))?;
         }
         return Ok(out);
     }
-    Err(format!("--random must be 16 characters or 32 hex digits, got {} bytes", s.len()))
+    Err(CryptoError::Random(s.len()))
 }
 
 #[cfg(test)]

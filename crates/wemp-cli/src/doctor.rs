@@ -580,7 +580,55 @@ async fn check_api(
             ),
             Err(_) => report.push(name(Msg::CheckKf), Status::Fail, vec![Msg::NoAnswer.get(lang).to_owned()]),
         }
+        check_quota(client, report, &name(Msg::CheckQuota), timeout, lang).await;
     }
+}
+
+/// The APIs `wemp serve` itself calls for an Official Account: the token (the client's
+/// default provider, `stable_token`) and the customer-service send of late replies.
+const SERVER_APIS: [&str; 2] = ["/cgi-bin/stable_token", "/cgi-bin/message/custom/send"];
+
+/// Below this share of the daily limit left, the quota is a warning.
+const QUOTA_LOW_PERCENT: u64 = 10;
+
+/// The daily quota of [`SERVER_APIS`] (`openapi/quota/get`): fails when one is used up
+/// (late replies stop until 00:00 China time), warns when little is left or it cannot be
+/// read (the quota API is itself limited, and a failed read is not a broken server).
+async fn check_quota(
+    client: &wemp_client::Client,
+    report: &mut Diagnosis,
+    name: &str,
+    timeout: Duration,
+    lang: Lang,
+) {
+    let mut status = Status::Pass;
+    let mut details = Vec::new();
+    for path in SERVER_APIS {
+        let error = match tokio::time::timeout(timeout, client.quota(path)).await {
+            Ok(Ok(q)) => {
+                if q.remain == 0 {
+                    status = Status::Fail;
+                } else if q.remain.saturating_mul(100) < q.daily_limit.saturating_mul(QUOTA_LOW_PERCENT)
+                    && status == Status::Pass
+                {
+                    status = Status::Warn;
+                }
+                details.push(Msg::QuotaLine.fill(
+                    lang,
+                    &[("path", &path), ("used", &q.used), ("limit", &q.daily_limit), ("remain", &q.remain)],
+                ));
+                continue;
+            }
+            Ok(Err(e)) => describe_error(&e, lang),
+            Err(_) => Msg::NoAnswer.get(lang).to_owned(),
+        };
+        if status == Status::Pass {
+            status = Status::Warn;
+        }
+        details.push(Msg::QuotaUnknown.fill(lang, &[("path", &path), ("error", &error)]));
+    }
+    details.push(Msg::QuotaResets.get(lang).to_owned());
+    report.push(name, status, details);
 }
 
 #[cfg(test)]

@@ -11,33 +11,61 @@ use crate::serve::account_id;
 /// relay clients connected to `<path>/relay`" rather than a URL.
 pub const RELAY: &str = RELAY_TARGET;
 
+/// Why a `forward` target or the gateway cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// `"relay"` without `gateway.forward_secret`.
+    #[error(
+        "\"relay\" needs gateway.forward_secret (or WEMP_FORWARD_SECRET): relay clients prove they know it \
+         before they get any message"
+    )]
+    RelayNeedsSecret,
+    /// A URL beyond loopback without `gateway.forward_secret`.
+    #[error(
+        "forwarding to {0:?}, beyond loopback, needs a shared secret to sign with \
+         (gateway.forward_secret or WEMP_FORWARD_SECRET) so the app can trust what it gets"
+    )]
+    UrlNeedsSecret(String),
+    /// Neither `"relay"` nor an `http://`/`https://` URL with a host.
+    #[error("{0:?} is not an http:// or https:// URL, nor \"relay\"")]
+    NotATarget(String),
+    /// `"relay"` named on reload by a server started without a relay hub.
+    #[error(
+        "\"relay\" is served only when configured at start (with gateway.forward_secret): restart `wemp serve`"
+    )]
+    RelayNotStarted,
+    /// The HTTP client of forwarding cannot be built.
+    #[error("the HTTP client of forwarding: {0}")]
+    Client(#[source] std::sync::Arc<reqwest::Error>),
+}
+
+impl GatewayError {
+    /// Whether what is missing is only the shared secret (the target itself is fine).
+    pub fn needs_secret(&self) -> bool {
+        matches!(self, Self::RelayNeedsSecret | Self::UrlNeedsSecret(_))
+    }
+}
+
 /// Whether `target` is a usable `forward` value: `"relay"` or an `http://`/`https://` URL
-/// with a host; `Err` says what is wrong. `secret` is whether `gateway.forward_secret` is
-/// set: the relay always needs it (its endpoint is public), a URL beyond loopback too.
+/// with a host. `secret` is whether `gateway.forward_secret` is set: the relay always needs
+/// it (its endpoint is public), a URL beyond loopback too.
 ///
 /// # Errors
-/// Why the target cannot be used, ready to print after the field's name.
-pub fn check_target(target: &str, secret: bool) -> Result<(), String> {
+/// Why the target cannot be used ([`GatewayError::needs_secret`] when only the secret is
+/// missing), ready to print after the field's name.
+pub fn check_target(target: &str, secret: bool) -> Result<(), GatewayError> {
     if target == RELAY {
-        return if secret {
-            Ok(())
-        } else {
-            Err("\"relay\" needs gateway.forward_secret (or WEMP_FORWARD_SECRET): relay clients prove \
-                 they know it before they get any message"
-                .into())
-        };
+        return if secret { Ok(()) } else { Err(GatewayError::RelayNeedsSecret) };
     }
     match reqwest::Url::parse(target) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
             if !secret && !crate::config::is_loopback_url(target) {
-                return Err(format!(
-                    "forwarding to {target:?}, beyond loopback, needs a shared secret to sign with \
-                     (gateway.forward_secret or WEMP_FORWARD_SECRET) so the app can trust what it gets"
-                ));
+                return Err(GatewayError::UrlNeedsSecret(target.to_owned()));
             }
             Ok(())
         }
-        _ => Err(format!("{target:?} is not an http:// or https:// URL, nor \"relay\"")),
+        _ => Err(GatewayError::NotATarget(target.to_owned())),
     }
 }
 
@@ -58,11 +86,12 @@ impl Gateway {
     /// `"relay"` (and a secret is set).
     ///
     /// # Errors
-    /// The HTTP client cannot be built.
-    pub fn of(cfg: &Config) -> Result<Self, String> {
+    /// [`GatewayError::Client`]: the HTTP client cannot be built; a `gateway.forward` the
+    /// config check let through cannot be used.
+    pub fn of(cfg: &Config) -> Result<Self, GatewayError> {
         let g = &cfg.gateway;
-        let mut base = Forward::with_timeout(RELAY, g.forward_timeout)
-            .map_err(|e| format!("the HTTP client of forwarding: {e}"))?;
+        let mut base =
+            Forward::with_timeout(RELAY, g.forward_timeout).map_err(|e| GatewayError::Client(e.into()))?;
         if let Some(secret) = &g.forward_secret {
             base = base.secret(secret.expose());
         }
@@ -90,15 +119,13 @@ impl Gateway {
     ///
     /// # Errors
     /// `"relay"` on a gateway without a relay hub (none was configured at start).
-    pub fn forward(&self, target: &str) -> Result<Forward, String> {
+    pub fn forward(&self, target: &str) -> Result<Forward, GatewayError> {
         if target != RELAY {
             return Ok(self.base.to_url(target));
         }
         match &self.relay {
             Some(relay) => Ok(self.base.to_relay(relay.clone())),
-            None => Err("\"relay\" is served only when configured at start (with gateway.forward_secret): \
-                         restart `wemp serve`"
-                .into()),
+            None => Err(GatewayError::RelayNotStarted),
         }
     }
 

@@ -394,6 +394,17 @@ catalogue! {
     /// Customer-service messages are not allowed.
     KfUntilFixed => "until fixed, replies that miss the deadline are only logged",
                     "修复之前，错过时限的回复只记入日志";
+    /// Check name: the daily quota of the APIs the server calls.
+    CheckQuota => "API quota", "接口每日调用额度";
+    /// One API's quota today.
+    QuotaLine => "{path}: {used} of {limit} calls used today, {remain} left",
+                 "{path}：今日已用 {used} 次，共 {limit} 次，剩余 {remain} 次";
+    /// One API's quota could not be read.
+    QuotaUnknown => "{path}: quota unknown ({error})", "{path}：额度未知（{error}）";
+    /// When the quotas reset.
+    QuotaResets => "quotas reset at 00:00 China time (16:00 UTC); an exhausted one stops late replies \
+                    (45009) until then",
+                   "额度在北京时间 0 点重置；用尽后，超时回复在重置之前无法发出（45009）";
     /// Something did not answer.
     NoAnswer => "no answer", "无应答";
     /// The API cannot be reached.

@@ -10,7 +10,7 @@ use wemp_cli::bench::{self, BenchOptions};
 use wemp_cli::config::ServeArgs;
 use wemp_cli::i18n::{Lang, Msg};
 use wemp_cli::sim::check::{self, Status};
-use wemp_cli::sim::{self, Kind, MessageSpec, Outcome, Simulator, Target};
+use wemp_cli::sim::{self, DeliveryVerdict, Kind, MessageSpec, Simulator, Target};
 use wemp_cli::term::{ColorChoice, Progress, Style};
 use wemp_proto::Mode;
 
@@ -209,22 +209,36 @@ struct ConnArgs {
     tries: u32,
 }
 
+/// Why `--config` cannot complete the connection arguments.
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    /// The file does not load.
+    #[error(transparent)]
+    Config(#[from] wemp_cli::config::ConfigError),
+    /// The file has no account.
+    #[error("{}: no [[accounts]] entry: give --token", .0.display())]
+    NoAccount(std::path::PathBuf),
+    /// The account has no Token.
+    #[error("{}: accounts[{index}].token is not set: give --token", file.display())]
+    NoToken { file: std::path::PathBuf, index: usize },
+}
+
 impl ConnArgs {
     /// These arguments completed from `--config`: the Token, appid, EncodingAESKey and mode
     /// of the account whose path the URL ends in (else the first), where no flag gave them.
-    fn resolved(mut self) -> Result<Self, String> {
+    fn resolved(mut self) -> Result<Self, ConnError> {
         let Some(file) = self.config.clone() else { return Ok(self) };
         let args = ServeArgs { config: Some(file.clone()), ..ServeArgs::default() };
-        let (cfg, _) = wemp_cli::config::Config::resolve(&args, env_var).map_err(|e| e.to_string())?;
+        let (cfg, _) = wemp_cli::config::Config::resolve(&args, env_var)?;
         let path = reqwest::Url::parse(&self.url).map(|u| u.path().to_owned()).unwrap_or_default();
         let i = (0..cfg.accounts.len()).find(|&i| cfg.account_path(i) == path).unwrap_or(0);
         let Some(account) = cfg.accounts.get(i) else {
-            return Err(format!("{}: no [[accounts]] entry: give --token", file.display()));
+            return Err(ConnError::NoAccount(file));
         };
         let exposed = |s: &Option<wemp_proto::Secret>| s.as_ref().map(|s| s.expose().to_owned());
         self.token = self.token.or_else(|| exposed(&account.token));
         if self.token.is_none() {
-            return Err(format!("{}: accounts[{i}].token is not set: give --token", file.display()));
+            return Err(ConnError::NoToken { file, index: i });
         }
         self.kind = self.kind.or(Some(account.kind));
         if account.kind == Kind::Wecom {
@@ -688,7 +702,7 @@ async fn run_log(cmd: LogCmd, style: Style) -> ExitCode {
     }
 }
 
-fn usage_error(msg: &str) -> ExitCode {
+fn usage_error(msg: &dyn std::fmt::Display) -> ExitCode {
     eprintln!("wemp: {msg}");
     ExitCode::from(2)
 }
@@ -900,7 +914,7 @@ fn print_delivery(
         outln!("{}", Msg::SimTry.fill(lang, &[("n", &a.number), ("what", &what), ("elapsed", &elapsed)]));
     }
     match &delivery.outcome {
-        Outcome::Reply { message, encrypted, xml, problems, warnings } => {
+        DeliveryVerdict::Reply { message, encrypted, xml, problems, warnings } => {
             match &message.header {
                 None if sim.target().kind == Kind::Miniprogram => {
                     outln!("← {}", style.bold(Msg::MiniprogramSuccess.get(lang)));
@@ -930,7 +944,7 @@ fn print_delivery(
                 outln!("  {} {w}", style.yellow(Msg::WarningLabel.get(lang)));
             }
         }
-        Outcome::Failed { reason } => {
+        DeliveryVerdict::Failed { reason } => {
             outln!("{} {reason}", style.red("✗"));
             outln!("{}", Msg::UserWouldSee.fill(lang, &[("banner", &sim::USER_ERROR_BANNER)]));
         }

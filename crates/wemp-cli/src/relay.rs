@@ -51,26 +51,54 @@ impl std::fmt::Debug for Options {
     }
 }
 
+/// Why the relay cannot run; shown in the language of [`Options::lang`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RelayError {
+    /// The server's relay URL is not `ws://` or `wss://`.
+    #[error(
+        "{0:?} is not a ws:// or wss:// URL (the server prints it: `Relay: wemp relay ws://…/wechat/relay`)"
+    )]
+    NotWebSocket(String),
+    /// `--to` is not `http://` or `https://`.
+    #[error("--to {0:?} is not an http:// or https:// URL")]
+    NotHttp(String),
+    /// No shared secret.
+    #[error("{}", Msg::RelayNoSecret.get(*.0))]
+    NoSecret(Lang),
+    /// The HTTP client to the app cannot be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    /// The server answered the upgrade with an error status (a wrong secret or URL:
+    /// retrying would not help).
+    #[error("{}", Msg::RelayRefused.fill(*lang, &[("url", url), ("status", status), ("why", why)]))]
+    Refused {
+        /// The language of the message.
+        lang: Lang,
+        /// The relay URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The server's reason.
+        why: String,
+    },
+}
+
 /// Checks the options before connecting.
 ///
 /// # Errors
-/// A URL that is not `ws://`/`wss://` (`url`) or `http://`/`https://` (`to`).
-pub fn check(opts: &Options) -> Result<(), String> {
+/// A URL that is not `ws://`/`wss://` (`url`) or `http://`/`https://` (`to`), or no secret.
+pub fn check(opts: &Options) -> Result<(), RelayError> {
     match reqwest::Url::parse(&opts.url) {
         Ok(u) if matches!(u.scheme(), "ws" | "wss") && u.host().is_some() => {}
-        _ => {
-            return Err(format!(
-                "{:?} is not a ws:// or wss:// URL (the server prints it: `Relay: wemp relay ws://…/wechat/relay`)",
-                opts.url
-            ));
-        }
+        _ => return Err(RelayError::NotWebSocket(opts.url.clone())),
     }
     match reqwest::Url::parse(&opts.to) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-        _ => return Err(format!("--to {:?} is not an http:// or https:// URL", opts.to)),
+        _ => return Err(RelayError::NotHttp(opts.to.clone())),
     }
     if opts.secret.is_empty() {
-        return Err(Msg::RelayNoSecret.get(opts.lang).to_owned());
+        return Err(RelayError::NoSecret(opts.lang));
     }
     Ok(())
 }
@@ -85,13 +113,12 @@ pub async fn run(
     opts: Options,
     say: impl Fn(String) + Send + Sync + 'static,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), String> {
+) -> Result<(), RelayError> {
     check(&opts)?;
     let http = reqwest::Client::builder()
         .timeout(opts.timeout)
         .user_agent(concat!("wemp-relay/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        .build()?;
     let say = std::sync::Arc::new(say);
     let lang = opts.lang;
     let url = opts.url.clone();
@@ -111,9 +138,7 @@ pub async fn run(
                     say(Msg::RelayDisconnected.fill(lang, &[("url", &url), ("why", &why)]));
                 }
                 Err(Failure::Refused { status, why }) => {
-                    let line =
-                        Msg::RelayRefused.fill(lang, &[("url", &url), ("status", &status), ("why", &why)]);
-                    return Err(line);
+                    return Err(RelayError::Refused { lang, url: url.clone(), status, why });
                 }
                 Err(Failure::Unreachable(why)) => {
                     say(Msg::RelayRetry

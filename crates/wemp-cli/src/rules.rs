@@ -35,6 +35,8 @@ use wemp_proto::reply::{Article, MAX_ARTICLES, MAX_ARTICLES_FOR_MESSAGE, Music};
 use wemp_proto::{Event, EventKind, Incoming, MsgKind, Reply};
 use wemp_server::{Answer, Forward, Inbound, Matcher, Router, Rule, RuleService};
 
+use crate::gateway::GatewayError;
+
 /// The demo rules `wemp serve` runs when no config file is given (`demo_rules.toml`).
 pub const DEMO_RULES: &str = include_str!("demo_rules.toml");
 
@@ -203,6 +205,35 @@ enum Piece {
     Capture(usize),
 }
 
+/// Why a reply text is not a usable template.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TemplateError {
+    /// A `}` that closes nothing.
+    #[error("unmatched `}}` (write `}}}}` for a brace)")]
+    UnmatchedClose,
+    /// A `{` never closed.
+    #[error("unclosed `{{` (write `{{{{` for a brace)")]
+    Unclosed,
+    /// A placeholder the templates do not have.
+    #[error(
+        "unknown placeholder {{{0}}}: use {{openid}}, {{account}}, {{content}}, {{scene}}, {{key}} or a capture {{1}}"
+    )]
+    UnknownPlaceholder(String),
+}
+
+/// Why a TOML document of rules cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RulesError {
+    /// Not TOML, or not `[[rules]]` only.
+    #[error(transparent)]
+    Toml(#[from] toml::de::Error),
+    /// The rules' errors, every one found.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Rules(Vec<RuleError>),
+}
+
 /// A reply text with placeholders, checked when the rules load.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TextTemplate(Vec<Piece>);
@@ -213,7 +244,7 @@ impl TextTemplate {
     ///
     /// # Errors
     /// An unknown placeholder or an unbalanced brace.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, TemplateError> {
         let mut pieces = Vec::new();
         let mut lit = String::new();
         let mut chars = s.chars().peekable();
@@ -227,14 +258,14 @@ impl TextTemplate {
                     chars.next();
                     lit.push('}');
                 }
-                '}' => return Err("unmatched `}` (write `}}` for a brace)".into()),
+                '}' => return Err(TemplateError::UnmatchedClose),
                 '{' => {
                     let mut name = String::new();
                     loop {
                         match chars.next() {
                             Some('}') => break,
                             Some(c) => name.push(c),
-                            None => return Err("unclosed `{` (write `{{` for a brace)".into()),
+                            None => return Err(TemplateError::Unclosed),
                         }
                     }
                     let piece = match name.as_str() {
@@ -246,12 +277,7 @@ impl TextTemplate {
                         n if !n.is_empty() && n.len() <= 2 && n.bytes().all(|b| b.is_ascii_digit()) => {
                             Piece::Capture(n.parse().unwrap_or(0))
                         }
-                        other => {
-                            return Err(format!(
-                                "unknown placeholder {{{other}}}: use {{openid}}, {{account}}, {{content}}, \
-                                 {{scene}}, {{key}} or a capture {{1}}"
-                            ));
-                        }
+                        other => return Err(TemplateError::UnknownPlaceholder(other.to_owned())),
                     };
                     if !lit.is_empty() {
                         pieces.push(Piece::Literal(std::mem::take(&mut lit)));
@@ -413,9 +439,8 @@ impl RuleSet {
     pub fn compile(configs: &[RuleConfig]) -> Result<Self, Vec<RuleError>> {
         let standalone = std::sync::OnceLock::new();
         Self::compile_with(configs, &|target: &str| {
-            let base =
-                standalone.get_or_init(|| Forward::new(crate::gateway::RELAY).map_err(|e| e.to_string()));
-            let base = base.clone()?;
+            let base = standalone.get_or_init(|| Forward::new(crate::gateway::RELAY).map_err(Arc::new));
+            let base = base.clone().map_err(GatewayError::Client)?;
             Ok(if target == crate::gateway::RELAY {
                 base.to_relay(wemp_server::Relay::new(rand::random::<[u8; 32]>()))
             } else {
@@ -431,7 +456,7 @@ impl RuleSet {
     /// Every problem found, not only the first.
     pub fn compile_with(
         configs: &[RuleConfig],
-        forwarder: &dyn Fn(&str) -> Result<Forward, String>,
+        forwarder: &dyn Fn(&str) -> Result<Forward, GatewayError>,
     ) -> Result<Self, Vec<RuleError>> {
         let mut out = Self::default();
         let mut errors = Vec::new();
@@ -450,17 +475,16 @@ impl RuleSet {
     /// Parses and compiles a TOML document holding `[[rules]]` (and nothing else).
     ///
     /// # Errors
-    /// A TOML error or the rules' errors, as text.
-    pub fn from_toml(src: &str) -> Result<Self, String> {
+    /// A TOML error or the rules' errors.
+    pub fn from_toml(src: &str) -> Result<Self, RulesError> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Doc {
             #[serde(default)]
             rules: Vec<RuleConfig>,
         }
-        let doc: Doc = toml::from_str(src).map_err(|e| e.to_string())?;
-        Self::compile(&doc.rules)
-            .map_err(|errs| errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+        let doc: Doc = toml::from_str(src)?;
+        Self::compile(&doc.rules).map_err(RulesError::Rules)
     }
 
     /// The demo rules ([`DEMO_RULES`]).
@@ -547,7 +571,7 @@ fn compile_rule(
     i: usize,
     c: &RuleConfig,
     warnings: &mut Vec<RuleError>,
-    forwarder: &dyn Fn(&str) -> Result<Forward, String>,
+    forwarder: &dyn Fn(&str) -> Result<Forward, GatewayError>,
 ) -> Result<(Rule, RuleInfo), Vec<RuleError>> {
     let base = format!("rules[{i}]");
     let mut errors = Vec::new();
@@ -720,7 +744,7 @@ fn compile_rule(
                 t
             }
             Err(e) => {
-                errors.push(err(field, e));
+                errors.push(err(field, e.to_string()));
                 TextTemplate(Vec::new())
             }
         }
@@ -743,7 +767,7 @@ fn compile_rule(
             match crate::gateway::check_target(target, true).and_then(|()| forwarder(target)) {
                 Ok(f) => Some(f),
                 Err(e) => {
-                    errors.push(err("forward", e));
+                    errors.push(err("forward", e.to_string()));
                     None
                 }
             }
@@ -838,7 +862,7 @@ fn compile_rule(
             None
         }
         Some(Err(e)) => {
-            errors.push(err("delay", e));
+            errors.push(err("delay", e.to_string()));
             None
         }
     };
@@ -993,7 +1017,7 @@ reply.text = "default"
     }
 
     fn errors(src: &str) -> String {
-        RuleSet::from_toml(src).unwrap_err()
+        RuleSet::from_toml(src).unwrap_err().to_string()
     }
 
     #[test]
@@ -1292,7 +1316,7 @@ mod compile_tests {
     use super::*;
 
     fn errors(src: &str) -> String {
-        RuleSet::from_toml(src).unwrap_err()
+        RuleSet::from_toml(src).unwrap_err().to_string()
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use wemp_console::{
-    Access, AccountInfo, Console, ConsoleAccount, ConsoleConfig, DoctorCheck, DoctorStatus, Language,
+    Access, Console, ConsoleAccount, ConsoleConfig, DoctorCheck, DoctorStatus, Language, ReloadReport,
     RuleSummary,
 };
 use wemp_proto::admission::Kind;
@@ -31,7 +31,7 @@ use wemp_server::{
 };
 use wemp_store::{DedupStore, LogWriter, LogWriterConfig, MessageLog};
 
-use crate::config::{Config, ConfigError, ServeArgs, TokenSource};
+use crate::config::{AccountError, Config, ConfigError, ServeArgs, TokenSource};
 use crate::i18n::{Lang, Msg};
 use crate::rules::{RuleInfo, RuleSet};
 use crate::sim::check::Status;
@@ -191,6 +191,13 @@ pub fn account_id(cfg: &Config, i: usize) -> String {
     // with it dedup keys, sessions and log entries: the later one adds its path.
     let taken = (0..i).any(|j| base(j) == id) || cfg.accounts.iter().any(|a| a.id() == Some(id.as_str()));
     if taken { format!("{id}{}", cfg.account_path(i)) } else { id }
+}
+
+/// The key account `i`'s state and records are kept under: its [`account_id`], or
+/// `corpid/agentid` for a WeCom app with an AgentID ([`wemp_proto::admission::Account::key`]),
+/// so that apps of one corp are told apart in the message log and the console.
+pub fn account_key(cfg: &Config, i: usize) -> String {
+    wemp_proto::admission::app_key(&account_id(cfg, i), cfg.accounts[i].agentid.as_deref())
 }
 
 /// API clients for the accounts that have an AppSecret (a WeCom app's client fetches its
@@ -457,15 +464,18 @@ pub fn console_access(cfg: &Config, bound: SocketAddr) -> Option<Access> {
 /// The web console's configuration for a server bound to `bound`: it plays WeChat for
 /// every account, each against its own callback URL on this machine (the first account
 /// is the default). `None` when disabled or without an account.
-pub fn console_config(cfg: &Config, bound: SocketAddr) -> Option<ConsoleConfig> {
-    let access = console_access(cfg, bound)?;
+///
+/// # Errors
+/// An account the server could not answer for either ([`Config::account`]).
+pub fn console_config(cfg: &Config, bound: SocketAddr) -> Result<Option<ConsoleConfig>, AccountError> {
+    let Some(access) = console_access(cfg, bound) else { return Ok(None) };
     let mut accounts: Vec<ConsoleAccount> = Vec::with_capacity(cfg.accounts.len());
     for i in 0..cfg.accounts.len() {
-        // Ids are what the server's records name the account by (`account_id`, unique).
-        accounts.push(console_account(cfg, i, bound));
+        // Ids are what the server's records name the account by (`account_key`, unique).
+        accounts.push(console_account(cfg, i, bound)?);
     }
     if accounts.is_empty() {
-        return None;
+        return Ok(None);
     }
     let mut c = ConsoleConfig::from_accounts(accounts);
     c.base_path = cfg.console.path.clone();
@@ -475,25 +485,18 @@ pub fn console_config(cfg: &Config, bound: SocketAddr) -> Option<ConsoleConfig> 
     if !cfg.console.users.is_empty() {
         c.users = cfg.console.users.clone();
     }
-    Some(c)
+    Ok(Some(c))
 }
 
 /// Account `i` as the console plays it: its keys (never its AppSecret), the URL it is
 /// reached at on this machine, the URL to paste into the WeChat console, and the id the
 /// server's records and the message log name it by.
-fn console_account(cfg: &Config, i: usize, bound: SocketAddr) -> ConsoleAccount {
-    let a = &cfg.accounts[i];
-    let mut info = AccountInfo::new(a.token.as_ref().map(Secret::expose).unwrap_or_default());
-    info.name = a.name.clone();
-    info.appid = a.appid.clone().unwrap_or_default();
-    info.aes_key = a.aes_key.as_ref().map(|k| k.expose().to_owned());
-    info.mode = a.mode;
-    if let Some(gh) = &a.original_id {
-        info.original_id = gh.clone();
-    }
-    let mut account = ConsoleAccount::new(local_url(cfg, i, bound), info).with_id(account_id(cfg, i));
+fn console_account(cfg: &Config, i: usize, bound: SocketAddr) -> Result<ConsoleAccount, AccountError> {
+    let mut account =
+        ConsoleAccount::new(local_url(cfg, i, bound), cfg.account(i)?).with_id(account_key(cfg, i));
+    account.name.clone_from(&cfg.accounts[i].name);
     account.public_url = Some(callback_url(cfg, i, bound));
-    account
+    Ok(account)
 }
 
 /// Builds the web console for a server bound to `bound`, with `wemp doctor`'s checks, the
@@ -507,13 +510,25 @@ pub fn build_console(
     doctor: ServeDoctor,
     rules: ServeRules,
     log: Option<Arc<dyn MessageLog>>,
-) -> Result<Option<Console>, String> {
-    let Some(config) = console_config(cfg, bound) else { return Ok(None) };
+) -> Result<Option<Console>, ConsoleSetupError> {
+    let Some(config) = console_config(cfg, bound)? else { return Ok(None) };
     let mut b = Console::builder(config).doctor(doctor).rules(rules);
     if let Some(log) = log {
         b = b.message_log(log);
     }
-    b.build().map(Some).map_err(|e| format!("web console: {e}"))
+    Ok(Some(b.build()?))
+}
+
+/// Why the web console cannot be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConsoleSetupError {
+    /// An account the server could not answer for either.
+    #[error("web console: {0}")]
+    Account(#[from] AccountError),
+    /// The console refuses its configuration.
+    #[error("web console: {0}")]
+    Console(#[from] wemp_console::Error),
 }
 
 /// The URL of the web console from this machine (`http://127.0.0.1:8080/console/`).
@@ -611,8 +626,8 @@ impl wemp_console::Rules for ServeRules {
             .collect()
     }
 
-    async fn reload(&self) -> Result<String, String> {
-        self.reloader.reload_and_log("reload from the web console")
+    async fn reload(&self) -> Result<ReloadReport, wemp_console::ReloadError> {
+        Ok(self.reloader.reload_and_log("reload from the web console")?)
     }
 }
 
@@ -654,13 +669,13 @@ impl Reloader {
         Self { args, env: Box::new(env), rules, running }
     }
 
-    /// Resolves the configuration again; on success swaps the rules and returns how many
+    /// Resolves the configuration again; on success swaps the rules and reports how many
     /// there are now, plus the settings that changed but need a restart. On error the
     /// rules stay as they were.
     ///
     /// # Errors
     /// The configuration is invalid (with file and line) or unreadable.
-    pub fn reload(&self) -> Result<(usize, Vec<&'static str>), ConfigError> {
+    pub fn reload(&self) -> Result<ReloadReport, ConfigError> {
         let (cfg, _) = Config::resolve(&self.args, &self.env)?;
         let rules = self.rules.compile(&cfg).map_err(|errs| {
             ConfigError::Invalid(
@@ -710,32 +725,25 @@ impl Reloader {
         if strip(&cfg) != strip(&self.running) || tokens(&cfg) != tokens(&self.running) {
             restart.push("[[accounts]]");
         }
-        Ok((n, restart))
+        Ok(ReloadReport { rules: n, restart: restart.into_iter().map(str::to_owned).collect() })
     }
 
-    /// Reloads and logs the outcome; `why` says what triggered it. Returns the one-line
-    /// report logged.
+    /// Reloads and logs the outcome; `why` says what triggered it.
     ///
     /// # Errors
     /// Why the new rules were not taken (the previous ones stay in effect).
-    pub fn reload_and_log(&self, why: &str) -> Result<String, String> {
+    pub fn reload_and_log(&self, why: &str) -> Result<ReloadReport, ConfigError> {
         match self.reload() {
-            Ok((n, restart)) => {
-                tracing::info!("rules reloaded ({why}): {n} rules in effect");
-                let mut report = format!("{n} rules in effect");
-                if !restart.is_empty() {
-                    let note = format!(
-                        "changes to {} take effect only after a restart; the running server keeps the old values",
-                        restart.join(", ")
-                    );
-                    tracing::warn!("{note}");
-                    report = format!("{report}; {note}");
+            Ok(report) => {
+                tracing::info!("rules reloaded ({why}): {} rules in effect", report.rules);
+                if !report.restart.is_empty() {
+                    tracing::warn!("{}", report.restart_note());
                 }
                 Ok(report)
             }
             Err(e) => {
                 tracing::error!("reload ({why}) failed; keeping the previous rules:\n{e}");
-                Err(e.to_string())
+                Err(e)
             }
         }
     }
@@ -1158,7 +1166,7 @@ pub async fn run(
     // message no rule answers goes to gateway.forward, when set.
     // Built even when nothing forwards yet: a rule given a `forward` on reload uses it (with
     // [gateway]'s secret and fallback as they were at start).
-    let gateway = crate::gateway::Gateway::of(&cfg).map_err(fail)?;
+    let gateway = crate::gateway::Gateway::of(&cfg).map_err(|e| fail(e.to_string()))?;
     let rules = RuleSet::compile_with(&cfg.rules, &|t| gateway.forward(t))
         .map_err(|errs| fail(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
     let n_rules = rules.len();
@@ -1202,7 +1210,7 @@ pub async fn run(
     let doctor = ServeDoctor::new(doctor_args, env, opts.api_base.clone());
     let console =
         build_console(&cfg, bound, doctor, ServeRules::new(live.clone(), reloader.clone()), Some(log))
-            .map_err(fail)?;
+            .map_err(|e| fail(e.to_string()))?;
     let observers: Vec<Arc<dyn Observer>> =
         console.iter().map(|c| Arc::new(c.observer()) as Arc<dyn Observer>).collect();
     let proxy_listener = match (&api_proxy, &cfg.api_proxy.listen) {
@@ -1509,16 +1517,16 @@ mod tests {
              appsecret = \"s3cr3t\"\n",
         );
         let lo: SocketAddr = "127.0.0.1:8080".parse().unwrap();
-        let c = console_config(&cfg, lo).unwrap();
+        let c = console_config(&cfg, lo).unwrap().unwrap();
         assert_eq!(c.base_path, "/admin");
         assert_eq!(c.accounts.len(), 1);
         let a = &c.accounts[0];
         assert_eq!(a.endpoint, "http://127.0.0.1:8080/wechat");
         assert_eq!(a.id, "wx0123456789abcdef");
-        assert_eq!(a.info.token, "Tok123");
-        assert_eq!(a.info.mode, Mode::Safe);
-        assert_eq!(a.info.appid, "wx0123456789abcdef");
-        assert_eq!(a.info.name.as_deref(), Some("bot"));
+        assert_eq!(a.account().token().expose(), "Tok123");
+        assert_eq!(a.mode(), Mode::Safe);
+        assert_eq!(a.account().appid(), "wx0123456789abcdef");
+        assert_eq!(a.name.as_deref(), Some("bot"));
         assert_eq!(c.users, vec![wemp_console::TestUser::new("o1", "Ann")]);
         assert_eq!(c.menu.button[0].key.as_deref(), Some("HI"));
         assert_eq!(c.access, Access::Loopback);
@@ -1531,7 +1539,7 @@ mod tests {
         cfg.console.token = Some("admin-token-1".into());
         assert_eq!(console_access(&cfg, any), Some(Access::Token("admin-token-1".into())));
         cfg.console.enabled = false;
-        assert!(console_config(&cfg, lo).is_none());
+        assert!(console_config(&cfg, lo).unwrap().is_none());
     }
 
     #[test]
@@ -1559,7 +1567,7 @@ mod tests {
              [[accounts]]\ntoken = \"Fourth01\"\npath = \"/wechat/fourth\"\n",
         );
         let lo: SocketAddr = "127.0.0.1:8080".parse().unwrap();
-        let c = console_config(&cfg, lo).unwrap();
+        let c = console_config(&cfg, lo).unwrap().unwrap();
         let ids: Vec<&str> = c.accounts.iter().map(|a| a.id.as_str()).collect();
         // The ids the server's records and the message log use (`account_id`), unique.
         assert_eq!(ids, ["demo", "wx00000000000000b2", "default", "default/wechat/fourth"]);
@@ -1579,12 +1587,15 @@ mod tests {
         // console.public_url is the first account's; the others are reached where they listen.
         assert_eq!(c.accounts[0].public_url(), "https://bot.example.com/wechat");
         assert_eq!(c.accounts[1].public_url(), "http://127.0.0.1:8080/wechat/shop");
-        let shop = &c.accounts[1].info;
-        assert_eq!((shop.token.as_str(), shop.mode), ("Shop456", Mode::Safe));
-        assert_eq!(shop.original_id, "gh_shop00000001");
-        assert_eq!(shop.aes_key.as_deref(), Some("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"));
-        assert_eq!(c.accounts[0].info.mode, Mode::Plain);
-        assert_eq!(c.accounts[2].info.token, "Third789");
+        let shop = &c.accounts[1];
+        assert_eq!((shop.account().token().expose(), shop.mode()), ("Shop456", Mode::Safe));
+        assert_eq!(shop.original_id(), "gh_shop00000001");
+        assert_eq!(
+            shop.account().aes_key().map(Secret::expose),
+            Some("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG")
+        );
+        assert_eq!(c.accounts[0].mode(), Mode::Plain);
+        assert_eq!(c.accounts[2].account().token().expose(), "Third789");
         // One [menu] for the server: every account shows it.
         assert_eq!(c.menu.button[0].key.as_deref(), Some("HI"));
         assert!(!format!("{c:?}").contains("sh0ps3cr3t"), "no AppSecret in the console");

@@ -9,7 +9,10 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{AES_KEY as KEY, APPID, ServeProc, free_port, out, temp_dir, wait_for_port, wemp_in};
+use common::{
+    AES_KEY as KEY, APPID, CountingApp, RelayProc, ServeProc, free_port, out, temp_dir, wait_for_port,
+    wemp_in,
+};
 
 const DEPLOY_MD: &str = include_str!("../../../docs/deploy.md");
 
@@ -30,74 +33,143 @@ fn which(tool: &str) -> Option<String> {
     None
 }
 
-#[test]
-fn nginx_snippet_proxies_to_serve() {
-    let Some(nginx) = which("nginx") else {
+/// Debian's nginx running docs/deploy.md's `server { … }` block (TLS lines dropped) on a free
+/// loopback port in front of `upstream`; killed on drop.
+struct Nginx {
+    child: std::process::Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+/// The nginx binary; `None` (with the reason printed) when it is not installed.
+fn nginx() -> Option<String> {
+    let found = which("nginx");
+    if found.is_none() {
         println!(
             "skipping: nginx is not installed (apt-get install nginx-light) — docs/deploy.md's snippet is untested here"
         );
-        return;
-    };
+    }
+    found
+}
+
+impl Nginx {
+    fn start(nginx: &str, dir: &std::path::Path, upstream: &str) -> Self {
+        // The documented server block; TLS needs a certificate, so the test serves port-80 style.
+        let snippet = block("nginx");
+        assert!(snippet.contains("proxy_pass http://127.0.0.1:8080;"), "{snippet}");
+        let port = free_port();
+        let server: String = snippet
+            .lines()
+            .filter(|l| !l.contains("443") && !l.trim_start().starts_with("ssl_"))
+            .map(|l| {
+                l.replace("listen 80;", &format!("listen 127.0.0.1:{port};"))
+                    .replace("127.0.0.1:8080", upstream)
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let d = dir.display();
+        let conf = format!(
+            "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+             fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n{server}\n}}\n"
+        );
+        let conf_path = dir.join("nginx.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let test =
+            Command::new(nginx).args(["-t", "-p"]).arg(dir).arg("-c").arg(&conf_path).output().unwrap();
+        assert!(test.status.success(), "nginx -t refuses the documented snippet:\n{}", out(&test));
+        let child = Command::new(nginx)
+            .arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(&conf_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let proxy = Self { child, port, dir: dir.to_owned() };
+        assert!(
+            wait_for_port(port, Duration::from_secs(15)),
+            "nginx did not start: {}",
+            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+        );
+        proxy
+    }
+
+    /// `http://127.0.0.1:PORT` + `path`.
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("access.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn nginx_snippet_proxies_to_serve() {
+    let Some(nginx) = nginx() else { return };
     let dir = temp_dir("nginx");
     let srv = ServeProc::start(&dir, &["--listen", "127.0.0.1:0", "--token", "ProxyToken1"], &[]);
-    let upstream = srv.addr();
-
-    // The documented server block; TLS needs a certificate, so the test serves port-80 style.
-    let snippet = block("nginx");
-    assert!(snippet.contains("proxy_pass http://127.0.0.1:8080;"), "{snippet}");
-    let port = free_port();
-    let server: String = snippet
-        .lines()
-        .filter(|l| !l.contains("443") && !l.trim_start().starts_with("ssl_"))
-        .map(|l| {
-            l.replace("listen 80;", &format!("listen 127.0.0.1:{port};")).replace("127.0.0.1:8080", &upstream)
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let d = dir.display();
-    let conf = format!(
-        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
-         events {{ worker_connections 64; }}\n\
-         http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
-         fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n{server}\n}}\n"
-    );
-    let conf_path = dir.join("nginx.conf");
-    std::fs::write(&conf_path, conf).unwrap();
-    let test = Command::new(&nginx).args(["-t", "-p"]).arg(&dir).arg("-c").arg(&conf_path).output().unwrap();
-    assert!(test.status.success(), "nginx -t refuses the documented snippet:\n{}", out(&test));
-
-    let mut proxy = Command::new(&nginx)
-        .arg("-p")
-        .arg(&dir)
-        .arg("-c")
-        .arg(&conf_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}/wechat");
-    assert!(
-        wait_for_port(port, Duration::from_secs(15)),
-        "nginx did not start: {}",
-        std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-    );
+    let proxy = Nginx::start(&nginx, &dir, &srv.addr());
+    let url = proxy.url("/wechat");
 
     let check = wemp_in(&dir, &["sim", "check", &url, "--token", &srv.token], &[]);
     let verify = wemp_in(&dir, &["sim", "send", &url, "--token", &srv.token, "text", "hello"], &[]);
-    let console = wemp_in(
-        &dir,
-        &["sim", "verify", &format!("http://127.0.0.1:{port}/console"), "--token", &srv.token],
-        &[],
-    );
-    let _ = proxy.kill();
-    let _ = proxy.wait();
+    let console = wemp_in(&dir, &["sim", "verify", &proxy.url("/console"), "--token", &srv.token], &[]);
+    let access = proxy.access_log();
+    drop(proxy);
     assert!(check.status.success(), "sim check through nginx failed:\n{}", out(&check));
     assert!(out(&check).contains("0 fail"), "{}", out(&check));
     assert!(out(&verify).contains("Hello, o_wemp_sim_user!"), "{}", out(&verify));
     assert!(out(&console).contains("HTTP 404"), "only the callback path is proxied: {}", out(&console));
-    let access = std::fs::read_to_string(dir.join("access.log")).unwrap();
     assert!(access.contains("POST /wechat?signature="), "requests went through nginx: {access}");
+    drop(srv);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The relay (docs/gateway.md) through the documented nginx block: `wemp relay` connects to
+/// `/wechat/relay` through the proxy and the app behind it answers a message that came in
+/// through the proxy too.
+#[test]
+fn nginx_snippet_carries_the_relay() {
+    const SECRET: &str = "relay-through-nginx";
+    let Some(nginx) = nginx() else { return };
+    let dir = temp_dir("nginx-relay");
+    let srv = ServeProc::start(
+        &dir,
+        &["--listen", "127.0.0.1:0", "--token", "ProxyToken1", "--forward", "relay"],
+        &[("WEMP_FORWARD_SECRET", SECRET)],
+    );
+    let proxy = Nginx::start(&nginx, &dir, &srv.addr());
+    let app = CountingApp::start("answered behind the relay", Duration::ZERO);
+    let relay =
+        RelayProc::start(&dir, &proxy.url("/wechat/relay").replacen("http", "ws", 1), &app.url, SECRET);
+    relay.wait_for("relay: connected to");
+    assert!(srv.wait_stderr("relay client connected", Duration::from_secs(10)), "{}", srv.stderr());
+
+    let sent =
+        wemp_in(&dir, &["sim", "send", &proxy.url("/wechat"), "--token", &srv.token, "text", "hello"], &[]);
+    relay.interrupt();
+    // nginx logs a WebSocket when it closes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !proxy.access_log().contains("GET /wechat/relay") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let access = proxy.access_log();
+    drop(proxy);
+    assert!(out(&sent).contains("answered behind the relay"), "{}", out(&sent));
+    assert_eq!(app.calls(), 1);
+    assert!(access.contains("GET /wechat/relay HTTP/1.1\" 101"), "the relay went through nginx: {access}");
     drop(srv);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -59,6 +59,9 @@ async fn doctor_against_the_fake_platform() {
         "PASS  access token",
         "PASS  API call",
         "PASS  customer-service API",
+        "PASS  API quota: /cgi-bin/stable_token: 1 of 100000 calls used today, 99999 left",
+        "/cgi-bin/message/custom/send: 0 of 100000 calls used today, 100000 left",
+        "quotas reset at 00:00 China time (16:00 UTC)",
     ] {
         assert!(t.contains(want), "{want:?} missing:\n{t}");
     }
@@ -102,6 +105,30 @@ async fn doctor_against_the_fake_platform() {
     assert_eq!(token["status"], "fail");
     assert!(token["details"][0].as_str().unwrap().contains("the AppSecret is wrong (40125)"), "{token}");
     let cfg = config(&dir, &platform, &platform.secret());
+
+    // The customer-service send's daily quota is used up: late replies stop until the reset.
+    platform.script(
+        "/cgi-bin/openapi/quota/get",
+        serde_json::json!({ "errcode": 0, "errmsg": "ok", "quota": { "daily_limit": 500_000, "used": 500_000, "remain": 0 } }),
+    );
+    let o = doctor(&dir, &cfg, &platform, &[]).await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o)
+            .contains("FAIL  API quota: /cgi-bin/stable_token: 500000 of 500000 calls used today, 0 left"),
+        "{}",
+        text(&o)
+    );
+    // The quota API itself refused: a warning that says why, not a failure.
+    platform.unscript("/cgi-bin/openapi/quota/get");
+    platform.inject_times("/cgi-bin/openapi/quota/get", Fault::ErrCode(48001), 2);
+    let o = doctor(&dir, &cfg, &platform, &[]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("WARN  API quota: /cgi-bin/stable_token: quota unknown (this account lacks"),
+        "{}",
+        text(&o)
+    );
 
     // 48001: the account lacks the customer-service permission.
     platform.inject_times("/cgi-bin/customservice/getkflist", Fault::ErrCode(48001), 1);

@@ -469,59 +469,6 @@ async fn screen_line(srv: &ServeProc, prefix: &str) -> String {
     }
 }
 
-/// A running `wemp relay`, its output collected.
-struct RelayProc {
-    child: std::process::Child,
-    out: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl RelayProc {
-    fn start(dir: &std::path::Path, ws: &str, to: &str, secret: &str) -> Self {
-        let mut child = common::wemp_cmd(dir, &["relay", ws, "--to", to], &[("WEMP_FORWARD_SECRET", secret)])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = common::collect(child.stdout.take().unwrap());
-        let _err = common::collect(child.stderr.take().unwrap());
-        Self { child, out }
-    }
-
-    fn wait_for(&self, needle: &str) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while !self.out.lock().unwrap().contains(needle) {
-            assert!(std::time::Instant::now() < deadline, "no {needle:?}:\n{}", self.out.lock().unwrap());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl RelayProc {
-    /// Ctrl-C: the relay closes its WebSocket and exits with success.
-    fn interrupt(mut self) {
-        let ok =
-            std::process::Command::new("kill").arg("-INT").arg(self.child.id().to_string()).status().unwrap();
-        assert!(ok.success());
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "wemp relay exited with {status}");
-                return;
-            }
-            assert!(std::time::Instant::now() < deadline, "wemp relay did not stop on Ctrl-C");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for RelayProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The relay end to end on loopback: `wemp serve --forward relay`, `wemp relay` to the Flask
 /// example, messages through `wemp sim`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -564,7 +511,7 @@ async fn the_relay_carries_messages_to_the_flask_example() {
     else {
         return;
     };
-    let relay = RelayProc::start(&dir, &ws, &app_url, SECRET);
+    let relay = common::RelayProc::start(&dir, &ws, &app_url, SECRET);
     relay.wait_for("relay: connected to");
     assert!(srv.wait_stderr("relay client connected", Duration::from_secs(5)), "{}", srv.stderr());
     // Quiet for longer than serve's HTTP header and idle bounds: the relay stays connected.

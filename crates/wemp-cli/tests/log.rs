@@ -143,6 +143,24 @@ fn log_reads_what_serve_wrote() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `wemp log` run the moment `wemp sim send` returns shows the message just sent: the log
+/// writer does not hold a lone entry back for company.
+#[test]
+fn log_right_after_sim_send_shows_the_message() {
+    let dir = temp_dir("log-prompt");
+    let srv = ServeProc::start(&dir, &[], &[("WEMP_LISTEN", "127.0.0.1:0")]);
+    for n in 0..5 {
+        let text = format!("prompt {n}");
+        let msg_id = send_as(&dir, &srv, "o_prompt", &["text", &text]).unwrap();
+        let newest = json_lines(&wemp_in(&dir, &["log", "--json", "-n", "1"], &[]));
+        assert_eq!(newest.len(), 1, "`wemp log` right after send {n} showed nothing");
+        assert_eq!(newest[0]["msg_id"], msg_id.as_str(), "{newest:?}");
+    }
+    let (status, err) = srv.stop();
+    assert!(status.success(), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn serve_logs_to_postgres_with_redis_dedup() {
     let Some(pg) = PgSchema::create("wemp_cli") else { return };

@@ -409,3 +409,94 @@ async fn doctor_checks_each_kind_and_fetches_its_token() {
     );
     assert!(text.contains("FAIL  wwNotHexButValid WeCom token (gettoken)"), "{text}");
 }
+
+/// Two apps of one WeCom corp on one server: the same corpid, distinct AgentIDs and paths.
+/// Each answers on its path (else the envelope's AgentID picks), a late reply goes out for
+/// its own AgentID, and a true duplicate is refused naming the kind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_wecom_apps_of_one_corp_on_one_server() {
+    let platform = FakePlatform::start().await;
+    let app = common::app::CountingApp::start("Sorry for the wait", Duration::from_millis(1500));
+    let dir = temp_dir("wecom-two");
+    let (corpid, agentid) = (platform.corpid(), platform.agentid());
+    let second = |agent: &str, path: &str| {
+        format!(
+            "[[accounts]]\nkind = \"wecom\"\nname = \"ops\"\ncorpid = \"{corpid}\"\nagentid = \"{agent}\"\n\
+             token = \"OpsTok123\"\naes_key = \"{MINI_KEY}\"\nappsecret = \"another-apps-secret\"\npath = \"{path}\"\n"
+        )
+    };
+    let cfg = config(&platform).replacen(
+        "listen = \"127.0.0.1:0\"",
+        "listen = \"127.0.0.1:0\"\ndeadline = \"500ms\"",
+        1,
+    ) + &format!("\n[[rules]]\nname = \"slow\"\nkeyword = \"slow\"\nforward = \"{}\"\n\n", app.url)
+        + &second("1000003", "/wechat/ops");
+    std::fs::write(dir.join("wemp.toml"), &cfg).unwrap();
+
+    // The same AgentID twice is one app configured twice.
+    std::fs::write(dir.join("twice.toml"), config(&platform) + &second(&agentid, "/wechat/ops")).unwrap();
+    let o = common::wemp_in(&dir, &["doctor", "--config", "twice.toml"], &[]);
+    let text = common::out(&o);
+    assert!(!o.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "accounts[3].agentid: \"{corpid}/{agentid}\" (corpid/agentid) is already accounts[1]: a WeCom app"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("Official Account"), "{text}");
+
+    let srv = ServeProc::start(
+        &dir,
+        &["--config", "wemp.toml", "--data-dir", "d"],
+        &[("WEMP_API_BASE", &platform.url()), ("WEMP_LOG", "info")],
+    );
+    let origin = srv.origin();
+    let send = |url: String, token: &str, key: &str, agent: &str, openid: &str, text: &str| {
+        let args = [
+            "sim",
+            "send",
+            &url,
+            "--kind",
+            "wecom",
+            "--corpid",
+            &corpid,
+            "--agentid",
+            agent,
+            "--token",
+            token,
+            "--aes-key",
+            key,
+            "--openid",
+            openid,
+            "text",
+            text,
+        ];
+        common::wemp_in(&dir, &args, &[])
+    };
+    // Each app on its path, with its own Token and key.
+    let o = send(format!("{origin}/wechat/ops"), "OpsTok123", MINI_KEY, "1000003", "wangwu", "price");
+    assert!(o.status.success() && common::out(&o).contains("It costs 1 yuan."), "{}", common::out(&o));
+    let o = send(format!("{origin}/wechat/corp"), CORP_TOKEN, CORP_KEY, &agentid, "wangwu", "price");
+    assert!(o.status.success() && common::out(&o).contains("It costs 1 yuan."), "{}", common::out(&o));
+    // Signed for one app, sent to the other's path: refused.
+    let o = send(format!("{origin}/wechat/ops"), CORP_TOKEN, CORP_KEY, &agentid, "wangwu", "price");
+    assert!(!o.status.success(), "{}", common::out(&o));
+
+    // A late reply for the first app goes out with its AgentID and Secret, although the
+    // second app shares the corpid (and was configured after it).
+    let o = send(format!("{origin}/wechat/corp"), CORP_TOKEN, CORP_KEY, &agentid, "zhaoliu", "slow");
+    assert!(o.status.success(), "{}", common::out(&o));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let sent = platform.wecom_messages();
+        if let Some(m) = sent.iter().find(|m| m["touser"] == "zhaoliu") {
+            assert_eq!(m["agentid"].to_string().trim_matches('"'), agentid, "{m}");
+            assert_eq!(m["text"]["content"], "Sorry for the wait", "{m}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no message/send to zhaoliu: {sent:?}\n{}", srv.stderr());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    srv.stop();
+}

@@ -291,11 +291,12 @@ fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64() * 1000.0)
 }
 
-/// How WeChat judges a server's answer.
+/// WeChat's verdict on a delivery: the reply the user sees, or the error banner and why.
+/// (Serialized under the tag `outcome`, as `--json` has always printed it.)
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 #[allow(clippy::large_enum_variant)]
-pub enum Outcome {
+pub enum DeliveryVerdict {
     /// The server answered with a passive reply (or `success`/empty for no reply).
     Reply {
         /// The decoded reply.
@@ -316,7 +317,7 @@ pub enum Outcome {
     },
 }
 
-impl Outcome {
+impl DeliveryVerdict {
     /// Whether the user would see [`ERROR_BANNER`].
     pub fn user_sees_error(&self) -> bool {
         match self {
@@ -378,7 +379,7 @@ pub struct Delivery {
     pub attempts: Vec<Attempt>,
     /// The verdict.
     #[serde(flatten)]
-    pub outcome: Outcome,
+    pub outcome: DeliveryVerdict,
 }
 
 /// The platform side of a conversation with one server: the callback driver.
@@ -616,7 +617,7 @@ impl Simulator {
                     request: xml.to_owned(),
                     signed: None,
                     attempts: Vec::new(),
-                    outcome: Outcome::Failed { reason: format!("cannot sign the request: {e}") },
+                    outcome: DeliveryVerdict::Failed { reason: format!("cannot sign the request: {e}") },
                 };
             }
         };
@@ -647,16 +648,16 @@ impl Simulator {
         }
         let outcome = outcome.unwrap_or_else(|| {
             let last = attempts.last().map(|a| a.exchange.describe(self.target.timeout)).unwrap_or_default();
-            Outcome::Failed { reason: format!("all {} tries failed (last: {last})", attempts.len()) }
+            DeliveryVerdict::Failed { reason: format!("all {} tries failed (last: {last})", attempts.len()) }
         });
         Delivery { mode: self.target.mode, request: xml.to_owned(), signed: Some(signed), attempts, outcome }
     }
 
     /// Judges a 2xx body as WeChat would.
-    pub fn judge(&self, body: &str, answering_message: bool) -> Outcome {
+    pub fn judge(&self, body: &str, answering_message: bool) -> DeliveryVerdict {
         let opened = match self.platform.open_reply(body) {
             Ok(opened) => opened,
-            Err(e) => return Outcome::Failed { reason: judge::unreadable(&e, body) },
+            Err(e) => return DeliveryVerdict::Failed { reason: judge::unreadable(&e, body) },
         };
         let mut problems = Vec::new();
         let mut warnings = Vec::new();
@@ -683,7 +684,7 @@ impl Simulator {
         );
         problems.extend(verdict.problems);
         warnings.extend(verdict.warnings);
-        Outcome::Reply {
+        DeliveryVerdict::Reply {
             message: opened.message,
             encrypted: opened.encrypted,
             xml: opened.xml,

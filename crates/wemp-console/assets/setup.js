@@ -1,7 +1,7 @@
 // ---------------------------------------------------------------- setup
 import { $, api, copy, h } from './dom.js';
 import { accountLabel, multiAccount, state } from './state.js';
-import { has, lang, t } from './i18n.js';
+import { has, lang, t, tServer } from './i18n.js';
 
 function pasteRow(label, value, opts = {}) {
   const dd = h('dd', {}, h('code', { class: 'value', id: opts.id }, value || '—'));
@@ -83,7 +83,7 @@ export async function reloadRules() {
   status.className = 'status-line';
   try {
     const res = await api('rules/reload', { method: 'POST' });
-    status.textContent = t('rules.reloaded', { report: res.report });
+    status.textContent = t('rules.reloaded', { report: tServer(`rules.${res.code}`, res.params || {}, res.report) });
     status.classList.add('ok');
     renderRules(res.rules);
   } catch (e) {

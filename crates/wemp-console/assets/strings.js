@@ -540,6 +540,10 @@ const zhCN = {
   'server.api.unknown-user': '{user} 不是控制台的测试用户',
   'server.api.not-image': '只能上传图片（Content-Type image/…）',
   'server.api.empty-upload': '上传的内容为空',
+  'server.api.no-rules': '此服务器没有可重新加载的规则',
+  // A rules reload's report ({rules}: how many; {restart}: the sections that need a restart).
+  'server.rules.reloaded': '{rules} 条规则生效',
+  'server.rules.reloaded-restart': '{rules} 条规则生效；{restart} 的修改要重启后才生效，运行中的服务器仍使用旧值',
   // Admission's findings (wemp_proto::admission): a passed check by its kind, a refusal by its
   // reason (the English is the server's note).
   'server.admission.method': '是微信使用的 HTTP 方法',

@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::json;
+use wemp_proto::Secret;
 use wemp_store::LogQuery;
 
 use crate::access::{self, COOKIE, Denied};
@@ -253,11 +254,11 @@ fn pick<'a>(
 fn account_json(a: &ConsoleAccount) -> serde_json::Value {
     json!({
         "id": a.id,
-        "name": a.info.name,
+        "name": a.name,
         "label": a.label(),
-        "appid": a.info.appid,
-        "original_id": a.info.original_id,
-        "mode": a.info.mode,
+        "appid": a.account().appid(),
+        "original_id": a.original_id(),
+        "mode": a.mode(),
         "endpoint": a.endpoint,
         "path": a.path(),
     })
@@ -486,18 +487,19 @@ async fn setup(State(shared): S, Query(q): Query<AccountQuery>) -> Response {
     Json(json!({
         "account": a.id,
         "url": a.public_url(),
-        "token": a.info.token,
-        "aes_key_masked": a.info.masked_aes_key(),
-        "mode": a.info.mode,
-        "appid": a.info.appid,
-        "original_id": a.info.original_id,
+        "token": a.account().token().expose(),
+        "aes_key_masked": a.masked_aes_key(),
+        "mode": a.mode(),
+        "appid": a.account().appid(),
+        "original_id": a.original_id(),
     }))
     .into_response()
 }
 
 async fn reveal(State(shared): S, Query(q): Query<AccountQuery>) -> Response {
     match pick(&shared, q.account.as_deref()) {
-        Ok((a, _)) => Json(json!({ "account": a.id, "aes_key": a.info.aes_key })).into_response(),
+        Ok((a, _)) => Json(json!({ "account": a.id, "aes_key": a.account().aes_key().map(Secret::expose) }))
+            .into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -525,15 +527,27 @@ async fn rules(State(shared): S) -> Response {
 
 async fn reload(State(shared): S) -> Response {
     let Some(r) = &shared.rules else {
-        return (StatusCode::NOT_FOUND, Json(json!({ "error": "this server has no reloadable rules" })))
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": "this server has no reloadable rules", "code": "no-rules", "params": {} })),
+        )
             .into_response();
     };
     match r.reload().await {
-        Ok(report) => Json(json!({ "ok": true, "report": report, "rules": r.current() })).into_response(),
-        Err(e) => {
-            (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "ok": false, "error": e, "rules": r.current() })))
-                .into_response()
-        }
+        // The page words the report from `code` and `params`; `report` is the English.
+        Ok(report) => Json(json!({
+            "ok": true,
+            "report": report.to_string(),
+            "code": if report.restart.is_empty() { "reloaded" } else { "reloaded-restart" },
+            "params": { "rules": report.rules, "restart": report.restart.join(", ") },
+            "rules": r.current(),
+        }))
+        .into_response(),
+        Err(e) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({ "ok": false, "error": e.to_string(), "rules": r.current() })),
+        )
+            .into_response(),
     }
 }
 
@@ -546,7 +560,7 @@ mod tests {
     use wemp_proto::{Incoming, Mode, Reply};
     use wemp_server::{Account, WechatService};
 
-    use crate::{AccountInfo, Console, ConsoleAccount, ConsoleConfig};
+    use crate::{Console, ConsoleAccount, ConsoleConfig};
 
     #[tokio::test]
     async fn a_page_that_falls_behind_catches_up_from_the_ring() {
@@ -582,18 +596,17 @@ mod tests {
     /// `demo` (plain, at /wechat) and `shop` (safe, at /wechat/shop), on `origin`; the ids
     /// are the appids, as the server names the accounts.
     fn config(origin: &str) -> ConsoleConfig {
-        let mut demo = AccountInfo::new("DemoTok1");
-        demo.name = Some("demo".into());
-        demo.appid = DEMO.into();
-        demo.original_id = "gh_demo0000001".into();
-        let mut shop = AccountInfo::new("ShopTok2");
-        shop.name = Some("shop".into());
-        shop.appid = SHOP.into();
-        shop.aes_key = Some(KEY_B.into());
-        shop.mode = Mode::Safe;
-        shop.original_id = "gh_shop0000002".into();
-        ConsoleConfig::new(format!("{origin}/wechat"), demo)
-            .with_account(ConsoleAccount::new(format!("{origin}/wechat/shop"), shop))
+        let demo = Account::new(DEMO, "DemoTok1").with_path("wechat").with_original_id("gh_demo0000001");
+        let shop = Account::new(SHOP, "ShopTok2")
+            .with_path("shop")
+            .with_aes_key(KEY_B)
+            .unwrap()
+            .with_mode(Mode::Safe)
+            .with_original_id("gh_shop0000002");
+        ConsoleConfig::from_accounts(vec![
+            ConsoleAccount::new(format!("{origin}/wechat"), demo).with_name("demo"),
+            ConsoleAccount::new(format!("{origin}/wechat/shop"), shop).with_name("shop"),
+        ])
     }
 
     async fn call(
@@ -777,14 +790,9 @@ mod tests {
                     .fallback(|m: Incoming| async move { Reply::text(format!("to {}", m.header().to)) }),
             )
             .observer(console.observer());
-        for (a, segment) in console.config().accounts.iter().zip(["wechat", "shop"]) {
-            let mut account = Account::new(a.id.clone(), a.info.token.clone())
-                .with_path(segment)
-                .with_original_id(a.info.original_id.clone());
-            if let Some(key) = &a.info.aes_key {
-                account = account.with_aes_key(key).unwrap();
-            }
-            b = b.account(account);
+        // The server answers for the very accounts the console plays WeChat for.
+        for a in &console.config().accounts {
+            b = b.account(a.account().clone());
         }
         let service = b.build().unwrap();
         let callback = axum::Router::new()

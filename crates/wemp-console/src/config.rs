@@ -3,10 +3,12 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use wemp_client::callback::Schedule;
-use wemp_proto::{Cipher, KeyError, Mode};
+use wemp_proto::Mode;
+use wemp_proto::admission::Account;
 
 use crate::menu::Menu;
 
@@ -39,20 +41,20 @@ impl ConsoleConfig {
     /// A console for the bot at `endpoint` with `account`, mounted at `/console`, with
     /// three test users, no menu, WeChat's schedule, and access for loopback only
     /// ([`Access::Loopback`]). Add more accounts with [`ConsoleConfig::with_account`].
-    pub fn new(endpoint: impl Into<String>, account: AccountInfo) -> Self {
+    pub fn new(endpoint: impl Into<String>, account: impl Into<Arc<Account>>) -> Self {
+        Self::from_accounts(vec![ConsoleAccount::new(endpoint, account)])
+    }
+
+    /// [`ConsoleConfig::new`] for these accounts (the first is the default).
+    pub fn from_accounts(accounts: Vec<ConsoleAccount>) -> Self {
         Self {
             base_path: DEFAULT_BASE_PATH.into(),
-            accounts: vec![ConsoleAccount::new(endpoint, account)],
+            accounts,
             users: TestUser::defaults(),
             menu: Menu::default(),
             access: Access::Loopback,
             schedule: Schedule::default(),
         }
-    }
-
-    /// [`ConsoleConfig::new`] for these accounts (the first is the default).
-    pub fn from_accounts(accounts: Vec<ConsoleAccount>) -> Self {
-        Self { accounts, ..Self::new("", AccountInfo::default()) }
     }
 
     /// Adds another account the page can switch to.
@@ -71,15 +73,19 @@ impl ConsoleConfig {
     }
 }
 
-/// One account the console plays WeChat for: the callback URL its messages go to and its
-/// keys.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One account the console plays WeChat for: a view over the server's
+/// [`Account`](wemp_proto::admission::Account) — its keys, mode and original id are the
+/// account's own, never copied — plus what only the console needs: the callback URL its
+/// messages go to, the URL to paste into the WeChat console and a display name.
+///
+/// There is deliberately nothing here the page shows that the account does not have, and
+/// the AppSecret the account may hold never reaches the page.
+#[derive(Clone, Debug)]
 pub struct ConsoleAccount {
     /// How the page, the API (`account=`) and the live log name the account. Records from
     /// the server ([`wemp_server::DeliveryRecord::appid`]) and the message log
     /// ([`wemp_store::DeliveryRecord::appid`]) are matched to the account with this id, so use
-    /// the id the server knows the account by (the appid given to
-    /// `wemp_server::Account::new`).
+    /// the id the server knows the account by (its appid, the default).
     pub id: String,
     /// The bot's callback URL for this account as the simulator reaches it
     /// (`http://127.0.0.1:8080/wechat`). Its path also tells the live log which account
@@ -88,21 +94,24 @@ pub struct ConsoleAccount {
     /// The URL to paste into the WeChat console, as seen from outside (behind a proxy, on
     /// port 80/443); [`ConsoleAccount::endpoint`] when unset.
     pub public_url: Option<String>,
-    /// The account's keys.
-    pub info: AccountInfo,
+    /// A display name.
+    pub name: Option<String>,
+    account: Arc<Account>,
 }
 
+/// The `ToUserName` the simulator writes for an account without an original id.
+pub const PLACEHOLDER_ORIGINAL_ID: &str = "gh_000000000000";
+
 impl ConsoleAccount {
-    /// The account with `info`'s keys at `endpoint`; its id is the appid, else the name,
-    /// else `default` (as `wemp serve` names accounts).
-    pub fn new(endpoint: impl Into<String>, info: AccountInfo) -> Self {
-        let id = [Some(info.appid.as_str()), info.name.as_deref()]
-            .into_iter()
-            .flatten()
-            .find(|s| !s.is_empty())
-            .unwrap_or("default")
-            .to_owned();
-        Self { id, endpoint: endpoint.into(), public_url: None, info }
+    /// The console's view of `account` at `endpoint`; its id is the appid (`default` when
+    /// that is empty).
+    pub fn new(endpoint: impl Into<String>, account: impl Into<Arc<Account>>) -> Self {
+        let account = account.into();
+        let id = match account.appid() {
+            "" => "default".to_owned(),
+            appid => appid.to_owned(),
+        };
+        Self { id, endpoint: endpoint.into(), public_url: None, name: None, account }
     }
 
     /// The same account with another id.
@@ -110,6 +119,34 @@ impl ConsoleAccount {
     pub fn with_id(mut self, id: impl Into<String>) -> Self {
         self.id = id.into();
         self
+    }
+
+    /// The same account with a display name.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The account itself.
+    pub fn account(&self) -> &Account {
+        &self.account
+    }
+
+    /// The mode messages are sent in: the account's declared mode, plain when undeclared.
+    pub fn mode(&self) -> Mode {
+        self.account.mode().unwrap_or(Mode::Plain)
+    }
+
+    /// The original id (`gh_…`) put in `ToUserName`: the account's, else
+    /// [`PLACEHOLDER_ORIGINAL_ID`].
+    pub fn original_id(&self) -> &str {
+        self.account.original_id().unwrap_or(PLACEHOLDER_ORIGINAL_ID)
+    }
+
+    /// The EncodingAESKey with all but its first and last 4 characters hidden.
+    pub fn masked_aes_key(&self) -> Option<String> {
+        self.account.aes_key().map(|k| mask(k.expose()))
     }
 
     /// The URL shown on the setup page.
@@ -124,7 +161,7 @@ impl ConsoleAccount {
 
     /// What the page calls the account: its name, else its original id, else its id.
     pub fn label(&self) -> &str {
-        [self.info.name.as_deref(), Some(self.info.original_id.as_str())]
+        [self.name.as_deref(), self.account.original_id()]
             .into_iter()
             .flatten()
             .find(|s| !s.is_empty())
@@ -162,58 +199,7 @@ pub(crate) fn by_record<'a>(
 
 fn by_original_id<'a>(accounts: &'a [ConsoleAccount], to: &str) -> Option<&'a ConsoleAccount> {
     let to = to.trim();
-    only(accounts.iter().filter(|a| !to.is_empty() && a.info.original_id == to))
-}
-
-/// The keys of the account under test. There is deliberately no AppSecret here: the
-/// console never needs it, so it can never reach the page.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct AccountInfo {
-    /// A display name.
-    pub name: Option<String>,
-    /// The Token set in the WeChat console.
-    pub token: String,
-    /// The appid (`wx…`); needed for encrypted modes.
-    pub appid: String,
-    /// The EncodingAESKey (43 characters), for compatible and safe mode.
-    pub aes_key: Option<String>,
-    /// The mode messages are sent in.
-    pub mode: Mode,
-    /// The account's original id (`gh_…`), put in `ToUserName`.
-    pub original_id: String,
-}
-
-impl fmt::Debug for AccountInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AccountInfo")
-            .field("name", &self.name)
-            .field("token", &"<redacted>")
-            .field("appid", &self.appid)
-            .field("aes_key", &self.aes_key.as_ref().map(|_| "<redacted>"))
-            .field("mode", &self.mode)
-            .field("original_id", &self.original_id)
-            .finish()
-    }
-}
-
-impl AccountInfo {
-    /// A plain-mode account with `token`.
-    pub fn new(token: impl Into<String>) -> Self {
-        Self { token: token.into(), original_id: "gh_000000000000".into(), ..Self::default() }
-    }
-
-    /// The cipher for encrypted modes, if a key is set.
-    ///
-    /// # Errors
-    /// The key is not a valid EncodingAESKey.
-    pub fn cipher(&self) -> Result<Option<Cipher>, KeyError> {
-        self.aes_key.as_deref().map(|k| Cipher::new(k, &self.appid)).transpose()
-    }
-
-    /// The key with all but its first and last 4 characters hidden.
-    pub fn masked_aes_key(&self) -> Option<String> {
-        self.aes_key.as_deref().map(mask)
-    }
+    only(accounts.iter().filter(|a| !to.is_empty() && a.account.original_id() == Some(to)))
 }
 
 /// `abcd••••…••••EFG1`: a secret shown only by its ends.
@@ -316,9 +302,7 @@ mod tests {
     }
 
     fn account(id: &str, endpoint: &str, gh: &str) -> ConsoleAccount {
-        let mut info = AccountInfo::new("Tok123");
-        info.original_id = gh.into();
-        ConsoleAccount::new(endpoint, info).with_id(id)
+        ConsoleAccount::new(endpoint, Account::new("", "Tok123").with_original_id(gh)).with_id(id)
     }
 
     #[test]
@@ -341,17 +325,21 @@ mod tests {
 
     #[test]
     fn accounts_are_named_and_selected() {
-        let mut info = AccountInfo::new("Tok123");
-        assert_eq!(ConsoleAccount::new("http://h/w", info.clone()).id, "default");
-        info.name = Some("shop".into());
-        assert_eq!(ConsoleAccount::new("http://h/w", info.clone()).id, "shop");
-        info.appid = "wx0123456789abcdef".into();
-        let a = ConsoleAccount::new("http://127.0.0.1:8080/wechat/shop?x=1", info);
+        assert_eq!(ConsoleAccount::new("http://h/w", Account::new("", "Tok123")).id, "default");
+        let account = Account::new("wx0123456789abcdef", "Tok123").with_original_id("gh_shop");
+        let a = ConsoleAccount::new("http://127.0.0.1:8080/wechat/shop?x=1", account.clone());
+        assert_eq!((a.id.as_str(), a.label(), a.path()), ("wx0123456789abcdef", "gh_shop", "/wechat/shop"));
+        let a = a.with_name("shop");
         assert_eq!((a.id.as_str(), a.label(), a.path()), ("wx0123456789abcdef", "shop", "/wechat/shop"));
+        assert_eq!(
+            ConsoleAccount::new("http://h/w", Account::new("", "Tok123")).original_id(),
+            PLACEHOLDER_ORIGINAL_ID
+        );
+        assert_eq!(a.mode(), Mode::Plain, "an undeclared mode is sent as plain");
         assert_eq!(a.public_url(), a.endpoint);
         assert_eq!(url_path("http://h:1"), "/");
         assert_eq!(url_path("/p#f"), "/p");
-        let c = ConsoleConfig::new("http://h/wechat", AccountInfo::new("Tok123")).with_account(a);
+        let c = ConsoleConfig::new("http://h/wechat", Account::new("", "Tok123")).with_account(a);
         assert_eq!(c.account(None).unwrap().id, "default");
         assert_eq!(c.account(Some("")).unwrap().id, "default");
         assert_eq!(c.account(Some("wx0123456789abcdef")).unwrap().path(), "/wechat/shop");
@@ -360,10 +348,13 @@ mod tests {
 
     #[test]
     fn secrets_stay_out_of_debug_and_masks() {
-        let mut a = AccountInfo::new("tok3n");
-        a.aes_key = Some("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG".into());
+        let account = Account::new("wx1", "tok3n")
+            .with_aes_key("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG")
+            .unwrap()
+            .with_app_secret("appS3cret");
+        let a = ConsoleAccount::new("http://h/w", account);
         let dbg = format!("{a:?}");
-        assert!(!dbg.contains("tok3n") && !dbg.contains("abcdefghij"), "{dbg}");
+        assert!(!dbg.contains("tok3n") && !dbg.contains("abcdefghij") && !dbg.contains("appS3cret"), "{dbg}");
         let masked = a.masked_aes_key().unwrap();
         assert!(masked.starts_with("abcd") && masked.ends_with("DEFG"), "{masked}");
         assert_eq!(masked.chars().count(), 43);

@@ -12,7 +12,7 @@ pub mod sim;
 use std::sync::Arc;
 
 pub use access::{COOKIE, CSRF_HEADER, FAILURE_WINDOW, MAX_FAILURES, PROXY_HEADERS, SESSION_TTL};
-pub use config::{Access, AccountInfo, ConsoleAccount, ConsoleConfig, TOKEN_ENV, TestUser};
+pub use config::{Access, ConsoleAccount, ConsoleConfig, PLACEHOLDER_ORIGINAL_ID, TOKEN_ENV, TestUser};
 pub use feed::{Hub, LiveEntry, Source, TapFinding, tap};
 pub use menu::{ButtonKind, Menu, MenuButton, MenuError};
 pub use observe::ConsoleObserver;
@@ -26,9 +26,6 @@ pub enum Error {
     /// The menu breaks one of WeChat's limits.
     #[error("invalid menu: {0}")]
     Menu(#[from] MenuError),
-    /// The EncodingAESKey is unusable.
-    #[error("invalid EncodingAESKey: {0}")]
-    Key(#[from] wemp_proto::KeyError),
     /// An encrypted mode without an EncodingAESKey.
     #[error("mode {0} needs the account's EncodingAESKey")]
     NoKey(wemp_proto::Mode),
@@ -128,16 +125,52 @@ pub struct RuleSummary {
     pub reply: String,
 }
 
+/// What a rules reload did: the page words it in its language from these values, a log
+/// line in English from [`ReloadReport`]'s `Display` (`15 rules in effect; changes to
+/// [server] take effect only after a restart; …`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReloadReport {
+    /// How many rules are in effect now.
+    pub rules: usize,
+    /// The changed sections that take effect only after a restart (`[server]`,
+    /// `[[accounts]]` …); the running server keeps their old values.
+    pub restart: Vec<String>,
+}
+
+impl std::fmt::Display for ReloadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} rules in effect", self.rules)?;
+        if !self.restart.is_empty() {
+            write!(f, "; {}", self.restart_note())?;
+        }
+        Ok(())
+    }
+}
+
+impl ReloadReport {
+    /// The English note on the sections that need a restart.
+    pub fn restart_note(&self) -> String {
+        format!(
+            "changes to {} take effect only after a restart; the running server keeps the old values",
+            self.restart.join(", ")
+        )
+    }
+}
+
+/// Why a reload did not take the new rules (the old ones stay in effect): the source's own
+/// error, shown as it words it (a config file's problems with their lines).
+pub type ReloadError = Box<dyn std::error::Error + Send + Sync>;
+
 /// The bot's current rules and how to reload them.
 #[async_trait::async_trait]
 pub trait Rules: Send + Sync + 'static {
     /// The rules in effect, in evaluation order.
     fn current(&self) -> Vec<RuleSummary>;
-    /// Reloads the rules from their source, returning a one-line report.
+    /// Reloads the rules from their source.
     ///
     /// # Errors
     /// Why the new rules were not taken (the old ones stay in effect).
-    async fn reload(&self) -> Result<String, String>;
+    async fn reload(&self) -> Result<ReloadReport, ReloadError>;
 }
 
 /// The web console: build it once, mount [`Console::router`] next to the callback, and
@@ -263,16 +296,16 @@ impl ConsoleBuilder {
 
 /// WeChat's side of `account`: signs and encrypts with its keys, posts to its endpoint.
 fn callback(account: &ConsoleAccount, schedule: wemp_client::callback::Schedule) -> Result<Simulator, Error> {
-    let info = &account.info;
-    let cipher = info.cipher()?;
-    if info.mode.is_encrypted() && cipher.is_none() {
-        return Err(Error::NoKey(info.mode));
+    let a = account.account();
+    let mode = account.mode();
+    if mode.is_encrypted() && a.aes_key().is_none() {
+        return Err(Error::NoKey(mode));
     }
-    let mut target = Target::new(account.endpoint.clone(), info.token.clone());
-    target.mode = info.mode;
-    target.account.clone_from(&info.original_id);
-    target.appid = Some(info.appid.clone());
-    target.aes_key.clone_from(&info.aes_key);
+    let mut target = Target::new(account.endpoint.clone(), a.token().expose());
+    target.mode = mode;
+    account.original_id().clone_into(&mut target.account);
+    target.appid = Some(a.appid().to_owned());
+    target.aes_key = a.aes_key().map(|k| k.expose().to_owned());
     target.timeout = schedule.timeout;
     target.tries = schedule.tries;
     Simulator::new(target).map_err(|e| Error::Endpoint(e.0))
@@ -319,6 +352,7 @@ impl Console {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wemp_proto::admission::Account;
 
     #[test]
     fn a_page_language_tag_names_chinese_or_english() {
@@ -332,22 +366,22 @@ mod tests {
 
     #[test]
     fn every_account_must_be_usable_and_have_its_own_id() {
-        let first = || ConsoleConfig::new("http://127.0.0.1:8080/wechat", AccountInfo::new("Tok123"));
-        let mut safe = AccountInfo::new("Tok456");
-        safe.mode = wemp_proto::Mode::Safe;
+        let first = || ConsoleConfig::new("http://127.0.0.1:8080/wechat", Account::new("", "Tok123"));
+        let safe = Account::new("", "Tok456").with_mode(wemp_proto::Mode::Safe);
         let shop = ConsoleAccount::new("http://127.0.0.1:8080/wechat/shop", safe).with_id("shop");
         let err = Console::builder(first().with_account(shop.clone())).build().unwrap_err();
         assert_eq!(err.to_string(), "account \"shop\": mode safe needs the account's EncodingAESKey");
-        let twin = ConsoleAccount::new("http://127.0.0.1:8080/wechat/b", AccountInfo::new("Tok456"));
+        let twin = ConsoleAccount::new("http://127.0.0.1:8080/wechat/b", Account::new("", "Tok456"));
         let err = Console::builder(first().with_account(twin)).build().unwrap_err();
         assert!(matches!(&err, Error::AccountId(id) if id == "default"), "{err}");
         let err = Console::builder(ConsoleConfig::from_accounts(Vec::new())).build().unwrap_err();
         assert!(matches!(err, Error::NoAccounts));
-        let mut info = shop.info.clone();
-        info.appid = "wx00000000000000b2".into();
-        info.aes_key = Some("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG".into());
-        let console =
-            Console::builder(first().with_account(ConsoleAccount { info, ..shop })).build().unwrap();
+        let keyed = Account::new("wx00000000000000b2", "Tok456")
+            .with_mode(wemp_proto::Mode::Safe)
+            .with_aes_key("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG")
+            .unwrap();
+        let shop = ConsoleAccount::new(shop.endpoint, keyed).with_id("shop");
+        let console = Console::builder(first().with_account(shop)).build().unwrap();
         assert_eq!(console.config().accounts.len(), 2);
         assert_eq!(console.shared.wechat.len(), 2);
         let dbg = format!("{console:?}");

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use wemp_client::callback::{
-    Delivery, ERROR_BANNER, Exchange as Answer, Outcome, Simulator, now_secs, random_msg_id,
+    Delivery, DeliveryVerdict, ERROR_BANNER, Exchange as Answer, Simulator, now_secs, random_msg_id,
 };
 use wemp_proto::Header;
 use wemp_proto::wechat::{EventMessage, Message};
@@ -218,12 +218,14 @@ fn report(sent_xml: String, d: Delivery) -> ChatResult {
     let encrypted = d.outcome.encrypted();
     let warnings = d.outcome.warnings().to_vec();
     let sees = match d.outcome {
-        Outcome::Reply { message, problems, .. } if problems.is_empty() => match message.reply {
+        DeliveryVerdict::Reply { message, problems, .. } if problems.is_empty() => match message.reply {
             wemp_proto::Reply::None => Sees::Nothing,
             reply => Sees::Reply { reply },
         },
-        Outcome::Reply { problems, .. } => Sees::Banner { banner: ERROR_BANNER, reason: problems.join("; ") },
-        Outcome::Failed { reason } => Sees::Banner { banner: ERROR_BANNER, reason },
+        DeliveryVerdict::Reply { problems, .. } => {
+            Sees::Banner { banner: ERROR_BANNER, reason: problems.join("; ") }
+        }
+        DeliveryVerdict::Failed { reason } => Sees::Banner { banner: ERROR_BANNER, reason },
     };
     ChatResult { account: String::new(), sent_xml, sees, attempts, encrypted, warnings, server: Vec::new() }
 }
@@ -279,7 +281,7 @@ mod tests {
                 attempt(Answer::Timeout),
                 attempt(Answer::Http { status: 413, content_type: None, body: String::new() }),
             ],
-            outcome: Outcome::Failed { reason: "all 3 tries failed".into() },
+            outcome: DeliveryVerdict::Failed { reason: "all 3 tries failed".into() },
         };
         let json = serde_json::to_value(report(String::new(), d).attempts).unwrap();
         assert_eq!(

@@ -51,10 +51,12 @@ impl CustomerServiceSink {
         Self::empty().with_client(client)
     }
 
-    /// Adds (or replaces) the client of another account, for services with several.
+    /// Adds (or replaces) the client of another account, for services with several: found
+    /// by its appid, or `corpid/agentid` for a WeCom app's client
+    /// ([`wemp_proto::admission::app_key`], what the server passes as `appid`).
     #[must_use]
     pub fn with_client(mut self, client: Client) -> Self {
-        self.clients.insert(client.appid().to_owned(), client);
+        self.clients.insert(wemp_proto::admission::app_key(client.appid(), client.agentid()), client);
         self
     }
 
@@ -71,7 +73,7 @@ impl CustomerServiceSink {
         self
     }
 
-    /// The client used for `appid`.
+    /// The client used for `appid` (an account's key, as [`CustomerServiceSink::with_client`]).
     pub fn client(&self, appid: &str) -> Option<Client> {
         self.clients.get(appid).cloned().or_else(|| self.more.as_ref().and_then(|more| more(appid)))
     }

@@ -13,7 +13,9 @@ pub use wemp_store::SinkOutcome;
 /// (`message/custom/send`), allowed within 48 hours of the user's last interaction.
 #[async_trait::async_trait]
 pub trait LateReplySink: Send + Sync + 'static {
-    /// Delivers `reply` to the user `openid` of the account `appid`.
+    /// Delivers `reply` to the user `openid` of the account `appid` — the account's
+    /// [`wemp_proto::admission::Account::key`]: its appid, or `corpid/agentid` for a WeCom
+    /// app with an AgentID (apps of one corp share the corpid).
     async fn deliver(&self, appid: &str, openid: &str, reply: Reply) -> SinkOutcome;
 }
 

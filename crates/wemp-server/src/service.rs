@@ -756,7 +756,7 @@ impl Inner {
             );
             if let Some(mut record) = seen.record.take() {
                 record.mode = seen.mode;
-                record.appid = seen.appid.as_ref().map(|a| a.appid().to_owned());
+                record.appid = seen.appid.as_ref().map(|a| a.key());
                 record.status = res.status().as_u16();
                 record.latency = arrived.elapsed();
                 record.outcome = outcome;
@@ -910,7 +910,7 @@ impl Inner {
         seen: &mut Seen,
     ) -> (Response<Body>, RecordOutcome) {
         let span = tracing::Span::current();
-        let key = format!("{}:{}", account.appid(), incoming.dedup_key());
+        let key = format!("{}:{}", account.key(), incoming.dedup_key());
         if let Some(r) = seen.record.as_mut() {
             r.dedup_key = Some(key.clone());
         }
@@ -985,7 +985,7 @@ impl Inner {
     ) -> (Response<Body>, RecordOutcome) {
         let session = self.session.as_ref().map(|config| SessionSlot {
             config: config.clone(),
-            key: format!("{}:{}", account.appid(), incoming.header().from).into(),
+            key: format!("{}:{}", account.key(), incoming.header().from).into(),
         });
         let shared = Arc::new(Shared::new(deadline).with_session(session));
         if account.kind() == Kind::Miniprogram {
@@ -1166,7 +1166,8 @@ impl Inner {
                     let openid = inbound.openid();
                     // The sink is the application's code too: a panic in it is a failed
                     // delivery, not a panic in the request that polled this task first.
-                    let delivery = AssertUnwindSafe(self.sink.deliver(account.appid(), openid, reply));
+                    let account_key = account.key();
+                    let delivery = AssertUnwindSafe(self.sink.deliver(&account_key, openid, reply));
                     let limit = self.config.sink_timeout;
                     let outcome = match tokio::time::timeout(limit, delivery.catch_unwind()).await {
                         Ok(Ok(outcome)) => outcome,
@@ -1191,7 +1192,7 @@ impl Inner {
                 }
                 if let Some(report) = report {
                     let mut r = DeliveryRecord::new(report.id, report.received_at_ms);
-                    r.appid = Some(inbound.account().appid().to_owned());
+                    r.appid = Some(inbound.account().key());
                     r.describe(inbound.message());
                     r.dedup_key = key.as_deref().map(str::to_owned);
                     r.mode = Some(inbound.mode());

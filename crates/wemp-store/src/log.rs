@@ -342,7 +342,8 @@ pub struct DeliveryRecord {
     pub id: u64,
     /// When the request arrived, milliseconds since the Unix epoch (system clock).
     pub received_at_ms: i64,
-    /// The account's appid (or its configured name when it has none), once known.
+    /// The account's appid (or its configured name when it has none), once known; for a
+    /// WeCom app with an AgentID, `corpid/agentid` (apps of one corp share the corpid).
     pub appid: Option<String>,
     /// The sender's OpenID (`FromUserName`).
     pub openid: Option<String>,

@@ -40,6 +40,12 @@ pub struct LogWriterConfig {
     /// full batch writes at once). Fewer, larger transactions cost the database much less
     /// per entry, and the CPU they save is the server's. It is also most of what a
     /// `kill -9` loses: the entries waiting for their batch.
+    ///
+    /// The writer lingers only while it is busy — when the previous batch was written less
+    /// than `linger` before this batch's first entry arrived. An entry arriving at an idle
+    /// writer is written at once (with whatever else is queued already), so the entry of a
+    /// lone request is readable as soon as its reply is out, while a steady stream still
+    /// goes in batches: at a rate that keeps the writer busy every batch lingers.
     pub linger: Duration,
     /// Where batches go when the backend fails them every try (none: they are dropped).
     pub spool: Option<SpoolConfig>,
@@ -338,6 +344,8 @@ async fn run(
     let mut batch = Vec::with_capacity(batch_size.min(1024));
     let mut flushes = Vec::new();
     let mut spool = config.spool.as_ref().map(|s| Spooling::new(Spool::open(&s.dir, s.max_bytes), &stats));
+    // When the last batch was written: the writer lingers only while that is recent.
+    let mut last_write: Option<Instant> = None;
     // After `Shutdown`, `recv` yields what is still buffered, then `None`.
     loop {
         // While batches wait in the spool, try the log again now and then.
@@ -356,7 +364,10 @@ async fn run(
             },
         };
         let Some(first) = next else { break };
-        let deadline = Instant::now() + config.linger;
+        let now = Instant::now();
+        let busy = last_write.is_some_and(|at| now.duration_since(at) < config.linger);
+        // Idle: no lingering, the batch is what is queued now.
+        let deadline = if busy { now + config.linger } else { now };
         let mut next = Some(first);
         let mut closing = false;
         while let Some(cmd) = next.take() {
@@ -410,6 +421,7 @@ async fn run(
                     drop_failed(&lost, &error, &stats, started);
                 }
             }
+            last_write = Some(Instant::now());
         }
         // Every entry queued before these flushes is in a batch written (or spooled) by now.
         for done in flushes.drain(..) {

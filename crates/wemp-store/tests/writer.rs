@@ -263,3 +263,26 @@ async fn a_failing_backend_spools_and_replays_in_order() {
     assert_eq!((writer.stats().spooled(), writer.stats().dropped_failed()), (0, 1));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// An entry reaching an idle writer is written at once, however long the linger: a lone
+/// request's entry is readable right after its reply. Once busy, the writer lingers again.
+#[tokio::test]
+async fn an_idle_writer_writes_at_once_and_lingers_when_busy() {
+    let log = Arc::new(TestLog::default());
+    let config = LogWriterConfig::default().capacity(100).linger(Duration::from_secs(600));
+    let writer = LogWriter::spawn(log.clone(), config);
+    assert!(writer.log(entry(0)));
+    let written = async {
+        while log.summaries().await.is_empty() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), written).await.expect("an idle writer lingered");
+    // Right after a write the writer is busy: the next entry waits for company (or a flush).
+    assert!(writer.log(entry(1)));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(log.summaries().await, ["m0"], "a busy writer wrote a lone entry without lingering");
+    tokio::time::timeout(Duration::from_secs(5), writer.flush()).await.expect("flush waited for the linger");
+    assert_eq!(*log.batches.lock().unwrap(), [1, 1]);
+    tokio::time::timeout(Duration::from_secs(5), writer.shutdown()).await.unwrap();
+}

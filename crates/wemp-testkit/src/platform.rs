@@ -536,6 +536,11 @@ impl FakePlatform {
         self.world().scripted.insert(path.to_owned(), answer);
     }
 
+    /// Removes the answer [`FakePlatform::script`] set for `path`: it answers as built in again.
+    pub fn unscript(&self, path: &str) {
+        self.world().scripted.remove(path);
+    }
+
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<Recorded> {
         self.world().requests.clone()

@@ -6,7 +6,7 @@ use clap::Parser;
 use wemp_proto::Reply;
 
 use super::build::MessageSpec;
-use super::{Outcome, Simulator, USER_ERROR_BANNER};
+use super::{DeliveryVerdict, Simulator, USER_ERROR_BANNER};
 use crate::term::Style;
 
 /// The commands of a chat session, for `/help`.
@@ -204,7 +204,7 @@ pub async fn run(
         };
         let delivery = sim.deliver(&incoming).await;
         let bot = match &delivery.outcome {
-            Outcome::Reply { message, problems, warnings, .. } if problems.is_empty() => {
+            DeliveryVerdict::Reply { message, problems, warnings, .. } if problems.is_empty() => {
                 let text = render_reply(&message.reply);
                 writeln!(out, "{} {}", style.green("bot:"), text)?;
                 for w in warnings {

@@ -9,7 +9,7 @@ use wemp_proto::reply::ReplyMessage;
 use wemp_proto::{Mode, Reply, signature};
 
 use super::build::{MessageSpec, every_type};
-use super::{Exchange, Kind, Outcome, Schedule, Simulator, fmt_duration, now_secs, random_msg_id};
+use super::{DeliveryVerdict, Exchange, Kind, Schedule, Simulator, fmt_duration, now_secs, random_msg_id};
 
 /// The verdict of one check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -183,7 +183,7 @@ async fn one_type(sim: &Simulator, spec: &MessageSpec) -> CheckResult {
     };
     let delivery = sim.deliver(&incoming).await;
     match &delivery.outcome {
-        Outcome::Reply { problems, message, warnings, .. } if problems.is_empty() => {
+        DeliveryVerdict::Reply { problems, message, warnings, .. } if problems.is_empty() => {
             if warnings.is_empty() {
                 CheckResult::new(name, Status::Pass, vec![summary(sim.target().kind, message)])
             } else {
@@ -251,7 +251,7 @@ async fn retry_same_msg_id(sim: &Simulator) -> CheckResult {
     let first = sim.deliver(&incoming).await;
     let second = sim.deliver(&incoming).await;
     match (&first.outcome, &second.outcome) {
-        (Outcome::Reply { message: a, .. }, Outcome::Reply { message: b, .. }) => {
+        (DeliveryVerdict::Reply { message: a, .. }, DeliveryVerdict::Reply { message: b, .. }) => {
             if a.reply == b.reply {
                 CheckResult::new(name, Status::Pass, vec![summary(sim.target().kind, a)])
             } else {

@@ -58,3 +58,58 @@ impl CountingApp {
         self.calls.load(Ordering::SeqCst)
     }
 }
+
+/// A running `wemp relay`, its output collected.
+pub struct RelayProc {
+    child: std::process::Child,
+    out: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl RelayProc {
+    /// Starts `wemp relay WS --to TO` with the shared secret.
+    pub fn start(dir: &std::path::Path, ws: &str, to: &str, secret: &str) -> Self {
+        let mut child = super::wemp_cmd(dir, &["relay", ws, "--to", to], &[("WEMP_FORWARD_SECRET", secret)])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = super::collect(child.stdout.take().unwrap());
+        let _err = super::collect(child.stderr.take().unwrap());
+        Self { child, out }
+    }
+
+    /// Waits (up to 20 s) until its output contains `needle`.
+    pub fn wait_for(&self, needle: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !self.out.lock().unwrap().contains(needle) {
+            assert!(std::time::Instant::now() < deadline, "no {needle:?}:\n{}", self.out.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl RelayProc {
+    /// Ctrl-C: the relay closes its WebSocket and exits with success.
+    pub fn interrupt(mut self) {
+        let ok =
+            std::process::Command::new("kill").arg("-INT").arg(self.child.id().to_string()).status().unwrap();
+        assert!(ok.success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "wemp relay exited with {status}");
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "wemp relay did not stop on Ctrl-C");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for RelayProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

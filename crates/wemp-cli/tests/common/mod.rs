@@ -2,7 +2,7 @@
 //! ([`wemp_in`], [`out`]), a running `wemp serve` ([`ServeProc`]) and `wemp sim send` against
 //! it ([`sim_send`]), raw sockets ([`net`]), the shared Redis and PostgreSQL
 //! ([`database_url`], [`redis_url`]), WeChat's side of a callback written by hand and an app
-//! behind `--forward` that counts its calls ([`app`]), and a small Official Account server for testing
+//! behind `--forward` that counts its calls and a running `wemp relay` ([`app`]), and a small Official Account server for testing
 //! `wemp sim` and `wemp bench`: correct by default, with deliberate flaws to switch on
 //! ([`spawn`]).
 #![allow(dead_code, unreachable_pub, unused_imports)]
@@ -10,7 +10,7 @@
 pub mod app;
 pub mod net;
 
-pub use app::{CountingApp, signed_query, text_xml};
+pub use app::{CountingApp, RelayProc, signed_query, text_xml};
 pub use net::{authority, free_port, http_get, post, raw, wait_for_port};
 
 use std::collections::HashMap;

@@ -28,6 +28,15 @@ pub enum Kind {
     Miniprogram,
 }
 
+/// A kind in words, for messages: `Official Account`, `WeCom app`, `Mini Program`.
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::OfficialAccount => "Official Account",
+        Kind::Wecom => "WeCom app",
+        Kind::Miniprogram => "Mini Program",
+    }
+}
+
 impl Kind {
     /// The snake_case name (`official_account`, `wecom`, `miniprogram`).
     pub const fn as_str(self) -> &'static str {
@@ -36,6 +45,21 @@ impl Kind {
             Self::Wecom => "wecom",
             Self::Miniprogram => "miniprogram",
         }
+    }
+}
+
+/// The key of an account's state ([`Account::key`]) from its appid and, for a WeCom app,
+/// its AgentID: `wx…`, or `ww…/1000002`. The API client's late-reply sink finds a client by
+/// the same key, so both sides compute it here.
+///
+/// ```
+/// assert_eq!(wemp_proto::admission::app_key("wx1", None), "wx1");
+/// assert_eq!(wemp_proto::admission::app_key("ww1", Some("1000002")), "ww1/1000002");
+/// ```
+pub fn app_key(appid: &str, agentid: Option<&str>) -> String {
+    match agentid {
+        Some(agent) => format!("{appid}/{agent}"),
+        None => appid.to_owned(),
     }
 }
 
@@ -204,6 +228,13 @@ impl Account {
         self.agentid.as_deref()
     }
 
+    /// The key the server keeps this account's state under (deduplication, sessions, the
+    /// late-reply sink): its appid, or `corpid/agentid` for a WeCom application with an
+    /// AgentID, since several apps of one corp share the corpid ([`app_key`]).
+    pub fn key(&self) -> String {
+        app_key(&self.appid, self.agentid())
+    }
+
     /// The corpid of a WeCom application (its [`Account::appid`]); `None` for other kinds.
     pub fn corpid(&self) -> Option<&str> {
         (self.kind == Kind::Wecom).then_some(&*self.appid)
@@ -284,11 +315,13 @@ pub enum AccountsError {
         /// The index of the second.
         second: usize,
     },
-    /// Two accounts have the same appid.
-    #[error("accounts {first} and {second} both have appid {appid:?}: each account is configured once")]
+    /// Two accounts have the same appid (two WeCom apps: the same corpid and AgentID).
+    #[error("accounts {first} and {second} are both {kind} {appid:?}: each account is configured once", kind = kind_name(*.kind))]
     DuplicateAppid {
-        /// The appid.
+        /// The appid (a WeCom app's `corpid/agentid`, as [`Account::key`]).
         appid: String,
+        /// The kind of the second account.
+        kind: Kind,
         /// The index of the first account with it.
         first: usize,
         /// The index of the second.
@@ -327,10 +360,14 @@ impl Accounts {
             if let Some(first) = accounts[..second].iter().position(|a| a.path() == b.path()) {
                 return Err(AccountsError::DuplicatePath { segment: b.path().to_owned(), first, second });
             }
-            if let Some(first) =
-                accounts[..second].iter().position(|a| !a.appid().is_empty() && a.appid() == b.appid())
-            {
-                return Err(AccountsError::DuplicateAppid { appid: b.appid().to_owned(), first, second });
+            // Apps of one WeCom corp share the corpid and differ by AgentID.
+            let same = |a: &Arc<Account>| {
+                let both_apps = a.kind() == Kind::Wecom && b.kind() == Kind::Wecom;
+                let distinct_agents = matches!((a.agentid(), b.agentid()), (Some(x), Some(y)) if x != y);
+                !a.appid().is_empty() && a.appid() == b.appid() && !(both_apps && distinct_agents)
+            };
+            if let Some(first) = accounts[..second].iter().position(same) {
+                return Err(AccountsError::DuplicateAppid { appid: b.key(), kind: b.kind(), first, second });
             }
         }
         Ok(Self { accounts })
@@ -392,7 +429,28 @@ mod tests {
             Account::new("wx1", "token2").with_path("b"),
         ])
         .unwrap_err();
-        assert_eq!(err, AccountsError::DuplicateAppid { appid: "wx1".into(), first: 0, second: 1 });
+        assert_eq!(
+            err,
+            AccountsError::DuplicateAppid {
+                appid: "wx1".into(),
+                kind: Kind::OfficialAccount,
+                first: 0,
+                second: 1
+            }
+        );
+        assert!(err.to_string().contains("both Official Account \"wx1\""), "{err}");
+        // Two apps of one WeCom corp: the same corpid, distinct AgentIDs, distinct paths.
+        let app = |agent: &str, path: &str| {
+            Account::wecom("ww0123456789abcdef", "token1", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG")
+                .unwrap()
+                .with_agentid(agent)
+                .with_path(path)
+        };
+        let both = Accounts::new(vec![app("1000002", "hr"), app("1000003", "ops")]).unwrap();
+        let keys: Vec<String> = both.iter().map(|a| a.key()).collect();
+        assert_eq!(keys, ["ww0123456789abcdef/1000002", "ww0123456789abcdef/1000003"]);
+        let err = Accounts::new(vec![app("1000002", "hr"), app("1000002", "ops")]).unwrap_err();
+        assert!(err.to_string().contains("both WeCom app \"ww0123456789abcdef/1000002\""), "{err}");
     }
 
     #[test]

@@ -34,7 +34,7 @@ mod replay;
 use std::fmt;
 use std::sync::Arc;
 
-pub use account::{Account, Accounts, AccountsError, Kind, token_is_valid};
+pub use account::{Account, Accounts, AccountsError, Kind, app_key, token_is_valid};
 pub use query::{Query, percent_decode};
 pub use replay::{Replay, ReplayCache};
 
