@@ -12,6 +12,7 @@ pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod session;
+pub mod session_token;
 mod spool;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
@@ -27,6 +28,7 @@ pub use log::{
     RecordOutcome, RejectionRecord, SinkOutcome, apply_retention, merge,
 };
 pub use session::{SessionStore, Versioned};
+pub use session_token::SessionTokenStore;
 pub use token::{CachedToken, Lease, TokenStore};
 pub use writer::{LogWriter, LogWriterConfig, LogWriterStats, SpoolConfig};
 

@@ -200,6 +200,38 @@ async fn two_clients_on_one_redis_share_the_component_token() {
     }
 }
 
+/// Two processes' clients on one SQLite file (the default of `wemp serve`): the ticket and
+/// the component token are shared through it, and one of them fetches.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_clients_on_one_sqlite_file_share_the_ticket_and_the_component_token() {
+    let path = std::env::temp_dir().join(format!("wemp-component-{:016x}.db", rand::random::<u64>()));
+    let open = || async { wemp_store::sqlite::SqliteDatabase::open(&path).await.unwrap() };
+    let platform = FakePlatform::start().await;
+    let instance = |db: wemp_store::sqlite::SqliteDatabase| {
+        let sessions: Arc<dyn SessionStore> = Arc::new(db.session_store());
+        let tokens: Arc<dyn TokenStore> = Arc::new(wemp_store::SessionTokenStore::new(sessions.clone()));
+        component(&platform, ComponentState::new(sessions, platform.component_appid()), tokens)
+    };
+    let (a, b) = (instance(open().await), instance(open().await));
+    let db = open().await;
+    let rx =
+        receiver(&platform, ComponentState::new(Arc::new(db.session_store()), platform.component_appid()))
+            .await;
+    assert_eq!(platform.push_ticket(&rx.url).await.body, "success");
+
+    let (ta, tb) = tokio::join!(a.component_token(), b.component_token());
+    assert_eq!(ta.unwrap(), tb.unwrap());
+    assert_eq!(platform.requests_to("/cgi-bin/component/api_component_token").len(), 1);
+
+    // A third process, started later, uses the stored token without fetching.
+    let c = instance(open().await);
+    c.pre_auth_code().await.unwrap();
+    assert_eq!(c.token_fetches(), 0);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
 #[tokio::test]
 async fn the_authorization_flow_stores_the_authorizer_and_its_client_calls_the_api() {
     let (platform, state, rx, c) = setup().await;

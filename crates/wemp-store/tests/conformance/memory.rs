@@ -45,3 +45,9 @@ async fn component() {
     let store: Arc<dyn wemp_store::SessionStore> = Arc::new(MemorySessionStore::new());
     suite::component(store.clone(), store).await;
 }
+
+#[tokio::test]
+async fn token_on_sessions() {
+    let (a, b) = twice(wemp_store::SessionTokenStore::new(Arc::new(MemorySessionStore::new())));
+    suite::token_store(a, b).await;
+}

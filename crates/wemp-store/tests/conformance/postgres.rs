@@ -175,3 +175,13 @@ async fn component() {
     let Some((a, b)) = connect("component").await else { return };
     suite::component(Arc::new(a.session_store()), Arc::new(b.session_store())).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_on_sessions() {
+    let Some((a, b)) = connect("token_on_sessions").await else { return };
+    suite::token_store(
+        Arc::new(wemp_store::SessionTokenStore::new(Arc::new(a.session_store()))),
+        Arc::new(wemp_store::SessionTokenStore::new(Arc::new(b.session_store()))),
+    )
+    .await;
+}

@@ -62,3 +62,15 @@ async fn component() {
     assert_eq!(state.ticket().await.unwrap().unwrap().ticket.expose(), "ticket@@@2");
     assert_eq!(state.authorizers().await.unwrap().len(), 12);
 }
+
+/// Tokens shared through the SQLite file (`SessionTokenStore`), as two processes would.
+#[tokio::test(flavor = "multi_thread")]
+async fn token_on_sessions() {
+    let file = TempDb::new();
+    let (a, b) = two(&file).await;
+    suite::token_store(
+        Arc::new(wemp_store::SessionTokenStore::new(Arc::new(a.session_store()))),
+        Arc::new(wemp_store::SessionTokenStore::new(Arc::new(b.session_store()))),
+    )
+    .await;
+}
