@@ -28,8 +28,6 @@
 
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
-use tower::Service;
 use wemp_client::component::ComponentClient;
 use wemp_proto::component::{ComponentEvent, ComponentPush};
 use wemp_proto::{Cipher, Incoming, KeyError, Mode, Reply, Secret};
@@ -150,7 +148,8 @@ impl Component {
     /// removed. Give it to [`crate::WechatServiceBuilder::handler_service`] of a service
     /// whose one account is [`Component::account`].
     pub fn push_handler(&self, accounts: LiveAccounts) -> BoxHandler {
-        BoxHandler::new(PushHandler { component: self.clone(), accounts })
+        let handler = PushHandler { component: self.clone(), accounts };
+        BoxHandler::new(tower::service_fn(move |inbound| handler.clone().handle(inbound)))
     }
 
     /// Wraps `rules` with the answers to WeChat's full-network-release cases (when switched
@@ -163,7 +162,8 @@ impl Component {
         if !self.inner.full_network_release {
             return rules;
         }
-        BoxHandler::new(ReleaseTests { component: self.clone(), rules })
+        let handler = ReleaseTests { component: self.clone(), rules };
+        BoxHandler::new(tower::service_fn(move |inbound| handler.clone().handle(inbound)))
     }
 
     /// Exchanges an authorization code, stores the authorizer (with its profile, when
@@ -249,20 +249,6 @@ impl PushHandler {
     }
 }
 
-impl Service<Inbound> for PushHandler {
-    type Response = Reply;
-    type Error = BoxError;
-    type Future = BoxFuture<'static, Result<Reply, BoxError>>;
-
-    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, inbound: Inbound) -> Self::Future {
-        Box::pin(self.clone().handle(inbound))
-    }
-}
-
 /// The text of the full-network-release message case.
 const RELEASE_TEXT: &str = "TESTCOMPONENT_MSG_TYPE_TEXT";
 /// The prefix of the full-network-release API case.
@@ -313,19 +299,5 @@ impl ReleaseTests {
             }
             _ => tower::ServiceExt::oneshot(self.rules, inbound).await,
         }
-    }
-}
-
-impl Service<Inbound> for ReleaseTests {
-    type Response = Reply;
-    type Error = BoxError;
-    type Future = BoxFuture<'static, Result<Reply, BoxError>>;
-
-    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, inbound: Inbound) -> Self::Future {
-        Box::pin(self.clone().handle(inbound))
     }
 }
