@@ -763,7 +763,7 @@ async fn run_sim(cmd: SimCommand, style: Style) -> ExitCode {
             };
             let incoming = match sim::message(&sim, &message) {
                 Ok(m) => m,
-                Err(e) => return usage_error(&e),
+                Err(e) => return usage_error(&e.to_string()),
             };
             let delivery = sim.deliver(&incoming).await;
             let failed = delivery.outcome.user_sees_error();

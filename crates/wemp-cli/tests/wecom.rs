@@ -500,3 +500,45 @@ async fn two_wecom_apps_of_one_corp_on_one_server() {
     }
     srv.stop();
 }
+
+/// The web console's chat plays each kind through the same driver: a WeCom account's
+/// messages are WeCom-shaped (corpid, AgentID, msg_signature only) and get the sealed
+/// reply; a Mini Program's are answered `success` and the rule's text reaches the user
+/// through the customer-service API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consoles_chat_plays_each_kind() {
+    let (platform, _dir, srv) = serve_all_three("wecom-console").await;
+    let base = format!("{}/console", srv.origin());
+    let http = reqwest::Client::new();
+    let page = http.get(format!("{base}/")).send().await.unwrap().text().await.unwrap();
+    let csrf = page
+        .split("name=\"wemp-csrf\" content=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_owned();
+    let corp_id = format!("{}/{}", platform.corpid(), platform.agentid());
+    let cfg: serde_json::Value =
+        http.get(format!("{base}/api/config?account={corp_id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(cfg["account"]["kind"], "wecom", "{cfg}");
+    assert_eq!(cfg["account"]["agentid"], platform.agentid(), "{cfg}");
+    let send = |account: String, user: &str| {
+        let body = serde_json::json!({
+            "account": account, "user": user, "action": { "kind": "text", "content": "price" }
+        });
+        http.post(format!("{base}/api/send")).header("X-Wemp-Csrf", &csrf).json(&body).send()
+    };
+    let users: Vec<String> =
+        cfg["users"].as_array().unwrap().iter().map(|u| u["openid"].as_str().unwrap().to_owned()).collect();
+    let res: serde_json::Value = send(corp_id.clone(), &users[0]).await.unwrap().json().await.unwrap();
+    assert_eq!(res["sees"]["reply"]["content"], "It costs 1 yuan.", "{res}");
+    let record = &res["server"][0]["record"];
+    assert!(record["query"]["msg_signature"].is_string() && record["query"]["signature"].is_null(), "{res}");
+    assert_eq!(record["appid"], corp_id, "{res}");
+
+    let mini_user = users.last().unwrap();
+    let res: serde_json::Value = send(platform.appid(), mini_user).await.unwrap().json().await.unwrap();
+    assert!(res["sees"]["reply"]["content"].is_null(), "a Mini Program takes no passive reply: {res}");
+    wait_cs(&platform, &srv, mini_user, "It costs 1 yuan.").await;
+    srv.stop();
+}

@@ -46,6 +46,12 @@ impl ErrCode {
     pub const USER_NOT_FOUND: Self = Self(46004);
     /// `48001`: this account is not authorized for this API.
     pub const API_UNAUTHORIZED: Self = Self(48001);
+    /// `61005`: the component_verify_ticket has expired (third-party platforms).
+    pub const COMPONENT_TICKET_EXPIRED: Self = Self(61005);
+    /// `61006`: the component_verify_ticket is not the current one (third-party platforms).
+    pub const COMPONENT_TICKET_INVALID: Self = Self(61006);
+    /// `61023`: the authorizer_refresh_token is invalid: the account must authorize again.
+    pub const AUTHORIZER_REFRESH_TOKEN_INVALID: Self = Self(61023);
 
     /// Whether this is success (`0`).
     pub const fn is_ok(self) -> bool {
@@ -350,7 +356,7 @@ mod tests {
             assert!(ErrCode(c).is_token_error());
             assert!(!ErrCode(c).is_retryable());
         }
-        for c in [40164, 45009, 48001, 40013, 40125] {
+        for c in [40164, 45009, 48001, 40013, 40125, 61005, 61006, 61023] {
             let code = ErrCode(c);
             assert!(!code.is_retryable() && !code.is_token_error(), "{c}");
             assert!(code.hint().is_some(), "{c}");

@@ -259,6 +259,8 @@ fn account_json(a: &ConsoleAccount) -> serde_json::Value {
         "appid": a.account().appid(),
         "original_id": a.original_id(),
         "mode": a.mode(),
+        "kind": a.account().kind(),
+        "agentid": a.account().agentid(),
         "endpoint": a.endpoint,
         "path": a.path(),
     })

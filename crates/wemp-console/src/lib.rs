@@ -305,6 +305,10 @@ fn callback(account: &ConsoleAccount, schedule: wemp_client::callback::Schedule)
     target.mode = mode;
     account.original_id().clone_into(&mut target.account);
     target.appid = Some(a.appid().to_owned());
+    // A WeCom app's callbacks are WeCom-shaped (the corpid, AgentID, msg_signature only); a
+    // Mini Program's answer is `success`, its reply going through the customer-service API.
+    target.kind = a.kind();
+    target.agentid = a.agentid().map(str::to_owned);
     target.aes_key = a.aes_key().map(|k| k.expose().to_owned());
     target.timeout = schedule.timeout;
     target.tries = schedule.tries;

@@ -229,13 +229,39 @@ pub enum EventSpec {
     },
 }
 
+/// A message `wemp sim` cannot build.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A `--field` is not `NAME=VALUE`.
+    #[error("{0:?} is not NAME=VALUE")]
+    NotNameValue(String),
+    /// A `--field`'s name cannot name an element.
+    #[error("{0:?} is not an element name (letters, digits, '_', '-', '.'; not starting with a digit)")]
+    NotElementName(String),
+    /// The file of a raw message cannot be read.
+    #[error("cannot read {file}: {source}")]
+    Read {
+        /// The file (`-` for standard input).
+        file: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The raw message is not acceptable XML.
+    #[error("{file}: {source}")]
+    Parse {
+        /// The file (`-` for standard input).
+        file: String,
+        /// Why.
+        source: wemp_proto::Error,
+    },
+}
+
 /// `NAME=VALUE`, NAME an element name.
-fn field(arg: &str) -> Result<(String, String), String> {
-    let (name, value) = arg.split_once('=').ok_or_else(|| format!("{arg:?} is not NAME=VALUE"))?;
+fn field(arg: &str) -> Result<(String, String), BuildError> {
+    let (name, value) = arg.split_once('=').ok_or_else(|| BuildError::NotNameValue(arg.to_owned()))?;
     if !wemp_proto::wechat::compose::is_xml_name(name) {
-        return Err(format!(
-            "{name:?} is not an element name (letters, digits, '_', '-', '.'; not starting with a digit)"
-        ));
+        return Err(BuildError::NotElementName(name.to_owned()));
     }
     Ok((name.to_owned(), value.to_owned()))
 }
@@ -294,7 +320,7 @@ impl MessageSpec {
     ///
     /// # Errors
     /// Only for [`MessageSpec::Raw`]: the file cannot be read or is not acceptable XML.
-    pub fn build(&self, header: Header, msg_id: u64) -> Result<Incoming, String> {
+    pub fn build(&self, header: Header, msg_id: u64) -> Result<Incoming, BuildError> {
         if let Some(message) = self.to_message() {
             return Ok(message.build(header, msg_id));
         }
@@ -304,8 +330,8 @@ impl MessageSpec {
         } else {
             std::fs::read_to_string(file)
         }
-        .map_err(|e| format!("cannot read {file}: {e}"))?;
-        Incoming::parse(&xml).map_err(|e| format!("{file}: {e}"))
+        .map_err(|source| BuildError::Read { file: file.clone(), source })?;
+        Incoming::parse(&xml).map_err(|source| BuildError::Parse { file: file.clone(), source })
     }
 }
 

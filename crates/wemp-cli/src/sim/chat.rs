@@ -79,11 +79,23 @@ fn words(s: &str) -> Vec<String> {
     out
 }
 
+/// A chat line that is not a command.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LineError {
+    /// `/name` is no command.
+    #[error("unknown command /{0}; /help lists them")]
+    Unknown(String),
+    /// The command's arguments are wrong: the first line of what the parser says.
+    #[error("{0}")]
+    Arguments(String),
+}
+
 /// Reads one chat line.
 ///
 /// # Errors
-/// A description of what is wrong with the command.
-pub fn parse_line(line: &str) -> Result<Command, String> {
+/// [`LineError`]: what is wrong with the command.
+pub fn parse_line(line: &str) -> Result<Command, LineError> {
     let line = line.trim_end_matches(['\r', '\n']);
     if line.trim().is_empty() {
         return Ok(Command::Nothing);
@@ -115,11 +127,13 @@ pub fn parse_line(line: &str) -> Result<Command, String> {
         "location" | "image" | "voice" | "video" | "shortvideo" | "link" => {
             [vec![cmd.clone()], args].concat()
         }
-        other => return Err(format!("unknown command /{other}; /help lists them")),
+        other => return Err(LineError::Unknown(other.to_owned())),
     };
     Line::try_parse_from(argv).map(|l| Command::Send(l.spec)).map_err(|e| {
         let text = e.to_string();
-        text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid command").to_owned()
+        LineError::Arguments(
+            text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid command").to_owned(),
+        )
     })
 }
 
@@ -191,14 +205,14 @@ pub async fn run(
             }
             Ok(Command::Send(spec)) => spec,
             Err(e) => {
-                writeln!(out, "{}", style.yellow(&e))?;
+                writeln!(out, "{}", style.yellow(&e.to_string()))?;
                 continue;
             }
         };
         let incoming = match super::message(sim, &spec) {
             Ok(m) => m,
             Err(e) => {
-                writeln!(out, "{}", style.yellow(&e))?;
+                writeln!(out, "{}", style.yellow(&e.to_string()))?;
                 continue;
             }
         };
@@ -263,7 +277,7 @@ mod tests {
             Command::Send(MessageSpec::Link { url, .. }) if url == "https://e.com/a b"));
         assert_eq!(parse_line("/quit").unwrap(), Command::Quit);
         assert_eq!(parse_line("  ").unwrap(), Command::Nothing);
-        assert!(parse_line("/nope").unwrap_err().contains("unknown command"));
+        assert!(parse_line("/nope").unwrap_err().to_string().contains("unknown command"));
         assert!(parse_line("/click").is_err());
     }
 }

@@ -179,7 +179,7 @@ async fn one_type(sim: &Simulator, spec: &MessageSpec) -> CheckResult {
     let name = format!("{mode}: {}", spec.label());
     let incoming = match super::message(sim, spec) {
         Ok(m) => m,
-        Err(e) => return CheckResult::new(name, Status::Fail, vec![e]),
+        Err(e) => return CheckResult::new(name, Status::Fail, vec![e.to_string()]),
     };
     let delivery = sim.deliver(&incoming).await;
     match &delivery.outcome {
@@ -246,7 +246,7 @@ async fn retry_same_msg_id(sim: &Simulator) -> CheckResult {
     let name = format!("{}: a retry of the same MsgId gets the same reply", sim.target().mode);
     let incoming = match super::message(sim, &MessageSpec::text("retry check")) {
         Ok(m) => m,
-        Err(e) => return CheckResult::new(name, Status::Fail, vec![e]),
+        Err(e) => return CheckResult::new(name, Status::Fail, vec![e.to_string()]),
     };
     let first = sim.deliver(&incoming).await;
     let second = sim.deliver(&incoming).await;
@@ -312,7 +312,9 @@ async fn refusals(sim: &Simulator) -> Vec<CheckResult> {
     let mut out = Vec::new();
     let incoming = match super::message(sim, &MessageSpec::text("hello")) {
         Ok(m) => m,
-        Err(e) => return vec![CheckResult::new(format!("{mode}: refusals"), Status::Fail, vec![e])],
+        Err(e) => {
+            return vec![CheckResult::new(format!("{mode}: refusals"), Status::Fail, vec![e.to_string()])];
+        }
     };
     let xml = incoming.to_xml();
     let Ok(good) = sim.sign(&xml) else {

@@ -10,7 +10,7 @@ pub mod build;
 pub mod chat;
 pub mod check;
 
-pub use build::{EventSpec, MessageSpec};
+pub use build::{BuildError, EventSpec, MessageSpec};
 pub use wemp_client::callback::*;
 use wemp_proto::Incoming;
 
@@ -21,6 +21,6 @@ pub const USER_ERROR_BANNER: &str = ERROR_BANNER;
 ///
 /// # Errors
 /// As [`MessageSpec::build`].
-pub fn message(sim: &Simulator, spec: &MessageSpec) -> Result<Incoming, String> {
+pub fn message(sim: &Simulator, spec: &MessageSpec) -> Result<Incoming, BuildError> {
     spec.build(sim.header(), random_msg_id())
 }

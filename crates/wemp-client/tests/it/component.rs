@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use wemp_client::component::{AuthType, ComponentClient};
 use wemp_client::oauth::Scope;
-use wemp_client::{Error, RetryPolicy, TokenStore};
+use wemp_client::{ErrCode, Error, RetryPolicy, TokenStore};
 use wemp_proto::admission::{Account, Accounts, Policy, Request, Verdict, admit};
 use wemp_proto::component::{ComponentEvent, ComponentPush};
 use wemp_proto::{Mode, Secret};
@@ -132,7 +132,7 @@ async fn no_ticket_yet_is_a_clear_error_and_the_pushed_ticket_gets_the_token() {
         assert_eq!(w.status, 0, "{w:?}");
     }
     let err = c.pre_auth_code().await.unwrap_err();
-    assert_eq!(err.code().map(|c| c.0), Some(61006), "{err}");
+    assert_eq!(err.code(), Some(ErrCode::COMPONENT_TICKET_INVALID), "{err}");
     assert!(err.to_string().contains("pushes a new one every 10"), "{err}");
 }
 

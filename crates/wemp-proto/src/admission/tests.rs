@@ -505,3 +505,44 @@ fn a_component_push_is_admitted_by_the_component_account() {
     let a = admit_push(&req);
     assert_eq!(refusal(&a).reason, RejectReason::SignatureMismatch);
 }
+
+/// A message for an account that authorized a third-party platform arrives at
+/// `…/<authorizer appid>` sealed with the platform's Token and key, its ReceiveId the
+/// component appid: an account for the authorizer with the component's cipher admits it, and
+/// one expecting its own appid inside refuses it.
+#[test]
+fn an_authorizer_message_is_sealed_for_the_component() {
+    const COMPONENT: &str = "wx3a7d1c0b9e8f6a21";
+    const AUTHORIZER: &str = "wxf8b4f85f3a794e77";
+    let component_cipher = crate::Cipher::new(SAMPLE_KEY, COMPONENT).unwrap();
+    let authorizer = Account::new(AUTHORIZER, "componenttoken")
+        .with_cipher(component_cipher.clone())
+        .with_mode(Mode::Safe)
+        .with_path(AUTHORIZER);
+    let platform = crate::wechat::Platform::new("componenttoken").with_cipher(component_cipher);
+    let xml = plain_body("hi");
+    let req = platform.post(Mode::Safe, &xml, "oUser", GH, TS, NONCE, [4; 16]).unwrap();
+    let path = format!("/wechat/{AUTHORIZER}");
+    let a = admit(
+        &Accounts::new([authorizer]).unwrap(),
+        &Policy::default(),
+        NOW,
+        &Request::post(&path, &req.query_string(), req.body.as_bytes()),
+    );
+    let Verdict::Accepted { document, .. } = &a.verdict else { panic!("{a:?}") };
+    assert_eq!(a.account.as_ref().map(|a| a.appid()), Some(AUTHORIZER));
+    assert_eq!(document.root.text_of("Content"), Some("hi"));
+
+    let own_key = Account::new(AUTHORIZER, "componenttoken")
+        .with_aes_key(SAMPLE_KEY)
+        .unwrap()
+        .with_mode(Mode::Safe)
+        .with_path(AUTHORIZER);
+    let a = admit(
+        &Accounts::new([own_key]).unwrap(),
+        &Policy::default(),
+        NOW,
+        &Request::post(&path, &req.query_string(), req.body.as_bytes()),
+    );
+    assert_eq!(refusal(&a).reason, RejectReason::AppidMismatch);
+}

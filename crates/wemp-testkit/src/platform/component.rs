@@ -325,14 +325,25 @@ impl super::FakePlatform {
         self.world().component_auth_code(appid)
     }
 
-    fn seal(&self, push: &ComponentPush) -> wemp_proto::wechat::SignedRequest {
+    /// WeChat's side of the component's callbacks: signs with the component's Token and
+    /// encrypts with its key for the component appid. It seals the authorization pushes, and
+    /// the messages for every authorizer (posted to `…/<authorizer appid>` with
+    /// [`Platform::post`](wemp_proto::wechat::Platform::post) in safe mode), whose ReceiveId is
+    /// the component appid too.
+    ///
+    /// # Panics
+    /// When the configured component key is not a valid EncodingAESKey.
+    pub fn component_platform(&self) -> wemp_proto::wechat::Platform {
         let cfg = self.world().cfg().clone();
         let cipher = wemp_proto::Cipher::new(&cfg.component_aes_key, &cfg.component_appid)
             .expect("the configured component EncodingAESKey is valid");
-        let platform = wemp_proto::wechat::Platform::new(&cfg.component_token).with_cipher(cipher);
+        wemp_proto::wechat::Platform::new(&cfg.component_token).with_cipher(cipher)
+    }
+
+    fn seal(&self, push: &ComponentPush) -> wemp_proto::wechat::SignedRequest {
         // The server judges freshness by its own clock: sign with the real time.
         let timestamp = wemp_proto::clock::Clock::now_ms(&wemp_proto::clock::SystemClock) / 1000;
-        platform
+        self.component_platform()
             .component_post(
                 &push.to_xml(),
                 &timestamp.to_string(),
