@@ -1,4 +1,4 @@
-//! An Open Platform third-party platform (第三方平台) served by a [`WechatService`]: its
+//! An Open Platform third-party platform (第三方平台) served by a [`WechatService`](crate::WechatService): its
 //! authorization events, and its authorizers as accounts added while the service runs.
 //!
 //! ```no_run
