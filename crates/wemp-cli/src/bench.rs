@@ -225,7 +225,7 @@ async fn worker(
                             Some((format!("http_{status}"), told()))
                         } else {
                             match sim.judge(body, true) {
-                                DeliveryVerdict::Failed { reason } => {
+                                DeliveryVerdict::Failed { reason, .. } => {
                                     Some(("invalid_reply".to_owned(), reason))
                                 }
                                 DeliveryVerdict::Reply { problems, .. } if !problems.is_empty() => {

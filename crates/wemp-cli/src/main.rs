@@ -944,7 +944,7 @@ fn print_delivery(
                 outln!("  {} {w}", style.yellow(Msg::WarningLabel.get(lang)));
             }
         }
-        DeliveryVerdict::Failed { reason } => {
+        DeliveryVerdict::Failed { reason, .. } => {
             outln!("{} {reason}", style.red("✗"));
             outln!("{}", Msg::UserWouldSee.fill(lang, &[("banner", &sim::USER_ERROR_BANNER)]));
         }

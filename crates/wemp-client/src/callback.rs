@@ -312,9 +312,27 @@ pub enum DeliveryVerdict {
     },
     /// No usable answer: the user sees the error banner.
     Failed {
-        /// Why.
+        /// Why, in English.
         reason: String,
+        /// What kind of failure, for words in another language (not in the JSON).
+        #[serde(skip)]
+        cause: FailCause,
     },
+}
+
+/// What kind of failure a [`DeliveryVerdict::Failed`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailCause {
+    /// The request could not be signed or encrypted (an unusable key).
+    Unsigned,
+    /// No try got a 2xx answer (timeouts, failed connections, error statuses).
+    NoAnswer {
+        /// How many tries were made.
+        tries: usize,
+    },
+    /// A 2xx answer that is not a usable reply.
+    Unreadable,
 }
 
 impl DeliveryVerdict {
@@ -330,7 +348,7 @@ impl DeliveryVerdict {
     pub fn failures(&self) -> Vec<String> {
         match self {
             Self::Reply { problems, .. } => problems.clone(),
-            Self::Failed { reason } => vec![reason.clone()],
+            Self::Failed { reason, .. } => vec![reason.clone()],
         }
     }
 
@@ -617,7 +635,10 @@ impl Simulator {
                     request: xml.to_owned(),
                     signed: None,
                     attempts: Vec::new(),
-                    outcome: DeliveryVerdict::Failed { reason: format!("cannot sign the request: {e}") },
+                    outcome: DeliveryVerdict::Failed {
+                        reason: format!("cannot sign the request: {e}"),
+                        cause: FailCause::Unsigned,
+                    },
                 };
             }
         };
@@ -648,7 +669,10 @@ impl Simulator {
         }
         let outcome = outcome.unwrap_or_else(|| {
             let last = attempts.last().map(|a| a.exchange.describe(self.target.timeout)).unwrap_or_default();
-            DeliveryVerdict::Failed { reason: format!("all {} tries failed (last: {last})", attempts.len()) }
+            DeliveryVerdict::Failed {
+                reason: format!("all {} tries failed (last: {last})", attempts.len()),
+                cause: FailCause::NoAnswer { tries: attempts.len() },
+            }
         });
         Delivery { mode: self.target.mode, request: xml.to_owned(), signed: Some(signed), attempts, outcome }
     }
@@ -657,7 +681,12 @@ impl Simulator {
     pub fn judge(&self, body: &str, answering_message: bool) -> DeliveryVerdict {
         let opened = match self.platform.open_reply(body) {
             Ok(opened) => opened,
-            Err(e) => return DeliveryVerdict::Failed { reason: judge::unreadable(&e, body) },
+            Err(e) => {
+                return DeliveryVerdict::Failed {
+                    reason: judge::unreadable(&e, body),
+                    cause: FailCause::Unreadable,
+                };
+            }
         };
         let mut problems = Vec::new();
         let mut warnings = Vec::new();

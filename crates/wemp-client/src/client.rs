@@ -651,7 +651,12 @@ fn api_error(path: &str, code: ErrCode, v: &serde_json::Value) -> ApiError {
 }
 
 fn redacted_body(path: &str, bytes: &[u8]) -> Box<str> {
-    if path.starts_with("/sns/") || path.contains("token") || path.contains("ticket") {
+    // The Open Platform's answers carry authorizers' access and refresh tokens.
+    if path.starts_with("/sns/")
+        || path.contains("token")
+        || path.contains("ticket")
+        || path.contains("/component/")
+    {
         "<withheld: may carry a token>".into()
     } else {
         String::from_utf8_lossy(bytes).into()

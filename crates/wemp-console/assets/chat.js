@@ -87,6 +87,11 @@ function serverSaid(x) {
   return x.record.error || null;
 }
 
+/** Why WeChat shows its banner, in the page's words when the server sent the failure's kind. */
+function bannerWhy(sees) {
+  return tServer(sees.code ? `banner.${sees.code}` : null, sees, sees.reason);
+}
+
 function bannerNode(reason, server) {
   // What the server itself reported about the refused tries (a rejection's diagnostic).
   const said = [...new Set((server || []).map(serverSaid).filter(Boolean))];
@@ -196,7 +201,7 @@ export async function perform(action, shown) {
     const nodes = [];
     const deadline = (res.server || []).find((x) => x.source === 'observer' && outcomeOf(x) === 'deadline');
     if (res.sees.kind === 'reply') nodes.push(...renderReply(res.sees.reply));
-    else if (res.sees.kind === 'banner') nodes.push(bannerNode(res.sees.reason, res.server));
+    else if (res.sees.kind === 'banner') nodes.push(bannerNode(bannerWhy(res.sees), res.server));
     if (deadline) nodes.push(deadlineNode(deadline));
     replaceNode(key, pending, nodes);
     if (deadline) watchLate(key, deadline);
@@ -244,7 +249,7 @@ function addTries(action, res) {
       h('span', { class: `badge ${res.sees.kind}` }, sees)),
     h('ol', { class: 'try-list' }, res.attempts.map((a, i) =>
       h('li', {}, t('tries.try', { n: i + 1, at: a.started_ms, outcome: tServer(`try.${a.code}`, a, a.outcome), took: a.took_ms })))),
-    res.sees.kind === 'banner' ? h('p', { class: 'why' }, res.sees.reason) : null,
+    res.sees.kind === 'banner' ? h('p', { class: 'why' }, bannerWhy(res.sees)) : null,
     (res.warnings || []).map((w) => h('p', { class: 'why warning' }, t('tries.warning', { warning: w }))),
     (res.server || []).length ? h('ul', { class: 'server-notes', 'aria-label': t('tries.server-notes') }, res.server.map((x) =>
       h('li', {}, serverSaid(x) ? t('tries.server.error', { outcome: outcomeLabel(outcomeOf(x)), error: serverSaid(x) }) : t('tries.server', { outcome: outcomeLabel(outcomeOf(x)) })))) : null,

@@ -535,6 +535,10 @@ const zhCN = {
   'server.try.answered': 'HTTP {status}',
   'server.try.timed_out': '无应答：微信已放弃',
   'server.try.failed': '连接失败：{error}',
+  // Why WeChat shows its banner, by the failure's kind ({reason}: the English, for detail).
+  'server.banner.no-answer': '{tries} 次尝试都没有得到可用的应答（超时、连接失败或错误状态码），微信已放弃',
+  'server.banner.unsigned': '无法签名或加密请求：消息加解密密钥(EncodingAESKey)不可用',
+  'server.banner.unreadable': '服务器的应答不是可用的被动回复：{reason}',
   // The console API's refusals.
   'server.api.unknown-account': '未知的公众号 {account}：此控制台模拟的是 {known}',
   'server.api.unknown-user': '{user} 不是控制台的测试用户',

@@ -620,39 +620,49 @@ describe('a forwarded delivery: wemp serve in front of an app (gateway mode)', (
 });
 
 describe('the error banner, from a wemp serve whose body limit is too small', () => {
-  test('a long text is refused (413) on every try: WeChat\'s banner with the reason', async () => {
-    // server.body_limit may go down to 1KiB, too small for a long text: WeChat would try
-    // three times, be refused each time, and show its banner.
-    const platform = await fakePlatform();
-    const { url } = await startServe({ ...safeEnv(platform), WEMP_BODY_LIMIT: '1KiB' });
-    const b = await launch();
-    try {
-      const page = await b.newPage();
-      const errors = watchErrors(page);
-      await page.goto(`${url}/console/`);
-      await page.getByRole('button', { name: 'Switch to keyboard' }).click();
-      await page.getByLabel('Message').fill('help');
-      await page.getByLabel('Message').press('Enter');
-      await page.locator('.msg.bot .bubble', { hasText: 'Send "order 42"' }).waitFor();
-      await page.getByLabel('Message').fill(`order ${'长'.repeat(600)}`);
-      await page.getByLabel('Message').press('Enter');
-      const banner = page.locator('.notice.banner');
-      await banner.waitFor();
-      assert.match(await banner.textContent(), new RegExp(BANNER));
-      const why = await banner.locator('.banner-why').first().textContent();
-      assert.match(why, /all 3 tries failed/);
-      assert.match(why, /HTTP 413/);
-      assert.match(why, /exceeds the 1024-byte limit/);
-      assert.equal(await page.locator('.try-item.banner .try-list li').count(), 3);
-      // The log shows the three refused tries.
-      await page.getByRole('link', { name: /Live log/ }).click();
-      await page.locator('#log-rows tr[data-outcome="rejected"]').nth(2).waitFor();
-      assert.deepEqual(errors, []);
-    } finally {
-      await b.close();
-      platform.server.close();
-    }
-  });
+  for (const locale of ['en-US', 'zh-CN']) {
+    test(`a long text is refused (413) on every try: WeChat's banner with the reason (${locale})`, async () => {
+      // server.body_limit may go down to 1KiB, too small for a long text: WeChat would try
+      // three times, be refused each time, and show its banner.
+      const platform = await fakePlatform();
+      const { url } = await startServe({ ...safeEnv(platform), WEMP_BODY_LIMIT: '1KiB' });
+      const b = await launch(locale);
+      const zh = locale === 'zh-CN';
+      const message = zh ? '消息' : 'Message';
+      try {
+        const page = await b.newPage();
+        const errors = watchErrors(page);
+        await page.goto(`${url}/console/`);
+        await page.getByRole('button', { name: zh ? '切换到键盘' : 'Switch to keyboard' }).click();
+        await page.getByLabel(message, { exact: true }).fill('help');
+        await page.getByLabel(message, { exact: true }).press('Enter');
+        await page.locator('.msg.bot .bubble', { hasText: 'Send "order 42"' }).waitFor();
+        await page.getByLabel(message, { exact: true }).fill(`order ${'长'.repeat(600)}`);
+        await page.getByLabel(message, { exact: true }).press('Enter');
+        const banner = page.locator('.notice.banner');
+        await banner.waitFor();
+        assert.match(await banner.textContent(), new RegExp(BANNER));
+        const why = await banner.locator('.banner-why').first().textContent();
+        if (zh) {
+          // The reason in the page's words, from the failure's kind the server sent.
+          assert.match(why, /3 次尝试都没有得到可用的应答/);
+          assert.doesNotMatch(why, /tries failed/);
+        } else {
+          assert.match(why, /all 3 tries failed/);
+          assert.match(why, /HTTP 413/);
+          assert.match(why, /exceeds the 1024-byte limit/);
+        }
+        assert.equal(await page.locator('.try-item.banner .try-list li').count(), 3);
+        // The log shows the three refused tries.
+        await page.getByRole('link', { name: zh ? /实时日志/ : /Live log/ }).click();
+        await page.locator('#log-rows tr[data-outcome="rejected"]').nth(2).waitFor();
+        assert.deepEqual(errors, []);
+      } finally {
+        await b.close();
+        platform.server.close();
+      }
+    });
+  }
 });
 
 describe('wemp serve beyond loopback', () => {

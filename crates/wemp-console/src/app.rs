@@ -166,7 +166,7 @@ async fn login(
         res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         return res;
     }
-    if !access::same(form.token.trim(), token) {
+    if !access::same(form.token.trim(), token.expose()) {
         let failures = shared.throttle.fail(peer, now);
         tracing::warn!(%peer, failures, "console login failed: wrong admin token");
         if failures >= crate::MAX_FAILURES {

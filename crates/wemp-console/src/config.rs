@@ -1,14 +1,13 @@
 //! What the console needs to know: the accounts — where the bot listens for each and its
 //! keys (to sign and encrypt like WeChat) —, test users, the menu, and who may open it.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use wemp_client::callback::Schedule;
-use wemp_proto::Mode;
 use wemp_proto::admission::Account;
+use wemp_proto::{Mode, Secret};
 
 use crate::menu::Menu;
 
@@ -239,26 +238,16 @@ impl TestUser {
 }
 
 /// Who may open the console.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Access {
     /// Anyone who reaches it through a loopback host name, without a proxy in between —
     /// the default when the server listens on loopback.
     Loopback,
     /// Only browsers that entered this admin token once (kept in a cookie).
-    Token(String),
+    Token(Secret),
     /// Nobody: the server listens beyond loopback and no token is configured.
     Disabled,
-}
-
-impl fmt::Debug for Access {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Loopback => f.write_str("Loopback"),
-            Self::Token(_) => f.write_str("Token(<redacted>)"),
-            Self::Disabled => f.write_str("Disabled"),
-        }
-    }
 }
 
 impl Access {
@@ -266,7 +255,7 @@ impl Access {
     /// always applies; without one the console is open on loopback and disabled elsewhere.
     pub fn for_listener(listen: SocketAddr, token: Option<String>) -> Self {
         match token.filter(|t| !t.trim().is_empty()) {
-            Some(t) => Self::Token(t.trim().to_owned()),
+            Some(t) => Self::Token(Secret::new(t.trim())),
             None if listen.ip().is_loopback() => Self::Loopback,
             None => Self::Disabled,
         }
@@ -298,7 +287,8 @@ mod tests {
         assert_eq!(Access::for_listener(any, Some("  ".into())), Access::Disabled);
         assert_eq!(Access::for_listener(any, Some("s3cret".into())), Access::Token("s3cret".into()));
         assert_eq!(Access::for_listener(lo, Some("s3cret".into())), Access::Token("s3cret".into()));
-        assert_eq!(format!("{:?}", Access::Token("s3cret".into())), "Token(<redacted>)");
+        let shown = format!("{:?}", Access::Token("s3cret".into()));
+        assert!(!shown.contains("s3cret") && shown.starts_with("Token("), "{shown}");
     }
 
     fn account(id: &str, endpoint: &str, gh: &str) -> ConsoleAccount {

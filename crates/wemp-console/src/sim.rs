@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 use wemp_client::callback::{
-    Delivery, DeliveryVerdict, ERROR_BANNER, Exchange as Answer, Simulator, now_secs, random_msg_id,
+    Delivery, DeliveryVerdict, ERROR_BANNER, Exchange as Answer, FailCause, Simulator, now_secs,
+    random_msg_id,
 };
 use wemp_proto::Header;
 use wemp_proto::wechat::{EventMessage, Message};
@@ -116,8 +117,16 @@ pub enum Sees {
     Banner {
         /// The banner text (`该公众号暂时无法提供服务，请稍后再试`).
         banner: &'static str,
-        /// Why WeChat showed it.
+        /// Why WeChat showed it, in English.
         reason: String,
+        /// The kind of failure, for the page to word in its language (`no-answer`,
+        /// `unsigned`, `unreadable`); none for a reply WeChat refuses (its problems are
+        /// English only).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        code: Option<&'static str>,
+        /// For `no-answer`: how many tries WeChat made.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tries: Option<usize>,
     },
 }
 
@@ -223,9 +232,17 @@ fn report(sent_xml: String, d: Delivery) -> ChatResult {
             reply => Sees::Reply { reply },
         },
         DeliveryVerdict::Reply { problems, .. } => {
-            Sees::Banner { banner: ERROR_BANNER, reason: problems.join("; ") }
+            Sees::Banner { banner: ERROR_BANNER, reason: problems.join("; "), code: None, tries: None }
         }
-        DeliveryVerdict::Failed { reason } => Sees::Banner { banner: ERROR_BANNER, reason },
+        DeliveryVerdict::Failed { reason, cause } => {
+            let (code, tries) = match cause {
+                FailCause::NoAnswer { tries } => (Some("no-answer"), Some(tries)),
+                FailCause::Unsigned => (Some("unsigned"), None),
+                FailCause::Unreadable => (Some("unreadable"), None),
+                _ => (None, None),
+            };
+            Sees::Banner { banner: ERROR_BANNER, reason, code, tries }
+        }
     };
     ChatResult { account: String::new(), sent_xml, sees, attempts, encrypted, warnings, server: Vec::new() }
 }
@@ -281,9 +298,18 @@ mod tests {
                 attempt(Answer::Timeout),
                 attempt(Answer::Http { status: 413, content_type: None, body: String::new() }),
             ],
-            outcome: DeliveryVerdict::Failed { reason: "all 3 tries failed".into() },
+            outcome: DeliveryVerdict::Failed {
+                reason: "all 3 tries failed".into(),
+                cause: FailCause::NoAnswer { tries: 3 },
+            },
         };
-        let json = serde_json::to_value(report(String::new(), d).attempts).unwrap();
+        let result = report(String::new(), d);
+        // The banner's reason comes with its kind, for the page to word in its language.
+        assert_eq!(
+            serde_json::to_value(&result.sees).unwrap(),
+            serde_json::json!({ "kind": "banner", "banner": ERROR_BANNER, "reason": "all 3 tries failed", "code": "no-answer", "tries": 3 })
+        );
+        let json = serde_json::to_value(result.attempts).unwrap();
         assert_eq!(
             json,
             serde_json::json!([

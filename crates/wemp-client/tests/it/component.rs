@@ -341,3 +341,23 @@ async fn oauth_on_behalf_of_an_authorizer() {
     let again = c.oauth_refresh_user_token(&platform.appid(), &token.refresh_token).await.unwrap();
     assert_eq!(again.openid, "oUser1");
 }
+
+/// An answer that does not decode is reported without its body: component answers carry
+/// authorizers' tokens.
+#[tokio::test]
+async fn an_undecodable_component_answer_never_shows_its_tokens() {
+    let (platform, _state, _rx, c) = setup().await;
+    platform.script(
+        "/cgi-bin/component/api_query_auth",
+        serde_json::json!({ "authorization_info": {
+            "authorizer_appid": 42,
+            "authorizer_access_token": "ACCESS_LEAK",
+            "authorizer_refresh_token": "refreshtoken@@@LEAK",
+        }}),
+    );
+    let err = c.query_auth("queryauthcode@@@x").await.unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains("LEAK"), "{shown}");
+    assert!(shown.contains("/cgi-bin/component/api_query_auth"), "{shown}");
+}

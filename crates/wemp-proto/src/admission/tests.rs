@@ -91,6 +91,8 @@ fn the_clock_is_an_argument() {
     let a = admit(&one(None), &Policy::default(), NOW + 301, &req);
     assert_eq!(refusal(&a).reason, RejectReason::StaleTimestamp);
     assert!(refusal(&a).message.contains("301 s behind"), "{:?}", refusal(&a));
+    // A stale timestamp is not a signature failure: no -40001 "bad signature" in the log line.
+    assert_eq!(refusal(&a).code, None, "{:?}", refusal(&a));
     let a = admit(&one(None), &Policy::default().freshness_secs(0), NOW + 100_000, &req);
     assert!(matches!(a.verdict, Verdict::Accepted { .. }), "{a:?}");
 }

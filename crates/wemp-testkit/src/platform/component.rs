@@ -110,6 +110,9 @@ pub(super) fn dispatch(w: &mut World, method: &Method, r: &Recorded) -> Option<A
             if s(&body, "component_appid") != w.cfg().component_appid {
                 return Some(Answer::Json(err(40013)));
             }
+            if let Some(v) = w.scripted.get(p) {
+                return Some(Answer::Json(v.clone()));
+            }
             match p {
                 "/cgi-bin/component/api_create_preauthcode" => pre_auth_code(w),
                 "/cgi-bin/component/api_query_auth" => query_auth(w, &body),
