@@ -248,18 +248,24 @@ impl Hub {
 /// let app = service.into_router().layer(axum::middleware::from_fn_with_state(hub, tap));
 /// ```
 pub async fn tap(State(hub): State<Arc<Hub>>, req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let mut record = DeliveryRecord::new(0, now_ms());
-    let (parts, body) = req.into_parts();
-    wemp_server::observe::keep_request(&mut record, &parts);
+    // What arrived is kept as it came (the URI and header map cloned share their bytes): the
+    // record is made only for a caller that hung up or a service that panicked, not for
+    // every request the server answers.
+    let arrival = Arrival {
+        received_at_ms: now_ms(),
+        started: Instant::now(),
+        uri: req.uri().clone(),
+        headers: req.headers().clone(),
+        peer: wemp_server::observe::peer(req.extensions()),
+    };
     // Publishes a "hung up" entry if the caller goes away and the server drops us.
-    let mut guard = Guard { hub: hub.clone(), record: Some(record), started };
-    let res = std::panic::AssertUnwindSafe(next.run(Request::from_parts(parts, body))).catch_unwind().await;
-    let Some(mut record) = guard.record.take() else { unreachable!("taken only here and on drop") };
+    let mut guard = Guard { hub: hub.clone(), arrival: Some(arrival) };
+    let res = std::panic::AssertUnwindSafe(next.run(req)).catch_unwind().await;
+    let Some(arrival) = guard.arrival.take() else { unreachable!("taken only here and on drop") };
     match res {
         Ok(res) => res,
         Err(_) => {
-            record.latency = started.elapsed();
+            let mut record = arrival.record();
             record.status = 500;
             record.outcome = RecordOutcome::HandlerError;
             let mut x = LiveEntry::new(Source::Tap, Arc::new(record));
@@ -270,18 +276,39 @@ pub async fn tap(State(hub): State<Arc<Hub>>, req: Request, next: Next) -> Respo
     }
 }
 
+/// What the [`tap`] keeps of a request until it knows whether it has anything to report.
+struct Arrival {
+    received_at_ms: i64,
+    started: Instant,
+    uri: http::Uri,
+    headers: http::HeaderMap,
+    peer: Option<std::net::SocketAddr>,
+}
+
+impl Arrival {
+    /// The record of what arrived, its latency the time since.
+    fn record(self) -> DeliveryRecord {
+        let mut record = DeliveryRecord::new(0, self.received_at_ms);
+        wemp_server::observe::keep_arrival(&mut record, &self.uri, &self.headers, self.peer);
+        record.latency = self.started.elapsed();
+        record
+    }
+}
+
 struct Guard {
     hub: Arc<Hub>,
-    record: Option<DeliveryRecord>,
-    started: Instant,
+    arrival: Option<Arrival>,
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        if let Some(mut record) = self.record.take() {
-            record.latency = self.started.elapsed();
+        if let Some(arrival) = self.arrival.take() {
+            // The latency is now: how long the caller waited.
+            let latency = arrival.started.elapsed();
             self.hub.publish_with(move || {
                 // No answer went out: status 0.
+                let mut record = arrival.record();
+                record.latency = latency;
                 let mut x = LiveEntry::new(Source::Tap, Arc::new(record));
                 x.tap = Some(TapFinding::HungUp);
                 x

@@ -58,14 +58,25 @@ pub use wemp_store::{
 /// `Authorization` (names lowercase, repeated ones joined with `, `) and the peer address
 /// (from axum's `ConnectInfo<SocketAddr>`, when the server was started with it).
 pub fn keep_request(record: &mut DeliveryRecord, parts: &http::request::Parts) {
-    for pair in parts.uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+    keep_arrival(record, &parts.uri, &parts.headers, peer(&parts.extensions));
+}
+
+/// [`keep_request`] from the request's URI, headers and peer kept apart (a clone of the
+/// URI and the header map shares their bytes: cheap to hold until a record is wanted).
+pub fn keep_arrival(
+    record: &mut DeliveryRecord,
+    uri: &http::Uri,
+    headers: &http::HeaderMap,
+    peer: Option<std::net::SocketAddr>,
+) {
+    for pair in uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         record
             .query
             .entry(wemp_proto::admission::percent_decode(k).into_owned())
             .or_insert_with(|| wemp_proto::admission::percent_decode(v).into_owned());
     }
-    for (name, value) in &parts.headers {
+    for (name, value) in headers {
         if name == http::header::COOKIE || name == http::header::AUTHORIZATION {
             continue;
         }
@@ -79,11 +90,16 @@ pub fn keep_request(record: &mut DeliveryRecord, parts: &http::request::Parts) {
             })
             .or_insert_with(|| value.into_owned());
     }
-    record.peer = parts
-        .extensions
+    record.peer = peer;
+}
+
+/// The peer address of a request: axum's `ConnectInfo<SocketAddr>`, else a bare
+/// `SocketAddr` extension.
+pub fn peer(extensions: &http::Extensions) -> Option<std::net::SocketAddr> {
+    extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0)
-        .or_else(|| parts.extensions.get::<std::net::SocketAddr>().copied());
+        .or_else(|| extensions.get::<std::net::SocketAddr>().copied())
 }
 
 /// The observers of a service, and the record numbering.
@@ -240,7 +256,8 @@ impl MessageLogObserver {
 impl Observer for MessageLogObserver {
     fn observe(&self, record: &Arc<DeliveryRecord>) {
         if self.logs(record) {
-            self.writer.log(DeliveryRecord::clone(record));
+            // Shared, not copied here: the writer's task copies it if it is still shared then.
+            self.writer.log_shared(record.clone());
         }
     }
 }

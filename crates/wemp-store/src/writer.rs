@@ -229,7 +229,9 @@ impl LogWriterStats {
 }
 
 enum Command {
-    Entry(Box<DeliveryRecord>),
+    /// Shared with whoever else holds the record (the server's other observers): it is
+    /// copied, if at all, by the writer's task, off the request path.
+    Entry(Arc<DeliveryRecord>),
     Flush(oneshot::Sender<()>),
     Shutdown,
 }
@@ -268,7 +270,13 @@ impl LogWriter {
     /// Queues `entry` without waiting; returns whether it was queued. An entry that does not
     /// fit is counted in [`LogWriterStats::dropped_queue_full`].
     pub fn log(&self, entry: DeliveryRecord) -> bool {
-        match self.tx.try_send(Command::Entry(Box::new(entry))) {
+        self.log_shared(Arc::new(entry))
+    }
+
+    /// [`log`](Self::log) for a record others hold too: queued as it is, and copied (when
+    /// still shared) by the writer's task, not by the caller.
+    pub fn log_shared(&self, entry: Arc<DeliveryRecord>) -> bool {
+        match self.tx.try_send(Command::Entry(entry)) {
             Ok(()) => {
                 // The task lingers without waking for every entry; a full batch cuts it short.
                 if self.tx.max_capacity() - self.tx.capacity() >= self.batch_size {
@@ -372,7 +380,7 @@ async fn run(
         let mut closing = false;
         while let Some(cmd) = next.take() {
             match cmd {
-                Command::Entry(e) => batch.push(*e),
+                Command::Entry(e) => batch.push(Arc::unwrap_or_clone(e)),
                 Command::Flush(done) => flushes.push(done),
                 Command::Shutdown => {
                     closing = true;
