@@ -205,7 +205,7 @@ pub fn api_clients(
     let mut clients = Vec::new();
     for (i, a) in cfg.accounts.iter().enumerate() {
         let Some(secret) = &a.appsecret else { continue };
-        let mut b = wemp_client::Client::builder(account_id(cfg, i)).secret(secret.expose());
+        let mut b = wemp_client::Client::builder(account_id(cfg, i)).secret(secret.clone());
         // A WeCom app's client: gettoken with the corpid and the app's Secret, message/send.
         if a.kind == Kind::Wecom
             && let Some(agentid) = &a.agentid

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use wemp_proto::Secret;
 use wemp_store::TokenStore;
 use wemp_store::memory::MemoryTokenStore;
 
@@ -44,7 +45,7 @@ pub(crate) struct Inner {
     pub(crate) mp_base: String,
     pub(crate) open_base: String,
     pub(crate) appid: String,
-    pub(crate) secret: Option<String>,
+    pub(crate) secret: Option<Secret>,
     /// A WeCom application's AgentID (a WeCom client).
     pub(crate) agentid: Option<String>,
     /// The query parameter the token goes in (`access_token`; `component_access_token`
@@ -76,7 +77,7 @@ enum ProviderChoice {
 /// Builds a [`Client`].
 pub struct ClientBuilder {
     appid: String,
-    secret: Option<String>,
+    secret: Option<Secret>,
     provider: ProviderChoice,
     store: Option<Arc<dyn TokenStore>>,
     clock: Arc<dyn Clock>,
@@ -104,7 +105,7 @@ impl std::fmt::Debug for ClientBuilder {
 
 impl ClientBuilder {
     /// The AppSecret, for the stable/classic token providers and OAuth2.
-    pub fn secret(mut self, secret: impl Into<String>) -> Self {
+    pub fn secret(mut self, secret: impl Into<Secret>) -> Self {
         self.secret = Some(secret.into());
         self
     }
@@ -348,7 +349,7 @@ impl Client {
     ///
     /// # Errors
     /// As [`ClientBuilder::build`].
-    pub fn new(appid: impl Into<String>, secret: impl Into<String>) -> Result<Self> {
+    pub fn new(appid: impl Into<String>, secret: impl Into<Secret>) -> Result<Self> {
         Self::builder(appid).secret(secret).build()
     }
 

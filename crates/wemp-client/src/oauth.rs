@@ -113,7 +113,7 @@ impl Client {
     }
 
     fn secret(&self) -> Result<&str> {
-        self.inner.secret.as_deref().ok_or_else(|| {
+        self.inner.secret.as_ref().map(wemp_proto::Secret::expose).ok_or_else(|| {
             Error::Invalid("OAuth2 code exchange needs the AppSecret; set ClientBuilder::secret".into())
         })
     }

@@ -71,16 +71,16 @@ pub trait TokenProvider: Send + Sync + 'static {
 }
 
 /// `POST /cgi-bin/stable_token`: every caller receives the same token while it is valid.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct StableToken {
     appid: String,
-    secret: String,
+    secret: Secret,
     force_refresh: bool,
 }
 
 impl StableToken {
     /// The stable-token provider without force refresh (the default provider).
-    pub fn new(appid: impl Into<String>, secret: impl Into<String>) -> Self {
+    pub fn new(appid: impl Into<String>, secret: impl Into<Secret>) -> Self {
         Self { appid: appid.into(), secret: secret.into(), force_refresh: false }
     }
 
@@ -92,15 +92,6 @@ impl StableToken {
     }
 }
 
-impl std::fmt::Debug for StableToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StableToken")
-            .field("appid", &self.appid)
-            .field("force_refresh", &self.force_refresh)
-            .finish_non_exhaustive()
-    }
-}
-
 #[async_trait::async_trait]
 impl TokenProvider for StableToken {
     async fn fetch(&self, ctx: &FetchContext<'_>) -> Result<FetchedToken> {
@@ -108,7 +99,7 @@ impl TokenProvider for StableToken {
         let body = serde_json::json!({
             "grant_type": "client_credential",
             "appid": self.appid,
-            "secret": self.secret,
+            "secret": self.secret.expose(),
             "force_refresh": self.force_refresh,
         });
         send_for_token(PATH, ctx.http.post(format!("{}{PATH}", ctx.base_url)).json(&body), "access_token")
@@ -126,8 +117,8 @@ pub struct ClassicToken {
 
 impl ClassicToken {
     /// The classic provider.
-    pub fn new(appid: impl Into<String>, secret: impl Into<String>) -> Self {
-        Self { appid: appid.into(), secret: Secret::new(secret) }
+    pub fn new(appid: impl Into<String>, secret: impl Into<Secret>) -> Self {
+        Self { appid: appid.into(), secret: secret.into() }
     }
 }
 
@@ -156,8 +147,8 @@ pub struct WecomToken {
 
 impl WecomToken {
     /// The provider for the app whose Secret is `secret`, in the corp `corpid`.
-    pub fn new(corpid: impl Into<String>, secret: impl Into<String>) -> Self {
-        Self { corpid: corpid.into(), secret: Secret::new(secret) }
+    pub fn new(corpid: impl Into<String>, secret: impl Into<Secret>) -> Self {
+        Self { corpid: corpid.into(), secret: secret.into() }
     }
 }
 
