@@ -338,7 +338,7 @@ Examples:
 struct ServeCmd {
     #[command(flatten)]
     args: ServeArgs,
-    /// The platform API base URL (default https://api.weixin.qq.com). For tests.
+    /// The platform API base URL (default `https://api.weixin.qq.com`). For tests.
     #[arg(long, hide = true, env = "WEMP_API_BASE")]
     api_base: Option<String>,
 }
@@ -407,7 +407,7 @@ Example:
 struct DoctorCmd {
     #[command(flatten)]
     args: ServeArgs,
-    /// The platform API base URL, e.g. a fake platform's (default https://api.weixin.qq.com).
+    /// The platform API base URL, e.g. a fake platform's (default `https://api.weixin.qq.com`).
     #[arg(long, env = "WEMP_API_BASE")]
     api_base: Option<String>,
     /// Print JSON instead of text, for scripts.
