@@ -114,7 +114,71 @@ pub async fn run(
     check_database(&cfg, &mut report, timeout, lang).await;
     check_redis(&cfg, &mut report, timeout, lang).await;
     check_api(&cfg, &mut report, api_base, timeout, lang).await;
+    check_component(&cfg, &mut report, api_base, timeout, lang).await;
     report
+}
+
+/// The third-party platform: how old the stored ticket is (warn after 20 minutes, fail
+/// after 12 hours), and whether the component token can be fetched with it.
+async fn check_component(
+    cfg: &Config,
+    report: &mut Diagnosis,
+    api_base: Option<&str>,
+    timeout: Duration,
+    lang: Lang,
+) {
+    use crate::component::{TICKET_EXPIRED_MS, TICKET_LATE_MS, age_text};
+    if cfg.component.is_none() {
+        return;
+    }
+    let name = Msg::CheckTicket.get(lang);
+    let tokens = crate::storage::token_store(&cfg.storage).await.ok().flatten();
+    let component = match tokio::time::timeout(timeout, crate::serve::component(cfg, api_base, tokens)).await
+    {
+        Ok(Ok(Some(c))) => c,
+        Ok(Ok(None)) => return,
+        Ok(Err(e)) => return report.push(name, Status::Fail, vec![e]),
+        Err(_) => {
+            return report.push(
+                name,
+                Status::Fail,
+                vec![format!("no answer within {} s", timeout.as_secs())],
+            );
+        }
+    };
+    let ticket = match tokio::time::timeout(timeout, component.client().state().ticket()).await {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => return report.push(name, Status::Fail, vec![e.to_string()]),
+        Err(_) => {
+            return report.push(
+                name,
+                Status::Fail,
+                vec![format!("no answer within {} s", timeout.as_secs())],
+            );
+        }
+    };
+    let Some(ticket) = ticket else {
+        return report.push(name, Status::Fail, vec![Msg::TicketNone.get(lang).to_owned()]);
+    };
+    let age = crate::logview::now_ms().saturating_sub(ticket.received_at_ms);
+    let (status, msg) = match age {
+        a if a > TICKET_EXPIRED_MS => (Status::Fail, Msg::TicketExpired),
+        a if a > TICKET_LATE_MS => (Status::Warn, Msg::TicketLate),
+        _ => (Status::Pass, Msg::TicketFresh),
+    };
+    report.push(name, status, vec![msg.fill(lang, &[("age", &age_text(age))])]);
+    let name = Msg::CheckComponentToken.get(lang);
+    match tokio::time::timeout(timeout, component.client().component_token()).await {
+        Ok(Ok(_)) => report.push(name, Status::Pass, vec![Msg::ComponentTokenFetched.get(lang).to_owned()]),
+        Ok(Err(e)) => report.push(name, Status::Fail, vec![describe_error(&e, lang)]),
+        Err(_) => {
+            report.push(
+                name,
+                Status::Fail,
+                vec![Msg::ApiNoAnswer.fill(lang, &[("secs", &timeout.as_secs())])],
+            );
+        }
+    }
 }
 
 fn check_accounts(cfg: &Config, report: &mut Diagnosis, lang: Lang) {

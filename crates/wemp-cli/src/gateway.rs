@@ -173,9 +173,17 @@ pub fn relay_paths(cfg: &Config) -> Vec<String> {
 /// The API proxy of `serve`: on when `api_proxy.token` (`WEMP_API_PROXY_TOKEN`) is set, over
 /// the API clients of the accounts that have an AppSecret (`clients`, as [`crate::serve::api_clients`]
 /// built them; each is known by its account's name and its id). `None` when off.
-pub fn api_proxy(cfg: &Config, clients: &[wemp_client::Client]) -> Option<ApiProxy> {
+pub fn api_proxy(
+    cfg: &Config,
+    clients: &[wemp_client::Client],
+    more: Option<wemp_server::ClientLookup>,
+) -> Option<ApiProxy> {
     let token = cfg.api_proxy.token.as_ref()?.expose().to_owned();
     let mut proxy = ApiProxy::new(token);
+    // A third-party platform's authorizers, by appid in X-Wemp-Account.
+    if let Some(more) = more {
+        proxy = proxy.more_accounts(more);
+    }
     for client in clients {
         let names = (0..cfg.accounts.len())
             .find(|&i| account_id(cfg, i) == client.appid())

@@ -99,6 +99,16 @@ catalogue! {
     /// (基础信息 → 消息推送配置).
     PasteInto => "Paste into the WeChat Developer Platform{title} (developers.weixin.qq.com/platform → 我的业务 → 公众号/服务号 → 基础信息 → 消息推送配置):",
                  "请在微信开发者平台{title}填写（developers.weixin.qq.com/platform → 我的业务 → 公众号/服务号 → 基础信息 → 消息推送配置）：";
+    /// The third-party platform's paste block.
+    ComponentPasteInto => "Third-party platform {appid}: paste into the WeChat Open Platform (open.weixin.qq.com → 管理中心 → 第三方平台 → 开发资料):",
+        "第三方平台 {appid}：请在微信开放平台填写（open.weixin.qq.com → 管理中心 → 第三方平台 → 开发资料）：";
+    /// Field label: the authorization event URL.
+    FieldAuthEventUrl => "授权事件接收 URL", "授权事件接收 URL";
+    /// Field label: the authorizers' message URL.
+    FieldAuthorizerUrl => "消息与事件接收 URL", "消息与事件接收 URL";
+    /// Where the component's Token and key are.
+    ComponentSecrets => "Token and 消息加解密 Key: [component] token and aes_key in the config",
+        "消息校验 Token 与消息加解密 Key：配置中 [component] 的 token 与 aes_key";
     /// The account a paste block is for.
     ForAccount => " for {name}", "为 {name} ";
     /// Field label: the callback URL.
@@ -254,6 +264,23 @@ catalogue! {
     CheckRedis => "redis", "Redis";
     /// Check name: API access.
     CheckApi => "API access", "接口调用";
+    /// Check name: the third-party platform's verify ticket.
+    CheckTicket => "component_verify_ticket", "component_verify_ticket";
+    /// Check name: the third-party platform's token.
+    CheckComponentToken => "component_access_token", "component_access_token";
+    /// A ticket arrived recently.
+    TicketFresh => "received {age} ago", "{age}前收到";
+    /// The ticket is late (WeChat pushes one every 10 minutes).
+    TicketLate => "received {age} ago: WeChat pushes one every 10 minutes to the 授权事件接收 URL; is `wemp serve` reachable there?",
+        "{age}前收到：微信每 10 分钟推送一次到授权事件接收 URL，请确认 `wemp serve` 在该地址可达";
+    /// The ticket is older than its validity.
+    TicketExpired => "received {age} ago: expired (valid about 12 hours); no component token can be fetched until the next push",
+        "{age}前收到：已过期（有效期约 12 小时），下次推送前无法获取 component token";
+    /// No ticket stored.
+    TicketNone => "none stored yet: WeChat pushes one every 10 minutes to the 授权事件接收 URL once `wemp serve` answers there",
+        "尚未收到：`wemp serve` 在授权事件接收 URL 应答后，微信每 10 分钟推送一次";
+    /// The component token was fetched.
+    ComponentTokenFetched => "fetched with the stored ticket", "已用保存的 ticket 获取";
     /// A check of one of several accounts.
     OfAccount => "accounts[{i}] {what}", "accounts[{i}] {what}";
     /// The configuration is valid.

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod bench;
+pub mod component;
 pub mod config;
 pub mod doctor;
 pub mod gateway;

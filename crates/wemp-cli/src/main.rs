@@ -96,6 +96,9 @@ enum Command {
     Sim(SimCommand),
     /// Load-test a server with distinct messages.
     Bench(BenchArgs),
+    /// An Open Platform third-party platform ([component]): authorization URL, authorizers.
+    #[command(subcommand)]
+    Component(ComponentCommand),
     /// Relay a `wemp serve --forward relay` to an app on this machine (no tunnel, no inbound port).
     #[command(after_help = RELAY_HELP)]
     Relay(RelayCmd),
@@ -335,6 +338,45 @@ Examples:
 struct ServeCmd {
     #[command(flatten)]
     args: ServeArgs,
+    /// The platform API base URL (default `https://api.weixin.qq.com`). For tests.
+    #[arg(long, hide = true, env = "WEMP_API_BASE")]
+    api_base: Option<String>,
+}
+
+/// `wemp component`.
+#[derive(Debug, Subcommand)]
+enum ComponentCommand {
+    /// Print the authorization page's URL, with a fresh pre_auth_code (needs the ticket
+    /// `wemp serve` stored).
+    AuthorizeUrl {
+        /// Where the browser returns after authorizing (with auth_code).
+        #[arg(long)]
+        redirect: String,
+        /// The page opened inside WeChat, instead of the PC page (QR code).
+        #[arg(long)]
+        mobile: bool,
+        #[command(flatten)]
+        at: ComponentAt,
+    },
+    /// List the accounts that authorized the platform.
+    List {
+        /// Print JSON instead of text, for scripts.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        at: ComponentAt,
+    },
+}
+
+/// Where `wemp component` finds the platform and its state.
+#[derive(Debug, Args)]
+struct ComponentAt {
+    /// The config file (default: DATA_DIR/wemp.toml when it exists).
+    #[arg(long, short = 'c', env = "WEMP_CONFIG")]
+    config: Option<std::path::PathBuf>,
+    /// The data directory [default: ./wemp-data].
+    #[arg(long)]
+    data_dir: Option<std::path::PathBuf>,
     /// The platform API base URL (default https://api.weixin.qq.com). For tests.
     #[arg(long, hide = true, env = "WEMP_API_BASE")]
     api_base: Option<String>,
@@ -365,7 +407,7 @@ Example:
 struct DoctorCmd {
     #[command(flatten)]
     args: ServeArgs,
-    /// The platform API base URL, e.g. a fake platform's (default https://api.weixin.qq.com).
+    /// The platform API base URL, e.g. a fake platform's (default `https://api.weixin.qq.com`).
     #[arg(long, env = "WEMP_API_BASE")]
     api_base: Option<String>,
     /// Print JSON instead of text, for scripts.
@@ -430,11 +472,41 @@ fn main() -> ExitCode {
         Command::Sim(cmd) => runtime().block_on(run_sim(cmd, style)),
         Command::Bench(args) => runtime().block_on(run_bench(args, style)),
         Command::Relay(cmd) => runtime().block_on(run_relay(cmd)),
+        Command::Component(cmd) => runtime().block_on(run_component(cmd)),
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "wemp", &mut script);
             out!("{}", String::from_utf8_lossy(&script));
             ExitCode::SUCCESS
+        }
+    }
+}
+
+async fn run_component(cmd: ComponentCommand) -> ExitCode {
+    let at = match &cmd {
+        ComponentCommand::AuthorizeUrl { at, .. } | ComponentCommand::List { at, .. } => at,
+    };
+    let args = ServeArgs { config: at.config.clone(), data_dir: at.data_dir.clone(), ..ServeArgs::default() };
+    let cfg = match wemp_cli::config::Config::resolve(&args, env_var) {
+        Ok((cfg, _)) => cfg,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    let result = match &cmd {
+        ComponentCommand::AuthorizeUrl { redirect, mobile, at } => {
+            wemp_cli::component::authorize_url(&cfg, at.api_base.as_deref(), redirect, *mobile).await
+        }
+        ComponentCommand::List { json, .. } => wemp_cli::component::list(&cfg)
+            .await
+            .map(|l| if *json { serde_json::to_string_pretty(&l).unwrap_or_default() } else { l.to_text() }),
+    };
+    match result {
+        Ok(text) => {
+            outln!("{}", text.trim_end());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("wemp component: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -26,8 +26,8 @@ use wemp_console::{
 use wemp_proto::admission::Kind;
 use wemp_proto::{Mode, Secret};
 use wemp_server::{
-    CustomerServiceSink, LateReplySink, LiveRouter, MessageLogObserver, Observer, RuleService, SinkOutcome,
-    WechatService,
+    Component, CustomerServiceSink, LateReplySink, LiveRouter, MessageLogObserver, Observer, RuleService,
+    SinkOutcome, WechatService,
 };
 use wemp_store::{DedupStore, LogWriter, LogWriterConfig, MessageLog};
 
@@ -40,6 +40,10 @@ use crate::term::Style;
 
 /// How long running handlers get to finish at shutdown (their late replies still go out).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// How often `serve` reads the third-party platform's authorizers from the state, for those
+/// authorized or removed through another instance.
+pub const AUTHORIZER_REFRESH: Duration = Duration::from_secs(300);
 
 /// How often the config file is checked for changes.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
@@ -132,9 +136,14 @@ pub struct ClientSink {
 }
 
 impl ClientSink {
-    /// A sink over these clients (each knows its appid).
-    pub fn new(clients: impl IntoIterator<Item = wemp_client::Client>) -> Self {
-        let mut api: Option<CustomerServiceSink> = None;
+    /// A sink over these clients (each knows its appid), and `more` (a third-party
+    /// platform's authorizers).
+    pub fn new(
+        clients: impl IntoIterator<Item = wemp_client::Client>,
+        more: Option<wemp_server::ClientLookup>,
+    ) -> Self {
+        let mut api: Option<CustomerServiceSink> =
+            more.map(|more| CustomerServiceSink::empty().more_clients(more));
         for c in clients {
             api = Some(match api {
                 None => CustomerServiceSink::new(c),
@@ -239,6 +248,8 @@ pub struct Parts {
     pub api_proxy: Option<wemp_server::ApiProxy>,
     /// Forwarding to apps (gateway mode), whose counters join the metrics.
     pub gateway: Option<crate::gateway::Gateway>,
+    /// The third-party platform of `[component]`: its authorizers are served too.
+    pub component: Option<Component>,
 }
 
 impl std::fmt::Debug for Parts {
@@ -250,6 +261,7 @@ impl std::fmt::Debug for Parts {
             .field("observers", &self.observers.len())
             .field("api_proxy", &self.api_proxy.is_some())
             .field("gateway", &self.gateway.is_some())
+            .field("component", &self.component.is_some())
             .finish()
     }
 }
@@ -277,12 +289,13 @@ pub enum BuildError {
 /// [`BuildError`]: an account cannot be set up (the config was validated, so only an
 /// invalid key), or the server refuses the accounts together.
 pub fn build_service(cfg: &Config, rules: &ServedRules, parts: &Parts) -> Result<WechatService, BuildError> {
-    let mut b = WechatService::builder()
-        .handler_service(rules.service())
-        .budget(cfg.server.deadline)
-        .freshness_window(cfg.server.timestamp_window)
-        .body_limit(usize::try_from(cfg.server.body_limit).unwrap_or(usize::MAX))
-        .shutdown_grace(SHUTDOWN_GRACE);
+    let mut b = base_builder(cfg, parts);
+    match &parts.component {
+        // An authorizer not served yet is looked up in the platform's state on its first
+        // message (another instance may have seen its authorization), and refreshed.
+        Some(c) => b = b.account_source_arc(c.source()).handler_service(c.release_tests(rules.service())),
+        None => b = b.handler_service(rules.service()),
+    }
     for i in 0..cfg.accounts.len() {
         // Each account's mode is enforced for it alone: a safe-mode account refuses a plain
         // body even when its neighbours are plain.
@@ -291,21 +304,13 @@ pub fn build_service(cfg: &Config, rules: &ServedRules, parts: &Parts) -> Result
     if let Some(m) = &cfg.server.metrics_path {
         b = b.metrics_path(m.clone());
     }
-    if let Some(d) = &parts.dedup {
-        b = b.dedup_store_arc(d.clone());
-    }
     if let Some(s) = &parts.sink {
         b = b.late_sink_arc(s.clone());
     }
-    // Every delivery, retry and refused request goes to the message log.
     if let Some(w) = &parts.log {
-        b = b.observer(MessageLogObserver::new(w.clone()).include_retries(true).include_rejections(true));
         // What the log could not keep (queue full, database down) is counted at the metrics path.
         let stats = w.stats().clone();
         b = b.metrics_source(move |out| stats.write_prometheus(out));
-    }
-    for o in &parts.observers {
-        b = b.observer_arc(o.clone());
     }
     if let Some(p) = &parts.api_proxy {
         let p = p.clone();
@@ -318,16 +323,104 @@ pub fn build_service(cfg: &Config, rules: &ServedRules, parts: &Parts) -> Result
     Ok(b.build()?)
 }
 
+/// The settings every service of `serve` shares: the deadline, limits, the dedup store and
+/// the observers (the message log: every delivery, retry and refused request).
+fn base_builder(cfg: &Config, parts: &Parts) -> wemp_server::WechatServiceBuilder {
+    let mut b = WechatService::builder()
+        .budget(cfg.server.deadline)
+        .freshness_window(cfg.server.timestamp_window)
+        .body_limit(usize::try_from(cfg.server.body_limit).unwrap_or(usize::MAX))
+        .shutdown_grace(SHUTDOWN_GRACE);
+    if let Some(d) = &parts.dedup {
+        b = b.dedup_store_arc(d.clone());
+    }
+    if let Some(w) = &parts.log {
+        b = b.observer(MessageLogObserver::new(w.clone()).include_retries(true).include_rejections(true));
+    }
+    for o in &parts.observers {
+        b = b.observer_arc(o.clone());
+    }
+    b
+}
+
+/// The service of the third-party platform's authorization events (at `component.path`):
+/// the component's account, whose pushes change `service`'s accounts.
+///
+/// # Errors
+/// The server refuses the component's account.
+pub fn build_push_service(
+    cfg: &Config,
+    component: &Component,
+    service: &WechatService,
+    parts: &Parts,
+) -> Result<WechatService, BuildError> {
+    let path = cfg.component.as_ref().map_or(crate::config::DEFAULT_COMPONENT_PATH, |c| c.path.as_str());
+    Ok(base_builder(cfg, parts)
+        .account(component.account(&last_segment(path)))
+        .handler_service(component.push_handler(service.accounts().clone()))
+        .build()?)
+}
+
+/// The third-party platform of `[component]`, over its stored state (Redis, else the
+/// message log's database: [`storage::state_store`]); `None` without the section.
+/// `api_base` replaces the platform's URLs (the fake platform in tests).
+///
+/// # Errors
+/// The state cannot be opened, the AppSecret cannot be read or the client not built.
+pub async fn component(
+    cfg: &Config,
+    api_base: Option<&str>,
+    tokens: Option<Arc<dyn wemp_store::TokenStore>>,
+) -> Result<Option<Component>, String> {
+    let Some(c) = &cfg.component else { return Ok(None) };
+    let (Some(appid), Some(token), Some(key)) = (&c.appid, &c.token, &c.aes_key) else {
+        return Err("[component] needs appid, token and aes_key".into());
+    };
+    let secret = c.secret().map_err(|e| format!("component.appsecret: {e}"))?;
+    let store = storage::state_store(&cfg.storage).await.map_err(|e| format!("component state: {e}"))?;
+    let state = wemp_store::ComponentState::new(store, appid.clone());
+    let push_url = c.path.clone();
+    let client = wemp_client::component::ComponentClient::builder(appid.clone(), secret, state)
+        .client(|mut b| {
+            if let Some(base) = api_base {
+                b = b.all_base_urls(base);
+            }
+            if let Some(t) = tokens {
+                b = b.store(t);
+            }
+            b
+        })
+        .push_url(format!("the 授权事件接收 URL ({push_url})"))
+        .build()
+        .map_err(|e| format!("component client: {e}"))?;
+    let component =
+        Component::new(client, token.clone(), key.expose()).map_err(|e| format!("component.aes_key: {e}"))?;
+    Ok(Some(component.with_full_network_release(c.full_network_release)))
+}
+
 /// The HTTP app: each account's callback path and the metrics path go to `service`; with
 /// a `console`, the callback paths are tapped for its live log and its routes (under
 /// `console.path`) are merged in.
-pub fn app(cfg: &Config, service: WechatService, console: Option<&Console>) -> axum::Router {
+pub fn app(
+    cfg: &Config,
+    service: WechatService,
+    pushes: Option<WechatService>,
+    console: Option<&Console>,
+) -> axum::Router {
     let mut callback = axum::Router::new();
     let mut paths: Vec<String> = (0..cfg.accounts.len().max(1)).map(|i| cfg.account_path(i)).collect();
     paths.sort();
     paths.dedup();
     for p in &paths {
         callback = callback.route_service(p, service.clone());
+    }
+    if let (Some(pushes), Some(c)) = (pushes, &cfg.component) {
+        // The authorizers (消息与事件接收 URL `…/$APPID$`) and the authorization events.
+        let authorizers = authorizer_route(cfg);
+        if !paths.contains(&authorizers) {
+            callback = callback.route_service(&authorizers, service.clone());
+        }
+        callback = callback.route_service(&c.path, pushes);
     }
     let mut app = match console {
         Some(c) => c.tap(callback).merge(c.router()),
@@ -337,6 +430,11 @@ pub fn app(cfg: &Config, service: WechatService, console: Option<&Console>) -> a
         app = app.route_service(m, service);
     }
     app
+}
+
+/// The route of the authorizers' messages: `<server.path>/{appid}`.
+fn authorizer_route(cfg: &Config) -> String {
+    format!("{}/{{appid}}", cfg.server.path.trim_end_matches('/'))
 }
 
 /// The warning for a console without a token on a server that a public URL says sits behind
@@ -959,6 +1057,20 @@ pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
             let _ = writeln!(s, "  {} {}", style.yellow(Msg::Note.get(lang)), Msg::PortsNote.get(lang));
         }
     }
+    if let Some(c) = &cfg.component {
+        let origin = callback_url(cfg, 0, info.bound);
+        let origin = origin.strip_suffix(&cfg.account_path(0)).unwrap_or(&origin);
+        let appid = c.appid.as_deref().unwrap_or("?");
+        let _ = writeln!(s);
+        let _ = writeln!(s, "{}", Msg::ComponentPasteInto.fill(lang, &[("appid", &appid)]));
+        let labels = [Msg::FieldAuthEventUrl, Msg::FieldAuthorizerUrl].map(|m| m.get(lang));
+        let width = labels.iter().map(|l| crate::term::display_width(l)).max().unwrap_or(0) + 2;
+        let authorizers = format!("{origin}{}/$APPID$", cfg.server.path.trim_end_matches('/'));
+        for (label, value) in labels.into_iter().zip([format!("{origin}{}", c.path), authorizers]) {
+            let _ = writeln!(s, "  {}{value}", crate::term::pad(label, width));
+        }
+        let _ = writeln!(s, "  {}", Msg::ComponentSecrets.get(lang));
+    }
     if let TokenSource::Generated { saved_to } = info.token {
         let _ = writeln!(s);
         let _ = writeln!(s, "{}", Msg::TokenSaved.fill(lang, &[("path", &saved_to.display())]));
@@ -1079,12 +1191,14 @@ pub async fn run(
     };
     let dedup = storage::dedup_store(&cfg.storage).await.map_err(redis_err)?;
     let tokens = storage::token_store(&cfg.storage).await.map_err(redis_err)?;
+    let component = component(&cfg, opts.api_base.as_deref(), tokens.clone()).await.map_err(fail)?;
     let clients =
         api_clients(&cfg, opts.api_base.as_deref(), tokens).map_err(|e| fail(format!("API client: {e}")))?;
-    let api_proxy = crate::gateway::api_proxy(&cfg, &clients);
-    let late_api = !clients.is_empty();
+    let more = component.as_ref().map(Component::clients);
+    let api_proxy = crate::gateway::api_proxy(&cfg, &clients, more.clone());
+    let late_api = !clients.is_empty() || more.is_some();
     let sink: Option<Arc<dyn LateReplySink>> =
-        late_api.then(|| Arc::new(ClientSink::new(clients)) as Arc<dyn LateReplySink>);
+        late_api.then(|| Arc::new(ClientSink::new(clients, more)) as Arc<dyn LateReplySink>);
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
         .await
         .map_err(|e| fail(Msg::CannotListen.fill(lang, &[("addr", &cfg.server.listen), ("error", &e)])))?;
@@ -1114,8 +1228,23 @@ pub async fn run(
         observers,
         api_proxy: api_proxy.clone(),
         gateway: Some(gateway.clone()),
+        component: component.clone(),
     };
     let service = build_service(&cfg, &live, &parts).map_err(|e| fail(e.to_string()))?;
+    let pushes = match &component {
+        Some(c) => Some(build_push_service(&cfg, c, &service, &parts).map_err(|e| fail(e.to_string()))?),
+        None => None,
+    };
+    // The authorizers stored now, and every few minutes those authorized or removed through
+    // another instance.
+    let refresh = if component.is_some() {
+        if let Err(e) = service.accounts().refresh().await {
+            tracing::warn!(error = %e, "cannot read the third-party platform's authorizers at start");
+        }
+        Some(service.accounts().spawn_refresh(AUTHORIZER_REFRESH))
+    } else {
+        None
+    };
     if cfg.console.show_setup {
         let screen = setup_screen(
             &ScreenInfo {
@@ -1144,7 +1273,7 @@ pub async fn run(
 
     let watcher = tokio::spawn(watch(reloader, watched, WATCH_INTERVAL, hangup));
 
-    let mut router = app(&cfg, service.clone(), console.as_ref());
+    let mut router = app(&cfg, service.clone(), pushes, console.as_ref());
     if let Some(relay) = gateway.relay() {
         // The relay endpoint: a WebSocket each `wemp relay` keeps open (outside the console's
         // tap: it is not a delivery).
@@ -1220,6 +1349,9 @@ pub async fn run(
         t.abort();
     }
     watcher.abort();
+    if let Some(r) = refresh {
+        r.abort();
+    }
     if let Some(r) = retention {
         r.abort();
     }
@@ -1295,7 +1427,7 @@ mod tests {
             appsecret: Some(platform.secret().into()),
             ..Default::default()
         });
-        let sink = ClientSink::new(api_clients(&cfg, Some(&platform.url()), None).unwrap());
+        let sink = ClientSink::new(api_clients(&cfg, Some(&platform.url()), None).unwrap(), None);
         assert!(!sink.is_empty());
         let appid = platform.appid();
         let out = sink.deliver(&appid, "o_late", wemp_proto::Reply::text("sorry for the wait")).await;
@@ -1352,7 +1484,7 @@ mod tests {
         // … and the account at the second path, alone, still answers under its own appid.
         cfg.accounts.remove(cfg.accounts.len() - 2);
         let svc = build_service(&cfg, &served, &Parts::default()).unwrap();
-        let app = app(&cfg, svc, None);
+        let app = app(&cfg, svc, None, None);
         let platform = wemp_proto::wechat::Platform::new("Tok123")
             .with_cipher(wemp_proto::Cipher::new(KEY, APPID).unwrap());
         let xml = "<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>\

@@ -54,8 +54,8 @@ const dirs = process.env.SHOTS_DIR ? [] : [SHOTS];
 
 /**
  * A fake of the WeChat API as far as `wemp serve` and `wemp doctor` use it: tokens,
- * getcallbackip, the customer-service account list, and customer-service messages
- * (recorded in `sent`).
+ * getcallbackip, the customer-service account list, API quotas, and customer-service
+ * messages (recorded in `sent`).
  */
 function fakePlatform() {
   const sent = [];
@@ -70,6 +70,8 @@ function fakePlatform() {
         case '/cgi-bin/token': return reply({ access_token: 'FAKE_ACCESS_TOKEN', expires_in: 7200 });
         case '/cgi-bin/getcallbackip': return reply({ ip_list: ['127.0.0.1'] });
         case '/cgi-bin/customservice/getkflist': return reply({ kf_list: [] });
+        case '/cgi-bin/openapi/quota/get':
+          return reply({ errcode: 0, errmsg: 'ok', quota: { daily_limit: 500000, used: sent.length, remain: 500000 - sent.length } });
         case '/cgi-bin/message/custom/send':
           sent.push(JSON.parse(body));
           return reply({ errcode: 0, errmsg: 'ok' });

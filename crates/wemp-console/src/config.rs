@@ -73,7 +73,7 @@ impl ConsoleConfig {
 }
 
 /// One account the console plays WeChat for: a view over the server's
-/// [`Account`](wemp_proto::admission::Account) — its keys, mode and original id are the
+/// [`Account`] — its keys, mode and original id are the
 /// account's own, never copied — plus what only the console needs: the callback URL its
 /// messages go to, the URL to paste into the WeChat console and a display name.
 ///

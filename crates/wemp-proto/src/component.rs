@@ -218,6 +218,33 @@ impl ComponentPush {
     }
 }
 
+/// The elements of a push that hold a credential: the ticket and the authorization code.
+const SECRET_ELEMENTS: [&str; 2] = ["ComponentVerifyTicket", "AuthorizationCode"];
+
+/// `xml` (a push's plaintext) with the ticket and the authorization code masked as
+/// `***`, for logs and the message log.
+///
+/// ```
+/// let xml = "<xml><InfoType>authorized</InfoType><AuthorizationCode><![CDATA[code@@@x]]></AuthorizationCode></xml>";
+/// assert_eq!(
+///     wemp_proto::component::redacted(xml),
+///     "<xml><InfoType>authorized</InfoType><AuthorizationCode>***</AuthorizationCode></xml>"
+/// );
+/// ```
+pub fn redacted(xml: &str) -> String {
+    let mut out = xml.to_owned();
+    for tag in SECRET_ELEMENTS {
+        let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+        let mut from = 0;
+        while let Some(start) = out[from..].find(&open).map(|i| from + i + open.len()) {
+            let Some(end) = out[start..].find(&close).map(|i| start + i) else { break };
+            out.replace_range(start..end, "***");
+            from = start + 3 + close.len();
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -493,6 +493,15 @@ impl Incoming {
         }
     }
 
+    /// The `InfoType` of an Open Platform third-party platform's push (`component_verify_ticket`,
+    /// `authorized` …), which has no `MsgType`; `None` for everything else.
+    pub fn info_type(&self) -> Option<&str> {
+        match self {
+            Self::Unknown(u) if u.msg_type.is_empty() => u.field("InfoType").map(str::trim),
+            _ => None,
+        }
+    }
+
     /// A one-line summary for logs and consoles: a text's content, an event's name and key
     /// (a card event's card and the user's code), a media id, a location or a link; at most
     /// 200 characters (longer ones end in `…`).
@@ -522,6 +531,15 @@ impl Incoming {
             Self::ShortVideo(m) => format!("shortvideo {}", m.media_id),
             Self::Location(m) => format!("location {},{} {}", m.latitude, m.longitude, m.label),
             Self::Link(m) => format!("link {}", m.url),
+            // A third-party platform's push: its InfoType and authorizer (never the ticket or
+            // the authorization code).
+            Self::Unknown(u) if self.info_type().is_some() => {
+                let info = self.info_type().unwrap_or_default();
+                match non_empty(u.field("AuthorizerAppid").map(str::trim)) {
+                    Some(appid) => format!("{info} {appid}"),
+                    None => info.to_owned(),
+                }
+            }
             other => other.kind().as_str().to_owned(),
         };
         if text.chars().count() > 200 { text.chars().take(199).chain(['…']).collect() } else { text }
@@ -573,8 +591,8 @@ impl Incoming {
             }
             // A third-party platform's push has no MsgType: its InfoType and authorizer tell
             // a ticket from an authorization in the same second.
-            Self::Unknown(u) if u.msg_type.is_empty() && u.field("InfoType").is_some() => (
-                u.field("InfoType").unwrap_or_default().to_owned(),
+            Self::Unknown(u) if self.info_type().is_some() => (
+                self.info_type().unwrap_or_default().to_owned(),
                 u.field("AuthorizerAppid").unwrap_or_default().to_owned(),
             ),
             Self::Unknown(u) => (

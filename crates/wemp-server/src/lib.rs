@@ -4,6 +4,8 @@ pub mod accounts;
 #[cfg(feature = "client")]
 mod api_proxy;
 mod clock;
+#[cfg(feature = "client")]
+pub mod component;
 mod context;
 #[cfg(feature = "client")]
 mod cs_sink;
@@ -27,6 +29,8 @@ pub use accounts::{AccountSource, AddError, LiveAccounts};
 #[cfg(feature = "client")]
 pub use api_proxy::{ACCOUNT_HEADER, ApiProxy, ClientLookup, HELD_BODY_LIMIT};
 pub use clock::{Clock, FakeClock, FixedClock, NonceSource, RandomNonce, SystemClock};
+#[cfg(feature = "client")]
+pub use component::Component;
 pub use context::{Captures, Ctx, Inbound};
 #[cfg(feature = "client")]
 pub use cs_sink::CustomerServiceSink;

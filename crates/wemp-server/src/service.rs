@@ -867,7 +867,10 @@ impl Inner {
         }
         let incoming = Incoming::from_document(&document);
         if let Some(r) = seen.record.as_mut() {
-            r.raw_xml = Some(Arc::from(xml));
+            // A third-party platform's push carries the ticket or an authorization code.
+            let kept =
+                if incoming.info_type().is_some() { wemp_proto::component::redacted(&xml) } else { xml };
+            r.raw_xml = Some(Arc::from(kept));
         }
         if let Some(r) = seen.record.as_mut() {
             r.describe(&incoming);

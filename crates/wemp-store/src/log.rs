@@ -455,8 +455,17 @@ impl DeliveryRecord {
     /// Fills the message fields (sender, type, event, `MsgId`, summary) from a typed message.
     pub fn describe(&mut self, msg: &Incoming) {
         self.openid = Some(msg.header().from.clone());
-        self.msg_type = Some(msg.kind().as_str().to_owned());
-        self.event = msg.event().map(|e| e.kind().as_str().to_owned());
+        // A third-party platform's push has an InfoType, no MsgType: `component/<InfoType>`.
+        match msg.info_type() {
+            Some(info) => {
+                self.msg_type = Some("component".to_owned());
+                self.event = Some(info.to_owned());
+            }
+            None => {
+                self.msg_type = Some(msg.kind().as_str().to_owned());
+                self.event = msg.event().map(|e| e.kind().as_str().to_owned());
+            }
+        }
         self.msg_id = msg.msg_id();
         self.summary = Some(msg.summary());
     }

@@ -301,4 +301,10 @@ fn component_pushes_in_one_second_have_their_own_dedup_keys() {
     let b = push("authorized", "<AuthorizerAppid><![CDATA[wxb]]></AuthorizerAppid>");
     assert_eq!(a, "event::1413192760:authorized:wxa");
     assert!(ticket != a && a != b, "{ticket} {a} {b}");
+    let xml = "<xml><AppId>wxc</AppId><CreateTime>1</CreateTime><InfoType>authorized</InfoType>\
+               <AuthorizerAppid>wxa</AuthorizerAppid><AuthorizationCode>secret-code</AuthorizationCode></xml>";
+    let msg = Incoming::parse(xml).unwrap();
+    assert_eq!((msg.info_type(), msg.summary().as_str()), (Some("authorized"), "authorized wxa"));
+    let text = Incoming::parse("<xml><MsgType>text</MsgType><InfoType>x</InfoType></xml>").unwrap();
+    assert_eq!(text.info_type(), None, "only a push without MsgType");
 }

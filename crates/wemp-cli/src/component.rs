@@ -1,0 +1,127 @@
+//! `wemp component`: the third-party platform of `[component]` from a separate process —
+//! the authorization URL (a fresh pre_auth_code, with the component token from the stored
+//! ticket) and the authorizers stored in the platform's state.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::config::Config;
+
+/// How old the stored ticket may get before `doctor` warns (WeChat pushes one every 10
+/// minutes).
+pub const TICKET_LATE_MS: i64 = 20 * 60 * 1000;
+/// How old the stored ticket may get before `doctor` fails (it is valid about 12 hours).
+pub const TICKET_EXPIRED_MS: i64 = 12 * 3600 * 1000;
+
+/// The platform of `cfg`, or why there is none.
+async fn open(cfg: &Config, api_base: Option<&str>) -> Result<wemp_server::Component, String> {
+    let tokens = crate::storage::token_store(&cfg.storage).await.map_err(|e| format!("token store: {e}"))?;
+    crate::serve::component(cfg, api_base, tokens)
+        .await?
+        .ok_or_else(|| "no [component] section in the config: add the third-party platform first".to_owned())
+}
+
+/// The authorization page's URL (PC, or `mobile`), with a fresh pre_auth_code.
+///
+/// # Errors
+/// No `[component]`, no ticket stored yet, or the platform refused.
+pub async fn authorize_url(
+    cfg: &Config,
+    api_base: Option<&str>,
+    redirect: &str,
+    mobile: bool,
+) -> Result<String, String> {
+    let component = open(cfg, api_base).await?;
+    let client = component.client();
+    let code = client.pre_auth_code().await.map_err(|e| format!("pre_auth_code: {e}"))?;
+    let kind = wemp_client::component::AuthType::Both;
+    Ok(if mobile {
+        client.mobile_authorize_url(&code.pre_auth_code, redirect, kind)
+    } else {
+        client.authorize_url(&code.pre_auth_code, redirect, kind)
+    })
+}
+
+/// One authorizer as `wemp component list` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    /// The authorizer's appid.
+    pub appid: String,
+    /// Its nick name, when the platform gave it.
+    pub nick_name: Option<String>,
+    /// Its original id (`gh_…`).
+    pub user_name: Option<String>,
+    /// The function scope ids it granted.
+    pub func_scopes: Vec<u32>,
+    /// When it authorized (Unix ms).
+    pub authorized_at_ms: i64,
+    /// Whether its refresh token is stored (its access tokens come from it).
+    pub refresh_token_stored: bool,
+}
+
+/// What `wemp component list` prints.
+#[derive(Clone, Debug, Serialize)]
+pub struct Listing {
+    /// The component appid.
+    pub component_appid: String,
+    /// How old the stored verify ticket is (ms), if one is stored.
+    pub ticket_age_ms: Option<i64>,
+    /// The authorizers, first authorized first.
+    pub authorizers: Vec<Row>,
+}
+
+/// The stored authorizers and ticket.
+///
+/// # Errors
+/// No `[component]`, or the state cannot be read.
+pub async fn list(cfg: &Config) -> Result<Listing, String> {
+    let component = open(cfg, None).await?;
+    let state = component.client().state();
+    let now = crate::logview::now_ms();
+    let ticket = state.ticket().await.map_err(|e| format!("component state: {e}"))?;
+    let authorizers = state.authorizers().await.map_err(|e| format!("component state: {e}"))?;
+    Ok(Listing {
+        component_appid: component.appid().to_owned(),
+        ticket_age_ms: ticket.map(|t| now.saturating_sub(t.received_at_ms)),
+        authorizers: authorizers
+            .into_iter()
+            .map(|a| Row {
+                refresh_token_stored: !a.refresh_token.is_empty(),
+                appid: a.appid,
+                nick_name: a.nick_name,
+                user_name: a.user_name,
+                func_scopes: a.func_scopes,
+                authorized_at_ms: a.authorized_at_ms,
+            })
+            .collect(),
+    })
+}
+
+impl Listing {
+    /// The listing as text.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let ticket = match self.ticket_age_ms {
+            Some(age) => format!("ticket received {} ago", age_text(age)),
+            None => "no ticket yet (WeChat pushes one every 10 minutes to the 授权事件接收 URL)".to_owned(),
+        };
+        let _ = writeln!(s, "component {}: {ticket}", self.component_appid);
+        if self.authorizers.is_empty() {
+            let _ = writeln!(s, "no authorizers yet: wemp component authorize-url --redirect URL");
+        }
+        for a in &self.authorizers {
+            let name = a.nick_name.as_deref().unwrap_or("-");
+            let gh = a.user_name.as_deref().unwrap_or("-");
+            let token = if a.refresh_token_stored { "refresh token stored" } else { "no refresh token" };
+            let _ = writeln!(s, "{}  {name}  {gh}  scopes {:?}  {token}", a.appid, a.func_scopes);
+        }
+        s
+    }
+}
+
+/// `3 min`, `2 h 5 min`.
+pub fn age_text(ms: i64) -> String {
+    let min = ms.max(0) / 60_000;
+    if min < 60 { format!("{min} min") } else { format!("{} h {} min", min / 60, min % 60) }
+}

@@ -1,0 +1,305 @@
+//! The Open Platform third-party platform (第三方平台) through the `wemp` binary over real
+//! HTTP, with the fake platform as WeChat: the ticket push, `wemp component authorize-url`
+//! and `list` (separate processes), an authorizer's messages answered by the rules and
+//! sealed with the component key, the API proxy with the authorizer's token, a restart.
+mod common;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{ServeProc, temp_dir, wemp_in};
+use wemp_proto::wechat::Platform;
+use wemp_proto::{Cipher, Mode, Reply};
+use wemp_testkit::platform::FakePlatform;
+
+const PROXY_TOKEN: &str = "a-long-random-proxy-token";
+const OPENID: &str = "oUserOfTheAuthorizer0000001";
+
+fn config(platform: &FakePlatform) -> String {
+    format!(
+        r#"[server]
+listen = "127.0.0.1:0"
+
+[[accounts]]
+token = "OaTok123"
+
+[component]
+appid = "{appid}"
+token = "{token}"
+aes_key = "{key}"
+appsecret_file = "component.secret"
+
+[api_proxy]
+token = "{PROXY_TOKEN}"
+
+[[rules]]
+name = "price"
+keyword = "price"
+reply.text = "It costs 1 yuan."
+"#,
+        appid = platform.component_appid(),
+        token = platform.component_token(),
+        key = platform.component_aes_key(),
+    )
+}
+
+/// What WeChat posts for an authorizer: signed and sealed with the component's Token and
+/// key (ReceiveId: the component appid).
+fn component_side(platform: &FakePlatform) -> Platform {
+    let cipher = Cipher::new(&platform.component_aes_key(), &platform.component_appid()).unwrap();
+    Platform::new(platform.component_token()).with_cipher(cipher)
+}
+
+async fn say(
+    http: &reqwest::Client,
+    platform: &FakePlatform,
+    url: &str,
+    content: &str,
+    id: u64,
+) -> (u16, String) {
+    let body = format!(
+        "<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content><MsgId>{id}</MsgId>"
+    );
+    post(http, platform, url, &body, id).await
+}
+
+/// Posts a message or event whose elements after `CreateTime` are `body`, as WeChat does for
+/// an authorizer.
+async fn post(
+    http: &reqwest::Client,
+    platform: &FakePlatform,
+    url: &str,
+    body: &str,
+    id: u64,
+) -> (u16, String) {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let xml = format!(
+        "<xml><ToUserName><![CDATA[gh_authorizer]]></ToUserName><FromUserName><![CDATA[{OPENID}]]></FromUserName>\
+         <CreateTime>{now}</CreateTime>{body}</xml>"
+    );
+    let req = component_side(platform)
+        .post(Mode::Safe, &xml, OPENID, "gh_authorizer", &now.to_string(), &id.to_string(), rand::random())
+        .unwrap();
+    let res = http.post(format!("{url}?{}", req.query_string())).body(req.body).send().await.unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+fn reply_text(platform: &FakePlatform, body: &str) -> String {
+    match component_side(platform).open_reply(body).unwrap_or_else(|e| panic!("{body:?}: {e}")).message.reply
+    {
+        Reply::Text { content } => content,
+        other => panic!("not a text reply: {other:?}"),
+    }
+}
+
+fn start(dir: &std::path::Path, platform: &FakePlatform) -> ServeProc {
+    ServeProc::start(dir, &["--config", "wemp.toml"], &[("WEMP_API_BASE", &platform.url())])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_third_party_platform_serves_its_authorizers_from_ticket_to_restart() {
+    let platform = FakePlatform::start().await;
+    let dir = temp_dir("component");
+    std::fs::write(dir.join("wemp.toml"), config(&platform)).unwrap();
+    std::fs::write(dir.join("component.secret"), format!("{}\n", platform.component_secret())).unwrap();
+    let api = [("WEMP_API_BASE", platform.url())];
+    let api: Vec<(&str, &str)> = api.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let http = reqwest::Client::new();
+
+    let srv = start(&dir, &platform);
+    let screen = srv.stdout();
+    assert!(
+        screen.contains("授权事件接收 URL") && screen.contains(&format!("{}/component", srv.origin())),
+        "{screen}"
+    );
+    assert!(screen.contains(&format!("{}/wechat/$APPID$", srv.origin())), "{screen}");
+    let component_url = format!("{}/component", srv.origin());
+
+    // Before any ticket, the CLI says why it cannot get a pre_auth_code.
+    let early = wemp_in(
+        &dir,
+        &["component", "authorize-url", "--redirect", "https://example.com/cb", "--config", "wemp.toml"],
+        &api,
+    );
+    assert!(!early.status.success(), "{early:?}");
+
+    // 1. The ticket push is answered `success`.
+    let pushed = platform.push_ticket(&component_url).await;
+    assert_eq!((pushed.status, pushed.body.as_str()), (200, "success"), "{pushed:?}");
+    let ticket = pushed.value.clone();
+
+    // 2. A separate process uses that ticket for the component token and prints the URL.
+    let out = wemp_in(
+        &dir,
+        &["component", "authorize-url", "--redirect", "https://example.com/cb", "--config", "wemp.toml"],
+        &api,
+    );
+    let url = common::stdout(&out);
+    assert!(out.status.success(), "{url}\n{}", common::stderr(&out));
+    assert!(url.contains("componentloginpage?component_appid=") && url.contains("pre_auth_code="), "{url}");
+    let token_call = platform.last_request("/cgi-bin/component/api_component_token").unwrap();
+    assert!(String::from_utf8_lossy(&token_call.body).contains(&pushed.value), "the stored ticket was used");
+    assert_eq!(platform.requests_to("/cgi-bin/component/api_create_preauthcode").len(), 1);
+    // `wemp doctor` finds the ticket fresh and the component token fetchable.
+    let doctor = wemp_in(&dir, &["doctor", "--config", "wemp.toml", "--json"], &api);
+    let v: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    let finding = |name: &str| {
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name}: {v}"))
+    };
+    assert_eq!(finding("component_verify_ticket")["status"], "pass", "{v}");
+    assert!(finding("component_verify_ticket")["details"][0].as_str().unwrap().contains("0 min ago"), "{v}");
+    assert_eq!(finding("component_access_token")["status"], "pass", "{v}");
+
+    // 3. An `authorized` push makes `wemp component list` show the authorizer.
+    let appid = platform.appid();
+    let pushed = platform.push_authorized(&component_url, &appid).await;
+    assert_eq!((pushed.status, pushed.body.as_str()), (200, "success"), "{pushed:?}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let listing = loop {
+        let out = wemp_in(&dir, &["component", "list", "--json", "--config", "wemp.toml"], &api);
+        let text = common::stdout(&out);
+        if out.status.success() && text.contains(&appid) {
+            break serde_json::from_str::<serde_json::Value>(&text).unwrap();
+        }
+        assert!(Instant::now() < deadline, "no authorizer listed:\n{text}\n{}", srv.stderr());
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(listing["authorizers"][0]["appid"], appid.as_str());
+    assert_eq!(listing["authorizers"][0]["refresh_token_stored"], true);
+    // The pushes are in the message log, typed, without the ticket or the code.
+    let log = wemp_in(&dir, &["log", "--json", "--config", "wemp.toml"], &[]);
+    let entries = common::json_lines(&log);
+    let pushes: Vec<_> = entries.iter().filter(|e| e["msg_type"] == "component").collect();
+    assert!(
+        pushes
+            .iter()
+            .any(|e| e["event"] == "authorized" && e["summary"] == format!("authorized {appid}").as_str()),
+        "{entries:?}"
+    );
+    assert!(pushes.iter().any(|e| e["event"] == "component_verify_ticket"), "{entries:?}");
+    assert!(!common::stdout(&log).contains(&pushed.value), "no authorization code in the log");
+    assert!(!common::stdout(&log).contains(&ticket), "no ticket in the log");
+
+    // 4. A text message for the authorizer gets the keyword rule's reply, sealed with the
+    //    component's key.
+    let at = format!("{}/wechat/{appid}", srv.origin());
+    let (status, body) = say(&http, &platform, &at, "price", 1).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(reply_text(&platform, &body), "It costs 1 yuan.");
+
+    // 5. The API proxy calls the platform with the authorizer's token (it has no AppSecret:
+    //    the token came with api_query_auth).
+    let res = http
+        .get(format!("{}/api/cgi-bin/user/get", srv.origin()))
+        .bearer_auth(PROXY_TOKEN)
+        .header("X-Wemp-Account", &appid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200, "{}", res.text().await.unwrap());
+    let call = platform.last_request("/cgi-bin/user/get").unwrap();
+    let used = call.query.get("access_token").cloned().unwrap_or_default();
+    let component_token =
+        platform.last_request("/cgi-bin/component/api_query_auth").unwrap().query["component_access_token"]
+            .clone();
+    assert!(!used.is_empty() && used != component_token, "{call:?}");
+    assert!(
+        platform.requests_to("/cgi-bin/token").is_empty()
+            && platform.requests_to("/cgi-bin/stable_token").is_empty()
+    );
+
+    // Bad input: a forged push, an unknown authorizer.
+    let forged = http
+        .post(format!("{component_url}?signature=0&timestamp=1&nonce=2&encrypt_type=aes&msg_signature=3"))
+        .body("<xml><AppId>x</AppId><Encrypt>AAAA</Encrypt></xml>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 403);
+    assert!(forged.text().await.unwrap().contains("signature"));
+    let (status, body) =
+        say(&http, &platform, &format!("{}/wechat/wx00000000000000aa", srv.origin()), "price", 2).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("wx00000000000000aa") && body.contains("authorizers"), "{body}");
+
+    // 6. After a restart the authorizer is still served.
+    let (status, _) = srv.stop();
+    assert!(status.success());
+    let srv = start(&dir, &platform);
+    let (status, body) = say(&http, &platform, &format!("{}/wechat/{appid}", srv.origin()), "price", 3).await;
+    assert_eq!(status, 200, "{body}\n{}", srv.stderr());
+    assert_eq!(reply_text(&platform, &body), "It costs 1 yuan.");
+
+    // `unauthorized` removes it.
+    let pushed = platform.push_unauthorized(&format!("{}/component", srv.origin()), &appid).await;
+    assert_eq!(pushed.body, "success");
+    let (status, body) = say(&http, &platform, &format!("{}/wechat/{appid}", srv.origin()), "price", 4).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, stderr) = srv.stop();
+    assert!(status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Full-network release (全网发布): WeChat's automated cases answered for an authorizer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_network_release_answers_wechats_automated_cases() {
+    let platform = FakePlatform::start().await;
+    let dir = temp_dir("component-release");
+    let cfg = config(&platform).replace("appsecret_file", "full_network_release = true\nappsecret_file");
+    std::fs::write(dir.join("wemp.toml"), cfg).unwrap();
+    std::fs::write(dir.join("component.secret"), platform.component_secret()).unwrap();
+    let http = reqwest::Client::new();
+    let srv = start(&dir, &platform);
+    let component_url = format!("{}/component", srv.origin());
+    assert_eq!(platform.push_ticket(&component_url).await.body, "success");
+    let appid = platform.appid();
+    assert_eq!(platform.push_authorized(&component_url, &appid).await.body, "success");
+    let at = format!("{}/wechat/{appid}", srv.origin());
+
+    // The text case, once the authorization is exchanged and stored.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut id = 10;
+    let (status, body) = loop {
+        id += 1;
+        let answer = say(&http, &platform, &at, "TESTCOMPONENT_MSG_TYPE_TEXT", id).await;
+        if answer.0 == 200 || Instant::now() > deadline {
+            break answer;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(reply_text(&platform, &body), "TESTCOMPONENT_MSG_TYPE_TEXT_callback");
+    // An event: `<Event>from_callback`.
+    let event = "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[LOCATION]]></Event>\
+                 <Latitude>23.1</Latitude><Longitude>113.3</Longitude><Precision>50</Precision>";
+    let (status, body) = post(&http, &platform, &at, event, 2).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(reply_text(&platform, &body), "LOCATIONfrom_callback");
+    // The API case: an empty answer, then `<code>_from_api` through the customer-service API
+    // with the authorizer's token.
+    let code = platform.authorization_code(&appid);
+    let (status, body) = say(&http, &platform, &at, &format!("QUERY_AUTH_CODE:{code}"), 3).await;
+    assert_eq!((status, body.as_str()), (200, "success"));
+    let want = format!("{code}_from_api");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let sent = platform.sent_messages();
+        if sent.iter().any(|m| m["touser"] == OPENID && m["text"]["content"] == want.as_str()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no customer-service message: {sent:?}\n{}", srv.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Other messages still go to the rules.
+    let (_, body) = say(&http, &platform, &at, "price", 4).await;
+    assert_eq!(reply_text(&platform, &body), "It costs 1 yuan.");
+    let (status, stderr) = srv.stop();
+    assert!(status.success() && !stderr.contains("panicked"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
