@@ -210,6 +210,21 @@ catalogue! {
     SimMsgId => ", MsgId {id}", "，MsgId {id}";
     /// A try of a delivery.
     SimTry => "  try {n}: {what} in {elapsed}", "  第 {n} 次：{what}，用时 {elapsed}";
+    /// A try with no answer in time (`{timeout}` like `5s`).
+    ExchangeTimeout => "no answer within {timeout}", "{timeout} 内无应答";
+    /// A try whose connection failed.
+    ExchangeConnect => "connection failed: {error}", "连接失败：{error}";
+    /// A try whose TLS failed on the certificate.
+    ExchangeTlsCertificate => "TLS failed: {error} (the server's certificate is not trusted; for a staging server \
+                               with a self-signed certificate, add --insecure)",
+                              "TLS 失败：{error}（服务器的证书不受信任；使用自签名证书的测试服务器请加 --insecure）";
+    /// A try whose TLS failed otherwise.
+    ExchangeTls => "TLS failed: {error} (does the server speak HTTPS on that port?)",
+                   "TLS 失败：{error}（该端口上的服务器是否使用 HTTPS？）";
+    /// An HTTP answer.
+    ExchangeHttp => "HTTP {status}, {n} bytes", "HTTP {status}，{n} 字节";
+    /// An HTTP error answer with the server's reason.
+    ExchangeHttpSaid => "HTTP {status}, {n} bytes: {reason}", "HTTP {status}，{n} 字节：{reason}";
     /// The server answered `success` or nothing.
     NoReply => "no reply (success)", "不回复（success）";
     /// A Mini Program's `success`: its replies go through the customer-service API.

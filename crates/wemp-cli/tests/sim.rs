@@ -526,6 +526,20 @@ fn sim_verdicts_and_start_errors_follow_the_locale() {
     assert!(zh.contains("（明文模式，MsgId ") && zh.contains("← text 回复"), "{zh}");
     let zh = send("zh_CN.UTF-8", &broken.url);
     assert!(zh.contains("微信会拒绝这个回复；用户看到“") || zh.contains("用户会看到“"), "{zh}");
+    // Each try's line, from the driver's exchange, in the user's language too.
+    assert!(
+        send("en_US.UTF-8", &good.url).contains("  try 1: HTTP 200, "),
+        "{}",
+        send("en_US.UTF-8", &good.url)
+    );
+    let zh = send("zh_CN.UTF-8", &good.url);
+    assert!(zh.contains("  第 1 次：HTTP 200，") && zh.contains(" 字节，用时 "), "{zh}");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let nobody = format!("http://{closed}/wechat");
+    let zh = run("zh_CN.UTF-8", &["sim", "send", &nobody, "--token", TOKEN, "--tries", "1", "text", "hi"]);
+    assert!(zh.contains("第 1 次：连接失败："), "{zh}");
+    let zh = run("zh_CN.UTF-8", &["sim", "verify", &nobody, "--token", TOKEN]);
+    assert!(zh.lines().nth(1).is_some_and(|l| l.starts_with("  连接失败：")), "{zh}");
 
     assert!(check("C").contains("\nchecks: "), "{}", check("C"));
     let zh = check("zh_CN.UTF-8");

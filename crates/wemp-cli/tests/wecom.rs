@@ -256,6 +256,19 @@ async fn sim_plays_a_wecom_app_and_a_mini_program() {
         "{text}"
     );
     wait_cs(&platform, &srv, "oSimJson", "It costs 1 yuan.").await;
+    // The message log keeps what arrived: the decrypted JSON, as the Mini Program sent it
+    // (the entry is written once the customer-service send is done).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let args = ["log", "--config", "wemp.toml", "--data-dir", "d", "--json", "--user", "oSimJson"];
+        let rows = common::json_lines(&sim(&args));
+        if let Some(raw) = rows.first().and_then(|r| r["raw_xml"].as_str()) {
+            assert!(raw.starts_with('{') && raw.contains("\"Content\":\"price\""), "{rows:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no log entry for oSimJson: {rows:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // XML in plain mode, the kind from --config.
     let o = sim(&[
         "sim",

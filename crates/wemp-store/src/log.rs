@@ -364,7 +364,8 @@ pub struct DeliveryRecord {
     pub dedup: Option<DedupOutcome>,
     /// A one-line summary ([`Incoming::summary`]).
     pub summary: Option<String>,
-    /// The message XML after decryption.
+    /// The message as it arrived, after decryption: its XML, or a Mini Program's JSON push
+    /// as the JSON it is.
     pub raw_xml: Option<Arc<str>>,
     /// The reply sent (plain XML, before encryption) or `success`; for a
     /// [`RecordOutcome::Late`] record, the reply handed to the sink.
