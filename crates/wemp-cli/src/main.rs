@@ -96,7 +96,7 @@ enum Command {
     Sim(SimCommand),
     /// Load-test a server with distinct messages.
     Bench(BenchArgs),
-    /// An Open Platform third-party platform ([component]): authorization URL, authorizers.
+    /// An Open Platform third-party platform (the component section of wemp.toml): authorization URL, authorizers.
     #[command(subcommand)]
     Component(ComponentCommand),
     /// Relay a `wemp serve --forward relay` to an app on this machine (no tunnel, no inbound port).
@@ -377,7 +377,7 @@ struct ComponentAt {
     /// The data directory [default: ./wemp-data].
     #[arg(long)]
     data_dir: Option<std::path::PathBuf>,
-    /// The platform API base URL (default https://api.weixin.qq.com). For tests.
+    /// The platform API base URL (default `https://api.weixin.qq.com`). For tests.
     #[arg(long, hide = true, env = "WEMP_API_BASE")]
     api_base: Option<String>,
 }
