@@ -132,6 +132,11 @@ async fn check_component(
         return;
     }
     let name = Msg::CheckTicket.get(lang);
+    // A check must not write: where `wemp serve` has not created the database yet, no ticket
+    // can be stored in it, and opening it would create it.
+    if cfg.storage.redis.is_none() && !database_exists(&cfg.storage, timeout).await {
+        return report.push(name, Status::Fail, vec![Msg::TicketNone.get(lang).to_owned()]);
+    }
     let tokens = crate::storage::token_store(&cfg.storage).await.ok().flatten();
     let component = match tokio::time::timeout(timeout, crate::serve::component(cfg, api_base, tokens)).await
     {
@@ -178,6 +183,18 @@ async fn check_component(
                 vec![Msg::ApiNoAnswer.fill(lang, &[("secs", &timeout.as_secs())])],
             );
         }
+    }
+}
+
+/// Whether the log's database (where the component state lives without Redis) exists, found
+/// without creating it: the SQLite file, or the PostgreSQL schema.
+async fn database_exists(storage: &crate::config::StorageConfig, timeout: Duration) -> bool {
+    match LogLocation::of(storage) {
+        LogLocation::Sqlite(path) => path.exists(),
+        LogLocation::Postgres { url, schema } => matches!(
+            tokio::time::timeout(timeout, wemp_store::postgres::probe(&url, &schema)).await,
+            Ok(Ok(SchemaState::Version(_) | SchemaState::Newer(_)))
+        ),
     }
 }
 

@@ -303,3 +303,28 @@ async fn full_network_release_answers_wechats_automated_cases() {
     assert!(status.success() && !stderr.contains("panicked"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `wemp doctor` before `wemp serve` ever ran: no ticket can be stored yet, and the check
+/// creates no database to find that out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_before_the_first_start_reports_no_ticket_and_writes_nothing() {
+    let platform = FakePlatform::start().await;
+    let dir = temp_dir("component-doctor");
+    std::fs::write(dir.join("wemp.toml"), config(&platform)).unwrap();
+    std::fs::write(dir.join("component.secret"), platform.component_secret()).unwrap();
+    let base = platform.url();
+    let doctor = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || wemp_in(&dir, &["doctor", "--config", "wemp.toml", "--json"], &[("WEMP_API_BASE", &base)])
+    })
+    .await
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    let ticket =
+        v["findings"].as_array().unwrap().iter().find(|f| f["name"] == "component_verify_ticket").unwrap();
+    assert_eq!(ticket["status"], "fail", "{v}");
+    assert!(ticket["details"][0].as_str().unwrap().contains("none stored yet"), "{v}");
+    assert!(!dir.join("wemp-data").exists(), "doctor created the data directory or database");
+    assert!(platform.requests_to("/cgi-bin/component/api_component_token").is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
