@@ -387,7 +387,7 @@ impl Client {
     /// # Errors
     /// As the provider's fetch, the store, or [`Error::TokenWait`].
     pub async fn access_token(&self) -> Result<AccessToken> {
-        self.inner.access.get(self.fetch_access()).await.map(AccessToken)
+        self.inner.access.get(self.fetch_access()).await.map(AccessToken::new)
     }
 
     /// Drops `token` from the cache and the store if it is still the current one (for
@@ -396,13 +396,13 @@ impl Client {
     /// # Errors
     /// When the store fails.
     pub async fn invalidate_access_token(&self, token: &AccessToken) -> Result<bool> {
-        self.inner.access.invalidate(&token.0).await
+        self.inner.access.invalidate(token.0.expose()).await
     }
 
     /// Replaces `failed` (refused by the platform): compare-and-invalidate, then the token
     /// now current (another process's fresh one, or one fetched now).
     pub(crate) async fn replace_access_token(&self, failed: &AccessToken) -> Result<AccessToken> {
-        self.inner.access.replace(&failed.0, self.fetch_access()).await.map(AccessToken)
+        self.inner.access.replace(failed.0.expose(), self.fetch_access()).await.map(AccessToken::new)
     }
 
     /// The current jsapi_ticket (`GET /cgi-bin/ticket/getticket?type=jsapi`), cached,

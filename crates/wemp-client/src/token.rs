@@ -592,20 +592,19 @@ fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// An access token, for calls the client does not cover. `Debug` hides it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct AccessToken(pub(crate) String);
+/// An access token, for calls the client does not cover. `Debug` hides it (it is a
+/// [`Secret`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessToken(pub(crate) Secret);
 
 impl AccessToken {
+    pub(crate) fn new(value: String) -> Self {
+        Self(Secret::new(value))
+    }
+
     /// The token itself. Keep it out of logs.
     pub fn secret(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for AccessToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "AccessToken(<{} chars>)", self.0.len())
+        self.0.expose()
     }
 }
 

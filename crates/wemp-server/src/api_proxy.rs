@@ -14,6 +14,7 @@ use http_body_util::BodyExt as _;
 use subtle::ConstantTimeEq as _;
 use wemp_client::Client;
 use wemp_client::proxy::{PassBody, Passed};
+use wemp_proto::Secret;
 
 /// The header that picks the account (its name or appid); default: the first account.
 pub const ACCOUNT_HEADER: &str = "x-wemp-account";
@@ -75,7 +76,7 @@ struct Entry {
 /// ```
 #[derive(Clone)]
 pub struct ApiProxy {
-    token: Arc<str>,
+    token: Arc<Secret>,
     accounts: Arc<Vec<Entry>>,
     more: Option<ClientLookup>,
     stats: Arc<Stats>,
@@ -84,7 +85,7 @@ pub struct ApiProxy {
 impl std::fmt::Debug for ApiProxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiProxy")
-            .field("token", &format_args!("<{} bytes>", self.token.len()))
+            .field("token", &self.token)
             .field("accounts", &self.accounts.iter().map(|a| a.client.appid()).collect::<Vec<_>>())
             .finish()
     }
@@ -98,7 +99,12 @@ impl ApiProxy {
     /// A proxy that admits callers bearing `token`, with no account yet.
     pub fn new(token: impl Into<String>) -> Self {
         let token: String = token.into();
-        Self { token: token.into(), accounts: Arc::default(), more: None, stats: Arc::default() }
+        Self {
+            token: Arc::new(Secret::new(token)),
+            accounts: Arc::default(),
+            more: None,
+            stats: Arc::default(),
+        }
     }
 
     /// Adds an account, known by its appid and by `names` in `X-Wemp-Account`.
@@ -143,7 +149,7 @@ impl ApiProxy {
         else {
             return false;
         };
-        bool::from(given.trim().as_bytes().ct_eq(self.token.as_bytes()))
+        bool::from(given.trim().as_bytes().ct_eq(self.token.expose().as_bytes()))
     }
 
     fn pick(&self, headers: &HeaderMap) -> Result<Entry, String> {

@@ -230,7 +230,7 @@ async fn stable_token_is_shared_by_separate_stores() {
     let b = builder(&platform).build().unwrap();
     let (ta, tb) = (a.access_token().await.unwrap(), b.access_token().await.unwrap());
     assert_eq!(ta, tb, "separate processes receive the same stable token");
-    assert!(format!("{ta:?}").starts_with("AccessToken(<"));
+    assert!(format!("{ta:?}").starts_with("AccessToken(Secret("), "{ta:?}");
     assert!(!format!("{ta:?}").contains(ta.secret()));
 }
 
