@@ -17,17 +17,24 @@ fn accounts() -> &'static Accounts {
     static ACCOUNTS: std::sync::OnceLock<Accounts> = std::sync::OnceLock::new();
     ACCOUNTS.get_or_init(|| {
         Accounts::new(vec![
-        Account::new("wxplain", "plaintoken").with_path("plain"),
-        Account::new("wxsafe", "safetoken").with_aes_key(KEY).unwrap().with_mode(Mode::Safe).with_path("safe"),
-        Account::new("wxcompat", "compattoken")
-            .with_aes_key(KEY)
-            .unwrap()
-            .with_mode(Mode::Compatible)
-            .with_original_id("gh_compat")
-            .with_path("compat"),
-        Account::wecom("ww0123456789abcdef", "wecomtoken", KEY).unwrap().with_agentid("1000002").with_path("wecom"),
-        Account::miniprogram("wxmini", "minitoken").with_aes_key(KEY).unwrap().with_path("mini"),
-    ])
+            Account::new("wxplain", "plaintoken").with_path("plain"),
+            Account::new("wxsafe", "safetoken")
+                .with_aes_key(KEY)
+                .unwrap()
+                .with_mode(Mode::Safe)
+                .with_path("safe"),
+            Account::new("wxcompat", "compattoken")
+                .with_aes_key(KEY)
+                .unwrap()
+                .with_mode(Mode::Compatible)
+                .with_original_id("gh_compat")
+                .with_path("compat"),
+            Account::wecom("ww0123456789abcdef", "wecomtoken", KEY)
+                .unwrap()
+                .with_agentid("1000002")
+                .with_path("wecom"),
+            Account::miniprogram("wxmini", "minitoken").with_aes_key(KEY).unwrap().with_path("mini"),
+        ])
         .unwrap()
     })
 }
@@ -39,8 +46,9 @@ fuzz_target!(|data: &[u8]| {
         None => (rest, &[][..]),
     };
     let Ok(query) = std::str::from_utf8(query) else { return };
-    let path = ["/wechat", "/wechat/plain", "/wechat/safe", "/wechat/compat", "/wechat/wecom", "/wechat/mini", "/x"]
-        [usize::from(pick >> 4) % 7];
+    let path =
+        ["/wechat", "/wechat/plain", "/wechat/safe", "/wechat/compat", "/wechat/wecom", "/wechat/mini", "/x"]
+            [usize::from(pick >> 4) % 7];
     let skip = pick & 1 == 1;
     let mut policy = Policy::default();
     policy.insecure_skip_signature = skip;

@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wemp_proto::reply::ReplyMessage;
 use wemp_proto::component::ComponentPush;
+use wemp_proto::reply::ReplyMessage;
 use wemp_proto::xml::Document;
 use wemp_proto::{Envelope, Incoming};
 
