@@ -362,7 +362,9 @@ pub fn build_push_service(
 }
 
 /// The third-party platform of `[component]`, over its stored state (Redis, else the
-/// message log's database: [`storage::state_store`]); `None` without the section.
+/// message log's database: [`storage::state_store`]); `None` without the section. Its
+/// tokens (the component's and the authorizers') are kept in `tokens` (Redis), else in the
+/// state's store, shared by every process using it.
 /// `api_base` replaces the platform's URLs (the fake platform in tests).
 ///
 /// # Errors
@@ -378,6 +380,10 @@ pub async fn component(
     };
     let secret = c.secret().map_err(|e| format!("component.appsecret: {e}"))?;
     let store = storage::state_store(&cfg.storage).await.map_err(|e| format!("component state: {e}"))?;
+    // Without Redis the tokens live beside the state (the SQLite file or PostgreSQL
+    // database), so `wemp serve`, `wemp component` and `wemp doctor` share one component
+    // token instead of each fetching its own.
+    let tokens = tokens.unwrap_or_else(|| Arc::new(wemp_store::SessionTokenStore::new(store.clone())));
     let state = wemp_store::ComponentState::new(store, appid.clone());
     let push_url = c.path.clone();
     let client = wemp_client::component::ComponentClient::builder(appid.clone(), secret, state)
@@ -385,10 +391,7 @@ pub async fn component(
             if let Some(base) = api_base {
                 b = b.all_base_urls(base);
             }
-            if let Some(t) = tokens {
-                b = b.store(t);
-            }
-            b
+            b.store(tokens)
         })
         .push_url(format!("the 授权事件接收 URL ({push_url})"))
         .build()
