@@ -344,7 +344,8 @@ fn base_builder(cfg: &Config, parts: &Parts) -> wemp_server::WechatServiceBuilde
 }
 
 /// The service of the third-party platform's authorization events (at `component.path`):
-/// the component's account, whose pushes change `service`'s accounts.
+/// the component's account, whose pushes change `service`'s accounts and are counted in
+/// `service`'s metrics.
 ///
 /// # Errors
 /// The server refuses the component's account.
@@ -358,6 +359,7 @@ pub fn build_push_service(
     Ok(base_builder(cfg, parts)
         .account(component.account(&last_segment(path)))
         .handler_service(component.push_handler(service.accounts().clone()))
+        .count_in(service)
         .build()?)
 }
 

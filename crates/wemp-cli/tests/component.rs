@@ -330,12 +330,14 @@ async fn doctor_before_the_first_start_reports_no_ticket_and_writes_nothing() {
 }
 
 /// Without Redis, the component token `wemp serve` fetched is in the SQLite database, and a
-/// separate `wemp component authorize-url` uses it instead of fetching its own.
+/// separate `wemp component authorize-url` uses it instead of fetching its own; the pushes
+/// are counted at the metrics path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_component_token_is_shared_by_serve_and_the_cli_on_sqlite() {
     let platform = FakePlatform::start().await;
     let dir = temp_dir("component-shared-token");
-    std::fs::write(dir.join("wemp.toml"), config(&platform)).unwrap();
+    let cfg = config(&platform).replace("[server]\n", "[server]\nmetrics_path = \"/metrics\"\n");
+    std::fs::write(dir.join("wemp.toml"), cfg).unwrap();
     std::fs::write(dir.join("component.secret"), platform.component_secret()).unwrap();
     let base = platform.url();
     let srv = start(&dir, &platform);
@@ -351,6 +353,14 @@ async fn one_component_token_is_shared_by_serve_and_the_cli_on_sqlite() {
     }
     let token_calls = platform.requests_to("/cgi-bin/component/api_component_token");
     assert_eq!(token_calls.len(), 1, "{token_calls:?}");
+    // The two pushes are counted at the metrics path like any request (safe mode).
+    let metrics = reqwest::get(format!("{}/metrics", srv.origin())).await.unwrap().text().await.unwrap();
+    let safe: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("wemp_requests_total{mode=\"safe\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(safe, 2, "{metrics}");
     let served_token =
         platform.last_request("/cgi-bin/component/api_query_auth").unwrap().query["component_access_token"]
             .clone();
