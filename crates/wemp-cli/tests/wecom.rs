@@ -607,7 +607,7 @@ async fn the_consoles_chat_plays_each_kind() {
     assert!(record["query"]["msg_signature"].is_string() && record["query"]["signature"].is_null(), "{res}");
     assert_eq!(record["appid"], corp_id, "{res}");
     // WeCom puts the AgentID in the message as well as in the envelope.
-    let agent = format!("<AgentID><![CDATA[{}]]></AgentID>", platform.agentid());
+    let agent = format!("<AgentID>{}</AgentID>", platform.agentid());
     assert!(res["sent_xml"].as_str().unwrap().contains(&agent), "{res}");
 
     let mini_user = users.last().unwrap();
