@@ -1031,7 +1031,8 @@ pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
         .fill(lang, &[("url", &local_url(cfg, 0, info.bound)), ("from", &from), ("rules", &info.rules)]);
     // Only the product name is bold, as before: the rest of the line is plain.
     let _ = writeln!(s, "{}", running.replacen("wemp serve", &style.bold("wemp serve"), 1));
-    let labels = [Msg::FieldUrl, Msg::FieldToken, Msg::FieldAesKey, Msg::FieldMode].map(|m| m.get(lang));
+    let labels = [Msg::FieldUrl, Msg::FieldToken, Msg::FieldAesKey, Msg::FieldMode, Msg::FieldFormat]
+        .map(|m| m.get(lang));
     let width = labels.iter().map(|l| crate::term::display_width(l)).max().unwrap_or(0) + 2;
     let field = |s: &mut String, label: Msg, value: &str| {
         let _ = writeln!(s, "  {}{value}", crate::term::pad(label.get(lang), width));
@@ -1043,7 +1044,13 @@ pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
             (Some(n), _) => Msg::ForAccount.fill(lang, &[("name", n)]),
         };
         let _ = writeln!(s);
-        let _ = writeln!(s, "{}", Msg::PasteInto.fill(lang, &[("title", &title)]));
+        let agentid = a.agentid.as_deref().unwrap_or("?");
+        let paste = match a.kind {
+            Kind::Wecom => Msg::WecomPasteInto,
+            Kind::Miniprogram => Msg::MiniprogramPasteInto,
+            _ => Msg::PasteInto,
+        };
+        let _ = writeln!(s, "{}", paste.fill(lang, &[("title", &title), ("agentid", &agentid)]));
         field(&mut s, Msg::FieldUrl, &callback_url(cfg, i, info.bound));
         // Off a terminal, say where each secret is instead of printing it.
         let hidden = |name: &str| match (secret_origin(cfg, i, name), file) {
@@ -1064,7 +1071,16 @@ pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
             (None, _) => Msg::AnyKey.get(lang).to_owned(),
         };
         field(&mut s, Msg::FieldAesKey, &key);
-        field(&mut s, Msg::FieldMode, mode_label(a.effective_mode(), lang));
+        // WeCom callbacks are always encrypted: its console has no mode to choose.
+        if a.kind != Kind::Wecom {
+            field(&mut s, Msg::FieldMode, mode_label(a.effective_mode(), lang));
+        }
+        if a.kind == Kind::Miniprogram {
+            field(&mut s, Msg::FieldFormat, Msg::FormatEither.get(lang));
+            let replies =
+                if a.appsecret.is_some() { Msg::MiniprogramReplies } else { Msg::MiniprogramNoSecret };
+            let _ = writeln!(s, "  {} {}", style.yellow(Msg::Note.get(lang)), replies.get(lang));
+        }
         if i == 0 && cfg.console.public_url.is_none() {
             let _ = writeln!(s, "  {} {}", style.yellow(Msg::Note.get(lang)), Msg::PortsNote.get(lang));
         }
