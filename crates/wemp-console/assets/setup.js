@@ -1,6 +1,6 @@
 // ---------------------------------------------------------------- setup
 import { $, api, copy, h } from './dom.js';
-import { accountLabel, multiAccount, state } from './state.js';
+import { accountLabel, accountOf, multiAccount, state } from './state.js';
 import { has, lang, t, tServer } from './i18n.js';
 
 function pasteRow(label, value, opts = {}) {
@@ -20,7 +20,16 @@ export async function loadSetup(force) {
   const first = setupLoaded === null;
   setupLoaded = account;
   const q = `account=${encodeURIComponent(account)}`;
-  if (multiAccount()) $('paste-h').textContent = t('setup.paste.account', { account: accountLabel(account) });
+  // Where to paste depends on the kind: the WeChat Developer Platform, WeCom's admin console
+  // or the Mini Program's.
+  const a = accountOf(account) || {};
+  const kind = a.kind || 'official_account';
+  if (multiAccount()) {
+    const heading = kind === 'official_account' ? 'setup.paste.account' : `setup.paste.${kind}`;
+    $('paste-h').textContent = t(heading, { account: accountLabel(account) });
+  }
+  $('setup-where').textContent = kind === 'official_account' ? t('setup.where')
+    : t(`setup.where.${kind}`, { agentid: a.agentid || '?' });
   try {
     const s = await api(`setup?${q}`);
     if (account !== state.account) return;
@@ -41,7 +50,8 @@ export async function loadSetup(force) {
           e.target.remove();
         } : null,
       }),
-      ...pasteRow(t('setup.mode'), has(`setup.mode.${s.mode}`) ? t(`setup.mode.${s.mode}`) : s.mode),
+      // WeCom always encrypts: its console has no mode to choose.
+      ...(kind === 'wecom' ? [] : pasteRow(t('setup.mode'), has(`setup.mode.${s.mode}`) ? t(`setup.mode.${s.mode}`) : s.mode)),
     ];
     if (!s.aes_key_masked) rows.push(h('dt', {}, ''), h('dd', { class: 'hint' }, t('setup.no-key')));
     $('paste').replaceChildren(...rows);

@@ -245,7 +245,11 @@ const en = {
   // setup
   'setup.paste': 'Paste into the WeChat console',
   'setup.paste.account': 'Paste into the WeChat console: {account}',
+  'setup.paste.wecom': 'Paste into the WeCom admin console: {account}',
+  'setup.paste.miniprogram': 'Paste into the Mini Program admin console: {account}',
   'setup.where': 'developers.weixin.qq.com/platform → 我的业务 (My business) → 公众号/服务号 → 基础信息 (Basic information) → 消息推送配置 (Message push). It moved there from the Official Account platform\'s 设置与开发 → 基本配置 → 服务器配置.',
+  'setup.where.wecom': 'The WeCom admin console (work.weixin.qq.com) → 应用管理 (App management) → the app with AgentID {agentid} → 接收消息 (Receive messages) → 设置API接收 (Set API receiving): URL, Token and EncodingAESKey. WeCom always encrypts: there is no mode to choose.',
+  'setup.where.miniprogram': 'The Mini Program admin console (mp.weixin.qq.com) → 管理 (Management) → 开发管理 (Development) → 消息推送配置 (Message push); 数据格式 (data format) XML or JSON, either works. Replies go out through the customer-service API, which needs the account\'s appsecret.',
   'setup.url': 'URL (服务器地址)',
   'setup.token': 'Token (令牌)',
   'setup.aes-key': 'EncodingAESKey (消息加解密密钥)',
@@ -515,7 +519,11 @@ const zhCN = {
 
   'setup.paste': '填写到微信开发者平台',
   'setup.paste.account': '填写到微信开发者平台：{account}',
+  'setup.paste.wecom': '填写到企业微信管理后台：{account}',
+  'setup.paste.miniprogram': '填写到小程序管理后台：{account}',
   'setup.where': '微信开发者平台（developers.weixin.qq.com/platform）→ 我的业务 → 公众号/服务号 → 基础信息 → 消息推送配置（原公众平台的 设置与开发 → 基本配置 → 服务器配置 已迁移至此）。',
+  'setup.where.wecom': '企业微信管理后台（work.weixin.qq.com）→ 应用管理 → AgentID 为 {agentid} 的应用 → 接收消息 → 设置API接收：填写 URL、Token 和 EncodingAESKey。企业微信总是加密，无需选择加解密方式。',
+  'setup.where.miniprogram': '小程序管理后台（mp.weixin.qq.com）→ 管理 → 开发管理 → 消息推送配置；数据格式选 XML 或 JSON 均可。回复通过客服消息接口发出，需要本账号的 appsecret。',
   'setup.url': '服务器地址(URL)',
   'setup.token': '令牌(Token)',
   'setup.aes-key': '消息加解密密钥(EncodingAESKey)',

@@ -943,6 +943,18 @@ describe('wemp serve with an Official Account, a WeCom app and a Mini Program: t
     const delivery = page.locator('.try-item', { hasText: 'text “price”' });
     assert.match(await delivery.locator('pre.xml').textContent(), /<AgentID>1000002<\/AgentID>/);
     await shot(page, 'kinds-wecom-desktop.png', DESKTOP);
+    // Setup: WeCom's admin console and what to paste there; no mode (WeCom always encrypts).
+    await page.getByRole('link', { name: 'Setup' }).click();
+    await page.locator('#paste').getByText('corpToken2024').waitFor();
+    assert.equal(await page.locator('#paste-h').textContent(), 'Paste into the WeCom admin console: helpdesk');
+    assert.match(await page.locator('#setup-where').textContent(), /work\.weixin\.qq\.com\) → 应用管理 .* AgentID 1000002 → 接收消息 .* → 设置API接收/);
+    assert.doesNotMatch(await page.locator('#paste').textContent(), /Encryption mode|消息加解密方式/);
+    await page.locator('#account-select').selectOption(MINI.id);
+    await page.locator('#paste').getByText('miniToken2024').waitFor();
+    assert.equal(await page.locator('#paste-h').textContent(), 'Paste into the Mini Program admin console: mini shop');
+    assert.match(await page.locator('#setup-where').textContent(), /mp\.weixin\.qq\.com\) → 管理 .* → 开发管理 .* → 消息推送配置/);
+    await page.locator('#account-select').selectOption(CORP.id);
+    await page.getByRole('link', { name: 'Chat' }).click();
   });
 
   test('a Mini Program: success at once, the reply a customer-service message in the chat and the live log', { timeout: 30_000 }, async () => {
