@@ -99,6 +99,28 @@ catalogue! {
     /// (基础信息 → 消息推送配置).
     PasteInto => "Paste into the WeChat Developer Platform{title} (developers.weixin.qq.com/platform → 我的业务 → 公众号/服务号 → 基础信息 → 消息推送配置):",
                  "请在微信开发者平台{title}填写（developers.weixin.qq.com/platform → 我的业务 → 公众号/服务号 → 基础信息 → 消息推送配置）：";
+    /// What to paste into the WeCom admin console for a self-built app (`{title}`: the account,
+    /// or empty; `{agentid}`: its AgentID). The path is the one WeCom's docs give for 接收消息
+    /// (developer.work.weixin.qq.com/document/path/90238: 进入需要设置接收消息的目标应用，点击
+    /// “接收消息”的“设置API接收”); WeCom callbacks are always encrypted, so there is no mode.
+    WecomPasteInto => "Paste into the WeCom admin console{title} (work.weixin.qq.com → 应用管理 → the app with AgentID {agentid} → 接收消息 → 设置API接收):",
+                      "请在企业微信管理后台{title}填写（work.weixin.qq.com → 应用管理 → AgentID 为 {agentid} 的应用 → 接收消息 → 设置API接收）：";
+    /// What to paste into a Mini Program's admin console (`{title}`: the account, or empty).
+    /// The path is the one of the current message-push guide
+    /// (developers.weixin.qq.com/miniprogram/dev/framework/server-ability/message-push.html:
+    /// 「管理」-「开发管理」-「消息推送配置」; older consoles call it 开发 → 开发设置 → 消息推送).
+    MiniprogramPasteInto => "Paste into the Mini Program admin console{title} (mp.weixin.qq.com → 管理 → 开发管理 → 消息推送配置):",
+                            "请在小程序管理后台{title}填写（mp.weixin.qq.com → 管理 → 开发管理 → 消息推送配置）：";
+    /// Field label: a Mini Program push's data format.
+    FieldFormat => "数据格式", "数据格式";
+    /// A Mini Program push's data format: wemp reads both.
+    FormatEither => "XML or JSON (either: wemp reads the one the push uses)", "XML 或 JSON（任选：wemp 按推送的格式读取）";
+    /// A Mini Program's replies go out through the customer-service API.
+    MiniprogramReplies => "Mini Programs take no passive reply: wemp answers success at once and sends each reply through the customer-service API.",
+                          "小程序不接受被动回复：wemp 先回 success，再通过客服消息接口发出每条回复。";
+    /// A Mini Program without an AppSecret: its replies cannot be sent.
+    MiniprogramNoSecret => "Mini Programs take no passive reply: wemp answers success and sends replies through the customer-service API, which needs this account's appsecret (unset: replies are only logged).",
+                           "小程序不接受被动回复：wemp 先回 success，再通过客服消息接口发出回复，这需要本账号的 appsecret（未设置：回复只记入日志）。";
     /// The third-party platform's paste block.
     ComponentPasteInto => "Third-party platform {appid}: paste into the WeChat Open Platform (open.weixin.qq.com → 管理中心 → 第三方平台 → 开发资料):",
         "第三方平台 {appid}：请在微信开放平台填写（open.weixin.qq.com → 管理中心 → 第三方平台 → 开发资料）：";
@@ -106,6 +128,11 @@ catalogue! {
     FieldAuthEventUrl => "授权事件接收 URL", "授权事件接收 URL";
     /// Field label: the authorizers' message URL.
     FieldAuthorizerUrl => "消息与事件接收 URL", "消息与事件接收 URL";
+    /// Field label: the domain the authorization is started from (and redirected back to).
+    FieldAuthStartDomain => "授权发起页域名", "授权发起页域名";
+    /// Where the authorization's redirect lands.
+    AuthorizedPageAt => "After an authorization the browser returns to {url} (the default --redirect of wemp component authorize-url with console.public_url set)",
+        "授权完成后浏览器回到 {url}（设置了 console.public_url 时 wemp component authorize-url 的默认 --redirect）";
     /// Where the component's Token and key are.
     ComponentSecrets => "Token and 消息加解密 Key: [component] token and aes_key in the config",
         "消息校验 Token 与消息加解密 Key：配置中 [component] 的 token 与 aes_key";
@@ -281,6 +308,26 @@ catalogue! {
         "尚未收到：`wemp serve` 在授权事件接收 URL 应答后，微信每 10 分钟推送一次";
     /// The component token was fetched.
     ComponentTokenFetched => "fetched with the stored ticket", "已用保存的 ticket 获取";
+    /// The title of the page after a successful authorization.
+    AuthorizedTitle => "Authorization complete", "授权成功";
+    /// The page after a successful authorization.
+    AuthorizedBody => "{name} ({appid}) has authorized the third-party platform {component}. Its messages and \
+                       events are served from now on; you can close this page.",
+        "{name}（{appid}）已授权第三方平台 {component}。它的消息与事件从现在起由本服务处理，可以关闭此页面。";
+    /// The title of the page after a failed authorization.
+    AuthorizeFailedTitle => "Authorization not completed", "授权未完成";
+    /// The redirect came without an authorization code.
+    AuthorizeNoCode => "This page expects the auth_code WeChat adds after an authorization; none (or not a \
+                        valid one) was given. Start the authorization again from the link you were sent.",
+        "此页面需要微信在授权后附带的 auth_code，但没有收到（或格式不对）。请从收到的授权链接重新开始授权。";
+    /// WeChat refused the authorization code.
+    AuthorizeCodeRefused => "WeChat refused this authorization code: it expired or was already used (WeChat \
+                             error {code}). Start the authorization again from the link you were sent.",
+        "微信拒绝了此授权码：已过期或已被使用（微信错误码 {code}）。请从收到的授权链接重新开始授权。";
+    /// The authorization could not be completed for another reason.
+    AuthorizeFailed => "The authorization could not be completed: {error}. Try again in a few minutes; if it \
+                        persists, tell the platform's operator.",
+        "授权未能完成：{error}。请几分钟后重试；如果仍然失败，请联系平台运营方。";
     /// A check of one of several accounts.
     OfAccount => "accounts[{i}] {what}", "accounts[{i}] {what}";
     /// The configuration is valid.

@@ -344,7 +344,8 @@ fn base_builder(cfg: &Config, parts: &Parts) -> wemp_server::WechatServiceBuilde
 }
 
 /// The service of the third-party platform's authorization events (at `component.path`):
-/// the component's account, whose pushes change `service`'s accounts.
+/// the component's account, whose pushes change `service`'s accounts and are counted in
+/// `service`'s metrics.
 ///
 /// # Errors
 /// The server refuses the component's account.
@@ -358,11 +359,14 @@ pub fn build_push_service(
     Ok(base_builder(cfg, parts)
         .account(component.account(&last_segment(path)))
         .handler_service(component.push_handler(service.accounts().clone()))
+        .count_in(service)
         .build()?)
 }
 
 /// The third-party platform of `[component]`, over its stored state (Redis, else the
-/// message log's database: [`storage::state_store`]); `None` without the section.
+/// message log's database: [`storage::state_store`]); `None` without the section. Its
+/// tokens (the component's and the authorizers') are kept in `tokens` (Redis), else in the
+/// state's store, shared by every process using it.
 /// `api_base` replaces the platform's URLs (the fake platform in tests).
 ///
 /// # Errors
@@ -378,6 +382,10 @@ pub async fn component(
     };
     let secret = c.secret().map_err(|e| format!("component.appsecret: {e}"))?;
     let store = storage::state_store(&cfg.storage).await.map_err(|e| format!("component state: {e}"))?;
+    // Without Redis the tokens live beside the state (the SQLite file or PostgreSQL
+    // database), so `wemp serve`, `wemp component` and `wemp doctor` share one component
+    // token instead of each fetching its own.
+    let tokens = tokens.unwrap_or_else(|| Arc::new(wemp_store::SessionTokenStore::new(store.clone())));
     let state = wemp_store::ComponentState::new(store, appid.clone());
     let push_url = c.path.clone();
     let client = wemp_client::component::ComponentClient::builder(appid.clone(), secret, state)
@@ -385,10 +393,7 @@ pub async fn component(
             if let Some(base) = api_base {
                 b = b.all_base_urls(base);
             }
-            if let Some(t) = tokens {
-                b = b.store(t);
-            }
-            b
+            b.store(tokens)
         })
         .push_url(format!("the 授权事件接收 URL ({push_url})"))
         .build()
@@ -404,7 +409,7 @@ pub async fn component(
 pub fn app(
     cfg: &Config,
     service: WechatService,
-    pushes: Option<WechatService>,
+    pushes: Option<(WechatService, &Component)>,
     console: Option<&Console>,
 ) -> axum::Router {
     let mut callback = axum::Router::new();
@@ -414,18 +419,25 @@ pub fn app(
     for p in &paths {
         callback = callback.route_service(p, service.clone());
     }
-    if let (Some(pushes), Some(c)) = (pushes, &cfg.component) {
+    let mut authorized = None;
+    if let (Some((pushes, component)), Some(c)) = (pushes, &cfg.component) {
         // The authorizers (消息与事件接收 URL `…/$APPID$`) and the authorization events.
         let authorizers = authorizer_route(cfg);
         if !paths.contains(&authorizers) {
             callback = callback.route_service(&authorizers, service.clone());
         }
         callback = callback.route_service(&c.path, pushes);
+        // The page the authorization's redirect opens (a browser's, not WeChat's call).
+        let route = crate::component::authorized_route(component.clone(), service.accounts().clone());
+        authorized = Some((crate::component::authorized_path(c), route));
     }
     let mut app = match console {
         Some(c) => c.tap(callback).merge(c.router()),
         None => callback,
     };
+    if let Some((path, route)) = authorized {
+        app = app.route(&path, route);
+    }
     if let Some(m) = cfg.server.metrics_path.as_ref().filter(|m| !paths.contains(m)) {
         app = app.route_service(m, service);
     }
@@ -1019,7 +1031,8 @@ pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
         .fill(lang, &[("url", &local_url(cfg, 0, info.bound)), ("from", &from), ("rules", &info.rules)]);
     // Only the product name is bold, as before: the rest of the line is plain.
     let _ = writeln!(s, "{}", running.replacen("wemp serve", &style.bold("wemp serve"), 1));
-    let labels = [Msg::FieldUrl, Msg::FieldToken, Msg::FieldAesKey, Msg::FieldMode].map(|m| m.get(lang));
+    let labels = [Msg::FieldUrl, Msg::FieldToken, Msg::FieldAesKey, Msg::FieldMode, Msg::FieldFormat]
+        .map(|m| m.get(lang));
     let width = labels.iter().map(|l| crate::term::display_width(l)).max().unwrap_or(0) + 2;
     let field = |s: &mut String, label: Msg, value: &str| {
         let _ = writeln!(s, "  {}{value}", crate::term::pad(label.get(lang), width));
@@ -1031,7 +1044,13 @@ pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
             (Some(n), _) => Msg::ForAccount.fill(lang, &[("name", n)]),
         };
         let _ = writeln!(s);
-        let _ = writeln!(s, "{}", Msg::PasteInto.fill(lang, &[("title", &title)]));
+        let agentid = a.agentid.as_deref().unwrap_or("?");
+        let paste = match a.kind {
+            Kind::Wecom => Msg::WecomPasteInto,
+            Kind::Miniprogram => Msg::MiniprogramPasteInto,
+            _ => Msg::PasteInto,
+        };
+        let _ = writeln!(s, "{}", paste.fill(lang, &[("title", &title), ("agentid", &agentid)]));
         field(&mut s, Msg::FieldUrl, &callback_url(cfg, i, info.bound));
         // Off a terminal, say where each secret is instead of printing it.
         let hidden = |name: &str| match (secret_origin(cfg, i, name), file) {
@@ -1052,7 +1071,16 @@ pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
             (None, _) => Msg::AnyKey.get(lang).to_owned(),
         };
         field(&mut s, Msg::FieldAesKey, &key);
-        field(&mut s, Msg::FieldMode, mode_label(a.effective_mode(), lang));
+        // WeCom callbacks are always encrypted: its console has no mode to choose.
+        if a.kind != Kind::Wecom {
+            field(&mut s, Msg::FieldMode, mode_label(a.effective_mode(), lang));
+        }
+        if a.kind == Kind::Miniprogram {
+            field(&mut s, Msg::FieldFormat, Msg::FormatEither.get(lang));
+            let replies =
+                if a.appsecret.is_some() { Msg::MiniprogramReplies } else { Msg::MiniprogramNoSecret };
+            let _ = writeln!(s, "  {} {}", style.yellow(Msg::Note.get(lang)), replies.get(lang));
+        }
         if i == 0 && cfg.console.public_url.is_none() {
             let _ = writeln!(s, "  {} {}", style.yellow(Msg::Note.get(lang)), Msg::PortsNote.get(lang));
         }
@@ -1063,13 +1091,18 @@ pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
         let appid = c.appid.as_deref().unwrap_or("?");
         let _ = writeln!(s);
         let _ = writeln!(s, "{}", Msg::ComponentPasteInto.fill(lang, &[("appid", &appid)]));
-        let labels = [Msg::FieldAuthEventUrl, Msg::FieldAuthorizerUrl].map(|m| m.get(lang));
+        let labels =
+            [Msg::FieldAuthEventUrl, Msg::FieldAuthorizerUrl, Msg::FieldAuthStartDomain].map(|m| m.get(lang));
         let width = labels.iter().map(|l| crate::term::display_width(l)).max().unwrap_or(0) + 2;
         let authorizers = format!("{origin}{}/$APPID$", cfg.server.path.trim_end_matches('/'));
-        for (label, value) in labels.into_iter().zip([format!("{origin}{}", c.path), authorizers]) {
+        let domain = origin.split_once("://").map_or(origin, |(_, host)| host);
+        let values = [format!("{origin}{}", c.path), authorizers, domain.to_owned()];
+        for (label, value) in labels.into_iter().zip(values) {
             let _ = writeln!(s, "  {}{value}", crate::term::pad(label, width));
         }
         let _ = writeln!(s, "  {}", Msg::ComponentSecrets.get(lang));
+        let page = format!("{origin}{}", crate::component::authorized_path(c));
+        let _ = writeln!(s, "  {}", Msg::AuthorizedPageAt.fill(lang, &[("url", &page)]));
     }
     if let TokenSource::Generated { saved_to } = info.token {
         let _ = writeln!(s);
@@ -1273,6 +1306,7 @@ pub async fn run(
 
     let watcher = tokio::spawn(watch(reloader, watched, WATCH_INTERVAL, hangup));
 
+    let pushes = pushes.zip(component.as_ref());
     let mut router = app(&cfg, service.clone(), pushes, console.as_ref());
     if let Some(relay) = gateway.relay() {
         // The relay endpoint: a WebSocket each `wemp relay` keeps open (outside the console's
