@@ -128,6 +128,11 @@ catalogue! {
     FieldAuthEventUrl => "授权事件接收 URL", "授权事件接收 URL";
     /// Field label: the authorizers' message URL.
     FieldAuthorizerUrl => "消息与事件接收 URL", "消息与事件接收 URL";
+    /// Field label: the domain the authorization is started from (and redirected back to).
+    FieldAuthStartDomain => "授权发起页域名", "授权发起页域名";
+    /// Where the authorization's redirect lands.
+    AuthorizedPageAt => "After an authorization the browser returns to {url} (the default --redirect of wemp component authorize-url with console.public_url set)",
+        "授权完成后浏览器回到 {url}（设置了 console.public_url 时 wemp component authorize-url 的默认 --redirect）";
     /// Where the component's Token and key are.
     ComponentSecrets => "Token and 消息加解密 Key: [component] token and aes_key in the config",
         "消息校验 Token 与消息加解密 Key：配置中 [component] 的 token 与 aes_key";

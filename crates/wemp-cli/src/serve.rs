@@ -1091,13 +1091,18 @@ pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
         let appid = c.appid.as_deref().unwrap_or("?");
         let _ = writeln!(s);
         let _ = writeln!(s, "{}", Msg::ComponentPasteInto.fill(lang, &[("appid", &appid)]));
-        let labels = [Msg::FieldAuthEventUrl, Msg::FieldAuthorizerUrl].map(|m| m.get(lang));
+        let labels =
+            [Msg::FieldAuthEventUrl, Msg::FieldAuthorizerUrl, Msg::FieldAuthStartDomain].map(|m| m.get(lang));
         let width = labels.iter().map(|l| crate::term::display_width(l)).max().unwrap_or(0) + 2;
         let authorizers = format!("{origin}{}/$APPID$", cfg.server.path.trim_end_matches('/'));
-        for (label, value) in labels.into_iter().zip([format!("{origin}{}", c.path), authorizers]) {
+        let domain = origin.split_once("://").map_or(origin, |(_, host)| host);
+        let values = [format!("{origin}{}", c.path), authorizers, domain.to_owned()];
+        for (label, value) in labels.into_iter().zip(values) {
             let _ = writeln!(s, "  {}{value}", crate::term::pad(label, width));
         }
         let _ = writeln!(s, "  {}", Msg::ComponentSecrets.get(lang));
+        let page = format!("{origin}{}", crate::component::authorized_path(c));
+        let _ = writeln!(s, "  {}", Msg::AuthorizedPageAt.fill(lang, &[("url", &page)]));
     }
     if let TokenSource::Generated { saved_to } = info.token {
         let _ = writeln!(s);

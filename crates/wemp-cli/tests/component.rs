@@ -122,6 +122,9 @@ async fn a_third_party_platform_serves_its_authorizers_from_ticket_to_restart() 
         "{screen}"
     );
     assert!(screen.contains(&format!("{}/wechat/$APPID$", srv.origin())), "{screen}");
+    assert!(screen.contains(&format!("{}/component/authorized", srv.origin())), "{screen}");
+    let domain = screen.lines().find(|l| l.contains("授权发起页域名")).unwrap_or_default();
+    assert!(domain.trim_end().ends_with(&format!(" {}", srv.addr())), "{screen}");
     let component_url = format!("{}/component", srv.origin());
 
     // Before any ticket, the CLI says why it cannot get a pre_auth_code.
