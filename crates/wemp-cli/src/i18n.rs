@@ -99,6 +99,28 @@ catalogue! {
     /// (基础信息 → 消息推送配置).
     PasteInto => "Paste into the WeChat Developer Platform{title} (developers.weixin.qq.com/platform → 我的业务 → 公众号/服务号 → 基础信息 → 消息推送配置):",
                  "请在微信开发者平台{title}填写（developers.weixin.qq.com/platform → 我的业务 → 公众号/服务号 → 基础信息 → 消息推送配置）：";
+    /// What to paste into the WeCom admin console for a self-built app (`{title}`: the account,
+    /// or empty; `{agentid}`: its AgentID). The path is the one WeCom's docs give for 接收消息
+    /// (developer.work.weixin.qq.com/document/path/90238: 进入需要设置接收消息的目标应用，点击
+    /// “接收消息”的“设置API接收”); WeCom callbacks are always encrypted, so there is no mode.
+    WecomPasteInto => "Paste into the WeCom admin console{title} (work.weixin.qq.com → 应用管理 → the app with AgentID {agentid} → 接收消息 → 设置API接收):",
+                      "请在企业微信管理后台{title}填写（work.weixin.qq.com → 应用管理 → AgentID 为 {agentid} 的应用 → 接收消息 → 设置API接收）：";
+    /// What to paste into a Mini Program's admin console (`{title}`: the account, or empty).
+    /// The path is the one of the current message-push guide
+    /// (developers.weixin.qq.com/miniprogram/dev/framework/server-ability/message-push.html:
+    /// 「管理」-「开发管理」-「消息推送配置」; older consoles call it 开发 → 开发设置 → 消息推送).
+    MiniprogramPasteInto => "Paste into the Mini Program admin console{title} (mp.weixin.qq.com → 管理 → 开发管理 → 消息推送配置):",
+                            "请在小程序管理后台{title}填写（mp.weixin.qq.com → 管理 → 开发管理 → 消息推送配置）：";
+    /// Field label: a Mini Program push's data format.
+    FieldFormat => "数据格式", "数据格式";
+    /// A Mini Program push's data format: wemp reads both.
+    FormatEither => "XML or JSON (either: wemp reads the one the push uses)", "XML 或 JSON（任选：wemp 按推送的格式读取）";
+    /// A Mini Program's replies go out through the customer-service API.
+    MiniprogramReplies => "Mini Programs take no passive reply: wemp answers success at once and sends each reply through the customer-service API.",
+                          "小程序不接受被动回复：wemp 先回 success，再通过客服消息接口发出每条回复。";
+    /// A Mini Program without an AppSecret: its replies cannot be sent.
+    MiniprogramNoSecret => "Mini Programs take no passive reply: wemp answers success and sends replies through the customer-service API, which needs this account's appsecret (unset: replies are only logged).",
+                           "小程序不接受被动回复：wemp 先回 success，再通过客服消息接口发出回复，这需要本账号的 appsecret（未设置：回复只记入日志）。";
     /// The third-party platform's paste block.
     ComponentPasteInto => "Third-party platform {appid}: paste into the WeChat Open Platform (open.weixin.qq.com → 管理中心 → 第三方平台 → 开发资料):",
         "第三方平台 {appid}：请在微信开放平台填写（open.weixin.qq.com → 管理中心 → 第三方平台 → 开发资料）：";

@@ -344,7 +344,8 @@ fn base_builder(cfg: &Config, parts: &Parts) -> wemp_server::WechatServiceBuilde
 }
 
 /// The service of the third-party platform's authorization events (at `component.path`):
-/// the component's account, whose pushes change `service`'s accounts.
+/// the component's account, whose pushes change `service`'s accounts and are counted in
+/// `service`'s metrics.
 ///
 /// # Errors
 /// The server refuses the component's account.
@@ -358,11 +359,14 @@ pub fn build_push_service(
     Ok(base_builder(cfg, parts)
         .account(component.account(&last_segment(path)))
         .handler_service(component.push_handler(service.accounts().clone()))
+        .count_in(service)
         .build()?)
 }
 
 /// The third-party platform of `[component]`, over its stored state (Redis, else the
-/// message log's database: [`storage::state_store`]); `None` without the section.
+/// message log's database: [`storage::state_store`]); `None` without the section. Its
+/// tokens (the component's and the authorizers') are kept in `tokens` (Redis), else in the
+/// state's store, shared by every process using it.
 /// `api_base` replaces the platform's URLs (the fake platform in tests).
 ///
 /// # Errors
@@ -378,6 +382,10 @@ pub async fn component(
     };
     let secret = c.secret().map_err(|e| format!("component.appsecret: {e}"))?;
     let store = storage::state_store(&cfg.storage).await.map_err(|e| format!("component state: {e}"))?;
+    // Without Redis the tokens live beside the state (the SQLite file or PostgreSQL
+    // database), so `wemp serve`, `wemp component` and `wemp doctor` share one component
+    // token instead of each fetching its own.
+    let tokens = tokens.unwrap_or_else(|| Arc::new(wemp_store::SessionTokenStore::new(store.clone())));
     let state = wemp_store::ComponentState::new(store, appid.clone());
     let push_url = c.path.clone();
     let client = wemp_client::component::ComponentClient::builder(appid.clone(), secret, state)
@@ -385,10 +393,7 @@ pub async fn component(
             if let Some(base) = api_base {
                 b = b.all_base_urls(base);
             }
-            if let Some(t) = tokens {
-                b = b.store(t);
-            }
-            b
+            b.store(tokens)
         })
         .push_url(format!("the 授权事件接收 URL ({push_url})"))
         .build()
@@ -1019,7 +1024,8 @@ pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
         .fill(lang, &[("url", &local_url(cfg, 0, info.bound)), ("from", &from), ("rules", &info.rules)]);
     // Only the product name is bold, as before: the rest of the line is plain.
     let _ = writeln!(s, "{}", running.replacen("wemp serve", &style.bold("wemp serve"), 1));
-    let labels = [Msg::FieldUrl, Msg::FieldToken, Msg::FieldAesKey, Msg::FieldMode].map(|m| m.get(lang));
+    let labels = [Msg::FieldUrl, Msg::FieldToken, Msg::FieldAesKey, Msg::FieldMode, Msg::FieldFormat]
+        .map(|m| m.get(lang));
     let width = labels.iter().map(|l| crate::term::display_width(l)).max().unwrap_or(0) + 2;
     let field = |s: &mut String, label: Msg, value: &str| {
         let _ = writeln!(s, "  {}{value}", crate::term::pad(label.get(lang), width));
@@ -1031,7 +1037,13 @@ pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
             (Some(n), _) => Msg::ForAccount.fill(lang, &[("name", n)]),
         };
         let _ = writeln!(s);
-        let _ = writeln!(s, "{}", Msg::PasteInto.fill(lang, &[("title", &title)]));
+        let agentid = a.agentid.as_deref().unwrap_or("?");
+        let paste = match a.kind {
+            Kind::Wecom => Msg::WecomPasteInto,
+            Kind::Miniprogram => Msg::MiniprogramPasteInto,
+            _ => Msg::PasteInto,
+        };
+        let _ = writeln!(s, "{}", paste.fill(lang, &[("title", &title), ("agentid", &agentid)]));
         field(&mut s, Msg::FieldUrl, &callback_url(cfg, i, info.bound));
         // Off a terminal, say where each secret is instead of printing it.
         let hidden = |name: &str| match (secret_origin(cfg, i, name), file) {
@@ -1052,7 +1064,16 @@ pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
             (None, _) => Msg::AnyKey.get(lang).to_owned(),
         };
         field(&mut s, Msg::FieldAesKey, &key);
-        field(&mut s, Msg::FieldMode, mode_label(a.effective_mode(), lang));
+        // WeCom callbacks are always encrypted: its console has no mode to choose.
+        if a.kind != Kind::Wecom {
+            field(&mut s, Msg::FieldMode, mode_label(a.effective_mode(), lang));
+        }
+        if a.kind == Kind::Miniprogram {
+            field(&mut s, Msg::FieldFormat, Msg::FormatEither.get(lang));
+            let replies =
+                if a.appsecret.is_some() { Msg::MiniprogramReplies } else { Msg::MiniprogramNoSecret };
+            let _ = writeln!(s, "  {} {}", style.yellow(Msg::Note.get(lang)), replies.get(lang));
+        }
         if i == 0 && cfg.console.public_url.is_none() {
             let _ = writeln!(s, "  {} {}", style.yellow(Msg::Note.get(lang)), Msg::PortsNote.get(lang));
         }

@@ -166,7 +166,9 @@ pub async fn dedup_store(storage: &StorageConfig) -> Result<Option<Arc<dyn Dedup
 }
 
 /// The token store for API clients: Redis when configured (so several instances share one
-/// access_token), else `None` for each client's own memory.
+/// access_token), else `None`: the accounts' clients keep theirs in memory (`stable_token`
+/// gives every process the same one) and the third-party platform's go beside its state
+/// (`serve::component`).
 ///
 /// # Errors
 /// The Redis URL is invalid.

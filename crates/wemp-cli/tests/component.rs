@@ -328,3 +328,68 @@ async fn doctor_before_the_first_start_reports_no_ticket_and_writes_nothing() {
     assert!(platform.requests_to("/cgi-bin/component/api_component_token").is_empty());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Without Redis, the component token `wemp serve` fetched is in the SQLite database, and a
+/// separate `wemp component authorize-url` uses it instead of fetching its own; the pushes
+/// are counted at the metrics path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_component_token_is_shared_by_serve_and_the_cli_on_sqlite() {
+    let platform = FakePlatform::start().await;
+    let dir = temp_dir("component-shared-token");
+    let cfg = config(&platform).replace("[server]\n", "[server]\nmetrics_path = \"/metrics\"\n");
+    std::fs::write(dir.join("wemp.toml"), cfg).unwrap();
+    std::fs::write(dir.join("component.secret"), platform.component_secret()).unwrap();
+    let base = platform.url();
+    let srv = start(&dir, &platform);
+    let component_url = format!("{}/component", srv.origin());
+    assert_eq!(platform.push_ticket(&component_url).await.body, "success");
+    // `authorized` makes the server fetch the component token (for api_query_auth).
+    let appid = platform.appid();
+    assert_eq!(platform.push_authorized(&component_url, &appid).await.body, "success");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while platform.requests_to("/cgi-bin/component/api_query_auth").is_empty() {
+        assert!(Instant::now() < deadline, "no api_query_auth:\n{}", srv.stderr());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let token_calls = platform.requests_to("/cgi-bin/component/api_component_token");
+    assert_eq!(token_calls.len(), 1, "{token_calls:?}");
+    // The two pushes are counted at the metrics path like any request (safe mode).
+    let metrics = reqwest::get(format!("{}/metrics", srv.origin())).await.unwrap().text().await.unwrap();
+    let safe: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("wemp_requests_total{mode=\"safe\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(safe, 2, "{metrics}");
+    let served_token =
+        platform.last_request("/cgi-bin/component/api_query_auth").unwrap().query["component_access_token"]
+            .clone();
+
+    let out = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || {
+            wemp_in(
+                &dir,
+                &[
+                    "component",
+                    "authorize-url",
+                    "--redirect",
+                    "https://example.com/cb",
+                    "--config",
+                    "wemp.toml",
+                ],
+                &[("WEMP_API_BASE", &base)],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let token_calls = platform.requests_to("/cgi-bin/component/api_component_token");
+    assert_eq!(token_calls.len(), 1, "the CLI fetched its own component token: {token_calls:?}");
+    let pre = platform.last_request("/cgi-bin/component/api_create_preauthcode").unwrap();
+    assert_eq!(pre.query["component_access_token"], served_token);
+    let (status, stderr) = srv.stop();
+    assert!(status.success() && !stderr.contains("panicked"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

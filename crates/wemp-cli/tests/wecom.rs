@@ -118,6 +118,64 @@ async fn serve_all_three(tag: &str) -> (FakePlatform, std::path::PathBuf, ServeP
     (platform, dir, srv)
 }
 
+/// The setup screen names, for each kind, the console it is configured in and what to paste
+/// there: the Official Account's 消息推送配置, the WeCom app's 设置API接收 (no mode: WeCom
+/// always encrypts), the Mini Program's 消息推送配置 with its data format and the note that
+/// its replies go through the customer-service API; in English and in Chinese.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_setup_screen_says_where_each_kind_is_configured() {
+    let platform = FakePlatform::start().await;
+    let dir = temp_dir("kinds-screen");
+    std::fs::write(dir.join("wemp.toml"), config(&platform)).unwrap();
+    let agentid = platform.agentid();
+    let args = ["--config", "wemp.toml", "--data-dir", "d"];
+    let screen = |lang: &str| ServeProc::start(&dir, &args, &[("LANG", lang), ("LC_ALL", "")]).stdout();
+
+    let en = screen("en_US.UTF-8");
+    let blocks: Vec<&str> = en.split("\n\n").filter(|b| b.contains("Paste into")).collect();
+    assert_eq!(blocks.len(), 3, "{en}");
+    let [oa, corp, mini] = [blocks[0], blocks[1], blocks[2]];
+    assert!(oa.starts_with("Paste into the WeChat Developer Platform for oa ("), "{oa}");
+    assert!(oa.contains("  消息加解密方式  明文模式 (plain)"), "{oa}");
+    let want = format!(
+        "Paste into the WeCom admin console for corp (work.weixin.qq.com → 应用管理 → the app with AgentID \
+         {agentid} → 接收消息 → 设置API接收):\n  URL             "
+    );
+    assert!(corp.starts_with(&want), "{corp}");
+    assert!(corp.contains("/wechat/corp\n"), "{corp}");
+    assert!(
+        corp.contains("  EncodingAESKey  (not shown: output is not a terminal; it is accounts[1].aes_key in")
+    );
+    assert!(!corp.contains("消息加解密方式"), "WeCom has no mode to choose:\n{corp}");
+    assert!(
+        mini.starts_with(
+            "Paste into the Mini Program admin console for mini (mp.weixin.qq.com → 管理 → 开发管理 → 消息推送配置):"
+        ),
+        "{mini}"
+    );
+    assert!(mini.contains("/wechat/mini\n"), "{mini}");
+    assert!(
+        mini.contains("  数据格式        XML or JSON (either: wemp reads the one the push uses)\n"),
+        "{mini}"
+    );
+    assert!(mini.contains("sends each reply through the customer-service API"), "{mini}");
+    assert!(!oa.contains("数据格式") && !corp.contains("数据格式"), "{en}");
+
+    let zh = screen("zh_CN.UTF-8");
+    for want in [
+        "请在微信开发者平台为 oa 填写（developers.weixin.qq.com/platform → 我的业务 → 公众号/服务号 → 基础信息 → 消息推送配置）：",
+        &format!(
+            "请在企业微信管理后台为 corp 填写（work.weixin.qq.com → 应用管理 → AgentID 为 {agentid} 的应用 → 接收消息 → 设置API接收）："
+        ),
+        "请在小程序管理后台为 mini 填写（mp.weixin.qq.com → 管理 → 开发管理 → 消息推送配置）：",
+        "  数据格式           XML 或 JSON（任选：wemp 按推送的格式读取）\n",
+        "小程序不接受被动回复：wemp 先回 success，再通过客服消息接口发出每条回复。",
+    ] {
+        assert!(zh.contains(want), "the Chinese screen lacks {want:?}:\n{zh}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_server_serves_an_official_account_a_wecom_app_and_a_mini_program() {
     let (platform, _dir, srv) = serve_all_three("wecom").await;

@@ -127,7 +127,7 @@ struct Inner {
     sink: Arc<dyn LateReplySink>,
     clock: Arc<dyn Clock>,
     nonce: Arc<dyn NonceSource>,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     /// How many refusals get a WARN line and a record.
     rejections: RejectionGate,
     tasks: Arc<Tasks>,
@@ -172,6 +172,7 @@ pub struct WechatServiceBuilder {
     session_ttl: Duration,
     session_retries: u32,
     metrics_sources: Vec<MetricsSource>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// Appends Prometheus text lines of another component to the service's metrics.
@@ -357,6 +358,14 @@ impl WechatServiceBuilder {
         self
     }
 
+    /// Counts this service's requests in `other`'s metrics, so one metrics path covers both
+    /// (a third-party platform's authorization events beside its accounts' messages).
+    #[must_use]
+    pub fn count_in(mut self, other: &WechatService) -> Self {
+        self.metrics = Some(other.inner.metrics.clone());
+        self
+    }
+
     /// How many refused requests get a WARN line and a [`DeliveryRecord`] for the
     /// observers (default [`RejectionLogRate::default`]: 100 at once, then one a second);
     /// the others are counted in `wemp_rejections_unlogged_total`, and summarised in a WARN
@@ -490,7 +499,7 @@ impl WechatServiceBuilder {
                 sink: self.sink.unwrap_or_else(|| Arc::new(LoggingSink::default())),
                 clock: self.clock,
                 nonce: self.nonce,
-                metrics: Metrics::default(),
+                metrics: self.metrics.unwrap_or_default(),
                 rejections,
                 tasks: Arc::default(),
                 local: Mutex::default(),
@@ -521,6 +530,7 @@ impl WechatService {
             session_ttl: Duration::from_secs(24 * 3600),
             session_retries: 10,
             metrics_sources: Vec::new(),
+            metrics: None,
         }
     }
 
