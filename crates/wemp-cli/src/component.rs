@@ -22,17 +22,28 @@ async fn open(cfg: &Config, api_base: Option<&str>) -> Result<wemp_server::Compo
         .ok_or_else(|| "no [component] section in the config: add the third-party platform first".to_owned())
 }
 
-/// The authorization page's URL (PC, or `mobile`), with a fresh pre_auth_code.
+/// The authorization page's URL (PC, or `mobile`), with a fresh pre_auth_code; `redirect`
+/// defaults to [`default_redirect`] (the page `wemp serve` answers).
 ///
 /// # Errors
-/// No `[component]`, no ticket stored yet, or the platform refused.
+/// No `[component]`, no redirect given nor `console.public_url` set, no ticket stored yet,
+/// or the platform refused.
 pub async fn authorize_url(
     cfg: &Config,
     api_base: Option<&str>,
-    redirect: &str,
+    redirect: Option<&str>,
     mobile: bool,
 ) -> Result<String, String> {
     let component = open(cfg, api_base).await?;
+    let redirect = match redirect {
+        Some(r) => r.to_owned(),
+        None => default_redirect(cfg).ok_or_else(|| {
+            "give --redirect URL (where the browser returns after authorizing), or set console.public_url: \
+             then it is <public origin><component.path>/authorized, the page wemp serve answers"
+                .to_owned()
+        })?,
+    };
+    let redirect = redirect.as_str();
     let client = component.client();
     let code = client.pre_auth_code().await.map_err(|e| format!("pre_auth_code: {e}"))?;
     let kind = wemp_client::component::AuthType::Both;
@@ -41,6 +52,104 @@ pub async fn authorize_url(
     } else {
         client.authorize_url(&code.pre_auth_code, redirect, kind)
     })
+}
+
+/// Where the authorization page sends the browser back (with `auth_code`): this path under
+/// `component.path` (default `/component/authorized`).
+pub const AUTHORIZED_SEGMENT: &str = "authorized";
+
+/// The path of the page `wemp serve` answers the authorization's redirect on:
+/// `<component.path>/authorized`.
+pub fn authorized_path(c: &crate::config::ComponentConfig) -> String {
+    format!("{}/{AUTHORIZED_SEGMENT}", c.path.trim_end_matches('/'))
+}
+
+/// The redirect `authorize-url` uses without `--redirect`: the origin of
+/// `console.public_url` and [`authorized_path`] (`https://bot.example.com/component/authorized`).
+pub fn default_redirect(cfg: &Config) -> Option<String> {
+    let c = cfg.component.as_ref()?;
+    let public = cfg.console.public_url.as_deref()?;
+    let (scheme, rest) = public.split_once("://")?;
+    let host = rest.split(['/', '?', '#']).next().filter(|h| !h.is_empty())?;
+    Some(format!("{scheme}://{host}{}", authorized_path(c)))
+}
+
+/// The longest `auth_code` the page passes to WeChat (theirs are about 100 characters).
+const MAX_AUTH_CODE: usize = 512;
+
+/// The page of the authorization's redirect: exchanges `auth_code` (`api_query_auth`),
+/// stores the authorizer, adds it to `accounts` and says which account authorized, in
+/// Chinese or English by the browser's `Accept-Language` (Chinese without one). A missing
+/// or refused code gets 400; a failure of the platform or the store 502 (503 without a
+/// ticket yet). The page never shows a token or the code.
+pub fn authorized_route(
+    component: wemp_server::Component,
+    accounts: wemp_server::LiveAccounts,
+) -> axum::routing::MethodRouter {
+    axum::routing::get(
+        move |headers: axum::http::HeaderMap,
+              query: axum::extract::Query<std::collections::HashMap<String, String>>| {
+            let (component, accounts) = (component.clone(), accounts.clone());
+            async move { authorized_page(&component, &accounts, &headers, query.get("auth_code")).await }
+        },
+    )
+}
+
+async fn authorized_page(
+    component: &wemp_server::Component,
+    accounts: &wemp_server::LiveAccounts,
+    headers: &axum::http::HeaderMap,
+    code: Option<&String>,
+) -> axum::response::Response {
+    use crate::i18n::{Lang, Msg};
+    use axum::http::StatusCode;
+    use wemp_console::escape_html as esc;
+    let lang = headers
+        .get(axum::http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split([',', ';']).next())
+        .map_or(Lang::Zh, |first| Lang::of_locale(first.trim()));
+    let page = |status: StatusCode, title: Msg, body: String| {
+        let html_lang = if lang == Lang::Zh { "zh-CN" } else { "en" };
+        let title = title.get(lang);
+        wemp_console::html_page(
+            status,
+            format!(
+                "<!doctype html><html lang=\"{html_lang}\"><head><meta charset=\"utf-8\">\
+                 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+                 <title>{title}</title></head><body><h1>{title}</h1><p>{body}</p></body></html>"
+            ),
+        )
+    };
+    let code = code
+        .map(|c| c.trim())
+        .filter(|c| !c.is_empty() && c.len() <= MAX_AUTH_CODE && c.bytes().all(|b| b.is_ascii_graphic()));
+    let Some(code) = code else {
+        return page(StatusCode::BAD_REQUEST, Msg::AuthorizeFailedTitle, esc(Msg::AuthorizeNoCode.get(lang)));
+    };
+    match component.authorize(accounts, code).await {
+        Ok(a) => {
+            let name = a.nick_name.as_deref().unwrap_or(&a.appid);
+            let body = Msg::AuthorizedBody.fill(
+                lang,
+                &[("name", &esc(name)), ("appid", &esc(&a.appid)), ("component", &esc(component.appid()))],
+            );
+            page(StatusCode::OK, Msg::AuthorizedTitle, body)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the authorization's redirect was not completed");
+            let (status, text) = match e.downcast_ref::<wemp_client::Error>() {
+                Some(wemp_client::Error::Api(api)) if matches!(api.code.0, 61009 | 61010) => {
+                    (StatusCode::BAD_REQUEST, Msg::AuthorizeCodeRefused.fill(lang, &[("code", &api.code.0)]))
+                }
+                Some(wemp_client::Error::NoVerifyTicket { .. }) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, Msg::AuthorizeFailed.fill(lang, &[("error", &e)]))
+                }
+                _ => (StatusCode::BAD_GATEWAY, Msg::AuthorizeFailed.fill(lang, &[("error", &e)])),
+            };
+            page(status, Msg::AuthorizeFailedTitle, esc(&text))
+        }
+    }
 }
 
 /// One authorizer as `wemp component list` shows it.

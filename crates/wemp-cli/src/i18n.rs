@@ -128,6 +128,11 @@ catalogue! {
     FieldAuthEventUrl => "授权事件接收 URL", "授权事件接收 URL";
     /// Field label: the authorizers' message URL.
     FieldAuthorizerUrl => "消息与事件接收 URL", "消息与事件接收 URL";
+    /// Field label: the domain the authorization is started from (and redirected back to).
+    FieldAuthStartDomain => "授权发起页域名", "授权发起页域名";
+    /// Where the authorization's redirect lands.
+    AuthorizedPageAt => "After an authorization the browser returns to {url} (the default --redirect of wemp component authorize-url with console.public_url set)",
+        "授权完成后浏览器回到 {url}（设置了 console.public_url 时 wemp component authorize-url 的默认 --redirect）";
     /// Where the component's Token and key are.
     ComponentSecrets => "Token and 消息加解密 Key: [component] token and aes_key in the config",
         "消息校验 Token 与消息加解密 Key：配置中 [component] 的 token 与 aes_key";
@@ -396,6 +401,26 @@ catalogue! {
         "尚未收到：`wemp serve` 在授权事件接收 URL 应答后，微信每 10 分钟推送一次";
     /// The component token was fetched.
     ComponentTokenFetched => "fetched with the stored ticket", "已用保存的 ticket 获取";
+    /// The title of the page after a successful authorization.
+    AuthorizedTitle => "Authorization complete", "授权成功";
+    /// The page after a successful authorization.
+    AuthorizedBody => "{name} ({appid}) has authorized the third-party platform {component}. Its messages and \
+                       events are served from now on; you can close this page.",
+        "{name}（{appid}）已授权第三方平台 {component}。它的消息与事件从现在起由本服务处理，可以关闭此页面。";
+    /// The title of the page after a failed authorization.
+    AuthorizeFailedTitle => "Authorization not completed", "授权未完成";
+    /// The redirect came without an authorization code.
+    AuthorizeNoCode => "This page expects the auth_code WeChat adds after an authorization; none (or not a \
+                        valid one) was given. Start the authorization again from the link you were sent.",
+        "此页面需要微信在授权后附带的 auth_code，但没有收到（或格式不对）。请从收到的授权链接重新开始授权。";
+    /// WeChat refused the authorization code.
+    AuthorizeCodeRefused => "WeChat refused this authorization code: it expired or was already used (WeChat \
+                             error {code}). Start the authorization again from the link you were sent.",
+        "微信拒绝了此授权码：已过期或已被使用（微信错误码 {code}）。请从收到的授权链接重新开始授权。";
+    /// The authorization could not be completed for another reason.
+    AuthorizeFailed => "The authorization could not be completed: {error}. Try again in a few minutes; if it \
+                        persists, tell the platform's operator.",
+        "授权未能完成：{error}。请几分钟后重试；如果仍然失败，请联系平台运营方。";
     /// A check of one of several accounts.
     OfAccount => "accounts[{i}] {what}", "accounts[{i}] {what}";
     /// The configuration is valid.

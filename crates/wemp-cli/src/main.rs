@@ -349,9 +349,11 @@ enum ComponentCommand {
     /// Print the authorization page's URL, with a fresh pre_auth_code (needs the ticket
     /// `wemp serve` stored).
     AuthorizeUrl {
-        /// Where the browser returns after authorizing (with auth_code).
+        /// Where the browser returns after authorizing (with auth_code). Default, with
+        /// console.public_url set: its origin + component.path + /authorized, the page
+        /// `wemp serve` answers.
         #[arg(long)]
-        redirect: String,
+        redirect: Option<String>,
         /// The page opened inside WeChat, instead of the PC page (QR code).
         #[arg(long)]
         mobile: bool,
@@ -493,7 +495,8 @@ async fn run_component(cmd: ComponentCommand) -> ExitCode {
     };
     let result = match &cmd {
         ComponentCommand::AuthorizeUrl { redirect, mobile, at } => {
-            wemp_cli::component::authorize_url(&cfg, at.api_base.as_deref(), redirect, *mobile).await
+            wemp_cli::component::authorize_url(&cfg, at.api_base.as_deref(), redirect.as_deref(), *mobile)
+                .await
         }
         ComponentCommand::List { json, .. } => wemp_cli::component::list(&cfg)
             .await

@@ -409,7 +409,7 @@ pub async fn component(
 pub fn app(
     cfg: &Config,
     service: WechatService,
-    pushes: Option<WechatService>,
+    pushes: Option<(WechatService, &Component)>,
     console: Option<&Console>,
 ) -> axum::Router {
     let mut callback = axum::Router::new();
@@ -419,18 +419,25 @@ pub fn app(
     for p in &paths {
         callback = callback.route_service(p, service.clone());
     }
-    if let (Some(pushes), Some(c)) = (pushes, &cfg.component) {
+    let mut authorized = None;
+    if let (Some((pushes, component)), Some(c)) = (pushes, &cfg.component) {
         // The authorizers (消息与事件接收 URL `…/$APPID$`) and the authorization events.
         let authorizers = authorizer_route(cfg);
         if !paths.contains(&authorizers) {
             callback = callback.route_service(&authorizers, service.clone());
         }
         callback = callback.route_service(&c.path, pushes);
+        // The page the authorization's redirect opens (a browser's, not WeChat's call).
+        let route = crate::component::authorized_route(component.clone(), service.accounts().clone());
+        authorized = Some((crate::component::authorized_path(c), route));
     }
     let mut app = match console {
         Some(c) => c.tap(callback).merge(c.router()),
         None => callback,
     };
+    if let Some((path, route)) = authorized {
+        app = app.route(&path, route);
+    }
     if let Some(m) = cfg.server.metrics_path.as_ref().filter(|m| !paths.contains(m)) {
         app = app.route_service(m, service);
     }
@@ -1084,13 +1091,18 @@ pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
         let appid = c.appid.as_deref().unwrap_or("?");
         let _ = writeln!(s);
         let _ = writeln!(s, "{}", Msg::ComponentPasteInto.fill(lang, &[("appid", &appid)]));
-        let labels = [Msg::FieldAuthEventUrl, Msg::FieldAuthorizerUrl].map(|m| m.get(lang));
+        let labels =
+            [Msg::FieldAuthEventUrl, Msg::FieldAuthorizerUrl, Msg::FieldAuthStartDomain].map(|m| m.get(lang));
         let width = labels.iter().map(|l| crate::term::display_width(l)).max().unwrap_or(0) + 2;
         let authorizers = format!("{origin}{}/$APPID$", cfg.server.path.trim_end_matches('/'));
-        for (label, value) in labels.into_iter().zip([format!("{origin}{}", c.path), authorizers]) {
+        let domain = origin.split_once("://").map_or(origin, |(_, host)| host);
+        let values = [format!("{origin}{}", c.path), authorizers, domain.to_owned()];
+        for (label, value) in labels.into_iter().zip(values) {
             let _ = writeln!(s, "  {}{value}", crate::term::pad(label, width));
         }
         let _ = writeln!(s, "  {}", Msg::ComponentSecrets.get(lang));
+        let page = format!("{origin}{}", crate::component::authorized_path(c));
+        let _ = writeln!(s, "  {}", Msg::AuthorizedPageAt.fill(lang, &[("url", &page)]));
     }
     if let TokenSource::Generated { saved_to } = info.token {
         let _ = writeln!(s);
@@ -1294,6 +1306,7 @@ pub async fn run(
 
     let watcher = tokio::spawn(watch(reloader, watched, WATCH_INTERVAL, hangup));
 
+    let pushes = pushes.zip(component.as_ref());
     let mut router = app(&cfg, service.clone(), pushes, console.as_ref());
     if let Some(relay) = gateway.relay() {
         // The relay endpoint: a WebSocket each `wemp relay` keeps open (outside the console's

@@ -91,6 +91,16 @@ fn reply_text(platform: &FakePlatform, body: &str) -> String {
     }
 }
 
+/// A fake platform and a directory holding `wemp.toml` (the [`config`], changed by `edit`)
+/// and the component's AppSecret file.
+async fn setup(tag: &str, edit: impl FnOnce(String) -> String) -> (FakePlatform, std::path::PathBuf) {
+    let platform = FakePlatform::start().await;
+    let dir = temp_dir(tag);
+    std::fs::write(dir.join("wemp.toml"), edit(config(&platform))).unwrap();
+    std::fs::write(dir.join("component.secret"), platform.component_secret()).unwrap();
+    (platform, dir)
+}
+
 fn start(dir: &std::path::Path, platform: &FakePlatform) -> ServeProc {
     ServeProc::start(dir, &["--config", "wemp.toml"], &[("WEMP_API_BASE", &platform.url())])
 }
@@ -112,6 +122,9 @@ async fn a_third_party_platform_serves_its_authorizers_from_ticket_to_restart() 
         "{screen}"
     );
     assert!(screen.contains(&format!("{}/wechat/$APPID$", srv.origin())), "{screen}");
+    assert!(screen.contains(&format!("{}/component/authorized", srv.origin())), "{screen}");
+    let domain = screen.lines().find(|l| l.contains("授权发起页域名")).unwrap_or_default();
+    assert!(domain.trim_end().ends_with(&format!(" {}", srv.addr())), "{screen}");
     let component_url = format!("{}/component", srv.origin());
 
     // Before any ticket, the CLI says why it cannot get a pre_auth_code.
@@ -249,11 +262,8 @@ async fn a_third_party_platform_serves_its_authorizers_from_ticket_to_restart() 
 /// Full-network release (全网发布): WeChat's automated cases answered for an authorizer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_network_release_answers_wechats_automated_cases() {
-    let platform = FakePlatform::start().await;
-    let dir = temp_dir("component-release");
-    let cfg = config(&platform).replace("appsecret_file", "full_network_release = true\nappsecret_file");
-    std::fs::write(dir.join("wemp.toml"), cfg).unwrap();
-    std::fs::write(dir.join("component.secret"), platform.component_secret()).unwrap();
+    let release = |c: String| c.replace("appsecret_file", "full_network_release = true\nappsecret_file");
+    let (platform, dir) = setup("component-release", release).await;
     let http = reqwest::Client::new();
     let srv = start(&dir, &platform);
     let component_url = format!("{}/component", srv.origin());
@@ -308,10 +318,7 @@ async fn full_network_release_answers_wechats_automated_cases() {
 /// creates no database to find that out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_before_the_first_start_reports_no_ticket_and_writes_nothing() {
-    let platform = FakePlatform::start().await;
-    let dir = temp_dir("component-doctor");
-    std::fs::write(dir.join("wemp.toml"), config(&platform)).unwrap();
-    std::fs::write(dir.join("component.secret"), platform.component_secret()).unwrap();
+    let (platform, dir) = setup("component-doctor", |c| c).await;
     let base = platform.url();
     let doctor = tokio::task::spawn_blocking({
         let dir = dir.clone();
@@ -334,11 +341,8 @@ async fn doctor_before_the_first_start_reports_no_ticket_and_writes_nothing() {
 /// are counted at the metrics path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_component_token_is_shared_by_serve_and_the_cli_on_sqlite() {
-    let platform = FakePlatform::start().await;
-    let dir = temp_dir("component-shared-token");
-    let cfg = config(&platform).replace("[server]\n", "[server]\nmetrics_path = \"/metrics\"\n");
-    std::fs::write(dir.join("wemp.toml"), cfg).unwrap();
-    std::fs::write(dir.join("component.secret"), platform.component_secret()).unwrap();
+    let metrics = |c: String| c.replace("[server]\n", "[server]\nmetrics_path = \"/metrics\"\n");
+    let (platform, dir) = setup("component-shared-token", metrics).await;
     let base = platform.url();
     let srv = start(&dir, &platform);
     let component_url = format!("{}/component", srv.origin());
@@ -391,5 +395,99 @@ async fn one_component_token_is_shared_by_serve_and_the_cli_on_sqlite() {
     assert_eq!(pre.query["component_access_token"], served_token);
     let (status, stderr) = srv.stop();
     assert!(status.success() && !stderr.contains("panicked"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The authorization's redirect: `authorize-url` (without `--redirect`, from
+/// `console.public_url`) sends the browser to the fake platform's authorization page, which
+/// returns it to `wemp serve`'s `/component/authorized` with `auth_code`: the page exchanges
+/// the code, stores and serves the authorizer and says which account it was; a refused or
+/// missing code gets a 400 page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_authorization_redirect_page_adds_the_authorizer() {
+    let (platform, dir) = setup("component-redirect", |c| c).await;
+    let http = reqwest::Client::new();
+    let srv = start(&dir, &platform);
+    assert_eq!(platform.push_ticket(&format!("{}/component", srv.origin())).await.body, "success");
+    let authorize_url = |public_url: Option<String>| {
+        let (dir, base) = (dir.clone(), platform.url());
+        tokio::task::spawn_blocking(move || {
+            let mut env = vec![("WEMP_API_BASE", base.as_str())];
+            if let Some(u) = &public_url {
+                env.push(("WEMP_PUBLIC_URL", u.as_str()));
+            }
+            wemp_in(&dir, &["component", "authorize-url", "--config", "wemp.toml"], &env)
+        })
+    };
+
+    // Without --redirect nor console.public_url, the CLI says what to give.
+    let out = authorize_url(None).await.unwrap();
+    assert!(!out.status.success());
+    assert!(
+        common::stderr(&out).contains("--redirect") && common::stderr(&out).contains("public_url"),
+        "{out:?}"
+    );
+    // With console.public_url, the redirect is this server's page.
+    let out = authorize_url(Some(format!("{}/wechat", srv.origin()))).await.unwrap();
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let url = common::stdout(&out).trim().to_owned();
+    let page = format!("{}/component/authorized", srv.origin());
+    let parsed = reqwest::Url::parse(&url).unwrap();
+    let redirect = parsed.query_pairs().find(|(k, _)| k == "redirect_uri").map(|(_, v)| v.into_owned());
+    assert!(url.starts_with(&platform.url()) && redirect.as_deref() == Some(page.as_str()), "{url}");
+
+    // The administrator approves; the browser comes back with auth_code.
+    let res = http.get(&url).header("Accept-Language", "en-US,en;q=0.9").send().await.unwrap();
+    let landed = res.url().clone();
+    assert!(landed.as_str().starts_with(&page) && landed.query().unwrap().contains("auth_code="), "{landed}");
+    assert_eq!(res.status().as_u16(), 200);
+    let html = res.text().await.unwrap();
+    let appid = platform.appid();
+    assert!(html.contains("Authorization complete") && html.contains(&appid), "{html}");
+    assert!(html.contains(&format!("authorizer {appid}")), "the nick name: {html}");
+    let code = landed.query_pairs().find(|(k, _)| k == "auth_code").unwrap().1.into_owned();
+    let refresh = platform.authorizer(&appid).unwrap().refresh_token;
+    assert!(!html.contains(&code) && !html.contains(&refresh), "{html}");
+    // Stored (another process lists it) and served at once.
+    let base = platform.url();
+    let listed = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || {
+            wemp_in(
+                &dir,
+                &["component", "list", "--json", "--config", "wemp.toml"],
+                &[("WEMP_API_BASE", &base)],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert!(common::stdout(&listed).contains(&appid), "{listed:?}");
+    let (status, body) = say(&http, &platform, &format!("{}/wechat/{appid}", srv.origin()), "price", 1).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(reply_text(&platform, &body), "It costs 1 yuan.");
+
+    // A reload (or the `authorized` push with the same code) does not exchange it again.
+    let again = http.get(landed.as_str()).send().await.unwrap();
+    assert_eq!(again.status().as_u16(), 200);
+    assert!(again.text().await.unwrap().contains("授权成功"), "Chinese without Accept-Language");
+    assert_eq!(platform.requests_to("/cgi-bin/component/api_query_auth").len(), 1);
+
+    // A code WeChat refuses, and none at all: 400 pages saying why.
+    let res = http
+        .get(format!("{page}?auth_code=queryauthcode%40%40%40forged&expires_in=3600"))
+        .header("Accept-Language", "zh-CN,zh;q=0.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("授权未完成") && html.contains("61010"), "{html}");
+    let res = http.get(&page).header("Accept-Language", "en").send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    assert!(res.text().await.unwrap().contains("auth_code"));
+    let (status, stderr) = srv.stop();
+    assert!(status.success() && !stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains(&refresh) && !stderr.contains(&code), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }

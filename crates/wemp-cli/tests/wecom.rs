@@ -606,6 +606,9 @@ async fn the_consoles_chat_plays_each_kind() {
     let record = &res["server"][0]["record"];
     assert!(record["query"]["msg_signature"].is_string() && record["query"]["signature"].is_null(), "{res}");
     assert_eq!(record["appid"], corp_id, "{res}");
+    // WeCom puts the AgentID in the message as well as in the envelope.
+    let agent = format!("<AgentID>{}</AgentID>", platform.agentid());
+    assert!(res["sent_xml"].as_str().unwrap().contains(&agent), "{res}");
 
     let mini_user = users.last().unwrap();
     let res: serde_json::Value = send(platform.appid(), mini_user).await.unwrap().json().await.unwrap();

@@ -10,7 +10,13 @@ import { t } from './i18n.js';
 export function showAccount() {
   const a = accountOf(state.account);
   const title = a.name || a.original_id || t('account.default');
-  $('phone-title').textContent = title;
+  // A WeCom app's chat looks like WeCom's (its name, 企业微信 and its AgentID in the header);
+  // a Mini Program's says that replies go out through the customer-service API.
+  const kind = a.kind || 'official_account';
+  $('phone').dataset.kind = kind;
+  const sub = kind === 'wecom' ? (a.agentid ? t('kind.wecom', { agentid: a.agentid }) : t('kind.wecom.any'))
+    : kind === 'miniprogram' ? t('kind.miniprogram') : null;
+  $('phone-title').replaceChildren(title, sub ? h('span', { class: 'phone-kind', id: 'phone-kind' }, sub) : '');
   if (multiAccount()) {
     // Built once, so the select keeps the focus while the user switches.
     if (!$('account-select')) {
@@ -26,6 +32,8 @@ export function showAccount() {
     $('account').replaceChildren(h('span', {}, title), h('span', { class: `badge mode ${a.mode}` }, modeLabel(a.mode)));
   }
   $('mode-note').textContent = a.mode === 'plain' ? '' : t('deliveries.encrypted', { mode: modeLabel(a.mode) });
+  $('kind-note').textContent = kind === 'miniprogram' ? t('deliveries.miniprogram') : '';
+  $('kind-note').hidden = kind !== 'miniprogram';
   $('endpoint-note').textContent = a.endpoint;
 }
 

@@ -1,6 +1,6 @@
 // ---------------------------------------------------------------- chat rendering
 import { $, api, h, icon, toast } from './dom.js';
-import { accountLabel, multiAccount, state } from './state.js';
+import { accountLabel, kindOf, multiAccount, state } from './state.js';
 import { lateSink, latencyMs, outcomeLabel, outcomeOf, prettyXml } from './log.js';
 import { has, t, tNodes, tServer } from './i18n.js';
 
@@ -105,10 +105,26 @@ function bannerNode(reason, server) {
 /** `ms` as seconds with one decimal, in the page's words. */
 const secs = (ms) => t('secs', { s: (ms / 1000).toFixed(1) });
 
-/** The server answered `success` at its deadline: say so, and watch for the late reply. */
+/**
+ * The server answered `success` at its deadline: say so, and watch for the late reply. A Mini
+ * Program's push is always answered so (it takes no passive reply): its reply goes out through
+ * the customer-service API, and the notice says that instead.
+ */
 function deadlineNode(x) {
-  return h('li', { class: 'notice deadline', role: 'status' },
-    h('span', {}, ...tNodes('deadline.note', { head: h('strong', {}, t('deadline.head')), secs: secs(latencyMs(x)) })));
+  const mini = kindOf(x.account) === 'miniprogram';
+  const [note, head] = mini ? ['mini.success', 'mini.success.head'] : ['deadline.note', 'deadline.head'];
+  return h('li', { class: `notice deadline${mini ? ' cs' : ''}`, role: 'status' },
+    h('span', {}, ...tNodes(note, { head: h('strong', {}, t(head)), secs: secs(latencyMs(x)) })));
+}
+
+/** A reply the user gets as a customer-service message: its bubbles say so. */
+function viaCustomerService(nodes) {
+  for (const n of nodes) {
+    n.classList.add('cs');
+    const b = n.querySelector('.bubble, .news-card');
+    if (b) b.prepend(h('div', { class: 'via-cs' }, t('bubble.cs')));
+  }
+  return nodes;
 }
 
 /** The late follow-up of a deadline answer: what the sink did with the reply. */
@@ -118,7 +134,9 @@ function lateNodes(x) {
   const sink = lateSink(x);
   switch (sink) {
     case 'delivered':
-      return [notice(t('late.delivered', { secs: after }), 'late'), ...reply];
+      return kindOf(x.account) === 'miniprogram'
+        ? [notice(t('mini.delivered', { secs: after }), 'late cs'), ...viaCustomerService(reply)]
+        : [notice(t('late.delivered', { secs: after }), 'late'), ...reply];
     case 'none':
       return [notice(t('late.none', { secs: after }), 'late')];
     case 'logged':

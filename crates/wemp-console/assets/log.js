@@ -1,6 +1,6 @@
 // ---------------------------------------------------------------- live log
 import { $, BASE, api, h, icon, toast } from './dom.js';
-import { accountLabel, multiAccount, state } from './state.js';
+import { accountLabel, kindOf, multiAccount, state } from './state.js';
 import { lateWatch, showLate } from './chat.js';
 import { has, lang, t, tServer } from './i18n.js';
 
@@ -49,6 +49,19 @@ export function lateSink(x) {
   return o && o.kind === 'late' ? (o.sink ? o.sink.result : 'none') : null;
 }
 
+/**
+ * An entry's outcome in the page's words. A Mini Program's push is answered `success` by
+ * design and its reply is a customer-service message: the badge says so rather than
+ * "deadline" and "late reply" (the outcome code, and so the filter, stays the same).
+ */
+function outcomeWords(x, outcome) {
+  if (kindOf(x.account) === 'miniprogram') {
+    if (outcome === 'deadline') return t('outcome.mini.success');
+    if (outcome === 'follow_up' && lateSink(x) === 'delivered') return t('outcome.mini.cs');
+  }
+  return outcomeLabel(outcome);
+}
+
 function typeOf(x) {
   const r = x.record;
   if (r.outcome && r.outcome.kind === 'verified') return 'verify';
@@ -91,7 +104,7 @@ function row(x) {
     r.forward ? h('span', { class: 'forward-flag', title: t('detail.forward') }, ' ⇄') : null,
     flagged(r) ? h('span', { class: 'diag-flag', title: t('detail.checks') }, icon('warn')) : null),
   h('td', {}, modeLabel(r.mode) || '—'),
-  h('td', {}, h('span', { class: `badge ${outcome || ''}` }, outcomeLabel(outcome) || '…')),
+  h('td', {}, h('span', { class: `badge ${outcome || ''}` }, outcomeWords(x, outcome) || '…')),
   h('td', { class: 'num mono' }, String(latencyMs(x))),
   multiAccount() ? h('td', { class: 'col-account' }, h('span', { class: 'badge account', title: x.account || '' }, accountLabel(x.account))) : null);
   if (state.selected === x.id) tr.classList.add('selected');
@@ -200,14 +213,16 @@ function forwardNodes(f) {
 function remark(x) {
   const r = x.record;
   const ms = latencyMs(x);
+  const mini = kindOf(x.account) === 'miniprogram';
   switch (outcomeOf(x)) {
     case 'abandoned': return t('detail.hung-up', { ms });
     case 'too_slow': return t('detail.too-slow', { ms });
-    case 'deadline': return t('detail.deadline', { ms });
+    case 'deadline': return t(mini ? 'detail.mini.success' : 'detail.deadline', { ms });
     default: break;
   }
   if (x.tap === 'panicked') return t('detail.panicked');
   const sink = lateSink(x);
+  if (mini && sink === 'delivered') return t('detail.mini.delivered');
   if (sink) return t(`detail.late.${sink}`, { why: r.outcome.sink && r.outcome.sink.message ? r.outcome.sink.message : sink });
   return null;
 }
@@ -226,7 +241,7 @@ function select(id) {
     [t('log.type'), typeOf(x)],
     ['MsgId', r.msg_id || '—'],
     [t('log.mode'), modeLabel(r.mode) || '—'],
-    [t('log.outcome'), outcomeLabel(outcome) || '—'],
+    [t('log.outcome'), outcomeWords(x, outcome) || '—'],
     [t('detail.status'), r.status ? String(r.status) : '—'],
     [t('detail.dedup'), (r.dedup && (has(`dedup.${r.dedup}`) ? t(`dedup.${r.dedup}`) : r.dedup)) || t('detail.unreported')],
     [t('detail.attempts'), String(r.attempts || 1)],

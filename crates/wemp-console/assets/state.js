@@ -14,6 +14,8 @@ export const state = {
 // The accounts the console serves.
 export const multiAccount = () => !!(state.config && state.config.accounts.length > 1);
 export const accountOf = (id) => state.config && state.config.accounts.find((a) => a.id === id);
+/** The kind of account `id`: `official_account`, `wecom` or `miniprogram`. */
+export const kindOf = (id) => (accountOf(id) || {}).kind || 'official_account';
 
 /** What the page calls an account: its name, else its original id, else its id. */
 export function accountLabel(id) {

@@ -875,3 +875,123 @@ describe('wemp serve with two accounts: the console plays either', () => {
     await page.setViewportSize(DESKTOP);
   });
 });
+
+describe('wemp serve with an Official Account, a WeCom app and a Mini Program: the console per kind', () => {
+  // One server for the three kinds (issue 13): the WeCom app's callbacks are encrypted for its
+  // corpid and carry its AgentID; the Mini Program's replies go out through the fake
+  // platform's customer-service API.
+  const CORP = { id: 'ww0123456789abcdef/1000002', corpid: 'ww0123456789abcdef', agentid: '1000002' };
+  const MINI = { id: 'wx00000000000000c3', secret: 'e2eMiniSecretNeverOnThePage01' };
+  let platform;
+  let server;
+  let browser;
+  let page;
+  let errors;
+
+  before(async () => {
+    platform = await fakePlatform();
+    const dir = mkdtempSync(path.join(tmpdir(), 'wemp-console-e2e-kinds-'));
+    dirs.push(dir);
+    const config = path.join(dir, 'wemp.toml');
+    writeFileSync(config, [
+      '[[accounts]]', 'name = "news desk"', 'token = "oaToken2024"', 'path = "/wechat"', '',
+      '[[accounts]]', 'kind = "wecom"', 'name = "helpdesk"', `corpid = "${CORP.corpid}"`, `agentid = "${CORP.agentid}"`,
+      'token = "corpToken2024"', 'aes_key = "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR"', 'path = "/wechat/corp"', '',
+      '[[accounts]]', 'kind = "miniprogram"', 'name = "mini shop"', `appid = "${MINI.id}"`, 'token = "miniToken2024"',
+      'aes_key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"', 'mode = "safe"', `appsecret = "${MINI.secret}"`,
+      'path = "/wechat/mini"', '',
+      '[[rules]]', 'name = "price"', 'keyword = "price"', 'reply.text = "It costs 1 yuan."', '',
+    ].join('\n'));
+    server = await startServe({ WEMP_API_BASE: platform.url }, config);
+  });
+
+  after(async () => {
+    if (browser) await browser.close();
+    if (platform) platform.server.close();
+  });
+
+  async function open(locale) {
+    if (browser) await browser.close();
+    browser = await launch(locale);
+    page = await browser.newPage();
+    errors = watchErrors(page);
+    await page.goto(`${server.url}/console/`);
+    await page.locator('#live.on').waitFor();
+    await page.locator('#account-select').waitFor();
+  }
+
+  async function say(text) {
+    if (await page.locator('#to-keyboard').isVisible()) await page.locator('#to-keyboard').click();
+    await page.locator('#text').fill(text);
+    await page.locator('#text').press('Enter');
+  }
+
+  test('a WeCom app: its name, 企业微信 and its AgentID in the header; the reply sealed for the corp', async () => {
+    await open('en-US');
+    const first = await page.locator('#phone-title').textContent();
+    assert.equal(first, 'news desk', 'an Official Account keeps the plain header');
+    assert.equal(await page.locator('#phone').getAttribute('data-kind'), 'official_account');
+    await page.locator('#account-select').selectOption(CORP.id);
+    assert.equal(await page.locator('#phone').getAttribute('data-kind'), 'wecom');
+    assert.equal(await page.locator('#phone-title').textContent(), `helpdesk${'WeCom (企业微信) · AgentID 1000002'}`);
+    assert.equal(await page.locator('#phone-kind').textContent(), 'WeCom (企业微信) · AgentID 1000002');
+    assert.ok(await page.locator('#kind-note').isHidden());
+    await say('price');
+    // WeCom takes a passive reply: the bubble is the rule's text, no customer-service note.
+    await page.locator('.msg.bot .bubble', { hasText: 'It costs 1 yuan.' }).waitFor();
+    assert.equal(await page.locator('.via-cs').count(), 0);
+    const delivery = page.locator('.try-item', { hasText: 'text “price”' });
+    assert.match(await delivery.locator('pre.xml').textContent(), /<AgentID>1000002<\/AgentID>/);
+    await shot(page, 'kinds-wecom-desktop.png', DESKTOP);
+  });
+
+  test('a Mini Program: success at once, the reply a customer-service message in the chat and the live log', { timeout: 30_000 }, async () => {
+    await page.locator('#account-select').selectOption(MINI.id);
+    assert.equal(await page.locator('#phone').getAttribute('data-kind'), 'miniprogram');
+    assert.equal(await page.locator('#phone-kind').textContent(), 'Mini Program (小程序) · replies via customer-service API');
+    assert.match(await page.locator('#kind-note').textContent(), /takes no passive reply/);
+    await say('price');
+    const answered = page.locator('.notice.deadline.cs');
+    await answered.waitFor({ timeout: 15_000 });
+    assert.match(await answered.textContent(), /Answered “success” at once \(\d\.\d s\): a Mini Program takes no passive reply/);
+    assert.doesNotMatch(await answered.textContent(), /deadline|still running/);
+    await page.locator('.notice.late.cs', { hasText: 'Sent through the customer-service API after' }).waitFor({ timeout: 15_000 });
+    const bubble = page.locator('.msg.bot.cs .bubble', { hasText: 'It costs 1 yuan.' });
+    await bubble.waitFor();
+    assert.equal(await bubble.locator('.via-cs').textContent(), 'customer-service message');
+    const cs = platform.sent.find((m) => m.touser === ALICE && m.msgtype === 'text' && /1 yuan/.test(m.text.content));
+    assert.ok(cs, `no customer-service message reached the platform: ${JSON.stringify(platform.sent)}`);
+
+    // The live log: the push answered success by design, then the customer-service delivery.
+    await page.getByRole('link', { name: /Live log/ }).click();
+    const rows = page.locator('#log-rows tr', { has: page.locator('.col-account', { hasText: 'mini shop' }) });
+    await rows.nth(1).waitFor();
+    const badges = await rows.locator('td .badge:not(.account)').allTextContents();
+    assert.deepEqual(badges.sort(), ['customer-service message', 'success (reply via API)']);
+    await rows.filter({ has: page.locator('.badge', { hasText: 'customer-service message' }) }).click();
+    assert.match(await page.locator('#detail-diag .remark').textContent(), /sent through the customer-service API \(message\/custom\/send\)/);
+    await page.keyboard.press('Escape');
+    await rows.filter({ has: page.locator('.badge', { hasText: 'success (reply via API)' }) }).click();
+    assert.match(await page.locator('#detail-diag .remark').textContent(), /A Mini Program takes no passive reply: “success” was answered/);
+    await page.keyboard.press('Escape');
+    await shot(page, 'kinds-miniprogram-log-desktop.png', DESKTOP);
+    await page.getByRole('link', { name: 'Chat' }).click();
+    assert.deepEqual(errors, []);
+  });
+
+  test('in Chinese: 企业微信 and 小程序 in the header, 客服消息 in the chat', { timeout: 30_000 }, async () => {
+    await open('zh-CN');
+    await page.locator('#account-select').selectOption(CORP.id);
+    assert.equal(await page.locator('#phone-kind').textContent(), '企业微信 · AgentID 1000002');
+    await page.locator('#account-select').selectOption(MINI.id);
+    assert.equal(await page.locator('#phone-kind').textContent(), '小程序 · 回复经客服消息接口发出');
+    assert.match(await page.locator('#kind-note').textContent(), /小程序不接受被动回复/);
+    await say('price');
+    await page.locator('.notice.deadline.cs', { hasText: '已立即应答“success”' }).waitFor({ timeout: 15_000 });
+    await page.locator('.notice.late.cs', { hasText: '通过客服消息接口发出' }).waitFor({ timeout: 15_000 });
+    const bubble = page.locator('.msg.bot.cs .bubble', { hasText: 'It costs 1 yuan.' });
+    await bubble.waitFor();
+    assert.equal(await bubble.locator('.via-cs').textContent(), '客服消息');
+    assert.deepEqual(errors, []);
+  });
+});

@@ -86,11 +86,14 @@ async fn asset(Path(name): Path<String>) -> Response {
     }
 }
 
-fn escape(s: &str) -> String {
+/// `s` safe inside HTML text and double-quoted attributes.
+pub fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-fn page(status: StatusCode, html: String) -> Response {
+/// An HTML page as the console serves its own: never cached, never framed, scripts and
+/// styles only from this server.
+pub fn page(status: StatusCode, html: String) -> Response {
     let mut res = (status, Html(html)).into_response();
     let h = res.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

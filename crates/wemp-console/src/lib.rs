@@ -12,6 +12,7 @@ pub mod sim;
 use std::sync::Arc;
 
 pub use access::{COOKIE, CSRF_HEADER, FAILURE_WINDOW, MAX_FAILURES, PROXY_HEADERS, SESSION_TTL};
+pub use app::{escape as escape_html, page as html_page};
 pub use config::{Access, ConsoleAccount, ConsoleConfig, PLACEHOLDER_ORIGINAL_ID, TOKEN_ENV, TestUser};
 pub use feed::{Hub, LiveEntry, Source, TapFinding, tap};
 pub use menu::{ButtonKind, Menu, MenuButton, MenuError};

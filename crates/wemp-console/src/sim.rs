@@ -3,8 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use wemp_client::callback::{
-    Delivery, DeliveryVerdict, ERROR_BANNER, Exchange as Answer, FailCause, Simulator, now_secs,
-    random_msg_id,
+    Delivery, DeliveryVerdict, ERROR_BANNER, Exchange as Answer, FailCause, Simulator, random_msg_id,
 };
 use wemp_proto::Header;
 use wemp_proto::wechat::{EventMessage, Message};
@@ -184,15 +183,9 @@ impl Action {
         }
     }
 
-    /// The message XML WeChat would post for this action by `openid` to the account
-    /// `original_id`.
-    pub fn to_xml(&self, openid: &str, original_id: &str) -> String {
-        let header = Header {
-            to: original_id.to_owned(),
-            from: openid.to_owned(),
-            create_time: now_secs(),
-            agent_id: None,
-        };
+    /// The message XML WeChat would post for this action with `header` (from the user to
+    /// the account: [`Simulator::header`], which gives a WeCom message its AgentID).
+    pub fn to_xml(&self, header: Header) -> String {
         let message = self.to_message();
         let id = if message.is_message() { random_msg_id() } else { 0 };
         message.build(header, id).to_xml()
@@ -203,7 +196,7 @@ impl Action {
 /// real endpoint, WeChat's schedule).
 pub async fn run(wechat: &Simulator, openid: &str, action: &Action) -> ChatResult {
     let wechat = wechat.with_openid(openid);
-    let sent_xml = action.to_xml(openid, &wechat.target().account);
+    let sent_xml = action.to_xml(wechat.header());
     let delivery = wechat.deliver_xml(&sent_xml, action.to_message().is_message()).await;
     report(sent_xml, delivery)
 }
@@ -252,28 +245,34 @@ fn report(sent_xml: String, d: Delivery) -> ChatResult {
 
 #[cfg(test)]
 mod tests {
+    use wemp_client::callback::now_secs;
     use wemp_proto::{Event, Incoming};
 
     use super::*;
 
+    /// A message's header from `openid` to `to`, now.
+    fn header(openid: &str, to: &str) -> Header {
+        Header { to: to.into(), from: openid.into(), create_time: now_secs(), agent_id: None }
+    }
+
     #[test]
     fn actions_become_wechat_xml() {
-        let xml = Action::Text { content: "hi ]]> there".into() }.to_xml("oUser", "gh_abc");
+        let xml = Action::Text { content: "hi ]]> there".into() }.to_xml(header("oUser", "gh_abc"));
         let m = Incoming::parse(&xml).unwrap();
         assert!(
             matches!(&m, Incoming::Text(t) if t.content == "hi ]]> there" && t.header.from == "oUser" && t.header.to == "gh_abc")
         );
-        let xml = Action::Subscribe { scene: Some("42".into()) }.to_xml("oUser", "gh_abc");
+        let xml = Action::Subscribe { scene: Some("42".into()) }.to_xml(header("oUser", "gh_abc"));
         assert!(xml.contains("qrscene_42"), "{xml}");
         assert!(matches!(Incoming::parse(&xml).unwrap(), Incoming::Event(Event::Subscribe(_))));
-        let xml = Action::Click { key: "V1001_GOOD".into() }.to_xml("oUser", "gh_abc");
+        let xml = Action::Click { key: "V1001_GOOD".into() }.to_xml(header("oUser", "gh_abc"));
         assert!(
             matches!(Incoming::parse(&xml).unwrap(), Incoming::Event(Event::Click(c)) if c.event_key == "V1001_GOOD")
         );
-        let xml = Action::View { url: "https://example.com/".into() }.to_xml("oUser", "gh_abc");
+        let xml = Action::View { url: "https://example.com/".into() }.to_xml(header("oUser", "gh_abc"));
         assert!(matches!(Incoming::parse(&xml).unwrap(), Incoming::Event(Event::View(_))));
-        let xml =
-            Action::Location { lat: 23.1, lon: 113.3, scale: 15, label: "广州".into() }.to_xml("o", "gh");
+        let xml = Action::Location { lat: 23.1, lon: 113.3, scale: 15, label: "广州".into() }
+            .to_xml(header("o", "gh"));
         assert!(matches!(Incoming::parse(&xml).unwrap(), Incoming::Location(l) if l.label == "广州"));
         let a: Action = serde_json::from_str(r#"{"kind":"scan","scene":"7"}"#).unwrap();
         assert_eq!(a, Action::Scan { scene: "7".into() });
@@ -330,6 +329,6 @@ mod tests {
             other => panic!("{other:?}"),
         };
         let text = Action::Text { content: "hi".into() };
-        assert_ne!(id(text.to_xml("o", "gh")), id(text.to_xml("o", "gh")));
+        assert_ne!(id(text.to_xml(header("o", "gh"))), id(text.to_xml(header("o", "gh"))));
     }
 }

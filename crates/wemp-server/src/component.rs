@@ -50,7 +50,15 @@ struct Inner {
     token: Secret,
     cipher: Cipher,
     full_network_release: bool,
+    /// The codes exchanged lately and their authorizers, newest last: the authorization
+    /// page's redirect and the `authorized` push carry the same code, and a reload of the
+    /// page brings it again, but WeChat exchanges a code once. Held across the exchange, so
+    /// the two never race.
+    exchanged: Arc<tokio::sync::Mutex<std::collections::VecDeque<(String, String)>>>,
 }
+
+/// How many exchanged codes are remembered.
+const EXCHANGED_KEPT: usize = 32;
 
 impl std::fmt::Debug for Component {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -69,7 +77,13 @@ impl Component {
     pub fn new(client: ComponentClient, token: impl Into<Secret>, aes_key: &str) -> Result<Self, KeyError> {
         let cipher = Cipher::new(aes_key, client.appid())?;
         Ok(Self {
-            inner: Arc::new(Inner { client, token: token.into(), cipher, full_network_release: false }),
+            inner: Arc::new(Inner {
+                client,
+                token: token.into(),
+                cipher,
+                full_network_release: false,
+                exchanged: Arc::default(),
+            }),
         })
     }
 
@@ -166,20 +180,39 @@ impl Component {
         BoxHandler::new(tower::service_fn(move |inbound| handler.clone().handle(inbound)))
     }
 
-    /// Exchanges an authorization code, stores the authorizer (with its profile, when
-    /// the platform gives it) and adds it to `accounts`.
-    async fn authorize(&self, accounts: &LiveAccounts, code: &str) -> Result<String, BoxError> {
+    /// Exchanges an authorization code (`auth_code` of the authorization page's redirect,
+    /// or an `authorized` push's), stores the authorizer (with its profile, when the
+    /// platform gives it), adds it to `accounts` and returns it. A code this platform
+    /// exchanged lately (the push and the redirect carry the same one) is not exchanged
+    /// again: the stored authorizer is returned.
+    ///
+    /// # Errors
+    /// The platform refuses the code ([`wemp_client::Error::Api`], 61010 for one that
+    /// expired or was used elsewhere), a call or the store fails.
+    pub async fn authorize(&self, accounts: &LiveAccounts, code: &str) -> Result<Authorizer, BoxError> {
         let client = &self.inner.client;
-        let auth = client.query_auth(code).await?;
-        let appid = auth.authorizer_appid;
-        if let Err(e) = client.authorizer_info(&appid).await {
-            tracing::warn!(appid, error = %e, "cannot read the authorizer's profile; serving it without");
-        }
+        let mut exchanged = self.inner.exchanged.lock().await;
+        let known = exchanged.iter().find(|(c, _)| c == code).map(|(_, appid)| appid.clone());
+        let appid = match known {
+            Some(appid) => appid,
+            None => {
+                let appid = client.query_auth(code).await?.authorizer_appid;
+                if exchanged.len() == EXCHANGED_KEPT {
+                    exchanged.pop_front();
+                }
+                exchanged.push_back((code.to_owned(), appid.clone()));
+                if let Err(e) = client.authorizer_info(&appid).await {
+                    tracing::warn!(appid, error = %e, "cannot read the authorizer's profile; serving it without");
+                }
+                appid
+            }
+        };
+        drop(exchanged);
         let stored = client.state().authorizer(&appid).await?;
         let authorizer = stored.ok_or_else(|| format!("authorizer {appid} was not stored"))?;
         accounts.add(self.authorizer_account(&authorizer))?;
         tracing::info!(appid, scopes = ?authorizer.func_scopes, "authorizer added");
-        Ok(appid)
+        Ok(authorizer)
     }
 }
 
