@@ -48,9 +48,9 @@ pub async fn authorize_url(
     let code = client.pre_auth_code().await.map_err(|e| format!("pre_auth_code: {e}"))?;
     let kind = wemp_client::component::AuthType::Both;
     Ok(if mobile {
-        client.mobile_authorize_url(&code.pre_auth_code, redirect, kind)
+        client.mobile_authorize_url(code.pre_auth_code.expose(), redirect, kind)
     } else {
-        client.authorize_url(&code.pre_auth_code, redirect, kind)
+        client.authorize_url(code.pre_auth_code.expose(), redirect, kind)
     })
 }
 

@@ -558,7 +558,7 @@ async fn run_relay(cmd: RelayCmd) -> ExitCode {
     let opts = wemp_cli::relay::Options {
         url: cmd.url,
         to: cmd.to,
-        secret: env_var("WEMP_FORWARD_SECRET").unwrap_or_default(),
+        secret: env_var("WEMP_FORWARD_SECRET").unwrap_or_default().into(),
         timeout: cmd.timeout,
         lang: Lang::detect(),
     };

@@ -26,29 +26,18 @@ pub const PASSED_HEADERS: [&str; 4] =
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// What `wemp relay` runs with.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Options {
     /// The relay endpoint, `ws://…/wechat/relay` or `wss://…`.
     pub url: String,
     /// The local app, `http://127.0.0.1:5000/wechat`.
     pub to: String,
     /// The forward secret (`WEMP_FORWARD_SECRET`), shared with the server and the app.
-    pub secret: String,
+    pub secret: wemp_proto::Secret,
     /// How long one call to the app may take.
     pub timeout: Duration,
     /// The language of the status lines.
     pub lang: Lang,
-}
-
-impl std::fmt::Debug for Options {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Options")
-            .field("url", &self.url)
-            .field("to", &self.to)
-            .field("secret", &format_args!("<{} bytes>", self.secret.len()))
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Why the relay cannot run; shown in the language of [`Options::lang`].
@@ -177,7 +166,7 @@ async fn connect(opts: &Options) -> Result<Socket, Failure> {
     for b in rand::random::<[u8; 16]>() {
         let _ = write!(nonce, "{b:02x}");
     }
-    let auth = wemp_server::relay_auth(opts.secret.as_bytes(), now, &nonce);
+    let auth = wemp_server::relay_auth(opts.secret.expose().as_bytes(), now, &nonce);
     req.headers_mut().insert(
         RELAY_AUTH_HEADER,
         auth.parse().map_err(|_| Failure::Unreachable("cannot build the auth header".into()))?,

@@ -416,7 +416,7 @@ impl Client {
             let v = self.call(Method::GET, PATH, &[("type", "jsapi")], Payload::Empty).await?;
             parse_token(PATH, v.to_string().as_bytes(), "ticket")
         };
-        self.inner.ticket.get(fetch).await
+        self.inner.ticket.get(fetch).await.map(|t| t.expose().to_owned())
     }
 
     pub(crate) fn now_ms(&self) -> i64 {
@@ -437,7 +437,7 @@ impl Client {
         let mut token_retried = false;
         let mut busy = 0;
         loop {
-            let answer = self.attempt(&method, path, query, &payload, Some(&token), binary).await?;
+            let answer = self.attempt(&method, path, query, &payload, Some(token.expose()), binary).await?;
             let Answer::Json(value) = answer else { return Ok(answer) };
             let code = errcode(&value);
             if code.is_ok() {
@@ -446,7 +446,7 @@ impl Client {
             if code.is_token_error() && !token_retried {
                 tracing::warn!(path, errcode = code.0, "access_token refused; refreshing and retrying once");
                 token_retried = true;
-                token = self.inner.access.replace(&token, self.fetch_access()).await?;
+                token = self.inner.access.replace(token.expose(), self.fetch_access()).await?;
                 continue;
             }
             if code.is_retryable() && busy < self.inner.retry.busy_retries {

@@ -64,21 +64,14 @@ impl AuthType {
 }
 
 /// A pre-authorization code, for one authorization page (valid `expires_in` seconds).
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+/// `Debug` hides the code (a [`Secret`]).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct PreAuthCode {
     /// The code.
-    pub pre_auth_code: String,
+    #[serde(deserialize_with = "wemp_proto::secret_serde::deserialize")]
+    pub pre_auth_code: Secret,
     /// Lifetime in seconds.
     pub expires_in: u64,
-}
-
-impl std::fmt::Debug for PreAuthCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PreAuthCode")
-            .field("pre_auth_code", &format_args!("<{} chars>", self.pre_auth_code.len()))
-            .field("expires_in", &self.expires_in)
-            .finish()
-    }
 }
 
 /// An authorization, as `api_query_auth` reports it (its refresh token is stored, not
@@ -269,7 +262,7 @@ impl TokenProvider for AuthorizerToken {
             self.state.set_refresh_token(&self.authorizer_appid, &Secret::new(rotated), now).await?;
         }
         Ok(FetchedToken {
-            value: answer.authorizer_access_token,
+            value: answer.authorizer_access_token.into(),
             expires_in: Duration::from_secs(answer.expires_in),
         })
     }
@@ -428,7 +421,7 @@ impl ComponentClient {
         self.inner.state.save_authorizer(authorizer).await?;
         if !info.authorizer_access_token.is_empty() && info.expires_in > 0 {
             let token = CachedToken {
-                value: info.authorizer_access_token,
+                value: info.authorizer_access_token.into(),
                 expires_at_ms: now
                     .saturating_add(i64::try_from(info.expires_in.saturating_mul(1000)).unwrap_or(i64::MAX)),
             };
@@ -483,7 +476,7 @@ impl ComponentClient {
         let key = self.authorizer_token_key(authorizer_appid);
         let store = self.inner.api.shared().store;
         if let Some(token) = store.get(&key).await? {
-            store.invalidate(&key, &token.value).await?;
+            store.invalidate(&key, token.value.expose()).await?;
         }
         Ok(removed)
     }

@@ -4,6 +4,7 @@
 
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
+use wemp_proto::Secret;
 
 use crate::client::{Client, decode};
 use crate::component::ComponentClient;
@@ -47,15 +48,17 @@ impl Scope {
     }
 }
 
-/// A user's web-authorization token. `Debug` hides the tokens.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+/// A user's web-authorization token. `Debug` hides the tokens (they are [`Secret`]s).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct UserToken {
     /// The user access token (not the account's access_token).
-    pub access_token: String,
+    #[serde(deserialize_with = "wemp_proto::secret_serde::deserialize")]
+    pub access_token: Secret,
     /// Lifetime in seconds.
     pub expires_in: u64,
     /// Refreshes the token for 30 days.
-    pub refresh_token: String,
+    #[serde(deserialize_with = "wemp_proto::secret_serde::deserialize")]
+    pub refresh_token: Secret,
     /// The user's OpenID.
     pub openid: String,
     /// Granted scopes, comma separated.
@@ -66,16 +69,6 @@ pub struct UserToken {
     /// UnionID, when bound to an open platform account.
     #[serde(default)]
     pub unionid: Option<String>,
-}
-
-impl std::fmt::Debug for UserToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserToken")
-            .field("openid", &self.openid)
-            .field("scope", &self.scope)
-            .field("expires_in", &self.expires_in)
-            .finish_non_exhaustive()
-    }
 }
 
 /// A user's profile from `snsapi_userinfo`.
@@ -155,7 +148,7 @@ impl Client {
     pub async fn oauth_user_info(&self, token: &UserToken) -> Result<OAuthUser> {
         const PATH: &str = "/sns/userinfo";
         let query = [
-            ("access_token", token.access_token.as_str()),
+            ("access_token", token.access_token.expose()),
             ("openid", token.openid.as_str()),
             ("lang", "zh_CN"),
         ];
@@ -167,7 +160,7 @@ impl Client {
     /// # Errors
     /// Transport errors, and WeChat errors other than an invalid or expired token.
     pub async fn check_user_token(&self, token: &UserToken) -> Result<bool> {
-        let query = [("access_token", token.access_token.as_str()), ("openid", token.openid.as_str())];
+        let query = [("access_token", token.access_token.expose()), ("openid", token.openid.as_str())];
         match self.execute_plain("/sns/auth", &query).await {
             Ok(_) => Ok(true),
             Err(Error::Api(e)) if e.code.is_token_error() => Ok(false),

@@ -32,22 +32,13 @@ use wemp_store::{CachedToken, TokenStore};
 use crate::Clock;
 use crate::error::{ApiError, ErrCode, Error, Result};
 
-/// A freshly fetched token and how long it lives.
-#[derive(Clone, PartialEq, Eq)]
+/// A freshly fetched token and how long it lives. `Debug` shows only the token's length.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FetchedToken {
-    /// The token. Never logged: `Debug` shows only its length.
-    pub value: String,
+    /// The token.
+    pub value: Secret,
     /// Lifetime from now, as the issuer reported it (`expires_in`).
     pub expires_in: Duration,
-}
-
-impl std::fmt::Debug for FetchedToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FetchedToken")
-            .field("value", &format_args!("<{} chars>", self.value.len()))
-            .field("expires_in", &self.expires_in)
-            .finish()
-    }
 }
 
 /// What a provider may use to fetch: the client's HTTP client and API base URL.
@@ -243,7 +234,7 @@ pub(crate) fn parse_token(path: &str, bytes: &[u8], field: &str) -> Result<Fetch
     }
     match raw.rest.get(field).and_then(|v| v.as_str()) {
         Some(value) if !value.is_empty() => {
-            Ok(FetchedToken { value: value.to_owned(), expires_in: Duration::from_secs(raw.expires_in) })
+            Ok(FetchedToken { value: value.into(), expires_in: Duration::from_secs(raw.expires_in) })
         }
         _ => Err(Error::Decode {
             path: path.to_owned(),
@@ -406,7 +397,7 @@ impl TokenCache {
         local.token.clone().map(|t| (t, local.settled))
     }
 
-    fn adopt(&self, token: CachedToken, settled: bool) -> String {
+    fn adopt(&self, token: CachedToken, settled: bool) -> Secret {
         let mut local = self.local.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let value = token.value.clone();
         local.token = Some(token);
@@ -415,7 +406,7 @@ impl TokenCache {
     }
 
     fn acceptable(&self, t: &CachedToken, need: Need, failed: Option<&str>, now: i64) -> bool {
-        if failed == Some(t.value.as_str()) {
+        if failed == Some(t.value.expose()) {
             return false;
         }
         let lead = match need {
@@ -426,7 +417,7 @@ impl TokenCache {
     }
 
     /// A token to send now, fetching at most once (shared with every concurrent caller).
-    pub(crate) async fn get<F, Fut>(&self, fetch: F) -> Result<String>
+    pub(crate) async fn get<F, Fut>(&self, fetch: F) -> Result<Secret>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<FetchedToken>>,
@@ -467,7 +458,7 @@ impl TokenCache {
 
     /// The call made with `failed` was refused: compare-and-invalidate, then return the
     /// current token, fetching only if nobody replaced the failed one yet.
-    pub(crate) async fn replace<F, Fut>(&self, failed: &str, fetch: F) -> Result<String>
+    pub(crate) async fn replace<F, Fut>(&self, failed: &str, fetch: F) -> Result<Secret>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<FetchedToken>>,
@@ -476,7 +467,7 @@ impl TokenCache {
         tracing::debug!(kind = self.kind, removed, "token refused; compare-and-invalidate");
         {
             let mut local = self.local.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if local.token.as_ref().is_some_and(|t| t.value == failed) {
+            if local.token.as_ref().is_some_and(|t| t.value.expose() == failed) {
                 *local = Local::default();
             }
         }
@@ -494,13 +485,13 @@ impl TokenCache {
     pub(crate) async fn invalidate(&self, value: &str) -> Result<bool> {
         let removed = self.store.invalidate(&self.key, value).await?;
         let mut local = self.local.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if local.token.as_ref().is_some_and(|t| t.value == value) {
+        if local.token.as_ref().is_some_and(|t| t.value.expose() == value) {
             *local = Local::default();
         }
         Ok(removed)
     }
 
-    async fn refresh_locked<F, Fut>(&self, need: Need, failed: Option<&str>, fetch: &F) -> Result<String>
+    async fn refresh_locked<F, Fut>(&self, need: Need, failed: Option<&str>, fetch: &F) -> Result<Secret>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<FetchedToken>>,
@@ -556,7 +547,7 @@ impl TokenCache {
         }
     }
 
-    async fn fetch_under_lease<F, Fut>(&self, need: Need, failed: Option<&str>, fetch: &F) -> Result<String>
+    async fn fetch_under_lease<F, Fut>(&self, need: Need, failed: Option<&str>, fetch: &F) -> Result<Secret>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<FetchedToken>>,
@@ -598,8 +589,8 @@ fn ms(d: Duration) -> i64 {
 pub struct AccessToken(pub(crate) Secret);
 
 impl AccessToken {
-    pub(crate) fn new(value: String) -> Self {
-        Self(Secret::new(value))
+    pub(crate) fn new(value: Secret) -> Self {
+        Self(value)
     }
 
     /// The token itself. Keep it out of logs.
@@ -627,7 +618,7 @@ mod tests {
 
     fn issue(counter: &AtomicU64, lifetime: u64) -> FetchedToken {
         let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
-        FetchedToken { value: format!("t{n}"), expires_in: Duration::from_secs(lifetime) }
+        FetchedToken { value: format!("t{n}").into(), expires_in: Duration::from_secs(lifetime) }
     }
 
     #[tokio::test]
@@ -636,13 +627,13 @@ mod tests {
         let c = cache(&clock, Arc::new(MemoryTokenStore::new()));
         let n = AtomicU64::new(0);
         let fetch = || async { Ok(issue(&n, 7200)) };
-        assert_eq!(c.get(fetch).await.unwrap(), "t1");
+        assert_eq!(c.get(fetch).await.unwrap().expose(), "t1");
         clock.advance(Duration::from_secs(5000));
-        assert_eq!(c.get(fetch).await.unwrap(), "t1", "before 80 %");
+        assert_eq!(c.get(fetch).await.unwrap().expose(), "t1", "before 80 %");
         clock.advance(Duration::from_secs(800));
-        assert_eq!(c.get(fetch).await.unwrap(), "t2", "past 80 %: refreshed proactively");
+        assert_eq!(c.get(fetch).await.unwrap().expose(), "t2", "past 80 %: refreshed proactively");
         clock.advance(Duration::from_secs(7200 - 30));
-        assert_eq!(c.get(fetch).await.unwrap(), "t3", "within the safety margin: never sent");
+        assert_eq!(c.get(fetch).await.unwrap().expose(), "t3", "within the safety margin: never sent");
         assert_eq!(c.fetches(), 3);
     }
 
@@ -663,7 +654,7 @@ mod tests {
         c.get(fetch).await.unwrap();
         clock.advance(Duration::from_secs(6000));
         for _ in 0..5 {
-            assert_eq!(c.get(fetch).await.unwrap(), "same");
+            assert_eq!(c.get(fetch).await.unwrap().expose(), "same");
         }
         assert_eq!(calls.load(Ordering::SeqCst), 2, "one proactive attempt, then settled");
     }
@@ -699,7 +690,7 @@ mod tests {
             b.get(fetch).await
         });
         assert_eq!(n.load(Ordering::SeqCst), 1, "the lease holder was still fetching");
-        assert_eq!((ta.unwrap(), tb.unwrap()), ("t1".to_owned(), "t1".to_owned()));
+        assert_eq!((ta.unwrap().expose(), tb.unwrap().expose()), ("t1", "t1"));
     }
 
     #[tokio::test]
@@ -713,7 +704,7 @@ mod tests {
         let failing = || async {
             Err(ApiError { code: ErrCode(-1), message: "busy".into(), path: "/x".into() }.into())
         };
-        assert_eq!(c.get(failing).await.unwrap(), "a");
+        assert_eq!(c.get(failing).await.unwrap().expose(), "a");
         clock.advance(Duration::from_secs(1200));
         assert!(c.get(failing).await.is_err(), "past the margin the failure surfaces");
     }

@@ -25,6 +25,6 @@ pub use error::{Error, Result};
 pub use event::{Event, EventKind};
 pub use message::{Header, Incoming, MsgKind, OtherKind, Unknown};
 pub use reply::{Article, Reply, ReplyContext, ReplyError};
-pub use secret::Secret;
+pub use secret::{Secret, secret_serde};
 pub use signature::VerifyError;
 pub use xml::{Document, Element, RawXml, XmlError};

@@ -61,6 +61,30 @@ impl From<&str> for Secret {
     }
 }
 
+/// Serde for a [`Secret`] field that must be stored (a token in a shared store): the value
+/// itself, written and read as a plain string. `Secret` has no `Serialize` of its own, so a
+/// secret reaches JSON only where a field says so with
+/// `#[serde(with = "wemp_proto::secret_serde")]`.
+pub mod secret_serde {
+    use super::Secret;
+
+    /// Writes the value itself.
+    ///
+    /// # Errors
+    /// The serializer's.
+    pub fn serialize<S: serde::Serializer>(secret: &Secret, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(secret.expose())
+    }
+
+    /// Reads a string into a [`Secret`].
+    ///
+    /// # Errors
+    /// When the value is not a string.
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Secret, D::Error> {
+        <String as serde::Deserialize>::deserialize(deserializer).map(Secret::from)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

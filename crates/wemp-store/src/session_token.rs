@@ -120,7 +120,7 @@ impl TokenStore for SessionTokenStore {
     async fn invalidate(&self, key: &str, failed: &str) -> Result<bool> {
         for _ in 0..TRIES {
             let (stored, version) = self.token(key).await?;
-            if stored.is_none_or(|s| s.value != failed) {
+            if stored.is_none_or(|s| s.value.expose() != failed) {
                 return Ok(false);
             }
             if self.cas(key, &Value::Null, version, TOKEN_KEEP).await? {

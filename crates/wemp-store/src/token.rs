@@ -7,24 +7,18 @@
 
 use std::time::Duration;
 
+use wemp_proto::Secret;
+
 use crate::Result;
 
-/// A token and when it stops being usable.
-#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// A token and when it stops being usable. `Debug` shows only the token's length.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CachedToken {
-    /// The token itself. Never logged: `Debug` shows only its length.
-    pub value: String,
+    /// The token itself (stored as its value: the stores share it between processes).
+    #[serde(with = "wemp_proto::secret_serde")]
+    pub value: Secret,
     /// Expiry, milliseconds since the Unix epoch (on the client's clock).
     pub expires_at_ms: i64,
-}
-
-impl std::fmt::Debug for CachedToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CachedToken")
-            .field("value", &format_args!("<{} chars>", self.value.len()))
-            .field("expires_at_ms", &self.expires_at_ms)
-            .finish()
-    }
 }
 
 /// A held refresh lease; the fence is unique per acquisition.

@@ -529,7 +529,7 @@ async fn oauth_code_exchange_refresh_userinfo_and_check() {
     assert_eq!((token.openid.as_str(), token.scope.as_str()), ("o-ann", "snsapi_userinfo"));
     let q = &platform.last_request("/sns/oauth2/access_token").unwrap().query;
     assert_eq!((q["grant_type"].as_str(), q["appid"].clone()), ("authorization_code", platform.appid()));
-    assert!(!format!("{token:?}").contains(&token.access_token));
+    assert!(!format!("{token:?}").contains(token.access_token.expose()));
     assert_eq!(
         client.exchange_code(code).await.unwrap_err().code(),
         Some(ErrCode::INVALID_CODE),
@@ -538,7 +538,7 @@ async fn oauth_code_exchange_refresh_userinfo_and_check() {
 
     assert_eq!(client.oauth_user_info(&token).await.unwrap().nickname, "Ann");
     assert!(client.check_user_token(&token).await.unwrap());
-    let refreshed = client.refresh_user_token(&token.refresh_token).await.unwrap();
+    let refreshed = client.refresh_user_token(token.refresh_token.expose()).await.unwrap();
     assert_ne!(refreshed.access_token, token.access_token);
     platform.advance(Duration::from_secs(7200));
     assert!(!client.check_user_token(&refreshed).await.unwrap());

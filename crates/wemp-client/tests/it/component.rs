@@ -142,7 +142,8 @@ async fn a_refused_component_token_is_replaced_once() {
     let first = c.component_token().await.unwrap();
     platform.revoke_component_tokens();
     let code = c.pre_auth_code().await.unwrap();
-    assert!(code.pre_auth_code.starts_with("preauthcode@@@"), "{code:?}");
+    assert!(code.pre_auth_code.expose().starts_with("preauthcode@@@"), "{code:?}");
+    assert!(!format!("{code:?}").contains("preauthcode@@@"), "{code:?}");
     let calls = platform.requests_to("/cgi-bin/component/api_create_preauthcode");
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0].errcode, Some(40001));
@@ -238,10 +239,11 @@ async fn the_authorization_flow_stores_the_authorizer_and_its_client_calls_the_a
 
     // The authorization page, followed as a browser would: back to the redirect with auth_code.
     let pre = c.pre_auth_code().await.unwrap();
-    let page = c.authorize_url(&pre.pre_auth_code, "https://example.com/cb?x=1", AuthType::OfficialAccount);
+    let page =
+        c.authorize_url(pre.pre_auth_code.expose(), "https://example.com/cb?x=1", AuthType::OfficialAccount);
     assert!(page.contains("/cgi-bin/componentloginpage?component_appid=wx00000000000c0mp1&"), "{page}");
     assert!(page.ends_with("&auth_type=1"), "{page}");
-    let mobile = c.mobile_authorize_url(&pre.pre_auth_code, "https://example.com/cb", AuthType::Both);
+    let mobile = c.mobile_authorize_url(pre.pre_auth_code.expose(), "https://example.com/cb", AuthType::Both);
     assert!(mobile.contains("/wxaopen/safe/bindcomponent?action=bindcomponent&no_scan=1&"), "{mobile}");
     assert!(mobile.ends_with("&auth_type=3#wechat_redirect"), "{mobile}");
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
@@ -338,7 +340,7 @@ async fn oauth_on_behalf_of_an_authorizer() {
     let call = platform.last_request("/sns/oauth2/component/access_token").unwrap();
     assert_eq!(call.query["component_appid"], "wx00000000000c0mp1");
     assert!(call.query.contains_key("component_access_token") && !call.query.contains_key("secret"));
-    let again = c.oauth_refresh_user_token(&platform.appid(), &token.refresh_token).await.unwrap();
+    let again = c.oauth_refresh_user_token(&platform.appid(), token.refresh_token.expose()).await.unwrap();
     assert_eq!(again.openid, "oUser1");
 }
 

@@ -25,7 +25,7 @@ use crate::token::{CachedToken, Lease, TokenStore};
 /// assert!(store.try_lease("wx1", Duration::from_secs(5)).await?.is_none());
 /// store.put("wx1", &CachedToken { value: "t1".into(), expires_at_ms: 1_000 }).await?;
 /// store.release_lease("wx1", &lease).await?;
-/// assert_eq!(store.get("wx1").await?.unwrap().value, "t1");
+/// assert_eq!(store.get("wx1").await?.unwrap().value.expose(), "t1");
 /// # Ok::<(), wemp_store::StoreError>(())
 /// # }).unwrap();
 /// ```
@@ -72,7 +72,7 @@ impl TokenStore for MemoryTokenStore {
 
     async fn invalidate(&self, key: &str, failed: &str) -> Result<bool> {
         let mut state = self.lock();
-        if state.tokens.get(key).is_some_and(|t| t.value == failed) {
+        if state.tokens.get(key).is_some_and(|t| t.value.expose() == failed) {
             state.tokens.remove(key);
             Ok(true)
         } else {

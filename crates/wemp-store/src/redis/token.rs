@@ -68,7 +68,7 @@ fn parse_token(value: String, expires: &str) -> Result<CachedToken> {
     let expires_at_ms = expires
         .parse()
         .map_err(|e| StoreError::backend("redis", format!("stored token expiry {expires:?}: {e}")))?;
-    Ok(CachedToken { value, expires_at_ms })
+    Ok(CachedToken { value: value.into(), expires_at_ms })
 }
 
 #[async_trait::async_trait]
@@ -90,7 +90,7 @@ impl TokenStore for RedisTokenStore {
     async fn put(&self, key: &str, token: &CachedToken) -> Result<CachedToken> {
         let (value, expires): (String, String) = PUT_TOKEN
             .key(self.keys.key("token", key))
-            .arg(&token.value)
+            .arg(token.value.expose())
             .arg(token.expires_at_ms)
             .invoke_async(&mut self.keys.conn().await?)
             .await

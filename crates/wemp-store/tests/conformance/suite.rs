@@ -93,7 +93,7 @@ pub(crate) async fn dedup<S: DedupStore>(a: Arc<S>, b: Arc<S>) {
 }
 
 fn token(value: &str, expires_at_ms: i64) -> CachedToken {
-    CachedToken { value: value.to_owned(), expires_at_ms }
+    CachedToken { value: value.into(), expires_at_ms }
 }
 
 pub(crate) async fn token_store<S: TokenStore>(a: Arc<S>, b: Arc<S>) {
