@@ -228,9 +228,10 @@ async fn worker(
                                 DeliveryVerdict::Failed { reason, .. } => {
                                     Some(("invalid_reply".to_owned(), reason))
                                 }
-                                DeliveryVerdict::Reply { problems, .. } if !problems.is_empty() => {
-                                    Some(("refused_reply".to_owned(), problems.join("; ")))
-                                }
+                                DeliveryVerdict::Reply { problems, .. } if !problems.is_empty() => Some((
+                                    "refused_reply".to_owned(),
+                                    problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                                )),
                                 DeliveryVerdict::Reply { .. } => None,
                             }
                         }

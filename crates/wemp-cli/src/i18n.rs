@@ -266,6 +266,99 @@ catalogue! {
                     "微信会拒绝这个回复；用户看到“{banner}”：";
     /// What the user sees when WeChat gives up.
     UserWouldSee => "  The user would see \"{banner}\"", "  用户会看到“{banner}”";
+    /// A delivery with no usable answer (`{last}`: the last try).
+    AllTriesFailed => "all {n} tries failed (last: {last})", "{n} 次尝试全部失败（最后一次：{last}）";
+    /// The request could not be signed.
+    CannotSign => "cannot sign the request: {error}", "无法签名请求：{error}";
+    /// Reply problem: To and From swapped.
+    ProblemSwapped => "wrong direction: ToUserName/FromUserName are swapped (a reply goes To the user {openid} From the account {account})",
+        "方向错误：ToUserName 和 FromUserName 写反了（回复的 ToUserName 是用户 {openid}，FromUserName 是公众号 {account}）";
+    /// Reply problem: the wrong ToUserName.
+    ProblemWrongTo => "wrong direction: ToUserName is {found:?}, expected the user's OpenID {expected:?}",
+        "方向错误：ToUserName 是 {found:?}，应为用户的 OpenID {expected:?}";
+    /// Reply problem: the wrong FromUserName.
+    ProblemWrongFrom => "wrong direction: FromUserName is {found:?}, expected the account's original id {expected:?}",
+        "方向错误：FromUserName 是 {found:?}，应为公众号的原始 ID {expected:?}";
+    /// Reply problem: too many (or no) articles.
+    ProblemArticles => "news article limits: news reply has {count} articles; {limit} allowed when answering {what}",
+        "图文消息超出条数限制：回复了 {count} 篇图文，回复{what}时最多 {limit} 篇";
+    /// What a reply answers: a message.
+    AnsweringMessage => "a user's message", "用户消息";
+    /// What a reply answers: an event.
+    AnsweringEvent => "an event", "事件";
+    /// Reply problem: an empty required field.
+    ProblemEmptyField => "invalid reply: <{field}> must not be empty", "回复无效：<{field}> 不能为空";
+    /// Reply problem: a character XML cannot carry.
+    ProblemInvalidChar => "invalid reply: <{field}> contains {ch}, which XML cannot carry",
+        "回复无效：<{field}> 含有 XML 无法表示的字符 {ch}";
+    /// Reply problem: plain reply to a safe-mode request.
+    ProblemNotEncrypted => "the request came in safe mode but the reply is not encrypted",
+        "请求是安全模式，回复却没有加密";
+    /// Reply problem: encrypted reply to a plain request.
+    ProblemEncrypted => "the request came in plain mode but the reply is encrypted",
+        "请求是明文模式，回复却是加密的";
+    /// Reply warning: CreateTime in milliseconds.
+    ProblemCreateTimeMs => "CreateTime {t} is in milliseconds; the docs say seconds since the epoch (WeChat shows the reply anyway)",
+        "CreateTime {t} 是毫秒；文档要求以秒为单位的时间戳（微信仍会显示这条回复）";
+    /// Reply warning: CreateTime far from now.
+    ProblemCreateTimeFar => "CreateTime {t} is more than an hour from now ({now}); the docs say the current time in seconds (WeChat shows the reply anyway)",
+        "CreateTime {t} 与当前时间（{now}）相差超过一小时；文档要求当前时间的秒数（微信仍会显示这条回复）";
+    /// Reply warning: a Mini Program's passive reply.
+    ProblemMiniprogramPassive => "a Mini Program takes no passive reply but a transfer to customer service: WeChat drops this one and the user sees nothing; answer `success` and send it through the customer-service API (cgi-bin/message/custom/send)",
+        "小程序只接受“转客服”这一种被动回复：微信会丢弃这条回复，用户什么也看不到；请回复 `success`，再通过客服消息接口（cgi-bin/message/custom/send）发送";
+    /// An unreadable reply: bad signature.
+    UnreadableSignature => "bad MsgSignature in the encrypted reply: sign sha1(sort(token, TimeStamp, Nonce, Encrypt)) over the reply's own TimeStamp and Nonce",
+        "加密回复的 MsgSignature 不正确：应以回复自己的 TimeStamp 和 Nonce 计算 sha1(sort(token, TimeStamp, Nonce, Encrypt))";
+    /// An unreadable reply: does not decrypt.
+    UnreadableDecrypt => "the encrypted reply does not decrypt ({detail}); {code}", "加密回复无法解密（{detail}）；{code}";
+    /// An unreadable reply: a bad envelope.
+    UnreadableEnvelope => "invalid encrypted reply: {detail}", "加密回复格式无效：{detail}";
+    /// An unreadable reply: not XML.
+    UnreadableXml => "invalid XML in the reply ({detail}): {snippet:?}", "回复不是有效的 XML（{detail}）：{snippet:?}";
+    /// An unreadable reply: not a passive reply.
+    UnreadableNotReply => "not a valid passive reply ({detail}): {snippet:?}", "不是有效的被动回复（{detail}）：{snippet:?}";
+    /// An unreadable reply: anything else.
+    UnreadableOther => "unusable reply: {detail}", "无法使用的回复：{detail}";
+    /// Verification: nothing answered.
+    VerifyUnreachable => "{exchange} — is the server running at that URL?", "{exchange}——服务器在这个 URL 上运行吗？";
+    /// Verification: not 200 (`{hint}` and `{said}` may be empty).
+    VerifyWrongStatus => "wrong status: HTTP {status}, WeChat needs 200{hint}{said}",
+        "状态码错误：HTTP {status}，微信要求 200{hint}{said}";
+    /// Hint for a 404.
+    Hint404 => " (wrong path? the URL must be the callback path exactly)", "（路径不对？URL 必须与回调路径完全一致）";
+    /// Hint for a 401 or 403.
+    Hint403 => " (the server refused the signature: does its Token match --token?)",
+        "（服务器拒绝了签名：它的令牌（Token）与 --token 一致吗？）";
+    /// Hint for a 405.
+    Hint405 => " (the server does not answer GET on this path)", "（服务器在这个路径上不响应 GET）";
+    /// Hint for a 5xx.
+    Hint5xx => " (the server failed)", "（服务器出错了）";
+    /// The server's own reason after a wrong status.
+    ItSaid => "; it said: {reason}", "；服务器返回：{reason}";
+    /// Verification: whitespace around echostr.
+    VerifyWhitespace => "the body has whitespace around echostr ({body:?}); answer exactly the echostr value",
+        "返回内容在 echostr 前后有空白（{body:?}）；请只返回 echostr 的值，不多不少";
+    /// Verification: echostr quoted.
+    VerifyQuoted => "echostr is quoted ({body}); answer the bare value as text/plain, not a JSON string",
+        "echostr 带了引号（{body}）；请以 text/plain 返回不带引号的值，不要返回 JSON 字符串";
+    /// Verification: echostr in XML.
+    VerifyInXml => "echostr is wrapped in XML; answer the bare value as text/plain", "echostr 被包在 XML 里；请以 text/plain 只返回它的值";
+    /// Verification: echostr in JSON.
+    VerifyInJson => "echostr is wrapped in JSON; answer the bare value as text/plain", "echostr 被包在 JSON 里；请以 text/plain 只返回它的值";
+    /// Verification: echostr and more.
+    VerifyExtra => "the body contains echostr but also other text ({snippet:?}); answer exactly the echostr value",
+        "返回内容含有 echostr，但还有别的文字（{snippet:?}）；请只返回 echostr 的值，不多不少";
+    /// Verification: something else (`{what}`: the body, or [`Msg::EmptyBody`]).
+    VerifyMismatch => "the server answered {what} instead of echostr: most likely a wrong token or a wrong signature computation (sha1 of token, timestamp and nonce sorted and joined)",
+        "服务器返回的是 {what}，不是 echostr：多半是令牌（Token）不对，或签名算错了（token、timestamp、nonce 排序后拼接，再取 sha1）";
+    /// An empty body.
+    EmptyBody => "an empty body", "空内容";
+    /// Verification: a WeCom app echoed the encrypted echostr.
+    VerifyEchoedEncrypted => "the server echoed the encrypted echostr: a WeCom app must check msg_signature, decrypt echostr with the EncodingAESKey and answer the plaintext",
+        "服务器原样返回了加密的 echostr：企业微信应用必须校验 msg_signature，用 EncodingAESKey 解密 echostr，再返回明文";
+    /// Verification warning: not text/plain.
+    VerifyContentType => "Content-Type is {ct:?}, not text/plain (WeChat only reads the body)",
+        "Content-Type 是 {ct:?}，不是 text/plain（微信只读取返回内容）";
     /// `sim check` starts.
     Checking => "Checking {url} as WeChat would ({n} mode(s))", "以微信的方式检查 {url}（{n} 种模式）";
     /// `sim check`'s summary.

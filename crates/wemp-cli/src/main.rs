@@ -744,16 +744,17 @@ async fn run_sim(cmd: SimCommand, style: Style) -> ExitCode {
                 json_line(&report);
             } else {
                 outln!("{}", Msg::VerifySent.fill(lang, &[("url", &conn.url), ("echostr", &echostr)]));
-                outln!("  {}", exchange_words(&report.attempt.exchange, sim.target().timeout, lang));
+                outln!("  {}", sim::words::exchange(&report.attempt.exchange, sim.target().timeout, lang));
                 if report.ok {
                     outln!("{} {}", style.green("✓"), Msg::VerifyOk.get(lang));
                 } else {
                     outln!("{} {}", style.red("✗"), Msg::VerifyFails.get(lang));
                     for p in &report.problems {
-                        outln!("  - {p}");
+                        outln!("  - {}", sim::words::verify_problem(p, lang));
                     }
                 }
                 for w in &report.warnings {
+                    let w = sim::words::verify_problem(w, lang);
                     outln!("  {} {w}", style.yellow(Msg::WarningLabel.get(lang)));
                 }
             }
@@ -872,28 +873,6 @@ async fn run_sim(cmd: SimCommand, style: Style) -> ExitCode {
     }
 }
 
-/// One try's exchange in the user's language, as [`sim::Exchange::describe`] words it (the
-/// server's own reason, the first line of an error body, quoted as it is).
-fn exchange_words(exchange: &sim::Exchange, timeout: Duration, lang: Lang) -> String {
-    use sim::Exchange;
-    if lang == Lang::En {
-        return exchange.describe(timeout);
-    }
-    match exchange {
-        Exchange::Timeout => Msg::ExchangeTimeout.fill(lang, &[("timeout", &sim::fmt_duration(timeout))]),
-        Exchange::Connect { error } => Msg::ExchangeConnect.fill(lang, &[("error", error)]),
-        Exchange::Tls { error } if error.to_ascii_lowercase().contains("certificate") => {
-            Msg::ExchangeTlsCertificate.fill(lang, &[("error", error)])
-        }
-        Exchange::Tls { error } => Msg::ExchangeTls.fill(lang, &[("error", error)]),
-        Exchange::Http { status, body, .. } => match exchange.server_reason() {
-            Some(reason) => Msg::ExchangeHttpSaid
-                .fill(lang, &[("status", status), ("n", &body.len()), ("reason", &reason)]),
-            None => Msg::ExchangeHttp.fill(lang, &[("status", status), ("n", &body.len())]),
-        },
-    }
-}
-
 /// A mode in words: `plain` in English, `明文模式` in Chinese.
 fn mode_word(mode: Mode, lang: Lang) -> String {
     match lang {
@@ -935,7 +914,7 @@ fn print_delivery(
         let elapsed = sim::fmt_duration(Duration::from_millis(
             u64::try_from(a.elapsed.as_millis()).unwrap_or(u64::MAX),
         ));
-        let what = exchange_words(&a.exchange, sim.target().timeout, lang);
+        let what = sim::words::exchange(&a.exchange, sim.target().timeout, lang);
         outln!("{}", Msg::SimTry.fill(lang, &[("n", &a.number), ("what", &what), ("elapsed", &elapsed)]));
     }
     match &delivery.outcome {
@@ -962,14 +941,16 @@ fn print_delivery(
                 let refused = Msg::ReplyRefused.fill(lang, &[("banner", &sim::USER_ERROR_BANNER)]);
                 outln!("{} {refused}", style.red("✗"));
                 for p in problems {
-                    outln!("  - {p}");
+                    outln!("  - {}", sim::words::problem(p, lang));
                 }
             }
             for w in warnings {
+                let w = sim::words::problem(w, lang);
                 outln!("  {} {w}", style.yellow(Msg::WarningLabel.get(lang)));
             }
         }
-        DeliveryVerdict::Failed { reason, .. } => {
+        DeliveryVerdict::Failed { .. } => {
+            let reason = sim::words::failures(delivery, sim.target().timeout, lang).join("; ");
             outln!("{} {reason}", style.red("✗"));
             outln!("{}", Msg::UserWouldSee.fill(lang, &[("banner", &sim::USER_ERROR_BANNER)]));
         }

@@ -491,6 +491,58 @@ fn an_untrusted_certificate_is_named() {
 /// Issue 17, "speaking the user's language": sim's verdicts and serve's most common start
 /// error follow the locale, in English and in Chinese.
 #[test]
+fn wechats_verdicts_are_worded_in_chinese_and_json_stays_english() {
+    let dir = common::temp_dir("sim-verdicts-zh");
+    let swapped = spawn(Flaws { swapped: true, millis: true, ..Flaws::default() });
+    let broken = spawn(Flaws { echo: Echo::Quoted, invalid_xml: true, ..Flaws::default() });
+    let run = |lang: &str, args: &[&str]| {
+        let o = common::wemp_in(&dir, args, &[("LANG", lang)]);
+        format!("{}{}", stdout(&o), stderr(&o))
+    };
+    let send = |lang: &str, url: &str, extra: &[&str]| {
+        let mut args = vec!["sim", "send", url, "--token", TOKEN];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["text", "hi"]);
+        run(lang, &args)
+    };
+
+    // A reply WeChat refuses, and a warning, in Chinese.
+    let zh = send("zh_CN.UTF-8", &swapped.url, &[]);
+    assert!(zh.contains("  - 方向错误：ToUserName 和 FromUserName 写反了"), "{zh}");
+    assert!(zh.contains("警告： CreateTime ") && zh.contains("是毫秒；文档要求以秒为单位的时间戳"), "{zh}");
+    assert!(!zh.contains("wrong direction") && !zh.contains("milliseconds"), "{zh}");
+    let en = send("en_US.UTF-8", &swapped.url, &[]);
+    assert!(en.contains("  - wrong direction: ToUserName/FromUserName are swapped"), "{en}");
+    // `--json` keeps the English words whatever the locale.
+    let args = ["sim", "send", &swapped.url, "--token", TOKEN, "--json", "text", "hi"];
+    let json = stdout(&common::wemp_in(&dir, &args, &[("LANG", "zh_CN.UTF-8")]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    assert!(
+        v["problems"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("wrong direction: ToUserName/FromUserName are swapped"),
+        "{v}"
+    );
+    assert!(v["warnings"][0].as_str().unwrap().contains("is in milliseconds"), "{v}");
+
+    // An unreadable reply and a URL verification WeChat refuses.
+    let zh = send("zh_CN.UTF-8", &broken.url, &[]);
+    assert!(zh.contains("✗ 回复不是有效的 XML（"), "{zh}");
+    let zh = run("zh_CN.UTF-8", &["sim", "verify", &broken.url, "--token", TOKEN]);
+    assert!(zh.contains("  - echostr 带了引号（"), "{zh}");
+
+    // No answer at all: the tries and the last one, in Chinese.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let nobody = format!("http://{closed}/wechat");
+    let zh = send("zh_CN.UTF-8", &nobody, &["--tries", "1"]);
+    assert!(zh.contains("✗ 1 次尝试全部失败（最后一次：连接失败："), "{zh}");
+    let zh = run("zh_CN.UTF-8", &["sim", "verify", &nobody, "--token", TOKEN]);
+    assert!(zh.contains("——服务器在这个 URL 上运行吗？"), "{zh}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn sim_verdicts_and_start_errors_follow_the_locale() {
     let dir = common::temp_dir("sim-locale");
     let good = spawn(Flaws::default());

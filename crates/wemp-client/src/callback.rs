@@ -31,6 +31,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 use wemp_proto::reply::ReplyMessage;
 use wemp_proto::wechat::{Message, Platform, SignedRequest, judge};
+pub use wemp_proto::wechat::{Problem, Unreadable};
 use wemp_proto::{Cipher, Document, Header, Incoming, Mode, Reply};
 
 pub use wemp_proto::admission::Kind;
@@ -306,9 +307,9 @@ pub enum DeliveryVerdict {
         /// The reply XML (decrypted).
         xml: String,
         /// What WeChat refuses about it; non-empty means the user sees the error banner.
-        problems: Vec<String>,
+        problems: Vec<Problem>,
         /// What deviates from the docs although WeChat shows the reply.
-        warnings: Vec<String>,
+        warnings: Vec<Problem>,
     },
     /// No usable answer: the user sees the error banner.
     Failed {
@@ -321,18 +322,21 @@ pub enum DeliveryVerdict {
 }
 
 /// What kind of failure a [`DeliveryVerdict::Failed`] is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FailCause {
     /// The request could not be signed or encrypted (an unusable key).
-    Unsigned,
+    Unsigned {
+        /// Why, in English.
+        error: String,
+    },
     /// No try got a 2xx answer (timeouts, failed connections, error statuses).
     NoAnswer {
         /// How many tries were made.
         tries: usize,
     },
-    /// A 2xx answer that is not a usable reply.
-    Unreadable,
+    /// A 2xx answer that is not a usable reply, and why.
+    Unreadable(Unreadable),
 }
 
 impl DeliveryVerdict {
@@ -347,13 +351,13 @@ impl DeliveryVerdict {
     /// Every reason the delivery failed, empty on success.
     pub fn failures(&self) -> Vec<String> {
         match self {
-            Self::Reply { problems, .. } => problems.clone(),
+            Self::Reply { problems, .. } => problems.iter().map(ToString::to_string).collect(),
             Self::Failed { reason, .. } => vec![reason.clone()],
         }
     }
 
     /// What deviates from the docs but is accepted.
-    pub fn warnings(&self) -> &[String] {
+    pub fn warnings(&self) -> &[Problem] {
         match self {
             Self::Reply { warnings, .. } => warnings,
             Self::Failed { .. } => &[],
@@ -637,7 +641,7 @@ impl Simulator {
                     attempts: Vec::new(),
                     outcome: DeliveryVerdict::Failed {
                         reason: format!("cannot sign the request: {e}"),
-                        cause: FailCause::Unsigned,
+                        cause: FailCause::Unsigned { error: e.to_string() },
                     },
                 };
             }
@@ -682,9 +686,10 @@ impl Simulator {
         let opened = match self.platform.open_reply(body) {
             Ok(opened) => opened,
             Err(e) => {
+                let why = judge::unreadable(&e, body);
                 return DeliveryVerdict::Failed {
-                    reason: judge::unreadable(&e, body),
-                    cause: FailCause::Unreadable,
+                    reason: why.to_string(),
+                    cause: FailCause::Unreadable(why),
                 };
             }
         };
@@ -697,12 +702,7 @@ impl Simulator {
             && opened.message.header.is_some()
             && !matches!(opened.message.reply, Reply::TransferCustomerService { .. })
         {
-            warnings.push(
-                "a Mini Program takes no passive reply but a transfer to customer service: WeChat drops this \
-                 one and the user sees nothing; answer `success` and send it through the customer-service API \
-                 (cgi-bin/message/custom/send)"
-                    .to_owned(),
-            );
+            warnings.push(Problem::MiniprogramPassive);
         }
         let verdict = judge::reply(
             &opened.message,
@@ -730,14 +730,14 @@ impl Simulator {
         let req = match self.verification(&now_secs().to_string(), &random_nonce(), echostr) {
             Ok(req) => req,
             Err(e) => {
-                let error = format!("cannot sign the request: {e}");
+                let problem = VerifyProblem::Unsigned { error: e.to_string() };
                 let attempt = Attempt {
                     number: 1,
                     started: Duration::ZERO,
                     elapsed: Duration::ZERO,
-                    exchange: Exchange::Connect { error: error.clone() },
+                    exchange: Exchange::Connect { error: problem.to_string() },
                 };
-                return VerifyReport { ok: false, attempt, problems: vec![error], warnings: Vec::new() };
+                return VerifyReport { ok: false, attempt, problems: vec![problem], warnings: Vec::new() };
             }
         };
         let attempt = self.exchange(true, &req.query_string(), String::new()).await;
@@ -746,11 +746,7 @@ impl Simulator {
         if let (Some(encrypted), Some(body)) = (encrypted, attempt.exchange.success_body())
             && body.trim() == encrypted
         {
-            report.problems = vec![
-                "the server echoed the encrypted echostr: a WeCom app must check msg_signature, decrypt echostr \
-                 with the EncodingAESKey and answer the plaintext"
-                    .to_owned(),
-            ];
+            report.problems = vec![VerifyProblem::EchoedEncrypted];
             report.ok = false;
         }
         report
@@ -802,24 +798,106 @@ pub struct VerifyReport {
     /// The exchange.
     pub attempt: Attempt,
     /// Why WeChat would refuse it.
-    pub problems: Vec<String>,
+    pub problems: Vec<VerifyProblem>,
     /// What is odd but accepted.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<VerifyProblem>,
 }
 
-/// Judges the answer to a verification GET with `echostr`.
-pub fn judge_verification(echostr: &str, attempt: &Attempt, timeout: Duration) -> VerifyReport {
-    let mut problems = Vec::new();
-    let mut warnings = Vec::new();
-    match &attempt.exchange {
-        Exchange::Timeout | Exchange::Connect { .. } => {
-            problems
-                .push(format!("{} — is the server running at that URL?", attempt.exchange.describe(timeout)));
+/// Why WeChat would refuse a URL verification (or, for [`VerifyProblem::ContentType`], what
+/// is odd but accepted). `Display` words it in English; serialized, it is that string.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum VerifyProblem {
+    /// The request could not be signed.
+    Unsigned {
+        /// Why, in English.
+        error: String,
+    },
+    /// No answer, or the connection failed.
+    Unreachable {
+        /// The exchange.
+        exchange: Exchange,
+        /// The timeout it had.
+        timeout: Duration,
+    },
+    /// TLS failed.
+    Tls {
+        /// The exchange.
+        exchange: Exchange,
+        /// The timeout it had.
+        timeout: Duration,
+    },
+    /// A status other than 200.
+    WrongStatus {
+        /// The status.
+        status: u16,
+        /// The server's reason (the first line of the body), if any.
+        said: Option<String>,
+    },
+    /// echostr with whitespace around it.
+    Whitespace {
+        /// The body.
+        body: String,
+    },
+    /// echostr in quotes.
+    Quoted {
+        /// The body, trimmed.
+        body: String,
+    },
+    /// echostr wrapped in XML.
+    InXml,
+    /// echostr wrapped in JSON.
+    InJson,
+    /// echostr with other text.
+    Extra {
+        /// The body's first 80 characters.
+        snippet: String,
+    },
+    /// Something else than echostr (`None`: an empty body).
+    Mismatch {
+        /// The body's first 80 characters.
+        snippet: Option<String>,
+    },
+    /// A WeCom app echoed the encrypted echostr.
+    EchoedEncrypted,
+    /// A warning: the Content-Type is not text/plain.
+    ContentType {
+        /// The Content-Type.
+        content_type: String,
+    },
+}
+
+impl VerifyProblem {
+    /// The kind, for words in another language: `unsigned`, `unreachable`, `tls`,
+    /// `wrong-status`, `whitespace`, `quoted`, `in-xml`, `in-json`, `extra`, `mismatch`,
+    /// `echoed-encrypted`, `content-type`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unsigned { .. } => "unsigned",
+            Self::Unreachable { .. } => "unreachable",
+            Self::Tls { .. } => "tls",
+            Self::WrongStatus { .. } => "wrong-status",
+            Self::Whitespace { .. } => "whitespace",
+            Self::Quoted { .. } => "quoted",
+            Self::InXml => "in-xml",
+            Self::InJson => "in-json",
+            Self::Extra { .. } => "extra",
+            Self::Mismatch { .. } => "mismatch",
+            Self::EchoedEncrypted => "echoed-encrypted",
+            Self::ContentType { .. } => "content-type",
         }
-        Exchange::Tls { .. } => problems.push(attempt.exchange.describe(timeout)),
-        Exchange::Http { status, content_type, body } => {
-            let trimmed = body.trim();
-            if *status != 200 {
+    }
+}
+
+impl std::fmt::Display for VerifyProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unsigned { error } => write!(f, "cannot sign the request: {error}"),
+            Self::Unreachable { exchange, timeout } => {
+                write!(f, "{} — is the server running at that URL?", exchange.describe(*timeout))
+            }
+            Self::Tls { exchange, timeout } => f.write_str(&exchange.describe(*timeout)),
+            Self::WrongStatus { status, said } => {
                 let hint = match status {
                     404 => " (wrong path? the URL must be the callback path exactly)",
                     401 | 403 => " (the server refused the signature: does its Token match --token?)",
@@ -827,44 +905,84 @@ pub fn judge_verification(echostr: &str, attempt: &Attempt, timeout: Duration) -
                     s if *s >= 500 => " (the server failed)",
                     _ => "",
                 };
-                let said =
-                    attempt.exchange.server_reason().map(|r| format!("; it said: {r}")).unwrap_or_default();
-                problems.push(format!("wrong status: HTTP {status}, WeChat needs 200{hint}{said}"));
+                let said = said.as_ref().map(|r| format!("; it said: {r}")).unwrap_or_default();
+                write!(f, "wrong status: HTTP {status}, WeChat needs 200{hint}{said}")
+            }
+            Self::Whitespace { body } => {
+                write!(f, "the body has whitespace around echostr ({body:?}); answer exactly the echostr value")
+            }
+            Self::Quoted { body } => {
+                write!(f, "echostr is quoted ({body}); answer the bare value as text/plain, not a JSON string")
+            }
+            Self::InXml => f.write_str("echostr is wrapped in XML; answer the bare value as text/plain"),
+            Self::InJson => f.write_str("echostr is wrapped in JSON; answer the bare value as text/plain"),
+            Self::Extra { snippet } => write!(
+                f,
+                "the body contains echostr but also other text ({snippet:?}); answer exactly the echostr value"
+            ),
+            Self::Mismatch { snippet } => {
+                let what = snippet.as_ref().map_or_else(|| "an empty body".to_owned(), |s| format!("{s:?}"));
+                write!(
+                    f,
+                    "the server answered {what} instead of echostr: most likely a wrong token or a wrong \
+                     signature computation (sha1 of token, timestamp and nonce sorted and joined)"
+                )
+            }
+            Self::EchoedEncrypted => f.write_str(
+                "the server echoed the encrypted echostr: a WeCom app must check msg_signature, decrypt echostr \
+                 with the EncodingAESKey and answer the plaintext",
+            ),
+            Self::ContentType { content_type } => {
+                write!(f, "Content-Type is {content_type:?}, not text/plain (WeChat only reads the body)")
+            }
+        }
+    }
+}
+
+impl Serialize for VerifyProblem {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Judges the answer to a verification GET with `echostr`.
+pub fn judge_verification(echostr: &str, attempt: &Attempt, timeout: Duration) -> VerifyReport {
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    let exchange = attempt.exchange.clone();
+    match &attempt.exchange {
+        Exchange::Timeout | Exchange::Connect { .. } => {
+            problems.push(VerifyProblem::Unreachable { exchange, timeout });
+        }
+        Exchange::Tls { .. } => problems.push(VerifyProblem::Tls { exchange, timeout }),
+        Exchange::Http { status, content_type, body } => {
+            let trimmed = body.trim();
+            let snippet = || trimmed.chars().take(80).collect::<String>();
+            if *status != 200 {
+                problems.push(VerifyProblem::WrongStatus {
+                    status: *status,
+                    said: attempt.exchange.server_reason(),
+                });
             }
             if body == echostr {
                 if let Some(ct) = content_type
                     && !ct.trim_start().to_ascii_lowercase().starts_with("text/plain")
                 {
-                    warnings
-                        .push(format!("Content-Type is {ct:?}, not text/plain (WeChat only reads the body)"));
+                    warnings.push(VerifyProblem::ContentType { content_type: ct.clone() });
                 }
             } else if trimmed == echostr {
-                problems.push(format!(
-                    "the body has whitespace around echostr ({body:?}); answer exactly the echostr value"
-                ));
+                problems.push(VerifyProblem::Whitespace { body: body.clone() });
             } else if trimmed == format!("\"{echostr}\"") || trimmed == format!("'{echostr}'") {
-                problems.push(format!(
-                    "echostr is quoted ({trimmed}); answer the bare value as text/plain, not a JSON string"
-                ));
+                problems.push(VerifyProblem::Quoted { body: trimmed.to_owned() });
             } else if trimmed.starts_with('<') && trimmed.contains(echostr) {
-                problems.push("echostr is wrapped in XML; answer the bare value as text/plain".to_owned());
+                problems.push(VerifyProblem::InXml);
             } else if (trimmed.starts_with('{') || trimmed.starts_with('[')) && trimmed.contains(echostr) {
-                problems.push("echostr is wrapped in JSON; answer the bare value as text/plain".to_owned());
+                problems.push(VerifyProblem::InJson);
             } else if trimmed.contains(echostr) {
-                problems.push(format!(
-                    "the body contains echostr but also other text ({:?}); answer exactly the echostr value",
-                    trimmed.chars().take(80).collect::<String>()
-                ));
+                problems.push(VerifyProblem::Extra { snippet: snippet() });
             } else if *status == 200 {
-                let what = if trimmed.is_empty() {
-                    "an empty body".to_owned()
-                } else {
-                    format!("{:?}", trimmed.chars().take(80).collect::<String>())
-                };
-                problems.push(format!(
-                    "the server answered {what} instead of echostr: most likely a wrong token or a wrong \
-                     signature computation (sha1 of token, timestamp and nonce sorted and joined)"
-                ));
+                let snippet = (!trimmed.is_empty()).then(snippet);
+                problems.push(VerifyProblem::Mismatch { snippet });
             }
         }
     }
@@ -899,15 +1017,23 @@ mod tests {
         assert!(judge(200, "text/plain; charset=utf-8", "12345").ok);
         let html = judge(200, "text/html", "12345");
         assert!(html.ok);
-        assert!(html.warnings[0].contains("not text/plain"));
-        assert!(judge(200, "application/json", "\"12345\"").problems[0].contains("quoted"));
-        assert!(judge(200, "text/xml", "<xml><echostr>12345</echostr></xml>").problems[0].contains("XML"));
-        assert!(judge(200, "application/json", "{\"echostr\":\"12345\"}").problems[0].contains("JSON"));
-        assert!(judge(200, "text/plain", "12345\n").problems[0].contains("whitespace"));
-        assert!(judge(200, "text/plain", "").problems[0].contains("wrong token"));
+        assert!(html.warnings[0].to_string().contains("not text/plain"));
+        assert!(judge(200, "application/json", "\"12345\"").problems[0].to_string().contains("quoted"));
+        assert!(
+            judge(200, "text/xml", "<xml><echostr>12345</echostr></xml>").problems[0]
+                .to_string()
+                .contains("XML")
+        );
+        assert!(
+            judge(200, "application/json", "{\"echostr\":\"12345\"}").problems[0]
+                .to_string()
+                .contains("JSON")
+        );
+        assert!(judge(200, "text/plain", "12345\n").problems[0].to_string().contains("whitespace"));
+        assert!(judge(200, "text/plain", "").problems[0].to_string().contains("wrong token"));
         let forbidden = judge(403, "text/plain", "");
-        assert!(forbidden.problems[0].contains("HTTP 403"), "{forbidden:?}");
-        assert!(forbidden.problems[0].contains("Token"));
+        assert!(forbidden.problems[0].to_string().contains("HTTP 403"), "{forbidden:?}");
+        assert!(forbidden.problems[0].to_string().contains("Token"));
         let timeout = Attempt {
             number: 1,
             started: Duration::ZERO,
@@ -915,21 +1041,21 @@ mod tests {
             exchange: Exchange::Timeout,
         };
         let report = judge_verification("1", &timeout, WECHAT_TIMEOUT);
-        assert!(report.problems[0].contains("no answer within 5s"));
+        assert!(report.problems[0].to_string().contains("no answer within 5s"));
         let tls = Attempt {
             exchange: Exchange::Tls { error: "invalid peer certificate: UnknownIssuer".into() },
             ..timeout
         };
         let report = judge_verification("1", &tls, WECHAT_TIMEOUT);
-        assert!(report.problems[0].contains("UnknownIssuer"), "{report:?}");
-        assert!(report.problems[0].contains("--insecure"), "{report:?}");
-        assert!(!report.problems[0].contains("is the server running"), "{report:?}");
+        assert!(report.problems[0].to_string().contains("UnknownIssuer"), "{report:?}");
+        assert!(report.problems[0].to_string().contains("--insecure"), "{report:?}");
+        assert!(!report.problems[0].to_string().contains("is the server running"), "{report:?}");
     }
 
     #[test]
     fn the_servers_reason_is_its_first_line_truncated() {
         let said = judge(403, "text/plain", "token 验证失败\nsecond line");
-        assert!(said.problems[0].ends_with("it said: token 验证失败…"), "{said:?}");
+        assert!(said.problems[0].to_string().ends_with("it said: token 验证失败…"), "{said:?}");
         let long = "x".repeat(500);
         let e = answered(500, "text/plain", &long).exchange;
         assert_eq!(e.describe(WECHAT_TIMEOUT), format!("HTTP 500, 500 bytes: {}…", "x".repeat(REASON_CHARS)));

@@ -218,20 +218,23 @@ fn report(sent_xml: String, d: Delivery) -> ChatResult {
         })
         .collect();
     let encrypted = d.outcome.encrypted();
-    let warnings = d.outcome.warnings().to_vec();
+    let warnings = d.outcome.warnings().iter().map(ToString::to_string).collect();
     let sees = match d.outcome {
         DeliveryVerdict::Reply { message, problems, .. } if problems.is_empty() => match message.reply {
             wemp_proto::Reply::None => Sees::Nothing,
             reply => Sees::Reply { reply },
         },
-        DeliveryVerdict::Reply { problems, .. } => {
-            Sees::Banner { banner: ERROR_BANNER, reason: problems.join("; "), code: None, tries: None }
-        }
+        DeliveryVerdict::Reply { problems, .. } => Sees::Banner {
+            banner: ERROR_BANNER,
+            reason: problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+            code: None,
+            tries: None,
+        },
         DeliveryVerdict::Failed { reason, cause } => {
             let (code, tries) = match cause {
                 FailCause::NoAnswer { tries } => (Some("no-answer"), Some(tries)),
-                FailCause::Unsigned => (Some("unsigned"), None),
-                FailCause::Unreadable => (Some("unreadable"), None),
+                FailCause::Unsigned { .. } => (Some("unsigned"), None),
+                FailCause::Unreadable(_) => (Some("unreadable"), None),
                 _ => (None, None),
             };
             Sees::Banner { banner: ERROR_BANNER, reason, code, tries }

@@ -222,7 +222,7 @@ pub async fn run(
                 let text = render_reply(&message.reply);
                 writeln!(out, "{} {}", style.green("bot:"), text)?;
                 for w in warnings {
-                    writeln!(out, "     {} {}", style.yellow("warning:"), style.dim(w))?;
+                    writeln!(out, "     {} {}", style.yellow("warning:"), style.dim(&w.to_string()))?;
                 }
                 text
             }

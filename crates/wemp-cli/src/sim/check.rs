@@ -96,7 +96,8 @@ pub async fn run(sim: &Simulator, modes: &[Mode], mut progress: impl FnMut(&Chec
     } else {
         Status::Warn
     };
-    let details = if verify.ok { verify.warnings.clone() } else { verify.problems.clone() };
+    let details = if verify.ok { &verify.warnings } else { &verify.problems };
+    let details = details.iter().map(ToString::to_string).collect();
     push(&mut report, CheckResult::new("handshake (GET echostr)", status, details));
     if unreachable {
         push(
@@ -187,7 +188,7 @@ async fn one_type(sim: &Simulator, spec: &MessageSpec) -> CheckResult {
             if warnings.is_empty() {
                 CheckResult::new(name, Status::Pass, vec![summary(sim.target().kind, message)])
             } else {
-                CheckResult::new(name, Status::Warn, warnings.clone())
+                CheckResult::new(name, Status::Warn, warnings.iter().map(ToString::to_string).collect())
             }
         }
         outcome => {

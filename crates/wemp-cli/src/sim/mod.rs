@@ -9,6 +9,7 @@
 pub mod build;
 pub mod chat;
 pub mod check;
+pub mod words;
 
 pub use build::{BuildError, EventSpec, MessageSpec};
 pub use wemp_client::callback::*;

@@ -27,7 +27,7 @@ pub mod compose;
 pub mod judge;
 
 pub use compose::{EventMessage, Message};
-pub use judge::{ERROR_BANNER, Judgement};
+pub use judge::{ERROR_BANNER, Judgement, Problem, Unreadable};
 
 use crate::Error;
 use crate::crypto::Cipher;
