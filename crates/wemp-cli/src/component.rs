@@ -152,21 +152,30 @@ async fn authorized_page(
     }
 }
 
-/// One authorizer as `wemp component list` shows it.
-#[derive(Clone, Debug, Serialize)]
-pub struct Row {
-    /// The authorizer's appid.
-    pub appid: String,
-    /// Its nick name, when the platform gave it.
-    pub nick_name: Option<String>,
-    /// Its original id (`gh_…`).
-    pub user_name: Option<String>,
-    /// The function scope ids it granted.
-    pub func_scopes: Vec<u32>,
-    /// When it authorized (Unix ms).
-    pub authorized_at_ms: i64,
-    /// Whether its refresh token is stored (its access tokens come from it).
-    pub refresh_token_stored: bool,
+/// One authorizer as `wemp component list` (and the console's setup page) shows it.
+pub type Row = wemp_console::AuthorizerSummary;
+
+fn row(a: wemp_store::component::Authorizer) -> Row {
+    Row {
+        refresh_token_stored: !a.refresh_token.is_empty(),
+        appid: a.appid,
+        nick_name: a.nick_name,
+        user_name: a.user_name,
+        func_scopes: a.func_scopes,
+        authorized_at_ms: a.authorized_at_ms,
+    }
+}
+
+/// The platform's authorizers for the web console's setup page (read-only).
+#[derive(Clone, Debug)]
+pub struct ConsoleAuthorizers(pub wemp_server::Component);
+
+#[async_trait::async_trait]
+impl wemp_console::Authorizers for ConsoleAuthorizers {
+    async fn list(&self) -> Result<Vec<Row>, String> {
+        let all = self.0.client().state().authorizers().await.map_err(|e| format!("component state: {e}"))?;
+        Ok(all.into_iter().map(row).collect())
+    }
 }
 
 /// What `wemp component list` prints.
@@ -193,17 +202,7 @@ pub async fn list(cfg: &Config) -> Result<Listing, String> {
     Ok(Listing {
         component_appid: component.appid().to_owned(),
         ticket_age_ms: ticket.map(|t| now.saturating_sub(t.received_at_ms)),
-        authorizers: authorizers
-            .into_iter()
-            .map(|a| Row {
-                refresh_token_stored: !a.refresh_token.is_empty(),
-                appid: a.appid,
-                nick_name: a.nick_name,
-                user_name: a.user_name,
-                func_scopes: a.func_scopes,
-                authorized_at_ms: a.authorized_at_ms,
-            })
-            .collect(),
+        authorizers: authorizers.into_iter().map(row).collect(),
     })
 }
 

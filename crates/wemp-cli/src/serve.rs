@@ -512,7 +512,8 @@ fn console_account(cfg: &Config, i: usize, bound: SocketAddr) -> Result<ConsoleA
 }
 
 /// Builds the web console for a server bound to `bound`, with `wemp doctor`'s checks, the
-/// live rules and their reload, and the message log. `None` when disabled.
+/// live rules and their reload, the message log and the third-party platform's authorizers.
+/// `None` when disabled.
 ///
 /// # Errors
 /// The console's configuration is unusable (the config was validated, so rarely).
@@ -522,11 +523,15 @@ pub fn build_console(
     doctor: ServeDoctor,
     rules: ServeRules,
     log: Option<Arc<dyn MessageLog>>,
+    component: Option<&Component>,
 ) -> Result<Option<Console>, ConsoleSetupError> {
     let Some(config) = console_config(cfg, bound)? else { return Ok(None) };
     let mut b = Console::builder(config).doctor(doctor).rules(rules);
     if let Some(log) = log {
         b = b.message_log(log);
+    }
+    if let Some(c) = component {
+        b = b.authorizers(crate::component::ConsoleAuthorizers(c.clone()));
     }
     Ok(Some(b.build()?))
 }
@@ -1241,9 +1246,15 @@ pub async fn run(
     // The doctor checks the running server: the address it bound, not `:0`.
     let doctor_args = ServeArgs { listen: Some(bound.to_string()), ..args };
     let doctor = ServeDoctor::new(doctor_args, env, opts.api_base.clone());
-    let console =
-        build_console(&cfg, bound, doctor, ServeRules::new(live.clone(), reloader.clone()), Some(log))
-            .map_err(|e| fail(e.to_string()))?;
+    let console = build_console(
+        &cfg,
+        bound,
+        doctor,
+        ServeRules::new(live.clone(), reloader.clone()),
+        Some(log),
+        component.as_ref(),
+    )
+    .map_err(|e| fail(e.to_string()))?;
     let observers: Vec<Arc<dyn Observer>> =
         console.iter().map(|c| Arc::new(c.observer()) as Arc<dyn Observer>).collect();
     let proxy_listener = match (&api_proxy, &cfg.api_proxy.listen) {

@@ -463,6 +463,14 @@ async fn the_authorization_redirect_page_adds_the_authorizer() {
     .await
     .unwrap();
     assert!(common::stdout(&listed).contains(&appid), "{listed:?}");
+    // The console's setup page lists it (read-only), without its refresh token.
+    let res = http.get(format!("{}/console/api/authorizers", srv.origin())).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let listed: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(listed["component"], true, "{listed}");
+    assert_eq!(listed["authorizers"][0]["appid"], appid.as_str(), "{listed}");
+    assert_eq!(listed["authorizers"][0]["nick_name"], format!("authorizer {appid}").as_str(), "{listed}");
+    assert!(!listed.to_string().contains(&platform.authorizer(&appid).unwrap().refresh_token));
     let (status, body) = say(&http, &platform, &format!("{}/wechat/{appid}", srv.origin()), "price", 1).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(reply_text(&platform, &body), "It costs 1 yuan.");

@@ -51,6 +51,23 @@ export async function loadSetup(force) {
   if (!first) return; // the doctor and the rules are the server's, not the account's
   loadDoctor();
   loadRules();
+  loadAuthorizers();
+}
+
+/** The third-party platform's authorizers (read-only); the panel stays hidden without one. */
+async function loadAuthorizers() {
+  const rows = $('authorizers-rows');
+  try {
+    const res = await api('authorizers');
+    $('authorizers-panel').hidden = !res.component;
+    rows.replaceChildren(...res.authorizers.map((a) => h('tr', {}, h('td', {}, h('code', {}, a.appid)),
+      h('td', {}, [a.nick_name, a.user_name].filter(Boolean).join(' · ') || '—'),
+      h('td', {}, new Date(a.authorized_at_ms).toLocaleString(lang)))));
+    if (!res.authorizers.length) rows.append(h('tr', {}, h('td', { colspan: '3', class: 'hint' }, t('authorizers.none'))));
+  } catch (e) {
+    $('authorizers-panel').hidden = false;
+    rows.replaceChildren(h('tr', {}, h('td', { colspan: '3', class: 'error-line' }, e.message)));
+  }
 }
 
 export async function loadDoctor() {

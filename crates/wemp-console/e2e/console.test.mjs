@@ -346,6 +346,8 @@ describe('wemp serve with the example config: the console on loopback', () => {
     await page.locator('#rules-rows tr', { hasText: 'menu: a slow answer' }).getByText('after a 6s delay').waitFor();
     await page.getByRole('button', { name: 'Reload rules' }).click();
     await page.locator('#reload-status.ok', { hasText: 'Reloaded: 15 rules in effect' }).waitFor();
+    // No [component] in the example config: no authorizers panel (nor an error in it).
+    assert.equal(await page.locator('#authorizers-panel').isHidden(), true);
     await shot(page, 'setup-desktop.png', DESKTOP);
   });
 

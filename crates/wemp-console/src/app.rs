@@ -61,6 +61,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> axum::Router {
         // check (a GET could be fired by any page the admin visits).
         .route("/doctor", post(doctor))
         .route("/rules", get(rules))
+        .route("/authorizers", get(authorizers))
         .route("/rules/reload", post(reload))
         .layer(axum::middleware::from_fn_with_state(shared.clone(), access::guard_api))
         .with_state(shared.clone());
@@ -530,6 +531,17 @@ async fn rules(State(shared): S) -> Response {
     }
 }
 
+/// The third-party platform's authorizers: `component` false when the server has none.
+async fn authorizers(State(shared): S) -> Response {
+    let Some(a) = &shared.authorizers else {
+        return Json(json!({ "component": false, "authorizers": [] })).into_response();
+    };
+    match a.list().await {
+        Ok(list) => Json(json!({ "component": true, "authorizers": list })).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": e }))).into_response(),
+    }
+}
+
 async fn reload(State(shared): S) -> Response {
     let Some(r) = &shared.rules else {
         return (
@@ -734,6 +746,33 @@ mod tests {
         let req =
             http::Request::get("/console/assets/nope.js").header("host", "127.0.0.1").body(Body::empty());
         assert_eq!(app.oneshot(req.unwrap()).await.unwrap().status(), 404);
+    }
+
+    #[tokio::test]
+    async fn the_authorizers_are_listed_when_the_server_has_a_third_party_platform() {
+        struct Failing;
+        #[async_trait::async_trait]
+        impl crate::Authorizers for Failing {
+            async fn list(&self) -> Result<Vec<crate::AuthorizerSummary>, String> {
+                Err("component state: database is locked".into())
+            }
+        }
+        let get = |console: &Console| {
+            let req = http::Request::get("/console/api/authorizers").header("host", "127.0.0.1");
+            console.router().oneshot(req.body(Body::empty()).unwrap())
+        };
+        let none = Console::builder(config("http://127.0.0.1:8080")).build().unwrap();
+        let res = get(&none).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let body: Value =
+            serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        assert_eq!(body, serde_json::json!({ "component": false, "authorizers": [] }));
+        let failing = Console::builder(config("http://127.0.0.1:8080")).authorizers(Failing).build().unwrap();
+        let res = get(&failing).await.unwrap();
+        assert_eq!(res.status(), 503);
+        let body: Value =
+            serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        assert_eq!(body["error"], "component state: database is locked");
     }
 
     #[tokio::test]

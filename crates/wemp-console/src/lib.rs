@@ -114,6 +114,32 @@ pub trait Doctor: Send + Sync + 'static {
     async fn checks(&self, lang: Language) -> Vec<DoctorCheck>;
 }
 
+/// One account that authorized the server's third-party platform (第三方平台), as the setup
+/// page and `wemp component list` show it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct AuthorizerSummary {
+    /// The authorizer's appid.
+    pub appid: String,
+    /// Its nick name, when the platform gave it.
+    pub nick_name: Option<String>,
+    /// Its original id (`gh_…`).
+    pub user_name: Option<String>,
+    /// The function scope ids it granted.
+    pub func_scopes: Vec<u32>,
+    /// When it authorized (Unix ms).
+    pub authorized_at_ms: i64,
+    /// Whether its refresh token is stored (its access tokens come from it).
+    pub refresh_token_stored: bool,
+}
+
+/// The accounts that authorized the server's third-party platform, listed (read-only) on
+/// the setup page.
+#[async_trait::async_trait]
+pub trait Authorizers: Send + Sync + 'static {
+    /// The authorizers stored now, first authorized first; `Err` says why they cannot be read.
+    async fn list(&self) -> Result<Vec<AuthorizerSummary>, String>;
+}
+
 /// One rule as the setup page lists it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct RuleSummary {
@@ -198,6 +224,7 @@ pub(crate) struct Shared {
     pub(crate) doctor: Option<Arc<dyn Doctor>>,
     pub(crate) rules: Option<Arc<dyn Rules>>,
     pub(crate) log: Option<Arc<dyn MessageLog>>,
+    pub(crate) authorizers: Option<Arc<dyn Authorizers>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -214,6 +241,7 @@ pub struct ConsoleBuilder {
     doctor: Option<Arc<dyn Doctor>>,
     rules: Option<Arc<dyn Rules>>,
     log: Option<Arc<dyn MessageLog>>,
+    authorizers: Option<Arc<dyn Authorizers>>,
 }
 
 impl std::fmt::Debug for ConsoleBuilder {
@@ -238,6 +266,12 @@ impl ConsoleBuilder {
     /// The rules listed on the setup page, with their reload.
     pub fn rules(mut self, rules: impl Rules) -> Self {
         self.rules = Some(Arc::new(rules));
+        self
+    }
+
+    /// The third-party platform's authorizers listed on the setup page.
+    pub fn authorizers(mut self, authorizers: impl Authorizers) -> Self {
+        self.authorizers = Some(Arc::new(authorizers));
         self
     }
 
@@ -289,6 +323,7 @@ impl ConsoleBuilder {
                 media: media::MediaStore::default(),
                 doctor: self.doctor,
                 rules: self.rules,
+                authorizers: self.authorizers,
                 log: self.log,
             }),
         })
@@ -319,7 +354,7 @@ fn callback(account: &ConsoleAccount, schedule: wemp_client::callback::Schedule)
 impl Console {
     /// Starts building a console from `config`.
     pub fn builder(config: ConsoleConfig) -> ConsoleBuilder {
-        ConsoleBuilder { config, hub: None, doctor: None, rules: None, log: None }
+        ConsoleBuilder { config, hub: None, doctor: None, rules: None, log: None, authorizers: None }
     }
 
     /// The hub behind the live log: publish [`LiveEntry`]s from other sources here.
