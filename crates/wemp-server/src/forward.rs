@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hmac::{KeyInit as _, Mac as _};
-use wemp_proto::{Incoming, Reply};
+use wemp_proto::{Incoming, Reply, Secret};
 use wemp_store::{ForwardRecord, ForwardResult, ForwardTarget};
 
 use crate::relay::{Relay, RelayError};
@@ -117,7 +117,7 @@ pub struct Forward {
     endpoint: Arc<str>,
     /// The URL as shown (errors, logs, records): without a password.
     url: Arc<str>,
-    secret: Option<Arc<[u8]>>,
+    secret: Option<Secret>,
     fallback_text: Option<Arc<str>>,
     names: Arc<HashMap<String, Names>>,
     stats: Arc<Stats>,
@@ -127,7 +127,7 @@ impl std::fmt::Debug for Forward {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Forward")
             .field("url", &self.url)
-            .field("secret", &self.secret.as_ref().map(|s| format!("<{} bytes>", s.len())))
+            .field("secret", &self.secret)
             .field("fallback_text", &self.fallback_text)
             .finish_non_exhaustive()
     }
@@ -239,8 +239,8 @@ impl Forward {
 
     /// Signs each body with `secret` (`X-Wemp-Signature`).
     #[must_use]
-    pub fn secret(mut self, secret: impl AsRef<[u8]>) -> Self {
-        self.secret = Some(secret.as_ref().into());
+    pub fn secret(mut self, secret: impl Into<Secret>) -> Self {
+        self.secret = Some(secret.into());
         self
     }
 
@@ -366,7 +366,7 @@ impl Forward {
             ("x-wemp-account", inbound.account().appid().to_owned()),
         ];
         if let Some(secret) = &self.secret {
-            headers.push((SIGNATURE_HEADER, format!("sha256={}", sign(secret, &body))));
+            headers.push((SIGNATURE_HEADER, format!("sha256={}", sign(secret.expose().as_bytes(), &body))));
         }
         let code = match &self.target {
             Target::Url => {
