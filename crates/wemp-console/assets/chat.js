@@ -89,7 +89,13 @@ function serverSaid(x) {
 
 /** Why WeChat shows its banner, in the page's words when the server sent the failure's kind. */
 function bannerWhy(sees) {
+  if (sees.problems && sees.problems.length) return sees.problems.map(finding).join(t('list.sep'));
   return tServer(sees.code ? `banner.${sees.code}` : null, sees, sees.reason);
+}
+
+/** One of WeChat's findings about a reply, in the page's words (the server's English else). */
+function finding(f) {
+  return typeof f === 'string' ? f : tServer(`problem.${f.code}`, f, f.text);
 }
 
 function bannerNode(reason, server) {
@@ -268,7 +274,7 @@ function addTries(action, res) {
     h('ol', { class: 'try-list' }, res.attempts.map((a, i) =>
       h('li', {}, t('tries.try', { n: i + 1, at: a.started_ms, outcome: tServer(`try.${a.code}`, a, a.outcome), took: a.took_ms })))),
     res.sees.kind === 'banner' ? h('p', { class: 'why' }, bannerWhy(res.sees)) : null,
-    (res.warnings || []).map((w) => h('p', { class: 'why warning' }, t('tries.warning', { warning: w }))),
+    (res.warnings || []).map((w) => h('p', { class: 'why warning' }, t('tries.warning', { warning: finding(w) }))),
     (res.server || []).length ? h('ul', { class: 'server-notes', 'aria-label': t('tries.server-notes') }, res.server.map((x) =>
       h('li', {}, serverSaid(x) ? t('tries.server.error', { outcome: outcomeLabel(outcomeOf(x)), error: serverSaid(x) }) : t('tries.server', { outcome: outcomeLabel(outcomeOf(x)) })))) : null,
     h('details', {}, h('summary', {}, t('tries.xml')), h('pre', { class: 'xml' }, prettyXml(res.sent_xml))));

@@ -6,7 +6,8 @@ use wemp_client::callback::{
     Delivery, DeliveryVerdict, ERROR_BANNER, Exchange as Answer, FailCause, Simulator, random_msg_id,
 };
 use wemp_proto::Header;
-use wemp_proto::wechat::{EventMessage, Message};
+use wemp_proto::reply::ReplyError;
+use wemp_proto::wechat::{EventMessage, Message, Problem};
 
 use crate::feed::LiveEntry;
 
@@ -95,7 +96,7 @@ pub struct ChatResult {
     pub encrypted: bool,
     /// What deviates from the docs in the reply although WeChat shows it (a `CreateTime`
     /// in milliseconds …).
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Finding>,
     /// What the server reported about this message while it was delivered (its observer
     /// records: a `deadline` answer, a rejection …), oldest first.
     pub server: Vec<LiveEntry>,
@@ -119,14 +120,65 @@ pub enum Sees {
         /// Why WeChat showed it, in English.
         reason: String,
         /// The kind of failure, for the page to word in its language (`no-answer`,
-        /// `unsigned`, `unreadable`); none for a reply WeChat refuses (its problems are
-        /// English only).
+        /// `unsigned`, `unreadable`, `refused`: a reply WeChat refuses, see `problems`).
         #[serde(skip_serializing_if = "Option::is_none")]
         code: Option<&'static str>,
         /// For `no-answer`: how many tries WeChat made.
         #[serde(skip_serializing_if = "Option::is_none")]
         tries: Option<usize>,
+        /// For `refused`: what WeChat refuses about the reply, one by one.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        problems: Vec<Finding>,
     },
+}
+
+/// One of WeChat's findings about a reply ([`Problem`]), for the page to word in its
+/// language: its kind, its English words and its parameters (flattened beside them).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Finding {
+    /// [`Problem::code`]; for a news reply beyond the article limits `news-limits-message`
+    /// or `news-limits-event`, for an empty field `empty-field`, for a character XML cannot
+    /// carry `invalid-char`.
+    pub code: &'static str,
+    /// The English words.
+    pub text: String,
+    /// The parameters the words name.
+    #[serde(flatten)]
+    pub params: serde_json::Map<String, serde_json::Value>,
+}
+
+impl From<&Problem> for Finding {
+    fn from(p: &Problem) -> Self {
+        use serde_json::json;
+        let (code, params) = match p {
+            Problem::Swapped { openid, account } => {
+                (p.code(), json!({ "openid": openid, "account": account }))
+            }
+            Problem::WrongTo { found, expected } | Problem::WrongFrom { found, expected } => {
+                (p.code(), json!({ "found": found, "expected": expected }))
+            }
+            Problem::Invalid { error: ReplyError::ArticleCount { count, limit, answering_message } } => {
+                let code = if *answering_message { "news-limits-message" } else { "news-limits-event" };
+                (code, json!({ "count": count, "limit": limit }))
+            }
+            Problem::Invalid { error: ReplyError::EmptyField { field } } => {
+                ("empty-field", json!({ "field": field }))
+            }
+            Problem::Invalid { error: ReplyError::InvalidChar { field, ch } } => {
+                ("invalid-char", json!({ "field": field, "ch": format!("U+{:04X}", u32::from(*ch)) }))
+            }
+            Problem::CreateTimeMillis { create_time } => (p.code(), json!({ "create_time": create_time })),
+            Problem::CreateTimeFar { create_time, now } => {
+                (p.code(), json!({ "create_time": create_time, "now": now }))
+            }
+            _ => (p.code(), json!({})),
+        };
+        let params = match params {
+            serde_json::Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        Self { code, text: p.to_string(), params }
+    }
 }
 
 /// One try of a delivery.
@@ -218,7 +270,7 @@ fn report(sent_xml: String, d: Delivery) -> ChatResult {
         })
         .collect();
     let encrypted = d.outcome.encrypted();
-    let warnings = d.outcome.warnings().iter().map(ToString::to_string).collect();
+    let warnings = d.outcome.warnings().iter().map(Finding::from).collect();
     let sees = match d.outcome {
         DeliveryVerdict::Reply { message, problems, .. } if problems.is_empty() => match message.reply {
             wemp_proto::Reply::None => Sees::Nothing,
@@ -227,8 +279,9 @@ fn report(sent_xml: String, d: Delivery) -> ChatResult {
         DeliveryVerdict::Reply { problems, .. } => Sees::Banner {
             banner: ERROR_BANNER,
             reason: problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
-            code: None,
+            code: Some("refused"),
             tries: None,
+            problems: problems.iter().map(Finding::from).collect(),
         },
         DeliveryVerdict::Failed { reason, cause } => {
             let (code, tries) = match cause {
@@ -237,7 +290,7 @@ fn report(sent_xml: String, d: Delivery) -> ChatResult {
                 FailCause::Unreadable(_) => (Some("unreadable"), None),
                 _ => (None, None),
             };
-            Sees::Banner { banner: ERROR_BANNER, reason, code, tries }
+            Sees::Banner { banner: ERROR_BANNER, reason, code, tries, problems: Vec::new() }
         }
     };
     ChatResult { account: String::new(), sent_xml, sees, attempts, encrypted, warnings, server: Vec::new() }
@@ -320,6 +373,68 @@ mod tests {
                 { "started_ms": 0, "took_ms": 7, "outcome": "HTTP 413", "code": "answered", "status": 413 },
             ])
         );
+    }
+
+    /// A reply WeChat refuses, and its warnings, come as findings with their kinds and
+    /// parameters, and the page has Chinese words for every kind.
+    #[test]
+    fn a_refused_reply_carries_its_findings_for_the_page() {
+        use wemp_proto::reply::ReplyMessage;
+        let reply = ReplyMessage {
+            header: Some(Header { to: "gh_1".into(), from: "o1".into(), create_time: 1, agent_id: None }),
+            reply: wemp_proto::Reply::text("hi"),
+        };
+        let d = Delivery {
+            mode: wemp_proto::Mode::Plain,
+            request: String::new(),
+            signed: None,
+            attempts: Vec::new(),
+            outcome: DeliveryVerdict::Reply {
+                message: reply,
+                encrypted: false,
+                xml: String::new(),
+                problems: vec![Problem::Swapped { openid: "o1".into(), account: "gh_1".into() }],
+                warnings: vec![Problem::CreateTimeMillis { create_time: 1_700_000_000_000 }],
+            },
+        };
+        let result = serde_json::to_value(report(String::new(), d)).unwrap();
+        let swapped = Problem::Swapped { openid: "o1".into(), account: "gh_1".into() }.to_string();
+        assert_eq!(result["sees"]["code"], "refused");
+        assert_eq!(result["sees"]["reason"], swapped.as_str());
+        assert_eq!(
+            result["sees"]["problems"],
+            serde_json::json!([{ "code": "wrong-direction-swapped", "text": swapped, "openid": "o1", "account": "gh_1" }])
+        );
+        assert_eq!(result["warnings"][0]["code"], "create-time-ms");
+        assert_eq!(result["warnings"][0]["create_time"], 1_700_000_000_000_i64);
+
+        let strings = include_str!("../assets/strings.js");
+        let article = |count, limit, answering_message| Problem::Invalid {
+            error: ReplyError::ArticleCount { count, limit, answering_message },
+        };
+        let every = [
+            Problem::Swapped { openid: "o".into(), account: "g".into() },
+            Problem::WrongTo { found: "x".into(), expected: "o".into() },
+            Problem::WrongFrom { found: "x".into(), expected: "g".into() },
+            article(2, 1, true),
+            article(9, 8, false),
+            Problem::Invalid { error: ReplyError::EmptyField { field: "MediaId" } },
+            Problem::Invalid { error: ReplyError::InvalidChar { field: "Content".into(), ch: '\u{1}' } },
+            Problem::NotEncrypted,
+            Problem::Encrypted,
+            Problem::CreateTimeMillis { create_time: 1 },
+            Problem::CreateTimeFar { create_time: 1, now: 2 },
+            Problem::MiniprogramPassive,
+        ];
+        for p in &every {
+            let f = Finding::from(p);
+            let key = format!("'server.problem.{}': '", f.code);
+            let line = strings.lines().find(|l| l.trim_start().starts_with(&key));
+            let line = line.unwrap_or_else(|| panic!("strings.js has no {key}"));
+            for name in f.params.keys() {
+                assert!(line.contains(&format!("{{{name}}}")), "{key} does not say {{{name}}}");
+            }
+        }
     }
 
     #[test]
