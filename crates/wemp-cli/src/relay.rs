@@ -43,7 +43,7 @@ pub struct Options {
 /// Why the relay cannot run; shown in the language of [`Options::lang`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum RelayError {
+pub enum RelayClientError {
     /// The server's relay URL is not `ws://` or `wss://`.
     #[error(
         "{0:?} is not a ws:// or wss:// URL (the server prints it: `Relay: wemp relay ws://…/wechat/relay`)"
@@ -77,17 +77,17 @@ pub enum RelayError {
 ///
 /// # Errors
 /// A URL that is not `ws://`/`wss://` (`url`) or `http://`/`https://` (`to`), or no secret.
-pub fn check(opts: &Options) -> Result<(), RelayError> {
+pub fn check(opts: &Options) -> Result<(), RelayClientError> {
     match reqwest::Url::parse(&opts.url) {
         Ok(u) if matches!(u.scheme(), "ws" | "wss") && u.host().is_some() => {}
-        _ => return Err(RelayError::NotWebSocket(opts.url.clone())),
+        _ => return Err(RelayClientError::NotWebSocket(opts.url.clone())),
     }
     match reqwest::Url::parse(&opts.to) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-        _ => return Err(RelayError::NotHttp(opts.to.clone())),
+        _ => return Err(RelayClientError::NotHttp(opts.to.clone())),
     }
     if opts.secret.is_empty() {
-        return Err(RelayError::NoSecret(opts.lang));
+        return Err(RelayClientError::NoSecret(opts.lang));
     }
     Ok(())
 }
@@ -102,7 +102,7 @@ pub async fn run(
     opts: Options,
     say: impl Fn(String) + Send + Sync + 'static,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), RelayError> {
+) -> Result<(), RelayClientError> {
     check(&opts)?;
     let http = reqwest::Client::builder()
         .timeout(opts.timeout)
@@ -127,7 +127,7 @@ pub async fn run(
                     say(Msg::RelayDisconnected.fill(lang, &[("url", &url), ("why", &why)]));
                 }
                 Err(Failure::Refused { status, why }) => {
-                    return Err(RelayError::Refused { lang, url: url.clone(), status, why });
+                    return Err(RelayClientError::Refused { lang, url: url.clone(), status, why });
                 }
                 Err(Failure::Unreachable(why)) => {
                     say(Msg::RelayRetry

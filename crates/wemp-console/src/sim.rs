@@ -96,7 +96,7 @@ pub struct ChatResult {
     pub encrypted: bool,
     /// What deviates from the docs in the reply although WeChat shows it (a `CreateTime`
     /// in milliseconds …).
-    pub warnings: Vec<Finding>,
+    pub warnings: Vec<ReplyFinding>,
     /// What the server reported about this message while it was delivered (its observer
     /// records: a `deadline` answer, a rejection …), oldest first.
     pub server: Vec<LiveEntry>,
@@ -128,14 +128,14 @@ pub enum Sees {
         tries: Option<usize>,
         /// For `refused`: what WeChat refuses about the reply, one by one.
         #[serde(skip_serializing_if = "Vec::is_empty")]
-        problems: Vec<Finding>,
+        problems: Vec<ReplyFinding>,
     },
 }
 
 /// One of WeChat's findings about a reply ([`Problem`]), for the page to word in its
 /// language: its kind, its English words and its parameters (flattened beside them).
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Finding {
+pub struct ReplyFinding {
     /// [`Problem::code`]; for a news reply beyond the article limits `news-limits-message`
     /// or `news-limits-event`, for an empty field `empty-field`, for a character XML cannot
     /// carry `invalid-char`.
@@ -147,7 +147,7 @@ pub struct Finding {
     pub params: serde_json::Map<String, serde_json::Value>,
 }
 
-impl From<&Problem> for Finding {
+impl From<&Problem> for ReplyFinding {
     fn from(p: &Problem) -> Self {
         use serde_json::json;
         let (code, params) = match p {
@@ -270,7 +270,7 @@ fn report(sent_xml: String, d: Delivery) -> ChatResult {
         })
         .collect();
     let encrypted = d.outcome.encrypted();
-    let warnings = d.outcome.warnings().iter().map(Finding::from).collect();
+    let warnings = d.outcome.warnings().iter().map(ReplyFinding::from).collect();
     let sees = match d.outcome {
         DeliveryVerdict::Reply { message, problems, .. } if problems.is_empty() => match message.reply {
             wemp_proto::Reply::None => Sees::Nothing,
@@ -281,7 +281,7 @@ fn report(sent_xml: String, d: Delivery) -> ChatResult {
             reason: problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
             code: Some("refused"),
             tries: None,
-            problems: problems.iter().map(Finding::from).collect(),
+            problems: problems.iter().map(ReplyFinding::from).collect(),
         },
         DeliveryVerdict::Failed { reason, cause } => {
             let (code, tries) = match cause {
@@ -427,7 +427,7 @@ mod tests {
             Problem::MiniprogramPassive,
         ];
         for p in &every {
-            let f = Finding::from(p);
+            let f = ReplyFinding::from(p);
             let key = format!("'server.problem.{}': '", f.code);
             let line = strings.lines().find(|l| l.trim_start().starts_with(&key));
             let line = line.unwrap_or_else(|| panic!("strings.js has no {key}"));
