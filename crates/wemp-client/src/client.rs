@@ -544,6 +544,16 @@ impl Client {
         }
     }
 
+    /// A POST whose answer carries nothing but `errcode`/`errmsg`.
+    pub(crate) async fn post_ok<B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<()> {
+        self.post_as::<serde_json::Value, B>(path, &[], body).await.map(drop)
+    }
+
+    /// A GET whose answer carries nothing but `errcode`/`errmsg`.
+    pub(crate) async fn get_ok(&self, path: &str, query: &[(&str, &str)]) -> Result<()> {
+        self.get_as::<serde_json::Value>(path, query).await.map(drop)
+    }
+
     pub(crate) async fn get_as<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T> {
         let v = self.call(Method::GET, path, query, Payload::Empty).await?;
         decode(path, v)

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod api;
 #[cfg(feature = "callback")]
 pub mod callback;
 pub mod card;
@@ -10,7 +11,6 @@ pub mod datacube;
 mod error;
 pub mod jssdk;
 pub mod media;
-pub mod menu;
 pub mod message;
 pub mod oauth;
 pub mod ops;

@@ -592,14 +592,6 @@ impl Client {
             serde_json::json!({ "offset": offset, "count": count, "no_content": u8::from(no_content) });
         self.post_as("/cgi-bin/freepublish/batchget", &[], &body).await
     }
-
-    pub(crate) async fn post_ok<B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<()> {
-        self.post_as::<serde_json::Value, B>(path, &[], body).await.map(drop)
-    }
-
-    pub(crate) async fn get_ok(&self, path: &str, query: &[(&str, &str)]) -> Result<()> {
-        self.get_as::<serde_json::Value>(path, query).await.map(drop)
-    }
 }
 
 async fn stream_to<W: AsyncWrite + Unpin + ?Sized>(

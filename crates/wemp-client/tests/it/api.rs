@@ -2,8 +2,8 @@ use std::time::Duration;
 
 use futures_util::TryStreamExt;
 use serde_json::{Value, json};
+use wemp_client::api::menu::{Button, MatchRule};
 use wemp_client::media::{Download, DraftArticle, MediaFile, MediaType};
-use wemp_client::menu::{Button, MatchRule};
 use wemp_client::message::{
     CsMessage, LinkArticle, MassContent, MenuChoice, SubscribeMessage, TemplateMessage,
 };
@@ -219,7 +219,7 @@ async fn templates_and_subscription_notifications() {
 #[tokio::test]
 async fn menus_including_conditional() {
     let (platform, client) = setup().await;
-    assert_eq!(client.menus().await.unwrap_err().code(), Some(ErrCode(46003)));
+    assert_eq!(client.menu().get().await.unwrap_err().code(), Some(ErrCode(46003)));
     let buttons = vec![
         Button::click("Today", "TODAY"),
         Button::parent(
@@ -230,27 +230,27 @@ async fn menus_including_conditional() {
             ],
         ),
     ];
-    client.create_menu(&buttons).await.unwrap();
+    client.menu().create(&buttons).await.unwrap();
     assert_eq!(
         body(&platform, "/cgi-bin/menu/create")["button"][1]["sub_button"][1],
         json!({ "type": "miniprogram", "name": "App", "url": "https://e.com", "appid": "wxa", "pagepath": "p/i" })
     );
-    assert_eq!(client.menus().await.unwrap().menu.button, buttons);
-    assert_eq!(client.current_menu_info().await.unwrap().is_menu_open, 1);
+    assert_eq!(client.menu().get().await.unwrap().menu.button, buttons);
+    assert_eq!(client.menu().current().await.unwrap().is_menu_open, 1);
 
     platform.add_user(FakeUser { tags: [7].into(), ..FakeUser::new("vip") });
     platform.add_user(FakeUser::new("plain"));
     let vip = vec![Button::click("VIP", "VIP")];
-    let id = client.add_conditional_menu(&vip, &MatchRule::tag(7)).await.unwrap();
+    let id = client.menu().add_conditional(&vip, &MatchRule::tag(7)).await.unwrap();
     assert_eq!(body(&platform, "/cgi-bin/menu/addconditional")["matchrule"], json!({ "tag_id": "7" }));
-    assert_eq!(client.try_match_menu("vip").await.unwrap(), vip);
-    assert_eq!(client.try_match_menu("plain").await.unwrap(), buttons);
-    let menus = client.menus().await.unwrap();
+    assert_eq!(client.menu().try_match("vip").await.unwrap(), vip);
+    assert_eq!(client.menu().try_match("plain").await.unwrap(), buttons);
+    let menus = client.menu().get().await.unwrap();
     assert_eq!(menus.conditionalmenu.len(), 1);
     assert_eq!(menus.conditionalmenu[0].matchrule, MatchRule::tag(7));
-    client.delete_conditional_menu(&id).await.unwrap();
-    assert_eq!(client.try_match_menu("vip").await.unwrap(), buttons);
-    client.delete_menu().await.unwrap();
+    client.menu().delete_conditional(&id).await.unwrap();
+    assert_eq!(client.menu().try_match("vip").await.unwrap(), buttons);
+    client.menu().delete().await.unwrap();
     assert_eq!(platform.menu(), None);
 }
 
@@ -259,20 +259,20 @@ async fn menus_wechat_would_refuse_are_refused() {
     let (_platform, client) = setup().await;
     let code = |r: Result<(), Error>| r.unwrap_err().code();
     let six: Vec<Button> = (0..6).map(|i| Button::click(format!("s{i}"), "K")).collect();
-    assert_eq!(code(client.create_menu(&[Button::parent("More", six)]).await), Some(ErrCode(40023)));
+    assert_eq!(code(client.menu().create(&[Button::parent("More", six)]).await), Some(ErrCode(40023)));
     // Top-level names at most 16 bytes, sub-buttons' at most 60.
-    assert_eq!(code(client.create_menu(&[Button::click("六个汉字太长", "K")]).await), Some(ErrCode(40018)));
+    assert_eq!(code(client.menu().create(&[Button::click("六个汉字太长", "K")]).await), Some(ErrCode(40018)));
     let long_sub = Button::click("x".repeat(61), "K");
     assert_eq!(
-        code(client.create_menu(&[Button::parent("More", vec![long_sub])]).await),
+        code(client.menu().create(&[Button::parent("More", vec![long_sub])]).await),
         Some(ErrCode(40025))
     );
-    assert_eq!(code(client.create_menu(&[Button::parent("Empty", vec![])]).await), Some(ErrCode(40017)));
+    assert_eq!(code(client.menu().create(&[Button::parent("Empty", vec![])]).await), Some(ErrCode(40017)));
     let long_key = Button::click("k", "k".repeat(129));
-    assert_eq!(code(client.create_menu(&[long_key]).await), Some(ErrCode(40019)));
-    client.create_menu(&[Button::click("四个汉字", "K")]).await.unwrap();
+    assert_eq!(code(client.menu().create(&[long_key]).await), Some(ErrCode(40019)));
+    client.menu().create(&[Button::click("四个汉字", "K")]).await.unwrap();
     let four: Vec<Button> = (0..4).map(|i| Button::click(format!("b{i}"), "K")).collect();
-    let err = client.add_conditional_menu(&four, &MatchRule::tag(1)).await.unwrap_err();
+    let err = client.menu().add_conditional(&four, &MatchRule::tag(1)).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrCode(40016)));
 }
 

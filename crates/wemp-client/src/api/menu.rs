@@ -11,7 +11,7 @@ use crate::error::Result;
 /// A menu button: a leaf with a `type`, or a parent with `sub_button`s.
 ///
 /// ```
-/// use wemp_client::menu::Button;
+/// use wemp_client::api::menu::Button;
 /// let menu = vec![
 ///     Button::click("Today", "V1001_TODAY"),
 ///     Button::parent("More", vec![Button::view("Site", "https://example.com")]),
@@ -157,50 +157,73 @@ pub struct SelfMenuInfo {
     pub selfmenu_info: Option<Value>,
 }
 
+/// The endpoints of this area, in one place.
+mod path {
+    pub(super) const CREATE: &str = "/cgi-bin/menu/create";
+    pub(super) const GET: &str = "/cgi-bin/menu/get";
+    pub(super) const DELETE: &str = "/cgi-bin/menu/delete";
+    pub(super) const CURRENT: &str = "/cgi-bin/get_current_selfmenu_info";
+    pub(super) const ADD_CONDITIONAL: &str = "/cgi-bin/menu/addconditional";
+    pub(super) const DELETE_CONDITIONAL: &str = "/cgi-bin/menu/delconditional";
+    pub(super) const TRY_MATCH: &str = "/cgi-bin/menu/trymatch";
+}
+
 impl Client {
+    /// Custom menus: [`Menu`].
+    pub fn menu(&self) -> Menu<'_> {
+        Menu(self)
+    }
+}
+
+/// Custom menus (`/cgi-bin/menu/*`), from [`Client::menu`].
+#[derive(Clone, Copy, Debug)]
+pub struct Menu<'c>(&'c Client);
+
+impl Menu<'_> {
     /// Creates the default menu (up to 3 buttons).
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn create_menu(&self, buttons: &[Button]) -> Result<()> {
-        self.post_ok("/cgi-bin/menu/create", &json!({ "button": buttons })).await
+    pub async fn create(&self, buttons: &[Button]) -> Result<()> {
+        self.0.post_ok(path::CREATE, &json!({ "button": buttons })).await
     }
 
     /// The default and conditional menus.
     ///
     /// # Errors
     /// As [`Client::get`] (46003 when there is no menu).
-    pub async fn menus(&self) -> Result<Menus> {
-        self.get_as("/cgi-bin/menu/get", &[]).await
+    pub async fn get(&self) -> Result<Menus> {
+        self.0.get_as(path::GET, &[]).await
     }
 
     /// Deletes every menu, conditional ones included.
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn delete_menu(&self) -> Result<()> {
-        self.get_ok("/cgi-bin/menu/delete", &[]).await
+    pub async fn delete(&self) -> Result<()> {
+        self.0.get_ok(path::DELETE, &[]).await
     }
 
-    /// The menu currently in effect.
+    /// The menu currently in effect, as set through the API or the admin console.
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn current_menu_info(&self) -> Result<SelfMenuInfo> {
-        self.get_as("/cgi-bin/get_current_selfmenu_info", &[]).await
+    pub async fn current(&self) -> Result<SelfMenuInfo> {
+        self.0.get_as(path::CURRENT, &[]).await
     }
 
     /// Adds a conditional menu; returns its id.
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn add_conditional_menu(&self, buttons: &[Button], rule: &MatchRule) -> Result<String> {
+    pub async fn add_conditional(&self, buttons: &[Button], rule: &MatchRule) -> Result<String> {
         #[derive(Deserialize)]
         struct Id {
             menuid: Value,
         }
         let id: Id = self
-            .post_as("/cgi-bin/menu/addconditional", &[], &json!({ "button": buttons, "matchrule": rule }))
+            .0
+            .post_as(path::ADD_CONDITIONAL, &[], &json!({ "button": buttons, "matchrule": rule }))
             .await?;
         Ok(match id.menuid {
             Value::String(s) => s,
@@ -212,20 +235,20 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn delete_conditional_menu(&self, menuid: &str) -> Result<()> {
-        self.post_ok("/cgi-bin/menu/delconditional", &json!({ "menuid": menuid })).await
+    pub async fn delete_conditional(&self, menuid: &str) -> Result<()> {
+        self.0.post_ok(path::DELETE_CONDITIONAL, &json!({ "menuid": menuid })).await
     }
 
     /// The menu a user (OpenID or WeChat id) would see.
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn try_match_menu(&self, user_id: &str) -> Result<Vec<Button>> {
+    pub async fn try_match(&self, user_id: &str) -> Result<Vec<Button>> {
         #[derive(Deserialize)]
         struct B {
             button: Vec<Button>,
         }
-        Ok(self.post_as::<B, _>("/cgi-bin/menu/trymatch", &[], &json!({ "user_id": user_id })).await?.button)
+        Ok(self.0.post_as::<B, _>(path::TRY_MATCH, &[], &json!({ "user_id": user_id })).await?.button)
     }
 }
 
