@@ -55,8 +55,12 @@ mod card;
 mod comment;
 mod component;
 mod datacube;
+mod kf;
+mod mass;
 mod news;
+mod subscribe;
 mod support;
+mod templates;
 mod wecom;
 
 pub use card::{CardGrant, FakeCard, FakeCardCode};

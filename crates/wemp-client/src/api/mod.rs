@@ -4,6 +4,14 @@
 //!
 //! | handle | area |
 //! |---|---|
+//! | [`Client::kf`](crate::Client::kf) | customer service: messages, late replies, agents, sessions, chat records ([`kf`]) |
+//! | [`Client::mass`](crate::Client::mass) | mass sending, and the video and article uploads it uses ([`mass`]) |
 //! | [`Client::menu`](crate::Client::menu) | custom menus, conditional menus ([`menu`]) |
+//! | [`Client::subscribe`](crate::Client::subscribe) | subscription notifications, one-time subscription messages, the template library ([`subscribe`]) |
+//! | [`Client::templates`](crate::Client::templates) | template messages, industries, templates ([`templates`]) |
 
+pub mod kf;
+pub mod mass;
 pub mod menu;
+pub mod subscribe;
+pub mod templates;
