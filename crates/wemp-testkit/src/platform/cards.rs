@@ -1131,21 +1131,15 @@ impl FakePlatform {
         if text("signType") != "SHA1" || text("cardSign") != expected {
             return Err(fail("signature error"));
         }
-        let chosen: Vec<String> = w
+        let chosen: Vec<(String, String)> = w
             .cards
             .codes
             .iter()
             .filter(|c| c.openid == openid && c.status == "NORMAL")
             .filter(|c| card_id.is_empty() || c.card_id == card_id)
             .filter(|c| kind.is_empty() || w.cards.card(&c.card_id).is_some_and(|k| k.card_type == kind))
-            .map(|c| format!("{}\u{0}{}", c.card_id, c.code))
+            .map(|c| (c.card_id.clone(), c.code.clone()))
             .collect();
-        Ok(chosen
-            .into_iter()
-            .map(|pair| {
-                let (card, code) = pair.split_once('\u{0}').unwrap_or_default();
-                (card.to_owned(), encrypt(&mut w, code))
-            })
-            .collect())
+        Ok(chosen.into_iter().map(|(card, code)| (card, encrypt(&mut w, &code))).collect())
     }
 }
