@@ -1,12 +1,14 @@
 //! Client tests against the fake platform in `wemp-testkit`.
 
 mod api;
+mod card_tickets;
 mod cards;
 mod comments;
 mod component;
 mod datacube;
 mod kf;
 mod mass;
+mod member_cards;
 mod templates;
 mod token;
 mod wecom;
