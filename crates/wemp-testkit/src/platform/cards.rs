@@ -60,8 +60,10 @@
 //! 40078; taking more stock away than is left is 40122; `card/testwhitelist/set` replaces
 //! the whitelist; `has_share_card` is always false (friends' shared cards are not modelled);
 //! codes do not expire; a member card's code that is not activated cannot be updated (40127);
-//! points or a balance below zero are 47001; `fill_member_form` activates the card with its
-//! code as the membership number; `sex` is always `UNKNOWN`.
+//! points or a balance below zero are 47001; an activation with only one of
+//! `activate_begin_time` and `activate_end_time` is 41011, and one ending before it begins
+//! 40100; `fill_member_form` activates the card with its code as the membership number;
+//! `sex` is always `UNKNOWN`.
 
 use std::collections::{BTreeSet, HashMap};
 
