@@ -338,6 +338,9 @@ pub(crate) struct World {
     stats: datacube::Ledger,
     cards: cards::CardDesk,
     component: component::Desk,
+    kf_desk: kf::Desk,
+    subscriptions: subscribe::Board,
+    mass_uploads: mass::Uploads,
 }
 
 #[derive(Default)]

@@ -32,6 +32,7 @@ pub(super) fn dispatch(w: &mut World, method: &Method, r: &Recorded) -> Answer {
         "/cgi-bin/token" => return Answer::Json(classic_token(w, r)),
         "/cgi-bin/stable_token" => return Answer::Json(stable_token(w, &body)),
         "/cgi-bin/showqrcode" => return showqrcode(w, r),
+        "/mp/subscribemsg" => return super::subscribe::consent_page(w, r),
         "/connect/oauth2/authorize" => return authorize(w, r),
         p if p.starts_with("/sns/") => return Answer::Json(sns(w, p, r)),
         _ => {}
