@@ -210,7 +210,8 @@ async fn chat_records_page_through_a_day_and_their_limits_are_checked_first() {
     assert_eq!(platform.requests_to("/customservice/msgrecord/getmsglist").len(), asked);
     // The platform refuses the same ranges, with the hint to query a day at a time.
     let two_days = json!({ "starttime": start, "endtime": start + 2 * 86_400, "msgid": 1, "number": 10 });
-    let err = client.post_json::<Value, _>("/customservice/msgrecord/getmsglist", &two_days).await.unwrap_err();
+    let err =
+        client.post_json::<Value, _>("/customservice/msgrecord/getmsglist", &two_days).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrCode(65417)));
     assert!(err.to_string().contains("one day at a time"), "{err}");
 }
@@ -249,7 +250,10 @@ async fn agent_avatars_and_worker_invitations() {
         json!({ "kf_account": "kf1@test", "invite_wx": "alice_wx" })
     );
     let account = kf.accounts().await.unwrap().remove(0);
-    assert_eq!((account.invite_wx.as_deref(), account.invite_status.as_deref()), (Some("alice_wx"), Some("waiting")));
+    assert_eq!(
+        (account.invite_wx.as_deref(), account.invite_status.as_deref()),
+        (Some("alice_wx"), Some("waiting"))
+    );
     assert_eq!(account.invite_expire_time, Some(platform.now_ms() / 1000 + 7 * 86_400));
     let err = kf.invite_worker("kf1@test", "bob_wx").await.unwrap_err();
     assert_eq!(err.code(), Some(ErrCode(65411)));

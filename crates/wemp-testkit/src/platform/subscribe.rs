@@ -11,10 +11,11 @@
 //! category ids, 200020 bad keywords, 200021 bad scene description.
 //!
 //! The consent page of one-time subscription (`/mp/subscribemsg`, on `mp.weixin.qq.com`)
-//! approves at once as the user set with [`FakePlatform::set_oauth_user`](super::FakePlatform::set_oauth_user)
-//! and redirects with `action=confirm` (`action=cancel` when no user is set); each consent
-//! allows one `/cgi-bin/message/template/subscribe` to that user, template and scene (43101
-//! without one; consents in one scene do not add up).
+//! approves at once as the user set with
+//! [`FakePlatform::set_oauth_user`](super::FakePlatform::set_oauth_user) and redirects with
+//! `action=confirm` (`action=cancel` when no user is set); each consent allows one
+//! `/cgi-bin/message/template/subscribe` to that user, template and scene (43101 without
+//! one; consents in one scene do not add up).
 
 use std::collections::{BTreeMap, BTreeSet};
 
