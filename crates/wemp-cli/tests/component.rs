@@ -499,3 +499,65 @@ async fn the_authorization_redirect_page_adds_the_authorizer() {
     assert!(!stderr.contains(&refresh) && !stderr.contains(&code), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two `wemp serve` sharing one SQLite database: WeChat pushes `authorized` to one, the
+/// browser returns from the authorization page with the same code to the other. The code
+/// is exchanged once (WeChat refuses a second exchange): the second instance finds it
+/// exchanged — or waits while the first exchanges it — in the shared store, says which
+/// account authorized, and serves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_exchange_one_authorization_code_once() {
+    let (platform, dir) = setup("component-two-instances", |c| c).await;
+    let http = reqwest::Client::new();
+    let (one, two) = (start(&dir, &platform), start(&dir, &platform));
+    assert_eq!(platform.push_ticket(&format!("{}/component", one.origin())).await.body, "success");
+    let appid = platform.appid();
+    let pushed = platform.push_authorized(&format!("{}/component", one.origin()), &appid).await;
+    assert_eq!((pushed.status, pushed.body.as_str()), (200, "success"), "{pushed:?}");
+
+    // The redirect with the same code, to the other instance.
+    let res = http
+        .get(format!("{}/component/authorized", two.origin()))
+        .query(&[("auth_code", pushed.value.as_str()), ("expires_in", "3600")])
+        .header("Accept-Language", "en")
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let html = res.text().await.unwrap();
+    assert_eq!(status, 200, "{html}\n{}\n{}", one.stderr(), two.stderr());
+    assert!(html.contains("Authorization complete") && html.contains(&appid), "{html}");
+    assert!(!html.contains("61010"), "{html}");
+    assert_eq!(platform.requests_to("/cgi-bin/component/api_query_auth").len(), 1, "exchanged once");
+
+    // Both instances serve the authorizer.
+    for (n, srv) in [&one, &two].into_iter().enumerate() {
+        let at = format!("{}/wechat/{appid}", srv.origin());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let (status, body) = loop {
+            let answer = say(&http, &platform, &at, "price", 10 + n as u64).await;
+            if answer.0 == 200 || Instant::now() > deadline {
+                break answer;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(status, 200, "instance {n}: {body}");
+        assert_eq!(reply_text(&platform, &body), "It costs 1 yuan.");
+    }
+    // A reload on the first instance: still the one exchange.
+    let res = http
+        .get(format!("{}/component/authorized", one.origin()))
+        .query(&[("auth_code", pushed.value.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(res.text().await.unwrap().contains("授权成功"));
+    assert_eq!(platform.requests_to("/cgi-bin/component/api_query_auth").len(), 1);
+    for srv in [one, two] {
+        let (status, stderr) = srv.stop();
+        assert!(status.success() && !stderr.contains("panicked"), "{stderr}");
+        assert!(!stderr.contains(&pushed.value), "the code in a log line: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
