@@ -32,10 +32,13 @@ pub(crate) struct AccountBook {
     configured: Arc<Played>,
     schedule: Schedule,
     live: OnceLock<Live>,
-    /// The accounts played for the server's set last seen (the set is swapped whole on
-    /// every change, so its pointer says whether it changed).
-    seen: Mutex<Option<(Option<Arc<Accounts>>, Arc<Played>)>>,
+    /// The accounts played for the server's set last seen.
+    seen: Mutex<Option<Seen>>,
 }
+
+/// The server's set of accounts (swapped whole on every change, so its pointer says whether
+/// it changed) and the accounts played for it.
+type Seen = (Option<Arc<Accounts>>, Arc<Played>);
 
 impl std::fmt::Debug for AccountBook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
