@@ -399,7 +399,7 @@ impl CardQrCode {
 /// A created card QR code.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CardQrTicket {
-    /// The ticket; [`Client::qrcode_image_url`] turns it into the image URL.
+    /// The ticket; [`QrCodes::image_url`](crate::api::qrcode::QrCodes::image_url) turns it into the image URL.
     pub ticket: String,
     /// The lifetime in seconds, when WeChat states it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

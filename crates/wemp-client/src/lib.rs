@@ -9,21 +9,15 @@ pub mod comment;
 pub mod component;
 pub mod datacube;
 mod error;
-pub mod jssdk;
-pub mod media;
 pub mod message;
-pub mod oauth;
-pub mod ops;
 pub mod proxy;
-pub mod qrcode;
 mod serde_util;
 pub mod token;
-pub mod user;
 pub mod wecom;
 
 pub use client::{
     Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MP_BASE_URL, DEFAULT_OPEN_BASE_URL,
-    DEFAULT_WECOM_BASE_URL,
+    DEFAULT_WECOM_BASE_URL, MediaFile, Upload,
 };
 pub use error::{ApiError, ErrCode, Error, Lifts, Limit, Result};
 pub use message::ReplyDelivery;

@@ -4,6 +4,26 @@
 //!
 //! | handle | area |
 //! |---|---|
+//! | [`Client::users`](crate::Client::users) | user information, followers, remarks, the blacklist, `changeopenid` ([`users`]) |
+//! | [`Client::tags`](crate::Client::tags) | user tags and their members ([`tags`]) |
+//! | [`Client::media`](crate::Client::media) | temporary media, HD voice, images for articles ([`media`]) |
+//! | [`Client::material`](crate::Client::material) | permanent material ([`material`]) |
+//! | [`Client::drafts`](crate::Client::drafts) | drafts of articles ([`drafts`]) |
+//! | [`Client::publish`](crate::Client::publish) | free publishing of drafts ([`publish`]) |
 //! | [`Client::menu`](crate::Client::menu) | custom menus, conditional menus ([`menu`]) |
+//! | [`Client::qrcode`](crate::Client::qrcode) | QR codes with scene values, short keys ([`qrcode`]) |
+//! | [`Client::oauth`](crate::Client::oauth) | OAuth2 web authorization ([`oauth`]) |
+//! | [`Client::jssdk`](crate::Client::jssdk) | the JS-SDK's signed `wx.config` ([`jssdk`]) |
+//! | [`Client::ops`](crate::Client::ops) | IP lists, network check, quotas, `rid` lookup ([`ops`]) |
 
+pub mod drafts;
+pub mod jssdk;
+pub mod material;
+pub mod media;
 pub mod menu;
+pub mod oauth;
+pub mod ops;
+pub mod publish;
+pub mod qrcode;
+pub mod tags;
+pub mod users;
