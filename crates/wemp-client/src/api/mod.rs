@@ -10,12 +10,18 @@
 //! | [`Client::material`](crate::Client::material) | permanent material ([`material`]) |
 //! | [`Client::drafts`](crate::Client::drafts) | drafts of articles ([`drafts`]) |
 //! | [`Client::publish`](crate::Client::publish) | free publishing of drafts ([`publish`]) |
+//! | [`Client::cards`](crate::Client::cards) | cards and coupons (卡券), member cards, the card api_ticket and JS-SDK card signatures ([`cards`]) |
+//! | [`Client::comments`](crate::Client::comments) | comments on mass-sent articles ([`comments`]) |
+//! | [`Client::datacube`](crate::Client::datacube) | the data cube reports (数据统计) ([`datacube`]) |
 //! | [`Client::menu`](crate::Client::menu) | custom menus, conditional menus ([`menu`]) |
 //! | [`Client::qrcode`](crate::Client::qrcode) | QR codes with scene values, short keys ([`qrcode`]) |
 //! | [`Client::oauth`](crate::Client::oauth) | OAuth2 web authorization ([`oauth`]) |
 //! | [`Client::jssdk`](crate::Client::jssdk) | the JS-SDK's signed `wx.config` ([`jssdk`]) |
 //! | [`Client::ops`](crate::Client::ops) | IP lists, network check, quotas, `rid` lookup ([`ops`]) |
 
+pub mod cards;
+pub mod comments;
+pub mod datacube;
 pub mod drafts;
 pub mod jssdk;
 pub mod material;
