@@ -70,7 +70,7 @@ mod token;
 mod users;
 mod wecom;
 
-pub use cards::{CardGrant, FakeCard, FakeCardCode};
+pub use cards::{CardGrant, FakeCard, FakeCardCode, FakeMember};
 pub use component::{FakeAuthorizer, Pushed};
 pub use datacube::{ALL_SOURCES, StatEvent};
 pub use news::FakeComment;

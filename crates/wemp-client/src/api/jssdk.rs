@@ -60,10 +60,7 @@ impl JsSdk<'_> {
     /// As [`Client::jsapi_ticket`].
     pub async fn config(&self, url: &str) -> Result<JsSdkConfig> {
         let ticket = self.0.jsapi_ticket().await?;
-        let nonce_str: String = {
-            use rand::Rng;
-            rand::rng().sample_iter(rand::distr::Alphanumeric).take(16).map(char::from).collect()
-        };
+        let nonce_str = crate::client::nonce_str();
         let timestamp = self.0.now_ms() / 1000;
         Ok(JsSdkConfig {
             app_id: self.0.appid().to_owned(),
