@@ -61,6 +61,7 @@ mod kf;
 mod mass;
 mod material;
 mod media;
+mod menu;
 mod news;
 mod oauth;
 mod ops;
