@@ -4,8 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use wemp_client::api::kf::{CsMessage, LinkArticle, MenuChoice};
-use wemp_client::media::MediaFile;
-use wemp_client::{ErrCode, Error, Lifts, Limit, ReplyDelivery};
+use wemp_client::{ErrCode, Error, Lifts, Limit, MediaFile, ReplyDelivery};
 use wemp_proto::Reply;
 use wemp_proto::reply::{Article, Music};
 use wemp_testkit::platform::{FakePlatform, PlatformConfig};

@@ -1,9 +1,10 @@
 //! Mass sending (`client.mass()`) against the fake platform.
 
 use serde_json::json;
+use wemp_client::api::drafts::DraftArticle;
 use wemp_client::api::mass::MassContent;
-use wemp_client::media::{DraftArticle, MediaFile, MediaType};
-use wemp_client::{Client, ErrCode, Error};
+use wemp_client::api::media::MediaType;
+use wemp_client::{Client, ErrCode, Error, MediaFile};
 use wemp_testkit::platform::FakePlatform;
 
 use crate::{body, setup};
@@ -11,7 +12,7 @@ use crate::{body, setup};
 /// The id of articles uploaded for mass sending, with a thumbnail cover.
 async fn uploaded_news(client: &Client) -> String {
     let thumb =
-        client.upload_temp_media(MediaType::Thumb, MediaFile::from_bytes("t.jpg", vec![0xFF, 0xD8])).await;
+        client.media().upload(MediaType::Thumb, MediaFile::from_bytes("t.jpg", vec![0xFF, 0xD8])).await;
     let article = DraftArticle::new("Launch", "<p>We launched.</p>", thumb.unwrap().media_id);
     client.mass().upload_news(&[article]).await.unwrap().media_id
 }
@@ -56,10 +57,8 @@ async fn mass_sending() {
 async fn a_mass_video_goes_from_upload_through_uploadvideo_to_the_send() {
     let (platform, client) = setup().await;
     let video = client
-        .upload_temp_media(
-            MediaType::Video,
-            MediaFile::from_bytes("clip.mp4", vec![0, 0, 0, 0x18, b'f', b't']),
-        )
+        .media()
+        .upload(MediaType::Video, MediaFile::from_bytes("clip.mp4", vec![0, 0, 0, 0x18, b'f', b't']))
         .await
         .unwrap();
     // The upload's own id is not what a mass video names.
@@ -87,7 +86,7 @@ async fn a_mass_video_goes_from_upload_through_uploadvideo_to_the_send() {
 
     // Only a video upload turns into a mass video; an empty id is refused before sending.
     let image =
-        client.upload_temp_media(MediaType::Image, MediaFile::from_bytes("a.jpg", vec![0xFF, 0xD8])).await;
+        client.media().upload(MediaType::Image, MediaFile::from_bytes("a.jpg", vec![0xFF, 0xD8])).await;
     let err = client.mass().upload_video(&image.unwrap().media_id, "t", "d").await.unwrap_err();
     assert_eq!(err.code(), Some(ErrCode(40007)));
     assert_eq!(client.mass().upload_video("nope", "t", "d").await.unwrap_err().code(), Some(ErrCode(40007)));

@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use super::api::{q, s, secs, with};
+use super::support::{q, s, secs, with};
 use super::{Answer, FakePlatform, Recorded, World, err, ok};
 
 /// What the customer-service endpoints keep besides the accounts and sessions.

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::api::{s, secs, with};
+use super::support::{s, secs, with};
 use super::{Answer, Recorded, World, err, ok};
 
 /// What `uploadvideo` and `uploadnews` keep, by the media id they return.

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
-use super::api::{q, s, with};
+use super::support::{q, s, with};
 use super::{Answer, Recorded, World, err, ok};
 
 /// The account's categories: (id, name).
@@ -222,8 +222,13 @@ fn send_once(w: &mut World, body: &Value) -> Value {
     ok()
 }
 
-/// The consent page of one-time subscription: approves at once as the OAuth user.
-pub(super) fn consent_page(w: &mut World, r: &Recorded) -> Answer {
+/// The consent page of one-time subscription (no access_token): approves at once as the
+/// OAuth user.
+pub(super) fn consent_page(w: &mut World, r: &Recorded) -> Option<Answer> {
+    (r.path == "/mp/subscribemsg").then(|| consent(w, r))
+}
+
+fn consent(w: &mut World, r: &Recorded) -> Answer {
     if q(r, "action") != "get_confirm" {
         return Answer::Json(err(47001));
     }
