@@ -697,7 +697,7 @@ impl Reloader {
         let rules = self.rules.compile(&cfg).map_err(|errs| {
             ConfigError::Invalid(
                 errs.into_iter()
-                    .map(|e| crate::config::Problem {
+                    .map(|e| crate::config::ConfigProblem {
                         source: "rules".into(),
                         line: None,
                         column: None,

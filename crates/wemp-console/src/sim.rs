@@ -409,23 +409,7 @@ mod tests {
         assert_eq!(result["warnings"][0]["create_time"], 1_700_000_000_000_i64);
 
         let strings = include_str!("../assets/strings.js");
-        let article = |count, limit, answering_message| Problem::Invalid {
-            error: ReplyError::ArticleCount { count, limit, answering_message },
-        };
-        let every = [
-            Problem::Swapped { openid: "o".into(), account: "g".into() },
-            Problem::WrongTo { found: "x".into(), expected: "o".into() },
-            Problem::WrongFrom { found: "x".into(), expected: "g".into() },
-            article(2, 1, true),
-            article(9, 8, false),
-            Problem::Invalid { error: ReplyError::EmptyField { field: "MediaId" } },
-            Problem::Invalid { error: ReplyError::InvalidChar { field: "Content".into(), ch: '\u{1}' } },
-            Problem::NotEncrypted,
-            Problem::Encrypted,
-            Problem::CreateTimeMillis { create_time: 1 },
-            Problem::CreateTimeFar { create_time: 1, now: 2 },
-            Problem::MiniprogramPassive,
-        ];
+        let every = Problem::examples();
         for p in &every {
             let f = ReplyFinding::from(p);
             let key = format!("'server.problem.{}': '", f.code);
