@@ -116,7 +116,9 @@ impl Problem {
                 | Problem::WrongFrom { .. }
                 | Problem::Invalid {
                     error:
-                        ReplyError::ArticleCount { .. } | ReplyError::EmptyField { .. } | ReplyError::InvalidChar { .. },
+                        ReplyError::ArticleCount { .. }
+                        | ReplyError::EmptyField { .. }
+                        | ReplyError::InvalidChar { .. },
                 }
                 | Problem::NotEncrypted
                 | Problem::Encrypted
