@@ -3,11 +3,8 @@
 pub mod api;
 #[cfg(feature = "callback")]
 pub mod callback;
-pub mod card;
 mod client;
-pub mod comment;
 pub mod component;
-pub mod datacube;
 mod error;
 pub mod jssdk;
 pub mod media;

@@ -51,15 +51,15 @@
 //! ```
 
 mod api;
-mod card;
-mod comment;
+mod cards;
+mod comments;
 mod component;
 mod datacube;
 mod news;
 mod support;
 mod wecom;
 
-pub use card::{CardGrant, FakeCard, FakeCardCode};
+pub use cards::{CardGrant, FakeCard, FakeCardCode};
 pub use component::{FakeAuthorizer, Pushed};
 pub use datacube::{ALL_SOURCES, StatEvent};
 pub use news::FakeComment;
@@ -332,7 +332,7 @@ pub(crate) struct World {
     sent: Vec<Value>,
     news: news::Newsroom,
     stats: datacube::Ledger,
-    cards: card::CardDesk,
+    cards: cards::CardDesk,
     component: component::Desk,
 }
 
@@ -740,8 +740,8 @@ fn route(w: &mut World, method: &axum::http::Method, r: &Recorded) -> Answer {
     let answer = datacube::dispatch(w, method, r)
         .or_else(|| wecom::dispatch(w, method, r))
         .or_else(|| component::dispatch(w, method, r))
-        .or_else(|| comment::dispatch(w, method, r))
-        .or_else(|| card::dispatch(w, method, r))
+        .or_else(|| comments::dispatch(w, method, r))
+        .or_else(|| cards::dispatch(w, method, r))
         .unwrap_or_else(|| api::dispatch(w, method, r));
     news::observe(w, r, &answer);
     answer

@@ -4,6 +4,12 @@
 //!
 //! | handle | area |
 //! |---|---|
+//! | [`Client::cards`](crate::Client::cards) | cards and coupons (卡券), member cards, the card api_ticket and JS-SDK card signatures ([`cards`]) |
+//! | [`Client::comments`](crate::Client::comments) | comments on mass-sent articles ([`comments`]) |
+//! | [`Client::datacube`](crate::Client::datacube) | the data cube reports (数据统计) ([`datacube`]) |
 //! | [`Client::menu`](crate::Client::menu) | custom menus, conditional menus ([`menu`]) |
 
+pub mod cards;
+pub mod comments;
+pub mod datacube;
 pub mod menu;

@@ -1,8 +1,8 @@
 //! Client tests against the fake platform in `wemp-testkit`.
 
 mod api;
-mod card;
-mod comment;
+mod cards;
+mod comments;
 mod component;
 mod datacube;
 mod token;

@@ -71,7 +71,7 @@ pub(super) fn weekday(day: i64) -> i64 {
 }
 
 /// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm). The fake keeps its own
-/// calendar rather than borrowing `wemp_client::datacube::Date`: a date bug shared with the
+/// calendar rather than borrowing `wemp_client::api::datacube::Date`: a date bug shared with the
 /// client under test would pass every test.
 pub(super) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = y - i64::from(m <= 2);

@@ -6,12 +6,12 @@
 //! and validity. A **code** is one user's copy of it: system-assigned unless the card was
 //! created with `use_custom_code`, in which case every code call must also name the card.
 //! Pages and links that WeChat opens for a user (the card's custom URL, `wx.addCard`) carry
-//! the code encrypted (`encrypt_code`); [`Client::decrypt_card_code`] turns it back into the
+//! the code encrypted (`encrypt_code`); [`Cards::decrypt_code`] turns it back into the
 //! code the other calls take.
 //!
 //! ```no_run
 //! use serde_json::json;
-//! use wemp_client::card::{Card, CardQrCode, CardType};
+//! use wemp_client::api::cards::{Card, CardQrCode, CardType};
 //! # async fn demo(client: wemp_client::Client) -> wemp_client::Result<()> {
 //! let card = Card::new(CardType::Cash, json!({
 //!     "base_info": {
@@ -23,14 +23,14 @@
 //!     },
 //!     "least_cost": 5000, "reduce_cost": 1000,
 //! }));
-//! let card_id = client.create_card(&card).await?;
-//! let qr = client.create_card_qrcode(&CardQrCode::new(&card_id).outer_str("poster")).await?;
+//! let card_id = client.cards().create(&card).await?;
+//! let qr = client.cards().create_qrcode(&CardQrCode::new(&card_id).outer_str("poster")).await?;
 //! println!("print this: {}", qr.show_qrcode_url);
 //!
 //! // At the till: check the code the user shows, then redeem it.
-//! let info = client.get_card_code("110201201245", None, true).await?;
+//! let info = client.cards().get_code("110201201245", None, true).await?;
 //! if info.can_consume == Some(true) {
-//!     client.consume_card_code("110201201245", None).await?;
+//!     client.cards().consume_code("110201201245", None).await?;
 //! }
 //! # Ok(()) }
 //! ```
@@ -75,7 +75,7 @@ use serde_json::{Map, Value, json};
 use crate::client::Client;
 use crate::error::{Error, Result};
 
-/// The most cards one [`Client::list_cards`] call may ask for ("count 最大为50").
+/// The most cards one [`Cards::list`] call may ask for ("count 最大为50").
 pub const MAX_CARDS_PER_PAGE: u32 = 50;
 
 macro_rules! string_enum {
@@ -169,7 +169,7 @@ impl CardType {
 
 string_enum! {
     /// A card's review and delivery state (`base_info.status`, and the `status_list` filter
-    /// of [`Client::list_cards`]).
+    /// of [`Cards::list`]).
     pub enum CardStatus {
         /// `CARD_STATUS_NOT_VERIFY` 待审核: waiting for review (a new or re-reviewed card).
         NotVerify => "CARD_STATUS_NOT_VERIFY",
@@ -199,7 +199,7 @@ string_enum! {
         GiftTimeout => "GIFT_TIMEOUT",
         /// `DELETE` 已删除: the user deleted it.
         Delete => "DELETE",
-        /// `UNAVAILABLE` 已失效: made unavailable with [`Client::make_card_code_unavailable`].
+        /// `UNAVAILABLE` 已失效: made unavailable with [`Cards::make_code_unavailable`].
         Unavailable => "UNAVAILABLE",
     }
 }
@@ -208,12 +208,12 @@ string_enum! {
 /// `advanced_info` and the type's own fields. The definition is large and varies by type
 /// and over time, so it stays JSON; the type is typed.
 ///
-/// As created ([`Client::create_card`]) and as read back ([`Client::get_card`], where
+/// As created ([`Cards::create`]) and as read back ([`Cards::get`], where
 /// `base_info` also carries the card's `id`, `status` and current `sku`).
 ///
 /// ```
 /// use serde_json::json;
-/// use wemp_client::card::{Card, CardStatus, CardType};
+/// use wemp_client::api::cards::{Card, CardStatus, CardType};
 ///
 /// let card = Card::new(CardType::GeneralCoupon, json!({ "base_info": { "title": "Free tea" } }));
 /// assert_eq!(
@@ -311,7 +311,7 @@ impl<'de> Deserialize<'de> for Card {
     }
 }
 
-/// A page of card ids ([`Client::list_cards`]).
+/// A page of card ids ([`Cards::list`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CardIdPage {
     /// The card ids on this page (`card_id_list`).
@@ -411,7 +411,7 @@ pub struct CardQrTicket {
     pub show_qrcode_url: String,
 }
 
-/// What [`Client::get_card_code`] learns about a code.
+/// What [`Cards::get_code`] learns about a code.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct CardCodeInfo {
     /// The user holding the code.
@@ -460,7 +460,7 @@ impl<'de> Deserialize<'de> for CardCodeInfo {
     }
 }
 
-/// A redeemed code ([`Client::consume_card_code`]).
+/// A redeemed code ([`Cards::consume_code`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ConsumedCode {
     /// The user who held it.
@@ -496,7 +496,7 @@ pub struct UserCard {
     pub card_id: String,
 }
 
-/// A user's cards of this account ([`Client::user_cards`]).
+/// A user's cards of this account ([`Cards::user_cards`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserCards {
     /// The cards (`card_list`).
@@ -523,32 +523,60 @@ fn non_empty(what: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// The endpoints of this area, in one place.
+mod path {
+    pub(super) const CREATE: &str = "/card/create";
+    pub(super) const GET: &str = "/card/get";
+    pub(super) const BATCH_GET: &str = "/card/batchget";
+    pub(super) const UPDATE: &str = "/card/update";
+    pub(super) const DELETE: &str = "/card/delete";
+    pub(super) const MODIFY_STOCK: &str = "/card/modifystock";
+    pub(super) const TEST_WHITELIST: &str = "/card/testwhitelist/set";
+    pub(super) const QRCODE: &str = "/card/qrcode/create";
+    pub(super) const CODE_DECRYPT: &str = "/card/code/decrypt";
+    pub(super) const CODE_GET: &str = "/card/code/get";
+    pub(super) const CODE_CONSUME: &str = "/card/code/consume";
+    pub(super) const CODE_UNAVAILABLE: &str = "/card/code/unavailable";
+    pub(super) const USER_CARDS: &str = "/card/user/getcardlist";
+}
+
 impl Client {
+    /// Cards and coupons (`/card/*`): [`Cards`].
+    pub fn cards(&self) -> Cards<'_> {
+        Cards(self)
+    }
+}
+
+/// Cards and coupons (`/card/*`), from [`Client::cards`].
+#[derive(Clone, Copy, Debug)]
+pub struct Cards<'c>(&'c Client);
+
+impl Cards<'_> {
     /// Creates a card (`POST /card/create`); returns its `card_id`. The card starts
     /// waiting for review ([`CardStatus::NotVerify`]); until it passes, only users on the
-    /// test whitelist ([`Client::set_card_test_whitelist`]) can take it.
+    /// test whitelist ([`Cards::set_test_whitelist`]) can take it.
     ///
     /// # Errors
     /// As [`Client::get`]: `40071` unknown card type, `40072` unknown `code_type`, `41011` a
     /// required field is missing, `45021` a field is too long, `40100` a bad date range.
-    pub async fn create_card(&self, card: &Card) -> Result<String> {
+    pub async fn create(&self, card: &Card) -> Result<String> {
         #[derive(Deserialize)]
         struct Created {
             card_id: String,
         }
-        Ok(self.post_as::<Created, _>("/card/create", &[], &card.to_json()).await?.card_id)
+        Ok(self.0.post_as::<Created, _>(path::CREATE, &[], &card.to_json()).await?.card_id)
     }
 
     /// A card's definition and state (`POST /card/get`).
     ///
     /// # Errors
     /// As [`Client::get`]: `40073` no such card.
-    pub async fn get_card(&self, card_id: &str) -> Result<Card> {
+    pub async fn get(&self, card_id: &str) -> Result<Card> {
         #[derive(Deserialize)]
         struct Got {
             card: Card,
         }
-        Ok(self.post_as::<Got, _>("/card/get", &[], &json!({ "card_id": card_id })).await?.card)
+        Ok(self.0.post_as::<Got, _>(path::GET, &[], &json!({ "card_id": card_id })).await?.card)
     }
 
     /// One page of the account's card ids (`POST /card/batchget`): `count` ids (1 to
@@ -558,7 +586,7 @@ impl Client {
     /// # Errors
     /// [`Error::Invalid`] for a `count` of 0 or above [`MAX_CARDS_PER_PAGE`] (nothing is
     /// sent); otherwise as [`Client::get`].
-    pub async fn list_cards(&self, offset: u32, count: u32, statuses: &[CardStatus]) -> Result<CardIdPage> {
+    pub async fn list(&self, offset: u32, count: u32, statuses: &[CardStatus]) -> Result<CardIdPage> {
         if count == 0 || count > MAX_CARDS_PER_PAGE {
             return Err(Error::Invalid(format!(
                 "card/batchget takes a count of 1 to {MAX_CARDS_PER_PAGE}, not {count}"
@@ -568,7 +596,7 @@ impl Client {
         if !statuses.is_empty() {
             body["status_list"] = json!(statuses.iter().map(CardStatus::as_str).collect::<Vec<_>>());
         }
-        self.post_as("/card/batchget", &[], &body).await
+        self.0.post_as(path::BATCH_GET, &[], &body).await
     }
 
     /// Changes a card (`POST /card/update`): `changes` holds the fields to change, as they
@@ -578,7 +606,7 @@ impl Client {
     /// # Errors
     /// As [`Client::get`]: `40073` no such card (reported for unknown ids), `45021` a field
     /// is too long.
-    pub async fn update_card(&self, card_id: &str, card_type: &CardType, changes: &Value) -> Result<bool> {
+    pub async fn update(&self, card_id: &str, card_type: &CardType, changes: &Value) -> Result<bool> {
         #[derive(Deserialize)]
         struct Updated {
             #[serde(default)]
@@ -587,7 +615,7 @@ impl Client {
         let mut body = Map::new();
         body.insert("card_id".into(), json!(card_id));
         body.insert(card_type.key(), changes.clone());
-        Ok(self.post_as::<Updated, _>("/card/update", &[], &body).await?.send_check)
+        Ok(self.0.post_as::<Updated, _>(path::UPDATE, &[], &body).await?.send_check)
     }
 
     /// Deletes a card (`POST /card/delete`). Nobody can take it any more; codes users
@@ -595,8 +623,8 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::get`]: `40073` no such card.
-    pub async fn delete_card(&self, card_id: &str) -> Result<()> {
-        self.post_ok("/card/delete", &json!({ "card_id": card_id })).await
+    pub async fn delete(&self, card_id: &str) -> Result<()> {
+        self.0.post_ok(path::DELETE, &json!({ "card_id": card_id })).await
     }
 
     /// Adds `delta` to a card's stock, or takes `-delta` away (`POST /card/modifystock`,
@@ -605,14 +633,14 @@ impl Client {
     /// # Errors
     /// [`Error::Invalid`] for a `delta` of 0 (nothing is sent); otherwise as [`Client::get`]:
     /// `40073` no such card, `40122` an invalid stock quantity (不合法的库存数量).
-    pub async fn modify_card_stock(&self, card_id: &str, delta: i64) -> Result<()> {
+    pub async fn modify_stock(&self, card_id: &str, delta: i64) -> Result<()> {
         let mut body = json!({ "card_id": card_id });
         match delta {
             0 => return Err(Error::Invalid("card/modifystock needs a nonzero change".into())),
             d if d > 0 => body["increase_stock_value"] = json!(d),
             d => body["reduce_stock_value"] = json!(d.unsigned_abs()),
         }
-        self.post_ok("/card/modifystock", &body).await
+        self.0.post_ok(path::MODIFY_STOCK, &body).await
     }
 
     /// Sets who may take cards still waiting for review (`POST /card/testwhitelist/set`):
@@ -620,8 +648,8 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn set_card_test_whitelist(&self, openids: &[&str], usernames: &[&str]) -> Result<()> {
-        self.post_ok("/card/testwhitelist/set", &json!({ "openid": openids, "username": usernames })).await
+    pub async fn set_test_whitelist(&self, openids: &[&str], usernames: &[&str]) -> Result<()> {
+        self.0.post_ok(path::TEST_WHITELIST, &json!({ "openid": openids, "username": usernames })).await
     }
 
     /// Creates a QR code that gives one card (`POST /card/qrcode/create`).
@@ -631,7 +659,7 @@ impl Client {
     /// (nothing is sent); otherwise as [`Client::get`]: `40073` no such card, `40053` invalid
     /// `action_info` (check `code` and `openid` against the card's `use_custom_code` and
     /// `bind_openid`).
-    pub async fn create_card_qrcode(&self, qr: &CardQrCode) -> Result<CardQrTicket> {
+    pub async fn create_qrcode(&self, qr: &CardQrCode) -> Result<CardQrTicket> {
         non_empty("card/qrcode/create's card_id", &qr.card_id)?;
         if let Some(e) = qr.expire.filter(|e| !(60..=1800).contains(&e.as_secs())) {
             return Err(Error::Invalid(format!(
@@ -639,7 +667,7 @@ impl Client {
                 e.as_secs()
             )));
         }
-        self.post_as("/card/qrcode/create", &[], &qr.to_json()).await
+        self.0.post_as(path::QRCODE, &[], &qr.to_json()).await
     }
 
     /// The code behind an `encrypt_code` (`POST /card/code/decrypt`), as a card's custom
@@ -648,13 +676,13 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::get`]: `40075` the encrypt_code does not decrypt.
-    pub async fn decrypt_card_code(&self, encrypt_code: &str) -> Result<String> {
+    pub async fn decrypt_code(&self, encrypt_code: &str) -> Result<String> {
         #[derive(Deserialize)]
         struct Decrypted {
             code: String,
         }
         let body = json!({ "encrypt_code": encrypt_code });
-        Ok(self.post_as::<Decrypted, _>("/card/code/decrypt", &[], &body).await?.code)
+        Ok(self.0.post_as::<Decrypted, _>(path::CODE_DECRYPT, &[], &body).await?.code)
     }
 
     /// A code's holder, validity and state (`POST /card/code/get`). `card_id` is required
@@ -665,7 +693,7 @@ impl Client {
     /// As [`Client::get`]: `40056` no such code, `40073` no such card; with
     /// `check_consume`, `40099` already redeemed and `40127` deleted by the user, being
     /// given away or made unavailable.
-    pub async fn get_card_code(
+    pub async fn get_code(
         &self,
         code: &str,
         card_id: Option<&str>,
@@ -673,27 +701,27 @@ impl Client {
     ) -> Result<CardCodeInfo> {
         let mut body = code_body(code, card_id);
         body["check_consume"] = json!(check_consume);
-        self.post_as("/card/code/get", &[], &body).await
+        self.0.post_as(path::CODE_GET, &[], &body).await
     }
 
     /// Redeems (核销) a code (`POST /card/code/consume`); this cannot be undone. `card_id`
-    /// is required for custom-code cards. Calling [`Client::get_card_code`] with
+    /// is required for custom-code cards. Calling [`Cards::get_code`] with
     /// `check_consume` first is what the documentation recommends.
     ///
     /// # Errors
     /// As [`Client::get`]: `40056` no such code, `40099` already redeemed, `40127`
     /// deleted by the user, being given away or made unavailable.
-    pub async fn consume_card_code(&self, code: &str, card_id: Option<&str>) -> Result<ConsumedCode> {
+    pub async fn consume_code(&self, code: &str, card_id: Option<&str>) -> Result<ConsumedCode> {
         non_empty("card/code/consume's code", code)?;
-        self.post_as("/card/code/consume", &[], &code_body(code, card_id)).await
+        self.0.post_as(path::CODE_CONSUME, &[], &code_body(code, card_id)).await
     }
 
     /// Makes a user's code unavailable (`POST /card/code/unavailable`), for example after
     /// a refund; this cannot be undone. `card_id` is required for custom-code cards.
     ///
     /// # Errors
-    /// As [`Client::consume_card_code`].
-    pub async fn make_card_code_unavailable(
+    /// As [`Cards::consume_code`].
+    pub async fn make_code_unavailable(
         &self,
         code: &str,
         card_id: Option<&str>,
@@ -704,7 +732,7 @@ impl Client {
         if let Some(r) = reason {
             body["reason"] = json!(r);
         }
-        self.post_ok("/card/code/unavailable", &body).await
+        self.0.post_ok(path::CODE_UNAVAILABLE, &body).await
     }
 
     /// The cards of this account in a user's wallet (`POST /card/user/getcardlist`), of one
@@ -719,7 +747,7 @@ impl Client {
         if let Some(id) = card_id {
             body["card_id"] = json!(id);
         }
-        self.post_as("/card/user/getcardlist", &[], &body).await
+        self.0.post_as(path::USER_CARDS, &[], &body).await
     }
 }
 
