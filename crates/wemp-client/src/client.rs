@@ -54,6 +54,7 @@ pub(crate) struct Inner {
     provider: Arc<dyn TokenProvider>,
     access: TokenCache,
     ticket: TokenCache,
+    card_ticket: TokenCache,
     pub(crate) retry: RetryPolicy,
     pub(crate) clock: Arc<dyn Clock>,
 }
@@ -290,6 +291,7 @@ impl ClientBuilder {
             inner: Arc::new(Inner {
                 access: cache("access_token"),
                 ticket: cache("jsapi_ticket"),
+                card_ticket: cache("card_api_ticket"),
                 http,
                 api_timeout,
                 base,
@@ -411,12 +413,22 @@ impl Client {
     /// # Errors
     /// As [`Client::access_token`] and the ticket call.
     pub async fn jsapi_ticket(&self) -> Result<String> {
+        self.ticket(Ticket::JsApi).await
+    }
+
+    /// A ticket of `GET /cgi-bin/ticket/getticket?type=…`, cached, shared and refreshed
+    /// exactly like the access token (each kind in its own store entry).
+    pub(crate) async fn ticket(&self, kind: Ticket) -> Result<String> {
+        const PATH: &str = "/cgi-bin/ticket/getticket";
+        let (cache, type_) = match kind {
+            Ticket::JsApi => (&self.inner.ticket, "jsapi"),
+            Ticket::Card => (&self.inner.card_ticket, "wx_card"),
+        };
         let fetch = || async {
-            const PATH: &str = "/cgi-bin/ticket/getticket";
-            let v = self.call(Method::GET, PATH, &[("type", "jsapi")], Payload::Empty).await?;
+            let v = self.call(Method::GET, PATH, &[("type", type_)], Payload::Empty).await?;
             parse_token(PATH, v.to_string().as_bytes(), "ticket")
         };
-        self.inner.ticket.get(fetch).await.map(|t| t.expose().to_owned())
+        cache.get(fetch).await.map(|t| t.expose().to_owned())
     }
 
     pub(crate) fn now_ms(&self) -> i64 {
@@ -614,7 +626,24 @@ impl Client {
     }
 }
 
-/// The store key of a token of `kind` (`access_token`, `jsapi_ticket`) owned by `owner`.
+/// A random alphanumeric string for signatures (`noncestr`, `nonce_str`): 16 characters.
+pub(crate) fn nonce_str() -> String {
+    use rand::Rng;
+    rand::rng().sample_iter(rand::distr::Alphanumeric).take(16).map(char::from).collect()
+}
+
+/// The tickets of `ticket/getticket`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ticket {
+    /// `type=jsapi`: the JS-SDK's `wx.config` signature ([`Client::jsapi_ticket`]).
+    JsApi,
+    /// `type=wx_card`: the card api_ticket of the JS-SDK's card calls
+    /// ([`Cards::api_ticket`](crate::api::cards::Cards::api_ticket)).
+    Card,
+}
+
+/// The store key of a token of `kind` (`access_token`, `jsapi_ticket`, `card_api_ticket`)
+/// owned by `owner`.
 pub(crate) fn token_key(kind: &str, owner: &str) -> String {
     format!("wemp:{kind}:{owner}")
 }

@@ -97,6 +97,17 @@ impl ErrCode {
                 "add this server's outbound IP address to the IP whitelist (account settings → \
                  basic configuration → IP whitelist)"
             }
+            40056 => {
+                "no such card code (卡券 code): check the code; a custom-code card's code is only found \
+                 together with its card_id"
+            }
+            40071 => "the card type does not fit this call: member-card calls take MEMBER_CARD cards only",
+            40073 => "no such card_id: check the card id against the account's cards (Cards::list)",
+            40099 => "this card code was already redeemed (核销); it cannot be used again",
+            40127 => {
+                "the user deleted this card, is giving it to a friend, or it was made unavailable: \
+                 check the code's user_card_status (Cards::get_code with check_consume false)"
+            }
             45009 => {
                 "the daily quota of this API is used up: it resets at 00:00 China time (16:00 UTC); \
                  Client::clear_quota resets it early (itself limited per month)"
@@ -108,6 +119,7 @@ impl ErrCode {
                 "too many customer-service messages since the user last wrote: wait for the user \
                  to write again"
             }
+            45061 => "this call was made too often for the same object: wait and try again later",
             48001 => {
                 "this account is not authorized for this API: check the interface permissions \
                  page (verification or account type may be required)"
@@ -286,7 +298,7 @@ pub enum Error {
     /// Another process held the refresh lease and no usable token appeared in time.
     #[error("no usable {kind} after waiting {waited_ms} ms for another process to refresh it")]
     TokenWait {
-        /// `"access_token"` or `"jsapi_ticket"`.
+        /// `"access_token"`, `"jsapi_ticket"` or `"card_api_ticket"`.
         kind: &'static str,
         /// How long the client waited.
         waited_ms: u64,

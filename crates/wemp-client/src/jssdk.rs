@@ -48,10 +48,7 @@ impl Client {
     /// As [`Client::jsapi_ticket`].
     pub async fn jssdk_config(&self, url: &str) -> Result<JsSdkConfig> {
         let ticket = self.jsapi_ticket().await?;
-        let nonce_str: String = {
-            use rand::Rng;
-            rand::rng().sample_iter(rand::distr::Alphanumeric).take(16).map(char::from).collect()
-        };
+        let nonce_str = crate::client::nonce_str();
         let timestamp = self.now_ms() / 1000;
         Ok(JsSdkConfig {
             app_id: self.appid().to_owned(),

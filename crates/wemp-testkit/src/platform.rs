@@ -59,7 +59,7 @@ mod news;
 mod support;
 mod wecom;
 
-pub use cards::{CardGrant, FakeCard, FakeCardCode};
+pub use cards::{CardGrant, FakeCard, FakeCardCode, FakeMember};
 pub use component::{FakeAuthorizer, Pushed};
 pub use datacube::{ALL_SOURCES, StatEvent};
 pub use news::FakeComment;

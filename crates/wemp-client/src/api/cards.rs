@@ -9,6 +9,16 @@
 //! the code encrypted (`encrypt_code`); [`Cards::decrypt_code`] turns it back into the
 //! code the other calls take.
 //!
+//! **Member cards** (会员卡, `MEMBER_CARD`) are activated per code, through the API
+//! ([`Cards::activate_member`], 接口激活) or by the user filling in the form
+//! [`Cards::set_activation_form`] sets (一键激活); [`Cards::member_info`] reads a member's
+//! points, balance and answers, and [`Cards::update_member`] changes them after a purchase.
+//!
+//! **Pages** that hand out cards with the JS-SDK (`wx.addCard`, `wx.chooseCard`) sign their
+//! arguments with the card **api_ticket** ([`Cards::api_ticket`]; not the jsapi_ticket of
+//! `wx.config`): [`Cards::card_ext`] and [`Cards::choose_card`] make the signed arguments,
+//! [`card_signature`] is the algorithm.
+//!
 //! ```no_run
 //! use serde_json::json;
 //! use wemp_client::api::cards::{Card, CardQrCode, CardType};
@@ -41,6 +51,10 @@
 //! - <https://developers.weixin.qq.com/doc/offiaccount/Cards_and_Offer/Redeeming_a_coupon_voucher_or_card.html>
 //! - <https://developers.weixin.qq.com/doc/offiaccount/Cards_and_Offer/Managing_Coupons_Vouchers_and_Cards.html>
 //! - <https://developers.weixin.qq.com/doc/offiaccount/Cards_and_Offer/Card_coupons_error_code.html>
+//! - <https://developers.weixin.qq.com/doc/offiaccount/Cards_and_Offer/Membership_Cards/Create_a_membership_card.html>
+//! - <https://developers.weixin.qq.com/doc/offiaccount/Cards_and_Offer/Membership_Cards/Manage_Member_Card.html>
+//! - <https://developers.weixin.qq.com/doc/offiaccount/OA_Web_Apps/JS-SDK.html> (附录4: the card
+//!   api_ticket, `cardExt` and the card signatures)
 //!
 //! The errcodes you will meet most (from the card error table; the errmsgs in quotes are the
 //! ones the platform is reported to send): `40056` no such code ("invalid serial code"),
@@ -65,6 +79,18 @@
 //!   code lives 365 days, older SDK comments say it is permanent.
 //! - `card/user/getcardlist` is documented to list the user's cards; developers report that
 //!   only cards in the normal state appear (not redeemed or unavailable ones).
+//! - `cardExt.timestamp`: the JS-SDK appendix says to pass it as a string, the Mini Program
+//!   `wx.addCard` page types it as a number. It is signed as its decimal text either way;
+//!   [`CardExt`] sends the string.
+//! - `card/membercard/userinfo/get`: the example answer has no `balance`, the field table
+//!   and SDKs have it; [`MemberInfo::balance`] is an `Option`.
+//! - `card/membercard/updateuser` takes `bonus` (the new value) and `add_bonus` (the change),
+//!   likewise for the balance, without saying which wins when both are sent; [`Figure`]
+//!   sends one of the two.
+//! - The activation form's field names: the documentation's table has
+//!   `USER_FORM_INFO_FLAG_EDUCATION_BACKGRO` (sic); some SDKs send `…_BACKGROUND`,
+//!   `…_CAREER` and `…_DETAIL_LOCATION`. [`FormField`] follows the table and keeps any other
+//!   spelling as [`FormField::Other`].
 
 use std::fmt;
 use std::time::Duration;
@@ -72,7 +98,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value, json};
 
-use crate::client::Client;
+use crate::client::{Client, Ticket, nonce_str};
 use crate::error::{Error, Result};
 
 /// The most cards one [`Cards::list`] call may ask for ("count 最大为50").
@@ -507,6 +533,589 @@ pub struct UserCards {
     pub has_share_card: bool,
 }
 
+/// The card signature of the JS-SDK's card calls (`wx.addCard`'s `cardExt.signature`,
+/// `wx.chooseCard`'s `cardSign`): SHA-1, in lower-case hex, of the values sorted as strings
+/// (byte order) and joined without separators. Values left out of a call are left out here
+/// too (an empty string changes nothing).
+///
+/// Not the `wx.config` signature ([`jssdk::sign`](crate::jssdk::sign)): that one signs
+/// `key=value` pairs with the jsapi_ticket; this one signs bare values with the card
+/// api_ticket ([`Cards::api_ticket`]).
+///
+/// ```
+/// // The worked example of the JS-SDK documentation (附录4, 签名说明).
+/// let sig = wemp_client::api::cards::card_signature(&[
+///     "1434008071",                   // code
+///     "1404896688",                   // timestamp
+///     "pjZ8Yt1XGILfi-FUsewpnnolGgZk", // card_id
+///     "ojZ8YtyVyr30HheH3CM73y7h4jJE", // api_ticket
+///     "123",                          // nonce_str
+/// ]);
+/// assert_eq!(sig, "f137ab68b7f8112d20ee528ab6074564e2796250");
+/// ```
+pub fn card_signature(values: &[&str]) -> String {
+    // The same construction as the callback signature: sorted, joined, SHA-1.
+    wemp_proto::signature::sha1_sorted(&mut values.to_vec())
+}
+
+/// The most characters a card signature's `nonce_str` may have ("不长于32位").
+pub const MAX_CARD_NONCE_LEN: usize = 32;
+
+/// `wx.addCard`'s `cardExt` for one card: what the page passes as the card's `cardExt`,
+/// serialized with [`CardExt::to_json_string`]. Made by [`Cards::card_ext`].
+///
+/// `code` and `openid` are signed; `outer_str` and `fixed_begintimestamp` are not, so they
+/// may be set after signing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CardExt {
+    /// The code to give (`use_custom_code` cards only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The only user who may take it (`bind_openid` cards only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub openid: Option<String>,
+    /// Unix seconds, as a string (the JS-SDK appendix: "最终需要转换为字符串形式").
+    pub timestamp: String,
+    /// A random string of at most [`MAX_CARD_NONCE_LEN`] characters.
+    pub nonce_str: String,
+    /// When the user took the card in your own system, Unix seconds in UTC+8
+    /// (`DATE_TYPE_FIX_TERM` cards only); not signed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixed_begintimestamp: Option<i64>,
+    /// A channel value, pushed back in the `user_get_card` event; not signed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outer_str: Option<String>,
+    /// [`card_signature`] of the api_ticket, `timestamp`, `card_id`, `code`, `openid` and
+    /// `nonce_str`.
+    pub signature: String,
+}
+
+impl CardExt {
+    /// Signs a `cardExt` for `card_id` with the card `api_ticket`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an empty `card_id` or `nonce_str`, or a `nonce_str` longer
+    /// than [`MAX_CARD_NONCE_LEN`].
+    pub fn sign(
+        api_ticket: &str,
+        card_id: &str,
+        code: Option<&str>,
+        openid: Option<&str>,
+        timestamp: i64,
+        nonce_str: &str,
+    ) -> Result<Self> {
+        non_empty("a cardExt's card_id", card_id)?;
+        check_nonce(nonce_str)?;
+        let timestamp = timestamp.to_string();
+        let signature = card_signature(&[
+            api_ticket,
+            &timestamp,
+            card_id,
+            code.unwrap_or_default(),
+            openid.unwrap_or_default(),
+            nonce_str,
+        ]);
+        Ok(Self {
+            code: code.map(str::to_owned),
+            openid: openid.map(str::to_owned),
+            timestamp,
+            nonce_str: nonce_str.to_owned(),
+            fixed_begintimestamp: None,
+            outer_str: None,
+            signature,
+        })
+    }
+
+    /// The JSON string `wx.addCard` takes as `cardExt`.
+    pub fn to_json_string(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+fn check_nonce(nonce_str: &str) -> Result<()> {
+    non_empty("a card signature's nonce_str", nonce_str)?;
+    if nonce_str.chars().count() > MAX_CARD_NONCE_LEN {
+        return Err(Error::Invalid(format!(
+            "a card signature's nonce_str has at most {MAX_CARD_NONCE_LEN} characters, not {}",
+            nonce_str.chars().count()
+        )));
+    }
+    Ok(())
+}
+
+/// The signed arguments of `wx.chooseCard` (serialized in its camelCase: `shopId`,
+/// `cardType`, `cardId`, `timestamp`, `nonceStr`, `signType`, `cardSign`). Made by
+/// [`Cards::choose_card`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChooseCard {
+    /// The store (门店) whose cards to list; empty for all (signed as `location_id`).
+    pub shop_id: String,
+    /// The card type to list; empty for all.
+    pub card_type: String,
+    /// The card to list; empty for all.
+    pub card_id: String,
+    /// Unix seconds.
+    pub timestamp: i64,
+    /// A random string.
+    pub nonce_str: String,
+    /// Always `SHA1`.
+    pub sign_type: String,
+    /// [`card_signature`] of the api_ticket, AppID, `shopId`, `timestamp`, `nonceStr`,
+    /// `cardId` and `cardType`.
+    pub card_sign: String,
+}
+
+impl ChooseCard {
+    /// Signs `wx.chooseCard`'s arguments for the account `appid` with the card `api_ticket`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an empty `nonce_str` or one longer than
+    /// [`MAX_CARD_NONCE_LEN`].
+    pub fn sign(
+        api_ticket: &str,
+        appid: &str,
+        shop_id: Option<&str>,
+        card_type: Option<&CardType>,
+        card_id: Option<&str>,
+        timestamp: i64,
+        nonce_str: &str,
+    ) -> Result<Self> {
+        check_nonce(nonce_str)?;
+        let shop_id = shop_id.unwrap_or_default().to_owned();
+        let card_type = card_type.map(|t| t.as_str().to_owned()).unwrap_or_default();
+        let card_id = card_id.unwrap_or_default().to_owned();
+        let card_sign = card_signature(&[
+            api_ticket,
+            appid,
+            &shop_id,
+            &timestamp.to_string(),
+            nonce_str,
+            &card_id,
+            &card_type,
+        ]);
+        Ok(Self {
+            shop_id,
+            card_type,
+            card_id,
+            timestamp,
+            nonce_str: nonce_str.to_owned(),
+            sign_type: "SHA1".into(),
+            card_sign,
+        })
+    }
+}
+
+/// The most bytes of a member card's `custom_field` value ("限制为4个汉字，12字节").
+pub const MAX_CUSTOM_FIELD_VALUE_BYTES: usize = 12;
+/// The most characters of `record_bonus` and `record_balance` ("不超过14个汉字").
+pub const MAX_RECORD_CHARS: usize = 14;
+/// The most custom fields, and separately rich fields, one activation form may have
+/// ("至多定义五个自定义选项").
+pub const MAX_CUSTOM_FORM_FIELDS: usize = 5;
+
+/// Activating a user's member card (`card/membercard/activate`, 接口激活): the
+/// membership number shown on the card and the member's starting figures.
+///
+/// ```
+/// use wemp_client::api::cards::MemberActivation;
+/// let activation = MemberActivation {
+///     init_bonus: Some(100),
+///     init_custom_field_value1: Some("白银".into()),
+///     ..MemberActivation::new("916679873278", "M-0001")
+/// };
+/// assert_eq!(serde_json::to_value(&activation).unwrap()["init_bonus"], 100);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MemberActivation {
+    /// The user's code of the member card.
+    pub code: String,
+    /// The card: required for `use_custom_code` cards.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card_id: Option<String>,
+    /// The membership number shown on the card (may equal the code).
+    pub membership_number: String,
+    /// A background picture for this member's card (a URL from `media/uploadimg`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub background_pic_url: Option<String>,
+    /// Valid from, Unix seconds (default: the card's `date_info`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activate_begin_time: Option<i64>,
+    /// Valid until, Unix seconds (default: the card's `date_info`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activate_end_time: Option<i64>,
+    /// Starting bonus points (default 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_bonus: Option<i64>,
+    /// Why the member starts with these points (积分同步说明).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_bonus_record: Option<String>,
+    /// Starting balance, in fen (default 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_balance: Option<i64>,
+    /// Starting value of the card's `custom_field1` (at most
+    /// [`MAX_CUSTOM_FIELD_VALUE_BYTES`] bytes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_custom_field_value1: Option<String>,
+    /// Starting value of `custom_field2`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_custom_field_value2: Option<String>,
+    /// Starting value of `custom_field3`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_custom_field_value3: Option<String>,
+}
+
+impl MemberActivation {
+    /// Activates `code` with `membership_number`, everything else left to the defaults.
+    pub fn new(code: impl Into<String>, membership_number: impl Into<String>) -> Self {
+        Self { code: code.into(), membership_number: membership_number.into(), ..Self::default() }
+    }
+
+    fn check(&self) -> Result<()> {
+        non_empty("card/membercard/activate's code", &self.code)?;
+        non_empty("card/membercard/activate's membership_number", &self.membership_number)?;
+        if let (Some(begin), Some(end)) = (self.activate_begin_time, self.activate_end_time)
+            && end <= begin
+        {
+            return Err(Error::Invalid(format!(
+                "card/membercard/activate: activate_end_time {end} is not after activate_begin_time {begin}"
+            )));
+        }
+        let values =
+            [&self.init_custom_field_value1, &self.init_custom_field_value2, &self.init_custom_field_value3];
+        check_custom_values("card/membercard/activate", "init_custom_field_value", values)
+    }
+}
+
+fn check_custom_values(api: &str, name: &str, values: [&Option<String>; 3]) -> Result<()> {
+    for (i, value) in values.into_iter().enumerate() {
+        if let Some(v) = value.as_deref().filter(|v| v.len() > MAX_CUSTOM_FIELD_VALUE_BYTES) {
+            return Err(Error::Invalid(format!(
+                "{api}: {name}{n} has at most {MAX_CUSTOM_FIELD_VALUE_BYTES} bytes (4 Chinese characters), \
+                 not {len} ({v:?})",
+                n = i + 1,
+                len = v.len(),
+            )));
+        }
+    }
+    Ok(())
+}
+
+string_enum! {
+    /// A profile field WeChat formats itself in a member card's activation form
+    /// (`common_field_id_list`), and the `name` of a filled-in one in
+    /// [`MemberInfo::user_info`]. The field table of the documentation is followed; some
+    /// SDKs also send `USER_FORM_INFO_FLAG_EDUCATION_BACKGROUND`, `…_CAREER` and
+    /// `…_DETAIL_LOCATION`, which read back as [`FormField::Other`].
+    pub enum FormField {
+        /// `USER_FORM_INFO_FLAG_MOBILE` 手机号.
+        Mobile => "USER_FORM_INFO_FLAG_MOBILE",
+        /// `USER_FORM_INFO_FLAG_SEX` 性别.
+        Sex => "USER_FORM_INFO_FLAG_SEX",
+        /// `USER_FORM_INFO_FLAG_NAME` 姓名.
+        Name => "USER_FORM_INFO_FLAG_NAME",
+        /// `USER_FORM_INFO_FLAG_BIRTHDAY` 生日.
+        Birthday => "USER_FORM_INFO_FLAG_BIRTHDAY",
+        /// `USER_FORM_INFO_FLAG_IDCARD` 身份证.
+        IdCard => "USER_FORM_INFO_FLAG_IDCARD",
+        /// `USER_FORM_INFO_FLAG_EMAIL` 邮箱.
+        Email => "USER_FORM_INFO_FLAG_EMAIL",
+        /// `USER_FORM_INFO_FLAG_LOCATION` 详细地址.
+        Location => "USER_FORM_INFO_FLAG_LOCATION",
+        /// `USER_FORM_INFO_FLAG_EDUCATION_BACKGRO` 教育背景 (sic).
+        Education => "USER_FORM_INFO_FLAG_EDUCATION_BACKGRO",
+        /// `USER_FORM_INFO_FLAG_INDUSTRY` 行业.
+        Industry => "USER_FORM_INFO_FLAG_INDUSTRY",
+        /// `USER_FORM_INFO_FLAG_INCOME` 收入.
+        Income => "USER_FORM_INFO_FLAG_INCOME",
+        /// `USER_FORM_INFO_FLAG_HABIT` 兴趣爱好.
+        Habit => "USER_FORM_INFO_FLAG_HABIT",
+    }
+}
+
+string_enum! {
+    /// How a rich custom field of an activation form is answered (`rich_field_list.type`).
+    pub enum RichFieldType {
+        /// `FORM_FIELD_RADIO`: one of the values, as radio buttons.
+        Radio => "FORM_FIELD_RADIO",
+        /// `FORM_FIELD_SELECT`: one of the values, from a list.
+        Select => "FORM_FIELD_SELECT",
+        /// `FORM_FIELD_CHECK_BOX`: any of the values.
+        CheckBox => "FORM_FIELD_CHECK_BOX",
+    }
+}
+
+/// A custom field with given answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RichField {
+    /// How it is answered.
+    #[serde(rename = "type")]
+    pub kind: RichFieldType,
+    /// The question.
+    pub name: String,
+    /// The answers to choose from.
+    pub values: Vec<String>,
+}
+
+/// The fields of one part (required or optional) of an activation form.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FormFields {
+    /// Whether the member may change these fields after activating (your server then gets
+    /// the `update_member_card` event).
+    pub can_modify: bool,
+    /// Fields WeChat formats (and fills in from the user's profile where it can).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub common_field_id_list: Vec<FormField>,
+    /// Free-text questions of your own (at most [`MAX_CUSTOM_FORM_FIELDS`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub custom_field_list: Vec<String>,
+    /// Questions with given answers (at most [`MAX_CUSTOM_FORM_FIELDS`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rich_field_list: Vec<RichField>,
+}
+
+/// A link shown on the activation form.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FormLink {
+    /// Its text.
+    pub name: String,
+    /// Where it goes.
+    pub url: String,
+}
+
+/// A member card's activation form (`card/membercard/activateuserform/set`, 一键激活 /
+/// 开卡字段): what the user fills in when they activate the card inside WeChat.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ActivationForm {
+    /// The member card.
+    pub card_id: String,
+    /// The fields the user must fill in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub required_form: Option<FormFields>,
+    /// The fields the user may fill in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub optional_form: Option<FormFields>,
+    /// A link to the membership terms (服务声明).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_statement: Option<FormLink>,
+    /// A link for existing members to bind their card (绑定老会员).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind_old_card: Option<FormLink>,
+}
+
+impl ActivationForm {
+    fn check(&self) -> Result<()> {
+        const API: &str = "card/membercard/activateuserform/set";
+        non_empty("card/membercard/activateuserform/set's card_id", &self.card_id)?;
+        if self.required_form.is_none() && self.optional_form.is_none() {
+            return Err(Error::Invalid(format!("{API} needs a required_form or an optional_form")));
+        }
+        let forms = [("required_form", &self.required_form), ("optional_form", &self.optional_form)];
+        for (name, form) in forms {
+            let Some(form) = form else { continue };
+            for (list, len) in [
+                ("custom_field_list", form.custom_field_list.len()),
+                ("rich_field_list", form.rich_field_list.len()),
+            ] {
+                if len > MAX_CUSTOM_FORM_FIELDS {
+                    return Err(Error::Invalid(format!(
+                        "{API}: {name}.{list} has at most {MAX_CUSTOM_FORM_FIELDS} fields, not {len}"
+                    )));
+                }
+            }
+            if let Some(f) = form.rich_field_list.iter().find(|f| f.name.is_empty() || f.values.is_empty()) {
+                return Err(Error::Invalid(format!(
+                    "{API}: {name}'s rich field {:?} needs a name and at least one value",
+                    f.name
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A filled-in field of a member's activation form.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldValue {
+    /// The field: a [`FormField`] spelling for `common_field_list`, your question for
+    /// `custom_field_list`.
+    pub name: String,
+    /// The answer.
+    #[serde(default)]
+    pub value: String,
+    /// The answers of a check-box field.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::serde_util::null_as_empty"
+    )]
+    pub value_list: Vec<String>,
+}
+
+/// What a member filled in on the activation form.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberForm {
+    /// Fields WeChat formats.
+    #[serde(default, deserialize_with = "crate::serde_util::null_as_empty")]
+    pub common_field_list: Vec<FieldValue>,
+    /// Your own questions.
+    #[serde(default, deserialize_with = "crate::serde_util::null_as_empty")]
+    pub custom_field_list: Vec<FieldValue>,
+}
+
+impl MemberForm {
+    /// The answer to a formatted field.
+    pub fn common(&self, field: &FormField) -> Option<&str> {
+        self.common_field_list.iter().find(|f| f.name == field.as_str()).map(|f| f.value.as_str())
+    }
+}
+
+/// A member's card (`card/membercard/userinfo/get`, 拉取会员信息).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    /// The member.
+    #[serde(default)]
+    pub openid: String,
+    /// Their nickname.
+    #[serde(default)]
+    pub nickname: String,
+    /// The membership number set on activation.
+    #[serde(default)]
+    pub membership_number: String,
+    /// Bonus points.
+    #[serde(default)]
+    pub bonus: i64,
+    /// Balance, in fen (not in the documented example; absent when the card keeps none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balance: Option<i64>,
+    /// `MALE`, `FEMALE` or `UNKNOWN`.
+    #[serde(default)]
+    pub sex: String,
+    /// What they filled in on the activation form.
+    #[serde(default)]
+    pub user_info: MemberForm,
+    /// The state of their code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_card_status: Option<UserCardStatus>,
+    /// Whether the card is activated.
+    #[serde(default)]
+    pub has_active: bool,
+}
+
+/// A change of a member's bonus points or balance: to a value, or by an amount.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Figure {
+    /// Set it to this value (`bonus` / `balance`).
+    Set(i64),
+    /// Add this amount, or take it away when negative (`add_bonus` / `add_balance`).
+    Add(i64),
+}
+
+/// What changes on a member's card (`card/membercard/updateuser`, 更新会员信息), after a
+/// purchase for example; `None` fields are left as they are.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemberUpdate {
+    /// The member's code.
+    pub code: String,
+    /// The member card.
+    pub card_id: String,
+    /// A new background picture for this member's card.
+    pub background_pic_url: Option<String>,
+    /// Bonus points.
+    pub bonus: Option<Figure>,
+    /// Why the points changed, shown to the member (at most [`MAX_RECORD_CHARS`] characters).
+    pub record_bonus: Option<String>,
+    /// Balance, in fen.
+    pub balance: Option<Figure>,
+    /// Why the balance changed (at most [`MAX_RECORD_CHARS`] characters).
+    pub record_balance: Option<String>,
+    /// New values of the card's `custom_field1` to `3` (each at most
+    /// [`MAX_CUSTOM_FIELD_VALUE_BYTES`] bytes).
+    pub custom_field_values: [Option<String>; 3],
+    /// Whether WeChat sends the member its template message about the change of points,
+    /// balance and custom fields 1–3 (`notify_optional`); `None` for WeChat's defaults
+    /// (points and balance yes, custom fields no).
+    pub notify: Option<[bool; 5]>,
+}
+
+impl MemberUpdate {
+    /// An update of `code` of `card_id` that changes nothing yet.
+    pub fn new(card_id: impl Into<String>, code: impl Into<String>) -> Self {
+        Self { card_id: card_id.into(), code: code.into(), ..Self::default() }
+    }
+
+    fn check(&self) -> Result<()> {
+        const API: &str = "card/membercard/updateuser";
+        non_empty("card/membercard/updateuser's code", &self.code)?;
+        non_empty("card/membercard/updateuser's card_id", &self.card_id)?;
+        for (name, record) in [("record_bonus", &self.record_bonus), ("record_balance", &self.record_balance)]
+        {
+            let n = record.as_deref().map_or(0, |r| r.chars().count());
+            if n > MAX_RECORD_CHARS {
+                return Err(Error::Invalid(format!(
+                    "{API}: {name} has at most {MAX_RECORD_CHARS} characters, not {n}"
+                )));
+            }
+        }
+        let [a, b, c] = &self.custom_field_values;
+        check_custom_values(API, "custom_field_value", [a, b, c])
+    }
+
+    /// The request body.
+    pub fn to_json(&self) -> Value {
+        let mut body = json!({ "code": self.code, "card_id": self.card_id });
+        let mut put = |key: &str, value: Value| {
+            body[key] = value;
+        };
+        if let Some(url) = &self.background_pic_url {
+            put("background_pic_url", json!(url));
+        }
+        for (set, add, figure) in
+            [("bonus", "add_bonus", self.bonus), ("balance", "add_balance", self.balance)]
+        {
+            match figure {
+                Some(Figure::Set(v)) => put(set, json!(v)),
+                Some(Figure::Add(v)) => put(add, json!(v)),
+                None => {}
+            }
+        }
+        for (key, value) in [("record_bonus", &self.record_bonus), ("record_balance", &self.record_balance)] {
+            if let Some(v) = value {
+                put(key, json!(v));
+            }
+        }
+        for (i, value) in self.custom_field_values.iter().enumerate() {
+            if let Some(v) = value {
+                put(&format!("custom_field_value{}", i + 1), json!(v));
+            }
+        }
+        if let Some([bonus, balance, f1, f2, f3]) = self.notify {
+            put(
+                "notify_optional",
+                json!({
+                    "is_notify_bonus": bonus, "is_notify_balance": balance, "is_notify_custom_field1": f1,
+                    "is_notify_custom_field2": f2, "is_notify_custom_field3": f3,
+                }),
+            );
+        }
+        body
+    }
+}
+
+/// The member's figures after [`Cards::update_member`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberUpdated {
+    /// Bonus points now.
+    #[serde(default)]
+    pub result_bonus: i64,
+    /// Balance now, in fen.
+    #[serde(default)]
+    pub result_balance: i64,
+    /// The member.
+    #[serde(default)]
+    pub openid: String,
+}
+
 /// `{"code": code}` plus `card_id` when given.
 fn code_body(code: &str, card_id: Option<&str>) -> Value {
     let mut body = json!({ "code": code });
@@ -538,6 +1147,10 @@ mod path {
     pub(super) const CODE_CONSUME: &str = "/card/code/consume";
     pub(super) const CODE_UNAVAILABLE: &str = "/card/code/unavailable";
     pub(super) const USER_CARDS: &str = "/card/user/getcardlist";
+    pub(super) const MEMBER_ACTIVATE: &str = "/card/membercard/activate";
+    pub(super) const MEMBER_FORM: &str = "/card/membercard/activateuserform/set";
+    pub(super) const MEMBER_INFO: &str = "/card/membercard/userinfo/get";
+    pub(super) const MEMBER_UPDATE: &str = "/card/membercard/updateuser";
 }
 
 impl Client {
@@ -748,6 +1361,102 @@ impl Cards<'_> {
             body["card_id"] = json!(id);
         }
         self.0.post_as(path::USER_CARDS, &[], &body).await
+    }
+
+    /// The card api_ticket (`GET /cgi-bin/ticket/getticket?type=wx_card`) that signs the
+    /// JS-SDK's card calls: cached, shared through the client's token store and refreshed
+    /// exactly like the access token and the jsapi_ticket (its own store entry), so every
+    /// process of the account shares one ticket. The documentation warns that fetching it
+    /// is strictly limited and that it must be cached.
+    ///
+    /// # Errors
+    /// As [`Client::jsapi_ticket`].
+    pub async fn api_ticket(&self) -> Result<String> {
+        self.0.ticket(Ticket::Card).await
+    }
+
+    /// A signed `cardExt` for `wx.addCard` of `card_id`, with a fresh timestamp and nonce and
+    /// the cached api_ticket. Give `code` for `use_custom_code` cards and `openid` for
+    /// `bind_openid` cards.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an empty `card_id` (nothing is sent); otherwise as
+    /// [`Cards::api_ticket`].
+    pub async fn card_ext(&self, card_id: &str, code: Option<&str>, openid: Option<&str>) -> Result<CardExt> {
+        non_empty("a cardExt's card_id", card_id)?;
+        let ticket = self.api_ticket().await?;
+        CardExt::sign(&ticket, card_id, code, openid, self.0.now_ms() / 1000, &nonce_str())
+    }
+
+    /// Signed arguments for `wx.chooseCard`, with a fresh timestamp and nonce and the cached
+    /// api_ticket: the user's cards of this account, of one store, type or card when given.
+    ///
+    /// # Errors
+    /// As [`Cards::api_ticket`].
+    pub async fn choose_card(
+        &self,
+        shop_id: Option<&str>,
+        card_type: Option<&CardType>,
+        card_id: Option<&str>,
+    ) -> Result<ChooseCard> {
+        let ticket = self.api_ticket().await?;
+        let now = self.0.now_ms() / 1000;
+        ChooseCard::sign(&ticket, self.0.appid(), shop_id, card_type, card_id, now, &nonce_str())
+    }
+
+    /// Activates a user's member card (`POST /card/membercard/activate`, 接口激活): sets
+    /// the membership number and the starting figures. Calling it again for an activated
+    /// card changes its membership number.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an empty `code` or `membership_number`, an end time not after
+    /// the begin time, or a custom field value over [`MAX_CUSTOM_FIELD_VALUE_BYTES`]
+    /// (nothing is sent); otherwise as [`Client::get`]: `40056` no such code, `40073` no
+    /// such card, `40127` a code deleted, given away or made unavailable, `45061` called too
+    /// often.
+    pub async fn activate_member(&self, activation: &MemberActivation) -> Result<()> {
+        activation.check()?;
+        self.0.post_ok(path::MEMBER_ACTIVATE, activation).await
+    }
+
+    /// Sets the form users fill in to activate a member card inside WeChat
+    /// (`POST /card/membercard/activateuserform/set`, 开卡字段); the card must be created
+    /// with `wx_activate`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an empty `card_id`, no form at all, more than
+    /// [`MAX_CUSTOM_FORM_FIELDS`] custom or rich fields in a form, or a rich field without a
+    /// name or values (nothing is sent); otherwise as [`Client::get`]: `40073` no such card.
+    pub async fn set_activation_form(&self, form: &ActivationForm) -> Result<()> {
+        form.check()?;
+        self.0.post_ok(path::MEMBER_FORM, form).await
+    }
+
+    /// A member's card: points, balance, activation form and state
+    /// (`POST /card/membercard/userinfo/get`, 拉取会员信息).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an empty `card_id` or `code` (both are required; nothing is
+    /// sent); otherwise as [`Client::get`]: `40056` no such code, `40073` no such card.
+    pub async fn member_info(&self, card_id: &str, code: &str) -> Result<MemberInfo> {
+        non_empty("card/membercard/userinfo/get's card_id", card_id)?;
+        non_empty("card/membercard/userinfo/get's code", code)?;
+        self.0.post_as(path::MEMBER_INFO, &[], &json!({ "card_id": card_id, "code": code })).await
+    }
+
+    /// Changes a member's points, balance, custom fields or background
+    /// (`POST /card/membercard/updateuser`, 更新会员信息); WeChat tells the member in a
+    /// template message as [`MemberUpdate::notify`] says.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an empty `code` or `card_id`, a record over
+    /// [`MAX_RECORD_CHARS`] characters or a custom field value over
+    /// [`MAX_CUSTOM_FIELD_VALUE_BYTES`] bytes (nothing is sent); otherwise as
+    /// [`Client::get`]: `40056` no such code, `40073` no such card, `40127` a code deleted,
+    /// given away or made unavailable.
+    pub async fn update_member(&self, update: &MemberUpdate) -> Result<MemberUpdated> {
+        update.check()?;
+        self.0.post_as(path::MEMBER_UPDATE, &[], &update.to_json()).await
     }
 }
 

@@ -1,10 +1,12 @@
 //! Client tests against the fake platform in `wemp-testkit`.
 
 mod api;
+mod card_tickets;
 mod cards;
 mod comments;
 mod component;
 mod datacube;
+mod member_cards;
 mod token;
 mod wecom;
 
