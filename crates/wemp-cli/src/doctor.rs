@@ -586,7 +586,7 @@ async fn check_api(
             ),
         }
         // Late replies go out as customer-service messages: check that permission.
-        match tokio::time::timeout(timeout, client.kf_accounts()).await {
+        match tokio::time::timeout(timeout, client.kf().accounts()).await {
             Ok(Ok(_)) => {
                 report.push(name(Msg::CheckKf), Status::Pass, vec![Msg::KfAllowed.get(lang).to_owned()])
             }

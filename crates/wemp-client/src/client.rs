@@ -114,7 +114,8 @@ impl ClientBuilder {
     /// Makes this a WeCom (企业微信) application's client: the builder's appid is the corpid,
     /// the secret the app's Secret, tokens come from `GET /cgi-bin/gettoken` on
     /// `qyapi.weixin.qq.com` (unless a base URL is set) and are cached per app (corpid and
-    /// AgentID), and [`Client::send_reply`] sends through WeCom's `message/send`.
+    /// AgentID), and [`Kf::send_reply`](crate::api::kf::Kf::send_reply) sends through
+    /// WeCom's `message/send`.
     pub fn wecom(mut self, agentid: impl Into<String>) -> Self {
         self.agentid = Some(agentid.into());
         self

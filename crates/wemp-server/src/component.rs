@@ -321,7 +321,7 @@ impl ReleaseTests {
                         let client = &self.component.inner.client;
                         let appid = client.query_auth(&code).await?.authorizer_appid;
                         let client = client.client_for(&appid)?;
-                        client.send_reply(&openid, &Reply::text(format!("{code}_from_api"))).await?;
+                        client.kf().send_reply(&openid, &Reply::text(format!("{code}_from_api"))).await?;
                         Ok::<_, BoxError>(())
                     };
                     if let Err(e) = sent.await {

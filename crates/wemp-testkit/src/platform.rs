@@ -55,8 +55,12 @@ mod cards;
 mod comments;
 mod component;
 mod datacube;
+mod kf;
+mod mass;
 mod news;
+mod subscribe;
 mod support;
+mod templates;
 mod wecom;
 
 pub use cards::{CardGrant, FakeCard, FakeCardCode, FakeMember};

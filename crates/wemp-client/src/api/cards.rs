@@ -1029,13 +1029,44 @@ pub struct MemberUpdate {
     pub balance: Option<Figure>,
     /// Why the balance changed (at most [`MAX_RECORD_CHARS`] characters).
     pub record_balance: Option<String>,
-    /// New values of the card's `custom_field1` to `3` (each at most
-    /// [`MAX_CUSTOM_FIELD_VALUE_BYTES`] bytes).
-    pub custom_field_values: [Option<String>; 3],
-    /// Whether WeChat sends the member its template message about the change of points,
-    /// balance and custom fields 1–3 (`notify_optional`); `None` for WeChat's defaults
-    /// (points and balance yes, custom fields no).
-    pub notify: Option<[bool; 5]>,
+    /// New value of the card's `custom_field1` (at most [`MAX_CUSTOM_FIELD_VALUE_BYTES`]
+    /// bytes).
+    pub custom_field_value1: Option<String>,
+    /// New value of `custom_field2`.
+    pub custom_field_value2: Option<String>,
+    /// New value of `custom_field3`.
+    pub custom_field_value3: Option<String>,
+    /// Which changes WeChat tells the member about (`notify_optional`); `None` for WeChat's
+    /// defaults ([`MemberNotify::default`]).
+    pub notify: Option<MemberNotify>,
+}
+
+/// Which changes of [`Cards::update_member`] WeChat tells the member about in a template
+/// message (`notify_optional`). The default is WeChat's: points and balance yes, custom
+/// fields no.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct MemberNotify {
+    /// Points (`is_notify_bonus`).
+    #[serde(rename = "is_notify_bonus")]
+    pub bonus: bool,
+    /// Balance (`is_notify_balance`).
+    #[serde(rename = "is_notify_balance")]
+    pub balance: bool,
+    /// `custom_field1` (`is_notify_custom_field1`).
+    #[serde(rename = "is_notify_custom_field1")]
+    pub custom_field1: bool,
+    /// `custom_field2`.
+    #[serde(rename = "is_notify_custom_field2")]
+    pub custom_field2: bool,
+    /// `custom_field3`.
+    #[serde(rename = "is_notify_custom_field3")]
+    pub custom_field3: bool,
+}
+
+impl Default for MemberNotify {
+    fn default() -> Self {
+        Self { bonus: true, balance: true, custom_field1: false, custom_field2: false, custom_field3: false }
+    }
 }
 
 impl MemberUpdate {
@@ -1057,8 +1088,8 @@ impl MemberUpdate {
                 )));
             }
         }
-        let [a, b, c] = &self.custom_field_values;
-        check_custom_values(API, "custom_field_value", [a, b, c])
+        let values = [&self.custom_field_value1, &self.custom_field_value2, &self.custom_field_value3];
+        check_custom_values(API, "custom_field_value", values)
     }
 
     /// The request body.
@@ -1079,24 +1110,20 @@ impl MemberUpdate {
                 None => {}
             }
         }
-        for (key, value) in [("record_bonus", &self.record_bonus), ("record_balance", &self.record_balance)] {
+        let texts = [
+            ("record_bonus", &self.record_bonus),
+            ("record_balance", &self.record_balance),
+            ("custom_field_value1", &self.custom_field_value1),
+            ("custom_field_value2", &self.custom_field_value2),
+            ("custom_field_value3", &self.custom_field_value3),
+        ];
+        for (key, value) in texts {
             if let Some(v) = value {
                 put(key, json!(v));
             }
         }
-        for (i, value) in self.custom_field_values.iter().enumerate() {
-            if let Some(v) = value {
-                put(&format!("custom_field_value{}", i + 1), json!(v));
-            }
-        }
-        if let Some([bonus, balance, f1, f2, f3]) = self.notify {
-            put(
-                "notify_optional",
-                json!({
-                    "is_notify_bonus": bonus, "is_notify_balance": balance, "is_notify_custom_field1": f1,
-                    "is_notify_custom_field2": f2, "is_notify_custom_field3": f3,
-                }),
-            );
+        if let Some(notify) = self.notify {
+            put("notify_optional", json!(notify));
         }
         body
     }
@@ -1463,6 +1490,53 @@ impl Cards<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn member_info_reads_the_documented_answer() {
+        // The `card/membercard/userinfo/get` example of WeChat's documentation, with a
+        // check-box answer as SDKs model it.
+        let info: MemberInfo = serde_json::from_value(json!({
+            "errcode": 0, "errmsg": "ok", "openid": "obLatjjwDolFjRRd3doGIdwNqRXw", "nickname": "Fourier",
+            "membership_number": "316510891298", "bonus": 460, "sex": "MALE",
+            "user_info": {
+                "common_field_list": [
+                    { "name": "USER_FORM_INFO_FLAG_MOBILE", "value": "15521328888" },
+                    { "name": "USER_FORM_INFO_FLAG_NAME", "value": "Weixin" },
+                ],
+                "custom_field_list": [{ "name": "职业", "value": "", "value_list": ["赛车手", "旅行家"] }],
+            },
+            "user_card_status": "NORMAL",
+        }))
+        .unwrap();
+        assert_eq!((info.bonus, info.balance, info.has_active), (460, None, false));
+        assert_eq!(info.user_info.common(&FormField::Name), Some("Weixin"));
+        assert_eq!(info.user_info.custom_field_list[0].value_list, ["赛车手", "旅行家"]);
+        assert_eq!(info.user_card_status, Some(UserCardStatus::Normal));
+        let bare: MemberInfo =
+            serde_json::from_value(json!({ "user_info": { "custom_field_list": null } })).unwrap();
+        assert!(bare.user_info.custom_field_list.is_empty());
+    }
+
+    #[test]
+    fn member_updates_send_one_figure_each_and_the_notify_defaults_are_wechats() {
+        let update = MemberUpdate {
+            bonus: Some(Figure::Set(10)),
+            balance: Some(Figure::Add(-5)),
+            notify: Some(MemberNotify::default()),
+            ..MemberUpdate::new("p1", "c1")
+        };
+        assert_eq!(
+            update.to_json(),
+            json!({ "code": "c1", "card_id": "p1", "bonus": 10, "add_balance": -5, "notify_optional": {
+                "is_notify_bonus": true, "is_notify_balance": true, "is_notify_custom_field1": false,
+                "is_notify_custom_field2": false, "is_notify_custom_field3": false } })
+        );
+        let activation = MemberActivation::new("c1", "M1");
+        assert_eq!(
+            serde_json::to_value(&activation).unwrap(),
+            json!({ "code": "c1", "membership_number": "M1" })
+        );
+    }
 
     #[test]
     fn code_info_reads_both_documented_shapes() {

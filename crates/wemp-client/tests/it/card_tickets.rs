@@ -225,3 +225,37 @@ async fn choose_card_is_signed_with_the_app_id_and_lists_the_users_cards() {
     tampered["cardId"] = json!(cash);
     assert_eq!(platform.choose_card(&tampered, "o1").unwrap_err(), "chooseCard:fail signature error");
 }
+
+/// Two processes' clients on one Redis, asking at once: one api_ticket fetch between them.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_clients_on_one_redis_fetch_the_api_ticket_once() {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let conn = match tokio::time::timeout(Duration::from_secs(5), wemp_store::redis::connect(&url)).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            eprintln!("skipping: cannot connect to Redis at {url}: {e}");
+            return;
+        }
+        Err(_) => {
+            eprintln!("skipping: Redis at {url} did not answer within 5 s");
+            return;
+        }
+    };
+    let prefix = format!("wemp-test:card-ticket:{:016x}:", rand::random::<u64>());
+    let store = || -> Arc<dyn TokenStore> {
+        Arc::new(wemp_store::redis::RedisTokenStore::new(conn.clone(), prefix.clone()))
+    };
+    let platform = FakePlatform::start().await;
+    let a = builder(&platform).store(store()).build().unwrap();
+    let b = builder(&platform).store(store()).build().unwrap();
+    let (ca, cb) = (a.cards(), b.cards());
+    let (ta, tb) = tokio::join!(ca.api_ticket(), cb.api_ticket());
+    assert_eq!(ta.unwrap(), tb.unwrap());
+    assert_eq!(wx_card_requests(&platform), 1);
+    let left = store();
+    for kind in ["access_token", "card_api_ticket"] {
+        let key = format!("wemp:{kind}:{}", platform.appid());
+        let current = left.get(&key).await.unwrap().expect("stored in Redis");
+        assert!(left.invalidate(&key, current.value.expose()).await.unwrap());
+    }
+}

@@ -4,8 +4,8 @@
 
 use serde_json::{Value, json};
 use wemp_client::api::cards::{
-    ActivationForm, Card, CardType, Figure, FormField, FormFields, FormLink, MemberActivation, MemberUpdate,
-    RichField, RichFieldType, UserCardStatus,
+    ActivationForm, Card, CardType, Figure, FormField, FormFields, FormLink, MemberActivation, MemberNotify,
+    MemberUpdate, RichField, RichFieldType, UserCardStatus,
 };
 use wemp_client::{Client, ErrCode, Error};
 use wemp_testkit::platform::FakePlatform;
@@ -83,7 +83,7 @@ async fn a_member_card_is_activated_read_and_updated() {
         bonus: Some(Figure::Add(30)),
         record_bonus: Some("消费30元，获得30积分".into()),
         balance: Some(Figure::Set(200)),
-        custom_field_values: [Some("黄金".into()), None, None],
+        custom_field_value1: Some("黄金".into()),
         ..MemberUpdate::new(&id, &held.code)
     };
     let updated = client.cards().update_member(&spend).await.unwrap();
@@ -106,8 +106,13 @@ async fn a_member_card_is_activated_read_and_updated() {
     // Notifications as asked: none for points, one for the custom field.
     let quiet = MemberUpdate {
         bonus: Some(Figure::Add(-130)),
-        custom_field_values: [Some("白金".into()), None, None],
-        notify: Some([false, false, true, false, false]),
+        custom_field_value1: Some("白金".into()),
+        notify: Some(MemberNotify {
+            bonus: false,
+            balance: false,
+            custom_field1: true,
+            ..MemberNotify::default()
+        }),
         ..MemberUpdate::new(&id, &held.code)
     };
     assert_eq!(client.cards().update_member(&quiet).await.unwrap().result_bonus, 0);

@@ -6,22 +6,22 @@ use serde_json::{Value, json};
 
 use super::{Answer, FakeUser, Recorded, StoredMedia, World, err, ok};
 
-fn s(v: &Value, key: &str) -> String {
+pub(super) fn s(v: &Value, key: &str) -> String {
     v.get(key).and_then(Value::as_str).unwrap_or_default().to_owned()
 }
 
-fn q(r: &Recorded, key: &str) -> String {
+pub(super) fn q(r: &Recorded, key: &str) -> String {
     r.query.get(key).cloned().unwrap_or_default()
 }
 
-fn with(mut base: Value, extra: Value) -> Value {
+pub(super) fn with(mut base: Value, extra: Value) -> Value {
     if let (Some(b), Value::Object(e)) = (base.as_object_mut(), extra) {
         b.extend(e);
     }
     base
 }
 
-fn secs(ms: i64) -> i64 {
+pub(super) fn secs(ms: i64) -> i64 {
     ms / 1000
 }
 
@@ -233,30 +233,6 @@ fn page(ids: Vec<String>, after: &str, size: usize) -> Value {
     json!({ "total": total, "count": rest.len(), "data": { "openid": rest }, "next_openid": next })
 }
 
-fn send_message(w: &mut World, body: &Value, needs_window: bool) -> Value {
-    let to = s(body, "touser");
-    let msgtype = s(body, "msgtype");
-    if to.is_empty() {
-        return err(40003);
-    }
-    if msgtype.is_empty() || body.get(&msgtype).is_none() {
-        return err(40008);
-    }
-    if needs_window {
-        if w.cs_closed.contains(&to) {
-            return err(45015);
-        }
-        let limit = w.cfg().cs_message_limit;
-        let sent = w.cs_sent.entry(to).or_default();
-        if *sent >= limit {
-            return err(45047);
-        }
-        *sent += 1;
-    }
-    w.sent.push(body.clone());
-    ok()
-}
-
 fn store_upload(w: &mut World, r: &Recorded, permanent: bool) -> Result<(String, String), Value> {
     let Some(file) = r.parts.iter().find(|p| p.name == "media") else { return Err(err(41005)) };
     let kind = match q(r, "type").as_str() {
@@ -366,6 +342,18 @@ fn menu_error(body: &Value) -> Option<i64> {
 
 #[allow(clippy::too_many_lines)]
 fn api(w: &mut World, path: &str, r: &Recorded, body: &Value) -> Answer {
+    if let Some(answer) = super::kf::dispatch(w, path, r, body) {
+        return answer;
+    }
+    if let Some(answer) = super::mass::dispatch(w, path, r, body) {
+        return answer;
+    }
+    if let Some(answer) = super::subscribe::dispatch(w, path, r, body) {
+        return answer;
+    }
+    if let Some(answer) = super::templates::dispatch(w, path, r, body) {
+        return answer;
+    }
     let page_size = w.cfg().user_page_size;
     let v = match path {
         "/cgi-bin/ticket/getticket" => {
@@ -384,144 +372,6 @@ fn api(w: &mut World, path: &str, r: &Recorded, body: &Value) -> Answer {
                 };
                 with(ok(), json!({ "ticket": ticket, "expires_in": secs(exp - now) }))
             }
-        }
-        // Customer service.
-        "/cgi-bin/message/custom/send" => send_message(w, body, true),
-        "/cgi-bin/message/custom/typing" => match s(body, "command").as_str() {
-            "Typing" | "CancelTyping" if !s(body, "touser").is_empty() => ok(),
-            _ => err(47001),
-        },
-        "/cgi-bin/customservice/getkflist" => {
-            json!({ "kf_list": w.kf.values().cloned().collect::<Vec<_>>() })
-        }
-        "/cgi-bin/customservice/getonlinekflist" => {
-            let online: Vec<Value> = w
-                .kf
-                .values()
-                .map(|k| json!({ "kf_account": k["kf_account"], "kf_id": k["kf_id"], "status": 1, "accepted_case": 0 }))
-                .collect();
-            json!({ "kf_online_list": online })
-        }
-        "/customservice/kfaccount/add" => {
-            let account = s(body, "kf_account");
-            if account.is_empty() || !account.contains('@') {
-                err(65400)
-            } else if w.kf.contains_key(&account) {
-                err(65406)
-            } else {
-                let kf_id = 1000 + w.kf.len() as i64;
-                w.kf.insert(
-                    account.clone(),
-                    json!({ "kf_account": account, "kf_nick": s(body, "nickname"), "kf_id": kf_id, "kf_headimgurl": "" }),
-                );
-                ok()
-            }
-        }
-        "/customservice/kfaccount/update" => match w.kf.get_mut(&s(body, "kf_account")) {
-            Some(k) => {
-                k["kf_nick"] = json!(s(body, "nickname"));
-                ok()
-            }
-            None => err(65401),
-        },
-        "/customservice/kfaccount/del" => match w.kf.remove(&q(r, "kf_account")) {
-            Some(_) => ok(),
-            None => err(65401),
-        },
-        "/customservice/kfsession/create" => {
-            let account = s(body, "kf_account");
-            if !w.kf.contains_key(&account) {
-                err(65401)
-            } else {
-                let now = secs(w.now_ms);
-                w.sessions.insert(s(body, "openid"), (account, now));
-                ok()
-            }
-        }
-        "/customservice/kfsession/close" => match w.sessions.remove(&s(body, "openid")) {
-            Some(_) => ok(),
-            None => err(65416),
-        },
-        "/customservice/kfsession/getsession" => match w.sessions.get(&q(r, "openid")) {
-            Some((kf, t)) => with(ok(), json!({ "kf_account": kf, "createtime": t })),
-            None => with(ok(), json!({ "kf_account": "", "createtime": 0 })),
-        },
-        "/customservice/kfsession/getsessionlist" => {
-            let kf = q(r, "kf_account");
-            let list: Vec<Value> = w
-                .sessions
-                .iter()
-                .filter(|(_, (k, _))| *k == kf)
-                .map(|(openid, (_, t))| json!({ "openid": openid, "createtime": t }))
-                .collect();
-            json!({ "sessionlist": list })
-        }
-        "/customservice/kfsession/getwaitcase" => json!({ "count": 0, "waitcaselist": [] }),
-        // Templates and subscription notifications.
-        "/cgi-bin/message/template/send" => {
-            let id = s(body, "template_id");
-            if !w.templates.contains_key(&id) {
-                err(40037)
-            } else if s(body, "touser").is_empty() {
-                err(40003)
-            } else {
-                w.sent.push(body.clone());
-                w.seq += 1;
-                with(ok(), json!({ "msgid": w.seq }))
-            }
-        }
-        "/cgi-bin/template/api_set_industry" => {
-            w.industry = Some((s(body, "industry_id1"), s(body, "industry_id2")));
-            ok()
-        }
-        "/cgi-bin/template/get_industry" => match &w.industry {
-            Some((a, b)) => json!({
-                "primary_industry": { "first_class": "IT科技", "second_class": format!("industry {a}") },
-                "secondary_industry": { "first_class": "IT科技", "second_class": format!("industry {b}") },
-            }),
-            None => err(46001),
-        },
-        "/cgi-bin/template/get_all_private_template" => {
-            json!({ "template_list": w.templates.values().cloned().collect::<Vec<_>>() })
-        }
-        "/cgi-bin/template/api_add_template" => {
-            let short = s(body, "template_id_short");
-            if short.is_empty() {
-                err(40037)
-            } else {
-                let id = w.next_id("TPL_");
-                w.templates.insert(
-                    id.clone(),
-                    json!({
-                        "template_id": id, "title": format!("template {short}"),
-                        "primary_industry": "IT科技", "deputy_industry": "互联网|电子商务",
-                        "content": "{{first.DATA}}\n{{keyword1.DATA}}\n{{remark.DATA}}", "example": "",
-                    }),
-                );
-                with(ok(), json!({ "template_id": id }))
-            }
-        }
-        "/cgi-bin/template/del_private_template" => match w.templates.remove(&s(body, "template_id")) {
-            Some(_) => ok(),
-            None => err(40037),
-        },
-        "/cgi-bin/message/subscribe/bizsend" => {
-            if s(body, "template_id").is_empty() || body.get("data").is_none() {
-                err(47003)
-            } else if s(body, "touser").is_empty() {
-                err(40003)
-            } else {
-                w.sent.push(body.clone());
-                ok()
-            }
-        }
-        "/wxaapi/newtmpl/gettemplate" => {
-            let data: Vec<Value> = w
-                .templates
-                .values()
-                .map(|t| json!({ "priTmplId": t["template_id"], "title": t["title"], "content": t["content"], "example": "", "type": 2 }))
-                .collect();
-            with(ok(), json!({ "data": data }))
         }
         // Menus.
         "/cgi-bin/menu/create" => match menu_error(body) {
@@ -881,57 +731,6 @@ fn api(w: &mut World, path: &str, r: &Recorded, body: &Value) -> Answer {
             let total = items.len();
             articles_page(items, body, total)
         }
-        // Mass sending.
-        "/cgi-bin/message/mass/sendall" | "/cgi-bin/message/mass/send" => {
-            let msgtype = s(body, "msgtype");
-            let target_ok = if path.ends_with("sendall") {
-                body.get("filter").is_some()
-            } else {
-                body["touser"].as_array().is_some_and(|a| a.len() >= 2)
-            };
-            if !target_ok {
-                err(40130)
-            } else if msgtype.is_empty() || body.get(&msgtype).is_none() {
-                err(40008)
-            } else {
-                w.seq += 1;
-                let id = w.seq as i64;
-                w.mass.insert(id, body.clone());
-                w.sent.push(body.clone());
-                with(ok(), json!({ "msg_id": id, "msg_data_id": id * 10 }))
-            }
-        }
-        "/cgi-bin/message/mass/preview" => {
-            let msgtype = s(body, "msgtype");
-            if s(body, "touser").is_empty() && s(body, "towxname").is_empty() {
-                err(40003)
-            } else if msgtype.is_empty() || body.get(&msgtype).is_none() {
-                err(40008)
-            } else {
-                w.sent.push(body.clone());
-                ok()
-            }
-        }
-        "/cgi-bin/message/mass/delete" => match body["msg_id"].as_i64().and_then(|id| w.mass.remove(&id)) {
-            Some(_) => ok(),
-            None => err(40007),
-        },
-        "/cgi-bin/message/mass/get" => match body["msg_id"].as_i64() {
-            Some(id) if w.mass.contains_key(&id) => json!({ "msg_id": id, "msg_status": "SEND_SUCCESS" }),
-            _ => err(40007),
-        },
-        "/cgi-bin/message/mass/speed/get" => {
-            let speed = w.mass_speed;
-            let real = [80, 60, 45, 30, 10][speed.clamp(0, 4) as usize];
-            json!({ "speed": speed, "realspeed": real })
-        }
-        "/cgi-bin/message/mass/speed/set" => match body["speed"].as_i64() {
-            Some(sp @ 0..=4) => {
-                w.mass_speed = sp;
-                ok()
-            }
-            _ => err(47001),
-        },
         // QR codes and short keys.
         "/cgi-bin/qrcode/create" => {
             let action = s(body, "action_name");

@@ -60,8 +60,10 @@
 //! 40078; taking more stock away than is left is 40122; `card/testwhitelist/set` replaces
 //! the whitelist; `has_share_card` is always false (friends' shared cards are not modelled);
 //! codes do not expire; a member card's code that is not activated cannot be updated (40127);
-//! points or a balance below zero are 47001; `fill_member_form` activates the card with its
-//! code as the membership number; `sex` is always `UNKNOWN`.
+//! points or a balance below zero are 47001; an activation with only one of
+//! `activate_begin_time` and `activate_end_time` is 41011, and one ending before it begins
+//! 40100; `fill_member_form` activates the card with its code as the membership number;
+//! `sex` is always `UNKNOWN`.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -1131,21 +1133,15 @@ impl FakePlatform {
         if text("signType") != "SHA1" || text("cardSign") != expected {
             return Err(fail("signature error"));
         }
-        let chosen: Vec<String> = w
+        let chosen: Vec<(String, String)> = w
             .cards
             .codes
             .iter()
             .filter(|c| c.openid == openid && c.status == "NORMAL")
             .filter(|c| card_id.is_empty() || c.card_id == card_id)
             .filter(|c| kind.is_empty() || w.cards.card(&c.card_id).is_some_and(|k| k.card_type == kind))
-            .map(|c| format!("{}\u{0}{}", c.card_id, c.code))
+            .map(|c| (c.card_id.clone(), c.code.clone()))
             .collect();
-        Ok(chosen
-            .into_iter()
-            .map(|pair| {
-                let (card, code) = pair.split_once('\u{0}').unwrap_or_default();
-                (card.to_owned(), encrypt(&mut w, code))
-            })
-            .collect())
+        Ok(chosen.into_iter().map(|(card, code)| (card, encrypt(&mut w, &code))).collect())
     }
 }
