@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use wemp_proto::Reply;
 
 use crate::client::Client;
+use crate::client::{MediaFile, Upload};
 use crate::error::{ApiError, Error, Result};
-use crate::media::{MediaFile, Upload};
 
 /// An article of a customer-service `news` (link) message.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

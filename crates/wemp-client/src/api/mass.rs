@@ -6,9 +6,9 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::drafts::DraftArticle;
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::media::DraftArticle;
 
 /// What a mass message carries.
 #[derive(Clone, Debug, PartialEq, Eq)]

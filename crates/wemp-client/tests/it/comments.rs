@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 use wemp_client::api::comments::{CommentType, MAX_COMMENTS_PER_PAGE};
+use wemp_client::api::drafts::DraftArticle;
 use wemp_client::api::mass::MassContent;
-use wemp_client::media::DraftArticle;
 use wemp_client::{Client, ErrCode, Error};
 use wemp_testkit::platform::{FakePlatform, FakeUser};
 
@@ -25,7 +25,8 @@ async fn send_articles(platform: &FakePlatform, client: &Client) -> (i64, i64) {
     }
     let first =
         DraftArticle { need_open_comment: Some(1), ..DraftArticle::new("First", "<p>1</p>", "thumb") };
-    let draft = client.add_draft(&[first, DraftArticle::new("Second", "<p>2</p>", "thumb")]).await.unwrap();
+    let draft =
+        client.drafts().add(&[first, DraftArticle::new("Second", "<p>2</p>", "thumb")]).await.unwrap();
     let sent = client.mass().send_to_tag(None, &MassContent::MpNews(draft)).await.unwrap();
     (sent.msg_data_id.unwrap(), sent.msg_id)
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use wemp_client::api::datacube::{ALL_SOURCES, Date, Report};
+use wemp_client::api::drafts::DraftArticle;
 use wemp_client::api::mass::MassContent;
-use wemp_client::media::DraftArticle;
 use wemp_client::{ErrCode, Error};
 use wemp_testkit::platform::{FakePlatform, FakeUser, StatEvent};
 
@@ -155,7 +155,8 @@ async fn datacube_article_reports_follow_the_mass_sent_articles() {
         platform.add_user(FakeUser::new(o));
     }
     let draft = client
-        .add_draft(&[
+        .drafts()
+        .add(&[
             DraftArticle::new("First", "<p>1</p>", "thumb"),
             DraftArticle::new("Second", "<p>2</p>", "thumb"),
         ])

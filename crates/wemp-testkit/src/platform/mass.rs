@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::api::{s, with};
+use super::support::{s, with};
 use super::{Answer, Recorded, World, err, ok};
 
 /// The answer to `path`, when it is an endpoint of this area.
