@@ -128,7 +128,7 @@ impl ServedRules {
 }
 
 /// The late-reply sink of `serve`: wemp-server's [`CustomerServiceSink`] (the
-/// customer-service message API through [`wemp_client::Client::send_reply`]) for the
+/// customer-service message API through [`wemp_client::api::kf::Kf::send_reply`]) for the
 /// accounts that have an AppSecret; the others only log.
 #[derive(Debug, Default)]
 pub struct ClientSink {
@@ -840,13 +840,25 @@ pub fn callback_url(cfg: &Config, i: usize, bound: SocketAddr) -> String {
 
 /// The URL to reach account `i` from this machine (`0.0.0.0` becomes `127.0.0.1`).
 pub fn local_url(cfg: &Config, i: usize, bound: SocketAddr) -> String {
+    format!("{}{}", local_origin(bound), cfg.account_path(i))
+}
+
+/// The URL the third-party platform's authorizers are reached at from this machine, each
+/// under its appid: `http://127.0.0.1:8080/wechat` for `…/wechat/<appid>`.
+pub fn authorizers_url(cfg: &Config, bound: SocketAddr) -> String {
+    format!("{}{}", local_origin(bound), cfg.server.path.trim_end_matches('/'))
+}
+
+/// `http://host:port` of a server bound to `bound`, from this machine (`0.0.0.0` becomes
+/// `127.0.0.1`).
+fn local_origin(bound: SocketAddr) -> String {
     let host = match bound.ip() {
         ip if ip.is_unspecified() && bound.is_ipv4() => "127.0.0.1".to_owned(),
         ip if ip.is_unspecified() => "[::1]".to_owned(),
         std::net::IpAddr::V6(ip) => format!("[{ip}]"),
         std::net::IpAddr::V4(ip) => ip.to_string(),
     };
-    format!("http://{host}:{}{}", bound.port(), cfg.account_path(i))
+    format!("http://{host}:{}", bound.port())
 }
 
 /// The relay endpoint (`forward = "relay"`) of account `i`'s path, and whether it is the
@@ -1279,6 +1291,10 @@ pub async fn run(
         Some(c) => Some(build_push_service(&cfg, c, &service, &parts).map_err(|e| fail(e.to_string()))?),
         None => None,
     };
+    // The console plays the authorizers too, at `<server.path>/<appid>`.
+    if let (Some(console), Some(_)) = (&console, &component) {
+        console.live_accounts(service.accounts().clone(), authorizers_url(&cfg, bound));
+    }
     // The authorizers stored now, and every few minutes those authorized or removed through
     // another instance.
     let refresh = if component.is_some() {

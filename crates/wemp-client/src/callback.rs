@@ -148,6 +148,10 @@ pub struct Target {
     pub format: Format,
     /// The EncodingAESKey (encrypted modes).
     pub aes_key: Option<String>,
+    /// A cipher already built, used instead of one from [`Target::aes_key`] and
+    /// [`Target::appid`]: a third-party platform's authorizer is played with the component's
+    /// key, its envelopes sealed for the component appid (their ReceiveId), not its own.
+    pub cipher: Option<Cipher>,
     /// How requests are protected.
     pub mode: Mode,
     /// The user's OpenID.
@@ -173,6 +177,7 @@ impl Target {
             agentid: None,
             format: Format::Xml,
             aes_key: None,
+            cipher: None,
             mode: Mode::Plain,
             openid: DEFAULT_OPENID.into(),
             account: DEFAULT_ACCOUNT.into(),
@@ -457,8 +462,9 @@ impl Simulator {
             target.account = corpid;
         }
         let mut platform = Platform::new(target.token.clone());
-        match (&target.aes_key, &target.appid) {
-            (Some(key), appid) => {
+        match (&target.cipher, &target.aes_key, &target.appid) {
+            (Some(cipher), _, _) => platform = platform.with_cipher(cipher.clone()),
+            (None, Some(key), appid) => {
                 let appid = appid.clone().unwrap_or_default();
                 if target.mode.is_encrypted() && appid.is_empty() {
                     return Err(SetupError(format!("{} mode needs --appid", target.mode)));
@@ -467,10 +473,10 @@ impl Simulator {
                     .map_err(|e| SetupError(format!("--aes-key is not a valid EncodingAESKey: {e}")))?;
                 platform = platform.with_cipher(cipher);
             }
-            (None, _) if target.mode.is_encrypted() => {
+            (None, None, _) if target.mode.is_encrypted() => {
                 return Err(SetupError(format!("{} mode needs --aes-key and --appid", target.mode)));
             }
-            (None, _) => {}
+            (None, None, _) => {}
         }
         if !(target.url.starts_with("http://") || target.url.starts_with("https://")) {
             return Err(SetupError(format!("{:?} is not an http:// or https:// URL", target.url)));

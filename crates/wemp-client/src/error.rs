@@ -110,7 +110,7 @@ impl ErrCode {
             }
             45009 => {
                 "the daily quota of this API is used up: it resets at 00:00 China time (16:00 UTC); \
-                 Client::clear_quota resets it early (itself limited per month)"
+                 client.ops().clear_quota() resets it early (itself limited per month)"
             }
             45015 => {
                 "the user has not interacted within 48 hours: customer-service messages cannot reach them"
@@ -164,8 +164,8 @@ impl fmt::Display for ErrCode {
 #[non_exhaustive]
 pub enum Limit {
     /// `45009`: the daily call quota of this API is used up. It resets at 00:00 China
-    /// Standard Time (UTC+8); [`Client::quota`](crate::Client::quota) shows the figures and
-    /// [`Client::clear_quota`](crate::Client::clear_quota) resets it early (itself limited
+    /// Standard Time (UTC+8); [`Ops::quota`](crate::api::ops::Ops::quota) shows the figures and
+    /// [`Ops::clear_quota`](crate::api::ops::Ops::clear_quota) resets it early (itself limited
     /// per month).
     DailyQuota,
     /// `45015`: the user has not written to the account within 48 hours (or unfollowed), so
@@ -230,7 +230,7 @@ impl fmt::Display for Limit {
 pub struct ApiError {
     /// The code.
     pub code: ErrCode,
-    /// WeChat's `errmsg` (it ends with the `rid` for [`Client::query_rid`](crate::Client::query_rid)).
+    /// WeChat's `errmsg` (it ends with the `rid` for [`Ops::rid`](crate::api::ops::Ops::rid)).
     pub message: String,
     /// The API path called, without the query string (so without the access_token).
     pub path: String,

@@ -6,24 +6,17 @@ pub mod callback;
 mod client;
 pub mod component;
 mod error;
-pub mod jssdk;
-pub mod media;
-pub mod message;
-pub mod oauth;
-pub mod ops;
 pub mod proxy;
-pub mod qrcode;
 mod serde_util;
 pub mod token;
-pub mod user;
 pub mod wecom;
 
+pub use api::kf::ReplyDelivery;
 pub use client::{
     Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MP_BASE_URL, DEFAULT_OPEN_BASE_URL,
-    DEFAULT_WECOM_BASE_URL,
+    DEFAULT_WECOM_BASE_URL, MediaFile, Upload,
 };
 pub use error::{ApiError, ErrCode, Error, Lifts, Limit, Result};
-pub use message::ReplyDelivery;
 pub use token::{
     AccessToken, ClassicToken, RemoteToken, RetryPolicy, StableToken, TokenPolicy, TokenProvider, WecomToken,
 };

@@ -22,7 +22,9 @@ export function showAccount() {
     if (!$('account-select')) {
       const select = h('select', { id: 'account-select', class: 'account-select', 'aria-label': t('account.select'),
         onchange: (e) => selectAccount(e.target.value) },
-      state.config.accounts.map((x) => h('option', { value: x.id }, `${accountLabel(x.id)} · ${x.path || x.endpoint}`)));
+      state.config.accounts.map((x) => h('option', { value: x.id },
+        // A third-party platform's authorizer, added while the server runs, says so.
+        [accountLabel(x.id), x.path || x.endpoint, x.component ? t('account.authorizer') : null].filter(Boolean).join(' · '))));
       $('account').replaceChildren(h('label', { for: 'account-select', class: 'account-label' }, t('log.account')), select,
         h('span', { id: 'account-mode' }));
     }

@@ -24,12 +24,17 @@ export async function loadSetup(force) {
   // or the Mini Program's.
   const a = accountOf(account) || {};
   const kind = a.kind || 'official_account';
+  // A third-party platform's authorizer: its messages come through the platform, sealed
+  // with the platform's Token and key; nothing is pasted for the account itself.
+  const authorizer = !!a.component;
   if (multiAccount()) {
-    const heading = kind === 'official_account' ? 'setup.paste.account' : `setup.paste.${kind}`;
+    const heading = authorizer ? 'setup.paste.authorizer'
+      : kind === 'official_account' ? 'setup.paste.account' : `setup.paste.${kind}`;
     $('paste-h').textContent = t(heading, { account: accountLabel(account) });
   }
-  $('setup-where').textContent = kind === 'official_account' ? t('setup.where')
-    : t(`setup.where.${kind}`, { agentid: a.agentid || '?' });
+  $('setup-where').textContent = authorizer ? t('setup.where.authorizer', { component: a.component })
+    : kind === 'official_account' ? t('setup.where')
+      : t(`setup.where.${kind}`, { agentid: a.agentid || '?' });
   try {
     const s = await api(`setup?${q}`);
     if (account !== state.account) return;
@@ -38,6 +43,11 @@ export async function loadSetup(force) {
       if (!revealed) revealed = (await api(`setup/reveal?${q}`, { method: 'POST' })).aes_key;
       return revealed;
     };
+    if (authorizer) {
+      $('paste').replaceChildren(...pasteRow(t('setup.url'), s.url),
+        ...pasteRow(t('setup.mode'), has(`setup.mode.${s.mode}`) ? t(`setup.mode.${s.mode}`) : s.mode));
+      return finishSetup(first);
+    }
     const rows = [
       ...pasteRow(t('setup.url'), s.url),
       ...pasteRow(t('setup.token'), s.token),
@@ -58,7 +68,12 @@ export async function loadSetup(force) {
   } catch (e) {
     $('paste').replaceChildren(h('p', { class: 'error-line' }, e.message));
   }
-  if (!first) return; // the doctor and the rules are the server's, not the account's
+  return finishSetup(first);
+}
+
+/** The doctor, the rules and the authorizers: the server's, not the account's, so loaded once. */
+function finishSetup(first) {
+  if (!first) return;
   loadDoctor();
   loadRules();
   loadAuthorizers();

@@ -425,7 +425,7 @@ impl CardQrCode {
 /// A created card QR code.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CardQrTicket {
-    /// The ticket; [`Client::qrcode_image_url`] turns it into the image URL.
+    /// The ticket; [`QrCodes::image_url`](crate::api::qrcode::QrCodes::image_url) turns it into the image URL.
     pub ticket: String,
     /// The lifetime in seconds, when WeChat states it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -538,7 +538,7 @@ pub struct UserCards {
 /// (byte order) and joined without separators. Values left out of a call are left out here
 /// too (an empty string changes nothing).
 ///
-/// Not the `wx.config` signature ([`jssdk::sign`](crate::jssdk::sign)): that one signs
+/// Not the `wx.config` signature ([`jssdk::sign`](crate::api::jssdk::sign)): that one signs
 /// `key=value` pairs with the jsapi_ticket; this one signs bare values with the card
 /// api_ticket ([`Cards::api_ticket`]).
 ///

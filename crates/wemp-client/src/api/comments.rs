@@ -2,7 +2,7 @@
 //! (精选) them, delete them, and answer them.
 //!
 //! An article is named by the `msg_data_id` a mass send of articles returned
-//! ([`MassSent::msg_data_id`](crate::message::MassSent::msg_data_id)) and its 0-based
+//! ([`MassSent::msg_data_id`](crate::api::mass::MassSent::msg_data_id)) and its 0-based
 //! `index` within that message (0 is the first article). Every call needs the account's
 //! comment permission (errcode `88000 without comment privilege` otherwise).
 //!

@@ -371,7 +371,7 @@ async fn card_qr_codes_deliver_the_card_with_their_channel() {
     assert!(ticket.show_qrcode_url.starts_with("https://mp.weixin.qq.com/cgi-bin/showqrcode?ticket=gQ"));
     assert_eq!(client.cards().get(&id).await.unwrap().status(), Some(CardStatus::Dispatch), "delivered");
     // The ticket turns into an image like any QR-code ticket.
-    let image = reqwest::get(client.qrcode_image_url(&ticket.ticket)).await.unwrap();
+    let image = reqwest::get(client.qrcode().image_url(&ticket.ticket)).await.unwrap();
     assert_eq!(image.headers()["content-type"], "image/jpeg");
 
     // Scans hand out the card; the channel value comes back from code/get.

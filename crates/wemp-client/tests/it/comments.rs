@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 use wemp_client::api::comments::{CommentType, MAX_COMMENTS_PER_PAGE};
-use wemp_client::media::DraftArticle;
-use wemp_client::message::MassContent;
+use wemp_client::api::drafts::DraftArticle;
+use wemp_client::api::mass::MassContent;
 use wemp_client::{Client, ErrCode, Error};
 use wemp_testkit::platform::{FakePlatform, FakeUser};
 
@@ -25,8 +25,9 @@ async fn send_articles(platform: &FakePlatform, client: &Client) -> (i64, i64) {
     }
     let first =
         DraftArticle { need_open_comment: Some(1), ..DraftArticle::new("First", "<p>1</p>", "thumb") };
-    let draft = client.add_draft(&[first, DraftArticle::new("Second", "<p>2</p>", "thumb")]).await.unwrap();
-    let sent = client.mass_send_to_tag(None, &MassContent::MpNews(draft)).await.unwrap();
+    let draft =
+        client.drafts().add(&[first, DraftArticle::new("Second", "<p>2</p>", "thumb")]).await.unwrap();
+    let sent = client.mass().send_to_tag(None, &MassContent::MpNews(draft)).await.unwrap();
     (sent.msg_data_id.unwrap(), sent.msg_id)
 }
 
@@ -150,7 +151,7 @@ async fn comment_errors_are_caught_early_or_answered_with_wechat_codes() {
     assert!(err.to_string().starts_with("/cgi-bin/comment/open failed with errcode 88000"), "{err}");
 
     // Deleting the mass message deletes its articles and their comments.
-    client.mass_delete(msg_id, Some(1)).await.unwrap();
+    client.mass().delete(msg_id, Some(1)).await.unwrap();
     let err = client.comments().list(id, 0, 0, 10, CommentType::All).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrCode(88001)));
     assert!(platform.comments(id, 0).is_empty());

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use wemp_client::api::oauth::Scope;
 use wemp_client::component::{AuthType, ComponentClient};
-use wemp_client::oauth::Scope;
 use wemp_client::{ErrCode, Error, RetryPolicy, TokenStore};
 use wemp_proto::admission::{Account, Accounts, Policy, Request, Verdict, admit};
 use wemp_proto::component::{ComponentEvent, ComponentPush};
@@ -188,7 +188,7 @@ async fn two_clients_on_one_redis_share_the_component_token() {
     // An authorizer stored by one is served by the other, with the token it stored.
     let code = platform.authorization_code(&platform.appid());
     a.query_auth(&code).await.unwrap();
-    let users = b.client_for(&platform.appid()).unwrap().callback_ips().await.unwrap();
+    let users = b.client_for(&platform.appid()).unwrap().ops().callback_ips().await.unwrap();
     assert!(!users.is_empty());
     assert!(
         platform.requests_to("/cgi-bin/component/api_authorizer_token").is_empty(),
@@ -256,7 +256,7 @@ async fn the_authorization_flow_stores_the_authorizer_and_its_client_calls_the_a
 
     // No authorizer yet: its client says so.
     let appid = platform.appid();
-    let err = c.client_for(&appid).unwrap().callback_ips().await.unwrap_err();
+    let err = c.client_for(&appid).unwrap().ops().callback_ips().await.unwrap_err();
     assert!(matches!(err, Error::NotAuthorized { .. }), "{err:?}");
 
     let auth = c.query_auth(&code).await.unwrap();
@@ -266,7 +266,7 @@ async fn the_authorization_flow_stores_the_authorizer_and_its_client_calls_the_a
 
     // A normal Client with the authorizer's token: a real API call.
     let client = c.client_for(&appid).unwrap();
-    let ips = client.callback_ips().await.unwrap();
+    let ips = client.ops().callback_ips().await.unwrap();
     assert!(!ips.is_empty());
     let call = platform.last_request("/cgi-bin/getcallbackip").unwrap();
     assert!(platform.token_is_valid(call.access_token().unwrap()));
@@ -274,7 +274,7 @@ async fn the_authorization_flow_stores_the_authorizer_and_its_client_calls_the_a
     // Its token expires: a new one from the stored refresh token (rotated and persisted).
     platform.rotate_refresh_tokens(true);
     platform.advance(Duration::from_secs(7200));
-    client.callback_ips().await.unwrap();
+    client.ops().callback_ips().await.unwrap();
     let refreshes = platform.requests_to("/cgi-bin/component/api_authorizer_token");
     assert_eq!(refreshes.len(), 1);
     assert_eq!(refreshes[0].json().unwrap()["authorizer_refresh_token"], stored.refresh_token.expose());
@@ -283,7 +283,7 @@ async fn the_authorization_flow_stores_the_authorizer_and_its_client_calls_the_a
     assert_eq!(state.authorizer(&appid).await.unwrap().unwrap().refresh_token.expose(), rotated);
     // A client built afresh (another process) refreshes with the rotated token and succeeds.
     let other = component(&platform, state.clone(), Arc::new(MemoryTokenStore::new()));
-    other.client_for(&appid).unwrap().callback_ips().await.unwrap();
+    other.client_for(&appid).unwrap().ops().callback_ips().await.unwrap();
 
     // The profile is recorded.
     let info = c.authorizer_info(&appid).await.unwrap();
@@ -299,7 +299,7 @@ async fn the_authorization_flow_stores_the_authorizer_and_its_client_calls_the_a
     assert_eq!(state.authorizer(&appid).await.unwrap(), None);
     assert!(!c.remove_authorizer(&appid).await.unwrap(), "already gone");
     platform.advance(Duration::from_secs(7200));
-    let err = c.client_for(&appid).unwrap().callback_ips().await.unwrap_err();
+    let err = c.client_for(&appid).unwrap().ops().callback_ips().await.unwrap_err();
     assert!(matches!(err, Error::NotAuthorized { .. }), "{err:?}");
 }
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use wemp_client::api::datacube::{ALL_SOURCES, Date, Report};
-use wemp_client::media::DraftArticle;
-use wemp_client::message::MassContent;
+use wemp_client::api::drafts::DraftArticle;
+use wemp_client::api::mass::MassContent;
 use wemp_client::{ErrCode, Error};
 use wemp_testkit::platform::{FakePlatform, FakeUser, StatEvent};
 
@@ -155,14 +155,15 @@ async fn datacube_article_reports_follow_the_mass_sent_articles() {
         platform.add_user(FakeUser::new(o));
     }
     let draft = client
-        .add_draft(&[
+        .drafts()
+        .add(&[
             DraftArticle::new("First", "<p>1</p>", "thumb"),
             DraftArticle::new("Second", "<p>2</p>", "thumb"),
         ])
         .await
         .unwrap();
     // Sent on the 15th; two days later the 15th and the 16th have statistics.
-    let sent = client.mass_send_to_tag(None, &MassContent::MpNews(draft)).await.unwrap();
+    let sent = client.mass().send_to_tag(None, &MassContent::MpNews(draft)).await.unwrap();
     let id = sent.msg_data_id.unwrap();
     platform.advance(Duration::from_secs(2 * 86_400));
 

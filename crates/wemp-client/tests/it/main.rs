@@ -6,12 +6,16 @@ mod cards;
 mod comments;
 mod component;
 mod datacube;
+mod kf;
+mod mass;
 mod member_cards;
+mod templates;
 mod token;
 mod wecom;
 
 use std::time::Duration;
 
+use serde_json::Value;
 use wemp_client::{Client, ClientBuilder, RetryPolicy};
 use wemp_testkit::platform::FakePlatform;
 
@@ -30,4 +34,12 @@ pub(crate) async fn setup() -> (FakePlatform, Client) {
     let platform = FakePlatform::start().await;
     let client = builder(&platform).build().unwrap();
     (platform, client)
+}
+
+/// The JSON body of the last request to `path`, which must be a POST carrying the token.
+pub(crate) fn body(platform: &FakePlatform, path: &str) -> Value {
+    let r = platform.last_request(path).unwrap_or_else(|| panic!("no request to {path}"));
+    assert_eq!(r.method, "POST", "{path}");
+    assert!(r.access_token().is_some(), "{path} carries the token");
+    r.json().unwrap()
 }

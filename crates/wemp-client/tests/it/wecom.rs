@@ -54,11 +54,11 @@ async fn two_processes_share_one_wecom_token_and_send_text_markdown_and_cards() 
 
     // A late reply to a member goes through message/send; an expired token is refreshed.
     platform.advance(Duration::from_secs(7200));
-    assert_eq!(a.send_reply("wangwu", &Reply::text("late")).await.unwrap(), ReplyDelivery::Sent);
+    assert_eq!(a.kf().send_reply("wangwu", &Reply::text("late")).await.unwrap(), ReplyDelivery::Sent);
     let last = platform.wecom_messages().pop().unwrap();
     assert_eq!((last["touser"].as_str(), last["text"]["content"].as_str()), (Some("wangwu"), Some("late")));
     assert!(matches!(
-        a.send_reply("wangwu", &Reply::TransferCustomerService { kf_account: None }).await,
+        a.kf().send_reply("wangwu", &Reply::TransferCustomerService { kf_account: None }).await,
         Err(Error::Invalid(_))
     ));
     // Nothing went to the Official Account's customer-service API.
