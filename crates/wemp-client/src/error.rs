@@ -132,6 +132,15 @@ impl ErrCode {
                 "the authorizer_refresh_token is invalid: the account must authorize the third-party \
                  platform again"
             }
+            40007 => {
+                "the media_id is unknown or expired: temporary media lasts 3 days, and an HD voice \
+                 id is the serverId that wx.uploadVoice gave the page"
+            }
+            63178 => {
+                "from_appid is not the account the followers migrated from (WeChat's page asks for its \
+                 original id gh_…, developers report its AppID works), or the migration is not \
+                 complete or ended more than 15 days ago"
+            }
             40001 | 40014 | 42001 => {
                 "the access_token was refused; it was refreshed and the call retried once"
             }

@@ -62,6 +62,7 @@ mod kf;
 mod mass;
 mod material;
 mod media;
+mod menu;
 mod news;
 mod oauth;
 mod ops;
@@ -323,9 +324,11 @@ pub(crate) struct World {
     scripted: HashMap<String, Value>,
     requests: Vec<Recorded>,
     media: HashMap<String, StoredMedia>,
+    hd_voices: media::HdVoices,
     users: BTreeMap<String, FakeUser>,
     tags: BTreeMap<i64, String>,
     blacklist: BTreeSet<String>,
+    migrations: users::Migrations,
     menu: Option<Value>,
     conditional: BTreeMap<i64, Value>,
     kf: BTreeMap<String, Value>,
@@ -734,6 +737,7 @@ fn errmsg_for(code: i64) -> &'static str {
         40007 => "invalid media_id",
         40013 => "invalid appid",
         40029 => "invalid code",
+        40032 => "invalid openid list size",
         40037 => "invalid template_id",
         40066 => "invalid url",
         40014 => "invalid access_token",
@@ -752,6 +756,7 @@ fn errmsg_for(code: i64) -> &'static str {
         61010 => "code is expired",
         61011 => "invalid component",
         61023 => "refresh_token is invalid",
+        63178 => "appid not match",
         301002 => "not allow operate another agent with this accesstoken",
         _ => "error",
     }

@@ -146,6 +146,90 @@ async fn user_stream_surfaces_errors() {
 }
 
 #[tokio::test]
+async fn change_openid_maps_the_old_accounts_followers_and_checks_its_limits_before_sending() {
+    const PATH: &str = "/cgi-bin/changeopenid";
+    let (platform, client) = setup().await;
+    platform.add_migration("wxold", "old-1", "new-1");
+    platform.add_migration("wxold", "old-2", "new-2");
+
+    let changed = client.users().change_openid("wxold", &["old-1", "stranger", "old-2"]).await.unwrap();
+    assert_eq!(
+        body(&platform, PATH),
+        json!({ "from_appid": "wxold", "openid_list": ["old-1", "stranger", "old-2"] })
+    );
+    let pairs: Vec<_> = changed.iter().map(|c| (c.ori_openid.as_str(), c.new_openid.as_deref())).collect();
+    assert_eq!(pairs, [("old-1", Some("new-1")), ("stranger", None), ("old-2", Some("new-2"))]);
+    assert_eq!(changed[0].err_msg.as_deref(), Some("ok"));
+    assert_eq!(changed[1].err_msg.as_deref(), Some("ori_openid error"));
+
+    // 100 OpenIDs is the most a call takes.
+    let many: Vec<String> = (0..101).map(|i| format!("old-{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let changed = client.users().change_openid("wxold", &many[..100]).await.unwrap();
+    assert_eq!(changed.len(), 100);
+    assert_eq!(changed.iter().filter(|c| c.new_openid.is_some()).count(), 2);
+
+    // WeChat refuses an account the followers did not migrate from, with a hint.
+    let err = client.users().change_openid("wxother", &["old-1"]).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrCode(63178)));
+    assert!(err.to_string().contains("15 days"), "{err}");
+
+    // Outside the documented limits nothing is sent.
+    let sent = platform.requests_to(PATH).len();
+    for (from, openids, says) in [
+        ("wxold", &many[..], "1 to 100 OpenIDs per call, not 101"),
+        ("wxold", &[][..], "not 0"),
+        ("", &many[..1], "from_appid"),
+    ] {
+        let err = client.users().change_openid(from, openids).await.unwrap_err();
+        assert!(matches!(&err, Error::Invalid(m) if m.contains(says)), "{err}");
+    }
+    assert_eq!(platform.requests_to(PATH).len(), sent);
+}
+
+#[tokio::test]
+async fn hd_voice_of_a_jssdk_recording_streams_the_speex_and_refuses_other_ids() {
+    const PATH: &str = "/cgi-bin/media/get/jssdk";
+    let (platform, client) = setup().await;
+    let (amr, speex) = (b"#!AMR\n8k".to_vec(), b"Speex   16k voice".to_vec());
+    let server_id = platform.page_voice(amr.clone(), speex.clone());
+
+    let mut out = Vec::new();
+    let got = client.media().download_hd_voice(&server_id, &mut out).await.unwrap();
+    assert_eq!(
+        got,
+        Download::Written { bytes: speex.len() as u64, content_type: Some("voice/speex".into()) }
+    );
+    assert_eq!(out, speex);
+    let call = platform.last_request(PATH).unwrap();
+    assert_eq!((call.method.as_str(), call.query["media_id"].as_str()), ("GET", server_id.as_str()));
+    assert!(call.access_token().is_some());
+    // The same id through media/get is the 8 kHz amr.
+    let mut out = Vec::new();
+    client.media().download(&server_id, &mut out).await.unwrap();
+    assert_eq!(out, amr);
+
+    // Media uploaded through the API has no HD voice; nothing is written for an error.
+    let image = client
+        .media()
+        .upload(MediaType::Image, MediaFile::from_bytes("a.jpg", vec![0xFF, 0xD8]))
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for id in [image.media_id.as_str(), "missing"] {
+        let err = client.media().download_hd_voice(id, &mut out).await.unwrap_err();
+        assert_eq!(err.code(), Some(ErrCode(40007)));
+        assert!(err.to_string().contains("wx.uploadVoice"), "{err}");
+    }
+    assert!(out.is_empty());
+
+    let sent = platform.requests_to(PATH).len();
+    let err = client.media().download_hd_voice("", &mut out).await.unwrap_err();
+    assert!(matches!(&err, Error::Invalid(m) if m.contains("serverId")), "{err}");
+    assert_eq!(platform.requests_to(PATH).len(), sent);
+}
+
+#[tokio::test]
 async fn temporary_media_upload_and_streamed_download() {
     let (platform, client) = setup().await;
     let jpeg = vec![0xFF, 0xD8, 1, 2, 3, 0xFF, 0xD9];

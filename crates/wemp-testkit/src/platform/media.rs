@@ -1,11 +1,43 @@
 //! Temporary media (`media/upload`, `media/get`, `media/get/jssdk`) and `uploadimg`; the
 //! uploads of permanent material share the store.
+//!
+//! A voice a page recorded and uploaded with the JS-SDK (`wx.uploadVoice`, set with
+//! [`FakePlatform::page_voice`]) is temporary media whose `media/get` is the 8 kHz amr and
+//! whose `media/get/jssdk` is the 16 kHz speex (`Content-Type: voice/speex`); any other id is
+//! 40007 there, as WeChat answers.
 
+use std::collections::HashMap;
+
+use axum::body::Bytes;
 use serde_json::{Value, json};
 
 use super::StoredMedia;
 use super::support::{q, s, secs};
-use super::{Answer, Recorded, World, err};
+use super::{Answer, FakePlatform, Recorded, World, err};
+
+/// The speex recordings of JS-SDK voices, by media id (`serverId`).
+#[derive(Debug, Default)]
+pub(super) struct HdVoices(HashMap<String, Bytes>);
+
+impl FakePlatform {
+    /// A voice a page recorded and uploaded with `wx.uploadVoice`: `amr` is what `media/get`
+    /// serves, `speex` what `media/get/jssdk` serves. Returns its `serverId` (a media id).
+    pub fn page_voice(&self, amr: impl Into<Bytes>, speex: impl Into<Bytes>) -> String {
+        let mut w = self.world();
+        let id = w.next_id("MEDIA_");
+        let amr = StoredMedia {
+            kind: "voice".into(),
+            file_name: format!("{id}.amr"),
+            content_type: "audio/amr".into(),
+            data: amr.into(),
+            permanent: false,
+            description: None,
+        };
+        w.media.insert(id.clone(), amr);
+        w.hd_voices.0.insert(id.clone(), speex.into());
+        id
+    }
+}
 
 /// The endpoints of this area; `None` for a path that is not one of them.
 pub(super) fn dispatch(w: &mut World, path: &str, r: &Recorded, _: &Value) -> Option<Answer> {
@@ -26,6 +58,12 @@ pub(super) fn dispatch(w: &mut World, path: &str, r: &Recorded, _: &Value) -> Op
             return Some(match w.media.get(&id) {
                 Some(m) if !m.permanent => media_answer(m, &id),
                 _ => Answer::Json(err(40007)),
+            });
+        }
+        "/cgi-bin/media/get/jssdk" => {
+            return Some(match w.hd_voices.0.get(&q(r, "media_id")) {
+                Some(speex) => Answer::Binary { content_type: "voice/speex".into(), data: speex.clone() },
+                None => Answer::Json(err(40007)),
             });
         }
         _ => return None,

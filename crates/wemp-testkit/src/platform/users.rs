@@ -1,10 +1,50 @@
 //! Users: information, the follower list, remarks, the blacklist and `changeopenid`.
+//!
+//! `changeopenid` answers for the account migrations set with
+//! [`FakePlatform::add_migration`]: an unknown `from_appid` is 63178 (as WeChat answers when
+//! the AppID is not the account migrated from), an `openid_list` that is not 1–100 strings is
+//! 40032, and each OpenID gets `{ori_openid, new_openid, err_msg: "ok"}` or, when it did not
+//! follow the old account, `{ori_openid, err_msg: "ori_openid error"}`.
+
+use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
 use super::FakeUser;
 use super::support::{q, s};
-use super::{Answer, Recorded, World, err, ok};
+use super::{Answer, FakePlatform, Recorded, World, err, ok};
+
+/// Account migrations: by the old account's AppID, its followers' OpenIDs under it and
+/// under this account.
+#[derive(Debug, Default)]
+pub(super) struct Migrations(BTreeMap<String, BTreeMap<String, String>>);
+
+impl FakePlatform {
+    /// Notes that the user `old_openid` of the account `from_appid` migrated to this account
+    /// as `new_openid` (what `changeopenid` answers).
+    pub fn add_migration(&self, from_appid: &str, old_openid: &str, new_openid: &str) {
+        let mut w = self.world();
+        let followers = w.migrations.0.entry(from_appid.to_owned()).or_default();
+        followers.insert(old_openid.to_owned(), new_openid.to_owned());
+    }
+}
+
+fn change_openid(w: &World, body: &Value) -> Value {
+    let Some(followers) = w.migrations.0.get(&s(body, "from_appid")) else { return err(63178) };
+    let list = body.get("openid_list").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+    if list.is_empty() || list.len() > 100 || list.iter().any(|o| o.as_str().is_none()) {
+        return err(40032);
+    }
+    let results: Vec<Value> = list
+        .iter()
+        .filter_map(Value::as_str)
+        .map(|old| match followers.get(old) {
+            Some(new) => json!({ "ori_openid": old, "new_openid": new, "err_msg": "ok" }),
+            None => json!({ "ori_openid": old, "err_msg": "ori_openid error" }),
+        })
+        .collect();
+    json!({ "errcode": 0, "errmsg": "ok", "result_list": results })
+}
 
 /// The endpoints of this area; `None` for a path that is not one of them.
 pub(super) fn dispatch(w: &mut World, path: &str, r: &Recorded, body: &Value) -> Option<Answer> {
@@ -61,6 +101,7 @@ pub(super) fn dispatch(w: &mut World, path: &str, r: &Recorded, body: &Value) ->
                 ok()
             }
         }
+        "/cgi-bin/changeopenid" => change_openid(w, body),
         _ => return None,
     };
     Some(Answer::Json(v))
