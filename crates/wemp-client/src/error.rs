@@ -141,6 +141,48 @@ impl ErrCode {
                  original id gh_…, developers report its AppID works), or the migration is not \
                  complete or ended more than 15 days ago"
             }
+            // Customer service, templates, subscription notifications, mass sending.
+            40037 => {
+                "no such template id: it was deleted, or belongs to another account (list the account's templates)"
+            }
+            43101 => {
+                "the user has not consented: a one-time subscription message needs an unused consent of \
+                 this user to this template and scene (Subscribe::authorize_url); a subscription \
+                 notification needs the user's subscription"
+            }
+            45008 => "too many articles: uploadnews and a news message take at most 8",
+            47003 => {
+                "a template field breaks the template's rules (a missing or unknown key, an empty value, \
+                 or a value too long for its type); the errmsg names the field"
+            }
+            65400 => {
+                "the new customer-service features are not enabled: enable 客服功能 in the admin console \
+                 first"
+            }
+            65401 => {
+                "no such customer-service account: check kf_account (prefix@wechat_id) against Kf::accounts"
+            }
+            65407 => "that WeChat user already works as this customer-service account",
+            65409 => {
+                "the invited WeChat id is not valid: use the worker's WeChat id (微信号), not a nickname"
+            }
+            65411 => {
+                "an invitation to this account is still waiting: wait for the answer, or until it expires (7 days)"
+            }
+            65412 => {
+                "this customer-service account already has a bound worker; only an unbound one can invite"
+            }
+            65416 => "invalid query parameters: check the time range, msgid (from 1) and number (1 to 10000)",
+            65417 => "the chat-record range is longer than 24 hours: query one day at a time",
+            200012 => {
+                "the account has its 50 subscription templates: delete one (Subscribe::delete_template) first"
+            }
+            200014 => "no such template title (tid): take one from Subscribe::pub_titles",
+            200020 => {
+                "the keywords are not 2 to 5 distinct kids of this title: take them from \
+                 Subscribe::pub_keywords"
+            }
+            200021 => "the scene description (sceneDesc) is empty or longer than 15 characters",
             40001 | 40014 | 42001 => {
                 "the access_token was refused; it was refreshed and the call retried once"
             }

@@ -10,10 +10,11 @@
 //! articles, and the data cube reports are computed from the [`StatEvent`]s you record;
 //! cards (卡券) keep their stock and review state, and users' codes their redemption state.
 //!
-//! It also serves `/cgi-bin/showqrcode` (the `mp.weixin.qq.com` image) and
-//! `/connect/oauth2/authorize` (the `open.weixin.qq.com` consent page, which approves at
-//! once as the user set with [`FakePlatform::set_oauth_user`]), so one base URL stands in
-//! for all three hosts — and for WeCom's `qyapi.weixin.qq.com`, whose `gettoken` and
+//! It also serves `/cgi-bin/showqrcode` (the `mp.weixin.qq.com` image), `/mp/subscribemsg`
+//! (the `mp.weixin.qq.com` one-time subscription consent page) and
+//! `/connect/oauth2/authorize` (the `open.weixin.qq.com` consent page); both consent pages
+//! approve at once as the user set with [`FakePlatform::set_oauth_user`]. So one base URL
+//! stands in for all three hosts — and for WeCom's `qyapi.weixin.qq.com`, whose `gettoken` and
 //! `message/send` it answers for the apps of one corp ([`PlatformConfig::corpid`],
 //! [`FakePlatform::add_wecom_app`]), each with its own Secret and token.
 //!
@@ -353,6 +354,9 @@ pub(crate) struct World {
     stats: datacube::Ledger,
     cards: cards::CardDesk,
     component: component::Desk,
+    kf_desk: kf::Desk,
+    subscriptions: subscribe::Board,
+    mass_uploads: mass::Uploads,
 }
 
 #[derive(Default)]

@@ -567,3 +567,26 @@ impl Kf<'_> {
         self.0.post_as(path::RECORDS, &[], &body).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_read_the_documented_answer() {
+        let answer = json!({
+            "recordlist": [
+                { "openid": "oDF3iY9WMaswOPWjCIp_f3Bnpljk", "opercode": 2002,
+                  "text": " 您好，客服test1为您服务。", "time": 1_400_563_710, "worker": "test1@test" },
+                { "openid": "oDF3iY9WMaswOPWjCIp_f3Bnpljk", "opercode": 2003,
+                  "text": "你好，有什么事情？", "time": 1_400_563_731, "worker": "test1@test" }
+            ],
+            "number": 2,
+            "msgid": 20_165_267
+        });
+        let records: KfRecords = serde_json::from_value(answer).unwrap();
+        assert_eq!((records.number, records.msgid), (2, 20_165_267));
+        assert_eq!(records.recordlist[1].opercode, 2003);
+        assert_eq!(records.recordlist[0].worker, "test1@test");
+    }
+}

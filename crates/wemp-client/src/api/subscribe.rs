@@ -423,3 +423,28 @@ impl Subscribe<'_> {
         self.0.post_ok(path::SEND_ONCE, msg).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn library_answers_read_as_documented() {
+        // The documented example gives categoryId as a string, its table as a number.
+        let titles: PubTitles = serde_json::from_value(json!({
+            "errcode": 0, "errmsg": "ok", "count": 55,
+            "data": [{ "tid": 99, "title": "付款成功通知", "type": 2, "categoryId": "616" },
+                     { "tid": 100, "title": "x", "type": 3, "categoryId": 616 }]
+        }))
+        .unwrap();
+        assert_eq!(titles.count, 55);
+        assert!(titles.data.iter().all(|t| t.category_id.as_deref() == Some("616")));
+        let kw: PubKeyword = serde_json::from_value(
+            json!({ "kid": 1, "name": "物品名称", "example": "名称", "rule": "thing" }),
+        )
+        .unwrap();
+        assert_eq!((kw.kid, kw.rule.as_str()), (1, "thing"));
+    }
+}

@@ -1,8 +1,10 @@
 //! Customer service (`client.kf()`) against the fake platform.
 
-use serde_json::json;
+use std::time::Duration;
+
+use serde_json::{Value, json};
 use wemp_client::api::kf::{CsMessage, LinkArticle, MenuChoice};
-use wemp_client::{ErrCode, Error, Lifts, Limit, ReplyDelivery};
+use wemp_client::{ErrCode, Error, Lifts, Limit, MediaFile, ReplyDelivery};
 use wemp_proto::Reply;
 use wemp_proto::reply::{Article, Music};
 use wemp_testkit::platform::{FakePlatform, PlatformConfig};
@@ -159,4 +161,115 @@ async fn kf_accounts_and_sessions() {
         "kf1@test"
     );
     assert_eq!(client.kf().delete_account("kf1@test").await.unwrap_err().code(), Some(ErrCode(65401)));
+}
+
+#[tokio::test]
+async fn chat_records_page_through_a_day_and_their_limits_are_checked_first() {
+    let (platform, client) = setup().await;
+    let start = platform.now_ms() / 1000;
+    client.kf().send("o1", &CsMessage::text("hello")).await.unwrap();
+    client.kf().send_as("o2", &CsMessage::Image("m1".into()), "kf1@test").await.unwrap();
+    platform.advance(Duration::from_secs(3600));
+    client.kf().send("o1", &CsMessage::text("an hour later")).await.unwrap();
+    // A message that did not go out is no record.
+    platform.close_cs_window("o3");
+    client.kf().send("o3", &CsMessage::text("closed")).await.unwrap_err();
+    let end = start + 86_400;
+
+    let first = client.kf().records(start, end, 1, 2).await.unwrap();
+    assert_eq!(
+        body(&platform, "/customservice/msgrecord/getmsglist"),
+        json!({ "starttime": start, "endtime": end, "msgid": 1, "number": 2 })
+    );
+    assert_eq!(first.number, 2);
+    assert_eq!((first.recordlist[0].openid.as_str(), first.recordlist[0].text.as_str()), ("o1", "hello"));
+    let image = &first.recordlist[1];
+    assert_eq!((image.text.as_str(), image.worker.as_str(), image.opercode), ("[image]", "kf1@test", 2002));
+    let second = client.kf().records(start, end, first.msgid, 2).await.unwrap();
+    assert_eq!(second.number, 1, "fewer than asked: the range is exhausted");
+    assert_eq!(second.recordlist[0].text, "an hour later");
+    assert_eq!(second.recordlist[0].time, start + 3600);
+    // The first hour alone.
+    let early = client.kf().records(start, start + 1800, 1, 10_000).await.unwrap();
+    assert_eq!(early.recordlist.len(), 2);
+
+    // The documented limits fail before any request.
+    let asked = platform.requests_to("/customservice/msgrecord/getmsglist").len();
+    for (s, e, msgid, number, says) in [
+        (start, start + 86_401, 1, 10, "24 hours"),
+        (start, start, 1, 10, "comes after"),
+        (start + 10, start, 1, 10, "comes after"),
+        (start, end, 0, 10, "msgid"),
+        (start, end, 1, 0, "1 to 10000"),
+        (start, end, 1, 10_001, "1 to 10000"),
+    ] {
+        let err = client.kf().records(s, e, msgid, number).await.unwrap_err();
+        assert!(matches!(&err, Error::Invalid(m) if m.contains(says)), "{err}");
+    }
+    assert_eq!(platform.requests_to("/customservice/msgrecord/getmsglist").len(), asked);
+    // The platform refuses the same ranges, with the hint to query a day at a time.
+    let two_days = json!({ "starttime": start, "endtime": start + 2 * 86_400, "msgid": 1, "number": 10 });
+    let err =
+        client.post_json::<Value, _>("/customservice/msgrecord/getmsglist", &two_days).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrCode(65417)));
+    assert!(err.to_string().contains("one day at a time"), "{err}");
+}
+
+#[tokio::test]
+async fn agent_avatars_and_worker_invitations() {
+    let (platform, client) = setup().await;
+    let kf = client.kf();
+    kf.add_account("kf1@test", "Alice").await.unwrap();
+    let jpeg = [0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F', 0xFF, 0xD9];
+    kf.upload_avatar("kf1@test", MediaFile::from_bytes("alice.jpg", jpeg.to_vec())).await.unwrap();
+    let r = platform.last_request("/customservice/kfaccount/uploadheadimg").unwrap();
+    assert_eq!(r.query["kf_account"], "kf1@test");
+    assert_eq!(r.parts[0].name, "media");
+    assert_eq!(&r.parts[0].data[..], &jpeg[..]);
+    assert!(kf.accounts().await.unwrap()[0].kf_headimgurl.starts_with("http://"));
+
+    // Not a .jpg name: refused before sending; a .jpg that is not a JPEG: refused by WeChat.
+    let err = kf.upload_avatar("kf1@test", MediaFile::from_bytes("a.png", jpeg.to_vec())).await.unwrap_err();
+    assert!(matches!(&err, Error::Invalid(m) if m.contains("JPEG")), "{err}");
+    let err = kf.upload_avatar("kf1@test", MediaFile::from_bytes("a.jpg", Vec::new())).await.unwrap_err();
+    assert!(matches!(&err, Error::Invalid(m) if m.contains("empty")), "{err}");
+    let err = kf.upload_avatar("kf1", MediaFile::from_bytes("a.jpg", jpeg.to_vec())).await.unwrap_err();
+    assert!(matches!(&err, Error::Invalid(m) if m.contains("prefix@wechat_id")), "{err}");
+    assert_eq!(platform.requests_to("/customservice/kfaccount/uploadheadimg").len(), 1);
+    let png = MediaFile::from_bytes("b.jpg", b"\x89PNG\r\n".to_vec());
+    assert_eq!(kf.upload_avatar("kf1@test", png).await.unwrap_err().code(), Some(ErrCode(40005)));
+    let err = kf.upload_avatar("kf9@test", MediaFile::from_bytes("a.jpg", jpeg.to_vec())).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrCode(65401)));
+    assert!(err.to_string().contains("Kf::accounts"), "{err}");
+
+    // An invitation waits 7 days, one at a time; once accepted the account has its worker.
+    kf.invite_worker("kf1@test", "alice_wx").await.unwrap();
+    assert_eq!(
+        body(&platform, "/customservice/kfaccount/inviteworker"),
+        json!({ "kf_account": "kf1@test", "invite_wx": "alice_wx" })
+    );
+    let account = kf.accounts().await.unwrap().remove(0);
+    assert_eq!(
+        (account.invite_wx.as_deref(), account.invite_status.as_deref()),
+        (Some("alice_wx"), Some("waiting"))
+    );
+    assert_eq!(account.invite_expire_time, Some(platform.now_ms() / 1000 + 7 * 86_400));
+    let err = kf.invite_worker("kf1@test", "bob_wx").await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrCode(65411)));
+    assert!(err.to_string().contains("7 days"), "{err}");
+    platform.advance(Duration::from_secs(7 * 86_400 + 1));
+    assert_eq!(kf.accounts().await.unwrap()[0].invite_status.as_deref(), Some("expired"));
+    assert!(!platform.accept_kf_invitation("kf1@test"), "an expired invitation cannot be accepted");
+    kf.invite_worker("kf1@test", "alice_wx").await.unwrap();
+    assert!(platform.accept_kf_invitation("kf1@test"));
+    let account = kf.accounts().await.unwrap().remove(0);
+    assert_eq!((account.kf_wx.as_deref(), account.invite_status), (Some("alice_wx"), None));
+    assert_eq!(kf.invite_worker("kf1@test", "alice_wx").await.unwrap_err().code(), Some(ErrCode(65407)));
+    assert_eq!(kf.invite_worker("kf1@test", "bob_wx").await.unwrap_err().code(), Some(ErrCode(65412)));
+    assert_eq!(kf.invite_worker("kf2@test", "bob_wx").await.unwrap_err().code(), Some(ErrCode(65401)));
+    for (account, wx) in [("kf1", "bob_wx"), ("@test", "bob_wx"), ("kf1@test", " ")] {
+        let err = kf.invite_worker(account, wx).await.unwrap_err();
+        assert!(matches!(err, Error::Invalid(_)), "{account} {wx}: {err}");
+    }
+    assert_eq!(platform.requests_to("/customservice/kfaccount/inviteworker").len(), 6);
 }

@@ -9,6 +9,7 @@ mod datacube;
 mod kf;
 mod mass;
 mod member_cards;
+mod subscribe;
 mod templates;
 mod token;
 mod wecom;

@@ -1,15 +1,13 @@
-//! Template messages (`client.templates()`) and subscription notifications
-//! (`client.subscribe()`) against the fake platform.
+//! Template messages (`client.templates()`) against the fake platform.
 
 use serde_json::json;
 use wemp_client::ErrCode;
-use wemp_client::api::subscribe::SubscribeMessage;
 use wemp_client::api::templates::TemplateMessage;
 
 use crate::{body, setup};
 
 #[tokio::test]
-async fn templates_and_subscription_notifications() {
+async fn template_messages_industries_and_templates() {
     let (platform, client) = setup().await;
     client.templates().set_industry("1", "4").await.unwrap();
     assert_eq!(
@@ -38,13 +36,16 @@ async fn templates_and_subscription_notifications() {
     client.templates().delete(&id).await.unwrap();
     let err = client.templates().send(&msg).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrCode(40037)));
+    assert!(err.to_string().contains("no such template id"), "{err}");
 
-    let sub = SubscribeMessage::new("o1", "SUB1").field("thing1", "x");
-    client.subscribe().send(&sub).await.unwrap();
-    assert_eq!(
-        body(&platform, "/cgi-bin/message/subscribe/bizsend"),
-        json!({ "touser": "o1", "template_id": "SUB1", "data": { "thing1": { "value": "x" } } })
-    );
-    client.templates().add("TM2", &[]).await.unwrap();
-    assert_eq!(client.subscribe().templates().await.unwrap().len(), 1);
+    // A mini program and a dedup id ride along when set.
+    let id = client.templates().add("TM00015", &[]).await.unwrap();
+    let msg = TemplateMessage::new("o1", &id)
+        .miniprogram("wxa", "pages/i")
+        .client_msg_id("m-1")
+        .field("first", "x");
+    client.templates().send(&msg).await.unwrap();
+    let sent = body(&platform, "/cgi-bin/message/template/send");
+    assert_eq!(sent["miniprogram"], json!({ "appid": "wxa", "pagepath": "pages/i" }));
+    assert_eq!(sent["client_msg_id"], "m-1");
 }

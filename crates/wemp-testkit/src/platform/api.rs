@@ -15,7 +15,10 @@ pub(super) fn dispatch(w: &mut World, method: &Method, r: &Recorded) -> Answer {
     let path = r.path.as_str();
     let body = r.json().unwrap_or(Value::Null);
     // Called without the account's access_token.
-    let open = token::dispatch(w, r, &body).or_else(|| qrcode::image(w, r)).or_else(|| oauth::dispatch(w, r));
+    let open = token::dispatch(w, r, &body)
+        .or_else(|| qrcode::image(w, r))
+        .or_else(|| oauth::dispatch(w, r))
+        .or_else(|| subscribe::consent_page(w, r));
     if let Some(answer) = open {
         return answer;
     }
