@@ -15,7 +15,8 @@
 //! `/connect/oauth2/authorize` (the `open.weixin.qq.com` consent page); both consent pages
 //! approve at once as the user set with [`FakePlatform::set_oauth_user`]. So one base URL
 //! stands in for all three hosts — and for WeCom's `qyapi.weixin.qq.com`, whose `gettoken` and
-//! `message/send` it answers for one app ([`PlatformConfig::corpid`]).
+//! `message/send` it answers for the apps of one corp ([`PlatformConfig::corpid`],
+//! [`FakePlatform::add_wecom_app`]), each with its own Secret and token.
 //!
 //! ```
 //! use std::time::Duration;
@@ -116,7 +117,8 @@ pub struct PlatformConfig {
     pub corpid: String,
     /// The WeCom app's Secret (default `fake-corp-secret`).
     pub corp_secret: String,
-    /// The WeCom app's AgentID (default `1000002`), checked by `message/send`.
+    /// The WeCom app's AgentID (default `1000002`), checked by `message/send`; more apps of
+    /// the corp are added with [`FakePlatform::add_wecom_app`].
     pub agentid: String,
     /// The Open Platform third-party platform's appid (default `wx00000000000c0mp1`).
     pub component_appid: String,
@@ -317,8 +319,7 @@ pub(crate) struct World {
     tokens: HashMap<String, Token>,
     classic_current: Option<String>,
     stable_current: Option<String>,
-    wecom_current: Option<String>,
-    wecom_sent: Vec<Value>,
+    wecom: wecom::Corp,
     ticket: Option<(String, i64)>,
     faults: Vec<FaultRule>,
     scripted: HashMap<String, Value>,
@@ -678,9 +679,21 @@ impl FakePlatform {
         self.world().cfg().agentid.clone()
     }
 
+    /// Adds another app of the WeCom corp (or replaces the Secret of one added before):
+    /// `gettoken` with `secret` gives a token of its own, which `message/send` accepts for
+    /// `agentid` only — another app's token is refused with `301002`, as WeCom does.
+    pub fn add_wecom_app(&self, agentid: impl Into<String>, secret: impl Into<String>) {
+        self.world().add_wecom_app(agentid.into(), secret.into());
+    }
+
+    /// The AgentID of the WeCom app a token was issued to by `gettoken`.
+    pub fn wecom_token_app(&self, token: &str) -> Option<String> {
+        self.world().wecom_token_app(token)
+    }
+
     /// Every WeCom `message/send` body accepted, in order.
     pub fn wecom_messages(&self) -> Vec<Value> {
-        self.world().wecom_sent.clone()
+        self.world().wecom.sent.clone()
     }
 
     /// Makes customer-service messages to `openid` fail with 45015 (48 hours passed).
@@ -733,6 +746,7 @@ fn errmsg_for(code: i64) -> &'static str {
         40066 => "invalid url",
         40014 => "invalid access_token",
         40125 => "invalid appsecret",
+        40056 => "invalid agentid",
         40164 => "invalid ip 127.0.0.1 ipv6 ::ffff:127.0.0.1, not in whitelist",
         41001 => "access_token missing",
         42001 => "access_token expired",
@@ -747,6 +761,7 @@ fn errmsg_for(code: i64) -> &'static str {
         61011 => "invalid component",
         61023 => "refresh_token is invalid",
         63178 => "appid not match",
+        301002 => "not allow operate another agent with this accesstoken",
         _ => "error",
     }
 }
