@@ -229,18 +229,7 @@ async fn choose_card_is_signed_with_the_app_id_and_lists_the_users_cards() {
 /// Two processes' clients on one Redis, asking at once: one api_ticket fetch between them.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_clients_on_one_redis_fetch_the_api_ticket_once() {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let conn = match tokio::time::timeout(Duration::from_secs(5), wemp_store::redis::connect(&url)).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => {
-            eprintln!("skipping: cannot connect to Redis at {url}: {e}");
-            return;
-        }
-        Err(_) => {
-            eprintln!("skipping: Redis at {url} did not answer within 5 s");
-            return;
-        }
-    };
+    let Some(conn) = crate::shared_redis().await else { return };
     let prefix = format!("wemp-test:card-ticket:{:016x}:", rand::random::<u64>());
     let store = || -> Arc<dyn TokenStore> {
         Arc::new(wemp_store::redis::RedisTokenStore::new(conn.clone(), prefix.clone()))

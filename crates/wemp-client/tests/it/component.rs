@@ -155,18 +155,7 @@ async fn a_refused_component_token_is_replaced_once() {
 /// Two processes' clients on one Redis: one component token fetch between them.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_clients_on_one_redis_share_the_component_token() {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let conn = match tokio::time::timeout(Duration::from_secs(5), wemp_store::redis::connect(&url)).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => {
-            eprintln!("skipping: cannot connect to Redis at {url}: {e}");
-            return;
-        }
-        Err(_) => {
-            eprintln!("skipping: Redis at {url} did not answer within 5 s");
-            return;
-        }
-    };
+    let Some(conn) = crate::shared_redis().await else { return };
     let prefix = format!("wemp-test:component:{:016x}:", rand::random::<u64>());
     let sessions = || -> Arc<dyn SessionStore> {
         Arc::new(wemp_store::redis::RedisSessionStore::new(conn.clone(), prefix.clone()))

@@ -44,3 +44,20 @@ pub(crate) fn body(platform: &FakePlatform, path: &str) -> Value {
     assert!(r.access_token().is_some(), "{path} carries the token");
     r.json().unwrap()
 }
+
+/// The shared Redis (`REDIS_URL`, default `redis://127.0.0.1:6379`), or `None` after printing
+/// why the calling test skips.
+pub(crate) async fn shared_redis() -> Option<wemp_store::redis::ConnectionManager> {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    match tokio::time::timeout(Duration::from_secs(5), wemp_store::redis::connect(&url)).await {
+        Ok(Ok(conn)) => Some(conn),
+        Ok(Err(e)) => {
+            eprintln!("skipping: cannot connect to Redis at {url}: {e}");
+            None
+        }
+        Err(_) => {
+            eprintln!("skipping: Redis at {url} did not answer within 5 s");
+            None
+        }
+    }
+}
