@@ -939,6 +939,8 @@ describe('wemp serve with an Official Account, a WeCom app and a Mini Program: t
   // platform's customer-service API.
   const CORP = { id: 'ww0123456789abcdef/1000002', corpid: 'ww0123456789abcdef', agentid: '1000002' };
   const MINI = { id: 'wx00000000000000c3', secret: 'e2eMiniSecretNeverOnThePage01' };
+  // A service provider's suite (第三方应用): a WeCom account with no AgentID, its corpid the SuiteID.
+  const SUITE = { id: 'wwsuite0123456789abcd' };
   let platform;
   let server;
   let browser;
@@ -957,6 +959,8 @@ describe('wemp serve with an Official Account, a WeCom app and a Mini Program: t
       '[[accounts]]', 'kind = "miniprogram"', 'name = "mini shop"', `appid = "${MINI.id}"`, 'token = "miniToken2024"',
       'aes_key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"', 'mode = "safe"', `appsecret = "${MINI.secret}"`,
       'path = "/wechat/mini"', '',
+      '[[accounts]]', 'kind = "wecom"', 'name = "crm suite"', `corpid = "${SUITE.id}"`, 'token = "suiteToken2024"',
+      'aes_key = "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR"', 'path = "/wechat/suite"', '',
       '[[rules]]', 'name = "price"', 'keyword = "price"', 'reply.text = "It costs 1 yuan."', '',
     ].join('\n'));
     server = await startServe({ WEMP_API_BASE: platform.url }, config);
@@ -1062,6 +1066,27 @@ describe('wemp serve with an Official Account, a WeCom app and a Mini Program: t
     await bubble.waitFor();
     assert.equal(await bubble.locator('.via-cs').textContent(), '客服消息');
     assert.deepEqual(errors, []);
+  });
+
+  test('a suite (no AgentID): its SuiteID in the header, its 指令回调URL in the service provider admin', async () => {
+    for (const [locale, kind, heading, where] of [
+      ['en-US', 'WeCom third-party app (第三方应用) · SuiteID wwsuite0123456789abcd',
+        'Paste into the WeCom service provider admin: crm suite',
+        /sealed for its SuiteID wwsuite0123456789abcd .*open\.work\.weixin\.qq\.com\) → 应用管理 .* → 回调配置 .* → 指令回调URL/],
+      ['zh-CN', '企业微信第三方应用 · SuiteID wwsuite0123456789abcd', '填写到企业微信服务商管理后台：crm suite',
+        /按 SuiteID wwsuite0123456789abcd 加密.*open\.work\.weixin\.qq\.com）→ 应用管理 → 该应用 → 回调配置 → 指令回调URL/],
+    ]) {
+      await open(locale);
+      await page.locator('#account-select').selectOption(SUITE.id);
+      assert.equal(await page.locator('#phone-kind').textContent(), kind);
+      await page.locator('#tab-setup').click();
+      await page.locator('#paste').getByText('suiteToken2024').waitFor();
+      assert.equal(await page.locator('#paste-h').textContent(), heading);
+      const text = await page.locator('#setup-where').textContent();
+      assert.match(text, where);
+      assert.doesNotMatch(text, /AgentID (\?|undefined)|AgentID 为 (\?|undefined)|\{/);
+      assert.deepEqual(errors, []);
+    }
   });
 });
 
