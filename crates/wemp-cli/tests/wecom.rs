@@ -327,6 +327,29 @@ async fn sim_plays_a_wecom_app_and_a_mini_program() {
     let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
     assert_eq!(json["message"]["reply"]["content"], "It costs 1 yuan.", "{}", common::out(&o));
     assert!(json["request"].as_str().unwrap().contains(&format!("<AgentID>{agentid}</AgentID>")), "{json}");
+    // JSON is a Mini Program's data format only: a WeCom app's and an Official Account's
+    // callbacks are XML, so --format json for them is refused with the reason (explicit XML
+    // is what they use anyway).
+    for (url, kind) in [(&corp_url, "a WeCom app's"), (&format!("{origin}/wechat"), "an Official Account's")]
+    {
+        for cmd in ["send", "check", "verify"] {
+            let mut args = vec!["sim", cmd, url.as_str(), "--config", "wemp.toml", "--format", "json"];
+            if cmd == "send" {
+                args.extend(["text", "price"]);
+            }
+            let o = sim(&args);
+            let text = common::out(&o);
+            assert_eq!(o.status.code(), Some(2), "{cmd}: {text}");
+            assert!(
+                text.contains(&format!(
+                    "--format json is for Mini Programs only (--kind miniprogram): {kind} callbacks are XML only"
+                )),
+                "{cmd}: {text}"
+            );
+        }
+    }
+    let o = sim(&["sim", "send", &corp_url, "--config", "wemp.toml", "--format", "xml", "text", "price"]);
+    assert!(o.status.success() && common::out(&o).contains("It costs 1 yuan."), "{}", common::out(&o));
     // The conformance run: every WeCom type, and plain requests rightly refused.
     let o = sim(&["sim", "check", &corp_url, "--config", "wemp.toml"]);
     let text = common::out(&o);
