@@ -644,7 +644,23 @@ impl wemp_console::Rules for ServeRules {
     }
 
     async fn reload(&self) -> Result<ReloadReport, wemp_console::ReloadError> {
-        Ok(self.reloader.reload_and_log("reload from the web console")?)
+        match self.reloader.reload_and_log("reload from the web console") {
+            Ok(report) => Ok(report),
+            // Problems located in the config: the console words their places in its language.
+            Err(ConfigError::Invalid(problems)) => Err(Box::new(wemp_console::ReloadRefused {
+                problems: problems
+                    .iter()
+                    .map(|p| wemp_console::ReloadProblem {
+                        source: p.source.clone(),
+                        line: p.line,
+                        field: p.field.clone(),
+                        message: p.message.clone(),
+                        text: p.to_string(),
+                    })
+                    .collect(),
+            })),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -697,7 +713,7 @@ impl Reloader {
         let rules = self.rules.compile(&cfg).map_err(|errs| {
             ConfigError::Invalid(
                 errs.into_iter()
-                    .map(|e| crate::config::Problem {
+                    .map(|e| crate::config::ConfigProblem {
                         source: "rules".into(),
                         line: None,
                         column: None,

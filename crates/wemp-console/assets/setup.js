@@ -132,7 +132,25 @@ export async function reloadRules() {
     status.classList.add('ok');
     renderRules(res.rules);
   } catch (e) {
-    status.textContent = t('rules.not-reloaded', { error: e.message });
+    const problems = (e.body && e.body.problems) || [];
     status.classList.add('bad');
+    if (problems.length) {
+      status.replaceChildren(t('rules.not-reloaded.problems', { count: problems.length }),
+        h('ul', { class: 'problems' }, problems.map((p) => h('li', {}, configProblem(p)))));
+    } else {
+      status.textContent = t('rules.not-reloaded', { error: e.message });
+    }
   }
+}
+
+/**
+ * One problem of a refused reload in the page's words: its place (file and line, the field)
+ * framed in the page's language, the message as the server words it (its English line else).
+ */
+function configProblem(p) {
+  const where = p.line != null ? tServer('config.at-line', p, null) : p.source;
+  if (where === null) return p.text;
+  return p.field != null
+    ? tServer('config.problem-field', { where, field: p.field, message: p.message }, p.text)
+    : tServer('config.problem', { where, message: p.message }, p.text);
 }

@@ -287,6 +287,7 @@ const en = {
   'rules.reloading': 'Reloading…',
   'rules.reloaded': 'Reloaded: {report}',
   'rules.not-reloaded': 'Not reloaded, the previous rules stay in effect: {error}',
+  'rules.not-reloaded.problems': 'Not reloaded, the previous rules stay in effect; the configuration has {count} problem(s):',
 
   // the sign-in page
   'login.title': 'wemp console — sign in',
@@ -571,6 +572,7 @@ const zhCN = {
   'rules.reloading': '正在重新加载…',
   'rules.reloaded': '已重新加载：{report}',
   'rules.not-reloaded': '未重新加载，之前的规则继续生效：{error}',
+  'rules.not-reloaded.problems': '未重新加载，之前的规则继续生效；配置有 {count} 处问题：',
 
   'login.title': 'wemp 控制台 — 登录',
   'login.token': '管理令牌',
@@ -591,6 +593,21 @@ const zhCN = {
   'server.banner.no-answer': '{tries} 次尝试都没有得到可用的应答（超时、连接失败或错误状态码），微信已放弃',
   'server.banner.unsigned': '无法签名或加密请求：消息加解密密钥(EncodingAESKey)不可用',
   'server.banner.unreadable': '服务器的应答不是可用的被动回复：{reason}',
+  // Why an answer is not a usable reply, by its kind (wemp_proto::wechat::judge::Unreadable).
+  'server.unreadable.bad-signature': '加密回复的 MsgSignature 不正确：应以回复自己的 TimeStamp 和 Nonce 计算 sha1(sort(token, TimeStamp, Nonce, Encrypt))',
+  'server.unreadable.no-decrypt': '加密回复无法解密（{detail}）；{code}',
+  'server.unreadable.envelope': '加密回复格式无效：{detail}',
+  'server.unreadable.xml': '回复不是有效的 XML（{detail}）：“{snippet}”',
+  'server.unreadable.not-reply': '不是有效的被动回复（{detail}）：“{snippet}”',
+  'server.unreadable.other': '无法使用的回复：{detail}',
+  // How a handler failed, by its kind (wemp_server::HandlerFailure; {detail}: its own words).
+  'server.handler.failed': '处理函数出错：{detail}',
+  'server.handler.panicked': '处理函数崩溃（panic）：{detail}',
+  'server.handler.unsendable': '处理函数的回复无法发出（微信会拒绝它）：{detail}',
+  // How a call to the gateway app failed, by its result ({target}: the app's URL or the relay).
+  'server.forward.app_error': '应用（{target}）返回了 HTTP {status}，应为 200 或 204',
+  'server.forward.unreachable': '无法连接应用（{target}），或应用没有及时应答',
+  'server.forward.bad_answer': '应用（{target}）的应答不是约定的 JSON：应为 {"reply": {"type": "text", "content": "…"}} 或 {"reply": null}',
   // What WeChat refuses (or notices) about a reply, by its kind (wemp_proto::wechat::judge::Problem).
   'server.problem.wrong-direction-swapped': '方向错误：ToUserName 和 FromUserName 写反了（回复的 ToUserName 是用户 {openid}，FromUserName 是公众号 {account}）',
   'server.problem.wrong-to': '方向错误：ToUserName 是“{found}”，应为用户的 OpenID“{expected}”',
@@ -610,6 +627,10 @@ const zhCN = {
   'server.api.not-image': '只能上传图片（Content-Type image/…）',
   'server.api.empty-upload': '上传的内容为空',
   'server.api.no-rules': '此服务器没有可重新加载的规则',
+  // A refused reload's problems: the place in the page's words, the message as the server words it.
+  'server.config.at-line': '{source} 第 {line} 行',
+  'server.config.problem-field': '{where}，{field}：{message}',
+  'server.config.problem': '{where}：{message}',
   // A rules reload's report ({rules}: how many; {restart}: the sections that need a restart).
   'server.rules.reloaded': '{rules} 条规则生效',
   'server.rules.reloaded-restart': '{rules} 条规则生效；{restart} 的修改要重启后才生效，运行中的服务器仍使用旧值',

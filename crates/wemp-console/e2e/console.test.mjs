@@ -595,7 +595,7 @@ describe('the console in Chinese: the browser speaks zh-CN', () => {
   });
 });
 
-/** A gateway app on loopback: answers every message with a text naming what it got. */
+/** A gateway app on loopback: answers every message with a text naming what it got; fails (500) on `fail please`. */
 function gatewayApp() {
   const calls = [];
   const server = createServer((req, res) => {
@@ -604,6 +604,11 @@ function gatewayApp() {
     req.on('end', () => {
       const msg = JSON.parse(body);
       calls.push(msg);
+      if (msg.content === 'fail please') {
+        res.statusCode = 500;
+        res.end('boom');
+        return;
+      }
       res.setHeader('Content-Type', 'application/json');
       res.end(JSON.stringify({ reply: { type: 'text', content: `the app got: ${msg.content}` } }));
     });
@@ -620,7 +625,8 @@ describe('a forwarded delivery: wemp serve in front of an app (gateway mode)', (
       const dir = mkdtempSync(path.join(tmpdir(), 'wemp-console-e2e-gateway-'));
       dirs.push(dir);
       const config = path.join(dir, 'wemp.toml');
-      writeFileSync(config, `[[accounts]]\nname = "shop"\ntoken = "${TOKEN}"\n\n[gateway]\nforward = "${app.url}"\n`);
+      const settings = `[[accounts]]\nname = "shop"\ntoken = "${TOKEN}"\n\n[gateway]\nforward = "${app.url}"\n`;
+      writeFileSync(config, `${settings}\n[[rules]]\nkeyword = "ping"\nreply.text = "pong"\n`);
       const { url } = await startServe({}, config);
       const b = await launch(locale);
       try {
@@ -669,6 +675,43 @@ describe('a forwarded delivery: wemp serve in front of an app (gateway mode)', (
           assert.match(said, /^-40001 .*signature/);
         }
         assert.ok((await diag.locator('dl.pairs').first().textContent()).includes('forged'));
+
+        // The app fails: the chat's server note and the log's detail say so in the page's language.
+        await page.getByRole('link', { name: zh ? '聊天' : 'Chat' }).click();
+        await page.getByLabel(zh ? '消息' : 'Message', { exact: true }).fill('fail please');
+        await page.getByLabel(zh ? '消息' : 'Message', { exact: true }).press('Enter');
+        const note = page.locator('.server-notes li', { hasText: app.url });
+        await note.first().waitFor();
+        const noted = await note.first().textContent();
+        if (zh) {
+          assert.ok(noted.includes(`应用（${app.url}）返回了 HTTP 500，应为 200 或 204`), noted);
+          assert.doesNotMatch(noted, /answered HTTP/);
+        } else {
+          assert.ok(noted.includes(`app at ${app.url} answered HTTP 500`), noted);
+        }
+        await page.getByRole('link', { name: zh ? /实时日志/ : /Live log/ }).click();
+        const failed = page.locator('#log-rows tr', { has: page.locator('td.col-summary', { hasText: 'fail please' }) });
+        await failed.first().waitFor();
+        await failed.first().click();
+        await diag.locator('dl.forward').waitFor();
+        const line = await diag.locator('.error-line').allTextContents();
+        assert.deepEqual(line, [zh ? `应用（${app.url}）返回了 HTTP 500，应为 200 或 204` : `app at ${app.url} answered HTTP 500`]);
+        await page.keyboard.press('Escape');
+
+        // A reload the config refuses: each problem's place in the page's language.
+        writeFileSync(config, `${settings}\n[[rules]]\nkeyword = "ping"\nregex = "p"\nreply.text = "pong"\n`);
+        await page.getByRole('link', { name: zh ? '配置' : 'Setup' }).click();
+        await page.getByRole('button', { name: zh ? '重新加载规则' : 'Reload rules' }).click();
+        const status = page.locator('#reload-status.bad');
+        await status.locator('li').first().waitFor();
+        const notReloaded = await status.textContent();
+        if (zh) {
+          assert.match(notReloaded, /^未重新加载，之前的规则继续生效；配置有 1 处问题：/);
+          assert.ok(notReloaded.includes(`${config} 第 8 行，rules[0]：several matchers`), notReloaded);
+        } else {
+          assert.match(notReloaded, /^Not reloaded, the previous rules stay in effect; the configuration has 1 problem\(s\):/);
+          assert.ok(notReloaded.includes(`${config}:8: rules[0]: several matchers`), notReloaded);
+        }
         assert.deepEqual(errors, []);
       } finally {
         await b.close();

@@ -566,11 +566,16 @@ async fn reload(State(shared): S) -> Response {
             "rules": r.current(),
         }))
         .into_response(),
-        Err(e) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({ "ok": false, "error": e.to_string(), "rules": r.current() })),
-        )
-            .into_response(),
+        Err(e) => {
+            // Problems located in the config: the page words their places.
+            let problems =
+                e.downcast_ref::<crate::ReloadRefused>().map(|r| r.problems.clone()).unwrap_or_default();
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({ "ok": false, "error": e.to_string(), "problems": problems, "rules": r.current() })),
+            )
+                .into_response()
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 pub use access::{COOKIE, CSRF_HEADER, FAILURE_WINDOW, MAX_FAILURES, PROXY_HEADERS, SESSION_TTL};
 pub use app::{escape as escape_html, page as html_page};
 pub use config::{Access, ConsoleAccount, ConsoleConfig, PLACEHOLDER_ORIGINAL_ID, TOKEN_ENV, TestUser};
-pub use feed::{Hub, LiveEntry, Source, TapFinding, tap};
+pub use feed::{FailureWords, Hub, LiveEntry, Source, TapFinding, tap};
 pub use menu::{ButtonKind, Menu, MenuButton, MenuError};
 pub use observe::ConsoleObserver;
 use wemp_client::callback::{Simulator, Target};
@@ -186,8 +186,44 @@ impl ReloadReport {
 }
 
 /// Why a reload did not take the new rules (the old ones stay in effect): the source's own
-/// error, shown as it words it (a config file's problems with their lines).
+/// error, shown as it words it; a [`ReloadRefused`] (problems located in the config) is
+/// sent to the page with each problem's place, which the page words in its language.
 pub type ReloadError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A reload refused for problems in the configuration, each with its place: the page frames
+/// them in its language (`配置文件 第 3 行，rules[0].regex：…`); each problem's message is the
+/// source's own English.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ReloadRefused {
+    /// The problems, in order.
+    pub problems: Vec<ReloadProblem>,
+}
+
+/// One problem of a [`ReloadRefused`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ReloadProblem {
+    /// Where it came from: the file, an environment variable, a flag, `rules`.
+    pub source: String,
+    /// The line (1-based), when the value is in the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// The dotted path of the field (`rules[0].regex`), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+    /// The whole problem in one English line (`wemp.toml:3: rules[0].regex: …`).
+    pub text: String,
+}
+
+impl std::fmt::Display for ReloadRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lines: Vec<&str> = self.problems.iter().map(|p| p.text.as_str()).collect();
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+impl std::error::Error for ReloadRefused {}
 
 /// The bot's current rules and how to reload them.
 #[async_trait::async_trait]
