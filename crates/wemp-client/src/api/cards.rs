@@ -1199,7 +1199,7 @@ impl Cards<'_> {
     /// # Errors
     /// As [`Client::get`]: `40071` unknown card type, `40072` unknown `code_type`, `41011` a
     /// required field is missing, `45021` a field is too long, `40100` a bad date range.
-    pub async fn create(&self, card: &Card) -> Result<String> {
+    pub async fn create(self, card: &Card) -> Result<String> {
         #[derive(Deserialize)]
         struct Created {
             card_id: String,
@@ -1211,7 +1211,7 @@ impl Cards<'_> {
     ///
     /// # Errors
     /// As [`Client::get`]: `40073` no such card.
-    pub async fn get(&self, card_id: &str) -> Result<Card> {
+    pub async fn get(self, card_id: &str) -> Result<Card> {
         #[derive(Deserialize)]
         struct Got {
             card: Card,
@@ -1226,7 +1226,7 @@ impl Cards<'_> {
     /// # Errors
     /// [`Error::Invalid`] for a `count` of 0 or above [`MAX_CARDS_PER_PAGE`] (nothing is
     /// sent); otherwise as [`Client::get`].
-    pub async fn list(&self, offset: u32, count: u32, statuses: &[CardStatus]) -> Result<CardIdPage> {
+    pub async fn list(self, offset: u32, count: u32, statuses: &[CardStatus]) -> Result<CardIdPage> {
         if count == 0 || count > MAX_CARDS_PER_PAGE {
             return Err(Error::Invalid(format!(
                 "card/batchget takes a count of 1 to {MAX_CARDS_PER_PAGE}, not {count}"
@@ -1246,7 +1246,7 @@ impl Cards<'_> {
     /// # Errors
     /// As [`Client::get`]: `40073` no such card (reported for unknown ids), `45021` a field
     /// is too long.
-    pub async fn update(&self, card_id: &str, card_type: &CardType, changes: &Value) -> Result<bool> {
+    pub async fn update(self, card_id: &str, card_type: &CardType, changes: &Value) -> Result<bool> {
         #[derive(Deserialize)]
         struct Updated {
             #[serde(default)]
@@ -1263,7 +1263,7 @@ impl Cards<'_> {
     ///
     /// # Errors
     /// As [`Client::get`]: `40073` no such card.
-    pub async fn delete(&self, card_id: &str) -> Result<()> {
+    pub async fn delete(self, card_id: &str) -> Result<()> {
         self.0.post_ok(path::DELETE, &json!({ "card_id": card_id })).await
     }
 
@@ -1273,7 +1273,7 @@ impl Cards<'_> {
     /// # Errors
     /// [`Error::Invalid`] for a `delta` of 0 (nothing is sent); otherwise as [`Client::get`]:
     /// `40073` no such card, `40122` an invalid stock quantity (不合法的库存数量).
-    pub async fn modify_stock(&self, card_id: &str, delta: i64) -> Result<()> {
+    pub async fn modify_stock(self, card_id: &str, delta: i64) -> Result<()> {
         let mut body = json!({ "card_id": card_id });
         match delta {
             0 => return Err(Error::Invalid("card/modifystock needs a nonzero change".into())),
@@ -1288,7 +1288,7 @@ impl Cards<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn set_test_whitelist(&self, openids: &[&str], usernames: &[&str]) -> Result<()> {
+    pub async fn set_test_whitelist(self, openids: &[&str], usernames: &[&str]) -> Result<()> {
         self.0.post_ok(path::TEST_WHITELIST, &json!({ "openid": openids, "username": usernames })).await
     }
 
@@ -1299,7 +1299,7 @@ impl Cards<'_> {
     /// (nothing is sent); otherwise as [`Client::get`]: `40073` no such card, `40053` invalid
     /// `action_info` (check `code` and `openid` against the card's `use_custom_code` and
     /// `bind_openid`).
-    pub async fn create_qrcode(&self, qr: &CardQrCode) -> Result<CardQrTicket> {
+    pub async fn create_qrcode(self, qr: &CardQrCode) -> Result<CardQrTicket> {
         non_empty("card/qrcode/create's card_id", &qr.card_id)?;
         if let Some(e) = qr.expire.filter(|e| !(60..=1800).contains(&e.as_secs())) {
             return Err(Error::Invalid(format!(
@@ -1316,7 +1316,7 @@ impl Cards<'_> {
     ///
     /// # Errors
     /// As [`Client::get`]: `40075` the encrypt_code does not decrypt.
-    pub async fn decrypt_code(&self, encrypt_code: &str) -> Result<String> {
+    pub async fn decrypt_code(self, encrypt_code: &str) -> Result<String> {
         #[derive(Deserialize)]
         struct Decrypted {
             code: String,
@@ -1334,7 +1334,7 @@ impl Cards<'_> {
     /// `check_consume`, `40099` already redeemed and `40127` deleted by the user, being
     /// given away or made unavailable.
     pub async fn get_code(
-        &self,
+        self,
         code: &str,
         card_id: Option<&str>,
         check_consume: bool,
@@ -1351,7 +1351,7 @@ impl Cards<'_> {
     /// # Errors
     /// As [`Client::get`]: `40056` no such code, `40099` already redeemed, `40127`
     /// deleted by the user, being given away or made unavailable.
-    pub async fn consume_code(&self, code: &str, card_id: Option<&str>) -> Result<ConsumedCode> {
+    pub async fn consume_code(self, code: &str, card_id: Option<&str>) -> Result<ConsumedCode> {
         non_empty("card/code/consume's code", code)?;
         self.0.post_as(path::CODE_CONSUME, &[], &code_body(code, card_id)).await
     }
@@ -1362,7 +1362,7 @@ impl Cards<'_> {
     /// # Errors
     /// As [`Cards::consume_code`].
     pub async fn make_code_unavailable(
-        &self,
+        self,
         code: &str,
         card_id: Option<&str>,
         reason: Option<&str>,
@@ -1381,7 +1381,7 @@ impl Cards<'_> {
     /// # Errors
     /// [`Error::Invalid`] for an empty `openid` (nothing is sent); otherwise as
     /// [`Client::get`].
-    pub async fn user_cards(&self, openid: &str, card_id: Option<&str>) -> Result<UserCards> {
+    pub async fn user_cards(self, openid: &str, card_id: Option<&str>) -> Result<UserCards> {
         non_empty("card/user/getcardlist's openid", openid)?;
         let mut body = json!({ "openid": openid });
         if let Some(id) = card_id {
@@ -1398,7 +1398,7 @@ impl Cards<'_> {
     ///
     /// # Errors
     /// As [`Client::jsapi_ticket`].
-    pub async fn api_ticket(&self) -> Result<String> {
+    pub async fn api_ticket(self) -> Result<String> {
         self.0.ticket(Ticket::Card).await
     }
 
@@ -1409,7 +1409,7 @@ impl Cards<'_> {
     /// # Errors
     /// [`Error::Invalid`] for an empty `card_id` (nothing is sent); otherwise as
     /// [`Cards::api_ticket`].
-    pub async fn card_ext(&self, card_id: &str, code: Option<&str>, openid: Option<&str>) -> Result<CardExt> {
+    pub async fn card_ext(self, card_id: &str, code: Option<&str>, openid: Option<&str>) -> Result<CardExt> {
         non_empty("a cardExt's card_id", card_id)?;
         let ticket = self.api_ticket().await?;
         CardExt::sign(&ticket, card_id, code, openid, self.0.now_ms() / 1000, &nonce_str())
@@ -1421,7 +1421,7 @@ impl Cards<'_> {
     /// # Errors
     /// As [`Cards::api_ticket`].
     pub async fn choose_card(
-        &self,
+        self,
         shop_id: Option<&str>,
         card_type: Option<&CardType>,
         card_id: Option<&str>,
@@ -1441,7 +1441,7 @@ impl Cards<'_> {
     /// (nothing is sent); otherwise as [`Client::get`]: `40056` no such code, `40073` no
     /// such card, `40127` a code deleted, given away or made unavailable, `45061` called too
     /// often.
-    pub async fn activate_member(&self, activation: &MemberActivation) -> Result<()> {
+    pub async fn activate_member(self, activation: &MemberActivation) -> Result<()> {
         activation.check()?;
         self.0.post_ok(path::MEMBER_ACTIVATE, activation).await
     }
@@ -1454,7 +1454,7 @@ impl Cards<'_> {
     /// [`Error::Invalid`] for an empty `card_id`, no form at all, more than
     /// [`MAX_CUSTOM_FORM_FIELDS`] custom or rich fields in a form, or a rich field without a
     /// name or values (nothing is sent); otherwise as [`Client::get`]: `40073` no such card.
-    pub async fn set_activation_form(&self, form: &ActivationForm) -> Result<()> {
+    pub async fn set_activation_form(self, form: &ActivationForm) -> Result<()> {
         form.check()?;
         self.0.post_ok(path::MEMBER_FORM, form).await
     }
@@ -1465,7 +1465,7 @@ impl Cards<'_> {
     /// # Errors
     /// [`Error::Invalid`] for an empty `card_id` or `code` (both are required; nothing is
     /// sent); otherwise as [`Client::get`]: `40056` no such code, `40073` no such card.
-    pub async fn member_info(&self, card_id: &str, code: &str) -> Result<MemberInfo> {
+    pub async fn member_info(self, card_id: &str, code: &str) -> Result<MemberInfo> {
         non_empty("card/membercard/userinfo/get's card_id", card_id)?;
         non_empty("card/membercard/userinfo/get's code", code)?;
         self.0.post_as(path::MEMBER_INFO, &[], &json!({ "card_id": card_id, "code": code })).await
@@ -1481,7 +1481,7 @@ impl Cards<'_> {
     /// [`MAX_CUSTOM_FIELD_VALUE_BYTES`] bytes (nothing is sent); otherwise as
     /// [`Client::get`]: `40056` no such code, `40073` no such card, `40127` a code deleted,
     /// given away or made unavailable.
-    pub async fn update_member(&self, update: &MemberUpdate) -> Result<MemberUpdated> {
+    pub async fn update_member(self, update: &MemberUpdate) -> Result<MemberUpdated> {
         update.check()?;
         self.0.post_as(path::MEMBER_UPDATE, &[], &update.to_json()).await
     }

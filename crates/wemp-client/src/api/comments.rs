@@ -181,7 +181,7 @@ impl Comments<'_> {
     /// # Errors
     /// As [`Client::get`]: `88000` no comment permission, `88001` no such article, `88002`
     /// the article is restricted for safety.
-    pub async fn open(&self, msg_data_id: i64, index: u32) -> Result<()> {
+    pub async fn open(self, msg_data_id: i64, index: u32) -> Result<()> {
         self.0.post_ok(path::OPEN, &target(msg_data_id, index)).await
     }
 
@@ -189,7 +189,7 @@ impl Comments<'_> {
     ///
     /// # Errors
     /// As [`Comments::open`].
-    pub async fn close(&self, msg_data_id: i64, index: u32) -> Result<()> {
+    pub async fn close(self, msg_data_id: i64, index: u32) -> Result<()> {
         self.0.post_ok(path::CLOSE, &target(msg_data_id, index)).await
     }
 
@@ -200,7 +200,7 @@ impl Comments<'_> {
     /// [`Error::Invalid`] for a `count` of 0 or above [`MAX_COMMENTS_PER_PAGE`] (nothing is
     /// sent); otherwise as [`Comments::open`] (`88010` count out of range).
     pub async fn list(
-        &self,
+        self,
         msg_data_id: i64,
         index: u32,
         begin: u32,
@@ -225,7 +225,7 @@ impl Comments<'_> {
     /// # Errors
     /// As [`Comments::open`], plus `88003` too many elected comments, `88004` the
     /// user deleted the comment, `88008` no such comment.
-    pub async fn elect(&self, msg_data_id: i64, index: u32, user_comment_id: i64) -> Result<()> {
+    pub async fn elect(self, msg_data_id: i64, index: u32, user_comment_id: i64) -> Result<()> {
         self.0.post_ok(path::ELECT, &on_comment(msg_data_id, index, user_comment_id)).await
     }
 
@@ -233,7 +233,7 @@ impl Comments<'_> {
     ///
     /// # Errors
     /// As [`Comments::open`], plus `88008` no such comment.
-    pub async fn unelect(&self, msg_data_id: i64, index: u32, user_comment_id: i64) -> Result<()> {
+    pub async fn unelect(self, msg_data_id: i64, index: u32, user_comment_id: i64) -> Result<()> {
         self.0.post_ok(path::UNELECT, &on_comment(msg_data_id, index, user_comment_id)).await
     }
 
@@ -241,7 +241,7 @@ impl Comments<'_> {
     ///
     /// # Errors
     /// As [`Comments::open`], plus `88008` no such comment.
-    pub async fn delete(&self, msg_data_id: i64, index: u32, user_comment_id: i64) -> Result<()> {
+    pub async fn delete(self, msg_data_id: i64, index: u32, user_comment_id: i64) -> Result<()> {
         self.0.post_ok(path::DELETE, &on_comment(msg_data_id, index, user_comment_id)).await
     }
 
@@ -252,7 +252,7 @@ impl Comments<'_> {
     /// [`Comments::open`], plus `88005` already replied, `88007` content too long,
     /// `88008` no such comment.
     pub async fn reply(
-        &self,
+        self,
         msg_data_id: i64,
         index: u32,
         user_comment_id: i64,
@@ -270,7 +270,7 @@ impl Comments<'_> {
     ///
     /// # Errors
     /// As [`Comments::open`], plus `88008` no such comment.
-    pub async fn delete_reply(&self, msg_data_id: i64, index: u32, user_comment_id: i64) -> Result<()> {
+    pub async fn delete_reply(self, msg_data_id: i64, index: u32, user_comment_id: i64) -> Result<()> {
         self.0.post_ok(path::DELETE_REPLY, &on_comment(msg_data_id, index, user_comment_id)).await
     }
 }

@@ -782,12 +782,7 @@ impl DataCube<'_> {
     /// [`Error::Invalid`] for a range the report does not accept (nothing is sent);
     /// otherwise as [`Client::get`] (`61500` date format error, `61501` date range error,
     /// `61503` data not ready).
-    pub async fn report<T: DeserializeOwned>(
-        &self,
-        report: Report,
-        begin: Date,
-        end: Date,
-    ) -> Result<Vec<T>> {
+    pub async fn report<T: DeserializeOwned>(self, report: Report, begin: Date, end: Date) -> Result<Vec<T>> {
         report.check(begin, end)?;
         let body = json!({ "begin_date": begin, "end_date": end });
         let list: List<T> = self.0.post_as(report.path(), &[], &body).await?;
@@ -798,7 +793,7 @@ impl DataCube<'_> {
     ///
     /// # Errors
     /// As [`DataCube::report`].
-    pub async fn user_summary(&self, begin: Date, end: Date) -> Result<Vec<UserSummary>> {
+    pub async fn user_summary(self, begin: Date, end: Date) -> Result<Vec<UserSummary>> {
         self.report(Report::UserSummary, begin, end).await
     }
 
@@ -806,7 +801,7 @@ impl DataCube<'_> {
     ///
     /// # Errors
     /// As [`DataCube::report`].
-    pub async fn user_cumulate(&self, begin: Date, end: Date) -> Result<Vec<UserCumulate>> {
+    pub async fn user_cumulate(self, begin: Date, end: Date) -> Result<Vec<UserCumulate>> {
         self.report(Report::UserCumulate, begin, end).await
     }
 
@@ -814,7 +809,7 @@ impl DataCube<'_> {
     ///
     /// # Errors
     /// As [`DataCube::report`].
-    pub async fn article_summary(&self, begin: Date, end: Date) -> Result<Vec<ArticleSummary>> {
+    pub async fn article_summary(self, begin: Date, end: Date) -> Result<Vec<ArticleSummary>> {
         self.report(Report::ArticleSummary, begin, end).await
     }
 
@@ -823,7 +818,7 @@ impl DataCube<'_> {
     ///
     /// # Errors
     /// As [`DataCube::report`].
-    pub async fn article_total(&self, begin: Date, end: Date) -> Result<Vec<ArticleTotal>> {
+    pub async fn article_total(self, begin: Date, end: Date) -> Result<Vec<ArticleTotal>> {
         self.report(Report::ArticleTotal, begin, end).await
     }
 
@@ -831,7 +826,7 @@ impl DataCube<'_> {
     ///
     /// # Errors
     /// As [`DataCube::report`].
-    pub async fn user_read(&self, begin: Date, end: Date) -> Result<Vec<UserRead>> {
+    pub async fn user_read(self, begin: Date, end: Date) -> Result<Vec<UserRead>> {
         self.report(Report::UserRead, begin, end).await
     }
 
@@ -839,7 +834,7 @@ impl DataCube<'_> {
     ///
     /// # Errors
     /// As [`DataCube::report`].
-    pub async fn user_read_hour(&self, begin: Date, end: Date) -> Result<Vec<UserRead>> {
+    pub async fn user_read_hour(self, begin: Date, end: Date) -> Result<Vec<UserRead>> {
         self.report(Report::UserReadHour, begin, end).await
     }
 
@@ -847,7 +842,7 @@ impl DataCube<'_> {
     ///
     /// # Errors
     /// As [`DataCube::report`].
-    pub async fn user_share(&self, begin: Date, end: Date) -> Result<Vec<UserShare>> {
+    pub async fn user_share(self, begin: Date, end: Date) -> Result<Vec<UserShare>> {
         self.report(Report::UserShare, begin, end).await
     }
 
@@ -855,7 +850,7 @@ impl DataCube<'_> {
     ///
     /// # Errors
     /// As [`DataCube::report`].
-    pub async fn user_share_hour(&self, begin: Date, end: Date) -> Result<Vec<UserShare>> {
+    pub async fn user_share_hour(self, begin: Date, end: Date) -> Result<Vec<UserShare>> {
         self.report(Report::UserShareHour, begin, end).await
     }
 
@@ -863,7 +858,7 @@ impl DataCube<'_> {
     ///
     /// # Errors
     /// As [`DataCube::report`].
-    pub async fn upstream_msg(&self, begin: Date, end: Date) -> Result<Vec<UpstreamMsg>> {
+    pub async fn upstream_msg(self, begin: Date, end: Date) -> Result<Vec<UpstreamMsg>> {
         self.report(Report::UpstreamMsg, begin, end).await
     }
 
@@ -871,7 +866,7 @@ impl DataCube<'_> {
     ///
     /// # Errors
     /// As [`DataCube::report`].
-    pub async fn upstream_msg_hour(&self, begin: Date, end: Date) -> Result<Vec<UpstreamMsg>> {
+    pub async fn upstream_msg_hour(self, begin: Date, end: Date) -> Result<Vec<UpstreamMsg>> {
         self.report(Report::UpstreamMsgHour, begin, end).await
     }
 
@@ -880,7 +875,7 @@ impl DataCube<'_> {
     ///
     /// # Errors
     /// As [`DataCube::report`].
-    pub async fn upstream_msg_week(&self, begin: Date, end: Date) -> Result<Vec<UpstreamMsg>> {
+    pub async fn upstream_msg_week(self, begin: Date, end: Date) -> Result<Vec<UpstreamMsg>> {
         self.report(Report::UpstreamMsgWeek, begin, end).await
     }
 
@@ -889,7 +884,7 @@ impl DataCube<'_> {
     ///
     /// # Errors
     /// As [`DataCube::report`].
-    pub async fn upstream_msg_month(&self, begin: Date, end: Date) -> Result<Vec<UpstreamMsg>> {
+    pub async fn upstream_msg_month(self, begin: Date, end: Date) -> Result<Vec<UpstreamMsg>> {
         self.report(Report::UpstreamMsgMonth, begin, end).await
     }
 
@@ -897,7 +892,7 @@ impl DataCube<'_> {
     ///
     /// # Errors
     /// As [`DataCube::report`].
-    pub async fn upstream_msg_dist(&self, begin: Date, end: Date) -> Result<Vec<UpstreamMsgDist>> {
+    pub async fn upstream_msg_dist(self, begin: Date, end: Date) -> Result<Vec<UpstreamMsgDist>> {
         self.report(Report::UpstreamMsgDist, begin, end).await
     }
 
@@ -905,7 +900,7 @@ impl DataCube<'_> {
     ///
     /// # Errors
     /// As [`DataCube::report`].
-    pub async fn upstream_msg_dist_week(&self, begin: Date, end: Date) -> Result<Vec<UpstreamMsgDist>> {
+    pub async fn upstream_msg_dist_week(self, begin: Date, end: Date) -> Result<Vec<UpstreamMsgDist>> {
         self.report(Report::UpstreamMsgDistWeek, begin, end).await
     }
 
@@ -913,7 +908,7 @@ impl DataCube<'_> {
     ///
     /// # Errors
     /// As [`DataCube::report`].
-    pub async fn upstream_msg_dist_month(&self, begin: Date, end: Date) -> Result<Vec<UpstreamMsgDist>> {
+    pub async fn upstream_msg_dist_month(self, begin: Date, end: Date) -> Result<Vec<UpstreamMsgDist>> {
         self.report(Report::UpstreamMsgDistMonth, begin, end).await
     }
 
@@ -921,7 +916,7 @@ impl DataCube<'_> {
     ///
     /// # Errors
     /// As [`DataCube::report`].
-    pub async fn interface_summary(&self, begin: Date, end: Date) -> Result<Vec<InterfaceSummary>> {
+    pub async fn interface_summary(self, begin: Date, end: Date) -> Result<Vec<InterfaceSummary>> {
         self.report(Report::InterfaceSummary, begin, end).await
     }
 
@@ -929,7 +924,7 @@ impl DataCube<'_> {
     ///
     /// # Errors
     /// As [`DataCube::report`].
-    pub async fn interface_summary_hour(&self, begin: Date, end: Date) -> Result<Vec<InterfaceSummary>> {
+    pub async fn interface_summary_hour(self, begin: Date, end: Date) -> Result<Vec<InterfaceSummary>> {
         self.report(Report::InterfaceSummaryHour, begin, end).await
     }
 }

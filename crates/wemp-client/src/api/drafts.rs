@@ -119,7 +119,7 @@ impl Drafts<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn add(&self, articles: &[DraftArticle]) -> Result<String> {
+    pub async fn add(self, articles: &[DraftArticle]) -> Result<String> {
         #[derive(Deserialize)]
         struct Id {
             media_id: String,
@@ -132,7 +132,7 @@ impl Drafts<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn get(&self, media_id: &str) -> Result<Vec<DraftArticle>> {
+    pub async fn get(self, media_id: &str) -> Result<Vec<DraftArticle>> {
         let n: NewsItems = self.0.post_as(path::GET, &[], &json!({ "media_id": media_id })).await?;
         Ok(n.news_item)
     }
@@ -141,7 +141,7 @@ impl Drafts<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn update(&self, media_id: &str, index: u32, article: &DraftArticle) -> Result<()> {
+    pub async fn update(self, media_id: &str, index: u32, article: &DraftArticle) -> Result<()> {
         let body = json!({ "media_id": media_id, "index": index, "articles": article });
         self.0.post_ok(path::UPDATE, &body).await
     }
@@ -150,7 +150,7 @@ impl Drafts<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn delete(&self, media_id: &str) -> Result<()> {
+    pub async fn delete(self, media_id: &str) -> Result<()> {
         self.0.post_ok(path::DELETE, &json!({ "media_id": media_id })).await
     }
 
@@ -158,7 +158,7 @@ impl Drafts<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn count(&self) -> Result<u64> {
+    pub async fn count(self) -> Result<u64> {
         #[derive(Deserialize)]
         struct Count {
             total_count: u64,
@@ -171,7 +171,7 @@ impl Drafts<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn list(&self, offset: u32, count: u32, no_content: bool) -> Result<ArticlePage> {
+    pub async fn list(self, offset: u32, count: u32, no_content: bool) -> Result<ArticlePage> {
         let body = json!({ "offset": offset, "count": count, "no_content": u8::from(no_content) });
         self.0.post_as(path::LIST, &[], &body).await
     }

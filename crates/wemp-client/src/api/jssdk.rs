@@ -58,7 +58,7 @@ impl JsSdk<'_> {
     ///
     /// # Errors
     /// As [`Client::jsapi_ticket`].
-    pub async fn config(&self, url: &str) -> Result<JsSdkConfig> {
+    pub async fn config(self, url: &str) -> Result<JsSdkConfig> {
         let ticket = self.0.jsapi_ticket().await?;
         let nonce_str = crate::client::nonce_str();
         let timestamp = self.0.now_ms() / 1000;

@@ -352,7 +352,7 @@ impl Kf<'_> {
     /// # Errors
     /// As [`Client::get`]; 45015/45047 arrive as [`Error::Api`] (see [`Kf::send_reply`] for
     /// a typed outcome).
-    pub async fn send(&self, touser: &str, msg: &CsMessage) -> Result<()> {
+    pub async fn send(self, touser: &str, msg: &CsMessage) -> Result<()> {
         self.0.post_ok(path::SEND, &msg.to_json(touser, None)).await
     }
 
@@ -360,7 +360,7 @@ impl Kf<'_> {
     ///
     /// # Errors
     /// As [`Kf::send`].
-    pub async fn send_as(&self, touser: &str, msg: &CsMessage, kf_account: &str) -> Result<()> {
+    pub async fn send_as(self, touser: &str, msg: &CsMessage, kf_account: &str) -> Result<()> {
         self.0.post_ok(path::SEND, &msg.to_json(touser, Some(kf_account))).await
     }
 
@@ -373,7 +373,7 @@ impl Kf<'_> {
     /// # Errors
     /// [`Error::Invalid`] for [`Reply::TransferCustomerService`] (it has no message form)
     /// or a news reply without articles; otherwise as [`Client::get`].
-    pub async fn send_reply(&self, openid: &str, reply: &Reply) -> Result<ReplyDelivery> {
+    pub async fn send_reply(self, openid: &str, reply: &Reply) -> Result<ReplyDelivery> {
         if reply.is_none() {
             return Ok(ReplyDelivery::Nothing);
         }
@@ -398,7 +398,7 @@ impl Kf<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn typing(&self, touser: &str, typing: bool) -> Result<()> {
+    pub async fn typing(self, touser: &str, typing: bool) -> Result<()> {
         let command = if typing { "Typing" } else { "CancelTyping" };
         self.0.post_ok(path::TYPING, &json!({ "touser": touser, "command": command })).await
     }
@@ -407,7 +407,7 @@ impl Kf<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn accounts(&self) -> Result<Vec<KfAccount>> {
+    pub async fn accounts(self) -> Result<Vec<KfAccount>> {
         #[derive(Deserialize)]
         struct L {
             kf_list: Vec<KfAccount>,
@@ -419,7 +419,7 @@ impl Kf<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn online(&self) -> Result<Vec<KfOnline>> {
+    pub async fn online(self) -> Result<Vec<KfOnline>> {
         #[derive(Deserialize)]
         struct L {
             kf_online_list: Vec<KfOnline>,
@@ -431,7 +431,7 @@ impl Kf<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn add_account(&self, kf_account: &str, nickname: &str) -> Result<()> {
+    pub async fn add_account(self, kf_account: &str, nickname: &str) -> Result<()> {
         self.0.post_ok(path::ADD_ACCOUNT, &json!({ "kf_account": kf_account, "nickname": nickname })).await
     }
 
@@ -439,7 +439,7 @@ impl Kf<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn update_account(&self, kf_account: &str, nickname: &str) -> Result<()> {
+    pub async fn update_account(self, kf_account: &str, nickname: &str) -> Result<()> {
         self.0.post_ok(path::UPDATE_ACCOUNT, &json!({ "kf_account": kf_account, "nickname": nickname })).await
     }
 
@@ -447,7 +447,7 @@ impl Kf<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn delete_account(&self, kf_account: &str) -> Result<()> {
+    pub async fn delete_account(self, kf_account: &str) -> Result<()> {
         self.0.get_ok(path::DELETE_ACCOUNT, &[("kf_account", kf_account)]).await
     }
 
@@ -458,7 +458,7 @@ impl Kf<'_> {
     /// [`Error::Invalid`] for an account not of the form `prefix@wechat_id`, an empty file
     /// or one not named `.jpg`/`.jpeg`, before sending; otherwise as [`Client::get`]
     /// (65401 unknown account, 40005 a file WeChat does not take as JPEG).
-    pub async fn upload_avatar(&self, kf_account: &str, file: MediaFile) -> Result<()> {
+    pub async fn upload_avatar(self, kf_account: &str, file: MediaFile) -> Result<()> {
         check_account(kf_account)?;
         let ext = file.file_name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
         if !matches!(ext.as_deref(), Some("jpg" | "jpeg")) {
@@ -481,7 +481,7 @@ impl Kf<'_> {
     /// [`Error::Invalid`] for an account not of the form `prefix@wechat_id` or an empty
     /// WeChat id, before sending; otherwise as [`Client::get`] (65407 already its worker,
     /// 65411 an invitation is pending, 65412 a worker is already bound).
-    pub async fn invite_worker(&self, kf_account: &str, invite_wx: &str) -> Result<()> {
+    pub async fn invite_worker(self, kf_account: &str, invite_wx: &str) -> Result<()> {
         check_account(kf_account)?;
         if invite_wx.trim().is_empty() {
             return Err(Error::Invalid("customer service: the invited WeChat id is empty".into()));
@@ -495,7 +495,7 @@ impl Kf<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn create_session(&self, kf_account: &str, openid: &str) -> Result<()> {
+    pub async fn create_session(self, kf_account: &str, openid: &str) -> Result<()> {
         self.0.post_ok(path::CREATE_SESSION, &json!({ "kf_account": kf_account, "openid": openid })).await
     }
 
@@ -503,7 +503,7 @@ impl Kf<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn close_session(&self, kf_account: &str, openid: &str) -> Result<()> {
+    pub async fn close_session(self, kf_account: &str, openid: &str) -> Result<()> {
         self.0.post_ok(path::CLOSE_SESSION, &json!({ "kf_account": kf_account, "openid": openid })).await
     }
 
@@ -511,7 +511,7 @@ impl Kf<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn session_of(&self, openid: &str) -> Result<Option<String>> {
+    pub async fn session_of(self, openid: &str) -> Result<Option<String>> {
         #[derive(Deserialize)]
         struct S {
             #[serde(default)]
@@ -525,7 +525,7 @@ impl Kf<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn sessions(&self, kf_account: &str) -> Result<Vec<KfSession>> {
+    pub async fn sessions(self, kf_account: &str) -> Result<Vec<KfSession>> {
         #[derive(Deserialize)]
         struct L {
             sessionlist: Vec<KfSession>,
@@ -537,7 +537,7 @@ impl Kf<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn waiting(&self) -> Result<KfWaitCases> {
+    pub async fn waiting(self) -> Result<KfWaitCases> {
         self.0.get_as(path::WAITING, &[]).await
     }
 
@@ -549,7 +549,7 @@ impl Kf<'_> {
     /// [`Error::Invalid`] for a range that is empty, reversed or longer than 24 hours, a
     /// `msgid` below 1 or a `number` outside 1–10,000, before sending; otherwise as
     /// [`Client::get`] (65416 invalid parameters, 65417 range too long).
-    pub async fn records(&self, start: i64, end: i64, msgid: i64, number: u32) -> Result<KfRecords> {
+    pub async fn records(self, start: i64, end: i64, msgid: i64, number: u32) -> Result<KfRecords> {
         let invalid = |m: String| Err(Error::Invalid(format!("chat records: {m}")));
         if end <= start {
             return invalid(format!("the end ({end}) comes after the start ({start})"));

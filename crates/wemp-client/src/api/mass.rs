@@ -114,7 +114,7 @@ impl Mass<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn send_to_tag(&self, tag_id: Option<i64>, content: &MassContent) -> Result<MassSent> {
+    pub async fn send_to_tag(self, tag_id: Option<i64>, content: &MassContent) -> Result<MassSent> {
         let filter = match tag_id {
             Some(id) => json!({ "is_to_all": false, "tag_id": id }),
             None => json!({ "is_to_all": true }),
@@ -129,7 +129,7 @@ impl Mass<'_> {
     /// # Errors
     /// [`Error::Invalid`] for fewer than 2 or more than 10,000 OpenIDs, before sending;
     /// otherwise as [`Client::get`].
-    pub async fn send_to_users(&self, openids: &[&str], content: &MassContent) -> Result<MassSent> {
+    pub async fn send_to_users(self, openids: &[&str], content: &MassContent) -> Result<MassSent> {
         if !USERS_RANGE.contains(&openids.len()) {
             return Err(Error::Invalid(format!(
                 "mass send: a list of users has 2 to 10000 OpenIDs, not {}",
@@ -145,7 +145,7 @@ impl Mass<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn preview(&self, openid: &str, content: &MassContent) -> Result<()> {
+    pub async fn preview(self, openid: &str, content: &MassContent) -> Result<()> {
         let mut body = json!({ "touser": openid });
         content.insert_into(&mut body);
         self.0.post_ok(path::PREVIEW, &body).await
@@ -155,7 +155,7 @@ impl Mass<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn delete(&self, msg_id: i64, article_idx: Option<u32>) -> Result<()> {
+    pub async fn delete(self, msg_id: i64, article_idx: Option<u32>) -> Result<()> {
         self.0
             .post_ok(path::DELETE, &json!({ "msg_id": msg_id, "article_idx": article_idx.unwrap_or(0) }))
             .await
@@ -165,7 +165,7 @@ impl Mass<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn status(&self, msg_id: i64) -> Result<String> {
+    pub async fn status(self, msg_id: i64) -> Result<String> {
         #[derive(Deserialize)]
         struct S {
             msg_status: String,
@@ -177,7 +177,7 @@ impl Mass<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn speed(&self) -> Result<MassSpeed> {
+    pub async fn speed(self) -> Result<MassSpeed> {
         self.0.post_as(path::SPEED, &[], &json!({})).await
     }
 
@@ -185,7 +185,7 @@ impl Mass<'_> {
     ///
     /// # Errors
     /// [`Error::Invalid`] for a level above 4, before sending; otherwise as [`Client::get`].
-    pub async fn set_speed(&self, speed: u8) -> Result<()> {
+    pub async fn set_speed(self, speed: u8) -> Result<()> {
         if speed > 4 {
             return Err(Error::Invalid(format!("mass send: the speed level is 0 to 4, not {speed}")));
         }
@@ -199,7 +199,7 @@ impl Mass<'_> {
     /// # Errors
     /// [`Error::Invalid`] for an empty media id, before sending; otherwise as
     /// [`Client::get`] (40007 when the id is not a video upload of this account).
-    pub async fn upload_video(&self, media_id: &str, title: &str, description: &str) -> Result<MassMedia> {
+    pub async fn upload_video(self, media_id: &str, title: &str, description: &str) -> Result<MassMedia> {
         if media_id.trim().is_empty() {
             return Err(Error::Invalid("mass send: the video's media id is empty".into()));
         }
@@ -215,7 +215,7 @@ impl Mass<'_> {
     /// [`Error::Invalid`] for no articles, more than 8, or an article without a title,
     /// content or cover, before sending; otherwise as [`Client::get`] (40007 unknown
     /// cover).
-    pub async fn upload_news(&self, articles: &[DraftArticle]) -> Result<MassMedia> {
+    pub async fn upload_news(self, articles: &[DraftArticle]) -> Result<MassMedia> {
         if !(1..=MAX_NEWS_ARTICLES).contains(&articles.len()) {
             return Err(Error::Invalid(format!(
                 "mass send: uploadnews takes 1 to 8 articles, not {}",

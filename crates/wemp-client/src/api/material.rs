@@ -93,7 +93,7 @@ impl Material<'_> {
     /// # Errors
     /// As [`Client::get`].
     pub async fn add(
-        &self,
+        self,
         kind: MediaType,
         file: MediaFile,
         video: Option<(&str, &str)>,
@@ -111,7 +111,7 @@ impl Material<'_> {
     ///
     /// # Errors
     /// As [`Media::download`](super::media::Media::download).
-    pub async fn get<W: AsyncWrite + Unpin + ?Sized>(&self, media_id: &str, out: &mut W) -> Result<Download> {
+    pub async fn get<W: AsyncWrite + Unpin + ?Sized>(self, media_id: &str, out: &mut W) -> Result<Download> {
         let body = serde_json::to_vec(&json!({ "media_id": media_id })).unwrap_or_default();
         match self.0.execute(Method::POST, path::GET, &[], Payload::Json(body.into()), true).await? {
             Answer::Binary(resp) => stream_to(path::GET, resp, out).await,
@@ -141,7 +141,7 @@ impl Material<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn delete(&self, media_id: &str) -> Result<()> {
+    pub async fn delete(self, media_id: &str) -> Result<()> {
         self.0.post_ok(path::DELETE, &json!({ "media_id": media_id })).await
     }
 
@@ -149,7 +149,7 @@ impl Material<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn count(&self) -> Result<MaterialCount> {
+    pub async fn count(self) -> Result<MaterialCount> {
         self.0.get_as(path::COUNT, &[]).await
     }
 
@@ -157,7 +157,7 @@ impl Material<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn list(&self, kind: MediaType, offset: u32, count: u32) -> Result<MaterialPage> {
+    pub async fn list(self, kind: MediaType, offset: u32, count: u32) -> Result<MaterialPage> {
         let body = json!({ "type": kind.as_str(), "offset": offset, "count": count });
         self.0.post_as(path::LIST, &[], &body).await
     }

@@ -104,7 +104,7 @@ impl Media<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn upload(&self, kind: MediaType, file: MediaFile) -> Result<TempMedia> {
+    pub async fn upload(self, kind: MediaType, file: MediaFile) -> Result<TempMedia> {
         self.0.upload(path::UPLOAD, &[("type", kind.as_str())], &Upload::new().file("media", file)).await
     }
 
@@ -114,7 +114,7 @@ impl Media<'_> {
     /// # Errors
     /// As [`Client::get`], plus [`Error::Io`] when writing fails.
     pub async fn download<W: AsyncWrite + Unpin + ?Sized>(
-        &self,
+        self,
         media_id: &str,
         out: &mut W,
     ) -> Result<Download> {
@@ -143,7 +143,7 @@ impl Media<'_> {
     /// [`Error::Decode`] when WeChat answers with JSON but no error, and [`Error::Io`] when
     /// writing fails.
     pub async fn download_hd_voice<W: AsyncWrite + Unpin + ?Sized>(
-        &self,
+        self,
         media_id: &str,
         out: &mut W,
     ) -> Result<Download> {
@@ -168,7 +168,7 @@ impl Media<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn upload_image(&self, file: MediaFile) -> Result<String> {
+    pub async fn upload_image(self, file: MediaFile) -> Result<String> {
         #[derive(Deserialize)]
         struct Url {
             url: String,

@@ -41,3 +41,66 @@ pub mod subscribe;
 pub mod tags;
 pub mod templates;
 pub mod users;
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// The sources that name platform endpoints: the areas, the tokens and tickets, the
+    /// third-party platform and WeCom.
+    const SOURCES: &[&str] = &[
+        include_str!("cards.rs"),
+        include_str!("comments.rs"),
+        include_str!("datacube.rs"),
+        include_str!("drafts.rs"),
+        include_str!("jssdk.rs"),
+        include_str!("kf.rs"),
+        include_str!("mass.rs"),
+        include_str!("material.rs"),
+        include_str!("media.rs"),
+        include_str!("menu.rs"),
+        include_str!("oauth.rs"),
+        include_str!("ops.rs"),
+        include_str!("publish.rs"),
+        include_str!("qrcode.rs"),
+        include_str!("subscribe.rs"),
+        include_str!("tags.rs"),
+        include_str!("templates.rs"),
+        include_str!("users.rs"),
+        include_str!("../client.rs"),
+        include_str!("../token.rs"),
+        include_str!("../component.rs"),
+        include_str!("../wecom.rs"),
+    ];
+
+    /// Paths that are pages a browser opens, not API calls.
+    const PAGES: &[&str] = &["/cgi-bin/showqrcode"];
+
+    #[test]
+    fn the_readme_counts_the_endpoints_the_client_calls() {
+        let prefixes = ["/cgi-bin/", "/sns/", "/card/", "/datacube/", "/customservice/", "/wxaapi/"];
+        let mut paths = BTreeSet::new();
+        for src in SOURCES {
+            // String literals only, outside comments: `"/cgi-bin/…"` with no `{}` or spaces.
+            for line in src.lines().filter(|l| !l.trim_start().starts_with("//")) {
+                for literal in line.split('"').skip(1).step_by(2) {
+                    let api = prefixes.iter().any(|p| literal.starts_with(p) && literal.len() > p.len());
+                    if api
+                        && !literal.contains(['{', ' '])
+                        && !literal.ends_with('/')
+                        && !PAGES.contains(&literal)
+                    {
+                        paths.insert(literal);
+                    }
+                }
+            }
+        }
+        let readme = include_str!("../../README.md");
+        let claimed: usize = readme
+            .split_once(" platform endpoints")
+            .and_then(|(before, _)| before.rsplit(char::is_whitespace).next())
+            .and_then(|n| n.parse().ok())
+            .expect("README.md says \"N platform endpoints\"");
+        assert_eq!(claimed, paths.len(), "README.md claims {claimed} endpoints; the sources name {paths:#?}");
+    }
+}

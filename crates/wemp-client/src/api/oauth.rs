@@ -131,7 +131,7 @@ impl OAuth<'_> {
     ///     &redirect_uri=https%3A%2F%2Fexample%2Ecom%2Fcb%3Fx%3D1&response_type=code\
     ///     &scope=snsapi_userinfo&state=st#wechat_redirect");
     /// ```
-    pub fn authorize_url(&self, redirect_uri: &str, scope: Scope, state: &str) -> String {
+    pub fn authorize_url(self, redirect_uri: &str, scope: Scope, state: &str) -> String {
         let inner = &self.0.inner;
         authorize_url(&inner.open_base, &inner.appid, redirect_uri, scope, state, None)
     }
@@ -141,7 +141,7 @@ impl OAuth<'_> {
     /// # Errors
     /// [`Error::Invalid`] without an AppSecret; [`Error::Api`] (40029 for a used or
     /// expired code) and the transport errors of [`Client::get`].
-    pub async fn exchange_code(&self, code: &str) -> Result<UserToken> {
+    pub async fn exchange_code(self, code: &str) -> Result<UserToken> {
         let query = [
             ("appid", self.0.inner.appid.as_str()),
             ("secret", self.0.secret()?),
@@ -155,7 +155,7 @@ impl OAuth<'_> {
     ///
     /// # Errors
     /// As [`OAuth::exchange_code`].
-    pub async fn refresh_token(&self, refresh_token: &str) -> Result<UserToken> {
+    pub async fn refresh_token(self, refresh_token: &str) -> Result<UserToken> {
         let query = [
             ("appid", self.0.inner.appid.as_str()),
             ("grant_type", "refresh_token"),
@@ -168,7 +168,7 @@ impl OAuth<'_> {
     ///
     /// # Errors
     /// As [`OAuth::exchange_code`].
-    pub async fn user_info(&self, token: &UserToken) -> Result<OAuthUser> {
+    pub async fn user_info(self, token: &UserToken) -> Result<OAuthUser> {
         let query = [
             ("access_token", token.access_token.expose()),
             ("openid", token.openid.as_str()),
@@ -181,7 +181,7 @@ impl OAuth<'_> {
     ///
     /// # Errors
     /// Transport errors, and WeChat errors other than an invalid or expired token.
-    pub async fn check_token(&self, token: &UserToken) -> Result<bool> {
+    pub async fn check_token(self, token: &UserToken) -> Result<bool> {
         let query = [("access_token", token.access_token.expose()), ("openid", token.openid.as_str())];
         match self.0.execute_plain(path::CHECK_TOKEN, &query).await {
             Ok(_) => Ok(true),

@@ -95,7 +95,7 @@ impl Ops<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn callback_ips(&self) -> Result<Vec<String>> {
+    pub async fn callback_ips(self) -> Result<Vec<String>> {
         #[derive(Deserialize)]
         struct L {
             ip_list: Vec<String>,
@@ -107,7 +107,7 @@ impl Ops<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn api_domain_ips(&self) -> Result<Vec<String>> {
+    pub async fn api_domain_ips(self) -> Result<Vec<String>> {
         #[derive(Deserialize)]
         struct L {
             ip_list: Vec<String>,
@@ -120,7 +120,7 @@ impl Ops<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn check_network(&self, action: &str, operator: &str) -> Result<NetworkCheck> {
+    pub async fn check_network(self, action: &str, operator: &str) -> Result<NetworkCheck> {
         self.0
             .post_as(path::CHECK_NETWORK, &[], &json!({ "action": action, "check_operator": operator }))
             .await
@@ -130,7 +130,7 @@ impl Ops<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn clear_quota(&self) -> Result<()> {
+    pub async fn clear_quota(self) -> Result<()> {
         self.0.post_ok(path::CLEAR_QUOTA, &json!({ "appid": self.0.appid() })).await
     }
 
@@ -138,7 +138,7 @@ impl Ops<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn quota(&self, cgi_path: &str) -> Result<Quota> {
+    pub async fn quota(self, cgi_path: &str) -> Result<Quota> {
         #[derive(Deserialize)]
         struct Q {
             quota: Quota,
@@ -150,7 +150,7 @@ impl Ops<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn rid(&self, rid: &str) -> Result<RidInfo> {
+    pub async fn rid(self, rid: &str) -> Result<RidInfo> {
         #[derive(Deserialize)]
         struct R {
             request: RidInfo,

@@ -65,7 +65,7 @@ impl Publish<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn submit(&self, media_id: &str) -> Result<PublishTicket> {
+    pub async fn submit(self, media_id: &str) -> Result<PublishTicket> {
         self.0.post_as(path::SUBMIT, &[], &json!({ "media_id": media_id })).await
     }
 
@@ -73,7 +73,7 @@ impl Publish<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn status(&self, publish_id: &str) -> Result<PublishStatus> {
+    pub async fn status(self, publish_id: &str) -> Result<PublishStatus> {
         self.0.post_as(path::STATUS, &[], &json!({ "publish_id": publish_id })).await
     }
 
@@ -81,7 +81,7 @@ impl Publish<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn delete(&self, article_id: &str, index: u32) -> Result<()> {
+    pub async fn delete(self, article_id: &str, index: u32) -> Result<()> {
         self.0.post_ok(path::DELETE, &json!({ "article_id": article_id, "index": index })).await
     }
 
@@ -89,7 +89,7 @@ impl Publish<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn article(&self, article_id: &str) -> Result<Vec<DraftArticle>> {
+    pub async fn article(self, article_id: &str) -> Result<Vec<DraftArticle>> {
         let n: NewsItems = self.0.post_as(path::ARTICLE, &[], &json!({ "article_id": article_id })).await?;
         Ok(n.news_item)
     }
@@ -98,7 +98,7 @@ impl Publish<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn list(&self, offset: u32, count: u32, no_content: bool) -> Result<ArticlePage> {
+    pub async fn list(self, offset: u32, count: u32, no_content: bool) -> Result<ArticlePage> {
         let body = json!({ "offset": offset, "count": count, "no_content": u8::from(no_content) });
         self.0.post_as(path::LIST, &[], &body).await
     }

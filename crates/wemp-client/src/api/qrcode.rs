@@ -132,13 +132,13 @@ impl QrCodes<'_> {
     /// # Errors
     /// [`Error::Invalid`] outside the documented limits ([`QrCode::check`]), before anything
     /// is sent; otherwise as [`Client::get`].
-    pub async fn create(&self, code: &QrCode) -> Result<QrTicket> {
+    pub async fn create(self, code: &QrCode) -> Result<QrTicket> {
         code.check()?;
         self.0.post_as(path::CREATE, &[], &code.to_json()).await
     }
 
     /// The image URL of a ticket (`https://mp.weixin.qq.com/cgi-bin/showqrcode?ticket=…`).
-    pub fn image_url(&self, ticket: &str) -> String {
+    pub fn image_url(self, ticket: &str) -> String {
         format!(
             "{}{}?ticket={}",
             self.0.inner.mp_base,
@@ -151,7 +151,7 @@ impl QrCodes<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn short_key(&self, long_data: &str, expire: Duration) -> Result<String> {
+    pub async fn short_key(self, long_data: &str, expire: Duration) -> Result<String> {
         #[derive(Deserialize)]
         struct K {
             short_key: String,
@@ -164,7 +164,7 @@ impl QrCodes<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn fetch_short_key(&self, short_key: &str) -> Result<ShortKeyData> {
+    pub async fn fetch_short_key(self, short_key: &str) -> Result<ShortKeyData> {
         self.0.post_as(path::FETCH_SHORT, &[], &json!({ "short_key": short_key })).await
     }
 }

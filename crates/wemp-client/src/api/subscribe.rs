@@ -275,7 +275,7 @@ impl Subscribe<'_> {
     /// # Errors
     /// As [`Client::get`] (43101 the user has not subscribed, 47003 a field breaks its
     /// template's rules).
-    pub async fn send(&self, msg: &SubscribeMessage) -> Result<()> {
+    pub async fn send(self, msg: &SubscribeMessage) -> Result<()> {
         self.0.post_ok(path::SEND, msg).await
     }
 
@@ -283,7 +283,7 @@ impl Subscribe<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn templates(&self) -> Result<Vec<SubscribeTemplate>> {
+    pub async fn templates(self) -> Result<Vec<SubscribeTemplate>> {
         #[derive(Deserialize)]
         struct L {
             data: Vec<SubscribeTemplate>,
@@ -295,7 +295,7 @@ impl Subscribe<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn categories(&self) -> Result<Vec<Category>> {
+    pub async fn categories(self) -> Result<Vec<Category>> {
         #[derive(Deserialize)]
         struct L {
             #[serde(default)]
@@ -310,7 +310,7 @@ impl Subscribe<'_> {
     /// # Errors
     /// [`Error::Invalid`] for no category or a `limit` outside 1–30, before sending;
     /// otherwise as [`Client::get`] (200016–200019 for bad paging or categories).
-    pub async fn pub_titles(&self, category_ids: &[i64], start: u32, limit: u32) -> Result<PubTitles> {
+    pub async fn pub_titles(self, category_ids: &[i64], start: u32, limit: u32) -> Result<PubTitles> {
         if category_ids.is_empty() {
             return Err(Error::Invalid("subscription templates: name at least one category".into()));
         }
@@ -326,7 +326,7 @@ impl Subscribe<'_> {
     ///
     /// # Errors
     /// As [`Client::get`] (200014 unknown `tid`).
-    pub async fn pub_keywords(&self, tid: i64) -> Result<Vec<PubKeyword>> {
+    pub async fn pub_keywords(self, tid: i64) -> Result<Vec<PubKeyword>> {
         #[derive(Deserialize)]
         struct L {
             #[serde(default)]
@@ -344,7 +344,7 @@ impl Subscribe<'_> {
     /// a scene description that is empty or over 15 characters, before sending; otherwise
     /// as [`Client::get`] (200012 the account has its 50 templates, 200014 unknown `tid`,
     /// 200020 keywords not of that title).
-    pub async fn add_template(&self, tid: i64, kids: &[i64], scene_desc: &str) -> Result<String> {
+    pub async fn add_template(self, tid: i64, kids: &[i64], scene_desc: &str) -> Result<String> {
         let invalid = |m: String| Err(Error::Invalid(format!("subscription template: {m}")));
         if !(2..=MAX_KEYWORDS).contains(&kids.len()) {
             return invalid(format!("choose 2 to 5 keywords, not {}", kids.len()));
@@ -369,7 +369,7 @@ impl Subscribe<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn delete_template(&self, pri_tmpl_id: &str) -> Result<()> {
+    pub async fn delete_template(self, pri_tmpl_id: &str) -> Result<()> {
         self.0.post_ok(path::DELETE_TEMPLATE, &json!({ "priTmplId": pri_tmpl_id })).await
     }
 
@@ -383,7 +383,7 @@ impl Subscribe<'_> {
     /// [`Error::Invalid`] for a scene above 10,000, an empty template id or redirect URL,
     /// or a `reserved` of more than 128 bytes.
     pub fn authorize_url(
-        &self,
+        self,
         scene: u32,
         template_id: &str,
         redirect_url: &str,
@@ -418,7 +418,7 @@ impl Subscribe<'_> {
     /// # Errors
     /// [`Error::Invalid`] when [`OnceMessage::check`] fails, before sending; otherwise as
     /// [`Client::get`] (43101 no unused consent for this user, template and scene).
-    pub async fn send_once(&self, msg: &OnceMessage) -> Result<()> {
+    pub async fn send_once(self, msg: &OnceMessage) -> Result<()> {
         msg.check()?;
         self.0.post_ok(path::SEND_ONCE, msg).await
     }

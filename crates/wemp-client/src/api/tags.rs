@@ -46,12 +46,12 @@ impl Client {
 #[derive(Clone, Copy, Debug)]
 pub struct Tags<'c>(&'c Client);
 
-impl Tags<'_> {
+impl<'c> Tags<'c> {
     /// Creates a tag.
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn create(&self, name: &str) -> Result<Tag> {
+    pub async fn create(self, name: &str) -> Result<Tag> {
         #[derive(Deserialize)]
         struct T {
             tag: Tag,
@@ -63,7 +63,7 @@ impl Tags<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn list(&self) -> Result<Vec<Tag>> {
+    pub async fn list(self) -> Result<Vec<Tag>> {
         #[derive(Deserialize)]
         struct T {
             tags: Vec<Tag>,
@@ -75,7 +75,7 @@ impl Tags<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn rename(&self, id: i64, name: &str) -> Result<()> {
+    pub async fn rename(self, id: i64, name: &str) -> Result<()> {
         self.0.post_ok(path::UPDATE, &json!({ "tag": { "id": id, "name": name } })).await
     }
 
@@ -83,7 +83,7 @@ impl Tags<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn delete(&self, id: i64) -> Result<()> {
+    pub async fn delete(self, id: i64) -> Result<()> {
         self.0.post_ok(path::DELETE, &json!({ "tag": { "id": id } })).await
     }
 
@@ -91,7 +91,7 @@ impl Tags<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn tag(&self, tag_id: i64, openids: &[&str]) -> Result<()> {
+    pub async fn tag(self, tag_id: i64, openids: &[&str]) -> Result<()> {
         self.0.post_ok(path::TAG, &json!({ "openid_list": openids, "tagid": tag_id })).await
     }
 
@@ -99,7 +99,7 @@ impl Tags<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn untag(&self, tag_id: i64, openids: &[&str]) -> Result<()> {
+    pub async fn untag(self, tag_id: i64, openids: &[&str]) -> Result<()> {
         self.0.post_ok(path::UNTAG, &json!({ "openid_list": openids, "tagid": tag_id })).await
     }
 
@@ -107,7 +107,7 @@ impl Tags<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn of_user(&self, openid: &str) -> Result<Vec<i64>> {
+    pub async fn of_user(self, openid: &str) -> Result<Vec<i64>> {
         #[derive(Deserialize)]
         struct T {
             tagid_list: Vec<i64>,
@@ -119,12 +119,12 @@ impl Tags<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn users_page(&self, tag_id: i64, next_openid: &str) -> Result<OpenIdPage> {
+    pub async fn users_page(self, tag_id: i64, next_openid: &str) -> Result<OpenIdPage> {
         self.0.post_as(path::USERS, &[], &json!({ "tagid": tag_id, "next_openid": next_openid })).await
     }
 
     /// Every user with a tag, as a stream.
-    pub fn users(&self, tag_id: i64) -> impl Stream<Item = Result<String>> + Send + '_ {
+    pub fn users(self, tag_id: i64) -> impl Stream<Item = Result<String>> + Send + 'c {
         openid_stream(self.0, List::Tag(tag_id))
     }
 }

@@ -172,7 +172,7 @@ impl Templates<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn send(&self, msg: &TemplateMessage) -> Result<i64> {
+    pub async fn send(self, msg: &TemplateMessage) -> Result<i64> {
         #[derive(Deserialize)]
         struct M {
             msgid: i64,
@@ -184,7 +184,7 @@ impl Templates<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn set_industry(&self, industry_id1: &str, industry_id2: &str) -> Result<()> {
+    pub async fn set_industry(self, industry_id1: &str, industry_id2: &str) -> Result<()> {
         self.0
             .post_ok(
                 path::SET_INDUSTRY,
@@ -197,7 +197,7 @@ impl Templates<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn industry(&self) -> Result<Industry> {
+    pub async fn industry(self) -> Result<Industry> {
         self.0.get_as(path::INDUSTRY, &[]).await
     }
 
@@ -205,7 +205,7 @@ impl Templates<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn list(&self) -> Result<Vec<Template>> {
+    pub async fn list(self) -> Result<Vec<Template>> {
         #[derive(Deserialize)]
         struct L {
             template_list: Vec<Template>,
@@ -217,7 +217,7 @@ impl Templates<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn add(&self, template_id_short: &str, keyword_names: &[&str]) -> Result<String> {
+    pub async fn add(self, template_id_short: &str, keyword_names: &[&str]) -> Result<String> {
         #[derive(Deserialize)]
         struct T {
             template_id: String,
@@ -230,7 +230,7 @@ impl Templates<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn delete(&self, template_id: &str) -> Result<()> {
+    pub async fn delete(self, template_id: &str) -> Result<()> {
         self.0.post_ok(path::DELETE, &json!({ "template_id": template_id })).await
     }
 }

@@ -116,12 +116,12 @@ impl Client {
 #[derive(Clone, Copy, Debug)]
 pub struct Users<'c>(&'c Client);
 
-impl Users<'_> {
+impl<'c> Users<'c> {
     /// A user's information (in `zh_CN`).
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn info(&self, openid: &str) -> Result<UserInfo> {
+    pub async fn info(self, openid: &str) -> Result<UserInfo> {
         self.0.get_as(path::INFO, &[("openid", openid), ("lang", "zh_CN")]).await
     }
 
@@ -129,7 +129,7 @@ impl Users<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn batch_info(&self, openids: &[&str]) -> Result<Vec<UserInfo>> {
+    pub async fn batch_info(self, openids: &[&str]) -> Result<Vec<UserInfo>> {
         #[derive(Deserialize)]
         struct L {
             user_info_list: Vec<UserInfo>,
@@ -142,12 +142,12 @@ impl Users<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn followers_page(&self, next_openid: &str) -> Result<OpenIdPage> {
+    pub async fn followers_page(self, next_openid: &str) -> Result<OpenIdPage> {
         self.0.get_as(path::FOLLOWERS, &[("next_openid", next_openid)]).await
     }
 
     /// Every follower's OpenID, fetching pages as the stream is read.
-    pub fn followers(&self) -> impl Stream<Item = Result<String>> + Send + '_ {
+    pub fn followers(self) -> impl Stream<Item = Result<String>> + Send + 'c {
         openid_stream(self.0, List::Followers)
     }
 
@@ -155,7 +155,7 @@ impl Users<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn set_remark(&self, openid: &str, remark: &str) -> Result<()> {
+    pub async fn set_remark(self, openid: &str, remark: &str) -> Result<()> {
         self.0.post_ok(path::REMARK, &json!({ "openid": openid, "remark": remark })).await
     }
 
@@ -163,12 +163,12 @@ impl Users<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn blacklist_page(&self, begin_openid: &str) -> Result<OpenIdPage> {
+    pub async fn blacklist_page(self, begin_openid: &str) -> Result<OpenIdPage> {
         self.0.post_as(path::BLACKLIST, &[], &json!({ "begin_openid": begin_openid })).await
     }
 
     /// The whole blacklist, as a stream.
-    pub fn blacklist(&self) -> impl Stream<Item = Result<String>> + Send + '_ {
+    pub fn blacklist(self) -> impl Stream<Item = Result<String>> + Send + 'c {
         openid_stream(self.0, List::Blacklist)
     }
 
@@ -176,7 +176,7 @@ impl Users<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn block(&self, openids: &[&str]) -> Result<()> {
+    pub async fn block(self, openids: &[&str]) -> Result<()> {
         self.0.post_ok(path::BLOCK, &json!({ "openid_list": openids })).await
     }
 
@@ -184,7 +184,7 @@ impl Users<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn unblock(&self, openids: &[&str]) -> Result<()> {
+    pub async fn unblock(self, openids: &[&str]) -> Result<()> {
         self.0.post_ok(path::UNBLOCK, &json!({ "openid_list": openids })).await
     }
 
@@ -198,7 +198,7 @@ impl Users<'_> {
     /// [`Error::Invalid`] for an empty `from_appid` or no or more than 100 OpenIDs, before
     /// anything is sent; otherwise as [`Client::get`] (63178 when `from_appid` is not the
     /// account migrated from).
-    pub async fn change_openid(&self, from_appid: &str, openids: &[&str]) -> Result<Vec<ChangedOpenId>> {
+    pub async fn change_openid(self, from_appid: &str, openids: &[&str]) -> Result<Vec<ChangedOpenId>> {
         #[derive(Deserialize)]
         struct R {
             #[serde(default)]
