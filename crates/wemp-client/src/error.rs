@@ -151,6 +151,13 @@ impl ErrCode {
                  notification needs the user's subscription"
             }
             45008 => "too many articles: uploadnews and a news message take at most 8",
+            45065 => {
+                "a mass message with this clientmsgid was sent already (WeChat keeps them for 24 hours): \
+                 it is the same send, retried; look it up with Mass::status, or give a new send a new \
+                 clientmsgid"
+            }
+            45066 => "a send with this clientmsgid is being retried too fast: wait a minute before retrying",
+            45067 => "the clientmsgid is longer than 64 bytes",
             47003 => {
                 "a template field breaks the template's rules (a missing or unknown key, an empty value, \
                  or a value too long for its type); the errmsg names the field"

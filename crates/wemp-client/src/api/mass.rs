@@ -23,7 +23,8 @@ pub enum MassContent {
     /// Video (`mpvideo`) by the media id [`Mass::upload_video`] returns (a plain video
     /// upload's id is refused).
     Video(String),
-    /// Articles by media id (`mpnews`); `send_ignore_reprint` 0.
+    /// Articles by media id (`mpnews`); stopped when WeChat judges them a reprint unless
+    /// [`MassMessage::ignore_reprint`].
     MpNews(String),
     /// A card by card id (`wxcard`).
     Card(String),
@@ -36,16 +37,99 @@ impl MassContent {
             Self::Image(m) => ("image", json!({ "media_id": m })),
             Self::Voice(m) => ("voice", json!({ "media_id": m })),
             Self::Video(m) => ("mpvideo", json!({ "media_id": m })),
-            Self::MpNews(m) => {
-                body["send_ignore_reprint"] = json!(0);
-                ("mpnews", json!({ "media_id": m }))
-            }
+            Self::MpNews(m) => ("mpnews", json!({ "media_id": m })),
             Self::Card(c) => ("wxcard", json!({ "card_id": c })),
         };
         body["msgtype"] = json!(msgtype);
         body[msgtype] = payload;
     }
 }
+
+/// A mass message: its content and the send's options, built step by step.
+///
+/// A `&MassContent` converts into one with the defaults, so
+/// `client.mass().send_to_tag(None, &content)` needs no builder.
+///
+/// ```
+/// use wemp_client::api::mass::{MassContent, MassMessage};
+/// let msg = MassMessage::new(MassContent::MpNews("media-id".into()))
+///     .ignore_reprint(true)
+///     .client_msg_id("spring-sale-2026");
+/// # let _ = msg;
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MassMessage {
+    content: MassContent,
+    ignore_reprint: bool,
+    client_msg_id: Option<String>,
+}
+
+impl MassMessage {
+    /// A message of `content`, stopped when articles are judged a reprint, with WeChat's
+    /// default `clientmsgid` (a digest of the audience and the content).
+    pub const fn new(content: MassContent) -> Self {
+        Self { content, ignore_reprint: false, client_msg_id: None }
+    }
+
+    /// Articles ([`MassContent::MpNews`]) that WeChat judges a reprint are sent anyway, as
+    /// the original's reprint (`send_ignore_reprint` 1), instead of stopping the send.
+    #[must_use]
+    pub const fn ignore_reprint(mut self, yes: bool) -> Self {
+        self.ignore_reprint = yes;
+        self
+    }
+
+    /// The send's own id (`clientmsgid`, at most 64 bytes): WeChat refuses a second send
+    /// with the same id (45065), so a retried request cannot mass-send twice.
+    #[must_use]
+    pub fn client_msg_id(mut self, id: impl Into<String>) -> Self {
+        self.client_msg_id = Some(id.into());
+        self
+    }
+
+    /// The content.
+    pub const fn content(&self) -> &MassContent {
+        &self.content
+    }
+
+    fn body(&self, mut body: Value) -> Result<Value> {
+        self.content.insert_into(&mut body);
+        if matches!(self.content, MassContent::MpNews(_)) {
+            body["send_ignore_reprint"] = json!(u8::from(self.ignore_reprint));
+        }
+        if let Some(id) = &self.client_msg_id {
+            if id.is_empty() || id.len() > MAX_CLIENT_MSG_ID {
+                return Err(Error::Invalid(format!(
+                    "mass send: clientmsgid is 1 to {MAX_CLIENT_MSG_ID} bytes, not {}",
+                    id.len()
+                )));
+            }
+            body["clientmsgid"] = json!(id);
+        }
+        Ok(body)
+    }
+}
+
+impl From<MassContent> for MassMessage {
+    fn from(content: MassContent) -> Self {
+        Self::new(content)
+    }
+}
+
+impl From<&MassContent> for MassMessage {
+    fn from(content: &MassContent) -> Self {
+        Self::new(content.clone())
+    }
+}
+
+impl From<&Self> for MassMessage {
+    fn from(msg: &Self) -> Self {
+        msg.clone()
+    }
+}
+
+/// The longest `clientmsgid` (bytes).
+pub const MAX_CLIENT_MSG_ID: usize = 64;
 
 /// The answer to a mass send.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -110,34 +194,35 @@ impl Client {
 pub struct Mass<'c>(&'c Client);
 
 impl Mass<'_> {
-    /// Mass-sends to followers with `tag_id`, or to all followers with `None`.
+    /// Mass-sends to followers with `tag_id`, or to all followers with `None`: a
+    /// [`MassMessage`], or a `&MassContent` with the defaults.
     ///
     /// # Errors
-    /// As [`Client::get`].
-    pub async fn send_to_tag(self, tag_id: Option<i64>, content: &MassContent) -> Result<MassSent> {
+    /// [`Error::Invalid`] for a `clientmsgid` longer than 64 bytes, before sending;
+    /// otherwise as [`Client::get`] (45065 when a send with the same `clientmsgid` went out
+    /// already).
+    pub async fn send_to_tag(self, tag_id: Option<i64>, message: impl Into<MassMessage>) -> Result<MassSent> {
         let filter = match tag_id {
             Some(id) => json!({ "is_to_all": false, "tag_id": id }),
             None => json!({ "is_to_all": true }),
         };
-        let mut body = json!({ "filter": filter });
-        content.insert_into(&mut body);
+        let body = message.into().body(json!({ "filter": filter }))?;
         self.0.post_as(path::SEND_ALL, &[], &body).await
     }
 
-    /// Mass-sends to a list of OpenIDs (2 to 10,000).
+    /// Mass-sends to a list of OpenIDs (2 to 10,000), as [`Mass::send_to_tag`].
     ///
     /// # Errors
-    /// [`Error::Invalid`] for fewer than 2 or more than 10,000 OpenIDs, before sending;
-    /// otherwise as [`Client::get`].
-    pub async fn send_to_users(self, openids: &[&str], content: &MassContent) -> Result<MassSent> {
+    /// [`Error::Invalid`] for fewer than 2 or more than 10,000 OpenIDs or a `clientmsgid`
+    /// longer than 64 bytes, before sending; otherwise as [`Client::get`].
+    pub async fn send_to_users(self, openids: &[&str], message: impl Into<MassMessage>) -> Result<MassSent> {
         if !USERS_RANGE.contains(&openids.len()) {
             return Err(Error::Invalid(format!(
                 "mass send: a list of users has 2 to 10000 OpenIDs, not {}",
                 openids.len()
             )));
         }
-        let mut body = json!({ "touser": openids });
-        content.insert_into(&mut body);
+        let body = message.into().body(json!({ "touser": openids }))?;
         self.0.post_as(path::SEND, &[], &body).await
     }
 

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 use wemp_client::api::drafts::DraftArticle;
-use wemp_client::api::mass::MassContent;
+use wemp_client::api::mass::{MassContent, MassMessage};
 use wemp_client::api::media::MediaType;
 use wemp_client::{Client, ErrCode, Error, MediaFile};
 use wemp_testkit::platform::FakePlatform;
@@ -142,4 +142,48 @@ async fn the_platform_refuses_more_than_eight_articles_with_its_hint() {
         .unwrap_err();
     assert_eq!(err.code(), Some(ErrCode(45008)));
     assert!(err.to_string().contains("at most 8"), "{err}");
+}
+
+#[tokio::test]
+async fn a_mass_message_carries_its_options_and_one_clientmsgid_sends_once() {
+    let (platform, client) = setup().await;
+    let news = uploaded_news(&client).await;
+    let msg =
+        MassMessage::new(MassContent::MpNews(news.clone())).ignore_reprint(true).client_msg_id("sale-1");
+    let first = client.mass().send_to_tag(None, &msg).await.unwrap();
+    assert_eq!(
+        body(&platform, "/cgi-bin/message/mass/sendall"),
+        json!({ "filter": { "is_to_all": true }, "msgtype": "mpnews", "mpnews": { "media_id": news },
+                "send_ignore_reprint": 1, "clientmsgid": "sale-1" })
+    );
+
+    // The same send retried (a timeout, a crash before the answer was kept): refused, so
+    // followers get it once; the hint says what happened.
+    let again = client.mass().send_to_tag(None, &msg).await.unwrap_err();
+    assert_eq!(again.code(), Some(ErrCode(45065)));
+    assert!(again.to_string().contains("sent already"), "{again}");
+    assert_eq!(client.mass().status(first.msg_id).await.unwrap(), "SEND_SUCCESS");
+    // Another id is another send; text carries no reprint flag.
+    let text = MassMessage::new(MassContent::Text("hi".into())).client_msg_id("sale-2");
+    client.mass().send_to_users(&["o1", "o2"], text).await.unwrap();
+    assert_eq!(
+        body(&platform, "/cgi-bin/message/mass/send"),
+        json!({ "touser": ["o1", "o2"], "msgtype": "text", "text": { "content": "hi" }, "clientmsgid": "sale-2" })
+    );
+
+    // Over 64 bytes is refused before sending; the platform refuses it too.
+    let requests = platform.requests().len();
+    let long = MassMessage::new(MassContent::Text("x".into())).client_msg_id("c".repeat(65));
+    assert!(
+        matches!(client.mass().send_to_tag(None, long).await, Err(Error::Invalid(m)) if m.contains("clientmsgid"))
+    );
+    assert_eq!(platform.requests().len(), requests);
+    let raw: Result<serde_json::Value, _> = client
+        .post_json(
+            "/cgi-bin/message/mass/sendall",
+            &json!({ "filter": { "is_to_all": true }, "msgtype": "text",
+            "text": { "content": "x" }, "clientmsgid": "c".repeat(65) }),
+        )
+        .await;
+    assert_eq!(raw.unwrap_err().code(), Some(ErrCode(45067)));
 }

@@ -2,8 +2,9 @@
 //! previews, deletion, status and speed, and the uploads only mass messages take:
 //! `uploadvideo` turns a temporary video upload into the id `mpvideo` names (any other id
 //! is refused with 40007), `uploadnews` keeps 1–8 articles (45008 beyond, 40007 for an
-//! unknown cover) under the id `mpnews` names besides a draft's. Sends of articles are also
-//! noted by `news`.
+//! unknown cover) under the id `mpnews` names besides a draft's. A send repeating an
+//! earlier job's `clientmsgid` is refused with 45065 and that job's `msg_id` (45067 for one
+//! over 64 bytes). Sends of articles are also noted by `news`.
 
 use std::collections::BTreeMap;
 
@@ -83,6 +84,14 @@ pub(super) fn dispatch(w: &mut World, path: &str, _r: &Recorded, body: &Value) -
                 err(40008)
             } else if let Some(code) = content_error(w, body) {
                 err(code)
+            } else if s(body, "clientmsgid").len() > 64 {
+                err(45067)
+            } else if let Some(earlier) = (!s(body, "clientmsgid").is_empty())
+                .then(|| w.mass.iter().find(|(_, sent)| sent["clientmsgid"] == body["clientmsgid"]))
+                .flatten()
+            {
+                // A second send with one clientmsgid: refused, naming the first job.
+                with(err(45065), json!({ "msg_id": earlier.0 }))
             } else {
                 w.seq += 1;
                 let id = w.seq as i64;
