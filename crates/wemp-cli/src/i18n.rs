@@ -445,6 +445,25 @@ catalogue! {
     ForgedMalformed => "malformed XML", "格式错误的 XML";
     /// The forged request: a replay.
     ForgedReplay => "a replayed request with a day-old timestamp", "带一天前时间戳的重放请求";
+    // `wemp bench`'s report (`{label}` lines keep their columns: each label is padded by the code).
+    /// The report's head line (`{mode}`: the mode's word).
+    BenchHead => "{url} ({mode} mode, concurrency {c})", "{url}（{mode}，并发 {c}）";
+    /// Label: the requests.
+    BenchRequestsLabel => "requests", "请求";
+    /// The requests sent and answered.
+    BenchRequests => "{n} in {secs}s, {ok} ok", "{secs} 秒内 {n} 个，{ok} 个成功";
+    /// Label: the throughput.
+    BenchThroughputLabel => "throughput", "吞吐量";
+    /// Requests per second.
+    BenchThroughput => "{rps} requests/s", "每秒 {rps} 个请求";
+    /// Label: the latency.
+    BenchLatencyLabel => "latency", "延迟";
+    /// Label: the failures.
+    BenchErrorsLabel => "errors", "错误";
+    /// No failure.
+    BenchNoErrors => "none", "无";
+    /// Label: one failure told in full.
+    BenchExampleLabel => "e.g.", "例如";
     /// A request to refuse was answered without a reply.
     RefusedNoReply => "answered without a reply", "已应答，但没有回复";
     /// A forged request got a reply (`{what}`: the forged request).

@@ -974,7 +974,7 @@ async fn run_bench(mut args: BenchArgs, style: Style) -> ExitCode {
     if args.conn.json {
         json_line(&report);
     } else {
-        out!("{}", report.render(style));
+        out!("{}", report.render(style, lang));
     }
     if report.errors_total() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

@@ -595,7 +595,11 @@ describe('the console in Chinese: the browser speaks zh-CN', () => {
   });
 });
 
-/** A gateway app on loopback: answers every message with a text naming what it got; fails (500) on `fail please`. */
+/**
+ * A gateway app on loopback: answers every message with a text naming what it got; fails
+ * (500) on `fail please`; answers `two news` with two articles, which WeChat refuses for a
+ * message (one allowed).
+ */
 function gatewayApp() {
   const calls = [];
   const server = createServer((req, res) => {
@@ -610,6 +614,11 @@ function gatewayApp() {
         return;
       }
       res.setHeader('Content-Type', 'application/json');
+      if (msg.content === 'two news') {
+        const article = { title: 'a', description: 'd', pic_url: 'https://example.com/p.png', url: 'https://example.com/' };
+        res.end(JSON.stringify({ reply: { type: 'news', articles: [article, article] } }));
+        return;
+      }
       res.end(JSON.stringify({ reply: { type: 'text', content: `the app got: ${msg.content}` } }));
     });
   });
@@ -697,6 +706,15 @@ describe('a forwarded delivery: wemp serve in front of an app (gateway mode)', (
         const line = await diag.locator('.error-line').allTextContents();
         assert.deepEqual(line, [zh ? `应用（${app.url}）返回了 HTTP 500，应为 200 或 204` : `app at ${app.url} answered HTTP 500`]);
         await page.keyboard.press('Escape');
+
+        // The app's reply WeChat would refuse: the handler's failure framed in the page's language.
+        await page.getByRole('link', { name: zh ? '聊天' : 'Chat' }).click();
+        await page.getByLabel(zh ? '消息' : 'Message', { exact: true }).fill('two news');
+        await page.getByLabel(zh ? '消息' : 'Message', { exact: true }).press('Enter');
+        const unsendable = page.locator('.server-notes li', { hasText: 'news reply has 2 articles' });
+        await unsendable.first().waitFor();
+        const unsendableSaid = await unsendable.first().textContent();
+        assert.match(unsendableSaid, zh ? /处理函数的回复无法发出（微信会拒绝它）：news reply has 2 articles/ : /reply cannot be sent: news reply has 2 articles/);
 
         // A reload the config refuses: each problem's place in the page's language.
         writeFileSync(config, `${settings}\n[[rules]]\nkeyword = "ping"\nregex = "p"\nreply.text = "pong"\n`);
