@@ -10,7 +10,7 @@ use serde::Serialize;
 use wemp_proto::Header;
 use wemp_proto::message::Text;
 
-use crate::i18n::Lang;
+use crate::i18n::{Lang, Msg};
 use crate::sim::{DeliveryVerdict, Exchange, FailCause, Simulator, now_secs, random_msg_id, words};
 use crate::term::Style;
 
@@ -145,20 +145,25 @@ impl BenchReport {
         self.errors.values().sum()
     }
 
-    /// The report for people.
-    pub fn render(&self, style: Style) -> String {
+    /// The report for people, in `lang` (the failure told in full is in the language the
+    /// run was asked for).
+    pub fn render(&self, style: Style, lang: Lang) -> String {
         let l = &self.latency_ms;
+        // Labels padded to one column, measured in terminal cells (a CJK character takes two).
+        let label = |m: Msg| crate::term::cell(m.get(lang), 11);
+        let mode = crate::i18n::mode_name(self.mode, lang);
+        let head =
+            Msg::BenchHead.fill(lang, &[("url", &self.url), ("mode", &mode), ("c", &self.concurrency)]);
+        let secs = format!("{:.2}", self.elapsed_secs);
+        let rps = format!("{:.1}", self.requests_per_sec);
         let mut out = format!(
-            "{} {} ({} mode, concurrency {})\n  requests   {} in {:.2}s, {} ok\n  throughput {:.1} requests/s\n  \
-             latency    p50 {:.2}ms  p90 {:.2}ms  p99 {:.2}ms  max {:.2}ms  mean {:.2}ms\n",
+            "{} {head}\n  {}{}\n  {}{}\n  {}p50 {:.2}ms  p90 {:.2}ms  p99 {:.2}ms  max {:.2}ms  mean {:.2}ms\n",
             style.bold("bench"),
-            self.url,
-            self.mode,
-            self.concurrency,
-            self.requests,
-            self.elapsed_secs,
-            self.ok,
-            self.requests_per_sec,
+            label(Msg::BenchRequestsLabel),
+            Msg::BenchRequests.fill(lang, &[("n", &self.requests), ("secs", &secs), ("ok", &self.ok)]),
+            label(Msg::BenchThroughputLabel),
+            Msg::BenchThroughput.fill(lang, &[("rps", &rps)]),
+            label(Msg::BenchLatencyLabel),
             l.p50,
             l.p90,
             l.p99,
@@ -166,12 +171,12 @@ impl BenchReport {
             l.mean
         );
         if self.errors.is_empty() {
-            out.push_str("  errors     none\n");
+            out.push_str(&format!("  {}{}\n", label(Msg::BenchErrorsLabel), Msg::BenchNoErrors.get(lang)));
         } else {
             let list: Vec<String> = self.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
-            out.push_str(&format!("  errors     {}\n", style.red(&list.join(", "))));
+            out.push_str(&format!("  {}{}\n", label(Msg::BenchErrorsLabel), style.red(&list.join(", "))));
             if let Some(first) = &self.first_error {
-                out.push_str(&format!("  e.g.       {first}\n"));
+                out.push_str(&format!("  {}{first}\n", label(Msg::BenchExampleLabel)));
             }
         }
         out

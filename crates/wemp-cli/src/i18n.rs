@@ -105,6 +105,14 @@ catalogue! {
     /// “接收消息”的“设置API接收”); WeCom callbacks are always encrypted, so there is no mode.
     WecomPasteInto => "Paste into the WeCom admin console{title} (work.weixin.qq.com → 应用管理 → the app with AgentID {agentid} → 接收消息 → 设置API接收):",
                       "请在企业微信管理后台{title}填写（work.weixin.qq.com → 应用管理 → AgentID 为 {agentid} 的应用 → 接收消息 → 设置API接收）：";
+    /// What to paste for a WeCom account with no AgentID: a service provider's suite
+    /// (第三方应用), whose callbacks are sealed for its SuiteID (`{suiteid}`, the account's
+    /// `corpid`) and carry no AgentID — its 指令回调URL, set in the service provider admin's
+    /// 回调配置 (developer.work.weixin.qq.com/document/path/97172: 指令回调URL, receiveid 为
+    /// suiteid, AgentID 为空; path/97173: 第三方应用详情 → 回调配置). `{field}`: where the AgentID
+    /// of an app of one's own corp would go.
+    WecomSuitePasteInto => "Paste into the WeCom service provider admin{title} as the 指令回调URL of the third-party app (第三方应用) with SuiteID {suiteid} (open.work.weixin.qq.com → 应用管理 → the app → 回调配置); an app of your own corp needs {field}:",
+                           "请在企业微信服务商管理后台{title}填写 SuiteID 为 {suiteid} 的第三方应用的指令回调URL（open.work.weixin.qq.com → 应用管理 → 该应用 → 回调配置）；若是本企业的自建应用，请设置 {field}：";
     /// What to paste into a Mini Program's admin console (`{title}`: the account, or empty).
     /// The path is the one of the current message-push guide
     /// (developers.weixin.qq.com/miniprogram/dev/framework/server-ability/message-push.html:
@@ -437,6 +445,25 @@ catalogue! {
     ForgedMalformed => "malformed XML", "格式错误的 XML";
     /// The forged request: a replay.
     ForgedReplay => "a replayed request with a day-old timestamp", "带一天前时间戳的重放请求";
+    // `wemp bench`'s report (`{label}` lines keep their columns: each label is padded by the code).
+    /// The report's head line (`{mode}`: the mode's word).
+    BenchHead => "{url} ({mode} mode, concurrency {c})", "{url}（{mode}，并发 {c}）";
+    /// Label: the requests.
+    BenchRequestsLabel => "requests", "请求";
+    /// The requests sent and answered.
+    BenchRequests => "{n} in {secs}s, {ok} ok", "{secs} 秒内 {n} 个，{ok} 个成功";
+    /// Label: the throughput.
+    BenchThroughputLabel => "throughput", "吞吐量";
+    /// Requests per second.
+    BenchThroughput => "{rps} requests/s", "每秒 {rps} 个请求";
+    /// Label: the latency.
+    BenchLatencyLabel => "latency", "延迟";
+    /// Label: the failures.
+    BenchErrorsLabel => "errors", "错误";
+    /// No failure.
+    BenchNoErrors => "none", "无";
+    /// Label: one failure told in full.
+    BenchExampleLabel => "e.g.", "例如";
     /// A request to refuse was answered without a reply.
     RefusedNoReply => "answered without a reply", "已应答，但没有回复";
     /// A forged request got a reply (`{what}`: the forged request).
@@ -535,8 +562,8 @@ catalogue! {
     AgentidBad => "{agentid:?} is not a number: the AgentId is on the app's page (应用管理 → the app)",
                   "{agentid:?} 不是数字：AgentId 在应用的页面上（应用管理 → 该应用）";
     /// No AgentID.
-    AgentidMissing => "not set: late replies cannot go through message/send without it (应用管理 → the app → AgentId)",
-                      "未设置：没有它，超时回复无法通过 message/send 发出（应用管理 → 该应用 → AgentId）";
+    AgentidMissing => "not set: right for a service provider's suite (第三方应用), whose callbacks are sealed for its SuiteID and carry none; an app of your own corp needs it, or late replies cannot go through message/send (应用管理 → the app → AgentId)",
+                      "未设置：服务商的第三方应用如此即可（其回调按 SuiteID 加密，不带 AgentID）；本企业的自建应用则需要它，否则超时回复无法通过 message/send 发出（应用管理 → 该应用 → AgentId）";
     /// A Mini Program appid of another shape.
     AppidOdd => "{appid} is not wx and 16 hex digits, the shape of an appid", "{appid} 不是 wx 加 16 位十六进制数字，不像 AppID";
     /// A WeCom app without a key.

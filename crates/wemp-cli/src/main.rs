@@ -183,7 +183,9 @@ struct ConnArgs {
     /// A WeCom app's AgentID, sent in each callback.
     #[arg(long)]
     agentid: Option<String>,
-    /// A Mini Program's data format, as chosen in its message push settings: xml or json.
+    /// A Mini Program's data format, as chosen in its message push settings: xml or json
+    /// (json is refused for other kinds: an Official Account's and a WeCom app's callbacks
+    /// are XML only).
     #[arg(long, default_value = "xml", value_parser = ["xml", "json"])]
     format: String,
     /// The EncodingAESKey, 43 characters (needed for compatible and safe mode).
@@ -972,7 +974,7 @@ async fn run_bench(mut args: BenchArgs, style: Style) -> ExitCode {
     if args.conn.json {
         json_line(&report);
     } else {
-        out!("{}", report.render(style));
+        out!("{}", report.render(style, lang));
     }
     if report.errors_total() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

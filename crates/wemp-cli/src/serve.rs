@@ -1077,13 +1077,23 @@ pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
             (Some(n), _) => Msg::ForAccount.fill(lang, &[("name", n)]),
         };
         let _ = writeln!(s);
-        let agentid = a.agentid.as_deref().unwrap_or("?");
-        let paste = match a.kind {
-            Kind::Wecom => Msg::WecomPasteInto,
-            Kind::Miniprogram => Msg::MiniprogramPasteInto,
-            _ => Msg::PasteInto,
+        let paste = match (a.kind, &a.agentid) {
+            (Kind::Wecom, Some(agentid)) => {
+                Msg::WecomPasteInto.fill(lang, &[("title", &title), ("agentid", agentid)])
+            }
+            // No AgentID: a service provider's suite, whose callbacks carry none.
+            (Kind::Wecom, None) => Msg::WecomSuitePasteInto.fill(
+                lang,
+                &[
+                    ("title", &title),
+                    ("suiteid", &a.corpid.as_deref().unwrap_or_default()),
+                    ("field", &format!("accounts[{i}].agentid")),
+                ],
+            ),
+            (Kind::Miniprogram, _) => Msg::MiniprogramPasteInto.fill(lang, &[("title", &title)]),
+            _ => Msg::PasteInto.fill(lang, &[("title", &title)]),
         };
-        let _ = writeln!(s, "{}", paste.fill(lang, &[("title", &title), ("agentid", &agentid)]));
+        let _ = writeln!(s, "{paste}");
         field(&mut s, Msg::FieldUrl, &callback_url(cfg, i, info.bound));
         // Off a terminal, say where each secret is instead of printing it.
         let hidden = |name: &str| match (secret_origin(cfg, i, name), file) {

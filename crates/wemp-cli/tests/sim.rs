@@ -609,12 +609,29 @@ fn wechats_verdicts_are_worded_in_chinese_and_json_stays_english() {
         run(lang, &args)
     };
     let zh = bench("zh_CN.UTF-8", false);
-    assert!(
-        zh.contains("refused_reply 4") && zh.contains("方向错误：ToUserName 和 FromUserName 写反了"),
-        "{zh}"
-    );
+    for line in [
+        "（明文模式，并发 1）",
+        "\n  请求       ",
+        " 秒内 4 个，0 个成功\n",
+        "\n  吞吐量     每秒 ",
+        "\n  延迟       p50 ",
+        "\n  错误       refused_reply 4\n",
+        "\n  例如       方向错误：ToUserName 和 FromUserName 写反了",
+    ] {
+        assert!(zh.contains(line), "{line:?}: {zh}");
+    }
     let en = bench("en_US.UTF-8", false);
-    assert!(en.contains("e.g.       wrong direction: ToUserName/FromUserName are swapped"), "{en}");
+    for line in [
+        "(plain mode, concurrency 1)",
+        "\n  requests   4 in ",
+        "s, 0 ok\n",
+        "\n  throughput ",
+        "\n  latency    p50 ",
+        "\n  errors     refused_reply 4\n",
+        "\n  e.g.       wrong direction: ToUserName/FromUserName are swapped",
+    ] {
+        assert!(en.contains(line), "{line:?}: {en}");
+    }
     let json = bench("zh_CN.UTF-8", true);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
     assert!(v["first_error"].as_str().unwrap().starts_with("wrong direction: "), "{v}");

@@ -176,6 +176,54 @@ async fn the_setup_screen_says_where_each_kind_is_configured() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A WeCom account with no AgentID is a service provider's suite (第三方应用), whose
+/// callbacks are sealed for its SuiteID: the setup screen says to paste it as the suite's
+/// 指令回调URL in the service provider admin (never "the app with AgentID ?"), and what an
+/// app of one's own corp would need instead; `wemp doctor` says the same of the missing
+/// AgentID. In English and in Chinese.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suite_callback_says_what_it_is() {
+    const SUITE: &str = "wwsuite0123456789abcd";
+    let dir = temp_dir("kinds-suite");
+    let cfg = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n\
+         [[accounts]]\nname = \"oa\"\ntoken = \"OaTok123\"\nappid = \"{OA_APPID}\"\npath = \"/wechat\"\n\n\
+         [[accounts]]\nkind = \"wecom\"\nname = \"crm\"\ncorpid = \"{SUITE}\"\ntoken = \"{CORP_TOKEN}\"\n\
+         aes_key = \"{CORP_KEY}\"\npath = \"/wechat/suite\"\n"
+    );
+    std::fs::write(dir.join("wemp.toml"), cfg).unwrap();
+    let args = ["--config", "wemp.toml", "--data-dir", "d"];
+    let screen = |lang: &str| ServeProc::start(&dir, &args, &[("LANG", lang), ("LC_ALL", "")]).stdout();
+
+    let en = screen("en_US.UTF-8");
+    let suite = en.split("\n\n").find(|b| b.contains("/wechat/suite")).unwrap_or_else(|| panic!("{en}"));
+    assert!(
+        suite.starts_with(&format!(
+            "Paste into the WeCom service provider admin for crm as the 指令回调URL of the third-party app \
+             (第三方应用) with SuiteID {SUITE} (open.work.weixin.qq.com → 应用管理 → the app → 回调配置); an app of \
+             your own corp needs accounts[1].agentid:\n  URL             "
+        )),
+        "{suite}"
+    );
+    assert!(!en.contains("AgentID ?") && !en.contains("AgentID {"), "{en}");
+    let zh = screen("zh_CN.UTF-8");
+    let want = format!(
+        "请在企业微信服务商管理后台为 crm 填写 SuiteID 为 {SUITE} 的第三方应用的指令回调URL（open.work.weixin.qq.com → \
+         应用管理 → 该应用 → 回调配置）；若是本企业的自建应用，请设置 accounts[1].agentid："
+    );
+    assert!(zh.contains(&want), "{zh}");
+    assert!(!zh.contains("AgentID 为 ?"), "{zh}");
+
+    let o = common::wemp_in(&dir, &["doctor", "--config", "wemp.toml"], &[("LANG", "C")]);
+    let text = common::out(&o);
+    assert!(
+        text.contains("WARN  accounts[1] AgentID")
+            && text.contains("not set: right for a service provider's suite (第三方应用)"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_server_serves_an_official_account_a_wecom_app_and_a_mini_program() {
     let (platform, _dir, srv) = serve_all_three("wecom").await;
@@ -279,6 +327,29 @@ async fn sim_plays_a_wecom_app_and_a_mini_program() {
     let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
     assert_eq!(json["message"]["reply"]["content"], "It costs 1 yuan.", "{}", common::out(&o));
     assert!(json["request"].as_str().unwrap().contains(&format!("<AgentID>{agentid}</AgentID>")), "{json}");
+    // JSON is a Mini Program's data format only: a WeCom app's and an Official Account's
+    // callbacks are XML, so --format json for them is refused with the reason (explicit XML
+    // is what they use anyway).
+    for (url, kind) in [(&corp_url, "a WeCom app's"), (&format!("{origin}/wechat"), "an Official Account's")]
+    {
+        for cmd in ["send", "check", "verify"] {
+            let mut args = vec!["sim", cmd, url.as_str(), "--config", "wemp.toml", "--format", "json"];
+            if cmd == "send" {
+                args.extend(["text", "price"]);
+            }
+            let o = sim(&args);
+            let text = common::out(&o);
+            assert_eq!(o.status.code(), Some(2), "{cmd}: {text}");
+            assert!(
+                text.contains(&format!(
+                    "--format json is for Mini Programs only (--kind miniprogram): {kind} callbacks are XML only"
+                )),
+                "{cmd}: {text}"
+            );
+        }
+    }
+    let o = sim(&["sim", "send", &corp_url, "--config", "wemp.toml", "--format", "xml", "text", "price"]);
+    assert!(o.status.success() && common::out(&o).contains("It costs 1 yuan."), "{}", common::out(&o));
     // The conformance run: every WeCom type, and plain requests rightly refused.
     let o = sim(&["sim", "check", &corp_url, "--config", "wemp.toml"]);
     let text = common::out(&o);

@@ -444,9 +444,21 @@ impl Simulator {
     /// Prepares a simulator for `target`.
     ///
     /// # Errors
-    /// [`SetupError`] when an encrypted mode lacks the appid or key, the key is invalid, or
-    /// the URL is not `http://` or `https://`.
+    /// [`SetupError`] when an encrypted mode lacks the appid or key, the key is invalid, the
+    /// URL is not `http://` or `https://`, or the JSON data format is asked for a kind other
+    /// than a Mini Program (an Official Account's and a WeCom app's callbacks are XML only).
     pub fn new(mut target: Target) -> Result<Self, SetupError> {
+        // The data format is a Mini Program's choice (消息推送配置: XML or JSON); an Official
+        // Account's push is XML only (its 消息推送配置: 数据格式 仅支持 XML), and so is WeCom's.
+        if target.format == Format::Json && target.kind != Kind::Miniprogram {
+            let kind = match target.kind {
+                Kind::Wecom => "a WeCom app's",
+                _ => "an Official Account's",
+            };
+            return Err(SetupError(format!(
+                "--format json is for Mini Programs only (--kind miniprogram): {kind} callbacks are XML only"
+            )));
+        }
         if target.kind == Kind::Wecom {
             // WeCom encrypts every callback for the corpid, which is also the messages'
             // ToUserName and the replies' FromUserName.

@@ -27,14 +27,17 @@ export async function loadSetup(force) {
   // A third-party platform's authorizer: its messages come through the platform, sealed
   // with the platform's Token and key; nothing is pasted for the account itself.
   const authorizer = !!a.component;
+  // A WeCom account with no AgentID is a service provider's suite (第三方应用): its callbacks
+  // are sealed for its SuiteID (the account's corpid) and carry none.
+  const where = kind === 'wecom' && !a.agentid ? 'wecom.suite' : kind;
   if (multiAccount()) {
     const heading = authorizer ? 'setup.paste.authorizer'
-      : kind === 'official_account' ? 'setup.paste.account' : `setup.paste.${kind}`;
+      : kind === 'official_account' ? 'setup.paste.account' : `setup.paste.${where}`;
     $('paste-h').textContent = t(heading, { account: accountLabel(account) });
   }
   $('setup-where').textContent = authorizer ? t('setup.where.authorizer', { component: a.component })
     : kind === 'official_account' ? t('setup.where')
-      : t(`setup.where.${kind}`, { agentid: a.agentid || '?' });
+      : t(`setup.where.${where}`, { agentid: a.agentid, suiteid: a.appid });
   try {
     const s = await api(`setup?${q}`);
     if (account !== state.account) return;

@@ -595,7 +595,11 @@ describe('the console in Chinese: the browser speaks zh-CN', () => {
   });
 });
 
-/** A gateway app on loopback: answers every message with a text naming what it got; fails (500) on `fail please`. */
+/**
+ * A gateway app on loopback: answers every message with a text naming what it got; fails
+ * (500) on `fail please`; answers `two news` with two articles, which WeChat refuses for a
+ * message (one allowed).
+ */
 function gatewayApp() {
   const calls = [];
   const server = createServer((req, res) => {
@@ -610,6 +614,11 @@ function gatewayApp() {
         return;
       }
       res.setHeader('Content-Type', 'application/json');
+      if (msg.content === 'two news') {
+        const article = { title: 'a', description: 'd', pic_url: 'https://example.com/p.png', url: 'https://example.com/' };
+        res.end(JSON.stringify({ reply: { type: 'news', articles: [article, article] } }));
+        return;
+      }
       res.end(JSON.stringify({ reply: { type: 'text', content: `the app got: ${msg.content}` } }));
     });
   });
@@ -697,6 +706,15 @@ describe('a forwarded delivery: wemp serve in front of an app (gateway mode)', (
         const line = await diag.locator('.error-line').allTextContents();
         assert.deepEqual(line, [zh ? `应用（${app.url}）返回了 HTTP 500，应为 200 或 204` : `app at ${app.url} answered HTTP 500`]);
         await page.keyboard.press('Escape');
+
+        // The app's reply WeChat would refuse: the handler's failure framed in the page's language.
+        await page.getByRole('link', { name: zh ? '聊天' : 'Chat' }).click();
+        await page.getByLabel(zh ? '消息' : 'Message', { exact: true }).fill('two news');
+        await page.getByLabel(zh ? '消息' : 'Message', { exact: true }).press('Enter');
+        const unsendable = page.locator('.server-notes li', { hasText: 'news reply has 2 articles' });
+        await unsendable.first().waitFor();
+        const unsendableSaid = await unsendable.first().textContent();
+        assert.match(unsendableSaid, zh ? /处理函数的回复无法发出（微信会拒绝它）：news reply has 2 articles/ : /reply cannot be sent: news reply has 2 articles/);
 
         // A reload the config refuses: each problem's place in the page's language.
         writeFileSync(config, `${settings}\n[[rules]]\nkeyword = "ping"\nregex = "p"\nreply.text = "pong"\n`);
@@ -982,6 +1000,8 @@ describe('wemp serve with an Official Account, a WeCom app and a Mini Program: t
   // platform's customer-service API.
   const CORP = { id: 'ww0123456789abcdef/1000002', corpid: 'ww0123456789abcdef', agentid: '1000002' };
   const MINI = { id: 'wx00000000000000c3', secret: 'e2eMiniSecretNeverOnThePage01' };
+  // A service provider's suite (第三方应用): a WeCom account with no AgentID, its corpid the SuiteID.
+  const SUITE = { id: 'wwsuite0123456789abcd' };
   let platform;
   let server;
   let browser;
@@ -1000,6 +1020,8 @@ describe('wemp serve with an Official Account, a WeCom app and a Mini Program: t
       '[[accounts]]', 'kind = "miniprogram"', 'name = "mini shop"', `appid = "${MINI.id}"`, 'token = "miniToken2024"',
       'aes_key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"', 'mode = "safe"', `appsecret = "${MINI.secret}"`,
       'path = "/wechat/mini"', '',
+      '[[accounts]]', 'kind = "wecom"', 'name = "crm suite"', `corpid = "${SUITE.id}"`, 'token = "suiteToken2024"',
+      'aes_key = "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR"', 'path = "/wechat/suite"', '',
       '[[rules]]', 'name = "price"', 'keyword = "price"', 'reply.text = "It costs 1 yuan."', '',
     ].join('\n'));
     server = await startServe({ WEMP_API_BASE: platform.url }, config);
@@ -1105,6 +1127,27 @@ describe('wemp serve with an Official Account, a WeCom app and a Mini Program: t
     await bubble.waitFor();
     assert.equal(await bubble.locator('.via-cs').textContent(), '客服消息');
     assert.deepEqual(errors, []);
+  });
+
+  test('a suite (no AgentID): its SuiteID in the header, its 指令回调URL in the service provider admin', async () => {
+    for (const [locale, kind, heading, where] of [
+      ['en-US', 'WeCom third-party app (第三方应用) · SuiteID wwsuite0123456789abcd',
+        'Paste into the WeCom service provider admin: crm suite',
+        /sealed for its SuiteID wwsuite0123456789abcd .*open\.work\.weixin\.qq\.com\) → 应用管理 .* → 回调配置 .* → 指令回调URL/],
+      ['zh-CN', '企业微信第三方应用 · SuiteID wwsuite0123456789abcd', '填写到企业微信服务商管理后台：crm suite',
+        /按 SuiteID wwsuite0123456789abcd 加密.*open\.work\.weixin\.qq\.com）→ 应用管理 → 该应用 → 回调配置 → 指令回调URL/],
+    ]) {
+      await open(locale);
+      await page.locator('#account-select').selectOption(SUITE.id);
+      assert.equal(await page.locator('#phone-kind').textContent(), kind);
+      await page.locator('#tab-setup').click();
+      await page.locator('#paste').getByText('suiteToken2024').waitFor();
+      assert.equal(await page.locator('#paste-h').textContent(), heading);
+      const text = await page.locator('#setup-where').textContent();
+      assert.match(text, where);
+      assert.doesNotMatch(text, /AgentID (\?|undefined)|AgentID 为 (\?|undefined)|\{/);
+      assert.deepEqual(errors, []);
+    }
   });
 });
 
