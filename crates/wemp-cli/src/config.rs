@@ -909,7 +909,8 @@ pub struct ServeArgs {
 /// What a file-less start-up found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TokenSource {
-    /// The token was configured (file, environment or flag).
+    /// The token was configured (file, environment or flag), or none is needed (a
+    /// third-party platform, `[component]`, without accounts of its own).
     Configured,
     /// A token was generated and saved to this file.
     Generated {
@@ -1584,7 +1585,8 @@ pub enum InsertTokenError {
     NotTables,
 }
 
-/// Makes sure the first account has a token. When none is configured, generates one and
+/// Makes sure the first account has a token (a `[component]` without `[[accounts]]` has no
+/// first account and needs none). When none is configured, generates one and
 /// saves it: into `config_file` when given ([`insert_token`], keeping its comments),
 /// otherwise into `DATA_DIR/wemp.toml`, which is created with the demo rules.
 ///
@@ -1596,6 +1598,11 @@ pub fn ensure_token(
     rng: &mut impl Rng,
 ) -> Result<TokenSource, ConfigError> {
     if cfg.accounts.first().and_then(|a| a.token.as_ref()).is_some() {
+        return Ok(TokenSource::Configured);
+    }
+    // A third-party platform without accounts of its own (the usual SaaS deployment) needs
+    // none: its authorizers' messages are signed with the component's Token.
+    if cfg.accounts.is_empty() && cfg.component.is_some() {
         return Ok(TokenSource::Configured);
     }
     let token = generate_token(rng);
@@ -1979,6 +1986,19 @@ mod tests {
         assert_eq!(cfg.storage.data_dir, dir);
         let args = ServeArgs { config: Some(dir.join("missing.toml")), ..ServeArgs::default() };
         assert!(matches!(Config::resolve(&args, |_| None), Err(ConfigError::Io { .. })));
+    }
+
+    #[test]
+    fn a_third_party_platform_without_accounts_gets_no_generated_token() {
+        let dir = std::env::temp_dir().join(format!("wemp-token-{}", rand::random::<u64>()));
+        let mut cfg = Config { component: Some(ComponentConfig::default()), ..Config::default() };
+        cfg.storage.data_dir.clone_from(&dir);
+        assert_eq!(ensure_token(&mut cfg, None, &mut rand::rng()).unwrap(), TokenSource::Configured);
+        assert!(cfg.accounts.is_empty() && !dir.exists(), "nothing written");
+        // Without the platform, a first start still gets its Token.
+        cfg.component = None;
+        assert!(matches!(ensure_token(&mut cfg, None, &mut rand::rng()), Ok(TokenSource::Generated { .. })));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -475,7 +475,9 @@ pub fn console_access(cfg: &Config, bound: SocketAddr) -> Option<Access> {
 
 /// The web console's configuration for a server bound to `bound`: it plays WeChat for
 /// every account, each against its own callback URL on this machine (the first account
-/// is the default). `None` when disabled or without an account.
+/// is the default). `None` when disabled, or without an account and without a third-party
+/// platform (`[component]`), whose authorizers become the console's accounts as they
+/// authorize: such a console may start with none.
 ///
 /// # Errors
 /// An account the server could not answer for either ([`Config::account`]).
@@ -486,7 +488,7 @@ pub fn console_config(cfg: &Config, bound: SocketAddr) -> Result<Option<ConsoleC
         // Ids are what the server's records name the account by (`account_key`, unique).
         accounts.push(console_account(cfg, i, bound)?);
     }
-    if accounts.is_empty() {
+    if accounts.is_empty() && cfg.component.is_none() {
         return Ok(None);
     }
     let mut c = ConsoleConfig::from_accounts(accounts);
@@ -1151,9 +1153,13 @@ pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
         let _ = writeln!(s);
         let _ = writeln!(s, "{}", Msg::TokenSaved.fill(lang, &[("path", &saved_to.display())]));
     }
-    let _ = writeln!(s);
-    let _ = writeln!(s, "{}", Msg::TryLocally.get(lang));
-    let _ = writeln!(s, "  {}", sim_command(cfg, 0, info.bound, secrets));
+    // A third-party platform without accounts of its own has nothing to try before an
+    // account authorizes it (its section above says where the authorization starts).
+    if !cfg.accounts.is_empty() {
+        let _ = writeln!(s);
+        let _ = writeln!(s, "{}", Msg::TryLocally.get(lang));
+        let _ = writeln!(s, "  {}", sim_command(cfg, 0, info.bound, secrets));
+    }
     let _ = writeln!(s);
     let url = console_url(cfg, info.bound);
     let console = match info.console {
@@ -1627,6 +1633,18 @@ mod tests {
         assert_eq!(console_access(&cfg, any), Some(Access::Token("admin-token-1".into())));
         cfg.console.enabled = false;
         assert!(console_config(&cfg, lo).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_third_party_platform_without_accounts_has_a_console_with_none_yet() {
+        let lo: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let mut cfg = Config::default();
+        cfg.accounts.clear();
+        assert!(console_config(&cfg, lo).unwrap().is_none(), "no account and no platform: no console");
+        cfg.component = Some(crate::config::ComponentConfig::default());
+        let c = console_config(&cfg, lo).unwrap().expect("a platform's console");
+        assert!(c.accounts.is_empty());
+        assert_eq!(console_url(&cfg, lo), "http://127.0.0.1:8080/console/");
     }
 
     #[test]

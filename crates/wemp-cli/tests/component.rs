@@ -644,3 +644,88 @@ async fn the_console_chats_as_a_user_of_an_authorizer() {
     assert!(status.success() && !stderr.contains("panicked"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A server with only `[component]` — no `[[accounts]]`, the usual SaaS deployment — has a
+/// console from the start: before any authorization its config lists no account and says the
+/// server is a third-party platform, what needs an account answers how to authorize one
+/// (`wemp component authorize-url`), and the authorizers are listed (none); after an
+/// `authorized` push the authorizer is its (default) account and answers the chat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_without_accounts_of_its_own_has_a_console() {
+    let (platform, dir) = setup("component-console-only", |c| {
+        let only = c.replace("[[accounts]]\ntoken = \"OaTok123\"\n", "");
+        assert_ne!(only, c, "the config's account was not removed");
+        only
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let srv = start(&dir, &platform);
+    // No Token generated into the config for an account it does not have, and nothing to
+    // `wemp sim` before an account authorizes; the console is on the screen.
+    let written = std::fs::read_to_string(dir.join("wemp.toml")).unwrap();
+    assert!(!written.contains("[[accounts]]") && !written.contains("generated"), "{written}");
+    let screen = srv.stdout();
+    assert!(!screen.contains("wemp sim send") && screen.contains("/console/"), "{screen}");
+    let base = format!("{}/console", srv.origin());
+    let page = http.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200, "no console for a platform without accounts");
+    let page = page.text().await.unwrap();
+    let at = page.find("name=\"wemp-csrf\"").expect("no CSRF meta");
+    let csrf = page[at..].split("content=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let get = |path: &str| {
+        let req = http.get(format!("{base}/api/{path}"));
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status().as_u16(), res.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, cfg) = get("config").await;
+    assert_eq!(status, 200, "{cfg}");
+    assert_eq!(cfg["accounts"], serde_json::json!([]), "{cfg}");
+    assert!(cfg["account"].is_null() && cfg["component"] == true, "{cfg}");
+    let (status, setup) = get("setup").await;
+    assert_eq!((status, setup["code"].as_str()), (404, Some("no-account")), "{setup}");
+    assert!(setup["error"].as_str().unwrap().contains("wemp component authorize-url"), "{setup}");
+    assert_eq!(get("authorizers").await, (200, serde_json::json!({ "component": true, "authorizers": [] })));
+    let user = cfg["users"][0]["openid"].as_str().unwrap().to_owned();
+    let send = || {
+        let body = serde_json::json!({ "user": user, "action": { "kind": "text", "content": "price" } });
+        http.post(format!("{base}/api/send")).header("X-Wemp-Csrf", &csrf).json(&body).send()
+    };
+    let res = send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+    assert_eq!(res.json::<serde_json::Value>().await.unwrap()["code"], "no-account");
+
+    let pushes = format!("{}/component", srv.origin());
+    assert_eq!(platform.push_ticket(&pushes).await.body, "success");
+    let appid = platform.appid();
+    assert_eq!(platform.push_authorized(&pushes, &appid).await.body, "success");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let cfg = loop {
+        let (_, cfg) = get("config").await;
+        if cfg["accounts"].as_array().is_some_and(|a| !a.is_empty()) || Instant::now() > deadline {
+            break cfg;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(cfg["accounts"].as_array().map(Vec::len), Some(1), "{cfg}");
+    assert_eq!(cfg["account"]["id"], appid.as_str(), "the authorizer is the default account: {cfg}");
+    assert_eq!(cfg["account"]["component"], platform.component_appid().as_str(), "{cfg}");
+    assert_eq!(cfg["endpoint"], format!("{}/wechat/{appid}", srv.origin()).as_str(), "{cfg}");
+    let (_, listed) = get("authorizers").await;
+    assert_eq!(listed["authorizers"][0]["appid"], appid.as_str(), "{listed}");
+    let (status, setup) = get("setup").await;
+    assert_eq!((status, setup["account"].as_str()), (200, Some(appid.as_str())), "{setup}");
+    let res = send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let res: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(
+        (res["account"].as_str(), res["encrypted"].as_bool()),
+        (Some(appid.as_str()), Some(true)),
+        "{res}"
+    );
+    assert_eq!(res["sees"]["reply"]["content"], "It costs 1 yuan.", "{res}");
+    let (status, stderr) = srv.stop();
+    assert!(status.success() && !stderr.contains("panicked"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -5,7 +5,7 @@ import { bubble, chatKey, link, notice, perform, redrawChat, sendImage, sendText
 import { closeSubmenus, renderMenu, setComposer } from './menu.js';
 import { addOption, closeDetail, connectFeed, loadHistory, nameOf, redrawLog } from './log.js';
 import { loadDoctor, loadSetup, reloadRules } from './setup.js';
-import { showAccount } from './accounts.js';
+import { applyAccounts, refreshAccounts } from './accounts.js';
 import { LANGS, lang, setLang, t, translatePage } from './i18n.js';
 
 // ---------------------------------------------------------------- views
@@ -37,16 +37,7 @@ async function start() {
   $('user').replaceChildren(...cfg.users.map((u) => h('option', { value: u.openid }, `${u.name} · ${u.openid.slice(0, 8)}…`)));
   for (const u of cfg.users) addOption($('f-user'), u.openid, u.name);
   state.user = cfg.users[0].openid;
-  const wanted = new URLSearchParams(location.search).get('account');
-  state.account = (cfg.accounts.find((a) => a.id === wanted) || cfg.accounts[0]).id;
-  if (multiAccount()) {
-    document.body.classList.add('multi-account');
-    for (const a of cfg.accounts) addOption($('f-account'), a.id, accountLabel(a.id));
-    $('f-account-label').hidden = false;
-    $('log-account-h').hidden = false;
-    $('menu-note').hidden = !(cfg.menu && cfg.menu.button && cfg.menu.button.length);
-  }
-  showAccount();
+  applyAccounts(cfg);
   $('timeout-note').textContent = String(cfg.timeout_ms / 1000);
   $('tries-note').textContent = String(cfg.tries);
   $('load-history').hidden = !cfg.has_log;
@@ -119,5 +110,9 @@ document.addEventListener('DOMContentLoaded', () => {
     if (!$('detail').hidden) closeDetail();
   });
   document.addEventListener('click', (e) => { if (!e.target.closest('.menu-cell')) closeSubmenus(); });
+  // Accounts come and go while the page is open (a third-party platform's authorizers): read
+  // them again when the live log names one the page does not know, or the page is back in view.
+  document.addEventListener('wemp:unknown-account', () => refreshAccounts(2));
+  window.addEventListener('focus', () => refreshAccounts());
   start();
 });

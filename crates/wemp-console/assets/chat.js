@@ -194,6 +194,11 @@ function addToChat(node) {
 
 export function redrawChat() {
   const list = $('messages');
+  if (!state.account) {
+    // A third-party platform before any account authorized it: how to get one.
+    list.replaceChildren(h('li', { class: 'notice hint-notice', id: 'no-account-notice' }, h('span', {}, t('chat.no-account'))));
+    return;
+  }
   list.replaceChildren(...chat());
   if (!chat().length) {
     list.append(h('li', { class: 'notice hint-notice' }, h('span', {}, t('chat.empty'))));
@@ -208,6 +213,7 @@ let busy = 0;
 export async function perform(action, shown) {
   const user = state.user;
   const account = state.account;
+  if (!account) { toast(t('chat.no-account')); return; }
   const key = chatKey(account, user);
   $('more-panel').hidden = true;
   $('more').setAttribute('aria-expanded', 'false');

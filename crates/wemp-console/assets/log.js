@@ -132,6 +132,13 @@ function ingest(x) {
   $('log-count').textContent = String(state.exchanges.length);
   if (x.record.openid) addOption($('f-user'), x.record.openid, nameOf(x.record.openid));
   if (x.account && multiAccount()) addOption($('f-account'), x.account, accountLabel(x.account));
+  // On a third-party platform, a delivery for an account the page does not know (one that
+  // authorized while the page is open, or the authorization itself): the accounts are read again.
+  const unknown = (id) => id && !state.config.accounts.some((a) => a.id === id);
+  if (x.source === 'observer' && state.config && state.config.component
+    && (unknown(x.account) || unknown(x.record.appid))) {
+    document.dispatchEvent(new CustomEvent('wemp:unknown-account'));
+  }
   addOption($('f-type'), typeOf(x), typeOf(x));
   if (matches(x)) {
     $('log-rows').prepend(row(x));

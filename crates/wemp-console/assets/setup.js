@@ -13,12 +13,20 @@ function pasteRow(label, value, opts = {}) {
   return [h('dt', {}, label), dd];
 }
 
-let setupLoaded = null; // the account whose setup is shown
+let setupLoaded; // the account whose setup is shown (null: none yet), undefined before the first
 export async function loadSetup(force) {
   if (!state.config || (setupLoaded === state.account && !force)) return;
   const account = state.account;
-  const first = setupLoaded === null;
+  const first = setupLoaded === undefined;
   setupLoaded = account;
+  if (!account) {
+    // A third-party platform before any account authorized it: nothing to paste for an
+    // account; the platform's authorizers (none yet) are listed below.
+    $('paste-h').textContent = t('setup.paste');
+    $('setup-where').textContent = t('setup.no-account');
+    $('paste').replaceChildren();
+    return finishSetup(first);
+  }
   const q = `account=${encodeURIComponent(account)}`;
   // Where to paste depends on the kind: the WeChat Developer Platform, WeCom's admin console
   // or the Mini Program's.
@@ -83,7 +91,7 @@ function finishSetup(first) {
 }
 
 /** The third-party platform's authorizers (read-only); the panel stays hidden without one. */
-async function loadAuthorizers() {
+export async function loadAuthorizers() {
   const rows = $('authorizers-rows');
   try {
     const res = await api('authorizers');

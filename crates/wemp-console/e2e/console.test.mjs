@@ -1281,3 +1281,100 @@ describe('wemp serve as a third-party platform: the console plays its authorizer
     assert.deepEqual(errors, []);
   });
 });
+
+describe('wemp serve as a third-party platform without accounts of its own: the console before and after an authorization', () => {
+  // Only [component] (the usual SaaS deployment): the console starts with no account, says so
+  // and how to authorize one, and lists the (no) authorizers; WeChat then pushes `authorized`
+  // (sealed as WeChat does) and the open page picks the new account up from the live log,
+  // without a reload, and chats as one of its users.
+  let platform;
+  let server;
+  let browser;
+  let page;
+  let errors;
+
+  before(async () => {
+    platform = await fakePlatform();
+    const dir = mkdtempSync(path.join(tmpdir(), 'wemp-console-e2e-platform-only-'));
+    dirs.push(dir);
+    const config = path.join(dir, 'wemp.toml');
+    writeFileSync(config, [
+      '[component]', `appid = "${COMPONENT.appid}"`, `token = "${COMPONENT.token}"`, `aes_key = "${COMPONENT.key}"`, '',
+      '[[rules]]', 'name = "price"', 'keyword = "price"', 'reply.text = "It costs 1 yuan."', '',
+    ].join('\n'));
+    server = await startServe({ WEMP_API_BASE: platform.url, WEMP_COMPONENT_APPSECRET: COMPONENT.secret }, config);
+    assert.doesNotMatch(server.screen, /wemp sim send/);
+    assert.doesNotMatch(readFileSync(config, 'utf8'), /\[\[accounts\]\]/, 'a Token was generated for an account it does not have');
+    const now = Math.floor(Date.now() / 1000);
+    const ticket = `<xml><AppId><![CDATA[${COMPONENT.appid}]]></AppId><CreateTime>${now}</CreateTime>`
+      + '<InfoType><![CDATA[component_verify_ticket]]></InfoType><ComponentVerifyTicket><![CDATA[ticket@@@e2e]]></ComponentVerifyTicket></xml>';
+    assert.deepEqual(await pushComponent(`${server.url}/component`, ticket), [200, 'success']);
+  });
+
+  after(async () => {
+    if (browser) await browser.close();
+    if (platform) platform.server.close();
+  });
+
+  async function open(locale) {
+    if (browser) await browser.close();
+    browser = await launch(locale);
+    page = await browser.newPage();
+    errors = watchErrors(page);
+    await page.goto(`${server.url}/console/`);
+    await page.locator('#live.on').waitFor();
+  }
+
+  test('in Chinese, before any authorization: no account yet, and how to authorize one', async () => {
+    await open('zh-CN');
+    const note = page.locator('#no-account-notice');
+    assert.equal(await note.textContent(), STRINGS['zh-CN']['chat.no-account']);
+    assert.match(await note.textContent(), /wemp component authorize-url --redirect URL/);
+    assert.equal(await page.locator('#phone-title').textContent(), '还没有公众号');
+    await page.getByRole('link', { name: '配置' }).click();
+    const panel = page.locator('#authorizers-panel');
+    await panel.locator('#authorizers-rows td.hint').waitFor();
+    assert.equal(await panel.locator('#authorizers-rows').textContent(), STRINGS['zh-CN']['authorizers.none']);
+    assert.equal(await page.locator('#setup-where').textContent(), STRINGS['zh-CN']['setup.no-account']);
+    assert.deepEqual(await untranslated(page), []);
+    assert.deepEqual(errors, []);
+  });
+
+  test('before any authorization the page says so; an account that authorizes is picked up and chatted with', async () => {
+    await open('en-US');
+    const note = page.locator('#no-account-notice');
+    assert.match(await note.textContent(), /^No account has authorized this third-party platform yet.*wemp component authorize-url --redirect URL/);
+    assert.equal(await page.locator('#phone-title').textContent(), 'No account yet');
+    // Sending is refused on the page, nothing is posted.
+    await page.locator('#text').fill('price');
+    await page.locator('#text').press('Enter');
+    await page.locator('#toast', { hasText: 'No account has authorized' }).waitFor();
+    await page.getByRole('link', { name: 'Setup' }).click();
+    const panel = page.locator('#authorizers-panel');
+    await panel.locator('#authorizers-rows td.hint', { hasText: 'No account has authorized the platform yet' }).waitFor();
+    assert.match(await page.locator('#setup-where').textContent(), /wemp component authorize-url --redirect URL prints the authorization link/);
+    assert.equal(await page.locator('#paste').textContent(), '');
+
+    // WeChat pushes `authorized`: the live log shows the push, the page reads its accounts
+    // again and finds the authorizer — the setup page's list too — without a reload.
+    const now = Math.floor(Date.now() / 1000);
+    const authorized = `<xml><AppId><![CDATA[${COMPONENT.appid}]]></AppId><CreateTime>${now}</CreateTime>`
+      + `<InfoType><![CDATA[authorized]]></InfoType><AuthorizerAppid><![CDATA[${AUTHORIZER.appid}]]></AuthorizerAppid>`
+      + `<AuthorizationCode><![CDATA[${AUTHORIZER.code}]]></AuthorizationCode><AuthorizationCodeExpiredTime>${now + 3600}</AuthorizationCodeExpiredTime>`
+      + '<PreAuthCode><![CDATA[preauthcode@@@e2e]]></PreAuthCode></xml>';
+    assert.deepEqual(await pushComponent(`${server.url}/component`, authorized), [200, 'success']);
+    await panel.locator('#authorizers-rows tr', { hasText: AUTHORIZER.appid }).waitFor();
+    await page.locator('#paste', { hasText: `/wechat/${AUTHORIZER.appid}` }).waitFor();
+    assert.deepEqual(platform.exchanges, [AUTHORIZER.code]);
+    await page.getByRole('link', { name: 'Chat' }).click();
+    assert.equal(await page.locator('#phone-title').textContent(), AUTHORIZER.gh);
+    assert.equal(await page.locator('#no-account-notice').count(), 0);
+    assert.equal(await page.locator('#endpoint-note').textContent(), `${server.url}/wechat/${AUTHORIZER.appid}`);
+    await page.locator('#text').fill('price');
+    await page.locator('#text').press('Enter');
+    await page.locator('.msg.bot .bubble', { hasText: 'It costs 1 yuan.' }).waitFor();
+    assert.match(await page.locator('.try-item', { hasText: 'text “price”' }).locator('.try-list').textContent(), /try 1 at \+0 ms: HTTP 200/);
+    await shot(page, 'component-only-chat-desktop.png', DESKTOP);
+    assert.deepEqual(errors, []);
+  });
+});

@@ -227,9 +227,24 @@ struct UnknownAccount {
     known: String,
 }
 
+/// How to get a first account, for a third-party platform's console without one.
+const NO_ACCOUNT_YET: &str = "this console has no account yet: authorize the third-party platform (wemp component authorize-url prints \
+     the authorization link), and the authorizer becomes an account";
+
 impl IntoResponse for UnknownAccount {
     fn into_response(self) -> Response {
         let Self { account, known } = self;
+        if known.is_empty() {
+            // A third-party platform's console before any authorization: nothing to pick.
+            let status = if account.is_empty() { StatusCode::NOT_FOUND } else { StatusCode::BAD_REQUEST };
+            let msg = if account.is_empty() {
+                NO_ACCOUNT_YET.to_owned()
+            } else {
+                format!("unknown account {account:?}: {NO_ACCOUNT_YET}")
+            };
+            let body = json!({ "error": msg, "code": "no-account", "params": { "account": account } });
+            return (status, Json(body)).into_response();
+        }
         let msg = format!("unknown account {account:?}: this console plays {known}");
         bad_request("unknown-account", msg, json!({ "account": account, "known": known }))
     }
@@ -275,18 +290,23 @@ fn account_json(a: &ConsoleAccount) -> serde_json::Value {
 
 async fn config(State(shared): S, Query(q): Query<AccountQuery>) -> Response {
     let c = &shared.config;
-    let (account, _) = match pick(&shared, q.account.as_deref()) {
-        Ok(found) => found,
+    let played = shared.accounts.now();
+    let account = match pick(&shared, q.account.as_deref()) {
+        Ok((account, _)) => Some(account),
+        // A third-party platform's console before any authorization: no account yet, and
+        // `component` tells the page to say how to authorize one.
+        Err(_) if played.accounts.is_empty() && q.account.as_deref().unwrap_or_default().is_empty() => None,
         Err(e) => return e.into_response(),
     };
-    let played = shared.accounts.now();
     Json(json!({
         // The account asked for (the default one without `account=`), as before several
         // accounts existed; `accounts` lists them all, the default first, then those the
-        // server added while it runs (a third-party platform's authorizers).
-        "account": account_json(&account),
-        "endpoint": account.endpoint,
+        // server added while it runs (a third-party platform's authorizers). Both `null`
+        // and empty while a third-party platform has no account yet.
+        "account": account.as_ref().map(account_json),
+        "endpoint": account.as_ref().map(|a| &a.endpoint),
         "accounts": played.accounts.iter().map(account_json).collect::<Vec<_>>(),
+        "component": shared.authorizers.is_some(),
         "users": c.users,
         "menu": c.menu,
         "menu_shared": true,
@@ -784,6 +804,49 @@ mod tests {
         let body: Value =
             serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
         assert_eq!(body["error"], "component state: database is locked");
+    }
+
+    /// A third-party platform's console before any account authorized it: its config says
+    /// there is no account (and a platform), what needs an account says how to get one.
+    #[tokio::test]
+    async fn a_platform_without_accounts_says_there_is_none_yet() {
+        struct Empty;
+        #[async_trait::async_trait]
+        impl crate::Authorizers for Empty {
+            async fn list(&self) -> Result<Vec<crate::AuthorizerSummary>, String> {
+                Ok(Vec::new())
+            }
+        }
+        let console =
+            Console::builder(ConsoleConfig::from_accounts(Vec::new())).authorizers(Empty).build().unwrap();
+        let app = console.router();
+        let (status, cfg) = call(&app, &console, "GET", "/console/api/config", None).await;
+        assert_eq!(status, 200, "{cfg}");
+        assert_eq!((&cfg["account"], &cfg["endpoint"]), (&Value::Null, &Value::Null), "{cfg}");
+        assert_eq!((cfg["accounts"].as_array().map(Vec::len), &cfg["component"]), (Some(0), &json!(true)));
+        for (method, uri) in [("GET", "/console/api/setup"), ("POST", "/console/api/setup/reveal")] {
+            let (status, body) = call(&app, &console, method, uri, None).await;
+            assert_eq!((status, body["code"].as_str()), (404, Some("no-account")), "{method} {uri}: {body}");
+            assert!(body["error"].as_str().unwrap().contains("wemp component authorize-url"), "{body}");
+        }
+        let send =
+            json!({ "user": "oWempTestUser000000000000001", "action": { "kind": "text", "content": "x" } });
+        let (status, body) = call(&app, &console, "POST", "/console/api/send", Some(send)).await;
+        assert_eq!((status, body["code"].as_str()), (404, Some("no-account")), "{body}");
+        let (status, body) = call(&app, &console, "GET", "/console/api/config?account=wx1", None).await;
+        assert_eq!((status, body["code"].as_str()), (400, Some("no-account")), "{body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("unknown account \"wx1\": this console has no account yet")
+        );
+        let (_, listed) = call(&app, &console, "GET", "/console/api/authorizers", None).await;
+        assert_eq!(listed, json!({ "component": true, "authorizers": [] }));
+        // A console of its own accounts says it has no platform.
+        let own = Console::builder(config("http://127.0.0.1:8080")).build().unwrap();
+        let (_, cfg) = call(&own.router(), &own, "GET", "/console/api/config", None).await;
+        assert_eq!(cfg["component"], false);
     }
 
     #[tokio::test]

@@ -24,7 +24,9 @@ pub struct ConsoleConfig {
     pub base_path: String,
     /// The accounts the simulator can play WeChat for, each with its own callback URL and
     /// keys; the first is the default (what the page opens with, and what API calls
-    /// without `account` use). At least one; their [`ConsoleAccount::id`]s are distinct.
+    /// without `account` use). At least one — unless the console plays a third-party
+    /// platform's authorizers ([`ConsoleBuilder::authorizers`](crate::ConsoleBuilder::authorizers)),
+    /// which may start with none —; their [`ConsoleAccount::id`]s are distinct.
     pub accounts: Vec<ConsoleAccount>,
     /// The users the chat simulator can speak as.
     pub users: Vec<TestUser>,

@@ -40,8 +40,9 @@ pub enum Error {
     /// No test user.
     #[error("the chat simulator needs at least one test user")]
     NoUsers,
-    /// No account to play WeChat for.
-    #[error("the console needs at least one account")]
+    /// No account to play WeChat for, and no third-party platform
+    /// ([`ConsoleBuilder::authorizers`]) whose authorizers would become some.
+    #[error("the console needs at least one account, or a third-party platform whose authorizers it plays")]
     NoAccounts,
     /// Two accounts with the same [`ConsoleAccount::id`] (or an empty one).
     #[error("account id {0:?} is empty or used by two accounts; each account needs its own")]
@@ -305,7 +306,10 @@ impl ConsoleBuilder {
         self
     }
 
-    /// The third-party platform's authorizers listed on the setup page.
+    /// The third-party platform's authorizers listed on the setup page. With them the console
+    /// may have no account of its own ([`ConsoleConfig::accounts`] empty): until an account
+    /// authorizes the platform (and [`Console::live_accounts`] plays it), its pages say there
+    /// is none yet and how to authorize one.
     pub fn authorizers(mut self, authorizers: impl Authorizers) -> Self {
         self.authorizers = Some(Arc::new(authorizers));
         self
@@ -332,7 +336,9 @@ impl ConsoleBuilder {
         if c.users.is_empty() {
             return Err(Error::NoUsers);
         }
-        if c.accounts.is_empty() {
+        // A third-party platform's console may start before any account authorized it: its
+        // accounts come from `Console::live_accounts` as they authorize.
+        if c.accounts.is_empty() && self.authorizers.is_none() {
             return Err(Error::NoAccounts);
         }
         let mut wechat = Vec::with_capacity(c.accounts.len());
@@ -458,6 +464,14 @@ mod tests {
         }
     }
 
+    struct NoAuthorizers;
+    #[async_trait::async_trait]
+    impl Authorizers for NoAuthorizers {
+        async fn list(&self) -> Result<Vec<AuthorizerSummary>, String> {
+            Ok(Vec::new())
+        }
+    }
+
     #[test]
     fn every_account_must_be_usable_and_have_its_own_id() {
         let first = || ConsoleConfig::new("http://127.0.0.1:8080/wechat", Account::new("", "Tok123"));
@@ -470,6 +484,9 @@ mod tests {
         assert!(matches!(&err, Error::AccountId(id) if id == "default"), "{err}");
         let err = Console::builder(ConsoleConfig::from_accounts(Vec::new())).build().unwrap_err();
         assert!(matches!(err, Error::NoAccounts));
+        // …unless a third-party platform's authorizers will be its accounts.
+        let platform = Console::builder(ConsoleConfig::from_accounts(Vec::new())).authorizers(NoAuthorizers);
+        assert!(platform.build().unwrap().shared.accounts.now().accounts.is_empty());
         let keyed = Account::new("wx00000000000000b2", "Tok456")
             .with_mode(wemp_proto::Mode::Safe)
             .with_aes_key("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG")

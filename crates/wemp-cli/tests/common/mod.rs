@@ -460,12 +460,13 @@ fn token_off_screen(dir: &std::path::Path, sim: &[&str], args: &[&str], env: &[(
 /// A running `wemp serve`, its output collected as it comes.
 pub struct ServeProc {
     child: std::process::Child,
-    /// The callback URL from the setup screen's `wemp sim send` line.
+    /// The callback URL from the setup screen's `wemp sim send` line (without one — a
+    /// third-party platform without accounts of its own — from its first line).
     pub url: String,
     /// The Token it runs with (from the file that line names, `WEMP_TOKEN` or `--token`:
-    /// off a terminal the screen does not print it).
+    /// off a terminal the screen does not print it); empty without an account.
     pub token: String,
-    /// The whole `wemp sim send …` line the setup screen printed.
+    /// The whole `wemp sim send …` line the setup screen printed (empty without one).
     pub sim_command: String,
     out: Arc<Mutex<String>>,
     err: Arc<Mutex<String>>,
@@ -511,6 +512,16 @@ impl ServeProc {
                 let url = words[3].to_owned();
                 let token = token_off_screen(dir, &words, args, env);
                 return Self { child, url, token, sim_command, out, err };
+            }
+            // A third-party platform without accounts of its own: no account to try, so no
+            // `wemp sim send` line; the URL is the first line's, and there is no Token.
+            if text.contains("Ctrl-C")
+                && !text.contains("wemp sim send ")
+                && let Some(url) =
+                    text.lines().next().and_then(|l| l.split_whitespace().find(|w| w.starts_with("http")))
+            {
+                let url = url.to_owned();
+                return Self { child, url, token: String::new(), sim_command: String::new(), out, err };
             }
             if let Ok(Some(status)) = child.try_wait() {
                 panic!(
