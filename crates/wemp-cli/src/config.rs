@@ -580,6 +580,11 @@ pub enum ValueError {
     TooLarge(String),
 }
 
+/// The units of a duration, as [`ValueError::UnknownUnit`] names them.
+const DURATION_UNITS: &str = "ms, s, m, h or d";
+/// The units of a size.
+const SIZE_UNITS: &str = "KiB or MiB";
+
 impl ValueError {
     /// The error as a [`Message`], for the config check's problems.
     pub fn message(&self) -> Message {
@@ -588,7 +593,15 @@ impl ValueError {
             Self::NotASize(v) => Message::new(Msg::CfgNotASize).with("value", v),
             Self::NotABoolean(v) => Message::new(Msg::CfgNotABoolean).with("value", v),
             Self::UnknownUnit { text, unit, expected } => {
-                Message::new(Msg::CfgUnknownUnit).with("value", text).with("unit", unit).with("expected", expected)
+                let units = match *expected {
+                    DURATION_UNITS => Arg::Message(Box::new(Msg::CfgUnitsDuration.into())),
+                    SIZE_UNITS => Arg::Message(Box::new(Msg::CfgUnitsSize.into())),
+                    other => Arg::Text(other.to_owned()),
+                };
+                Message::new(Msg::CfgUnknownUnit)
+                    .with("value", text)
+                    .with("unit", unit)
+                    .arg("expected", units)
             }
             Self::TooLarge(v) => Message::new(Msg::CfgTooLarge).with("value", v),
         }
@@ -615,7 +628,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, ValueError> {
             return Err(ValueError::UnknownUnit {
                 text: s.to_owned(),
                 unit: other.to_owned(),
-                expected: "ms, s, m, h or d",
+                expected: DURATION_UNITS,
             });
         }
     };
@@ -650,7 +663,7 @@ pub fn parse_size(s: &str) -> Result<u64, ValueError> {
             return Err(ValueError::UnknownUnit {
                 text: s.to_owned(),
                 unit: other.to_owned(),
-                expected: "KiB or MiB",
+                expected: SIZE_UNITS,
             });
         }
     };
@@ -665,11 +678,17 @@ enum NumOrText {
     Text(String),
 }
 
+/// A number that is not a value of this kind, in English (serde's error; [`toml_message`]
+/// words it in either language).
+fn float_message(msg: Msg, f: f64) -> Message {
+    Message::new(msg).with("value", f)
+}
+
 fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     match NumOrText::deserialize(d)? {
         NumOrText::Int(n) => Ok(Duration::from_secs(n)),
         NumOrText::Float(f) if f.is_finite() && f >= 0.0 => Ok(Duration::from_secs_f64(f)),
-        NumOrText::Float(f) => Err(serde::de::Error::custom(format!("{f} is not a duration"))),
+        NumOrText::Float(f) => Err(serde::de::Error::custom(float_message(Msg::CfgFloatNotADuration, f))),
         NumOrText::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom),
     }
 }
@@ -680,7 +699,7 @@ fn de_retention<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duratio
         NumOrText::Text(s) if s.trim().eq_ignore_ascii_case("off") => return Ok(None),
         NumOrText::Int(n) => Duration::from_secs(n),
         NumOrText::Float(f) => {
-            return Err(serde::de::Error::custom(format!("{f} is not a duration (e.g. 30d)")));
+            return Err(serde::de::Error::custom(float_message(Msg::CfgFloatNotADuration, f)));
         }
         NumOrText::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom)?,
     };
@@ -690,7 +709,7 @@ fn de_retention<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duratio
 fn de_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     match NumOrText::deserialize(d)? {
         NumOrText::Int(n) => Ok(n),
-        NumOrText::Float(f) => Err(serde::de::Error::custom(format!("{f} is not a whole number of bytes"))),
+        NumOrText::Float(f) => Err(serde::de::Error::custom(float_message(Msg::CfgNotWholeBytes, f))),
         NumOrText::Text(s) => parse_size(&s).map_err(serde::de::Error::custom),
     }
 }
@@ -985,7 +1004,7 @@ impl Config {
                 line,
                 column,
                 field,
-                message: Message::new(Msg::CfgToml).with("error", e.message().trim()),
+                message: toml_message(src, &e),
             }])
         })
     }
@@ -1283,11 +1302,17 @@ impl Config {
             match (&account.aes_key, account.mode.is_encrypted()) {
                 (Some(key), _) => {
                     if let Err(e) = wemp_proto::crypto::decode_key(key.expose()) {
-                        report(at("aes_key"), Message::new(Msg::CfgAesKeyInvalid).with("error", e));
+                        report(
+                            at("aes_key"),
+                            Message::new(Msg::CfgAesKeyInvalid).arg("error", key_error(&e)),
+                        );
                     }
                 }
                 (None, true) => {
-                    report(at("aes_key"), Message::new(Msg::CfgModeNeedsKey).arg("mode", Arg::Mode(account.mode)));
+                    report(
+                        at("aes_key"),
+                        Message::new(Msg::CfgModeNeedsKey).arg("mode", Arg::Mode(account.mode)),
+                    );
                 }
                 (None, false) => {}
             }
@@ -1295,7 +1320,10 @@ impl Config {
                 report(at("appsecret"), Msg::CfgSecretNeedsAppid.into());
             }
             if account.mode.is_encrypted() && account.appid.is_none() {
-                report(at("appid"), Message::new(Msg::CfgModeNeedsAppid).arg("mode", Arg::Mode(account.mode)));
+                report(
+                    at("appid"),
+                    Message::new(Msg::CfgModeNeedsAppid).arg("mode", Arg::Mode(account.mode)),
+                );
             }
             let path = account.path.clone().unwrap_or_else(|| self.server.path.clone());
             if !path.starts_with('/') {
@@ -1344,7 +1372,9 @@ impl Config {
         }) {
             report(
                 "console.path".into(),
-                Message::new(Msg::CfgConsolePathTaken).with("path", console).with("callback", self.account_path(i)),
+                Message::new(Msg::CfgConsolePathTaken)
+                    .with("path", console)
+                    .with("callback", self.account_path(i)),
             );
         } else if self.server.metrics_path.as_deref() == Some(console.as_str()) {
             report("console.path".into(), Message::new(Msg::CfgConsolePathMetrics).with("path", console));
@@ -1365,7 +1395,7 @@ impl Config {
             }
         }
         if let Err(e) = self.menu.validate() {
-            report(format!("menu.{}", e.path), Message::new(Msg::CfgMenu).with("error", e.problem));
+            report(format!("menu.{}", e.path), menu_message(&e.problem));
         }
         if let Err(errors) = RuleSet::compile(&self.rules) {
             for e in errors {
@@ -1408,7 +1438,7 @@ impl Config {
             None => report(at("aes_key"), Msg::CfgWecomKeyMissing.into()),
             Some(key) => {
                 if let Err(e) = wemp_proto::crypto::decode_key(key.expose()) {
-                    report(at("aes_key"), Message::new(Msg::CfgAesKeyInvalid).with("error", e));
+                    report(at("aes_key"), Message::new(Msg::CfgAesKeyInvalid).arg("error", key_error(&e)));
                 }
             }
         }
@@ -1475,7 +1505,7 @@ impl Config {
             None => report(at("aes_key"), Msg::CfgComponentKeyMissing.into()),
             Some(key) => {
                 if let Err(e) = wemp_proto::crypto::decode_key(key.expose()) {
-                    report(at("aes_key"), Message::new(Msg::CfgAesKeyInvalid).with("error", e));
+                    report(at("aes_key"), Message::new(Msg::CfgAesKeyInvalid).arg("error", key_error(&e)));
                 }
             }
         }
@@ -1519,6 +1549,85 @@ impl Config {
         }
         account
     }
+}
+
+/// Why an EncodingAESKey is not usable, in words of either language.
+fn key_error(e: &wemp_proto::KeyError) -> Arg {
+    use wemp_proto::KeyError as K;
+    let m = match e {
+        K::Length(n) => Message::new(Msg::CfgKeyLength).with("n", n),
+        K::Alphabet { position } => Message::new(Msg::CfgKeyAlphabet).with("position", position),
+        other => return Arg::Text(other.to_string()),
+    };
+    Arg::Message(Box::new(m))
+}
+
+/// A menu WeChat would refuse, in words of either language.
+fn menu_message(p: &wemp_console::MenuProblem) -> Message {
+    use wemp_console::MenuProblem as P;
+    match p {
+        P::TooManyButtons { n, max } => Message::new(Msg::MenuTooManyButtons).with("n", n).with("max", max),
+        P::GroupWithType => Msg::MenuGroupWithType.into(),
+        P::TooManySubButtons { n, max } => {
+            Message::new(Msg::MenuTooManySubButtons).with("n", n).with("max", max)
+        }
+        P::NestedSubButtons => Msg::MenuNestedSubButtons.into(),
+        P::Empty => Msg::CfgEmpty.into(),
+        P::TooLong { bytes, max } => Message::new(Msg::MenuTooLong).with("bytes", bytes).with("max", max),
+        P::MissingType => Msg::MenuMissingType.into(),
+        P::NoKey => Msg::MenuNoKey.into(),
+        P::NotHttpUrl(url) => Message::new(Msg::MenuNotHttpUrl).with("url", url),
+        P::NoUrl => Msg::MenuNoUrl.into(),
+        other => Message::new(Msg::CfgMenu).with("error", other),
+    }
+}
+
+/// A TOML document's error in words of either language: a value wemp's own parsers refused
+/// (a duration, a size) in theirs, serde's usual errors (an unknown or missing field, a
+/// wrong type, a key set twice) framed with their names, anything else as the parser words it.
+fn toml_message(src: &str, e: &toml::de::Error) -> Message {
+    let text = e.message().trim();
+    if let Some(raw) = e.span().and_then(|span| src.get(span)) {
+        let value = raw.trim().trim_matches(['"', '\'']);
+        if let Some(err) = [parse_duration(value).err(), parse_size(value).err()]
+            .into_iter()
+            .flatten()
+            .find(|err| err.to_string() == text)
+        {
+            return err.message();
+        }
+    }
+    if let Some((value, _)) = text.split_once(' ') {
+        for msg in [Msg::CfgFloatNotADuration, Msg::CfgNotWholeBytes] {
+            let m = Message::new(msg).with("value", value);
+            if m.to_string() == text {
+                return m;
+            }
+        }
+    }
+    let tick = |s: &str| s.strip_suffix('`').filter(|s| !s.contains('`')).map(str::to_owned);
+    if let Some((field, expected)) =
+        text.strip_prefix("unknown field `").and_then(|rest| rest.split_once("`, expected "))
+    {
+        return match expected.strip_prefix("one of ") {
+            Some(fields) => Message::new(Msg::CfgUnknownField).with("field", field).with("fields", fields),
+            None => {
+                Message::new(Msg::CfgUnknownFieldExpected).with("field", field).with("expected", expected)
+            }
+        };
+    }
+    if let Some(field) = text.strip_prefix("missing field `").and_then(tick) {
+        return Message::new(Msg::CfgMissingField).with("field", field);
+    }
+    if text == "duplicate key" {
+        return Msg::CfgDuplicateKey.into();
+    }
+    if let Some((found, expected)) =
+        text.strip_prefix("invalid type: ").and_then(|rest| rest.split_once(", expected "))
+    {
+        return Message::new(Msg::CfgInvalidType).with("found", found).with("expected", expected);
+    }
+    Message::new(Msg::CfgToml).with("error", text)
 }
 
 /// "`path` must start with /".
@@ -1673,6 +1782,164 @@ mod tests {
 
     fn problems(src: &str) -> Vec<ConfigProblem> {
         Config::from_toml_str(src, "w.toml").unwrap_err().problems().to_vec()
+    }
+
+    /// Configs that each show some of the config check's problems, together every kind.
+    const BROKEN: &[&str] = &[
+        "[server\n",
+        "[server]\nlisen = \"127.0.0.1:80\"\n",
+        "[[console.users]]\nname = \"ann\"\n",
+        "[server]\nmax_connections = \"many\"\n",
+        "[server]\npath = \"/a\"\npath = \"/b\"\n",
+        "[server]\ndeadline = \"soon\"\n",
+        "[server]\nbody_limit = \"big\"\n",
+        "[server]\nbody_limit = \"5q\"\n",
+        "[server]\ndeadline = \"5q\"\n",
+        "[[accounts]]\ntoken = \"tok123\"\naes_key = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEF!\"\n",
+        "[server]\ndeadline = \"99999999999d\"\n",
+        "[server]\ndeadline = -1.5\n",
+        "[server]\nbody_limit = 1.5\n",
+        "[server]\nlisten = \"nowhere\"\npath = \"wechat\"\nmetrics_path = \"m\"\ndeadline = \"6s\"\n\
+         header_timeout = \"0s\"\nmax_connections = 0\nbody_limit = 10\n\
+         [storage]\ndatabase = \"mysql://x\"\nredis = \"http://x\"\n\
+         [api_proxy]\ntoken = \"short\"\nlisten = \"nowhere\"\n\
+         [gateway]\nforward = \"relay\"\nforward_timeout = \"0s\"\n\
+         [console]\npath = \"/\"\ntoken = \"short\"\n\
+         [[console.users]]\nopenid = \"\"\nname = \"a\"\n\
+         [[console.users]]\nopenid = \"o1\"\nname = \"b\"\n\
+         [[console.users]]\nopenid = \"o1\"\nname = \"c\"\n",
+        "[gateway]\nforward = \"ftp://x\"\n",
+        "[gateway]\nforward = \"relay\"\nforward_secret = \"0123456789abcdef\"\n\
+         [[accounts]]\ntoken = \"tok123\"\n[[accounts]]\ntoken = \"tok456\"\npath = \"/wechat/relay\"\n",
+        "[[accounts]]\ntoken = \"a\"\ncorpid = \"ww1234567890\"\nappid = \"nope\"\naes_key = \"short\"\n\
+         [[accounts]]\npath = \"/b\"\nmode = \"safe\"\nappsecret = \"s3cr3t\"\n",
+        "[[accounts]]\ntoken = \"tok123\"\nappid = \"wx0123456789abcdef\"\n\
+         [[accounts]]\ntoken = \"tok123\"\nappid = \"wx0123456789abcdef\"\npath = \"/other\"\n",
+        "[[accounts]]\ntoken = \"tok123\"\nkind = \"miniprogram\"\nappid = \"wx0123456789abcdef\"\n\
+         [[accounts]]\ntoken = \"tok123\"\nkind = \"miniprogram\"\nappid = \"wx0123456789abcdef\"\npath = \"/other\"\n",
+        "[[accounts]]\ntoken = \"tok123\"\n[[accounts]]\ntoken = \"tok123\"\n",
+        "[[accounts]]\ntoken = \"tok123\"\npath = \"/a/wechat\"\n[[accounts]]\ntoken = \"tok123\"\npath = \"/b/wechat\"\n",
+        "[[accounts]]\ntoken = \"tok123\"\nkind = \"wecom\"\nmode = \"compatible\"\nappid = \"wx0123456789abcdef\"\n\
+         original_id = \"gh_1\"\nagentid = \"x\"\npath = \"w\"\n\
+         [[accounts]]\ntoken = \"tok123\"\nkind = \"wecom\"\ncorpid = \"!\"\nappsecret = \"s\"\npath = \"/b\"\n\
+         aes_key = \"short\"\n",
+        "[[accounts]]\ntoken = \"tok123\"\nkind = \"wecom\"\ncorpid = \"ww1234567890\"\nagentid = \"1000002\"\n\
+         aes_key = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\"\n\
+         [[accounts]]\ntoken = \"tok123\"\nkind = \"wecom\"\ncorpid = \"ww1234567890\"\nagentid = \"1000002\"\n\
+         aes_key = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\"\npath = \"/b\"\n",
+        "[server]\nmetrics_path = \"/console\"\n",
+        "[console]\npath = \"/wechat\"\n",
+        "[component]\nappsecret = \"s\"\nappsecret_file = \"/x\"\n",
+        "[component]\nappid = \"nope\"\ntoken = \"a\"\naes_key = \"short\"\nappsecret_file = \"/nonexistent/wemp-secret\"\npath = \"x\"\n",
+        "[component]\npath = \"/wechat\"\n",
+        "[[menu.button]]\nname = \"a\"\ntype = \"click\"\nkey = \"a\"\n[[menu.button]]\nname = \"b\"\ntype = \"click\"\nkey = \"b\"\n\
+         [[menu.button]]\nname = \"c\"\ntype = \"click\"\nkey = \"c\"\n[[menu.button]]\nname = \"d\"\ntype = \"click\"\nkey = \"d\"\n",
+        "[[menu.button]]\nname = \"a\"\ntype = \"click\"\nkey = \"a\"\n[[menu.button.sub_button]]\nname = \"s\"\ntype = \"click\"\nkey = \"s\"\n",
+        "[[menu.button]]\nname = \"a\"\nsub_button = [{name = \"1\", type = \"click\", key = \"1\"}, {name = \"2\", type = \"click\", key = \"2\"}, \
+         {name = \"3\", type = \"click\", key = \"3\"}, {name = \"4\", type = \"click\", key = \"4\"}, \
+         {name = \"5\", type = \"click\", key = \"5\"}, {name = \"6\", type = \"click\", key = \"6\"}]\n",
+        "[[menu.button]]\nname = \"a\"\nsub_button = [{name = \"1\", sub_button = [{name = \"x\", type = \"click\", key = \"x\"}]}]\n",
+        "[[menu.button]]\nname = \" \"\ntype = \"click\"\nkey = \"a\"\n",
+        "[[menu.button]]\nname = \"a very long button name\"\ntype = \"click\"\nkey = \"a\"\n",
+        "[[menu.button]]\nname = \"a\"\n",
+        "[[menu.button]]\nname = \"a\"\ntype = \"click\"\n",
+        "[[menu.button]]\nname = \"a\"\ntype = \"view\"\nurl = \"ftp://x\"\n",
+        "[[menu.button]]\nname = \"a\"\ntype = \"view\"\n",
+        "[[rules]]\nreply.text = \"x\"\n\
+         [[rules]]\nkeyword = \"a\"\nregex = \"a\"\nreply.text = \"x\"\n\
+         [[rules]]\nkeyword = \"\"\nreply.text = \"x\"\nignore_case = true\nevents = true\n\
+         [[rules]]\nregex = \"(\"\nreply.text = \"x\"\n\
+         [[rules]]\nevent = \"\"\nreply.text = \"x\"\n\
+         [[rules]]\nevent = \"CLICK\"\nscene = \"s\"\nreply.text = \"x\"\n\
+         [[rules]]\nevent = \"subscribe\"\nkey = \"k\"\nreply.text = \"{content}\"\n\
+         [[rules]]\ntype = \"fax\"\nscene = \"s\"\nkey = \"k\"\nreply.text = \"x\"\n\
+         [[rules]]\nkeyword = \"a\"\nreply.text = \"{1}\"\n\
+         [[rules]]\nregex = \"(a)\"\nreply.text = \"{2}\"\nignore_case = false\n\
+         [[rules]]\nkeyword = \"a\"\nreply.text = \"}\"\n\
+         [[rules]]\nkeyword = \"a\"\nreply.text = \"{ \"\n\
+         [[rules]]\nkeyword = \"a\"\nreply.text = \"{nope}\"\n\
+         [[rules]]\nkeyword = \"a\"\nreply.text = \"x\"\nforward = \"http://127.0.0.1:9/x\"\n\
+         [[rules]]\nkeyword = \"a\"\nforward = \"http://127.0.0.1:9/x\"\ndelay = \"1s\"\n\
+         [[rules]]\nkeyword = \"a\"\n\
+         [[rules]]\nkeyword = \"a\"\nreply.text = \"x\"\nreply.image = \"m\"\n\
+         [[rules]]\nkeyword = \"a\"\nreply.news = []\n\
+         [[rules]]\nevent = \"subscribe\"\nreply.news = []\n\
+         [[rules]]\nkeyword = \"a\"\nreply.transfer = false\n\
+         [[rules]]\nkeyword = \"a\"\nreply.text = \"x\"\ndelay = \"2m\"\n\
+         [[rules]]\nkeyword = \"a\"\nreply.text = \"x\"\ndelay = \"soon\"\n\
+         [[rules]]\nkeyword = \"a\"\nforward = \"https://example.com/x\"\n",
+        // Warnings: rules that compile but look wrong.
+        "[[rules]]\nevent = \"subscibe\"\nreply.text = \"x\"\n\
+         [[rules]]\nevent = \"no-such event\"\nreply.text = \"x\"\n",
+    ];
+
+    /// Messages no config above can show, and why.
+    const NOT_SHOWN: &[(Msg, &str)] = &[
+        (Msg::CfgUnknownFieldExpected, "serde's words for a section of one field or none: wemp has none"),
+        (Msg::CfgRelayNotStarted, "a rule given \"relay\" on reload by a server started without one"),
+        (Msg::CfgForwardClient, "the HTTP client cannot be built (no TLS backend)"),
+        (Msg::CfgAccounts, "another AccountsError: those the config can cause have their own words"),
+        (Msg::CfgMenu, "a MenuProblem added later, until it has its own words"),
+        (
+            Msg::CfgTokenNotSaved,
+            "a read-only config file: tests/serve.rs a_read_only_config_without_a_token_says_what_to_set",
+        ),
+    ];
+
+    #[test]
+    fn every_config_problem_is_worded_in_both_languages_and_names_its_parameters() {
+        // Rules' templates show these as they are.
+        let literal = ["openid", "account", "content", "scene", "key", "1"];
+        let empty_secret = std::env::temp_dir().join(format!("wemp-empty-secret-{}", std::process::id()));
+        std::fs::write(&empty_secret, " \n").unwrap();
+        let mut docs: Vec<String> = BROKEN.iter().map(|s| (*s).to_owned()).collect();
+        docs.push(format!("[component]\nappsecret_file = {:?}\n", empty_secret.display().to_string()));
+        let mut messages: Vec<Message> = Vec::new();
+        for doc in &docs {
+            let before = messages.len();
+            if let Err(e) = Config::from_toml_str(doc, "w.toml") {
+                messages.extend(e.problems().iter().map(|p| p.message.clone()));
+            }
+            if let Ok(cfg) = Config::parse_toml_str(doc, "w.toml")
+                && let Ok(rules) = RuleSet::compile(&cfg.rules)
+            {
+                messages.extend(rules.warnings().iter().map(|w| w.message.clone()));
+            }
+            assert!(messages.len() > before, "no problem: {doc}");
+        }
+        std::fs::remove_file(&empty_secret).unwrap();
+        let mut cfg = Config::embedded();
+        let env = |k: &str| match k {
+            "WEMP_MODE" => Some("secret".to_owned()),
+            "WEMP_SHOW_SETUP" => Some("maybe".to_owned()),
+            _ => None,
+        };
+        messages.extend(cfg.apply_env(env).into_iter().map(|p| p.message));
+        messages.push(cfg.set("nope", "x", "--nope").unwrap_err().message);
+
+        for m in &messages {
+            assert_eq!(m.misnamed(&literal), Vec::<String>::new());
+            let (en, zh) = (m.get(Lang::En), m.get(Lang::Zh));
+            assert!(
+                zh.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+                "{:?} is not Chinese: {zh}",
+                m.msg
+            );
+            assert_ne!(en, zh, "{:?}", m.msg);
+        }
+        let shown: std::collections::BTreeSet<String> =
+            messages.iter().flat_map(Message::msgs).map(|m| format!("{m:?}")).collect();
+        for m in Msg::ALL {
+            let name = format!("{m:?}");
+            let is_problem = ["Cfg", "Rule", "Menu"].iter().any(|p| name.starts_with(p));
+            let excused = NOT_SHOWN.iter().any(|(n, _)| n == m);
+            if is_problem && !excused {
+                assert!(shown.contains(&name), "no config above shows {name}");
+            }
+            if excused {
+                assert!(!shown.contains(&name), "{name} is shown: take it off NOT_SHOWN");
+            }
+        }
     }
 
     #[test]
@@ -1873,7 +2140,11 @@ mod tests {
         let p = problems(src);
         assert_eq!(p.len(), 1, "{p:?}");
         assert_eq!(p[0].field.as_deref(), Some("accounts[1].appid"));
-        assert!(p[0].message.to_string().contains("already the appid of accounts[0]"), "{}", p[0].message.to_string());
+        assert!(
+            p[0].message.to_string().contains("already the appid of accounts[0]"),
+            "{}",
+            p[0].message.to_string()
+        );
     }
 
     #[test]

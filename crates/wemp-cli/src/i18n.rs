@@ -732,8 +732,23 @@ catalogue! {
     // The config check's problems (config.rs, rules.rs): each `ConfigProblem` and `RuleError`
     // keeps one of these with its parameters and is worded in the reader's language. Field
     // names and values stay verbatim; `{error}` is another library's own words.
+    /// `--config` names a file without an account.
+    SimNoAccount => "{file}: no [[accounts]] entry: give --token", "{file}：没有 [[accounts]]：请用 --token 指定令牌";
+    /// `--config` names an account without a Token.
+    SimNoToken => "{file}: accounts[{index}].token is not set: give --token",
+                  "{file}：没有设置 accounts[{index}].token：请用 --token 指定令牌";
     /// A TOML syntax or type error, as the TOML parser words it.
     CfgToml => "{error}", "TOML 解析失败：{error}";
+    /// A field the section does not have (`{fields}`: serde's list of the ones it has).
+    CfgUnknownField => "unknown field `{field}`, expected one of {fields}", "未知字段 `{field}`，应为以下之一：{fields}";
+    /// A field the section does not have, and it has no fields or one.
+    CfgUnknownFieldExpected => "unknown field `{field}`, expected {expected}", "未知字段 `{field}`，应为 {expected}";
+    /// A required field is missing.
+    CfgMissingField => "missing field `{field}`", "缺少字段 `{field}`";
+    /// A value of the wrong type (`{found}`, `{expected}`: serde's words).
+    CfgInvalidType => "invalid type: {found}, expected {expected}", "类型不对：{found}，应为 {expected}";
+    /// A key set twice.
+    CfgDuplicateKey => "duplicate key", "键重复（同一个键设置了两次）";
     /// A value that is not a duration.
     CfgNotADuration => "{value:?} is not a duration (e.g. 500ms, 5s, 2m, 1h, 2d)",
                        "{value:?} 不是时长（例如 500ms、5s、2m、1h、2d）";
@@ -745,10 +760,19 @@ catalogue! {
     /// A unit the value does not have.
     CfgUnknownUnit => "{value:?}: unknown unit {unit:?} (use {expected})",
                       "{value:?}：未知单位 {unit:?}（请用 {expected}）";
+    /// The units of a duration.
+    CfgUnitsDuration => "ms, s, m, h or d", "ms、s、m、h 或 d";
+    /// The units of a size.
+    CfgUnitsSize => "KiB or MiB", "KiB 或 MiB";
+    /// An EncodingAESKey of the wrong length.
+    CfgKeyLength => "EncodingAESKey must be 43 characters, got {n}", "EncodingAESKey 必须是 43 个字符，这里是 {n} 个";
+    /// An EncodingAESKey with a character outside base64.
+    CfgKeyAlphabet => "EncodingAESKey has a character outside [A-Za-z0-9+/] at position {position}",
+                      "EncodingAESKey 在位置 {position}（从 0 数起）有 [A-Za-z0-9+/] 以外的字符";
     /// A value beyond what the setting holds.
     CfgTooLarge => "{value:?} is too large", "{value:?} 太大";
     /// A float where a duration was expected.
-    CfgFloatNotADuration => "{value} is not a duration (e.g. 30d)", "{value} 不是时长（例如 30d）";
+    CfgFloatNotADuration => "{value} is not a duration (e.g. 5s, 2m, 30d)", "{value} 不是时长（例如 5s、2m、30d）";
     /// A float where bytes were expected.
     CfgNotWholeBytes => "{value} is not a whole number of bytes", "{value} 不是整数字节数";
     /// Not a mode.
@@ -860,6 +884,26 @@ catalogue! {
     CfgListedTwice => "{value:?} is listed twice", "{value:?} 重复列出";
     /// A menu WeChat would refuse, as the menu check words it.
     CfgMenu => "{error}", "微信会拒绝这个菜单：{error}";
+    /// Too many menu buttons.
+    MenuTooManyButtons => "{n} buttons; WeChat allows at most {max}", "{n} 个按钮；微信最多允许 {max} 个";
+    /// A menu group with a type.
+    MenuGroupWithType => "a button with sub_button is a group and takes no type",
+                         "带 sub_button 的按钮是菜单组，不能设置 type";
+    /// Too many sub-buttons.
+    MenuTooManySubButtons => "{n} sub-buttons; WeChat allows at most {max}", "{n} 个子按钮；微信最多允许 {max} 个";
+    /// Sub-buttons of a sub-button.
+    MenuNestedSubButtons => "sub-buttons cannot have sub-buttons", "子按钮不能再有子按钮";
+    /// A menu value too long.
+    MenuTooLong => "{bytes} bytes; WeChat allows at most {max}", "{bytes} 字节；微信最多允许 {max} 字节";
+    /// A button without a type.
+    MenuMissingType => "missing: set type = \"click\" or \"view\", or add sub_button",
+                       "缺少：请设置 type = \"click\" 或 \"view\"，或添加 sub_button";
+    /// A click button without a key.
+    MenuNoKey => "a click button needs a key", "click 按钮需要 key";
+    /// A view button's url is not http(s).
+    MenuNotHttpUrl => "{url:?} is not an http(s) URL", "{url:?} 不是 http(s) URL";
+    /// A view button without a url.
+    MenuNoUrl => "a view button needs a url", "view 按钮需要 url";
     /// WeCom without a corpid.
     CfgCorpidMissing => "missing: a WeCom app needs its corpid (the ReceiveId of every message)",
                         "缺少：企业微信应用需要企业 ID（corpid，每条消息的 ReceiveId）";
@@ -1068,6 +1112,52 @@ impl Message {
             .collect();
         let args: Vec<(&str, &dyn Display)> = values.iter().map(|(n, v)| (*n, v as &dyn Display)).collect();
         self.msg.fill(lang, &args)
+    }
+}
+
+#[cfg(test)]
+impl Message {
+    /// What is wrong with how this message (and each message among its parameters) names its
+    /// parameters, in either language: a placeholder without a parameter (other than `literal`
+    /// ones, text the message shows as it is, like the `{openid}` of rules' templates), or a
+    /// parameter the text does not show. Empty for a well-made message.
+    pub(crate) fn misnamed(&self, literal: &[&str]) -> Vec<String> {
+        let mut out = Vec::new();
+        for lang in [Lang::En, Lang::Zh] {
+            let text = self.msg.get(lang);
+            let named: Vec<&str> = text
+                .split('{')
+                .skip(1)
+                .filter_map(|p| p.split_once('}').map(|(name, _)| name.trim_end_matches(":?")))
+                .collect();
+            for name in &named {
+                if !self.params.iter().any(|(p, _)| p == name) && !literal.contains(name) {
+                    out.push(format!("{:?} ({lang:?}): {{{name}}} has no parameter", self.msg));
+                }
+            }
+            for (p, _) in &self.params {
+                if !named.contains(p) {
+                    out.push(format!("{:?} ({lang:?}): parameter {p} is not shown", self.msg));
+                }
+            }
+        }
+        for (_, arg) in &self.params {
+            if let Arg::Message(m) = arg {
+                out.extend(m.misnamed(literal));
+            }
+        }
+        out
+    }
+
+    /// This message and the messages among its parameters.
+    pub(crate) fn msgs(&self) -> Vec<Msg> {
+        let mut out = vec![self.msg];
+        for (_, arg) in &self.params {
+            if let Arg::Message(m) = arg {
+                out.extend(m.msgs());
+            }
+        }
+        out
     }
 }
 

@@ -619,10 +619,7 @@ fn compile_rule(
     // (its error is the one reported, not the templates').
     let mut groups = Some(0);
     match set.as_slice() {
-        [] => errors.push(RuleError {
-            path: base.clone(),
-            message: Msg::RuleNoMatcher.into(),
-        }),
+        [] => errors.push(RuleError { path: base.clone(), message: Msg::RuleNoMatcher.into() }),
         [_, _, ..] => errors.push(RuleError {
             path: base.clone(),
             message: Message::new(Msg::RuleSeveralMatchers).with("set", set.join(", ")),
@@ -788,7 +785,10 @@ fn compile_rule(
             None
         }
         [_, _, ..] => {
-            errors.push(err("reply", Message::new(Msg::RuleSeveralReplies).with("replies", replies.join(", "))));
+            errors.push(err(
+                "reply",
+                Message::new(Msg::RuleSeveralReplies).with("replies", replies.join(", ")),
+            ));
             None
         }
         [one] => Some(match *one {
@@ -816,8 +816,12 @@ fn compile_rule(
                 let items = r.news.clone().unwrap_or_default();
                 let limit = if answers_messages { MAX_ARTICLES_FOR_MESSAGE } else { MAX_ARTICLES };
                 if items.is_empty() || items.len() > limit {
-                    let msg = if answers_messages { Msg::RuleArticlesMessage } else { Msg::RuleArticlesEvent };
-                    errors.push(err("reply.news", Message::new(msg).with("n", items.len()).with("limit", limit)));
+                    let msg =
+                        if answers_messages { Msg::RuleArticlesMessage } else { Msg::RuleArticlesEvent };
+                    errors.push(err(
+                        "reply.news",
+                        Message::new(msg).with("n", items.len()).with("limit", limit),
+                    ));
                 }
                 let news = items
                     .iter()

@@ -141,9 +141,7 @@ fn config_problems_follow_the_locale_with_file_and_line() {
         format!("{file}:4: accounts[0].appid: safe mode needs the appid (it is checked in every message)"),
         format!("{file}:9: rules[0]: several matchers (keyword, regex): a rule has exactly one"),
     ];
-    for (lang, lines, not) in
-        [("zh_CN.UTF-8", &zh_lines[..], "needs the"), ("C", &en_lines[..], "需要")]
-    {
+    for (lang, lines, not) in [("zh_CN.UTF-8", &zh_lines[..], "needs the"), ("C", &en_lines[..], "需要")] {
         let o = common::wemp_in(&dir, &["serve", "--config", file], &[("LANG", lang)]);
         let err = common::stderr(&o);
         assert!(!o.status.success(), "started anyway ({lang}):\n{err}");

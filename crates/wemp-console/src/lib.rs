@@ -16,7 +16,7 @@ pub use access::{COOKIE, CSRF_HEADER, FAILURE_WINDOW, MAX_FAILURES, PROXY_HEADER
 pub use app::{escape as escape_html, page as html_page};
 pub use config::{Access, ConsoleAccount, ConsoleConfig, PLACEHOLDER_ORIGINAL_ID, TOKEN_ENV, TestUser};
 pub use feed::{FailureWords, Hub, LiveEntry, Source, TapFinding, tap};
-pub use menu::{ButtonKind, Menu, MenuButton, MenuError};
+pub use menu::{ButtonKind, Menu, MenuButton, MenuError, MenuProblem};
 pub use observe::ConsoleObserver;
 use wemp_client::callback::{Simulator, Target};
 use wemp_store::MessageLog;
