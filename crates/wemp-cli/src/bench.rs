@@ -10,7 +10,8 @@ use serde::Serialize;
 use wemp_proto::Header;
 use wemp_proto::message::Text;
 
-use crate::sim::{DeliveryVerdict, Exchange, Simulator, now_secs, random_msg_id};
+use crate::i18n::{Lang, Msg};
+use crate::sim::{DeliveryVerdict, Exchange, FailCause, Simulator, now_secs, random_msg_id, words};
 use crate::term::Style;
 
 /// The longest run allowed.
@@ -126,8 +127,8 @@ pub struct BenchReport {
     pub ok: u64,
     /// Failures by kind (`timeout`, `connect`, `http_503`, `invalid_reply`, `refused_reply`).
     pub errors: BTreeMap<String, u64>,
-    /// One failure told in full, with the server's own reason for a non-2xx answer
-    /// (`HTTP 403, 13 bytes: bad signature`).
+    /// One failure told in full (in the language the run was asked for), with the server's
+    /// own reason for a non-2xx answer (`HTTP 403, 13 bytes: bad signature`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
     /// Wall time in seconds.
@@ -144,20 +145,25 @@ impl BenchReport {
         self.errors.values().sum()
     }
 
-    /// The report for people.
-    pub fn render(&self, style: Style) -> String {
+    /// The report for people, in `lang` (the failure told in full is in the language the
+    /// run was asked for).
+    pub fn render(&self, style: Style, lang: Lang) -> String {
         let l = &self.latency_ms;
+        // Labels padded to one column, measured in terminal cells (a CJK character takes two).
+        let label = |m: Msg| crate::term::cell(m.get(lang), 11);
+        let mode = crate::i18n::mode_name(self.mode, lang);
+        let head =
+            Msg::BenchHead.fill(lang, &[("url", &self.url), ("mode", &mode), ("c", &self.concurrency)]);
+        let secs = format!("{:.2}", self.elapsed_secs);
+        let rps = format!("{:.1}", self.requests_per_sec);
         let mut out = format!(
-            "{} {} ({} mode, concurrency {})\n  requests   {} in {:.2}s, {} ok\n  throughput {:.1} requests/s\n  \
-             latency    p50 {:.2}ms  p90 {:.2}ms  p99 {:.2}ms  max {:.2}ms  mean {:.2}ms\n",
+            "{} {head}\n  {}{}\n  {}{}\n  {}p50 {:.2}ms  p90 {:.2}ms  p99 {:.2}ms  max {:.2}ms  mean {:.2}ms\n",
             style.bold("bench"),
-            self.url,
-            self.mode,
-            self.concurrency,
-            self.requests,
-            self.elapsed_secs,
-            self.ok,
-            self.requests_per_sec,
+            label(Msg::BenchRequestsLabel),
+            Msg::BenchRequests.fill(lang, &[("n", &self.requests), ("secs", &secs), ("ok", &self.ok)]),
+            label(Msg::BenchThroughputLabel),
+            Msg::BenchThroughput.fill(lang, &[("rps", &rps)]),
+            label(Msg::BenchLatencyLabel),
             l.p50,
             l.p90,
             l.p99,
@@ -165,12 +171,12 @@ impl BenchReport {
             l.mean
         );
         if self.errors.is_empty() {
-            out.push_str("  errors     none\n");
+            out.push_str(&format!("  {}{}\n", label(Msg::BenchErrorsLabel), Msg::BenchNoErrors.get(lang)));
         } else {
             let list: Vec<String> = self.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
-            out.push_str(&format!("  errors     {}\n", style.red(&list.join(", "))));
+            out.push_str(&format!("  {}{}\n", label(Msg::BenchErrorsLabel), style.red(&list.join(", "))));
             if let Some(first) = &self.first_error {
-                out.push_str(&format!("  e.g.       {first}\n"));
+                out.push_str(&format!("  {}{first}\n", label(Msg::BenchExampleLabel)));
             }
         }
         out
@@ -191,6 +197,7 @@ async fn worker(
     issued: Arc<AtomicU64>,
     deadline: Instant,
     base: u64,
+    lang: Lang,
 ) -> WorkerStats {
     let mut stats = WorkerStats::default();
     loop {
@@ -214,7 +221,7 @@ async fn worker(
             Err(e) => Some(("sign".to_owned(), e.to_string())),
             Ok(req) => {
                 let attempt = sim.exchange(false, &req.query_string(), req.body).await;
-                let told = || attempt.exchange.describe(timeout);
+                let told = || words::exchange(&attempt.exchange, timeout, lang);
                 match &attempt.exchange {
                     Exchange::Timeout => Some(("timeout".to_owned(), told())),
                     Exchange::Connect { .. } => Some(("connect".to_owned(), told())),
@@ -225,12 +232,19 @@ async fn worker(
                             Some((format!("http_{status}"), told()))
                         } else {
                             match sim.judge(body, true) {
+                                DeliveryVerdict::Failed { cause: FailCause::Unreadable(why), .. } => {
+                                    Some(("invalid_reply".to_owned(), words::unreadable(&why, lang)))
+                                }
                                 DeliveryVerdict::Failed { reason, .. } => {
                                     Some(("invalid_reply".to_owned(), reason))
                                 }
                                 DeliveryVerdict::Reply { problems, .. } if !problems.is_empty() => Some((
                                     "refused_reply".to_owned(),
-                                    problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                                    problems
+                                        .iter()
+                                        .map(|p| words::problem(p, lang))
+                                        .collect::<Vec<_>>()
+                                        .join("; "),
                                 )),
                                 DeliveryVerdict::Reply { .. } => None,
                             }
@@ -251,8 +265,14 @@ async fn worker(
     stats
 }
 
-/// Runs the load; `progress(done, fraction)` is called about ten times a second.
-pub async fn run(sim: &Simulator, opts: &BenchOptions, mut progress: impl FnMut(u64, f64)) -> BenchReport {
+/// Runs the load; `progress(done, fraction)` is called about ten times a second. The
+/// failure told in full is worded in `lang`.
+pub async fn run(
+    sim: &Simulator,
+    opts: &BenchOptions,
+    lang: Lang,
+    mut progress: impl FnMut(u64, f64),
+) -> BenchReport {
     let sim = Arc::new(sim.clone());
     let opts_arc = Arc::new(opts.clone());
     let issued = Arc::new(AtomicU64::new(0));
@@ -261,7 +281,14 @@ pub async fn run(sim: &Simulator, opts: &BenchOptions, mut progress: impl FnMut(
     let base = random_msg_id() >> 1 | (1 << 62);
     let mut handles = Vec::with_capacity(opts.concurrency);
     for _ in 0..opts.concurrency {
-        handles.push(tokio::spawn(worker(sim.clone(), opts_arc.clone(), issued.clone(), deadline, base)));
+        handles.push(tokio::spawn(worker(
+            sim.clone(),
+            opts_arc.clone(),
+            issued.clone(),
+            deadline,
+            base,
+            lang,
+        )));
     }
     let fraction = |done: u64| {
         let by_count = done as f64 / opts.requests as f64;

@@ -426,7 +426,7 @@ pub fn corpid_is_valid(corpid: &str) -> bool {
 
 /// One problem with the configuration, located as precisely as possible.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
+pub struct ConfigProblem {
     /// Where it came from: the file, an environment variable or a flag.
     pub source: String,
     /// Line (1-based), when the value is in the file.
@@ -439,7 +439,7 @@ pub struct Problem {
     pub message: String,
 }
 
-impl fmt::Display for Problem {
+impl fmt::Display for ConfigProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.source)?;
         if let Some(line) = self.line {
@@ -468,7 +468,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// One or more values are wrong.
-    Invalid(Vec<Problem>),
+    Invalid(Vec<ConfigProblem>),
     /// No Token is configured and the generated one cannot be written to the config file
     /// (a read-only file or directory, as under systemd's `ProtectSystem=strict`).
     TokenNotSaved {
@@ -508,7 +508,7 @@ impl std::error::Error for ConfigError {
 
 impl ConfigError {
     /// The problems, for [`ConfigError::Invalid`].
-    pub fn problems(&self) -> &[Problem] {
+    pub fn problems(&self) -> &[ConfigProblem] {
         match self {
             Self::Invalid(p) => p,
             Self::Io { .. } | Self::TokenNotSaved { .. } => &[],
@@ -949,7 +949,7 @@ impl Config {
                 }
                 None => (None, None, None),
             };
-            ConfigError::Invalid(vec![Problem {
+            ConfigError::Invalid(vec![ConfigProblem {
                 source: name.to_owned(),
                 line,
                 column,
@@ -1019,8 +1019,8 @@ impl Config {
         &mut self.accounts[0]
     }
 
-    fn set(&mut self, field: &str, value: &str, origin: &str) -> Result<(), Problem> {
-        let problem = |message: String| Problem {
+    fn set(&mut self, field: &str, value: &str, origin: &str) -> Result<(), ConfigProblem> {
+        let problem = |message: String| ConfigProblem {
             source: origin.to_owned(),
             line: None,
             column: None,
@@ -1077,7 +1077,7 @@ impl Config {
 
     /// Applies the `WEMP_*` variables ([`ENV_VARS`]) that `env` returns; account values go
     /// to the first account. Returns the values that could not be used.
-    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Vec<Problem> {
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
         for (var, field) in ENV_VARS {
             if let Some(value) = env(var).filter(|v| !v.is_empty())
@@ -1090,7 +1090,7 @@ impl Config {
     }
 
     /// Applies the `serve` flags. Returns the values that could not be used.
-    pub fn apply_flags(&mut self, args: &ServeArgs) -> Vec<Problem> {
+    pub fn apply_flags(&mut self, args: &ServeArgs) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
         let mut apply = |flag: &str, field: &str, value: Option<String>| {
             if let Some(v) = value
@@ -1123,7 +1123,7 @@ impl Config {
                 Some(origin) => (origin.clone(), None),
                 None => (name.to_owned(), src.and_then(|s| line_of(s, &field))),
             };
-            problems.push(Problem { source, line, column: None, field: Some(field), message });
+            problems.push(ConfigProblem { source, line, column: None, field: Some(field), message });
         };
         if let Err(e) = self.server.listen.parse::<SocketAddr>() {
             report("server.listen".into(), format!("{:?} is not an address:port ({e})", self.server.listen));
@@ -1693,7 +1693,7 @@ pub fn written_config(token: &str) -> String {
 mod tests {
     use super::*;
 
-    fn problems(src: &str) -> Vec<Problem> {
+    fn problems(src: &str) -> Vec<ConfigProblem> {
         Config::from_toml_str(src, "w.toml").unwrap_err().problems().to_vec()
     }
 

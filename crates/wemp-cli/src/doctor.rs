@@ -572,7 +572,7 @@ async fn check_api(
             // customer-service send, for which the token above is all they need.
             continue;
         }
-        match tokio::time::timeout(timeout, client.callback_ips()).await {
+        match tokio::time::timeout(timeout, client.ops().callback_ips()).await {
             Ok(Ok(ips)) => report.push(
                 name(Msg::CheckApiCall),
                 Status::Pass,
@@ -586,7 +586,7 @@ async fn check_api(
             ),
         }
         // Late replies go out as customer-service messages: check that permission.
-        match tokio::time::timeout(timeout, client.kf_accounts()).await {
+        match tokio::time::timeout(timeout, client.kf().accounts()).await {
             Ok(Ok(_)) => {
                 report.push(name(Msg::CheckKf), Status::Pass, vec![Msg::KfAllowed.get(lang).to_owned()])
             }
@@ -621,7 +621,7 @@ async fn check_quota(
     let mut status = Status::Pass;
     let mut details = Vec::new();
     for path in SERVER_APIS {
-        let error = match tokio::time::timeout(timeout, client.quota(path)).await {
+        let error = match tokio::time::timeout(timeout, client.ops().quota(path)).await {
             Ok(Ok(q)) => {
                 if q.remain == 0 {
                     status = Status::Fail;

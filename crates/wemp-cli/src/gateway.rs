@@ -5,7 +5,6 @@
 use wemp_server::{ApiProxy, Forward, Handler, RELAY_TARGET, Relay, RuleService};
 
 use crate::config::Config;
-use crate::serve::account_id;
 
 /// The target of a `forward` (`gateway.forward`, a rule's `forward`) that means "through the
 /// relay clients connected to `<path>/relay`" rather than a URL.
@@ -99,9 +98,10 @@ impl Gateway {
             base = base.fallback_text(text.clone());
         }
         for (i, a) in cfg.accounts.iter().enumerate() {
-            let id = account_id(cfg, i);
-            let name = a.name.clone().unwrap_or_else(|| id.clone());
-            base = base.account_names(id, name, a.appid.clone());
+            // By key: two apps of one WeCom corp share the corpid, not the key.
+            let key = crate::serve::account_key(cfg, i);
+            let name = a.name.clone().unwrap_or_else(|| key.clone());
+            base = base.account_names(key, name, a.appid.clone());
         }
         let relay = match &g.forward_secret {
             Some(secret) if uses_relay(cfg) => Some(Relay::new(secret.expose())),
@@ -172,7 +172,8 @@ pub fn relay_paths(cfg: &Config) -> Vec<String> {
 
 /// The API proxy of `serve`: on when `api_proxy.token` (`WEMP_API_PROXY_TOKEN`) is set, over
 /// the API clients of the accounts that have an AppSecret (`clients`, as [`crate::serve::api_clients`]
-/// built them; each is known by its account's name and its id). `None` when off.
+/// built them; each is known by its account's name, its id and — a WeCom app — `corpid/agentid`).
+/// `None` when off.
 pub fn api_proxy(
     cfg: &Config,
     clients: &[wemp_client::Client],
@@ -185,8 +186,10 @@ pub fn api_proxy(
         proxy = proxy.more_accounts(more);
     }
     for client in clients {
+        // By the account's key, not its appid: the apps of one WeCom corp share the corpid.
+        let key = wemp_proto::admission::app_key(client.appid(), client.agentid());
         let names = (0..cfg.accounts.len())
-            .find(|&i| account_id(cfg, i) == client.appid())
+            .find(|&i| crate::serve::account_key(cfg, i) == key)
             .and_then(|i| cfg.accounts[i].name.clone());
         proxy = proxy.account(names, client.clone());
     }

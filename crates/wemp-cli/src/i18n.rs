@@ -105,6 +105,14 @@ catalogue! {
     /// “接收消息”的“设置API接收”); WeCom callbacks are always encrypted, so there is no mode.
     WecomPasteInto => "Paste into the WeCom admin console{title} (work.weixin.qq.com → 应用管理 → the app with AgentID {agentid} → 接收消息 → 设置API接收):",
                       "请在企业微信管理后台{title}填写（work.weixin.qq.com → 应用管理 → AgentID 为 {agentid} 的应用 → 接收消息 → 设置API接收）：";
+    /// What to paste for a WeCom account with no AgentID: a service provider's suite
+    /// (第三方应用), whose callbacks are sealed for its SuiteID (`{suiteid}`, the account's
+    /// `corpid`) and carry no AgentID — its 指令回调URL, set in the service provider admin's
+    /// 回调配置 (developer.work.weixin.qq.com/document/path/97172: 指令回调URL, receiveid 为
+    /// suiteid, AgentID 为空; path/97173: 第三方应用详情 → 回调配置). `{field}`: where the AgentID
+    /// of an app of one's own corp would go.
+    WecomSuitePasteInto => "Paste into the WeCom service provider admin{title} as the 指令回调URL of the third-party app (第三方应用) with SuiteID {suiteid} (open.work.weixin.qq.com → 应用管理 → the app → 回调配置); an app of your own corp needs {field}:",
+                           "请在企业微信服务商管理后台{title}填写 SuiteID 为 {suiteid} 的第三方应用的指令回调URL（open.work.weixin.qq.com → 应用管理 → 该应用 → 回调配置）；若是本企业的自建应用，请设置 {field}：";
     /// What to paste into a Mini Program's admin console (`{title}`: the account, or empty).
     /// The path is the one of the current message-push guide
     /// (developers.weixin.qq.com/miniprogram/dev/framework/server-ability/message-push.html:
@@ -366,6 +374,103 @@ catalogue! {
                      "检查：{pass} 项通过，{fail} 项失败，{warn} 项警告，{skip} 项跳过";
     /// An encrypted mode without the key.
     ModeNeedsKey => "{mode} mode needs --aes-key and --appid", "{mode}需要 --aes-key 和 --appid";
+    // `sim check`'s checks (`{mode}`: the mode, see `mode_name`) and their notes.
+    /// Check: the URL verification.
+    CheckHandshake => "handshake (GET echostr)", "URL 验证（GET echostr）";
+    /// Check: the rest, skipped.
+    CheckRemaining => "remaining checks", "其余检查";
+    /// Why the rest is skipped.
+    CheckUnreachable => "server unreachable", "服务器无法访问";
+    /// Check: a verification with a forged signature.
+    CheckForgedHandshake => "handshake with a forged signature is refused", "伪造签名的 URL 验证被拒绝";
+    /// A forged verification was answered (`{param}`: `signature` or `msg_signature`).
+    CheckForgedEchoed => "answered a forged request: echoed echostr for a wrong signature; the server does not check `{param}`",
+        "应答了伪造的请求：签名错误却原样返回了 echostr，说明服务器没有校验 `{param}`";
+    /// Check: every type in a mode (skipped as a whole).
+    CheckAllTypes => "{mode}: all types", "{mode}：所有类型";
+    /// Check: a mode is refused because the server requires encryption.
+    CheckRequiresEncryption => "{mode}: server requires encryption", "{mode}：服务器要求加密";
+    /// A WeCom app's server answered a request WeCom never sends.
+    CheckWecomAnswered => "the server answered a {mode} request signed as an Official Account's; WeCom sends every callback encrypted with msg_signature only, and its server must refuse anything else",
+        "服务器应答了按公众号方式签名的{mode}请求；企业微信的每个回调都是加密的、只带 msg_signature，服务器必须拒绝其他请求";
+    /// Check: one message or event type (`{what}`: `text`, `event CLICK` …).
+    CheckType => "{mode}: {what}", "{mode}：{what}";
+    /// A timeout's consequence.
+    CheckSlow => "WeChat waits {timeout} per try, tries 3 times, then shows the user the error banner",
+        "微信每次等待 {timeout}，共尝试 3 次，之后向用户显示出错提示";
+    /// A mode refused, and safe mode too (the failures follow).
+    CheckRefusedToo => "{mode} requests are refused ({said}), and so are safe ones:",
+        "{mode}请求被拒绝（{said}），安全模式的请求也被拒绝：";
+    /// A mode refused while safe mode is answered.
+    CheckRefused => "{mode} requests are refused: {said}", "{mode}请求被拒绝：{said}";
+    /// A Mini Program's `success`.
+    CheckMiniprogramSuccess => "success: replies go through the customer-service API", "success：回复通过客服消息接口发出";
+    /// No reply.
+    CheckNoReply => "no reply", "无回复";
+    /// A reply of a type (`{type}`: `text`, `news` …).
+    CheckReply => "{type} reply", "{type} 回复";
+    /// Check: a retry of the same MsgId.
+    CheckRetry => "{mode}: a retry of the same MsgId gets the same reply", "{mode}：同一 MsgId 的重试得到相同的回复";
+    /// The retry got another reply.
+    CheckRetryDiffers => "the retry got a different reply ({first} then {second}): deduplicate by FromUserName + MsgId and answer retries with the first reply",
+        "重试得到了不同的回复（先是 {first}，后是 {second}）：请按 FromUserName + MsgId 去重，对重试返回第一次的回复";
+    /// A failure of the retry.
+    CheckRetryFailed => "retry: {reason}", "重试：{reason}";
+    /// Check: the refusals as a whole (when they cannot run).
+    CheckRefusals => "{mode}: refusals", "{mode}：拒绝非法请求";
+    /// The request could not be signed.
+    CheckCannotSign => "cannot sign", "无法签名";
+    /// Check: a wrong `signature`.
+    CheckWrongSignature => "{mode}: a wrong signature is refused", "{mode}：错误的 signature 被拒绝";
+    /// Check: no signature at all.
+    CheckNoSignature => "{mode}: a request without signature is refused", "{mode}：不带签名的请求被拒绝";
+    /// Check: a wrong `msg_signature`.
+    CheckWrongMsgSignature => "{mode}: a wrong msg_signature is refused", "{mode}：错误的 msg_signature 被拒绝";
+    /// Check: an Encrypt that does not decrypt.
+    CheckUndecryptable => "{mode}: an Encrypt that does not decrypt is refused", "{mode}：无法解密的 Encrypt 被拒绝";
+    /// Check: malformed XML.
+    CheckMalformed => "{mode}: a malformed body is refused", "{mode}：格式错误的消息体被拒绝";
+    /// Check: a replay.
+    CheckReplay => "{mode}: a day-old timestamp is refused (replay)", "{mode}：一天前的时间戳被拒绝（重放）";
+    /// The forged request: a wrong `signature`.
+    ForgedSignature => "bad signature, so the server does not check `signature`", "签名错误，说明服务器没有校验 `signature`";
+    /// The forged request: no signature.
+    ForgedNoSignature => "no signature at all", "完全没有签名的请求";
+    /// The forged request: a wrong `msg_signature`.
+    ForgedMsgSignature => "bad msg_signature, so the server does not check `msg_signature`",
+        "msg_signature 错误，说明服务器没有校验 `msg_signature`";
+    /// The forged request: an Encrypt that does not decrypt.
+    ForgedUndecryptable => "undecryptable Encrypt", "无法解密的 Encrypt";
+    /// The forged request: malformed XML.
+    ForgedMalformed => "malformed XML", "格式错误的 XML";
+    /// The forged request: a replay.
+    ForgedReplay => "a replayed request with a day-old timestamp", "带一天前时间戳的重放请求";
+    // `wemp bench`'s report (`{label}` lines keep their columns: each label is padded by the code).
+    /// The report's head line (`{mode}`: the mode's word).
+    BenchHead => "{url} ({mode} mode, concurrency {c})", "{url}（{mode}，并发 {c}）";
+    /// Label: the requests.
+    BenchRequestsLabel => "requests", "请求";
+    /// The requests sent and answered.
+    BenchRequests => "{n} in {secs}s, {ok} ok", "{secs} 秒内 {n} 个，{ok} 个成功";
+    /// Label: the throughput.
+    BenchThroughputLabel => "throughput", "吞吐量";
+    /// Requests per second.
+    BenchThroughput => "{rps} requests/s", "每秒 {rps} 个请求";
+    /// Label: the latency.
+    BenchLatencyLabel => "latency", "延迟";
+    /// Label: the failures.
+    BenchErrorsLabel => "errors", "错误";
+    /// No failure.
+    BenchNoErrors => "none", "无";
+    /// Label: one failure told in full.
+    BenchExampleLabel => "e.g.", "例如";
+    /// A request to refuse was answered without a reply.
+    RefusedNoReply => "answered without a reply", "已应答，但没有回复";
+    /// A forged request got a reply (`{what}`: the forged request).
+    RefusedWithReply => "answered a forged request ({what}) with a reply", "对伪造的请求（{what}）给出了回复";
+    /// A request to refuse was answered 2xx with a body.
+    RefusedWithBody => "answered {what} with HTTP 2xx and a body; refuse it with a 4xx status",
+        "对{what}返回了 HTTP 2xx 和内容；请用 4xx 状态码拒绝";
 
     // `wemp doctor`.
     /// Check name: the configuration.
@@ -457,8 +562,8 @@ catalogue! {
     AgentidBad => "{agentid:?} is not a number: the AgentId is on the app's page (应用管理 → the app)",
                   "{agentid:?} 不是数字：AgentId 在应用的页面上（应用管理 → 该应用）";
     /// No AgentID.
-    AgentidMissing => "not set: late replies cannot go through message/send without it (应用管理 → the app → AgentId)",
-                      "未设置：没有它，超时回复无法通过 message/send 发出（应用管理 → 该应用 → AgentId）";
+    AgentidMissing => "not set: right for a service provider's suite (第三方应用), whose callbacks are sealed for its SuiteID and carry none; an app of your own corp needs it, or late replies cannot go through message/send (应用管理 → the app → AgentId)",
+                      "未设置：服务商的第三方应用如此即可（其回调按 SuiteID 加密，不带 AgentID）；本企业的自建应用则需要它，否则超时回复无法通过 message/send 发出（应用管理 → 该应用 → AgentId）";
     /// A Mini Program appid of another shape.
     AppidOdd => "{appid} is not wx and 16 hex digits, the shape of an appid", "{appid} 不是 wx 加 16 位十六进制数字，不像 AppID";
     /// A WeCom app without a key.
@@ -623,6 +728,19 @@ catalogue! {
     /// No secret for the relay.
     RelayNoSecret => "relay: set WEMP_FORWARD_SECRET to the server's gateway.forward_secret",
                      "中继：请把 WEMP_FORWARD_SECRET 设为服务端的 gateway.forward_secret";
+}
+
+/// A mode in words: `plain` in English (as `wemp_proto::Mode` displays it), `明文模式` in
+/// Chinese.
+pub fn mode_name(mode: wemp_proto::Mode, lang: Lang) -> String {
+    match lang {
+        Lang::Zh => match mode {
+            wemp_proto::Mode::Plain => Msg::ModePlain.get(lang).to_owned(),
+            wemp_proto::Mode::Compatible => Msg::ModeCompatible.get(lang).to_owned(),
+            wemp_proto::Mode::Safe => Msg::ModeSafe.get(lang).to_owned(),
+        },
+        Lang::En => mode.to_string(),
+    }
 }
 
 impl Msg {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use wemp_cli::bench::{self, BenchOptions};
 use wemp_cli::config::ServeArgs;
-use wemp_cli::i18n::{Lang, Msg};
+use wemp_cli::i18n::{self, Lang, Msg};
 use wemp_cli::sim::check::{self, Status};
 use wemp_cli::sim::{self, DeliveryVerdict, Kind, MessageSpec, Simulator, Target};
 use wemp_cli::term::{ColorChoice, Progress, Style};
@@ -183,7 +183,9 @@ struct ConnArgs {
     /// A WeCom app's AgentID, sent in each callback.
     #[arg(long)]
     agentid: Option<String>,
-    /// A Mini Program's data format, as chosen in its message push settings: xml or json.
+    /// A Mini Program's data format, as chosen in its message push settings: xml or json
+    /// (json is refused for other kinds: an Official Account's and a WeCom app's callbacks
+    /// are XML only).
     #[arg(long, default_value = "xml", value_parser = ["xml", "json"])]
     format: String,
     /// The EncodingAESKey, 43 characters (needed for compatible and safe mode).
@@ -819,13 +821,15 @@ async fn run_sim(cmd: SimCommand, style: Style) -> ExitCode {
             if let Some(m) = modes.iter().find(|m| m.is_encrypted())
                 && sim.with_mode(*m).is_err()
             {
-                return usage_error(&Msg::ModeNeedsKey.fill(lang, &[("mode", &mode_word(*m, lang))]));
+                return usage_error(&Msg::ModeNeedsKey.fill(lang, &[("mode", &i18n::mode_name(*m, lang))]));
             }
             let json = conn.json;
             if !json {
                 outln!("{}", Msg::Checking.fill(lang, &[("url", &conn.url), ("n", &modes.len())]));
             }
-            let report = check::run(&sim, &modes, |result| {
+            // `--json` keeps the English words whatever the locale.
+            let words = if json { Lang::En } else { lang };
+            let report = check::run(&sim, &modes, words, |result| {
                 if json {
                     return;
                 }
@@ -873,18 +877,6 @@ async fn run_sim(cmd: SimCommand, style: Style) -> ExitCode {
     }
 }
 
-/// A mode in words: `plain` in English, `明文模式` in Chinese.
-fn mode_word(mode: Mode, lang: Lang) -> String {
-    match lang {
-        Lang::Zh => match mode {
-            Mode::Plain => Msg::ModePlain.get(lang).to_owned(),
-            Mode::Compatible => Msg::ModeCompatible.get(lang).to_owned(),
-            Mode::Safe => Msg::ModeSafe.get(lang).to_owned(),
-        },
-        _ => mode.to_string(),
-    }
-}
-
 fn print_delivery(
     sim: &Simulator,
     spec: &MessageSpec,
@@ -901,7 +893,7 @@ fn print_delivery(
             lang,
             &[
                 ("what", &spec.label()),
-                ("mode", &mode_word(delivery.mode, lang)),
+                ("mode", &i18n::mode_name(delivery.mode, lang)),
                 ("id", &id),
                 ("url", &sim.target().url)
             ]
@@ -972,7 +964,9 @@ async fn run_bench(mut args: BenchArgs, style: Style) -> ExitCode {
         Err(e) => return usage_error(&e),
     };
     let progress = Progress::stderr();
-    let report = bench::run(&sim, &opts, |done, fraction| {
+    // `--json` keeps the English words whatever the locale.
+    let lang = if args.conn.json { Lang::En } else { Lang::detect() };
+    let report = bench::run(&sim, &opts, lang, |done, fraction| {
         progress.draw(fraction, &format!("{done} requests"));
     })
     .await;
@@ -980,7 +974,7 @@ async fn run_bench(mut args: BenchArgs, style: Style) -> ExitCode {
     if args.conn.json {
         json_line(&report);
     } else {
-        out!("{}", report.render(style));
+        out!("{}", report.render(style, lang));
     }
     if report.errors_total() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

@@ -128,7 +128,7 @@ impl ServedRules {
 }
 
 /// The late-reply sink of `serve`: wemp-server's [`CustomerServiceSink`] (the
-/// customer-service message API through [`wemp_client::Client::send_reply`]) for the
+/// customer-service message API through [`wemp_client::api::kf::Kf::send_reply`]) for the
 /// accounts that have an AppSecret; the others only log.
 #[derive(Debug, Default)]
 pub struct ClientSink {
@@ -644,7 +644,23 @@ impl wemp_console::Rules for ServeRules {
     }
 
     async fn reload(&self) -> Result<ReloadReport, wemp_console::ReloadError> {
-        Ok(self.reloader.reload_and_log("reload from the web console")?)
+        match self.reloader.reload_and_log("reload from the web console") {
+            Ok(report) => Ok(report),
+            // Problems located in the config: the console words their places in its language.
+            Err(ConfigError::Invalid(problems)) => Err(Box::new(wemp_console::ReloadRefused {
+                problems: problems
+                    .iter()
+                    .map(|p| wemp_console::ReloadProblem {
+                        source: p.source.clone(),
+                        line: p.line,
+                        field: p.field.clone(),
+                        message: p.message.clone(),
+                        text: p.to_string(),
+                    })
+                    .collect(),
+            })),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -697,7 +713,7 @@ impl Reloader {
         let rules = self.rules.compile(&cfg).map_err(|errs| {
             ConfigError::Invalid(
                 errs.into_iter()
-                    .map(|e| crate::config::Problem {
+                    .map(|e| crate::config::ConfigProblem {
                         source: "rules".into(),
                         line: None,
                         column: None,
@@ -840,13 +856,25 @@ pub fn callback_url(cfg: &Config, i: usize, bound: SocketAddr) -> String {
 
 /// The URL to reach account `i` from this machine (`0.0.0.0` becomes `127.0.0.1`).
 pub fn local_url(cfg: &Config, i: usize, bound: SocketAddr) -> String {
+    format!("{}{}", local_origin(bound), cfg.account_path(i))
+}
+
+/// The URL the third-party platform's authorizers are reached at from this machine, each
+/// under its appid: `http://127.0.0.1:8080/wechat` for `…/wechat/<appid>`.
+pub fn authorizers_url(cfg: &Config, bound: SocketAddr) -> String {
+    format!("{}{}", local_origin(bound), cfg.server.path.trim_end_matches('/'))
+}
+
+/// `http://host:port` of a server bound to `bound`, from this machine (`0.0.0.0` becomes
+/// `127.0.0.1`).
+fn local_origin(bound: SocketAddr) -> String {
     let host = match bound.ip() {
         ip if ip.is_unspecified() && bound.is_ipv4() => "127.0.0.1".to_owned(),
         ip if ip.is_unspecified() => "[::1]".to_owned(),
         std::net::IpAddr::V6(ip) => format!("[{ip}]"),
         std::net::IpAddr::V4(ip) => ip.to_string(),
     };
-    format!("http://{host}:{}{}", bound.port(), cfg.account_path(i))
+    format!("http://{host}:{}", bound.port())
 }
 
 /// The relay endpoint (`forward = "relay"`) of account `i`'s path, and whether it is the
@@ -1049,13 +1077,23 @@ pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
             (Some(n), _) => Msg::ForAccount.fill(lang, &[("name", n)]),
         };
         let _ = writeln!(s);
-        let agentid = a.agentid.as_deref().unwrap_or("?");
-        let paste = match a.kind {
-            Kind::Wecom => Msg::WecomPasteInto,
-            Kind::Miniprogram => Msg::MiniprogramPasteInto,
-            _ => Msg::PasteInto,
+        let paste = match (a.kind, &a.agentid) {
+            (Kind::Wecom, Some(agentid)) => {
+                Msg::WecomPasteInto.fill(lang, &[("title", &title), ("agentid", agentid)])
+            }
+            // No AgentID: a service provider's suite, whose callbacks carry none.
+            (Kind::Wecom, None) => Msg::WecomSuitePasteInto.fill(
+                lang,
+                &[
+                    ("title", &title),
+                    ("suiteid", &a.corpid.as_deref().unwrap_or_default()),
+                    ("field", &format!("accounts[{i}].agentid")),
+                ],
+            ),
+            (Kind::Miniprogram, _) => Msg::MiniprogramPasteInto.fill(lang, &[("title", &title)]),
+            _ => Msg::PasteInto.fill(lang, &[("title", &title)]),
         };
-        let _ = writeln!(s, "{}", paste.fill(lang, &[("title", &title), ("agentid", &agentid)]));
+        let _ = writeln!(s, "{paste}");
         field(&mut s, Msg::FieldUrl, &callback_url(cfg, i, info.bound));
         // Off a terminal, say where each secret is instead of printing it.
         let hidden = |name: &str| match (secret_origin(cfg, i, name), file) {
@@ -1279,6 +1317,10 @@ pub async fn run(
         Some(c) => Some(build_push_service(&cfg, c, &service, &parts).map_err(|e| fail(e.to_string()))?),
         None => None,
     };
+    // The console plays the authorizers too, at `<server.path>/<appid>`.
+    if let (Some(console), Some(_)) = (&console, &component) {
+        console.live_accounts(service.accounts().clone(), authorizers_url(&cfg, bound));
+    }
     // The authorizers stored now, and every few minutes those authorized or removed through
     // another instance.
     let refresh = if component.is_some() {

@@ -499,3 +499,148 @@ async fn the_authorization_redirect_page_adds_the_authorizer() {
     assert!(!stderr.contains(&refresh) && !stderr.contains(&code), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two `wemp serve` sharing one SQLite database: WeChat pushes `authorized` to one, the
+/// browser returns from the authorization page with the same code to the other. The code
+/// is exchanged once (WeChat refuses a second exchange): the second instance finds it
+/// exchanged — or waits while the first exchanges it — in the shared store, says which
+/// account authorized, and serves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_exchange_one_authorization_code_once() {
+    let (platform, dir) = setup("component-two-instances", |c| c).await;
+    let http = reqwest::Client::new();
+    let (one, two) = (start(&dir, &platform), start(&dir, &platform));
+    assert_eq!(platform.push_ticket(&format!("{}/component", one.origin())).await.body, "success");
+    let appid = platform.appid();
+    let pushed = platform.push_authorized(&format!("{}/component", one.origin()), &appid).await;
+    assert_eq!((pushed.status, pushed.body.as_str()), (200, "success"), "{pushed:?}");
+
+    // The redirect with the same code, to the other instance.
+    let res = http
+        .get(format!("{}/component/authorized", two.origin()))
+        .query(&[("auth_code", pushed.value.as_str()), ("expires_in", "3600")])
+        .header("Accept-Language", "en")
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let html = res.text().await.unwrap();
+    assert_eq!(status, 200, "{html}\n{}\n{}", one.stderr(), two.stderr());
+    assert!(html.contains("Authorization complete") && html.contains(&appid), "{html}");
+    assert!(!html.contains("61010"), "{html}");
+    assert_eq!(platform.requests_to("/cgi-bin/component/api_query_auth").len(), 1, "exchanged once");
+
+    // Both instances serve the authorizer.
+    for (n, srv) in [&one, &two].into_iter().enumerate() {
+        let at = format!("{}/wechat/{appid}", srv.origin());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let (status, body) = loop {
+            let answer = say(&http, &platform, &at, "price", 10 + n as u64).await;
+            if answer.0 == 200 || Instant::now() > deadline {
+                break answer;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(status, 200, "instance {n}: {body}");
+        assert_eq!(reply_text(&platform, &body), "It costs 1 yuan.");
+    }
+    // A reload on the first instance: still the one exchange.
+    let res = http
+        .get(format!("{}/component/authorized", one.origin()))
+        .query(&[("auth_code", pushed.value.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(res.text().await.unwrap().contains("授权成功"));
+    assert_eq!(platform.requests_to("/cgi-bin/component/api_query_auth").len(), 1);
+    for srv in [one, two] {
+        let (status, stderr) = srv.stop();
+        assert!(status.success() && !stderr.contains("panicked"), "{stderr}");
+        assert!(!stderr.contains(&pushed.value), "the code in a log line: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The console's chat plays the authorizers too: once an account authorizes, the console's
+/// account list (the configured account, then the authorizer) offers it, and a message sent
+/// as one of its users is signed with the component's Token, sealed with the component's key
+/// for the component appid, posted to `/wechat/<authorizer appid>` and answered by the rules;
+/// the server's record of it is tagged with the authorizer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_chats_as_a_user_of_an_authorizer() {
+    let (platform, dir) = setup("component-console", |c| c).await;
+    let http = reqwest::Client::new();
+    let srv = start(&dir, &platform);
+    let base = format!("{}/console", srv.origin());
+    let page = http.get(format!("{base}/")).send().await.unwrap().text().await.unwrap();
+    let at = page.find("name=\"wemp-csrf\"").expect("no CSRF meta");
+    let csrf = page[at..].split("content=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let config = || async {
+        let res = http.get(format!("{base}/api/config")).send().await.unwrap();
+        res.json::<serde_json::Value>().await.unwrap()
+    };
+    let ids = |cfg: &serde_json::Value| -> Vec<String> {
+        cfg["accounts"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(ids(&config().await).len(), 1, "only the configured account before any authorization");
+
+    assert_eq!(platform.push_ticket(&format!("{}/component", srv.origin())).await.body, "success");
+    let appid = platform.appid();
+    assert_eq!(
+        platform.push_authorized(&format!("{}/component", srv.origin()), &appid).await.body,
+        "success"
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let cfg = loop {
+        let cfg = config().await;
+        if ids(&cfg).contains(&appid) || Instant::now() > deadline {
+            break cfg;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(ids(&cfg)[1], appid, "{cfg}");
+    let authorizer = &cfg["accounts"][1];
+    assert_eq!(authorizer["path"], format!("/wechat/{appid}").as_str(), "{cfg}");
+    assert_eq!(authorizer["mode"], "safe", "{cfg}");
+    assert_eq!(authorizer["component"], platform.component_appid().as_str(), "{cfg}");
+    assert!(authorizer["original_id"].as_str().unwrap().starts_with("gh_"), "{cfg}");
+    assert!(cfg["accounts"][0]["component"].is_null(), "{cfg}");
+
+    let user = cfg["users"][0]["openid"].as_str().unwrap().to_owned();
+    let send = |account: &str, with_csrf: bool| {
+        let body = serde_json::json!({ "user": user, "account": account, "action": { "kind": "text", "content": "price" } });
+        let mut req = http.post(format!("{base}/api/send")).json(&body);
+        if with_csrf {
+            req = req.header("X-Wemp-Csrf", &csrf);
+        }
+        req.send()
+    };
+    let res = send(&appid, true).await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let res: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(res["account"], appid.as_str(), "{res}");
+    assert_eq!(res["encrypted"], true, "{res}");
+    assert_eq!(res["sees"]["kind"], "reply", "{res}");
+    assert_eq!(res["sees"]["reply"]["content"], "It costs 1 yuan.", "{res}");
+    let tries = res["attempts"].as_array().unwrap();
+    assert_eq!(tries.len(), 1, "{res}");
+    // The server's record of it names the authorizer and was admitted with the component's keys.
+    let record = res["server"].as_array().unwrap().iter().find(|e| e["account"] == appid.as_str());
+    assert!(record.is_some(), "{res}");
+    assert_eq!(record.unwrap()["record"]["outcome"]["kind"], "answered", "{res}");
+    // An account the console does not play: a 400 naming those it does.
+    let res = send("wx00000000000000aa", true).await.unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains(&format!("\"{appid}\"")), "{body}");
+
+    // Unauthorized: no longer offered nor played.
+    let pushed = platform.push_unauthorized(&format!("{}/component", srv.origin()), &appid).await;
+    assert_eq!(pushed.body, "success");
+    assert!(!ids(&config().await).contains(&appid));
+    assert_eq!(send(&appid, true).await.unwrap().status().as_u16(), 400);
+    let (status, stderr) = srv.stop();
+    assert!(status.success() && !stderr.contains("panicked"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -140,3 +140,40 @@ fn the_readme_bot_is_the_example_ci_builds() {
         assert!(example.contains(&code), "README line {line:?} is not in examples/echo_bot.rs");
     }
 }
+
+/// The "where to paste the URL" tables (README, deploy guide, in both languages) name the
+/// places the setup screen prints for each kind (`wemp_cli::i18n`'s paste lines, in both
+/// languages): each step of a screen's path is on the table row that names its host.
+#[test]
+fn the_paste_tables_name_the_places_the_setup_screen_prints() {
+    use wemp_cli::i18n::{Lang, Msg};
+    let places = [Msg::PasteInto, Msg::WecomPasteInto, Msg::MiniprogramPasteInto, Msg::ComponentPasteInto];
+    for (doc, lang) in [
+        ("README.md", Lang::En),
+        ("docs/deploy.md", Lang::En),
+        ("README.zh-CN.md", Lang::Zh),
+        ("docs/zh-CN/deploy.md", Lang::Zh),
+    ] {
+        let text = read(doc);
+        for place in places {
+            let screen = place.get(lang);
+            // The path is in the screen's parentheses: `(host → step → …)`.
+            let open = screen.rfind(['(', '（']).unwrap_or_else(|| panic!("{place:?}: {screen}"));
+            let path = screen[open..].trim_start_matches(['(', '（']);
+            let path = path.split([')', '）']).next().unwrap();
+            let steps: Vec<&str> = path.split(" → ").collect();
+            let host = steps[0];
+            let row = text
+                .lines()
+                .find(|l| l.starts_with('|') && l.contains(host))
+                .unwrap_or_else(|| panic!("{doc}: no table row names {host} ({place:?})"));
+            for step in &steps[1..] {
+                // A step naming the app by its AgentID ({agentid}) is "the app" / "该应用" in the docs.
+                if step.contains('{') {
+                    continue;
+                }
+                assert!(row.contains(step), "{doc}: the row for {host} lacks the step {step:?}: {row}");
+            }
+        }
+    }
+}

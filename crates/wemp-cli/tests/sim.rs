@@ -539,6 +539,102 @@ fn wechats_verdicts_are_worded_in_chinese_and_json_stays_english() {
     assert!(zh.contains("✗ 1 次尝试全部失败（最后一次：连接失败："), "{zh}");
     let zh = run("zh_CN.UTF-8", &["sim", "verify", &nobody, "--token", TOKEN]);
     assert!(zh.contains("——服务器在这个 URL 上运行吗？"), "{zh}");
+
+    // `sim check`: each check's name and its notes, in Chinese and in English; `--json`
+    // English whatever the locale.
+    let check = |lang: &str, url: &str, extra: &[&str]| {
+        let mut args = vec!["sim", "check", url, "--token", TOKEN];
+        args.extend_from_slice(extra);
+        run(lang, &args)
+    };
+    let zh = check("zh_CN.UTF-8", &swapped.url, &[]);
+    for line in [
+        "PASS  URL 验证（GET echostr）",
+        "PASS  伪造签名的 URL 验证被拒绝",
+        "FAIL  明文模式：text\n      方向错误：ToUserName 和 FromUserName 写反了",
+        "明文模式：同一 MsgId 的重试得到相同的回复",
+        "明文模式：错误的 signature 被拒绝",
+        "明文模式：不带签名的请求被拒绝",
+        "明文模式：格式错误的消息体被拒绝",
+        "明文模式：一天前的时间戳被拒绝（重放）",
+    ] {
+        assert!(zh.contains(line), "{line}: {zh}");
+    }
+    assert!(!zh.contains("wrong direction") && !zh.contains("is refused"), "{zh}");
+    let en = check("en_US.UTF-8", &swapped.url, &[]);
+    for line in [
+        "PASS  handshake (GET echostr)",
+        "PASS  handshake with a forged signature is refused",
+        "FAIL  plain: text\n      wrong direction: ToUserName/FromUserName are swapped",
+        "plain: a retry of the same MsgId gets the same reply",
+        "plain: a wrong signature is refused",
+        "plain: a day-old timestamp is refused (replay)",
+    ] {
+        assert!(en.contains(line), "{line}: {en}");
+    }
+    // A forged request answered, and a mode refused for want of encryption, in both.
+    let forged = spawn(Flaws { answers_forged: true, ..Flaws::default() });
+    let zh = check("zh_CN.UTF-8", &forged.url, &[]);
+    assert!(zh.contains("对伪造的请求（签名错误，说明服务器没有校验 `signature`）给出了回复"), "{zh}");
+    let en = check("en_US.UTF-8", &forged.url, &[]);
+    assert!(
+        en.contains("answered a forged request (bad signature, so the server does not check `signature`)"),
+        "{en}"
+    );
+    let safe_only = spawn(Flaws { refuse_plain: true, ..Flaws::default() });
+    let zh = check("zh_CN.UTF-8", &safe_only.url, &ENC);
+    assert!(zh.contains("PASS  明文模式：服务器要求加密 (明文模式请求被拒绝：HTTP 403，"), "{zh}");
+    assert!(zh.contains("PASS  安全模式：text (text 回复)"), "{zh}");
+    let en = check("en_US.UTF-8", &safe_only.url, &ENC);
+    assert!(
+        en.contains("PASS  plain: server requires encryption (plain requests are refused: HTTP 403, "),
+        "{en}"
+    );
+    let json = stdout(&common::wemp_in(
+        &dir,
+        &["sim", "check", &swapped.url, "--token", TOKEN, "--json"],
+        &[("LANG", "zh_CN.UTF-8")],
+    ));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    assert_eq!(v["checks"][0]["name"], "handshake (GET echostr)", "{v}");
+    let text = v["checks"].as_array().unwrap().iter().find(|c| c["name"] == "plain: text").unwrap();
+    assert!(text["details"][0].as_str().unwrap().starts_with("wrong direction:"), "{v}");
+
+    // `bench`: the reply WeChat refuses, told in the user's language; `--json` in English.
+    let bench = |lang: &str, json: bool| {
+        let mut args = vec!["bench", &swapped.url, "--token", TOKEN, "-n", "4", "-c", "1"];
+        if json {
+            args.push("--json");
+        }
+        run(lang, &args)
+    };
+    let zh = bench("zh_CN.UTF-8", false);
+    for line in [
+        "（明文模式，并发 1）",
+        "\n  请求       ",
+        " 秒内 4 个，0 个成功\n",
+        "\n  吞吐量     每秒 ",
+        "\n  延迟       p50 ",
+        "\n  错误       refused_reply 4\n",
+        "\n  例如       方向错误：ToUserName 和 FromUserName 写反了",
+    ] {
+        assert!(zh.contains(line), "{line:?}: {zh}");
+    }
+    let en = bench("en_US.UTF-8", false);
+    for line in [
+        "(plain mode, concurrency 1)",
+        "\n  requests   4 in ",
+        "s, 0 ok\n",
+        "\n  throughput ",
+        "\n  latency    p50 ",
+        "\n  errors     refused_reply 4\n",
+        "\n  e.g.       wrong direction: ToUserName/FromUserName are swapped",
+    ] {
+        assert!(en.contains(line), "{line:?}: {en}");
+    }
+    let json = bench("zh_CN.UTF-8", true);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    assert!(v["first_error"].as_str().unwrap().starts_with("wrong direction: "), "{v}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

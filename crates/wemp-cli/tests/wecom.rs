@@ -176,6 +176,54 @@ async fn the_setup_screen_says_where_each_kind_is_configured() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A WeCom account with no AgentID is a service provider's suite (第三方应用), whose
+/// callbacks are sealed for its SuiteID: the setup screen says to paste it as the suite's
+/// 指令回调URL in the service provider admin (never "the app with AgentID ?"), and what an
+/// app of one's own corp would need instead; `wemp doctor` says the same of the missing
+/// AgentID. In English and in Chinese.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suite_callback_says_what_it_is() {
+    const SUITE: &str = "wwsuite0123456789abcd";
+    let dir = temp_dir("kinds-suite");
+    let cfg = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n\
+         [[accounts]]\nname = \"oa\"\ntoken = \"OaTok123\"\nappid = \"{OA_APPID}\"\npath = \"/wechat\"\n\n\
+         [[accounts]]\nkind = \"wecom\"\nname = \"crm\"\ncorpid = \"{SUITE}\"\ntoken = \"{CORP_TOKEN}\"\n\
+         aes_key = \"{CORP_KEY}\"\npath = \"/wechat/suite\"\n"
+    );
+    std::fs::write(dir.join("wemp.toml"), cfg).unwrap();
+    let args = ["--config", "wemp.toml", "--data-dir", "d"];
+    let screen = |lang: &str| ServeProc::start(&dir, &args, &[("LANG", lang), ("LC_ALL", "")]).stdout();
+
+    let en = screen("en_US.UTF-8");
+    let suite = en.split("\n\n").find(|b| b.contains("/wechat/suite")).unwrap_or_else(|| panic!("{en}"));
+    assert!(
+        suite.starts_with(&format!(
+            "Paste into the WeCom service provider admin for crm as the 指令回调URL of the third-party app \
+             (第三方应用) with SuiteID {SUITE} (open.work.weixin.qq.com → 应用管理 → the app → 回调配置); an app of \
+             your own corp needs accounts[1].agentid:\n  URL             "
+        )),
+        "{suite}"
+    );
+    assert!(!en.contains("AgentID ?") && !en.contains("AgentID {"), "{en}");
+    let zh = screen("zh_CN.UTF-8");
+    let want = format!(
+        "请在企业微信服务商管理后台为 crm 填写 SuiteID 为 {SUITE} 的第三方应用的指令回调URL（open.work.weixin.qq.com → \
+         应用管理 → 该应用 → 回调配置）；若是本企业的自建应用，请设置 accounts[1].agentid："
+    );
+    assert!(zh.contains(&want), "{zh}");
+    assert!(!zh.contains("AgentID 为 ?"), "{zh}");
+
+    let o = common::wemp_in(&dir, &["doctor", "--config", "wemp.toml"], &[("LANG", "C")]);
+    let text = common::out(&o);
+    assert!(
+        text.contains("WARN  accounts[1] AgentID")
+            && text.contains("not set: right for a service provider's suite (第三方应用)"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_server_serves_an_official_account_a_wecom_app_and_a_mini_program() {
     let (platform, _dir, srv) = serve_all_three("wecom").await;
@@ -279,6 +327,29 @@ async fn sim_plays_a_wecom_app_and_a_mini_program() {
     let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
     assert_eq!(json["message"]["reply"]["content"], "It costs 1 yuan.", "{}", common::out(&o));
     assert!(json["request"].as_str().unwrap().contains(&format!("<AgentID>{agentid}</AgentID>")), "{json}");
+    // JSON is a Mini Program's data format only: a WeCom app's and an Official Account's
+    // callbacks are XML, so --format json for them is refused with the reason (explicit XML
+    // is what they use anyway).
+    for (url, kind) in [(&corp_url, "a WeCom app's"), (&format!("{origin}/wechat"), "an Official Account's")]
+    {
+        for cmd in ["send", "check", "verify"] {
+            let mut args = vec!["sim", cmd, url.as_str(), "--config", "wemp.toml", "--format", "json"];
+            if cmd == "send" {
+                args.extend(["text", "price"]);
+            }
+            let o = sim(&args);
+            let text = common::out(&o);
+            assert_eq!(o.status.code(), Some(2), "{cmd}: {text}");
+            assert!(
+                text.contains(&format!(
+                    "--format json is for Mini Programs only (--kind miniprogram): {kind} callbacks are XML only"
+                )),
+                "{cmd}: {text}"
+            );
+        }
+    }
+    let o = sim(&["sim", "send", &corp_url, "--config", "wemp.toml", "--format", "xml", "text", "price"]);
+    assert!(o.status.success() && common::out(&o).contains("It costs 1 yuan."), "{}", common::out(&o));
     // The conformance run: every WeCom type, and plain requests rightly refused.
     let o = sim(&["sim", "check", &corp_url, "--config", "wemp.toml"]);
     let text = common::out(&o);
@@ -481,19 +552,25 @@ async fn doctor_checks_each_kind_and_fetches_its_token() {
     assert!(text.contains("FAIL  wwNotHexButValid WeCom token (gettoken)"), "{text}");
 }
 
+/// The second app of the fake platform's corp, with a Secret of its own (so a token of its
+/// own, which the platform refuses for the first app's AgentID and the other way round).
+const OPS_AGENT: &str = "1000003";
+const OPS_SECRET: &str = "another-apps-secret";
+
 /// Two apps of one WeCom corp on one server: the same corpid, distinct AgentIDs and paths.
 /// Each answers on its path (else the envelope's AgentID picks), a late reply goes out for
-/// its own AgentID, and a true duplicate is refused naming the kind.
+/// its own AgentID with its own token, and a true duplicate is refused naming the kind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_wecom_apps_of_one_corp_on_one_server() {
     let platform = FakePlatform::start().await;
+    platform.add_wecom_app(OPS_AGENT, OPS_SECRET);
     let app = common::app::CountingApp::start("Sorry for the wait", Duration::from_millis(1500));
     let dir = temp_dir("wecom-two");
     let (corpid, agentid) = (platform.corpid(), platform.agentid());
     let second = |agent: &str, path: &str| {
         format!(
             "[[accounts]]\nkind = \"wecom\"\nname = \"ops\"\ncorpid = \"{corpid}\"\nagentid = \"{agent}\"\n\
-             token = \"OpsTok123\"\naes_key = \"{MINI_KEY}\"\nappsecret = \"another-apps-secret\"\npath = \"{path}\"\n"
+             token = \"OpsTok123\"\naes_key = \"{MINI_KEY}\"\nappsecret = \"{OPS_SECRET}\"\npath = \"{path}\"\n"
         )
     };
     let cfg = config(&platform).replacen(
@@ -501,7 +578,7 @@ async fn two_wecom_apps_of_one_corp_on_one_server() {
         "listen = \"127.0.0.1:0\"\ndeadline = \"500ms\"",
         1,
     ) + &format!("\n[[rules]]\nname = \"slow\"\nkeyword = \"slow\"\nforward = \"{}\"\n\n", app.url)
-        + &second("1000003", "/wechat/ops");
+        + &second(OPS_AGENT, "/wechat/ops");
     std::fs::write(dir.join("wemp.toml"), &cfg).unwrap();
 
     // The same AgentID twice is one app configured twice.
@@ -546,7 +623,7 @@ async fn two_wecom_apps_of_one_corp_on_one_server() {
         common::wemp_in(&dir, &args, &[])
     };
     // Each app on its path, with its own Token and key.
-    let o = send(format!("{origin}/wechat/ops"), "OpsTok123", MINI_KEY, "1000003", "wangwu", "price");
+    let o = send(format!("{origin}/wechat/ops"), "OpsTok123", MINI_KEY, OPS_AGENT, "wangwu", "price");
     assert!(o.status.success() && common::out(&o).contains("It costs 1 yuan."), "{}", common::out(&o));
     let o = send(format!("{origin}/wechat/corp"), CORP_TOKEN, CORP_KEY, &agentid, "wangwu", "price");
     assert!(o.status.success() && common::out(&o).contains("It costs 1 yuan."), "{}", common::out(&o));
@@ -554,21 +631,146 @@ async fn two_wecom_apps_of_one_corp_on_one_server() {
     let o = send(format!("{origin}/wechat/ops"), CORP_TOKEN, CORP_KEY, &agentid, "wangwu", "price");
     assert!(!o.status.success(), "{}", common::out(&o));
 
-    // A late reply for the first app goes out with its AgentID and Secret, although the
-    // second app shares the corpid (and was configured after it).
+    // A late reply goes out for the app the message came to, with its AgentID and its own
+    // token (the platform refuses the other app's token for it with 301002), although the
+    // two apps share the corpid.
     let o = send(format!("{origin}/wechat/corp"), CORP_TOKEN, CORP_KEY, &agentid, "zhaoliu", "slow");
     assert!(o.status.success(), "{}", common::out(&o));
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let sent = platform.wecom_messages();
-        if let Some(m) = sent.iter().find(|m| m["touser"] == "zhaoliu") {
-            assert_eq!(m["agentid"].to_string().trim_matches('"'), agentid, "{m}");
-            assert_eq!(m["text"]["content"], "Sorry for the wait", "{m}");
-            break;
+    let o = send(format!("{origin}/wechat/ops"), "OpsTok123", MINI_KEY, OPS_AGENT, "sunqi", "slow");
+    assert!(o.status.success(), "{}", common::out(&o));
+    for (user, agent) in [("zhaoliu", agentid.as_str()), ("sunqi", OPS_AGENT)] {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let sent = platform.wecom_messages();
+            if let Some(m) = sent.iter().find(|m| m["touser"] == user) {
+                assert_eq!(m["agentid"].to_string().trim_matches('"'), agent, "{m}");
+                assert_eq!(m["text"]["content"], "Sorry for the wait", "{m}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "no message/send to {user}: {sent:?}\n{}", srv.stderr());
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert!(Instant::now() < deadline, "no message/send to zhaoliu: {sent:?}\n{}", srv.stderr());
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert_eq!(platform.answered_with(301002), 0);
+    let tokens: Vec<Option<String>> = platform
+        .requests_to("/cgi-bin/message/send")
+        .iter()
+        .map(|r| r.access_token().and_then(|t| platform.wecom_token_app(t)))
+        .collect();
+    assert_eq!(tokens, [Some(agentid.clone()), Some(OPS_AGENT.to_owned())], "one token per app");
+    srv.stop();
+}
+
+/// An app behind `forward` for two apps of one WeCom corp: each forwarded message names its
+/// app (`X-Wemp-Account: corpid/agentid`, `account` its name), and the API proxy calls the
+/// platform with the token of the app `X-Wemp-Account` names — its `corpid/agentid` or its
+/// name; a bare corpid is ambiguous and refused with a 400 that names both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_proxy_and_forwarding_tell_two_apps_of_one_corp_apart() {
+    use std::sync::{Arc, Mutex};
+    const PROXY_TOKEN: &str = "proxy-token-0123456789";
+    let platform = FakePlatform::start().await;
+    platform.add_wecom_app(OPS_AGENT, OPS_SECRET);
+    let (corpid, agentid) = (platform.corpid(), platform.agentid());
+
+    // An app that records the account headers and JSON of what is forwarded to it.
+    let seen: Arc<Mutex<Vec<(String, serde_json::Value)>>> = Arc::default();
+    let s = seen.clone();
+    let hook = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::Json<serde_json::Value>| {
+            let s = s.clone();
+            async move {
+                let account = headers["x-wemp-account"].to_str().unwrap().to_owned();
+                s.lock().unwrap().push((account, body.0));
+                axum::Json(serde_json::json!({ "reply": null }))
+            }
+        }),
+    );
+    let hook = format!("http://{}/hook", common::serve_in_background(hook));
+
+    let dir = temp_dir("wecom-proxy");
+    let cfg = config(&platform)
+        + &format!(
+            "\n[[rules]]\nname = \"who\"\nkeyword = \"who\"\nforward = \"{hook}\"\n\n\
+             [api_proxy]\ntoken = \"{PROXY_TOKEN}\"\n\n\
+             [[accounts]]\nkind = \"wecom\"\nname = \"ops\"\ncorpid = \"{corpid}\"\nagentid = \"{OPS_AGENT}\"\n\
+             token = \"OpsTok123\"\naes_key = \"{MINI_KEY}\"\nappsecret = \"{OPS_SECRET}\"\npath = \"/wechat/ops\"\n"
+        );
+    std::fs::write(dir.join("wemp.toml"), &cfg).unwrap();
+    let srv = ServeProc::start(
+        &dir,
+        &["--config", "wemp.toml", "--data-dir", "d"],
+        &[("WEMP_API_BASE", &platform.url()), ("WEMP_LOG", "info")],
+    );
+    let origin = srv.origin();
+
+    // Forwarding: each message names the app it came to.
+    for path in ["/wechat/corp", "/wechat/ops"] {
+        let url = format!("{origin}{path}");
+        let o = common::wemp_in(&dir, &["sim", "send", &url, "--config", "wemp.toml", "text", "who"], &[]);
+        assert!(o.status.success(), "{}", common::out(&o));
+    }
+    let seen = seen.lock().unwrap().clone();
+    let named: Vec<(&str, &str)> =
+        seen.iter().map(|(h, b)| (h.as_str(), b["account"].as_str().unwrap_or_default())).collect();
+    let (corp_key, ops_key) = (format!("{corpid}/{agentid}"), format!("{corpid}/{OPS_AGENT}"));
+    assert_eq!(named, [(corp_key.as_str(), "corp"), (ops_key.as_str(), "ops")], "{seen:?}");
+
+    // The API proxy: message/send for the second app's AgentID succeeds only with its token.
+    let http = reqwest::Client::new();
+    let send = |account: &str, agent: &str, user: &str| {
+        http.post(format!("{origin}/api/cgi-bin/message/send"))
+            .bearer_auth(PROXY_TOKEN)
+            .header("X-Wemp-Account", account)
+            .json(&serde_json::json!({
+                "touser": user, "msgtype": "text", "agentid": agent, "text": { "content": "from the app" }
+            }))
+            .send()
+    };
+    // The header the forwarded message carried, the key typed by hand, and the name.
+    for (account, user) in [(seen[1].0.as_str(), "u1"), (ops_key.as_str(), "u2"), ("ops", "u3")] {
+        let res = send(account, OPS_AGENT, user).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let v: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(v["errcode"], 0, "{account}: {v}");
+        let req = platform.last_request("/cgi-bin/message/send").unwrap();
+        let app = req.access_token().and_then(|t| platform.wecom_token_app(t));
+        assert_eq!(app.as_deref(), Some(OPS_AGENT), "{account}");
+    }
+    // The first app by name: its token, which the platform refuses for the other AgentID.
+    let v: serde_json::Value = send("corp", OPS_AGENT, "u4").await.unwrap().json().await.unwrap();
+    assert_eq!(v["errcode"], 301002, "{v}");
+    let v: serde_json::Value = send("corp", &agentid, "u4").await.unwrap().json().await.unwrap();
+    assert_eq!(v["errcode"], 0, "{v}");
+    let sent: Vec<(String, String)> = platform
+        .wecom_messages()
+        .iter()
+        .map(|m| {
+            (m["touser"].as_str().unwrap().to_owned(), m["agentid"].to_string().trim_matches('"').to_owned())
+        })
+        .collect();
+    let want: Vec<(String, String)> =
+        [("u1", OPS_AGENT), ("u2", OPS_AGENT), ("u3", OPS_AGENT), ("u4", &agentid)]
+            .iter()
+            .map(|(u, a)| ((*u).to_owned(), (*a).to_owned()))
+            .collect();
+    assert_eq!(sent, want);
+
+    // A bare corpid names both apps: refused, naming each, and nothing is sent.
+    let before = platform.requests_to("/cgi-bin/message/send").len();
+    let res = send(&corpid, OPS_AGENT, "u5").await.unwrap();
+    assert_eq!(res.status(), 400);
+    let v: serde_json::Value = res.json().await.unwrap();
+    let msg = v["error"].as_str().unwrap();
+    assert_eq!(
+        msg,
+        format!(
+            "X-Wemp-Account \"{corpid}\" is the corpid of 2 WeCom apps: name one, as one of \
+             \"{corp_key}\" (corp), \"{ops_key}\" (ops)"
+        )
+    );
+    assert_eq!(platform.requests_to("/cgi-bin/message/send").len(), before);
     srv.stop();
 }
 

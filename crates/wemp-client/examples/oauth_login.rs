@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Router, http::StatusCode};
 use wemp_client::Client;
-use wemp_client::oauth::Scope;
+use wemp_client::api::oauth::Scope;
 use wemp_testkit::platform::{FakePlatform, FakeUser};
 
 struct App {
@@ -31,7 +31,7 @@ struct Callback {
 
 async fn login(State(app): State<Arc<App>>) -> Redirect {
     let redirect_uri = format!("{}/callback", app.base);
-    Redirect::to(&app.client.authorize_url(&redirect_uri, Scope::UserInfo, &app.state))
+    Redirect::to(&app.client.oauth().authorize_url(&redirect_uri, Scope::UserInfo, &app.state))
 }
 
 async fn callback(State(app): State<Arc<App>>, Query(cb): Query<Callback>) -> Response {
@@ -42,8 +42,8 @@ async fn callback(State(app): State<Arc<App>>, Query(cb): Query<Callback>) -> Re
         return (StatusCode::FORBIDDEN, "the user declined").into_response();
     };
     let result = async {
-        let token = app.client.exchange_code(&code).await?;
-        app.client.oauth_user_info(&token).await
+        let token = app.client.oauth().exchange_code(&code).await?;
+        app.client.oauth().user_info(&token).await
     }
     .await;
     match result {

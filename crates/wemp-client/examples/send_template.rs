@@ -3,7 +3,7 @@
 //! `cargo run -p wemp-client --example send_template`
 
 use wemp_client::Client;
-use wemp_client::message::TemplateMessage;
+use wemp_client::api::templates::TemplateMessage;
 use wemp_testkit::platform::FakePlatform;
 
 #[tokio::main]
@@ -12,13 +12,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client =
         Client::builder(platform.appid()).secret(platform.secret()).all_base_urls(platform.url()).build()?;
 
-    let template_id = client.add_template("TM00015", &["order", "time"]).await?;
+    let template_id = client.templates().add("TM00015", &["order", "time"]).await?;
     let msg = TemplateMessage::new("o-user", &template_id)
         .url("https://shop.example/orders/42")
         .field("first", "Your order has shipped")
         .field("keyword1", "#42")
         .colored("remark", "Thank you!", "#173177");
-    let msgid = client.send_template(&msg).await?;
+    let msgid = client.templates().send(&msg).await?;
 
     tracing::info!(msgid, "sent");
     let sent = platform.sent_messages();

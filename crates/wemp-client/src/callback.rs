@@ -148,6 +148,10 @@ pub struct Target {
     pub format: Format,
     /// The EncodingAESKey (encrypted modes).
     pub aes_key: Option<String>,
+    /// A cipher already built, used instead of one from [`Target::aes_key`] and
+    /// [`Target::appid`]: a third-party platform's authorizer is played with the component's
+    /// key, its envelopes sealed for the component appid (their ReceiveId), not its own.
+    pub cipher: Option<Cipher>,
     /// How requests are protected.
     pub mode: Mode,
     /// The user's OpenID.
@@ -173,6 +177,7 @@ impl Target {
             agentid: None,
             format: Format::Xml,
             aes_key: None,
+            cipher: None,
             mode: Mode::Plain,
             openid: DEFAULT_OPENID.into(),
             account: DEFAULT_ACCOUNT.into(),
@@ -439,9 +444,21 @@ impl Simulator {
     /// Prepares a simulator for `target`.
     ///
     /// # Errors
-    /// [`SetupError`] when an encrypted mode lacks the appid or key, the key is invalid, or
-    /// the URL is not `http://` or `https://`.
+    /// [`SetupError`] when an encrypted mode lacks the appid or key, the key is invalid, the
+    /// URL is not `http://` or `https://`, or the JSON data format is asked for a kind other
+    /// than a Mini Program (an Official Account's and a WeCom app's callbacks are XML only).
     pub fn new(mut target: Target) -> Result<Self, SetupError> {
+        // The data format is a Mini Program's choice (消息推送配置: XML or JSON); an Official
+        // Account's push is XML only (its 消息推送配置: 数据格式 仅支持 XML), and so is WeCom's.
+        if target.format == Format::Json && target.kind != Kind::Miniprogram {
+            let kind = match target.kind {
+                Kind::Wecom => "a WeCom app's",
+                _ => "an Official Account's",
+            };
+            return Err(SetupError(format!(
+                "--format json is for Mini Programs only (--kind miniprogram): {kind} callbacks are XML only"
+            )));
+        }
         if target.kind == Kind::Wecom {
             // WeCom encrypts every callback for the corpid, which is also the messages'
             // ToUserName and the replies' FromUserName.
@@ -457,8 +474,9 @@ impl Simulator {
             target.account = corpid;
         }
         let mut platform = Platform::new(target.token.clone());
-        match (&target.aes_key, &target.appid) {
-            (Some(key), appid) => {
+        match (&target.cipher, &target.aes_key, &target.appid) {
+            (Some(cipher), _, _) => platform = platform.with_cipher(cipher.clone()),
+            (None, Some(key), appid) => {
                 let appid = appid.clone().unwrap_or_default();
                 if target.mode.is_encrypted() && appid.is_empty() {
                     return Err(SetupError(format!("{} mode needs --appid", target.mode)));
@@ -467,10 +485,10 @@ impl Simulator {
                     .map_err(|e| SetupError(format!("--aes-key is not a valid EncodingAESKey: {e}")))?;
                 platform = platform.with_cipher(cipher);
             }
-            (None, _) if target.mode.is_encrypted() => {
+            (None, None, _) if target.mode.is_encrypted() => {
                 return Err(SetupError(format!("{} mode needs --aes-key and --appid", target.mode)));
             }
-            (None, _) => {}
+            (None, None, _) => {}
         }
         if !(target.url.starts_with("http://") || target.url.starts_with("https://")) {
             return Err(SetupError(format!("{:?} is not an http:// or https:// URL", target.url)));

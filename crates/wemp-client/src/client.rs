@@ -1,18 +1,20 @@
 //! The client, its builder, and the request core every API method goes through.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use wemp_proto::Secret;
 use wemp_store::TokenStore;
 use wemp_store::memory::MemoryTokenStore;
 
 use crate::error::{ApiError, ErrCode, Error, Result};
-use crate::media::Upload;
 use crate::token::{
     AccessToken, ClassicToken, FetchContext, FetchedToken, RemoteToken, RetryPolicy, StableToken, TokenCache,
     TokenPolicy, TokenProvider, WecomToken, parse_token,
@@ -54,6 +56,7 @@ pub(crate) struct Inner {
     provider: Arc<dyn TokenProvider>,
     access: TokenCache,
     ticket: TokenCache,
+    card_ticket: TokenCache,
     pub(crate) retry: RetryPolicy,
     pub(crate) clock: Arc<dyn Clock>,
 }
@@ -113,7 +116,8 @@ impl ClientBuilder {
     /// Makes this a WeCom (企业微信) application's client: the builder's appid is the corpid,
     /// the secret the app's Secret, tokens come from `GET /cgi-bin/gettoken` on
     /// `qyapi.weixin.qq.com` (unless a base URL is set) and are cached per app (corpid and
-    /// AgentID), and [`Client::send_reply`] sends through WeCom's `message/send`.
+    /// AgentID), and [`Kf::send_reply`](crate::api::kf::Kf::send_reply) sends through
+    /// WeCom's `message/send`.
     pub fn wecom(mut self, agentid: impl Into<String>) -> Self {
         self.agentid = Some(agentid.into());
         self
@@ -290,6 +294,7 @@ impl ClientBuilder {
             inner: Arc::new(Inner {
                 access: cache("access_token"),
                 ticket: cache("jsapi_ticket"),
+                card_ticket: cache("card_api_ticket"),
                 http,
                 api_timeout,
                 base,
@@ -411,12 +416,22 @@ impl Client {
     /// # Errors
     /// As [`Client::access_token`] and the ticket call.
     pub async fn jsapi_ticket(&self) -> Result<String> {
+        self.ticket(Ticket::JsApi).await
+    }
+
+    /// A ticket of `GET /cgi-bin/ticket/getticket?type=…`, cached, shared and refreshed
+    /// exactly like the access token (each kind in its own store entry).
+    pub(crate) async fn ticket(&self, kind: Ticket) -> Result<String> {
+        const PATH: &str = "/cgi-bin/ticket/getticket";
+        let (cache, type_) = match kind {
+            Ticket::JsApi => (&self.inner.ticket, "jsapi"),
+            Ticket::Card => (&self.inner.card_ticket, "wx_card"),
+        };
         let fetch = || async {
-            const PATH: &str = "/cgi-bin/ticket/getticket";
-            let v = self.call(Method::GET, PATH, &[("type", "jsapi")], Payload::Empty).await?;
+            let v = self.call(Method::GET, PATH, &[("type", type_)], Payload::Empty).await?;
             parse_token(PATH, v.to_string().as_bytes(), "ticket")
         };
-        self.inner.ticket.get(fetch).await.map(|t| t.expose().to_owned())
+        cache.get(fetch).await.map(|t| t.expose().to_owned())
     }
 
     pub(crate) fn now_ms(&self) -> i64 {
@@ -614,7 +629,24 @@ impl Client {
     }
 }
 
-/// The store key of a token of `kind` (`access_token`, `jsapi_ticket`) owned by `owner`.
+/// A random alphanumeric string for signatures (`noncestr`, `nonce_str`): 16 characters.
+pub(crate) fn nonce_str() -> String {
+    use rand::Rng;
+    rand::rng().sample_iter(rand::distr::Alphanumeric).take(16).map(char::from).collect()
+}
+
+/// The tickets of `ticket/getticket`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ticket {
+    /// `type=jsapi`: the JS-SDK's `wx.config` signature ([`Client::jsapi_ticket`]).
+    JsApi,
+    /// `type=wx_card`: the card api_ticket of the JS-SDK's card calls
+    /// ([`Cards::api_ticket`](crate::api::cards::Cards::api_ticket)).
+    Card,
+}
+
+/// The store key of a token of `kind` (`access_token`, `jsapi_ticket`, `card_api_ticket`)
+/// owned by `owner`.
 pub(crate) fn token_key(kind: &str, owner: &str) -> String {
     format!("wemp:{kind}:{owner}")
 }
@@ -680,4 +712,124 @@ pub(crate) fn decode<T: DeserializeOwned>(path: &str, v: serde_json::Value) -> R
         source,
         body: redacted_body(path, v.to_string().as_bytes()),
     })
+}
+
+/// A file to upload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MediaFile {
+    /// The file name sent in the multipart part (WeChat checks its extension).
+    pub file_name: String,
+    /// The part's content type.
+    pub content_type: String,
+    /// The contents.
+    pub data: Bytes,
+}
+
+impl MediaFile {
+    /// A file from memory; the content type is guessed from the name's extension.
+    pub fn from_bytes(file_name: impl Into<String>, data: impl Into<Bytes>) -> Self {
+        let file_name = file_name.into();
+        let content_type = guess_content_type(&file_name).to_owned();
+        Self { file_name, content_type, data: data.into() }
+    }
+
+    /// Reads a file from disk (kept in memory so the upload can be retried).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read.
+    pub async fn from_path(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let data = tokio::fs::read(path).await?;
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file").to_owned();
+        Ok(Self::from_bytes(name, data))
+    }
+
+    /// Overrides the content type.
+    pub fn with_content_type(mut self, content_type: impl Into<String>) -> Self {
+        self.content_type = content_type.into();
+        self
+    }
+}
+
+fn guess_content_type(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    match ext.as_str() {
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "bmp" => "image/bmp",
+        "mp3" => "audio/mpeg",
+        "amr" => "audio/amr",
+        "wma" => "audio/x-ms-wma",
+        "wav" => "audio/wav",
+        "mp4" => "video/mp4",
+        _ => "application/octet-stream",
+    }
+}
+
+/// A multipart body, rebuilt for each attempt so uploads can be retried.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Upload {
+    parts: Vec<(String, UploadPart)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum UploadPart {
+    File(MediaFile),
+    Text(String),
+}
+
+impl Upload {
+    /// An empty form.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a file part.
+    pub fn file(mut self, name: impl Into<String>, file: MediaFile) -> Self {
+        self.parts.push((name.into(), UploadPart::File(file)));
+        self
+    }
+
+    /// Adds a text part.
+    pub fn text(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.parts.push((name.into(), UploadPart::Text(value.into())));
+        self
+    }
+
+    pub(crate) fn to_form(&self) -> Result<reqwest::multipart::Form> {
+        let mut form = reqwest::multipart::Form::new();
+        for (name, part) in &self.parts {
+            form = match part {
+                UploadPart::Text(v) => form.text(name.clone(), v.clone()),
+                UploadPart::File(f) => {
+                    let part = reqwest::multipart::Part::stream(f.data.clone())
+                        .file_name(f.file_name.clone())
+                        .mime_str(&f.content_type)
+                        .map_err(|e| Error::Invalid(format!("content type {:?}: {e}", f.content_type)))?;
+                    form.part(name.clone(), part)
+                }
+            };
+        }
+        Ok(form)
+    }
+}
+
+/// Streams a binary answer to `out`.
+pub(crate) async fn stream_to<W: AsyncWrite + Unpin + ?Sized>(
+    path: &str,
+    resp: reqwest::Response,
+    out: &mut W,
+) -> Result<crate::api::media::Download> {
+    let content_type =
+        resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let mut stream = resp.bytes_stream();
+    let mut written = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Error::http(path, e))?;
+        out.write_all(&chunk).await?;
+        written += chunk.len() as u64;
+    }
+    out.flush().await?;
+    Ok(crate::api::media::Download::Written { bytes: written, content_type })
 }

@@ -97,9 +97,20 @@ impl ErrCode {
                 "add this server's outbound IP address to the IP whitelist (account settings → \
                  basic configuration → IP whitelist)"
             }
+            40056 => {
+                "no such card code (卡券 code): check the code; a custom-code card's code is only found \
+                 together with its card_id"
+            }
+            40071 => "the card type does not fit this call: member-card calls take MEMBER_CARD cards only",
+            40073 => "no such card_id: check the card id against the account's cards (Cards::list)",
+            40099 => "this card code was already redeemed (核销); it cannot be used again",
+            40127 => {
+                "the user deleted this card, is giving it to a friend, or it was made unavailable: \
+                 check the code's user_card_status (Cards::get_code with check_consume false)"
+            }
             45009 => {
                 "the daily quota of this API is used up: it resets at 00:00 China time (16:00 UTC); \
-                 Client::clear_quota resets it early (itself limited per month)"
+                 client.ops().clear_quota() resets it early (itself limited per month)"
             }
             45015 => {
                 "the user has not interacted within 48 hours: customer-service messages cannot reach them"
@@ -108,6 +119,7 @@ impl ErrCode {
                 "too many customer-service messages since the user last wrote: wait for the user \
                  to write again"
             }
+            45061 => "this call was made too often for the same object: wait and try again later",
             48001 => {
                 "this account is not authorized for this API: check the interface permissions \
                  page (verification or account type may be required)"
@@ -120,6 +132,64 @@ impl ErrCode {
                 "the authorizer_refresh_token is invalid: the account must authorize the third-party \
                  platform again"
             }
+            40007 => {
+                "the media_id is unknown or expired: temporary media lasts 3 days, and an HD voice \
+                 id is the serverId that wx.uploadVoice gave the page"
+            }
+            63178 => {
+                "from_appid is not the account the followers migrated from (WeChat's page asks for its \
+                 original id gh_…, developers report its AppID works), or the migration is not \
+                 complete or ended more than 15 days ago"
+            }
+            // Customer service, templates, subscription notifications, mass sending.
+            40037 => {
+                "no such template id: it was deleted, or belongs to another account (list the account's templates)"
+            }
+            43101 => {
+                "the user has not consented: a one-time subscription message needs an unused consent of \
+                 this user to this template and scene (Subscribe::authorize_url); a subscription \
+                 notification needs the user's subscription"
+            }
+            45008 => "too many articles: uploadnews and a news message take at most 8",
+            45065 => {
+                "a mass message with this clientmsgid was sent already (WeChat keeps them for 24 hours): \
+                 it is the same send, retried; look it up with Mass::status, or give a new send a new \
+                 clientmsgid"
+            }
+            45066 => "a send with this clientmsgid is being retried too fast: wait a minute before retrying",
+            45067 => "the clientmsgid is longer than 64 bytes",
+            47003 => {
+                "a template field breaks the template's rules (a missing or unknown key, an empty value, \
+                 or a value too long for its type); the errmsg names the field"
+            }
+            65400 => {
+                "the new customer-service features are not enabled: enable 客服功能 in the admin console \
+                 first"
+            }
+            65401 => {
+                "no such customer-service account: check kf_account (prefix@wechat_id) against Kf::accounts"
+            }
+            65407 => "that WeChat user already works as this customer-service account",
+            65409 => {
+                "the invited WeChat id is not valid: use the worker's WeChat id (微信号), not a nickname"
+            }
+            65411 => {
+                "an invitation to this account is still waiting: wait for the answer, or until it expires (7 days)"
+            }
+            65412 => {
+                "this customer-service account already has a bound worker; only an unbound one can invite"
+            }
+            65416 => "invalid query parameters: check the time range, msgid (from 1) and number (1 to 10000)",
+            65417 => "the chat-record range is longer than 24 hours: query one day at a time",
+            200012 => {
+                "the account has its 50 subscription templates: delete one (Subscribe::delete_template) first"
+            }
+            200014 => "no such template title (tid): take one from Subscribe::pub_titles",
+            200020 => {
+                "the keywords are not 2 to 5 distinct kids of this title: take them from \
+                 Subscribe::pub_keywords"
+            }
+            200021 => "the scene description (sceneDesc) is empty or longer than 15 characters",
             40001 | 40014 | 42001 => {
                 "the access_token was refused; it was refreshed and the call retried once"
             }
@@ -152,8 +222,8 @@ impl fmt::Display for ErrCode {
 #[non_exhaustive]
 pub enum Limit {
     /// `45009`: the daily call quota of this API is used up. It resets at 00:00 China
-    /// Standard Time (UTC+8); [`Client::quota`](crate::Client::quota) shows the figures and
-    /// [`Client::clear_quota`](crate::Client::clear_quota) resets it early (itself limited
+    /// Standard Time (UTC+8); [`Ops::quota`](crate::api::ops::Ops::quota) shows the figures and
+    /// [`Ops::clear_quota`](crate::api::ops::Ops::clear_quota) resets it early (itself limited
     /// per month).
     DailyQuota,
     /// `45015`: the user has not written to the account within 48 hours (or unfollowed), so
@@ -218,7 +288,7 @@ impl fmt::Display for Limit {
 pub struct ApiError {
     /// The code.
     pub code: ErrCode,
-    /// WeChat's `errmsg` (it ends with the `rid` for [`Client::query_rid`](crate::Client::query_rid)).
+    /// WeChat's `errmsg` (it ends with the `rid` for [`Ops::rid`](crate::api::ops::Ops::rid)).
     pub message: String,
     /// The API path called, without the query string (so without the access_token).
     pub path: String,
@@ -286,7 +356,7 @@ pub enum Error {
     /// Another process held the refresh lease and no usable token appeared in time.
     #[error("no usable {kind} after waiting {waited_ms} ms for another process to refresh it")]
     TokenWait {
-        /// `"access_token"` or `"jsapi_ticket"`.
+        /// `"access_token"`, `"jsapi_ticket"` or `"card_api_ticket"`.
         kind: &'static str,
         /// How long the client waited.
         waited_ms: u64,

@@ -3,30 +3,20 @@
 pub mod api;
 #[cfg(feature = "callback")]
 pub mod callback;
-pub mod card;
 mod client;
-pub mod comment;
 pub mod component;
-pub mod datacube;
 mod error;
-pub mod jssdk;
-pub mod media;
-pub mod message;
-pub mod oauth;
-pub mod ops;
 pub mod proxy;
-pub mod qrcode;
 mod serde_util;
 pub mod token;
-pub mod user;
 pub mod wecom;
 
+pub use api::kf::ReplyDelivery;
 pub use client::{
     Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MP_BASE_URL, DEFAULT_OPEN_BASE_URL,
-    DEFAULT_WECOM_BASE_URL,
+    DEFAULT_WECOM_BASE_URL, MediaFile, Upload,
 };
 pub use error::{ApiError, ErrCode, Error, Lifts, Limit, Result};
-pub use message::ReplyDelivery;
 pub use token::{
     AccessToken, ClassicToken, RemoteToken, RetryPolicy, StableToken, TokenPolicy, TokenProvider, WecomToken,
 };

@@ -3,8 +3,9 @@
 //! A WeCom client is a [`Client`] built with [`crate::ClientBuilder::wecom`]: its appid is
 //! the corpid, its secret the application's Secret, and its tokens come from WeCom's
 //! `gettoken` (shared across processes through the token store, like an Official
-//! Account's). Late replies to WeCom members go through [`Client::send_reply`], which
-//! sends a WeCom client's replies with [`Client::wecom_send`].
+//! Account's). Late replies to WeCom members go through
+//! [`Kf::send_reply`](crate::api::kf::Kf::send_reply), which sends a WeCom client's replies
+//! with [`Client::wecom_send`].
 //!
 //! ```no_run
 //! use wemp_client::Client;
@@ -189,8 +190,8 @@ impl Client {
         self.post_as("/cgi-bin/message/send", &[], &body).await
     }
 
-    /// A WeCom client's [`Client::send_reply`]: the reply to member `userid` as a WeCom
-    /// message.
+    /// A WeCom client's [`Kf::send_reply`](crate::api::kf::Kf::send_reply): the reply to
+    /// member `userid` as a WeCom message.
     pub(crate) async fn wecom_reply(&self, userid: &str, reply: &Reply) -> Result<ReplyDelivery> {
         let Some(message) = WecomMessage::from_reply(reply) else {
             return Err(Error::Invalid(format!(

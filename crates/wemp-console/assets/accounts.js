@@ -10,11 +10,12 @@ import { t } from './i18n.js';
 export function showAccount() {
   const a = accountOf(state.account);
   const title = a.name || a.original_id || t('account.default');
-  // A WeCom app's chat looks like WeCom's (its name, 企业微信 and its AgentID in the header);
-  // a Mini Program's says that replies go out through the customer-service API.
+  // A WeCom app's chat looks like WeCom's (its name, 企业微信 and its AgentID in the header; a
+  // service provider's suite, which has no AgentID, its SuiteID); a Mini Program's says that
+  // replies go out through the customer-service API.
   const kind = a.kind || 'official_account';
   $('phone').dataset.kind = kind;
-  const sub = kind === 'wecom' ? (a.agentid ? t('kind.wecom', { agentid: a.agentid }) : t('kind.wecom.any'))
+  const sub = kind === 'wecom' ? (a.agentid ? t('kind.wecom', { agentid: a.agentid }) : t('kind.wecom.suite', { suiteid: a.appid }))
     : kind === 'miniprogram' ? t('kind.miniprogram') : null;
   $('phone-title').replaceChildren(title, sub ? h('span', { class: 'phone-kind', id: 'phone-kind' }, sub) : '');
   if (multiAccount()) {
@@ -22,7 +23,9 @@ export function showAccount() {
     if (!$('account-select')) {
       const select = h('select', { id: 'account-select', class: 'account-select', 'aria-label': t('account.select'),
         onchange: (e) => selectAccount(e.target.value) },
-      state.config.accounts.map((x) => h('option', { value: x.id }, `${accountLabel(x.id)} · ${x.path || x.endpoint}`)));
+      state.config.accounts.map((x) => h('option', { value: x.id },
+        // A third-party platform's authorizer, added while the server runs, says so.
+        [accountLabel(x.id), x.path || x.endpoint, x.component ? t('account.authorizer') : null].filter(Boolean).join(' · '))));
       $('account').replaceChildren(h('label', { for: 'account-select', class: 'account-label' }, t('log.account')), select,
         h('span', { id: 'account-mode' }));
     }

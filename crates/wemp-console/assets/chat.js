@@ -1,7 +1,7 @@
 // ---------------------------------------------------------------- chat rendering
 import { $, api, h, icon, toast } from './dom.js';
 import { accountLabel, kindOf, multiAccount, state } from './state.js';
-import { lateSink, latencyMs, outcomeLabel, outcomeOf, prettyXml } from './log.js';
+import { errorWords, lateSink, latencyMs, outcomeLabel, outcomeOf, prettyXml } from './log.js';
 import { has, t, tNodes, tServer } from './i18n.js';
 
 const BANNER = '该公众号暂时无法提供服务，请稍后再试';
@@ -80,17 +80,20 @@ function newsCards(articles) {
   return h('li', { class: 'msg bot news' }, h('span', { class: 'avatar bot', 'aria-hidden': 'true' }, 'W'), h('div', { class: 'news-card' }, cards));
 }
 
-/** What the server itself said about an entry: its refusal, in the page's words, else its error. */
+/** What the server itself said about an entry: its refusal or its error, in the page's words. */
 function serverSaid(x) {
   const j = x.record.rejection;
   if (j) return `${j.code != null ? `${j.code} ` : ''}${tServer(`reject.${j.reason}`, j, j.message)}`;
-  return x.record.error || null;
+  return errorWords(x);
 }
 
 /** Why WeChat shows its banner, in the page's words when the server sent the failure's kind. */
 function bannerWhy(sees) {
   if (sees.problems && sees.problems.length) return sees.problems.map(finding).join(t('list.sep'));
-  return tServer(sees.code ? `banner.${sees.code}` : null, sees, sees.reason);
+  // An unreadable answer: its kind worded too ({reason} is the English otherwise).
+  const u = sees.unreadable;
+  const params = u ? { ...sees, reason: tServer(`unreadable.${u.code}`, u, u.text) } : sees;
+  return tServer(sees.code ? `banner.${sees.code}` : null, params, sees.reason);
 }
 
 /** One of WeChat's findings about a reply, in the page's words (the server's English else). */

@@ -70,7 +70,11 @@ export async function api(path, opts = {}) {
   try { body = await res.json(); } catch (_) { /* not JSON */ }
   if (res.status === 401) { location.reload(); }
   if (!res.ok) {
-    if (body && body.error) throw new Error(tServer(`api.${body.code}`, body.params || {}, body.error));
+    if (body && body.error) {
+      const e = new Error(tServer(`api.${body.code}`, body.params || {}, body.error));
+      e.body = body; // the refusal's details (a refused reload's `problems`)
+      throw e;
+    }
     throw new Error(res.status === 413 ? t('api.too-large') : `HTTP ${res.status}`);
   }
   return body;

@@ -189,6 +189,25 @@ function checkItem(c, r) {
   return h('li', { class: c.passed ? 'check ok' : 'check fail', title: c.note }, t('detail.check', { mark: c.passed ? '✓' : '✗', kind, note }));
 }
 
+/** Why the call to the gateway app `f` failed, in the page's words (its English `error` else). */
+function forwardWhy(f) {
+  if (!f.error) return null;
+  const target = f.target.kind === 'url' ? f.target.url : t('forward.relay');
+  return tServer(`forward.${f.result}`, { target, status: f.status }, f.error);
+}
+
+/**
+ * An entry's error in the page's words: a failed call to the gateway app by its result, a
+ * handler's failure by its kind (the handler's own words inside); `null` without one.
+ */
+export function errorWords(x) {
+  const r = x.record;
+  if (!r.error) return null;
+  if (r.forward && r.forward.error) return forwardWhy(r.forward);
+  const f = x.failure;
+  return f ? tServer(`handler.${f.code}`, f, r.error) : r.error;
+}
+
 /** The call to the gateway app: where, how it ended, the JSON sent and the app's answer. */
 function forwardNodes(f) {
   const result = has(`forward.result.${f.result}`) ? t(`forward.result.${f.result}`) : f.result;
@@ -201,7 +220,7 @@ function forwardNodes(f) {
       h('dt', {}, t('detail.forward.result')), h('dd', {}, result),
       h('dt', {}, t('detail.forward.status')), h('dd', {}, f.status == null ? t('detail.forward.none') : String(f.status)),
       h('dt', {}, t('detail.forward.latency')), h('dd', {}, t('ms', { ms: Math.round(f.latency_us / 1000) }))),
-    f.error ? h('p', { class: 'error-line' }, f.error) : null,
+    f.error ? h('p', { class: 'error-line' }, forwardWhy(f)) : null,
     h('h4', {}, t('detail.forward.sent'), cut(f.sent, f.sent_bytes) ? ` (${cut(f.sent, f.sent_bytes)})` : ''),
     h('pre', { class: 'json', id: 'detail-forward-sent' }, prettyJson(f.sent)),
     h('h4', {}, t('detail.forward.answer'), cut(f.answer, f.answer_bytes) ? ` (${cut(f.answer, f.answer_bytes)})` : ''),
@@ -259,7 +278,8 @@ function select(id) {
     const code = j.code != null ? `${j.code} ` : '';
     diag.push(h('p', { class: 'error-line rejection' }, code, tServer(`reject.${j.reason}`, j, j.message), j.param ? ` (${j.param})` : ''));
   }
-  if (r.error && !r.rejection) diag.push(h('p', { class: 'error-line' }, r.error));
+  // A failed call to the gateway app is said once, in its own section below.
+  if (r.error && !r.rejection && !(r.forward && r.forward.error)) diag.push(h('p', { class: 'error-line' }, errorWords(x)));
   if (r.checks && r.checks.length) {
     // What the server's admission checked, in order (wemp_proto::admission::Check).
     diag.push(h('h3', {}, t('detail.checks')), h('ul', { class: 'diagnostics checks' }, r.checks.map((c) => checkItem(c, r))));

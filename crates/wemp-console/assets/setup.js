@@ -24,12 +24,20 @@ export async function loadSetup(force) {
   // or the Mini Program's.
   const a = accountOf(account) || {};
   const kind = a.kind || 'official_account';
+  // A third-party platform's authorizer: its messages come through the platform, sealed
+  // with the platform's Token and key; nothing is pasted for the account itself.
+  const authorizer = !!a.component;
+  // A WeCom account with no AgentID is a service provider's suite (第三方应用): its callbacks
+  // are sealed for its SuiteID (the account's corpid) and carry none.
+  const where = kind === 'wecom' && !a.agentid ? 'wecom.suite' : kind;
   if (multiAccount()) {
-    const heading = kind === 'official_account' ? 'setup.paste.account' : `setup.paste.${kind}`;
+    const heading = authorizer ? 'setup.paste.authorizer'
+      : kind === 'official_account' ? 'setup.paste.account' : `setup.paste.${where}`;
     $('paste-h').textContent = t(heading, { account: accountLabel(account) });
   }
-  $('setup-where').textContent = kind === 'official_account' ? t('setup.where')
-    : t(`setup.where.${kind}`, { agentid: a.agentid || '?' });
+  $('setup-where').textContent = authorizer ? t('setup.where.authorizer', { component: a.component })
+    : kind === 'official_account' ? t('setup.where')
+      : t(`setup.where.${where}`, { agentid: a.agentid, suiteid: a.appid });
   try {
     const s = await api(`setup?${q}`);
     if (account !== state.account) return;
@@ -38,6 +46,11 @@ export async function loadSetup(force) {
       if (!revealed) revealed = (await api(`setup/reveal?${q}`, { method: 'POST' })).aes_key;
       return revealed;
     };
+    if (authorizer) {
+      $('paste').replaceChildren(...pasteRow(t('setup.url'), s.url),
+        ...pasteRow(t('setup.mode'), has(`setup.mode.${s.mode}`) ? t(`setup.mode.${s.mode}`) : s.mode));
+      return finishSetup(first);
+    }
     const rows = [
       ...pasteRow(t('setup.url'), s.url),
       ...pasteRow(t('setup.token'), s.token),
@@ -58,7 +71,12 @@ export async function loadSetup(force) {
   } catch (e) {
     $('paste').replaceChildren(h('p', { class: 'error-line' }, e.message));
   }
-  if (!first) return; // the doctor and the rules are the server's, not the account's
+  return finishSetup(first);
+}
+
+/** The doctor, the rules and the authorizers: the server's, not the account's, so loaded once. */
+function finishSetup(first) {
+  if (!first) return;
   loadDoctor();
   loadRules();
   loadAuthorizers();
@@ -114,7 +132,25 @@ export async function reloadRules() {
     status.classList.add('ok');
     renderRules(res.rules);
   } catch (e) {
-    status.textContent = t('rules.not-reloaded', { error: e.message });
+    const problems = (e.body && e.body.problems) || [];
     status.classList.add('bad');
+    if (problems.length) {
+      status.replaceChildren(t('rules.not-reloaded.problems', { count: problems.length }),
+        h('ul', { class: 'problems' }, problems.map((p) => h('li', {}, configProblem(p)))));
+    } else {
+      status.textContent = t('rules.not-reloaded', { error: e.message });
+    }
   }
+}
+
+/**
+ * One problem of a refused reload in the page's words: its place (file and line, the field)
+ * framed in the page's language, the message as the server words it (its English line else).
+ */
+function configProblem(p) {
+  const where = p.line != null ? tServer('config.at-line', p, null) : p.source;
+  if (where === null) return p.text;
+  return p.field != null
+    ? tServer('config.problem-field', { where, field: p.field, message: p.message }, p.text)
+    : tServer('config.problem', { where, message: p.message }, p.text);
 }

@@ -20,6 +20,7 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createCipheriv, createHash, randomBytes, randomInt } from 'node:crypto';
 import { createServer } from 'node:http';
 import { mkdtempSync, mkdirSync, rmSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -52,20 +53,45 @@ const ALICE = 'oWempTestUser000000000000001';
 const children = [];
 const dirs = process.env.SHOTS_DIR ? [] : [SHOTS];
 
+// The third-party platform (第三方平台) the component suite runs, and the account that
+// authorizes it (the fake's authorization code becomes this authorizer).
+const COMPONENT = {
+  appid: 'wxc0mp0nent0000e2e', secret: 'e2eComponentSecretNeverShown1', token: 'compToken2024',
+  key: '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefg',
+};
+const AUTHORIZER = { appid: 'wx00000000000000d4', gh: 'gh_d4e2e0000000', nick: 'e2e 小店', code: 'queryauthcode@@@e2e' };
+
 /**
  * A fake of the WeChat API as far as `wemp serve` and `wemp doctor` use it: tokens,
- * getcallbackip, the customer-service account list, API quotas, and customer-service
- * messages (recorded in `sent`).
+ * getcallbackip, the customer-service account list, API quotas, customer-service messages
+ * (recorded in `sent`), and the third-party platform's component token, code exchange
+ * (counted in `exchanges`; each code once) and authorizer profile.
  */
 function fakePlatform() {
   const sent = [];
+  const codes = new Set([AUTHORIZER.code]);
+  const exchanges = [];
   const server = createServer((req, res) => {
     let body = '';
     req.on('data', (d) => { body += d; });
     req.on('end', () => {
       const url = new URL(req.url, 'http://x');
       const reply = (obj) => { res.setHeader('Content-Type', 'application/json'); res.end(JSON.stringify(obj)); };
+      const json = () => { try { return JSON.parse(body); } catch { return {}; } };
       switch (url.pathname) {
+        case '/cgi-bin/component/api_component_token':
+          return reply({ component_access_token: 'FAKE_COMPONENT_TOKEN', expires_in: 7200 });
+        case '/cgi-bin/component/api_query_auth': {
+          const code = json().authorization_code;
+          exchanges.push(code);
+          if (!codes.delete(code)) return reply({ errcode: 61010, errmsg: 'code is expired' });
+          return reply({ authorization_info: {
+            authorizer_appid: AUTHORIZER.appid, authorizer_access_token: 'FAKE_AUTHORIZER_TOKEN', expires_in: 7200,
+            authorizer_refresh_token: 'refreshtoken@@@e2e', func_info: [{ funcscope_category: { id: 1 } }],
+          } });
+        }
+        case '/cgi-bin/component/api_get_authorizer_info':
+          return reply({ authorizer_info: { nick_name: AUTHORIZER.nick, user_name: AUTHORIZER.gh, principal_name: 'E2E 有限公司' } });
         case '/cgi-bin/stable_token':
         case '/cgi-bin/token': return reply({ access_token: 'FAKE_ACCESS_TOKEN', expires_in: 7200 });
         case '/cgi-bin/getcallbackip': return reply({ ip_list: ['127.0.0.1'] });
@@ -80,7 +106,7 @@ function fakePlatform() {
     });
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
-    resolve({ server, sent, url: `http://127.0.0.1:${server.address().port}` });
+    resolve({ server, sent, exchanges, url: `http://127.0.0.1:${server.address().port}` });
   }));
 }
 
@@ -109,6 +135,35 @@ function startServe(env = {}, config = EXAMPLE) {
       if (m && /Stop with Ctrl-C/.test(out)) { clearTimeout(timer); resolve({ child, url: m[1], screen: out }); }
     });
   });
+}
+
+/**
+ * Posts `xml` to `url` as WeChat posts a third-party platform's authorization events:
+ * AES-256-CBC with the component's EncodingAESKey for the component appid (its ReceiveId),
+ * signed with its Token (`msg_signature` over the ciphertext). Resolves with the answer.
+ */
+async function pushComponent(url, xml) {
+  const key = Buffer.from(`${COMPONENT.key}=`, 'base64');
+  const text = Buffer.from(xml);
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(text.length);
+  let plain = Buffer.concat([randomBytes(16), length, text, Buffer.from(COMPONENT.appid)]);
+  const pad = 32 - (plain.length % 32);
+  plain = Buffer.concat([plain, Buffer.alloc(pad, pad)]);
+  const aes = createCipheriv('aes-256-cbc', key, key.subarray(0, 16)).setAutoPadding(false);
+  const encrypt = Buffer.concat([aes.update(plain), aes.final()]).toString('base64');
+  const timestamp = String(Math.floor(Date.now() / 1000));
+  const nonce = String(randomInt(1e9));
+  const sha1 = (...parts) => createHash('sha1').update(parts.sort().join('')).digest('hex');
+  const query = new URLSearchParams({
+    signature: sha1(COMPONENT.token, timestamp, nonce), timestamp, nonce, encrypt_type: 'aes',
+    msg_signature: sha1(COMPONENT.token, timestamp, nonce, encrypt),
+  });
+  const res = await fetch(`${url}?${query}`, {
+    method: 'POST', headers: { 'Content-Type': 'text/xml' },
+    body: `<xml><AppId><![CDATA[${COMPONENT.appid}]]></AppId><Encrypt><![CDATA[${encrypt}]]></Encrypt></xml>`,
+  });
+  return [res.status, await res.text()];
 }
 
 /** `wemp serve` in safe mode with an AppSecret, late replies going to `platform`. */
@@ -540,7 +595,11 @@ describe('the console in Chinese: the browser speaks zh-CN', () => {
   });
 });
 
-/** A gateway app on loopback: answers every message with a text naming what it got. */
+/**
+ * A gateway app on loopback: answers every message with a text naming what it got; fails
+ * (500) on `fail please`; answers `two news` with two articles, which WeChat refuses for a
+ * message (one allowed).
+ */
 function gatewayApp() {
   const calls = [];
   const server = createServer((req, res) => {
@@ -549,7 +608,17 @@ function gatewayApp() {
     req.on('end', () => {
       const msg = JSON.parse(body);
       calls.push(msg);
+      if (msg.content === 'fail please') {
+        res.statusCode = 500;
+        res.end('boom');
+        return;
+      }
       res.setHeader('Content-Type', 'application/json');
+      if (msg.content === 'two news') {
+        const article = { title: 'a', description: 'd', pic_url: 'https://example.com/p.png', url: 'https://example.com/' };
+        res.end(JSON.stringify({ reply: { type: 'news', articles: [article, article] } }));
+        return;
+      }
       res.end(JSON.stringify({ reply: { type: 'text', content: `the app got: ${msg.content}` } }));
     });
   });
@@ -565,7 +634,8 @@ describe('a forwarded delivery: wemp serve in front of an app (gateway mode)', (
       const dir = mkdtempSync(path.join(tmpdir(), 'wemp-console-e2e-gateway-'));
       dirs.push(dir);
       const config = path.join(dir, 'wemp.toml');
-      writeFileSync(config, `[[accounts]]\nname = "shop"\ntoken = "${TOKEN}"\n\n[gateway]\nforward = "${app.url}"\n`);
+      const settings = `[[accounts]]\nname = "shop"\ntoken = "${TOKEN}"\n\n[gateway]\nforward = "${app.url}"\n`;
+      writeFileSync(config, `${settings}\n[[rules]]\nkeyword = "ping"\nreply.text = "pong"\n`);
       const { url } = await startServe({}, config);
       const b = await launch(locale);
       try {
@@ -614,6 +684,52 @@ describe('a forwarded delivery: wemp serve in front of an app (gateway mode)', (
           assert.match(said, /^-40001 .*signature/);
         }
         assert.ok((await diag.locator('dl.pairs').first().textContent()).includes('forged'));
+
+        // The app fails: the chat's server note and the log's detail say so in the page's language.
+        await page.getByRole('link', { name: zh ? '聊天' : 'Chat' }).click();
+        await page.getByLabel(zh ? '消息' : 'Message', { exact: true }).fill('fail please');
+        await page.getByLabel(zh ? '消息' : 'Message', { exact: true }).press('Enter');
+        const note = page.locator('.server-notes li', { hasText: app.url });
+        await note.first().waitFor();
+        const noted = await note.first().textContent();
+        if (zh) {
+          assert.ok(noted.includes(`应用（${app.url}）返回了 HTTP 500，应为 200 或 204`), noted);
+          assert.doesNotMatch(noted, /answered HTTP/);
+        } else {
+          assert.ok(noted.includes(`app at ${app.url} answered HTTP 500`), noted);
+        }
+        await page.getByRole('link', { name: zh ? /实时日志/ : /Live log/ }).click();
+        const failed = page.locator('#log-rows tr', { has: page.locator('td.col-summary', { hasText: 'fail please' }) });
+        await failed.first().waitFor();
+        await failed.first().click();
+        await diag.locator('dl.forward').waitFor();
+        const line = await diag.locator('.error-line').allTextContents();
+        assert.deepEqual(line, [zh ? `应用（${app.url}）返回了 HTTP 500，应为 200 或 204` : `app at ${app.url} answered HTTP 500`]);
+        await page.keyboard.press('Escape');
+
+        // The app's reply WeChat would refuse: the handler's failure framed in the page's language.
+        await page.getByRole('link', { name: zh ? '聊天' : 'Chat' }).click();
+        await page.getByLabel(zh ? '消息' : 'Message', { exact: true }).fill('two news');
+        await page.getByLabel(zh ? '消息' : 'Message', { exact: true }).press('Enter');
+        const unsendable = page.locator('.server-notes li', { hasText: 'news reply has 2 articles' });
+        await unsendable.first().waitFor();
+        const unsendableSaid = await unsendable.first().textContent();
+        assert.match(unsendableSaid, zh ? /处理函数的回复无法发出（微信会拒绝它）：news reply has 2 articles/ : /reply cannot be sent: news reply has 2 articles/);
+
+        // A reload the config refuses: each problem's place in the page's language.
+        writeFileSync(config, `${settings}\n[[rules]]\nkeyword = "ping"\nregex = "p"\nreply.text = "pong"\n`);
+        await page.getByRole('link', { name: zh ? '配置' : 'Setup' }).click();
+        await page.getByRole('button', { name: zh ? '重新加载规则' : 'Reload rules' }).click();
+        const status = page.locator('#reload-status.bad');
+        await status.locator('li').first().waitFor();
+        const notReloaded = await status.textContent();
+        if (zh) {
+          assert.match(notReloaded, /^未重新加载，之前的规则继续生效；配置有 1 处问题：/);
+          assert.ok(notReloaded.includes(`${config} 第 8 行，rules[0]：several matchers`), notReloaded);
+        } else {
+          assert.match(notReloaded, /^Not reloaded, the previous rules stay in effect; the configuration has 1 problem\(s\):/);
+          assert.ok(notReloaded.includes(`${config}:8: rules[0]: several matchers`), notReloaded);
+        }
         assert.deepEqual(errors, []);
       } finally {
         await b.close();
@@ -884,6 +1000,8 @@ describe('wemp serve with an Official Account, a WeCom app and a Mini Program: t
   // platform's customer-service API.
   const CORP = { id: 'ww0123456789abcdef/1000002', corpid: 'ww0123456789abcdef', agentid: '1000002' };
   const MINI = { id: 'wx00000000000000c3', secret: 'e2eMiniSecretNeverOnThePage01' };
+  // A service provider's suite (第三方应用): a WeCom account with no AgentID, its corpid the SuiteID.
+  const SUITE = { id: 'wwsuite0123456789abcd' };
   let platform;
   let server;
   let browser;
@@ -902,6 +1020,8 @@ describe('wemp serve with an Official Account, a WeCom app and a Mini Program: t
       '[[accounts]]', 'kind = "miniprogram"', 'name = "mini shop"', `appid = "${MINI.id}"`, 'token = "miniToken2024"',
       'aes_key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"', 'mode = "safe"', `appsecret = "${MINI.secret}"`,
       'path = "/wechat/mini"', '',
+      '[[accounts]]', 'kind = "wecom"', 'name = "crm suite"', `corpid = "${SUITE.id}"`, 'token = "suiteToken2024"',
+      'aes_key = "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR"', 'path = "/wechat/suite"', '',
       '[[rules]]', 'name = "price"', 'keyword = "price"', 'reply.text = "It costs 1 yuan."', '',
     ].join('\n'));
     server = await startServe({ WEMP_API_BASE: platform.url }, config);
@@ -1006,6 +1126,158 @@ describe('wemp serve with an Official Account, a WeCom app and a Mini Program: t
     const bubble = page.locator('.msg.bot.cs .bubble', { hasText: 'It costs 1 yuan.' });
     await bubble.waitFor();
     assert.equal(await bubble.locator('.via-cs').textContent(), '客服消息');
+    assert.deepEqual(errors, []);
+  });
+
+  test('a suite (no AgentID): its SuiteID in the header, its 指令回调URL in the service provider admin', async () => {
+    for (const [locale, kind, heading, where] of [
+      ['en-US', 'WeCom third-party app (第三方应用) · SuiteID wwsuite0123456789abcd',
+        'Paste into the WeCom service provider admin: crm suite',
+        /sealed for its SuiteID wwsuite0123456789abcd .*open\.work\.weixin\.qq\.com\) → 应用管理 .* → 回调配置 .* → 指令回调URL/],
+      ['zh-CN', '企业微信第三方应用 · SuiteID wwsuite0123456789abcd', '填写到企业微信服务商管理后台：crm suite',
+        /按 SuiteID wwsuite0123456789abcd 加密.*open\.work\.weixin\.qq\.com）→ 应用管理 → 该应用 → 回调配置 → 指令回调URL/],
+    ]) {
+      await open(locale);
+      await page.locator('#account-select').selectOption(SUITE.id);
+      assert.equal(await page.locator('#phone-kind').textContent(), kind);
+      await page.locator('#tab-setup').click();
+      await page.locator('#paste').getByText('suiteToken2024').waitFor();
+      assert.equal(await page.locator('#paste-h').textContent(), heading);
+      const text = await page.locator('#setup-where').textContent();
+      assert.match(text, where);
+      assert.doesNotMatch(text, /AgentID (\?|undefined)|AgentID 为 (\?|undefined)|\{/);
+      assert.deepEqual(errors, []);
+    }
+  });
+});
+
+describe('wemp serve as a third-party platform: the console plays its authorizers', () => {
+  // One account of its own and a [component]: an account authorizes the platform through the
+  // authorization page's redirect (the fake exchanges its code), then the console offers it
+  // next to the configured account, chats as one of its users (signed with the component's
+  // Token, sealed with its key for the component appid, posted to /wechat/<authorizer
+  // appid>), and the setup page lists it, in English and in Chinese.
+  let platform;
+  let server;
+  let browser;
+  let page;
+  let errors;
+
+  before(async () => {
+    platform = await fakePlatform();
+    const dir = mkdtempSync(path.join(tmpdir(), 'wemp-console-e2e-component-'));
+    dirs.push(dir);
+    const config = path.join(dir, 'wemp.toml');
+    writeFileSync(config, [
+      '[[accounts]]', 'name = "news desk"', 'token = "oaToken2024"', '',
+      '[component]', `appid = "${COMPONENT.appid}"`, `token = "${COMPONENT.token}"`, `aes_key = "${COMPONENT.key}"`, '',
+      '[[rules]]', 'name = "price"', 'keyword = "price"', 'reply.text = "It costs 1 yuan."', '',
+    ].join('\n'));
+    server = await startServe({ WEMP_API_BASE: platform.url, WEMP_COMPONENT_APPSECRET: COMPONENT.secret }, config);
+    const ticket = `<xml><AppId><![CDATA[${COMPONENT.appid}]]></AppId><CreateTime>${Math.floor(Date.now() / 1000)}</CreateTime>`
+      + '<InfoType><![CDATA[component_verify_ticket]]></InfoType><ComponentVerifyTicket><![CDATA[ticket@@@e2e]]></ComponentVerifyTicket></xml>';
+    assert.deepEqual(await pushComponent(`${server.url}/component`, ticket), [200, 'success']);
+  });
+
+  after(async () => {
+    if (browser) await browser.close();
+    if (platform) platform.server.close();
+  });
+
+  async function open(locale) {
+    if (browser) await browser.close();
+    browser = await launch(locale);
+    page = await browser.newPage();
+    errors = watchErrors(page);
+  }
+
+  async function say(text) {
+    if (await page.locator('#to-keyboard').isVisible()) await page.locator('#to-keyboard').click();
+    await page.locator('#text').fill(text);
+    await page.locator('#text').press('Enter');
+  }
+
+  test('an account authorizes; the chat offers it and plays WeChat for it', async () => {
+    await open('en-US');
+    // The administrator comes back from the authorization page with the code.
+    const res = await page.goto(`${server.url}/component/authorized?auth_code=${encodeURIComponent(AUTHORIZER.code)}&expires_in=3600`);
+    assert.equal(res.status(), 200);
+    await page.getByRole('heading', { name: 'Authorization complete' }).waitFor();
+    assert.deepEqual(platform.exchanges, [AUTHORIZER.code]);
+
+    await page.goto(`${server.url}/console/`);
+    await page.locator('#live.on').waitFor();
+    const select = page.getByRole('combobox', { name: 'Account to play WeChat for' });
+    assert.deepEqual(await select.locator('option').allTextContents(),
+      ['news desk · /wechat', `${AUTHORIZER.gh} · /wechat/${AUTHORIZER.appid} · authorizer`]);
+    await select.selectOption(AUTHORIZER.appid);
+    assert.equal(await page.locator('#phone-title').textContent(), AUTHORIZER.gh);
+    assert.equal(await page.locator('#account .badge.mode').textContent(), 'safe');
+    assert.equal(await page.locator('#endpoint-note').textContent(), `${server.url}/wechat/${AUTHORIZER.appid}`);
+    await say('price');
+    await page.locator('.msg.bot .bubble', { hasText: 'It costs 1 yuan.' }).waitFor();
+    const delivery = page.locator('.try-item', { hasText: 'text “price”' });
+    assert.equal(await delivery.locator('.badge.account').textContent(), AUTHORIZER.gh);
+    assert.match(await delivery.locator('.try-list').textContent(), /try 1 at \+0 ms: HTTP 200/);
+    assert.match(await delivery.locator('pre.xml').textContent(), new RegExp(`<ToUserName><!\\[CDATA\\[${AUTHORIZER.gh}\\]\\]></ToUserName>`));
+    // The server's record, tagged with the authorizer in the live log.
+    await page.getByRole('link', { name: /Live log/ }).click();
+    const row = page.locator('#log-rows tr', { has: page.locator('td.col-summary', { hasText: 'price' }) });
+    await row.first().waitFor();
+    assert.equal(await row.first().locator('.col-account').textContent(), AUTHORIZER.gh);
+    assert.equal(await row.first().locator('.badge').first().textContent(), 'reply');
+    await shot(page, 'component-log-desktop.png', DESKTOP);
+    // The configured account still answers as itself.
+    await page.getByRole('link', { name: 'Chat' }).click();
+    await select.selectOption(await select.locator('option').first().getAttribute('value'));
+    await say('price');
+    await page.locator('.msg.bot .bubble', { hasText: 'It costs 1 yuan.' }).waitFor();
+    assert.deepEqual(errors, []);
+  });
+
+  test('setup lists the authorizers and says how the selected one is reached', async () => {
+    await page.getByRole('combobox', { name: 'Account to play WeChat for' }).selectOption(AUTHORIZER.appid);
+    await page.getByRole('link', { name: 'Setup' }).click();
+    const panel = page.locator('#authorizers-panel');
+    await panel.locator('#authorizers-rows tr', { hasText: AUTHORIZER.appid }).waitFor();
+    assert.equal(await panel.getByRole('heading').textContent(), 'Authorized accounts (third-party platform)');
+    const cells = await panel.locator('#authorizers-rows tr').first().locator('td').allTextContents();
+    assert.deepEqual(cells.slice(0, 2), [AUTHORIZER.appid, `${AUTHORIZER.nick} · ${AUTHORIZER.gh}`]);
+    assert.equal(await panel.locator('#authorizers-rows tr').count(), 1);
+    assert.ok(!(await panel.textContent()).includes('refreshtoken@@@e2e'), 'the refresh token reached the page');
+    assert.equal(await page.locator('#paste-h').textContent(), `An authorizer of the third-party platform: ${AUTHORIZER.gh}`);
+    assert.match(await page.locator('#setup-where').textContent(), new RegExp(`authorized the third-party platform ${COMPONENT.appid}`));
+    assert.match(await page.locator('#paste').textContent(), new RegExp(`/wechat/${AUTHORIZER.appid}`));
+    assert.doesNotMatch(await page.locator('#paste').textContent(), new RegExp(`${COMPONENT.token}|No EncodingAESKey`));
+    await shot(page, 'component-setup-desktop.png', DESKTOP);
+    assert.deepEqual(errors, []);
+  });
+
+  test('in Chinese: the authorizer in the chat and on the setup page', async () => {
+    await open('zh-CN');
+    await page.goto(`${server.url}/console/`);
+    await page.locator('#live.on').waitFor();
+    const select = page.locator('#account-select');
+    assert.deepEqual(await select.locator('option').allTextContents(),
+      ['news desk · /wechat', `${AUTHORIZER.gh} · /wechat/${AUTHORIZER.appid} · 授权方`]);
+    await select.selectOption(AUTHORIZER.appid);
+    await say('price');
+    await page.locator('.msg.bot .bubble', { hasText: 'It costs 1 yuan.' }).waitFor();
+    await page.getByRole('link', { name: '配置' }).click();
+    const panel = page.locator('#authorizers-panel');
+    await panel.locator('#authorizers-rows tr', { hasText: AUTHORIZER.appid }).waitFor();
+    assert.equal(await panel.getByRole('heading').textContent(), '已授权的公众号（第三方平台）');
+    assert.deepEqual(await panel.locator('th').allTextContents(), ['AppID', '名称', '授权时间']);
+    assert.match(await panel.locator('#authorizers-rows tr').first().textContent(), new RegExp(AUTHORIZER.nick));
+    assert.equal(await page.locator('#paste-h').textContent(), `第三方平台的授权方：${AUTHORIZER.gh}`);
+    assert.match(await page.locator('#setup-where').textContent(), new RegExp(`已授权第三方平台 ${COMPONENT.appid}`));
+    assert.deepEqual(await untranslated(page), []);
+    await shot(page, 'component-setup-desktop.zh-CN.png', DESKTOP);
+    // The page the redirect opens, in the browser's language: the code is not exchanged twice.
+    const res = await page.goto(`${server.url}/component/authorized?auth_code=${encodeURIComponent(AUTHORIZER.code)}`);
+    assert.equal(res.status(), 200);
+    await page.getByRole('heading', { name: '授权成功' }).waitFor();
+    assert.deepEqual(platform.exchanges, [AUTHORIZER.code]);
     assert.deepEqual(errors, []);
   });
 });

@@ -235,17 +235,19 @@ impl IntoResponse for UnknownAccount {
     }
 }
 
-/// The account named `id` (the default one for `None` or empty) with its WeChat side.
-fn pick<'a>(
-    shared: &'a Shared,
+/// The account named `id` (the default one for `None` or empty) with its WeChat side,
+/// among the accounts played now (the configured ones and those the server added).
+fn pick(
+    shared: &Shared,
     id: Option<&str>,
-) -> Result<(&'a ConsoleAccount, &'a wemp_client::callback::Simulator), UnknownAccount> {
-    let accounts = &shared.config.accounts;
+) -> Result<(ConsoleAccount, wemp_client::callback::Simulator), UnknownAccount> {
+    let played = shared.accounts.now();
+    let accounts = &played.accounts;
     let i = match id.filter(|i| !i.is_empty()) {
         None => Some(0),
         Some(id) => accounts.iter().position(|a| a.id == id),
     };
-    match i.and_then(|i| Some((accounts.get(i)?, shared.wechat.get(i)?))) {
+    match i.and_then(|i| Some((accounts.get(i)?.clone(), played.wechat.get(i)?.clone()))) {
         Some(found) => Ok(found),
         None => {
             let known: Vec<String> = accounts.iter().map(|a| format!("{:?}", a.id)).collect();
@@ -267,6 +269,7 @@ fn account_json(a: &ConsoleAccount) -> serde_json::Value {
         "agentid": a.account().agentid(),
         "endpoint": a.endpoint,
         "path": a.path(),
+        "component": a.component_appid(),
     })
 }
 
@@ -276,12 +279,14 @@ async fn config(State(shared): S, Query(q): Query<AccountQuery>) -> Response {
         Ok(found) => found,
         Err(e) => return e.into_response(),
     };
+    let played = shared.accounts.now();
     Json(json!({
         // The account asked for (the default one without `account=`), as before several
-        // accounts existed; `accounts` lists them all, the default first.
-        "account": account_json(account),
+        // accounts existed; `accounts` lists them all, the default first, then those the
+        // server added while it runs (a third-party platform's authorizers).
+        "account": account_json(&account),
         "endpoint": account.endpoint,
-        "accounts": c.accounts.iter().map(account_json).collect::<Vec<_>>(),
+        "accounts": played.accounts.iter().map(account_json).collect::<Vec<_>>(),
         "users": c.users,
         "menu": c.menu,
         "menu_shared": true,
@@ -323,7 +328,7 @@ async fn send(State(shared): S, Json(body): Json<SendBody>) -> Response {
     // What the server reports about this message (a deadline answer, a rejection) reaches
     // the hub before its HTTP answer: collect it for the chat.
     let mut rx = shared.hub.subscribe();
-    let mut result = sim::run(wechat, &body.user, &body.action).await;
+    let mut result = sim::run(&wechat, &body.user, &body.action).await;
     result.account = account.id.clone();
     let sent = result.sent_xml.trim().to_owned();
     loop {
@@ -456,7 +461,7 @@ async fn history(State(shared): S, Query(q): Query<HistoryQuery>) -> Response {
     let appid = match q.account.as_deref().filter(|a| !a.is_empty()) {
         None => None,
         Some(id) => match pick(&shared, Some(id)) {
-            Ok((a, _)) => Some(a.id.clone()),
+            Ok((a, _)) => Some(a.id),
             Err(e) => return e.into_response(),
         },
     };
@@ -469,10 +474,11 @@ async fn history(State(shared): S, Query(q): Query<HistoryQuery>) -> Response {
     };
     match log.entries(&query).await {
         Ok(rows) => {
+            let played = shared.accounts.now();
             let items: Vec<LiveEntry> = rows
                 .into_iter()
                 .map(|(id, e)| {
-                    let mut x = crate::observe::entry(&shared.accounts, Source::Log, Arc::new(e));
+                    let mut x = crate::observe::entry(&played.accounts, Source::Log, Arc::new(e));
                     x.id = u64::try_from(id).unwrap_or_default();
                     x
                 })
@@ -560,11 +566,16 @@ async fn reload(State(shared): S) -> Response {
             "rules": r.current(),
         }))
         .into_response(),
-        Err(e) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({ "ok": false, "error": e.to_string(), "rules": r.current() })),
-        )
-            .into_response(),
+        Err(e) => {
+            // Problems located in the config: the page words their places.
+            let problems =
+                e.downcast_ref::<crate::ReloadRefused>().map(|r| r.problems.clone()).unwrap_or_default();
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({ "ok": false, "error": e.to_string(), "problems": problems, "rules": r.current() })),
+            )
+                .into_response()
+        }
     }
 }
 

@@ -143,6 +143,16 @@ impl ConsoleAccount {
         self.account.original_id().unwrap_or(PLACEHOLDER_ORIGINAL_ID)
     }
 
+    /// The third-party platform (its component appid) this account is an authorizer of:
+    /// its messages are sealed with the platform's key for the platform's appid, not its
+    /// own. `None` for an account of its own.
+    pub fn component_appid(&self) -> Option<&str> {
+        let sealed_for = self.account.cipher()?.appid();
+        (sealed_for != self.account.appid()
+            && self.account.kind() == wemp_proto::admission::Kind::OfficialAccount)
+            .then_some(sealed_for)
+    }
+
     /// The EncodingAESKey with all but its first and last 4 characters hidden.
     pub fn masked_aes_key(&self) -> Option<String> {
         self.account.aes_key().map(|k| mask(k.expose()))

@@ -73,6 +73,21 @@ pub struct LiveEntry {
     /// For an entry of the [`tap`]: what it saw.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tap: Option<TapFinding>,
+    /// How the handler failed, read from [`DeliveryRecord::error`], for the page to word in
+    /// its language (`record.error` is the English); `None` without an error, or for a
+    /// refusal (its [`DeliveryRecord::rejection`] says why).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureWords>,
+}
+
+/// A handler's failure ([`wemp_server::HandlerFailure`]) as the page words it: its kind and
+/// its detail in the handler's own words.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FailureWords {
+    /// `failed`, `panicked` or `unsendable`.
+    pub code: &'static str,
+    /// The handler's error, the panic's message or what is wrong with the reply.
+    pub detail: String,
 }
 
 impl LiveEntry {
@@ -83,7 +98,11 @@ impl LiveEntry {
             .as_deref()
             .and_then(|x| wemp_proto::reply::ReplyMessage::parse(x).ok())
             .map(|m| m.reply);
-        Self { id: 0, source, account: record.appid.clone(), record, reply, tap: None }
+        let failure = record.error.as_deref().filter(|_| record.rejection.is_none()).map(|line| {
+            let f = wemp_server::HandlerFailure::read(line);
+            FailureWords { code: f.code(), detail: f.detail().to_owned() }
+        });
+        Self { id: 0, source, account: record.appid.clone(), record, reply, tap: None, failure }
     }
 
     /// An entry read back from the message log (row id `row_id`).
@@ -325,6 +344,41 @@ fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A handler's failure reaches the page as its kind and detail (the English line stays
+    /// `record.error`), and the page has Chinese words for every kind.
+    #[test]
+    fn a_handler_failure_comes_with_its_kind_for_the_page() {
+        use wemp_server::HandlerFailure;
+        let strings = include_str!("../assets/strings.js");
+        for failure in [
+            HandlerFailure::Failed { error: "db down".into() },
+            HandlerFailure::Panicked { what: "index out of bounds".into() },
+            HandlerFailure::Unsendable { error: "<MediaId> must not be empty".into() },
+        ] {
+            let mut record = DeliveryRecord::new(1, 0);
+            record.error = Some(failure.to_string());
+            let x = LiveEntry::new(Source::Observer, Arc::new(record));
+            let words = x.failure.as_ref().unwrap();
+            assert_eq!((words.code, words.detail.as_str()), (failure.code(), failure.detail()));
+            let json = serde_json::to_value(&x).unwrap();
+            assert_eq!(json["failure"]["code"], failure.code());
+            assert_eq!(json["record"]["error"], failure.to_string());
+            let key = format!("'server.handler.{}': '", failure.code());
+            let line = strings.lines().find(|l| l.trim_start().starts_with(&key));
+            assert!(line.unwrap_or_else(|| panic!("strings.js has no {key}")).contains("{detail}"), "{key}");
+        }
+        // A refusal is worded by its rejection, not as a handler's failure.
+        let mut record = DeliveryRecord::new(1, 0);
+        record.error = Some("bad signature".into());
+        record.rejection = Some(wemp_store::RejectionRecord {
+            reason: wemp_proto::admission::RejectReason::SignatureMismatch,
+            code: Some(-40001),
+            param: "signature".into(),
+            message: "bad signature".into(),
+        });
+        assert!(LiveEntry::new(Source::Observer, Arc::new(record)).failure.is_none());
+    }
 
     #[test]
     fn an_unwatched_hub_makes_entries_only_when_a_page_asks() {

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod access;
+mod accounts;
 mod app;
 pub mod config;
 pub mod feed;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 pub use access::{COOKIE, CSRF_HEADER, FAILURE_WINDOW, MAX_FAILURES, PROXY_HEADERS, SESSION_TTL};
 pub use app::{escape as escape_html, page as html_page};
 pub use config::{Access, ConsoleAccount, ConsoleConfig, PLACEHOLDER_ORIGINAL_ID, TOKEN_ENV, TestUser};
-pub use feed::{Hub, LiveEntry, Source, TapFinding, tap};
+pub use feed::{FailureWords, Hub, LiveEntry, Source, TapFinding, tap};
 pub use menu::{ButtonKind, Menu, MenuButton, MenuError};
 pub use observe::ConsoleObserver;
 use wemp_client::callback::{Simulator, Target};
@@ -185,8 +186,44 @@ impl ReloadReport {
 }
 
 /// Why a reload did not take the new rules (the old ones stay in effect): the source's own
-/// error, shown as it words it (a config file's problems with their lines).
+/// error, shown as it words it; a [`ReloadRefused`] (problems located in the config) is
+/// sent to the page with each problem's place, which the page words in its language.
 pub type ReloadError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A reload refused for problems in the configuration, each with its place: the page frames
+/// them in its language (`配置文件 第 3 行，rules[0].regex：…`); each problem's message is the
+/// source's own English.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ReloadRefused {
+    /// The problems, in order.
+    pub problems: Vec<ReloadProblem>,
+}
+
+/// One problem of a [`ReloadRefused`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ReloadProblem {
+    /// Where it came from: the file, an environment variable, a flag, `rules`.
+    pub source: String,
+    /// The line (1-based), when the value is in the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// The dotted path of the field (`rules[0].regex`), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+    /// The whole problem in one English line (`wemp.toml:3: rules[0].regex: …`).
+    pub text: String,
+}
+
+impl std::fmt::Display for ReloadRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lines: Vec<&str> = self.problems.iter().map(|p| p.text.as_str()).collect();
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+impl std::error::Error for ReloadRefused {}
 
 /// The bot's current rules and how to reload them.
 #[async_trait::async_trait]
@@ -210,16 +247,15 @@ pub struct Console {
 /// What the handlers share.
 pub(crate) struct Shared {
     pub(crate) config: ConsoleConfig,
-    /// The same accounts, shared with the tap and the observer.
-    pub(crate) accounts: Arc<[ConsoleAccount]>,
+    /// The accounts played (the configured ones and those the server adds), each with its
+    /// WeChat side; shared with the observer.
+    pub(crate) accounts: Arc<accounts::AccountBook>,
     pub(crate) csrf: String,
     /// Logged-in browsers (token access).
     pub(crate) sessions: access::Sessions,
     /// Wrong tokens per peer.
     pub(crate) throttle: access::Throttle,
     pub(crate) hub: Arc<Hub>,
-    /// WeChat's side for each account, in the order of `config.accounts`.
-    pub(crate) wechat: Vec<Simulator>,
     pub(crate) media: media::MediaStore,
     pub(crate) doctor: Option<Arc<dyn Doctor>>,
     pub(crate) rules: Option<Arc<dyn Rules>>,
@@ -311,15 +347,15 @@ impl ConsoleBuilder {
             }
         }
         let csrf: String = (0..32).map(|_| format!("{:x}", rand::random::<u8>() & 0xf)).collect();
+        let played = accounts::Played { accounts: c.accounts.clone().into(), wechat };
         Ok(Console {
             shared: Arc::new(Shared {
-                accounts: c.accounts.clone().into(),
+                accounts: Arc::new(accounts::AccountBook::new(played, c.schedule)),
                 config: self.config,
                 csrf,
                 sessions: access::Sessions::default(),
                 throttle: access::Throttle::default(),
                 hub: self.hub.unwrap_or_default(),
-                wechat,
                 media: media::MediaStore::default(),
                 doctor: self.doctor,
                 rules: self.rules,
@@ -331,10 +367,13 @@ impl ConsoleBuilder {
 }
 
 /// WeChat's side of `account`: signs and encrypts with its keys, posts to its endpoint.
-fn callback(account: &ConsoleAccount, schedule: wemp_client::callback::Schedule) -> Result<Simulator, Error> {
+pub(crate) fn callback(
+    account: &ConsoleAccount,
+    schedule: wemp_client::callback::Schedule,
+) -> Result<Simulator, Error> {
     let a = account.account();
     let mode = account.mode();
-    if mode.is_encrypted() && a.aes_key().is_none() {
+    if mode.is_encrypted() && a.cipher().is_none() {
         return Err(Error::NoKey(mode));
     }
     let mut target = Target::new(account.endpoint.clone(), a.token().expose());
@@ -346,6 +385,9 @@ fn callback(account: &ConsoleAccount, schedule: wemp_client::callback::Schedule)
     target.kind = a.kind();
     target.agentid = a.agentid().map(str::to_owned);
     target.aes_key = a.aes_key().map(|k| k.expose().to_owned());
+    // The account's own cipher: a third-party platform's authorizer is sealed with the
+    // component's key for the component appid.
+    target.cipher = a.cipher().cloned();
     target.timeout = schedule.timeout;
     target.tries = schedule.tries;
     Simulator::new(target).map_err(|e| Error::Endpoint(e.0))
@@ -371,6 +413,18 @@ impl Console {
     /// server's app (`app.merge(console.router())`).
     pub fn router(&self) -> axum::Router {
         app::router(self.shared.clone())
+    }
+
+    /// Also plays the accounts the server adds while it runs — a third-party platform's
+    /// authorizers, added to `accounts` (the service's
+    /// [`WechatService::accounts`](wemp_server::WechatService::accounts)) when they
+    /// authorize — each at `endpoint` + `/` + its path segment (`http://127.0.0.1:8080/wechat`
+    /// → `…/wechat/<authorizer appid>`): the page lists them after the configured ones,
+    /// with their keys (an authorizer's are the component's), and the live log tags their
+    /// deliveries. The accounts are read from `accounts` whenever its set changed, not
+    /// copied. The first call counts; returns `false` for a later one.
+    pub fn live_accounts(&self, accounts: wemp_server::LiveAccounts, endpoint: impl Into<String>) -> bool {
+        self.shared.accounts.follow(accounts, endpoint.into())
     }
 
     /// The observer to add to the bot's service
@@ -423,7 +477,7 @@ mod tests {
         let shop = ConsoleAccount::new(shop.endpoint, keyed).with_id("shop");
         let console = Console::builder(first().with_account(shop)).build().unwrap();
         assert_eq!(console.config().accounts.len(), 2);
-        assert_eq!(console.shared.wechat.len(), 2);
+        assert_eq!(console.shared.accounts.now().wechat.len(), 2);
         let dbg = format!("{console:?}");
         assert!(
             dbg.contains("wechat/shop") && !dbg.contains("Tok456") && !dbg.contains("abcdefghij"),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use wemp_server::{DeliveryRecord, Observer};
 
+use crate::accounts::AccountBook;
 use crate::config::{ConsoleAccount, by_record};
 use crate::feed::{Hub, LiveEntry, Source};
 
@@ -14,7 +15,7 @@ use crate::feed::{Hub, LiveEntry, Source};
 #[derive(Clone, Debug)]
 pub struct ConsoleObserver {
     pub(crate) hub: Arc<Hub>,
-    pub(crate) accounts: Arc<[ConsoleAccount]>,
+    pub(crate) accounts: Arc<AccountBook>,
 }
 
 impl Observer for ConsoleObserver {
@@ -22,7 +23,7 @@ impl Observer for ConsoleObserver {
         // Made when a page shows it (at once while one is open): an idle console costs the
         // request path a closure, not a parse of the reply.
         let (record, accounts) = (record.clone(), self.accounts.clone());
-        self.hub.publish_with(move || entry(&accounts, Source::Observer, record));
+        self.hub.publish_with(move || entry(&accounts.now().accounts, Source::Observer, record));
     }
 }
 

@@ -7,7 +7,7 @@ use wemp_client::callback::{
 };
 use wemp_proto::Header;
 use wemp_proto::reply::ReplyError;
-use wemp_proto::wechat::{EventMessage, Message, Problem};
+use wemp_proto::wechat::{EventMessage, Message, Problem, Unreadable};
 
 use crate::feed::LiveEntry;
 
@@ -129,16 +129,21 @@ pub enum Sees {
         /// For `refused`: what WeChat refuses about the reply, one by one.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         problems: Vec<ReplyFinding>,
+        /// For `unreadable`: why the answer is not a usable reply ([`Unreadable`]), for the
+        /// page to word in its language.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        unreadable: Option<ReplyFinding>,
     },
 }
 
-/// One of WeChat's findings about a reply ([`Problem`]), for the page to word in its
-/// language: its kind, its English words and its parameters (flattened beside them).
+/// One of WeChat's findings about a reply ([`Problem`], or why it is unreadable:
+/// [`Unreadable`]), for the page to word in its language: its kind, its English words and
+/// its parameters (flattened beside them).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ReplyFinding {
     /// [`Problem::code`]; for a news reply beyond the article limits `news-limits-message`
     /// or `news-limits-event`, for an empty field `empty-field`, for a character XML cannot
-    /// carry `invalid-char`.
+    /// carry `invalid-char`. For an unreadable answer [`Unreadable::code`].
     pub code: &'static str,
     /// The English words.
     pub text: String,
@@ -178,6 +183,25 @@ impl From<&Problem> for ReplyFinding {
             _ => serde_json::Map::new(),
         };
         Self { code, text: p.to_string(), params }
+    }
+}
+
+impl From<&Unreadable> for ReplyFinding {
+    fn from(u: &Unreadable) -> Self {
+        use serde_json::json;
+        let params = match u {
+            Unreadable::NoDecrypt { detail, code } => json!({ "detail": detail, "code": code }),
+            Unreadable::Envelope { detail } | Unreadable::Other { detail } => json!({ "detail": detail }),
+            Unreadable::Xml { detail, snippet } | Unreadable::NotReply { detail, snippet } => {
+                json!({ "detail": detail, "snippet": snippet })
+            }
+            _ => json!({}),
+        };
+        let params = match params {
+            serde_json::Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        Self { code: u.code(), text: u.to_string(), params }
     }
 }
 
@@ -282,15 +306,16 @@ fn report(sent_xml: String, d: Delivery) -> ChatResult {
             code: Some("refused"),
             tries: None,
             problems: problems.iter().map(ReplyFinding::from).collect(),
+            unreadable: None,
         },
         DeliveryVerdict::Failed { reason, cause } => {
-            let (code, tries) = match cause {
-                FailCause::NoAnswer { tries } => (Some("no-answer"), Some(tries)),
-                FailCause::Unsigned { .. } => (Some("unsigned"), None),
-                FailCause::Unreadable(_) => (Some("unreadable"), None),
-                _ => (None, None),
+            let (code, tries, unreadable) = match cause {
+                FailCause::NoAnswer { tries } => (Some("no-answer"), Some(tries), None),
+                FailCause::Unsigned { .. } => (Some("unsigned"), None, None),
+                FailCause::Unreadable(why) => (Some("unreadable"), None, Some(ReplyFinding::from(&why))),
+                _ => (None, None, None),
             };
-            Sees::Banner { banner: ERROR_BANNER, reason, code, tries, problems: Vec::new() }
+            Sees::Banner { banner: ERROR_BANNER, reason, code, tries, problems: Vec::new(), unreadable }
         }
     };
     ChatResult { account: String::new(), sent_xml, sees, attempts, encrypted, warnings, server: Vec::new() }
@@ -409,26 +434,43 @@ mod tests {
         assert_eq!(result["warnings"][0]["create_time"], 1_700_000_000_000_i64);
 
         let strings = include_str!("../assets/strings.js");
-        let article = |count, limit, answering_message| Problem::Invalid {
-            error: ReplyError::ArticleCount { count, limit, answering_message },
-        };
-        let every = [
-            Problem::Swapped { openid: "o".into(), account: "g".into() },
-            Problem::WrongTo { found: "x".into(), expected: "o".into() },
-            Problem::WrongFrom { found: "x".into(), expected: "g".into() },
-            article(2, 1, true),
-            article(9, 8, false),
-            Problem::Invalid { error: ReplyError::EmptyField { field: "MediaId" } },
-            Problem::Invalid { error: ReplyError::InvalidChar { field: "Content".into(), ch: '\u{1}' } },
-            Problem::NotEncrypted,
-            Problem::Encrypted,
-            Problem::CreateTimeMillis { create_time: 1 },
-            Problem::CreateTimeFar { create_time: 1, now: 2 },
-            Problem::MiniprogramPassive,
-        ];
+        let every = Problem::examples();
         for p in &every {
             let f = ReplyFinding::from(p);
             let key = format!("'server.problem.{}': '", f.code);
+            let line = strings.lines().find(|l| l.trim_start().starts_with(&key));
+            let line = line.unwrap_or_else(|| panic!("strings.js has no {key}"));
+            for name in f.params.keys() {
+                assert!(line.contains(&format!("{{{name}}}")), "{key} does not say {{{name}}}");
+            }
+        }
+    }
+
+    /// An unreadable answer comes with its kind and parameters, and the page has Chinese
+    /// words for every kind, naming each parameter.
+    #[test]
+    fn an_unreadable_reply_carries_its_kind_for_the_page() {
+        let why = Unreadable::Xml { detail: "unexpected end".into(), snippet: "<xm".into() };
+        let d = Delivery {
+            mode: wemp_proto::Mode::Plain,
+            request: String::new(),
+            signed: None,
+            attempts: Vec::new(),
+            outcome: DeliveryVerdict::Failed {
+                reason: why.to_string(),
+                cause: FailCause::Unreadable(why.clone()),
+            },
+        };
+        let result = serde_json::to_value(report(String::new(), d)).unwrap();
+        assert_eq!(result["sees"]["code"], "unreadable");
+        assert_eq!(
+            result["sees"]["unreadable"],
+            serde_json::json!({ "code": "xml", "text": why.to_string(), "detail": "unexpected end", "snippet": "<xm" })
+        );
+        let strings = include_str!("../assets/strings.js");
+        for u in &Unreadable::examples() {
+            let f = ReplyFinding::from(u);
+            let key = format!("'server.unreadable.{}': '", f.code);
             let line = strings.lines().find(|l| l.trim_start().starts_with(&key));
             let line = line.unwrap_or_else(|| panic!("strings.js has no {key}"));
             for name in f.params.keys() {

@@ -16,7 +16,8 @@ use wemp_client::Client;
 use wemp_client::proxy::{PassBody, Passed};
 use wemp_proto::Secret;
 
-/// The header that picks the account (its name or appid); default: the first account.
+/// The header that picks the account (its name, its appid, or `corpid/agentid` for a WeCom
+/// app); default: the first account.
 pub const ACCOUNT_HEADER: &str = "x-wemp-account";
 
 /// Request bodies up to this size (by `Content-Length`) are held, so a call refused for a
@@ -48,8 +49,27 @@ pub type ClientLookup = Arc<dyn Fn(&str) -> Option<Client> + Send + Sync>;
 
 #[derive(Clone)]
 struct Entry {
+    /// The account's key: its appid, or `corpid/agentid` for a WeCom app
+    /// ([`wemp_proto::admission::app_key`]).
+    key: String,
+    /// The names given with [`ApiProxy::account`].
     names: Vec<String>,
     client: Client,
+}
+
+impl Entry {
+    /// What the log calls the account: its first name, else its key.
+    fn label(&self) -> &str {
+        self.names.first().unwrap_or(&self.key)
+    }
+
+    /// `"key" (name)`, for the choices of an error.
+    fn choice(&self) -> String {
+        match self.names.first() {
+            Some(name) if *name != self.key => format!("{:?} ({name})", self.key),
+            _ => format!("{:?}", self.key),
+        }
+    }
 }
 
 /// `/api/<path>` → the platform API with the account's access token added: an app calls
@@ -60,8 +80,11 @@ struct Entry {
 /// other process): on `40001`/`42001` it is compare-and-invalidated and the call sent once
 /// more; every other answer, errors included, is passed back unchanged. Uploads and
 /// downloads pass through as streams ([`Client::pass_through`]). `X-Wemp-Account` picks the
-/// account by name or appid (default: the first). A missing or wrong bearer token is `401`,
-/// checked in constant time before anything else is done.
+/// account by name or appid — a WeCom app by `corpid/agentid`, since the apps of one corp
+/// share the corpid (a bare corpid is enough when one app of the corp is added; with several
+/// it is a `400` naming them) — default: the first. A name, appid or key that is no
+/// account's is a `400` too. A missing or wrong bearer token is `401`, checked in constant
+/// time before anything else is done.
 ///
 /// Each call is counted (`wemp_api_proxy_calls_total{result}`, at the service's metrics
 /// path through [`ApiProxy::write_prometheus`]) and logged with its path, account, errcode
@@ -86,7 +109,7 @@ impl std::fmt::Debug for ApiProxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiProxy")
             .field("token", &self.token)
-            .field("accounts", &self.accounts.iter().map(|a| a.client.appid()).collect::<Vec<_>>())
+            .field("accounts", &self.accounts.iter().map(|a| a.key.as_str()).collect::<Vec<_>>())
             .finish()
     }
 }
@@ -107,12 +130,13 @@ impl ApiProxy {
         }
     }
 
-    /// Adds an account, known by its appid and by `names` in `X-Wemp-Account`.
+    /// Adds an account, known in `X-Wemp-Account` by `names`, by its appid and — for a WeCom
+    /// app's client — by `corpid/agentid` ([`wemp_proto::admission::app_key`]).
     #[must_use]
     pub fn account(mut self, names: impl IntoIterator<Item = impl Into<String>>, client: Client) -> Self {
-        let mut names: Vec<String> = names.into_iter().map(Into::into).collect();
-        names.push(client.appid().to_owned());
-        Arc::make_mut(&mut self.accounts).push(Entry { names, client });
+        let names: Vec<String> = names.into_iter().map(Into::into).collect();
+        let key = wemp_proto::admission::app_key(client.appid(), client.agentid());
+        Arc::make_mut(&mut self.accounts).push(Entry { key, names, client });
         self
     }
 
@@ -152,27 +176,50 @@ impl ApiProxy {
         bool::from(given.trim().as_bytes().ct_eq(self.token.expose().as_bytes()))
     }
 
+    /// The account `X-Wemp-Account` names: by name or key, else by appid (a bare corpid);
+    /// more than one is an error naming each, since the call would go out with a token that
+    /// may be the wrong app's.
     fn pick(&self, headers: &HeaderMap) -> Result<Entry, String> {
         let wanted = headers.get(ACCOUNT_HEADER).map(|v| v.to_str().unwrap_or_default().trim());
-        match wanted {
+        let w = match wanted {
             None | Some("") => {
-                self.accounts.first().cloned().ok_or_else(|| "no account with an appsecret".into())
+                return self.accounts.first().cloned().ok_or_else(|| "no account with an appsecret".into());
             }
-            Some(w) => {
-                if let Some(a) = self.accounts.iter().find(|a| a.names.iter().any(|n| n == w)) {
-                    return Ok(a.clone());
-                }
-                if let Some(client) = self.more.as_ref().and_then(|more| more(w)) {
-                    return Ok(Entry { names: vec![w.to_owned()], client });
-                }
-                let known: Vec<&str> =
-                    self.accounts.iter().flat_map(|a| a.names.iter().map(String::as_str)).collect();
-                let more = if self.more.is_some() { " or an authorizer's appid" } else { "" };
-                Err(format!(
-                    "no account {w:?} with an appsecret (X-Wemp-Account takes one of {known:?}{more})"
-                ))
+            Some(w) => w,
+        };
+        let named: Vec<&Entry> =
+            self.accounts.iter().filter(|a| a.key == w || a.names.iter().any(|n| n == w)).collect();
+        let by_appid: Vec<&Entry> = self.accounts.iter().filter(|a| a.client.appid() == w).collect();
+        let found = if named.is_empty() { by_appid } else { named };
+        match found.as_slice() {
+            [one] => return Ok((*one).clone()),
+            [] => {}
+            several => {
+                let choices: Vec<String> = several.iter().map(|a| a.choice()).collect();
+                let what = if several.iter().all(|a| a.client.agentid().is_some() && a.client.appid() == w) {
+                    format!("is the corpid of {} WeCom apps", several.len())
+                } else {
+                    format!("names {} accounts", several.len())
+                };
+                return Err(format!(
+                    "X-Wemp-Account {w:?} {what}: name one, as one of {}",
+                    choices.join(", ")
+                ));
             }
         }
+        if let Some(client) = self.more.as_ref().and_then(|more| more(w)) {
+            return Ok(Entry { key: w.to_owned(), names: Vec::new(), client });
+        }
+        let mut known: Vec<&str> = Vec::new();
+        for a in self.accounts.iter() {
+            for n in a.names.iter().chain([&a.key]) {
+                if !known.contains(&n.as_str()) {
+                    known.push(n);
+                }
+            }
+        }
+        let more = if self.more.is_some() { " or an authorizer's appid" } else { "" };
+        Err(format!("no account {w:?} with an appsecret (X-Wemp-Account takes one of {known:?}{more})"))
     }
 
     async fn handle(&self, path: &str, req: Request) -> Response {
@@ -196,7 +243,7 @@ impl ApiProxy {
                 return json_error(StatusCode::BAD_REQUEST, &msg);
             }
         };
-        let account = entry.names.first().map_or("", String::as_str);
+        let account = entry.label();
         let path = format!("/{path}");
         let query = req.uri().query().unwrap_or_default().to_owned();
         let method = req.method().clone();
@@ -329,5 +376,41 @@ mod tests {
         let err = pick("wxnobody000000000").unwrap_err();
         assert!(err.contains("or an authorizer's appid"), "{err}");
         assert!(!ApiProxy::new("t").more_accounts(Arc::new(|_: &str| None)).is_empty());
+    }
+
+    #[test]
+    fn apps_of_one_corp_are_picked_by_key_or_name_and_a_bare_corpid_is_ambiguous() {
+        let app =
+            |agent: &str| Client::builder("ww0000000000000001").secret("s").wecom(agent).build().unwrap();
+        let proxy = ApiProxy::new("a-long-random-proxy-token")
+            .account(["corp"], app("1000002"))
+            .account(["ops"], app("1000003"))
+            .account(
+                Vec::<String>::new(),
+                Client::builder("wx0000000000000001").secret("s").build().unwrap(),
+            );
+        let pick = |name: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(ACCOUNT_HEADER, HeaderValue::from_str(name).unwrap());
+            proxy.pick(&headers).map(|e| e.key)
+        };
+        assert_eq!(pick("ww0000000000000001/1000003").unwrap(), "ww0000000000000001/1000003");
+        assert_eq!(pick("ops").unwrap(), "ww0000000000000001/1000003");
+        assert_eq!(pick("corp").unwrap(), "ww0000000000000001/1000002");
+        assert_eq!(pick("wx0000000000000001").unwrap(), "wx0000000000000001");
+        let err = pick("ww0000000000000001").unwrap_err();
+        assert_eq!(
+            err,
+            "X-Wemp-Account \"ww0000000000000001\" is the corpid of 2 WeCom apps: name one, as one of \
+             \"ww0000000000000001/1000002\" (corp), \"ww0000000000000001/1000003\" (ops)"
+        );
+        let err = pick("ww0000000000000001/1000004").unwrap_err();
+        assert!(err.contains("\"ww0000000000000001/1000002\"") && err.contains("\"ops\""), "{err}");
+
+        // One app of the corp: its corpid is enough.
+        let one = ApiProxy::new("a-long-random-proxy-token").account(["corp"], app("1000002"));
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCOUNT_HEADER, HeaderValue::from_static("ww0000000000000001"));
+        assert_eq!(one.pick(&headers).unwrap().key, "ww0000000000000001/1000002");
     }
 }

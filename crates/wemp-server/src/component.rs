@@ -27,11 +27,12 @@
 //! ```
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use wemp_client::component::ComponentClient;
 use wemp_proto::component::{ComponentEvent, ComponentPush};
 use wemp_proto::{Cipher, Incoming, KeyError, Mode, Reply, Secret};
-use wemp_store::component::Authorizer;
+use wemp_store::component::{Authorizer, CodeClaim};
 
 use crate::accounts::{AccountSource, LiveAccounts};
 use crate::handler::{BoxError, BoxHandler};
@@ -50,15 +51,13 @@ struct Inner {
     token: Secret,
     cipher: Cipher,
     full_network_release: bool,
-    /// The codes exchanged lately and their authorizers, newest last: the authorization
-    /// page's redirect and the `authorized` push carry the same code, and a reload of the
-    /// page brings it again, but WeChat exchanges a code once. Held across the exchange, so
-    /// the two never race.
-    exchanged: Arc<tokio::sync::Mutex<std::collections::VecDeque<(String, String)>>>,
 }
 
-/// How many exchanged codes are remembered.
-const EXCHANGED_KEPT: usize = 32;
+/// How long one caller may hold an authorization code while exchanging it (then another
+/// may claim it): longer than the exchange and the profile call take.
+const EXCHANGE_LEASE: Duration = Duration::from_secs(30);
+/// How often a caller waiting for another's exchange looks again.
+const EXCHANGE_POLL: Duration = Duration::from_millis(100);
 
 impl std::fmt::Debug for Component {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -77,13 +76,7 @@ impl Component {
     pub fn new(client: ComponentClient, token: impl Into<Secret>, aes_key: &str) -> Result<Self, KeyError> {
         let cipher = Cipher::new(aes_key, client.appid())?;
         Ok(Self {
-            inner: Arc::new(Inner {
-                client,
-                token: token.into(),
-                cipher,
-                full_network_release: false,
-                exchanged: Arc::default(),
-            }),
+            inner: Arc::new(Inner { client, token: token.into(), cipher, full_network_release: false }),
         })
     }
 
@@ -182,33 +175,52 @@ impl Component {
 
     /// Exchanges an authorization code (`auth_code` of the authorization page's redirect,
     /// or an `authorized` push's), stores the authorizer (with its profile, when the
-    /// platform gives it), adds it to `accounts` and returns it. A code this platform
-    /// exchanged lately (the push and the redirect carry the same one) is not exchanged
-    /// again: the stored authorizer is returned.
+    /// platform gives it), adds it to `accounts` and returns it.
+    ///
+    /// WeChat exchanges a code once, but the push and the redirect carry the same one (often
+    /// to different instances) and a reload of the page brings it again: the codes are
+    /// claimed and their outcome kept in the platform's state
+    /// ([`wemp_store::ComponentState::claim_code`]), so a code exchanged by any instance
+    /// sharing the store lately is answered with the authorizer it became, and a code
+    /// another instance is exchanging now is waited for, not exchanged again.
     ///
     /// # Errors
     /// The platform refuses the code ([`wemp_client::Error::Api`], 61010 for one that
-    /// expired or was used elsewhere), a call or the store fails.
+    /// expired or was used elsewhere), a call or the store fails, or another instance held
+    /// the code for longer than its lease without finishing.
     pub async fn authorize(&self, accounts: &LiveAccounts, code: &str) -> Result<Authorizer, BoxError> {
         let client = &self.inner.client;
-        let mut exchanged = self.inner.exchanged.lock().await;
-        let known = exchanged.iter().find(|(c, _)| c == code).map(|(_, appid)| appid.clone());
-        let appid = match known {
-            Some(appid) => appid,
-            None => {
-                let appid = client.query_auth(code).await?.authorizer_appid;
-                if exchanged.len() == EXCHANGED_KEPT {
-                    exchanged.pop_front();
+        let state = client.state();
+        let deadline = tokio::time::Instant::now() + EXCHANGE_LEASE * 2;
+        let appid = loop {
+            match state.claim_code(code, EXCHANGE_LEASE).await? {
+                CodeClaim::Exchanged(appid) => break appid,
+                CodeClaim::Claimed => {
+                    let appid = match client.query_auth(code).await {
+                        Ok(a) => a.authorizer_appid,
+                        Err(e) => {
+                            if let Err(release) = state.release_code(code).await {
+                                tracing::warn!(error = %release, "cannot give up the authorization code's claim; it lapses with its lease");
+                            }
+                            return Err(e.into());
+                        }
+                    };
+                    if let Err(e) = client.authorizer_info(&appid).await {
+                        tracing::warn!(appid, error = %e, "cannot read the authorizer's profile; serving it without");
+                    }
+                    state.code_exchanged(code, &appid).await?;
+                    break appid;
                 }
-                exchanged.push_back((code.to_owned(), appid.clone()));
-                if let Err(e) = client.authorizer_info(&appid).await {
-                    tracing::warn!(appid, error = %e, "cannot read the authorizer's profile; serving it without");
+                CodeClaim::Exchanging if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(EXCHANGE_POLL).await;
                 }
-                appid
+                CodeClaim::Exchanging => {
+                    return Err("the authorization code is still being exchanged by another instance".into());
+                }
+                other => return Err(format!("unexpected claim on the authorization code: {other:?}").into()),
             }
         };
-        drop(exchanged);
-        let stored = client.state().authorizer(&appid).await?;
+        let stored = state.authorizer(&appid).await?;
         let authorizer = stored.ok_or_else(|| format!("authorizer {appid} was not stored"))?;
         accounts.add(self.authorizer_account(&authorizer))?;
         tracing::info!(appid, scopes = ?authorizer.func_scopes, "authorizer added");
@@ -321,7 +333,7 @@ impl ReleaseTests {
                         let client = &self.component.inner.client;
                         let appid = client.query_auth(&code).await?.authorizer_appid;
                         let client = client.client_for(&appid)?;
-                        client.send_reply(&openid, &Reply::text(format!("{code}_from_api"))).await?;
+                        client.kf().send_reply(&openid, &Reply::text(format!("{code}_from_api"))).await?;
                         Ok::<_, BoxError>(())
                     };
                     if let Err(e) = sent.await {

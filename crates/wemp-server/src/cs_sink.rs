@@ -88,7 +88,7 @@ impl LateReplySink for CustomerServiceSink {
                 message: format!("no API client configured for account {appid}"),
             };
         };
-        let outcome = match client.send_reply(openid, &reply).await {
+        let outcome = match client.kf().send_reply(openid, &reply).await {
             Ok(ReplyDelivery::Sent) => SinkOutcome::Delivered,
             // Nothing to send: nothing lost either.
             Ok(ReplyDelivery::Nothing) => SinkOutcome::Delivered,

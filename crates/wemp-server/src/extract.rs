@@ -156,7 +156,7 @@ impl FromInbound for ClickKey {
 }
 
 /// The QR scene of a `subscribe` through a QR code or of a `SCAN` (`qrscene_` stripped): the
-/// text of the scene the code was created with (`wemp_client::qrcode::Scene`; a numeric
+/// text of the scene the code was created with (`wemp_client::api::qrcode::Scene`; a numeric
 /// scene arrives as its digits).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QrScene(pub String);

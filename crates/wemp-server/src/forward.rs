@@ -253,7 +253,9 @@ impl Forward {
     }
 
     /// How the account wemp knows as `id` appears in the JSON: `account` is `name`, `appid`
-    /// the real appid (default: both are `id`).
+    /// the real appid (default: both are `id`). `id` is the account's key
+    /// ([`wemp_proto::admission::Account::key`]): its appid, or `corpid/agentid` for a WeCom
+    /// app, so the apps of one corp keep their own names.
     #[must_use]
     pub fn account_names(
         mut self,
@@ -274,7 +276,8 @@ impl Forward {
     /// The JSON body sent for `inbound` (contract version [`CONTRACT_VERSION`]).
     pub fn body(&self, inbound: &Inbound) -> serde_json::Value {
         let msg = inbound.message();
-        let id = inbound.account().appid();
+        let key = inbound.account().key();
+        let id = key.as_str();
         let (account, appid) = match self.names.get(id) {
             Some(n) => (n.account.clone(), n.appid.clone()),
             None => (id.to_owned(), Some(id.to_owned())),
@@ -363,7 +366,9 @@ impl Forward {
         let mut headers = vec![
             ("content-type", "application/json".to_owned()),
             (DEDUP_KEY_HEADER, inbound.message().dedup_key()),
-            ("x-wemp-account", inbound.account().appid().to_owned()),
+            // The key the API proxy takes back: a WeCom app's `corpid/agentid`, since the
+            // apps of one corp share the corpid.
+            ("x-wemp-account", inbound.account().key()),
         ];
         if let Some(secret) = &self.secret {
             headers.push((SIGNATURE_HEADER, format!("sha256={}", sign(secret.expose().as_bytes(), &body))));

@@ -45,7 +45,7 @@ pub use handler::{
 pub use late::{LateReplySink, LoggingSink, SinkOutcome};
 pub use observe::{
     BroadcastObserver, DedupOutcome, DeliveryRecord, ForwardRecord, ForwardResult, ForwardTarget,
-    MessageLogObserver, Observer, RecordOutcome, RejectionRecord,
+    HandlerFailure, MessageLogObserver, Observer, RecordOutcome, RejectionRecord,
 };
 pub use reject::{RejectReason, RejectionLogRate};
 #[cfg(feature = "client")]

@@ -50,7 +50,8 @@ where
 }
 
 pub use wemp_store::{
-    DedupOutcome, DeliveryRecord, ForwardRecord, ForwardResult, ForwardTarget, RecordOutcome, RejectionRecord,
+    DedupOutcome, DeliveryRecord, ForwardRecord, ForwardResult, ForwardTarget, HandlerFailure, RecordOutcome,
+    RejectionRecord,
 };
 
 /// Keeps what arrived on the request's record: the query parameters (percent-decoded, the

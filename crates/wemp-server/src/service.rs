@@ -22,7 +22,7 @@ use tracing::field::Empty;
 use wemp_proto::admission::{self, AccountsError, Kind, Policy, Refusal, Replay, ReplayCache, Verdict};
 use wemp_proto::{EncryptedReply, Incoming, Mode, ReferenceCode, Reply, ReplyContext};
 use wemp_store::memory::MemoryDedupStore;
-use wemp_store::{Claim, DedupStore, SessionStore};
+use wemp_store::{Claim, DedupStore, HandlerFailure, SessionStore};
 
 use crate::accounts::{AccountSource, LiveAccounts};
 use crate::context::{Decided, Shared};
@@ -1128,14 +1128,14 @@ impl Inner {
             Ok(Err(error)) => {
                 self.metrics.handler_error();
                 tracing::error!(error = %error, "handler failed; answering per the error policy");
-                shared.set_error(error.to_string());
+                shared.set_error(HandlerFailure::Failed { error: error.to_string() }.to_string());
                 self.policy_reply()
             }
             Err(panic) => {
                 self.metrics.handler_error();
                 let what = panic_text(&*panic);
                 tracing::error!(panic = %what, "handler panicked; answering per the error policy");
-                shared.set_error(format!("handler panicked: {what}"));
+                shared.set_error(HandlerFailure::Panicked { what }.to_string());
                 self.policy_reply()
             }
         };
@@ -1151,7 +1151,7 @@ impl Inner {
                     error = %e,
                     "handler's reply cannot be sent; answering per the error policy"
                 );
-                shared.set_error(format!("reply cannot be sent: {e}"));
+                shared.set_error(HandlerFailure::Unsendable { error: e.to_string() }.to_string());
                 reply = self.policy_reply();
                 reply.to_xml(&ctx).unwrap_or_else(|_| "success".to_owned())
             }

@@ -6,11 +6,18 @@
 //! PostgreSQL, Redis), so it lives where the server's sessions live, survives restarts and
 //! is shared by every instance using that store. Each value is a versioned document:
 //! concurrent writers never lose each other's updates (a write that loses the race re-reads
-//! and applies its change again). The documents never expire ([`KEEP`]).
+//! and applies its change again). The ticket and the authorizers never expire ([`KEEP`]).
+//!
+//! The authorization codes exchanged lately are kept too, with the authorizer each became
+//! ([`ComponentState::claim_code`]), for [`CODE_KEPT`]: WeChat exchanges a code once, and
+//! the `authorized` push and the authorization page's redirect carry the same code, often to
+//! different instances.
 //!
 //! Keys, for a component appid `C`: `wemp:component:C:ticket`,
-//! `wemp:component:C:authorizers` (the list of authorizer appids) and
-//! `wemp:component:C:authorizer:<appid>` (one authorizer).
+//! `wemp:component:C:authorizers` (the list of authorizer appids),
+//! `wemp:component:C:authorizer:<appid>` (one authorizer) and
+//! `wemp:component:C:code:<sha1 of the code>` (one authorization code; the code itself is
+//! not stored).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -41,6 +48,10 @@ use crate::{Result, SessionStore, StoreError, Versioned};
 /// How long the documents are kept: 100 years, i.e. until removed (every backend stores
 /// such an expiry as it is).
 pub const KEEP: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// How long the outcome of an exchanged authorization code is kept: WeChat's codes are
+/// valid for an hour.
+pub const CODE_KEPT: Duration = Duration::from_secs(3600);
 
 /// How often a write that lost an optimistic-concurrency race is re-applied before the
 /// conflict is reported.
@@ -93,6 +104,20 @@ impl Authorizer {
     }
 }
 
+/// What [`ComponentState::claim_code`] found for an authorization code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CodeClaim {
+    /// Nobody exchanged the code nor is exchanging it: the caller holds it now (for the
+    /// lease it asked for), exchanges it, then records the outcome with
+    /// [`ComponentState::code_exchanged`] or gives it up with [`ComponentState::release_code`].
+    Claimed,
+    /// Another caller (this instance or another) holds it and is exchanging it now.
+    Exchanging,
+    /// It was exchanged: the authorizer appid it became.
+    Exchanged(String),
+}
+
 /// The profile fields [`ComponentState::set_profile`] records.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Profile {
@@ -108,6 +133,13 @@ pub struct Profile {
 struct TicketDoc {
     ticket: String,
     received_at_ms: i64,
+}
+
+/// An authorization code: held while `authorizer_appid` is `None`, exchanged once it is set.
+#[derive(Serialize, Deserialize)]
+struct CodeDoc {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    authorizer_appid: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -190,11 +222,26 @@ impl ComponentState {
         self.key(&format!("authorizer:{appid}"))
     }
 
+    /// The key of an authorization code: its digest, so the store never holds a usable code.
+    fn code_key(&self, code: &str) -> String {
+        self.key(&format!("code:{}", wemp_proto::signature::sha1_sorted(&mut [code])))
+    }
+
     /// Reads `key`, lets `change` compute the new value from the current one (`None`: no
     /// write), writes it if nobody wrote meanwhile, and otherwise starts over.
     async fn modify<T>(
         &self,
         key: &str,
+        change: impl FnMut(Option<&serde_json::Value>) -> Result<(Option<serde_json::Value>, T)>,
+    ) -> Result<T> {
+        self.modify_for(key, KEEP, change).await
+    }
+
+    /// [`Self::modify`], the written value expiring `ttl` after the write.
+    async fn modify_for<T>(
+        &self,
+        key: &str,
+        ttl: Duration,
         mut change: impl FnMut(Option<&serde_json::Value>) -> Result<(Option<serde_json::Value>, T)>,
     ) -> Result<T> {
         let mut tries = 0;
@@ -206,7 +253,7 @@ impl ComponentState {
             };
             let (next, out) = change(value)?;
             let Some(next) = next else { return Ok(out) };
-            match self.store.save(key, &next, expected, KEEP).await {
+            match self.store.save(key, &next, expected, ttl).await {
                 Ok(_) => return Ok(out),
                 Err(StoreError::Conflict { .. }) if tries + 1 < WRITE_TRIES => tries += 1,
                 Err(e) => return Err(e),
@@ -337,6 +384,56 @@ impl ComponentState {
             Ok((Some(serde_json::to_value(doc)?), true))
         })
         .await
+    }
+
+    /// Claims the authorization code `code` for exchanging it (`api_query_auth`), unless it
+    /// was exchanged lately — then the authorizer it became is returned — or someone is
+    /// exchanging it now. A claim lapses after `lease` (its holder died or hangs), so the
+    /// code can be claimed again.
+    ///
+    /// # Errors
+    /// When the store fails or the stored value does not decode.
+    pub async fn claim_code(&self, code: &str, lease: Duration) -> Result<CodeClaim> {
+        let key = self.code_key(code);
+        let held = serde_json::to_value(CodeDoc { authorizer_appid: None })?;
+        let mut tries = 0;
+        loop {
+            if let Some(v) = self.store.load(&key).await? {
+                let doc: CodeDoc = serde_json::from_value(v.value)?;
+                return Ok(doc.authorizer_appid.map_or(CodeClaim::Exchanging, CodeClaim::Exchanged));
+            }
+            match self.store.save(&key, &held, 0, lease).await {
+                Ok(_) => return Ok(CodeClaim::Claimed),
+                // Claimed or exchanged meanwhile: read what it is now.
+                Err(StoreError::Conflict { .. }) if tries + 1 < WRITE_TRIES => tries += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Records that `code` was exchanged and became the authorizer `appid`, for
+    /// [`CODE_KEPT`]: [`ComponentState::claim_code`] answers with it from now on.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn code_exchanged(&self, code: &str, appid: &str) -> Result<()> {
+        let doc = serde_json::to_value(CodeDoc { authorizer_appid: Some(appid.to_owned()) })?;
+        self.modify_for(&self.code_key(code), CODE_KEPT, |_| Ok((Some(doc.clone()), ()))).await
+    }
+
+    /// Gives up a claim on `code` (the exchange failed): the next
+    /// [`ComponentState::claim_code`] claims it again.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn release_code(&self, code: &str) -> Result<()> {
+        let key = self.code_key(code);
+        let Some(v) = self.store.load(&key).await? else { return Ok(()) };
+        // An exchanged code's outcome stays.
+        if serde_json::from_value::<CodeDoc>(v.value)?.authorizer_appid.is_none() {
+            self.store.delete(&key).await?;
+        }
+        Ok(())
     }
 
     /// Forgets the authorizer (`unauthorized`). Returns whether it was stored.

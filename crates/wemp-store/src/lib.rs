@@ -24,8 +24,8 @@ pub use dedup::{Claim, DedupStore};
 pub use error::{Result, StoreError};
 pub use fallback::FallbackDedupStore;
 pub use log::{
-    DedupOutcome, DeliveryRecord, ForwardRecord, ForwardResult, ForwardTarget, LogQuery, MessageLog,
-    RecordOutcome, RejectionRecord, SinkOutcome, apply_retention, merge,
+    DedupOutcome, DeliveryRecord, ForwardRecord, ForwardResult, ForwardTarget, HandlerFailure, LogQuery,
+    MessageLog, RecordOutcome, RejectionRecord, SinkOutcome, apply_retention, merge,
 };
 pub use session::{SessionStore, Versioned};
 pub use session_token::SessionTokenStore;

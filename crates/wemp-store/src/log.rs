@@ -325,6 +325,82 @@ fn bounded(bytes: &[u8]) -> String {
     text
 }
 
+/// How a handler failed, as [`DeliveryRecord::error`] words it: its [`Display`](std::fmt::Display)
+/// is that English line (what the log keeps), and [`HandlerFailure::read`] reads a stored
+/// line back into its kind, for words in another language (the web console's).
+///
+/// ```
+/// use wemp_store::HandlerFailure;
+///
+/// let line = HandlerFailure::Panicked { what: "index out of bounds".into() }.to_string();
+/// assert_eq!(line, "handler panicked: index out of bounds");
+/// assert_eq!(HandlerFailure::read(&line), HandlerFailure::Panicked { what: "index out of bounds".into() });
+/// assert_eq!(HandlerFailure::read("db down").code(), "failed");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HandlerFailure {
+    /// The handler returned an error (its own words).
+    Failed {
+        /// The handler's error.
+        error: String,
+    },
+    /// The handler panicked.
+    Panicked {
+        /// The panic's message.
+        what: String,
+    },
+    /// The handler's reply cannot be sent: WeChat would refuse it as written.
+    Unsendable {
+        /// What is wrong with it.
+        error: String,
+    },
+}
+
+impl HandlerFailure {
+    const PANICKED: &'static str = "handler panicked: ";
+    const UNSENDABLE: &'static str = "reply cannot be sent: ";
+
+    /// The kind: `failed`, `panicked` or `unsendable`.
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::Failed { .. } => "failed",
+            Self::Panicked { .. } => "panicked",
+            Self::Unsendable { .. } => "unsendable",
+        }
+    }
+
+    /// The detail in the kind's own words: the handler's error, the panic's message, what
+    /// is wrong with the reply.
+    pub fn detail(&self) -> &str {
+        match self {
+            Self::Failed { error } | Self::Unsendable { error } => error,
+            Self::Panicked { what } => what,
+        }
+    }
+
+    /// The failure a stored [`DeliveryRecord::error`] line words.
+    pub fn read(line: &str) -> Self {
+        if let Some(what) = line.strip_prefix(Self::PANICKED) {
+            Self::Panicked { what: what.to_owned() }
+        } else if let Some(error) = line.strip_prefix(Self::UNSENDABLE) {
+            Self::Unsendable { error: error.to_owned() }
+        } else {
+            Self::Failed { error: line.to_owned() }
+        }
+    }
+}
+
+impl std::fmt::Display for HandlerFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Failed { error } => f.write_str(error),
+            Self::Panicked { what } => write!(f, "{}{what}", Self::PANICKED),
+            Self::Unsendable { error } => write!(f, "{}{error}", Self::UNSENDABLE),
+        }
+    }
+}
+
 /// One handled request (or the late follow-up of one), as the server emits it and the
 /// message log keeps it. `Clone + Serialize + Deserialize` (JSON for a live console and
 /// `wemp log --json`); the server shares it as `Arc<DeliveryRecord>`.

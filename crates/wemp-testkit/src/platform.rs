@@ -10,11 +10,13 @@
 //! articles, and the data cube reports are computed from the [`StatEvent`]s you record;
 //! cards (卡券) keep their stock and review state, and users' codes their redemption state.
 //!
-//! It also serves `/cgi-bin/showqrcode` (the `mp.weixin.qq.com` image) and
-//! `/connect/oauth2/authorize` (the `open.weixin.qq.com` consent page, which approves at
-//! once as the user set with [`FakePlatform::set_oauth_user`]), so one base URL stands in
-//! for all three hosts — and for WeCom's `qyapi.weixin.qq.com`, whose `gettoken` and
-//! `message/send` it answers for one app ([`PlatformConfig::corpid`]).
+//! It also serves `/cgi-bin/showqrcode` (the `mp.weixin.qq.com` image), `/mp/subscribemsg`
+//! (the `mp.weixin.qq.com` one-time subscription consent page) and
+//! `/connect/oauth2/authorize` (the `open.weixin.qq.com` consent page); both consent pages
+//! approve at once as the user set with [`FakePlatform::set_oauth_user`]. So one base URL
+//! stands in for all three hosts — and for WeCom's `qyapi.weixin.qq.com`, whose `gettoken` and
+//! `message/send` it answers for the apps of one corp ([`PlatformConfig::corpid`],
+//! [`FakePlatform::add_wecom_app`]), each with its own Secret and token.
 //!
 //! ```
 //! use std::time::Duration;
@@ -51,15 +53,31 @@
 //! ```
 
 mod api;
-mod card;
-mod comment;
+mod cards;
+mod comments;
 mod component;
 mod datacube;
+mod drafts;
+mod jssdk;
+mod kf;
+mod mass;
+mod material;
+mod media;
+mod menu;
 mod news;
+mod oauth;
+mod ops;
+mod publish;
+mod qrcode;
+mod subscribe;
 mod support;
+mod tags;
+mod templates;
+mod token;
+mod users;
 mod wecom;
 
-pub use card::{CardGrant, FakeCard, FakeCardCode};
+pub use cards::{CardGrant, FakeCard, FakeCardCode, FakeMember};
 pub use component::{FakeAuthorizer, Pushed};
 pub use datacube::{ALL_SOURCES, StatEvent};
 pub use news::FakeComment;
@@ -99,7 +117,8 @@ pub struct PlatformConfig {
     pub corpid: String,
     /// The WeCom app's Secret (default `fake-corp-secret`).
     pub corp_secret: String,
-    /// The WeCom app's AgentID (default `1000002`), checked by `message/send`.
+    /// The WeCom app's AgentID (default `1000002`), checked by `message/send`; more apps of
+    /// the corp are added with [`FakePlatform::add_wecom_app`].
     pub agentid: String,
     /// The Open Platform third-party platform's appid (default `wx00000000000c0mp1`).
     pub component_appid: String,
@@ -300,16 +319,17 @@ pub(crate) struct World {
     tokens: HashMap<String, Token>,
     classic_current: Option<String>,
     stable_current: Option<String>,
-    wecom_current: Option<String>,
-    wecom_sent: Vec<Value>,
+    wecom: wecom::Corp,
     ticket: Option<(String, i64)>,
     faults: Vec<FaultRule>,
     scripted: HashMap<String, Value>,
     requests: Vec<Recorded>,
     media: HashMap<String, StoredMedia>,
+    hd_voices: media::HdVoices,
     users: BTreeMap<String, FakeUser>,
     tags: BTreeMap<i64, String>,
     blacklist: BTreeSet<String>,
+    migrations: users::Migrations,
     menu: Option<Value>,
     conditional: BTreeMap<i64, Value>,
     kf: BTreeMap<String, Value>,
@@ -332,8 +352,11 @@ pub(crate) struct World {
     sent: Vec<Value>,
     news: news::Newsroom,
     stats: datacube::Ledger,
-    cards: card::CardDesk,
+    cards: cards::CardDesk,
     component: component::Desk,
+    kf_desk: kf::Desk,
+    subscriptions: subscribe::Board,
+    mass_uploads: mass::Uploads,
 }
 
 #[derive(Default)]
@@ -656,9 +679,21 @@ impl FakePlatform {
         self.world().cfg().agentid.clone()
     }
 
+    /// Adds another app of the WeCom corp (or replaces the Secret of one added before):
+    /// `gettoken` with `secret` gives a token of its own, which `message/send` accepts for
+    /// `agentid` only — another app's token is refused with `301002`, as WeCom does.
+    pub fn add_wecom_app(&self, agentid: impl Into<String>, secret: impl Into<String>) {
+        self.world().add_wecom_app(agentid.into(), secret.into());
+    }
+
+    /// The AgentID of the WeCom app a token was issued to by `gettoken`.
+    pub fn wecom_token_app(&self, token: &str) -> Option<String> {
+        self.world().wecom_token_app(token)
+    }
+
     /// Every WeCom `message/send` body accepted, in order.
     pub fn wecom_messages(&self) -> Vec<Value> {
-        self.world().wecom_sent.clone()
+        self.world().wecom.sent.clone()
     }
 
     /// Makes customer-service messages to `openid` fail with 45015 (48 hours passed).
@@ -706,10 +741,12 @@ fn errmsg_for(code: i64) -> &'static str {
         40007 => "invalid media_id",
         40013 => "invalid appid",
         40029 => "invalid code",
+        40032 => "invalid openid list size",
         40037 => "invalid template_id",
         40066 => "invalid url",
         40014 => "invalid access_token",
         40125 => "invalid appsecret",
+        40056 => "invalid agentid",
         40164 => "invalid ip 127.0.0.1 ipv6 ::ffff:127.0.0.1, not in whitelist",
         41001 => "access_token missing",
         42001 => "access_token expired",
@@ -723,6 +760,8 @@ fn errmsg_for(code: i64) -> &'static str {
         61010 => "code is expired",
         61011 => "invalid component",
         61023 => "refresh_token is invalid",
+        63178 => "appid not match",
+        301002 => "not allow operate another agent with this accesstoken",
         _ => "error",
     }
 }
@@ -740,8 +779,8 @@ fn route(w: &mut World, method: &axum::http::Method, r: &Recorded) -> Answer {
     let answer = datacube::dispatch(w, method, r)
         .or_else(|| wecom::dispatch(w, method, r))
         .or_else(|| component::dispatch(w, method, r))
-        .or_else(|| comment::dispatch(w, method, r))
-        .or_else(|| card::dispatch(w, method, r))
+        .or_else(|| comments::dispatch(w, method, r))
+        .or_else(|| cards::dispatch(w, method, r))
         .unwrap_or_else(|| api::dispatch(w, method, r));
     news::observe(w, r, &answer);
     answer

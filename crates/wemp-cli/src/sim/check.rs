@@ -3,13 +3,20 @@
 //! The handshake, every message and event type in each mode, a retry of the same MsgId,
 //! and requests WeChat never sends (forged signatures, malformed bodies) that must be
 //! refused rather than answered with a reply.
+//!
+//! The checks' names and notes are worded in the language asked for (`--json` asks for
+//! English), from the [`Msg`] catalogue and [`super::words`].
 
 use serde::Serialize;
 use wemp_proto::reply::ReplyMessage;
 use wemp_proto::{Mode, Reply, signature};
 
 use super::build::{MessageSpec, every_type};
-use super::{DeliveryVerdict, Exchange, Kind, Schedule, Simulator, fmt_duration, now_secs, random_msg_id};
+use super::{
+    Delivery, DeliveryVerdict, Exchange, Kind, Schedule, Simulator, fmt_duration, now_secs, random_msg_id,
+    words,
+};
+use crate::i18n::{Lang, Msg, mode_name};
 
 /// The verdict of one check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -74,8 +81,13 @@ impl CheckReport {
 }
 
 /// Runs every check against the simulator's target in each of `modes`, calling `progress`
-/// after each check.
-pub async fn run(sim: &Simulator, modes: &[Mode], mut progress: impl FnMut(&CheckResult)) -> CheckReport {
+/// after each check; names and notes are in `lang`.
+pub async fn run(
+    sim: &Simulator,
+    modes: &[Mode],
+    lang: Lang,
+    mut progress: impl FnMut(&CheckResult),
+) -> CheckReport {
     let mut report = CheckReport::default();
     let mut push = |report: &mut CheckReport, result: CheckResult| {
         progress(&result);
@@ -97,55 +109,56 @@ pub async fn run(sim: &Simulator, modes: &[Mode], mut progress: impl FnMut(&Chec
         Status::Warn
     };
     let details = if verify.ok { &verify.warnings } else { &verify.problems };
-    let details = details.iter().map(ToString::to_string).collect();
-    push(&mut report, CheckResult::new("handshake (GET echostr)", status, details));
+    let details = details.iter().map(|p| words::verify_problem(p, lang)).collect();
+    push(&mut report, CheckResult::new(Msg::CheckHandshake.get(lang), status, details));
     if unreachable {
         push(
             &mut report,
-            CheckResult::new("remaining checks", Status::Skip, vec!["server unreachable".into()]),
+            CheckResult::new(
+                Msg::CheckRemaining.get(lang),
+                Status::Skip,
+                vec![Msg::CheckUnreachable.get(lang).to_owned()],
+            ),
         );
         return report;
     }
-    push(&mut report, forged_handshake(&single).await);
+    push(&mut report, forged_handshake(&single, lang).await);
 
     for &mode in modes {
+        let m = mode_name(mode, lang);
         let sim = match single.with_mode(mode) {
             Ok(sim) => sim,
             Err(e) => {
-                push(&mut report, CheckResult::new(format!("{mode}: all types"), Status::Skip, vec![e.0]));
+                let name = Msg::CheckAllTypes.fill(lang, &[("mode", &m)]);
+                push(&mut report, CheckResult::new(name, Status::Skip, vec![e.0]));
                 continue;
             }
         };
-        if let Some(result) = requires_encryption(&sim).await {
+        if let Some(result) = requires_encryption(&sim, lang).await {
             push(&mut report, result);
             continue;
         }
         if sim.target().kind == Kind::Wecom && mode != Mode::Safe {
             // WeCom sends only safe-mode requests; a WeCom app's server that answers
             // another mode accepts requests without msg_signature.
-            let details = vec![format!(
-                "the server answered a {mode} request signed as an Official Account's; WeCom sends every \
-                 callback encrypted with msg_signature only, and its server must refuse anything else"
-            )];
-            push(
-                &mut report,
-                CheckResult::new(format!("{mode}: server requires encryption"), Status::Fail, details),
-            );
+            let details = vec![Msg::CheckWecomAnswered.fill(lang, &[("mode", &m)])];
+            let name = Msg::CheckRequiresEncryption.fill(lang, &[("mode", &m)]);
+            push(&mut report, CheckResult::new(name, Status::Fail, details));
             continue;
         }
         for spec in every_type(sim.target().kind) {
-            push(&mut report, one_type(&sim, &spec).await);
+            push(&mut report, one_type(&sim, &spec, lang).await);
         }
-        push(&mut report, retry_same_msg_id(&sim).await);
-        for result in refusals(&sim).await {
+        push(&mut report, retry_same_msg_id(&sim, lang).await);
+        for result in refusals(&sim, lang).await {
             push(&mut report, result);
         }
     }
     report
 }
 
-async fn forged_handshake(sim: &Simulator) -> CheckResult {
-    let name = "handshake with a forged signature is refused";
+async fn forged_handshake(sim: &Simulator, lang: Lang) -> CheckResult {
+    let name = Msg::CheckForgedHandshake.get(lang);
     let echostr = random_msg_id().to_string();
     let timestamp = now_secs().to_string();
     let mut req = match sim.verification(&timestamp, "20250101", &echostr) {
@@ -165,19 +178,23 @@ async fn forged_handshake(sim: &Simulator) -> CheckResult {
         Exchange::Http { status: 200, body, .. } if body.trim() == echostr => CheckResult::new(
             name,
             Status::Fail,
-            vec![format!(
-                "answered a forged request: echoed echostr for a wrong signature; the server does not check \
-                     `{}`",
-                if req.param("msg_signature").is_some() { "msg_signature" } else { "signature" }
+            vec![Msg::CheckForgedEchoed.fill(
+                lang,
+                &[(
+                    "param",
+                    &if req.param("msg_signature").is_some() { "msg_signature" } else { "signature" },
+                )],
             )],
         ),
-        other => CheckResult::new(name, Status::Pass, vec![other.describe(sim.target().timeout)]),
+        other => {
+            CheckResult::new(name, Status::Pass, vec![words::exchange(other, sim.target().timeout, lang)])
+        }
     }
 }
 
-async fn one_type(sim: &Simulator, spec: &MessageSpec) -> CheckResult {
-    let mode = sim.target().mode;
-    let name = format!("{mode}: {}", spec.label());
+async fn one_type(sim: &Simulator, spec: &MessageSpec, lang: Lang) -> CheckResult {
+    let mode = mode_name(sim.target().mode, lang);
+    let name = Msg::CheckType.fill(lang, &[("mode", &mode), ("what", &spec.label())]);
     let incoming = match super::message(sim, spec) {
         Ok(m) => m,
         Err(e) => return CheckResult::new(name, Status::Fail, vec![e.to_string()]),
@@ -186,18 +203,19 @@ async fn one_type(sim: &Simulator, spec: &MessageSpec) -> CheckResult {
     match &delivery.outcome {
         DeliveryVerdict::Reply { problems, message, warnings, .. } if problems.is_empty() => {
             if warnings.is_empty() {
-                CheckResult::new(name, Status::Pass, vec![summary(sim.target().kind, message)])
+                CheckResult::new(name, Status::Pass, vec![summary(sim.target().kind, message, lang)])
             } else {
-                CheckResult::new(name, Status::Warn, warnings.iter().map(ToString::to_string).collect())
+                CheckResult::new(
+                    name,
+                    Status::Warn,
+                    warnings.iter().map(|p| words::problem(p, lang)).collect(),
+                )
             }
         }
-        outcome => {
-            let mut details = outcome.failures();
+        _ => {
+            let mut details = words::failures(&delivery, sim.target().timeout, lang);
             if delivery.attempts.iter().any(|a| a.exchange == Exchange::Timeout) {
-                details.push(format!(
-                    "WeChat waits {} per try, tries 3 times, then shows the user the error banner",
-                    fmt_duration(sim.target().timeout)
-                ));
+                details.push(Msg::CheckSlow.fill(lang, &[("timeout", &fmt_duration(sim.target().timeout))]));
             }
             CheckResult::new(name, Status::Fail, details)
         }
@@ -208,7 +226,7 @@ async fn one_type(sim: &Simulator, spec: &MessageSpec) -> CheckResult {
 /// requests: when a `sim`'s mode is refused with a 4xx status while the same message in safe
 /// mode is answered, that mode's checks end in one pass, "server requires encryption".
 /// `None` when the mode is safe, no EncodingAESKey is known, or the mode is not refused.
-async fn requires_encryption(sim: &Simulator) -> Option<CheckResult> {
+async fn requires_encryption(sim: &Simulator, lang: Lang) -> Option<CheckResult> {
     let mode = sim.target().mode;
     if mode == Mode::Safe {
         return None;
@@ -220,31 +238,36 @@ async fn requires_encryption(sim: &Simulator) -> Option<CheckResult> {
     if !delivery.attempts.last().is_some_and(refused) {
         return None;
     }
+    let timeout = sim.target().timeout;
     let said =
-        delivery.attempts.last().map(|a| a.exchange.describe(sim.target().timeout)).unwrap_or_default();
+        delivery.attempts.last().map(|a| words::exchange(&a.exchange, timeout, lang)).unwrap_or_default();
     let answered = safe.deliver(&super::message(&safe, &probe).ok()?).await;
-    let name = format!("{mode}: server requires encryption");
+    let m = mode_name(mode, lang);
+    let name = Msg::CheckRequiresEncryption.fill(lang, &[("mode", &m)]);
     Some(if answered.outcome.user_sees_error() {
-        let mut details = vec![format!("{mode} requests are refused ({said}), and so are safe ones:")];
-        details.extend(answered.outcome.failures());
+        let mut details = vec![Msg::CheckRefusedToo.fill(lang, &[("mode", &m), ("said", &said)])];
+        details.extend(words::failures(&answered, timeout, lang));
         CheckResult::new(name, Status::Fail, details)
     } else {
-        CheckResult::new(name, Status::Pass, vec![format!("{mode} requests are refused: {said}")])
+        CheckResult::new(
+            name,
+            Status::Pass,
+            vec![Msg::CheckRefused.fill(lang, &[("mode", &m), ("said", &said)])],
+        )
     })
 }
 
-fn summary(kind: Kind, message: &ReplyMessage) -> String {
+fn summary(kind: Kind, message: &ReplyMessage, lang: Lang) -> String {
     match &message.reply {
-        Reply::None if kind == Kind::Miniprogram => {
-            "success: replies go through the customer-service API".into()
-        }
-        Reply::None => "no reply".into(),
-        reply => format!("{} reply", reply.msg_type().unwrap_or("?")),
+        Reply::None if kind == Kind::Miniprogram => Msg::CheckMiniprogramSuccess.get(lang).to_owned(),
+        Reply::None => Msg::CheckNoReply.get(lang).to_owned(),
+        reply => Msg::CheckReply.fill(lang, &[("type", &reply.msg_type().unwrap_or("?"))]),
     }
 }
 
-async fn retry_same_msg_id(sim: &Simulator) -> CheckResult {
-    let name = format!("{}: a retry of the same MsgId gets the same reply", sim.target().mode);
+async fn retry_same_msg_id(sim: &Simulator, lang: Lang) -> CheckResult {
+    let name = Msg::CheckRetry.fill(lang, &[("mode", &mode_name(sim.target().mode, lang))]);
+    let timeout = sim.target().timeout;
     let incoming = match super::message(sim, &MessageSpec::text("retry check")) {
         Ok(m) => m,
         Err(e) => return CheckResult::new(name, Status::Fail, vec![e.to_string()]),
@@ -254,22 +277,19 @@ async fn retry_same_msg_id(sim: &Simulator) -> CheckResult {
     match (&first.outcome, &second.outcome) {
         (DeliveryVerdict::Reply { message: a, .. }, DeliveryVerdict::Reply { message: b, .. }) => {
             if a.reply == b.reply {
-                CheckResult::new(name, Status::Pass, vec![summary(sim.target().kind, a)])
+                CheckResult::new(name, Status::Pass, vec![summary(sim.target().kind, a, lang)])
             } else {
-                CheckResult::new(
-                    name,
-                    Status::Fail,
-                    vec![format!(
-                        "the retry got a different reply ({:?} then {:?}): deduplicate by FromUserName + MsgId and \
-                         answer retries with the first reply",
-                        a.reply, b.reply
-                    )],
-                )
+                let (first, second) = (format!("{:?}", a.reply), format!("{:?}", b.reply));
+                let differs = Msg::CheckRetryDiffers.fill(lang, &[("first", &first), ("second", &second)]);
+                CheckResult::new(name, Status::Fail, vec![differs])
             }
         }
-        (a, b) => {
-            let mut details = a.failures();
-            details.extend(b.failures().into_iter().map(|r| format!("retry: {r}")));
+        _ => {
+            let retried = |d: &Delivery| words::failures(d, timeout, lang);
+            let mut details = retried(&first);
+            details.extend(
+                retried(&second).into_iter().map(|r| Msg::CheckRetryFailed.fill(lang, &[("reason", &r)])),
+            );
             CheckResult::new(name, Status::Fail, details)
         }
     }
@@ -285,41 +305,47 @@ fn query_string(query: &[(String, String)]) -> String {
     wemp_proto::wechat::SignedRequest { query: query.to_vec(), body: String::new() }.query_string()
 }
 
-/// Judges the answer to a request that must be refused.
-fn refused(name: String, exchange: &Exchange, what: &str, timeout: std::time::Duration) -> CheckResult {
+/// Judges the answer to a request that must be refused (`what`: the request, in words).
+fn refused(
+    name: String,
+    exchange: &Exchange,
+    what: Msg,
+    timeout: std::time::Duration,
+    lang: Lang,
+) -> CheckResult {
     let Some(body) = exchange.success_body() else {
-        return CheckResult::new(name, Status::Pass, vec![exchange.describe(timeout)]);
+        return CheckResult::new(name, Status::Pass, vec![words::exchange(exchange, timeout, lang)]);
     };
+    let what = what.get(lang);
     let trimmed = body.trim();
     if trimmed.is_empty() || trimmed == "success" {
-        return CheckResult::new(name, Status::Pass, vec!["answered without a reply".into()]);
+        return CheckResult::new(name, Status::Pass, vec![Msg::RefusedNoReply.get(lang).to_owned()]);
     }
     let is_reply = trimmed.starts_with('<')
         && (trimmed.contains("<Encrypt>") || ReplyMessage::parse(trimmed).is_ok_and(|m| m.header.is_some()));
     if is_reply {
-        CheckResult::new(name, Status::Fail, vec![format!("answered a forged request ({what}) with a reply")])
+        CheckResult::new(name, Status::Fail, vec![Msg::RefusedWithReply.fill(lang, &[("what", &what)])])
     } else {
-        CheckResult::new(
-            name,
-            Status::Warn,
-            vec![format!("answered {what} with HTTP 2xx and a body; refuse it with a 4xx status")],
-        )
+        CheckResult::new(name, Status::Warn, vec![Msg::RefusedWithBody.fill(lang, &[("what", &what)])])
     }
 }
 
-async fn refusals(sim: &Simulator) -> Vec<CheckResult> {
+async fn refusals(sim: &Simulator, lang: Lang) -> Vec<CheckResult> {
     let mode = sim.target().mode;
+    let m = mode_name(mode, lang);
+    let name = |check: Msg| check.fill(lang, &[("mode", &m)]);
     let timeout = sim.target().timeout;
     let mut out = Vec::new();
     let incoming = match super::message(sim, &MessageSpec::text("hello")) {
         Ok(m) => m,
         Err(e) => {
-            return vec![CheckResult::new(format!("{mode}: refusals"), Status::Fail, vec![e.to_string()])];
+            return vec![CheckResult::new(name(Msg::CheckRefusals), Status::Fail, vec![e.to_string()])];
         }
     };
     let xml = incoming.to_xml();
     let Ok(good) = sim.sign(&xml) else {
-        return vec![CheckResult::new(format!("{mode}: refusals"), Status::Fail, vec!["cannot sign".into()])];
+        let cannot = vec![Msg::CheckCannotSign.get(lang).to_owned()];
+        return vec![CheckResult::new(name(Msg::CheckRefusals), Status::Fail, cannot)];
     };
 
     // A wrong `signature`. Only in plain mode: encrypted requests are authenticated by
@@ -331,21 +357,17 @@ async fn refusals(sim: &Simulator) -> Vec<CheckResult> {
         set_param(&mut query, "signature", forged);
         let attempt = sim.exchange(false, &query_string(&query), good.body.clone()).await;
         out.push(refused(
-            format!("{mode}: a wrong signature is refused"),
+            name(Msg::CheckWrongSignature),
             &attempt.exchange,
-            "bad signature, so the server does not check `signature`",
+            Msg::ForgedSignature,
             timeout,
+            lang,
         ));
     }
 
     // No signature parameters at all.
     let attempt = sim.exchange(false, "", good.body.clone()).await;
-    out.push(refused(
-        format!("{mode}: a request without signature is refused"),
-        &attempt.exchange,
-        "no signature at all",
-        timeout,
-    ));
+    out.push(refused(name(Msg::CheckNoSignature), &attempt.exchange, Msg::ForgedNoSignature, timeout, lang));
 
     if mode.is_encrypted() {
         // A wrong `msg_signature` (the plain `signature` is right).
@@ -353,12 +375,8 @@ async fn refusals(sim: &Simulator) -> Vec<CheckResult> {
         let bad = signature::sign_msg(&sim.target().token, "1", "2", "not the Encrypt");
         set_param(&mut query, "msg_signature", bad);
         let attempt = sim.exchange(false, &query_string(&query), good.body.clone()).await;
-        out.push(refused(
-            format!("{mode}: a wrong msg_signature is refused"),
-            &attempt.exchange,
-            "bad msg_signature, so the server does not check `msg_signature`",
-            timeout,
-        ));
+        let check = name(Msg::CheckWrongMsgSignature);
+        out.push(refused(check, &attempt.exchange, Msg::ForgedMsgSignature, timeout, lang));
 
         // A correctly signed Encrypt that does not decrypt.
         let garbage = "bm90IGEgY2lwaGVydGV4dCBvZiB0aGUgcmlnaHQgbGVuZ3Ro";
@@ -375,33 +393,19 @@ async fn refusals(sim: &Simulator) -> Vec<CheckResult> {
             signature::sign_msg(&sim.target().token, &ts, &nonce, garbage),
         );
         let attempt = sim.exchange(false, &query_string(&query), body).await;
-        out.push(refused(
-            format!("{mode}: an Encrypt that does not decrypt is refused"),
-            &attempt.exchange,
-            "undecryptable Encrypt",
-            timeout,
-        ));
+        let check = name(Msg::CheckUndecryptable);
+        out.push(refused(check, &attempt.exchange, Msg::ForgedUndecryptable, timeout, lang));
     } else {
         // Malformed XML, correctly signed (plain mode signs no body).
         let attempt = sim.exchange(false, &good.query_string(), "<xml><ToUserName>oops".into()).await;
-        out.push(refused(
-            format!("{mode}: a malformed body is refused"),
-            &attempt.exchange,
-            "malformed XML",
-            timeout,
-        ));
+        out.push(refused(name(Msg::CheckMalformed), &attempt.exchange, Msg::ForgedMalformed, timeout, lang));
     }
 
     // A correctly signed request from a day ago: a replay.
     let stale = (now_secs() - 86_400).to_string();
     if let Ok(req) = sim.sign_at(&xml, &stale, "31415926", [3; 16]) {
         let attempt = sim.exchange(false, &req.query_string(), req.body).await;
-        let mut result = refused(
-            format!("{mode}: a day-old timestamp is refused (replay)"),
-            &attempt.exchange,
-            "a replayed request with a day-old timestamp",
-            timeout,
-        );
+        let mut result = refused(name(Msg::CheckReplay), &attempt.exchange, Msg::ForgedReplay, timeout, lang);
         if result.status == Status::Fail {
             // Checking the timestamp window is good practice, not a WeChat requirement.
             result.status = Status::Warn;

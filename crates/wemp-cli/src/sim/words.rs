@@ -159,36 +159,12 @@ mod tests {
     #[test]
     fn english_words_are_the_findings_display() {
         let s = String::from;
-        let problems = [
-            Problem::Swapped { openid: s("o1"), account: s("gh_1") },
-            Problem::WrongTo { found: s("o2"), expected: s("o1") },
-            Problem::WrongFrom { found: s("gh_2"), expected: s("gh_1") },
-            Problem::Invalid {
-                error: ReplyError::ArticleCount { count: 2, limit: 1, answering_message: true },
-            },
-            Problem::Invalid {
-                error: ReplyError::ArticleCount { count: 9, limit: 8, answering_message: false },
-            },
-            Problem::Invalid { error: ReplyError::EmptyField { field: "MediaId" } },
-            Problem::Invalid { error: ReplyError::InvalidChar { field: s("Content"), ch: '\u{1}' } },
-            Problem::NotEncrypted,
-            Problem::Encrypted,
-            Problem::CreateTimeMillis { create_time: 1_700_000_000_000 },
-            Problem::CreateTimeFar { create_time: 1, now: 1_700_000_000 },
-            Problem::MiniprogramPassive,
-        ];
+        let problems = Problem::examples();
         for p in &problems {
             assert_eq!(problem(p, Lang::En), p.to_string());
             assert_ne!(problem(p, Lang::Zh), p.to_string(), "{p:?} has no Chinese");
         }
-        let unreadables = [
-            Unreadable::BadSignature,
-            Unreadable::NoDecrypt { detail: s("bad padding"), code: -40007 },
-            Unreadable::Envelope { detail: s("no Encrypt") },
-            Unreadable::Xml { detail: s("unexpected end"), snippet: s("<xm") },
-            Unreadable::NotReply { detail: s("no MsgType"), snippet: s("<xml/>") },
-            Unreadable::Other { detail: s("odd") },
-        ];
+        let unreadables = Unreadable::examples();
         for u in &unreadables {
             assert_eq!(unreadable(u, Lang::En), u.to_string());
             assert_ne!(unreadable(u, Lang::Zh), u.to_string(), "{u:?} has no Chinese");

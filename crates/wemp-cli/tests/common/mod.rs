@@ -61,6 +61,9 @@ pub struct Flaws {
     pub no_dedup: bool,
     /// Answer text messages with two news articles.
     pub two_articles: bool,
+    /// Require safe mode: refuse a request without an `<Encrypt>` (403), as a server
+    /// configured for safe mode does.
+    pub refuse_plain: bool,
 }
 
 struct AppState {
@@ -133,6 +136,10 @@ async fn receive(
         return (StatusCode::FORBIDDEN, "stale").into_response();
     }
     let encrypted = p("encrypt_type") == "aes" || body.contains("<Encrypt>");
+    if st.flaws.refuse_plain && !body.contains("<Encrypt>") {
+        return (StatusCode::FORBIDDEN, "plain requests refused: this account requires encryption")
+            .into_response();
+    }
     let xml = if encrypted {
         let Ok(env) = Envelope::parse(&body) else {
             return (StatusCode::BAD_REQUEST, "bad envelope").into_response();

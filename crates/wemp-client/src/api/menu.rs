@@ -184,7 +184,7 @@ impl Menu<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn create(&self, buttons: &[Button]) -> Result<()> {
+    pub async fn create(self, buttons: &[Button]) -> Result<()> {
         self.0.post_ok(path::CREATE, &json!({ "button": buttons })).await
     }
 
@@ -192,7 +192,7 @@ impl Menu<'_> {
     ///
     /// # Errors
     /// As [`Client::get`] (46003 when there is no menu).
-    pub async fn get(&self) -> Result<Menus> {
+    pub async fn get(self) -> Result<Menus> {
         self.0.get_as(path::GET, &[]).await
     }
 
@@ -200,7 +200,7 @@ impl Menu<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn delete(&self) -> Result<()> {
+    pub async fn delete(self) -> Result<()> {
         self.0.get_ok(path::DELETE, &[]).await
     }
 
@@ -208,7 +208,7 @@ impl Menu<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn current(&self) -> Result<SelfMenuInfo> {
+    pub async fn current(self) -> Result<SelfMenuInfo> {
         self.0.get_as(path::CURRENT, &[]).await
     }
 
@@ -216,7 +216,7 @@ impl Menu<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn add_conditional(&self, buttons: &[Button], rule: &MatchRule) -> Result<String> {
+    pub async fn add_conditional(self, buttons: &[Button], rule: &MatchRule) -> Result<String> {
         #[derive(Deserialize)]
         struct Id {
             menuid: Value,
@@ -235,7 +235,7 @@ impl Menu<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn delete_conditional(&self, menuid: &str) -> Result<()> {
+    pub async fn delete_conditional(self, menuid: &str) -> Result<()> {
         self.0.post_ok(path::DELETE_CONDITIONAL, &json!({ "menuid": menuid })).await
     }
 
@@ -243,7 +243,7 @@ impl Menu<'_> {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn try_match(&self, user_id: &str) -> Result<Vec<Button>> {
+    pub async fn try_match(self, user_id: &str) -> Result<Vec<Button>> {
         #[derive(Deserialize)]
         struct B {
             button: Vec<Button>,

@@ -2,219 +2,16 @@ use std::time::Duration;
 
 use futures_util::TryStreamExt;
 use serde_json::{Value, json};
+use wemp_client::MediaFile;
+use wemp_client::api::drafts::DraftArticle;
+use wemp_client::api::media::{Download, MediaType};
 use wemp_client::api::menu::{Button, MatchRule};
-use wemp_client::media::{Download, DraftArticle, MediaFile, MediaType};
-use wemp_client::message::{
-    CsMessage, LinkArticle, MassContent, MenuChoice, SubscribeMessage, TemplateMessage,
-};
-use wemp_client::oauth::Scope;
-use wemp_client::qrcode::{QrCode, Scene};
-use wemp_client::{ErrCode, Error, Lifts, Limit, ReplyDelivery};
-use wemp_proto::Reply;
-use wemp_proto::reply::{Article, Music};
+use wemp_client::api::oauth::Scope;
+use wemp_client::api::qrcode::{QrCode, Scene};
+use wemp_client::{ErrCode, Error, Limit};
 use wemp_testkit::platform::{FakePlatform, FakeUser, PlatformConfig};
 
-use crate::{builder, setup};
-
-fn body(platform: &FakePlatform, path: &str) -> Value {
-    let r = platform.last_request(path).unwrap_or_else(|| panic!("no request to {path}"));
-    assert_eq!(r.method, "POST", "{path}");
-    assert!(r.access_token().is_some(), "{path} carries the token");
-    r.json().unwrap()
-}
-
-#[tokio::test]
-async fn customer_service_messages_of_every_type() {
-    let (platform, client) = setup().await;
-    let cases = [
-        (CsMessage::text("hi"), json!({ "touser": "o1", "msgtype": "text", "text": { "content": "hi" } })),
-        (
-            CsMessage::Image("m1".into()),
-            json!({ "touser": "o1", "msgtype": "image", "image": { "media_id": "m1" } }),
-        ),
-        (
-            CsMessage::Voice("m2".into()),
-            json!({ "touser": "o1", "msgtype": "voice", "voice": { "media_id": "m2" } }),
-        ),
-        (
-            CsMessage::Video {
-                media_id: "v".into(),
-                thumb_media_id: Some("t".into()),
-                title: Some("T".into()),
-                description: None,
-            },
-            json!({ "touser": "o1", "msgtype": "video", "video": { "media_id": "v", "thumb_media_id": "t", "title": "T" } }),
-        ),
-        (
-            CsMessage::Music {
-                title: None,
-                description: None,
-                music_url: "u".into(),
-                hq_music_url: "h".into(),
-                thumb_media_id: "t".into(),
-            },
-            json!({ "touser": "o1", "msgtype": "music", "music": { "musicurl": "u", "hqmusicurl": "h", "thumb_media_id": "t" } }),
-        ),
-        (
-            CsMessage::News(LinkArticle {
-                title: "a".into(),
-                description: "b".into(),
-                url: "c".into(),
-                picurl: "d".into(),
-            }),
-            json!({ "touser": "o1", "msgtype": "news", "news": { "articles": [{ "title": "a", "description": "b", "url": "c", "picurl": "d" }] } }),
-        ),
-        (
-            CsMessage::MpNews("n".into()),
-            json!({ "touser": "o1", "msgtype": "mpnews", "mpnews": { "media_id": "n" } }),
-        ),
-        (
-            CsMessage::MpNewsArticle("a1".into()),
-            json!({ "touser": "o1", "msgtype": "mpnewsarticle", "mpnewsarticle": { "article_id": "a1" } }),
-        ),
-        (
-            CsMessage::Menu {
-                head: "H".into(),
-                choices: vec![MenuChoice { id: "101".into(), content: "yes".into() }],
-                tail: "T".into(),
-            },
-            json!({ "touser": "o1", "msgtype": "msgmenu", "msgmenu": { "head_content": "H", "list": [{ "id": "101", "content": "yes" }], "tail_content": "T" } }),
-        ),
-        (
-            CsMessage::MiniProgramPage {
-                title: "t".into(),
-                appid: "wxa".into(),
-                pagepath: "p".into(),
-                thumb_media_id: "m".into(),
-            },
-            json!({ "touser": "o1", "msgtype": "miniprogrampage", "miniprogrampage": { "title": "t", "appid": "wxa", "pagepath": "p", "thumb_media_id": "m" } }),
-        ),
-    ];
-    for (msg, expected) in &cases {
-        client.send_cs_message("o1", msg).await.unwrap();
-        assert_eq!(&body(&platform, "/cgi-bin/message/custom/send"), expected);
-    }
-    client.send_cs_message_as("o1", &CsMessage::text("x"), "kf1@test").await.unwrap();
-    assert_eq!(body(&platform, "/cgi-bin/message/custom/send")["customservice"]["kf_account"], "kf1@test");
-    assert_eq!(platform.sent_messages().len(), cases.len() + 1);
-
-    client.set_typing("o1", true).await.unwrap();
-    assert_eq!(
-        body(&platform, "/cgi-bin/message/custom/typing"),
-        json!({ "touser": "o1", "command": "Typing" })
-    );
-    client.set_typing("o1", false).await.unwrap();
-    assert_eq!(body(&platform, "/cgi-bin/message/custom/typing")["command"], "CancelTyping");
-}
-
-#[tokio::test]
-async fn send_reply_maps_replies_and_window_errors() {
-    let platform = FakePlatform::start_with(PlatformConfig::default().cs_message_limit(2)).await;
-    let client = builder(&platform).build().unwrap();
-    assert_eq!(client.send_reply("o1", &Reply::None).await.unwrap(), ReplyDelivery::Nothing);
-    assert_eq!(platform.requests_to("/cgi-bin/message/custom/send").len(), 0);
-
-    assert!(client.send_reply("o1", &Reply::text("late")).await.unwrap().is_sent());
-    assert_eq!(body(&platform, "/cgi-bin/message/custom/send")["text"]["content"], "late");
-    let news = Reply::news(vec![Article::new("t", "d", "p", "u")]);
-    assert_eq!(client.send_reply("o1", &news).await.unwrap(), ReplyDelivery::Sent);
-    assert_eq!(
-        body(&platform, "/cgi-bin/message/custom/send")["news"],
-        json!({ "articles": [{ "title": "t", "description": "d", "url": "u", "picurl": "p" }] })
-    );
-    match client.send_reply("o1", &Reply::image("m")).await.unwrap() {
-        ReplyDelivery::LimitReached(e) => {
-            assert_eq!(e.code, ErrCode::CS_MESSAGE_LIMIT);
-            assert_eq!(e.limit(), Some(Limit::CustomerServiceCount));
-            assert_eq!(e.limit().unwrap().lifts(0), Lifts::WhenUserWrites);
-        }
-        other => panic!("{other:?}"),
-    }
-    platform.close_cs_window("o2");
-    match client.send_reply("o2", &Reply::music(Music::new("thumb"))).await.unwrap() {
-        ReplyDelivery::WindowClosed(e) => {
-            assert!(e.to_string().contains("48 hours"), "{e}");
-            assert_eq!(e.limit(), Some(Limit::CustomerServiceWindow));
-        }
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(body(&platform, "/cgi-bin/message/custom/send")["msgtype"], "music");
-    let err = client.send_reply("o1", &Reply::transfer_customer_service()).await.unwrap_err();
-    assert!(matches!(err, Error::Invalid(_)), "{err:?}");
-    client.send_reply("o3", &Reply::voice("v")).await.unwrap();
-    client.send_reply("o3", &Reply::video("v", Some("t".into()), None)).await.unwrap();
-    assert_eq!(
-        body(&platform, "/cgi-bin/message/custom/send")["video"],
-        json!({ "media_id": "v", "title": "t" })
-    );
-}
-
-#[tokio::test]
-async fn kf_accounts_and_sessions() {
-    let (platform, client) = setup().await;
-    client.add_kf_account("kf1@test", "Alice").await.unwrap();
-    assert_eq!(
-        body(&platform, "/customservice/kfaccount/add"),
-        json!({ "kf_account": "kf1@test", "nickname": "Alice" })
-    );
-    client.update_kf_account("kf1@test", "Alicia").await.unwrap();
-    let list = client.kf_accounts().await.unwrap();
-    assert_eq!((list[0].kf_account.as_str(), list[0].kf_nick.as_str()), ("kf1@test", "Alicia"));
-    assert_eq!(client.kf_online().await.unwrap()[0].kf_account, "kf1@test");
-    client.create_kf_session("kf1@test", "o1").await.unwrap();
-    assert_eq!(client.kf_session_of("o1").await.unwrap().as_deref(), Some("kf1@test"));
-    assert_eq!(client.kf_sessions("kf1@test").await.unwrap()[0].openid, "o1");
-    assert_eq!(client.kf_waiting().await.unwrap().count, 0);
-    client.close_kf_session("kf1@test", "o1").await.unwrap();
-    assert_eq!(client.kf_session_of("o1").await.unwrap(), None);
-    client.delete_kf_account("kf1@test").await.unwrap();
-    assert_eq!(
-        platform.last_request("/customservice/kfaccount/del").unwrap().query["kf_account"],
-        "kf1@test"
-    );
-    assert_eq!(client.delete_kf_account("kf1@test").await.unwrap_err().code(), Some(ErrCode(65401)));
-}
-
-#[tokio::test]
-async fn templates_and_subscription_notifications() {
-    let (platform, client) = setup().await;
-    client.set_industry("1", "4").await.unwrap();
-    assert_eq!(
-        body(&platform, "/cgi-bin/template/api_set_industry"),
-        json!({ "industry_id1": "1", "industry_id2": "4" })
-    );
-    assert!(client.industry().await.unwrap().primary_industry.second_class.contains('1'));
-    let id = client.add_template("TM00015", &["name", "time"]).await.unwrap();
-    assert_eq!(
-        body(&platform, "/cgi-bin/template/api_add_template")["keyword_name_list"],
-        json!(["name", "time"])
-    );
-    assert_eq!(client.templates().await.unwrap()[0].template_id, id);
-
-    let msg = TemplateMessage::new("o1", &id)
-        .url("https://e.com")
-        .field("first", "hi")
-        .colored("remark", "r", "#FF0000");
-    let msgid = client.send_template(&msg).await.unwrap();
-    assert!(msgid > 0);
-    assert_eq!(
-        body(&platform, "/cgi-bin/message/template/send"),
-        json!({ "touser": "o1", "template_id": id, "url": "https://e.com",
-                "data": { "first": { "value": "hi" }, "remark": { "value": "r", "color": "#FF0000" } } })
-    );
-    client.delete_template(&id).await.unwrap();
-    let err = client.send_template(&msg).await.unwrap_err();
-    assert_eq!(err.code(), Some(ErrCode(40037)));
-
-    let sub = SubscribeMessage::new("o1", "SUB1").field("thing1", "x");
-    client.send_subscribe(&sub).await.unwrap();
-    assert_eq!(
-        body(&platform, "/cgi-bin/message/subscribe/bizsend"),
-        json!({ "touser": "o1", "template_id": "SUB1", "data": { "thing1": { "value": "x" } } })
-    );
-    client.add_template("TM2", &[]).await.unwrap();
-    assert_eq!(client.subscribe_templates().await.unwrap().len(), 1);
-}
+use crate::{body, builder, setup};
 
 #[tokio::test]
 async fn menus_including_conditional() {
@@ -235,8 +32,11 @@ async fn menus_including_conditional() {
         body(&platform, "/cgi-bin/menu/create")["button"][1]["sub_button"][1],
         json!({ "type": "miniprogram", "name": "App", "url": "https://e.com", "appid": "wxa", "pagepath": "p/i" })
     );
-    assert_eq!(client.menu().get().await.unwrap().menu.button, buttons);
-    assert_eq!(client.menu().current().await.unwrap().is_menu_open, 1);
+    // A handle is Copy and its calls own it, so calls of two areas run at once without
+    // binding the handles first.
+    let (menus, current) = tokio::join!(client.menu().get(), client.menu().current());
+    assert_eq!(menus.unwrap().menu.button, buttons);
+    assert_eq!(current.unwrap().is_menu_open, 1);
 
     platform.add_user(FakeUser { tags: [7].into(), ..FakeUser::new("vip") });
     platform.add_user(FakeUser::new("plain"));
@@ -283,43 +83,43 @@ async fn users_pages_stream_and_tags() {
     for i in 0..25 {
         platform.add_user(FakeUser::new(format!("o{i:02}")));
     }
-    let all: Vec<String> = client.followers().try_collect().await.unwrap();
+    let all: Vec<String> = client.users().followers().try_collect().await.unwrap();
     assert_eq!(all, (0..25).map(|i| format!("o{i:02}")).collect::<Vec<_>>());
     let pages = platform.requests_to("/cgi-bin/user/get");
     let nexts: Vec<_> = pages.iter().map(|r| r.query["next_openid"].clone()).collect();
     assert_eq!(nexts, ["", "o09", "o19", "o24"]);
 
-    let info = client.user_info("o03").await.unwrap();
+    let info = client.users().info("o03").await.unwrap();
     assert_eq!((info.subscribe, info.openid.as_str()), (1, "o03"));
     assert_eq!(platform.last_request("/cgi-bin/user/info").unwrap().query["openid"], "o03");
-    assert_eq!(client.user_info("nobody").await.unwrap_err().code(), Some(ErrCode(40003)));
-    let infos = client.users_info(&["o01", "o02"]).await.unwrap();
+    assert_eq!(client.users().info("nobody").await.unwrap_err().code(), Some(ErrCode(40003)));
+    let infos = client.users().batch_info(&["o01", "o02"]).await.unwrap();
     assert_eq!(infos.iter().map(|u| u.openid.as_str()).collect::<Vec<_>>(), ["o01", "o02"]);
     assert_eq!(
         body(&platform, "/cgi-bin/user/info/batchget")["user_list"][1],
         json!({ "openid": "o02", "lang": "zh_CN" })
     );
-    client.set_remark("o01", "friend").await.unwrap();
+    client.users().set_remark("o01", "friend").await.unwrap();
     assert_eq!(platform.user("o01").unwrap().remark, "friend");
 
-    let tag = client.create_tag("vip").await.unwrap();
+    let tag = client.tags().create("vip").await.unwrap();
     assert_eq!(body(&platform, "/cgi-bin/tags/create"), json!({ "tag": { "name": "vip" } }));
-    client.tag_users(tag.id, &["o01", "o02", "o03"]).await.unwrap();
-    client.untag_users(tag.id, &["o03"]).await.unwrap();
-    assert_eq!(client.tags_of("o01").await.unwrap(), [tag.id]);
-    assert_eq!(client.tags().await.unwrap()[0].count, 2);
-    let members: Vec<String> = client.users_with_tag(tag.id).try_collect().await.unwrap();
+    client.tags().tag(tag.id, &["o01", "o02", "o03"]).await.unwrap();
+    client.tags().untag(tag.id, &["o03"]).await.unwrap();
+    assert_eq!(client.tags().of_user("o01").await.unwrap(), [tag.id]);
+    assert_eq!(client.tags().list().await.unwrap()[0].count, 2);
+    let members: Vec<String> = client.tags().users(tag.id).try_collect().await.unwrap();
     assert_eq!(members, ["o01", "o02"]);
-    client.rename_tag(tag.id, "gold").await.unwrap();
-    assert_eq!(client.tags().await.unwrap()[0].name, "gold");
-    client.delete_tag(tag.id).await.unwrap();
-    assert!(client.tags().await.unwrap().is_empty());
+    client.tags().rename(tag.id, "gold").await.unwrap();
+    assert_eq!(client.tags().list().await.unwrap()[0].name, "gold");
+    client.tags().delete(tag.id).await.unwrap();
+    assert!(client.tags().list().await.unwrap().is_empty());
 
-    client.block_users(&["o05", "o06"]).await.unwrap();
-    client.unblock_users(&["o06"]).await.unwrap();
-    let blocked: Vec<String> = client.blacklist().try_collect().await.unwrap();
+    client.users().block(&["o05", "o06"]).await.unwrap();
+    client.users().unblock(&["o06"]).await.unwrap();
+    let blocked: Vec<String> = client.users().blacklist().try_collect().await.unwrap();
     assert_eq!(blocked, ["o05"]);
-    assert_eq!(client.blacklist_page("").await.unwrap().total, Some(1));
+    assert_eq!(client.users().blacklist_page("").await.unwrap().total, Some(1));
 }
 
 #[tokio::test]
@@ -329,33 +129,115 @@ async fn batch_tagging_takes_at_most_50_users() {
     for id in &ids {
         platform.add_user(FakeUser::new(id.clone()));
     }
-    let tag = client.create_tag("many").await.unwrap();
+    let tag = client.tags().create("many").await.unwrap();
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let err = client.tag_users(tag.id, &refs).await.unwrap_err();
+    let err = client.tags().tag(tag.id, &refs).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrCode(40032)));
-    assert_eq!(client.untag_users(tag.id, &refs).await.unwrap_err().code(), Some(ErrCode(40032)));
+    assert_eq!(client.tags().untag(tag.id, &refs).await.unwrap_err().code(), Some(ErrCode(40032)));
     // An unknown tag is 45159 (45059 is a user past the 20 tags a user can have).
-    assert_eq!(client.tag_users(999, &refs[..1]).await.unwrap_err().code(), Some(ErrCode(45159)));
-    client.tag_users(tag.id, &refs[..50]).await.unwrap();
-    assert_eq!(client.tags().await.unwrap()[0].count, 50);
+    assert_eq!(client.tags().tag(999, &refs[..1]).await.unwrap_err().code(), Some(ErrCode(45159)));
+    client.tags().tag(tag.id, &refs[..50]).await.unwrap();
+    assert_eq!(client.tags().list().await.unwrap()[0].count, 50);
 }
 
 #[tokio::test]
 async fn user_stream_surfaces_errors() {
     let (platform, client) = setup().await;
     platform.inject("/cgi-bin/user/get", wemp_testkit::platform::Fault::QUOTA);
-    let result: Result<Vec<String>, _> = client.followers().try_collect().await;
+    let result: Result<Vec<String>, _> = client.users().followers().try_collect().await;
     assert_eq!(result.unwrap_err().code(), Some(ErrCode::QUOTA_EXCEEDED));
+}
+
+#[tokio::test]
+async fn change_openid_maps_the_old_accounts_followers_and_checks_its_limits_before_sending() {
+    const PATH: &str = "/cgi-bin/changeopenid";
+    let (platform, client) = setup().await;
+    platform.add_migration("wxold", "old-1", "new-1");
+    platform.add_migration("wxold", "old-2", "new-2");
+
+    let changed = client.users().change_openid("wxold", &["old-1", "stranger", "old-2"]).await.unwrap();
+    assert_eq!(
+        body(&platform, PATH),
+        json!({ "from_appid": "wxold", "openid_list": ["old-1", "stranger", "old-2"] })
+    );
+    let pairs: Vec<_> = changed.iter().map(|c| (c.ori_openid.as_str(), c.new_openid.as_deref())).collect();
+    assert_eq!(pairs, [("old-1", Some("new-1")), ("stranger", None), ("old-2", Some("new-2"))]);
+    assert_eq!(changed[0].err_msg.as_deref(), Some("ok"));
+    assert_eq!(changed[1].err_msg.as_deref(), Some("ori_openid error"));
+
+    // 100 OpenIDs is the most a call takes.
+    let many: Vec<String> = (0..101).map(|i| format!("old-{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let changed = client.users().change_openid("wxold", &many[..100]).await.unwrap();
+    assert_eq!(changed.len(), 100);
+    assert_eq!(changed.iter().filter(|c| c.new_openid.is_some()).count(), 2);
+
+    // WeChat refuses an account the followers did not migrate from, with a hint.
+    let err = client.users().change_openid("wxother", &["old-1"]).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrCode(63178)));
+    assert!(err.to_string().contains("15 days"), "{err}");
+
+    // Outside the documented limits nothing is sent.
+    let sent = platform.requests_to(PATH).len();
+    for (from, openids, says) in [
+        ("wxold", &many[..], "1 to 100 OpenIDs per call, not 101"),
+        ("wxold", &[][..], "not 0"),
+        ("", &many[..1], "from_appid"),
+    ] {
+        let err = client.users().change_openid(from, openids).await.unwrap_err();
+        assert!(matches!(&err, Error::Invalid(m) if m.contains(says)), "{err}");
+    }
+    assert_eq!(platform.requests_to(PATH).len(), sent);
+}
+
+#[tokio::test]
+async fn hd_voice_of_a_jssdk_recording_streams_the_speex_and_refuses_other_ids() {
+    const PATH: &str = "/cgi-bin/media/get/jssdk";
+    let (platform, client) = setup().await;
+    let (amr, speex) = (b"#!AMR\n8k".to_vec(), b"Speex   16k voice".to_vec());
+    let server_id = platform.page_voice(amr.clone(), speex.clone());
+
+    let mut out = Vec::new();
+    let got = client.media().download_hd_voice(&server_id, &mut out).await.unwrap();
+    assert_eq!(
+        got,
+        Download::Written { bytes: speex.len() as u64, content_type: Some("voice/speex".into()) }
+    );
+    assert_eq!(out, speex);
+    let call = platform.last_request(PATH).unwrap();
+    assert_eq!((call.method.as_str(), call.query["media_id"].as_str()), ("GET", server_id.as_str()));
+    assert!(call.access_token().is_some());
+    // The same id through media/get is the 8 kHz amr.
+    let mut out = Vec::new();
+    client.media().download(&server_id, &mut out).await.unwrap();
+    assert_eq!(out, amr);
+
+    // Media uploaded through the API has no HD voice; nothing is written for an error.
+    let image = client
+        .media()
+        .upload(MediaType::Image, MediaFile::from_bytes("a.jpg", vec![0xFF, 0xD8]))
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for id in [image.media_id.as_str(), "missing"] {
+        let err = client.media().download_hd_voice(id, &mut out).await.unwrap_err();
+        assert_eq!(err.code(), Some(ErrCode(40007)));
+        assert!(err.to_string().contains("wx.uploadVoice"), "{err}");
+    }
+    assert!(out.is_empty());
+
+    let sent = platform.requests_to(PATH).len();
+    let err = client.media().download_hd_voice("", &mut out).await.unwrap_err();
+    assert!(matches!(&err, Error::Invalid(m) if m.contains("serverId")), "{err}");
+    assert_eq!(platform.requests_to(PATH).len(), sent);
 }
 
 #[tokio::test]
 async fn temporary_media_upload_and_streamed_download() {
     let (platform, client) = setup().await;
     let jpeg = vec![0xFF, 0xD8, 1, 2, 3, 0xFF, 0xD9];
-    let up = client
-        .upload_temp_media(MediaType::Image, MediaFile::from_bytes("a.jpg", jpeg.clone()))
-        .await
-        .unwrap();
+    let up =
+        client.media().upload(MediaType::Image, MediaFile::from_bytes("a.jpg", jpeg.clone())).await.unwrap();
     assert_eq!(up.kind, "image");
     let req = platform.last_request("/cgi-bin/media/upload").unwrap();
     assert_eq!(req.query["type"], "image");
@@ -365,7 +247,7 @@ async fn temporary_media_upload_and_streamed_download() {
     assert_eq!(platform.media(&up.media_id).unwrap().data, jpeg);
 
     let mut out = Vec::new();
-    let got = client.download_temp_media(&up.media_id, &mut out).await.unwrap();
+    let got = client.media().download(&up.media_id, &mut out).await.unwrap();
     assert_eq!(got, Download::Written { bytes: jpeg.len() as u64, content_type: Some("image/jpeg".into()) });
     assert_eq!(out, jpeg);
 
@@ -375,30 +257,28 @@ async fn temporary_media_upload_and_streamed_download() {
     let path = dir.join("t.jpg");
     tokio::fs::write(&path, b"thumb").await.unwrap();
     let thumb =
-        client.upload_temp_media(MediaType::Thumb, MediaFile::from_path(&path).await.unwrap()).await.unwrap();
+        client.media().upload(MediaType::Thumb, MediaFile::from_path(&path).await.unwrap()).await.unwrap();
     assert_eq!(platform.media(&thumb.media_id).unwrap().data, &b"thumb"[..]);
     tokio::fs::remove_dir_all(&dir).await.unwrap();
 
-    let video = client
-        .upload_temp_media(MediaType::Video, MediaFile::from_bytes("v.mp4", vec![0; 16]))
-        .await
-        .unwrap();
+    let video =
+        client.media().upload(MediaType::Video, MediaFile::from_bytes("v.mp4", vec![0; 16])).await.unwrap();
     let mut out = Vec::new();
     assert!(matches!(
-        client.download_temp_media(&video.media_id, &mut out).await.unwrap(),
+        client.media().download(&video.media_id, &mut out).await.unwrap(),
         Download::VideoUrl(_)
     ));
     assert!(out.is_empty());
-    let err = client.download_temp_media("missing", &mut out).await.unwrap_err();
+    let err = client.media().download("missing", &mut out).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrCode(40007)));
 
     // An upload retried after a token error resends the whole body.
     platform.inject_times("/cgi-bin/media/upload", wemp_testkit::platform::Fault::ErrCode(42001), 1);
     let again =
-        client.upload_temp_media(MediaType::Voice, MediaFile::from_bytes("a.mp3", vec![9; 4])).await.unwrap();
+        client.media().upload(MediaType::Voice, MediaFile::from_bytes("a.mp3", vec![9; 4])).await.unwrap();
     assert_eq!(platform.media(&again.media_id).unwrap().data, vec![9; 4]);
 
-    let url = client.upload_article_image(MediaFile::from_bytes("p.png", vec![1])).await.unwrap();
+    let url = client.media().upload_image(MediaFile::from_bytes("p.png", vec![1])).await.unwrap();
     assert!(url.starts_with("http://mmbiz.qpic.cn/"), "{url}");
 }
 
@@ -406,12 +286,14 @@ async fn temporary_media_upload_and_streamed_download() {
 async fn permanent_material_drafts_and_publishing() {
     let (platform, client) = setup().await;
     let img = client
-        .add_material(MediaType::Image, MediaFile::from_bytes("i.png", vec![7; 3]), None)
+        .material()
+        .add(MediaType::Image, MediaFile::from_bytes("i.png", vec![7; 3]), None)
         .await
         .unwrap();
     assert!(img.url.is_some());
     let vid = client
-        .add_material(MediaType::Video, MediaFile::from_bytes("v.mp4", vec![0; 3]), Some(("T", "I")))
+        .material()
+        .add(MediaType::Video, MediaFile::from_bytes("v.mp4", vec![0; 3]), Some(("T", "I")))
         .await
         .unwrap();
     let desc = &platform.last_request("/cgi-bin/material/add_material").unwrap().parts[1];
@@ -420,93 +302,70 @@ async fn permanent_material_drafts_and_publishing() {
         serde_json::from_slice::<Value>(&desc.data).unwrap(),
         json!({ "title": "T", "introduction": "I" })
     );
-    let count = client.material_count().await.unwrap();
+    let count = client.material().count().await.unwrap();
     assert_eq!((count.image_count, count.video_count), (1, 1));
     let mut out = Vec::new();
     assert!(matches!(
-        client.get_material(&img.media_id, &mut out).await.unwrap(),
+        client.material().get(&img.media_id, &mut out).await.unwrap(),
         Download::Written { bytes: 3, .. }
     ));
     assert_eq!(out, vec![7; 3]);
     assert_eq!(body(&platform, "/cgi-bin/material/get_material"), json!({ "media_id": img.media_id }));
-    match client.get_material(&vid.media_id, &mut out).await.unwrap() {
+    match client.material().get(&vid.media_id, &mut out).await.unwrap() {
         Download::Video { title, .. } => assert_eq!(title, "T"),
         other => panic!("{other:?}"),
     }
-    let page = client.list_materials(MediaType::Image, 0, 20).await.unwrap();
+    let page = client.material().list(MediaType::Image, 0, 20).await.unwrap();
     assert_eq!((page.total_count, page.item[0].media_id.as_str()), (1, img.media_id.as_str()));
-    client.delete_material(&img.media_id).await.unwrap();
-    assert_eq!(client.material_count().await.unwrap().image_count, 0);
+    client.material().delete(&img.media_id).await.unwrap();
+    assert_eq!(client.material().count().await.unwrap().image_count, 0);
 
     let article = DraftArticle::new("Title", "<p>hi</p>", &img.media_id);
-    let draft = client.add_draft(std::slice::from_ref(&article)).await.unwrap();
+    let draft = client.drafts().add(std::slice::from_ref(&article)).await.unwrap();
     assert_eq!(body(&platform, "/cgi-bin/draft/add")["articles"][0]["title"], "Title");
-    assert_eq!(client.get_draft(&draft).await.unwrap(), std::slice::from_ref(&article));
+    assert_eq!(client.drafts().get(&draft).await.unwrap(), std::slice::from_ref(&article));
     let edited = DraftArticle { author: Some("me".into()), ..article.clone() };
-    client.update_draft(&draft, 0, &edited).await.unwrap();
-    assert_eq!(client.get_draft(&draft).await.unwrap()[0].author.as_deref(), Some("me"));
-    assert_eq!(client.draft_count().await.unwrap(), 1);
+    client.drafts().update(&draft, 0, &edited).await.unwrap();
+    assert_eq!(client.drafts().get(&draft).await.unwrap()[0].author.as_deref(), Some("me"));
+    assert_eq!(client.drafts().count().await.unwrap(), 1);
     assert_eq!(
-        client.list_drafts(0, 20, false).await.unwrap().item[0].media_id.as_deref(),
+        client.drafts().list(0, 20, false).await.unwrap().item[0].media_id.as_deref(),
         Some(draft.as_str())
     );
 
-    let ticket = client.publish(&draft).await.unwrap();
-    let status = client.publish_status(&ticket.publish_id).await.unwrap();
+    let ticket = client.publish().submit(&draft).await.unwrap();
+    let status = client.publish().status(&ticket.publish_id).await.unwrap();
     assert_eq!(status.publish_status, 0);
     let article_id = status.article_id.unwrap();
-    assert_eq!(client.get_published(&article_id).await.unwrap()[0].title, "Title");
-    assert_eq!(client.list_published(0, 20, false).await.unwrap().total_count, 1);
-    client.delete_published(&article_id, 0).await.unwrap();
-    assert_eq!(client.draft_count().await.unwrap(), 0);
-    let second = client.add_draft(&[article]).await.unwrap();
-    client.delete_draft(&second).await.unwrap();
-    assert_eq!(client.get_draft(&second).await.unwrap_err().code(), Some(ErrCode(40007)));
-}
-
-#[tokio::test]
-async fn mass_sending() {
-    let (platform, client) = setup().await;
-    let sent = client.mass_send_to_tag(Some(2), &MassContent::MpNews("n1".into())).await.unwrap();
-    assert_eq!(
-        body(&platform, "/cgi-bin/message/mass/sendall"),
-        json!({ "filter": { "is_to_all": false, "tag_id": 2 }, "msgtype": "mpnews", "mpnews": { "media_id": "n1" }, "send_ignore_reprint": 0 })
-    );
-    client.mass_send_to_tag(None, &MassContent::Text("all".into())).await.unwrap();
-    assert_eq!(body(&platform, "/cgi-bin/message/mass/sendall")["filter"], json!({ "is_to_all": true }));
-    client.mass_send_to_users(&["o1", "o2"], &MassContent::Video("v".into())).await.unwrap();
-    assert_eq!(
-        body(&platform, "/cgi-bin/message/mass/send"),
-        json!({ "touser": ["o1", "o2"], "msgtype": "mpvideo", "mpvideo": { "media_id": "v" } })
-    );
-    client.mass_preview("o1", &MassContent::Image("i".into())).await.unwrap();
-    assert_eq!(body(&platform, "/cgi-bin/message/mass/preview")["image"]["media_id"], "i");
-    assert_eq!(client.mass_status(sent.msg_id).await.unwrap(), "SEND_SUCCESS");
-    client.mass_delete(sent.msg_id, None).await.unwrap();
-    assert_eq!(client.mass_status(sent.msg_id).await.unwrap_err().code(), Some(ErrCode(40007)));
-    client.set_mass_speed(2).await.unwrap();
-    assert_eq!(client.mass_speed().await.unwrap().speed, 2);
+    assert_eq!(client.publish().article(&article_id).await.unwrap()[0].title, "Title");
+    assert_eq!(client.publish().list(0, 20, false).await.unwrap().total_count, 1);
+    client.publish().delete(&article_id, 0).await.unwrap();
+    assert_eq!(client.drafts().count().await.unwrap(), 0);
+    let second = client.drafts().add(&[article]).await.unwrap();
+    client.drafts().delete(&second).await.unwrap();
+    assert_eq!(client.drafts().get(&second).await.unwrap_err().code(), Some(ErrCode(40007)));
 }
 
 #[tokio::test]
 async fn qr_codes_and_short_keys() {
     let (platform, client) = setup().await;
-    let t = client.create_qrcode(&QrCode::temporary(Scene::Id(42), Duration::from_secs(600))).await.unwrap();
+    let t =
+        client.qrcode().create(&QrCode::temporary(Scene::Id(42), Duration::from_secs(600))).await.unwrap();
     assert_eq!(
         body(&platform, "/cgi-bin/qrcode/create"),
         json!({ "expire_seconds": 600, "action_name": "QR_SCENE", "action_info": { "scene": { "scene_id": 42 } } })
     );
     assert_eq!(t.expire_seconds, Some(600));
-    let p = client.create_qrcode(&QrCode::permanent(Scene::Str("shop/1".into()))).await.unwrap();
+    let p = client.qrcode().create(&QrCode::permanent(Scene::Str("shop/1".into()))).await.unwrap();
     assert_eq!(body(&platform, "/cgi-bin/qrcode/create")["action_name"], "QR_LIMIT_STR_SCENE");
     assert_eq!(p.expire_seconds, None);
-    let url = client.qrcode_image_url(&p.ticket);
+    let url = client.qrcode().image_url(&p.ticket);
     assert!(url.starts_with(&format!("{}/cgi-bin/showqrcode?ticket=", platform.url())));
     let image = reqwest::get(&url).await.unwrap();
     assert_eq!(image.headers()["content-type"], "image/jpeg");
 
-    let key = client.short_key("long data", Duration::from_secs(3600)).await.unwrap();
-    let data = client.fetch_short_key(&key).await.unwrap();
+    let key = client.qrcode().short_key("long data", Duration::from_secs(3600)).await.unwrap();
+    let data = client.qrcode().fetch_short_key(&key).await.unwrap();
     assert_eq!((data.long_data.as_str(), data.expire_seconds), ("long data", 3600));
 }
 
@@ -514,7 +373,7 @@ async fn qr_codes_and_short_keys() {
 async fn oauth_code_exchange_refresh_userinfo_and_check() {
     let (platform, client) = setup().await;
     platform.set_oauth_user(FakeUser { nickname: "Ann".into(), ..FakeUser::new("o-ann") });
-    let url = client.authorize_url("http://app.local/cb", Scope::UserInfo, "xyz");
+    let url = client.oauth().authorize_url("http://app.local/cb", Scope::UserInfo, "xyz");
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let resp = http.get(&url).send().await.unwrap();
     let location = resp.headers()["location"].to_str().unwrap().to_owned();
@@ -523,6 +382,7 @@ async fn oauth_code_exchange_refresh_userinfo_and_check() {
     let code = location.split("code=").nth(1).unwrap().split('&').next().unwrap();
 
     let token = client
+        .oauth()
         .exchange_code(code)
         .await
         .unwrap_or_else(|e| panic!("{e} {location} {:?}", platform.requests()));
@@ -531,31 +391,31 @@ async fn oauth_code_exchange_refresh_userinfo_and_check() {
     assert_eq!((q["grant_type"].as_str(), q["appid"].clone()), ("authorization_code", platform.appid()));
     assert!(!format!("{token:?}").contains(token.access_token.expose()));
     assert_eq!(
-        client.exchange_code(code).await.unwrap_err().code(),
+        client.oauth().exchange_code(code).await.unwrap_err().code(),
         Some(ErrCode::INVALID_CODE),
         "codes are single-use"
     );
 
-    assert_eq!(client.oauth_user_info(&token).await.unwrap().nickname, "Ann");
-    assert!(client.check_user_token(&token).await.unwrap());
-    let refreshed = client.refresh_user_token(token.refresh_token.expose()).await.unwrap();
+    assert_eq!(client.oauth().user_info(&token).await.unwrap().nickname, "Ann");
+    assert!(client.oauth().check_token(&token).await.unwrap());
+    let refreshed = client.oauth().refresh_token(token.refresh_token.expose()).await.unwrap();
     assert_ne!(refreshed.access_token, token.access_token);
     platform.advance(Duration::from_secs(7200));
-    assert!(!client.check_user_token(&refreshed).await.unwrap());
+    assert!(!client.oauth().check_token(&refreshed).await.unwrap());
 
-    let base = client.exchange_code(&platform.oauth_code("o-ann", "snsapi_base")).await.unwrap();
+    let base = client.oauth().exchange_code(&platform.oauth_code("o-ann", "snsapi_base")).await.unwrap();
     platform.advance(Duration::from_secs(1));
-    assert_eq!(client.oauth_user_info(&base).await.unwrap_err().code(), Some(ErrCode::API_UNAUTHORIZED));
+    assert_eq!(client.oauth().user_info(&base).await.unwrap_err().code(), Some(ErrCode::API_UNAUTHORIZED));
 }
 
 #[tokio::test]
 async fn jssdk_config_is_signed_with_the_cached_ticket() {
     let (platform, client) = setup().await;
-    let cfg = client.jssdk_config("https://e.com/page?a=1#frag").await.unwrap();
+    let cfg = client.jssdk().config("https://e.com/page?a=1#frag").await.unwrap();
     let ticket = client.jsapi_ticket().await.unwrap();
     assert_eq!(
         cfg.signature,
-        wemp_client::jssdk::sign(&ticket, &cfg.nonce_str, cfg.timestamp, "https://e.com/page?a=1")
+        wemp_client::api::jssdk::sign(&ticket, &cfg.nonce_str, cfg.timestamp, "https://e.com/page?a=1")
     );
     assert_eq!(cfg.timestamp, platform.now_ms() / 1000);
     assert_eq!(cfg.app_id, platform.appid());
@@ -566,25 +426,25 @@ async fn jssdk_config_is_signed_with_the_cached_ticket() {
 #[tokio::test]
 async fn operations() {
     let (platform, client) = setup().await;
-    assert!(!client.callback_ips().await.unwrap().is_empty());
-    assert!(!client.api_domain_ips().await.unwrap().is_empty());
-    let check = client.check_network("all", "DEFAULT").await.unwrap();
+    assert!(!client.ops().callback_ips().await.unwrap().is_empty());
+    assert!(!client.ops().api_domain_ips().await.unwrap().is_empty());
+    let check = client.ops().check_network("all", "DEFAULT").await.unwrap();
     assert_eq!((check.dns.len(), check.ping.len()), (1, 1));
     assert_eq!(
         body(&platform, "/cgi-bin/callback/check"),
         json!({ "action": "all", "check_operator": "DEFAULT" })
     );
-    client.clear_quota().await.unwrap();
+    client.ops().clear_quota().await.unwrap();
     assert_eq!(body(&platform, "/cgi-bin/clear_quota"), json!({ "appid": platform.appid() }));
-    let quota = client.quota("/cgi-bin/getcallbackip").await.unwrap();
+    let quota = client.ops().quota("/cgi-bin/getcallbackip").await.unwrap();
     assert_eq!(quota.used, 1);
 
     platform.inject_times("/cgi-bin/get_api_domain_ip", wemp_testkit::platform::Fault::QUOTA, 1);
-    let err = client.api_domain_ips().await.unwrap_err();
+    let err = client.ops().api_domain_ips().await.unwrap_err();
     assert_eq!(err.limit(), Some(Limit::DailyQuota), "{err}");
     assert!(err.to_string().contains("resets at 00:00 China time"), "{err}");
     let Error::Api(e) = err else { panic!() };
-    let info = client.query_rid(e.rid().unwrap()).await.unwrap();
+    let info = client.ops().rid(e.rid().unwrap()).await.unwrap();
     assert_eq!(info.request_url, "/cgi-bin/get_api_domain_ip");
 }
 
@@ -605,8 +465,7 @@ async fn generic_escape_hatch_injects_the_token_and_keeps_the_retry_rules() {
     assert_eq!(body(&platform, "/cgi-bin/not/typed"), json!({ "k": "v" }));
 
     platform.script("/cgi-bin/up", json!({ "ok": true }));
-    let form =
-        wemp_client::media::Upload::new().text("a", "b").file("f", MediaFile::from_bytes("x.bin", vec![1]));
+    let form = wemp_client::Upload::new().text("a", "b").file("f", MediaFile::from_bytes("x.bin", vec![1]));
     let v: Value = client.upload("/cgi-bin/up", &[("type", "x")], &form).await.unwrap();
     assert_eq!(v["ok"], true);
     let parts = platform.last_request("/cgi-bin/up").unwrap().parts;
@@ -631,25 +490,23 @@ async fn a_slow_download_completes_and_a_stalled_one_times_out() {
     let platform = FakePlatform::start().await;
     let client = builder(&platform).timeout(Duration::from_millis(300)).build().unwrap();
     let big: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
-    let up = client
-        .upload_temp_media(MediaType::Image, MediaFile::from_bytes("big.jpg", big.clone()))
-        .await
-        .unwrap();
+    let up =
+        client.media().upload(MediaType::Image, MediaFile::from_bytes("big.jpg", big.clone())).await.unwrap();
 
     // Ten pieces, 100 ms apart: about a second in all, three times the timeout.
     platform.inject_times("/cgi-bin/media/get", Fault::Trickle(Duration::from_millis(100)), 1);
     let mut out = Vec::new();
-    let got = client.download_temp_media(&up.media_id, &mut out).await.unwrap();
+    let got = client.media().download(&up.media_id, &mut out).await.unwrap();
     assert!(matches!(got, Download::Written { bytes: 100_000, .. }), "{got:?}");
     assert_eq!(out, big);
 
     // Pieces 500 ms apart: the data stops for longer than the timeout.
     platform.inject_times("/cgi-bin/media/get", Fault::Trickle(Duration::from_millis(500)), 1);
-    let err = client.download_temp_media(&up.media_id, &mut Vec::new()).await.unwrap_err();
+    let err = client.media().download(&up.media_id, &mut Vec::new()).await.unwrap_err();
     assert!(matches!(&err, Error::Http { source, .. } if source.is_timeout()), "{err:?}");
 
     // An API call is still bounded as a whole.
     platform.inject_times("/cgi-bin/get_api_domain_ip", Fault::Delay(Duration::from_secs(1)), 1);
-    let err = client.api_domain_ips().await.unwrap_err();
+    let err = client.ops().api_domain_ips().await.unwrap_err();
     assert!(matches!(&err, Error::Http { source, .. } if source.is_timeout()), "{err:?}");
 }

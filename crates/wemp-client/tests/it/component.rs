@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use wemp_client::api::oauth::Scope;
 use wemp_client::component::{AuthType, ComponentClient};
-use wemp_client::oauth::Scope;
 use wemp_client::{ErrCode, Error, RetryPolicy, TokenStore};
 use wemp_proto::admission::{Account, Accounts, Policy, Request, Verdict, admit};
 use wemp_proto::component::{ComponentEvent, ComponentPush};
@@ -155,18 +155,7 @@ async fn a_refused_component_token_is_replaced_once() {
 /// Two processes' clients on one Redis: one component token fetch between them.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_clients_on_one_redis_share_the_component_token() {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let conn = match tokio::time::timeout(Duration::from_secs(5), wemp_store::redis::connect(&url)).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => {
-            eprintln!("skipping: cannot connect to Redis at {url}: {e}");
-            return;
-        }
-        Err(_) => {
-            eprintln!("skipping: Redis at {url} did not answer within 5 s");
-            return;
-        }
-    };
+    let Some(conn) = crate::shared_redis().await else { return };
     let prefix = format!("wemp-test:component:{:016x}:", rand::random::<u64>());
     let sessions = || -> Arc<dyn SessionStore> {
         Arc::new(wemp_store::redis::RedisSessionStore::new(conn.clone(), prefix.clone()))
@@ -188,7 +177,7 @@ async fn two_clients_on_one_redis_share_the_component_token() {
     // An authorizer stored by one is served by the other, with the token it stored.
     let code = platform.authorization_code(&platform.appid());
     a.query_auth(&code).await.unwrap();
-    let users = b.client_for(&platform.appid()).unwrap().callback_ips().await.unwrap();
+    let users = b.client_for(&platform.appid()).unwrap().ops().callback_ips().await.unwrap();
     assert!(!users.is_empty());
     assert!(
         platform.requests_to("/cgi-bin/component/api_authorizer_token").is_empty(),
@@ -256,7 +245,7 @@ async fn the_authorization_flow_stores_the_authorizer_and_its_client_calls_the_a
 
     // No authorizer yet: its client says so.
     let appid = platform.appid();
-    let err = c.client_for(&appid).unwrap().callback_ips().await.unwrap_err();
+    let err = c.client_for(&appid).unwrap().ops().callback_ips().await.unwrap_err();
     assert!(matches!(err, Error::NotAuthorized { .. }), "{err:?}");
 
     let auth = c.query_auth(&code).await.unwrap();
@@ -266,7 +255,7 @@ async fn the_authorization_flow_stores_the_authorizer_and_its_client_calls_the_a
 
     // A normal Client with the authorizer's token: a real API call.
     let client = c.client_for(&appid).unwrap();
-    let ips = client.callback_ips().await.unwrap();
+    let ips = client.ops().callback_ips().await.unwrap();
     assert!(!ips.is_empty());
     let call = platform.last_request("/cgi-bin/getcallbackip").unwrap();
     assert!(platform.token_is_valid(call.access_token().unwrap()));
@@ -274,7 +263,7 @@ async fn the_authorization_flow_stores_the_authorizer_and_its_client_calls_the_a
     // Its token expires: a new one from the stored refresh token (rotated and persisted).
     platform.rotate_refresh_tokens(true);
     platform.advance(Duration::from_secs(7200));
-    client.callback_ips().await.unwrap();
+    client.ops().callback_ips().await.unwrap();
     let refreshes = platform.requests_to("/cgi-bin/component/api_authorizer_token");
     assert_eq!(refreshes.len(), 1);
     assert_eq!(refreshes[0].json().unwrap()["authorizer_refresh_token"], stored.refresh_token.expose());
@@ -283,7 +272,7 @@ async fn the_authorization_flow_stores_the_authorizer_and_its_client_calls_the_a
     assert_eq!(state.authorizer(&appid).await.unwrap().unwrap().refresh_token.expose(), rotated);
     // A client built afresh (another process) refreshes with the rotated token and succeeds.
     let other = component(&platform, state.clone(), Arc::new(MemoryTokenStore::new()));
-    other.client_for(&appid).unwrap().callback_ips().await.unwrap();
+    other.client_for(&appid).unwrap().ops().callback_ips().await.unwrap();
 
     // The profile is recorded.
     let info = c.authorizer_info(&appid).await.unwrap();
@@ -299,7 +288,7 @@ async fn the_authorization_flow_stores_the_authorizer_and_its_client_calls_the_a
     assert_eq!(state.authorizer(&appid).await.unwrap(), None);
     assert!(!c.remove_authorizer(&appid).await.unwrap(), "already gone");
     platform.advance(Duration::from_secs(7200));
-    let err = c.client_for(&appid).unwrap().callback_ips().await.unwrap_err();
+    let err = c.client_for(&appid).unwrap().ops().callback_ips().await.unwrap_err();
     assert!(matches!(err, Error::NotAuthorized { .. }), "{err:?}");
 }
 

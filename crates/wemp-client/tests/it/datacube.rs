@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wemp_client::datacube::{ALL_SOURCES, Date, Report};
-use wemp_client::media::DraftArticle;
-use wemp_client::message::MassContent;
+use wemp_client::api::datacube::{ALL_SOURCES, Date, Report};
+use wemp_client::api::drafts::DraftArticle;
+use wemp_client::api::mass::MassContent;
 use wemp_client::{ErrCode, Error};
 use wemp_testkit::platform::{FakePlatform, FakeUser, StatEvent};
 
@@ -23,7 +23,7 @@ fn at(date: &str, hh: i64, mm: i64) -> i64 {
 }
 
 fn body(platform: &FakePlatform, report: Report) -> Value {
-    let r = platform.last_request(&report.path()).unwrap_or_else(|| panic!("no request to {report}"));
+    let r = platform.last_request(report.path()).unwrap_or_else(|| panic!("no request to {report}"));
     assert_eq!(r.method, "POST", "{report}");
     assert!(r.access_token().is_some(), "{report} carries the token");
     r.json().unwrap()
@@ -56,7 +56,7 @@ async fn datacube_user_reports_count_follows_per_day_and_source() {
     // Today (the 15th) has no statistics yet.
     follow(&platform, at("2023-11-15", 5, 0), "o4", 30, false);
 
-    let rows = client.user_summary(d("2023-11-12"), d("2023-11-15")).await.unwrap();
+    let rows = client.datacube().user_summary(d("2023-11-12"), d("2023-11-15")).await.unwrap();
     assert_eq!(
         body(&platform, Report::UserSummary),
         json!({ "begin_date": "2023-11-12", "end_date": "2023-11-15" })
@@ -74,7 +74,7 @@ async fn datacube_user_reports_count_follows_per_day_and_source() {
     );
     assert!(rows.iter().all(|r| r.extra.is_empty()));
 
-    let rows = client.user_cumulate(d("2023-11-08"), d("2023-11-14")).await.unwrap();
+    let rows = client.datacube().user_cumulate(d("2023-11-08"), d("2023-11-14")).await.unwrap();
     let got: Vec<_> = rows.iter().map(|r| (r.ref_date.day(), r.cumulate_user)).collect();
     assert_eq!(got, [(8, 1), (9, 1), (10, 1), (11, 1), (12, 1), (13, 3), (14, 3)]);
 }
@@ -90,32 +90,32 @@ async fn datacube_message_reports_by_day_hour_week_month_and_distribution() {
     message(&platform, at("2023-10-10", 8, 0), "o1", 1, 1); // October
 
     let day = d("2023-11-14");
-    let rows = client.upstream_msg(day, day).await.unwrap();
+    let rows = client.datacube().upstream_msg(day, day).await.unwrap();
     let got: Vec<_> = rows.iter().map(|r| (r.ref_hour, r.msg_type, r.msg_user, r.msg_count)).collect();
     assert_eq!(got, [(None, 1, 2, 10), (None, 2, 1, 1)]);
 
-    let rows = client.upstream_msg_hour(day, day).await.unwrap();
+    let rows = client.datacube().upstream_msg_hour(day, day).await.unwrap();
     let got: Vec<_> = rows.iter().map(|r| (r.ref_hour, r.hour(), r.msg_type, r.msg_count)).collect();
     assert_eq!(got, [(Some(900), Some(9), 1, 3), (Some(1000), Some(10), 2, 1), (Some(2100), Some(21), 1, 7)]);
 
     // Weeks are dated on their Monday and reported once they are over.
-    let rows = client.upstream_msg_week(d("2023-10-16"), d("2023-11-14")).await.unwrap();
+    let rows = client.datacube().upstream_msg_week(d("2023-10-16"), d("2023-11-14")).await.unwrap();
     let got: Vec<_> =
         rows.iter().map(|r| (r.ref_date.to_string(), r.msg_type, r.msg_user, r.msg_count)).collect();
     assert_eq!(got, [("2023-11-06".to_owned(), 1, 1, 11)]);
 
-    let rows = client.upstream_msg_month(d("2023-09-20"), d("2023-10-19")).await.unwrap();
+    let rows = client.datacube().upstream_msg_month(d("2023-09-20"), d("2023-10-19")).await.unwrap();
     let got: Vec<_> = rows.iter().map(|r| (r.ref_date.to_string(), r.msg_count)).collect();
     assert_eq!(got, [("2023-10-01".to_owned(), 1)]);
 
     // o1 sent 4 (1–5), o2 sent 7 (6–10).
-    let rows = client.upstream_msg_dist(day, day).await.unwrap();
+    let rows = client.datacube().upstream_msg_dist(day, day).await.unwrap();
     let got: Vec<_> = rows.iter().map(|r| (r.count_interval, r.msg_user)).collect();
     assert_eq!(got, [(1, 1), (2, 1)]);
-    let rows = client.upstream_msg_dist_week(d("2023-10-16"), d("2023-11-14")).await.unwrap();
+    let rows = client.datacube().upstream_msg_dist_week(d("2023-10-16"), d("2023-11-14")).await.unwrap();
     let got: Vec<_> = rows.iter().map(|r| (r.ref_date.to_string(), r.count_interval, r.msg_user)).collect();
     assert_eq!(got, [("2023-11-06".to_owned(), 3, 1)]);
-    let rows = client.upstream_msg_dist_month(d("2023-09-20"), d("2023-10-19")).await.unwrap();
+    let rows = client.datacube().upstream_msg_dist_month(d("2023-09-20"), d("2023-10-19")).await.unwrap();
     let got: Vec<_> = rows.iter().map(|r| (r.ref_date.to_string(), r.count_interval, r.msg_user)).collect();
     assert_eq!(got, [("2023-10-01".to_owned(), 1, 1)]);
     assert_eq!(
@@ -135,14 +135,14 @@ async fn datacube_interface_reports_sum_the_callbacks() {
     ] {
         platform.record_stat(StatEvent::Callback { at_ms: when, failed, cost_ms });
     }
-    let rows = client.interface_summary(d("2023-10-16"), d("2023-11-14")).await.unwrap();
+    let rows = client.datacube().interface_summary(d("2023-10-16"), d("2023-11-14")).await.unwrap();
     let got: Vec<_> = rows
         .iter()
         .map(|r| (r.ref_date.day(), r.callback_count, r.fail_count, r.total_time_cost, r.max_time_cost))
         .collect();
     assert_eq!(got, [(13, 1, 0, 10, 10), (14, 3, 1, 450, 300)]);
     let day = d("2023-11-14");
-    let rows = client.interface_summary_hour(day, day).await.unwrap();
+    let rows = client.datacube().interface_summary_hour(day, day).await.unwrap();
     let got: Vec<_> =
         rows.iter().map(|r| (r.hour(), r.callback_count, r.fail_count, r.max_time_cost)).collect();
     assert_eq!(got, [(Some(8), 2, 1, 300), (Some(15), 1, 0, 50)]);
@@ -155,14 +155,15 @@ async fn datacube_article_reports_follow_the_mass_sent_articles() {
         platform.add_user(FakeUser::new(o));
     }
     let draft = client
-        .add_draft(&[
+        .drafts()
+        .add(&[
             DraftArticle::new("First", "<p>1</p>", "thumb"),
             DraftArticle::new("Second", "<p>2</p>", "thumb"),
         ])
         .await
         .unwrap();
     // Sent on the 15th; two days later the 15th and the 16th have statistics.
-    let sent = client.mass_send_to_tag(None, &MassContent::MpNews(draft)).await.unwrap();
+    let sent = client.mass().send_to_tag(None, &MassContent::MpNews(draft)).await.unwrap();
     let id = sent.msg_data_id.unwrap();
     platform.advance(Duration::from_secs(2 * 86_400));
 
@@ -201,7 +202,7 @@ async fn datacube_article_reports_follow_the_mass_sent_articles() {
     }
 
     let (d15, d16) = (d("2023-11-15"), d("2023-11-16"));
-    let rows = client.article_summary(d15, d15).await.unwrap();
+    let rows = client.datacube().article_summary(d15, d15).await.unwrap();
     let [a] = &rows[..] else { panic!("{rows:?}") };
     assert_eq!((a.msgid.clone(), a.article(), a.title.as_str()), (format!("{id}_1"), Some((id, 0)), "First"));
     assert_eq!(
@@ -214,14 +215,14 @@ async fn datacube_article_reports_follow_the_mass_sent_articles() {
         ),
         (2, 3, 1, 1, 0)
     );
-    let rows = client.article_summary(d16, d16).await.unwrap();
+    let rows = client.datacube().article_summary(d16, d16).await.unwrap();
     let [b] = &rows[..] else { panic!("{rows:?}") };
     assert_eq!(
         (b.article(), b.title.as_str(), b.int_page_read_user, b.add_to_fav_user),
         (Some((id, 1)), "Second", 1, 1)
     );
 
-    let rows = client.article_total(d15, d15).await.unwrap();
+    let rows = client.datacube().article_total(d15, d15).await.unwrap();
     let [first, second] = &rows[..] else { panic!("{rows:?}") };
     assert_eq!((first.title.as_str(), second.article()), ("First", Some((id, 1))));
     let dates: Vec<_> = first.details.iter().map(|x| x.stat_date.to_string()).collect();
@@ -237,7 +238,7 @@ async fn datacube_article_reports_follow_the_mass_sent_articles() {
     );
     assert_eq!((s16.share_count, s16.feed_share_from_other_cnt), (1, 0));
 
-    let rows = client.user_read(d15, d16).await.unwrap();
+    let rows = client.datacube().user_read(d15, d16).await.unwrap();
     let find = |day: u8, source: u32| {
         rows.iter().find(|r| r.ref_date.day() == day && r.user_source == source).unwrap()
     };
@@ -251,17 +252,17 @@ async fn datacube_article_reports_follow_the_mass_sent_articles() {
     );
     assert_eq!(rows.len(), 6);
 
-    let rows = client.user_read_hour(d15, d15).await.unwrap();
+    let rows = client.datacube().user_read_hour(d15, d15).await.unwrap();
     let all9 = rows.iter().find(|r| r.hour() == Some(9) && r.user_source == ALL_SOURCES).unwrap();
     assert_eq!((all9.int_page_read_user, all9.ori_page_read_count), (2, 1));
     let hours: std::collections::BTreeSet<_> = rows.iter().filter_map(|r| r.ref_hour).collect();
     assert_eq!(hours.into_iter().collect::<Vec<_>>(), [800, 900, 1000]);
 
-    let rows = client.user_share(d15, d16).await.unwrap();
+    let rows = client.datacube().user_share(d15, d16).await.unwrap();
     let got: Vec<_> =
         rows.iter().map(|r| (r.ref_date.day(), r.share_scene, r.share_user, r.share_count)).collect();
     assert_eq!(got, [(15, 2, 1, 1), (16, 1, 1, 1)]);
-    let rows = client.user_share_hour(d16, d16).await.unwrap();
+    let rows = client.datacube().user_share_hour(d16, d16).await.unwrap();
     let got: Vec<_> = rows.iter().map(|r| (r.ref_hour, r.share_scene)).collect();
     assert_eq!(got, [(Some(1300), 1)]);
 }
@@ -270,10 +271,10 @@ async fn datacube_article_reports_follow_the_mass_sent_articles() {
 async fn datacube_ranges_are_checked_before_sending_and_by_the_platform() {
     let (platform, client) = setup().await;
     // Over the span: refused by the client, nothing is sent.
-    let err = client.user_read(d("2023-11-01"), d("2023-11-07")).await.unwrap_err();
+    let err = client.datacube().user_read(d("2023-11-01"), d("2023-11-07")).await.unwrap_err();
     let Error::Invalid(msg) = &err else { panic!("{err:?}") };
     assert!(msg.contains("getuserread allows at most 3 days") && msg.contains("spans 7 days"), "{msg}");
-    let err = client.interface_summary(d("2023-11-14"), d("2023-11-13")).await.unwrap_err();
+    let err = client.datacube().interface_summary(d("2023-11-14"), d("2023-11-13")).await.unwrap_err();
     assert!(err.to_string().contains("begin_date 2023-11-14 is after end_date 2023-11-13"), "{err}");
     assert!(platform.requests_to("/datacube/getuserread").is_empty());
     assert_eq!(platform.token_requests(), 0);
@@ -301,14 +302,14 @@ async fn datacube_ranges_are_checked_before_sending_and_by_the_platform() {
     assert_eq!(answer["errcode"], 40001);
     platform.revoke_tokens();
     let before = platform.token_requests();
-    client.user_summary(d("2023-11-01"), d("2023-11-07")).await.unwrap();
+    client.datacube().user_summary(d("2023-11-01"), d("2023-11-07")).await.unwrap();
     assert_eq!(platform.token_requests(), before + 1);
     assert_eq!(platform.answered_with(40001), 2);
 
     // The generic entry point decodes into any row type.
     follow(&platform, at("2023-11-14", 9, 0), "o1", 17, false);
     let rows: Vec<Value> =
-        client.datacube(Report::UserSummary, d("2023-11-14"), d("2023-11-14")).await.unwrap();
+        client.datacube().report(Report::UserSummary, d("2023-11-14"), d("2023-11-14")).await.unwrap();
     assert_eq!(
         rows,
         [json!({ "ref_date": "2023-11-14", "user_source": 17, "new_user": 1, "cancel_user": 0 })]

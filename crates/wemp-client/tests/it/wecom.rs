@@ -54,11 +54,11 @@ async fn two_processes_share_one_wecom_token_and_send_text_markdown_and_cards() 
 
     // A late reply to a member goes through message/send; an expired token is refreshed.
     platform.advance(Duration::from_secs(7200));
-    assert_eq!(a.send_reply("wangwu", &Reply::text("late")).await.unwrap(), ReplyDelivery::Sent);
+    assert_eq!(a.kf().send_reply("wangwu", &Reply::text("late")).await.unwrap(), ReplyDelivery::Sent);
     let last = platform.wecom_messages().pop().unwrap();
     assert_eq!((last["touser"].as_str(), last["text"]["content"].as_str()), (Some("wangwu"), Some("late")));
     assert!(matches!(
-        a.send_reply("wangwu", &Reply::TransferCustomerService { kf_account: None }).await,
+        a.kf().send_reply("wangwu", &Reply::TransferCustomerService { kf_account: None }).await,
         Err(Error::Invalid(_))
     ));
     // Nothing went to the Official Account's customer-service API.
@@ -90,4 +90,46 @@ async fn a_wrong_secret_and_no_recipient_are_clear_errors() {
         oa.wecom_send(&Recipients::users(["u"]), &WecomMessage::text("x")).await,
         Err(Error::Invalid(_))
     ));
+}
+
+/// Two apps of one corp: each Secret gets its app's own token, cached under its own key, and
+/// a token is good for its own app's `agentid` only (`301002` for another's, as on WeCom).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_app_of_a_corp_has_its_own_token() {
+    let platform = FakePlatform::start().await;
+    platform.add_wecom_app("1000003", "ops-secret");
+    let store: Arc<dyn TokenStore> = Arc::new(MemoryTokenStore::new());
+    let corp = wecom(&platform, Some(store.clone()));
+    let app = |secret: &str, agent: &str| {
+        Client::builder(platform.corpid())
+            .secret(secret)
+            .wecom(agent)
+            .all_base_urls(platform.url())
+            .store(store.clone())
+            .build()
+            .unwrap()
+    };
+    let ops = app("ops-secret", "1000003");
+    corp.wecom_send(&Recipients::users(["a"]), &WecomMessage::text("corp")).await.unwrap();
+    ops.wecom_send(&Recipients::users(["b"]), &WecomMessage::text("ops")).await.unwrap();
+    let (t1, t2) = (corp.access_token().await.unwrap(), ops.access_token().await.unwrap());
+    assert_ne!(t1.secret(), t2.secret(), "one store, one token per app");
+    assert_eq!(platform.wecom_token_app(t1.secret()).as_deref(), Some(platform.agentid().as_str()));
+    assert_eq!(platform.wecom_token_app(t2.secret()).as_deref(), Some("1000003"));
+    let sent: Vec<String> = platform
+        .wecom_messages()
+        .iter()
+        .map(|m| m["agentid"].to_string().trim_matches('"').to_owned())
+        .collect();
+    assert_eq!(sent, [platform.agentid(), "1000003".to_owned()]);
+
+    // The second app's Secret with the first app's AgentID: its token is refused for it.
+    let mixed = app("ops-secret", &platform.agentid());
+    let err = mixed.wecom_send(&Recipients::users(["c"]), &WecomMessage::text("x")).await.unwrap_err();
+    assert_eq!(err.code().map(|c| c.0), Some(301002), "{err}");
+    // An AgentID the corp has no app for.
+    let nobody = app("ops-secret", "1000009");
+    let err = nobody.wecom_send(&Recipients::users(["c"]), &WecomMessage::text("x")).await.unwrap_err();
+    assert_eq!(err.code().map(|c| c.0), Some(40056), "{err}");
+    assert_eq!(platform.wecom_messages().len(), 2);
 }

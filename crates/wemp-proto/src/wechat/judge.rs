@@ -93,6 +93,61 @@ impl Problem {
             Self::MiniprogramPassive => "miniprogram-passive",
         }
     }
+
+    /// One example of every problem, and of every [`ReplyError`](crate::reply::ReplyError)
+    /// inside [`Problem::Invalid`] (a news reply beyond the limits both answering a message
+    /// and an event), for tests that hold each kind to its words in another language: a
+    /// new kind added here reaches every such test at once.
+    ///
+    /// ```
+    /// use wemp_proto::wechat::Problem;
+    ///
+    /// let codes: Vec<&str> = Problem::examples().iter().map(Problem::code).collect();
+    /// assert!(codes.contains(&"wrong-direction-swapped") && codes.contains(&"miniprogram-passive"));
+    /// ```
+    pub fn examples() -> Vec<Self> {
+        use crate::reply::ReplyError;
+        // Every variant is named here without a wildcard: a new one does not compile until
+        // it has an example below.
+        fn listed(p: &Problem) {
+            match p {
+                Problem::Swapped { .. }
+                | Problem::WrongTo { .. }
+                | Problem::WrongFrom { .. }
+                | Problem::Invalid {
+                    error:
+                        ReplyError::ArticleCount { .. }
+                        | ReplyError::EmptyField { .. }
+                        | ReplyError::InvalidChar { .. },
+                }
+                | Problem::NotEncrypted
+                | Problem::Encrypted
+                | Problem::CreateTimeMillis { .. }
+                | Problem::CreateTimeFar { .. }
+                | Problem::MiniprogramPassive => {}
+            }
+        }
+        let s = String::from;
+        let articles = |count, limit, answering_message| Self::Invalid {
+            error: ReplyError::ArticleCount { count, limit, answering_message },
+        };
+        let all = vec![
+            Self::Swapped { openid: s("o_user"), account: s("gh_account") },
+            Self::WrongTo { found: s("o_other"), expected: s("o_user") },
+            Self::WrongFrom { found: s("gh_other"), expected: s("gh_account") },
+            articles(2, 1, true),
+            articles(9, 8, false),
+            Self::Invalid { error: ReplyError::EmptyField { field: "MediaId" } },
+            Self::Invalid { error: ReplyError::InvalidChar { field: s("Content"), ch: '\u{1}' } },
+            Self::NotEncrypted,
+            Self::Encrypted,
+            Self::CreateTimeMillis { create_time: 1_700_000_000_000 },
+            Self::CreateTimeFar { create_time: 1, now: 1_700_000_000 },
+            Self::MiniprogramPassive,
+        ];
+        all.iter().for_each(listed);
+        all
+    }
 }
 
 impl std::fmt::Display for Problem {
@@ -261,6 +316,33 @@ impl Unreadable {
             Self::NotReply { .. } => "not-reply",
             Self::Other { .. } => "other",
         }
+    }
+
+    /// One example of every kind, for tests that hold each to its words in another
+    /// language (as [`Problem::examples`]).
+    pub fn examples() -> Vec<Self> {
+        // Every variant without a wildcard: a new one does not compile until it has an example.
+        fn listed(u: &Unreadable) {
+            match u {
+                Unreadable::BadSignature
+                | Unreadable::NoDecrypt { .. }
+                | Unreadable::Envelope { .. }
+                | Unreadable::Xml { .. }
+                | Unreadable::NotReply { .. }
+                | Unreadable::Other { .. } => {}
+            }
+        }
+        let s = String::from;
+        let all = vec![
+            Self::BadSignature,
+            Self::NoDecrypt { detail: s("bad padding"), code: -40007 },
+            Self::Envelope { detail: s("no <Encrypt>") },
+            Self::Xml { detail: s("unexpected end"), snippet: s("<xm") },
+            Self::NotReply { detail: s("no MsgType"), snippet: s("<xml/>") },
+            Self::Other { detail: s("odd") },
+        ];
+        all.iter().for_each(listed);
+        all
     }
 }
 

@@ -15,7 +15,8 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+pub use ::redis::aio::ConnectionManager;
+use ::redis::aio::ConnectionManagerConfig;
 
 use crate::{Result, StoreError};
 

@@ -557,4 +557,51 @@ pub(crate) async fn component(a: Arc<dyn SessionStore>, b: Arc<dyn SessionStore>
     assert!(!one.remove_authorizer("wxa").await.unwrap());
     assert_eq!(one.authorizer("wxa").await.unwrap(), None);
     assert_eq!(one.authorizers().await.unwrap().len(), 12);
+
+    component_codes(&one, &two, &other).await;
+}
+
+/// Authorization codes (`ComponentState::claim_code`): one instance exchanges a code, the
+/// other waits for it and then learns the authorizer it became, never exchanging it again.
+async fn component_codes(
+    one: &wemp_store::ComponentState,
+    two: &wemp_store::ComponentState,
+    other: &wemp_store::ComponentState,
+) {
+    use std::time::Duration;
+    use wemp_store::component::CodeClaim;
+    let lease = Duration::from_secs(30);
+    let code = "queryauthcode@@@first";
+    assert_eq!(one.claim_code(code, lease).await.unwrap(), CodeClaim::Claimed);
+    assert_eq!(two.claim_code(code, lease).await.unwrap(), CodeClaim::Exchanging, "held by one");
+    assert_eq!(
+        one.claim_code(code, lease).await.unwrap(),
+        CodeClaim::Exchanging,
+        "held, even for its holder"
+    );
+    assert_eq!(other.claim_code(code, lease).await.unwrap(), CodeClaim::Claimed, "components are separate");
+    one.code_exchanged(code, "wxa").await.unwrap();
+    assert_eq!(two.claim_code(code, lease).await.unwrap(), CodeClaim::Exchanged("wxa".into()));
+    two.release_code(code).await.unwrap();
+    assert_eq!(one.claim_code(code, lease).await.unwrap(), CodeClaim::Exchanged("wxa".into()), "kept");
+
+    // A failed exchange gives the code up: the other instance claims it.
+    let code = "queryauthcode@@@second";
+    assert_eq!(two.claim_code(code, lease).await.unwrap(), CodeClaim::Claimed);
+    two.release_code(code).await.unwrap();
+    assert_eq!(one.claim_code(code, lease).await.unwrap(), CodeClaim::Claimed);
+
+    // A claim whose holder never finished lapses after its lease.
+    let code = "queryauthcode@@@third";
+    let short = Duration::from_millis(300);
+    assert_eq!(one.claim_code(code, short).await.unwrap(), CodeClaim::Claimed);
+    assert_eq!(two.claim_code(code, short).await.unwrap(), CodeClaim::Exchanging);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(two.claim_code(code, lease).await.unwrap(), CodeClaim::Claimed, "the lease lapsed");
+
+    // Racing claims on both instances: exactly one holds the code.
+    let code = "queryauthcode@@@raced";
+    let (x, y) = tokio::join!(one.claim_code(code, lease), two.claim_code(code, lease));
+    let claims = [x.unwrap(), y.unwrap()];
+    assert_eq!(claims.iter().filter(|c| **c == CodeClaim::Claimed).count(), 1, "{claims:?}");
 }

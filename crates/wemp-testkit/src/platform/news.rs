@@ -83,9 +83,10 @@ pub(super) fn observe(w: &mut World, r: &Recorded, answer: &Answer) {
                 return;
             }
             let media_id = body["mpnews"]["media_id"].as_str().unwrap_or_default();
-            // The draft's articles when the media id names one; else a single article.
-            let articles = match w.drafts.get(media_id) {
-                Some((list, _)) => list
+            // The articles of the draft or `uploadnews` the media id names; else a single article.
+            let uploaded = w.mass_uploads.news.get(media_id);
+            let articles = match w.drafts.get(media_id).map(|(list, _)| list).or(uploaded) {
+                Some(list) => list
                     .iter()
                     .map(|a| NewsArticle {
                         title: a["title"].as_str().unwrap_or_default().to_owned(),

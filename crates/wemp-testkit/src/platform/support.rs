@@ -52,6 +52,29 @@ pub(super) fn fail(code: i64) -> Value {
     json!({ "errcode": code, "errmsg": format!("{msg} rid: fake-{code}") })
 }
 
+/// A string field of a JSON body (empty when absent).
+pub(super) fn s(v: &Value, key: &str) -> String {
+    v.get(key).and_then(Value::as_str).unwrap_or_default().to_owned()
+}
+
+/// A query parameter (empty when absent).
+pub(super) fn q(r: &Recorded, key: &str) -> String {
+    r.query.get(key).cloned().unwrap_or_default()
+}
+
+/// `base` with the fields of `extra` added.
+pub(super) fn with(mut base: Value, extra: Value) -> Value {
+    if let (Some(b), Value::Object(e)) = (base.as_object_mut(), extra) {
+        b.extend(e);
+    }
+    base
+}
+
+/// Unix seconds of a platform instant in milliseconds.
+pub(super) fn secs(ms: i64) -> i64 {
+    ms / 1000
+}
+
 const CST_MS: i64 = 8 * 3600 * 1000;
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
@@ -71,7 +94,7 @@ pub(super) fn weekday(day: i64) -> i64 {
 }
 
 /// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm). The fake keeps its own
-/// calendar rather than borrowing `wemp_client::datacube::Date`: a date bug shared with the
+/// calendar rather than borrowing `wemp_client::api::datacube::Date`: a date bug shared with the
 /// client under test would pass every test.
 pub(super) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = y - i64::from(m <= 2);

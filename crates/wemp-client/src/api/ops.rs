@@ -30,7 +30,7 @@ pub struct PingResult {
     pub time: String,
 }
 
-/// The result of [`Client::check_network`].
+/// The result of [`Ops::check_network`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct NetworkCheck {
     /// DNS results.
@@ -69,29 +69,50 @@ pub struct RidInfo {
     pub client_ip: String,
 }
 
+/// The endpoints of this area, in one place.
+mod path {
+    pub(super) const CALLBACK_IPS: &str = "/cgi-bin/getcallbackip";
+    pub(super) const API_DOMAIN_IPS: &str = "/cgi-bin/get_api_domain_ip";
+    pub(super) const CHECK_NETWORK: &str = "/cgi-bin/callback/check";
+    pub(super) const CLEAR_QUOTA: &str = "/cgi-bin/clear_quota";
+    pub(super) const QUOTA: &str = "/cgi-bin/openapi/quota/get";
+    pub(super) const RID: &str = "/cgi-bin/openapi/rid/get";
+}
+
 impl Client {
+    /// Operations: [`Ops`].
+    pub fn ops(&self) -> Ops<'_> {
+        Ops(self)
+    }
+}
+
+/// Operations (IP lists, network check, quotas, `rid` lookup), from [`Client::ops`].
+#[derive(Clone, Copy, Debug)]
+pub struct Ops<'c>(&'c Client);
+
+impl Ops<'_> {
     /// The IP ranges WeChat's callbacks come from.
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn callback_ips(&self) -> Result<Vec<String>> {
+    pub async fn callback_ips(self) -> Result<Vec<String>> {
         #[derive(Deserialize)]
         struct L {
             ip_list: Vec<String>,
         }
-        Ok(self.get_as::<L>("/cgi-bin/getcallbackip", &[]).await?.ip_list)
+        Ok(self.0.get_as::<L>(path::CALLBACK_IPS, &[]).await?.ip_list)
     }
 
     /// The IPs of `api.weixin.qq.com`.
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn api_domain_ips(&self) -> Result<Vec<String>> {
+    pub async fn api_domain_ips(self) -> Result<Vec<String>> {
         #[derive(Deserialize)]
         struct L {
             ip_list: Vec<String>,
         }
-        Ok(self.get_as::<L>("/cgi-bin/get_api_domain_ip", &[]).await?.ip_list)
+        Ok(self.0.get_as::<L>(path::API_DOMAIN_IPS, &[]).await?.ip_list)
     }
 
     /// Checks WeChat's reach to the callback URL: `action` is `all`, `dns` or `ping`;
@@ -99,8 +120,9 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn check_network(&self, action: &str, operator: &str) -> Result<NetworkCheck> {
-        self.post_as("/cgi-bin/callback/check", &[], &json!({ "action": action, "check_operator": operator }))
+    pub async fn check_network(self, action: &str, operator: &str) -> Result<NetworkCheck> {
+        self.0
+            .post_as(path::CHECK_NETWORK, &[], &json!({ "action": action, "check_operator": operator }))
             .await
     }
 
@@ -108,34 +130,31 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn clear_quota(&self) -> Result<()> {
-        self.post_ok("/cgi-bin/clear_quota", &json!({ "appid": self.appid() })).await
+    pub async fn clear_quota(self) -> Result<()> {
+        self.0.post_ok(path::CLEAR_QUOTA, &json!({ "appid": self.0.appid() })).await
     }
 
     /// The daily quota of one API (`cgi_path` like `/cgi-bin/message/custom/send`).
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn quota(&self, cgi_path: &str) -> Result<Quota> {
+    pub async fn quota(self, cgi_path: &str) -> Result<Quota> {
         #[derive(Deserialize)]
         struct Q {
             quota: Quota,
         }
-        Ok(self
-            .post_as::<Q, _>("/cgi-bin/openapi/quota/get", &[], &json!({ "cgi_path": cgi_path }))
-            .await?
-            .quota)
+        Ok(self.0.post_as::<Q, _>(path::QUOTA, &[], &json!({ "cgi_path": cgi_path })).await?.quota)
     }
 
     /// Looks up a failed request by the `rid` from its `errmsg` (see [`ApiError::rid`](crate::ApiError::rid)).
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn query_rid(&self, rid: &str) -> Result<RidInfo> {
+    pub async fn rid(self, rid: &str) -> Result<RidInfo> {
         #[derive(Deserialize)]
         struct R {
             request: RidInfo,
         }
-        Ok(self.post_as::<R, _>("/cgi-bin/openapi/rid/get", &[], &json!({ "rid": rid })).await?.request)
+        Ok(self.0.post_as::<R, _>(path::RID, &[], &json!({ "rid": rid })).await?.request)
     }
 }

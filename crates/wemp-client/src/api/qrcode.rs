@@ -85,7 +85,7 @@ impl QrCode {
 /// A created QR code.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct QrTicket {
-    /// The ticket (exchange it for the image with [`Client::qrcode_image_url`]).
+    /// The ticket (exchange it for the image with [`QrCodes::image_url`]).
     pub ticket: String,
     /// Lifetime in seconds (temporary codes).
     #[serde(default)]
@@ -105,22 +105,44 @@ pub struct ShortKeyData {
     pub expire_seconds: u64,
 }
 
+/// The endpoints of this area, in one place.
+mod path {
+    pub(super) const CREATE: &str = "/cgi-bin/qrcode/create";
+    /// On `mp.weixin.qq.com`.
+    pub(super) const SHOW: &str = "/cgi-bin/showqrcode";
+    pub(super) const SHORTEN: &str = "/cgi-bin/shorten/gen";
+    pub(super) const FETCH_SHORT: &str = "/cgi-bin/shorten/fetch";
+}
+
 impl Client {
+    /// QR codes and short keys: [`QrCodes`].
+    pub fn qrcode(&self) -> QrCodes<'_> {
+        QrCodes(self)
+    }
+}
+
+/// QR codes with scene values (`/cgi-bin/qrcode/create`) and short keys
+/// (`/cgi-bin/shorten/*`), from [`Client::qrcode`].
+#[derive(Clone, Copy, Debug)]
+pub struct QrCodes<'c>(&'c Client);
+
+impl QrCodes<'_> {
     /// Creates a QR code.
     ///
     /// # Errors
     /// [`Error::Invalid`] outside the documented limits ([`QrCode::check`]), before anything
     /// is sent; otherwise as [`Client::get`].
-    pub async fn create_qrcode(&self, code: &QrCode) -> Result<QrTicket> {
+    pub async fn create(self, code: &QrCode) -> Result<QrTicket> {
         code.check()?;
-        self.post_as("/cgi-bin/qrcode/create", &[], &code.to_json()).await
+        self.0.post_as(path::CREATE, &[], &code.to_json()).await
     }
 
     /// The image URL of a ticket (`https://mp.weixin.qq.com/cgi-bin/showqrcode?ticket=…`).
-    pub fn qrcode_image_url(&self, ticket: &str) -> String {
+    pub fn image_url(self, ticket: &str) -> String {
         format!(
-            "{}/cgi-bin/showqrcode?ticket={}",
-            self.inner.mp_base,
+            "{}{}?ticket={}",
+            self.0.inner.mp_base,
+            path::SHOW,
             utf8_percent_encode(ticket, NON_ALPHANUMERIC)
         )
     }
@@ -129,21 +151,21 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn short_key(&self, long_data: &str, expire: Duration) -> Result<String> {
+    pub async fn short_key(self, long_data: &str, expire: Duration) -> Result<String> {
         #[derive(Deserialize)]
         struct K {
             short_key: String,
         }
         let body = json!({ "long_data": long_data, "expire_seconds": expire.as_secs() });
-        Ok(self.post_as::<K, _>("/cgi-bin/shorten/gen", &[], &body).await?.short_key)
+        Ok(self.0.post_as::<K, _>(path::SHORTEN, &[], &body).await?.short_key)
     }
 
     /// The data behind a short key.
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn fetch_short_key(&self, short_key: &str) -> Result<ShortKeyData> {
-        self.post_as("/cgi-bin/shorten/fetch", &[], &json!({ "short_key": short_key })).await
+    pub async fn fetch_short_key(self, short_key: &str) -> Result<ShortKeyData> {
+        self.0.post_as(path::FETCH_SHORT, &[], &json!({ "short_key": short_key })).await
     }
 }
 

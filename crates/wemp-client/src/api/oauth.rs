@@ -22,7 +22,8 @@ fn authorize_url(
 ) -> String {
     let component = component_appid.map(|c| format!("&component_appid={c}")).unwrap_or_default();
     format!(
-        "{open_base}/connect/oauth2/authorize?appid={appid}&redirect_uri={}&response_type=code&scope={}&state={}{component}#wechat_redirect",
+        "{open_base}{}?appid={appid}&redirect_uri={}&response_type=code&scope={}&state={}{component}#wechat_redirect",
+        path::AUTHORIZE,
         utf8_percent_encode(redirect_uri, NON_ALPHANUMERIC),
         scope.as_str(),
         utf8_percent_encode(state, NON_ALPHANUMERIC),
@@ -34,7 +35,7 @@ fn authorize_url(
 pub enum Scope {
     /// `snsapi_base`: silent, OpenID only.
     Base,
-    /// `snsapi_userinfo`: asks consent, allows [`Client::oauth_user_info`].
+    /// `snsapi_userinfo`: asks consent, allows [`OAuth::user_info`].
     UserInfo,
 }
 
@@ -90,19 +91,22 @@ pub struct OAuthUser {
     pub unionid: Option<String>,
 }
 
+/// The endpoints of this area, in one place.
+mod path {
+    /// On `open.weixin.qq.com`.
+    pub(super) const AUTHORIZE: &str = "/connect/oauth2/authorize";
+    pub(super) const ACCESS_TOKEN: &str = "/sns/oauth2/access_token";
+    pub(super) const REFRESH_TOKEN: &str = "/sns/oauth2/refresh_token";
+    pub(super) const USER_INFO: &str = "/sns/userinfo";
+    pub(super) const CHECK_TOKEN: &str = "/sns/auth";
+    pub(super) const COMPONENT_ACCESS_TOKEN: &str = "/sns/oauth2/component/access_token";
+    pub(super) const COMPONENT_REFRESH_TOKEN: &str = "/sns/oauth2/component/refresh_token";
+}
+
 impl Client {
-    /// The authorize URL to redirect the user's browser to.
-    ///
-    /// ```
-    /// use wemp_client::{Client, oauth::Scope};
-    /// let client = Client::new("wx123", "secret").unwrap();
-    /// let url = client.authorize_url("https://example.com/cb?x=1", Scope::UserInfo, "st");
-    /// assert_eq!(url, "https://open.weixin.qq.com/connect/oauth2/authorize?appid=wx123\
-    ///     &redirect_uri=https%3A%2F%2Fexample%2Ecom%2Fcb%3Fx%3D1&response_type=code\
-    ///     &scope=snsapi_userinfo&state=st#wechat_redirect");
-    /// ```
-    pub fn authorize_url(&self, redirect_uri: &str, scope: Scope, state: &str) -> String {
-        authorize_url(&self.inner.open_base, &self.inner.appid, redirect_uri, scope, state, None)
+    /// OAuth2 web authorization: [`OAuth`].
+    pub fn oauth(&self) -> OAuth<'_> {
+        OAuth(self)
     }
 
     fn secret(&self) -> Result<&str> {
@@ -110,58 +114,76 @@ impl Client {
             Error::Invalid("OAuth2 code exchange needs the AppSecret; set ClientBuilder::secret".into())
         })
     }
+}
+
+/// OAuth2 web authorization (`/connect/oauth2/authorize`, `/sns/*`), from [`Client::oauth`].
+#[derive(Clone, Copy, Debug)]
+pub struct OAuth<'c>(&'c Client);
+
+impl OAuth<'_> {
+    /// The authorize URL to redirect the user's browser to.
+    ///
+    /// ```
+    /// use wemp_client::{Client, api::oauth::Scope};
+    /// let client = Client::new("wx123", "secret").unwrap();
+    /// let url = client.oauth().authorize_url("https://example.com/cb?x=1", Scope::UserInfo, "st");
+    /// assert_eq!(url, "https://open.weixin.qq.com/connect/oauth2/authorize?appid=wx123\
+    ///     &redirect_uri=https%3A%2F%2Fexample%2Ecom%2Fcb%3Fx%3D1&response_type=code\
+    ///     &scope=snsapi_userinfo&state=st#wechat_redirect");
+    /// ```
+    pub fn authorize_url(self, redirect_uri: &str, scope: Scope, state: &str) -> String {
+        let inner = &self.0.inner;
+        authorize_url(&inner.open_base, &inner.appid, redirect_uri, scope, state, None)
+    }
 
     /// Exchanges the `code` from the redirect for a user token.
     ///
     /// # Errors
     /// [`Error::Invalid`] without an AppSecret; [`Error::Api`] (40029 for a used or
     /// expired code) and the transport errors of [`Client::get`].
-    pub async fn exchange_code(&self, code: &str) -> Result<UserToken> {
-        const PATH: &str = "/sns/oauth2/access_token";
+    pub async fn exchange_code(self, code: &str) -> Result<UserToken> {
         let query = [
-            ("appid", self.inner.appid.as_str()),
-            ("secret", self.secret()?),
+            ("appid", self.0.inner.appid.as_str()),
+            ("secret", self.0.secret()?),
             ("code", code),
             ("grant_type", "authorization_code"),
         ];
-        decode(PATH, self.execute_plain(PATH, &query).await?)
+        decode(path::ACCESS_TOKEN, self.0.execute_plain(path::ACCESS_TOKEN, &query).await?)
     }
 
     /// Refreshes a user token.
     ///
     /// # Errors
-    /// As [`Client::exchange_code`].
-    pub async fn refresh_user_token(&self, refresh_token: &str) -> Result<UserToken> {
-        const PATH: &str = "/sns/oauth2/refresh_token";
+    /// As [`OAuth::exchange_code`].
+    pub async fn refresh_token(self, refresh_token: &str) -> Result<UserToken> {
         let query = [
-            ("appid", self.inner.appid.as_str()),
+            ("appid", self.0.inner.appid.as_str()),
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token),
         ];
-        decode(PATH, self.execute_plain(PATH, &query).await?)
+        decode(path::REFRESH_TOKEN, self.0.execute_plain(path::REFRESH_TOKEN, &query).await?)
     }
 
     /// The user's profile (needs the `snsapi_userinfo` scope).
     ///
     /// # Errors
-    /// As [`Client::exchange_code`].
-    pub async fn oauth_user_info(&self, token: &UserToken) -> Result<OAuthUser> {
-        const PATH: &str = "/sns/userinfo";
+    /// As [`OAuth::exchange_code`].
+    pub async fn user_info(self, token: &UserToken) -> Result<OAuthUser> {
         let query = [
             ("access_token", token.access_token.expose()),
             ("openid", token.openid.as_str()),
             ("lang", "zh_CN"),
         ];
-        decode(PATH, self.execute_plain(PATH, &query).await?)
+        decode(path::USER_INFO, self.0.execute_plain(path::USER_INFO, &query).await?)
     }
 
     /// Whether a user token is still valid.
     ///
     /// # Errors
     /// Transport errors, and WeChat errors other than an invalid or expired token.
-    pub async fn check_user_token(&self, token: &UserToken) -> Result<bool> {
+    pub async fn check_token(self, token: &UserToken) -> Result<bool> {
         let query = [("access_token", token.access_token.expose()), ("openid", token.openid.as_str())];
-        match self.execute_plain("/sns/auth", &query).await {
+        match self.0.execute_plain(path::CHECK_TOKEN, &query).await {
             Ok(_) => Ok(true),
             Err(Error::Api(e)) if e.code.is_token_error() => Ok(false),
             Err(e) => Err(e),
@@ -176,7 +198,7 @@ impl ComponentClient {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use wemp_client::{component::ComponentClient, oauth::Scope};
+    /// use wemp_client::{api::oauth::Scope, component::ComponentClient};
     /// use wemp_store::{ComponentState, memory::MemorySessionStore};
     /// let state = ComponentState::new(Arc::new(MemorySessionStore::new()), "wxcomp");
     /// let c = ComponentClient::builder("wxcomp", "secret", state).build()?;
@@ -203,7 +225,7 @@ impl ComponentClient {
     /// (`/sns/oauth2/component/access_token`, with the component token).
     ///
     /// # Errors
-    /// As [`Client::exchange_code`], and [`Error::NoVerifyTicket`].
+    /// As [`OAuth::exchange_code`], and [`Error::NoVerifyTicket`].
     pub async fn oauth_exchange_code(&self, authorizer_appid: &str, code: &str) -> Result<UserToken> {
         let query = [
             ("appid", authorizer_appid),
@@ -211,7 +233,7 @@ impl ComponentClient {
             ("grant_type", "authorization_code"),
             ("component_appid", self.appid()),
         ];
-        self.api().get_as("/sns/oauth2/component/access_token", &query).await
+        self.api().get_as(path::COMPONENT_ACCESS_TOKEN, &query).await
     }
 
     /// Refreshes a user token obtained on behalf of `authorizer_appid`
@@ -230,6 +252,6 @@ impl ComponentClient {
             ("component_appid", self.appid()),
             ("refresh_token", refresh_token),
         ];
-        self.api().get_as("/sns/oauth2/component/refresh_token", &query).await
+        self.api().get_as(path::COMPONENT_REFRESH_TOKEN, &query).await
     }
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wemp_client::card::{Card, CardQrCode, CardStatus, CardType, UserCardStatus};
+use wemp_client::api::cards::{Card, CardQrCode, CardStatus, CardType, UserCardStatus};
 use wemp_client::{Client, ErrCode, Error};
 use wemp_testkit::platform::{FakePlatform, Fault};
 
@@ -40,7 +40,7 @@ fn cash(quantity: i64) -> Card {
 
 /// Creates and approves a cash card.
 async fn approved(platform: &FakePlatform, client: &Client, quantity: i64) -> String {
-    let id = client.create_card(&cash(quantity)).await.unwrap();
+    let id = client.cards().create(&cash(quantity)).await.unwrap();
     assert!(platform.review_card(&id, true));
     id
 }
@@ -49,11 +49,11 @@ async fn approved(platform: &FakePlatform, client: &Client, quantity: i64) -> St
 async fn cards_are_created_read_listed_updated_restocked_and_deleted() {
     let (platform, client) = setup().await;
     let card = cash(100);
-    let id = client.create_card(&card).await.unwrap();
+    let id = client.cards().create(&card).await.unwrap();
     assert_eq!(body(&platform, "/card/create"), card.to_json());
     assert!(id.starts_with('p') && id.len() == 28, "{id}");
 
-    let read = client.get_card(&id).await.unwrap();
+    let read = client.cards().get(&id).await.unwrap();
     assert_eq!(body(&platform, "/card/get"), json!({ "card_id": id }));
     assert_eq!(read.card_type, CardType::Cash);
     assert_eq!(
@@ -66,49 +66,49 @@ async fn cards_are_created_read_listed_updated_restocked_and_deleted() {
 
     // A second card, approved; the list filters by state and pages.
     let other = approved(&platform, &client, 5).await;
-    let all = client.list_cards(0, 10, &[]).await.unwrap();
+    let all = client.cards().list(0, 10, &[]).await.unwrap();
     assert_eq!(body(&platform, "/card/batchget"), json!({ "offset": 0, "count": 10 }));
     assert_eq!((all.card_ids.clone(), all.total), (vec![id.clone(), other.clone()], 2));
-    let ok = client.list_cards(0, 10, &[CardStatus::VerifyOk, CardStatus::Dispatch]).await.unwrap();
+    let ok = client.cards().list(0, 10, &[CardStatus::VerifyOk, CardStatus::Dispatch]).await.unwrap();
     assert_eq!(
         body(&platform, "/card/batchget")["status_list"],
         json!(["CARD_STATUS_VERIFY_OK", "CARD_STATUS_DISPATCH"])
     );
     assert_eq!((ok.card_ids, ok.total), (vec![other.clone()], 1));
-    let second = client.list_cards(1, 1, &[]).await.unwrap();
+    let second = client.cards().list(1, 1, &[]).await.unwrap();
     assert_eq!((second.card_ids, second.total), (vec![other.clone()], 2));
 
     // A description change keeps the review; a title change sends the card back to it.
     let changes = json!({ "base_info": { "description": "Two per order" } });
-    assert!(!client.update_card(&other, &CardType::Cash, &changes).await.unwrap());
+    assert!(!client.cards().update(&other, &CardType::Cash, &changes).await.unwrap());
     assert_eq!(body(&platform, "/card/update"), json!({ "card_id": other, "cash": changes }));
-    let after = client.get_card(&other).await.unwrap();
+    let after = client.cards().get(&other).await.unwrap();
     assert_eq!(after.base_info().unwrap()["description"], "Two per order");
     assert_eq!((after.title(), after.status()), (Some("¥10 off"), Some(CardStatus::VerifyOk)));
     let retitled = json!({ "base_info": { "title": "¥12 off" } });
-    assert!(client.update_card(&other, &CardType::Cash, &retitled).await.unwrap());
-    let after = client.get_card(&other).await.unwrap();
+    assert!(client.cards().update(&other, &CardType::Cash, &retitled).await.unwrap());
+    let after = client.cards().get(&other).await.unwrap();
     assert_eq!((after.title(), after.status()), (Some("¥12 off"), Some(CardStatus::NotVerify)));
-    let wrong_type = client.update_card(&other, &CardType::Groupon, &changes).await.unwrap_err();
+    let wrong_type = client.cards().update(&other, &CardType::Groupon, &changes).await.unwrap_err();
     assert_eq!(wrong_type.code(), Some(ErrCode(40071)));
 
-    client.modify_card_stock(&id, 20).await.unwrap();
+    client.cards().modify_stock(&id, 20).await.unwrap();
     assert_eq!(body(&platform, "/card/modifystock"), json!({ "card_id": id, "increase_stock_value": 20 }));
-    client.modify_card_stock(&id, -50).await.unwrap();
+    client.cards().modify_stock(&id, -50).await.unwrap();
     assert_eq!(body(&platform, "/card/modifystock"), json!({ "card_id": id, "reduce_stock_value": 50 }));
     let stock = platform.card(&id).unwrap();
     assert_eq!((stock.quantity, stock.total_quantity), (70, 70));
-    assert_eq!(client.get_card(&id).await.unwrap().quantity(), Some(70));
-    let too_many = client.modify_card_stock(&id, -71).await.unwrap_err();
+    assert_eq!(client.cards().get(&id).await.unwrap().quantity(), Some(70));
+    let too_many = client.cards().modify_stock(&id, -71).await.unwrap_err();
     assert_eq!(too_many.code(), Some(ErrCode(40122)));
     assert_eq!(platform.card(&id).unwrap().quantity, 70);
 
-    client.delete_card(&id).await.unwrap();
+    client.cards().delete(&id).await.unwrap();
     assert_eq!(body(&platform, "/card/delete"), json!({ "card_id": id }));
-    assert_eq!(client.get_card(&id).await.unwrap().status(), Some(CardStatus::Delete));
-    let deleted = client.list_cards(0, 10, &[CardStatus::Delete]).await.unwrap();
+    assert_eq!(client.cards().get(&id).await.unwrap().status(), Some(CardStatus::Delete));
+    let deleted = client.cards().list(0, 10, &[CardStatus::Delete]).await.unwrap();
     assert_eq!(deleted.card_ids, std::slice::from_ref(&id));
-    assert_eq!(client.modify_card_stock(&id, 1).await.map_err(code_of).unwrap_err(), Some(ErrCode(40078)));
+    assert_eq!(client.cards().modify_stock(&id, 1).await.map_err(code_of).unwrap_err(), Some(ErrCode(40078)));
     assert_eq!(platform.give_card(&id, "o1"), Err(40078));
 }
 
@@ -117,7 +117,7 @@ async fn card_definitions_are_checked_as_documented() {
     let (platform, client) = setup().await;
     let create = |card: Card| {
         let client = client.clone();
-        async move { client.create_card(&card).await.map_err(code_of).unwrap_err() }
+        async move { client.cards().create(&card).await.map_err(code_of).unwrap_err() }
     };
     let with = |path: &[&str], value: Value| {
         let mut card = cash(10);
@@ -145,28 +145,28 @@ async fn card_definitions_are_checked_as_documented() {
         json!({ "type": "DATE_TYPE_FIX_TIME_RANGE", "begin_timestamp": 200, "end_timestamp": 100 });
     assert_eq!(create(with(&["base_info", "date_info"], backwards)).await, Some(ErrCode(40100)));
     // Nine characters is the limit, not over it.
-    client.create_card(&with(&["base_info", "title"], json!("一二三四五六七八九"))).await.unwrap();
+    client.cards().create(&with(&["base_info", "title"], json!("一二三四五六七八九"))).await.unwrap();
 
     // Unknown cards, everywhere.
     let nobody = "pNoSuchCard";
-    assert_eq!(client.get_card(nobody).await.map_err(code_of).unwrap_err(), Some(ErrCode(40073)));
-    assert_eq!(client.delete_card(nobody).await.map_err(code_of).unwrap_err(), Some(ErrCode(40073)));
-    let err = client.update_card(nobody, &CardType::Cash, &json!({})).await.unwrap_err();
+    assert_eq!(client.cards().get(nobody).await.map_err(code_of).unwrap_err(), Some(ErrCode(40073)));
+    assert_eq!(client.cards().delete(nobody).await.map_err(code_of).unwrap_err(), Some(ErrCode(40073)));
+    let err = client.cards().update(nobody, &CardType::Cash, &json!({})).await.unwrap_err();
     assert!(err.to_string().starts_with("/card/update failed with errcode 40073: invalid card id"), "{err}");
-    let qr = client.create_card_qrcode(&CardQrCode::new(nobody)).await.map_err(code_of).unwrap_err();
+    let qr = client.cards().create_qrcode(&CardQrCode::new(nobody)).await.map_err(code_of).unwrap_err();
     assert_eq!(qr, Some(ErrCode(40073)));
 
     // Refused before sending.
     for count in [0, 51] {
-        let err = client.list_cards(0, count, &[]).await.unwrap_err();
+        let err = client.cards().list(0, count, &[]).await.unwrap_err();
         assert!(matches!(&err, Error::Invalid(m) if m.contains("1 to 50")), "{err:?}");
     }
-    assert!(matches!(client.modify_card_stock("p1", 0).await.unwrap_err(), Error::Invalid(_)));
+    assert!(matches!(client.cards().modify_stock("p1", 0).await.unwrap_err(), Error::Invalid(_)));
     let short = CardQrCode::new("p1").expire(Duration::from_secs(30));
     assert!(
-        matches!(client.create_card_qrcode(&short).await.unwrap_err(), Error::Invalid(m) if m.contains("60 to 1800"))
+        matches!(client.cards().create_qrcode(&short).await.unwrap_err(), Error::Invalid(m) if m.contains("60 to 1800"))
     );
-    assert!(matches!(client.user_cards("", None).await.unwrap_err(), Error::Invalid(_)));
+    assert!(matches!(client.cards().user_cards("", None).await.unwrap_err(), Error::Invalid(_)));
     for path in ["/card/batchget", "/card/modifystock", "/card/user/getcardlist"] {
         assert!(platform.requests_to(path).is_empty(), "{path}");
     }
@@ -209,44 +209,44 @@ async fn codes_are_taken_queried_redeemed_once_and_listed() {
     assert_eq!(platform.card(&id).unwrap().quantity, 1);
 
     // The user's page gets the encrypted code; the server decrypts it.
-    let code = client.decrypt_card_code(&a.encrypt_code).await.unwrap();
+    let code = client.cards().decrypt_code(&a.encrypt_code).await.unwrap();
     assert_eq!(body(&platform, "/card/code/decrypt"), json!({ "encrypt_code": a.encrypt_code }));
     assert_eq!(code, a.code);
     let again = platform.encrypt_card_code(&a.code);
     assert_ne!(again, a.encrypt_code);
-    assert_eq!(client.decrypt_card_code(&again).await.unwrap(), a.code);
+    assert_eq!(client.cards().decrypt_code(&again).await.unwrap(), a.code);
 
-    let info = client.get_card_code(&a.code, None, true).await.unwrap();
+    let info = client.cards().get_code(&a.code, None, true).await.unwrap();
     assert_eq!(body(&platform, "/card/code/get"), json!({ "code": a.code, "check_consume": true }));
     assert_eq!((info.openid.as_str(), info.card_id.as_str()), ("o1", id.as_str()));
     assert_eq!((info.begin_time, info.end_time), (now, now + 30 * 86_400));
     assert_eq!((info.can_consume, info.user_card_status), (Some(true), Some(UserCardStatus::Normal)));
-    let listed = client.user_cards("o1", None).await.unwrap();
+    let listed = client.cards().user_cards("o1", None).await.unwrap();
     assert_eq!(body(&platform, "/card/user/getcardlist"), json!({ "openid": "o1" }));
     let codes: Vec<_> = listed.cards.iter().map(|c| (c.card_id.as_str(), c.code.as_str())).collect();
     assert_eq!(codes, [(id.as_str(), a.code.as_str()), (id.as_str(), b.code.as_str())]);
     assert!(!listed.has_share_card);
 
-    let consumed = client.consume_card_code(&a.code, None).await.unwrap();
+    let consumed = client.cards().consume_code(&a.code, None).await.unwrap();
     assert_eq!(body(&platform, "/card/code/consume"), json!({ "code": a.code }));
     assert_eq!((consumed.openid.as_str(), consumed.card_id.as_str()), ("o1", id.as_str()));
     assert_eq!(platform.card_code(&id, &a.code).unwrap().status, "CONSUMED");
     // Twice: refused, as WeChat does.
-    let twice = client.consume_card_code(&a.code, Some(&id)).await.unwrap_err();
+    let twice = client.cards().consume_code(&a.code, Some(&id)).await.unwrap_err();
     assert_eq!(twice.code(), Some(ErrCode(40099)));
     assert!(twice.to_string().contains("invalid code, this code has consumed."), "{twice}");
     assert_eq!(body(&platform, "/card/code/consume"), json!({ "code": a.code, "card_id": id }));
     // With check_consume the query fails the same way; without, it reports the state.
-    let checked = client.get_card_code(&a.code, Some(&id), true).await.unwrap_err();
+    let checked = client.cards().get_code(&a.code, Some(&id), true).await.unwrap_err();
     assert_eq!(checked.code(), Some(ErrCode(40099)));
-    let state = client.get_card_code(&a.code, Some(&id), false).await.unwrap();
+    let state = client.cards().get_code(&a.code, Some(&id), false).await.unwrap();
     assert_eq!((state.can_consume, state.user_card_status), (Some(false), Some(UserCardStatus::Consumed)));
     let left: Vec<_> =
-        client.user_cards("o1", Some(&id)).await.unwrap().cards.into_iter().map(|c| c.code).collect();
+        client.cards().user_cards("o1", Some(&id)).await.unwrap().cards.into_iter().map(|c| c.code).collect();
     assert_eq!(left, std::slice::from_ref(&b.code));
 
     // Withdrawn: unavailable, then neither redeemable nor listed.
-    client.make_card_code_unavailable(&b.code, None, Some("refunded")).await.unwrap();
+    client.cards().make_code_unavailable(&b.code, None, Some("refunded")).await.unwrap();
     assert_eq!(body(&platform, "/card/code/unavailable"), json!({ "code": b.code, "reason": "refunded" }));
     let withdrawn = platform.card_code(&id, &b.code).unwrap();
     assert_eq!(
@@ -254,31 +254,31 @@ async fn codes_are_taken_queried_redeemed_once_and_listed() {
         ("UNAVAILABLE", Some("refunded"))
     );
     assert_eq!(
-        client.consume_card_code(&b.code, None).await.map_err(code_of).unwrap_err(),
+        client.cards().consume_code(&b.code, None).await.map_err(code_of).unwrap_err(),
         Some(ErrCode(40127))
     );
-    let state = client.get_card_code(&b.code, None, false).await.unwrap();
+    let state = client.cards().get_code(&b.code, None, false).await.unwrap();
     assert_eq!(state.user_card_status, Some(UserCardStatus::Unavailable));
-    let again = client.make_card_code_unavailable(&b.code, None, None).await.unwrap_err();
+    let again = client.cards().make_code_unavailable(&b.code, None, None).await.unwrap_err();
     assert_eq!(again.code(), Some(ErrCode(40127)));
-    assert!(client.user_cards("o1", None).await.unwrap().cards.is_empty());
+    assert!(client.cards().user_cards("o1", None).await.unwrap().cards.is_empty());
 
     // A code the user deleted from their wallet.
     let c = platform.give_card(&id, "o2").unwrap();
     assert!(platform.user_deletes_card(&id, &c.code));
     assert_eq!(
-        client.get_card_code(&c.code, None, true).await.map_err(code_of).unwrap_err(),
+        client.cards().get_code(&c.code, None, true).await.map_err(code_of).unwrap_err(),
         Some(ErrCode(40127))
     );
     assert_eq!(platform.give_card(&id, "o3"), Err(45031), "the stock is used up");
 
     // Deleting the card leaves the codes users hold usable.
     let d = {
-        client.modify_card_stock(&id, 1).await.unwrap();
+        client.cards().modify_stock(&id, 1).await.unwrap();
         platform.give_card(&id, "o3").unwrap()
     };
-    client.delete_card(&id).await.unwrap();
-    client.consume_card_code(&d.code, None).await.unwrap();
+    client.cards().delete(&id).await.unwrap();
+    client.cards().consume_code(&d.code, None).await.unwrap();
 }
 
 #[tokio::test]
@@ -289,36 +289,36 @@ async fn unknown_and_custom_codes_and_bad_encrypt_codes_are_refused() {
 
     let code = |e: Error| e.code();
     assert_eq!(
-        client.get_card_code("999999999999", None, true).await.map_err(code).unwrap_err(),
+        client.cards().get_code("999999999999", None, true).await.map_err(code).unwrap_err(),
         Some(ErrCode(40056))
     );
     assert_eq!(
-        client.consume_card_code("999999999999", None).await.map_err(code).unwrap_err(),
+        client.cards().consume_code("999999999999", None).await.map_err(code).unwrap_err(),
         Some(ErrCode(40056))
     );
-    let unknown = client.make_card_code_unavailable("999999999999", None, None).await.unwrap_err();
+    let unknown = client.cards().make_code_unavailable("999999999999", None, None).await.unwrap_err();
     assert!(unknown.to_string().contains("40056: invalid serial code"), "{unknown}");
     assert_eq!(
-        client.get_card_code(&a.code, Some("pNoSuchCard"), true).await.map_err(code).unwrap_err(),
+        client.cards().get_code(&a.code, Some("pNoSuchCard"), true).await.map_err(code).unwrap_err(),
         Some(ErrCode(40073))
     );
     assert_eq!(
-        client.user_cards("o1", Some("pNoSuchCard")).await.map_err(code).unwrap_err(),
+        client.cards().user_cards("o1", Some("pNoSuchCard")).await.map_err(code).unwrap_err(),
         Some(ErrCode(40073))
     );
 
     // Encrypt codes that are not the platform's, or name nothing it issued.
     for bad in ["not-base64!".to_owned(), platform.encrypt_card_code("123456789012")] {
-        let err = client.decrypt_card_code(&bad).await.unwrap_err();
+        let err = client.cards().decrypt_code(&bad).await.unwrap_err();
         assert_eq!(err.code(), Some(ErrCode(40075)), "{bad}");
     }
 
     // A custom-code card: its codes are found only with the card id.
     let mut custom = cash(10);
     custom.definition["base_info"]["use_custom_code"] = json!(true);
-    let custom_id = client.create_card(&custom).await.unwrap();
+    let custom_id = client.cards().create(&custom).await.unwrap();
     assert_eq!(platform.give_card_code(&custom_id, "o1", "MY-0001"), Err(40078), "not reviewed yet");
-    client.set_card_test_whitelist(&["o1"], &["tester_wxid"]).await.unwrap();
+    client.cards().set_test_whitelist(&["o1"], &["tester_wxid"]).await.unwrap();
     assert_eq!(
         body(&platform, "/card/testwhitelist/set"),
         json!({ "openid": ["o1"], "username": ["tester_wxid"] })
@@ -334,21 +334,21 @@ async fn unknown_and_custom_codes_and_bad_encrypt_codes_are_refused() {
     assert_eq!(platform.give_card(&custom_id, "o1"), Err(41011));
     assert_eq!(platform.give_card_code(&custom_id, "o2", "MY-0002"), Err(40078), "o2 is not whitelisted");
     assert_eq!(
-        client.consume_card_code("MY-0001", None).await.map_err(code).unwrap_err(),
+        client.cards().consume_code("MY-0001", None).await.map_err(code).unwrap_err(),
         Some(ErrCode(40056))
     );
-    client.consume_card_code("MY-0001", Some(&custom_id)).await.unwrap();
-    assert_eq!(client.decrypt_card_code(&mine.encrypt_code).await.unwrap(), "MY-0001");
+    client.cards().consume_code("MY-0001", Some(&custom_id)).await.unwrap();
+    assert_eq!(client.cards().decrypt_code(&mine.encrypt_code).await.unwrap(), "MY-0001");
 
     // The whitelist is replaced, not extended.
-    client.set_card_test_whitelist(&[], &[]).await.unwrap();
+    client.cards().set_test_whitelist(&[], &[]).await.unwrap();
     assert_eq!(platform.give_card_code(&custom_id, "o1", "MY-0003"), Err(40078));
 
     // Faults reach the caller with WeChat's code.
     platform.inject_times("/card/code/consume", Fault::ErrCode(45030), 1);
     let b = platform.give_card(&id, "o2").unwrap();
     assert_eq!(
-        client.consume_card_code(&b.code, None).await.map_err(code).unwrap_err(),
+        client.cards().consume_code(&b.code, None).await.map_err(code).unwrap_err(),
         Some(ErrCode(45030))
     );
     assert_eq!(platform.card_code(&id, &b.code).unwrap().status, "NORMAL");
@@ -360,7 +360,7 @@ async fn card_qr_codes_deliver_the_card_with_their_channel() {
     let id = approved(&platform, &client, 10).await;
 
     let qr = CardQrCode::new(&id).outer_str("poster").expire(Duration::from_secs(1800));
-    let ticket = client.create_card_qrcode(&qr).await.unwrap();
+    let ticket = client.cards().create_qrcode(&qr).await.unwrap();
     assert_eq!(
         body(&platform, "/card/qrcode/create"),
         json!({ "action_name": "QR_CARD", "expire_seconds": 1800,
@@ -369,23 +369,23 @@ async fn card_qr_codes_deliver_the_card_with_their_channel() {
     assert_eq!(ticket.expire_seconds, Some(1800));
     assert!(ticket.url.starts_with("http://weixin.qq.com/q/"), "{}", ticket.url);
     assert!(ticket.show_qrcode_url.starts_with("https://mp.weixin.qq.com/cgi-bin/showqrcode?ticket=gQ"));
-    assert_eq!(client.get_card(&id).await.unwrap().status(), Some(CardStatus::Dispatch), "delivered");
+    assert_eq!(client.cards().get(&id).await.unwrap().status(), Some(CardStatus::Dispatch), "delivered");
     // The ticket turns into an image like any QR-code ticket.
-    let image = reqwest::get(client.qrcode_image_url(&ticket.ticket)).await.unwrap();
+    let image = reqwest::get(client.qrcode().image_url(&ticket.ticket)).await.unwrap();
     assert_eq!(image.headers()["content-type"], "image/jpeg");
 
     // Scans hand out the card; the channel value comes back from code/get.
     let got = platform.scan_card_qrcode(&ticket.ticket, "o1").unwrap();
     let other = platform.scan_card_qrcode(&ticket.ticket, "o2").unwrap();
     assert_ne!(got.code, other.code);
-    let info = client.get_card_code(&got.code, None, true).await.unwrap();
+    let info = client.cards().get_code(&got.code, None, true).await.unwrap();
     assert_eq!((info.openid.as_str(), info.outer_str.as_deref()), ("o1", Some("poster")));
     platform.advance(Duration::from_secs(1800));
     assert_eq!(platform.scan_card_qrcode(&ticket.ticket, "o3"), Err(40079), "expired");
 
     // A single-use QR code, bound to one user.
     let once = CardQrCode::new(&id).openid("o4").unique_code(true);
-    let ticket = client.create_card_qrcode(&once).await.unwrap();
+    let ticket = client.cards().create_qrcode(&once).await.unwrap();
     assert_eq!(ticket.expire_seconds, None);
     assert_eq!(platform.scan_card_qrcode(&ticket.ticket, "o5"), Err(40053));
     platform.scan_card_qrcode(&ticket.ticket, "o4").unwrap();
@@ -394,12 +394,12 @@ async fn card_qr_codes_deliver_the_card_with_their_channel() {
     // A custom-code card needs its code in the QR code.
     let mut custom = cash(10);
     custom.definition["base_info"]["use_custom_code"] = json!(true);
-    let custom_id = client.create_card(&custom).await.unwrap();
-    let missing = client.create_card_qrcode(&CardQrCode::new(&custom_id)).await.unwrap_err();
+    let custom_id = client.cards().create(&custom).await.unwrap();
+    let missing = client.cards().create_qrcode(&CardQrCode::new(&custom_id)).await.unwrap_err();
     assert_eq!(missing.code(), Some(ErrCode(40053)));
     platform.review_card(&custom_id, true);
-    let with_code = client.create_card_qrcode(&CardQrCode::new(&custom_id).code("VIP-7")).await.unwrap();
+    let with_code = client.cards().create_qrcode(&CardQrCode::new(&custom_id).code("VIP-7")).await.unwrap();
     assert_eq!(platform.scan_card_qrcode(&with_code.ticket, "o6").unwrap().code, "VIP-7");
-    let info = client.get_card_code("VIP-7", Some(&custom_id), false).await.unwrap();
+    let info = client.cards().get_code("VIP-7", Some(&custom_id), false).await.unwrap();
     assert_eq!((info.openid.as_str(), info.user_card_status), ("o6", Some(UserCardStatus::Normal)));
 }

@@ -34,13 +34,36 @@
 //! makes more; `card/code/decrypt` opens it and answers 40075 when it does not open, names
 //! another AppID, or names a code the platform never issued.
 //!
+//! **The card api_ticket and the JS-SDK.** `ticket/getticket?type=wx_card` answers a
+//! ticket that stays the same until it expires (the token lifetime). [`FakePlatform::add_card`]
+//! and [`FakePlatform::choose_card`] play a page's `wx.addCard` and `wx.chooseCard`: they check
+//! the signature against the current api_ticket as the JS-SDK appendix describes (the sorted
+//! values, SHA-1) and answer as the JS API does (`addCard:fail signature error`, …).
+//!
+//! **Member cards.** `card/membercard/activate` needs a `membership_number` and a code of a
+//! `MEMBER_CARD` card in the `NORMAL` state (40071 for another card type, as 40056/40099/
+//! 40127 for codes); the starting points, balance and custom field values (at most 12 bytes,
+//! else 45021) apply on the first activation, and activating again changes the membership
+//! number. `activateuserform/set` keeps the card's form (at most five custom and five rich
+//! fields per part, formatted fields named `USER_FORM_INFO_FLAG_…`, else 47001), and
+//! [`FakePlatform::fill_member_form`] plays a user filling it in inside WeChat.
+//! `userinfo/get` needs both `card_id` and `code` (41011). `updateuser` sets or changes the
+//! points and balance (`bonus` wins over `add_bonus` when both are sent), checks the records
+//! (at most 14 characters, 45021), and notes the template messages WeChat would send as
+//! `notify_optional` asks (points and balance by default, custom fields only when asked) in
+//! [`FakeMember::notices`].
+//!
 //! Choices the documentation leaves open, made here: a count outside 1–50 in
 //! `card/batchget`, an `expire_seconds` outside 60–1800 and an unknown `date_info.type`
 //! are 47001; a `card/qrcode/create` other than `QR_CARD`, or for a custom-code card without
 //! `code` or a `bind_openid` card without `openid`, is 40053; changing a deleted card is
 //! 40078; taking more stock away than is left is 40122; `card/testwhitelist/set` replaces
 //! the whitelist; `has_share_card` is always false (friends' shared cards are not modelled);
-//! codes do not expire.
+//! codes do not expire; a member card's code that is not activated cannot be updated (40127);
+//! points or a balance below zero are 47001; an activation with only one of
+//! `activate_begin_time` and `activate_end_time` is 41011, and one ending before it begins
+//! 40100; `fill_member_form` activates the card with its code as the membership number;
+//! `sex` is always `UNKNOWN`.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -51,7 +74,7 @@ use wemp_proto::crypto::Cipher;
 use super::support::{fail as common_fail, guard};
 use super::{Answer, FakePlatform, Recorded, World, ok};
 
-const PATHS: [&str; 13] = [
+const PATHS: [&str; 17] = [
     "/card/create",
     "/card/get",
     "/card/batchget",
@@ -65,6 +88,10 @@ const PATHS: [&str; 13] = [
     "/card/code/consume",
     "/card/code/unavailable",
     "/card/user/getcardlist",
+    "/card/membercard/activate",
+    "/card/membercard/activateuserform/set",
+    "/card/membercard/userinfo/get",
+    "/card/membercard/updateuser",
 ];
 
 const CARD_TYPES: [(&str, &str); 11] = [
@@ -184,6 +211,14 @@ pub(super) struct CardDesk {
     whitelist: (BTreeSet<String>, BTreeSet<String>),
     qrcodes: HashMap<String, QrGrant>,
     key: Option<[u8; 32]>,
+    /// The card api_ticket and when it expires.
+    api_ticket: Option<(String, i64)>,
+    /// `(timestamp, nonce_str)` pairs of `cardExt`s already used.
+    ext_used: BTreeSet<(String, String)>,
+    /// Member cards' activation forms, by card.
+    forms: HashMap<String, Value>,
+    /// Member state, by card and code.
+    members: HashMap<(String, String), FakeMember>,
 }
 
 impl CardDesk {
@@ -202,6 +237,9 @@ impl CardDesk {
 }
 
 pub(super) fn dispatch(w: &mut World, method: &Method, r: &Recorded) -> Option<Answer> {
+    if r.path == "/cgi-bin/ticket/getticket" && r.query.get("type").map(String::as_str) == Some("wx_card") {
+        return Some(Answer::Json(api_ticket(w, r)));
+    }
     let path = PATHS.iter().find(|p| **p == r.path)?;
     let answer = match guard(w, method, r) {
         Ok(body) => handle(w, path, &body).unwrap_or_else(fail),
@@ -301,6 +339,10 @@ fn handle(w: &mut World, path: &str, body: &Value) -> Result<Value, i64> {
             code.unavailable_reason = body["reason"].as_str().map(str::to_owned);
             Ok(ok())
         }
+        "/card/membercard/activate" => activate(w, body),
+        "/card/membercard/activateuserform/set" => set_form(w, body),
+        "/card/membercard/userinfo/get" => member_info(w, body),
+        "/card/membercard/updateuser" => update_member(w, body),
         _ => user_cards(w, body),
     }
 }
@@ -570,6 +612,235 @@ fn user_cards(w: &World, body: &Value) -> Result<Value, i64> {
     Ok(json!({ "errcode": 0, "errmsg": "ok", "card_list": list, "has_share_card": false }))
 }
 
+/// A member card's member state, as the fake platform holds it (per card and code).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FakeMember {
+    /// Whether the card is activated (`has_active`).
+    pub activated: bool,
+    /// The membership number set on activation.
+    pub membership_number: String,
+    /// Bonus points.
+    pub bonus: i64,
+    /// Balance, in fen.
+    pub balance: i64,
+    /// The values of the card's `custom_field1` to `3`.
+    pub custom_field_values: [Option<String>; 3],
+    /// This member's background picture.
+    pub background_pic_url: Option<String>,
+    /// Valid from / until, when activation set them.
+    pub activate_time: Option<(i64, i64)>,
+    /// The filled-in activation form: `{"common_field_list": [...], "custom_field_list": [...]}`.
+    pub user_info: Value,
+    /// The template messages WeChat would have sent the member about changes:
+    /// `{"field": "bonus"|"balance"|"custom_field1"…, "value": …, "record": …}`.
+    pub notices: Vec<Value>,
+}
+
+/// A member card named by `card_id` (40073 unknown, 40071 not a member card).
+fn member_card<'w>(w: &'w World, card_id: &str) -> Result<&'w FakeCard, i64> {
+    let card = w.cards.card(card_id).ok_or(40073)?;
+    if card.card_type != "MEMBER_CARD" {
+        return Err(40071);
+    }
+    Ok(card)
+}
+
+/// The member-card code a `card/membercard/*` body names, and its card: `code` is required,
+/// and `card_id` too when `card_id_required`.
+fn member_code(w: &World, body: &Value, card_id_required: bool) -> Result<(String, String), i64> {
+    if card_id_required && body["card_id"].as_str().is_none_or(str::is_empty) {
+        return Err(41011);
+    }
+    let i = find_code(w, body)?;
+    let code = &w.cards.codes[i];
+    member_card(w, &code.card_id)?;
+    Ok((code.card_id.clone(), code.code.clone()))
+}
+
+fn custom_values(body: &Value, prefix: &str) -> Result<[Option<String>; 3], i64> {
+    let mut out: [Option<String>; 3] = Default::default();
+    for (i, slot) in out.iter_mut().enumerate() {
+        match &body[format!("{prefix}{}", i + 1)] {
+            Value::Null => {}
+            Value::String(s) if s.len() <= 12 => *slot = Some(s.clone()),
+            Value::String(_) => return Err(45021),
+            // A number is accepted and shown as written, as developers report WeChat does.
+            Value::Number(n) => *slot = Some(n.to_string()),
+            _ => return Err(47001),
+        }
+    }
+    Ok(out)
+}
+
+fn int(body: &Value, key: &str) -> Result<Option<i64>, i64> {
+    match &body[key] {
+        Value::Null => Ok(None),
+        v => v.as_i64().map(Some).ok_or(47001),
+    }
+}
+
+fn activate(w: &mut World, body: &Value) -> Result<Value, i64> {
+    let number = body["membership_number"].as_str().filter(|s| !s.is_empty()).ok_or(41011)?.to_owned();
+    let (card_id, code) = member_code(w, body, false)?;
+    let i = find_code(w, body)?;
+    redeemable(&w.cards.codes[i])?;
+    let time = match (int(body, "activate_begin_time")?, int(body, "activate_end_time")?) {
+        (Some(b), Some(e)) if e <= b => return Err(40100),
+        (Some(b), Some(e)) => Some((b, e)),
+        (None, None) => None,
+        _ => return Err(41011),
+    };
+    let values = custom_values(body, "init_custom_field_value")?;
+    let (bonus, balance) = (int(body, "init_bonus")?, int(body, "init_balance")?);
+    let member = w.cards.members.entry((card_id, code)).or_default();
+    if !member.activated {
+        member.bonus = bonus.unwrap_or(0);
+        member.balance = balance.unwrap_or(0);
+        member.custom_field_values = values;
+        member.activated = true;
+    }
+    member.membership_number = number;
+    if let Some(url) = body["background_pic_url"].as_str() {
+        member.background_pic_url = Some(url.to_owned());
+    }
+    if time.is_some() {
+        member.activate_time = time;
+    }
+    Ok(ok())
+}
+
+fn set_form(w: &mut World, body: &Value) -> Result<Value, i64> {
+    let card_id = body["card_id"].as_str().filter(|s| !s.is_empty()).ok_or(41011)?;
+    member_card(w, card_id)?;
+    let forms: Vec<&Value> =
+        ["required_form", "optional_form"].iter().map(|k| &body[*k]).filter(|f| !f.is_null()).collect();
+    if forms.is_empty() {
+        return Err(41011);
+    }
+    for form in forms {
+        let list = |key: &str| match &form[key] {
+            Value::Null => Ok(Vec::new()),
+            Value::Array(a) => Ok(a.clone()),
+            _ => Err(47001),
+        };
+        if !form.is_object() || list("custom_field_list")?.len() > 5 || list("rich_field_list")?.len() > 5 {
+            return Err(47001);
+        }
+        let known = |v: &Value| v.as_str().is_some_and(|s| s.starts_with("USER_FORM_INFO_FLAG_"));
+        if !list("common_field_id_list")?.iter().all(known) {
+            return Err(47001);
+        }
+    }
+    w.cards.forms.insert(card_id.to_owned(), body.clone());
+    Ok(ok())
+}
+
+fn member_info(w: &World, body: &Value) -> Result<Value, i64> {
+    let (card_id, code) = member_code(w, body, true)?;
+    let held = w.cards.codes.iter().find(|c| c.card_id == card_id && c.code == code).ok_or(40056)?;
+    let member = w.cards.members.get(&(card_id, code)).cloned().unwrap_or_default();
+    let nickname = w.users.get(&held.openid).map(|u| u.nickname.clone()).unwrap_or_default();
+    let user_info = if member.user_info.is_null() {
+        json!({ "common_field_list": [], "custom_field_list": [] })
+    } else {
+        member.user_info.clone()
+    };
+    Ok(json!({
+        "errcode": 0, "errmsg": "ok", "openid": held.openid, "nickname": nickname,
+        "membership_number": member.membership_number, "bonus": member.bonus, "balance": member.balance,
+        "sex": "UNKNOWN", "user_info": user_info, "user_card_status": held.status,
+        "has_active": member.activated,
+    }))
+}
+
+fn update_member(w: &mut World, body: &Value) -> Result<Value, i64> {
+    let (card_id, code) = member_code(w, body, true)?;
+    let i = find_code(w, body)?;
+    redeemable(&w.cards.codes[i])?;
+    let openid = w.cards.codes[i].openid.clone();
+    let record = |key: &str| match &body[key] {
+        Value::Null => Ok(None),
+        Value::String(s) if s.chars().count() <= 14 => Ok(Some(s.clone())),
+        Value::String(_) => Err(45021),
+        _ => Err(47001),
+    };
+    let (record_bonus, record_balance) = (record("record_bonus")?, record("record_balance")?);
+    let values = custom_values(body, "custom_field_value")?;
+    let figures =
+        [(int(body, "bonus")?, int(body, "add_bonus")?), (int(body, "balance")?, int(body, "add_balance")?)];
+    let flag = |key: &str, default: bool| body["notify_optional"][key].as_bool().unwrap_or(default);
+    let notify = [
+        flag("is_notify_bonus", true),
+        flag("is_notify_balance", true),
+        flag("is_notify_custom_field1", false),
+        flag("is_notify_custom_field2", false),
+        flag("is_notify_custom_field3", false),
+    ];
+    let member = w.cards.members.get_mut(&(card_id, code)).filter(|m| m.activated).ok_or(40127)?;
+    let mut results = [member.bonus, member.balance];
+    for (result, (set, add)) in results.iter_mut().zip(figures) {
+        // The full value wins over the change when both are sent.
+        let next = set.unwrap_or(*result + add.unwrap_or(0));
+        if next < 0 {
+            return Err(47001);
+        }
+        *result = next;
+    }
+    for (n, (field, record)) in [("bonus", record_bonus), ("balance", record_balance)].into_iter().enumerate()
+    {
+        let was = if n == 0 { member.bonus } else { member.balance };
+        if results[n] != was && notify[n] {
+            member.notices.push(json!({ "field": field, "value": results[n], "record": record }));
+        }
+    }
+    [member.bonus, member.balance] = results;
+    for (n, value) in values.into_iter().enumerate() {
+        if let Some(v) = value {
+            if notify[2 + n] && member.custom_field_values[n].as_ref() != Some(&v) {
+                member.notices.push(json!({ "field": format!("custom_field{}", n + 1), "value": v }));
+            }
+            member.custom_field_values[n] = Some(v);
+        }
+    }
+    if let Some(url) = body["background_pic_url"].as_str() {
+        member.background_pic_url = Some(url.to_owned());
+    }
+    Ok(json!({
+        "errcode": 0, "errmsg": "ok", "result_bonus": results[0], "result_balance": results[1], "openid": openid,
+    }))
+}
+
+/// `GET /cgi-bin/ticket/getticket?type=wx_card`: the card api_ticket, the same until it
+/// expires (the token lifetime).
+fn api_ticket(w: &mut World, r: &Recorded) -> Value {
+    let code = w.check_token(r.access_token());
+    if code != 0 {
+        return super::err(code);
+    }
+    if let Some(v) = w.scripted.get(&r.path) {
+        return v.clone();
+    }
+    let now = w.now_ms;
+    let (ticket, expires) = match w.cards.api_ticket.clone() {
+        Some((t, exp)) if exp > now => (t, exp),
+        _ => {
+            let fresh = (format!("wxcard_{}", random_id(40)), now + w.lifetime_ms());
+            w.cards.api_ticket = Some(fresh.clone());
+            fresh
+        }
+    };
+    json!({ "errcode": 0, "errmsg": "ok", "ticket": ticket, "expires_in": (expires - now) / 1000 })
+}
+
+/// The current card api_ticket, if one was issued and has not expired.
+fn current_ticket(w: &World) -> Option<String> {
+    w.cards.api_ticket.clone().filter(|(_, exp)| *exp > w.now_ms).map(|(t, _)| t)
+}
+
+fn sha1_sorted(values: &[&str]) -> String {
+    wemp_proto::signature::sha1_sorted(&mut values.to_vec())
+}
+
 fn random_id(len: usize) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     (0..len).map(|_| ALPHABET[usize::from(rand::random::<u8>() % 64)] as char).collect()
@@ -724,5 +995,153 @@ impl FakePlatform {
     /// The card test whitelist: OpenIDs and WeChat IDs.
     pub fn card_test_whitelist(&self) -> (BTreeSet<String>, BTreeSet<String>) {
         self.world().cards.whitelist.clone()
+    }
+
+    /// A member card's member state (`None` before it was activated or updated).
+    pub fn member(&self, card_id: &str, code: &str) -> Option<FakeMember> {
+        self.world().cards.members.get(&(card_id.to_owned(), code.to_owned())).cloned()
+    }
+
+    /// The activation form set for a member card (`card/membercard/activateuserform/set`'s
+    /// body).
+    pub fn activation_form(&self, card_id: &str) -> Option<Value> {
+        self.world().cards.forms.get(card_id).cloned()
+    }
+
+    /// The holder of `code` fills in the card's activation form inside WeChat (一键激活):
+    /// `common` answers formatted fields (`USER_FORM_INFO_FLAG_…`), `custom` the card's own
+    /// questions. The card is activated with its code as the membership number (unless it is
+    /// already activated). `Err`: 40073 no form was set for the card, 40056 no such code,
+    /// 41011 a required field is unanswered, 47001 a field the form does not ask.
+    pub fn fill_member_form(
+        &self,
+        card_id: &str,
+        code: &str,
+        common: &[(&str, &str)],
+        custom: &[(&str, &str)],
+    ) -> Result<(), i64> {
+        let mut w = self.world();
+        let form = w.cards.forms.get(card_id).cloned().ok_or(40073)?;
+        if !w.cards.codes.iter().any(|c| c.card_id == card_id && c.code == code) {
+            return Err(40056);
+        }
+        let asked = |part: &str, list: &str| -> Vec<String> {
+            form[part][list]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        };
+        let rich = |part: &str| -> Vec<String> {
+            form[part]["rich_field_list"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f["name"].as_str())
+                .map(str::to_owned)
+                .collect()
+        };
+        let (mut all_common, mut all_custom) = (Vec::new(), Vec::new());
+        for part in ["required_form", "optional_form"] {
+            all_common.extend(asked(part, "common_field_id_list"));
+            all_custom.extend(asked(part, "custom_field_list"));
+            all_custom.extend(rich(part));
+        }
+        let answered =
+            |given: &[(&str, &str)], name: &str| given.iter().any(|(n, v)| *n == name && !v.is_empty());
+        let required_common = asked("required_form", "common_field_id_list");
+        let mut required_custom = asked("required_form", "custom_field_list");
+        required_custom.extend(rich("required_form"));
+        if !required_common.iter().all(|f| answered(common, f))
+            || !required_custom.iter().all(|f| answered(custom, f))
+        {
+            return Err(41011);
+        }
+        if !common.iter().all(|(n, _)| all_common.iter().any(|f| f == n))
+            || !custom.iter().all(|(n, _)| all_custom.iter().any(|f| f == n))
+        {
+            return Err(47001);
+        }
+        let list = |given: &[(&str, &str)]| -> Vec<Value> {
+            given.iter().map(|(n, v)| json!({ "name": n, "value": v, "value_list": [] })).collect()
+        };
+        let member = w.cards.members.entry((card_id.to_owned(), code.to_owned())).or_default();
+        member.user_info = json!({ "common_field_list": list(common), "custom_field_list": list(custom) });
+        if !member.activated {
+            member.activated = true;
+            member.membership_number = code.to_owned();
+        }
+        Ok(())
+    }
+
+    /// User `openid` takes a card through `wx.addCard` with `card_ext` (the JSON string a
+    /// page passes as `cardExt`), checked as WeChat checks it: the `signature` must be the
+    /// SHA-1 of the sorted values of the current card api_ticket, `timestamp`, `card_id`,
+    /// `code`, `openid` and `nonce_str`; a `timestamp` and `nonce_str` pair works once; an
+    /// `openid` in the ext must be the taker's. Then as [`give_card`](Self::give_card) (or
+    /// [`give_card_code`](Self::give_card_code) with the ext's `code`). `Err` is the
+    /// JS-SDK's `errMsg` (`addCard:fail …`).
+    pub fn add_card(&self, card_id: &str, card_ext: &str, openid: &str) -> Result<CardGrant, String> {
+        let fail = |why: &str| format!("addCard:fail {why}");
+        let mut w = self.world();
+        let ext: Value = serde_json::from_str(card_ext).map_err(|_| fail("invalid cardExt"))?;
+        let text = |key: &str| match &ext[key] {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => String::new(),
+        };
+        let (timestamp, nonce, code, bound) =
+            (text("timestamp"), text("nonce_str"), text("code"), text("openid"));
+        let ticket = current_ticket(&w).ok_or_else(|| fail("signature error"))?;
+        let expected = sha1_sorted(&[&ticket, &timestamp, card_id, &code, &bound, &nonce]);
+        if timestamp.is_empty() || ext["signature"].as_str() != Some(expected.as_str()) {
+            return Err(fail("signature error"));
+        }
+        if !bound.is_empty() && bound != openid {
+            return Err(fail("openid not match"));
+        }
+        if !w.cards.ext_used.insert((timestamp, nonce)) {
+            return Err(fail("duplicate timestamp and nonce_str"));
+        }
+        let outer = ext["outer_str"].as_str().map(str::to_owned);
+        let code = (!code.is_empty()).then_some(code);
+        take(&mut w, card_id, openid, code.as_deref(), outer).map_err(|c| fail(&format!("errcode {c}")))
+    }
+
+    /// User `openid` opens `wx.chooseCard` with `args` (`shopId`, `cardType`, `cardId`,
+    /// `timestamp`, `nonceStr`, `signType`, `cardSign`), checked as WeChat checks it:
+    /// `signType` `SHA1` and `cardSign` the SHA-1 of the sorted values of the current card
+    /// api_ticket, the AppID, `shopId`, `timestamp`, `nonceStr`, `cardId` and `cardType`.
+    /// Returns the user's codes in the `NORMAL` state of the named card or type (all when
+    /// empty) as `(card_id, encrypt_code)`, what the page receives. `Err` is the JS-SDK's
+    /// `errMsg` (`chooseCard:fail …`).
+    pub fn choose_card(&self, args: &Value, openid: &str) -> Result<Vec<(String, String)>, String> {
+        let fail = |why: &str| format!("chooseCard:fail {why}");
+        let mut w = self.world();
+        let text = |key: &str| match &args[key] {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => String::new(),
+        };
+        let ticket = current_ticket(&w).ok_or_else(|| fail("signature error"))?;
+        let appid = w.cfg().appid.clone();
+        let (shop, kind, card_id) = (text("shopId"), text("cardType"), text("cardId"));
+        let expected =
+            sha1_sorted(&[&ticket, &appid, &shop, &text("timestamp"), &text("nonceStr"), &card_id, &kind]);
+        if text("signType") != "SHA1" || text("cardSign") != expected {
+            return Err(fail("signature error"));
+        }
+        let chosen: Vec<(String, String)> = w
+            .cards
+            .codes
+            .iter()
+            .filter(|c| c.openid == openid && c.status == "NORMAL")
+            .filter(|c| card_id.is_empty() || c.card_id == card_id)
+            .filter(|c| kind.is_empty() || w.cards.card(&c.card_id).is_some_and(|k| k.card_type == kind))
+            .map(|c| (c.card_id.clone(), c.code.clone()))
+            .collect();
+        Ok(chosen.into_iter().map(|(card, code)| (card, encrypt(&mut w, &code))).collect())
     }
 }

@@ -27,7 +27,7 @@ pub struct JsSdkConfig {
 ///
 /// ```
 /// // The example from WeChat's documentation.
-/// let sig = wemp_client::jssdk::sign(
+/// let sig = wemp_client::api::jssdk::sign(
 ///     "sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg",
 ///     "Wm3WZYTPz0wzccnW",
 ///     1414587457,
@@ -42,19 +42,28 @@ pub fn sign(jsapi_ticket: &str, noncestr: &str, timestamp: i64, url: &str) -> St
 }
 
 impl Client {
+    /// The JS-SDK: [`JsSdk`].
+    pub fn jssdk(&self) -> JsSdk<'_> {
+        JsSdk(self)
+    }
+}
+
+/// The JS-SDK's signed `wx.config`, from [`Client::jssdk`]. Its ticket is the client's
+/// cached [`Client::jsapi_ticket`].
+#[derive(Clone, Copy, Debug)]
+pub struct JsSdk<'c>(&'c Client);
+
+impl JsSdk<'_> {
     /// The signed config for the page at `url`, using the cached jsapi_ticket.
     ///
     /// # Errors
     /// As [`Client::jsapi_ticket`].
-    pub async fn jssdk_config(&self, url: &str) -> Result<JsSdkConfig> {
-        let ticket = self.jsapi_ticket().await?;
-        let nonce_str: String = {
-            use rand::Rng;
-            rand::rng().sample_iter(rand::distr::Alphanumeric).take(16).map(char::from).collect()
-        };
-        let timestamp = self.now_ms() / 1000;
+    pub async fn config(self, url: &str) -> Result<JsSdkConfig> {
+        let ticket = self.0.jsapi_ticket().await?;
+        let nonce_str = crate::client::nonce_str();
+        let timestamp = self.0.now_ms() / 1000;
         Ok(JsSdkConfig {
-            app_id: self.appid().to_owned(),
+            app_id: self.0.appid().to_owned(),
             timestamp,
             signature: sign(&ticket, &nonce_str, timestamp, url),
             nonce_str,

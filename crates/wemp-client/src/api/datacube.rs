@@ -8,7 +8,7 @@
 //! Standard Time (UTC+8), which is the zone WeChat's statistics use.
 //!
 //! ```
-//! use wemp_client::datacube::{Date, Report};
+//! use wemp_client::api::datacube::{Date, Report};
 //!
 //! let begin: Date = "2024-01-01".parse().unwrap();
 //! let end = begin.add_days(6).unwrap();
@@ -54,7 +54,7 @@ use crate::error::{Error, Result};
 /// A calendar date (`YYYY-MM-DD`, years 1 to 9999), as the data cube reports use it.
 ///
 /// ```
-/// use wemp_client::datacube::Date;
+/// use wemp_client::api::datacube::Date;
 ///
 /// let d: Date = "2024-02-28".parse().unwrap();
 /// assert_eq!(d.add_days(1).unwrap().to_string(), "2024-02-29");
@@ -212,6 +212,27 @@ impl<'de> Deserialize<'de> for Date {
     }
 }
 
+/// The endpoints of this area, in one place.
+mod path {
+    pub(super) const USER_SUMMARY: &str = "/datacube/getusersummary";
+    pub(super) const USER_CUMULATE: &str = "/datacube/getusercumulate";
+    pub(super) const ARTICLE_SUMMARY: &str = "/datacube/getarticlesummary";
+    pub(super) const ARTICLE_TOTAL: &str = "/datacube/getarticletotal";
+    pub(super) const USER_READ: &str = "/datacube/getuserread";
+    pub(super) const USER_READ_HOUR: &str = "/datacube/getuserreadhour";
+    pub(super) const USER_SHARE: &str = "/datacube/getusershare";
+    pub(super) const USER_SHARE_HOUR: &str = "/datacube/getusersharehour";
+    pub(super) const UPSTREAM_MSG: &str = "/datacube/getupstreammsg";
+    pub(super) const UPSTREAM_MSG_HOUR: &str = "/datacube/getupstreammsghour";
+    pub(super) const UPSTREAM_MSG_WEEK: &str = "/datacube/getupstreammsgweek";
+    pub(super) const UPSTREAM_MSG_MONTH: &str = "/datacube/getupstreammsgmonth";
+    pub(super) const UPSTREAM_MSG_DIST: &str = "/datacube/getupstreammsgdist";
+    pub(super) const UPSTREAM_MSG_DIST_WEEK: &str = "/datacube/getupstreammsgdistweek";
+    pub(super) const UPSTREAM_MSG_DIST_MONTH: &str = "/datacube/getupstreammsgdistmonth";
+    pub(super) const INTERFACE_SUMMARY: &str = "/datacube/getinterfacesummary";
+    pub(super) const INTERFACE_SUMMARY_HOUR: &str = "/datacube/getinterfacesummaryhour";
+}
+
 /// The data cube reports, with their paths and maximum spans.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
@@ -300,8 +321,26 @@ impl Report {
     }
 
     /// The API path (`/datacube/getusersummary`).
-    pub fn path(self) -> String {
-        format!("/datacube/{}", self.name())
+    pub const fn path(self) -> &'static str {
+        match self {
+            Self::UserSummary => path::USER_SUMMARY,
+            Self::UserCumulate => path::USER_CUMULATE,
+            Self::ArticleSummary => path::ARTICLE_SUMMARY,
+            Self::ArticleTotal => path::ARTICLE_TOTAL,
+            Self::UserRead => path::USER_READ,
+            Self::UserReadHour => path::USER_READ_HOUR,
+            Self::UserShare => path::USER_SHARE,
+            Self::UserShareHour => path::USER_SHARE_HOUR,
+            Self::UpstreamMsg => path::UPSTREAM_MSG,
+            Self::UpstreamMsgHour => path::UPSTREAM_MSG_HOUR,
+            Self::UpstreamMsgWeek => path::UPSTREAM_MSG_WEEK,
+            Self::UpstreamMsgMonth => path::UPSTREAM_MSG_MONTH,
+            Self::UpstreamMsgDist => path::UPSTREAM_MSG_DIST,
+            Self::UpstreamMsgDistWeek => path::UPSTREAM_MSG_DIST_WEEK,
+            Self::UpstreamMsgDistMonth => path::UPSTREAM_MSG_DIST_MONTH,
+            Self::InterfaceSummary => path::INTERFACE_SUMMARY,
+            Self::InterfaceSummaryHour => path::INTERFACE_SUMMARY_HOUR,
+        }
     }
 
     /// The most days one call may cover, both ends included (1 means `begin == end`).
@@ -725,6 +764,17 @@ struct List<T> {
 }
 
 impl Client {
+    /// The data cube reports: [`DataCube`].
+    pub fn datacube(&self) -> DataCube<'_> {
+        DataCube(self)
+    }
+}
+
+/// The data cube reports (`/datacube/*`), from [`Client::datacube`].
+#[derive(Clone, Copy, Debug)]
+pub struct DataCube<'c>(&'c Client);
+
+impl DataCube<'_> {
     /// Any data cube report, decoded into your own row type (the typed methods below
     /// cover every documented report). The span is checked before the request.
     ///
@@ -732,155 +782,150 @@ impl Client {
     /// [`Error::Invalid`] for a range the report does not accept (nothing is sent);
     /// otherwise as [`Client::get`] (`61500` date format error, `61501` date range error,
     /// `61503` data not ready).
-    pub async fn datacube<T: DeserializeOwned>(
-        &self,
-        report: Report,
-        begin: Date,
-        end: Date,
-    ) -> Result<Vec<T>> {
+    pub async fn report<T: DeserializeOwned>(self, report: Report, begin: Date, end: Date) -> Result<Vec<T>> {
         report.check(begin, end)?;
         let body = json!({ "begin_date": begin, "end_date": end });
-        let list: List<T> = self.post_as(&report.path(), &[], &body).await?;
+        let list: List<T> = self.0.post_as(report.path(), &[], &body).await?;
         Ok(list.list.unwrap_or_default())
     }
 
     /// Follows and unfollows per day and source (`getusersummary`, at most 7 days).
     ///
     /// # Errors
-    /// As [`Client::datacube`].
-    pub async fn user_summary(&self, begin: Date, end: Date) -> Result<Vec<UserSummary>> {
-        self.datacube(Report::UserSummary, begin, end).await
+    /// As [`DataCube::report`].
+    pub async fn user_summary(self, begin: Date, end: Date) -> Result<Vec<UserSummary>> {
+        self.report(Report::UserSummary, begin, end).await
     }
 
     /// Followers in all at the end of each day (`getusercumulate`, at most 7 days).
     ///
     /// # Errors
-    /// As [`Client::datacube`].
-    pub async fn user_cumulate(&self, begin: Date, end: Date) -> Result<Vec<UserCumulate>> {
-        self.datacube(Report::UserCumulate, begin, end).await
+    /// As [`DataCube::report`].
+    pub async fn user_cumulate(self, begin: Date, end: Date) -> Result<Vec<UserCumulate>> {
+        self.report(Report::UserCumulate, begin, end).await
     }
 
     /// Each mass-sent article's reading on one day (`getarticlesummary`, 1 day).
     ///
     /// # Errors
-    /// As [`Client::datacube`].
-    pub async fn article_summary(&self, begin: Date, end: Date) -> Result<Vec<ArticleSummary>> {
-        self.datacube(Report::ArticleSummary, begin, end).await
+    /// As [`DataCube::report`].
+    pub async fn article_summary(self, begin: Date, end: Date) -> Result<Vec<ArticleSummary>> {
+        self.report(Report::ArticleSummary, begin, end).await
     }
 
     /// The articles sent on one day with their cumulative figures since
     /// (`getarticletotal`, 1 day).
     ///
     /// # Errors
-    /// As [`Client::datacube`].
-    pub async fn article_total(&self, begin: Date, end: Date) -> Result<Vec<ArticleTotal>> {
-        self.datacube(Report::ArticleTotal, begin, end).await
+    /// As [`DataCube::report`].
+    pub async fn article_total(self, begin: Date, end: Date) -> Result<Vec<ArticleTotal>> {
+        self.report(Report::ArticleTotal, begin, end).await
     }
 
     /// Reading per day and entry point (`getuserread`, at most 3 days).
     ///
     /// # Errors
-    /// As [`Client::datacube`].
-    pub async fn user_read(&self, begin: Date, end: Date) -> Result<Vec<UserRead>> {
-        self.datacube(Report::UserRead, begin, end).await
+    /// As [`DataCube::report`].
+    pub async fn user_read(self, begin: Date, end: Date) -> Result<Vec<UserRead>> {
+        self.report(Report::UserRead, begin, end).await
     }
 
     /// Reading per hour and entry point (`getuserreadhour`, 1 day).
     ///
     /// # Errors
-    /// As [`Client::datacube`].
-    pub async fn user_read_hour(&self, begin: Date, end: Date) -> Result<Vec<UserRead>> {
-        self.datacube(Report::UserReadHour, begin, end).await
+    /// As [`DataCube::report`].
+    pub async fn user_read_hour(self, begin: Date, end: Date) -> Result<Vec<UserRead>> {
+        self.report(Report::UserReadHour, begin, end).await
     }
 
     /// Shares per day and scene (`getusershare`, at most 7 days).
     ///
     /// # Errors
-    /// As [`Client::datacube`].
-    pub async fn user_share(&self, begin: Date, end: Date) -> Result<Vec<UserShare>> {
-        self.datacube(Report::UserShare, begin, end).await
+    /// As [`DataCube::report`].
+    pub async fn user_share(self, begin: Date, end: Date) -> Result<Vec<UserShare>> {
+        self.report(Report::UserShare, begin, end).await
     }
 
     /// Shares per hour and scene (`getusersharehour`, 1 day).
     ///
     /// # Errors
-    /// As [`Client::datacube`].
-    pub async fn user_share_hour(&self, begin: Date, end: Date) -> Result<Vec<UserShare>> {
-        self.datacube(Report::UserShareHour, begin, end).await
+    /// As [`DataCube::report`].
+    pub async fn user_share_hour(self, begin: Date, end: Date) -> Result<Vec<UserShare>> {
+        self.report(Report::UserShareHour, begin, end).await
     }
 
     /// Messages users sent, per day and type (`getupstreammsg`, at most 7 days).
     ///
     /// # Errors
-    /// As [`Client::datacube`].
-    pub async fn upstream_msg(&self, begin: Date, end: Date) -> Result<Vec<UpstreamMsg>> {
-        self.datacube(Report::UpstreamMsg, begin, end).await
+    /// As [`DataCube::report`].
+    pub async fn upstream_msg(self, begin: Date, end: Date) -> Result<Vec<UpstreamMsg>> {
+        self.report(Report::UpstreamMsg, begin, end).await
     }
 
     /// Messages per hour and type (`getupstreammsghour`, 1 day).
     ///
     /// # Errors
-    /// As [`Client::datacube`].
-    pub async fn upstream_msg_hour(&self, begin: Date, end: Date) -> Result<Vec<UpstreamMsg>> {
-        self.datacube(Report::UpstreamMsgHour, begin, end).await
+    /// As [`DataCube::report`].
+    pub async fn upstream_msg_hour(self, begin: Date, end: Date) -> Result<Vec<UpstreamMsg>> {
+        self.report(Report::UpstreamMsgHour, begin, end).await
     }
 
     /// Messages per week and type (`getupstreammsgweek`, at most 30 days): rows are dated on
     /// the Mondays within the range, for weeks that are over.
     ///
     /// # Errors
-    /// As [`Client::datacube`].
-    pub async fn upstream_msg_week(&self, begin: Date, end: Date) -> Result<Vec<UpstreamMsg>> {
-        self.datacube(Report::UpstreamMsgWeek, begin, end).await
+    /// As [`DataCube::report`].
+    pub async fn upstream_msg_week(self, begin: Date, end: Date) -> Result<Vec<UpstreamMsg>> {
+        self.report(Report::UpstreamMsgWeek, begin, end).await
     }
 
     /// Messages per month and type (`getupstreammsgmonth`, at most 30 days): rows are dated
     /// on the 1st of each month within the range, for months that are over.
     ///
     /// # Errors
-    /// As [`Client::datacube`].
-    pub async fn upstream_msg_month(&self, begin: Date, end: Date) -> Result<Vec<UpstreamMsg>> {
-        self.datacube(Report::UpstreamMsgMonth, begin, end).await
+    /// As [`DataCube::report`].
+    pub async fn upstream_msg_month(self, begin: Date, end: Date) -> Result<Vec<UpstreamMsg>> {
+        self.report(Report::UpstreamMsgMonth, begin, end).await
     }
 
     /// Users by messages sent per day (`getupstreammsgdist`, at most 15 days).
     ///
     /// # Errors
-    /// As [`Client::datacube`].
-    pub async fn upstream_msg_dist(&self, begin: Date, end: Date) -> Result<Vec<UpstreamMsgDist>> {
-        self.datacube(Report::UpstreamMsgDist, begin, end).await
+    /// As [`DataCube::report`].
+    pub async fn upstream_msg_dist(self, begin: Date, end: Date) -> Result<Vec<UpstreamMsgDist>> {
+        self.report(Report::UpstreamMsgDist, begin, end).await
     }
 
     /// Users by messages sent per week (`getupstreammsgdistweek`, at most 30 days).
     ///
     /// # Errors
-    /// As [`Client::datacube`].
-    pub async fn upstream_msg_dist_week(&self, begin: Date, end: Date) -> Result<Vec<UpstreamMsgDist>> {
-        self.datacube(Report::UpstreamMsgDistWeek, begin, end).await
+    /// As [`DataCube::report`].
+    pub async fn upstream_msg_dist_week(self, begin: Date, end: Date) -> Result<Vec<UpstreamMsgDist>> {
+        self.report(Report::UpstreamMsgDistWeek, begin, end).await
     }
 
     /// Users by messages sent per month (`getupstreammsgdistmonth`, at most 30 days).
     ///
     /// # Errors
-    /// As [`Client::datacube`].
-    pub async fn upstream_msg_dist_month(&self, begin: Date, end: Date) -> Result<Vec<UpstreamMsgDist>> {
-        self.datacube(Report::UpstreamMsgDistMonth, begin, end).await
+    /// As [`DataCube::report`].
+    pub async fn upstream_msg_dist_month(self, begin: Date, end: Date) -> Result<Vec<UpstreamMsgDist>> {
+        self.report(Report::UpstreamMsgDistMonth, begin, end).await
     }
 
     /// WeChat's calls to your server per day (`getinterfacesummary`, at most 30 days).
     ///
     /// # Errors
-    /// As [`Client::datacube`].
-    pub async fn interface_summary(&self, begin: Date, end: Date) -> Result<Vec<InterfaceSummary>> {
-        self.datacube(Report::InterfaceSummary, begin, end).await
+    /// As [`DataCube::report`].
+    pub async fn interface_summary(self, begin: Date, end: Date) -> Result<Vec<InterfaceSummary>> {
+        self.report(Report::InterfaceSummary, begin, end).await
     }
 
     /// WeChat's calls to your server per hour (`getinterfacesummaryhour`, 1 day).
     ///
     /// # Errors
-    /// As [`Client::datacube`].
-    pub async fn interface_summary_hour(&self, begin: Date, end: Date) -> Result<Vec<InterfaceSummary>> {
-        self.datacube(Report::InterfaceSummaryHour, begin, end).await
+    /// As [`DataCube::report`].
+    pub async fn interface_summary_hour(self, begin: Date, end: Date) -> Result<Vec<InterfaceSummary>> {
+        self.report(Report::InterfaceSummaryHour, begin, end).await
     }
 }
 
@@ -941,7 +986,7 @@ mod tests {
             let err = r.check(begin, begin.add_days(max).unwrap()).unwrap_err().to_string();
             assert!(err.contains(r.name()) && err.contains(&format!("at most {max} day")), "{err}");
             assert!(r.check(begin, begin.add_days(-1).unwrap()).unwrap_err().to_string().contains("after"));
-            assert!(r.path().starts_with("/datacube/get"));
+            assert_eq!(r.path(), format!("/datacube/{}", r.name()));
         }
         assert_eq!(Report::UserRead.max_days(), 3);
         assert_eq!(Report::UpstreamMsgDist.max_days(), 15);

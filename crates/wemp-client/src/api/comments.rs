@@ -2,18 +2,18 @@
 //! (精选) them, delete them, and answer them.
 //!
 //! An article is named by the `msg_data_id` a mass send of articles returned
-//! ([`MassSent::msg_data_id`](crate::message::MassSent::msg_data_id)) and its 0-based
+//! ([`MassSent::msg_data_id`](crate::api::mass::MassSent::msg_data_id)) and its 0-based
 //! `index` within that message (0 is the first article). Every call needs the account's
 //! comment permission (errcode `88000 without comment privilege` otherwise).
 //!
 //! ```no_run
-//! use wemp_client::comment::CommentType;
+//! use wemp_client::api::comments::CommentType;
 //! # async fn demo(client: wemp_client::Client, msg_data_id: i64) -> wemp_client::Result<()> {
-//! let page = client.list_comments(msg_data_id, 0, 0, 20, CommentType::Normal).await?;
+//! let page = client.comments().list(msg_data_id, 0, 0, 20, CommentType::Normal).await?;
 //! for c in &page.comments {
 //!     if c.content.contains("thanks") {
-//!         client.elect_comment(msg_data_id, 0, c.id).await?;
-//!         client.reply_comment(msg_data_id, 0, c.id, "You're welcome!").await?;
+//!         client.comments().elect(msg_data_id, 0, c.id).await?;
+//!         client.comments().reply(msg_data_id, 0, c.id, "You're welcome!").await?;
 //!     }
 //! }
 //! # Ok(()) }
@@ -41,11 +41,11 @@ use serde_json::json;
 use crate::client::Client;
 use crate::error::{Error, Result};
 
-/// The most comments one [`Client::list_comments`] call may ask for ("`count` ≥ 50 is
+/// The most comments one [`Comments::list`] call may ask for ("`count` ≥ 50 is
 /// refused", errcode 88010).
 pub const MAX_COMMENTS_PER_PAGE: u32 = 49;
 
-/// Which comments [`Client::list_comments`] returns (`type`).
+/// Which comments [`Comments::list`] returns (`type`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum CommentType {
     /// `0`: normal and elected comments.
@@ -152,22 +152,45 @@ fn on_comment(msg_data_id: i64, index: u32, user_comment_id: i64) -> serde_json:
     json!({ "msg_data_id": msg_data_id, "index": index, "user_comment_id": user_comment_id })
 }
 
+/// The endpoints of this area, in one place.
+mod path {
+    pub(super) const OPEN: &str = "/cgi-bin/comment/open";
+    pub(super) const CLOSE: &str = "/cgi-bin/comment/close";
+    pub(super) const LIST: &str = "/cgi-bin/comment/list";
+    pub(super) const ELECT: &str = "/cgi-bin/comment/markelect";
+    pub(super) const UNELECT: &str = "/cgi-bin/comment/unmarkelect";
+    pub(super) const DELETE: &str = "/cgi-bin/comment/delete";
+    pub(super) const REPLY: &str = "/cgi-bin/comment/reply/add";
+    pub(super) const DELETE_REPLY: &str = "/cgi-bin/comment/reply/delete";
+}
+
 impl Client {
+    /// Comments on mass-sent articles (`/cgi-bin/comment/*`): [`Comments`].
+    pub fn comments(&self) -> Comments<'_> {
+        Comments(self)
+    }
+}
+
+/// Comments on mass-sent articles (`/cgi-bin/comment/*`), from [`Client::comments`].
+#[derive(Clone, Copy, Debug)]
+pub struct Comments<'c>(&'c Client);
+
+impl Comments<'_> {
     /// Opens comments on a mass-sent article (`POST /cgi-bin/comment/open`).
     ///
     /// # Errors
     /// As [`Client::get`]: `88000` no comment permission, `88001` no such article, `88002`
     /// the article is restricted for safety.
-    pub async fn open_comment(&self, msg_data_id: i64, index: u32) -> Result<()> {
-        self.post_ok("/cgi-bin/comment/open", &target(msg_data_id, index)).await
+    pub async fn open(self, msg_data_id: i64, index: u32) -> Result<()> {
+        self.0.post_ok(path::OPEN, &target(msg_data_id, index)).await
     }
 
     /// Closes comments on a mass-sent article (`POST /cgi-bin/comment/close`).
     ///
     /// # Errors
-    /// As [`Client::open_comment`].
-    pub async fn close_comment(&self, msg_data_id: i64, index: u32) -> Result<()> {
-        self.post_ok("/cgi-bin/comment/close", &target(msg_data_id, index)).await
+    /// As [`Comments::open`].
+    pub async fn close(self, msg_data_id: i64, index: u32) -> Result<()> {
+        self.0.post_ok(path::CLOSE, &target(msg_data_id, index)).await
     }
 
     /// One page of an article's comments (`POST /cgi-bin/comment/list`): `count` comments
@@ -175,9 +198,9 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::Invalid`] for a `count` of 0 or above [`MAX_COMMENTS_PER_PAGE`] (nothing is
-    /// sent); otherwise as [`Client::open_comment`] (`88010` count out of range).
-    pub async fn list_comments(
-        &self,
+    /// sent); otherwise as [`Comments::open`] (`88010` count out of range).
+    pub async fn list(
+        self,
         msg_data_id: i64,
         index: u32,
         begin: u32,
@@ -194,42 +217,42 @@ impl Client {
             "msg_data_id": msg_data_id, "index": index, "begin": begin, "count": count,
             "type": kind.as_u8(),
         });
-        self.post_as("/cgi-bin/comment/list", &[], &body).await
+        self.0.post_as(path::LIST, &[], &body).await
     }
 
     /// Elects (精选) a comment, showing it under the article (`POST /cgi-bin/comment/markelect`).
     ///
     /// # Errors
-    /// As [`Client::open_comment`], plus `88003` too many elected comments, `88004` the
+    /// As [`Comments::open`], plus `88003` too many elected comments, `88004` the
     /// user deleted the comment, `88008` no such comment.
-    pub async fn elect_comment(&self, msg_data_id: i64, index: u32, user_comment_id: i64) -> Result<()> {
-        self.post_ok("/cgi-bin/comment/markelect", &on_comment(msg_data_id, index, user_comment_id)).await
+    pub async fn elect(self, msg_data_id: i64, index: u32, user_comment_id: i64) -> Result<()> {
+        self.0.post_ok(path::ELECT, &on_comment(msg_data_id, index, user_comment_id)).await
     }
 
     /// Un-elects a comment (`POST /cgi-bin/comment/unmarkelect`).
     ///
     /// # Errors
-    /// As [`Client::open_comment`], plus `88008` no such comment.
-    pub async fn unelect_comment(&self, msg_data_id: i64, index: u32, user_comment_id: i64) -> Result<()> {
-        self.post_ok("/cgi-bin/comment/unmarkelect", &on_comment(msg_data_id, index, user_comment_id)).await
+    /// As [`Comments::open`], plus `88008` no such comment.
+    pub async fn unelect(self, msg_data_id: i64, index: u32, user_comment_id: i64) -> Result<()> {
+        self.0.post_ok(path::UNELECT, &on_comment(msg_data_id, index, user_comment_id)).await
     }
 
     /// Deletes a comment (`POST /cgi-bin/comment/delete`).
     ///
     /// # Errors
-    /// As [`Client::open_comment`], plus `88008` no such comment.
-    pub async fn delete_comment(&self, msg_data_id: i64, index: u32, user_comment_id: i64) -> Result<()> {
-        self.post_ok("/cgi-bin/comment/delete", &on_comment(msg_data_id, index, user_comment_id)).await
+    /// As [`Comments::open`], plus `88008` no such comment.
+    pub async fn delete(self, msg_data_id: i64, index: u32, user_comment_id: i64) -> Result<()> {
+        self.0.post_ok(path::DELETE, &on_comment(msg_data_id, index, user_comment_id)).await
     }
 
     /// Replies to a comment (`POST /cgi-bin/comment/reply/add`); a comment takes one reply.
     ///
     /// # Errors
     /// [`Error::Invalid`] for an empty `content` (nothing is sent); otherwise as
-    /// [`Client::open_comment`], plus `88005` already replied, `88007` content too long,
+    /// [`Comments::open`], plus `88005` already replied, `88007` content too long,
     /// `88008` no such comment.
-    pub async fn reply_comment(
-        &self,
+    pub async fn reply(
+        self,
         msg_data_id: i64,
         index: u32,
         user_comment_id: i64,
@@ -240,20 +263,15 @@ impl Client {
         }
         let mut body = on_comment(msg_data_id, index, user_comment_id);
         body["content"] = json!(content);
-        self.post_ok("/cgi-bin/comment/reply/add", &body).await
+        self.0.post_ok(path::REPLY, &body).await
     }
 
     /// Deletes the account's reply to a comment (`POST /cgi-bin/comment/reply/delete`).
     ///
     /// # Errors
-    /// As [`Client::open_comment`], plus `88008` no such comment.
-    pub async fn delete_comment_reply(
-        &self,
-        msg_data_id: i64,
-        index: u32,
-        user_comment_id: i64,
-    ) -> Result<()> {
-        self.post_ok("/cgi-bin/comment/reply/delete", &on_comment(msg_data_id, index, user_comment_id)).await
+    /// As [`Comments::open`], plus `88008` no such comment.
+    pub async fn delete_reply(self, msg_data_id: i64, index: u32, user_comment_id: i64) -> Result<()> {
+        self.0.post_ok(path::DELETE_REPLY, &on_comment(msg_data_id, index, user_comment_id)).await
     }
 }
 
