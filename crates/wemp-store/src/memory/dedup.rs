@@ -338,7 +338,9 @@ impl Inner {
 /// [`bytes`](Self::bytes) counts them: [`ENTRY_BYTES`] (128) for each key, plus the chunks
 /// its replies are kept in ([`CHUNK_BYTES`], 64 KiB each; `success` is kept as no text).
 /// The defaults are [`DEFAULT_CAPACITY`] keys and [`DEFAULT_MAX_BYTES`] (16 MiB). Keys are
-/// kept as keyed 128-bit fingerprints, never as text (see the [module](self)).
+/// kept as 128-bit fingerprints, never as text: SipHash-1-3 under a key drawn at random for
+/// each store, since a plain-mode sender can choose `MsgId` (its `signature` does not cover
+/// the body), and nobody who does not know the key can make two keys collide.
 ///
 /// Finished replies are kept at least [`MIN_REPLY_TTL`] (30 s) unless the store is full;
 /// size it for at least 30 seconds of peak traffic.
