@@ -786,6 +786,8 @@ async fn the_forwarded_json_follows_the_contract() {
     assert_eq!(v["version"], 1);
     assert_eq!(v["account"], "shop");
     assert_eq!(v["appid"], platform.appid());
+    assert_eq!(v["kind"], "official_account");
+    assert_eq!((&v["corpid"], &v["agentid"]), (&serde_json::Value::Null, &serde_json::Value::Null));
     assert_eq!(v["openid"], "o_ann");
     assert_eq!(v["msg_type"], "text");
     assert_eq!(v["event"], serde_json::Value::Null);

@@ -716,6 +716,18 @@ async fn the_api_proxy_and_forwarding_tell_two_apps_of_one_corp_apart() {
         seen.iter().map(|(h, b)| (h.as_str(), b["account"].as_str().unwrap_or_default())).collect();
     let (corp_key, ops_key) = (format!("{corpid}/{agentid}"), format!("{corpid}/{OPS_AGENT}"));
     assert_eq!(named, [(corp_key.as_str(), "corp"), (ops_key.as_str(), "ops")], "{seen:?}");
+    // The JSON names the app too, so an app needs no header parsing to tell them apart.
+    let apps: Vec<(&str, &str, &str)> = seen
+        .iter()
+        .map(|(_, b)| {
+            (
+                b["kind"].as_str().unwrap_or_default(),
+                b["corpid"].as_str().unwrap_or_default(),
+                b["agentid"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(apps, [("wecom", corpid.as_str(), agentid.as_str()), ("wecom", corpid.as_str(), OPS_AGENT)]);
 
     // The API proxy: message/send for the second app's AgentID succeeds only with its token.
     let http = reqwest::Client::new();

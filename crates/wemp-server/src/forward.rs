@@ -276,7 +276,8 @@ impl Forward {
     /// The JSON body sent for `inbound` (contract version [`CONTRACT_VERSION`]).
     pub fn body(&self, inbound: &Inbound) -> serde_json::Value {
         let msg = inbound.message();
-        let key = inbound.account().key();
+        let acct = inbound.account();
+        let key = acct.key();
         let id = key.as_str();
         let (account, appid) = match self.names.get(id) {
             Some(n) => (n.account.clone(), n.appid.clone()),
@@ -297,6 +298,9 @@ impl Forward {
             "version": CONTRACT_VERSION,
             "account": account,
             "appid": appid,
+            "kind": acct.kind().as_str(),
+            "corpid": acct.corpid(),
+            "agentid": acct.agentid(),
             "openid": msg.header().from,
             "to": msg.header().to,
             "create_time": msg.header().create_time,
