@@ -7,7 +7,10 @@
 --
 -- A thread that runs out of requests starts over (the repeats reuse MsgIds, so a wemp
 -- server answers them from its dedup cache): `repeated` in the result line counts them, and
--- the script warns when a wemp run had any.
+-- the script warns when a wemp run had any. With WEMP_BENCH_ONCE=DIR a thread stops instead
+-- once every one of its requests has been answered (the few sent meanwhile to keep its
+-- connections busy are repeats), and says so in the file DIR/done.<thread> (wrk itself
+-- runs on until its duration is up or it gets SIGINT).
 
 local threads = {}
 local next_id = 0
@@ -31,7 +34,8 @@ function init(args)
   assert(#reqs > 0, "no requests in " .. prefix .. "." .. id)
   count = #reqs
   expect = os.getenv("WEMP_BENCH_EXPECT") or ""
-  sent, bad, first_bad = 0, 0, ""
+  once = os.getenv("WEMP_BENCH_ONCE")
+  sent, answered, bad, first_bad = 0, 0, 0, ""
 end
 
 function request()
@@ -40,6 +44,12 @@ function request()
 end
 
 function response(status, headers, body)
+  answered = answered + 1
+  if once and answered == count then
+    local f = io.open(once .. "/done." .. id, "w")
+    if f then f:close() end
+    wrk.thread:stop()
+  end
   if status ~= 200 or body:sub(1, #expect) ~= expect then
     bad = bad + 1
     if first_bad == "" then

@@ -289,7 +289,7 @@ impl WechatServiceBuilder {
         self
     }
 
-    /// The dedup/reply store (default: a [`MemoryDedupStore`] of 100 000 keys). Use a
+    /// The dedup/reply store (default: a [`MemoryDedupStore`] of 100 000 keys and 16 MiB). Use a
     /// shared store (Redis) when retries may reach different instances.
     #[must_use]
     pub fn dedup_store(mut self, store: impl DedupStore) -> Self {
