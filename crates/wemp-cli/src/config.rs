@@ -30,6 +30,7 @@ use wemp_proto::{Cipher, Mode, Secret};
 
 use wemp_console::{Menu, TestUser};
 
+use crate::i18n::{Arg, Lang, Message, Msg};
 use crate::rules::{DEMO_RULES, RuleConfig, RuleSet};
 
 /// The default listen address.
@@ -310,18 +311,19 @@ impl ComponentConfig {
     ///
     /// # Errors
     /// Neither is set, or the file cannot be read or is empty.
-    pub fn secret(&self) -> Result<Secret, String> {
+    pub fn secret(&self) -> Result<Secret, Message> {
         if let Some(s) = &self.appsecret {
             return Ok(s.clone());
         }
         let Some(file) = &self.appsecret_file else {
-            return Err("missing: set appsecret_file (or WEMP_COMPONENT_APPSECRET)".into());
+            return Err(Msg::CfgComponentSecretMissing.into());
         };
-        let text =
-            std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            Message::new(Msg::CfgSecretFileUnreadable).with("file", file.display()).with("error", e)
+        })?;
         let text = text.trim();
         if text.is_empty() {
-            return Err(format!("{} is empty", file.display()));
+            return Err(Message::new(Msg::CfgSecretFileEmpty).with("file", file.display()));
         }
         Ok(Secret::new(text))
     }
@@ -435,24 +437,33 @@ pub struct ConfigProblem {
     pub column: Option<usize>,
     /// Dotted path of the field (`accounts[0].token`), when known.
     pub field: Option<String>,
-    /// What is wrong.
-    pub message: String,
+    /// What is wrong, worded in any language ([`ConfigProblem::text`]).
+    pub message: Message,
+}
+
+impl ConfigProblem {
+    /// The whole problem in one line in `lang`: `wemp.toml:3: rules[0].regex: …` (the place
+    /// as compilers write it, the message in `lang`).
+    pub fn text(&self, lang: Lang) -> String {
+        let mut out = self.source.clone();
+        if let Some(line) = self.line {
+            out.push_str(&format!(":{line}"));
+            if let Some(col) = self.column {
+                out.push_str(&format!(":{col}"));
+            }
+        }
+        out.push_str(": ");
+        if let Some(field) = &self.field {
+            out.push_str(&format!("{field}: "));
+        }
+        out.push_str(&self.message.get(lang));
+        out
+    }
 }
 
 impl fmt::Display for ConfigProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.source)?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-            if let Some(col) = self.column {
-                write!(f, ":{col}")?;
-            }
-        }
-        f.write_str(": ")?;
-        if let Some(field) = &self.field {
-            write!(f, "{field}: ")?;
-        }
-        f.write_str(&self.message)
+        f.write_str(&self.text(Lang::En))
     }
 }
 
@@ -479,21 +490,26 @@ pub enum ConfigError {
     },
 }
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl ConfigError {
+    /// The error in `lang`: one line per problem for [`ConfigError::Invalid`].
+    pub fn text(&self, lang: Lang) -> String {
         match self {
-            Self::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            Self::TokenNotSaved { path, source } => write!(
-                f,
-                "no Token configured and the generated one cannot be saved to {} ({source}): \
-                 set accounts[0].token or WEMP_TOKEN",
-                path.display()
-            ),
+            Self::Io { path, source } => format!("{}: {source}", path.display()),
+            Self::TokenNotSaved { path, source } => Message::new(Msg::CfgTokenNotSaved)
+                .with("file", path.display())
+                .with("error", source)
+                .get(lang),
             Self::Invalid(problems) => {
-                let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
-                f.write_str(&lines.join("\n"))
+                let lines: Vec<String> = problems.iter().map(|p| p.text(lang)).collect();
+                lines.join("\n")
             }
         }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text(Lang::En))
     }
 }
 
@@ -564,6 +580,34 @@ pub enum ValueError {
     TooLarge(String),
 }
 
+/// The units of a duration, as [`ValueError::UnknownUnit`] names them.
+const DURATION_UNITS: &str = "ms, s, m, h or d";
+/// The units of a size.
+const SIZE_UNITS: &str = "KiB or MiB";
+
+impl ValueError {
+    /// The error as a [`Message`], for the config check's problems.
+    pub fn message(&self) -> Message {
+        match self {
+            Self::NotADuration(v) => Message::new(Msg::CfgNotADuration).with("value", v),
+            Self::NotASize(v) => Message::new(Msg::CfgNotASize).with("value", v),
+            Self::NotABoolean(v) => Message::new(Msg::CfgNotABoolean).with("value", v),
+            Self::UnknownUnit { text, unit, expected } => {
+                let units = match *expected {
+                    DURATION_UNITS => Arg::Message(Box::new(Msg::CfgUnitsDuration.into())),
+                    SIZE_UNITS => Arg::Message(Box::new(Msg::CfgUnitsSize.into())),
+                    other => Arg::Text(other.to_owned()),
+                };
+                Message::new(Msg::CfgUnknownUnit)
+                    .with("value", text)
+                    .with("unit", unit)
+                    .arg("expected", units)
+            }
+            Self::TooLarge(v) => Message::new(Msg::CfgTooLarge).with("value", v),
+        }
+    }
+}
+
 /// Parses `500ms`, `5s`, `4.5s`, `2m`, `1h`, `2d` or a bare number of seconds (also clap's
 /// value parser for duration flags).
 ///
@@ -584,7 +628,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, ValueError> {
             return Err(ValueError::UnknownUnit {
                 text: s.to_owned(),
                 unit: other.to_owned(),
-                expected: "ms, s, m, h or d",
+                expected: DURATION_UNITS,
             });
         }
     };
@@ -619,7 +663,7 @@ pub fn parse_size(s: &str) -> Result<u64, ValueError> {
             return Err(ValueError::UnknownUnit {
                 text: s.to_owned(),
                 unit: other.to_owned(),
-                expected: "KiB or MiB",
+                expected: SIZE_UNITS,
             });
         }
     };
@@ -634,11 +678,17 @@ enum NumOrText {
     Text(String),
 }
 
+/// A number that is not a value of this kind, in English (serde's error; [`toml_message`]
+/// words it in either language).
+fn float_message(msg: Msg, f: f64) -> Message {
+    Message::new(msg).with("value", f)
+}
+
 fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     match NumOrText::deserialize(d)? {
         NumOrText::Int(n) => Ok(Duration::from_secs(n)),
         NumOrText::Float(f) if f.is_finite() && f >= 0.0 => Ok(Duration::from_secs_f64(f)),
-        NumOrText::Float(f) => Err(serde::de::Error::custom(format!("{f} is not a duration"))),
+        NumOrText::Float(f) => Err(serde::de::Error::custom(float_message(Msg::CfgFloatNotADuration, f))),
         NumOrText::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom),
     }
 }
@@ -649,7 +699,7 @@ fn de_retention<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duratio
         NumOrText::Text(s) if s.trim().eq_ignore_ascii_case("off") => return Ok(None),
         NumOrText::Int(n) => Duration::from_secs(n),
         NumOrText::Float(f) => {
-            return Err(serde::de::Error::custom(format!("{f} is not a duration (e.g. 30d)")));
+            return Err(serde::de::Error::custom(float_message(Msg::CfgFloatNotADuration, f)));
         }
         NumOrText::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom)?,
     };
@@ -659,7 +709,7 @@ fn de_retention<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duratio
 fn de_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     match NumOrText::deserialize(d)? {
         NumOrText::Int(n) => Ok(n),
-        NumOrText::Float(f) => Err(serde::de::Error::custom(format!("{f} is not a whole number of bytes"))),
+        NumOrText::Float(f) => Err(serde::de::Error::custom(float_message(Msg::CfgNotWholeBytes, f))),
         NumOrText::Text(s) => parse_size(&s).map_err(serde::de::Error::custom),
     }
 }
@@ -954,7 +1004,7 @@ impl Config {
                 line,
                 column,
                 field,
-                message: e.message().trim().to_owned(),
+                message: toml_message(src, &e),
             }])
         })
     }
@@ -1020,7 +1070,7 @@ impl Config {
     }
 
     fn set(&mut self, field: &str, value: &str, origin: &str) -> Result<(), ConfigProblem> {
-        let problem = |message: String| ConfigProblem {
+        let problem = |message: Message| ConfigProblem {
             source: origin.to_owned(),
             line: None,
             column: None,
@@ -1032,13 +1082,13 @@ impl Config {
             "server.listen" => self.server.listen = value.to_owned(),
             "server.path" => self.server.path = value.to_owned(),
             "server.timestamp_window" => {
-                self.server.timestamp_window = parse_duration(value).map_err(|e| problem(e.to_string()))?
+                self.server.timestamp_window = parse_duration(value).map_err(|e| problem(e.message()))?
             }
             "server.body_limit" => {
-                self.server.body_limit = parse_size(value).map_err(|e| problem(e.to_string()))?
+                self.server.body_limit = parse_size(value).map_err(|e| problem(e.message()))?
             }
             "server.deadline" => {
-                self.server.deadline = parse_duration(value).map_err(|e| problem(e.to_string()))?
+                self.server.deadline = parse_duration(value).map_err(|e| problem(e.message()))?
             }
             "server.metrics_path" => self.server.metrics_path = some(),
             "storage.data_dir" => self.storage.data_dir = PathBuf::from(value),
@@ -1046,10 +1096,10 @@ impl Config {
             "storage.redis" => self.storage.redis = some(),
             "console.public_url" => self.console.public_url = some(),
             "console.show_setup" => {
-                self.console.show_setup = parse_bool(value).map_err(|e| problem(e.to_string()))?
+                self.console.show_setup = parse_bool(value).map_err(|e| problem(e.message()))?
             }
             "console.enabled" => {
-                self.console.enabled = parse_bool(value).map_err(|e| problem(e.to_string()))?
+                self.console.enabled = parse_bool(value).map_err(|e| problem(e.message()))?
             }
             "console.path" => self.console.path = value.to_owned(),
             "console.token" => self.console.token = Some(Secret::new(value)),
@@ -1067,9 +1117,13 @@ impl Config {
             "accounts[0].appid" => self.account0().appid = some(),
             "accounts[0].appsecret" => self.account0().appsecret = Some(Secret::new(value)),
             "accounts[0].aes_key" => self.account0().aes_key = Some(Secret::new(value)),
-            "accounts[0].mode" => self.account0().mode = value.parse().map_err(problem)?,
+            "accounts[0].mode" => {
+                self.account0().mode = value.parse().map_err(|_| {
+                    problem(Message::new(Msg::CfgNotAMode).with("value", value.to_ascii_lowercase()))
+                })?
+            }
             "accounts[0].original_id" => self.account0().original_id = some(),
-            _ => return Err(problem("not a configurable field".into())),
+            _ => return Err(problem(Msg::CfgNotConfigurable.into())),
         }
         self.origins.insert(field.to_owned(), origin.to_owned());
         Ok(())
@@ -1118,7 +1172,7 @@ impl Config {
     /// [`ConfigError::Invalid`] with every problem found.
     pub fn validate_with(&self, src: Option<&str>, name: &str) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
-        let mut report = |field: String, message: String| {
+        let mut report = |field: String, message: Message| {
             let (source, line) = match self.origins.get(&field) {
                 Some(origin) => (origin.clone(), None),
                 None => (name.to_owned(), src.and_then(|s| line_of(s, &field))),
@@ -1126,21 +1180,21 @@ impl Config {
             problems.push(ConfigProblem { source, line, column: None, field: Some(field), message });
         };
         if let Err(e) = self.server.listen.parse::<SocketAddr>() {
-            report("server.listen".into(), format!("{:?} is not an address:port ({e})", self.server.listen));
+            report(
+                "server.listen".into(),
+                Message::new(Msg::CfgNotAnAddress).with("value", &self.server.listen).with("error", e),
+            );
         }
         if !self.server.path.starts_with('/') {
-            report("server.path".into(), format!("{:?} must start with /", self.server.path));
+            report("server.path".into(), slash(&self.server.path));
         }
         if let Some(m) = &self.server.metrics_path
             && !m.starts_with('/')
         {
-            report("server.metrics_path".into(), format!("{m:?} must start with /"));
+            report("server.metrics_path".into(), slash(m));
         }
         if self.server.deadline.is_zero() || self.server.deadline >= Duration::from_secs(5) {
-            report(
-                "server.deadline".into(),
-                "must be more than 0 and under 5s: WeChat stops waiting after 5 seconds".into(),
-            );
+            report("server.deadline".into(), Msg::CfgDeadline.into());
         }
         for (field, value) in [
             ("server.header_timeout", self.server.header_timeout),
@@ -1148,23 +1202,20 @@ impl Config {
             ("server.idle_timeout", self.server.idle_timeout),
         ] {
             if value.is_zero() || value > Duration::from_secs(300) {
-                report(field.into(), "must be more than 0 and at most 5m".into());
+                report(field.into(), Msg::CfgTimeoutRange.into());
             }
         }
         if self.server.max_connections == 0 {
-            report("server.max_connections".into(), "must be at least 1".into());
+            report("server.max_connections".into(), Msg::CfgAtLeastOne.into());
         }
         if self.server.body_limit < 1024 {
-            report(
-                "server.body_limit".into(),
-                "must be at least 1KiB: WeChat's messages would not fit".into(),
-            );
+            report("server.body_limit".into(), Msg::CfgBodyLimit.into());
         }
         if let Some(db) = &self.storage.database
             && !["sqlite://", "sqlite:", "postgres://", "postgresql://"].iter().any(|p| db.starts_with(p))
         {
             let shown = crate::storage::redact_url(db);
-            report("storage.database".into(), format!("{shown:?}: use sqlite://PATH or postgres://…"));
+            report("storage.database".into(), Message::new(Msg::CfgDatabaseUrl).with("url", shown));
         }
         if let Some(redis) = &self.storage.redis
             && !(redis.starts_with("redis://")
@@ -1172,29 +1223,27 @@ impl Config {
                 || redis.starts_with("unix://"))
         {
             let shown = crate::storage::redact_url(redis);
-            report("storage.redis".into(), format!("{shown:?}: use redis://host:port"));
+            report("storage.redis".into(), Message::new(Msg::CfgRedisUrl).with("url", shown));
         }
         if let Some(token) = &self.api_proxy.token
             && token.len() < 16
         {
-            report(
-                "api_proxy.token".into(),
-                "must be at least 16 characters: it guards the access token".into(),
-            );
+            report("api_proxy.token".into(), Msg::CfgApiProxyToken.into());
         }
         if let Some(listen) = &self.api_proxy.listen
             && let Err(e) = listen.parse::<SocketAddr>()
         {
-            report("api_proxy.listen".into(), format!("{listen:?} is not an address:port ({e})"));
+            report(
+                "api_proxy.listen".into(),
+                Message::new(Msg::CfgNotAnAddress).with("value", listen).with("error", e),
+            );
         }
         let secret = self.gateway.forward_secret.is_some();
         if let Some(target) = &self.gateway.forward {
             match crate::gateway::check_target(target, secret) {
                 Ok(()) => {}
-                Err(e) if e.needs_secret() => {
-                    report("gateway.forward_secret".into(), format!("missing: {e}"))
-                }
-                Err(e) => report("gateway.forward".into(), e.to_string()),
+                Err(e) if e.needs_secret() => report("gateway.forward_secret".into(), e.message_missing()),
+                Err(e) => report("gateway.forward".into(), e.message()),
             }
         }
         for (i, rule) in self.rules.iter().enumerate() {
@@ -1203,7 +1252,7 @@ impl Config {
                 && let Err(e) = crate::gateway::check_target(target, secret)
                 && e.needs_secret()
             {
-                report(format!("rules[{i}].forward"), e.to_string());
+                report(format!("rules[{i}].forward"), e.message());
             }
         }
         if crate::gateway::uses_relay(self) {
@@ -1213,7 +1262,7 @@ impl Config {
                 if relays.contains(&path) {
                     report(
                         format!("accounts[{i}].path"),
-                        format!("{path:?} is the relay endpoint (forward = \"relay\"): choose another path"),
+                        Message::new(Msg::CfgRelayPath).with("path", &path),
                     );
                 }
             }
@@ -1222,18 +1271,18 @@ impl Config {
             self.check_component(c, &mut report);
         }
         if self.gateway.forward_timeout.is_zero() {
-            report("gateway.forward_timeout".into(), "must be more than 0".into());
+            report("gateway.forward_timeout".into(), Msg::CfgMoreThanZero.into());
         }
         for (i, account) in self.accounts.iter().enumerate() {
             let at = |f: &str| format!("accounts[{i}].{f}");
             if let Some(token) = &account.token
                 && !token_is_valid(token.expose())
             {
-                report(at("token"), "must be 3 to 32 letters and digits (the WeChat console's rule)".into());
+                report(at("token"), Msg::CfgTokenShape.into());
             }
             // Only the first account's Token is generated when missing.
             if i > 0 && account.token.is_none() {
-                report(at("token"), "missing: every account but the first needs its Token".into());
+                report(at("token"), Msg::CfgTokenMissing.into());
             }
             if account.kind == Kind::Wecom {
                 self.check_wecom(account, &at, &mut report);
@@ -1242,47 +1291,43 @@ impl Config {
             for (field, set) in [("corpid", account.corpid.is_some()), ("agentid", account.agentid.is_some())]
             {
                 if set {
-                    report(
-                        at(field),
-                        format!(
-                            "{field} is for WeCom apps: add kind = \"wecom\" to this account, or remove {field}"
-                        ),
-                    );
+                    report(at(field), Message::new(Msg::CfgWecomOnly).with("field", field));
                 }
             }
             if let Some(appid) = &account.appid
                 && !appid_is_valid(appid)
             {
-                report(at("appid"), format!("{appid:?} does not look like an appid (wx + 16 characters)"));
+                report(at("appid"), Message::new(Msg::CfgAppidShape).with("appid", appid));
             }
             match (&account.aes_key, account.mode.is_encrypted()) {
                 (Some(key), _) => {
                     if let Err(e) = wemp_proto::crypto::decode_key(key.expose()) {
-                        report(at("aes_key"), format!("not a valid EncodingAESKey: {e}"));
+                        report(
+                            at("aes_key"),
+                            Message::new(Msg::CfgAesKeyInvalid).arg("error", key_error(&e)),
+                        );
                     }
                 }
                 (None, true) => {
-                    report(at("aes_key"), format!("{} mode needs the EncodingAESKey", account.mode));
+                    report(
+                        at("aes_key"),
+                        Message::new(Msg::CfgModeNeedsKey).arg("mode", Arg::Mode(account.mode)),
+                    );
                 }
                 (None, false) => {}
             }
             if account.appsecret.is_some() && account.appid.is_none() {
-                report(
-                    at("appsecret"),
-                    "an AppSecret needs the account's appid too (the API identifies the account by \
-                     appid and AppSecret together): set appid, or remove appsecret"
-                        .into(),
-                );
+                report(at("appsecret"), Msg::CfgSecretNeedsAppid.into());
             }
             if account.mode.is_encrypted() && account.appid.is_none() {
                 report(
                     at("appid"),
-                    format!("{} mode needs the appid (it is checked in every message)", account.mode),
+                    Message::new(Msg::CfgModeNeedsAppid).arg("mode", Arg::Mode(account.mode)),
                 );
             }
             let path = account.path.clone().unwrap_or_else(|| self.server.path.clone());
             if !path.starts_with('/') {
-                report(at("path"), format!("{path:?} must start with /"));
+                report(at("path"), slash(&path));
             }
         }
         // Duplicate path segments and appids: the server's own constructor decides.
@@ -1291,45 +1336,27 @@ impl Config {
         {
             match e {
                 AccountsError::DuplicateAppid { appid, kind, first, second } => {
-                    let (field, message) = match kind {
-                        Kind::Wecom => (
-                            "agentid",
-                            format!(
-                                "{appid:?} (corpid/agentid) is already accounts[{first}]: a WeCom app is one \
-                                 [[accounts]] entry; another app of the same corp needs its own agentid and path"
-                            ),
-                        ),
-                        Kind::Miniprogram => (
-                            "appid",
-                            format!(
-                                "{appid:?} is already the appid of accounts[{first}]: a Mini Program has one \
-                                 message push URL, so it is one [[accounts]] entry"
-                            ),
-                        ),
-                        _ => (
-                            "appid",
-                            format!(
-                                "{appid:?} is already the appid of accounts[{first}]: an Official Account has one \
-                                 callback URL, so it is one [[accounts]] entry"
-                            ),
-                        ),
+                    let (field, msg) = match kind {
+                        Kind::Wecom => ("agentid", Msg::CfgDuplicateWecom),
+                        Kind::Miniprogram => ("appid", Msg::CfgDuplicateMiniprogram),
+                        _ => ("appid", Msg::CfgDuplicateAppid),
                     };
+                    let message = Message::new(msg).with("appid", appid).with("first", first);
                     report(format!("accounts[{second}].{field}"), message);
                 }
                 AccountsError::DuplicatePath { segment, first, second } => {
                     let path = self.account_path(second);
                     let message = if path == self.account_path(first) {
-                        format!("{path:?} is already the path of accounts[{first}]")
+                        Message::new(Msg::CfgDuplicatePath).with("path", &path).with("first", first)
                     } else {
-                        format!(
-                            "{path:?}: its last segment {segment:?} ends the path of accounts[{first}] too, and \
-                             the server tells accounts apart by that segment: give each its own (e.g. /wechat \
-                             and /wechat/shop)"
-                        )
+                        Message::new(Msg::CfgDuplicateSegment)
+                            .with("path", &path)
+                            .with("segment", segment)
+                            .with("first", first)
                     };
                     report(format!("accounts[{second}].path"), message);
                 }
-                other => report("accounts".into(), other.to_string()),
+                other => report("accounts".into(), Message::new(Msg::CfgAccounts).with("error", other)),
             }
         }
         let console = &self.console.path;
@@ -1338,35 +1365,37 @@ impl Config {
             || console.ends_with('/')
             || console.contains(['?', '#', ' '])
         {
-            report(
-                "console.path".into(),
-                format!("{console:?} must start with /, not end with one, and not be / (e.g. /console)"),
-            );
+            report("console.path".into(), Message::new(Msg::CfgConsolePath).with("path", console));
         } else if let Some(i) = (0..self.accounts.len().max(1)).find(|&i| {
             let p = self.account_path(i);
             p == *console || p.starts_with(&format!("{console}/"))
         }) {
             report(
                 "console.path".into(),
-                format!("{console:?} is taken by the callback path {:?}", self.account_path(i)),
+                Message::new(Msg::CfgConsolePathTaken)
+                    .with("path", console)
+                    .with("callback", self.account_path(i)),
             );
         } else if self.server.metrics_path.as_deref() == Some(console.as_str()) {
-            report("console.path".into(), format!("{console:?} is the metrics path"));
+            report("console.path".into(), Message::new(Msg::CfgConsolePathMetrics).with("path", console));
         }
         if let Some(t) = &self.console.token
             && t.expose().trim().len() < 8
         {
-            report("console.token".into(), "the admin token must have at least 8 characters".into());
+            report("console.token".into(), Msg::CfgConsoleToken.into());
         }
         for (i, u) in self.console.users.iter().enumerate() {
             if u.openid.trim().is_empty() {
-                report(format!("console.users[{i}].openid"), "empty".into());
+                report(format!("console.users[{i}].openid"), Msg::CfgEmpty.into());
             } else if self.console.users[..i].iter().any(|o| o.openid == u.openid) {
-                report(format!("console.users[{i}].openid"), format!("{:?} is listed twice", u.openid));
+                report(
+                    format!("console.users[{i}].openid"),
+                    Message::new(Msg::CfgListedTwice).with("value", &u.openid),
+                );
             }
         }
         if let Err(e) = self.menu.validate() {
-            report(format!("menu.{}", e.path), e.problem);
+            report(format!("menu.{}", e.path), menu_message(&e.problem));
         }
         if let Err(errors) = RuleSet::compile(&self.rules) {
             for e in errors {
@@ -1382,64 +1411,43 @@ impl Config {
         &self,
         account: &AccountConfig,
         at: &dyn Fn(&str) -> String,
-        report: &mut dyn FnMut(String, String),
+        report: &mut dyn FnMut(String, Message),
     ) {
         match &account.corpid {
-            None => report(
-                at("corpid"),
-                "missing: a WeCom app needs its corpid (the ReceiveId of every message)".into(),
-            ),
-            Some(corpid) if !corpid_is_valid(corpid) => report(
-                at("corpid"),
-                format!(
-                    "{corpid:?} does not look like a corpid (8 to 32 letters and digits, e.g. ww…, as the WeCom admin shows it)"
-                ),
-            ),
+            None => report(at("corpid"), Msg::CfgCorpidMissing.into()),
+            Some(corpid) if !corpid_is_valid(corpid) => {
+                report(at("corpid"), Message::new(Msg::CfgCorpidShape).with("corpid", corpid));
+            }
             Some(_) => {}
         }
         if let Some(agentid) = &account.agentid
             && !(agentid.len() <= 16 && !agentid.is_empty() && agentid.bytes().all(|b| b.is_ascii_digit()))
         {
-            report(
-                at("agentid"),
-                format!("{agentid:?} is not an AgentID (a number, as the WeCom admin shows it)"),
-            );
+            report(at("agentid"), Message::new(Msg::CfgAgentidShape).with("agentid", agentid));
         }
         if account.appsecret.is_some() && account.agentid.is_none() {
-            report(
-                at("agentid"),
-                "missing: messages are sent through the API for an AgentID (set agentid, or remove appsecret)".into(),
-            );
+            report(at("agentid"), Msg::CfgAgentidMissing.into());
         }
         if account.appid.is_some() {
-            report(at("appid"), "a WeCom app has a corpid, not an appid: rename appid to corpid".into());
+            report(at("appid"), Msg::CfgWecomAppid.into());
         }
         if account.original_id.is_some() {
-            report(at("original_id"), "a WeCom app has no original id (gh_…): remove original_id".into());
+            report(at("original_id"), Msg::CfgWecomOriginalId.into());
         }
         match &account.aes_key {
-            None => report(
-                at("aes_key"),
-                "missing: WeCom encrypts every callback, so a WeCom app needs its EncodingAESKey".into(),
-            ),
+            None => report(at("aes_key"), Msg::CfgWecomKeyMissing.into()),
             Some(key) => {
                 if let Err(e) = wemp_proto::crypto::decode_key(key.expose()) {
-                    report(at("aes_key"), format!("not a valid EncodingAESKey: {e}"));
+                    report(at("aes_key"), Message::new(Msg::CfgAesKeyInvalid).arg("error", key_error(&e)));
                 }
             }
         }
         if account.mode == Mode::Compatible {
-            report(
-                at("mode"),
-                format!(
-                    "WeCom encrypts every callback: mode {} does not apply (remove mode, or set safe)",
-                    account.mode
-                ),
-            );
+            report(at("mode"), Message::new(Msg::CfgWecomMode).with("mode", account.mode));
         }
         let path = account.path.clone().unwrap_or_else(|| self.server.path.clone());
         if !path.starts_with('/') {
-            report(at("path"), format!("{path:?} must start with /"));
+            report(at("path"), slash(&path));
         }
     }
 
@@ -1477,29 +1485,27 @@ impl Config {
     }
 
     /// The `[component]` section's problems.
-    fn check_component(&self, c: &ComponentConfig, report: &mut impl FnMut(String, String)) {
+    fn check_component(&self, c: &ComponentConfig, report: &mut impl FnMut(String, Message)) {
         let at = |f: &str| format!("component.{f}");
         match &c.appid {
-            None => report(at("appid"), "missing: the third-party platform's appid (wx…)".into()),
+            None => report(at("appid"), Msg::CfgComponentAppidMissing.into()),
             Some(appid) if !appid_is_valid(appid) => {
-                report(at("appid"), format!("{appid:?} does not look like an appid (wx + 16 characters)"));
+                report(at("appid"), Message::new(Msg::CfgAppidShape).with("appid", appid));
             }
             Some(_) => {}
         }
         match &c.token {
-            None => {
-                report(at("token"), "missing: the Token set for message checks in the Open Platform".into())
-            }
+            None => report(at("token"), Msg::CfgComponentTokenMissing.into()),
             Some(t) if !token_is_valid(t.expose()) => {
-                report(at("token"), "must be 3 to 32 letters and digits (the WeChat console's rule)".into());
+                report(at("token"), Msg::CfgTokenShape.into());
             }
             Some(_) => {}
         }
         match &c.aes_key {
-            None => report(at("aes_key"), "missing: the component's EncodingAESKey (43 characters)".into()),
+            None => report(at("aes_key"), Msg::CfgComponentKeyMissing.into()),
             Some(key) => {
                 if let Err(e) = wemp_proto::crypto::decode_key(key.expose()) {
-                    report(at("aes_key"), format!("not a valid EncodingAESKey: {e}"));
+                    report(at("aes_key"), Message::new(Msg::CfgAesKeyInvalid).arg("error", key_error(&e)));
                 }
             }
         }
@@ -1507,20 +1513,17 @@ impl Config {
             && c.appsecret_file.is_some()
             && !self.origins.contains_key("component.appsecret")
         {
-            report(at("appsecret"), "set appsecret or appsecret_file, not both".into());
+            report(at("appsecret"), Msg::CfgComponentSecretTwice.into());
         } else if let Err(e) = c.secret() {
             let field = if c.appsecret_file.is_some() { "appsecret_file" } else { "appsecret" };
             report(at(field), e);
         }
         if !c.path.starts_with('/') {
-            report(at("path"), format!("{:?} must start with /", c.path));
+            report(at("path"), slash(&c.path));
         } else {
             let taken = (0..self.accounts.len().max(1)).map(|i| self.account_path(i)).any(|p| p == c.path);
             if taken || c.path == self.console.path || self.server.metrics_path.as_ref() == Some(&c.path) {
-                report(
-                    at("path"),
-                    format!("{:?} is already served by something else: choose another path", c.path),
-                );
+                report(at("path"), Message::new(Msg::CfgPathTaken).with("path", &c.path));
             }
         }
     }
@@ -1546,6 +1549,90 @@ impl Config {
         }
         account
     }
+}
+
+/// Why an EncodingAESKey is not usable, in words of either language.
+fn key_error(e: &wemp_proto::KeyError) -> Arg {
+    use wemp_proto::KeyError as K;
+    let m = match e {
+        K::Length(n) => Message::new(Msg::CfgKeyLength).with("n", n),
+        K::Alphabet { position } => Message::new(Msg::CfgKeyAlphabet).with("position", position),
+        other => return Arg::Text(other.to_string()),
+    };
+    Arg::Message(Box::new(m))
+}
+
+/// A menu WeChat would refuse, in words of either language.
+fn menu_message(p: &wemp_console::MenuProblem) -> Message {
+    use wemp_console::MenuProblem as P;
+    match p {
+        P::TooManyButtons { n, max } => Message::new(Msg::MenuTooManyButtons).with("n", n).with("max", max),
+        P::GroupWithType => Msg::MenuGroupWithType.into(),
+        P::TooManySubButtons { n, max } => {
+            Message::new(Msg::MenuTooManySubButtons).with("n", n).with("max", max)
+        }
+        P::NestedSubButtons => Msg::MenuNestedSubButtons.into(),
+        P::Empty => Msg::CfgEmpty.into(),
+        P::TooLong { bytes, max } => Message::new(Msg::MenuTooLong).with("bytes", bytes).with("max", max),
+        P::MissingType => Msg::MenuMissingType.into(),
+        P::NoKey => Msg::MenuNoKey.into(),
+        P::NotHttpUrl(url) => Message::new(Msg::MenuNotHttpUrl).with("url", url),
+        P::NoUrl => Msg::MenuNoUrl.into(),
+        other => Message::new(Msg::CfgMenu).with("error", other),
+    }
+}
+
+/// A TOML document's error in words of either language: a value wemp's own parsers refused
+/// (a duration, a size) in theirs, serde's usual errors (an unknown or missing field, a
+/// wrong type, a key set twice) framed with their names, anything else as the parser words it.
+fn toml_message(src: &str, e: &toml::de::Error) -> Message {
+    let text = e.message().trim();
+    if let Some(raw) = e.span().and_then(|span| src.get(span)) {
+        let value = raw.trim().trim_matches(['"', '\'']);
+        if let Some(err) = [parse_duration(value).err(), parse_size(value).err()]
+            .into_iter()
+            .flatten()
+            .find(|err| err.to_string() == text)
+        {
+            return err.message();
+        }
+    }
+    if let Some((value, _)) = text.split_once(' ') {
+        for msg in [Msg::CfgFloatNotADuration, Msg::CfgNotWholeBytes] {
+            let m = Message::new(msg).with("value", value);
+            if m.to_string() == text {
+                return m;
+            }
+        }
+    }
+    let tick = |s: &str| s.strip_suffix('`').filter(|s| !s.contains('`')).map(str::to_owned);
+    if let Some((field, expected)) =
+        text.strip_prefix("unknown field `").and_then(|rest| rest.split_once("`, expected "))
+    {
+        return match expected.strip_prefix("one of ") {
+            Some(fields) => Message::new(Msg::CfgUnknownField).with("field", field).with("fields", fields),
+            None => {
+                Message::new(Msg::CfgUnknownFieldExpected).with("field", field).with("expected", expected)
+            }
+        };
+    }
+    if let Some(field) = text.strip_prefix("missing field `").and_then(tick) {
+        return Message::new(Msg::CfgMissingField).with("field", field);
+    }
+    if text == "duplicate key" {
+        return Msg::CfgDuplicateKey.into();
+    }
+    if let Some((found, expected)) =
+        text.strip_prefix("invalid type: ").and_then(|rest| rest.split_once(", expected "))
+    {
+        return Message::new(Msg::CfgInvalidType).with("found", found).with("expected", expected);
+    }
+    Message::new(Msg::CfgToml).with("error", text)
+}
+
+/// "`path` must start with /".
+fn slash(path: &str) -> Message {
+    Message::new(Msg::CfgPathSlash).with("path", path)
 }
 
 /// Why [`Config::account`] cannot give an account.
@@ -1697,6 +1784,164 @@ mod tests {
         Config::from_toml_str(src, "w.toml").unwrap_err().problems().to_vec()
     }
 
+    /// Configs that each show some of the config check's problems, together every kind.
+    const BROKEN: &[&str] = &[
+        "[server\n",
+        "[server]\nlisen = \"127.0.0.1:80\"\n",
+        "[[console.users]]\nname = \"ann\"\n",
+        "[server]\nmax_connections = \"many\"\n",
+        "[server]\npath = \"/a\"\npath = \"/b\"\n",
+        "[server]\ndeadline = \"soon\"\n",
+        "[server]\nbody_limit = \"big\"\n",
+        "[server]\nbody_limit = \"5q\"\n",
+        "[server]\ndeadline = \"5q\"\n",
+        "[[accounts]]\ntoken = \"tok123\"\naes_key = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEF!\"\n",
+        "[server]\ndeadline = \"99999999999d\"\n",
+        "[server]\ndeadline = -1.5\n",
+        "[server]\nbody_limit = 1.5\n",
+        "[server]\nlisten = \"nowhere\"\npath = \"wechat\"\nmetrics_path = \"m\"\ndeadline = \"6s\"\n\
+         header_timeout = \"0s\"\nmax_connections = 0\nbody_limit = 10\n\
+         [storage]\ndatabase = \"mysql://x\"\nredis = \"http://x\"\n\
+         [api_proxy]\ntoken = \"short\"\nlisten = \"nowhere\"\n\
+         [gateway]\nforward = \"relay\"\nforward_timeout = \"0s\"\n\
+         [console]\npath = \"/\"\ntoken = \"short\"\n\
+         [[console.users]]\nopenid = \"\"\nname = \"a\"\n\
+         [[console.users]]\nopenid = \"o1\"\nname = \"b\"\n\
+         [[console.users]]\nopenid = \"o1\"\nname = \"c\"\n",
+        "[gateway]\nforward = \"ftp://x\"\n",
+        "[gateway]\nforward = \"relay\"\nforward_secret = \"0123456789abcdef\"\n\
+         [[accounts]]\ntoken = \"tok123\"\n[[accounts]]\ntoken = \"tok456\"\npath = \"/wechat/relay\"\n",
+        "[[accounts]]\ntoken = \"a\"\ncorpid = \"ww1234567890\"\nappid = \"nope\"\naes_key = \"short\"\n\
+         [[accounts]]\npath = \"/b\"\nmode = \"safe\"\nappsecret = \"s3cr3t\"\n",
+        "[[accounts]]\ntoken = \"tok123\"\nappid = \"wx0123456789abcdef\"\n\
+         [[accounts]]\ntoken = \"tok123\"\nappid = \"wx0123456789abcdef\"\npath = \"/other\"\n",
+        "[[accounts]]\ntoken = \"tok123\"\nkind = \"miniprogram\"\nappid = \"wx0123456789abcdef\"\n\
+         [[accounts]]\ntoken = \"tok123\"\nkind = \"miniprogram\"\nappid = \"wx0123456789abcdef\"\npath = \"/other\"\n",
+        "[[accounts]]\ntoken = \"tok123\"\n[[accounts]]\ntoken = \"tok123\"\n",
+        "[[accounts]]\ntoken = \"tok123\"\npath = \"/a/wechat\"\n[[accounts]]\ntoken = \"tok123\"\npath = \"/b/wechat\"\n",
+        "[[accounts]]\ntoken = \"tok123\"\nkind = \"wecom\"\nmode = \"compatible\"\nappid = \"wx0123456789abcdef\"\n\
+         original_id = \"gh_1\"\nagentid = \"x\"\npath = \"w\"\n\
+         [[accounts]]\ntoken = \"tok123\"\nkind = \"wecom\"\ncorpid = \"!\"\nappsecret = \"s\"\npath = \"/b\"\n\
+         aes_key = \"short\"\n",
+        "[[accounts]]\ntoken = \"tok123\"\nkind = \"wecom\"\ncorpid = \"ww1234567890\"\nagentid = \"1000002\"\n\
+         aes_key = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\"\n\
+         [[accounts]]\ntoken = \"tok123\"\nkind = \"wecom\"\ncorpid = \"ww1234567890\"\nagentid = \"1000002\"\n\
+         aes_key = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\"\npath = \"/b\"\n",
+        "[server]\nmetrics_path = \"/console\"\n",
+        "[console]\npath = \"/wechat\"\n",
+        "[component]\nappsecret = \"s\"\nappsecret_file = \"/x\"\n",
+        "[component]\nappid = \"nope\"\ntoken = \"a\"\naes_key = \"short\"\nappsecret_file = \"/nonexistent/wemp-secret\"\npath = \"x\"\n",
+        "[component]\npath = \"/wechat\"\n",
+        "[[menu.button]]\nname = \"a\"\ntype = \"click\"\nkey = \"a\"\n[[menu.button]]\nname = \"b\"\ntype = \"click\"\nkey = \"b\"\n\
+         [[menu.button]]\nname = \"c\"\ntype = \"click\"\nkey = \"c\"\n[[menu.button]]\nname = \"d\"\ntype = \"click\"\nkey = \"d\"\n",
+        "[[menu.button]]\nname = \"a\"\ntype = \"click\"\nkey = \"a\"\n[[menu.button.sub_button]]\nname = \"s\"\ntype = \"click\"\nkey = \"s\"\n",
+        "[[menu.button]]\nname = \"a\"\nsub_button = [{name = \"1\", type = \"click\", key = \"1\"}, {name = \"2\", type = \"click\", key = \"2\"}, \
+         {name = \"3\", type = \"click\", key = \"3\"}, {name = \"4\", type = \"click\", key = \"4\"}, \
+         {name = \"5\", type = \"click\", key = \"5\"}, {name = \"6\", type = \"click\", key = \"6\"}]\n",
+        "[[menu.button]]\nname = \"a\"\nsub_button = [{name = \"1\", sub_button = [{name = \"x\", type = \"click\", key = \"x\"}]}]\n",
+        "[[menu.button]]\nname = \" \"\ntype = \"click\"\nkey = \"a\"\n",
+        "[[menu.button]]\nname = \"a very long button name\"\ntype = \"click\"\nkey = \"a\"\n",
+        "[[menu.button]]\nname = \"a\"\n",
+        "[[menu.button]]\nname = \"a\"\ntype = \"click\"\n",
+        "[[menu.button]]\nname = \"a\"\ntype = \"view\"\nurl = \"ftp://x\"\n",
+        "[[menu.button]]\nname = \"a\"\ntype = \"view\"\n",
+        "[[rules]]\nreply.text = \"x\"\n\
+         [[rules]]\nkeyword = \"a\"\nregex = \"a\"\nreply.text = \"x\"\n\
+         [[rules]]\nkeyword = \"\"\nreply.text = \"x\"\nignore_case = true\nevents = true\n\
+         [[rules]]\nregex = \"(\"\nreply.text = \"x\"\n\
+         [[rules]]\nevent = \"\"\nreply.text = \"x\"\n\
+         [[rules]]\nevent = \"CLICK\"\nscene = \"s\"\nreply.text = \"x\"\n\
+         [[rules]]\nevent = \"subscribe\"\nkey = \"k\"\nreply.text = \"{content}\"\n\
+         [[rules]]\ntype = \"fax\"\nscene = \"s\"\nkey = \"k\"\nreply.text = \"x\"\n\
+         [[rules]]\nkeyword = \"a\"\nreply.text = \"{1}\"\n\
+         [[rules]]\nregex = \"(a)\"\nreply.text = \"{2}\"\nignore_case = false\n\
+         [[rules]]\nkeyword = \"a\"\nreply.text = \"}\"\n\
+         [[rules]]\nkeyword = \"a\"\nreply.text = \"{ \"\n\
+         [[rules]]\nkeyword = \"a\"\nreply.text = \"{nope}\"\n\
+         [[rules]]\nkeyword = \"a\"\nreply.text = \"x\"\nforward = \"http://127.0.0.1:9/x\"\n\
+         [[rules]]\nkeyword = \"a\"\nforward = \"http://127.0.0.1:9/x\"\ndelay = \"1s\"\n\
+         [[rules]]\nkeyword = \"a\"\n\
+         [[rules]]\nkeyword = \"a\"\nreply.text = \"x\"\nreply.image = \"m\"\n\
+         [[rules]]\nkeyword = \"a\"\nreply.news = []\n\
+         [[rules]]\nevent = \"subscribe\"\nreply.news = []\n\
+         [[rules]]\nkeyword = \"a\"\nreply.transfer = false\n\
+         [[rules]]\nkeyword = \"a\"\nreply.text = \"x\"\ndelay = \"2m\"\n\
+         [[rules]]\nkeyword = \"a\"\nreply.text = \"x\"\ndelay = \"soon\"\n\
+         [[rules]]\nkeyword = \"a\"\nforward = \"https://example.com/x\"\n",
+        // Warnings: rules that compile but look wrong.
+        "[[rules]]\nevent = \"subscibe\"\nreply.text = \"x\"\n\
+         [[rules]]\nevent = \"no-such event\"\nreply.text = \"x\"\n",
+    ];
+
+    /// Messages no config above can show, and why.
+    const NOT_SHOWN: &[(Msg, &str)] = &[
+        (Msg::CfgUnknownFieldExpected, "serde's words for a section of one field or none: wemp has none"),
+        (Msg::CfgRelayNotStarted, "a rule given \"relay\" on reload by a server started without one"),
+        (Msg::CfgForwardClient, "the HTTP client cannot be built (no TLS backend)"),
+        (Msg::CfgAccounts, "another AccountsError: those the config can cause have their own words"),
+        (Msg::CfgMenu, "a MenuProblem added later, until it has its own words"),
+        (
+            Msg::CfgTokenNotSaved,
+            "a read-only config file: tests/serve.rs a_read_only_config_without_a_token_says_what_to_set",
+        ),
+    ];
+
+    #[test]
+    fn every_config_problem_is_worded_in_both_languages_and_names_its_parameters() {
+        // Rules' templates show these as they are.
+        let literal = ["openid", "account", "content", "scene", "key", "1"];
+        let empty_secret = std::env::temp_dir().join(format!("wemp-empty-secret-{}", std::process::id()));
+        std::fs::write(&empty_secret, " \n").unwrap();
+        let mut docs: Vec<String> = BROKEN.iter().map(|s| (*s).to_owned()).collect();
+        docs.push(format!("[component]\nappsecret_file = {:?}\n", empty_secret.display().to_string()));
+        let mut messages: Vec<Message> = Vec::new();
+        for doc in &docs {
+            let before = messages.len();
+            if let Err(e) = Config::from_toml_str(doc, "w.toml") {
+                messages.extend(e.problems().iter().map(|p| p.message.clone()));
+            }
+            if let Ok(cfg) = Config::parse_toml_str(doc, "w.toml")
+                && let Ok(rules) = RuleSet::compile(&cfg.rules)
+            {
+                messages.extend(rules.warnings().iter().map(|w| w.message.clone()));
+            }
+            assert!(messages.len() > before, "no problem: {doc}");
+        }
+        std::fs::remove_file(&empty_secret).unwrap();
+        let mut cfg = Config::embedded();
+        let env = |k: &str| match k {
+            "WEMP_MODE" => Some("secret".to_owned()),
+            "WEMP_SHOW_SETUP" => Some("maybe".to_owned()),
+            _ => None,
+        };
+        messages.extend(cfg.apply_env(env).into_iter().map(|p| p.message));
+        messages.push(cfg.set("nope", "x", "--nope").unwrap_err().message);
+
+        for m in &messages {
+            assert_eq!(m.misnamed(&literal), Vec::<String>::new());
+            let (en, zh) = (m.get(Lang::En), m.get(Lang::Zh));
+            assert!(
+                zh.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+                "{:?} is not Chinese: {zh}",
+                m.msg
+            );
+            assert_ne!(en, zh, "{:?}", m.msg);
+        }
+        let shown: std::collections::BTreeSet<String> =
+            messages.iter().flat_map(Message::msgs).map(|m| format!("{m:?}")).collect();
+        for m in Msg::ALL {
+            let name = format!("{m:?}");
+            let is_problem = ["Cfg", "Rule", "Menu"].iter().any(|p| name.starts_with(p));
+            let excused = NOT_SHOWN.iter().any(|(n, _)| n == m);
+            if is_problem && !excused {
+                assert!(shown.contains(&name), "no config above shows {name}");
+            }
+            if excused {
+                assert!(!shown.contains(&name), "{name} is shown: take it off NOT_SHOWN");
+            }
+        }
+    }
+
     #[test]
     fn wecom_and_miniprogram_accounts_are_checked_by_kind_with_file_and_line() {
         let ok = "[[accounts]]\nkind = \"wecom\"\ncorpid = \"ww0123456789abcdef\"\nagentid = \"1000002\"\n\
@@ -1728,13 +1973,13 @@ mod tests {
                 .find(|p| p.field.as_deref() == Some(field))
                 .unwrap_or_else(|| panic!("{field}: {bad:?}"))
         };
-        assert!(find("accounts[0].corpid").message.contains("needs its corpid"));
-        assert!(find("accounts[0].appid").message.contains("rename appid to corpid"));
+        assert!(find("accounts[0].corpid").message.to_string().contains("needs its corpid"));
+        assert!(find("accounts[0].appid").message.to_string().contains("rename appid to corpid"));
         assert_eq!(find("accounts[0].appid").line, Some(3));
-        assert!(find("accounts[0].agentid").message.contains("is not an AgentID"));
-        assert!(find("accounts[0].aes_key").message.contains("WeCom encrypts every callback"));
+        assert!(find("accounts[0].agentid").message.to_string().contains("is not an AgentID"));
+        assert!(find("accounts[0].aes_key").message.to_string().contains("WeCom encrypts every callback"));
         let stray = find("accounts[1].corpid");
-        assert!(stray.message.contains("kind = \"wecom\""), "{stray}");
+        assert!(stray.message.to_string().contains("kind = \"wecom\""), "{stray}");
         assert_eq!((stray.source.as_str(), stray.line), ("w.toml", Some(9)));
         let unknown = Config::from_toml_str("[[accounts]]\nkind = \"channels\"\n", "w.toml").unwrap_err();
         assert!(unknown.to_string().contains("w.toml:2"), "{unknown}");
@@ -1773,12 +2018,12 @@ mod tests {
                 .find(|p| p.field.as_deref() == Some(field))
                 .unwrap_or_else(|| panic!("{field}: {bad:?}"))
         };
-        assert!(find("component.appid").message.contains("does not look like an appid"));
+        assert!(find("component.appid").message.to_string().contains("does not look like an appid"));
         assert_eq!(find("component.appid").line, Some(4));
-        assert!(find("component.token").message.contains("3 to 32"));
-        assert!(find("component.aes_key").message.contains("EncodingAESKey"));
-        assert!(find("component.appsecret").message.contains("WEMP_COMPONENT_APPSECRET"));
-        assert!(find("component.path").message.contains("already served"));
+        assert!(find("component.token").message.to_string().contains("3 to 32"));
+        assert!(find("component.aes_key").message.to_string().contains("EncodingAESKey"));
+        assert!(find("component.appsecret").message.to_string().contains("WEMP_COMPONENT_APPSECRET"));
+        assert!(find("component.path").message.to_string().contains("already served"));
         assert_eq!(find("component.path").line, Some(7));
         let missing = dir.join("nope");
         let bad = problems(&format!(
@@ -1788,7 +2033,7 @@ mod tests {
         ));
         assert_eq!(bad.len(), 1, "{bad:?}");
         assert_eq!((bad[0].field.as_deref(), bad[0].line), (Some("component.appsecret_file"), Some(5)));
-        assert!(bad[0].message.contains("cannot read"), "{}", bad[0]);
+        assert!(bad[0].message.to_string().contains("cannot read"), "{}", bad[0]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -1846,7 +2091,7 @@ mod tests {
         assert!(p[0].to_string().starts_with("w.toml:3:"), "{}", p[0]);
         let p = problems("[server]\nlisen = \"x\"\n");
         assert_eq!(p[0].line, Some(2));
-        assert!(p[0].message.contains("unknown field `lisen`"), "{}", p[0].message);
+        assert!(p[0].message.to_string().contains("unknown field `lisen`"), "{}", p[0].message.to_string());
         let p = problems(
             "[[rules]]\nkeyword = \"a\"\nreply.text = \"x\"\n\n[[rules]]\nevent = \"CLICK\"\nreply.txt = \"x\"\n",
         );
@@ -1867,7 +2112,7 @@ mod tests {
         assert_eq!(find("server.listen").line, Some(2));
         assert_eq!(find("accounts[0].token").line, Some(5));
         assert_eq!(find("accounts[0].aes_key").line, Some(4));
-        assert!(find("accounts[0].appid").message.contains("safe mode needs the appid"));
+        assert!(find("accounts[0].appid").message.to_string().contains("safe mode needs the appid"));
         assert_eq!(find("rules[1].regex").line, Some(13));
         assert!(find("rules[1].regex").to_string().starts_with("w.toml:13: rules[1].regex: invalid regular"));
     }
@@ -1882,7 +2127,7 @@ mod tests {
         let p = problems(src);
         assert_eq!(p.len(), 1, "{p:?}");
         assert_eq!((p[0].line, p[0].field.as_deref()), (Some(7), Some("accounts[1].path")));
-        assert!(p[0].message.contains("last segment \"wechat\""), "{}", p[0].message);
+        assert!(p[0].message.to_string().contains("last segment \"wechat\""), "{}", p[0].message.to_string());
         let ok = "[[accounts]]\ntoken = \"Tok123\"\n\n\
                   [[accounts]]\ntoken = \"Tok456\"\npath = \"/wechat/shop\"\n";
         assert!(Config::from_toml_str(ok, "w.toml").is_ok());
@@ -1895,7 +2140,11 @@ mod tests {
         let p = problems(src);
         assert_eq!(p.len(), 1, "{p:?}");
         assert_eq!(p[0].field.as_deref(), Some("accounts[1].appid"));
-        assert!(p[0].message.contains("already the appid of accounts[0]"), "{}", p[0].message);
+        assert!(
+            p[0].message.to_string().contains("already the appid of accounts[0]"),
+            "{}",
+            p[0].message.to_string()
+        );
     }
 
     #[test]
@@ -2069,7 +2318,7 @@ mod tests {
             "{p:?}"
         );
         assert_eq!(find("console.path").line, Some(2));
-        assert!(find("console.path").message.contains("taken by the callback path"));
+        assert!(find("console.path").message.to_string().contains("taken by the callback path"));
         assert_eq!(find("console.token").line, Some(3));
         // A button without a key: the button's header line.
         let p = problems("[[menu.button]]\nname = \"News\"\n");
@@ -2078,7 +2327,7 @@ mod tests {
         let p = problems("[[menu.button]]\ntype = \"tap\"\nname = \"x\"\n");
         assert_eq!((p[0].line, p[0].field.as_deref()), (Some(2), Some("menu.button[0].type")));
         let p = problems("[console]\npath = \"/\"\n");
-        assert!(p[0].message.contains("must start with /"), "{p:?}");
+        assert!(p[0].message.to_string().contains("must start with /"), "{p:?}");
         let cfg = Config::from_toml_str("[console]\npath = \"/admin/console\"\nenabled = false\n", "w.toml")
             .unwrap();
         assert_eq!(cfg.console.path, "/admin/console");

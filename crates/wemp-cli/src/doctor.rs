@@ -96,8 +96,8 @@ pub async fn run(
         Ok(r) => r,
         Err(e) => {
             let details = match e.problems() {
-                [] => vec![e.to_string()],
-                problems => problems.iter().map(ToString::to_string).collect(),
+                [] => vec![e.text(lang)],
+                problems => problems.iter().map(|p| p.text(lang)).collect(),
             };
             report.push(Msg::CheckConfig.get(lang), Status::Fail, details);
             return report;

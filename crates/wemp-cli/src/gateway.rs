@@ -40,6 +40,34 @@ pub enum GatewayError {
 }
 
 impl GatewayError {
+    /// The error as a [`Message`](crate::i18n::Message), for the config check's problems.
+    pub fn message(&self) -> crate::i18n::Message {
+        self.worded(false)
+    }
+
+    /// As [`GatewayError::message`], after "missing: " (for the field that is missing).
+    pub fn message_missing(&self) -> crate::i18n::Message {
+        self.worded(true)
+    }
+
+    fn worded(&self, missing: bool) -> crate::i18n::Message {
+        use crate::i18n::{Arg, Message, Msg};
+        let prefix = if missing {
+            Arg::Message(Box::new(Msg::CfgMissingPrefix.into()))
+        } else {
+            Arg::Text(String::new())
+        };
+        match self {
+            Self::RelayNeedsSecret => Message::new(Msg::CfgRelayNeedsSecret).arg("prefix", prefix),
+            Self::UrlNeedsSecret(url) => {
+                Message::new(Msg::CfgUrlNeedsSecret).arg("prefix", prefix).with("url", url)
+            }
+            Self::NotATarget(t) => Message::new(Msg::CfgNotATarget).with("target", t),
+            Self::RelayNotStarted => Msg::CfgRelayNotStarted.into(),
+            Self::Client(e) => Message::new(Msg::CfgForwardClient).with("error", e),
+        }
+    }
+
     /// Whether what is missing is only the shared secret (the target itself is fine).
     pub fn needs_secret(&self) -> bool {
         matches!(self, Self::RelayNeedsSecret | Self::UrlNeedsSecret(_))

@@ -728,6 +728,303 @@ catalogue! {
     /// No secret for the relay.
     RelayNoSecret => "relay: set WEMP_FORWARD_SECRET to the server's gateway.forward_secret",
                      "中继：请把 WEMP_FORWARD_SECRET 设为服务端的 gateway.forward_secret";
+
+    // The config check's problems (config.rs, rules.rs): each `ConfigProblem` and `RuleError`
+    // keeps one of these with its parameters and is worded in the reader's language. Field
+    // names and values stay verbatim; `{error}` is another library's own words.
+    /// `--config` names a file without an account.
+    SimNoAccount => "{file}: no [[accounts]] entry: give --token", "{file}：没有 [[accounts]]：请用 --token 指定令牌";
+    /// `--config` names an account without a Token.
+    SimNoToken => "{file}: accounts[{index}].token is not set: give --token",
+                  "{file}：没有设置 accounts[{index}].token：请用 --token 指定令牌";
+    /// A TOML syntax or type error, as the TOML parser words it.
+    CfgToml => "{error}", "TOML 解析失败：{error}";
+    /// A field the section does not have (`{fields}`: serde's list of the ones it has).
+    CfgUnknownField => "unknown field `{field}`, expected one of {fields}", "未知字段 `{field}`，应为以下之一：{fields}";
+    /// A field the section does not have, and it has no fields or one.
+    CfgUnknownFieldExpected => "unknown field `{field}`, expected {expected}", "未知字段 `{field}`，应为 {expected}";
+    /// A required field is missing.
+    CfgMissingField => "missing field `{field}`", "缺少字段 `{field}`";
+    /// A value of the wrong type (`{found}`, `{expected}`: serde's words).
+    CfgInvalidType => "invalid type: {found}, expected {expected}", "类型不对：{found}，应为 {expected}";
+    /// A key set twice.
+    CfgDuplicateKey => "duplicate key", "键重复（同一个键设置了两次）";
+    /// A value that is not a duration.
+    CfgNotADuration => "{value:?} is not a duration (e.g. 500ms, 5s, 2m, 1h, 2d)",
+                       "{value:?} 不是时长（例如 500ms、5s、2m、1h、2d）";
+    /// A value that is not a size.
+    CfgNotASize => "{value:?} is not a size (e.g. 65536, 64KiB, 1MiB)",
+                   "{value:?} 不是大小（例如 65536、64KiB、1MiB）";
+    /// A value that is not a boolean.
+    CfgNotABoolean => "{value:?} is not a boolean (true/false)", "{value:?} 不是布尔值（true/false）";
+    /// A unit the value does not have.
+    CfgUnknownUnit => "{value:?}: unknown unit {unit:?} (use {expected})",
+                      "{value:?}：未知单位 {unit:?}（请用 {expected}）";
+    /// The units of a duration.
+    CfgUnitsDuration => "ms, s, m, h or d", "ms、s、m、h 或 d";
+    /// The units of a size.
+    CfgUnitsSize => "KiB or MiB", "KiB 或 MiB";
+    /// An EncodingAESKey of the wrong length.
+    CfgKeyLength => "EncodingAESKey must be 43 characters, got {n}", "EncodingAESKey 必须是 43 个字符，这里是 {n} 个";
+    /// An EncodingAESKey with a character outside base64.
+    CfgKeyAlphabet => "EncodingAESKey has a character outside [A-Za-z0-9+/] at position {position}",
+                      "EncodingAESKey 在位置 {position}（从 0 数起）有 [A-Za-z0-9+/] 以外的字符";
+    /// A value beyond what the setting holds.
+    CfgTooLarge => "{value:?} is too large", "{value:?} 太大";
+    /// A float where a duration was expected.
+    CfgFloatNotADuration => "{value} is not a duration (e.g. 5s, 2m, 30d)", "{value} 不是时长（例如 5s、2m、30d）";
+    /// A float where bytes were expected.
+    CfgNotWholeBytes => "{value} is not a whole number of bytes", "{value} 不是整数字节数";
+    /// Not a mode.
+    CfgNotAMode => "unknown mode {value:?}: expected plain, compatible or safe",
+                   "未知的消息加解密方式 {value:?}：应为 plain、compatible 或 safe";
+    /// A field the environment or a flag cannot set.
+    CfgNotConfigurable => "not a configurable field", "不是可设置的字段";
+    /// Not an address:port.
+    CfgNotAnAddress => "{value:?} is not an address:port ({error})", "{value:?} 不是“地址:端口”（{error}）";
+    /// A path without its leading slash.
+    CfgPathSlash => "{path:?} must start with /", "{path:?} 必须以 / 开头";
+    /// The deadline is out of range.
+    CfgDeadline => "must be more than 0 and under 5s: WeChat stops waiting after 5 seconds",
+                   "必须大于 0 且小于 5s：微信只等待 5 秒";
+    /// A timeout out of range.
+    CfgTimeoutRange => "must be more than 0 and at most 5m", "必须大于 0 且不超过 5m";
+    /// At least one.
+    CfgAtLeastOne => "must be at least 1", "至少为 1";
+    /// The body limit is too small.
+    CfgBodyLimit => "must be at least 1KiB: WeChat's messages would not fit",
+                    "至少为 1KiB：否则放不下微信的消息";
+    /// Not a database URL.
+    CfgDatabaseUrl => "{url:?}: use sqlite://PATH or postgres://…", "{url:?}：请使用 sqlite://PATH 或 postgres://…";
+    /// Not a Redis URL.
+    CfgRedisUrl => "{url:?}: use redis://host:port", "{url:?}：请使用 redis://host:port";
+    /// The API proxy's token is short.
+    CfgApiProxyToken => "must be at least 16 characters: it guards the access token",
+                        "至少 16 个字符：它保护着 access_token";
+    /// More than 0.
+    CfgMoreThanZero => "must be more than 0", "必须大于 0";
+    /// The relay needs the secret (`{prefix}`: `missing: ` where the secret is the field).
+    CfgRelayNeedsSecret => "{prefix}\"relay\" needs gateway.forward_secret (or WEMP_FORWARD_SECRET): relay clients prove they know it \
+                            before they get any message",
+                           "{prefix}\"relay\" 需要 gateway.forward_secret（或 WEMP_FORWARD_SECRET）：中继客户端须先证明知道它，才能收到消息";
+    /// A URL beyond loopback needs the secret.
+    CfgUrlNeedsSecret => "{prefix}forwarding to {url:?}, beyond loopback, needs a shared secret to sign with \
+                          (gateway.forward_secret or WEMP_FORWARD_SECRET) so the app can trust what it gets",
+                         "{prefix}转发到本机以外的 {url:?} 需要共享密钥签名（gateway.forward_secret 或 WEMP_FORWARD_SECRET），应用才能信任收到的内容";
+    /// The word before a missing secret.
+    CfgMissingPrefix => "missing: ", "缺少：";
+    /// Not a forward target.
+    CfgNotATarget => "{target:?} is not an http:// or https:// URL, nor \"relay\"",
+                     "{target:?} 不是 http:// 或 https:// URL，也不是 \"relay\"";
+    /// The relay was not started.
+    CfgRelayNotStarted => "\"relay\" is served only when configured at start (with gateway.forward_secret): restart `wemp serve`",
+                          "只有启动时已配置（带 gateway.forward_secret）才提供 \"relay\"：请重启 `wemp serve`";
+    /// Forwarding's HTTP client cannot be built.
+    CfgForwardClient => "the HTTP client of forwarding: {error}", "转发用的 HTTP 客户端：{error}";
+    /// An account path that is the relay endpoint.
+    CfgRelayPath => "{path:?} is the relay endpoint (forward = \"relay\"): choose another path",
+                    "{path:?} 是中继端点（forward = \"relay\"）：请换一个路径";
+    /// A Token not of WeChat's shape.
+    CfgTokenShape => "must be 3 to 32 letters and digits (the WeChat console's rule)",
+                     "必须是 3 到 32 位字母和数字（微信后台的规则）";
+    /// A second account without a Token.
+    CfgTokenMissing => "missing: every account but the first needs its Token", "缺少：除第一个账号外，每个账号都要设置令牌（Token）";
+    /// corpid/agentid on an account that is not WeCom.
+    CfgWecomOnly => "{field} is for WeCom apps: add kind = \"wecom\" to this account, or remove {field}",
+                    "{field} 是企业微信应用的设置：请给此账号加上 kind = \"wecom\"，或删除 {field}";
+    /// Not an appid.
+    CfgAppidShape => "{appid:?} does not look like an appid (wx + 16 characters)",
+                     "{appid:?} 不像 AppID（wx 加 16 个字符）";
+    /// Not an EncodingAESKey.
+    CfgAesKeyInvalid => "not a valid EncodingAESKey: {error}", "不是有效的消息加解密密钥（EncodingAESKey）：{error}";
+    /// An encrypted mode without a key.
+    CfgModeNeedsKey => "{mode} mode needs the EncodingAESKey", "{mode}需要消息加解密密钥（EncodingAESKey）";
+    /// An AppSecret without an appid.
+    CfgSecretNeedsAppid => "an AppSecret needs the account's appid too (the API identifies the account by \
+                            appid and AppSecret together): set appid, or remove appsecret",
+                           "AppSecret 还需要账号的 appid（接口以 AppID 和 AppSecret 一起识别账号）：请设置 appid，或删除 appsecret";
+    /// An encrypted mode without an appid.
+    CfgModeNeedsAppid => "{mode} mode needs the appid (it is checked in every message)",
+                         "{mode}需要 appid（每条消息都会校验它）";
+    /// Two WeCom entries for one app.
+    CfgDuplicateWecom => "{appid:?} (corpid/agentid) is already accounts[{first}]: a WeCom app is one \
+                          [[accounts]] entry; another app of the same corp needs its own agentid and path",
+                         "{appid:?}（corpid/agentid）已是 accounts[{first}]：一个企业微信应用只对应一个 [[accounts]]；\
+                          同一企业的另一个应用需要自己的 agentid 和路径";
+    /// Two entries for one Mini Program.
+    CfgDuplicateMiniprogram => "{appid:?} is already the appid of accounts[{first}]: a Mini Program has one \
+                                message push URL, so it is one [[accounts]] entry",
+                               "{appid:?} 已是 accounts[{first}] 的 appid：一个小程序只有一个消息推送 URL，所以只对应一个 [[accounts]]";
+    /// Two entries for one Official Account.
+    CfgDuplicateAppid => "{appid:?} is already the appid of accounts[{first}]: an Official Account has one \
+                          callback URL, so it is one [[accounts]] entry",
+                         "{appid:?} 已是 accounts[{first}] 的 appid：一个公众号只有一个服务器地址（URL），所以只对应一个 [[accounts]]";
+    /// Two accounts with one path.
+    CfgDuplicatePath => "{path:?} is already the path of accounts[{first}]", "{path:?} 已是 accounts[{first}] 的路径";
+    /// Two accounts whose paths end in one segment.
+    CfgDuplicateSegment => "{path:?}: its last segment {segment:?} ends the path of accounts[{first}] too, and \
+                            the server tells accounts apart by that segment: give each its own (e.g. /wechat \
+                            and /wechat/shop)",
+                           "{path:?}：最后一段 {segment:?} 也是 accounts[{first}] 路径的最后一段，而服务器按这一段区分账号：\
+                            请让每个账号各用一段（例如 /wechat 和 /wechat/shop）";
+    /// Another problem of the accounts together, as the server words it.
+    CfgAccounts => "{error}", "账号设置有误：{error}";
+    /// The console path's shape.
+    CfgConsolePath => "{path:?} must start with /, not end with one, and not be / (e.g. /console)",
+                      "{path:?} 必须以 / 开头、不能以 / 结尾，也不能就是 /（例如 /console）";
+    /// The console path is a callback path.
+    CfgConsolePathTaken => "{path:?} is taken by the callback path {callback:?}", "{path:?} 已被回调路径 {callback:?} 占用";
+    /// The console path is the metrics path.
+    CfgConsolePathMetrics => "{path:?} is the metrics path", "{path:?} 是指标（metrics）路径";
+    /// The admin token is short.
+    CfgConsoleToken => "the admin token must have at least 8 characters", "管理令牌至少要 8 个字符";
+    /// An empty value.
+    CfgEmpty => "empty", "为空";
+    /// A user listed twice.
+    CfgListedTwice => "{value:?} is listed twice", "{value:?} 重复列出";
+    /// A menu WeChat would refuse, as the menu check words it.
+    CfgMenu => "{error}", "微信会拒绝这个菜单：{error}";
+    /// Too many menu buttons.
+    MenuTooManyButtons => "{n} buttons; WeChat allows at most {max}", "{n} 个按钮；微信最多允许 {max} 个";
+    /// A menu group with a type.
+    MenuGroupWithType => "a button with sub_button is a group and takes no type",
+                         "带 sub_button 的按钮是菜单组，不能设置 type";
+    /// Too many sub-buttons.
+    MenuTooManySubButtons => "{n} sub-buttons; WeChat allows at most {max}", "{n} 个子按钮；微信最多允许 {max} 个";
+    /// Sub-buttons of a sub-button.
+    MenuNestedSubButtons => "sub-buttons cannot have sub-buttons", "子按钮不能再有子按钮";
+    /// A menu value too long.
+    MenuTooLong => "{bytes} bytes; WeChat allows at most {max}", "{bytes} 字节；微信最多允许 {max} 字节";
+    /// A button without a type.
+    MenuMissingType => "missing: set type = \"click\" or \"view\", or add sub_button",
+                       "缺少：请设置 type = \"click\" 或 \"view\"，或添加 sub_button";
+    /// A click button without a key.
+    MenuNoKey => "a click button needs a key", "click 按钮需要 key";
+    /// A view button's url is not http(s).
+    MenuNotHttpUrl => "{url:?} is not an http(s) URL", "{url:?} 不是 http(s) URL";
+    /// A view button without a url.
+    MenuNoUrl => "a view button needs a url", "view 按钮需要 url";
+    /// WeCom without a corpid.
+    CfgCorpidMissing => "missing: a WeCom app needs its corpid (the ReceiveId of every message)",
+                        "缺少：企业微信应用需要企业 ID（corpid，每条消息的 ReceiveId）";
+    /// Not a corpid.
+    CfgCorpidShape => "{corpid:?} does not look like a corpid (8 to 32 letters and digits, e.g. ww…, as the WeCom admin shows it)",
+                      "{corpid:?} 不像企业 ID（corpid：8 到 32 位字母和数字，例如 ww…，以企业微信管理后台显示的为准）";
+    /// Not an AgentID.
+    CfgAgentidShape => "{agentid:?} is not an AgentID (a number, as the WeCom admin shows it)",
+                       "{agentid:?} 不是 AgentID（一个数字，以企业微信管理后台显示的为准）";
+    /// An AppSecret without an AgentID.
+    CfgAgentidMissing => "missing: messages are sent through the API for an AgentID (set agentid, or remove appsecret)",
+                         "缺少：消息通过接口以某个 AgentID 发出（请设置 agentid，或删除 appsecret）";
+    /// An appid on a WeCom app.
+    CfgWecomAppid => "a WeCom app has a corpid, not an appid: rename appid to corpid",
+                     "企业微信应用用的是 corpid，不是 appid：请把 appid 改名为 corpid";
+    /// An original id on a WeCom app.
+    CfgWecomOriginalId => "a WeCom app has no original id (gh_…): remove original_id",
+                          "企业微信应用没有原始 ID（gh_…）：请删除 original_id";
+    /// WeCom without a key.
+    CfgWecomKeyMissing => "missing: WeCom encrypts every callback, so a WeCom app needs its EncodingAESKey",
+                          "缺少：企业微信的回调全部加密，企业微信应用需要 EncodingAESKey";
+    /// WeCom in compatible mode.
+    CfgWecomMode => "WeCom encrypts every callback: mode {mode} does not apply (remove mode, or set safe)",
+                    "企业微信的回调全部加密：mode {mode} 不适用（删除 mode，或设为 safe）";
+    /// No component appid.
+    CfgComponentAppidMissing => "missing: the third-party platform's appid (wx…)", "缺少：第三方平台的 appid（wx…）";
+    /// No component Token.
+    CfgComponentTokenMissing => "missing: the Token set for message checks in the Open Platform",
+                                "缺少：在开放平台为消息校验设置的 Token";
+    /// No component key.
+    CfgComponentKeyMissing => "missing: the component's EncodingAESKey (43 characters)",
+                              "缺少：第三方平台的消息加解密 Key（43 个字符）";
+    /// Both appsecret and appsecret_file.
+    CfgComponentSecretTwice => "set appsecret or appsecret_file, not both", "appsecret 与 appsecret_file 只能设置一个";
+    /// No component AppSecret.
+    CfgComponentSecretMissing => "missing: set appsecret_file (or WEMP_COMPONENT_APPSECRET)",
+                                 "缺少：请设置 appsecret_file（或 WEMP_COMPONENT_APPSECRET）";
+    /// The AppSecret file cannot be read.
+    CfgSecretFileUnreadable => "cannot read {file}: {error}", "无法读取 {file}：{error}";
+    /// The AppSecret file is empty.
+    CfgSecretFileEmpty => "{file} is empty", "{file} 是空的";
+    /// A path something else serves.
+    CfgPathTaken => "{path:?} is already served by something else: choose another path",
+                    "{path:?} 已被其他功能占用：请换一个路径";
+    /// No Token and nowhere to save one.
+    CfgTokenNotSaved => "no Token configured and the generated one cannot be saved to {file} ({error}): \
+                         set accounts[0].token or WEMP_TOKEN",
+                        "没有配置令牌（Token），生成的令牌也无法保存到 {file}（{error}）：请设置 accounts[0].token 或 WEMP_TOKEN";
+
+    // The rules' problems (rules.rs).
+    /// A rule without a matcher.
+    RuleNoMatcher => "no matcher: set one of keyword, contains, regex, event, type or default = true",
+                     "没有匹配条件：请设置 keyword、contains、regex、event、type 或 default = true 之一";
+    /// A rule with several matchers.
+    RuleSeveralMatchers => "several matchers ({set}): a rule has exactly one", "有多个匹配条件（{set}）：一条规则只能有一个";
+    /// Empty words.
+    RuleEmptyWords => "needs non-empty words", "词不能为空";
+    /// A regex that does not compile.
+    RuleBadRegex => "invalid regular expression: {error}", "正则表达式无效：{error}";
+    /// An empty event name.
+    RuleEmptyEvent => "empty event name", "事件名为空";
+    /// A misspelt event name (a warning).
+    RuleEventDidYouMean => "unknown event {name:?}: did you mean {known:?}?", "未知事件 {name:?}：是不是 {known:?}？";
+    /// An event name of the wrong shape (a warning).
+    RuleEventShape => "unknown event {name:?}: WeChat's event names are letters, digits and `_`",
+                      "未知事件 {name:?}：微信的事件名只含字母、数字和 `_`";
+    /// `scene` with the wrong event.
+    RuleSceneEvent => "`scene` goes with subscribe or SCAN, not {event}", "`scene` 只用于 subscribe 或 SCAN，不能用于 {event}";
+    /// `key` with the wrong event.
+    RuleKeyEvent => "`key` goes with menu events (CLICK, VIEW, …), not {event}",
+                    "`key` 只用于菜单事件（CLICK、VIEW 等），不能用于 {event}";
+    /// An unknown message type.
+    RuleUnknownType => "unknown message type {type:?}: text, image, voice, video, shortvideo, location, \
+                        link, miniprogrampage or event",
+                       "未知消息类型 {type:?}：可用 text、image、voice、video、shortvideo、location、link、miniprogrampage 或 event";
+    /// `scene` without an event.
+    RuleSceneNeedsEvent => "`scene` needs event = \"subscribe\" or \"SCAN\"", "`scene` 需要 event = \"subscribe\" 或 \"SCAN\"";
+    /// `key` without an event.
+    RuleKeyNeedsEvent => "`key` needs a menu event, e.g. event = \"CLICK\"", "`key` 需要菜单事件，例如 event = \"CLICK\"";
+    /// `ignore_case` without words.
+    RuleIgnoreCase => "`ignore_case` goes with keyword or contains", "`ignore_case` 只用于 keyword 或 contains";
+    /// `events` without default.
+    RuleEvents => "`events` goes with default = true", "`events` 只用于 default = true";
+    /// A capture in a rule without captures.
+    RuleNoCaptures => "{capture} is used but this rule has no captures (only regex rules do)",
+                      "用了 {capture}，但这条规则没有捕获组（只有 regex 规则有）";
+    /// A capture beyond the regex's groups.
+    RuleTooFewGroups => "{capture} is used but the regex has only {groups} group(s)",
+                        "用了 {capture}，但正则表达式只有 {groups} 个分组";
+    /// `{content}` in a rule that answers events.
+    RuleContentForEvents => "{content} is empty for events (this rule answers events): use {key} or {scene}",
+                            "{content} 对事件为空（这条规则会回复事件）：请用 {key} 或 {scene}";
+    /// An unmatched `}`.
+    RuleUnmatchedClose => "unmatched `}` (write `}}` for a brace)", "多余的 `}`（要写花括号请用 `}}`）";
+    /// An unclosed `{`.
+    RuleUnclosed => "unclosed `{` (write `{{` for a brace)", "`{` 没有闭合（要写花括号请用 `{{`）";
+    /// An unknown placeholder.
+    RuleUnknownPlaceholder => "unknown placeholder {placeholder}: use {openid}, {account}, {content}, {scene}, {key} or a capture {1}",
+                              "未知占位符 {placeholder}：可用 {openid}、{account}、{content}、{scene}、{key} 或捕获组 {1}";
+    /// A reply and a forward.
+    RuleReplyAndForward => "a rule has a reply or forward, not both (it has reply.{replies})",
+                           "一条规则只能有 reply 或 forward 之一（它有 reply.{replies}）";
+    /// A delay on a forward.
+    RuleDelayForward => "`delay` goes with a reply, not forward (the app takes its own time)",
+                        "`delay` 只用于 reply，不能用于 forward（应用自己决定耗时）";
+    /// No reply.
+    RuleNoReply => "no reply: set reply.text, image, voice, video, music, news, transfer or none (or forward)",
+                   "没有回复：请设置 reply.text、image、voice、video、music、news、transfer 或 none（或 forward）";
+    /// Several replies.
+    RuleSeveralReplies => "several replies ({replies}): a rule has exactly one", "有多个回复（{replies}）：一条规则只能有一个";
+    /// News with the wrong number of articles, answering a message.
+    RuleArticlesMessage => "{n} articles; 1 to {limit} allowed when answering a user's message (WeChat's limit)",
+                           "{n} 篇图文；回复用户消息时只能有 1 到 {limit} 篇（微信的限制）";
+    /// News with the wrong number of articles, answering an event.
+    RuleArticlesEvent => "{n} articles; 1 to {limit} allowed when answering an event",
+                         "{n} 篇图文；回复事件时只能有 1 到 {limit} 篇";
+    /// A transfer that is neither true nor an agent.
+    RuleTransfer => "use `transfer = true` or an agent account", "请用 `transfer = true` 或客服账号";
+    /// A delay over a minute.
+    RuleDelayMax => "at most 1m: the delay is for trying out WeChat's deadline",
+                    "最多 1m：延迟只用于试验微信的时限";
 }
 
 /// A mode in words: `plain` in English (as `wemp_proto::Mode` displays it), `明文模式` in
@@ -753,6 +1050,126 @@ impl Msg {
             out = out.replace(&format!("{{{name}}}"), &value.to_string());
         }
         out
+    }
+}
+
+/// A message with its parameters, worded in any language when it is shown: what a
+/// [`crate::config::ConfigProblem`] or [`crate::rules::RuleError`] keeps instead of a sentence
+/// in one language. Displays in English.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// The message.
+    pub msg: Msg,
+    /// Its parameters, by name.
+    pub params: Vec<(&'static str, Arg)>,
+}
+
+/// A parameter of a [`Message`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Arg {
+    /// Text shown as it is in every language (a value, a field name, another library's words).
+    Text(String),
+    /// A mode, in each language's word ([`mode_name`]).
+    Mode(wemp_proto::Mode),
+    /// Another message, worded in the same language.
+    Message(Box<Message>),
+}
+
+impl Message {
+    /// `msg` without parameters yet.
+    pub fn new(msg: Msg) -> Self {
+        Self { msg, params: Vec::new() }
+    }
+
+    /// With the parameter `name` shown as `value` in every language.
+    #[must_use]
+    pub fn with(mut self, name: &'static str, value: impl Display) -> Self {
+        self.params.push((name, Arg::Text(value.to_string())));
+        self
+    }
+
+    /// With the parameter `name` as another argument (a mode, a message).
+    #[must_use]
+    pub fn arg(mut self, name: &'static str, value: Arg) -> Self {
+        self.params.push((name, value));
+        self
+    }
+
+    /// The message in `lang`, its parameters filled.
+    pub fn get(&self, lang: Lang) -> String {
+        let values: Vec<(&str, String)> = self
+            .params
+            .iter()
+            .map(|(name, arg)| {
+                let value = match arg {
+                    Arg::Text(t) => t.clone(),
+                    Arg::Mode(m) => mode_name(*m, lang),
+                    Arg::Message(m) => m.get(lang),
+                };
+                (*name, value)
+            })
+            .collect();
+        let args: Vec<(&str, &dyn Display)> = values.iter().map(|(n, v)| (*n, v as &dyn Display)).collect();
+        self.msg.fill(lang, &args)
+    }
+}
+
+#[cfg(test)]
+impl Message {
+    /// What is wrong with how this message (and each message among its parameters) names its
+    /// parameters, in either language: a placeholder without a parameter (other than `literal`
+    /// ones, text the message shows as it is, like the `{openid}` of rules' templates), or a
+    /// parameter the text does not show. Empty for a well-made message.
+    pub(crate) fn misnamed(&self, literal: &[&str]) -> Vec<String> {
+        let mut out = Vec::new();
+        for lang in [Lang::En, Lang::Zh] {
+            let text = self.msg.get(lang);
+            let named: Vec<&str> = text
+                .split('{')
+                .skip(1)
+                .filter_map(|p| p.split_once('}').map(|(name, _)| name.trim_end_matches(":?")))
+                .collect();
+            for name in &named {
+                if !self.params.iter().any(|(p, _)| p == name) && !literal.contains(name) {
+                    out.push(format!("{:?} ({lang:?}): {{{name}}} has no parameter", self.msg));
+                }
+            }
+            for (p, _) in &self.params {
+                if !named.contains(p) {
+                    out.push(format!("{:?} ({lang:?}): parameter {p} is not shown", self.msg));
+                }
+            }
+        }
+        for (_, arg) in &self.params {
+            if let Arg::Message(m) = arg {
+                out.extend(m.misnamed(literal));
+            }
+        }
+        out
+    }
+
+    /// This message and the messages among its parameters.
+    pub(crate) fn msgs(&self) -> Vec<Msg> {
+        let mut out = vec![self.msg];
+        for (_, arg) in &self.params {
+            if let Arg::Message(m) = arg {
+                out.extend(m.msgs());
+            }
+        }
+        out
+    }
+}
+
+impl From<Msg> for Message {
+    fn from(msg: Msg) -> Self {
+        Self::new(msg)
+    }
+}
+
+impl Display for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.get(Lang::En))
     }
 }
 

@@ -211,18 +211,34 @@ struct ConnArgs {
     tries: u32,
 }
 
-/// Why `--config` cannot complete the connection arguments.
-#[derive(Debug, thiserror::Error)]
+/// Why `--config` cannot complete the connection arguments (worded by [`ConnError::text`]).
+#[derive(Debug)]
 enum ConnError {
     /// The file does not load.
-    #[error(transparent)]
-    Config(#[from] wemp_cli::config::ConfigError),
+    Config(wemp_cli::config::ConfigError),
     /// The file has no account.
-    #[error("{}: no [[accounts]] entry: give --token", .0.display())]
     NoAccount(std::path::PathBuf),
     /// The account has no Token.
-    #[error("{}: accounts[{index}].token is not set: give --token", file.display())]
     NoToken { file: std::path::PathBuf, index: usize },
+}
+
+impl From<wemp_cli::config::ConfigError> for ConnError {
+    fn from(e: wemp_cli::config::ConfigError) -> Self {
+        Self::Config(e)
+    }
+}
+
+impl ConnError {
+    /// The error in `lang` (a config file's problems each at its file and line).
+    fn text(&self, lang: Lang) -> String {
+        match self {
+            Self::Config(e) => e.text(lang),
+            Self::NoAccount(file) => Msg::SimNoAccount.fill(lang, &[("file", &file.display())]),
+            Self::NoToken { file, index } => {
+                Msg::SimNoToken.fill(lang, &[("file", &file.display()), ("index", index)])
+            }
+        }
+    }
 }
 
 impl ConnArgs {
@@ -732,7 +748,7 @@ async fn run_sim(cmd: SimCommand, style: Style) -> ExitCode {
     };
     let cmd = match cmd {
         Ok(cmd) => cmd,
-        Err(e) => return usage_error(&e),
+        Err(e) => return usage_error(&e.text(lang)),
     };
     match cmd {
         SimCommand::Verify { conn } => {
@@ -952,7 +968,7 @@ fn print_delivery(
 async fn run_bench(mut args: BenchArgs, style: Style) -> ExitCode {
     args.conn = match args.conn.resolved() {
         Ok(conn) => conn,
-        Err(e) => return usage_error(&e),
+        Err(e) => return usage_error(&e.text(Lang::detect())),
     };
     let target = args.conn.target(args.conn.mode(args.mode));
     let sim = match Simulator::new(target) {

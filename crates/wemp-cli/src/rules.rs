@@ -36,6 +36,7 @@ use wemp_proto::{Event, EventKind, Incoming, MsgKind, Reply};
 use wemp_server::{Answer, Forward, Inbound, Matcher, Router, Rule, RuleService};
 
 use crate::gateway::GatewayError;
+use crate::i18n::{Message, Msg};
 
 /// The demo rules `wemp serve` runs when no config file is given (`demo_rules.toml`).
 pub const DEMO_RULES: &str = include_str!("demo_rules.toml");
@@ -182,8 +183,15 @@ pub enum Transfer {
 pub struct RuleError {
     /// Dotted path of the field, from the config root.
     pub path: String,
-    /// What is wrong.
-    pub message: String,
+    /// What is wrong, worded in any language.
+    pub message: Message,
+}
+
+impl RuleError {
+    /// `rules[2].regex: …` in `lang`.
+    pub fn text(&self, lang: crate::i18n::Lang) -> String {
+        format!("{}: {}", self.path, self.message.get(lang))
+    }
 }
 
 impl std::fmt::Display for RuleError {
@@ -193,6 +201,19 @@ impl std::fmt::Display for RuleError {
 }
 
 impl std::error::Error for RuleError {}
+
+impl TemplateError {
+    /// The error as a [`Message`], for the config check's problems.
+    pub fn message(&self) -> Message {
+        match self {
+            Self::UnmatchedClose => Msg::RuleUnmatchedClose.into(),
+            Self::Unclosed => Msg::RuleUnclosed.into(),
+            Self::UnknownPlaceholder(p) => {
+                Message::new(Msg::RuleUnknownPlaceholder).with("placeholder", format!("{{{p}}}"))
+            }
+        }
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Piece {
@@ -554,16 +575,16 @@ fn distance(a: &str, b: &str) -> usize {
 /// Why an event name wemp does not know looks like a mistake, if it does: close to a known
 /// name (a typo), or not shaped like WeChat's names (letters, digits, `_`). A well-formed
 /// name far from every known one is plausibly an event wemp does not model yet.
-fn implausible_event(name: &str) -> Option<String> {
+fn implausible_event(name: &str) -> Option<Message> {
     let closest = EventKind::known().iter().map(|k| (distance(name, k.as_str()), k.as_str())).min();
     if let Some((d, known)) = closest
         && d <= 2.max(name.len() / 5)
     {
-        return Some(format!("unknown event {name:?}: did you mean {known:?}?"));
+        return Some(Message::new(Msg::RuleEventDidYouMean).with("name", name).with("known", known));
     }
     let shaped = name.starts_with(|c: char| c.is_ascii_alphabetic())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    (!shaped).then(|| format!("unknown event {name:?}: WeChat's event names are letters, digits and `_`"))
+    (!shaped).then(|| Message::new(Msg::RuleEventShape).with("name", name))
 }
 
 #[allow(clippy::too_many_lines)]
@@ -575,7 +596,7 @@ fn compile_rule(
 ) -> Result<(Rule, RuleInfo), Vec<RuleError>> {
     let base = format!("rules[{i}]");
     let mut errors = Vec::new();
-    let err = |field: &str, message: String| RuleError { path: format!("{base}.{field}"), message };
+    let err = |field: &str, message: Message| RuleError { path: format!("{base}.{field}"), message };
     let ignore_case = c.ignore_case.unwrap_or(true);
 
     let set: Vec<&str> = [
@@ -598,20 +619,17 @@ fn compile_rule(
     // (its error is the one reported, not the templates').
     let mut groups = Some(0);
     match set.as_slice() {
-        [] => errors.push(RuleError {
-            path: base.clone(),
-            message: "no matcher: set one of keyword, contains, regex, event, type or default = true".into(),
-        }),
+        [] => errors.push(RuleError { path: base.clone(), message: Msg::RuleNoMatcher.into() }),
         [_, _, ..] => errors.push(RuleError {
             path: base.clone(),
-            message: format!("several matchers ({}): a rule has exactly one", set.join(", ")),
+            message: Message::new(Msg::RuleSeveralMatchers).with("set", set.join(", ")),
         }),
         [one] => match *one {
             "keyword" | "contains" => {
                 let words = if *one == "keyword" { &c.keyword } else { &c.contains };
                 let words = words.as_ref().map(Words::to_vec).unwrap_or_default();
                 if words.is_empty() || words.iter().any(|w| w.trim().is_empty()) {
-                    errors.push(err(one, "needs non-empty words".into()));
+                    errors.push(err(one, Msg::RuleEmptyWords.into()));
                 }
                 let words: Vec<String> = words.into_iter().map(|w| w.trim().to_owned()).collect();
                 answers_messages = true;
@@ -633,7 +651,7 @@ fn compile_rule(
                     }
                     Err(e) => {
                         groups = None;
-                        errors.push(err("regex", format!("invalid regular expression: {e}")));
+                        errors.push(err("regex", Message::new(Msg::RuleBadRegex).with("error", e)));
                     }
                 }
             }
@@ -642,20 +660,17 @@ fn compile_rule(
                 let kind = EventKind::from_wire(name);
                 answers_events = true;
                 if kind.as_str().is_empty() {
-                    errors.push(err("event", "empty event name".into()));
+                    errors.push(err("event", Msg::RuleEmptyEvent.into()));
                 } else if let EventKind::Other(_) = kind
                     && let Some(why) = implausible_event(name.trim())
                 {
                     warnings.push(err("event", why));
                 }
                 if c.scene.is_some() && !matches!(kind, EventKind::Subscribe | EventKind::Scan) {
-                    errors.push(err("scene", format!("`scene` goes with subscribe or SCAN, not {kind}")));
+                    errors.push(err("scene", Message::new(Msg::RuleSceneEvent).with("event", &kind)));
                 }
                 if c.key.is_some() && !(KEYED_EVENTS.contains(&kind) || matches!(kind, EventKind::Other(_))) {
-                    errors.push(err(
-                        "key",
-                        format!("`key` goes with menu events (CLICK, VIEW, …), not {kind}"),
-                    ));
+                    errors.push(err("key", Message::new(Msg::RuleKeyEvent).with("event", &kind)));
                 }
                 let mut m = Matcher::event(kind);
                 if let Some(scene) = &c.scene {
@@ -669,14 +684,7 @@ fn compile_rule(
             "type" => {
                 let kind = MsgKind::from_wire(c.msg_type.as_deref().unwrap_or_default());
                 if let MsgKind::Other(other) = &kind {
-                    errors.push(err(
-                        "type",
-                        format!(
-                            "unknown message type {:?}: text, image, voice, video, shortvideo, location, \
-                             link, miniprogrampage or event",
-                            other.as_str()
-                        ),
-                    ));
+                    errors.push(err("type", Message::new(Msg::RuleUnknownType).with("type", other.as_str())));
                 }
                 if kind == MsgKind::Event {
                     answers_events = true;
@@ -694,17 +702,17 @@ fn compile_rule(
     }
     if !matches!(set.as_slice(), ["event"]) {
         if c.scene.is_some() {
-            errors.push(err("scene", "`scene` needs event = \"subscribe\" or \"SCAN\"".into()));
+            errors.push(err("scene", Msg::RuleSceneNeedsEvent.into()));
         }
         if c.key.is_some() {
-            errors.push(err("key", "`key` needs a menu event, e.g. event = \"CLICK\"".into()));
+            errors.push(err("key", Msg::RuleKeyNeedsEvent.into()));
         }
     }
     if c.ignore_case.is_some() && !matches!(set.as_slice(), ["keyword"] | ["contains"]) {
-        errors.push(err("ignore_case", "`ignore_case` goes with keyword or contains".into()));
+        errors.push(err("ignore_case", Msg::RuleIgnoreCase.into()));
     }
     if c.events.is_some() && !matches!(set.as_slice(), ["default"]) {
-        errors.push(err("events", "`events` goes with default = true".into()));
+        errors.push(err("events", Msg::RuleEvents.into()));
     }
 
     let r = &c.reply;
@@ -727,24 +735,21 @@ fn compile_rule(
                 if let Some(groups) = groups
                     && t.max_capture() > groups
                 {
-                    let why = if groups == 0 {
-                        "this rule has no captures (only regex rules do)".to_owned()
+                    let capture = format!("{{{}}}", t.max_capture());
+                    let message = if groups == 0 {
+                        Message::new(Msg::RuleNoCaptures).with("capture", capture)
                     } else {
-                        format!("the regex has only {groups} group(s)")
+                        Message::new(Msg::RuleTooFewGroups).with("capture", capture).with("groups", groups)
                     };
-                    errors.push(err(field, format!("{{{}}} is used but {why}", t.max_capture())));
+                    errors.push(err(field, message));
                 }
                 if answers_events && t.uses_content() {
-                    errors.push(err(
-                        field,
-                        "{content} is empty for events (this rule answers events): use {key} or {scene}"
-                            .into(),
-                    ));
+                    errors.push(err(field, Msg::RuleContentForEvents.into()));
                 }
                 t
             }
             Err(e) => {
-                errors.push(err(field, e.to_string()));
+                errors.push(err(field, e.message()));
                 TextTemplate(Vec::new())
             }
         }
@@ -754,10 +759,7 @@ fn compile_rule(
         (Some(_), [_, ..]) => {
             errors.push(err(
                 "forward",
-                format!(
-                    "a rule has a reply or forward, not both (it has reply.{})",
-                    replies.join(", reply.")
-                ),
+                Message::new(Msg::RuleReplyAndForward).with("replies", replies.join(", reply.")),
             ));
             None
         }
@@ -767,30 +769,25 @@ fn compile_rule(
             match crate::gateway::check_target(target, true).and_then(|()| forwarder(target)) {
                 Ok(f) => Some(f),
                 Err(e) => {
-                    errors.push(err("forward", e.to_string()));
+                    errors.push(err("forward", e.message()));
                     None
                 }
             }
         }
     };
     if c.forward.is_some() && c.delay.is_some() {
-        errors
-            .push(err("delay", "`delay` goes with a reply, not forward (the app takes its own time)".into()));
+        errors.push(err("delay", Msg::RuleDelayForward.into()));
     }
     let reply = match replies.as_slice() {
         [] if c.forward.is_some() => None,
         [] => {
-            errors.push(err(
-                "reply",
-                "no reply: set reply.text, image, voice, video, music, news, transfer or none (or forward)"
-                    .into(),
-            ));
+            errors.push(err("reply", Msg::RuleNoReply.into()));
             None
         }
         [_, _, ..] => {
             errors.push(err(
                 "reply",
-                format!("several replies ({}): a rule has exactly one", replies.join(", ")),
+                Message::new(Msg::RuleSeveralReplies).with("replies", replies.join(", ")),
             ));
             None
         }
@@ -819,14 +816,11 @@ fn compile_rule(
                 let items = r.news.clone().unwrap_or_default();
                 let limit = if answers_messages { MAX_ARTICLES_FOR_MESSAGE } else { MAX_ARTICLES };
                 if items.is_empty() || items.len() > limit {
-                    let context = if answers_messages {
-                        "when answering a user's message (WeChat's limit)"
-                    } else {
-                        "when answering an event"
-                    };
+                    let msg =
+                        if answers_messages { Msg::RuleArticlesMessage } else { Msg::RuleArticlesEvent };
                     errors.push(err(
                         "reply.news",
-                        format!("{} articles; 1 to {limit} allowed {context}", items.len()),
+                        Message::new(msg).with("n", items.len()).with("limit", limit),
                     ));
                 }
                 let news = items
@@ -847,7 +841,7 @@ fn compile_rule(
                 Some(Transfer::Agent(kf)) => ReplyTemplate::Transfer(Some(kf)),
                 Some(Transfer::Any(true)) => ReplyTemplate::Transfer(None),
                 _ => {
-                    errors.push(err("reply.transfer", "use `transfer = true` or an agent account".into()));
+                    errors.push(err("reply.transfer", Msg::RuleTransfer.into()));
                     ReplyTemplate::None
                 }
             },
@@ -858,11 +852,11 @@ fn compile_rule(
         None => None,
         Some(Ok(d)) if d <= MAX_DELAY => Some(d).filter(|d| !d.is_zero()),
         Some(Ok(_)) => {
-            errors.push(err("delay", "at most 1m: the delay is for trying out WeChat's deadline".into()));
+            errors.push(err("delay", Msg::RuleDelayMax.into()));
             None
         }
         Some(Err(e)) => {
-            errors.push(err("delay", e.to_string()));
+            errors.push(err("delay", e.message()));
             None
         }
     };
@@ -1349,9 +1343,9 @@ mod compile_tests {
         let w: Vec<String> = r.warnings().iter().map(ToString::to_string).collect();
         assert_eq!(w, ["rules[0].event: unknown event \"subscibe\": did you mean \"subscribe\"?"]);
         let r = RuleSet::from_toml("[[rules]]\nevent = \"CLIK\"\nreply.text = \"hi\"").unwrap();
-        assert!(r.warnings()[0].message.contains("did you mean \"CLICK\""), "{:?}", r.warnings());
+        assert!(r.warnings()[0].message.to_string().contains("did you mean \"CLICK\""), "{:?}", r.warnings());
         let r = RuleSet::from_toml("[[rules]]\nevent = \"menu click\"\nreply.text = \"hi\"").unwrap();
-        assert!(r.warnings()[0].message.contains("letters, digits"), "{:?}", r.warnings());
+        assert!(r.warnings()[0].message.to_string().contains("letters, digits"), "{:?}", r.warnings());
         // Known names in any case, and plausible new ones, are quiet.
         for name in ["subscribe", "SCAN", "click", "user_stamp_card", "wxa_nickname_audit"] {
             let r =

@@ -654,7 +654,11 @@ impl wemp_console::Rules for ServeRules {
                         source: p.source.clone(),
                         line: p.line,
                         field: p.field.clone(),
-                        message: p.message.clone(),
+                        message: p.message.get(Lang::En),
+                        messages: [("en", Lang::En), ("zh-CN", Lang::Zh)]
+                            .into_iter()
+                            .map(|(code, lang)| (code.to_owned(), p.message.get(lang)))
+                            .collect(),
                         text: p.to_string(),
                     })
                     .collect(),
@@ -1234,9 +1238,9 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let hangup = Hangup::catch();
     let lang = Lang::from_env(&env);
-    let (mut cfg, file) = Config::resolve(&args, &env).map_err(|e| fail(e.to_string()))?;
+    let (mut cfg, file) = Config::resolve(&args, &env).map_err(|e| fail(e.text(lang)))?;
     let token = crate::config::ensure_token(&mut cfg, file.as_deref(), &mut rand::rng())
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(e.text(lang)))?;
     let watched = watched_file(file.as_deref(), &token);
     // Forwarding (gateway.forward, rules' forward): one gateway, kept across reloads; a
     // message no rule answers goes to gateway.forward, when set.
@@ -1244,7 +1248,7 @@ pub async fn run(
     // [gateway]'s secret and fallback as they were at start).
     let gateway = crate::gateway::Gateway::of(&cfg).map_err(|e| fail(e.to_string()))?;
     let rules = RuleSet::compile_with(&cfg.rules, &|t| gateway.forward(t))
-        .map_err(|errs| fail(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
+        .map_err(|errs| fail(errs.iter().map(|e| e.text(lang)).collect::<Vec<_>>().join("\n")))?;
     let n_rules = rules.len();
     for w in rules.warnings() {
         tracing::warn!("rules: {w}");

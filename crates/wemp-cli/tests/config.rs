@@ -111,3 +111,51 @@ fn an_appsecret_without_an_appid_is_refused_with_file_and_line() {
     );
     assert!(!err.contains("0123456789abcdef"), "the secret was printed:\n{err}");
 }
+
+#[test]
+fn config_problems_follow_the_locale_with_file_and_line() {
+    // The config check's problems in the reader's language: `wemp serve` and `wemp doctor`
+    // under LANG=zh_CN.UTF-8 word each problem in Chinese at the same file:line and field,
+    // with the field names and values verbatim; in English (LANG=C) as before.
+    let dir = common::temp_dir("config-zh");
+    let config = dir.join("wemp.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[[accounts]]\nname = \"demo\"\nmode = \"safe\"\n\
+         appsecret = \"0123456789abcdef0123456789abcdef\"\n\n[[rules]]\nkeyword = \"hi\"\nregex = \"h\"\n\
+         reply.text = \"hello\"\n",
+    )
+    .unwrap();
+    let file = config.to_str().unwrap();
+    let zh_lines = [
+        format!("{file}:4: accounts[0].aes_key: 安全模式需要消息加解密密钥（EncodingAESKey）"),
+        format!(
+            "{file}:7: accounts[0].appsecret: AppSecret 还需要账号的 appid（接口以 AppID 和 AppSecret \
+             一起识别账号）：请设置 appid，或删除 appsecret"
+        ),
+        format!("{file}:4: accounts[0].appid: 安全模式需要 appid（每条消息都会校验它）"),
+        format!("{file}:9: rules[0]: 有多个匹配条件（keyword, regex）：一条规则只能有一个"),
+    ];
+    let en_lines = [
+        format!("{file}:4: accounts[0].aes_key: safe mode needs the EncodingAESKey"),
+        format!("{file}:4: accounts[0].appid: safe mode needs the appid (it is checked in every message)"),
+        format!("{file}:9: rules[0]: several matchers (keyword, regex): a rule has exactly one"),
+    ];
+    for (lang, lines, not) in [("zh_CN.UTF-8", &zh_lines[..], "needs the"), ("C", &en_lines[..], "需要")] {
+        let o = common::wemp_in(&dir, &["serve", "--config", file], &[("LANG", lang)]);
+        let err = common::stderr(&o);
+        assert!(!o.status.success(), "started anyway ({lang}):\n{err}");
+        for line in lines {
+            assert!(err.contains(line.as_str()), "{lang}: no {line:?} in:\n{err}");
+        }
+        assert!(!err.contains(not), "{lang}: the other language in:\n{err}");
+        assert!(!err.contains("0123456789abcdef"), "the secret was printed:\n{err}");
+
+        let o = common::wemp_in(&dir, &["doctor", "--config", file], &[("LANG", lang)]);
+        let out = common::out(&o);
+        assert!(!o.status.success(), "doctor passed ({lang}):\n{out}");
+        for line in lines {
+            assert!(out.contains(line.as_str()), "doctor, {lang}: no {line:?} in:\n{out}");
+        }
+    }
+}

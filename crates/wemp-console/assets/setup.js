@@ -145,12 +145,14 @@ export async function reloadRules() {
 
 /**
  * One problem of a refused reload in the page's words: its place (file and line, the field)
- * framed in the page's language, the message as the server words it (its English line else).
+ * framed in the page's language, the message in the page's language as the server words it
+ * (`messages`, else its English; the English line when the page cannot frame it).
  */
 function configProblem(p) {
   const where = p.line != null ? tServer('config.at-line', p, null) : p.source;
   if (where === null) return p.text;
+  const message = (p.messages && p.messages[lang]) || p.message;
   return p.field != null
-    ? tServer('config.problem-field', { where, field: p.field, message: p.message }, p.text)
-    : tServer('config.problem', { where, message: p.message }, p.text);
+    ? tServer('config.problem-field', { where, field: p.field, message }, p.text)
+    : tServer('config.problem', { where, message }, p.text);
 }

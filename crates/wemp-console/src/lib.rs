@@ -16,7 +16,7 @@ pub use access::{COOKIE, CSRF_HEADER, FAILURE_WINDOW, MAX_FAILURES, PROXY_HEADER
 pub use app::{escape as escape_html, page as html_page};
 pub use config::{Access, ConsoleAccount, ConsoleConfig, PLACEHOLDER_ORIGINAL_ID, TOKEN_ENV, TestUser};
 pub use feed::{FailureWords, Hub, LiveEntry, Source, TapFinding, tap};
-pub use menu::{ButtonKind, Menu, MenuButton, MenuError};
+pub use menu::{ButtonKind, Menu, MenuButton, MenuError, MenuProblem};
 pub use observe::ConsoleObserver;
 use wemp_client::callback::{Simulator, Target};
 use wemp_store::MessageLog;
@@ -191,8 +191,8 @@ impl ReloadReport {
 pub type ReloadError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A reload refused for problems in the configuration, each with its place: the page frames
-/// them in its language (`配置文件 第 3 行，rules[0].regex：…`); each problem's message is the
-/// source's own English.
+/// them in its language (`配置文件 第 3 行，rules[0].regex：…`) and shows each problem's message
+/// in its language when the source gives it ([`ReloadProblem::messages`]).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ReloadRefused {
     /// The problems, in order.
@@ -210,8 +210,12 @@ pub struct ReloadProblem {
     /// The dotted path of the field (`rules[0].regex`), when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
-    /// What is wrong.
+    /// What is wrong, in English.
     pub message: String,
+    /// What is wrong in each language the page speaks, by the page's language code (`en`,
+    /// `zh-CN`); the page shows its own, else `message`.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub messages: std::collections::BTreeMap<String, String>,
     /// The whole problem in one English line (`wemp.toml:3: rules[0].regex: …`).
     pub text: String,
 }

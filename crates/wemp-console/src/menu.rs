@@ -102,7 +102,58 @@ pub struct MenuError {
     /// Where: `button[1].sub_button[0].key`.
     pub path: String,
     /// What is wrong.
-    pub problem: String,
+    pub problem: MenuProblem,
+}
+
+/// What is wrong with a menu (its English is its `Display`; the CLI words it in Chinese too).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MenuProblem {
+    /// More top-level buttons than WeChat allows.
+    #[error("{n} buttons; WeChat allows at most {max}")]
+    TooManyButtons {
+        /// How many there are.
+        n: usize,
+        /// How many WeChat allows.
+        max: usize,
+    },
+    /// A group (a button with sub-buttons) with a type.
+    #[error("a button with sub_button is a group and takes no type")]
+    GroupWithType,
+    /// More sub-buttons than WeChat allows.
+    #[error("{n} sub-buttons; WeChat allows at most {max}")]
+    TooManySubButtons {
+        /// How many there are.
+        n: usize,
+        /// How many WeChat allows.
+        max: usize,
+    },
+    /// A sub-button with sub-buttons.
+    #[error("sub-buttons cannot have sub-buttons")]
+    NestedSubButtons,
+    /// An empty value.
+    #[error("empty")]
+    Empty,
+    /// A value longer than WeChat allows, in bytes.
+    #[error("{bytes} bytes; WeChat allows at most {max}")]
+    TooLong {
+        /// Its length in bytes.
+        bytes: usize,
+        /// What WeChat allows.
+        max: usize,
+    },
+    /// A button without type or sub-buttons.
+    #[error("missing: set type = \"click\" or \"view\", or add sub_button")]
+    MissingType,
+    /// A click button without a key.
+    #[error("a click button needs a key")]
+    NoKey,
+    /// A view button's url is not http(s).
+    #[error("{0:?} is not an http(s) URL")]
+    NotHttpUrl(String),
+    /// A view button without a url.
+    #[error("a view button needs a url")]
+    NoUrl,
 }
 
 impl Menu {
@@ -114,7 +165,7 @@ impl Menu {
         if self.button.len() > MAX_BUTTONS {
             return Err(MenuError {
                 path: "button".into(),
-                problem: format!("{} buttons; WeChat allows at most {MAX_BUTTONS}", self.button.len()),
+                problem: MenuProblem::TooManyButtons { n: self.button.len(), max: MAX_BUTTONS },
             });
         }
         for (i, b) in self.button.iter().enumerate() {
@@ -124,18 +175,12 @@ impl Menu {
                 continue;
             }
             if b.kind.is_some() {
-                return Err(MenuError {
-                    path: format!("{path}.type"),
-                    problem: "a button with sub_button is a group and takes no type".into(),
-                });
+                return Err(MenuError { path: format!("{path}.type"), problem: MenuProblem::GroupWithType });
             }
             if b.sub_button.len() > MAX_SUB_BUTTONS {
                 return Err(MenuError {
                     path: format!("{path}.sub_button"),
-                    problem: format!(
-                        "{} sub-buttons; WeChat allows at most {MAX_SUB_BUTTONS}",
-                        b.sub_button.len()
-                    ),
+                    problem: MenuProblem::TooManySubButtons { n: b.sub_button.len(), max: MAX_SUB_BUTTONS },
                 });
             }
             for (j, s) in b.sub_button.iter().enumerate() {
@@ -143,7 +188,7 @@ impl Menu {
                 if !s.sub_button.is_empty() {
                     return Err(MenuError {
                         path: format!("{sub}.sub_button"),
-                        problem: "sub-buttons cannot have sub-buttons".into(),
+                        problem: MenuProblem::NestedSubButtons,
                     });
                 }
                 check_button(s, &sub, MAX_SUB_NAME_BYTES)?;
@@ -159,32 +204,30 @@ impl Menu {
 }
 
 fn check_button(b: &MenuButton, path: &str, max_name: usize) -> Result<(), MenuError> {
-    let err = |field: &str, problem: String| MenuError { path: format!("{path}.{field}"), problem };
+    let err = |field: &str, problem: MenuProblem| MenuError { path: format!("{path}.{field}"), problem };
     if b.name.trim().is_empty() {
-        return Err(err("name", "empty".into()));
+        return Err(err("name", MenuProblem::Empty));
     }
     if b.name.len() > max_name {
-        return Err(err("name", format!("{} bytes; WeChat allows at most {max_name}", b.name.len())));
+        return Err(err("name", MenuProblem::TooLong { bytes: b.name.len(), max: max_name }));
     }
     match b.kind {
-        None if b.sub_button.is_empty() => {
-            Err(err("type", "missing: set type = \"click\" or \"view\", or add sub_button".into()))
-        }
+        None if b.sub_button.is_empty() => Err(err("type", MenuProblem::MissingType)),
         None => Ok(()),
         Some(ButtonKind::Click) => match b.key.as_deref() {
-            None | Some("") => Err(err("key", "a click button needs a key".into())),
+            None | Some("") => Err(err("key", MenuProblem::NoKey)),
             Some(k) if k.len() > MAX_KEY_BYTES => {
-                Err(err("key", format!("{} bytes; WeChat allows at most {MAX_KEY_BYTES}", k.len())))
+                Err(err("key", MenuProblem::TooLong { bytes: k.len(), max: MAX_KEY_BYTES }))
             }
             Some(_) => Ok(()),
         },
         Some(ButtonKind::View) => match b.url.as_deref() {
             Some(u) if u.len() > MAX_URL_BYTES => {
-                Err(err("url", format!("{} bytes; WeChat allows at most {MAX_URL_BYTES}", u.len())))
+                Err(err("url", MenuProblem::TooLong { bytes: u.len(), max: MAX_URL_BYTES }))
             }
             Some(u) if u.starts_with("http://") || u.starts_with("https://") => Ok(()),
-            Some(u) => Err(err("url", format!("{u:?} is not an http(s) URL"))),
-            None => Err(err("url", "a view button needs a url".into())),
+            Some(u) => Err(err("url", MenuProblem::NotHttpUrl(u.to_owned()))),
+            None => Err(err("url", MenuProblem::NoUrl)),
         },
     }
 }
@@ -244,7 +287,7 @@ key = "V1001_GOOD"
         menu.button = vec![MenuButton::view("v", format!("{url}b"))];
         let e = menu.validate().unwrap_err();
         assert_eq!(e.path, "button[0].url");
-        assert!(e.problem.contains("1025 bytes; WeChat allows at most 1024"), "{e}");
+        assert!(e.problem.to_string().contains("1025 bytes; WeChat allows at most 1024"), "{e}");
         menu.button = vec![MenuButton::group("g", vec![MenuButton::view("v", format!("{url}b"))])];
         assert_eq!(menu.validate().unwrap_err().path, "button[0].sub_button[0].url");
     }
@@ -259,9 +302,9 @@ key = "V1001_GOOD"
             "menu.button[0].sub_button[0].url: \"ftp://x\" is not an http(s) URL"
         );
         menu.button = vec![MenuButton::click("a", "k"); 4];
-        assert!(menu.validate().unwrap_err().problem.contains("at most 3"));
+        assert!(menu.validate().unwrap_err().problem.to_string().contains("at most 3"));
         menu.button = vec![MenuButton::group("g", vec![MenuButton::click("a", "k"); 6])];
-        assert!(menu.validate().unwrap_err().problem.contains("at most 5"));
+        assert!(menu.validate().unwrap_err().problem.to_string().contains("at most 5"));
         menu.button = vec![MenuButton::click("一二三四五六", "k")];
         assert_eq!(menu.validate().unwrap_err().path, "button[0].name");
         menu.button = vec![MenuButton { name: "x".into(), ..MenuButton::default() }];
