@@ -376,7 +376,8 @@ pub struct Admission {
     pub account: Option<Arc<Account>>,
     /// The request's mode, when known.
     pub mode: Option<Mode>,
-    /// The checks made, in order; the last failed one (if any) is the refusal's.
+    /// The checks made, in order; the last failed one (if any) is the refusal's. Empty
+    /// from [`admit_unrecorded`].
     pub checks: Vec<Check>,
     /// The verdict.
     pub verdict: Verdict,
@@ -396,7 +397,24 @@ impl Admission {
 /// says. Pure: `now` is the current Unix time in seconds. See the [module](self) for the
 /// order of the checks.
 pub fn admit(accounts: &Accounts, policy: &Policy, now: i64, request: &Request<'_>) -> Admission {
-    let mut run = Run { accounts, policy, now, account: None, mode: None, checks: Vec::new() };
+    admit_with(accounts, policy, now, request, true)
+}
+
+/// [`admit`] for a caller that records nothing: the same account, mode and verdict, but
+/// [`Admission::checks`] stays empty, and none of its notes is formatted (a request
+/// admitted this way allocates nothing for them).
+pub fn admit_unrecorded(accounts: &Accounts, policy: &Policy, now: i64, request: &Request<'_>) -> Admission {
+    admit_with(accounts, policy, now, request, false)
+}
+
+fn admit_with(
+    accounts: &Accounts,
+    policy: &Policy,
+    now: i64,
+    request: &Request<'_>,
+    keep: bool,
+) -> Admission {
+    let mut run = Run { accounts, policy, now, account: None, mode: None, keep, checks: Vec::new() };
     let verdict = match run.decide(request) {
         Ok(v) => v,
         Err(refusal) => Verdict::Refused(refusal),
@@ -410,16 +428,23 @@ struct Run<'a> {
     now: i64,
     account: Option<Arc<Account>>,
     mode: Option<Mode>,
+    /// Whether the checks are kept ([`admit`]) or not ([`admit_unrecorded`]).
+    keep: bool,
     checks: Vec<Check>,
 }
 
 impl Run<'_> {
-    fn pass(&mut self, kind: CheckKind, note: impl Into<String>) {
-        self.checks.push(Check { kind, passed: true, note: note.into() });
+    /// A passed check; its note is formatted only when the checks are kept.
+    fn pass(&mut self, kind: CheckKind, note: fmt::Arguments<'_>) {
+        if self.keep {
+            self.checks.push(Check { kind, passed: true, note: note.to_string() });
+        }
     }
 
     fn fail(&mut self, kind: CheckKind, refusal: Refusal) -> Refusal {
-        self.checks.push(Check { kind, passed: false, note: refusal.message.clone() });
+        if self.keep {
+            self.checks.push(Check { kind, passed: false, note: refusal.message.clone() });
+        }
         refusal
     }
 
@@ -459,7 +484,7 @@ impl Run<'_> {
         if encrypted && query.msg_signature.is_none() && !skip {
             return Err(self.fail(CheckKind::Query, Refusal::missing("msg_signature", true)));
         }
-        self.pass(CheckKind::Query, "signature, timestamp and nonce present");
+        self.pass(CheckKind::Query, format_args!("signature, timestamp and nonce present"));
 
         // 2 and 3. The account and `signature`, before anything else is read.
         let signs = |a: &Account| {
@@ -470,7 +495,7 @@ impl Run<'_> {
             Some(a) => {
                 self.pass(
                     CheckKind::Account,
-                    format!("path {:?} selects account {}", request.path, a.appid()),
+                    format_args!("path {:?} selects account {}", request.path, a.appid()),
                 );
                 if !signs(a) {
                     self.account = Some(a.clone());
@@ -506,9 +531,12 @@ impl Run<'_> {
             }
         };
         if skip {
-            self.pass(CheckKind::Signature, "not checked (insecure_skip_signature)");
+            self.pass(CheckKind::Signature, format_args!("not checked (insecure_skip_signature)"));
         } else {
-            self.pass(CheckKind::Signature, "matches the account's Token over timestamp and nonce");
+            self.pass(
+                CheckKind::Signature,
+                format_args!("matches the account's Token over timestamp and nonce"),
+            );
         }
         if candidates.len() == 1 {
             self.account = Some(candidates[0].clone());
@@ -520,7 +548,7 @@ impl Run<'_> {
             if by_path.is_none()
                 && let Some(a) = &account
             {
-                self.pass(CheckKind::Account, format!("account {} signs the request", a.appid()));
+                self.pass(CheckKind::Account, format_args!("account {} signs the request", a.appid()));
             }
             self.account = account;
             return Ok(Verdict::Verified {
@@ -553,7 +581,7 @@ impl Run<'_> {
         };
         self.mode = Some(mode);
         let format = if json { "JSON" } else { "XML" };
-        self.pass(CheckKind::Body, format!("acceptable {format}, {mode} mode"));
+        self.pass(CheckKind::Body, format_args!("acceptable {format}, {mode} mode"));
 
         let account = if by_path.is_some() {
             candidates[0].clone()
@@ -570,7 +598,7 @@ impl Run<'_> {
             }
         };
         if by_path.is_none() {
-            self.pass(CheckKind::Account, format!("account {} signs the request", account.appid()));
+            self.pass(CheckKind::Account, format_args!("account {} signs the request", account.appid()));
         }
         self.account = Some(account.clone());
 
@@ -579,7 +607,7 @@ impl Run<'_> {
                 return Err(self.fail(CheckKind::Mode, self.plain_refused(std::slice::from_ref(&account))));
             }
             let declared = account.mode().map_or("require_encryption", Mode::as_str);
-            self.pass(CheckKind::Mode, format!("{mode} request to a {declared}-mode account"));
+            self.pass(CheckKind::Mode, format_args!("{mode} request to a {declared}-mode account"));
         }
         if mode == Mode::Plain {
             return Ok(Verdict::Accepted { xml: text.to_owned(), document: doc });
@@ -618,9 +646,9 @@ impl Run<'_> {
             );
             return Err(self.fail(CheckKind::Envelope, refusal));
         };
-        self.pass(CheckKind::Envelope, format!("<Encrypt> of {} characters", envelope.encrypt.len()));
+        self.pass(CheckKind::Envelope, format_args!("<Encrypt> of {} characters", envelope.encrypt.len()));
         if skip {
-            self.pass(CheckKind::MsgSignature, "not checked (insecure_skip_signature)");
+            self.pass(CheckKind::MsgSignature, format_args!("not checked (insecure_skip_signature)"));
         } else {
             let Some(msg_signature) = query.msg_signature.as_deref() else {
                 return Err(self.fail(CheckKind::Query, Refusal::missing("msg_signature", true)));
@@ -632,7 +660,7 @@ impl Run<'_> {
                 let refusal = Refusal::signature("msg_signature", token.len(), "timestamp, nonce, Encrypt");
                 return Err(self.fail(CheckKind::MsgSignature, refusal));
             }
-            self.pass(CheckKind::MsgSignature, "matches over timestamp, nonce and <Encrypt>");
+            self.pass(CheckKind::MsgSignature, format_args!("matches over timestamp, nonce and <Encrypt>"));
         }
         let xml = match cipher.decrypt(&envelope.encrypt) {
             Ok(xml) => xml,
@@ -643,7 +671,7 @@ impl Run<'_> {
             Ok(inner) => inner,
             Err(e) => return Err(self.fail(CheckKind::Decrypt, Refusal::xml(&e, "decrypted message"))),
         };
-        self.pass(CheckKind::Decrypt, format!("decrypted for appid {}", account.appid()));
+        self.pass(CheckKind::Decrypt, format_args!("decrypted for appid {}", account.appid()));
         Ok(Verdict::Accepted { xml, document: inner })
     }
 
@@ -702,12 +730,12 @@ impl Run<'_> {
         if get && echostr.is_none() {
             return Err(self.fail(CheckKind::Query, wecom_missing("echostr")));
         }
-        self.pass(CheckKind::Query, "msg_signature, timestamp and nonce present (WeCom)");
+        self.pass(CheckKind::Query, format_args!("msg_signature, timestamp and nonce present (WeCom)"));
         if by_path {
             self.account = Some(apps[0].clone());
             self.pass(
                 CheckKind::Account,
-                format!("path {:?} selects WeCom app {}", request.path, describe(&apps[0])),
+                format_args!("path {:?} selects WeCom app {}", request.path, describe(&apps[0])),
             );
         }
         self.mode = Some(Mode::Safe);
@@ -722,7 +750,7 @@ impl Run<'_> {
                 Ok(doc) => doc,
                 Err(e) => return Err(self.fail(CheckKind::Body, Refusal::xml(&e, "body"))),
             };
-            self.pass(CheckKind::Body, "acceptable XML, safe mode (WeCom)");
+            self.pass(CheckKind::Body, format_args!("acceptable XML, safe mode (WeCom)"));
             let envelope = match Envelope::from_document(doc) {
                 Ok(e) => e,
                 Err(e) => {
@@ -736,7 +764,10 @@ impl Run<'_> {
                     return Err(self.fail(CheckKind::Envelope, refusal));
                 }
             };
-            self.pass(CheckKind::Envelope, format!("<Encrypt> of {} characters", envelope.encrypt.len()));
+            self.pass(
+                CheckKind::Envelope,
+                format_args!("<Encrypt> of {} characters", envelope.encrypt.len()),
+            );
             let encrypt = envelope.encrypt.clone();
             (encrypt, Some(envelope))
         };
@@ -775,9 +806,9 @@ impl Run<'_> {
             return Err(self.fail(CheckKind::MsgSignature, refusal));
         }
         if skip {
-            self.pass(CheckKind::MsgSignature, "not checked (insecure_skip_signature)");
+            self.pass(CheckKind::MsgSignature, format_args!("not checked (insecure_skip_signature)"));
         } else {
-            self.pass(CheckKind::MsgSignature, format!("matches over {over}"));
+            self.pass(CheckKind::MsgSignature, format_args!("matches over {over}"));
         }
 
         // The app: the path's, else the one the envelope names (corpid and AgentID).
@@ -797,7 +828,7 @@ impl Run<'_> {
             }
         };
         if !by_path {
-            self.pass(CheckKind::Account, format!("WeCom app {} signs the request", describe(&account)));
+            self.pass(CheckKind::Account, format_args!("WeCom app {} signs the request", describe(&account)));
         }
         self.account = Some(account.clone());
         let Some(cipher) = account.cipher() else {
@@ -824,14 +855,14 @@ impl Run<'_> {
             }
         };
         if get {
-            self.pass(CheckKind::Decrypt, format!("echostr decrypted for corpid {}", account.appid()));
+            self.pass(CheckKind::Decrypt, format_args!("echostr decrypted for corpid {}", account.appid()));
             return Ok(Verdict::Verified { echostr: plain });
         }
         let inner = match Document::parse(&plain) {
             Ok(inner) => inner,
             Err(e) => return Err(self.fail(CheckKind::Decrypt, Refusal::xml(&e, "decrypted message"))),
         };
-        self.pass(CheckKind::Decrypt, format!("decrypted for corpid {}", account.appid()));
+        self.pass(CheckKind::Decrypt, format_args!("decrypted for corpid {}", account.appid()));
         Ok(Verdict::Accepted { xml: plain, document: inner })
     }
 
@@ -864,7 +895,7 @@ impl Run<'_> {
         };
         let window = self.policy.freshness_secs;
         if window == 0 {
-            self.pass(CheckKind::Timestamp, "not checked (no freshness window)");
+            self.pass(CheckKind::Timestamp, format_args!("not checked (no freshness window)"));
             return Ok(());
         }
         let skew = self.now.saturating_sub(ts);
@@ -887,7 +918,7 @@ impl Run<'_> {
         }
         self.pass(
             CheckKind::Timestamp,
-            format!("{} s from server time (window {window} s)", skew.unsigned_abs()),
+            format_args!("{} s from server time (window {window} s)", skew.unsigned_abs()),
         );
         Ok(())
     }

@@ -49,6 +49,31 @@ fn refusal(a: &Admission) -> &Refusal {
 }
 
 #[test]
+fn admit_unrecorded_decides_alike_and_keeps_no_checks() {
+    let (q, body) = (safe_query(), safe_body());
+    let bad_query = q.replace(MSG_SIG, "0000");
+    let requests = [
+        Request::post("/wechat", &q, body.as_bytes()),
+        Request::post("/wechat", &bad_query, body.as_bytes()),
+        Request::post("/wechat", "timestamp=1", body.as_bytes()),
+        Request::get("/wechat", "nonce=1"),
+    ];
+    for (i, request) in requests.iter().enumerate() {
+        let kept = admit(&one(None), &Policy::default(), NOW, request);
+        let quiet = admit_unrecorded(&one(None), &Policy::default(), NOW, request);
+        assert!(!kept.checks.is_empty(), "request {i}: {kept:?}");
+        assert!(quiet.checks.is_empty(), "request {i}: {quiet:?}");
+        assert_eq!(quiet.mode, kept.mode, "request {i}");
+        assert_eq!(quiet.account.map(|a| a.appid().to_owned()), kept.account.map(|a| a.appid().to_owned()));
+        match (&quiet.verdict, &kept.verdict) {
+            (Verdict::Accepted { xml: a, .. }, Verdict::Accepted { xml: b, .. }) => assert_eq!(a, b),
+            (Verdict::Refused(a), Verdict::Refused(b)) => assert_eq!(a, b, "request {i}"),
+            (a, b) => panic!("request {i}: {a:?} against {b:?}"),
+        }
+    }
+}
+
+#[test]
 fn the_documented_safe_mode_sample_is_accepted() {
     for mode in [None, Some(Mode::Safe), Some(Mode::Compatible), Some(Mode::Plain)] {
         let (q, body) = (safe_query(), safe_body());
