@@ -1331,6 +1331,18 @@ impl Config {
                 report(at("path"), slash(&path));
             }
         }
+        // A name picks one account (the API proxy's X-Wemp-Account, the console, forwarded
+        // JSON): two accounts cannot share one.
+        for (i, account) in self.accounts.iter().enumerate() {
+            if let Some(name) = account.name.as_deref().filter(|n| !n.is_empty())
+                && let Some(first) = self.accounts[..i].iter().position(|a| a.name.as_deref() == Some(name))
+            {
+                report(
+                    format!("accounts[{i}].name"),
+                    Message::new(Msg::CfgDuplicateName).with("name", name).with("first", first),
+                );
+            }
+        }
         // Duplicate path segments and appids: the server's own constructor decides.
         if !self.accounts.is_empty()
             && let Err(e) = Accounts::new((0..self.accounts.len()).map(|i| self.account_unkeyed(i)))
@@ -1794,6 +1806,7 @@ mod tests {
     /// Configs that each show some of the config check's problems, together every kind.
     const BROKEN: &[&str] = &[
         "[server\n",
+        "[[accounts]]\nname = \"shop\"\ntoken = \"tok123\"\npath = \"/a\"\n[[accounts]]\nname = \"shop\"\ntoken = \"tok456\"\npath = \"/b\"\n",
         "[server]\nlisen = \"127.0.0.1:80\"\n",
         "[[console.users]]\nname = \"ann\"\n",
         "[server]\nmax_connections = \"many\"\n",

@@ -861,6 +861,11 @@ catalogue! {
                          "{appid:?} 已是 accounts[{first}] 的 appid：一个公众号只有一个服务器地址（URL），所以只对应一个 [[accounts]]";
     /// Two accounts with one path.
     CfgDuplicatePath => "{path:?} is already the path of accounts[{first}]", "{path:?} 已是 accounts[{first}] 的路径";
+    /// Two accounts with one name.
+    CfgDuplicateName => "{name:?} is already the name of accounts[{first}]: a name picks one account \
+                         (X-Wemp-Account, the console), so each needs its own",
+                        "{name:?} 已是 accounts[{first}] 的名称：名称用于选定唯一的账号（X-Wemp-Account、控制台），\
+                         每个账号需要不同的名称";
     /// Two accounts whose paths end in one segment.
     CfgDuplicateSegment => "{path:?}: its last segment {segment:?} ends the path of accounts[{first}] too, and \
                             the server tells accounts apart by that segment: give each its own (e.g. /wechat \

@@ -159,3 +159,27 @@ fn config_problems_follow_the_locale_with_file_and_line() {
         }
     }
 }
+
+#[test]
+fn two_accounts_with_one_name_are_refused_at_the_second() {
+    // A name picks one account (the API proxy's X-Wemp-Account, the console, forwarded JSON):
+    // two accounts named alike are refused where the second says it, in both languages.
+    let dir = common::temp_dir("config-dup-name");
+    let config = dir.join("wemp.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[[accounts]]\nname = \"shop\"\ntoken = \"tok12345\"\npath = \"/wechat/a\"\n\n\
+         [[accounts]]\nname = \"shop\"\ntoken = \"tok67890\"\npath = \"/wechat/b\"\n",
+    )
+    .unwrap();
+    let file = config.to_str().unwrap();
+    for (lang, want) in [
+        ("C", format!("{file}:10: accounts[1].name: \"shop\" is already the name of accounts[0]")),
+        ("zh_CN.UTF-8", format!("{file}:10: accounts[1].name: \"shop\" 已是 accounts[0] 的名称")),
+    ] {
+        let o = common::wemp_in(&dir, &["serve", "--config", file], &[("LANG", lang)]);
+        let err = common::stderr(&o);
+        assert!(!o.status.success(), "started anyway ({lang}):\n{err}");
+        assert!(err.contains(&want), "{lang}: no {want:?} in:\n{err}");
+    }
+}
