@@ -141,6 +141,9 @@ catalogue! {
     /// Where the authorization's redirect lands.
     AuthorizedPageAt => "After an authorization the browser returns to {url} (the default --redirect of wemp component authorize-url with console.public_url set)",
         "授权完成后浏览器回到 {url}（设置了 console.public_url 时 wemp component authorize-url 的默认 --redirect）";
+    /// The command that starts an authorization.
+    AuthorizeWith => "To authorize an account, open the link this prints (after WeChat's first ticket push): {command}",
+        "授权一个账号：打开此命令输出的链接（在微信首次推送 ticket 之后）：{command}";
     /// Where the component's Token and key are.
     ComponentSecrets => "Token and 消息加解密 Key: [component] token and aes_key in the config",
         "消息校验 Token 与消息加解密 Key：配置中 [component] 的 token 与 aes_key";

@@ -989,17 +989,8 @@ pub fn sim_command(cfg: &Config, i: usize, bound: SocketAddr, secrets: Secrets<'
 /// database URL with a password is given as `"$WEMP_DATABASE"` when it came from there, and
 /// with the password masked otherwise.
 pub fn log_command(cfg: &Config, file: Option<&Path>) -> String {
-    let mut cmd = String::from("wemp log");
+    let mut cmd = with_config_flags("wemp log", cfg, file);
     let origin = |field: &str| cfg.origins.get(field).map(String::as_str);
-    let default_file = cfg.storage.data_dir.join(crate::config::WRITTEN_CONFIG);
-    if let Some(f) = file
-        && f != default_file
-    {
-        let _ = write!(cmd, " --config {}", shell_word(&f.display().to_string()));
-    }
-    if origin("storage.data_dir").is_some() {
-        let _ = write!(cmd, " --data-dir {}", shell_word(&cfg.storage.data_dir.display().to_string()));
-    }
     if let (Some(from), Some(url)) = (origin("storage.database"), &cfg.storage.database) {
         let masked = storage::redact_url(url);
         let word = match from {
@@ -1007,6 +998,22 @@ pub fn log_command(cfg: &Config, file: Option<&Path>) -> String {
             _ => shell_word(&masked),
         };
         let _ = write!(cmd, " --database {word}");
+    }
+    cmd
+}
+
+/// `command` with the `--config` and `--data-dir` this server was started with, when they
+/// are not the defaults, so the command reads the same config and data.
+fn with_config_flags(command: &str, cfg: &Config, file: Option<&Path>) -> String {
+    let mut cmd = command.to_owned();
+    let default_file = cfg.storage.data_dir.join(crate::config::WRITTEN_CONFIG);
+    if let Some(f) = file
+        && f != default_file
+    {
+        let _ = write!(cmd, " --config {}", shell_word(&f.display().to_string()));
+    }
+    if cfg.origins.contains_key("storage.data_dir") {
+        let _ = write!(cmd, " --data-dir {}", shell_word(&cfg.storage.data_dir.display().to_string()));
     }
     cmd
 }
@@ -1152,6 +1159,8 @@ pub fn setup_screen(info: &ScreenInfo<'_>, style: Style) -> String {
         let _ = writeln!(s, "  {}", Msg::ComponentSecrets.get(lang));
         let page = format!("{origin}{}", crate::component::authorized_path(c));
         let _ = writeln!(s, "  {}", Msg::AuthorizedPageAt.fill(lang, &[("url", &page)]));
+        let authorize = with_config_flags("wemp component authorize-url", cfg, info.file);
+        let _ = writeln!(s, "  {}", Msg::AuthorizeWith.fill(lang, &[("command", &authorize)]));
     }
     if let TokenSource::Generated { saved_to } = info.token {
         let _ = writeln!(s);

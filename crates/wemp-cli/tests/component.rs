@@ -666,6 +666,8 @@ async fn a_platform_without_accounts_of_its_own_has_a_console() {
     assert!(!written.contains("[[accounts]]") && !written.contains("generated"), "{written}");
     let screen = srv.stdout();
     assert!(!screen.contains("wemp sim send") && screen.contains("/console/"), "{screen}");
+    // It says how an account authorizes, with a command that reads this server's config.
+    assert!(screen.contains("wemp component authorize-url --config"), "{screen}");
     let base = format!("{}/console", srv.origin());
     let page = http.get(format!("{base}/")).send().await.unwrap();
     assert_eq!(page.status().as_u16(), 200, "no console for a platform without accounts");
