@@ -30,7 +30,7 @@ use wemp_proto::{Cipher, Mode, Secret};
 
 use wemp_console::{Menu, TestUser};
 
-use crate::i18n::{Arg, Lang, Message, Msg};
+use crate::i18n::{Arg, Lang, Msg, Wording};
 use crate::rules::{DEMO_RULES, RuleConfig, RuleSet};
 
 /// The default listen address.
@@ -311,7 +311,7 @@ impl ComponentConfig {
     ///
     /// # Errors
     /// Neither is set, or the file cannot be read or is empty.
-    pub fn secret(&self) -> Result<Secret, Message> {
+    pub fn secret(&self) -> Result<Secret, Wording> {
         if let Some(s) = &self.appsecret {
             return Ok(s.clone());
         }
@@ -319,11 +319,11 @@ impl ComponentConfig {
             return Err(Msg::CfgComponentSecretMissing.into());
         };
         let text = std::fs::read_to_string(file).map_err(|e| {
-            Message::new(Msg::CfgSecretFileUnreadable).with("file", file.display()).with("error", e)
+            Wording::new(Msg::CfgSecretFileUnreadable).with("file", file.display()).with("error", e)
         })?;
         let text = text.trim();
         if text.is_empty() {
-            return Err(Message::new(Msg::CfgSecretFileEmpty).with("file", file.display()));
+            return Err(Wording::new(Msg::CfgSecretFileEmpty).with("file", file.display()));
         }
         Ok(Secret::new(text))
     }
@@ -376,7 +376,7 @@ pub struct AccountConfig {
     /// The EncodingAESKey (43 characters), for compatible and safe mode.
     #[serde(alias = "encoding_aes_key", deserialize_with = "de_secret")]
     pub aes_key: Option<Secret>,
-    /// Message encryption mode as set in the console.
+    /// Wording encryption mode as set in the console.
     pub mode: Mode,
     /// The account's original id (`gh_…`), if known.
     pub original_id: Option<String>,
@@ -438,7 +438,7 @@ pub struct ConfigProblem {
     /// Dotted path of the field (`accounts[0].token`), when known.
     pub field: Option<String>,
     /// What is wrong, worded in any language ([`ConfigProblem::text`]).
-    pub message: Message,
+    pub message: Wording,
 }
 
 impl ConfigProblem {
@@ -495,7 +495,7 @@ impl ConfigError {
     pub fn text(&self, lang: Lang) -> String {
         match self {
             Self::Io { path, source } => format!("{}: {source}", path.display()),
-            Self::TokenNotSaved { path, source } => Message::new(Msg::CfgTokenNotSaved)
+            Self::TokenNotSaved { path, source } => Wording::new(Msg::CfgTokenNotSaved)
                 .with("file", path.display())
                 .with("error", source)
                 .get(lang),
@@ -586,24 +586,24 @@ const DURATION_UNITS: &str = "ms, s, m, h or d";
 const SIZE_UNITS: &str = "KiB or MiB";
 
 impl ValueError {
-    /// The error as a [`Message`], for the config check's problems.
-    pub fn message(&self) -> Message {
+    /// The error as a [`Wording`], for the config check's problems.
+    pub fn message(&self) -> Wording {
         match self {
-            Self::NotADuration(v) => Message::new(Msg::CfgNotADuration).with("value", v),
-            Self::NotASize(v) => Message::new(Msg::CfgNotASize).with("value", v),
-            Self::NotABoolean(v) => Message::new(Msg::CfgNotABoolean).with("value", v),
+            Self::NotADuration(v) => Wording::new(Msg::CfgNotADuration).with("value", v),
+            Self::NotASize(v) => Wording::new(Msg::CfgNotASize).with("value", v),
+            Self::NotABoolean(v) => Wording::new(Msg::CfgNotABoolean).with("value", v),
             Self::UnknownUnit { text, unit, expected } => {
                 let units = match *expected {
-                    DURATION_UNITS => Arg::Message(Box::new(Msg::CfgUnitsDuration.into())),
-                    SIZE_UNITS => Arg::Message(Box::new(Msg::CfgUnitsSize.into())),
+                    DURATION_UNITS => Arg::Wording(Box::new(Msg::CfgUnitsDuration.into())),
+                    SIZE_UNITS => Arg::Wording(Box::new(Msg::CfgUnitsSize.into())),
                     other => Arg::Text(other.to_owned()),
                 };
-                Message::new(Msg::CfgUnknownUnit)
+                Wording::new(Msg::CfgUnknownUnit)
                     .with("value", text)
                     .with("unit", unit)
                     .arg("expected", units)
             }
-            Self::TooLarge(v) => Message::new(Msg::CfgTooLarge).with("value", v),
+            Self::TooLarge(v) => Wording::new(Msg::CfgTooLarge).with("value", v),
         }
     }
 }
@@ -680,8 +680,8 @@ enum NumOrText {
 
 /// A number that is not a value of this kind, in English (serde's error; [`toml_message`]
 /// words it in either language).
-fn float_message(msg: Msg, f: f64) -> Message {
-    Message::new(msg).with("value", f)
+fn float_message(msg: Msg, f: f64) -> Wording {
+    Wording::new(msg).with("value", f)
 }
 
 fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -1071,7 +1071,7 @@ impl Config {
     }
 
     fn set(&mut self, field: &str, value: &str, origin: &str) -> Result<(), ConfigProblem> {
-        let problem = |message: Message| ConfigProblem {
+        let problem = |message: Wording| ConfigProblem {
             source: origin.to_owned(),
             line: None,
             column: None,
@@ -1120,7 +1120,7 @@ impl Config {
             "accounts[0].aes_key" => self.account0().aes_key = Some(Secret::new(value)),
             "accounts[0].mode" => {
                 self.account0().mode = value.parse().map_err(|_| {
-                    problem(Message::new(Msg::CfgNotAMode).with("value", value.to_ascii_lowercase()))
+                    problem(Wording::new(Msg::CfgNotAMode).with("value", value.to_ascii_lowercase()))
                 })?
             }
             "accounts[0].original_id" => self.account0().original_id = some(),
@@ -1173,7 +1173,7 @@ impl Config {
     /// [`ConfigError::Invalid`] with every problem found.
     pub fn validate_with(&self, src: Option<&str>, name: &str) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
-        let mut report = |field: String, message: Message| {
+        let mut report = |field: String, message: Wording| {
             let (source, line) = match self.origins.get(&field) {
                 Some(origin) => (origin.clone(), None),
                 None => (name.to_owned(), src.and_then(|s| line_of(s, &field))),
@@ -1183,7 +1183,7 @@ impl Config {
         if let Err(e) = self.server.listen.parse::<SocketAddr>() {
             report(
                 "server.listen".into(),
-                Message::new(Msg::CfgNotAnAddress).with("value", &self.server.listen).with("error", e),
+                Wording::new(Msg::CfgNotAnAddress).with("value", &self.server.listen).with("error", e),
             );
         }
         if !self.server.path.starts_with('/') {
@@ -1216,7 +1216,7 @@ impl Config {
             && !["sqlite://", "sqlite:", "postgres://", "postgresql://"].iter().any(|p| db.starts_with(p))
         {
             let shown = crate::storage::redact_url(db);
-            report("storage.database".into(), Message::new(Msg::CfgDatabaseUrl).with("url", shown));
+            report("storage.database".into(), Wording::new(Msg::CfgDatabaseUrl).with("url", shown));
         }
         if let Some(redis) = &self.storage.redis
             && !(redis.starts_with("redis://")
@@ -1224,7 +1224,7 @@ impl Config {
                 || redis.starts_with("unix://"))
         {
             let shown = crate::storage::redact_url(redis);
-            report("storage.redis".into(), Message::new(Msg::CfgRedisUrl).with("url", shown));
+            report("storage.redis".into(), Wording::new(Msg::CfgRedisUrl).with("url", shown));
         }
         if let Some(token) = &self.api_proxy.token
             && token.len() < 16
@@ -1236,7 +1236,7 @@ impl Config {
         {
             report(
                 "api_proxy.listen".into(),
-                Message::new(Msg::CfgNotAnAddress).with("value", listen).with("error", e),
+                Wording::new(Msg::CfgNotAnAddress).with("value", listen).with("error", e),
             );
         }
         let secret = self.gateway.forward_secret.is_some();
@@ -1263,7 +1263,7 @@ impl Config {
                 if relays.contains(&path) {
                     report(
                         format!("accounts[{i}].path"),
-                        Message::new(Msg::CfgRelayPath).with("path", &path),
+                        Wording::new(Msg::CfgRelayPath).with("path", &path),
                     );
                 }
             }
@@ -1292,27 +1292,27 @@ impl Config {
             for (field, set) in [("corpid", account.corpid.is_some()), ("agentid", account.agentid.is_some())]
             {
                 if set {
-                    report(at(field), Message::new(Msg::CfgWecomOnly).with("field", field));
+                    report(at(field), Wording::new(Msg::CfgWecomOnly).with("field", field));
                 }
             }
             if let Some(appid) = &account.appid
                 && !appid_is_valid(appid)
             {
-                report(at("appid"), Message::new(Msg::CfgAppidShape).with("appid", appid));
+                report(at("appid"), Wording::new(Msg::CfgAppidShape).with("appid", appid));
             }
             match (&account.aes_key, account.mode.is_encrypted()) {
                 (Some(key), _) => {
                     if let Err(e) = wemp_proto::crypto::decode_key(key.expose()) {
                         report(
                             at("aes_key"),
-                            Message::new(Msg::CfgAesKeyInvalid).arg("error", key_error(&e)),
+                            Wording::new(Msg::CfgAesKeyInvalid).arg("error", key_error(&e)),
                         );
                     }
                 }
                 (None, true) => {
                     report(
                         at("aes_key"),
-                        Message::new(Msg::CfgModeNeedsKey).arg("mode", Arg::Mode(account.mode)),
+                        Wording::new(Msg::CfgModeNeedsKey).arg("mode", Arg::Mode(account.mode)),
                     );
                 }
                 (None, false) => {}
@@ -1323,7 +1323,7 @@ impl Config {
             if account.mode.is_encrypted() && account.appid.is_none() {
                 report(
                     at("appid"),
-                    Message::new(Msg::CfgModeNeedsAppid).arg("mode", Arg::Mode(account.mode)),
+                    Wording::new(Msg::CfgModeNeedsAppid).arg("mode", Arg::Mode(account.mode)),
                 );
             }
             let path = account.path.clone().unwrap_or_else(|| self.server.path.clone());
@@ -1339,7 +1339,7 @@ impl Config {
             {
                 report(
                     format!("accounts[{i}].name"),
-                    Message::new(Msg::CfgDuplicateName).with("name", name).with("first", first),
+                    Wording::new(Msg::CfgDuplicateName).with("name", name).with("first", first),
                 );
             }
         }
@@ -1354,22 +1354,22 @@ impl Config {
                         Kind::Miniprogram => ("appid", Msg::CfgDuplicateMiniprogram),
                         _ => ("appid", Msg::CfgDuplicateAppid),
                     };
-                    let message = Message::new(msg).with("appid", appid).with("first", first);
+                    let message = Wording::new(msg).with("appid", appid).with("first", first);
                     report(format!("accounts[{second}].{field}"), message);
                 }
                 AccountsError::DuplicatePath { segment, first, second } => {
                     let path = self.account_path(second);
                     let message = if path == self.account_path(first) {
-                        Message::new(Msg::CfgDuplicatePath).with("path", &path).with("first", first)
+                        Wording::new(Msg::CfgDuplicatePath).with("path", &path).with("first", first)
                     } else {
-                        Message::new(Msg::CfgDuplicateSegment)
+                        Wording::new(Msg::CfgDuplicateSegment)
                             .with("path", &path)
                             .with("segment", segment)
                             .with("first", first)
                     };
                     report(format!("accounts[{second}].path"), message);
                 }
-                other => report("accounts".into(), Message::new(Msg::CfgAccounts).with("error", other)),
+                other => report("accounts".into(), Wording::new(Msg::CfgAccounts).with("error", other)),
             }
         }
         let console = &self.console.path;
@@ -1378,19 +1378,19 @@ impl Config {
             || console.ends_with('/')
             || console.contains(['?', '#', ' '])
         {
-            report("console.path".into(), Message::new(Msg::CfgConsolePath).with("path", console));
+            report("console.path".into(), Wording::new(Msg::CfgConsolePath).with("path", console));
         } else if let Some(i) = (0..self.accounts.len().max(1)).find(|&i| {
             let p = self.account_path(i);
             p == *console || p.starts_with(&format!("{console}/"))
         }) {
             report(
                 "console.path".into(),
-                Message::new(Msg::CfgConsolePathTaken)
+                Wording::new(Msg::CfgConsolePathTaken)
                     .with("path", console)
                     .with("callback", self.account_path(i)),
             );
         } else if self.server.metrics_path.as_deref() == Some(console.as_str()) {
-            report("console.path".into(), Message::new(Msg::CfgConsolePathMetrics).with("path", console));
+            report("console.path".into(), Wording::new(Msg::CfgConsolePathMetrics).with("path", console));
         }
         if let Some(t) = &self.console.token
             && t.expose().trim().len() < 8
@@ -1403,7 +1403,7 @@ impl Config {
             } else if self.console.users[..i].iter().any(|o| o.openid == u.openid) {
                 report(
                     format!("console.users[{i}].openid"),
-                    Message::new(Msg::CfgListedTwice).with("value", &u.openid),
+                    Wording::new(Msg::CfgListedTwice).with("value", &u.openid),
                 );
             }
         }
@@ -1424,19 +1424,19 @@ impl Config {
         &self,
         account: &AccountConfig,
         at: &dyn Fn(&str) -> String,
-        report: &mut dyn FnMut(String, Message),
+        report: &mut dyn FnMut(String, Wording),
     ) {
         match &account.corpid {
             None => report(at("corpid"), Msg::CfgCorpidMissing.into()),
             Some(corpid) if !corpid_is_valid(corpid) => {
-                report(at("corpid"), Message::new(Msg::CfgCorpidShape).with("corpid", corpid));
+                report(at("corpid"), Wording::new(Msg::CfgCorpidShape).with("corpid", corpid));
             }
             Some(_) => {}
         }
         if let Some(agentid) = &account.agentid
             && !(agentid.len() <= 16 && !agentid.is_empty() && agentid.bytes().all(|b| b.is_ascii_digit()))
         {
-            report(at("agentid"), Message::new(Msg::CfgAgentidShape).with("agentid", agentid));
+            report(at("agentid"), Wording::new(Msg::CfgAgentidShape).with("agentid", agentid));
         }
         if account.appsecret.is_some() && account.agentid.is_none() {
             report(at("agentid"), Msg::CfgAgentidMissing.into());
@@ -1451,12 +1451,12 @@ impl Config {
             None => report(at("aes_key"), Msg::CfgWecomKeyMissing.into()),
             Some(key) => {
                 if let Err(e) = wemp_proto::crypto::decode_key(key.expose()) {
-                    report(at("aes_key"), Message::new(Msg::CfgAesKeyInvalid).arg("error", key_error(&e)));
+                    report(at("aes_key"), Wording::new(Msg::CfgAesKeyInvalid).arg("error", key_error(&e)));
                 }
             }
         }
         if account.mode == Mode::Compatible {
-            report(at("mode"), Message::new(Msg::CfgWecomMode).with("mode", account.mode));
+            report(at("mode"), Wording::new(Msg::CfgWecomMode).with("mode", account.mode));
         }
         let path = account.path.clone().unwrap_or_else(|| self.server.path.clone());
         if !path.starts_with('/') {
@@ -1498,12 +1498,12 @@ impl Config {
     }
 
     /// The `[component]` section's problems.
-    fn check_component(&self, c: &ComponentConfig, report: &mut impl FnMut(String, Message)) {
+    fn check_component(&self, c: &ComponentConfig, report: &mut impl FnMut(String, Wording)) {
         let at = |f: &str| format!("component.{f}");
         match &c.appid {
             None => report(at("appid"), Msg::CfgComponentAppidMissing.into()),
             Some(appid) if !appid_is_valid(appid) => {
-                report(at("appid"), Message::new(Msg::CfgAppidShape).with("appid", appid));
+                report(at("appid"), Wording::new(Msg::CfgAppidShape).with("appid", appid));
             }
             Some(_) => {}
         }
@@ -1518,7 +1518,7 @@ impl Config {
             None => report(at("aes_key"), Msg::CfgComponentKeyMissing.into()),
             Some(key) => {
                 if let Err(e) = wemp_proto::crypto::decode_key(key.expose()) {
-                    report(at("aes_key"), Message::new(Msg::CfgAesKeyInvalid).arg("error", key_error(&e)));
+                    report(at("aes_key"), Wording::new(Msg::CfgAesKeyInvalid).arg("error", key_error(&e)));
                 }
             }
         }
@@ -1536,7 +1536,7 @@ impl Config {
         } else {
             let taken = (0..self.accounts.len().max(1)).map(|i| self.account_path(i)).any(|p| p == c.path);
             if taken || c.path == self.console.path || self.server.metrics_path.as_ref() == Some(&c.path) {
-                report(at("path"), Message::new(Msg::CfgPathTaken).with("path", &c.path));
+                report(at("path"), Wording::new(Msg::CfgPathTaken).with("path", &c.path));
             }
         }
     }
@@ -1568,37 +1568,37 @@ impl Config {
 fn key_error(e: &wemp_proto::KeyError) -> Arg {
     use wemp_proto::KeyError as K;
     let m = match e {
-        K::Length(n) => Message::new(Msg::CfgKeyLength).with("n", n),
-        K::Alphabet { position } => Message::new(Msg::CfgKeyAlphabet).with("position", position),
+        K::Length(n) => Wording::new(Msg::CfgKeyLength).with("n", n),
+        K::Alphabet { position } => Wording::new(Msg::CfgKeyAlphabet).with("position", position),
         other => return Arg::Text(other.to_string()),
     };
-    Arg::Message(Box::new(m))
+    Arg::Wording(Box::new(m))
 }
 
 /// A menu WeChat would refuse, in words of either language.
-fn menu_message(p: &wemp_console::MenuProblem) -> Message {
+fn menu_message(p: &wemp_console::MenuProblem) -> Wording {
     use wemp_console::MenuProblem as P;
     match p {
-        P::TooManyButtons { n, max } => Message::new(Msg::MenuTooManyButtons).with("n", n).with("max", max),
+        P::TooManyButtons { n, max } => Wording::new(Msg::MenuTooManyButtons).with("n", n).with("max", max),
         P::GroupWithType => Msg::MenuGroupWithType.into(),
         P::TooManySubButtons { n, max } => {
-            Message::new(Msg::MenuTooManySubButtons).with("n", n).with("max", max)
+            Wording::new(Msg::MenuTooManySubButtons).with("n", n).with("max", max)
         }
         P::NestedSubButtons => Msg::MenuNestedSubButtons.into(),
         P::Empty => Msg::CfgEmpty.into(),
-        P::TooLong { bytes, max } => Message::new(Msg::MenuTooLong).with("bytes", bytes).with("max", max),
+        P::TooLong { bytes, max } => Wording::new(Msg::MenuTooLong).with("bytes", bytes).with("max", max),
         P::MissingType => Msg::MenuMissingType.into(),
         P::NoKey => Msg::MenuNoKey.into(),
-        P::NotHttpUrl(url) => Message::new(Msg::MenuNotHttpUrl).with("url", url),
+        P::NotHttpUrl(url) => Wording::new(Msg::MenuNotHttpUrl).with("url", url),
         P::NoUrl => Msg::MenuNoUrl.into(),
-        other => Message::new(Msg::CfgMenu).with("error", other),
+        other => Wording::new(Msg::CfgMenu).with("error", other),
     }
 }
 
 /// A TOML document's error in words of either language: a value wemp's own parsers refused
 /// (a duration, a size) in theirs, serde's usual errors (an unknown or missing field, a
 /// wrong type, a key set twice) framed with their names, anything else as the parser words it.
-fn toml_message(src: &str, e: &toml::de::Error) -> Message {
+fn toml_message(src: &str, e: &toml::de::Error) -> Wording {
     let text = e.message().trim();
     if let Some(raw) = e.span().and_then(|span| src.get(span)) {
         let value = raw.trim().trim_matches(['"', '\'']);
@@ -1612,7 +1612,7 @@ fn toml_message(src: &str, e: &toml::de::Error) -> Message {
     }
     if let Some((value, _)) = text.split_once(' ') {
         for msg in [Msg::CfgFloatNotADuration, Msg::CfgNotWholeBytes] {
-            let m = Message::new(msg).with("value", value);
+            let m = Wording::new(msg).with("value", value);
             if m.to_string() == text {
                 return m;
             }
@@ -1623,14 +1623,14 @@ fn toml_message(src: &str, e: &toml::de::Error) -> Message {
         text.strip_prefix("unknown field `").and_then(|rest| rest.split_once("`, expected "))
     {
         return match expected.strip_prefix("one of ") {
-            Some(fields) => Message::new(Msg::CfgUnknownField).with("field", field).with("fields", fields),
+            Some(fields) => Wording::new(Msg::CfgUnknownField).with("field", field).with("fields", fields),
             None => {
-                Message::new(Msg::CfgUnknownFieldExpected).with("field", field).with("expected", expected)
+                Wording::new(Msg::CfgUnknownFieldExpected).with("field", field).with("expected", expected)
             }
         };
     }
     if let Some(field) = text.strip_prefix("missing field `").and_then(tick) {
-        return Message::new(Msg::CfgMissingField).with("field", field);
+        return Wording::new(Msg::CfgMissingField).with("field", field);
     }
     if text == "duplicate key" {
         return Msg::CfgDuplicateKey.into();
@@ -1638,14 +1638,14 @@ fn toml_message(src: &str, e: &toml::de::Error) -> Message {
     if let Some((found, expected)) =
         text.strip_prefix("invalid type: ").and_then(|rest| rest.split_once(", expected "))
     {
-        return Message::new(Msg::CfgInvalidType).with("found", found).with("expected", expected);
+        return Wording::new(Msg::CfgInvalidType).with("found", found).with("expected", expected);
     }
-    Message::new(Msg::CfgToml).with("error", text)
+    Wording::new(Msg::CfgToml).with("error", text)
 }
 
 /// "`path` must start with /".
-fn slash(path: &str) -> Message {
-    Message::new(Msg::CfgPathSlash).with("path", path)
+fn slash(path: &str) -> Wording {
+    Wording::new(Msg::CfgPathSlash).with("path", path)
 }
 
 /// Why [`Config::account`] cannot give an account.
@@ -1914,7 +1914,7 @@ mod tests {
         std::fs::write(&empty_secret, " \n").unwrap();
         let mut docs: Vec<String> = BROKEN.iter().map(|s| (*s).to_owned()).collect();
         docs.push(format!("[component]\nappsecret_file = {:?}\n", empty_secret.display().to_string()));
-        let mut messages: Vec<Message> = Vec::new();
+        let mut messages: Vec<Wording> = Vec::new();
         for doc in &docs {
             let before = messages.len();
             if let Err(e) = Config::from_toml_str(doc, "w.toml") {
@@ -1948,7 +1948,7 @@ mod tests {
             assert_ne!(en, zh, "{:?}", m.msg);
         }
         let shown: std::collections::BTreeSet<String> =
-            messages.iter().flat_map(Message::msgs).map(|m| format!("{m:?}")).collect();
+            messages.iter().flat_map(Wording::msgs).map(|m| format!("{m:?}")).collect();
         for m in Msg::ALL {
             let name = format!("{m:?}");
             let is_problem = ["Cfg", "Rule", "Menu"].iter().any(|p| name.starts_with(p));

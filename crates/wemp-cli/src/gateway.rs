@@ -40,31 +40,31 @@ pub enum GatewayError {
 }
 
 impl GatewayError {
-    /// The error as a [`Message`](crate::i18n::Message), for the config check's problems.
-    pub fn message(&self) -> crate::i18n::Message {
+    /// The error as a [`Wording`](crate::i18n::Wording), for the config check's problems.
+    pub fn message(&self) -> crate::i18n::Wording {
         self.worded(false)
     }
 
     /// As [`GatewayError::message`], after "missing: " (for the field that is missing).
-    pub fn message_missing(&self) -> crate::i18n::Message {
+    pub fn message_missing(&self) -> crate::i18n::Wording {
         self.worded(true)
     }
 
-    fn worded(&self, missing: bool) -> crate::i18n::Message {
-        use crate::i18n::{Arg, Message, Msg};
+    fn worded(&self, missing: bool) -> crate::i18n::Wording {
+        use crate::i18n::{Arg, Msg, Wording};
         let prefix = if missing {
-            Arg::Message(Box::new(Msg::CfgMissingPrefix.into()))
+            Arg::Wording(Box::new(Msg::CfgMissingPrefix.into()))
         } else {
             Arg::Text(String::new())
         };
         match self {
-            Self::RelayNeedsSecret => Message::new(Msg::CfgRelayNeedsSecret).arg("prefix", prefix),
+            Self::RelayNeedsSecret => Wording::new(Msg::CfgRelayNeedsSecret).arg("prefix", prefix),
             Self::UrlNeedsSecret(url) => {
-                Message::new(Msg::CfgUrlNeedsSecret).arg("prefix", prefix).with("url", url)
+                Wording::new(Msg::CfgUrlNeedsSecret).arg("prefix", prefix).with("url", url)
             }
-            Self::NotATarget(t) => Message::new(Msg::CfgNotATarget).with("target", t),
+            Self::NotATarget(t) => Wording::new(Msg::CfgNotATarget).with("target", t),
             Self::RelayNotStarted => Msg::CfgRelayNotStarted.into(),
-            Self::Client(e) => Message::new(Msg::CfgForwardClient).with("error", e),
+            Self::Client(e) => Wording::new(Msg::CfgForwardClient).with("error", e),
         }
     }
 

@@ -1065,14 +1065,14 @@ impl Msg {
 /// [`crate::config::ConfigProblem`] or [`crate::rules::RuleError`] keeps instead of a sentence
 /// in one language. Displays in English.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Message {
+pub struct Wording {
     /// The message.
     pub msg: Msg,
     /// Its parameters, by name.
     pub params: Vec<(&'static str, Arg)>,
 }
 
-/// A parameter of a [`Message`].
+/// A parameter of a [`Wording`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Arg {
@@ -1081,10 +1081,10 @@ pub enum Arg {
     /// A mode, in each language's word ([`mode_name`]).
     Mode(wemp_proto::Mode),
     /// Another message, worded in the same language.
-    Message(Box<Message>),
+    Wording(Box<Wording>),
 }
 
-impl Message {
+impl Wording {
     /// `msg` without parameters yet.
     pub fn new(msg: Msg) -> Self {
         Self { msg, params: Vec::new() }
@@ -1113,7 +1113,7 @@ impl Message {
                 let value = match arg {
                     Arg::Text(t) => t.clone(),
                     Arg::Mode(m) => mode_name(*m, lang),
-                    Arg::Message(m) => m.get(lang),
+                    Arg::Wording(m) => m.get(lang),
                 };
                 (*name, value)
             })
@@ -1124,7 +1124,7 @@ impl Message {
 }
 
 #[cfg(test)]
-impl Message {
+impl Wording {
     /// What is wrong with how this message (and each message among its parameters) names its
     /// parameters, in either language: a placeholder without a parameter (other than `literal`
     /// ones, text the message shows as it is, like the `{openid}` of rules' templates), or a
@@ -1150,7 +1150,7 @@ impl Message {
             }
         }
         for (_, arg) in &self.params {
-            if let Arg::Message(m) = arg {
+            if let Arg::Wording(m) = arg {
                 out.extend(m.misnamed(literal));
             }
         }
@@ -1161,7 +1161,7 @@ impl Message {
     pub(crate) fn msgs(&self) -> Vec<Msg> {
         let mut out = vec![self.msg];
         for (_, arg) in &self.params {
-            if let Arg::Message(m) = arg {
+            if let Arg::Wording(m) = arg {
                 out.extend(m.msgs());
             }
         }
@@ -1169,13 +1169,13 @@ impl Message {
     }
 }
 
-impl From<Msg> for Message {
+impl From<Msg> for Wording {
     fn from(msg: Msg) -> Self {
         Self::new(msg)
     }
 }
 
-impl Display for Message {
+impl Display for Wording {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.get(Lang::En))
     }

@@ -36,7 +36,7 @@ use wemp_proto::{Event, EventKind, Incoming, MsgKind, Reply};
 use wemp_server::{Answer, Forward, Inbound, Matcher, Router, Rule, RuleService};
 
 use crate::gateway::GatewayError;
-use crate::i18n::{Message, Msg};
+use crate::i18n::{Msg, Wording};
 
 /// The demo rules `wemp serve` runs when no config file is given (`demo_rules.toml`).
 pub const DEMO_RULES: &str = include_str!("demo_rules.toml");
@@ -184,7 +184,7 @@ pub struct RuleError {
     /// Dotted path of the field, from the config root.
     pub path: String,
     /// What is wrong, worded in any language.
-    pub message: Message,
+    pub message: Wording,
 }
 
 impl RuleError {
@@ -203,13 +203,13 @@ impl std::fmt::Display for RuleError {
 impl std::error::Error for RuleError {}
 
 impl TemplateError {
-    /// The error as a [`Message`], for the config check's problems.
-    pub fn message(&self) -> Message {
+    /// The error as a [`Wording`], for the config check's problems.
+    pub fn message(&self) -> Wording {
         match self {
             Self::UnmatchedClose => Msg::RuleUnmatchedClose.into(),
             Self::Unclosed => Msg::RuleUnclosed.into(),
             Self::UnknownPlaceholder(p) => {
-                Message::new(Msg::RuleUnknownPlaceholder).with("placeholder", format!("{{{p}}}"))
+                Wording::new(Msg::RuleUnknownPlaceholder).with("placeholder", format!("{{{p}}}"))
             }
         }
     }
@@ -575,16 +575,16 @@ fn distance(a: &str, b: &str) -> usize {
 /// Why an event name wemp does not know looks like a mistake, if it does: close to a known
 /// name (a typo), or not shaped like WeChat's names (letters, digits, `_`). A well-formed
 /// name far from every known one is plausibly an event wemp does not model yet.
-fn implausible_event(name: &str) -> Option<Message> {
+fn implausible_event(name: &str) -> Option<Wording> {
     let closest = EventKind::known().iter().map(|k| (distance(name, k.as_str()), k.as_str())).min();
     if let Some((d, known)) = closest
         && d <= 2.max(name.len() / 5)
     {
-        return Some(Message::new(Msg::RuleEventDidYouMean).with("name", name).with("known", known));
+        return Some(Wording::new(Msg::RuleEventDidYouMean).with("name", name).with("known", known));
     }
     let shaped = name.starts_with(|c: char| c.is_ascii_alphabetic())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    (!shaped).then(|| Message::new(Msg::RuleEventShape).with("name", name))
+    (!shaped).then(|| Wording::new(Msg::RuleEventShape).with("name", name))
 }
 
 #[allow(clippy::too_many_lines)]
@@ -596,7 +596,7 @@ fn compile_rule(
 ) -> Result<(Rule, RuleInfo), Vec<RuleError>> {
     let base = format!("rules[{i}]");
     let mut errors = Vec::new();
-    let err = |field: &str, message: Message| RuleError { path: format!("{base}.{field}"), message };
+    let err = |field: &str, message: Wording| RuleError { path: format!("{base}.{field}"), message };
     let ignore_case = c.ignore_case.unwrap_or(true);
 
     let set: Vec<&str> = [
@@ -622,7 +622,7 @@ fn compile_rule(
         [] => errors.push(RuleError { path: base.clone(), message: Msg::RuleNoMatcher.into() }),
         [_, _, ..] => errors.push(RuleError {
             path: base.clone(),
-            message: Message::new(Msg::RuleSeveralMatchers).with("set", set.join(", ")),
+            message: Wording::new(Msg::RuleSeveralMatchers).with("set", set.join(", ")),
         }),
         [one] => match *one {
             "keyword" | "contains" => {
@@ -651,7 +651,7 @@ fn compile_rule(
                     }
                     Err(e) => {
                         groups = None;
-                        errors.push(err("regex", Message::new(Msg::RuleBadRegex).with("error", e)));
+                        errors.push(err("regex", Wording::new(Msg::RuleBadRegex).with("error", e)));
                     }
                 }
             }
@@ -667,10 +667,10 @@ fn compile_rule(
                     warnings.push(err("event", why));
                 }
                 if c.scene.is_some() && !matches!(kind, EventKind::Subscribe | EventKind::Scan) {
-                    errors.push(err("scene", Message::new(Msg::RuleSceneEvent).with("event", &kind)));
+                    errors.push(err("scene", Wording::new(Msg::RuleSceneEvent).with("event", &kind)));
                 }
                 if c.key.is_some() && !(KEYED_EVENTS.contains(&kind) || matches!(kind, EventKind::Other(_))) {
-                    errors.push(err("key", Message::new(Msg::RuleKeyEvent).with("event", &kind)));
+                    errors.push(err("key", Wording::new(Msg::RuleKeyEvent).with("event", &kind)));
                 }
                 let mut m = Matcher::event(kind);
                 if let Some(scene) = &c.scene {
@@ -684,7 +684,7 @@ fn compile_rule(
             "type" => {
                 let kind = MsgKind::from_wire(c.msg_type.as_deref().unwrap_or_default());
                 if let MsgKind::Other(other) = &kind {
-                    errors.push(err("type", Message::new(Msg::RuleUnknownType).with("type", other.as_str())));
+                    errors.push(err("type", Wording::new(Msg::RuleUnknownType).with("type", other.as_str())));
                 }
                 if kind == MsgKind::Event {
                     answers_events = true;
@@ -737,9 +737,9 @@ fn compile_rule(
                 {
                     let capture = format!("{{{}}}", t.max_capture());
                     let message = if groups == 0 {
-                        Message::new(Msg::RuleNoCaptures).with("capture", capture)
+                        Wording::new(Msg::RuleNoCaptures).with("capture", capture)
                     } else {
-                        Message::new(Msg::RuleTooFewGroups).with("capture", capture).with("groups", groups)
+                        Wording::new(Msg::RuleTooFewGroups).with("capture", capture).with("groups", groups)
                     };
                     errors.push(err(field, message));
                 }
@@ -759,7 +759,7 @@ fn compile_rule(
         (Some(_), [_, ..]) => {
             errors.push(err(
                 "forward",
-                Message::new(Msg::RuleReplyAndForward).with("replies", replies.join(", reply.")),
+                Wording::new(Msg::RuleReplyAndForward).with("replies", replies.join(", reply.")),
             ));
             None
         }
@@ -787,7 +787,7 @@ fn compile_rule(
         [_, _, ..] => {
             errors.push(err(
                 "reply",
-                Message::new(Msg::RuleSeveralReplies).with("replies", replies.join(", ")),
+                Wording::new(Msg::RuleSeveralReplies).with("replies", replies.join(", ")),
             ));
             None
         }
@@ -820,7 +820,7 @@ fn compile_rule(
                         if answers_messages { Msg::RuleArticlesMessage } else { Msg::RuleArticlesEvent };
                     errors.push(err(
                         "reply.news",
-                        Message::new(msg).with("n", items.len()).with("limit", limit),
+                        Wording::new(msg).with("n", items.len()).with("limit", limit),
                     ));
                 }
                 let news = items
