@@ -128,7 +128,7 @@ impl ServedRules {
 }
 
 /// The late-reply sink of `serve`: wemp-server's [`CustomerServiceSink`] (the
-/// customer-service message API through [`wemp_client::api::kf::Kf::send_reply`]) for the
+/// customer-service message API through [`wemp_client::api::kf::KfApi::send_reply`]) for the
 /// accounts that have an AppSecret; the others only log.
 #[derive(Debug, Default)]
 pub struct ClientSink {

@@ -116,7 +116,7 @@ impl ClientBuilder {
     /// Makes this a WeCom (企业微信) application's client: the builder's appid is the corpid,
     /// the secret the app's Secret, tokens come from `GET /cgi-bin/gettoken` on
     /// `qyapi.weixin.qq.com` (unless a base URL is set) and are cached per app (corpid and
-    /// AgentID), and [`Kf::send_reply`](crate::api::kf::Kf::send_reply) sends through
+    /// AgentID), and [`KfApi::send_reply`](crate::api::kf::KfApi::send_reply) sends through
     /// WeCom's `message/send`.
     pub fn wecom(mut self, agentid: impl Into<String>) -> Self {
         self.agentid = Some(agentid.into());
@@ -641,7 +641,7 @@ pub(crate) enum Ticket {
     /// `type=jsapi`: the JS-SDK's `wx.config` signature ([`Client::jsapi_ticket`]).
     JsApi,
     /// `type=wx_card`: the card api_ticket of the JS-SDK's card calls
-    /// ([`Cards::api_ticket`](crate::api::cards::Cards::api_ticket)).
+    /// ([`CardsApi::api_ticket`](crate::api::cards::CardsApi::api_ticket)).
     Card,
 }
 

@@ -102,11 +102,11 @@ impl ErrCode {
                  together with its card_id"
             }
             40071 => "the card type does not fit this call: member-card calls take MEMBER_CARD cards only",
-            40073 => "no such card_id: check the card id against the account's cards (Cards::list)",
+            40073 => "no such card_id: check the card id against the account's cards (client.cards().list())",
             40099 => "this card code was already redeemed (核销); it cannot be used again",
             40127 => {
                 "the user deleted this card, is giving it to a friend, or it was made unavailable: \
-                 check the code's user_card_status (Cards::get_code with check_consume false)"
+                 check the code's user_card_status (client.cards().get_code() with check_consume false)"
             }
             45009 => {
                 "the daily quota of this API is used up: it resets at 00:00 China time (16:00 UTC); \
@@ -147,13 +147,13 @@ impl ErrCode {
             }
             43101 => {
                 "the user has not consented: a one-time subscription message needs an unused consent of \
-                 this user to this template and scene (Subscribe::authorize_url); a subscription \
+                 this user to this template and scene (client.subscribe().authorize_url()); a subscription \
                  notification needs the user's subscription"
             }
             45008 => "too many articles: uploadnews and a news message take at most 8",
             45065 => {
                 "a mass message with this clientmsgid was sent already (WeChat keeps them for 24 hours): \
-                 it is the same send, retried; look it up with Mass::status, or give a new send a new \
+                 it is the same send, retried; look it up with client.mass().status(), or give a new send a new \
                  clientmsgid"
             }
             45066 => "a send with this clientmsgid is being retried too fast: wait a minute before retrying",
@@ -167,7 +167,7 @@ impl ErrCode {
                  first"
             }
             65401 => {
-                "no such customer-service account: check kf_account (prefix@wechat_id) against Kf::accounts"
+                "no such customer-service account: check kf_account (prefix@wechat_id) against client.kf().accounts()"
             }
             65407 => "that WeChat user already works as this customer-service account",
             65409 => {
@@ -182,12 +182,12 @@ impl ErrCode {
             65416 => "invalid query parameters: check the time range, msgid (from 1) and number (1 to 10000)",
             65417 => "the chat-record range is longer than 24 hours: query one day at a time",
             200012 => {
-                "the account has its 50 subscription templates: delete one (Subscribe::delete_template) first"
+                "the account has its 50 subscription templates: delete one (client.subscribe().delete_template()) first"
             }
-            200014 => "no such template title (tid): take one from Subscribe::pub_titles",
+            200014 => "no such template title (tid): take one from client.subscribe().pub_titles()",
             200020 => {
                 "the keywords are not 2 to 5 distinct kids of this title: take them from \
-                 Subscribe::pub_keywords"
+                 client.subscribe().pub_keywords()"
             }
             200021 => "the scene description (sceneDesc) is empty or longer than 15 characters",
             40001 | 40014 | 42001 => {
@@ -222,8 +222,8 @@ impl fmt::Display for ErrCode {
 #[non_exhaustive]
 pub enum Limit {
     /// `45009`: the daily call quota of this API is used up. It resets at 00:00 China
-    /// Standard Time (UTC+8); [`Ops::quota`](crate::api::ops::Ops::quota) shows the figures and
-    /// [`Ops::clear_quota`](crate::api::ops::Ops::clear_quota) resets it early (itself limited
+    /// Standard Time (UTC+8); [`OpsApi::quota`](crate::api::ops::OpsApi::quota) shows the figures and
+    /// [`OpsApi::clear_quota`](crate::api::ops::OpsApi::clear_quota) resets it early (itself limited
     /// per month).
     DailyQuota,
     /// `45015`: the user has not written to the account within 48 hours (or unfollowed), so
@@ -288,7 +288,7 @@ impl fmt::Display for Limit {
 pub struct ApiError {
     /// The code.
     pub code: ErrCode,
-    /// WeChat's `errmsg` (it ends with the `rid` for [`Ops::rid`](crate::api::ops::Ops::rid)).
+    /// WeChat's `errmsg` (it ends with the `rid` for [`OpsApi::rid`](crate::api::ops::OpsApi::rid)).
     pub message: String,
     /// The API path called, without the query string (so without the access_token).
     pub path: String,

@@ -6,17 +6,17 @@
 //! and validity. A **code** is one user's copy of it: system-assigned unless the card was
 //! created with `use_custom_code`, in which case every code call must also name the card.
 //! Pages and links that WeChat opens for a user (the card's custom URL, `wx.addCard`) carry
-//! the code encrypted (`encrypt_code`); [`Cards::decrypt_code`] turns it back into the
+//! the code encrypted (`encrypt_code`); [`CardsApi::decrypt_code`] turns it back into the
 //! code the other calls take.
 //!
 //! **Member cards** (会员卡, `MEMBER_CARD`) are activated per code, through the API
-//! ([`Cards::activate_member`], 接口激活) or by the user filling in the form
-//! [`Cards::set_activation_form`] sets (一键激活); [`Cards::member_info`] reads a member's
-//! points, balance and answers, and [`Cards::update_member`] changes them after a purchase.
+//! ([`CardsApi::activate_member`], 接口激活) or by the user filling in the form
+//! [`CardsApi::set_activation_form`] sets (一键激活); [`CardsApi::member_info`] reads a member's
+//! points, balance and answers, and [`CardsApi::update_member`] changes them after a purchase.
 //!
 //! **Pages** that hand out cards with the JS-SDK (`wx.addCard`, `wx.chooseCard`) sign their
-//! arguments with the card **api_ticket** ([`Cards::api_ticket`]; not the jsapi_ticket of
-//! `wx.config`): [`Cards::card_ext`] and [`Cards::choose_card`] make the signed arguments,
+//! arguments with the card **api_ticket** ([`CardsApi::api_ticket`]; not the jsapi_ticket of
+//! `wx.config`): [`CardsApi::card_ext`] and [`CardsApi::choose_card`] make the signed arguments,
 //! [`card_signature`] is the algorithm.
 //!
 //! ```no_run
@@ -101,7 +101,7 @@ use serde_json::{Map, Value, json};
 use crate::client::{Client, Ticket, nonce_str};
 use crate::error::{Error, Result};
 
-/// The most cards one [`Cards::list`] call may ask for ("count 最大为50").
+/// The most cards one [`CardsApi::list`] call may ask for ("count 最大为50").
 pub const MAX_CARDS_PER_PAGE: u32 = 50;
 
 macro_rules! string_enum {
@@ -195,7 +195,7 @@ impl CardType {
 
 string_enum! {
     /// A card's review and delivery state (`base_info.status`, and the `status_list` filter
-    /// of [`Cards::list`]).
+    /// of [`CardsApi::list`]).
     pub enum CardStatus {
         /// `CARD_STATUS_NOT_VERIFY` 待审核: waiting for review (a new or re-reviewed card).
         NotVerify => "CARD_STATUS_NOT_VERIFY",
@@ -225,7 +225,7 @@ string_enum! {
         GiftTimeout => "GIFT_TIMEOUT",
         /// `DELETE` 已删除: the user deleted it.
         Delete => "DELETE",
-        /// `UNAVAILABLE` 已失效: made unavailable with [`Cards::make_code_unavailable`].
+        /// `UNAVAILABLE` 已失效: made unavailable with [`CardsApi::make_code_unavailable`].
         Unavailable => "UNAVAILABLE",
     }
 }
@@ -234,7 +234,7 @@ string_enum! {
 /// `advanced_info` and the type's own fields. The definition is large and varies by type
 /// and over time, so it stays JSON; the type is typed.
 ///
-/// As created ([`Cards::create`]) and as read back ([`Cards::get`], where
+/// As created ([`CardsApi::create`]) and as read back ([`CardsApi::get`], where
 /// `base_info` also carries the card's `id`, `status` and current `sku`).
 ///
 /// ```
@@ -337,7 +337,7 @@ impl<'de> Deserialize<'de> for Card {
     }
 }
 
-/// A page of card ids ([`Cards::list`]).
+/// A page of card ids ([`CardsApi::list`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CardIdPage {
     /// The card ids on this page (`card_id_list`).
@@ -425,7 +425,7 @@ impl CardQrCode {
 /// A created card QR code.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CardQrTicket {
-    /// The ticket; [`QrCodes::image_url`](crate::api::qrcode::QrCodes::image_url) turns it into the image URL.
+    /// The ticket; [`QrCodesApi::image_url`](crate::api::qrcode::QrCodesApi::image_url) turns it into the image URL.
     pub ticket: String,
     /// The lifetime in seconds, when WeChat states it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -437,7 +437,7 @@ pub struct CardQrTicket {
     pub show_qrcode_url: String,
 }
 
-/// What [`Cards::get_code`] learns about a code.
+/// What [`CardsApi::get_code`] learns about a code.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct CardCodeInfo {
     /// The user holding the code.
@@ -486,7 +486,7 @@ impl<'de> Deserialize<'de> for CardCodeInfo {
     }
 }
 
-/// A redeemed code ([`Cards::consume_code`]).
+/// A redeemed code ([`CardsApi::consume_code`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ConsumedCode {
     /// The user who held it.
@@ -522,7 +522,7 @@ pub struct UserCard {
     pub card_id: String,
 }
 
-/// A user's cards of this account ([`Cards::user_cards`]).
+/// A user's cards of this account ([`CardsApi::user_cards`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserCards {
     /// The cards (`card_list`).
@@ -540,7 +540,7 @@ pub struct UserCards {
 ///
 /// Not the `wx.config` signature ([`jssdk::sign`](crate::api::jssdk::sign)): that one signs
 /// `key=value` pairs with the jsapi_ticket; this one signs bare values with the card
-/// api_ticket ([`Cards::api_ticket`]).
+/// api_ticket ([`CardsApi::api_ticket`]).
 ///
 /// ```
 /// // The worked example of the JS-SDK documentation (附录4, 签名说明).
@@ -562,7 +562,7 @@ pub fn card_signature(values: &[&str]) -> String {
 pub const MAX_CARD_NONCE_LEN: usize = 32;
 
 /// `wx.addCard`'s `cardExt` for one card: what the page passes as the card's `cardExt`,
-/// serialized with [`CardExt::to_json_string`]. Made by [`Cards::card_ext`].
+/// serialized with [`CardExt::to_json_string`]. Made by [`CardsApi::card_ext`].
 ///
 /// `code` and `openid` are signed; `outer_str` and `fixed_begintimestamp` are not, so they
 /// may be set after signing.
@@ -645,7 +645,7 @@ fn check_nonce(nonce_str: &str) -> Result<()> {
 
 /// The signed arguments of `wx.chooseCard` (serialized in its camelCase: `shopId`,
 /// `cardType`, `cardId`, `timestamp`, `nonceStr`, `signType`, `cardSign`). Made by
-/// [`Cards::choose_card`].
+/// [`CardsApi::choose_card`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChooseCard {
@@ -1041,7 +1041,7 @@ pub struct MemberUpdate {
     pub notify: Option<MemberNotify>,
 }
 
-/// Which changes of [`Cards::update_member`] WeChat tells the member about in a template
+/// Which changes of [`CardsApi::update_member`] WeChat tells the member about in a template
 /// message (`notify_optional`). The default is WeChat's: points and balance yes, custom
 /// fields no.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -1129,7 +1129,7 @@ impl MemberUpdate {
     }
 }
 
-/// The member's figures after [`Cards::update_member`].
+/// The member's figures after [`CardsApi::update_member`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberUpdated {
     /// Bonus points now.
@@ -1181,20 +1181,20 @@ mod path {
 }
 
 impl Client {
-    /// Cards and coupons (`/card/*`): [`Cards`].
-    pub fn cards(&self) -> Cards<'_> {
-        Cards(self)
+    /// Cards and coupons (`/card/*`): [`CardsApi`].
+    pub fn cards(&self) -> CardsApi<'_> {
+        CardsApi(self)
     }
 }
 
 /// Cards and coupons (`/card/*`), from [`Client::cards`].
 #[derive(Clone, Copy, Debug)]
-pub struct Cards<'c>(&'c Client);
+pub struct CardsApi<'c>(&'c Client);
 
-impl Cards<'_> {
+impl CardsApi<'_> {
     /// Creates a card (`POST /card/create`); returns its `card_id`. The card starts
     /// waiting for review ([`CardStatus::NotVerify`]); until it passes, only users on the
-    /// test whitelist ([`Cards::set_test_whitelist`]) can take it.
+    /// test whitelist ([`CardsApi::set_test_whitelist`]) can take it.
     ///
     /// # Errors
     /// As [`Client::get`]: `40071` unknown card type, `40072` unknown `code_type`, `41011` a
@@ -1345,7 +1345,7 @@ impl Cards<'_> {
     }
 
     /// Redeems (核销) a code (`POST /card/code/consume`); this cannot be undone. `card_id`
-    /// is required for custom-code cards. Calling [`Cards::get_code`] with
+    /// is required for custom-code cards. Calling [`CardsApi::get_code`] with
     /// `check_consume` first is what the documentation recommends.
     ///
     /// # Errors
@@ -1360,7 +1360,7 @@ impl Cards<'_> {
     /// a refund; this cannot be undone. `card_id` is required for custom-code cards.
     ///
     /// # Errors
-    /// As [`Cards::consume_code`].
+    /// As [`CardsApi::consume_code`].
     pub async fn make_code_unavailable(
         self,
         code: &str,
@@ -1408,7 +1408,7 @@ impl Cards<'_> {
     ///
     /// # Errors
     /// [`Error::Invalid`] for an empty `card_id` (nothing is sent); otherwise as
-    /// [`Cards::api_ticket`].
+    /// [`CardsApi::api_ticket`].
     pub async fn card_ext(self, card_id: &str, code: Option<&str>, openid: Option<&str>) -> Result<CardExt> {
         non_empty("a cardExt's card_id", card_id)?;
         let ticket = self.api_ticket().await?;
@@ -1419,7 +1419,7 @@ impl Cards<'_> {
     /// api_ticket: the user's cards of this account, of one store, type or card when given.
     ///
     /// # Errors
-    /// As [`Cards::api_ticket`].
+    /// As [`CardsApi::api_ticket`].
     pub async fn choose_card(
         self,
         shop_id: Option<&str>,

@@ -41,11 +41,11 @@ use serde_json::json;
 use crate::client::Client;
 use crate::error::{Error, Result};
 
-/// The most comments one [`Comments::list`] call may ask for ("`count` ≥ 50 is
+/// The most comments one [`CommentsApi::list`] call may ask for ("`count` ≥ 50 is
 /// refused", errcode 88010).
 pub const MAX_COMMENTS_PER_PAGE: u32 = 49;
 
-/// Which comments [`Comments::list`] returns (`type`).
+/// Which comments [`CommentsApi::list`] returns (`type`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum CommentType {
     /// `0`: normal and elected comments.
@@ -165,17 +165,17 @@ mod path {
 }
 
 impl Client {
-    /// Comments on mass-sent articles (`/cgi-bin/comment/*`): [`Comments`].
-    pub fn comments(&self) -> Comments<'_> {
-        Comments(self)
+    /// Comments on mass-sent articles (`/cgi-bin/comment/*`): [`CommentsApi`].
+    pub fn comments(&self) -> CommentsApi<'_> {
+        CommentsApi(self)
     }
 }
 
 /// Comments on mass-sent articles (`/cgi-bin/comment/*`), from [`Client::comments`].
 #[derive(Clone, Copy, Debug)]
-pub struct Comments<'c>(&'c Client);
+pub struct CommentsApi<'c>(&'c Client);
 
-impl Comments<'_> {
+impl CommentsApi<'_> {
     /// Opens comments on a mass-sent article (`POST /cgi-bin/comment/open`).
     ///
     /// # Errors
@@ -188,7 +188,7 @@ impl Comments<'_> {
     /// Closes comments on a mass-sent article (`POST /cgi-bin/comment/close`).
     ///
     /// # Errors
-    /// As [`Comments::open`].
+    /// As [`CommentsApi::open`].
     pub async fn close(self, msg_data_id: i64, index: u32) -> Result<()> {
         self.0.post_ok(path::CLOSE, &target(msg_data_id, index)).await
     }
@@ -198,7 +198,7 @@ impl Comments<'_> {
     ///
     /// # Errors
     /// [`Error::Invalid`] for a `count` of 0 or above [`MAX_COMMENTS_PER_PAGE`] (nothing is
-    /// sent); otherwise as [`Comments::open`] (`88010` count out of range).
+    /// sent); otherwise as [`CommentsApi::open`] (`88010` count out of range).
     pub async fn list(
         self,
         msg_data_id: i64,
@@ -223,7 +223,7 @@ impl Comments<'_> {
     /// Elects (精选) a comment, showing it under the article (`POST /cgi-bin/comment/markelect`).
     ///
     /// # Errors
-    /// As [`Comments::open`], plus `88003` too many elected comments, `88004` the
+    /// As [`CommentsApi::open`], plus `88003` too many elected comments, `88004` the
     /// user deleted the comment, `88008` no such comment.
     pub async fn elect(self, msg_data_id: i64, index: u32, user_comment_id: i64) -> Result<()> {
         self.0.post_ok(path::ELECT, &on_comment(msg_data_id, index, user_comment_id)).await
@@ -232,7 +232,7 @@ impl Comments<'_> {
     /// Un-elects a comment (`POST /cgi-bin/comment/unmarkelect`).
     ///
     /// # Errors
-    /// As [`Comments::open`], plus `88008` no such comment.
+    /// As [`CommentsApi::open`], plus `88008` no such comment.
     pub async fn unelect(self, msg_data_id: i64, index: u32, user_comment_id: i64) -> Result<()> {
         self.0.post_ok(path::UNELECT, &on_comment(msg_data_id, index, user_comment_id)).await
     }
@@ -240,7 +240,7 @@ impl Comments<'_> {
     /// Deletes a comment (`POST /cgi-bin/comment/delete`).
     ///
     /// # Errors
-    /// As [`Comments::open`], plus `88008` no such comment.
+    /// As [`CommentsApi::open`], plus `88008` no such comment.
     pub async fn delete(self, msg_data_id: i64, index: u32, user_comment_id: i64) -> Result<()> {
         self.0.post_ok(path::DELETE, &on_comment(msg_data_id, index, user_comment_id)).await
     }
@@ -249,7 +249,7 @@ impl Comments<'_> {
     ///
     /// # Errors
     /// [`Error::Invalid`] for an empty `content` (nothing is sent); otherwise as
-    /// [`Comments::open`], plus `88005` already replied, `88007` content too long,
+    /// [`CommentsApi::open`], plus `88005` already replied, `88007` content too long,
     /// `88008` no such comment.
     pub async fn reply(
         self,
@@ -269,7 +269,7 @@ impl Comments<'_> {
     /// Deletes the account's reply to a comment (`POST /cgi-bin/comment/reply/delete`).
     ///
     /// # Errors
-    /// As [`Comments::open`], plus `88008` no such comment.
+    /// As [`CommentsApi::open`], plus `88008` no such comment.
     pub async fn delete_reply(self, msg_data_id: i64, index: u32, user_comment_id: i64) -> Result<()> {
         self.0.post_ok(path::DELETE_REPLY, &on_comment(msg_data_id, index, user_comment_id)).await
     }

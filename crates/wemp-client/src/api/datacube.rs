@@ -764,17 +764,17 @@ struct List<T> {
 }
 
 impl Client {
-    /// The data cube reports: [`DataCube`].
-    pub fn datacube(&self) -> DataCube<'_> {
-        DataCube(self)
+    /// The data cube reports: [`DataCubeApi`].
+    pub fn datacube(&self) -> DataCubeApi<'_> {
+        DataCubeApi(self)
     }
 }
 
 /// The data cube reports (`/datacube/*`), from [`Client::datacube`].
 #[derive(Clone, Copy, Debug)]
-pub struct DataCube<'c>(&'c Client);
+pub struct DataCubeApi<'c>(&'c Client);
 
-impl DataCube<'_> {
+impl DataCubeApi<'_> {
     /// Any data cube report, decoded into your own row type (the typed methods below
     /// cover every documented report). The span is checked before the request.
     ///
@@ -792,7 +792,7 @@ impl DataCube<'_> {
     /// Follows and unfollows per day and source (`getusersummary`, at most 7 days).
     ///
     /// # Errors
-    /// As [`DataCube::report`].
+    /// As [`DataCubeApi::report`].
     pub async fn user_summary(self, begin: Date, end: Date) -> Result<Vec<UserSummary>> {
         self.report(Report::UserSummary, begin, end).await
     }
@@ -800,7 +800,7 @@ impl DataCube<'_> {
     /// Followers in all at the end of each day (`getusercumulate`, at most 7 days).
     ///
     /// # Errors
-    /// As [`DataCube::report`].
+    /// As [`DataCubeApi::report`].
     pub async fn user_cumulate(self, begin: Date, end: Date) -> Result<Vec<UserCumulate>> {
         self.report(Report::UserCumulate, begin, end).await
     }
@@ -808,7 +808,7 @@ impl DataCube<'_> {
     /// Each mass-sent article's reading on one day (`getarticlesummary`, 1 day).
     ///
     /// # Errors
-    /// As [`DataCube::report`].
+    /// As [`DataCubeApi::report`].
     pub async fn article_summary(self, begin: Date, end: Date) -> Result<Vec<ArticleSummary>> {
         self.report(Report::ArticleSummary, begin, end).await
     }
@@ -817,7 +817,7 @@ impl DataCube<'_> {
     /// (`getarticletotal`, 1 day).
     ///
     /// # Errors
-    /// As [`DataCube::report`].
+    /// As [`DataCubeApi::report`].
     pub async fn article_total(self, begin: Date, end: Date) -> Result<Vec<ArticleTotal>> {
         self.report(Report::ArticleTotal, begin, end).await
     }
@@ -825,7 +825,7 @@ impl DataCube<'_> {
     /// Reading per day and entry point (`getuserread`, at most 3 days).
     ///
     /// # Errors
-    /// As [`DataCube::report`].
+    /// As [`DataCubeApi::report`].
     pub async fn user_read(self, begin: Date, end: Date) -> Result<Vec<UserRead>> {
         self.report(Report::UserRead, begin, end).await
     }
@@ -833,7 +833,7 @@ impl DataCube<'_> {
     /// Reading per hour and entry point (`getuserreadhour`, 1 day).
     ///
     /// # Errors
-    /// As [`DataCube::report`].
+    /// As [`DataCubeApi::report`].
     pub async fn user_read_hour(self, begin: Date, end: Date) -> Result<Vec<UserRead>> {
         self.report(Report::UserReadHour, begin, end).await
     }
@@ -841,7 +841,7 @@ impl DataCube<'_> {
     /// Shares per day and scene (`getusershare`, at most 7 days).
     ///
     /// # Errors
-    /// As [`DataCube::report`].
+    /// As [`DataCubeApi::report`].
     pub async fn user_share(self, begin: Date, end: Date) -> Result<Vec<UserShare>> {
         self.report(Report::UserShare, begin, end).await
     }
@@ -849,7 +849,7 @@ impl DataCube<'_> {
     /// Shares per hour and scene (`getusersharehour`, 1 day).
     ///
     /// # Errors
-    /// As [`DataCube::report`].
+    /// As [`DataCubeApi::report`].
     pub async fn user_share_hour(self, begin: Date, end: Date) -> Result<Vec<UserShare>> {
         self.report(Report::UserShareHour, begin, end).await
     }
@@ -857,7 +857,7 @@ impl DataCube<'_> {
     /// Messages users sent, per day and type (`getupstreammsg`, at most 7 days).
     ///
     /// # Errors
-    /// As [`DataCube::report`].
+    /// As [`DataCubeApi::report`].
     pub async fn upstream_msg(self, begin: Date, end: Date) -> Result<Vec<UpstreamMsg>> {
         self.report(Report::UpstreamMsg, begin, end).await
     }
@@ -865,7 +865,7 @@ impl DataCube<'_> {
     /// Messages per hour and type (`getupstreammsghour`, 1 day).
     ///
     /// # Errors
-    /// As [`DataCube::report`].
+    /// As [`DataCubeApi::report`].
     pub async fn upstream_msg_hour(self, begin: Date, end: Date) -> Result<Vec<UpstreamMsg>> {
         self.report(Report::UpstreamMsgHour, begin, end).await
     }
@@ -874,7 +874,7 @@ impl DataCube<'_> {
     /// the Mondays within the range, for weeks that are over.
     ///
     /// # Errors
-    /// As [`DataCube::report`].
+    /// As [`DataCubeApi::report`].
     pub async fn upstream_msg_week(self, begin: Date, end: Date) -> Result<Vec<UpstreamMsg>> {
         self.report(Report::UpstreamMsgWeek, begin, end).await
     }
@@ -883,7 +883,7 @@ impl DataCube<'_> {
     /// on the 1st of each month within the range, for months that are over.
     ///
     /// # Errors
-    /// As [`DataCube::report`].
+    /// As [`DataCubeApi::report`].
     pub async fn upstream_msg_month(self, begin: Date, end: Date) -> Result<Vec<UpstreamMsg>> {
         self.report(Report::UpstreamMsgMonth, begin, end).await
     }
@@ -891,7 +891,7 @@ impl DataCube<'_> {
     /// Users by messages sent per day (`getupstreammsgdist`, at most 15 days).
     ///
     /// # Errors
-    /// As [`DataCube::report`].
+    /// As [`DataCubeApi::report`].
     pub async fn upstream_msg_dist(self, begin: Date, end: Date) -> Result<Vec<UpstreamMsgDist>> {
         self.report(Report::UpstreamMsgDist, begin, end).await
     }
@@ -899,7 +899,7 @@ impl DataCube<'_> {
     /// Users by messages sent per week (`getupstreammsgdistweek`, at most 30 days).
     ///
     /// # Errors
-    /// As [`DataCube::report`].
+    /// As [`DataCubeApi::report`].
     pub async fn upstream_msg_dist_week(self, begin: Date, end: Date) -> Result<Vec<UpstreamMsgDist>> {
         self.report(Report::UpstreamMsgDistWeek, begin, end).await
     }
@@ -907,7 +907,7 @@ impl DataCube<'_> {
     /// Users by messages sent per month (`getupstreammsgdistmonth`, at most 30 days).
     ///
     /// # Errors
-    /// As [`DataCube::report`].
+    /// As [`DataCubeApi::report`].
     pub async fn upstream_msg_dist_month(self, begin: Date, end: Date) -> Result<Vec<UpstreamMsgDist>> {
         self.report(Report::UpstreamMsgDistMonth, begin, end).await
     }
@@ -915,7 +915,7 @@ impl DataCube<'_> {
     /// WeChat's calls to your server per day (`getinterfacesummary`, at most 30 days).
     ///
     /// # Errors
-    /// As [`DataCube::report`].
+    /// As [`DataCubeApi::report`].
     pub async fn interface_summary(self, begin: Date, end: Date) -> Result<Vec<InterfaceSummary>> {
         self.report(Report::InterfaceSummary, begin, end).await
     }
@@ -923,7 +923,7 @@ impl DataCube<'_> {
     /// WeChat's calls to your server per hour (`getinterfacesummaryhour`, 1 day).
     ///
     /// # Errors
-    /// As [`DataCube::report`].
+    /// As [`DataCubeApi::report`].
     pub async fn interface_summary_hour(self, begin: Date, end: Date) -> Result<Vec<InterfaceSummary>> {
         self.report(Report::InterfaceSummaryHour, begin, end).await
     }

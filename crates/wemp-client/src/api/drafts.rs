@@ -104,17 +104,17 @@ mod path {
 }
 
 impl Client {
-    /// Drafts: [`Drafts`].
-    pub fn drafts(&self) -> Drafts<'_> {
-        Drafts(self)
+    /// Drafts: [`DraftsApi`].
+    pub fn drafts(&self) -> DraftsApi<'_> {
+        DraftsApi(self)
     }
 }
 
 /// Drafts (`/cgi-bin/draft/*`), from [`Client::drafts`].
 #[derive(Clone, Copy, Debug)]
-pub struct Drafts<'c>(&'c Client);
+pub struct DraftsApi<'c>(&'c Client);
 
-impl Drafts<'_> {
+impl DraftsApi<'_> {
     /// Adds a draft; returns its media id.
     ///
     /// # Errors

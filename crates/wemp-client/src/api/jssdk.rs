@@ -42,18 +42,18 @@ pub fn sign(jsapi_ticket: &str, noncestr: &str, timestamp: i64, url: &str) -> St
 }
 
 impl Client {
-    /// The JS-SDK: [`JsSdk`].
-    pub fn jssdk(&self) -> JsSdk<'_> {
-        JsSdk(self)
+    /// The JS-SDK: [`JsSdkApi`].
+    pub fn jssdk(&self) -> JsSdkApi<'_> {
+        JsSdkApi(self)
     }
 }
 
 /// The JS-SDK's signed `wx.config`, from [`Client::jssdk`]. Its ticket is the client's
 /// cached [`Client::jsapi_ticket`].
 #[derive(Clone, Copy, Debug)]
-pub struct JsSdk<'c>(&'c Client);
+pub struct JsSdkApi<'c>(&'c Client);
 
-impl JsSdk<'_> {
+impl JsSdkApi<'_> {
     /// The signed config for the page at `url`, using the cached jsapi_ticket.
     ///
     /// # Errors

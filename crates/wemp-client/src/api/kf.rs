@@ -221,7 +221,7 @@ pub struct KfAccount {
     /// The WeChat id of the worker bound to the account, once one accepted an invitation.
     #[serde(default)]
     pub kf_wx: Option<String>,
-    /// The WeChat id invited to bind the account ([`Kf::invite_worker`]), while pending.
+    /// The WeChat id invited to bind the account ([`KfApi::invite_worker`]), while pending.
     #[serde(default)]
     pub invite_wx: Option<String>,
     /// When the pending invitation expires, Unix seconds.
@@ -268,7 +268,7 @@ pub struct KfWaitCases {
     pub waitcaselist: Vec<Value>,
 }
 
-/// One message of the chat records ([`Kf::records`]).
+/// One message of the chat records ([`KfApi::records`]).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct KfRecord {
     /// The user.
@@ -321,19 +321,19 @@ mod path {
 }
 
 impl Client {
-    /// Customer service: [`Kf`].
-    pub fn kf(&self) -> Kf<'_> {
-        Kf(self)
+    /// Customer service: [`KfApi`].
+    pub fn kf(&self) -> KfApi<'_> {
+        KfApi(self)
     }
 }
 
 /// Customer service (`/cgi-bin/message/custom/*`, `/customservice/*`), from [`Client::kf`].
 #[derive(Clone, Copy, Debug)]
-pub struct Kf<'c>(&'c Client);
+pub struct KfApi<'c>(&'c Client);
 
-/// The longest time range of one [`Kf::records`] call, in seconds.
+/// The longest time range of one [`KfApi::records`] call, in seconds.
 pub const RECORDS_MAX_RANGE: i64 = 24 * 3600;
-/// The most messages one [`Kf::records`] call returns.
+/// The most messages one [`KfApi::records`] call returns.
 pub const RECORDS_MAX_NUMBER: u32 = 10_000;
 
 /// Whether `kf_account` has the `prefix@wechat_id` form.
@@ -346,11 +346,11 @@ fn check_account(kf_account: &str) -> Result<()> {
     }
 }
 
-impl Kf<'_> {
+impl KfApi<'_> {
     /// Sends a customer-service message (`POST /cgi-bin/message/custom/send`).
     ///
     /// # Errors
-    /// As [`Client::get`]; 45015/45047 arrive as [`Error::Api`] (see [`Kf::send_reply`] for
+    /// As [`Client::get`]; 45015/45047 arrive as [`Error::Api`] (see [`KfApi::send_reply`] for
     /// a typed outcome).
     pub async fn send(self, touser: &str, msg: &CsMessage) -> Result<()> {
         self.0.post_ok(path::SEND, &msg.to_json(touser, None)).await
@@ -359,7 +359,7 @@ impl Kf<'_> {
     /// Sends a customer-service message as a named agent (`kf_account`).
     ///
     /// # Errors
-    /// As [`Kf::send`].
+    /// As [`KfApi::send`].
     pub async fn send_as(self, touser: &str, msg: &CsMessage, kf_account: &str) -> Result<()> {
         self.0.post_ok(path::SEND, &msg.to_json(touser, Some(kf_account))).await
     }

@@ -20,7 +20,7 @@ pub enum MassContent {
     Image(String),
     /// Voice by media id.
     Voice(String),
-    /// Video (`mpvideo`) by the media id [`Mass::upload_video`] returns (a plain video
+    /// Video (`mpvideo`) by the media id [`MassApi::upload_video`] returns (a plain video
     /// upload's id is refused).
     Video(String),
     /// Articles by media id (`mpnews`); stopped when WeChat judges them a reprint unless
@@ -150,8 +150,8 @@ pub struct MassSpeed {
     pub realspeed: i64,
 }
 
-/// A video or articles uploaded for mass sending ([`Mass::upload_video`],
-/// [`Mass::upload_news`]).
+/// A video or articles uploaded for mass sending ([`MassApi::upload_video`],
+/// [`MassApi::upload_news`]).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct MassMedia {
     /// `video` or `news`.
@@ -166,7 +166,7 @@ pub struct MassMedia {
 
 /// The most articles one `uploadnews` takes.
 pub const MAX_NEWS_ARTICLES: usize = 8;
-/// The most users one [`Mass::send_to_users`] reaches, and the fewest.
+/// The most users one [`MassApi::send_to_users`] reaches, and the fewest.
 pub const USERS_RANGE: std::ops::RangeInclusive<usize> = 2..=10_000;
 
 /// The endpoints of this area, in one place.
@@ -183,17 +183,17 @@ mod path {
 }
 
 impl Client {
-    /// Mass sending: [`Mass`].
-    pub fn mass(&self) -> Mass<'_> {
-        Mass(self)
+    /// Mass sending: [`MassApi`].
+    pub fn mass(&self) -> MassApi<'_> {
+        MassApi(self)
     }
 }
 
 /// Mass sending (`/cgi-bin/message/mass/*`), from [`Client::mass`].
 #[derive(Clone, Copy, Debug)]
-pub struct Mass<'c>(&'c Client);
+pub struct MassApi<'c>(&'c Client);
 
-impl Mass<'_> {
+impl MassApi<'_> {
     /// Mass-sends to followers with `tag_id`, or to all followers with `None`: a
     /// [`MassMessage`], or a `&MassContent` with the defaults.
     ///
@@ -210,7 +210,7 @@ impl Mass<'_> {
         self.0.post_as(path::SEND_ALL, &[], &body).await
     }
 
-    /// Mass-sends to a list of OpenIDs (2 to 10,000), as [`Mass::send_to_tag`].
+    /// Mass-sends to a list of OpenIDs (2 to 10,000), as [`MassApi::send_to_tag`].
     ///
     /// # Errors
     /// [`Error::Invalid`] for fewer than 2 or more than 10,000 OpenIDs or a `clientmsgid`

@@ -76,17 +76,17 @@ mod path {
 }
 
 impl Client {
-    /// Permanent material: [`Material`].
-    pub fn material(&self) -> Material<'_> {
-        Material(self)
+    /// Permanent material: [`MaterialApi`].
+    pub fn material(&self) -> MaterialApi<'_> {
+        MaterialApi(self)
     }
 }
 
 /// Permanent material (`/cgi-bin/material/*`), from [`Client::material`].
 #[derive(Clone, Copy, Debug)]
-pub struct Material<'c>(&'c Client);
+pub struct MaterialApi<'c>(&'c Client);
 
-impl Material<'_> {
+impl MaterialApi<'_> {
     /// Adds permanent material (`POST /cgi-bin/material/add_material`). Videos need a
     /// title and an introduction.
     ///
@@ -110,7 +110,7 @@ impl Material<'_> {
     /// are streamed to `out`; videos and articles come back as JSON.
     ///
     /// # Errors
-    /// As [`Media::download`](super::media::Media::download).
+    /// As [`MediaApi::download`](super::media::MediaApi::download).
     pub async fn get<W: AsyncWrite + Unpin + ?Sized>(self, media_id: &str, out: &mut W) -> Result<Download> {
         let body = serde_json::to_vec(&json!({ "media_id": media_id })).unwrap_or_default();
         match self.0.execute(Method::POST, path::GET, &[], Payload::Json(body.into()), true).await? {

@@ -89,17 +89,17 @@ mod path {
 }
 
 impl Client {
-    /// Temporary media: [`Media`].
-    pub fn media(&self) -> Media<'_> {
-        Media(self)
+    /// Temporary media: [`MediaApi`].
+    pub fn media(&self) -> MediaApi<'_> {
+        MediaApi(self)
     }
 }
 
 /// Temporary media (`/cgi-bin/media/*`), from [`Client::media`].
 #[derive(Clone, Copy, Debug)]
-pub struct Media<'c>(&'c Client);
+pub struct MediaApi<'c>(&'c Client);
 
-impl Media<'_> {
+impl MediaApi<'_> {
     /// Uploads temporary media (`POST /cgi-bin/media/upload`, valid 3 days).
     ///
     /// # Errors
@@ -134,7 +134,7 @@ impl Media<'_> {
 
     /// Downloads the high-definition voice of a JS-SDK recording (`GET
     /// /cgi-bin/media/get/jssdk`: speex at 16 kHz, clearer than the 8 kHz amr of
-    /// [`Media::download`]), streaming it to `out`. `media_id` is the `serverId` that
+    /// [`MediaApi::download`]), streaming it to `out`. `media_id` is the `serverId` that
     /// `wx.uploadVoice` gave the page.
     ///
     /// # Errors

@@ -169,17 +169,17 @@ mod path {
 }
 
 impl Client {
-    /// Custom menus: [`Menu`].
-    pub fn menu(&self) -> Menu<'_> {
-        Menu(self)
+    /// Custom menus: [`MenuApi`].
+    pub fn menu(&self) -> MenuApi<'_> {
+        MenuApi(self)
     }
 }
 
 /// Custom menus (`/cgi-bin/menu/*`), from [`Client::menu`].
 #[derive(Clone, Copy, Debug)]
-pub struct Menu<'c>(&'c Client);
+pub struct MenuApi<'c>(&'c Client);
 
-impl Menu<'_> {
+impl MenuApi<'_> {
     /// Creates the default menu (up to 3 buttons).
     ///
     /// # Errors

@@ -35,7 +35,7 @@ fn authorize_url(
 pub enum Scope {
     /// `snsapi_base`: silent, OpenID only.
     Base,
-    /// `snsapi_userinfo`: asks consent, allows [`OAuth::user_info`].
+    /// `snsapi_userinfo`: asks consent, allows [`OAuthApi::user_info`].
     UserInfo,
 }
 
@@ -104,9 +104,9 @@ mod path {
 }
 
 impl Client {
-    /// OAuth2 web authorization: [`OAuth`].
-    pub fn oauth(&self) -> OAuth<'_> {
-        OAuth(self)
+    /// OAuth2 web authorization: [`OAuthApi`].
+    pub fn oauth(&self) -> OAuthApi<'_> {
+        OAuthApi(self)
     }
 
     fn secret(&self) -> Result<&str> {
@@ -118,9 +118,9 @@ impl Client {
 
 /// OAuth2 web authorization (`/connect/oauth2/authorize`, `/sns/*`), from [`Client::oauth`].
 #[derive(Clone, Copy, Debug)]
-pub struct OAuth<'c>(&'c Client);
+pub struct OAuthApi<'c>(&'c Client);
 
-impl OAuth<'_> {
+impl OAuthApi<'_> {
     /// The authorize URL to redirect the user's browser to.
     ///
     /// ```
@@ -154,7 +154,7 @@ impl OAuth<'_> {
     /// Refreshes a user token.
     ///
     /// # Errors
-    /// As [`OAuth::exchange_code`].
+    /// As [`OAuthApi::exchange_code`].
     pub async fn refresh_token(self, refresh_token: &str) -> Result<UserToken> {
         let query = [
             ("appid", self.0.inner.appid.as_str()),
@@ -167,7 +167,7 @@ impl OAuth<'_> {
     /// The user's profile (needs the `snsapi_userinfo` scope).
     ///
     /// # Errors
-    /// As [`OAuth::exchange_code`].
+    /// As [`OAuthApi::exchange_code`].
     pub async fn user_info(self, token: &UserToken) -> Result<OAuthUser> {
         let query = [
             ("access_token", token.access_token.expose()),
@@ -225,7 +225,7 @@ impl ComponentClient {
     /// (`/sns/oauth2/component/access_token`, with the component token).
     ///
     /// # Errors
-    /// As [`OAuth::exchange_code`], and [`Error::NoVerifyTicket`].
+    /// As [`OAuthApi::exchange_code`], and [`Error::NoVerifyTicket`].
     pub async fn oauth_exchange_code(&self, authorizer_appid: &str, code: &str) -> Result<UserToken> {
         let query = [
             ("appid", authorizer_appid),

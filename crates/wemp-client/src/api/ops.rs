@@ -30,7 +30,7 @@ pub struct PingResult {
     pub time: String,
 }
 
-/// The result of [`Ops::check_network`].
+/// The result of [`OpsApi::check_network`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct NetworkCheck {
     /// DNS results.
@@ -80,17 +80,17 @@ mod path {
 }
 
 impl Client {
-    /// Operations: [`Ops`].
-    pub fn ops(&self) -> Ops<'_> {
-        Ops(self)
+    /// Operations: [`OpsApi`].
+    pub fn ops(&self) -> OpsApi<'_> {
+        OpsApi(self)
     }
 }
 
 /// Operations (IP lists, network check, quotas, `rid` lookup), from [`Client::ops`].
 #[derive(Clone, Copy, Debug)]
-pub struct Ops<'c>(&'c Client);
+pub struct OpsApi<'c>(&'c Client);
 
-impl Ops<'_> {
+impl OpsApi<'_> {
     /// The IP ranges WeChat's callbacks come from.
     ///
     /// # Errors

@@ -50,17 +50,17 @@ mod path {
 }
 
 impl Client {
-    /// Free publishing: [`Publish`].
-    pub fn publish(&self) -> Publish<'_> {
-        Publish(self)
+    /// Free publishing: [`PublishApi`].
+    pub fn publish(&self) -> PublishApi<'_> {
+        PublishApi(self)
     }
 }
 
 /// Free publishing (`/cgi-bin/freepublish/*`), from [`Client::publish`].
 #[derive(Clone, Copy, Debug)]
-pub struct Publish<'c>(&'c Client);
+pub struct PublishApi<'c>(&'c Client);
 
-impl Publish<'_> {
+impl PublishApi<'_> {
     /// Submits a draft for publishing.
     ///
     /// # Errors

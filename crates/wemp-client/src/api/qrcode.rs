@@ -85,7 +85,7 @@ impl QrCode {
 /// A created QR code.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct QrTicket {
-    /// The ticket (exchange it for the image with [`QrCodes::image_url`]).
+    /// The ticket (exchange it for the image with [`QrCodesApi::image_url`]).
     pub ticket: String,
     /// Lifetime in seconds (temporary codes).
     #[serde(default)]
@@ -115,18 +115,18 @@ mod path {
 }
 
 impl Client {
-    /// QR codes and short keys: [`QrCodes`].
-    pub fn qrcode(&self) -> QrCodes<'_> {
-        QrCodes(self)
+    /// QR codes and short keys: [`QrCodesApi`].
+    pub fn qrcode(&self) -> QrCodesApi<'_> {
+        QrCodesApi(self)
     }
 }
 
 /// QR codes with scene values (`/cgi-bin/qrcode/create`) and short keys
 /// (`/cgi-bin/shorten/*`), from [`Client::qrcode`].
 #[derive(Clone, Copy, Debug)]
-pub struct QrCodes<'c>(&'c Client);
+pub struct QrCodesApi<'c>(&'c Client);
 
-impl QrCodes<'_> {
+impl QrCodesApi<'_> {
     /// Creates a QR code.
     ///
     /// # Errors

@@ -70,7 +70,7 @@ pub struct SubscribeTemplate {
     pub kind: i64,
 }
 
-/// A category of the account, for [`Subscribe::pub_titles`].
+/// A category of the account, for [`SubscribeApi::pub_titles`].
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct Category {
     /// The category id.
@@ -83,7 +83,7 @@ pub struct Category {
 /// A template title of the public library.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct PubTitle {
-    /// The title id (`tid`), for [`Subscribe::pub_keywords`] and [`Subscribe::add_template`].
+    /// The title id (`tid`), for [`SubscribeApi::pub_keywords`] and [`SubscribeApi::add_template`].
     pub tid: i64,
     /// The title.
     #[serde(default)]
@@ -110,7 +110,7 @@ pub struct PubTitles {
 /// A keyword of a public template title.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct PubKeyword {
-    /// The keyword id, for [`Subscribe::add_template`].
+    /// The keyword id, for [`SubscribeApi::add_template`].
     pub kid: i64,
     /// The keyword.
     #[serde(default)]
@@ -124,7 +124,7 @@ pub struct PubKeyword {
 }
 
 /// A one-time subscription message (`/cgi-bin/message/template/subscribe`), sent once per
-/// consent a user gave on the page of [`Subscribe::authorize_url`].
+/// consent a user gave on the page of [`SubscribeApi::authorize_url`].
 ///
 /// ```
 /// use wemp_client::api::subscribe::OnceMessage;
@@ -233,7 +233,7 @@ pub const MAX_CONTENT_CHARS: usize = 200;
 pub const MAX_KEYWORDS: usize = 5;
 /// The most characters of a template's scene description.
 pub const MAX_SCENE_DESC_CHARS: usize = 15;
-/// The most titles one [`Subscribe::pub_titles`] page holds.
+/// The most titles one [`SubscribeApi::pub_titles`] page holds.
 pub const MAX_TITLES_PAGE: u32 = 30;
 
 fn check_scene(scene: u32) -> Result<()> {
@@ -258,18 +258,18 @@ mod path {
 }
 
 impl Client {
-    /// Subscription notifications and one-time subscription messages: [`Subscribe`].
-    pub fn subscribe(&self) -> Subscribe<'_> {
-        Subscribe(self)
+    /// Subscription notifications and one-time subscription messages: [`SubscribeApi`].
+    pub fn subscribe(&self) -> SubscribeApi<'_> {
+        SubscribeApi(self)
     }
 }
 
 /// Subscription notifications (`/cgi-bin/message/subscribe/bizsend`, `/wxaapi/newtmpl/*`)
 /// and one-time subscription messages, from [`Client::subscribe`].
 #[derive(Clone, Copy, Debug)]
-pub struct Subscribe<'c>(&'c Client);
+pub struct SubscribeApi<'c>(&'c Client);
 
-impl Subscribe<'_> {
+impl SubscribeApi<'_> {
     /// Sends a subscription notification (`POST /cgi-bin/message/subscribe/bizsend`).
     ///
     /// # Errors

@@ -36,17 +36,17 @@ mod path {
 }
 
 impl Client {
-    /// User tags: [`Tags`].
-    pub fn tags(&self) -> Tags<'_> {
-        Tags(self)
+    /// User tags: [`TagsApi`].
+    pub fn tags(&self) -> TagsApi<'_> {
+        TagsApi(self)
     }
 }
 
 /// User tags (`/cgi-bin/tags/*`), from [`Client::tags`].
 #[derive(Clone, Copy, Debug)]
-pub struct Tags<'c>(&'c Client);
+pub struct TagsApi<'c>(&'c Client);
 
-impl<'c> Tags<'c> {
+impl<'c> TagsApi<'c> {
     /// Creates a tag.
     ///
     /// # Errors

@@ -156,18 +156,18 @@ mod path {
 }
 
 impl Client {
-    /// Template messages: [`Templates`].
-    pub fn templates(&self) -> Templates<'_> {
-        Templates(self)
+    /// Template messages: [`TemplatesApi`].
+    pub fn templates(&self) -> TemplatesApi<'_> {
+        TemplatesApi(self)
     }
 }
 
 /// Template messages (`/cgi-bin/message/template/send`, `/cgi-bin/template/*`), from
 /// [`Client::templates`].
 #[derive(Clone, Copy, Debug)]
-pub struct Templates<'c>(&'c Client);
+pub struct TemplatesApi<'c>(&'c Client);
 
-impl Templates<'_> {
+impl TemplatesApi<'_> {
     /// Sends a template message; returns its `msgid`.
     ///
     /// # Errors

@@ -76,7 +76,7 @@ impl OpenIdPage {
     }
 }
 
-/// One user's OpenID under the new account, from [`Users::change_openid`].
+/// One user's OpenID under the new account, from [`UsersApi::change_openid`].
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct ChangedOpenId {
     /// The OpenID under the old account.
@@ -90,7 +90,7 @@ pub struct ChangedOpenId {
     pub err_msg: Option<String>,
 }
 
-/// The most OpenIDs [`Users::change_openid`] takes per call.
+/// The most OpenIDs [`UsersApi::change_openid`] takes per call.
 pub const CHANGE_OPENID_MAX: usize = 100;
 
 /// The endpoints of this area, in one place.
@@ -106,17 +106,17 @@ mod path {
 }
 
 impl Client {
-    /// Users, followers and the blacklist: [`Users`].
-    pub fn users(&self) -> Users<'_> {
-        Users(self)
+    /// Users, followers and the blacklist: [`UsersApi`].
+    pub fn users(&self) -> UsersApi<'_> {
+        UsersApi(self)
     }
 }
 
 /// Users (`/cgi-bin/user/*`, the blacklist, `changeopenid`), from [`Client::users`].
 #[derive(Clone, Copy, Debug)]
-pub struct Users<'c>(&'c Client);
+pub struct UsersApi<'c>(&'c Client);
 
-impl<'c> Users<'c> {
+impl<'c> UsersApi<'c> {
     /// A user's information (in `zh_CN`).
     ///
     /// # Errors

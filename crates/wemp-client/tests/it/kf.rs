@@ -240,7 +240,7 @@ async fn agent_avatars_and_worker_invitations() {
     assert_eq!(kf.upload_avatar("kf1@test", png).await.unwrap_err().code(), Some(ErrCode(40005)));
     let err = kf.upload_avatar("kf9@test", MediaFile::from_bytes("a.jpg", jpeg.to_vec())).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrCode(65401)));
-    assert!(err.to_string().contains("Kf::accounts"), "{err}");
+    assert!(err.to_string().contains("client.kf().accounts()"), "{err}");
 
     // An invitation waits 7 days, one at a time; once accepted the account has its worker.
     kf.invite_worker("kf1@test", "alice_wx").await.unwrap();
