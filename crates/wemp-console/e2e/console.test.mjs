@@ -142,6 +142,29 @@ function startServe(env = {}, config = EXAMPLE) {
  * AES-256-CBC with the component's EncodingAESKey for the component appid (its ReceiveId),
  * signed with its Token (`msg_signature` over the ciphertext). Resolves with the answer.
  */
+// `wemp serve` as the third-party platform COMPONENT with `accounts` (config lines) and the
+// price rule, against a fresh fake platform; its config file is kept for the test to read.
+async function startPlatform(name, accounts) {
+  const platform = await fakePlatform();
+  const dir = mkdtempSync(path.join(tmpdir(), `wemp-console-e2e-${name}-`));
+  dirs.push(dir);
+  const config = path.join(dir, 'wemp.toml');
+  writeFileSync(config, [
+    ...accounts,
+    '[component]', `appid = "${COMPONENT.appid}"`, `token = "${COMPONENT.token}"`, `aes_key = "${COMPONENT.key}"`, '',
+    '[[rules]]', 'name = "price"', 'keyword = "price"', 'reply.text = "It costs 1 yuan."', '',
+  ].join('\n'));
+  const server = await startServe({ WEMP_API_BASE: platform.url, WEMP_COMPONENT_APPSECRET: COMPONENT.secret }, config);
+  return { platform, server, config };
+}
+
+// WeChat's component_verify_ticket push, sealed as WeChat does: answered `success`.
+async function pushTicket(server) {
+  const ticket = `<xml><AppId><![CDATA[${COMPONENT.appid}]]></AppId><CreateTime>${Math.floor(Date.now() / 1000)}</CreateTime>`
+    + '<InfoType><![CDATA[component_verify_ticket]]></InfoType><ComponentVerifyTicket><![CDATA[ticket@@@e2e]]></ComponentVerifyTicket></xml>';
+  assert.deepEqual(await pushComponent(`${server.url}/component`, ticket), [200, 'success']);
+}
+
 async function pushComponent(url, xml) {
   const key = Buffer.from(`${COMPONENT.key}=`, 'base64');
   const text = Buffer.from(xml);
@@ -1165,19 +1188,10 @@ describe('wemp serve as a third-party platform: the console plays its authorizer
   let errors;
 
   before(async () => {
-    platform = await fakePlatform();
-    const dir = mkdtempSync(path.join(tmpdir(), 'wemp-console-e2e-component-'));
-    dirs.push(dir);
-    const config = path.join(dir, 'wemp.toml');
-    writeFileSync(config, [
+    ({ platform, server } = await startPlatform('component', [
       '[[accounts]]', 'name = "news desk"', 'token = "oaToken2024"', '',
-      '[component]', `appid = "${COMPONENT.appid}"`, `token = "${COMPONENT.token}"`, `aes_key = "${COMPONENT.key}"`, '',
-      '[[rules]]', 'name = "price"', 'keyword = "price"', 'reply.text = "It costs 1 yuan."', '',
-    ].join('\n'));
-    server = await startServe({ WEMP_API_BASE: platform.url, WEMP_COMPONENT_APPSECRET: COMPONENT.secret }, config);
-    const ticket = `<xml><AppId><![CDATA[${COMPONENT.appid}]]></AppId><CreateTime>${Math.floor(Date.now() / 1000)}</CreateTime>`
-      + '<InfoType><![CDATA[component_verify_ticket]]></InfoType><ComponentVerifyTicket><![CDATA[ticket@@@e2e]]></ComponentVerifyTicket></xml>';
-    assert.deepEqual(await pushComponent(`${server.url}/component`, ticket), [200, 'success']);
+    ]));
+    await pushTicket(server);
   });
 
   after(async () => {
@@ -1295,21 +1309,11 @@ describe('wemp serve as a third-party platform without accounts of its own: the 
   let errors;
 
   before(async () => {
-    platform = await fakePlatform();
-    const dir = mkdtempSync(path.join(tmpdir(), 'wemp-console-e2e-platform-only-'));
-    dirs.push(dir);
-    const config = path.join(dir, 'wemp.toml');
-    writeFileSync(config, [
-      '[component]', `appid = "${COMPONENT.appid}"`, `token = "${COMPONENT.token}"`, `aes_key = "${COMPONENT.key}"`, '',
-      '[[rules]]', 'name = "price"', 'keyword = "price"', 'reply.text = "It costs 1 yuan."', '',
-    ].join('\n'));
-    server = await startServe({ WEMP_API_BASE: platform.url, WEMP_COMPONENT_APPSECRET: COMPONENT.secret }, config);
+    let config;
+    ({ platform, server, config } = await startPlatform('platform-only', []));
     assert.doesNotMatch(server.screen, /wemp sim send/);
     assert.doesNotMatch(readFileSync(config, 'utf8'), /\[\[accounts\]\]/, 'a Token was generated for an account it does not have');
-    const now = Math.floor(Date.now() / 1000);
-    const ticket = `<xml><AppId><![CDATA[${COMPONENT.appid}]]></AppId><CreateTime>${now}</CreateTime>`
-      + '<InfoType><![CDATA[component_verify_ticket]]></InfoType><ComponentVerifyTicket><![CDATA[ticket@@@e2e]]></ComponentVerifyTicket></xml>';
-    assert.deepEqual(await pushComponent(`${server.url}/component`, ticket), [200, 'success']);
+    await pushTicket(server);
   });
 
   after(async () => {
