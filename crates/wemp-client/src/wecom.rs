@@ -4,7 +4,7 @@
 //! the corpid, its secret the application's Secret, and its tokens come from WeCom's
 //! `gettoken` (shared across processes through the token store, like an Official
 //! Account's). Late replies to WeCom members go through
-//! [`Kf::send_reply`](crate::api::kf::KfApi::send_reply), which sends a WeCom client's replies
+//! [`KfApi::send_reply`](crate::api::kf::KfApi::send_reply), which sends a WeCom client's replies
 //! with [`Client::wecom_send`].
 //!
 //! ```no_run
@@ -190,7 +190,7 @@ impl Client {
         self.post_as("/cgi-bin/message/send", &[], &body).await
     }
 
-    /// A WeCom client's [`Kf::send_reply`](crate::api::kf::KfApi::send_reply): the reply to
+    /// A WeCom client's [`KfApi::send_reply`](crate::api::kf::KfApi::send_reply): the reply to
     /// member `userid` as a WeCom message.
     pub(crate) async fn wecom_reply(&self, userid: &str, reply: &Reply) -> Result<ReplyDelivery> {
         let Some(message) = WecomMessage::from_reply(reply) else {
