@@ -18,8 +18,11 @@ pub struct SqliteMessageLog {
     pub(super) db: SqliteDatabase,
     /// The last batch written through [`MessageLog::append_shared`]: a retry of it is not
     /// written again. (Held weakly, its allocation cannot be reused for another batch.)
-    pub(super) written: Arc<Mutex<Option<std::sync::Weak<[Arc<DeliveryRecord>]>>>>,
+    pub(super) written: Arc<Mutex<Option<WrittenBatch>>>,
 }
+
+/// A batch appended, held weakly.
+type WrittenBatch = std::sync::Weak<[Arc<DeliveryRecord>]>;
 
 impl SqliteMessageLog {
     /// Opens the log in the database file at `path` (see [`SqliteDatabase::open`]).
