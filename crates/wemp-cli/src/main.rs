@@ -553,12 +553,17 @@ fn init_tracing(color: ColorChoice) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WEMP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = Style::new(color, std::io::stderr().is_terminal()).enabled();
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    // Uncoloured, the same lines without the default's styling pass around every field.
+    let _ = if ansi {
+        builder.try_init()
+    } else {
+        builder.fmt_fields(wemp_cli::term::fields::PlainFields).try_init()
+    };
 }
 
 async fn run_serve(cmd: ServeCmd, style: Style) -> ExitCode {
