@@ -56,12 +56,16 @@ impl VerifyError {
 
 /// SHA-1 over the parts sorted as byte strings and concatenated, as lowercase hex.
 pub fn sha1_sorted(parts: &mut [&str]) -> String {
+    hex(&digest_sorted(parts))
+}
+
+fn digest_sorted(parts: &mut [&str]) -> [u8; 20] {
     parts.sort_unstable();
     let mut hasher = Sha1::new();
     for part in parts.iter() {
         hasher.update(part.as_bytes());
     }
-    hex(&hasher.finalize())
+    hasher.finalize().into()
 }
 
 /// The `signature` over token, timestamp and nonce.
@@ -79,7 +83,7 @@ pub fn sign_msg(token: &str, timestamp: &str, nonce: &str, encrypt: &str) -> Str
 /// # Errors
 /// [`VerifyError`] with [`SignatureKind::Signature`] when it does not match.
 pub fn verify(token: &str, timestamp: &str, nonce: &str, signature: &str) -> Result<(), VerifyError> {
-    check(&sign(token, timestamp, nonce), signature, SignatureKind::Signature)
+    check(&digest_sorted(&mut [token, timestamp, nonce]), signature, SignatureKind::Signature)
 }
 
 /// Checks a `msg_signature` in constant time.
@@ -93,16 +97,34 @@ pub fn verify_msg(
     encrypt: &str,
     msg_signature: &str,
 ) -> Result<(), VerifyError> {
-    check(&sign_msg(token, timestamp, nonce, encrypt), msg_signature, SignatureKind::MsgSignature)
+    check(&digest_sorted(&mut [token, timestamp, nonce, encrypt]), msg_signature, SignatureKind::MsgSignature)
 }
 
-fn check(expected: &str, given: &str, kind: SignatureKind) -> Result<(), VerifyError> {
-    let given = given.trim().to_ascii_lowercase();
-    if expected.len() == given.len() && bool::from(expected.as_bytes().ct_eq(given.as_bytes())) {
-        Ok(())
-    } else {
-        Err(VerifyError { kind })
+/// Compares the hex of `digest` with `given` (trimmed, in either case), in constant time and
+/// without allocating.
+fn check(digest: &[u8; 20], given: &str, kind: SignatureKind) -> Result<(), VerifyError> {
+    let expected = hex_digits(digest);
+    let given = given.trim().as_bytes();
+    let mut lower = [0u8; 40];
+    if given.len() == lower.len() {
+        for (l, g) in lower.iter_mut().zip(given) {
+            *l = g.to_ascii_lowercase();
+        }
+        if bool::from(expected.ct_eq(&lower)) {
+            return Ok(());
+        }
     }
+    Err(VerifyError { kind })
+}
+
+fn hex_digits(digest: &[u8; 20]) -> [u8; 40] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 40];
+    for (pair, &b) in out.chunks_exact_mut(2).zip(digest) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0f)];
+    }
+    out
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -125,6 +147,7 @@ mod tests {
         assert_eq!(sig, "6a62fc79ddf83b3ff96e5cbd068b983f88f192ba");
         assert!(verify("weixin", "1540176606", "1854606751", &sig).is_ok());
         assert!(verify("weixin", "1540176606", "1854606751", &sig.to_uppercase()).is_ok());
+        assert!(verify("weixin", "1540176606", "1854606751", &format!(" {sig}\n")).is_ok());
     }
 
     #[test]
@@ -134,6 +157,10 @@ mod tests {
         assert_eq!(err.kind, SignatureKind::Signature);
         assert!(verify("weixin", "1540176606", "1854606751", &sig[..39]).is_err());
         assert!(verify("weixin", "1540176606", "1854606751", "").is_err());
+        assert!(verify("weixin", "1540176606", "1854606751", &format!("{sig}0")).is_err());
+        let mut flipped = sig.clone().into_bytes();
+        flipped[39] = if flipped[39] == b'0' { b'1' } else { b'0' };
+        assert!(verify("weixin", "1540176606", "1854606751", &String::from_utf8(flipped).unwrap()).is_err());
     }
 
     #[test]
