@@ -100,31 +100,31 @@ pub fn verify_msg(
     check(&digest_sorted(&mut [token, timestamp, nonce, encrypt]), msg_signature, SignatureKind::MsgSignature)
 }
 
-/// Compares the hex of `digest` with `given` (trimmed, in either case), in constant time and
-/// without allocating.
+/// Compares `digest` with the hex digest `given` (trimmed, in either case), in constant time
+/// and without allocating.
 fn check(digest: &[u8; 20], given: &str, kind: SignatureKind) -> Result<(), VerifyError> {
-    let expected = hex_digits(digest);
     let given = given.trim().as_bytes();
-    let mut lower = [0u8; 40];
-    if given.len() == lower.len() {
-        for (l, g) in lower.iter_mut().zip(given) {
-            *l = g.to_ascii_lowercase();
-        }
-        if bool::from(expected.ct_eq(&lower)) {
-            return Ok(());
+    let mut decoded = [0u8; 20];
+    let mut well_formed = given.len() == 40;
+    if well_formed {
+        for (byte, pair) in decoded.iter_mut().zip(given.chunks_exact(2)) {
+            match (nibble(pair[0]), nibble(pair[1])) {
+                (Some(high), Some(low)) => *byte = high << 4 | low,
+                _ => well_formed = false,
+            }
         }
     }
-    Err(VerifyError { kind })
+    // Only the shape of `given` (public) decides before the comparison of the digests.
+    if well_formed && bool::from(digest.ct_eq(&decoded)) { Ok(()) } else { Err(VerifyError { kind }) }
 }
 
-fn hex_digits(digest: &[u8; 20]) -> [u8; 40] {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; 40];
-    for (pair, &b) in out.chunks_exact_mut(2).zip(digest) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 0x0f)];
+fn nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
     }
-    out
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
