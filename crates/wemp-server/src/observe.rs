@@ -257,7 +257,7 @@ impl MessageLogObserver {
 impl Observer for MessageLogObserver {
     fn observe(&self, record: &Arc<DeliveryRecord>) {
         if self.logs(record) {
-            // Shared, not copied here: the writer's task copies it if it is still shared then.
+            // Shared, never copied: the log stores it from the shared record.
             self.writer.log_shared(record.clone());
         }
     }

@@ -718,11 +718,13 @@ pub trait MessageLog: Send + Sync + 'static {
     /// Appends records in order.
     async fn append(&self, entries: &[DeliveryRecord]) -> Result<()>;
 
-    /// Appends a batch the caller shares (the [`crate::LogWriter`] does, to retry it without a
-    /// copy). Backends that hand the batch to another thread override this to avoid cloning
-    /// every record; the default appends a borrowed slice.
-    async fn append_shared(&self, entries: std::sync::Arc<[DeliveryRecord]>) -> Result<()> {
-        self.append(&entries).await
+    /// Appends a batch the caller shares, of records others may hold too (the
+    /// [`crate::LogWriter`] does: the server's other observers, such as a live console, keep
+    /// the records it logs, and it retries a failed batch without a copy). Backends
+    /// override this to store the records without copying them; the default appends a copy.
+    async fn append_shared(&self, entries: Arc<[Arc<DeliveryRecord>]>) -> Result<()> {
+        let copy: Vec<DeliveryRecord> = entries.iter().map(|e| DeliveryRecord::clone(e)).collect();
+        self.append(&copy).await
     }
 
     /// Rows matching `query` in row-id order (oldest first), with their row ids: one per

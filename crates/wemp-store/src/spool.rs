@@ -97,7 +97,7 @@ impl Spool {
     }
 
     /// Writes `batch` as the newest file.
-    pub(crate) fn push(&mut self, batch: &[DeliveryRecord]) -> Result<(), SpoolError> {
+    pub(crate) fn push(&mut self, batch: &[std::sync::Arc<DeliveryRecord>]) -> Result<(), SpoolError> {
         let json = serde_json::to_vec(batch).map_err(|e| SpoolError::Io(std::io::Error::other(e)))?;
         let bytes = json.len() as u64;
         if self.bytes.saturating_add(bytes) > self.max_bytes {
@@ -128,7 +128,8 @@ impl Spool {
                 continue;
             }
             match std::fs::read(&claimed).map_err(|e| e.to_string()).and_then(|bytes| {
-                serde_json::from_slice::<Vec<DeliveryRecord>>(&bytes).map_err(|e| e.to_string())
+                serde_json::from_slice::<Vec<std::sync::Arc<DeliveryRecord>>>(&bytes)
+                    .map_err(|e| e.to_string())
             }) {
                 Ok(batch) => return Some(Claimed { path: claimed, batch: batch.into() }),
                 Err(e) => {
@@ -170,7 +171,7 @@ impl Spool {
 pub(crate) struct Claimed {
     path: PathBuf,
     /// Its records.
-    pub(crate) batch: std::sync::Arc<[DeliveryRecord]>,
+    pub(crate) batch: std::sync::Arc<[std::sync::Arc<DeliveryRecord>]>,
 }
 
 /// Whether the process `pid` runs (Linux: `/proc/<pid>` exists; elsewhere: assumed gone).
@@ -182,7 +183,7 @@ fn process_alive(pid: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn record(n: u64) -> DeliveryRecord {
+    fn record(n: u64) -> std::sync::Arc<DeliveryRecord> {
         let mut r = DeliveryRecord::new(0, 1_700_000_000_000 + n as i64);
         r.msg_id = Some(u64::MAX - n);
         r.summary = Some(format!("message {n} 你好"));
@@ -190,7 +191,7 @@ mod tests {
         r.query.insert("signature".into(), "abc".into());
         r.headers.insert("user-agent".into(), "Mozilla/4.0".into());
         r.latency = std::time::Duration::from_micros(1234);
-        r
+        r.into()
     }
 
     #[test]

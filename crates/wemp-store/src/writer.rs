@@ -228,9 +228,13 @@ impl LogWriterStats {
     }
 }
 
+/// A batch as the task hands it to the log: shared (a retry is the same batch), of records
+/// shared with the server's other observers.
+type Batch = Arc<[Arc<DeliveryRecord>]>;
+
 enum Command {
-    /// Shared with whoever else holds the record (the server's other observers): it is
-    /// copied, if at all, by the writer's task, off the request path.
+    /// Shared with whoever else holds the record (the server's other observers): the log
+    /// stores it from the shared record, without a copy.
     Entry(Arc<DeliveryRecord>),
     Flush(oneshot::Sender<()>),
     Shutdown,
@@ -273,8 +277,8 @@ impl LogWriter {
         self.log_shared(Arc::new(entry))
     }
 
-    /// [`log`](Self::log) for a record others hold too: queued as it is, and copied (when
-    /// still shared) by the writer's task, not by the caller.
+    /// [`log`](Self::log) for a record others hold too: queued and stored as it is, never
+    /// copied.
     pub fn log_shared(&self, entry: Arc<DeliveryRecord>) -> bool {
         match self.tx.try_send(Command::Entry(entry)) {
             Ok(()) => {
@@ -380,7 +384,7 @@ async fn run(
         let mut closing = false;
         while let Some(cmd) = next.take() {
             match cmd {
-                Command::Entry(e) => batch.push(Arc::unwrap_or_clone(e)),
+                Command::Entry(e) => batch.push(e),
                 Command::Flush(done) => flushes.push(done),
                 Command::Shutdown => {
                     closing = true;
@@ -402,7 +406,7 @@ async fn run(
             };
         }
         if !batch.is_empty() {
-            let shared: Arc<[DeliveryRecord]> = std::mem::take(&mut batch).into();
+            let shared: Batch = std::mem::take(&mut batch).into();
             let shared = match spool.as_mut() {
                 // Older batches wait in the spool: this one goes behind them, unless the
                 // log takes them all now.
@@ -476,13 +480,7 @@ impl Spooling {
     }
 
     /// Spools a failed batch; gives it back when it has nowhere to go.
-    fn keep(
-        &mut self,
-        batch: Arc<[DeliveryRecord]>,
-        why: &str,
-        stats: &LogWriterStats,
-        started: Instant,
-    ) -> Option<Arc<[DeliveryRecord]>> {
+    fn keep(&mut self, batch: Batch, why: &str, stats: &LogWriterStats, started: Instant) -> Option<Batch> {
         let first = self.spool.is_empty();
         match self.spool.push(&batch) {
             Ok(()) => {
@@ -548,7 +546,7 @@ impl Spooling {
 }
 
 /// Counts a batch that could not be logged, with a warning at most once a second.
-fn drop_failed(batch: &[DeliveryRecord], error: &str, stats: &LogWriterStats, started: Instant) {
+fn drop_failed(batch: &[Arc<DeliveryRecord>], error: &str, stats: &LogWriterStats, started: Instant) {
     let total = stats.0.dropped_failed.fetch_add(batch.len() as u64, Ordering::Relaxed) + batch.len() as u64;
     if warn_due(stats, started) {
         tracing::warn!(
@@ -576,10 +574,10 @@ async fn linger(rx: &mut mpsc::Receiver<Command>, wake: &Notify, deadline: Insta
 /// try failed.
 async fn write_batch(
     log: &dyn MessageLog,
-    batch: Arc<[DeliveryRecord]>,
+    batch: Batch,
     config: &LogWriterConfig,
     stats: &LogWriterStats,
-) -> Result<(), (Arc<[DeliveryRecord]>, String)> {
+) -> Result<(), (Batch, String)> {
     let mut backoff = config.retry_backoff;
     let mut tries = 0;
     loop {

@@ -85,6 +85,21 @@ async fn writes_everything_in_order_and_flushes() {
 }
 
 #[tokio::test]
+async fn a_shared_record_is_stored_as_it_is_not_copied() {
+    // The server's other observers (a live console) keep the records the writer logs: the
+    // log is given the shared record, not a copy of it.
+    let log = Arc::new(MemoryMessageLog::new(10));
+    let writer = LogWriter::spawn(log.clone(), LogWriterConfig::default());
+    let record = Arc::new(entry(1));
+    assert!(writer.log_shared(record.clone()));
+    writer.flush().await;
+    assert_eq!(Arc::strong_count(&record), 2, "held here and by the memory log, no copy made");
+    let rows = log.query(&LogQuery::default()).await.unwrap();
+    assert_eq!(rows, [(1, entry(1))]);
+    writer.shutdown().await;
+}
+
+#[tokio::test]
 async fn full_queue_drops_and_counts_without_blocking() {
     let log = Arc::new(TestLog::gated());
     let writer = LogWriter::spawn(log.clone(), LogWriterConfig::default().capacity(4).batch_size(1));

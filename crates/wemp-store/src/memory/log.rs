@@ -1,7 +1,7 @@
 //! In-memory log backend.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::Result;
 use crate::log::{DeliveryRecord, LogQuery, MessageLog};
@@ -16,7 +16,7 @@ pub struct MemoryMessageLog {
 }
 
 struct Inner {
-    entries: VecDeque<(i64, DeliveryRecord)>,
+    entries: VecDeque<(i64, Arc<DeliveryRecord>)>,
     next_id: i64,
 }
 
@@ -48,6 +48,18 @@ impl MemoryMessageLog {
         self.len() == 0
     }
 
+    fn push(&self, entries: impl Iterator<Item = Arc<DeliveryRecord>>) {
+        let mut inner = self.lock();
+        for entry in entries {
+            if inner.entries.len() == self.capacity {
+                inner.entries.pop_front();
+            }
+            let id = inner.next_id;
+            inner.next_id += 1;
+            inner.entries.push_back((id, entry));
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // Every update leaves the ring consistent, so a poisoned lock is safe to reuse.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
@@ -72,22 +84,26 @@ impl std::fmt::Debug for MemoryMessageLog {
 #[async_trait::async_trait]
 impl MessageLog for MemoryMessageLog {
     async fn append(&self, entries: &[DeliveryRecord]) -> Result<()> {
-        let mut inner = self.lock();
-        for entry in entries {
-            if inner.entries.len() == self.capacity {
-                inner.entries.pop_front();
-            }
-            let id = inner.next_id;
-            inner.next_id += 1;
-            inner.entries.push_back((id, entry.clone()));
-        }
+        self.push(entries.iter().map(|e| Arc::new(e.clone())));
+        Ok(())
+    }
+
+    /// Keeps the shared records as they are (no copy).
+    async fn append_shared(&self, entries: Arc<[Arc<DeliveryRecord>]>) -> Result<()> {
+        self.push(entries.iter().cloned());
         Ok(())
     }
 
     async fn query(&self, query: &LogQuery) -> Result<Vec<(i64, DeliveryRecord)>> {
         let inner = self.lock();
         let limit = query.limit.unwrap_or(usize::MAX);
-        Ok(inner.entries.iter().filter(|(id, e)| query.matches(*id, e)).take(limit).cloned().collect())
+        Ok(inner
+            .entries
+            .iter()
+            .filter(|(id, e)| query.matches(*id, e))
+            .take(limit)
+            .map(|(id, e)| (*id, DeliveryRecord::clone(e)))
+            .collect())
     }
 
     async fn delete_before(&self, received_at_ms: i64) -> Result<u64> {

@@ -58,9 +58,9 @@ impl PostgresMessageLog {
 const LOG_COLUMNS: &str = "received_at_ms, appid, openid, msg_id, dedup_key, msg_type, event, mode, dedup, \
                            summary, raw_xml, reply_xml, outcome, latency_ms, error, detail";
 
-#[async_trait::async_trait]
-impl MessageLog for PostgresMessageLog {
-    async fn append(&self, entries: &[DeliveryRecord]) -> Result<()> {
+impl PostgresMessageLog {
+    /// Appends `entries` in one statement.
+    async fn insert(&self, entries: &[&DeliveryRecord]) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -78,7 +78,7 @@ impl MessageLog for PostgresMessageLog {
         let col = |f: fn(&DeliveryRecord) -> Option<&str>| {
             entries.iter().map(|e| f(e).unwrap_or_default()).collect::<Vec<_>>()
         };
-        let opt = |f: fn(&DeliveryRecord) -> Option<&str>| entries.iter().map(f).collect::<Vec<_>>();
+        let opt = |f: fn(&DeliveryRecord) -> Option<&str>| entries.iter().map(|e| f(e)).collect::<Vec<_>>();
         let received: Vec<i64> = entries.iter().map(|e| e.received_at_ms).collect();
         // MsgId is a u64; stored as the i64 with the same bits.
         let msg_id: Vec<Option<i64>> = entries.iter().map(|e| e.msg_id.map(|m| m as i64)).collect();
@@ -135,6 +135,18 @@ impl MessageLog for PostgresMessageLog {
         tx.batch_execute(&lock).await.map_err(pg_err)?;
         tx.execute(&sql, &params).await.map_err(pg_err)?;
         tx.commit().await.map_err(pg_err)
+    }
+}
+
+#[async_trait::async_trait]
+impl MessageLog for PostgresMessageLog {
+    async fn append(&self, entries: &[DeliveryRecord]) -> Result<()> {
+        self.insert(&entries.iter().collect::<Vec<_>>()).await
+    }
+
+    /// Inserts the shared records (no copy).
+    async fn append_shared(&self, entries: std::sync::Arc<[std::sync::Arc<DeliveryRecord>]>) -> Result<()> {
+        self.insert(&entries.iter().map(|e| &**e).collect::<Vec<_>>()).await
     }
 
     async fn query(&self, query: &LogQuery) -> Result<Vec<(i64, DeliveryRecord)>> {

@@ -18,8 +18,11 @@ pub struct SqliteMessageLog {
     pub(super) db: SqliteDatabase,
     /// The last batch written through [`MessageLog::append_shared`]: a retry of it is not
     /// written again. (Held weakly, its allocation cannot be reused for another batch.)
-    pub(super) written: Arc<Mutex<Option<std::sync::Weak<[DeliveryRecord]>>>>,
+    pub(super) written: Arc<Mutex<Option<WrittenBatch>>>,
 }
+
+/// A batch appended, held weakly.
+type WrittenBatch = std::sync::Weak<[Arc<DeliveryRecord>]>;
 
 impl SqliteMessageLog {
     /// Opens the log in the database file at `path` (see [`SqliteDatabase::open`]).
@@ -58,7 +61,7 @@ thread_local! {
 /// A larger encoding buffer is freed after use rather than kept for the next batch.
 const MAX_KEPT_BUFFER: usize = 4 << 20;
 
-fn append_log(c: &mut Connection, entries: &[DeliveryRecord]) -> Result<()> {
+fn append_log(c: &mut Connection, entries: &[Arc<DeliveryRecord>]) -> Result<()> {
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_err)?;
     {
         let first: i64 = tx
@@ -77,7 +80,7 @@ fn append_log(c: &mut Connection, entries: &[DeliveryRecord]) -> Result<()> {
             let (min, max) = (times.clone().min().unwrap_or(0), times.max().unwrap_or(0));
             ENCODE_BUFFERS
                 .with_borrow_mut(|(raw, body)| {
-                    segment::encode_into(raw, chunk.iter().enumerate().map(|(i, e)| (i as u64, e)));
+                    segment::encode_into(raw, chunk.iter().enumerate().map(|(i, e)| (i as u64, &**e)));
                     segment::compress_into(body, raw);
                     let done = insert.execute(rusqlite::params![
                         first_id,
@@ -254,14 +257,14 @@ fn query_rows(c: &Connection, query: &LogQuery) -> Result<Vec<(i64, DeliveryReco
 #[async_trait::async_trait]
 impl MessageLog for SqliteMessageLog {
     async fn append(&self, entries: &[DeliveryRecord]) -> Result<()> {
-        self.append_shared(entries.into()).await
+        self.append_shared(entries.iter().map(|e| Arc::new(e.clone())).collect()).await
     }
 
     /// A batch given again (the same `Arc`, as [`crate::LogWriter`] retries one) after it was
     /// written is not written twice: a first try that outlived the writer's timeout — the
     /// blocking write goes on after the wait is abandoned — has written it by the time the
     /// retry reaches the connection.
-    async fn append_shared(&self, entries: Arc<[DeliveryRecord]>) -> Result<()> {
+    async fn append_shared(&self, entries: Arc<[Arc<DeliveryRecord>]>) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
