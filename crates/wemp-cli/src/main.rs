@@ -555,19 +555,19 @@ fn env_var(name: &str) -> Option<String> {
 /// on `auto` only on a terminal without `NO_COLOR`.
 fn init_tracing(color: ColorChoice) {
     use std::io::IsTerminal as _;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WEMP_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use wemp_cli::term::logging;
+    let filter = logging::filter(env_var("WEMP_LOG").as_deref());
     let ansi = Style::new(color, std::io::stderr().is_terminal()).enabled();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .with_target(false);
+    let lines =
+        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi).with_target(false);
+    let registry = tracing_subscriber::registry().with(filter);
     // Uncoloured, the same lines without the default's styling pass around every field.
     let _ = if ansi {
-        builder.try_init()
+        registry.with(lines).try_init()
     } else {
-        builder.fmt_fields(wemp_cli::term::fields::PlainFields).try_init()
+        registry.with(lines.fmt_fields(logging::PlainFields)).try_init()
     };
 }
 

@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 
-pub mod fields;
+pub mod logging;
 
 /// When to colour output.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]

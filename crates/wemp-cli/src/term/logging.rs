@@ -1,16 +1,42 @@
-//! How log lines write their fields when they are not coloured.
+//! How `wemp` writes its log lines: which ones (the `WEMP_LOG` filter) and how their
+//! fields read when they are not coloured.
 //!
-//! The output is the same as tracing-subscriber's default (`name=value`, the message
-//! unnamed and its control characters escaped), without the styling pass that the default
-//! makes around every field name even when colours are off. `wemp serve` makes one span per
-//! message with five fields, so that pass was paid on every request (about 2 % of its
-//! instructions by callgrind).
+//! Uncoloured, the output is the same as tracing-subscriber's default (`name=value`, the
+//! message unnamed and its control characters escaped), without the styling pass that the
+//! default makes around every field name even when colours are off. `wemp serve` makes one
+//! span per message with five fields, so that pass was paid on every request (about 2 % of
+//! its instructions by callgrind).
 
 use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
+use tracing_subscriber::Layer;
 use tracing_subscriber::field::{MakeVisitor, VisitFmt, VisitOutput};
+use tracing_subscriber::filter::{EnvFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
+
+/// The filter for `WEMP_LOG` (`None`, or a value that does not parse: `info`).
+///
+/// Levels per target (`info`, `debug`, `wemp_server=debug,info`) are a [`Targets`]
+/// filter, which keeps no state per span; only a value with span directives
+/// (`[wechat{appid=wx…}]=debug`) needs an [`EnvFilter`], which looks every span up in a
+/// shared map each time it is entered, exited or closed — several times per request.
+pub fn filter<S>(spec: Option<&str>) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    let spec = spec.map(str::trim).filter(|s| !s.is_empty()).unwrap_or("info");
+    // `Targets` would read `[span]` as a target's name.
+    if !spec.contains(['[', ']', '{', '}'])
+        && let Ok(targets) = spec.parse::<Targets>()
+    {
+        return Box::new(targets);
+    }
+    match EnvFilter::try_new(spec) {
+        Ok(env) => Box::new(env),
+        Err(_) => Box::new(Targets::new().with_default(tracing::Level::INFO)),
+    }
+}
 
 /// Field formatting for uncoloured output: see the module docs.
 #[derive(Clone, Copy, Debug, Default)]
@@ -235,5 +261,38 @@ mod tests {
         assert!(ours.contains("rule=\"help \\u{1b}\""), "{ours}");
         assert!(ours.contains("\\x1b[31mfailure"), "the message's escapes: {ours}");
         assert_eq!(ours, theirs);
+    }
+
+    fn filtered(spec: Option<&str>) -> String {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let buffer = Buffer::default();
+        let lines = tracing_subscriber::fmt::layer()
+            .with_writer(buffer.clone())
+            .with_ansi(false)
+            .without_time()
+            .fmt_fields(PlainFields);
+        let subscriber = tracing_subscriber::registry().with(filter(spec)).with(lines);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "wemp_server", "server info");
+            tracing::debug!(target: "wemp_server", "server debug");
+            tracing::debug!(target: "other", "other debug");
+            let span = tracing::info_span!(target: "other", "wechat", appid = "wx1");
+            span.in_scope(|| tracing::debug!(target: "other", "debug in a span"));
+        });
+        String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn wemp_log_picks_lines_by_target_level_and_span() {
+        let default = filtered(None);
+        assert!(default.contains("server info") && !default.contains("debug"), "{default}");
+        assert_eq!(filtered(Some("wemp_server=loud")), default, "an unreadable value means info");
+        let server = filtered(Some("wemp_server=debug,info"));
+        assert!(server.contains("server debug") && !server.contains("other debug"), "{server}");
+        // A span directive: the one filter that keeps per-span state.
+        let span = filtered(Some("[wechat]=debug,info"));
+        assert!(span.contains("debug in a span") && !span.contains("other debug"), "{span}");
+        let all = filtered(Some("debug"));
+        assert_eq!(all.lines().count(), 4, "{all}");
     }
 }
