@@ -82,6 +82,11 @@ impl RawXml {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The XML text, shared (no copy).
+    pub fn shared(&self) -> Arc<str> {
+        self.0.clone()
+    }
 }
 
 impl fmt::Debug for RawXml {
