@@ -5,6 +5,11 @@
 //!   gateway's JSON contract with a constant text reply (the "trivial loopback app" that
 //!   `wemp serve --forward` calls); every other request gets the constant string `success`
 //!   (the bare HTTP server `wemp serve` is compared with).
+//! - `bench_peer library --listen ADDR --token … --appid … --aes-key …`: the library on its
+//!   defaults, as a Rust user runs it — `wemp_server::serve` with one account and a handler
+//!   answering every message with the text `ok`, no observer, tracing's fmt subscriber at
+//!   `info` to standard error — so that one run shows how far `wemp serve` is from the
+//!   library, and the library from the bare server.
 //! - `bench_peer gen --out PREFIX --count N --threads T …`: signs and encrypts N distinct
 //!   text messages (unique MsgIds, a thousand users) exactly as WeChat does, with
 //!   `wemp_proto::wechat::Platform`, and writes them as raw HTTP/1.1 requests into `PREFIX.0`
@@ -43,6 +48,21 @@ enum Command {
         /// Address to listen on.
         #[arg(long)]
         listen: String,
+    },
+    /// Serve one account with the library's defaults and a handler answering `ok`.
+    Library {
+        /// Address to listen on.
+        #[arg(long)]
+        listen: String,
+        /// The Token.
+        #[arg(long)]
+        token: String,
+        /// The appid.
+        #[arg(long)]
+        appid: String,
+        /// The EncodingAESKey.
+        #[arg(long)]
+        aes_key: String,
     },
     /// Write signed and encrypted text messages as raw HTTP requests.
     Gen {
@@ -85,6 +105,7 @@ enum Command {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     match Cli::parse().command {
         Command::Serve { listen } => serve(&listen),
+        Command::Library { listen, token, appid, aes_key } => library(&listen, &token, &appid, &aes_key),
         Command::Gen { out, count, threads, host, path, token, appid, aes_key, to, mode, content } => {
             let threads = threads.max(1);
             let platform = Platform::new(&token).with_cipher(Cipher::new(&aes_key, &appid)?);
@@ -156,6 +177,22 @@ impl Job {
         }
         w.flush().map_err(|e| err(&e))
     }
+}
+
+fn library(listen: &str, token: &str, appid: &str, aes_key: &str) -> Result<(), Box<dyn std::error::Error>> {
+    use wemp_server::{Account, Reply, Router, WechatService};
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).with_target(false).init();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async {
+        // Compatible mode, as `wemp serve` in the bench: each request answered in its own mode.
+        let account = Account::new(appid, token).with_aes_key(aes_key)?;
+        let router = Router::new().fallback(|| async { Reply::text("ok") });
+        let service = WechatService::builder().account(account).router(router).build()?;
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        println!("bench_peer library listening on {}", listener.local_addr()?);
+        wemp_server::serve(listener, service).await?;
+        Ok(())
+    })
 }
 
 fn serve(listen: &str) -> Result<(), Box<dyn std::error::Error>> {

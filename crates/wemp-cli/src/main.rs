@@ -16,6 +16,11 @@ use wemp_proto::Mode;
 
 /// The wemp binary allocates many small strings per request (XML fields, headers); mimalloc
 /// is markedly faster at that than the system allocator (see BENCHMARKS.md).
+///
+/// It is built with `no_thp` (Cargo.toml): otherwise mimalloc asks for transparent huge pages
+/// on its arena, and where the system grants them on request (`madvise`, the usual setting)
+/// every 2 MiB the heap touches is resident whole — 14 MB of an idle `wemp serve`'s 32 MB,
+/// and more after a load, since a huge page stays resident while any byte of it is in use.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -550,15 +555,20 @@ fn env_var(name: &str) -> Option<String> {
 /// on `auto` only on a terminal without `NO_COLOR`.
 fn init_tracing(color: ColorChoice) {
     use std::io::IsTerminal as _;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WEMP_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use wemp_cli::term::logging;
+    let filter = logging::filter(env_var("WEMP_LOG").as_deref());
     let ansi = Style::new(color, std::io::stderr().is_terminal()).enabled();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .with_target(false)
-        .try_init();
+    let lines =
+        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi).with_target(false);
+    let registry = tracing_subscriber::registry().with(filter);
+    // Uncoloured, the same lines without the default's styling pass around every field.
+    let _ = if ansi {
+        registry.with(lines).try_init()
+    } else {
+        registry.with(lines.fmt_fields(logging::PlainFields)).try_init()
+    };
 }
 
 async fn run_serve(cmd: ServeCmd, style: Style) -> ExitCode {

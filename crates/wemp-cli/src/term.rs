@@ -3,6 +3,8 @@
 
 use std::io::IsTerminal;
 
+pub mod logging;
+
 /// When to colour output.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum ColorChoice {

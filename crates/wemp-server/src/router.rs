@@ -1,5 +1,6 @@
 //! Ordered, first-match routing of messages and events to handlers.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, LazyLock, RwLock};
 
@@ -41,11 +42,38 @@ impl<F: Fn(&Inbound) -> bool + Send + Sync + 'static> Match for Predicate<F> {
 #[derive(Clone)]
 enum TextTest {
     /// Equal to one of the words (surrounding whitespace ignored).
-    Exact(Vec<String>),
+    Exact(Words),
     /// Containing one of the words.
-    Contains(Vec<String>),
+    Contains(Words),
     /// Matching the regex.
     Regex(Regex),
+}
+
+/// A text matcher's words, each with its lowercase form made once, when the matcher is
+/// built, rather than for every message a rule looks at.
+#[derive(Clone)]
+struct Words {
+    /// As given (what the captures and `Debug` show).
+    given: Vec<String>,
+    /// Lowercase (for [`TextTest::Exact`], of the trimmed word).
+    folded: Vec<String>,
+}
+
+impl Words {
+    fn new(given: Vec<String>, trim: bool) -> Self {
+        let folded = given.iter().map(|w| if trim { w.trim() } else { w.as_str() }.to_lowercase()).collect();
+        Self { given, folded }
+    }
+}
+
+/// `text` in lowercase, allocating only when lowercasing changes it (text in Chinese,
+/// or already in lowercase, is borrowed as it is).
+fn lowercase(text: &str) -> Cow<'_, str> {
+    let changes = |c: char| {
+        let mut lower = c.to_lowercase();
+        lower.next() != Some(c) || lower.next().is_some()
+    };
+    if text.chars().any(changes) { Cow::Owned(text.to_lowercase()) } else { Cow::Borrowed(text) }
 }
 
 #[derive(Clone)]
@@ -95,8 +123,8 @@ impl fmt::Debug for Matcher {
     }
 }
 
-fn words_list(words: &[String]) -> String {
-    words.iter().map(|w| format!("{w:?}")).collect::<Vec<_>>().join(" | ")
+fn words_list(words: &Words) -> String {
+    words.given.iter().map(|w| format!("{w:?}")).collect::<Vec<_>>().join(" | ")
 }
 
 impl fmt::Debug for Node {
@@ -159,7 +187,7 @@ impl Matcher {
     /// Text equal to `s` (surrounding whitespace ignored; case-sensitive unless
     /// [`Matcher::ignore_case`]).
     pub fn text(s: impl Into<String>) -> Self {
-        Self::text_test(TextTest::Exact(vec![s.into()]))
+        Self::text_test(TextTest::Exact(Words::new(vec![s.into()], true)))
     }
 
     /// Text equal to any of `words` (surrounding whitespace ignored).
@@ -168,12 +196,12 @@ impl Matcher {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Self::text_test(TextTest::Exact(owned(words)))
+        Self::text_test(TextTest::Exact(Words::new(owned(words), true)))
     }
 
     /// Text containing `s`.
     pub fn text_contains(s: impl Into<String>) -> Self {
-        Self::text_test(TextTest::Contains(vec![s.into()]))
+        Self::text_test(TextTest::Contains(Words::new(vec![s.into()], false)))
     }
 
     /// Text containing any of `words`; capture 0 is the word found.
@@ -182,7 +210,7 @@ impl Matcher {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Self::text_test(TextTest::Contains(owned(words)))
+        Self::text_test(TextTest::Contains(Words::new(owned(words), false)))
     }
 
     /// Text matching the regex `pattern`.
@@ -360,16 +388,25 @@ impl Node {
         match self {
             Self::Text { test, ignore_case, voice } => {
                 let text = readable_text(msg, *voice)?;
-                let fold = |s: &str| if *ignore_case { s.to_lowercase() } else { s.to_owned() };
                 match test {
                     TextTest::Exact(words) => {
                         let text = text.trim();
-                        let folded = fold(text);
-                        words.iter().any(|w| fold(w.trim()) == folded).then(|| Some(Captures::whole(text)))
+                        let found = if *ignore_case {
+                            let folded = lowercase(text);
+                            words.folded.iter().any(|w| *w == folded)
+                        } else {
+                            words.given.iter().any(|w| w.trim() == text)
+                        };
+                        found.then(|| Some(Captures::whole(text)))
                     }
                     TextTest::Contains(words) => {
-                        let hay = fold(text);
-                        words.iter().find(|w| hay.contains(&fold(w))).map(|w| Some(Captures::whole(w)))
+                        let found = if *ignore_case {
+                            let hay = lowercase(text);
+                            words.folded.iter().position(|w| hay.contains(w.as_str()))
+                        } else {
+                            words.given.iter().position(|w| text.contains(w.as_str()))
+                        };
+                        found.map(|i| Some(Captures::whole(&words.given[i])))
                     }
                     TextTest::Regex(re) => re.captures(text).map(|c| Some(Captures::from_regex(re, &c))),
                 }

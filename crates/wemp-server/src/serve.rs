@@ -220,7 +220,10 @@ async fn serve_connection(
         let state = svc_state.clone();
         busy(&state);
         let (parts, body) = req.into_parts();
-        let mut req = http::Request::from_parts(parts, Body::new(Timed::new(body, limits.body_timeout)));
+        let mut req = http::Request::from_parts(
+            parts,
+            Body::new(Timed::new(body, Instant::now(), limits.body_timeout)),
+        );
         req.extensions_mut().insert(ConnectInfo(peer));
         async move {
             let resp = match app.oneshot(req).await {
@@ -406,13 +409,16 @@ impl AsyncWrite for Guarded {
 /// The request body, failing once [`Limits::body_timeout`] has passed since the headers.
 struct Timed {
     inner: hyper::body::Incoming,
-    deadline: Pin<Box<Sleep>>,
+    /// When the headers were read; the timer is made only for a body that makes the
+    /// handler wait (most arrive with their headers, and then no timer is allocated).
+    since: Instant,
+    deadline: Option<Pin<Box<Sleep>>>,
     limit: Duration,
 }
 
 impl Timed {
-    fn new(inner: hyper::body::Incoming, limit: Duration) -> Self {
-        Self { inner, deadline: Box::pin(tokio::time::sleep(limit)), limit }
+    fn new(inner: hyper::body::Incoming, since: Instant, limit: Duration) -> Self {
+        Self { inner, since, deadline: None, limit }
     }
 }
 
@@ -433,7 +439,9 @@ impl HttpBody for Timed {
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        ready!(this.deadline.as_mut().poll(cx));
+        let (since, limit) = (this.since, this.limit);
+        let deadline = this.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(since + limit)));
+        ready!(deadline.as_mut().poll(cx));
         Poll::Ready(Some(Err(Box::new(BodyTimeout(this.limit)))))
     }
 

@@ -97,6 +97,9 @@ impl Default for Config {
 struct Tasks {
     count: AtomicUsize,
     idle: Notify,
+    /// How many [`WechatService::drain`] calls wait on `idle`: with none (always, but at
+    /// shutdown), a handler that finishes skips the notification's lock.
+    draining: AtomicUsize,
 }
 
 struct TaskGuard(Arc<Tasks>);
@@ -110,7 +113,9 @@ impl TaskGuard {
 
 impl Drop for TaskGuard {
     fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+        // SeqCst here and in `drain`: either this sees the drainer, or the drainer sees
+        // the count at zero.
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 && self.0.draining.load(Ordering::SeqCst) > 0 {
             self.0.idle.notify_waiters();
         }
     }
@@ -580,8 +585,13 @@ impl WechatService {
     /// `timeout`. Returns whether all finished.
     pub async fn drain(&self, timeout: Duration) -> bool {
         let tasks = &self.inner.tasks;
+        tasks.draining.fetch_add(1, Ordering::SeqCst);
+        // Orders that before `until_zero`'s read of the count (see `TaskGuard::drop`).
+        std::sync::atomic::fence(Ordering::SeqCst);
         let wait = crate::context::until_zero(&tasks.count, &tasks.idle);
-        tokio::time::timeout(timeout, wait).await.is_ok()
+        let drained = tokio::time::timeout(timeout, wait).await.is_ok();
+        tasks.draining.fetch_sub(1, Ordering::SeqCst);
+        drained
     }
 
     pub(crate) fn shutdown_grace(&self) -> Duration {

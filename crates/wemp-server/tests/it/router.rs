@@ -213,6 +213,24 @@ async fn any_of_words_case_and_voice_are_options() {
 }
 
 #[tokio::test]
+async fn any_case_folds_the_rule_words_too() {
+    // The words are lowercased once when the matcher is built; the text per message.
+    let router = Router::new()
+        .route(Rule::new(Matcher::text_any([" Äpfel ", "MENU"]).ignore_case(), t("exact")))
+        .route(Rule::new(Matcher::text_contains_any(["WiFi", "ΟΔΟΣ"]).ignore_case(), t("contains")));
+    assert_eq!(said(&router, &text_xml("menu", 1)).await, "exact");
+    assert_eq!(said(&router, &text_xml("äPFEL", 1)).await, "exact");
+    assert_eq!(said(&router, &text_xml("wifi 密码是多少", 1)).await, "contains");
+    assert_eq!(said(&router, &text_xml("WIFI", 1)).await, "contains");
+    assert_eq!(
+        said(&router, &text_xml("Η ΟΔΟΣ", 1)).await,
+        "contains",
+        "Unicode lowercase, as str::to_lowercase"
+    );
+    assert_eq!(said(&router, &text_xml("menus", 1)).await, "<none>");
+}
+
+#[tokio::test]
 async fn word_matchers_capture_what_they_matched() {
     async fn got(c: Captures) -> Reply {
         Reply::text(c.get(0).unwrap_or("-").to_owned())

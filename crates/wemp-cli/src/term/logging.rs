@@ -1,0 +1,298 @@
+//! How `wemp` writes its log lines: which ones (the `WEMP_LOG` filter) and how their
+//! fields read when they are not coloured.
+//!
+//! Uncoloured, the output is the same as tracing-subscriber's default (`name=value`, the
+//! message unnamed and its control characters escaped), without the styling pass that the
+//! default makes around every field name even when colours are off. `wemp serve` makes one
+//! span per message with five fields, so that pass was paid on every request (about 2 % of
+//! its instructions by callgrind).
+
+use std::fmt::{self, Write as _};
+
+use tracing::field::{Field, Visit};
+use tracing_subscriber::Layer;
+use tracing_subscriber::field::{MakeVisitor, VisitFmt, VisitOutput};
+use tracing_subscriber::filter::{EnvFilter, Targets};
+use tracing_subscriber::fmt::format::Writer;
+
+/// The filter for `WEMP_LOG` (`None`, or a value that does not parse: `info`).
+///
+/// Levels per target (`info`, `debug`, `wemp_server=debug,info`) are a [`Targets`]
+/// filter, which keeps no state per span; only a value with span directives
+/// (`[wechat{appid=wx…}]=debug`) needs an [`EnvFilter`], which looks every span up in a
+/// shared map each time it is entered, exited or closed — several times per request.
+pub fn filter<S>(spec: Option<&str>) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    let spec = spec.map(str::trim).filter(|s| !s.is_empty()).unwrap_or("info");
+    // `Targets` would read `[span]` as a target's name.
+    if !spec.contains(['[', ']', '{', '}'])
+        && let Ok(targets) = spec.parse::<Targets>()
+    {
+        return Box::new(targets);
+    }
+    match EnvFilter::try_new(spec) {
+        Ok(env) => Box::new(env),
+        Err(_) => Box::new(Targets::new().with_default(tracing::Level::INFO)),
+    }
+}
+
+/// Field formatting for uncoloured output: see the module docs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PlainFields;
+
+impl<'w> MakeVisitor<Writer<'w>> for PlainFields {
+    type Visitor = PlainVisitor<'w>;
+
+    fn make_visitor(&self, writer: Writer<'w>) -> Self::Visitor {
+        PlainVisitor { writer, first: true, result: Ok(()) }
+    }
+}
+
+/// Writes one span's or event's fields.
+#[derive(Debug)]
+pub struct PlainVisitor<'w> {
+    writer: Writer<'w>,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl PlainVisitor<'_> {
+    fn pad(&mut self) {
+        if self.first {
+            self.first = false;
+        } else {
+            self.result = self.writer.write_char(' ');
+        }
+    }
+}
+
+impl Visit for PlainVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.record_debug(field, &format_args!("{value}"));
+        } else {
+            self.record_debug(field, &value);
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        let sanitize = self.writer.sanitizes_ansi_escapes();
+        match value.source() {
+            Some(source) => self.record_debug(
+                field,
+                &format_args!(
+                    "{} {}.sources={}",
+                    Escaped(format_args!("{value}"), sanitize),
+                    field.name(),
+                    Sources(source, sanitize)
+                ),
+            ),
+            None => self.record_debug(field, &format_args!("{}", Escaped(format_args!("{value}"), sanitize))),
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.result.is_err() {
+            return;
+        }
+        let name = field.name();
+        // Fields of records from the `log` crate, which the line has written already.
+        if name.starts_with("log.") {
+            return;
+        }
+        self.pad();
+        if self.result.is_err() {
+            return;
+        }
+        let sanitize = self.writer.sanitizes_ansi_escapes();
+        self.result = match name {
+            "message" => write!(self.writer, "{:?}", Escaped(value, sanitize)),
+            name => {
+                let name = name.strip_prefix("r#").unwrap_or(name);
+                self.writer
+                    .write_str(name)
+                    .and_then(|()| self.writer.write_char('='))
+                    .and_then(|()| write!(self.writer, "{value:?}"))
+            }
+        };
+    }
+}
+
+impl VisitOutput<fmt::Result> for PlainVisitor<'_> {
+    fn finish(self) -> fmt::Result {
+        self.result
+    }
+}
+
+impl VisitFmt for PlainVisitor<'_> {
+    fn writer(&mut self) -> &mut dyn fmt::Write {
+        &mut self.writer
+    }
+}
+
+/// A value whose terminal control characters are written escaped (when `.1`).
+struct Escaped<T>(T, bool);
+
+impl<T: fmt::Debug> fmt::Debug for Escaped<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.1 { write!(Escaping(f), "{:?}", self.0) } else { write!(f, "{:?}", self.0) }
+    }
+}
+
+impl<T: fmt::Display> fmt::Display for Escaped<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.1 { write!(Escaping(f), "{}", self.0) } else { write!(f, "{}", self.0) }
+    }
+}
+
+/// Escapes the characters a terminal would act on (ESC, BEL, BS, FF, DEL and the C1
+/// controls), as tracing-subscriber does.
+struct Escaping<'a, 'b>(&'a mut fmt::Formatter<'b>);
+
+impl fmt::Write for Escaping<'_, '_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for c in s.chars() {
+            match c {
+                '\x1b' => self.0.write_str("\\x1b")?,
+                '\x07' => self.0.write_str("\\x07")?,
+                '\x08' => self.0.write_str("\\x08")?,
+                '\x0c' => self.0.write_str("\\x0c")?,
+                '\x7f' => self.0.write_str("\\x7f")?,
+                c if ('\u{80}'..='\u{9f}').contains(&c) => write!(self.0, "\\u{{{:x}}}", c as u32)?,
+                c => self.0.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An error's chain of sources, as a list.
+struct Sources<'a>(&'a (dyn std::error::Error + 'static), bool);
+
+impl fmt::Display for Sources<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut list = f.debug_list();
+        let mut next = Some(self.0);
+        while let Some(error) = next {
+            list.entry(&Escaped(format_args!("{error}"), self.1));
+            next = error.source();
+        }
+        list.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::fmt::MakeWriter;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Buffer {
+        type Writer = Self;
+        fn make_writer(&'a self) -> Self {
+            self.clone()
+        }
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer \x1b[31mfailure")]
+    struct Outer(#[source] io::Error);
+
+    fn lines() {
+        let span = tracing::info_span!(
+            "wechat",
+            appid = %"wx2c2769f8efd9abc2",
+            mode = %"safe",
+            msg_type = %"event/\x1b[2Jclear",
+            openid = "o\u{85}quoted",
+            dedup = %"new",
+            rule = tracing::field::Empty,
+        );
+        let _entered = span.enter();
+        span.record("rule", "help \u{1b}");
+        tracing::info!("plain message \x07 with a bell");
+        tracing::warn!(count = 3, ratio = 0.5, yes = true, r#type = "text", "fields and a message");
+        let error = Outer(io::Error::other("inner \x1b]0;title\x07"));
+        tracing::error!(error = &error as &(dyn std::error::Error + 'static), "failed");
+        tracing::error!(error = %error, "failed as Display");
+        tracing::info!(text = "multi\nline \"quoted\"", "debug of a str");
+        tracing::info!(message = "\u{9b}31m escaped message", other = 1);
+    }
+
+    fn output(plain: bool) -> String {
+        let buffer = Buffer::default();
+        let builder = tracing_subscriber::fmt()
+            .with_writer(buffer.clone())
+            .with_ansi(false)
+            .with_target(false)
+            .without_time()
+            .with_max_level(tracing::Level::INFO);
+        if plain {
+            tracing::subscriber::with_default(builder.fmt_fields(PlainFields).finish(), lines);
+        } else {
+            tracing::subscriber::with_default(builder.finish(), lines);
+        }
+        String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn uncoloured_lines_read_as_tracing_subscribers_own() {
+        let ours = output(true);
+        let theirs = output(false);
+        assert_eq!(ours.lines().count(), 6, "{ours}");
+        assert!(ours.contains("rule=\"help \\u{1b}\""), "{ours}");
+        assert!(ours.contains("\\x1b[31mfailure"), "the message's escapes: {ours}");
+        assert_eq!(ours, theirs);
+    }
+
+    fn filtered(spec: Option<&str>) -> String {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let buffer = Buffer::default();
+        let lines = tracing_subscriber::fmt::layer()
+            .with_writer(buffer.clone())
+            .with_ansi(false)
+            .without_time()
+            .fmt_fields(PlainFields);
+        let subscriber = tracing_subscriber::registry().with(filter(spec)).with(lines);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "wemp_server", "server info");
+            tracing::debug!(target: "wemp_server", "server debug");
+            tracing::debug!(target: "other", "other debug");
+            let span = tracing::info_span!(target: "other", "wechat", appid = "wx1");
+            span.in_scope(|| tracing::debug!(target: "other", "debug in a span"));
+        });
+        String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn wemp_log_picks_lines_by_target_level_and_span() {
+        let default = filtered(None);
+        assert!(default.contains("server info") && !default.contains("debug"), "{default}");
+        assert_eq!(filtered(Some("wemp_server=loud")), default, "an unreadable value means info");
+        let server = filtered(Some("wemp_server=debug,info"));
+        assert!(server.contains("server debug") && !server.contains("other debug"), "{server}");
+        // A span directive: the one filter that keeps per-span state.
+        let span = filtered(Some("[wechat]=debug,info"));
+        assert!(span.contains("debug in a span") && !span.contains("other debug"), "{span}");
+        let all = filtered(Some("debug"));
+        assert_eq!(all.lines().count(), 4, "{all}");
+    }
+}
