@@ -161,19 +161,21 @@ impl RequestHeaders {
         let pairs = pairs.into_iter();
         // One allocation for a request's usual headers (about 40 bytes a line).
         let mut out = String::with_capacity(pairs.size_hint().0 * 48);
+        let breaks = |b: &u8| matches!(b, b'\n' | b'\r');
         for (name, value) in pairs.filter(|(n, _)| kept(n)) {
-            for c in name.chars() {
-                out.push(match c {
+            // What arrives over HTTP is copied as it is: names lowercase, values text.
+            if name.bytes().any(|b| b.is_ascii_uppercase() || b == b':' || breaks(&b)) {
+                out.extend(name.chars().map(|c| match c {
                     ':' | '\n' | '\r' => ' ',
                     c => c.to_ascii_lowercase(),
-                });
+                }));
+            } else {
+                out.push_str(name);
             }
             out.push_str(": ");
-            let value = String::from_utf8_lossy(value);
-            if value.contains(['\n', '\r']) {
-                out.push_str(&value.replace(['\n', '\r'], " "));
-            } else {
-                out.push_str(&value);
+            match std::str::from_utf8(value) {
+                Ok(text) if !value.iter().any(breaks) => out.push_str(text),
+                _ => out.push_str(&String::from_utf8_lossy(value).replace(['\n', '\r'], " ")),
             }
             out.push('\n');
         }
