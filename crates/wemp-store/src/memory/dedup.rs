@@ -82,9 +82,10 @@ impl Hasher for FpHasher {
 }
 
 enum State {
-    /// Being handled; waiters subscribe to the channel. `None` until completed; the sender
-    /// is dropped (closing the channel) when the claim is released or evicted.
-    InFlight(watch::Sender<Option<Arc<str>>>),
+    /// Being handled; waiters subscribe to the channel, which the first of them makes (no
+    /// channel while none waits). Its value is `None` until completed; the sender is
+    /// dropped (closing the channel) when the claim is released or evicted.
+    InFlight(Option<watch::Sender<Option<Arc<str>>>>),
     /// Answered `success` (or nothing): no text kept.
     Success,
     /// The reply sent, plain XML, kept once in the replies' [`Chunks`].
@@ -449,9 +450,9 @@ impl DedupStore for MemoryDedupStore {
             inner.touch(fp);
             return Ok(claim);
         }
-        let (tx, _) = watch::channel(None);
         let expires = now.saturating_add(millis(in_flight_ttl));
-        inner.insert(fp, State::InFlight(tx), expires);
+        // The channel is made by the first retry that waits (most messages have none).
+        inner.insert(fp, State::InFlight(None), expires);
         self.evict(&mut inner, now);
         Ok(Claim::New)
     }
@@ -473,7 +474,7 @@ impl DedupStore for MemoryDedupStore {
         };
         self.evict(&mut inner, now);
         drop(inner);
-        if let Some(State::InFlight(tx)) = previous
+        if let Some(State::InFlight(Some(tx))) = previous
             && tx.receiver_count() > 0
         {
             tx.send_replace(Some(reply.into()));
@@ -493,13 +494,16 @@ impl DedupStore for MemoryDedupStore {
 
     async fn wait(&self, key: &str, timeout: Duration) -> Result<Option<String>> {
         let mut rx = {
-            let inner = self.lock();
+            let mut inner = self.lock();
             let now = inner.ms(Instant::now());
             let fp = inner.fingerprint(key);
-            match inner.entries.get(&fp) {
-                Some(entry) if entry.expires > now => match &entry.state {
-                    State::InFlight(tx) => tx.subscribe(),
-                    done => return Ok(inner.reply(done)),
+            match inner.entries.get_mut(&fp) {
+                Some(entry) if entry.expires > now => match &mut entry.state {
+                    State::InFlight(tx) => tx.get_or_insert_with(|| watch::channel(None).0).subscribe(),
+                    _ => {
+                        let done = &inner.entries[&fp].state;
+                        return Ok(inner.reply(done));
+                    }
                 },
                 _ => return Ok(None),
             }

@@ -198,9 +198,44 @@ struct Keys {
     prefix: String,
 }
 
+/// A Redis key, `<prefix><kind>:<key>`, written straight into the command's buffer as one
+/// argument (no `String` made for it on the way).
+#[derive(Clone, Copy)]
+struct Key<'a> {
+    prefix: &'a str,
+    kind: &'a str,
+    key: &'a str,
+}
+
+impl Key<'_> {
+    /// Its length in bytes.
+    fn len(&self) -> usize {
+        self.prefix.len() + self.kind.len() + 1 + self.key.len()
+    }
+}
+
+impl ::redis::ToRedisArgs for Key<'_> {
+    fn write_redis_args<W>(&self, out: &mut W)
+    where
+        W: ?Sized + ::redis::RedisWrite,
+    {
+        write_arg(out, &[self.prefix.as_bytes(), self.kind.as_bytes(), b":", self.key.as_bytes()]);
+    }
+}
+
+/// Writes `parts`, one after the other, as a single argument of `out`.
+fn write_arg<W: ?Sized + ::redis::RedisWrite>(out: &mut W, parts: &[&[u8]]) {
+    use std::io::Write as _;
+    let mut arg = out.writer_for_next_arg();
+    for part in parts {
+        // The writers of the redis crate append to a `Vec`, which cannot fail.
+        let _ = arg.write_all(part);
+    }
+}
+
 impl Keys {
-    fn key(&self, kind: &str, key: &str) -> String {
-        format!("{}{kind}:{key}", self.prefix)
+    fn key<'a>(&'a self, kind: &'a str, key: &'a str) -> Key<'a> {
+        Key { prefix: &self.prefix, kind, key }
     }
 
     async fn conn(&self) -> Result<ConnectionManager> {

@@ -111,3 +111,148 @@ async fn component() {
     .await;
     cleanup(a, &prefix).await;
 }
+
+/// An instance claiming with the Lua script (Redis before 7.0) and one claiming with `SET …
+/// NX … GET` share their keys: each sees the other's claims and replies.
+#[tokio::test(flavor = "multi_thread")]
+async fn dedup_script_and_set_get_instances_together() {
+    let Some((a, b, prefix)) = connect("dedup-script").await else { return };
+    suite::dedup(
+        Arc::new(RedisDedupStore::new(a.clone(), &prefix).claim_by_script()),
+        Arc::new(RedisDedupStore::new(b, &prefix)),
+    )
+    .await;
+    cleanup(a, &prefix).await;
+}
+
+/// Against a Redis that refuses `SET` with both `NX` and `GET` (as Redis before 7.0 does,
+/// played by a proxy in front of the test Redis), claims fall back to the Lua script after
+/// the first refusal, and keep the contract.
+#[tokio::test(flavor = "multi_thread")]
+async fn dedup_falls_back_to_a_script_where_set_nx_get_is_refused() {
+    let Some((a, b, prefix)) = connect("dedup-old-redis").await else { return };
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let old = old_redis::Proxy::start(&url).await;
+    let through_old = wemp_store::redis::connect(&old.url()).await.unwrap();
+    let store = Arc::new(RedisDedupStore::new(through_old, &prefix));
+    suite::dedup(store.clone(), Arc::new(RedisDedupStore::new(b, &prefix))).await;
+    assert_eq!(old.refused(), 1, "one refused SET … NX … GET, then the script");
+    // The store keeps claiming by script.
+    use wemp_store::{Claim, DedupStore};
+    assert_eq!(store.claim("wx1:msg:o1:old", std::time::Duration::from_secs(60)).await.unwrap(), Claim::New);
+    assert_eq!(old.refused(), 1);
+    cleanup(a, &prefix).await;
+}
+
+/// A TCP proxy to a Redis that answers `SET` with both `NX` and `GET` with the syntax error
+/// of Redis before 7.0, and forwards every other command.
+mod old_redis {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::{TcpListener, TcpStream};
+
+    pub(crate) struct Proxy {
+        port: u16,
+        refused: Arc<AtomicUsize>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Proxy {
+        pub(crate) async fn start(upstream_url: &str) -> Self {
+            let info = redis::Client::open(upstream_url).unwrap().get_connection_info().clone();
+            let redis::ConnectionAddr::Tcp(host, port) = info.addr else {
+                panic!("the test Redis must be reached over TCP: {upstream_url}")
+            };
+            let upstream = format!("{host}:{port}");
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let refused = Arc::new(AtomicUsize::new(0));
+            let counter = refused.clone();
+            let task = tokio::spawn(async move {
+                while let Ok((client, _)) = listener.accept().await {
+                    let server = TcpStream::connect(&upstream).await.unwrap();
+                    tokio::spawn(relay(client, server, counter.clone()));
+                }
+            });
+            Self { port, refused, task }
+        }
+
+        pub(crate) fn url(&self) -> String {
+            format!("redis://127.0.0.1:{}", self.port)
+        }
+
+        /// `SET … NX … GET` commands refused so far.
+        pub(crate) fn refused(&self) -> usize {
+            self.refused.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Drop for Proxy {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    /// Commands one at a time: each forwarded and its reply relayed, or refused.
+    async fn relay(client: TcpStream, server: TcpStream, refused: Arc<AtomicUsize>) {
+        let (client_read, mut client_write) = client.into_split();
+        let (server_read, mut server_write) = server.into_split();
+        let (mut client_read, mut server_read) = (BufReader::new(client_read), BufReader::new(server_read));
+        loop {
+            let mut request = Vec::new();
+            let mut args = Vec::new();
+            if read_frame(&mut client_read, &mut request, &mut args).await.is_err() {
+                return;
+            }
+            let is = |word: &str| args.iter().any(|a| a.eq_ignore_ascii_case(word.as_bytes()));
+            let reply =
+                if args.first().is_some_and(|c| c.eq_ignore_ascii_case(b"SET")) && is("NX") && is("GET") {
+                    refused.fetch_add(1, Ordering::SeqCst);
+                    b"-ERR syntax error\r\n".to_vec()
+                } else {
+                    let mut reply = Vec::new();
+                    if server_write.write_all(&request).await.is_err()
+                        || read_frame(&mut server_read, &mut reply, &mut Vec::new()).await.is_err()
+                    {
+                        return;
+                    }
+                    reply
+                };
+            if client_write.write_all(&reply).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Reads one RESP2 value into `raw`, and its bulk strings into `bulks`.
+    async fn read_frame(
+        r: &mut (impl AsyncBufRead + Unpin),
+        raw: &mut Vec<u8>,
+        bulks: &mut Vec<Vec<u8>>,
+    ) -> std::io::Result<()> {
+        let mut left = 1i64;
+        while left > 0 {
+            left -= 1;
+            let start = raw.len();
+            if r.read_until(b'\n', raw).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            let line = &raw[start..];
+            let n: i64 = std::str::from_utf8(&line[1..line.len() - 2]).unwrap_or("0").parse().unwrap_or(0);
+            match line[0] {
+                b'*' => left += n.max(0),
+                b'$' if n >= 0 => {
+                    let mut data = vec![0; usize::try_from(n).unwrap() + 2];
+                    r.read_exact(&mut data).await?;
+                    raw.extend_from_slice(&data);
+                    data.truncate(data.len() - 2);
+                    bulks.push(data);
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
