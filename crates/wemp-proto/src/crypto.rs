@@ -211,14 +211,13 @@ impl Cipher {
     /// [`DecryptError`]: bad base64 (`-40010`), bad block length (`-40007`), bad padding,
     /// length field or UTF-8 (`-40008`), or another account's appid (`-40005`).
     pub fn decrypt(&self, encrypt: &str) -> Result<String, DecryptError> {
-        let (msg, appid) = self.open(encrypt)?;
-        if appid != self.appid.as_bytes() {
-            return Err(DecryptError::AppidMismatch {
-                expected: self.appid.to_string(),
-                found: printable(&String::from_utf8_lossy(&appid)),
-            });
+        let (msg, appid) = self.open(encrypt, |found| {
+            (found != self.appid.as_bytes()).then(|| printable(&String::from_utf8_lossy(found)))
+        })?;
+        match appid {
+            Some(found) => Err(DecryptError::AppidMismatch { expected: self.appid.to_string(), found }),
+            None => Ok(msg),
         }
-        Ok(msg)
     }
 
     /// Decrypts without checking the appid; returns the message and the appid found.
@@ -226,11 +225,12 @@ impl Cipher {
     /// # Errors
     /// As [`Cipher::decrypt`], except that no appid mismatch is reported.
     pub fn decrypt_any_appid(&self, encrypt: &str) -> Result<(String, String), DecryptError> {
-        let (msg, appid) = self.open(encrypt)?;
-        Ok((msg, String::from_utf8_lossy(&appid).into_owned()))
+        self.open(encrypt, |found| String::from_utf8_lossy(found).into_owned())
     }
 
-    fn open(&self, encrypt: &str) -> Result<(String, Vec<u8>), DecryptError> {
+    /// Decrypts `encrypt` into the message, and what `appid` makes of the appid bytes that
+    /// follow it (read before the buffer becomes the message, so that no copy is made).
+    fn open<T>(&self, encrypt: &str, appid: impl FnOnce(&[u8]) -> T) -> Result<(String, T), DecryptError> {
         let mut buf =
             LENIENT.decode(encrypt.trim().as_bytes()).map_err(|e| DecryptError::Base64(e.to_string()))?;
         if buf.is_empty() || buf.len() % 16 != 0 {
@@ -255,12 +255,12 @@ impl Cipher {
         if len > available {
             return Err(DecryptError::Length { declared: u64::from(declared), available });
         }
-        let appid = buf[20 + len..].to_vec();
+        let found = appid(&buf[20 + len..]);
         buf.truncate(20 + len);
         buf.drain(..20);
         let msg = String::from_utf8(buf)
             .map_err(|e| DecryptError::Utf8 { valid_up_to: e.utf8_error().valid_up_to() })?;
-        Ok((msg, appid))
+        Ok((msg, found))
     }
 
     /// Encrypts a message with the given 16 random bytes; returns the base64 `Encrypt` text.

@@ -14,11 +14,12 @@
 //! # Ok::<(), wemp_proto::Error>(())
 //! ```
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::crypto::{Cipher, EncryptError};
 use crate::signature;
-use crate::xml::{Document, Element, XmlError};
+use crate::xml::{Attrs, Document, Element, Pieces, Sink, XmlError, walk};
 use crate::{Error, ReferenceCode};
 
 /// How a request (and so its reply) is protected.
@@ -120,12 +121,9 @@ impl Envelope {
     /// [`EnvelopeError::MissingEncrypt`] when there is no `Encrypt`,
     /// [`EnvelopeError::EmptyEncrypt`] when it is empty.
     pub fn from_document(document: Document) -> Result<Self, EnvelopeError> {
-        let encrypt =
-            document.root.text_of("Encrypt").map(str::trim).ok_or(EnvelopeError::MissingEncrypt)?.to_owned();
-        if encrypt.is_empty() {
-            return Err(EnvelopeError::EmptyEncrypt);
-        }
-        let to_user_name = document.root.text_of("ToUserName").map(str::to_owned);
+        let outline = Outline::of(&document.root);
+        let encrypt = outline.encrypt()?.to_owned();
+        let to_user_name = outline.to_user_name.map(Cow::into_owned);
         Ok(Self { to_user_name, encrypt, document })
     }
 
@@ -148,6 +146,144 @@ impl Envelope {
     ) -> Result<String, Error> {
         signature::verify_msg(token, timestamp, nonce, &self.encrypt, msg_signature)?;
         Ok(cipher.decrypt(&self.encrypt)?)
+    }
+}
+
+/// What admission reads of an inbound body's top level — the first `ToUserName`, `Encrypt`
+/// and `AgentID`, and whether there is a `MsgType` (compatible mode's plain fields) — found
+/// in one pass of the parser without building the tree ([`Outline::scan`]), or read from a
+/// tree ([`Outline::of`]). Texts are borrowed from the body where it allows.
+#[derive(Debug, Default)]
+pub(crate) struct Outline<'x> {
+    /// The first `ToUserName`'s text.
+    pub(crate) to_user_name: Option<Cow<'x, str>>,
+    /// The first `Encrypt`'s text, as sent.
+    pub(crate) encrypt: Option<Cow<'x, str>>,
+    /// The first `AgentID`'s text (WeCom).
+    pub(crate) agent_id: Option<Cow<'x, str>>,
+    /// Whether a `MsgType` is there.
+    pub(crate) msg_type: bool,
+}
+
+impl<'x> Outline<'x> {
+    /// Parses `xml` as [`Document::parse`] does — the same documents are refused with the
+    /// same errors — keeping only the outline.
+    pub(crate) fn scan(xml: &'x str) -> Result<Self, XmlError> {
+        let mut scan = Scan::default();
+        walk(xml, &mut scan)?;
+        Ok(scan.outline)
+    }
+
+    /// The outline of a parsed document.
+    pub(crate) fn of(root: &'x Element) -> Self {
+        let text = |name| root.text_of(name).map(Cow::Borrowed);
+        Self {
+            to_user_name: text("ToUserName"),
+            encrypt: text("Encrypt"),
+            agent_id: text("AgentID"),
+            msg_type: root.child("MsgType").is_some(),
+        }
+    }
+
+    /// The outline owning its texts.
+    pub(crate) fn into_owned(self) -> Outline<'static> {
+        let own = |t: Option<Cow<'x, str>>| t.map(|t| Cow::Owned(t.into_owned()));
+        Outline {
+            to_user_name: own(self.to_user_name),
+            encrypt: own(self.encrypt),
+            agent_id: own(self.agent_id),
+            msg_type: self.msg_type,
+        }
+    }
+
+    /// The `Encrypt` text, trimmed: what `msg_signature` covers and what decrypts.
+    ///
+    /// # Errors
+    /// [`EnvelopeError::MissingEncrypt`] when there is no `Encrypt`,
+    /// [`EnvelopeError::EmptyEncrypt`] when it is empty.
+    pub(crate) fn encrypt(&self) -> Result<&str, EnvelopeError> {
+        let encrypt = self.encrypt.as_deref().map(str::trim).ok_or(EnvelopeError::MissingEncrypt)?;
+        if encrypt.is_empty() {
+            return Err(EnvelopeError::EmptyEncrypt);
+        }
+        Ok(encrypt)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Field {
+    ToUserName,
+    Encrypt,
+    AgentId,
+}
+
+/// The receiver of [`walk`] behind [`Outline::scan`].
+#[derive(Default)]
+struct Scan<'x> {
+    outline: Outline<'x>,
+    /// The top-level element whose text is being read: which, its pieces, whether it has
+    /// children, and how deep inside it the parser is.
+    reading: Option<(Field, Pieces<'x>, bool, usize)>,
+}
+
+impl<'x> Scan<'x> {
+    fn slot(&mut self, field: Field) -> &mut Option<Cow<'x, str>> {
+        match field {
+            Field::ToUserName => &mut self.outline.to_user_name,
+            Field::Encrypt => &mut self.outline.encrypt,
+            Field::AgentId => &mut self.outline.agent_id,
+        }
+    }
+}
+
+impl<'x> Sink<'x> for Scan<'x> {
+    fn open(&mut self, depth: usize, name: &'x str, _attrs: Attrs, empty: bool) {
+        if let Some((_, _, has_children, inside)) = &mut self.reading {
+            *has_children = true;
+            if !empty {
+                *inside += 1;
+            }
+            return;
+        }
+        if depth != 1 {
+            return;
+        }
+        let field = match name {
+            "ToUserName" => Field::ToUserName,
+            "Encrypt" => Field::Encrypt,
+            "AgentID" => Field::AgentId,
+            "MsgType" => {
+                self.outline.msg_type = true;
+                return;
+            }
+            _ => return,
+        };
+        if self.slot(field).is_some() {
+            return;
+        }
+        if empty {
+            *self.slot(field) = Some(Cow::Borrowed(""));
+        } else {
+            self.reading = Some((field, Pieces::default(), false, 0));
+        }
+    }
+
+    fn text(&mut self, piece: Cow<'x, str>, cdata: bool) {
+        if let Some((_, pieces, has_children, 0)) = &mut self.reading {
+            pieces.push(piece, cdata, *has_children);
+        }
+    }
+
+    fn close(&mut self) {
+        match self.reading.take() {
+            Some((field, pieces, has_children, 0)) => {
+                *self.slot(field) = Some(pieces.finish(has_children).0);
+            }
+            Some((field, pieces, has_children, inside)) => {
+                self.reading = Some((field, pieces, has_children, inside - 1));
+            }
+            None => {}
+        }
     }
 }
 
@@ -230,5 +366,81 @@ impl EncryptedReply {
             .with(Element::cdata("MsgSignature", self.msg_signature.as_str()))
             .with(Element::bare("TimeStamp", self.timestamp.as_str()))
             .with(Element::cdata("Nonce", self.nonce.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The outline found in one pass is the one read from the tree, and both refuse the same
+    /// documents with the same error.
+    fn same_outline(xml: &str) {
+        let scanned = Outline::scan(xml);
+        let parsed = Document::parse(xml);
+        match (&scanned, &parsed) {
+            (Ok(scanned), Ok(doc)) => {
+                let read = Outline::of(&doc.root);
+                assert_eq!(scanned.to_user_name, read.to_user_name, "{xml:?}");
+                assert_eq!(scanned.encrypt, read.encrypt, "{xml:?}");
+                assert_eq!(scanned.agent_id, read.agent_id, "{xml:?}");
+                assert_eq!(scanned.msg_type, read.msg_type, "{xml:?}");
+                assert_eq!(scanned.encrypt(), read.encrypt(), "{xml:?}");
+            }
+            (Err(a), Err(b)) => assert_eq!(a, b, "{xml:?}"),
+            _ => panic!("{xml:?}: scanned {scanned:?}, parsed {parsed:?}"),
+        }
+    }
+
+    #[test]
+    fn outline_reads_the_first_top_level_fields() {
+        let xml = "<xml>\n  <ToUserName><![CDATA[gh_1]]></ToUserName>\n  <Encrypt>\n  <![CDATA[abc]]>\n  </Encrypt>\n                     <Encrypt>second</Encrypt><AgentID>7</AgentID><MsgType/></xml>";
+        let outline = Outline::scan(xml).unwrap();
+        assert_eq!(outline.to_user_name.as_deref(), Some("gh_1"));
+        assert_eq!(outline.encrypt(), Ok("abc"));
+        assert_eq!(outline.agent_id.as_deref(), Some("7"));
+        assert!(outline.msg_type);
+        // Borrowed from the body: a single text or CDATA section is not copied.
+        assert!(matches!(outline.encrypt, Some(Cow::Borrowed(_))));
+        for xml in [
+            xml,
+            "<xml><a><Encrypt>deep</Encrypt></a></xml>",
+            "<xml><Encrypt/></xml>",
+            "<xml><Encrypt> </Encrypt></xml>",
+            "<xml><Encrypt>a<b>c</b>d</Encrypt><ToUserName>x&amp;y</ToUserName></xml>",
+            "<xml><Encrypt>a<b/>d<c><Encrypt>e</Encrypt></c>f</Encrypt></xml>",
+            "<xml><Encrypt>\n<b/>\n</Encrypt></xml>",
+            "<Encrypt>root</Encrypt>",
+            "<xml><Encrypt>x</Encrypt></xml><trailing/>",
+            "<xml><Encrypt>x</Other></xml>",
+            "<!DOCTYPE x><xml/>",
+        ] {
+            same_outline(xml);
+        }
+        assert_eq!(
+            Outline::scan("<xml><a><Encrypt>x</Encrypt></a></xml>").unwrap().encrypt(),
+            Err(EnvelopeError::MissingEncrypt)
+        );
+        assert_eq!(
+            Outline::scan("<xml><Encrypt> </Encrypt></xml>").unwrap().encrypt(),
+            Err(EnvelopeError::EmptyEncrypt)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn outline_agrees_with_the_tree(
+            inner in "(<(Encrypt|ToUserName|AgentID|MsgType|a)>|</(Encrypt|ToUserName|AgentID|MsgType|a)>|<(Encrypt|a)/>|<!\\[CDATA\\[|\\]\\]>|&(amp|lt|x|#65);|[a-z \n]{0,3}){0,24}",
+        ) {
+            same_outline(&inner);
+            same_outline(&format!("<xml>{inner}</xml>"));
+        }
+
+        #[test]
+        fn outline_agrees_on_any_input(input in any::<String>()) {
+            same_outline(&input);
+        }
     }
 }

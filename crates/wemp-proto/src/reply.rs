@@ -297,7 +297,7 @@ fn check_chars(el: &Element) -> Result<(), ReplyError> {
     // most replies without decoding a char at a time (this runs for every reply).
     let plain = el.text.bytes().all(|b| matches!(b, b'\t' | b'\n' | b'\r' | 0x20..=0x7e));
     if !plain && let Some(ch) = el.text.chars().find(|&c| !is_xml_char(c)) {
-        return Err(ReplyError::InvalidChar { field: el.name.clone(), ch });
+        return Err(ReplyError::InvalidChar { field: el.name.clone().into_owned(), ch });
     }
     el.children.iter().try_for_each(check_chars)
 }

@@ -56,12 +56,16 @@ impl VerifyError {
 
 /// SHA-1 over the parts sorted as byte strings and concatenated, as lowercase hex.
 pub fn sha1_sorted(parts: &mut [&str]) -> String {
+    hex(&digest_sorted(parts))
+}
+
+fn digest_sorted(parts: &mut [&str]) -> [u8; 20] {
     parts.sort_unstable();
     let mut hasher = Sha1::new();
     for part in parts.iter() {
         hasher.update(part.as_bytes());
     }
-    hex(&hasher.finalize())
+    hasher.finalize().into()
 }
 
 /// The `signature` over token, timestamp and nonce.
@@ -79,7 +83,7 @@ pub fn sign_msg(token: &str, timestamp: &str, nonce: &str, encrypt: &str) -> Str
 /// # Errors
 /// [`VerifyError`] with [`SignatureKind::Signature`] when it does not match.
 pub fn verify(token: &str, timestamp: &str, nonce: &str, signature: &str) -> Result<(), VerifyError> {
-    check(&sign(token, timestamp, nonce), signature, SignatureKind::Signature)
+    check(&digest_sorted(&mut [token, timestamp, nonce]), signature, SignatureKind::Signature)
 }
 
 /// Checks a `msg_signature` in constant time.
@@ -93,15 +97,33 @@ pub fn verify_msg(
     encrypt: &str,
     msg_signature: &str,
 ) -> Result<(), VerifyError> {
-    check(&sign_msg(token, timestamp, nonce, encrypt), msg_signature, SignatureKind::MsgSignature)
+    check(&digest_sorted(&mut [token, timestamp, nonce, encrypt]), msg_signature, SignatureKind::MsgSignature)
 }
 
-fn check(expected: &str, given: &str, kind: SignatureKind) -> Result<(), VerifyError> {
-    let given = given.trim().to_ascii_lowercase();
-    if expected.len() == given.len() && bool::from(expected.as_bytes().ct_eq(given.as_bytes())) {
-        Ok(())
-    } else {
-        Err(VerifyError { kind })
+/// Compares `digest` with the hex digest `given` (trimmed, in either case), in constant time
+/// and without allocating.
+fn check(digest: &[u8; 20], given: &str, kind: SignatureKind) -> Result<(), VerifyError> {
+    let given = given.trim().as_bytes();
+    let mut decoded = [0u8; 20];
+    let mut well_formed = given.len() == 40;
+    if well_formed {
+        for (byte, pair) in decoded.iter_mut().zip(given.chunks_exact(2)) {
+            match (nibble(pair[0]), nibble(pair[1])) {
+                (Some(high), Some(low)) => *byte = high << 4 | low,
+                _ => well_formed = false,
+            }
+        }
+    }
+    // Only the shape of `given` (public) decides before the comparison of the digests.
+    if well_formed && bool::from(digest.ct_eq(&decoded)) { Ok(()) } else { Err(VerifyError { kind }) }
+}
+
+fn nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
     }
 }
 
@@ -125,6 +147,7 @@ mod tests {
         assert_eq!(sig, "6a62fc79ddf83b3ff96e5cbd068b983f88f192ba");
         assert!(verify("weixin", "1540176606", "1854606751", &sig).is_ok());
         assert!(verify("weixin", "1540176606", "1854606751", &sig.to_uppercase()).is_ok());
+        assert!(verify("weixin", "1540176606", "1854606751", &format!(" {sig}\n")).is_ok());
     }
 
     #[test]
@@ -134,6 +157,10 @@ mod tests {
         assert_eq!(err.kind, SignatureKind::Signature);
         assert!(verify("weixin", "1540176606", "1854606751", &sig[..39]).is_err());
         assert!(verify("weixin", "1540176606", "1854606751", "").is_err());
+        assert!(verify("weixin", "1540176606", "1854606751", &format!("{sig}0")).is_err());
+        let mut flipped = sig.clone().into_bytes();
+        flipped[39] = if flipped[39] == b'0' { b'1' } else { b'0' };
+        assert!(verify("weixin", "1540176606", "1854606751", &String::from_utf8(flipped).unwrap()).is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! # Ok::<(), wemp_proto::XmlError>(())
 //! ```
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -81,6 +82,11 @@ impl RawXml {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The XML text, shared (no copy).
+    pub fn shared(&self) -> Arc<str> {
+        self.0.clone()
+    }
 }
 
 impl fmt::Debug for RawXml {
@@ -101,8 +107,8 @@ impl fmt::Display for RawXml {
 /// concatenation of its text and CDATA pieces, entities resolved.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Element {
-    /// Tag name as written.
-    pub name: String,
+    /// Tag name as written (WeChat's own tag names are shared, not allocated per element).
+    pub name: Cow<'static, str>,
     /// Attributes in order (WeChat sends none, but nothing is dropped).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attrs: Vec<(String, String)>,
@@ -119,17 +125,17 @@ pub struct Element {
 
 impl Element {
     /// An empty element.
-    pub fn new(name: impl Into<String>) -> Self {
+    pub fn new(name: impl Into<Cow<'static, str>>) -> Self {
         Self { name: name.into(), ..Self::default() }
     }
 
     /// A leaf written as CDATA (how WeChat writes strings).
-    pub fn cdata(name: impl Into<String>, text: impl Into<String>) -> Self {
+    pub fn cdata(name: impl Into<Cow<'static, str>>, text: impl Into<String>) -> Self {
         Self { name: name.into(), text: text.into(), cdata: true, ..Self::default() }
     }
 
     /// A leaf written as bare text (how WeChat writes numbers).
-    pub fn bare(name: impl Into<String>, text: impl Into<String>) -> Self {
+    pub fn bare(name: impl Into<Cow<'static, str>>, text: impl Into<String>) -> Self {
         Self { name: name.into(), text: text.into(), cdata: false, ..Self::default() }
     }
 
@@ -240,36 +246,6 @@ pub struct Document {
     pub raw: RawXml,
 }
 
-struct Frame {
-    element: Element,
-    pieces: Vec<(String, bool)>,
-}
-
-impl Frame {
-    fn finish(mut self) -> Element {
-        let saw_cdata = self.pieces.iter().any(|(_, c)| *c);
-        let only_ws = |s: &str| s.chars().all(char::is_whitespace);
-        if !self.element.children.is_empty() || saw_cdata {
-            // Indentation around children or CDATA sections is layout, not content.
-            self.pieces.retain(|(s, cdata)| *cdata || !only_ws(s));
-        }
-        self.element.cdata = saw_cdata;
-        self.element.text = match self.pieces.len() {
-            0 => String::new(),
-            1 => self.pieces.pop().map(|(s, _)| s).unwrap_or_default(),
-            _ => self.pieces.into_iter().map(|(s, _)| s).collect(),
-        };
-        self.element
-    }
-
-    fn push_text(&mut self, text: &str, cdata: bool) {
-        match self.pieces.last_mut() {
-            Some((last, last_cdata)) if !cdata && !*last_cdata => last.push_str(text),
-            _ => self.pieces.push((text.to_owned(), cdata)),
-        }
-    }
-}
-
 impl Document {
     /// Parses any well-formed document.
     ///
@@ -327,11 +303,11 @@ fn json_of(el: &Element) -> serde_json::Value {
     let mut members = serde_json::Map::new();
     for child in &el.children {
         let value = json_of(child);
-        match members.get_mut(&child.name) {
+        match members.get_mut(&*child.name) {
             Some(Value::Array(items)) => items.push(value),
             Some(first) => *first = Value::Array(vec![first.take(), value]),
             None => {
-                members.insert(child.name.clone(), value);
+                members.insert(child.name.clone().into_owned(), value);
             }
         }
     }
@@ -373,90 +349,199 @@ fn syntax(reader: &Reader<&[u8]>, reason: impl fmt::Display) -> XmlError {
     XmlError::Syntax { position: reader.buffer_position(), reason: reason.to_string() }
 }
 
-fn parse_root(xml: &str) -> Result<Element, XmlError> {
+/// What the one parsing loop ([`walk`]) reports, in document order: a [`Document`]'s tree is
+/// one receiver, the envelope's outline (`crate::envelope::Outline`) another, so both
+/// accept and refuse exactly the same documents.
+pub(crate) trait Sink<'x> {
+    /// An element opens; `depth` is 0 for the root. `empty` for `<a/>`, which gets no
+    /// [`Sink::close`].
+    fn open(&mut self, depth: usize, name: &'x str, attrs: Attrs, empty: bool);
+    /// A text, CDATA or resolved reference piece of the innermost open element.
+    fn text(&mut self, piece: Cow<'x, str>, cdata: bool);
+    /// The innermost open element closes.
+    fn close(&mut self);
+}
+
+/// The text pieces of one open element: the first one inline, so an element with one text
+/// or CDATA section (all of WeChat's) costs no vector, each borrowed from the input until
+/// the element closes.
+#[derive(Default)]
+pub(crate) struct Pieces<'x> {
+    first: Option<(Cow<'x, str>, bool)>,
+    more: Vec<(Cow<'x, str>, bool)>,
+}
+
+fn only_ws(s: &str) -> bool {
+    s.chars().all(char::is_whitespace)
+}
+
+impl<'x> Pieces<'x> {
+    /// Adds a piece; adjacent text pieces (not CDATA) join. `has_children`: whether the
+    /// element already has a child element.
+    pub(crate) fn push(&mut self, piece: Cow<'x, str>, cdata: bool, has_children: bool) {
+        let last = match self.more.last_mut() {
+            Some(last) => Some(last),
+            None => self.first.as_mut(),
+        };
+        match last {
+            None => self.first = Some((piece, cdata)),
+            Some((last, false)) if !cdata => {
+                // Whitespace between children: [`Pieces::finish`] drops it whole, so there is
+                // no need to join it.
+                if !(has_children && only_ws(last) && only_ws(&piece)) {
+                    last.to_mut().push_str(&piece);
+                }
+            }
+            Some(_) => self.more.push((piece, cdata)),
+        }
+    }
+
+    /// The element's text and whether it came as CDATA. Around children or CDATA sections,
+    /// whitespace-only text is layout, not content.
+    pub(crate) fn finish(self, has_children: bool) -> (Cow<'x, str>, bool) {
+        let saw_cdata = self.first.iter().chain(&self.more).any(|(_, c)| *c);
+        let drop_layout = has_children || saw_cdata;
+        let mut kept =
+            self.first.into_iter().chain(self.more).filter(|(s, c)| !drop_layout || *c || !only_ws(s));
+        let text = match kept.next() {
+            None => Cow::Borrowed(""),
+            Some((one, _)) => match kept.next() {
+                None => one,
+                Some((two, _)) => {
+                    let mut all = one.into_owned();
+                    all.push_str(&two);
+                    kept.for_each(|(s, _)| all.push_str(&s));
+                    Cow::Owned(all)
+                }
+            },
+        };
+        (text, saw_cdata)
+    }
+}
+
+/// `bytes` as the `&str` of `xml` it is a slice of, without checking UTF-8 again; `None`
+/// when it is not a slice of `xml` (a piece the reader had to copy).
+fn slice_of<'x>(xml: &'x str, bytes: &[u8]) -> Option<&'x str> {
+    let start = (bytes.as_ptr() as usize).checked_sub(xml.as_ptr() as usize)?;
+    xml.get(start..start.checked_add(bytes.len())?)
+}
+
+/// Parses `xml`, reporting to `sink`: the one loop that decides what XML is acceptable (no
+/// DOCTYPE, predefined entities only, at most [`MAX_DEPTH`] levels, one root, nothing after
+/// it).
+pub(crate) fn walk<'x>(xml: &'x str, sink: &mut impl Sink<'x>) -> Result<(), XmlError> {
     let mut reader = Reader::from_str(xml);
     reader.config_mut().check_end_names = true;
     reader.config_mut().expand_empty_elements = false;
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut root: Option<Element> = None;
+    let mut depth = 0usize;
+    let mut done = false;
     loop {
         let event = reader.read_event().map_err(|e| syntax(&reader, e))?;
-        if root.is_some() {
+        if done {
             match event {
-                XmlEvent::Eof => break,
+                XmlEvent::Eof => return Ok(()),
                 XmlEvent::Comment(_) | XmlEvent::PI(_) => continue,
                 XmlEvent::Text(ref t) if t.iter().all(u8::is_ascii_whitespace) => continue,
                 _ => return Err(XmlError::Trailing { position: reader.buffer_position() }),
             }
         }
         match event {
-            XmlEvent::Start(start) | XmlEvent::Empty(start) if stack.len() >= MAX_DEPTH => {
-                let _ = start;
-                return Err(XmlError::TooDeep);
-            }
+            XmlEvent::Start(_) | XmlEvent::Empty(_) if depth >= MAX_DEPTH => return Err(XmlError::TooDeep),
             XmlEvent::Start(start) => {
-                stack.push(Frame { element: open(&reader, &start)?, pieces: Vec::new() });
+                let (name, attrs) = open(xml, &reader, &start)?;
+                sink.open(depth, name, attrs, false);
+                depth += 1;
             }
             XmlEvent::Empty(start) => {
-                let element = open(&reader, &start)?;
-                attach(&mut stack, &mut root, element);
+                let (name, attrs) = open(xml, &reader, &start)?;
+                sink.open(depth, name, attrs, true);
+                done = depth == 0;
             }
             XmlEvent::End(_) => {
-                let frame = stack.pop().ok_or_else(|| syntax(&reader, "unexpected end tag"))?;
-                attach(&mut stack, &mut root, frame.finish());
+                depth = depth.checked_sub(1).ok_or_else(|| syntax(&reader, "unexpected end tag"))?;
+                sink.close();
+                done = depth == 0;
             }
             XmlEvent::Text(text) => {
-                let text = text.decode().map_err(|e| syntax(&reader, e))?;
-                match stack.last_mut() {
-                    Some(frame) => frame.push_text(&text, false),
-                    None if text.chars().all(char::is_whitespace) => {}
-                    None => return Err(syntax(&reader, "text outside the root element")),
+                let piece = match slice_of(xml, &text) {
+                    Some(s) => Cow::Borrowed(s),
+                    None => text.decode().map_err(|e| syntax(&reader, e))?,
+                };
+                if depth > 0 {
+                    sink.text(piece, false);
+                } else if !only_ws(&piece) {
+                    return Err(syntax(&reader, "text outside the root element"));
                 }
             }
             XmlEvent::CData(data) => {
-                let data = data.decode().map_err(|e| syntax(&reader, e))?;
-                match stack.last_mut() {
-                    Some(frame) => frame.push_text(&data, true),
-                    None => return Err(syntax(&reader, "CDATA outside the root element")),
+                let piece = match slice_of(xml, &data) {
+                    Some(s) => Cow::Borrowed(s),
+                    None => data.decode().map_err(|e| syntax(&reader, e))?,
+                };
+                if depth == 0 {
+                    return Err(syntax(&reader, "CDATA outside the root element"));
                 }
+                sink.text(piece, true);
             }
             XmlEvent::GeneralRef(reference) => {
-                let resolved = if reference.is_char_ref() {
-                    reference.resolve_char_ref().map_err(|e| syntax(&reader, e))?.map(String::from)
+                let resolved: Option<Cow<'x, str>> = if reference.is_char_ref() {
+                    reference
+                        .resolve_char_ref()
+                        .map_err(|e| syntax(&reader, e))?
+                        .map(|c| Cow::Owned(String::from(c)))
                 } else {
                     let name = reference.decode().map_err(|e| syntax(&reader, e))?;
                     match quick_xml::escape::resolve_xml_entity(&name) {
-                        Some(s) => Some(s.to_owned()),
+                        Some(s) => Some(Cow::Borrowed(s)),
                         None => return Err(XmlError::Entity(name.into_owned())),
                     }
                 };
                 let resolved = resolved.ok_or_else(|| syntax(&reader, "invalid character reference"))?;
-                match stack.last_mut() {
-                    Some(frame) => frame.push_text(&resolved, false),
-                    None => return Err(syntax(&reader, "reference outside the root element")),
+                if depth == 0 {
+                    return Err(syntax(&reader, "reference outside the root element"));
                 }
+                sink.text(resolved, false);
             }
             XmlEvent::DocType(_) => return Err(XmlError::Doctype),
             XmlEvent::Decl(_) | XmlEvent::PI(_) | XmlEvent::Comment(_) => {}
             XmlEvent::Eof => {
-                if stack.is_empty() {
+                if depth == 0 {
                     return Err(XmlError::NoRoot);
                 }
                 return Err(syntax(&reader, "unexpected end of document (unclosed element)"));
             }
         }
     }
-    root.ok_or(XmlError::NoRoot)
 }
 
-fn open(reader: &Reader<&[u8]>, start: &quick_xml::events::BytesStart<'_>) -> Result<Element, XmlError> {
-    let name = std::str::from_utf8(start.name().as_ref()).map_err(|e| syntax(reader, e))?.to_owned();
-    let mut element = Element::new(name);
+/// Attributes in order, names and values.
+pub(crate) type Attrs = Vec<(String, String)>;
+
+/// An element's name and attributes.
+fn open<'x>(
+    xml: &'x str,
+    reader: &Reader<&[u8]>,
+    start: &quick_xml::events::BytesStart<'_>,
+) -> Result<(&'x str, Attrs), XmlError> {
+    let raw = start.name();
+    let name = match slice_of(xml, raw.as_ref()) {
+        Some(name) => name,
+        // Not a slice of `xml` (the reader copied it): a name made of the input's
+        // characters, so never reached with `Reader::from_str`; refused rather than leaked.
+        None => return Err(syntax(reader, "element name not in the input")),
+    };
+    let mut attrs = Vec::new();
+    let mut attributes = start.attributes();
+    attributes.with_checks(false);
+    let mut attributes = attributes.peekable();
+    if attributes.peek().is_none() {
+        return Ok((name, attrs));
+    }
     // quick-xml's own duplicate check compares each attribute with every earlier one
     // (quadratic: a 64 KiB `<xml a0="" a1="" …/>` costs a fifth of a second); a set keeps it
     // linear. WeChat never sends attributes, but nothing that arrives is dropped.
     let mut seen = std::collections::HashSet::new();
-    for attr in start.attributes().with_checks(false) {
+    for attr in attributes {
         let attr = attr.map_err(|e| syntax(reader, e))?;
         let key = std::str::from_utf8(attr.key.as_ref()).map_err(|e| syntax(reader, e))?.to_owned();
         if !seen.insert(key.clone()) {
@@ -468,16 +553,99 @@ fn open(reader: &Reader<&[u8]>, start: &quick_xml::events::BytesStart<'_>) -> Re
             }
             other => syntax(reader, other),
         })?;
-        element.attrs.push((key, value.into_owned()));
+        attrs.push((key, value.into_owned()));
     }
-    Ok(element)
+    Ok((name, attrs))
 }
 
-fn attach(stack: &mut [Frame], root: &mut Option<Element>, element: Element) {
-    match stack.last_mut() {
-        Some(parent) => parent.element.children.push(element),
-        None => *root = Some(element),
+/// The tree of a [`Document`].
+#[derive(Default)]
+struct Tree<'x> {
+    stack: Vec<(Element, Pieces<'x>)>,
+    root: Option<Element>,
+}
+
+impl Tree<'_> {
+    fn attach(&mut self, element: Element) {
+        match self.stack.last_mut() {
+            Some((parent, _)) => parent.children.push(element),
+            None => self.root = Some(element),
+        }
     }
+}
+
+impl<'x> Sink<'x> for Tree<'x> {
+    fn open(&mut self, _depth: usize, name: &'x str, attrs: Attrs, empty: bool) {
+        let element = Element { name: element_name(name), attrs, ..Element::default() };
+        if empty {
+            self.attach(element);
+        } else {
+            self.stack.push((element, Pieces::default()));
+        }
+    }
+
+    fn text(&mut self, piece: Cow<'x, str>, cdata: bool) {
+        if let Some((element, pieces)) = self.stack.last_mut() {
+            pieces.push(piece, cdata, !element.children.is_empty());
+        }
+    }
+
+    fn close(&mut self) {
+        if let Some((mut element, pieces)) = self.stack.pop() {
+            let (text, cdata) = pieces.finish(!element.children.is_empty());
+            element.text = text.into_owned();
+            element.cdata = cdata;
+            self.attach(element);
+        }
+    }
+}
+
+/// An element's name: WeChat's own tag names are not allocated again for every message.
+fn element_name(name: &str) -> Cow<'static, str> {
+    const KNOWN: &[&str] = &[
+        "xml",
+        "ToUserName",
+        "FromUserName",
+        "CreateTime",
+        "MsgType",
+        "Content",
+        "MsgId",
+        "MsgDataId",
+        "Idx",
+        "Encrypt",
+        "AgentID",
+        "Event",
+        "EventKey",
+        "Ticket",
+        "PicUrl",
+        "MediaId",
+        "Format",
+        "Recognition",
+        "ThumbMediaId",
+        "Location_X",
+        "Location_Y",
+        "Scale",
+        "Label",
+        "Title",
+        "Description",
+        "Url",
+        "Latitude",
+        "Longitude",
+        "Precision",
+        "MsgSignature",
+        "TimeStamp",
+        "Nonce",
+    ];
+    match KNOWN.iter().find(|k| **k == name) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(name.to_owned()),
+    }
+}
+
+fn parse_root(xml: &str) -> Result<Element, XmlError> {
+    let mut tree = Tree::default();
+    walk(xml, &mut tree)?;
+    tree.root.ok_or(XmlError::NoRoot)
 }
 
 #[cfg(test)]

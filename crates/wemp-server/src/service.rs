@@ -893,9 +893,12 @@ impl Inner {
         let incoming = Incoming::from_document(&document);
         if let Some(r) = seen.record.as_mut() {
             // A third-party platform's push carries the ticket or an authorization code.
-            let kept =
-                if incoming.info_type().is_some() { wemp_proto::component::redacted(&xml) } else { xml };
-            r.raw_xml = Some(Arc::from(kept));
+            // Otherwise the parsed document's own copy of the text, shared.
+            r.raw_xml = Some(if incoming.info_type().is_some() {
+                Arc::from(wemp_proto::component::redacted(&xml))
+            } else {
+                document.raw.shared()
+            });
         }
         if let Some(r) = seen.record.as_mut() {
             r.describe(&incoming);

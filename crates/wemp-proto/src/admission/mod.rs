@@ -31,6 +31,7 @@ mod account;
 mod query;
 mod replay;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -38,8 +39,9 @@ pub use account::{Account, Accounts, AccountsError, Kind, app_key, token_is_vali
 pub use query::{Query, percent_decode};
 pub use replay::{Replay, ReplayCache};
 
+use crate::envelope::Outline;
 use crate::xml::XmlError;
-use crate::{DecryptError, Document, Envelope, EnvelopeError, Mode, ReferenceCode, signature};
+use crate::{DecryptError, Document, EnvelopeError, Mode, ReferenceCode, signature};
 
 /// The reasons a request is refused, as counted in metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -247,8 +249,9 @@ pub struct Check {
     pub kind: CheckKind,
     /// Whether it passed.
     pub passed: bool,
-    /// What was found.
-    pub note: String,
+    /// What was found. Most notes are fixed sentences, shared rather than copied for every
+    /// request.
+    pub note: Cow<'static, str>,
 }
 
 impl fmt::Display for Check {
@@ -414,13 +417,20 @@ fn admit_with(
     request: &Request<'_>,
     keep: bool,
 ) -> Admission {
-    let mut run = Run { accounts, policy, now, account: None, mode: None, keep, checks: Vec::new() };
+    let checks = if keep { Vec::with_capacity(MAX_CHECKS) } else { Vec::new() };
+    let mut run = Run { accounts, policy, now, account: None, mode: None, keep, checks };
     let verdict = match run.decide(request) {
         Ok(v) => v,
         Err(refusal) => Verdict::Refused(refusal),
     };
     Admission { account: run.account, mode: run.mode, checks: run.checks, verdict }
 }
+
+/// The capacity a formatted note starts with.
+const NOTE_CAPACITY: usize = 64;
+
+/// The checks a request passes at most, to size [`Admission::checks`] once.
+const MAX_CHECKS: usize = 10;
 
 struct Run<'a> {
     accounts: &'a Accounts,
@@ -434,16 +444,33 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// A passed check; its note is formatted only when the checks are kept.
+    /// A passed check; its note is formatted only when the checks are kept, and a fixed
+    /// sentence not at all.
     fn pass(&mut self, kind: CheckKind, note: fmt::Arguments<'_>) {
         if self.keep {
-            self.checks.push(Check { kind, passed: true, note: note.to_string() });
+            let note = match note.as_str() {
+                Some(fixed) => Cow::Borrowed(fixed),
+                None => {
+                    // Room for every note but a long path's, so that it is not grown piece by piece.
+                    let mut text = String::with_capacity(NOTE_CAPACITY);
+                    let _ = fmt::Write::write_fmt(&mut text, note);
+                    Cow::Owned(text)
+                }
+            };
+            self.checks.push(Check { kind, passed: true, note });
+        }
+    }
+
+    /// A passed check whose note is a fixed sentence.
+    fn pass_fixed(&mut self, kind: CheckKind, note: &'static str) {
+        if self.keep {
+            self.checks.push(Check { kind, passed: true, note: Cow::Borrowed(note) });
         }
     }
 
     fn fail(&mut self, kind: CheckKind, refusal: Refusal) -> Refusal {
         if self.keep {
-            self.checks.push(Check { kind, passed: false, note: refusal.message.clone() });
+            self.checks.push(Check { kind, passed: false, note: Cow::Owned(refusal.message.clone()) });
         }
         refusal
     }
@@ -569,24 +596,50 @@ impl Run<'_> {
         // A Mini Program pushes XML or JSON, whichever its admin chose: the body says which.
         let json =
             Document::looks_like_json(text) && candidates.iter().any(|a| a.kind() == Kind::Miniprogram);
-        let doc = match if json { Document::from_json(text) } else { Document::parse(text) } {
-            Ok(doc) => doc,
+        // An encrypted request's body is read only for its outline (no tree): the message is
+        // what `Encrypt` holds.
+        let body = if json {
+            Document::from_json(text).map(Body::Tree)
+        } else if encrypted {
+            Outline::scan(text).map(Body::Outline)
+        } else {
+            Document::parse(text).map(Body::Tree)
+        };
+        let body = match body {
+            Ok(body) => body,
             Err(e) => return Err(self.fail(CheckKind::Body, Refusal::xml(&e, "body"))),
         };
-        let encrypted = encrypted || doc.root.child("Encrypt").is_some();
-        let mode = match (encrypted, doc.root.child("MsgType").is_some()) {
+        let (has_encrypt, has_msg_type) = match &body {
+            Body::Tree(doc) => (doc.root.child("Encrypt").is_some(), doc.root.child("MsgType").is_some()),
+            Body::Outline(outline) => (outline.encrypt.is_some(), outline.msg_type),
+        };
+        let encrypted = encrypted || has_encrypt;
+        let mode = match (encrypted, has_msg_type) {
             (false, _) => Mode::Plain,
             (true, true) => Mode::Compatible,
             (true, false) => Mode::Safe,
         };
         self.mode = Some(mode);
-        let format = if json { "JSON" } else { "XML" };
-        self.pass(CheckKind::Body, format_args!("acceptable {format}, {mode} mode"));
+        self.pass_fixed(
+            CheckKind::Body,
+            match (json, mode) {
+                (false, Mode::Plain) => "acceptable XML, plain mode",
+                (false, Mode::Compatible) => "acceptable XML, compatible mode",
+                (false, Mode::Safe) => "acceptable XML, safe mode",
+                (true, Mode::Plain) => "acceptable JSON, plain mode",
+                (true, Mode::Compatible) => "acceptable JSON, compatible mode",
+                (true, Mode::Safe) => "acceptable JSON, safe mode",
+            },
+        );
 
         let account = if by_path.is_some() {
             candidates[0].clone()
         } else {
-            let to = doc.root.text_of("ToUserName").map(str::trim);
+            let to = match &body {
+                Body::Tree(doc) => doc.root.text_of("ToUserName"),
+                Body::Outline(outline) => outline.to_user_name.as_deref(),
+            }
+            .map(str::trim);
             let named = to.and_then(|to| candidates.iter().find(|a| a.original_id() == Some(to)));
             match (named, candidates.as_slice()) {
                 (Some(a), _) => a.clone(),
@@ -606,16 +659,34 @@ impl Run<'_> {
             if !query.is_encrypted() {
                 return Err(self.fail(CheckKind::Mode, self.plain_refused(std::slice::from_ref(&account))));
             }
-            let declared = account.mode().map_or("require_encryption", Mode::as_str);
-            self.pass(CheckKind::Mode, format_args!("{mode} request to a {declared}-mode account"));
+            let fixed = match (mode, account.mode()) {
+                (Mode::Compatible, Some(Mode::Compatible)) => {
+                    Some("compatible request to a compatible-mode account")
+                }
+                (Mode::Compatible, Some(Mode::Safe)) => Some("compatible request to a safe-mode account"),
+                (Mode::Safe, Some(Mode::Compatible)) => Some("safe request to a compatible-mode account"),
+                (Mode::Safe, Some(Mode::Safe)) => Some("safe request to a safe-mode account"),
+                _ => None,
+            };
+            match fixed {
+                Some(note) => self.pass_fixed(CheckKind::Mode, note),
+                None => {
+                    let declared = account.mode().map_or("require_encryption", Mode::as_str);
+                    self.pass(CheckKind::Mode, format_args!("{mode} request to a {declared}-mode account"));
+                }
+            }
         }
-        if mode == Mode::Plain {
-            return Ok(Verdict::Accepted { xml: text.to_owned(), document: doc });
-        }
+        let outline = match body {
+            Body::Tree(document) if mode == Mode::Plain => {
+                return Ok(Verdict::Accepted { xml: text.to_owned(), document });
+            }
+            Body::Tree(document) => Outline::of(&document.root).into_owned(),
+            Body::Outline(outline) => outline,
+        };
 
         // Encrypted: only what `Encrypt` holds is trusted.
-        let envelope = match Envelope::from_document(doc) {
-            Ok(e) => e,
+        let encrypt = match outline.encrypt() {
+            Ok(encrypt) => encrypt,
             Err(e) => {
                 let reason = match e {
                     EnvelopeError::MissingEncrypt | EnvelopeError::EmptyEncrypt => {
@@ -646,7 +717,7 @@ impl Run<'_> {
             );
             return Err(self.fail(CheckKind::Envelope, refusal));
         };
-        self.pass(CheckKind::Envelope, format_args!("<Encrypt> of {} characters", envelope.encrypt.len()));
+        self.pass(CheckKind::Envelope, format_args!("<Encrypt> of {} characters", encrypt.len()));
         if skip {
             self.pass(CheckKind::MsgSignature, format_args!("not checked (insecure_skip_signature)"));
         } else {
@@ -654,15 +725,13 @@ impl Run<'_> {
                 return Err(self.fail(CheckKind::Query, Refusal::missing("msg_signature", true)));
             };
             let token = account.token();
-            if signature::verify_msg(token.expose(), timestamp, nonce, &envelope.encrypt, msg_signature)
-                .is_err()
-            {
+            if signature::verify_msg(token.expose(), timestamp, nonce, encrypt, msg_signature).is_err() {
                 let refusal = Refusal::signature("msg_signature", token.len(), "timestamp, nonce, Encrypt");
                 return Err(self.fail(CheckKind::MsgSignature, refusal));
             }
             self.pass(CheckKind::MsgSignature, format_args!("matches over timestamp, nonce and <Encrypt>"));
         }
-        let xml = match cipher.decrypt(&envelope.encrypt) {
+        let xml = match cipher.decrypt(encrypt) {
             Ok(xml) => xml,
             Err(e) => return Err(self.fail(CheckKind::Decrypt, Refusal::decrypt(&e))),
         };
@@ -746,13 +815,13 @@ impl Run<'_> {
             (echostr.unwrap_or_default(), None)
         } else {
             let text = self.body_text(request.body)?;
-            let doc = match Document::parse(text) {
-                Ok(doc) => doc,
+            let outline = match Outline::scan(text) {
+                Ok(outline) => outline,
                 Err(e) => return Err(self.fail(CheckKind::Body, Refusal::xml(&e, "body"))),
             };
             self.pass(CheckKind::Body, format_args!("acceptable XML, safe mode (WeCom)"));
-            let envelope = match Envelope::from_document(doc) {
-                Ok(e) => e,
+            let encrypt = match outline.encrypt() {
+                Ok(encrypt) => encrypt.to_owned(),
                 Err(e) => {
                     let refusal = Refusal::new(
                         400,
@@ -764,12 +833,8 @@ impl Run<'_> {
                     return Err(self.fail(CheckKind::Envelope, refusal));
                 }
             };
-            self.pass(
-                CheckKind::Envelope,
-                format_args!("<Encrypt> of {} characters", envelope.encrypt.len()),
-            );
-            let encrypt = envelope.encrypt.clone();
-            (encrypt, Some(envelope))
+            self.pass(CheckKind::Envelope, format_args!("<Encrypt> of {} characters", encrypt.len()));
+            (encrypt, Some(outline))
         };
         let over = if get { "timestamp, nonce, echostr" } else { "timestamp, nonce, Encrypt" };
         let signs = |a: &Account| {
@@ -815,8 +880,8 @@ impl Run<'_> {
         let account = if by_path || signing.len() == 1 {
             signing[0].clone()
         } else {
-            let to = outer.as_ref().and_then(|e| e.to_user_name.as_deref()).map(str::trim);
-            let agent = outer.as_ref().and_then(|e| e.document.root.text_of("AgentID")).map(str::trim);
+            let to = outer.as_ref().and_then(|o| o.to_user_name.as_deref()).map(str::trim);
+            let agent = outer.as_ref().and_then(|o| o.agent_id.as_deref()).map(str::trim);
             let named = signing.iter().find(|a| {
                 to.is_none_or(|to| a.appid() == to)
                     && agent.is_none_or(|g| a.agentid().is_none_or(|mine| mine == g))
@@ -954,6 +1019,13 @@ impl Run<'_> {
             format!("plain-mode request refused: {why}"),
         )
     }
+}
+
+/// A request's body as admission reads it: a tree when it may be the message itself, only
+/// its outline when the message is in `Encrypt`.
+enum Body<'x> {
+    Tree(Document),
+    Outline(Outline<'x>),
 }
 
 /// A WeCom app as the checks name it: `corpid` or `corpid/agentid`.

@@ -34,8 +34,16 @@ impl<'a> Query<'a> {
     /// Reads a raw query string (without the `?`).
     pub fn parse(query: &'a str) -> Self {
         let mut q = Self::default();
-        for pair in query.split('&') {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let mut rest = query;
+        while !rest.is_empty() {
+            // By bytes: `&` and `=` are ASCII, so the cuts fall on character boundaries.
+            let end = rest.bytes().position(|b| b == b'&').unwrap_or(rest.len());
+            let pair = &rest[..end];
+            rest = rest.get(end + 1..).unwrap_or_default();
+            let (k, v) = match pair.bytes().position(|b| b == b'=') {
+                Some(eq) => (&pair[..eq], &pair[eq + 1..]),
+                None => (pair, ""),
+            };
             let slot = match k {
                 "signature" => &mut q.signature,
                 "timestamp" => &mut q.timestamp,
@@ -110,6 +118,20 @@ mod tests {
         assert_eq!(q.msg_signature.as_deref(), Some("d+e f"));
         assert_eq!(q.openid.as_deref(), Some("o"));
         assert_eq!(q.echostr, None);
+    }
+
+    #[test]
+    fn empty_pairs_bare_names_and_repeats() {
+        let q = Query::parse("&&nonce&signature=a=b&=x&signature=second&timestamp=&openid=%E4%B8%AD+1&");
+        assert_eq!(q.nonce.as_deref(), Some(""));
+        assert_eq!(q.signature.as_deref(), Some("a=b"), "the first occurrence counts, cut at the first =");
+        assert_eq!(q.timestamp.as_deref(), Some(""));
+        assert_eq!(q.openid.as_deref(), Some("中 1"));
+        assert_eq!(q.echostr, None);
+        assert_eq!(
+            Query::parse("中文=1&echostr=中"),
+            Query { echostr: Some("中".into()), ..Query::default() }
+        );
     }
 
     #[test]

@@ -97,6 +97,81 @@ fn the_documented_safe_mode_sample_is_accepted() {
     }
 }
 
+/// What the console and `wemp log` show of a passed safe- or compatible-mode message, word
+/// for word (the fixed notes are shared sentences, the others formatted).
+#[test]
+fn the_checks_read_as_before() {
+    let expected = |body: &str, mode: &str| {
+        let n = SAMPLE_ENCRYPT.len();
+        vec![
+            "query ok: signature, timestamp and nonce present".to_owned(),
+            format!("account ok: path \"/wechat\" selects account {SAMPLE_APPID}"),
+            "signature ok: matches the account's Token over timestamp and nonce".to_owned(),
+            "timestamp ok: 0 s from server time (window 300 s)".to_owned(),
+            format!("body ok: acceptable XML, {body} mode"),
+            format!("mode ok: {mode}"),
+            format!("envelope ok: <Encrypt> of {n} characters"),
+            "msg_signature ok: matches over timestamp, nonce and <Encrypt>".to_owned(),
+            format!("decrypt ok: decrypted for appid {SAMPLE_APPID}"),
+        ]
+    };
+    let compatible_body = safe_body().replace("</xml>", "<MsgType><![CDATA[text]]></MsgType></xml>");
+    let cases = [
+        (
+            Some(Mode::Safe),
+            Policy::default(),
+            safe_body(),
+            expected("safe", "safe request to a safe-mode account"),
+        ),
+        (
+            Some(Mode::Compatible),
+            Policy::default(),
+            safe_body(),
+            expected("safe", "safe request to a compatible-mode account"),
+        ),
+        (
+            Some(Mode::Compatible),
+            Policy::default(),
+            compatible_body.clone(),
+            expected("compatible", "compatible request to a compatible-mode account"),
+        ),
+        (
+            Some(Mode::Safe),
+            Policy::default(),
+            compatible_body.clone(),
+            expected("compatible", "compatible request to a safe-mode account"),
+        ),
+        (
+            None,
+            Policy::default().require_encryption(true),
+            compatible_body,
+            expected("compatible", "compatible request to a require_encryption-mode account"),
+        ),
+    ];
+    for (mode, policy, body, expected) in cases {
+        let q = safe_query();
+        let a = admit(&one(mode), &policy, NOW, &Request::post("/wechat", &q, body.as_bytes()));
+        let shown: Vec<String> = a.checks.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, expected, "{mode:?} {body}");
+    }
+    // A plain message, to an account found by its Token rather than by the path.
+    let plain = plain_body("hi");
+    let q = format!("signature={}&timestamp={TS}&nonce={NONCE}", sig());
+    let two = Accounts::new([sample(None), Account::new("wx2", "anotherToken")]).unwrap();
+    let a = admit(&two, &Policy::default(), NOW, &Request::post("/", &q, plain.as_bytes()));
+    let shown: Vec<String> = a.checks.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            "query ok: signature, timestamp and nonce present".to_owned(),
+            "signature ok: matches the account's Token over timestamp and nonce".to_owned(),
+            "timestamp ok: 0 s from server time (window 300 s)".to_owned(),
+            "body ok: acceptable XML, plain mode".to_owned(),
+            format!("account ok: account {SAMPLE_APPID} signs the request"),
+        ]
+    );
+}
+
 #[test]
 fn the_documented_verification_sample_is_verified() {
     let accounts = Accounts::new([Account::new("wx1", "weixin")]).unwrap();

@@ -6,7 +6,7 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
 use wemp_proto::wechat::{OpenedReply, Platform};
-use wemp_proto::{Cipher, Mode, Reply};
+use wemp_proto::{Cipher, Mode, Reply, signature};
 use wemp_server::{
     Account, FixedClock, LateReplySink, Router, SinkOutcome, WechatService, WechatServiceBuilder,
 };
@@ -128,4 +128,24 @@ impl LateReplySink for RecordingSink {
         ));
         self.outcome.clone().unwrap_or(SinkOutcome::Delivered)
     }
+}
+
+/// A POST to `/?query` with this body.
+pub(crate) fn post(query: &str, body: impl Into<Body>) -> Request<Body> {
+    Request::post(format!("/?{query}")).body(body.into()).unwrap()
+}
+
+/// A safe-mode request whose Encrypt is `encrypt`, correctly signed.
+pub(crate) fn signed_safe(encrypt: &str) -> Request<Body> {
+    // WeChat signs `signature` on every request, encrypted ones too; it is checked first.
+    let plain_sig = signature::sign(TOKEN, &NOW.to_string(), "5");
+    let sig = signature::sign_msg(TOKEN, &NOW.to_string(), "5", encrypt);
+    post(
+        &format!(
+            "signature={plain_sig}&timestamp={NOW}&nonce=5&openid={OPENID}&encrypt_type=aes&msg_signature={sig}"
+        ),
+        format!(
+            "<xml><ToUserName><![CDATA[{GH}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+        ),
+    )
 }

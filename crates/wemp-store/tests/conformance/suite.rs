@@ -288,7 +288,7 @@ fn entry(appid: &str, openid: &str, msg_type: &str, at: i64, n: u64) -> Delivery
     .into();
     e.checks = vec![
         Check { kind: CheckKind::Signature, passed: true, note: "signature matches the Token".into() },
-        Check { kind: CheckKind::Decrypt, passed: n != 2, note: format!("解密 {n}") },
+        Check { kind: CheckKind::Decrypt, passed: n != 2, note: format!("解密 {n}").into() },
     ];
     if n % 2 == 1 {
         e.forward = Some(Box::new(forwarded(n)));

@@ -487,7 +487,11 @@ impl Record<'_> {
                     let kind = serde_json::from_value(serde_json::Value::String(kind.to_owned()))
                         .map_err(|_| "unknown check kind")?;
                     let passed = r.flag()?;
-                    e.checks.push(wemp_proto::admission::Check { kind, passed, note: r.str()?.to_owned() });
+                    e.checks.push(wemp_proto::admission::Check {
+                        kind,
+                        passed,
+                        note: r.str()?.to_owned().into(),
+                    });
                 }
                 if let Some(forward) = r.opt_str()? {
                     e.forward = Some(serde_json::from_str(&forward).map_err(|_| "bad forwarded call")?);
