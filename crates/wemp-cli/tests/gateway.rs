@@ -607,8 +607,17 @@ async fn rules_forward_some_messages_and_answer_the_rest() {
     assert_eq!(line, "Relay: wemp relay wss://bot.example.com/wechat/relay --to <your app's URL>");
     let (ok, out) = sim(&dir, &srv, &["text", "relay"]);
     assert!(ok && out.contains("Please try again later"), "{out}");
-    let (_, log) = srv.stop();
-    assert!(log.contains("rule=\"orders\""), "{log}");
+    srv.stop();
+    // The message log names the rule that forwarded a message, with its call to the app.
+    let out = common::wemp_in(&dir, &["log", "--json", "--data-dir", "d"], &[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let order = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["summary"] == "my order 42")
+        .unwrap_or_else(|| panic!("no entry for the order in {text}"));
+    assert_eq!(order["handler"], "orders", "{order}");
+    assert_eq!(order["forward"]["result"], "reply", "{order}");
 }
 
 /// A rule given a `forward` on reload forwards with [gateway]'s secret as it was at start; a
@@ -808,6 +817,8 @@ async fn the_forwarded_json_follows_the_contract() {
     let (_, log) = srv.stop();
     assert!(log.contains("no \\\"reply\\\" field") || log.contains("no \"reply\" field"), "{log}");
     assert!(log.contains("not JSON"), "{log}");
+    // At `info`, a call that succeeded writes no line (the message log has it, below).
+    assert!(!log.contains("forwarded"), "{log}");
 
     // `wemp log --json` keeps each call to the app on its message's entry: the JSON sent, the
     // app's status and answer, the latency — never the forward secret.
@@ -835,4 +846,33 @@ async fn the_forwarded_json_follows_the_contract() {
     assert_eq!(f["answer"], r#"{"text": "not the contract"}"#);
     assert!(f["error"].as_str().unwrap().contains("no \"reply\" field"), "{f}");
     assert_eq!(by_summary("two")["forward"]["answer"], "<xml>nope</xml>");
+}
+
+/// `WEMP_LOG=info,wemp::forward=debug` prints one `forwarded` line per call that succeeded,
+/// with its dedup key and reply type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_forwarded_call_is_logged_at_debug() {
+    let platform = FakePlatform::start().await;
+    let (url, seen) = recording_app(vec![(200, r#"{"reply": {"type": "text", "content": "hi"}}"#)]).await;
+    let dir = temp_dir("gateway");
+    std::fs::write(
+        dir.join("wemp.toml"),
+        config(&platform, "", &format!("[gateway]\nforward = \"{url}\"\n")),
+    )
+    .unwrap();
+    let srv = ServeProc::start(
+        &dir,
+        &["--config", "wemp.toml", "--data-dir", "d"],
+        &[("WEMP_API_BASE", &platform.url()), ("WEMP_LOG", "info,wemp::forward=debug")],
+    );
+    let (ok, out) = sim(&dir, &srv, &["text", "hello"]);
+    assert!(ok && out.contains("hi"), "{out}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert!(srv.wait_stderr("forwarded", Duration::from_secs(5)), "{}", srv.stderr());
+    let log = srv.stderr();
+    let line = log.lines().find(|l| l.contains("forwarded")).unwrap();
+    assert!(
+        line.contains("DEBUG") && line.contains("dedup_key=msg:o_ann:") && line.contains("reply=\"text\""),
+        "{line}"
+    );
 }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hmac::{KeyInit as _, Mac as _};
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use wemp_proto::{Incoming, Reply, Secret};
 use wemp_store::{ForwardRecord, ForwardResult, ForwardTarget};
 
@@ -20,6 +21,8 @@ pub const CONTRACT_VERSION: u32 = 1;
 pub const SIGNATURE_HEADER: &str = "x-wemp-signature";
 /// The header carrying the key WeChat's retries of one delivery share.
 pub const DEDUP_KEY_HEADER: &str = "x-wemp-dedup-key";
+/// The header carrying the account's key (its appid, or a WeCom app's `corpid/agentid`).
+const ACCOUNT_HEADER: &str = "x-wemp-account";
 /// The largest answer read from the app.
 pub const ANSWER_LIMIT: usize = 256 * 1024;
 
@@ -35,6 +38,40 @@ struct Stats {
 struct Names {
     account: String,
     appid: Option<String>,
+}
+
+/// The JSON body of contract version [`CONTRACT_VERSION`] (docs/gateway.md), borrowed from
+/// the message: serialised straight into the bytes sent.
+#[derive(serde::Serialize)]
+struct Contract<'a> {
+    version: u32,
+    account: &'a str,
+    appid: Option<&'a str>,
+    kind: &'a str,
+    corpid: Option<&'a str>,
+    agentid: Option<&'a str>,
+    openid: &'a str,
+    to: &'a str,
+    create_time: i64,
+    msg_type: String,
+    event: Option<String>,
+    msg_id: Option<MsgId>,
+    content: Option<&'a str>,
+    message: &'a Incoming,
+    raw_xml: String,
+    mode: &'a str,
+    dedup_key: &'a str,
+    received_at: u64,
+    remaining_ms: u64,
+}
+
+/// `MsgId` as a JSON string: it exceeds JavaScript's safe integers.
+struct MsgId(u64);
+
+impl serde::Serialize for MsgId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
 }
 
 /// Why a call to the app gave no reply.
@@ -115,6 +152,8 @@ pub struct Forward {
     target: Target,
     /// The URL posted to.
     endpoint: Arc<str>,
+    /// `endpoint` parsed once (`None`: not a URL, each call fails as reqwest says why).
+    endpoint_url: Option<reqwest::Url>,
     /// The URL as shown (errors, logs, records): without a password.
     url: Arc<str>,
     secret: Option<Secret>,
@@ -200,6 +239,7 @@ impl Forward {
             timeout,
             target: Target::Url,
             url: shown(&url).into(),
+            endpoint_url: reqwest::Url::parse(&url).ok(),
             endpoint: url.into(),
             secret: None,
             fallback_text: None,
@@ -223,7 +263,13 @@ impl Forward {
     #[must_use]
     pub fn to_url(&self, url: impl Into<String>) -> Self {
         let url: String = url.into();
-        Self { target: Target::Url, url: shown(&url).into(), endpoint: url.into(), ..self.clone() }
+        Self {
+            target: Target::Url,
+            url: shown(&url).into(),
+            endpoint_url: reqwest::Url::parse(&url).ok(),
+            endpoint: url.into(),
+            ..self.clone()
+        }
     }
 
     /// As [`Forward::to_url`], through the relay clients of `relay`.
@@ -233,6 +279,7 @@ impl Forward {
             target: Target::Relay(relay),
             url: RELAY_TARGET.into(),
             endpoint: RELAY_TARGET.into(),
+            endpoint_url: None,
             ..self.clone()
         }
     }
@@ -275,17 +322,22 @@ impl Forward {
 
     /// The JSON body sent for `inbound` (contract version [`CONTRACT_VERSION`]).
     pub fn body(&self, inbound: &Inbound) -> serde_json::Value {
+        let (key, dedup_key) = (inbound.account().key(), inbound.message().dedup_key());
+        serde_json::to_value(self.contract(inbound, &key, &dedup_key)).unwrap_or_default()
+    }
+
+    /// The body of `inbound` as it is serialised (into [`Forward::body`]'s value, or straight
+    /// into the bytes sent): `key` is the account's key, `dedup_key` the message's.
+    fn contract<'a>(&'a self, inbound: &'a Inbound, key: &'a str, dedup_key: &'a str) -> Contract<'a> {
         let msg = inbound.message();
         let acct = inbound.account();
-        let key = acct.key();
-        let id = key.as_str();
-        let (account, appid) = match self.names.get(id) {
-            Some(n) => (n.account.clone(), n.appid.clone()),
-            None => (id.to_owned(), Some(id.to_owned())),
+        let (account, appid) = match self.names.get(key) {
+            Some(n) => (n.account.as_str(), n.appid.as_deref()),
+            None => (key, Some(key)),
         };
         let content = match msg {
-            Incoming::Text(t) => Some(t.content.clone()),
-            Incoming::Voice(v) => v.recognition.clone(),
+            Incoming::Text(t) => Some(t.content.as_str()),
+            Incoming::Voice(v) => v.recognition.as_deref(),
             _ => None,
         };
         let event = match msg {
@@ -294,27 +346,27 @@ impl Forward {
             _ => None,
         };
         let received_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
-        serde_json::json!({
-            "version": CONTRACT_VERSION,
-            "account": account,
-            "appid": appid,
-            "kind": acct.kind().as_str(),
-            "corpid": acct.corpid(),
-            "agentid": acct.agentid(),
-            "openid": msg.header().from,
-            "to": msg.header().to,
-            "create_time": msg.header().create_time,
-            "msg_type": msg.kind().as_str(),
-            "event": event,
-            "msg_id": msg.msg_id().map(|id| id.to_string()),
-            "content": content,
-            "message": msg,
-            "raw_xml": msg.to_xml(),
-            "mode": inbound.mode().as_str(),
-            "dedup_key": msg.dedup_key(),
-            "received_at": u64::try_from(received_at).unwrap_or(u64::MAX),
-            "remaining_ms": u64::try_from(inbound.ctx().remaining().as_millis()).unwrap_or(u64::MAX),
-        })
+        Contract {
+            version: CONTRACT_VERSION,
+            account,
+            appid,
+            kind: acct.kind().as_str(),
+            corpid: acct.corpid(),
+            agentid: acct.agentid(),
+            openid: &msg.header().from,
+            to: &msg.header().to,
+            create_time: msg.header().create_time,
+            msg_type: msg.kind().as_str().to_owned(),
+            event,
+            msg_id: msg.msg_id().map(MsgId),
+            content,
+            message: msg,
+            raw_xml: msg.to_xml(),
+            mode: inbound.mode().as_str(),
+            dedup_key,
+            received_at: u64::try_from(received_at).unwrap_or(u64::MAX),
+            remaining_ms: u64::try_from(inbound.ctx().remaining().as_millis()).unwrap_or(u64::MAX),
+        }
     }
 
     /// Posts `inbound` to the app and reads its reply.
@@ -330,7 +382,10 @@ impl Forward {
     /// answer (as read, bounded) and the latency.
     async fn exchange(&self, inbound: &Inbound) -> (Result<Reply, ForwardError>, ForwardRecord) {
         let start = Instant::now();
-        let body = serde_json::to_vec(&self.body(inbound)).unwrap_or_default();
+        let (key, dedup_key) = (inbound.account().key(), inbound.message().dedup_key());
+        let mut body = Vec::with_capacity(1024);
+        // Borrowed strings and integers into a Vec: serialising cannot fail.
+        let _ = serde_json::to_writer(&mut body, &self.contract(inbound, &key, &dedup_key));
         let mut record = ForwardRecord::new(
             match self.target {
                 Target::Url => ForwardTarget::Url { url: self.url.to_string() },
@@ -341,7 +396,7 @@ impl Forward {
             Duration::ZERO,
         );
         let mut answer = Vec::new();
-        let outcome = self.post(inbound, body, &mut record.status, &mut answer).await;
+        let outcome = self.post(key, dedup_key, body, &mut record.status, &mut answer).await;
         record.latency = start.elapsed();
         if record.status.is_some() {
             record.set_answer(&answer);
@@ -357,32 +412,34 @@ impl Forward {
         (outcome, record)
     }
 
-    /// Sends `body` for `inbound`; the status and the bytes of the answer read are left in
-    /// `status` and `answer`.
+    /// Sends `body` (of the message with `dedup_key`, for the account with `key`); the status
+    /// and the bytes of the answer read are left in `status` and `answer`.
     async fn post(
         &self,
-        inbound: &Inbound,
+        key: String,
+        dedup_key: String,
         body: Vec<u8>,
         status: &mut Option<u16>,
         answer: &mut Vec<u8>,
     ) -> Result<Reply, ForwardError> {
-        let url = self.url.to_string();
-        let mut headers = vec![
-            ("content-type", "application/json".to_owned()),
-            (DEDUP_KEY_HEADER, inbound.message().dedup_key()),
-            // The key the API proxy takes back: a WeCom app's `corpid/agentid`, since the
-            // apps of one corp share the corpid.
-            ("x-wemp-account", inbound.account().key()),
-        ];
-        if let Some(secret) = &self.secret {
-            headers.push((SIGNATURE_HEADER, format!("sha256={}", sign(secret.expose().as_bytes(), &body))));
-        }
+        let signature =
+            self.secret.as_ref().map(|secret| format!("sha256={}", sign(secret.expose().as_bytes(), &body)));
         let code = match &self.target {
             Target::Url => {
-                let unreachable = |source| ForwardError::Unreachable { url: url.clone(), source };
-                let mut req = self.http.post(&*self.endpoint);
-                for (name, value) in headers {
-                    req = req.header(name, value);
+                let unreachable = |source| ForwardError::Unreachable { url: self.url.to_string(), source };
+                let mut req = match &self.endpoint_url {
+                    Some(url) => self.http.post(url.clone()),
+                    // Not a URL: the request fails as reqwest says why.
+                    None => self.http.post(&*self.endpoint),
+                };
+                req = req
+                    .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                    .header(HeaderName::from_static(DEDUP_KEY_HEADER), dedup_key)
+                    // The key the API proxy takes back: a WeCom app's `corpid/agentid`, since
+                    // the apps of one corp share the corpid.
+                    .header(HeaderName::from_static(ACCOUNT_HEADER), key);
+                if let Some(signature) = signature {
+                    req = req.header(HeaderName::from_static(SIGNATURE_HEADER), signature);
                 }
                 let mut res = req.body(body).send().await.map_err(unreachable)?;
                 let code = res.status().as_u16();
@@ -398,9 +455,15 @@ impl Forward {
                 code
             }
             Target::Relay(relay) => {
-                let headers = headers.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+                let mut headers = std::collections::BTreeMap::from([
+                    (CONTENT_TYPE.as_str().to_owned(), "application/json".to_owned()),
+                    (DEDUP_KEY_HEADER.to_owned(), dedup_key),
+                    (ACCOUNT_HEADER.to_owned(), key),
+                ]);
+                headers.extend(signature.map(|s| (SIGNATURE_HEADER.to_owned(), s)));
                 // The body is serde_json's output: UTF-8.
-                let body = String::from_utf8_lossy(&body).into_owned();
+                let body = String::from_utf8(body)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
                 let (code, bytes) = tokio::time::timeout(self.timeout, relay.call(headers, body))
                     .await
                     .map_err(|_| RelayError::Timeout(self.timeout))??;
@@ -412,6 +475,7 @@ impl Forward {
         if code == 204 {
             return Ok(Reply::None);
         }
+        let url = self.url.to_string();
         if code != 200 {
             return Err(ForwardError::Status { url, status: code });
         }
@@ -443,11 +507,13 @@ impl Forward {
         let latency_ms = record.latency_ms();
         s.calls[record.result as usize].fetch_add(1, Relaxed);
         inbound.ctx().record_forward(record);
-        // Only the log lines read it: made when one is emitted (`WEMP_LOG=warn` spares it).
+        // Only the log lines read it: made when one is emitted.
         let key = || inbound.message().dedup_key();
         match outcome {
             Ok(reply) => {
-                tracing::info!(target: "wemp::forward", dedup_key = %key(), latency_ms, reply = reply.msg_type().unwrap_or("none"), "forwarded");
+                // At debug: the message log, the console and the metrics have every call, and a
+                // line per message on standard error costs as much as half the call.
+                tracing::debug!(target: "wemp::forward", dedup_key = %key(), latency_ms, reply = reply.msg_type().unwrap_or("none"), "forwarded");
                 Ok(reply)
             }
             Err(e) => {
@@ -494,8 +560,21 @@ impl Forward {
 
 /// Reads `{"reply": <Reply JSON>}` or `{"reply": null}`; an empty body is no reply.
 fn parse_answer(bytes: &[u8]) -> Result<Reply, String> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    /// The answer as the contract has it: an object with a `reply` (required, may be null).
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        #[serde(deserialize_with = "Option::<Reply>::deserialize")]
+        reply: Option<Reply>,
+    }
+    let Some(first) = bytes.iter().find(|b| !b.is_ascii_whitespace()) else {
         return Ok(Reply::None);
+    };
+    // Straight into the reply; anything else (not an object, no or a bad `reply`, a
+    // repeated key) is read again below to say what is wrong.
+    if *first == b'{'
+        && let Ok(Answer { reply }) = serde_json::from_slice(bytes)
+    {
+        return Ok(reply.unwrap_or(Reply::None));
     }
     let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
     let Some(obj) = v.as_object() else { return Err("not a JSON object".into()) };
@@ -521,6 +600,19 @@ mod tests {
         assert!(parse_answer(b"<xml/>").unwrap_err().contains("not JSON"));
         assert!(parse_answer(br#"{"text": "hi"}"#).unwrap_err().contains("no \"reply\""));
         assert!(parse_answer(br#"{"reply": {"type": "sticker"}}"#).unwrap_err().contains("not a reply"));
+        // Other fields are ignored; an array is not the object the contract asks for.
+        assert_eq!(
+            parse_answer(br#" {"trace": [1], "reply": {"type": "text", "content": "hi"}} "#).unwrap(),
+            Reply::text("hi")
+        );
+        assert_eq!(parse_answer(b"{\"reply\": null, \"n\": 1}\n").unwrap(), Reply::None);
+        assert!(parse_answer(br#"[null]"#).unwrap_err().contains("not a JSON object"));
+        assert!(
+            parse_answer(br#"[{"type": "text", "content": "hi"}]"#)
+                .unwrap_err()
+                .contains("not a JSON object")
+        );
+        assert!(parse_answer(br#"{"reply": null"#).unwrap_err().contains("not JSON"));
     }
 
     #[test]
