@@ -51,13 +51,13 @@ where
 
 pub use wemp_store::{
     DedupOutcome, DeliveryRecord, ForwardRecord, ForwardResult, ForwardTarget, HandlerFailure, RecordOutcome,
-    RejectionRecord,
+    RejectionRecord, RequestHeaders, RequestQuery,
 };
 
-/// Keeps what arrived on the request's record: the query parameters (percent-decoded, the
-/// first of a repeated name, as the server reads them), the headers less `Cookie` and
-/// `Authorization` (names lowercase, repeated ones joined with `, `) and the peer address
-/// (from axum's `ConnectInfo<SocketAddr>`, when the server was started with it).
+/// Keeps what arrived on the request's record: the query string and the headers as they
+/// came ([`RequestQuery`], [`RequestHeaders`]: read as parameters and a map where they are
+/// shown), and the peer address (from axum's `ConnectInfo<SocketAddr>`, when the server was
+/// started with it).
 pub fn keep_request(record: &mut DeliveryRecord, parts: &http::request::Parts) {
     keep_arrival(record, &parts.uri, &parts.headers, peer(&parts.extensions));
 }
@@ -70,27 +70,9 @@ pub fn keep_arrival(
     headers: &http::HeaderMap,
     peer: Option<std::net::SocketAddr>,
 ) {
-    for pair in uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        record
-            .query
-            .entry(wemp_proto::admission::percent_decode(k).into_owned())
-            .or_insert_with(|| wemp_proto::admission::percent_decode(v).into_owned());
-    }
-    for (name, value) in headers {
-        if name == http::header::COOKIE || name == http::header::AUTHORIZATION {
-            continue;
-        }
-        let value = String::from_utf8_lossy(value.as_bytes());
-        record
-            .headers
-            .entry(name.as_str().to_owned())
-            .and_modify(|v| {
-                v.push_str(", ");
-                v.push_str(&value);
-            })
-            .or_insert_with(|| value.into_owned());
-    }
+    // One string each, as they came: decoded only where they are read.
+    record.query = RequestQuery::new(uri.query().unwrap_or(""));
+    record.headers = RequestHeaders::from_pairs(headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
     record.peer = peer;
 }
 

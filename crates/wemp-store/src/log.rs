@@ -8,7 +8,6 @@
 //! own.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +16,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use wemp_proto::{Incoming, Mode, ReferenceCode, RejectReason};
 
 use crate::Result;
+
+mod arrival;
+
+pub use arrival::{RequestHeaders, RequestQuery};
 
 /// WeChat abandons a try after this long (and retries the message, up to three tries).
 pub const WECHAT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -463,14 +466,14 @@ pub struct DeliveryRecord {
     /// The peer address of the connection (a proxy's, behind one: see the
     /// `X-Forwarded-For` header).
     pub peer: Option<SocketAddr>,
-    /// The query parameters as received (percent-decoded; the first of a repeated name).
-    /// None of WeChat's parameters is a secret.
+    /// The query string as received, read as its parameters (percent-decoded; the first of
+    /// a repeated name). None of WeChat's parameters is a secret.
     #[serde(default)]
-    pub query: BTreeMap<String, String>,
-    /// The request headers as received (names lowercase, repeated ones joined with `, `),
-    /// less `Cookie` and `Authorization`, which WeChat never sends.
+    pub query: RequestQuery,
+    /// The request headers as received (names lowercase; read by name, repeated ones are
+    /// joined with `, `), less `Cookie` and `Authorization`, which WeChat never sends.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: RequestHeaders,
     /// How many deliveries of the message this entry stands for: 1 for one delivery;
     /// read back from the log, WeChat's retries are counted here.
     #[serde(default = "one")]
@@ -520,8 +523,8 @@ impl DeliveryRecord {
             error: None,
             rejection: None,
             peer: None,
-            query: BTreeMap::new(),
-            headers: BTreeMap::new(),
+            query: RequestQuery::default(),
+            headers: RequestHeaders::default(),
             attempts: 1,
             checks: Vec::new(),
             forward: None,

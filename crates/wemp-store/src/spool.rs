@@ -188,8 +188,8 @@ mod tests {
         r.msg_id = Some(u64::MAX - n);
         r.summary = Some(format!("message {n} 你好"));
         r.raw_xml = Some(format!("<xml><MsgId>{n}</MsgId></xml>").into());
-        r.query.insert("signature".into(), "abc".into());
-        r.headers.insert("user-agent".into(), "Mozilla/4.0".into());
+        r.query = crate::log::RequestQuery::new("signature=abc");
+        r.headers = [("user-agent", "Mozilla/4.0")].into();
         r.latency = std::time::Duration::from_micros(1234);
         r.into()
     }

@@ -22,9 +22,9 @@ struct Detail {
     #[serde(default)]
     peer: Option<std::net::SocketAddr>,
     #[serde(default)]
-    query: std::collections::BTreeMap<String, String>,
+    query: crate::log::RequestQuery,
     #[serde(default)]
-    headers: std::collections::BTreeMap<String, String>,
+    headers: crate::log::RequestHeaders,
     #[serde(default)]
     attempts: u32,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

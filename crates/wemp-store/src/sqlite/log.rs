@@ -64,9 +64,14 @@ const MAX_KEPT_BUFFER: usize = 4 << 20;
 fn append_log(c: &mut Connection, entries: &[Arc<DeliveryRecord>]) -> Result<()> {
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_err)?;
     {
+        // A read and a write (the transaction holds the write lock): `UPDATE … RETURNING`
+        // builds a temporary table for its one row, which cost twice the segment's insert.
         let first: i64 = tx
-            .prepare_cached("UPDATE message_log_ids SET next_id = next_id + ?1 RETURNING next_id - ?1")
-            .and_then(|mut s| s.query_row([entries.len() as i64], |r| r.get(0)))
+            .prepare_cached("SELECT next_id FROM message_log_ids")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(sql_err)?;
+        tx.prepare_cached("UPDATE message_log_ids SET next_id = ?1")
+            .and_then(|mut s| s.execute([first + entries.len() as i64]))
             .map_err(sql_err)?;
         let mut insert = tx
             .prepare_cached(

@@ -1,24 +1,30 @@
 //! The body of a message-log segment: the entries of one appended batch, encoded compactly.
 //!
 //! ```text
-//! body    = 3:u8 record*                      uncompressed
-//!         | 4:u8 len:u32le lz4-block(record*)  what appends write (LZ4 block format)
+//! body    = 5:u8 record*                      uncompressed
+//!         | 6:u8 len:u32le lz4-block(record*)  what appends write (LZ4 block format)
 //! record  = index:varint len:u32le fields (len = the length of fields)
 //! fields  = received_at_ms:zigzag-varint appid openid msg_type   (what filters look at first;
 //!                                                                  "" for none)
 //!           msg_id:opt-varint dedup_key:opt-str event:opt-str mode:u8 dedup:u8
 //!           summary:opt-str raw_xml:opt-str reply_xml:opt-str outcome status:varint
 //!           latency_us:varint handler:opt-str error:opt-str rejection:opt-rejection
-//!           peer:opt-str query:map headers:map attempts:varint [checks forward:opt-str]
+//!           peer query:str headers:str attempts:varint [checks forward:opt-str]
 //! outcome = 0 answered | 1 handler_error | 2 deadline | 3 late sink | 4 verified | 5 rejected
 //! sink    = 0 none | 1 delivered | 2 window_expired | 3 quota_exceeded | 4 unsupported
 //!         | 5 logged | 6 failed errcode:opt-zigzag-varint message:str
 //! rejection = reason:str code:opt-zigzag-varint param:str message:str
-//! map     = n:varint (key:str value:str)*
+//! peer    = 0 none | 4 ipv4:4 port:u16le | 6 ipv6:16 port:u16le scope-id:varint
 //! checks  = n:varint (kind:str passed:u8 note:str)*     (admission's checks)
 //! forward = the JSON of the forwarded call ([`ForwardRecord`](crate::ForwardRecord))
 //! str     = len:varint utf-8 bytes;  opt-x = 0 | 1 x
 //! ```
+//!
+//! `query` is the query string as it arrived ([`RequestQuery::as_str`]), `headers` the
+//! header block ([`RequestHeaders::as_str`]). Bodies of formats 3 (uncompressed) and 4 (LZ4),
+//! written before they were kept as they came, hold each as a map instead
+//! (`map = n:varint (key:str value:str)*`: the parameters decoded, the headers by name) and
+//! the peer as text (`peer:opt-str`, `1.2.3.4:5678`); they read as the same record.
 //!
 //! Records written before checks and forwarded calls were kept end after `attempts`; they
 //! read with neither.
@@ -32,21 +38,32 @@
 //! that dropping some of them (`delete_before`) leaves the others' ids as they were; the
 //! length prefix lets a reader skip a record that fails the filters without decoding it.
 
-use std::collections::BTreeMap;
+use std::net::{SocketAddr, SocketAddrV6};
 use std::time::Duration;
 
 use wemp_proto::{Mode, RejectReason};
 
-use crate::log::{DedupOutcome, DeliveryRecord, LogQuery, RecordOutcome, RejectionRecord, SinkOutcome};
+use crate::log::{
+    DedupOutcome, DeliveryRecord, LogQuery, RecordOutcome, RejectionRecord, RequestHeaders, RequestQuery,
+    SinkOutcome,
+};
 
 /// Uncompressed records, before the record was typed.
 const FORMAT_RAW_V1: u8 = 1;
 /// LZ4 of the records of a [`FORMAT_RAW_V1`] body.
 const FORMAT_LZ4_V1: u8 = 2;
+/// Uncompressed records, their query and headers as maps.
+const FORMAT_RAW_V2: u8 = 3;
+/// LZ4 of the records of a [`FORMAT_RAW_V2`] body.
+const FORMAT_LZ4_V2: u8 = 4;
 /// Uncompressed records.
-const FORMAT_RAW: u8 = 3;
+const FORMAT_RAW: u8 = 5;
 /// LZ4 (block format) of the records of a [`FORMAT_RAW`] body, after their length (u32 LE).
-const FORMAT_LZ4: u8 = 4;
+const FORMAT_LZ4: u8 = 6;
+
+/// The compressed format of an uncompressed one, and back.
+const PACKED: [(u8, u8); 3] =
+    [(FORMAT_RAW_V1, FORMAT_LZ4_V1), (FORMAT_RAW_V2, FORMAT_LZ4_V2), (FORMAT_RAW, FORMAT_LZ4)];
 
 /// Why a body does not decode.
 pub(super) type Corrupt = &'static str;
@@ -135,9 +152,22 @@ fn encode_fields(out: &mut Vec<u8>, e: &DeliveryRecord) {
         }
         None => out.push(0),
     }
-    opt_string(out, e.peer.map(|p| p.to_string()).as_deref());
-    map(out, &e.query);
-    map(out, &e.headers);
+    match e.peer {
+        None => out.push(0),
+        Some(SocketAddr::V4(a)) => {
+            out.push(4);
+            out.extend_from_slice(&a.ip().octets());
+            out.extend_from_slice(&a.port().to_le_bytes());
+        }
+        Some(SocketAddr::V6(a)) => {
+            out.push(6);
+            out.extend_from_slice(&a.ip().octets());
+            out.extend_from_slice(&a.port().to_le_bytes());
+            varint(out, u64::from(a.scope_id()));
+        }
+    }
+    string(out, e.query.as_str());
+    string(out, e.headers.as_str());
     varint(out, u64::from(e.attempts));
     varint(out, e.checks.len() as u64);
     for c in &e.checks {
@@ -149,22 +179,24 @@ fn encode_fields(out: &mut Vec<u8>, e: &DeliveryRecord) {
     opt_string(out, forward.as_deref());
 }
 
-/// `raw` (a [`FORMAT_RAW`] or [`FORMAT_RAW_V1`] body) compressed into `out` (cleared first).
+/// `raw` (an uncompressed body: [`FORMAT_RAW`], or an older format rebuilt) compressed into
+/// `out` (cleared first).
 pub(super) fn compress_into(out: &mut Vec<u8>, raw: &[u8]) {
     let records = &raw[1..];
     out.clear();
     out.resize(5 + lz4_flex::block::get_maximum_output_size(records.len()), 0);
-    out[0] = if raw[0] == FORMAT_RAW_V1 { FORMAT_LZ4_V1 } else { FORMAT_LZ4 };
+    out[0] = PACKED.iter().find(|(r, _)| *r == raw[0]).map_or(FORMAT_LZ4, |(_, z)| *z);
     out[1..5].copy_from_slice(&u32::try_from(records.len()).expect("a segment under 4 GiB").to_le_bytes());
     let n = lz4_flex::block::compress_into(records, &mut out[5..]).expect("output sized for the worst case");
     out.truncate(5 + n);
 }
 
-/// The body as [`FORMAT_RAW`], decompressed if need be.
+/// The body uncompressed ([`FORMAT_RAW`], or an older uncompressed format), decompressed if
+/// need be.
 pub(super) fn plain(body: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, Corrupt> {
     match body.split_first() {
-        Some((&(FORMAT_LZ4 | FORMAT_LZ4_V1), rest)) => {
-            let format = if body[0] == FORMAT_LZ4 { FORMAT_RAW } else { FORMAT_RAW_V1 };
+        Some((&(FORMAT_LZ4 | FORMAT_LZ4_V2 | FORMAT_LZ4_V1), rest)) => {
+            let format = PACKED.iter().find(|(_, z)| *z == body[0]).map_or(FORMAT_RAW, |(r, _)| *r);
             let (len, packed) = rest.split_at_checked(4).ok_or("truncated segment")?;
             let len = u32::from_le_bytes(len.try_into().map_err(|_| "truncated segment")?) as usize;
             // LZ4 expands at most ~255:1; a larger claim is corruption, not a reason to
@@ -189,7 +221,7 @@ pub(super) fn plain(body: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, Corrupt> 
 /// and format kept).
 pub(super) fn rebuild<'a>(records: impl Iterator<Item = Record<'a>>) -> Vec<u8> {
     let mut records = records.peekable();
-    let mut out = vec![if records.peek().is_some_and(|r| r.v1) { FORMAT_RAW_V1 } else { FORMAT_RAW }];
+    let mut out = vec![records.peek().map_or(FORMAT_RAW, |r| r.format)];
     for r in records {
         out.extend_from_slice(r.bytes);
     }
@@ -198,7 +230,6 @@ pub(super) fn rebuild<'a>(records: impl Iterator<Item = Record<'a>>) -> Vec<u8> 
 
 fn approx_len(e: &DeliveryRecord) -> usize {
     let len = |s: Option<&str>| s.map_or(0, str::len);
-    let map = |m: &BTreeMap<String, String>| m.iter().map(|(k, v)| 4 + k.len() + v.len()).sum::<usize>();
     64 + len(e.appid.as_deref())
         + len(e.openid.as_deref())
         + len(e.msg_type.as_deref())
@@ -210,8 +241,8 @@ fn approx_len(e: &DeliveryRecord) -> usize {
         + len(e.handler.as_deref())
         + len(e.error.as_deref())
         + e.rejection.as_ref().map_or(0, |r| 16 + r.param.len() + r.message.len())
-        + map(&e.query)
-        + map(&e.headers)
+        + e.query.as_str().len()
+        + e.headers.as_str().len()
         + e.checks.iter().map(|c| 24 + c.note.len()).sum::<usize>()
         + e.forward.as_ref().map_or(0, |f| 256 + f.sent.len() + f.answer.as_ref().map_or(0, String::len))
 }
@@ -247,14 +278,6 @@ fn opt_varint(out: &mut Vec<u8>, v: Option<u64>) {
     }
 }
 
-fn map(out: &mut Vec<u8>, m: &BTreeMap<String, String>) {
-    varint(out, m.len() as u64);
-    for (k, v) in m {
-        string(out, k);
-        string(out, v);
-    }
-}
-
 fn opt_string(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
         Some(s) => {
@@ -268,8 +291,7 @@ fn opt_string(out: &mut Vec<u8>, s: Option<&str>) {
 /// The records of a body, in order.
 pub(super) fn records(body: &[u8]) -> Result<Records<'_>, Corrupt> {
     match body.split_first() {
-        Some((&FORMAT_RAW, rest)) => Ok(Records { rest, v1: false }),
-        Some((&FORMAT_RAW_V1, rest)) => Ok(Records { rest, v1: true }),
+        Some((&(FORMAT_RAW | FORMAT_RAW_V2 | FORMAT_RAW_V1), rest)) => Ok(Records { rest, format: body[0] }),
         Some(_) => Err("unknown segment format"),
         None => Err("empty segment body"),
     }
@@ -278,7 +300,7 @@ pub(super) fn records(body: &[u8]) -> Result<Records<'_>, Corrupt> {
 /// Iterator over a body's records.
 pub(super) struct Records<'a> {
     rest: &'a [u8],
-    v1: bool,
+    format: u8,
 }
 
 impl<'a> Iterator for Records<'a> {
@@ -302,7 +324,7 @@ impl<'a> Iterator for Records<'a> {
             Ok((
                 Record {
                     bytes: &all[..used],
-                    v1: self.v1,
+                    format: self.format,
                     index,
                     received_at_ms,
                     appid,
@@ -329,8 +351,9 @@ impl<'a> Iterator for Records<'a> {
 /// One record, its filter fields decoded and the rest not yet.
 pub(super) struct Record<'a> {
     bytes: &'a [u8],
-    /// Written before the record was typed (format 1 or 2).
-    v1: bool,
+    /// The body's uncompressed format: [`FORMAT_RAW`], or [`FORMAT_RAW_V2`] (query and
+    /// headers as maps), or [`FORMAT_RAW_V1`] (written before the record was typed).
+    format: u8,
     /// Position in the segment: the entry's id is the segment's `first_id` plus this.
     pub(super) index: u64,
     /// `received_at_ms` of the entry.
@@ -360,7 +383,7 @@ impl Record<'_> {
         e.openid = some(self.openid);
         e.msg_type = some(self.msg_type);
         let mut r = Reader(self.rest);
-        if self.v1 {
+        if self.format == FORMAT_RAW_V1 {
             e.msg_id = r.opt_varint()?;
             e.dedup_key = some(r.str()?);
             e.event = r.opt_str()?;
@@ -445,12 +468,18 @@ impl Record<'_> {
                     message: r.str()?.to_owned(),
                 });
             }
-            e.peer = match r.opt_str()? {
-                Some(p) => Some(p.parse().map_err(|_| "bad peer address")?),
-                None => None,
-            };
-            e.query = r.map()?;
-            e.headers = r.map()?;
+            if self.format == FORMAT_RAW_V2 {
+                e.peer = match r.opt_str()? {
+                    Some(p) => Some(p.parse().map_err(|_| "bad peer address")?),
+                    None => None,
+                };
+                e.query = r.map()?.collect::<Result<_, _>>()?;
+                e.headers = r.map()?.collect::<Result<_, _>>()?;
+            } else {
+                e.peer = r.peer()?;
+                e.query = RequestQuery::new(r.str()?);
+                e.headers = RequestHeaders::from_block(r.str()?);
+            }
             e.attempts = u32::try_from(r.varint()?).map_err(|_| "bad attempts")?;
             if !r.0.is_empty() {
                 for _ in 0..r.varint()? {
@@ -522,14 +551,28 @@ impl<'a> Reader<'a> {
         self.take(1)?.first().copied().ok_or("truncated record")
     }
 
-    fn map(&mut self) -> Result<BTreeMap<String, String>, Corrupt> {
+    fn peer(&mut self) -> Result<Option<SocketAddr>, Corrupt> {
+        let port = |r: &mut Self| Ok::<_, Corrupt>(u16::from_le_bytes([r.byte()?, r.byte()?]));
+        Ok(match self.byte()? {
+            0 => None,
+            4 => {
+                let ip: [u8; 4] = self.take(4)?.try_into().map_err(|_| "bad peer address")?;
+                Some(SocketAddr::from((ip, port(self)?)))
+            }
+            6 => {
+                let ip: [u8; 16] = self.take(16)?.try_into().map_err(|_| "bad peer address")?;
+                let port = port(self)?;
+                let scope = u32::try_from(self.varint()?).map_err(|_| "bad peer address")?;
+                Some(SocketAddr::V6(SocketAddrV6::new(ip.into(), port, 0, scope)))
+            }
+            _ => return Err("bad peer address"),
+        })
+    }
+
+    /// The pairs of a map (`n:varint (key:str value:str)*`), as older formats wrote them.
+    fn map(&mut self) -> Result<impl Iterator<Item = Result<(&'a str, &'a str), Corrupt>> + '_, Corrupt> {
         let n = self.varint()?;
-        let mut m = BTreeMap::new();
-        for _ in 0..n {
-            let k = self.str()?.to_owned();
-            m.insert(k, self.str()?.to_owned());
-        }
-        Ok(m)
+        Ok((0..n).map(move |_| Ok((self.str()?, self.str()?))))
     }
 }
 
@@ -569,8 +612,8 @@ mod tests {
             message: "signature does not match".into(),
         });
         e.peer = Some("127.0.0.1:4242".parse().unwrap());
-        e.query = [("signature".to_owned(), "abc".to_owned()), ("nonce".to_owned(), "1".to_owned())].into();
-        e.headers = [("user-agent".to_owned(), "Mozilla/4.0".to_owned())].into();
+        e.query = RequestQuery::new("signature=abc&nonce=1");
+        e.headers = RequestHeaders::from_pairs([("user-agent", &b"Mozilla/4.0"[..])]);
         e.attempts = 3;
         e.checks = vec![wemp_proto::admission::Check {
             kind: wemp_proto::admission::CheckKind::Signature,
@@ -606,6 +649,52 @@ mod tests {
         old[at..at + 4].copy_from_slice(&len.to_le_bytes());
         let read: Vec<DeliveryRecord> = records(&old).unwrap().map(|r| r.unwrap().entry().unwrap()).collect();
         assert_eq!(read, [e]);
+    }
+
+    /// A body as the version before wrote it (format 4: query and headers as maps), kept
+    /// byte for byte in `testdata/segment-v2.lz4` (made from `full(0)`, an empty record and
+    /// `full(3)` at indexes 0, 7, 14): it reads back as what was written.
+    #[test]
+    fn bodies_with_query_and_headers_as_maps_read_back_the_same() {
+        let packed = include_bytes!("testdata/segment-v2.lz4");
+        assert_eq!(packed[0], FORMAT_LZ4_V2);
+        let read = |raw: &[u8]| -> Vec<(u64, DeliveryRecord)> {
+            records(raw).unwrap().map(|r| r.map(|r| (r.index, r.entry().unwrap())).unwrap()).collect()
+        };
+        let raw = plain(packed).unwrap();
+        let entries = read(&raw);
+        assert_eq!(entries, [(0, full(0)), (7, DeliveryRecord::default()), (14, full(3))]);
+        assert_eq!(entries[0].1.query.get("nonce").as_deref(), Some("1"));
+        assert_eq!(entries[0].1.query.to_map(), full(0).query.to_map());
+        assert_eq!(entries[2].1.headers.get("user-agent").as_deref(), Some("Mozilla/4.0"));
+        assert_eq!(serde_json::to_value(&entries[2].1).unwrap(), serde_json::to_value(full(3)).unwrap());
+
+        // A partial delete rebuilds it in its own format, compressed as such.
+        let kept = rebuild(records(&raw).unwrap().map(Result::unwrap).filter(|r| r.index != 7));
+        assert_eq!(kept[0], FORMAT_RAW_V2);
+        let mut again = Vec::new();
+        compress_into(&mut again, &kept);
+        assert_eq!(again[0], FORMAT_LZ4_V2);
+        assert_eq!(read(&plain(&again).unwrap()), [(0, full(0)), (14, full(3))]);
+    }
+
+    /// New bodies keep the query and headers as they came.
+    #[test]
+    fn query_and_headers_are_stored_as_they_came() {
+        let mut e = DeliveryRecord::new(0, 0);
+        e.query = RequestQuery::new("b=2&a=1&a=3&nonce=n%20n");
+        e.headers = RequestHeaders::from_pairs([("x-b", &b"1"[..]), ("x-a", b"2"), ("x-b", b"3")]);
+        e.peer = Some("[fe80::1%3]:443".parse().unwrap());
+        let mut packed = Vec::new();
+        compress_into(&mut packed, &encode([(0, &e)].into_iter()));
+        assert_eq!(packed[0], FORMAT_LZ4);
+        let raw = plain(&packed).unwrap();
+        let back = records(&raw).unwrap().next().unwrap().unwrap().entry().unwrap();
+        assert_eq!(back.query.as_str(), "b=2&a=1&a=3&nonce=n%20n");
+        assert_eq!(back.headers.as_str(), "x-b: 1\nx-a: 2\nx-b: 3\n");
+        assert_eq!(back.headers.get("x-b").as_deref(), Some("1, 3"));
+        assert_eq!(back.peer, e.peer);
+        assert_eq!(back, e);
     }
 
     /// A format-1 body as wemp wrote it before the record was typed.
