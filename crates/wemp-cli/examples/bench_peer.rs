@@ -41,6 +41,20 @@ struct Cli {
     command: Command,
 }
 
+/// The bench's account, as WeChat and the server both know it.
+#[derive(clap::Args)]
+struct AccountArgs {
+    /// The Token.
+    #[arg(long)]
+    token: String,
+    /// The appid.
+    #[arg(long)]
+    appid: String,
+    /// The EncodingAESKey.
+    #[arg(long)]
+    aes_key: String,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve `success` on every path, and the gateway app's JSON reply on `POST /hook`.
@@ -54,15 +68,8 @@ enum Command {
         /// Address to listen on.
         #[arg(long)]
         listen: String,
-        /// The Token.
-        #[arg(long)]
-        token: String,
-        /// The appid.
-        #[arg(long)]
-        appid: String,
-        /// The EncodingAESKey.
-        #[arg(long)]
-        aes_key: String,
+        #[command(flatten)]
+        account: AccountArgs,
     },
     /// Write signed and encrypted text messages as raw HTTP requests.
     Gen {
@@ -81,15 +88,8 @@ enum Command {
         /// The callback path.
         #[arg(long, default_value = "/wechat")]
         path: String,
-        /// The Token.
-        #[arg(long)]
-        token: String,
-        /// The appid.
-        #[arg(long)]
-        appid: String,
-        /// The EncodingAESKey.
-        #[arg(long)]
-        aes_key: String,
+        #[command(flatten)]
+        account: AccountArgs,
         /// The account's original id (`ToUserName`).
         #[arg(long, default_value = "gh_0be4c4be4c4b")]
         to: String,
@@ -105,8 +105,18 @@ enum Command {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     match Cli::parse().command {
         Command::Serve { listen } => serve(&listen),
-        Command::Library { listen, token, appid, aes_key } => library(&listen, &token, &appid, &aes_key),
-        Command::Gen { out, count, threads, host, path, token, appid, aes_key, to, mode, content } => {
+        Command::Library { listen, account } => library(&listen, &account),
+        Command::Gen {
+            out,
+            count,
+            threads,
+            host,
+            path,
+            account: AccountArgs { token, appid, aes_key },
+            to,
+            mode,
+            content,
+        } => {
             let threads = threads.max(1);
             let platform = Platform::new(&token).with_cipher(Cipher::new(&aes_key, &appid)?);
             let now = SystemTime::now().duration_since(UNIX_EPOCH)?;
@@ -179,13 +189,14 @@ impl Job {
     }
 }
 
-fn library(listen: &str, token: &str, appid: &str, aes_key: &str) -> Result<(), Box<dyn std::error::Error>> {
+fn library(listen: &str, account: &AccountArgs) -> Result<(), Box<dyn std::error::Error>> {
     use wemp_server::{Account, Reply, Router, WechatService};
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).with_target(false).init();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
         // Compatible mode, as `wemp serve` in the bench: each request answered in its own mode.
-        let account = Account::new(appid, token).with_aes_key(aes_key)?;
+        let account =
+            Account::new(account.appid.as_str(), account.token.as_str()).with_aes_key(&account.aes_key)?;
         let router = Router::new().fallback(|| async { Reply::text("ok") });
         let service = WechatService::builder().account(account).router(router).build()?;
         let listener = tokio::net::TcpListener::bind(listen).await?;

@@ -31,8 +31,8 @@ impl std::io::Write for Buf {
     }
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn rejection_log_line_names_code_mode_and_parameter_but_no_secret() {
+/// Every line at DEBUG and above on this thread, into the buffer, while the guard lives.
+fn capture() -> (Buf, tracing::subscriber::DefaultGuard) {
     let buf = Buf::default();
     let writer = buf.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -40,11 +40,15 @@ async fn rejection_log_line_names_code_mode_and_parameter_but_no_secret() {
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // Tests on other threads without a subscriber may have cached "never" for the
-    // callsites this test reads (the accepted request's debug line): ask again.
+    let guard = tracing::subscriber::set_default(subscriber);
+    // A call site another test reached first may be cached for the subscribers then: ask again.
     tracing::callsite::rebuild_interest_cache();
+    (buf, guard)
+}
 
+#[tokio::test(flavor = "current_thread")]
+async fn rejection_log_line_names_code_mode_and_parameter_but_no_secret() {
+    let (buf, _guard) = capture();
     let svc = service(Router::new());
     let ok = wechat_post(Mode::Safe, &text_xml("x", 1));
     let bad = ok.uri().query().unwrap().replace("msg_signature=", "msg_signature=0");
@@ -79,15 +83,7 @@ async fn rejection_log_line_names_code_mode_and_parameter_but_no_secret() {
 /// answered (a handler naming its rule used to add a second `rule=` to every line).
 #[tokio::test(flavor = "current_thread")]
 async fn the_rule_is_recorded_once_in_the_request_span() {
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    tracing::callsite::rebuild_interest_cache();
+    let (buf, _guard) = capture();
 
     let router = Router::new().fallback(|ctx: wemp_server::Ctx| async move {
         ctx.set_rule_name("keyword:help");
