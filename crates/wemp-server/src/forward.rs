@@ -12,6 +12,10 @@ use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use wemp_proto::{Incoming, Reply, Secret};
 use wemp_store::{ForwardRecord, ForwardResult, ForwardTarget};
 
+// The account's key (its appid, or a WeCom app's `corpid/agentid`): the header the API
+// proxy reads back.
+use crate::api_proxy::ACCOUNT_HEADER;
+
 use crate::relay::{Relay, RelayError};
 use crate::{BoxError, Inbound};
 
@@ -21,8 +25,6 @@ pub const CONTRACT_VERSION: u32 = 1;
 pub const SIGNATURE_HEADER: &str = "x-wemp-signature";
 /// The header carrying the key WeChat's retries of one delivery share.
 pub const DEDUP_KEY_HEADER: &str = "x-wemp-dedup-key";
-/// The header carrying the account's key (its appid, or a WeCom app's `corpid/agentid`).
-const ACCOUNT_HEADER: &str = "x-wemp-account";
 /// The largest answer read from the app.
 pub const ANSWER_LIMIT: usize = 256 * 1024;
 

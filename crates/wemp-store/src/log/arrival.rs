@@ -11,6 +11,44 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use wemp_proto::admission::percent_decode;
+use wemp_proto::wechat::percent_encode_into;
+
+/// What a request part kept as it arrived shares with a map of its names and values: it is
+/// made from an array of pairs (as from any iterator of them), equal when its map is,
+/// shown and (de)serialised as that map.
+macro_rules! read_as_a_map {
+    ($t:ty) => {
+        impl<K: AsRef<str>, V: AsRef<str>, const N: usize> From<[(K, V); N]> for $t {
+            fn from(pairs: [(K, V); N]) -> Self {
+                pairs.into_iter().collect()
+            }
+        }
+
+        impl PartialEq for $t {
+            fn eq(&self, other: &Self) -> bool {
+                self.0 == other.0 || self.to_map() == other.to_map()
+            }
+        }
+
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_map().entries(self.to_map()).finish()
+            }
+        }
+
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.to_map().serialize(s)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Ok(BTreeMap::<String, String>::deserialize(d)?.into_iter().collect())
+            }
+        }
+    };
+}
 
 /// The query string of a request as it arrived (percent-encoded, without the `?`), read as
 /// its parameters: percent-decoded, the first of a repeated name, as the server reads them.
@@ -79,57 +117,15 @@ impl<K: AsRef<str>, V: AsRef<str>> FromIterator<(K, V)> for RequestQuery {
             if !raw.is_empty() {
                 raw.push('&');
             }
-            percent_encode(&mut raw, k.as_ref());
+            percent_encode_into(&mut raw, k.as_ref());
             raw.push('=');
-            percent_encode(&mut raw, v.as_ref());
+            percent_encode_into(&mut raw, v.as_ref());
         }
         Self(raw.into())
     }
 }
 
-/// Appends `s` with every byte but the unreserved ones (`A-Z a-z 0-9 - . _ ~`) as `%XX`.
-fn percent_encode(out: &mut String, s: &str) {
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
-            out.push(char::from(b"0123456789ABCDEF"[usize::from(b & 15)]));
-        }
-    }
-}
-
-/// A query string of these parameters (percent-encoded).
-impl<K: AsRef<str>, V: AsRef<str>, const N: usize> From<[(K, V); N]> for RequestQuery {
-    fn from(pairs: [(K, V); N]) -> Self {
-        pairs.into_iter().collect()
-    }
-}
-
-impl PartialEq for RequestQuery {
-    fn eq(&self, other: &Self) -> bool {
-        self.0 == other.0 || self.to_map() == other.to_map()
-    }
-}
-
-impl std::fmt::Debug for RequestQuery {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_map().entries(self.to_map()).finish()
-    }
-}
-
-impl Serialize for RequestQuery {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.to_map().serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for RequestQuery {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(BTreeMap::<String, String>::deserialize(d)?.into_iter().collect())
-    }
-}
+read_as_a_map!(RequestQuery);
 
 /// The headers of a request as they arrived, less `Cookie` and `Authorization` (which WeChat
 /// never sends): kept as one block of `name: value` lines, names lowercase, in the order they
@@ -250,36 +246,7 @@ impl<K: AsRef<str>, V: AsRef<str>> FromIterator<(K, V)> for RequestHeaders {
     }
 }
 
-/// Headers of these names and values (each name once).
-impl<K: AsRef<str>, V: AsRef<str>, const N: usize> From<[(K, V); N]> for RequestHeaders {
-    fn from(pairs: [(K, V); N]) -> Self {
-        pairs.into_iter().collect()
-    }
-}
-
-impl PartialEq for RequestHeaders {
-    fn eq(&self, other: &Self) -> bool {
-        self.0 == other.0 || self.to_map() == other.to_map()
-    }
-}
-
-impl std::fmt::Debug for RequestHeaders {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_map().entries(self.to_map()).finish()
-    }
-}
-
-impl Serialize for RequestHeaders {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.to_map().serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for RequestHeaders {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(BTreeMap::<String, String>::deserialize(d)?.into_iter().collect())
-    }
-}
+read_as_a_map!(RequestHeaders);
 
 #[cfg(test)]
 mod tests {
