@@ -118,7 +118,8 @@ fn check(digest: &[u8; 20], given: &str, kind: SignatureKind) -> Result<(), Veri
     if well_formed && bool::from(digest.ct_eq(&decoded)) { Ok(()) } else { Err(VerifyError { kind }) }
 }
 
-fn nibble(c: u8) -> Option<u8> {
+/// The value of one hexadecimal digit (either case).
+pub(crate) fn nibble(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
         b'a'..=b'f' => Some(c - b'a' + 10),

@@ -2,6 +2,8 @@
 
 use std::borrow::Cow;
 
+use crate::signature::nibble;
+
 /// The parameters WeChat puts in the callback URL. The first occurrence of each counts;
 /// the names are matched exactly, the values percent- and plus-decoded.
 ///
@@ -68,15 +70,6 @@ impl<'a> Query<'a> {
     }
 }
 
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// Percent- and plus-decoding of one query value; invalid escapes are kept as they are and
 /// bytes that are not UTF-8 become U+FFFD.
 pub fn percent_decode(s: &str) -> Cow<'_, str> {
@@ -89,7 +82,7 @@ pub fn percent_decode(s: &str) -> Cow<'_, str> {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+            b'%' if i + 2 < bytes.len() => match (nibble(bytes[i + 1]), nibble(bytes[i + 2])) {
                 (Some(h), Some(l)) => {
                     out.push(h << 4 | l);
                     i += 3;
