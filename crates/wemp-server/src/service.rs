@@ -581,14 +581,20 @@ impl WechatService {
         (m.dedup_count(DedupOutcome::Joined), m.dedup_count(DedupOutcome::Cached))
     }
 
-    /// Waits until no handler runs (their late replies handed to the sink), at most
-    /// `timeout`. Returns whether all finished.
+    /// Waits until no handler runs (their late replies handed to the sink), then until the
+    /// dedup store has written the replies it queued ([`DedupStore::flush`]), at most
+    /// `timeout` in all. Returns whether all finished.
     pub async fn drain(&self, timeout: Duration) -> bool {
         let tasks = &self.inner.tasks;
         tasks.draining.fetch_add(1, Ordering::SeqCst);
         // Orders that before `until_zero`'s read of the count (see `TaskGuard::drop`).
         std::sync::atomic::fence(Ordering::SeqCst);
-        let wait = crate::context::until_zero(&tasks.count, &tasks.idle);
+        let wait = async {
+            crate::context::until_zero(&tasks.count, &tasks.idle).await;
+            if let Err(e) = self.inner.dedup.flush().await {
+                tracing::error!(error = %e, "cannot store the last replies for retries");
+            }
+        };
         let drained = tokio::time::timeout(timeout, wait).await.is_ok();
         tasks.draining.fetch_sub(1, Ordering::SeqCst);
         drained

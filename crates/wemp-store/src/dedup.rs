@@ -32,6 +32,11 @@ pub trait DedupStore: Send + Sync + 'static {
     async fn claim(&self, key: &str, in_flight_ttl: Duration) -> Result<Claim>;
 
     /// Stores the reply that was sent for `key`, kept for at least `ttl`, and wakes waiters.
+    ///
+    /// A store may write it behind (`redis::RedisDedupStore` does while
+    /// Redis answers): it returns once the reply is queued, and until the write lands a
+    /// claim of the key elsewhere still sees [`Claim::InFlight`] (and waits for the reply)
+    /// where it would see [`Claim::Done`]. [`DedupStore::flush`] waits for such writes.
     async fn complete(&self, key: &str, reply: &str, ttl: Duration) -> Result<()>;
 
     /// Gives up a claim without a reply (so a later retry runs the handler again).
@@ -40,4 +45,11 @@ pub trait DedupStore: Send + Sync + 'static {
     /// Waits up to `timeout` for `key` to be completed; `None` if it was not (or was
     /// released) by then.
     async fn wait(&self, key: &str, timeout: Duration) -> Result<Option<String>>;
+
+    /// Waits until every completion made before this call is stored (see
+    /// [`DedupStore::complete`]); at once for a store that writes in place (the default).
+    /// The server calls it when it drains at shutdown.
+    async fn flush(&self) -> Result<()> {
+        Ok(())
+    }
 }

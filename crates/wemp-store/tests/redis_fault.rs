@@ -63,6 +63,7 @@ async fn redis_dies_and_returns() {
         assert_eq!(handle(&store, &key).await, Claim::New);
         assert_eq!(handle(&store, &key).await, Claim::Done(format!("reply to {key}")));
     }
+    store.flush().await.unwrap();
     let stored: Option<String> =
         redis::cmd("GET").arg("fault:dedup:wx1:msg:o1:0").query_async(&mut raw).await.unwrap();
     assert_eq!(stored.as_deref(), Some("Dreply to wx1:msg:o1:0"));
@@ -90,6 +91,7 @@ async fn redis_dies_and_returns() {
     }
     let key = "wx1:msg:o1:after";
     assert_eq!(handle(&store, key).await, Claim::New);
+    store.flush().await.unwrap();
     let stored: Option<String> =
         redis::cmd("GET").arg(format!("fault:dedup:{key}")).query_async(&mut raw).await.unwrap();
     assert_eq!(stored.as_deref(), Some("Dreply to wx1:msg:o1:after"));
@@ -134,6 +136,7 @@ async fn stores_built_while_redis_is_down_connect_when_it_comes_up() {
     assert!(conn.is_connected());
     let key = "wx1:msg:o1:after";
     assert_eq!(handle(&store, key).await, Claim::New);
+    store.flush().await.unwrap();
     let mut raw = wemp_store::redis::connect(&url).await.unwrap();
     let stored: Option<String> =
         redis::cmd("GET").arg(format!("lazy:dedup:{key}")).query_async(&mut raw).await.unwrap();
@@ -168,4 +171,35 @@ async fn retries_during_an_outage_get_the_reply_or_join_the_running_handler() {
     // A message first seen during the outage is still handled, once.
     assert_eq!(handle(&*store, unseen).await, Claim::New);
     assert_eq!(handle(&*store, unseen).await, Claim::Done(format!("reply to {unseen}")));
+}
+
+/// While Redis fails, completions are not queued: `complete` writes in place and reports the
+/// failure (so `FallbackDedupStore` sees the outage). Once Redis answers again they are
+/// queued, and `flush` waits until they are stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn completions_are_written_in_place_while_redis_fails() {
+    let Some(mut server) = private_redis("the write-behind outage test") else { return };
+    let (port, url) = (server.port(), server.url());
+    let store = RedisDedupStore::new(wemp_store::redis::connect(&url).await.unwrap(), "wb:");
+    assert_eq!(store.claim("wx1:msg:o1:1", MINUTE).await.unwrap(), Claim::New);
+    store.complete("wx1:msg:o1:1", "queued", MINUTE).await.unwrap();
+    store.flush().await.unwrap();
+
+    server.kill();
+    assert!(store.claim("wx1:msg:o1:2", MINUTE).await.is_err());
+    assert!(store.complete("wx1:msg:o1:2", "lost", MINUTE).await.is_err(), "written in place, and failed");
+
+    let _server = RedisServer::start_on(port).unwrap();
+    let mut tries = 0;
+    while store.claim("wx1:msg:o1:3", MINUTE).await.is_err() {
+        tries += 1;
+        assert!(tries < 100, "redis did not come back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    store.complete("wx1:msg:o1:3", "queued again", MINUTE).await.unwrap();
+    store.flush().await.unwrap();
+    let mut raw = wemp_store::redis::connect(&url).await.unwrap();
+    let stored: Option<String> =
+        redis::cmd("GET").arg("wb:dedup:wx1:msg:o1:3").query_async(&mut raw).await.unwrap();
+    assert_eq!(stored.as_deref(), Some("Dqueued again"));
 }

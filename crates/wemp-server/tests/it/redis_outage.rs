@@ -114,3 +114,45 @@ async fn a_slow_handler_running_when_redis_dies_sends_one_late_reply() {
     assert_eq!(third, "success");
     assert_eq!((runs.get(), sink.replies().len()), (1, 1));
 }
+
+/// `drain` waits, after the handlers, for the dedup store to write what it queued
+/// ([`wemp_store::DedupStore::flush`]; the Redis store writes replies behind).
+#[tokio::test]
+async fn drain_flushes_the_dedup_store() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use wemp_store::{Claim, DedupStore};
+
+    #[derive(Default)]
+    struct Flushes(MemoryDedupStore, Arc<AtomicUsize>);
+
+    #[async_trait::async_trait]
+    impl DedupStore for Flushes {
+        async fn claim(&self, key: &str, ttl: Duration) -> wemp_store::Result<Claim> {
+            self.0.claim(key, ttl).await
+        }
+        async fn complete(&self, key: &str, reply: &str, ttl: Duration) -> wemp_store::Result<()> {
+            self.0.complete(key, reply, ttl).await
+        }
+        async fn release(&self, key: &str) -> wemp_store::Result<()> {
+            self.0.release(key).await
+        }
+        async fn wait(&self, key: &str, timeout: Duration) -> wemp_store::Result<Option<String>> {
+            self.0.wait(key, timeout).await
+        }
+        async fn flush(&self) -> wemp_store::Result<()> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    let store = Flushes::default();
+    let flushes = store.1.clone();
+    let runs = Counter::default();
+    let svc = builder(echo(&runs, Duration::ZERO)).dedup_store(store).build().unwrap();
+    let (_, body) = send(&svc, wechat_post(Mode::Safe, &text_xml("hi", 7003))).await;
+    assert_eq!(reply_text(&body).as_deref(), Some("echo: hi"));
+    assert_eq!(flushes.load(Ordering::SeqCst), 0);
+    assert!(svc.drain(Duration::from_secs(5)).await);
+    assert_eq!(flushes.load(Ordering::SeqCst), 1);
+}

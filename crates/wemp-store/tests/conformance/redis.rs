@@ -73,6 +73,60 @@ async fn session() {
     cleanup(a, &prefix).await;
 }
 
+/// With completions written in place (no queue), the contract holds as it does for a store
+/// that queues them.
+#[tokio::test(flavor = "multi_thread")]
+async fn dedup_with_completions_written_in_place() {
+    let Some((a, b, prefix)) = connect("dedup-in-place").await else { return };
+    suite::dedup(
+        Arc::new(RedisDedupStore::new(a.clone(), &prefix).completion_queue(0)),
+        Arc::new(RedisDedupStore::new(b, &prefix).completion_queue(0)),
+    )
+    .await;
+    cleanup(a, &prefix).await;
+}
+
+/// A completion written behind reaches another instance without a flush: a retry there sees
+/// the reply, or the key in flight and then the reply by waiting. With a queue of one, most
+/// completions find it full and are written in place: none is lost either way.
+#[tokio::test(flavor = "multi_thread")]
+async fn completions_written_behind_reach_other_instances() {
+    use std::time::Duration;
+    use wemp_store::{Claim, DedupStore};
+    let Some((a, b, prefix)) = connect("write-behind").await else { return };
+    let minute = Duration::from_secs(60);
+    let (one, two) = (RedisDedupStore::new(a.clone(), &prefix), RedisDedupStore::new(b.clone(), &prefix));
+    for n in 0..50 {
+        let k = format!("wx1:msg:o1:{n}");
+        assert_eq!(one.claim(&k, minute).await.unwrap(), Claim::New);
+        one.complete(&k, &format!("reply {n}"), minute).await.unwrap();
+        match two.claim(&k, minute).await.unwrap() {
+            Claim::Done(reply) => assert_eq!(reply, format!("reply {n}")),
+            Claim::InFlight => {}
+            Claim::New => panic!("a completed key was claimed again"),
+        }
+        assert_eq!(two.wait(&k, Duration::from_secs(5)).await.unwrap(), Some(format!("reply {n}")));
+    }
+
+    let tiny = Arc::new(RedisDedupStore::new(a.clone(), &prefix).completion_queue(1));
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..200 {
+        let s = tiny.clone();
+        tasks.spawn(async move {
+            let k = format!("wx1:msg:o2:{n}");
+            assert_eq!(s.claim(&k, minute).await.unwrap(), Claim::New);
+            s.complete(&k, &format!("reply {n}"), minute).await.unwrap();
+        });
+    }
+    tasks.join_all().await;
+    tiny.flush().await.unwrap();
+    for n in 0..200 {
+        let k = format!("wx1:msg:o2:{n}");
+        assert_eq!(two.claim(&k, minute).await.unwrap(), Claim::Done(format!("reply {n}")));
+    }
+    cleanup(a, &prefix).await;
+}
+
 /// Stores with different prefixes on one Redis never see each other's keys.
 #[tokio::test(flavor = "multi_thread")]
 async fn prefixes_isolate() {

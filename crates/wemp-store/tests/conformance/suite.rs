@@ -25,6 +25,9 @@ pub(crate) async fn dedup<S: DedupStore>(a: Arc<S>, b: Arc<S>) {
     assert_eq!(a.claim(k, MINUTE).await.unwrap(), Claim::InFlight);
     let reply = "<xml><Content><![CDATA[你好 ]]]]><![CDATA[>]]></Content></xml>";
     a.complete(k, reply, MINUTE).await.unwrap();
+    // A store may write completions behind (Redis): until then a claim elsewhere sees the
+    // key in flight and waits (checked per store); `flush` waits for the write.
+    a.flush().await.unwrap();
     assert_eq!(b.claim(k, MINUTE).await.unwrap(), Claim::Done(reply.to_owned()));
     assert_eq!(b.wait(k, MINUTE).await.unwrap().as_deref(), Some(reply));
 
@@ -36,6 +39,7 @@ pub(crate) async fn dedup<S: DedupStore>(a: Arc<S>, b: Arc<S>) {
     let k = "wx1:msg:o1:3";
     assert_eq!(a.claim(k, MINUTE).await.unwrap(), Claim::New);
     a.complete(k, "", MINUTE).await.unwrap();
+    a.flush().await.unwrap();
     assert_eq!(b.claim(k, MINUTE).await.unwrap(), Claim::Done(String::new()));
 
     // Release lets the next delivery run the handler again.
@@ -45,6 +49,7 @@ pub(crate) async fn dedup<S: DedupStore>(a: Arc<S>, b: Arc<S>) {
     assert_eq!(b.claim(k, MINUTE).await.unwrap(), Claim::New);
     // Releasing a finished key keeps its reply.
     b.complete(k, "success", MINUTE).await.unwrap();
+    b.flush().await.unwrap();
     a.release(k).await.unwrap();
     assert_eq!(a.claim(k, MINUTE).await.unwrap(), Claim::Done("success".to_owned()));
 
