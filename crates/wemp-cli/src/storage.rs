@@ -230,6 +230,8 @@ mod tests {
         let ttl = std::time::Duration::from_secs(30);
         assert_eq!(dedup.claim(&key, ttl).await.unwrap(), wemp_store::Claim::New);
         dedup.complete(&key, "the reply", ttl).await.unwrap();
+        // Written behind: stored once flushed.
+        dedup.flush().await.unwrap();
         // Read back through the documented layout `wemp:<kind>:<key>`.
         let conn = wemp_store::redis::connect(&url).await.unwrap();
         let plain = wemp_store::redis::RedisDedupStore::new(conn, "wemp:");
