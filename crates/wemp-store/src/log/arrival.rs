@@ -328,7 +328,7 @@ mod tests {
             b"\t",
             b"0",
         ];
-        let mut text = |rng: &mut rand::rngs::StdRng| -> Vec<u8> {
+        let text = |rng: &mut rand::rngs::StdRng| -> Vec<u8> {
             (0..rng.random_range(0..8))
                 .flat_map(|_| pieces[rng.random_range(0..pieces.len())].to_vec())
                 .collect()
