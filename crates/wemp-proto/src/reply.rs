@@ -20,7 +20,7 @@
 use crate::ReferenceCode;
 use crate::field::{Field, FieldError, Record, record};
 use crate::message::{Header, Incoming};
-use crate::xml::{Document, Element, XmlError};
+use crate::xml::{Document, Element, XmlError, cdata_leaf, close_tag, open_tag, push_int};
 
 /// Most articles in a news reply to an event or in other contexts.
 pub const MAX_ARTICLES: usize = 8;
@@ -221,10 +221,85 @@ impl Reply {
     /// # Errors
     /// [`ReplyError`] as in [`Reply::validate`].
     pub fn to_xml(&self, ctx: &ReplyContext) -> Result<String, ReplyError> {
-        match self.to_element(ctx)? {
-            None => Ok("success".to_owned()),
-            Some(el) => Ok(el.to_xml()),
+        self.validate(ctx)?;
+        let Some(msg_type) = self.msg_type() else { return Ok("success".to_owned()) };
+        // Written straight into one string, byte for byte what `to_element(ctx)?.to_xml()`
+        // writes (a proptest in tests/it/props.rs holds the two together).
+        let mut out = String::with_capacity(self.xml_capacity(ctx));
+        out.push_str("<xml>");
+        cdata_leaf(&mut out, "ToUserName", &ctx.to);
+        cdata_leaf(&mut out, "FromUserName", &ctx.from);
+        open_tag(&mut out, "CreateTime");
+        push_int(&mut out, ctx.create_time);
+        close_tag(&mut out, "CreateTime");
+        cdata_leaf(&mut out, "MsgType", msg_type);
+        match self {
+            Self::None => {}
+            Self::Text { content } => content.write_xml(&mut out, "Content"),
+            Self::Image { media_id } => media_xml(&mut out, "Image", media_id),
+            Self::Voice { media_id } => media_xml(&mut out, "Voice", media_id),
+            Self::Video { media_id, title, description } => {
+                open_tag(&mut out, "Video");
+                cdata_leaf(&mut out, "MediaId", media_id);
+                title.write_xml(&mut out, "Title");
+                description.write_xml(&mut out, "Description");
+                close_tag(&mut out, "Video");
+            }
+            Self::Music(music) => music.write_xml(&mut out, "Music"),
+            Self::News(articles) => {
+                open_tag(&mut out, "ArticleCount");
+                push_int(&mut out, i64::try_from(articles.len()).unwrap_or(i64::MAX));
+                close_tag(&mut out, "ArticleCount");
+                open_tag(&mut out, "Articles");
+                articles.write_xml(&mut out, "item");
+                close_tag(&mut out, "Articles");
+            }
+            Self::TransferCustomerService { kf_account } => {
+                if let Some(kf) = kf_account {
+                    open_tag(&mut out, "TransInfo");
+                    cdata_leaf(&mut out, "KfAccount", kf);
+                    close_tag(&mut out, "TransInfo");
+                }
+            }
         }
+        out.push_str("</xml>");
+        // Every text of the reply is in `out` (split CDATA and escapes add only ASCII), so
+        // when `out` carries every character, so does each text. When it does not, the tree
+        // names the element that holds the first character XML cannot carry.
+        if !carries(&out) {
+            return self.to_element(ctx).map(|el| el.map_or_else(|| "success".to_owned(), |el| el.to_xml()));
+        }
+        Ok(out)
+    }
+
+    /// Room for [`Reply::to_xml`]'s output: the texts and the markup around them.
+    fn xml_capacity(&self, ctx: &ReplyContext) -> usize {
+        let opt = |s: &Option<String>| s.as_deref().map_or(0, str::len);
+        let texts = match self {
+            Self::None => 0,
+            Self::Text { content } => content.len(),
+            Self::Image { media_id } | Self::Voice { media_id } => media_id.len() + 64,
+            Self::Video { media_id, title, description } => {
+                media_id.len() + opt(title) + opt(description) + 128
+            }
+            Self::Music(m) => {
+                opt(&m.title)
+                    + opt(&m.description)
+                    + opt(&m.music_url)
+                    + opt(&m.hq_music_url)
+                    + m.thumb_media_id.len()
+                    + 256
+            }
+            Self::News(articles) => {
+                articles
+                    .iter()
+                    .map(|a| a.title.len() + a.description.len() + a.pic_url.len() + a.url.len() + 160)
+                    .sum::<usize>()
+                    + 64
+            }
+            Self::TransferCustomerService { kf_account } => opt(kf_account) + 64,
+        };
+        ctx.to.len() + ctx.from.len() + texts + 192
     }
 
     /// The reply as an element tree (`None` for [`Reply::None`]).
@@ -273,6 +348,22 @@ impl Reply {
         check_chars(&root)?;
         Ok(Some(root))
     }
+}
+
+/// `<Image><MediaId>…</MediaId></Image>` and the like.
+fn media_xml(out: &mut String, tag: &str, media_id: &str) {
+    open_tag(out, tag);
+    cdata_leaf(out, "MediaId", media_id);
+    close_tag(out, tag);
+}
+
+/// Whether XML can carry every character of `text` ([`is_xml_char`]), by bytes: the only
+/// characters it cannot are the C0 controls other than tab, newline and return, and U+FFFE
+/// and U+FFFF (UTF-8 `EF BF BE`, `EF BF BF`); a `str` holds no surrogates.
+fn carries(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.iter().all(|&b| b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r'))
+        && (!bytes.contains(&0xEF) || text.chars().all(is_xml_char))
 }
 
 /// A tagged enum cannot serialize a bare list; the articles go under `articles`.

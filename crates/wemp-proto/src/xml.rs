@@ -224,6 +224,52 @@ pub fn cdata_into(text: &str, out: &mut String) {
     out.push_str("]]>");
 }
 
+/// Appends what [`Element::write_to`] writes for `Element::cdata(name, text)`, without
+/// building the element: the direct writers (`Field::write_xml`, `Reply::to_xml`) use it.
+pub(crate) fn cdata_leaf(out: &mut String, name: &str, text: &str) {
+    open_tag(out, name);
+    if !text.is_empty() {
+        cdata_into(text, out);
+    }
+    close_tag(out, name);
+}
+
+/// Appends `<name>`.
+pub(crate) fn open_tag(out: &mut String, name: &str) {
+    out.push('<');
+    out.push_str(name);
+    out.push('>');
+}
+
+/// Appends `</name>`.
+pub(crate) fn close_tag(out: &mut String, name: &str) {
+    out.push_str("</");
+    out.push_str(name);
+    out.push('>');
+}
+
+/// Appends `n` in decimal, as its `Display` does (a bare number needs no escaping).
+pub(crate) fn push_int(out: &mut String, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        at -= 1;
+        // A digit: `rest % 10` is below 10.
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push('-');
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
+}
+
 fn escape_into(text: &str, out: &mut String, attr: bool) {
     for c in text.chars() {
         match c {
