@@ -307,6 +307,29 @@ impl<'x> Sink<'x> for Scan<'x> {
     }
 }
 
+/// The markup of an encrypted reply, around its encrypt text, signature, timestamp and
+/// nonce (written as they are: base64, hex and the server's own digits).
+const ENVELOPE: [&str; 5] = [
+    "<xml><Encrypt><![CDATA[",
+    "]]></Encrypt><MsgSignature><![CDATA[",
+    "]]></MsgSignature><TimeStamp>",
+    "</TimeStamp><Nonce><![CDATA[",
+    "]]></Nonce></xml>",
+];
+
+/// The bytes of [`ENVELOPE`].
+const ENVELOPE_MARKUP: usize =
+    ENVELOPE[0].len() + ENVELOPE[1].len() + ENVELOPE[2].len() + ENVELOPE[3].len() + ENVELOPE[4].len();
+
+/// An encrypted reply after its signature.
+fn write_envelope_tail(out: &mut String, timestamp: &str, nonce: &str) {
+    out.push_str(ENVELOPE[2]);
+    out.push_str(timestamp);
+    out.push_str(ENVELOPE[3]);
+    out.push_str(nonce);
+    out.push_str(ENVELOPE[4]);
+}
+
 /// The encrypted reply envelope.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EncryptedReply {
@@ -338,18 +361,47 @@ impl EncryptedReply {
         Ok(Self { encrypt, msg_signature, timestamp: timestamp.to_owned(), nonce: nonce.to_owned() })
     }
 
+    /// [`EncryptedReply::seal`], then [`EncryptedReply::to_xml`], in one string: the
+    /// ciphertext is encoded straight into the envelope and signed where it lies. The same
+    /// bytes as `seal(..)?.to_xml()`.
+    ///
+    /// # Errors
+    /// [`EncryptError`] when the message is too long to encrypt.
+    pub fn seal_xml(
+        cipher: &Cipher,
+        token: &str,
+        xml: &str,
+        timestamp: &str,
+        nonce: &str,
+        random: [u8; 16],
+    ) -> Result<String, EncryptError> {
+        let encrypt_len = cipher.encrypted_len(xml.len());
+        let mut out =
+            String::with_capacity(ENVELOPE_MARKUP + encrypt_len + 40 + timestamp.len() + nonce.len());
+        out.push_str(ENVELOPE[0]);
+        let start = out.len();
+        cipher.encrypt_into(xml, random, &mut out)?;
+        let digest = signature::msg_digest(token, timestamp, nonce, &out[start..]);
+        out.push_str(ENVELOPE[1]);
+        signature::hex_into(&digest, &mut out);
+        write_envelope_tail(&mut out, timestamp, nonce);
+        Ok(out)
+    }
+
     /// The envelope as XML.
     pub fn to_xml(&self) -> String {
-        let mut out = String::with_capacity(self.encrypt.len() + 200);
-        out.push_str("<xml><Encrypt><![CDATA[");
+        let mut out = String::with_capacity(
+            ENVELOPE_MARKUP
+                + self.encrypt.len()
+                + self.msg_signature.len()
+                + self.timestamp.len()
+                + self.nonce.len(),
+        );
+        out.push_str(ENVELOPE[0]);
         out.push_str(&self.encrypt);
-        out.push_str("]]></Encrypt><MsgSignature><![CDATA[");
+        out.push_str(ENVELOPE[1]);
         out.push_str(&self.msg_signature);
-        out.push_str("]]></MsgSignature><TimeStamp>");
-        out.push_str(&self.timestamp);
-        out.push_str("</TimeStamp><Nonce><![CDATA[");
-        out.push_str(&self.nonce);
-        out.push_str("]]></Nonce></xml>");
+        write_envelope_tail(&mut out, &self.timestamp, &self.nonce);
         out
     }
 

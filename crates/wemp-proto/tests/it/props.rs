@@ -127,3 +127,24 @@ proptest! {
         prop_assert_eq!(reply.to_xml(&ctx), tree);
     }
 }
+
+proptest! {
+    /// `EncryptedReply::seal_xml` writes the envelope in one string: the bytes of
+    /// `seal(..)?.to_xml()`.
+    #[test]
+    fn sealed_xml_is_the_sealed_reply_rendered(
+        xml in any::<String>(),
+        appid in "[a-z0-9]{0,32}",
+        token in "[a-zA-Z0-9]{0,32}",
+        timestamp in any::<String>(),
+        nonce in any::<String>(),
+        random in any::<[u8; 16]>(),
+    ) {
+        use wemp_proto::EncryptedReply;
+        let cipher = Cipher::new(KEY, &appid).unwrap();
+        let sealed = EncryptedReply::seal(&cipher, &token, &xml, &timestamp, &nonce, random).unwrap();
+        prop_assert_eq!(sealed.encrypt.len(), cipher.encrypted_len(xml.len()));
+        let one = EncryptedReply::seal_xml(&cipher, &token, &xml, &timestamp, &nonce, random).unwrap();
+        prop_assert_eq!(one, sealed.to_xml());
+    }
+}
