@@ -557,7 +557,13 @@ impl Incoming {
     pub fn dedup_key(&self) -> String {
         let header = self.header();
         if let Some(id) = self.msg_id() {
-            return format!("msg:{}:{}", header.from, id);
+            // Every message's key: written without the formatting machinery.
+            let mut key = String::with_capacity(4 + header.from.len() + 1 + 20);
+            key.push_str("msg:");
+            key.push_str(&header.from);
+            key.push(':');
+            crate::xml::push_uint(&mut key, id);
+            return key;
         }
         // A message whose fields did not decode keys on their text as it came (a retry is
         // the same bytes): two with a garbled MsgId or CreateTime must not share a key.

@@ -250,9 +250,17 @@ pub(crate) fn close_tag(out: &mut String, name: &str) {
 
 /// Appends `n` in decimal, as its `Display` does (a bare number needs no escaping).
 pub(crate) fn push_int(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    push_uint(out, n.unsigned_abs());
+}
+
+/// Appends `n` in decimal, as its `Display` does.
+pub(crate) fn push_uint(out: &mut String, n: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
-    let mut rest = n.unsigned_abs();
+    let mut rest = n;
     loop {
         at -= 1;
         // A digit: `rest % 10` is below 10.
@@ -261,9 +269,6 @@ pub(crate) fn push_int(out: &mut String, n: i64) {
         if rest == 0 {
             break;
         }
-    }
-    if n < 0 {
-        out.push('-');
     }
     for &d in &digits[at..] {
         out.push(char::from(d));
@@ -926,6 +931,20 @@ mod tests {
         #[test]
         fn flat_reads_what_walk_reads_on_any_input(input in proptest::prelude::any::<String>()) {
             flat_is_walked(&input);
+        }
+    }
+
+    #[test]
+    fn integers_are_written_as_display_writes_them() {
+        for n in [0, 1, -1, 9, 10, -10, 1_700_000_000, i64::MAX, i64::MIN] {
+            let mut out = String::new();
+            push_int(&mut out, n);
+            assert_eq!(out, n.to_string());
+        }
+        for n in [0, 7, 6_054_768_590_064_713_728, u64::MAX] {
+            let mut out = String::new();
+            push_uint(&mut out, n);
+            assert_eq!(out, n.to_string());
         }
     }
 
