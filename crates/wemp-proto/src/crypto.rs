@@ -303,14 +303,16 @@ impl Cipher {
     }
 
     fn cbc_encrypt(&self, buf: &mut [u8]) {
-        let mut prev = self.iv;
+        // The chaining XOR a block at a time (as one 128-bit word), not a byte at a time.
+        let mut prev = u128::from_ne_bytes(self.iv);
         for block in buf.chunks_exact_mut(16) {
-            for (b, p) in block.iter_mut().zip(prev.iter()) {
-                *b ^= p;
-            }
-            let block = GenericArray::from_mut_slice(block);
-            self.aes.encrypt_block(block);
-            prev.copy_from_slice(block);
+            let mut bytes = [0u8; 16];
+            bytes.copy_from_slice(block);
+            let mut input = GenericArray::from((u128::from_ne_bytes(bytes) ^ prev).to_ne_bytes());
+            self.aes.encrypt_block(&mut input);
+            block.copy_from_slice(&input);
+            bytes.copy_from_slice(&input);
+            prev = u128::from_ne_bytes(bytes);
         }
     }
 

@@ -362,8 +362,21 @@ fn media_xml(out: &mut String, tag: &str, media_id: &str) {
 /// and U+FFFF (UTF-8 `EF BF BE`, `EF BF BF`); a `str` holds no surrogates.
 fn carries(text: &str) -> bool {
     let bytes = text.as_bytes();
-    bytes.iter().all(|&b| b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r'))
-        && (!bytes.contains(&0xEF) || text.chars().all(is_xml_char))
+    // Counted rather than searched, so that the loop has no early exit and runs on whole
+    // vectors: most replies are short and have no such byte.
+    let controls = bytes.iter().filter(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')).count();
+    if controls != 0 {
+        return false;
+    }
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(0xEF, &bytes[from..]) {
+        let at = from + i;
+        if bytes.get(at + 1) == Some(&0xBF) && matches!(bytes.get(at + 2), Some(0xBE | 0xBF)) {
+            return false;
+        }
+        from = at + 1;
+    }
+    true
 }
 
 /// A tagged enum cannot serialize a bare list; the articles go under `articles`.
@@ -635,6 +648,23 @@ mod tests {
         );
         let err = Reply::music(Music::default()).to_xml(&ctx(true)).unwrap_err();
         assert_eq!(err, ReplyError::EmptyField { field: "ThumbMediaId" });
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn carries_is_every_char_an_xml_char(text in proptest::prelude::any::<String>()) {
+            proptest::prop_assert_eq!(carries(&text), text.chars().all(is_xml_char));
+        }
+    }
+
+    #[test]
+    fn carries_by_bytes() {
+        for text in ["", "a\tb\r\n", "活动，欢迎！", "\u{FFFD}\u{EFFF}", "\u{7F}\u{85}"] {
+            assert!(carries(text), "{text:?}");
+        }
+        for text in ["\u{0}", "a\u{1F}", "x\u{FFFE}", "\u{FFFF}y", "，\u{FFFE}"] {
+            assert!(!carries(text), "{text:?}");
+        }
     }
 
     #[test]

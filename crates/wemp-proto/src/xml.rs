@@ -214,7 +214,7 @@ impl Element {
 pub fn cdata_into(text: &str, out: &mut String) {
     out.push_str("<![CDATA[");
     let mut rest = text;
-    while let Some(i) = rest.find("]]>") {
+    while let Some(i) = cdata_end(rest) {
         // Keep "]]" in this section and start the next one with ">".
         out.push_str(&rest[..i + 2]);
         out.push_str("]]><![CDATA[");
@@ -222,6 +222,21 @@ pub fn cdata_into(text: &str, out: &mut String) {
     }
     out.push_str(rest);
     out.push_str("]]>");
+}
+
+/// Where the first `]]>` in `text` starts: found by its `>`, which text seldom has (and
+/// base64 never), rather than by a substring search set up anew for every call.
+pub(crate) fn cdata_end(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(b'>', &bytes[from..]) {
+        let gt = from + i;
+        if gt >= 2 && &bytes[gt - 2..gt] == b"]]" {
+            return Some(gt - 2);
+        }
+        from = gt + 1;
+    }
+    None
 }
 
 /// Appends what [`Element::write_to`] writes for `Element::cdata(name, text)`, without
@@ -772,11 +787,11 @@ pub(crate) fn flat<'x>(xml: &'x str, mut leaf: impl FnMut(&'x str, &'x str, bool
         let (name, start) = flat_start(xml, at)?;
         let (text, cdata, end) = match xml.get(start..)?.strip_prefix("<![CDATA[") {
             Some(rest) => {
-                let len = rest.find("]]>")?;
+                let len = cdata_end(rest)?;
                 (&rest[..len], true, start + 9 + len + 3)
             }
             None => {
-                let len = bytes[start..].iter().position(|b| matches!(b, b'<' | b'&' | b'>'))?;
+                let len = memchr::memchr3(b'<', b'&', b'>', &bytes[start..])?;
                 (&xml[start..start + len], false, start + len)
             }
         };
@@ -931,6 +946,13 @@ mod tests {
         #[test]
         fn flat_reads_what_walk_reads_on_any_input(input in proptest::prelude::any::<String>()) {
             flat_is_walked(&input);
+        }
+    }
+
+    #[test]
+    fn cdata_end_is_the_first_terminator() {
+        for text in ["", "]]>", "a]]>b]]>", "]>]]]>", "> ]] >", "]]", "x>y]]>", "]]]]>>", "中]]>文"] {
+            assert_eq!(cdata_end(text), text.find("]]>"), "{text:?}");
         }
     }
 
