@@ -5,7 +5,7 @@
 //! (what WeChat sent — query, headers, peer —, admission's checks, the message, the reply,
 //! the call to a gateway app, how it ended), as [`ConsoleObserver`](crate::ConsoleObserver)
 //! receives it inside the server or the message log returns it. The console adds only
-//! which of its accounts the record is for and what the server cannot see: [`tap`] reports
+//! which of its accounts the record is for and what the server cannot see: [`Tap`] reports
 //! callers that hung up before an answer and services that panicked.
 
 use std::collections::VecDeque;
@@ -13,10 +13,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use axum::extract::Request;
 use axum::response::Response;
 use futures_util::FutureExt as _;
+use futures_util::future::CatchUnwind;
 use serde::Serialize;
 use tokio::sync::broadcast;
 use wemp_store::{DeliveryRecord, RecordOutcome};
@@ -32,13 +38,13 @@ pub enum Source {
     /// The message log: an entry read back (its retries counted in
     /// [`DeliveryRecord::attempts`]).
     Log,
-    /// The [`tap`] around the callback router: a request the server never reported.
+    /// The [`Tap`] around the callback router: a request the server never reported.
     Tap,
     /// The hub itself: making the entry failed ([`DeliveryRecord::error`] says why).
     Hub,
 }
 
-/// What the [`tap`] saw that the server could not report.
+/// What the [`Tap`] saw that the server could not report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -70,7 +76,7 @@ pub struct LiveEntry {
     pub record: Arc<DeliveryRecord>,
     /// The reply as WeChat reads it, when [`DeliveryRecord::reply_xml`] is a reply.
     pub reply: Option<wemp_proto::Reply>,
-    /// For an entry of the [`tap`]: what it saw.
+    /// For an entry of the [`Tap`]: what it saw.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tap: Option<TapFinding>,
     /// How the handler failed, read from [`DeliveryRecord::error`], for the page to word in
@@ -258,44 +264,114 @@ impl Hub {
     }
 }
 
-/// Middleware for the callback router: reports to the hub what the server cannot — a
-/// caller that hung up before the answer, a service that panicked (answered `500`) — with
-/// what arrived (query, headers, peer). Everything the server handled reaches the live log
-/// through its observer ([`crate::Console::observer`]).
+/// Layer for the callback router: reports to the hub what the server cannot — a caller that
+/// hung up before the answer, a service that panicked (answered `500`) — with what arrived
+/// (query, headers, peer). Everything the server handled reaches the live log through its
+/// observer ([`crate::Console::observer`]).
+///
+/// A hand-written layer rather than `axum::middleware::from_fn`: that one boxes each
+/// request's future and clones the inner service into a boxed `Next`, for every request.
 ///
 /// ```ignore
-/// let app = service.into_router().layer(axum::middleware::from_fn_with_state(hub, tap));
+/// let app = service.into_router().layer(Tap::new(hub));
 /// ```
-pub async fn tap(State(hub): State<Arc<Hub>>, req: Request, next: Next) -> Response {
-    // What arrived is kept as it came (the URI and header map cloned share their bytes): the
-    // record is made only for a caller that hung up or a service that panicked, not for
-    // every request the server answers.
-    let arrival = Arrival {
-        received_at_ms: now_ms(),
-        started: Instant::now(),
-        uri: req.uri().clone(),
-        headers: req.headers().clone(),
-        peer: wemp_server::observe::peer(req.extensions()),
-    };
-    // Publishes a "hung up" entry if the caller goes away and the server drops us.
-    let mut guard = Guard { hub: hub.clone(), arrival: Some(arrival) };
-    let res = std::panic::AssertUnwindSafe(next.run(req)).catch_unwind().await;
-    let Some(arrival) = guard.arrival.take() else { unreachable!("taken only here and on drop") };
-    match res {
-        Ok(res) => res,
-        Err(_) => {
-            let mut record = arrival.record();
-            record.status = 500;
-            record.outcome = RecordOutcome::HandlerError;
-            let mut x = LiveEntry::new(Source::Tap, Arc::new(record));
-            x.tap = Some(TapFinding::Panicked);
-            hub.publish(x);
-            http::Response::builder().status(500).body(axum::body::Body::empty()).unwrap_or_default()
-        }
+#[derive(Clone, Debug)]
+pub struct Tap {
+    hub: Arc<Hub>,
+}
+
+impl Tap {
+    /// A tap reporting to `hub`.
+    pub fn new(hub: Arc<Hub>) -> Self {
+        Self { hub }
     }
 }
 
-/// What the [`tap`] keeps of a request until it knows whether it has anything to report.
+impl<S> tower_layer::Layer<S> for Tap {
+    type Service = TapService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TapService { inner, hub: self.hub.clone() }
+    }
+}
+
+/// The service [`Tap`] wraps around the callback router's routes.
+#[derive(Clone, Debug)]
+pub struct TapService<S> {
+    inner: S,
+    hub: Arc<Hub>,
+}
+
+impl<S> tower_service::Service<Request> for TapService<S>
+where
+    S: tower_service::Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = TapFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        // What arrived is kept as it came (the URI and header map cloned share their bytes): the
+        // record is made only for a caller that hung up or a service that panicked, not for
+        // every request the server answers.
+        let arrival = Arrival {
+            received_at_ms: now_ms(),
+            started: Instant::now(),
+            uri: req.uri().clone(),
+            headers: req.headers().clone(),
+            peer: wemp_server::observe::peer(req.extensions()),
+        };
+        // A service panics while it is polled, as a rule; one that panics when called counts
+        // the same.
+        let inner = std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req)))
+            .ok()
+            .map(|f| AssertUnwindSafe(f).catch_unwind());
+        // Publishes a "hung up" entry if the caller goes away and the server drops us.
+        TapFuture { inner, guard: Guard { hub: self.hub.clone(), arrival: Some(arrival) } }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`TapService`]: the inner service's, reporting a panic or a drop before
+    /// the answer.
+    pub struct TapFuture<F> {
+        // `None`: calling the inner service panicked.
+        #[pin]
+        inner: Option<CatchUnwind<AssertUnwindSafe<F>>>,
+        guard: Guard,
+    }
+}
+
+impl<F: Future<Output = Result<Response, Infallible>>> Future for TapFuture<F> {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let res = match this.inner.as_pin_mut() {
+            Some(inner) => ready!(inner.poll(cx)),
+            None => Err(Box::new("the service panicked when called") as Box<dyn std::any::Any + Send>),
+        };
+        let Some(arrival) = this.guard.arrival.take() else { unreachable!("polled after it finished") };
+        Poll::Ready(match res {
+            Ok(Ok(res)) => Ok(res),
+            Err(_) => {
+                let mut record = arrival.record();
+                record.status = 500;
+                record.outcome = RecordOutcome::HandlerError;
+                let mut x = LiveEntry::new(Source::Tap, Arc::new(record));
+                x.tap = Some(TapFinding::Panicked);
+                this.guard.hub.publish(x);
+                Ok(http::Response::builder().status(500).body(axum::body::Body::empty()).unwrap_or_default())
+            }
+        })
+    }
+}
+
+/// What the [`Tap`] keeps of a request until it knows whether it has anything to report.
 struct Arrival {
     received_at_ms: i64,
     started: Instant,
@@ -496,8 +572,7 @@ mod tests {
     async fn the_tap_reports_callers_that_hung_up_and_services_that_panicked() {
         use tower::ServiceExt as _;
         let hub = Arc::new(Hub::with_first_id(8, 1));
-        let app = slow(std::time::Duration::from_secs(30))
-            .layer(axum::middleware::from_fn_with_state(hub.clone(), tap));
+        let app = slow(std::time::Duration::from_secs(30)).layer(Tap::new(hub.clone()));
         let req = || {
             http::Request::post("/wechat?signature=abc&timestamp=1&nonce=n%20n")
                 .header("user-agent", "Mozilla/4.0")
@@ -524,10 +599,23 @@ mod tests {
         let x = hub.recent(1).pop().unwrap();
         assert_eq!((x.tap, x.record.status), (Some(TapFinding::Panicked), 500));
 
+        // A service that panics when called, before it returns a future, counts the same.
+        let mut panics = tower_layer::Layer::layer(
+            &Tap::new(hub.clone()),
+            tower::service_fn(|_: Request| -> std::future::Ready<Result<Response, Infallible>> {
+                panic!("called")
+            }),
+        );
+        let ready = tower::ServiceExt::ready(&mut panics).await.unwrap();
+        let res = tower_service::Service::call(ready, req()).await.unwrap();
+        assert_eq!(res.status(), 500);
+        let x = hub.recent(2).pop().unwrap();
+        assert_eq!((x.tap, x.record.status), (Some(TapFinding::Panicked), 500));
+        assert_eq!(x.record.headers.get("user-agent").unwrap(), "Mozilla/4.0", "what arrived");
+
         // An answered request is the observer's to report: the tap adds nothing.
-        let quick =
-            slow(std::time::Duration::ZERO).layer(axum::middleware::from_fn_with_state(hub.clone(), tap));
+        let quick = slow(std::time::Duration::ZERO).layer(Tap::new(hub.clone()));
         assert_eq!(quick.oneshot(req()).await.unwrap().status(), 200);
-        assert_eq!(hub.recent(2).len(), 0);
+        assert_eq!(hub.recent(3).len(), 0);
     }
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 pub use access::{COOKIE, CSRF_HEADER, FAILURE_WINDOW, MAX_FAILURES, PROXY_HEADERS, SESSION_TTL};
 pub use app::{escape as escape_html, page as html_page};
 pub use config::{Access, ConsoleAccount, ConsoleConfig, PLACEHOLDER_ORIGINAL_ID, TOKEN_ENV, TestUser};
-pub use feed::{FailureWords, Hub, LiveEntry, Source, TapFinding, tap};
+pub use feed::{FailureWords, Hub, LiveEntry, Source, Tap, TapFinding, TapFuture, TapService};
 pub use menu::{ButtonKind, Menu, MenuButton, MenuError, MenuProblem};
 pub use observe::ConsoleObserver;
 use wemp_client::callback::{Simulator, Target};
@@ -445,11 +445,11 @@ impl Console {
     }
 
     /// Wraps the callback router so the live log also sees what the server cannot report
-    /// (see [`tap`]): callers that hung up before the answer (WeChat's 5 s timeout) and a
+    /// (see [`Tap`]): callers that hung up before the answer (WeChat's 5 s timeout) and a
     /// service that panicked. Everything the server handles reaches the live log through
     /// [`Console::observer`], which the service needs for that.
     pub fn tap(&self, callback: axum::Router) -> axum::Router {
-        callback.layer(axum::middleware::from_fn_with_state(self.shared.hub.clone(), tap))
+        callback.layer(Tap::new(self.shared.hub.clone()))
     }
 }
 

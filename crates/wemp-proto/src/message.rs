@@ -557,7 +557,7 @@ impl Incoming {
     pub fn dedup_key(&self) -> String {
         let header = self.header();
         if let Some(id) = self.msg_id() {
-            // Every message's key: written without the formatting machinery.
+            // Every message has one: sized once, no `format!` machinery.
             let mut key = String::with_capacity(4 + header.from.len() + 1 + 20);
             key.push_str("msg:");
             key.push_str(&header.from);

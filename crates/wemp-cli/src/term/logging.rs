@@ -11,8 +11,9 @@ use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
 use tracing_subscriber::Layer;
-use tracing_subscriber::field::{MakeVisitor, VisitFmt, VisitOutput};
+use tracing_subscriber::field::{RecordFields, VisitFmt, VisitOutput};
 use tracing_subscriber::filter::{EnvFilter, Targets};
+use tracing_subscriber::fmt::FormatFields;
 use tracing_subscriber::fmt::format::Writer;
 
 /// The filter for `WEMP_LOG` (`None`, or a value that does not parse: `info`).
@@ -39,14 +40,40 @@ where
 }
 
 /// Field formatting for uncoloured output: see the module docs.
+///
+/// The fields are written into a buffer kept by the thread, then copied to their
+/// destination in one piece: a span's fields go into a new `String` of their own, which
+/// written field by field grew (and reallocated) four or five times per span.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PlainFields;
 
-impl<'w> MakeVisitor<Writer<'w>> for PlainFields {
-    type Visitor = PlainVisitor<'w>;
+thread_local! {
+    /// Where [`PlainFields`] writes before copying; its capacity is kept between calls.
+    static STAGE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
 
-    fn make_visitor(&self, writer: Writer<'w>) -> Self::Visitor {
-        PlainVisitor { writer, first: true, result: Ok(()) }
+impl<'w> FormatFields<'w> for PlainFields {
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
+        let sanitize = writer.sanitizes_ansi_escapes();
+        STAGE.with(|stage| {
+            // Taken only if formatting a field came back here (tracing itself does not
+            // re-enter the subscriber from a field): then write straight through.
+            let Ok(mut stage) = stage.try_borrow_mut() else {
+                let mut visitor = PlainVisitor::new(writer.by_ref(), sanitize);
+                fields.record(&mut visitor);
+                return visitor.finish();
+            };
+            stage.clear();
+            let mut visitor = PlainVisitor::new(Writer::new(&mut *stage), sanitize);
+            fields.record(&mut visitor);
+            visitor.finish()?;
+            let written = writer.write_str(&stage);
+            if stage.capacity() > 4096 {
+                // One huge line does not stay resident in every thread.
+                *stage = String::new();
+            }
+            written
+        })
     }
 }
 
@@ -54,11 +81,17 @@ impl<'w> MakeVisitor<Writer<'w>> for PlainFields {
 #[derive(Debug)]
 pub struct PlainVisitor<'w> {
     writer: Writer<'w>,
+    /// Whether terminal control characters are escaped (the destination writer's setting).
+    sanitize: bool,
     first: bool,
     result: fmt::Result,
 }
 
-impl PlainVisitor<'_> {
+impl<'w> PlainVisitor<'w> {
+    fn new(writer: Writer<'w>, sanitize: bool) -> Self {
+        Self { writer, sanitize, first: true, result: Ok(()) }
+    }
+
     fn pad(&mut self) {
         if self.first {
             self.first = false;
@@ -78,7 +111,7 @@ impl Visit for PlainVisitor<'_> {
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        let sanitize = self.writer.sanitizes_ansi_escapes();
+        let sanitize = self.sanitize;
         match value.source() {
             Some(source) => self.record_debug(
                 field,
@@ -106,7 +139,7 @@ impl Visit for PlainVisitor<'_> {
         if self.result.is_err() {
             return;
         }
-        let sanitize = self.writer.sanitizes_ansi_escapes();
+        let sanitize = self.sanitize;
         self.result = match name {
             "message" => write!(self.writer, "{:?}", Escaped(value, sanitize)),
             name => {
@@ -235,6 +268,22 @@ mod tests {
         tracing::error!(error = %error, "failed as Display");
         tracing::info!(text = "multi\nline \"quoted\"", "debug of a str");
         tracing::info!(message = "\u{9b}31m escaped message", other = 1);
+        // A field whose formatting logs while the fields are written (into the staging
+        // buffer): tracing drops the inner line (no re-entry into the subscriber), and the
+        // outer one is whole.
+        tracing::info!(inner = ?Logs, "outer line");
+        let nested = tracing::info_span!("nested", depth = 2, logs = ?Logs);
+        nested.in_scope(|| tracing::info!("in a span of two"));
+    }
+
+    /// Logs a line when formatted.
+    struct Logs;
+
+    impl fmt::Debug for Logs {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            tracing::info!(from = "inside", "logged while formatting a field");
+            f.write_str("logs")
+        }
     }
 
     fn output(plain: bool) -> String {
@@ -257,7 +306,9 @@ mod tests {
     fn uncoloured_lines_read_as_tracing_subscribers_own() {
         let ours = output(true);
         let theirs = output(false);
-        assert_eq!(ours.lines().count(), 6, "{ours}");
+        assert_eq!(ours.lines().count(), 8, "{ours}");
+        assert!(ours.contains("outer line inner=logs"), "{ours}");
+        assert!(ours.contains("nested{depth=2 logs=logs}: in a span of two"), "{ours}");
         assert!(ours.contains("rule=\"help \\u{1b}\""), "{ours}");
         assert!(ours.contains("\\x1b[31mfailure"), "the message's escapes: {ours}");
         assert_eq!(ours, theirs);
