@@ -637,6 +637,53 @@ mod tests {
         assert_eq!(shop, expected);
     }
 
+    /// With no page open the observer keeps each record as it is; a page opening later gets
+    /// them as entries tagged with their account (by appid, else by the message's
+    /// `ToUserName`), each made once; the ring keeps its capacity.
+    #[test]
+    fn an_unwatched_console_keeps_records_and_tags_them_when_a_page_asks() {
+        use std::sync::Arc;
+
+        use wemp_server::{DeliveryRecord, Observer as _};
+
+        use crate::feed::{Hub, Source};
+        let hub = Arc::new(Hub::with_first_id(3, 1));
+        let console = Console::builder(config("http://127.0.0.1:8080")).hub(hub.clone()).build().unwrap();
+        let observer = console.observer();
+        let record = |appid: Option<&str>, to: &str| {
+            let mut r = DeliveryRecord::new(7, 1);
+            r.appid = appid.map(str::to_owned);
+            r.raw_xml = Some(format!("<xml><ToUserName><![CDATA[{to}]]></ToUserName></xml>").into());
+            Arc::new(r)
+        };
+        let records = [
+            record(Some(DEMO), "gh_demo0000001"),
+            record(Some(SHOP), "gh_demo0000001"),
+            record(None, "gh_shop0000002"),
+            record(Some("wx_other"), "gh_nobody"),
+        ];
+        for r in &records {
+            observer.observe(r);
+        }
+        let first = hub.recent(0);
+        let seen: Vec<(u64, Option<&str>, Source)> =
+            first.iter().map(|x| (x.id, x.account.as_deref(), x.source)).collect();
+        assert_eq!(
+            seen,
+            [
+                (2, Some(SHOP), Source::Observer),
+                (3, Some(SHOP), Source::Observer),
+                (4, Some("wx_other"), Source::Observer)
+            ]
+        );
+        // The record itself, not a copy, each entry made once.
+        assert!(Arc::ptr_eq(&first[0].record, &records[1]));
+        let again = hub.recent(0);
+        assert!(first.iter().zip(&again).all(|(a, b)| Arc::ptr_eq(a, b)));
+        // The record that left the ring is no longer held by the console.
+        assert_eq!(Arc::strong_count(&records[0]), 1);
+    }
+
     const KEY_B: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefg";
     const DEMO: &str = "wx00000000000000a1";
     const SHOP: &str = "wx00000000000000b2";

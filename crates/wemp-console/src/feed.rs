@@ -27,6 +27,8 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 use wemp_store::{DeliveryRecord, RecordOutcome};
 
+use crate::accounts::AccountBook;
+
 /// Where a live-log entry came from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -142,13 +144,16 @@ pub struct Hub {
 enum Kept {
     Made(Arc<LiveEntry>),
     Later(u64, Box<dyn FnOnce() -> LiveEntry + Send>),
+    /// A record of the server's observer ([`crate::ConsoleObserver`]), tagged with its
+    /// account when made: kept as the two it is made of, with no box per request.
+    Observed(u64, Arc<DeliveryRecord>, Arc<AccountBook>),
 }
 
 impl Kept {
     fn id(&self) -> u64 {
         match self {
             Self::Made(x) => x.id,
-            Self::Later(id, _) => *id,
+            Self::Later(id, _) | Self::Observed(id, ..) => *id,
         }
     }
 
@@ -157,10 +162,22 @@ impl Kept {
         let made = match std::mem::replace(self, Self::Made(Arc::default())) {
             Self::Made(x) => x,
             Self::Later(id, make) => make_numbered(id, make),
+            Self::Observed(id, record, accounts) => make_numbered(id, || observed(&record, &accounts)),
         };
         *self = Self::Made(made.clone());
         made
     }
+}
+
+/// The live entry of a record of the server's observer.
+fn observed(record: &Arc<DeliveryRecord>, accounts: &AccountBook) -> LiveEntry {
+    crate::observe::entry(&accounts.now().accounts, Source::Observer, record.clone())
+}
+
+/// An entry to publish, not made yet: made at once when a page listens, else kept as it is.
+enum Pending<F> {
+    Make(F),
+    Observed(Arc<DeliveryRecord>, Arc<AccountBook>),
 }
 
 /// Runs `make` and numbers what it made. It runs under the ring lock, for a page or inside
@@ -234,19 +251,39 @@ impl Hub {
     /// asks for it — or never, if it leaves the ring first. A `make` that panics is kept as
     /// an entry that says so; the panic reaches neither the publisher nor the page.
     pub fn publish_with(&self, make: impl FnOnce() -> LiveEntry + Send + 'static) -> u64 {
-        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        if recent.len() == self.capacity {
-            recent.pop_front();
-        }
-        if self.tx.receiver_count() == 0 {
-            recent.push_back(Kept::Later(id, Box::new(make)));
-        } else {
-            let x = make_numbered(id, make);
-            recent.push_back(Kept::Made(x.clone()));
-            // A page that closed since the count is not an error.
-            let _ = self.tx.send(x);
-        }
+        self.publish_pending(Pending::Make(make))
+    }
+
+    /// Publishes the server's `record` as [`crate::ConsoleObserver`] does: tagged with its
+    /// account of `accounts` when made.
+    pub(crate) fn publish_observed(&self, record: &Arc<DeliveryRecord>, accounts: &Arc<AccountBook>) -> u64 {
+        self.publish_pending(Pending::<fn() -> LiveEntry>::Observed(record.clone(), accounts.clone()))
+    }
+
+    fn publish_pending<F: FnOnce() -> LiveEntry + Send + 'static>(&self, pending: Pending<F>) -> u64 {
+        let (id, evicted) = {
+            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let evicted = if recent.len() == self.capacity { recent.pop_front() } else { None };
+            if self.tx.receiver_count() == 0 {
+                recent.push_back(match pending {
+                    Pending::Make(make) => Kept::Later(id, Box::new(make)),
+                    Pending::Observed(record, accounts) => Kept::Observed(id, record, accounts),
+                });
+            } else {
+                let x = match pending {
+                    Pending::Make(make) => make_numbered(id, make),
+                    Pending::Observed(record, accounts) => make_numbered(id, || observed(&record, &accounts)),
+                };
+                recent.push_back(Kept::Made(x.clone()));
+                // A page that closed since the count is not an error.
+                let _ = self.tx.send(x);
+            }
+            (id, evicted)
+        };
+        // The entry that left the ring is dropped once the lock is released: it is usually
+        // the last holder of its record, and freeing that is most of a publish.
+        drop(evicted);
         id
     }
 

@@ -20,10 +20,9 @@ pub struct ConsoleObserver {
 
 impl Observer for ConsoleObserver {
     fn observe(&self, record: &Arc<DeliveryRecord>) {
-        // Made when a page shows it (at once while one is open): an idle console costs the
-        // request path a closure, not a parse of the reply.
-        let (record, accounts) = (record.clone(), self.accounts.clone());
-        self.hub.publish_with(move || entry(&accounts.now().accounts, Source::Observer, record));
+        // Made when a page shows it (at once while one is open): an idle console keeps the
+        // record and the accounts it is tagged with, not a parse of the reply.
+        self.hub.publish_observed(record, &self.accounts);
     }
 }
 

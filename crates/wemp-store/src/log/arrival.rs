@@ -152,30 +152,37 @@ impl RequestHeaders {
     /// out. What HTTP cannot carry is replaced by a space: a line break in a value, a colon
     /// or line break in a name.
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Self {
-        let kept =
-            |name: &str| !name.eq_ignore_ascii_case(COOKIE) && !name.eq_ignore_ascii_case(AUTHORIZATION);
         let pairs = pairs.into_iter();
-        // One allocation for a request's usual headers (about 40 bytes a line).
-        let mut out = String::with_capacity(pairs.size_hint().0 * 48);
-        let breaks = |b: &u8| matches!(b, b'\n' | b'\r');
-        for (name, value) in pairs.filter(|(n, _)| kept(n)) {
-            // What arrives over HTTP is copied as it is: names lowercase, values text.
-            if name.bytes().any(|b| b.is_ascii_uppercase() || b == b':' || breaks(&b)) {
-                out.extend(name.chars().map(|c| match c {
-                    ':' | '\n' | '\r' => ' ',
-                    c => c.to_ascii_lowercase(),
-                }));
+        // One allocation for a request's usual headers (about 40 bytes a line). Bytes are
+        // copied as they came where they are ASCII without a line break (what HTTP carries),
+        // so each one is looked at once; anything else goes through `str` first.
+        let mut out = Vec::with_capacity(pairs.size_hint().0 * 48);
+        for (name, value) in pairs {
+            if name.eq_ignore_ascii_case(COOKIE) || name.eq_ignore_ascii_case(AUTHORIZATION) {
+                continue;
+            }
+            if name.bytes().any(|b| b.is_ascii_uppercase() || matches!(b, b':' | b'\n' | b'\r')) {
+                let mut line = [0; 4];
+                for c in name.chars() {
+                    let c = match c {
+                        ':' | '\n' | '\r' => ' ',
+                        c => c.to_ascii_lowercase(),
+                    };
+                    out.extend_from_slice(c.encode_utf8(&mut line).as_bytes());
+                }
             } else {
-                out.push_str(name);
+                out.extend_from_slice(name.as_bytes());
             }
-            out.push_str(": ");
-            match std::str::from_utf8(value) {
-                Ok(text) if !value.iter().any(breaks) => out.push_str(text),
-                _ => out.push_str(&String::from_utf8_lossy(value).replace(['\n', '\r'], " ")),
+            out.extend_from_slice(b": ");
+            if value.iter().all(|&b| b.is_ascii() && b != b'\n' && b != b'\r') {
+                out.extend_from_slice(value);
+            } else {
+                out.extend_from_slice(String::from_utf8_lossy(value).replace(['\n', '\r'], " ").as_bytes());
             }
-            out.push('\n');
+            out.push(b'\n');
         }
-        Self(out)
+        // Only ASCII and whole `str`s went in.
+        Self(String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
     }
 
     /// The block as kept: one `name: value` line per header.
@@ -272,6 +279,75 @@ mod tests {
         let json = serde_json::to_string(&q).unwrap();
         assert_eq!(json, r#"{"flag":"","nonce":"n x","openid":"o你","signature":"abc"}"#);
         assert_eq!(serde_json::from_str::<RequestQuery>(&json).unwrap(), q);
+    }
+
+    /// The block as the version before built it (a `str` check and a line-break scan of each
+    /// value): what `from_pairs` must still give.
+    fn block_as_before(pairs: &[(String, Vec<u8>)]) -> String {
+        let mut out = String::new();
+        let breaks = |b: &u8| matches!(b, b'\n' | b'\r');
+        for (name, value) in pairs {
+            if name.eq_ignore_ascii_case(COOKIE) || name.eq_ignore_ascii_case(AUTHORIZATION) {
+                continue;
+            }
+            if name.bytes().any(|b| b.is_ascii_uppercase() || b == b':' || breaks(&b)) {
+                out.extend(name.chars().map(|c| match c {
+                    ':' | '\n' | '\r' => ' ',
+                    c => c.to_ascii_lowercase(),
+                }));
+            } else {
+                out.push_str(name);
+            }
+            out.push_str(": ");
+            match std::str::from_utf8(value) {
+                Ok(text) if !value.iter().any(breaks) => out.push_str(text),
+                _ => out.push_str(&String::from_utf8_lossy(value).replace(['\n', '\r'], " ")),
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    #[test]
+    fn header_blocks_are_as_before_for_any_bytes() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(15);
+        // Bytes that matter: ASCII letters of both cases, separators, line breaks, UTF-8
+        // (whole and cut), bytes that are never UTF-8.
+        let pieces: [&[u8]; 12] = [
+            b"a",
+            b"Z",
+            b":",
+            b" ",
+            b"\n",
+            b"\r",
+            b"-",
+            "你".as_bytes(),
+            &"好".as_bytes()[..2],
+            b"\xff",
+            b"\t",
+            b"0",
+        ];
+        let text = |rng: &mut rand::rngs::StdRng| -> Vec<u8> {
+            (0..rng.random_range(0..8))
+                .flat_map(|_| pieces[rng.random_range(0..pieces.len())].to_vec())
+                .collect()
+        };
+        for _ in 0..5000 {
+            let pairs: Vec<(String, Vec<u8>)> = (0..rng.random_range(0..5))
+                .map(|_| {
+                    let name = match rng.random_range(0..6) {
+                        0 => "Cookie".to_owned(),
+                        1 => "authorization".to_owned(),
+                        2 => "x-forwarded-for".to_owned(),
+                        _ => String::from_utf8_lossy(&text(&mut rng)).into_owned(),
+                    };
+                    (name, text(&mut rng))
+                })
+                .collect();
+            let new = RequestHeaders::from_pairs(pairs.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
+            assert_eq!(new.as_str(), block_as_before(&pairs), "{pairs:?}");
+        }
     }
 
     #[test]

@@ -86,14 +86,14 @@ fn append_log(c: &mut Connection, entries: &[Arc<DeliveryRecord>]) -> Result<()>
             ENCODE_BUFFERS
                 .with_borrow_mut(|(raw, body)| {
                     segment::encode_into(raw, chunk.iter().enumerate().map(|(i, e)| (i as u64, &**e)));
-                    segment::compress_into(body, raw);
+                    let packed = segment::compress_reusing(body, raw);
                     let done = insert.execute(rusqlite::params![
                         first_id,
                         first_id + chunk.len() as i64 - 1,
                         chunk.len() as i64,
                         min,
                         max,
-                        &body[..]
+                        packed
                     ]);
                     for buf in [raw, body] {
                         if buf.capacity() > MAX_KEPT_BUFFER {
