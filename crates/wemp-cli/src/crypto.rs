@@ -187,10 +187,8 @@ fn execute(cmd: CryptoCommand) -> Result<String, CryptoError> {
                 Some(r) => parse_random(&r)?,
                 None => rand::random(),
             };
-            let sealed =
-                EncryptedReply::seal(&cipher, &token, xml.trim_end_matches('\n'), &timestamp, &nonce, random)
-                    .map_err(|e| CryptoError::failed(e.reference_code(), &e))?;
-            Ok(sealed.to_xml())
+            EncryptedReply::seal_xml(&cipher, &token, xml.trim_end_matches('\n'), &timestamp, &nonce, random)
+                .map_err(|e| CryptoError::failed(e.reference_code(), &e))
         }
     }
 }

@@ -23,7 +23,7 @@ fn reply(cipher: &Cipher, msg: &Incoming) -> String {
     let xml = Reply::text("活动晚上八点开始，欢迎参加！")
         .to_xml(&ReplyContext::answering(msg, 1409735670))
         .unwrap();
-    EncryptedReply::seal(cipher, TOKEN, &xml, "1409735670", "991823", [7; 16]).unwrap().to_xml()
+    EncryptedReply::seal_xml(cipher, TOKEN, &xml, "1409735670", "991823", [7; 16]).unwrap()
 }
 
 fn benches(c: &mut Criterion) {

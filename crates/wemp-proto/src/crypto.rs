@@ -268,9 +268,21 @@ impl Cipher {
     /// # Errors
     /// [`EncryptError::TooLong`] (`-40006`) for a message over 4 GiB.
     pub fn encrypt(&self, msg: &str, random: [u8; 16]) -> Result<String, EncryptError> {
+        let mut out = String::with_capacity(self.encrypted_len(msg.len()));
+        self.encrypt_into(msg, random, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Cipher::encrypt`], appending the `Encrypt` text to `out` (which then needs room for
+    /// [`Cipher::encrypted_len`] more bytes).
+    ///
+    /// # Errors
+    /// [`EncryptError::TooLong`] (`-40006`) for a message over 4 GiB; `out` is unchanged.
+    pub fn encrypt_into(&self, msg: &str, random: [u8; 16], out: &mut String) -> Result<(), EncryptError> {
         let len = u32::try_from(msg.len()).map_err(|_| EncryptError::TooLong(msg.len()))?;
         let body = 20 + msg.len() + self.appid.len();
         let pad = PAD_BLOCK - body % PAD_BLOCK;
+        // One buffer, encrypted in place, then encoded straight into `out`.
         let mut buf = Vec::with_capacity(body + pad);
         buf.extend_from_slice(&random);
         buf.extend_from_slice(&len.to_be_bytes());
@@ -279,18 +291,28 @@ impl Cipher {
         // pad is in 1..=32, so it fits a byte.
         buf.resize(body + pad, pad as u8);
         self.cbc_encrypt(&mut buf);
-        Ok(base64::engine::general_purpose::STANDARD.encode(buf))
+        base64::engine::general_purpose::STANDARD.encode_string(&buf, out);
+        Ok(())
+    }
+
+    /// The length of the `Encrypt` text of a message of `msg_len` bytes.
+    pub fn encrypted_len(&self, msg_len: usize) -> usize {
+        let body = 20 + msg_len + self.appid.len();
+        let padded = body + (PAD_BLOCK - body % PAD_BLOCK);
+        padded.div_ceil(3) * 4
     }
 
     fn cbc_encrypt(&self, buf: &mut [u8]) {
-        let mut prev = self.iv;
+        // The chaining XOR a block at a time (as one 128-bit word), not a byte at a time.
+        let mut prev = u128::from_ne_bytes(self.iv);
         for block in buf.chunks_exact_mut(16) {
-            for (b, p) in block.iter_mut().zip(prev.iter()) {
-                *b ^= p;
-            }
-            let block = GenericArray::from_mut_slice(block);
-            self.aes.encrypt_block(block);
-            prev.copy_from_slice(block);
+            let mut bytes = [0u8; 16];
+            bytes.copy_from_slice(block);
+            let mut input = GenericArray::from((u128::from_ne_bytes(bytes) ^ prev).to_ne_bytes());
+            self.aes.encrypt_block(&mut input);
+            block.copy_from_slice(&input);
+            bytes.copy_from_slice(&input);
+            prev = u128::from_ne_bytes(bytes);
         }
     }
 

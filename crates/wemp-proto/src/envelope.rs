@@ -19,7 +19,7 @@ use std::fmt;
 
 use crate::crypto::{Cipher, EncryptError};
 use crate::signature;
-use crate::xml::{Attrs, Document, Element, Pieces, Sink, XmlError, walk};
+use crate::xml::{Attrs, Document, Element, Pieces, Sink, XmlError, flat, walk};
 use crate::{Error, ReferenceCode};
 
 /// How a request (and so its reply) is protected.
@@ -169,6 +169,26 @@ impl<'x> Outline<'x> {
     /// Parses `xml` as [`Document::parse`] does — the same documents are refused with the
     /// same errors — keeping only the outline.
     pub(crate) fn scan(xml: &'x str) -> Result<Self, XmlError> {
+        // The usual envelope, a root with leaves only, without the general parser.
+        let mut outline = Self::default();
+        let flat = flat(xml, |name, text, _| {
+            let slot = match name {
+                "ToUserName" => &mut outline.to_user_name,
+                "Encrypt" => &mut outline.encrypt,
+                "AgentID" => &mut outline.agent_id,
+                "MsgType" => {
+                    outline.msg_type = true;
+                    return;
+                }
+                _ => return,
+            };
+            if slot.is_none() {
+                *slot = Some(Cow::Borrowed(text));
+            }
+        });
+        if flat.is_some() {
+            return Ok(outline);
+        }
         let mut scan = Scan::default();
         walk(xml, &mut scan)?;
         Ok(scan.outline)
@@ -287,6 +307,29 @@ impl<'x> Sink<'x> for Scan<'x> {
     }
 }
 
+/// The markup of an encrypted reply, around its encrypt text, signature, timestamp and
+/// nonce (written as they are: base64, hex and the server's own digits).
+const ENVELOPE: [&str; 5] = [
+    "<xml><Encrypt><![CDATA[",
+    "]]></Encrypt><MsgSignature><![CDATA[",
+    "]]></MsgSignature><TimeStamp>",
+    "</TimeStamp><Nonce><![CDATA[",
+    "]]></Nonce></xml>",
+];
+
+/// The bytes of [`ENVELOPE`].
+const ENVELOPE_MARKUP: usize =
+    ENVELOPE[0].len() + ENVELOPE[1].len() + ENVELOPE[2].len() + ENVELOPE[3].len() + ENVELOPE[4].len();
+
+/// An encrypted reply after its signature.
+fn write_envelope_tail(out: &mut String, timestamp: &str, nonce: &str) {
+    out.push_str(ENVELOPE[2]);
+    out.push_str(timestamp);
+    out.push_str(ENVELOPE[3]);
+    out.push_str(nonce);
+    out.push_str(ENVELOPE[4]);
+}
+
 /// The encrypted reply envelope.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EncryptedReply {
@@ -318,18 +361,47 @@ impl EncryptedReply {
         Ok(Self { encrypt, msg_signature, timestamp: timestamp.to_owned(), nonce: nonce.to_owned() })
     }
 
+    /// [`EncryptedReply::seal`], then [`EncryptedReply::to_xml`], in one string: the
+    /// ciphertext is encoded straight into the envelope and signed where it lies. The same
+    /// bytes as `seal(..)?.to_xml()`.
+    ///
+    /// # Errors
+    /// [`EncryptError`] when the message is too long to encrypt.
+    pub fn seal_xml(
+        cipher: &Cipher,
+        token: &str,
+        xml: &str,
+        timestamp: &str,
+        nonce: &str,
+        random: [u8; 16],
+    ) -> Result<String, EncryptError> {
+        let encrypt_len = cipher.encrypted_len(xml.len());
+        let mut out =
+            String::with_capacity(ENVELOPE_MARKUP + encrypt_len + 40 + timestamp.len() + nonce.len());
+        out.push_str(ENVELOPE[0]);
+        let start = out.len();
+        cipher.encrypt_into(xml, random, &mut out)?;
+        let digest = signature::msg_digest(token, timestamp, nonce, &out[start..]);
+        out.push_str(ENVELOPE[1]);
+        signature::hex_into(&digest, &mut out);
+        write_envelope_tail(&mut out, timestamp, nonce);
+        Ok(out)
+    }
+
     /// The envelope as XML.
     pub fn to_xml(&self) -> String {
-        let mut out = String::with_capacity(self.encrypt.len() + 200);
-        out.push_str("<xml><Encrypt><![CDATA[");
+        let mut out = String::with_capacity(
+            ENVELOPE_MARKUP
+                + self.encrypt.len()
+                + self.msg_signature.len()
+                + self.timestamp.len()
+                + self.nonce.len(),
+        );
+        out.push_str(ENVELOPE[0]);
         out.push_str(&self.encrypt);
-        out.push_str("]]></Encrypt><MsgSignature><![CDATA[");
+        out.push_str(ENVELOPE[1]);
         out.push_str(&self.msg_signature);
-        out.push_str("]]></MsgSignature><TimeStamp>");
-        out.push_str(&self.timestamp);
-        out.push_str("</TimeStamp><Nonce><![CDATA[");
-        out.push_str(&self.nonce);
-        out.push_str("]]></Nonce></xml>");
+        write_envelope_tail(&mut out, &self.timestamp, &self.nonce);
         out
     }
 
@@ -429,18 +501,64 @@ mod tests {
         );
     }
 
+    /// The outline through the general parser only.
+    fn walked(xml: &str) -> Result<Outline<'_>, XmlError> {
+        let mut scan = Scan::default();
+        walk(xml, &mut scan)?;
+        Ok(scan.outline)
+    }
+
+    /// Where [`flat`] reads a body, its outline is the general parser's.
+    fn same_as_walked(xml: &str) {
+        let scanned = Outline::scan(xml);
+        let walked = walked(xml);
+        match (&scanned, &walked) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!(a.to_user_name, b.to_user_name, "{xml:?}");
+                assert_eq!(a.encrypt, b.encrypt, "{xml:?}");
+                assert_eq!(a.agent_id, b.agent_id, "{xml:?}");
+                assert_eq!(a.msg_type, b.msg_type, "{xml:?}");
+            }
+            (Err(a), Err(b)) => assert_eq!(a, b, "{xml:?}"),
+            _ => panic!("{xml:?}: scanned {scanned:?}, walked {walked:?}"),
+        }
+    }
+
     proptest! {
+        #[test]
+        fn flat_outline_is_the_walked_one(
+            ws in "[ \n]{0,2}",
+            leaves in proptest::collection::vec(
+                ("(ToUserName|Encrypt|AgentID|MsgType|a_1)", "[a-zA-Z0-9+/= \n]{0,8}", any::<bool>()),
+                0..6,
+            ),
+        ) {
+            let mut xml = format!("{ws}<xml>");
+            for (name, text, cdata) in &leaves {
+                if *cdata {
+                    xml.push_str(&format!("{ws}<{name}><![CDATA[{text}]]></{name}>"));
+                } else {
+                    xml.push_str(&format!("<{name}>{text}</{name}>{ws}"));
+                }
+            }
+            xml.push_str(&format!("</xml>{ws}"));
+            same_as_walked(&xml);
+        }
+
         #[test]
         fn outline_agrees_with_the_tree(
             inner in "(<(Encrypt|ToUserName|AgentID|MsgType|a)>|</(Encrypt|ToUserName|AgentID|MsgType|a)>|<(Encrypt|a)/>|<!\\[CDATA\\[|\\]\\]>|&(amp|lt|x|#65);|[a-z \n]{0,3}){0,24}",
         ) {
             same_outline(&inner);
             same_outline(&format!("<xml>{inner}</xml>"));
+            same_as_walked(&inner);
+            same_as_walked(&format!("<xml>{inner}</xml>"));
         }
 
         #[test]
         fn outline_agrees_on_any_input(input in any::<String>()) {
             same_outline(&input);
+            same_as_walked(&input);
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Reading and writing typed fields from the raw layer, and the macros that declare the
 //! typed structs once so that parsing and writing can never disagree.
 
-use crate::xml::Element;
+use std::fmt::Write as _;
+
+use crate::xml::{Element, cdata_leaf, close_tag, open_tag};
 
 /// A required field is missing or does not decode.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -30,6 +32,9 @@ pub(crate) trait Field: Sized {
         }
     }
     fn write(&self, parent: &mut Element, tag: &'static str);
+    /// Appends the XML of what [`Field::write`] adds to a parent — the same bytes
+    /// [`Element::write_to`] writes for it — without building an element.
+    fn write_xml(&self, out: &mut String, tag: &'static str);
 }
 
 /// A leaf value that can also be written as CDATA text: the `[cdata]` field marker of
@@ -37,12 +42,16 @@ pub(crate) trait Field: Sized {
 /// `SendLocationInfo`, for one). Reading is unchanged: numbers parse from either form.
 pub(crate) trait CdataField: Field {
     fn write_cdata(&self, parent: &mut Element, tag: &'static str);
+    /// [`CdataField::write_cdata`] as [`Field::write_xml`] is to [`Field::write`].
+    fn write_cdata_xml(&self, out: &mut String, tag: &'static str);
 }
 
 /// A struct that is read from and written to one element.
 pub(crate) trait Record: Sized {
     fn from_element(el: &Element) -> Result<Self, FieldError>;
     fn fill(&self, el: &mut Element);
+    /// Appends the XML of the children [`Record::fill`] adds.
+    fn fill_xml(&self, out: &mut String);
 }
 
 impl Field for String {
@@ -52,11 +61,17 @@ impl Field for String {
     fn write(&self, parent: &mut Element, tag: &'static str) {
         parent.children.push(Element::cdata(tag, self.as_str()));
     }
+    fn write_xml(&self, out: &mut String, tag: &'static str) {
+        cdata_leaf(out, tag, self);
+    }
 }
 
 impl CdataField for String {
     fn write_cdata(&self, parent: &mut Element, tag: &'static str) {
         self.write(parent, tag);
+    }
+    fn write_cdata_xml(&self, out: &mut String, tag: &'static str) {
+        self.write_xml(out, tag);
     }
 }
 
@@ -80,11 +95,25 @@ macro_rules! number_field {
             fn write(&self, parent: &mut Element, tag: &'static str) {
                 parent.children.push(Element::bare(tag, self.to_string()));
             }
+            fn write_xml(&self, out: &mut String, tag: &'static str) {
+                // A number's `Display` has nothing to escape: written as it is.
+                open_tag(out, tag);
+                let _ = write!(out, "{self}");
+                close_tag(out, tag);
+            }
         }
 
         impl CdataField for $t {
             fn write_cdata(&self, parent: &mut Element, tag: &'static str) {
                 parent.children.push(Element::cdata(tag, self.to_string()));
+            }
+            fn write_cdata_xml(&self, out: &mut String, tag: &'static str) {
+                // Never empty, and no `]]>` in a number: one CDATA section.
+                open_tag(out, tag);
+                out.push_str("<![CDATA[");
+                let _ = write!(out, "{self}");
+                out.push_str("]]>");
+                close_tag(out, tag);
             }
         }
     )*};
@@ -100,12 +129,22 @@ impl<T: Field> Field for Option<T> {
             value.write(parent, tag);
         }
     }
+    fn write_xml(&self, out: &mut String, tag: &'static str) {
+        if let Some(value) = self {
+            value.write_xml(out, tag);
+        }
+    }
 }
 
 impl<T: CdataField> CdataField for Option<T> {
     fn write_cdata(&self, parent: &mut Element, tag: &'static str) {
         if let Some(value) = self {
             value.write_cdata(parent, tag);
+        }
+    }
+    fn write_cdata_xml(&self, out: &mut String, tag: &'static str) {
+        if let Some(value) = self {
+            value.write_cdata_xml(out, tag);
         }
     }
 }
@@ -120,6 +159,13 @@ impl<T: Record> Field for Vec<T> {
             let mut el = Element::new(tag);
             item.fill(&mut el);
             parent.children.push(el);
+        }
+    }
+    fn write_xml(&self, out: &mut String, tag: &'static str) {
+        for item in self {
+            open_tag(out, tag);
+            item.fill_xml(out);
+            close_tag(out, tag);
         }
     }
 }
@@ -142,6 +188,11 @@ impl Field for Vec<u32> {
             parent.children.push(Element::bare(tag, n.to_string()));
         }
     }
+    fn write_xml(&self, out: &mut String, tag: &'static str) {
+        for n in self {
+            n.write_xml(out, tag);
+        }
+    }
 }
 
 /// Writes one declared field: `Field::write`, or `CdataField::write_cdata` for a field
@@ -152,6 +203,16 @@ macro_rules! write_field {
     };
     ($value:expr, $el:expr, $tag:literal, cdata) => {
         $crate::field::CdataField::write_cdata($value, $el, $tag)
+    };
+}
+
+/// [`write_field!`] straight to XML: `Field::write_xml`, or `CdataField::write_cdata_xml`.
+macro_rules! write_field_xml {
+    ($value:expr, $out:expr, $tag:literal) => {
+        $crate::field::Field::write_xml($value, $out, $tag)
+    };
+    ($value:expr, $out:expr, $tag:literal, cdata) => {
+        $crate::field::CdataField::write_cdata_xml($value, $out, $tag)
     };
 }
 
@@ -180,6 +241,9 @@ macro_rules! record {
             fn fill(&self, el: &mut $crate::xml::Element) {
                 $( $crate::field::write_field!(&self.$field, el, $tag $(, $how)?); )*
             }
+            fn fill_xml(&self, out: &mut String) {
+                $( $crate::field::write_field_xml!(&self.$field, out, $tag $(, $how)?); )*
+            }
         }
 
         impl $crate::field::Field for $name {
@@ -191,6 +255,11 @@ macro_rules! record {
                 let mut el = $crate::xml::Element::new(tag);
                 $crate::field::Record::fill(self, &mut el);
                 parent.children.push(el);
+            }
+            fn write_xml(&self, out: &mut String, tag: &'static str) {
+                $crate::xml::open_tag(out, tag);
+                $crate::field::Record::fill_xml(self, out);
+                $crate::xml::close_tag(out, tag);
             }
         }
     )*};
@@ -246,6 +315,7 @@ macro_rules! top_level {
 pub(crate) use record;
 pub(crate) use top_level;
 pub(crate) use write_field;
+pub(crate) use write_field_xml;
 
 /// Serializes a 64-bit id as a JSON string: `MsgId` exceeds 2^53, past which JavaScript
 /// (and every JSON reader that uses doubles) rounds numbers.

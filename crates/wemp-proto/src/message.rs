@@ -562,7 +562,7 @@ impl Incoming {
             key.push_str("msg:");
             key.push_str(&header.from);
             key.push(':');
-            let _ = fmt::Write::write_fmt(&mut key, format_args!("{id}"));
+            crate::xml::push_uint(&mut key, id);
             return key;
         }
         // A message whose fields did not decode keys on their text as it came (a retry is

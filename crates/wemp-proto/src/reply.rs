@@ -20,7 +20,7 @@
 use crate::ReferenceCode;
 use crate::field::{Field, FieldError, Record, record};
 use crate::message::{Header, Incoming};
-use crate::xml::{Document, Element, XmlError};
+use crate::xml::{Document, Element, XmlError, cdata_leaf, close_tag, open_tag, push_int};
 
 /// Most articles in a news reply to an event or in other contexts.
 pub const MAX_ARTICLES: usize = 8;
@@ -221,10 +221,85 @@ impl Reply {
     /// # Errors
     /// [`ReplyError`] as in [`Reply::validate`].
     pub fn to_xml(&self, ctx: &ReplyContext) -> Result<String, ReplyError> {
-        match self.to_element(ctx)? {
-            None => Ok("success".to_owned()),
-            Some(el) => Ok(el.to_xml()),
+        self.validate(ctx)?;
+        let Some(msg_type) = self.msg_type() else { return Ok("success".to_owned()) };
+        // Written straight into one string, byte for byte what `to_element(ctx)?.to_xml()`
+        // writes (a proptest in tests/it/props.rs holds the two together).
+        let mut out = String::with_capacity(self.xml_capacity(ctx));
+        out.push_str("<xml>");
+        cdata_leaf(&mut out, "ToUserName", &ctx.to);
+        cdata_leaf(&mut out, "FromUserName", &ctx.from);
+        open_tag(&mut out, "CreateTime");
+        push_int(&mut out, ctx.create_time);
+        close_tag(&mut out, "CreateTime");
+        cdata_leaf(&mut out, "MsgType", msg_type);
+        match self {
+            Self::None => {}
+            Self::Text { content } => content.write_xml(&mut out, "Content"),
+            Self::Image { media_id } => media_xml(&mut out, "Image", media_id),
+            Self::Voice { media_id } => media_xml(&mut out, "Voice", media_id),
+            Self::Video { media_id, title, description } => {
+                open_tag(&mut out, "Video");
+                cdata_leaf(&mut out, "MediaId", media_id);
+                title.write_xml(&mut out, "Title");
+                description.write_xml(&mut out, "Description");
+                close_tag(&mut out, "Video");
+            }
+            Self::Music(music) => music.write_xml(&mut out, "Music"),
+            Self::News(articles) => {
+                open_tag(&mut out, "ArticleCount");
+                push_int(&mut out, i64::try_from(articles.len()).unwrap_or(i64::MAX));
+                close_tag(&mut out, "ArticleCount");
+                open_tag(&mut out, "Articles");
+                articles.write_xml(&mut out, "item");
+                close_tag(&mut out, "Articles");
+            }
+            Self::TransferCustomerService { kf_account } => {
+                if let Some(kf) = kf_account {
+                    open_tag(&mut out, "TransInfo");
+                    cdata_leaf(&mut out, "KfAccount", kf);
+                    close_tag(&mut out, "TransInfo");
+                }
+            }
         }
+        out.push_str("</xml>");
+        // Every text of the reply is in `out` (split CDATA and escapes add only ASCII), so
+        // when `out` carries every character, so does each text. When it does not, the tree
+        // names the element that holds the first character XML cannot carry.
+        if !carries(&out) {
+            return self.to_element(ctx).map(|el| el.map_or_else(|| "success".to_owned(), |el| el.to_xml()));
+        }
+        Ok(out)
+    }
+
+    /// Room for [`Reply::to_xml`]'s output: the texts and the markup around them.
+    fn xml_capacity(&self, ctx: &ReplyContext) -> usize {
+        let opt = |s: &Option<String>| s.as_deref().map_or(0, str::len);
+        let texts = match self {
+            Self::None => 0,
+            Self::Text { content } => content.len(),
+            Self::Image { media_id } | Self::Voice { media_id } => media_id.len() + 64,
+            Self::Video { media_id, title, description } => {
+                media_id.len() + opt(title) + opt(description) + 128
+            }
+            Self::Music(m) => {
+                opt(&m.title)
+                    + opt(&m.description)
+                    + opt(&m.music_url)
+                    + opt(&m.hq_music_url)
+                    + m.thumb_media_id.len()
+                    + 256
+            }
+            Self::News(articles) => {
+                articles
+                    .iter()
+                    .map(|a| a.title.len() + a.description.len() + a.pic_url.len() + a.url.len() + 160)
+                    .sum::<usize>()
+                    + 64
+            }
+            Self::TransferCustomerService { kf_account } => opt(kf_account) + 64,
+        };
+        ctx.to.len() + ctx.from.len() + texts + 192
     }
 
     /// The reply as an element tree (`None` for [`Reply::None`]).
@@ -273,6 +348,45 @@ impl Reply {
         check_chars(&root)?;
         Ok(Some(root))
     }
+}
+
+/// `<Image><MediaId>…</MediaId></Image>` and the like.
+fn media_xml(out: &mut String, tag: &str, media_id: &str) {
+    open_tag(out, tag);
+    cdata_leaf(out, "MediaId", media_id);
+    close_tag(out, tag);
+}
+
+/// Whether XML can carry every character of `text` ([`is_xml_char`]), by bytes: the only
+/// characters it cannot are the C0 controls other than tab, newline and return, and U+FFFE
+/// and U+FFFF (UTF-8 `EF BF BE`, `EF BF BF`); a `str` holds no surrogates.
+fn carries(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let control = |b: &u8| *b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r');
+    // Eight bytes at a time: whether any is below 0x20 is one subtraction and two masks
+    // (exact for "any"); only then are that word's bytes looked at one by one.
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let mut eight = [0u8; 8];
+        eight.copy_from_slice(word);
+        let x = u64::from_le_bytes(eight);
+        if x.wrapping_sub(0x2020_2020_2020_2020) & !x & 0x8080_8080_8080_8080 != 0 && word.iter().any(control)
+        {
+            return false;
+        }
+    }
+    if words.remainder().iter().any(control) {
+        return false;
+    }
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(0xEF, &bytes[from..]) {
+        let at = from + i;
+        if bytes.get(at + 1) == Some(&0xBF) && matches!(bytes.get(at + 2), Some(0xBE | 0xBF)) {
+            return false;
+        }
+        from = at + 1;
+    }
+    true
 }
 
 /// A tagged enum cannot serialize a bare list; the articles go under `articles`.
@@ -544,6 +658,34 @@ mod tests {
         );
         let err = Reply::music(Music::default()).to_xml(&ctx(true)).unwrap_err();
         assert_eq!(err, ReplyError::EmptyField { field: "ThumbMediaId" });
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn carries_is_every_char_an_xml_char(text in proptest::prelude::any::<String>()) {
+            proptest::prop_assert_eq!(carries(&text), text.chars().all(is_xml_char));
+        }
+    }
+
+    #[test]
+    fn carries_by_bytes() {
+        for text in ["", "a\tb\r\n", "活动，欢迎！", "\u{FFFD}\u{EFFF}", "\u{7F}\u{85}"] {
+            assert!(carries(text), "{text:?}");
+        }
+        for text in ["\u{0}", "a\u{1F}", "x\u{FFFE}", "\u{FFFF}y", "，\u{FFFE}"] {
+            assert!(!carries(text), "{text:?}");
+        }
+        // At every place of a word and of the tail, next to bytes just above and below 0x20.
+        for at in 0..21 {
+            for (byte, carried) in
+                [('\u{1}', false), ('\u{1F}', false), ('\t', true), ('\r', true), (' ', true)]
+            {
+                let mut text: Vec<char> = "!~ \u{7F}!~ \u{7F}!~ \u{7F}!~ \u{7F}!~ \u{7F}!".chars().collect();
+                text[at] = byte;
+                let text: String = text.into_iter().collect();
+                assert_eq!(carries(&text), carried, "{text:?}");
+            }
+        }
     }
 
     #[test]

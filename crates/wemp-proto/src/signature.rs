@@ -129,13 +129,23 @@ pub(crate) fn nibble(c: u8) -> Option<u8> {
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
+    hex_into(bytes, &mut out);
+    out
+}
+
+/// Appends `bytes` as lowercase hex.
+pub(crate) fn hex_into(bytes: &[u8], out: &mut String) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for &b in bytes {
         out.push(DIGITS[usize::from(b >> 4)] as char);
         out.push(DIGITS[usize::from(b & 0x0f)] as char);
     }
-    out
+}
+
+/// The digest [`sign_msg`] writes in hex.
+pub(crate) fn msg_digest(token: &str, timestamp: &str, nonce: &str, encrypt: &str) -> [u8; 20] {
+    digest_sorted(&mut [token, timestamp, nonce, encrypt])
 }
 
 #[cfg(test)]

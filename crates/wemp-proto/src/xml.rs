@@ -214,7 +214,7 @@ impl Element {
 pub fn cdata_into(text: &str, out: &mut String) {
     out.push_str("<![CDATA[");
     let mut rest = text;
-    while let Some(i) = rest.find("]]>") {
+    while let Some(i) = cdata_end(rest) {
         // Keep "]]" in this section and start the next one with ">".
         out.push_str(&rest[..i + 2]);
         out.push_str("]]><![CDATA[");
@@ -222,6 +222,72 @@ pub fn cdata_into(text: &str, out: &mut String) {
     }
     out.push_str(rest);
     out.push_str("]]>");
+}
+
+/// Where the first `]]>` in `text` starts: found by its `>`, which text seldom has (and
+/// base64 never), rather than by a substring search set up anew for every call.
+pub(crate) fn cdata_end(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(b'>', &bytes[from..]) {
+        let gt = from + i;
+        if gt >= 2 && &bytes[gt - 2..gt] == b"]]" {
+            return Some(gt - 2);
+        }
+        from = gt + 1;
+    }
+    None
+}
+
+/// Appends what [`Element::write_to`] writes for `Element::cdata(name, text)`, without
+/// building the element: the direct writers (`Field::write_xml`, `Reply::to_xml`) use it.
+pub(crate) fn cdata_leaf(out: &mut String, name: &str, text: &str) {
+    open_tag(out, name);
+    if !text.is_empty() {
+        cdata_into(text, out);
+    }
+    close_tag(out, name);
+}
+
+/// Appends `<name>`.
+pub(crate) fn open_tag(out: &mut String, name: &str) {
+    out.push('<');
+    out.push_str(name);
+    out.push('>');
+}
+
+/// Appends `</name>`.
+pub(crate) fn close_tag(out: &mut String, name: &str) {
+    out.push_str("</");
+    out.push_str(name);
+    out.push('>');
+}
+
+/// Appends `n` in decimal, as its `Display` does (a bare number needs no escaping).
+pub(crate) fn push_int(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    push_uint(out, n.unsigned_abs());
+}
+
+/// Appends `n` in decimal, as its `Display` does.
+pub(crate) fn push_uint(out: &mut String, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        // A digit: `rest % 10` is below 10.
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
 }
 
 fn escape_into(text: &str, out: &mut String, attr: bool) {
@@ -643,13 +709,105 @@ fn element_name(name: &str) -> Cow<'static, str> {
 }
 
 fn parse_root(xml: &str) -> Result<Element, XmlError> {
+    if let Some(root) = flat_root(xml) {
+        return Ok(root);
+    }
     let mut tree = Tree::default();
     walk(xml, &mut tree)?;
     tree.root.ok_or(XmlError::NoRoot)
 }
 
+/// The tree of a [`flat`] document, as [`walk`] would build it.
+fn flat_root(xml: &str) -> Option<Element> {
+    let mut children = Vec::with_capacity(8);
+    let name = flat(xml, |name, text, cdata| {
+        children.push(Element {
+            name: element_name(name),
+            text: text.to_owned(),
+            cdata,
+            ..Element::default()
+        });
+    })?;
+    Some(Element { name: element_name(name), children, ..Element::default() })
+}
+
+/// XML whitespace.
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
+    while bytes.get(at).copied().is_some_and(is_ws) {
+        at += 1;
+    }
+    at
+}
+
+/// A start tag `<name>` at `at` with a plain ASCII name (a letter or `_`, then letters,
+/// digits or `_`) and nothing else in it: the name and where the tag ends.
+fn flat_start(xml: &str, at: usize) -> Option<(&str, usize)> {
+    let bytes = xml.as_bytes();
+    if bytes.get(at) != Some(&b'<')
+        || !bytes.get(at + 1).is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
+    {
+        return None;
+    }
+    let len = bytes[at + 1..].iter().position(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))?;
+    let end = at + 1 + len;
+    (bytes.get(end) == Some(&b'>')).then(|| (&xml[at + 1..end], end + 1))
+}
+
+/// Whether `</name>` is at `at`.
+fn flat_end(bytes: &[u8], at: usize, name: &str) -> bool {
+    let close = at + 2 + name.len();
+    bytes.get(at..at + 2) == Some(b"</")
+        && bytes.get(at + 2..close) == Some(name.as_bytes())
+        && bytes.get(close) == Some(&b'>')
+}
+
+/// The shape nearly every WeChat document has, read without the general parser: a root
+/// element holding one or more leaves, each with nothing in it but one CDATA section or
+/// one piece of text free of `<`, `&` and `>`, with XML whitespace only around them, and
+/// plain ASCII tag names without attributes. Calls `leaf(name, text, cdata)` for each leaf
+/// in order and returns the root's name; `None` (perhaps after some calls) for anything
+/// else, which [`walk`] then reads. Every document read here is well-formed, and `walk`
+/// reports the same elements and text for it (a proptest holds the two together).
+pub(crate) fn flat<'x>(xml: &'x str, mut leaf: impl FnMut(&'x str, &'x str, bool)) -> Option<&'x str> {
+    let bytes = xml.as_bytes();
+    let (root, mut at) = flat_start(xml, skip_ws(bytes, 0))?;
+    let mut leaves = 0usize;
+    loop {
+        at = skip_ws(bytes, at);
+        if bytes.get(at + 1) == Some(&b'/') {
+            if leaves == 0 || !flat_end(bytes, at, root) {
+                return None;
+            }
+            return (skip_ws(bytes, at + 3 + root.len()) == bytes.len()).then_some(root);
+        }
+        let (name, start) = flat_start(xml, at)?;
+        let (text, cdata, end) = match xml.get(start..)?.strip_prefix("<![CDATA[") {
+            Some(rest) => {
+                let len = cdata_end(rest)?;
+                (&rest[..len], true, start + 9 + len + 3)
+            }
+            None => {
+                let len = memchr::memchr3(b'<', b'&', b'>', &bytes[start..])?;
+                (&xml[start..start + len], false, start + len)
+            }
+        };
+        if !flat_end(bytes, end, name) {
+            return None;
+        }
+        leaf(name, text, cdata);
+        leaves += 1;
+        at = end + 3 + name.len();
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::any;
+
     use super::*;
 
     #[test]
@@ -703,6 +861,112 @@ mod tests {
             let xml = Element::new("xml").with(Element::cdata("C", text)).to_xml();
             let doc = Document::parse(&xml).unwrap();
             assert_eq!(doc.root.text_of("C"), Some(text), "{xml}");
+        }
+    }
+
+    /// The tree through the general parser only.
+    fn walked(xml: &str) -> Result<Element, XmlError> {
+        let mut tree = Tree::default();
+        walk(xml, &mut tree)?;
+        tree.root.ok_or(XmlError::NoRoot)
+    }
+
+    /// Whatever [`flat`] reads, the general parser reads to the same tree.
+    fn flat_is_walked(xml: &str) {
+        if let Some(root) = flat_root(xml) {
+            assert_eq!(walked(xml).as_ref(), Ok(&root), "{xml:?}");
+        }
+        assert_eq!(Document::parse(xml).map(|d| d.root), walked(xml), "{xml:?}");
+    }
+
+    #[test]
+    fn flat_documents() {
+        let text = "<xml><ToUserName><![CDATA[gh_1]]></ToUserName>\n <CreateTime>1</CreateTime><Content><![CDATA[a]]]></Content><E></E><F><![CDATA[]]></F><G> </G></xml>\n";
+        let root = flat_root(text).unwrap();
+        assert_eq!(root.children.len(), 6);
+        assert_eq!(root.text_of("Content"), Some("a]"));
+        for xml in [
+            text,
+            "<xml></xml>",
+            "<xml/>",
+            "<xml><a/></xml>",
+            "<xml><a>x&amp;y</a></xml>",
+            "<xml><a>x>y</a></xml>",
+            "<xml><a> <![CDATA[x]]></a></xml>",
+            "<xml><a><![CDATA[x]]> </a></xml>",
+            "<xml><a><b>x</b></a></xml>",
+            "<xml><a>x</b></xml>",
+            "<xml><a>x</a></xml2>",
+            "<xml><a>x</a ></xml>",
+            "<xml ><a>x</a></xml>",
+            "<xml><a x=\"1\">x</a></xml>",
+            "<xml><a>x</a></xml><b/>",
+            "<xml><a>x</a></xml>x",
+            "<?xml version=\"1.0\"?><xml><a>x</a></xml>",
+            "<xml><!-- c --><a>x</a></xml>",
+            "<xml><a><![CDATA[x]]</a></xml>",
+            "<xml><1>x</1></xml>",
+            "<xml><a>\u{1}\r\n</a></xml>",
+            "\u{c}<xml><a>x</a></xml>",
+        ] {
+            flat_is_walked(xml);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn flat_reads_what_walk_reads(
+            ws in "[ \t\r\n]{0,2}",
+            leaves in proptest::collection::vec(
+                ("(ToUserName|Content|MsgId|_a|b1)", any::<String>(), 0..3u8),
+                0..6,
+            ),
+        ) {
+            let mut xml = format!("{ws}<xml>");
+            for (name, text, how) in &leaves {
+                let text = text.replace("]]>", "");
+                match how {
+                    0 => xml.push_str(&format!("{ws}<{name}><![CDATA[{text}]]></{name}>")),
+                    1 => xml.push_str(&format!("<{name}>{text}</{name}>{ws}")),
+                    _ => xml.push_str(&format!("<{name}>{ws}</{name}>")),
+                }
+            }
+            xml.push_str(&format!("</xml>{ws}"));
+            flat_is_walked(&xml);
+        }
+
+        #[test]
+        fn flat_reads_what_walk_reads_on_xmlish(
+            inner in "(<(a|b|Encrypt)>|</(a|b|Encrypt)>|<a/>|<!\\[CDATA\\[|\\]\\]>|&(amp|x|#65);|[<>/a-z \n\u{1}]{0,3}){0,16}",
+        ) {
+            flat_is_walked(&inner);
+            flat_is_walked(&format!("<xml>{inner}</xml>"));
+        }
+
+        #[test]
+        fn flat_reads_what_walk_reads_on_any_input(input in proptest::prelude::any::<String>()) {
+            flat_is_walked(&input);
+        }
+    }
+
+    #[test]
+    fn cdata_end_is_the_first_terminator() {
+        for text in ["", "]]>", "a]]>b]]>", "]>]]]>", "> ]] >", "]]", "x>y]]>", "]]]]>>", "中]]>文"] {
+            assert_eq!(cdata_end(text), text.find("]]>"), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn integers_are_written_as_display_writes_them() {
+        for n in [0, 1, -1, 9, 10, -10, 1_700_000_000, i64::MAX, i64::MIN] {
+            let mut out = String::new();
+            push_int(&mut out, n);
+            assert_eq!(out, n.to_string());
+        }
+        for n in [0, 7, 6_054_768_590_064_713_728, u64::MAX] {
+            let mut out = String::new();
+            push_uint(&mut out, n);
+            assert_eq!(out, n.to_string());
         }
     }
 

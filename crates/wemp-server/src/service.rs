@@ -1273,7 +1273,7 @@ impl Inner {
         {
             let timestamp = self.clock.now_unix().to_string();
             let nonce = self.nonce.nonce();
-            return match EncryptedReply::seal(
+            return match EncryptedReply::seal_xml(
                 cipher,
                 account.token().expose(),
                 xml,
@@ -1281,7 +1281,7 @@ impl Inner {
                 &nonce,
                 self.nonce.random16(),
             ) {
-                Ok(sealed) => (response(StatusCode::OK, "application/xml", sealed.to_xml()), true),
+                Ok(sealed) => (response(StatusCode::OK, "application/xml", sealed), true),
                 Err(e) => {
                     tracing::error!(code = e.reference_code().code(), error = %e, "cannot encrypt the reply");
                     (success(), false)

@@ -64,3 +64,87 @@ proptest! {
         prop_assert_eq!(Incoming::parse(&msg.to_xml()).unwrap(), msg);
     }
 }
+
+/// Text that XML finds awkward: CDATA ends, markup, escapes, control characters, the two
+/// non-characters, and any character at all.
+fn awkward_text() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("]]>".to_owned()),
+        Just("]]".to_owned()),
+        Just("&amp;<a>&".to_owned()),
+        Just("\r\n\t ".to_owned()),
+        Just("\u{1}".to_owned()),
+        Just("\u{FFFE}\u{FFFF}\u{FFFD}".to_owned()),
+        Just("活动".to_owned()),
+        "[a-z]{0,4}",
+        any::<char>().prop_map(String::from),
+    ];
+    proptest::collection::vec(piece, 0..6).prop_map(|p| p.concat())
+}
+
+fn opt_text() -> impl Strategy<Value = Option<String>> {
+    proptest::option::of(awkward_text())
+}
+
+fn any_reply() -> impl Strategy<Value = Reply> {
+    use wemp_proto::Article;
+    use wemp_proto::reply::Music;
+    let article = (awkward_text(), awkward_text(), awkward_text(), awkward_text())
+        .prop_map(|(t, d, p, u)| Article::new(t, d, p, u));
+    prop_oneof![
+        Just(Reply::None),
+        awkward_text().prop_map(Reply::text),
+        awkward_text().prop_map(Reply::image),
+        awkward_text().prop_map(Reply::voice),
+        (awkward_text(), opt_text(), opt_text()).prop_map(|(m, t, d)| Reply::video(m, t, d)),
+        (awkward_text(), opt_text(), opt_text(), opt_text(), opt_text()).prop_map(|(thumb, t, d, u, hq)| {
+            let mut music = Music::new(thumb);
+            music.title = t;
+            music.description = d;
+            music.music_url = u;
+            music.hq_music_url = hq;
+            Reply::music(music)
+        }),
+        proptest::collection::vec(article, 0..10).prop_map(Reply::news),
+        Just(Reply::transfer_customer_service()),
+        awkward_text().prop_map(Reply::transfer_to),
+    ]
+}
+
+proptest! {
+    /// `Reply::to_xml` writes straight into a string; it must give the bytes (or the error)
+    /// that rendering the element tree of `Reply::to_element` gives.
+    #[test]
+    fn reply_xml_is_the_tree_rendered(
+        reply in any_reply(),
+        to in awkward_text(),
+        from in awkward_text(),
+        create_time in any::<i64>(),
+        answering_message in any::<bool>(),
+    ) {
+        let ctx = ReplyContext { to, from, create_time, answering_message };
+        let tree = reply.to_element(&ctx).map(|el| el.map_or_else(|| "success".to_owned(), |el| el.to_xml()));
+        prop_assert_eq!(reply.to_xml(&ctx), tree);
+    }
+}
+
+proptest! {
+    /// `EncryptedReply::seal_xml` writes the envelope in one string: the bytes of
+    /// `seal(..)?.to_xml()`.
+    #[test]
+    fn sealed_xml_is_the_sealed_reply_rendered(
+        xml in any::<String>(),
+        appid in "[a-z0-9]{0,32}",
+        token in "[a-zA-Z0-9]{0,32}",
+        timestamp in any::<String>(),
+        nonce in any::<String>(),
+        random in any::<[u8; 16]>(),
+    ) {
+        use wemp_proto::EncryptedReply;
+        let cipher = Cipher::new(KEY, &appid).unwrap();
+        let sealed = EncryptedReply::seal(&cipher, &token, &xml, &timestamp, &nonce, random).unwrap();
+        prop_assert_eq!(sealed.encrypt.len(), cipher.encrypted_len(xml.len()));
+        let one = EncryptedReply::seal_xml(&cipher, &token, &xml, &timestamp, &nonce, random).unwrap();
+        prop_assert_eq!(one, sealed.to_xml());
+    }
+}
