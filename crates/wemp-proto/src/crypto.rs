@@ -250,7 +250,7 @@ fn push_ascii(bytes: &[u8], out: &mut String) {
 /// (the bits a short quad leaves over are ignored, as [`LENIENT`] does); `None` for anything
 /// else, which [`LENIENT`] then decodes or refuses with its own error.
 fn decode_quads(text: &[u8]) -> Option<Vec<u8>> {
-    if text.is_empty() || !text.len().is_multiple_of(4) {
+    if text.is_empty() || text.len() % 4 != 0 {
         return None;
     }
     let (body, last) = text.split_at(text.len() - 4);
