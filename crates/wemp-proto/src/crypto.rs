@@ -184,106 +184,6 @@ pub fn decode_key(encoding_aes_key: &str) -> Result<[u8; 32], KeyError> {
     bytes.try_into().map_err(|_| KeyError::Length(chars))
 }
 
-/// The standard base64 alphabet.
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Each byte's value in [`ALPHABET`], or 0xFF.
-const VALUES: [u8; 256] = {
-    let mut values = [0xFF; 256];
-    let mut i = 0;
-    while i < 64 {
-        values[ALPHABET[i] as usize] = i as u8;
-        i += 1;
-    }
-    values
-};
-
-/// Standard base64 with padding, appended to `out`: what `STANDARD.encode_string` writes,
-/// three bytes to four characters with a table, through a buffer on the stack.
-fn encode_into(bytes: &[u8], out: &mut String) {
-    let mut chunk = [0u8; 1024];
-    let mut groups = bytes.chunks_exact(3);
-    let mut len = 0;
-    for group in &mut groups {
-        let n = u32::from(group[0]) << 16 | u32::from(group[1]) << 8 | u32::from(group[2]);
-        chunk[len] = ALPHABET[(n >> 18) as usize & 63];
-        chunk[len + 1] = ALPHABET[(n >> 12) as usize & 63];
-        chunk[len + 2] = ALPHABET[(n >> 6) as usize & 63];
-        chunk[len + 3] = ALPHABET[n as usize & 63];
-        len += 4;
-        if len == chunk.len() {
-            push_ascii(&chunk, out);
-            len = 0;
-        }
-    }
-    push_ascii(&chunk[..len], out);
-    match *groups.remainder() {
-        [a] => {
-            let n = u32::from(a) << 16;
-            push_ascii(
-                &[ALPHABET[(n >> 18) as usize & 63], ALPHABET[(n >> 12) as usize & 63], b'=', b'='],
-                out,
-            );
-        }
-        [a, b] => {
-            let n = u32::from(a) << 16 | u32::from(b) << 8;
-            let c = [
-                ALPHABET[(n >> 18) as usize & 63],
-                ALPHABET[(n >> 12) as usize & 63],
-                ALPHABET[(n >> 6) as usize & 63],
-                b'=',
-            ];
-            push_ascii(&c, out);
-        }
-        _ => {}
-    }
-}
-
-/// Appends bytes of [`ALPHABET`] and `=` (ASCII, so always a `str`).
-fn push_ascii(bytes: &[u8], out: &mut String) {
-    if let Ok(text) = std::str::from_utf8(bytes) {
-        out.push_str(text);
-    }
-}
-
-/// Decodes whole quads of the standard alphabet, the last one perhaps ending in `=` or `==`
-/// (the bits a short quad leaves over are ignored, as [`LENIENT`] does); `None` for anything
-/// else, which [`LENIENT`] then decodes or refuses with its own error.
-fn decode_quads(text: &[u8]) -> Option<Vec<u8>> {
-    if text.is_empty() || text.len() % 4 != 0 {
-        return None;
-    }
-    let (body, last) = text.split_at(text.len() - 4);
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    for quad in body.chunks_exact(4) {
-        let (a, b, c, d) = (
-            VALUES[quad[0] as usize],
-            VALUES[quad[1] as usize],
-            VALUES[quad[2] as usize],
-            VALUES[quad[3] as usize],
-        );
-        if (a | b | c | d) & 0x80 != 0 {
-            return None;
-        }
-        let n = u32::from(a) << 18 | u32::from(b) << 12 | u32::from(c) << 6 | u32::from(d);
-        out.extend_from_slice(&n.to_be_bytes()[1..]);
-    }
-    let value = |i: usize| Some(VALUES[last[i] as usize]).filter(|v| v & 0x80 == 0).map(u32::from);
-    let (a, b) = (value(0)?, value(1)?);
-    match (last[2], last[3]) {
-        (b'=', b'=') => out.push((a << 2 | b >> 4) as u8),
-        (_, b'=') => {
-            let n = a << 18 | b << 12 | value(2)? << 6;
-            out.extend_from_slice(&n.to_be_bytes()[1..3]);
-        }
-        _ => {
-            let n = a << 18 | b << 12 | value(2)? << 6 | value(3)?;
-            out.extend_from_slice(&n.to_be_bytes()[1..]);
-        }
-    }
-    Some(out)
-}
-
 impl Cipher {
     /// Builds a cipher from the console's EncodingAESKey and the account's appid.
     ///
@@ -331,13 +231,8 @@ impl Cipher {
     /// Decrypts `encrypt` into the message, and what `appid` makes of the appid bytes that
     /// follow it (read before the buffer becomes the message, so that no copy is made).
     fn open<T>(&self, encrypt: &str, appid: impl FnOnce(&[u8]) -> T) -> Result<(String, T), DecryptError> {
-        let encrypt = encrypt.trim();
-        let mut buf = match decode_quads(encrypt.as_bytes()) {
-            Some(buf) => buf,
-            // Anything but whole quads of the alphabet: the `base64` crate decides, and its
-            // error is the one reported.
-            None => LENIENT.decode(encrypt.as_bytes()).map_err(|e| DecryptError::Base64(e.to_string()))?,
-        };
+        let mut buf =
+            LENIENT.decode(encrypt.trim().as_bytes()).map_err(|e| DecryptError::Base64(e.to_string()))?;
         if buf.is_empty() || buf.len() % 16 != 0 {
             return Err(DecryptError::BlockLength(buf.len()));
         }
@@ -396,7 +291,7 @@ impl Cipher {
         // pad is in 1..=32, so it fits a byte.
         buf.resize(body + pad, pad as u8);
         self.cbc_encrypt(&mut buf);
-        encode_into(&buf, out);
+        base64::engine::general_purpose::STANDARD.encode_string(&buf, out);
         Ok(())
     }
 
@@ -442,42 +337,6 @@ pub(crate) mod tests {
     pub(crate) const SAMPLE_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
     pub(crate) const SAMPLE_APPID: &str = "wx2c2769f8efd9abc2";
     pub(crate) const SAMPLE_ENCRYPT: &str = "hyzAe4OzmOMbd6TvGdIOO6uBmdJoD0Fk53REIHvxYtJlE2B655HuD0m8KUePWB3+LrPXo87wzQ1QLvbeUgmBM4x6F8PGHQHFVAFmOD2LdJF9FrXpbUAh0B5GIItb52sn896wVsMSHGuPE328HnRGBcrS7C41IzDWyWNlZkyyXwon8T332jisa+h6tEDYsVticbSnyU8dKOIbgU6ux5VTjg3yt+WGzjlpKn6NPhRjpA912xMezR4kw6KWwMrCVKSVCZciVGCgavjIQ6X8tCOp3yZbGpy0VxpAe+77TszTfRd5RJSVO/HTnifJpXgCSUdUue1v6h0EIBYYI1BD1DlD+C0CR8e6OewpusjZ4uBl9FyJvnhvQl+q5rv1ixrcpCumEPo5MJSgM9ehVsNPfUM669WuMyVWQLCzpu9GhglF2PE=";
-
-    proptest::proptest! {
-        /// The table codec writes what the `base64` crate writes, and reads what it reads.
-        #[test]
-        fn base64_is_the_crates(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
-            let standard = base64::engine::general_purpose::STANDARD.encode(&bytes);
-            let mut ours = "<".to_owned();
-            encode_into(&bytes, &mut ours);
-            proptest::prop_assert_eq!(&ours[1..], standard.as_str());
-            if !bytes.is_empty() {
-                proptest::prop_assert_eq!(decode_quads(standard.as_bytes()), Some(bytes));
-            }
-        }
-
-        #[test]
-        fn quads_decode_as_the_crate_does(text in "[A-Za-z0-9+/=]{0,16}|[A-Za-z0-9+/= !é]{0,16}") {
-            if let Some(ours) = decode_quads(text.as_bytes()) {
-                proptest::prop_assert_eq!(Some(ours), LENIENT.decode(text.as_bytes()).ok(), "{:?}", text);
-            }
-        }
-    }
-
-    #[test]
-    fn short_quads() {
-        for text in
-            ["QQ==", "QUI=", "QUJD", "QR==", "QUJ=", "QUJDRA==", "Q===", "QQ=A", "====", "QU=D", "QUJD===="]
-        {
-            let ours = decode_quads(text.as_bytes());
-            if ours.is_some() {
-                assert_eq!(ours, LENIENT.decode(text).ok(), "{text}");
-            }
-        }
-        assert_eq!(decode_quads(b"QR=="), Some(b"A".to_vec()), "trailing bits are ignored");
-        assert_eq!(decode_quads(b"Q==="), None);
-        assert_eq!(decode_quads(b"QUJD===="), None);
-    }
 
     #[test]
     fn key_validation_names_the_problem() {
