@@ -316,6 +316,16 @@ async fn write_behind(conn: RedisConnection, failing: Arc<AtomicBool>, mut queue
     let mut flushes = Vec::new();
     let mut pipe = Pipeline::with_capacity(BATCH);
     while queue.recv_many(&mut taken, BATCH).await > 0 {
+        if taken.len() < BATCH {
+            // Woken by a completion, tokio runs this task right after the one that completed:
+            // let the other ready tasks run first, so that their completions join the batch.
+            tokio::task::yield_now().await;
+            while taken.len() < BATCH
+                && let Ok(queued) = queue.try_recv()
+            {
+                taken.push(queued);
+            }
+        }
         for queued in taken.drain(..) {
             match queued {
                 Queued::Reply(cmd) => {
