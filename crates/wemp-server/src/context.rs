@@ -225,8 +225,8 @@ impl Ctx {
         self.shared.set_rule(name);
     }
 
-    /// Keeps the call a handler made to a gateway app for this message (what
-    /// [`crate::Forward`] sends and what the app answered) on the delivery's record
+    /// Keeps the call a handler made to a gateway app for this message (what the gateway's
+    /// `Forward` handler, with the `client` feature, sends and what the app answered) on the delivery's record
     /// ([`wemp_store::DeliveryRecord::forward`]), for the message log and the console. The
     /// last call recorded wins.
     pub fn record_forward(&self, call: ForwardRecord) {

@@ -191,6 +191,7 @@ impl RequestHeaders {
     }
 
     /// Kept as it is: a block written by [`as_str`](Self::as_str).
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) fn from_block(block: &str) -> Self {
         Self(block.to_owned())
     }
