@@ -100,6 +100,12 @@ fn the_chinese_gateway_guide_has_the_same_configs_commands_and_snippets() {
 }
 
 #[test]
+fn the_chinese_component_guide_has_the_same_configs_commands_and_snippets() {
+    assert_same_code("docs/component.md", "docs/zh-CN/component.md");
+    assert_same_shape("docs/component.md", "docs/zh-CN/component.md");
+}
+
+#[test]
 fn each_english_document_links_its_chinese_version_and_back() {
     assert!(read("README.md").lines().take(5).any(|l| l.contains("](README.zh-CN.md)")));
     assert!(read("README.zh-CN.md").lines().take(5).any(|l| l.contains("](README.md)")));
@@ -107,9 +113,15 @@ fn each_english_document_links_its_chinese_version_and_back() {
     assert!(read("docs/zh-CN/deploy.md").lines().take(5).any(|l| l.contains("](../deploy.md)")));
     assert!(read("docs/gateway.md").lines().take(5).any(|l| l.contains("](zh-CN/gateway.md)")));
     assert!(read("docs/zh-CN/gateway.md").lines().take(5).any(|l| l.contains("](../gateway.md)")));
+    assert!(read("docs/component.md").lines().take(5).any(|l| l.contains("](zh-CN/component.md)")));
+    assert!(read("docs/zh-CN/component.md").lines().take(5).any(|l| l.contains("](../component.md)")));
     assert!(
         read("README.zh-CN.md").contains("](docs/zh-CN/gateway.md)"),
         "README.zh-CN.md links the Chinese gateway guide"
+    );
+    assert!(
+        read("README.zh-CN.md").contains("](docs/zh-CN/component.md)"),
+        "README.zh-CN.md links the Chinese component guide"
     );
 }
 
