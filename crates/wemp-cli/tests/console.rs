@@ -223,3 +223,62 @@ async fn wrong_console_logins_are_logged_and_throttled_and_logout_revokes_the_se
         .unwrap();
     assert!(https.headers()["set-cookie"].to_str().unwrap().contains("; Secure"));
 }
+
+/// A caller that hangs up before the answer (WeChat gives up after 5 s) reaches the live
+/// log through the console's tap around the callback router, with what arrived and how long
+/// it waited: the built binary on its defaults (console on), a plain-mode message sent by
+/// hand to a server forwarding to an app that answers after 3 s, the connection closed
+/// after 300 ms; the message still reached the app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_hangs_up_reaches_the_live_log_with_what_arrived() {
+    use std::io::{Read as _, Write as _};
+
+    let app = common::CountingApp::start("late", Duration::from_secs(3));
+    let dir = temp_dir("console-hangup");
+    let srv = ServeProc::start(
+        &dir,
+        &["--listen", "127.0.0.1:0", "--token", "HangupTok1", "--forward", &app.url, "--data-dir", "d"],
+        &[],
+    );
+    let addr = srv.addr();
+    let body = common::text_xml("oHangup", 4242, "are you there");
+    let head = format!(
+        "POST /wechat?{} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: Mozilla/4.0\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n",
+        common::signed_query("HangupTok1", "oHangup"),
+        body.len()
+    );
+    let mut caller = std::net::TcpStream::connect(&addr).unwrap();
+    caller.write_all(head.as_bytes()).unwrap();
+    caller.write_all(body.as_bytes()).unwrap();
+    caller.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut buf = [0_u8; 64];
+    assert!(caller.read(&mut buf).is_err(), "no answer within 300 ms: the app takes 3 s");
+    drop(caller);
+
+    // The live log, as the console page reads it (Server-Sent Events, this machine only).
+    let http = reqwest::Client::new();
+    let mut events = http.get(format!("{}/console/api/events", srv.origin())).send().await.unwrap();
+    assert_eq!(events.status(), 200);
+    let mut seen = String::new();
+    let hung_up = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(chunk) = events.chunk().await.unwrap() {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if let Some(line) =
+                seen.lines().filter_map(|l| l.strip_prefix("data:")).find(|l| l.contains("\"hung_up\""))
+            {
+                return serde_json::from_str::<Value>(line.trim()).unwrap();
+            }
+        }
+        panic!("the live log ended: {seen}");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no hung-up entry in the live log within 10 s: {seen}"));
+    assert_eq!(hung_up["source"], "tap", "{hung_up}");
+    assert_eq!(hung_up["record"]["status"], 0, "no answer went out: {hung_up}");
+    assert_eq!(hung_up["record"]["query"]["openid"], "oHangup", "what arrived: {hung_up}");
+    assert_eq!(hung_up["record"]["headers"]["user-agent"], "Mozilla/4.0", "{hung_up}");
+    let waited = hung_up["record"]["latency_us"].as_u64().unwrap_or_else(|| panic!("{hung_up}"));
+    assert!((250_000..3_000_000).contains(&waited), "waited about 300 ms, not the app's 3 s: {hung_up}");
+    // The message was still handled: the app got it once.
+    assert_eq!(app.calls(), 1);
+}
