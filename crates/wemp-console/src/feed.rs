@@ -388,23 +388,25 @@ impl<F: Future<Output = Result<Response, Infallible>>> Future for TapFuture<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let res = match this.inner.as_pin_mut() {
-            Some(inner) => ready!(inner.poll(cx)),
-            None => Err(Box::new("the service panicked when called") as Box<dyn std::any::Any + Send>),
+        // `None`: the service panicked, when called or while polled.
+        let answered = match this.inner.as_pin_mut() {
+            Some(inner) => ready!(inner.poll(cx)).ok(),
+            None => None,
         };
         let Some(arrival) = this.guard.arrival.take() else { unreachable!("polled after it finished") };
-        Poll::Ready(match res {
-            Ok(Ok(res)) => Ok(res),
-            Err(_) => {
+        Poll::Ready(Ok(match answered {
+            Some(Ok(res)) => res,
+            Some(Err(never)) => match never {},
+            None => {
                 let mut record = arrival.record();
                 record.status = 500;
                 record.outcome = RecordOutcome::HandlerError;
                 let mut x = LiveEntry::new(Source::Tap, Arc::new(record));
                 x.tap = Some(TapFinding::Panicked);
                 this.guard.hub.publish(x);
-                Ok(http::Response::builder().status(500).body(axum::body::Body::empty()).unwrap_or_default())
+                http::Response::builder().status(500).body(axum::body::Body::empty()).unwrap_or_default()
             }
-        })
+        }))
     }
 }
 

@@ -281,15 +281,15 @@ impl Cipher {
     pub fn encrypt_into(&self, msg: &str, random: [u8; 16], out: &mut String) -> Result<(), EncryptError> {
         let len = u32::try_from(msg.len()).map_err(|_| EncryptError::TooLong(msg.len()))?;
         let body = 20 + msg.len() + self.appid.len();
-        let pad = PAD_BLOCK - body % PAD_BLOCK;
+        let padded = self.padded_len(msg.len());
         // One buffer, encrypted in place, then encoded straight into `out`.
-        let mut buf = Vec::with_capacity(body + pad);
+        let mut buf = Vec::with_capacity(padded);
         buf.extend_from_slice(&random);
         buf.extend_from_slice(&len.to_be_bytes());
         buf.extend_from_slice(msg.as_bytes());
         buf.extend_from_slice(self.appid.as_bytes());
-        // pad is in 1..=32, so it fits a byte.
-        buf.resize(body + pad, pad as u8);
+        // The pad is in 1..=32, so it fits a byte.
+        buf.resize(padded, (padded - body) as u8);
         self.cbc_encrypt(&mut buf);
         base64::engine::general_purpose::STANDARD.encode_string(&buf, out);
         Ok(())
@@ -297,9 +297,14 @@ impl Cipher {
 
     /// The length of the `Encrypt` text of a message of `msg_len` bytes.
     pub fn encrypted_len(&self, msg_len: usize) -> usize {
+        self.padded_len(msg_len).div_ceil(3) * 4
+    }
+
+    /// The plaintext's length once padded: random (16) ‖ length (4) ‖ message ‖ appid, then
+    /// PKCS#7 to [`PAD_BLOCK`] (always at least one byte of padding).
+    fn padded_len(&self, msg_len: usize) -> usize {
         let body = 20 + msg_len + self.appid.len();
-        let padded = body + (PAD_BLOCK - body % PAD_BLOCK);
-        padded.div_ceil(3) * 4
+        body + (PAD_BLOCK - body % PAD_BLOCK)
     }
 
     fn cbc_encrypt(&self, buf: &mut [u8]) {

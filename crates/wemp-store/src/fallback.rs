@@ -38,8 +38,9 @@ use crate::{Result, StoreError};
 /// What no process can know during an outage stays unknown: a retry that lands on an
 /// instance which neither handled the message nor read its reply is handled again there.
 ///
-/// A primary that writes completions behind (`redis::RedisDedupStore`) answers `complete` once the reply is queued: the reply is kept in the fallback as for any
-/// answered call, and an outage shows in the primary's next calls, which it then makes in place.
+/// A primary that writes completions behind (`redis::RedisDedupStore`) answers `complete`
+/// once the reply is queued: the reply is kept in the fallback as for any answered call, and
+/// an outage shows in the primary's next calls, which it then makes in place.
 /// [`DedupStore::flush`] flushes both stores.
 pub struct FallbackDedupStore<P, F> {
     primary: P,

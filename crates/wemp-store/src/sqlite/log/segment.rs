@@ -268,7 +268,6 @@ fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
-#[inline]
 fn varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
@@ -277,13 +276,11 @@ fn varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-#[inline]
 fn string(out: &mut Vec<u8>, s: &str) {
     varint(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
 }
 
-#[inline]
 fn opt_varint(out: &mut Vec<u8>, v: Option<u64>) {
     match v {
         Some(v) => {
@@ -294,7 +291,6 @@ fn opt_varint(out: &mut Vec<u8>, v: Option<u64>) {
     }
 }
 
-#[inline]
 fn opt_string(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
         Some(s) => {
