@@ -249,7 +249,7 @@ impl Cipher {
     /// Decrypts `encrypt` into the message, and what `appid` makes of the appid bytes that
     /// follow it (read before the buffer becomes the message, so that no copy is made).
     fn open<T>(&self, encrypt: &str, appid: impl FnOnce(&[u8]) -> T) -> Result<(String, T), DecryptError> {
-        let mut buf = decode_base64(encrypt.trim().as_bytes())?;
+        let mut buf = decode_base64(crate::trim(encrypt).as_bytes())?;
         if buf.is_empty() || buf.len() % 16 != 0 {
             return Err(DecryptError::BlockLength(buf.len()));
         }

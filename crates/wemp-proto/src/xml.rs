@@ -271,23 +271,10 @@ pub(crate) fn push_int(out: &mut String, n: i64) {
     push_uint(out, n.unsigned_abs());
 }
 
-/// Appends `n` in decimal, as its `Display` does.
+/// Appends `n` in decimal, as its `Display` does (by `itoa`: a `push` for each digit cost
+/// ~27 instructions a digit, and a MsgId has 19).
 pub(crate) fn push_uint(out: &mut String, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut rest = n;
-    loop {
-        at -= 1;
-        // A digit: `rest % 10` is below 10.
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    for &d in &digits[at..] {
-        out.push(char::from(d));
-    }
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 fn escape_into(text: &str, out: &mut String, attr: bool) {
@@ -963,10 +950,28 @@ mod tests {
             push_int(&mut out, n);
             assert_eq!(out, n.to_string());
         }
-        for n in [0, 7, 6_054_768_590_064_713_728, u64::MAX] {
+        for n in [0, 7, 10, 99, 100, 101, 999, 1000, 6_054_768_590_064_713_728, u64::MAX] {
             let mut out = String::new();
             push_uint(&mut out, n);
             assert_eq!(out, n.to_string());
+        }
+        for digits in 1..=20u32 {
+            for n in [10u64.saturating_pow(digits - 1), 10u64.checked_pow(digits).map_or(u64::MAX, |p| p - 1)]
+            {
+                let mut out = "x".to_owned();
+                push_uint(&mut out, n);
+                assert_eq!(out, format!("x{n}"));
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_integer_is_written_as_display_writes_it(n in proptest::prelude::any::<u64>(), m in proptest::prelude::any::<i64>()) {
+            let mut out = String::new();
+            push_uint(&mut out, n);
+            push_int(&mut out, m);
+            proptest::prop_assert_eq!(out, format!("{n}{m}"));
         }
     }
 
