@@ -111,8 +111,9 @@ fn check(digest: &[u8; 20], given: &str, kind: SignatureKind) -> Result<(), Veri
     let mut decoded = [0u8; 20];
     // The digits by table; a character that is not one sets the high bits of `marks`.
     let mut marks = 0u8;
-    for (byte, pair) in decoded.iter_mut().zip(given.chunks_exact(2)) {
-        let (high, low) = (HEX_VALUE[usize::from(pair[0])], HEX_VALUE[usize::from(pair[1])]);
+    // Indexed in arrays of known length, so without bounds checks.
+    for (i, byte) in decoded.iter_mut().enumerate() {
+        let (high, low) = (HEX_VALUE[usize::from(given[2 * i])], HEX_VALUE[usize::from(given[2 * i + 1])]);
         marks |= high | low;
         *byte = high << 4 | low;
     }
