@@ -16,7 +16,6 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt as _;
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
-use tower::ServiceExt as _;
 use tracing::Instrument as _;
 use tracing::field::Empty;
 use wemp_proto::admission::{self, AccountsError, Kind, Policy, Refusal, Replay, ReplayCache, Verdict};
@@ -1148,7 +1147,7 @@ impl Inner {
         report: Option<LateReport>,
     ) {
         let started = Instant::now();
-        let result = AssertUnwindSafe(self.router.clone().oneshot(inbound.clone())).catch_unwind().await;
+        let result = AssertUnwindSafe(self.router.call_once(inbound.clone())).catch_unwind().await;
         self.metrics.handler_latency(started.elapsed());
         // `fallback` or `none`, when nothing more specific named the rule.
         if let Some(rule) = shared.rule() {
