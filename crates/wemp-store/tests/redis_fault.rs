@@ -203,3 +203,126 @@ async fn completions_are_written_in_place_while_redis_fails() {
         redis::cmd("GET").arg("wb:dedup:wx1:msg:o1:3").query_async(&mut raw).await.unwrap();
     assert_eq!(stored.as_deref(), Some("Dqueued again"));
 }
+
+/// A store whose connection waits `response_timeout` for an answer, over `server`.
+async fn store_waiting(server: &RedisServer, prefix: &str, response_timeout: Duration) -> RedisDedupStore {
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_secs(1))
+        .set_response_timeout(response_timeout)
+        .set_number_of_retries(1);
+    let conn = wemp_store::redis::connect_with(&server.url(), config).await.unwrap();
+    RedisDedupStore::new(conn, prefix)
+}
+
+/// Stops Redis answering commands for `ms` milliseconds (every client), from a connection of
+/// its own.
+async fn pause(server: &RedisServer, ms: u64) {
+    let mut raw = wemp_store::redis::connect(&server.url()).await.unwrap();
+    let () = redis::cmd("CLIENT").arg("PAUSE").arg(ms).arg("ALL").query_async(&mut raw).await.unwrap();
+}
+
+/// Claims go to Redis in pipelines, several at a time. When the connection drops with claims
+/// sent and others still queued behind them, each one gets an error at once (so a
+/// `FallbackDedupStore` serves it from memory), none waits for an answer that cannot come.
+#[tokio::test(flavor = "multi_thread")]
+async fn claims_queued_when_the_connection_drops_each_get_an_error() {
+    let Some(mut server) = private_redis("the dropped-connection test") else { return };
+    // Only the dropped connection can end the wait: the response timeout is far away.
+    let store = Arc::new(store_waiting(&server, "drop:", Duration::from_secs(60)).await);
+    assert_eq!(store.claim("wx1:msg:o1:0", MINUTE).await.unwrap(), Claim::New);
+
+    pause(&server, 30_000).await;
+    let mut claims = tokio::task::JoinSet::new();
+    for n in 0..110 {
+        // 100 keys of their own, and ten claims of one key.
+        let key = if n < 100 { format!("wx1:msg:o1:{n}") } else { "wx1:msg:o2:same".to_owned() };
+        let s = store.clone();
+        claims.spawn(async move { s.claim(&key, MINUTE).await });
+    }
+    // Every claim sent or queued, none answered (Redis is paused).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(claims.len(), 110);
+    assert!(claims.try_join_next().is_none());
+
+    let dropped = std::time::Instant::now();
+    server.kill();
+    let answers = tokio::time::timeout(Duration::from_secs(10), claims.join_all())
+        .await
+        .expect("claims queued on a dropped connection must not hang");
+    assert!(dropped.elapsed() < Duration::from_secs(10));
+    assert_eq!(answers.len(), 110);
+    for answer in answers {
+        assert!(answer.is_err(), "a claim on a dropped connection must fail, got {answer:?}");
+    }
+}
+
+/// A Redis that stops answering without closing the socket: the batch on the wire fails at the
+/// connection's response timeout, and the claims queued behind it fail with it rather than
+/// wait a timeout each; once Redis answers again, claims are answered again.
+#[tokio::test(flavor = "multi_thread")]
+async fn claims_queued_behind_a_stalled_batch_fail_with_it() {
+    let Some(server) = private_redis("the stalled-redis test") else { return };
+    let store = Arc::new(store_waiting(&server, "stall:", Duration::from_millis(300)).await);
+    assert_eq!(store.claim("wx1:msg:o1:0", MINUTE).await.unwrap(), Claim::New);
+
+    pause(&server, 4_000).await;
+    let paused = std::time::Instant::now();
+    let mut claims = tokio::task::JoinSet::new();
+    for n in 1..=300 {
+        let s = store.clone();
+        claims.spawn(async move { s.claim(&format!("wx1:msg:o1:{n}"), MINUTE).await });
+    }
+    let answers = claims.join_all().await;
+    // Answered (with errors) before the pause ends: Redis would have answered them after.
+    assert!(paused.elapsed() < Duration::from_millis(3_500), "took {:?}", paused.elapsed());
+    assert!(answers.iter().all(Result::is_err), "{answers:?}");
+
+    // Redis answers again: so does the store (a claim first seen now is new).
+    tokio::time::sleep(Duration::from_millis(4_000).saturating_sub(paused.elapsed())).await;
+    let mut tries = 0;
+    loop {
+        match store.claim("wx1:msg:o1:after", MINUTE).await {
+            Ok(claim) => {
+                assert_eq!(claim, Claim::New);
+                break;
+            }
+            Err(_) => {
+                tries += 1;
+                assert!(tries < 50, "the store did not answer again");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// A claim whose caller stopped waiting (a `FallbackDedupStore` timeout) while it was queued
+/// is not sent: Redis never sees the key in flight for a message handled elsewhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claim_given_up_while_queued_is_not_sent() {
+    let Some(server) = private_redis("the given-up claim test") else { return };
+    let store = Arc::new(store_waiting(&server, "gone:", Duration::from_secs(60)).await);
+    assert_eq!(store.claim("wx1:msg:o1:0", MINUTE).await.unwrap(), Claim::New);
+
+    pause(&server, 600).await;
+    // On the wire, waiting for the paused Redis.
+    let first = {
+        let s = store.clone();
+        tokio::spawn(async move { s.claim("wx1:msg:o1:1", MINUTE).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Queued behind it, then given up.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), store.claim("wx1:msg:o1:2", MINUTE)).await.is_err()
+    );
+    assert_eq!(first.await.unwrap().unwrap(), Claim::New);
+    store.flush().await.unwrap();
+
+    let mut raw = wemp_store::redis::connect(&server.url()).await.unwrap();
+    let held: Option<String> =
+        redis::cmd("GET").arg("gone:dedup:wx1:msg:o1:2").query_async(&mut raw).await.unwrap();
+    assert_eq!(held, None, "the given-up claim reached Redis");
+    let held: Option<String> =
+        redis::cmd("GET").arg("gone:dedup:wx1:msg:o1:1").query_async(&mut raw).await.unwrap();
+    assert_eq!(held.as_deref(), Some("I"));
+    assert_eq!(store.claim("wx1:msg:o1:2", MINUTE).await.unwrap(), Claim::New);
+}

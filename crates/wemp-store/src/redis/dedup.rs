@@ -4,12 +4,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
 
-use ::redis::{AsyncCommands, Cmd, ErrorKind, Pipeline, RedisError, Script, ToRedisArgs};
+use ::redis::{AsyncCommands, Cmd, ErrorKind, Pipeline, RedisError, Script, ToRedisArgs, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Key, Keys, RedisConnection, px, redis_err, write_arg};
-use crate::Result;
 use crate::dedup::{Claim, DedupStore};
+use crate::{Result, StoreError};
 
 /// In-flight marker stored under a claimed key.
 const IN_FLIGHT: &str = "I";
@@ -39,18 +39,34 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
 /// in-flight marker unless the key exists, and answers what the key held (nothing, the
 /// marker, or a finished reply). Redis before 7.0 refuses `NX` with `GET`; there the first
 /// claim falls back, for the life of the store, to a Lua script doing `SET NX PX` and, when
-/// the key exists, `GET` (one round trip too, but a script run per claim in Redis).
+/// the key exists, `GET` (one round trip too, but a script run per claim in Redis, made
+/// in place rather than batched).
 /// Completing stores the reply under the same key (replacing the marker) for the reply TTL.
 /// Waiters, on this instance or another, poll the key every
 /// [`poll_interval`](Self::poll_interval) (20 ms unless set), so they see a stored reply
 /// within that time.
 ///
+/// # Claims and completions go through one writer
+///
+/// While Redis answers, claims and completions are queued for the store's writer task
+/// (started on first use), which sends what is queued as one pipeline, up to 128 commands a
+/// round trip, in the order they were made: so concurrent messages share a round trip and
+/// Redis reads their commands in one go. A claim waits for its own answer (it decides
+/// whether the handler runs); a claim whose caller stopped waiting before it was sent (a
+/// [`FallbackDedupStore`](crate::FallbackDedupStore) timeout) is not sent. A claim made on
+/// this instance after a completion of the same key gets the reply, as the completion is
+/// sent first.
+///
+/// A batch is bounded by the connection's response timeout (1 s unless set): when it fails
+/// (Redis unreachable, the connection dropped, no answer in time), each of its claims gets
+/// the error, and so does every claim queued behind it, at once, rather than wait a timeout
+/// each.
+///
 /// # Completions are written behind
 ///
 /// [`complete`](DedupStore::complete) does not wait for Redis while Redis answers: it queues
-/// the `PSETEX` for the store's writer task (started on the first completion) and returns.
-/// The writer sends what is queued as one pipeline, up to 128 replies a round trip, so a
-/// message's task does not wait a round trip after its reply went out. Until the write lands
+/// the `PSETEX` for the writer and returns, so a message's task does not wait a round trip
+/// after its reply went out. Until the write lands
 /// (a fraction of a millisecond on a local network), a claim of the key on another instance
 /// still sees [`Claim::InFlight`] and waits, and [`wait`](DedupStore::wait) sees the reply
 /// at its next poll; WeChat's retries come seconds later. [`flush`](DedupStore::flush)
@@ -58,49 +74,53 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
 /// drains at shutdown).
 ///
 /// Nothing is dropped without a word:
-/// - a batch Redis refuses or does not answer is tried once more 100 ms later; then it is
+/// - replies of a batch Redis refuses or does not answer are tried once more 100 ms later
+///   (with the replies queued meanwhile); then they are
 ///   given up, with whatever else was queued by then, in one error line
 ///   (`cannot store replies in redis…`, with their number). A retry of one of those
 ///   messages on another instance finds the key in flight: it waits its own budget and
 ///   answers `success`, and the key expires after its in-flight TTL; it never runs the
 ///   handler twice. (Under a [`FallbackDedupStore`](crate::FallbackDedupStore), this
 ///   instance keeps the reply in memory, and gives it to Redis when a retry reaches it.)
-/// - after any failed call, and until Redis answers again, `complete` writes in place and
-///   returns Redis's error, so a [`FallbackDedupStore`](crate::FallbackDedupStore) sees the
-///   outage and keeps the reply in memory, as it does for every other call;
+/// - after any failed call, and until Redis answers again, claims and completions are made
+///   in place and return Redis's error, so a
+///   [`FallbackDedupStore`](crate::FallbackDedupStore) sees the outage and keeps the reply
+///   in memory, as it does for every other call;
 /// - the queue is bounded ([`completion_queue`](Self::completion_queue), 4096 unless
-///   set): when it is full, `complete` writes in place and waits for Redis, rather than
-///   drop a reply or grow without bound while Redis is slow.
+///   set): when it is full, claims and completions are made in place and wait for Redis,
+///   rather than drop a reply or grow without bound while Redis is slow.
 #[derive(Clone, Debug)]
 pub struct RedisDedupStore {
     keys: Keys,
     poll: Duration,
     /// Set once Redis refused `SET … NX … GET` (before 7.0): claims use [`CLAIM`].
     claim_by_script: Arc<AtomicBool>,
-    /// The queue's capacity; 0: every completion is written in place.
+    /// The queue's capacity; 0: every claim and completion is made in place.
     queue_capacity: usize,
-    completions: Arc<Completions>,
+    writer: Arc<Writer>,
 }
 
-/// The queue of completions and what decides whether to use it.
+/// The writer task's queue and what decides whether to use it.
 #[derive(Debug, Default)]
-struct Completions {
-    /// The writer task's queue, made with the first completion.
+struct Writer {
+    /// The writer task's queue, made with the first claim or completion.
     queue: OnceLock<mpsc::Sender<Queued>>,
-    /// Whether the last call to Redis (of this store or its writer) failed: completions are
-    /// then written in place, so that their caller sees whether Redis answers.
+    /// Whether the last call to Redis (of this store or its writer) failed: claims and
+    /// completions are then made in place, so that their callers see whether Redis answers.
     failing: Arc<AtomicBool>,
 }
 
 /// What the writer task takes from its queue.
 enum Queued {
+    /// A claim's `SET … NX … GET`, and where Redis's answer goes.
+    Claim(Cmd, oneshot::Sender<Result<Value>>),
     /// A `PSETEX` of a reply.
     Reply(Cmd),
     /// Answered once everything queued before it was written (or given up).
     Flush(oneshot::Sender<()>),
 }
 
-/// The most replies the writer sends in one pipeline.
+/// The most commands the writer sends in one pipeline.
 const BATCH: usize = 128;
 /// How long the writer waits before trying a failed batch once more.
 const RETRY_AFTER: Duration = Duration::from_millis(100);
@@ -117,17 +137,18 @@ impl RedisDedupStore {
             poll: Self::DEFAULT_POLL,
             claim_by_script: Arc::new(AtomicBool::new(false)),
             queue_capacity: Self::DEFAULT_COMPLETION_QUEUE,
-            completions: Arc::default(),
+            writer: Arc::default(),
         }
     }
 
-    /// Completions queued for the writer at most, unless set with
+    /// Claims and completions queued for the writer at most, unless set with
     /// [`completion_queue`](Self::completion_queue).
     pub const DEFAULT_COMPLETION_QUEUE: usize = 4096;
 
-    /// Sets how many completions may wait for the writer task (see "Completions are written
-    /// behind" above); `0` writes each one in place, `complete` returning once Redis stored
-    /// it. Set it before the first completion.
+    /// Sets how many claims and completions may wait for the writer task (see "Claims and
+    /// completions go through one writer" above); `0` starts no writer: each claim is sent
+    /// on its own and each completion written in place, `complete` returning once Redis
+    /// stored it. Set it before the first claim.
     #[must_use]
     pub fn completion_queue(mut self, capacity: usize) -> Self {
         self.queue_capacity = capacity;
@@ -172,50 +193,54 @@ impl RedisDedupStore {
         cmd
     }
 
-    /// Queues `cmd` for the writer task; gives it back to be written in place when the
-    /// queue is off, full or gone, or while Redis fails.
-    fn queue(&self, cmd: Cmd) -> Option<Cmd> {
-        if self.queue_capacity == 0 || self.completions.failing.load(Ordering::Relaxed) {
-            return Some(cmd);
+    /// A place in the writer task's queue (the task started on first use), or `None` when
+    /// the queue is off, full or gone, or while Redis fails: the call is then made in place.
+    fn slot(&self) -> Option<mpsc::Permit<'_, Queued>> {
+        if self.queue_capacity == 0 || self.writer.failing.load(Ordering::Relaxed) {
+            return None;
         }
-        let queue = match self.completions.queue.get() {
+        let queue = match self.writer.queue.get() {
             Some(q) => q,
             None => {
-                // The writer runs on the runtime of the first completion (a completion is
+                // The writer runs on the runtime of the first claim or completion (they are
                 // always made on one: the connection needs tokio).
-                let Ok(runtime) = tokio::runtime::Handle::try_current() else { return Some(cmd) };
-                self.completions.queue.get_or_init(|| {
+                let runtime = tokio::runtime::Handle::try_current().ok()?;
+                self.writer.queue.get_or_init(|| {
                     let (tx, rx) = mpsc::channel(self.queue_capacity);
-                    let failing = self.completions.failing.clone();
+                    let failing = self.writer.failing.clone();
                     runtime.spawn(write_behind(self.keys.conn.clone(), failing, rx));
                     tx
                 })
             }
         };
-        match queue.try_send(Queued::Reply(cmd)) {
-            Ok(()) => None,
-            Err(e) => match e.into_inner() {
-                Queued::Reply(cmd) => Some(cmd),
-                Queued::Flush(_) => None,
-            },
-        }
+        queue.try_reserve().ok()
     }
 
     /// Records whether Redis answered a call, for [`Self::queue`].
     fn answered<T>(&self, result: Result<T>) -> Result<T> {
         let failing = result.is_err();
-        if self.completions.failing.load(Ordering::Relaxed) != failing {
-            self.completions.failing.store(failing, Ordering::Relaxed);
+        if self.writer.failing.load(Ordering::Relaxed) != failing {
+            self.writer.failing.store(failing, Ordering::Relaxed);
         }
         result
     }
 
+    /// What a claim found, from what the key held (`None`: nothing).
     fn decode(value: Option<String>) -> Option<Claim> {
-        let v = value?;
-        Some(match v.strip_prefix(DONE) {
-            Some(reply) => Claim::Done(reply.to_owned()),
-            None => Claim::InFlight,
+        let mut v = value?;
+        Some(if v.starts_with(DONE) {
+            // The reply is what follows the marker: moved down in place, not copied.
+            v.drain(..DONE.len_utf8());
+            Claim::Done(v)
+        } else {
+            Claim::InFlight
         })
+    }
+
+    /// What a claim found, from Redis's answer to `SET … NX … GET` or the script.
+    fn decode_answer(answer: Value) -> std::result::Result<Claim, RedisError> {
+        let existing: Option<String> = ::redis::from_owned_redis_value(answer.extract_error()?)?;
+        Ok(Self::decode(existing).unwrap_or(Claim::New))
     }
 }
 
@@ -227,9 +252,11 @@ impl DedupStore for RedisDedupStore {
     }
 
     async fn complete(&self, key: &str, reply: &str, ttl: Duration) -> Result<()> {
-        let Some(cmd) = self.queue(Self::complete_command(self.keys.key("dedup", key), reply, ttl)) else {
+        let cmd = Self::complete_command(self.keys.key("dedup", key), reply, ttl);
+        if let Some(slot) = self.slot() {
+            slot.send(Queued::Reply(cmd));
             return Ok(());
-        };
+        }
         let stored = match self.keys.conn().await {
             Ok(mut conn) => cmd.query_async::<()>(&mut conn).await.map_err(redis_err),
             Err(e) => Err(e),
@@ -268,7 +295,7 @@ impl DedupStore for RedisDedupStore {
     }
 
     async fn flush(&self) -> Result<()> {
-        let Some(queue) = self.completions.queue.get() else { return Ok(()) };
+        let Some(queue) = self.writer.queue.get() else { return Ok(()) };
         let (done, written) = oneshot::channel();
         if queue.send(Queued::Flush(done)).await.is_ok() {
             // An error: the writer is gone (its runtime stopped), and what it held with it.
@@ -282,10 +309,27 @@ impl RedisDedupStore {
     /// The claim itself (see [`DedupStore::claim`]).
     async fn claim_in_redis(&self, key: &str, in_flight_ttl: Duration) -> Result<Claim> {
         let key = self.keys.key("dedup", key);
-        let mut conn = self.keys.conn().await?;
         if !self.claims_by_script() {
-            match Self::claim_command(key, in_flight_ttl).query_async::<Option<String>>(&mut conn).await {
-                Ok(existing) => return Ok(Self::decode(existing).unwrap_or(Claim::New)),
+            let cmd = Self::claim_command(key, in_flight_ttl);
+            let answer = match self.slot() {
+                // Sent with whatever else is queued, in one pipeline by the writer.
+                Some(slot) => {
+                    let (answer, answered) = oneshot::channel();
+                    slot.send(Queued::Claim(cmd, answer));
+                    match answered.await {
+                        Ok(answer) => Ok(answer?),
+                        Err(_) => {
+                            return Err(StoreError::backend(
+                                "redis",
+                                "the dedup store's writer task stopped",
+                            ));
+                        }
+                    }
+                }
+                None => cmd.query_async::<Value>(&mut self.keys.conn().await?).await,
+            };
+            match answer.and_then(Self::decode_answer) {
+                Ok(claim) => return Ok(claim),
                 // Redis checks a command's syntax before running it: nothing was written.
                 Err(e) if refuses_nx_with_get(&e) => {
                     if !self.claim_by_script.swap(true, Ordering::Relaxed) {
@@ -297,28 +341,30 @@ impl RedisDedupStore {
                 Err(e) => return Err(redis_err(e)),
             }
         }
-        let existing: Option<String> = CLAIM
+        let answer: Value = CLAIM
             .key(key)
             .arg(IN_FLIGHT)
             .arg(px(in_flight_ttl))
-            .invoke_async(&mut conn)
+            .invoke_async(&mut self.keys.conn().await?)
             .await
             .map_err(redis_err)?;
-        Ok(Self::decode(existing).unwrap_or(Claim::New))
+        Self::decode_answer(answer).map_err(redis_err)
     }
 }
 
-/// The writer task of a store's completions: takes what is queued, up to [`BATCH`] at a
-/// time, and writes it as one pipeline; ends once every clone of the store is gone and the
-/// queue is empty.
+/// The writer task of a store: takes what is queued, up to [`BATCH`] at a time, and sends it
+/// as one pipeline, in the order it was queued; each claim gets Redis's answer to it. Ends
+/// once every clone of the store is gone and the queue is empty.
 async fn write_behind(conn: RedisConnection, failing: Arc<AtomicBool>, mut queue: mpsc::Receiver<Queued>) {
     let mut taken = Vec::with_capacity(BATCH);
     let mut flushes = Vec::new();
     let mut pipe = Pipeline::with_capacity(BATCH);
+    // Per command of `pipe`: where a claim's answer goes, `None` for a reply.
+    let mut answers: Vec<Option<oneshot::Sender<Result<Value>>>> = Vec::with_capacity(BATCH);
     while queue.recv_many(&mut taken, BATCH).await > 0 {
         if taken.len() < BATCH {
-            // Woken by a completion, tokio runs this task right after the one that completed:
-            // let the other ready tasks run first, so that their completions join the batch.
+            // Woken by a claim or a completion, tokio runs this task right after the one that
+            // queued it: let the other ready tasks run first, so that theirs join the batch.
             tokio::task::yield_now().await;
             while taken.len() < BATCH
                 && let Ok(queued) = queue.try_recv()
@@ -328,42 +374,29 @@ async fn write_behind(conn: RedisConnection, failing: Arc<AtomicBool>, mut queue
         }
         for queued in taken.drain(..) {
             match queued {
+                // Its caller gave up waiting (a timeout): not sent.
+                Queued::Claim(_, answer) if answer.is_closed() => {}
+                Queued::Claim(cmd, answer) => {
+                    pipe.add_command(cmd);
+                    answers.push(Some(answer));
+                }
                 Queued::Reply(cmd) => {
                     pipe.add_command(cmd);
+                    answers.push(None);
                 }
                 Queued::Flush(done) => flushes.push(done),
             }
         }
         if !pipe.is_empty() {
-            let mut written = send(&conn, &pipe).await;
-            if written.is_err() {
-                // Completions are written in place now, so their callers see the outage.
-                failing.store(true, Ordering::Relaxed);
-                tokio::time::sleep(RETRY_AFTER).await;
-                written = send(&conn, &pipe).await;
-            }
-            match written {
-                Ok(()) => failing.store(false, Ordering::Relaxed),
-                Err(e) => {
-                    failing.store(true, Ordering::Relaxed);
-                    // What was queued before the outage showed goes with this batch, so a Redis
-                    // that does not answer at all costs one batch's timeouts, not one per
-                    // batch (nothing more is queued while it fails).
-                    let mut lost = pipe.len();
-                    while let Ok(queued) = queue.try_recv() {
-                        match queued {
-                            Queued::Reply(_) => lost += 1,
-                            Queued::Flush(done) => flushes.push(done),
-                        }
-                    }
-                    tracing::error!(
-                        error = %e,
-                        replies = lost,
-                        "cannot store replies in redis for retries on other instances"
-                    );
-                }
-            }
+            let replies = match send(&conn, &pipe).await {
+                Ok(values) => answer(&pipe, &mut answers, values),
+                Err(e) => fail(&pipe, &mut answers, &e),
+            };
             pipe.clear();
+            match replies {
+                None => failing.store(false, Ordering::Relaxed),
+                Some((replies, e)) => retry(&conn, &failing, &mut queue, &mut flushes, replies, e).await,
+            }
         }
         for done in flushes.drain(..) {
             let _ = done.send(());
@@ -371,8 +404,139 @@ async fn write_behind(conn: RedisConnection, failing: Arc<AtomicBool>, mut queue
     }
 }
 
-async fn send(conn: &RedisConnection, pipe: &Pipeline) -> Result<()> {
-    pipe.query_async::<()>(&mut conn.get().await?).await.map_err(redis_err)
+/// The replies of a batch that were not stored, to be tried again, and why.
+type Unstored = Option<(Pipeline, StoreError)>;
+
+/// Gives each claim of `pipe` Redis's answer to it; the replies Redis refused, if any.
+fn answer(
+    pipe: &Pipeline,
+    answers: &mut Vec<Option<oneshot::Sender<Result<Value>>>>,
+    values: Vec<Value>,
+) -> Unstored {
+    let mut unstored: Unstored = None;
+    let mut values = values.into_iter();
+    for (cmd, answer) in pipe.cmd_iter().zip(answers.drain(..)) {
+        let value = values.next();
+        match (answer, value) {
+            (Some(answer), Some(value)) => {
+                let _ = answer.send(Ok(value));
+            }
+            (Some(answer), None) => {
+                let _ = answer.send(Err(StoreError::backend("redis", "no answer in the pipeline's replies")));
+            }
+            (None, Some(Value::ServerError(e))) => {
+                unstored
+                    .get_or_insert_with(|| (Pipeline::new(), redis_err(RedisError::from(e))))
+                    .0
+                    .add_command(cmd.clone());
+            }
+            (None, Some(_)) => {}
+            (None, None) => {
+                unstored
+                    .get_or_insert_with(|| {
+                        (Pipeline::new(), StoreError::backend("redis", "no answer in the pipeline's replies"))
+                    })
+                    .0
+                    .add_command(cmd.clone());
+            }
+        }
+    }
+    unstored
+}
+
+/// Gives each claim of `pipe` the error `e` (the pipeline failed as a whole); its replies.
+fn fail(
+    pipe: &Pipeline,
+    answers: &mut Vec<Option<oneshot::Sender<Result<Value>>>>,
+    e: &StoreError,
+) -> Unstored {
+    let mut replies = Pipeline::new();
+    for (cmd, answer) in pipe.cmd_iter().zip(answers.drain(..)) {
+        match answer {
+            Some(answer) => {
+                let _ = answer.send(Err(again(e)));
+            }
+            None => {
+                replies.add_command(cmd.clone());
+            }
+        }
+    }
+    Some((replies, again(e)))
+}
+
+/// After a failed batch: claims and completions are made in place until Redis answers again
+/// (so their callers see the outage); what was queued meanwhile goes with this batch (its
+/// claims fail at once, its replies join the retry); the replies are tried once more
+/// [`RETRY_AFTER`] later, then given up with one error line.
+async fn retry(
+    conn: &RedisConnection,
+    failing: &AtomicBool,
+    queue: &mut mpsc::Receiver<Queued>,
+    flushes: &mut Vec<oneshot::Sender<()>>,
+    mut replies: Pipeline,
+    error: StoreError,
+) {
+    failing.store(true, Ordering::Relaxed);
+    take_queued(queue, &mut replies, flushes, &error);
+    if replies.is_empty() {
+        return;
+    }
+    tokio::time::sleep(RETRY_AFTER).await;
+    take_queued(queue, &mut replies, flushes, &error);
+    let error = match send(conn, &replies).await {
+        Ok(values) => match values.into_iter().find_map(|v| v.extract_error().err()) {
+            None => {
+                failing.store(false, Ordering::Relaxed);
+                return;
+            }
+            Some(e) => redis_err(e),
+        },
+        Err(e) => e,
+    };
+    // What was queued before the outage showed goes with this batch, so a Redis that does not
+    // answer at all costs one batch's timeouts, not one per batch (nothing more is queued
+    // while it fails).
+    take_queued(queue, &mut replies, flushes, &error);
+    tracing::error!(
+        error = %error,
+        replies = replies.len(),
+        "cannot store replies in redis for retries on other instances"
+    );
+}
+
+/// Takes what is queued now: claims are failed with `error`, replies added to `replies`.
+fn take_queued(
+    queue: &mut mpsc::Receiver<Queued>,
+    replies: &mut Pipeline,
+    flushes: &mut Vec<oneshot::Sender<()>>,
+    error: &StoreError,
+) {
+    while let Ok(queued) = queue.try_recv() {
+        match queued {
+            Queued::Claim(_, answer) => {
+                let _ = answer.send(Err(again(error)));
+            }
+            Queued::Reply(cmd) => {
+                replies.add_command(cmd);
+            }
+            Queued::Flush(done) => flushes.push(done),
+        }
+    }
+}
+
+/// The same error once more (for each claim of a failed batch).
+fn again(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Backend { backend, source } => StoreError::backend(backend, source.to_string()),
+        other => StoreError::backend("redis", other.to_string()),
+    }
+}
+
+/// Sends `pipe` and reads one value per command (a command Redis refused is a
+/// [`Value::ServerError`] in its place; the pipeline fails as a whole only when Redis cannot
+/// be reached or does not answer in time).
+async fn send(conn: &RedisConnection, pipe: &Pipeline) -> Result<Vec<Value>> {
+    conn.get().await?.send_packed_commands(pipe, 0, pipe.len()).await.map_err(redis_err)
 }
 
 /// A finished reply as stored: [`DONE`], then the reply, written as one argument.

@@ -127,6 +127,78 @@ async fn completions_written_behind_reach_other_instances() {
     cleanup(a, &prefix).await;
 }
 
+/// Claims made at once are sent in pipelines, several a round trip: of many concurrent claims
+/// of one key, on two instances, exactly one is new, whatever batches they travel in; each
+/// key's claims are independent of the others'.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_claims_of_the_same_and_different_keys() {
+    use std::time::Duration;
+    use wemp_store::{Claim, DedupStore};
+    let Some((a, b, prefix)) = connect("concurrent-claims").await else { return };
+    let minute = Duration::from_secs(60);
+    let one = Arc::new(RedisDedupStore::new(a.clone(), &prefix));
+    let two = Arc::new(RedisDedupStore::new(b, &prefix));
+    let mut claims = tokio::task::JoinSet::new();
+    for n in 0..100 {
+        for claimer in 0..8 {
+            let store = if claimer % 2 == 0 { one.clone() } else { two.clone() };
+            claims.spawn(async move {
+                let k = format!("wx1:msg:o1:{n}");
+                let claim = store.claim(&k, minute).await.unwrap();
+                (n, claimer, claim)
+            });
+        }
+    }
+    let mut winners = vec![Vec::new(); 100];
+    for (n, claimer, claim) in claims.join_all().await {
+        match claim {
+            Claim::New => winners[n].push(claimer),
+            Claim::InFlight => {}
+            Claim::Done(reply) => panic!("nothing was completed, yet key {n} held {reply:?}"),
+        }
+    }
+    for (n, w) in winners.iter().enumerate() {
+        assert_eq!(w.len(), 1, "key {n}: claims won by {w:?}");
+    }
+    // Each key's winner completes; every claim then gets its reply.
+    for (n, w) in winners.iter().enumerate() {
+        let store = if w[0] % 2 == 0 { &one } else { &two };
+        store.complete(&format!("wx1:msg:o1:{n}"), &format!("reply {n}"), minute).await.unwrap();
+    }
+    one.flush().await.unwrap();
+    two.flush().await.unwrap();
+    for n in 0..100 {
+        let k = format!("wx1:msg:o1:{n}");
+        assert_eq!(one.claim(&k, minute).await.unwrap(), Claim::Done(format!("reply {n}")));
+        assert_eq!(two.claim(&k, minute).await.unwrap(), Claim::Done(format!("reply {n}")));
+    }
+    cleanup(a, &prefix).await;
+}
+
+/// Claims and completions go to Redis in the order they were made on one instance: a claim
+/// made after a completion of the same key, which is still queued, gets the reply without a
+/// flush.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claim_after_a_queued_completion_gets_the_reply() {
+    use std::time::Duration;
+    use wemp_store::{Claim, DedupStore};
+    let Some((a, _, prefix)) = connect("claim-after-completion").await else { return };
+    let minute = Duration::from_secs(60);
+    let store = Arc::new(RedisDedupStore::new(a.clone(), &prefix));
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..200 {
+        let s = store.clone();
+        tasks.spawn(async move {
+            let k = format!("wx1:msg:o1:{n}");
+            assert_eq!(s.claim(&k, minute).await.unwrap(), Claim::New);
+            s.complete(&k, &format!("reply {n}"), minute).await.unwrap();
+            assert_eq!(s.claim(&k, minute).await.unwrap(), Claim::Done(format!("reply {n}")));
+        });
+    }
+    tasks.join_all().await;
+    cleanup(a, &prefix).await;
+}
+
 /// Stores with different prefixes on one Redis never see each other's keys.
 #[tokio::test(flavor = "multi_thread")]
 async fn prefixes_isolate() {
