@@ -80,7 +80,7 @@ macro_rules! number_field {
         impl Field for $t {
             fn read(parent: &Element, tag: &'static str) -> Result<Self, FieldError> {
                 let text = parent.text_of(tag).ok_or(FieldError::missing(tag))?;
-                parse_number(crate::trim(text)).map_err(|e| FieldError {
+                crate::trim(text).parse().map_err(|e| FieldError {
                     tag,
                     reason: format!("{text:?} is not a {}: {e}", stringify!($t)),
                 })
@@ -119,45 +119,6 @@ macro_rules! number_field {
     )*};
 }
 number_field!(u64, i64, u32, i32, f64);
-
-/// A number type that can take the value of a run of decimal digits directly.
-pub(crate) trait FromDigits: Sized {
-    /// The value, when it fits the type; `None` sends the text to `str::parse`.
-    fn from_digits(value: u64) -> Option<Self>;
-}
-
-macro_rules! from_digits {
-    ($($t:ty),*) => {$(
-        impl FromDigits for $t {
-            fn from_digits(value: u64) -> Option<Self> {
-                Self::try_from(value).ok()
-            }
-        }
-    )*};
-}
-from_digits!(u64, i64, u32, i32);
-
-impl FromDigits for f64 {
-    fn from_digits(_: u64) -> Option<Self> {
-        None
-    }
-}
-
-/// `text.parse()`, with a shortcut for what WeChat sends (1 to 19 ASCII digits: a MsgId, a
-/// CreateTime, a timestamp), whose value is computed directly (`str::parse` checks for a
-/// sign and for overflow at every digit: ~10 instructions a digit); anything else, or a value
-/// the type cannot hold, is `str::parse`'s, error included.
-pub(crate) fn parse_number<T: FromDigits + std::str::FromStr>(text: &str) -> Result<T, T::Err> {
-    let bytes = text.as_bytes();
-    // Nineteen digits never overflow a u64.
-    if (1..=19).contains(&bytes.len()) && bytes.iter().all(u8::is_ascii_digit) {
-        let value = bytes.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
-        if let Some(n) = T::from_digits(value) {
-            return Ok(n);
-        }
-    }
-    text.parse()
-}
 
 impl<T: Field> Field for Option<T> {
     fn read(parent: &Element, tag: &'static str) -> Result<Self, FieldError> {
@@ -360,62 +321,4 @@ pub(crate) use write_field_xml;
 /// (and every JSON reader that uses doubles) rounds numbers.
 pub(crate) fn u64_as_string<S: serde::Serializer>(id: &u64, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(id)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn same<T>(text: &str) -> Result<(), proptest::test_runner::TestCaseError>
-    where
-        T: FromDigits + std::str::FromStr + PartialEq + std::fmt::Debug,
-        T::Err: PartialEq + std::fmt::Debug,
-    {
-        proptest::prop_assert_eq!(parse_number::<T>(text), text.parse::<T>(), "{:?}", text);
-        Ok(())
-    }
-
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
-
-        /// The value or the error `str::parse` gives, for every integer type read and `f64`:
-        /// digits of any length around the limits, signs, leading zeros, other characters.
-        #[test]
-        fn numbers_parse_as_str_parse(text in "[+-]?[0-9]{0,22}|[0-9]{0,10}[ .a_\u{663}][0-9]{0,10}|(18446744073709551615|9223372036854775807|4294967295|2147483647)[0-9]?") {
-            same::<u64>(&text)?;
-            same::<i64>(&text)?;
-            same::<u32>(&text)?;
-            same::<i32>(&text)?;
-            same::<f64>(&text)?;
-        }
-
-        #[test]
-        fn any_u64_reads_back(n in proptest::prelude::any::<u64>()) {
-            same::<u64>(&n.to_string())?;
-            same::<i64>(&n.to_string())?;
-            same::<u32>(&n.to_string())?;
-        }
-    }
-
-    #[test]
-    fn a_number_field_reads_and_refuses_as_before() {
-        let root = Element::new("xml")
-            .with(Element::bare("MsgId", "6054768590064713728"))
-            .with(Element::bare("CreateTime", " 1348831860\n"))
-            .with(Element::bare("Big", "99999999999999999999"))
-            .with(Element::bare("Neg", "-5"));
-        assert_eq!(u64::read(&root, "MsgId"), Ok(6_054_768_590_064_713_728));
-        assert_eq!(i64::read(&root, "CreateTime"), Ok(1_348_831_860));
-        assert_eq!(i64::read(&root, "Neg"), Ok(-5));
-        let err = u64::read(&root, "Big").unwrap_err();
-        assert_eq!(
-            err.reason,
-            "\"99999999999999999999\" is not a u64: number too large to fit in target type"
-        );
-        let err = u32::read(&root, "MsgId").unwrap_err();
-        assert_eq!(
-            err.reason,
-            "\"6054768590064713728\" is not a u32: number too large to fit in target type"
-        );
-    }
 }

@@ -961,7 +961,7 @@ impl Run<'_> {
     }
 
     fn check_timestamp(&mut self, timestamp: &str) -> Result<(), Refusal> {
-        let Ok(ts) = crate::field::parse_number::<i64>(crate::trim(timestamp)) else {
+        let Ok(ts) = crate::trim(timestamp).parse::<i64>() else {
             let shown: String = timestamp.chars().take(24).collect();
             let refusal = Refusal::new(
                 400,
