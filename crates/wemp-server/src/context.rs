@@ -40,6 +40,9 @@ pub(crate) struct Shared {
     /// Whether the request span's `rule` field was recorded: once only, as a field recorded
     /// twice is printed twice.
     rule_in_span: std::sync::atomic::AtomicBool,
+    /// The message's `wechat` span, once made: where the `rule` field goes (without it, the
+    /// current span, as for a context made in a test).
+    span: std::sync::OnceLock<tracing::Span>,
 }
 
 /// A retry on this instance waiting for a running handler's reply; counted while it lives.
@@ -90,13 +93,29 @@ impl Shared {
             joiner_left: Notify::new(),
             handler_deferred: std::sync::atomic::AtomicBool::new(false),
             rule_in_span: std::sync::atomic::AtomicBool::new(false),
+            span: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Keeps the message's span (the first one given).
+    pub(crate) fn set_span(&self, span: tracing::Span) {
+        let _ = self.span.set(span);
+    }
+
+    /// The message's span, once made.
+    pub(crate) fn span(&self) -> Option<&tracing::Span> {
+        self.span.get()
     }
 
     /// Records `name` as the request span's `rule` field, unless a name is there already.
     pub(crate) fn name_in_span(&self, name: &str) {
         if !self.rule_in_span.swap(true, Ordering::AcqRel) {
-            tracing::Span::current().record("rule", name);
+            // The span kept here, rather than `Span::current()`: the same span, without a
+            // look-up, a clone and its close for every message (~600 instructions).
+            match self.span() {
+                Some(span) => span.record("rule", name),
+                None => tracing::Span::current().record("rule", name),
+            };
         }
     }
 
