@@ -37,6 +37,24 @@ const LENIENT: GeneralPurpose = GeneralPurpose::new(
         .with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
+/// Decodes the `Encrypt` text. What WeChat sends (the standard alphabet, padded, no stray
+/// bits) goes through the SIMD decoder, which accepts nothing else; anything it refuses goes
+/// to [`LENIENT`], which decides: the same bytes (missing padding, non-zero trailing bits) or
+/// the `base64` crate's error. On what both accept they agree (a proptest holds them
+/// together), so the result is [`LENIENT`]'s for every input.
+fn decode_base64(text: &[u8]) -> Result<Vec<u8>, DecryptError> {
+    match base64_simd::STANDARD.decode_to_vec(text) {
+        Ok(buf) => Ok(buf),
+        Err(_) => LENIENT.decode(text).map_err(|e| DecryptError::Base64(e.to_string())),
+    }
+}
+
+/// Appends `bytes` in standard padded base64, as the `base64` crate's `STANDARD` writes it
+/// (SIMD; a proptest holds the two together).
+fn encode_base64(bytes: &[u8], out: &mut String) {
+    base64_simd::STANDARD.encode_append(bytes, out);
+}
+
 /// The EncodingAESKey is not usable (`-40004`).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -231,8 +249,7 @@ impl Cipher {
     /// Decrypts `encrypt` into the message, and what `appid` makes of the appid bytes that
     /// follow it (read before the buffer becomes the message, so that no copy is made).
     fn open<T>(&self, encrypt: &str, appid: impl FnOnce(&[u8]) -> T) -> Result<(String, T), DecryptError> {
-        let mut buf =
-            LENIENT.decode(encrypt.trim().as_bytes()).map_err(|e| DecryptError::Base64(e.to_string()))?;
+        let mut buf = decode_base64(crate::trim(encrypt).as_bytes())?;
         if buf.is_empty() || buf.len() % 16 != 0 {
             return Err(DecryptError::BlockLength(buf.len()));
         }
@@ -291,7 +308,7 @@ impl Cipher {
         // The pad is in 1..=32, so it fits a byte.
         buf.resize(padded, (padded - body) as u8);
         self.cbc_encrypt(&mut buf);
-        base64::engine::general_purpose::STANDARD.encode_string(&buf, out);
+        encode_base64(&buf, out);
         Ok(())
     }
 
@@ -383,6 +400,119 @@ pub(crate) mod tests {
         let err = ours.decrypt(&long.encrypt("<xml/>", [3; 16]).unwrap()).unwrap_err();
         let DecryptError::AppidMismatch { found, .. } = &err else { panic!("{err:?}") };
         assert_eq!(found.chars().count(), 65, "{found}");
+    }
+
+    /// `decode_base64` as it was: the `base64` crate alone.
+    fn crate_decoded(text: &[u8]) -> Result<Vec<u8>, DecryptError> {
+        LENIENT.decode(text).map_err(|e| DecryptError::Base64(e.to_string()))
+    }
+
+    fn crate_encoded(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    /// Base64 text and what may be done to it: nothing, its padding dropped, one character
+    /// replaced (by one of the alphabet, `=`, whitespace, the URL-safe `-`/`_`, another ASCII
+    /// byte or a non-ASCII one), its last character changed (non-zero trailing bits), cut
+    /// short, or bytes put in the middle.
+    fn mangled() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let bytes = proptest::collection::vec(any::<u8>(), 0..400);
+        let odd = prop_oneof![
+            Just(b'='),
+            Just(b' '),
+            Just(b'\n'),
+            Just(b'\r'),
+            Just(b'\t'),
+            Just(b'-'),
+            Just(b'_'),
+            Just(0xe4),
+            Just(0x80),
+            any::<u8>(),
+            proptest::sample::select(
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".to_vec()
+            ),
+        ];
+        (bytes, 0..6u8, any::<proptest::sample::Index>(), odd, 0..4usize).prop_map(
+            |(bytes, how, at, odd, n)| {
+                let mut text = crate_encoded(&bytes).into_bytes();
+                let at = if text.is_empty() { 0 } else { at.index(text.len()) };
+                match how {
+                    0 => {}
+                    1 => text.retain(|&b| b != b'='),
+                    2 if !text.is_empty() => text[at] = odd,
+                    3 => {
+                        let end = text.iter().rposition(|&b| b != b'=');
+                        if let Some(end) = end {
+                            text[end] = if text[end] == b'B' { b'C' } else { b'B' };
+                        }
+                    }
+                    4 => text.truncate(at),
+                    _ => {
+                        for _ in 0..=n {
+                            text.insert(at, odd);
+                        }
+                    }
+                }
+                text
+            },
+        )
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+        /// The SIMD decoder, with the crate behind it, gives the crate's bytes or the crate's
+        /// error, for valid, nearly valid and broken base64 alike.
+        #[test]
+        fn base64_decodes_as_the_crate_did(text in mangled()) {
+            proptest::prop_assert_eq!(decode_base64(&text), crate_decoded(&text));
+        }
+
+        #[test]
+        fn base64_decodes_any_bytes_as_the_crate_did(text in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            proptest::prop_assert_eq!(decode_base64(&text), crate_decoded(&text));
+        }
+
+        #[test]
+        fn base64_encodes_as_the_crate_did(
+            prefix in "[a-z<>]{0,8}",
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+        ) {
+            let mut out = prefix.clone();
+            encode_base64(&bytes, &mut out);
+            proptest::prop_assert_eq!(out, format!("{prefix}{}", crate_encoded(&bytes)));
+        }
+    }
+
+    /// Padding as WeChat sends it (`=`, `==`, none) and without it, around the widths the
+    /// SIMD code works in; whitespace inside is refused as before, around it trimmed.
+    #[test]
+    fn base64_padding_and_whitespace_as_before() {
+        for len in 0..=100 {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+            let padded = crate_encoded(&bytes);
+            assert_eq!(decode_base64(padded.as_bytes()), Ok(bytes.clone()), "{padded}");
+            let bare = padded.trim_end_matches('=');
+            assert_eq!(decode_base64(bare.as_bytes()), Ok(bytes.clone()), "{bare}");
+            for text in
+                [format!("{padded}="), format!("{bare}="), format!(" {padded}"), format!("{padded}\n")]
+            {
+                assert_eq!(decode_base64(text.as_bytes()), crate_decoded(text.as_bytes()), "{text:?}");
+            }
+            if len > 0 {
+                assert!(decode_base64(format!(" {padded}").as_bytes()).is_err());
+                assert!(decode_base64(format!("{padded}=").as_bytes()).is_err());
+            }
+        }
+        let cipher = Cipher::new(SAMPLE_KEY, SAMPLE_APPID).unwrap();
+        let encrypted = cipher.encrypt("<xml>hi</xml>", [9; 16]).unwrap();
+        assert_eq!(cipher.decrypt(&format!("\n {encrypted}\t")).unwrap(), "<xml>hi</xml>");
+        let split = format!("{}\n{}", &encrypted[..20], &encrypted[20..]);
+        assert_eq!(
+            cipher.decrypt(&split).unwrap_err(),
+            DecryptError::Base64("Invalid symbol 10, offset 20.".to_owned())
+        );
     }
 
     #[test]

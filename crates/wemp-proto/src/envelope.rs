@@ -222,7 +222,7 @@ impl<'x> Outline<'x> {
     /// [`EnvelopeError::MissingEncrypt`] when there is no `Encrypt`,
     /// [`EnvelopeError::EmptyEncrypt`] when it is empty.
     pub(crate) fn encrypt(&self) -> Result<&str, EnvelopeError> {
-        let encrypt = self.encrypt.as_deref().map(str::trim).ok_or(EnvelopeError::MissingEncrypt)?;
+        let encrypt = self.encrypt.as_deref().map(crate::trim).ok_or(EnvelopeError::MissingEncrypt)?;
         if encrypt.is_empty() {
             return Err(EnvelopeError::EmptyEncrypt);
         }

@@ -569,7 +569,7 @@ macro_rules! events {
 
             /// Reads an `Event` value case-insensitively.
             pub fn from_wire(s: &str) -> Self {
-                let s = s.trim();
+                let s = crate::trim(s);
                 Self::ALL
                     .iter()
                     .find(|k| k.as_str().eq_ignore_ascii_case(s))

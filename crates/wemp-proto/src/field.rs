@@ -80,7 +80,7 @@ macro_rules! number_field {
         impl Field for $t {
             fn read(parent: &Element, tag: &'static str) -> Result<Self, FieldError> {
                 let text = parent.text_of(tag).ok_or(FieldError::missing(tag))?;
-                text.trim().parse().map_err(|e| FieldError {
+                crate::trim(text).parse().map_err(|e| FieldError {
                     tag,
                     reason: format!("{text:?} is not a {}: {e}", stringify!($t)),
                 })
@@ -88,7 +88,7 @@ macro_rules! number_field {
             fn read_opt(parent: &Element, tag: &'static str) -> Result<Option<Self>, FieldError> {
                 match parent.text_of(tag) {
                     None => Ok(None),
-                    Some(text) if text.trim().is_empty() => Ok(None),
+                    Some(text) if crate::trim(text).is_empty() => Ok(None),
                     Some(_) => Self::read(parent, tag).map(Some),
                 }
             }

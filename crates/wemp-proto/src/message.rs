@@ -332,7 +332,7 @@ impl fmt::Display for OtherKind {
 impl MsgKind {
     /// Reads a `MsgType` value (case-insensitively).
     pub fn from_wire(s: &str) -> Self {
-        let s = s.trim();
+        let s = crate::trim(s);
         [
             Self::Text,
             Self::Image,

@@ -60,7 +60,9 @@ pub fn sha1_sorted(parts: &mut [&str]) -> String {
 }
 
 fn digest_sorted(parts: &mut [&str]) -> [u8; 20] {
-    parts.sort_unstable();
+    // The parts nearly always differ in their first byte (a Token, digits, base64): compared
+    // there first, the whole strings only on a tie, which orders them as `str`'s `Ord` does.
+    parts.sort_unstable_by(|a, b| a.as_bytes().first().cmp(&b.as_bytes().first()).then_with(|| a.cmp(b)));
     let mut hasher = Sha1::new();
     for part in parts.iter() {
         hasher.update(part.as_bytes());
@@ -103,23 +105,48 @@ pub fn verify_msg(
 /// Compares `digest` with the hex digest `given` (trimmed, in either case), in constant time
 /// and without allocating.
 fn check(digest: &[u8; 20], given: &str, kind: SignatureKind) -> Result<(), VerifyError> {
-    let given = given.trim().as_bytes();
+    let Ok(given) = <&[u8; 40]>::try_from(crate::trim(given).as_bytes()) else {
+        return Err(VerifyError { kind });
+    };
     let mut decoded = [0u8; 20];
-    let mut well_formed = given.len() == 40;
-    if well_formed {
-        for (byte, pair) in decoded.iter_mut().zip(given.chunks_exact(2)) {
-            match (nibble(pair[0]), nibble(pair[1])) {
-                (Some(high), Some(low)) => *byte = high << 4 | low,
-                _ => well_formed = false,
-            }
-        }
+    // The digits by table; a character that is not one sets the high bits of `marks`.
+    let mut marks = 0u8;
+    // Indexed in arrays of known length, so without bounds checks.
+    for (i, byte) in decoded.iter_mut().enumerate() {
+        let (high, low) = (HEX_VALUE[usize::from(given[2 * i])], HEX_VALUE[usize::from(given[2 * i + 1])]);
+        marks |= high | low;
+        *byte = high << 4 | low;
     }
-    // Only the shape of `given` (public) decides before the comparison of the digests.
-    if well_formed && bool::from(digest.ct_eq(&decoded)) { Ok(()) } else { Err(VerifyError { kind }) }
+    // Only the shape of `given` (public) decides before the comparison of the digests, which
+    // is in constant time, as two words (a comparison a byte at a time cost ~15 instructions
+    // a byte).
+    let words = |d: &[u8; 20]| {
+        let (head, tail) = d.split_at(16);
+        let head: [u8; 16] = head.try_into().unwrap_or_default();
+        let tail: [u8; 4] = tail.try_into().unwrap_or_default();
+        (u128::from_ne_bytes(head), u32::from_ne_bytes(tail))
+    };
+    let ((a, b), (c, d)) = (words(digest), words(&decoded));
+    if marks < 16 && bool::from(a.ct_eq(&c) & b.ct_eq(&d)) { Ok(()) } else { Err(VerifyError { kind }) }
 }
 
+/// The value of each byte as a hexadecimal digit (either case), `0xff` for any other byte.
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut c = 0;
+    while c < 256 {
+        // `c` is below 256.
+        table[c] = match nibble(c as u8) {
+            Some(v) => v,
+            None => 0xff,
+        };
+        c += 1;
+    }
+    table
+};
+
 /// The value of one hexadecimal digit (either case).
-pub(crate) fn nibble(c: u8) -> Option<u8> {
+pub(crate) const fn nibble(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
         b'a'..=b'f' => Some(c - b'a' + 10),
@@ -134,12 +161,17 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// Appends `bytes` as lowercase hex.
+/// Appends `bytes` as lowercase hex, a digest (20 bytes) in one `push_str`.
 pub(crate) fn hex_into(bytes: &[u8], out: &mut String) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for &b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0x0f)] as char);
+    for chunk in bytes.chunks(20) {
+        let mut text = [0u8; 40];
+        for (pair, &b) in text.chunks_exact_mut(2).zip(chunk) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 0x0f)];
+        }
+        // Hex digits are ASCII, so this never falls back to the empty string.
+        out.push_str(std::str::from_utf8(&text[..2 * chunk.len()]).unwrap_or_default());
     }
 }
 
@@ -178,6 +210,93 @@ mod tests {
     fn order_is_bytewise_not_positional() {
         // Swapping timestamp and nonce must not change the signature: the parts are sorted.
         assert_eq!(sign("t", "1", "2"), sign("t", "2", "1"));
+    }
+
+    /// `check` as it was: `nibble` for each digit, `subtle` a byte at a time.
+    fn checked_before(digest: &[u8; 20], given: &str) -> bool {
+        let given = given.trim().as_bytes();
+        let mut decoded = [0u8; 20];
+        let mut well_formed = given.len() == 40;
+        if well_formed {
+            for (byte, pair) in decoded.iter_mut().zip(given.chunks_exact(2)) {
+                match (nibble(pair[0]), nibble(pair[1])) {
+                    (Some(high), Some(low)) => *byte = high << 4 | low,
+                    _ => well_formed = false,
+                }
+            }
+        }
+        well_formed && bool::from(digest.ct_eq(&decoded))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+        /// The right digest in either case, with one character changed (to a digit, a letter
+        /// that is or is not hex, a non-ASCII one), cut, lengthened, or with whitespace around.
+        #[test]
+        fn checks_as_before(
+            parts in proptest::collection::vec("[0-9a-zA-Z]{0,12}", 3..5),
+            upper in proptest::prelude::any::<bool>(),
+            how in 0..6u8,
+            at in 0..40usize,
+            odd in proptest::prelude::any::<char>(),
+        ) {
+            let mut parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+            let digest = digest_sorted(&mut parts);
+            let mut given = hex(&digest);
+            if upper {
+                given = given.to_uppercase();
+            }
+            match how {
+                0 => {}
+                1 => given.replace_range(at..=at, odd.encode_utf8(&mut [0; 4])),
+                2 => given.truncate(at),
+                3 => given.push(odd),
+                4 => given = format!(" {given}\n"),
+                _ => given.replace_range(at..=at, if &given[at..=at] == "0" { "1" } else { "0" }),
+            }
+            let now = check(&digest, &given, SignatureKind::Signature).is_ok();
+            proptest::prop_assert_eq!(now, checked_before(&digest, &given), "{:?}", given);
+        }
+
+        #[test]
+        fn checks_any_text_as_before(given in "[0-9a-fA-FgG \u{0}\u{10}\u{b0}\u{ff}]{38,42}", digest in proptest::prelude::any::<[u8; 20]>()) {
+            let now = check(&digest, &given, SignatureKind::MsgSignature).is_ok();
+            proptest::prop_assert_eq!(now, checked_before(&digest, &given));
+            let right = hex(&digest);
+            let now = check(&digest, &right, SignatureKind::MsgSignature).is_ok();
+            proptest::prop_assert!(now && checked_before(&digest, &right));
+        }
+    }
+
+    proptest::proptest! {
+        /// The order of the parts is `sort_unstable`'s, and so is the digest.
+        #[test]
+        fn parts_sort_as_str_sorts(parts in proptest::collection::vec("[a1A]{0,3}|[0-9a-zA-Z+/=]{0,12}", 0..6)) {
+            let mut ours: Vec<&str> = parts.iter().map(String::as_str).collect();
+            let mut theirs = ours.clone();
+            let digest = digest_sorted(&mut ours);
+            theirs.sort_unstable();
+            proptest::prop_assert_eq!(&ours, &theirs);
+            let mut hasher = Sha1::new();
+            theirs.iter().for_each(|p| hasher.update(p.as_bytes()));
+            proptest::prop_assert_eq!(digest, <[u8; 20]>::from(hasher.finalize()));
+        }
+
+        #[test]
+        fn hex_is_the_digits_of_each_byte(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..70)) {
+            let mut out = "x".to_owned();
+            hex_into(&bytes, &mut out);
+            let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            proptest::prop_assert_eq!(out, format!("x{expected}"));
+        }
+    }
+
+    #[test]
+    fn hex_value_is_nibble() {
+        for c in 0..=255u8 {
+            assert_eq!(HEX_VALUE[usize::from(c)], nibble(c).unwrap_or(0xff), "{c}");
+        }
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Handlers: async functions from extractors to `Result<Reply, E>`.
 
+use std::any::Any;
+use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::future::BoxFuture;
@@ -15,11 +18,182 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A type-erased, cloneable service answering a delivery with a [`Reply`]: a whole router
 /// ([`crate::Router::into_service`], [`crate::LiveRouter::service`]) and its layers.
-pub type BoxHandler = tower::util::BoxCloneSyncService<Inbound, Reply, BoxError>;
+pub type BoxHandler = BoxInboundService<Reply>;
 
 /// A type-erased, cloneable service answering a delivery with an [`Answer`]: one rule's
 /// handler (or the fallback) and the layers around it.
-pub type RuleService = tower::util::BoxCloneSyncService<Inbound, Answer, BoxError>;
+pub type RuleService = BoxInboundService<Answer>;
+
+/// A type-erased, cloneable [`tower::Service`] from [`Inbound`] to `T` with [`BoxError`]s:
+/// what [`BoxHandler`] (`T` = [`Reply`]) and [`RuleService`] (`T` = [`Answer`]) are.
+///
+/// It stands where `tower::util::BoxCloneSyncService<Inbound, T, BoxError>` stood (the two
+/// names were aliases of it): the same [`BoxInboundService::new`], [`Clone`] and
+/// [`tower::Service`] with the same future type, and a [`From`] conversion from tower's.
+/// What it does differently is the crate's own services — a handler
+/// ([`Handler::into_service`]), a router ([`crate::Router::into_service`]) and
+/// [`crate::LiveRouter::service`] — which are always ready: they are kept behind an `Arc`
+/// and called through a shared reference, so cloning one counts a reference instead of
+/// allocating, and their future, a boxed future already, is not boxed a second time. Any
+/// other service (a layered one, say) is boxed as tower boxes it, cloned for each call and
+/// driven through `poll_ready` first; its future is boxed once (not again when it already
+/// is a [`BoxFuture`]).
+pub struct BoxInboundService<T> {
+    inner: Erased<T>,
+}
+
+enum Erased<T> {
+    /// Always ready, called through a shared reference.
+    Shared(Arc<dyn CallShared<T>>),
+    /// Any tower service.
+    Tower(Box<dyn CloneService<T>>),
+}
+
+/// A service that is always ready and answers through a shared reference: the crate's own.
+pub(crate) trait CallShared<T>: Send + Sync + 'static {
+    fn call_shared(&self, inbound: Inbound) -> BoxFuture<'static, Result<T, BoxError>>;
+}
+
+/// A tower service, object-safe and cloneable.
+trait CloneService<T>: Send + Sync {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>>;
+    fn call(&mut self, inbound: Inbound) -> BoxFuture<'static, Result<T, BoxError>>;
+    fn clone_box(&self) -> Box<dyn CloneService<T>>;
+}
+
+impl<S, T> CloneService<T> for S
+where
+    S: tower::Service<Inbound, Response = T, Error = BoxError> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+    T: 'static,
+{
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        tower::Service::poll_ready(self, cx)
+    }
+
+    fn call(&mut self, inbound: Inbound) -> BoxFuture<'static, Result<T, BoxError>> {
+        boxed(tower::Service::call(self, inbound))
+    }
+
+    fn clone_box(&self) -> Box<dyn CloneService<T>> {
+        Box::new(self.clone())
+    }
+}
+
+/// `future` as a boxed future: itself when it is one already (the future of tower's boxed
+/// services, or of another [`BoxInboundService`]), in a new box otherwise.
+fn boxed<F>(future: F) -> BoxFuture<'static, F::Output>
+where
+    F: Future + Send + 'static,
+{
+    let mut slot = Some(future);
+    if let Some(already) = (&mut slot as &mut dyn Any)
+        .downcast_mut::<Option<BoxFuture<'static, F::Output>>>()
+        .and_then(Option::take)
+    {
+        return already;
+    }
+    match slot {
+        Some(future) => Box::pin(future),
+        None => unreachable!("taken only when it was a boxed future"),
+    }
+}
+
+impl<T: 'static> BoxInboundService<T> {
+    /// Boxes `service`. (A `BoxInboundService` given here is returned as it is, and a
+    /// service whose future is a [`BoxFuture`] already keeps it: nothing is boxed twice.)
+    pub fn new<S>(service: S) -> Self
+    where
+        S: tower::Service<Inbound, Response = T, Error = BoxError> + Clone + Send + Sync + 'static,
+        S::Future: Send + 'static,
+    {
+        let mut slot = Some(service);
+        if let Some(already) =
+            (&mut slot as &mut dyn Any).downcast_mut::<Option<Self>>().and_then(Option::take)
+        {
+            return already;
+        }
+        match slot {
+            Some(service) => Self { inner: Erased::Tower(Box::new(service)) },
+            None => unreachable!("taken only when it was a BoxInboundService"),
+        }
+    }
+
+    /// One of the crate's own services: always ready, called through a shared reference.
+    pub(crate) fn shared(service: impl CallShared<T>) -> Self {
+        Self { inner: Erased::Shared(Arc::new(service)) }
+    }
+
+    /// Calls the service once: through the shared reference when it is always ready,
+    /// otherwise on a clone, once `poll_ready` says it is ready (as `oneshot` does). The
+    /// call itself is made at the first poll (a panic in it is the caller's to catch there).
+    pub(crate) async fn call_once(&self, inbound: Inbound) -> Result<T, BoxError> {
+        match &self.inner {
+            Erased::Shared(service) => service.call_shared(inbound).await,
+            Erased::Tower(service) => {
+                let mut service = service.clone_box();
+                std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
+                service.call(inbound).await
+            }
+        }
+    }
+
+    /// [`Self::call_once`] as a future of its own, which does not borrow the service.
+    pub(crate) fn call_owned(&self, inbound: Inbound) -> BoxFuture<'static, Result<T, BoxError>> {
+        match &self.inner {
+            Erased::Shared(service) => service.call_shared(inbound),
+            Erased::Tower(service) => {
+                let mut service = service.clone_box();
+                Box::pin(async move {
+                    std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
+                    service.call(inbound).await
+                })
+            }
+        }
+    }
+}
+
+impl<T> Clone for BoxInboundService<T> {
+    fn clone(&self) -> Self {
+        let inner = match &self.inner {
+            Erased::Shared(service) => Erased::Shared(service.clone()),
+            Erased::Tower(service) => Erased::Tower(service.clone_box()),
+        };
+        Self { inner }
+    }
+}
+
+impl<T> fmt::Debug for BoxInboundService<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BoxInboundService")
+    }
+}
+
+impl<T: 'static> tower::Service<Inbound> for BoxInboundService<T> {
+    type Response = T;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<T, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        match &mut self.inner {
+            Erased::Shared(_) => Poll::Ready(Ok(())),
+            Erased::Tower(service) => service.poll_ready(cx),
+        }
+    }
+
+    fn call(&mut self, inbound: Inbound) -> Self::Future {
+        match &mut self.inner {
+            Erased::Shared(service) => service.call_shared(inbound),
+            Erased::Tower(service) => service.call(inbound),
+        }
+    }
+}
+
+impl<T: 'static> From<tower::util::BoxCloneSyncService<Inbound, T, BoxError>> for BoxInboundService<T> {
+    fn from(service: tower::util::BoxCloneSyncService<Inbound, T, BoxError>) -> Self {
+        Self::new(service)
+    }
+}
 
 /// What a rule's handler decided: a reply, or to let the next matching rule (then the
 /// fallback) have the message. Control flow is a value, not an error.
@@ -107,7 +281,7 @@ pub trait Handler<Args>: Clone + Send + Sync + 'static {
     where
         Args: 'static,
     {
-        RuleService::new(HandlerService { handler: self, _args: PhantomData::<fn() -> Args> })
+        RuleService::shared(HandlerService { handler: self, _args: PhantomData::<fn() -> Args> })
     }
 }
 
@@ -169,5 +343,45 @@ where
 
     fn call(&mut self, inbound: Inbound) -> Self::Future {
         self.handler.call(inbound)
+    }
+}
+
+impl<H, Args> CallShared<Answer> for HandlerService<H, Args>
+where
+    H: Handler<Args>,
+    Args: 'static,
+{
+    fn call_shared(&self, inbound: Inbound) -> BoxFuture<'static, Result<Answer, BoxError>> {
+        self.handler.call(inbound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn address<T>(future: &BoxFuture<'static, T>) -> *const () {
+        std::ptr::from_ref::<dyn Future<Output = T> + Send>(&**future).cast()
+    }
+
+    #[test]
+    fn a_boxed_future_is_not_boxed_again() {
+        let future: BoxFuture<'static, u8> = Box::pin(async { 1 });
+        let at = address(&future);
+        assert_eq!(address(&boxed(future)), at);
+        // Any other future is boxed.
+        let ready = boxed(std::future::ready(2u8));
+        assert_eq!(futures_util::FutureExt::now_or_never(ready), Some(2));
+    }
+
+    #[test]
+    fn a_boxed_service_boxed_again_is_itself() {
+        let router = crate::Router::new().into_service();
+        assert!(matches!(router.inner, Erased::Shared(_)));
+        assert!(matches!(BoxHandler::new(router).inner, Erased::Shared(_)));
+        let tower = tower::service_fn(|_: Inbound| async { Ok::<_, BoxError>(Reply::None) });
+        let boxed = BoxHandler::new(tower);
+        assert!(matches!(boxed.inner, Erased::Tower(_)));
+        assert!(matches!(BoxHandler::new(boxed).inner, Erased::Tower(_)));
     }
 }

@@ -40,7 +40,8 @@ pub use forward::{
     sign,
 };
 pub use handler::{
-    Answer, BoxError, BoxHandler, FallThrough, Handler, HandlerService, IntoReply, RuleService,
+    Answer, BoxError, BoxHandler, BoxInboundService, FallThrough, Handler, HandlerService, IntoReply,
+    RuleService,
 };
 pub use late::{LateReplySink, LoggingSink, SinkOutcome};
 pub use observe::{

@@ -9,7 +9,7 @@ use regex::Regex;
 use tower::{Layer, Service, ServiceExt};
 use wemp_proto::{EventKind, Incoming, MsgKind, Reply};
 
-use crate::handler::{Answer, BoxError, BoxHandler, Handler, RuleService};
+use crate::handler::{Answer, BoxError, BoxHandler, CallShared, Handler, RuleService};
 use crate::{Captures, Inbound};
 
 /// A condition of your own, for [`Matcher::custom`]: the open end of the matchers.
@@ -709,8 +709,8 @@ impl Router {
 
     /// The router, with its layers, as one boxed service.
     pub fn into_service(self) -> BoxHandler {
-        let dispatch = Dispatch { rules: self.rules.into(), fallback: self.fallback };
-        let mut service = BoxHandler::new(dispatch);
+        let dispatch = Dispatch(Arc::new(Rules { rules: self.rules.into(), fallback: self.fallback }));
+        let mut service = BoxHandler::shared(dispatch);
         for layer in &self.layers {
             service = layer(service);
         }
@@ -728,9 +728,11 @@ impl<L: Layer<S>, S> Layer<S> for LayerRef<L> {
     }
 }
 
-#[derive(Clone)]
-struct Dispatch {
-    rules: Arc<[Rule]>,
+/// The rules and the fallback of one router, shared by every delivery it dispatches.
+struct Dispatch(Arc<Rules>);
+
+struct Rules {
+    rules: Box<[Rule]>,
     fallback: Option<RuleService>,
 }
 
@@ -749,31 +751,23 @@ pub(crate) fn record_rule(inbound: &Inbound, name: &Arc<str>) {
     shared.set_rule(name.clone());
 }
 
-impl Service<Inbound> for Dispatch {
-    type Response = Reply;
-    type Error = BoxError;
-    type Future = BoxFuture<'static, Result<Reply, BoxError>>;
-
-    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, inbound: Inbound) -> Self::Future {
-        let this = self.clone();
+impl CallShared<Reply> for Dispatch {
+    fn call_shared(&self, inbound: Inbound) -> BoxFuture<'static, Result<Reply, BoxError>> {
+        let this = self.0.clone();
         Box::pin(async move {
-            for rule in this.rules.iter() {
+            for rule in &this.rules {
                 let Some(captures) = rule.matcher.matches(&inbound) else { continue };
                 let req = if captures.is_some() { inbound.with_captures(captures) } else { inbound.clone() };
                 record_rule(&inbound, &rule.name);
-                match rule.service.clone().oneshot(req).await? {
+                match rule.service.call_once(req).await? {
                     Answer::Reply(reply) => return Ok(reply),
                     Answer::FallThrough => continue,
                 }
             }
-            match this.fallback {
+            match &this.fallback {
                 Some(fallback) => {
                     record_rule(&inbound, &FALLBACK);
-                    match fallback.oneshot(inbound).await? {
+                    match fallback.call_once(inbound).await? {
                         Answer::Reply(reply) => Ok(reply),
                         Answer::FallThrough => Ok(Reply::None),
                     }
@@ -853,27 +847,19 @@ impl LiveRouter {
     /// A service running each delivery on the router in effect when it arrives: give it to
     /// [`crate::WechatServiceBuilder::handler_service`].
     pub fn service(&self) -> BoxHandler {
-        BoxHandler::new(LiveService { live: self.clone() })
+        BoxHandler::shared(LiveService { live: self.clone() })
     }
 }
 
-#[derive(Clone)]
 struct LiveService {
     live: LiveRouter,
 }
 
-impl Service<Inbound> for LiveService {
-    type Response = Reply;
-    type Error = BoxError;
-    type Future = BoxFuture<'static, Result<Reply, BoxError>>;
-
-    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, inbound: Inbound) -> Self::Future {
-        let service = self.live.current().service.clone();
-        Box::pin(service.oneshot(inbound))
+impl CallShared<Reply> for LiveService {
+    fn call_shared(&self, inbound: Inbound) -> BoxFuture<'static, Result<Reply, BoxError>> {
+        // The router in effect now; its future owns what it needs, so a swap while it runs
+        // changes nothing for this delivery.
+        self.live.current().service.call_owned(inbound)
     }
 }
 

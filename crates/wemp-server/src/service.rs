@@ -16,7 +16,6 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt as _;
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
-use tower::ServiceExt as _;
 use tracing::Instrument as _;
 use tracing::field::Empty;
 use wemp_proto::admission::{self, AccountsError, Kind, Policy, Refusal, Replay, ReplayCache, Verdict};
@@ -620,8 +619,10 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let inner = self.inner.clone();
-        Box::pin(async move { Ok(inner.handle(req).await) })
+        // The request's parts go into the handling future as they are (split here, not in
+        // it, where the future would hold the request and its parts both).
+        let (parts, body) = req.into_parts();
+        Box::pin(self.inner.clone().handle(parts, body))
     }
 }
 
@@ -707,91 +708,90 @@ impl Inner {
         out
     }
 
-    async fn handle<B>(self: Arc<Self>, req: Request<B>) -> Response<Body>
+    async fn handle<B>(
+        self: Arc<Self>,
+        parts: http::request::Parts,
+        body: B,
+    ) -> Result<Response<Body>, Infallible>
     where
         B: http_body::Body + Send + 'static,
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
         let arrived = Instant::now();
-        let (parts, body) = req.into_parts();
         if parts.method == Method::GET
             && self.config.metrics_path.as_deref().is_some_and(|p| p == parts.uri.path())
         {
-            return response(StatusCode::OK, "text/plain; version=0.0.4", self.metrics_text());
+            return Ok(response(StatusCode::OK, "text/plain; version=0.0.4", self.metrics_text()));
         }
         // The request's `wechat` span starts in `admit_and_handle`, once the message is known.
-        let this = self.clone();
-        async move {
-            let mut seen = Seen::default();
-            if self.observers.active() {
-                let mut record = DeliveryRecord::new(self.observers.next_id(), crate::observe::now_ms());
-                crate::observe::keep_request(&mut record, &parts);
-                seen.record = Some(record);
-            }
-            if self.policy.insecure_skip_signature {
-                tracing::warn!("INSECURE: signature not checked (insecure_skip_signature)");
-            }
-            let result = this.admit_and_handle(&parts, body, arrived, &mut seen).await;
-            let mut rejected = None;
-            let (res, outcome) = match result {
-                Ok(answered) => answered,
-                Err(rejection) => {
-                    self.metrics.rejected(rejection.reason);
-                    let gate = self.rejections.admit(Instant::now());
-                    if let Some(n) = gate.summary {
-                        reject::log_left_out(n, self.config.rejection_log_rate);
-                    }
-                    if gate.log {
-                        reject::log(&rejection, seen.mode, seen.appid.as_deref().map(Account::appid));
-                    } else {
-                        // Over the rate: counted, neither logged nor recorded.
-                        self.metrics.rejection_unlogged(rejection.reason);
-                        seen.record = None;
-                    }
-                    if seen.record.is_some() {
-                        rejected = Some(RejectionRecord {
-                            reason: rejection.reason,
-                            code: rejection.code.map(ReferenceCode::code),
-                            param: rejection.param.into(),
-                            // The record is the server's own log: the detail goes with it.
-                            message: match &rejection.detail {
-                                Some(detail) => format!("{} ({detail})", rejection.message),
-                                None => rejection.message.clone(),
-                            },
-                        });
-                    }
-                    let status = reject::status(&rejection);
-                    let mut res = response(status, "text/plain; charset=utf-8", rejection.body());
-                    if status == StatusCode::METHOD_NOT_ALLOWED {
-                        res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
-                    }
-                    (res, RecordOutcome::Rejected)
-                }
-            };
-            self.metrics.request(seen.mode, &outcome);
-            // Status and latency are this event's fields, not the span's: recorded into the span
-            // they were formatted for every request, and read only by this debug line. Its
-            // parent is the message's span (none for a request refused before one was made).
-            let span = seen.span.take().unwrap_or_else(tracing::Span::none);
-            tracing::debug!(
-                parent: &span,
-                status = res.status().as_u16(),
-                latency_us = u64::try_from(arrived.elapsed().as_micros()).unwrap_or(u64::MAX),
-                "answered"
-            );
-            if let Some(mut record) = seen.record.take() {
-                record.mode = seen.mode;
-                record.appid = seen.appid.as_ref().map(|a| a.key());
-                record.status = res.status().as_u16();
-                record.latency = arrived.elapsed();
-                record.outcome = outcome;
-                record.rejection = rejected;
-                self.observers.emit(record);
-            }
-            res
+        let mut seen = Seen::default();
+        if self.observers.active() {
+            let mut record = DeliveryRecord::new(self.observers.next_id(), crate::observe::now_ms());
+            crate::observe::keep_request(&mut record, &parts);
+            seen.record = Some(record);
         }
-        .await
+        if self.policy.insecure_skip_signature {
+            tracing::warn!("INSECURE: signature not checked (insecure_skip_signature)");
+        }
+        let result = self.clone().admit_and_handle(&parts, body, arrived, &mut seen).await;
+        let mut rejected = None;
+        let (res, outcome) = match result {
+            Ok(answered) => answered,
+            Err(rejection) => {
+                self.metrics.rejected(rejection.reason);
+                let gate = self.rejections.admit(Instant::now());
+                if let Some(n) = gate.summary {
+                    reject::log_left_out(n, self.config.rejection_log_rate);
+                }
+                if gate.log {
+                    reject::log(&rejection, seen.mode, seen.appid.as_deref().map(Account::appid));
+                } else {
+                    // Over the rate: counted, neither logged nor recorded.
+                    self.metrics.rejection_unlogged(rejection.reason);
+                    seen.record = None;
+                }
+                if seen.record.is_some() {
+                    rejected = Some(RejectionRecord {
+                        reason: rejection.reason,
+                        code: rejection.code.map(ReferenceCode::code),
+                        param: rejection.param.into(),
+                        // The record is the server's own log: the detail goes with it.
+                        message: match &rejection.detail {
+                            Some(detail) => format!("{} ({detail})", rejection.message),
+                            None => rejection.message.clone(),
+                        },
+                    });
+                }
+                let status = reject::status(&rejection);
+                let mut res = response(status, "text/plain; charset=utf-8", rejection.body());
+                if status == StatusCode::METHOD_NOT_ALLOWED {
+                    res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+                }
+                (res, RecordOutcome::Rejected)
+            }
+        };
+        self.metrics.request(seen.mode, &outcome);
+        // Status and latency are this event's fields, not the span's: recorded into the span
+        // they were formatted for every request, and read only by this debug line. Its
+        // parent is the message's span (none for a request refused before one was made).
+        let span = seen.span.take().unwrap_or_else(tracing::Span::none);
+        tracing::debug!(
+            parent: &span,
+            status = res.status().as_u16(),
+            latency_us = u64::try_from(arrived.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "answered"
+        );
+        if let Some(mut record) = seen.record.take() {
+            record.mode = seen.mode;
+            record.appid = seen.appid.as_ref().map(|a| a.key());
+            record.status = res.status().as_u16();
+            record.latency = arrived.elapsed();
+            record.outcome = outcome;
+            record.rejection = rejected;
+            self.observers.emit(record);
+        }
+        Ok(res)
     }
 
     /// Reads the body of a POST within the limit: a declared length over it is refused
@@ -832,83 +832,88 @@ impl Inner {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        // An unknown path segment is refused before the body is read (after one look-up in
-        // the account source, when there is one).
-        let accounts =
-            self.accounts.for_path(parts.uri.path()).await.map_err(|u| reject::unknown_account(&u))?;
-        let bytes = if parts.method == Method::POST {
-            self.read_body(&parts.headers, body).await?
-        } else {
-            Bytes::new()
-        };
-        let request = admission::Request {
-            method: parts.method.as_str(),
-            path: parts.uri.path(),
-            query: parts.uri.query().unwrap_or(""),
-            body: &bytes,
-        };
-        // The checks' notes are for the delivery record: with no observer, none is formatted.
-        let admitted = if seen.record.is_some() {
-            admission::admit(&accounts, &self.policy, self.clock.now_unix(), &request)
-        } else {
-            admission::admit_unrecorded(&accounts, &self.policy, self.clock.now_unix(), &request)
-        };
-        seen.mode = admitted.mode;
-        seen.appid = admitted.account.clone();
-        if let Some(r) = seen.record.as_mut() {
-            r.checks = admitted.checks;
-        }
-        let (xml, document) = match admitted.verdict {
-            Verdict::Refused(refusal) => return Err(refusal),
-            Verdict::Verified { echostr } => {
-                tracing::info!(
-                    appid = admitted.account.as_deref().map(Account::appid),
-                    "URL verification succeeded"
-                );
-                return Ok((
-                    response(StatusCode::OK, "text/plain; charset=utf-8", echostr),
-                    RecordOutcome::Verified,
-                ));
-            }
-            Verdict::Accepted { xml, document } => (xml, document),
-            _ => return Err(reject::internal("admission gave no verdict")),
-        };
-        let (Some(account), Some(mode)) = (admitted.account, admitted.mode) else {
-            return Err(reject::internal("admission accepted a request without account or mode"));
-        };
-        if mode == Mode::Plain
-            && self.config.plain_replay_protection
-            && self.policy.freshness_secs > 0
-            && !self.policy.insecure_skip_signature
-        {
-            // `signature` covers no body: the same `timestamp` and `nonce` with another body
-            // is a captured URL carrying a forgery (docs/protocol.md §2.0.1).
-            let query = admission::Query::parse(request.query);
-            let (timestamp, nonce) = (query.timestamp.as_deref(), query.nonce.as_deref());
-            let replay = self.replay.lock().unwrap_or_else(|e| e.into_inner()).check(
-                account.appid(),
-                timestamp.unwrap_or_default(),
-                nonce.unwrap_or_default(),
-                request.body,
-                self.clock.now_unix(),
-            );
-            if replay == Replay::OtherBody {
-                return Err(reject::replayed());
-            }
-        }
-        let incoming = Incoming::from_document(&document);
-        if let Some(r) = seen.record.as_mut() {
-            // A third-party platform's push carries the ticket or an authorization code.
-            // Otherwise the parsed document's own copy of the text, shared.
-            r.raw_xml = Some(if incoming.info_type().is_some() {
-                Arc::from(wemp_proto::component::redacted(&xml))
+        // Admission, in a block of its own: the body, the parsed document and the admission's
+        // notes are gone before the claim is awaited (so this future does not keep them).
+        let (account, mode, incoming) = {
+            // An unknown path segment is refused before the body is read (after one look-up in
+            // the account source, when there is one).
+            let accounts =
+                self.accounts.for_path(parts.uri.path()).await.map_err(|u| reject::unknown_account(&u))?;
+            let bytes = if parts.method == Method::POST {
+                self.read_body(&parts.headers, body).await?
             } else {
-                document.raw.shared()
-            });
-        }
-        if let Some(r) = seen.record.as_mut() {
-            r.describe(&incoming);
-        }
+                Bytes::new()
+            };
+            let request = admission::Request {
+                method: parts.method.as_str(),
+                path: parts.uri.path(),
+                query: parts.uri.query().unwrap_or(""),
+                body: &bytes,
+            };
+            // The checks' notes are for the delivery record: with no observer, none is formatted.
+            let admitted = if seen.record.is_some() {
+                admission::admit(&accounts, &self.policy, self.clock.now_unix(), &request)
+            } else {
+                admission::admit_unrecorded(&accounts, &self.policy, self.clock.now_unix(), &request)
+            };
+            seen.mode = admitted.mode;
+            seen.appid = admitted.account.clone();
+            if let Some(r) = seen.record.as_mut() {
+                r.checks = admitted.checks;
+            }
+            let (xml, document) = match admitted.verdict {
+                Verdict::Refused(refusal) => return Err(refusal),
+                Verdict::Verified { echostr } => {
+                    tracing::info!(
+                        appid = admitted.account.as_deref().map(Account::appid),
+                        "URL verification succeeded"
+                    );
+                    return Ok((
+                        response(StatusCode::OK, "text/plain; charset=utf-8", echostr),
+                        RecordOutcome::Verified,
+                    ));
+                }
+                Verdict::Accepted { xml, document } => (xml, document),
+                _ => return Err(reject::internal("admission gave no verdict")),
+            };
+            let (Some(account), Some(mode)) = (admitted.account, admitted.mode) else {
+                return Err(reject::internal("admission accepted a request without account or mode"));
+            };
+            if mode == Mode::Plain
+                && self.config.plain_replay_protection
+                && self.policy.freshness_secs > 0
+                && !self.policy.insecure_skip_signature
+            {
+                // `signature` covers no body: the same `timestamp` and `nonce` with another body
+                // is a captured URL carrying a forgery (docs/protocol.md §2.0.1).
+                let query = admission::Query::parse(request.query);
+                let (timestamp, nonce) = (query.timestamp.as_deref(), query.nonce.as_deref());
+                let replay = self.replay.lock().unwrap_or_else(|e| e.into_inner()).check(
+                    account.appid(),
+                    timestamp.unwrap_or_default(),
+                    nonce.unwrap_or_default(),
+                    request.body,
+                    self.clock.now_unix(),
+                );
+                if replay == Replay::OtherBody {
+                    return Err(reject::replayed());
+                }
+            }
+            let incoming = Incoming::from_document(&document);
+            if let Some(r) = seen.record.as_mut() {
+                // A third-party platform's push carries the ticket or an authorization code.
+                // Otherwise the parsed document's own copy of the text, shared.
+                r.raw_xml = Some(if incoming.info_type().is_some() {
+                    Arc::from(wemp_proto::component::redacted(&xml))
+                } else {
+                    document.raw.shared()
+                });
+            }
+            if let Some(r) = seen.record.as_mut() {
+                r.describe(&incoming);
+            }
+            (account, mode, incoming)
+        };
         // The claim comes before the span, so that its outcome is one of the span's fields at
         // creation rather than recorded into it after (a record costs the fmt subscriber a
         // slab lookup and a second formatting pass: ~1.4 % of a request's instructions).
@@ -920,6 +925,16 @@ impl Inner {
             key.push_str(&message);
             key
         };
+        let deadline = arrived + self.config.budget;
+        // The message goes on as the handler will see it: a reference count to pass down,
+        // where the parsed message would be copied into each future on the way. (A retry
+        // answered from the store leaves it unused.)
+        let session = self.session.as_ref().map(|config| SessionSlot {
+            config: config.clone(),
+            key: format!("{}:{}", account.key(), incoming.header().from).into(),
+        });
+        let shared = Arc::new(Shared::new(deadline).with_session(session));
+        let inbound = Inbound::new(incoming, account, mode, Ctx::from_shared(shared.clone()));
         let claim = self.dedup.claim(&key, self.config.in_flight_ttl).await;
         let dedup = match &claim {
             Ok(Claim::InFlight) => DedupOutcome::Joined,
@@ -931,17 +946,18 @@ impl Inner {
         // span took ~11 % of the instructions per request when it was made for every request
         // and nine fields were recorded into it one by one). `%`: Display, which the subscriber
         // writes as it is, where a `&str` goes through `Debug`'s escaping. `rule` comes later.
-        let kind = incoming.kind();
-        let msg_type: std::borrow::Cow<'_, str> = match incoming.event() {
+        let message = inbound.message();
+        let kind = message.kind();
+        let msg_type: std::borrow::Cow<'_, str> = match message.event() {
             Some(e) => format!("event/{}", e.kind()).into(),
             None => kind.as_str().into(),
         };
         let span = tracing::info_span!(
             "wechat",
-            appid = %account.appid(),
+            appid = %inbound.account().appid(),
             mode = %mode.as_str(),
             msg_type = %msg_type,
-            openid = %ShortId::new(&incoming.header().from, self.config.full_openids),
+            openid = %ShortId::new(&message.header().from, self.config.full_openids),
             dedup = %dedup.as_str(),
             rule = Empty,
         );
@@ -952,24 +968,20 @@ impl Inner {
                 None
             }
         };
-        let deadline = arrived + self.config.budget;
-        let answered = self
-            .dispatch(account, mode, incoming, deadline, (key, claim, dedup), seen)
-            .instrument(span.clone())
-            .await;
+        let answered =
+            self.dispatch(inbound, shared, (key, claim, dedup), seen).instrument(span.clone()).await;
         seen.span = Some(span);
         Ok(answered)
     }
 
     async fn dispatch(
         self: Arc<Self>,
-        account: Arc<Account>,
-        mode: Mode,
-        incoming: Incoming,
-        deadline: Instant,
+        inbound: Inbound,
+        shared: Arc<Shared>,
         (key, claim, dedup): (String, Option<Claim>, DedupOutcome),
         seen: &mut Seen,
     ) -> (Response<Body>, RecordOutcome) {
+        let (account, mode, deadline) = (inbound.account(), inbound.mode(), inbound.ctx().deadline());
         if let Some(r) = seen.record.as_mut() {
             r.dedup_key = Some(key.clone());
         }
@@ -978,14 +990,14 @@ impl Inner {
             r.dedup = claim.is_some().then_some(dedup);
         }
         match claim {
-            Some(Claim::Done(xml)) => self.answer_recorded(&account, mode, xml, seen),
+            Some(Claim::Done(xml)) => self.answer_recorded(account, mode, xml, seen),
             Some(Claim::InFlight) => {
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 // While we wait, the first delivery's deadline is ours to keep (see `Abandon`).
                 let owner = self.local_owner(&key);
                 let _joined = owner.as_ref().map(|shared| shared.join());
                 match self.dedup.wait(&key, remaining).await {
-                    Ok(Some(xml)) => self.answer_recorded(&account, mode, xml, seen),
+                    Ok(Some(xml)) => self.answer_recorded(account, mode, xml, seen),
                     Ok(None) | Err(_) => {
                         // Our budget is spent: make sure the running handler's reply goes to
                         // the sink, since `success` now stops WeChat's retries.
@@ -995,7 +1007,7 @@ impl Inner {
                         {
                             // It just finished: its reply is being stored right now.
                             if let Ok(Some(xml)) = self.dedup.wait(&key, Duration::from_millis(50)).await {
-                                return self.answer_recorded(&account, mode, xml, seen);
+                                return self.answer_recorded(account, mode, xml, seen);
                             }
                         }
                         self.metrics.deadline_miss();
@@ -1011,7 +1023,7 @@ impl Inner {
             }
             Some(Claim::New) | None => {
                 let owned_key = claim.is_some().then_some(key);
-                self.run(account, mode, incoming, deadline, owned_key, seen).await
+                self.clone().run(inbound, shared, owned_key, seen).await
             }
         }
     }
@@ -1022,18 +1034,12 @@ impl Inner {
 
     async fn run(
         self: Arc<Self>,
-        account: Arc<Account>,
-        mode: Mode,
-        incoming: Incoming,
-        deadline: Instant,
+        inbound: Inbound,
+        shared: Arc<Shared>,
         key: Option<String>,
         seen: &mut Seen,
     ) -> (Response<Body>, RecordOutcome) {
-        let session = self.session.as_ref().map(|config| SessionSlot {
-            config: config.clone(),
-            key: format!("{}:{}", account.key(), incoming.header().from).into(),
-        });
-        let shared = Arc::new(Shared::new(deadline).with_session(session));
+        let (account, mode, deadline) = (inbound.account().clone(), inbound.mode(), inbound.ctx().deadline());
         if account.kind() == Kind::Miniprogram {
             // A Mini Program takes no passive reply (the platform drops it): `success` now,
             // and whatever the handler answers goes through the customer-service API — the
@@ -1047,7 +1053,6 @@ impl Inner {
             arrived: deadline - self.config.budget,
             raw_xml: r.raw_xml.clone(),
         });
-        let inbound = Inbound::new(incoming, account.clone(), mode, Ctx::from_shared(shared.clone()));
         let (tx, mut rx) = oneshot::channel::<String>();
         let guard = TaskGuard::new(&self.tasks);
         let key: Option<Arc<str>> = key.map(Into::into);
@@ -1148,48 +1153,53 @@ impl Inner {
         report: Option<LateReport>,
     ) {
         let started = Instant::now();
-        let result = AssertUnwindSafe(self.router.clone().oneshot(inbound.clone())).catch_unwind().await;
+        let result = AssertUnwindSafe(self.router.call_once(inbound.clone())).catch_unwind().await;
         self.metrics.handler_latency(started.elapsed());
         // `fallback` or `none`, when nothing more specific named the rule.
         if let Some(rule) = shared.rule() {
             shared.name_in_span(&rule);
         }
-        let mut reply = match result {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(error)) => {
-                self.metrics.handler_error();
-                tracing::error!(error = %error, "handler failed; answering per the error policy");
-                shared.set_error(HandlerFailure::Failed { error: error.to_string() }.to_string());
-                self.policy_reply()
-            }
-            Err(panic) => {
-                self.metrics.handler_error();
-                let what = panic_text(&*panic);
-                tracing::error!(panic = %what, "handler panicked; answering per the error policy");
-                shared.set_error(HandlerFailure::Panicked { what }.to_string());
-                self.policy_reply()
-            }
-        };
-        let msg = inbound.message();
-        let ctx = ReplyContext::answering(msg, self.clock.now_unix());
-        let xml = match reply.to_xml(&ctx) {
-            Ok(xml) => xml,
-            Err(e) => {
-                // The handler failed after all: it asked for a reply WeChat would refuse.
-                self.metrics.handler_error();
-                tracing::error!(
-                    code = e.reference_code().code(),
-                    error = %e,
-                    "handler's reply cannot be sent; answering per the error policy"
-                );
-                shared.set_error(HandlerFailure::Unsendable { error: e.to_string() }.to_string());
-                reply = self.policy_reply();
-                reply.to_xml(&ctx).unwrap_or_else(|_| "success".to_owned())
-            }
+        // In a block: the reply's context is not kept while the reply is stored.
+        let (reply, xml) = {
+            let mut reply = match result {
+                Ok(Ok(reply)) => reply,
+                Ok(Err(error)) => {
+                    self.metrics.handler_error();
+                    tracing::error!(error = %error, "handler failed; answering per the error policy");
+                    shared.set_error(HandlerFailure::Failed { error: error.to_string() }.to_string());
+                    self.policy_reply()
+                }
+                Err(panic) => {
+                    self.metrics.handler_error();
+                    let what = panic_text(&*panic);
+                    tracing::error!(panic = %what, "handler panicked; answering per the error policy");
+                    shared.set_error(HandlerFailure::Panicked { what }.to_string());
+                    self.policy_reply()
+                }
+            };
+            let msg = inbound.message();
+            let ctx = ReplyContext::answering(msg, self.clock.now_unix());
+            let xml = match reply.to_xml(&ctx) {
+                Ok(xml) => xml,
+                Err(e) => {
+                    // The handler failed after all: it asked for a reply WeChat would refuse.
+                    self.metrics.handler_error();
+                    tracing::error!(
+                        code = e.reference_code().code(),
+                        error = %e,
+                        "handler's reply cannot be sent; answering per the error policy"
+                    );
+                    shared.set_error(HandlerFailure::Unsendable { error: e.to_string() }.to_string());
+                    reply = self.policy_reply();
+                    reply.to_xml(&ctx).unwrap_or_else(|_| "success".to_owned())
+                }
+            };
+            (reply, xml)
         };
         let ttl = self.config.reply_ttl;
         match shared.finish() {
             Decided::Passive => {
+                drop(reply);
                 let stored = key.as_ref().map(|_| xml.clone());
                 let _ = tx.send(xml);
                 if let (Some(key), Some(xml)) = (&key, stored)
@@ -1200,58 +1210,9 @@ impl Inner {
             }
             Decided::Late => {
                 drop(tx);
-                if let Some(key) = &key {
-                    // `success` went out for this delivery; retries must not send it again.
-                    if let Err(e) = self.dedup.complete(key, "success", ttl).await {
-                        tracing::error!(error = %e, "cannot store the delivery as answered");
-                    }
-                }
-                let mut sink_result = None;
-                if xml != "success" {
-                    let account = inbound.account();
-                    let openid = inbound.openid();
-                    // The sink is the application's code too: a panic in it is a failed
-                    // delivery, not a panic in the request that polled this task first.
-                    let account_key = account.key();
-                    let delivery = AssertUnwindSafe(self.sink.deliver(&account_key, openid, reply));
-                    let limit = self.config.sink_timeout;
-                    let outcome = match tokio::time::timeout(limit, delivery.catch_unwind()).await {
-                        Ok(Ok(outcome)) => outcome,
-                        Ok(Err(panic)) => SinkOutcome::Failed {
-                            errcode: None,
-                            message: format!("sink panicked: {}", panic_text(&*panic)),
-                        },
-                        Err(_) => SinkOutcome::Failed {
-                            errcode: None,
-                            message: format!("sink gave no answer within {} ms", limit.as_millis()),
-                        },
-                    };
-                    self.metrics.late(outcome.label());
-                    let shown = ShortId::new(openid, self.config.full_openids);
-                    match &outcome {
-                        SinkOutcome::Delivered => tracing::info!(openid = %shown, "late reply delivered"),
-                        other => {
-                            tracing::warn!(openid = %shown, outcome = %other, "late reply not delivered")
-                        }
-                    }
-                    sink_result = Some(outcome);
-                }
-                if let Some(report) = report {
-                    let mut r = DeliveryRecord::new(report.id, report.received_at_ms);
-                    r.appid = Some(inbound.account().key());
-                    r.describe(inbound.message());
-                    r.dedup_key = key.as_deref().map(str::to_owned);
-                    r.mode = Some(inbound.mode());
-                    r.dedup = key.is_some().then_some(DedupOutcome::New);
-                    r.raw_xml = report.raw_xml;
-                    r.reply_xml = Some(xml);
-                    r.outcome = RecordOutcome::Late { sink: sink_result };
-                    r.latency = report.arrived.elapsed();
-                    r.handler = shared.rule();
-                    r.error = shared.error();
-                    r.forward = shared.forward();
-                    self.observers.emit(r);
-                }
+                // Boxed: what this takes (the sink's call and its timer) would otherwise make
+                // every delivery's task larger, when few go this way.
+                Box::pin(self.late(&inbound, key.as_deref(), xml, reply, &shared, report)).await;
             }
         }
         if let Some(key) = &key {
@@ -1259,6 +1220,72 @@ impl Inner {
             if local.get(&**key).is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&shared))) {
                 local.remove(&**key);
             }
+        }
+    }
+
+    /// What a delivery answered with `success` does with its handler's reply: it goes to the
+    /// late sink, and to the observers.
+    async fn late(
+        &self,
+        inbound: &Inbound,
+        key: Option<&str>,
+        xml: String,
+        reply: Reply,
+        shared: &Shared,
+        report: Option<LateReport>,
+    ) {
+        let ttl = self.config.reply_ttl;
+        if let Some(key) = key {
+            // `success` went out for this delivery; retries must not send it again.
+            if let Err(e) = self.dedup.complete(key, "success", ttl).await {
+                tracing::error!(error = %e, "cannot store the delivery as answered");
+            }
+        }
+        let mut sink_result = None;
+        if xml != "success" {
+            let account = inbound.account();
+            let openid = inbound.openid();
+            // The sink is the application's code too: a panic in it is a failed
+            // delivery, not a panic in the request that polled this task first.
+            let account_key = account.key();
+            let delivery = AssertUnwindSafe(self.sink.deliver(&account_key, openid, reply));
+            let limit = self.config.sink_timeout;
+            let outcome = match tokio::time::timeout(limit, delivery.catch_unwind()).await {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(panic)) => SinkOutcome::Failed {
+                    errcode: None,
+                    message: format!("sink panicked: {}", panic_text(&*panic)),
+                },
+                Err(_) => SinkOutcome::Failed {
+                    errcode: None,
+                    message: format!("sink gave no answer within {} ms", limit.as_millis()),
+                },
+            };
+            self.metrics.late(outcome.label());
+            let shown = ShortId::new(openid, self.config.full_openids);
+            match &outcome {
+                SinkOutcome::Delivered => tracing::info!(openid = %shown, "late reply delivered"),
+                other => {
+                    tracing::warn!(openid = %shown, outcome = %other, "late reply not delivered")
+                }
+            }
+            sink_result = Some(outcome);
+        }
+        if let Some(report) = report {
+            let mut r = DeliveryRecord::new(report.id, report.received_at_ms);
+            r.appid = Some(inbound.account().key());
+            r.describe(inbound.message());
+            r.dedup_key = key.map(str::to_owned);
+            r.mode = Some(inbound.mode());
+            r.dedup = key.is_some().then_some(DedupOutcome::New);
+            r.raw_xml = report.raw_xml;
+            r.reply_xml = Some(xml);
+            r.outcome = RecordOutcome::Late { sink: sink_result };
+            r.latency = report.arrived.elapsed();
+            r.handler = shared.rule();
+            r.error = shared.error();
+            r.forward = shared.forward();
+            self.observers.emit(r);
         }
     }
 

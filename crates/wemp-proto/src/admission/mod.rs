@@ -461,6 +461,16 @@ impl Run<'_> {
         }
     }
 
+    /// A passed check whose note `write` writes without `core::fmt` (a formatted note cost
+    /// ~400 instructions, and a safe-mode message has four), only when the checks are kept.
+    fn pass_written(&mut self, kind: CheckKind, write: impl FnOnce(&mut String)) {
+        if self.keep {
+            let mut text = String::with_capacity(NOTE_CAPACITY);
+            write(&mut text);
+            self.checks.push(Check { kind, passed: true, note: Cow::Owned(text) });
+        }
+    }
+
     /// A passed check whose note is a fixed sentence.
     fn pass_fixed(&mut self, kind: CheckKind, note: &'static str) {
         if self.keep {
@@ -520,10 +530,12 @@ impl Run<'_> {
         let by_path = self.accounts.by_path(request.path).cloned();
         let candidates: Vec<Arc<Account>> = match &by_path {
             Some(a) => {
-                self.pass(
-                    CheckKind::Account,
-                    format_args!("path {:?} selects account {}", request.path, a.appid()),
-                );
+                self.pass_written(CheckKind::Account, |note| {
+                    note.push_str("path ");
+                    push_debug(note, request.path);
+                    note.push_str(" selects account ");
+                    note.push_str(a.appid());
+                });
                 if !signs(a) {
                     self.account = Some(a.clone());
                     let refusal = Refusal::signature("signature", a.token().len(), "timestamp, nonce");
@@ -575,7 +587,7 @@ impl Run<'_> {
             if by_path.is_none()
                 && let Some(a) = &account
             {
-                self.pass(CheckKind::Account, format_args!("account {} signs the request", a.appid()));
+                self.pass_written(CheckKind::Account, |note| signs_the_request(note, a.appid()));
             }
             self.account = account;
             return Ok(Verdict::Verified {
@@ -639,7 +651,7 @@ impl Run<'_> {
                 Body::Tree(doc) => doc.root.text_of("ToUserName"),
                 Body::Outline(outline) => outline.to_user_name.as_deref(),
             }
-            .map(str::trim);
+            .map(crate::trim);
             let named = to.and_then(|to| candidates.iter().find(|a| a.original_id() == Some(to)));
             match (named, candidates.as_slice()) {
                 (Some(a), _) => a.clone(),
@@ -651,7 +663,7 @@ impl Run<'_> {
             }
         };
         if by_path.is_none() {
-            self.pass(CheckKind::Account, format_args!("account {} signs the request", account.appid()));
+            self.pass_written(CheckKind::Account, |note| signs_the_request(note, account.appid()));
         }
         self.account = Some(account.clone());
 
@@ -717,7 +729,7 @@ impl Run<'_> {
             );
             return Err(self.fail(CheckKind::Envelope, refusal));
         };
-        self.pass(CheckKind::Envelope, format_args!("<Encrypt> of {} characters", encrypt.len()));
+        self.pass_written(CheckKind::Envelope, |note| encrypt_of(note, encrypt.len()));
         if skip {
             self.pass(CheckKind::MsgSignature, format_args!("not checked (insecure_skip_signature)"));
         } else {
@@ -740,7 +752,10 @@ impl Run<'_> {
             Ok(inner) => inner,
             Err(e) => return Err(self.fail(CheckKind::Decrypt, Refusal::xml(&e, "decrypted message"))),
         };
-        self.pass(CheckKind::Decrypt, format_args!("decrypted for appid {}", account.appid()));
+        self.pass_written(CheckKind::Decrypt, |note| {
+            note.push_str("decrypted for appid ");
+            note.push_str(account.appid());
+        });
         Ok(Verdict::Accepted { xml, document: inner })
     }
 
@@ -833,7 +848,7 @@ impl Run<'_> {
                     return Err(self.fail(CheckKind::Envelope, refusal));
                 }
             };
-            self.pass(CheckKind::Envelope, format_args!("<Encrypt> of {} characters", encrypt.len()));
+            self.pass_written(CheckKind::Envelope, |note| encrypt_of(note, encrypt.len()));
             (encrypt, Some(outline))
         };
         let over = if get { "timestamp, nonce, echostr" } else { "timestamp, nonce, Encrypt" };
@@ -946,7 +961,7 @@ impl Run<'_> {
     }
 
     fn check_timestamp(&mut self, timestamp: &str) -> Result<(), Refusal> {
-        let Ok(ts) = timestamp.trim().parse::<i64>() else {
+        let Ok(ts) = crate::trim(timestamp).parse::<i64>() else {
             let shown: String = timestamp.chars().take(24).collect();
             let refusal = Refusal::new(
                 400,
@@ -981,10 +996,12 @@ impl Run<'_> {
             );
             return Err(self.fail(CheckKind::Timestamp, refusal));
         }
-        self.pass(
-            CheckKind::Timestamp,
-            format_args!("{} s from server time (window {window} s)", skew.unsigned_abs()),
-        );
+        self.pass_written(CheckKind::Timestamp, |note| {
+            crate::xml::push_uint(note, skew.unsigned_abs());
+            note.push_str(" s from server time (window ");
+            crate::xml::push_uint(note, window);
+            note.push_str(" s)");
+        });
         Ok(())
     }
 
@@ -1026,6 +1043,32 @@ impl Run<'_> {
 enum Body<'x> {
     Tree(Document),
     Outline(Outline<'x>),
+}
+
+/// The account check's note: `account {appid} signs the request`.
+fn signs_the_request(note: &mut String, appid: &str) {
+    note.push_str("account ");
+    note.push_str(appid);
+    note.push_str(" signs the request");
+}
+
+/// The envelope check's note: `<Encrypt> of {len} characters`.
+fn encrypt_of(note: &mut String, len: usize) {
+    note.push_str("<Encrypt> of ");
+    crate::xml::push_uint(note, len as u64);
+    note.push_str(" characters");
+}
+
+/// Appends `text` as `{:?}` writes it: between quotes, as it is when it is printable ASCII
+/// without a quote or a backslash (a path always is), else escaped by `Debug` itself.
+fn push_debug(out: &mut String, text: &str) {
+    if text.bytes().all(|b| matches!(b, b' '..=b'~') && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    } else {
+        let _ = fmt::Write::write_fmt(out, format_args!("{text:?}"));
+    }
 }
 
 /// A WeCom app as the checks name it: `corpid` or `corpid/agentid`.

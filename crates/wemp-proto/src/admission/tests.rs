@@ -170,6 +170,14 @@ fn the_checks_read_as_before() {
             format!("account ok: account {SAMPLE_APPID} signs the request"),
         ]
     );
+    // A clock ahead, and a window of another width.
+    let a = admit(
+        &two,
+        &Policy::default().freshness_secs(86_400),
+        NOW + 61,
+        &Request::post("/", &q, plain.as_bytes()),
+    );
+    assert_eq!(a.checks[2].to_string(), "timestamp ok: 61 s from server time (window 86400 s)");
 }
 
 #[test]
@@ -647,4 +655,32 @@ fn an_authorizer_message_is_sealed_for_the_component() {
         &Request::post(&path, &req.query_string(), req.body.as_bytes()),
     );
     assert_eq!(refusal(&a).reason, RejectReason::AppidMismatch);
+}
+
+proptest::proptest! {
+    /// A note's quoted path is what `{:?}` writes, for paths and for any text.
+    #[test]
+    fn push_debug_is_debug(text in "(/[a-zA-Z0-9_.~-]{0,12}){0,3}|[ -~\"\\\\\t\n\u{7f}\u{300}\u{200b}中]{0,8}") {
+        let mut out = "x".to_owned();
+        push_debug(&mut out, &text);
+        proptest::prop_assert_eq!(out, format!("x{text:?}"));
+    }
+
+    #[test]
+    fn push_debug_is_debug_on_any_text(text in proptest::prelude::any::<String>()) {
+        let mut out = String::new();
+        push_debug(&mut out, &text);
+        proptest::prop_assert_eq!(out, format!("{text:?}"));
+    }
+}
+
+/// The notes written without `core::fmt` read as the formatted ones did.
+#[test]
+fn written_notes_read_as_formatted_ones() {
+    let mut note = String::new();
+    signs_the_request(&mut note, "wx1");
+    assert_eq!(note, format!("account {} signs the request", "wx1"));
+    let mut note = String::new();
+    encrypt_of(&mut note, 1234);
+    assert_eq!(note, format!("<Encrypt> of {} characters", 1234));
 }

@@ -194,21 +194,23 @@ async fn handler_failures_never_produce_a_500() {
             }
             Reply::None
         })
+        // Panicking before it returns a future: in the call, not in a poll of the future.
+        .on_text("panic at once", || -> std::future::Ready<Reply> { panic!("handler bug at once") })
         .on_text("too many", || async { Reply::news(vec![]) });
     let svc = builder(router.clone()).build().unwrap();
-    for (i, text) in ["err", "panic", "too many"].into_iter().enumerate() {
+    for (i, text) in ["err", "panic", "panic at once", "too many"].into_iter().enumerate() {
         let (status, body) = send(&svc, wechat_post(Mode::Safe, &text_xml(text, 50 + i as u64))).await;
         assert_eq!((status, body.as_str()), (StatusCode::OK, "success"), "{text}");
     }
     let apologetic =
         builder(router).error_policy(ErrorPolicy::Apology("sorry, try later".into())).build().unwrap();
-    for (i, text) in ["err", "panic", "too many"].into_iter().enumerate() {
+    for (i, text) in ["err", "panic", "panic at once", "too many"].into_iter().enumerate() {
         let (status, body) = send(&apologetic, wechat_post(Mode::Safe, &text_xml(text, 60 + i as u64))).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(reply_text(&body).as_deref(), Some("sorry, try later"), "{text}");
     }
     // A reply WeChat would refuse (an empty news list) counts as the handler's error too.
-    assert!(svc.metrics_text().contains("wemp_handler_errors_total 3"));
+    assert!(svc.metrics_text().contains("wemp_handler_errors_total 4"));
 }
 
 /// A store that is down.

@@ -365,3 +365,95 @@ fn inbound(xml: &str) -> Inbound {
         Ctx::detached(Duration::from_secs(5)),
     )
 }
+
+/// A layer whose services are not ready at first: each one (each clone too) answers
+/// `Pending` to its first `poll_ready` (and wakes its task), and panics when called before
+/// `poll_ready` said ready. `polls` counts every `poll_ready`.
+#[derive(Clone)]
+struct NotReadyAtFirst {
+    polls: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+struct Gate<S> {
+    inner: S,
+    ready: bool,
+    polls: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl<S: Clone> Clone for Gate<S> {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone(), ready: false, polls: self.polls.clone() }
+    }
+}
+
+impl<S> tower::Layer<S> for NotReadyAtFirst {
+    type Service = Gate<S>;
+
+    fn layer(&self, inner: S) -> Gate<S> {
+        Gate { inner, ready: false, polls: self.polls.clone() }
+    }
+}
+
+impl<S: tower::Service<Inbound>> tower::Service<Inbound> for Gate<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), S::Error>> {
+        self.polls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if !self.ready {
+            self.ready = true;
+            cx.waker().wake_by_ref();
+            return std::task::Poll::Pending;
+        }
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, inbound: Inbound) -> S::Future {
+        assert!(self.ready, "called before poll_ready said ready");
+        self.ready = false;
+        self.inner.call(inbound)
+    }
+}
+
+#[tokio::test]
+async fn layers_not_ready_at_first_are_driven_through_poll_ready() {
+    let (rule_polls, router_polls) = (Arc::default(), Arc::default());
+    let gated = || {
+        Router::new()
+            .route(
+                Rule::new(Matcher::text("a"), t("A"))
+                    .layer(NotReadyAtFirst { polls: Arc::clone(&rule_polls) }),
+            )
+            .fallback(t("F"))
+            .layer(NotReadyAtFirst { polls: Arc::clone(&router_polls) })
+    };
+    let polls = |p: &Arc<std::sync::atomic::AtomicUsize>| p.load(std::sync::atomic::Ordering::Relaxed);
+    // Called directly, through a live router, and by the WeChat service.
+    assert_eq!(said(&gated(), &text_xml("a", 1)).await, "A");
+    assert_eq!(said(&gated(), &text_xml("b", 1)).await, "F");
+    assert_eq!((polls(&rule_polls), polls(&router_polls)), (2, 4));
+    let live = LiveRouter::new(gated());
+    assert_eq!(live.service().oneshot(inbound(&text_xml("a", 2))).await.unwrap(), Reply::text("A"));
+    assert_eq!((polls(&rule_polls), polls(&router_polls)), (4, 6));
+    let svc = builder(Router::new()).handler_service(live.service()).build().unwrap();
+    let (status, body) = send(&svc, wechat_post(Mode::Safe, &text_xml("a", 3))).await;
+    assert_eq!((status, reply_text(&body).as_deref()), (http::StatusCode::OK, Some("A")));
+    let svc = builder(gated()).build().unwrap();
+    let (_, body) = send(&svc, wechat_post(Mode::Safe, &text_xml("b", 4))).await;
+    assert_eq!(reply_text(&body).as_deref(), Some("F"));
+    assert_eq!((polls(&rule_polls), polls(&router_polls)), (6, 10));
+}
+
+#[tokio::test]
+async fn boxed_services_from_tower_and_of_boxed_services_answer_the_same() {
+    use wemp_server::{BoxHandler, RuleService};
+    let tower_boxed =
+        tower::util::BoxCloneSyncService::new(Router::new().on_text("a", t("A")).into_service());
+    let again = BoxHandler::new(BoxHandler::from(tower_boxed));
+    assert_eq!(again.oneshot(inbound(&text_xml("a", 1))).await.unwrap(), Reply::text("A"));
+    let rule =
+        RuleService::new(tower::service_fn(|_: Inbound| async { Ok::<_, BoxError>(Answer::FallThrough) }));
+    let router = Router::new().route(Rule::service(Matcher::any(), rule)).fallback(t("F"));
+    assert_eq!(said(&router, &text_xml("a", 1)).await, "F");
+}
