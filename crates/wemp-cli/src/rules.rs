@@ -1019,7 +1019,20 @@ mod tests {
 
     #[test]
     fn templates_render_as_before_for_every_kind_of_message() {
-        let parts = ["", "Hi ", "{openid}", "{account}", "{content}", "{scene}", "{key}", "{0}", "{1}", "{{", "。你好", "}}"];
+        let parts = [
+            "",
+            "Hi ",
+            "{openid}",
+            "{account}",
+            "{content}",
+            "{scene}",
+            "{key}",
+            "{0}",
+            "{1}",
+            "{{",
+            "。你好",
+            "}}",
+        ];
         let messages = [
             text("hello"),
             text(""),
@@ -1056,7 +1069,8 @@ mod tests {
         let account = Arc::new(wemp_server::Account::new("wx_rules_test", "Tok123"));
         let mut checked = 0;
         for incoming in &messages {
-            let inbound = Inbound::new(incoming.clone(), account.clone(), wemp_proto::Mode::Plain, ctx.clone());
+            let inbound =
+                Inbound::new(incoming.clone(), account.clone(), wemp_proto::Mode::Plain, ctx.clone());
             for a in parts {
                 for b in parts {
                     for c in parts {

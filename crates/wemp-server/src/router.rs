@@ -882,8 +882,20 @@ mod tests {
         let mut texts: Vec<String> = (0u8..128).map(|b| format!("a{}Z", b as char)).collect();
         texts.extend((0u8..128).map(|b| (b as char).to_string()));
         texts.extend(
-            ["", "hello", "HELLO", "Order 42", "帮助", "你好 Hello", "İstanbul", "ΣΑΣ", "straße", "ǅ", "\u{0}x"]
-                .map(String::from),
+            [
+                "",
+                "hello",
+                "HELLO",
+                "Order 42",
+                "帮助",
+                "你好 Hello",
+                "İstanbul",
+                "ΣΑΣ",
+                "straße",
+                "ǅ",
+                "\u{0}x",
+            ]
+            .map(String::from),
         );
         let mut borrowed = 0;
         for text in &texts {

@@ -92,8 +92,9 @@ impl<'w> PlainVisitor<'w> {
         Self { writer, sanitize, first: true, result: Ok(()) }
     }
 
-    /// Starts writing `field` (the separator before it): its name, or `None` when it is not written (an earlier write failed, or a
-    /// `log` record's own field, which the line has written already).
+    /// Starts writing `field` (the separator before it): its name, or `None` when it is
+    /// not written (an earlier write failed, or a `log` record's own field, which the
+    /// line has written already).
     fn start(&mut self, field: &Field) -> Option<&'static str> {
         if self.result.is_err() {
             return None;
@@ -126,7 +127,8 @@ impl Visit for PlainVisitor<'_> {
             // What `Debug` writes for it, without formatting.
             if let Some(name) = self.start(field) {
                 let name = name.strip_prefix("r#").unwrap_or(name);
-                self.result = [name, "=\"", value, "\""].into_iter().try_for_each(|s| self.writer.write_str(s));
+                self.result =
+                    [name, "=\"", value, "\""].into_iter().try_for_each(|s| self.writer.write_str(s));
             }
         } else {
             self.record_debug(field, &value);
