@@ -653,8 +653,9 @@ struct Seen {
     appid: Option<Arc<Account>>,
     /// Filled on the way when an observer listens.
     record: Option<DeliveryRecord>,
-    /// The message's `wechat` span, once admission made one.
-    span: Option<tracing::Span>,
+    /// The delivery's shared state, once admission made it: it keeps the message's
+    /// `wechat` span.
+    shared: Option<Arc<Shared>>,
 }
 
 /// Keeps the deadline of a delivery whose request went away (WeChat hung up, or a proxy
@@ -775,9 +776,9 @@ impl Inner {
         // Status and latency are this event's fields, not the span's: recorded into the span
         // they were formatted for every request, and read only by this debug line. Its
         // parent is the message's span (none for a request refused before one was made).
-        let span = seen.span.take().unwrap_or_else(tracing::Span::none);
+        let span = seen.shared.as_deref().and_then(Shared::span);
         tracing::debug!(
-            parent: &span,
+            parent: span.and_then(tracing::Span::id),
             status = res.status().as_u16(),
             latency_us = u64::try_from(arrived.elapsed().as_micros()).unwrap_or(u64::MAX),
             "answered"
@@ -968,9 +969,13 @@ impl Inner {
                 None
             }
         };
+        // The span goes with the delivery's state (its `rule` field is recorded there) and
+        // parents the `answered` line.
+        let instrumented = span.clone();
+        shared.set_span(span);
+        seen.shared = Some(shared.clone());
         let answered =
-            self.dispatch(inbound, shared, (key, claim, dedup), seen).instrument(span.clone()).await;
-        seen.span = Some(span);
+            self.dispatch(inbound, shared, (key, claim, dedup), seen).instrument(instrumented).await;
         Ok(answered)
     }
 

@@ -97,3 +97,37 @@ async fn the_rule_is_recorded_once_in_the_request_span() {
     assert_eq!(line.matches("rule=").count(), 1, "{line}");
     assert!(line.contains("rule=\"keyword:help\"") || line.contains("rule=keyword:help"), "{line}");
 }
+
+/// The rule's name reaches the request span from wherever it is known: the router (before
+/// the handler runs, so the handler's own lines carry it), or the handler's task once it
+/// ran in a task of its own (`fallback`, recorded after the handler).
+#[tokio::test(flavor = "current_thread")]
+async fn the_rule_reaches_the_span_from_the_router_and_from_a_handler_task() {
+    let (buf, _guard) = capture();
+    async fn waits() -> wemp_proto::Reply {
+        // Pending at its first poll: the handler goes on in a task of its own.
+        tokio::task::yield_now().await;
+        tracing::info!("handler line");
+        wemp_proto::Reply::text("waited")
+    }
+    let router = Router::new()
+        .route(wemp_server::Rule::new(wemp_server::Matcher::text("named"), waits).named("daily"))
+        .fallback(waits);
+    let svc = service(router);
+    for (i, text) in ["named", "other"].into_iter().enumerate() {
+        let (status, _) = send(&svc, wechat_post(Mode::Safe, &text_xml(text, 20 + i as u64))).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let lines = |what: &str| log.lines().filter(|l| l.contains(what)).map(str::to_owned).collect::<Vec<_>>();
+    let (handler, answered) = (lines("handler line"), lines("answered"));
+    assert_eq!((handler.len(), answered.len()), (2, 2), "{log}");
+    let named = |line: &str, name: &str| {
+        line.matches("rule=").count() == 1
+            && (line.contains(&format!("rule=\"{name}\"")) || line.contains(&format!("rule={name} ")))
+    };
+    assert!(named(&handler[0], "daily") && named(&answered[0], "daily"), "{log}");
+    // The fallback is named after the handler ran: its own line has no name yet.
+    assert!(!handler[1].contains("rule="), "{log}");
+    assert!(named(&answered[1], "fallback"), "{log}");
+}
