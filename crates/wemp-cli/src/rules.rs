@@ -27,6 +27,7 @@
 //! # drop(service);
 //! ```
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -226,6 +227,22 @@ enum Piece {
     Capture(usize),
 }
 
+impl Piece {
+    /// What the piece stands for in a reply to `inbound`.
+    fn text<'a>(&'a self, inbound: &'a Inbound) -> Cow<'a, str> {
+        let incoming = inbound.message();
+        match self {
+            Self::Literal(s) => Cow::Borrowed(s),
+            Self::OpenId => Cow::Borrowed(&incoming.header().from),
+            Self::Account => Cow::Borrowed(&incoming.header().to),
+            Self::Content => content_ref(incoming),
+            Self::Scene => Cow::Borrowed(incoming.event().and_then(Event::scene).unwrap_or_default()),
+            Self::Key => Cow::Borrowed(incoming.event().and_then(Event::event_key).unwrap_or_default()),
+            Self::Capture(n) => Cow::Borrowed(inbound.captures().and_then(|c| c.get(*n)).unwrap_or_default()),
+        }
+    }
+}
+
 /// Why a reply text is not a usable template.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -323,21 +340,24 @@ impl TextTemplate {
     }
 
     /// The text for one delivery; captures come from the rule's matcher.
+    ///
+    /// Written into one string sized for it up front: pushed piece by piece, a reply such
+    /// as `Hello, {openid}!` grew (and reallocated) once a piece, and `{content}` was
+    /// copied twice.
     fn render(&self, inbound: &Inbound) -> String {
-        let incoming = inbound.message();
-        let mut out = String::new();
-        for piece in &self.0 {
-            match piece {
-                Piece::Literal(s) => out.push_str(s),
-                Piece::OpenId => out.push_str(&incoming.header().from),
-                Piece::Account => out.push_str(&incoming.header().to),
-                Piece::Content => out.push_str(&content_of(incoming)),
-                Piece::Scene => out.push_str(incoming.event().and_then(Event::scene).unwrap_or_default()),
-                Piece::Key => out.push_str(incoming.event().and_then(Event::event_key).unwrap_or_default()),
-                Piece::Capture(n) => {
-                    out.push_str(inbound.captures().and_then(|c| c.get(*n)).unwrap_or_default())
-                }
-            }
+        // The borrowed pieces' length; a piece made for the message (a location's
+        // coordinates) grows the string when it is written.
+        let len = self
+            .0
+            .iter()
+            .map(|p| match p.text(inbound) {
+                Cow::Borrowed(s) => s.len(),
+                Cow::Owned(_) => 0,
+            })
+            .sum();
+        let mut out = String::with_capacity(len);
+        for p in &self.0 {
+            out.push_str(&p.text(inbound));
         }
         out
     }
@@ -348,13 +368,18 @@ impl TextTemplate {
 /// events cannot use `{content}` (an error when the rules compile): events have no content;
 /// use `{key}` or `{scene}`.
 pub fn content_of(incoming: &Incoming) -> String {
+    content_ref(incoming).into_owned()
+}
+
+/// [`content_of`], borrowed from the message where it can be.
+fn content_ref(incoming: &Incoming) -> Cow<'_, str> {
     match incoming {
-        Incoming::Text(t) => t.content.clone(),
-        Incoming::Voice(v) => v.recognition.clone().unwrap_or_default(),
-        Incoming::Location(l) if !l.label.is_empty() => l.label.clone(),
-        Incoming::Location(l) => format!("{}, {}", l.latitude, l.longitude),
-        Incoming::Link(l) => l.url.clone(),
-        _ => String::new(),
+        Incoming::Text(t) => Cow::Borrowed(&t.content),
+        Incoming::Voice(v) => Cow::Borrowed(v.recognition.as_deref().unwrap_or_default()),
+        Incoming::Location(l) if !l.label.is_empty() => Cow::Borrowed(&l.label),
+        Incoming::Location(l) => Cow::Owned(format!("{}, {}", l.latitude, l.longitude)),
+        Incoming::Link(l) => Cow::Borrowed(&l.url),
+        _ => Cow::Borrowed(""),
     }
 }
 
@@ -970,6 +995,94 @@ mod tests {
              <MsgType>event</MsgType><Event>{name}</Event>{extra}</xml>"
         ))
         .unwrap()
+    }
+
+    /// [`TextTemplate::render`] as it was before it sized its string up front.
+    fn render_before(t: &TextTemplate, inbound: &Inbound) -> String {
+        let incoming = inbound.message();
+        let mut out = String::new();
+        for piece in &t.0 {
+            match piece {
+                Piece::Literal(s) => out.push_str(s),
+                Piece::OpenId => out.push_str(&incoming.header().from),
+                Piece::Account => out.push_str(&incoming.header().to),
+                Piece::Content => out.push_str(&content_of(incoming)),
+                Piece::Scene => out.push_str(incoming.event().and_then(Event::scene).unwrap_or_default()),
+                Piece::Key => out.push_str(incoming.event().and_then(Event::event_key).unwrap_or_default()),
+                Piece::Capture(n) => {
+                    out.push_str(inbound.captures().and_then(|c| c.get(*n)).unwrap_or_default())
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn templates_render_as_before_for_every_kind_of_message() {
+        let parts = [
+            "",
+            "Hi ",
+            "{openid}",
+            "{account}",
+            "{content}",
+            "{scene}",
+            "{key}",
+            "{0}",
+            "{1}",
+            "{{",
+            "。你好",
+            "}}",
+        ];
+        let messages = [
+            text("hello"),
+            text(""),
+            text("帮助 me"),
+            event("subscribe", "<EventKey><![CDATA[qrscene_demo]]></EventKey>"),
+            event("CLICK", "<EventKey><![CDATA[ABOUT]]></EventKey>"),
+            event("SCAN", "<EventKey><![CDATA[42]]></EventKey>"),
+            Incoming::parse(
+                "<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>\
+                 <MsgType>location</MsgType><Location_X>23.1</Location_X><Location_Y>113.3</Location_Y>\
+                 <Scale>20</Scale><Label><![CDATA[]]></Label><MsgId>8</MsgId></xml>",
+            )
+            .unwrap(),
+            Incoming::parse(
+                "<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>\
+                 <MsgType>location</MsgType><Location_X>23.1</Location_X><Location_Y>113.3</Location_Y>\
+                 <Scale>20</Scale><Label><![CDATA[广州]]></Label><MsgId>8</MsgId></xml>",
+            )
+            .unwrap(),
+            Incoming::parse(
+                "<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>\
+                 <MsgType>voice</MsgType><MediaId>m</MediaId><Format>amr</Format>\
+                 <Recognition><![CDATA[你好 hello]]></Recognition><MsgId>9</MsgId></xml>",
+            )
+            .unwrap(),
+            Incoming::parse(
+                "<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>\
+                 <MsgType>link</MsgType><Title>t</Title><Description>d</Description>\
+                 <Url>https://example.com/a</Url><MsgId>10</MsgId></xml>",
+            )
+            .unwrap(),
+        ];
+        let ctx = wemp_server::Ctx::detached(Duration::from_secs(5));
+        let account = Arc::new(wemp_server::Account::new("wx_rules_test", "Tok123"));
+        let mut checked = 0;
+        for incoming in &messages {
+            let inbound =
+                Inbound::new(incoming.clone(), account.clone(), wemp_proto::Mode::Plain, ctx.clone());
+            for a in parts {
+                for b in parts {
+                    for c in parts {
+                        let template = TextTemplate::parse(&format!("{a}{b}{c}")).unwrap();
+                        let rendered = template.render(&inbound);
+                        assert_eq!(rendered, render_before(&template, &inbound), "{a}{b}{c}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, messages.len() * parts.len().pow(3));
     }
 
     #[test]

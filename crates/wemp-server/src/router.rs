@@ -69,6 +69,12 @@ impl Words {
 /// `text` in lowercase, allocating only when lowercasing changes it (text in Chinese,
 /// or already in lowercase, is borrowed as it is).
 fn lowercase(text: &str) -> Cow<'_, str> {
+    // ASCII (most keywords and messages that reach a case-insensitive matcher): a byte
+    // test, where `char::to_lowercase` looks every character up in Unicode's tables.
+    if text.is_ascii() {
+        let upper = text.bytes().any(|b| b.is_ascii_uppercase());
+        return if upper { Cow::Owned(text.to_ascii_lowercase()) } else { Cow::Borrowed(text) };
+    }
     let changes = |c: char| {
         let mut lower = c.to_lowercase();
         lower.next() != Some(c) || lower.next().is_some()
@@ -854,5 +860,50 @@ impl CallShared<Reply> for LiveService {
         // The router in effect now; its future owns what it needs, so a swap while it runs
         // changes nothing for this delivery.
         self.live.current().service.call_owned(inbound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`lowercase`] as it was before its ASCII shortcut.
+    fn lowercase_before(text: &str) -> Cow<'_, str> {
+        let changes = |c: char| {
+            let mut lower = c.to_lowercase();
+            lower.next() != Some(c) || lower.next().is_some()
+        };
+        if text.chars().any(changes) { Cow::Owned(text.to_lowercase()) } else { Cow::Borrowed(text) }
+    }
+
+    #[test]
+    fn lowercase_reads_as_before_and_borrows_what_it_does_not_change() {
+        // Every ASCII character in every position of a short text, then mixed scripts.
+        let mut texts: Vec<String> = (0u8..128).map(|b| format!("a{}Z", b as char)).collect();
+        texts.extend((0u8..128).map(|b| (b as char).to_string()));
+        texts.extend(
+            [
+                "",
+                "hello",
+                "HELLO",
+                "Order 42",
+                "帮助",
+                "你好 Hello",
+                "İstanbul",
+                "ΣΑΣ",
+                "straße",
+                "ǅ",
+                "\u{0}x",
+            ]
+            .map(String::from),
+        );
+        let mut borrowed = 0;
+        for text in &texts {
+            let (now, before) = (lowercase(text), lowercase_before(text));
+            assert_eq!(now, before, "{text:?}");
+            assert_eq!(matches!(now, Cow::Borrowed(_)), matches!(before, Cow::Borrowed(_)), "{text:?}");
+            borrowed += usize::from(matches!(now, Cow::Borrowed(_)));
+        }
+        assert!(borrowed > 100 && borrowed < texts.len(), "{borrowed} of {}", texts.len());
     }
 }

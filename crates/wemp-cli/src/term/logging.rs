@@ -92,6 +92,24 @@ impl<'w> PlainVisitor<'w> {
         Self { writer, sanitize, first: true, result: Ok(()) }
     }
 
+    /// Starts writing `field` (the separator before it): its name, or `None` when it is
+    /// not written (an earlier write failed, or a `log` record's own field, which the
+    /// line has written already).
+    fn start(&mut self, field: &Field) -> Option<&'static str> {
+        if self.result.is_err() {
+            return None;
+        }
+        let name = field.name();
+        if name.starts_with("log.") {
+            return None;
+        }
+        self.pad();
+        if self.result.is_err() {
+            return None;
+        }
+        Some(name)
+    }
+
     fn pad(&mut self) {
         if self.first {
             self.first = false;
@@ -105,6 +123,13 @@ impl Visit for PlainVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
             self.record_debug(field, &format_args!("{value}"));
+        } else if plain_in_debug(value) {
+            // What `Debug` writes for it, without formatting.
+            if let Some(name) = self.start(field) {
+                let name = name.strip_prefix("r#").unwrap_or(name);
+                self.result =
+                    [name, "=\"", value, "\""].into_iter().try_for_each(|s| self.writer.write_str(s));
+            }
         } else {
             self.record_debug(field, &value);
         }
@@ -127,27 +152,13 @@ impl Visit for PlainVisitor<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if self.result.is_err() {
-            return;
-        }
-        let name = field.name();
-        // Fields of records from the `log` crate, which the line has written already.
-        if name.starts_with("log.") {
-            return;
-        }
-        self.pad();
-        if self.result.is_err() {
-            return;
-        }
+        let Some(name) = self.start(field) else { return };
         let sanitize = self.sanitize;
         self.result = match name {
             "message" => write!(self.writer, "{:?}", Escaped(value, sanitize)),
             name => {
                 let name = name.strip_prefix("r#").unwrap_or(name);
-                self.writer
-                    .write_str(name)
-                    .and_then(|()| self.writer.write_char('='))
-                    .and_then(|()| write!(self.writer, "{value:?}"))
+                self.writer.write_str(name).and_then(|()| write!(self.writer, "={value:?}"))
             }
         };
     }
@@ -163,6 +174,12 @@ impl VisitFmt for PlainVisitor<'_> {
     fn writer(&mut self) -> &mut dyn fmt::Write {
         &mut self.writer
     }
+}
+
+/// Whether `str`'s `Debug` writes `text` as it is between quotes: printable ASCII without
+/// `"` or `\\` (what `wemp serve` records into its span: rule names, most of the time).
+fn plain_in_debug(text: &str) -> bool {
+    text.bytes().all(|b| matches!(b, b' '..=b'~') && b != b'"' && b != b'\\')
 }
 
 /// A value whose terminal control characters are written escaped (when `.1`).
@@ -300,6 +317,23 @@ mod tests {
             tracing::subscriber::with_default(builder.finish(), lines);
         }
         String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn plain_text_is_what_debug_writes_between_quotes() {
+        let mut plain = 0;
+        for b in 0u8..=255 {
+            let c = char::from(b);
+            for text in [c.to_string(), format!("rule {c}"), format!("{c}{c} x")] {
+                if plain_in_debug(&text) {
+                    assert_eq!(format!("\"{text}\""), format!("{text:?}"), "{text:?}");
+                    plain += 1;
+                }
+            }
+        }
+        assert_eq!(plain, 3 * (0x7f - 0x20 - 2), "printable ASCII but `\"` and `\\`");
+        assert!(plain_in_debug("order lookup") && plain_in_debug(""));
+        assert!(!plain_in_debug("帮助") && !plain_in_debug("a\tb") && !plain_in_debug("\u{7f}"));
     }
 
     #[test]
