@@ -56,7 +56,7 @@ pub(crate) trait Record: Sized {
 
 impl Field for String {
     fn read(parent: &Element, tag: &'static str) -> Result<Self, FieldError> {
-        parent.text_of(tag).map(str::to_owned).ok_or(FieldError::missing(tag))
+        parent.text_of(tag).map(str::to_owned).ok_or_else(|| FieldError::missing(tag))
     }
     fn write(&self, parent: &mut Element, tag: &'static str) {
         parent.children.push(Element::cdata(tag, self.as_str()));
@@ -79,7 +79,7 @@ macro_rules! number_field {
     ($($t:ty),*) => {$(
         impl Field for $t {
             fn read(parent: &Element, tag: &'static str) -> Result<Self, FieldError> {
-                let text = parent.text_of(tag).ok_or(FieldError::missing(tag))?;
+                let text = parent.text_of(tag).ok_or_else(|| FieldError::missing(tag))?;
                 crate::trim(text).parse().map_err(|e| FieldError {
                     tag,
                     reason: format!("{text:?} is not a {}: {e}", stringify!($t)),
@@ -248,7 +248,7 @@ macro_rules! record {
 
         impl $crate::field::Field for $name {
             fn read(parent: &$crate::xml::Element, tag: &'static str) -> Result<Self, $crate::field::FieldError> {
-                let el = parent.child(tag).ok_or($crate::field::FieldError::missing(tag))?;
+                let el = parent.child(tag).ok_or_else(|| $crate::field::FieldError::missing(tag))?;
                 <Self as $crate::field::Record>::from_element(el)
             }
             fn write(&self, parent: &mut $crate::xml::Element, tag: &'static str) {

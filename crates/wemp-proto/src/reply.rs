@@ -539,7 +539,7 @@ impl ReplyMessage {
         let header = Header::read(root)?;
         let msg_type = String::read(root, "MsgType")?;
         let media = |tag: &'static str| -> Result<String, FieldError> {
-            let el = root.child(tag).ok_or(FieldError::missing(tag))?;
+            let el = root.child(tag).ok_or_else(|| FieldError::missing(tag))?;
             String::read(el, "MediaId")
         };
         let reply = match msg_type.as_str() {
@@ -547,7 +547,7 @@ impl ReplyMessage {
             "image" => Reply::Image { media_id: media("Image")? },
             "voice" => Reply::Voice { media_id: media("Voice")? },
             "video" => {
-                let video = root.child("Video").ok_or(FieldError::missing("Video"))?;
+                let video = root.child("Video").ok_or_else(|| FieldError::missing("Video"))?;
                 Reply::Video {
                     media_id: String::read(video, "MediaId")?,
                     title: Option::<String>::read(video, "Title")?,
@@ -557,7 +557,7 @@ impl ReplyMessage {
             "music" => Reply::Music(Music::read(root, "Music")?),
             "news" => {
                 let declared = u64::read(root, "ArticleCount")?;
-                let list = root.child("Articles").ok_or(FieldError::missing("Articles"))?;
+                let list = root.child("Articles").ok_or_else(|| FieldError::missing("Articles"))?;
                 let articles =
                     list.children_named("item").map(Article::from_element).collect::<Result<Vec<_>, _>>()?;
                 let declared = usize::try_from(declared).unwrap_or(usize::MAX);
