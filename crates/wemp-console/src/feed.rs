@@ -355,8 +355,9 @@ where
         // What arrived is kept as it came (the URI and header map cloned share their bytes): the
         // record is made only for a caller that hung up or a service that panicked, not for
         // every request the server answers.
+        // Only the monotonic clock is read here: the wall-clock time of arrival is worked out
+        // from it when a record is made (one clock read a request fewer).
         let arrival = Arrival {
-            received_at_ms: now_ms(),
             started: Instant::now(),
             uri: req.uri().clone(),
             headers: req.headers().clone(),
@@ -398,7 +399,7 @@ impl<F: Future<Output = Result<Response, Infallible>>> Future for TapFuture<F> {
             Some(Ok(res)) => res,
             Some(Err(never)) => match never {},
             None => {
-                let mut record = arrival.record();
+                let mut record = arrival.record(Ended::now());
                 record.status = 500;
                 record.outcome = RecordOutcome::HandlerError;
                 let mut x = LiveEntry::new(Source::Tap, Arc::new(record));
@@ -412,19 +413,34 @@ impl<F: Future<Output = Result<Response, Infallible>>> Future for TapFuture<F> {
 
 /// What the [`Tap`] keeps of a request until it knows whether it has anything to report.
 struct Arrival {
-    received_at_ms: i64,
     started: Instant,
     uri: http::Uri,
     headers: http::HeaderMap,
     peer: Option<std::net::SocketAddr>,
 }
 
+/// When the [`Tap`] found it had something to report: both clocks, read then.
+struct Ended {
+    at_ms: i64,
+    at: Instant,
+}
+
+impl Ended {
+    fn now() -> Self {
+        Self { at_ms: now_ms(), at: Instant::now() }
+    }
+}
+
 impl Arrival {
-    /// The record of what arrived, its latency the time since.
-    fn record(self) -> DeliveryRecord {
-        let mut record = DeliveryRecord::new(0, self.received_at_ms);
+    /// The record of what arrived, its latency the time until `ended`, and its time of
+    /// arrival `ended`'s wall-clock time less that latency.
+    fn record(self, ended: Ended) -> DeliveryRecord {
+        let latency = ended.at.saturating_duration_since(self.started);
+        let received_at_ms =
+            ended.at_ms.saturating_sub(i64::try_from(latency.as_millis()).unwrap_or(i64::MAX));
+        let mut record = DeliveryRecord::new(0, received_at_ms);
         wemp_server::observe::keep_arrival(&mut record, &self.uri, &self.headers, self.peer);
-        record.latency = self.started.elapsed();
+        record.latency = latency;
         record
     }
 }
@@ -438,11 +454,10 @@ impl Drop for Guard {
     fn drop(&mut self) {
         if let Some(arrival) = self.arrival.take() {
             // The latency is now: how long the caller waited.
-            let latency = arrival.started.elapsed();
+            let ended = Ended::now();
             self.hub.publish_with(move || {
                 // No answer went out: status 0.
-                let mut record = arrival.record();
-                record.latency = latency;
+                let record = arrival.record(ended);
                 let mut x = LiveEntry::new(Source::Tap, Arc::new(record));
                 x.tap = Some(TapFinding::HungUp);
                 x
@@ -593,6 +608,21 @@ mod tests {
         assert_eq!((shown[1]["record"]["attempts"].as_u64(), shown[1]["tap"].as_str()), (Some(2), None));
     }
 
+    #[test]
+    fn a_record_is_dated_at_arrival_from_its_end_and_latency() {
+        let started = Instant::now();
+        let arrival = Arrival {
+            started,
+            uri: http::Uri::from_static("/wechat"),
+            headers: http::HeaderMap::new(),
+            peer: None,
+        };
+        let ended = Ended { at_ms: 1_700_000_009_250, at: started + std::time::Duration::from_millis(4_200) };
+        let record = arrival.record(ended);
+        assert_eq!(record.latency, std::time::Duration::from_millis(4_200));
+        assert_eq!(record.received_at_ms, 1_700_000_005_050);
+    }
+
     /// A service that answers after `wait`, or panics for a `panic` query.
     fn slow(wait: std::time::Duration) -> axum::Router {
         axum::Router::new().route(
@@ -620,9 +650,11 @@ mod tests {
                 .unwrap()
         };
         // The caller gives up: the server never answered, and reports nothing.
+        let before = now_ms();
         let gave_up =
             tokio::time::timeout(std::time::Duration::from_millis(50), app.clone().oneshot(req())).await;
         assert!(gave_up.is_err());
+        let after = now_ms();
         let xs = hub.recent(0);
         assert_eq!(xs.len(), 1);
         let x = &xs[0];
@@ -631,6 +663,9 @@ mod tests {
         assert_eq!(x.record.headers.get("user-agent").unwrap(), "Mozilla/4.0");
         assert!(!x.record.headers.contains_key("cookie"));
         assert!(x.record.latency >= std::time::Duration::from_millis(50));
+        // When it arrived, not when the caller gave up (worked out from the latency).
+        let at = x.record.received_at_ms;
+        assert!(before - 1 <= at && at <= after - 50, "{before} <= {at} <= {after} - 50");
 
         let res =
             app.oneshot(http::Request::post("/wechat?panic=1").body(axum::body::Body::empty()).unwrap());

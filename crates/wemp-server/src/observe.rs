@@ -114,12 +114,6 @@ impl Observers {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    // The one system clock (wemp_proto::clock); this name stays for the call sites.
-    wemp_proto::clock::Clock::now_ms(&wemp_proto::clock::SystemClock)
-}
-
 /// Fans records out to any number of subscribers (a live log over SSE or WebSocket)
 /// through a [`tokio::sync::broadcast`] channel. Cheap to clone; clones share the channel.
 ///

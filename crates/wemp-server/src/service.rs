@@ -441,7 +441,7 @@ impl WechatServiceBuilder {
         self
     }
 
-    /// The clock for timestamps (default: the system clock).
+    /// The clock for timestamps and the delivery records' time (default: the system clock).
     #[must_use]
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
@@ -725,17 +725,21 @@ impl Inner {
         {
             return Ok(response(StatusCode::OK, "text/plain; version=0.0.4", self.metrics_text()));
         }
+        // The wall clock, read once at arrival: the record's time and the `timestamp` window's
+        // "now" (a request fresh when its headers came stays fresh while its body is read).
+        let now_ms = self.clock.now_ms();
         // The request's `wechat` span starts in `admit_and_handle`, once the message is known.
         let mut seen = Seen::default();
         if self.observers.active() {
-            let mut record = DeliveryRecord::new(self.observers.next_id(), crate::observe::now_ms());
+            let mut record = DeliveryRecord::new(self.observers.next_id(), now_ms);
             crate::observe::keep_request(&mut record, &parts);
             seen.record = Some(record);
         }
         if self.policy.insecure_skip_signature {
             tracing::warn!("INSECURE: signature not checked (insecure_skip_signature)");
         }
-        let result = self.clone().admit_and_handle(&parts, body, arrived, &mut seen).await;
+        let result =
+            self.clone().admit_and_handle(&parts, body, (arrived, now_ms.div_euclid(1000)), &mut seen).await;
         let mut rejected = None;
         let (res, outcome) = match result {
             Ok(answered) => answered,
@@ -777,17 +781,20 @@ impl Inner {
         // they were formatted for every request, and read only by this debug line. Its
         // parent is the message's span (none for a request refused before one was made).
         let span = seen.shared.as_deref().and_then(Shared::span);
+        // Measured here, at the end, once for the line and the record (neither may need it).
+        let latency = std::cell::OnceCell::new();
+        let latency = || *latency.get_or_init(|| arrived.elapsed());
         tracing::debug!(
             parent: span.and_then(tracing::Span::id),
             status = res.status().as_u16(),
-            latency_us = u64::try_from(arrived.elapsed().as_micros()).unwrap_or(u64::MAX),
+            latency_us = u64::try_from(latency().as_micros()).unwrap_or(u64::MAX),
             "answered"
         );
         if let Some(mut record) = seen.record.take() {
             record.mode = seen.mode;
             record.appid = seen.appid.as_ref().map(|a| a.key());
             record.status = res.status().as_u16();
-            record.latency = arrived.elapsed();
+            record.latency = latency();
             record.outcome = outcome;
             record.rejection = rejected;
             self.observers.emit(record);
@@ -825,7 +832,7 @@ impl Inner {
         self: Arc<Self>,
         parts: &http::request::Parts,
         body: B,
-        arrived: Instant,
+        (arrived, now_unix): (Instant, i64),
         seen: &mut Seen,
     ) -> Result<(Response<Body>, RecordOutcome), Refusal>
     where
@@ -853,9 +860,9 @@ impl Inner {
             };
             // The checks' notes are for the delivery record: with no observer, none is formatted.
             let admitted = if seen.record.is_some() {
-                admission::admit(&accounts, &self.policy, self.clock.now_unix(), &request)
+                admission::admit(&accounts, &self.policy, now_unix, &request)
             } else {
-                admission::admit_unrecorded(&accounts, &self.policy, self.clock.now_unix(), &request)
+                admission::admit_unrecorded(&accounts, &self.policy, now_unix, &request)
             };
             seen.mode = admitted.mode;
             seen.appid = admitted.account.clone();
@@ -894,7 +901,7 @@ impl Inner {
                     timestamp.unwrap_or_default(),
                     nonce.unwrap_or_default(),
                     request.body,
-                    self.clock.now_unix(),
+                    now_unix,
                 );
                 if replay == Replay::OtherBody {
                     return Err(reject::replayed());
@@ -995,14 +1002,14 @@ impl Inner {
             r.dedup = claim.is_some().then_some(dedup);
         }
         match claim {
-            Some(Claim::Done(xml)) => self.answer_recorded(account, mode, xml, seen),
+            Some(Claim::Done(xml)) => self.answer_recorded(account, mode, xml, None, seen),
             Some(Claim::InFlight) => {
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 // While we wait, the first delivery's deadline is ours to keep (see `Abandon`).
                 let owner = self.local_owner(&key);
                 let _joined = owner.as_ref().map(|shared| shared.join());
                 match self.dedup.wait(&key, remaining).await {
-                    Ok(Some(xml)) => self.answer_recorded(account, mode, xml, seen),
+                    Ok(Some(xml)) => self.answer_recorded(account, mode, xml, None, seen),
                     Ok(None) | Err(_) => {
                         // Our budget is spent: make sure the running handler's reply goes to
                         // the sink, since `success` now stops WeChat's retries.
@@ -1012,7 +1019,7 @@ impl Inner {
                         {
                             // It just finished: its reply is being stored right now.
                             if let Ok(Some(xml)) = self.dedup.wait(&key, Duration::from_millis(50)).await {
-                                return self.answer_recorded(account, mode, xml, seen);
+                                return self.answer_recorded(account, mode, xml, None, seen);
                             }
                         }
                         self.metrics.deadline_miss();
@@ -1058,7 +1065,7 @@ impl Inner {
             arrived: deadline - self.config.budget,
             raw_xml: r.raw_xml.clone(),
         });
-        let (tx, mut rx) = oneshot::channel::<String>();
+        let (tx, mut rx) = oneshot::channel::<(String, i64)>();
         let guard = TaskGuard::new(&self.tasks);
         let key: Option<Arc<str>> = key.map(Into::into);
         let mut task =
@@ -1113,8 +1120,8 @@ impl Inner {
             r.forward = shared.forward();
         }
         match xml {
-            Some(xml) => {
-                let (res, outcome) = self.answer_recorded(&account, mode, xml, seen);
+            Some((xml, replied_at)) => {
+                let (res, outcome) = self.answer_recorded(&account, mode, xml, Some(replied_at), seen);
                 (res, if failed { RecordOutcome::HandlerError } else { outcome })
             }
             None => {
@@ -1132,9 +1139,10 @@ impl Inner {
         account: &Account,
         mode: Mode,
         xml: String,
+        replied_at: Option<i64>,
         seen: &mut Seen,
     ) -> (Response<Body>, RecordOutcome) {
-        let (res, replied) = self.answer(account, mode, &xml);
+        let (res, replied) = self.answer(account, mode, &xml, replied_at);
         if let Some(r) = seen.record.as_mut() {
             r.reply_xml = Some(if replied { xml } else { "success".to_owned() });
         }
@@ -1152,7 +1160,7 @@ impl Inner {
         self: Arc<Self>,
         inbound: Inbound,
         key: Option<Arc<str>>,
-        tx: oneshot::Sender<String>,
+        tx: oneshot::Sender<(String, i64)>,
         shared: Arc<Shared>,
         _guard: TaskGuard,
         report: Option<LateReport>,
@@ -1164,6 +1172,7 @@ impl Inner {
         if let Some(rule) = shared.rule() {
             shared.name_in_span(&rule);
         }
+        let replied_at;
         // In a block: the reply's context is not kept while the reply is stored.
         let (reply, xml) = {
             let mut reply = match result {
@@ -1183,7 +1192,10 @@ impl Inner {
                 }
             };
             let msg = inbound.message();
-            let ctx = ReplyContext::answering(msg, self.clock.now_unix());
+            // Read when the reply is made (after the handler): its `CreateTime`, and the
+            // timestamp of the encrypted envelope it goes out in.
+            replied_at = self.clock.now_unix();
+            let ctx = ReplyContext::answering(msg, replied_at);
             let xml = match reply.to_xml(&ctx) {
                 Ok(xml) => xml,
                 Err(e) => {
@@ -1206,7 +1218,7 @@ impl Inner {
             Decided::Passive => {
                 drop(reply);
                 let stored = key.as_ref().map(|_| xml.clone());
-                let _ = tx.send(xml);
+                let _ = tx.send((xml, replied_at));
                 if let (Some(key), Some(xml)) = (&key, stored)
                     && let Err(e) = self.dedup.complete(key, &xml, ttl).await
                 {
@@ -1295,15 +1307,23 @@ impl Inner {
     }
 
     /// Answers with stored or fresh reply XML in the request's mode (re-encrypted with a
-    /// fresh timestamp and nonce every time), and whether that was a reply (not `success`).
-    fn answer(&self, account: &Account, mode: Mode, xml: &str) -> (Response<Body>, bool) {
+    /// fresh nonce every time), and whether that was a reply (not `success`). The envelope's
+    /// timestamp: a fresh reply's `replied_at` (its `CreateTime`, read once), a stored one's
+    /// the time now.
+    fn answer(
+        &self,
+        account: &Account,
+        mode: Mode,
+        xml: &str,
+        replied_at: Option<i64>,
+    ) -> (Response<Body>, bool) {
         if xml.is_empty() || xml == "success" {
             return (success(), false);
         }
         if mode.is_encrypted()
             && let Some(cipher) = account.cipher()
         {
-            let timestamp = self.clock.now_unix().to_string();
+            let timestamp = replied_at.unwrap_or_else(|| self.clock.now_unix()).to_string();
             let nonce = self.nonce.nonce();
             return match EncryptedReply::seal_xml(
                 cipher,

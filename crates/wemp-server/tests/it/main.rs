@@ -1,6 +1,7 @@
 //! In-process tests of wemp-server (no port bound, except in `e2e`).
 
 mod accounts;
+mod clock;
 mod common;
 #[cfg(feature = "client")]
 mod cs_sink;
