@@ -130,11 +130,7 @@ impl<T: 'static> BoxInboundService<T> {
     pub(crate) async fn call_once(&self, inbound: Inbound) -> Result<T, BoxError> {
         match &self.inner {
             Erased::Shared(service) => service.call_shared(inbound).await,
-            Erased::Tower(service) => {
-                let mut service = service.clone_box();
-                std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
-                service.call(inbound).await
-            }
+            Erased::Tower(service) => when_ready(service.clone_box(), inbound).await,
         }
     }
 
@@ -142,15 +138,16 @@ impl<T: 'static> BoxInboundService<T> {
     pub(crate) fn call_owned(&self, inbound: Inbound) -> BoxFuture<'static, Result<T, BoxError>> {
         match &self.inner {
             Erased::Shared(service) => service.call_shared(inbound),
-            Erased::Tower(service) => {
-                let mut service = service.clone_box();
-                Box::pin(async move {
-                    std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
-                    service.call(inbound).await
-                })
-            }
+            Erased::Tower(service) => Box::pin(when_ready(service.clone_box(), inbound)),
         }
     }
+}
+
+/// Calls `service` (a clone of its own) once `poll_ready` says it is ready, as `oneshot`
+/// does.
+async fn when_ready<T>(mut service: Box<dyn CloneService<T>>, inbound: Inbound) -> Result<T, BoxError> {
+    std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
+    service.call(inbound).await
 }
 
 impl<T> Clone for BoxInboundService<T> {
