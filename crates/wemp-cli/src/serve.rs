@@ -403,15 +403,21 @@ pub async fn component(
     Ok(Some(component.with_full_network_release(c.full_network_release)))
 }
 
+/// The service answering the accounts' callback paths: tapped for the console's live log when
+/// there is a console (see [`app`]).
+pub type Callback = tower::util::Either<wemp_console::TapService<WechatService>, WechatService>;
+
 /// The HTTP app: each account's callback path and the metrics path go to `service`; with
 /// a `console`, the callback paths are tapped for its live log and its routes (under
-/// `console.path`) are merged in.
+/// `console.path`) are merged in. The accounts' callback paths are answered before the
+/// router is asked ([`Front`](wemp_server::Front)); merge other routes in with
+/// [`Front::merge`](wemp_server::Front::merge).
 pub fn app(
     cfg: &Config,
     service: WechatService,
     pushes: Option<(WechatService, &Component)>,
     console: Option<&Console>,
-) -> axum::Router {
+) -> wemp_server::Front<Callback> {
     let mut callback = axum::Router::new();
     let mut paths: Vec<String> = (0..cfg.accounts.len().max(1)).map(|i| cfg.account_path(i)).collect();
     paths.sort();
@@ -439,9 +445,13 @@ pub fn app(
         app = app.route(&path, route);
     }
     if let Some(m) = cfg.server.metrics_path.as_ref().filter(|m| !paths.contains(m)) {
-        app = app.route_service(m, service);
+        app = app.route_service(m, service.clone());
     }
-    app
+    let callback = match console {
+        Some(c) => tower::util::Either::Left(c.tap_service(service)),
+        None => tower::util::Either::Right(service),
+    };
+    paths.iter().fold(wemp_server::Front::new(callback, app), |front, p| front.path(p))
 }
 
 /// The route of the authorizers' messages: `<server.path>/{appid}`.

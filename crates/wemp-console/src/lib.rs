@@ -451,6 +451,11 @@ impl Console {
     pub fn tap(&self, callback: axum::Router) -> axum::Router {
         callback.layer(Tap::new(self.shared.hub.clone()))
     }
+
+    /// [`Console::tap`] for one service rather than a router's routes.
+    pub fn tap_service<S>(&self, service: S) -> TapService<S> {
+        tower_layer::Layer::layer(&Tap::new(self.shared.hub.clone()), service)
+    }
 }
 
 #[cfg(test)]

@@ -55,7 +55,9 @@ pub use relay::{
     relay_auth,
 };
 pub use router::{LiveRouter, Match, Matcher, Router, Rule};
-pub use serve::{BodyTimeout, Limits, serve, serve_router, serve_with_shutdown, shutdown_signal};
+pub use serve::{
+    BodyTimeout, Front, FrontFuture, Limits, serve, serve_router, serve_with_shutdown, shutdown_signal,
+};
 pub use service::{ErrorPolicy, WechatService, WechatServiceBuilder};
 pub use session::{Session, SessionError};
 pub use wemp_proto::admission::Account;

@@ -118,8 +118,8 @@ pub async fn serve_with_shutdown(
     service: WechatService,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let app = service.clone().into_router();
-    let served = serve_router(listener, app, Limits::default(), signal).await;
+    // The service itself: every request is its, so no router is asked.
+    let served = serve_router(listener, service.clone(), Limits::default(), signal).await;
     let running = service.in_flight();
     if running > 0 {
         tracing::info!(running, "shutting down: waiting for running handlers");
@@ -133,20 +133,28 @@ pub async fn serve_with_shutdown(
     served
 }
 
-/// Serves any axum `app` (the callback router merged with others, as `wemp serve` does)
-/// under `limits` until `signal` completes, then stops accepting and gives open connections
+/// Serves `app` — an axum router (the callback router merged with others), a [`Front`] (as
+/// `wemp serve` does), or any service answering axum's requests — under `limits` until
+/// `signal` completes, then stops accepting and gives open connections
 /// [`Limits::shutdown_grace`] to finish before dropping them. Each request carries the
 /// peer's address as [`ConnectInfo<SocketAddr>`].
 ///
 /// # Errors
 /// I/O errors of the listener other than per-connection accept failures (those are
 /// logged and retried).
-pub async fn serve_router(
+pub async fn serve_router<S>(
     listener: TcpListener,
-    app: axum::Router,
+    app: S,
     limits: Limits,
     signal: impl Future<Output = ()> + Send + 'static,
-) -> io::Result<()> {
+) -> io::Result<()>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
@@ -205,13 +213,19 @@ fn is_connection_error(e: &io::Error) -> bool {
     )
 }
 
-async fn serve_connection(
+async fn serve_connection<S>(
     stream: TcpStream,
     peer: SocketAddr,
-    app: axum::Router,
+    app: S,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
-) {
+) where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     let state = Arc::new(Mutex::new(Conn { phase: Phase::Fresh(Instant::now()), parked: None }));
     let io = TokioIo::new(Guarded::new(stream, state.clone(), limits));
     let svc_state = state.clone();
@@ -258,6 +272,115 @@ async fn serve_connection(
     };
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection closed with an error");
+    }
+}
+
+/// An app whose hottest paths are found before the axum router: a request whose path is
+/// exactly one of [`Front::path`]'s goes straight to `service`, any other to `router`.
+///
+/// `wemp serve` answers its callback paths this way: asking the router for them (its path
+/// look-up, the extensions it adds for the path matched and its parameters, the boxed clones
+/// of the routes' services and their boxed futures) cost each message about 2 000
+/// instructions and ten allocations. The router keeps every route, the fast ones included,
+/// so which service answers a path is the same either way, and so is the answer: the router
+/// hands a service's response on as it is (hyper adds `Content-Length`).
+///
+/// ```
+/// # use wemp_server::{Front, WechatService};
+/// # fn app(service: WechatService) -> Front<WechatService> {
+/// let router = axum::Router::new().route_service("/wechat", service.clone());
+/// Front::new(service, router).path("/wechat")
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Front<S> {
+    /// The fast paths, sorted.
+    paths: Arc<[Box<str>]>,
+    service: S,
+    router: axum::Router,
+}
+
+impl<S> Front<S> {
+    /// `router` for every path until [`Front::path`] adds one for `service`.
+    pub fn new(service: S, router: axum::Router) -> Self {
+        Self { paths: Arc::new([]), service, router }
+    }
+
+    /// Sends requests for exactly `path` (as the request line has it, not decoded) to the
+    /// service. A path with a parameter or wildcard (`{`, `}` or `*`) is not a fast path and
+    /// stays the router's alone.
+    #[must_use]
+    pub fn path(mut self, path: &str) -> Self {
+        if !path.contains(['{', '}', '*']) {
+            let mut paths = self.paths.to_vec();
+            if let Err(at) = paths.binary_search_by(|p| (**p).cmp(path)) {
+                paths.insert(at, path.into());
+            }
+            self.paths = paths.into();
+        }
+        self
+    }
+
+    /// Merges `other`'s routes into the router ([`axum::Router::merge`], which panics on a
+    /// route both have).
+    #[must_use]
+    pub fn merge(mut self, other: axum::Router) -> Self {
+        self.router = self.router.merge(other);
+        self
+    }
+
+    /// Whether `path` goes straight to the service.
+    pub fn is_fast(&self, path: &str) -> bool {
+        self.paths.binary_search_by(|p| (**p).cmp(path)).is_ok()
+    }
+}
+
+impl<S> tower::Service<http::Request<Body>> for Front<S>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = FrontFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        ready!(self.service.poll_ready(cx))?;
+        tower::Service::<http::Request<Body>>::poll_ready(&mut self.router, cx)
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        if self.is_fast(req.uri().path()) {
+            FrontFuture { inner: Either::Fast { inner: self.service.call(req) } }
+        } else {
+            FrontFuture { inner: Either::Routed { inner: self.router.call(req) } }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`Front`].
+    pub struct FrontFuture<F> {
+        #[pin]
+        inner: Either<F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = EitherProj]
+    enum Either<F> {
+        Fast { #[pin] inner: F },
+        Routed { #[pin] inner: axum::routing::future::RouteFuture<Infallible> },
+    }
+}
+
+impl<F: Future<Output = Result<http::Response<Body>, Infallible>>> Future for FrontFuture<F> {
+    type Output = Result<http::Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().inner.project() {
+            EitherProj::Fast { inner } => inner.poll(cx),
+            EitherProj::Routed { inner } => inner.poll(cx),
+        }
     }
 }
 
@@ -507,5 +630,73 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::response::IntoResponse as _;
+    use tower::ServiceExt as _;
+
+    fn said(
+        what: &'static str,
+    ) -> impl tower::Service<
+        http::Request<Body>,
+        Response = http::Response<Body>,
+        Error = Infallible,
+        Future = impl Future<Output = Result<http::Response<Body>, Infallible>> + Send,
+    > + Clone
+    + Send
+    + Sync
+    + 'static {
+        tower::service_fn(move |_req: http::Request<Body>| async move { Ok(what.into_response()) })
+    }
+
+    async fn call<S>(app: S, method: &str, path: &str) -> (http::StatusCode, http::HeaderMap, String)
+    where
+        S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>,
+    {
+        let req = http::Request::builder().method(method).uri(path).body(Body::empty()).unwrap();
+        let res = app.oneshot(req).await.unwrap();
+        let (parts, body) = res.into_parts();
+        let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        (parts.status, parts.headers, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_fast_path_goes_to_the_service_and_every_other_to_the_router() {
+        let router = axum::Router::new().route_service("/a", said("routed a")).route_service("/b", said("b"));
+        let front = Front::new(said("fast"), router).path("/a").path("/c");
+        assert_eq!(call(front.clone(), "GET", "/a?x=1").await.2, "fast");
+        assert_eq!(call(front.clone(), "POST", "/c").await.2, "fast");
+        assert_eq!(call(front.clone(), "GET", "/b").await.2, "b");
+        // Exactly the path: anything else is the router's (which has no `/a/`).
+        assert_eq!(call(front.clone(), "GET", "/a/").await.0, 404);
+        assert_eq!(call(front.clone(), "GET", "/%61").await.0, 404);
+        assert_eq!(
+            call(front.merge(axum::Router::new().route_service("/d", said("d"))), "GET", "/d").await.2,
+            "d"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_path_with_a_parameter_stays_the_routers() {
+        let router = axum::Router::new().route_service("/w/{appid}", said("routed"));
+        let front = Front::new(said("fast"), router).path("/w/{appid}").path("/*");
+        assert!(!front.is_fast("/w/{appid}") && !front.is_fast("/*"));
+        assert_eq!(call(front.clone(), "GET", "/w/{appid}").await.2, "routed");
+        assert_eq!(call(front, "GET", "/w/wx1").await.2, "routed");
+    }
+
+    #[tokio::test]
+    async fn a_fast_answer_is_the_routers_answer() {
+        let router = axum::Router::new().route_service("/r", said("twelve bytes"));
+        let front = Front::new(said("twelve bytes"), router).path("/f");
+        for method in ["GET", "HEAD", "POST"] {
+            let (fast, routed) =
+                (call(front.clone(), method, "/f").await, call(front.clone(), method, "/r").await);
+            assert_eq!(fast, routed, "{method}");
+        }
     }
 }
