@@ -228,6 +228,17 @@ enum Piece {
 }
 
 impl Piece {
+    /// [`Piece::text`] where it is borrowed; `None` where it is made for the message.
+    fn borrowed<'a>(&'a self, inbound: &'a Inbound) -> Option<&'a str> {
+        match self {
+            Self::Content => content_borrowed(inbound.message()),
+            _ => match self.text(inbound) {
+                Cow::Borrowed(s) => Some(s),
+                Cow::Owned(_) => None,
+            },
+        }
+    }
+
     /// What the piece stands for in a reply to `inbound`.
     fn text<'a>(&'a self, inbound: &'a Inbound) -> Cow<'a, str> {
         let incoming = inbound.message();
@@ -345,19 +356,26 @@ impl TextTemplate {
     /// as `Hello, {openid}!` grew (and reallocated) once a piece, and `{content}` was
     /// copied twice.
     fn render(&self, inbound: &Inbound) -> String {
-        // The borrowed pieces' length; a piece made for the message (a location's
-        // coordinates) grows the string when it is written.
-        let len = self
-            .0
-            .iter()
-            .map(|p| match p.text(inbound) {
-                Cow::Borrowed(s) => s.len(),
-                Cow::Owned(_) => 0,
-            })
-            .sum();
-        let mut out = String::with_capacity(len);
+        // Each piece is read once: a piece made for the message (a location's coordinates)
+        // is kept from the measuring pass (in a list made only then) for the writing one.
+        let mut len = 0;
+        let mut made = Vec::new();
         for p in &self.0 {
-            out.push_str(&p.text(inbound));
+            match p.text(inbound) {
+                Cow::Borrowed(s) => len += s.len(),
+                Cow::Owned(s) => {
+                    len += s.len();
+                    made.push(s);
+                }
+            }
+        }
+        let mut out = String::with_capacity(len);
+        let mut made = made.into_iter();
+        for p in &self.0 {
+            match p.borrowed(inbound) {
+                Some(s) => out.push_str(s),
+                None => out.push_str(&made.next().unwrap_or_default()),
+            }
         }
         out
     }
@@ -373,14 +391,23 @@ pub fn content_of(incoming: &Incoming) -> String {
 
 /// [`content_of`], borrowed from the message where it can be.
 fn content_ref(incoming: &Incoming) -> Cow<'_, str> {
-    match incoming {
-        Incoming::Text(t) => Cow::Borrowed(&t.content),
-        Incoming::Voice(v) => Cow::Borrowed(v.recognition.as_deref().unwrap_or_default()),
-        Incoming::Location(l) if !l.label.is_empty() => Cow::Borrowed(&l.label),
-        Incoming::Location(l) => Cow::Owned(format!("{}, {}", l.latitude, l.longitude)),
-        Incoming::Link(l) => Cow::Borrowed(&l.url),
-        _ => Cow::Borrowed(""),
+    match (content_borrowed(incoming), incoming) {
+        (Some(s), _) => Cow::Borrowed(s),
+        (None, Incoming::Location(l)) => Cow::Owned(format!("{}, {}", l.latitude, l.longitude)),
+        (None, _) => Cow::Borrowed(""),
     }
+}
+
+/// [`content_ref`] where it is borrowed; `None` where it is made (a location's coordinates).
+fn content_borrowed(incoming: &Incoming) -> Option<&str> {
+    Some(match incoming {
+        Incoming::Text(t) => &t.content,
+        Incoming::Voice(v) => v.recognition.as_deref().unwrap_or_default(),
+        Incoming::Location(l) if !l.label.is_empty() => &l.label,
+        Incoming::Location(_) => return None,
+        Incoming::Link(l) => &l.url,
+        _ => "",
+    })
 }
 
 #[derive(Clone, Debug)]

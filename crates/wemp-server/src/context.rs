@@ -1,5 +1,6 @@
 //! What a handler sees: the message, its account, the mode, the deadline.
 
+use std::fmt;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -269,11 +270,22 @@ impl Ctx {
     }
 }
 
-/// Regex captures of the rule that matched (text or event key).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Captures {
-    groups: Vec<Option<String>>,
-    named: Vec<(String, String)>,
+/// Regex captures of the rule that matched (text or event key). Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Captures(Groups);
+
+/// A word matcher's one group is shared with the rule (or the message text, copied once),
+/// where a list of one copied string was two allocations a message, and a regex's groups are
+/// shared between the clones of the [`Inbound`] they go with.
+#[derive(Clone, Default)]
+enum Groups {
+    /// No group at all.
+    #[default]
+    Empty,
+    /// A regex's groups (`None` for one that took no part), then its named ones.
+    Regex(Arc<(Vec<Option<String>>, Vec<(String, String)>)>),
+    /// Only group 0: the text a word matcher matched.
+    Whole(Arc<str>),
 }
 
 impl Captures {
@@ -284,32 +296,67 @@ impl Captures {
             .flatten()
             .filter_map(|name| caps.name(name).map(|m| (name.to_owned(), m.as_str().to_owned())))
             .collect();
-        Self { groups, named }
+        Self(Groups::Regex(Arc::new((groups, named))))
     }
 
     /// Only group 0: the text a word matcher matched.
-    pub(crate) fn whole(text: &str) -> Self {
-        Self { groups: vec![Some(text.to_owned())], named: Vec::new() }
+    pub(crate) fn whole(text: Arc<str>) -> Self {
+        Self(Groups::Whole(text))
     }
 
     /// Group `i` (0 is the whole match).
     pub fn get(&self, i: usize) -> Option<&str> {
-        self.groups.get(i).and_then(|g| g.as_deref())
+        match &self.0 {
+            Groups::Empty => None,
+            Groups::Regex(r) => r.0.get(i).and_then(|g| g.as_deref()),
+            Groups::Whole(w) => (i == 0).then_some(&**w),
+        }
     }
 
     /// A named group.
     pub fn name(&self, name: &str) -> Option<&str> {
-        self.named.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        match &self.0 {
+            Groups::Regex(r) => r.1.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()),
+            Groups::Empty | Groups::Whole(_) => None,
+        }
     }
 
     /// Number of groups, the whole match included.
     pub fn len(&self) -> usize {
-        self.groups.len()
+        match &self.0 {
+            Groups::Empty => 0,
+            Groups::Regex(r) => r.0.len(),
+            Groups::Whole(_) => 1,
+        }
     }
 
     /// Whether there are no groups at all.
     pub fn is_empty(&self) -> bool {
-        self.groups.is_empty()
+        self.len() == 0
+    }
+
+    fn named(&self) -> &[(String, String)] {
+        match &self.0 {
+            Groups::Regex(r) => &r.1,
+            Groups::Empty | Groups::Whole(_) => &[],
+        }
+    }
+}
+
+impl PartialEq for Captures {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && (0..self.len()).all(|i| self.get(i) == other.get(i))
+            && self.named() == other.named()
+    }
+}
+
+impl Eq for Captures {}
+
+impl fmt::Debug for Captures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let groups: Vec<Option<&str>> = (0..self.len()).map(|i| self.get(i)).collect();
+        f.debug_struct("Captures").field("groups", &groups).field("named", &self.named()).finish()
     }
 }
 
@@ -325,7 +372,7 @@ struct InboundInner {
 #[derive(Clone, Debug)]
 pub struct Inbound {
     inner: Arc<InboundInner>,
-    captures: Option<Arc<Captures>>,
+    captures: Option<Captures>,
 }
 
 impl Inbound {
@@ -374,10 +421,10 @@ impl Inbound {
 
     /// Captures of the regex rule that matched, if it was one.
     pub fn captures(&self) -> Option<&Captures> {
-        self.captures.as_deref()
+        self.captures.as_ref()
     }
 
     pub(crate) fn with_captures(&self, captures: Option<Captures>) -> Self {
-        Self { inner: self.inner.clone(), captures: captures.map(Arc::new) }
+        Self { inner: self.inner.clone(), captures }
     }
 }

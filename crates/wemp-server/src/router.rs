@@ -53,8 +53,8 @@ enum TextTest {
 /// built, rather than for every message a rule looks at.
 #[derive(Clone)]
 struct Words {
-    /// As given (what the captures and `Debug` show).
-    given: Vec<String>,
+    /// As given (what the captures and `Debug` show), shared with the captures.
+    given: Vec<Arc<str>>,
     /// Lowercase (for [`TextTest::Exact`], of the trimmed word).
     folded: Vec<String>,
 }
@@ -62,7 +62,7 @@ struct Words {
 impl Words {
     fn new(given: Vec<String>, trim: bool) -> Self {
         let folded = given.iter().map(|w| if trim { w.trim() } else { w.as_str() }.to_lowercase()).collect();
-        Self { given, folded }
+        Self { given: given.into_iter().map(Arc::from).collect(), folded }
     }
 }
 
@@ -397,22 +397,29 @@ impl Node {
                 match test {
                     TextTest::Exact(words) => {
                         let text = text.trim();
-                        let found = if *ignore_case {
+                        if *ignore_case {
                             let folded = lowercase(text);
-                            words.folded.iter().any(|w| *w == folded)
+                            let found = words.folded.iter().any(|w| *w == folded);
+                            // The text as it came, in its own case.
+                            found.then(|| Some(Captures::whole(text.into())))
                         } else {
-                            words.given.iter().any(|w| w.trim() == text)
-                        };
-                        found.then(|| Some(Captures::whole(text)))
+                            let word = words.given.iter().find(|w| w.trim() == text)?;
+                            // The word is the text; shared unless it had whitespace around it.
+                            Some(Some(Captures::whole(if word.len() == text.len() {
+                                word.clone()
+                            } else {
+                                text.into()
+                            })))
+                        }
                     }
                     TextTest::Contains(words) => {
                         let found = if *ignore_case {
                             let hay = lowercase(text);
                             words.folded.iter().position(|w| hay.contains(w.as_str()))
                         } else {
-                            words.given.iter().position(|w| text.contains(w.as_str()))
+                            words.given.iter().position(|w| text.contains(&**w))
                         };
-                        found.map(|i| Some(Captures::whole(&words.given[i])))
+                        found.map(|i| Some(Captures::whole(words.given[i].clone())))
                     }
                     TextTest::Regex(re) => re.captures(text).map(|c| Some(Captures::from_regex(re, &c))),
                 }

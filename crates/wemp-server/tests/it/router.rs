@@ -457,3 +457,38 @@ async fn boxed_services_from_tower_and_of_boxed_services_answer_the_same() {
     let router = Router::new().route(Rule::service(Matcher::any(), rule)).fallback(t("F"));
     assert_eq!(said(&router, &text_xml("a", 1)).await, "F");
 }
+
+#[test]
+fn a_word_matchers_capture_is_the_text_it_matched_and_reads_as_a_regexs() {
+    let caps =
+        |m: Matcher, text: &str| m.matches(&inbound(&text_xml(text, 1))).expect(text).expect("captures");
+    // What a regex capturing the whole text gives: the same value, `Debug` and length.
+    let as_regex = |text: &str| caps(Matcher::text_regex("^.*$"), text);
+    for (matcher, text, group) in [
+        (Matcher::text("help"), "help", "help"),
+        (Matcher::text(" help "), "help", "help"),
+        (Matcher::text("help"), "  help ", "help"),
+        (Matcher::text("help").ignore_case(), "HeLp", "HeLp"),
+        (Matcher::text_contains("hello"), "well hello there", "hello"),
+        (Matcher::text_contains("hello").ignore_case(), "HELLO you", "hello"),
+    ] {
+        let c = caps(matcher, text);
+        assert_eq!((c.get(0), c.get(1), c.len(), c.name("x")), (Some(group), None, 1, None), "{text:?}");
+        assert_eq!(c, as_regex(group), "{text:?}");
+        assert_eq!(format!("{c:?}"), format!("Captures {{ groups: [Some({group:?})], named: [] }}"));
+    }
+    let order = caps(Matcher::text_regex(r"^order (?<n>\d+)( now)?$"), "order 42");
+    assert_eq!(
+        (order.get(0), order.get(1), order.get(2), order.len()),
+        (Some("order 42"), Some("42"), None, 3)
+    );
+    assert_eq!(order.name("n"), Some("42"));
+    assert_eq!(
+        format!("{order:?}"),
+        r#"Captures { groups: [Some("order 42"), Some("42"), None], named: [("n", "42")] }"#
+    );
+    assert_ne!(order, as_regex("order 42"));
+    assert_eq!(Captures::default().len(), 0);
+    assert!(Captures::default().is_empty() && Captures::default().get(0).is_none());
+    assert_eq!(Captures::default(), Captures::default());
+}
