@@ -19,6 +19,19 @@ impl fmt::Display for ShortId<'_> {
         // Slices at char boundaries, no allocation: this runs for every request whose span
         // is recorded.
         let id = self.id;
+        if self.full || id.len() <= 8 {
+            // At most eight bytes are at most eight chars.
+            return f.write_str(id);
+        }
+        if id.is_ascii() {
+            // An OpenID, as a rule: bytes are chars, and the three pieces go out as one.
+            let (head, tail) = (&id.as_bytes()[..4], &id.as_bytes()[id.len() - 4..]);
+            let mut short = [0u8; 11];
+            short[..4].copy_from_slice(head);
+            short[4..7].copy_from_slice("…".as_bytes());
+            short[7..].copy_from_slice(tail);
+            return f.write_str(std::str::from_utf8(&short).map_err(|_| fmt::Error)?);
+        }
         let head_end = id.char_indices().nth(4).map_or(id.len(), |(i, _)| i);
         let tail_start = id.char_indices().rev().nth(3).map_or(0, |(i, _)| i);
         if self.full || id.chars().nth(8).is_none() {
@@ -45,5 +58,10 @@ mod tests {
         assert_eq!(ShortId::new("o1234567", false).to_string(), "o1234567");
         assert_eq!(ShortId::new("o12345678", false).to_string(), "o123…5678");
         assert_eq!(ShortId::new("用户一二三四五六七", false).to_string(), "用户一二…四五六七");
+        assert_eq!(ShortId::new("用户一二三四五六", false).to_string(), "用户一二三四五六");
+        assert_eq!(ShortId::new("o1234567é", false).to_string(), "o123…567é");
+        assert_eq!(ShortId::new("o12345678", true).to_string(), "o12345678");
+        // Padding and width apply to neither (as before: the pieces were written as they are).
+        assert_eq!(format!("[{:>12}]", ShortId::new("o12345678", false)), "[o123…5678]");
     }
 }
