@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use bytes::Bytes;
+use bytes::{Buf as _, Bytes};
 use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -818,13 +818,34 @@ impl Inner {
         if let Some(len) = declared.filter(|&l| l > limit as u64) {
             return Err(reject::too_large(&len.to_string(), limit));
         }
-        match http_body_util::Limited::new(body, limit).collect().await {
-            Ok(collected) => Ok(collected.to_bytes()),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                Err(reject::too_large(&format!("more than {limit}"), limit))
+        // Read frame by frame as `Limited` and `collect` would, without their list of chunks: a
+        // body that comes in one piece (as a rule) is kept as that piece, shared, not copied.
+        let mut body = std::pin::pin!(body);
+        let (mut first, mut joined) = (None::<Bytes>, None::<bytes::BytesMut>);
+        let mut read = 0usize;
+        while let Some(frame) = body.as_mut().frame().await {
+            let frame = frame.map_err(|e| reject::unreadable(&*e.into()))?;
+            let Ok(mut data) = frame.into_data() else { continue };
+            read = read.saturating_add(data.remaining());
+            if read > limit {
+                return Err(reject::too_large(&format!("more than {limit}"), limit));
             }
-            Err(e) => Err(reject::unreadable(&*e)),
+            let data = data.copy_to_bytes(data.remaining());
+            match (&mut joined, first.take()) {
+                (Some(all), _) => all.extend_from_slice(&data),
+                (None, Some(before)) => {
+                    let mut all = bytes::BytesMut::with_capacity(before.len() + data.len());
+                    all.extend_from_slice(&before);
+                    all.extend_from_slice(&data);
+                    joined = Some(all);
+                }
+                (None, None) => first = Some(data),
+            }
         }
+        Ok(match joined {
+            Some(all) => all.freeze(),
+            None => first.unwrap_or_default(),
+        })
     }
 
     /// Admission ([`wemp_proto::admission::admit`]), then the handler.

@@ -1,7 +1,7 @@
 use axum::body::Body;
 use http::{Request, StatusCode};
 use wemp_proto::{Cipher, Mode, signature};
-use wemp_server::{Account, FixedClock, Router, WechatService};
+use wemp_server::{Account, FixedClock, Reply, Router, WechatService};
 
 use crate::common::*;
 
@@ -156,6 +156,50 @@ async fn body_limit() {
         "body of more than 1024 bytes exceeds the 1024-byte limit",
     )
     .await;
+}
+
+/// The body as `chunks` pieces (each an error where `None`), with no `Content-Length`.
+fn streamed(uri: &http::Uri, body: &str, cut: &[usize], fail_at: Option<usize>) -> Request<Body> {
+    let mut pieces = Vec::new();
+    let mut at = 0;
+    for (i, &end) in cut.iter().chain([&body.len()]).enumerate() {
+        if fail_at == Some(i) {
+            pieces.push(Err(std::io::Error::other("connection reset")));
+        }
+        pieces.push(Ok(bytes::Bytes::copy_from_slice(&body.as_bytes()[at..end])));
+        at = end;
+    }
+    Request::post(uri.clone()).body(Body::from_stream(futures_util::stream::iter(pieces))).unwrap()
+}
+
+#[tokio::test]
+async fn a_body_in_pieces_is_read_whole_and_held_to_the_limit_in_all() {
+    let svc =
+        builder(Router::new().fallback(|| async { Reply::text("got it") })).body_limit(1024).build().unwrap();
+    let xml = text_xml(&"y".repeat(600), 1);
+    let whole = wechat_post(Mode::Plain, &xml);
+    let uri = whole.uri().clone();
+    let (status, one) = send(&svc, whole).await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert!(one.contains("got it"), "{one}");
+    // In pieces (an empty one too), each under the limit: the same answer.
+    let (status, pieces) = send(&svc, streamed(&uri, &xml, &[0, 1, 100, 100, 650], None)).await;
+    assert_eq!((status, pieces), (StatusCode::OK, one));
+    // Over the limit only in all.
+    let big = text_xml(&"y".repeat(1100), 2);
+    let big_uri = wechat_post(Mode::Plain, &big).uri().clone();
+    let req = streamed(&big_uri, &big, &[500, 1000], None);
+    expect(
+        &svc,
+        req,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body of more than 1024 bytes exceeds the 1024-byte limit",
+    )
+    .await;
+    // A piece that fails: the body did not arrive whole.
+    let req = streamed(&uri, &xml, &[300], Some(1));
+    let body = expect(&svc, req, StatusCode::BAD_REQUEST, "the body did not arrive whole").await;
+    assert!(body.contains("connection reset"), "{body}");
 }
 
 #[tokio::test]
