@@ -191,6 +191,11 @@ impl Reply {
     /// [`ReplyError`] for a news reply with no articles or too many, an empty media id or
     /// music thumbnail, or text that XML cannot carry.
     pub fn validate(&self, ctx: &ReplyContext) -> Result<(), ReplyError> {
+        self.validate_answering(ctx.answering_message)
+    }
+
+    /// [`Reply::validate`] for a reply to a user's message (`true`) or to an event.
+    fn validate_answering(&self, answering_message: bool) -> Result<(), ReplyError> {
         let required = match self {
             Self::Image { media_id } | Self::Voice { media_id } | Self::Video { media_id, .. } => {
                 Some(("MediaId", media_id))
@@ -204,13 +209,9 @@ impl Reply {
             return Err(ReplyError::EmptyField { field });
         }
         if let Self::News(articles) = self {
-            let limit = ctx.article_limit();
+            let limit = if answering_message { MAX_ARTICLES_FOR_MESSAGE } else { MAX_ARTICLES };
             if articles.is_empty() || articles.len() > limit {
-                return Err(ReplyError::ArticleCount {
-                    count: articles.len(),
-                    limit,
-                    answering_message: ctx.answering_message,
-                });
+                return Err(ReplyError::ArticleCount { count: articles.len(), limit, answering_message });
             }
         }
         Ok(())
@@ -221,16 +222,37 @@ impl Reply {
     /// # Errors
     /// [`ReplyError`] as in [`Reply::validate`].
     pub fn to_xml(&self, ctx: &ReplyContext) -> Result<String, ReplyError> {
-        self.validate(ctx)?;
+        self.xml_for(&ctx.to, &ctx.from, ctx.create_time, ctx.answering_message)
+    }
+
+    /// [`Reply::to_xml`] in the context [`ReplyContext::answering`] makes for `incoming` at
+    /// `now`, without copying its two ids into one.
+    ///
+    /// # Errors
+    /// [`ReplyError`] as in [`Reply::validate`].
+    pub fn to_xml_answering(&self, incoming: &Incoming, now: i64) -> Result<String, ReplyError> {
+        let header = incoming.header();
+        self.xml_for(&header.from, &header.to, now, !incoming.is_event())
+    }
+
+    /// [`Reply::to_xml`] from the context's parts.
+    fn xml_for(
+        &self,
+        to: &str,
+        from: &str,
+        create_time: i64,
+        answering_message: bool,
+    ) -> Result<String, ReplyError> {
+        self.validate_answering(answering_message)?;
         let Some(msg_type) = self.msg_type() else { return Ok("success".to_owned()) };
         // Written straight into one string, byte for byte what `to_element(ctx)?.to_xml()`
         // writes (a proptest in tests/it/props.rs holds the two together).
-        let mut out = String::with_capacity(self.xml_capacity(ctx));
+        let mut out = String::with_capacity(self.xml_capacity(to.len() + from.len()));
         out.push_str("<xml>");
-        cdata_leaf(&mut out, "ToUserName", &ctx.to);
-        cdata_leaf(&mut out, "FromUserName", &ctx.from);
+        cdata_leaf(&mut out, "ToUserName", to);
+        cdata_leaf(&mut out, "FromUserName", from);
         open_tag(&mut out, "CreateTime");
-        push_int(&mut out, ctx.create_time);
+        push_int(&mut out, create_time);
         close_tag(&mut out, "CreateTime");
         cdata_leaf(&mut out, "MsgType", msg_type);
         match self {
@@ -267,13 +289,15 @@ impl Reply {
         // when `out` carries every character, so does each text. When it does not, the tree
         // names the element that holds the first character XML cannot carry.
         if !carries(&out) {
-            return self.to_element(ctx).map(|el| el.map_or_else(|| "success".to_owned(), |el| el.to_xml()));
+            let ctx =
+                ReplyContext { to: to.to_owned(), from: from.to_owned(), create_time, answering_message };
+            return self.to_element(&ctx).map(|el| el.map_or_else(|| "success".to_owned(), |el| el.to_xml()));
         }
         Ok(out)
     }
 
     /// Room for [`Reply::to_xml`]'s output: the texts and the markup around them.
-    fn xml_capacity(&self, ctx: &ReplyContext) -> usize {
+    fn xml_capacity(&self, ids: usize) -> usize {
         let opt = |s: &Option<String>| s.as_deref().map_or(0, str::len);
         let texts = match self {
             Self::None => 0,
@@ -299,7 +323,7 @@ impl Reply {
             }
             Self::TransferCustomerService { kf_account } => opt(kf_account) + 64,
         };
-        ctx.to.len() + ctx.from.len() + texts + 192
+        ids + texts + 192
     }
 
     /// The reply as an element tree (`None` for [`Reply::None`]).
@@ -584,6 +608,46 @@ mod tests {
 
     fn ctx(answering_message: bool) -> ReplyContext {
         ReplyContext { to: "o1".into(), from: "gh_1".into(), create_time: 1_700_000_000, answering_message }
+    }
+
+    #[test]
+    fn a_reply_answering_a_message_is_the_reply_in_its_context() {
+        let article = Article::new("t", "d", "p", "u");
+        let message = Incoming::parse(
+            "<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>\
+             <MsgType>text</MsgType><Content>hi</Content><MsgId>7</MsgId></xml>",
+        )
+        .unwrap();
+        let event = Incoming::parse(
+            "<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>\
+             <MsgType>event</MsgType><Event>subscribe</Event></xml>",
+        )
+        .unwrap();
+        let replies = [
+            Reply::None,
+            Reply::text("x"),
+            Reply::text("a\u{1}b"),
+            Reply::image("m"),
+            Reply::image(" "),
+            Reply::video("m", Some("t".into()), None),
+            Reply::music(Music::new("thumb")),
+            Reply::news(vec![article.clone()]),
+            Reply::news(vec![article; 2]),
+            Reply::news(vec![]),
+            Reply::transfer_to("kf@x"),
+        ];
+        for incoming in [&message, &event] {
+            let ctx = ReplyContext::answering(incoming, 1_700_000_000);
+            for reply in &replies {
+                assert_eq!(reply.to_xml_answering(incoming, 1_700_000_000), reply.to_xml(&ctx), "{reply:?}");
+            }
+        }
+        // Two articles answer an event, not a message.
+        let two = &replies[8];
+        assert!(two.to_xml_answering(&event, 1).is_ok() && two.to_xml_answering(&message, 1).is_err());
+        assert!(
+            Reply::text("x").to_xml_answering(&message, 1).unwrap().contains("<ToUserName><![CDATA[o1]]>")
+        );
     }
 
     #[test]

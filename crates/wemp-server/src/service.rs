@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use tracing::Instrument as _;
 use tracing::field::Empty;
 use wemp_proto::admission::{self, AccountsError, Kind, Policy, Refusal, Replay, ReplayCache, Verdict};
-use wemp_proto::{EncryptedReply, Incoming, Mode, ReferenceCode, Reply, ReplyContext};
+use wemp_proto::{EncryptedReply, Incoming, Mode, ReferenceCode, Reply};
 use wemp_store::memory::MemoryDedupStore;
 use wemp_store::{Claim, DedupStore, HandlerFailure, SessionStore};
 
@@ -1216,8 +1216,7 @@ impl Inner {
             // Read when the reply is made (after the handler): its `CreateTime`, and the
             // timestamp of the encrypted envelope it goes out in.
             replied_at = self.clock.now_unix();
-            let ctx = ReplyContext::answering(msg, replied_at);
-            let xml = match reply.to_xml(&ctx) {
+            let xml = match reply.to_xml_answering(msg, replied_at) {
                 Ok(xml) => xml,
                 Err(e) => {
                     // The handler failed after all: it asked for a reply WeChat would refuse.
@@ -1229,7 +1228,7 @@ impl Inner {
                     );
                     shared.set_error(HandlerFailure::Unsendable { error: e.to_string() }.to_string());
                     reply = self.policy_reply();
-                    reply.to_xml(&ctx).unwrap_or_else(|_| "success".to_owned())
+                    reply.to_xml_answering(msg, replied_at).unwrap_or_else(|_| "success".to_owned())
                 }
             };
             (reply, xml)
