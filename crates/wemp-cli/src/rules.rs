@@ -230,29 +230,29 @@ enum Piece {
 impl Piece {
     /// [`Piece::text`] where it is borrowed; `None` where it is made for the message.
     fn borrowed<'a>(&'a self, inbound: &'a Inbound) -> Option<&'a str> {
-        match self {
-            Self::Content => content_borrowed(inbound.message()),
-            _ => match self.text(inbound) {
-                Cow::Borrowed(s) => Some(s),
-                Cow::Owned(_) => None,
-            },
-        }
+        let incoming = inbound.message();
+        Some(match self {
+            Self::Literal(s) => s,
+            Self::OpenId => &incoming.header().from,
+            Self::Account => &incoming.header().to,
+            Self::Content => return content_borrowed(incoming),
+            Self::Scene => incoming.event().and_then(Event::scene).unwrap_or_default(),
+            Self::Key => incoming.event().and_then(Event::event_key).unwrap_or_default(),
+            Self::Capture(n) => inbound.captures().and_then(|c| c.get(*n)).unwrap_or_default(),
+        })
     }
 
     /// What the piece stands for in a reply to `inbound`.
     fn text<'a>(&'a self, inbound: &'a Inbound) -> Cow<'a, str> {
-        let incoming = inbound.message();
-        match self {
-            Self::Literal(s) => Cow::Borrowed(s),
-            Self::OpenId => Cow::Borrowed(&incoming.header().from),
-            Self::Account => Cow::Borrowed(&incoming.header().to),
-            Self::Content => content_ref(incoming),
-            Self::Scene => Cow::Borrowed(incoming.event().and_then(Event::scene).unwrap_or_default()),
-            Self::Key => Cow::Borrowed(incoming.event().and_then(Event::event_key).unwrap_or_default()),
-            Self::Capture(n) => Cow::Borrowed(inbound.captures().and_then(|c| c.get(*n)).unwrap_or_default()),
+        match self.borrowed(inbound) {
+            Some(s) => Cow::Borrowed(s),
+            None => content_ref(inbound.message()),
         }
     }
 }
+
+/// Room for a piece made for the message: a location's two coordinates.
+const MADE_ROOM: usize = 32;
 
 /// Why a reply text is not a usable template.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -356,26 +356,12 @@ impl TextTemplate {
     /// as `Hello, {openid}!` grew (and reallocated) once a piece, and `{content}` was
     /// copied twice.
     fn render(&self, inbound: &Inbound) -> String {
-        // Each piece is read once: a piece made for the message (a location's coordinates)
-        // is kept from the measuring pass (in a list made only then) for the writing one.
-        let mut len = 0;
-        let mut made = Vec::new();
-        for p in &self.0 {
-            match p.text(inbound) {
-                Cow::Borrowed(s) => len += s.len(),
-                Cow::Owned(s) => {
-                    len += s.len();
-                    made.push(s);
-                }
-            }
-        }
+        // Measured without making anything: a piece made for the message (a location's
+        // coordinates) is made once, when it is written, into the room left for it.
+        let len = self.0.iter().map(|p| p.borrowed(inbound).map_or(MADE_ROOM, str::len)).sum();
         let mut out = String::with_capacity(len);
-        let mut made = made.into_iter();
         for p in &self.0 {
-            match p.borrowed(inbound) {
-                Some(s) => out.push_str(s),
-                None => out.push_str(&made.next().unwrap_or_default()),
-            }
+            out.push_str(&p.text(inbound));
         }
         out
     }
