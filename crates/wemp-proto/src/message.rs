@@ -555,16 +555,36 @@ impl Incoming {
     /// adds its `ModifyBonus:ModifyBalance`. A message whose `MsgId` or `CreateTime` does not
     /// decode keys on the text as written.
     pub fn dedup_key(&self) -> String {
+        let mut key = String::new();
+        self.push_dedup_key(&mut key);
+        key
+    }
+
+    /// Appends [`Incoming::dedup_key`] to `out` (a message's needs no more room than
+    /// [`Incoming::dedup_key_room`] says).
+    pub fn push_dedup_key(&self, out: &mut String) {
         let header = self.header();
         if let Some(id) = self.msg_id() {
             // Every message has one: sized once, no `format!` machinery.
-            let mut key = String::with_capacity(4 + header.from.len() + 1 + 20);
-            key.push_str("msg:");
-            key.push_str(&header.from);
-            key.push(':');
-            crate::xml::push_uint(&mut key, id);
-            return key;
+            out.reserve(self.dedup_key_room());
+            out.push_str("msg:");
+            out.push_str(&header.from);
+            out.push(':');
+            crate::xml::push_uint(out, id);
+            return;
         }
+        out.push_str(&self.dedup_key_of_unnumbered());
+    }
+
+    /// Room for the [`Incoming::dedup_key`] of a message with a `MsgId`: its `FromUserName`
+    /// and 25 bytes.
+    pub fn dedup_key_room(&self) -> usize {
+        4 + self.header().from.len() + 1 + 20
+    }
+
+    /// [`Incoming::dedup_key`] of anything without a `MsgId` that decodes.
+    fn dedup_key_of_unnumbered(&self) -> String {
+        let header = self.header();
         // A message whose fields did not decode keys on their text as it came (a retry is
         // the same bytes): two with a garbled MsgId or CreateTime must not share a key.
         let garbled = match self {

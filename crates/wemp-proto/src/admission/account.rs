@@ -57,9 +57,17 @@ impl Kind {
 /// assert_eq!(wemp_proto::admission::app_key("ww1", Some("1000002")), "ww1/1000002");
 /// ```
 pub fn app_key(appid: &str, agentid: Option<&str>) -> String {
-    match agentid {
-        Some(agent) => format!("{appid}/{agent}"),
-        None => appid.to_owned(),
+    let mut key = String::with_capacity(appid.len() + agentid.map_or(0, |a| 1 + a.len()));
+    push_app_key(&mut key, appid, agentid);
+    key
+}
+
+/// Appends [`app_key`] to `out`.
+fn push_app_key(out: &mut String, appid: &str, agentid: Option<&str>) {
+    out.push_str(appid);
+    if let Some(agent) = agentid {
+        out.push('/');
+        out.push_str(agent);
     }
 }
 
@@ -233,6 +241,16 @@ impl Account {
     /// AgentID, since several apps of one corp share the corpid ([`app_key`]).
     pub fn key(&self) -> String {
         app_key(&self.appid, self.agentid())
+    }
+
+    /// Appends [`Account::key`] to `out`.
+    pub fn push_key(&self, out: &mut String) {
+        push_app_key(out, &self.appid, self.agentid());
+    }
+
+    /// The length of [`Account::key`].
+    pub fn key_len(&self) -> usize {
+        self.appid.len() + self.agentid().map_or(0, |a| 1 + a.len())
     }
 
     /// The corpid of a WeCom application (its [`Account::appid`]); `None` for other kinds.
