@@ -429,6 +429,43 @@ impl Incoming {
         typed.unwrap_or_else(|e| Self::Unknown(Unknown::from_document(doc, Some(e))))
     }
 
+    /// [`Incoming::from_document`], taking a text message's ids and content out of `doc`
+    /// rather than copying them (they are left empty in `doc.root`; `doc.raw` is untouched).
+    /// Any other document is read as [`Incoming::from_document`] reads it, and left as it was.
+    pub fn take_from_document(doc: &mut Document) -> Self {
+        const TAKEN: [&str; 3] = ["ToUserName", "FromUserName", "Content"];
+        if !doc.root.text_of("MsgType").is_some_and(|t| MsgKind::from_wire(t) == MsgKind::Text) {
+            return Self::from_document(doc);
+        }
+        // Each taken text leaves its element empty, and empty text is copied without an
+        // allocation; a text message takes them back.
+        let mut taken: [Option<String>; 3] = Default::default();
+        for child in &mut doc.root.children {
+            if let Some(i) = TAKEN.iter().position(|t| child.name == *t)
+                && taken[i].is_none()
+            {
+                taken[i] = Some(std::mem::take(&mut child.text));
+            }
+        }
+        let mut incoming = Self::from_document(doc);
+        let Self::Text(text) = &mut incoming else {
+            // Not a text message after all (a field did not decode): read again as it came.
+            for child in &mut doc.root.children {
+                if let Some(i) = TAKEN.iter().position(|t| child.name == *t)
+                    && let Some(t) = taken[i].take()
+                {
+                    child.text = t;
+                }
+            }
+            return Self::from_document(doc);
+        };
+        let [to, from, content] = taken;
+        text.header.to = to.unwrap_or_default();
+        text.header.from = from.unwrap_or_default();
+        text.content = content.unwrap_or_default();
+        incoming
+    }
+
     /// The message's header.
     pub fn header(&self) -> &Header {
         match self {

@@ -890,7 +890,7 @@ impl Inner {
             if let Some(r) = seen.record.as_mut() {
                 r.checks = admitted.checks;
             }
-            let (xml, document) = match admitted.verdict {
+            let (xml, mut document) = match admitted.verdict {
                 Verdict::Refused(refusal) => return Err(refusal),
                 Verdict::Verified { echostr } => {
                     tracing::info!(
@@ -928,7 +928,8 @@ impl Inner {
                     return Err(reject::replayed());
                 }
             }
-            let incoming = Incoming::from_document(&document);
+            // A text message's ids and content are moved out of the document, not copied.
+            let incoming = Incoming::take_from_document(&mut document);
             if let Some(r) = seen.record.as_mut() {
                 // A third-party platform's push carries the ticket or an authorization code.
                 // Otherwise the parsed document's own copy of the text, shared.

@@ -172,3 +172,37 @@ fn json_output_names_the_kind() {
     assert_eq!(json["content"], "this is a test");
     assert_eq!(json["from"], "oyORnuP8q7ou2gfYjqLzSIWZf0rs");
 }
+
+#[test]
+fn a_message_taken_from_its_document_is_the_message_read_from_it() {
+    let text = crate::fixtures::load("message/text.xml");
+    let mut docs: Vec<String> = ["event", "message"]
+        .iter()
+        .flat_map(|dir| {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(dir);
+            std::fs::read_dir(dir).unwrap().map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        })
+        .collect();
+    // Text messages that do not decode as such, and one whose ids come twice.
+    docs.push(text.replace("<MsgId>", "<MsgId>x"));
+    docs.push(text.replace("<Content>", "<Contents>").replace("</Content>", "</Contents>"));
+    docs.push(text.replace("<FromUserName>", "<ToUserName>a</ToUserName><FromUserName>"));
+    docs.push(text.replace("</xml>", "<Content>second</Content></xml>"));
+    let mut taken = 0;
+    for xml in &docs {
+        let doc = wemp_proto::Document::parse(xml).unwrap();
+        let mut took = doc.clone();
+        let msg = Incoming::take_from_document(&mut took);
+        assert_eq!(msg, Incoming::from_document(&doc), "{xml}");
+        assert_eq!(took.raw.as_str(), xml);
+        if let Incoming::Text(t) = &msg {
+            // What it took is gone from the document; the rest is as it was.
+            assert_eq!(took.root.text_of("Content"), Some(""), "{xml}");
+            assert!(!t.content.is_empty() && !t.header.from.is_empty(), "{xml}");
+            taken += 1;
+        } else {
+            assert_eq!(took, doc, "{xml}");
+        }
+    }
+    assert!(taken >= 4, "{taken}");
+}
