@@ -434,7 +434,7 @@ impl Incoming {
     /// Any other document is read as [`Incoming::from_document`] reads it, and left as it was.
     pub fn take_from_document(doc: &mut Document) -> Self {
         const TAKEN: [&str; 3] = ["ToUserName", "FromUserName", "Content"];
-        if !doc.root.text_of("MsgType").is_some_and(|t| MsgKind::from_wire(t) == MsgKind::Text) {
+        if doc.root.text_of("MsgType").is_none_or(|t| MsgKind::from_wire(t) != MsgKind::Text) {
             return Self::from_document(doc);
         }
         // Each taken text leaves its element empty, and empty text is copied without an

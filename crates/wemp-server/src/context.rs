@@ -282,10 +282,16 @@ enum Groups {
     /// No group at all.
     #[default]
     Empty,
-    /// A regex's groups (`None` for one that took no part), then its named ones.
-    Regex(Arc<(Vec<Option<String>>, Vec<(String, String)>)>),
+    /// A regex's groups.
+    Regex(Arc<RegexGroups>),
     /// Only group 0: the text a word matcher matched.
     Whole(Arc<str>),
+}
+
+/// A regex's groups (`None` for one that took no part), then its named ones.
+struct RegexGroups {
+    groups: Vec<Option<String>>,
+    named: Vec<(String, String)>,
 }
 
 impl Captures {
@@ -296,7 +302,7 @@ impl Captures {
             .flatten()
             .filter_map(|name| caps.name(name).map(|m| (name.to_owned(), m.as_str().to_owned())))
             .collect();
-        Self(Groups::Regex(Arc::new((groups, named))))
+        Self(Groups::Regex(Arc::new(RegexGroups { groups, named })))
     }
 
     /// Only group 0: the text a word matcher matched.
@@ -308,7 +314,7 @@ impl Captures {
     pub fn get(&self, i: usize) -> Option<&str> {
         match &self.0 {
             Groups::Empty => None,
-            Groups::Regex(r) => r.0.get(i).and_then(|g| g.as_deref()),
+            Groups::Regex(r) => r.groups.get(i).and_then(|g| g.as_deref()),
             Groups::Whole(w) => (i == 0).then_some(&**w),
         }
     }
@@ -316,7 +322,7 @@ impl Captures {
     /// A named group.
     pub fn name(&self, name: &str) -> Option<&str> {
         match &self.0 {
-            Groups::Regex(r) => r.1.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()),
+            Groups::Regex(r) => r.named.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()),
             Groups::Empty | Groups::Whole(_) => None,
         }
     }
@@ -325,7 +331,7 @@ impl Captures {
     pub fn len(&self) -> usize {
         match &self.0 {
             Groups::Empty => 0,
-            Groups::Regex(r) => r.0.len(),
+            Groups::Regex(r) => r.groups.len(),
             Groups::Whole(_) => 1,
         }
     }
@@ -337,7 +343,7 @@ impl Captures {
 
     fn named(&self) -> &[(String, String)] {
         match &self.0 {
-            Groups::Regex(r) => &r.1,
+            Groups::Regex(r) => &r.named,
             Groups::Empty | Groups::Whole(_) => &[],
         }
     }

@@ -637,7 +637,6 @@ pub async fn shutdown_signal() {
 mod tests {
     use super::*;
     use axum::response::IntoResponse as _;
-    use tower::ServiceExt as _;
 
     fn said(
         what: &'static str,
