@@ -431,29 +431,46 @@ impl Incoming {
 
     /// [`Incoming::from_document`], taking a text message's ids and content out of `doc`
     /// rather than copying them (they are left empty in `doc.root`; `doc.raw` is untouched).
-    /// Any other document is read as [`Incoming::from_document`] reads it, and left as it was.
+    /// Any other document (a `MsgType` other than `text` as WeChat writes it, or a text
+    /// message that does not decode) is read as [`Incoming::from_document`] reads it, and
+    /// left as it was.
     pub fn take_from_document(doc: &mut Document) -> Self {
-        const TAKEN: [&str; 3] = ["ToUserName", "FromUserName", "Content"];
-        if doc.root.text_of("MsgType").is_none_or(|t| MsgKind::from_wire(t) != MsgKind::Text) {
+        // As WeChat writes it; any other spelling is read the usual way.
+        if doc.root.text_of("MsgType") != Some("text") {
             return Self::from_document(doc);
         }
-        // Each taken text leaves its element empty, and empty text is copied without an
-        // allocation; a text message takes them back.
+        // Each taken text leaves its element empty (the first of its name, which is the one
+        // read), and empty text is copied without an allocation; a text message takes them
+        // back.
         let mut taken: [Option<String>; 3] = Default::default();
+        let mut left = taken.len();
         for child in &mut doc.root.children {
-            if let Some(i) = TAKEN.iter().position(|t| child.name == *t)
-                && taken[i].is_none()
-            {
+            let i = match &*child.name {
+                "ToUserName" => 0,
+                "FromUserName" => 1,
+                "Content" => 2,
+                _ => continue,
+            };
+            if taken[i].is_none() {
                 taken[i] = Some(std::mem::take(&mut child.text));
+                left -= 1;
+                if left == 0 {
+                    break;
+                }
             }
         }
         let mut incoming = Self::from_document(doc);
         let Self::Text(text) = &mut incoming else {
             // Not a text message after all (a field did not decode): read again as it came.
+            let mut taken = taken;
             for child in &mut doc.root.children {
-                if let Some(i) = TAKEN.iter().position(|t| child.name == *t)
-                    && let Some(t) = taken[i].take()
-                {
+                let i = match &*child.name {
+                    "ToUserName" => 0,
+                    "FromUserName" => 1,
+                    "Content" => 2,
+                    _ => continue,
+                };
+                if let Some(t) = taken[i].take() {
                     child.text = t;
                 }
             }
