@@ -25,6 +25,7 @@
 //! number, reading no other entry.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -34,7 +35,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::Result;
-use crate::dedup::{Claim, DedupStore};
+use crate::dedup::{Claim, DedupStore, Ticket};
+
+/// The number of the next store made (for its [`Ticket`]s).
+static NEXT_STORE: AtomicU64 = AtomicU64::new(1);
 
 /// The shortest time a finished reply is kept, whatever `ttl` the caller passes: WeChat's
 /// three tries span about 15 seconds, and the reply must still be there for the last one.
@@ -193,6 +197,8 @@ struct Inner {
     epoch: Instant,
     /// The secret that fingerprints keys.
     keyer: SipHasher13,
+    /// This store's number, in its [`Ticket`]s (never 0: that is no ticket).
+    id: u64,
     /// Each live key's slot number, found by the key's fingerprint (compared in the slot).
     index: HashTable<u32>,
     /// The recency ring, coldest first: slot number `n` is `slots[n - head]` (wrapping).
@@ -215,6 +221,7 @@ impl Inner {
         Self {
             epoch: Instant::now(),
             keyer,
+            id: NEXT_STORE.fetch_add(1, Ordering::Relaxed),
             index: HashTable::new(),
             slots: VecDeque::new(),
             head: 0,
@@ -235,6 +242,15 @@ impl Inner {
     fn fingerprint(&self, key: &str) -> Fp {
         let (a, b) = self.keyer.hash(key.as_bytes()).as_u64();
         Fp([a, b])
+    }
+
+    /// The fingerprint `ticket` carries when this store made it, else `key`'s.
+    fn fingerprint_of(&self, key: &str, ticket: Ticket) -> Fp {
+        if ticket.store == self.id { Fp(ticket.fingerprint) } else { self.fingerprint(key) }
+    }
+
+    fn ticket(&self, fp: Fp) -> Ticket {
+        Ticket { store: self.id, fingerprint: fp.0 }
     }
 
     fn ms(&self, at: Instant) -> u64 {
@@ -472,19 +488,13 @@ impl MemoryDedupStore {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Evicts down to this store's bounds.
-    fn evict(&self, inner: &mut Inner, now: u64) {
-        inner.evict(self.capacity, self.max_bytes, now);
-    }
-}
-
-#[async_trait::async_trait]
-impl DedupStore for MemoryDedupStore {
-    async fn claim(&self, key: &str, in_flight_ttl: Duration) -> Result<Claim> {
+    /// [`DedupStore::claim_ticket`]: the ticket carries the key's fingerprint.
+    fn claim_now(&self, key: &str, in_flight_ttl: Duration) -> (Claim, Ticket) {
         let mut guard = self.lock();
         let inner = &mut *guard;
         let now = inner.ms(Instant::now());
         let fp = inner.fingerprint(key);
+        let ticket = inner.ticket(fp);
         let expires = now.saturating_add(millis(in_flight_ttl));
         // The channel is made by the first retry that waits (most messages have none).
         let claim = State::InFlight(None);
@@ -497,7 +507,7 @@ impl DedupStore for MemoryDedupStore {
                         None => Claim::InFlight,
                     };
                     inner.touch(n, if let Claim::Done(text) = &answer { text } else { "" });
-                    return Ok(answer);
+                    return (answer, ticket);
                 }
                 // Expired: a claim like a new key's (an in-flight sender dropped here wakes
                 // its waiters).
@@ -508,14 +518,16 @@ impl DedupStore for MemoryDedupStore {
             },
         }
         self.evict(inner, now);
-        Ok(Claim::New)
+        (Claim::New, ticket)
     }
 
-    async fn complete(&self, key: &str, reply: &str, ttl: Duration) -> Result<()> {
+    /// [`DedupStore::complete_claimed`]: the fingerprint from the ticket when this store
+    /// made it (no second hash of the key), else from `key`.
+    fn complete_now(&self, key: &str, ticket: Ticket, reply: &str, ttl: Duration) {
         let mut guard = self.lock();
         let inner = &mut *guard;
         let now = inner.ms(Instant::now());
-        let fp = inner.fingerprint(key);
+        let fp = inner.fingerprint_of(key, ticket);
         let expires = now.saturating_add(millis(ttl.max(MIN_REPLY_TTL)));
         // Completing is not a use: the key keeps its place in the recency order (its
         // claim's), so that a message costs one slot, not two.
@@ -540,6 +552,31 @@ impl DedupStore for MemoryDedupStore {
         {
             tx.send_replace(Some(reply.into()));
         }
+    }
+
+    /// Evicts down to this store's bounds.
+    fn evict(&self, inner: &mut Inner, now: u64) {
+        inner.evict(self.capacity, self.max_bytes, now);
+    }
+}
+
+#[async_trait::async_trait]
+impl DedupStore for MemoryDedupStore {
+    async fn claim(&self, key: &str, in_flight_ttl: Duration) -> Result<Claim> {
+        Ok(self.claim_now(key, in_flight_ttl).0)
+    }
+
+    async fn claim_ticket(&self, key: &str, in_flight_ttl: Duration) -> Result<(Claim, Ticket)> {
+        Ok(self.claim_now(key, in_flight_ttl))
+    }
+
+    async fn complete(&self, key: &str, reply: &str, ttl: Duration) -> Result<()> {
+        self.complete_now(key, Ticket::NONE, reply, ttl);
+        Ok(())
+    }
+
+    async fn complete_claimed(&self, key: &str, ticket: Ticket, reply: &str, ttl: Duration) -> Result<()> {
+        self.complete_now(key, ticket, reply, ttl);
         Ok(())
     }
 
@@ -863,6 +900,26 @@ mod tests {
         let start = Instant::now();
         assert_eq!(second.await.unwrap(), None);
         assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ticket_stands_for_its_key_in_the_store_that_made_it_only() {
+        let (one, two) = (MemoryDedupStore::new(10), MemoryDedupStore::new(10));
+        let (claim, ticket) = one.claim_ticket("k", TTL).await.unwrap();
+        assert_eq!(claim, Claim::New);
+        assert_eq!(format!("{ticket:?}"), "Ticket(..)", "no fingerprint in Debug");
+        // The store that made it takes the fingerprint from the ticket, not from the key.
+        one.complete_claimed("not read", ticket, "r", TTL).await.unwrap();
+        assert_eq!(one.claim("k", TTL).await.unwrap(), Claim::Done("r".into()));
+        assert_eq!(one.claim("not read", TTL).await.unwrap(), Claim::New);
+        // Another store goes by the key.
+        assert_eq!(two.claim("j", TTL).await.unwrap(), Claim::New);
+        two.complete_claimed("j", ticket, "rj", TTL).await.unwrap();
+        assert_eq!(two.claim("j", TTL).await.unwrap(), Claim::Done("rj".into()));
+        assert_eq!(two.claim("k", TTL).await.unwrap(), Claim::New);
+        // And so does a claim's ticket of a retry (the same fingerprint as the first's).
+        let (claim, again) = one.claim_ticket("k", TTL).await.unwrap();
+        assert_eq!((claim, again), (Claim::Done("r".into()), ticket));
     }
 
     #[tokio::test(start_paused = true)]
