@@ -2,7 +2,8 @@
 //! longer fits in the CPU's caches: `cargo bench -p wemp-store --bench dedup`.
 //!
 //! Each new message is what `wemp serve` does for one delivery: a claim of a key never seen,
-//! then its completion with the reply. A retry is a claim of a key answered a moment ago.
+//! then its completion with the reply (with the claim's ticket, as the server does). A retry
+//! is a claim of a key answered a moment ago.
 #![allow(missing_docs)]
 
 use std::fmt::Write as _;
@@ -59,9 +60,9 @@ fn benches(c: &mut Criterion) {
                     for _ in 0..iters {
                         let key = keys.key(n);
                         n += 1;
-                        let claim = store.claim(black_box(key), TTL).await.unwrap();
+                        let (claim, ticket) = store.claim_ticket(black_box(key), TTL).await.unwrap();
                         debug_assert_eq!(claim, Claim::New);
-                        store.complete(key, black_box(reply), TTL).await.unwrap();
+                        store.complete_claimed(key, ticket, black_box(reply), TTL).await.unwrap();
                     }
                     start.elapsed()
                 })
@@ -76,7 +77,7 @@ fn benches(c: &mut Criterion) {
                     for _ in 0..iters {
                         let key = keys.key(n - 1 - back % 1000);
                         back += 1;
-                        let claim = store.claim(black_box(key), TTL).await.unwrap();
+                        let (claim, _) = store.claim_ticket(black_box(key), TTL).await.unwrap();
                         debug_assert!(matches!(claim, Claim::Done(_)));
                         black_box(claim);
                     }

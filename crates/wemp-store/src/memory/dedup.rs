@@ -14,9 +14,11 @@
 //! key nobody can aim two keys at one fingerprint, and 128 bits make an accidental
 //! collision (which would answer one message with another's reply) out of reach; the same
 //! unpredictability keeps the table's buckets even, so the table's hash is just the
-//! fingerprint's first word. (A fast keyed hash such as foldhash would be cheaper, but it
-//! makes no claim to be unpredictable to someone who sees its outputs' effects, and here a
-//! collision is a wrong reply, not a slow bucket.)
+//! fingerprint's first word. (A fast seeded hash such as foldhash or aHash would be cheaper,
+//! but they are built to spread a table's buckets, not to be a pseudorandom function nobody
+//! can find collisions of; here a collision is a wrong reply, not a slow bucket. The key is
+//! hashed once a delivery: the claim's [`Ticket`] carries the fingerprint to the
+//! completion.)
 //!
 //! The entries live in a ring in recency order ([`Slot`]s, coldest first), and the table
 //! only maps a fingerprint to its slot's number: four bytes a bucket, so the table for
