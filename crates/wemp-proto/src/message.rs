@@ -556,15 +556,32 @@ impl Incoming {
     /// decode keys on the text as written.
     pub fn dedup_key(&self) -> String {
         let header = self.header();
-        if let Some(id) = self.msg_id() {
+        if self.msg_id().is_some() {
             // Every message has one: sized once, no `format!` machinery.
             let mut key = String::with_capacity(4 + header.from.len() + 1 + 20);
-            key.push_str("msg:");
-            key.push_str(&header.from);
-            key.push(':');
-            crate::xml::push_uint(&mut key, id);
+            self.push_dedup_key(&mut key);
             return key;
         }
+        self.dedup_key_slow()
+    }
+
+    /// Appends [`Incoming::dedup_key`] to `out`: for a message (which has a `MsgId`) with no
+    /// string of its own, so that a caller prefixing the key builds it in one allocation.
+    pub fn push_dedup_key(&self, out: &mut String) {
+        match self.msg_id() {
+            Some(id) => {
+                out.push_str("msg:");
+                out.push_str(&self.header().from);
+                out.push(':');
+                crate::xml::push_uint(out, id);
+            }
+            None => out.push_str(&self.dedup_key_slow()),
+        }
+    }
+
+    /// [`Incoming::dedup_key`] of a delivery without a decoded `MsgId`.
+    fn dedup_key_slow(&self) -> String {
+        let header = self.header();
         // A message whose fields did not decode keys on their text as it came (a retry is
         // the same bytes): two with a garbled MsgId or CreateTime must not share a key.
         let garbled = match self {

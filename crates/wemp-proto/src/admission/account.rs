@@ -235,6 +235,15 @@ impl Account {
         app_key(&self.appid, self.agentid())
     }
 
+    /// Appends [`Account::key`] to `out` (a key built in place, with no string of its own).
+    pub fn push_key(&self, out: &mut String) {
+        out.push_str(&self.appid);
+        if let Some(agent) = self.agentid() {
+            out.push('/');
+            out.push_str(agent);
+        }
+    }
+
     /// The corpid of a WeCom application (its [`Account::appid`]); `None` for other kinds.
     pub fn corpid(&self) -> Option<&str> {
         (self.kind == Kind::Wecom).then_some(&*self.appid)
@@ -412,6 +421,17 @@ impl Accounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn push_key_appends_what_key_returns() {
+        for account in [Account::new("wx1", "token1"), Account::new("ww1", "token1").with_agentid("1000002")]
+        {
+            let mut key = "k:".to_owned();
+            account.push_key(&mut key);
+            assert_eq!(key, format!("k:{}", account.key()));
+        }
+        assert_eq!(Account::new("ww1", "t").with_agentid("7").key(), "ww1/7");
+    }
 
     #[test]
     fn duplicates_are_refused_with_their_indexes() {
