@@ -10,6 +10,13 @@
 //!   answering every message with the text `ok`, no observer, tracing's fmt subscriber at
 //!   `info` to standard error — so that one run shows how far `wemp serve` is from the
 //!   library, and the library from the bare server.
+//! - `bench_peer floor --listen ADDR --token … --appid … --aes-key …`: the protocol's floor,
+//!   the handler a Rust user would write by hand on the bare server — axum, the query read
+//!   by hand, `msg_signature` checked, the envelope opened and its message parsed, a text
+//!   reply `ok` built, encrypted and signed, all with `wemp_proto`'s pieces — and nothing
+//!   else: no dedup, no replay window, no log, no span, no plain or compatible mode. What a
+//!   request costs there beyond the bare server is the protocol's own work; what the library
+//!   costs beyond it is the framework's.
 //! - `bench_peer gen --out PREFIX --count N --threads T …`: signs and encrypts N distinct
 //!   text messages (unique MsgIds, a thousand users) exactly as WeChat does, with
 //!   `wemp_proto::wechat::Platform`, and writes them as raw HTTP/1.1 requests into `PREFIX.0`
@@ -71,6 +78,14 @@ enum Command {
         #[command(flatten)]
         account: AccountArgs,
     },
+    /// Serve one account's safe-mode messages with a hand-written handler answering `ok`.
+    Floor {
+        /// Address to listen on.
+        #[arg(long)]
+        listen: String,
+        #[command(flatten)]
+        account: AccountArgs,
+    },
     /// Write signed and encrypted text messages as raw HTTP requests.
     Gen {
         /// Files are PREFIX.0 … PREFIX.{threads-1}.
@@ -106,6 +121,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     match Cli::parse().command {
         Command::Serve { listen } => serve(&listen),
         Command::Library { listen, account } => library(&listen, &account),
+        Command::Floor { listen, account } => floor(&listen, &account),
         Command::Gen {
             out,
             count,
@@ -202,6 +218,67 @@ fn library(listen: &str, account: &AccountArgs) -> Result<(), Box<dyn std::error
         let listener = tokio::net::TcpListener::bind(listen).await?;
         println!("bench_peer library listening on {}", listener.local_addr()?);
         wemp_server::serve(listener, service).await?;
+        Ok(())
+    })
+}
+
+/// The protocol's floor (see the module's docs): one safe-mode message in, its encrypted
+/// reply out, by hand.
+fn floor(listen: &str, account: &AccountArgs) -> Result<(), Box<dyn std::error::Error>> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use axum::http::StatusCode;
+    use wemp_proto::{EncryptedReply, Envelope, Incoming, Reply, ReplyContext};
+
+    struct Floor {
+        token: String,
+        cipher: Cipher,
+        /// The reply's random prefix: a counter, as the bench needs no more.
+        next: AtomicU64,
+    }
+
+    fn answer(floor: &Floor, query: &str, body: &str) -> Option<String> {
+        // The query by hand: WeChat's parameters are never percent-encoded.
+        let (mut timestamp, mut nonce, mut msg_signature) = ("", "", "");
+        for pair in query.split('&') {
+            match pair.split_once('=') {
+                Some(("timestamp", v)) => timestamp = v,
+                Some(("nonce", v)) => nonce = v,
+                Some(("msg_signature", v)) => msg_signature = v,
+                _ => {}
+            }
+        }
+        let envelope = Envelope::parse(body).ok()?;
+        let xml = envelope.open(&floor.cipher, &floor.token, timestamp, nonce, msg_signature).ok()?;
+        let incoming = Incoming::parse(&xml).ok()?;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
+        let ctx = ReplyContext::answering(&incoming, i64::try_from(now).ok()?);
+        let reply = Reply::text("ok").to_xml(&ctx).ok()?;
+        let mut random = [0u8; 16];
+        random[..8].copy_from_slice(&floor.next.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+        EncryptedReply::seal_xml(&floor.cipher, &floor.token, &reply, &now.to_string(), nonce, random).ok()
+    }
+
+    let floor = Arc::new(Floor {
+        token: account.token.clone(),
+        cipher: Cipher::new(&account.aes_key, &account.appid)?,
+        next: AtomicU64::new(0),
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async {
+        let app = axum::Router::new().fallback(move |uri: axum::http::Uri, body: String| {
+            let floor = floor.clone();
+            async move {
+                match answer(&floor, uri.query().unwrap_or(""), &body) {
+                    Some(xml) => (StatusCode::OK, xml),
+                    None => (StatusCode::BAD_REQUEST, String::new()),
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        println!("bench_peer floor listening on {}", listener.local_addr()?);
+        axum::serve(listener, app).await?;
         Ok(())
     })
 }

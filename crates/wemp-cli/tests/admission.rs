@@ -1,6 +1,7 @@
 //! Admission through the `wemp` binary over real sockets (issues 11 §1 and 16 items 1, 3, 6):
 //! each account's mode is enforced for it alone, the attribute bomb is refused before it is
-//! parsed, and a declared body over the limit gets `413` before anything is read.
+//! parsed, a declared body over the limit gets `413` before anything is read, and the
+//! timestamp window is measured from when the request's head arrived, not its body.
 
 mod common;
 
@@ -133,5 +134,58 @@ fn accounts_sharing_a_path_segment_or_an_appid_are_refused_at_start() {
         assert_eq!(o.status.code(), Some(2), "{}", out(&o));
         assert!(out(&o).contains(field), "{field}: {}", out(&o));
     }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_timestamp_window_counts_from_the_head_not_from_a_slow_body() {
+    use std::io::{Read as _, Write as _};
+
+    let dir = temp_dir("admission-arrival");
+    let token = "ArrivalTok1";
+    let srv = ServeProc::start(
+        &dir,
+        &["--listen", "127.0.0.1:0", "--token", token],
+        &[("WEMP_TIMESTAMP_WINDOW", "2s")],
+    );
+    let (addr, path) = (srv.addr(), srv.path());
+    let query = |age: i64| {
+        let (ts, nonce) = ((common::now() - age).to_string(), "515151");
+        format!(
+            "signature={}&timestamp={ts}&nonce={nonce}&openid=oArrival",
+            wemp_proto::signature::sign(token, &ts, nonce)
+        )
+    };
+
+    // The window is 2 s: a request signed 3 s ago is refused as it arrives.
+    let (status, whole) = post(&addr, &format!("{path}?{}", query(3)), &text_xml("oArrival", 81, "late"));
+    assert!(status.starts_with("HTTP/1.1 400"), "{whole}");
+    assert!(whole.contains("behind server time"), "{whole}");
+
+    // Signed now, its head sent now, its body over 3 s (a slow link; within the 5 s body
+    // timeout): fresh when it arrived, so it is answered.
+    let body = text_xml("oArrival", 82, "slow");
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        conn,
+        "POST {path}?{} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        query(0),
+        body.len()
+    )
+    .unwrap();
+    let (head, tail) = body.split_at(body.len() / 2);
+    conn.write_all(head.as_bytes()).unwrap();
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_millis(1500));
+    conn.write_all(&tail.as_bytes()[..1]).unwrap();
+    std::thread::sleep(Duration::from_millis(1600));
+    conn.write_all(&tail.as_bytes()[1..]).unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    let mut answer = String::new();
+    let _ = conn.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("<MsgType><![CDATA[text]]></MsgType>"), "answered with a reply: {answer}");
+    drop(srv);
     std::fs::remove_dir_all(&dir).unwrap();
 }

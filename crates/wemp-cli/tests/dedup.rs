@@ -2,7 +2,9 @@
 //! sharing Redis and PostgreSQL run the handler once for a message delivered to all three
 //! at once and log it once, and still once when Redis is killed before WeChat's retries
 //! reach them; and a single instance whose Redis is killed between a delivery and its
-//! retry gives the retry the reply without a second run. The handler is a real app on loopback
+//! retry gives the retry the reply without a second run; and an instance stopped right after
+//! answering, while Redis holds back its write of the reply, waits for that write before it
+//! exits, so another instance gives WeChat's retry the reply. The handler is a real app on loopback
 //! behind `--forward` that counts its calls. Redis is a private `redis-server` per test
 //! (the shared one is never stopped); PostgreSQL a schema of the test's own.
 
@@ -137,4 +139,58 @@ fn redis_killed_between_delivery_and_retry_the_retry_gets_the_reply_without_a_se
     assert_eq!(first_msg.len(), 1, "one log entry for the message: {rows:?}");
     assert_eq!(first_msg[0]["attempts"], 2, "{rows:?}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Sends `CLIENT PAUSE <ms> WRITE` to the Redis on `port` (RESP by hand): for `ms`, Redis
+/// holds back every write command (and its answer), as a slow or busy Redis would.
+fn pause_writes(port: u16, ms: u64) {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let ms = ms.to_string();
+    let cmd = format!("*4\r\n$6\r\nCLIENT\r\n$5\r\nPAUSE\r\n${}\r\n{ms}\r\n$5\r\nWRITE\r\n", ms.len());
+    conn.write_all(cmd.as_bytes()).unwrap();
+    let mut answer = [0u8; 5];
+    conn.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"+OK\r\n", "CLIENT PAUSE refused");
+}
+
+#[test]
+fn sigterm_right_after_an_answer_waits_for_redis_to_store_the_reply() {
+    let Some(redis) = private_redis() else { return };
+    let app = CountingApp::start("stored before exit", Duration::from_millis(400));
+    let (dir_a, dir_b) = (temp_dir("dedup-term-a"), temp_dir("dedup-term-b"));
+    let a = serve(&dir_a, &redis, &app, &[]);
+    let openid = format!("o_term_{}", rand::random::<u32>());
+    let (query, body) = (signed_query(TOKEN, &openid), text_xml(&openid, 6_000_004, "hello"));
+
+    let (status, first) = std::thread::scope(|s| {
+        let (addr, target, body) = (a.addr(), format!("{}?{query}", a.path()), body.clone());
+        let sent = s.spawn(move || post(&addr, &target, &body));
+        // The claim is stored and the handler runs: from now until well after the answer,
+        // Redis holds back writes, so the reply's write waits in Redis when the answer goes
+        // out (still within the connection's 1 s response timeout).
+        std::thread::sleep(Duration::from_millis(150));
+        pause_writes(redis.port(), 800);
+        sent.join().unwrap()
+    });
+    assert!(status.starts_with("HTTP/1.1 200") && first.contains("stored before exit"), "{first}");
+    // Stopped at once: it must not exit before Redis has stored the reply.
+    let (status, err) = a.stop();
+    assert!(status.success(), "{err}");
+    assert!(!err.contains("cannot store"), "{err}");
+
+    // WeChat's retry reaches another instance: the reply is in Redis.
+    let b = serve(&dir_b, &redis, &app, &[]);
+    let (status, retry) = post(&b.addr(), &format!("{}?{query}", b.path()), &body);
+    assert!(status.starts_with("HTTP/1.1 200"), "{retry}");
+    assert!(
+        retry.contains("<Content><![CDATA[stored before exit]]></Content>"),
+        "the retry on another instance gets the stored reply: {retry}"
+    );
+    assert_eq!(app.calls(), 1, "handled once");
+    let (status, err) = b.stop();
+    assert!(status.success(), "{err}");
+    for d in [dir_a, dir_b] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
 }

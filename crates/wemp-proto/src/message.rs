@@ -609,35 +609,32 @@ impl Incoming {
     /// adds its `ModifyBonus:ModifyBalance`. A message whose `MsgId` or `CreateTime` does not
     /// decode keys on the text as written.
     pub fn dedup_key(&self) -> String {
-        let mut key = String::new();
-        self.push_dedup_key(&mut key);
-        key
-    }
-
-    /// Appends [`Incoming::dedup_key`] to `out` (a message's needs no more room than
-    /// [`Incoming::dedup_key_room`] says).
-    pub fn push_dedup_key(&self, out: &mut String) {
         let header = self.header();
-        if let Some(id) = self.msg_id() {
+        if self.msg_id().is_some() {
             // Every message has one: sized once, no `format!` machinery.
-            out.reserve(self.dedup_key_room());
-            out.push_str("msg:");
-            out.push_str(&header.from);
-            out.push(':');
-            crate::xml::push_uint(out, id);
-            return;
+            let mut key = String::with_capacity(4 + header.from.len() + 1 + 20);
+            self.push_dedup_key(&mut key);
+            return key;
         }
-        out.push_str(&self.dedup_key_of_unnumbered());
+        self.dedup_key_slow()
     }
 
-    /// Room for the [`Incoming::dedup_key`] of a message with a `MsgId`: its `FromUserName`
-    /// and 25 bytes.
-    pub fn dedup_key_room(&self) -> usize {
-        4 + self.header().from.len() + 1 + 20
+    /// Appends [`Incoming::dedup_key`] to `out`: for a message (which has a `MsgId`) with no
+    /// string of its own, so that a caller prefixing the key builds it in one allocation.
+    pub fn push_dedup_key(&self, out: &mut String) {
+        match self.msg_id() {
+            Some(id) => {
+                out.push_str("msg:");
+                out.push_str(&self.header().from);
+                out.push(':');
+                crate::xml::push_uint(out, id);
+            }
+            None => out.push_str(&self.dedup_key_slow()),
+        }
     }
 
-    /// [`Incoming::dedup_key`] of anything without a `MsgId` that decodes.
-    fn dedup_key_of_unnumbered(&self) -> String {
+    /// [`Incoming::dedup_key`] of a delivery without a decoded `MsgId`.
+    fn dedup_key_slow(&self) -> String {
         let header = self.header();
         // A message whose fields did not decode keys on their text as it came (a retry is
         // the same bytes): two with a garbled MsgId or CreateTime must not share a key.

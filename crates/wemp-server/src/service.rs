@@ -21,7 +21,7 @@ use tracing::field::Empty;
 use wemp_proto::admission::{self, AccountsError, Kind, Policy, Refusal, Replay, ReplayCache, Verdict};
 use wemp_proto::{EncryptedReply, Incoming, Mode, ReferenceCode, Reply};
 use wemp_store::memory::MemoryDedupStore;
-use wemp_store::{Claim, DedupStore, HandlerFailure, SessionStore};
+use wemp_store::{Claim, DedupStore, HandlerFailure, SessionStore, Ticket};
 
 use crate::accounts::{AccountSource, LiveAccounts};
 use crate::context::{Decided, Shared};
@@ -947,10 +947,11 @@ impl Inner {
         // The claim comes before the span, so that its outcome is one of the span's fields at
         // creation rather than recorded into it after (a record costs the fmt subscriber a
         // slab lookup and a second formatting pass: ~1.4 % of a request's instructions).
-        // `appid:dedup key`, written into one string sized for a message's (a `format!` here
-        // was ~1 % of a request, and the two keys joined three allocations).
+        // `appid:dedup key`, built in place in one allocation (a `format!` here was ~1 % of a
+        // request). The length is a message's key's; an event's may grow it once.
         let key = {
-            let mut key = String::with_capacity(account.key_len() + 1 + incoming.dedup_key_room());
+            let (from, agent) = (&incoming.header().from, account.agentid().map_or(0, |a| 1 + a.len()));
+            let mut key = String::with_capacity(account.appid().len() + agent + 1 + 4 + from.len() + 1 + 20);
             account.push_key(&mut key);
             key.push(':');
             incoming.push_dedup_key(&mut key);
@@ -966,10 +967,11 @@ impl Inner {
         });
         let shared = Arc::new(Shared::new(deadline).with_session(session));
         let inbound = Inbound::new(incoming, account, mode, Ctx::from_shared(shared.clone()));
-        let claim = self.dedup.claim(&key, self.config.in_flight_ttl).await;
+        // With a ticket: the memory store's completion then does not hash the key again.
+        let claim = self.dedup.claim_ticket(&key, self.config.in_flight_ttl).await;
         let dedup = match &claim {
-            Ok(Claim::InFlight) => DedupOutcome::Joined,
-            Ok(Claim::Done(_)) => DedupOutcome::Cached,
+            Ok((Claim::InFlight, _)) => DedupOutcome::Joined,
+            Ok((Claim::Done(_), _)) => DedupOutcome::Cached,
             _ => DedupOutcome::New,
         };
         // One span per admitted message, its fields given at creation: every `record` into a
@@ -1013,7 +1015,7 @@ impl Inner {
         self: Arc<Self>,
         inbound: Inbound,
         shared: Arc<Shared>,
-        (key, claim, dedup): (String, Option<Claim>, DedupOutcome),
+        (key, claim, dedup): (String, Option<(Claim, Ticket)>, DedupOutcome),
         seen: &mut Seen,
     ) -> (Response<Body>, RecordOutcome) {
         let (account, mode, deadline) = (inbound.account(), inbound.mode(), inbound.ctx().deadline());
@@ -1032,8 +1034,8 @@ impl Inner {
             r.dedup = claim.is_some().then_some(dedup);
         }
         match claim {
-            Some(Claim::Done(xml)) => self.answer_recorded(account, mode, xml, None, seen),
-            Some(Claim::InFlight) => {
+            Some((Claim::Done(xml), _)) => self.answer_recorded(account, mode, xml, None, seen),
+            Some((Claim::InFlight, _)) => {
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 // While we wait, the first delivery's deadline is ours to keep (see `Abandon`).
                 let owner = self.local_owner(&key);
@@ -1063,10 +1065,8 @@ impl Inner {
                     }
                 }
             }
-            Some(Claim::New) | None => {
-                let owned_key = claim.is_some().then_some(key);
-                self.clone().run(inbound, shared, owned_key, seen).await
-            }
+            Some((Claim::New, ticket)) => self.clone().run(inbound, shared, Some((key, ticket)), seen).await,
+            None => self.clone().run(inbound, shared, None, seen).await,
         }
     }
 
@@ -1078,7 +1078,7 @@ impl Inner {
         self: Arc<Self>,
         inbound: Inbound,
         shared: Arc<Shared>,
-        key: Option<Arc<str>>,
+        key: Option<(Arc<str>, Ticket)>,
         seen: &mut Seen,
     ) -> (Response<Body>, RecordOutcome) {
         let (account, mode, deadline) = (inbound.account().clone(), inbound.mode(), inbound.ctx().deadline());
@@ -1097,8 +1097,18 @@ impl Inner {
         });
         let (tx, mut rx) = oneshot::channel::<(String, i64)>();
         let guard = TaskGuard::new(&self.tasks);
-        let mut task =
-            Box::pin(self.clone().handle_in_task(inbound, key.clone(), tx, shared.clone(), guard, report));
+        let (key, ticket) = match key {
+            Some((key, ticket)) => (Some(key), ticket),
+            None => (None, Ticket::NONE),
+        };
+        let mut task = Box::pin(self.clone().handle_in_task(
+            inbound,
+            (key.clone(), ticket),
+            tx,
+            shared.clone(),
+            guard,
+            report,
+        ));
         // Most handlers finish at their first poll: run them here, and only hand the ones
         // that wait for something to a task of their own (which outlives this request if
         // WeChat hangs up).
@@ -1188,7 +1198,7 @@ impl Inner {
     async fn handle_in_task(
         self: Arc<Self>,
         inbound: Inbound,
-        key: Option<Arc<str>>,
+        (key, ticket): (Option<Arc<str>>, Ticket),
         tx: oneshot::Sender<(String, i64)>,
         shared: Arc<Shared>,
         _guard: TaskGuard,
@@ -1248,7 +1258,7 @@ impl Inner {
                 let stored = key.as_ref().map(|_| xml.clone());
                 let _ = tx.send((xml, replied_at));
                 if let (Some(key), Some(xml)) = (&key, stored)
-                    && let Err(e) = self.dedup.complete(key, &xml, ttl).await
+                    && let Err(e) = self.dedup.complete_claimed(key, ticket, &xml, ttl).await
                 {
                     tracing::error!(error = %e, "cannot store the reply for retries");
                 }
@@ -1257,7 +1267,15 @@ impl Inner {
                 drop(tx);
                 // Boxed: what this takes (the sink's call and its timer) would otherwise make
                 // every delivery's task larger, when few go this way.
-                Box::pin(self.late(&inbound, key.as_deref(), xml, reply, &shared, report)).await;
+                Box::pin(self.late(
+                    &inbound,
+                    key.as_deref().map(|k| (k, ticket)),
+                    xml,
+                    reply,
+                    &shared,
+                    report,
+                ))
+                .await;
             }
         }
         if let Some(key) = &key {
@@ -1273,16 +1291,16 @@ impl Inner {
     async fn late(
         &self,
         inbound: &Inbound,
-        key: Option<&str>,
+        key: Option<(&str, Ticket)>,
         xml: String,
         reply: Reply,
         shared: &Shared,
         report: Option<LateReport>,
     ) {
         let ttl = self.config.reply_ttl;
-        if let Some(key) = key {
+        if let Some((key, ticket)) = key {
             // `success` went out for this delivery; retries must not send it again.
-            if let Err(e) = self.dedup.complete(key, "success", ttl).await {
+            if let Err(e) = self.dedup.complete_claimed(key, ticket, "success", ttl).await {
                 tracing::error!(error = %e, "cannot store the delivery as answered");
             }
         }
@@ -1320,7 +1338,7 @@ impl Inner {
             let mut r = DeliveryRecord::new(report.id, report.received_at_ms);
             r.appid = Some(inbound.account().key());
             r.describe(inbound.message());
-            r.dedup_key = key.map(str::to_owned);
+            r.dedup_key = key.map(|(key, _)| key.to_owned());
             r.mode = Some(inbound.mode());
             r.dedup = key.is_some().then_some(DedupOutcome::New);
             r.raw_xml = report.raw_xml;

@@ -22,6 +22,28 @@ pub enum Claim {
     Done(String),
 }
 
+/// What a store may hand back with a claim so that completing it costs less: for
+/// [`MemoryDedupStore`](crate::memory::MemoryDedupStore), the key's keyed fingerprint, so
+/// that [`DedupStore::complete_claimed`] does not hash the key a second time. Opaque: only
+/// the store that made it reads it, and any other store ignores it.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ticket {
+    /// The store that made it (0: none).
+    pub(crate) store: u64,
+    pub(crate) fingerprint: [u64; 2],
+}
+
+impl Ticket {
+    /// No ticket: the store works from the key.
+    pub const NONE: Self = Self { store: 0, fingerprint: [0; 2] };
+}
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.store == 0 { "Ticket(none)" } else { "Ticket(..)" })
+    }
+}
+
 /// Claims, completions and waits, shared by every delivery of a message.
 ///
 /// Keys arrive fully namespaced by the caller (`<appid>:msg:<openid>:<msgid>`).
@@ -38,6 +60,20 @@ pub trait DedupStore: Send + Sync + 'static {
     /// claim of the key elsewhere still sees [`Claim::InFlight`] (and waits for the reply)
     /// where it would see [`Claim::Done`]. [`DedupStore::flush`] waits for such writes.
     async fn complete(&self, key: &str, reply: &str, ttl: Duration) -> Result<()>;
+
+    /// [`DedupStore::claim`], with a [`Ticket`] for [`DedupStore::complete_claimed`]. The
+    /// default gives [`Ticket::NONE`]; the memory store gives the key's fingerprint.
+    async fn claim_ticket(&self, key: &str, in_flight_ttl: Duration) -> Result<(Claim, Ticket)> {
+        Ok((self.claim(key, in_flight_ttl).await?, Ticket::NONE))
+    }
+
+    /// [`DedupStore::complete`], given the [`Ticket`] that claiming `key` gave (the default
+    /// ignores it). Pass only the ticket of this key's claim: a store that reads its ticket
+    /// completes the key the ticket stands for.
+    async fn complete_claimed(&self, key: &str, ticket: Ticket, reply: &str, ttl: Duration) -> Result<()> {
+        let _ = ticket;
+        self.complete(key, reply, ttl).await
+    }
 
     /// Gives up a claim without a reply (so a later retry runs the handler again).
     async fn release(&self, key: &str) -> Result<()>;

@@ -20,7 +20,7 @@ pub mod token;
 pub mod writer;
 
 pub use component::ComponentState;
-pub use dedup::{Claim, DedupStore};
+pub use dedup::{Claim, DedupStore, Ticket};
 pub use error::{Result, StoreError};
 pub use fallback::FallbackDedupStore;
 pub use log::{

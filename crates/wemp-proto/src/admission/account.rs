@@ -57,17 +57,9 @@ impl Kind {
 /// assert_eq!(wemp_proto::admission::app_key("ww1", Some("1000002")), "ww1/1000002");
 /// ```
 pub fn app_key(appid: &str, agentid: Option<&str>) -> String {
-    let mut key = String::with_capacity(appid.len() + agentid.map_or(0, |a| 1 + a.len()));
-    push_app_key(&mut key, appid, agentid);
-    key
-}
-
-/// Appends [`app_key`] to `out`.
-fn push_app_key(out: &mut String, appid: &str, agentid: Option<&str>) {
-    out.push_str(appid);
-    if let Some(agent) = agentid {
-        out.push('/');
-        out.push_str(agent);
+    match agentid {
+        Some(agent) => format!("{appid}/{agent}"),
+        None => appid.to_owned(),
     }
 }
 
@@ -243,14 +235,13 @@ impl Account {
         app_key(&self.appid, self.agentid())
     }
 
-    /// Appends [`Account::key`] to `out`.
+    /// Appends [`Account::key`] to `out` (a key built in place, with no string of its own).
     pub fn push_key(&self, out: &mut String) {
-        push_app_key(out, &self.appid, self.agentid());
-    }
-
-    /// The length of [`Account::key`].
-    pub fn key_len(&self) -> usize {
-        self.appid.len() + self.agentid().map_or(0, |a| 1 + a.len())
+        out.push_str(&self.appid);
+        if let Some(agent) = self.agentid() {
+            out.push('/');
+            out.push_str(agent);
+        }
     }
 
     /// The corpid of a WeCom application (its [`Account::appid`]); `None` for other kinds.
@@ -430,6 +421,17 @@ impl Accounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn push_key_appends_what_key_returns() {
+        for account in [Account::new("wx1", "token1"), Account::new("ww1", "token1").with_agentid("1000002")]
+        {
+            let mut key = "k:".to_owned();
+            account.push_key(&mut key);
+            assert_eq!(key, format!("k:{}", account.key()));
+        }
+        assert_eq!(Account::new("ww1", "t").with_agentid("7").key(), "ww1/7");
+    }
 
     #[test]
     fn duplicates_are_refused_with_their_indexes() {

@@ -684,21 +684,3 @@ fn written_notes_read_as_formatted_ones() {
     encrypt_of(&mut note, 1234);
     assert_eq!(note, format!("<Encrypt> of {} characters", 1234));
 }
-
-/// An account's key appended, and its length, are its key's, with and without an AgentID.
-#[test]
-fn an_accounts_key_appended_is_its_key() {
-    let key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
-    let wecom = Account::wecom("ww0123456789abcdef", "token1", key).unwrap();
-    for account in [Account::new("wx1", "token1"), wecom.clone(), wecom.with_agentid("1000002")] {
-        let mut out = "x:".to_owned();
-        account.push_key(&mut out);
-        assert_eq!(out, format!("x:{}", account.key()));
-        assert_eq!(account.key_len(), account.key().len());
-        let expected = match account.agentid() {
-            Some(agent) => format!("{}/{agent}", account.appid()),
-            None => account.appid().to_owned(),
-        };
-        assert_eq!(account.key(), expected);
-    }
-}

@@ -127,6 +127,21 @@ fn dedup_key_includes_user_for_messages() {
 }
 
 #[test]
+fn push_dedup_key_appends_what_dedup_key_returns() {
+    let garbled = Incoming::parse(
+        "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[o1]]></FromUserName>\
+         <CreateTime>1</CreateTime><MsgType><![CDATA[text]]></MsgType>\
+         <Content><![CDATA[hi]]></Content><MsgId>12ab</MsgId></xml>",
+    )
+    .unwrap();
+    for msg in [parse_round_trip("message/text.xml"), parse_round_trip("event/click.xml"), garbled] {
+        let mut key = "wx1:".to_owned();
+        msg.push_dedup_key(&mut key);
+        assert_eq!(key, format!("wx1:{}", msg.dedup_key()));
+    }
+}
+
+#[test]
 fn messages_whose_fields_do_not_decode_keep_apart_in_dedup() {
     let text = |id: &str, created: &str| {
         Incoming::parse(&format!(

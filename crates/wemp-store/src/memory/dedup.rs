@@ -13,20 +13,34 @@
 //! a body with any `MsgId` (and `insecure_skip_signature` checks nothing). Under a secret
 //! key nobody can aim two keys at one fingerprint, and 128 bits make an accidental
 //! collision (which would answer one message with another's reply) out of reach; the same
-//! unpredictability keeps the table's buckets even, so its own hasher just takes the
-//! fingerprint's bits.
+//! unpredictability keeps the table's buckets even, so the table's hash is just the
+//! fingerprint's first word. (A fast seeded hash such as foldhash or aHash would be cheaper,
+//! but they are built to spread a table's buckets, not to be a pseudorandom function nobody
+//! can find collisions of; here a collision is a wrong reply, not a slow bucket. The key is
+//! hashed once a delivery: the claim's [`Ticket`] carries the fingerprint to the
+//! completion.)
+//!
+//! The entries live in a ring in recency order ([`Slot`]s, coldest first), and the table
+//! only maps a fingerprint to its slot's number: four bytes a bucket, so the table for
+//! 100 000 keys (640 KiB) stays in the CPU's caches where the entries do not. A new key's
+//! look-up reads only the table; eviction takes the ring's front and finds its bucket by
+//! number, reading no other entry.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use hashbrown::HashTable;
 use siphasher::sip128::SipHasher13;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::Result;
-use crate::dedup::{Claim, DedupStore};
+use crate::dedup::{Claim, DedupStore, Ticket};
+
+/// The number of the next store made (for its [`Ticket`]s).
+static NEXT_STORE: AtomicU64 = AtomicU64::new(1);
 
 /// The shortest time a finished reply is kept, whatever `ttl` the caller passes: WeChat's
 /// three tries span about 15 seconds, and the reply must still be there for the last one.
@@ -35,49 +49,31 @@ pub const MIN_REPLY_TTL: Duration = Duration::from_secs(30);
 /// Default number of keys held.
 pub const DEFAULT_CAPACITY: usize = 100_000;
 
+/// The most keys a store holds, whatever capacity it is given (2^30): slot numbers are 32
+/// bits and the ring holds at most about twice the keys.
+pub const MAX_CAPACITY: usize = 1 << 30;
+
 /// Default bound on the bytes held ([`MemoryDedupStore::bytes`]): 16 MiB.
 pub const DEFAULT_MAX_BYTES: usize = 16 << 20;
 
-/// What each key counts against the byte bound besides its reply's bytes: its fingerprint
-/// and its entry in the table (56 bytes) and in the recency queue (24), with some of their
-/// spare room (a table is between 7/16 and 7/8 full).
+/// What each key counts against the byte bound besides its reply's bytes. A key takes a
+/// 40-byte slot in the recency ring and 5 bytes of table (a number and a control byte),
+/// each with its spare room (the ring's buffer grows by doubling, the table is between 7/16
+/// and 7/8 full): about 100 bytes at the most; the bound counts 128 to stay above it.
 pub const ENTRY_BYTES: usize = 128;
 
 /// The reply that `success` stands for: kept as a variant, not as text.
 const SUCCESS: &str = "success";
 
-/// A key's 128-bit keyed fingerprint (two words, so that table slots and queue items are
-/// aligned to 8 bytes, not 16).
+/// A key's 128-bit keyed fingerprint (two words, so that a slot is aligned to 8 bytes, not
+/// 16).
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Fp([u64; 2]);
 
-impl Hash for Fp {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0[0]);
-    }
-}
-
-/// The table's hasher: the fingerprint is already a keyed hash, uniform and unpredictable,
-/// so its first word is the bucket hash.
-#[derive(Default)]
-struct FpHasher(u64);
-
-impl Hasher for FpHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `Fp` is hashed here, through `write_u64`; fold anything else in anyway.
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
+impl Fp {
+    /// The table's hash: the fingerprint is already a keyed hash, uniform and unpredictable.
+    fn hash(self) -> u64 {
+        self.0[0]
     }
 }
 
@@ -90,6 +86,8 @@ enum State {
     Success,
     /// The reply sent, plain XML, kept once in the replies' [`Chunks`].
     Reply(Span),
+    /// The slot's key moved to a newer slot or went: the slot waits to leave the ring.
+    Gone,
 }
 
 /// Where a reply's bytes are: chunk number, offset and length.
@@ -100,15 +98,21 @@ struct Span {
     len: u32,
 }
 
-struct Entry {
+/// An entry of the recency ring.
+struct Slot {
+    fp: Fp,
     /// Milliseconds since the store's epoch.
     expires: u64,
-    /// The recency queue's item for this entry is the one with this number.
-    seq: u64,
     state: State,
 }
 
-/// The replies' bytes, appended to chunks of [`CHUNK_BYTES`] in the order they are stored.
+impl Slot {
+    fn is_gone(&self) -> bool {
+        matches!(self.state, State::Gone)
+    }
+}
+
+/// The replies' text, appended to chunks of [`CHUNK_BYTES`] in the order they are stored.
 ///
 /// A reply is not an allocation of its own: the store's replies live for a minute while
 /// most of what a request allocates lives for a millisecond, and spread over the
@@ -116,7 +120,8 @@ struct Entry {
 /// traffic; a chunk also has no per-reply header or size-class rounding, and its bytes are
 /// what the bound counts. A chunk is freed when its last reply goes; replies go roughly in
 /// the order they came (least recently used first, a reply read again is moved to the
-/// newest chunk), so chunks empty from the oldest.
+/// newest chunk), so chunks empty from the oldest. Chunks are text, so that a reply read
+/// back is a slice of one, not bytes to check for UTF-8 again.
 struct Chunks {
     /// The oldest chunk still kept, then the newer ones.
     list: VecDeque<Chunk>,
@@ -129,7 +134,7 @@ struct Chunks {
 }
 
 struct Chunk {
-    buf: Vec<u8>,
+    buf: String,
     /// Replies still in it.
     live: u32,
 }
@@ -148,12 +153,12 @@ impl Chunks {
         if !fits {
             let cap = self.size.max(len);
             self.bytes += cap;
-            self.list.push_back(Chunk { buf: Vec::with_capacity(cap), live: 0 });
+            self.list.push_back(Chunk { buf: String::with_capacity(cap), live: 0 });
         }
         let n = self.list.len() - 1;
         let chunk = &mut self.list[n];
         let start = chunk.buf.len();
-        chunk.buf.extend_from_slice(reply.as_bytes());
+        chunk.buf.push_str(reply);
         chunk.live += 1;
         // Offsets fit: a chunk holds `size.max(len)` bytes, and a reply is within the
         // server's body limit.
@@ -165,15 +170,12 @@ impl Chunks {
         }
     }
 
-    fn get(&self, span: Span) -> Option<&[u8]> {
-        let chunk = self.list.get(span.chunk.wrapping_sub(self.first) as usize)?;
+    fn get(&self, span: Span) -> &str {
         let start = span.start as usize;
-        chunk.buf.get(start..start + span.len as usize)
-    }
-
-    fn text(&self, span: Span) -> String {
-        // Stored from a `&str`: always UTF-8.
-        String::from_utf8_lossy(self.get(span).unwrap_or_default()).into_owned()
+        self.list
+            .get(span.chunk.wrapping_sub(self.first) as usize)
+            .and_then(|chunk| chunk.buf.get(start..start + span.len as usize))
+            .unwrap_or_default()
     }
 
     /// Forgets one reply; frees its chunk when it was the last one there.
@@ -183,7 +185,7 @@ impl Chunks {
         chunk.live = chunk.live.saturating_sub(1);
         if chunk.live == 0 {
             self.bytes -= chunk.buf.capacity();
-            chunk.buf = Vec::new();
+            chunk.buf = String::new();
         }
         while self.list.front().is_some_and(|c| c.live == 0) {
             self.list.pop_front();
@@ -197,12 +199,17 @@ struct Inner {
     epoch: Instant,
     /// The secret that fingerprints keys.
     keyer: SipHasher13,
-    entries: HashMap<Fp, Entry, BuildHasherDefault<FpHasher>>,
-    /// Recency queue, coldest first. An item is live only while its `seq` is the entry's
-    /// current one; touched and removed keys leave stale items behind, skipped on eviction
-    /// and compacted away when they pile up.
-    order: VecDeque<(u64, Fp)>,
-    next_seq: u64,
+    /// This store's number, in its [`Ticket`]s (never 0: that is no ticket).
+    id: u64,
+    /// Each live key's slot number, found by the key's fingerprint (compared in the slot).
+    index: HashTable<u32>,
+    /// The recency ring, coldest first: slot number `n` is `slots[n - head]` (wrapping).
+    /// A key read again moves to a new slot at the back, and a released one leaves; the
+    /// slots they leave behind are [`State::Gone`], dropped when they reach the front (or
+    /// compacted away when they pile up).
+    slots: VecDeque<Slot>,
+    /// The number of `slots[0]`.
+    head: u32,
     replies: Chunks,
 }
 
@@ -216,16 +223,22 @@ impl Inner {
         Self {
             epoch: Instant::now(),
             keyer,
-            entries: HashMap::default(),
-            order: VecDeque::new(),
-            next_seq: 0,
+            id: NEXT_STORE.fetch_add(1, Ordering::Relaxed),
+            index: HashTable::new(),
+            slots: VecDeque::new(),
+            head: 0,
             replies: Chunks::new(max_bytes),
         }
     }
 
+    /// The number of keys held.
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
     /// What the byte bound counts: [`ENTRY_BYTES`] per key and the replies' chunks.
     fn bytes(&self) -> usize {
-        self.entries.len() * ENTRY_BYTES + self.replies.bytes
+        self.len() * ENTRY_BYTES + self.replies.bytes
     }
 
     fn fingerprint(&self, key: &str) -> Fp {
@@ -233,8 +246,32 @@ impl Inner {
         Fp([a, b])
     }
 
+    /// The fingerprint `ticket` carries when this store made it, else `key`'s.
+    fn fingerprint_of(&self, key: &str, ticket: Ticket) -> Fp {
+        if ticket.store == self.id { Fp(ticket.fingerprint) } else { self.fingerprint(key) }
+    }
+
+    fn ticket(&self, fp: Fp) -> Ticket {
+        Ticket { store: self.id, fingerprint: fp.0 }
+    }
+
     fn ms(&self, at: Instant) -> u64 {
         u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The number of `fp`'s slot, if the key is held.
+    fn find(&self, fp: Fp) -> Option<u32> {
+        let (slots, head) = (&self.slots, self.head);
+        let at = |n: u32| slots.get(n.wrapping_sub(head) as usize);
+        self.index.find(fp.hash(), |&n| at(n).is_some_and(|s| s.fp == fp)).copied()
+    }
+
+    fn slot(&self, n: u32) -> Option<&Slot> {
+        self.slots.get(n.wrapping_sub(self.head) as usize)
+    }
+
+    fn slot_mut(&mut self, n: u32) -> Option<&mut Slot> {
+        self.slots.get_mut(n.wrapping_sub(self.head) as usize)
     }
 
     /// The state for a finished `reply`.
@@ -245,9 +282,9 @@ impl Inner {
     /// The finished reply of `state`, if finished.
     fn reply(&self, state: &State) -> Option<String> {
         match state {
-            State::InFlight(_) => None,
+            State::InFlight(_) | State::Gone => None,
             State::Success => Some(SUCCESS.to_owned()),
-            State::Reply(span) => Some(self.replies.text(*span)),
+            State::Reply(span) => Some(self.replies.get(*span).to_owned()),
         }
     }
 
@@ -257,77 +294,102 @@ impl Inner {
         }
     }
 
-    /// Marks `fp` as just used; its reply moves to the newest chunk, so that chunks empty
-    /// in the order of use.
-    fn touch(&mut self, fp: Fp) {
-        let seq = self.next_seq;
-        let Some(entry) = self.entries.get_mut(&fp) else { return };
-        entry.seq = seq;
-        let moved = match entry.state {
-            State::Reply(span) => Some(span),
-            _ => None,
-        };
-        self.next_seq += 1;
-        self.order.push_back((seq, fp));
-        if let Some(old) = moved {
-            let text = self.replies.get(old).map(<[u8]>::to_vec).unwrap_or_default();
-            let new = self.replies.push(&String::from_utf8_lossy(&text));
-            self.replies.free(old);
-            if let Some(entry) = self.entries.get_mut(&fp) {
-                entry.state = State::Reply(new);
-            }
-        }
-        self.compact();
-    }
-
-    fn remove(&mut self, fp: Fp) -> Option<Entry> {
-        let entry = self.entries.remove(&fp)?;
-        self.forget(&entry.state);
-        Some(entry)
-    }
-
+    /// Adds a slot at the back for a key not held.
     fn insert(&mut self, fp: Fp, state: State, expires: u64) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.order.push_back((seq, fp));
-        if let Some(old) = self.entries.insert(fp, Entry { state, expires, seq }) {
-            self.forget(&old.state);
+        let n = self.push(fp, state, expires);
+        let (slots, head) = (&self.slots, self.head);
+        let hash = |&n: &u32| slots.get(n.wrapping_sub(head) as usize).map_or(0, |s| s.fp.hash());
+        self.index.insert_unique(fp.hash(), n, hash);
+    }
+
+    /// Appends a slot; its number.
+    fn push(&mut self, fp: Fp, state: State, expires: u64) -> u32 {
+        // The ring holds under 2^32 slots: at most `2 * MAX_CAPACITY + 1024` (see `compact`).
+        let n = self.head.wrapping_add(self.slots.len() as u32);
+        self.slots.push_back(Slot { fp, expires, state });
+        n
+    }
+
+    /// Moves the key of slot `n` to a new slot at the back with `state` and `expires`; the
+    /// state it had (its reply not yet forgotten).
+    fn renew(&mut self, n: u32, state: State, expires: u64) -> State {
+        let Some(slot) = self.slot_mut(n) else { return state };
+        let (fp, old) = (slot.fp, std::mem::replace(&mut slot.state, State::Gone));
+        let new = self.push(fp, state, expires);
+        if let Some(number) = self.index.find_mut(fp.hash(), |&m| m == n) {
+            *number = new;
         }
         self.compact();
+        old
     }
 
-    /// Replaces an entry's state; the previous state (its reply already forgotten).
-    fn replace(&mut self, fp: Fp, state: State, expires: u64) -> Result<State, State> {
-        let Some(entry) = self.entries.get_mut(&fp) else { return Err(state) };
-        entry.expires = expires;
-        let old = std::mem::replace(&mut entry.state, state);
+    /// Marks the key of slot `n` as just used: it moves to the back, and its reply (`text`,
+    /// just read from the store) to the newest chunk, so that chunks empty in the order of
+    /// use.
+    fn touch(&mut self, n: u32, text: &str) {
+        let Some(slot) = self.slot_mut(n) else { return };
+        let expires = slot.expires;
+        let state = match std::mem::replace(&mut slot.state, State::Gone) {
+            State::Reply(span) => {
+                let moved = self.replies.push(text);
+                self.replies.free(span);
+                State::Reply(moved)
+            }
+            other => other,
+        };
+        self.renew(n, state, expires);
+    }
+
+    /// Drops the key of slot `n`; its state (its reply already forgotten).
+    fn remove(&mut self, n: u32) -> State {
+        let Some(slot) = self.slot_mut(n) else { return State::Gone };
+        let (hash, old) = (slot.fp.hash(), std::mem::replace(&mut slot.state, State::Gone));
+        if let Ok(entry) = self.index.find_entry(hash, |&m| m == n) {
+            entry.remove();
+        }
         self.forget(&old);
-        Ok(old)
+        self.compact();
+        old
     }
 
+    /// Drops the slots left behind when they are more than the keys (and a margin): the
+    /// ring is renumbered and the table rebuilt, once in a while under repeated reads.
     fn compact(&mut self) {
-        if self.order.len() > 2 * self.entries.len() + 1024 {
-            let entries = &self.entries;
-            self.order.retain(|(seq, fp)| entries.get(fp).is_some_and(|e| e.seq == *seq));
+        if self.slots.len() <= 2 * self.len() + 1024 {
+            return;
+        }
+        self.slots.retain(|s| !s.is_gone());
+        self.index.clear();
+        let (slots, head) = (&self.slots, self.head);
+        let hash = |&n: &u32| slots.get(n.wrapping_sub(head) as usize).map_or(0, |s| s.fp.hash());
+        for (i, slot) in slots.iter().enumerate() {
+            // Below 2^32: a ring of at most `2 * MAX_CAPACITY + 1024` slots.
+            self.index.insert_unique(slot.fp.hash(), head.wrapping_add(i as u32), hash);
         }
     }
 
-    /// Drops expired entries from the cold end, then the least recently used ones while the
+    /// Drops expired keys from the cold end, then the least recently used ones while the
     /// store holds more than `capacity` keys or more than `max_bytes` bytes (but never the
     /// last key).
     fn evict(&mut self, capacity: usize, max_bytes: usize, now: u64) {
-        while let Some(&(seq, fp)) = self.order.front() {
-            let live = self.entries.get(&fp).filter(|e| e.seq == seq);
-            let full = self.entries.len() > capacity || (self.bytes() > max_bytes && self.entries.len() > 1);
-            match live {
-                None => {}
-                Some(entry) if full || entry.expires <= now => {
-                    // Dropping an in-flight sender closes its channel: its waiters wake.
-                    self.remove(fp);
+        while let Some(front) = self.slots.front() {
+            if !front.is_gone() {
+                let full = self.len() > capacity || (self.bytes() > max_bytes && self.len() > 1);
+                if !full && front.expires > now {
+                    break;
                 }
-                Some(_) => break,
+                let (hash, head) = (front.fp.hash(), self.head);
+                if let Ok(entry) = self.index.find_entry(hash, |&n| n == head) {
+                    entry.remove();
+                }
+                // Dropping an in-flight sender closes its channel: its waiters wake.
+                if let Some(slot) = self.slots.pop_front() {
+                    self.forget(&slot.state);
+                }
+            } else {
+                self.slots.pop_front();
             }
-            self.order.pop_front();
+            self.head = self.head.wrapping_add(1);
         }
     }
 }
@@ -374,7 +436,7 @@ impl std::fmt::Debug for MemoryDedupStore {
         f.debug_struct("MemoryDedupStore")
             .field("capacity", &self.capacity)
             .field("max_bytes", &self.max_bytes)
-            .field("len", &inner.entries.len())
+            .field("len", &inner.len())
             .field("bytes", &inner.bytes())
             .finish()
     }
@@ -387,11 +449,12 @@ impl Default for MemoryDedupStore {
 }
 
 impl MemoryDedupStore {
-    /// A store holding at most `capacity` keys (at least 1) and [`DEFAULT_MAX_BYTES`].
+    /// A store holding at most `capacity` keys (at least 1, at most [`MAX_CAPACITY`]) and
+    /// [`DEFAULT_MAX_BYTES`].
     pub fn new(capacity: usize) -> Self {
         Self {
             inner: Arc::new(Mutex::new(Inner::new(DEFAULT_MAX_BYTES))),
-            capacity: capacity.max(1),
+            capacity: capacity.clamp(1, MAX_CAPACITY),
             max_bytes: DEFAULT_MAX_BYTES,
         }
     }
@@ -407,7 +470,7 @@ impl MemoryDedupStore {
 
     /// The number of keys held now (expired ones included until they are swept).
     pub fn len(&self) -> usize {
-        self.lock().entries.len()
+        self.lock().len()
     }
 
     /// Whether no key is held.
@@ -427,6 +490,72 @@ impl MemoryDedupStore {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// [`DedupStore::claim_ticket`]: the ticket carries the key's fingerprint.
+    fn claim_now(&self, key: &str, in_flight_ttl: Duration) -> (Claim, Ticket) {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let now = inner.ms(Instant::now());
+        let fp = inner.fingerprint(key);
+        let ticket = inner.ticket(fp);
+        let expires = now.saturating_add(millis(in_flight_ttl));
+        // The channel is made by the first retry that waits (most messages have none).
+        let claim = State::InFlight(None);
+        match inner.find(fp) {
+            None => inner.insert(fp, claim, expires),
+            Some(n) => match inner.slot(n).filter(|s| s.expires > now) {
+                Some(slot) => {
+                    let answer = match inner.reply(&slot.state) {
+                        Some(reply) => Claim::Done(reply),
+                        None => Claim::InFlight,
+                    };
+                    inner.touch(n, if let Claim::Done(text) = &answer { text } else { "" });
+                    return (answer, ticket);
+                }
+                // Expired: a claim like a new key's (an in-flight sender dropped here wakes
+                // its waiters).
+                None => {
+                    let old = inner.renew(n, claim, expires);
+                    inner.forget(&old);
+                }
+            },
+        }
+        self.evict(inner, now);
+        (Claim::New, ticket)
+    }
+
+    /// [`DedupStore::complete_claimed`]: the fingerprint from the ticket when this store
+    /// made it (no second hash of the key), else from `key`.
+    fn complete_now(&self, key: &str, ticket: Ticket, reply: &str, ttl: Duration) {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let now = inner.ms(Instant::now());
+        let fp = inner.fingerprint_of(key, ticket);
+        let expires = now.saturating_add(millis(ttl.max(MIN_REPLY_TTL)));
+        // Completing is not a use: the key keeps its place in the recency order (its
+        // claim's), so that a message costs one slot, not two.
+        let done = inner.done(reply);
+        let previous = match inner.find(fp) {
+            Some(n) => inner.slot_mut(n).map(|slot| {
+                slot.expires = expires;
+                std::mem::replace(&mut slot.state, done)
+            }),
+            None => {
+                inner.insert(fp, done, expires);
+                None
+            }
+        };
+        if let Some(previous) = &previous {
+            inner.forget(previous);
+        }
+        self.evict(inner, now);
+        drop(guard);
+        if let Some(State::InFlight(Some(tx))) = previous
+            && tx.receiver_count() > 0
+        {
+            tx.send_replace(Some(reply.into()));
+        }
+    }
+
     /// Evicts down to this store's bounds.
     fn evict(&self, inner: &mut Inner, now: u64) {
         inner.evict(self.capacity, self.max_bytes, now);
@@ -436,58 +565,31 @@ impl MemoryDedupStore {
 #[async_trait::async_trait]
 impl DedupStore for MemoryDedupStore {
     async fn claim(&self, key: &str, in_flight_ttl: Duration) -> Result<Claim> {
-        let mut inner = self.lock();
-        let now = inner.ms(Instant::now());
-        let fp = inner.fingerprint(key);
-        let live = match inner.entries.get(&fp) {
-            Some(entry) if entry.expires > now => Some(match inner.reply(&entry.state) {
-                Some(reply) => Claim::Done(reply),
-                None => Claim::InFlight,
-            }),
-            _ => None,
-        };
-        if let Some(claim) = live {
-            inner.touch(fp);
-            return Ok(claim);
-        }
-        let expires = now.saturating_add(millis(in_flight_ttl));
-        // The channel is made by the first retry that waits (most messages have none).
-        inner.insert(fp, State::InFlight(None), expires);
-        self.evict(&mut inner, now);
-        Ok(Claim::New)
+        Ok(self.claim_now(key, in_flight_ttl).0)
+    }
+
+    async fn claim_ticket(&self, key: &str, in_flight_ttl: Duration) -> Result<(Claim, Ticket)> {
+        Ok(self.claim_now(key, in_flight_ttl))
     }
 
     async fn complete(&self, key: &str, reply: &str, ttl: Duration) -> Result<()> {
-        let mut inner = self.lock();
-        let now = inner.ms(Instant::now());
-        let fp = inner.fingerprint(key);
-        let expires = now.saturating_add(millis(ttl.max(MIN_REPLY_TTL)));
-        // Completing is not a use: the entry keeps its place in the recency order (its
-        // claim's), so that a message costs one queue item, not two.
-        let done = inner.done(reply);
-        let previous = match inner.replace(fp, done, expires) {
-            Ok(previous) => Some(previous),
-            Err(done) => {
-                inner.insert(fp, done, expires);
-                None
-            }
-        };
-        self.evict(&mut inner, now);
-        drop(inner);
-        if let Some(State::InFlight(Some(tx))) = previous
-            && tx.receiver_count() > 0
-        {
-            tx.send_replace(Some(reply.into()));
-        }
+        self.complete_now(key, Ticket::NONE, reply, ttl);
+        Ok(())
+    }
+
+    async fn complete_claimed(&self, key: &str, ticket: Ticket, reply: &str, ttl: Duration) -> Result<()> {
+        self.complete_now(key, ticket, reply, ttl);
         Ok(())
     }
 
     async fn release(&self, key: &str) -> Result<()> {
         let mut inner = self.lock();
         let fp = inner.fingerprint(key);
-        if matches!(inner.entries.get(&fp), Some(Entry { state: State::InFlight(_), .. })) {
+        if let Some(n) = inner.find(fp)
+            && matches!(inner.slot(n), Some(Slot { state: State::InFlight(_), .. }))
+        {
             // Dropping the sender closes the channel and wakes every waiter with `None`.
-            inner.remove(fp);
+            inner.remove(n);
         }
         Ok(())
     }
@@ -497,16 +599,17 @@ impl DedupStore for MemoryDedupStore {
             let mut inner = self.lock();
             let now = inner.ms(Instant::now());
             let fp = inner.fingerprint(key);
-            match inner.entries.get_mut(&fp) {
-                Some(entry) if entry.expires > now => match &mut entry.state {
-                    State::InFlight(tx) => tx.get_or_insert_with(|| watch::channel(None).0).subscribe(),
-                    _ => {
-                        let done = &inner.entries[&fp].state;
-                        return Ok(inner.reply(done));
+            let Some(n) = inner.find(fp) else { return Ok(None) };
+            match inner.slot(n) {
+                Some(slot) if slot.expires > now => {
+                    if !matches!(slot.state, State::InFlight(_)) {
+                        return Ok(inner.reply(&slot.state));
                     }
-                },
+                }
                 _ => return Ok(None),
             }
+            let Some(Slot { state: State::InFlight(tx), .. }) = inner.slot_mut(n) else { return Ok(None) };
+            tx.get_or_insert_with(|| watch::channel(None).0).subscribe()
         };
         let done = tokio::time::timeout(timeout, rx.wait_for(Option::is_some)).await;
         Ok(match done {
@@ -622,7 +725,7 @@ mod tests {
         for _ in 0..10_000 {
             assert_eq!(store.claim("k", TTL).await.unwrap(), Claim::Done("r".into()));
         }
-        let queued = store.lock().order.len();
+        let queued = store.lock().slots.len();
         assert!(queued <= 2 + 1024 + 1, "stale items compacted, got {queued}");
         assert_eq!(store.len(), 1);
     }
@@ -696,9 +799,129 @@ mod tests {
         assert!(one.fingerprint(key) != one.fingerprint("wx1:msg:o1:43"));
         // Each store draws its own secret: the same key has another fingerprint there.
         assert!(one.fingerprint(key) != two.fingerprint(key));
-        // Compact: a table slot and a queue item are a few words each.
-        assert!(std::mem::size_of::<(Fp, Entry)>() <= 56, "{}", std::mem::size_of::<(Fp, Entry)>());
-        assert_eq!(std::mem::size_of::<(u64, Fp)>(), 24);
+        // Compact: a slot is five words, a bucket of the table one number.
+        assert_eq!(std::mem::size_of::<Slot>(), 40);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_key_completed_after_its_slot_left_gets_its_own_reply() {
+        let store = MemoryDedupStore::new(2);
+        // Slot numbers wrap around: start just below the wrap.
+        store.lock().head = u32::MAX - 1;
+        store.claim("a", TTL).await.unwrap();
+        store.claim("b", TTL).await.unwrap();
+        // "c" takes the number after the wrap; "a", the coldest, leaves the ring.
+        store.claim("c", TTL).await.unwrap();
+        assert_eq!(store.len(), 2);
+        // "a"'s handler finishes after all: it comes back in a slot of its own, and "b" goes.
+        store.complete("a", "ra", TTL).await.unwrap();
+        store.complete("c", "rc", TTL).await.unwrap();
+        assert_eq!(store.claim("a", TTL).await.unwrap(), Claim::Done("ra".into()));
+        assert_eq!(store.claim("c", TTL).await.unwrap(), Claim::Done("rc".into()));
+        assert_eq!(store.claim("b", TTL).await.unwrap(), Claim::New, "b was evicted");
+        // "b" took the place of "a" (the coldest then): its reply is its own.
+        store.complete("b", "rb", TTL).await.unwrap();
+        assert_eq!(store.claim("b", TTL).await.unwrap(), Claim::Done("rb".into()));
+        assert_eq!(store.claim("c", TTL).await.unwrap(), Claim::Done("rc".into()));
+        assert_eq!(store.claim("a", TTL).await.unwrap(), Claim::New);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn compaction_keeps_each_key_with_its_reply_and_its_place() {
+        let store = MemoryDedupStore::new(100);
+        let reply =
+            |i: usize| if i.is_multiple_of(3) { SUCCESS.to_owned() } else { format!("<xml>{i}</xml>") };
+        for i in 0..50 {
+            store.claim(&format!("k{i}"), TTL).await.unwrap();
+            store.complete(&format!("k{i}"), &reply(i), TTL).await.unwrap();
+        }
+        // Each read moves "k7" to a new slot: the ring is compacted (renumbered) a few times.
+        for _ in 0..5_000 {
+            assert_eq!(store.claim("k7", TTL).await.unwrap(), Claim::Done(reply(7)));
+            assert!(store.lock().slots.len() <= 2 * 50 + 1024 + 1);
+        }
+        for i in 0..50 {
+            assert_eq!(store.claim(&format!("k{i}"), TTL).await.unwrap(), Claim::Done(reply(i)), "k{i}");
+        }
+        // Least recently used first still: k0 (read before k1) goes first, then k1.
+        for i in 0..52 {
+            assert_eq!(store.claim(&format!("new{i}"), TTL).await.unwrap(), Claim::New);
+        }
+        assert_eq!(store.len(), 100);
+        assert_eq!(store.claim("k2", TTL).await.unwrap(), Claim::Done(reply(2)));
+        assert_eq!(store.claim("k1", TTL).await.unwrap(), Claim::New, "k1 went second");
+        // That claim made "k3" go (the coldest, "k2" having been read).
+        assert_eq!(store.claim("k2", TTL).await.unwrap(), Claim::Done(reply(2)));
+        assert_eq!(store.claim("k3", TTL).await.unwrap(), Claim::New);
+        assert_eq!(store.claim("k0", TTL).await.unwrap(), Claim::New, "k0 went first");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn released_and_moved_keys_leave_no_key_behind() {
+        let store = MemoryDedupStore::new(3);
+        for k in ["a", "b", "c"] {
+            store.claim(k, TTL).await.unwrap();
+        }
+        // "a" is released and "b" read again: the ring's two coldest slots are left over.
+        store.release("a").await.unwrap();
+        assert_eq!(store.claim("b", TTL).await.unwrap(), Claim::InFlight);
+        assert_eq!(store.len(), 2);
+        // Three keys fit: nothing goes.
+        assert_eq!(store.claim("d", TTL).await.unwrap(), Claim::New);
+        assert_eq!(store.len(), 3);
+        // A fourth: the coldest key held, "c", goes (not "b", read after it).
+        assert_eq!(store.claim("e", TTL).await.unwrap(), Claim::New);
+        assert_eq!(store.claim("b", TTL).await.unwrap(), Claim::InFlight);
+        assert_eq!(store.claim("c", TTL).await.unwrap(), Claim::New, "c was evicted");
+        assert_eq!(store.len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_follows_its_key_when_a_retry_moves_it() {
+        let store = MemoryDedupStore::new(2);
+        store.claim("k", TTL).await.unwrap();
+        let waiter = |store: MemoryDedupStore| {
+            tokio::spawn(async move { store.wait("k", Duration::from_secs(10)).await.unwrap() })
+        };
+        let first = waiter(store.clone());
+        tokio::task::yield_now().await;
+        // A retry moves the in-flight key (and the channel its waiter listens to).
+        assert_eq!(store.claim("k", TTL).await.unwrap(), Claim::InFlight);
+        store.complete("k", "done", TTL).await.unwrap();
+        assert_eq!(first.await.unwrap().as_deref(), Some("done"));
+        // And when the moved key is evicted, its waiters wake with nothing.
+        store.claim("j", TTL).await.unwrap();
+        let second = {
+            let store = store.clone();
+            tokio::spawn(async move { store.wait("j", Duration::from_secs(10)).await.unwrap() })
+        };
+        tokio::task::yield_now().await;
+        assert_eq!(store.claim("j", TTL).await.unwrap(), Claim::InFlight);
+        store.claim("x", TTL).await.unwrap();
+        store.claim("y", TTL).await.unwrap();
+        let start = Instant::now();
+        assert_eq!(second.await.unwrap(), None);
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ticket_stands_for_its_key_in_the_store_that_made_it_only() {
+        let (one, two) = (MemoryDedupStore::new(10), MemoryDedupStore::new(10));
+        let (claim, ticket) = one.claim_ticket("k", TTL).await.unwrap();
+        assert_eq!(claim, Claim::New);
+        assert_eq!(format!("{ticket:?}"), "Ticket(..)", "no fingerprint in Debug");
+        // The store that made it takes the fingerprint from the ticket, not from the key.
+        one.complete_claimed("not read", ticket, "r", TTL).await.unwrap();
+        assert_eq!(one.claim("k", TTL).await.unwrap(), Claim::Done("r".into()));
+        assert_eq!(one.claim("not read", TTL).await.unwrap(), Claim::New);
+        // Another store goes by the key.
+        assert_eq!(two.claim("j", TTL).await.unwrap(), Claim::New);
+        two.complete_claimed("j", ticket, "rj", TTL).await.unwrap();
+        assert_eq!(two.claim("j", TTL).await.unwrap(), Claim::Done("rj".into()));
+        assert_eq!(two.claim("k", TTL).await.unwrap(), Claim::New);
+        // And so does a claim's ticket of a retry (the same fingerprint as the first's).
+        let (claim, again) = one.claim_ticket("k", TTL).await.unwrap();
+        assert_eq!((claim, again), (Claim::Done("r".into()), ticket));
     }
 
     #[tokio::test(start_paused = true)]

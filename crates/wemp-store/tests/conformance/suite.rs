@@ -8,7 +8,7 @@ use wemp_proto::{Mode, RejectReason};
 use wemp_store::{
     CachedToken, Claim, DedupOutcome, DedupStore, DeliveryRecord, ForwardRecord, ForwardResult,
     ForwardTarget, Lease, LogQuery, MessageLog, RecordOutcome, RejectionRecord, SessionStore, SinkOutcome,
-    StoreError, TokenStore,
+    StoreError, Ticket, TokenStore,
 };
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -84,6 +84,21 @@ pub(crate) async fn dedup<S: DedupStore>(a: Arc<S>, b: Arc<S>) {
     assert_eq!(a.claim(k, SHORT).await.unwrap(), Claim::New);
     tokio::time::sleep(PAST_SHORT).await;
     assert_eq!(b.claim(k, MINUTE).await.unwrap(), Claim::New);
+
+    // A claim's ticket completes it (the memory store's spares it a second hash of the key);
+    // without a ticket a completion goes by the key.
+    let k = "wx1:msg:o1:10";
+    let (claim, ticket) = a.claim_ticket(k, MINUTE).await.unwrap();
+    assert_eq!(claim, Claim::New);
+    assert_eq!(b.claim_ticket(k, MINUTE).await.unwrap().0, Claim::InFlight);
+    a.complete_claimed(k, ticket, "r10", MINUTE).await.unwrap();
+    a.flush().await.unwrap();
+    assert_eq!(b.claim(k, MINUTE).await.unwrap(), Claim::Done("r10".to_owned()));
+    let k = "wx1:msg:o1:11";
+    assert_eq!(b.claim_ticket(k, MINUTE).await.unwrap().0, Claim::New);
+    b.complete_claimed(k, Ticket::NONE, "r11", MINUTE).await.unwrap();
+    b.flush().await.unwrap();
+    assert_eq!(a.claim_ticket(k, MINUTE).await.unwrap().0, Claim::Done("r11".to_owned()));
 
     // Concurrent deliveries of one message, half on each instance: exactly one wins.
     let k = "wx1:msg:o1:9";
