@@ -132,6 +132,13 @@ pub enum RecordOutcome {
         /// The sink's result.
         sink: Option<SinkOutcome>,
     },
+    /// The caller hung up (WeChat's timeout, a proxy's, a closed connection) before the
+    /// server answered an admitted message: nothing went out ([`DeliveryRecord::status`]
+    /// 0; [`DeliveryRecord::latency`] is how long the caller waited). A handler still
+    /// running goes on: its reply waits in the reply cache for WeChat's retry (which then
+    /// folds into this entry), or goes to the late sink at the deadline (a
+    /// [`RecordOutcome::Late`] record follows).
+    HungUp,
     /// A URL verification (GET) succeeded.
     Verified,
     /// The request was refused ([`DeliveryRecord::rejection`] says why).
@@ -142,11 +149,11 @@ impl RecordOutcome {
     /// The labels of the outcomes a request ends with (all but [`RecordOutcome::Late`], the
     /// follow-up of a deadline), as [`label`](Self::label) gives them: the values of the
     /// `outcome` label of `wemp_requests_total`.
-    pub const REQUEST_LABELS: [&'static str; 5] =
-        ["answered", "handler_error", "deadline", "verified", "rejected"];
+    pub const REQUEST_LABELS: [&'static str; 6] =
+        ["answered", "handler_error", "deadline", "hung_up", "verified", "rejected"];
 
     /// A short label: `answered`, `handler_error`, `deadline`, `late:<sink label>`
-    /// (`late:none` without a reply), `verified`, `rejected`.
+    /// (`late:none` without a reply), `hung_up`, `verified`, `rejected`.
     pub fn label(&self) -> &'static str {
         match self {
             Self::Answered => "answered",
@@ -161,6 +168,7 @@ impl RecordOutcome {
                 SinkOutcome::Logged => "late:logged",
                 SinkOutcome::Failed { .. } => "late:failed",
             },
+            Self::HungUp => "hung_up",
             Self::Verified => "verified",
             Self::Rejected => "rejected",
         }
@@ -900,6 +908,7 @@ mod tests {
             RecordOutcome::Answered,
             RecordOutcome::HandlerError,
             RecordOutcome::Deadline,
+            RecordOutcome::HungUp,
             RecordOutcome::Verified,
             RecordOutcome::Rejected,
         ];

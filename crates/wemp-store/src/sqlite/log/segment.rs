@@ -165,6 +165,7 @@ fn encode_fields(out: &mut Vec<u8>, e: &DeliveryRecord) {
         }
         RecordOutcome::Verified => out.push(4),
         RecordOutcome::Rejected => out.push(5),
+        RecordOutcome::HungUp => out.push(6),
     }
     varint(out, u64::from(e.status));
     varint(out, u64::try_from(e.latency.as_micros()).unwrap_or(u64::MAX));
@@ -652,6 +653,7 @@ impl Record<'_> {
                 },
                 4 => RecordOutcome::Verified,
                 5 => RecordOutcome::Rejected,
+                6 => RecordOutcome::HungUp,
                 _ => return Err("bad outcome"),
             };
             e.status = u16::try_from(r.varint()?).map_err(|_| "bad status")?;
@@ -1196,6 +1198,40 @@ mod tests {
         assert_eq!((e.latency, e.summary.as_deref(), e.attempts), (Duration::from_millis(12), Some("hi"), 1));
         let kept = rebuild(records(&raw).unwrap().map(Result::unwrap));
         assert_eq!(kept, &raw[..]);
+    }
+
+    /// Every outcome reads back as it was written, a caller's hang-up among them.
+    #[test]
+    fn every_outcome_reads_back() {
+        let outcomes = [
+            RecordOutcome::Answered,
+            RecordOutcome::HandlerError,
+            RecordOutcome::Deadline,
+            RecordOutcome::Late { sink: None },
+            RecordOutcome::Late { sink: Some(SinkOutcome::Delivered) },
+            RecordOutcome::Late { sink: Some(SinkOutcome::WindowExpired) },
+            RecordOutcome::Late { sink: Some(SinkOutcome::QuotaExceeded) },
+            RecordOutcome::Late { sink: Some(SinkOutcome::Unsupported) },
+            RecordOutcome::Late { sink: Some(SinkOutcome::Logged) },
+            RecordOutcome::Late {
+                sink: Some(SinkOutcome::Failed { errcode: Some(-1), message: "x".into() }),
+            },
+            RecordOutcome::HungUp,
+            RecordOutcome::Verified,
+            RecordOutcome::Rejected,
+        ];
+        let entries: Vec<DeliveryRecord> = outcomes
+            .iter()
+            .map(|o| {
+                let mut e = full(1);
+                e.outcome = o.clone();
+                e
+            })
+            .collect();
+        let body = encode(entries.iter().enumerate().map(|(i, e)| (i as u64, e)));
+        let back: Vec<DeliveryRecord> =
+            records(&body).unwrap().map(|r| r.unwrap().entry().unwrap()).collect();
+        assert_eq!(back, entries);
     }
 
     #[test]
