@@ -11,7 +11,7 @@ use crate::reject::RejectReason;
 
 const MODES: [&str; 4] = ["plain", "compatible", "safe", "unknown"];
 /// `wemp_requests_total` counts requests by the outcome their record ends with.
-const OUTCOMES: [&str; 5] = RecordOutcome::REQUEST_LABELS;
+const OUTCOMES: [&str; 6] = RecordOutcome::REQUEST_LABELS;
 const DEDUP: [&str; 3] = ["new", "joined", "cached"];
 const LATE: [&str; 6] = ["delivered", "window_expired", "quota_exceeded", "unsupported", "logged", "failed"];
 const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 4.5];

@@ -692,6 +692,48 @@ impl Drop for Abandon {
     }
 }
 
+/// Reports a delivery whose caller hung up (WeChat's timeout, a proxy's, a closed
+/// connection) before the answer: dropped with the request's future, it emits the record
+/// made so far with [`RecordOutcome::HungUp`] and counts it. Only a message that was admitted
+/// and reached its handler (or the reply cache) is reported: a caller that goes away before
+/// leaves nothing to report, and costs nothing more. The handler goes on (see [`Abandon`]).
+struct HangUp<'a> {
+    inner: &'a Inner,
+    arrived: Instant,
+    seen: Seen,
+    /// Set once the request's future has its answer: nothing to report then.
+    answered: bool,
+}
+
+impl Drop for HangUp<'_> {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let (inner, seen) = (self.inner, &mut self.seen);
+        let Some(shared) = seen.shared.clone() else { return };
+        inner.metrics.request(seen.mode, &RecordOutcome::HungUp);
+        let latency = self.arrived.elapsed();
+        tracing::warn!(
+            parent: shared.span().and_then(tracing::Span::id),
+            latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+            "the caller hung up before the answer"
+        );
+        if let Some(mut record) = seen.record.take() {
+            record.mode = seen.mode;
+            record.appid = seen.appid.as_ref().map(|a| a.key());
+            // No answer went out.
+            record.status = 0;
+            record.latency = latency;
+            record.outcome = RecordOutcome::HungUp;
+            record.handler = shared.rule();
+            record.error = shared.error();
+            record.forward = shared.forward();
+            inner.observers.emit(record);
+        }
+    }
+}
+
 /// What a handler task needs to report its late reply to the observers.
 struct LateReport {
     id: u64,
@@ -729,7 +771,10 @@ impl Inner {
         // "now" (a request fresh when its headers came stays fresh while its body is read).
         let now_ms = self.clock.now_ms();
         // The request's `wechat` span starts in `admit_and_handle`, once the message is known.
-        let mut seen = Seen::default();
+        // In a guard that reports the delivery if the caller hangs up before the answer (this
+        // future is then dropped at its `await`).
+        let mut guard = HangUp { inner: &self, arrived, seen: Seen::default(), answered: false };
+        let seen = &mut guard.seen;
         if self.observers.active() {
             let mut record = DeliveryRecord::new(self.observers.next_id(), now_ms);
             crate::observe::keep_request(&mut record, &parts);
@@ -739,7 +784,9 @@ impl Inner {
             tracing::warn!("INSECURE: signature not checked (insecure_skip_signature)");
         }
         let result =
-            self.clone().admit_and_handle(&parts, body, (arrived, now_ms.div_euclid(1000)), &mut seen).await;
+            self.clone().admit_and_handle(&parts, body, (arrived, now_ms.div_euclid(1000)), seen).await;
+        guard.answered = true;
+        let seen = &mut guard.seen;
         let mut rejected = None;
         let (res, outcome) = match result {
             Ok(answered) => answered,
