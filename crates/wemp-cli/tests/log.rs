@@ -243,3 +243,89 @@ fn log_speaks_the_local_time_and_keeps_columns_with_chinese() {
     assert!(json[0]["received_at"].as_str().unwrap().ends_with("+08:00"), "{}", json[0]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A caller that hangs up before the answer (a proxy or tunnel with a short timeout, or
+/// WeChat itself) leaves an entry saying so, although nothing was answered: the built binary
+/// forwarding to an app that answers after 2 s, a plain-mode message posted by hand and the
+/// connection closed after 0.5 s. WeChat's retry then gets the handler's reply from the
+/// reply cache, and the entry counts both deliveries; the handler ran once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_hangs_up_is_in_the_log_and_its_retry_gets_the_reply() {
+    use std::io::{Read as _, Write as _};
+
+    let app = common::CountingApp::start("worth the wait", Duration::from_secs(2));
+    let dir = temp_dir("log-hangup");
+    let srv = ServeProc::start(
+        &dir,
+        &["--listen", "127.0.0.1:0", "--token", "HangupTok2", "--forward", &app.url, "--data-dir", "d"],
+        &[("WEMP_METRICS_PATH", "/metrics")],
+    );
+    let addr = srv.addr();
+    let (body, query) =
+        (common::text_xml("oHungUp", 5151, "hello?"), common::signed_query("HangupTok2", "oHungUp"));
+    let head = format!(
+        "POST /wechat?{query} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: Mozilla/4.0\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut caller = std::net::TcpStream::connect(&addr).unwrap();
+    caller.write_all(head.as_bytes()).unwrap();
+    caller.write_all(body.as_bytes()).unwrap();
+    caller.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let mut buf = [0_u8; 64];
+    assert!(caller.read(&mut buf).is_err(), "no answer within 500 ms: the app takes 2 s");
+    drop(caller);
+
+    // The hang-up is logged (and counted) while the handler still runs.
+    let read_log = || {
+        let out = wemp_in(&dir, &["log", "--json", "--data-dir", "d"], &[]);
+        assert!(out.status.success(), "{}", text(&out));
+        json_lines(&out)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let entries = loop {
+        let entries = read_log();
+        if !entries.is_empty() || Instant::now() > deadline {
+            break entries;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let e = &entries[0];
+    assert_eq!(e["outcome"]["kind"], "hung_up", "{e}");
+    assert_eq!((e["status"].as_u64(), e["attempts"].as_u64()), (Some(0), Some(1)), "no answer went out: {e}");
+    assert_eq!((e["openid"].as_str(), e["summary"].as_str()), (Some("oHungUp"), Some("hello?")), "{e}");
+    assert_eq!(e["headers"]["user-agent"], "Mozilla/4.0", "what arrived: {e}");
+    let waited = e["latency_us"].as_u64().unwrap_or_else(|| panic!("{e}"));
+    assert!((400_000..2_000_000).contains(&waited), "waited about 500 ms, not the app's 2 s: {e}");
+    let metrics = http_get(&addr, "/metrics");
+    assert!(metrics.contains("wemp_requests_total{mode=\"plain\",outcome=\"hung_up\"} 1"), "{metrics}");
+
+    // WeChat's retry, once the handler is done: its reply, from the cache.
+    std::thread::sleep(Duration::from_millis(2000));
+    let (status, answer) = common::raw(
+        &addr,
+        &format!(
+            "POST /wechat?{query} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        ),
+        body.as_bytes(),
+    );
+    assert!(status.contains("200"), "{answer}");
+    assert!(answer.contains("worth the wait"), "{answer}");
+    assert_eq!(app.calls(), 1, "the handler ran once");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let entries = loop {
+        let entries = read_log();
+        if entries.first().is_some_and(|e| e["attempts"] == 2) || Instant::now() > deadline {
+            break entries;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(entries.len(), 1, "one entry for the message: {entries:?}");
+    let e = &entries[0];
+    assert_eq!(e["attempts"].as_u64(), Some(2), "both deliveries: {e}");
+    assert_eq!((e["outcome"]["kind"].as_str(), e["status"].as_u64()), (Some("answered"), Some(200)), "{e}");
+    assert!(e["reply"].to_string().contains("worth the wait"), "{e}");
+    srv.stop();
+}

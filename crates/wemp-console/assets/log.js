@@ -25,12 +25,12 @@ export const latencyMs = (x) => Math.round((x.record.latency_us || 0) / 1000);
 
 /**
  * How an entry ended, as the page names it (`outcome.<code>` in strings.js), read from the
- * record's typed outcome: an answer is a reply or none, or too slow past WeChat's 5 s; the
- * tap's entries are callers that hung up or a service that panicked.
+ * record's typed outcome: an answer is a reply or none, or too slow past WeChat's 5 s; a
+ * caller that hung up before the answer is abandoned; the tap's entries are a service that
+ * panicked.
  */
 export function outcomeOf(x) {
   const r = x.record;
-  if (x.tap === 'hung_up') return 'abandoned';
   if (x.tap === 'panicked' || x.source === 'hub') return 'error';
   const kind = r.outcome && r.outcome.kind;
   switch (kind) {
@@ -38,6 +38,7 @@ export function outcomeOf(x) {
       if (latencyMs(x) > WECHAT_TIMEOUT_MS) return 'too_slow';
       return x.reply && x.reply.type !== 'none' ? 'reply' : 'no_reply';
     case 'late': return 'follow_up';
+    case 'hung_up': return 'abandoned';
     case 'verified': return 'verify';
     default: return kind || null;
   }

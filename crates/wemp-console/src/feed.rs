@@ -4,9 +4,10 @@
 //! An entry wraps the server's one record of the request, [`wemp_store::DeliveryRecord`]
 //! (what WeChat sent — query, headers, peer —, admission's checks, the message, the reply,
 //! the call to a gateway app, how it ended), as [`ConsoleObserver`](crate::ConsoleObserver)
-//! receives it inside the server or the message log returns it. The console adds only
-//! which of its accounts the record is for and what the server cannot see: [`Tap`] reports
-//! callers that hung up before an answer and services that panicked.
+//! receives it inside the server or the message log returns it (a caller that hung up
+//! before the answer too: [`RecordOutcome::HungUp`]). The console adds only which of its
+//! accounts the record is for and what the server cannot see: [`Tap`] reports a service
+//! that panicked.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,14 +47,12 @@ pub enum Source {
     Hub,
 }
 
-/// What the [`Tap`] saw that the server could not report.
+/// What the [`Tap`] saw that the server could not report. (A caller that hung up before
+/// the answer is the server's to report: [`RecordOutcome::HungUp`].)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum TapFinding {
-    /// The caller hung up before the server answered (WeChat's timeout, or a closed
-    /// connection): [`DeliveryRecord::latency`] is how long it waited.
-    HungUp,
     /// The callback service panicked; the tap answered `500`.
     Panicked,
 }
@@ -301,10 +300,10 @@ impl Hub {
     }
 }
 
-/// Layer for the callback router: reports to the hub what the server cannot — a caller that
-/// hung up before the answer, a service that panicked (answered `500`) — with what arrived
-/// (query, headers, peer). Everything the server handled reaches the live log through its
-/// observer ([`crate::Console::observer`]).
+/// Layer for the callback router: reports to the hub what the server cannot — a service
+/// that panicked (answered `500`) — with what arrived (query and peer; the headers went
+/// with the request). Everything the server handled reaches the live log through its
+/// observer ([`crate::Console::observer`]), callers that hung up before the answer included.
 ///
 /// A hand-written layer rather than `axum::middleware::from_fn`: that one boxes each
 /// request's future and clones the inner service into a boxed `Next`, for every request.
@@ -352,15 +351,15 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        // What arrived is kept as it came (the URI and header map cloned share their bytes): the
-        // record is made only for a caller that hung up or a service that panicked, not for
-        // every request the server answers.
+        // What arrived is kept as it came (the URI cloned shares its bytes; the header map is
+        // not kept, its copy was two allocations a request): the record is made only for a
+        // service that panicked, not for every request the server answers. A caller that hangs
+        // up is the server's to report (its record says `hung_up`).
         // Only the monotonic clock is read here: the wall-clock time of arrival is worked out
         // from it when a record is made (one clock read a request fewer).
         let arrival = Arrival {
             started: Instant::now(),
             uri: req.uri().clone(),
-            headers: req.headers().clone(),
             peer: wemp_server::observe::peer(req.extensions()),
         };
         // A service panics while it is polled, as a rule; one that panics when called counts
@@ -368,19 +367,18 @@ where
         let inner = std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req)))
             .ok()
             .map(|f| AssertUnwindSafe(f).catch_unwind());
-        // Publishes a "hung up" entry if the caller goes away and the server drops us.
-        TapFuture { inner, guard: Guard { hub: self.hub.clone(), arrival: Some(arrival) } }
+        TapFuture { inner, hub: self.hub.clone(), arrival: Some(arrival) }
     }
 }
 
 pin_project_lite::pin_project! {
-    /// The future of [`TapService`]: the inner service's, reporting a panic or a drop before
-    /// the answer.
+    /// The future of [`TapService`]: the inner service's, reporting a panic.
     pub struct TapFuture<F> {
         // `None`: calling the inner service panicked.
         #[pin]
         inner: Option<CatchUnwind<AssertUnwindSafe<F>>>,
-        guard: Guard,
+        hub: Arc<Hub>,
+        arrival: Option<Arrival>,
     }
 }
 
@@ -394,7 +392,7 @@ impl<F: Future<Output = Result<Response, Infallible>>> Future for TapFuture<F> {
             Some(inner) => ready!(inner.poll(cx)).ok(),
             None => None,
         };
-        let Some(arrival) = this.guard.arrival.take() else { unreachable!("polled after it finished") };
+        let Some(arrival) = this.arrival.take() else { unreachable!("polled after it finished") };
         Poll::Ready(Ok(match answered {
             Some(Ok(res)) => res,
             Some(Err(never)) => match never {},
@@ -404,7 +402,7 @@ impl<F: Future<Output = Result<Response, Infallible>>> Future for TapFuture<F> {
                 record.outcome = RecordOutcome::HandlerError;
                 let mut x = LiveEntry::new(Source::Tap, Arc::new(record));
                 x.tap = Some(TapFinding::Panicked);
-                this.guard.hub.publish(x);
+                this.hub.publish(x);
                 http::Response::builder().status(500).body(axum::body::Body::empty()).unwrap_or_default()
             }
         }))
@@ -415,7 +413,6 @@ impl<F: Future<Output = Result<Response, Infallible>>> Future for TapFuture<F> {
 struct Arrival {
     started: Instant,
     uri: http::Uri,
-    headers: http::HeaderMap,
     peer: Option<std::net::SocketAddr>,
 }
 
@@ -439,30 +436,9 @@ impl Arrival {
         let received_at_ms =
             ended.at_ms.saturating_sub(i64::try_from(latency.as_millis()).unwrap_or(i64::MAX));
         let mut record = DeliveryRecord::new(0, received_at_ms);
-        wemp_server::observe::keep_arrival(&mut record, &self.uri, &self.headers, self.peer);
+        wemp_server::observe::keep_arrival(&mut record, &self.uri, &http::HeaderMap::new(), self.peer);
         record.latency = latency;
         record
-    }
-}
-
-struct Guard {
-    hub: Arc<Hub>,
-    arrival: Option<Arrival>,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(arrival) = self.arrival.take() {
-            // The latency is now: how long the caller waited.
-            let ended = Ended::now();
-            self.hub.publish_with(move || {
-                // No answer went out: status 0.
-                let record = arrival.record(ended);
-                let mut x = LiveEntry::new(Source::Tap, Arc::new(record));
-                x.tap = Some(TapFinding::HungUp);
-                x
-            });
-        }
     }
 }
 
@@ -608,15 +584,34 @@ mod tests {
         assert_eq!((shown[1]["record"]["attempts"].as_u64(), shown[1]["tap"].as_str()), (Some(2), None));
     }
 
+    /// The server's record of a caller that hung up is the live log's entry for it, shown
+    /// with its typed outcome and how long the caller waited (no tap finding).
+    #[test]
+    fn a_hang_up_is_the_servers_record() {
+        let mut record = DeliveryRecord::new(0, 1);
+        record.outcome = RecordOutcome::HungUp;
+        record.latency = std::time::Duration::from_millis(500);
+        record.dedup_key = Some("wx1:oA:1".into());
+        let hub = Hub::with_first_id(4, 1);
+        let record = Arc::new(record);
+        hub.publish_with(move || crate::observe::entry(&[], Source::Observer, record));
+        let x = hub.recent(0).pop().unwrap();
+        let json = serde_json::to_value(&*x).unwrap();
+        assert_eq!(json["source"], "observer");
+        assert_eq!(json["record"]["outcome"]["kind"], "hung_up");
+        assert_eq!(
+            (json["record"]["status"].as_u64(), json["record"]["latency_us"].as_u64()),
+            (Some(0), Some(500_000))
+        );
+        assert!(json.get("tap").is_none(), "{json}");
+        let strings = include_str!("../assets/log.js");
+        assert!(strings.contains("case 'hung_up': return 'abandoned';"), "the page names it");
+    }
+
     #[test]
     fn a_record_is_dated_at_arrival_from_its_end_and_latency() {
         let started = Instant::now();
-        let arrival = Arrival {
-            started,
-            uri: http::Uri::from_static("/wechat"),
-            headers: http::HeaderMap::new(),
-            peer: None,
-        };
+        let arrival = Arrival { started, uri: http::Uri::from_static("/wechat"), peer: None };
         let ended = Ended { at_ms: 1_700_000_009_250, at: started + std::time::Duration::from_millis(4_200) };
         let record = arrival.record(ended);
         assert_eq!(record.latency, std::time::Duration::from_millis(4_200));
@@ -638,7 +633,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_tap_reports_callers_that_hung_up_and_services_that_panicked() {
+    async fn the_tap_reports_services_that_panicked_and_leaves_hang_ups_to_the_server() {
         use tower::ServiceExt as _;
         let hub = Arc::new(Hub::with_first_id(8, 1));
         let app = slow(std::time::Duration::from_secs(30)).layer(Tap::new(hub.clone()));
@@ -649,29 +644,20 @@ mod tests {
                 .body(axum::body::Body::empty())
                 .unwrap()
         };
-        // The caller gives up: the server never answered, and reports nothing.
-        let before = now_ms();
+        // The caller gives up: the server reports that itself (a `hung_up` record through its
+        // observer); the tap adds nothing.
         let gave_up =
             tokio::time::timeout(std::time::Duration::from_millis(50), app.clone().oneshot(req())).await;
         assert!(gave_up.is_err());
-        let after = now_ms();
-        let xs = hub.recent(0);
-        assert_eq!(xs.len(), 1);
-        let x = &xs[0];
-        assert_eq!((x.source, x.tap, x.record.status), (Source::Tap, Some(TapFinding::HungUp), 0));
-        assert_eq!(x.record.query.get("nonce").unwrap(), "n n", "what arrived, as the server reads it");
-        assert_eq!(x.record.headers.get("user-agent").unwrap(), "Mozilla/4.0");
-        assert!(!x.record.headers.contains_key("cookie"));
-        assert!(x.record.latency >= std::time::Duration::from_millis(50));
-        // When it arrived, not when the caller gave up (worked out from the latency).
-        let at = x.record.received_at_ms;
-        assert!(before - 1 <= at && at <= after - 50, "{before} <= {at} <= {after} - 50");
+        assert_eq!(hub.recent(0).len(), 0);
 
-        let res =
-            app.oneshot(http::Request::post("/wechat?panic=1").body(axum::body::Body::empty()).unwrap());
+        let res = app.oneshot(
+            http::Request::post("/wechat?panic=1&nonce=n%20n").body(axum::body::Body::empty()).unwrap(),
+        );
         assert_eq!(res.await.unwrap().status(), 500);
-        let x = hub.recent(1).pop().unwrap();
-        assert_eq!((x.tap, x.record.status), (Some(TapFinding::Panicked), 500));
+        let x = hub.recent(0).pop().unwrap();
+        assert_eq!((x.source, x.tap, x.record.status), (Source::Tap, Some(TapFinding::Panicked), 500));
+        assert_eq!(x.record.query.get("nonce").unwrap(), "n n", "what arrived, as the server reads it");
 
         // A service that panics when called, before it returns a future, counts the same.
         let mut panics = tower_layer::Layer::layer(
@@ -685,7 +671,8 @@ mod tests {
         assert_eq!(res.status(), 500);
         let x = hub.recent(2).pop().unwrap();
         assert_eq!((x.tap, x.record.status), (Some(TapFinding::Panicked), 500));
-        assert_eq!(x.record.headers.get("user-agent").unwrap(), "Mozilla/4.0", "what arrived");
+        assert_eq!(x.record.query.get("signature").unwrap(), "abc", "what arrived");
+        assert!(x.record.headers.is_empty(), "the headers went with the request");
 
         // An answered request is the observer's to report: the tap adds nothing.
         let quick = slow(std::time::Duration::ZERO).layer(Tap::new(hub.clone()));

@@ -445,9 +445,9 @@ impl Console {
     }
 
     /// Wraps the callback router so the live log also sees what the server cannot report
-    /// (see [`Tap`]): callers that hung up before the answer (WeChat's 5 s timeout) and a
-    /// service that panicked. Everything the server handles reaches the live log through
-    /// [`Console::observer`], which the service needs for that.
+    /// (see [`Tap`]): a service that panicked. Everything the server handles reaches the live
+    /// log through [`Console::observer`], which the service needs for that — callers that
+    /// hung up before the answer (WeChat's 5 s timeout) included.
     pub fn tap(&self, callback: axum::Router) -> axum::Router {
         callback.layer(Tap::new(self.shared.hub.clone()))
     }
