@@ -426,6 +426,23 @@ pub(crate) async fn log_entries<L: MessageLog>(a: Arc<L>, b: Arc<L>) {
     assert_eq!(wx6[0].1.outcome, RecordOutcome::Late { sink: Some(SinkOutcome::WindowExpired) });
     assert_eq!((wx6[0].1.attempts, wx6[0].1.reply_xml.as_deref()), (1, Some("<xml>late</xml>")));
     assert_eq!(wx6[0].1.forward.as_deref(), Some(&forwarded(700)), "the late call to the app");
+
+    // A caller that hung up before the answer: stored and read back as such; WeChat's retry,
+    // answered from the reply cache, folds into its entry.
+    let mut hung_up = entry("wx7", "o8", "text", 80_000, 800);
+    hung_up.outcome = RecordOutcome::HungUp;
+    (hung_up.status, hung_up.reply_xml) = (0, None);
+    let mut cached = retry(&hung_up, 85_000, DedupOutcome::Cached, 1);
+    cached.outcome = RecordOutcome::Answered;
+    cached.reply_xml = Some("<xml>reply</xml>".to_owned());
+    a.append(std::slice::from_ref(&hung_up)).await.unwrap();
+    let wx7 = LogQuery { appid: Some("wx7".into()), ..LogQuery::default() };
+    let rows = b.query(&wx7).await.unwrap();
+    assert_eq!(rows.iter().map(|(_, e)| e).collect::<Vec<_>>(), [&hung_up]);
+    b.append(std::slice::from_ref(&cached)).await.unwrap();
+    let wx7 = a.entries(&wx7).await.unwrap();
+    assert_eq!(wx7.len(), 1);
+    assert_eq!((wx7[0].1.outcome.clone(), wx7[0].1.attempts), (RecordOutcome::Answered, 2));
 }
 
 pub(crate) async fn log<L: MessageLog>(a: Arc<L>, b: Arc<L>) {
