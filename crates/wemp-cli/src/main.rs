@@ -564,11 +564,10 @@ fn init_tracing(color: ColorChoice) {
         tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi).with_target(false);
     let registry = tracing_subscriber::registry().with(filter);
     // Uncoloured, the same lines without the default's styling pass around every field.
-    // Either way the request span's text fields read as they did when they were `%` values.
     let _ = if ansi {
-        registry.with(lines.fmt_fields(logging::StyledFields)).with(logging::RequestSpan).try_init()
+        registry.with(lines).try_init()
     } else {
-        registry.with(lines.fmt_fields(logging::PlainFields)).with(logging::RequestSpan).try_init()
+        registry.with(lines.fmt_fields(logging::PlainFields)).try_init()
     };
 }
 

@@ -6,25 +6,15 @@
 //! default makes around every field name even when colours are off. `wemp serve` makes one
 //! span per message with five fields, so that pass was paid on every request (about 2 % of
 //! its instructions by callgrind).
-//!
-//! That span's values come as `&str` (a `%` value costs a `core::fmt` pass whatever the
-//! subscriber does with it); five of them read as they did when they were `%` values
-//! (`appid=wx…`, unquoted), through [`RequestSpan`], which notes the span's callsite, with
-//! [`PlainFields`] or [`StyledFields`].
 
 use std::fmt::{self, Write as _};
 
-use std::sync::OnceLock;
-
-use tracing::callsite::Identifier;
 use tracing::field::{Field, Visit};
-use tracing::subscriber::Interest;
-use tracing::{Metadata, Subscriber};
 use tracing_subscriber::Layer;
 use tracing_subscriber::field::{RecordFields, VisitFmt, VisitOutput};
 use tracing_subscriber::filter::{EnvFilter, Targets};
 use tracing_subscriber::fmt::FormatFields;
-use tracing_subscriber::fmt::format::{DefaultVisitor, Writer};
+use tracing_subscriber::fmt::format::Writer;
 
 /// The filter for `WEMP_LOG` (`None`, or a value that does not parse: `info`).
 ///
@@ -46,96 +36,6 @@ where
     match EnvFilter::try_new(spec) {
         Ok(env) => Box::new(env),
         Err(_) => Box::new(Targets::new().with_default(tracing::Level::INFO)),
-    }
-}
-
-/// The callsites of wemp-server's request span (`wechat`) that [`RequestSpan`] has seen:
-/// one in `wemp serve`; a few slots, so that a test's own span of that name counts too.
-static REQUEST_SPAN: [OnceLock<Identifier>; 4] = [const { OnceLock::new() }; 4];
-
-/// The request span's fields that are written as they are, as `%` values are, though they
-/// come as `&str` (`rule`, a `&str` from the start, is quoted as it always was).
-const TEXT_FIELDS: [&str; 5] = ["appid", "mode", "msg_type", "openid", "dedup"];
-
-/// Whether `field` is one of the request span's [`TEXT_FIELDS`].
-fn as_text(field: &Field) -> bool {
-    let callsite = field.callsite();
-    REQUEST_SPAN.iter().map_while(OnceLock::get).any(|span| *span == callsite)
-        && TEXT_FIELDS.contains(&field.name())
-}
-
-/// A layer that does nothing but note the callsite of wemp-server's request span (its
-/// `wechat` span), whose text fields [`PlainFields`] and [`StyledFields`] then write
-/// unquoted. Put it outermost: a layer is told of a callsite before the ones inside it.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RequestSpan;
-
-impl<S: Subscriber> Layer<S> for RequestSpan {
-    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
-        if metadata.is_span() && metadata.name() == "wechat" && metadata.target().starts_with("wemp_server") {
-            let callsite = metadata.callsite();
-            // Each callsite is registered once per subscriber: a slot may hold it already.
-            for slot in &REQUEST_SPAN {
-                if *slot.get_or_init(|| callsite.clone()) == callsite {
-                    break;
-                }
-            }
-        }
-        Interest::always()
-    }
-}
-
-/// Field formatting for coloured output: tracing-subscriber's own, but for the request
-/// span's text fields (see [`RequestSpan`]), written as `%` values are.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct StyledFields;
-
-impl<'w> FormatFields<'w> for StyledFields {
-    fn format_fields<R: RecordFields>(&self, writer: Writer<'w>, fields: R) -> fmt::Result {
-        let mut visitor = StyledVisitor(DefaultVisitor::new(writer, true));
-        fields.record(&mut visitor);
-        visitor.0.finish()
-    }
-}
-
-/// tracing-subscriber's visitor, but for the request span's text fields.
-struct StyledVisitor<'w>(DefaultVisitor<'w>);
-
-impl Visit for StyledVisitor<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if as_text(field) {
-            // What a `%` value is given as.
-            self.0.record_debug(field, &format_args!("{value}"));
-        } else {
-            self.0.record_str(field, value);
-        }
-    }
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.record_f64(field, value);
-    }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.record_i64(field, value);
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.record_u64(field, value);
-    }
-    fn record_i128(&mut self, field: &Field, value: i128) {
-        self.0.record_i128(field, value);
-    }
-    fn record_u128(&mut self, field: &Field, value: u128) {
-        self.0.record_u128(field, value);
-    }
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.record_bool(field, value);
-    }
-    fn record_bytes(&mut self, field: &Field, value: &[u8]) {
-        self.0.record_bytes(field, value);
-    }
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.0.record_error(field, value);
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0.record_debug(field, value);
     }
 }
 
@@ -223,11 +123,6 @@ impl Visit for PlainVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
             self.record_debug(field, &format_args!("{value}"));
-        } else if as_text(field) {
-            // As a `%` value's `Display` writes it: as it is.
-            if let Some(name) = self.start(field) {
-                self.result = [name, "=", value].into_iter().try_for_each(|s| self.writer.write_str(s));
-            }
         } else if plain_in_debug(value) {
             // What `Debug` writes for it, without formatting.
             if let Some(name) = self.start(field) {
@@ -451,86 +346,6 @@ mod tests {
         assert!(ours.contains("rule=\"help \\u{1b}\""), "{ours}");
         assert!(ours.contains("\\x1b[31mfailure"), "the message's escapes: {ours}");
         assert_eq!(ours, theirs);
-    }
-
-    /// Lines inside wemp-server's request span, its text fields given as `&str` (as it is
-    /// made now) or as `%` values (as it was), and inside a span of another target.
-    fn request_lines(display: bool) {
-        use tracing::field::Empty;
-        let span = if display {
-            tracing::info_span!(
-                target: "wemp_server::service",
-                "wechat",
-                appid = %"wx2c2769f8efd9abc2",
-                mode = %"safe",
-                msg_type = %"event/\x1b[2Jclear \"q\"",
-                openid = %"oyOR…f0rs",
-                dedup = %"new",
-                rule = Empty,
-            )
-        } else {
-            tracing::info_span!(
-                target: "wemp_server::service",
-                "wechat",
-                appid = "wx2c2769f8efd9abc2",
-                mode = "safe",
-                msg_type = "event/\x1b[2Jclear \"q\"",
-                openid = "oyOR…f0rs",
-                dedup = "new",
-                rule = Empty,
-            )
-        };
-        span.in_scope(|| {
-            tracing::warn!(appid = "wx1", "forwarding failed");
-            tracing::Span::current().record("rule", "fallback");
-            tracing::error!(error = %"app unreachable", "handler failed");
-        });
-        let other = tracing::info_span!("wechat", appid = "wx1", mode = "safe");
-        other.in_scope(|| tracing::info!("elsewhere"));
-    }
-
-    fn request_output(ansi: bool, ours: bool) -> String {
-        use tracing_subscriber::layer::SubscriberExt as _;
-        let buffer = Buffer::default();
-        let lines = tracing_subscriber::fmt::layer()
-            .with_writer(buffer.clone())
-            .with_ansi(ansi)
-            .with_target(false)
-            .without_time();
-        let registry = tracing_subscriber::registry();
-        match (ours, ansi) {
-            (false, _) => tracing::subscriber::with_default(registry.with(lines), || request_lines(true)),
-            (true, false) => tracing::subscriber::with_default(
-                registry.with(lines.fmt_fields(PlainFields)).with(RequestSpan),
-                || request_lines(false),
-            ),
-            (true, true) => tracing::subscriber::with_default(
-                registry.with(lines.fmt_fields(StyledFields)).with(RequestSpan),
-                || request_lines(false),
-            ),
-        }
-        String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
-    }
-
-    #[test]
-    fn the_request_spans_text_fields_read_as_display_values() {
-        for ansi in [false, true] {
-            let ours = request_output(ansi, true);
-            let before = request_output(ansi, false);
-            assert_eq!(ours.lines().count(), 3, "{ours}");
-            assert_eq!(ours, before, "ansi: {ansi}");
-        }
-        let plain = request_output(false, true);
-        assert!(
-            plain.contains(
-                "ERROR wechat{appid=wx2c2769f8efd9abc2 mode=safe msg_type=event/\x1b[2Jclear \"q\" \
-                 openid=oyOR…f0rs dedup=new rule=\"fallback\"}: handler failed error=app unreachable\n"
-            ),
-            "{plain}"
-        );
-        // Only that span's: a field of the same name elsewhere is a `&str` as before.
-        assert!(plain.contains("}: forwarding failed appid=\"wx1\"\n"), "{plain}");
-        assert!(plain.contains("wechat{appid=\"wx1\" mode=\"safe\"}: elsewhere"), "{plain}");
     }
 
     fn filtered(spec: Option<&str>) -> String {
