@@ -10,11 +10,12 @@
 use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
+use tracing::span::Record;
 use tracing_subscriber::Layer;
 use tracing_subscriber::field::{RecordFields, VisitFmt, VisitOutput};
 use tracing_subscriber::filter::{EnvFilter, Targets};
-use tracing_subscriber::fmt::FormatFields;
 use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FormatFields, FormattedFields};
 
 /// The filter for `WEMP_LOG` (`None`, or a value that does not parse: `info`).
 ///
@@ -76,6 +77,18 @@ impl<'w> FormatFields<'w> for PlainFields {
             }
             written
         })
+    }
+
+    /// Fields recorded into a span after it was made (`wemp serve`'s `rule`): straight into
+    /// the span's own `String`, without staging and copying them.
+    fn add_fields(&self, current: &'w mut FormattedFields<Self>, fields: &Record<'_>) -> fmt::Result {
+        let sanitize = current.as_writer().sanitizes_ansi_escapes();
+        if !current.fields.is_empty() {
+            current.fields.push(' ');
+        }
+        let mut visitor = PlainVisitor::new(&mut current.fields, sanitize);
+        fields.record(&mut visitor);
+        visitor.finish()
     }
 }
 
