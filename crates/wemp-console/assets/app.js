@@ -114,5 +114,5 @@ document.addEventListener('DOMContentLoaded', () => {
   // them again when the live log names one the page does not know, or the page is back in view.
   document.addEventListener('wemp:unknown-account', () => refreshAccounts(2));
   window.addEventListener('focus', () => refreshAccounts());
-  start();
+  state.ready = start();
 });

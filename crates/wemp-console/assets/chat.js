@@ -211,6 +211,9 @@ export function redrawChat() {
 let busy = 0;
 
 export async function perform(action, shown) {
+  // A message sent while the page still loads its settings goes once they are there (the
+  // account and the user come with them), rather than being dropped.
+  await state.ready;
   const user = state.user;
   const account = state.account;
   if (!account) { toast(t('chat.no-account')); return; }

@@ -9,6 +9,8 @@ export const state = {
   exchanges: [],
   selected: null,
   names: new Map(),
+  // The page's start (its settings loaded): what is sent before then waits for it.
+  ready: Promise.resolve(),
 };
 
 // The accounts the console serves.

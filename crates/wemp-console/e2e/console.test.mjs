@@ -664,6 +664,14 @@ describe('a forwarded delivery: wemp serve in front of an app (gateway mode)', (
       try {
         const page = await b.newPage();
         const errors = watchErrors(page);
+        // The page's settings come late (a slow link): a message typed before they arrive is
+        // sent once they are there, not dropped.
+        let configAsked = 0;
+        await page.route('**/console/api/config', async (route) => {
+          configAsked += 1;
+          if (configAsked === 1) await new Promise((r) => setTimeout(r, 1000));
+          await route.continue();
+        });
         await page.goto(`${url}/console/`);
         const zh = locale === 'zh-CN';
         // No menu configured: the keyboard is shown at once.

@@ -442,15 +442,17 @@ impl Incoming {
         // Each taken text leaves its element empty (the first of its name, which is the one
         // read), and empty text is copied without an allocation; a text message takes them
         // back.
+        // Where each taken text goes.
+        let slot = |name: &str| match name {
+            "ToUserName" => Some(0),
+            "FromUserName" => Some(1),
+            "Content" => Some(2),
+            _ => None,
+        };
         let mut taken: [Option<String>; 3] = Default::default();
         let mut left = taken.len();
         for child in &mut doc.root.children {
-            let i = match &*child.name {
-                "ToUserName" => 0,
-                "FromUserName" => 1,
-                "Content" => 2,
-                _ => continue,
-            };
+            let Some(i) = slot(&child.name) else { continue };
             if taken[i].is_none() {
                 taken[i] = Some(std::mem::take(&mut child.text));
                 left -= 1;
@@ -464,12 +466,7 @@ impl Incoming {
             // Not a text message after all (a field did not decode): read again as it came.
             let mut taken = taken;
             for child in &mut doc.root.children {
-                let i = match &*child.name {
-                    "ToUserName" => 0,
-                    "FromUserName" => 1,
-                    "Content" => 2,
-                    _ => continue,
-                };
+                let Some(i) = slot(&child.name) else { continue };
                 if let Some(t) = taken[i].take() {
                     child.text = t;
                 }
