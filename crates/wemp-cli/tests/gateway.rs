@@ -876,3 +876,49 @@ async fn each_forwarded_call_is_logged_at_debug() {
         "{line}"
     );
 }
+
+/// A failed forward is logged inside the message's span, whose context reads as it always
+/// has: these lines as `wemp serve` wrote them before the span's values became `&str`s
+/// (byte for byte past the time, but for the MsgId).
+#[test]
+fn a_failed_forward_is_logged_with_the_messages_context() {
+    let dir = temp_dir("gateway-span");
+    let hook = format!("http://127.0.0.1:{}/hook", common::free_port());
+    let args = ["--listen", "127.0.0.1:0", "--data-dir", "d", "--token", "Tok123", "--forward", &hook];
+    let (appid, aes_key) = (common::APPID, common::AES_KEY);
+    let mut all = args.to_vec();
+    all.extend(["--appid", appid, "--aes-key", aes_key, "--mode", "compatible"]);
+    let srv = ServeProc::start(&dir, &all, &[("WEMP_LOG", "info")]);
+    let o = srv.send(&dir, "compatible", &["event", "subscribe"]);
+    assert!(o.status.success(), "{}", common::out(&o));
+    let o = srv.send(&dir, "safe", &["text", "hello"]);
+    assert!(o.status.success(), "{}", common::out(&o));
+    let (_, log) = srv.stop();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(_time, rest)| rest))
+        .filter(|l| l.contains("wechat{"))
+        .collect();
+    let unreachable = format!("app at {hook} unreachable");
+    let sending = format!("{unreachable}: error sending request for url ({hook})");
+    let event =
+        "wechat{appid=wx2c2769f8efd9abc2 mode=compatible msg_type=event/subscribe openid=o_we…user dedup=new";
+    let text = "wechat{appid=wx2c2769f8efd9abc2 mode=safe msg_type=text openid=o_we…user dedup=new";
+    let policy = "handler failed; answering per the error policy";
+    let want = [
+        format!(" WARN {event}}}: forwarding failed: {sending} dedup_key=event:o_wemp_sim_user:"),
+        format!("ERROR {event} rule=\"fallback\"}}: {policy} error={sending}"),
+        format!(" WARN {text}}}: forwarding failed: {sending} dedup_key=msg:o_wemp_sim_user:"),
+        format!("ERROR {text} rule=\"fallback\"}}: {policy} error={sending}"),
+    ];
+    assert_eq!(lines.len(), want.len(), "{log}");
+    for (line, want) in lines.iter().zip(&want) {
+        if want.ends_with(':') {
+            // The MsgId (or the event's time) and the latency vary.
+            let latency = line.rsplit_once(" latency_ms=").map(|(_, ms)| ms.parse::<u64>());
+            assert!(line.starts_with(want.as_str()) && matches!(latency, Some(Ok(_))), "{line}\n{want}");
+        } else {
+            assert_eq!(line, want, "{log}");
+        }
+    }
+}
