@@ -139,6 +139,9 @@ async fn every_rejection_has_its_status_code_and_reason() {
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
 }
 
+/// What a streamed body over a 1024-byte limit is refused with.
+const OVER_1024: &str = "body of more than 1024 bytes exceeds the 1024-byte limit";
+
 #[tokio::test]
 async fn body_limit() {
     let svc = builder(Router::new()).body_limit(1024).build().unwrap();
@@ -149,13 +152,7 @@ async fn body_limit() {
     let stream = Body::from_stream(futures_util::stream::iter(chunks));
     let req = wechat_post(Mode::Plain, &big);
     let req = Request::post(req.uri().clone()).body(stream).unwrap();
-    expect(
-        &svc,
-        req,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "body of more than 1024 bytes exceeds the 1024-byte limit",
-    )
-    .await;
+    expect(&svc, req, StatusCode::PAYLOAD_TOO_LARGE, OVER_1024).await;
 }
 
 /// The body as `chunks` pieces (each an error where `None`), with no `Content-Length`.
@@ -189,13 +186,7 @@ async fn a_body_in_pieces_is_read_whole_and_held_to_the_limit_in_all() {
     let big = text_xml(&"y".repeat(1100), 2);
     let big_uri = wechat_post(Mode::Plain, &big).uri().clone();
     let req = streamed(&big_uri, &big, &[500, 1000], None);
-    expect(
-        &svc,
-        req,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "body of more than 1024 bytes exceeds the 1024-byte limit",
-    )
-    .await;
+    expect(&svc, req, StatusCode::PAYLOAD_TOO_LARGE, OVER_1024).await;
     // A piece that fails: the body did not arrive whole.
     let req = streamed(&uri, &xml, &[300], Some(1));
     let body = expect(&svc, req, StatusCode::BAD_REQUEST, "the body did not arrive whole").await;
