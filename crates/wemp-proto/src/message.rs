@@ -606,14 +606,19 @@ impl Incoming {
     /// adds its `ModifyBonus:ModifyBalance`. A message whose `MsgId` or `CreateTime` does not
     /// decode keys on the text as written.
     pub fn dedup_key(&self) -> String {
-        let header = self.header();
         if self.msg_id().is_some() {
             // Every message has one: sized once, no `format!` machinery.
-            let mut key = String::with_capacity(4 + header.from.len() + 1 + 20);
+            let mut key = String::with_capacity(self.dedup_key_room());
             self.push_dedup_key(&mut key);
             return key;
         }
         self.dedup_key_slow()
+    }
+
+    /// The room [`Incoming::push_dedup_key`] takes for a message (`msg:`, its sender, `:`, a
+    /// `MsgId` of up to 20 digits); an event's key may take more.
+    pub fn dedup_key_room(&self) -> usize {
+        4 + self.header().from.len() + 1 + 20
     }
 
     /// Appends [`Incoming::dedup_key`] to `out`: for a message (which has a `MsgId`) with no

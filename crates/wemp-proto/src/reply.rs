@@ -209,7 +209,7 @@ impl Reply {
             return Err(ReplyError::EmptyField { field });
         }
         if let Self::News(articles) = self {
-            let limit = if answering_message { MAX_ARTICLES_FOR_MESSAGE } else { MAX_ARTICLES };
+            let limit = article_limit(answering_message);
             if articles.is_empty() || articles.len() > limit {
                 return Err(ReplyError::ArticleCount { count: articles.len(), limit, answering_message });
             }
@@ -472,8 +472,14 @@ impl ReplyContext {
 
     /// How many articles a news reply may hold here.
     pub fn article_limit(&self) -> usize {
-        if self.answering_message { MAX_ARTICLES_FOR_MESSAGE } else { MAX_ARTICLES }
+        article_limit(self.answering_message)
     }
+}
+
+/// How many articles a news reply may hold when answering a user's message (`true`) or an
+/// event.
+const fn article_limit(answering_message: bool) -> usize {
+    if answering_message { MAX_ARTICLES_FOR_MESSAGE } else { MAX_ARTICLES }
 }
 
 /// A reply that WeChat would refuse (`-40011`).

@@ -997,8 +997,7 @@ impl Inner {
         // `appid:dedup key`, built in place in one allocation (a `format!` here was ~1 % of a
         // request). The length is a message's key's; an event's may grow it once.
         let key = {
-            let (from, agent) = (&incoming.header().from, account.agentid().map_or(0, |a| 1 + a.len()));
-            let mut key = String::with_capacity(account.appid().len() + agent + 1 + 4 + from.len() + 1 + 20);
+            let mut key = String::with_capacity(account.key_len() + 1 + incoming.dedup_key_room());
             account.push_key(&mut key);
             key.push(':');
             incoming.push_dedup_key(&mut key);

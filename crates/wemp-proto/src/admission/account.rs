@@ -235,6 +235,11 @@ impl Account {
         app_key(&self.appid, self.agentid())
     }
 
+    /// The length of [`Account::key`].
+    pub fn key_len(&self) -> usize {
+        self.appid.len() + self.agentid().map_or(0, |agent| 1 + agent.len())
+    }
+
     /// Appends [`Account::key`] to `out` (a key built in place, with no string of its own).
     pub fn push_key(&self, out: &mut String) {
         out.push_str(&self.appid);
@@ -429,6 +434,7 @@ mod tests {
             let mut key = "k:".to_owned();
             account.push_key(&mut key);
             assert_eq!(key, format!("k:{}", account.key()));
+            assert_eq!(account.key_len(), account.key().len());
         }
         assert_eq!(Account::new("ww1", "t").with_agentid("7").key(), "ww1/7");
     }

@@ -139,6 +139,14 @@ fn push_dedup_key_appends_what_dedup_key_returns() {
         msg.push_dedup_key(&mut key);
         assert_eq!(key, format!("wx1:{}", msg.dedup_key()));
     }
+    // A message's key fits the room it asks for, the longest MsgId included.
+    let longest = Incoming::parse(&format!(
+        "<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>\
+         <MsgType>text</MsgType><Content>hi</Content><MsgId>{}</MsgId></xml>",
+        u64::MAX
+    ))
+    .unwrap();
+    assert_eq!(longest.dedup_key().len(), longest.dedup_key_room());
 }
 
 #[test]
