@@ -32,11 +32,12 @@ impl fmt::Display for ShortId<'_> {
             short[7..].copy_from_slice(tail);
             return f.write_str(std::str::from_utf8(&short).map_err(|_| fmt::Error)?);
         }
-        let head_end = id.char_indices().nth(4).map_or(id.len(), |(i, _)| i);
-        let tail_start = id.char_indices().rev().nth(3).map_or(0, |(i, _)| i);
-        if self.full || id.chars().nth(8).is_none() {
+        // Eight chars or fewer in more than eight bytes: as it is.
+        if id.chars().nth(8).is_none() {
             return f.write_str(id);
         }
+        let head_end = id.char_indices().nth(4).map_or(id.len(), |(i, _)| i);
+        let tail_start = id.char_indices().rev().nth(3).map_or(0, |(i, _)| i);
         f.write_str(&id[..head_end])?;
         f.write_str("…")?;
         f.write_str(&id[tail_start..])
