@@ -227,6 +227,67 @@ top_level! {
     }
 }
 
+impl Text {
+    /// The text message `Incoming::from_document(&Document::parse(xml)?)` reads, read
+    /// straight from the leaves of a flat document (`xml::flat`, which `Document::parse`
+    /// reads first and to the same leaves) without building it: each field the first leaf of
+    /// its name, as `Element::text_of` finds it. `None` for anything else — not flat, a
+    /// `MsgType` other than `text` as WeChat writes it, a field missing or not decoding —
+    /// which is then read the usual way (a proptest holds the two together).
+    fn from_flat(xml: &str) -> Option<Self> {
+        const TO: usize = 0;
+        const FROM: usize = 1;
+        const CREATED: usize = 2;
+        const TYPE: usize = 3;
+        const AGENT: usize = 4;
+        const CONTENT: usize = 5;
+        const ID: usize = 6;
+        const MENU: usize = 7;
+        const DATA_ID: usize = 8;
+        const IDX: usize = 9;
+        let mut leaves: [Option<&str>; 10] = [None; 10];
+        crate::xml::flat(xml, |name, text, _| {
+            let i = match name {
+                "ToUserName" => TO,
+                "FromUserName" => FROM,
+                "CreateTime" => CREATED,
+                "MsgType" => TYPE,
+                "AgentID" => AGENT,
+                "Content" => CONTENT,
+                "MsgId" => ID,
+                "bizmsgmenuid" => MENU,
+                "MsgDataId" => DATA_ID,
+                "Idx" => IDX,
+                _ => return,
+            };
+            if leaves[i].is_none() {
+                leaves[i] = Some(text);
+            }
+        })?;
+        // As `Text::from_root` reads them, in its order: every required field there and
+        // decoding, numbers trimmed, optional texts as they are.
+        if leaves[TYPE] != Some("text") {
+            return None;
+        }
+        let create_time = crate::trim(leaves[CREATED]?).parse().ok()?;
+        let id = crate::trim(leaves[ID]?).parse().ok()?;
+        let (to, from, content) = (leaves[TO]?, leaves[FROM]?, leaves[CONTENT]?);
+        Some(Self {
+            header: Header {
+                to: to.to_owned(),
+                from: from.to_owned(),
+                create_time,
+                agent_id: leaves[AGENT].map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned),
+            },
+            content: content.to_owned(),
+            id,
+            biz_msg_menu_id: leaves[MENU].map(str::to_owned),
+            msg_data_id: leaves[DATA_ID].map(str::to_owned),
+            idx: leaves[IDX].map(str::to_owned),
+        })
+    }
+}
+
 /// A message or event whose type is not modelled (or whose fields did not decode).
 ///
 /// Nothing is lost: `fields` is the whole document as a tree and `raw` the exact XML.
@@ -406,6 +467,16 @@ impl Incoming {
     /// Only when the XML itself is not acceptable ([`crate::XmlError`]); unknown or
     /// undecodable types arrive as [`Incoming::Unknown`].
     pub fn parse(xml: &str) -> Result<Self, crate::Error> {
+        Ok(Self::read(xml)?)
+    }
+
+    /// [`Incoming::parse`] with the XML's own error: a flat text message (nearly every one
+    /// WeChat sends) is read straight into its fields, without a [`Document`]; anything
+    /// else as `Incoming::from_document(&Document::parse(xml)?)` reads it.
+    pub(crate) fn read(xml: &str) -> Result<Self, crate::XmlError> {
+        if let Some(text) = Text::from_flat(xml) {
+            return Ok(Self::Text(text));
+        }
         let doc = Document::parse(xml)?;
         Ok(Self::from_document(&doc))
     }
@@ -710,6 +781,24 @@ mod tests {
              <CreateTime>1700000000</CreateTime><MsgType><![CDATA[event]]></MsgType>{body}</xml>"
         );
         Incoming::parse(&xml).unwrap()
+    }
+
+    #[test]
+    fn a_flat_text_message_is_read_without_its_document() {
+        let xml = "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[o1]]></FromUserName>\
+                   <CreateTime> 1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType>\
+                   <Content><![CDATA[a]]]></Content><MsgId>7</MsgId><Idx></Idx></xml>";
+        let text = Text::from_flat(xml).unwrap();
+        assert_eq!(Incoming::Text(text), Incoming::from_document(&Document::parse(xml).unwrap()));
+        // Anything else is left to the document.
+        for other in [
+            xml.replace("[text]", "[TEXT]"),
+            xml.replace("<MsgId>7", "<MsgId>x"),
+            xml.replace("<Content>", "<!-- --><Content>"),
+            xml.replace("<Content><![CDATA[a]]]></Content>", ""),
+        ] {
+            assert!(Text::from_flat(&other).is_none(), "{other}");
+        }
     }
 
     #[test]

@@ -148,3 +148,87 @@ proptest! {
         prop_assert_eq!(one, sealed.to_xml());
     }
 }
+
+/// A text message's leaves, each perhaps written another way, left out or given twice.
+fn text_leaves() -> impl Strategy<Value = String> {
+    let leaf = (
+        "(ToUserName|FromUserName|CreateTime|MsgType|Content|MsgId|AgentID|bizmsgmenuid|MsgDataId|Idx|Other)",
+        prop_oneof![
+            Just("text".to_owned()),
+            Just("TEXT".to_owned()),
+            Just(" 12 ".to_owned()),
+            Just("1700000000".to_owned()),
+            Just("6054768590064713728".to_owned()),
+            Just("-1".to_owned()),
+            Just(String::new()),
+            Just(" ".to_owned()),
+            "[a-z0-9 ]{0,6}",
+            any::<String>().prop_map(|s| s.replace("]]>", "")),
+        ],
+        0..4u8,
+    );
+    proptest::collection::vec(leaf, 0..12).prop_map(|leaves| {
+        let mut xml = "<xml>".to_owned();
+        for (name, text, how) in leaves {
+            match how {
+                0 => xml.push_str(&format!("<{name}><![CDATA[{text}]]></{name}>")),
+                1 => xml.push_str(&format!("<{name}>{text}</{name}>")),
+                2 => xml.push_str(&format!("\n <{name}>{}</{name}>", text.replace(['<', '&', '>'], ""))),
+                _ => xml.push_str(&format!("<{name}><x>{text}</x></{name}>")),
+            }
+        }
+        xml.push_str("</xml>");
+        xml
+    })
+}
+
+/// A well-formed text message, with its fields in any order and perhaps more.
+fn text_message() -> impl Strategy<Value = String> {
+    (
+        xml_text(),
+        xml_text(),
+        any::<i64>(),
+        xml_text(),
+        any::<u64>(),
+        proptest::option::of(xml_text()),
+        0..3usize,
+    )
+        .prop_map(|(to, from, created, content, id, menu, order)| {
+            let mut leaves = vec![
+                format!("<ToUserName><![CDATA[{}]]></ToUserName>", to.replace("]]>", "")),
+                format!("<FromUserName><![CDATA[{}]]></FromUserName>", from.replace("]]>", "")),
+                format!("<CreateTime>{created}</CreateTime>"),
+                "<MsgType><![CDATA[text]]></MsgType>".to_owned(),
+                format!("<Content><![CDATA[{}]]></Content>", content.replace("]]>", "")),
+                format!("<MsgId>{id}</MsgId>"),
+            ];
+            if let Some(menu) = menu {
+                leaves.push(format!("<bizmsgmenuid><![CDATA[{}]]></bizmsgmenuid>", menu.replace("]]>", "")));
+            }
+            leaves.rotate_left(order);
+            format!("<xml>{}</xml>", leaves.concat())
+        })
+}
+
+/// `Incoming::parse` as it was: the document, then the typed message read from it.
+fn parsed_through_the_document(xml: &str) -> Result<Incoming, String> {
+    Document::parse(xml)
+        .map(|doc| Incoming::from_document(&doc))
+        .map_err(|e| wemp_proto::Error::from(e).to_string())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// A text message read straight from its leaves is the one read from its document, and
+    /// anything else parses (or fails) as it did.
+    #[test]
+    fn a_message_parses_as_through_its_document(xml in prop_oneof![text_leaves(), text_message()]) {
+        prop_assert_eq!(Incoming::parse(&xml).map_err(|e| e.to_string()), parsed_through_the_document(&xml));
+    }
+
+    #[test]
+    fn a_message_parses_as_through_its_document_on_any_input(input in any::<String>()) {
+        prop_assert_eq!(Incoming::parse(&input).map_err(|e| e.to_string()), parsed_through_the_document(&input));
+    }
+}
