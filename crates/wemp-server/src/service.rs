@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use tracing::Instrument as _;
 use tracing::field::Empty;
 use wemp_proto::admission::{self, AccountsError, Kind, Policy, Refusal, Replay, ReplayCache, Verdict};
-use wemp_proto::{EncryptedReply, Incoming, Mode, ReferenceCode, Reply};
+use wemp_proto::{EncryptedReply, Mode, ReferenceCode, Reply};
 use wemp_store::memory::MemoryDedupStore;
 use wemp_store::{Claim, DedupStore, HandlerFailure, SessionStore, Ticket};
 
@@ -928,16 +928,16 @@ impl Inner {
             };
             // The checks' notes are for the delivery record: with no observer, none is formatted.
             let admitted = if seen.record.is_some() {
-                admission::admit(&accounts, &self.policy, now_unix, &request)
+                admission::admit_typed(&accounts, &self.policy, now_unix, &request)
             } else {
-                admission::admit_unrecorded(&accounts, &self.policy, now_unix, &request)
+                admission::admit_typed_unrecorded(&accounts, &self.policy, now_unix, &request)
             };
             seen.mode = admitted.mode;
             seen.appid = admitted.account.clone();
             if let Some(r) = seen.record.as_mut() {
                 r.checks = admitted.checks;
             }
-            let (xml, mut document) = match admitted.verdict {
+            let (xml, incoming) = match admitted.verdict {
                 Verdict::Refused(refusal) => return Err(refusal),
                 Verdict::Verified { echostr } => {
                     tracing::info!(
@@ -949,7 +949,7 @@ impl Inner {
                         RecordOutcome::Verified,
                     ));
                 }
-                Verdict::Accepted { xml, document } => (xml, document),
+                Verdict::Message { xml, message } => (xml, message),
                 _ => return Err(reject::internal("admission gave no verdict")),
             };
             let (Some(account), Some(mode)) = (admitted.account, admitted.mode) else {
@@ -975,15 +975,12 @@ impl Inner {
                     return Err(reject::replayed());
                 }
             }
-            // A text message's ids and content are moved out of the document, not copied.
-            let incoming = Incoming::take_from_document(&mut document);
             if let Some(r) = seen.record.as_mut() {
                 // A third-party platform's push carries the ticket or an authorization code.
-                // Otherwise the parsed document's own copy of the text, shared.
                 r.raw_xml = Some(if incoming.info_type().is_some() {
                     Arc::from(wemp_proto::component::redacted(&xml))
                 } else {
-                    document.raw.shared()
+                    Arc::from(xml)
                 });
             }
             if let Some(r) = seen.record.as_mut() {

@@ -41,7 +41,7 @@ pub use replay::{Replay, ReplayCache};
 
 use crate::envelope::Outline;
 use crate::xml::XmlError;
-use crate::{DecryptError, Document, EnvelopeError, Mode, ReferenceCode, signature};
+use crate::{DecryptError, Document, EnvelopeError, Incoming, Mode, ReferenceCode, signature};
 
 /// The reasons a request is refused, as counted in metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -352,6 +352,9 @@ impl fmt::Display for Refusal {
 }
 
 /// What admission decided.
+// `Message` is the largest (a typed message, ~400 bytes): moved once, out of `admit_typed`;
+// boxing it would cost every message an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Verdict {
@@ -367,6 +370,16 @@ pub enum Verdict {
         xml: String,
         /// `xml`, parsed.
         document: Document,
+    },
+    /// A message `POST` that passed, from [`admit_typed`] and [`admit_typed_unrecorded`]:
+    /// the XML as in [`Verdict::Accepted`], read straight into its typed form (a flat text
+    /// message without a [`Document`]); `message` is what
+    /// `Incoming::from_document(&document)` would be.
+    Message {
+        /// The message XML: the body in plain mode, the decrypted payload otherwise.
+        xml: String,
+        /// `xml`, typed.
+        message: Incoming,
     },
     /// Refused.
     Refused(Refusal),
@@ -410,6 +423,23 @@ pub fn admit_unrecorded(accounts: &Accounts, policy: &Policy, now: i64, request:
     admit_with(accounts, policy, now, request, false)
 }
 
+/// [`admit`], with a message `POST` that passes as [`Verdict::Message`]: typed, without a
+/// [`Document`] where none is needed (same checks, same refusals).
+pub fn admit_typed(accounts: &Accounts, policy: &Policy, now: i64, request: &Request<'_>) -> Admission {
+    admit_with_typed(accounts, policy, now, request, true, true)
+}
+
+/// [`admit_unrecorded`], with a message `POST` that passes as [`Verdict::Message`], as
+/// [`admit_typed`].
+pub fn admit_typed_unrecorded(
+    accounts: &Accounts,
+    policy: &Policy,
+    now: i64,
+    request: &Request<'_>,
+) -> Admission {
+    admit_with_typed(accounts, policy, now, request, false, true)
+}
+
 fn admit_with(
     accounts: &Accounts,
     policy: &Policy,
@@ -417,8 +447,19 @@ fn admit_with(
     request: &Request<'_>,
     keep: bool,
 ) -> Admission {
+    admit_with_typed(accounts, policy, now, request, keep, false)
+}
+
+fn admit_with_typed(
+    accounts: &Accounts,
+    policy: &Policy,
+    now: i64,
+    request: &Request<'_>,
+    keep: bool,
+    typed: bool,
+) -> Admission {
     let checks = if keep { Vec::with_capacity(MAX_CHECKS) } else { Vec::new() };
-    let mut run = Run { accounts, policy, now, account: None, mode: None, keep, checks };
+    let mut run = Run { accounts, policy, now, account: None, mode: None, keep, typed, checks };
     let verdict = match run.decide(request) {
         Ok(v) => v,
         Err(refusal) => Verdict::Refused(refusal),
@@ -440,6 +481,9 @@ struct Run<'a> {
     mode: Option<Mode>,
     /// Whether the checks are kept ([`admit`]) or not ([`admit_unrecorded`]).
     keep: bool,
+    /// Whether a message that passes is typed ([`Verdict::Message`]) or left as a document
+    /// ([`Verdict::Accepted`]).
+    typed: bool,
     checks: Vec<Check>,
 }
 
@@ -475,6 +519,16 @@ impl Run<'_> {
     fn pass_fixed(&mut self, kind: CheckKind, note: &'static str) {
         if self.keep {
             self.checks.push(Check { kind, passed: true, note: Cow::Borrowed(note) });
+        }
+    }
+
+    /// The verdict on a message `POST` that passed, parsed: [`Verdict::Accepted`], or typed
+    /// ([`Verdict::Message`]; its texts moved out of the document).
+    fn accepted(&self, xml: String, mut document: Document) -> Verdict {
+        if self.typed {
+            Verdict::Message { xml, message: Incoming::take_from_document(&mut document) }
+        } else {
+            Verdict::Accepted { xml, document }
         }
     }
 
@@ -690,7 +744,7 @@ impl Run<'_> {
         }
         let outline = match body {
             Body::Tree(document) if mode == Mode::Plain => {
-                return Ok(Verdict::Accepted { xml: text.to_owned(), document });
+                return Ok(self.accepted(text.to_owned(), document));
             }
             Body::Tree(document) => Outline::of(&document.root).into_owned(),
             Body::Outline(outline) => outline,
@@ -747,7 +801,12 @@ impl Run<'_> {
             Ok(xml) => xml,
             Err(e) => return Err(self.fail(CheckKind::Decrypt, Refusal::decrypt(&e))),
         };
-        let inner = if json { Document::from_json(&xml) } else { Document::parse(&xml) };
+        // Typed straight from the text where it can be (not JSON): no document.
+        let inner = match (json, self.typed) {
+            (false, true) => Incoming::read(&xml).map(Err),
+            (true, _) => Document::from_json(&xml).map(Ok),
+            (false, false) => Document::parse(&xml).map(Ok),
+        };
         let inner = match inner {
             Ok(inner) => inner,
             Err(e) => return Err(self.fail(CheckKind::Decrypt, Refusal::xml(&e, "decrypted message"))),
@@ -756,7 +815,10 @@ impl Run<'_> {
             note.push_str("decrypted for appid ");
             note.push_str(account.appid());
         });
-        Ok(Verdict::Accepted { xml, document: inner })
+        Ok(match inner {
+            Ok(document) => self.accepted(xml, document),
+            Err(message) => Verdict::Message { xml, message },
+        })
     }
 
     /// The WeCom applications a request may be for, and whether its path selected one: the
@@ -943,7 +1005,7 @@ impl Run<'_> {
             Err(e) => return Err(self.fail(CheckKind::Decrypt, Refusal::xml(&e, "decrypted message"))),
         };
         self.pass(CheckKind::Decrypt, format_args!("decrypted for corpid {}", account.appid()));
-        Ok(Verdict::Accepted { xml: plain, document: inner })
+        Ok(self.accepted(plain, inner))
     }
 
     /// The body as text: WeChat sends UTF-8 XML (or JSON), anything else is refused here.

@@ -74,6 +74,74 @@ fn admit_unrecorded_decides_alike_and_keeps_no_checks() {
 }
 
 #[test]
+fn admit_typed_decides_as_admit_and_types_the_message() {
+    let cipher = crate::Cipher::new(SAMPLE_KEY, SAMPLE_APPID).unwrap();
+    // Safe-mode requests carrying these messages, signed.
+    let sealed = |xml: &str| {
+        let encrypt = cipher.encrypt(xml, [3; 16]).unwrap();
+        let msg_sig = signature::sign_msg(TOKEN, TS, NONCE, &encrypt);
+        let query = format!(
+            "signature={}&timestamp={TS}&nonce={NONCE}&encrypt_type=aes&msg_signature={msg_sig}",
+            sig()
+        );
+        let body = format!(
+            "<xml><ToUserName><![CDATA[{GH}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+        );
+        (query, body)
+    };
+    let text = plain_body("hi ]]]]><![CDATA[> there");
+    let mut requests = vec![
+        (safe_query(), safe_body()),
+        (safe_query().replace(MSG_SIG, "0000"), safe_body()),
+        (format!("signature={}&timestamp={TS}&nonce={NONCE}", sig()), plain_body("hi")),
+        (format!("signature={}&timestamp={TS}&nonce={NONCE}", sig()), "<xml><a>".to_owned()),
+    ];
+    for xml in [
+        text.clone(),
+        text.replace("<MsgId>1", "<MsgId>x"),
+        text.replace("[text]", "[event]"),
+        text.replace("[text]", "[image]"),
+        text.replace("</xml>", "<AgentID> 7 </AgentID></xml>"),
+        text.replace("<Content>", "<!-- c --><Content>"),
+        "<xml><a>".to_owned(),
+        "<xml></xml>".to_owned(),
+        String::new(),
+    ] {
+        requests.push(sealed(&xml));
+    }
+    for (i, (query, body)) in requests.iter().enumerate() {
+        let request = Request::post("/wechat", query, body.as_bytes());
+        for keep in [true, false] {
+            let (parsed, typed) = if keep {
+                (
+                    admit(&one(None), &Policy::default(), NOW, &request),
+                    admit_typed(&one(None), &Policy::default(), NOW, &request),
+                )
+            } else {
+                (
+                    admit_unrecorded(&one(None), &Policy::default(), NOW, &request),
+                    admit_typed_unrecorded(&one(None), &Policy::default(), NOW, &request),
+                )
+            };
+            assert_eq!(typed.checks, parsed.checks, "request {i}");
+            assert_eq!(typed.mode, parsed.mode, "request {i}");
+            assert_eq!(
+                typed.account.map(|a| a.appid().to_owned()),
+                parsed.account.map(|a| a.appid().to_owned())
+            );
+            match (&typed.verdict, &parsed.verdict) {
+                (Verdict::Message { xml: a, message }, Verdict::Accepted { xml: b, document }) => {
+                    assert_eq!(a, b, "request {i}");
+                    assert_eq!(message, &Incoming::from_document(document), "request {i}");
+                }
+                (Verdict::Refused(a), Verdict::Refused(b)) => assert_eq!(a, b, "request {i}"),
+                (a, b) => panic!("request {i}: {a:?} against {b:?}"),
+            }
+        }
+    }
+}
+
+#[test]
 fn the_documented_safe_mode_sample_is_accepted() {
     for mode in [None, Some(Mode::Safe), Some(Mode::Compatible), Some(Mode::Plain)] {
         let (q, body) = (safe_query(), safe_body());
