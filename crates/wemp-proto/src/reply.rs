@@ -20,7 +20,7 @@
 use crate::ReferenceCode;
 use crate::field::{Field, FieldError, Record, record};
 use crate::message::{Header, Incoming};
-use crate::xml::{Document, Element, XmlError, cdata_leaf, close_tag, open_tag, push_int};
+use crate::xml::{Document, Element, XmlError, cdata_leaf, cdata_leaf_lit, close_tag, open_tag, push_int};
 
 /// Most articles in a news reply to an event or in other contexts.
 pub const MAX_ARTICLES: usize = 8;
@@ -249,15 +249,15 @@ impl Reply {
         // writes (a proptest in tests/it/props.rs holds the two together).
         let mut out = String::with_capacity(self.xml_capacity(to.len() + from.len()));
         out.push_str("<xml>");
-        cdata_leaf(&mut out, "ToUserName", to);
-        cdata_leaf(&mut out, "FromUserName", from);
-        open_tag(&mut out, "CreateTime");
+        cdata_leaf_lit!(&mut out, "ToUserName", to);
+        cdata_leaf_lit!(&mut out, "FromUserName", from);
+        out.push_str("<CreateTime>");
         push_int(&mut out, create_time);
-        close_tag(&mut out, "CreateTime");
-        cdata_leaf(&mut out, "MsgType", msg_type);
+        out.push_str("</CreateTime>");
+        cdata_leaf_lit!(&mut out, "MsgType", msg_type);
         match self {
             Self::None => {}
-            Self::Text { content } => content.write_xml(&mut out, "Content"),
+            Self::Text { content } => cdata_leaf_lit!(&mut out, "Content", content),
             Self::Image { media_id } => media_xml(&mut out, "Image", media_id),
             Self::Voice { media_id } => media_xml(&mut out, "Voice", media_id),
             Self::Video { media_id, title, description } => {
