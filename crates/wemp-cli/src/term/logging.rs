@@ -10,12 +10,13 @@
 use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
-use tracing::span::Record;
+use tracing::span::{Attributes, Id, Record};
 use tracing_subscriber::Layer;
 use tracing_subscriber::field::{RecordFields, VisitFmt, VisitOutput};
 use tracing_subscriber::filter::{EnvFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FormatFields, FormattedFields};
+use tracing_subscriber::layer::Context;
 
 /// The filter for `WEMP_LOG` (`None`, or a value that does not parse: `info`).
 ///
@@ -89,6 +90,122 @@ impl<'w> FormatFields<'w> for PlainFields {
         let mut visitor = PlainVisitor::new(&mut current.fields, sanitize);
         fields.record(&mut visitor);
         visitor.finish()
+    }
+}
+
+/// The uncoloured log lines: a fmt layer formatting fields with [`PlainFields`]
+/// (`fmt::layer().fmt_fields(PlainFields)`, span events off, ANSI sanitization on: both
+/// the defaults), whose spans' fields this layer writes itself.
+///
+/// The lines are the fmt layer's, byte for byte: a span's fields are written as it would
+/// write them, into the same place (the span's `FormattedFields<PlainFields>`), and
+/// everything else is its own. What differs is the span's `String`: made with room for the
+/// fields declared and not yet given (`wemp serve`'s `rule`, recorded once a rule takes the
+/// message), where the fmt layer's fits the first ones exactly and grows again for `rule`;
+/// and written without staging and copying.
+#[derive(Debug)]
+pub struct PlainLines<L>(L);
+
+impl<S, E, W> PlainLines<tracing_subscriber::fmt::Layer<S, PlainFields, E, W>> {
+    /// Wraps `lines` (see the type's docs for what it must be).
+    pub fn new(lines: tracing_subscriber::fmt::Layer<S, PlainFields, E, W>) -> Self {
+        Self(lines)
+    }
+}
+
+/// Bytes of a span's `String` per field its callsite declares: `wemp serve`'s six
+/// (five given, `rule` recorded later) take 70 to 110.
+const ROOM_PER_FIELD: usize = 24;
+
+impl<S, L> Layer<S> for PlainLines<L>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    L: Layer<S>,
+{
+    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
+        self.0.on_register_dispatch(subscriber);
+    }
+
+    fn on_layer(&mut self, subscriber: &mut S) {
+        self.0.on_layer(subscriber);
+    }
+
+    fn register_callsite(
+        &self,
+        metadata: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        self.0.register_callsite(metadata)
+    }
+
+    fn enabled(&self, metadata: &tracing::Metadata<'_>, ctx: Context<'_, S>) -> bool {
+        self.0.enabled(metadata, ctx)
+    }
+
+    /// What the fmt layer does for a span (span events off): its fields formatted into
+    /// the span's extensions.
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let declared = attrs.metadata().fields().len();
+        let mut fields = FormattedFields::<PlainFields>::new(String::new());
+        if declared > 0 {
+            fields.fields.reserve_exact(declared * ROOM_PER_FIELD);
+            let sanitize = fields.as_writer().sanitizes_ansi_escapes();
+            let mut visitor = PlainVisitor::new(&mut fields.fields, sanitize);
+            attrs.record(&mut visitor);
+            if visitor.finish().is_err() {
+                return;
+            }
+        }
+        span.extensions_mut().replace(fields);
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        self.0.max_level_hint()
+    }
+
+    /// What the fmt layer does for fields recorded later: added to the span's.
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut extensions = span.extensions_mut();
+        match extensions.get_mut::<FormattedFields<PlainFields>>() {
+            Some(fields) => {
+                let _ = PlainFields.add_fields(fields, values);
+            }
+            None => {
+                let mut fields = FormattedFields::<PlainFields>::new(String::new());
+                if PlainFields.format_fields(fields.as_writer(), values).is_ok() {
+                    extensions.insert(fields);
+                }
+            }
+        }
+    }
+
+    fn on_follows_from(&self, span: &Id, follows: &Id, ctx: Context<'_, S>) {
+        self.0.on_follows_from(span, follows, ctx);
+    }
+
+    fn event_enabled(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) -> bool {
+        self.0.event_enabled(event, ctx)
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
+        self.0.on_event(event, ctx);
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        self.0.on_enter(id, ctx);
+    }
+
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        self.0.on_exit(id, ctx);
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        self.0.on_close(id, ctx);
+    }
+
+    fn on_id_change(&self, old: &Id, new: &Id, ctx: Context<'_, S>) {
+        self.0.on_id_change(old, new, ctx);
     }
 }
 
@@ -311,6 +428,16 @@ mod tests {
         tracing::info!(inner = ?Logs, "outer line");
         let nested = tracing::info_span!("nested", depth = 2, logs = ?Logs);
         nested.in_scope(|| tracing::info!("in a span of two"));
+        drop(_entered);
+        // Fields given only later, and none at all.
+        let later =
+            tracing::info_span!("later", first = tracing::field::Empty, second = tracing::field::Empty);
+        later.in_scope(|| tracing::info!("nothing given yet"));
+        later.record("second", 2);
+        later.record("first", "one");
+        later.in_scope(|| tracing::info!("given later"));
+        let bare = tracing::info_span!("bare");
+        bare.in_scope(|| tracing::info_span!("inner", n = 1).in_scope(|| tracing::info!("in a bare span")));
     }
 
     /// Logs a line when formatted.
@@ -323,18 +450,33 @@ mod tests {
         }
     }
 
-    fn output(plain: bool) -> String {
+    /// How [`lines`] are written by tracing-subscriber's own fmt layer, with
+    /// [`PlainFields`], and by [`PlainLines`] (as `wemp` writes them uncoloured).
+    #[derive(Clone, Copy)]
+    enum Lines {
+        Theirs,
+        Fields,
+        Ours,
+    }
+
+    fn output(how: Lines) -> String {
+        use tracing_subscriber::layer::SubscriberExt as _;
         let buffer = Buffer::default();
-        let builder = tracing_subscriber::fmt()
+        let layer = tracing_subscriber::fmt::layer()
             .with_writer(buffer.clone())
             .with_ansi(false)
             .with_target(false)
-            .without_time()
-            .with_max_level(tracing::Level::INFO);
-        if plain {
-            tracing::subscriber::with_default(builder.fmt_fields(PlainFields).finish(), lines);
-        } else {
-            tracing::subscriber::with_default(builder.finish(), lines);
+            .without_time();
+        let registry = tracing_subscriber::registry().with(tracing::level_filters::LevelFilter::INFO);
+        match how {
+            Lines::Theirs => tracing::subscriber::with_default(registry.with(layer), lines),
+            Lines::Fields => {
+                tracing::subscriber::with_default(registry.with(layer.fmt_fields(PlainFields)), lines)
+            }
+            Lines::Ours => tracing::subscriber::with_default(
+                registry.with(PlainLines::new(layer.fmt_fields(PlainFields))),
+                lines,
+            ),
         }
         String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
     }
@@ -358,14 +500,90 @@ mod tests {
 
     #[test]
     fn uncoloured_lines_read_as_tracing_subscribers_own() {
-        let ours = output(true);
-        let theirs = output(false);
-        assert_eq!(ours.lines().count(), 8, "{ours}");
-        assert!(ours.contains("outer line inner=logs"), "{ours}");
-        assert!(ours.contains("nested{depth=2 logs=logs}: in a span of two"), "{ours}");
-        assert!(ours.contains("rule=\"help \\u{1b}\""), "{ours}");
-        assert!(ours.contains("\\x1b[31mfailure"), "the message's escapes: {ours}");
-        assert_eq!(ours, theirs);
+        let theirs = output(Lines::Theirs);
+        for ours in [output(Lines::Fields), output(Lines::Ours)] {
+            assert_eq!(ours.lines().count(), 11, "{ours}");
+            assert!(ours.contains("outer line inner=logs"), "{ours}");
+            assert!(ours.contains("nested{depth=2 logs=logs}: in a span of two"), "{ours}");
+            assert!(ours.contains("rule=\"help \\u{1b}\""), "{ours}");
+            assert!(ours.contains("\\x1b[31mfailure"), "the message's escapes: {ours}");
+            assert!(ours.contains("INFO later: nothing given yet"), "{ours}");
+            assert!(ours.contains("INFO later{second=2 first=\"one\"}: given later"), "{ours}");
+            assert!(ours.contains("INFO bare:inner{n=1}: in a bare span"), "{ours}");
+            assert_eq!(ours, theirs);
+        }
+    }
+
+    /// [`PlainLines`] makes a span's fields with room for those recorded later: `wemp
+    /// serve`'s `rule` goes in without the `String` growing again.
+    #[test]
+    fn a_field_recorded_later_goes_into_the_room_left_for_it() {
+        use tracing_subscriber::layer::SubscriberExt as _;
+
+        /// Notes where the span's fields are after each change (it runs after `PlainLines`).
+        #[derive(Clone, Default)]
+        struct Where(Arc<Mutex<Vec<(usize, usize, usize)>>>);
+
+        impl Where {
+            fn note<S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>>(
+                &self,
+                id: &Id,
+                ctx: &Context<'_, S>,
+            ) {
+                let span = ctx.span(id).unwrap();
+                let extensions = span.extensions();
+                let fields = extensions.get::<FormattedFields<PlainFields>>().unwrap();
+                let text = &fields.fields;
+                self.0.lock().unwrap().push((text.as_ptr() as usize, text.len(), text.capacity()));
+            }
+        }
+
+        impl<S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>> Layer<S> for Where {
+            fn on_new_span(&self, _: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+                self.note(id, &ctx);
+            }
+            fn on_record(&self, id: &Id, _: &Record<'_>, ctx: Context<'_, S>) {
+                self.note(id, &ctx);
+            }
+        }
+
+        fn seen(ours: bool) -> Vec<(usize, usize, usize)> {
+            let seen = Where::default();
+            let lines = tracing_subscriber::fmt::layer().with_writer(Buffer::default).fmt_fields(PlainFields);
+            let registry = tracing_subscriber::registry();
+            let run = || {
+                let span = tracing::info_span!(
+                    "wechat",
+                    appid = %"wx2c2769f8efd9abc2",
+                    mode = %"compatible",
+                    msg_type = %"event/subscribe",
+                    openid = %"o_we…user",
+                    dedup = %"new",
+                    rule = tracing::field::Empty,
+                );
+                span.record("rule", "a rule");
+            };
+            if ours {
+                tracing::subscriber::with_default(
+                    registry.with(PlainLines::new(lines)).with(seen.clone()),
+                    run,
+                );
+            } else {
+                tracing::subscriber::with_default(registry.with(lines).with(seen.clone()), run);
+            }
+            let seen = seen.0.lock().unwrap();
+            seen.clone()
+        }
+
+        let ours = seen(true);
+        let [(made, before, room), (recorded, after, _)] = ours[..] else { panic!("{ours:?}") };
+        assert_eq!(after, before + r#" rule="a rule""#.len(), "{ours:?}");
+        assert!(room >= after && made == recorded, "the fields' `String` grew: {ours:?}");
+        // The fmt layer alone makes it at the size of the first fields, to grow again.
+        let theirs = seen(false);
+        let sizes: Vec<_> = theirs.iter().map(|&(_, len, capacity)| (len, capacity)).collect();
+        assert_eq!(sizes[0], (before, before), "{theirs:?}");
+        assert_eq!(sizes[1].0, after, "{theirs:?}");
     }
 
     fn filtered(spec: Option<&str>) -> String {
@@ -376,13 +594,18 @@ mod tests {
             .with_ansi(false)
             .without_time()
             .fmt_fields(PlainFields);
-        let subscriber = tracing_subscriber::registry().with(filter(spec)).with(lines);
+        let subscriber = tracing_subscriber::registry().with(filter(spec)).with(PlainLines::new(lines));
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!(target: "wemp_server", "server info");
             tracing::debug!(target: "wemp_server", "server debug");
             tracing::debug!(target: "other", "other debug");
-            let span = tracing::info_span!(target: "other", "wechat", appid = "wx1");
+            let span =
+                tracing::info_span!(target: "other", "wechat", appid = "wx1", rule = tracing::field::Empty);
             span.in_scope(|| tracing::debug!(target: "other", "debug in a span"));
+            let span =
+                tracing::info_span!(target: "other", "wechat", appid = "wx1", rule = tracing::field::Empty);
+            span.record("rule", "help");
+            span.in_scope(|| tracing::debug!(target: "other", "debug with a rule"));
         });
         String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
     }
@@ -397,7 +620,14 @@ mod tests {
         // A span directive: the one filter that keeps per-span state.
         let span = filtered(Some("[wechat]=debug,info"));
         assert!(span.contains("debug in a span") && !span.contains("other debug"), "{span}");
+        // By a field's value, given when the span was made or recorded later.
+        let field = filtered(Some("[wechat{appid=wx1}]=debug,info"));
+        assert!(field.contains("wechat{appid=\"wx1\"}: other: debug in a span"), "{field}");
+        assert!(!filtered(Some("[wechat{appid=wx2}]=debug,info")).contains("debug in a span"));
+        let rule = filtered(Some("[wechat{rule=help}]=debug,info"));
+        assert!(rule.contains("wechat{appid=\"wx1\" rule=\"help\"}: other: debug with a rule"), "{rule}");
+        assert!(!rule.contains("debug in a span"), "{rule}");
         let all = filtered(Some("debug"));
-        assert_eq!(all.lines().count(), 4, "{all}");
+        assert_eq!(all.lines().count(), 5, "{all}");
     }
 }
