@@ -194,3 +194,53 @@ fn sigterm_right_after_an_answer_waits_for_redis_to_store_the_reply() {
         std::fs::remove_dir_all(d).unwrap();
     }
 }
+
+/// WeChat hangs up while a slow Redis holds back the delivery's claim: the delivery is logged
+/// as hung up, and its claim is not left behind — WeChat's retry runs the handler and gets
+/// its reply, where a claim left in Redis would make it wait for a reply no handler makes
+/// and answer `success` (the message lost without a handler ever running).
+#[test]
+fn a_caller_that_hangs_up_while_redis_holds_the_claim_leaves_no_claim_behind() {
+    use std::io::{Read, Write};
+    let Some(redis) = private_redis() else { return };
+    let app = CountingApp::start("handled after the hang-up", Duration::ZERO);
+    let dir = temp_dir("dedup-hangup");
+    let srv = serve(&dir, &redis, &app, &[]);
+    let openid = format!("o_hangup_{}", rand::random::<u32>());
+    let (query, body) = (signed_query(TOKEN, &openid), text_xml(&openid, 6_000_005, "hello"));
+    let target = format!("{}?{query}", srv.path());
+
+    // Redis holds back writes (the claim's `SET`) for 400 ms, within the fallback's 500 ms:
+    // the caller gives up after 150 ms and hangs up.
+    pause_writes(redis.port(), 400);
+    let addr = srv.addr();
+    let mut caller = std::net::TcpStream::connect(&addr).unwrap();
+    let head = format!(
+        "POST {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    caller.write_all(head.as_bytes()).unwrap();
+    caller.write_all(body.as_bytes()).unwrap();
+    caller.set_read_timeout(Some(Duration::from_millis(150))).unwrap();
+    assert!(caller.read(&mut [0_u8; 64]).is_err(), "no answer while Redis holds the claim");
+    drop(caller);
+    std::thread::sleep(Duration::from_millis(600));
+
+    // WeChat's retry of the same message.
+    let (status, retry) = post(&addr, &target, &body);
+    assert!(status.starts_with("HTTP/1.1 200"), "{retry}");
+    assert!(
+        retry.contains("<Content><![CDATA[handled after the hang-up]]></Content>"),
+        "the retry runs the handler: {retry}"
+    );
+    assert_eq!(app.calls(), 1, "handled once, by the retry");
+
+    let (status, err) = srv.stop();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("the caller hung up before the answer"), "{err}");
+    let rows = entries(&dir, &openid, &[]);
+    let kinds: Vec<_> = rows.iter().map(|r| r["outcome"]["kind"].as_str().unwrap_or_default()).collect();
+    assert!(kinds.contains(&"hung_up"), "the hang-up is logged: {rows:?}");
+    assert!(kinds.contains(&"answered"), "and the retry's answer: {rows:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -653,8 +653,8 @@ struct Seen {
     appid: Option<Arc<Account>>,
     /// Filled on the way when an observer listens.
     record: Option<DeliveryRecord>,
-    /// The delivery's shared state, once admission made it: it keeps the message's
-    /// `wechat` span.
+    /// The delivery's shared state, once admission made it (before the dedup claim): it
+    /// keeps the message's `wechat` span once that is made (after the claim).
     shared: Option<Arc<Shared>>,
 }
 
@@ -695,7 +695,8 @@ impl Drop for Abandon {
 /// Reports a delivery whose caller hung up (WeChat's timeout, a proxy's, a closed
 /// connection) before the answer: dropped with the request's future, it emits the record
 /// made so far with [`RecordOutcome::HungUp`] and counts it. Only a message that was admitted
-/// and reached its handler (or the reply cache) is reported: a caller that goes away before
+/// and got as far as its dedup claim is reported (a claim a remote store still had to answer
+/// included: its record has no dedup outcome and no handler): a caller that goes away before
 /// leaves nothing to report, and costs nothing more. The handler goes on (see [`Abandon`]).
 struct HangUp<'a> {
     inner: &'a Inner,
@@ -1013,6 +1014,9 @@ impl Inner {
         });
         let shared = Arc::new(Shared::new(deadline).with_session(session));
         let inbound = Inbound::new(incoming, account, mode, Ctx::from_shared(shared.clone()));
+        // From here a caller that hangs up is reported (see `HangUp`), also while the claim
+        // waits for a remote store.
+        seen.shared = Some(shared.clone());
         // With a ticket: the memory store's completion then does not hash the key again.
         let claim = self.dedup.claim_ticket(&key, self.config.in_flight_ttl).await;
         let dedup = match &claim {
@@ -1047,13 +1051,12 @@ impl Inner {
                 None
             }
         };
-        // The span goes with the delivery's state (its `rule` field is recorded there) and
-        // parents the `answered` line.
-        let instrumented = span.clone();
+        // The span goes with the delivery's state (its `rule` field is recorded there),
+        // runs the delivery (`in_span`, without a second handle on it) and parents the
+        // `answered` line.
         shared.set_span(span);
-        seen.shared = Some(shared.clone());
         let answered =
-            self.dispatch(inbound, shared, (key, claim, dedup), seen).instrument(instrumented).await;
+            shared.in_span(self.dispatch(inbound, shared.clone(), (key, claim, dedup), seen)).await;
         Ok(answered)
     }
 

@@ -326,3 +326,51 @@ async fn a_claim_given_up_while_queued_is_not_sent() {
     assert_eq!(held.as_deref(), Some("I"));
     assert_eq!(store.claim("wx1:msg:o1:2", MINUTE).await.unwrap(), Claim::New);
 }
+
+/// A claim sent to Redis whose caller stops waiting before the answer (WeChat hung up while
+/// Redis was slow): when Redis then wins the claim, the key is released at once, so WeChat's
+/// retry runs the handler instead of waiting on a marker no handler will ever complete. A
+/// claim that found the key taken leaves it as it is.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claim_won_for_a_caller_that_stopped_waiting_is_released() {
+    let Some(server) = private_redis("the abandoned-claim test") else { return };
+    let store = store_waiting(&server, "gone:", Duration::from_secs(5)).await;
+    // The writer is started, and a key another delivery holds.
+    assert_eq!(store.claim("wx1:msg:o1:held", MINUTE).await.unwrap(), Claim::New);
+
+    pause(&server, 400).await;
+    for key in ["wx1:msg:o1:gone", "wx1:msg:o1:held"] {
+        let gave_up = tokio::time::timeout(Duration::from_millis(100), store.claim(key, MINUTE)).await;
+        assert!(gave_up.is_err(), "Redis is paused: the claim of {key} cannot be answered yet");
+    }
+    // Redis answers the claims once the pause is over; the writer releases the one it won
+    // (`EVAL`: the release script; nothing else here runs one).
+    let mut raw = wemp_store::redis::connect(&server.url()).await.unwrap();
+    let mut evals = 0;
+    for _ in 0..100 {
+        let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut raw).await.unwrap();
+        evals = stats
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_eval:calls="))
+            .and_then(|rest| rest.split(',').next()?.parse::<u32>().ok())
+            .unwrap_or(0);
+        if evals > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(evals, 1, "one release, of the claim won for a caller that stopped waiting");
+    let held: Option<String> =
+        redis::cmd("GET").arg("gone:dedup:wx1:msg:o1:gone").query_async(&mut raw).await.unwrap();
+    assert_eq!(held, None, "the claim won for a caller that stopped waiting is released");
+    assert_eq!(
+        store.claim("wx1:msg:o1:gone", MINUTE).await.unwrap(),
+        Claim::New,
+        "the retry runs the handler"
+    );
+    assert_eq!(
+        store.claim("wx1:msg:o1:held", MINUTE).await.unwrap(),
+        Claim::InFlight,
+        "a key held by another delivery is not released"
+    );
+}

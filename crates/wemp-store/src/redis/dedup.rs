@@ -25,13 +25,10 @@ static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// Deletes a key only while it holds the in-flight marker.
-static RELEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-          return 0",
-    )
-});
+/// Deletes a key only while it holds the in-flight marker (`KEYS[1]`, `ARGV[1]`: the marker).
+const RELEASE_LUA: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+          return 0";
+static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_LUA));
 
 /// Dedup and reply cache in Redis, shared by every instance using the same prefix.
 ///
@@ -53,9 +50,14 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
 /// round trip, in the order they were made: so concurrent messages share a round trip and
 /// Redis reads their commands in one go. A claim waits for its own answer (it decides
 /// whether the handler runs); a claim whose caller stopped waiting before it was sent (a
-/// [`FallbackDedupStore`](crate::FallbackDedupStore) timeout) is not sent. A claim made on
-/// this instance after a completion of the same key gets the reply, as the completion is
-/// sent first.
+/// [`FallbackDedupStore`](crate::FallbackDedupStore) timeout, a caller that hung up) is not
+/// sent, and a claim won for a caller that stopped waiting while Redis answered (a caller
+/// that hung up; a `FallbackDedupStore` that timed out, and holds the claim in its local
+/// store) is released at once: no handler runs for it, and its marker would otherwise make WeChat's retries wait
+/// for a reply that never comes, until the in-flight TTL. (A claim made in place — the queue
+/// off or full, Redis failing, the script of Redis before 7.0 — has no writer to do that:
+/// its marker stays until the in-flight TTL.) A claim made on this instance after a
+/// completion of the same key gets the reply, as the completion is sent first.
 ///
 /// A batch is bounded by the connection's response timeout (1 s unless set): when it fails
 /// (Redis unreachable, the connection dropped, no answer in time), each of its claims gets
@@ -361,6 +363,8 @@ async fn write_behind(conn: RedisConnection, failing: Arc<AtomicBool>, mut queue
     let mut pipe = Pipeline::with_capacity(BATCH);
     // Per command of `pipe`: where a claim's answer goes, `None` for a reply.
     let mut answers: Vec<Option<oneshot::Sender<Result<Value>>>> = Vec::with_capacity(BATCH);
+    // Claims won for callers that stopped waiting, to release.
+    let mut orphans = Pipeline::new();
     while queue.recv_many(&mut taken, BATCH).await > 0 {
         if taken.len() < BATCH {
             // Woken by a claim or a completion, tokio runs this task right after the one that
@@ -389,10 +393,14 @@ async fn write_behind(conn: RedisConnection, failing: Arc<AtomicBool>, mut queue
         }
         if !pipe.is_empty() {
             let replies = match send(&conn, &pipe).await {
-                Ok(values) => answer(&pipe, &mut answers, values),
+                Ok(values) => answer(&pipe, &mut answers, values, &mut orphans),
                 Err(e) => fail(&pipe, &mut answers, &e),
             };
             pipe.clear();
+            if !orphans.is_empty() {
+                release_orphans(&conn, &orphans).await;
+                orphans.clear();
+            }
             match replies {
                 None => failing.store(false, Ordering::Relaxed),
                 Some((replies, e)) => retry(&conn, &failing, &mut queue, &mut flushes, replies, e).await,
@@ -407,11 +415,13 @@ async fn write_behind(conn: RedisConnection, failing: Arc<AtomicBool>, mut queue
 /// The replies of a batch that were not stored, to be tried again, and why.
 type Unstored = Option<(Pipeline, StoreError)>;
 
-/// Gives each claim of `pipe` Redis's answer to it; the replies Redis refused, if any.
+/// Gives each claim of `pipe` Redis's answer to it; the replies Redis refused, if any. A
+/// claim won (the key was free) whose caller is gone goes to `orphans` as its release.
 fn answer(
     pipe: &Pipeline,
     answers: &mut Vec<Option<oneshot::Sender<Result<Value>>>>,
     values: Vec<Value>,
+    orphans: &mut Pipeline,
 ) -> Unstored {
     let mut unstored: Unstored = None;
     let mut values = values.into_iter();
@@ -419,7 +429,12 @@ fn answer(
         let value = values.next();
         match (answer, value) {
             (Some(answer), Some(value)) => {
-                let _ = answer.send(Ok(value));
+                // `SET … NX … GET` answers nil when the key was free and is now ours.
+                if let Err(Ok(Value::Nil)) = answer.send(Ok(value))
+                    && let Some(::redis::Arg::Simple(key)) = cmd.args_iter().nth(1)
+                {
+                    orphans.add_command(release_command(key));
+                }
             }
             (Some(answer), None) => {
                 let _ = answer.send(Err(StoreError::backend("redis", "no answer in the pipeline's replies")));
@@ -521,6 +536,33 @@ fn take_queued(
             }
             Queued::Flush(done) => flushes.push(done),
         }
+    }
+}
+
+/// The release of a claimed `key` (already prefixed) as one command: the script of
+/// [`RELEASE`], sent as `EVAL` (this is rare: `EVALSHA` would need the script loaded first).
+fn release_command(key: &[u8]) -> Cmd {
+    let mut cmd = Cmd::new();
+    cmd.arg("EVAL").arg(RELEASE_LUA).arg(1).arg(key).arg(IN_FLIGHT);
+    cmd
+}
+
+/// Releases the claims of `orphans` (see [`answer`]). A failure leaves their markers to
+/// expire after the in-flight TTL, as a crashed owner's would; it is logged.
+async fn release_orphans(conn: &RedisConnection, orphans: &Pipeline) {
+    let failed = match send(conn, orphans).await {
+        Ok(values) => values.into_iter().find_map(|v| v.extract_error().err()).map(redis_err),
+        Err(e) => Some(e),
+    };
+    match failed {
+        None => {
+            tracing::debug!(claims = orphans.len(), "released dedup claims whose callers stopped waiting")
+        }
+        Some(e) => tracing::warn!(
+            error = %e,
+            claims = orphans.len(),
+            "cannot release dedup claims whose callers stopped waiting; they expire after the in-flight TTL"
+        ),
     }
 }
 
