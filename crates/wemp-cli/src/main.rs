@@ -567,7 +567,7 @@ fn init_tracing(color: ColorChoice) {
     let _ = if ansi {
         registry.with(lines).try_init()
     } else {
-        registry.with(lines.fmt_fields(logging::PlainFields)).try_init()
+        registry.with(logging::PlainLines::new(lines.fmt_fields(logging::PlainFields))).try_init()
     };
 }
 

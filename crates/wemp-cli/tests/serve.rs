@@ -232,6 +232,52 @@ fn toml_keyword_rules_read_any_case_and_voice_and_the_catch_all_skips_events() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// With `WEMP_LOG=wemp_server=debug`, each message's `answered` line carries the message's
+/// span: the fields given when it was made and the rule recorded later, as tracing's own
+/// fmt layer writes them (`wemp serve` writes a span's fields only for a line inside it).
+#[test]
+fn the_answered_line_carries_the_messages_fields_and_rule() {
+    let dir = temp_dir("span-bin");
+    let config = dir.join("wemp.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[[accounts]]\ntoken = \"SpanToken1\"\n\n\
+         [[rules]]\nname = \"help\"\nkeyword = \"help\"\nreply.text = \"help\"\n\n\
+         [[rules]]\nname = \"catch-all\"\ndefault = true\nreply.text = \"Sorry\"\n",
+    )
+    .unwrap();
+    let srv = ServeProc::start(
+        &dir,
+        &["--config", config.to_str().unwrap()],
+        &[("WEMP_LOG", "wemp_server=debug,info")],
+    );
+    for (what, want) in [
+        (&["text", "help"][..], "help"),
+        (&["text", "zzz"][..], "Sorry"),
+        (&["event", "location"][..], "success"),
+    ] {
+        let o = srv.send(&dir, "plain", what);
+        assert!(o.status.success() && out(&o).contains(want), "{what:?}: wanted {want:?} in\n{}", out(&o));
+    }
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{status}: {log}");
+    let answered: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(_time, rest)| rest))
+        .filter_map(|l| l.split_once(" latency_us=").map(|(line, _)| line))
+        .collect();
+    let span = "wechat{appid=default mode=plain msg_type";
+    let want = [
+        format!("DEBUG {span}=text openid=o_we…user dedup=new rule=\"help\"}}: answered status=200"),
+        format!("DEBUG {span}=text openid=o_we…user dedup=new rule=\"catch-all\"}}: answered status=200"),
+        format!(
+            "DEBUG {span}=event/LOCATION openid=o_we…user dedup=new rule=\"none\"}}: answered status=200"
+        ),
+    ];
+    assert_eq!(answered, want, "{log}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 fn rules_file(reply: &str) -> String {
     format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n\n[[accounts]]\ntoken = \"ReloadToken1\"\n\n\

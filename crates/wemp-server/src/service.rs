@@ -1048,12 +1048,12 @@ impl Inner {
                 None
             }
         };
-        // The span goes with the delivery's state (its `rule` field is recorded there) and
-        // parents the `answered` line.
-        let instrumented = span.clone();
+        // The span goes with the delivery's state (its `rule` field is recorded there),
+        // runs the delivery (`in_span`, without a second handle on it) and parents the
+        // `answered` line.
         shared.set_span(span);
         let answered =
-            self.dispatch(inbound, shared, (key, claim, dedup), seen).instrument(instrumented).await;
+            shared.in_span(self.dispatch(inbound, shared.clone(), (key, claim, dedup), seen)).await;
         Ok(answered)
     }
 

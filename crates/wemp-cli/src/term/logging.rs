@@ -10,12 +10,13 @@
 use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
-use tracing::span::Record;
+use tracing::span::{Attributes, Id, Record};
 use tracing_subscriber::Layer;
 use tracing_subscriber::field::{RecordFields, VisitFmt, VisitOutput};
 use tracing_subscriber::filter::{EnvFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FormatFields, FormattedFields};
+use tracing_subscriber::layer::Context;
 
 /// The filter for `WEMP_LOG` (`None`, or a value that does not parse: `info`).
 ///
@@ -89,6 +90,245 @@ impl<'w> FormatFields<'w> for PlainFields {
         let mut visitor = PlainVisitor::new(&mut current.fields, sanitize);
         fields.record(&mut visitor);
         visitor.finish()
+    }
+}
+
+/// The uncoloured log lines: a fmt layer formatting fields with [`PlainFields`]
+/// (`fmt::layer().fmt_fields(PlainFields)`, span events off, ANSI sanitization on: both
+/// the defaults), whose spans' fields this layer writes itself, and only when a line is
+/// written inside the span.
+///
+/// The lines are the fmt layer's, byte for byte: a span's fields are written as it would
+/// write them, into the same place (the span's `FormattedFields<PlainFields>`), and
+/// everything else is its own. What differs is when. The fmt layer writes a span's fields
+/// (`name=value`, one after the other) when the span is made, and adds those recorded later,
+/// whether or not a line is ever written inside it: `wemp serve` makes a span per message
+/// (five fields, `rule` recorded later) and, at its default level, writes no line in it.
+/// Here a span keeps each value as it was given (`Given`: a `%` value's text, a `&str`
+/// as it is) and the fields are written out, as the fmt layer would have, just before the
+/// first line inside the span. A value whose `Debug` is called for keeping runs then,
+/// exactly once, as it would have with the fmt layer.
+#[derive(Debug)]
+pub struct PlainLines<L>(L);
+
+impl<S, E, W> PlainLines<tracing_subscriber::fmt::Layer<S, PlainFields, E, W>> {
+    /// Wraps `lines` (see the type's docs for what it must be).
+    pub fn new(lines: tracing_subscriber::fmt::Layer<S, PlainFields, E, W>) -> Self {
+        Self(lines)
+    }
+}
+
+/// Bytes of a span's text per field its callsite declares: the values of `wemp serve`'s six
+/// (five given, `rule` recorded later) take 40 to 80.
+const ROOM_PER_FIELD: usize = 24;
+
+impl<S, L> Layer<S> for PlainLines<L>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    L: Layer<S>,
+{
+    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
+        self.0.on_register_dispatch(subscriber);
+    }
+
+    fn on_layer(&mut self, subscriber: &mut S) {
+        self.0.on_layer(subscriber);
+    }
+
+    fn register_callsite(
+        &self,
+        metadata: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        self.0.register_callsite(metadata)
+    }
+
+    fn enabled(&self, metadata: &tracing::Metadata<'_>, ctx: Context<'_, S>) -> bool {
+        self.0.enabled(metadata, ctx)
+    }
+
+    /// What the fmt layer does for a span (span events off), put off: the fields' values
+    /// are kept as they were given (`Given`) and written out as the fmt layer would only
+    /// when a line is written inside the span.
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let declared = attrs.metadata().fields().len();
+        if declared == 0 {
+            span.extensions_mut().replace(FormattedFields::<PlainFields>::new(String::new()));
+            return;
+        }
+        let mut given = Given { text: String::with_capacity(declared * ROOM_PER_FIELD), ..Given::default() };
+        if given.keep(attrs) {
+            span.extensions_mut().replace(given);
+            return;
+        }
+        // A value kept only as written (an error's sources): written now.
+        let mut fields = FormattedFields::<PlainFields>::new(String::new());
+        fields.fields.reserve_exact(declared * ROOM_PER_FIELD);
+        let sanitize = fields.as_writer().sanitizes_ansi_escapes();
+        let mut visitor = PlainVisitor::new(&mut fields.fields, sanitize);
+        attrs.record(&mut visitor);
+        if visitor.finish().is_ok() {
+            span.extensions_mut().replace(fields);
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        self.0.max_level_hint()
+    }
+
+    /// What the fmt layer does for fields recorded later: added to the span's (kept with
+    /// the others when they are).
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut extensions = span.extensions_mut();
+        if let Some(given) = extensions.get_mut::<Given>() {
+            let kept = given.len;
+            let before = given.text.len();
+            if given.keep(values) {
+                return;
+            }
+            given.len = kept;
+            given.text.truncate(before);
+            if let Some(given) = extensions.remove::<Given>()
+                && let Some(fields) = given.written(span.metadata())
+            {
+                extensions.insert(fields);
+            }
+        }
+        match extensions.get_mut::<FormattedFields<PlainFields>>() {
+            Some(fields) => {
+                let _ = PlainFields.add_fields(fields, values);
+            }
+            None => {
+                let mut fields = FormattedFields::<PlainFields>::new(String::new());
+                if PlainFields.format_fields(fields.as_writer(), values).is_ok() {
+                    extensions.insert(fields);
+                }
+            }
+        }
+    }
+
+    fn on_follows_from(&self, span: &Id, follows: &Id, ctx: Context<'_, S>) {
+        self.0.on_follows_from(span, follows, ctx);
+    }
+
+    fn event_enabled(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) -> bool {
+        self.0.event_enabled(event, ctx)
+    }
+
+    /// The spans the line is written in get their fields written first.
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
+        if let Some(scope) = ctx.event_scope(event) {
+            for span in scope {
+                let mut extensions = span.extensions_mut();
+                if let Some(given) = extensions.remove::<Given>()
+                    && let Some(fields) = given.written(span.metadata())
+                {
+                    extensions.insert(fields);
+                }
+            }
+        }
+        self.0.on_event(event, ctx);
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        self.0.on_enter(id, ctx);
+    }
+
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        self.0.on_exit(id, ctx);
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        self.0.on_close(id, ctx);
+    }
+
+    fn on_id_change(&self, old: &Id, new: &Id, ctx: Context<'_, S>) {
+        self.0.on_id_change(old, new, ctx);
+    }
+}
+
+/// The most fields a span keeps as given ([`Given`]); a span with more has them written.
+const GIVEN_MAX: usize = 8;
+
+/// A span's fields as they were given, for [`PlainLines`] to write out when a line is
+/// written inside the span: what `{:?}` writes for each value, or a `&str` as it is.
+#[derive(Debug, Default)]
+struct Given {
+    /// The values, one after the other.
+    text: String,
+    /// Each value's field (its index in the callsite's), whether it is a `&str`, and where
+    /// its text ends.
+    ends: [(u8, bool, u16); GIVEN_MAX],
+    len: usize,
+}
+
+impl Given {
+    /// Keeps `values`: false if one cannot be kept (an error, whose sources are written
+    /// too; a field past the eighth or past 64 KiB of text; a value whose `Debug` fails).
+    fn keep(&mut self, values: impl RecordFields) -> bool {
+        let mut keep = Keep { given: self, ok: true };
+        values.record(&mut keep);
+        keep.ok
+    }
+
+    /// The fields written as the fmt layer writes them with [`PlainFields`].
+    fn written(&self, metadata: &tracing::Metadata<'_>) -> Option<FormattedFields<PlainFields>> {
+        let mut fields = FormattedFields::<PlainFields>::new(String::new());
+        let sanitize = fields.as_writer().sanitizes_ansi_escapes();
+        let mut visitor = PlainVisitor::new(&mut fields.fields, sanitize);
+        let mut start = 0;
+        for &(index, is_str, end) in &self.ends[..self.len] {
+            let field = metadata.fields().iter().nth(usize::from(index))?;
+            let text = &self.text[start..usize::from(end)];
+            start = usize::from(end);
+            if is_str {
+                visitor.record_str(&field, text);
+            } else {
+                visitor.record_debug(&field, &format_args!("{text}"));
+            }
+        }
+        visitor.finish().ok()?;
+        Some(fields)
+    }
+}
+
+/// Keeps a span's values in a [`Given`].
+struct Keep<'a> {
+    given: &'a mut Given,
+    ok: bool,
+}
+
+impl Keep<'_> {
+    fn kept(&mut self, field: &Field, is_str: bool) {
+        let given = &mut *self.given;
+        match (u8::try_from(field.index()), u16::try_from(given.text.len())) {
+            (Ok(index), Ok(end)) if given.len < GIVEN_MAX => {
+                given.ends[given.len] = (index, is_str, end);
+                given.len += 1;
+            }
+            _ => self.ok = false,
+        }
+    }
+}
+
+impl Visit for Keep<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if self.ok {
+            self.given.text.push_str(value);
+            self.kept(field, true);
+        }
+    }
+
+    fn record_error(&mut self, _: &Field, _: &(dyn std::error::Error + 'static)) {
+        self.ok = false;
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.ok {
+            self.ok = write!(self.given.text, "{value:?}").is_ok();
+            self.kept(field, false);
+        }
     }
 }
 
@@ -311,6 +551,27 @@ mod tests {
         tracing::info!(inner = ?Logs, "outer line");
         let nested = tracing::info_span!("nested", depth = 2, logs = ?Logs);
         nested.in_scope(|| tracing::info!("in a span of two"));
+        drop(_entered);
+        // Fields given only later, and none at all.
+        let later =
+            tracing::info_span!("later", first = tracing::field::Empty, second = tracing::field::Empty);
+        later.in_scope(|| tracing::info!("nothing given yet"));
+        later.record("second", 2);
+        later.record("first", "one");
+        later.in_scope(|| tracing::info!("given later"));
+        // Fields kept as given and then an error, which is written with its sources; an
+        // error given at once; more fields than are kept as given.
+        let kept = tracing::info_span!("kept", n = 1, error = tracing::field::Empty);
+        kept.record("error", &error as &(dyn std::error::Error + 'static));
+        kept.in_scope(|| tracing::info!("an error recorded"));
+        let at_once =
+            tracing::info_span!("at_once", error = &error as &(dyn std::error::Error + 'static), n = 2);
+        at_once.in_scope(|| tracing::info!("an error given"));
+        let wide =
+            tracing::info_span!("wide", a = 1, b = 2, c = 3, d = 4, e = 5, f = 6, g = 7, h = 8, i = %"nine");
+        wide.in_scope(|| tracing::info!("nine fields"));
+        let bare = tracing::info_span!("bare");
+        bare.in_scope(|| tracing::info_span!("inner", n = 1).in_scope(|| tracing::info!("in a bare span")));
     }
 
     /// Logs a line when formatted.
@@ -323,18 +584,33 @@ mod tests {
         }
     }
 
-    fn output(plain: bool) -> String {
+    /// How [`lines`] are written by tracing-subscriber's own fmt layer, with
+    /// [`PlainFields`], and by [`PlainLines`] (as `wemp` writes them uncoloured).
+    #[derive(Clone, Copy)]
+    enum Lines {
+        Theirs,
+        Fields,
+        Ours,
+    }
+
+    fn output(how: Lines) -> String {
+        use tracing_subscriber::layer::SubscriberExt as _;
         let buffer = Buffer::default();
-        let builder = tracing_subscriber::fmt()
+        let layer = tracing_subscriber::fmt::layer()
             .with_writer(buffer.clone())
             .with_ansi(false)
             .with_target(false)
-            .without_time()
-            .with_max_level(tracing::Level::INFO);
-        if plain {
-            tracing::subscriber::with_default(builder.fmt_fields(PlainFields).finish(), lines);
-        } else {
-            tracing::subscriber::with_default(builder.finish(), lines);
+            .without_time();
+        let registry = tracing_subscriber::registry().with(tracing::level_filters::LevelFilter::INFO);
+        match how {
+            Lines::Theirs => tracing::subscriber::with_default(registry.with(layer), lines),
+            Lines::Fields => {
+                tracing::subscriber::with_default(registry.with(layer.fmt_fields(PlainFields)), lines)
+            }
+            Lines::Ours => tracing::subscriber::with_default(
+                registry.with(PlainLines::new(layer.fmt_fields(PlainFields))),
+                lines,
+            ),
         }
         String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
     }
@@ -358,14 +634,83 @@ mod tests {
 
     #[test]
     fn uncoloured_lines_read_as_tracing_subscribers_own() {
-        let ours = output(true);
-        let theirs = output(false);
-        assert_eq!(ours.lines().count(), 8, "{ours}");
-        assert!(ours.contains("outer line inner=logs"), "{ours}");
-        assert!(ours.contains("nested{depth=2 logs=logs}: in a span of two"), "{ours}");
-        assert!(ours.contains("rule=\"help \\u{1b}\""), "{ours}");
-        assert!(ours.contains("\\x1b[31mfailure"), "the message's escapes: {ours}");
-        assert_eq!(ours, theirs);
+        let theirs = output(Lines::Theirs);
+        for ours in [output(Lines::Fields), output(Lines::Ours)] {
+            assert_eq!(ours.lines().count(), 14, "{ours}");
+            assert!(ours.contains("outer line inner=logs"), "{ours}");
+            assert!(ours.contains("nested{depth=2 logs=logs}: in a span of two"), "{ours}");
+            assert!(ours.contains("rule=\"help \\u{1b}\""), "{ours}");
+            assert!(ours.contains("\\x1b[31mfailure"), "the message's escapes: {ours}");
+            assert!(ours.contains("INFO later: nothing given yet"), "{ours}");
+            assert!(ours.contains("INFO later{second=2 first=\"one\"}: given later"), "{ours}");
+            assert!(ours.contains("INFO bare:inner{n=1}: in a bare span"), "{ours}");
+            assert!(ours.contains("kept{n=1 error=outer \\x1b[31mfailure error.sources=[inner"), "{ours}");
+            assert!(ours.contains("at_once{error=outer \\x1b[31mfailure error.sources=[inner"), "{ours}");
+            assert!(ours.contains("wide{a=1 b=2 c=3 d=4 e=5 f=6 g=7 h=8 i=nine}: nine fields"), "{ours}");
+            assert_eq!(ours, theirs);
+        }
+    }
+
+    /// [`PlainLines`] writes a span's fields out only for the first line inside it.
+    #[test]
+    fn a_spans_fields_are_written_for_its_first_line() {
+        use tracing_subscriber::layer::SubscriberExt as _;
+
+        /// Notes, at each turn, whether the span's fields are written (it runs after
+        /// `PlainLines`).
+        #[derive(Clone, Default)]
+        struct Written(Arc<Mutex<Vec<Option<String>>>>);
+
+        impl Written {
+            fn note<S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>>(
+                &self,
+                span: Option<tracing_subscriber::registry::SpanRef<'_, S>>,
+            ) {
+                let span = span.unwrap();
+                let extensions = span.extensions();
+                let fields = extensions.get::<FormattedFields<PlainFields>>();
+                self.0.lock().unwrap().push(fields.map(|f| f.fields.clone()));
+            }
+        }
+
+        impl<S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>> Layer<S> for Written {
+            fn on_new_span(&self, _: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+                self.note(ctx.span(id));
+            }
+            fn on_record(&self, id: &Id, _: &Record<'_>, ctx: Context<'_, S>) {
+                self.note(ctx.span(id));
+            }
+            fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
+                self.note(ctx.event_span(event));
+            }
+        }
+
+        let written = Written::default();
+        let buffer = Buffer::default();
+        let lines = tracing_subscriber::fmt::layer()
+            .with_writer(buffer.clone())
+            .with_ansi(false)
+            .with_target(false)
+            .without_time()
+            .fmt_fields(PlainFields);
+        let subscriber = tracing_subscriber::registry().with(PlainLines::new(lines)).with(written.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(
+                "wechat",
+                appid = %"wx2c2769f8efd9abc2",
+                mode = %"safe",
+                dedup = %"new",
+                rule = tracing::field::Empty,
+            );
+            span.record("rule", "echo");
+            span.in_scope(|| tracing::info!("first"));
+            span.in_scope(|| tracing::info!("second"));
+        });
+        let fields = "appid=wx2c2769f8efd9abc2 mode=safe dedup=new rule=\"echo\"";
+        let written = written.0.lock().unwrap();
+        assert_eq!(written[..], [None, None, Some(fields.to_owned()), Some(fields.to_owned())]);
+        let out = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(out, format!(" INFO wechat{{{fields}}}: first\n INFO wechat{{{fields}}}: second\n"));
     }
 
     fn filtered(spec: Option<&str>) -> String {
@@ -376,13 +721,18 @@ mod tests {
             .with_ansi(false)
             .without_time()
             .fmt_fields(PlainFields);
-        let subscriber = tracing_subscriber::registry().with(filter(spec)).with(lines);
+        let subscriber = tracing_subscriber::registry().with(filter(spec)).with(PlainLines::new(lines));
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!(target: "wemp_server", "server info");
             tracing::debug!(target: "wemp_server", "server debug");
             tracing::debug!(target: "other", "other debug");
-            let span = tracing::info_span!(target: "other", "wechat", appid = "wx1");
+            let span =
+                tracing::info_span!(target: "other", "wechat", appid = "wx1", rule = tracing::field::Empty);
             span.in_scope(|| tracing::debug!(target: "other", "debug in a span"));
+            let span =
+                tracing::info_span!(target: "other", "wechat", appid = "wx1", rule = tracing::field::Empty);
+            span.record("rule", "help");
+            span.in_scope(|| tracing::debug!(target: "other", "debug with a rule"));
         });
         String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
     }
@@ -397,7 +747,14 @@ mod tests {
         // A span directive: the one filter that keeps per-span state.
         let span = filtered(Some("[wechat]=debug,info"));
         assert!(span.contains("debug in a span") && !span.contains("other debug"), "{span}");
+        // By a field's value, given when the span was made or recorded later.
+        let field = filtered(Some("[wechat{appid=wx1}]=debug,info"));
+        assert!(field.contains("wechat{appid=\"wx1\"}: other: debug in a span"), "{field}");
+        assert!(!filtered(Some("[wechat{appid=wx2}]=debug,info")).contains("debug in a span"));
+        let rule = filtered(Some("[wechat{rule=help}]=debug,info"));
+        assert!(rule.contains("wechat{appid=\"wx1\" rule=\"help\"}: other: debug with a rule"), "{rule}");
+        assert!(!rule.contains("debug in a span"), "{rule}");
         let all = filtered(Some("debug"));
-        assert_eq!(all.lines().count(), 4, "{all}");
+        assert_eq!(all.lines().count(), 5, "{all}");
     }
 }

@@ -213,22 +213,39 @@ fn encode_fields(out: &mut Vec<u8>, e: &DeliveryRecord) {
 }
 
 /// Writes `query` as its pieces (`query` in the module docs), eight bytes at a time where it
-/// can: a digest is recognised by where it ends, then its digits checked.
+/// can: a digest is recognised by where it ends, then its digits checked. WeChat sends its
+/// names in the order of [`QUERY_NAMES`]: the one after the last name read is tried first, in
+/// one comparison, before the `=` is looked for and the name looked up.
 fn encode_query(out: &mut Vec<u8>, query: &str) {
     let b = query.as_bytes();
     let ends_at = |e: usize| e == b.len() || b[e] == b'&';
     let mut p = 0;
+    let mut last = 0;
     while !b.is_empty() && p <= b.len() {
-        let name_end = find(b, p, |x| byte_is(x, b'=') | byte_is(x, b'&'), |c| c == b'=' || c == b'&');
-        let name = &b[p..name_end];
+        let (known, name_end) = match next_name_at(&b[p..], last) {
+            Some(len) => (last + 1, p + len),
+            None => {
+                let end = find(b, p, |x| byte_is(x, b'=') | byte_is(x, b'&'), |c| c == b'=' || c == b'&');
+                (query_name(&b[p..end]), end)
+            }
+        };
+        if known != 0 {
+            last = known;
+        }
+        let head = |out: &mut Vec<u8>, kind: u8| {
+            out.push(kind + 8 * known);
+            if known == 0 {
+                bytes(out, &b[p..name_end]);
+            }
+        };
         if ends_at(name_end) {
-            piece_head(out, 1, name);
+            head(out, 1);
             p = name_end + 1;
             continue;
         }
         let v = name_end + 1;
         if let Some(digest) = b.get(v..v + 40).filter(|_| ends_at(v + 40)).and_then(hex_digest) {
-            piece_head(out, 3, name);
+            head(out, 3);
             out.extend_from_slice(&digest);
             p = v + 41;
             continue;
@@ -236,15 +253,31 @@ fn encode_query(out: &mut Vec<u8>, query: &str) {
         let end = find(b, v, |x| byte_is(x, b'&'), |c| c == b'&');
         let value = &b[v..end];
         if let Some(n) = decimal(value) {
-            piece_head(out, 4, name);
+            head(out, 4);
             varint(out, n);
         } else {
-            piece_head(out, 2, name);
+            head(out, 2);
             bytes(out, value);
         }
         p = end + 1;
     }
     out.push(0);
+}
+
+/// The length of the name WeChat sends after the `last`-th of [`QUERY_NAMES`] (from 1; 0 for
+/// none yet), when `rest` starts with it and `=`.
+fn next_name_at(rest: &[u8], last: u8) -> Option<usize> {
+    // Each a comparison of a known length, which the compiler writes out.
+    let at = |name: &[u8]| rest.starts_with(name).then_some(name.len() - 1);
+    match last {
+        0 => at(b"signature="),
+        1 => at(b"timestamp="),
+        2 => at(b"nonce="),
+        3 => at(b"openid="),
+        4 => at(b"encrypt_type="),
+        5 => at(b"msg_signature="),
+        _ => None,
+    }
 }
 
 /// The check kinds written as their number (from 1). Only ever appended to: bodies refer
@@ -284,9 +317,9 @@ fn check_code(kind: CheckKind) -> u8 {
 const QUERY_NAMES: [&str; 7] =
     ["signature", "timestamp", "nonce", "openid", "encrypt_type", "msg_signature", "echostr"];
 
-/// Writes a piece's `head`: its kind and its name.
-fn piece_head(out: &mut Vec<u8>, kind: u8, name: &[u8]) {
-    let known: u8 = match name {
+/// The number of `name` in [`QUERY_NAMES`] (from 1), 0 for another name.
+fn query_name(name: &[u8]) -> u8 {
+    match name {
         b"signature" => 1,
         b"timestamp" => 2,
         b"nonce" => 3,
@@ -295,10 +328,6 @@ fn piece_head(out: &mut Vec<u8>, kind: u8, name: &[u8]) {
         b"msg_signature" => 6,
         b"echostr" => 7,
         _ => 0,
-    };
-    out.push(kind + 8 * known);
-    if known == 0 {
-        bytes(out, name);
     }
 }
 
@@ -484,6 +513,7 @@ fn opt_varint(out: &mut Vec<u8>, v: Option<u64>) {
     }
 }
 
+#[inline]
 fn opt_string(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
         Some(s) => {
@@ -1048,6 +1078,107 @@ mod tests {
                 assert_eq!(hex_digest(&v).map(Vec::from), reference(&v), "byte {c:#x} at {at}");
             }
         }
+    }
+
+    /// The pieces as the module docs describe them, found a byte at a time and each name
+    /// looked up: what `encode_query` writes, whichever way it finds a name.
+    fn reference_query(q: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        if !q.is_empty() {
+            for piece in q.split('&') {
+                let (name, value) = match piece.split_once('=') {
+                    Some((n, v)) => (n, Some(v)),
+                    None => (piece, None),
+                };
+                let known = QUERY_NAMES.iter().position(|n| *n == name).map_or(0, |i| i as u8 + 1);
+                let head = |out: &mut Vec<u8>, kind: u8| {
+                    out.push(kind + 8 * known);
+                    if known == 0 {
+                        string(out, name);
+                    }
+                };
+                let hex = |c: u8| c.is_ascii_digit() || (b'a'..=b'f').contains(&c);
+                match value {
+                    None => head(&mut out, 1),
+                    Some(v) if v.len() == 40 && v.bytes().all(hex) => {
+                        head(&mut out, 3);
+                        for pair in v.as_bytes().chunks(2) {
+                            out.push(u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap());
+                        }
+                    }
+                    Some(v)
+                        if !v.is_empty()
+                            && v.len() <= 19
+                            && v.bytes().all(|c| c.is_ascii_digit())
+                            && (v == "0" || !v.starts_with('0')) =>
+                    {
+                        head(&mut out, 4);
+                        varint(&mut out, v.parse().unwrap());
+                    }
+                    Some(v) => {
+                        head(&mut out, 2);
+                        string(&mut out, v);
+                    }
+                }
+            }
+        }
+        out.push(0);
+        out
+    }
+
+    /// WeChat's names are tried in their order before the `=` is looked for: queries of
+    /// those names in random orders, repeated, cut short, without `=` or with another value,
+    /// give the bytes a lookup of every name gives.
+    #[test]
+    fn wechat_names_in_any_order_encode_as_looked_up() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(16);
+        let names = [
+            "signature",
+            "timestamp",
+            "nonce",
+            "openid",
+            "encrypt_type",
+            "msg_signature",
+            "echostr",
+            "signatur",
+            "nonce_",
+            "x",
+        ];
+        let values = [
+            "",
+            "=",
+            "=0",
+            "=1796517886",
+            "=aes",
+            "=02f180063ed2319d003d6a2ed15ed8f043c2c4c2",
+            "=a=b",
+            "=签",
+        ];
+        for _ in 0..20_000 {
+            let n = rng.random_range(0..8);
+            let mut q = String::new();
+            let mut next = 0;
+            for i in 0..n {
+                if i > 0 {
+                    q.push('&');
+                }
+                // Mostly the next of WeChat's names, as WeChat sends them.
+                let name =
+                    if rng.random_range(0..3) > 0 { next % 7 } else { rng.random_range(0..names.len()) };
+                next = name + 1;
+                q.push_str(names[name]);
+                q.push_str(values[rng.random_range(0..values.len())]);
+            }
+            let mut out = Vec::new();
+            encode_query(&mut out, &q);
+            assert_eq!(out, reference_query(&q), "{q}");
+            assert_eq!(Reader(&out).query().unwrap().as_str(), q);
+        }
+        let wechat = "signature=02f180063ed2319d003d6a2ed15ed8f043c2c4c2&timestamp=1796517886&nonce=1062483922&openid=oBench0000000000000000000831&encrypt_type=aes&msg_signature=3524ed6613621aa7199072278a41103ddfe5bc5e";
+        let mut out = Vec::new();
+        encode_query(&mut out, wechat);
+        assert_eq!(out, reference_query(wechat));
     }
 
     /// Random queries over the bytes that matter (`&`, `=`, digits, hex, a multibyte
