@@ -484,24 +484,10 @@ impl Inbound {
 
 #[cfg(test)]
 mod tests {
-    use std::io;
-
     use futures_util::FutureExt as _;
+    use wemp_testkit::log_buffer::LogBuffer;
 
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-    impl io::Write for Buffer {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
 
     /// Logs when dropped.
     struct Logs(&'static str);
@@ -522,7 +508,7 @@ mod tests {
     /// drop of its last local and of a future dropped before it finished, is in its span.
     #[test]
     fn a_delivery_runs_and_is_dropped_inside_its_span() {
-        let buffer = Buffer::default();
+        let buffer = LogBuffer::default();
         let writer = buffer.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || writer.clone())
@@ -548,7 +534,7 @@ mod tests {
             assert_eq!(waiting.now_or_never(), None);
             tracing::info!("outside");
         });
-        let out = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let out = buffer.text();
         let want = [
             " INFO wechat{n=1}: ran",
             " INFO wechat{n=1 rule=\"echo\"}: answered",

@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
 
+pub mod log_buffer;
 pub mod platform;
 pub mod redis_server;

@@ -498,29 +498,9 @@ mod tests {
     use std::io;
     use std::sync::{Arc, Mutex};
 
-    use tracing_subscriber::fmt::MakeWriter;
+    use wemp_testkit::log_buffer::LogBuffer;
 
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-    impl io::Write for Buffer {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> MakeWriter<'a> for Buffer {
-        type Writer = Self;
-        fn make_writer(&'a self) -> Self {
-            self.clone()
-        }
-    }
 
     #[derive(Debug, thiserror::Error)]
     #[error("outer \x1b[31mfailure")]
@@ -595,9 +575,12 @@ mod tests {
 
     fn output(how: Lines) -> String {
         use tracing_subscriber::layer::SubscriberExt as _;
-        let buffer = Buffer::default();
+        let buffer = LogBuffer::default();
         let layer = tracing_subscriber::fmt::layer()
-            .with_writer(buffer.clone())
+            .with_writer({
+                let buffer = buffer.clone();
+                move || buffer.clone()
+            })
             .with_ansi(false)
             .with_target(false)
             .without_time();
@@ -612,7 +595,7 @@ mod tests {
                 lines,
             ),
         }
-        String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+        buffer.text()
     }
 
     #[test]
@@ -686,9 +669,12 @@ mod tests {
         }
 
         let written = Written::default();
-        let buffer = Buffer::default();
+        let buffer = LogBuffer::default();
         let lines = tracing_subscriber::fmt::layer()
-            .with_writer(buffer.clone())
+            .with_writer({
+                let buffer = buffer.clone();
+                move || buffer.clone()
+            })
             .with_ansi(false)
             .with_target(false)
             .without_time()
@@ -709,15 +695,18 @@ mod tests {
         let fields = "appid=wx2c2769f8efd9abc2 mode=safe dedup=new rule=\"echo\"";
         let written = written.0.lock().unwrap();
         assert_eq!(written[..], [None, None, Some(fields.to_owned()), Some(fields.to_owned())]);
-        let out = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let out = buffer.text();
         assert_eq!(out, format!(" INFO wechat{{{fields}}}: first\n INFO wechat{{{fields}}}: second\n"));
     }
 
     fn filtered(spec: Option<&str>) -> String {
         use tracing_subscriber::layer::SubscriberExt as _;
-        let buffer = Buffer::default();
+        let buffer = LogBuffer::default();
         let lines = tracing_subscriber::fmt::layer()
-            .with_writer(buffer.clone())
+            .with_writer({
+                let buffer = buffer.clone();
+                move || buffer.clone()
+            })
             .with_ansi(false)
             .without_time()
             .fmt_fields(PlainFields);
@@ -734,7 +723,7 @@ mod tests {
             span.record("rule", "help");
             span.in_scope(|| tracing::debug!(target: "other", "debug with a rule"));
         });
-        String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+        buffer.text()
     }
 
     #[test]
