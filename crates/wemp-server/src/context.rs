@@ -509,9 +509,8 @@ mod tests {
     #[test]
     fn a_delivery_runs_and_is_dropped_inside_its_span() {
         let buffer = LogBuffer::default();
-        let writer = buffer.clone();
         let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
+            .with_writer(buffer.writer())
             .with_ansi(false)
             .with_target(false)
             .without_time()

@@ -4,12 +4,19 @@ use std::io;
 use std::sync::{Arc, Mutex};
 
 /// An in-memory writer whose clones all append to the same bytes. Give a `tracing`
-/// subscriber `move || buffer.clone()` as its writer, then read what it wrote with
+/// subscriber [`LogBuffer::writer`] as its writer, then read what it wrote with
 /// [`LogBuffer::text`].
 #[derive(Clone, Debug, Default)]
 pub struct LogBuffer(Arc<Mutex<Vec<u8>>>);
 
 impl LogBuffer {
+    /// A writer for a `tracing` subscriber (`.with_writer(buffer.writer())`): each line it
+    /// writes goes to this buffer.
+    pub fn writer(&self) -> impl Fn() -> Self + Send + Sync + 'static {
+        let buffer = self.clone();
+        move || buffer.clone()
+    }
+
     /// What was written so far.
     ///
     /// # Panics

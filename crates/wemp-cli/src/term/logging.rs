@@ -577,10 +577,7 @@ mod tests {
         use tracing_subscriber::layer::SubscriberExt as _;
         let buffer = LogBuffer::default();
         let layer = tracing_subscriber::fmt::layer()
-            .with_writer({
-                let buffer = buffer.clone();
-                move || buffer.clone()
-            })
+            .with_writer(buffer.writer())
             .with_ansi(false)
             .with_target(false)
             .without_time();
@@ -671,10 +668,7 @@ mod tests {
         let written = Written::default();
         let buffer = LogBuffer::default();
         let lines = tracing_subscriber::fmt::layer()
-            .with_writer({
-                let buffer = buffer.clone();
-                move || buffer.clone()
-            })
+            .with_writer(buffer.writer())
             .with_ansi(false)
             .with_target(false)
             .without_time()
@@ -703,10 +697,7 @@ mod tests {
         use tracing_subscriber::layer::SubscriberExt as _;
         let buffer = LogBuffer::default();
         let lines = tracing_subscriber::fmt::layer()
-            .with_writer({
-                let buffer = buffer.clone();
-                move || buffer.clone()
-            })
+            .with_writer(buffer.writer())
             .with_ansi(false)
             .without_time()
             .fmt_fields(PlainFields);
