@@ -413,20 +413,20 @@ impl Admission {
 /// says. Pure: `now` is the current Unix time in seconds. See the [module](self) for the
 /// order of the checks.
 pub fn admit(accounts: &Accounts, policy: &Policy, now: i64, request: &Request<'_>) -> Admission {
-    admit_with(accounts, policy, now, request, true)
+    admit_with(accounts, policy, now, request, true, false)
 }
 
 /// [`admit`] for a caller that records nothing: the same account, mode and verdict, but
 /// [`Admission::checks`] stays empty, and none of its notes is formatted (a request
 /// admitted this way allocates nothing for them).
 pub fn admit_unrecorded(accounts: &Accounts, policy: &Policy, now: i64, request: &Request<'_>) -> Admission {
-    admit_with(accounts, policy, now, request, false)
+    admit_with(accounts, policy, now, request, false, false)
 }
 
 /// [`admit`], with a message `POST` that passes as [`Verdict::Message`]: typed, without a
 /// [`Document`] where none is needed (same checks, same refusals).
 pub fn admit_typed(accounts: &Accounts, policy: &Policy, now: i64, request: &Request<'_>) -> Admission {
-    admit_with_typed(accounts, policy, now, request, true, true)
+    admit_with(accounts, policy, now, request, true, true)
 }
 
 /// [`admit_unrecorded`], with a message `POST` that passes as [`Verdict::Message`], as
@@ -437,20 +437,11 @@ pub fn admit_typed_unrecorded(
     now: i64,
     request: &Request<'_>,
 ) -> Admission {
-    admit_with_typed(accounts, policy, now, request, false, true)
+    admit_with(accounts, policy, now, request, false, true)
 }
 
+/// Admission itself: `keep`, the checks kept; `typed`, a message that passes typed.
 fn admit_with(
-    accounts: &Accounts,
-    policy: &Policy,
-    now: i64,
-    request: &Request<'_>,
-    keep: bool,
-) -> Admission {
-    admit_with_typed(accounts, policy, now, request, keep, false)
-}
-
-fn admit_with_typed(
     accounts: &Accounts,
     policy: &Policy,
     now: i64,
