@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use crate::field::{FieldError, record, top_level};
+use crate::field::{FieldError, Fields, record, tag, top_level};
 use crate::message::{Header, OtherKind, Unknown};
 use crate::xml::Document;
 
@@ -559,6 +559,11 @@ macro_rules! events {
             Other(OtherKind),
         }
 
+        /// Each event's `Event` value and the tags of its fields (for tests that build every
+        /// event's XML).
+        #[cfg(test)]
+        pub(crate) const EVENT_TAGS: &[(&str, &[&str])] = &[$( ($wire, $ty::TAGS), )*];
+
         impl EventKind {
             const ALL: &[Self] = &[$( Self::$variant, )*];
 
@@ -569,6 +574,11 @@ macro_rules! events {
 
             /// Reads an `Event` value case-insensitively.
             pub fn from_wire(s: &str) -> Self {
+                // As WeChat writes it, by one `match`; else searched case-insensitively.
+                match s {
+                    $( $wire => return Self::$variant, )*
+                    _ => {}
+                }
                 let s = crate::trim(s);
                 Self::ALL
                     .iter()
@@ -590,13 +600,18 @@ macro_rules! events {
             /// Types the event in an already parsed document; an event that is not modelled,
             /// or whose fields do not decode, becomes [`Event::Unknown`].
             pub fn from_document(doc: &Document) -> Self {
-                let root = &doc.root;
-                let wire = root.text_of("Event").unwrap_or_default();
-                let typed: Result<Self, FieldError> = match EventKind::from_wire(wire) {
-                    $( EventKind::$variant => $ty::from_root(root).map(Self::$variant), )*
-                    EventKind::Other(_) => Ok(Self::Unknown(Unknown::from_document(doc, None))),
-                };
-                typed.unwrap_or_else(|e| Self::Unknown(Unknown::from_document(doc, Some(e))))
+                Self::typed(&doc.root).unwrap_or_else(|e| Self::Unknown(Unknown::from_document(doc, e)))
+            }
+
+            /// The typed event `fields` (a document's root, or a flat document's leaves) hold;
+            /// otherwise why not: `None` for an event not modelled, else the field that does
+            /// not decode.
+            pub(crate) fn typed(fields: &impl Fields) -> Result<Self, Option<FieldError>> {
+                let wire = fields.text(tag!("Event")).unwrap_or_default();
+                match EventKind::from_wire(wire) {
+                    $( EventKind::$variant => $ty::read(fields).map(Self::$variant).map_err(Some), )*
+                    EventKind::Other(_) => Err(None),
+                }
             }
 
             /// The event's kind.

@@ -23,8 +23,8 @@
 use std::fmt;
 
 use crate::event::Event;
-use crate::field::{Field, FieldError, top_level};
-use crate::xml::{Document, Element, RawXml};
+use crate::field::{Field, FieldError, Fields, tag, top_level};
+use crate::xml::{Document, Element, Leaves, RawXml};
 
 /// Who sent a message to whom, and when.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
@@ -41,12 +41,12 @@ pub struct Header {
 }
 
 impl Header {
-    pub(crate) fn read(root: &Element) -> Result<Self, FieldError> {
+    pub(crate) fn read(fields: &impl Fields) -> Result<Self, FieldError> {
         Ok(Self {
-            to: String::read(root, "ToUserName")?,
-            from: String::read(root, "FromUserName")?,
-            create_time: i64::read(root, "CreateTime")?,
-            agent_id: agent_id(root),
+            to: String::read(fields, tag!("ToUserName"))?,
+            from: String::read(fields, tag!("FromUserName"))?,
+            create_time: i64::read(fields, tag!("CreateTime"))?,
+            agent_id: agent_id(fields),
         })
     }
 
@@ -55,7 +55,7 @@ impl Header {
         Self {
             to: root.text_of("ToUserName").unwrap_or_default().to_owned(),
             from: root.text_of("FromUserName").unwrap_or_default().to_owned(),
-            create_time: i64::read(root, "CreateTime").unwrap_or(0),
+            create_time: i64::read(root, tag!("CreateTime")).unwrap_or(0),
             agent_id: agent_id(root),
         }
     }
@@ -75,8 +75,8 @@ impl Header {
 }
 
 /// `AgentID`, when the message has one (WeCom).
-fn agent_id(root: &Element) -> Option<String> {
-    root.text_of("AgentID").map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned)
+fn agent_id(fields: &impl Fields) -> Option<String> {
+    fields.text(tag!("AgentID")).map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned)
 }
 
 top_level! {
@@ -227,65 +227,13 @@ top_level! {
     }
 }
 
-impl Text {
-    /// The text message `Incoming::from_document(&Document::parse(xml)?)` reads, read
-    /// straight from the leaves of a flat document (`xml::flat`, which `Document::parse`
-    /// reads first and to the same leaves) without building it: each field the first leaf of
-    /// its name, as `Element::text_of` finds it. `None` for anything else — not flat, a
-    /// `MsgType` other than `text` as WeChat writes it, a field missing or not decoding —
-    /// which is then read the usual way (a proptest holds the two together).
-    fn from_flat(xml: &str) -> Option<Self> {
-        const TO: usize = 0;
-        const FROM: usize = 1;
-        const CREATED: usize = 2;
-        const TYPE: usize = 3;
-        const AGENT: usize = 4;
-        const CONTENT: usize = 5;
-        const ID: usize = 6;
-        const MENU: usize = 7;
-        const DATA_ID: usize = 8;
-        const IDX: usize = 9;
-        let mut leaves: [Option<&str>; 10] = [None; 10];
-        crate::xml::flat(xml, |name, text, _| {
-            let i = match name {
-                "ToUserName" => TO,
-                "FromUserName" => FROM,
-                "CreateTime" => CREATED,
-                "MsgType" => TYPE,
-                "AgentID" => AGENT,
-                "Content" => CONTENT,
-                "MsgId" => ID,
-                "bizmsgmenuid" => MENU,
-                "MsgDataId" => DATA_ID,
-                "Idx" => IDX,
-                _ => return,
-            };
-            if leaves[i].is_none() {
-                leaves[i] = Some(text);
-            }
-        })?;
-        // As `Text::from_root` reads them, in its order: every required field there and
-        // decoding, numbers trimmed, optional texts as they are.
-        if leaves[TYPE] != Some("text") {
-            return None;
-        }
-        let create_time = crate::trim(leaves[CREATED]?).parse().ok()?;
-        let id = crate::trim(leaves[ID]?).parse().ok()?;
-        let (to, from, content) = (leaves[TO]?, leaves[FROM]?, leaves[CONTENT]?);
-        Some(Self {
-            header: Header {
-                to: to.to_owned(),
-                from: from.to_owned(),
-                create_time,
-                agent_id: leaves[AGENT].map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned),
-            },
-            content: content.to_owned(),
-            id,
-            biz_msg_menu_id: leaves[MENU].map(str::to_owned),
-            msg_data_id: leaves[DATA_ID].map(str::to_owned),
-            idx: leaves[IDX].map(str::to_owned),
-        })
-    }
+/// Why [`Incoming::typed`] has no typed value: the message (or, for `Event`, the event) is
+/// not modelled (`None`) or a field does not decode.
+enum Untyped {
+    /// It becomes [`Incoming::Unknown`].
+    Message(Option<FieldError>),
+    /// It becomes [`Event::Unknown`].
+    Event(Option<FieldError>),
 }
 
 /// A message or event whose type is not modelled (or whose fields did not decode).
@@ -392,22 +340,30 @@ impl fmt::Display for OtherKind {
 
 impl MsgKind {
     /// Reads a `MsgType` value (case-insensitively).
+    #[inline]
     pub fn from_wire(s: &str) -> Self {
-        let s = crate::trim(s);
-        [
-            Self::Text,
-            Self::Image,
-            Self::Voice,
-            Self::Video,
-            Self::ShortVideo,
-            Self::Location,
-            Self::Link,
-            Self::MiniProgramPage,
-            Self::Event,
-        ]
-        .into_iter()
-        .find(|k| k.as_str().eq_ignore_ascii_case(s))
-        .unwrap_or_else(|| Self::Other(OtherKind::new(s)))
+        // As WeChat writes it, by one `match`; else trimmed and in lowercase.
+        Self::known(s).unwrap_or_else(|| {
+            let other = OtherKind::new(s);
+            Self::known(other.as_str()).unwrap_or(Self::Other(other))
+        })
+    }
+
+    /// The kind spelt exactly `s`, if one is.
+    #[inline]
+    fn known(s: &str) -> Option<Self> {
+        Some(match s {
+            "text" => Self::Text,
+            "image" => Self::Image,
+            "voice" => Self::Voice,
+            "video" => Self::Video,
+            "shortvideo" => Self::ShortVideo,
+            "location" => Self::Location,
+            "link" => Self::Link,
+            "miniprogrampage" => Self::MiniProgramPage,
+            "event" => Self::Event,
+            _ => return None,
+        })
     }
 
     /// The wire spelling (an unmodelled value in ASCII lowercase).
@@ -470,12 +426,17 @@ impl Incoming {
         Ok(Self::read(xml)?)
     }
 
-    /// [`Incoming::parse`] with the XML's own error: a flat text message (nearly every one
-    /// WeChat sends) is read straight into its fields, without a [`Document`]; anything
-    /// else as `Incoming::from_document(&Document::parse(xml)?)` reads it.
+    /// [`Incoming::parse`] with the XML's own error: a flat message (a root of leaves, as
+    /// nearly every one WeChat sends) of a type wemp models is typed straight from its leaves
+    /// ([`Leaves`]), without a [`Document`]; anything else — not flat, a type not modelled,
+    /// a field that does not decode — as `Incoming::from_document(&Document::parse(xml)?)`
+    /// reads it. Both read the same fields through the same readers, so they agree.
     pub(crate) fn read(xml: &str) -> Result<Self, crate::XmlError> {
-        if let Some(text) = Text::from_flat(xml) {
-            return Ok(Self::Text(text));
+        let mut leaves = Leaves::new();
+        if leaves.scan(xml)
+            && let Ok(typed) = Self::typed(&leaves)
+        {
+            return Ok(typed);
         }
         let doc = Document::parse(xml)?;
         Ok(Self::from_document(&doc))
@@ -483,21 +444,29 @@ impl Incoming {
 
     /// Types an already parsed document.
     pub fn from_document(doc: &Document) -> Self {
-        let root = &doc.root;
-        let msg_type = root.text_of("MsgType").unwrap_or_default();
+        Self::typed(&doc.root).unwrap_or_else(|untyped| match untyped {
+            Untyped::Message(error) => Self::Unknown(Unknown::from_document(doc, error)),
+            Untyped::Event(error) => Self::Event(Event::Unknown(Unknown::from_document(doc, error))),
+        })
+    }
+
+    /// The typed message or event `fields` (a document's root, or a flat document's leaves)
+    /// hold, or why there is none.
+    fn typed(fields: &impl Fields) -> Result<Self, Untyped> {
+        let msg_type = fields.text(tag!("MsgType")).unwrap_or_default();
         let typed = match MsgKind::from_wire(msg_type) {
-            MsgKind::Text => Text::from_root(root).map(Self::Text),
-            MsgKind::Image => Image::from_root(root).map(Self::Image),
-            MsgKind::Voice => Voice::from_root(root).map(Self::Voice),
-            MsgKind::Video => Video::from_root(root).map(Self::Video),
-            MsgKind::ShortVideo => ShortVideo::from_root(root).map(Self::ShortVideo),
-            MsgKind::Location => Location::from_root(root).map(Self::Location),
-            MsgKind::Link => Link::from_root(root).map(Self::Link),
-            MsgKind::MiniProgramPage => MiniProgramPage::from_root(root).map(Self::MiniProgramPage),
-            MsgKind::Event => Ok(Self::Event(Event::from_document(doc))),
-            MsgKind::Other(_) => return Self::Unknown(Unknown::from_document(doc, None)),
+            MsgKind::Text => Text::read(fields).map(Self::Text),
+            MsgKind::Image => Image::read(fields).map(Self::Image),
+            MsgKind::Voice => Voice::read(fields).map(Self::Voice),
+            MsgKind::Video => Video::read(fields).map(Self::Video),
+            MsgKind::ShortVideo => ShortVideo::read(fields).map(Self::ShortVideo),
+            MsgKind::Location => Location::read(fields).map(Self::Location),
+            MsgKind::Link => Link::read(fields).map(Self::Link),
+            MsgKind::MiniProgramPage => MiniProgramPage::read(fields).map(Self::MiniProgramPage),
+            MsgKind::Event => return Event::typed(fields).map(Self::Event).map_err(Untyped::Event),
+            MsgKind::Other(_) => return Err(Untyped::Message(None)),
         };
-        typed.unwrap_or_else(|e| Self::Unknown(Unknown::from_document(doc, Some(e))))
+        typed.map_err(|e| Untyped::Message(Some(e)))
     }
 
     /// [`Incoming::from_document`], taking a text message's ids and content out of `doc`
@@ -773,6 +742,8 @@ impl Incoming {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::{Just, Strategy, any, prop_oneof};
+
     use super::*;
 
     fn parse(body: &str) -> Incoming {
@@ -783,21 +754,279 @@ mod tests {
         Incoming::parse(&xml).unwrap()
     }
 
+    /// The message typed from a flat document's leaves, if it is one and types.
+    fn from_leaves(xml: &str) -> Option<Incoming> {
+        let mut leaves = Leaves::new();
+        leaves.scan(xml).then(|| Incoming::typed(&leaves).ok()).flatten()
+    }
+
     #[test]
-    fn a_flat_text_message_is_read_without_its_document() {
-        let xml = "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[o1]]></FromUserName>\
-                   <CreateTime> 1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType>\
-                   <Content><![CDATA[a]]]></Content><MsgId>7</MsgId><Idx></Idx></xml>";
-        let text = Text::from_flat(xml).unwrap();
-        assert_eq!(Incoming::Text(text), Incoming::from_document(&Document::parse(xml).unwrap()));
+    fn a_flat_message_is_read_without_its_document() {
+        let text = "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[o1]]></FromUserName>\
+                    <CreateTime> 1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType>\
+                    <Content><![CDATA[a]]]></Content><MsgId>7</MsgId><Idx></Idx></xml>";
+        let click = "<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>\
+                     <MsgType>event</MsgType><Event>CLICK</Event><EventKey><![CDATA[K]]></EventKey></xml>";
+        for xml in [text, &text.replace("[text]", "[TEXT]"), click] {
+            let typed = from_leaves(xml).unwrap();
+            assert_eq!(typed, Incoming::from_document(&Document::parse(xml).unwrap()), "{xml}");
+            assert!(!matches!(typed, Incoming::Unknown(_) | Incoming::Event(Event::Unknown(_))), "{xml}");
+        }
         // Anything else is left to the document.
         for other in [
-            xml.replace("[text]", "[TEXT]"),
-            xml.replace("<MsgId>7", "<MsgId>x"),
-            xml.replace("<Content>", "<!-- --><Content>"),
-            xml.replace("<Content><![CDATA[a]]]></Content>", ""),
+            text.replace("<MsgId>7", "<MsgId>x"),
+            text.replace("<Content>", "<!-- --><Content>"),
+            text.replace("<Content><![CDATA[a]]]></Content>", ""),
+            text.replace("[text]", "[textual]"),
+            click.replace("CLICK", "NEW_EVENT"),
+            click.replace("<EventKey><![CDATA[K]]></EventKey>", ""),
         ] {
-            assert!(Text::from_flat(&other).is_none(), "{other}");
+            assert!(from_leaves(&other).is_none(), "{other}");
+        }
+    }
+
+    /// Every modelled type: its `MsgType`, its `Event` (events) and its fields' tags.
+    fn every_type() -> Vec<(&'static str, Option<&'static str>, &'static [&'static str])> {
+        let mut types = vec![
+            (Text::MSG_TYPE, None, Text::TAGS),
+            (Image::MSG_TYPE, None, Image::TAGS),
+            (Voice::MSG_TYPE, None, Voice::TAGS),
+            (Video::MSG_TYPE, None, Video::TAGS),
+            (ShortVideo::MSG_TYPE, None, ShortVideo::TAGS),
+            (Location::MSG_TYPE, None, Location::TAGS),
+            (Link::MSG_TYPE, None, Link::TAGS),
+            (MiniProgramPage::MSG_TYPE, None, MiniProgramPage::TAGS),
+        ];
+        types.extend(crate::event::EVENT_TAGS.iter().map(|&(event, tags)| ("event", Some(event), tags)));
+        types
+    }
+
+    /// A name that is not `name` but has its slot in [`Leaves`]: a leaf a lookup of `name`
+    /// must pass over.
+    fn decoy(name: &str) -> String {
+        let slot = crate::xml::slot_of(name);
+        (0..100_000).map(|i| format!("Z{i}")).find(|d| crate::xml::slot_of(d) == slot).unwrap_or_default()
+    }
+
+    /// Leaves as XML: `style` 0 CDATA, 1 bare text (escaped), 2 alternating, 3 alternating
+    /// with layout between the leaves, 4 also inside them (around CDATA: not flat).
+    fn to_xml(leaves: &[(String, String)], style: u8) -> String {
+        let mut xml = String::from("<xml>");
+        for (i, (name, value)) in leaves.iter().enumerate() {
+            let cdata = match style {
+                0 => true,
+                1 => false,
+                _ => i % 2 == 0,
+            };
+            if style >= 3 {
+                xml.push_str("\n\t ");
+            }
+            let el = if cdata {
+                Element::cdata(name.clone(), value.as_str())
+            } else {
+                Element::bare(name.clone(), value.as_str())
+            };
+            let mut leaf = String::new();
+            el.write_to(&mut leaf);
+            if style == 4 && cdata {
+                // Layout around a CDATA section is not text.
+                leaf = leaf.replacen("><![CDATA[", ">\n <![CDATA[", 1);
+            }
+            xml.push_str(&leaf);
+        }
+        xml.push_str("\r\n</xml>\n");
+        xml
+    }
+
+    /// A message of `types()[t]` with every field (the header, `MsgType` and `Event` spelt
+    /// as `case` says, every declared field `1`).
+    fn complete(t: usize, case: u8) -> Vec<(String, String)> {
+        let (msg_type, event, tags) = every_type()[t];
+        let spell = |s: &str| match case {
+            1 => s.to_ascii_uppercase(),
+            2 => format!(" {s}\n"),
+            _ => s.to_owned(),
+        };
+        let mut leaves = vec![
+            ("ToUserName".to_owned(), "gh_1".to_owned()),
+            ("FromUserName".to_owned(), "o1".to_owned()),
+            ("CreateTime".to_owned(), "1700000000".to_owned()),
+            ("MsgType".to_owned(), spell(msg_type)),
+        ];
+        if let Some(event) = event {
+            leaves.push(("Event".to_owned(), spell(event)));
+        }
+        leaves.extend(tags.iter().map(|tag| ((*tag).to_owned(), "1".to_owned())));
+        leaves
+    }
+
+    /// Any type's message, edited: fields left out, given twice, given other values (numbers
+    /// that do and do not decode, entities, `]]>`), decoys sharing a field's slot, other
+    /// leaves, in another order, written as CDATA or text with or without layout.
+    fn any_message() -> impl Strategy<Value = String> {
+        let value = prop_oneof![
+            Just("1"),
+            Just(" 12 "),
+            Just("-1"),
+            Just("3.5"),
+            Just(""),
+            Just(" "),
+            Just("+7"),
+            Just("6054768590064713728"),
+            Just("18446744073709551616"),
+            Just("abc"),
+            Just("a]]>b"),
+            Just("中文 <&>"),
+            Just("qrscene_1"),
+        ];
+        let edit = (any::<proptest::sample::Index>(), value, 0..5u8, any::<proptest::sample::Index>());
+        (
+            0..every_type().len(),
+            0..3u8,
+            proptest::collection::vec(edit, 0..8),
+            any::<proptest::sample::Index>(),
+            0..5u8,
+        )
+            .prop_map(|(t, case, edits, rotate, style)| {
+                let mut leaves = complete(t, case);
+                let mut names: Vec<String> = leaves.iter().map(|(n, _)| n.clone()).collect();
+                names.extend(["AgentID".to_owned(), "Other".to_owned()]);
+                for (which, value, op, at) in edits {
+                    let name = which.get(&names).clone();
+                    let value = value.to_owned();
+                    match op {
+                        0 => leaves.retain(|(n, _)| *n != name),
+                        1 => leaves.insert(at.index(leaves.len() + 1), (name, value)),
+                        2 => match leaves.iter_mut().find(|(n, _)| *n == name) {
+                            Some(leaf) => leaf.1 = value,
+                            None => leaves.push((name, value)),
+                        },
+                        3 => leaves.insert(0, (decoy(&name), value)),
+                        _ => leaves.push((name, value)),
+                    }
+                }
+                if !leaves.is_empty() {
+                    let n = rotate.index(leaves.len());
+                    leaves.rotate_left(n);
+                }
+                to_xml(&leaves, style)
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+        /// Whatever is typed from a flat document's leaves is what its document types to, and
+        /// `Incoming::read` (leaves first, else the document) always gives the document's.
+        #[test]
+        fn every_type_reads_from_its_leaves_as_from_its_document(xml in any_message()) {
+            let doc = Incoming::from_document(&Document::parse(&xml).unwrap());
+            if let Some(flat) = from_leaves(&xml) {
+                proptest::prop_assert_eq!(&flat, &doc, "{}", xml);
+            }
+            proptest::prop_assert_eq!(Incoming::read(&xml).unwrap(), doc, "{}", xml);
+        }
+    }
+
+    #[test]
+    fn every_flat_type_is_read_from_its_leaves() {
+        let mut from_tree = Vec::new();
+        for t in 0..every_type().len() {
+            for (case, style) in [(0, 0), (1, 1), (2, 2), (0, 3)] {
+                let xml = to_xml(&complete(t, case), style);
+                let doc = Incoming::from_document(&Document::parse(&xml).unwrap());
+                assert!(!matches!(doc, Incoming::Unknown(_)), "{xml}");
+                match from_leaves(&xml) {
+                    Some(flat) => assert_eq!(flat, doc, "{xml}"),
+                    None => from_tree.push(every_type()[t].1.unwrap_or_default()),
+                }
+            }
+        }
+        // Only events with a nested field (which a flat document has as a leaf, so that the
+        // document decides) are left to the tree.
+        from_tree.dedup();
+        assert_eq!(
+            from_tree,
+            [
+                "scancode_push",
+                "scancode_waitmsg",
+                "pic_sysphoto",
+                "pic_photo_or_album",
+                "pic_weixin",
+                "location_select",
+                "MASSSENDJOBFINISH",
+                "PUBLISHJOBFINISH",
+                "subscribe_msg_popup_event",
+                "subscribe_msg_change_event",
+                "subscribe_msg_sent_event",
+                "batch_job_result",
+            ]
+        );
+    }
+
+    /// As `slot_of`'s documentation says: no two names of a message type (but one pair of
+    /// `miniprogrampage`'s) or of a common event share a slot of `Leaves` (they would cost a
+    /// search).
+    #[test]
+    fn common_types_names_have_slots_of_their_own() {
+        let header = ["ToUserName", "FromUserName", "CreateTime", "MsgType", "AgentID", "Event"];
+        let common = ["subscribe", "unsubscribe", "CLICK", "VIEW", "view_miniprogram", "SCAN", "LOCATION"];
+        for (msg_type, event, tags) in every_type() {
+            if event.is_some_and(|e| !common.contains(&e)) {
+                continue;
+            }
+            let mut slots: Vec<_> = header.iter().chain(tags).map(|n| crate::xml::slot_of(n)).collect();
+            slots.sort_unstable();
+            slots.dedup();
+            let shared = usize::from(msg_type == MiniProgramPage::MSG_TYPE);
+            assert_eq!(slots.len() + shared, header.len() + tags.len(), "{msg_type} {event:?}");
+        }
+    }
+
+    /// WeChat's own samples (tests/fixtures): each flat one of a modelled type is read from
+    /// its leaves, to what its document types to.
+    #[test]
+    fn fixtures_are_read_from_their_leaves() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut flat = Vec::new();
+        for kind in ["message", "event"] {
+            for entry in std::fs::read_dir(dir.join(kind)).unwrap() {
+                let path = entry.unwrap().path();
+                let xml = std::fs::read_to_string(&path).unwrap();
+                let doc = Incoming::from_document(&Document::parse(&xml).unwrap());
+                let typed = !matches!(doc, Incoming::Unknown(_) | Incoming::Event(Event::Unknown(_)));
+                let is_flat = Leaves::new().scan(&xml);
+                match from_leaves(&xml) {
+                    Some(m) => {
+                        assert_eq!(m, doc, "{path:?}");
+                        flat.push(path.file_stem().unwrap().to_string_lossy().into_owned());
+                    }
+                    None => {
+                        assert!(!(typed && is_flat), "{path:?} is flat and typed, but not from its leaves")
+                    }
+                }
+            }
+        }
+        flat.sort();
+        for sample in [
+            "text",
+            "text_menu",
+            "image",
+            "voice",
+            "voice_recognition",
+            "video",
+            "shortvideo",
+            "location",
+            "link",
+            "miniprogrampage",
+            "subscribe",
+            "subscribe_qrscene",
+            "unsubscribe",
+            "click",
+            "view",
+            "scan",
+        ] {
+            assert!(flat.iter().any(|f| f == sample), "{sample} not read from its leaves: {flat:?}");
         }
     }
 

@@ -18,7 +18,7 @@
 //! ```
 
 use crate::ReferenceCode;
-use crate::field::{Field, FieldError, Record, record};
+use crate::field::{Field, FieldError, Record, record, tag};
 use crate::message::{Header, Incoming};
 use crate::xml::{Document, Element, XmlError, cdata_leaf, cdata_leaf_lit, close_tag, open_tag, push_int};
 
@@ -567,26 +567,26 @@ impl ReplyMessage {
         let doc = Document::parse(body)?;
         let root = &doc.root;
         let header = Header::read(root)?;
-        let msg_type = String::read(root, "MsgType")?;
+        let msg_type = String::read(root, tag!("MsgType"))?;
         let media = |tag: &'static str| -> Result<String, FieldError> {
             let el = root.child(tag).ok_or_else(|| FieldError::missing(tag))?;
-            String::read(el, "MediaId")
+            String::read(el, tag!("MediaId"))
         };
         let reply = match msg_type.as_str() {
-            "text" => Reply::Text { content: String::read(root, "Content")? },
+            "text" => Reply::Text { content: String::read(root, tag!("Content"))? },
             "image" => Reply::Image { media_id: media("Image")? },
             "voice" => Reply::Voice { media_id: media("Voice")? },
             "video" => {
                 let video = root.child("Video").ok_or_else(|| FieldError::missing("Video"))?;
                 Reply::Video {
-                    media_id: String::read(video, "MediaId")?,
-                    title: Option::<String>::read(video, "Title")?,
-                    description: Option::<String>::read(video, "Description")?,
+                    media_id: String::read(video, tag!("MediaId"))?,
+                    title: Option::<String>::read(video, tag!("Title"))?,
+                    description: Option::<String>::read(video, tag!("Description"))?,
                 }
             }
-            "music" => Reply::Music(Music::read(root, "Music")?),
+            "music" => Reply::Music(Music::read(root, tag!("Music"))?),
             "news" => {
-                let declared = u64::read(root, "ArticleCount")?;
+                let declared = u64::read(root, tag!("ArticleCount"))?;
                 let list = root.child("Articles").ok_or_else(|| FieldError::missing("Articles"))?;
                 let articles =
                     list.children_named("item").map(Article::from_element).collect::<Result<Vec<_>, _>>()?;
@@ -598,7 +598,7 @@ impl ReplyMessage {
             }
             "transfer_customer_service" => Reply::TransferCustomerService {
                 kf_account: match root.child("TransInfo") {
-                    Some(info) => Option::<String>::read(info, "KfAccount")?,
+                    Some(info) => Option::<String>::read(info, tag!("KfAccount"))?,
                     None => None,
                 },
             },

@@ -784,8 +784,25 @@ fn flat_start(xml: &str, at: usize) -> Option<(&str, usize)> {
 fn flat_end(bytes: &[u8], at: usize, name: &str) -> bool {
     let close = at + 2 + name.len();
     bytes.get(at..at + 2) == Some(b"</")
-        && bytes.get(at + 2..close) == Some(name.as_bytes())
+        && bytes.get(at + 2..close).is_some_and(|end| same_name(end, name.as_bytes()))
         && bytes.get(close) == Some(&b'>')
+}
+
+/// `a == b` for two names of the same length: one at 4 to 16 bytes (WeChat's) compared as two
+/// overlapping words each, inline, where `==` calls `memcmp` (~25 instructions a leaf).
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    fn word<const N: usize>(s: &[u8], at: usize) -> Option<[u8; N]> {
+        s.get(at..at + N)?.try_into().ok()
+    }
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        8..=16 => word::<8>(a, 0) == word(b, 0) && word::<8>(a, n - 8) == word(b, n - 8),
+        4..=7 => word::<4>(a, 0) == word(b, 0) && word::<4>(a, n - 4) == word(b, n - 4),
+        _ => a == b,
+    }
 }
 
 /// The shape nearly every WeChat document has, read without the general parser: a root
@@ -824,6 +841,102 @@ pub(crate) fn flat<'x>(xml: &'x str, mut leaf: impl FnMut(&'x str, &'x str, bool
         leaf(name, text, cdata);
         leaves += 1;
         at = end + 3 + name.len();
+    }
+}
+
+/// Where [`Leaves`] keep a name: one of [`SLOTS`], from the name's first, middle and last
+/// bytes (a few instructions at run time, and worked out when the program is compiled for the
+/// names the typed readers ask for). The multipliers were chosen so that no two names of a
+/// message type (but `miniprogrampage`'s `Title` and `ThumbUrl`) or of the common events
+/// (`subscribe`, `unsubscribe`, `CLICK`, `VIEW`, `view_miniprogram`, `SCAN`, `LOCATION`) share
+/// a slot; some of the rarer events' do, which costs a search, not a wrong answer.
+pub(crate) const fn slot_of(name: &str) -> usize {
+    let b = name.as_bytes();
+    let len = b.len();
+    if len == 0 {
+        return 0;
+    }
+    (b[0] as usize * 8 + b[len - 1] as usize * 6 + b[len / 2] as usize * 13) % SLOTS
+}
+
+/// The slots of [`Leaves`].
+const SLOTS: usize = 32;
+
+/// The leaves [`Leaves`] keep outside their slots at most (two names sharing a slot); a
+/// document with more is read as a tree.
+const OVERFLOW: usize = 8;
+
+/// The leaves of a [`flat`] document: what a message's fields are read from
+/// ([`crate::field::Fields`]) without building its [`Document`], whose root would have
+/// exactly these leaves.
+///
+/// Each name's first leaf is kept in the name's slot ([`slot_of`]): a free slot means no leaf
+/// has the name. The first leaf of a name whose slot another name took first is kept, in
+/// document order, among a few others, which are searched only when the slot holds another
+/// name.
+pub(crate) struct Leaves<'x> {
+    /// Per slot, the first leaf (name and text) whose name has that slot.
+    slots: [Option<(&'x str, &'x str)>; SLOTS],
+    /// Leaves whose slot another name took, in document order.
+    overflow: [Option<(&'x str, &'x str)>; OVERFLOW],
+    /// How many of `overflow` are taken; more than [`OVERFLOW`] leaves there: no room.
+    spilled: usize,
+}
+
+impl<'x> Leaves<'x> {
+    /// No leaves yet.
+    pub(crate) fn new() -> Self {
+        Self { slots: [None; SLOTS], overflow: [None; OVERFLOW], spilled: 0 }
+    }
+
+    /// Reads the leaves of `xml` (into a fresh table); `false` when it is not [`flat`] or
+    /// has more leaves outside their slots than there is room for.
+    pub(crate) fn scan(&mut self, xml: &'x str) -> bool {
+        flat(xml, |name, text, _| self.push(name, text)).is_some() && self.spilled <= OVERFLOW
+    }
+
+    /// Adds a leaf: to its slot when free, else (another name there first) to the overflow.
+    #[inline(always)]
+    fn push(&mut self, name: &'x str, text: &'x str) {
+        match &mut self.slots[slot_of(name)] {
+            free @ None => *free = Some((name, text)),
+            Some((first, _)) if *first == name => {}
+            Some(_) => self.spill(name, text),
+        }
+    }
+
+    /// Keeps a leaf whose slot another name took.
+    #[cold]
+    fn spill(&mut self, name: &'x str, text: &'x str) {
+        if let Some(free) = self.overflow.get_mut(self.spilled) {
+            *free = Some((name, text));
+        }
+        self.spilled += 1;
+    }
+
+    /// The first leaf named `name` among those whose slot another name took.
+    #[cold]
+    fn search(&self, name: &str) -> Option<&'x str> {
+        self.overflow.iter().flatten().find(|(n, _)| *n == name).map(|(_, text)| *text)
+    }
+}
+
+impl crate::field::Fields for Leaves<'_> {
+    /// Inlined, so that the name is compared with a constant (by words, no `memcmp`).
+    #[inline(always)]
+    fn text(&self, tag: crate::field::Tag) -> Option<&str> {
+        let (name, text) = self.slots[tag.slot]?;
+        if name == tag.name { Some(text) } else { self.search(tag.name) }
+    }
+
+    fn children(&self, tag: crate::field::Tag) -> Result<&[Element], crate::field::FieldError> {
+        match self.text(tag) {
+            None => Ok(&[]),
+            Some(_) => Err(crate::field::FieldError {
+                tag: tag.name,
+                reason: "a leaf of a flat document, read from its tree instead".to_owned(),
+            }),
+        }
     }
 }
 
@@ -969,6 +1082,27 @@ mod tests {
         #[test]
         fn flat_reads_what_walk_reads_on_any_input(input in proptest::prelude::any::<String>()) {
             flat_is_walked(&input);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn same_name_is_equality(a in "[a-c]{0,20}", b in "[a-c]{0,20}") {
+            proptest::prop_assert_eq!(same_name(a.as_bytes(), b.as_bytes()), a == b);
+            proptest::prop_assert!(same_name(a.as_bytes(), a.as_bytes()));
+        }
+    }
+
+    #[test]
+    fn names_are_compared_in_full() {
+        for n in 0..=20 {
+            let name = "abcdefghijklmnopqrstu"[..n].to_owned();
+            assert!(same_name(name.as_bytes(), name.as_bytes()));
+            for i in 0..n {
+                let mut other = name.clone().into_bytes();
+                other[i] = b'X';
+                assert!(!same_name(name.as_bytes(), &other), "{name} {i}");
+            }
         }
     }
 
