@@ -462,6 +462,10 @@ mod tests {
             "1 ",
             "1a",
             "٣",
+            ":",
+            "1:",
+            "/1",
+            "12/3",
             "１",
         ] {
             as_parse_does(text).unwrap();
@@ -471,6 +475,12 @@ mod tests {
     proptest! {
         #[test]
         fn digits_read_as_parse_reads_them(text in "[+-]?[0-9]{0,21}") {
+            as_parse_does(&text)?;
+        }
+
+        /// Digits and the bytes around them in ASCII (`/` and `:`).
+        #[test]
+        fn near_digits_read_as_parse_reads_them(text in "[/-:]{0,20}") {
             as_parse_does(&text)?;
         }
 

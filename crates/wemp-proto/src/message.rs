@@ -804,8 +804,37 @@ mod tests {
     /// A name that is not `name` but has its slot in [`Leaves`]: a leaf a lookup of `name`
     /// must pass over.
     fn decoy(name: &str) -> String {
+        decoys(name).next().unwrap_or_default()
+    }
+
+    /// Every name `Z<n>` with `name`'s slot in [`Leaves`].
+    fn decoys(name: &str) -> impl Iterator<Item = String> {
         let slot = crate::xml::slot_of(name);
-        (0..100_000).map(|i| format!("Z{i}")).find(|d| crate::xml::slot_of(d) == slot).unwrap_or_default()
+        (0..100_000).map(|i| format!("Z{i}")).filter(move |d| crate::xml::slot_of(d) == slot)
+    }
+
+    /// However many names share a field's slot, what the leaves give is what the document
+    /// gives (an optional field, so that a leaf lost would show rather than fall back).
+    #[test]
+    fn many_names_sharing_a_slot_are_not_lost() {
+        for n in [0, 1, 7, 8, 9, 12] {
+            let mut leaves = complete(0, 0);
+            leaves.retain(|(name, _)| name != "Idx");
+            let at = leaves.len() / 2;
+            for (i, decoy) in decoys("Idx").take(n).enumerate() {
+                leaves.insert(at, (decoy, i.to_string()));
+            }
+            leaves.push(("Idx".to_owned(), "5".to_owned()));
+            let xml = to_xml(&leaves, 0);
+            let doc = Incoming::from_document(&Document::parse(&xml).unwrap());
+            let Incoming::Text(text) = &doc else { panic!("{xml}") };
+            assert_eq!(text.idx.as_deref(), Some("5"));
+            match from_leaves(&xml) {
+                Some(flat) => assert_eq!(flat, doc, "{xml}"),
+                None => assert!(n > 8, "{n} names sharing a slot: {xml}"),
+            }
+            assert_eq!(Incoming::read(&xml).unwrap(), doc);
+        }
     }
 
     /// Leaves as XML: `style` 0 CDATA, 1 bare text (escaped), 2 alternating, 3 alternating
