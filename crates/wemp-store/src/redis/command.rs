@@ -14,6 +14,12 @@ pub(super) const IN_FLIGHT: &str = "I";
 /// Prefix of a finished reply stored under a key.
 pub(super) const DONE: char = 'D';
 
+/// Claims a key on a Redis older than 7.0, which refuses `SET` with both `NX` and `GET`
+/// (`KEYS[1]`; `ARGV[1]`: the marker, `ARGV[2]`: the TTL in milliseconds): `SET NX PX` the
+/// marker; if the key exists, returns its value.
+pub(super) const CLAIM_LUA: &str = r"if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+          return redis.call('GET', KEYS[1])";
+
 /// Deletes a key only while it holds the in-flight marker (`KEYS[1]`, `ARGV[1]`: the marker).
 pub(super) const RELEASE_LUA: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
           return 0";
@@ -33,6 +39,8 @@ pub(super) struct Command {
 enum Kind {
     /// `SET key I NX PX <ttl> GET`: claims the key unless it exists, and answers what it held.
     Claim,
+    /// `EVAL <CLAIM_LUA> 1 key I <ttl>`: the same claim, on Redis before 7.0.
+    ClaimByScript,
     /// `PSETEX key <ttl> D<reply>`: stores a finished reply.
     Reply,
     /// `EVAL <RELEASE_LUA> 1 key I`: deletes the key while it holds the in-flight marker
@@ -58,6 +66,13 @@ impl Command {
         Self { kind: Kind::Reply, bytes, key_len, ttl: px(ttl) }
     }
 
+    /// `EVAL <CLAIM_LUA> 1 key I <in_flight_ttl>`: [`Command::claim`] on Redis before 7.0
+    /// (`EVAL` rather than `EVALSHA`: Redis keeps the compiled script, and a pipeline has no
+    /// room for loading it first).
+    pub(super) fn claim_by_script(key: Key<'_>, in_flight_ttl: Duration) -> Self {
+        Self { kind: Kind::ClaimByScript, ..Self::claim(key, in_flight_ttl) }
+    }
+
     /// The release of the key this claim claimed (its buffer reused).
     pub(super) fn into_release(mut self) -> Self {
         self.bytes.truncate(self.key_len);
@@ -66,7 +81,7 @@ impl Command {
 
     /// Whether it is a claim (answered by what the key held).
     pub(super) fn is_claim(&self) -> bool {
-        self.kind == Kind::Claim
+        matches!(self.kind, Kind::Claim | Kind::ClaimByScript)
     }
 
     fn key(&self) -> &[u8] {
@@ -83,6 +98,9 @@ impl Command {
         match self.kind {
             Kind::Claim => {
                 cmd.arg("SET").arg(self.key()).arg(IN_FLIGHT).arg("NX").arg("PX").arg(self.ttl).arg("GET");
+            }
+            Kind::ClaimByScript => {
+                cmd.arg("EVAL").arg(CLAIM_LUA).arg(1).arg(self.key()).arg(IN_FLIGHT).arg(self.ttl);
             }
             Kind::Reply => {
                 cmd.arg("PSETEX").arg(self.key()).arg(self.ttl).arg(self.value());
@@ -105,6 +123,14 @@ impl Command {
                 out.extend_from_slice(b"$1\r\nI\r\n$2\r\nNX\r\n$2\r\nPX\r\n");
                 bulk(out, digits.of(self.ttl));
                 out.extend_from_slice(b"$3\r\nGET\r\n");
+            }
+            Kind::ClaimByScript => {
+                out.extend_from_slice(b"*6\r\n$4\r\nEVAL\r\n");
+                bulk(out, CLAIM_LUA.as_bytes());
+                out.extend_from_slice(b"$1\r\n1\r\n");
+                bulk(out, self.key());
+                out.extend_from_slice(b"$1\r\nI\r\n");
+                bulk(out, digits.of(self.ttl));
             }
             Kind::Reply => {
                 out.extend_from_slice(b"*4\r\n$6\r\nPSETEX\r\n");
@@ -166,7 +192,8 @@ mod tests {
             let key = Key { prefix: "wemp:", kind: "dedup", key };
             for ttl in ttls {
                 let claim = Command::claim(key, ttl);
-                let mut commands = vec![claim.clone(), claim.into_release()];
+                let mut commands =
+                    vec![claim.clone(), Command::claim_by_script(key, ttl), claim.into_release()];
                 commands.extend(replies.iter().map(|reply| Command::reply(key, reply, ttl)));
                 for command in commands {
                     let mut packed = Vec::new();
@@ -188,6 +215,8 @@ mod tests {
         assert_eq!(release.key(), b"p:dedup:wx1:msg:o1:1");
         assert_eq!(release.value(), b"");
         assert!(!release.is_claim());
+        let release = Command::claim_by_script(key, Duration::from_secs(60)).into_release();
+        assert_eq!(release, Command::claim(key, Duration::from_secs(60)).into_release());
     }
 
     #[test]

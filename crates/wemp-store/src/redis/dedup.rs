@@ -9,18 +9,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::command::{Command, DONE, IN_FLIGHT, RELEASE_LUA};
 use super::link::Link;
-use super::{Keys, RedisConnection, px, redis_err};
+use super::{Keys, RedisConnection, redis_err};
 use crate::dedup::{Claim, DedupStore};
 use crate::{Result, StoreError};
-
-/// Claims a key on a Redis older than 7.0, which refuses `SET` with both `NX` and `GET`:
-/// `SET NX PX` the in-flight marker; if the key exists, returns its value.
-static CLAIM: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
-          return redis.call('GET', KEYS[1])",
-    )
-});
 
 /// [`RELEASE_LUA`] as a script (`EVALSHA`, loaded on first use).
 static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_LUA));
@@ -31,8 +22,8 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_LUA));
 /// in-flight marker unless the key exists, and answers what the key held (nothing, the
 /// marker, or a finished reply). Redis before 7.0 refuses `NX` with `GET`; there the first
 /// claim falls back, for the life of the store, to a Lua script doing `SET NX PX` and, when
-/// the key exists, `GET` (one round trip too, but a script run per claim in Redis, made
-/// in place rather than batched).
+/// the key exists, `GET` (sent as `EVAL` where the other would have been, so one round trip
+/// too and batched the same way, but a script run per claim in Redis).
 /// Completing stores the reply under the same key (replacing the marker) for the reply TTL.
 /// Waiters, on this instance or another, poll the key every
 /// [`poll_interval`](Self::poll_interval) (20 ms unless set), so they see a stored reply
@@ -57,7 +48,7 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_LUA));
 /// that hung up; a `FallbackDedupStore` that timed out, and holds the claim in its local
 /// store) is released at once: no handler runs for it, and its marker would otherwise make WeChat's retries wait
 /// for a reply that never comes, until the in-flight TTL. (A claim made in place — the queue
-/// off or full, Redis failing, the script of Redis before 7.0 — has no writer to do that:
+/// off or full, or Redis failing — has no writer to do that:
 /// its marker stays until the in-flight TTL.) A claim made on this instance after a
 /// completion of the same key gets the reply, as the completion is sent first (a claim made
 /// in place while that completion is still queued may reach Redis first, over the other
@@ -100,7 +91,7 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_LUA));
 pub struct RedisDedupStore {
     keys: Keys,
     poll: Duration,
-    /// Set once Redis refused `SET … NX … GET` (before 7.0): claims use [`CLAIM`].
+    /// Set once Redis refused `SET … NX … GET` (before 7.0): claims use the Lua script.
     claim_by_script: Arc<AtomicBool>,
     /// The queue's capacity; 0: every claim and completion is made in place.
     queue_capacity: usize,
@@ -300,8 +291,13 @@ impl RedisDedupStore {
     /// The claim itself (see [`DedupStore::claim`]).
     async fn claim_in_redis(&self, key: &str, in_flight_ttl: Duration) -> Result<Claim> {
         let key = self.keys.key("dedup", key);
-        if !self.claims_by_script() {
-            let cmd = Command::claim(key, in_flight_ttl);
+        loop {
+            let by_script = self.claims_by_script();
+            let cmd = if by_script {
+                Command::claim_by_script(key, in_flight_ttl)
+            } else {
+                Command::claim(key, in_flight_ttl)
+            };
             let answer = match self.slot() {
                 // Sent with whatever else is queued, in one pipeline by the writer.
                 Some(slot) => {
@@ -322,7 +318,7 @@ impl RedisDedupStore {
             match answer.and_then(Self::decode_answer) {
                 Ok(claim) => return Ok(claim),
                 // Redis checks a command's syntax before running it: nothing was written.
-                Err(e) if refuses_nx_with_get(&e) => {
+                Err(e) if !by_script && refuses_nx_with_get(&e) => {
                     if !self.claim_by_script.swap(true, Ordering::Relaxed) {
                         tracing::info!(
                             "redis refuses SET with NX and GET (before 7.0): dedup claims run a Lua script"
@@ -332,14 +328,6 @@ impl RedisDedupStore {
                 Err(e) => return Err(redis_err(e)),
             }
         }
-        let answer: Value = CLAIM
-            .key(key)
-            .arg(IN_FLIGHT)
-            .arg(px(in_flight_ttl))
-            .invoke_async(&mut self.keys.conn().await?)
-            .await
-            .map_err(redis_err)?;
-        Self::decode_answer(answer).map_err(redis_err)
     }
 }
 
