@@ -426,6 +426,47 @@ async fn claim_won_for_a_caller_that_stopped_waiting(via: Via, by_script: bool) 
     );
 }
 
+/// A claim made in place (here: the store has no queue, as while Redis fails or when the
+/// queue is full) whose caller stops waiting before Redis answers is released too once Redis
+/// wins it; a claim that found the key taken leaves it as it is.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claim_made_in_place_for_a_caller_that_stopped_waiting_is_released() {
+    let Some(server) = private_redis("the abandoned in-place claim test") else { return };
+    let store = store_waiting(&server, "gone:", Duration::from_secs(5), Via::Own).await.completion_queue(0);
+    assert_eq!(store.claim("wx1:msg:o1:held", MINUTE).await.unwrap(), Claim::New);
+
+    pause(&server, 400).await;
+    for key in ["wx1:msg:o1:gone", "wx1:msg:o1:held"] {
+        let gave_up = tokio::time::timeout(Duration::from_millis(100), store.claim(key, MINUTE)).await;
+        assert!(gave_up.is_err(), "Redis is paused: the claim of {key} cannot be answered yet");
+    }
+    // The release is the only `EVAL` here: wait for it.
+    let mut raw = wemp_store::redis::connect(&server.url()).await.unwrap();
+    let mut evals = 0;
+    for _ in 0..100 {
+        let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut raw).await.unwrap();
+        evals = stats
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_eval:calls="))
+            .and_then(|rest| rest.split(',').next()?.parse::<u32>().ok())
+            .unwrap_or(0);
+        if evals > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(evals, 1, "one release, of the claim won for a caller that stopped waiting");
+    let held: Option<String> =
+        redis::cmd("GET").arg("gone:dedup:wx1:msg:o1:gone").query_async(&mut raw).await.unwrap();
+    assert_eq!(held, None, "the claim won for a caller that stopped waiting is released");
+    assert_eq!(
+        store.claim("wx1:msg:o1:gone", MINUTE).await.unwrap(),
+        Claim::New,
+        "the retry runs the handler"
+    );
+    assert_eq!(store.claim("wx1:msg:o1:held", MINUTE).await.unwrap(), Claim::InFlight);
+}
+
 /// The writer's own connection greets Redis as the URL says: it authenticates with the URL's
 /// password and selects its database, so claims and replies land where the shared
 /// connection's commands do.

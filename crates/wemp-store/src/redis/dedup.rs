@@ -48,8 +48,8 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_LUA));
 /// that hung up; a `FallbackDedupStore` that timed out, and holds the claim in its local
 /// store) is released at once: no handler runs for it, and its marker would otherwise make WeChat's retries wait
 /// for a reply that never comes, until the in-flight TTL. (A claim made in place — the queue
-/// off or full, or Redis failing — has no writer to do that:
-/// its marker stays until the in-flight TTL.) A claim made on this instance after a
+/// off or full, or Redis failing — runs in a task of its own, which does the same.) A claim
+/// made on this instance after a
 /// completion of the same key gets the reply, as the completion is sent first (a claim made
 /// in place while that completion is still queued may reach Redis first, over the other
 /// connection: it then finds the key in flight and waits for the reply).
@@ -313,7 +313,7 @@ impl RedisDedupStore {
                         }
                     }
                 }
-                None => cmd.to_cmd().query_async::<Value>(&mut self.keys.conn().await?).await,
+                None => claim_in_place(self.keys.conn().await?, cmd).await?,
             };
             match answer.and_then(Self::decode_answer) {
                 Ok(claim) => return Ok(claim),
@@ -329,6 +329,31 @@ impl RedisDedupStore {
             }
         }
     }
+}
+
+/// Makes a claim in place (not through the writer), in a task of its own, so that a caller
+/// that stops waiting (hangs up) does not stop it: a claim Redis wins for such a caller is
+/// released at once, as the writer releases one.
+async fn claim_in_place(
+    mut conn: ::redis::aio::ConnectionManager,
+    cmd: Command,
+) -> Result<std::result::Result<Value, RedisError>> {
+    let (answer, answered) = oneshot::channel();
+    tokio::spawn(async move {
+        let claimed = cmd.to_cmd().query_async::<Value>(&mut conn).await;
+        // `SET … NX … GET` (and the script) answers nil when the key was free and is now ours.
+        if let Err(Ok(Value::Nil)) = answer.send(claimed) {
+            let released = cmd.into_release().to_cmd().query_async::<i64>(&mut conn).await;
+            match released {
+                Ok(_) => tracing::debug!("released a dedup claim whose caller stopped waiting"),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "cannot release a dedup claim whose caller stopped waiting; it expires after the in-flight TTL"
+                ),
+            }
+        }
+    });
+    answered.await.map_err(|_| StoreError::backend("redis", "the dedup claim's task stopped"))
 }
 
 /// The writer task of a store: takes what is queued, up to [`BATCH`] at a time, and sends it
