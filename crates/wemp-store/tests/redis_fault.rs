@@ -467,6 +467,23 @@ async fn a_claim_made_in_place_for_a_caller_that_stopped_waiting_is_released() {
     assert_eq!(store.claim("wx1:msg:o1:held", MINUTE).await.unwrap(), Claim::InFlight);
 }
 
+/// Redis closes idle clients after its `timeout` setting: the writer notices that its own
+/// connection was closed while idle and opens another before it sends a batch, so no claim
+/// fails for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_redis_closed_while_idle_is_replaced_before_a_batch() {
+    let Some(server) = private_redis("the idle-connection test") else { return };
+    let store = store_waiting(&server, "idle:", Duration::from_secs(1), Via::Own).await;
+    assert_eq!(store.claim("wx1:msg:o1:1", MINUTE).await.unwrap(), Claim::New);
+    let mut admin = wemp_store::redis::connect(&server.url()).await.unwrap();
+    let () = redis::cmd("CONFIG").arg("SET").arg("timeout").arg(1).query_async(&mut admin).await.unwrap();
+    // Redis closes clients idle for more than a second (checked a few times a second).
+    tokio::time::sleep(Duration::from_millis(2_600)).await;
+    for n in 2..5 {
+        assert_eq!(store.claim(&format!("wx1:msg:o1:{n}"), MINUTE).await.unwrap(), Claim::New);
+    }
+}
+
 /// The writer's own connection greets Redis as the URL says: it authenticates with the URL's
 /// password and selects its database, so claims and replies land where the shared
 /// connection's commands do.

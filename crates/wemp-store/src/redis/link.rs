@@ -113,8 +113,13 @@ pub(super) struct Own {
     out: Vec<u8>,
     /// Replies read and not parsed yet.
     input: Vec<u8>,
+    /// When the last batch was answered.
+    last_used: Option<std::time::Instant>,
 }
 
+/// A connection idle this long is checked before a batch is sent on it: Redis may have
+/// closed it meanwhile (its `timeout` setting, a restart, a proxy's idle timeout).
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 /// Read at least this much at a time.
 const READ_CHUNK: usize = 4096;
 /// The longest bulk string Redis sends (its `proto-max-bulk-len` is at most 512 MiB): a
@@ -125,14 +130,22 @@ const MAX_DEPTH: usize = 8;
 
 impl Own {
     fn new(address: Address) -> Self {
-        Self { address, stream: None, out: Vec::new(), input: Vec::new() }
+        Self { address, stream: None, out: Vec::new(), input: Vec::new(), last_used: None }
     }
 
     /// Opens the connection unless it is open: connects and greets Redis (`AUTH` with the
     /// URL's user and password, `SELECT` its database), within the connection timeout.
+    ///
+    /// A connection left idle for [`IDLE_CHECK`] or more is first checked: one Redis closed
+    /// meanwhile is replaced before the batch is sent (a batch sent on it would fail, and its
+    /// claims with it, though Redis answers).
     async fn open(&mut self) -> std::result::Result<(), Unopened> {
-        if self.stream.is_some() {
-            return Ok(());
+        if let Some(stream) = &self.stream {
+            if self.last_used.is_none_or(|t| t.elapsed() < IDLE_CHECK) || stream.still_open() {
+                return Ok(());
+            }
+            tracing::debug!("redis closed the dedup writer's idle connection; opening another");
+            self.stream = None;
         }
         let timeout = self.address.timeouts.connection;
         let opened = tokio::time::timeout(timeout, self.connect_and_greet()).await.unwrap_or_else(|_| {
@@ -191,8 +204,9 @@ impl Own {
         let values = tokio::time::timeout(timeout, self.round_trip(batch.len())).await.unwrap_or_else(|_| {
             Err(StoreError::backend("redis", format!("no answer within {} ms", timeout.as_millis())))
         });
-        if values.is_err() {
-            self.stream = None;
+        match values {
+            Ok(_) => self.last_used = Some(std::time::Instant::now()),
+            Err(_) => self.stream = None,
         }
         values
     }
@@ -330,6 +344,18 @@ enum Stream {
 }
 
 impl Stream {
+    /// Whether the other end has not closed it (nothing is waiting to be read on an open
+    /// connection between batches: anything there, or an error, means it cannot be used).
+    fn still_open(&self) -> bool {
+        let mut byte = [0; 1];
+        let read = match self {
+            Self::Tcp(s) => s.try_read(&mut byte),
+            #[cfg(unix)]
+            Self::Unix(s) => s.try_read(&mut byte),
+        };
+        matches!(read, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
     async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         match self {
             Self::Tcp(s) => s.write_all(bytes).await,
