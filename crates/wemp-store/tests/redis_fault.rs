@@ -398,19 +398,58 @@ async fn claim_won_for_a_caller_that_stopped_waiting(via: Via, by_script: bool) 
     if by_script {
         store = store.claim_by_script();
     }
+    abandon_a_claim_while_redis_is_paused(&server, &store, false).await;
+}
+
+/// A claim made in place (here: the store has no queue, as while Redis fails or when the
+/// queue is full) whose caller stops waiting before Redis answers is released too once Redis
+/// wins it; a claim that found the key taken leaves it as it is.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claim_made_in_place_for_a_caller_that_stopped_waiting_is_released() {
+    let Some(server) = private_redis("the abandoned in-place claim test") else { return };
+    let store = store_waiting(&server, "gone:", Duration::from_secs(5), Via::Own).await.completion_queue(0);
+    abandon_a_claim_while_redis_is_paused(&server, &store, true).await;
+}
+
+/// With Redis paused, the claims of a free key and of a key another delivery holds are given
+/// up by their callers; once Redis answers, the free key is released (`in_place`: by the
+/// claim's own task, else by the writer) and the held one is not.
+async fn abandon_a_claim_while_redis_is_paused(
+    server: &RedisServer,
+    store: &RedisDedupStore,
+    in_place: bool,
+) {
     // The writer is started, and a key another delivery holds.
     assert_eq!(store.claim("wx1:msg:o1:held", MINUTE).await.unwrap(), Claim::New);
 
-    pause(&server, 400).await;
+    pause(server, 400).await;
     for key in ["wx1:msg:o1:gone", "wx1:msg:o1:held"] {
         let gave_up = tokio::time::timeout(Duration::from_millis(100), store.claim(key, MINUTE)).await;
         assert!(gave_up.is_err(), "Redis is paused: the claim of {key} cannot be answered yet");
     }
-    // Redis answers the claims once the pause is over; the writer releases the one it won
-    // before it sends its next batch, which holds this claim: once it is answered, the
-    // release is done.
-    assert_eq!(store.claim("wx1:msg:o1:probe", MINUTE).await.unwrap(), Claim::New);
     let mut raw = wemp_store::redis::connect(&server.url()).await.unwrap();
+    if in_place {
+        // The release is the only `EVAL` here: wait for it.
+        let mut evals = 0;
+        for _ in 0..100 {
+            let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut raw).await.unwrap();
+            evals = stats
+                .lines()
+                .find_map(|l| l.strip_prefix("cmdstat_eval:calls="))
+                .and_then(|rest| rest.split(',').next()?.parse::<u32>().ok())
+                .unwrap_or(0);
+            if evals > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(evals, 1, "one release, of the claim won for a caller that stopped waiting");
+    } else {
+        // Redis answers the claims once the pause is over; the writer releases the one it
+        // won before it sends its next batch, which holds this claim: once it is answered,
+        // the release is done.
+        assert_eq!(store.claim("wx1:msg:o1:probe", MINUTE).await.unwrap(), Claim::New);
+    }
     let held: Option<String> =
         redis::cmd("GET").arg("gone:dedup:wx1:msg:o1:gone").query_async(&mut raw).await.unwrap();
     assert_eq!(held, None, "the claim won for a caller that stopped waiting is released");
@@ -426,45 +465,9 @@ async fn claim_won_for_a_caller_that_stopped_waiting(via: Via, by_script: bool) 
     );
 }
 
-/// A claim made in place (here: the store has no queue, as while Redis fails or when the
-/// queue is full) whose caller stops waiting before Redis answers is released too once Redis
-/// wins it; a claim that found the key taken leaves it as it is.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_claim_made_in_place_for_a_caller_that_stopped_waiting_is_released() {
-    let Some(server) = private_redis("the abandoned in-place claim test") else { return };
-    let store = store_waiting(&server, "gone:", Duration::from_secs(5), Via::Own).await.completion_queue(0);
-    assert_eq!(store.claim("wx1:msg:o1:held", MINUTE).await.unwrap(), Claim::New);
-
-    pause(&server, 400).await;
-    for key in ["wx1:msg:o1:gone", "wx1:msg:o1:held"] {
-        let gave_up = tokio::time::timeout(Duration::from_millis(100), store.claim(key, MINUTE)).await;
-        assert!(gave_up.is_err(), "Redis is paused: the claim of {key} cannot be answered yet");
-    }
-    // The release is the only `EVAL` here: wait for it.
-    let mut raw = wemp_store::redis::connect(&server.url()).await.unwrap();
-    let mut evals = 0;
-    for _ in 0..100 {
-        let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut raw).await.unwrap();
-        evals = stats
-            .lines()
-            .find_map(|l| l.strip_prefix("cmdstat_eval:calls="))
-            .and_then(|rest| rest.split(',').next()?.parse::<u32>().ok())
-            .unwrap_or(0);
-        if evals > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(evals, 1, "one release, of the claim won for a caller that stopped waiting");
-    let held: Option<String> =
-        redis::cmd("GET").arg("gone:dedup:wx1:msg:o1:gone").query_async(&mut raw).await.unwrap();
-    assert_eq!(held, None, "the claim won for a caller that stopped waiting is released");
-    assert_eq!(
-        store.claim("wx1:msg:o1:gone", MINUTE).await.unwrap(),
-        Claim::New,
-        "the retry runs the handler"
-    );
-    assert_eq!(store.claim("wx1:msg:o1:held", MINUTE).await.unwrap(), Claim::InFlight);
+/// `CONFIG SET name value` over `conn`.
+async fn config_set(conn: &mut redis::aio::ConnectionManager, name: &str, value: impl redis::ToRedisArgs) {
+    let () = redis::cmd("CONFIG").arg("SET").arg(name).arg(value).query_async(conn).await.unwrap();
 }
 
 /// Redis closes idle clients after its `timeout` setting: the writer notices that its own
@@ -476,7 +479,7 @@ async fn a_connection_redis_closed_while_idle_is_replaced_before_a_batch() {
     let store = store_waiting(&server, "idle:", Duration::from_secs(1), Via::Own).await;
     assert_eq!(store.claim("wx1:msg:o1:1", MINUTE).await.unwrap(), Claim::New);
     let mut admin = wemp_store::redis::connect(&server.url()).await.unwrap();
-    let () = redis::cmd("CONFIG").arg("SET").arg("timeout").arg(1).query_async(&mut admin).await.unwrap();
+    config_set(&mut admin, "timeout", 1).await;
     // Redis closes clients idle for more than a second (checked a few times a second).
     tokio::time::sleep(Duration::from_millis(2_600)).await;
     for n in 2..5 {
@@ -491,13 +494,7 @@ async fn a_connection_redis_closed_while_idle_is_replaced_before_a_batch() {
 async fn the_writers_own_connection_authenticates_and_selects_the_urls_database() {
     let Some(server) = private_redis("the own-connection greeting test") else { return };
     let mut admin = wemp_store::redis::connect(&server.url()).await.unwrap();
-    let () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("requirepass")
-        .arg("s3cret")
-        .query_async(&mut admin)
-        .await
-        .unwrap();
+    config_set(&mut admin, "requirepass", "s3cret").await;
     let url = format!("redis://:s3cret@127.0.0.1:{}/3", server.port());
 
     let store = RedisDedupStore::connect(&url, "greet:").await.unwrap();
@@ -525,23 +522,11 @@ async fn the_writers_own_connection_authenticates_and_selects_the_urls_database(
 async fn a_refused_own_connection_leaves_the_writer_on_the_shared_one() {
     let Some(server) = private_redis("the refused own-connection test") else { return };
     let mut admin = wemp_store::redis::connect(&server.url()).await.unwrap();
-    let () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("requirepass")
-        .arg("before")
-        .query_async(&mut admin)
-        .await
-        .unwrap();
+    config_set(&mut admin, "requirepass", "before").await;
     let store = RedisDedupStore::connect(&format!("redis://:before@127.0.0.1:{}", server.port()), "refused:")
         .await
         .unwrap();
-    let () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("requirepass")
-        .arg("after")
-        .query_async(&mut admin)
-        .await
-        .unwrap();
+    config_set(&mut admin, "requirepass", "after").await;
 
     for n in 0..3 {
         let key = format!("wx1:msg:o1:{n}");
