@@ -140,8 +140,8 @@ pub fn redact_url(url: &str) -> String {
 /// # Errors
 /// The URL is invalid.
 pub async fn redis_connection(url: &str) -> Result<wemp_store::redis::RedisConnection, StoreError> {
-    match wemp_store::redis::connect(url).await {
-        Ok(conn) => Ok(conn.into()),
+    match wemp_store::redis::RedisConnection::connect(url).await {
+        Ok(conn) => Ok(conn),
         Err(e) => {
             tracing::warn!(
                 redis = %redact_url(url),

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::dedup::{Claim, DedupStore};
+use crate::dedup::{Claim, DedupStore, Ticket};
 use crate::{Result, StoreError};
 
 /// A [`DedupStore`] that uses `primary` while it answers and `fallback` while it does not.
@@ -155,22 +155,23 @@ impl<P: DedupStore, F: DedupStore> FallbackDedupStore<P, F> {
     }
 
     /// The primary answered `claim` for `key` with `claim`: keep the fallback in step with
-    /// it (write-through), and let what only the fallback knows win.
-    async fn write_through_claim(&self, key: &str, in_flight_ttl: Duration, claim: Claim) -> Claim {
-        match claim {
-            Claim::New => match self.fallback.claim(key, in_flight_ttl).await {
+    /// it (write-through), and let what only the fallback knows win. The ticket is the
+    /// fallback's, for completing its copy of a new claim.
+    async fn write_through_claim(&self, key: &str, in_flight_ttl: Duration, claim: Claim) -> (Claim, Ticket) {
+        let claim = match claim {
+            Claim::New => match self.fallback.claim_ticket(key, in_flight_ttl).await {
                 // The usual case: the fallback now holds our in-flight claim as well.
-                Ok(Claim::New) => Claim::New,
+                Ok((Claim::New, ticket)) => return (Claim::New, ticket),
                 // Answered here while the primary was away (or the primary lost the key): the
                 // handler must not run again, and the primary learns the reply for retries
                 // landing on other instances.
-                Ok(Claim::Done(reply)) => {
+                Ok((Claim::Done(reply), _)) => {
                     self.reply_to_primary(key, &reply, in_flight_ttl).await;
                     Claim::Done(reply)
                 }
                 // Still being handled here: join it. The owner's completion reaches the
                 // primary too, where the caller's wait looks.
-                Ok(Claim::InFlight) => Claim::InFlight,
+                Ok((Claim::InFlight, _)) => Claim::InFlight,
                 Err(e) => {
                     tracing::debug!(error = %e, "local fallback failed; keeping the shared claim");
                     Claim::New
@@ -192,7 +193,8 @@ impl<P: DedupStore, F: DedupStore> FallbackDedupStore<P, F> {
                 }
                 Claim::Done(reply)
             }
-        }
+        };
+        (claim, Ticket::NONE)
     }
 
     /// Stores on the primary a reply only the fallback had.
@@ -239,16 +241,25 @@ impl<P, F> std::fmt::Debug for FallbackDedupStore<P, F> {
 #[async_trait::async_trait]
 impl<P: DedupStore, F: DedupStore> DedupStore for FallbackDedupStore<P, F> {
     async fn claim(&self, key: &str, in_flight_ttl: Duration) -> Result<Claim> {
+        Ok(self.claim_ticket(key, in_flight_ttl).await?.0)
+    }
+
+    /// The claim, with the fallback's ticket (its copy of the claim is completed with it).
+    async fn claim_ticket(&self, key: &str, in_flight_ttl: Duration) -> Result<(Claim, Ticket)> {
         if let Route::Primary = self.route()
             && let Some(c) =
                 self.try_primary("claim", self.timeout, self.primary.claim(key, in_flight_ttl)).await
         {
             return Ok(self.write_through_claim(key, in_flight_ttl, c).await);
         }
-        self.fallback.claim(key, in_flight_ttl).await
+        self.fallback.claim_ticket(key, in_flight_ttl).await
     }
 
     async fn complete(&self, key: &str, reply: &str, ttl: Duration) -> Result<()> {
+        self.complete_claimed(key, Ticket::NONE, reply, ttl).await
+    }
+
+    async fn complete_claimed(&self, key: &str, ticket: Ticket, reply: &str, ttl: Duration) -> Result<()> {
         if let Route::Primary = self.route()
             && self
                 .try_primary("complete", self.timeout, self.primary.complete(key, reply, ttl))
@@ -256,12 +267,13 @@ impl<P: DedupStore, F: DedupStore> DedupStore for FallbackDedupStore<P, F> {
                 .is_some()
         {
             // Written through: the reply a retry gets if the primary goes away.
-            if let Err(e) = self.fallback.complete(key, reply, ttl.min(WRITE_THROUGH_TTL)).await {
+            let ttl = ttl.min(WRITE_THROUGH_TTL);
+            if let Err(e) = self.fallback.complete_claimed(key, ticket, reply, ttl).await {
                 tracing::debug!(error = %e, "cannot keep the reply in the local fallback");
             }
             return Ok(());
         }
-        self.fallback.complete(key, reply, ttl).await
+        self.fallback.complete_claimed(key, ticket, reply, ttl).await
     }
 
     async fn release(&self, key: &str) -> Result<()> {

@@ -256,3 +256,38 @@ async fn a_message_handled_on_the_fallback_is_not_handled_again_when_the_primary
     assert_eq!(waiter.await.unwrap().as_deref(), Some("r2"));
     assert_eq!(primary.store.claim("running", MINUTE).await.unwrap(), Claim::Done("r2".into()));
 }
+
+/// The server claims with a ticket and completes with it: the fallback's ticket is passed
+/// through, and each completion lands on its own key in both stores, while the primary
+/// answers and while it is down.
+#[tokio::test]
+async fn claims_completed_with_their_tickets_land_on_their_keys_in_both_stores() {
+    let (primary, local, store) = setup(Duration::from_secs(3600));
+    let keys = ["wx1:msg:o1:1", "wx1:msg:o1:2", "wx1:msg:o2:3"];
+    let mut tickets = Vec::new();
+    for key in keys {
+        let (claim, ticket) = store.claim_ticket(key, MINUTE).await.unwrap();
+        assert_eq!(claim, Claim::New);
+        tickets.push(ticket);
+    }
+    // Completed in another order than claimed.
+    for (key, ticket) in keys.iter().zip(&tickets).rev() {
+        store.complete_claimed(key, *ticket, &format!("reply to {key}"), MINUTE).await.unwrap();
+    }
+    for key in keys {
+        let reply = Claim::Done(format!("reply to {key}"));
+        assert_eq!(primary.store.claim(key, MINUTE).await.unwrap(), reply);
+        assert_eq!(local.claim(key, MINUTE).await.unwrap(), reply, "written through");
+    }
+
+    // The primary down: claimed and completed on the fallback, with its tickets.
+    primary.down.store(true, Ordering::SeqCst);
+    let (a, b) = ("wx1:msg:o3:4", "wx1:msg:o3:5");
+    let (claim_a, ticket_a) = store.claim_ticket(a, MINUTE).await.unwrap();
+    let (claim_b, ticket_b) = store.claim_ticket(b, MINUTE).await.unwrap();
+    assert_eq!((claim_a, claim_b), (Claim::New, Claim::New));
+    store.complete_claimed(b, ticket_b, "reply b", MINUTE).await.unwrap();
+    store.complete_claimed(a, ticket_a, "reply a", MINUTE).await.unwrap();
+    assert_eq!(local.claim(a, MINUTE).await.unwrap(), Claim::Done("reply a".into()));
+    assert_eq!(local.claim(b, MINUTE).await.unwrap(), Claim::Done("reply b".into()));
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wemp_store::memory::MemoryDedupStore;
-use wemp_store::redis::RedisDedupStore;
+use wemp_store::redis::{RedisConnection, RedisDedupStore};
 use wemp_store::{Claim, DedupStore, FallbackDedupStore, SessionStore};
 use wemp_testkit::redis_server::RedisServer;
 
@@ -46,13 +46,12 @@ async fn handle(store: &impl DedupStore, key: &str) -> Claim {
     claim
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn redis_dies_and_returns() {
+async fn redis_dies_and_returns(via: Via) {
     let Some(mut server) = private_redis("redis_dies_and_returns") else { return };
     let (port, url) = (server.port(), server.url());
 
-    let conn = wemp_store::redis::connect(&url).await.unwrap();
-    let mut raw = conn.clone();
+    let conn = connection(&url, via, Duration::from_secs(1)).await;
+    let mut raw = conn.get().await.unwrap();
     let store = FallbackDedupStore::new(RedisDedupStore::new(conn, "fault:"), MemoryDedupStore::default())
         .timeout(Duration::from_millis(500))
         .probe_interval(Duration::from_millis(100));
@@ -176,11 +175,10 @@ async fn retries_during_an_outage_get_the_reply_or_join_the_running_handler() {
 /// While Redis fails, completions are not queued: `complete` writes in place and reports the
 /// failure (so `FallbackDedupStore` sees the outage). Once Redis answers again they are
 /// queued, and `flush` waits until they are stored.
-#[tokio::test(flavor = "multi_thread")]
-async fn completions_are_written_in_place_while_redis_fails() {
+async fn completions_are_written_in_place_while_redis_fails(via: Via) {
     let Some(mut server) = private_redis("the write-behind outage test") else { return };
     let (port, url) = (server.port(), server.url());
-    let store = RedisDedupStore::new(wemp_store::redis::connect(&url).await.unwrap(), "wb:");
+    let store = RedisDedupStore::new(connection(&url, via, Duration::from_secs(1)).await, "wb:");
     assert_eq!(store.claim("wx1:msg:o1:1", MINUTE).await.unwrap(), Claim::New);
     store.complete("wx1:msg:o1:1", "queued", MINUTE).await.unwrap();
     store.flush().await.unwrap();
@@ -204,14 +202,70 @@ async fn completions_are_written_in_place_while_redis_fails() {
     assert_eq!(stored.as_deref(), Some("Dqueued again"));
 }
 
-/// A store whose connection waits `response_timeout` for an answer, over `server`.
-async fn store_waiting(server: &RedisServer, prefix: &str, response_timeout: Duration) -> RedisDedupStore {
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Duration::from_secs(1))
-        .set_response_timeout(response_timeout)
-        .set_number_of_retries(1);
-    let conn = wemp_store::redis::connect_with(&server.url(), config).await.unwrap();
-    RedisDedupStore::new(conn, prefix)
+/// How a dedup store's writer reaches Redis: over a connection of its own (a store built
+/// from a URL, as `wemp serve` builds it) or over the store's shared connection manager.
+#[derive(Clone, Copy, Debug)]
+enum Via {
+    Own,
+    Shared,
+}
+
+/// A connection to `url`, made now, waiting `response_timeout` for answers, over which a
+/// dedup store's writer goes `via`.
+async fn connection(url: &str, via: Via, response_timeout: Duration) -> RedisConnection {
+    match via {
+        Via::Own => {
+            let conn = RedisConnection::lazy(url).unwrap().timeouts(Duration::from_secs(1), response_timeout);
+            conn.get().await.unwrap();
+            conn
+        }
+        Via::Shared => {
+            let config = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Duration::from_secs(1))
+                .set_response_timeout(response_timeout)
+                .set_number_of_retries(1);
+            wemp_store::redis::connect_with(url, config).await.unwrap().into()
+        }
+    }
+}
+
+/// The tests of what the writer does, run both ways (`own::…` and `shared::…`).
+macro_rules! both_ways {
+    ($($test:ident),* $(,)?) => {
+        mod own {
+            $(#[tokio::test(flavor = "multi_thread")]
+            async fn $test() {
+                super::$test(super::Via::Own).await
+            })*
+        }
+        mod shared {
+            $(#[tokio::test(flavor = "multi_thread")]
+            async fn $test() {
+                super::$test(super::Via::Shared).await
+            })*
+        }
+    };
+}
+
+both_ways!(
+    redis_dies_and_returns,
+    completions_are_written_in_place_while_redis_fails,
+    claims_queued_when_the_connection_drops_each_get_an_error,
+    claims_queued_behind_a_stalled_batch_fail_with_it,
+    a_claim_given_up_while_queued_is_not_sent,
+    a_claim_won_for_a_caller_that_stopped_waiting_is_released,
+    a_script_claim_won_for_a_caller_that_stopped_waiting_is_released,
+);
+
+/// A store whose connection waits `response_timeout` for an answer, over `server`, its
+/// writer going `via`.
+async fn store_waiting(
+    server: &RedisServer,
+    prefix: &str,
+    response_timeout: Duration,
+    via: Via,
+) -> RedisDedupStore {
+    RedisDedupStore::new(connection(&server.url(), via, response_timeout).await, prefix)
 }
 
 /// Stops Redis answering commands for `ms` milliseconds (every client), from a connection of
@@ -224,11 +278,10 @@ async fn pause(server: &RedisServer, ms: u64) {
 /// Claims go to Redis in pipelines, several at a time. When the connection drops with claims
 /// sent and others still queued behind them, each one gets an error at once (so a
 /// `FallbackDedupStore` serves it from memory), none waits for an answer that cannot come.
-#[tokio::test(flavor = "multi_thread")]
-async fn claims_queued_when_the_connection_drops_each_get_an_error() {
+async fn claims_queued_when_the_connection_drops_each_get_an_error(via: Via) {
     let Some(mut server) = private_redis("the dropped-connection test") else { return };
     // Only the dropped connection can end the wait: the response timeout is far away.
-    let store = Arc::new(store_waiting(&server, "drop:", Duration::from_secs(60)).await);
+    let store = Arc::new(store_waiting(&server, "drop:", Duration::from_secs(60), via).await);
     assert_eq!(store.claim("wx1:msg:o1:0", MINUTE).await.unwrap(), Claim::New);
 
     pause(&server, 30_000).await;
@@ -259,10 +312,9 @@ async fn claims_queued_when_the_connection_drops_each_get_an_error() {
 /// A Redis that stops answering without closing the socket: the batch on the wire fails at the
 /// connection's response timeout, and the claims queued behind it fail with it rather than
 /// wait a timeout each; once Redis answers again, claims are answered again.
-#[tokio::test(flavor = "multi_thread")]
-async fn claims_queued_behind_a_stalled_batch_fail_with_it() {
+async fn claims_queued_behind_a_stalled_batch_fail_with_it(via: Via) {
     let Some(server) = private_redis("the stalled-redis test") else { return };
-    let store = Arc::new(store_waiting(&server, "stall:", Duration::from_millis(300)).await);
+    let store = Arc::new(store_waiting(&server, "stall:", Duration::from_millis(300), via).await);
     assert_eq!(store.claim("wx1:msg:o1:0", MINUTE).await.unwrap(), Claim::New);
 
     pause(&server, 4_000).await;
@@ -297,10 +349,9 @@ async fn claims_queued_behind_a_stalled_batch_fail_with_it() {
 
 /// A claim whose caller stopped waiting (a `FallbackDedupStore` timeout) while it was queued
 /// is not sent: Redis never sees the key in flight for a message handled elsewhere.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_claim_given_up_while_queued_is_not_sent() {
+async fn a_claim_given_up_while_queued_is_not_sent(via: Via) {
     let Some(server) = private_redis("the given-up claim test") else { return };
-    let store = Arc::new(store_waiting(&server, "gone:", Duration::from_secs(60)).await);
+    let store = Arc::new(store_waiting(&server, "gone:", Duration::from_secs(60), via).await);
     assert_eq!(store.claim("wx1:msg:o1:0", MINUTE).await.unwrap(), Claim::New);
 
     pause(&server, 600).await;
@@ -331,35 +382,74 @@ async fn a_claim_given_up_while_queued_is_not_sent() {
 /// Redis was slow): when Redis then wins the claim, the key is released at once, so WeChat's
 /// retry runs the handler instead of waiting on a marker no handler will ever complete. A
 /// claim that found the key taken leaves it as it is.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_claim_won_for_a_caller_that_stopped_waiting_is_released() {
+async fn a_claim_won_for_a_caller_that_stopped_waiting_is_released(via: Via) {
+    claim_won_for_a_caller_that_stopped_waiting(via, false).await;
+}
+
+/// The same with the claims of Redis before 7.0 (the Lua script), which go through the
+/// writer too.
+async fn a_script_claim_won_for_a_caller_that_stopped_waiting_is_released(via: Via) {
+    claim_won_for_a_caller_that_stopped_waiting(via, true).await;
+}
+
+async fn claim_won_for_a_caller_that_stopped_waiting(via: Via, by_script: bool) {
     let Some(server) = private_redis("the abandoned-claim test") else { return };
-    let store = store_waiting(&server, "gone:", Duration::from_secs(5)).await;
+    let mut store = store_waiting(&server, "gone:", Duration::from_secs(5), via).await;
+    if by_script {
+        store = store.claim_by_script();
+    }
+    abandon_a_claim_while_redis_is_paused(&server, &store, false).await;
+}
+
+/// A claim made in place (here: the store has no queue, as while Redis fails or when the
+/// queue is full) whose caller stops waiting before Redis answers is released too once Redis
+/// wins it; a claim that found the key taken leaves it as it is.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claim_made_in_place_for_a_caller_that_stopped_waiting_is_released() {
+    let Some(server) = private_redis("the abandoned in-place claim test") else { return };
+    let store = store_waiting(&server, "gone:", Duration::from_secs(5), Via::Own).await.completion_queue(0);
+    abandon_a_claim_while_redis_is_paused(&server, &store, true).await;
+}
+
+/// With Redis paused, the claims of a free key and of a key another delivery holds are given
+/// up by their callers; once Redis answers, the free key is released (`in_place`: by the
+/// claim's own task, else by the writer) and the held one is not.
+async fn abandon_a_claim_while_redis_is_paused(
+    server: &RedisServer,
+    store: &RedisDedupStore,
+    in_place: bool,
+) {
     // The writer is started, and a key another delivery holds.
     assert_eq!(store.claim("wx1:msg:o1:held", MINUTE).await.unwrap(), Claim::New);
 
-    pause(&server, 400).await;
+    pause(server, 400).await;
     for key in ["wx1:msg:o1:gone", "wx1:msg:o1:held"] {
         let gave_up = tokio::time::timeout(Duration::from_millis(100), store.claim(key, MINUTE)).await;
         assert!(gave_up.is_err(), "Redis is paused: the claim of {key} cannot be answered yet");
     }
-    // Redis answers the claims once the pause is over; the writer releases the one it won
-    // (`EVAL`: the release script; nothing else here runs one).
     let mut raw = wemp_store::redis::connect(&server.url()).await.unwrap();
-    let mut evals = 0;
-    for _ in 0..100 {
-        let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut raw).await.unwrap();
-        evals = stats
-            .lines()
-            .find_map(|l| l.strip_prefix("cmdstat_eval:calls="))
-            .and_then(|rest| rest.split(',').next()?.parse::<u32>().ok())
-            .unwrap_or(0);
-        if evals > 0 {
-            break;
+    if in_place {
+        // The release is the only `EVAL` here: wait for it.
+        let mut evals = 0;
+        for _ in 0..100 {
+            let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut raw).await.unwrap();
+            evals = stats
+                .lines()
+                .find_map(|l| l.strip_prefix("cmdstat_eval:calls="))
+                .and_then(|rest| rest.split(',').next()?.parse::<u32>().ok())
+                .unwrap_or(0);
+            if evals > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(evals, 1, "one release, of the claim won for a caller that stopped waiting");
+    } else {
+        // Redis answers the claims once the pause is over; the writer releases the one it
+        // won before it sends its next batch, which holds this claim: once it is answered,
+        // the release is done.
+        assert_eq!(store.claim("wx1:msg:o1:probe", MINUTE).await.unwrap(), Claim::New);
     }
-    assert_eq!(evals, 1, "one release, of the claim won for a caller that stopped waiting");
     let held: Option<String> =
         redis::cmd("GET").arg("gone:dedup:wx1:msg:o1:gone").query_async(&mut raw).await.unwrap();
     assert_eq!(held, None, "the claim won for a caller that stopped waiting is released");
@@ -373,4 +463,77 @@ async fn a_claim_won_for_a_caller_that_stopped_waiting_is_released() {
         Claim::InFlight,
         "a key held by another delivery is not released"
     );
+}
+
+/// `CONFIG SET name value` over `conn`.
+async fn config_set(conn: &mut redis::aio::ConnectionManager, name: &str, value: impl redis::ToRedisArgs) {
+    let () = redis::cmd("CONFIG").arg("SET").arg(name).arg(value).query_async(conn).await.unwrap();
+}
+
+/// Redis closes idle clients after its `timeout` setting: the writer notices that its own
+/// connection was closed while idle and opens another before it sends a batch, so no claim
+/// fails for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_redis_closed_while_idle_is_replaced_before_a_batch() {
+    let Some(server) = private_redis("the idle-connection test") else { return };
+    let store = store_waiting(&server, "idle:", Duration::from_secs(1), Via::Own).await;
+    assert_eq!(store.claim("wx1:msg:o1:1", MINUTE).await.unwrap(), Claim::New);
+    let mut admin = wemp_store::redis::connect(&server.url()).await.unwrap();
+    config_set(&mut admin, "timeout", 1).await;
+    // Redis closes clients idle for more than a second (checked a few times a second).
+    tokio::time::sleep(Duration::from_millis(2_600)).await;
+    for n in 2..5 {
+        assert_eq!(store.claim(&format!("wx1:msg:o1:{n}"), MINUTE).await.unwrap(), Claim::New);
+    }
+}
+
+/// The writer's own connection greets Redis as the URL says: it authenticates with the URL's
+/// password and selects its database, so claims and replies land where the shared
+/// connection's commands do.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_writers_own_connection_authenticates_and_selects_the_urls_database() {
+    let Some(server) = private_redis("the own-connection greeting test") else { return };
+    let mut admin = wemp_store::redis::connect(&server.url()).await.unwrap();
+    config_set(&mut admin, "requirepass", "s3cret").await;
+    let url = format!("redis://:s3cret@127.0.0.1:{}/3", server.port());
+
+    let store = RedisDedupStore::connect(&url, "greet:").await.unwrap();
+    assert_eq!(store.claim("wx1:msg:o1:1", MINUTE).await.unwrap(), Claim::New);
+    store.complete("wx1:msg:o1:1", "in db 3", MINUTE).await.unwrap();
+    store.flush().await.unwrap();
+
+    let mut db3 = wemp_store::redis::connect(&url).await.unwrap();
+    let stored: Option<String> =
+        redis::cmd("GET").arg("greet:dedup:wx1:msg:o1:1").query_async(&mut db3).await.unwrap();
+    assert_eq!(stored.as_deref(), Some("Din db 3"));
+    let mut db0 =
+        wemp_store::redis::connect(&format!("redis://:s3cret@127.0.0.1:{}/0", server.port())).await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("greet:*").query_async(&mut db0).await.unwrap();
+    assert_eq!(keys, Vec::<String>::new(), "nothing in database 0");
+    // Two clients of the store: the shared connection and the writer's own.
+    let clients: String = redis::cmd("CLIENT").arg("LIST").query_async(&mut db3).await.unwrap();
+    assert_eq!(clients.lines().filter(|l| l.contains(" db=3 ")).count(), 3, "{clients}");
+}
+
+/// When Redis refuses the greeting of the writer's own connection (here: the password changed
+/// after the shared connection logged in), the writer goes on over the shared connection:
+/// claims are answered, nothing is lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_own_connection_leaves_the_writer_on_the_shared_one() {
+    let Some(server) = private_redis("the refused own-connection test") else { return };
+    let mut admin = wemp_store::redis::connect(&server.url()).await.unwrap();
+    config_set(&mut admin, "requirepass", "before").await;
+    let store = RedisDedupStore::connect(&format!("redis://:before@127.0.0.1:{}", server.port()), "refused:")
+        .await
+        .unwrap();
+    config_set(&mut admin, "requirepass", "after").await;
+
+    for n in 0..3 {
+        let key = format!("wx1:msg:o1:{n}");
+        assert_eq!(handle(&store, &key).await, Claim::New);
+        assert_eq!(handle(&store, &key).await, Claim::Done(format!("reply to {key}")));
+    }
+    let stored: Option<String> =
+        redis::cmd("GET").arg("refused:dedup:wx1:msg:o1:2").query_async(&mut admin).await.unwrap();
+    assert_eq!(stored.as_deref(), Some("Dreply to wx1:msg:o1:2"));
 }

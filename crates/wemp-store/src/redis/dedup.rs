@@ -4,30 +4,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
 
-use ::redis::{AsyncCommands, Cmd, ErrorKind, Pipeline, RedisError, Script, ToRedisArgs, Value};
+use ::redis::{AsyncCommands, ErrorKind, RedisError, Script, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Key, Keys, RedisConnection, px, redis_err, write_arg};
+use super::command::{Command, DONE, IN_FLIGHT, RELEASE_LUA};
+use super::link::Link;
+use super::{Keys, RedisConnection, redis_err};
 use crate::dedup::{Claim, DedupStore};
 use crate::{Result, StoreError};
 
-/// In-flight marker stored under a claimed key.
-const IN_FLIGHT: &str = "I";
-/// Prefix of a finished reply stored under a key.
-const DONE: char = 'D';
-
-/// Claims a key on a Redis older than 7.0, which refuses `SET` with both `NX` and `GET`:
-/// `SET NX PX` the in-flight marker; if the key exists, returns its value.
-static CLAIM: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
-          return redis.call('GET', KEYS[1])",
-    )
-});
-
-/// Deletes a key only while it holds the in-flight marker (`KEYS[1]`, `ARGV[1]`: the marker).
-const RELEASE_LUA: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-          return 0";
+/// [`RELEASE_LUA`] as a script (`EVALSHA`, loaded on first use).
 static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_LUA));
 
 /// Dedup and reply cache in Redis, shared by every instance using the same prefix.
@@ -36,8 +22,8 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_LUA));
 /// in-flight marker unless the key exists, and answers what the key held (nothing, the
 /// marker, or a finished reply). Redis before 7.0 refuses `NX` with `GET`; there the first
 /// claim falls back, for the life of the store, to a Lua script doing `SET NX PX` and, when
-/// the key exists, `GET` (one round trip too, but a script run per claim in Redis, made
-/// in place rather than batched).
+/// the key exists, `GET` (sent as `EVAL` where the other would have been, so one round trip
+/// too and batched the same way, but a script run per claim in Redis).
 /// Completing stores the reply under the same key (replacing the marker) for the reply TTL.
 /// Waiters, on this instance or another, poll the key every
 /// [`poll_interval`](Self::poll_interval) (20 ms unless set), so they see a stored reply
@@ -48,18 +34,28 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_LUA));
 /// While Redis answers, claims and completions are queued for the store's writer task
 /// (started on first use), which sends what is queued as one pipeline, up to 128 commands a
 /// round trip, in the order they were made: so concurrent messages share a round trip and
-/// Redis reads their commands in one go. A claim waits for its own answer (it decides
+/// Redis reads their commands in one go. When the store's [`RedisConnection`] was made from
+/// a URL with the default settings ([`RedisConnection::lazy`], [`RedisConnection::connect`],
+/// [`RedisDedupStore::lazy`], [`RedisDedupStore::connect`]), the writer sends its pipelines
+/// over a connection of its own, which it opens on first use (authenticating and selecting
+/// the database as the URL says) and again after a failure, and writes and reads in its own
+/// task; if Redis refuses that connection's greeting, it logs a warning and uses the shared
+/// connection from then on. Otherwise (a store over a [`ConnectionManager`](::redis::aio::ConnectionManager),
+/// or settings of your own) it uses the shared connection. A claim waits for its own answer (it decides
 /// whether the handler runs); a claim whose caller stopped waiting before it was sent (a
 /// [`FallbackDedupStore`](crate::FallbackDedupStore) timeout, a caller that hung up) is not
 /// sent, and a claim won for a caller that stopped waiting while Redis answered (a caller
 /// that hung up; a `FallbackDedupStore` that timed out, and holds the claim in its local
 /// store) is released at once: no handler runs for it, and its marker would otherwise make WeChat's retries wait
 /// for a reply that never comes, until the in-flight TTL. (A claim made in place — the queue
-/// off or full, Redis failing, the script of Redis before 7.0 — has no writer to do that:
-/// its marker stays until the in-flight TTL.) A claim made on this instance after a
-/// completion of the same key gets the reply, as the completion is sent first.
+/// off or full, or Redis failing — runs in a task of its own, which does the same.) A claim
+/// made on this instance after a
+/// completion of the same key gets the reply, as the completion is sent first (a claim made
+/// in place while that completion is still queued may reach Redis first, over the other
+/// connection: it then finds the key in flight and waits for the reply).
 ///
-/// A batch is bounded by the connection's response timeout (1 s unless set): when it fails
+/// A batch is bounded by the connection's response timeout (1 s unless set with
+/// [`RedisConnection::timeouts`] or your own settings): when it fails
 /// (Redis unreachable, the connection dropped, no answer in time), each of its claims gets
 /// the error, and so does every claim queued behind it, at once, rather than wait a timeout
 /// each.
@@ -95,7 +91,7 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_LUA));
 pub struct RedisDedupStore {
     keys: Keys,
     poll: Duration,
-    /// Set once Redis refused `SET … NX … GET` (before 7.0): claims use [`CLAIM`].
+    /// Set once Redis refused `SET … NX … GET` (before 7.0): claims use the Lua script.
     claim_by_script: Arc<AtomicBool>,
     /// The queue's capacity; 0: every claim and completion is made in place.
     queue_capacity: usize,
@@ -115,9 +111,9 @@ struct Writer {
 /// What the writer task takes from its queue.
 enum Queued {
     /// A claim's `SET … NX … GET`, and where Redis's answer goes.
-    Claim(Cmd, oneshot::Sender<Result<Value>>),
+    Claim(Command, oneshot::Sender<Result<Value>>),
     /// A `PSETEX` of a reply.
-    Reply(Cmd),
+    Reply(Command),
     /// Answered once everything queued before it was written (or given up).
     Flush(oneshot::Sender<()>),
 }
@@ -179,22 +175,6 @@ impl RedisDedupStore {
         self.claim_by_script.load(Ordering::Relaxed)
     }
 
-    /// `SET key I NX PX <ttl> GET`, built in one buffer of the right size.
-    fn claim_command(key: Key<'_>, in_flight_ttl: Duration) -> Cmd {
-        // "SET", the key, "I", "NX", "PX", at most 20 digits, "GET".
-        let mut cmd = Cmd::with_capacity(7, key.len() + 34);
-        cmd.arg("SET").arg(key).arg(IN_FLIGHT).arg("NX").arg("PX").arg(px(in_flight_ttl)).arg("GET");
-        cmd
-    }
-
-    /// `PSETEX key <ttl> D<reply>`, built in one buffer of the right size.
-    fn complete_command(key: Key<'_>, reply: &str, ttl: Duration) -> Cmd {
-        // "PSETEX", the key, at most 20 digits, the value.
-        let mut cmd = Cmd::with_capacity(4, key.len() + reply.len() + 27);
-        cmd.arg("PSETEX").arg(key).arg(px(ttl)).arg(Done(reply));
-        cmd
-    }
-
     /// A place in the writer task's queue (the task started on first use), or `None` when
     /// the queue is off, full or gone, or while Redis fails: the call is then made in place.
     fn slot(&self) -> Option<mpsc::Permit<'_, Queued>> {
@@ -210,7 +190,7 @@ impl RedisDedupStore {
                 self.writer.queue.get_or_init(|| {
                     let (tx, rx) = mpsc::channel(self.queue_capacity);
                     let failing = self.writer.failing.clone();
-                    runtime.spawn(write_behind(self.keys.conn.clone(), failing, rx));
+                    runtime.spawn(write_behind(Link::new(&self.keys.conn), failing, rx));
                     tx
                 })
             }
@@ -254,13 +234,13 @@ impl DedupStore for RedisDedupStore {
     }
 
     async fn complete(&self, key: &str, reply: &str, ttl: Duration) -> Result<()> {
-        let cmd = Self::complete_command(self.keys.key("dedup", key), reply, ttl);
+        let cmd = Command::reply(self.keys.key("dedup", key), reply, ttl);
         if let Some(slot) = self.slot() {
             slot.send(Queued::Reply(cmd));
             return Ok(());
         }
         let stored = match self.keys.conn().await {
-            Ok(mut conn) => cmd.query_async::<()>(&mut conn).await.map_err(redis_err),
+            Ok(mut conn) => cmd.to_cmd().query_async::<()>(&mut conn).await.map_err(redis_err),
             Err(e) => Err(e),
         };
         self.answered(stored)
@@ -311,8 +291,13 @@ impl RedisDedupStore {
     /// The claim itself (see [`DedupStore::claim`]).
     async fn claim_in_redis(&self, key: &str, in_flight_ttl: Duration) -> Result<Claim> {
         let key = self.keys.key("dedup", key);
-        if !self.claims_by_script() {
-            let cmd = Self::claim_command(key, in_flight_ttl);
+        loop {
+            let by_script = self.claims_by_script();
+            let cmd = if by_script {
+                Command::claim_by_script(key, in_flight_ttl)
+            } else {
+                Command::claim(key, in_flight_ttl)
+            };
             let answer = match self.slot() {
                 // Sent with whatever else is queued, in one pipeline by the writer.
                 Some(slot) => {
@@ -328,12 +313,12 @@ impl RedisDedupStore {
                         }
                     }
                 }
-                None => cmd.query_async::<Value>(&mut self.keys.conn().await?).await,
+                None => claim_in_place(self.keys.conn().await?, cmd).await?,
             };
             match answer.and_then(Self::decode_answer) {
                 Ok(claim) => return Ok(claim),
                 // Redis checks a command's syntax before running it: nothing was written.
-                Err(e) if refuses_nx_with_get(&e) => {
+                Err(e) if !by_script && refuses_nx_with_get(&e) => {
                     if !self.claim_by_script.swap(true, Ordering::Relaxed) {
                         tracing::info!(
                             "redis refuses SET with NX and GET (before 7.0): dedup claims run a Lua script"
@@ -343,28 +328,45 @@ impl RedisDedupStore {
                 Err(e) => return Err(redis_err(e)),
             }
         }
-        let answer: Value = CLAIM
-            .key(key)
-            .arg(IN_FLIGHT)
-            .arg(px(in_flight_ttl))
-            .invoke_async(&mut self.keys.conn().await?)
-            .await
-            .map_err(redis_err)?;
-        Self::decode_answer(answer).map_err(redis_err)
     }
+}
+
+/// Makes a claim in place (not through the writer), in a task of its own, so that a caller
+/// that stops waiting (hangs up) does not stop it: a claim Redis wins for such a caller is
+/// released at once, as the writer releases one.
+async fn claim_in_place(
+    mut conn: ::redis::aio::ConnectionManager,
+    cmd: Command,
+) -> Result<std::result::Result<Value, RedisError>> {
+    let (answer, answered) = oneshot::channel();
+    tokio::spawn(async move {
+        let claimed = cmd.to_cmd().query_async::<Value>(&mut conn).await;
+        // `SET … NX … GET` (and the script) answers nil when the key was free and is now ours.
+        if let Err(Ok(Value::Nil)) = answer.send(claimed) {
+            let released = cmd.into_release().to_cmd().query_async::<i64>(&mut conn).await;
+            match released {
+                Ok(_) => tracing::debug!("released a dedup claim whose caller stopped waiting"),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "cannot release a dedup claim whose caller stopped waiting; it expires after the in-flight TTL"
+                ),
+            }
+        }
+    });
+    answered.await.map_err(|_| StoreError::backend("redis", "the dedup claim's task stopped"))
 }
 
 /// The writer task of a store: takes what is queued, up to [`BATCH`] at a time, and sends it
 /// as one pipeline, in the order it was queued; each claim gets Redis's answer to it. Ends
 /// once every clone of the store is gone and the queue is empty.
-async fn write_behind(conn: RedisConnection, failing: Arc<AtomicBool>, mut queue: mpsc::Receiver<Queued>) {
+async fn write_behind(mut link: Link, failing: Arc<AtomicBool>, mut queue: mpsc::Receiver<Queued>) {
     let mut taken = Vec::with_capacity(BATCH);
     let mut flushes = Vec::new();
-    let mut pipe = Pipeline::with_capacity(BATCH);
-    // Per command of `pipe`: where a claim's answer goes, `None` for a reply.
+    let mut batch = Vec::with_capacity(BATCH);
+    // Per command of `batch`: where a claim's answer goes, `None` for a reply.
     let mut answers: Vec<Option<oneshot::Sender<Result<Value>>>> = Vec::with_capacity(BATCH);
     // Claims won for callers that stopped waiting, to release.
-    let mut orphans = Pipeline::new();
+    let mut orphans = Vec::new();
     while queue.recv_many(&mut taken, BATCH).await > 0 {
         if taken.len() < BATCH {
             // Woken by a claim or a completion, tokio runs this task right after the one that
@@ -381,29 +383,28 @@ async fn write_behind(conn: RedisConnection, failing: Arc<AtomicBool>, mut queue
                 // Its caller gave up waiting (a timeout): not sent.
                 Queued::Claim(_, answer) if answer.is_closed() => {}
                 Queued::Claim(cmd, answer) => {
-                    pipe.add_command(cmd);
+                    batch.push(cmd);
                     answers.push(Some(answer));
                 }
                 Queued::Reply(cmd) => {
-                    pipe.add_command(cmd);
+                    batch.push(cmd);
                     answers.push(None);
                 }
                 Queued::Flush(done) => flushes.push(done),
             }
         }
-        if !pipe.is_empty() {
-            let replies = match send(&conn, &pipe).await {
-                Ok(values) => answer(&pipe, &mut answers, values, &mut orphans),
-                Err(e) => fail(&pipe, &mut answers, &e),
+        if !batch.is_empty() {
+            let replies = match link.send(&batch).await {
+                Ok(values) => answer(&mut batch, &mut answers, values, &mut orphans),
+                Err(e) => fail(&mut batch, &mut answers, &e),
             };
-            pipe.clear();
             if !orphans.is_empty() {
-                release_orphans(&conn, &orphans).await;
+                release_orphans(&mut link, &orphans).await;
                 orphans.clear();
             }
             match replies {
                 None => failing.store(false, Ordering::Relaxed),
-                Some((replies, e)) => retry(&conn, &failing, &mut queue, &mut flushes, replies, e).await,
+                Some((replies, e)) => retry(&mut link, &failing, &mut queue, &mut flushes, replies, e).await,
             }
         }
         for done in flushes.drain(..) {
@@ -413,67 +414,63 @@ async fn write_behind(conn: RedisConnection, failing: Arc<AtomicBool>, mut queue
 }
 
 /// The replies of a batch that were not stored, to be tried again, and why.
-type Unstored = Option<(Pipeline, StoreError)>;
+type Unstored = Option<(Vec<Command>, StoreError)>;
 
-/// Gives each claim of `pipe` Redis's answer to it; the replies Redis refused, if any. A
-/// claim won (the key was free) whose caller is gone goes to `orphans` as its release.
+/// Gives each claim of `batch` (emptied) Redis's answer to it; the replies Redis refused, if
+/// any. A claim won (the key was free) whose caller is gone goes to `orphans` as its release.
 fn answer(
-    pipe: &Pipeline,
+    batch: &mut Vec<Command>,
     answers: &mut Vec<Option<oneshot::Sender<Result<Value>>>>,
     values: Vec<Value>,
-    orphans: &mut Pipeline,
+    orphans: &mut Vec<Command>,
 ) -> Unstored {
     let mut unstored: Unstored = None;
     let mut values = values.into_iter();
-    for (cmd, answer) in pipe.cmd_iter().zip(answers.drain(..)) {
+    for (cmd, answer) in batch.drain(..).zip(answers.drain(..)) {
         let value = values.next();
         match (answer, value) {
             (Some(answer), Some(value)) => {
                 // `SET … NX … GET` answers nil when the key was free and is now ours.
                 if let Err(Ok(Value::Nil)) = answer.send(Ok(value))
-                    && let Some(::redis::Arg::Simple(key)) = cmd.args_iter().nth(1)
+                    && cmd.is_claim()
                 {
-                    orphans.add_command(release_command(key));
+                    orphans.push(cmd.into_release());
                 }
             }
             (Some(answer), None) => {
                 let _ = answer.send(Err(StoreError::backend("redis", "no answer in the pipeline's replies")));
             }
             (None, Some(Value::ServerError(e))) => {
-                unstored
-                    .get_or_insert_with(|| (Pipeline::new(), redis_err(RedisError::from(e))))
-                    .0
-                    .add_command(cmd.clone());
+                unstored.get_or_insert_with(|| (Vec::new(), redis_err(RedisError::from(e)))).0.push(cmd);
             }
             (None, Some(_)) => {}
             (None, None) => {
                 unstored
                     .get_or_insert_with(|| {
-                        (Pipeline::new(), StoreError::backend("redis", "no answer in the pipeline's replies"))
+                        (Vec::new(), StoreError::backend("redis", "no answer in the pipeline's replies"))
                     })
                     .0
-                    .add_command(cmd.clone());
+                    .push(cmd);
             }
         }
     }
     unstored
 }
 
-/// Gives each claim of `pipe` the error `e` (the pipeline failed as a whole); its replies.
+/// Gives each claim of `batch` (emptied) the error `e` (the batch failed as a whole); its
+/// replies.
 fn fail(
-    pipe: &Pipeline,
+    batch: &mut Vec<Command>,
     answers: &mut Vec<Option<oneshot::Sender<Result<Value>>>>,
     e: &StoreError,
 ) -> Unstored {
-    let mut replies = Pipeline::new();
-    for (cmd, answer) in pipe.cmd_iter().zip(answers.drain(..)) {
+    let mut replies = Vec::new();
+    for (cmd, answer) in batch.drain(..).zip(answers.drain(..)) {
         match answer {
             Some(answer) => {
                 let _ = answer.send(Err(again(e)));
             }
-            None => {
-                replies.add_command(cmd.clone());
-            }
+            None => replies.push(cmd),
         }
     }
     Some((replies, again(e)))
@@ -484,11 +481,11 @@ fn fail(
 /// claims fail at once, its replies join the retry); the replies are tried once more
 /// [`RETRY_AFTER`] later, then given up with one error line.
 async fn retry(
-    conn: &RedisConnection,
+    link: &mut Link,
     failing: &AtomicBool,
     queue: &mut mpsc::Receiver<Queued>,
     flushes: &mut Vec<oneshot::Sender<()>>,
-    mut replies: Pipeline,
+    mut replies: Vec<Command>,
     error: StoreError,
 ) {
     failing.store(true, Ordering::Relaxed);
@@ -498,7 +495,7 @@ async fn retry(
     }
     tokio::time::sleep(RETRY_AFTER).await;
     take_queued(queue, &mut replies, flushes, &error);
-    let error = match send(conn, &replies).await {
+    let error = match link.send(&replies).await {
         Ok(values) => match values.into_iter().find_map(|v| v.extract_error().err()) {
             None => {
                 failing.store(false, Ordering::Relaxed);
@@ -522,7 +519,7 @@ async fn retry(
 /// Takes what is queued now: claims are failed with `error`, replies added to `replies`.
 fn take_queued(
     queue: &mut mpsc::Receiver<Queued>,
-    replies: &mut Pipeline,
+    replies: &mut Vec<Command>,
     flushes: &mut Vec<oneshot::Sender<()>>,
     error: &StoreError,
 ) {
@@ -531,26 +528,16 @@ fn take_queued(
             Queued::Claim(_, answer) => {
                 let _ = answer.send(Err(again(error)));
             }
-            Queued::Reply(cmd) => {
-                replies.add_command(cmd);
-            }
+            Queued::Reply(cmd) => replies.push(cmd),
             Queued::Flush(done) => flushes.push(done),
         }
     }
 }
 
-/// The release of a claimed `key` (already prefixed) as one command: the script of
-/// [`RELEASE`], sent as `EVAL` (this is rare: `EVALSHA` would need the script loaded first).
-fn release_command(key: &[u8]) -> Cmd {
-    let mut cmd = Cmd::new();
-    cmd.arg("EVAL").arg(RELEASE_LUA).arg(1).arg(key).arg(IN_FLIGHT);
-    cmd
-}
-
 /// Releases the claims of `orphans` (see [`answer`]). A failure leaves their markers to
 /// expire after the in-flight TTL, as a crashed owner's would; it is logged.
-async fn release_orphans(conn: &RedisConnection, orphans: &Pipeline) {
-    let failed = match send(conn, orphans).await {
+async fn release_orphans(link: &mut Link, orphans: &[Command]) {
+    let failed = match link.send(orphans).await {
         Ok(values) => values.into_iter().find_map(|v| v.extract_error().err()).map(redis_err),
         Err(e) => Some(e),
     };
@@ -571,26 +558,6 @@ fn again(e: &StoreError) -> StoreError {
     match e {
         StoreError::Backend { backend, source } => StoreError::backend(backend, source.to_string()),
         other => StoreError::backend("redis", other.to_string()),
-    }
-}
-
-/// Sends `pipe` and reads one value per command (a command Redis refused is a
-/// [`Value::ServerError`] in its place; the pipeline fails as a whole only when Redis cannot
-/// be reached or does not answer in time).
-async fn send(conn: &RedisConnection, pipe: &Pipeline) -> Result<Vec<Value>> {
-    conn.get().await?.send_packed_commands(pipe, 0, pipe.len()).await.map_err(redis_err)
-}
-
-/// A finished reply as stored: [`DONE`], then the reply, written as one argument.
-struct Done<'a>(&'a str);
-
-impl ToRedisArgs for Done<'_> {
-    fn write_redis_args<W>(&self, out: &mut W)
-    where
-        W: ?Sized + ::redis::RedisWrite,
-    {
-        let mut done = [0; 4];
-        write_arg(out, &[DONE.encode_utf8(&mut done).as_bytes(), self.0.as_bytes()]);
     }
 }
 

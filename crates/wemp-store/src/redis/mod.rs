@@ -18,9 +18,12 @@ use std::time::Duration;
 pub use ::redis::aio::ConnectionManager;
 use ::redis::aio::ConnectionManagerConfig;
 
+use self::link::{Address, Timeouts};
 use crate::{Result, StoreError};
 
+mod command;
 mod dedup;
+mod link;
 mod session;
 mod token;
 
@@ -38,8 +41,8 @@ fn px(d: Duration) -> u64 {
 
 fn default_config() -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
-        .set_connection_timeout(Duration::from_secs(1))
-        .set_response_timeout(Duration::from_secs(1))
+        .set_connection_timeout(Timeouts::DEFAULT.connection)
+        .set_response_timeout(Timeouts::DEFAULT.response)
         .set_number_of_retries(1)
         .set_factor(50)
         .set_max_delay(500)
@@ -73,6 +76,13 @@ pub async fn connect_with(url: &str, config: ConnectionManagerConfig) -> Result<
 /// [`retry_interval`](Self::retry_interval) (1 s unless set), so an outage costs failed
 /// calls, not stalled ones. Once connected, the [`ConnectionManager`] reconnects by itself.
 /// Cheap to clone; clones share the connection.
+///
+/// A connection made from a URL with the default settings ([`RedisConnection::lazy`],
+/// [`RedisConnection::connect`], and the stores' `lazy` and `connect`) also knows Redis's
+/// address: a [`RedisDedupStore`]'s writer task then opens a connection of its own with it
+/// (TCP or a Unix socket; TLS goes over the shared one), with the same timeouts. One made
+/// from a [`ConnectionManager`] or with settings of your own ([`RedisConnection::lazy_with`])
+/// is the only connection its stores use.
 #[derive(Clone)]
 pub struct RedisConnection {
     inner: Arc<Lazy>,
@@ -81,6 +91,9 @@ pub struct RedisConnection {
 struct Lazy {
     ready: OnceLock<ConnectionManager>,
     pending: Option<Pending>,
+    /// Where Redis is, for a connection of a dedup writer's own; `None` when the settings
+    /// are the caller's.
+    address: Option<Address>,
 }
 
 struct Pending {
@@ -98,7 +111,26 @@ impl RedisConnection {
     ///
     /// [`StoreError::Backend`] if the URL is invalid (nothing is connected yet).
     pub fn lazy(url: &str) -> Result<Self> {
-        Self::lazy_with(url, default_config())
+        let mut conn = Self::lazy_with(url, default_config())?;
+        if let Some(inner) = Arc::get_mut(&mut conn.inner)
+            && let Some(p) = &inner.pending
+        {
+            inner.address = Address::of(p.client.get_connection_info(), Timeouts::DEFAULT);
+        }
+        Ok(conn)
+    }
+
+    /// A connection to `url`, made now, with the timeouts of [`connect`] (and, unlike
+    /// [`connect`]'s bare [`ConnectionManager`], Redis's address for a dedup writer's own
+    /// connection).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if the URL is invalid or Redis does not answer now.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let conn = Self::lazy(url)?;
+        conn.get().await?;
+        Ok(conn)
     }
 
     /// A connection to `url` made on first use, with connection-manager settings of your
@@ -115,7 +147,28 @@ impl RedisConnection {
             retry: Duration::from_secs(1),
             last_failure: tokio::sync::Mutex::new(None),
         };
-        Ok(Self { inner: Arc::new(Lazy { ready: OnceLock::new(), pending: Some(pending) }) })
+        Ok(Self { inner: Arc::new(Lazy { ready: OnceLock::new(), pending: Some(pending), address: None }) })
+    }
+
+    /// Sets how long connecting may take and how long a call waits for Redis's answer (1 s
+    /// each unless set), for the shared connection and a dedup writer's own. Only before the
+    /// connection is shared and made (on a fresh [`RedisConnection::lazy`]).
+    #[must_use]
+    pub fn timeouts(mut self, connection: Duration, response: Duration) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner)
+            && let Some(p) = inner.pending.as_mut()
+        {
+            p.config = p.config.clone().set_connection_timeout(connection).set_response_timeout(response);
+            if let Some(address) = inner.address.as_mut() {
+                address.timeouts = Timeouts { connection, response };
+            }
+        }
+        self
+    }
+
+    /// Redis's address, when a dedup writer may open a connection of its own.
+    fn address(&self) -> Option<&Address> {
+        self.inner.address.as_ref()
     }
 
     /// Sets the least time between two connection attempts while Redis cannot be reached.
@@ -182,7 +235,7 @@ impl From<ConnectionManager> for RedisConnection {
     fn from(conn: ConnectionManager) -> Self {
         let ready = OnceLock::new();
         let _ = ready.set(conn);
-        Self { inner: Arc::new(Lazy { ready, pending: None }) }
+        Self { inner: Arc::new(Lazy { ready, pending: None, address: None }) }
     }
 }
 
@@ -211,6 +264,13 @@ impl Key<'_> {
     /// Its length in bytes.
     fn len(&self) -> usize {
         self.prefix.len() + self.kind.len() + 1 + self.key.len()
+    }
+
+    /// Appends its bytes to `out`.
+    fn write_to(&self, out: &mut Vec<u8>) {
+        for part in [self.prefix.as_bytes(), self.kind.as_bytes(), b":", self.key.as_bytes()] {
+            out.extend_from_slice(part);
+        }
     }
 }
 
@@ -263,13 +323,14 @@ macro_rules! url_constructors {
                 Ok(Self::new(RedisConnection::lazy(url)?, prefix))
             }
 
-            /// Connects to `url` (see [`connect`]) and builds a store with `prefix`.
+            /// Connects to `url` (see [`RedisConnection::connect`]) and builds a store with
+            /// `prefix`.
             ///
             /// # Errors
             ///
             /// As [`connect`].
             pub async fn connect(url: &str, prefix: impl Into<String>) -> Result<Self> {
-                Ok(Self::new(connect(url).await?, prefix))
+                Ok(Self::new(RedisConnection::connect(url).await?, prefix))
             }
         }
     )*};

@@ -1,20 +1,31 @@
 use std::sync::Arc;
 
 use redis::aio::ConnectionManager;
-use wemp_store::redis::{RedisDedupStore, RedisSessionStore, RedisTokenStore};
+use wemp_store::redis::{RedisConnection, RedisDedupStore, RedisSessionStore, RedisTokenStore};
 
 use crate::suite;
 
-/// Two connections to the test Redis and a fresh key prefix; `None` (with a note on
-/// stderr) if no Redis answers.
-async fn connect(test: &str) -> Option<(ConnectionManager, ConnectionManager, String)> {
+/// Two connections to the test Redis, made from its URL (so a dedup store's writer opens a
+/// connection of its own), and a fresh key prefix; `None` (with a note on stderr) if no Redis
+/// answers.
+async fn connect(test: &str) -> Option<(RedisConnection, RedisConnection, String)> {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let connect = async {
-        Ok::<_, wemp_store::StoreError>((
-            wemp_store::redis::connect(&url).await?,
-            wemp_store::redis::connect(&url).await?,
-        ))
-    };
+    connect_by(test, RedisConnection::connect(&url), RedisConnection::connect(&url)).await
+}
+
+/// As [`connect`], but bare connection managers: a dedup store's writer shares them.
+async fn connect_shared(test: &str) -> Option<(ConnectionManager, ConnectionManager, String)> {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    connect_by(test, wemp_store::redis::connect(&url), wemp_store::redis::connect(&url)).await
+}
+
+async fn connect_by<C>(
+    test: &str,
+    a: impl Future<Output = wemp_store::Result<C>>,
+    b: impl Future<Output = wemp_store::Result<C>>,
+) -> Option<(C, C, String)> {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let connect = async { Ok::<_, wemp_store::StoreError>((a.await?, b.await?)) };
     match tokio::time::timeout(std::time::Duration::from_secs(5), connect).await {
         Ok(Ok((a, b))) => Some((a, b, format!("wemp-test:{test}:{:016x}:", rand::random::<u64>()))),
         Ok(Err(e)) => {
@@ -29,7 +40,8 @@ async fn connect(test: &str) -> Option<(ConnectionManager, ConnectionManager, St
 }
 
 /// Deletes every key under `prefix`.
-async fn cleanup(mut conn: ConnectionManager, prefix: &str) {
+async fn cleanup(conn: impl Into<RedisConnection>, prefix: &str) {
+    let mut conn = conn.into().get().await.unwrap();
     let keys: Vec<String> =
         redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await.unwrap();
     if !keys.is_empty() {
@@ -43,6 +55,19 @@ async fn cleanup(mut conn: ConnectionManager, prefix: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn dedup() {
     let Some((a, b, prefix)) = connect("dedup").await else { return };
+    suite::dedup(
+        Arc::new(RedisDedupStore::new(a.clone(), &prefix)),
+        Arc::new(RedisDedupStore::new(b, &prefix)),
+    )
+    .await;
+    cleanup(a, &prefix).await;
+}
+
+/// The same over bare connection managers: the writer sends its pipelines through the
+/// shared connection.
+#[tokio::test(flavor = "multi_thread")]
+async fn dedup_over_a_shared_connection() {
+    let Some((a, b, prefix)) = connect_shared("dedup-shared").await else { return };
     suite::dedup(
         Arc::new(RedisDedupStore::new(a.clone(), &prefix)),
         Arc::new(RedisDedupStore::new(b, &prefix)),
@@ -132,12 +157,24 @@ async fn completions_written_behind_reach_other_instances() {
 /// key's claims are independent of the others'.
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_claims_of_the_same_and_different_keys() {
+    let Some((a, b, prefix)) = connect("concurrent-claims").await else { return };
+    concurrent_claims(RedisDedupStore::new(a.clone(), &prefix), RedisDedupStore::new(b, &prefix)).await;
+    cleanup(a, &prefix).await;
+}
+
+/// The same through shared connections.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_claims_over_shared_connections() {
+    let Some((a, b, prefix)) = connect_shared("concurrent-claims-shared").await else { return };
+    concurrent_claims(RedisDedupStore::new(a.clone(), &prefix), RedisDedupStore::new(b, &prefix)).await;
+    cleanup(a, &prefix).await;
+}
+
+async fn concurrent_claims(one: RedisDedupStore, two: RedisDedupStore) {
     use std::time::Duration;
     use wemp_store::{Claim, DedupStore};
-    let Some((a, b, prefix)) = connect("concurrent-claims").await else { return };
     let minute = Duration::from_secs(60);
-    let one = Arc::new(RedisDedupStore::new(a.clone(), &prefix));
-    let two = Arc::new(RedisDedupStore::new(b, &prefix));
+    let (one, two) = (Arc::new(one), Arc::new(two));
     let mut claims = tokio::task::JoinSet::new();
     for n in 0..100 {
         for claimer in 0..8 {
@@ -172,7 +209,6 @@ async fn concurrent_claims_of_the_same_and_different_keys() {
         assert_eq!(one.claim(&k, minute).await.unwrap(), Claim::Done(format!("reply {n}")));
         assert_eq!(two.claim(&k, minute).await.unwrap(), Claim::Done(format!("reply {n}")));
     }
-    cleanup(a, &prefix).await;
 }
 
 /// Claims and completions go to Redis in the order they were made on one instance: a claim
@@ -259,7 +295,7 @@ async fn dedup_falls_back_to_a_script_where_set_nx_get_is_refused() {
     let Some((a, b, prefix)) = connect("dedup-old-redis").await else { return };
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
     let old = old_redis::Proxy::start(&url).await;
-    let through_old = wemp_store::redis::connect(&old.url()).await.unwrap();
+    let through_old = RedisConnection::connect(&old.url()).await.unwrap();
     let store = Arc::new(RedisDedupStore::new(through_old, &prefix));
     suite::dedup(store.clone(), Arc::new(RedisDedupStore::new(b, &prefix))).await;
     assert_eq!(old.refused(), 1, "one refused SET … NX … GET, then the script");

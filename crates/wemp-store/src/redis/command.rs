@@ -1,0 +1,229 @@
+//! The dedup store's three commands, as the store makes them: one buffer each, rendered for
+//! the wire by the writer's own connection ([`Command::pack`]) or as the redis crate's
+//! [`Cmd`] for the shared one and for calls made in place ([`Command::to_cmd`]). Both
+//! renderings say the same bytes (a test holds them together).
+
+use std::time::Duration;
+
+use ::redis::Cmd;
+
+use super::{Key, px};
+
+/// In-flight marker stored under a claimed key.
+pub(super) const IN_FLIGHT: &str = "I";
+/// Prefix of a finished reply stored under a key.
+pub(super) const DONE: char = 'D';
+
+/// Claims a key on a Redis older than 7.0, which refuses `SET` with both `NX` and `GET`
+/// (`KEYS[1]`; `ARGV[1]`: the marker, `ARGV[2]`: the TTL in milliseconds): `SET NX PX` the
+/// marker; if the key exists, returns its value.
+pub(super) const CLAIM_LUA: &str = r"if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+          return redis.call('GET', KEYS[1])";
+
+/// Deletes a key only while it holds the in-flight marker (`KEYS[1]`, `ARGV[1]`: the marker).
+pub(super) const RELEASE_LUA: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+          return 0";
+
+/// A command of the dedup store's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Command {
+    kind: Kind,
+    /// The key (already prefixed), then, for a reply, the value stored.
+    bytes: Vec<u8>,
+    key_len: usize,
+    /// The TTL in milliseconds (not sent by a release).
+    ttl: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// `SET key I NX PX <ttl> GET`: claims the key unless it exists, and answers what it held.
+    Claim,
+    /// `EVAL <CLAIM_LUA> 1 key I <ttl>`: the same claim, on Redis before 7.0.
+    ClaimByScript,
+    /// `PSETEX key <ttl> D<reply>`: stores a finished reply.
+    Reply,
+    /// `EVAL <RELEASE_LUA> 1 key I`: deletes the key while it holds the in-flight marker
+    /// (rare: `EVALSHA` would need the script loaded first).
+    Release,
+}
+
+impl Command {
+    /// `SET key I NX PX <in_flight_ttl> GET`.
+    pub(super) fn claim(key: Key<'_>, in_flight_ttl: Duration) -> Self {
+        let mut bytes = Vec::with_capacity(key.len());
+        key.write_to(&mut bytes);
+        Self { kind: Kind::Claim, key_len: bytes.len(), bytes, ttl: px(in_flight_ttl) }
+    }
+
+    /// `PSETEX key <ttl> D<reply>`.
+    pub(super) fn reply(key: Key<'_>, reply: &str, ttl: Duration) -> Self {
+        let mut bytes = Vec::with_capacity(key.len() + DONE.len_utf8() + reply.len());
+        key.write_to(&mut bytes);
+        let key_len = bytes.len();
+        bytes.extend_from_slice(DONE.encode_utf8(&mut [0; 4]).as_bytes());
+        bytes.extend_from_slice(reply.as_bytes());
+        Self { kind: Kind::Reply, bytes, key_len, ttl: px(ttl) }
+    }
+
+    /// `EVAL <CLAIM_LUA> 1 key I <in_flight_ttl>`: [`Command::claim`] on Redis before 7.0
+    /// (`EVAL` rather than `EVALSHA`: Redis keeps the compiled script, and a pipeline has no
+    /// room for loading it first).
+    pub(super) fn claim_by_script(key: Key<'_>, in_flight_ttl: Duration) -> Self {
+        Self { kind: Kind::ClaimByScript, ..Self::claim(key, in_flight_ttl) }
+    }
+
+    /// The release of the key this claim claimed (its buffer reused).
+    pub(super) fn into_release(mut self) -> Self {
+        self.bytes.truncate(self.key_len);
+        Self { kind: Kind::Release, ttl: 0, ..self }
+    }
+
+    /// Whether it is a claim (answered by what the key held).
+    pub(super) fn is_claim(&self) -> bool {
+        matches!(self.kind, Kind::Claim | Kind::ClaimByScript)
+    }
+
+    fn key(&self) -> &[u8] {
+        &self.bytes[..self.key_len]
+    }
+
+    fn value(&self) -> &[u8] {
+        &self.bytes[self.key_len..]
+    }
+
+    /// The command as the redis crate's [`Cmd`].
+    pub(super) fn to_cmd(&self) -> Cmd {
+        let mut cmd = Cmd::with_capacity(7, self.bytes.len() + RELEASE_LUA.len() + 34);
+        match self.kind {
+            Kind::Claim => {
+                cmd.arg("SET").arg(self.key()).arg(IN_FLIGHT).arg("NX").arg("PX").arg(self.ttl).arg("GET");
+            }
+            Kind::ClaimByScript => {
+                cmd.arg("EVAL").arg(CLAIM_LUA).arg(1).arg(self.key()).arg(IN_FLIGHT).arg(self.ttl);
+            }
+            Kind::Reply => {
+                cmd.arg("PSETEX").arg(self.key()).arg(self.ttl).arg(self.value());
+            }
+            Kind::Release => {
+                cmd.arg("EVAL").arg(RELEASE_LUA).arg(1).arg(self.key()).arg(IN_FLIGHT);
+            }
+        }
+        cmd
+    }
+
+    /// Appends the command to `out` as RESP (an array of bulk strings), as
+    /// [`Cmd::write_packed_command`] would.
+    pub(super) fn pack(&self, out: &mut Vec<u8>) {
+        let mut digits = Digits::default();
+        match self.kind {
+            Kind::Claim => {
+                out.extend_from_slice(b"*7\r\n$3\r\nSET\r\n");
+                bulk(out, self.key());
+                out.extend_from_slice(b"$1\r\nI\r\n$2\r\nNX\r\n$2\r\nPX\r\n");
+                bulk(out, digits.of(self.ttl));
+                out.extend_from_slice(b"$3\r\nGET\r\n");
+            }
+            Kind::ClaimByScript => {
+                out.extend_from_slice(b"*6\r\n$4\r\nEVAL\r\n");
+                bulk(out, CLAIM_LUA.as_bytes());
+                out.extend_from_slice(b"$1\r\n1\r\n");
+                bulk(out, self.key());
+                out.extend_from_slice(b"$1\r\nI\r\n");
+                bulk(out, digits.of(self.ttl));
+            }
+            Kind::Reply => {
+                out.extend_from_slice(b"*4\r\n$6\r\nPSETEX\r\n");
+                bulk(out, self.key());
+                bulk(out, digits.of(self.ttl));
+                bulk(out, self.value());
+            }
+            Kind::Release => {
+                out.extend_from_slice(b"*5\r\n$4\r\nEVAL\r\n");
+                bulk(out, RELEASE_LUA.as_bytes());
+                out.extend_from_slice(b"$1\r\n1\r\n");
+                bulk(out, self.key());
+                out.extend_from_slice(b"$1\r\nI\r\n");
+            }
+        }
+    }
+}
+
+/// Appends `bytes` as a RESP bulk string.
+fn bulk(out: &mut Vec<u8>, bytes: &[u8]) {
+    let mut digits = Digits::default();
+    let len = digits.of(bytes.len() as u64);
+    out.reserve(len.len() + bytes.len() + 5);
+    out.push(b'$');
+    out.extend_from_slice(len);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(bytes);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A number's decimal digits, written without formatting machinery.
+#[derive(Default)]
+struct Digits([u8; 20]);
+
+impl Digits {
+    fn of(&mut self, mut n: u64) -> &[u8] {
+        let mut at = self.0.len();
+        loop {
+            at -= 1;
+            self.0[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                return &self.0[at..];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_as_the_redis_crate_packs_each_command() {
+        let keys = ["wx1:msg:o1:1", "", "wx1:event:o-Ëü:CLICK:1796405671", &"k".repeat(300)];
+        let ttls = [Duration::ZERO, Duration::from_millis(1), Duration::from_secs(60), Duration::MAX];
+        let replies = ["", "success", "<xml><Encrypt><![CDATA[…]]></Encrypt></xml>", &"r".repeat(70_000)];
+        for key in keys {
+            let key = Key { prefix: "wemp:", kind: "dedup", key };
+            for ttl in ttls {
+                let claim = Command::claim(key, ttl);
+                let mut commands =
+                    vec![claim.clone(), Command::claim_by_script(key, ttl), claim.into_release()];
+                commands.extend(replies.iter().map(|reply| Command::reply(key, reply, ttl)));
+                for command in commands {
+                    let mut packed = Vec::new();
+                    command.pack(&mut packed);
+                    assert_eq!(
+                        String::from_utf8_lossy(&packed),
+                        String::from_utf8_lossy(&command.to_cmd().get_packed_command()),
+                        "{command:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_release_keeps_the_claims_key_and_nothing_else() {
+        let key = Key { prefix: "p:", kind: "dedup", key: "wx1:msg:o1:1" };
+        let release = Command::claim(key, Duration::from_secs(60)).into_release();
+        assert_eq!(release.key(), b"p:dedup:wx1:msg:o1:1");
+        assert_eq!(release.value(), b"");
+        assert!(!release.is_claim());
+        let release = Command::claim_by_script(key, Duration::from_secs(60)).into_release();
+        assert_eq!(release, Command::claim(key, Duration::from_secs(60)).into_release());
+    }
+
+    #[test]
+    fn digits_of_every_width() {
+        let mut d = Digits::default();
+        for n in [0, 1, 9, 10, 99, 100, 12_345, u64::from(u32::MAX), u64::MAX] {
+            assert_eq!(d.of(n), n.to_string().as_bytes());
+        }
+    }
+}
