@@ -929,9 +929,9 @@ impl Inner {
             };
             // The checks' notes are for the delivery record: with no observer, none is formatted.
             let admitted = if seen.record.is_some() {
-                admission::admit_typed(&accounts, &self.policy, now_unix, &request)
+                admission::admit(&accounts, &self.policy, now_unix, &request)
             } else {
-                admission::admit_typed_unrecorded(&accounts, &self.policy, now_unix, &request)
+                admission::admit_unrecorded(&accounts, &self.policy, now_unix, &request)
             };
             seen.mode = admitted.mode;
             seen.appid = admitted.account.clone();

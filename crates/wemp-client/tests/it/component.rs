@@ -47,10 +47,10 @@ async fn receiver(platform: &FakePlatform, state: ComponentState) -> Receiver {
             let query = uri.query().unwrap_or_default();
             let a =
                 admit(&accounts, &Policy::default(), now / 1000, &Request::post(uri.path(), query, &body));
-            let Verdict::Accepted { document, .. } = a.verdict else {
+            let Verdict::Message { xml, .. } = a.verdict else {
                 return (axum::http::StatusCode::FORBIDDEN, format!("{:?}", a.refusal()));
             };
-            match ComponentPush::from_document(&document).unwrap().event {
+            match ComponentPush::parse(&xml).unwrap().event {
                 ComponentEvent::VerifyTicket { ticket } => {
                     state.save_ticket(&ticket, now).await.unwrap();
                 }

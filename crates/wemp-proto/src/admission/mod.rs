@@ -352,7 +352,7 @@ impl fmt::Display for Refusal {
 }
 
 /// What admission decided.
-// `Message` is the largest (a typed message, ~400 bytes): moved once, out of `admit_typed`;
+// `Message` is the largest (a typed message, ~400 bytes): moved once, out of `admit`;
 // boxing it would cost every message an allocation.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
@@ -364,17 +364,10 @@ pub enum Verdict {
         echostr: String,
     },
     /// A message `POST` that passed: the XML to handle (decrypted in encrypted modes), and
-    /// it parsed.
-    Accepted {
-        /// The message XML: the body in plain mode, the decrypted payload otherwise.
-        xml: String,
-        /// `xml`, parsed.
-        document: Document,
-    },
-    /// A message `POST` that passed, from [`admit_typed`] and [`admit_typed_unrecorded`]:
-    /// the XML as in [`Verdict::Accepted`], read straight into its typed form (a flat text
-    /// message without a [`Document`]); `message` is what
-    /// `Incoming::from_document(&document)` would be.
+    /// it typed — `Incoming::from_document` of its [`Document`] (of
+    /// [`Document::from_json`] for a Mini Program's JSON push), read without the document
+    /// where it is flat ([`Incoming::parse`]). A caller that needs the tree parses `xml`;
+    /// a type wemp does not model keeps it whole in [`crate::Unknown::fields`].
     Message {
         /// The message XML: the body in plain mode, the decrypted payload otherwise.
         xml: String,
@@ -413,44 +406,26 @@ impl Admission {
 /// says. Pure: `now` is the current Unix time in seconds. See the [module](self) for the
 /// order of the checks.
 pub fn admit(accounts: &Accounts, policy: &Policy, now: i64, request: &Request<'_>) -> Admission {
-    admit_with(accounts, policy, now, request, true, false)
+    admit_with(accounts, policy, now, request, true)
 }
 
 /// [`admit`] for a caller that records nothing: the same account, mode and verdict, but
 /// [`Admission::checks`] stays empty, and none of its notes is formatted (a request
 /// admitted this way allocates nothing for them).
 pub fn admit_unrecorded(accounts: &Accounts, policy: &Policy, now: i64, request: &Request<'_>) -> Admission {
-    admit_with(accounts, policy, now, request, false, false)
+    admit_with(accounts, policy, now, request, false)
 }
 
-/// [`admit`], with a message `POST` that passes as [`Verdict::Message`]: typed, without a
-/// [`Document`] where none is needed (same checks, same refusals).
-pub fn admit_typed(accounts: &Accounts, policy: &Policy, now: i64, request: &Request<'_>) -> Admission {
-    admit_with(accounts, policy, now, request, true, true)
-}
-
-/// [`admit_unrecorded`], with a message `POST` that passes as [`Verdict::Message`], as
-/// [`admit_typed`].
-pub fn admit_typed_unrecorded(
-    accounts: &Accounts,
-    policy: &Policy,
-    now: i64,
-    request: &Request<'_>,
-) -> Admission {
-    admit_with(accounts, policy, now, request, false, true)
-}
-
-/// Admission itself: `keep`, the checks kept; `typed`, a message that passes typed.
+/// Admission itself: `keep`, the checks kept.
 fn admit_with(
     accounts: &Accounts,
     policy: &Policy,
     now: i64,
     request: &Request<'_>,
     keep: bool,
-    typed: bool,
 ) -> Admission {
     let checks = if keep { Vec::with_capacity(MAX_CHECKS) } else { Vec::new() };
-    let mut run = Run { accounts, policy, now, account: None, mode: None, keep, typed, checks };
+    let mut run = Run { accounts, policy, now, account: None, mode: None, keep, checks };
     let verdict = match run.decide(request) {
         Ok(v) => v,
         Err(refusal) => Verdict::Refused(refusal),
@@ -472,9 +447,6 @@ struct Run<'a> {
     mode: Option<Mode>,
     /// Whether the checks are kept ([`admit`]) or not ([`admit_unrecorded`]).
     keep: bool,
-    /// Whether a message that passes is typed ([`Verdict::Message`]) or left as a document
-    /// ([`Verdict::Accepted`]).
-    typed: bool,
     checks: Vec<Check>,
 }
 
@@ -513,14 +485,10 @@ impl Run<'_> {
         }
     }
 
-    /// The verdict on a message `POST` that passed, parsed: [`Verdict::Accepted`], or typed
-    /// ([`Verdict::Message`]; its texts moved out of the document).
-    fn accepted(&self, xml: String, mut document: Document) -> Verdict {
-        if self.typed {
-            Verdict::Message { xml, message: Incoming::take_from_document(&mut document) }
-        } else {
-            Verdict::Accepted { xml, document }
-        }
+    /// The verdict on a message `POST` that passed, parsed: typed, its texts moved out of
+    /// the document.
+    fn accepted(xml: String, mut document: Document) -> Verdict {
+        Verdict::Message { xml, message: Incoming::take_from_document(&mut document) }
     }
 
     fn fail(&mut self, kind: CheckKind, refusal: Refusal) -> Refusal {
@@ -735,7 +703,7 @@ impl Run<'_> {
         }
         let outline = match body {
             Body::Tree(document) if mode == Mode::Plain => {
-                return Ok(self.accepted(text.to_owned(), document));
+                return Ok(Self::accepted(text.to_owned(), document));
             }
             Body::Tree(document) => Outline::of(&document.root).into_owned(),
             Body::Outline(outline) => outline,
@@ -793,10 +761,9 @@ impl Run<'_> {
             Err(e) => return Err(self.fail(CheckKind::Decrypt, Refusal::decrypt(&e))),
         };
         // Typed straight from the text where it can be (not JSON): no document.
-        let inner = match (json, self.typed) {
-            (false, true) => Incoming::read(&xml).map(Err),
-            (true, _) => Document::from_json(&xml).map(Ok),
-            (false, false) => Document::parse(&xml).map(Ok),
+        let inner = match json {
+            false => Incoming::read(&xml).map(Err),
+            true => Document::from_json(&xml).map(Ok),
         };
         let inner = match inner {
             Ok(inner) => inner,
@@ -807,7 +774,7 @@ impl Run<'_> {
             note.push_str(account.appid());
         });
         Ok(match inner {
-            Ok(document) => self.accepted(xml, document),
+            Ok(document) => Self::accepted(xml, document),
             Err(message) => Verdict::Message { xml, message },
         })
     }
@@ -996,7 +963,7 @@ impl Run<'_> {
             Err(e) => return Err(self.fail(CheckKind::Decrypt, Refusal::xml(&e, "decrypted message"))),
         };
         self.pass(CheckKind::Decrypt, format_args!("decrypted for corpid {}", account.appid()));
-        Ok(self.accepted(plain, inner))
+        Ok(Self::accepted(plain, inner))
     }
 
     /// The body as text: WeChat sends UTF-8 XML (or JSON), anything else is refused here.

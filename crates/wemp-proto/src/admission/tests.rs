@@ -48,6 +48,17 @@ fn refusal(a: &Admission) -> &Refusal {
     a.refusal().unwrap_or_else(|| panic!("admitted: {a:?}"))
 }
 
+/// The XML of a message `POST` that passed and its document (parsed again, from JSON for a
+/// JSON push), after checking that the typed message is what that document types to.
+fn passed(a: &Admission) -> (&str, Document) {
+    let Verdict::Message { xml, message } = &a.verdict else { panic!("{a:?}") };
+    let document =
+        if Document::looks_like_json(xml) { Document::from_json(xml) } else { Document::parse(xml) };
+    let document = document.unwrap();
+    assert_eq!(message, &Incoming::from_document(&document), "{xml}");
+    (xml, document)
+}
+
 #[test]
 fn admit_unrecorded_decides_alike_and_keeps_no_checks() {
     let (q, body) = (safe_query(), safe_body());
@@ -66,7 +77,10 @@ fn admit_unrecorded_decides_alike_and_keeps_no_checks() {
         assert_eq!(quiet.mode, kept.mode, "request {i}");
         assert_eq!(quiet.account.map(|a| a.appid().to_owned()), kept.account.map(|a| a.appid().to_owned()));
         match (&quiet.verdict, &kept.verdict) {
-            (Verdict::Accepted { xml: a, .. }, Verdict::Accepted { xml: b, .. }) => assert_eq!(a, b),
+            (Verdict::Message { xml: a, message: m }, Verdict::Message { xml: b, message: n }) => {
+                assert_eq!(a, b);
+                assert_eq!(m, n);
+            }
             (Verdict::Refused(a), Verdict::Refused(b)) => assert_eq!(a, b, "request {i}"),
             (a, b) => panic!("request {i}: {a:?} against {b:?}"),
         }
@@ -74,7 +88,7 @@ fn admit_unrecorded_decides_alike_and_keeps_no_checks() {
 }
 
 #[test]
-fn admit_typed_decides_as_admit_and_types_the_message() {
+fn a_passed_message_is_typed_as_its_document() {
     let cipher = crate::Cipher::new(SAMPLE_KEY, SAMPLE_APPID).unwrap();
     // Safe-mode requests carrying these messages, signed.
     let sealed = |xml: &str| {
@@ -109,34 +123,29 @@ fn admit_typed_decides_as_admit_and_types_the_message() {
     ] {
         requests.push(sealed(&xml));
     }
+    let malformed = ["<xml><a>", ""].map(|xml| sealed(xml).1);
     for (i, (query, body)) in requests.iter().enumerate() {
         let request = Request::post("/wechat", query, body.as_bytes());
-        for keep in [true, false] {
-            let (parsed, typed) = if keep {
-                (
-                    admit(&one(None), &Policy::default(), NOW, &request),
-                    admit_typed(&one(None), &Policy::default(), NOW, &request),
-                )
-            } else {
-                (
-                    admit_unrecorded(&one(None), &Policy::default(), NOW, &request),
-                    admit_typed_unrecorded(&one(None), &Policy::default(), NOW, &request),
-                )
-            };
-            assert_eq!(typed.checks, parsed.checks, "request {i}");
-            assert_eq!(typed.mode, parsed.mode, "request {i}");
-            assert_eq!(
-                typed.account.map(|a| a.appid().to_owned()),
-                parsed.account.map(|a| a.appid().to_owned())
-            );
-            match (&typed.verdict, &parsed.verdict) {
-                (Verdict::Message { xml: a, message }, Verdict::Accepted { xml: b, document }) => {
-                    assert_eq!(a, b, "request {i}");
-                    assert_eq!(message, &Incoming::from_document(document), "request {i}");
-                }
-                (Verdict::Refused(a), Verdict::Refused(b)) => assert_eq!(a, b, "request {i}"),
-                (a, b) => panic!("request {i}: {a:?} against {b:?}"),
+        let kept = admit(&one(None), &Policy::default(), NOW, &request);
+        let quiet = admit_unrecorded(&one(None), &Policy::default(), NOW, &request);
+        assert_eq!(quiet.mode, kept.mode, "request {i}");
+        assert!(quiet.checks.is_empty(), "request {i}");
+        match (&kept.verdict, &quiet.verdict) {
+            (Verdict::Message { xml: a, message: m }, Verdict::Message { xml: b, message: n }) => {
+                assert_eq!((a, m), (b, n), "request {i}");
+                // Typed from its leaves or its document: what the document types to.
+                assert_eq!(m, &Incoming::from_document(&Document::parse(a).unwrap()), "request {i}");
             }
+            (Verdict::Refused(a), Verdict::Refused(b)) => {
+                assert_eq!(a, b, "request {i}");
+                if malformed.contains(body) {
+                    assert_eq!(a.reason, RejectReason::BadXml, "request {i}");
+                }
+            }
+            (a, b) => panic!("request {i}: {a:?} against {b:?}"),
+        }
+        if malformed.contains(body) {
+            assert!(kept.refusal().is_some(), "request {i}");
         }
     }
 }
@@ -146,7 +155,7 @@ fn the_documented_safe_mode_sample_is_accepted() {
     for mode in [None, Some(Mode::Safe), Some(Mode::Compatible), Some(Mode::Plain)] {
         let (q, body) = (safe_query(), safe_body());
         let a = admit(&one(mode), &Policy::default(), NOW, &Request::post("/wechat", &q, body.as_bytes()));
-        let Verdict::Accepted { xml, document } = &a.verdict else { panic!("{mode:?}: {a:?}") };
+        let (xml, document) = passed(&a);
         assert!(xml.contains("<Content><![CDATA[abcdteT]]></Content>"), "{xml}");
         assert_eq!(document.root.text_of("Content"), Some("abcdteT"));
         assert_eq!(a.mode, Some(Mode::Safe));
@@ -270,7 +279,7 @@ fn the_clock_is_an_argument() {
     // A stale timestamp is not a signature failure: no -40001 "bad signature" in the log line.
     assert_eq!(refusal(&a).code, None, "{:?}", refusal(&a));
     let a = admit(&one(None), &Policy::default().freshness_secs(0), NOW + 100_000, &req);
-    assert!(matches!(a.verdict, Verdict::Accepted { .. }), "{a:?}");
+    assert!(matches!(a.verdict, Verdict::Message { .. }), "{a:?}");
 }
 
 #[test]
@@ -308,7 +317,7 @@ fn a_safe_mode_accounts_captured_signature_does_not_carry_a_forged_plain_body() 
     }
     // An account with no declared mode (or plain) still admits plain requests.
     let plain = admit(&one(None), &Policy::default(), NOW, &Request::post("/", &captured, forged.as_bytes()));
-    assert!(matches!(plain.verdict, Verdict::Accepted { .. }), "{plain:?}");
+    assert!(matches!(plain.verdict, Verdict::Message { .. }), "{plain:?}");
     let all = Policy::default().require_encryption(true);
     let a = admit(&one(None), &all, NOW, &Request::post("/", &captured, forged.as_bytes()));
     assert_eq!(refusal(&a).reason, RejectReason::PlainRefused);
@@ -328,7 +337,7 @@ fn the_signature_is_checked_before_the_body_is_parsed() {
     // Signed, it is parsed (linearly) and read as a plain body without fields.
     let q = format!("signature={}&timestamp={TS}&nonce={NONCE}", sig());
     let a = admit(&one(None), &Policy::default(), NOW, &Request::post("/", &q, bomb.as_bytes()));
-    let Verdict::Accepted { document, .. } = a.verdict else { panic!() };
+    let (_, document) = passed(&a);
     assert_eq!(document.root.attrs.len(), 4000);
 }
 
@@ -519,11 +528,11 @@ mod wecom {
         let q = format!("msg_signature={MSG_SIG}&timestamp={MSG_TS}&nonce={MSG_NONCE}");
         for path in ["/corp", "/elsewhere"] {
             let a = admit(&server(), &lenient(), 0, &Request::post(path, &q, body.as_bytes()));
-            let Verdict::Accepted { document, .. } = &a.verdict else { panic!("{path}: {a:?}") };
+            let (_, document) = passed(&a);
             assert_eq!(document.root.text_of("Content"), Some("test"));
             assert_eq!(document.root.text_of("FromUserName"), Some("messense"));
             assert_eq!(a.mode, Some(Mode::Safe));
-            let incoming = crate::Incoming::from_document(document);
+            let incoming = crate::Incoming::from_document(&document);
             assert_eq!(incoming.header().from, "messense");
         }
         // The same envelope with a forged signature, and with a freshness window, is refused.
@@ -557,8 +566,8 @@ mod wecom {
             0,
             &Request::post("/corp", &req.query_string(), req.body.as_bytes()),
         );
-        let Verdict::Accepted { document, .. } = &a.verdict else { panic!("{a:?}") };
-        let incoming = crate::Incoming::from_document(document);
+        let (_, document) = passed(&a);
+        let incoming = crate::Incoming::from_document(&document);
         let crate::Incoming::Event(crate::Event::EnterAgent(e)) = &incoming else { panic!("{incoming:?}") };
         assert_eq!(e.header.agent_id.as_deref(), Some("1"));
     }
@@ -580,9 +589,9 @@ mod miniprogram {
     fn a_plain_json_push_is_read_as_its_xml_would_be() {
         let q = format!("signature={}&timestamp={TS}&nonce={NONCE}", sig());
         let a = admit(&mp(), &Policy::default(), NOW, &Request::post("/mp", &q, JSON.as_bytes()));
-        let Verdict::Accepted { xml, document } = &a.verdict else { panic!("{a:?}") };
+        let (xml, document) = passed(&a);
         assert_eq!(xml, JSON, "the raw body is kept as it arrived");
-        let crate::Incoming::Text(t) = crate::Incoming::from_document(document) else {
+        let crate::Incoming::Text(t) = crate::Incoming::from_document(&document) else {
             panic!("{document:?}")
         };
         assert_eq!((t.content.as_str(), t.header.from.as_str(), t.id), ("hello", "oMini", 7));
@@ -607,7 +616,7 @@ mod miniprogram {
             NOW,
             &Request::post("/mp", &req.query_string(), req.body.as_bytes()),
         );
-        let Verdict::Accepted { document, .. } = &a.verdict else { panic!("{a:?}") };
+        let (_, document) = passed(&a);
         assert_eq!(a.mode, Some(Mode::Safe));
         assert_eq!(document.root.text_of("Content"), Some("hello"));
         // A tampered Encrypt fails msg_signature.
@@ -661,10 +670,10 @@ fn a_component_push_is_admitted_by_the_component_account() {
     };
     let req = platform.component_post(&push, TS, NONCE, [9; 16]).unwrap();
     let a = admit_push(&req);
-    let Verdict::Accepted { document, .. } = &a.verdict else { panic!("{a:?}") };
+    let (_, document) = passed(&a);
     assert_eq!(a.mode, Some(Mode::Safe));
     assert_eq!(a.account.as_ref().map(|a| a.appid()), Some(COMPONENT));
-    let read = ComponentPush::from_document(document).unwrap();
+    let read = ComponentPush::from_document(&document).unwrap();
     assert!(
         matches!(read.event, ComponentEvent::VerifyTicket { ref ticket } if ticket.expose() == "ticket@@@x")
     );
@@ -707,7 +716,7 @@ fn an_authorizer_message_is_sealed_for_the_component() {
         NOW,
         &Request::post(&path, &req.query_string(), req.body.as_bytes()),
     );
-    let Verdict::Accepted { document, .. } = &a.verdict else { panic!("{a:?}") };
+    let (_, document) = passed(&a);
     assert_eq!(a.account.as_ref().map(|a| a.appid()), Some(AUTHORIZER));
     assert_eq!(document.root.text_of("Content"), Some("hi"));
 
