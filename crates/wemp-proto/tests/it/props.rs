@@ -220,8 +220,9 @@ fn parsed_through_the_document(xml: &str) -> Result<Incoming, String> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
-    /// A text message read straight from its leaves is the one read from its document, and
-    /// anything else parses (or fails) as it did.
+    /// A text message (in any order, missing or repeated fields, nested, undecodable) parses
+    /// as through its document, and anything else parses (or fails) as it did. Every type's
+    /// leaves are held to its document by `message::tests` (which can reach the leaves).
     #[test]
     fn a_message_parses_as_through_its_document(xml in prop_oneof![text_leaves(), text_message()]) {
         prop_assert_eq!(Incoming::parse(&xml).map_err(|e| e.to_string()), parsed_through_the_document(&xml));
