@@ -503,7 +503,30 @@ async fn check_redis(cfg: &Config, report: &mut Diagnosis, timeout: Duration, la
     };
     let shown = storage::redact_url(url);
     match tokio::time::timeout(timeout, wemp_store::redis::connect(url)).await {
-        Ok(Ok(_)) => report.push(name, Status::Pass, vec![Msg::DbReachable.fill(lang, &[("db", &shown)])]),
+        Ok(Ok(mut conn)) => {
+            let mut status = Status::Pass;
+            let mut details = vec![Msg::DbReachable.fill(lang, &[("db", &shown)])];
+            // What Redis says of itself (`INFO`, which managed Redis allows where it refuses
+            // `CONFIG`); nothing more is said when it does not answer.
+            if let Ok(Ok(facts)) =
+                tokio::time::timeout(timeout, wemp_store::redis::server_info(&mut conn)).await
+            {
+                let version: [(&str, &dyn std::fmt::Display); 1] = [("version", &facts.version)];
+                details.push(if facts.claims_by_script() {
+                    Msg::RedisBefore7.fill(lang, &version)
+                } else {
+                    Msg::RedisClaimSetGet.fill(lang, &version)
+                });
+                if facts.evicts() {
+                    status = Status::Warn;
+                    details.push(
+                        Msg::RedisEvicts
+                            .fill(lang, &[("bytes", &facts.maxmemory), ("policy", &facts.maxmemory_policy)]),
+                    );
+                }
+            }
+            report.push(name, status, details);
+        }
         Ok(Err(e)) => {
             report.push(
                 name,

@@ -630,6 +630,19 @@ catalogue! {
     /// Redis does not answer.
     RedisDown => "`wemp serve` still starts, but dedup stays in each process until Redis answers",
                  "`wemp serve` 仍会启动，但在 Redis 恢复之前去重只在各自进程内";
+    /// A Redis that claims with `SET … NX … GET`.
+    RedisClaimSetGet => "Redis {version}: a dedup claim is one SET … NX … GET",
+                        "Redis {version}：去重占位是一条 SET … NX … GET";
+    /// A Redis before 7.0.
+    RedisBefore7 => "Redis {version} (before 7.0): dedup claims run a Lua script, as it refuses SET with NX and GET",
+                    "Redis {version}（低于 7.0）：不支持 SET 同时带 NX 和 GET，去重占位改用 Lua 脚本";
+    /// A Redis that evicts keys when full.
+    RedisEvicts => "Redis evicts keys once it holds maxmemory ({bytes} bytes; maxmemory-policy {policy}): \
+                    a dedup claim or reply it evicts lets WeChat's retry run the handler again; with noeviction \
+                    a full Redis refuses writes instead, and wemp dedups in memory meanwhile",
+                   "Redis 用满 maxmemory（{bytes} 字节；maxmemory-policy {policy}）后会淘汰键：\
+                    被淘汰的去重占位或回复会让微信的重试再次运行处理程序；设为 noeviction 时，\
+                    Redis 写满后拒绝写入，期间 wemp 改用内存去重";
     /// No AppSecret.
     ApiSkip => "no AppSecret (config file or WEMP_APPSECRET): late replies will only be logged",
                "没有 AppSecret（配置文件或 WEMP_APPSECRET）：超时回复只记入日志";

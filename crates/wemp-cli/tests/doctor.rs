@@ -362,3 +362,44 @@ async fn doctor_opens_an_existing_sqlite_log_read_only() {
     assert_eq!(std::fs::read(data.join("wemp.db")).unwrap(), b"this is not a database, it is a note");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// With Redis configured, doctor says which claim its version takes and warns when Redis
+/// would evict dedup keys once full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_reads_what_redis_says_of_itself() {
+    let platform = FakePlatform::start().await;
+    let dir = temp_dir("doctor-redis");
+    let cfg = config(&dir, &platform, &platform.secret());
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let plain = match wemp_testkit::redis_server::RedisServer::start() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("skipping the doctor's redis test: cannot start redis-server: {e}");
+            return;
+        }
+    };
+    let evicting = wemp_testkit::redis_server::RedisServer::start_with(
+        free(),
+        &["--maxmemory", "100mb", "--maxmemory-policy", "volatile-lru"],
+    )
+    .unwrap();
+
+    let o = doctor(&dir, &cfg, &platform, &["--redis", &plain.url()]).await;
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains(&format!("PASS  redis: {}: reachable", plain.url())), "{t}");
+    assert!(t.contains(": a dedup claim is one SET … NX … GET"), "{t}");
+    assert!(!t.contains("evicts"), "{t}");
+
+    let o = doctor(&dir, &cfg, &platform, &["--redis", &evicting.url()]).await;
+    let t = text(&o);
+    assert!(o.status.success(), "a warning, not a failure: {t}");
+    assert!(t.contains(&format!("WARN  redis: {}: reachable", evicting.url())), "{t}");
+    assert!(
+        t.contains(
+            "Redis evicts keys once it holds maxmemory (104857600 bytes; maxmemory-policy volatile-lru)"
+        ),
+        "{t}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

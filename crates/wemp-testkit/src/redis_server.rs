@@ -29,8 +29,18 @@ impl RedisServer {
     /// # Errors
     /// As [`start`](Self::start).
     pub fn start_on(port: u16) -> std::io::Result<Self> {
+        Self::start_with(port, &[])
+    }
+
+    /// Starts `redis-server` on loopback `port` with configuration of its own, given as
+    /// `redis-server` takes it on its command line (say `["--maxmemory", "100mb"]`).
+    ///
+    /// # Errors
+    /// As [`start`](Self::start).
+    pub fn start_with(port: u16, config: &[&str]) -> std::io::Result<Self> {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(config)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -68,6 +68,95 @@ pub async fn connect_with(url: &str, config: ConnectionManagerConfig) -> Result<
     ConnectionManager::new_with_config(client, config).await.map_err(redis_err)
 }
 
+/// What a Redis says of itself (`INFO server` and `INFO memory`) that matters to the stores
+/// here: read by [`server_info`], for checks such as `wemp doctor`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerInfo {
+    /// `redis_version` (Valkey reports the Redis version it is compatible with).
+    pub version: String,
+    /// `maxmemory` in bytes; 0: no limit.
+    pub maxmemory: u64,
+    /// `maxmemory_policy`, e.g. `noeviction`, `allkeys-lru`.
+    pub maxmemory_policy: String,
+}
+
+impl ServerInfo {
+    /// Whether [`RedisDedupStore`]'s claims will run the Lua script: Redis before 7.0
+    /// refuses `SET` with both `NX` and `GET` (the store finds out by itself on its first
+    /// claim; this says so beforehand).
+    pub fn claims_by_script(&self) -> bool {
+        self.version
+            .split('.')
+            .next()
+            .and_then(|major| major.parse::<u32>().ok())
+            .is_some_and(|major| major < 7)
+    }
+
+    /// Whether Redis evicts keys once full: a limit is set and the policy is not
+    /// `noeviction`. Every key the stores write has a TTL, so the `volatile-*` policies
+    /// evict them too: an evicted dedup claim or reply lets a retry run the handler again.
+    pub fn evicts(&self) -> bool {
+        self.maxmemory > 0 && self.maxmemory_policy != "noeviction"
+    }
+
+    /// Reads the fields from the text of `INFO` sections.
+    fn parse(info: &str) -> Option<Self> {
+        let field = |name: &str| {
+            info.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')).map(|v| v.trim().to_owned())
+        };
+        Some(Self {
+            version: field("redis_version")?,
+            maxmemory: field("maxmemory")?.parse().ok()?,
+            maxmemory_policy: field("maxmemory_policy")?,
+        })
+    }
+}
+
+/// What Redis says of itself over `conn` (two `INFO` calls, which managed Redis services
+/// allow where they refuse `CONFIG`).
+///
+/// # Errors
+///
+/// [`StoreError::Backend`] if Redis does not answer, refuses `INFO`, or leaves a field out.
+pub async fn server_info(conn: &mut ConnectionManager) -> Result<ServerInfo> {
+    let mut info = String::new();
+    for section in ["server", "memory"] {
+        let text: String = ::redis::cmd("INFO").arg(section).query_async(conn).await.map_err(redis_err)?;
+        info.push_str(&text);
+    }
+    ServerInfo::parse(&info).ok_or_else(|| {
+        StoreError::backend("redis", "INFO left out redis_version, maxmemory or maxmemory_policy")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ServerInfo;
+
+    #[test]
+    fn server_info_reads_the_version_and_the_eviction_policy() {
+        let info = "# Server\r\nredis_version:6.2.14\r\nredis_mode:standalone\r\n# Memory\r\nused_memory:1\r\n\
+                    maxmemory:104857600\r\nmaxmemory_human:100.00M\r\nmaxmemory_policy:volatile-lru\r\n";
+        let facts = ServerInfo::parse(info).unwrap();
+        assert_eq!(facts.version, "6.2.14");
+        assert_eq!(facts.maxmemory, 104_857_600);
+        assert_eq!(facts.maxmemory_policy, "volatile-lru");
+        assert!(facts.claims_by_script());
+        assert!(facts.evicts(), "volatile-lru evicts keys with a TTL, which every dedup key has");
+
+        let info = "redis_version:7.0.15\nmaxmemory:0\nmaxmemory_policy:noeviction\n";
+        let facts = ServerInfo::parse(info).unwrap();
+        assert!(!facts.claims_by_script() && !facts.evicts());
+        let limited = ServerInfo { maxmemory: 1 << 30, ..facts.clone() };
+        assert!(!limited.evicts(), "noeviction refuses writes instead");
+        let unlimited = ServerInfo { maxmemory_policy: "allkeys-lru".into(), ..facts };
+        assert!(!unlimited.evicts(), "no limit, nothing to evict for");
+
+        assert_eq!(ServerInfo::parse("redis_version:7.2.4\nmaxmemory:0\n"), None);
+    }
+}
+
 /// A Redis connection, made now or on first use.
 ///
 /// [`RedisConnection::lazy`] only checks the URL: the first call that needs Redis connects
