@@ -122,8 +122,8 @@ pub(super) struct Own {
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 /// Read at least this much at a time.
 const READ_CHUNK: usize = 4096;
-/// The longest bulk string Redis sends (its `proto-max-bulk-len` is at most 512 MiB): a
-/// longer one announced is not waited for.
+/// The longest bulk string waited for (a Redis string holds at most 512 MiB): a longer one
+/// announced is a broken reply, not a reason to buffer gigabytes.
 const MAX_BULK: usize = 512 << 20;
 /// The deepest nesting of arrays read (the writer's commands answer none).
 const MAX_DEPTH: usize = 8;
