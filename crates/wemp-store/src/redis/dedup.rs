@@ -31,28 +31,29 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_LUA));
 ///
 /// # Claims and completions go through one writer
 ///
-/// While Redis answers, claims and completions are queued for the store's writer task
-/// (started on first use), which sends what is queued as one pipeline, up to 128 commands a
-/// round trip, in the order they were made: so concurrent messages share a round trip and
-/// Redis reads their commands in one go. When the store's [`RedisConnection`] was made from
-/// a URL with the default settings ([`RedisConnection::lazy`], [`RedisConnection::connect`],
+/// While Redis answers, claims and completions are queued for the store's writer task (started
+/// on first use), which sends what is queued as one pipeline, up to 128 commands a round trip,
+/// in the order they were made: so concurrent messages share a round trip and Redis reads their
+/// commands in one go. When the store's [`RedisConnection`] was made from a URL with the
+/// default settings ([`RedisConnection::lazy`], [`RedisConnection::connect`],
 /// [`RedisDedupStore::lazy`], [`RedisDedupStore::connect`]), the writer sends its pipelines
-/// over a connection of its own, which it opens on first use (authenticating and selecting
-/// the database as the URL says) and again after a failure, and writes and reads in its own
-/// task; if Redis refuses that connection's greeting, it logs a warning and uses the shared
-/// connection from then on. Otherwise (a store over a [`ConnectionManager`](::redis::aio::ConnectionManager),
-/// or settings of your own) it uses the shared connection. A claim waits for its own answer (it decides
-/// whether the handler runs); a claim whose caller stopped waiting before it was sent (a
+/// over a connection of its own, which it opens on first use (authenticating and selecting the
+/// database as the URL says) and again after a failure, and writes and reads in its own task;
+/// if Redis refuses that connection's greeting, it logs a warning and uses the shared
+/// connection from then on. Otherwise (a store over a
+/// [`ConnectionManager`](::redis::aio::ConnectionManager), or settings of your own) it uses the
+/// shared connection. A claim waits for its own answer (it decides whether the handler runs); a
+/// claim whose caller stopped waiting before it was sent (a
 /// [`FallbackDedupStore`](crate::FallbackDedupStore) timeout, a caller that hung up) is not
-/// sent, and a claim won for a caller that stopped waiting while Redis answered (a caller
-/// that hung up; a `FallbackDedupStore` that timed out, and holds the claim in its local
-/// store) is released at once: no handler runs for it, and its marker would otherwise make WeChat's retries wait
-/// for a reply that never comes, until the in-flight TTL. (A claim made in place — the queue
-/// off or full, or Redis failing — runs in a task of its own, which does the same.) A claim
-/// made on this instance after a
-/// completion of the same key gets the reply, as the completion is sent first (a claim made
-/// in place while that completion is still queued may reach Redis first, over the other
-/// connection: it then finds the key in flight and waits for the reply).
+/// sent, and a claim won for a caller that stopped waiting while Redis answered (a caller that
+/// hung up; a `FallbackDedupStore` that timed out, and holds the claim in its local store) is
+/// released at once: no handler runs for it, and its marker would otherwise make WeChat's
+/// retries wait for a reply that never comes, until the in-flight TTL. (A claim made in place —
+/// the queue off or full, or Redis failing — runs in a task of its own, which does the same.) A
+/// claim made on this instance after a completion of the same key gets the reply, as the
+/// completion is sent first (a claim made in place while that completion is still queued may
+/// reach Redis first, over the other connection: it then finds the key in flight and waits for
+/// the reply).
 ///
 /// A batch is bounded by the connection's response timeout (1 s unless set with
 /// [`RedisConnection::timeouts`] or your own settings): when it fails
