@@ -225,9 +225,10 @@ async fn wrong_console_logins_are_logged_and_throttled_and_logout_revokes_the_se
 }
 
 /// A caller that hangs up before the answer (WeChat gives up after 5 s) reaches the live
-/// log through the server's observer, with what arrived and how long it waited: the built binary on its defaults (console on), a plain-mode message sent by
-/// hand to a server forwarding to an app that answers after 3 s, the connection closed
-/// after 300 ms; the message still reached the app.
+/// log through the server's observer, with what arrived, how long it waited and the call to
+/// the app its handler made: the built binary on its defaults (console on), a plain-mode
+/// message sent by hand to a server forwarding to an app that answers after 3 s, the
+/// connection closed after 300 ms; the message still reached the app.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_that_hangs_up_reaches_the_live_log_with_what_arrived() {
     use std::io::{Read as _, Write as _};
@@ -280,6 +281,10 @@ async fn a_caller_that_hangs_up_reaches_the_live_log_with_what_arrived() {
     assert_eq!(hung_up["record"]["headers"]["user-agent"], "Mozilla/4.0", "{hung_up}");
     let waited = hung_up["record"]["latency_us"].as_u64().unwrap_or_else(|| panic!("{hung_up}"));
     assert!((250_000..3_000_000).contains(&waited), "waited about 300 ms, not the app's 3 s: {hung_up}");
-    // The message was still handled: the app got it once.
+    // The message was still handled: the app got it once, and the record, which waited for
+    // the handler (the app answered at 3 s, within the deadline), holds its call.
     assert_eq!(app.calls(), 1);
+    assert_eq!(hung_up["record"]["forward"]["status"], 200, "the app's call: {hung_up}");
+    let answer = hung_up["record"]["forward"]["answer"].as_str().unwrap_or_default();
+    assert!(answer.contains(r#""content":"late""#), "the app's answer: {hung_up}");
 }

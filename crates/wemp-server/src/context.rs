@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use wemp_proto::{Event, Incoming, Mode};
-use wemp_store::ForwardRecord;
+use wemp_store::{DeliveryRecord, ForwardRecord};
 
 use crate::Account;
 use crate::session::{Session, SessionSlot};
@@ -46,6 +46,12 @@ pub(crate) struct Shared {
     /// The message's `wechat` span, once made: where the `rule` field goes (without it, the
     /// current span, as for a context made in a test).
     span: std::sync::OnceLock<tracing::Span>,
+    /// Whether the handler runs in a task of its own (it did not finish at its first poll).
+    in_task: std::sync::atomic::AtomicBool,
+    /// The delivery's record when its caller hung up while the handler ran in its task: kept
+    /// until the handler finishes or the deadline comes, whichever is first, so that it goes
+    /// out with what the handler did (the gateway app's call); see [`Shared::keep_hung_up`].
+    hung_up: Mutex<Option<Box<DeliveryRecord>>>,
 }
 
 pin_project_lite::pin_project! {
@@ -137,7 +143,36 @@ impl Shared {
             handler_deferred: std::sync::atomic::AtomicBool::new(false),
             rule_in_span: std::sync::atomic::AtomicBool::new(false),
             span: std::sync::OnceLock::new(),
+            in_task: std::sync::atomic::AtomicBool::new(false),
+            hung_up: Mutex::new(None),
         }
+    }
+
+    /// Notes that the handler runs in a task of its own, which outlives the request.
+    pub(crate) fn set_in_task(&self) {
+        self.in_task.store(true, Ordering::Release);
+    }
+
+    /// Keeps the record of a delivery whose caller hung up, while its handler still runs in
+    /// its task and nothing was decided (see [`Shared::take_hung_up`]); gives it back, to go
+    /// out now, otherwise. Checked under the record's lock, which the handler takes after it
+    /// decided ([`Shared::finish`]): a record kept here is always taken.
+    pub(crate) fn keep_hung_up(&self, record: DeliveryRecord) -> Option<DeliveryRecord> {
+        if !self.in_task.load(Ordering::Acquire) {
+            return Some(record);
+        }
+        let mut kept = self.hung_up.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.is_pending() {
+            return Some(record);
+        }
+        *kept = Some(Box::new(record));
+        None
+    }
+
+    /// The record [`Shared::keep_hung_up`] kept, once (by the handler's task when it
+    /// finishes, or at the deadline).
+    pub(crate) fn take_hung_up(&self) -> Option<Box<DeliveryRecord>> {
+        self.hung_up.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// Keeps the message's span (the first one given).

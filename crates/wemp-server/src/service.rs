@@ -679,6 +679,10 @@ impl Drop for Abandon {
         let deadline = self.deadline;
         let watch = async move {
             tokio::time::sleep_until(deadline).await;
+            // The handler has not finished: the hung-up delivery's record goes out now.
+            if let Some(record) = shared.take_hung_up() {
+                inner.emit_hung_up(*record, &shared);
+            }
             shared.no_joiners().await;
             if shared.try_defer() {
                 inner.metrics.deadline_miss();
@@ -693,8 +697,10 @@ impl Drop for Abandon {
 }
 
 /// Reports a delivery whose caller hung up (WeChat's timeout, a proxy's, a closed
-/// connection) before the answer: dropped with the request's future, it emits the record
-/// made so far with [`RecordOutcome::HungUp`] and counts it. Only a message that was admitted
+/// connection) before the answer: dropped with the request's future, it counts it and emits
+/// the record made so far with [`RecordOutcome::HungUp`] — at once, or, while the handler
+/// runs in its task, when the handler finishes or the deadline comes (whichever is first:
+/// [`Shared::keep_hung_up`]), so that the record holds what the handler did. Only a message that was admitted
 /// and got as far as its dedup claim is reported (a claim a remote store still had to answer
 /// included: its record has no dedup outcome and no handler): a caller that goes away before
 /// leaves nothing to report, and costs nothing more. The handler goes on (see [`Abandon`]).
@@ -727,10 +733,12 @@ impl Drop for HangUp<'_> {
             record.status = 0;
             record.latency = latency;
             record.outcome = RecordOutcome::HungUp;
-            record.handler = shared.rule();
-            record.error = shared.error();
-            record.forward = shared.forward();
-            inner.observers.emit(record);
+            // While the handler runs in its task, the record waits for it (or the deadline),
+            // to go out with what it did: a retry answered from the reply cache afterwards
+            // carries none of that.
+            if let Some(record) = shared.keep_hung_up(record) {
+                inner.emit_hung_up(record, &shared);
+            }
         }
     }
 }
@@ -744,6 +752,14 @@ struct LateReport {
 }
 
 impl Inner {
+    /// Emits the record of a delivery whose caller hung up, with what its handler did so far.
+    fn emit_hung_up(&self, mut record: DeliveryRecord, shared: &Shared) {
+        record.handler = shared.rule();
+        record.error = shared.error();
+        record.forward = shared.forward();
+        self.observers.emit(record);
+    }
+
     fn metrics_text(&self) -> String {
         let mut out = self.metrics.render();
         for source in &self.metrics_sources {
@@ -1160,6 +1176,7 @@ impl Inner {
         // WeChat hangs up).
         let pending = std::future::poll_fn(|cx| Poll::Ready(task.as_mut().poll(cx).is_pending())).await;
         if pending {
+            shared.set_in_task();
             if let Some(key) = key {
                 self.local.lock().unwrap_or_else(|e| e.into_inner()).insert(key, Arc::downgrade(&shared));
             }
@@ -1298,7 +1315,13 @@ impl Inner {
             (reply, xml)
         };
         let ttl = self.config.reply_ttl;
-        match shared.finish() {
+        let decided = shared.finish();
+        // A caller that hung up while this ran: its record goes out now, with what the
+        // handler did, and before the reply is handed over (so before a retry it answers).
+        if let Some(record) = shared.take_hung_up() {
+            self.emit_hung_up(*record, &shared);
+        }
+        match decided {
             Decided::Passive => {
                 drop(reply);
                 let stored = key.as_ref().map(|_| xml.clone());

@@ -175,6 +175,63 @@ async fn a_late_reply_gets_a_follow_up_record() {
     assert_eq!(sink.replies().len(), 1);
 }
 
+/// A caller that hangs up while the handler runs: its record waits for the handler, so it
+/// holds what the handler did (here the call to a gateway app it records), and goes out
+/// before the reply is handed to a retry; a handler still running at the deadline lets the
+/// record go at the deadline, and the late follow-up carries the call.
+#[tokio::test(start_paused = true)]
+async fn a_caller_that_hangs_up_is_recorded_with_what_its_handler_did() {
+    use wemp_server::{Ctx, ForwardRecord, ForwardResult, ForwardTarget};
+    let records = Records::default();
+    let router = Router::new().fallback(|ctx: Ctx, Content(text): Content| async move {
+        let secs: u64 = text.parse().unwrap();
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        let target = ForwardTarget::Url { url: "http://127.0.0.1:9/app".into() };
+        ctx.record_forward(ForwardRecord::new(
+            target,
+            ForwardResult::Reply,
+            b"{}",
+            Duration::from_secs(secs),
+        ));
+        Reply::text(format!("after {secs} s"))
+    });
+    let svc = builder(router).observer(records.observer()).build().unwrap();
+
+    // The handler takes 2 s; the caller gives up after 1 s.
+    let first = wechat_post(Mode::Safe, &text_xml("2", 8));
+    assert!(tokio::time::timeout(Duration::from_secs(1), send(&svc, first)).await.is_err());
+    assert!(records.all().is_empty(), "the record waits for the handler");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let all = records.all();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].outcome, RecordOutcome::HungUp);
+    assert_eq!(all[0].latency, Duration::from_secs(1), "how long the caller waited");
+    assert_eq!(all[0].status, 0);
+    let forward = all[0].forward.as_deref().expect("the handler's call to the app");
+    assert_eq!(forward.latency, Duration::from_secs(2));
+    // WeChat's retry is answered from the reply cache, after the record.
+    let (_, body) = send(&svc, wechat_post(Mode::Safe, &text_xml("2", 8))).await;
+    assert_eq!(reply_text(&body).as_deref(), Some("after 2 s"));
+    let all = records.all();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[1].dedup, Some(DedupOutcome::Cached));
+
+    // The handler takes 7 s: the record goes at the deadline (4.5 s), the follow-up at 7 s.
+    let slow = wechat_post(Mode::Safe, &text_xml("7", 9));
+    assert!(tokio::time::timeout(Duration::from_secs(1), send(&svc, slow)).await.is_err());
+    tokio::time::sleep(Duration::from_millis(3_600)).await;
+    let all = records.all();
+    assert_eq!(all.len(), 3, "the deadline passed: the record went");
+    assert_eq!(all[2].outcome, RecordOutcome::HungUp);
+    assert!(all[2].forward.is_none(), "the handler had not called the app yet");
+    assert!(svc.drain(Duration::from_secs(10)).await);
+    let all = records.all();
+    assert_eq!(all.len(), 4);
+    assert!(matches!(all[3].outcome, RecordOutcome::Late { .. }), "{:?}", all[3].outcome);
+    assert_eq!(all[3].id, all[2].id);
+    assert_eq!(all[3].forward.as_deref().map(|f| f.latency), Some(Duration::from_secs(7)));
+}
+
 #[tokio::test]
 async fn message_log_observer_writes_one_entry_per_message() {
     let log = Arc::new(MemoryMessageLog::new(100));
