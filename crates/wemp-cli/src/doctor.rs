@@ -511,12 +511,8 @@ async fn check_redis(cfg: &Config, report: &mut Diagnosis, timeout: Duration, la
             if let Ok(Ok(facts)) =
                 tokio::time::timeout(timeout, wemp_store::redis::server_info(&mut conn)).await
             {
-                let version: [(&str, &dyn std::fmt::Display); 1] = [("version", &facts.version)];
-                details.push(if facts.claims_by_script() {
-                    Msg::RedisBefore7.fill(lang, &version)
-                } else {
-                    Msg::RedisClaimSetGet.fill(lang, &version)
-                });
+                let claim = if facts.claims_by_script() { Msg::RedisBefore7 } else { Msg::RedisClaimSetGet };
+                details.push(claim.fill(lang, &[("version", &facts.version)]));
                 if facts.evicts() {
                     status = Status::Warn;
                     details.push(

@@ -148,6 +148,14 @@ impl Shared {
         }
     }
 
+    /// Writes into `record` what the handler did so far: the rule that took the message, its
+    /// error, its call to a gateway app.
+    pub(crate) fn record_handler(&self, record: &mut DeliveryRecord) {
+        record.handler = self.rule();
+        record.error = self.error();
+        record.forward = self.forward();
+    }
+
     /// Notes that the handler runs in a task of its own, which outlives the request.
     pub(crate) fn set_in_task(&self) {
         self.in_task.store(true, Ordering::Release);

@@ -754,9 +754,7 @@ struct LateReport {
 impl Inner {
     /// Emits the record of a delivery whose caller hung up, with what its handler did so far.
     fn emit_hung_up(&self, mut record: DeliveryRecord, shared: &Shared) {
-        record.handler = shared.rule();
-        record.error = shared.error();
-        record.forward = shared.forward();
+        shared.record_handler(&mut record);
         self.observers.emit(record);
     }
 
@@ -1414,9 +1412,7 @@ impl Inner {
             r.reply_xml = Some(xml);
             r.outcome = RecordOutcome::Late { sink: sink_result };
             r.latency = report.arrived.elapsed();
-            r.handler = shared.rule();
-            r.error = shared.error();
-            r.forward = shared.forward();
+            shared.record_handler(&mut r);
             self.observers.emit(r);
         }
     }

@@ -73,6 +73,11 @@ impl Command {
         Self { kind: Kind::ClaimByScript, ..Self::claim(key, in_flight_ttl) }
     }
 
+    /// `EVAL <RELEASE_LUA> 1 key I`: deletes `key` while it holds the in-flight marker.
+    pub(super) fn release(key: Key<'_>) -> Self {
+        Self { kind: Kind::Release, ttl: 0, ..Self::claim(key, Duration::ZERO) }
+    }
+
     /// The release of the key this claim claimed (its buffer reused).
     pub(super) fn into_release(mut self) -> Self {
         self.bytes.truncate(self.key_len);
@@ -217,6 +222,7 @@ mod tests {
         assert!(!release.is_claim());
         let release = Command::claim_by_script(key, Duration::from_secs(60)).into_release();
         assert_eq!(release, Command::claim(key, Duration::from_secs(60)).into_release());
+        assert_eq!(release, Command::release(key));
     }
 
     #[test]

@@ -1,20 +1,17 @@
 //! Dedup and reply cache in Redis.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use ::redis::{AsyncCommands, ErrorKind, RedisError, Script, Value};
+use ::redis::{AsyncCommands, ErrorKind, RedisError, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use super::command::{Command, DONE, IN_FLIGHT, RELEASE_LUA};
+use super::command::{Command, DONE};
 use super::link::Link;
 use super::{Keys, RedisConnection, redis_err};
 use crate::dedup::{Claim, DedupStore};
 use crate::{Result, StoreError};
-
-/// [`RELEASE_LUA`] as a script (`EVALSHA`, loaded on first use).
-static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_LUA));
 
 /// Dedup and reply cache in Redis, shared by every instance using the same prefix.
 ///
@@ -248,13 +245,8 @@ impl DedupStore for RedisDedupStore {
     }
 
     async fn release(&self, key: &str) -> Result<()> {
-        RELEASE
-            .key(self.keys.key("dedup", key))
-            .arg(IN_FLIGHT)
-            .invoke_async::<i64>(&mut self.keys.conn().await?)
-            .await
-            .map(drop)
-            .map_err(redis_err)
+        let cmd = Command::release(self.keys.key("dedup", key)).to_cmd();
+        cmd.query_async::<i64>(&mut self.keys.conn().await?).await.map(drop).map_err(redis_err)
     }
 
     async fn wait(&self, key: &str, timeout: Duration) -> Result<Option<String>> {

@@ -200,13 +200,7 @@ impl RedisConnection {
     ///
     /// [`StoreError::Backend`] if the URL is invalid (nothing is connected yet).
     pub fn lazy(url: &str) -> Result<Self> {
-        let mut conn = Self::lazy_with(url, default_config())?;
-        if let Some(inner) = Arc::get_mut(&mut conn.inner)
-            && let Some(p) = &inner.pending
-        {
-            inner.address = Address::of(p.client.get_connection_info(), Timeouts::DEFAULT);
-        }
-        Ok(conn)
+        Self::from_url(url, default_config(), Some(Timeouts::DEFAULT))
     }
 
     /// A connection to `url`, made now, with the timeouts of [`connect`] (and, unlike
@@ -229,14 +223,21 @@ impl RedisConnection {
     ///
     /// [`StoreError::Backend`] if the URL is invalid.
     pub fn lazy_with(url: &str, config: ConnectionManagerConfig) -> Result<Self> {
+        Self::from_url(url, config, None)
+    }
+
+    /// A connection to `url` made on first use with `config`; with `own`, a dedup writer may
+    /// open a connection of its own with those timeouts.
+    fn from_url(url: &str, config: ConnectionManagerConfig, own: Option<Timeouts>) -> Result<Self> {
         let client = ::redis::Client::open(url).map_err(redis_err)?;
+        let address = own.and_then(|timeouts| Address::of(client.get_connection_info(), timeouts));
         let pending = Pending {
             client,
             config,
             retry: Duration::from_secs(1),
             last_failure: tokio::sync::Mutex::new(None),
         };
-        Ok(Self { inner: Arc::new(Lazy { ready: OnceLock::new(), pending: Some(pending), address: None }) })
+        Ok(Self { inner: Arc::new(Lazy { ready: OnceLock::new(), pending: Some(pending), address }) })
     }
 
     /// Sets how long connecting may take and how long a call waits for Redis's answer (1 s
@@ -355,9 +356,14 @@ impl Key<'_> {
         self.prefix.len() + self.kind.len() + 1 + self.key.len()
     }
 
+    /// Its bytes, in the pieces it is made of.
+    fn parts(&self) -> [&[u8]; 4] {
+        [self.prefix.as_bytes(), self.kind.as_bytes(), b":", self.key.as_bytes()]
+    }
+
     /// Appends its bytes to `out`.
     fn write_to(&self, out: &mut Vec<u8>) {
-        for part in [self.prefix.as_bytes(), self.kind.as_bytes(), b":", self.key.as_bytes()] {
+        for part in self.parts() {
             out.extend_from_slice(part);
         }
     }
@@ -368,7 +374,7 @@ impl ::redis::ToRedisArgs for Key<'_> {
     where
         W: ?Sized + ::redis::RedisWrite,
     {
-        write_arg(out, &[self.prefix.as_bytes(), self.kind.as_bytes(), b":", self.key.as_bytes()]);
+        write_arg(out, &self.parts());
     }
 }
 
