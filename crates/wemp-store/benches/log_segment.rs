@@ -21,12 +21,11 @@
 //! (`BINARY` alone, outside valgrind, also prints the time a record, for what it is worth.)
 #![allow(missing_docs, clippy::print_stdout)]
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wemp_proto::Mode;
-use wemp_proto::admission::{Check, CheckKind};
+use wemp_proto::admission::{Check, CheckKind, Note};
 use wemp_store::log::{DedupOutcome, DeliveryRecord, MessageLog, RequestHeaders, RequestQuery};
 use wemp_store::sqlite::SqliteMessageLog;
 
@@ -54,11 +53,12 @@ impl Rng {
 }
 
 fn fixed(kind: CheckKind, note: &'static str) -> Check {
-    Check { kind, passed: true, note: Cow::Borrowed(note) }
+    Check { kind, passed: true, note: Note::from(note) }
 }
 
+/// A note admission writes: kept inline in the note, as admission keeps it.
 fn written(kind: CheckKind, note: String) -> Check {
-    Check { kind, passed: true, note: Cow::Owned(note) }
+    Check { kind, passed: true, note: Note::copied(&note) }
 }
 
 /// The `n`-th record of the load.

@@ -28,14 +28,15 @@
 //! ```
 
 mod account;
+mod note;
 mod query;
 mod replay;
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
 pub use account::{Account, Accounts, AccountsError, Kind, app_key, token_is_valid};
+pub use note::Note;
 pub use query::{Query, percent_decode};
 pub use replay::{Replay, ReplayCache};
 
@@ -250,8 +251,8 @@ pub struct Check {
     /// Whether it passed.
     pub passed: bool,
     /// What was found. Most notes are fixed sentences, shared rather than copied for every
-    /// request.
-    pub note: Cow<'static, str>,
+    /// request; the others admission writes are kept in the [`Note`] itself where they fit.
+    pub note: Note,
 }
 
 impl fmt::Display for Check {
@@ -456,12 +457,12 @@ impl Run<'_> {
     fn pass(&mut self, kind: CheckKind, note: fmt::Arguments<'_>) {
         if self.keep {
             let note = match note.as_str() {
-                Some(fixed) => Cow::Borrowed(fixed),
+                Some(fixed) => Note::from(fixed),
                 None => {
                     // Room for every note but a long path's, so that it is not grown piece by piece.
                     let mut text = String::with_capacity(NOTE_CAPACITY);
                     let _ = fmt::Write::write_fmt(&mut text, note);
-                    Cow::Owned(text)
+                    Note::from(text)
                 }
             };
             self.checks.push(Check { kind, passed: true, note });
@@ -469,19 +470,20 @@ impl Run<'_> {
     }
 
     /// A passed check whose note `write` writes without `core::fmt` (a formatted note cost
-    /// ~400 instructions, and a safe-mode message has four), only when the checks are kept.
-    fn pass_written(&mut self, kind: CheckKind, write: impl FnOnce(&mut String)) {
+    /// ~400 instructions, and a safe-mode message has four), only when the checks are kept:
+    /// in the [`Note`] itself, without an allocation, where it fits.
+    fn pass_written(&mut self, kind: CheckKind, write: impl FnOnce(&mut Note)) {
         if self.keep {
-            let mut text = String::with_capacity(NOTE_CAPACITY);
-            write(&mut text);
-            self.checks.push(Check { kind, passed: true, note: Cow::Owned(text) });
+            let mut note = Note::written();
+            write(&mut note);
+            self.checks.push(Check { kind, passed: true, note });
         }
     }
 
     /// A passed check whose note is a fixed sentence.
     fn pass_fixed(&mut self, kind: CheckKind, note: &'static str) {
         if self.keep {
-            self.checks.push(Check { kind, passed: true, note: Cow::Borrowed(note) });
+            self.checks.push(Check { kind, passed: true, note: Note::from(note) });
         }
     }
 
@@ -493,7 +495,7 @@ impl Run<'_> {
 
     fn fail(&mut self, kind: CheckKind, refusal: Refusal) -> Refusal {
         if self.keep {
-            self.checks.push(Check { kind, passed: false, note: Cow::Owned(refusal.message.clone()) });
+            self.checks.push(Check { kind, passed: false, note: Note::from(refusal.message.clone()) });
         }
         refusal
     }
@@ -1017,9 +1019,9 @@ impl Run<'_> {
             return Err(self.fail(CheckKind::Timestamp, refusal));
         }
         self.pass_written(CheckKind::Timestamp, |note| {
-            crate::xml::push_uint(note, skew.unsigned_abs());
+            note.push_uint(skew.unsigned_abs());
             note.push_str(" s from server time (window ");
-            crate::xml::push_uint(note, window);
+            note.push_uint(window);
             note.push_str(" s)");
         });
         Ok(())
@@ -1066,28 +1068,29 @@ enum Body<'x> {
 }
 
 /// The account check's note: `account {appid} signs the request`.
-fn signs_the_request(note: &mut String, appid: &str) {
+fn signs_the_request(note: &mut Note, appid: &str) {
     note.push_str("account ");
     note.push_str(appid);
     note.push_str(" signs the request");
 }
 
 /// The envelope check's note: `<Encrypt> of {len} characters`.
-fn encrypt_of(note: &mut String, len: usize) {
+fn encrypt_of(note: &mut Note, len: usize) {
     note.push_str("<Encrypt> of ");
-    crate::xml::push_uint(note, len as u64);
+    note.push_uint(len as u64);
     note.push_str(" characters");
 }
 
 /// Appends `text` as `{:?}` writes it: between quotes, as it is when it is printable ASCII
 /// without a quote or a backslash (a path always is), else escaped by `Debug` itself.
-fn push_debug(out: &mut String, text: &str) {
+fn push_debug(out: &mut impl fmt::Write, text: &str) {
     if text.bytes().all(|b| matches!(b, b' '..=b'~') && b != b'"' && b != b'\\') {
-        out.push('"');
-        out.push_str(text);
-        out.push('"');
+        // Neither a `String` nor a `Note` fails a write.
+        let _ = out.write_str("\"");
+        let _ = out.write_str(text);
+        let _ = out.write_str("\"");
     } else {
-        let _ = fmt::Write::write_fmt(out, format_args!("{text:?}"));
+        let _ = out.write_fmt(format_args!("{text:?}"));
     }
 }
 

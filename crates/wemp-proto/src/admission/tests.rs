@@ -754,10 +754,30 @@ proptest::proptest! {
 /// The notes written without `core::fmt` read as the formatted ones did.
 #[test]
 fn written_notes_read_as_formatted_ones() {
-    let mut note = String::new();
+    let mut note = Note::written();
     signs_the_request(&mut note, "wx1");
     assert_eq!(note, format!("account {} signs the request", "wx1"));
-    let mut note = String::new();
+    let mut note = Note::written();
     encrypt_of(&mut note, 1234);
     assert_eq!(note, format!("<Encrypt> of {} characters", 1234));
+    let mut note = Note::written();
+    push_debug(&mut note, "/路径\"");
+    assert_eq!(note, format!("{:?}", "/路径\""));
+}
+
+/// The account's note names the request's path as it is, whatever its length (one past
+/// what a note keeps inline too) or its characters.
+#[test]
+fn the_account_note_names_any_path() {
+    let q = safe_query();
+    let body = safe_body();
+    for path in ["/", "/wechat/a-path-long-enough-to-be-kept-in-a-string", "/微信/\"x\"", "/w"] {
+        let a =
+            admit(&one(Some(Mode::Safe)), &Policy::default(), NOW, &Request::post(path, &q, body.as_bytes()));
+        assert!(a.refusal().is_none(), "{path}: {:?}", a.refusal());
+        assert_eq!(
+            a.checks[1].to_string(),
+            format!("account ok: path {path:?} selects account {SAMPLE_APPID}")
+        );
+    }
 }

@@ -206,7 +206,8 @@ fn encode_fields(out: &mut Vec<u8>, e: &DeliveryRecord) {
             string(out, c.kind.as_str());
         }
         out.push(u8::from(c.passed));
-        string(out, &c.note);
+        // As bytes: an inline note is copied without a pass over it.
+        bytes(out, c.note.as_bytes());
     }
     let forward = e.forward.as_ref().and_then(|f| serde_json::to_string(f).ok());
     opt_string(out, forward.as_deref());
@@ -727,7 +728,7 @@ impl Record<'_> {
                     e.checks.push(wemp_proto::admission::Check {
                         kind,
                         passed,
-                        note: r.str()?.to_owned().into(),
+                        note: wemp_proto::admission::Note::copied(r.str()?),
                     });
                 }
                 if let Some(forward) = r.opt_str()? {
@@ -1228,6 +1229,62 @@ mod tests {
         assert_eq!(raw[at], 10);
         raw[at] = 11;
         assert_eq!(records(&raw).unwrap().next().unwrap().unwrap().entry().err(), Some("unknown check kind"));
+    }
+
+    /// The notes a kept admission writes (kept inline in the note, with no allocation) go
+    /// into the log as the same bytes as the same texts in `String`s, and read back as them:
+    /// the account, the timestamp's age, the `Encrypt`'s length, the decrypted appid.
+    #[test]
+    fn written_notes_are_logged_as_their_texts() {
+        use wemp_proto::admission::{self, Account, Accounts, Check, Note, Policy, Request};
+        let key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+        let appid = "wx2c2769f8efd9abc2";
+        let platform = wemp_proto::wechat::Platform::new("spamtest")
+            .with_cipher(wemp_proto::Cipher::new(key, appid).unwrap());
+        let xml = "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[o1]]></FromUserName>\
+                   <CreateTime>1409735669</CreateTime><MsgType><![CDATA[text]]></MsgType>\
+                   <Content><![CDATA[hi]]></Content><MsgId>1</MsgId></xml>";
+        let req = platform.post(Mode::Safe, xml, "o1", "gh_1", "1409735669", "42", [1; 16]).unwrap();
+        let account = Account::new(appid, "spamtest").with_aes_key(key).unwrap().with_mode(Mode::Safe);
+        let encrypt = req.body.split("<Encrypt><![CDATA[").nth(1).unwrap().split("]]>").next().unwrap().len();
+        // One account (selected by any path), then two (the one whose Token signs it).
+        let two = [account.clone(), Account::new("wx2", "anotherToken")];
+        for (accounts, account_note) in [
+            (Accounts::new([account]).unwrap(), format!("path \"/wechat\" selects account {appid}")),
+            (Accounts::new(two).unwrap(), format!("account {appid} signs the request")),
+        ] {
+            let query = req.query_string();
+            let request = Request::post("/wechat", &query, req.body.as_bytes());
+            let admitted = admission::admit(&accounts, &Policy::default(), 1409735669 + 7, &request);
+            assert!(admitted.refusal().is_none(), "{:?}", admitted.refusal());
+            let notes = |e: &DeliveryRecord| {
+                e.checks
+                    .iter()
+                    .filter(|c| !c.note.is_empty())
+                    .map(|c| (c.kind, c.note.to_string()))
+                    .collect::<Vec<_>>()
+            };
+            let mut e = DeliveryRecord::new(0, 0);
+            e.checks = admitted.checks;
+            for (kind, note) in [
+                (CheckKind::Account, account_note.as_str()),
+                (CheckKind::Timestamp, "7 s from server time (window 300 s)"),
+                (CheckKind::Envelope, &format!("<Encrypt> of {encrypt} characters")),
+                (CheckKind::Decrypt, &format!("decrypted for appid {appid}")),
+            ] {
+                assert!(notes(&e).contains(&(kind, note.to_owned())), "{kind:?} {note:?}: {:?}", notes(&e));
+            }
+            // The same texts, each in a `String` of its own as before.
+            let mut owned = e.clone();
+            for c in &mut owned.checks {
+                *c = Check { note: Note::from(c.note.to_string()), ..c.clone() };
+            }
+            let raw = encode([(0, &e)].into_iter());
+            assert_eq!(raw, encode([(0, &owned)].into_iter()));
+            let read = records(&raw).unwrap().next().unwrap().unwrap().entry().unwrap();
+            assert_eq!(notes(&read), notes(&e));
+            assert_eq!(read, owned);
+        }
     }
 
     /// A query piece of an unknown kind, or cut short, is corruption.
