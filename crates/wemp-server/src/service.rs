@@ -728,7 +728,7 @@ impl Drop for HangUp<'_> {
         );
         if let Some(mut record) = seen.record.take() {
             record.mode = seen.mode;
-            record.appid = seen.appid.as_ref().map(|a| a.key());
+            record.appid = seen.appid.as_ref().map(|a| a.shared_key());
             // No answer went out.
             record.status = 0;
             record.latency = latency;
@@ -854,7 +854,7 @@ impl Inner {
         );
         if let Some(mut record) = seen.record.take() {
             record.mode = seen.mode;
-            record.appid = seen.appid.as_ref().map(|a| a.key());
+            record.appid = seen.appid.as_ref().map(|a| a.shared_key());
             record.status = res.status().as_u16();
             record.latency = latency();
             record.outcome = outcome;
@@ -1079,16 +1079,11 @@ impl Inner {
         seen: &mut Seen,
     ) -> (Response<Body>, RecordOutcome) {
         let (account, mode, deadline) = (inbound.account(), inbound.mode(), inbound.ctx().deadline());
-        // The key as it is goes to the record; the handler's task and the owners' map share
-        // one copy (made from the `String` either way).
-        let key: Arc<str> = match seen.record.as_mut() {
-            Some(r) => {
-                let shared = Arc::from(key.as_str());
-                r.dedup_key = Some(key);
-                shared
-            }
-            None => key.into(),
-        };
+        // One copy of the key, shared by the record, the handler's task and the owners' map.
+        let key: Arc<str> = key.into();
+        if let Some(r) = seen.record.as_mut() {
+            r.dedup_key = Some(key.clone());
+        }
         self.metrics.dedup(dedup);
         if let Some(r) = seen.record.as_mut() {
             r.dedup = claim.is_some().then_some(dedup);
@@ -1403,9 +1398,9 @@ impl Inner {
         }
         if let Some(report) = report {
             let mut r = DeliveryRecord::new(report.id, report.received_at_ms);
-            r.appid = Some(inbound.account().key());
+            r.appid = Some(inbound.account().shared_key());
             r.describe(inbound.message());
-            r.dedup_key = key.map(|(key, _)| key.to_owned());
+            r.dedup_key = key.map(|(key, _)| key.into());
             r.mode = Some(inbound.mode());
             r.dedup = key.is_some().then_some(DedupOutcome::New);
             r.raw_xml = report.raw_xml;

@@ -276,12 +276,12 @@ pub(crate) async fn session<S: SessionStore>(a: Arc<S>, b: Arc<S>) {
 
 fn entry(appid: &str, openid: &str, msg_type: &str, at: i64, n: u64) -> DeliveryRecord {
     let mut e = DeliveryRecord::new(0, at);
-    e.appid = Some(appid.to_owned());
+    e.appid = Some(appid.into());
     e.openid = Some(openid.to_owned());
     e.msg_id = (msg_type != "event").then_some(u64::MAX - n);
-    e.dedup_key = Some(format!("{appid}:msg:{openid}:{n}"));
-    e.msg_type = Some(msg_type.to_owned());
-    e.event = (msg_type == "event").then(|| "subscribe".to_owned());
+    e.dedup_key = Some(format!("{appid}:msg:{openid}:{n}").into());
+    e.msg_type = Some(msg_type.to_owned().into());
+    e.event = (msg_type == "event").then(|| "subscribe".into());
     e.mode = Some(Mode::Safe);
     e.dedup = Some(DedupOutcome::New);
     e.summary = Some(format!("message {n} 你好"));
@@ -333,7 +333,7 @@ fn forwarded(n: u64) -> ForwardRecord {
 /// A request refused for its signature: no message, but its query, headers and peer.
 fn rejected(at: i64, n: u64) -> DeliveryRecord {
     let mut e = DeliveryRecord::new(0, at);
-    e.appid = Some("wx1".to_owned());
+    e.appid = Some("wx1".into());
     e.mode = Some(Mode::Plain);
     e.outcome = RecordOutcome::Rejected;
     e.status = 403;
