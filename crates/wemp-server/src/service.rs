@@ -1429,13 +1429,15 @@ impl Inner {
         if mode.is_encrypted()
             && let Some(cipher) = account.cipher()
         {
-            let timestamp = replied_at.unwrap_or_else(|| self.clock.now_unix()).to_string();
+            // Written without `core::fmt` or a string of its own.
+            let mut timestamp = itoa::Buffer::new();
+            let timestamp = timestamp.format(replied_at.unwrap_or_else(|| self.clock.now_unix()));
             let nonce = self.nonce.nonce();
             return match EncryptedReply::seal_xml(
                 cipher,
                 account.token().expose(),
                 xml,
-                &timestamp,
+                timestamp,
                 &nonce,
                 self.nonce.random16(),
             ) {
