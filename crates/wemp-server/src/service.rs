@@ -1336,12 +1336,30 @@ impl Inner {
         match decided {
             Decided::Passive => {
                 drop(reply);
-                let stored = key.as_ref().map(|_| xml.clone());
-                let _ = tx.send((xml, replied_at));
-                if let (Some(key), Some(xml)) = (&key, stored)
-                    && let Err(e) = self.complete(key, ticket, &xml).await
-                {
+                let ttl = self.config.reply_ttl;
+                let failed = |e: wemp_store::StoreError| {
                     tracing::error!(error = %e, "cannot store the reply for retries");
+                };
+                // A store that answers at once keeps the reply before it is handed over (no
+                // copy of it); one that has to be waited for gets a copy after, so that the
+                // caller's answer does not wait for it.
+                let later = match &key {
+                    Some(key) => match self.dedup.complete_claimed_now(key, ticket, &xml, ttl) {
+                        Some(done) => {
+                            if let Err(e) = done {
+                                failed(e);
+                            }
+                            None
+                        }
+                        None => Some((key, xml.clone())),
+                    },
+                    None => None,
+                };
+                let _ = tx.send((xml, replied_at));
+                if let Some((key, xml)) = later
+                    && let Err(e) = self.dedup.complete_claimed(key, ticket, &xml, ttl).await
+                {
+                    failed(e);
                 }
             }
             Decided::Late => {
