@@ -43,6 +43,16 @@ impl fmt::Display for ShortId<'_> {
     }
 }
 
+/// A span's text field given as `Display` (unquoted by tracing's fmt subscriber), written as
+/// it is: `str`'s own `Display` goes through `Formatter::pad` for a width no log field has.
+pub(crate) struct Text<'a>(pub(crate) &'a str);
+
+impl fmt::Display for Text<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
