@@ -273,7 +273,7 @@ impl Given {
     /// for the lot, where one a value cost ~60 instructions more each): a span's values
     /// written as they are given, each one's end noted as its text is written.
     fn keep(&mut self, values: impl RecordFields) -> bool {
-        let Given { text, ends, len } = self;
+        let Self { text, ends, len } = self;
         let end = Cell::new(text.len());
         let all = KeepAll { values, slots: RefCell::new(Slots { ends, len, ok: true }), end: &end };
         let written = write!(Counted { text, end: &end }, "{all}").is_ok();
@@ -283,7 +283,7 @@ impl Given {
     /// [`Given::keep`] for values recorded later (`rule`, a `&str` as a rule): each one
     /// written on its own, which for a `&str` needs no `Formatter` at all.
     fn keep_each(&mut self, values: impl RecordFields) -> bool {
-        let Given { text, ends, len } = self;
+        let Self { text, ends, len } = self;
         let mut slots = Slots { ends, len, ok: true };
         values.record(&mut Keep { out: Out::Text(text), slots: &mut slots });
         slots.ok
