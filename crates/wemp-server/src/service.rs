@@ -1029,7 +1029,7 @@ impl Inner {
         // waits for a remote store.
         seen.shared = Some(shared.clone());
         // With a ticket: the memory store's completion then does not hash the key again.
-        let claim = self.dedup.claim_ticket(&key, self.config.in_flight_ttl).await;
+        let claim = self.claim(&key).await;
         let dedup = match &claim {
             Ok((Claim::InFlight, _)) => DedupOutcome::Joined,
             Ok((Claim::Done(_), _)) => DedupOutcome::Cached,
@@ -1128,6 +1128,26 @@ impl Inner {
             }
             Some((Claim::New, ticket)) => self.clone().run(inbound, shared, Some((key, ticket)), seen).await,
             None => self.clone().run(inbound, shared, None, seen).await,
+        }
+    }
+
+    /// Claims `key`: answered at once by a store that can (the memory store: no boxed
+    /// future), else by the store's async claim.
+    async fn claim(&self, key: &str) -> wemp_store::Result<(Claim, Ticket)> {
+        let ttl = self.config.in_flight_ttl;
+        match self.dedup.claim_ticket_now(key, ttl) {
+            Some(answered) => answered,
+            None => self.dedup.claim_ticket(key, ttl).await,
+        }
+    }
+
+    /// Stores `reply` for `key`'s retries, with its claim's `ticket`: at once in a store
+    /// that can (the memory store: no boxed future), else by the store's async completion.
+    async fn complete(&self, key: &str, ticket: Ticket, reply: &str) -> wemp_store::Result<()> {
+        let ttl = self.config.reply_ttl;
+        match self.dedup.complete_claimed_now(key, ticket, reply, ttl) {
+            Some(done) => done,
+            None => self.dedup.complete_claimed(key, ticket, reply, ttl).await,
         }
     }
 
@@ -1313,7 +1333,6 @@ impl Inner {
             };
             (reply, xml)
         };
-        let ttl = self.config.reply_ttl;
         let decided = shared.finish();
         // A caller that hung up while this ran: its record goes out now, with what the
         // handler did, and before the reply is handed over (so before a retry it answers).
@@ -1326,7 +1345,7 @@ impl Inner {
                 let stored = key.as_ref().map(|_| xml.clone());
                 let _ = tx.send((xml, replied_at));
                 if let (Some(key), Some(xml)) = (&key, stored)
-                    && let Err(e) = self.dedup.complete_claimed(key, ticket, &xml, ttl).await
+                    && let Err(e) = self.complete(key, ticket, &xml).await
                 {
                     tracing::error!(error = %e, "cannot store the reply for retries");
                 }
@@ -1365,10 +1384,9 @@ impl Inner {
         shared: &Shared,
         report: Option<LateReport>,
     ) {
-        let ttl = self.config.reply_ttl;
         if let Some((key, ticket)) = key {
             // `success` went out for this delivery; retries must not send it again.
-            if let Err(e) = self.dedup.complete_claimed(key, ticket, "success", ttl).await {
+            if let Err(e) = self.complete(key, ticket, "success").await {
                 tracing::error!(error = %e, "cannot store the delivery as answered");
             }
         }
