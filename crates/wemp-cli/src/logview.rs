@@ -322,7 +322,7 @@ pub fn table_header(style: Style, zone: &Zone) -> String {
 pub fn table_row(e: &DeliveryRecord, style: Style, zone: &Zone) -> String {
     let kind = match &e.event {
         Some(ev) => format!("event/{ev}"),
-        None => e.msg_type.clone().unwrap_or_else(|| "-".into()),
+        None => e.msg_type.as_deref().unwrap_or("-").to_owned(),
     };
     // Whole, never clipped (a longer one pushes the row right rather than losing its end).
     let openid = clip(e.openid.as_deref().unwrap_or("-"), usize::MAX);

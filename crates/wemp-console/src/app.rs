@@ -652,7 +652,7 @@ mod tests {
         let observer = console.observer();
         let record = |appid: Option<&str>, to: &str| {
             let mut r = DeliveryRecord::new(7, 1);
-            r.appid = appid.map(str::to_owned);
+            r.appid = appid.map(Into::into);
             r.raw_xml = Some(format!("<xml><ToUserName><![CDATA[{to}]]></ToUserName></xml>").into());
             Arc::new(r)
         };

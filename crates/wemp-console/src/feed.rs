@@ -109,7 +109,8 @@ impl LiveEntry {
             let f = wemp_server::HandlerFailure::read(line);
             FailureWords { code: f.code(), detail: f.detail().to_owned() }
         });
-        Self { id: 0, source, account: record.appid.clone(), record, reply, tap: None, failure }
+        let account = record.appid.as_deref().map(str::to_owned);
+        Self { id: 0, source, account, record, reply, tap: None, failure }
     }
 
     /// An entry read back from the message log (row id `row_id`).

@@ -594,6 +594,15 @@ macro_rules! events {
                     Self::Other(s) => s.as_str(),
                 }
             }
+
+            /// [`as_str`](Self::as_str) to keep: a modelled kind's spelling borrowed, an
+            /// unmodelled one's copied.
+            pub fn to_cow(&self) -> std::borrow::Cow<'static, str> {
+                match self {
+                    $( Self::$variant => std::borrow::Cow::Borrowed($wire), )*
+                    Self::Other(s) => std::borrow::Cow::Owned(s.as_str().to_owned()),
+                }
+            }
         }
 
         impl Event {

@@ -20,6 +20,7 @@
 //! # Ok::<(), wemp_proto::Error>(())
 //! ```
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::event::Event;
@@ -369,6 +370,23 @@ impl MsgKind {
     /// The wire spelling (an unmodelled value in ASCII lowercase).
     pub fn as_str(&self) -> &str {
         match self {
+            Self::Other(s) => s.as_str(),
+            known => known.known_str(),
+        }
+    }
+
+    /// [`as_str`](Self::as_str) to keep: a modelled kind's spelling borrowed, an
+    /// unmodelled one's copied.
+    pub fn to_cow(&self) -> Cow<'static, str> {
+        match self {
+            Self::Other(s) => Cow::Owned(s.as_str().to_owned()),
+            known => Cow::Borrowed(known.known_str()),
+        }
+    }
+
+    /// A modelled kind's spelling (`""` for [`MsgKind::Other`]).
+    fn known_str(&self) -> &'static str {
+        match self {
             Self::Text => "text",
             Self::Image => "image",
             Self::Voice => "voice",
@@ -378,7 +396,7 @@ impl MsgKind {
             Self::Link => "link",
             Self::MiniProgramPage => "miniprogrampage",
             Self::Event => "event",
-            Self::Other(s) => s.as_str(),
+            Self::Other(_) => "",
         }
     }
 }

@@ -24,13 +24,12 @@ impl fmt::Display for ShortId<'_> {
             return f.write_str(id);
         }
         if id.is_ascii() {
-            // An OpenID, as a rule: bytes are chars, and the three pieces go out as one.
-            let (head, tail) = (&id.as_bytes()[..4], &id.as_bytes()[id.len() - 4..]);
-            let mut short = [0u8; 11];
-            short[..4].copy_from_slice(head);
-            short[4..7].copy_from_slice("…".as_bytes());
-            short[7..].copy_from_slice(tail);
-            return f.write_str(std::str::from_utf8(&short).map_err(|_| fmt::Error)?);
+            // An OpenID, as a rule: bytes are chars. Three writes: the eleven bytes assembled
+            // and checked again as UTF-8 (`str::from_utf8`) cost more (callgrind, a message's
+            // span under `wemp serve`: 263 → 230 instructions).
+            f.write_str(&id[..4])?;
+            f.write_str("…")?;
+            return f.write_str(&id[id.len() - 4..]);
         }
         // Eight chars or fewer in more than eight bytes: as it is.
         if id.chars().nth(8).is_none() {
@@ -41,6 +40,16 @@ impl fmt::Display for ShortId<'_> {
         f.write_str(&id[..head_end])?;
         f.write_str("…")?;
         f.write_str(&id[tail_start..])
+    }
+}
+
+/// A span's text field given as `Display` (unquoted by tracing's fmt subscriber), written as
+/// it is: `str`'s own `Display` goes through `Formatter::pad` for a width no log field has.
+pub(crate) struct Text<'a>(pub(crate) &'a str);
+
+impl fmt::Display for Text<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
     }
 }
 

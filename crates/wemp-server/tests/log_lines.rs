@@ -98,6 +98,29 @@ async fn the_rule_is_recorded_once_in_the_request_span() {
     assert!(line.contains("rule=\"keyword:help\"") || line.contains("rule=keyword:help"), "{line}");
 }
 
+/// The `wechat` span's fields as tracing's own fmt subscriber writes them on a line inside
+/// it: every value but `rule` unquoted (given as `Display`), the OpenID shortened.
+#[tokio::test(flavor = "current_thread")]
+async fn a_line_in_the_message_span_reads_as_pinned() {
+    let (buf, _guard) = capture();
+    let router = Router::new().fallback(|ctx: wemp_server::Ctx| async move {
+        ctx.set_rule_name("keyword:help");
+        wemp_proto::Reply::text("named")
+    });
+    let svc = service(router);
+    let (status, _) = send(&svc, wechat_post(Mode::Safe, &text_xml("help", 8))).await;
+    assert_eq!(status, StatusCode::OK);
+    let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let line = log.lines().find(|l| l.contains("answered")).unwrap_or_else(|| panic!("{log}"));
+    let (_time, line) = line.split_once(' ').unwrap();
+    let (line, _latency) = line.split_once(" latency_us=").unwrap_or_else(|| panic!("{line}"));
+    assert_eq!(
+        line,
+        "DEBUG wechat{appid=wx2c2769f8efd9abc2 mode=safe msg_type=text openid=oyOR…f0rs dedup=new \
+         rule=\"keyword:help\"}: wemp_server::service: answered status=200",
+    );
+}
+
 /// The rule's name reaches the request span from wherever it is known: the router (before
 /// the handler runs, so the handler's own lines carry it), or the handler's task once it
 /// ran in a task of its own (`fallback`, recorded after the handler).

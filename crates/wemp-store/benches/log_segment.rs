@@ -101,11 +101,11 @@ fn record(n: u64, wechat: bool, rng: &mut Rng, openids: &[String]) -> DeliveryRe
         rng.hex40()
     );
     let mut e = DeliveryRecord::new(n, received_at_ms);
-    e.appid = Some(APPID.to_owned());
+    e.appid = Some(APPID.into());
     e.openid = Some(openid.clone());
-    e.msg_type = Some("text".to_owned());
+    e.msg_type = Some("text".into());
     e.msg_id = Some(msg_id);
-    e.dedup_key = Some(format!("{APPID}:msg:{openid}:{msg_id}"));
+    e.dedup_key = Some(format!("{APPID}:msg:{openid}:{msg_id}").into());
     e.mode = Some(Mode::Safe);
     e.dedup = Some(DedupOutcome::New);
     e.summary = Some(content.to_owned());

@@ -5,6 +5,12 @@
 //! running a handler: the first claim wins ([`Claim::New`]); a claim while the winner runs
 //! sees [`Claim::InFlight`] and waits for the result with [`DedupStore::wait`]; a claim after
 //! it finished gets the stored reply ([`Claim::Done`]).
+//!
+//! A store that answers without waiting (the memory store) also answers a claim and a
+//! completion at once, with no future: [`DedupStore::claim_ticket_now`] and
+//! [`DedupStore::complete_claimed_now`] give `Some(answer)`, or `None` (the default) for
+//! "ask the async method". The server tries them first, so a delivery on the memory store
+//! makes no boxed future for its claim and its completion.
 
 use std::time::Duration;
 
@@ -73,6 +79,58 @@ pub trait DedupStore: Send + Sync + 'static {
     async fn complete_claimed(&self, key: &str, ticket: Ticket, reply: &str, ttl: Duration) -> Result<()> {
         let _ = ticket;
         self.complete(key, reply, ttl).await
+    }
+
+    /// [`DedupStore::claim_ticket`] answered at once, without a future, by a store that
+    /// can: `Some` with what `claim_ticket` would give (the claim is made), or `None`
+    /// when the store must wait for the answer (nothing is done: call `claim_ticket`).
+    ///
+    /// The default is `None`, so a store that implements only the async methods works as
+    /// before; [`MemoryDedupStore`](crate::memory::MemoryDedupStore) always answers. A store
+    /// that answers here answers as `claim_ticket` would (they share their code), and a
+    /// caller may use either for any claim. The server calls this first and
+    /// `claim_ticket` only on `None`:
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use wemp_store::{Claim, DedupStore, Result, Ticket};
+    /// async fn claim(store: &dyn DedupStore, key: &str, ttl: Duration) -> Result<(Claim, Ticket)> {
+    ///     match store.claim_ticket_now(key, ttl) {
+    ///         Some(answered) => answered,
+    ///         None => store.claim_ticket(key, ttl).await,
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `Some(Err(_))` when the store answered at once with a failure, as `claim_ticket`
+    /// would have.
+    fn claim_ticket_now(&self, key: &str, in_flight_ttl: Duration) -> Option<Result<(Claim, Ticket)>> {
+        let _ = (key, in_flight_ttl);
+        None
+    }
+
+    /// [`DedupStore::complete_claimed`] done at once, without a future, by a store that can:
+    /// `Some` once the reply is stored (as `complete_claimed` would store it, waiters woken),
+    /// or `None` when the store must wait (nothing is done: call `complete_claimed`).
+    ///
+    /// The default is `None`; [`MemoryDedupStore`](crate::memory::MemoryDedupStore) always
+    /// completes here. As with [`DedupStore::claim_ticket_now`], the server calls this first
+    /// and `complete_claimed` only on `None`.
+    ///
+    /// # Errors
+    ///
+    /// `Some(Err(_))` when the store failed at once, as `complete_claimed` would have.
+    fn complete_claimed_now(
+        &self,
+        key: &str,
+        ticket: Ticket,
+        reply: &str,
+        ttl: Duration,
+    ) -> Option<Result<()>> {
+        let _ = (key, ticket, reply, ttl);
+        None
     }
 
     /// Gives up a claim without a reply (so a later retry runs the handler again).

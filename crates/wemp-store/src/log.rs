@@ -431,19 +431,19 @@ pub struct DeliveryRecord {
     pub received_at_ms: i64,
     /// The account's appid (or its configured name when it has none), once known; for a
     /// WeCom app with an AgentID, `corpid/agentid` (apps of one corp share the corpid).
-    pub appid: Option<String>,
+    pub appid: Option<Arc<str>>,
     /// The sender's OpenID (`FromUserName`).
     pub openid: Option<String>,
     /// `MsgType`.
-    pub msg_type: Option<String>,
+    pub msg_type: Option<Cow<'static, str>>,
     /// `Event`, for events.
-    pub event: Option<String>,
+    pub event: Option<Cow<'static, str>>,
     /// `MsgId`, for ordinary messages.
     #[serde(with = "id_string")]
     pub msg_id: Option<u64>,
     /// The dedup key (`<appid>:msg:<openid>:<msgid>` or `<appid>:event:…`): the deliveries
     /// of one message share it.
-    pub dedup_key: Option<String>,
+    pub dedup_key: Option<Arc<str>>,
     /// The mode the request arrived in.
     pub mode: Option<Mode>,
     /// How dedup classified the delivery (`None` when the dedup store failed or for
@@ -545,12 +545,12 @@ impl DeliveryRecord {
         // A third-party platform's push has an InfoType, no MsgType: `component/<InfoType>`.
         match msg.info_type() {
             Some(info) => {
-                self.msg_type = Some("component".to_owned());
-                self.event = Some(info.to_owned());
+                self.msg_type = Some(Cow::Borrowed("component"));
+                self.event = Some(Cow::Owned(info.to_owned()));
             }
             None => {
-                self.msg_type = Some(msg.kind().as_str().to_owned());
-                self.event = msg.event().map(|e| e.kind().as_str().to_owned());
+                self.msg_type = Some(msg.kind().to_cow());
+                self.event = msg.event().map(|e| e.kind().to_cow());
             }
         }
         self.msg_id = msg.msg_id();
@@ -673,7 +673,7 @@ mod micros {
 /// follow-up or retry whose first delivery is not among `rows` stays an entry too.
 pub fn merge(rows: Vec<(i64, DeliveryRecord)>) -> Vec<(i64, DeliveryRecord)> {
     let mut out: Vec<(i64, DeliveryRecord)> = Vec::with_capacity(rows.len());
-    let mut by_key: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut by_key: std::collections::HashMap<Arc<str>, usize> = std::collections::HashMap::new();
     for (id, row) in rows {
         if row.merges() {
             let key = row.dedup_key.clone().unwrap_or_default();
@@ -709,12 +709,12 @@ pub struct LogQuery {
 impl LogQuery {
     /// Whether the entry with row id `id` passes every filter (all but `limit`).
     pub fn matches(&self, id: i64, entry: &DeliveryRecord) -> bool {
-        fn is(want: Option<&String>, have: Option<&String>) -> bool {
+        fn is(want: Option<&String>, have: Option<&str>) -> bool {
             want.is_none_or(|w| have.is_some_and(|h| h == w))
         }
-        is(self.appid.as_ref(), entry.appid.as_ref())
-            && is(self.openid.as_ref(), entry.openid.as_ref())
-            && is(self.msg_type.as_ref(), entry.msg_type.as_ref())
+        is(self.appid.as_ref(), entry.appid.as_deref())
+            && is(self.openid.as_ref(), entry.openid.as_deref())
+            && is(self.msg_type.as_ref(), entry.msg_type.as_deref())
             && self.since_ms.is_none_or(|s| entry.received_at_ms >= s)
             && self.after_id.is_none_or(|a| id > a)
     }

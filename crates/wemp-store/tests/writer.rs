@@ -10,7 +10,7 @@ use wemp_store::{DeliveryRecord, LogQuery, LogWriter, LogWriterConfig, MessageLo
 
 fn entry(n: usize) -> DeliveryRecord {
     let mut e = DeliveryRecord::default();
-    e.appid = Some("wx1".to_owned());
+    e.appid = Some("wx1".into());
     e.summary = Some(format!("m{n}"));
     e
 }

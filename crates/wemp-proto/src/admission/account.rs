@@ -104,6 +104,8 @@ pub struct Account {
     path: Box<str>,
     mode: Option<Mode>,
     agentid: Option<Box<str>>,
+    /// [`Account::key`], made once: each delivery's record holds it.
+    key: Arc<str>,
 }
 
 impl Account {
@@ -115,6 +117,7 @@ impl Account {
         Self {
             kind: Kind::OfficialAccount,
             path: appid.clone(),
+            key: Arc::from(&*appid),
             appid,
             token: token.into(),
             aes_key: None,
@@ -220,6 +223,7 @@ impl Account {
     #[must_use]
     pub fn with_agentid(mut self, agentid: impl Into<String>) -> Self {
         self.agentid = Some(agentid.into().into_boxed_str());
+        self.key = app_key(&self.appid, self.agentid()).into();
         self
     }
 
@@ -232,7 +236,12 @@ impl Account {
     /// late-reply sink): its appid, or `corpid/agentid` for a WeCom application with an
     /// AgentID, since several apps of one corp share the corpid ([`app_key`]).
     pub fn key(&self) -> String {
-        app_key(&self.appid, self.agentid())
+        (*self.key).to_owned()
+    }
+
+    /// [`Account::key`] without a copy: the account's own, shared.
+    pub fn shared_key(&self) -> Arc<str> {
+        self.key.clone()
     }
 
     /// The length of [`Account::key`].

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use wemp_proto::{Mode, Reply};
 use wemp_server::extract::Content;
 use wemp_server::{Ctx, DedupStore, ErrorPolicy, Router, SinkOutcome, WechatService};
-use wemp_store::{Claim, StoreError};
+use wemp_store::{Claim, StoreError, Ticket};
 
 use crate::common::*;
 
@@ -398,4 +398,130 @@ async fn a_handler_that_defers_and_returns_at_once_counts_as_deferred() {
     assert!(metrics.contains("wemp_deferred_total 1"), "{metrics}");
     assert!(metrics.contains("wemp_deadline_misses_total 0"), "{metrics}");
     assert_eq!(sink.replies().len(), 1);
+}
+
+/// How often a store was asked for each kind of answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Calls {
+    /// `claim_ticket_now`, answered or not.
+    claim_now: u32,
+    /// `claim` or `claim_ticket`.
+    claim: u32,
+    /// `complete_claimed_now`, answered or not.
+    complete_now: u32,
+    /// `complete` or `complete_claimed`.
+    complete: u32,
+}
+
+/// A memory store that counts its calls. With `now`, it answers claims and completions at
+/// once as the memory store does; without, only through the async methods (as a remote
+/// store does: `None` at once).
+#[derive(Clone)]
+struct Counting {
+    store: wemp_server::MemoryDedupStore,
+    now: bool,
+    calls: std::sync::Arc<std::sync::Mutex<Calls>>,
+}
+
+impl Counting {
+    fn new(now: bool) -> Self {
+        Self { store: wemp_server::MemoryDedupStore::new(100), now, calls: Default::default() }
+    }
+
+    fn calls(&self) -> Calls {
+        *self.calls.lock().unwrap()
+    }
+
+    fn count(&self, f: impl FnOnce(&mut Calls)) {
+        f(&mut self.calls.lock().unwrap());
+    }
+}
+
+#[async_trait::async_trait]
+impl DedupStore for Counting {
+    async fn claim(&self, key: &str, ttl: Duration) -> wemp_store::Result<Claim> {
+        self.count(|c| c.claim += 1);
+        self.store.claim(key, ttl).await
+    }
+    async fn claim_ticket(&self, key: &str, ttl: Duration) -> wemp_store::Result<(Claim, Ticket)> {
+        self.count(|c| c.claim += 1);
+        self.store.claim_ticket(key, ttl).await
+    }
+    fn claim_ticket_now(&self, key: &str, ttl: Duration) -> Option<wemp_store::Result<(Claim, Ticket)>> {
+        self.count(|c| c.claim_now += 1);
+        if self.now { self.store.claim_ticket_now(key, ttl) } else { None }
+    }
+    async fn complete(&self, key: &str, reply: &str, ttl: Duration) -> wemp_store::Result<()> {
+        self.count(|c| c.complete += 1);
+        self.store.complete(key, reply, ttl).await
+    }
+    async fn complete_claimed(
+        &self,
+        key: &str,
+        ticket: Ticket,
+        reply: &str,
+        ttl: Duration,
+    ) -> wemp_store::Result<()> {
+        self.count(|c| c.complete += 1);
+        self.store.complete_claimed(key, ticket, reply, ttl).await
+    }
+    fn complete_claimed_now(
+        &self,
+        key: &str,
+        ticket: Ticket,
+        reply: &str,
+        ttl: Duration,
+    ) -> Option<wemp_store::Result<()>> {
+        self.count(|c| c.complete_now += 1);
+        if self.now { self.store.complete_claimed_now(key, ticket, reply, ttl) } else { None }
+    }
+    async fn release(&self, key: &str) -> wemp_store::Result<()> {
+        self.store.release(key).await
+    }
+    async fn wait(&self, key: &str, timeout: Duration) -> wemp_store::Result<Option<String>> {
+        self.store.wait(key, timeout).await
+    }
+}
+
+/// A store that answers at once is asked at once, and never through a future; one that
+/// does not is asked through the async methods after. Both serve the same: a message
+/// answered in time, its retry answered from the store, a slow message answered `success`
+/// whose reply goes to the late sink, and that message's retry.
+#[tokio::test(start_paused = true)]
+async fn the_dedup_store_is_asked_for_an_answer_at_once_first() {
+    let mut answers = Vec::new();
+    for now in [true, false] {
+        let store = Counting::new(now);
+        let sink = RecordingSink::default();
+        let router = Router::new().fallback(|Content(text): Content| async move {
+            if text == "slow" {
+                tokio::time::sleep(Duration::from_secs(7)).await;
+            }
+            Reply::text(format!("re: {text}"))
+        });
+        let svc = builder(router).dedup_store(store.clone()).late_sink(sink.clone()).build().unwrap();
+        let mut got = Vec::new();
+        for (text, id) in [("fast", 90), ("fast", 90), ("slow", 91)] {
+            let (status, body) = send(&svc, wechat_post(Mode::Plain, &text_xml(text, id))).await;
+            got.push((status, reply_text(&body).unwrap_or(body)));
+        }
+        assert!(svc.drain(Duration::from_secs(10)).await);
+        let (status, body) = send(&svc, wechat_post(Mode::Plain, &text_xml("slow", 91))).await;
+        got.push((status, reply_text(&body).unwrap_or(body)));
+        assert_eq!(sink.replies().len(), 1);
+        assert_eq!(svc.dedup_counts(), (0, 2), "two retries answered from the store");
+
+        let calls = store.calls();
+        // Four claims, two completions (the fast reply, and `success` for the slow one).
+        let expected = if now {
+            Calls { claim_now: 4, claim: 0, complete_now: 2, complete: 0 }
+        } else {
+            Calls { claim_now: 4, claim: 4, complete_now: 2, complete: 2 }
+        };
+        assert_eq!(calls, expected, "answering at once: {now}");
+        answers.push(got);
+    }
+    assert_eq!(answers[0], answers[1], "the same answers either way");
+    assert_eq!(answers[0][1].1, "re: fast");
+    assert_eq!(answers[0][3].1, "success");
 }

@@ -490,7 +490,8 @@ impl MemoryDedupStore {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// [`DedupStore::claim_ticket`]: the ticket carries the key's fingerprint.
+    /// [`DedupStore::claim_ticket`] and [`DedupStore::claim_ticket_now`] (and
+    /// [`DedupStore::claim`]): the ticket carries the key's fingerprint.
     fn claim_now(&self, key: &str, in_flight_ttl: Duration) -> (Claim, Ticket) {
         let mut guard = self.lock();
         let inner = &mut *guard;
@@ -523,8 +524,9 @@ impl MemoryDedupStore {
         (Claim::New, ticket)
     }
 
-    /// [`DedupStore::complete_claimed`]: the fingerprint from the ticket when this store
-    /// made it (no second hash of the key), else from `key`.
+    /// [`DedupStore::complete_claimed`] and [`DedupStore::complete_claimed_now`] (and
+    /// [`DedupStore::complete`]): the fingerprint from the ticket when this store made it
+    /// (no second hash of the key), else from `key`.
     fn complete_now(&self, key: &str, ticket: Ticket, reply: &str, ttl: Duration) {
         let mut guard = self.lock();
         let inner = &mut *guard;
@@ -580,6 +582,23 @@ impl DedupStore for MemoryDedupStore {
     async fn complete_claimed(&self, key: &str, ticket: Ticket, reply: &str, ttl: Duration) -> Result<()> {
         self.complete_now(key, ticket, reply, ttl);
         Ok(())
+    }
+
+    /// Always answers: the claim is made here (the async methods make it the same way).
+    fn claim_ticket_now(&self, key: &str, in_flight_ttl: Duration) -> Option<Result<(Claim, Ticket)>> {
+        Some(Ok(self.claim_now(key, in_flight_ttl)))
+    }
+
+    /// Always completes here (the async methods complete the same way).
+    fn complete_claimed_now(
+        &self,
+        key: &str,
+        ticket: Ticket,
+        reply: &str,
+        ttl: Duration,
+    ) -> Option<Result<()>> {
+        self.complete_now(key, ticket, reply, ttl);
+        Some(Ok(()))
     }
 
     async fn release(&self, key: &str) -> Result<()> {

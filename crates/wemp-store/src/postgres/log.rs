@@ -191,12 +191,12 @@ fn row(r: &tokio_postgres::Row) -> Result<DeliveryRecord> {
     let some = |s: String| (!s.is_empty()).then_some(s);
     let text = |i: usize| r.try_get::<_, String>(i).map_err(pg_err);
     let mut e = DeliveryRecord::new(0, r.try_get(1).map_err(pg_err)?);
-    e.appid = some(text(2)?);
+    e.appid = some(text(2)?).map(Into::into);
     e.openid = some(text(3)?);
     e.msg_id = r.try_get::<_, Option<i64>>(4).map_err(pg_err)?.map(|m| m as u64);
-    e.dedup_key = some(text(5)?);
-    e.msg_type = some(text(6)?);
-    e.event = r.try_get(7).map_err(pg_err)?;
+    e.dedup_key = some(text(5)?).map(Into::into);
+    e.msg_type = some(text(6)?).map(Into::into);
+    e.event = r.try_get::<_, Option<String>>(7).map_err(pg_err)?.map(Into::into);
     e.mode = serde_json::from_value(serde_json::Value::String(text(8)?)).ok();
     e.dedup = crate::log::legacy_dedup(&text(9)?);
     e.summary = some(text(10)?);

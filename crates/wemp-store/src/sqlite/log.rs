@@ -236,12 +236,12 @@ fn query_rows(c: &Connection, query: &LogQuery) -> Result<Vec<(i64, DeliveryReco
             Ok((r.get::<_, i64>(0)?, {
                 let mut e = DeliveryRecord::new(0, r.get(1)?);
                 let some = |s: String| (!s.is_empty()).then_some(s);
-                e.appid = some(r.get(2)?);
+                e.appid = some(r.get(2)?).map(Into::into);
                 e.openid = some(r.get(3)?);
                 e.msg_id = r.get::<_, Option<i64>>(4)?.map(|m| m as u64);
-                e.dedup_key = some(r.get(5)?);
-                e.msg_type = some(r.get(6)?);
-                e.event = r.get(7)?;
+                e.dedup_key = some(r.get(5)?).map(Into::into);
+                e.msg_type = some(r.get(6)?).map(Into::into);
+                e.event = r.get::<_, Option<String>>(7)?.map(Into::into);
                 e.mode = serde_json::from_value(serde_json::Value::String(r.get(8)?)).ok();
                 e.dedup = crate::log::legacy_dedup(&r.get::<_, String>(9)?);
                 e.summary = some(r.get(10)?);

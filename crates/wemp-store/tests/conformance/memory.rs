@@ -15,6 +15,18 @@ async fn dedup() {
     suite::dedup(a, b).await;
 }
 
+/// The memory store answers claims and completions at once: the suite passes through that
+/// path alone, and with one handle on each path (the same store).
+#[tokio::test]
+async fn dedup_answered_now() {
+    let (a, b) = twice(MemoryDedupStore::default());
+    suite::dedup(Arc::new(suite::Now(a)), Arc::new(suite::Now(b))).await;
+    let (a, b) = twice(MemoryDedupStore::default());
+    suite::dedup(Arc::new(suite::Now(a)), b).await;
+    let (a, b) = twice(MemoryDedupStore::default());
+    suite::dedup(a, Arc::new(suite::Now(b))).await;
+}
+
 #[tokio::test]
 async fn token() {
     let (a, b) = twice(MemoryTokenStore::new());

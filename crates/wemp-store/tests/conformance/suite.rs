@@ -17,7 +17,9 @@ const MINUTE: Duration = Duration::from_secs(60);
 const SHORT: Duration = Duration::from_millis(150);
 const PAST_SHORT: Duration = Duration::from_millis(600);
 
-pub(crate) async fn dedup<S: DedupStore>(a: Arc<S>, b: Arc<S>) {
+/// Two handles may be of two types: a store, and the same store used through its answers
+/// given at once ([`Now`]).
+pub(crate) async fn dedup<A: DedupStore, B: DedupStore>(a: Arc<A>, b: Arc<B>) {
     // First claim wins, on either instance.
     let k = "wx1:msg:o1:1";
     assert_eq!(a.claim(k, MINUTE).await.unwrap(), Claim::New);
@@ -100,8 +102,26 @@ pub(crate) async fn dedup<S: DedupStore>(a: Arc<S>, b: Arc<S>) {
     b.flush().await.unwrap();
     assert_eq!(a.claim_ticket(k, MINUTE).await.unwrap().0, Claim::Done("r11".to_owned()));
 
+    // The answer given at once, where the store gives one, is the claim (the server asks
+    // for it first); a store that cannot answer at once does nothing when asked, and the
+    // async call makes the claim. The same for the completion.
+    let k = "wx1:msg:o1:12";
+    let (claim, ticket) = match a.claim_ticket_now(k, MINUTE) {
+        Some(answered) => answered.unwrap(),
+        None => a.claim_ticket(k, MINUTE).await.unwrap(),
+    };
+    assert_eq!(claim, Claim::New);
+    assert_eq!(b.claim(k, MINUTE).await.unwrap(), Claim::InFlight);
+    match a.complete_claimed_now(k, ticket, "r12", MINUTE) {
+        Some(done) => done.unwrap(),
+        None => a.complete_claimed(k, ticket, "r12", MINUTE).await.unwrap(),
+    }
+    a.flush().await.unwrap();
+    assert_eq!(b.claim(k, MINUTE).await.unwrap(), Claim::Done("r12".to_owned()));
+
     // Concurrent deliveries of one message, half on each instance: exactly one wins.
     let k = "wx1:msg:o1:9";
+    let (a, b): (Arc<dyn DedupStore>, Arc<dyn DedupStore>) = (a, b);
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..16 {
         let s = if i % 2 == 0 { Arc::clone(&a) } else { Arc::clone(&b) };
@@ -110,6 +130,50 @@ pub(crate) async fn dedup<S: DedupStore>(a: Arc<S>, b: Arc<S>) {
     let claims = tasks.join_all().await;
     assert_eq!(claims.iter().filter(|c| **c == Claim::New).count(), 1, "{claims:?}");
     assert!(claims.iter().all(|c| *c == Claim::New || *c == Claim::InFlight));
+}
+
+/// A dedup store used through its answers given at once: each claim and completion goes to
+/// [`DedupStore::claim_ticket_now`] or [`DedupStore::complete_claimed_now`], which must
+/// answer (the test fails where the store would have the caller ask the async method).
+/// [`dedup`] over it checks that path of a store that answers at once, as the store itself
+/// checks the async one.
+pub(crate) struct Now<S>(pub(crate) Arc<S>);
+
+#[async_trait::async_trait]
+impl<S: DedupStore> DedupStore for Now<S> {
+    async fn claim(&self, key: &str, in_flight_ttl: Duration) -> wemp_store::Result<Claim> {
+        Ok(self.claim_ticket(key, in_flight_ttl).await?.0)
+    }
+
+    async fn claim_ticket(&self, key: &str, in_flight_ttl: Duration) -> wemp_store::Result<(Claim, Ticket)> {
+        self.0.claim_ticket_now(key, in_flight_ttl).expect("the store answers a claim at once")
+    }
+
+    async fn complete(&self, key: &str, reply: &str, ttl: Duration) -> wemp_store::Result<()> {
+        self.complete_claimed(key, Ticket::NONE, reply, ttl).await
+    }
+
+    async fn complete_claimed(
+        &self,
+        key: &str,
+        ticket: Ticket,
+        reply: &str,
+        ttl: Duration,
+    ) -> wemp_store::Result<()> {
+        self.0.complete_claimed_now(key, ticket, reply, ttl).expect("the store completes at once")
+    }
+
+    async fn release(&self, key: &str) -> wemp_store::Result<()> {
+        self.0.release(key).await
+    }
+
+    async fn wait(&self, key: &str, timeout: Duration) -> wemp_store::Result<Option<String>> {
+        self.0.wait(key, timeout).await
+    }
+
+    async fn flush(&self) -> wemp_store::Result<()> {
+        self.0.flush().await
+    }
 }
 
 fn token(value: &str, expires_at_ms: i64) -> CachedToken {
@@ -276,12 +340,12 @@ pub(crate) async fn session<S: SessionStore>(a: Arc<S>, b: Arc<S>) {
 
 fn entry(appid: &str, openid: &str, msg_type: &str, at: i64, n: u64) -> DeliveryRecord {
     let mut e = DeliveryRecord::new(0, at);
-    e.appid = Some(appid.to_owned());
+    e.appid = Some(appid.into());
     e.openid = Some(openid.to_owned());
     e.msg_id = (msg_type != "event").then_some(u64::MAX - n);
-    e.dedup_key = Some(format!("{appid}:msg:{openid}:{n}"));
-    e.msg_type = Some(msg_type.to_owned());
-    e.event = (msg_type == "event").then(|| "subscribe".to_owned());
+    e.dedup_key = Some(format!("{appid}:msg:{openid}:{n}").into());
+    e.msg_type = Some(msg_type.to_owned().into());
+    e.event = (msg_type == "event").then(|| "subscribe".into());
     e.mode = Some(Mode::Safe);
     e.dedup = Some(DedupOutcome::New);
     e.summary = Some(format!("message {n} 你好"));
@@ -333,7 +397,7 @@ fn forwarded(n: u64) -> ForwardRecord {
 /// A request refused for its signature: no message, but its query, headers and peer.
 fn rejected(at: i64, n: u64) -> DeliveryRecord {
     let mut e = DeliveryRecord::new(0, at);
-    e.appid = Some("wx1".to_owned());
+    e.appid = Some("wx1".into());
     e.mode = Some(Mode::Plain);
     e.outcome = RecordOutcome::Rejected;
     e.status = 403;

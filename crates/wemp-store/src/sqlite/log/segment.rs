@@ -614,14 +614,14 @@ impl Record<'_> {
     pub(super) fn entry(&self) -> Result<DeliveryRecord, Corrupt> {
         let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
         let mut e = DeliveryRecord::new(0, self.received_at_ms);
-        e.appid = some(self.appid);
+        e.appid = some(self.appid).map(Into::into);
         e.openid = some(self.openid);
-        e.msg_type = some(self.msg_type);
+        e.msg_type = some(self.msg_type).map(Into::into);
         let mut r = Reader(self.rest);
         if self.format == FORMAT_RAW_V1 {
             e.msg_id = r.opt_varint()?;
-            e.dedup_key = some(r.str()?);
-            e.event = r.opt_str()?;
+            e.dedup_key = some(r.str()?).map(Into::into);
+            e.event = r.opt_str()?.map(Into::into);
             e.mode = match r.str()? {
                 "plain" => Some(Mode::Plain),
                 "compatible" => Some(Mode::Compatible),
@@ -639,8 +639,8 @@ impl Record<'_> {
             e.status = if e.outcome == RecordOutcome::Rejected { 400 } else { 200 };
         } else {
             e.msg_id = r.opt_varint()?;
-            e.dedup_key = r.opt_str()?;
-            e.event = r.opt_str()?;
+            e.dedup_key = r.opt_str()?.map(Into::into);
+            e.event = r.opt_str()?.map(Into::into);
             e.mode = match r.byte()? {
                 0 => None,
                 1 => Some(Mode::Plain),
