@@ -1139,11 +1139,21 @@ impl Inner {
     /// Stores `reply` for `key`'s retries, with its claim's `ticket`: at once in a store
     /// that can (the memory store: no boxed future), else by the store's async completion.
     async fn complete(&self, key: &str, ticket: Ticket, reply: &str) -> wemp_store::Result<()> {
-        let ttl = self.config.reply_ttl;
-        match self.dedup.complete_claimed_now(key, ticket, reply, ttl) {
+        match self.complete_now(key, ticket, reply) {
             Some(done) => done,
-            None => self.dedup.complete_claimed(key, ticket, reply, ttl).await,
+            None => self.complete_later(key, ticket, reply).await,
         }
+    }
+
+    /// [`Inner::complete`] by a store that answers at once; `None` (nothing done) from one
+    /// that has to be waited for.
+    fn complete_now(&self, key: &str, ticket: Ticket, reply: &str) -> Option<wemp_store::Result<()>> {
+        self.dedup.complete_claimed_now(key, ticket, reply, self.config.reply_ttl)
+    }
+
+    /// [`Inner::complete`] by the store's async completion.
+    async fn complete_later(&self, key: &str, ticket: Ticket, reply: &str) -> wemp_store::Result<()> {
+        self.dedup.complete_claimed(key, ticket, reply, self.config.reply_ttl).await
     }
 
     fn local_owner(&self, key: &str) -> Option<Arc<Shared>> {
@@ -1337,28 +1347,24 @@ impl Inner {
         match decided {
             Decided::Passive => {
                 drop(reply);
-                let ttl = self.config.reply_ttl;
                 let failed = |e: wemp_store::StoreError| {
                     tracing::error!(error = %e, "cannot store the reply for retries");
                 };
                 // A store that answers at once keeps the reply before it is handed over (no
                 // copy of it); one that has to be waited for gets a copy after, so that the
                 // caller's answer does not wait for it.
-                let later = match &key {
-                    Some(key) => match self.dedup.complete_claimed_now(key, ticket, &xml, ttl) {
-                        Some(done) => {
-                            if let Err(e) = done {
-                                failed(e);
-                            }
-                            None
+                let later = key.as_ref().and_then(|key| match self.complete_now(key, ticket, &xml) {
+                    Some(done) => {
+                        if let Err(e) = done {
+                            failed(e);
                         }
-                        None => Some((key, xml.clone())),
-                    },
-                    None => None,
-                };
+                        None
+                    }
+                    None => Some((key, xml.clone())),
+                });
                 let _ = tx.send((xml, replied_at));
                 if let Some((key, xml)) = later
-                    && let Err(e) = self.dedup.complete_claimed(key, ticket, &xml, ttl).await
+                    && let Err(e) = self.complete_later(key, ticket, &xml).await
                 {
                     failed(e);
                 }

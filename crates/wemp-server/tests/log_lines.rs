@@ -79,21 +79,26 @@ async fn rejection_log_line_names_code_mode_and_parameter_but_no_secret() {
     assert!(log.contains("oyOR…f0rs"), "{log}");
 }
 
-/// Issue 16 item 16: the request span's `rule` field is recorded once, with the name that
-/// answered (a handler naming its rule used to add a second `rule=` to every line).
-#[tokio::test(flavor = "current_thread")]
-async fn the_rule_is_recorded_once_in_the_request_span() {
+/// The `answered` line of a safe-mode text message (MsgId `msg_id`) whose handler names
+/// its rule `keyword:help`.
+async fn answered_by_a_named_rule(msg_id: u64) -> String {
     let (buf, _guard) = capture();
-
     let router = Router::new().fallback(|ctx: wemp_server::Ctx| async move {
         ctx.set_rule_name("keyword:help");
         wemp_proto::Reply::text("named")
     });
     let svc = service(router);
-    let (status, _) = send(&svc, wechat_post(Mode::Safe, &text_xml("help", 7))).await;
+    let (status, _) = send(&svc, wechat_post(Mode::Safe, &text_xml("help", msg_id))).await;
     assert_eq!(status, StatusCode::OK);
     let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-    let line = log.lines().find(|l| l.contains("answered")).unwrap_or_else(|| panic!("{log}"));
+    log.lines().find(|l| l.contains("answered")).unwrap_or_else(|| panic!("{log}")).to_owned()
+}
+
+/// Issue 16 item 16: the request span's `rule` field is recorded once, with the name that
+/// answered (a handler naming its rule used to add a second `rule=` to every line).
+#[tokio::test(flavor = "current_thread")]
+async fn the_rule_is_recorded_once_in_the_request_span() {
+    let line = answered_by_a_named_rule(7).await;
     assert_eq!(line.matches("rule=").count(), 1, "{line}");
     assert!(line.contains("rule=\"keyword:help\"") || line.contains("rule=keyword:help"), "{line}");
 }
@@ -102,16 +107,7 @@ async fn the_rule_is_recorded_once_in_the_request_span() {
 /// it: every value but `rule` unquoted (given as `Display`), the OpenID shortened.
 #[tokio::test(flavor = "current_thread")]
 async fn a_line_in_the_message_span_reads_as_pinned() {
-    let (buf, _guard) = capture();
-    let router = Router::new().fallback(|ctx: wemp_server::Ctx| async move {
-        ctx.set_rule_name("keyword:help");
-        wemp_proto::Reply::text("named")
-    });
-    let svc = service(router);
-    let (status, _) = send(&svc, wechat_post(Mode::Safe, &text_xml("help", 8))).await;
-    assert_eq!(status, StatusCode::OK);
-    let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-    let line = log.lines().find(|l| l.contains("answered")).unwrap_or_else(|| panic!("{log}"));
+    let line = answered_by_a_named_rule(8).await;
     let (_time, line) = line.split_once(' ').unwrap();
     let (line, _latency) = line.split_once(" latency_us=").unwrap_or_else(|| panic!("{line}"));
     assert_eq!(
