@@ -1358,7 +1358,7 @@ mod tests {
     /// openid, `:` and msg_id in decimal; any other reads back as it was.
     #[test]
     fn standard_dedup_keys_are_one_byte() {
-        let cases: [(Option<&str>, Option<&str>, Option<u64>, &str, bool); 12] = [
+        let cases = [
             (Some("wx1"), Some("o1"), Some(42), "wx1:msg:o1:42", true),
             (Some("wx1"), Some("o1"), Some(0), "wx1:msg:o1:0", true),
             (None, Some("o1"), Some(42), ":msg:o1:42", true),
