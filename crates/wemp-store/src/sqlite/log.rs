@@ -52,10 +52,10 @@ fn corrupt(first_id: i64, what: segment::Corrupt) -> StoreError {
 }
 
 thread_local! {
-    /// The encoding buffers of segment bodies (records, then compressed), one pair per
-    /// blocking thread, reused across batches.
-    static ENCODE_BUFFERS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
-        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    /// The encoding buffers of segment bodies (uncompressed, compressed, the table's
+    /// strings), one set per blocking thread, reused across batches.
+    static ENCODE_BUFFERS: std::cell::RefCell<(Vec<u8>, Vec<u8>, segment::Strings)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new(), segment::Strings::new())) };
 }
 
 /// A larger encoding buffer is freed after use rather than kept for the next batch.
@@ -84,8 +84,12 @@ fn append_log(c: &mut Connection, entries: &[Arc<DeliveryRecord>]) -> Result<()>
             let times = chunk.iter().map(|e| e.received_at_ms);
             let (min, max) = (times.clone().min().unwrap_or(0), times.max().unwrap_or(0));
             ENCODE_BUFFERS
-                .with_borrow_mut(|(raw, body)| {
-                    segment::encode_into(raw, chunk.iter().enumerate().map(|(i, e)| (i as u64, &**e)));
+                .with_borrow_mut(|(raw, body, strings)| {
+                    segment::encode_into(
+                        raw,
+                        strings,
+                        chunk.iter().enumerate().map(|(i, e)| (i as u64, &**e)),
+                    );
                     let packed = segment::compress_reusing(body, raw);
                     let done = insert.execute(rusqlite::params![
                         first_id,
@@ -99,6 +103,9 @@ fn append_log(c: &mut Connection, entries: &[Arc<DeliveryRecord>]) -> Result<()>
                         if buf.capacity() > MAX_KEPT_BUFFER {
                             *buf = Vec::new();
                         }
+                    }
+                    if strings.capacity() > MAX_KEPT_BUFFER {
+                        *strings = segment::Strings::new();
                     }
                     done
                 })

@@ -290,6 +290,39 @@ async fn delete_before_rewrites_a_straddling_segment() {
     assert_eq!(all(&log).await.last().unwrap().0, 7);
 }
 
+/// Entries whose strings repeat (written once in the segment, referred to by each entry):
+/// deleting the first of them, then all but the last, leaves the others as they were.
+#[tokio::test]
+async fn delete_before_keeps_the_strings_kept_entries_share() {
+    use wemp_proto::admission::{Check, CheckKind};
+    let entry = |ms: i64| {
+        let mut e = at(ms, "o1");
+        e.msg_id = Some(ms as u64);
+        e.dedup_key = Some(format!("wx1:msg:o1:{ms}").into());
+        e.handler = Some("echo".into());
+        e.summary = Some("hello".into());
+        e.headers = crate::log::RequestHeaders::from_pairs([("host", &b"127.0.0.1"[..])]);
+        e.checks = vec![
+            Check { kind: CheckKind::Signature, passed: true, note: "matches".into() },
+            Check { kind: CheckKind::Timestamp, passed: true, note: format!("{} s", ms / 3).into() },
+        ];
+        e
+    };
+    let db = SqliteDatabase::open_in_memory().unwrap();
+    let log = db.message_log();
+    let entries: Vec<DeliveryRecord> = (10..20).map(entry).collect();
+    log.append(&entries).await.unwrap(); // ids 1..=10
+    let from = |ms: i64| entries.iter().enumerate().skip_while(move |(_, e)| e.received_at_ms < ms);
+    let want = |ms: i64| -> Vec<(i64, DeliveryRecord)> {
+        from(ms).map(|(i, e)| (i as i64 + 1, e.clone())).collect()
+    };
+    assert_eq!(log.delete_before(14).await.unwrap(), 4);
+    assert_eq!(all(&log).await, want(14));
+    assert_eq!(log.delete_before(19).await.unwrap(), 5);
+    assert_eq!(all(&log).await, want(19));
+    assert_eq!(segments(&db).await, 1);
+}
+
 #[tokio::test]
 async fn migrates_a_version_2_file_keeping_rows_and_ids() {
     let file = temp_file("v2");

@@ -1,15 +1,27 @@
 //! The body of a message-log segment: the entries of one appended batch, encoded compactly.
 //!
 //! ```text
-//! body    = 7:u8 record*                      uncompressed
-//!         | 8:u8 len:u32le lz4-block(record*)  what appends write (LZ4 block format)
+//! body    = 9:u8 n:u32le record* table        uncompressed (n = the length of the records)
+//!         | 10:u8 len:u32le lz4-block(n record* table)
+//!                                             what appends write (LZ4 block format; len = the
+//!                                             length of what it compresses)
 //! record  = index:varint len:u32le fields (len = the length of fields)
-//! fields  = received_at_ms:zigzag-varint appid openid msg_type   (what filters look at first;
-//!                                                                  "" for none)
-//!           msg_id:opt-varint dedup_key:opt-str event:opt-str mode:u8 dedup:u8
-//!           summary:opt-str raw_xml:opt-str reply_xml:opt-str outcome status:varint
-//!           latency_us:varint handler:opt-str error:opt-str rejection:opt-rejection
-//!           peer query headers:str attempts:varint [checks forward:opt-str]
+//! fields  = received_at_ms:zigzag-varint appid:text openid:str msg_type:text
+//!                                             (what filters look at first; "" for none)
+//!           msg_id:opt-varint dedup_key:key event:opt-text mode:u8 dedup:u8
+//!           summary:opt-text raw_xml:opt-str reply_xml:opt-str outcome status:varint
+//!           latency_us:varint handler:opt-text error:opt-str rejection:opt-rejection
+//!           peer query headers:text attempts:varint checks forward:opt-str
+//! table   = k:u32le end:u32le*k bytes          the body's strings: the i-th (from 0) is
+//!                                             bytes[end(i-1)..end(i)] (end(-1) = 0); bytes
+//!                                             is end(k-1) long (0 for k = 0)
+//! text    = (2 len):varint utf-8 bytes        a string in place
+//!         | (2 i + 1):varint                  the i-th string of the body's table
+//! key     = 0 none | 1 str
+//!         | 2                                 the standard form: the bytes of the record's
+//!                                             appid and openid as written ("" for none) and
+//!                                             its msg_id (present) in decimal, shortest, as
+//!                                             `appid:msg:openid:msg_id`
 //! outcome = 0 answered | 1 handler_error | 2 deadline | 3 late sink | 4 verified | 5 rejected
 //! sink    = 0 none | 1 delivered | 2 window_expired | 3 quota_exceeded | 4 unsupported
 //!         | 5 logged | 6 failed errcode:opt-zigzag-varint message:str
@@ -26,7 +38,7 @@
 //!                                      timestamp, nonce, openid, encrypt_type, msg_signature,
 //!                                      echostr)
 //!         | k:u8 name:str              another name
-//! checks  = n:varint (kind passed:u8 note:str)*     (admission's checks)
+//! checks  = n:varint (kind passed:u8 note:text)*    (admission's checks)
 //! kind    = k:u8                       the k-th kind (from 1: method, query, account,
 //!                                      signature, timestamp, mode, body, envelope,
 //!                                      msg_signature, decrypt)
@@ -35,12 +47,29 @@
 //! str     = len:varint utf-8 bytes;  opt-x = 0 | 1 x
 //! ```
 //!
+//! Most of a record's bytes repeat from one record to the next: the notes of the admission
+//! checks, the header block, the appid, the handler, the dedup key (built from fields
+//! written beside it). The writer puts a `text` in the table the first time it differs from
+//! the one written last in the same place (the same field; a check's note: the same check
+//! kind), and refers to that entry while it does not change, comparing the pointers before
+//! the bytes (a fixed note is the same `&'static str` every time); a value that changes
+//! every record costs its table entry and a reference of one to three bytes. A record
+//! refers to the table, never to another record, so that records are copied or dropped as
+//! they are (`rebuild` keeps the whole table). With the safe-mode messages of
+//! `scripts/bench-serve`, a record takes ~765 bytes before LZ4 instead of 1258 in format 8,
+//! and LZ4 spends its time per byte it reads.
+//!
 //! `query` is the query string as it arrived ([`RequestQuery::as_str`]): its pieces joined
 //! with `&` give it back byte for byte. The signatures and numbers WeChat puts there differ
 //! from one record to the next, so LZ4 cannot shrink them and spends most of its time on
 //! such bytes: packed, the query of a safe-mode message takes 94 bytes instead of 207, and a
 //! record about 40 bytes fewer after compression. `headers` is the header block
 //! ([`RequestHeaders::as_str`]).
+//!
+//! Bodies of formats 7 (uncompressed) and 8 (LZ4), written before the table, hold no table
+//! (`body = 7:u8 record*`, `8:u8 len:u32le lz4-block(record*)`) and every string in place:
+//! `str` for each `text`, `opt-str` for each `opt-text` and for the dedup key; they read as
+//! the same record.
 //!
 //! Bodies of formats 5 (uncompressed) and 6 (LZ4), written before the query was packed, hold
 //! it as one string (`query:str`) and the check kinds by name (`kind:str`); they read as the
@@ -49,8 +78,8 @@
 //! (`map = n:varint (key:str value:str)*`: the parameters decoded, the headers by name) and
 //! the peer as text (`peer:opt-str`, `1.2.3.4:5678`); they read as the same record.
 //!
-//! Records written before checks and forwarded calls were kept end after `attempts`; they
-//! read with neither.
+//! Records of formats 3 to 8 written before checks and forwarded calls were kept end after
+//! `attempts`; they read with neither.
 //!
 //! Bodies of formats 1 (uncompressed) and 2 (LZ4), written before the record was typed,
 //! hold the older fields (`… msg_id:opt-varint dedup_key event:opt-str mode dedup summary
@@ -84,16 +113,21 @@ const FORMAT_LZ4_V2: u8 = 4;
 const FORMAT_RAW_V3: u8 = 5;
 /// LZ4 of the records of a [`FORMAT_RAW_V3`] body.
 const FORMAT_LZ4_V3: u8 = 6;
-/// Uncompressed records.
-const FORMAT_RAW: u8 = 7;
-/// LZ4 (block format) of the records of a [`FORMAT_RAW`] body, after their length (u32 LE).
-const FORMAT_LZ4: u8 = 8;
+/// Uncompressed records, every string in place.
+const FORMAT_RAW_V4: u8 = 7;
+/// LZ4 of the records of a [`FORMAT_RAW_V4`] body.
+const FORMAT_LZ4_V4: u8 = 8;
+/// Uncompressed records and the body's table of strings.
+const FORMAT_RAW: u8 = 9;
+/// LZ4 (block format) of a [`FORMAT_RAW`] body past its format byte, after its length (u32 LE).
+const FORMAT_LZ4: u8 = 10;
 
 /// The compressed format of an uncompressed one, and back.
-const PACKED: [(u8, u8); 4] = [
+const PACKED: [(u8, u8); 5] = [
     (FORMAT_RAW_V1, FORMAT_LZ4_V1),
     (FORMAT_RAW_V2, FORMAT_LZ4_V2),
     (FORMAT_RAW_V3, FORMAT_LZ4_V3),
+    (FORMAT_RAW_V4, FORMAT_LZ4_V4),
     (FORMAT_RAW, FORMAT_LZ4),
 ];
 
@@ -104,35 +138,173 @@ pub(super) type Corrupt = &'static str;
 #[cfg(test)]
 fn encode<'a>(records: impl Iterator<Item = (u64, &'a DeliveryRecord)>) -> Vec<u8> {
     let mut out = Vec::new();
-    encode_into(&mut out, records);
+    encode_into(&mut out, &mut Strings::default(), records);
     out
 }
 
+/// The strings of a body's table as they are written, kept between batches so that every
+/// batch does not allocate them afresh.
+#[derive(Debug, Default)]
+pub(super) struct Strings {
+    /// The strings one after the other.
+    bytes: Vec<u8>,
+    /// Where each ends in `bytes`.
+    ends: Vec<u32>,
+}
+
+impl Strings {
+    pub(super) const fn new() -> Self {
+        Self { bytes: Vec::new(), ends: Vec::new() }
+    }
+
+    /// The memory held, in bytes.
+    pub(super) fn capacity(&self) -> usize {
+        self.bytes.capacity() + 4 * self.ends.capacity()
+    }
+}
+
+/// The places a `text` is written in, each remembering the string it wrote last.
+#[derive(Clone, Copy)]
+enum Place {
+    Appid,
+    MsgType,
+    Event,
+    Summary,
+    Handler,
+    Headers,
+    /// The note of a check, by its kind's number (0: another kind).
+    Note(u8),
+}
+
+impl Place {
+    const COUNT: usize = 6 + CHECK_KINDS.len() + 1;
+
+    fn slot(self) -> usize {
+        match self {
+            Self::Appid => 0,
+            Self::MsgType => 1,
+            Self::Event => 2,
+            Self::Summary => 3,
+            Self::Handler => 4,
+            Self::Headers => 5,
+            Self::Note(code) => 6 + usize::from(code),
+        }
+    }
+}
+
+/// A body's table being written: [`Strings`], and the string each [`Place`] wrote last with
+/// its number in the table.
+struct Table<'s, 'a> {
+    strings: &'s mut Strings,
+    last: [(&'a [u8], u32); Place::COUNT],
+}
+
+impl<'a> Table<'_, 'a> {
+    /// Writes `s` as a `text`: in place when empty, else as the number of its entry,
+    /// the one `place` wrote last when `s` is the same string (the same pointer, or the
+    /// same bytes), a new one if not. Inlined: `place` is then a constant, and a string
+    /// written before costs a few instructions (a call cost ~25 more).
+    #[inline(always)]
+    fn text(&mut self, out: &mut Vec<u8>, place: Place, s: &'a [u8]) {
+        if s.is_empty() {
+            out.push(0);
+            return;
+        }
+        let last = &mut self.last[place.slot()];
+        let i = if std::ptr::eq(last.0, s) || last.0 == s { last.1 } else { self.add(place, s) };
+        varint(out, 2 * u64::from(i) + 1);
+    }
+
+    /// `s` as the table's next string, the one `place` wrote last; its number.
+    #[inline(never)]
+    fn add(&mut self, place: Place, s: &'a [u8]) -> u32 {
+        let i = u32::try_from(self.strings.ends.len()).expect("a segment under 4 GiB");
+        self.strings.bytes.extend_from_slice(s);
+        self.strings.ends.push(u32::try_from(self.strings.bytes.len()).expect("a segment under 4 GiB"));
+        self.last[place.slot()] = (s, i);
+        i
+    }
+
+    #[inline(always)]
+    fn opt_text(&mut self, out: &mut Vec<u8>, place: Place, s: Option<&'a str>) {
+        match s {
+            Some(s) => {
+                out.push(1);
+                self.text(out, place, s.as_bytes());
+            }
+            None => out.push(0),
+        }
+    }
+}
+
 /// Encodes `(index, entry)` pairs, indexes increasing, into `out` (cleared first: the
-/// caller reuses one buffer, so that every batch does not fault in fresh memory).
-pub(super) fn encode_into<'a>(out: &mut Vec<u8>, records: impl Iterator<Item = (u64, &'a DeliveryRecord)>) {
+/// caller reuses one buffer, so that every batch does not fault in fresh memory), the
+/// table's strings gathered in `strings` (cleared first, reused alike).
+pub(super) fn encode_into<'a>(
+    out: &mut Vec<u8>,
+    strings: &mut Strings,
+    records: impl Iterator<Item = (u64, &'a DeliveryRecord)>,
+) {
     // No reservation: the buffer is reused, and has grown to what batches need.
     out.clear();
-    out.push(FORMAT_RAW);
+    out.extend_from_slice(&[FORMAT_RAW, 0, 0, 0, 0]);
+    strings.bytes.clear();
+    strings.ends.clear();
+    let mut table = Table { strings, last: [(&[], 0); Place::COUNT] };
     for (index, e) in records {
         let out = &mut *out;
         varint(out, index);
         let at = out.len();
         out.extend_from_slice(&[0; 4]);
-        encode_fields(out, e);
+        encode_fields(out, &mut table, e);
         let len = u32::try_from(out.len() - at - 4).expect("a log entry under 4 GiB");
         out[at..at + 4].copy_from_slice(&len.to_le_bytes());
     }
+    let n = u32::try_from(out.len() - 5).expect("a segment under 4 GiB");
+    out[1..5].copy_from_slice(&n.to_le_bytes());
+    let strings = &*table.strings;
+    out.extend_from_slice(&u32::try_from(strings.ends.len()).expect("a segment under 4 GiB").to_le_bytes());
+    for end in &strings.ends {
+        out.extend_from_slice(&end.to_le_bytes());
+    }
+    out.extend_from_slice(&strings.bytes);
 }
 
-fn encode_fields(out: &mut Vec<u8>, e: &DeliveryRecord) {
+/// Whether `key` is `appid:msg:openid:msg_id` (msg_id in decimal): the standard form of a
+/// dedup key (`key` in the module docs), written as one byte.
+fn is_standard_key(key: &[u8], appid: &[u8], openid: &[u8], msg_id: u64) -> bool {
+    let Some(rest) = key.strip_prefix(appid).and_then(|r| r.strip_prefix(b":msg:")) else {
+        return false;
+    };
+    let Some(rest) = rest.strip_prefix(openid).and_then(|r| r.strip_prefix(b":")) else {
+        return false;
+    };
+    // `decimal` takes the shortest digits only (as `u64` displays), up to 19 of them: a
+    // longer msg_id is written as it is.
+    decimal(rest) == Some(msg_id)
+}
+
+fn encode_fields<'a>(out: &mut Vec<u8>, table: &mut Table<'_, 'a>, e: &'a DeliveryRecord) {
+    let appid = e.appid.as_deref().unwrap_or_default();
+    let openid = e.openid.as_deref().unwrap_or_default();
     varint(out, zigzag(e.received_at_ms));
-    string(out, e.appid.as_deref().unwrap_or_default());
-    string(out, e.openid.as_deref().unwrap_or_default());
-    string(out, e.msg_type.as_deref().unwrap_or_default());
+    table.text(out, Place::Appid, appid.as_bytes());
+    string(out, openid);
+    table.text(out, Place::MsgType, e.msg_type.as_deref().unwrap_or_default().as_bytes());
     opt_varint(out, e.msg_id);
-    opt_string(out, e.dedup_key.as_deref());
-    opt_string(out, e.event.as_deref());
+    match (e.dedup_key.as_deref(), e.msg_id) {
+        (None, _) => out.push(0),
+        (Some(key), Some(msg_id))
+            if is_standard_key(key.as_bytes(), appid.as_bytes(), openid.as_bytes(), msg_id) =>
+        {
+            out.push(2);
+        }
+        (Some(key), _) => {
+            out.push(1);
+            string(out, key);
+        }
+    }
+    table.opt_text(out, Place::Event, e.event.as_deref());
     out.push(match e.mode {
         None => 0,
         Some(Mode::Plain) => 1,
@@ -140,7 +312,7 @@ fn encode_fields(out: &mut Vec<u8>, e: &DeliveryRecord) {
         Some(Mode::Safe) => 3,
     });
     out.push(e.dedup.map_or(0, |d| d as u8 + 1));
-    opt_string(out, e.summary.as_deref());
+    table.opt_text(out, Place::Summary, e.summary.as_deref());
     opt_string(out, e.raw_xml.as_deref());
     opt_string(out, e.reply_xml.as_deref());
     match &e.outcome {
@@ -169,7 +341,7 @@ fn encode_fields(out: &mut Vec<u8>, e: &DeliveryRecord) {
     }
     varint(out, u64::from(e.status));
     varint(out, u64::try_from(e.latency.as_micros()).unwrap_or(u64::MAX));
-    opt_string(out, e.handler.as_deref());
+    table.opt_text(out, Place::Handler, e.handler.as_deref());
     opt_string(out, e.error.as_deref());
     match &e.rejection {
         Some(r) => {
@@ -196,7 +368,7 @@ fn encode_fields(out: &mut Vec<u8>, e: &DeliveryRecord) {
         }
     }
     encode_query(out, e.query.as_str());
-    string(out, e.headers.as_str());
+    table.text(out, Place::Headers, e.headers.as_str().as_bytes());
     varint(out, u64::from(e.attempts));
     varint(out, e.checks.len() as u64);
     for c in &e.checks {
@@ -206,8 +378,8 @@ fn encode_fields(out: &mut Vec<u8>, e: &DeliveryRecord) {
             string(out, c.kind.as_str());
         }
         out.push(u8::from(c.passed));
-        // As bytes: an inline note is copied without a pass over it.
-        bytes(out, c.note.as_bytes());
+        // As bytes: an inline note is compared or copied without a pass over it.
+        table.text(out, Place::Note(code), c.note.as_bytes());
     }
     let forward = e.forward.as_ref().and_then(|f| serde_json::to_string(f).ok());
     opt_string(out, forward.as_deref());
@@ -440,7 +612,7 @@ pub(super) fn compress_reusing<'a>(out: &'a mut Vec<u8>, raw: &[u8]) -> &'a [u8]
 /// need be.
 pub(super) fn plain(body: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, Corrupt> {
     match body.split_first() {
-        Some((&(FORMAT_LZ4 | FORMAT_LZ4_V3 | FORMAT_LZ4_V2 | FORMAT_LZ4_V1), rest)) => {
+        Some((&(FORMAT_LZ4 | FORMAT_LZ4_V4 | FORMAT_LZ4_V3 | FORMAT_LZ4_V2 | FORMAT_LZ4_V1), rest)) => {
             let format = PACKED.iter().find(|(_, z)| *z == body[0]).map_or(FORMAT_RAW, |(r, _)| *r);
             let (len, packed) = rest.split_at_checked(4).ok_or("truncated segment")?;
             let len = u32::from_le_bytes(len.try_into().map_err(|_| "truncated segment")?) as usize;
@@ -463,12 +635,22 @@ pub(super) fn plain(body: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, Corrupt> 
 }
 
 /// A body holding only the given records (all of one body), copied as they are (indexes
-/// and format kept).
+/// and format kept), with the body's whole table: its records refer to the table, not to
+/// one another.
 pub(super) fn rebuild<'a>(records: impl Iterator<Item = Record<'a>>) -> Vec<u8> {
     let mut records = records.peekable();
-    let mut out = vec![records.peek().map_or(FORMAT_RAW, |r| r.format)];
+    let (format, table) = records.peek().map_or((FORMAT_RAW, None), |r| (r.format, r.table));
+    let mut out = vec![format];
+    if format == FORMAT_RAW {
+        out.extend_from_slice(&[0; 4]);
+    }
     for r in records {
         out.extend_from_slice(r.bytes);
+    }
+    if format == FORMAT_RAW {
+        let n = u32::try_from(out.len() - 5).expect("a segment under 4 GiB");
+        out[1..5].copy_from_slice(&n.to_le_bytes());
+        out.extend_from_slice(table.map_or(&[0; 4][..], |t| t.all));
     }
     out
 }
@@ -523,11 +705,59 @@ fn opt_string(out: &mut Vec<u8>, s: Option<&str>) {
 /// The records of a body, in order.
 pub(super) fn records(body: &[u8]) -> Result<Records<'_>, Corrupt> {
     match body.split_first() {
-        Some((&(FORMAT_RAW | FORMAT_RAW_V3 | FORMAT_RAW_V2 | FORMAT_RAW_V1), rest)) => {
-            Ok(Records { rest, format: body[0] })
+        Some((&FORMAT_RAW, rest)) => {
+            let (n, rest) = rest.split_at_checked(4).ok_or("truncated segment")?;
+            let n = u32::from_le_bytes(n.try_into().map_err(|_| "truncated segment")?) as usize;
+            let (rest, table) = rest.split_at_checked(n).ok_or("truncated segment")?;
+            Ok(Records { rest, format: FORMAT_RAW, table: Some(StringTable::new(table)?) })
+        }
+        Some((&(FORMAT_RAW_V4 | FORMAT_RAW_V3 | FORMAT_RAW_V2 | FORMAT_RAW_V1), rest)) => {
+            Ok(Records { rest, format: body[0], table: None })
         }
         Some(_) => Err("unknown segment format"),
         None => Err("empty segment body"),
+    }
+}
+
+/// A body's table of strings (`table` in the module docs), read an entry at a time.
+#[derive(Clone, Copy)]
+struct StringTable<'a> {
+    /// The whole table, as a rebuilt body copies it.
+    all: &'a [u8],
+    /// Where each string ends in `bytes` (u32 LE).
+    ends: &'a [u8],
+    bytes: &'a [u8],
+}
+
+impl<'a> StringTable<'a> {
+    fn new(all: &'a [u8]) -> Result<Self, Corrupt> {
+        let (k, rest) = all.split_at_checked(4).ok_or("bad string table")?;
+        let k = u32::from_le_bytes(k.try_into().map_err(|_| "bad string table")?) as usize;
+        let (ends, bytes) =
+            rest.split_at_checked(k.checked_mul(4).ok_or("bad string table")?).ok_or("bad string table")?;
+        let table = Self { all, ends, bytes };
+        let last = if k == 0 { 0 } else { table.end(k - 1) };
+        if last != bytes.len() {
+            return Err("bad string table");
+        }
+        Ok(table)
+    }
+
+    /// Where the `i`-th string ends (`i` in range).
+    fn end(&self, i: usize) -> usize {
+        let at = 4 * i;
+        u32::from_le_bytes([self.ends[at], self.ends[at + 1], self.ends[at + 2], self.ends[at + 3]]) as usize
+    }
+
+    /// The `i`-th string.
+    fn get(&self, i: u64) -> Result<&'a str, Corrupt> {
+        let i = usize::try_from(i)
+            .ok()
+            .filter(|&i| i < self.ends.len() / 4)
+            .ok_or("string reference out of range")?;
+        let start = if i == 0 { 0 } else { self.end(i - 1) };
+        let s = self.bytes.get(start..self.end(i)).ok_or("bad string table")?;
+        std::str::from_utf8(s).map_err(|_| "string is not UTF-8")
     }
 }
 
@@ -535,6 +765,8 @@ pub(super) fn records(body: &[u8]) -> Result<Records<'_>, Corrupt> {
 pub(super) struct Records<'a> {
     rest: &'a [u8],
     format: u8,
+    /// The body's table ([`FORMAT_RAW`]; older formats have none).
+    table: Option<StringTable<'a>>,
 }
 
 impl<'a> Iterator for Records<'a> {
@@ -552,13 +784,14 @@ impl<'a> Iterator for Records<'a> {
             let mut fields = Reader(r.take(len)?);
             let used = all.len() - r.0.len();
             let received_at_ms = unzigzag(fields.varint()?);
-            let appid = fields.str()?;
+            let appid = fields.text(self.table)?;
             let openid = fields.str()?;
-            let msg_type = fields.str()?;
+            let msg_type = fields.text(self.table)?;
             Ok((
                 Record {
                     bytes: &all[..used],
                     format: self.format,
+                    table: self.table,
                     index,
                     received_at_ms,
                     appid,
@@ -585,10 +818,12 @@ impl<'a> Iterator for Records<'a> {
 /// One record, its filter fields decoded and the rest not yet.
 pub(super) struct Record<'a> {
     bytes: &'a [u8],
-    /// The body's uncompressed format: [`FORMAT_RAW`], or [`FORMAT_RAW_V3`] (the query as
-    /// one string), or [`FORMAT_RAW_V2`] (query and headers as maps), or [`FORMAT_RAW_V1`]
-    /// (written before the record was typed).
+    /// The body's uncompressed format: [`FORMAT_RAW`], or [`FORMAT_RAW_V4`] (no table), or
+    /// [`FORMAT_RAW_V3`] (the query as one string), or [`FORMAT_RAW_V2`] (query and headers
+    /// as maps), or [`FORMAT_RAW_V1`] (written before the record was typed).
     format: u8,
+    /// The body's table, for [`FORMAT_RAW`].
+    table: Option<StringTable<'a>>,
     /// Position in the segment: the entry's id is the segment's `first_id` plus this.
     pub(super) index: u64,
     /// `received_at_ms` of the entry.
@@ -638,9 +873,18 @@ impl Record<'_> {
             (e.outcome, e.rejection) = crate::log::legacy_outcome(&outcome, e.error.as_deref());
             e.status = if e.outcome == RecordOutcome::Rejected { 400 } else { 200 };
         } else {
+            let table = self.table;
             e.msg_id = r.opt_varint()?;
-            e.dedup_key = r.opt_str()?.map(Into::into);
-            e.event = r.opt_str()?.map(Into::into);
+            e.dedup_key = match if table.is_some() { r.byte()? } else { u8::from(r.flag()?) } {
+                0 => None,
+                1 => Some(r.str()?.into()),
+                2 => {
+                    let msg_id = e.msg_id.ok_or("a standard dedup key without msg_id")?;
+                    Some(format!("{}:msg:{}:{msg_id}", self.appid, self.openid).into())
+                }
+                _ => return Err("bad dedup key"),
+            };
+            e.event = r.opt_text(table)?.map(|s| s.to_owned().into());
             e.mode = match r.byte()? {
                 0 => None,
                 1 => Some(Mode::Plain),
@@ -655,7 +899,7 @@ impl Record<'_> {
                 3 => Some(DedupOutcome::Cached),
                 _ => return Err("bad dedup outcome"),
             };
-            e.summary = r.opt_str()?;
+            e.summary = r.opt_text(table)?.map(str::to_owned);
             e.raw_xml = r.opt_str()?.map(Into::into);
             e.reply_xml = r.opt_str()?;
             e.outcome = match r.byte()? {
@@ -684,7 +928,7 @@ impl Record<'_> {
             };
             e.status = u16::try_from(r.varint()?).map_err(|_| "bad status")?;
             e.latency = Duration::from_micros(r.varint()?);
-            e.handler = r.opt_str()?.map(Into::into);
+            e.handler = r.opt_text(table)?.map(Into::into);
             e.error = r.opt_str()?;
             if r.flag()? {
                 let reason = r.str()?;
@@ -714,21 +958,23 @@ impl Record<'_> {
             } else {
                 e.peer = r.peer()?;
                 e.query = if self.format == FORMAT_RAW_V3 { RequestQuery::new(r.str()?) } else { r.query()? };
-                e.headers = RequestHeaders::from_block(r.str()?);
+                e.headers = RequestHeaders::from_block(r.text(table)?);
             }
             e.attempts = u32::try_from(r.varint()?).map_err(|_| "bad attempts")?;
-            if !r.0.is_empty() {
+            // Records of format 9 always have them.
+            if self.format == FORMAT_RAW || !r.0.is_empty() {
                 for _ in 0..r.varint()? {
-                    let kind = match if self.format == FORMAT_RAW { r.byte()? } else { 0 } {
-                        0 => serde_json::from_value(serde_json::Value::String(r.str()?.to_owned()))
-                            .map_err(|_| "unknown check kind")?,
-                        k => *CHECK_KINDS.get(usize::from(k) - 1).ok_or("unknown check kind")?,
-                    };
+                    let kind =
+                        match if matches!(self.format, FORMAT_RAW | FORMAT_RAW_V4) { r.byte()? } else { 0 } {
+                            0 => serde_json::from_value(serde_json::Value::String(r.str()?.to_owned()))
+                                .map_err(|_| "unknown check kind")?,
+                            k => *CHECK_KINDS.get(usize::from(k) - 1).ok_or("unknown check kind")?,
+                        };
                     let passed = r.flag()?;
                     e.checks.push(wemp_proto::admission::Check {
                         kind,
                         passed,
-                        note: wemp_proto::admission::Note::copied(r.str()?),
+                        note: wemp_proto::admission::Note::copied(r.text(table)?),
                     });
                 }
                 if let Some(forward) = r.opt_str()? {
@@ -774,7 +1020,29 @@ impl<'a> Reader<'a> {
 
     fn str(&mut self) -> Result<&'a str, Corrupt> {
         let len = usize::try_from(self.varint()?).map_err(|_| "string too long")?;
+        self.utf8(len)
+    }
+
+    fn utf8(&mut self, len: usize) -> Result<&'a str, Corrupt> {
         std::str::from_utf8(self.take(len)?).map_err(|_| "string is not UTF-8")
+    }
+
+    /// A `text` of a body with a table; a `str` of one without.
+    fn text(&mut self, table: Option<StringTable<'a>>) -> Result<&'a str, Corrupt> {
+        let Some(table) = table else {
+            return self.str();
+        };
+        let v = self.varint()?;
+        if v & 1 == 1 {
+            table.get(v >> 1)
+        } else {
+            self.utf8(usize::try_from(v >> 1).map_err(|_| "string too long")?)
+        }
+    }
+
+    /// An `opt-text` of a body with a table; an `opt-str` of one without.
+    fn opt_text(&mut self, table: Option<StringTable<'a>>) -> Result<Option<&'a str>, Corrupt> {
+        Ok(if self.flag()? { Some(self.text(table)?) } else { None })
     }
 
     /// A `query`: its pieces joined again.
@@ -954,6 +1222,269 @@ mod tests {
         compress_into(&mut again, &kept);
         assert_eq!(again[0], FORMAT_LZ4_V3);
         assert_eq!(read(&plain(&again).unwrap()), [(0, full(0)), (14, full(3))]);
+    }
+
+    /// A body as the version before the string table wrote it (format 8: the query packed,
+    /// every string in its record), kept byte for byte in `testdata/segment-v4.lz4` (made
+    /// from `full(0)`, an empty record and `full(3)` at indexes 0, 7, 14): it reads back as
+    /// what was written, and a partial delete rebuilds it in its own format.
+    #[test]
+    fn bodies_with_every_string_in_its_record_read_back_the_same() {
+        let packed = include_bytes!("testdata/segment-v4.lz4");
+        assert_eq!(packed[0], FORMAT_LZ4_V4);
+        let read = |raw: &[u8]| -> Vec<(u64, DeliveryRecord)> {
+            records(raw).unwrap().map(|r| r.map(|r| (r.index, r.entry().unwrap())).unwrap()).collect()
+        };
+        let raw = plain(packed).unwrap();
+        assert_eq!(raw[0], FORMAT_RAW_V4);
+        assert_eq!(read(&raw), [(0, full(0)), (7, DeliveryRecord::default()), (14, full(3))]);
+
+        let kept = rebuild(records(&raw).unwrap().map(Result::unwrap).filter(|r| r.index != 7));
+        assert_eq!(kept[0], FORMAT_RAW_V4);
+        let mut again = Vec::new();
+        compress_into(&mut again, &kept);
+        assert_eq!(again[0], FORMAT_LZ4_V4);
+        assert_eq!(read(&plain(&again).unwrap()), [(0, full(0)), (14, full(3))]);
+    }
+
+    /// A record as `wemp serve` logs a safe-mode text message (as `benches/log_segment.rs`
+    /// builds them): nine checks, fixed notes (`&'static str`) and written ones (inline),
+    /// the header block, a dedup key in the standard form. `skew` changes the timestamp's
+    /// note.
+    fn served(n: u64, skew: u64) -> DeliveryRecord {
+        use wemp_proto::admission::{Check, Note};
+        let appid = "wx62656e6368776d70";
+        let openid = format!("oBench{:022}", n % 3);
+        let msg_id = 7_716_105_897_850_731_516 + n;
+        let mut e = DeliveryRecord::new(0, 1_796_517_911_759 + n as i64);
+        e.appid = Some(appid.into());
+        e.dedup_key = Some(format!("{appid}:msg:{openid}:{msg_id}").into());
+        e.openid = Some(openid);
+        e.msg_type = Some("text".into());
+        e.msg_id = Some(msg_id);
+        e.mode = Some(Mode::Safe);
+        e.dedup = Some(DedupOutcome::New);
+        e.summary = Some("hello".into());
+        e.raw_xml = Some(format!("<xml><MsgId>{msg_id}</MsgId></xml>").into());
+        e.reply_xml = Some(format!("<xml><CreateTime>{n}</CreateTime></xml>"));
+        e.status = 200;
+        e.handler = Some("hello".into());
+        e.peer = Some("127.0.0.1:40000".parse().unwrap());
+        e.query = RequestQuery::new(&format!("signature=02f180063ed2319d003d6a2ed15ed8f043c2c4c2&nonce={n}"));
+        e.headers = RequestHeaders::from_pairs([("host", &b"127.0.0.1"[..]), ("content-length", b"606")]);
+        let fixed = |kind, note: &'static str| Check { kind, passed: true, note: Note::from(note) };
+        let written = |kind, note: String| Check { kind, passed: true, note: Note::copied(&note) };
+        e.checks = vec![
+            fixed(CheckKind::Query, "signature, timestamp and nonce present"),
+            written(CheckKind::Account, format!("path \"/wechat\" selects account {appid}")),
+            fixed(CheckKind::Signature, "matches the account's Token over timestamp and nonce"),
+            written(CheckKind::Timestamp, format!("{skew} s from server time (window 300 s)")),
+            fixed(CheckKind::Body, "acceptable XML, safe mode"),
+            fixed(CheckKind::Mode, "safe request to a compatible-mode account"),
+            written(CheckKind::Envelope, "<Encrypt> of 512 characters".into()),
+            fixed(CheckKind::MsgSignature, "matches over timestamp, nonce and <Encrypt>"),
+            written(CheckKind::Decrypt, format!("decrypted for appid {appid}")),
+        ];
+        e
+    }
+
+    fn count(haystack: &[u8], needle: &str) -> usize {
+        haystack.windows(needle.len()).filter(|w| *w == needle.as_bytes()).count()
+    }
+
+    fn read_all(raw: &[u8]) -> Vec<(u64, DeliveryRecord)> {
+        records(raw).unwrap().map(|r| r.map(|r| (r.index, r.entry().unwrap())).unwrap()).collect()
+    }
+
+    /// A string repeated from one record to the next is written once, in the body's table,
+    /// and the records refer to it; one that changes gets a new entry (once per change); a
+    /// standard dedup key is one byte. The records read back as they were written.
+    #[test]
+    fn repeated_strings_are_written_once() {
+        let skews = [3, 3, 3, 4, 4, 3, 3, 3, 3, 3];
+        let entries: Vec<DeliveryRecord> =
+            skews.iter().enumerate().map(|(n, &s)| served(n as u64, s)).collect();
+        let raw = encode(entries.iter().enumerate().map(|(i, e)| (i as u64, e)));
+        assert_eq!(raw[0], FORMAT_RAW);
+        let read = read_all(&raw);
+        assert_eq!(read.len(), entries.len());
+        for ((i, back), (j, e)) in read.into_iter().zip(entries.iter().enumerate()) {
+            assert_eq!((i, &back), (j as u64, e));
+            assert_eq!(serde_json::to_value(&back).unwrap(), serde_json::to_value(e).unwrap());
+        }
+        let e = &entries[0];
+        for c in e.checks.iter().filter(|c| c.kind != CheckKind::Timestamp) {
+            assert_eq!(count(&raw, &c.note), 1, "{:?}", c.note);
+        }
+        // The timestamp's note: 3, then 4, then 3 again (a new entry: only the last is kept).
+        assert_eq!(count(&raw, "3 s from server time"), 2);
+        assert_eq!(count(&raw, "4 s from server time"), 1);
+        // Once per place: the appid is also inside two notes, "hello" is the summary and
+        // the handler.
+        for (s, n) in [(e.headers.as_str(), 1), ("wx62656e6368776d70", 3), ("text", 1), ("hello", 2)] {
+            assert_eq!(count(&raw, s), n, "{s:?}");
+        }
+        for e in &entries {
+            assert_eq!(count(&raw, e.dedup_key.as_deref().unwrap()), 0);
+        }
+    }
+
+    /// A delete drops records but keeps the table they refer to: whichever records go (the
+    /// first to use a string among them), the others read back the same, rebuilt and
+    /// compressed, and rebuilt again.
+    #[test]
+    fn a_delete_keeps_the_table() {
+        let entries: Vec<DeliveryRecord> = (0..6).map(|n| served(n, 3 + n / 3)).collect();
+        let raw = encode(entries.iter().enumerate().map(|(i, e)| (i as u64, e)));
+        for gone in [&[0][..], &[0, 1, 2], &[3], &[0, 3], &[5], &[1, 2, 3, 4, 5]] {
+            let kept =
+                rebuild(records(&raw).unwrap().map(Result::unwrap).filter(|r| !gone.contains(&r.index)));
+            assert_eq!(kept[0], FORMAT_RAW);
+            let want: Vec<(u64, DeliveryRecord)> =
+                (0..6u64).filter(|i| !gone.contains(i)).map(|i| (i, entries[i as usize].clone())).collect();
+            let mut packed = Vec::new();
+            compress_into(&mut packed, &kept);
+            assert_eq!(packed[0], FORMAT_LZ4);
+            assert_eq!(read_all(&plain(&packed).unwrap()), want, "without {gone:?}");
+            let again = rebuild(records(&kept).unwrap().map(Result::unwrap).filter(|r| r.index != 5));
+            assert_eq!(read_all(&again), want.iter().filter(|(i, _)| *i != 5).cloned().collect::<Vec<_>>());
+        }
+        // No record left: an empty body, with an empty table.
+        let none = rebuild(records(&raw).unwrap().map(Result::unwrap).filter(|_| false));
+        assert_eq!(none, [FORMAT_RAW, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(records(&none).unwrap().count(), 0);
+    }
+
+    /// A dedup key is written as one byte exactly when it is the record's appid, `:msg:`,
+    /// openid, `:` and msg_id in decimal; any other reads back as it was.
+    #[test]
+    fn standard_dedup_keys_are_one_byte() {
+        let cases = [
+            (Some("wx1"), Some("o1"), Some(42), "wx1:msg:o1:42", true),
+            (Some("wx1"), Some("o1"), Some(0), "wx1:msg:o1:0", true),
+            (None, Some("o1"), Some(42), ":msg:o1:42", true),
+            (
+                Some("wx1"),
+                Some("o1"),
+                Some(9_999_999_999_999_999_999),
+                "wx1:msg:o1:9999999999999999999",
+                true,
+            ),
+            (Some("wx1"), Some("o1"), Some(u64::MAX), "wx1:msg:o1:18446744073709551615", false),
+            (Some("wx1"), Some("o1"), Some(42), "wx1:msg:o1:042", false),
+            (Some("wx1"), Some("o1"), Some(42), "wx1:msg:o1:43", false),
+            (Some("wx1"), Some("o1"), Some(42), "wx1:msg:o1:42:", false),
+            (Some("wx1"), Some("o1"), Some(42), "wx2:msg:o1:42", false),
+            (Some("wx1"), Some("o1"), Some(42), "wx1:msg:o2:42", false),
+            (Some("wx1"), Some("o1"), None, "wx1:msg:o1:", false),
+            (Some("wx1"), Some("o1"), Some(42), "wx1:event:o1:CLICK:42", false),
+        ];
+        for (appid, openid, msg_id, key, standard) in cases {
+            let mut e = DeliveryRecord::new(0, 0);
+            e.appid = appid.map(Into::into);
+            e.openid = openid.map(Into::into);
+            e.msg_id = msg_id;
+            e.dedup_key = Some(key.into());
+            let raw = encode([(0, &e)].into_iter());
+            assert_eq!(count(&raw, key) == 0, standard, "{key}");
+            assert_eq!(read_all(&raw), [(0, e)], "{key}");
+        }
+    }
+
+    /// A body as written by hand: `[9] n records table`.
+    fn body(records: &[u8], table: &[u8]) -> Vec<u8> {
+        let mut out = vec![FORMAT_RAW];
+        out.extend_from_slice(&(records.len() as u32).to_le_bytes());
+        out.extend_from_slice(records);
+        out.extend_from_slice(table);
+        out
+    }
+
+    /// A reference outside the table, a table that does not hold together, a standard key
+    /// without its msg_id: errors, not panics; and a record cut anywhere does not decode.
+    #[test]
+    fn corrupt_references_are_errors_not_panics() {
+        // One record: at 0, appid `text`, openid "", msg_type "", then the rest of an empty
+        // record.
+        let record_with = |appid: &[u8], msg_id: &[u8], key: &[u8]| {
+            let mut fields = vec![0];
+            fields.extend_from_slice(appid);
+            fields.extend_from_slice(&[0, 0]); // openid, msg_type
+            fields.extend_from_slice(msg_id);
+            fields.extend_from_slice(key);
+            let rest = encode([(0, &DeliveryRecord::default())].into_iter());
+            // An empty record's fields from its event on: past index, length, time, three
+            // strings, msg_id and key.
+            fields.extend_from_slice(
+                &rest[5 + 1 + 4 + 1 + 3 + 1 + 1
+                    ..5 + u32::from_le_bytes(rest[1..5].try_into().unwrap()) as usize],
+            );
+            let mut out = vec![0];
+            out.extend_from_slice(&(fields.len() as u32).to_le_bytes());
+            out.extend_from_slice(&fields);
+            out
+        };
+        let record = |appid: &[u8], key: &[u8]| record_with(appid, &[1, 7], key);
+        let table = |strings: &[&[u8]]| {
+            let mut out = (strings.len() as u32).to_le_bytes().to_vec();
+            let mut end = 0;
+            for s in strings {
+                end += s.len() as u32;
+                out.extend_from_slice(&end.to_le_bytes());
+            }
+            out.extend(strings.concat());
+            out
+        };
+        let first = |body: &[u8]| records(body).and_then(|mut r| r.next().unwrap()).and_then(|r| r.entry());
+        // Well formed: the appid is the table's second string, the key standard.
+        let good = body(&record(&[3], &[2]), &table(&[b"x", b"wx1"]));
+        let e = first(&good).unwrap();
+        assert_eq!((e.appid.as_deref(), e.dedup_key.as_deref()), (Some("wx1"), Some("wx1:msg::7")));
+        for (records_, table_, err) in [
+            (record(&[5], &[0]), table(&[b"x", b"wx1"]), "string reference out of range"),
+            (
+                record(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], &[0]),
+                table(&[b"x"]),
+                "string reference out of range",
+            ),
+            (record(&[1], &[0]), table(&[]), "string reference out of range"),
+            (record(&[1], &[0]), table(&[b"\xff"]), "string is not UTF-8"),
+            (
+                record(&[3], &[0]),
+                [&2u32.to_le_bytes()[..], &5u32.to_le_bytes(), &1u32.to_le_bytes(), b"a"].concat(),
+                "bad string table",
+            ),
+            (record(&[0], &[3]), table(&[]), "bad dedup key"),
+        ] {
+            assert_eq!(first(&body(&records_, &table_)).err(), Some(err));
+        }
+        // A standard key with no msg_id.
+        let no_id = record_with(&[0], &[0], &[2]);
+        assert_eq!(first(&body(&no_id, &table(&[]))).err(), Some("a standard dedup key without msg_id"));
+        // Tables that do not hold together are refused before any record is read.
+        for t in [
+            vec![1, 0, 0],
+            [&2u32.to_le_bytes()[..], &1u32.to_le_bytes()].concat(),
+            [&1u32.to_le_bytes()[..], &1u32.to_le_bytes(), b"ab"].concat(),
+            [&u32::MAX.to_le_bytes()[..], &1u32.to_le_bytes(), b"a"].concat(),
+        ] {
+            assert_eq!(records(&body(&[], &t)).err(), Some("bad string table"), "{t:?}");
+        }
+        assert_eq!(records(&[FORMAT_RAW, 9, 0, 0, 0, 0]).err(), Some("truncated segment"));
+        // A served record cut anywhere, its body whole around it, does not decode.
+        let raw = encode([(0, &served(1, 3))].into_iter());
+        let n = 5 + u32::from_le_bytes(raw[1..5].try_into().unwrap()) as usize;
+        let (records_, table_) = (&raw[5..n], &raw[n..]);
+        assert!(first(&body(records_, table_)).is_ok());
+        for cut in 0..records_.len() {
+            let mut cut_short = records_[..cut].to_vec();
+            if cut > 5 {
+                cut_short[1..5].copy_from_slice(&(cut as u32 - 5).to_le_bytes());
+            }
+            let b = body(&cut_short, table_);
+            let ok = records(&b).is_ok_and(|mut r| r.all(|r| r.and_then(|r| r.entry()).is_ok()));
+            assert!(!ok || cut == 0, "a record cut at {cut} decoded");
+        }
     }
 
     /// The query is stored in pieces, the digests and numbers packed, and reads back byte
@@ -1225,7 +1756,8 @@ mod tests {
         let mut raw = encode([(0, &e)].into_iter());
         assert!(!raw.windows(6).any(|w| w == b"method"));
         assert_eq!(records(&raw).unwrap().next().unwrap().unwrap().entry().unwrap(), e);
-        let at = raw.len() - 2 - 3; // the last check (decrypt: 10, passed, note "n"), then no forward
+        // The last check (decrypt: 10, passed, its note's entry), then no forward, then the table.
+        let at = 5 + u32::from_le_bytes(raw[1..5].try_into().unwrap()) as usize - 4;
         assert_eq!(raw[at], 10);
         raw[at] = 11;
         assert_eq!(records(&raw).unwrap().next().unwrap().unwrap().entry().err(), Some("unknown check kind"));
@@ -1453,8 +1985,10 @@ mod tests {
         let big: Vec<DeliveryRecord> = (0..40).map(full).collect();
         let small: Vec<DeliveryRecord> = (0..3).map(full).collect();
         let mut scratch = vec![0xa5; 7];
+        let (mut raw, mut strings) = (vec![0x5a; 3], Strings::default());
         for batch in [&small, &big, &small, &big[..1].to_vec()] {
-            let raw = encode(batch.iter().enumerate().map(|(i, e)| (i as u64, e)));
+            encode_into(&mut raw, &mut strings, batch.iter().enumerate().map(|(i, e)| (i as u64, e)));
+            assert_eq!(raw, encode(batch.iter().enumerate().map(|(i, e)| (i as u64, e))));
             let mut fresh = Vec::new();
             compress_into(&mut fresh, &raw);
             let reused = compress_reusing(&mut scratch, &raw);
@@ -1476,8 +2010,8 @@ mod tests {
         let body = encode([(0, &full(3))].into_iter());
         assert!(records(&[]).is_err());
         assert!(records(&[9]).is_err());
-        for cut in 2..body.len() {
-            let ok = records(&body[..cut]).unwrap().all(|r| r.and_then(|r| r.entry()).is_ok());
+        for cut in 1..body.len() {
+            let ok = records(&body[..cut]).is_ok_and(|mut r| r.all(|r| r.and_then(|r| r.entry()).is_ok()));
             assert!(!ok, "a body cut at {cut} decoded");
         }
     }
