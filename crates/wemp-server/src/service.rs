@@ -28,7 +28,7 @@ use crate::context::{Decided, Shared};
 use crate::handler::{BoxError, BoxHandler};
 use crate::log::{ShortId, Text};
 use crate::metrics::{DedupOutcome, Metrics};
-use crate::observe::{DeliveryRecord, Observer, Observers, RecordOutcome, RejectionRecord};
+use crate::observe::{DeliveryRecord, Observer, Observers, RecordOutcome, RejectionRecord, SharedText};
 use crate::reject::{self, RejectionGate, RejectionLogRate};
 use crate::session::{SessionConfig, SessionSlot};
 use crate::{
@@ -653,6 +653,9 @@ struct Seen {
     appid: Option<Arc<Account>>,
     /// Filled on the way when an observer listens.
     record: Option<DeliveryRecord>,
+    /// Whether `record` holds what arrived (kept with the message once it is decrypted, else
+    /// at the end).
+    arrival_kept: bool,
     /// The delivery's shared state, once admission made it (before the dedup claim): it
     /// keeps the message's `wechat` span once that is made (after the claim).
     shared: Option<Arc<Shared>>,
@@ -748,7 +751,7 @@ struct LateReport {
     id: u64,
     received_at_ms: i64,
     arrived: Instant,
-    raw_xml: Option<Arc<str>>,
+    raw_xml: Option<SharedText>,
 }
 
 impl Inner {
@@ -791,9 +794,9 @@ impl Inner {
         let mut guard = HangUp { inner: &self, arrived, seen: Seen::default(), answered: false };
         let seen = &mut guard.seen;
         if self.observers.active() {
-            let mut record = DeliveryRecord::new(self.observers.next_id(), now_ms);
-            crate::observe::keep_request(&mut record, &parts);
-            seen.record = Some(record);
+            // What arrived is kept with the message, in one allocation, once it is decrypted;
+            // for a request that gets no further, at the end.
+            seen.record = Some(DeliveryRecord::new(self.observers.next_id(), now_ms));
         }
         if self.policy.insecure_skip_signature {
             tracing::warn!("INSECURE: signature not checked (insecure_skip_signature)");
@@ -853,6 +856,9 @@ impl Inner {
             "answered"
         );
         if let Some(mut record) = seen.record.take() {
+            if !seen.arrival_kept {
+                crate::observe::keep_request(&mut record, &parts);
+            }
             record.mode = seen.mode;
             record.appid = seen.appid.as_ref().map(|a| a.shared_key());
             record.status = res.status().as_u16();
@@ -991,12 +997,14 @@ impl Inner {
                 }
             }
             if let Some(r) = seen.record.as_mut() {
-                // A third-party platform's push carries the ticket or an authorization code.
-                r.raw_xml = Some(if incoming.info_type().is_some() {
-                    Arc::from(wemp_proto::component::redacted(&xml))
+                // What arrived, the message with it. A third-party platform's push carries the
+                // ticket or an authorization code.
+                if incoming.info_type().is_some() {
+                    crate::observe::keep_message(r, parts, &wemp_proto::component::redacted(&xml));
                 } else {
-                    Arc::from(xml)
-                });
+                    crate::observe::keep_message(r, parts, &xml);
+                }
+                seen.arrival_kept = true;
             }
             if let Some(r) = seen.record.as_mut() {
                 r.describe(&incoming);
