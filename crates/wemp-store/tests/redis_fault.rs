@@ -255,6 +255,7 @@ both_ways!(
     a_claim_given_up_while_queued_is_not_sent,
     a_claim_won_for_a_caller_that_stopped_waiting_is_released,
     a_script_claim_won_for_a_caller_that_stopped_waiting_is_released,
+    claims_through_the_fallback_are_answered_by_their_deadline,
 );
 
 /// A store whose connection waits `response_timeout` for an answer, over `server`, its
@@ -376,6 +377,61 @@ async fn a_claim_given_up_while_queued_is_not_sent(via: Via) {
         redis::cmd("GET").arg("gone:dedup:wx1:msg:o1:1").query_async(&mut raw).await.unwrap();
     assert_eq!(held.as_deref(), Some("I"));
     assert_eq!(store.claim("wx1:msg:o1:2", MINUTE).await.unwrap(), Claim::New);
+}
+
+/// A `FallbackDedupStore` hands its claims to the writer with their deadline (no timer of
+/// their own): with Redis paused, the claim out on the wire and the claim queued behind it
+/// are each answered by their deadline (and served from memory), not at the batch's response
+/// timeout nor when Redis answers again; the claim Redis then makes is released, and the one
+/// queued behind it is never sent.
+async fn claims_through_the_fallback_are_answered_by_their_deadline(via: Via) {
+    let Some(server) = private_redis("the claims' deadline test") else { return };
+    let primary = store_waiting(&server, "due:", Duration::from_secs(5), via).await;
+    let store = Arc::new(
+        FallbackDedupStore::new(primary, MemoryDedupStore::default())
+            .timeout(Duration::from_millis(200))
+            .probe_interval(Duration::from_secs(3600)),
+    );
+    assert_eq!(store.claim("wx1:msg:o1:0", MINUTE).await.unwrap(), Claim::New);
+
+    pause(&server, 1_000).await;
+    let claim = |key: &'static str| {
+        let s = store.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            (s.claim(key, MINUTE).await, started.elapsed())
+        })
+    };
+    // On the wire, waiting for the paused Redis.
+    let first = claim("wx1:msg:o1:1");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Queued behind it.
+    let second = claim("wx1:msg:o1:2");
+    for (n, claimed) in [first.await.unwrap(), second.await.unwrap()].into_iter().enumerate() {
+        let (claim, took) = claimed;
+        assert_eq!(claim.unwrap(), Claim::New, "claim {n}: served from memory");
+        assert!(
+            took >= Duration::from_millis(150) && took < Duration::from_millis(600),
+            "claim {n} took {took:?}"
+        );
+    }
+    assert!(store.is_degraded());
+
+    // Redis answers again: the claim it made for the first is released, the second was never
+    // sent.
+    let mut raw = wemp_store::redis::connect(&server.url()).await.unwrap();
+    let mut held: Option<String> = Some(String::new());
+    for _ in 0..100 {
+        held = redis::cmd("GET").arg("due:dedup:wx1:msg:o1:1").query_async(&mut raw).await.unwrap();
+        if held.is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(held, None, "the claim Redis made after its deadline is released");
+    let held: Option<String> =
+        redis::cmd("GET").arg("due:dedup:wx1:msg:o1:2").query_async(&mut raw).await.unwrap();
+    assert_eq!(held, None, "the claim given up while queued reached Redis");
 }
 
 /// A claim sent to Redis whose caller stops waiting before the answer (WeChat hung up while
