@@ -622,19 +622,47 @@ where
         // The request's parts go into the handling future as they are (split here, not in
         // it, where the future would hold the request and its parts both).
         let (parts, body) = req.into_parts();
-        Box::pin(self.inner.clone().handle(parts, body))
+        Box::pin(self.inner.clone().handle(parts, body, None))
     }
 }
 
-fn response(status: StatusCode, content_type: &'static str, body: impl Into<Body>) -> Response<Body> {
-    let mut res = Response::new(body.into());
-    *res.status_mut() = status;
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    res
+impl crate::PeerService for WechatService {
+    type FromFuture = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+
+    fn call_from(&mut self, req: Request<Body>, peer: std::net::SocketAddr) -> Self::FromFuture {
+        let (parts, body) = req.into_parts();
+        Box::pin(self.inner.clone().handle(parts, body, Some(peer)))
+    }
 }
 
-fn success() -> Response<Body> {
-    response(StatusCode::OK, "text/plain; charset=utf-8", "success")
+/// An answer before it is a response: its status, `Content-Type` and body. It becomes one in
+/// [`Inner::handle`] with the request's header map, cleared: hyper keeps a response's map for
+/// the connection's next request, so one map serves all of a connection's requests (a map of
+/// its own allocated twice for each answer).
+struct Answer {
+    status: StatusCode,
+    content_type: &'static str,
+    body: Body,
+}
+
+impl Answer {
+    fn new(status: StatusCode, content_type: &'static str, body: impl Into<Body>) -> Self {
+        Self { status, content_type, body: body.into() }
+    }
+
+    /// The response, its headers in `headers` (cleared first).
+    fn into_response(self, mut headers: http::HeaderMap) -> Response<Body> {
+        headers.clear();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(self.content_type));
+        let mut res = Response::new(self.body);
+        *res.status_mut() = self.status;
+        *res.headers_mut() = headers;
+        res
+    }
+}
+
+fn success() -> Answer {
+    Answer::new(StatusCode::OK, "text/plain; charset=utf-8", "success")
 }
 
 /// The message of a caught panic, when it has one.
@@ -770,6 +798,8 @@ impl Inner {
         self: Arc<Self>,
         parts: http::request::Parts,
         body: B,
+        // Given by [`crate::PeerService::call_from`]; else read from the extensions.
+        peer: Option<std::net::SocketAddr>,
     ) -> Result<Response<Body>, Infallible>
     where
         B: http_body::Body + Send + 'static,
@@ -780,7 +810,8 @@ impl Inner {
         if parts.method == Method::GET
             && self.config.metrics_path.as_deref().is_some_and(|p| p == parts.uri.path())
         {
-            return Ok(response(StatusCode::OK, "text/plain; version=0.0.4", self.metrics_text()));
+            let answer = Answer::new(StatusCode::OK, "text/plain; version=0.0.4", self.metrics_text());
+            return Ok(answer.into_response(parts.headers));
         }
         // The wall clock, read once at arrival: the record's time and the `timestamp` window's
         // "now" (a request fresh when its headers came stays fresh while its body is read).
@@ -792,7 +823,9 @@ impl Inner {
         let seen = &mut guard.seen;
         if self.observers.active() {
             let mut record = DeliveryRecord::new(self.observers.next_id(), now_ms);
-            crate::observe::keep_request(&mut record, &parts);
+            // The peer given beside the request, else the one in its extensions.
+            let peer = peer.or_else(|| crate::observe::peer(&parts.extensions));
+            crate::observe::keep_arrival(&mut record, &parts.uri, &parts.headers, peer);
             seen.record = Some(record);
         }
         if self.policy.insecure_skip_signature {
@@ -802,8 +835,8 @@ impl Inner {
             self.clone().admit_and_handle(&parts, body, (arrived, now_ms.div_euclid(1000)), seen).await;
         guard.answered = true;
         let seen = &mut guard.seen;
-        let mut rejected = None;
-        let (res, outcome) = match result {
+        let (mut rejected, mut allow) = (None, false);
+        let (answer, outcome) = match result {
             Ok(answered) => answered,
             Err(rejection) => {
                 self.metrics.rejected(rejection.reason);
@@ -831,11 +864,8 @@ impl Inner {
                     });
                 }
                 let status = reject::status(&rejection);
-                let mut res = response(status, "text/plain; charset=utf-8", rejection.body());
-                if status == StatusCode::METHOD_NOT_ALLOWED {
-                    res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
-                }
-                (res, RecordOutcome::Rejected)
+                allow = status == StatusCode::METHOD_NOT_ALLOWED;
+                (Answer::new(status, "text/plain; charset=utf-8", rejection.body()), RecordOutcome::Rejected)
             }
         };
         self.metrics.request(seen.mode, &outcome);
@@ -848,18 +878,22 @@ impl Inner {
         let latency = || *latency.get_or_init(|| arrived.elapsed());
         tracing::debug!(
             parent: span.and_then(tracing::Span::id),
-            status = res.status().as_u16(),
+            status = answer.status.as_u16(),
             latency_us = u64::try_from(latency().as_micros()).unwrap_or(u64::MAX),
             "answered"
         );
         if let Some(mut record) = seen.record.take() {
             record.mode = seen.mode;
             record.appid = seen.appid.as_ref().map(|a| a.shared_key());
-            record.status = res.status().as_u16();
+            record.status = answer.status.as_u16();
             record.latency = latency();
             record.outcome = outcome;
             record.rejection = rejected;
             self.observers.emit(record);
+        }
+        let mut res = answer.into_response(parts.headers);
+        if allow {
+            res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
         }
         Ok(res)
     }
@@ -917,7 +951,7 @@ impl Inner {
         body: B,
         (arrived, now_unix): (Instant, i64),
         seen: &mut Seen,
-    ) -> Result<(Response<Body>, RecordOutcome), Refusal>
+    ) -> Result<(Answer, RecordOutcome), Refusal>
     where
         B: http_body::Body + Send + 'static,
         B::Data: Send,
@@ -960,7 +994,7 @@ impl Inner {
                         "URL verification succeeded"
                     );
                     return Ok((
-                        response(StatusCode::OK, "text/plain; charset=utf-8", echostr),
+                        Answer::new(StatusCode::OK, "text/plain; charset=utf-8", echostr),
                         RecordOutcome::Verified,
                     ));
                 }
@@ -1078,7 +1112,7 @@ impl Inner {
         shared: Arc<Shared>,
         (key, claim, dedup): (String, Option<(Claim, Ticket)>, DedupOutcome),
         seen: &mut Seen,
-    ) -> (Response<Body>, RecordOutcome) {
+    ) -> (Answer, RecordOutcome) {
         let (account, mode, deadline) = (inbound.account(), inbound.mode(), inbound.ctx().deadline());
         // One copy of the key, shared by the record, the handler's task and the owners' map.
         let key: Arc<str> = key.into();
@@ -1166,7 +1200,7 @@ impl Inner {
         shared: Arc<Shared>,
         key: Option<(Arc<str>, Ticket)>,
         seen: &mut Seen,
-    ) -> (Response<Body>, RecordOutcome) {
+    ) -> (Answer, RecordOutcome) {
         let (account, mode, deadline) = (inbound.account().clone(), inbound.mode(), inbound.ctx().deadline());
         if account.kind() == Kind::Miniprogram {
             // A Mini Program takes no passive reply (the platform drops it): `success` now,
@@ -1267,7 +1301,7 @@ impl Inner {
         xml: String,
         replied_at: Option<i64>,
         seen: &mut Seen,
-    ) -> (Response<Body>, RecordOutcome) {
+    ) -> (Answer, RecordOutcome) {
         let (res, replied) = self.answer(account, mode, &xml, replied_at);
         if let Some(r) = seen.record.as_mut() {
             r.reply_xml = Some(if replied { xml } else { "success".to_owned() });
@@ -1465,7 +1499,7 @@ impl Inner {
         mode: Mode,
         xml: &str,
         replied_at: Option<i64>,
-    ) -> (Response<Body>, bool) {
+    ) -> (Answer, bool) {
         if xml.is_empty() || xml == "success" {
             return (success(), false);
         }
@@ -1484,13 +1518,13 @@ impl Inner {
                 &nonce,
                 self.nonce.random16(),
             ) {
-                Ok(sealed) => (response(StatusCode::OK, "application/xml", sealed), true),
+                Ok(sealed) => (Answer::new(StatusCode::OK, "application/xml", sealed), true),
                 Err(e) => {
                     tracing::error!(code = e.reference_code().code(), error = %e, "cannot encrypt the reply");
                     (success(), false)
                 }
             };
         }
-        (response(StatusCode::OK, "application/xml", xml.to_owned()), true)
+        (Answer::new(StatusCode::OK, "application/xml", xml.to_owned()), true)
     }
 }
