@@ -427,7 +427,10 @@ async fn serve_connection<A: App>(
 /// of the routes' services and their boxed futures) cost each message about 2 000
 /// instructions and ten allocations. The router keeps every route, the fast ones included,
 /// so which service answers a path is the same either way, and so is the answer: the router
-/// hands a service's response on as it is (hyper adds `Content-Length`).
+/// hands a service's response on as it is (hyper adds `Content-Length`). Served by
+/// [`serve_front`] (as `wemp serve` does), a fast path's request also goes without the
+/// [`ConnectInfo<SocketAddr>`] extension: the service is a [`PeerService`], handed the peer
+/// beside the request.
 ///
 /// ```
 /// # use wemp_server::{Front, WechatService};
@@ -830,6 +833,87 @@ mod tests {
         assert!(!front.is_fast("/w/{appid}") && !front.is_fast("/*"));
         assert_eq!(call(front.clone(), "GET", "/w/{appid}").await.2, "routed");
         assert_eq!(call(front, "GET", "/w/wx1").await.2, "routed");
+    }
+
+    /// Answers what it learnt of the peer: beside the request ([`PeerService::call_from`]) or
+    /// in its extension.
+    #[derive(Clone)]
+    struct Peer;
+
+    fn learnt(req: &http::Request<Body>, beside: Option<SocketAddr>) -> http::Response<Body> {
+        let extension = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+        format!("beside {beside:?}, extension {extension:?}").into_response()
+    }
+
+    impl tower::Service<http::Request<Body>> for Peer {
+        type Response = http::Response<Body>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<http::Response<Body>, Infallible>>;
+
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+            std::future::ready(Ok(learnt(&req, None)))
+        }
+    }
+
+    impl PeerService for Peer {
+        type FromFuture = Self::Future;
+
+        fn call_from(&mut self, req: http::Request<Body>, peer: SocketAddr) -> Self::FromFuture {
+            std::future::ready(Ok(learnt(&req, Some(peer))))
+        }
+    }
+
+    /// `GET path` over a connection of its own: the body, and the client's address.
+    async fn get(addr: SocketAddr, path: &str) -> (String, SocketAddr) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        let me = conn.local_addr().unwrap();
+        conn.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).await.unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        (body.to_owned(), me)
+    }
+
+    #[tokio::test]
+    async fn served_front_a_fast_path_learns_the_peer_beside_the_request_and_the_router_in_its_extension() {
+        let routed = axum::Router::new().route(
+            "/r",
+            axum::routing::get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
+                format!("routed {peer}")
+            }),
+        );
+        let front = || Front::new(Peer, routed.clone()).path("/f");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            let _ = stopped.await;
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = tokio::spawn(serve_front(listener, front(), Limits::default(), signal));
+        let (body, me) = get(addr, "/f").await;
+        assert_eq!(body, format!("beside Some({me}), extension None"));
+        let (body, me) = get(addr, "/r").await;
+        assert_eq!(body, format!("routed {me}"));
+        stop.send(()).unwrap();
+        served.await.unwrap().unwrap();
+
+        // Under `serve_router`, the same service gets the extension.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = tokio::spawn(serve_router(listener, front(), Limits::default(), std::future::pending()));
+        let (body, me) = get(addr, "/f").await;
+        assert_eq!(body, format!("beside None, extension Some({me})"));
+        let (body, me) = get(addr, "/r").await;
+        assert_eq!(body, format!("routed {me}"));
+        served.abort();
     }
 
     #[tokio::test]

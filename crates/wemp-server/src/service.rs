@@ -1493,13 +1493,7 @@ impl Inner {
     /// fresh nonce every time), and whether that was a reply (not `success`). The envelope's
     /// timestamp: a fresh reply's `replied_at` (its `CreateTime`, read once), a stored one's
     /// the time now.
-    fn answer(
-        &self,
-        account: &Account,
-        mode: Mode,
-        xml: &str,
-        replied_at: Option<i64>,
-    ) -> (Answer, bool) {
+    fn answer(&self, account: &Account, mode: Mode, xml: &str, replied_at: Option<i64>) -> (Answer, bool) {
         if xml.is_empty() || xml == "success" {
             return (success(), false);
         }
