@@ -651,7 +651,12 @@ impl Incoming {
             }
             other => other.kind().as_str().to_owned(),
         };
-        if text.chars().count() > 200 { text.chars().take(199).chain(['…']).collect() } else { text }
+        // No more characters than bytes: a short text is not counted.
+        if text.len() > 200 && text.chars().count() > 200 {
+            text.chars().take(199).chain(['…']).collect()
+        } else {
+            text
+        }
     }
 
     /// The key WeChat's retries of this delivery share (PROTOCOL.md §3):
@@ -1090,5 +1095,23 @@ mod tests {
         assert_eq!(review.summary(), "card_pass_check pCard1");
         let unsubscribe = parse("<Event><![CDATA[unsubscribe]]></Event><EventKey><![CDATA[]]></EventKey>");
         assert_eq!(unsubscribe.summary(), "unsubscribe");
+    }
+
+    #[test]
+    fn a_text_summary_keeps_200_characters_and_cuts_a_longer_one() {
+        let text = |content: &str| {
+            Incoming::parse(&format!(
+                "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[o1]]></FromUserName>\
+                 <CreateTime>1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType>\
+                 <Content><![CDATA[{content}]]></Content><MsgId>1</MsgId></xml>"
+            ))
+            .unwrap()
+            .summary()
+        };
+        // 200 characters in 600 bytes: kept whole.
+        assert_eq!(text(&"你".repeat(200)), "你".repeat(200));
+        assert_eq!(text(&"a".repeat(200)), "a".repeat(200));
+        assert_eq!(text(&"你".repeat(201)), format!("{}…", "你".repeat(199)));
+        assert_eq!(text(&"a".repeat(201)), format!("{}…", "a".repeat(199)));
     }
 }

@@ -51,7 +51,7 @@ where
 
 pub use wemp_store::{
     DedupOutcome, DeliveryRecord, ForwardRecord, ForwardResult, ForwardTarget, HandlerFailure, RecordOutcome,
-    RejectionRecord, RequestHeaders, RequestQuery,
+    RejectionRecord, RequestHeaders, RequestQuery, SharedText,
 };
 
 /// Keeps what arrived on the request's record: the query string and the headers as they
@@ -71,8 +71,27 @@ pub fn keep_arrival(
     peer: Option<std::net::SocketAddr>,
 ) {
     // One string each, as they came: decoded only where they are read.
-    record.query = RequestQuery::new(uri.query().unwrap_or(""));
-    record.headers = RequestHeaders::from_pairs(headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
+    record.keep_arrival(
+        uri.query().unwrap_or(""),
+        headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
+        None,
+    );
+    record.peer = peer;
+}
+
+/// [`keep_arrival`] with the message as it arrived (after decryption), `raw_xml`: the three
+/// texts in one allocation ([`DeliveryRecord::keep_arrival`]).
+pub(crate) fn keep_message(
+    record: &mut DeliveryRecord,
+    parts: &http::request::Parts,
+    peer: Option<std::net::SocketAddr>,
+    raw_xml: &str,
+) {
+    record.keep_arrival(
+        parts.uri.query().unwrap_or(""),
+        parts.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
+        Some(raw_xml),
+    );
     record.peer = peer;
 }
 

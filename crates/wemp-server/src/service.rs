@@ -28,7 +28,7 @@ use crate::context::{Decided, Shared};
 use crate::handler::{BoxError, BoxHandler};
 use crate::log::{ShortId, Text};
 use crate::metrics::{DedupOutcome, Metrics};
-use crate::observe::{DeliveryRecord, Observer, Observers, RecordOutcome, RejectionRecord};
+use crate::observe::{DeliveryRecord, Observer, Observers, RecordOutcome, RejectionRecord, SharedText};
 use crate::reject::{self, RejectionGate, RejectionLogRate};
 use crate::session::{SessionConfig, SessionSlot};
 use crate::{
@@ -639,13 +639,13 @@ impl crate::PeerService for WechatService {
 /// [`Inner::handle`] with the request's header map, cleared: hyper keeps a response's map for
 /// the connection's next request, so one map serves all of a connection's requests (a map of
 /// its own allocated twice for each answer).
-struct Answer {
+struct Outgoing {
     status: StatusCode,
     content_type: &'static str,
     body: Body,
 }
 
-impl Answer {
+impl Outgoing {
     fn new(status: StatusCode, content_type: &'static str, body: impl Into<Body>) -> Self {
         Self { status, content_type, body: body.into() }
     }
@@ -661,8 +661,8 @@ impl Answer {
     }
 }
 
-fn success() -> Answer {
-    Answer::new(StatusCode::OK, "text/plain; charset=utf-8", "success")
+fn success() -> Outgoing {
+    Outgoing::new(StatusCode::OK, "text/plain; charset=utf-8", "success")
 }
 
 /// The message of a caught panic, when it has one.
@@ -681,6 +681,11 @@ struct Seen {
     appid: Option<Arc<Account>>,
     /// Filled on the way when an observer listens.
     record: Option<DeliveryRecord>,
+    /// Whether `record` holds what arrived (kept with the message once it is decrypted, else
+    /// at the end).
+    arrival_kept: bool,
+    /// The peer, kept when a record is made.
+    peer: Option<std::net::SocketAddr>,
     /// The delivery's shared state, once admission made it (before the dedup claim): it
     /// keeps the message's `wechat` span once that is made (after the claim).
     shared: Option<Arc<Shared>>,
@@ -776,7 +781,7 @@ struct LateReport {
     id: u64,
     received_at_ms: i64,
     arrived: Instant,
-    raw_xml: Option<Arc<str>>,
+    raw_xml: Option<SharedText>,
 }
 
 impl Inner {
@@ -810,7 +815,7 @@ impl Inner {
         if parts.method == Method::GET
             && self.config.metrics_path.as_deref().is_some_and(|p| p == parts.uri.path())
         {
-            let answer = Answer::new(StatusCode::OK, "text/plain; version=0.0.4", self.metrics_text());
+            let answer = Outgoing::new(StatusCode::OK, "text/plain; version=0.0.4", self.metrics_text());
             return Ok(answer.into_response(parts.headers));
         }
         // The wall clock, read once at arrival: the record's time and the `timestamp` window's
@@ -822,11 +827,11 @@ impl Inner {
         let mut guard = HangUp { inner: &self, arrived, seen: Seen::default(), answered: false };
         let seen = &mut guard.seen;
         if self.observers.active() {
-            let mut record = DeliveryRecord::new(self.observers.next_id(), now_ms);
             // The peer given beside the request, else the one in its extensions.
-            let peer = peer.or_else(|| crate::observe::peer(&parts.extensions));
-            crate::observe::keep_arrival(&mut record, &parts.uri, &parts.headers, peer);
-            seen.record = Some(record);
+            seen.peer = peer.or_else(|| crate::observe::peer(&parts.extensions));
+            // What arrived is kept with the message, in one allocation, once it is decrypted;
+            // for a request that gets no further, at the end.
+            seen.record = Some(DeliveryRecord::new(self.observers.next_id(), now_ms));
         }
         if self.policy.insecure_skip_signature {
             tracing::warn!("INSECURE: signature not checked (insecure_skip_signature)");
@@ -865,7 +870,10 @@ impl Inner {
                 }
                 let status = reject::status(&rejection);
                 allow = status == StatusCode::METHOD_NOT_ALLOWED;
-                (Answer::new(status, "text/plain; charset=utf-8", rejection.body()), RecordOutcome::Rejected)
+                (
+                    Outgoing::new(status, "text/plain; charset=utf-8", rejection.body()),
+                    RecordOutcome::Rejected,
+                )
             }
         };
         self.metrics.request(seen.mode, &outcome);
@@ -883,6 +891,9 @@ impl Inner {
             "answered"
         );
         if let Some(mut record) = seen.record.take() {
+            if !seen.arrival_kept {
+                crate::observe::keep_arrival(&mut record, &parts.uri, &parts.headers, seen.peer);
+            }
             record.mode = seen.mode;
             record.appid = seen.appid.as_ref().map(|a| a.shared_key());
             record.status = answer.status.as_u16();
@@ -951,7 +962,7 @@ impl Inner {
         body: B,
         (arrived, now_unix): (Instant, i64),
         seen: &mut Seen,
-    ) -> Result<(Answer, RecordOutcome), Refusal>
+    ) -> Result<(Outgoing, RecordOutcome), Refusal>
     where
         B: http_body::Body + Send + 'static,
         B::Data: Send,
@@ -994,7 +1005,7 @@ impl Inner {
                         "URL verification succeeded"
                     );
                     return Ok((
-                        Answer::new(StatusCode::OK, "text/plain; charset=utf-8", echostr),
+                        Outgoing::new(StatusCode::OK, "text/plain; charset=utf-8", echostr),
                         RecordOutcome::Verified,
                     ));
                 }
@@ -1025,12 +1036,14 @@ impl Inner {
                 }
             }
             if let Some(r) = seen.record.as_mut() {
-                // A third-party platform's push carries the ticket or an authorization code.
-                r.raw_xml = Some(if incoming.info_type().is_some() {
-                    Arc::from(wemp_proto::component::redacted(&xml))
+                // What arrived, the message with it. A third-party platform's push carries the
+                // ticket or an authorization code.
+                if incoming.info_type().is_some() {
+                    crate::observe::keep_message(r, parts, seen.peer, &wemp_proto::component::redacted(&xml));
                 } else {
-                    Arc::from(xml)
-                });
+                    crate::observe::keep_message(r, parts, seen.peer, &xml);
+                }
+                seen.arrival_kept = true;
             }
             if let Some(r) = seen.record.as_mut() {
                 r.describe(&incoming);
@@ -1112,7 +1125,7 @@ impl Inner {
         shared: Arc<Shared>,
         (key, claim, dedup): (String, Option<(Claim, Ticket)>, DedupOutcome),
         seen: &mut Seen,
-    ) -> (Answer, RecordOutcome) {
+    ) -> (Outgoing, RecordOutcome) {
         let (account, mode, deadline) = (inbound.account(), inbound.mode(), inbound.ctx().deadline());
         // One copy of the key, shared by the record, the handler's task and the owners' map.
         let key: Arc<str> = key.into();
@@ -1200,7 +1213,7 @@ impl Inner {
         shared: Arc<Shared>,
         key: Option<(Arc<str>, Ticket)>,
         seen: &mut Seen,
-    ) -> (Answer, RecordOutcome) {
+    ) -> (Outgoing, RecordOutcome) {
         let (account, mode, deadline) = (inbound.account().clone(), inbound.mode(), inbound.ctx().deadline());
         if account.kind() == Kind::Miniprogram {
             // A Mini Program takes no passive reply (the platform drops it): `success` now,
@@ -1301,7 +1314,7 @@ impl Inner {
         xml: String,
         replied_at: Option<i64>,
         seen: &mut Seen,
-    ) -> (Answer, RecordOutcome) {
+    ) -> (Outgoing, RecordOutcome) {
         let (res, replied) = self.answer(account, mode, &xml, replied_at);
         if let Some(r) = seen.record.as_mut() {
             r.reply_xml = Some(if replied { xml } else { "success".to_owned() });
@@ -1493,7 +1506,7 @@ impl Inner {
     /// fresh nonce every time), and whether that was a reply (not `success`). The envelope's
     /// timestamp: a fresh reply's `replied_at` (its `CreateTime`, read once), a stored one's
     /// the time now.
-    fn answer(&self, account: &Account, mode: Mode, xml: &str, replied_at: Option<i64>) -> (Answer, bool) {
+    fn answer(&self, account: &Account, mode: Mode, xml: &str, replied_at: Option<i64>) -> (Outgoing, bool) {
         if xml.is_empty() || xml == "success" {
             return (success(), false);
         }
@@ -1512,13 +1525,13 @@ impl Inner {
                 &nonce,
                 self.nonce.random16(),
             ) {
-                Ok(sealed) => (Answer::new(StatusCode::OK, "application/xml", sealed), true),
+                Ok(sealed) => (Outgoing::new(StatusCode::OK, "application/xml", sealed), true),
                 Err(e) => {
                     tracing::error!(code = e.reference_code().code(), error = %e, "cannot encrypt the reply");
                     (success(), false)
                 }
             };
         }
-        (Answer::new(StatusCode::OK, "application/xml", xml.to_owned()), true)
+        (Outgoing::new(StatusCode::OK, "application/xml", xml.to_owned()), true)
     }
 }

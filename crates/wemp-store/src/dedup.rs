@@ -10,7 +10,9 @@
 //! completion at once, with no future: [`DedupStore::claim_ticket_now`] and
 //! [`DedupStore::complete_claimed_now`] give `Some(answer)`, or `None` (the default) for
 //! "ask the async method". The server tries them first, so a delivery on the memory store
-//! makes no boxed future for its claim and its completion.
+//! makes no boxed future for its claim and its completion. A store that writes completions
+//! behind (the Redis store while Redis answers, and a `FallbackDedupStore` over it) completes
+//! at once too: no boxed future and no timer for the completion.
 
 use std::time::Duration;
 
@@ -116,8 +118,11 @@ pub trait DedupStore: Send + Sync + 'static {
     /// or `None` when the store must wait (nothing is done: call `complete_claimed`).
     ///
     /// The default is `None`; [`MemoryDedupStore`](crate::memory::MemoryDedupStore) always
-    /// completes here. As with [`DedupStore::claim_ticket_now`], the server calls this first
-    /// and `complete_claimed` only on `None`.
+    /// completes here, `redis::RedisDedupStore` queues the reply for its writer here while
+    /// Redis answers (as `complete_claimed` would), and a
+    /// [`FallbackDedupStore`](crate::FallbackDedupStore) over the two completes here while
+    /// its primary answers. As with [`DedupStore::claim_ticket_now`], the server calls this
+    /// first and `complete_claimed` only on `None`.
     ///
     /// # Errors
     ///

@@ -159,7 +159,7 @@ impl<P: DedupStore, F: DedupStore> FallbackDedupStore<P, F> {
     /// fallback's, for completing its copy of a new claim.
     async fn write_through_claim(&self, key: &str, in_flight_ttl: Duration, claim: Claim) -> (Claim, Ticket) {
         let claim = match claim {
-            Claim::New => match self.fallback.claim_ticket(key, in_flight_ttl).await {
+            Claim::New => match self.fallback_claim(key, in_flight_ttl).await {
                 // The usual case: the fallback now holds our in-flight claim as well.
                 Ok((Claim::New, ticket)) => return (Claim::New, ticket),
                 // Answered here while the primary was away (or the primary lost the key): the
@@ -188,13 +188,31 @@ impl<P: DedupStore, F: DedupStore> FallbackDedupStore<P, F> {
             Claim::Done(reply) => {
                 // Kept here too, for a retry that arrives while the primary is away.
                 let ttl = in_flight_ttl.max(crate::memory::MIN_REPLY_TTL).min(WRITE_THROUGH_TTL);
-                if let Err(e) = self.fallback.complete(key, &reply, ttl).await {
+                if let Err(e) = self.fallback_complete(key, Ticket::NONE, &reply, ttl).await {
                     tracing::debug!(error = %e, "cannot keep a shared reply in the local fallback");
                 }
                 Claim::Done(reply)
             }
         };
         (claim, Ticket::NONE)
+    }
+
+    /// The fallback's claim: answered at once by a fallback that can (the memory store), else
+    /// by its async claim.
+    async fn fallback_claim(&self, key: &str, in_flight_ttl: Duration) -> Result<(Claim, Ticket)> {
+        match self.fallback.claim_ticket_now(key, in_flight_ttl) {
+            Some(answered) => answered,
+            None => self.fallback.claim_ticket(key, in_flight_ttl).await,
+        }
+    }
+
+    /// The fallback's completion: at once by a fallback that can (the memory store), else by
+    /// its async completion.
+    async fn fallback_complete(&self, key: &str, ticket: Ticket, reply: &str, ttl: Duration) -> Result<()> {
+        match self.fallback.complete_claimed_now(key, ticket, reply, ttl) {
+            Some(done) => done,
+            None => self.fallback.complete_claimed(key, ticket, reply, ttl).await,
+        }
     }
 
     /// Stores on the primary a reply only the fallback had.
@@ -252,7 +270,7 @@ impl<P: DedupStore, F: DedupStore> DedupStore for FallbackDedupStore<P, F> {
         {
             return Ok(self.write_through_claim(key, in_flight_ttl, c).await);
         }
-        self.fallback.claim_ticket(key, in_flight_ttl).await
+        self.fallback_claim(key, in_flight_ttl).await
     }
 
     async fn complete(&self, key: &str, reply: &str, ttl: Duration) -> Result<()> {
@@ -268,12 +286,48 @@ impl<P: DedupStore, F: DedupStore> DedupStore for FallbackDedupStore<P, F> {
         {
             // Written through: the reply a retry gets if the primary goes away.
             let ttl = ttl.min(WRITE_THROUGH_TTL);
-            if let Err(e) = self.fallback.complete_claimed(key, ticket, reply, ttl).await {
+            if let Err(e) = self.fallback_complete(key, ticket, reply, ttl).await {
                 tracing::debug!(error = %e, "cannot keep the reply in the local fallback");
             }
             return Ok(());
         }
-        self.fallback.complete_claimed(key, ticket, reply, ttl).await
+        self.fallback_complete(key, ticket, reply, ttl).await
+    }
+
+    /// While the primary answers, completes at once where the primary does (a primary that
+    /// writes completions behind queues the reply, with no timer or future) and the fallback
+    /// too, keeping the reply there as [`DedupStore::complete_claimed`] does; `None` (nothing
+    /// done) while degraded, or when the primary must be waited for.
+    ///
+    /// A fallback that cannot complete at once also answers `None`, after the primary
+    /// completed: the async completion then completes both, the primary a second time with
+    /// the same reply.
+    fn complete_claimed_now(
+        &self,
+        key: &str,
+        ticket: Ticket,
+        reply: &str,
+        ttl: Duration,
+    ) -> Option<Result<()>> {
+        if self.is_degraded() {
+            return None;
+        }
+        match self.primary.complete_claimed_now(key, Ticket::NONE, reply, ttl)? {
+            Ok(()) => {
+                self.primary_ok();
+                // Written through, as by the async completion.
+                if let Err(e) =
+                    self.fallback.complete_claimed_now(key, ticket, reply, ttl.min(WRITE_THROUGH_TTL))?
+                {
+                    tracing::debug!(error = %e, "cannot keep the reply in the local fallback");
+                }
+                Some(Ok(()))
+            }
+            Err(e) => {
+                self.primary_failed("complete", &e);
+                self.fallback.complete_claimed_now(key, ticket, reply, ttl)
+            }
+        }
     }
 
     async fn release(&self, key: &str) -> Result<()> {
@@ -299,7 +353,7 @@ impl<P: DedupStore, F: DedupStore> DedupStore for FallbackDedupStore<P, F> {
                 // Kept here too: this process saw the reply, so a retry that reaches it while
                 // the primary is away gets it.
                 let ttl = crate::memory::MIN_REPLY_TTL;
-                if let Err(e) = self.fallback.complete(key, &found, ttl).await {
+                if let Err(e) = self.fallback_complete(key, Ticket::NONE, &found, ttl).await {
                     tracing::debug!(error = %e, "cannot keep a shared reply in the local fallback");
                 }
                 return Ok(Some(found));

@@ -25,8 +25,8 @@ pub use error::{Result, StoreError};
 pub use fallback::FallbackDedupStore;
 pub use log::{
     DedupOutcome, DeliveryRecord, ForwardRecord, ForwardResult, ForwardTarget, HandlerFailure, LogQuery,
-    MessageLog, RecordOutcome, RejectionRecord, RequestHeaders, RequestQuery, SinkOutcome, apply_retention,
-    merge,
+    MessageLog, RecordOutcome, RejectionRecord, RequestHeaders, RequestQuery, SharedText, SinkOutcome,
+    apply_retention, merge,
 };
 pub use session::{SessionStore, Versioned};
 pub use session_token::SessionTokenStore;

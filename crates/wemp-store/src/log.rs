@@ -19,7 +19,7 @@ use crate::Result;
 
 mod arrival;
 
-pub use arrival::{RequestHeaders, RequestQuery};
+pub use arrival::{RequestHeaders, RequestQuery, SharedText};
 
 /// WeChat abandons a try after this long (and retries the message, up to three tries).
 pub const WECHAT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -452,8 +452,9 @@ pub struct DeliveryRecord {
     /// A one-line summary ([`Incoming::summary`]).
     pub summary: Option<String>,
     /// The message as it arrived, after decryption: its XML, or a Mini Program's JSON push
-    /// as the JSON it is.
-    pub raw_xml: Option<Arc<str>>,
+    /// as the JSON it is. Kept by the server in one allocation with the query and the
+    /// headers ([`DeliveryRecord::keep_arrival`]).
+    pub raw_xml: Option<SharedText>,
     /// The reply sent (plain XML, before encryption) or `success`; for a
     /// [`RecordOutcome::Late`] record, the reply handed to the sink.
     pub reply_xml: Option<String>,
@@ -536,6 +537,36 @@ impl DeliveryRecord {
             attempts: 1,
             checks: Vec::new(),
             forward: None,
+        }
+    }
+
+    /// Keeps what arrived with the request: its query string `query` (as it came, without the
+    /// `?`: [`RequestQuery`]), its `headers` (as [`RequestHeaders::from_pairs`] keeps them)
+    /// and, when given, its message as it arrived after decryption, `raw_xml` — the three in
+    /// one allocation, which each field shares ([`SharedText`]): one allocation, and one free
+    /// when the record goes, where there were three. Without `raw_xml`, the record's is left
+    /// as it is.
+    ///
+    /// ```
+    /// use wemp_store::DeliveryRecord;
+    ///
+    /// let mut r = DeliveryRecord::new(1, 0);
+    /// r.keep_arrival("nonce=1", [("Host", &b"example.com"[..])], Some("<xml/>"));
+    /// assert_eq!(r.query.get("nonce").as_deref(), Some("1"));
+    /// assert_eq!(r.headers.as_str(), "host: example.com\n");
+    /// assert_eq!(r.raw_xml.as_deref(), Some("<xml/>"));
+    /// ```
+    pub fn keep_arrival<'a>(
+        &mut self,
+        query: &str,
+        headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+        raw_xml: Option<&str>,
+    ) {
+        let (query, headers, raw_xml) = arrival::keep(query, headers, raw_xml);
+        self.query = query;
+        self.headers = headers;
+        if raw_xml.is_some() {
+            self.raw_xml = raw_xml;
         }
     }
 

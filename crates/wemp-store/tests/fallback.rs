@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use wemp_store::memory::MemoryDedupStore;
-use wemp_store::{Claim, DedupStore, FallbackDedupStore, Result, StoreError};
+use wemp_store::{Claim, DedupStore, FallbackDedupStore, Result, StoreError, Ticket};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -48,6 +48,18 @@ impl DedupStore for Switchable {
     async fn wait(&self, key: &str, timeout: Duration) -> Result<Option<String>> {
         self.check().await?;
         self.store.wait(key, timeout).await
+    }
+    /// At once, as a store that writes completions behind completes: unless hanging (the
+    /// async completion then hangs).
+    fn complete_claimed_now(&self, key: &str, _: Ticket, reply: &str, ttl: Duration) -> Option<Result<()>> {
+        if self.hang.load(Ordering::SeqCst) {
+            return None;
+        }
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.down.load(Ordering::SeqCst) {
+            return Some(Err(StoreError::backend("test", "connection refused")));
+        }
+        self.store.complete_claimed_now(key, Ticket::NONE, reply, ttl)
     }
 }
 
@@ -290,4 +302,34 @@ async fn claims_completed_with_their_tickets_land_on_their_keys_in_both_stores()
     store.complete_claimed(a, ticket_a, "reply a", MINUTE).await.unwrap();
     assert_eq!(local.claim(a, MINUTE).await.unwrap(), Claim::Done("reply a".into()));
     assert_eq!(local.claim(b, MINUTE).await.unwrap(), Claim::Done("reply b".into()));
+}
+
+/// The server completes at once where the store can: through a primary that completes at
+/// once (as the Redis store queues a reply), the reply lands on both stores with no future;
+/// a primary failing at once leaves it on the fallback and the store degraded; while
+/// degraded, nothing is done at once (the async completion decides, probes included).
+#[tokio::test]
+async fn completions_made_at_once_land_on_both_stores_while_the_primary_answers() {
+    let (primary, local, store) = setup(Duration::from_secs(3600));
+    let (claim, ticket) = store.claim_ticket("now", MINUTE).await.unwrap();
+    assert_eq!(claim, Claim::New);
+    assert!(matches!(store.complete_claimed_now("now", ticket, "r1", MINUTE), Some(Ok(()))));
+    assert_eq!(primary.store.claim("now", MINUTE).await.unwrap(), Claim::Done("r1".into()));
+    assert_eq!(local.claim("now", MINUTE).await.unwrap(), Claim::Done("r1".into()), "written through");
+    assert!(!store.is_degraded());
+
+    // The primary fails at once: the reply is kept on the fallback.
+    let (claim, ticket) = store.claim_ticket("failed", MINUTE).await.unwrap();
+    assert_eq!(claim, Claim::New);
+    primary.down.store(true, Ordering::SeqCst);
+    assert!(matches!(store.complete_claimed_now("failed", ticket, "r2", MINUTE), Some(Ok(()))));
+    assert!(store.is_degraded());
+    assert_eq!(local.claim("failed", MINUTE).await.unwrap(), Claim::Done("r2".into()));
+
+    // Degraded: not at once, whether or not the primary is back.
+    primary.down.store(false, Ordering::SeqCst);
+    let calls = primary.calls.load(Ordering::SeqCst);
+    assert!(store.complete_claimed_now("later", Ticket::NONE, "r3", MINUTE).is_none());
+    assert_eq!(primary.calls.load(Ordering::SeqCst), calls, "nothing done");
+    assert_eq!(local.claim("later", MINUTE).await.unwrap(), Claim::New, "nothing done");
 }

@@ -207,6 +207,13 @@ async fn a_caller_that_hangs_up_is_recorded_with_what_its_handler_did() {
     assert_eq!(all[0].outcome, RecordOutcome::HungUp);
     assert_eq!(all[0].latency, Duration::from_secs(1), "how long the caller waited");
     assert_eq!(all[0].status, 0);
+    // What arrived went with it: kept with the message, before the caller hung up.
+    assert!(all[0].query.contains_key("msg_signature"), "{:?}", all[0].query);
+    assert!(
+        all[0].raw_xml.as_deref().is_some_and(|x| x.contains("<MsgId>8</MsgId>")),
+        "{:?}",
+        all[0].raw_xml
+    );
     let forward = all[0].forward.as_deref().expect("the handler's call to the app");
     assert_eq!(forward.latency, Duration::from_secs(2));
     // WeChat's retry is answered from the reply cache, after the record.

@@ -1,17 +1,226 @@
-//! What arrived with a request, kept as it came: its query string and its headers.
+//! What arrived with a request, kept as it came: its query string, its headers and its
+//! message.
 //!
 //! A [`DeliveryRecord`](super::DeliveryRecord) is made for every request, and most are never
-//! read field by field; so the query and the headers are kept as one string each (one
-//! allocation, no decoding on the request path) and read as parameters or a map only where
-//! they are shown ([`RequestQuery::to_map`], [`RequestHeaders::to_map`], and their JSON,
-//! which is that map).
+//! read field by field; so the query and the headers are kept as one string each (no
+//! decoding on the request path) and read as parameters or a map only where they are shown
+//! ([`RequestQuery::to_map`], [`RequestHeaders::to_map`], and their JSON, which is that map).
+//! The server keeps the two with the message ([`DeliveryRecord::keep_arrival`]): one
+//! allocation for the three texts, shared ([`SharedText`]), and one free when the record goes.
+//!
+//! [`DeliveryRecord::keep_arrival`]: super::DeliveryRecord::keep_arrival
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use wemp_proto::admission::percent_decode;
 use wemp_proto::wechat::percent_encode_into;
+
+/// A text of a [`DeliveryRecord`](super::DeliveryRecord) that may share its allocation with
+/// the record's other texts: what arrived with a request (its query string, its headers, its
+/// message) is kept in one allocation for the three
+/// ([`DeliveryRecord::keep_arrival`](super::DeliveryRecord::keep_arrival)), and each is a part
+/// of it. Reads as the `str` it is (`Deref`); equal, ordered, hashed, shown and (de)serialised
+/// as that `str`. A clone shares the text (a reference count); the empty text holds nothing.
+///
+/// ```
+/// use wemp_store::SharedText;
+///
+/// let xml = SharedText::from("<xml/>");
+/// assert_eq!(xml, "<xml/>");
+/// assert_eq!(xml.len(), 6);
+/// assert_eq!(serde_json::to_string(&xml).unwrap(), r#""<xml/>""#);
+/// ```
+#[derive(Clone, Default)]
+pub struct SharedText {
+    /// The allocation (`None`: the empty text) and this text's bytes in it.
+    all: Option<Arc<str>>,
+    start: usize,
+    end: usize,
+}
+
+impl SharedText {
+    /// The bytes `start..end` of `all` (at character boundaries).
+    fn part(all: &Arc<str>, start: usize, end: usize) -> Self {
+        if start == end {
+            return Self::default();
+        }
+        Self { all: Some(all.clone()), start, end }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        match &self.all {
+            Some(all) => all.get(self.start..self.end).unwrap_or_default(),
+            None => "",
+        }
+    }
+}
+
+impl std::ops::Deref for SharedText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for SharedText {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<Arc<str>> for SharedText {
+    fn from(all: Arc<str>) -> Self {
+        let end = all.len();
+        Self::part(&all, 0, end)
+    }
+}
+
+impl From<&str> for SharedText {
+    fn from(text: &str) -> Self {
+        if text.is_empty() { Self::default() } else { Self::from(Arc::<str>::from(text)) }
+    }
+}
+
+impl From<String> for SharedText {
+    fn from(text: String) -> Self {
+        if text.is_empty() { Self::default() } else { Self::from(Arc::<str>::from(text)) }
+    }
+}
+
+impl From<Box<str>> for SharedText {
+    fn from(text: Box<str>) -> Self {
+        if text.is_empty() { Self::default() } else { Self::from(Arc::<str>::from(text)) }
+    }
+}
+
+impl PartialEq for SharedText {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for SharedText {}
+
+impl PartialEq<str> for SharedText {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for SharedText {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialOrd for SharedText {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SharedText {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::hash::Hash for SharedText {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl std::fmt::Debug for SharedText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for SharedText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for SharedText {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Cow::<'de, str>::deserialize(d).map(|text| Self::from(&*text))
+    }
+}
+
+/// A thread's buffer that grew past this is let go after use (one large message does not keep
+/// its size in every thread).
+const KEPT_CAPACITY: usize = 16 * 1024;
+
+thread_local! {
+    /// Where [`keep`] writes what arrived out before the one allocation it is kept in: the
+    /// header block, then the three texts.
+    static SCRATCH: RefCell<(Vec<u8>, String)> = const { RefCell::new((Vec::new(), String::new())) };
+}
+
+/// What arrived with a request, as [`DeliveryRecord::keep_arrival`](super::DeliveryRecord::keep_arrival)
+/// keeps it: the query string `query` and the `headers` (as [`RequestHeaders::from_pairs`]
+/// keeps them) and, when given, the `message`, in one allocation (written out in a buffer of
+/// the thread's first, so that the allocation is the only one).
+pub(super) fn keep<'a>(
+    query: &str,
+    headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    message: Option<&str>,
+) -> (RequestQuery, RequestHeaders, Option<SharedText>) {
+    let keep = |(block, text): &mut (Vec<u8>, String)| {
+        block.clear();
+        text.clear();
+        write_block(block, headers);
+        let block_text = match std::str::from_utf8(block) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(block),
+        };
+        text.reserve(query.len() + block_text.len() + message.map_or(0, str::len));
+        text.push_str(query);
+        text.push_str(&block_text);
+        text.push_str(message.unwrap_or_default());
+        let (q, h) = (query.len(), query.len() + block_text.len());
+        drop(block_text);
+        if text.is_empty() {
+            return (
+                RequestQuery::default(),
+                RequestHeaders::default(),
+                message.map(|_| SharedText::default()),
+            );
+        }
+        let all = Arc::<str>::from(text.as_str());
+        let kept = (
+            RequestQuery(SharedText::part(&all, 0, q)),
+            RequestHeaders(SharedText::part(&all, q, h)),
+            message.map(|_| SharedText::part(&all, h, all.len())),
+        );
+        if text.capacity() > KEPT_CAPACITY {
+            *text = String::new();
+        }
+        if block.capacity() > KEPT_CAPACITY {
+            *block = Vec::new();
+        }
+        kept
+    };
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut scratch) => keep(&mut scratch),
+        // Only if writing the headers out came back here: buffers of its own.
+        Err(_) => keep(&mut Default::default()),
+    })
+}
 
 /// What a request part kept as it arrived shares with a map of its names and values: it is
 /// made from an array of pairs (as from any iterator of them), equal when its map is,
@@ -63,7 +272,7 @@ macro_rules! read_as_a_map {
 /// assert_eq!(q, [("openid", "o1"), ("signature", "abc"), ("nonce", "n n")].into_iter().collect());
 /// ```
 #[derive(Clone, Default)]
-pub struct RequestQuery(Box<str>);
+pub struct RequestQuery(SharedText);
 
 impl RequestQuery {
     /// The query string `raw` (without the `?`), kept as it is.
@@ -73,7 +282,7 @@ impl RequestQuery {
 
     /// The query string as it arrived.
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 
     /// Whether it holds no parameter.
@@ -83,7 +292,7 @@ impl RequestQuery {
 
     /// The parameters in the order they came, percent-decoded (repeated names repeated).
     pub fn pairs(&self) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
-        self.0.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        self.as_str().split('&').filter(|p| !p.is_empty()).map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             (percent_decode(k), percent_decode(v))
         })
@@ -144,7 +353,7 @@ read_as_a_map!(RequestQuery);
 /// assert!(!h.contains_key("cookie"));
 /// ```
 #[derive(Clone, Default)]
-pub struct RequestHeaders(String);
+pub struct RequestHeaders(SharedText);
 
 impl RequestHeaders {
     /// Headers given as (name, value) pairs in the order they came. Names are lowercased;
@@ -152,48 +361,25 @@ impl RequestHeaders {
     /// out. What HTTP cannot carry is replaced by a space: a line break in a value, a colon
     /// or line break in a name.
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Self {
-        let pairs = pairs.into_iter();
-        // One allocation for a request's usual headers (about 40 bytes a line). Bytes are
-        // copied as they came where they are ASCII without a line break (what HTTP carries),
-        // so each one is looked at once; anything else goes through `str` first.
-        let mut out = Vec::with_capacity(pairs.size_hint().0 * 48);
-        for (name, value) in pairs {
-            if name.eq_ignore_ascii_case(COOKIE) || name.eq_ignore_ascii_case(AUTHORIZATION) {
-                continue;
-            }
-            if name.bytes().any(|b| b.is_ascii_uppercase() || matches!(b, b':' | b'\n' | b'\r')) {
-                let mut line = [0; 4];
-                for c in name.chars() {
-                    let c = match c {
-                        ':' | '\n' | '\r' => ' ',
-                        c => c.to_ascii_lowercase(),
-                    };
-                    out.extend_from_slice(c.encode_utf8(&mut line).as_bytes());
-                }
-            } else {
-                out.extend_from_slice(name.as_bytes());
-            }
-            out.extend_from_slice(b": ");
-            if value.iter().all(|&b| b.is_ascii() && b != b'\n' && b != b'\r') {
-                out.extend_from_slice(value);
-            } else {
-                out.extend_from_slice(String::from_utf8_lossy(value).replace(['\n', '\r'], " ").as_bytes());
-            }
-            out.push(b'\n');
-        }
+        let mut out = Vec::new();
+        write_block(&mut out, pairs);
         // Only ASCII and whole `str`s went in.
-        Self(String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+        Self(
+            String::from_utf8(out)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+                .into(),
+        )
     }
 
     /// The block as kept: one `name: value` line per header.
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 
     /// Kept as it is: a block written by [`as_str`](Self::as_str).
     #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) fn from_block(block: &str) -> Self {
-        Self(block.to_owned())
+        Self(block.into())
     }
 
     /// Whether no header was kept.
@@ -203,7 +389,7 @@ impl RequestHeaders {
 
     /// The headers in the order they came (repeated names repeated).
     pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.lines().map(|line| line.split_once(": ").unwrap_or((line, "")))
+        self.as_str().lines().map(|line| line.split_once(": ").unwrap_or((line, "")))
     }
 
     /// The value of the header `name` (lowercase), a repeated one's values joined with `, `.
@@ -245,6 +431,69 @@ impl RequestHeaders {
 
 const COOKIE: &str = "cookie";
 const AUTHORIZATION: &str = "authorization";
+
+/// In [`CLASS`]: a byte a header name cannot keep as it is (upper case, a colon, a line break).
+const NAME_CHANGES: u8 = 1;
+/// In [`CLASS`]: a byte a header value cannot be copied with as it is (not ASCII, a line break).
+const VALUE_CHANGES: u8 = 2;
+
+/// What each byte is to [`RequestHeaders::from_pairs`]: [`NAME_CHANGES`], [`VALUE_CHANGES`].
+static CLASS: [u8; 256] = {
+    let mut class = [0; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_uppercase() || matches!(c, b':' | b'\n' | b'\r') {
+            class[b] |= NAME_CHANGES;
+        }
+        if !c.is_ascii() || matches!(c, b'\n' | b'\r') {
+            class[b] |= VALUE_CHANGES;
+        }
+        b += 1;
+    }
+    class
+};
+
+/// The [`CLASS`]es of the bytes of `bytes`, or-ed: a look-up a byte with no early exit (the
+/// branchy `any` over four comparisons a byte it replaces cost twice as many instructions).
+#[inline]
+fn classes(bytes: &[u8]) -> u8 {
+    bytes.iter().fold(0, |all, &b| all | CLASS[usize::from(b)])
+}
+
+/// Writes the block of [`RequestHeaders::from_pairs`] to `out`.
+fn write_block<'a>(out: &mut Vec<u8>, pairs: impl IntoIterator<Item = (&'a str, &'a [u8])>) {
+    let pairs = pairs.into_iter();
+    // Room for a request's usual headers (about 40 bytes a line). Bytes are copied as they
+    // came where they need no change (a name without upper case, colon or line break; a value
+    // of ASCII without a line break: what HTTP carries), which one look-up a byte in `CLASS`
+    // tells; anything else goes through `str` first.
+    out.reserve(pairs.size_hint().0 * 48);
+    for (name, value) in pairs {
+        if name.eq_ignore_ascii_case(COOKIE) || name.eq_ignore_ascii_case(AUTHORIZATION) {
+            continue;
+        }
+        if classes(name.as_bytes()) & NAME_CHANGES == 0 {
+            out.extend_from_slice(name.as_bytes());
+        } else {
+            let mut line = [0; 4];
+            for c in name.chars() {
+                let c = match c {
+                    ':' | '\n' | '\r' => ' ',
+                    c => c.to_ascii_lowercase(),
+                };
+                out.extend_from_slice(c.encode_utf8(&mut line).as_bytes());
+            }
+        }
+        out.extend_from_slice(b": ");
+        if classes(value) & VALUE_CHANGES == 0 {
+            out.extend_from_slice(value);
+        } else {
+            out.extend_from_slice(String::from_utf8_lossy(value).replace(['\n', '\r'], " ").as_bytes());
+        }
+        out.push(b'\n');
+    }
+}
 
 /// Headers of these names and values (each name once).
 impl<K: AsRef<str>, V: AsRef<str>> FromIterator<(K, V)> for RequestHeaders {
@@ -315,9 +564,13 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(15);
         // Bytes that matter: ASCII letters of both cases, separators, line breaks, UTF-8
         // (whole and cut), bytes that are never UTF-8.
-        let pieces: [&[u8]; 12] = [
+        let pieces: [&[u8]; 15] = [
             b"a",
             b"Z",
+            // Either side of the upper-case letters.
+            b"@",
+            b"[",
+            b"\x7f",
             b":",
             b" ",
             b"\n",
@@ -349,6 +602,54 @@ mod tests {
             let new = RequestHeaders::from_pairs(pairs.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
             assert_eq!(new.as_str(), block_as_before(&pairs), "{pairs:?}");
         }
+    }
+
+    #[test]
+    fn what_arrived_is_kept_as_each_part_alone_in_one_allocation() {
+        let pairs: [(&str, &[u8]); 3] =
+            [("Host", b"example.com"), ("cookie", b"s=1"), ("x-odd", b"\xffa\nb")];
+        for (query, message) in [
+            ("signature=abc&nonce=n%20n", Some("<xml><Content>你好</Content></xml>")),
+            ("signature=abc", None),
+            ("", Some("<xml/>")),
+            ("", None),
+        ] {
+            let (q, h, m) = keep(query, pairs, message);
+            assert_eq!(q.as_str(), RequestQuery::new(query).as_str());
+            assert_eq!(h.as_str(), RequestHeaders::from_pairs(pairs).as_str());
+            assert_eq!(h.as_str(), "host: example.com\nx-odd: \u{fffd}a b\n");
+            assert_eq!(m.as_deref(), message);
+            // One allocation: each part is a part of it.
+            let all = h.0.all.as_ref().unwrap();
+            assert!(q.0.all.as_ref().is_none_or(|a| Arc::ptr_eq(a, all)), "{query:?}");
+            assert!(m.as_ref().is_none_or(|m| m.all.as_ref().is_some_and(|a| Arc::ptr_eq(a, all))));
+            assert_eq!(all.len(), query.len() + h.as_str().len() + message.map_or(0, str::len));
+        }
+        // Nothing arrived: nothing allocated.
+        let (q, h, m) = keep("", [], None);
+        assert!(q.0.all.is_none() && h.0.all.is_none() && m.is_none());
+        // A large message does not keep the thread's buffer at its size.
+        let large = "x".repeat(100_000);
+        let (_, _, m) = keep("a=1", pairs, Some(&large));
+        assert_eq!(m.as_deref(), Some(large.as_str()));
+        SCRATCH.with_borrow(|(block, text)| {
+            assert!(block.capacity() <= KEPT_CAPACITY && text.capacity() <= KEPT_CAPACITY);
+        });
+    }
+
+    #[test]
+    fn a_shared_text_reads_compares_and_serialises_as_its_str() {
+        let all: Arc<str> = Arc::from("abcdef");
+        let part = SharedText::part(&all, 2, 4);
+        assert_eq!(part, "cd");
+        assert_eq!(part, SharedText::from("cd"));
+        assert_ne!(part, SharedText::from("cde"));
+        assert_eq!(format!("{part} {part:?}"), r#"cd "cd""#);
+        assert_eq!(serde_json::to_string(&part).unwrap(), r#""cd""#);
+        assert_eq!(serde_json::from_str::<SharedText>(r#""c\"d""#).unwrap(), "c\"d");
+        assert!(SharedText::part(&all, 3, 3).all.is_none(), "an empty part holds nothing");
+        assert!(SharedText::from(String::new()).all.is_none());
+        assert_eq!(SharedText::default(), "");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::command::{Command, DONE};
 use super::link::Link;
 use super::{Keys, RedisConnection, redis_err};
-use crate::dedup::{Claim, DedupStore};
+use crate::dedup::{Claim, DedupStore, Ticket};
 use crate::{Result, StoreError};
 
 /// Dedup and reply cache in Redis, shared by every instance using the same prefix.
@@ -232,16 +232,24 @@ impl DedupStore for RedisDedupStore {
     }
 
     async fn complete(&self, key: &str, reply: &str, ttl: Duration) -> Result<()> {
-        let cmd = Command::reply(self.keys.key("dedup", key), reply, ttl);
-        if let Some(slot) = self.slot() {
-            slot.send(Queued::Reply(cmd));
-            return Ok(());
+        if let Some(queued) = self.complete_claimed_now(key, Ticket::NONE, reply, ttl) {
+            return queued;
         }
+        let cmd = Command::reply(self.keys.key("dedup", key), reply, ttl);
         let stored = match self.keys.conn().await {
             Ok(mut conn) => cmd.to_cmd().query_async::<()>(&mut conn).await.map_err(redis_err),
             Err(e) => Err(e),
         };
         self.answered(stored)
+    }
+
+    /// Queues the reply for the writer (see "Completions are written behind" above) while
+    /// Redis answers and the queue has room; `None` otherwise (the async completion then
+    /// writes it in place).
+    fn complete_claimed_now(&self, key: &str, _: Ticket, reply: &str, ttl: Duration) -> Option<Result<()>> {
+        let slot = self.slot()?;
+        slot.send(Queued::Reply(Command::reply(self.keys.key("dedup", key), reply, ttl)));
+        Some(Ok(()))
     }
 
     async fn release(&self, key: &str) -> Result<()> {
