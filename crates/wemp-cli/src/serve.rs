@@ -1460,7 +1460,7 @@ pub async fn run(
             let _ = out.flush();
         }
     }
-    let served = wemp_server::serve_router(listener, router, cfg.server.limits(), shutdown).await;
+    let served = wemp_server::serve_front(listener, router, cfg.server.limits(), shutdown).await;
     if let Some(t) = proxy_task {
         t.abort();
     }

@@ -26,6 +26,7 @@ use futures_util::FutureExt as _;
 use futures_util::future::CatchUnwind;
 use serde::Serialize;
 use tokio::sync::broadcast;
+use wemp_server::PeerService;
 use wemp_store::{DeliveryRecord, RecordOutcome};
 
 use crate::accounts::AccountBook;
@@ -358,14 +359,32 @@ where
         // up is the server's to report (its record says `hung_up`).
         // Only the monotonic clock is read here: the wall-clock time of arrival is worked out
         // from it when a record is made (one clock read a request fewer).
-        let arrival = Arrival {
-            started: Instant::now(),
-            uri: req.uri().clone(),
-            peer: wemp_server::observe::peer(req.extensions()),
-        };
+        let peer = wemp_server::observe::peer(req.extensions());
+        self.tap(req, peer, |inner, req| inner.call(req))
+    }
+}
+
+/// The peer beside the request: the inner service's [`PeerService::call_from`] gets it too.
+impl<S: PeerService> PeerService for TapService<S> {
+    type FromFuture = TapFuture<S::FromFuture>;
+
+    fn call_from(&mut self, req: Request, peer: std::net::SocketAddr) -> Self::FromFuture {
+        self.tap(req, Some(peer), |inner, req| inner.call_from(req, peer))
+    }
+}
+
+impl<S> TapService<S> {
+    /// Calls the inner service with `call`, keeping what arrived for a report.
+    fn tap<F: Future>(
+        &mut self,
+        req: Request,
+        peer: Option<std::net::SocketAddr>,
+        call: impl FnOnce(&mut S, Request) -> F,
+    ) -> TapFuture<F> {
+        let arrival = Arrival { started: Instant::now(), uri: req.uri().clone(), peer };
         // A service panics while it is polled, as a rule; one that panics when called counts
         // the same.
-        let inner = std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req)))
+        let inner = std::panic::catch_unwind(AssertUnwindSafe(|| call(&mut self.inner, req)))
             .ok()
             .map(|f| AssertUnwindSafe(f).catch_unwind());
         TapFuture { inner, hub: self.hub.clone(), arrival: Some(arrival) }

@@ -56,7 +56,8 @@ pub use relay::{
 };
 pub use router::{LiveRouter, Match, Matcher, Router, Rule};
 pub use serve::{
-    BodyTimeout, Front, FrontFuture, Limits, serve, serve_router, serve_with_shutdown, shutdown_signal,
+    BodyTimeout, Front, FrontFuture, Limits, PeerService, serve, serve_front, serve_router,
+    serve_with_shutdown, shutdown_signal,
 };
 pub use service::{ErrorPolicy, WechatService, WechatServiceBuilder};
 pub use session::{Session, SessionError};

@@ -79,15 +79,20 @@ pub fn keep_arrival(
     record.peer = peer;
 }
 
-/// [`keep_request`] with the message as it arrived (after decryption), `raw_xml`: the three
+/// [`keep_arrival`] with the message as it arrived (after decryption), `raw_xml`: the three
 /// texts in one allocation ([`DeliveryRecord::keep_arrival`]).
-pub(crate) fn keep_message(record: &mut DeliveryRecord, parts: &http::request::Parts, raw_xml: &str) {
+pub(crate) fn keep_message(
+    record: &mut DeliveryRecord,
+    parts: &http::request::Parts,
+    peer: Option<std::net::SocketAddr>,
+    raw_xml: &str,
+) {
     record.keep_arrival(
         parts.uri.query().unwrap_or(""),
         parts.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
         Some(raw_xml),
     );
-    record.peer = peer(&parts.extensions);
+    record.peer = peer;
 }
 
 /// The peer address of a request: axum's `ConnectInfo<SocketAddr>`, else a bare

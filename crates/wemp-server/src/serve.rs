@@ -118,8 +118,9 @@ pub async fn serve_with_shutdown(
     service: WechatService,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    // The service itself: every request is its, so no router is asked.
-    let served = serve_router(listener, service.clone(), Limits::default(), signal).await;
+    // The service itself: every request is its, so no router is asked, and the peer goes
+    // beside the request.
+    let served = serve_app(listener, Direct(service.clone()), Limits::default(), signal).await;
     let running = service.in_flight();
     if running > 0 {
         tracing::info!(running, "shutting down: waiting for running handlers");
@@ -133,11 +134,10 @@ pub async fn serve_with_shutdown(
     served
 }
 
-/// Serves `app` — an axum router (the callback router merged with others), a [`Front`] (as
-/// `wemp serve` does), or any service answering axum's requests — under `limits` until
-/// `signal` completes, then stops accepting and gives open connections
-/// [`Limits::shutdown_grace`] to finish before dropping them. Each request carries the
-/// peer's address as [`ConnectInfo<SocketAddr>`].
+/// Serves `app` — an axum router (the callback router merged with others), a [`Front`], or
+/// any service answering axum's requests — under `limits` until `signal` completes, then
+/// stops accepting and gives open connections [`Limits::shutdown_grace`] to finish before
+/// dropping them. Each request carries the peer's address as [`ConnectInfo<SocketAddr>`].
 ///
 /// # Errors
 /// I/O errors of the listener other than per-connection accept failures (those are
@@ -155,6 +155,152 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
+    serve_app(listener, WithPeer(app), limits, signal).await
+}
+
+/// [`serve_router`] for a [`Front`] whose service takes the peer beside the request
+/// ([`PeerService`]), as `wemp serve` runs: a request for one of its fast paths goes to the
+/// service with the peer's address handed to [`PeerService::call_from`], and carries no
+/// [`ConnectInfo<SocketAddr>`] (that extension cost each request three allocations and ~700
+/// instructions under callgrind, its look-ups and its drop included); every request the router
+/// gets carries it, as under [`serve_router`].
+///
+/// # Errors
+/// As [`serve_router`].
+pub async fn serve_front<S>(
+    listener: TcpListener,
+    app: Front<S>,
+    limits: Limits,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()>
+where
+    S: PeerService + Clone + Send + 'static,
+    S::FromFuture: Send + 'static,
+{
+    serve_app(listener, app, limits, signal).await
+}
+
+/// A service that can be handed the address a request came from beside the request, rather
+/// than in its [`ConnectInfo<SocketAddr>`] extension: [`serve_front`] calls a [`Front`]'s
+/// service this way. [`WechatService`] is one, and so is an [`Either`](tower::util::Either)
+/// of two (and the console's tap of one).
+pub trait PeerService:
+    tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+{
+    /// The future of [`PeerService::call_from`].
+    type FromFuture: Future<Output = Result<http::Response<Body>, Infallible>>;
+
+    /// [`tower::Service::call`] (once `poll_ready` says the service is ready) for a request
+    /// from `peer`, which the service takes for the request's `ConnectInfo<SocketAddr>`: the
+    /// request does not carry one.
+    fn call_from(&mut self, req: http::Request<Body>, peer: SocketAddr) -> Self::FromFuture;
+}
+
+impl<A, B> PeerService for tower::util::Either<A, B>
+where
+    A: PeerService,
+    B: PeerService,
+{
+    type FromFuture = futures_util::future::Either<A::FromFuture, B::FromFuture>;
+
+    fn call_from(&mut self, req: http::Request<Body>, peer: SocketAddr) -> Self::FromFuture {
+        match self {
+            Self::Left(a) => futures_util::future::Either::Left(a.call_from(req, peer)),
+            Self::Right(b) => futures_util::future::Either::Right(b.call_from(req, peer)),
+        }
+    }
+}
+
+/// What a connection asks for each request's answer, given the peer's address.
+trait App: Clone + Send + 'static {
+    /// Answers `req`, which came from `peer`.
+    fn answer(
+        self,
+        req: http::Request<Body>,
+        peer: SocketAddr,
+    ) -> impl Future<Output = http::Response<Body>> + Send + 'static;
+}
+
+/// Any service: each request carries the peer as [`ConnectInfo<SocketAddr>`].
+#[derive(Clone)]
+struct WithPeer<S>(S);
+
+impl<S> App for WithPeer<S>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    fn answer(
+        self,
+        mut req: http::Request<Body>,
+        peer: SocketAddr,
+    ) -> impl Future<Output = http::Response<Body>> + Send + 'static {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let answered = self.0.oneshot(req);
+        async move {
+            match answered.await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            }
+        }
+    }
+}
+
+/// A [`PeerService`]: each request's peer goes beside it.
+#[derive(Clone)]
+struct Direct<S>(S);
+
+impl<S> App for Direct<S>
+where
+    S: PeerService + Clone + Send + 'static,
+    S::FromFuture: Send + 'static,
+{
+    async fn answer(mut self, req: http::Request<Body>, peer: SocketAddr) -> http::Response<Body> {
+        let ready = std::future::poll_fn(|cx| self.0.poll_ready(cx)).await;
+        let answered = match ready {
+            Ok(()) => self.0.call_from(req, peer).await,
+            Err(never) => match never {},
+        };
+        match answered {
+            Ok(r) => r,
+            Err(never) => match never {},
+        }
+    }
+}
+
+/// A fast path's request goes to the service with the peer beside it; the router's carries
+/// [`ConnectInfo<SocketAddr>`].
+impl<S> App for Front<S>
+where
+    S: PeerService + Clone + Send + 'static,
+    S::FromFuture: Send + 'static,
+{
+    fn answer(
+        self,
+        req: http::Request<Body>,
+        peer: SocketAddr,
+    ) -> impl Future<Output = http::Response<Body>> + Send + 'static {
+        let fast = self.is_fast(req.uri().path());
+        let Self { service, router, .. } = self;
+        async move {
+            if fast {
+                Direct(service).answer(req, peer).await
+            } else {
+                WithPeer(router).answer(req, peer).await
+            }
+        }
+    }
+}
+
+async fn serve_app<A: App>(
+    listener: TcpListener,
+    app: A,
+    limits: Limits,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
@@ -213,19 +359,13 @@ fn is_connection_error(e: &io::Error) -> bool {
     )
 }
 
-async fn serve_connection<S>(
+async fn serve_connection<A: App>(
     stream: TcpStream,
     peer: SocketAddr,
-    app: S,
+    app: A,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
-) where
-    S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
+) {
     let state = Arc::new(Mutex::new(Conn { phase: Phase::Fresh(Instant::now()), parked: None }));
     let io = TokioIo::new(Guarded::new(stream, state.clone(), limits));
     let svc_state = state.clone();
@@ -234,22 +374,20 @@ async fn serve_connection<S>(
         let state = svc_state.clone();
         busy(&state);
         let (parts, body) = req.into_parts();
-        let mut req = http::Request::from_parts(
+        let req = http::Request::from_parts(
             parts,
             Body::new(Timed::new(body, Instant::now(), limits.body_timeout)),
         );
-        req.extensions_mut().insert(ConnectInfo(peer));
+        let answered = app.answer(req, peer);
         async move {
-            let resp = match app.oneshot(req).await {
-                Ok(r) => r,
-                Err(never) => match never {},
-            };
+            let resp = answered.await;
             if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
                 // A WebSocket (the relay): the connection now belongs to its handler, which
                 // keeps its own liveness checks; the HTTP bounds no longer apply.
                 **lock(&state) = Phase::Upgraded;
             }
-            Ok::<_, Infallible>(resp.map(|b| Body::new(Done { inner: b, state: Some(state) })))
+            // The body as it is, in the wrapper (hyper takes any body: no box for it).
+            Ok::<_, Infallible>(resp.map(|inner| Done { inner, state: Some(state) }))
         }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -283,7 +421,10 @@ async fn serve_connection<S>(
 /// of the routes' services and their boxed futures) cost each message about 2 000
 /// instructions and ten allocations. The router keeps every route, the fast ones included,
 /// so which service answers a path is the same either way, and so is the answer: the router
-/// hands a service's response on as it is (hyper adds `Content-Length`).
+/// hands a service's response on as it is (hyper adds `Content-Length`). Served by
+/// [`serve_front`] (as `wemp serve` does), a fast path's request also goes without the
+/// [`ConnectInfo<SocketAddr>`] extension: the service is a [`PeerService`], handed the peer
+/// beside the request.
 ///
 /// ```
 /// # use wemp_server::{Front, WechatService};
@@ -686,6 +827,87 @@ mod tests {
         assert!(!front.is_fast("/w/{appid}") && !front.is_fast("/*"));
         assert_eq!(call(front.clone(), "GET", "/w/{appid}").await.2, "routed");
         assert_eq!(call(front, "GET", "/w/wx1").await.2, "routed");
+    }
+
+    /// Answers what it learnt of the peer: beside the request ([`PeerService::call_from`]) or
+    /// in its extension.
+    #[derive(Clone)]
+    struct Peer;
+
+    fn learnt(req: &http::Request<Body>, beside: Option<SocketAddr>) -> http::Response<Body> {
+        let extension = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+        format!("beside {beside:?}, extension {extension:?}").into_response()
+    }
+
+    impl tower::Service<http::Request<Body>> for Peer {
+        type Response = http::Response<Body>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<http::Response<Body>, Infallible>>;
+
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+            std::future::ready(Ok(learnt(&req, None)))
+        }
+    }
+
+    impl PeerService for Peer {
+        type FromFuture = Self::Future;
+
+        fn call_from(&mut self, req: http::Request<Body>, peer: SocketAddr) -> Self::FromFuture {
+            std::future::ready(Ok(learnt(&req, Some(peer))))
+        }
+    }
+
+    /// `GET path` over a connection of its own: the body, and the client's address.
+    async fn get(addr: SocketAddr, path: &str) -> (String, SocketAddr) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        let me = conn.local_addr().unwrap();
+        conn.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).await.unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        (body.to_owned(), me)
+    }
+
+    #[tokio::test]
+    async fn served_front_a_fast_path_learns_the_peer_beside_the_request_and_the_router_in_its_extension() {
+        let routed = axum::Router::new().route(
+            "/r",
+            axum::routing::get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
+                format!("routed {peer}")
+            }),
+        );
+        let front = || Front::new(Peer, routed.clone()).path("/f");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            let _ = stopped.await;
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = tokio::spawn(serve_front(listener, front(), Limits::default(), signal));
+        let (body, me) = get(addr, "/f").await;
+        assert_eq!(body, format!("beside Some({me}), extension None"));
+        let (body, me) = get(addr, "/r").await;
+        assert_eq!(body, format!("routed {me}"));
+        stop.send(()).unwrap();
+        served.await.unwrap().unwrap();
+
+        // Under `serve_router`, the same service gets the extension.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = tokio::spawn(serve_router(listener, front(), Limits::default(), std::future::pending()));
+        let (body, me) = get(addr, "/f").await;
+        assert_eq!(body, format!("beside None, extension Some({me})"));
+        let (body, me) = get(addr, "/r").await;
+        assert_eq!(body, format!("routed {me}"));
+        served.abort();
     }
 
     #[tokio::test]

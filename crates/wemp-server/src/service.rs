@@ -622,19 +622,47 @@ where
         // The request's parts go into the handling future as they are (split here, not in
         // it, where the future would hold the request and its parts both).
         let (parts, body) = req.into_parts();
-        Box::pin(self.inner.clone().handle(parts, body))
+        Box::pin(self.inner.clone().handle(parts, body, None))
     }
 }
 
-fn response(status: StatusCode, content_type: &'static str, body: impl Into<Body>) -> Response<Body> {
-    let mut res = Response::new(body.into());
-    *res.status_mut() = status;
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    res
+impl crate::PeerService for WechatService {
+    type FromFuture = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+
+    fn call_from(&mut self, req: Request<Body>, peer: std::net::SocketAddr) -> Self::FromFuture {
+        let (parts, body) = req.into_parts();
+        Box::pin(self.inner.clone().handle(parts, body, Some(peer)))
+    }
 }
 
-fn success() -> Response<Body> {
-    response(StatusCode::OK, "text/plain; charset=utf-8", "success")
+/// An answer before it is a response: its status, `Content-Type` and body. It becomes one in
+/// [`Inner::handle`] with the request's header map, cleared: hyper keeps a response's map for
+/// the connection's next request, so one map serves all of a connection's requests (a map of
+/// its own allocated twice for each answer).
+struct Outgoing {
+    status: StatusCode,
+    content_type: &'static str,
+    body: Body,
+}
+
+impl Outgoing {
+    fn new(status: StatusCode, content_type: &'static str, body: impl Into<Body>) -> Self {
+        Self { status, content_type, body: body.into() }
+    }
+
+    /// The response, its headers in `headers` (cleared first).
+    fn into_response(self, mut headers: http::HeaderMap) -> Response<Body> {
+        headers.clear();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(self.content_type));
+        let mut res = Response::new(self.body);
+        *res.status_mut() = self.status;
+        *res.headers_mut() = headers;
+        res
+    }
+}
+
+fn success() -> Outgoing {
+    Outgoing::new(StatusCode::OK, "text/plain; charset=utf-8", "success")
 }
 
 /// The message of a caught panic, when it has one.
@@ -656,6 +684,8 @@ struct Seen {
     /// Whether `record` holds what arrived (kept with the message once it is decrypted, else
     /// at the end).
     arrival_kept: bool,
+    /// The peer, kept when a record is made.
+    peer: Option<std::net::SocketAddr>,
     /// The delivery's shared state, once admission made it (before the dedup claim): it
     /// keeps the message's `wechat` span once that is made (after the claim).
     shared: Option<Arc<Shared>>,
@@ -773,6 +803,8 @@ impl Inner {
         self: Arc<Self>,
         parts: http::request::Parts,
         body: B,
+        // Given by [`crate::PeerService::call_from`]; else read from the extensions.
+        peer: Option<std::net::SocketAddr>,
     ) -> Result<Response<Body>, Infallible>
     where
         B: http_body::Body + Send + 'static,
@@ -783,7 +815,8 @@ impl Inner {
         if parts.method == Method::GET
             && self.config.metrics_path.as_deref().is_some_and(|p| p == parts.uri.path())
         {
-            return Ok(response(StatusCode::OK, "text/plain; version=0.0.4", self.metrics_text()));
+            let answer = Outgoing::new(StatusCode::OK, "text/plain; version=0.0.4", self.metrics_text());
+            return Ok(answer.into_response(parts.headers));
         }
         // The wall clock, read once at arrival: the record's time and the `timestamp` window's
         // "now" (a request fresh when its headers came stays fresh while its body is read).
@@ -794,6 +827,8 @@ impl Inner {
         let mut guard = HangUp { inner: &self, arrived, seen: Seen::default(), answered: false };
         let seen = &mut guard.seen;
         if self.observers.active() {
+            // The peer given beside the request, else the one in its extensions.
+            seen.peer = peer.or_else(|| crate::observe::peer(&parts.extensions));
             // What arrived is kept with the message, in one allocation, once it is decrypted;
             // for a request that gets no further, at the end.
             seen.record = Some(DeliveryRecord::new(self.observers.next_id(), now_ms));
@@ -805,8 +840,8 @@ impl Inner {
             self.clone().admit_and_handle(&parts, body, (arrived, now_ms.div_euclid(1000)), seen).await;
         guard.answered = true;
         let seen = &mut guard.seen;
-        let mut rejected = None;
-        let (res, outcome) = match result {
+        let (mut rejected, mut allow) = (None, false);
+        let (answer, outcome) = match result {
             Ok(answered) => answered,
             Err(rejection) => {
                 self.metrics.rejected(rejection.reason);
@@ -834,11 +869,11 @@ impl Inner {
                     });
                 }
                 let status = reject::status(&rejection);
-                let mut res = response(status, "text/plain; charset=utf-8", rejection.body());
-                if status == StatusCode::METHOD_NOT_ALLOWED {
-                    res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
-                }
-                (res, RecordOutcome::Rejected)
+                allow = status == StatusCode::METHOD_NOT_ALLOWED;
+                (
+                    Outgoing::new(status, "text/plain; charset=utf-8", rejection.body()),
+                    RecordOutcome::Rejected,
+                )
             }
         };
         self.metrics.request(seen.mode, &outcome);
@@ -851,21 +886,25 @@ impl Inner {
         let latency = || *latency.get_or_init(|| arrived.elapsed());
         tracing::debug!(
             parent: span.and_then(tracing::Span::id),
-            status = res.status().as_u16(),
+            status = answer.status.as_u16(),
             latency_us = u64::try_from(latency().as_micros()).unwrap_or(u64::MAX),
             "answered"
         );
         if let Some(mut record) = seen.record.take() {
             if !seen.arrival_kept {
-                crate::observe::keep_request(&mut record, &parts);
+                crate::observe::keep_arrival(&mut record, &parts.uri, &parts.headers, seen.peer);
             }
             record.mode = seen.mode;
             record.appid = seen.appid.as_ref().map(|a| a.shared_key());
-            record.status = res.status().as_u16();
+            record.status = answer.status.as_u16();
             record.latency = latency();
             record.outcome = outcome;
             record.rejection = rejected;
             self.observers.emit(record);
+        }
+        let mut res = answer.into_response(parts.headers);
+        if allow {
+            res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
         }
         Ok(res)
     }
@@ -923,7 +962,7 @@ impl Inner {
         body: B,
         (arrived, now_unix): (Instant, i64),
         seen: &mut Seen,
-    ) -> Result<(Response<Body>, RecordOutcome), Refusal>
+    ) -> Result<(Outgoing, RecordOutcome), Refusal>
     where
         B: http_body::Body + Send + 'static,
         B::Data: Send,
@@ -966,7 +1005,7 @@ impl Inner {
                         "URL verification succeeded"
                     );
                     return Ok((
-                        response(StatusCode::OK, "text/plain; charset=utf-8", echostr),
+                        Outgoing::new(StatusCode::OK, "text/plain; charset=utf-8", echostr),
                         RecordOutcome::Verified,
                     ));
                 }
@@ -1000,9 +1039,9 @@ impl Inner {
                 // What arrived, the message with it. A third-party platform's push carries the
                 // ticket or an authorization code.
                 if incoming.info_type().is_some() {
-                    crate::observe::keep_message(r, parts, &wemp_proto::component::redacted(&xml));
+                    crate::observe::keep_message(r, parts, seen.peer, &wemp_proto::component::redacted(&xml));
                 } else {
-                    crate::observe::keep_message(r, parts, &xml);
+                    crate::observe::keep_message(r, parts, seen.peer, &xml);
                 }
                 seen.arrival_kept = true;
             }
@@ -1086,7 +1125,7 @@ impl Inner {
         shared: Arc<Shared>,
         (key, claim, dedup): (String, Option<(Claim, Ticket)>, DedupOutcome),
         seen: &mut Seen,
-    ) -> (Response<Body>, RecordOutcome) {
+    ) -> (Outgoing, RecordOutcome) {
         let (account, mode, deadline) = (inbound.account(), inbound.mode(), inbound.ctx().deadline());
         // One copy of the key, shared by the record, the handler's task and the owners' map.
         let key: Arc<str> = key.into();
@@ -1174,7 +1213,7 @@ impl Inner {
         shared: Arc<Shared>,
         key: Option<(Arc<str>, Ticket)>,
         seen: &mut Seen,
-    ) -> (Response<Body>, RecordOutcome) {
+    ) -> (Outgoing, RecordOutcome) {
         let (account, mode, deadline) = (inbound.account().clone(), inbound.mode(), inbound.ctx().deadline());
         if account.kind() == Kind::Miniprogram {
             // A Mini Program takes no passive reply (the platform drops it): `success` now,
@@ -1275,7 +1314,7 @@ impl Inner {
         xml: String,
         replied_at: Option<i64>,
         seen: &mut Seen,
-    ) -> (Response<Body>, RecordOutcome) {
+    ) -> (Outgoing, RecordOutcome) {
         let (res, replied) = self.answer(account, mode, &xml, replied_at);
         if let Some(r) = seen.record.as_mut() {
             r.reply_xml = Some(if replied { xml } else { "success".to_owned() });
@@ -1467,13 +1506,7 @@ impl Inner {
     /// fresh nonce every time), and whether that was a reply (not `success`). The envelope's
     /// timestamp: a fresh reply's `replied_at` (its `CreateTime`, read once), a stored one's
     /// the time now.
-    fn answer(
-        &self,
-        account: &Account,
-        mode: Mode,
-        xml: &str,
-        replied_at: Option<i64>,
-    ) -> (Response<Body>, bool) {
+    fn answer(&self, account: &Account, mode: Mode, xml: &str, replied_at: Option<i64>) -> (Outgoing, bool) {
         if xml.is_empty() || xml == "success" {
             return (success(), false);
         }
@@ -1492,13 +1525,13 @@ impl Inner {
                 &nonce,
                 self.nonce.random16(),
             ) {
-                Ok(sealed) => (response(StatusCode::OK, "application/xml", sealed), true),
+                Ok(sealed) => (Outgoing::new(StatusCode::OK, "application/xml", sealed), true),
                 Err(e) => {
                     tracing::error!(code = e.reference_code().code(), error = %e, "cannot encrypt the reply");
                     (success(), false)
                 }
             };
         }
-        (response(StatusCode::OK, "application/xml", xml.to_owned()), true)
+        (Outgoing::new(StatusCode::OK, "application/xml", xml.to_owned()), true)
     }
 }

@@ -134,9 +134,13 @@ async fn every_rejection_has_its_status_code_and_reason() {
     assert!(!body.chars().any(|c| c.is_control() && c != '\n'), "{body:?}");
     expect(&svc, signed_safe("AAAAAAAAAAAAAAAAAAAAAAAA"), StatusCode::BAD_REQUEST, "-40007").await;
 
-    // Method.
-    let (status, _) = send(&svc, Request::put("/").body(Body::empty()).unwrap()).await;
-    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    // Method: the request's headers do not come back (the answer's header map is the
+    // request's, cleared).
+    let put = Request::put("/").header("authorization", "Bearer x").header("x-probe", "1");
+    let res = tower::ServiceExt::oneshot(svc.clone(), put.body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let headers: Vec<_> = res.headers().iter().map(|(n, v)| (n.as_str(), v.to_str().unwrap())).collect();
+    assert_eq!(headers, [("content-type", "text/plain; charset=utf-8"), ("allow", "GET, POST")]);
 }
 
 /// What a streamed body over a 1024-byte limit is refused with.
