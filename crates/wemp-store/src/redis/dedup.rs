@@ -227,7 +227,7 @@ impl RedisDedupStore {
         queue.try_reserve().ok()
     }
 
-    /// Records whether Redis answered a call, for [`Self::queue`].
+    /// Records whether Redis answered a call, for [`Self::slot`].
     fn answered<T>(&self, result: Result<T>) -> Result<T> {
         let failing = result.is_err();
         if self.writer.failing.load(Ordering::Relaxed) != failing {
