@@ -16,8 +16,6 @@
 
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use crate::Result;
 
 /// The outcome of claiming a key.
@@ -70,24 +68,6 @@ pub trait DedupStore: Send + Sync + 'static {
     /// claim of the key elsewhere still sees [`Claim::InFlight`] (and waits for the reply)
     /// where it would see [`Claim::Done`]. [`DedupStore::flush`] waits for such writes.
     async fn complete(&self, key: &str, reply: &str, ttl: Duration) -> Result<()>;
-
-    /// [`DedupStore::claim`], given up at `deadline`: `None` when the store had not answered
-    /// by then. What becomes of a claim given up is the store's, as for a `claim` whose
-    /// caller stopped waiting.
-    ///
-    /// The default races `claim` against a timer of its own.
-    /// `redis::RedisDedupStore` hands the deadline to its writer task instead, which answers
-    /// each claim it holds by its deadline with one timer for all of them (and releases a claim
-    /// Redis makes after its deadline passed).
-    /// [`FallbackDedupStore`](crate::FallbackDedupStore) claims on its primary with it.
-    async fn claim_until(
-        &self,
-        key: &str,
-        in_flight_ttl: Duration,
-        deadline: Instant,
-    ) -> Option<Result<Claim>> {
-        tokio::time::timeout_at(deadline, self.claim(key, in_flight_ttl)).await.ok()
-    }
 
     /// [`DedupStore::claim`], with a [`Ticket`] for [`DedupStore::complete_claimed`]. The
     /// default gives [`Ticket::NONE`]; the memory store gives the key's fingerprint.

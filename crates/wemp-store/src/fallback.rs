@@ -81,9 +81,7 @@ impl<P: DedupStore, F: DedupStore> FallbackDedupStore<P, F> {
     }
 
     /// A primary call taking longer than this counts as failed (the wait in
-    /// [`DedupStore::wait`] is added to it). A claim is made with
-    /// [`DedupStore::claim_until`], the deadline this far ahead: a primary that bounds its
-    /// claims itself (the Redis store) needs no timer for each.
+    /// [`DedupStore::wait`] is added to it).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -232,13 +230,8 @@ impl<P: DedupStore, F: DedupStore> FallbackDedupStore<P, F> {
     ) -> Option<T> {
         let result = match tokio::time::timeout(timeout, call).await {
             Ok(r) => r,
-            Err(_) => Err(timed_out(timeout)),
+            Err(_) => Err(StoreError::backend("fallback", format!("primary timed out after {timeout:?}"))),
         };
-        self.settle(op, result)
-    }
-
-    /// What a primary call (`op`) gave: its value, or `None` after recording a failure.
-    fn settle<T>(&self, op: &str, result: Result<T>) -> Option<T> {
         match result {
             Ok(v) => {
                 self.primary_ok();
@@ -250,11 +243,6 @@ impl<P: DedupStore, F: DedupStore> FallbackDedupStore<P, F> {
             }
         }
     }
-}
-
-/// A primary call that took longer than `timeout`.
-fn timed_out(timeout: Duration) -> StoreError {
-    StoreError::backend("fallback", format!("primary timed out after {timeout:?}"))
 }
 
 impl<P, F> std::fmt::Debug for FallbackDedupStore<P, F> {
@@ -276,17 +264,11 @@ impl<P: DedupStore, F: DedupStore> DedupStore for FallbackDedupStore<P, F> {
 
     /// The claim, with the fallback's ticket (its copy of the claim is completed with it).
     async fn claim_ticket(&self, key: &str, in_flight_ttl: Duration) -> Result<(Claim, Ticket)> {
-        if let Route::Primary = self.route() {
-            // Bounded by the primary itself where it can (the Redis store: one timer for all
-            // the claims its writer holds), rather than a timer a claim here.
-            let claimed = match Instant::now().checked_add(self.timeout) {
-                Some(deadline) => self.primary.claim_until(key, in_flight_ttl, deadline).await,
-                None => Some(self.primary.claim(key, in_flight_ttl).await),
-            };
-            let claimed = claimed.unwrap_or_else(|| Err(timed_out(self.timeout)));
-            if let Some(c) = self.settle("claim", claimed) {
-                return Ok(self.write_through_claim(key, in_flight_ttl, c).await);
-            }
+        if let Route::Primary = self.route()
+            && let Some(c) =
+                self.try_primary("claim", self.timeout, self.primary.claim(key, in_flight_ttl)).await
+        {
+            return Ok(self.write_through_claim(key, in_flight_ttl, c).await);
         }
         self.fallback_claim(key, in_flight_ttl).await
     }

@@ -379,11 +379,10 @@ async fn a_claim_given_up_while_queued_is_not_sent(via: Via) {
     assert_eq!(store.claim("wx1:msg:o1:2", MINUTE).await.unwrap(), Claim::New);
 }
 
-/// A `FallbackDedupStore` hands its claims to the writer with their deadline (no timer of
-/// their own): with Redis paused, the claim out on the wire and the claim queued behind it
-/// are each answered by their deadline (and served from memory), not at the batch's response
-/// timeout nor when Redis answers again; the claim Redis then makes is released, and the one
-/// queued behind it is never sent.
+/// A `FallbackDedupStore`'s claims are bounded by its timeout: with Redis paused, the claim
+/// out on the wire and the claim queued behind it are each answered by their deadline (and
+/// served from memory), not at the batch's response timeout nor when Redis answers again;
+/// the claim Redis then makes is released, and the one queued behind it is never sent.
 async fn claims_through_the_fallback_are_answered_by_their_deadline(via: Via) {
     let Some(server) = private_redis("the claims' deadline test") else { return };
     let primary = store_waiting(&server, "due:", Duration::from_secs(5), via).await;

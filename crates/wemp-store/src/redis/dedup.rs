@@ -1,13 +1,11 @@
 //! Dedup and reply cache in Redis.
 
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use ::redis::{AsyncCommands, ErrorKind, RedisError, Value};
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{Instant, Sleep};
 
 use super::command::{Command, DONE};
 use super::link::Link;
@@ -53,12 +51,6 @@ use crate::{Result, StoreError};
 /// completion is sent first (a claim made in place while that completion is still queued may
 /// reach Redis first, over the other connection: it then finds the key in flight and waits for
 /// the reply).
-///
-/// A claim made with a deadline ([`DedupStore::claim_until`], as a `FallbackDedupStore` makes
-/// its claims, the deadline its timeout) goes to the writer with it, and the writer answers it
-/// by then (`None`) whether it is queued or out on the wire, with one timer for all the claims
-/// it holds rather than a timer a claim: given up while queued, it is not sent; given up while
-/// out, it is released if Redis then makes it, as above.
 ///
 /// A batch is bounded by the connection's response timeout (1 s unless set with
 /// [`RedisConnection::timeouts`] or your own settings): when it fails
@@ -116,35 +108,12 @@ struct Writer {
 
 /// What the writer task takes from its queue.
 enum Queued {
-    /// A claim's `SET … NX … GET`, where Redis's answer goes, and when its caller gives up.
-    Claim(Command, oneshot::Sender<Answer>, Option<Deadline>),
+    /// A claim's `SET … NX … GET`, and where Redis's answer goes.
+    Claim(Command, oneshot::Sender<Result<Value>>),
     /// A `PSETEX` of a reply.
     Reply(Command),
     /// Answered once everything queued before it was written (or given up).
     Flush(oneshot::Sender<()>),
-}
-
-/// When the caller of a claim sent through the writer gives up.
-#[derive(Clone, Copy, Debug)]
-struct Deadline {
-    at: Instant,
-    /// How long before `at` the claim was queued.
-    within: Duration,
-}
-
-/// What a claim sent through the writer gets: Redis's answer or why there is none, or
-/// `None` once its deadline passed.
-type Answer = Option<Result<Value>>;
-
-/// Who waits for a command of the writer's batch.
-enum Awaits {
-    /// A claim's caller (until its deadline, if it has one).
-    Claim(oneshot::Sender<Answer>, Option<Instant>),
-    /// A claim whose deadline passed while it was out: Redis's answer only says whether to
-    /// release it.
-    GivenUp,
-    /// A reply: nobody (the writer tries it once more if it was not stored).
-    Reply,
 }
 
 /// The most commands the writer sends in one pipeline.
@@ -258,23 +227,8 @@ impl RedisDedupStore {
 #[async_trait::async_trait]
 impl DedupStore for RedisDedupStore {
     async fn claim(&self, key: &str, in_flight_ttl: Duration) -> Result<Claim> {
-        // Without a deadline, a claim ends only with an answer.
-        let claim = self.claim_in_redis(key, in_flight_ttl, None).await;
-        self.answered(claim.unwrap_or_else(|| Err(StoreError::backend("redis", "the claim was given up"))))
-    }
-
-    /// A claim sent through the writer is answered by its deadline by the writer itself,
-    /// which keeps one timer for all the claims it holds (and releases one Redis makes after
-    /// its deadline passed, as for a caller that stopped waiting); one made in place races a
-    /// timer of its own.
-    async fn claim_until(
-        &self,
-        key: &str,
-        in_flight_ttl: Duration,
-        deadline: Instant,
-    ) -> Option<Result<Claim>> {
-        let claim = self.claim_in_redis(key, in_flight_ttl, Some(deadline)).await?;
-        Some(self.answered(claim))
+        let claim = self.claim_in_redis(key, in_flight_ttl).await;
+        self.answered(claim)
     }
 
     async fn complete(&self, key: &str, reply: &str, ttl: Duration) -> Result<()> {
@@ -335,13 +289,8 @@ impl DedupStore for RedisDedupStore {
 }
 
 impl RedisDedupStore {
-    /// The claim itself (see [`DedupStore::claim`]); `None` once `deadline` passed.
-    async fn claim_in_redis(
-        &self,
-        key: &str,
-        in_flight_ttl: Duration,
-        deadline: Option<Instant>,
-    ) -> Option<Result<Claim>> {
+    /// The claim itself (see [`DedupStore::claim`]).
+    async fn claim_in_redis(&self, key: &str, in_flight_ttl: Duration) -> Result<Claim> {
         let key = self.keys.key("dedup", key);
         loop {
             let by_script = self.claims_by_script();
@@ -353,42 +302,22 @@ impl RedisDedupStore {
             let answer = match self.slot() {
                 // Sent with whatever else is queued, in one pipeline by the writer.
                 Some(slot) => {
-                    let deadline = match deadline {
-                        Some(at) => match at.checked_duration_since(Instant::now()) {
-                            Some(within) if !within.is_zero() => Some(Deadline { at, within }),
-                            _ => return None,
-                        },
-                        None => None,
-                    };
                     let (answer, answered) = oneshot::channel();
-                    slot.send(Queued::Claim(cmd, answer, deadline));
+                    slot.send(Queued::Claim(cmd, answer));
                     match answered.await {
-                        Ok(Some(Ok(value))) => Ok(value),
-                        Ok(Some(Err(e))) => return Some(Err(e)),
-                        // Its deadline passed: the writer gave it up.
-                        Ok(None) => return None,
+                        Ok(answer) => Ok(answer?),
                         Err(_) => {
-                            return Some(Err(StoreError::backend(
+                            return Err(StoreError::backend(
                                 "redis",
                                 "the dedup store's writer task stopped",
-                            )));
+                            ));
                         }
                     }
                 }
-                None => {
-                    let in_place = async { claim_in_place(self.keys.conn().await?, cmd).await };
-                    let answered = match deadline {
-                        Some(deadline) => tokio::time::timeout_at(deadline, in_place).await.ok()?,
-                        None => in_place.await,
-                    };
-                    match answered {
-                        Ok(answer) => answer,
-                        Err(e) => return Some(Err(e)),
-                    }
-                }
+                None => claim_in_place(self.keys.conn().await?, cmd).await?,
             };
             match answer.and_then(Self::decode_answer) {
-                Ok(claim) => return Some(Ok(claim)),
+                Ok(claim) => return Ok(claim),
                 // Redis checks a command's syntax before running it: nothing was written.
                 Err(e) if !by_script && refuses_nx_with_get(&e) => {
                     if !self.claim_by_script.swap(true, Ordering::Relaxed) {
@@ -397,7 +326,7 @@ impl RedisDedupStore {
                         );
                     }
                 }
-                Err(e) => return Some(Err(redis_err(e))),
+                Err(e) => return Err(redis_err(e)),
             }
         }
     }
@@ -429,80 +358,54 @@ async fn claim_in_place(
 }
 
 /// The writer task of a store: takes what is queued, up to [`BATCH`] at a time, and sends it
-/// as one pipeline, in the order it was queued; each claim gets Redis's answer to it, or, once
-/// its deadline passed, `None`. Ends once every clone of the store is gone and the queue is
-/// empty.
+/// as one pipeline, in the order it was queued; each claim gets Redis's answer to it. Ends
+/// once every clone of the store is gone and the queue is empty.
 async fn write_behind(mut link: Link, failing: Arc<AtomicBool>, mut queue: mpsc::Receiver<Queued>) {
-    // What was taken from the queue and not sent yet.
     let mut taken = Vec::with_capacity(BATCH);
     let mut flushes = Vec::new();
     let mut batch = Vec::with_capacity(BATCH);
-    // Per command of `batch`: who waits for it.
-    let mut awaits: Vec<Awaits> = Vec::with_capacity(BATCH);
+    // Per command of `batch`: where a claim's answer goes, `None` for a reply.
+    let mut answers: Vec<Option<oneshot::Sender<Result<Value>>>> = Vec::with_capacity(BATCH);
     // Claims won for callers that stopped waiting, to release.
     let mut orphans = Vec::new();
-    let mut watch = Watch::default();
-    loop {
-        if taken.is_empty() {
-            if queue.recv_many(&mut taken, BATCH).await == 0 {
-                break;
-            }
-            if taken.len() < BATCH {
-                // Woken by a claim or a completion, tokio runs this task right after the one
-                // that queued it: let the other ready tasks run first, so that theirs join
-                // the batch.
-                tokio::task::yield_now().await;
-                while taken.len() < BATCH
-                    && let Ok(queued) = queue.try_recv()
-                {
-                    taken.push(queued);
-                }
+    while queue.recv_many(&mut taken, BATCH).await > 0 {
+        if taken.len() < BATCH {
+            // Woken by a claim or a completion, tokio runs this task right after the one that
+            // queued it: let the other ready tasks run first, so that theirs join the batch.
+            tokio::task::yield_now().await;
+            while taken.len() < BATCH
+                && let Ok(queued) = queue.try_recv()
+            {
+                taken.push(queued);
             }
         }
-        let now = watch.deadlines.then(Instant::now);
-        for queued in taken.drain(..taken.len().min(BATCH)) {
+        for queued in taken.drain(..) {
             match queued {
                 // Its caller gave up waiting (a timeout): not sent.
-                Queued::Claim(_, answer, _) if answer.is_closed() => {}
-                Queued::Claim(_, answer, Some(deadline)) if now.is_some_and(|now| deadline.at <= now) => {
-                    let _ = answer.send(None);
-                }
-                Queued::Claim(cmd, answer, deadline) => {
-                    watch.learn(deadline);
+                Queued::Claim(_, answer) if answer.is_closed() => {}
+                Queued::Claim(cmd, answer) => {
                     batch.push(cmd);
-                    awaits.push(Awaits::Claim(answer, deadline.map(|d| d.at)));
+                    answers.push(Some(answer));
                 }
                 Queued::Reply(cmd) => {
                     batch.push(cmd);
-                    awaits.push(Awaits::Reply);
+                    answers.push(None);
                 }
                 Queued::Flush(done) => flushes.push(done),
             }
         }
         if !batch.is_empty() {
-            // Pinned here, where it is made: `over` polls it in place (moving the round trip's
-            // future into it cost a copy, ~360 instructions a batch).
-            let sent = {
-                let sent = std::pin::pin!(link.send(&batch));
-                watch.over(sent, &mut awaits, &mut taken, &mut queue).await
-            };
-            let replies = match sent {
-                Ok(values) => answer(&mut batch, &mut awaits, values, &mut orphans),
-                Err(e) => fail(&mut batch, &mut awaits, &e),
+            let replies = match link.send(&batch).await {
+                Ok(values) => answer(&mut batch, &mut answers, values, &mut orphans),
+                Err(e) => fail(&mut batch, &mut answers, &e),
             };
             if !orphans.is_empty() {
-                {
-                    let released = std::pin::pin!(release_orphans(&mut link, &orphans));
-                    watch.over(released, &mut [], &mut taken, &mut queue).await;
-                }
+                release_orphans(&mut link, &orphans).await;
                 orphans.clear();
             }
             match replies {
                 None => failing.store(false, Ordering::Relaxed),
-                Some((replies, e)) => {
-                    let mut writer = Retry { link: &mut link, watch: &mut watch, queue: &mut queue };
-                    writer.retry(&failing, &mut taken, &mut flushes, replies, e).await;
-                }
+                Some((replies, e)) => retry(&mut link, &failing, &mut queue, &mut flushes, replies, e).await,
             }
         }
         for done in flushes.drain(..) {
@@ -511,158 +414,38 @@ async fn write_behind(mut link: Link, failing: Arc<AtomicBool>, mut queue: mpsc:
     }
 }
 
-/// How the writer answers the claims it holds by their deadlines: one timer, set while a
-/// batch (or a release) is out to the nearest deadline of the claims it holds, or to the
-/// next look at the queue if sooner: a claim queued meanwhile is seen within the shortest
-/// time from a claim's queueing to its deadline seen so far, so by its own deadline.
-struct Watch {
-    timer: Pin<Box<Sleep>>,
-    /// Whether any claim taken had a deadline.
-    deadlines: bool,
-    /// The shortest time from a claim's queueing to its deadline seen so far (at least
-    /// [`MIN_LOOK`]).
-    shortest: Option<Duration>,
-}
-
-/// The writer looks at its queue at most this often while a batch is out.
-const MIN_LOOK: Duration = Duration::from_millis(1);
-
-impl Default for Watch {
-    fn default() -> Self {
-        Self { timer: Box::pin(tokio::time::sleep(Duration::ZERO)), deadlines: false, shortest: None }
-    }
-}
-
-impl Watch {
-    /// Takes note of a claim's deadline.
-    fn learn(&mut self, deadline: Option<Deadline>) {
-        let Some(deadline) = deadline else { return };
-        self.deadlines = true;
-        let within = deadline.within.max(MIN_LOOK);
-        if self.shortest.is_none_or(|s| within < s) {
-            self.shortest = Some(within);
-        }
-    }
-
-    /// Runs `out` while answering the claims of `awaits` whose deadline passes (they become
-    /// [`Awaits::GivenUp`]) and taking what is queued meanwhile into `taken` (its claims
-    /// answered in the same way), to be sent next.
-    async fn over<T>(
-        &mut self,
-        mut out: Pin<&mut impl Future<Output = T>>,
-        awaits: &mut [Awaits],
-        taken: &mut Vec<Queued>,
-        queue: &mut mpsc::Receiver<Queued>,
-    ) -> T {
-        if !self.deadlines {
-            return out.await;
-        }
-        let mut looked = Instant::now();
-        loop {
-            let next = self.next(awaits, taken, looked);
-            // A timer set earlier than needed and still ahead is kept (it then looks once
-            // early, in vain): resetting it, which moves it in the runtime's timer wheel, is
-            // the costly part, and deadlines come in order, so the timer set for one batch
-            // usually serves the next ones.
-            if let Some(at) = next
-                && (self.timer.deadline() > at || self.timer.deadline() <= looked)
-            {
-                self.timer.as_mut().reset(at);
-            }
-            tokio::select! {
-                biased;
-                done = &mut out => return done,
-                () = self.timer.as_mut(), if next.is_some() => {
-                    looked = Instant::now();
-                    while let Ok(queued) = queue.try_recv() {
-                        if let Queued::Claim(_, _, deadline) = &queued {
-                            self.learn(*deadline);
-                        }
-                        taken.push(queued);
-                    }
-                    give_up(awaits, taken, looked);
-                }
-            }
-        }
-    }
-
-    /// When to look next: the nearest deadline of the claims held, or the next look at the
-    /// queue.
-    fn next(&self, awaits: &[Awaits], taken: &[Queued], looked: Instant) -> Option<Instant> {
-        let held = awaits.iter().filter_map(|a| match a {
-            Awaits::Claim(_, deadline) => *deadline,
-            _ => None,
-        });
-        let queued = taken.iter().filter_map(|q| match q {
-            Queued::Claim(_, _, deadline) => deadline.map(|d| d.at),
-            _ => None,
-        });
-        let look = self.shortest.and_then(|s| looked.checked_add(s));
-        held.chain(queued).chain(look).min()
-    }
-}
-
-/// Answers `None` to the claims of `awaits` and `taken` whose deadline is `now` or past;
-/// those of `awaits` become [`Awaits::GivenUp`], those of `taken` are not sent.
-fn give_up(awaits: &mut [Awaits], taken: &mut Vec<Queued>, now: Instant) {
-    for awaiting in awaits.iter_mut() {
-        if let Awaits::Claim(_, Some(deadline)) = awaiting
-            && *deadline <= now
-            && let Awaits::Claim(answer, _) = std::mem::replace(awaiting, Awaits::GivenUp)
-        {
-            let _ = answer.send(None);
-        }
-    }
-    if taken.iter().any(|q| matches!(q, Queued::Claim(_, _, Some(d)) if d.at <= now)) {
-        *taken = std::mem::take(taken)
-            .into_iter()
-            .filter_map(|queued| match queued {
-                Queued::Claim(_, answer, Some(deadline)) if deadline.at <= now => {
-                    let _ = answer.send(None);
-                    None
-                }
-                other => Some(other),
-            })
-            .collect();
-    }
-}
-
 /// The replies of a batch that were not stored, to be tried again, and why.
 type Unstored = Option<(Vec<Command>, StoreError)>;
 
 /// Gives each claim of `batch` (emptied) Redis's answer to it; the replies Redis refused, if
-/// any. A claim won (the key was free) whose caller is gone, or whose deadline passed, goes
-/// to `orphans` as its release.
+/// any. A claim won (the key was free) whose caller is gone goes to `orphans` as its release.
 fn answer(
     batch: &mut Vec<Command>,
-    awaits: &mut Vec<Awaits>,
+    answers: &mut Vec<Option<oneshot::Sender<Result<Value>>>>,
     values: Vec<Value>,
     orphans: &mut Vec<Command>,
 ) -> Unstored {
     let mut unstored: Unstored = None;
     let mut values = values.into_iter();
-    for (cmd, awaiting) in batch.drain(..).zip(awaits.drain(..)) {
+    for (cmd, answer) in batch.drain(..).zip(answers.drain(..)) {
         let value = values.next();
-        match (awaiting, value) {
-            (Awaits::Claim(answer, _), Some(value)) => {
+        match (answer, value) {
+            (Some(answer), Some(value)) => {
                 // `SET … NX … GET` answers nil when the key was free and is now ours.
-                if let Err(Some(Ok(Value::Nil))) = answer.send(Some(Ok(value)))
+                if let Err(Ok(Value::Nil)) = answer.send(Ok(value))
                     && cmd.is_claim()
                 {
                     orphans.push(cmd.into_release());
                 }
             }
-            (Awaits::Claim(answer, _), None) => {
-                let _ = answer
-                    .send(Some(Err(StoreError::backend("redis", "no answer in the pipeline's replies"))));
+            (Some(answer), None) => {
+                let _ = answer.send(Err(StoreError::backend("redis", "no answer in the pipeline's replies")));
             }
-            (Awaits::GivenUp, Some(Value::Nil)) => orphans.push(cmd.into_release()),
-            (Awaits::GivenUp, _) => {}
-            (Awaits::Reply, Some(Value::ServerError(e))) => {
+            (None, Some(Value::ServerError(e))) => {
                 unstored.get_or_insert_with(|| (Vec::new(), redis_err(RedisError::from(e)))).0.push(cmd);
             }
-            (Awaits::Reply, Some(_)) => {}
-            (Awaits::Reply, None) => {
+            (None, Some(_)) => {}
+            (None, None) => {
                 unstored
                     .get_or_insert_with(|| {
                         (Vec::new(), StoreError::backend("redis", "no answer in the pipeline's replies"))
@@ -677,93 +460,77 @@ fn answer(
 
 /// Gives each claim of `batch` (emptied) the error `e` (the batch failed as a whole); its
 /// replies.
-fn fail(batch: &mut Vec<Command>, awaits: &mut Vec<Awaits>, e: &StoreError) -> Unstored {
+fn fail(
+    batch: &mut Vec<Command>,
+    answers: &mut Vec<Option<oneshot::Sender<Result<Value>>>>,
+    e: &StoreError,
+) -> Unstored {
     let mut replies = Vec::new();
-    for (cmd, awaiting) in batch.drain(..).zip(awaits.drain(..)) {
-        match awaiting {
-            Awaits::Claim(answer, _) => {
-                let _ = answer.send(Some(Err(again(e))));
+    for (cmd, answer) in batch.drain(..).zip(answers.drain(..)) {
+        match answer {
+            Some(answer) => {
+                let _ = answer.send(Err(again(e)));
             }
-            Awaits::GivenUp => {}
-            Awaits::Reply => replies.push(cmd),
+            None => replies.push(cmd),
         }
     }
     Some((replies, again(e)))
 }
 
-/// What the writer's retry of failed replies uses.
-struct Retry<'a> {
-    link: &'a mut Link,
-    watch: &'a mut Watch,
-    queue: &'a mut mpsc::Receiver<Queued>,
+/// After a failed batch: claims and completions are made in place until Redis answers again
+/// (so their callers see the outage); what was queued meanwhile goes with this batch (its
+/// claims fail at once, its replies join the retry); the replies are tried once more
+/// [`RETRY_AFTER`] later, then given up with one error line.
+async fn retry(
+    link: &mut Link,
+    failing: &AtomicBool,
+    queue: &mut mpsc::Receiver<Queued>,
+    flushes: &mut Vec<oneshot::Sender<()>>,
+    mut replies: Vec<Command>,
+    error: StoreError,
+) {
+    failing.store(true, Ordering::Relaxed);
+    take_queued(queue, &mut replies, flushes, &error);
+    if replies.is_empty() {
+        return;
+    }
+    tokio::time::sleep(RETRY_AFTER).await;
+    take_queued(queue, &mut replies, flushes, &error);
+    let error = match link.send(&replies).await {
+        Ok(values) => match values.into_iter().find_map(|v| v.extract_error().err()) {
+            None => {
+                failing.store(false, Ordering::Relaxed);
+                return;
+            }
+            Some(e) => redis_err(e),
+        },
+        Err(e) => e,
+    };
+    // What was queued before the outage showed goes with this batch, so a Redis that does not
+    // answer at all costs one batch's timeouts, not one per batch (nothing more is queued
+    // while it fails).
+    take_queued(queue, &mut replies, flushes, &error);
+    tracing::error!(
+        error = %error,
+        replies = replies.len(),
+        "cannot store replies in redis for retries on other instances"
+    );
 }
 
-impl Retry<'_> {
-    /// After a failed batch: claims and completions are made in place until Redis answers
-    /// again (so their callers see the outage); what was taken or queued meanwhile goes with
-    /// this batch (its claims fail at once, its replies join the retry); the replies are tried
-    /// once more [`RETRY_AFTER`] later, then given up with one error line.
-    async fn retry(
-        &mut self,
-        failing: &AtomicBool,
-        taken: &mut Vec<Queued>,
-        flushes: &mut Vec<oneshot::Sender<()>>,
-        mut replies: Vec<Command>,
-        error: StoreError,
-    ) {
-        failing.store(true, Ordering::Relaxed);
-        self.take_queued(taken, &mut replies, flushes, &error);
-        if replies.is_empty() {
-            return;
-        }
-        {
-            let later = std::pin::pin!(tokio::time::sleep(RETRY_AFTER));
-            self.watch.over(later, &mut [], taken, self.queue).await;
-        }
-        self.take_queued(taken, &mut replies, flushes, &error);
-        let sent = {
-            let sent = std::pin::pin!(self.link.send(&replies));
-            self.watch.over(sent, &mut [], taken, self.queue).await
-        };
-        let error = match sent {
-            Ok(values) => match values.into_iter().find_map(|v| v.extract_error().err()) {
-                None => {
-                    failing.store(false, Ordering::Relaxed);
-                    return;
-                }
-                Some(e) => redis_err(e),
-            },
-            Err(e) => e,
-        };
-        // What was queued before the outage showed goes with this batch, so a Redis that does
-        // not answer at all costs one batch's timeouts, not one per batch (nothing more is
-        // queued while it fails).
-        self.take_queued(taken, &mut replies, flushes, &error);
-        tracing::error!(
-            error = %error,
-            replies = replies.len(),
-            "cannot store replies in redis for retries on other instances"
-        );
-    }
-
-    /// Takes what was taken and what is queued now: claims are failed with `error`, replies
-    /// added to `replies`.
-    fn take_queued(
-        &mut self,
-        taken: &mut Vec<Queued>,
-        replies: &mut Vec<Command>,
-        flushes: &mut Vec<oneshot::Sender<()>>,
-        error: &StoreError,
-    ) {
-        let queued = std::iter::from_fn(|| self.queue.try_recv().ok());
-        for queued in taken.drain(..).chain(queued) {
-            match queued {
-                Queued::Claim(_, answer, _) => {
-                    let _ = answer.send(Some(Err(again(error))));
-                }
-                Queued::Reply(cmd) => replies.push(cmd),
-                Queued::Flush(done) => flushes.push(done),
+/// Takes what is queued now: claims are failed with `error`, replies added to `replies`.
+fn take_queued(
+    queue: &mut mpsc::Receiver<Queued>,
+    replies: &mut Vec<Command>,
+    flushes: &mut Vec<oneshot::Sender<()>>,
+    error: &StoreError,
+) {
+    while let Ok(queued) = queue.try_recv() {
+        match queued {
+            Queued::Claim(_, answer) => {
+                let _ = answer.send(Err(again(error)));
             }
+            Queued::Reply(cmd) => replies.push(cmd),
+            Queued::Flush(done) => flushes.push(done),
         }
     }
 }
