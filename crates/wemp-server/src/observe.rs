@@ -70,13 +70,7 @@ pub fn keep_arrival(
     headers: &http::HeaderMap,
     peer: Option<std::net::SocketAddr>,
 ) {
-    // One string each, as they came: decoded only where they are read.
-    record.keep_arrival(
-        uri.query().unwrap_or(""),
-        headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
-        None,
-    );
-    record.peer = peer;
+    keep(record, uri, headers, peer, None);
 }
 
 /// [`keep_arrival`] with the message as it arrived (after decryption), `raw_xml`: the three
@@ -87,10 +81,21 @@ pub(crate) fn keep_message(
     peer: Option<std::net::SocketAddr>,
     raw_xml: &str,
 ) {
+    keep(record, &parts.uri, &parts.headers, peer, Some(raw_xml));
+}
+
+fn keep(
+    record: &mut DeliveryRecord,
+    uri: &http::Uri,
+    headers: &http::HeaderMap,
+    peer: Option<std::net::SocketAddr>,
+    raw_xml: Option<&str>,
+) {
+    // One string each, as they came: decoded only where they are read.
     record.keep_arrival(
-        parts.uri.query().unwrap_or(""),
-        parts.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
-        Some(raw_xml),
+        uri.query().unwrap_or(""),
+        headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
+        raw_xml,
     );
     record.peer = peer;
 }

@@ -650,10 +650,13 @@ impl Outgoing {
         Self { status, content_type, body: body.into() }
     }
 
-    /// The response, its headers in `headers` (cleared first).
+    /// The response, its headers in `headers` (cleared first). A 405 says what is allowed.
     fn into_response(self, mut headers: http::HeaderMap) -> Response<Body> {
         headers.clear();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(self.content_type));
+        if self.status == StatusCode::METHOD_NOT_ALLOWED {
+            headers.insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+        }
         let mut res = Response::new(self.body);
         *res.status_mut() = self.status;
         *res.headers_mut() = headers;
@@ -840,7 +843,7 @@ impl Inner {
             self.clone().admit_and_handle(&parts, body, (arrived, now_ms.div_euclid(1000)), seen).await;
         guard.answered = true;
         let seen = &mut guard.seen;
-        let (mut rejected, mut allow) = (None, false);
+        let mut rejected = None;
         let (answer, outcome) = match result {
             Ok(answered) => answered,
             Err(rejection) => {
@@ -868,10 +871,8 @@ impl Inner {
                         },
                     });
                 }
-                let status = reject::status(&rejection);
-                allow = status == StatusCode::METHOD_NOT_ALLOWED;
                 (
-                    Outgoing::new(status, "text/plain; charset=utf-8", rejection.body()),
+                    Outgoing::new(reject::status(&rejection), "text/plain; charset=utf-8", rejection.body()),
                     RecordOutcome::Rejected,
                 )
             }
@@ -902,11 +903,7 @@ impl Inner {
             record.rejection = rejected;
             self.observers.emit(record);
         }
-        let mut res = answer.into_response(parts.headers);
-        if allow {
-            res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
-        }
-        Ok(res)
+        Ok(answer.into_response(parts.headers))
     }
 
     /// Reads the body of a POST within the limit: a declared length over it is refused
@@ -1038,11 +1035,11 @@ impl Inner {
             if let Some(r) = seen.record.as_mut() {
                 // What arrived, the message with it. A third-party platform's push carries the
                 // ticket or an authorization code.
-                if incoming.info_type().is_some() {
-                    crate::observe::keep_message(r, parts, seen.peer, &wemp_proto::component::redacted(&xml));
-                } else {
-                    crate::observe::keep_message(r, parts, seen.peer, &xml);
-                }
+                let kept = match incoming.info_type() {
+                    Some(_) => std::borrow::Cow::Owned(wemp_proto::component::redacted(&xml)),
+                    None => std::borrow::Cow::Borrowed(xml.as_str()),
+                };
+                crate::observe::keep_message(r, parts, seen.peer, &kept);
                 seen.arrival_kept = true;
             }
             if let Some(r) = seen.record.as_mut() {
