@@ -14,7 +14,7 @@ use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt as _;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 use tracing::field::Empty;
@@ -24,7 +24,7 @@ use wemp_store::memory::MemoryDedupStore;
 use wemp_store::{Claim, DedupStore, HandlerFailure, SessionStore, Ticket};
 
 use crate::accounts::{AccountSource, LiveAccounts};
-use crate::context::{Decided, Shared};
+use crate::context::{Decided, ReplyTo, Shared};
 use crate::handler::{BoxError, BoxHandler};
 use crate::log::{ShortId, Text};
 use crate::metrics::{DedupOutcome, Metrics};
@@ -1225,7 +1225,6 @@ impl Inner {
             arrived: deadline - self.config.budget,
             raw_xml: r.raw_xml.clone(),
         });
-        let (tx, mut rx) = oneshot::channel::<(String, i64)>();
         let guard = TaskGuard::new(&self.tasks);
         let (key, ticket) = match key {
             Some((key, ticket)) => (Some(key), ticket),
@@ -1234,7 +1233,6 @@ impl Inner {
         let mut task = Box::pin(self.clone().handle_in_task(
             inbound,
             (key.clone(), ticket),
-            tx,
             shared.clone(),
             guard,
             report,
@@ -1253,32 +1251,44 @@ impl Inner {
         // Disarmed below; fires only if this request goes away before anything decided.
         let mut abandon = Abandon { armed: pending.then(|| (self.clone(), shared.clone())), deadline };
 
-        let xml = tokio::select! {
-            biased;
-            done = &mut rx => {
-                // No reply here: the handler deferred and already finished (at its first poll).
-                if done.is_err() && shared.handler_deferred() {
+        // A handler that finished at its first poll has settled its reply already: no
+        // waiting, no timer.
+        let settled = if pending { None } else { shared.take_reply() };
+        let xml = match settled {
+            Some(reply) => {
+                // No reply: the handler deferred.
+                if reply.is_none() && shared.handler_deferred() {
                     self.metrics.deferred();
                 }
-                done.ok()
+                reply
             }
-            () = shared.deferred.notified() => match shared.defer() {
-                Decided::Late => {
-                    self.metrics.deferred();
-                    None
+            None => tokio::select! {
+                biased;
+                reply = shared.reply() => {
+                    // No reply here: the handler deferred and its task already finished.
+                    if reply.is_none() && shared.handler_deferred() {
+                        self.metrics.deferred();
+                    }
+                    reply
                 }
-                Decided::Passive => rx.await.ok(),
-            },
-            () = tokio::time::sleep_until(deadline) => match shared.defer() {
-                Decided::Late => {
-                    self.metrics.deadline_miss();
-                    tracing::warn!(
-                        budget_ms = u64::try_from(self.config.budget.as_millis()).unwrap_or(u64::MAX),
-                        "handler missed the deadline; answered success, its reply goes to the late sink"
-                    );
-                    None
-                }
-                Decided::Passive => rx.await.ok(),
+                () = shared.deferred.notified() => match shared.defer() {
+                    Decided::Late => {
+                        self.metrics.deferred();
+                        None
+                    }
+                    Decided::Passive => shared.reply().await,
+                },
+                () = tokio::time::sleep_until(deadline) => match shared.defer() {
+                    Decided::Late => {
+                        self.metrics.deadline_miss();
+                        tracing::warn!(
+                            budget_ms = u64::try_from(self.config.budget.as_millis()).unwrap_or(u64::MAX),
+                            "handler missed the deadline; answered success, its reply goes to the late sink"
+                        );
+                        None
+                    }
+                    Decided::Passive => shared.reply().await,
+                },
             },
         };
         abandon.armed = None;
@@ -1330,11 +1340,12 @@ impl Inner {
         self: Arc<Self>,
         inbound: Inbound,
         (key, ticket): (Option<Arc<str>>, Ticket),
-        tx: oneshot::Sender<(String, i64)>,
         shared: Arc<Shared>,
         _guard: TaskGuard,
         report: Option<LateReport>,
     ) {
+        // Settled (a reply, or none) however this ends, a drop of this future included.
+        let reply_to = ReplyTo::new(&shared);
         let started = Instant::now();
         let result = AssertUnwindSafe(self.router.call_once(inbound.clone())).catch_unwind().await;
         self.metrics.handler_latency(started.elapsed());
@@ -1406,7 +1417,7 @@ impl Inner {
                     }
                     None => Some((key, xml.clone())),
                 });
-                let _ = tx.send((xml, replied_at));
+                reply_to.send(xml, replied_at);
                 if let Some((key, xml)) = later
                     && let Err(e) = self.complete_later(key, ticket, &xml).await
                 {
@@ -1414,7 +1425,7 @@ impl Inner {
                 }
             }
             Decided::Late => {
-                drop(tx);
+                drop(reply_to);
                 // Boxed: what this takes (the sink's call and its timer) would otherwise make
                 // every delivery's task larger, when few go this way.
                 Box::pin(self.late(
