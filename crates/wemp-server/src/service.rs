@@ -810,6 +810,7 @@ impl Inner {
     /// on, so the inner futures' locals are scoped to end before the next one's `await`. The
     /// future was 2 760 bytes, now 1 768 (release build): it is copied into its box for every
     /// request, and each inner future into its place when first polled.
+    #[allow(clippy::manual_async_fn)] // on purpose: see above
     fn handle<B>(
         self: Arc<Self>,
         parts: http::request::Parts,
@@ -968,6 +969,7 @@ impl Inner {
 
     /// Admission ([`wemp_proto::admission::admit`]), then the handler. (An `async` block: see
     /// [`Inner::handle`].)
+    #[allow(clippy::manual_async_fn)] // an `async` block, not an `async fn`: see `Inner::handle`
     fn admit_and_handle<B>(
         self: Arc<Self>,
         parts: &http::request::Parts,
@@ -1144,6 +1146,7 @@ impl Inner {
 
     /// The admitted delivery: its claim's answer, or its handler. (An `async` block: see
     /// [`Inner::handle`].)
+    #[allow(clippy::manual_async_fn)] // an `async` block, not an `async fn`: see `Inner::handle`
     fn dispatch(
         self: Arc<Self>,
         inbound: Inbound,
@@ -1239,6 +1242,7 @@ impl Inner {
 
     /// Runs the handler (in a task of its own if it does not finish at its first poll) and
     /// answers with its reply. (An `async` block: see [`Inner::handle`].)
+    #[allow(clippy::manual_async_fn)] // an `async` block, not an `async fn`: see `Inner::handle`
     fn run(
         self: Arc<Self>,
         inbound: Inbound,
