@@ -162,45 +162,23 @@ fn check(digest: &[u8; 20], given: &str, kind: SignatureKind) -> Result<(), Veri
     let Ok(given) = <&[u8; 40]>::try_from(crate::trim(given).as_bytes()) else {
         return Err(VerifyError { kind });
     };
-    // Eight digits a word (a table look-up a digit cost ~8 instructions a digit): `invalid`
-    // gathers the marks of characters that are not digits, `diff` the bits in which the
-    // decoded digest differs from `digest`.
-    let (mut invalid, mut diff) = (0u64, 0u32);
+    // `digest` written in lowercase hex, eight digits a word, and compared with `given` a
+    // word at a time (decoding `given` by a table cost ~8 instructions a digit): where the
+    // digit is a letter, `given`'s is compared with its `0x20` bit set, so either case matches
+    // it, and nothing else does (no other byte becomes a letter by that bit); a digit must be
+    // the digit. `diff` gathers the bits that differ, without a branch on them.
+    let mut diff = 0u64;
     for (digits, bytes) in given.chunks_exact(8).zip(digest.chunks_exact(4)) {
-        let (value, marks) = decode_hex_word(u64::from_le_bytes(digits.try_into().unwrap_or_default()));
-        invalid |= marks;
-        diff |= value ^ u32::from_le_bytes(bytes.try_into().unwrap_or_default());
+        let expected = encode_hex_word(u32::from_le_bytes(bytes.try_into().unwrap_or_default()));
+        let fold = (expected & bytes_of(0x40)) >> 1;
+        diff |= (u64::from_le_bytes(digits.try_into().unwrap_or_default()) | fold) ^ expected;
     }
-    // Only the shape of `given` (public) decides before the comparison of the digests, which
-    // is in constant time.
-    if invalid == 0 && bool::from(diff.ct_eq(&0)) { Ok(()) } else { Err(VerifyError { kind }) }
+    if bool::from(diff.ct_eq(&0)) { Ok(()) } else { Err(VerifyError { kind }) }
 }
 
 /// Repeats a byte in every byte of a word.
 const fn bytes_of(b: u8) -> u64 {
     u64::from_le_bytes([b; 8])
-}
-
-/// Eight hexadecimal digits (either case, the first in the lowest byte) decoded into four
-/// bytes (the first in the lowest byte), with the high bit of each byte of the second word
-/// set where a character is not a digit (zero: all eight are).
-fn decode_hex_word(word: u64) -> (u32, u64) {
-    const HIGH: u64 = bytes_of(0x80);
-    // For bytes below 0x80, the high bit of each byte set where it is in `lo..=hi` (no carry
-    // crosses a byte: each sum stays below 0x100).
-    let within = |x: u64, lo: u8, hi: u8| (x + bytes_of(0x80 - lo)) & !(x + bytes_of(0x7f - hi)) & HIGH;
-    let seven = word & !HIGH;
-    let digit = within(seven, b'0', b'9');
-    // Letters in either case, as lowercase (`| 0x20` maps only `A`-`F` into `a`-`f`).
-    let letter = within(seven | bytes_of(0x20), b'a', b'f');
-    let marks = (word & HIGH) | (!(digit | letter) & HIGH);
-    // A digit's value is its low four bits; a letter's, its low four bits and nine.
-    let nibbles = (word & bytes_of(0x0f)) + (letter >> 7) * 9;
-    // Each pair of digits into the even byte of the pair, then the even bytes together.
-    let pairs = ((nibbles << 4) | (nibbles >> 8)) & 0x00ff_00ff_00ff_00ff;
-    let pairs = (pairs | pairs >> 8) & 0x0000_ffff_0000_ffff;
-    let value = (pairs | pairs >> 16) & 0xffff_ffff;
-    (u32::try_from(value).unwrap_or_default(), marks)
 }
 
 /// Four bytes (the first in the lowest byte) as eight lowercase hexadecimal digits (the first
@@ -226,25 +204,22 @@ pub(crate) const fn nibble(c: u8) -> Option<u8> {
     }
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    hex_into(bytes, &mut out);
+pub(crate) fn hex(digest: &[u8; 20]) -> String {
+    let mut out = String::with_capacity(40);
+    hex_into(digest, &mut out);
     out
 }
 
-/// Appends `bytes` as lowercase hex: four bytes a step (a table look-up a digit cost ~6
-/// instructions a digit), a digest (20 bytes) in one `push_str`.
-pub(crate) fn hex_into(bytes: &[u8], out: &mut String) {
-    for chunk in bytes.chunks(20) {
-        let mut text = [0u8; 40];
-        for (digits, four) in text.chunks_exact_mut(8).zip(chunk.chunks(4)) {
-            let mut word = [0u8; 4];
-            word[..four.len()].copy_from_slice(four);
-            digits.copy_from_slice(&encode_hex_word(u32::from_le_bytes(word)).to_le_bytes());
-        }
-        // Hex digits are ASCII, so this never falls back to the empty string.
-        out.push_str(std::str::from_utf8(&text[..2 * chunk.len()]).unwrap_or_default());
+/// Appends a digest in lowercase hex: four bytes a step (a table look-up a digit cost ~6
+/// instructions a digit), in one `push_str`.
+pub(crate) fn hex_into(digest: &[u8; 20], out: &mut String) {
+    let mut text = [0u8; 40];
+    for (digits, four) in text.chunks_exact_mut(8).zip(digest.chunks_exact(4)) {
+        let word = encode_hex_word(u32::from_le_bytes(four.try_into().unwrap_or_default()));
+        digits.copy_from_slice(&word.to_le_bytes());
     }
+    // Hex digits are ASCII, so this never falls back to the empty string.
+    out.push_str(std::str::from_utf8(&text).unwrap_or_default());
 }
 
 /// The digest [`sign_msg`] writes in hex.
@@ -367,19 +342,13 @@ mod tests {
         }
 
         #[test]
-        fn hex_words_round_trip(bytes in proptest::prelude::any::<u32>(), upper in proptest::prelude::any::<bool>()) {
-            let word = encode_hex_word(bytes);
-            let mut digits = word.to_le_bytes();
+        fn a_hex_word_is_the_digits_of_its_bytes(bytes in proptest::prelude::any::<u32>()) {
             let expected = format!("{:08x}", bytes.swap_bytes());
-            proptest::prop_assert_eq!(&digits, expected.as_bytes());
-            if upper {
-                digits.make_ascii_uppercase();
-            }
-            proptest::prop_assert_eq!(decode_hex_word(u64::from_le_bytes(digits)), (bytes, 0));
+            proptest::prop_assert_eq!(&encode_hex_word(bytes).to_le_bytes(), expected.as_bytes());
         }
 
         #[test]
-        fn hex_is_the_digits_of_each_byte(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..70)) {
+        fn hex_is_the_digits_of_each_byte(bytes in proptest::prelude::any::<[u8; 20]>()) {
             let mut out = "x".to_owned();
             hex_into(&bytes, &mut out);
             let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -387,22 +356,36 @@ mod tests {
         }
     }
 
-    /// Every byte at every place of a word of digits: marked exactly when it is not a digit,
-    /// else decoded to its value.
+    /// Every byte at every place of a digest's hex digits, in either case: the digest
+    /// matches exactly when the byte is the digit there, in either case.
     #[test]
-    fn a_hex_word_decodes_as_nibble_reads_it() {
-        for c in 0..=255u8 {
-            for at in 0..8 {
-                let mut digits = *b"0123abCD";
-                digits[at] = c;
-                let (value, marks) = decode_hex_word(u64::from_le_bytes(digits));
-                match digits.iter().map(|&d| nibble(d)).collect::<Option<Vec<u8>>>() {
-                    Some(nibbles) => {
-                        assert_eq!(marks, 0, "{c:#x} at {at}");
-                        let bytes: Vec<u8> = nibbles.chunks(2).map(|p| p[0] << 4 | p[1]).collect();
-                        assert_eq!(value.to_le_bytes().as_slice(), bytes, "{c:#x} at {at}");
+    fn each_digit_is_checked_in_either_case() {
+        let digest: [u8; 20] = std::array::from_fn(|i| (i as u8).wrapping_mul(0x4b) ^ 0x5a);
+        let right = hex(&digest);
+        for upper in [false, true] {
+            let mut digits = right.clone().into_bytes();
+            if upper {
+                digits.make_ascii_uppercase();
+            }
+            for at in 0..40 {
+                for c in 0..=255u8 {
+                    let mut given = digits.clone();
+                    given[at] = c;
+                    let want = c.eq_ignore_ascii_case(&right.as_bytes()[at]);
+                    let now = match std::str::from_utf8(&given) {
+                        Ok(given) => check(&digest, given, SignatureKind::Signature).is_ok(),
+                        // Not text: the comparison itself, on bytes no `&str` can hold.
+                        Err(_) => continue,
+                    };
+                    assert_eq!(now, want, "{c:#x} at {at}, upper {upper}");
+                    // The same bits changed in the next word too: still refused.
+                    let other = (at + 8) % 40;
+                    given[other] ^= c ^ digits[at];
+                    let both = want && given[other].eq_ignore_ascii_case(&right.as_bytes()[other]);
+                    if let Ok(given) = std::str::from_utf8(&given) {
+                        let now = check(&digest, given, SignatureKind::Signature).is_ok();
+                        assert_eq!(now, both, "{c:#x} at {at} and {other}, upper {upper}");
                     }
-                    None => assert_ne!(marks, 0, "{c:#x} at {at}"),
                 }
             }
         }
