@@ -247,11 +247,13 @@ macro_rules! cdata_leaf_lit {
 pub(crate) use cdata_leaf_lit;
 
 /// Where the first `]]>` in `text` starts: found by its `>`, which text seldom has (and
-/// base64 never), rather than by a substring search set up anew for every call.
+/// base64 never), rather than by a substring search set up anew for every call; in a word at
+/// a time when the text is short ([`crate::find`]).
+#[inline]
 pub(crate) fn cdata_end(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
     let mut from = 0;
-    while let Some(i) = memchr::memchr(b'>', &bytes[from..]) {
+    while let Some(i) = crate::find::byte(b'>', &bytes[from..]) {
         let gt = from + i;
         if gt >= 2 && &bytes[gt - 2..gt] == b"]]" {
             return Some(gt - 2);
@@ -752,22 +754,9 @@ fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
     at
 }
 
-/// Whether a byte may be in a [`flat`] name after its first: an ASCII letter, digit or `_`
-/// (by table: the two range tests cost ~14 instructions a byte, and a message's names have
-/// ~55 bytes).
-const NAME_BYTE: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        // `b` is below 256.
-        table[b] = (b as u8).is_ascii_alphanumeric() || b == b'_' as usize;
-        b += 1;
-    }
-    table
-};
-
 /// A start tag `<name>` at `at` with a plain ASCII name (a letter or `_`, then letters,
-/// digits or `_`) and nothing else in it: the name and where the tag ends.
+/// digits or `_`, told eight at a time by [`crate::find::name_len`]) and nothing else in it:
+/// the name and where the tag ends.
 fn flat_start(xml: &str, at: usize) -> Option<(&str, usize)> {
     let bytes = xml.as_bytes();
     if bytes.get(at) != Some(&b'<')
@@ -775,8 +764,7 @@ fn flat_start(xml: &str, at: usize) -> Option<(&str, usize)> {
     {
         return None;
     }
-    let len = bytes[at + 1..].iter().position(|&b| !NAME_BYTE[usize::from(b)])?;
-    let end = at + 1 + len;
+    let end = at + 1 + crate::find::name_len(&bytes[at + 1..]);
     (bytes.get(end) == Some(&b'>')).then(|| (&xml[at + 1..end], end + 1))
 }
 
@@ -831,7 +819,7 @@ pub(crate) fn flat<'x>(xml: &'x str, mut leaf: impl FnMut(&'x str, &'x str, bool
                 (&rest[..len], true, start + 9 + len + 3)
             }
             None => {
-                let len = memchr::memchr3(b'<', b'&', b'>', &bytes[start..])?;
+                let len = crate::find::byte3(b'<', b'&', b'>', &bytes[start..])?;
                 (&xml[start..start + len], false, start + len)
             }
         };
@@ -1148,13 +1136,6 @@ mod tests {
         "TimeStamp",
         "Nonce",
     ];
-
-    #[test]
-    fn name_bytes_are_letters_digits_and_underscore() {
-        for b in 0..=255u8 {
-            assert_eq!(NAME_BYTE[usize::from(b)], b.is_ascii_alphanumeric() || b == b'_', "{b}");
-        }
-    }
 
     #[test]
     fn known_names_are_shared_and_others_owned() {
