@@ -247,13 +247,11 @@ macro_rules! cdata_leaf_lit {
 pub(crate) use cdata_leaf_lit;
 
 /// Where the first `]]>` in `text` starts: found by its `>`, which text seldom has (and
-/// base64 never), rather than by a substring search set up anew for every call; in a word at
-/// a time when the text is short ([`crate::find`]).
-#[inline]
+/// base64 never), rather than by a substring search set up anew for every call.
 pub(crate) fn cdata_end(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
     let mut from = 0;
-    while let Some(i) = crate::find::byte(b'>', &bytes[from..]) {
+    while let Some(i) = memchr::memchr(b'>', &bytes[from..]) {
         let gt = from + i;
         if gt >= 2 && &bytes[gt - 2..gt] == b"]]" {
             return Some(gt - 2);
@@ -819,7 +817,7 @@ pub(crate) fn flat<'x>(xml: &'x str, mut leaf: impl FnMut(&'x str, &'x str, bool
                 (&rest[..len], true, start + 9 + len + 3)
             }
             None => {
-                let len = crate::find::byte3(b'<', b'&', b'>', &bytes[start..])?;
+                let len = memchr::memchr3(b'<', b'&', b'>', &bytes[start..])?;
                 (&xml[start..start + len], false, start + len)
             }
         };
