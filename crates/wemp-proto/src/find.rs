@@ -101,7 +101,7 @@ mod tests {
     fn every_place() {
         for len in 0..150 {
             for at in 0..=len {
-                let mut haystack = vec![b'=' ; len];
+                let mut haystack = vec![b'='; len];
                 haystack.iter_mut().skip(at + 1).step_by(2).for_each(|b| *b = b'?');
                 if let Some(b) = haystack.get_mut(at) {
                     *b = b'>';
@@ -122,7 +122,8 @@ mod tests {
                     if let Some(x) = bytes.get_mut(at) {
                         *x = b;
                     }
-                    let want = bytes.iter().position(|&b| !(b.is_ascii_alphanumeric() || b == b'_')).unwrap_or(len);
+                    let want =
+                        bytes.iter().position(|&b| !(b.is_ascii_alphanumeric() || b == b'_')).unwrap_or(len);
                     assert_eq!(super::name_len(&bytes), want, "{bytes:?}");
                 }
             }
