@@ -1,11 +1,12 @@
-//! Bytes looked at eight a step in a word, inline: the end of each pair of a query (where
-//! `memchr` is called through three functions and sets up its vectors first, ~55
-//! instructions a call under callgrind for what is found 10 to 50 bytes on; past the first
-//! 64 bytes `memchr` looks), and a tag name's bytes.
+//! The end of each pair of a query string found eight bytes a step in a word, inline, where
+//! `memchr` is called through three functions and sets up its vectors first (~55
+//! instructions a call under callgrind for what is found 10 to 50 bytes on); past the first
+//! 64 bytes `memchr` looks.
 //!
-//! Not for a leaf's text: there `memchr` looks at the rest of the document, 32 bytes a
-//! vector, and finds a `]]>` or a `<` in its first vector for fewer instructions than words
-//! of eight bytes do (tried: +330 instructions a message).
+//! Tried and not kept (fifteenth pass, BENCHMARKS.md): the same for a leaf's text in the XML
+//! reader, where `memchr` looks at the rest of the document and finds the `]]>` or `<` in its
+//! first 32-byte vector for fewer instructions (+330 a message), and a tag name's bytes
+//! checked eight at a time (+70 a message: `flat_start` no longer inlined).
 
 /// How many bytes are looked at a word at a time before `memchr` takes the rest: what is
 /// sought is usually near (a short value's end), and past this `memchr`'s vectors pay for
@@ -17,43 +18,6 @@ const LOW: u64 = u64::from_le_bytes([0x01; 8]);
 
 /// The high bit of every byte.
 const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
-
-/// Repeats a byte in every byte of a word.
-const fn bytes_of(b: u8) -> u64 {
-    LOW * b as u64
-}
-
-/// The high bit of each byte of `word` set where the byte is an ASCII letter, digit or `_`.
-#[inline(always)]
-fn name_marks(word: u64) -> u64 {
-    let seven = word & !HIGH;
-    // For bytes below 0x80, the high bit set where the byte is in `lo..=hi` (no carry
-    // crosses a byte: each sum stays below 0x100).
-    let within = |x: u64, lo: u8, hi: u8| (x + bytes_of(0x80 - lo)) & !(x + bytes_of(0x7f - hi));
-    let digit = within(seven, b'0', b'9');
-    // `| 0x20` maps `A`-`Z` onto `a`-`z`, and nothing else into them.
-    let letter = within(seven | bytes_of(0x20), b'a', b'z');
-    // Exactly the bytes equal to `_` (no borrow: the sum is below 0x100 in each byte).
-    let other = seven ^ bytes_of(b'_');
-    let underscore = !((other + bytes_of(0x7f)) | other);
-    (digit | letter | underscore) & !word & HIGH
-}
-
-/// How many bytes at the start of `bytes` are ASCII letters, digits or `_` (a tag name's
-/// bytes after its first), eight a step: a table look-up a byte cost ~12 instructions a byte.
-#[inline]
-pub(crate) fn name_len(bytes: &[u8]) -> usize {
-    let mut at = 0;
-    while let Some(word) = bytes.get(at..at + 8) {
-        let others = !name_marks(u64::from_le_bytes(word.try_into().unwrap_or_default())) & HIGH;
-        if others != 0 {
-            return at + lowest(others);
-        }
-        at += 8;
-    }
-    let rest = &bytes[at..];
-    at + rest.iter().position(|&b| !(b.is_ascii_alphanumeric() || b == b'_')).unwrap_or(rest.len())
-}
 
 /// The high bit of the first byte of `word` (its lowest) equal to `needle`'s byte, and
 /// perhaps of later ones (a borrow past a match may mark the byte above it): only the lowest
@@ -108,24 +72,6 @@ mod tests {
                 }
                 let want = (at < len).then_some(at);
                 assert_eq!(super::byte(b'>', &haystack), want, "{len} {at}");
-            }
-        }
-    }
-
-    /// Every byte at every place of names of every length to 20, and the bytes after.
-    #[test]
-    fn name_len_stops_at_the_first_other_byte() {
-        for len in 0..20 {
-            for at in 0..=len {
-                for b in 0..=255u8 {
-                    let mut bytes = b"aZ_09zA9_Za0_xyzXYZ0"[..len].to_vec();
-                    if let Some(x) = bytes.get_mut(at) {
-                        *x = b;
-                    }
-                    let want =
-                        bytes.iter().position(|&b| !(b.is_ascii_alphanumeric() || b == b'_')).unwrap_or(len);
-                    assert_eq!(super::name_len(&bytes), want, "{bytes:?}");
-                }
             }
         }
     }
