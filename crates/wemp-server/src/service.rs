@@ -146,7 +146,7 @@ struct Inner {
 /// GET answers URL verification; POST verifies, decrypts (per request: plain, compatible or
 /// safe mode), deduplicates WeChat's retries, runs the [`Router`] within the deadline
 /// budget and answers in the request's mode. Mount it with [`WechatService::into_router`]
-/// or run it with [`crate::serve`].
+/// or run it with [`crate::serve()`].
 #[derive(Clone)]
 pub struct WechatService {
     inner: Arc<Inner>,
