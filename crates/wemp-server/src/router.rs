@@ -888,10 +888,15 @@ impl CallShared<Reply> for Dispatch {
                         continue;
                     }
                     let Some(captures) = rule.matcher.0.matches(&facts) else { continue };
-                    let req =
-                        if captures.is_some() { inbound.with_captures(captures) } else { inbound.clone() };
                     record_rule(&inbound, &rule.name);
-                    match rule.service.call_once(req).await? {
+                    let answer = match (rule.service.sync_fn(), captures) {
+                        // Answered in place, without a future or a copy of the delivery.
+                        (Some(f), None) => f(&inbound),
+                        (Some(f), captures) => f(&inbound.with_captures(captures)),
+                        (None, None) => rule.service.call_once(inbound.clone()).await,
+                        (None, captures) => rule.service.call_once(inbound.with_captures(captures)).await,
+                    };
+                    match answer? {
                         Answer::Reply(reply) => return Ok(reply),
                         Answer::FallThrough => continue,
                     }
@@ -1192,6 +1197,47 @@ mod tests {
             }
         }
         assert!(matched > 100, "{matched}");
+    }
+
+    #[test]
+    fn a_sync_rule_answers_in_place_with_its_captures_or_falls_through() {
+        let captured = |i: &Inbound| i.captures().and_then(|c| c.get(1)).unwrap_or("none").to_owned();
+        let router = Router::new()
+            .route(
+                Rule::service(
+                    Matcher::text_regex(r"^order (\d+)$"),
+                    RuleService::from_sync_fn(move |i| {
+                        let n = captured(i);
+                        Ok(if n == "0" {
+                            Answer::FallThrough
+                        } else {
+                            Answer::Reply(Reply::text(format!("order {n}")))
+                        })
+                    }),
+                )
+                .named("order"),
+            )
+            .route(
+                Rule::service(
+                    Matcher::text_contains("order"),
+                    RuleService::from_sync_fn(move |i| {
+                        Ok(Answer::Reply(Reply::text(format!("any order: {}", captured(i)))))
+                    }),
+                )
+                .named("any"),
+            );
+        let service = router.into_service();
+        for (text, reply, rule) in [
+            ("order 42", "order 42", "order"),
+            ("order 0", "any order: none", "any"),
+            ("my order", "any order: none", "any"),
+        ] {
+            let inbound = message("text", &format!("<Content>{text}</Content><MsgId>1</MsgId>"));
+            let answer =
+                futures_util::FutureExt::now_or_never(service.call_once(inbound.clone())).unwrap().unwrap();
+            assert_eq!(answer, Reply::text(reply), "{text}");
+            assert_eq!(inbound.ctx().rule_name().as_deref(), Some(rule), "{text}");
+        }
     }
 
     #[test]
