@@ -3,8 +3,17 @@
 //! ```text
 //! body    = 9:u8 n:u32le record* table        uncompressed (n = the length of the records)
 //!         | 10:u8 len:u32le lz4-block(n record* table)
-//!                                             what appends write (LZ4 block format; len = the
-//!                                             length of what it compresses)
+//!                                             LZ4 block format; len = the length of what it
+//!                                             compresses (what appends write for records
+//!                                             without a digest in their query)
+//!         | 11:u8 len:u32le m:u32le lifted lz4-block(n record* table, its digests lifted out)
+//!                                             what appends write: the query's digests are not
+//!                                             in what LZ4 compresses but beside it (`lifted`, m
+//!                                             bytes); len = the length of n record* table with
+//!                                             them
+//! lifted  = (gap:varint digest:20)*           each digest taken out of n record* table, in
+//!                                             order: it goes back gap bytes (of what LZ4 gives)
+//!                                             after the one before it (from the start of n)
 //! record  = index:varint len:u32le fields (len = the length of fields)
 //! fields  = received_at_ms:zigzag-varint appid:text openid:str msg_type:text
 //!                                             (what filters look at first; "" for none)
@@ -64,7 +73,13 @@
 //! from one record to the next, so LZ4 cannot shrink them and spends most of its time on
 //! such bytes: packed, the query of a safe-mode message takes 94 bytes instead of 207, and a
 //! record about 40 bytes fewer after compression. `headers` is the header block
-//! ([`RequestHeaders::as_str`]).
+//! ([`RequestHeaders::as_str`]). The two digests (`signature`, `msg_signature`) then still
+//! took LZ4 ~1 000 instructions a record (each of their bytes is a position it hashes and
+//! looks up, for nothing), more than the rest of the query: since format 11 they are
+//! lifted out of what it reads and stored as they are: LZ4 −1 100 a record, the encoder
+//! +50 to +90, and the body ~3 bytes a record smaller (a digest's gap is a byte or two, and
+//! LZ4 writes fewer sequences). Reading puts them back, a format-9 body as before; a
+//! partial delete rewrites such a body as format 10.
 //!
 //! Bodies of formats 7 (uncompressed) and 8 (LZ4), written before the table, hold no table
 //! (`body = 7:u8 record*`, `8:u8 len:u32le lz4-block(record*)`) and every string in place:
@@ -121,6 +136,12 @@ const FORMAT_LZ4_V4: u8 = 8;
 const FORMAT_RAW: u8 = 9;
 /// LZ4 (block format) of a [`FORMAT_RAW`] body past its format byte, after its length (u32 LE).
 const FORMAT_LZ4: u8 = 10;
+/// A [`FORMAT_RAW`] body past its format byte, its query digests lifted out (beside the LZ4
+/// of the rest, uncompressed).
+const FORMAT_LZ4_LIFTED: u8 = 11;
+
+/// The bytes of a query digest (`digest:20`).
+const DIGEST: usize = 20;
 
 /// The compressed format of an uncompressed one, and back.
 const PACKED: [(u8, u8); 5] = [
@@ -134,12 +155,15 @@ const PACKED: [(u8, u8); 5] = [
 /// Why a body does not decode.
 pub(super) type Corrupt = &'static str;
 
-/// Encodes `(index, entry)` pairs, indexes increasing.
+/// Encodes `(index, entry)` pairs, indexes increasing: a [`FORMAT_RAW`] body (what
+/// [`encode_into`] writes, its lifted digests put back).
 #[cfg(test)]
 fn encode<'a>(records: impl Iterator<Item = (u64, &'a DeliveryRecord)>) -> Vec<u8> {
-    let mut out = Vec::new();
-    encode_into(&mut out, &mut Strings::default(), records);
-    out
+    let (mut out, mut lifted) = (Vec::new(), Lifted::new());
+    encode_into(&mut out, &mut Strings::default(), &mut lifted, records);
+    let mut raw = vec![out[0]];
+    unlift(&mut raw, &out[1..], &lifted.bytes).expect("digests lifted from the body");
+    raw
 }
 
 /// The strings of a body's table as they are written, kept between batches so that every
@@ -160,6 +184,52 @@ impl Strings {
     /// The memory held, in bytes.
     pub(super) fn capacity(&self) -> usize {
         self.bytes.capacity() + 4 * self.ends.capacity()
+    }
+}
+
+/// The query digests lifted out of a body as it is encoded (`lifted` in the module docs),
+/// kept between batches like [`Strings`]. LZ4 finds nothing to match in a digest and
+/// spends its time on each byte it reads, so they are kept beside what it compresses.
+#[derive(Debug)]
+pub(super) struct Lifted {
+    /// `(gap:varint digest:20)*`.
+    bytes: Vec<u8>,
+    /// How many digests.
+    digests: usize,
+    /// Where in the body being encoded the last one was lifted from (1, past the format
+    /// byte, before any).
+    at: usize,
+}
+
+impl Default for Lifted {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Lifted {
+    pub(super) const fn new() -> Self {
+        Self { bytes: Vec::new(), digests: 0, at: 1 }
+    }
+
+    /// The memory held, in bytes.
+    pub(super) fn capacity(&self) -> usize {
+        self.bytes.capacity()
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.digests = 0;
+        self.at = 1;
+    }
+
+    /// `digest` lifted out of the body `out` at its end.
+    #[inline]
+    fn push(&mut self, out: &[u8], digest: &[u8; DIGEST]) {
+        varint(&mut self.bytes, (out.len() - self.at) as u64);
+        self.bytes.extend_from_slice(digest);
+        self.digests += 1;
+        self.at = out.len();
     }
 }
 
@@ -239,10 +309,13 @@ impl<'a> Table<'_, 'a> {
 
 /// Encodes `(index, entry)` pairs, indexes increasing, into `out` (cleared first: the
 /// caller reuses one buffer, so that every batch does not fault in fresh memory), the
-/// table's strings gathered in `strings` (cleared first, reused alike).
+/// table's strings gathered in `strings` (cleared first, reused alike), the query digests
+/// lifted into `lifted` (cleared first, reused alike): the [`FORMAT_RAW`] body is `out`
+/// with `lifted` put back in, what [`compress_reusing`] stores.
 pub(super) fn encode_into<'a>(
     out: &mut Vec<u8>,
     strings: &mut Strings,
+    lifted: &mut Lifted,
     records: impl Iterator<Item = (u64, &'a DeliveryRecord)>,
 ) {
     // No reservation: the buffer is reused, and has grown to what batches need.
@@ -250,17 +323,20 @@ pub(super) fn encode_into<'a>(
     out.extend_from_slice(&[FORMAT_RAW, 0, 0, 0, 0]);
     strings.bytes.clear();
     strings.ends.clear();
+    lifted.clear();
     let mut table = Table { strings, last: [(&[], 0); Place::COUNT] };
     for (index, e) in records {
         let out = &mut *out;
         varint(out, index);
         let at = out.len();
+        let digests = lifted.digests;
         out.extend_from_slice(&[0; 4]);
-        encode_fields(out, &mut table, e);
-        let len = u32::try_from(out.len() - at - 4).expect("a log entry under 4 GiB");
+        encode_fields(out, &mut table, lifted, e);
+        let len = out.len() - at - 4 + DIGEST * (lifted.digests - digests);
+        let len = u32::try_from(len).expect("a log entry under 4 GiB");
         out[at..at + 4].copy_from_slice(&len.to_le_bytes());
     }
-    let n = u32::try_from(out.len() - 5).expect("a segment under 4 GiB");
+    let n = u32::try_from(out.len() - 5 + DIGEST * lifted.digests).expect("a segment under 4 GiB");
     out[1..5].copy_from_slice(&n.to_le_bytes());
     let strings = &*table.strings;
     out.extend_from_slice(&u32::try_from(strings.ends.len()).expect("a segment under 4 GiB").to_le_bytes());
@@ -284,7 +360,12 @@ fn is_standard_key(key: &[u8], appid: &[u8], openid: &[u8], msg_id: u64) -> bool
     decimal(rest) == Some(msg_id)
 }
 
-fn encode_fields<'a>(out: &mut Vec<u8>, table: &mut Table<'_, 'a>, e: &'a DeliveryRecord) {
+fn encode_fields<'a>(
+    out: &mut Vec<u8>,
+    table: &mut Table<'_, 'a>,
+    lifted: &mut Lifted,
+    e: &'a DeliveryRecord,
+) {
     let appid = e.appid.as_deref().unwrap_or_default();
     let openid = e.openid.as_deref().unwrap_or_default();
     varint(out, zigzag(e.received_at_ms));
@@ -367,7 +448,7 @@ fn encode_fields<'a>(out: &mut Vec<u8>, table: &mut Table<'_, 'a>, e: &'a Delive
             varint(out, u64::from(a.scope_id()));
         }
     }
-    encode_query(out, e.query.as_str());
+    encode_query(out, lifted, e.query.as_str());
     table.text(out, Place::Headers, e.headers.as_str().as_bytes());
     varint(out, u64::from(e.attempts));
     varint(out, e.checks.len() as u64);
@@ -386,10 +467,11 @@ fn encode_fields<'a>(out: &mut Vec<u8>, table: &mut Table<'_, 'a>, e: &'a Delive
 }
 
 /// Writes `query` as its pieces (`query` in the module docs), eight bytes at a time where it
-/// can: a digest is recognised by where it ends, then its digits checked. WeChat sends its
+/// can: a digest is recognised by where it ends, then its digits checked, and lifted into
+/// `lifted` (its place kept, its bytes not written to `out`). WeChat sends its
 /// names in the order of [`QUERY_NAMES`]: the one after the last name read is tried first, in
 /// one comparison, before the `=` is looked for and the name looked up.
-fn encode_query(out: &mut Vec<u8>, query: &str) {
+fn encode_query(out: &mut Vec<u8>, lifted: &mut Lifted, query: &str) {
     let b = query.as_bytes();
     let ends_at = |e: usize| e == b.len() || b[e] == b'&';
     let mut p = 0;
@@ -419,7 +501,7 @@ fn encode_query(out: &mut Vec<u8>, query: &str) {
         let v = name_end + 1;
         if let Some(digest) = b.get(v..v + 40).filter(|_| ends_at(v + 40)).and_then(hex_digest) {
             head(out, 3);
-            out.extend_from_slice(&digest);
+            lifted.push(out, &digest);
             p = v + 41;
             continue;
         }
@@ -587,7 +669,7 @@ fn hex_digest(value: &[u8]) -> Option<[u8; 20]> {
 /// `out` (cleared first).
 pub(super) fn compress_into(out: &mut Vec<u8>, raw: &[u8]) {
     out.clear();
-    let n = compress_reusing(out, raw).len();
+    let n = compress_reusing(out, raw, &Lifted::new()).len();
     out.truncate(n);
 }
 
@@ -596,22 +678,59 @@ pub(super) fn compress_into(out: &mut Vec<u8>, raw: &[u8]) {
 /// next batch. LZ4 writes into a buffer of the worst-case size; zeroing that much for every
 /// batch cost a sixth of the compression itself, so bytes left from an earlier batch stay
 /// past the body's end and only a growth is zeroed.
-pub(super) fn compress_reusing<'a>(out: &'a mut Vec<u8>, raw: &[u8]) -> &'a [u8] {
+///
+/// With digests in `lifted` (`raw` and `lifted` as [`encode_into`] leaves them), the body is
+/// a [`FORMAT_LZ4_LIFTED`] one: LZ4 of `raw`, the digests beside it.
+pub(super) fn compress_reusing<'a>(out: &'a mut Vec<u8>, raw: &[u8], lifted: &Lifted) -> &'a [u8] {
     let records = &raw[1..];
-    let worst = 5 + lz4_flex::block::get_maximum_output_size(records.len());
+    let head = if lifted.digests == 0 { 5 } else { 9 + lifted.bytes.len() };
+    let worst = head + lz4_flex::block::get_maximum_output_size(records.len());
     if out.len() < worst {
         out.resize(worst, 0);
     }
-    out[0] = PACKED.iter().find(|(r, _)| *r == raw[0]).map_or(FORMAT_LZ4, |(_, z)| *z);
-    out[1..5].copy_from_slice(&u32::try_from(records.len()).expect("a segment under 4 GiB").to_le_bytes());
-    let n = lz4_flex::block::compress_into(records, &mut out[5..]).expect("output sized for the worst case");
-    &out[..5 + n]
+    let len = u32::try_from(records.len() + DIGEST * lifted.digests).expect("a segment under 4 GiB");
+    out[1..5].copy_from_slice(&len.to_le_bytes());
+    if lifted.digests == 0 {
+        out[0] = PACKED.iter().find(|(r, _)| *r == raw[0]).map_or(FORMAT_LZ4, |(_, z)| *z);
+    } else {
+        out[0] = FORMAT_LZ4_LIFTED;
+        let m = u32::try_from(lifted.bytes.len()).expect("a segment under 4 GiB");
+        out[5..9].copy_from_slice(&m.to_le_bytes());
+        out[9..head].copy_from_slice(&lifted.bytes);
+    }
+    let n =
+        lz4_flex::block::compress_into(records, &mut out[head..]).expect("output sized for the worst case");
+    &out[..head + n]
 }
 
 /// The body uncompressed ([`FORMAT_RAW`], or an older uncompressed format), decompressed if
-/// need be.
+/// need be (and its lifted digests put back).
 pub(super) fn plain(body: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, Corrupt> {
     match body.split_first() {
+        Some((&FORMAT_LZ4_LIFTED, rest)) => {
+            let mut r = Reader(rest);
+            let mut u32le = || {
+                let b = r.take(4).map_err(|_| "truncated segment")?;
+                Ok::<_, Corrupt>(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            };
+            let (len, m) = (u32le()?, u32le()?);
+            let lifted = r.take(m).map_err(|_| "truncated segment")?;
+            let packed = r.0;
+            // As below; the lifted digests come on top of what LZ4 gives.
+            if len > packed.len().saturating_mul(255).saturating_add(16).saturating_add(m) {
+                return Err("segment claims an impossible length");
+            }
+            let mut stream = vec![0; len];
+            let n = lz4_flex::block::decompress_into(packed, &mut stream)
+                .map_err(|_| "segment does not decompress")?;
+            let mut raw = Vec::with_capacity(1 + len);
+            raw.push(FORMAT_RAW);
+            unlift(&mut raw, &stream[..n], lifted)?;
+            if raw.len() != 1 + len {
+                return Err("segment decompresses to the wrong length");
+            }
+            Ok(raw.into())
+        }
         Some((&(FORMAT_LZ4 | FORMAT_LZ4_V4 | FORMAT_LZ4_V3 | FORMAT_LZ4_V2 | FORMAT_LZ4_V1), rest)) => {
             let format = PACKED.iter().find(|(_, z)| *z == body[0]).map_or(FORMAT_RAW, |(r, _)| *r);
             let (len, packed) = rest.split_at_checked(4).ok_or("truncated segment")?;
@@ -632,6 +751,22 @@ pub(super) fn plain(body: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, Corrupt> 
         }
         _ => Ok(body.into()),
     }
+}
+
+/// Appends `stream` to `out` with the digests of `lifted` (`lifted` in the module docs) put
+/// back where they were taken from.
+fn unlift(out: &mut Vec<u8>, stream: &[u8], lifted: &[u8]) -> Result<(), Corrupt> {
+    let mut r = Reader(lifted);
+    let mut rest = stream;
+    while !r.0.is_empty() {
+        let gap = usize::try_from(r.varint().map_err(|_| "bad lifted digest")?).unwrap_or(usize::MAX);
+        let (before, after) = rest.split_at_checked(gap).ok_or("bad lifted digest")?;
+        out.extend_from_slice(before);
+        out.extend_from_slice(r.take(DIGEST).map_err(|_| "bad lifted digest")?);
+        rest = after;
+    }
+    out.extend_from_slice(rest);
+    Ok(())
 }
 
 /// A body holding only the given records (all of one body), copied as they are (indexes
@@ -1247,6 +1382,28 @@ mod tests {
         assert_eq!(read(&plain(&again).unwrap()), [(0, full(0)), (14, full(3))]);
     }
 
+    /// A body as the version before wrote it (format 10: the query's digests in the records,
+    /// LZ4 over all of it), kept byte for byte in `testdata/segment-v5.lz4` (made from
+    /// `full(0)`, an empty record and `served(1, 7)` at indexes 0, 7, 14): it reads back as
+    /// what was written, and a partial delete rebuilds it in its own format.
+    #[test]
+    fn bodies_with_digests_in_their_records_read_back_the_same() {
+        let packed = include_bytes!("testdata/segment-v5.lz4");
+        assert_eq!(packed[0], FORMAT_LZ4);
+        let raw = plain(packed).unwrap();
+        assert_eq!(raw[0], FORMAT_RAW);
+        let want = [(0, full(0)), (7, DeliveryRecord::default()), (14, served(1, 7))];
+        assert_eq!(read_all(&raw), want);
+        assert_eq!(read_all(&raw)[2].1.query.as_str(), served(1, 7).query.as_str());
+
+        let kept = rebuild(records(&raw).unwrap().map(Result::unwrap).filter(|r| r.index != 7));
+        assert_eq!(kept[0], FORMAT_RAW);
+        let mut again = Vec::new();
+        compress_into(&mut again, &kept);
+        assert_eq!(again[0], FORMAT_LZ4);
+        assert_eq!(read_all(&plain(&again).unwrap()), [want[0].clone(), want[2].clone()]);
+    }
+
     /// A record as `wemp serve` logs a safe-mode text message (as `benches/log_segment.rs`
     /// builds them): nine checks, fixed notes (`&'static str`) and written ones (inline),
     /// the header block, a dedup key in the standard form. `skew` changes the timestamp's
@@ -1543,12 +1700,10 @@ mod tests {
 
         // WeChat's query: the two digests as 20 bytes each, timestamp and nonce as numbers
         // (205 bytes: a string of 207 before, 94 now).
-        let mut packed = Vec::new();
-        encode_query(&mut packed, &wechat);
+        let packed = query_bytes(&wechat);
         assert_eq!((wechat.len(), packed.len()), (205, 94));
         // Its names as numbers; another name as it is.
-        let mut other = Vec::new();
-        encode_query(&mut other, "signaturE=1");
+        let other = query_bytes("signaturE=1");
         assert_eq!(other, [4, 9, b's', b'i', b'g', b'n', b'a', b't', b'u', b'r', b'E', 1, 0]);
         assert!(packed.windows(20).any(|w| w
             == [
@@ -1605,6 +1760,16 @@ mod tests {
                 assert_eq!(hex_digest(&v).map(Vec::from), reference(&v), "byte {c:#x} at {at}");
             }
         }
+    }
+
+    /// What `encode_query` writes for `q`, its digests put back where it lifted them from.
+    fn query_bytes(q: &str) -> Vec<u8> {
+        // The body's format byte: digests are lifted from after it.
+        let (mut out, mut lifted) = (vec![FORMAT_RAW], Lifted::new());
+        encode_query(&mut out, &mut lifted, q);
+        let mut back = Vec::new();
+        unlift(&mut back, &out[1..], &lifted.bytes).unwrap();
+        back
     }
 
     /// The pieces as the module docs describe them, found a byte at a time and each name
@@ -1697,14 +1862,12 @@ mod tests {
                 q.push_str(names[name]);
                 q.push_str(values[rng.random_range(0..values.len())]);
             }
-            let mut out = Vec::new();
-            encode_query(&mut out, &q);
+            let out = query_bytes(&q);
             assert_eq!(out, reference_query(&q), "{q}");
             assert_eq!(Reader(&out).query().unwrap().as_str(), q);
         }
         let wechat = "signature=02f180063ed2319d003d6a2ed15ed8f043c2c4c2&timestamp=1796517886&nonce=1062483922&openid=oBench0000000000000000000831&encrypt_type=aes&msg_signature=3524ed6613621aa7199072278a41103ddfe5bc5e";
-        let mut out = Vec::new();
-        encode_query(&mut out, wechat);
+        let out = query_bytes(wechat);
         assert_eq!(out, reference_query(wechat));
     }
 
@@ -1733,8 +1896,7 @@ mod tests {
         for _ in 0..20_000 {
             let n = rng.random_range(0..12);
             let q: String = (0..n).map(|_| parts[rng.random_range(0..parts.len())]).collect();
-            let mut out = Vec::new();
-            encode_query(&mut out, &q);
+            let out = query_bytes(&q);
             let mut r = Reader(&out);
             assert_eq!(r.query().unwrap().as_str(), q);
             assert!(r.0.is_empty(), "{q}");
@@ -1982,19 +2144,129 @@ mod tests {
     /// body as a fresh one.
     #[test]
     fn a_reused_buffer_compresses_alike() {
-        let big: Vec<DeliveryRecord> = (0..40).map(full).collect();
+        // Records with a digest in their query (`served`) and without (`full`).
+        let big: Vec<DeliveryRecord> =
+            (0..40).map(|n| if n % 2 == 0 { served(n, n % 3) } else { full(n) }).collect();
         let small: Vec<DeliveryRecord> = (0..3).map(full).collect();
         let mut scratch = vec![0xa5; 7];
-        let (mut raw, mut strings) = (vec![0x5a; 3], Strings::default());
-        for batch in [&small, &big, &small, &big[..1].to_vec()] {
-            encode_into(&mut raw, &mut strings, batch.iter().enumerate().map(|(i, e)| (i as u64, e)));
-            assert_eq!(raw, encode(batch.iter().enumerate().map(|(i, e)| (i as u64, e))));
+        let (mut raw, mut strings, mut lifted) = (vec![0x5a; 3], Strings::default(), Lifted::new());
+        for (batch, format) in [
+            (&small, FORMAT_LZ4),
+            (&big, FORMAT_LZ4_LIFTED),
+            (&small, FORMAT_LZ4),
+            (&big[..1].to_vec(), FORMAT_LZ4_LIFTED),
+        ] {
+            let batch = || batch.iter().enumerate().map(|(i, e)| (i as u64, e));
+            encode_into(&mut raw, &mut strings, &mut lifted, batch());
+            let (mut fresh_raw, mut fresh_lifted) = (Vec::new(), Lifted::new());
+            encode_into(&mut fresh_raw, &mut Strings::default(), &mut fresh_lifted, batch());
+            assert_eq!(
+                (&raw, &lifted.bytes, lifted.digests),
+                (&fresh_raw, &fresh_lifted.bytes, fresh_lifted.digests)
+            );
             let mut fresh = Vec::new();
-            compress_into(&mut fresh, &raw);
-            let reused = compress_reusing(&mut scratch, &raw);
+            let fresh = compress_reusing(&mut fresh, &fresh_raw, &fresh_lifted).to_vec();
+            let reused = compress_reusing(&mut scratch, &raw, &lifted);
             assert_eq!(reused, &fresh[..]);
-            assert_eq!(plain(reused).unwrap(), raw);
+            assert_eq!(reused[0], format);
+            assert_eq!(plain(reused).unwrap(), encode(batch()));
         }
+    }
+
+    /// The digests of the queries are lifted out of what LZ4 reads and stored beside it, as
+    /// they are; the body reads back as the same records, and a partial delete rebuilds it
+    /// as a [`FORMAT_LZ4`] body.
+    #[test]
+    fn digests_are_stored_beside_the_compressed_records() {
+        let entries: Vec<DeliveryRecord> = (0..30)
+            .map(|n| {
+                let mut e = served(n, 7);
+                e.query = RequestQuery::new(&format!(
+                    "signature={:040x}&timestamp=1796517886&nonce={n}&msg_signature={:040x}",
+                    u128::from(n) * 0x0123_4567_89ab_cdef_0123_4567,
+                    u128::MAX - u128::from(n)
+                ));
+                e
+            })
+            .collect();
+        let batch = || entries.iter().enumerate().map(|(i, e)| (3 * i as u64, e));
+        let (mut raw, mut lifted) = (Vec::new(), Lifted::new());
+        encode_into(&mut raw, &mut Strings::default(), &mut lifted, batch());
+        assert_eq!(lifted.digests, 60);
+        let whole = encode(batch());
+        assert_eq!(raw.len() + 60 * DIGEST, whole.len());
+        let mut body = Vec::new();
+        let body = compress_reusing(&mut body, &raw, &lifted);
+        assert_eq!(body[0], FORMAT_LZ4_LIFTED);
+        assert_eq!(u32::from_le_bytes(body[1..5].try_into().unwrap()) as usize, whole.len() - 1);
+        let m = u32::from_le_bytes(body[5..9].try_into().unwrap()) as usize;
+        assert_eq!(&body[9..9 + m], &lifted.bytes[..]);
+        // The digests as they are beside LZ4's block: the first one of the last record.
+        let last = [&[0; 4][..], &(29u128 * 0x0123_4567_89ab_cdef_0123_4567).to_be_bytes()].concat();
+        assert!(body[9..9 + m].windows(DIGEST).any(|w| w == last));
+        let plain_body = plain(body).unwrap();
+        assert_eq!(plain_body, whole);
+        let read = read_all(&plain_body);
+        assert_eq!(read, batch().map(|(i, e)| (i, e.clone())).collect::<Vec<_>>());
+
+        let kept = rebuild(records(&plain_body).unwrap().map(Result::unwrap).filter(|r| r.index % 2 == 0));
+        let mut again = Vec::new();
+        compress_into(&mut again, &kept);
+        assert_eq!(again[0], FORMAT_LZ4);
+        let want: Vec<_> = batch().filter(|(i, _)| i % 2 == 0).map(|(i, e)| (i, e.clone())).collect();
+        assert_eq!(read_all(&plain(&again).unwrap()), want);
+    }
+
+    /// A lifted body cut short, or whose digests' places do not fit what LZ4 gives, is an
+    /// error, not a panic nor other records.
+    #[test]
+    fn corrupt_lifted_bodies_are_errors() {
+        let entries: Vec<DeliveryRecord> = (0..4).map(|n| served(n, n)).collect();
+        let (mut raw, mut lifted) = (Vec::new(), Lifted::new());
+        encode_into(
+            &mut raw,
+            &mut Strings::default(),
+            &mut lifted,
+            entries.iter().enumerate().map(|(i, e)| (i as u64, e)),
+        );
+        let mut body = Vec::new();
+        let body = compress_reusing(&mut body, &raw, &lifted).to_vec();
+        assert_eq!(body[0], FORMAT_LZ4_LIFTED);
+        let decodes = |b: &[u8]| {
+            plain(b)
+                .is_ok_and(|b| records(&b).is_ok_and(|mut r| r.all(|r| r.and_then(|r| r.entry()).is_ok())))
+        };
+        assert!(decodes(&body));
+        for cut in 0..body.len() {
+            assert!(!decodes(&body[..cut]) || cut == 0, "a lifted body cut at {cut} decoded");
+        }
+        // The body with other lifted bytes.
+        let m = u32::from_le_bytes(body[5..9].try_into().unwrap()) as usize;
+        let with = |l: &[u8]| [&body[..5], &(l.len() as u32).to_le_bytes(), l, &body[9 + m..]].concat();
+        let digest = &lifted.bytes[lifted.bytes.len() - DIGEST..];
+        assert!(decodes(&with(&lifted.bytes)));
+        // A digest's place past the end of what LZ4 gives.
+        let mut far = Vec::new();
+        varint(&mut far, raw.len() as u64);
+        far.extend_from_slice(digest);
+        assert_eq!(plain(&with(&far)).err(), Some("bad lifted digest"));
+        // Lifted bytes that end inside a digest.
+        assert_eq!(plain(&with(&lifted.bytes[..m - 1])).err(), Some("bad lifted digest"));
+        // A place one byte early: the digest lands inside another field.
+        let mut early = lifted.bytes.clone();
+        early[0] -= 1;
+        let want = read_all(&encode(entries.iter().enumerate().map(|(i, e)| (i as u64, e))));
+        assert!(!decodes(&with(&early)) || read_all(&plain(&with(&early)).unwrap()) != want);
+        // A length that does not add up, or past what LZ4 and the digests could give.
+        let mut len = body.clone();
+        len[1] ^= 1;
+        assert_eq!(plain(&len).err(), Some("segment decompresses to the wrong length"));
+        let mut huge = body.clone();
+        huge[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(plain(&huge).err(), Some("segment claims an impossible length"));
+        let mut m_huge = body;
+        m_huge[5..9].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(plain(&m_huge).err(), Some("truncated segment"));
     }
 
     #[test]
