@@ -10,6 +10,7 @@ pub mod envelope;
 mod error;
 pub mod event;
 mod field;
+mod find;
 pub mod message;
 pub mod reply;
 mod secret;

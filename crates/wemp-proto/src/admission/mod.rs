@@ -542,8 +542,12 @@ impl Run<'_> {
         let signs = |a: &Account| {
             skip || signature::verify(a.token().expose(), timestamp, nonce, signature.unwrap_or("")).is_ok()
         };
-        let by_path = self.accounts.by_path(request.path).cloned();
-        let candidates: Vec<Arc<Account>> = match &by_path {
+        // The account the path selects is borrowed where it is kept, not put in a `Vec` of
+        // its own (an allocation a request).
+        let accounts = self.accounts;
+        let by_path = accounts.by_path(request.path);
+        let signing: Vec<Arc<Account>>;
+        let candidates: &[Arc<Account>] = match by_path {
             Some(a) => {
                 self.pass_written(CheckKind::Account, |note| {
                     note.push_str("path ");
@@ -556,10 +560,10 @@ impl Run<'_> {
                     let refusal = Refusal::signature("signature", a.token().len(), "timestamp, nonce");
                     return Err(self.fail(CheckKind::Signature, refusal));
                 }
-                vec![a.clone()]
+                std::slice::from_ref(a)
             }
             None => {
-                let signing: Vec<Arc<Account>> = self.accounts.iter().filter(|a| signs(a)).cloned().collect();
+                signing = accounts.iter().filter(|a| signs(a)).cloned().collect();
                 if signing.is_empty() {
                     let refusal = if get {
                         self.unknown_account(request.path, None)
@@ -581,7 +585,7 @@ impl Run<'_> {
                     };
                     return Err(self.fail(CheckKind::Account, refusal));
                 }
-                signing
+                &signing
             }
         };
         if skip {
@@ -598,7 +602,7 @@ impl Run<'_> {
         self.check_timestamp(timestamp)?;
 
         if get {
-            let account = candidates.into_iter().next();
+            let account = candidates.first().cloned();
             if by_path.is_none()
                 && let Some(a) = &account
             {
@@ -615,7 +619,7 @@ impl Run<'_> {
             && (self.policy.require_encryption || candidates.iter().all(|a| a.requires_encryption()))
         {
             self.mode = Some(Mode::Plain);
-            return Err(self.fail(CheckKind::Mode, self.plain_refused(&candidates)));
+            return Err(self.fail(CheckKind::Mode, self.plain_refused(candidates)));
         }
 
         // 5. The body.
@@ -668,7 +672,7 @@ impl Run<'_> {
             }
             .map(crate::trim);
             let named = to.and_then(|to| candidates.iter().find(|a| a.original_id() == Some(to)));
-            match (named, candidates.as_slice()) {
+            match (named, candidates) {
                 (Some(a), _) => a.clone(),
                 (None, [only]) if to.is_none() || only.original_id().is_none() => only.clone(),
                 _ => {

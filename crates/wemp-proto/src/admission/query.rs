@@ -36,39 +36,48 @@ impl<'a> Query<'a> {
     /// Reads a raw query string (without the `?`).
     pub fn parse(query: &'a str) -> Self {
         let mut q = Self::default();
-        let bytes = query.as_bytes();
         // WeChat's query has nothing to decode (hex, digits, base64url-like ids): one look
         // over the whole of it spares a look at each value.
-        let plain = memchr::memchr2(b'%', b'+', bytes).is_none();
-        let mut start = 0;
-        // The `&`s found by `memchr` (vectors; `str::split` looked a byte at a time).
-        for end in memchr::memchr_iter(b'&', bytes).chain([bytes.len()]) {
+        let plain = memchr::memchr2(b'%', b'+', query.as_bytes()).is_none();
+        let mut rest = query;
+        loop {
+            // Each `&` a word at a time from where the pair starts (a value is short).
+            let end = crate::find::byte(b'&', rest.as_bytes());
             // `&` is ASCII, so the cuts fall on character boundaries.
-            let pair = &query[start..end];
-            start = end + 1;
+            let pair = end.map_or(rest, |end| &rest[..end]);
             // The name is what comes before the first `=`, and none of the seven has one: a
             // pair is a name's when it is the name, or the name and `=`. Its first bytes
-            // tell which name it can be.
-            let (slot, name) = match pair.as_bytes() {
-                [b's', ..] => (&mut q.signature, "signature"),
-                [b't', ..] => (&mut q.timestamp, "timestamp"),
-                [b'n', ..] => (&mut q.nonce, "nonce"),
-                [b'e', b'c', ..] => (&mut q.echostr, "echostr"),
-                [b'e', ..] => (&mut q.encrypt_type, "encrypt_type"),
-                [b'm', ..] => (&mut q.msg_signature, "msg_signature"),
-                [b'o', ..] => (&mut q.openid, "openid"),
-                _ => continue,
+            // tell which name it can be; that name is then compared as a literal (inline,
+            // where a name chosen at run time was compared by a `memcmp` call).
+            macro_rules! value {
+                ($slot:ident, $name:literal) => {
+                    match pair.strip_prefix($name).map(str::as_bytes) {
+                        Some([]) => Some((&mut q.$slot, "")),
+                        Some([b'=', ..]) => Some((&mut q.$slot, &pair[$name.len() + 1..])),
+                        _ => None,
+                    }
+                };
+            }
+            let found = match pair.as_bytes() {
+                [b's', ..] => value!(signature, "signature"),
+                [b't', ..] => value!(timestamp, "timestamp"),
+                [b'n', ..] => value!(nonce, "nonce"),
+                [b'e', b'c', ..] => value!(echostr, "echostr"),
+                [b'e', ..] => value!(encrypt_type, "encrypt_type"),
+                [b'm', ..] => value!(msg_signature, "msg_signature"),
+                [b'o', ..] => value!(openid, "openid"),
+                _ => None,
             };
-            let value = match pair.strip_prefix(name).map(str::as_bytes) {
-                Some([]) => "",
-                Some([b'=', ..]) => &pair[name.len() + 1..],
-                _ => continue,
-            };
-            if slot.is_none() {
+            if let Some((slot, value)) = found
+                && slot.is_none()
+            {
                 *slot = Some(if plain { Cow::Borrowed(value) } else { percent_decode(value) });
             }
+            match end {
+                Some(end) => rest = &rest[end + 1..],
+                None => return q,
+            }
         }
-        q
     }
 
     /// Whether `encrypt_type` says `aes` (in any case), as WeChat sends it in compatible
