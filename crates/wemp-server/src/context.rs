@@ -52,6 +52,50 @@ pub(crate) struct Shared {
     /// until the handler finishes or the deadline comes, whichever is first, so that it goes
     /// out with what the handler did (the gateway app's call); see [`Shared::keep_hung_up`].
     hung_up: Mutex<Option<Box<DeliveryRecord>>>,
+    /// The handler's reply on its way to the request ([`ReplyTo`], [`Shared::reply`]): kept
+    /// here, where a channel of its own was an allocation and a dozen atomic operations for
+    /// each delivery.
+    reply: Mutex<Replied>,
+    /// Notified when `reply` is settled.
+    replied: Notify,
+}
+
+/// Where the handler's reply stands, for the request that answers with it.
+#[derive(Debug, Default)]
+enum Replied {
+    /// Still to come.
+    #[default]
+    Waiting,
+    /// The reply and when it was made (its `CreateTime`).
+    Sent(String, i64),
+    /// None is coming: the handler's task gave it to the late sink, or ended without one.
+    Gone,
+}
+
+/// The handler's side of a delivery's reply ([`Shared::reply`]): [`ReplyTo::send`] hands it
+/// over; dropped without sending (the reply went to the late sink, or the handler's task was
+/// dropped), it tells the request that none is coming.
+pub(crate) struct ReplyTo<'a>(Option<&'a Shared>);
+
+impl<'a> ReplyTo<'a> {
+    pub(crate) fn new(shared: &'a Shared) -> Self {
+        Self(Some(shared))
+    }
+
+    /// Hands the reply (made at `replied_at`) to the request.
+    pub(crate) fn send(mut self, xml: String, replied_at: i64) {
+        if let Some(shared) = self.0.take() {
+            shared.settle_reply(Replied::Sent(xml, replied_at));
+        }
+    }
+}
+
+impl Drop for ReplyTo<'_> {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.take() {
+            shared.settle_reply(Replied::Gone);
+        }
+    }
 }
 
 pin_project_lite::pin_project! {
@@ -145,6 +189,41 @@ impl Shared {
             span: std::sync::OnceLock::new(),
             in_task: std::sync::atomic::AtomicBool::new(false),
             hung_up: Mutex::new(None),
+            reply: Mutex::new(Replied::Waiting),
+            replied: Notify::new(),
+        }
+    }
+
+    fn settle_reply(&self, replied: Replied) {
+        *self.reply.lock().unwrap_or_else(|e| e.into_inner()) = replied;
+        self.replied.notify_one();
+    }
+
+    /// The handler's reply if it is settled: `Some(Some(reply))`, or `Some(None)` when none is
+    /// coming ([`ReplyTo`]); `None` while it is still to come. A reply is taken once.
+    pub(crate) fn take_reply(&self) -> Option<Option<(String, i64)>> {
+        let mut reply = self.reply.lock().unwrap_or_else(|e| e.into_inner());
+        match std::mem::replace(&mut *reply, Replied::Gone) {
+            Replied::Waiting => {
+                *reply = Replied::Waiting;
+                None
+            }
+            Replied::Sent(xml, replied_at) => Some(Some((xml, replied_at))),
+            Replied::Gone => Some(None),
+        }
+    }
+
+    /// Waits for the handler's reply ([`Shared::take_reply`]): `None` when none is coming.
+    pub(crate) async fn reply(&self) -> Option<(String, i64)> {
+        loop {
+            let settled = self.replied.notified();
+            tokio::pin!(settled);
+            // Registered before the reply is looked at, so one settled in between is not missed.
+            settled.as_mut().enable();
+            if let Some(reply) = self.take_reply() {
+                return reply;
+            }
+            settled.await;
         }
     }
 
@@ -545,6 +624,45 @@ mod tests {
         let shared = Arc::new(Shared::new(Instant::now()));
         shared.set_span(tracing::info_span!("wechat", n, rule = tracing::field::Empty));
         shared
+    }
+
+    /// The handler's reply reaches the request as a channel would bring it: once sent, taken
+    /// once; dropped unsent (given to the late sink, or its task dropped), as none; waited
+    /// for until one of the two.
+    #[tokio::test]
+    async fn a_reply_is_handed_over_once_or_known_not_to_come() {
+        let shared = delivery(1);
+        assert_eq!(shared.take_reply(), None, "nothing settled yet");
+        ReplyTo::new(&shared).send("<xml/>".into(), 7);
+        assert_eq!(shared.take_reply(), Some(Some(("<xml/>".into(), 7))));
+        assert_eq!(shared.take_reply(), Some(None), "taken once");
+
+        let shared = delivery(2);
+        drop(ReplyTo::new(&shared));
+        assert_eq!(shared.take_reply(), Some(None), "dropped unsent: none is coming");
+        assert_eq!(shared.reply().await, None);
+
+        // Waited for: settled by a task of its own while the request waits, sent or not.
+        for send in [true, false] {
+            let shared = delivery(3);
+            let waiting = tokio::spawn({
+                let shared = shared.clone();
+                async move { shared.reply().await }
+            });
+            tokio::task::yield_now().await;
+            let handler = tokio::spawn({
+                let shared = shared.clone();
+                async move {
+                    let reply_to = ReplyTo::new(&shared);
+                    tokio::task::yield_now().await;
+                    if send {
+                        reply_to.send("late".into(), 9);
+                    }
+                }
+            });
+            handler.await.unwrap();
+            assert_eq!(waiting.await.unwrap(), send.then(|| ("late".to_owned(), 9)));
+        }
     }
 
     /// [`InSpan`] runs a delivery as `Instrumented` would: every line it logs, up to the

@@ -14,7 +14,7 @@ use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt as _;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 use tracing::field::Empty;
@@ -24,7 +24,7 @@ use wemp_store::memory::MemoryDedupStore;
 use wemp_store::{Claim, DedupStore, HandlerFailure, SessionStore, Ticket};
 
 use crate::accounts::{AccountSource, LiveAccounts};
-use crate::context::{Decided, Shared};
+use crate::context::{Decided, ReplyTo, Shared};
 use crate::handler::{BoxError, BoxHandler};
 use crate::log::{ShortId, Text};
 use crate::metrics::{DedupOutcome, Metrics};
@@ -802,108 +802,123 @@ impl Inner {
         out
     }
 
-    async fn handle<B>(
+    /// The answer to one request, in a future boxed for each ([`crate::PeerService::call_from`]).
+    ///
+    /// This and the futures it awaits are `async` blocks rather than `async fn`s: an `async
+    /// fn`'s future keeps its arguments twice (as given, and moved into its body's locals),
+    /// and the locals it borrowed keep their room across every later `await` even once moved
+    /// on, so the inner futures' locals are scoped to end before the next one's `await`. The
+    /// future was 2 760 bytes, now 1 768 (release build): it is copied into its box for every
+    /// request, and each inner future into its place when first polled.
+    #[allow(clippy::manual_async_fn)] // on purpose: see above
+    fn handle<B>(
         self: Arc<Self>,
         parts: http::request::Parts,
         body: B,
         // Given by [`crate::PeerService::call_from`]; else read from the extensions.
         peer: Option<std::net::SocketAddr>,
-    ) -> Result<Response<Body>, Infallible>
+    ) -> impl Future<Output = Result<Response<Body>, Infallible>> + Send + 'static
     where
         B: http_body::Body + Send + 'static,
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let arrived = Instant::now();
-        if parts.method == Method::GET
-            && self.config.metrics_path.as_deref().is_some_and(|p| p == parts.uri.path())
-        {
-            let answer = Outgoing::new(StatusCode::OK, "text/plain; version=0.0.4", self.metrics_text());
-            return Ok(answer.into_response(parts.headers));
-        }
-        // The wall clock, read once at arrival: the record's time and the `timestamp` window's
-        // "now" (a request fresh when its headers came stays fresh while its body is read).
-        let now_ms = self.clock.now_ms();
-        // The request's `wechat` span starts in `admit_and_handle`, once the message is known.
-        // In a guard that reports the delivery if the caller hangs up before the answer (this
-        // future is then dropped at its `await`).
-        let mut guard = HangUp { inner: &self, arrived, seen: Seen::default(), answered: false };
-        let seen = &mut guard.seen;
-        if self.observers.active() {
-            // The peer given beside the request, else the one in its extensions.
-            seen.peer = peer.or_else(|| crate::observe::peer(&parts.extensions));
-            // What arrived is kept with the message, in one allocation, once it is decrypted;
-            // for a request that gets no further, at the end.
-            seen.record = Some(DeliveryRecord::new(self.observers.next_id(), now_ms));
-        }
-        if self.policy.insecure_skip_signature {
-            tracing::warn!("INSECURE: signature not checked (insecure_skip_signature)");
-        }
-        let result =
-            self.clone().admit_and_handle(&parts, body, (arrived, now_ms.div_euclid(1000)), seen).await;
-        guard.answered = true;
-        let seen = &mut guard.seen;
-        let mut rejected = None;
-        let (answer, outcome) = match result {
-            Ok(answered) => answered,
-            Err(rejection) => {
-                self.metrics.rejected(rejection.reason);
-                let gate = self.rejections.admit(Instant::now());
-                if let Some(n) = gate.summary {
-                    reject::log_left_out(n, self.config.rejection_log_rate);
-                }
-                if gate.log {
-                    reject::log(&rejection, seen.mode, seen.appid.as_deref().map(Account::appid));
-                } else {
-                    // Over the rate: counted, neither logged nor recorded.
-                    self.metrics.rejection_unlogged(rejection.reason);
-                    seen.record = None;
-                }
-                if seen.record.is_some() {
-                    rejected = Some(RejectionRecord {
-                        reason: rejection.reason,
-                        code: rejection.code.map(ReferenceCode::code),
-                        param: rejection.param.into(),
-                        // The record is the server's own log: the detail goes with it.
-                        message: match &rejection.detail {
-                            Some(detail) => format!("{} ({detail})", rejection.message),
-                            None => rejection.message.clone(),
-                        },
-                    });
-                }
-                (
-                    Outgoing::new(reject::status(&rejection), "text/plain; charset=utf-8", rejection.body()),
-                    RecordOutcome::Rejected,
-                )
+        async move {
+            let arrived = Instant::now();
+            if parts.method == Method::GET
+                && self.config.metrics_path.as_deref().is_some_and(|p| p == parts.uri.path())
+            {
+                let answer = Outgoing::new(StatusCode::OK, "text/plain; version=0.0.4", self.metrics_text());
+                return Ok(answer.into_response(parts.headers));
             }
-        };
-        self.metrics.request(seen.mode, &outcome);
-        // Status and latency are this event's fields, not the span's: recorded into the span
-        // they were formatted for every request, and read only by this debug line. Its
-        // parent is the message's span (none for a request refused before one was made).
-        let span = seen.shared.as_deref().and_then(Shared::span);
-        // Measured here, at the end, once for the line and the record (neither may need it).
-        let latency = std::cell::OnceCell::new();
-        let latency = || *latency.get_or_init(|| arrived.elapsed());
-        tracing::debug!(
-            parent: span.and_then(tracing::Span::id),
-            status = answer.status.as_u16(),
-            latency_us = u64::try_from(latency().as_micros()).unwrap_or(u64::MAX),
-            "answered"
-        );
-        if let Some(mut record) = seen.record.take() {
-            if !seen.arrival_kept {
-                crate::observe::keep_arrival(&mut record, &parts.uri, &parts.headers, seen.peer);
+            // The wall clock, read once at arrival: the record's time and the `timestamp` window's
+            // "now" (a request fresh when its headers came stays fresh while its body is read).
+            let now_ms = self.clock.now_ms();
+            // The request's `wechat` span starts in `admit_and_handle`, once the message is known.
+            // In a guard that reports the delivery if the caller hangs up before the answer (this
+            // future is then dropped at its `await`).
+            let mut guard = HangUp { inner: &self, arrived, seen: Seen::default(), answered: false };
+            let seen = &mut guard.seen;
+            if self.observers.active() {
+                // The peer given beside the request, else the one in its extensions.
+                seen.peer = peer.or_else(|| crate::observe::peer(&parts.extensions));
+                // What arrived is kept with the message, in one allocation, once it is decrypted;
+                // for a request that gets no further, at the end.
+                seen.record = Some(DeliveryRecord::new(self.observers.next_id(), now_ms));
             }
-            record.mode = seen.mode;
-            record.appid = seen.appid.as_ref().map(|a| a.shared_key());
-            record.status = answer.status.as_u16();
-            record.latency = latency();
-            record.outcome = outcome;
-            record.rejection = rejected;
-            self.observers.emit(record);
+            if self.policy.insecure_skip_signature {
+                tracing::warn!("INSECURE: signature not checked (insecure_skip_signature)");
+            }
+            let result =
+                self.clone().admit_and_handle(&parts, body, (arrived, now_ms.div_euclid(1000)), seen).await;
+            guard.answered = true;
+            let seen = &mut guard.seen;
+            let mut rejected = None;
+            let (answer, outcome) = match result {
+                Ok(answered) => answered,
+                Err(rejection) => {
+                    self.metrics.rejected(rejection.reason);
+                    let gate = self.rejections.admit(Instant::now());
+                    if let Some(n) = gate.summary {
+                        reject::log_left_out(n, self.config.rejection_log_rate);
+                    }
+                    if gate.log {
+                        reject::log(&rejection, seen.mode, seen.appid.as_deref().map(Account::appid));
+                    } else {
+                        // Over the rate: counted, neither logged nor recorded.
+                        self.metrics.rejection_unlogged(rejection.reason);
+                        seen.record = None;
+                    }
+                    if seen.record.is_some() {
+                        rejected = Some(RejectionRecord {
+                            reason: rejection.reason,
+                            code: rejection.code.map(ReferenceCode::code),
+                            param: rejection.param.into(),
+                            // The record is the server's own log: the detail goes with it.
+                            message: match &rejection.detail {
+                                Some(detail) => format!("{} ({detail})", rejection.message),
+                                None => rejection.message.clone(),
+                            },
+                        });
+                    }
+                    (
+                        Outgoing::new(
+                            reject::status(&rejection),
+                            "text/plain; charset=utf-8",
+                            rejection.body(),
+                        ),
+                        RecordOutcome::Rejected,
+                    )
+                }
+            };
+            self.metrics.request(seen.mode, &outcome);
+            // Status and latency are this event's fields, not the span's: recorded into the span
+            // they were formatted for every request, and read only by this debug line. Its
+            // parent is the message's span (none for a request refused before one was made).
+            let span = seen.shared.as_deref().and_then(Shared::span);
+            // Measured here, at the end, once for the line and the record (neither may need it).
+            let latency = std::cell::OnceCell::new();
+            let latency = || *latency.get_or_init(|| arrived.elapsed());
+            tracing::debug!(
+                parent: span.and_then(tracing::Span::id),
+                status = answer.status.as_u16(),
+                latency_us = u64::try_from(latency().as_micros()).unwrap_or(u64::MAX),
+                "answered"
+            );
+            if let Some(mut record) = seen.record.take() {
+                if !seen.arrival_kept {
+                    crate::observe::keep_arrival(&mut record, &parts.uri, &parts.headers, seen.peer);
+                }
+                record.mode = seen.mode;
+                record.appid = seen.appid.as_ref().map(|a| a.shared_key());
+                record.status = answer.status.as_u16();
+                record.latency = latency();
+                record.outcome = outcome;
+                record.rejection = rejected;
+                self.observers.emit(record);
+            }
+            Ok(answer.into_response(parts.headers))
         }
-        Ok(answer.into_response(parts.headers))
     }
 
     /// Reads the body of a POST within the limit: a declared length over it is refused
@@ -952,221 +967,242 @@ impl Inner {
         })
     }
 
-    /// Admission ([`wemp_proto::admission::admit`]), then the handler.
-    async fn admit_and_handle<B>(
+    /// Admission ([`wemp_proto::admission::admit`]), then the handler. (An `async` block: see
+    /// [`Inner::handle`].)
+    #[allow(clippy::manual_async_fn)] // an `async` block, not an `async fn`: see `Inner::handle`
+    fn admit_and_handle<B>(
         self: Arc<Self>,
         parts: &http::request::Parts,
         body: B,
         (arrived, now_unix): (Instant, i64),
         seen: &mut Seen,
-    ) -> Result<(Outgoing, RecordOutcome), Refusal>
+    ) -> impl Future<Output = Result<(Outgoing, RecordOutcome), Refusal>> + Send
     where
         B: http_body::Body + Send + 'static,
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        // Admission, in a block of its own: the body, the parsed document and the admission's
-        // notes are gone before the claim is awaited (so this future does not keep them).
-        let (account, mode, incoming) = {
-            // An unknown path segment is refused before the body is read (after one look-up in
-            // the account source, when there is one).
-            let accounts =
-                self.accounts.for_path(parts.uri.path()).await.map_err(|u| reject::unknown_account(&u))?;
-            let bytes = if parts.method == Method::POST {
-                self.read_body(&parts.headers, body).await?
-            } else {
-                Bytes::new()
-            };
-            let request = admission::Request {
-                method: parts.method.as_str(),
-                path: parts.uri.path(),
-                query: parts.uri.query().unwrap_or(""),
-                body: &bytes,
-            };
-            // The checks' notes are for the delivery record: with no observer, none is formatted.
-            let admitted = if seen.record.is_some() {
-                admission::admit(&accounts, &self.policy, now_unix, &request)
-            } else {
-                admission::admit_unrecorded(&accounts, &self.policy, now_unix, &request)
-            };
-            seen.mode = admitted.mode;
-            seen.appid = admitted.account.clone();
-            if let Some(r) = seen.record.as_mut() {
-                r.checks = admitted.checks;
-            }
-            let (xml, incoming) = match admitted.verdict {
-                Verdict::Refused(refusal) => return Err(refusal),
-                Verdict::Verified { echostr } => {
-                    tracing::info!(
-                        appid = admitted.account.as_deref().map(Account::appid),
-                        "URL verification succeeded"
-                    );
-                    return Ok((
-                        Outgoing::new(StatusCode::OK, "text/plain; charset=utf-8", echostr),
-                        RecordOutcome::Verified,
-                    ));
-                }
-                Verdict::Message { xml, message } => (xml, message),
-                _ => return Err(reject::internal("admission gave no verdict")),
-            };
-            let (Some(account), Some(mode)) = (admitted.account, admitted.mode) else {
-                return Err(reject::internal("admission accepted a request without account or mode"));
-            };
-            if mode == Mode::Plain
-                && self.config.plain_replay_protection
-                && self.policy.freshness_secs > 0
-                && !self.policy.insecure_skip_signature
-            {
-                // `signature` covers no body: the same `timestamp` and `nonce` with another body
-                // is a captured URL carrying a forgery (docs/protocol.md §2.0.1).
-                let query = admission::Query::parse(request.query);
-                let (timestamp, nonce) = (query.timestamp.as_deref(), query.nonce.as_deref());
-                let replay = self.replay.lock().unwrap_or_else(|e| e.into_inner()).check(
-                    account.appid(),
-                    timestamp.unwrap_or_default(),
-                    nonce.unwrap_or_default(),
-                    request.body,
-                    now_unix,
-                );
-                if replay == Replay::OtherBody {
-                    return Err(reject::replayed());
-                }
-            }
-            if let Some(r) = seen.record.as_mut() {
-                // What arrived, the message with it. A third-party platform's push carries the
-                // ticket or an authorization code.
-                let kept = match incoming.info_type() {
-                    Some(_) => std::borrow::Cow::Owned(wemp_proto::component::redacted(&xml)),
-                    None => std::borrow::Cow::Borrowed(xml.as_str()),
+        async move {
+            // Up to the delivery's own future, in a block: what is made on the way (the message,
+            // its key, the claim, the span's values) is moved into it or dropped, and does not keep
+            // its room in this future while the delivery runs.
+            let delivery = {
+                // Admission, in a block of its own: the body, the parsed document and the admission's
+                // notes are gone before the claim is awaited (so this future does not keep them).
+                let (account, mode, incoming) = {
+                    // An unknown path segment is refused before the body is read (after one look-up in
+                    // the account source, when there is one).
+                    let accounts = self
+                        .accounts
+                        .for_path(parts.uri.path())
+                        .await
+                        .map_err(|u| reject::unknown_account(&u))?;
+                    let bytes = if parts.method == Method::POST {
+                        self.read_body(&parts.headers, body).await?
+                    } else {
+                        Bytes::new()
+                    };
+                    let request = admission::Request {
+                        method: parts.method.as_str(),
+                        path: parts.uri.path(),
+                        query: parts.uri.query().unwrap_or(""),
+                        body: &bytes,
+                    };
+                    // The checks' notes are for the delivery record: with no observer, none is formatted.
+                    let admitted = if seen.record.is_some() {
+                        admission::admit(&accounts, &self.policy, now_unix, &request)
+                    } else {
+                        admission::admit_unrecorded(&accounts, &self.policy, now_unix, &request)
+                    };
+                    seen.mode = admitted.mode;
+                    seen.appid = admitted.account.clone();
+                    if let Some(r) = seen.record.as_mut() {
+                        r.checks = admitted.checks;
+                    }
+                    let (xml, incoming) = match admitted.verdict {
+                        Verdict::Refused(refusal) => return Err(refusal),
+                        Verdict::Verified { echostr } => {
+                            tracing::info!(
+                                appid = admitted.account.as_deref().map(Account::appid),
+                                "URL verification succeeded"
+                            );
+                            return Ok((
+                                Outgoing::new(StatusCode::OK, "text/plain; charset=utf-8", echostr),
+                                RecordOutcome::Verified,
+                            ));
+                        }
+                        Verdict::Message { xml, message } => (xml, message),
+                        _ => return Err(reject::internal("admission gave no verdict")),
+                    };
+                    let (Some(account), Some(mode)) = (admitted.account, admitted.mode) else {
+                        return Err(reject::internal("admission accepted a request without account or mode"));
+                    };
+                    if mode == Mode::Plain
+                        && self.config.plain_replay_protection
+                        && self.policy.freshness_secs > 0
+                        && !self.policy.insecure_skip_signature
+                    {
+                        // `signature` covers no body: the same `timestamp` and `nonce` with another body
+                        // is a captured URL carrying a forgery (docs/protocol.md §2.0.1).
+                        let query = admission::Query::parse(request.query);
+                        let (timestamp, nonce) = (query.timestamp.as_deref(), query.nonce.as_deref());
+                        let replay = self.replay.lock().unwrap_or_else(|e| e.into_inner()).check(
+                            account.appid(),
+                            timestamp.unwrap_or_default(),
+                            nonce.unwrap_or_default(),
+                            request.body,
+                            now_unix,
+                        );
+                        if replay == Replay::OtherBody {
+                            return Err(reject::replayed());
+                        }
+                    }
+                    if let Some(r) = seen.record.as_mut() {
+                        // What arrived, the message with it. A third-party platform's push carries the
+                        // ticket or an authorization code.
+                        let kept = match incoming.info_type() {
+                            Some(_) => std::borrow::Cow::Owned(wemp_proto::component::redacted(&xml)),
+                            None => std::borrow::Cow::Borrowed(xml.as_str()),
+                        };
+                        crate::observe::keep_message(r, parts, seen.peer, &kept);
+                        seen.arrival_kept = true;
+                    }
+                    if let Some(r) = seen.record.as_mut() {
+                        r.describe(&incoming);
+                    }
+                    (account, mode, incoming)
                 };
-                crate::observe::keep_message(r, parts, seen.peer, &kept);
-                seen.arrival_kept = true;
-            }
-            if let Some(r) = seen.record.as_mut() {
-                r.describe(&incoming);
-            }
-            (account, mode, incoming)
-        };
-        // The claim comes before the span, so that its outcome is one of the span's fields at
-        // creation rather than recorded into it after (a record costs the fmt subscriber a
-        // slab lookup and a second formatting pass: ~1.4 % of a request's instructions).
-        // `appid:dedup key`, built in place in one allocation (a `format!` here was ~1 % of a
-        // request). The length is a message's key's; an event's may grow it once.
-        let key = {
-            let mut key = String::with_capacity(account.key_len() + 1 + incoming.dedup_key_room());
-            account.push_key(&mut key);
-            key.push(':');
-            incoming.push_dedup_key(&mut key);
-            key
-        };
-        let deadline = arrived + self.config.budget;
-        // The message goes on as the handler will see it: a reference count to pass down,
-        // where the parsed message would be copied into each future on the way. (A retry
-        // answered from the store leaves it unused.)
-        let session = self.session.as_ref().map(|config| SessionSlot {
-            config: config.clone(),
-            key: format!("{}:{}", account.key(), incoming.header().from).into(),
-        });
-        let shared = Arc::new(Shared::new(deadline).with_session(session));
-        let inbound = Inbound::new(incoming, account, mode, Ctx::from_shared(shared.clone()));
-        // From here a caller that hangs up is reported (see `HangUp`), also while the claim
-        // waits for a remote store.
-        seen.shared = Some(shared.clone());
-        // With a ticket: the memory store's completion then does not hash the key again.
-        let claim = self.claim(&key).await;
-        let dedup = match &claim {
-            Ok((Claim::InFlight, _)) => DedupOutcome::Joined,
-            Ok((Claim::Done(_), _)) => DedupOutcome::Cached,
-            _ => DedupOutcome::New,
-        };
-        // One span per admitted message, its fields given at creation: every `record` into a
-        // span costs the fmt subscriber a slab lookup and a formatting pass (callgrind: the
-        // span took ~11 % of the instructions per request when it was made for every request
-        // and nine fields were recorded into it one by one). `%`: Display, which the subscriber
-        // writes as it is, where a `&str` goes through `Debug`'s escaping (`Text`: a `str` without
-        // `Display`'s padding pass, ~25 instructions a field). `rule` comes later.
-        let message = inbound.message();
-        let kind = message.kind();
-        let msg_type: std::borrow::Cow<'_, str> = match message.event() {
-            Some(e) => format!("event/{}", e.kind()).into(),
-            None => kind.as_str().into(),
-        };
-        let span = tracing::info_span!(
-            "wechat",
-            appid = %Text(inbound.account().appid()),
-            mode = %Text(mode.as_str()),
-            msg_type = %Text(&msg_type),
-            openid = %ShortId::new(&message.header().from, self.config.full_openids),
-            dedup = %Text(dedup.as_str()),
-            rule = Empty,
-        );
-        let claim = match claim {
-            Ok(c) => Some(c),
-            Err(e) => {
-                span.in_scope(|| tracing::error!(error = %e, "dedup store failed; handling without dedup"));
-                None
-            }
-        };
-        // The span goes with the delivery's state (its `rule` field is recorded there),
-        // runs the delivery (`in_span`, without a second handle on it) and parents the
-        // `answered` line.
-        shared.set_span(span);
-        let answered =
-            shared.in_span(self.dispatch(inbound, shared.clone(), (key, claim, dedup), seen)).await;
-        Ok(answered)
+                // The claim comes before the span, so that its outcome is one of the span's fields at
+                // creation rather than recorded into it after (a record costs the fmt subscriber a
+                // slab lookup and a second formatting pass: ~1.4 % of a request's instructions).
+                // `appid:dedup key`, built in place in one allocation (a `format!` here was ~1 % of a
+                // request). The length is a message's key's; an event's may grow it once.
+                let key = {
+                    let mut key = String::with_capacity(account.key_len() + 1 + incoming.dedup_key_room());
+                    account.push_key(&mut key);
+                    key.push(':');
+                    incoming.push_dedup_key(&mut key);
+                    key
+                };
+                let deadline = arrived + self.config.budget;
+                // The message goes on as the handler will see it: a reference count to pass down,
+                // where the parsed message would be copied into each future on the way. (A retry
+                // answered from the store leaves it unused.)
+                let session = self.session.as_ref().map(|config| SessionSlot {
+                    config: config.clone(),
+                    key: format!("{}:{}", account.key(), incoming.header().from).into(),
+                });
+                let shared = Arc::new(Shared::new(deadline).with_session(session));
+                let inbound = Inbound::new(incoming, account, mode, Ctx::from_shared(shared.clone()));
+                // From here a caller that hangs up is reported (see `HangUp`), also while the claim
+                // waits for a remote store.
+                seen.shared = Some(shared.clone());
+                // With a ticket: the memory store's completion then does not hash the key again.
+                let claim = self.claim(&key).await;
+                let dedup = match &claim {
+                    Ok((Claim::InFlight, _)) => DedupOutcome::Joined,
+                    Ok((Claim::Done(_), _)) => DedupOutcome::Cached,
+                    _ => DedupOutcome::New,
+                };
+                // One span per admitted message, its fields given at creation: every `record` into a
+                // span costs the fmt subscriber a slab lookup and a formatting pass (callgrind: the
+                // span took ~11 % of the instructions per request when it was made for every request
+                // and nine fields were recorded into it one by one). `%`: Display, which the subscriber
+                // writes as it is, where a `&str` goes through `Debug`'s escaping (`Text`: a `str` without
+                // `Display`'s padding pass, ~25 instructions a field). `rule` comes later.
+                let message = inbound.message();
+                let kind = message.kind();
+                let msg_type: std::borrow::Cow<'_, str> = match message.event() {
+                    Some(e) => format!("event/{}", e.kind()).into(),
+                    None => kind.as_str().into(),
+                };
+                let span = tracing::info_span!(
+                    "wechat",
+                    appid = %Text(inbound.account().appid()),
+                    mode = %Text(mode.as_str()),
+                    msg_type = %Text(&msg_type),
+                    openid = %ShortId::new(&message.header().from, self.config.full_openids),
+                    dedup = %Text(dedup.as_str()),
+                    rule = Empty,
+                );
+                let claim = match claim {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        span.in_scope(
+                            || tracing::error!(error = %e, "dedup store failed; handling without dedup"),
+                        );
+                        None
+                    }
+                };
+                // The span goes with the delivery's state (its `rule` field is recorded there),
+                // runs the delivery (`in_span`, without a second handle on it) and parents the
+                // `answered` line.
+                shared.set_span(span);
+                shared.in_span(self.dispatch(inbound, shared.clone(), (key, claim, dedup), seen))
+            };
+            Ok(delivery.await)
+        }
     }
 
-    async fn dispatch(
+    /// The admitted delivery: its claim's answer, or its handler. (An `async` block: see
+    /// [`Inner::handle`].)
+    #[allow(clippy::manual_async_fn)] // an `async` block, not an `async fn`: see `Inner::handle`
+    fn dispatch(
         self: Arc<Self>,
         inbound: Inbound,
         shared: Arc<Shared>,
         (key, claim, dedup): (String, Option<(Claim, Ticket)>, DedupOutcome),
         seen: &mut Seen,
-    ) -> (Outgoing, RecordOutcome) {
-        let (account, mode, deadline) = (inbound.account(), inbound.mode(), inbound.ctx().deadline());
-        // One copy of the key, shared by the record, the handler's task and the owners' map.
-        let key: Arc<str> = key.into();
-        if let Some(r) = seen.record.as_mut() {
-            r.dedup_key = Some(key.clone());
-        }
-        self.metrics.dedup(dedup);
-        if let Some(r) = seen.record.as_mut() {
-            r.dedup = claim.is_some().then_some(dedup);
-        }
-        match claim {
-            Some((Claim::Done(xml), _)) => self.answer_recorded(account, mode, xml, None, seen),
-            Some((Claim::InFlight, _)) => {
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                // While we wait, the first delivery's deadline is ours to keep (see `Abandon`).
-                let owner = self.local_owner(&key);
-                let _joined = owner.as_ref().map(|shared| shared.join());
-                match self.dedup.wait(&key, remaining).await {
-                    Ok(Some(xml)) => self.answer_recorded(account, mode, xml, None, seen),
-                    Ok(None) | Err(_) => {
-                        // Our budget is spent: make sure the running handler's reply goes to
-                        // the sink, since `success` now stops WeChat's retries.
-                        let owner = owner.or_else(|| self.local_owner(&key));
-                        if let Some(shared) = owner
-                            && shared.defer() == Decided::Passive
-                        {
-                            // It just finished: its reply is being stored right now.
-                            if let Ok(Some(xml)) = self.dedup.wait(&key, Duration::from_millis(50)).await {
-                                return self.answer_recorded(account, mode, xml, None, seen);
+    ) -> impl Future<Output = (Outgoing, RecordOutcome)> + Send {
+        async move {
+            let (account, mode, deadline) = (inbound.account(), inbound.mode(), inbound.ctx().deadline());
+            // One copy of the key, shared by the record, the handler's task and the owners' map.
+            let key: Arc<str> = key.into();
+            if let Some(r) = seen.record.as_mut() {
+                r.dedup_key = Some(key.clone());
+            }
+            self.metrics.dedup(dedup);
+            if let Some(r) = seen.record.as_mut() {
+                r.dedup = claim.is_some().then_some(dedup);
+            }
+            match claim {
+                Some((Claim::Done(xml), _)) => self.answer_recorded(account, mode, xml, None, seen),
+                Some((Claim::InFlight, _)) => {
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    // While we wait, the first delivery's deadline is ours to keep (see `Abandon`).
+                    let owner = self.local_owner(&key);
+                    let _joined = owner.as_ref().map(|shared| shared.join());
+                    match self.dedup.wait(&key, remaining).await {
+                        Ok(Some(xml)) => self.answer_recorded(account, mode, xml, None, seen),
+                        Ok(None) | Err(_) => {
+                            // Our budget is spent: make sure the running handler's reply goes to
+                            // the sink, since `success` now stops WeChat's retries.
+                            let owner = owner.or_else(|| self.local_owner(&key));
+                            if let Some(shared) = owner
+                                && shared.defer() == Decided::Passive
+                            {
+                                // It just finished: its reply is being stored right now.
+                                if let Ok(Some(xml)) = self.dedup.wait(&key, Duration::from_millis(50)).await
+                                {
+                                    return self.answer_recorded(account, mode, xml, None, seen);
+                                }
                             }
+                            self.metrics.deadline_miss();
+                            tracing::warn!(
+                                "retry waited its whole budget for the first delivery; answering success"
+                            );
+                            if let Some(r) = seen.record.as_mut() {
+                                r.reply_xml = Some("success".to_owned());
+                            }
+                            (success(), RecordOutcome::Deadline)
                         }
-                        self.metrics.deadline_miss();
-                        tracing::warn!(
-                            "retry waited its whole budget for the first delivery; answering success"
-                        );
-                        if let Some(r) = seen.record.as_mut() {
-                            r.reply_xml = Some("success".to_owned());
-                        }
-                        (success(), RecordOutcome::Deadline)
                     }
                 }
+                Some((Claim::New, ticket)) => {
+                    self.clone().run(inbound, shared, Some((key, ticket)), seen).await
+                }
+                None => self.clone().run(inbound, shared, None, seen).await,
             }
-            Some((Claim::New, ticket)) => self.clone().run(inbound, shared, Some((key, ticket)), seen).await,
-            None => self.clone().run(inbound, shared, None, seen).await,
         }
     }
 
@@ -1204,101 +1240,117 @@ impl Inner {
         self.local.lock().unwrap_or_else(|e| e.into_inner()).get(key).and_then(Weak::upgrade)
     }
 
-    async fn run(
+    /// Runs the handler (in a task of its own if it does not finish at its first poll) and
+    /// answers with its reply. (An `async` block: see [`Inner::handle`].)
+    #[allow(clippy::manual_async_fn)] // an `async` block, not an `async fn`: see `Inner::handle`
+    fn run(
         self: Arc<Self>,
         inbound: Inbound,
         shared: Arc<Shared>,
         key: Option<(Arc<str>, Ticket)>,
         seen: &mut Seen,
-    ) -> (Outgoing, RecordOutcome) {
-        let (account, mode, deadline) = (inbound.account().clone(), inbound.mode(), inbound.ctx().deadline());
-        if account.kind() == Kind::Miniprogram {
-            // A Mini Program takes no passive reply (the platform drops it): `success` now,
-            // and whatever the handler answers goes through the customer-service API — the
-            // late sink — as if the handler had deferred.
-            shared.defer();
-            shared.deferred.notify_one();
-        }
-        let report = seen.record.as_ref().map(|r| LateReport {
-            id: r.id,
-            received_at_ms: r.received_at_ms,
-            arrived: deadline - self.config.budget,
-            raw_xml: r.raw_xml.clone(),
-        });
-        let (tx, mut rx) = oneshot::channel::<(String, i64)>();
-        let guard = TaskGuard::new(&self.tasks);
-        let (key, ticket) = match key {
-            Some((key, ticket)) => (Some(key), ticket),
-            None => (None, Ticket::NONE),
-        };
-        let mut task = Box::pin(self.clone().handle_in_task(
-            inbound,
-            (key.clone(), ticket),
-            tx,
-            shared.clone(),
-            guard,
-            report,
-        ));
-        // Most handlers finish at their first poll: run them here, and only hand the ones
-        // that wait for something to a task of their own (which outlives this request if
-        // WeChat hangs up).
-        let pending = std::future::poll_fn(|cx| Poll::Ready(task.as_mut().poll(cx).is_pending())).await;
-        if pending {
-            shared.set_in_task();
-            if let Some(key) = key {
-                self.local.lock().unwrap_or_else(|e| e.into_inner()).insert(key, Arc::downgrade(&shared));
+    ) -> impl Future<Output = (Outgoing, RecordOutcome)> + Send {
+        async move {
+            let (account, mode, deadline) =
+                (inbound.account().clone(), inbound.mode(), inbound.ctx().deadline());
+            if account.kind() == Kind::Miniprogram {
+                // A Mini Program takes no passive reply (the platform drops it): `success` now,
+                // and whatever the handler answers goes through the customer-service API — the
+                // late sink — as if the handler had deferred.
+                shared.defer();
+                shared.deferred.notify_one();
             }
-            tokio::spawn(task.instrument(tracing::Span::current()));
-        }
-        // Disarmed below; fires only if this request goes away before anything decided.
-        let mut abandon = Abandon { armed: pending.then(|| (self.clone(), shared.clone())), deadline };
+            let report = seen.record.as_ref().map(|r| LateReport {
+                id: r.id,
+                received_at_ms: r.received_at_ms,
+                arrived: deadline - self.config.budget,
+                raw_xml: r.raw_xml.clone(),
+            });
+            let guard = TaskGuard::new(&self.tasks);
+            let (key, ticket) = match key {
+                Some((key, ticket)) => (Some(key), ticket),
+                None => (None, Ticket::NONE),
+            };
+            let mut task = Box::pin(self.clone().handle_in_task(
+                inbound,
+                (key.clone(), ticket),
+                shared.clone(),
+                guard,
+                report,
+            ));
+            // Most handlers finish at their first poll: run them here, and only hand the ones
+            // that wait for something to a task of their own (which outlives this request if
+            // WeChat hangs up).
+            let pending = std::future::poll_fn(|cx| Poll::Ready(task.as_mut().poll(cx).is_pending())).await;
+            if pending {
+                shared.set_in_task();
+                if let Some(key) = key {
+                    self.local.lock().unwrap_or_else(|e| e.into_inner()).insert(key, Arc::downgrade(&shared));
+                }
+                tokio::spawn(task.instrument(tracing::Span::current()));
+            }
+            // Disarmed below; fires only if this request goes away before anything decided.
+            let mut abandon = Abandon { armed: pending.then(|| (self.clone(), shared.clone())), deadline };
 
-        let xml = tokio::select! {
-            biased;
-            done = &mut rx => {
-                // No reply here: the handler deferred and already finished (at its first poll).
-                if done.is_err() && shared.handler_deferred() {
-                    self.metrics.deferred();
+            // A handler that finished at its first poll has settled its reply already: no
+            // waiting, no timer.
+            let settled = if pending { None } else { shared.take_reply() };
+            let xml = match settled {
+                Some(reply) => {
+                    // No reply: the handler deferred.
+                    if reply.is_none() && shared.handler_deferred() {
+                        self.metrics.deferred();
+                    }
+                    reply
                 }
-                done.ok()
+                None => tokio::select! {
+                biased;
+                reply = shared.reply() => {
+                    // No reply here: the handler deferred and its task already finished.
+                    if reply.is_none() && shared.handler_deferred() {
+                        self.metrics.deferred();
+                    }
+                    reply
+                }
+                () = shared.deferred.notified() => match shared.defer() {
+                    Decided::Late => {
+                        self.metrics.deferred();
+                        None
+                    }
+                    Decided::Passive => shared.reply().await,
+                },
+                () = tokio::time::sleep_until(deadline) => match shared.defer() {
+                    Decided::Late => {
+                        self.metrics.deadline_miss();
+                        tracing::warn!(
+                            budget_ms = u64::try_from(self.config.budget.as_millis()).unwrap_or(u64::MAX),
+                            "handler missed the deadline; answered success, its reply goes to the late sink"
+                        );
+                        None
+                    }
+                    Decided::Passive => shared.reply().await,
+                },
+                },
+            };
+            abandon.armed = None;
+            let error = shared.error();
+            let failed = error.is_some();
+            if let Some(r) = seen.record.as_mut() {
+                r.handler = shared.rule();
+                r.error = error;
+                r.forward = shared.forward();
             }
-            () = shared.deferred.notified() => match shared.defer() {
-                Decided::Late => {
-                    self.metrics.deferred();
-                    None
+            match xml {
+                Some((xml, replied_at)) => {
+                    let (res, outcome) = self.answer_recorded(&account, mode, xml, Some(replied_at), seen);
+                    (res, if failed { RecordOutcome::HandlerError } else { outcome })
                 }
-                Decided::Passive => rx.await.ok(),
-            },
-            () = tokio::time::sleep_until(deadline) => match shared.defer() {
-                Decided::Late => {
-                    self.metrics.deadline_miss();
-                    tracing::warn!(
-                        budget_ms = u64::try_from(self.config.budget.as_millis()).unwrap_or(u64::MAX),
-                        "handler missed the deadline; answered success, its reply goes to the late sink"
-                    );
-                    None
+                None => {
+                    if let Some(r) = seen.record.as_mut() {
+                        r.reply_xml = Some("success".to_owned());
+                    }
+                    (success(), RecordOutcome::Deadline)
                 }
-                Decided::Passive => rx.await.ok(),
-            },
-        };
-        abandon.armed = None;
-        let error = shared.error();
-        let failed = error.is_some();
-        if let Some(r) = seen.record.as_mut() {
-            r.handler = shared.rule();
-            r.error = error;
-            r.forward = shared.forward();
-        }
-        match xml {
-            Some((xml, replied_at)) => {
-                let (res, outcome) = self.answer_recorded(&account, mode, xml, Some(replied_at), seen);
-                (res, if failed { RecordOutcome::HandlerError } else { outcome })
-            }
-            None => {
-                if let Some(r) = seen.record.as_mut() {
-                    r.reply_xml = Some("success".to_owned());
-                }
-                (success(), RecordOutcome::Deadline)
             }
         }
     }
@@ -1330,11 +1382,12 @@ impl Inner {
         self: Arc<Self>,
         inbound: Inbound,
         (key, ticket): (Option<Arc<str>>, Ticket),
-        tx: oneshot::Sender<(String, i64)>,
         shared: Arc<Shared>,
         _guard: TaskGuard,
         report: Option<LateReport>,
     ) {
+        // Settled (a reply, or none) however this ends, a drop of this future included.
+        let reply_to = ReplyTo::new(&shared);
         let started = Instant::now();
         let result = AssertUnwindSafe(self.router.call_once(inbound.clone())).catch_unwind().await;
         self.metrics.handler_latency(started.elapsed());
@@ -1406,7 +1459,7 @@ impl Inner {
                     }
                     None => Some((key, xml.clone())),
                 });
-                let _ = tx.send((xml, replied_at));
+                reply_to.send(xml, replied_at);
                 if let Some((key, xml)) = later
                     && let Err(e) = self.complete_later(key, ticket, &xml).await
                 {
@@ -1414,7 +1467,7 @@ impl Inner {
                 }
             }
             Decided::Late => {
-                drop(tx);
+                drop(reply_to);
                 // Boxed: what this takes (the sink's call and its timer) would otherwise make
                 // every delivery's task larger, when few go this way.
                 Box::pin(self.late(
