@@ -436,12 +436,14 @@ impl ReplyTemplate {
     /// compiles to the gateway's forwarder instead: [`crate::gateway::forwarding`].)
     fn into_handler(self, delay: Option<Duration>) -> RuleService {
         let reply = Arc::new(self);
+        let Some(delay) = delay else {
+            // Nothing to wait for: answered where the router runs, without a future a delivery.
+            return RuleService::from_sync_fn(move |inbound| Ok(Answer::Reply(reply.render(inbound))));
+        };
         let handler = move |inbound: Inbound| {
             let reply = reply.clone();
             async move {
-                if let Some(delay) = delay {
-                    tokio::time::sleep(delay).await;
-                }
+                tokio::time::sleep(delay).await;
                 Answer::Reply(reply.render(&inbound))
             }
         };
@@ -1090,6 +1092,12 @@ mod tests {
                         let template = TextTemplate::parse(&format!("{a}{b}{c}")).unwrap();
                         let rendered = template.render(&inbound);
                         assert_eq!(rendered, render_before(&template, &inbound), "{a}{b}{c}");
+                        // Sized once, exactly, but where a location's coordinates are made.
+                        let made = template.uses_content()
+                            && matches!(incoming, Incoming::Location(l) if l.label.is_empty());
+                        if !made {
+                            assert_eq!(rendered.capacity(), rendered.len(), "{a}{b}{c}");
+                        }
                         checked += 1;
                     }
                 }
@@ -1138,6 +1146,40 @@ reply.text = "default"
 
     fn errors(src: &str) -> String {
         RuleSet::from_toml(src).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_reply_without_delay_is_answered_at_the_first_poll_and_one_with_a_delay_after_it() {
+        use futures_util::FutureExt as _;
+        use tower::ServiceExt as _;
+        let r = rules(
+            r#"
+[[rules]]
+keyword = "now"
+reply.text = "now, {openid}"
+[[rules]]
+keyword = "soon"
+delay = "10ms"
+reply.text = "soon: {content}"
+[[rules]]
+keyword = "later"
+delay = "6s"
+reply.text = "later"
+"#,
+        );
+        let service = r.router().clone().into_service();
+        let ctx = wemp_server::Ctx::detached(Duration::from_secs(5));
+        let account = Arc::new(wemp_server::Account::new("wx_rules_test", "Tok123"));
+        let inbound = |t: &str| Inbound::new(text(t), account.clone(), wemp_proto::Mode::Plain, ctx.clone());
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        rt.block_on(async {
+            let now = service.clone().oneshot(inbound("now")).now_or_never();
+            assert_eq!(now.map(Result::unwrap), Some(Reply::text("now, o1")));
+            let mut later = std::pin::pin!(service.clone().oneshot(inbound("later")));
+            assert!(later.as_mut().now_or_never().is_none());
+            let soon = service.clone().oneshot(inbound("soon")).await.unwrap();
+            assert_eq!(soon, Reply::text("soon: soon"));
+        });
     }
 
     #[test]

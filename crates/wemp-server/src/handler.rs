@@ -31,8 +31,9 @@ pub type RuleService = BoxInboundService<Answer>;
 /// names were aliases of it): the same [`BoxInboundService::new`], [`Clone`] and
 /// [`tower::Service`] with the same future type, and a [`From`] conversion from tower's.
 /// What it does differently is the crate's own services — a handler
-/// ([`Handler::into_service`]), a router ([`crate::Router::into_service`]) and
-/// [`crate::LiveRouter::service`] — which are always ready: they are kept behind an `Arc`
+/// ([`Handler::into_service`]), a router ([`crate::Router::into_service`]),
+/// [`crate::LiveRouter::service`] and a plain function ([`BoxInboundService::from_sync_fn`],
+/// which makes no future at all) — which are always ready: they are kept behind an `Arc`
 /// and called through a shared reference, so cloning one counts a reference instead of
 /// allocating, and their future, a boxed future already, is not boxed a second time. Any
 /// other service (a layered one, say) is boxed as tower boxes it, cloned for each call and
@@ -45,9 +46,14 @@ pub struct BoxInboundService<T> {
 enum Erased<T> {
     /// Always ready, called through a shared reference.
     Shared(Arc<dyn CallShared<T>>),
+    /// Answers at once, without a future ([`BoxInboundService::from_sync_fn`]).
+    Sync(Arc<SyncFn<T>>),
     /// Any tower service.
     Tower(Box<dyn CloneService<T>>),
 }
+
+/// What [`BoxInboundService::from_sync_fn`] keeps.
+type SyncFn<T> = dyn Fn(&Inbound) -> Result<T, BoxError> + Send + Sync;
 
 /// A service that is always ready and answers through a shared reference: the crate's own.
 pub(crate) trait CallShared<T>: Send + Sync + 'static {
@@ -119,6 +125,24 @@ impl<T: 'static> BoxInboundService<T> {
         }
     }
 
+    /// A service answering at once with what `f` returns for the delivery: for answers that
+    /// wait for nothing (a fixed or templated reply, say). It is always ready and makes no
+    /// future of its own (an async [`Handler`] makes and boxes one for every delivery);
+    /// cloning it counts a reference. When a router calls it, `f` runs where the router's
+    /// future is polled (a panic in it is caught with the router's).
+    ///
+    /// ```
+    /// use wemp_server::{Answer, Matcher, Reply, Router, Rule, RuleService};
+    /// let hello = RuleService::from_sync_fn(|inbound| {
+    ///     Ok(Answer::Reply(Reply::text(format!("Hello, {}!", inbound.openid()))))
+    /// });
+    /// let router = Router::new().route(Rule::service(Matcher::text("hi"), hello));
+    /// # drop(router);
+    /// ```
+    pub fn from_sync_fn(f: impl Fn(&Inbound) -> Result<T, BoxError> + Send + Sync + 'static) -> Self {
+        Self { inner: Erased::Sync(Arc::new(f)) }
+    }
+
     /// One of the crate's own services: always ready, called through a shared reference.
     pub(crate) fn shared(service: impl CallShared<T>) -> Self {
         Self { inner: Erased::Shared(Arc::new(service)) }
@@ -130,7 +154,17 @@ impl<T: 'static> BoxInboundService<T> {
     pub(crate) async fn call_once(&self, inbound: Inbound) -> Result<T, BoxError> {
         match &self.inner {
             Erased::Shared(service) => service.call_shared(inbound).await,
+            Erased::Sync(f) => f(&inbound),
             Erased::Tower(service) => when_ready(service.clone_box(), inbound).await,
+        }
+    }
+
+    /// The function of a [`BoxInboundService::from_sync_fn`] service, for a router to call
+    /// in place (with a reference to the delivery, and no future).
+    pub(crate) fn sync_fn(&self) -> Option<&SyncFn<T>> {
+        match &self.inner {
+            Erased::Sync(f) => Some(&**f),
+            _ => None,
         }
     }
 
@@ -138,9 +172,16 @@ impl<T: 'static> BoxInboundService<T> {
     pub(crate) fn call_owned(&self, inbound: Inbound) -> BoxFuture<'static, Result<T, BoxError>> {
         match &self.inner {
             Erased::Shared(service) => service.call_shared(inbound),
+            Erased::Sync(f) => sync_call(f, inbound),
             Erased::Tower(service) => Box::pin(when_ready(service.clone_box(), inbound)),
         }
     }
+}
+
+/// A future calling `f` at its first poll, as [`BoxInboundService::call_once`] does.
+fn sync_call<T: 'static>(f: &Arc<SyncFn<T>>, inbound: Inbound) -> BoxFuture<'static, Result<T, BoxError>> {
+    let f = f.clone();
+    Box::pin(async move { f(&inbound) })
 }
 
 /// Calls `service` (a clone of its own) once `poll_ready` says it is ready, as `oneshot`
@@ -154,6 +195,7 @@ impl<T> Clone for BoxInboundService<T> {
     fn clone(&self) -> Self {
         let inner = match &self.inner {
             Erased::Shared(service) => Erased::Shared(service.clone()),
+            Erased::Sync(f) => Erased::Sync(f.clone()),
             Erased::Tower(service) => Erased::Tower(service.clone_box()),
         };
         Self { inner }
@@ -173,7 +215,7 @@ impl<T: 'static> tower::Service<Inbound> for BoxInboundService<T> {
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         match &mut self.inner {
-            Erased::Shared(_) => Poll::Ready(Ok(())),
+            Erased::Shared(_) | Erased::Sync(_) => Poll::Ready(Ok(())),
             Erased::Tower(service) => service.poll_ready(cx),
         }
     }
@@ -181,6 +223,7 @@ impl<T: 'static> tower::Service<Inbound> for BoxInboundService<T> {
     fn call(&mut self, inbound: Inbound) -> Self::Future {
         match &mut self.inner {
             Erased::Shared(service) => service.call_shared(inbound),
+            Erased::Sync(f) => sync_call(f, inbound),
             Erased::Tower(service) => service.call(inbound),
         }
     }
@@ -369,6 +412,62 @@ mod tests {
         // Any other future is boxed.
         let ready = boxed(std::future::ready(2u8));
         assert_eq!(futures_util::FutureExt::now_or_never(ready), Some(2));
+    }
+
+    fn inbound() -> Inbound {
+        let message = wemp_proto::Incoming::parse(
+            "<xml><ToUserName>gh_1</ToUserName><FromUserName>o_1</FromUserName><CreateTime>1</CreateTime>\
+             <MsgType>text</MsgType><Content>hi</Content><MsgId>1</MsgId></xml>",
+        )
+        .unwrap();
+        let account = Arc::new(crate::Account::new("wx_handler_test", "Tok123"));
+        Inbound::new(
+            message,
+            account,
+            wemp_proto::Mode::Plain,
+            crate::Ctx::detached(std::time::Duration::from_secs(5)),
+        )
+    }
+
+    #[test]
+    fn a_sync_fn_runs_at_the_first_poll_and_its_clones_share_it() {
+        use futures_util::FutureExt as _;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let mut service = BoxHandler::from_sync_fn(move |inbound| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Ok(Reply::text(inbound.openid()))
+        });
+        let f = service.sync_fn().map(|f| std::ptr::from_ref(f).cast::<()>());
+        // Cloned, or boxed again: the same function, not a copy nor a tower service.
+        let clone = BoxHandler::new(service.clone());
+        assert_eq!(clone.sync_fn().map(|f| std::ptr::from_ref(f).cast::<()>()), f);
+        assert!(f.is_some());
+        // Each way of calling it makes its call at the first poll, as a handler's is.
+        let futures = [
+            service.call_once(inbound()).boxed(),
+            service.call_owned(inbound()),
+            tower::Service::call(&mut service.clone(), inbound()),
+        ];
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        for (i, future) in futures.into_iter().enumerate() {
+            assert_eq!(future.now_or_never().unwrap().unwrap(), Reply::text("o_1"));
+            assert_eq!(calls.load(Ordering::SeqCst), i + 1);
+        }
+        assert!(
+            tower::Service::poll_ready(&mut service, &mut Context::from_waker(std::task::Waker::noop()))
+                .is_ready()
+        );
+        // A handler is not one.
+        assert!(
+            RuleService::new(tower::service_fn(|_: Inbound| async {
+                Ok::<_, BoxError>(Answer::FallThrough)
+            }))
+            .sync_fn()
+            .is_none()
+        );
+        assert!((|| async { Reply::None }).into_service().sync_fn().is_none());
     }
 
     #[test]

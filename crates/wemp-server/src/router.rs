@@ -1,13 +1,14 @@
 //! Ordered, first-match routing of messages and events to handlers.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::fmt;
 use std::sync::{Arc, LazyLock, RwLock};
 
 use futures_util::future::BoxFuture;
 use regex::Regex;
 use tower::{Layer, Service, ServiceExt};
-use wemp_proto::{EventKind, Incoming, MsgKind, Reply};
+use wemp_proto::{Event, EventKind, Incoming, MsgKind, Reply};
 
 use crate::handler::{Answer, BoxError, BoxHandler, CallShared, Handler, RuleService};
 use crate::{Captures, Inbound};
@@ -69,6 +70,10 @@ impl Words {
 /// `text` in lowercase, allocating only when lowercasing changes it (text in Chinese,
 /// or already in lowercase, is borrowed as it is).
 fn lowercase(text: &str) -> Cow<'_, str> {
+    // ASCII in lowercase already (a message such as "hello"): one pass over the bytes.
+    if !text.bytes().any(|b| b >= 0x80 || b.is_ascii_uppercase()) {
+        return Cow::Borrowed(text);
+    }
     // ASCII (most keywords and messages that reach a case-insensitive matcher): a byte
     // test, where `char::to_lowercase` looks every character up in Unicode's tables.
     if text.is_ascii() {
@@ -80,6 +85,15 @@ fn lowercase(text: &str) -> Cow<'_, str> {
         lower.next() != Some(c) || lower.next().is_some()
     };
     if text.chars().any(changes) { Cow::Owned(text.to_lowercase()) } else { Cow::Borrowed(text) }
+}
+
+/// `text.trim()`, without decoding a character at either end when both ends are ASCII
+/// letters, digits or punctuation (no whitespace, so nothing to trim).
+fn trim(text: &str) -> &str {
+    match text.as_bytes() {
+        [first, .., last] | [first @ last] if first.is_ascii_graphic() && last.is_ascii_graphic() => text,
+        _ => text.trim(),
+    }
 }
 
 #[derive(Clone)]
@@ -339,7 +353,7 @@ impl Matcher {
     /// `None` when it does not match; otherwise the captures, if a regex (or a word list:
     /// capture 0 is the text or the word found) produced any.
     pub fn matches(&self, inbound: &Inbound) -> Option<Option<Captures>> {
-        self.0.matches(inbound)
+        self.0.matches(&Facts::new(inbound))
     }
 }
 
@@ -352,13 +366,90 @@ impl std::ops::Not for Matcher {
     }
 }
 
-/// The text a text matcher reads: a text message's content, and with `voice` a voice
-/// message's speech recognition.
-fn readable_text(msg: &Incoming, voice: bool) -> Option<&str> {
-    match msg {
-        Incoming::Text(t) => Some(&t.content),
-        Incoming::Voice(v) if voice => v.recognition.as_deref(),
-        _ => None,
+/// Which messages a node can match, as bits: [`Node::classes`] is a superset of the
+/// classes of the messages it matches, so a rule whose bits miss the message's is passed
+/// over without looking at it.
+const TEXT: u8 = 1;
+const VOICE: u8 = 2;
+const EVENT: u8 = 4;
+/// Any other message, [`Incoming::Unknown`] ones included.
+const OTHER: u8 = 8;
+const ALL: u8 = TEXT | VOICE | EVENT | OTHER;
+
+/// What the matchers read from one message, derived once for all the rules a dispatch
+/// tries (and each of their nodes), rather than again by every node: its class, the text a
+/// text matcher reads, and that text trimmed and lowercased when a matcher first asks.
+struct Facts<'a> {
+    inbound: &'a Inbound,
+    msg: &'a Incoming,
+    class: u8,
+    /// A text message's content or a voice message's speech recognition.
+    text: Option<&'a str>,
+    trimmed: OnceCell<&'a str>,
+    /// [`lowercase`] of the text.
+    folded: OnceCell<Cow<'a, str>>,
+    /// [`lowercase`] of the trimmed text, when trimming changed it.
+    folded_trimmed: OnceCell<Cow<'a, str>>,
+    /// The message's `MsgType` and the event's kind, which an unknown message or event
+    /// derives from its name.
+    kind: OnceCell<MsgKind>,
+    event_kind: OnceCell<Option<EventKind>>,
+}
+
+impl<'a> Facts<'a> {
+    fn new(inbound: &'a Inbound) -> Self {
+        let msg = inbound.message();
+        let (class, text) = match msg {
+            Incoming::Text(t) => (TEXT, Some(t.content.as_str())),
+            Incoming::Voice(v) => (VOICE, v.recognition.as_deref()),
+            Incoming::Event(_) => (EVENT, None),
+            _ => (OTHER, None),
+        };
+        Self {
+            inbound,
+            msg,
+            class,
+            text,
+            trimmed: OnceCell::new(),
+            folded: OnceCell::new(),
+            folded_trimmed: OnceCell::new(),
+            kind: OnceCell::new(),
+            event_kind: OnceCell::new(),
+        }
+    }
+
+    /// The text a text matcher reads: a text message's content, and with `voice` a voice
+    /// message's speech recognition.
+    fn text(&self, voice: bool) -> Option<&'a str> {
+        if self.class == VOICE && !voice { None } else { self.text }
+    }
+
+    fn trimmed(&self, text: &'a str) -> &'a str {
+        self.trimmed.get_or_init(|| trim(text))
+    }
+
+    fn folded(&self, text: &'a str) -> &str {
+        self.folded.get_or_init(|| lowercase(text))
+    }
+
+    fn folded_trimmed(&self, text: &'a str) -> &str {
+        let trimmed = self.trimmed(text);
+        if trimmed.len() == text.len() {
+            return self.folded(text);
+        }
+        self.folded_trimmed.get_or_init(|| lowercase(trimmed))
+    }
+
+    fn kind(&self) -> &MsgKind {
+        self.kind.get_or_init(|| self.msg.kind())
+    }
+
+    fn event_kind(&self) -> Option<&EventKind> {
+        self.event_kind.get_or_init(|| self.msg.event().map(Event::kind)).as_ref()
+    }
+
+    fn event_key(&self) -> Option<&'a str> {
+        self.msg.event().and_then(Event::event_key)
     }
 }
 
@@ -387,34 +478,58 @@ impl Node {
         }
     }
 
-    fn matches(&self, inbound: &Inbound) -> Option<Option<Captures>> {
-        let msg = inbound.message();
-        let key = || msg.event().and_then(|e| e.event_key());
+    /// The classes of the messages this node can match (a superset).
+    fn classes(&self) -> u8 {
+        match self {
+            Self::Text { voice, .. } => TEXT | if *voice { VOICE } else { 0 },
+            Self::Event(_)
+            | Self::EventKey(_)
+            | Self::EventKeyPrefix(_)
+            | Self::EventKeyRegex(_)
+            | Self::Scene(_) => EVENT,
+            // An unknown message's `MsgType` can be any name.
+            Self::MsgType(kind) => {
+                OTHER
+                    | match kind {
+                        MsgKind::Text => TEXT,
+                        MsgKind::Voice => VOICE,
+                        MsgKind::Event => EVENT,
+                        _ => 0,
+                    }
+            }
+            Self::Message => TEXT | VOICE | OTHER,
+            Self::Any | Self::Sender(_) | Self::Custom(_) | Self::Not(_) => ALL,
+            Self::And(a, b) => a.classes() & b.classes(),
+            Self::Or(a, b) => a.classes() | b.classes(),
+        }
+    }
+
+    fn matches(&self, facts: &Facts<'_>) -> Option<Option<Captures>> {
         let yes = |b: bool| if b { Some(None) } else { None };
         match self {
             Self::Text { test, ignore_case, voice } => {
-                let text = readable_text(msg, *voice)?;
+                let text = facts.text(*voice)?;
                 match test {
                     TextTest::Exact(words) => {
-                        let text = text.trim();
+                        let trimmed = facts.trimmed(text);
                         if *ignore_case {
-                            let folded = lowercase(text);
-                            let found = words.folded.iter().any(|w| *w == folded);
+                            let folded = facts.folded_trimmed(text);
+                            let found = words.folded.iter().any(|w| w == folded);
                             // The text as it came, in its own case.
-                            found.then(|| Some(Captures::whole(text.into())))
+                            found.then(|| Some(Captures::whole(trimmed.into())))
                         } else {
-                            let word = words.given.iter().find(|w| w.trim() == text)?;
+                            let word = words.given.iter().find(|w| w.trim() == trimmed)?;
                             // The word is the text; shared unless it had whitespace around it.
-                            Some(Some(Captures::whole(if word.len() == text.len() {
+                            Some(Some(Captures::whole(if word.len() == trimmed.len() {
                                 word.clone()
                             } else {
-                                text.into()
+                                trimmed.into()
                             })))
                         }
                     }
                     TextTest::Contains(words) => {
                         let found = if *ignore_case {
-                            let hay = lowercase(text);
+                            let hay = facts.folded(text);
                             words.folded.iter().position(|w| hay.contains(w.as_str()))
                         } else {
                             words.given.iter().position(|w| text.contains(&**w))
@@ -424,26 +539,26 @@ impl Node {
                     TextTest::Regex(re) => re.captures(text).map(|c| Some(Captures::from_regex(re, &c))),
                 }
             }
-            Self::Event(kind) => yes(msg.event().is_some_and(|e| e.kind() == *kind)),
-            Self::EventKey(s) => yes(key().is_some_and(|k| k == s)),
-            Self::EventKeyPrefix(s) => yes(key().is_some_and(|k| k.starts_with(s.as_str()))),
+            Self::Event(kind) => yes(facts.event_kind() == Some(kind)),
+            Self::EventKey(s) => yes(facts.event_key().is_some_and(|k| k == s)),
+            Self::EventKeyPrefix(s) => yes(facts.event_key().is_some_and(|k| k.starts_with(s.as_str()))),
             Self::EventKeyRegex(re) => {
-                let k = key()?;
+                let k = facts.event_key()?;
                 re.captures(k).map(|c| Some(Captures::from_regex(re, &c)))
             }
-            Self::Scene(s) => yes(msg.event().and_then(|e| e.scene()).is_some_and(|x| x == s)),
-            Self::MsgType(kind) => yes(msg.kind() == *kind),
-            Self::Message => yes(msg.event().is_none() && msg.kind() != MsgKind::Event),
+            Self::Scene(s) => yes(facts.msg.event().and_then(Event::scene).is_some_and(|x| x == s)),
+            Self::MsgType(kind) => yes(facts.kind() == kind),
+            Self::Message => yes(facts.class != EVENT && *facts.kind() != MsgKind::Event),
             Self::Any => Some(None),
-            Self::Sender(ids) => yes(ids.iter().any(|id| id == inbound.openid())),
-            Self::Custom(m) => m.matches(inbound),
+            Self::Sender(ids) => yes(ids.iter().any(|id| id == facts.inbound.openid())),
+            Self::Custom(m) => m.matches(facts.inbound),
             Self::And(a, b) => {
-                let ca = a.matches(inbound)?;
-                let cb = b.matches(inbound)?;
+                let ca = a.matches(facts)?;
+                let cb = b.matches(facts)?;
                 Some(ca.or(cb))
             }
-            Self::Or(a, b) => a.matches(inbound).or_else(|| b.matches(inbound)),
-            Self::Not(a) => yes(a.matches(inbound).is_none()),
+            Self::Or(a, b) => a.matches(facts).or_else(|| b.matches(facts)),
+            Self::Not(a) => yes(a.matches(facts).is_none()),
         }
     }
 }
@@ -465,6 +580,8 @@ pub struct Rule {
     matcher: Matcher,
     service: RuleService,
     name: Arc<str>,
+    /// [`Node::classes`] of the matcher.
+    classes: u8,
 }
 
 impl fmt::Debug for Rule {
@@ -489,7 +606,8 @@ impl Rule {
     /// A rule sending what `matcher` matches to a boxed service.
     pub fn service(matcher: Matcher, service: RuleService) -> Self {
         let name = format!("{matcher:?}").into();
-        Self { matcher, service, name }
+        let classes = matcher.0.classes();
+        Self { matcher, service, name, classes }
     }
 
     /// Names the rule: logs, the request span's `rule` field and observers show this name
@@ -762,13 +880,26 @@ impl CallShared<Reply> for Dispatch {
     fn call_shared(&self, inbound: Inbound) -> BoxFuture<'static, Result<Reply, BoxError>> {
         let this = self.0.clone();
         Box::pin(async move {
-            for rule in &this.rules {
-                let Some(captures) = rule.matcher.matches(&inbound) else { continue };
-                let req = if captures.is_some() { inbound.with_captures(captures) } else { inbound.clone() };
-                record_rule(&inbound, &rule.name);
-                match rule.service.call_once(req).await? {
-                    Answer::Reply(reply) => return Ok(reply),
-                    Answer::FallThrough => continue,
+            {
+                // What the matchers read, derived once for all the rules.
+                let facts = Facts::new(&inbound);
+                for rule in &this.rules {
+                    if rule.classes & facts.class == 0 {
+                        continue;
+                    }
+                    let Some(captures) = rule.matcher.0.matches(&facts) else { continue };
+                    record_rule(&inbound, &rule.name);
+                    let answer = match (rule.service.sync_fn(), captures) {
+                        // Answered in place, without a future or a copy of the delivery.
+                        (Some(f), None) => f(&inbound),
+                        (Some(f), captures) => f(&inbound.with_captures(captures)),
+                        (None, None) => rule.service.call_once(inbound.clone()).await,
+                        (None, captures) => rule.service.call_once(inbound.with_captures(captures)).await,
+                    };
+                    match answer? {
+                        Answer::Reply(reply) => return Ok(reply),
+                        Answer::FallThrough => continue,
+                    }
                 }
             }
             match &this.fallback {
@@ -872,7 +1003,263 @@ impl CallShared<Reply> for LiveService {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::{Account, Ctx};
+
+    fn inbound(xml: &str) -> Inbound {
+        let message = Incoming::parse(xml).unwrap();
+        let account = Arc::new(Account::new("wx_router_test", "Tok123"));
+        Inbound::new(message, account, wemp_proto::Mode::Plain, Ctx::detached(Duration::from_secs(5)))
+    }
+
+    fn message(msg_type: &str, fields: &str) -> Inbound {
+        inbound(&format!(
+            "<xml><ToUserName>gh_1</ToUserName><FromUserName>o_1</FromUserName><CreateTime>1</CreateTime>\
+             <MsgType>{msg_type}</MsgType>{fields}</xml>"
+        ))
+    }
+
+    /// Messages of every class: texts with and without whitespace around them and in
+    /// other cases, voice with and without recognition, events known and not, an image, a
+    /// text that did not decode (unknown, `MsgType` text) and a type wemp does not know.
+    fn messages() -> Vec<Inbound> {
+        let mut all: Vec<Inbound> =
+            ["hello", "  Hello World ", "HELP", " help", "帮助", "Straße ΣΑΣ ", "order 42", ""]
+                .iter()
+                .map(|t| message("text", &format!("<Content><![CDATA[{t}]]></Content><MsgId>1</MsgId>")))
+                .collect();
+        all.extend([
+            message("voice", "<MediaId>m</MediaId><Format>amr</Format><Recognition><![CDATA[ HELP ]]></Recognition><MsgId>2</MsgId>"),
+            message("voice", "<MediaId>m</MediaId><Format>amr</Format><MsgId>3</MsgId>"),
+            message("image", "<PicUrl>https://example.com/p</PicUrl><MediaId>m</MediaId><MsgId>4</MsgId>"),
+            message("text", "<Content>help</Content><MsgId>not a number</MsgId>"),
+            message("text_v2", "<Content>help</Content>"),
+            message("event", "<Event>subscribe</Event><EventKey><![CDATA[qrscene_demo]]></EventKey>"),
+            message("event", "<Event>SCAN</Event><EventKey><![CDATA[demo]]></EventKey>"),
+            message("event", "<Event>CLICK</Event><EventKey><![CDATA[ABOUT]]></EventKey>"),
+            message("event", "<Event>user_stamp_card</Event>"),
+            message("event", "<Event>LOCATION</Event><Latitude>1</Latitude><Longitude>2</Longitude><Precision>3</Precision>"),
+        ]);
+        assert!(matches!(all[all.len() - 7].message(), Incoming::Unknown(u) if u.msg_type == "text"));
+        all
+    }
+
+    /// Matchers of every kind, alone and combined.
+    fn matchers() -> Vec<Matcher> {
+        let text = [
+            Matcher::text("help"),
+            Matcher::text_any(["help", "帮助"]).ignore_case(),
+            Matcher::text_any(["help", "hello world"]).ignore_case().with_voice(),
+            Matcher::text(" help").with_voice(),
+            Matcher::text_contains("hello"),
+            Matcher::text_contains_any(["hello", "ss σας", "o w"]).ignore_case().with_voice(),
+            Matcher::text_contains_any(["LP "]).ignore_case().with_voice(),
+            Matcher::text_regex(r"^order (\d+)$"),
+            Matcher::text_regex(r"^\s*help").ignore_case().with_voice(),
+        ];
+        let mut all = text.to_vec();
+        all.extend([
+            Matcher::event(EventKind::Subscribe),
+            Matcher::event(EventKind::from_wire("USER_STAMP_CARD")),
+            Matcher::event_key("ABOUT"),
+            Matcher::event_key_prefix("qrscene_"),
+            Matcher::event_key_regex("^(AB)OUT$"),
+            Matcher::scene("demo"),
+            Matcher::msg_type(MsgKind::Text),
+            Matcher::msg_type(MsgKind::Voice),
+            Matcher::msg_type(MsgKind::Event),
+            Matcher::msg_type(MsgKind::Image),
+            Matcher::msg_type(MsgKind::from_wire("text_v2")),
+            Matcher::message(),
+            Matcher::any(),
+            Matcher::sender(["o_1"]),
+            Matcher::sender(["o_2"]),
+            Matcher::predicate(|i| i.text().is_none()),
+            Matcher::event(EventKind::Subscribe).and(Matcher::scene("demo")),
+            Matcher::event(EventKind::Click).and(Matcher::event_key("ABOUT")),
+            Matcher::msg_type(MsgKind::Text).or(Matcher::event(EventKind::Scan)),
+            text[1].clone().and(Matcher::msg_type(MsgKind::Voice)),
+        ]);
+        let negated: Vec<Matcher> = all.iter().map(|m| !m.clone()).collect();
+        all.extend(negated);
+        all
+    }
+
+    /// [`Node::matches`] as it was before [`Facts`]: everything derived again by each node.
+    fn matches_before(node: &Node, inbound: &Inbound) -> Option<Option<Captures>> {
+        fn readable_text(msg: &Incoming, voice: bool) -> Option<&str> {
+            match msg {
+                Incoming::Text(t) => Some(&t.content),
+                Incoming::Voice(v) if voice => v.recognition.as_deref(),
+                _ => None,
+            }
+        }
+        let msg = inbound.message();
+        let key = || msg.event().and_then(|e| e.event_key());
+        let yes = |b: bool| if b { Some(None) } else { None };
+        match node {
+            Node::Text { test, ignore_case, voice } => {
+                let text = readable_text(msg, *voice)?;
+                match test {
+                    TextTest::Exact(words) => {
+                        let text = text.trim();
+                        if *ignore_case {
+                            let folded = lowercase(text);
+                            let found = words.folded.iter().any(|w| *w == folded);
+                            found.then(|| Some(Captures::whole(text.into())))
+                        } else {
+                            let word = words.given.iter().find(|w| w.trim() == text)?;
+                            Some(Some(Captures::whole(if word.len() == text.len() {
+                                word.clone()
+                            } else {
+                                text.into()
+                            })))
+                        }
+                    }
+                    TextTest::Contains(words) => {
+                        let found = if *ignore_case {
+                            let hay = lowercase(text);
+                            words.folded.iter().position(|w| hay.contains(w.as_str()))
+                        } else {
+                            words.given.iter().position(|w| text.contains(&**w))
+                        };
+                        found.map(|i| Some(Captures::whole(words.given[i].clone())))
+                    }
+                    TextTest::Regex(re) => re.captures(text).map(|c| Some(Captures::from_regex(re, &c))),
+                }
+            }
+            Node::Event(kind) => yes(msg.event().is_some_and(|e| e.kind() == *kind)),
+            Node::EventKey(s) => yes(key().is_some_and(|k| k == s)),
+            Node::EventKeyPrefix(s) => yes(key().is_some_and(|k| k.starts_with(s.as_str()))),
+            Node::EventKeyRegex(re) => {
+                let k = key()?;
+                re.captures(k).map(|c| Some(Captures::from_regex(re, &c)))
+            }
+            Node::Scene(s) => yes(msg.event().and_then(|e| e.scene()).is_some_and(|x| x == s)),
+            Node::MsgType(kind) => yes(msg.kind() == *kind),
+            Node::Message => yes(msg.event().is_none() && msg.kind() != MsgKind::Event),
+            Node::Any => Some(None),
+            Node::Sender(ids) => yes(ids.iter().any(|id| id == inbound.openid())),
+            Node::Custom(m) => m.matches(inbound),
+            Node::And(a, b) => {
+                let ca = matches_before(a, inbound)?;
+                let cb = matches_before(b, inbound)?;
+                Some(ca.or(cb))
+            }
+            Node::Or(a, b) => matches_before(a, inbound).or_else(|| matches_before(b, inbound)),
+            Node::Not(a) => yes(matches_before(a, inbound).is_none()),
+        }
+    }
+
+    fn shown(m: Option<Option<Captures>>) -> String {
+        format!("{m:?}")
+    }
+
+    #[test]
+    fn a_node_matches_only_messages_of_its_classes() {
+        let mut matched = [0; 4];
+        for m in matchers() {
+            let classes = m.0.classes();
+            for inbound in messages() {
+                let facts = Facts::new(&inbound);
+                if m.matches(&inbound).is_some() {
+                    assert_ne!(classes & facts.class, 0, "{m:?} matches a message of class {}", facts.class);
+                    matched[facts.class.trailing_zeros() as usize] += 1;
+                }
+            }
+        }
+        // Every class was matched by something.
+        assert!(matched.iter().all(|&n| n > 0), "{matched:?}");
+        // The bits are not all set everywhere: the event matchers leave texts out.
+        assert_eq!(Matcher::event(EventKind::Subscribe).0.classes() & TEXT, 0);
+        assert_eq!(Matcher::text("x").0.classes(), TEXT);
+    }
+
+    #[test]
+    fn matchers_sharing_facts_match_as_before() {
+        // A dispatch asks the matchers in turn with one Facts: whatever one derived first
+        // (the trimmed or lowercase text, the kinds) is what the next would derive alone,
+        // and each answers (captures included) as it did when it derived everything itself.
+        let all = matchers();
+        let mut matched = 0;
+        for inbound in messages() {
+            for order in [all.iter().collect::<Vec<_>>(), all.iter().rev().collect()] {
+                let facts = Facts::new(&inbound);
+                for m in order {
+                    let before = matches_before(&m.0, &inbound);
+                    matched += usize::from(before.is_some());
+                    let before = shown(before);
+                    assert_eq!(shown(m.0.matches(&facts)), before, "{m:?} on {:?}", inbound.message());
+                    assert_eq!(shown(m.matches(&inbound)), before, "{m:?} on {:?}", inbound.message());
+                }
+            }
+        }
+        assert!(matched > 100, "{matched}");
+    }
+
+    #[test]
+    fn a_sync_rule_answers_in_place_with_its_captures_or_falls_through() {
+        let captured = |i: &Inbound| i.captures().and_then(|c| c.get(1)).unwrap_or("none").to_owned();
+        let router = Router::new()
+            .route(
+                Rule::service(
+                    Matcher::text_regex(r"^order (\d+)$"),
+                    RuleService::from_sync_fn(move |i| {
+                        let n = captured(i);
+                        Ok(if n == "0" {
+                            Answer::FallThrough
+                        } else {
+                            Answer::Reply(Reply::text(format!("order {n}")))
+                        })
+                    }),
+                )
+                .named("order"),
+            )
+            .route(
+                Rule::service(
+                    Matcher::text_contains("order"),
+                    RuleService::from_sync_fn(move |i| {
+                        Ok(Answer::Reply(Reply::text(format!("any order: {}", captured(i)))))
+                    }),
+                )
+                .named("any"),
+            );
+        let service = router.into_service();
+        for (text, reply, rule) in [
+            ("order 42", "order 42", "order"),
+            ("order 0", "any order: none", "any"),
+            ("my order", "any order: none", "any"),
+        ] {
+            let inbound = message("text", &format!("<Content>{text}</Content><MsgId>1</MsgId>"));
+            let answer =
+                futures_util::FutureExt::now_or_never(service.call_once(inbound.clone())).unwrap().unwrap();
+            assert_eq!(answer, Reply::text(reply), "{text}");
+            assert_eq!(inbound.ctx().rule_name().as_deref(), Some(rule), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_router_passes_over_rules_of_other_classes_and_answers_as_the_first_match() {
+        async fn named(ctx: crate::Ctx) -> Reply {
+            Reply::text(ctx.rule_name().map(|n| n.to_string()).unwrap_or_default())
+        }
+        let all = matchers();
+        let router = all
+            .iter()
+            .enumerate()
+            .fold(Router::new(), |r, (i, m)| r.route(Rule::new(m.clone(), named).named(format!("rule {i}"))));
+        let service = router.into_service();
+        for inbound in messages() {
+            let expected =
+                all.iter().position(|m| m.matches(&inbound).is_some()).map(|i| format!("rule {i}"));
+            let reply =
+                futures_util::FutureExt::now_or_never(service.call_once(inbound.clone())).unwrap().unwrap();
+            let expected = expected.map_or(Reply::None, Reply::text);
+            assert_eq!(reply, expected, "{:?}", inbound.message());
+        }
+    }
 
     /// [`lowercase`] as it was before its ASCII shortcut.
     fn lowercase_before(text: &str) -> Cow<'_, str> {
@@ -881,6 +1268,24 @@ mod tests {
             lower.next() != Some(c) || lower.next().is_some()
         };
         if text.chars().any(changes) { Cow::Owned(text.to_lowercase()) } else { Cow::Borrowed(text) }
+    }
+
+    #[test]
+    fn trim_reads_as_str_trim() {
+        // Every character up to U+00FF, and a few wider spaces, at either end of a text and
+        // alone.
+        let mut ends: Vec<char> = (0u32..=0xFF).filter_map(char::from_u32).collect();
+        ends.extend(['\u{2003}', '\u{3000}', '\u{200B}', '帮']);
+        let mut untouched = 0;
+        for a in &ends {
+            for b in &ends {
+                for text in [format!("{a}x{b}"), format!("{a}{b}"), a.to_string(), String::new()] {
+                    assert_eq!(trim(&text), text.trim(), "{text:?}");
+                    untouched += usize::from(trim(&text).len() == text.len());
+                }
+            }
+        }
+        assert!(untouched > 1000, "{untouched}");
     }
 
     #[test]

@@ -7,7 +7,9 @@ use http::{Request, StatusCode};
 use tokio::time::Instant;
 use wemp_proto::{Mode, Reply};
 use wemp_server::extract::Content;
-use wemp_server::{Ctx, DedupStore, ErrorPolicy, Router, SinkOutcome, WechatService};
+use wemp_server::{
+    Ctx, DedupStore, ErrorPolicy, Matcher, Router, Rule, RuleService, SinkOutcome, WechatService,
+};
 use wemp_store::{Claim, StoreError, Ticket};
 
 use crate::common::*;
@@ -196,21 +198,31 @@ async fn handler_failures_never_produce_a_500() {
         })
         // Panicking before it returns a future: in the call, not in a poll of the future.
         .on_text("panic at once", || -> std::future::Ready<Reply> { panic!("handler bug at once") })
-        .on_text("too many", || async { Reply::news(vec![]) });
+        .on_text("too many", || async { Reply::news(vec![]) })
+        // A function answering in place, failing or panicking inside the router's poll.
+        .route(Rule::service(
+            Matcher::text("sync err"),
+            RuleService::from_sync_fn(|_| Err(std::io::Error::other("boom").into())),
+        ))
+        .route(Rule::service(
+            Matcher::text("sync panic"),
+            RuleService::from_sync_fn(|_| panic!("handler bug in place")),
+        ));
+    let texts = ["err", "panic", "panic at once", "too many", "sync err", "sync panic"];
     let svc = builder(router.clone()).build().unwrap();
-    for (i, text) in ["err", "panic", "panic at once", "too many"].into_iter().enumerate() {
+    for (i, text) in texts.into_iter().enumerate() {
         let (status, body) = send(&svc, wechat_post(Mode::Safe, &text_xml(text, 50 + i as u64))).await;
         assert_eq!((status, body.as_str()), (StatusCode::OK, "success"), "{text}");
     }
     let apologetic =
         builder(router).error_policy(ErrorPolicy::Apology("sorry, try later".into())).build().unwrap();
-    for (i, text) in ["err", "panic", "panic at once", "too many"].into_iter().enumerate() {
+    for (i, text) in texts.into_iter().enumerate() {
         let (status, body) = send(&apologetic, wechat_post(Mode::Safe, &text_xml(text, 60 + i as u64))).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(reply_text(&body).as_deref(), Some("sorry, try later"), "{text}");
     }
     // A reply WeChat would refuse (an empty news list) counts as the handler's error too.
-    assert!(svc.metrics_text().contains("wemp_handler_errors_total 4"));
+    assert!(svc.metrics_text().contains("wemp_handler_errors_total 6"));
 }
 
 /// A store that is down.
