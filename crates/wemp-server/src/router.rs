@@ -889,12 +889,11 @@ impl CallShared<Reply> for Dispatch {
                     }
                     let Some(captures) = rule.matcher.0.matches(&facts) else { continue };
                     record_rule(&inbound, &rule.name);
-                    let answer = match (rule.service.sync_fn(), captures) {
+                    let captured = captures.is_some().then(|| inbound.with_captures(captures));
+                    let answer = match rule.service.sync_fn() {
                         // Answered in place, without a future or a copy of the delivery.
-                        (Some(f), None) => f(&inbound),
-                        (Some(f), captures) => f(&inbound.with_captures(captures)),
-                        (None, None) => rule.service.call_once(inbound.clone()).await,
-                        (None, captures) => rule.service.call_once(inbound.with_captures(captures)).await,
+                        Some(f) => f(captured.as_ref().unwrap_or(&inbound)),
+                        None => rule.service.call_once(captured.unwrap_or_else(|| inbound.clone())).await,
                     };
                     match answer? {
                         Answer::Reply(reply) => return Ok(reply),
