@@ -961,6 +961,59 @@ mod tests {
         served.abort();
     }
 
+    /// Not ready when first asked (by anyone): ready from the second time on. Called only
+    /// once it said it was ready, as `tower::Service` asks.
+    #[derive(Clone)]
+    struct Late {
+        asked: Arc<std::sync::atomic::AtomicUsize>,
+        ready: bool,
+    }
+
+    impl tower::Service<http::Request<Body>> for Late {
+        type Response = http::Response<Body>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<http::Response<Body>, Infallible>>;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            if self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            self.ready = true;
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+            assert!(std::mem::take(&mut self.ready), "called before it was ready");
+            std::future::ready(Ok(learnt(&req, None)))
+        }
+    }
+
+    impl PeerService for Late {
+        type FromFuture = Self::Future;
+
+        fn call_from(&mut self, req: http::Request<Body>, peer: SocketAddr) -> Self::FromFuture {
+            assert!(std::mem::take(&mut self.ready), "called before it was ready");
+            std::future::ready(Ok(learnt(&req, Some(peer))))
+        }
+    }
+
+    #[tokio::test]
+    async fn served_front_a_service_not_ready_at_once_is_called_once_it_is() {
+        let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let front = Front::new(Late { asked: asked.clone(), ready: false }, axum::Router::new()).path("/f");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = tokio::spawn(serve_front(listener, front, Limits::default(), std::future::pending()));
+        for _ in 0..2 {
+            let (body, me) = tokio::time::timeout(Duration::from_secs(5), get(addr, "/f")).await.unwrap();
+            assert_eq!(body, format!("beside Some({me}), extension None"));
+        }
+        // Pending once, then ready for that request and the next.
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 3);
+        served.abort();
+    }
+
     #[tokio::test]
     async fn a_fast_answer_is_the_routers_answer() {
         let router = axum::Router::new().route_service("/r", said("twelve bytes"));
