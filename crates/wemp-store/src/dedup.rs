@@ -61,6 +61,18 @@ pub trait DedupStore: Send + Sync + 'static {
     /// does not block the key forever).
     async fn claim(&self, key: &str, in_flight_ttl: Duration) -> Result<Claim>;
 
+    /// [`DedupStore::claim`] as a future of the store's own type, not boxed: for a caller that
+    /// knows the store's type, such as a [`FallbackDedupStore`](crate::FallbackDedupStore)
+    /// over it, which then holds the claim in its own future instead of allocating one a
+    /// claim. Answers as `claim` does. The default is `claim` (boxed);
+    /// `redis::RedisDedupStore` overrides it.
+    fn claim_unboxed(&self, key: &str, in_flight_ttl: Duration) -> impl Future<Output = Result<Claim>> + Send
+    where
+        Self: Sized,
+    {
+        async move { self.claim(key, in_flight_ttl).await }
+    }
+
     /// Stores the reply that was sent for `key`, kept for at least `ttl`, and wakes waiters.
     ///
     /// A store may write it behind (`redis::RedisDedupStore` does while

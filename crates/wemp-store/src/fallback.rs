@@ -266,7 +266,7 @@ impl<P: DedupStore, F: DedupStore> DedupStore for FallbackDedupStore<P, F> {
     async fn claim_ticket(&self, key: &str, in_flight_ttl: Duration) -> Result<(Claim, Ticket)> {
         if let Route::Primary = self.route()
             && let Some(c) =
-                self.try_primary("claim", self.timeout, self.primary.claim(key, in_flight_ttl)).await
+                self.try_primary("claim", self.timeout, self.primary.claim_unboxed(key, in_flight_ttl)).await
         {
             return Ok(self.write_through_claim(key, in_flight_ttl, c).await);
         }

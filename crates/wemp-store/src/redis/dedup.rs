@@ -227,8 +227,20 @@ impl RedisDedupStore {
 #[async_trait::async_trait]
 impl DedupStore for RedisDedupStore {
     async fn claim(&self, key: &str, in_flight_ttl: Duration) -> Result<Claim> {
-        let claim = self.claim_in_redis(key, in_flight_ttl).await;
-        self.answered(claim)
+        self.claim_unboxed(key, in_flight_ttl).await
+    }
+
+    /// The claim's future, not boxed (a [`FallbackDedupStore`](crate::FallbackDedupStore)
+    /// over this store holds it in its own).
+    fn claim_unboxed(
+        &self,
+        key: &str,
+        in_flight_ttl: Duration,
+    ) -> impl Future<Output = Result<Claim>> + Send {
+        async move {
+            let claim = self.claim_in_redis(key, in_flight_ttl).await;
+            self.answered(claim)
+        }
     }
 
     async fn complete(&self, key: &str, reply: &str, ttl: Duration) -> Result<()> {
@@ -314,7 +326,9 @@ impl RedisDedupStore {
                         }
                     }
                 }
-                None => claim_in_place(self.keys.conn().await?, cmd).await?,
+                // Boxed: the connection's future is large (kilobytes), and this path is rare
+                // (Redis failing, the queue full); the claim's future stays small.
+                None => Box::pin(async { claim_in_place(self.keys.conn().await?, cmd).await }).await?,
             };
             match answer.and_then(Self::decode_answer) {
                 Ok(claim) => return Ok(claim),

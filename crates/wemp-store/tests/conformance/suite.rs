@@ -102,6 +102,16 @@ pub(crate) async fn dedup<A: DedupStore, B: DedupStore>(a: Arc<A>, b: Arc<B>) {
     b.flush().await.unwrap();
     assert_eq!(a.claim_ticket(k, MINUTE).await.unwrap().0, Claim::Done("r11".to_owned()));
 
+    // The claim's future of the store's own type (a `FallbackDedupStore` over the store holds
+    // it in its own, unboxed) answers as `claim` does.
+    let k = "wx1:msg:o1:13";
+    assert_eq!(a.claim_unboxed(k, MINUTE).await.unwrap(), Claim::New);
+    assert_eq!(b.claim(k, MINUTE).await.unwrap(), Claim::InFlight);
+    assert_eq!(a.claim_unboxed(k, MINUTE).await.unwrap(), Claim::InFlight);
+    a.complete(k, "r13", MINUTE).await.unwrap();
+    a.flush().await.unwrap();
+    assert_eq!(a.claim_unboxed(k, MINUTE).await.unwrap(), Claim::Done("r13".to_owned()));
+
     // The answer given at once, where the store gives one, is the claim (the server asks
     // for it first); a store that cannot answer at once does nothing when asked, and the
     // async call makes the claim. The same for the completion.
