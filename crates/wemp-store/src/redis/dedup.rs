@@ -231,7 +231,8 @@ impl DedupStore for RedisDedupStore {
     }
 
     /// The claim's future, not boxed (a [`FallbackDedupStore`](crate::FallbackDedupStore)
-    /// over this store holds it in its own).
+    /// over this store holds it in its own). Not an `async fn`: `async_trait` would box it.
+    #[allow(clippy::manual_async_fn)]
     fn claim_unboxed(
         &self,
         key: &str,
