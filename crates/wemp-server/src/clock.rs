@@ -55,8 +55,10 @@ impl std::fmt::Debug for NonceBuf {
 pub struct RandomNonce;
 
 impl NonceSource for RandomNonce {
+    /// Two 64-bit words of the generator (`rand::random::<[u8; 16]>()` drew a 32-bit word
+    /// for each byte: 16 words where 4 do).
     fn random16(&self) -> [u8; 16] {
-        rand::random()
+        rand::random::<u128>().to_le_bytes()
     }
 
     fn nonce(&self) -> String {
@@ -103,5 +105,17 @@ mod tests {
         assert!(seen.len() > 60, "{seen:?}");
         assert_eq!(NonceBuf::new().number(u32::MAX), "4294967295");
         assert_eq!(NonceBuf::new().number(0), "0");
+    }
+
+    /// Every one of the 16 bytes varies from call to call, and no two calls give the same.
+    #[test]
+    fn random16_varies_in_every_byte() {
+        let draws: Vec<[u8; 16]> = (0..64).map(|_| RandomNonce.random16()).collect();
+        for at in 0..16 {
+            let values: std::collections::HashSet<u8> = draws.iter().map(|d| d[at]).collect();
+            assert!(values.len() > 32, "byte {at}: {values:?}");
+        }
+        let distinct: std::collections::HashSet<_> = draws.iter().collect();
+        assert_eq!(distinct.len(), draws.len());
     }
 }
