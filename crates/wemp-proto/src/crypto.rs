@@ -29,7 +29,7 @@ pub const PAD_BLOCK: usize = 32;
 pub const ENCODING_AES_KEY_LEN: usize = 43;
 
 /// The longest plaintext [`Cipher::encrypt_into`] encrypts on the stack: the 20-byte header,
-/// the message, the appid and the padding of a text reply with up to ~250 bytes of content.
+/// the message, the appid and the padding of a text reply with up to ~200 bytes of content.
 /// A longer one is encrypted in a buffer of its own.
 const ENCRYPT_ON_STACK: usize = 480;
 
