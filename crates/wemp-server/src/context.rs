@@ -174,6 +174,11 @@ pub(crate) async fn until_zero(count: &AtomicUsize, changed: &Notify) {
 
 impl Shared {
     pub(crate) fn new(deadline: Instant) -> Self {
+        Self::with_session(deadline, None)
+    }
+
+    /// A delivery's state with the sender's session (when the service has a session store).
+    pub(crate) fn with_session(deadline: Instant, session: Option<SessionSlot>) -> Self {
         Self {
             deadline,
             state: AtomicU8::new(PENDING),
@@ -181,7 +186,7 @@ impl Shared {
             rule: Mutex::new(None),
             error: Mutex::new(None),
             forward: Mutex::new(None),
-            session: None,
+            session,
             joiners: AtomicUsize::new(0),
             joiner_left: Notify::new(),
             handler_deferred: std::sync::atomic::AtomicBool::new(false),
@@ -292,11 +297,6 @@ impl Shared {
     /// Whether the handler deferred the reply itself.
     pub(crate) fn handler_deferred(&self) -> bool {
         self.handler_deferred.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn with_session(mut self, session: Option<SessionSlot>) -> Self {
-        self.session = session;
-        self
     }
 
     pub(crate) fn set_rule(&self, name: Arc<str>) {

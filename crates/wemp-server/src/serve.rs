@@ -258,7 +258,36 @@ where
     S: PeerService + Clone + Send + 'static,
     S::FromFuture: Send + 'static,
 {
-    async fn answer(mut self, req: http::Request<Body>, peer: SocketAddr) -> http::Response<Body> {
+    fn answer(
+        self,
+        req: http::Request<Body>,
+        peer: SocketAddr,
+    ) -> impl Future<Output = http::Response<Body>> + Send + 'static {
+        self.call(req, peer)
+    }
+}
+
+impl<S> Direct<S>
+where
+    S: PeerService + Send + 'static,
+    S::FromFuture: Send + 'static,
+{
+    /// The service called at once when it is ready at once ([`WechatService`] always is):
+    /// the connection then holds the service's own future (boxed by it), where a future
+    /// holding the request until its first poll was copied whole into the connection and
+    /// again at each step into the call.
+    fn call(mut self, req: http::Request<Body>, peer: SocketAddr) -> Answer<S::FromFuture> {
+        // Asked without a waker first: a service not ready yet is asked again, with the
+        // connection's, in the future that waits for it.
+        match self.0.poll_ready(&mut Context::from_waker(std::task::Waker::noop())) {
+            Poll::Ready(Ok(())) => Answer::Called { inner: self.0.call_from(req, peer) },
+            Poll::Ready(Err(never)) => match never {},
+            Poll::Pending => Answer::Other { inner: Box::pin(self.when_ready(req, peer)) },
+        }
+    }
+
+    /// [`App::answer`] once the service is ready.
+    async fn when_ready(mut self, req: http::Request<Body>, peer: SocketAddr) -> http::Response<Body> {
         let ready = std::future::poll_fn(|cx| self.0.poll_ready(cx)).await;
         let answered = match ready {
             Ok(()) => self.0.call_from(req, peer).await,
@@ -267,6 +296,30 @@ where
         match answered {
             Ok(r) => r,
             Err(never) => match never {},
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer of [`Direct`] and [`Front`]: the service's own future when it was called
+    /// at once, else (a router's request, a service not ready at once) one in a box.
+    #[project = AnswerProj]
+    enum Answer<F> {
+        Called { #[pin] inner: F },
+        Other { inner: Pin<Box<dyn Future<Output = http::Response<Body>> + Send>> },
+    }
+}
+
+impl<F: Future<Output = Result<http::Response<Body>, Infallible>>> Future for Answer<F> {
+    type Output = http::Response<Body>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            AnswerProj::Called { inner } => match ready!(inner.poll(cx)) {
+                Ok(r) => Poll::Ready(r),
+                Err(never) => match never {},
+            },
+            AnswerProj::Other { inner } => inner.as_mut().poll(cx),
         }
     }
 }
@@ -283,14 +336,12 @@ where
         req: http::Request<Body>,
         peer: SocketAddr,
     ) -> impl Future<Output = http::Response<Body>> + Send + 'static {
-        let fast = self.is_fast(req.uri().path());
-        let Self { service, router, .. } = self;
-        async move {
-            if fast {
-                Direct(service).answer(req, peer).await
-            } else {
-                WithPeer(router).answer(req, peer).await
-            }
+        if self.is_fast(req.uri().path()) {
+            Direct(self.service).call(req, peer)
+        } else {
+            // Not the hot path (the console, other apps' routes): boxed, so that the fast
+            // path's future is not the size of this one.
+            Answer::Other { inner: Box::pin(WithPeer(self.router).answer(req, peer)) }
         }
     }
 }
@@ -907,6 +958,59 @@ mod tests {
         assert_eq!(body, format!("beside None, extension Some({me})"));
         let (body, me) = get(addr, "/r").await;
         assert_eq!(body, format!("routed {me}"));
+        served.abort();
+    }
+
+    /// Not ready when first asked (by anyone): ready from the second time on. Called only
+    /// once it said it was ready, as `tower::Service` asks.
+    #[derive(Clone)]
+    struct Late {
+        asked: Arc<std::sync::atomic::AtomicUsize>,
+        ready: bool,
+    }
+
+    impl tower::Service<http::Request<Body>> for Late {
+        type Response = http::Response<Body>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<http::Response<Body>, Infallible>>;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            if self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            self.ready = true;
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+            assert!(std::mem::take(&mut self.ready), "called before it was ready");
+            std::future::ready(Ok(learnt(&req, None)))
+        }
+    }
+
+    impl PeerService for Late {
+        type FromFuture = Self::Future;
+
+        fn call_from(&mut self, req: http::Request<Body>, peer: SocketAddr) -> Self::FromFuture {
+            assert!(std::mem::take(&mut self.ready), "called before it was ready");
+            std::future::ready(Ok(learnt(&req, Some(peer))))
+        }
+    }
+
+    #[tokio::test]
+    async fn served_front_a_service_not_ready_at_once_is_called_once_it_is() {
+        let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let front = Front::new(Late { asked: asked.clone(), ready: false }, axum::Router::new()).path("/f");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = tokio::spawn(serve_front(listener, front, Limits::default(), std::future::pending()));
+        for _ in 0..2 {
+            let (body, me) = tokio::time::timeout(Duration::from_secs(5), get(addr, "/f")).await.unwrap();
+            assert_eq!(body, format!("beside Some({me}), extension None"));
+        }
+        // Pending once, then ready for that request and the next.
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 3);
         served.abort();
     }
 

@@ -664,6 +664,39 @@ impl Outgoing {
     }
 }
 
+thread_local! {
+    /// Where [`dedup_key`] puts a key together; its capacity is kept between calls.
+    static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// A delivery's dedup key, `appid:dedup key` ([`Account::push_key`],
+/// [`wemp_proto::Incoming::push_dedup_key`]), shared: put together in a buffer the thread
+/// keeps, then copied once into its `Arc`, where a `String` of its own was a second
+/// allocation and a second copy for each message.
+fn dedup_key(account: &Account, incoming: &wemp_proto::Incoming) -> Arc<str> {
+    let build = |key: &mut String| {
+        account.push_key(key);
+        key.push(':');
+        incoming.push_dedup_key(key);
+    };
+    KEY.with(|buffer| {
+        let Ok(mut key) = buffer.try_borrow_mut() else {
+            // Not reached (nothing here calls back in), but never a panic.
+            let mut key = String::new();
+            build(&mut key);
+            return key.into();
+        };
+        key.clear();
+        build(&mut key);
+        let shared = Arc::from(key.as_str());
+        if key.capacity() > 4096 {
+            // One huge key does not stay resident in every thread.
+            *key = String::new();
+        }
+        shared
+    })
+}
+
 fn success() -> Outgoing {
     Outgoing::new(StatusCode::OK, "text/plain; charset=utf-8", "success")
 }
@@ -1075,15 +1108,9 @@ impl Inner {
                 // The claim comes before the span, so that its outcome is one of the span's fields at
                 // creation rather than recorded into it after (a record costs the fmt subscriber a
                 // slab lookup and a second formatting pass: ~1.4 % of a request's instructions).
-                // `appid:dedup key`, built in place in one allocation (a `format!` here was ~1 % of a
-                // request). The length is a message's key's; an event's may grow it once.
-                let key = {
-                    let mut key = String::with_capacity(account.key_len() + 1 + incoming.dedup_key_room());
-                    account.push_key(&mut key);
-                    key.push(':');
-                    incoming.push_dedup_key(&mut key);
-                    key
-                };
+                // `appid:dedup key`, shared (`dedup_key`): one copy for the claim, the record, the
+                // handler's task and the owners' map.
+                let key = dedup_key(&account, &incoming);
                 let deadline = arrived + self.config.budget;
                 // The message goes on as the handler will see it: a reference count to pass down,
                 // where the parsed message would be copied into each future on the way. (A retry
@@ -1092,7 +1119,8 @@ impl Inner {
                     config: config.clone(),
                     key: format!("{}:{}", account.key(), incoming.header().from).into(),
                 });
-                let shared = Arc::new(Shared::new(deadline).with_session(session));
+                // Made in its `Arc` (a `Shared` moved through `with_session` was copied twice more).
+                let shared = Arc::new(Shared::with_session(deadline, session));
                 let inbound = Inbound::new(incoming, account, mode, Ctx::from_shared(shared.clone()));
                 // From here a caller that hangs up is reported (see `HangUp`), also while the claim
                 // waits for a remote store.
@@ -1151,13 +1179,11 @@ impl Inner {
         self: Arc<Self>,
         inbound: Inbound,
         shared: Arc<Shared>,
-        (key, claim, dedup): (String, Option<(Claim, Ticket)>, DedupOutcome),
+        (key, claim, dedup): (Arc<str>, Option<(Claim, Ticket)>, DedupOutcome),
         seen: &mut Seen,
     ) -> impl Future<Output = (Outgoing, RecordOutcome)> + Send {
         async move {
             let (account, mode, deadline) = (inbound.account(), inbound.mode(), inbound.ctx().deadline());
-            // One copy of the key, shared by the record, the handler's task and the owners' map.
-            let key: Arc<str> = key.into();
             if let Some(r) = seen.record.as_mut() {
                 r.dedup_key = Some(key.clone());
             }
@@ -1583,5 +1609,36 @@ impl Inner {
             };
         }
         (Outgoing::new(StatusCode::OK, "application/xml", xml.to_owned()), true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dedup_key_is_the_accounts_and_the_messages() {
+        let text = wemp_proto::Incoming::parse(
+            "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[oUser1]]></FromUserName>\
+             <CreateTime>1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType>\
+             <Content><![CDATA[hi]]></Content><MsgId>1234567890123456</MsgId></xml>",
+        )
+        .unwrap();
+        let event = wemp_proto::Incoming::parse(
+            "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[oUser2]]></FromUserName>\
+             <CreateTime>1700000001</CreateTime><MsgType><![CDATA[event]]></MsgType>\
+             <Event><![CDATA[subscribe]]></Event></xml>",
+        )
+        .unwrap();
+        let plain = Account::new("wx2c2769f8efd9abc2", "token");
+        let agent = Account::new("ww1", "token").with_agentid("1000002");
+        // Long keys first: a shorter one after them in the thread's buffer keeps nothing of theirs.
+        for account in [&agent, &plain, &agent] {
+            for message in [&text, &event, &text] {
+                let key = dedup_key(account, message);
+                assert_eq!(&*key, format!("{}:{}", account.key(), message.dedup_key()));
+            }
+        }
+        assert_eq!(&*dedup_key(&plain, &text), "wx2c2769f8efd9abc2:msg:oUser1:1234567890123456");
     }
 }

@@ -119,8 +119,7 @@ impl<S, E, W> PlainLines<tracing_subscriber::fmt::Layer<S, PlainFields, E, W>> {
     }
 }
 
-/// Bytes of a span's text per field its callsite declares: the values of `wemp serve`'s six
-/// (five given, `rule` recorded later) take 40 to 80.
+/// Bytes of a span's text per field its callsite declares, for one written at once.
 const ROOM_PER_FIELD: usize = 24;
 
 impl<S, L> Layer<S> for PlainLines<L>
@@ -157,7 +156,7 @@ where
             span.extensions_mut().replace(FormattedFields::<PlainFields>::new(String::new()));
             return;
         }
-        let mut given = Given { text: String::with_capacity(declared * ROOM_PER_FIELD), ..Given::default() };
+        let mut given = Given::default();
         if given.keep(attrs) {
             span.extensions_mut().replace(given);
             return;
@@ -257,7 +256,7 @@ const GIVEN_MAX: usize = 8;
 #[derive(Debug, Default)]
 struct Given {
     /// The values, one after the other.
-    text: String,
+    text: GivenText,
     /// Each value's field (its index in the callsite's), whether it is a `&str`, and where
     /// its text ends.
     ends: [(u8, bool, u16); GIVEN_MAX],
@@ -294,10 +293,11 @@ impl Given {
         let mut fields = FormattedFields::<PlainFields>::new(String::new());
         let sanitize = fields.as_writer().sanitizes_ansi_escapes();
         let mut visitor = PlainVisitor::new(&mut fields.fields, sanitize);
+        let all = self.text.as_str()?;
         let mut start = 0;
         for &(index, is_str, end) in &self.ends[..self.len] {
             let field = metadata.fields().iter().nth(usize::from(index))?;
-            let text = &self.text[start..usize::from(end)];
+            let text = all.get(start..usize::from(end))?;
             start = usize::from(end);
             if is_str {
                 visitor.record_str(&field, text);
@@ -307,6 +307,85 @@ impl Given {
         }
         visitor.finish().ok()?;
         Some(fields)
+    }
+}
+
+/// Bytes of a span's values kept in its [`Given`] itself: `wemp serve`'s six (five given,
+/// `rule` recorded later) take 40 to 80.
+const GIVEN_INLINE: usize = 128;
+
+/// [`Given`]'s text: in place up to [`GIVEN_INLINE`] bytes (a `String` of its own was an
+/// allocation and its release for every span), past that in a buffer of its own. Only
+/// whole `str`s are written into it and it is cut back only to a length it had, so it is
+/// always UTF-8; read (checked) only when a line is written.
+#[derive(Debug)]
+enum GivenText {
+    Inline([u8; GIVEN_INLINE], usize),
+    Spilled(Vec<u8>),
+}
+
+impl Default for GivenText {
+    fn default() -> Self {
+        Self::Inline([0; GIVEN_INLINE], 0)
+    }
+}
+
+impl GivenText {
+    #[inline]
+    fn len(&self) -> usize {
+        match self {
+            Self::Inline(_, len) => *len,
+            Self::Spilled(bytes) => bytes.len(),
+        }
+    }
+
+    #[inline]
+    fn push_str(&mut self, s: &str) {
+        if let Self::Inline(bytes, len) = self
+            && let Some(room) = bytes.get_mut(*len..*len + s.len())
+        {
+            room.copy_from_slice(s.as_bytes());
+            *len += s.len();
+        } else {
+            self.push_spilled(s);
+        }
+    }
+
+    /// [`GivenText::push_str`] past the room in place.
+    #[cold]
+    fn push_spilled(&mut self, s: &str) {
+        match self {
+            Self::Inline(bytes, len) => {
+                let mut spilled = Vec::with_capacity((*len + s.len()).max(2 * GIVEN_INLINE));
+                spilled.extend_from_slice(&bytes[..*len]);
+                spilled.extend_from_slice(s.as_bytes());
+                *self = Self::Spilled(spilled);
+            }
+            Self::Spilled(bytes) => bytes.extend_from_slice(s.as_bytes()),
+        }
+    }
+
+    /// Cuts the text back to `to` bytes, a length it had.
+    fn truncate(&mut self, to: usize) {
+        match self {
+            Self::Inline(_, len) => *len = to.min(*len),
+            Self::Spilled(bytes) => bytes.truncate(to),
+        }
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        let bytes = match self {
+            Self::Inline(bytes, len) => bytes.get(..*len)?,
+            Self::Spilled(bytes) => bytes,
+        };
+        std::str::from_utf8(bytes).ok()
+    }
+}
+
+impl fmt::Write for GivenText {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.push_str(s);
+        Ok(())
     }
 }
 
@@ -334,9 +413,9 @@ impl<R: RecordFields> fmt::Display for KeepAll<'_, R> {
     }
 }
 
-/// A `String` that notes where its text ends after each write.
+/// A [`GivenText`] that notes where its text ends after each write.
 struct Counted<'a> {
-    text: &'a mut String,
+    text: &'a mut GivenText,
     end: &'a Cell<usize>,
 }
 
@@ -350,7 +429,7 @@ impl fmt::Write for Counted<'_> {
 
 /// Where [`Keep`] writes a value: the text itself, or the `Formatter` writing all of them.
 enum Out<'k, 'f> {
-    Text(&'k mut String),
+    Text(&'k mut GivenText),
     Fmt(&'k mut fmt::Formatter<'f>, &'k Cell<usize>),
 }
 
@@ -627,6 +706,13 @@ mod tests {
         wide.in_scope(|| tracing::info!("nine fields"));
         let bare = tracing::info_span!("bare");
         bare.in_scope(|| tracing::info_span!("inner", n = 1).in_scope(|| tracing::info!("in a bare span")));
+        // Values past the room a span keeps them in: given at once, and recorded later.
+        let long = "long value ".repeat(12);
+        let spilled = tracing::info_span!("spilled", a = 1, b = %long, c = %"after");
+        spilled.in_scope(|| tracing::info!("past the room at once"));
+        let grown = tracing::info_span!("grown", a = %"short", rule = tracing::field::Empty);
+        grown.record("rule", long.as_str());
+        grown.in_scope(|| tracing::info!("past the room later"));
     }
 
     /// Logs a line when formatted.
@@ -695,7 +781,7 @@ mod tests {
     fn uncoloured_lines_read_as_tracing_subscribers_own() {
         let theirs = output(Lines::Theirs);
         for ours in [output(Lines::Fields), output(Lines::Ours)] {
-            assert_eq!(ours.lines().count(), 14, "{ours}");
+            assert_eq!(ours.lines().count(), 16, "{ours}");
             assert!(ours.contains("outer line inner=logs"), "{ours}");
             assert!(ours.contains("nested{depth=2 logs=logs}: in a span of two"), "{ours}");
             assert!(ours.contains("rule=\"help \\u{1b}\""), "{ours}");
@@ -706,6 +792,15 @@ mod tests {
             assert!(ours.contains("kept{n=1 error=outer \\x1b[31mfailure error.sources=[inner"), "{ours}");
             assert!(ours.contains("at_once{error=outer \\x1b[31mfailure error.sources=[inner"), "{ours}");
             assert!(ours.contains("wide{a=1 b=2 c=3 d=4 e=5 f=6 g=7 h=8 i=nine}: nine fields"), "{ours}");
+            let long = "long value ".repeat(12);
+            assert!(
+                ours.contains(&format!("spilled{{a=1 b={long} c=after}}: past the room at once")),
+                "{ours}"
+            );
+            assert!(
+                ours.contains(&format!("grown{{a=short rule=\"{long}\"}}: past the room later")),
+                "{ours}"
+            );
             assert_eq!(ours, theirs);
         }
     }
