@@ -118,16 +118,23 @@ impl Command {
     }
 
     /// Appends the command to `out` as RESP (an array of bulk strings), as
-    /// [`Cmd::write_packed_command`] would.
+    /// [`Cmd::write_packed_command`] would: reserved once, each number and each bulk
+    /// string's header made on the stack and appended in one piece.
     pub(super) fn pack(&self, out: &mut Vec<u8>) {
-        let mut digits = Digits::default();
+        let ttl = Piece::number(self.ttl);
+        let key = Piece::header(self.key_len);
         match self.kind {
             Kind::Claim => {
-                out.extend_from_slice(b"*7\r\n$3\r\nSET\r\n");
-                bulk(out, self.key());
-                out.extend_from_slice(b"$1\r\nI\r\n$2\r\nNX\r\n$2\r\nPX\r\n");
-                bulk(out, digits.of(self.ttl));
-                out.extend_from_slice(b"$3\r\nGET\r\n");
+                const HEAD: &[u8] = b"*7\r\n$3\r\nSET\r\n";
+                const MIDDLE: &[u8] = b"\r\n$1\r\nI\r\n$2\r\nNX\r\n$2\r\nPX\r\n";
+                const TAIL: &[u8] = b"$3\r\nGET\r\n";
+                out.reserve(HEAD.len() + key.len() + self.key_len + MIDDLE.len() + ttl.len() + TAIL.len());
+                out.extend_from_slice(HEAD);
+                out.extend_from_slice(key.bytes());
+                out.extend_from_slice(self.key());
+                out.extend_from_slice(MIDDLE);
+                out.extend_from_slice(ttl.bytes());
+                out.extend_from_slice(TAIL);
             }
             Kind::ClaimByScript => {
                 out.extend_from_slice(b"*6\r\n$4\r\nEVAL\r\n");
@@ -135,13 +142,20 @@ impl Command {
                 out.extend_from_slice(b"$1\r\n1\r\n");
                 bulk(out, self.key());
                 out.extend_from_slice(b"$1\r\nI\r\n");
-                bulk(out, digits.of(self.ttl));
+                out.extend_from_slice(ttl.bytes());
             }
             Kind::Reply => {
-                out.extend_from_slice(b"*4\r\n$6\r\nPSETEX\r\n");
-                bulk(out, self.key());
-                bulk(out, digits.of(self.ttl));
-                bulk(out, self.value());
+                const HEAD: &[u8] = b"*4\r\n$6\r\nPSETEX\r\n";
+                let value = Piece::header(self.value().len());
+                out.reserve(HEAD.len() + key.len() + ttl.len() + value.len() + self.bytes.len() + 4);
+                out.extend_from_slice(HEAD);
+                out.extend_from_slice(key.bytes());
+                out.extend_from_slice(self.key());
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(ttl.bytes());
+                out.extend_from_slice(value.bytes());
+                out.extend_from_slice(self.value());
+                out.extend_from_slice(b"\r\n");
             }
             Kind::Release => {
                 out.extend_from_slice(b"*5\r\n$4\r\nEVAL\r\n");
@@ -156,30 +170,64 @@ impl Command {
 
 /// Appends `bytes` as a RESP bulk string.
 fn bulk(out: &mut Vec<u8>, bytes: &[u8]) {
-    let mut digits = Digits::default();
-    let len = digits.of(bytes.len() as u64);
-    out.reserve(len.len() + bytes.len() + 5);
-    out.push(b'$');
-    out.extend_from_slice(len);
-    out.extend_from_slice(b"\r\n");
+    let head = Piece::header(bytes.len());
+    out.reserve(head.len() + bytes.len() + 2);
+    out.extend_from_slice(head.bytes());
     out.extend_from_slice(bytes);
     out.extend_from_slice(b"\r\n");
 }
 
-/// A number's decimal digits, written without formatting machinery.
-#[derive(Default)]
-struct Digits([u8; 20]);
+/// A little RESP made on the stack, without formatting machinery: a bulk string's header
+/// (`$<len>\r\n`, [`Piece::header`]) or a number as a whole bulk string
+/// (`$<width>\r\n<digits>\r\n`, [`Piece::number`]).
+struct Piece {
+    buf: [u8; Self::ROOM],
+    /// Where it starts in `buf` (it ends at the end).
+    at: usize,
+}
 
-impl Digits {
-    fn of(&mut self, mut n: u64) -> &[u8] {
-        let mut at = self.0.len();
-        loop {
-            at -= 1;
-            self.0[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                return &self.0[at..];
-            }
+impl Piece {
+    /// Room for the longest: a number of 20 digits (`u64::MAX`) as a bulk string, 27 bytes.
+    const ROOM: usize = 32;
+
+    /// `$<len>\r\n`.
+    fn header(len: usize) -> Self {
+        let mut buf = [0; Self::ROOM];
+        buf[Self::ROOM - 2..].copy_from_slice(b"\r\n");
+        let at = digits(&mut buf, Self::ROOM - 2, len as u64) - 1;
+        buf[at] = b'$';
+        Self { buf, at }
+    }
+
+    /// `$<width>\r\n<digits>\r\n`.
+    fn number(n: u64) -> Self {
+        let mut buf = [0; Self::ROOM];
+        buf[Self::ROOM - 2..].copy_from_slice(b"\r\n");
+        let start = digits(&mut buf, Self::ROOM - 2, n);
+        buf[start - 2..start].copy_from_slice(b"\r\n");
+        let at = digits(&mut buf, start - 2, (Self::ROOM - 2 - start) as u64) - 1;
+        buf[at] = b'$';
+        Self { buf, at }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[self.at..]
+    }
+
+    fn len(&self) -> usize {
+        Self::ROOM - self.at
+    }
+}
+
+/// Writes `n`'s decimal digits into `buf`, ending right before `end`; where they start.
+fn digits(buf: &mut [u8], end: usize, mut n: u64) -> usize {
+    let mut at = end;
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return at;
         }
     }
 }
@@ -226,10 +274,14 @@ mod tests {
     }
 
     #[test]
-    fn digits_of_every_width() {
-        let mut d = Digits::default();
+    fn numbers_and_headers_of_every_width() {
         for n in [0, 1, 9, 10, 99, 100, 12_345, u64::from(u32::MAX), u64::MAX] {
-            assert_eq!(d.of(n), n.to_string().as_bytes());
+            let digits = n.to_string();
+            assert_eq!(Piece::number(n).bytes(), format!("${}\r\n{digits}\r\n", digits.len()).as_bytes());
+            if let Ok(len) = usize::try_from(n) {
+                assert_eq!(Piece::header(len).bytes(), format!("${digits}\r\n").as_bytes());
+                assert_eq!(Piece::header(len).len(), digits.len() + 3);
+            }
         }
     }
 }

@@ -368,6 +368,8 @@ async fn write_behind(mut link: Link, failing: Arc<AtomicBool>, mut queue: mpsc:
     let mut answers: Vec<Option<oneshot::Sender<Result<Value>>>> = Vec::with_capacity(BATCH);
     // Claims won for callers that stopped waiting, to release.
     let mut orphans = Vec::new();
+    // Redis's answers to a batch, one per command.
+    let mut values = Vec::with_capacity(BATCH);
     while queue.recv_many(&mut taken, BATCH).await > 0 {
         if taken.len() < BATCH {
             // Woken by a claim or a completion, tokio runs this task right after the one that
@@ -395,8 +397,8 @@ async fn write_behind(mut link: Link, failing: Arc<AtomicBool>, mut queue: mpsc:
             }
         }
         if !batch.is_empty() {
-            let replies = match link.send(&batch).await {
-                Ok(values) => answer(&mut batch, &mut answers, values, &mut orphans),
+            let replies = match link.send_into(&batch, &mut values).await {
+                Ok(()) => answer(&mut batch, &mut answers, &mut values, &mut orphans),
                 Err(e) => fail(&mut batch, &mut answers, &e),
             };
             if !orphans.is_empty() {
@@ -417,16 +419,17 @@ async fn write_behind(mut link: Link, failing: Arc<AtomicBool>, mut queue: mpsc:
 /// The replies of a batch that were not stored, to be tried again, and why.
 type Unstored = Option<(Vec<Command>, StoreError)>;
 
-/// Gives each claim of `batch` (emptied) Redis's answer to it; the replies Redis refused, if
-/// any. A claim won (the key was free) whose caller is gone goes to `orphans` as its release.
+/// Gives each claim of `batch` (emptied) Redis's answer to it (from `values`, emptied); the
+/// replies Redis refused, if any. A claim won (the key was free) whose caller is gone goes to
+/// `orphans` as its release.
 fn answer(
     batch: &mut Vec<Command>,
     answers: &mut Vec<Option<oneshot::Sender<Result<Value>>>>,
-    values: Vec<Value>,
+    values: &mut Vec<Value>,
     orphans: &mut Vec<Command>,
 ) -> Unstored {
     let mut unstored: Unstored = None;
-    let mut values = values.into_iter();
+    let mut values = values.drain(..);
     for (cmd, answer) in batch.drain(..).zip(answers.drain(..)) {
         let value = values.next();
         match (answer, value) {
