@@ -28,6 +28,11 @@ pub const PAD_BLOCK: usize = 32;
 /// Length of an EncodingAESKey.
 pub const ENCODING_AES_KEY_LEN: usize = 43;
 
+/// The longest plaintext [`Cipher::encrypt_into`] encrypts on the stack: the 20-byte header,
+/// the message, the appid and the padding of a text reply with up to ~200 bytes of content.
+/// A longer one is encrypted in a buffer of its own.
+const ENCRYPT_ON_STACK: usize = 480;
+
 /// Standard alphabet, padding optional, trailing bits allowed: what real keys and real
 /// `Encrypt` values need.
 const LENIENT: GeneralPurpose = GeneralPurpose::new(
@@ -299,16 +304,26 @@ impl Cipher {
         let len = u32::try_from(msg.len()).map_err(|_| EncryptError::TooLong(msg.len()))?;
         let body = 20 + msg.len() + self.appid.len();
         let padded = self.padded_len(msg.len());
-        // One buffer, encrypted in place, then encoded straight into `out`.
-        let mut buf = Vec::with_capacity(padded);
-        buf.extend_from_slice(&random);
-        buf.extend_from_slice(&len.to_be_bytes());
-        buf.extend_from_slice(msg.as_bytes());
-        buf.extend_from_slice(self.appid.as_bytes());
         // The pad is in 1..=32, so it fits a byte.
-        buf.resize(padded, (padded - body) as u8);
-        self.cbc_encrypt(&mut buf);
-        encode_base64(&buf, out);
+        let pad = (padded - body) as u8;
+        // One buffer, filled with the pad and then written over, encrypted in place, then
+        // encoded straight into `out`: on the stack when the plaintext fits there (a text
+        // reply's), else on the heap.
+        let mut on_stack;
+        let mut on_heap;
+        let buf: &mut [u8] = if padded <= ENCRYPT_ON_STACK {
+            on_stack = [pad; ENCRYPT_ON_STACK];
+            &mut on_stack[..padded]
+        } else {
+            on_heap = vec![pad; padded];
+            &mut on_heap
+        };
+        buf[..16].copy_from_slice(&random);
+        buf[16..20].copy_from_slice(&len.to_be_bytes());
+        buf[20..20 + msg.len()].copy_from_slice(msg.as_bytes());
+        buf[20 + msg.len()..body].copy_from_slice(self.appid.as_bytes());
+        self.cbc_encrypt(buf);
+        encode_base64(buf, out);
         Ok(())
     }
 
@@ -513,6 +528,41 @@ pub(crate) mod tests {
             cipher.decrypt(&split).unwrap_err(),
             DecryptError::Base64("Invalid symbol 10, offset 20.".to_owned())
         );
+    }
+
+    /// `encrypt_into` as it was: the whole plaintext in one buffer, encrypted, then encoded.
+    fn one_buffer_encrypted(cipher: &Cipher, msg: &str, random: [u8; 16]) -> String {
+        let padded = cipher.padded_len(msg.len());
+        let body = 20 + msg.len() + cipher.appid.len();
+        let mut buf = Vec::with_capacity(padded);
+        buf.extend_from_slice(&random);
+        buf.extend_from_slice(&u32::try_from(msg.len()).unwrap().to_be_bytes());
+        buf.extend_from_slice(msg.as_bytes());
+        buf.extend_from_slice(cipher.appid.as_bytes());
+        buf.resize(padded, (padded - body) as u8);
+        cipher.cbc_encrypt(&mut buf);
+        crate_encoded(&buf)
+    }
+
+    /// The plaintext encrypted on the stack gives the bytes the buffer of its own gave, for
+    /// every message length up to four times the stack's room (so with every padding, on
+    /// either side of the limit), with appids of several lengths (one longer than the room),
+    /// appended after what `out` holds.
+    #[test]
+    fn encrypted_on_the_stack_as_in_a_buffer() {
+        let text: String = (0..4 * ENCRYPT_ON_STACK).map(|i| char::from(b'a' + (i * 7 % 26) as u8)).collect();
+        for appid in ["", "wx", SAMPLE_APPID, &"w".repeat(ENCRYPT_ON_STACK + 5)] {
+            let cipher = Cipher::new(SAMPLE_KEY, appid).unwrap();
+            for len in 0..=text.len() {
+                let msg = &text[..len];
+                let random = [len as u8; 16];
+                let mut out = "<x>".to_owned();
+                cipher.encrypt_into(msg, random, &mut out).unwrap();
+                let expected = one_buffer_encrypted(&cipher, msg, random);
+                assert_eq!(out.len(), 3 + cipher.encrypted_len(len), "{len} {appid}");
+                assert!(out[3..] == expected, "message of {len} bytes, appid {appid:?}");
+            }
+        }
     }
 
     #[test]

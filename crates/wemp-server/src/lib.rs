@@ -28,7 +28,7 @@ mod session;
 pub use accounts::{AccountSource, AddError, LiveAccounts};
 #[cfg(feature = "client")]
 pub use api_proxy::{ACCOUNT_HEADER, ApiProxy, ClientLookup, HELD_BODY_LIMIT};
-pub use clock::{Clock, FakeClock, FixedClock, NonceSource, RandomNonce, SystemClock};
+pub use clock::{Clock, FakeClock, FixedClock, NonceBuf, NonceSource, RandomNonce, SystemClock};
 #[cfg(feature = "client")]
 pub use component::Component;
 pub use context::{Captures, Ctx, Inbound};

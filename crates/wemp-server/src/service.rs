@@ -1592,13 +1592,14 @@ impl Inner {
             // Written without `core::fmt` or a string of its own.
             let mut timestamp = itoa::Buffer::new();
             let timestamp = timestamp.format(replied_at.unwrap_or_else(|| self.clock.now_unix()));
-            let nonce = self.nonce.nonce();
+            let mut nonce = crate::clock::NonceBuf::new();
+            let nonce = self.nonce.nonce_in(&mut nonce);
             return match EncryptedReply::seal_xml(
                 cipher,
                 account.token().expose(),
                 xml,
                 timestamp,
-                &nonce,
+                nonce,
                 self.nonce.random16(),
             ) {
                 Ok(sealed) => (Outgoing::new(StatusCode::OK, "application/xml", sealed), true),
