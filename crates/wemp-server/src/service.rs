@@ -641,19 +641,26 @@ impl crate::PeerService for WechatService {
 /// its own allocated twice for each answer).
 struct Outgoing {
     status: StatusCode,
-    content_type: &'static str,
+    content_type: HeaderValue,
     body: Body,
 }
 
+/// The `Content-Type`s of [`Outgoing`], checked when built rather than for every answer
+/// (`HeaderValue::from_static` called at run time looks at each byte: ~100 instructions an
+/// answer by callgrind).
+const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+const XML: HeaderValue = HeaderValue::from_static("application/xml");
+const METRICS: HeaderValue = HeaderValue::from_static("text/plain; version=0.0.4");
+
 impl Outgoing {
-    fn new(status: StatusCode, content_type: &'static str, body: impl Into<Body>) -> Self {
+    fn new(status: StatusCode, content_type: HeaderValue, body: impl Into<Body>) -> Self {
         Self { status, content_type, body: body.into() }
     }
 
     /// The response, its headers in `headers` (cleared first). A 405 says what is allowed.
     fn into_response(self, mut headers: http::HeaderMap) -> Response<Body> {
         headers.clear();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(self.content_type));
+        headers.insert(header::CONTENT_TYPE, self.content_type);
         if self.status == StatusCode::METHOD_NOT_ALLOWED {
             headers.insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
         }
@@ -698,7 +705,7 @@ fn dedup_key(account: &Account, incoming: &wemp_proto::Incoming) -> Arc<str> {
 }
 
 fn success() -> Outgoing {
-    Outgoing::new(StatusCode::OK, "text/plain; charset=utf-8", "success")
+    Outgoing::new(StatusCode::OK, TEXT, "success")
 }
 
 /// The message of a caught panic, when it has one.
@@ -861,7 +868,7 @@ impl Inner {
             if parts.method == Method::GET
                 && self.config.metrics_path.as_deref().is_some_and(|p| p == parts.uri.path())
             {
-                let answer = Outgoing::new(StatusCode::OK, "text/plain; version=0.0.4", self.metrics_text());
+                let answer = Outgoing::new(StatusCode::OK, METRICS, self.metrics_text());
                 return Ok(answer.into_response(parts.headers));
             }
             // The wall clock, read once at arrival: the record's time and the `timestamp` window's
@@ -915,11 +922,7 @@ impl Inner {
                         });
                     }
                     (
-                        Outgoing::new(
-                            reject::status(&rejection),
-                            "text/plain; charset=utf-8",
-                            rejection.body(),
-                        ),
+                        Outgoing::new(reject::status(&rejection), TEXT, rejection.body()),
                         RecordOutcome::Rejected,
                     )
                 }
@@ -1060,7 +1063,7 @@ impl Inner {
                                 "URL verification succeeded"
                             );
                             return Ok((
-                                Outgoing::new(StatusCode::OK, "text/plain; charset=utf-8", echostr),
+                                Outgoing::new(StatusCode::OK, TEXT, echostr),
                                 RecordOutcome::Verified,
                             ));
                         }
@@ -1604,14 +1607,14 @@ impl Inner {
                 nonce,
                 self.nonce.random16(),
             ) {
-                Ok(sealed) => (Outgoing::new(StatusCode::OK, "application/xml", sealed), true),
+                Ok(sealed) => (Outgoing::new(StatusCode::OK, XML, sealed), true),
                 Err(e) => {
                     tracing::error!(code = e.reference_code().code(), error = %e, "cannot encrypt the reply");
                     (success(), false)
                 }
             };
         }
-        (Outgoing::new(StatusCode::OK, "application/xml", xml.to_owned()), true)
+        (Outgoing::new(StatusCode::OK, XML, xml.to_owned()), true)
     }
 }
 
