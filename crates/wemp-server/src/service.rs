@@ -941,9 +941,11 @@ impl Inner {
                 latency_us = u64::try_from(latency().as_micros()).unwrap_or(u64::MAX),
                 "answered"
             );
-            if let Some(mut record) = seen.record.take() {
+            // Completed where it is and taken from there into its `Arc` (`emit_from`): taken out
+            // first and handed over, it was copied twice more (callgrind: ~150 instructions).
+            if let Some(record) = seen.record.as_mut() {
                 if !seen.arrival_kept {
-                    crate::observe::keep_arrival(&mut record, &parts.uri, &parts.headers, seen.peer);
+                    crate::observe::keep_arrival(record, &parts.uri, &parts.headers, seen.peer);
                 }
                 record.mode = seen.mode;
                 record.appid = seen.appid.as_ref().map(|a| a.shared_key());
@@ -951,8 +953,8 @@ impl Inner {
                 record.latency = latency();
                 record.outcome = outcome;
                 record.rejection = rejected;
-                self.observers.emit(record);
             }
+            self.observers.emit_from(&mut seen.record);
             Ok(answer.into_response(parts.headers))
         }
     }

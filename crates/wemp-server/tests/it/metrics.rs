@@ -101,3 +101,36 @@ async fn rejections_over_the_rate_are_counted_not_recorded() {
         assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
     }
 }
+
+/// Each kind of answer says what it is: a message's reply is XML (in either mode), the
+/// metrics are Prometheus text.
+#[tokio::test]
+async fn answers_carry_their_content_type() {
+    let svc = builder(Router::new().fallback(|| async { Reply::text("ok") }))
+        .metrics_path("/metrics")
+        .build()
+        .unwrap();
+    let content_type = |res: http::Response<Body>| {
+        let headers: Vec<_> = res
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap().to_owned()))
+            .collect();
+        (res.status(), headers)
+    };
+    for (mode, id) in [(Mode::Safe, 1), (Mode::Plain, 2)] {
+        let res =
+            tower::ServiceExt::oneshot(svc.clone(), wechat_post(mode, &text_xml("a", id))).await.unwrap();
+        assert_eq!(
+            content_type(res),
+            (StatusCode::OK, vec![("content-type".to_owned(), "application/xml".to_owned())]),
+            "{mode:?}"
+        );
+    }
+    let metrics = Request::get("/metrics").body(Body::empty()).unwrap();
+    let res = tower::ServiceExt::oneshot(svc.clone(), metrics).await.unwrap();
+    assert_eq!(
+        content_type(res),
+        (StatusCode::OK, vec![("content-type".to_owned(), "text/plain; version=0.0.4".to_owned())])
+    );
+}
