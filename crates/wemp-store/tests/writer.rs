@@ -301,3 +301,31 @@ async fn an_idle_writer_writes_at_once_and_lingers_when_busy() {
     assert_eq!(*log.batches.lock().unwrap(), [1, 1]);
     tokio::time::timeout(Duration::from_secs(5), writer.shutdown()).await.unwrap();
 }
+
+/// A lingering batch woken by a full queue takes what is queued in one go, but never more
+/// than fills it: the rest goes in the next batch, in order.
+#[tokio::test]
+async fn entries_taken_at_once_never_overfill_a_batch() {
+    let log = Arc::new(TestLog::default());
+    let config = LogWriterConfig::default().capacity(100).batch_size(16).linger(Duration::from_secs(600));
+    let writer = LogWriter::spawn(log.clone(), config);
+    // The first entry reaches an idle writer and is written at once; the writer is busy then.
+    assert!(writer.log(entry(0)));
+    let written = async {
+        while log.summaries().await.is_empty() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), written).await.expect("an idle writer lingered");
+    // The next one starts a batch that lingers; nineteen more arrive while it does (this
+    // runtime has one thread: the writer runs only when the test waits).
+    assert!(writer.log(entry(1)));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    for n in 2..21 {
+        assert!(writer.log(entry(n)));
+    }
+    tokio::time::timeout(Duration::from_secs(5), writer.flush()).await.expect("flush waited for the linger");
+    assert_eq!(*log.batches.lock().unwrap(), [1, 16, 4]);
+    assert_eq!(log.summaries().await, (0..21).map(|n| format!("m{n}")).collect::<Vec<_>>());
+    tokio::time::timeout(Duration::from_secs(5), writer.shutdown()).await.unwrap();
+}
