@@ -164,7 +164,7 @@ fn pop_ended(q: &mut Queue) {
 /// Starts the thread; `false` (with a warning) if it cannot be.
 fn start(shared: &Arc<Shared>) -> bool {
     let kept = shared.clone();
-    match std::thread::Builder::new().name("wemp-dedup-deadlines".into()).spawn(move || keep(&kept)) {
+    match std::thread::Builder::new().name("wemp-deadlines".into()).spawn(move || keep(&kept)) {
         Ok(_) => true,
         Err(e) => {
             tracing::warn!(error = %e, "cannot start the dedup store's deadline thread; each claim keeps its own timer");
@@ -206,7 +206,10 @@ fn keep(shared: &Shared) {
             }
             None => {
                 q.keeper = Keeper::Parked;
-                shared.changed.wait_while(q, |q| q.keeper == Keeper::Parked).unwrap_or_else(|e| e.into_inner())
+                shared
+                    .changed
+                    .wait_while(q, |q| q.keeper == Keeper::Parked)
+                    .unwrap_or_else(|e| e.into_inner())
             }
         };
     }
