@@ -389,3 +389,16 @@ fn claims_time_out_on_any_runtime() {
         });
     }
 }
+
+/// A timeout longer than the clock can add (`Duration::MAX`, "never") is taken as no
+/// timeout, not a panic.
+#[tokio::test]
+async fn a_timeout_past_the_clock_is_no_timeout() {
+    let primary = Switchable::default();
+    let store = FallbackDedupStore::new(primary.clone(), MemoryDedupStore::default()).timeout(Duration::MAX);
+    assert_eq!(store.claim("k", MINUTE).await.unwrap(), Claim::New);
+    primary.hang.store(true, Ordering::SeqCst);
+    let waited = tokio::time::timeout(Duration::from_millis(200), store.claim("k2", MINUTE)).await;
+    assert!(waited.is_err(), "still waiting for the primary");
+    assert!(!store.is_degraded());
+}

@@ -14,6 +14,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
+/// A deadline beyond any claim's life, for a timeout the clock cannot add (about 30 years).
+const NEVER: Duration = Duration::from_secs(86_400 * 365 * 30);
+
 /// The deadlines of one store's claims (see the module's docs). Dropping it ends the thread.
 pub(super) struct Deadlines {
     shared: Arc<Shared>,
@@ -121,8 +124,10 @@ impl Deadline<'_> {
             q.keeper = Keeper::Unstartable;
             return Passed::Unkept;
         }
-        // Taken under the lock, so deadlines are pushed in order.
-        let deadline = Instant::now() + self.deadlines.timeout;
+        // Taken under the lock, so deadlines are pushed in order. A timeout past what the
+        // clock can count is a deadline that never comes (as tokio's timer takes it).
+        let now = Instant::now();
+        let deadline = now.checked_add(self.deadlines.timeout).unwrap_or(now + NEVER);
         q.slots.push_back(Slot { deadline, waker: Some(waker.clone()), expired: false, ended: false });
         self.slot = Some(q.first + q.slots.len() as u64 - 1);
         if q.keeper == Keeper::None || q.keeper == Keeper::Parked {
