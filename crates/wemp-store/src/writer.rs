@@ -354,19 +354,22 @@ async fn run(
 ) {
     let batch_size = config.batch_size.max(1);
     let mut batch = Vec::with_capacity(batch_size.min(1024));
+    // Commands as the queue gives them, many at a time (one take a batch rather than one a
+    // record: the queue's permits go back in one step).
+    let mut taken = Vec::with_capacity(batch_size.min(1024));
     let mut flushes = Vec::new();
     let mut spool = config.spool.as_ref().map(|s| Spooling::new(Spool::open(&s.dir, s.max_bytes), &stats));
     // When the last batch was written: the writer lingers only while that is recent.
     let mut last_write: Option<Instant> = None;
-    // After `Shutdown`, `recv` yields what is still buffered, then `None`.
+    // After `Shutdown`, `recv_many` yields what is still buffered, then nothing.
     loop {
         // While batches wait in the spool, try the log again now and then.
         let replay_at = spool.as_ref().filter(|s| !s.spool.is_empty()).map(|s| s.retry_at);
-        let next = match replay_at {
-            None => rx.recv().await,
+        let got = match replay_at {
+            None => rx.recv_many(&mut taken, batch_size).await,
             Some(at) => tokio::select! {
                 biased;
-                cmd = rx.recv() => cmd,
+                got = rx.recv_many(&mut taken, batch_size) => got,
                 () = tokio::time::sleep_until(at) => {
                     if let Some(s) = spool.as_mut() {
                         s.replay(&*log, &config, &stats).await;
@@ -375,38 +378,44 @@ async fn run(
                 }
             },
         };
-        let Some(first) = next else { break };
+        if got == 0 {
+            break;
+        }
         let now = Instant::now();
         let busy = last_write.is_some_and(|at| now.duration_since(at) < config.linger);
         // Idle: no lingering, the batch is what is queued now.
         let deadline = if busy { now + config.linger } else { now };
-        let mut next = Some(first);
         let mut closing = false;
-        while let Some(cmd) = next.take() {
-            match cmd {
-                Command::Entry(e) => batch.push(e),
-                Command::Flush(done) => flushes.push(done),
-                Command::Shutdown => {
-                    closing = true;
-                    rx.close();
+        loop {
+            for cmd in taken.drain(..) {
+                match cmd {
+                    Command::Entry(e) => batch.push(e),
+                    Command::Flush(done) => flushes.push(done),
+                    Command::Shutdown => {
+                        closing = true;
+                        rx.close();
+                    }
                 }
             }
             if batch.len() >= batch_size {
                 break;
             }
-            next = match rx.try_recv() {
-                Ok(cmd) => Some(cmd),
+            match take_queued(&mut rx, &mut taken, batch_size - batch.len()).await {
+                Queued::Taken => {}
                 // Nothing queued: linger for more unless someone waits for this batch. The
                 // task sleeps instead of waiting on the queue, which would wake it for every
                 // entry; senders wake it when a full batch or a flush is queued.
-                Err(mpsc::error::TryRecvError::Empty) if flushes.is_empty() && !closing => {
-                    linger(&mut rx, &wake, deadline).await
+                Queued::Empty if flushes.is_empty() && !closing => {
+                    if !linger(&mut rx, &mut taken, &wake, deadline, batch_size - batch.len()).await {
+                        break;
+                    }
                 }
-                Err(_) => None,
-            };
+                Queued::Empty | Queued::Closed => break,
+            }
         }
         if !batch.is_empty() {
-            let shared: Batch = std::mem::take(&mut batch).into();
+            // Moved out, the vector keeps its room for the next batch.
+            let shared: Batch = batch.drain(..).collect();
             let shared = match spool.as_mut() {
                 // Older batches wait in the spool: this one goes behind them, unless the
                 // log takes them all now.
@@ -558,14 +567,47 @@ fn drop_failed(batch: &[Arc<DeliveryRecord>], error: &str, stats: &LogWriterStat
     }
 }
 
-/// The next command queued before `deadline`, sleeping between wake-ups.
-async fn linger(rx: &mut mpsc::Receiver<Command>, wake: &Notify, deadline: Instant) -> Option<Command> {
+/// What [`take_queued`] found.
+enum Queued {
+    /// Commands, now in the caller's vector.
+    Taken,
+    /// None queued.
+    Empty,
+    /// None queued, and no more will be: every sender is gone, or the queue is closed.
+    Closed,
+}
+
+/// Takes the commands queued now, at most `limit` (> 0), into `out`, without waiting and
+/// without leaving the task's waker with the queue (a sender would wake the task for the
+/// next entry; the senders wake it through `wake` instead).
+async fn take_queued(rx: &mut mpsc::Receiver<Command>, out: &mut Vec<Command>, limit: usize) -> Queued {
+    // Unconstrained: tokio's cooperative budget does not make a queued command look absent.
+    tokio::task::unconstrained(std::future::poll_fn(|_| {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        std::task::Poll::Ready(match rx.poll_recv_many(&mut cx, out, limit) {
+            std::task::Poll::Ready(0) => Queued::Closed,
+            std::task::Poll::Ready(_) => Queued::Taken,
+            std::task::Poll::Pending => Queued::Empty,
+        })
+    }))
+    .await
+}
+
+/// Sleeps until `deadline` or a wake-up, then takes what is queued into `out` (at most
+/// `limit`); false when there was nothing to take by the deadline, or the queue is closed.
+async fn linger(
+    rx: &mut mpsc::Receiver<Command>,
+    out: &mut Vec<Command>,
+    wake: &Notify,
+    deadline: Instant,
+    limit: usize,
+) -> bool {
     loop {
         let woken = tokio::time::timeout_at(deadline, wake.notified()).await.is_ok();
-        match rx.try_recv() {
-            Ok(cmd) => return Some(cmd),
-            Err(mpsc::error::TryRecvError::Empty) if woken => {}
-            Err(_) => return None,
+        match take_queued(rx, out, limit).await {
+            Queued::Taken => return true,
+            Queued::Empty if woken => {}
+            Queued::Empty | Queued::Closed => return false,
         }
     }
 }

@@ -35,6 +35,17 @@ impl TestLog {
         self.gate.as_ref().unwrap().send_replace(true);
     }
 
+    /// Waits (at most five seconds) until the log holds `n` entries; panics with `what` if
+    /// it does not.
+    async fn until_holding(&self, n: usize, what: &str) {
+        let written = async {
+            while self.summaries().await.len() < n {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), written).await.expect(what);
+    }
+
     async fn summaries(&self) -> Vec<String> {
         self.inner
             .query(&LogQuery::default())
@@ -201,12 +212,7 @@ async fn a_full_batch_or_a_flush_cuts_the_linger_short() {
     for n in 0..8 {
         assert!(writer.log(entry(n)));
     }
-    let full = async {
-        while log.summaries().await.len() < 8 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), full).await.expect("a full batch waited for the linger");
+    log.until_holding(8, "a full batch waited for the linger").await;
     // A partial batch waits for the linger, unless someone flushes.
     assert!(writer.log(entry(8)));
     tokio::time::timeout(Duration::from_secs(5), writer.flush()).await.expect("flush waited for the linger");
@@ -287,17 +293,35 @@ async fn an_idle_writer_writes_at_once_and_lingers_when_busy() {
     let config = LogWriterConfig::default().capacity(100).linger(Duration::from_secs(600));
     let writer = LogWriter::spawn(log.clone(), config);
     assert!(writer.log(entry(0)));
-    let written = async {
-        while log.summaries().await.is_empty() {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), written).await.expect("an idle writer lingered");
+    log.until_holding(1, "an idle writer lingered").await;
     // Right after a write the writer is busy: the next entry waits for company (or a flush).
     assert!(writer.log(entry(1)));
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(log.summaries().await, ["m0"], "a busy writer wrote a lone entry without lingering");
     tokio::time::timeout(Duration::from_secs(5), writer.flush()).await.expect("flush waited for the linger");
     assert_eq!(*log.batches.lock().unwrap(), [1, 1]);
+    tokio::time::timeout(Duration::from_secs(5), writer.shutdown()).await.unwrap();
+}
+
+/// A lingering batch woken by a full queue takes what is queued in one go, but never more
+/// than fills it: the rest goes in the next batch, in order.
+#[tokio::test]
+async fn entries_taken_at_once_never_overfill_a_batch() {
+    let log = Arc::new(TestLog::default());
+    let config = LogWriterConfig::default().capacity(100).batch_size(16).linger(Duration::from_secs(600));
+    let writer = LogWriter::spawn(log.clone(), config);
+    // The first entry reaches an idle writer and is written at once; the writer is busy then.
+    assert!(writer.log(entry(0)));
+    log.until_holding(1, "an idle writer lingered").await;
+    // The next one starts a batch that lingers; nineteen more arrive while it does (this
+    // runtime has one thread: the writer runs only when the test waits).
+    assert!(writer.log(entry(1)));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    for n in 2..21 {
+        assert!(writer.log(entry(n)));
+    }
+    tokio::time::timeout(Duration::from_secs(5), writer.flush()).await.expect("flush waited for the linger");
+    assert_eq!(*log.batches.lock().unwrap(), [1, 16, 4]);
+    assert_eq!(log.summaries().await, (0..21).map(|n| format!("m{n}")).collect::<Vec<_>>());
     tokio::time::timeout(Duration::from_secs(5), writer.shutdown()).await.unwrap();
 }
