@@ -8,12 +8,17 @@
 //! claims and the replies it stored or read), so a retry that arrives during an outage is
 //! not handled a second time by the process that saw the message.
 
+mod deadlines;
+
+use std::pin::pin;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use self::deadlines::{Deadlines, Passed};
 use crate::dedup::{Claim, DedupStore, Ticket};
 use crate::{Result, StoreError};
 
@@ -49,6 +54,8 @@ pub struct FallbackDedupStore<P, F> {
     probe_interval: Duration,
     state: Mutex<State>,
     fallback_calls: AtomicU64,
+    /// The deadlines of claims on the primary (made with the timeout).
+    deadlines: Deadlines,
 }
 
 struct State {
@@ -77,13 +84,19 @@ impl<P: DedupStore, F: DedupStore> FallbackDedupStore<P, F> {
             probe_interval: Duration::from_secs(1),
             state: Mutex::new(State { degraded: false, last_probe: None }),
             fallback_calls: AtomicU64::new(0),
+            deadlines: Deadlines::new(Duration::from_millis(500)),
         }
     }
 
     /// A primary call taking longer than this counts as failed (the wait in
     /// [`DedupStore::wait`] is added to it).
+    ///
+    /// A claim's timeout is kept by a thread of the store's own (one for all its claims,
+    /// started with the first), in real time: under a paused tokio clock too. The other
+    /// calls' timeouts are tokio's.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self.deadlines = Deadlines::new(timeout);
         self
     }
 
@@ -230,8 +243,43 @@ impl<P: DedupStore, F: DedupStore> FallbackDedupStore<P, F> {
     ) -> Option<T> {
         let result = match tokio::time::timeout(timeout, call).await {
             Ok(r) => r,
-            Err(_) => Err(StoreError::backend("fallback", format!("primary timed out after {timeout:?}"))),
+            Err(_) => Err(timed_out(timeout)),
         };
+        self.answered(op, result)
+    }
+
+    /// The primary's claim, bounded by the timeout as [`Self::try_primary`] bounds a call,
+    /// with its deadline kept by the store's thread rather than a timer of its own (a claim
+    /// is made for every message); `None` after recording a failure.
+    async fn claim_on_primary(&self, key: &str, in_flight_ttl: Duration) -> Option<Claim> {
+        let mut call = pin!(self.primary.claim_unboxed(key, in_flight_ttl));
+        let mut deadline = self.deadlines.deadline();
+        // Only when the thread could not be started.
+        let mut timer = None;
+        let result = std::future::poll_fn(|cx| {
+            if let Poll::Ready(answered) = call.as_mut().poll(cx) {
+                return Poll::Ready(answered);
+            }
+            let passed = match &mut timer {
+                None => match deadline.passed(cx.waker()) {
+                    Passed::No => false,
+                    Passed::Yes => true,
+                    Passed::Unkept => {
+                        let timer = timer.insert(Box::pin(tokio::time::sleep(self.timeout)));
+                        timer.as_mut().poll(cx).is_ready()
+                    }
+                },
+                Some(timer) => timer.as_mut().poll(cx).is_ready(),
+            };
+            if passed { Poll::Ready(Err(timed_out(self.timeout))) } else { Poll::Pending }
+        })
+        .await;
+        drop(deadline);
+        self.answered("claim", result)
+    }
+
+    /// Records whether the primary answered `op`: `None` after recording a failure.
+    fn answered<T>(&self, op: &str, result: Result<T>) -> Option<T> {
         match result {
             Ok(v) => {
                 self.primary_ok();
@@ -243,6 +291,11 @@ impl<P: DedupStore, F: DedupStore> FallbackDedupStore<P, F> {
             }
         }
     }
+}
+
+/// The failure of a primary call that took longer than `timeout`.
+fn timed_out(timeout: Duration) -> StoreError {
+    StoreError::backend("fallback", format!("primary timed out after {timeout:?}"))
 }
 
 impl<P, F> std::fmt::Debug for FallbackDedupStore<P, F> {
@@ -265,8 +318,7 @@ impl<P: DedupStore, F: DedupStore> DedupStore for FallbackDedupStore<P, F> {
     /// The claim, with the fallback's ticket (its copy of the claim is completed with it).
     async fn claim_ticket(&self, key: &str, in_flight_ttl: Duration) -> Result<(Claim, Ticket)> {
         if let Route::Primary = self.route()
-            && let Some(c) =
-                self.try_primary("claim", self.timeout, self.primary.claim_unboxed(key, in_flight_ttl)).await
+            && let Some(c) = self.claim_on_primary(key, in_flight_ttl).await
         {
             return Ok(self.write_through_claim(key, in_flight_ttl, c).await);
         }

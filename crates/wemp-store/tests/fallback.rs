@@ -333,3 +333,72 @@ async fn completions_made_at_once_land_on_both_stores_while_the_primary_answers(
     assert_eq!(primary.calls.load(Ordering::SeqCst), calls, "nothing done");
     assert_eq!(local.claim("later", MINUTE).await.unwrap(), Claim::New, "nothing done");
 }
+
+/// Each claim on a hanging primary is served by the fallback once the timeout passed: claims
+/// made together, claims made one after another (each alone in the store's queue of
+/// deadlines), and a claim whose deadline comes while others ended before it. A claim that
+/// never times out fails the outer bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_claim_on_a_hanging_primary_is_served_by_its_deadline() {
+    let (primary, _local, store) = setup(Duration::ZERO);
+    let store = Arc::new(store);
+    primary.hang.store(true, Ordering::SeqCst);
+    let timed = |store: Arc<FallbackDedupStore<Switchable, MemoryDedupStore>>, key: String| async move {
+        let start = std::time::Instant::now();
+        let claim = tokio::time::timeout(Duration::from_secs(5), store.claim(&key, MINUTE)).await;
+        (claim.expect("the claim outlived its deadline").unwrap(), start.elapsed())
+    };
+    // Together.
+    let claims: Vec<_> =
+        (0..20).map(|n| tokio::spawn(timed(store.clone(), format!("together{n}")))).collect();
+    for claim in claims {
+        let (claim, took) = claim.await.unwrap();
+        assert_eq!(claim, Claim::New);
+        assert!(took >= Duration::from_millis(90) && took < Duration::from_secs(1), "{took:?}");
+    }
+    // One after another, each alone.
+    for n in 0..3 {
+        let (claim, took) = timed(store.clone(), format!("alone{n}")).await;
+        assert_eq!(claim, Claim::New);
+        assert!(took >= Duration::from_millis(90) && took < Duration::from_secs(1), "{took:?}");
+    }
+    // Staggered: the first ends early (its caller gives up), the second waits its deadline.
+    let early = tokio::spawn(tokio::time::timeout(Duration::from_millis(20), {
+        let store = store.clone();
+        async move { store.claim("early", MINUTE).await }
+    }));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let (claim, took) = timed(store.clone(), "late".to_owned()).await;
+    assert!(early.await.unwrap().is_err(), "given up");
+    assert_eq!(claim, Claim::New);
+    assert!(took >= Duration::from_millis(90) && took < Duration::from_secs(1), "{took:?}");
+    assert!(store.is_degraded());
+}
+
+/// A claim's deadline does not depend on the runtime the store was first used on: that one
+/// gone, a claim on another runtime still times out.
+#[test]
+fn claims_time_out_on_any_runtime() {
+    let (primary, _local, store) = setup(Duration::ZERO);
+    primary.hang.store(true, Ordering::SeqCst);
+    for _ in 0..2 {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        runtime.block_on(async {
+            let claim = tokio::time::timeout(Duration::from_secs(5), store.claim("k", MINUTE)).await;
+            assert!(claim.expect("the claim outlived its deadline").is_ok());
+        });
+    }
+}
+
+/// A timeout longer than the clock can add (`Duration::MAX`, "never") is taken as no
+/// timeout, not a panic.
+#[tokio::test]
+async fn a_timeout_past_the_clock_is_no_timeout() {
+    let primary = Switchable::default();
+    let store = FallbackDedupStore::new(primary.clone(), MemoryDedupStore::default()).timeout(Duration::MAX);
+    assert_eq!(store.claim("k", MINUTE).await.unwrap(), Claim::New);
+    primary.hang.store(true, Ordering::SeqCst);
+    let waited = tokio::time::timeout(Duration::from_millis(200), store.claim("k2", MINUTE)).await;
+    assert!(waited.is_err(), "still waiting for the primary");
+    assert!(!store.is_degraded());
+}
