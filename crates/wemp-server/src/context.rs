@@ -621,8 +621,13 @@ mod tests {
     }
 
     fn delivery(n: u32) -> Arc<Shared> {
+        delivery_in(tracing::info_span!("wechat", n, rule = tracing::field::Empty))
+    }
+
+    /// A delivery whose span is `span`.
+    fn delivery_in(span: tracing::Span) -> Arc<Shared> {
         let shared = Arc::new(Shared::new(Instant::now()));
-        shared.set_span(tracing::info_span!("wechat", n, rule = tracing::field::Empty));
+        shared.set_span(span);
         shared
     }
 
@@ -681,11 +686,8 @@ mod tests {
             // interest for the whole process, and another test's first `delivery` on another
             // thread (no subscriber there) can store "never" for the shared callsite in the
             // middle of this test, which then loses its second span (seen once in ~10 runs).
-            let delivery = |n: u32| {
-                let shared = Arc::new(Shared::new(Instant::now()));
-                shared.set_span(tracing::info_span!("wechat", n, rule = tracing::field::Empty));
-                shared
-            };
+            let delivery =
+                |n: u32| delivery_in(tracing::info_span!("wechat", n, rule = tracing::field::Empty));
             let shared = delivery(1);
             let done = shared.in_span(async {
                 let _local = Logs("a finished delivery's local");
