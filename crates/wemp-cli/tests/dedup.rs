@@ -4,7 +4,8 @@
 //! reach them; and a single instance whose Redis is killed between a delivery and its
 //! retry gives the retry the reply without a second run; and an instance stopped right after
 //! answering, while Redis holds back its write of the reply, waits for that write before it
-//! exits, so another instance gives WeChat's retry the reply. The handler is a real app on loopback
+//! exits, so another instance gives WeChat's retry the reply; and a message arriving while
+//! Redis stalls is answered from memory at the fallback's deadline. The handler is a real app on loopback
 //! behind `--forward` that counts its calls. Redis is a private `redis-server` per test
 //! (the shared one is never stopped); PostgreSQL a schema of the test's own.
 
@@ -138,6 +139,41 @@ fn redis_killed_between_delivery_and_retry_the_retry_gets_the_reply_without_a_se
     let first_msg: Vec<_> = rows.iter().filter(|r| r["msg_id"] == "6000002").collect();
     assert_eq!(first_msg.len(), 1, "one log entry for the message: {rows:?}");
     assert_eq!(first_msg[0]["attempts"], 2, "{rows:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Redis that stops answering (its writes held back for 3 s) does not hold a message for
+/// long: the claim falls back to memory at the fallback's 500 ms deadline — sooner than the
+/// Redis connection's own 1 s response timeout, and long before Redis answers again — and
+/// WeChat's retry during the outage gets the reply without a second run.
+#[test]
+fn a_message_arriving_while_redis_stalls_is_answered_from_memory_at_the_fallback_deadline() {
+    let Some(redis) = private_redis() else { return };
+    let app = CountingApp::start("answered while redis stalls", Duration::ZERO);
+    let dir = temp_dir("dedup-stall");
+    let srv = serve(&dir, &redis, &app, &[]);
+    let openid = format!("o_stall_{}", rand::random::<u32>());
+    let target = format!("{}?{}", srv.path(), signed_query(TOKEN, &openid));
+    // One message while Redis answers: the connection to it is open.
+    let (status, warm) = post(&srv.addr(), &target, &text_xml(&openid, 6_000_010, "hello"));
+    assert!(status.starts_with("HTTP/1.1 200") && warm.contains("answered while redis stalls"), "{warm}");
+
+    pause_writes(redis.port(), 3_000);
+    let body = text_xml(&openid, 6_000_011, "hello");
+    let sent = std::time::Instant::now();
+    let (status, first) = post(&srv.addr(), &target, &body);
+    let took = sent.elapsed();
+    assert!(status.starts_with("HTTP/1.1 200") && first.contains("answered while redis stalls"), "{first}");
+    assert!(took < Duration::from_millis(900), "answered after {took:?}: not at the 500 ms deadline");
+    // WeChat's retry, Redis still stalled: the same reply, from memory, no second run.
+    let (status, retry) = post(&srv.addr(), &target, &body);
+    assert!(status.starts_with("HTTP/1.1 200"), "{retry}");
+    assert!(retry.contains("<Content><![CDATA[answered while redis stalls]]></Content>"), "{retry}");
+    assert_eq!(app.calls(), 2, "the warm-up and the stalled message, each handled once");
+
+    let (status, err) = srv.stop();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("shared dedup store failed; using the local fallback"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
