@@ -32,19 +32,32 @@ pub enum Claim {
 
 /// What a store may hand back with a claim so that completing it costs less: for
 /// [`MemoryDedupStore`](crate::memory::MemoryDedupStore), the key's keyed fingerprint, so
-/// that [`DedupStore::complete_claimed`] does not hash the key a second time. Opaque: only
-/// the store that made it reads it, and any other store ignores it.
-#[derive(Clone, Copy, Default, PartialEq, Eq)]
+/// that [`DedupStore::complete_claimed`] does not hash the key a second time, and where the
+/// claim left the key, so that it need not look the key up. Opaque: only the store that
+/// made it reads it, and any other store ignores it. Two tickets are equal when they stand
+/// for the same key in the same store (where the key was is only a hint).
+#[derive(Clone, Copy, Default)]
 pub struct Ticket {
     /// The store that made it (0: none).
     pub(crate) store: u64,
     pub(crate) fingerprint: [u64; 2],
+    /// Where the key was when the ticket was made (the memory store's slot number); checked
+    /// before it is used.
+    pub(crate) slot: u32,
 }
 
 impl Ticket {
     /// No ticket: the store works from the key.
-    pub const NONE: Self = Self { store: 0, fingerprint: [0; 2] };
+    pub const NONE: Self = Self { store: 0, fingerprint: [0; 2], slot: 0 };
 }
+
+impl PartialEq for Ticket {
+    fn eq(&self, other: &Self) -> bool {
+        (self.store, self.fingerprint) == (other.store, other.fingerprint)
+    }
+}
+
+impl Eq for Ticket {}
 
 impl std::fmt::Debug for Ticket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

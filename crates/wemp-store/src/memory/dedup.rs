@@ -18,7 +18,8 @@
 //! but they are built to spread a table's buckets, not to be a pseudorandom function nobody
 //! can find collisions of; here a collision is a wrong reply, not a slow bucket. The key is
 //! hashed once a delivery: the claim's [`Ticket`] carries the fingerprint to the
-//! completion.)
+//! completion, and the number of the slot the claim left the key in, which the completion
+//! uses without a look-up when that slot still holds the fingerprint.)
 //!
 //! The entries live in a ring in recency order ([`Slot`]s, coldest first), and the table
 //! only maps a fingerprint to its slot's number: four bytes a bucket, so the table for
@@ -251,12 +252,15 @@ impl Inner {
         if ticket.store == self.id { Fp(ticket.fingerprint) } else { self.fingerprint(key) }
     }
 
-    fn ticket(&self, fp: Fp) -> Ticket {
-        Ticket { store: self.id, fingerprint: fp.0 }
+    /// A ticket for the key of `fp`, now in slot `n`.
+    fn ticket(&self, fp: Fp, n: u32) -> Ticket {
+        Ticket { store: self.id, fingerprint: fp.0, slot: n }
     }
 
     fn ms(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
+        let since = at.saturating_duration_since(self.epoch);
+        // `as_millis` without its 128-bit product (the same value below 584 million years).
+        since.as_secs().saturating_mul(1000).saturating_add(u64::from(since.subsec_millis()))
     }
 
     /// The number of `fp`'s slot, if the key is held.
@@ -264,6 +268,16 @@ impl Inner {
         let (slots, head) = (&self.slots, self.head);
         let at = |n: u32| slots.get(n.wrapping_sub(head) as usize);
         self.index.find(fp.hash(), |&n| at(n).is_some_and(|s| s.fp == fp)).copied()
+    }
+
+    /// The number of the slot of the key that `ticket` (made by this store for `fp`) was
+    /// claimed in, if the key is still there (not moved by a retry, released, evicted, or
+    /// renumbered); else [`Inner::find`]'s answer. A slot still holding `fp`, not left
+    /// behind, is the key's: a key has one such slot, and the table points to it.
+    fn find_claimed(&self, fp: Fp, ticket: Ticket) -> Option<u32> {
+        let hinted =
+            ticket.store == self.id && self.slot(ticket.slot).is_some_and(|s| s.fp == fp && !s.is_gone());
+        if hinted { Some(ticket.slot) } else { self.find(fp) }
     }
 
     fn slot(&self, n: u32) -> Option<&Slot> {
@@ -294,12 +308,13 @@ impl Inner {
         }
     }
 
-    /// Adds a slot at the back for a key not held.
-    fn insert(&mut self, fp: Fp, state: State, expires: u64) {
+    /// Adds a slot at the back for a key not held; its number.
+    fn insert(&mut self, fp: Fp, state: State, expires: u64) -> u32 {
         let n = self.push(fp, state, expires);
         let (slots, head) = (&self.slots, self.head);
         let hash = |&n: &u32| slots.get(n.wrapping_sub(head) as usize).map_or(0, |s| s.fp.hash());
         self.index.insert_unique(fp.hash(), n, hash);
+        n
     }
 
     /// Appends a slot; its number.
@@ -311,23 +326,25 @@ impl Inner {
     }
 
     /// Moves the key of slot `n` to a new slot at the back with `state` and `expires`; the
-    /// state it had (its reply not yet forgotten).
-    fn renew(&mut self, n: u32, state: State, expires: u64) -> State {
-        let Some(slot) = self.slot_mut(n) else { return state };
+    /// state it had (its reply not yet forgotten) and the key's slot number now.
+    fn renew(&mut self, n: u32, state: State, expires: u64) -> (State, u32) {
+        let Some(slot) = self.slot_mut(n) else { return (state, n) };
         let (fp, old) = (slot.fp, std::mem::replace(&mut slot.state, State::Gone));
         let new = self.push(fp, state, expires);
         if let Some(number) = self.index.find_mut(fp.hash(), |&m| m == n) {
             *number = new;
         }
+        // Compaction renumbers the slots: `new` may then be another key's, or none (a ticket
+        // checks its slot before it trusts it).
         self.compact();
-        old
+        (old, new)
     }
 
     /// Marks the key of slot `n` as just used: it moves to the back, and its reply (`text`,
     /// just read from the store) to the newest chunk, so that chunks empty in the order of
-    /// use.
-    fn touch(&mut self, n: u32, text: &str) {
-        let Some(slot) = self.slot_mut(n) else { return };
+    /// use. The key's slot number now.
+    fn touch(&mut self, n: u32, text: &str) -> u32 {
+        let Some(slot) = self.slot_mut(n) else { return n };
         let expires = slot.expires;
         let state = match std::mem::replace(&mut slot.state, State::Gone) {
             State::Reply(span) => {
@@ -337,7 +354,7 @@ impl Inner {
             }
             other => other,
         };
-        self.renew(n, state, expires);
+        self.renew(n, state, expires).1
     }
 
     /// Drops the key of slot `n`; its state (its reply already forgotten).
@@ -368,14 +385,19 @@ impl Inner {
         }
     }
 
+    /// Whether the store holds more than `capacity` keys or more than `max_bytes` bytes
+    /// (eviction would take a key; never the last one for bytes).
+    fn over(&self, capacity: usize, max_bytes: usize) -> bool {
+        self.len() > capacity || (self.bytes() > max_bytes && self.len() > 1)
+    }
+
     /// Drops expired keys from the cold end, then the least recently used ones while the
     /// store holds more than `capacity` keys or more than `max_bytes` bytes (but never the
     /// last key).
     fn evict(&mut self, capacity: usize, max_bytes: usize, now: u64) {
         while let Some(front) = self.slots.front() {
             if !front.is_gone() {
-                let full = self.len() > capacity || (self.bytes() > max_bytes && self.len() > 1);
-                if !full && front.expires > now {
+                if !self.over(capacity, max_bytes) && front.expires > now {
                     break;
                 }
                 let (hash, head) = (front.fp.hash(), self.head);
@@ -497,11 +519,10 @@ impl MemoryDedupStore {
         let inner = &mut *guard;
         let now = inner.ms(Instant::now());
         let fp = inner.fingerprint(key);
-        let ticket = inner.ticket(fp);
         let expires = now.saturating_add(millis(in_flight_ttl));
         // The channel is made by the first retry that waits (most messages have none).
         let claim = State::InFlight(None);
-        match inner.find(fp) {
+        let n = match inner.find(fp) {
             None => inner.insert(fp, claim, expires),
             Some(n) => match inner.slot(n).filter(|s| s.expires > now) {
                 Some(slot) => {
@@ -509,19 +530,22 @@ impl MemoryDedupStore {
                         Some(reply) => Claim::Done(reply),
                         None => Claim::InFlight,
                     };
-                    inner.touch(n, if let Claim::Done(text) = &answer { text } else { "" });
-                    return (answer, ticket);
+                    let moved = inner.touch(n, if let Claim::Done(text) = &answer { text } else { "" });
+                    return (answer, inner.ticket(fp, moved));
                 }
                 // Expired: a claim like a new key's (an in-flight sender dropped here wakes
                 // its waiters).
                 None => {
-                    let old = inner.renew(n, claim, expires);
+                    let (old, moved) = inner.renew(n, claim, expires);
                     inner.forget(&old);
+                    moved
                 }
             },
-        }
+        };
         self.evict(inner, now);
-        (Claim::New, ticket)
+        // (Should eviction have taken the new slot, as it does with an in-flight TTL of
+        // zero, the completion finds the slot gone and looks the key up.)
+        (Claim::New, inner.ticket(fp, n))
     }
 
     /// [`DedupStore::complete_claimed`] and [`DedupStore::complete_claimed_now`] (and
@@ -536,7 +560,7 @@ impl MemoryDedupStore {
         // Completing is not a use: the key keeps its place in the recency order (its
         // claim's), so that a message costs one slot, not two.
         let done = inner.done(reply);
-        let previous = match inner.find(fp) {
+        let previous = match inner.find_claimed(fp, ticket) {
             Some(n) => inner.slot_mut(n).map(|slot| {
                 slot.expires = expires;
                 std::mem::replace(&mut slot.state, done)
@@ -549,7 +573,12 @@ impl MemoryDedupStore {
         if let Some(previous) = &previous {
             inner.forget(previous);
         }
-        self.evict(inner, now);
+        // Over a bound only when this reply (or a retry's answer since the last eviction)
+        // opened a chunk, or the key came back; expired keys are swept by the claims of
+        // new keys, each of which evicts.
+        if inner.over(self.capacity, self.max_bytes) {
+            self.evict(inner, now);
+        }
         drop(guard);
         if let Some(State::InFlight(Some(tx))) = previous
             && tx.receiver_count() > 0
@@ -941,6 +970,73 @@ mod tests {
         // And so does a claim's ticket of a retry (the same fingerprint as the first's).
         let (claim, again) = one.claim_ticket("k", TTL).await.unwrap();
         assert_eq!((claim, again), (Claim::Done("r".into()), ticket));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_completion_lands_on_its_own_key_wherever_the_claim_left_it() {
+        let store = MemoryDedupStore::new(100);
+        // Still where the claim put it: the ticket's slot is the key's.
+        let (_, a) = store.claim_ticket("a", TTL).await.unwrap();
+        store.complete_claimed("a", a, "ra", TTL).await.unwrap();
+        assert_eq!(store.claim("a", TTL).await.unwrap(), Claim::Done("ra".into()));
+
+        // Moved by a retry: the ticket's slot is left behind (same fingerprint, gone).
+        let (_, b) = store.claim_ticket("b", TTL).await.unwrap();
+        assert_eq!(store.claim("b", TTL).await.unwrap(), Claim::InFlight);
+        store.complete_claimed("b", b, "rb", TTL).await.unwrap();
+        assert_eq!(store.claim("b", TTL).await.unwrap(), Claim::Done("rb".into()));
+
+        // Renumbered by a compaction: the ticket's slot number is another key's now.
+        let store = MemoryDedupStore::new(100);
+        store.claim("p", TTL).await.unwrap();
+        store.claim("p", TTL).await.unwrap();
+        let (_, c) = store.claim_ticket("c", TTL).await.unwrap();
+        store.claim("q", TTL).await.unwrap();
+        store.claim("r", TTL).await.unwrap();
+        // Reads of "p" until the ring is compacted (it shrinks), and no further.
+        let mut before = 0;
+        while store.lock().slots.len() >= before {
+            before = store.lock().slots.len();
+            store.claim("p", TTL).await.unwrap();
+        }
+        {
+            let inner = store.lock();
+            assert!(inner.slot(c.slot).is_some_and(|s| s.fp.0 != c.fingerprint && !s.is_gone()));
+        }
+        store.complete_claimed("c", c, "rc", TTL).await.unwrap();
+        assert_eq!(store.claim("c", TTL).await.unwrap(), Claim::Done("rc".into()));
+        for k in ["p", "q", "r"] {
+            assert_eq!(store.claim(k, TTL).await.unwrap(), Claim::InFlight, "{k}'s claim untouched");
+        }
+
+        // Evicted (capacity 1): the completion brings the key back in a slot of its own.
+        let store = MemoryDedupStore::new(1);
+        let (_, e) = store.claim_ticket("e", TTL).await.unwrap();
+        let (_, f) = store.claim_ticket("f", TTL).await.unwrap();
+        assert_eq!(store.lock().slot(e.slot).map(|s| s.fp.0), None, "e's slot left the ring");
+        store.complete_claimed("e", e, "re", TTL).await.unwrap();
+        assert_eq!(store.claim("e", TTL).await.unwrap(), Claim::Done("re".into()));
+        store.complete_claimed("f", f, "rf", TTL).await.unwrap();
+        assert_eq!(store.claim("f", TTL).await.unwrap(), Claim::Done("rf".into()));
+        assert_eq!(store.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_completion_evicts_when_its_reply_goes_over_the_bytes_bound() {
+        // Chunks of 64 bytes (a 512-byte bound): each 100-byte reply opens its own.
+        let store = MemoryDedupStore::new(100).max_bytes(512);
+        let reply = |k: &str| k.repeat(100);
+        store.claim("a", TTL).await.unwrap();
+        store.claim("b", TTL).await.unwrap();
+        store.complete("a", &reply("a"), TTL).await.unwrap();
+        assert_eq!((store.len(), store.bytes()), (2, 2 * ENTRY_BYTES + 100));
+        // b's reply would make 2 * 128 + 200 = 456 ... and c's claim 584: over.
+        store.claim("c", TTL).await.unwrap();
+        assert_eq!((store.len(), store.bytes()), (3, 3 * ENTRY_BYTES + 100));
+        store.complete("b", &reply("b"), TTL).await.unwrap();
+        // 3 * 128 + 200 = 584 > 512: the coldest key, "a", went with its chunk.
+        assert_eq!((store.len(), store.bytes()), (2, 2 * ENTRY_BYTES + 100));
+        assert_eq!(store.claim("a", TTL).await.unwrap(), Claim::New);
     }
 
     #[tokio::test(start_paused = true)]
