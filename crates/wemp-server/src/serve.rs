@@ -833,6 +833,11 @@ impl HttpBody for Timed {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.get_mut();
+        if this.inner.is_end_stream() {
+            // All of a declared length has come (or there was no body): hyper's channel would
+            // say so only after taking its lock twice and registering the waker again.
+            return Poll::Ready(None);
+        }
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
@@ -1206,6 +1211,42 @@ mod tests {
         // piece would close ~600 ms after it.
         assert!(closed >= Duration::from_millis(550), "closed {closed:?} after the first piece");
         assert!(after_second < Duration::from_millis(450), "closed {after_second:?} after the second piece");
+        served.abort();
+    }
+
+    /// A body that comes in two writes, declared or chunked, reaches the handler whole, and the
+    /// connection serves the next request.
+    #[tokio::test]
+    async fn a_body_in_pieces_reaches_the_handler_whole() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let echo = axum::Router::new().route(
+            "/echo",
+            axum::routing::post(|body: Bytes| async move { format!("[{}]", String::from_utf8_lossy(&body)) }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = tokio::spawn(serve_router(listener, echo, Limits::default(), std::future::pending()));
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        let pieces: [&[u8]; 4] = [
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello",
+            b"world",
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+            b"2\r\nde\r\n0\r\n\r\n",
+        ];
+        for (pair, want) in pieces.chunks(2).zip(["[helloworld]", "[abcde]"]) {
+            conn.write_all(pair[0]).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            conn.write_all(pair[1]).await.unwrap();
+            let mut answer = Vec::new();
+            while !answer.ends_with(want.as_bytes()) {
+                let mut buf = [0_u8; 512];
+                let n = conn.read(&mut buf).await.unwrap();
+                assert!(n > 0, "closed before the answer: {:?}", String::from_utf8_lossy(&answer));
+                answer.extend_from_slice(&buf[..n]);
+                assert!(answer.len() < 4096, "{:?}", String::from_utf8_lossy(&answer));
+            }
+            assert!(answer.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&answer));
+        }
         served.abort();
     }
 
