@@ -61,12 +61,12 @@ impl NonceSource for RandomNonce {
         rand::random::<u128>().to_le_bytes()
     }
 
+    /// [`RandomNonce::nonce_in`]'s digits, as a `String`.
     fn nonce(&self) -> String {
-        rand::random::<u32>().to_string()
+        self.nonce_in(&mut NonceBuf::new()).to_owned()
     }
 
-    /// A random `u32` in decimal, as [`RandomNonce::nonce`], written without a `String` or
-    /// `core::fmt`.
+    /// A random `u32` in decimal, written without a `String` or `core::fmt`.
     fn nonce_in<'b>(&self, buf: &'b mut NonceBuf) -> &'b str {
         buf.number(rand::random())
     }
@@ -89,7 +89,8 @@ mod tests {
     }
 
     /// A source with only `nonce` gives it through `nonce_in`; `RandomNonce` writes a random
-    /// `u32`'s decimal digits, as its `nonce` does, different from call to call.
+    /// `u32`'s decimal digits, different from call to call, and its `nonce` is the same as a
+    /// `String`.
     #[test]
     fn nonce_in_gives_the_source_s_nonce() {
         let mut buf = NonceBuf::new();
@@ -103,6 +104,12 @@ mod tests {
             seen.insert(nonce.to_owned());
         }
         assert!(seen.len() > 60, "{seen:?}");
+        // `nonce` gives the same kind of number, as a `String`.
+        let owned: std::collections::HashSet<String> = (0..64).map(|_| RandomNonce.nonce()).collect();
+        assert!(owned.len() > 60, "{owned:?}");
+        for nonce in &owned {
+            assert_eq!(&nonce.parse::<u32>().unwrap().to_string(), nonce);
+        }
         assert_eq!(NonceBuf::new().number(u32::MAX), "4294967295");
         assert_eq!(NonceBuf::new().number(0), "0");
     }

@@ -14,7 +14,7 @@ pub mod extract;
 mod forward;
 mod handler;
 mod late;
-mod log;
+pub mod log;
 mod metrics;
 pub mod observe;
 mod reject;

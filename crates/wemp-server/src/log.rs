@@ -1,6 +1,19 @@
-//! Log helpers: shortened OpenIDs.
+//! Log helpers: shortened OpenIDs, and a span's values handed to a subscriber as text.
+//!
+//! `wemp serve` makes a `wechat` span for each message (its `%` values: the appid, mode,
+//! message type, shortened OpenID and dedup outcome), and its log layer keeps them so that a
+//! line written inside the span later can print them. Under tracing 0.1 a `%` value reaches
+//! a subscriber only as a `&dyn Debug` borrowed for the call, so keeping one means formatting
+//! it: five `Display` calls through one `core::fmt::write` (~800 instructions a message, by
+//! callgrind). The values are plain text pieces (`Text`, `ShortId`), so wemp-server hands
+//! their text over beside the span, on the thread making it ([`take_handed`]): a subscriber
+//! that takes it keeps that instead of formatting, and any other subscriber formats the `%`
+//! values as before. Only spans wemp-server makes are handed over, and only once a subscriber
+//! that takes them is set up ([`handed_values_are_taken`]).
 
+use std::cell::RefCell;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// An OpenID for logs: `oyOR…f0rs` unless full ids were asked for.
 pub(crate) struct ShortId<'a> {
@@ -14,32 +27,38 @@ impl<'a> ShortId<'a> {
     }
 }
 
-impl fmt::Display for ShortId<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Pieces for ShortId<'_> {
+    fn pieces<E>(&self, mut put: impl FnMut(&str) -> Result<(), E>) -> Result<(), E> {
         // Slices at char boundaries, no allocation: this runs for every request whose span
         // is recorded.
         let id = self.id;
         if self.full || id.len() <= 8 {
             // At most eight bytes are at most eight chars.
-            return f.write_str(id);
+            return put(id);
         }
         if id.is_ascii() {
             // An OpenID, as a rule: bytes are chars. Three writes: the eleven bytes assembled
             // and checked again as UTF-8 (`str::from_utf8`) cost more (callgrind, a message's
             // span under `wemp serve`: 263 → 230 instructions).
-            f.write_str(&id[..4])?;
-            f.write_str("…")?;
-            return f.write_str(&id[id.len() - 4..]);
+            put(&id[..4])?;
+            put("…")?;
+            return put(&id[id.len() - 4..]);
         }
         // Eight chars or fewer in more than eight bytes: as it is.
         if id.chars().nth(8).is_none() {
-            return f.write_str(id);
+            return put(id);
         }
         let head_end = id.char_indices().nth(4).map_or(id.len(), |(i, _)| i);
         let tail_start = id.char_indices().rev().nth(3).map_or(0, |(i, _)| i);
-        f.write_str(&id[..head_end])?;
-        f.write_str("…")?;
-        f.write_str(&id[tail_start..])
+        put(&id[..head_end])?;
+        put("…")?;
+        put(&id[tail_start..])
+    }
+}
+
+impl fmt::Display for ShortId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.pieces(|piece| f.write_str(piece))
     }
 }
 
@@ -47,9 +66,170 @@ impl fmt::Display for ShortId<'_> {
 /// it is: `str`'s own `Display` goes through `Formatter::pad` for a width no log field has.
 pub(crate) struct Text<'a>(pub(crate) &'a str);
 
+impl Pieces for Text<'_> {
+    fn pieces<E>(&self, mut put: impl FnMut(&str) -> Result<(), E>) -> Result<(), E> {
+        put(self.0)
+    }
+}
+
 impl fmt::Display for Text<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.0)
+    }
+}
+
+/// A span value whose text is written in whole pieces: what its `Display` writes, piece by
+/// piece (its `Display` is `pieces` into the `Formatter`), so that the same text can be
+/// handed over without a `Formatter` ([`handing`]).
+pub(crate) trait Pieces: fmt::Display {
+    /// Gives each piece of the text to `put`, in order, stopping at its first error.
+    fn pieces<E>(&self, put: impl FnMut(&str) -> Result<(), E>) -> Result<(), E>;
+}
+
+/// Whether a subscriber that takes handed values ([`take_handed`]) has been set up in this
+/// process; until then nothing is handed over (library users with another subscriber pay
+/// nothing for it).
+static TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// The most values handed over for one span.
+const HANDED_MAX: usize = 8;
+
+/// Bytes of handed text past which the values are not handed over (the subscriber formats the
+/// span's values instead).
+const HANDED_ROOM: usize = 128;
+
+/// A span's values as text, handed over beside the span and read by a subscriber in
+/// [`take_handed`]: value `i` is the text that the `i`-th field of the span's
+/// callsite writes with its `Display`, for the first [`HandedValues::len`] fields; the span is
+/// given no other values when it is made (fields recorded later are recorded as usual).
+#[derive(Debug)]
+pub struct HandedValues {
+    /// The values, one after the other (a `String` of the thread's, its capacity kept).
+    text: String,
+    /// Where each value's text ends.
+    ends: [usize; HANDED_MAX],
+    len: usize,
+    /// Set while a span is made with these values, until a subscriber takes them.
+    ready: bool,
+}
+
+impl HandedValues {
+    const fn new() -> Self {
+        Self { text: String::new(), ends: [0; HANDED_MAX], len: 0, ready: false }
+    }
+
+    /// The values' text, one after the other.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Where each value's text ends in [`HandedValues::text`], in the order of the fields.
+    pub fn ends(&self) -> &[usize] {
+        &self.ends[..self.len]
+    }
+
+    /// The number of values handed over.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no value was handed over.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+thread_local! {
+    /// The values of the span being made on this thread, if they are handed over.
+    static HANDED: RefCell<HandedValues> = const { RefCell::new(HandedValues::new()) };
+}
+
+/// Notes that a subscriber taking handed values ([`take_handed`]) is set up: from then on
+/// wemp-server hands its spans' values over (a span made under another subscriber then costs
+/// the handing, ~400 instructions by callgrind, and formats its values as before; until then
+/// nothing is handed over).
+pub fn handed_values_are_taken() {
+    TAKEN.store(true, Ordering::Relaxed);
+}
+
+/// For a subscriber, while it is told of a new span (`on_new_span`): the span's values, as
+/// text, if they were handed over for it (see [`HandedValues`]); taken once, so a second call
+/// gets `None`. `None` too for every span made any other way, whose values are to be
+/// recorded from its attributes as usual.
+pub fn take_handed<R>(take: impl FnOnce(&HandedValues) -> R) -> Option<R> {
+    if !TAKEN.load(Ordering::Relaxed) {
+        return None;
+    }
+    HANDED.with(|handed| {
+        let mut handed = handed.try_borrow_mut().ok()?;
+        if !handed.ready {
+            return None;
+        }
+        handed.ready = false;
+        Some(take(&handed))
+    })
+}
+
+/// Makes a span (`make`, which makes exactly one) with its first fields' values handed over
+/// as text by `hand` (a subscriber set up for it takes them in [`take_handed`]; any other
+/// formats the span's `%` values as usual). `hand` gives the same values, in the same order,
+/// as the span's first fields are given, through [`Hand::value`].
+pub(crate) fn handing(
+    hand: impl FnOnce(&mut Hand<'_>),
+    make: impl FnOnce() -> tracing::Span,
+) -> tracing::Span {
+    if !TAKEN.load(Ordering::Relaxed) {
+        return make();
+    }
+    let handed = HANDED.with(|handed| {
+        let Ok(mut handed) = handed.try_borrow_mut() else { return false };
+        handed.text.clear();
+        handed.len = 0;
+        let mut writing = Hand { handed: &mut handed, ok: true };
+        hand(&mut writing);
+        let ok = writing.ok && handed.text.len() <= HANDED_ROOM;
+        if !ok && handed.text.capacity() > 4 * HANDED_ROOM {
+            // One huge value does not stay resident in every thread.
+            handed.text = String::new();
+        }
+        handed.ready = ok;
+        ok
+    });
+    let span = make();
+    if handed {
+        // Not taken (the span was not made, or made under another subscriber): not for the next.
+        HANDED.with(|h| {
+            if let Ok(mut h) = h.try_borrow_mut() {
+                h.ready = false;
+            }
+        });
+    }
+    span
+}
+
+/// The values [`handing`] hands over, given one by one.
+pub(crate) struct Hand<'a> {
+    handed: &'a mut HandedValues,
+    /// False once more values were given than are handed over.
+    ok: bool,
+}
+
+impl Hand<'_> {
+    /// Hands over the next field's value: the text its `Display` writes.
+    pub(crate) fn value(&mut self, value: &impl Pieces) -> &mut Self {
+        let handed = &mut *self.handed;
+        let _ = value.pieces(|piece| {
+            handed.text.push_str(piece);
+            Ok::<(), std::convert::Infallible>(())
+        });
+        match handed.ends.get_mut(handed.len) {
+            Some(end) => {
+                *end = handed.text.len();
+                handed.len += 1;
+            }
+            None => self.ok = false,
+        }
+        self
     }
 }
 

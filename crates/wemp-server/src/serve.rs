@@ -12,7 +12,8 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -417,13 +418,14 @@ async fn serve_connection<A: App>(
     limits: Limits,
     mut stop: watch::Receiver<bool>,
 ) {
-    let state = Arc::new(Mutex::new(Phase::Fresh(Instant::now())));
+    let accepted = Instant::now();
+    let state = Arc::new(Phase::new());
     let io = TokioIo::new(Guarded { inner: stream, state: state.clone() });
     let svc_state = state.clone();
     let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let app = app.clone();
         let state = svc_state.clone();
-        busy(&state);
+        state.busy();
         let (parts, body) = req.into_parts();
         let req = http::Request::from_parts(
             parts,
@@ -435,7 +437,7 @@ async fn serve_connection<A: App>(
             if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
                 // A WebSocket (the relay): the connection now belongs to its handler, which
                 // keeps its own liveness checks; the HTTP bounds no longer apply.
-                *lock(&state) = Phase::Upgraded;
+                state.upgraded();
             }
             // The body as it is, in the wrapper (hyper takes any body: no box for it).
             Ok::<_, Infallible>(resp.map(|inner| Done { inner, state: Some(state) }))
@@ -450,7 +452,7 @@ async fn serve_connection<A: App>(
     builder.writev(false);
     let conn = builder.serve_connection(io, svc).with_upgrades();
     let mut conn = std::pin::pin!(conn);
-    let mut watchdog = Watchdog::new(state.clone(), limits);
+    let mut watchdog = Watchdog::new(state.clone(), limits, accepted);
     // The stop signal's future is polled again only once the signal has changed (or for
     // another waker): in between it stays registered with the task's waker, where polling it
     // at each of the connection's wakes cost ~200 instructions for nothing.
@@ -478,7 +480,7 @@ async fn serve_connection<A: App>(
         () = stopped => {
             // A connection with no request in the service owes nobody an answer: close it
             // now. One that is serving finishes its response (bounded by the grace).
-            if !matches!(*lock(&state), Phase::Busy(_)) {
+            if !state.is_busy() {
                 tracing::debug!(%peer, "shutting down: closing a connection with no request in progress");
                 return;
             }
@@ -614,41 +616,83 @@ impl<F: Future<Output = Result<http::Response<Body>, Infallible>>> Future for Fr
     }
 }
 
-/// Where a connection is in its life, for the header and idle bounds.
-#[derive(Clone, Copy, Debug)]
-enum Phase {
-    /// Accepted at this instant, no request yet: the header bound runs.
-    Fresh(Instant),
-    /// The first byte of a request arrived at this instant: the header bound runs.
-    Reading(Instant),
+/// Where a connection is in its life, for the header and idle bounds: one word, where a
+/// mutex around an enum holding the instants was locked at every request's first bytes,
+/// dispatch and answer and at every poll of the watchdog.
+///
+/// Its low two bits are the kind ([`Phase::HEADERS`] and the others), then [`Phase::NEW`],
+/// then for [`Phase::BUSY`] a count. It holds no instant: a bound's start is read from the
+/// clock by the watchdog, polled after the connection in the same wake, when it first sees
+/// the phase ([`Phase::NEW`]), and kept there. It is read and written only from the
+/// connection's task (the stream, the service's future, the response body and the watchdog
+/// all live in it, and the runtime orders a task's polls), so plain loads and stores do.
+struct Phase(AtomicU64);
+
+impl Phase {
+    /// The header bound runs: from the connection's acceptance, or from a request's first
+    /// bytes.
+    const HEADERS: u64 = 0;
+    /// The last response is finished: the idle bound runs until a byte arrives.
+    const IDLE: u64 = 1;
     /// This many requests are in the service or their responses are being written: no bound.
-    Busy(usize),
-    /// The last response finished at this instant: the idle bound runs until a byte arrives.
-    Idle(Instant),
+    const BUSY: u64 = 2;
     /// Switched protocols (a WebSocket): no bound.
-    Upgraded,
-}
+    const UPGRADED: u64 = 3;
+    const KIND: u64 = 3;
+    /// The phase began since the watchdog last looked: its bound runs from then (read as
+    /// "now" when the watchdog sees it, microseconds later, after the connection's poll).
+    const NEW: u64 = 4;
+    /// One request in [`Phase::BUSY`]'s count.
+    const ONE: u64 = 8;
 
-fn lock(state: &Mutex<Phase>) -> std::sync::MutexGuard<'_, Phase> {
-    state.lock().unwrap_or_else(PoisonError::into_inner)
-}
+    /// Accepted, no request yet: the header bound runs from the acceptance (the watchdog's
+    /// first deadline).
+    fn new() -> Self {
+        Self(AtomicU64::new(Self::HEADERS))
+    }
 
-fn busy(state: &Mutex<Phase>) {
-    let mut p = lock(state);
-    *p = match *p {
-        Phase::Busy(n) => Phase::Busy(n + 1),
-        Phase::Upgraded => Phase::Upgraded,
-        _ => Phase::Busy(1),
-    };
-}
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
 
-fn done(state: &Mutex<Phase>) {
-    let mut p = lock(state);
-    *p = match *p {
-        Phase::Busy(n) if n > 1 => Phase::Busy(n - 1),
-        Phase::Upgraded => Phase::Upgraded,
-        _ => Phase::Idle(Instant::now()),
-    };
+    fn set(&self, word: u64) {
+        self.0.store(word, Ordering::Relaxed);
+    }
+
+    /// A request goes to the service.
+    fn busy(&self) {
+        let word = self.get();
+        self.set(match word & Self::KIND {
+            Self::BUSY => word + Self::ONE,
+            Self::UPGRADED => word,
+            _ => Self::ONE | Self::BUSY,
+        });
+    }
+
+    /// A response was written (or abandoned): when it was the last, the idle bound starts.
+    fn done(&self) {
+        let word = self.get();
+        self.set(match word & Self::KIND {
+            Self::BUSY if word >= 2 * Self::ONE => word - Self::ONE,
+            Self::UPGRADED => word,
+            _ => Self::NEW | Self::IDLE,
+        });
+    }
+
+    /// Bytes arrived: on an idle connection they start a request, and its header bound.
+    fn reading(&self) {
+        if self.get() & Self::KIND == Self::IDLE {
+            self.set(Self::NEW | Self::HEADERS);
+        }
+    }
+
+    fn upgraded(&self) {
+        self.set(Self::UPGRADED);
+    }
+
+    fn is_busy(&self) -> bool {
+        self.get() & Self::KIND == Self::BUSY
+    }
 }
 
 /// The header and idle bounds of a connection, polled after it (see `serve_connection`):
@@ -658,8 +702,10 @@ fn done(state: &Mutex<Phase>) {
 /// idle bound anew) is left for the timer to reach first, when the deadline in force is read
 /// again: a busy connection neither moves its timer nor polls it at every request.
 struct Watchdog {
-    state: Arc<Mutex<Phase>>,
+    state: Arc<Phase>,
     limits: Limits,
+    /// The deadline of the header or idle bound in force when the phase last had one.
+    deadline: Instant,
     timer: Pin<Box<Sleep>>,
     /// The waker the timer was last polled with: until the timer is moved or fires, polling
     /// it again with the same one changes nothing.
@@ -667,21 +713,28 @@ struct Watchdog {
 }
 
 impl Watchdog {
-    fn new(state: Arc<Mutex<Phase>>, limits: Limits) -> Self {
-        let deadline = match *lock(&state) {
-            Phase::Fresh(t) => t + limits.header_timeout,
-            _ => Instant::now() + limits.header_timeout,
-        };
-        Self { state, limits, timer: Box::pin(tokio::time::sleep_until(deadline)), polled: None }
+    /// For a connection accepted at `accepted`.
+    fn new(state: Arc<Phase>, limits: Limits, accepted: Instant) -> Self {
+        let deadline = accepted + limits.header_timeout;
+        let timer = Box::pin(tokio::time::sleep_until(deadline));
+        Self { state, limits, deadline, timer, polled: None }
     }
 
     /// Ready with what timed out once the bound in force has passed.
     fn poll_overdue(&mut self, cx: &mut Context<'_>) -> Poll<&'static str> {
-        let (deadline, what) = match *lock(&self.state) {
-            Phase::Fresh(t) | Phase::Reading(t) => (t + self.limits.header_timeout, "request headers"),
-            Phase::Idle(t) => (t + self.limits.idle_timeout, "idle keep-alive"),
-            Phase::Busy(_) | Phase::Upgraded => return Poll::Pending,
+        let word = self.state.get();
+        let (bound, what) = match word & Phase::KIND {
+            Phase::HEADERS => (self.limits.header_timeout, "request headers"),
+            Phase::IDLE => (self.limits.idle_timeout, "idle keep-alive"),
+            _ => return Poll::Pending,
         };
+        if word & Phase::NEW != 0 {
+            // A response finished, or a request's first bytes came and its head is not
+            // complete, in the connection's poll just made: the bound runs from now.
+            self.deadline = Instant::now() + bound;
+            self.state.set(word & !Phase::NEW);
+        }
+        let deadline = self.deadline;
         let polled = self.polled.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
         if deadline < self.timer.deadline() {
             self.timer.as_mut().reset(deadline);
@@ -709,7 +762,7 @@ impl Watchdog {
 /// which the header bound runs).
 struct Guarded {
     inner: TcpStream,
-    state: Arc<Mutex<Phase>>,
+    state: Arc<Phase>,
 }
 
 impl AsyncRead for Guarded {
@@ -718,10 +771,7 @@ impl AsyncRead for Guarded {
         let before = buf.filled().len();
         ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
         if buf.filled().len() > before {
-            let mut p = lock(&this.state);
-            if let Phase::Idle(_) = *p {
-                *p = Phase::Reading(Instant::now());
-            }
+            this.state.reading();
         }
         Poll::Ready(Ok(()))
     }
@@ -783,6 +833,11 @@ impl HttpBody for Timed {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.get_mut();
+        if this.inner.is_end_stream() {
+            // All of a declared length has come (or there was no body): hyper's channel would
+            // say so only after taking its lock twice and registering the waker again.
+            return Poll::Ready(None);
+        }
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
@@ -804,13 +859,13 @@ impl HttpBody for Timed {
 /// The response body; when hyper drops it (written or abandoned) the connection is idle.
 struct Done {
     inner: Body,
-    state: Option<Arc<Mutex<Phase>>>,
+    state: Option<Arc<Phase>>,
 }
 
 impl Drop for Done {
     fn drop(&mut self) {
         if let Some(s) = self.state.take() {
-            done(&s);
+            s.done();
         }
     }
 }
@@ -1130,6 +1185,97 @@ mod tests {
         let closed = closed_after(&mut conn, t0).await;
         assert!(closed < Duration::from_secs(3), "closed after {closed:?}");
         tokio::time::timeout(Duration::from_secs(3), served).await.unwrap().unwrap().unwrap();
+    }
+
+    /// The header bound of a keep-alive connection's next request runs from its first bytes,
+    /// stamped by the watchdog after the poll that read them, not from later pieces of the head.
+    #[tokio::test]
+    async fn a_head_in_pieces_is_bounded_from_its_first_bytes() {
+        use tokio::io::AsyncWriteExt as _;
+        let limits = Limits::default()
+            .header_timeout(Duration::from_millis(600))
+            .idle_timeout(Duration::from_millis(5_000));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = tokio::spawn(serve_router(listener, said("ok"), limits, std::future::pending()));
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        ask(&mut conn).await;
+        conn.write_all(b"GET /k HTTP/1.1\r\n").await.unwrap();
+        let first = Instant::now();
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        conn.write_all(b"Host: x\r\n").await.unwrap();
+        let second = Instant::now();
+        let closed = closed_after(&mut conn, first).await;
+        let after_second = closed.saturating_sub(second - first);
+        // ~600 ms from the first piece, so ~250 ms after the second; a bound from the second
+        // piece would close ~600 ms after it.
+        assert!(closed >= Duration::from_millis(550), "closed {closed:?} after the first piece");
+        assert!(after_second < Duration::from_millis(450), "closed {after_second:?} after the second piece");
+        served.abort();
+    }
+
+    /// A body that comes in two writes, declared or chunked, reaches the handler whole, and the
+    /// connection serves the next request.
+    #[tokio::test]
+    async fn a_body_in_pieces_reaches_the_handler_whole() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let echo = axum::Router::new().route(
+            "/echo",
+            axum::routing::post(|body: Bytes| async move { format!("[{}]", String::from_utf8_lossy(&body)) }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = tokio::spawn(serve_router(listener, echo, Limits::default(), std::future::pending()));
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        let pieces: [&[u8]; 4] = [
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello",
+            b"world",
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+            b"2\r\nde\r\n0\r\n\r\n",
+        ];
+        for (pair, want) in pieces.chunks(2).zip(["[helloworld]", "[abcde]"]) {
+            conn.write_all(pair[0]).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            conn.write_all(pair[1]).await.unwrap();
+            let mut answer = Vec::new();
+            while !answer.ends_with(want.as_bytes()) {
+                let mut buf = [0_u8; 512];
+                let n = conn.read(&mut buf).await.unwrap();
+                assert!(n > 0, "closed before the answer: {:?}", String::from_utf8_lossy(&answer));
+                answer.extend_from_slice(&buf[..n]);
+                assert!(answer.len() < 4096, "{:?}", String::from_utf8_lossy(&answer));
+            }
+            assert!(answer.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&answer));
+        }
+        served.abort();
+    }
+
+    /// The phase's word: requests in the service counted, the idle bound from the last answer,
+    /// bytes on an idle connection a request's head (unstamped), an upgrade for good.
+    #[test]
+    fn the_phase_counts_requests_and_keeps_an_upgrade() {
+        let phase = Phase::new();
+        assert_eq!(phase.get(), Phase::HEADERS);
+        phase.reading();
+        assert_eq!(phase.get(), Phase::HEADERS, "the first request's bound runs from the accept");
+        phase.busy();
+        phase.busy();
+        phase.done();
+        assert!(phase.is_busy());
+        phase.done();
+        assert_eq!(phase.get(), Phase::NEW | Phase::IDLE);
+        phase.set(Phase::IDLE); // seen by the watchdog
+        phase.reading();
+        assert_eq!(phase.get(), Phase::NEW | Phase::HEADERS);
+        phase.set(Phase::HEADERS);
+        phase.reading();
+        assert_eq!(phase.get(), Phase::HEADERS, "later bytes of the head do not restart its bound");
+        phase.busy();
+        phase.upgraded();
+        phase.done();
+        phase.busy();
+        phase.reading();
+        assert_eq!(phase.get(), Phase::UPGRADED);
     }
 
     #[tokio::test]

@@ -150,3 +150,95 @@ async fn the_rule_reaches_the_span_from_the_router_and_from_a_handler_task() {
     assert!(!handler[1].contains("rule="), "{log}");
     assert!(named(&answered[1], "fallback"), "{log}");
 }
+
+/// The message span's values handed over as text (`wemp_server::log::take_handed`, what
+/// `wemp serve`'s log layer keeps instead of formatting them) are, field by field, what the
+/// span's own `%` values write: for a message and an event, in safe and plain mode, with the
+/// OpenID shortened and whole, and for a retry (another dedup outcome).
+#[tokio::test(flavor = "current_thread")]
+async fn the_span_values_handed_over_are_what_the_fields_write() {
+    use tracing::field::{Field, Visit};
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    /// A span's values, one text each.
+    type Values = Vec<String>;
+
+    /// Each `wechat` span's values as handed over, and as its fields write them.
+    #[derive(Clone, Default)]
+    struct Compare(Arc<Mutex<Vec<(Values, Values)>>>);
+
+    struct Written(Vec<String>);
+
+    impl Visit for Written {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            assert_eq!(field.index(), self.0.len(), "{}", field.name());
+            self.0.push(format!("{value:?}"));
+        }
+    }
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Compare {
+        fn on_register_dispatch(&self, _: &tracing::Dispatch) {
+            wemp_server::log::handed_values_are_taken();
+        }
+
+        fn on_new_span(
+            &self,
+            attrs: &tracing::span::Attributes<'_>,
+            _: &tracing::span::Id,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            let handed = wemp_server::log::take_handed(|handed| {
+                let mut start = 0;
+                let values = handed.ends().iter().map(|&end| {
+                    let value = handed.text()[start..end].to_owned();
+                    start = end;
+                    value
+                });
+                values.collect::<Vec<_>>()
+            });
+            // Taken once.
+            assert!(wemp_server::log::take_handed(|_| ()).is_none());
+            let mut written = Written(Vec::new());
+            attrs.record(&mut written);
+            if attrs.metadata().name() == "wechat" {
+                let handed = handed.expect("the message span's values handed over");
+                self.0.lock().unwrap().push((handed, written.0));
+            } else {
+                assert!(handed.is_none(), "handed over for another span: {handed:?}");
+            }
+        }
+    }
+
+    let compare = Compare::default();
+    let subscriber = tracing_subscriber::registry().with(compare.clone());
+    let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
+    tracing::info_span!("other", n = 1).in_scope(|| ());
+    let svc = service(Router::new().fallback(|| async { wemp_proto::Reply::text("ok") }));
+    for (mode, xml) in [
+        (Mode::Safe, text_xml("help", 40)),
+        (Mode::Safe, text_xml("help", 40)),
+        (Mode::Plain, event_xml("subscribe", None)),
+    ] {
+        assert_eq!(send(&svc, wechat_post(mode, &xml)).await.0, StatusCode::OK);
+    }
+    let full = builder(Router::new().fallback(|| async { wemp_proto::Reply::text("ok") }))
+        .log_full_openids(true)
+        .build()
+        .unwrap();
+    assert_eq!(send(&full, wechat_post(Mode::Safe, &text_xml("help", 41))).await.0, StatusCode::OK);
+    let seen = compare.0.lock().unwrap();
+    let values: Vec<_> = seen.iter().map(|(handed, _)| handed.join(" ")).collect();
+    assert_eq!(
+        values,
+        [
+            "wx2c2769f8efd9abc2 safe text oyOR…f0rs new",
+            "wx2c2769f8efd9abc2 safe text oyOR…f0rs cached",
+            "wx2c2769f8efd9abc2 plain event/subscribe oyOR…f0rs new",
+            format!("wx2c2769f8efd9abc2 safe text {OPENID} new").as_str(),
+        ]
+    );
+    for (handed, written) in seen.iter() {
+        assert_eq!(handed, written);
+    }
+}

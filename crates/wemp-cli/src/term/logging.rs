@@ -127,7 +127,10 @@ where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     L: Layer<S>,
 {
+    /// Also tells wemp-server that its spans' values are taken as text here (see
+    /// [`wemp_server::log::take_handed`]).
     fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
+        wemp_server::log::handed_values_are_taken();
         self.0.on_register_dispatch(subscriber);
     }
 
@@ -157,7 +160,9 @@ where
             return;
         }
         let mut given = Given::default();
-        if given.keep(attrs) {
+        // The values wemp-server handed over as text, for its spans (no formatting); any
+        // other span's values are formatted.
+        if wemp_server::log::take_handed(|handed| given.take(handed)).unwrap_or_else(|| given.keep(attrs)) {
             span.extensions_mut().replace(given);
             return;
         }
@@ -277,6 +282,18 @@ impl Given {
         let all = KeepAll { values, slots: RefCell::new(Slots { ends, len, ok: true }), end: &end };
         let written = write!(Counted { text, end: &end }, "{all}").is_ok();
         written && all.slots.into_inner().ok
+    }
+
+    /// [`Given::keep`] for values handed over as text: each value is a `%` value's text.
+    fn take(&mut self, handed: &wemp_server::log::HandedValues) -> bool {
+        let Self { text, ends, len } = self;
+        let start = text.len();
+        text.push_str(handed.text());
+        let mut slots = Slots { ends, len, ok: true };
+        for (index, &end) in handed.ends().iter().enumerate() {
+            slots.push(index, false, start + end);
+        }
+        slots.ok
     }
 
     /// [`Given::keep`] for values recorded later (`rule`, a `&str` as a rule): each one
@@ -439,20 +456,26 @@ struct Keep<'k, 'f, 'a> {
     slots: &'k mut Slots<'a>,
 }
 
+impl Slots<'_> {
+    /// Notes that the value of field `index` (a `&str` or not) ends at `end`.
+    fn push(&mut self, index: usize, is_str: bool, end: usize) {
+        match (u8::try_from(index), u16::try_from(end)) {
+            (Ok(index), Ok(end)) if *self.len < GIVEN_MAX => {
+                self.ends[*self.len] = (index, is_str, end);
+                *self.len += 1;
+            }
+            _ => self.ok = false,
+        }
+    }
+}
+
 impl Keep<'_, '_, '_> {
     fn kept(&mut self, field: &Field, is_str: bool) {
         let end = match &self.out {
             Out::Text(text) => text.len(),
             Out::Fmt(_, end) => end.get(),
         };
-        let slots = &mut *self.slots;
-        match (u8::try_from(field.index()), u16::try_from(end)) {
-            (Ok(index), Ok(end)) if *slots.len < GIVEN_MAX => {
-                slots.ends[*slots.len] = (index, is_str, end);
-                *slots.len += 1;
-            }
-            _ => slots.ok = false,
-        }
+        self.slots.push(field.index(), is_str, end);
     }
 }
 

@@ -1,12 +1,12 @@
 //! The body of a message-log segment: the entries of one appended batch, encoded compactly.
 //!
 //! ```text
-//! body    = 9:u8 n:u32le record* table        uncompressed (n = the length of the records)
-//!         | 10:u8 len:u32le lz4-block(n record* table)
+//! body    = 12:u8 n:u32le record* table       uncompressed (n = the length of the records)
+//!         | 13:u8 len:u32le lz4-block(n record* table)
 //!                                             LZ4 block format; len = the length of what it
 //!                                             compresses (what appends write for records
 //!                                             without a digest in their query)
-//!         | 11:u8 len:u32le m:u32le lifted lz4-block(n record* table, its digests lifted out)
+//!         | 14:u8 len:u32le m:u32le lifted lz4-block(n record* table, its digests lifted out)
 //!                                             what appends write: the query's digests are not
 //!                                             in what LZ4 compresses but beside it (`lifted`, m
 //!                                             bytes); len = the length of n record* table with
@@ -18,7 +18,7 @@
 //! fields  = received_at_ms:zigzag-varint appid:text openid:str msg_type:text
 //!                                             (what filters look at first; "" for none)
 //!           msg_id:opt-varint dedup_key:key event:opt-text mode:u8 dedup:u8
-//!           summary:opt-text raw_xml:opt-str reply_xml:opt-str outcome status:varint
+//!           summary:opt-text raw_xml:opt-doc reply_xml:opt-doc outcome status:varint
 //!           latency_us:varint handler:opt-text error:opt-str rejection:opt-rejection
 //!           peer query headers:text attempts:varint checks forward:opt-str
 //! table   = k:u32le end:u32le*k bytes          the body's strings: the i-th (from 0) is
@@ -26,6 +26,9 @@
 //!                                             is end(k-1) long (0 for k = 0)
 //! text    = (2 len):varint utf-8 bytes        a string in place
 //!         | (2 i + 1):varint                  the i-th string of the body's table
+//! doc     = o:varint len:varint utf-8 bytes  a document (the decrypted message, the reply):
+//!                                             o = 0, as it is; o = p + 1, the record's openid
+//!                                             taken out of it at byte p (put back there)
 //! key     = 0 none | 1 str
 //!         | 2                                 the standard form: the bytes of the record's
 //!                                             appid and openid as written ("" for none) and
@@ -43,6 +46,7 @@
 //!                                      `msg_signature`), as the 20 bytes they spell
 //!         | 4:head n:varint            `name=` a number of 1 to 19 digits without a leading
 //!                                      zero (`timestamp`, `nonce`)
+//!         | 5:head                     `name=` the record's openid (not empty: `openid`)
 //! k:head  = (k + 8n):u8                the n-th name WeChat sends (from 1: signature,
 //!                                      timestamp, nonce, openid, encrypt_type, msg_signature,
 //!                                      echostr)
@@ -78,8 +82,19 @@
 //! looks up, for nothing), more than the rest of the query: since format 11 they are
 //! lifted out of what it reads and stored as they are: LZ4 −1 100 a record, the encoder
 //! +50 to +90, and the body ~3 bytes a record smaller (a digest's gap is a byte or two, and
-//! LZ4 writes fewer sequences). Reading puts them back, a format-9 body as before; a
-//! partial delete rewrites such a body as format 10.
+//! LZ4 writes fewer sequences). Reading puts them back, a format-12 body (format 14; format
+//! 9 of format 11) as before; a partial delete rewrites such a body as format 13 (10).
+//!
+//! The record's openid (`FromUserName`) is also in the decrypted message, in the reply
+//! (`ToUserName`) and in the query: since format 12 it is written once, in its own field,
+//! and the documents and the query refer to it (a document gives where it was taken out; it
+//! is looked for where the last record's was, one comparison, before a search). Each copy
+//! differed from the record before and cost LZ4 a sequence and its hashed positions: with
+//! `scripts/bench-serve`'s messages LZ4 −600 instructions a record, the body ~17 % smaller.
+//!
+//! Bodies of formats 9 (uncompressed), 10 (LZ4) and 11 (LZ4, digests lifted), written before
+//! the openid was referred to, hold each document as an `opt-str` and no piece of kind 5;
+//! they read as the same record.
 //!
 //! Bodies of formats 7 (uncompressed) and 8 (LZ4), written before the table, hold no table
 //! (`body = 7:u8 record*`, `8:u8 len:u32le lz4-block(record*)`) and every string in place:
@@ -132,25 +147,39 @@ const FORMAT_LZ4_V3: u8 = 6;
 const FORMAT_RAW_V4: u8 = 7;
 /// LZ4 of the records of a [`FORMAT_RAW_V4`] body.
 const FORMAT_LZ4_V4: u8 = 8;
-/// Uncompressed records and the body's table of strings.
-const FORMAT_RAW: u8 = 9;
+/// Uncompressed records and the body's table of strings, each record's openid in place in its
+/// documents and query.
+const FORMAT_RAW_V5: u8 = 9;
+/// LZ4 of a [`FORMAT_RAW_V5`] body, as [`FORMAT_LZ4`] is of a [`FORMAT_RAW`] one.
+const FORMAT_LZ4_V5: u8 = 10;
+/// A [`FORMAT_RAW_V5`] body as [`FORMAT_LZ4_LIFTED`] is a [`FORMAT_RAW`] one.
+const FORMAT_LZ4_LIFTED_V5: u8 = 11;
+/// Uncompressed records and the body's table of strings, each record's openid referred to
+/// where its documents and query carry it.
+const FORMAT_RAW: u8 = 12;
 /// LZ4 (block format) of a [`FORMAT_RAW`] body past its format byte, after its length (u32 LE).
-const FORMAT_LZ4: u8 = 10;
+const FORMAT_LZ4: u8 = 13;
 /// A [`FORMAT_RAW`] body past its format byte, its query digests lifted out (beside the LZ4
 /// of the rest, uncompressed).
-const FORMAT_LZ4_LIFTED: u8 = 11;
+const FORMAT_LZ4_LIFTED: u8 = 14;
 
 /// The bytes of a query digest (`digest:20`).
 const DIGEST: usize = 20;
 
 /// The compressed format of an uncompressed one, and back.
-const PACKED: [(u8, u8); 5] = [
+const PACKED: [(u8, u8); 6] = [
     (FORMAT_RAW_V1, FORMAT_LZ4_V1),
     (FORMAT_RAW_V2, FORMAT_LZ4_V2),
     (FORMAT_RAW_V3, FORMAT_LZ4_V3),
     (FORMAT_RAW_V4, FORMAT_LZ4_V4),
+    (FORMAT_RAW_V5, FORMAT_LZ4_V5),
     (FORMAT_RAW, FORMAT_LZ4),
 ];
+
+/// Whether bodies of the uncompressed format `format` have a table of strings.
+fn has_table(format: u8) -> bool {
+    matches!(format, FORMAT_RAW | FORMAT_RAW_V5)
+}
 
 /// Why a body does not decode.
 pub(super) type Corrupt = &'static str;
@@ -167,18 +196,23 @@ fn encode<'a>(records: impl Iterator<Item = (u64, &'a DeliveryRecord)>) -> Vec<u
 }
 
 /// The strings of a body's table as they are written, kept between batches so that every
-/// batch does not allocate them afresh.
+/// batch does not allocate them afresh; and where the last record's openid was in its
+/// documents, so that every batch does not search for it afresh.
 #[derive(Debug, Default)]
 pub(super) struct Strings {
     /// The strings one after the other.
     bytes: Vec<u8>,
     /// Where each ends in `bytes`.
     ends: Vec<u32>,
+    /// Where the last record's openid was found in its decrypted message and in its reply
+    /// (where the next one's is looked for first: one comparison, where a search builds a
+    /// finder of ~1 000 instructions).
+    openid_at: [usize; 2],
 }
 
 impl Strings {
     pub(super) const fn new() -> Self {
-        Self { bytes: Vec::new(), ends: Vec::new() }
+        Self { bytes: Vec::new(), ends: Vec::new(), openid_at: [0; 2] }
     }
 
     /// The memory held, in bytes.
@@ -400,8 +434,9 @@ fn encode_fields<'a>(
     };
     out.extend_from_slice(&[mode, e.dedup.map_or(0, |d| d as u8 + 1)]);
     table.opt_text(out, Place::Summary, e.summary.as_deref());
-    opt_string(out, e.raw_xml.as_deref());
-    opt_string(out, e.reply_xml.as_deref());
+    let [raw_at, reply_at] = &mut table.strings.openid_at;
+    opt_doc(out, raw_at, openid.as_bytes(), e.raw_xml.as_deref());
+    opt_doc(out, reply_at, openid.as_bytes(), e.reply_xml.as_deref());
     match &e.outcome {
         RecordOutcome::Answered => out.push(0),
         RecordOutcome::HandlerError => out.push(1),
@@ -453,7 +488,7 @@ fn encode_fields<'a>(
             varint(out, u64::from(a.scope_id()));
         }
     }
-    encode_query(out, lifted, e.query.as_str());
+    encode_query(out, lifted, e.query.as_str(), openid.as_bytes());
     table.text(out, Place::Headers, e.headers.as_str().as_bytes());
     varint(out, u64::from(e.attempts));
     varint(out, e.checks.len() as u64);
@@ -483,7 +518,7 @@ fn encode_fields<'a>(
 /// `lifted` (its place kept, its bytes not written to `out`). WeChat sends its
 /// names in the order of [`QUERY_NAMES`]: the one after the last name read is tried first, in
 /// one comparison, before the `=` is looked for and the name looked up.
-fn encode_query(out: &mut Vec<u8>, lifted: &mut Lifted, query: &str) {
+fn encode_query(out: &mut Vec<u8>, lifted: &mut Lifted, query: &str, openid: &[u8]) {
     let b = query.as_bytes();
     let ends_at = |e: usize| e == b.len() || b[e] == b'&';
     let mut p = 0;
@@ -519,7 +554,9 @@ fn encode_query(out: &mut Vec<u8>, lifted: &mut Lifted, query: &str) {
         }
         let end = find(b, v, |x| byte_is(x, b'&'), |c| c == b'&');
         let value = &b[v..end];
-        if let Some(n) = decimal(value) {
+        if known == OPENID && !openid.is_empty() && value == openid {
+            head(out, 5);
+        } else if let Some(n) = decimal(value) {
             head(out, 4);
             varint(out, n);
         } else {
@@ -582,6 +619,9 @@ fn check_code(kind: CheckKind) -> u8 {
         _ => 0,
     }
 }
+
+/// The number of `openid` in [`QUERY_NAMES`].
+const OPENID: u8 = 4;
 
 /// The names of WeChat's query parameters, written as their number (from 1) in a piece's
 /// head. Only ever appended to: bodies refer to them by number.
@@ -705,7 +745,7 @@ pub(super) fn compress_reusing<'a>(out: &'a mut Vec<u8>, raw: &[u8], lifted: &Li
     if lifted.digests == 0 {
         out[0] = PACKED.iter().find(|(r, _)| *r == raw[0]).map_or(FORMAT_LZ4, |(_, z)| *z);
     } else {
-        out[0] = FORMAT_LZ4_LIFTED;
+        out[0] = if raw[0] == FORMAT_RAW_V5 { FORMAT_LZ4_LIFTED_V5 } else { FORMAT_LZ4_LIFTED };
         let m = u32::try_from(lifted.bytes.len()).expect("a segment under 4 GiB");
         out[5..9].copy_from_slice(&m.to_le_bytes());
         out[9..head].copy_from_slice(&lifted.bytes);
@@ -719,7 +759,8 @@ pub(super) fn compress_reusing<'a>(out: &'a mut Vec<u8>, raw: &[u8], lifted: &Li
 /// need be (and its lifted digests put back).
 pub(super) fn plain(body: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, Corrupt> {
     match body.split_first() {
-        Some((&FORMAT_LZ4_LIFTED, rest)) => {
+        Some((&(FORMAT_LZ4_LIFTED | FORMAT_LZ4_LIFTED_V5), rest)) => {
+            let format = if body[0] == FORMAT_LZ4_LIFTED { FORMAT_RAW } else { FORMAT_RAW_V5 };
             let mut r = Reader(rest);
             let mut u32le = || {
                 let b = r.take(4).map_err(|_| "truncated segment")?;
@@ -736,14 +777,17 @@ pub(super) fn plain(body: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, Corrupt> 
             let n = lz4_flex::block::decompress_into(packed, &mut stream)
                 .map_err(|_| "segment does not decompress")?;
             let mut raw = Vec::with_capacity(1 + len);
-            raw.push(FORMAT_RAW);
+            raw.push(format);
             unlift(&mut raw, &stream[..n], lifted)?;
             if raw.len() != 1 + len {
                 return Err("segment decompresses to the wrong length");
             }
             Ok(raw.into())
         }
-        Some((&(FORMAT_LZ4 | FORMAT_LZ4_V4 | FORMAT_LZ4_V3 | FORMAT_LZ4_V2 | FORMAT_LZ4_V1), rest)) => {
+        Some((
+            &(FORMAT_LZ4 | FORMAT_LZ4_V5 | FORMAT_LZ4_V4 | FORMAT_LZ4_V3 | FORMAT_LZ4_V2 | FORMAT_LZ4_V1),
+            rest,
+        )) => {
             let format = PACKED.iter().find(|(_, z)| *z == body[0]).map_or(FORMAT_RAW, |(r, _)| *r);
             let (len, packed) = rest.split_at_checked(4).ok_or("truncated segment")?;
             let len = u32::from_le_bytes(len.try_into().map_err(|_| "truncated segment")?) as usize;
@@ -788,13 +832,13 @@ pub(super) fn rebuild<'a>(records: impl Iterator<Item = Record<'a>>) -> Vec<u8> 
     let mut records = records.peekable();
     let (format, table) = records.peek().map_or((FORMAT_RAW, None), |r| (r.format, r.table));
     let mut out = vec![format];
-    if format == FORMAT_RAW {
+    if has_table(format) {
         out.extend_from_slice(&[0; 4]);
     }
     for r in records {
         out.extend_from_slice(r.bytes);
     }
-    if format == FORMAT_RAW {
+    if has_table(format) {
         let n = u32::try_from(out.len() - 5).expect("a segment under 4 GiB");
         out[1..5].copy_from_slice(&n.to_le_bytes());
         out.extend_from_slice(table.map_or(&[0; 4][..], |t| t.all));
@@ -843,6 +887,45 @@ fn opt_varint(out: &mut Vec<u8>, v: Option<u64>) {
     }
 }
 
+/// Writes `doc` as an `opt-doc`: the record's `openid` taken out where the document carries
+/// it (looked for first at `*at`, where the last record's was; `*at` then says where this
+/// one's was).
+fn opt_doc(out: &mut Vec<u8>, at: &mut usize, openid: &[u8], doc: Option<&str>) {
+    let Some(doc) = doc else {
+        out.push(0);
+        return;
+    };
+    let doc = doc.as_bytes();
+    out.push(1);
+    match openid_in(doc, openid, at) {
+        Some(p) => {
+            varint(out, p as u64 + 1);
+            varint(out, (doc.len() - openid.len()) as u64);
+            out.extend_from_slice(&doc[..p]);
+            out.extend_from_slice(&doc[p + openid.len()..]);
+        }
+        None => {
+            out.push(0);
+            bytes(out, doc);
+        }
+    }
+}
+
+/// Where `openid` (not empty) is in `doc`: at `*hint` (one comparison), else where a search
+/// finds it first, which becomes the hint.
+#[inline]
+fn openid_in(doc: &[u8], openid: &[u8], hint: &mut usize) -> Option<usize> {
+    if openid.is_empty() {
+        return None;
+    }
+    if doc.get(*hint..*hint + openid.len()) == Some(openid) {
+        return Some(*hint);
+    }
+    let p = memchr::memmem::find(doc, openid)?;
+    *hint = p;
+    Some(p)
+}
+
 #[inline]
 fn opt_string(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
@@ -857,11 +940,11 @@ fn opt_string(out: &mut Vec<u8>, s: Option<&str>) {
 /// The records of a body, in order.
 pub(super) fn records(body: &[u8]) -> Result<Records<'_>, Corrupt> {
     match body.split_first() {
-        Some((&FORMAT_RAW, rest)) => {
+        Some((&(FORMAT_RAW | FORMAT_RAW_V5), rest)) => {
             let (n, rest) = rest.split_at_checked(4).ok_or("truncated segment")?;
             let n = u32::from_le_bytes(n.try_into().map_err(|_| "truncated segment")?) as usize;
             let (rest, table) = rest.split_at_checked(n).ok_or("truncated segment")?;
-            Ok(Records { rest, format: FORMAT_RAW, table: Some(StringTable::new(table)?) })
+            Ok(Records { rest, format: body[0], table: Some(StringTable::new(table)?) })
         }
         Some((&(FORMAT_RAW_V4 | FORMAT_RAW_V3 | FORMAT_RAW_V2 | FORMAT_RAW_V1), rest)) => {
             Ok(Records { rest, format: body[0], table: None })
@@ -1052,8 +1135,15 @@ impl Record<'_> {
                 _ => return Err("bad dedup outcome"),
             };
             e.summary = r.opt_text(table)?.map(str::to_owned);
-            e.raw_xml = r.opt_str()?.map(Into::into);
-            e.reply_xml = r.opt_str()?;
+            // The record's openid, where its documents and query refer to it.
+            let openid = (self.format == FORMAT_RAW).then_some(self.openid);
+            if let Some(openid) = openid {
+                e.raw_xml = r.opt_doc(openid)?.map(Into::into);
+                e.reply_xml = r.opt_doc(openid)?;
+            } else {
+                e.raw_xml = r.opt_str()?.map(Into::into);
+                e.reply_xml = r.opt_str()?;
+            }
             e.outcome = match r.byte()? {
                 0 => RecordOutcome::Answered,
                 1 => RecordOutcome::HandlerError,
@@ -1109,19 +1199,23 @@ impl Record<'_> {
                 e.headers = r.map()?.collect::<Result<_, _>>()?;
             } else {
                 e.peer = r.peer()?;
-                e.query = if self.format == FORMAT_RAW_V3 { RequestQuery::new(r.str()?) } else { r.query()? };
+                e.query =
+                    if self.format == FORMAT_RAW_V3 { RequestQuery::new(r.str()?) } else { r.query(openid)? };
                 e.headers = RequestHeaders::from_block(r.text(table)?);
             }
             e.attempts = u32::try_from(r.varint()?).map_err(|_| "bad attempts")?;
-            // Records of format 9 always have them.
-            if self.format == FORMAT_RAW || !r.0.is_empty() {
+            // Records of formats 9 and 12 always have them.
+            if has_table(self.format) || !r.0.is_empty() {
                 for _ in 0..r.varint()? {
-                    let kind =
-                        match if matches!(self.format, FORMAT_RAW | FORMAT_RAW_V4) { r.byte()? } else { 0 } {
-                            0 => serde_json::from_value(serde_json::Value::String(r.str()?.to_owned()))
-                                .map_err(|_| "unknown check kind")?,
-                            k => *CHECK_KINDS.get(usize::from(k) - 1).ok_or("unknown check kind")?,
-                        };
+                    let kind = match if matches!(self.format, FORMAT_RAW | FORMAT_RAW_V5 | FORMAT_RAW_V4) {
+                        r.byte()?
+                    } else {
+                        0
+                    } {
+                        0 => serde_json::from_value(serde_json::Value::String(r.str()?.to_owned()))
+                            .map_err(|_| "unknown check kind")?,
+                        k => *CHECK_KINDS.get(usize::from(k) - 1).ok_or("unknown check kind")?,
+                    };
                     let passed = r.flag()?;
                     e.checks.push(wemp_proto::admission::Check {
                         kind,
@@ -1197,8 +1291,9 @@ impl<'a> Reader<'a> {
         Ok(if self.flag()? { Some(self.text(table)?) } else { None })
     }
 
-    /// A `query`: its pieces joined again.
-    fn query(&mut self) -> Result<RequestQuery, Corrupt> {
+    /// A `query`: its pieces joined again; `openid` is the record's, for a body whose pieces
+    /// may refer to it (`None` for older formats, where such a piece is an error).
+    fn query(&mut self, openid: Option<&str>) -> Result<RequestQuery, Corrupt> {
         use std::fmt::Write as _;
         let mut q = String::new();
         let mut first = true;
@@ -1229,10 +1324,35 @@ impl<'a> Reader<'a> {
                 4 => {
                     let _ = write!(q, "={}", self.varint()?);
                 }
+                5 => {
+                    q.push('=');
+                    q.push_str(openid.filter(|o| !o.is_empty()).ok_or("bad query piece")?);
+                }
                 _ => return Err("bad query piece"),
             }
         }
         Ok(RequestQuery::new(&q))
+    }
+
+    /// An `opt-doc`, the record's `openid` put back where it was taken out.
+    fn opt_doc(&mut self, openid: &str) -> Result<Option<String>, Corrupt> {
+        if !self.flag()? {
+            return Ok(None);
+        }
+        let at = self.varint()?;
+        let rest = self.str()?;
+        if at == 0 {
+            return Ok(Some(rest.to_owned()));
+        }
+        let at = usize::try_from(at - 1).map_err(|_| "bad document")?;
+        if openid.is_empty() || !rest.is_char_boundary(at) {
+            return Err("bad document");
+        }
+        let mut doc = String::with_capacity(rest.len() + openid.len());
+        doc.push_str(&rest[..at]);
+        doc.push_str(openid);
+        doc.push_str(&rest[at..]);
+        Ok(Some(doc))
     }
 
     fn opt_str(&mut self) -> Result<Option<String>, Corrupt> {
@@ -1406,19 +1526,182 @@ mod tests {
     #[test]
     fn bodies_with_digests_in_their_records_read_back_the_same() {
         let packed = include_bytes!("testdata/segment-v5.lz4");
-        assert_eq!(packed[0], FORMAT_LZ4);
+        assert_eq!(packed[0], FORMAT_LZ4_V5);
         let raw = plain(packed).unwrap();
-        assert_eq!(raw[0], FORMAT_RAW);
+        assert_eq!(raw[0], FORMAT_RAW_V5);
         let want = [(0, full(0)), (7, DeliveryRecord::default()), (14, served(1, 7))];
         assert_eq!(read_all(&raw), want);
         assert_eq!(read_all(&raw)[2].1.query.as_str(), served(1, 7).query.as_str());
 
         let kept = rebuild(records(&raw).unwrap().map(Result::unwrap).filter(|r| r.index != 7));
-        assert_eq!(kept[0], FORMAT_RAW);
+        assert_eq!(kept[0], FORMAT_RAW_V5);
         let mut again = Vec::new();
         compress_into(&mut again, &kept);
-        assert_eq!(again[0], FORMAT_LZ4);
+        assert_eq!(again[0], FORMAT_LZ4_V5);
         assert_eq!(read_all(&plain(&again).unwrap()), [want[0].clone(), want[2].clone()]);
+    }
+
+    /// A body as the version before wrote it (format 11: the query's digests lifted out, the
+    /// record's openid in both XML documents and the query), kept byte for byte in
+    /// `testdata/segment-v6.lz4` (made from `full(0)`, an empty record, `wechat(1)` and
+    /// `wechat(2)` at indexes 0, 7, 14, 21): it reads back as what was written, and a partial
+    /// delete rebuilds it in its own format.
+    #[test]
+    fn bodies_with_the_openid_in_their_documents_read_back_the_same() {
+        let packed = include_bytes!("testdata/segment-v6.lz4");
+        assert_eq!(packed[0], FORMAT_LZ4_LIFTED_V5);
+        let raw = plain(packed).unwrap();
+        assert_eq!(raw[0], FORMAT_RAW_V5);
+        let want = [(0, full(0)), (7, DeliveryRecord::default()), (14, wechat(1)), (21, wechat(2))];
+        assert_eq!(read_all(&raw), want);
+
+        let kept = rebuild(records(&raw).unwrap().map(Result::unwrap).filter(|r| r.index != 7));
+        assert_eq!(kept[0], FORMAT_RAW_V5);
+        let mut again = Vec::new();
+        compress_into(&mut again, &kept);
+        assert_eq!(again[0], FORMAT_LZ4_V5);
+        assert_eq!(read_all(&plain(&again).unwrap()), [want[0].clone(), want[2].clone(), want[3].clone()]);
+    }
+
+    /// The record's openid is written once, in its own field: where the decrypted message,
+    /// the reply and the query carry it, they refer to it (wherever it is in a document:
+    /// where the last record's was, or elsewhere). Records read back as they were written.
+    #[test]
+    fn the_openid_is_written_once_a_record() {
+        let mut entries: Vec<DeliveryRecord> = (0..6).map(wechat).collect();
+        // Elsewhere in the document than the record before; twice (one is referred to).
+        let mut moved = wechat(7);
+        moved.raw_xml = moved.raw_xml.map(|x| format!("<xml>\n  {x}").into());
+        moved.reply_xml = moved.reply_xml.map(|x| format!("签{x}"));
+        entries.push(moved);
+        // In neither document, nor the query; a reply of `success`.
+        let mut absent = wechat(8);
+        absent.openid = Some("oOther你好".into());
+        absent.reply_xml = Some("success".into());
+        entries.push(absent);
+        // Beside multibyte characters, at the documents' ends.
+        let mut ends = wechat(9);
+        ends.openid = Some("o你".into());
+        ends.raw_xml = Some("你o你".into());
+        ends.reply_xml = Some("o你".into());
+        ends.query = RequestQuery::new("openid=o你&openid=o你x&openid=");
+        entries.push(ends);
+        // No openid, documents and an empty `openid` in the query all the same.
+        let mut none = wechat(10);
+        none.openid = None;
+        none.query = RequestQuery::new("openid=&nonce=1");
+        entries.push(none);
+        entries.push(DeliveryRecord::default());
+        entries.push(wechat(11));
+        let raw = encode(entries.iter().enumerate().map(|(i, e)| (i as u64, e)));
+        assert_eq!(raw[0], FORMAT_RAW);
+        assert_eq!(
+            read_all(&raw),
+            entries.iter().cloned().enumerate().map(|(i, e)| (i as u64, e)).collect::<Vec<_>>()
+        );
+        // Each record's openid is written in its own field, and where the reply's text has it
+        // a second time; the documents and the query refer to it.
+        for e in &entries[..7] {
+            let alone = encode([(0, e)].into_iter());
+            assert_eq!(count(&alone, e.openid.as_deref().unwrap()), 2);
+        }
+        // So in the batch, with the last record's places looked at first: only the records
+        // whose openid is another (or none) carry one in the documents.
+        assert_eq!(count(&raw, "<FromUserName><![CDATA[oBench"), 2);
+        assert_eq!(count(&raw, "<ToUserName><![CDATA[oBench"), 1);
+        let mut packed = Vec::new();
+        let (mut out, mut lifted) = (Vec::new(), Lifted::new());
+        encode_into(
+            &mut out,
+            &mut Strings::default(),
+            &mut lifted,
+            entries.iter().enumerate().map(|(i, e)| (i as u64, e)),
+        );
+        let body = compress_reusing(&mut packed, &out, &lifted).to_vec();
+        assert_eq!(body[0], FORMAT_LZ4_LIFTED);
+        assert_eq!(plain(&body).unwrap(), raw);
+        // A partial delete keeps the references.
+        let kept = rebuild(records(&raw).unwrap().map(Result::unwrap).filter(|r| r.index % 2 == 1));
+        let want: Vec<(u64, DeliveryRecord)> = entries
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, e)| (i as u64, e))
+            .filter(|(i, _)| i % 2 == 1)
+            .collect();
+        assert_eq!(read_all(&kept), want);
+    }
+
+    /// Where the openid was in the last record's documents is kept from one batch to the
+    /// next (the next batch's first record is not searched for), and followed when it moves.
+    #[test]
+    fn the_openids_place_is_kept_between_batches() {
+        let (mut strings, mut out, mut lifted) = (Strings::new(), Vec::new(), Lifted::new());
+        let mut batch = |strings: &mut Strings, e: &DeliveryRecord| {
+            encode_into(&mut out, strings, &mut lifted, [(0, e)].into_iter());
+            strings.openid_at
+        };
+        let e = wechat(1);
+        let at = |doc: &str| doc.find(e.openid.as_deref().unwrap()).unwrap();
+        let want = [at(e.raw_xml.as_deref().unwrap()), at(e.reply_xml.as_deref().unwrap())];
+        assert_eq!(batch(&mut strings, &e), want);
+        assert_eq!(batch(&mut strings, &wechat(2)), want);
+        let mut moved = wechat(3);
+        moved.reply_xml = moved.reply_xml.map(|x| format!("  {x}"));
+        assert_eq!(batch(&mut strings, &moved), [want[0], want[1] + 2]);
+        // Where a document has it twice, the place kept is taken, not the first a search
+        // would find.
+        let mut twice = wechat(4);
+        let openid = twice.openid.clone().unwrap();
+        twice.raw_xml = Some(format!("{openid}{}{openid}", "x".repeat(want[0] - openid.len())).into());
+        assert_eq!(batch(&mut strings, &twice)[0], want[0]);
+        assert_eq!(read_all(&encode([(0, &twice)].into_iter())), [(0, twice)]);
+    }
+
+    /// A document's reference to the record's openid that cannot be put back is corruption.
+    #[test]
+    fn a_bad_document_is_an_error() {
+        for (bytes, openid, want) in [
+            (&[0][..], "o1", Ok(None)),
+            (&[1, 0, 2, b'a', b'b'], "", Ok(Some("ab"))),
+            (&[1, 1, 2, b'a', b'b'], "o1", Ok(Some("o1ab"))),
+            (&[1, 3, 2, b'a', b'b'], "o1", Ok(Some("abo1"))),
+            (&[1, 4, 2, b'a', b'b'], "o1", Err("bad document")),
+            (&[1, 1, 2, b'a', b'b'], "", Err("bad document")),
+            (&[1, 2, 3, 0xe4, 0xbd, 0xa0], "o1", Err("bad document")),
+            (&[1, 1, 3, b'a'], "o1", Err("truncated record")),
+            (&[2, 1, 1, b'a'], "o1", Err("bad option tag")),
+        ] {
+            let got = Reader(bytes).opt_doc(openid);
+            assert_eq!(got.as_ref().map(|d| d.as_deref()), want.as_ref().map(|d| d.as_deref()), "{bytes:?}");
+        }
+    }
+
+    /// A record as WeChat's messages give it: the sender's openid in the decrypted XML
+    /// (`FromUserName`), in the reply (`ToUserName`) and in the query, the MsgId in the XML.
+    fn wechat(n: u64) -> DeliveryRecord {
+        let mut e = served(n, 3);
+        let openid = e.openid.clone().unwrap();
+        let msg_id = e.msg_id.unwrap();
+        e.raw_xml = Some(
+            format!(
+                "<xml><ToUserName><![CDATA[gh_0be4c4be4c4b]]></ToUserName><FromUserName><![CDATA[{openid}]]>\
+                 </FromUserName><CreateTime>1796517886</CreateTime><MsgType><![CDATA[text]]></MsgType>\
+                 <Content><![CDATA[hello]]></Content><MsgId>{msg_id}</MsgId></xml>"
+            )
+            .into(),
+        );
+        e.reply_xml = Some(format!(
+            "<xml><ToUserName><![CDATA[{openid}]]></ToUserName><FromUserName><![CDATA[gh_0be4c4be4c4b]]>\
+             </FromUserName><CreateTime>1796517911</CreateTime><MsgType><![CDATA[text]]></MsgType>\
+             <Content><![CDATA[Hello, {openid}!]]></Content></xml>"
+        ));
+        e.query = RequestQuery::new(&format!(
+            "signature=02f180063ed2319d003d6a2ed15ed8f043c2c4c2&timestamp=1796517886&nonce={}&openid={openid}\
+             &encrypt_type=aes&msg_signature=3a94c1cbd45e1c1f4b8ff1a2ed41ff0a6c3d5e77",
+            1_000_000_000 + n
+        ));
+        e
     }
 
     /// A record as `wemp serve` logs a safe-mode text message (as `benches/log_segment.rs`
@@ -1783,7 +2066,7 @@ mod tests {
     fn query_bytes(q: &str) -> Vec<u8> {
         // The body's format byte: digests are lifted from after it.
         let (mut out, mut lifted) = (vec![FORMAT_RAW], Lifted::new());
-        encode_query(&mut out, &mut lifted, q);
+        encode_query(&mut out, &mut lifted, q, b"");
         let mut back = Vec::new();
         unlift(&mut back, &out[1..], &lifted.bytes).unwrap();
         back
@@ -1881,7 +2164,7 @@ mod tests {
             }
             let out = query_bytes(&q);
             assert_eq!(out, reference_query(&q), "{q}");
-            assert_eq!(Reader(&out).query().unwrap().as_str(), q);
+            assert_eq!(Reader(&out).query(None).unwrap().as_str(), q);
         }
         let wechat = "signature=02f180063ed2319d003d6a2ed15ed8f043c2c4c2&timestamp=1796517886&nonce=1062483922&openid=oBench0000000000000000000831&encrypt_type=aes&msg_signature=3524ed6613621aa7199072278a41103ddfe5bc5e";
         let out = query_bytes(wechat);
@@ -1967,7 +2250,7 @@ mod tests {
             let q: String = (0..n).map(|_| parts[rng.random_range(0..parts.len())]).collect();
             let out = query_bytes(&q);
             let mut r = Reader(&out);
-            assert_eq!(r.query().unwrap().as_str(), q);
+            assert_eq!(r.query(None).unwrap().as_str(), q);
             assert!(r.0.is_empty(), "{q}");
         }
     }
@@ -2061,8 +2344,15 @@ mod tests {
             (&[3 + 8, 1, 2], "truncated record"),
             (&[1, 0], "truncated record"),
         ] {
-            assert_eq!(Reader(bytes).query().err(), Some(err));
+            assert_eq!(Reader(bytes).query(None).err(), Some(err));
+            assert_eq!(Reader(bytes).query(Some("o1")).err(), Some(err));
         }
+        // The record's openid: only in a body whose pieces may refer to it, and a record
+        // with one.
+        let openid = [8 * OPENID + 5, 0];
+        assert_eq!(Reader(&openid).query(None).err(), Some("bad query piece"));
+        assert_eq!(Reader(&openid).query(Some("")).err(), Some("bad query piece"));
+        assert_eq!(Reader(&openid).query(Some("o1")).unwrap().as_str(), "openid=o1");
     }
 
     /// A body as the version before wrote it (format 4: query and headers as maps), kept
