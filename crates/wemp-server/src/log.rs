@@ -207,6 +207,22 @@ pub(crate) fn handing(
     span
 }
 
+/// `tracing::info_span!` whose leading `%` values are also handed over as text ([`handing`]):
+/// each value is named once, and goes both to its field and, in the same order, to the
+/// handing, so the two cannot disagree. The values are `Pieces` (`Text`, `ShortId`) held in
+/// locals; fields after them (`rule = Empty`) are given to the span only.
+macro_rules! info_span_handing {
+    ($name:literal, $($field:ident = %$value:ident),+ $(; $($rest:tt)*)?) => {
+        $crate::log::handing(
+            |hand| {
+                $(hand.value(&$value);)+
+            },
+            || tracing::info_span!($name, $($field = %$value,)+ $($($rest)*)?),
+        )
+    };
+}
+pub(crate) use info_span_handing;
+
 /// The values [`handing`] hands over, given one by one.
 pub(crate) struct Hand<'a> {
     handed: &'a mut HandedValues,
