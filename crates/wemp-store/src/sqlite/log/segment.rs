@@ -1479,21 +1479,8 @@ mod tests {
     /// it in its own format.
     #[test]
     fn bodies_with_the_query_as_one_string_read_back_the_same() {
-        let packed = include_bytes!("testdata/segment-v3.lz4");
-        assert_eq!(packed[0], FORMAT_LZ4_V3);
-        let read = |raw: &[u8]| -> Vec<(u64, DeliveryRecord)> {
-            records(raw).unwrap().map(|r| r.map(|r| (r.index, r.entry().unwrap())).unwrap()).collect()
-        };
-        let raw = plain(packed).unwrap();
-        assert_eq!(raw[0], FORMAT_RAW_V3);
-        assert_eq!(read(&raw), [(0, full(0)), (7, DeliveryRecord::default()), (14, full(3))]);
-
-        let kept = rebuild(records(&raw).unwrap().map(Result::unwrap).filter(|r| r.index != 7));
-        assert_eq!(kept[0], FORMAT_RAW_V3);
-        let mut again = Vec::new();
-        compress_into(&mut again, &kept);
-        assert_eq!(again[0], FORMAT_LZ4_V3);
-        assert_eq!(read(&plain(&again).unwrap()), [(0, full(0)), (14, full(3))]);
+        let want = [(0, full(0)), (7, DeliveryRecord::default()), (14, full(3))];
+        old_body_reads_back(include_bytes!("testdata/segment-v3.lz4"), (FORMAT_LZ4_V3, FORMAT_RAW_V3), &want);
     }
 
     /// A body as the version before the string table wrote it (format 8: the query packed,
@@ -1502,21 +1489,8 @@ mod tests {
     /// what was written, and a partial delete rebuilds it in its own format.
     #[test]
     fn bodies_with_every_string_in_its_record_read_back_the_same() {
-        let packed = include_bytes!("testdata/segment-v4.lz4");
-        assert_eq!(packed[0], FORMAT_LZ4_V4);
-        let read = |raw: &[u8]| -> Vec<(u64, DeliveryRecord)> {
-            records(raw).unwrap().map(|r| r.map(|r| (r.index, r.entry().unwrap())).unwrap()).collect()
-        };
-        let raw = plain(packed).unwrap();
-        assert_eq!(raw[0], FORMAT_RAW_V4);
-        assert_eq!(read(&raw), [(0, full(0)), (7, DeliveryRecord::default()), (14, full(3))]);
-
-        let kept = rebuild(records(&raw).unwrap().map(Result::unwrap).filter(|r| r.index != 7));
-        assert_eq!(kept[0], FORMAT_RAW_V4);
-        let mut again = Vec::new();
-        compress_into(&mut again, &kept);
-        assert_eq!(again[0], FORMAT_LZ4_V4);
-        assert_eq!(read(&plain(&again).unwrap()), [(0, full(0)), (14, full(3))]);
+        let want = [(0, full(0)), (7, DeliveryRecord::default()), (14, full(3))];
+        old_body_reads_back(include_bytes!("testdata/segment-v4.lz4"), (FORMAT_LZ4_V4, FORMAT_RAW_V4), &want);
     }
 
     /// A body as the version before wrote it (format 10: the query's digests in the records,
@@ -1525,20 +1499,13 @@ mod tests {
     /// what was written, and a partial delete rebuilds it in its own format.
     #[test]
     fn bodies_with_digests_in_their_records_read_back_the_same() {
-        let packed = include_bytes!("testdata/segment-v5.lz4");
-        assert_eq!(packed[0], FORMAT_LZ4_V5);
-        let raw = plain(packed).unwrap();
-        assert_eq!(raw[0], FORMAT_RAW_V5);
         let want = [(0, full(0)), (7, DeliveryRecord::default()), (14, served(1, 7))];
-        assert_eq!(read_all(&raw), want);
+        let raw = old_body_reads_back(
+            include_bytes!("testdata/segment-v5.lz4"),
+            (FORMAT_LZ4_V5, FORMAT_RAW_V5),
+            &want,
+        );
         assert_eq!(read_all(&raw)[2].1.query.as_str(), served(1, 7).query.as_str());
-
-        let kept = rebuild(records(&raw).unwrap().map(Result::unwrap).filter(|r| r.index != 7));
-        assert_eq!(kept[0], FORMAT_RAW_V5);
-        let mut again = Vec::new();
-        compress_into(&mut again, &kept);
-        assert_eq!(again[0], FORMAT_LZ4_V5);
-        assert_eq!(read_all(&plain(&again).unwrap()), [want[0].clone(), want[2].clone()]);
     }
 
     /// A body as the version before wrote it (format 11: the query's digests lifted out, the
@@ -1548,19 +1515,11 @@ mod tests {
     /// delete rebuilds it in its own format.
     #[test]
     fn bodies_with_the_openid_in_their_documents_read_back_the_same() {
+        let want = [(0, full(0)), (7, DeliveryRecord::default()), (14, wechat(1)), (21, wechat(2))];
         let packed = include_bytes!("testdata/segment-v6.lz4");
         assert_eq!(packed[0], FORMAT_LZ4_LIFTED_V5);
-        let raw = plain(packed).unwrap();
-        assert_eq!(raw[0], FORMAT_RAW_V5);
-        let want = [(0, full(0)), (7, DeliveryRecord::default()), (14, wechat(1)), (21, wechat(2))];
-        assert_eq!(read_all(&raw), want);
-
-        let kept = rebuild(records(&raw).unwrap().map(Result::unwrap).filter(|r| r.index != 7));
-        assert_eq!(kept[0], FORMAT_RAW_V5);
-        let mut again = Vec::new();
-        compress_into(&mut again, &kept);
-        assert_eq!(again[0], FORMAT_LZ4_V5);
-        assert_eq!(read_all(&plain(&again).unwrap()), [want[0].clone(), want[2].clone(), want[3].clone()]);
+        // Its digests lifted out when written; rebuilt, it is compressed as format 10.
+        old_body_reads_back(packed, (FORMAT_LZ4_V5, FORMAT_RAW_V5), &want);
     }
 
     /// The record's openid is written once, in its own field: where the decrypted message,
@@ -1751,6 +1710,32 @@ mod tests {
 
     fn read_all(raw: &[u8]) -> Vec<(u64, DeliveryRecord)> {
         records(raw).unwrap().map(|r| r.map(|r| (r.index, r.entry().unwrap())).unwrap()).collect()
+    }
+
+    /// A body an earlier version wrote, kept byte for byte (`packed`, its LZ4 format `lz4`
+    /// unless the caller checked another, over its uncompressed format `raw`): it reads back
+    /// as `want` (whose index 7 is an empty record), and a partial delete (index 7) rebuilds it
+    /// in its own format, compressed as such, reading back as the rest. Its uncompressed body.
+    fn old_body_reads_back(
+        packed: &[u8],
+        (lz4, raw_format): (u8, u8),
+        want: &[(u64, DeliveryRecord)],
+    ) -> Vec<u8> {
+        if !matches!(packed[0], FORMAT_LZ4_LIFTED | FORMAT_LZ4_LIFTED_V5) {
+            assert_eq!(packed[0], lz4);
+        }
+        let raw = plain(packed).unwrap();
+        assert_eq!(raw[0], raw_format);
+        assert_eq!(read_all(&raw), want);
+
+        let kept = rebuild(records(&raw).unwrap().map(Result::unwrap).filter(|r| r.index != 7));
+        assert_eq!(kept[0], raw_format);
+        let mut again = Vec::new();
+        compress_into(&mut again, &kept);
+        assert_eq!(again[0], lz4);
+        let rest: Vec<_> = want.iter().filter(|(index, _)| *index != 7).cloned().collect();
+        assert_eq!(read_all(&plain(&again).unwrap()), rest);
+        raw.into_owned()
     }
 
     /// A string repeated from one record to the next is written once, in the body's table,
@@ -2360,26 +2345,18 @@ mod tests {
     /// `full(3)` at indexes 0, 7, 14): it reads back as what was written.
     #[test]
     fn bodies_with_query_and_headers_as_maps_read_back_the_same() {
-        let packed = include_bytes!("testdata/segment-v2.lz4");
-        assert_eq!(packed[0], FORMAT_LZ4_V2);
-        let read = |raw: &[u8]| -> Vec<(u64, DeliveryRecord)> {
-            records(raw).unwrap().map(|r| r.map(|r| (r.index, r.entry().unwrap())).unwrap()).collect()
-        };
-        let raw = plain(packed).unwrap();
-        let entries = read(&raw);
-        assert_eq!(entries, [(0, full(0)), (7, DeliveryRecord::default()), (14, full(3))]);
+        let want = [(0, full(0)), (7, DeliveryRecord::default()), (14, full(3))];
+        // A partial delete rebuilds it in its own format, compressed as such.
+        let raw = old_body_reads_back(
+            include_bytes!("testdata/segment-v2.lz4"),
+            (FORMAT_LZ4_V2, FORMAT_RAW_V2),
+            &want,
+        );
+        let entries = read_all(&raw);
         assert_eq!(entries[0].1.query.get("nonce").as_deref(), Some("1"));
         assert_eq!(entries[0].1.query.to_map(), full(0).query.to_map());
         assert_eq!(entries[2].1.headers.get("user-agent").as_deref(), Some("Mozilla/4.0"));
         assert_eq!(serde_json::to_value(&entries[2].1).unwrap(), serde_json::to_value(full(3)).unwrap());
-
-        // A partial delete rebuilds it in its own format, compressed as such.
-        let kept = rebuild(records(&raw).unwrap().map(Result::unwrap).filter(|r| r.index != 7));
-        assert_eq!(kept[0], FORMAT_RAW_V2);
-        let mut again = Vec::new();
-        compress_into(&mut again, &kept);
-        assert_eq!(again[0], FORMAT_LZ4_V2);
-        assert_eq!(read(&plain(&again).unwrap()), [(0, full(0)), (14, full(3))]);
     }
 
     /// New bodies keep the query and headers as they came.
