@@ -931,6 +931,25 @@ mod tests {
         tower::service_fn(move |_req: http::Request<Body>| async move { Ok(what.into_response()) })
     }
 
+    /// `serve_router` on a loopback port of its own, in a task: the port's address, and the
+    /// task (aborted, or awaited after `stop`).
+    async fn serving<S>(
+        app: S,
+        limits: Limits,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> (SocketAddr, tokio::task::JoinHandle<io::Result<()>>)
+    where
+        S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        (addr, tokio::spawn(serve_router(listener, app, limits, stop)))
+    }
+
     async fn call<S>(app: S, method: &str, path: &str) -> (http::StatusCode, http::HeaderMap, String)
     where
         S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>,
@@ -1038,9 +1057,7 @@ mod tests {
         served.await.unwrap().unwrap();
 
         // Under `serve_router`, the same service gets the extension.
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let served = tokio::spawn(serve_router(listener, front(), Limits::default(), std::future::pending()));
+        let (addr, served) = serving(front(), Limits::default(), std::future::pending()).await;
         let (body, me) = get(addr, "/f").await;
         assert_eq!(body, format!("beside None, extension Some({me})"));
         let (body, me) = get(addr, "/r").await;
@@ -1133,9 +1150,7 @@ mod tests {
         let limits = Limits::default()
             .header_timeout(Duration::from_millis(500))
             .idle_timeout(Duration::from_millis(3_000));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let served = tokio::spawn(serve_router(listener, said("ok"), limits, std::future::pending()));
+        let (addr, served) = serving(said("ok"), limits, std::future::pending()).await;
 
         let (mut idle, mut half) =
             (TcpStream::connect(addr).await.unwrap(), TcpStream::connect(addr).await.unwrap());
@@ -1172,10 +1187,8 @@ mod tests {
         let signal = async move {
             let _ = stopped.await;
         };
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let limits = Limits::default().shutdown_grace(Duration::from_secs(20));
-        let served = tokio::spawn(serve_router(listener, said("ok"), limits, signal));
+        let (addr, served) = serving(said("ok"), limits, signal).await;
         let mut conn = TcpStream::connect(addr).await.unwrap();
         for _ in 0..5 {
             ask(&mut conn).await;
@@ -1195,9 +1208,7 @@ mod tests {
         let limits = Limits::default()
             .header_timeout(Duration::from_millis(600))
             .idle_timeout(Duration::from_millis(5_000));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let served = tokio::spawn(serve_router(listener, said("ok"), limits, std::future::pending()));
+        let (addr, served) = serving(said("ok"), limits, std::future::pending()).await;
         let mut conn = TcpStream::connect(addr).await.unwrap();
         ask(&mut conn).await;
         conn.write_all(b"GET /k HTTP/1.1\r\n").await.unwrap();
@@ -1223,9 +1234,7 @@ mod tests {
             "/echo",
             axum::routing::post(|body: Bytes| async move { format!("[{}]", String::from_utf8_lossy(&body)) }),
         );
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let served = tokio::spawn(serve_router(listener, echo, Limits::default(), std::future::pending()));
+        let (addr, served) = serving(echo, Limits::default(), std::future::pending()).await;
         let mut conn = TcpStream::connect(addr).await.unwrap();
         let pieces: [&[u8]; 4] = [
             b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello",

@@ -1480,7 +1480,11 @@ mod tests {
     #[test]
     fn bodies_with_the_query_as_one_string_read_back_the_same() {
         let want = [(0, full(0)), (7, DeliveryRecord::default()), (14, full(3))];
-        old_body_reads_back(include_bytes!("testdata/segment-v3.lz4"), (FORMAT_LZ4_V3, FORMAT_RAW_V3), &want);
+        old_body_reads_back(
+            include_bytes!("testdata/segment-v3.lz4"),
+            (FORMAT_LZ4_V3, FORMAT_RAW_V3, FORMAT_LZ4_V3),
+            &want,
+        );
     }
 
     /// A body as the version before the string table wrote it (format 8: the query packed,
@@ -1490,7 +1494,11 @@ mod tests {
     #[test]
     fn bodies_with_every_string_in_its_record_read_back_the_same() {
         let want = [(0, full(0)), (7, DeliveryRecord::default()), (14, full(3))];
-        old_body_reads_back(include_bytes!("testdata/segment-v4.lz4"), (FORMAT_LZ4_V4, FORMAT_RAW_V4), &want);
+        old_body_reads_back(
+            include_bytes!("testdata/segment-v4.lz4"),
+            (FORMAT_LZ4_V4, FORMAT_RAW_V4, FORMAT_LZ4_V4),
+            &want,
+        );
     }
 
     /// A body as the version before wrote it (format 10: the query's digests in the records,
@@ -1502,7 +1510,7 @@ mod tests {
         let want = [(0, full(0)), (7, DeliveryRecord::default()), (14, served(1, 7))];
         let raw = old_body_reads_back(
             include_bytes!("testdata/segment-v5.lz4"),
-            (FORMAT_LZ4_V5, FORMAT_RAW_V5),
+            (FORMAT_LZ4_V5, FORMAT_RAW_V5, FORMAT_LZ4_V5),
             &want,
         );
         assert_eq!(read_all(&raw)[2].1.query.as_str(), served(1, 7).query.as_str());
@@ -1516,10 +1524,9 @@ mod tests {
     #[test]
     fn bodies_with_the_openid_in_their_documents_read_back_the_same() {
         let want = [(0, full(0)), (7, DeliveryRecord::default()), (14, wechat(1)), (21, wechat(2))];
-        let packed = include_bytes!("testdata/segment-v6.lz4");
-        assert_eq!(packed[0], FORMAT_LZ4_LIFTED_V5);
         // Its digests lifted out when written; rebuilt, it is compressed as format 10.
-        old_body_reads_back(packed, (FORMAT_LZ4_V5, FORMAT_RAW_V5), &want);
+        let formats = (FORMAT_LZ4_LIFTED_V5, FORMAT_RAW_V5, FORMAT_LZ4_V5);
+        old_body_reads_back(include_bytes!("testdata/segment-v6.lz4"), formats, &want);
     }
 
     /// The record's openid is written once, in its own field: where the decrypted message,
@@ -1712,18 +1719,16 @@ mod tests {
         records(raw).unwrap().map(|r| r.map(|r| (r.index, r.entry().unwrap())).unwrap()).collect()
     }
 
-    /// A body an earlier version wrote, kept byte for byte (`packed`, its LZ4 format `lz4`
-    /// unless the caller checked another, over its uncompressed format `raw`): it reads back
-    /// as `want` (whose index 7 is an empty record), and a partial delete (index 7) rebuilds it
-    /// in its own format, compressed as such, reading back as the rest. Its uncompressed body.
+    /// A body an earlier version wrote, kept byte for byte (`packed`, of format `written`,
+    /// uncompressed of format `raw`): it reads back as `want` (whose index 7 is an empty
+    /// record), and a partial delete (index 7) rebuilds it in format `raw`, compressed as
+    /// `lz4`, reading back as the rest. Its uncompressed body.
     fn old_body_reads_back(
         packed: &[u8],
-        (lz4, raw_format): (u8, u8),
+        (written, raw_format, lz4): (u8, u8, u8),
         want: &[(u64, DeliveryRecord)],
     ) -> Vec<u8> {
-        if !matches!(packed[0], FORMAT_LZ4_LIFTED | FORMAT_LZ4_LIFTED_V5) {
-            assert_eq!(packed[0], lz4);
-        }
+        assert_eq!(packed[0], written);
         let raw = plain(packed).unwrap();
         assert_eq!(raw[0], raw_format);
         assert_eq!(read_all(&raw), want);
@@ -2349,7 +2354,7 @@ mod tests {
         // A partial delete rebuilds it in its own format, compressed as such.
         let raw = old_body_reads_back(
             include_bytes!("testdata/segment-v2.lz4"),
-            (FORMAT_LZ4_V2, FORMAT_RAW_V2),
+            (FORMAT_LZ4_V2, FORMAT_RAW_V2, FORMAT_LZ4_V2),
             &want,
         );
         let entries = read_all(&raw);
