@@ -429,10 +429,7 @@ fn admit_with(
 ) -> Admission {
     let checks = if keep { Vec::with_capacity(MAX_CHECKS) } else { Vec::new() };
     let mut run = Run { accounts, policy, now, account: None, mode: None, keep, checks };
-    let verdict = match run.decide(request) {
-        Ok(v) => v,
-        Err(refusal) => Verdict::Refused(refusal),
-    };
+    let verdict = run.decide(request);
     Admission { account: run.account, mode: run.mode, checks: run.checks, verdict }
 }
 
@@ -502,7 +499,9 @@ impl Run<'_> {
         refusal
     }
 
-    fn decide(&mut self, request: &Request<'_>) -> Result<Verdict, Refusal> {
+    /// The verdict, written where the caller keeps it (a `Result` of it, matched into a
+    /// `Verdict`, copied the verdict and the message in it once more).
+    fn decide(&mut self, request: &Request<'_>) -> Verdict {
         let get = request.method.eq_ignore_ascii_case("GET");
         if !get && !request.method.eq_ignore_ascii_case("POST") {
             let refusal = Refusal::new(
@@ -512,7 +511,7 @@ impl Run<'_> {
                 "method",
                 format!("method {} not allowed: WeChat sends GET (verification) and POST", request.method),
             );
-            return Err(self.fail(CheckKind::Method, refusal));
+            return Verdict::Refused(self.fail(CheckKind::Method, refusal));
         }
         let query = Query::parse(request.query);
         if let Some((apps, by_path)) = self.wecom_apps(request.path, &query) {
@@ -524,19 +523,19 @@ impl Run<'_> {
         // 1. The query WeChat always sends.
         let signature = query.signature.as_deref();
         if signature.is_none() && !skip {
-            return Err(self.fail(CheckKind::Query, Refusal::missing("signature", encrypted)));
+            return Verdict::Refused(self.fail(CheckKind::Query, Refusal::missing("signature", encrypted)));
         }
         let Some(timestamp) = query.timestamp.as_deref() else {
-            return Err(self.fail(CheckKind::Query, Refusal::missing("timestamp", encrypted)));
+            return Verdict::Refused(self.fail(CheckKind::Query, Refusal::missing("timestamp", encrypted)));
         };
         let Some(nonce) = query.nonce.as_deref() else {
-            return Err(self.fail(CheckKind::Query, Refusal::missing("nonce", encrypted)));
+            return Verdict::Refused(self.fail(CheckKind::Query, Refusal::missing("nonce", encrypted)));
         };
         if get && query.echostr.is_none() {
-            return Err(self.fail(CheckKind::Query, Refusal::missing("echostr", false)));
+            return Verdict::Refused(self.fail(CheckKind::Query, Refusal::missing("echostr", false)));
         }
         if encrypted && query.msg_signature.is_none() && !skip {
-            return Err(self.fail(CheckKind::Query, Refusal::missing("msg_signature", true)));
+            return Verdict::Refused(self.fail(CheckKind::Query, Refusal::missing("msg_signature", true)));
         }
         self.pass(CheckKind::Query, format_args!("signature, timestamp and nonce present"));
 
@@ -560,7 +559,7 @@ impl Run<'_> {
                 if !signs(a) {
                     self.account = Some(a.clone());
                     let refusal = Refusal::signature("signature", a.token().len(), "timestamp, nonce");
-                    return Err(self.fail(CheckKind::Signature, refusal));
+                    return Verdict::Refused(self.fail(CheckKind::Signature, refusal));
                 }
                 std::slice::from_ref(a)
             }
@@ -585,7 +584,7 @@ impl Run<'_> {
                         r.detail = Some("computed from every configured token".to_owned());
                         r
                     };
-                    return Err(self.fail(CheckKind::Account, refusal));
+                    return Verdict::Refused(self.fail(CheckKind::Account, refusal));
                 }
                 &signing
             }
@@ -601,7 +600,9 @@ impl Run<'_> {
         if candidates.len() == 1 {
             self.account = Some(candidates[0].clone());
         }
-        self.check_timestamp(timestamp)?;
+        if let Err(refusal) = self.check_timestamp(timestamp) {
+            return Verdict::Refused(refusal);
+        }
 
         if get {
             let account = candidates.first().cloned();
@@ -611,9 +612,7 @@ impl Run<'_> {
                 self.pass_written(CheckKind::Account, |note| signs_the_request(note, a.appid()));
             }
             self.account = account;
-            return Ok(Verdict::Verified {
-                echostr: query.echostr.as_deref().unwrap_or_default().to_owned(),
-            });
+            return Verdict::Verified { echostr: query.echostr.as_deref().unwrap_or_default().to_owned() };
         }
 
         // 4. The mode, as far as the query tells.
@@ -621,11 +620,14 @@ impl Run<'_> {
             && (self.policy.require_encryption || candidates.iter().all(|a| a.requires_encryption()))
         {
             self.mode = Some(Mode::Plain);
-            return Err(self.fail(CheckKind::Mode, self.plain_refused(candidates)));
+            return Verdict::Refused(self.fail(CheckKind::Mode, self.plain_refused(candidates)));
         }
 
         // 5. The body.
-        let text = self.body_text(request.body)?;
+        let text = match self.body_text(request.body) {
+            Ok(text) => text,
+            Err(refusal) => return Verdict::Refused(refusal),
+        };
         // A Mini Program pushes XML or JSON, whichever its admin chose: the body says which.
         let json =
             Document::looks_like_json(text) && candidates.iter().any(|a| a.kind() == Kind::Miniprogram);
@@ -640,7 +642,7 @@ impl Run<'_> {
         };
         let body = match body {
             Ok(body) => body,
-            Err(e) => return Err(self.fail(CheckKind::Body, Refusal::xml(&e, "body"))),
+            Err(e) => return Verdict::Refused(self.fail(CheckKind::Body, Refusal::xml(&e, "body"))),
         };
         let (has_encrypt, has_msg_type) = match &body {
             Body::Tree(doc) => (doc.root.child("Encrypt").is_some(), doc.root.child("MsgType").is_some()),
@@ -679,7 +681,9 @@ impl Run<'_> {
                 (None, [only]) if to.is_none() || only.original_id().is_none() => only.clone(),
                 _ => {
                     self.account = None;
-                    return Err(self.fail(CheckKind::Account, self.unknown_account(request.path, to)));
+                    return Verdict::Refused(
+                        self.fail(CheckKind::Account, self.unknown_account(request.path, to)),
+                    );
                 }
             }
         };
@@ -690,7 +694,9 @@ impl Run<'_> {
 
         if account.requires_encryption() || self.policy.require_encryption {
             if !query.is_encrypted() {
-                return Err(self.fail(CheckKind::Mode, self.plain_refused(std::slice::from_ref(&account))));
+                return Verdict::Refused(
+                    self.fail(CheckKind::Mode, self.plain_refused(std::slice::from_ref(&account))),
+                );
             }
             let fixed = match (mode, account.mode()) {
                 (Mode::Compatible, Some(Mode::Compatible)) => {
@@ -711,7 +717,7 @@ impl Run<'_> {
         }
         let outline = match body {
             Body::Tree(document) if mode == Mode::Plain => {
-                return Ok(Self::accepted(text.to_owned(), document));
+                return Self::accepted(text.to_owned(), document);
             }
             Body::Tree(document) => Outline::of(&document.root).into_owned(),
             Body::Outline(outline) => outline,
@@ -734,7 +740,7 @@ impl Run<'_> {
                     "Encrypt",
                     format!("{e} (encrypt_type=aes or an <Encrypt> element marks the request as encrypted)"),
                 );
-                return Err(self.fail(CheckKind::Envelope, refusal));
+                return Verdict::Refused(self.fail(CheckKind::Envelope, refusal));
             }
         };
         let Some(cipher) = account.cipher() else {
@@ -748,25 +754,27 @@ impl Run<'_> {
                     account.appid()
                 ),
             );
-            return Err(self.fail(CheckKind::Envelope, refusal));
+            return Verdict::Refused(self.fail(CheckKind::Envelope, refusal));
         };
         self.pass_written(CheckKind::Envelope, |note| encrypt_of(note, encrypt.len()));
         if skip {
             self.pass(CheckKind::MsgSignature, format_args!("not checked (insecure_skip_signature)"));
         } else {
             let Some(msg_signature) = query.msg_signature.as_deref() else {
-                return Err(self.fail(CheckKind::Query, Refusal::missing("msg_signature", true)));
+                return Verdict::Refused(
+                    self.fail(CheckKind::Query, Refusal::missing("msg_signature", true)),
+                );
             };
             let token = account.token();
             if signature::verify_msg(token.expose(), timestamp, nonce, encrypt, msg_signature).is_err() {
                 let refusal = Refusal::signature("msg_signature", token.len(), "timestamp, nonce, Encrypt");
-                return Err(self.fail(CheckKind::MsgSignature, refusal));
+                return Verdict::Refused(self.fail(CheckKind::MsgSignature, refusal));
             }
             self.pass(CheckKind::MsgSignature, format_args!("matches over timestamp, nonce and <Encrypt>"));
         }
         let xml = match cipher.decrypt(encrypt) {
             Ok(xml) => xml,
-            Err(e) => return Err(self.fail(CheckKind::Decrypt, Refusal::decrypt(&e))),
+            Err(e) => return Verdict::Refused(self.fail(CheckKind::Decrypt, Refusal::decrypt(&e))),
         };
         // Typed straight from the text where it can be (not JSON): no document. Read into the
         // one `Result` that is matched (a `Result` of a document or a message, matched twice,
@@ -777,13 +785,17 @@ impl Run<'_> {
         };
         let message = match message {
             Ok(message) => message,
-            Err(e) => return Err(self.fail(CheckKind::Decrypt, Refusal::xml(&e, "decrypted message"))),
+            Err(e) => {
+                return Verdict::Refused(
+                    self.fail(CheckKind::Decrypt, Refusal::xml(&e, "decrypted message")),
+                );
+            }
         };
         self.pass_written(CheckKind::Decrypt, |note| {
             note.push_str("decrypted for appid ");
             note.push_str(account.appid());
         });
-        Ok(Verdict::Message { xml, message })
+        Verdict::Message { xml, message }
     }
 
     /// The WeCom applications a request may be for, and whether its path selected one: the
@@ -813,7 +825,7 @@ impl Run<'_> {
         query: &Query<'_>,
         apps: Vec<Arc<Account>>,
         by_path: bool,
-    ) -> Result<Verdict, Refusal> {
+    ) -> Verdict {
         let skip = self.policy.insecure_skip_signature;
         let wecom_missing = |param: &'static str| {
             Refusal::new(
@@ -828,18 +840,18 @@ impl Run<'_> {
         };
         let msg_signature = query.msg_signature.as_deref();
         if msg_signature.is_none() && !skip {
-            return Err(self.fail(CheckKind::Query, wecom_missing("msg_signature")));
+            return Verdict::Refused(self.fail(CheckKind::Query, wecom_missing("msg_signature")));
         }
         let Some(timestamp) = query.timestamp.as_deref() else {
-            return Err(self.fail(CheckKind::Query, wecom_missing("timestamp")));
+            return Verdict::Refused(self.fail(CheckKind::Query, wecom_missing("timestamp")));
         };
         let Some(nonce) = query.nonce.as_deref() else {
-            return Err(self.fail(CheckKind::Query, wecom_missing("nonce")));
+            return Verdict::Refused(self.fail(CheckKind::Query, wecom_missing("nonce")));
         };
         // A plus sign that reached us unescaped decodes to a space, which base64 never has.
         let echostr = query.echostr.as_deref().map(|e| e.replace(' ', "+"));
         if get && echostr.is_none() {
-            return Err(self.fail(CheckKind::Query, wecom_missing("echostr")));
+            return Verdict::Refused(self.fail(CheckKind::Query, wecom_missing("echostr")));
         }
         self.pass(CheckKind::Query, format_args!("msg_signature, timestamp and nonce present (WeCom)"));
         if by_path {
@@ -850,16 +862,21 @@ impl Run<'_> {
             );
         }
         self.mode = Some(Mode::Safe);
-        self.check_timestamp(timestamp)?;
+        if let Err(refusal) = self.check_timestamp(timestamp) {
+            return Verdict::Refused(refusal);
+        }
 
         // What msg_signature covers: the encrypted echostr, or the body's <Encrypt>.
         let (signed, outer) = if get {
             (echostr.unwrap_or_default(), None)
         } else {
-            let text = self.body_text(request.body)?;
+            let text = match self.body_text(request.body) {
+                Ok(text) => text,
+                Err(refusal) => return Verdict::Refused(refusal),
+            };
             let outline = match Outline::scan(text) {
                 Ok(outline) => outline,
-                Err(e) => return Err(self.fail(CheckKind::Body, Refusal::xml(&e, "body"))),
+                Err(e) => return Verdict::Refused(self.fail(CheckKind::Body, Refusal::xml(&e, "body"))),
             };
             self.pass(CheckKind::Body, format_args!("acceptable XML, safe mode (WeCom)"));
             let encrypt = match outline.encrypt() {
@@ -872,7 +889,7 @@ impl Run<'_> {
                         "Encrypt",
                         format!("{e} (WeCom encrypts every callback)"),
                     );
-                    return Err(self.fail(CheckKind::Envelope, refusal));
+                    return Verdict::Refused(self.fail(CheckKind::Envelope, refusal));
                 }
             };
             self.pass_written(CheckKind::Envelope, |note| encrypt_of(note, encrypt.len()));
@@ -910,7 +927,7 @@ impl Run<'_> {
                     r
                 }
             };
-            return Err(self.fail(CheckKind::MsgSignature, refusal));
+            return Verdict::Refused(self.fail(CheckKind::MsgSignature, refusal));
         }
         if skip {
             self.pass(CheckKind::MsgSignature, format_args!("not checked (insecure_skip_signature)"));
@@ -949,7 +966,7 @@ impl Run<'_> {
                     describe(&account)
                 ),
             );
-            return Err(self.fail(CheckKind::Envelope, refusal));
+            return Verdict::Refused(self.fail(CheckKind::Envelope, refusal));
         };
         let plain = match cipher.decrypt(&signed) {
             Ok(plain) => plain,
@@ -958,19 +975,23 @@ impl Run<'_> {
                 if get {
                     refusal.param = "echostr";
                 }
-                return Err(self.fail(CheckKind::Decrypt, refusal));
+                return Verdict::Refused(self.fail(CheckKind::Decrypt, refusal));
             }
         };
         if get {
             self.pass(CheckKind::Decrypt, format_args!("echostr decrypted for corpid {}", account.appid()));
-            return Ok(Verdict::Verified { echostr: plain });
+            return Verdict::Verified { echostr: plain };
         }
         let inner = match Document::parse(&plain) {
             Ok(inner) => inner,
-            Err(e) => return Err(self.fail(CheckKind::Decrypt, Refusal::xml(&e, "decrypted message"))),
+            Err(e) => {
+                return Verdict::Refused(
+                    self.fail(CheckKind::Decrypt, Refusal::xml(&e, "decrypted message")),
+                );
+            }
         };
         self.pass(CheckKind::Decrypt, format_args!("decrypted for corpid {}", account.appid()));
-        Ok(Self::accepted(plain, inner))
+        Self::accepted(plain, inner)
     }
 
     /// The body as text: WeChat sends UTF-8 XML (or JSON), anything else is refused here.
