@@ -58,6 +58,24 @@ type SyncFn<T> = dyn Fn(&Inbound) -> Result<T, BoxError> + Send + Sync;
 /// A service that is always ready and answers through a shared reference: the crate's own.
 pub(crate) trait CallShared<T>: Send + Sync + 'static {
     fn call_shared(&self, inbound: Inbound) -> BoxFuture<'static, Result<T, BoxError>>;
+
+    /// The call made now: the answer where the service has it without waiting for anything
+    /// (a router whose matched rule is a plain function), else the future that gives it. By
+    /// default, [`CallShared::call_shared`]'s future.
+    fn call_now(&self, inbound: Inbound) -> Called<T> {
+        Called::Later(self.call_shared(inbound))
+    }
+}
+
+/// What [`BoxInboundService::call_now`] gave.
+pub(crate) enum Called<T> {
+    /// The answer, given in place: no future was made (nor boxed).
+    Now(Result<T, BoxError>),
+    /// The future that gives the answer.
+    Later(BoxFuture<'static, Result<T, BoxError>>),
+    /// Not called, the delivery given back: a service that is asked whether it is ready
+    /// first ([`BoxInboundService::call_once`] calls it).
+    NotYet(Inbound),
 }
 
 /// A tower service, object-safe and cloneable.
@@ -156,6 +174,18 @@ impl<T: 'static> BoxInboundService<T> {
             Erased::Shared(service) => service.call_shared(inbound).await,
             Erased::Sync(f) => f(&inbound),
             Erased::Tower(service) => when_ready(service.clone_box(), inbound).await,
+        }
+    }
+
+    /// Calls the service now when it is always ready: its answer if it has it without
+    /// waiting (a plain function, or a router whose matched rule is one), else its future;
+    /// [`Called::NotYet`] for a service that is asked whether it is ready first. A panic in
+    /// the call is the caller's to catch.
+    pub(crate) fn call_now(&self, inbound: Inbound) -> Called<T> {
+        match &self.inner {
+            Erased::Shared(service) => service.call_now(inbound),
+            Erased::Sync(f) => Called::Now(f(&inbound)),
+            Erased::Tower(_) => Called::NotYet(inbound),
         }
     }
 

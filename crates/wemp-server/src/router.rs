@@ -10,7 +10,7 @@ use regex::Regex;
 use tower::{Layer, Service, ServiceExt};
 use wemp_proto::{Event, EventKind, Incoming, MsgKind, Reply};
 
-use crate::handler::{Answer, BoxError, BoxHandler, CallShared, Handler, RuleService};
+use crate::handler::{Answer, BoxError, BoxHandler, CallShared, Called, Handler, RuleService};
 use crate::{Captures, Inbound};
 
 /// A condition of your own, for [`Matcher::custom`]: the open end of the matchers.
@@ -876,45 +876,116 @@ pub(crate) fn record_rule(inbound: &Inbound, name: &Arc<str>) {
     shared.set_rule(name.clone());
 }
 
+/// Where [`Dispatch::walk`] stopped: an answer, or a matched service to be awaited.
+enum Step {
+    /// Answered in place (by plain functions, or with no rule and no fallback).
+    Answered(Result<Reply, BoxError>),
+    /// The rule at this index (`None`: the fallback) matched and has to be awaited, with the
+    /// delivery carrying its captures when it has any.
+    Await(Option<usize>, Option<Inbound>),
+}
+
+impl Dispatch {
+    /// Runs the rules from the one at `from` as far as they answer in place: each matched
+    /// rule whose service is a plain function (`RuleService::from_sync_fn`) is called here,
+    /// without a future or a copy of the delivery; the first matched one that is not, stops
+    /// the walk. After the rules, the fallback, the same way.
+    fn walk(&self, inbound: &Inbound, facts: &Facts<'_>, from: usize) -> Step {
+        for (index, rule) in self.0.rules.iter().enumerate().skip(from) {
+            if rule.classes & facts.class == 0 {
+                continue;
+            }
+            let Some(captures) = rule.matcher.0.matches(facts) else { continue };
+            record_rule(inbound, &rule.name);
+            let captured = captures.is_some().then(|| inbound.with_captures(captures));
+            let Some(f) = rule.service.sync_fn() else { return Step::Await(Some(index), captured) };
+            match f(captured.as_ref().unwrap_or(inbound)) {
+                Ok(Answer::Reply(reply)) => return Step::Answered(Ok(reply)),
+                Ok(Answer::FallThrough) => continue,
+                Err(e) => return Step::Answered(Err(e)),
+            }
+        }
+        match &self.0.fallback {
+            Some(fallback) => {
+                record_rule(inbound, &FALLBACK);
+                match fallback.sync_fn() {
+                    Some(f) => Step::Answered(f(inbound).map(Answer::into_reply_or_none)),
+                    None => Step::Await(None, None),
+                }
+            }
+            None => {
+                record_rule(inbound, &NONE);
+                Step::Answered(Ok(Reply::None))
+            }
+        }
+    }
+
+    /// The rest of a dispatch whose walk stopped at `stop` ([`Step::Await`]): that service
+    /// awaited, then the walk on from the next rule if it falls through, and so on.
+    async fn finish(
+        rules: Arc<Rules>,
+        inbound: Inbound,
+        (mut at, mut captured): (Option<usize>, Option<Inbound>),
+    ) -> Result<Reply, BoxError> {
+        let this = Self(rules);
+        // What the matchers read, derived once for the rules after the awaited ones.
+        let facts = Facts::new(&inbound);
+        loop {
+            let Some(index) = at else {
+                let Some(fallback) = &this.0.fallback else { return Ok(Reply::None) };
+                return fallback.call_once(inbound.clone()).await.map(Answer::into_reply_or_none);
+            };
+            let service = &this.0.rules[index].service;
+            match service.call_once(captured.take().unwrap_or_else(|| inbound.clone())).await? {
+                Answer::Reply(reply) => return Ok(reply),
+                Answer::FallThrough => match this.walk(&inbound, &facts, index + 1) {
+                    Step::Answered(answer) => return answer,
+                    Step::Await(next, with) => (at, captured) = (next, with),
+                },
+            }
+        }
+    }
+}
+
+impl Answer {
+    /// The reply, or none when the handler let the message fall through (past the
+    /// fallback: nothing is left to answer it).
+    fn into_reply_or_none(self) -> Reply {
+        match self {
+            Self::Reply(reply) => reply,
+            Self::FallThrough => Reply::None,
+        }
+    }
+}
+
 impl CallShared<Reply> for Dispatch {
     fn call_shared(&self, inbound: Inbound) -> BoxFuture<'static, Result<Reply, BoxError>> {
-        let this = self.0.clone();
+        let rules = self.0.clone();
+        // The rules run when the future is first polled, as a service's call would.
         Box::pin(async move {
-            {
-                // What the matchers read, derived once for all the rules.
+            let stop = {
                 let facts = Facts::new(&inbound);
-                for rule in &this.rules {
-                    if rule.classes & facts.class == 0 {
-                        continue;
-                    }
-                    let Some(captures) = rule.matcher.0.matches(&facts) else { continue };
-                    record_rule(&inbound, &rule.name);
-                    let captured = captures.is_some().then(|| inbound.with_captures(captures));
-                    let answer = match rule.service.sync_fn() {
-                        // Answered in place, without a future or a copy of the delivery.
-                        Some(f) => f(captured.as_ref().unwrap_or(&inbound)),
-                        None => rule.service.call_once(captured.unwrap_or_else(|| inbound.clone())).await,
-                    };
-                    match answer? {
-                        Answer::Reply(reply) => return Ok(reply),
-                        Answer::FallThrough => continue,
-                    }
+                match Self(rules.clone()).walk(&inbound, &facts, 0) {
+                    Step::Answered(answer) => return answer,
+                    Step::Await(at, captured) => (at, captured),
                 }
-            }
-            match &this.fallback {
-                Some(fallback) => {
-                    record_rule(&inbound, &FALLBACK);
-                    match fallback.call_once(inbound).await? {
-                        Answer::Reply(reply) => Ok(reply),
-                        Answer::FallThrough => Ok(Reply::None),
-                    }
-                }
-                None => {
-                    record_rule(&inbound, &NONE);
-                    Ok(Reply::None)
-                }
-            }
+            };
+            Self::finish(rules, inbound, stop).await
         })
+    }
+
+    /// The rules run now: a delivery whose matched rule is a plain function is answered
+    /// without a future (nor its box); the first matched one that has to be awaited goes on in
+    /// a boxed future.
+    fn call_now(&self, inbound: Inbound) -> Called<Reply> {
+        let stop = {
+            let facts = Facts::new(&inbound);
+            match self.walk(&inbound, &facts, 0) {
+                Step::Answered(answer) => return Called::Now(answer),
+                Step::Await(at, captured) => (at, captured),
+            }
+        };
+        Called::Later(Box::pin(Self::finish(self.0.clone(), inbound, stop)))
     }
 }
 
@@ -997,6 +1068,16 @@ impl CallShared<Reply> for LiveService {
         // The router in effect now; its future owns what it needs, so a swap while it runs
         // changes nothing for this delivery.
         self.live.current().service.call_owned(inbound)
+    }
+
+    fn call_now(&self, inbound: Inbound) -> Called<Reply> {
+        // As `call_shared`: the router in effect now, and what is left to await owns what it
+        // needs.
+        let current = self.live.current();
+        match current.service.call_now(inbound) {
+            Called::NotYet(inbound) => Called::Later(current.service.call_owned(inbound)),
+            called => called,
+        }
     }
 }
 
@@ -1237,6 +1318,86 @@ mod tests {
             assert_eq!(answer, Reply::text(reply), "{text}");
             assert_eq!(inbound.ctx().rule_name().as_deref(), Some(rule), "{text}");
         }
+    }
+
+    #[test]
+    fn a_router_called_now_answers_in_place_until_a_rule_must_be_awaited_and_as_its_future_does() {
+        // Plain functions and async handlers, each answering (with its capture) or falling
+        // through (on `-S`, `-A`, `-T`), before a plain, an async or no fallback.
+        let sync = |name: &'static str, pass: &'static str| {
+            RuleService::from_sync_fn(move |i: &Inbound| {
+                let capture = i.captures().and_then(|c| c.get(1)).unwrap_or("-").to_owned();
+                Ok(match i.text().is_some_and(|t| t.contains(pass)) {
+                    true => Answer::FallThrough,
+                    false => Answer::Reply(Reply::text(format!("{name} {capture}"))),
+                })
+            })
+        };
+        async fn later(inbound: Inbound) -> Result<Reply, crate::FallThrough> {
+            tokio::task::yield_now().await;
+            let capture = inbound.captures().and_then(|c| c.get(1)).unwrap_or("-").to_owned();
+            match inbound.text().is_some_and(|t| t.contains("-A")) {
+                true => Err(crate::FallThrough),
+                false => Ok(Reply::text(format!("async {capture}"))),
+            }
+        }
+        let rules = || {
+            Router::new()
+                .route(Rule::service(Matcher::text_regex(r"^s(\d*)"), sync("s", "-S")).named("s"))
+                .route(Rule::new(Matcher::text_regex(r"a(\d*)"), later).named("async"))
+                .route(Rule::service(Matcher::text_contains("t"), sync("t", "-T")).named("t"))
+        };
+        let routers = [rules().fallback_service(sync("fallback", "-F")), rules().fallback(later), rules()]
+            .map(Router::into_service);
+        // The text, and for each router whether a rule (or fallback) that must be awaited is
+        // reached.
+        let cases = [
+            ("s1", [false, false, false]),
+            ("s1 -S t", [false, false, false]),
+            ("s1 -S -T t", [false, true, false]),
+            ("a2", [true, true, true]),
+            ("s3 a4 -S", [true, true, true]),
+            ("a5 t -A", [true, true, true]),
+            ("a6 -A -T t", [true, true, true]),
+            ("x", [false, true, false]),
+            ("tx", [false, false, false]),
+        ];
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        for (text, awaited) in cases {
+            for (r, service) in routers.iter().enumerate() {
+                let fresh = || message("text", &format!("<Content>{text}</Content><MsgId>1</MsgId>"));
+                let (now, by_future) = (fresh(), fresh());
+                let called = match service.call_now(now.clone()) {
+                    Called::Now(answer) => {
+                        assert!(!awaited[r], "router {r}: {text}: answered in place");
+                        answer
+                    }
+                    Called::Later(future) => {
+                        assert!(awaited[r], "router {r}: {text}: a future");
+                        runtime.block_on(future)
+                    }
+                    Called::NotYet(_) => panic!("a router is always ready"),
+                };
+                let expected = runtime.block_on(service.call_once(by_future.clone())).unwrap();
+                assert_eq!(called.unwrap(), expected, "router {r}: {text}");
+                assert_eq!(now.ctx().rule_name(), by_future.ctx().rule_name(), "router {r}: {text}");
+            }
+        }
+        // What the futures answered, pinned (so that both ways cannot be wrong alike).
+        let answer = |r: usize, text: &str| {
+            let inbound = message("text", &format!("<Content>{text}</Content><MsgId>1</MsgId>"));
+            let reply = runtime.block_on(routers[r].call_once(inbound.clone())).unwrap();
+            (reply, inbound.ctx().rule_name().map(|n| n.to_string()))
+        };
+        let text = |t: &str, rule: &str| (Reply::text(t), Some(rule.to_owned()));
+        assert_eq!(answer(0, "s1"), text("s 1", "s"));
+        assert_eq!(answer(0, "s1 -S t"), text("t -", "t"));
+        assert_eq!(answer(0, "s1 -S -T t"), text("fallback -", "fallback"));
+        assert_eq!(answer(1, "s1 -S -T t"), text("async -", "fallback"));
+        assert_eq!(answer(2, "s1 -S -T t"), (Reply::None, Some("none".to_owned())));
+        assert_eq!(answer(0, "s3 a4 -S"), text("async 4", "async"));
+        assert_eq!(answer(0, "a5 t -A"), text("t -", "t"));
+        assert_eq!(answer(2, "a6 -A -T t"), (Reply::None, Some("none".to_owned())));
     }
 
     #[test]

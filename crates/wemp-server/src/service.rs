@@ -25,7 +25,7 @@ use wemp_store::{Claim, DedupStore, HandlerFailure, SessionStore, Ticket};
 
 use crate::accounts::{AccountSource, LiveAccounts};
 use crate::context::{Decided, ReplyTo, Shared};
-use crate::handler::{BoxError, BoxHandler};
+use crate::handler::{BoxError, BoxHandler, Called};
 use crate::log::{ShortId, Text};
 use crate::metrics::{DedupOutcome, Metrics};
 use crate::observe::{DeliveryRecord, Observer, Observers, RecordOutcome, RejectionRecord, SharedText};
@@ -827,6 +827,33 @@ struct LateReport {
     raw_xml: Option<SharedText>,
 }
 
+/// The handler's call as [`Inner::run`] left it, when it did not answer at once.
+enum Call {
+    /// The future of its answer.
+    Pending(BoxFuture<'static, Result<Reply, BoxError>>),
+    /// Not made: the service is asked whether it is ready first ([`BoxHandler`]'s `call_once`).
+    ToMake,
+}
+
+/// What is left of a handler's work once its reply is settled ([`Inner::settle`]).
+enum Rest {
+    /// Nothing.
+    Done,
+    /// Storing the reply for retries, with a store that has to be waited for.
+    Store(String),
+    /// The late sink: `success` was answered. (Boxed: a reply is large, and few
+    /// deliveries go this way.)
+    Late(Box<(String, Reply)>),
+}
+
+/// What a handler's boxed future ([`Inner::handle_in_task`]) starts from.
+enum Task {
+    /// The handler's call, not answered at once, and when it was made.
+    Call(Call, Instant),
+    /// What is left once the reply was settled in place.
+    Rest(Rest),
+}
+
 impl Inner {
     /// Emits the record of a delivery whose caller hung up, with what its handler did so far.
     fn emit_hung_up(&self, mut record: DeliveryRecord, shared: &Shared) {
@@ -848,8 +875,9 @@ impl Inner {
     /// fn`'s future keeps its arguments twice (as given, and moved into its body's locals),
     /// and the locals it borrowed keep their room across every later `await` even once moved
     /// on, so the inner futures' locals are scoped to end before the next one's `await`. The
-    /// future was 2 760 bytes, now 1 768 (release build): it is copied into its box for every
-    /// request, and each inner future into its place when first polled.
+    /// future was 2 760 bytes, then 1 768, now 1 560 (release build; `run`'s waits boxed, see
+    /// `the_handling_futures_stay_this_small`): it is copied into its box for every request,
+    /// and each inner future into its place when first polled.
     #[allow(clippy::manual_async_fn)] // on purpose: see above
     fn handle<B>(
         self: Arc<Self>,
@@ -1311,24 +1339,58 @@ impl Inner {
                 Some((key, ticket)) => (Some(key), ticket),
                 None => (None, Ticket::NONE),
             };
-            let mut task = Box::pin(self.clone().handle_in_task(
-                inbound,
-                (key.clone(), ticket),
-                shared.clone(),
-                guard,
-                report,
-            ));
-            // Most handlers finish at their first poll: run them here, and only hand the ones
-            // that wait for something to a task of their own (which outlives this request if
-            // WeChat hangs up).
-            let pending = std::future::poll_fn(|cx| Poll::Ready(task.as_mut().poll(cx).is_pending())).await;
-            if pending {
-                shared.set_in_task();
-                if let Some(key) = key {
-                    self.local.lock().unwrap_or_else(|e| e.into_inner()).insert(key, Arc::downgrade(&shared));
+            // The handler called here: a router whose matched rule is a plain function answers
+            // at once (most do), without a future; then the reply is settled and stored here
+            // too when the store answers at once, and no task is made at all (its future
+            // boxed and copied, the router's boxed: two allocations a message).
+            let started = Instant::now();
+            let settle =
+                |result| match self.settle(&inbound, key.as_deref(), ticket, &shared, result, started) {
+                    // Nothing is left to wait for.
+                    Rest::Done => None,
+                    rest => Some(Task::Rest(rest)),
+                };
+            let task =
+                match std::panic::catch_unwind(AssertUnwindSafe(|| self.router.call_now(inbound.clone()))) {
+                    Ok(Called::Now(answer)) => settle(Ok(answer)),
+                    Err(panic) => settle(Err(panic)),
+                    Ok(Called::Later(future)) => Some(Task::Call(Call::Pending(future), started)),
+                    Ok(Called::NotYet(_)) => Some(Task::Call(Call::ToMake, started)),
+                };
+            // Boxed in a statement of its own: what it starts from (a reply, say) is not kept in
+            // this future while the task is polled.
+            let task = task.map(|task| {
+                Box::pin(self.clone().handle_in_task(
+                    inbound,
+                    (key.clone(), ticket),
+                    shared.clone(),
+                    guard,
+                    report,
+                    task,
+                ))
+            });
+            let pending = match task {
+                // The guard counted a handler that has finished.
+                None => false,
+                Some(mut task) => {
+                    // Most handlers that wait for something still finish at their first poll: run
+                    // them here, and only hand the ones that do not to a task of their own (which
+                    // outlives this request if WeChat hangs up).
+                    let pending =
+                        std::future::poll_fn(|cx| Poll::Ready(task.as_mut().poll(cx).is_pending())).await;
+                    if pending {
+                        shared.set_in_task();
+                        if let Some(key) = key {
+                            self.local
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .insert(key, Arc::downgrade(&shared));
+                        }
+                        tokio::spawn(task.instrument(tracing::Span::current()));
+                    }
+                    pending
                 }
-                tokio::spawn(task.instrument(tracing::Span::current()));
-            }
+            };
             // Disarmed below; fires only if this request goes away before anything decided.
             let mut abandon = Abandon { armed: pending.then(|| (self.clone(), shared.clone())), deadline };
 
@@ -1343,34 +1405,9 @@ impl Inner {
                     }
                     reply
                 }
-                None => tokio::select! {
-                biased;
-                reply = shared.reply() => {
-                    // No reply here: the handler deferred and its task already finished.
-                    if reply.is_none() && shared.handler_deferred() {
-                        self.metrics.deferred();
-                    }
-                    reply
-                }
-                () = shared.deferred.notified() => match shared.defer() {
-                    Decided::Late => {
-                        self.metrics.deferred();
-                        None
-                    }
-                    Decided::Passive => shared.reply().await,
-                },
-                () = tokio::time::sleep_until(deadline) => match shared.defer() {
-                    Decided::Late => {
-                        self.metrics.deadline_miss();
-                        tracing::warn!(
-                            budget_ms = u64::try_from(self.config.budget.as_millis()).unwrap_or(u64::MAX),
-                            "handler missed the deadline; answered success, its reply goes to the late sink"
-                        );
-                        None
-                    }
-                    Decided::Passive => shared.reply().await,
-                },
-                },
+                // Boxed: the timer and the two waits would otherwise make every delivery's
+                // future larger (and every future around it), when few handlers go on in a task.
+                None => Box::pin(self.wait_reply(&shared, deadline)).await,
             };
             abandon.armed = None;
             let error = shared.error();
@@ -1411,6 +1448,39 @@ impl Inner {
         (res, RecordOutcome::Answered)
     }
 
+    /// The reply of a handler that went on in its task: as it comes, or none when it
+    /// defers or the deadline comes first.
+    async fn wait_reply(&self, shared: &Shared, deadline: Instant) -> Option<(String, i64)> {
+        tokio::select! {
+            biased;
+            reply = shared.reply() => {
+                // No reply here: the handler deferred and its task already finished.
+                if reply.is_none() && shared.handler_deferred() {
+                    self.metrics.deferred();
+                }
+                reply
+            }
+            () = shared.deferred.notified() => match shared.defer() {
+                Decided::Late => {
+                    self.metrics.deferred();
+                    None
+                }
+                Decided::Passive => shared.reply().await,
+            },
+            () = tokio::time::sleep_until(deadline) => match shared.defer() {
+                Decided::Late => {
+                    self.metrics.deadline_miss();
+                    tracing::warn!(
+                        budget_ms = u64::try_from(self.config.budget.as_millis()).unwrap_or(u64::MAX),
+                        "handler missed the deadline; answered success, its reply goes to the late sink"
+                    );
+                    None
+                }
+                Decided::Passive => shared.reply().await,
+            },
+        }
+    }
+
     fn policy_reply(&self) -> Reply {
         match &self.config.error_policy {
             ErrorPolicy::Success => Reply::None,
@@ -1418,6 +1488,9 @@ impl Inner {
         }
     }
 
+    /// The handler's work that waits for something, in a future boxed for it (and spawned as
+    /// a task of its own if it does not finish at its first poll): the handler's call when it
+    /// did not answer at once, then what is left once its reply is handed over.
     async fn handle_in_task(
         self: Arc<Self>,
         inbound: Inbound,
@@ -1425,91 +1498,35 @@ impl Inner {
         shared: Arc<Shared>,
         _guard: TaskGuard,
         report: Option<LateReport>,
+        task: Task,
     ) {
-        // Settled (a reply, or none) however this ends, a drop of this future included.
-        let reply_to = ReplyTo::new(&shared);
-        let started = Instant::now();
-        let result = AssertUnwindSafe(self.router.call_once(inbound.clone())).catch_unwind().await;
-        self.metrics.handler_latency(started.elapsed());
-        // `fallback` or `none`, when nothing more specific named the rule.
-        if let Some(rule) = shared.rule() {
-            shared.name_in_span(&rule);
-        }
-        let replied_at;
-        // In a block: the reply's context is not kept while the reply is stored.
-        let (reply, xml) = {
-            let mut reply = match result {
-                Ok(Ok(reply)) => reply,
-                Ok(Err(error)) => {
-                    self.metrics.handler_error();
-                    tracing::error!(error = %error, "handler failed; answering per the error policy");
-                    shared.set_error(HandlerFailure::Failed { error: error.to_string() }.to_string());
-                    self.policy_reply()
-                }
-                Err(panic) => {
-                    self.metrics.handler_error();
-                    let what = panic_text(&*panic);
-                    tracing::error!(panic = %what, "handler panicked; answering per the error policy");
-                    shared.set_error(HandlerFailure::Panicked { what }.to_string());
-                    self.policy_reply()
-                }
-            };
-            let msg = inbound.message();
-            // Read when the reply is made (after the handler): its `CreateTime`, and the
-            // timestamp of the encrypted envelope it goes out in.
-            replied_at = self.clock.now_unix();
-            let xml = match reply.to_xml_answering(msg, replied_at) {
-                Ok(xml) => xml,
-                Err(e) => {
-                    // The handler failed after all: it asked for a reply WeChat would refuse.
-                    self.metrics.handler_error();
-                    tracing::error!(
-                        code = e.reference_code().code(),
-                        error = %e,
-                        "handler's reply cannot be sent; answering per the error policy"
-                    );
-                    shared.set_error(HandlerFailure::Unsendable { error: e.to_string() }.to_string());
-                    reply = self.policy_reply();
-                    reply.to_xml_answering(msg, replied_at).unwrap_or_else(|_| "success".to_owned())
-                }
-            };
-            (reply, xml)
-        };
-        let decided = shared.finish();
-        // A caller that hung up while this ran: its record goes out now, with what the
-        // handler did, and before the reply is handed over (so before a retry it answers).
-        if let Some(record) = shared.take_hung_up() {
-            self.emit_hung_up(*record, &shared);
-        }
-        match decided {
-            Decided::Passive => {
-                drop(reply);
-                let failed = |e: wemp_store::StoreError| {
-                    tracing::error!(error = %e, "cannot store the reply for retries");
-                };
-                // A store that answers at once keeps the reply before it is handed over (no
-                // copy of it); one that has to be waited for gets a copy after, so that the
-                // caller's answer does not wait for it.
-                let later = key.as_ref().and_then(|key| match self.complete_now(key, ticket, &xml) {
-                    Some(done) => {
-                        if let Err(e) = done {
-                            failed(e);
-                        }
-                        None
+        let rest = match task {
+            Task::Rest(rest) => rest,
+            Task::Call(call, started) => {
+                // Settled (a reply, or none) however this ends, a drop of this future included.
+                let reply_to = ReplyTo::new(&shared);
+                let result = match call {
+                    Call::Pending(future) => AssertUnwindSafe(future).catch_unwind().await,
+                    Call::ToMake => {
+                        AssertUnwindSafe(self.router.call_once(inbound.clone())).catch_unwind().await
                     }
-                    None => Some((key, xml.clone())),
-                });
-                reply_to.send(xml, replied_at);
-                if let Some((key, xml)) = later
+                };
+                self.settle_to(&inbound, key.as_deref(), ticket, &shared, reply_to, result, started)
+            }
+        };
+        match rest {
+            Rest::Done => {}
+            Rest::Store(xml) => {
+                if let Some(key) = &key
                     && let Err(e) = self.complete_later(key, ticket, &xml).await
                 {
-                    failed(e);
+                    tracing::error!(error = %e, "cannot store the reply for retries");
                 }
             }
-            Decided::Late => {
-                drop(reply_to);
+            Rest::Late(late) => {
                 // Boxed: what this takes (the sink's call and its timer) would otherwise make
                 // every delivery's task larger, when few go this way.
+                let (xml, reply) = *late;
                 Box::pin(self.late(
                     &inbound,
                     key.as_deref().map(|k| (k, ticket)),
@@ -1525,6 +1542,105 @@ impl Inner {
             let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
             if local.get(&**key).is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&shared))) {
                 local.remove(&**key);
+            }
+        }
+    }
+
+    /// What follows the handler's answer, up to what has to be waited for: the reply made
+    /// (per the error policy when the handler failed), the delivery decided, a hung-up
+    /// caller's record emitted, and a passive reply stored for retries by a store that
+    /// answers at once and handed over to the request.
+    fn settle(
+        &self,
+        inbound: &Inbound,
+        key: Option<&str>,
+        ticket: Ticket,
+        shared: &Shared,
+        result: std::thread::Result<Result<Reply, BoxError>>,
+        started: Instant,
+    ) -> Rest {
+        self.settle_to(inbound, key, ticket, shared, ReplyTo::new(shared), result, started)
+    }
+
+    /// [`Inner::settle`] with the [`ReplyTo`] made before the handler was called.
+    #[allow(clippy::too_many_arguments)]
+    fn settle_to(
+        &self,
+        inbound: &Inbound,
+        key: Option<&str>,
+        ticket: Ticket,
+        shared: &Shared,
+        reply_to: ReplyTo<'_>,
+        result: std::thread::Result<Result<Reply, BoxError>>,
+        started: Instant,
+    ) -> Rest {
+        self.metrics.handler_latency(started.elapsed());
+        // `fallback` or `none`, when nothing more specific named the rule.
+        if let Some(rule) = shared.rule() {
+            shared.name_in_span(&rule);
+        }
+        let mut reply = match result {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(error)) => {
+                self.metrics.handler_error();
+                tracing::error!(error = %error, "handler failed; answering per the error policy");
+                shared.set_error(HandlerFailure::Failed { error: error.to_string() }.to_string());
+                self.policy_reply()
+            }
+            Err(panic) => {
+                self.metrics.handler_error();
+                let what = panic_text(&*panic);
+                tracing::error!(panic = %what, "handler panicked; answering per the error policy");
+                shared.set_error(HandlerFailure::Panicked { what }.to_string());
+                self.policy_reply()
+            }
+        };
+        let msg = inbound.message();
+        // Read when the reply is made (after the handler): its `CreateTime`, and the
+        // timestamp of the encrypted envelope it goes out in.
+        let replied_at = self.clock.now_unix();
+        let xml = match reply.to_xml_answering(msg, replied_at) {
+            Ok(xml) => xml,
+            Err(e) => {
+                // The handler failed after all: it asked for a reply WeChat would refuse.
+                self.metrics.handler_error();
+                tracing::error!(
+                    code = e.reference_code().code(),
+                    error = %e,
+                    "handler's reply cannot be sent; answering per the error policy"
+                );
+                shared.set_error(HandlerFailure::Unsendable { error: e.to_string() }.to_string());
+                reply = self.policy_reply();
+                reply.to_xml_answering(msg, replied_at).unwrap_or_else(|_| "success".to_owned())
+            }
+        };
+        let decided = shared.finish();
+        // A caller that hung up while this ran: its record goes out now, with what the
+        // handler did, and before the reply is handed over (so before a retry it answers).
+        if let Some(record) = shared.take_hung_up() {
+            self.emit_hung_up(*record, shared);
+        }
+        match decided {
+            Decided::Passive => {
+                drop(reply);
+                // A store that answers at once keeps the reply before it is handed over (no
+                // copy of it); one that has to be waited for gets a copy after, so that the
+                // caller's answer does not wait for it.
+                let later = key.and_then(|key| match self.complete_now(key, ticket, &xml) {
+                    Some(done) => {
+                        if let Err(e) = done {
+                            tracing::error!(error = %e, "cannot store the reply for retries");
+                        }
+                        None
+                    }
+                    None => Some(xml.clone()),
+                });
+                reply_to.send(xml, replied_at);
+                later.map_or(Rest::Done, Rest::Store)
+            }
+            Decided::Late => {
+                drop(reply_to);
+                Rest::Late(Box::new((xml, reply)))
             }
         }
     }
@@ -1630,6 +1746,37 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The futures of a request's handling, measured (`size_of_val`, the same in debug and
+    /// release builds with rustc 1.95): `handle`'s is boxed and copied for every request,
+    /// and every future in it is moved into place when first polled; a handler's task is
+    /// boxed for each handler that waits for something (an async one, a store answering
+    /// later, the late sink). They were 1 792, 568 and 1 104 bytes with the reply waited for
+    /// inline in `run` and the task started from the handler's answer (736 before that).
+    #[tokio::test]
+    async fn the_handling_futures_stay_this_small() {
+        let svc = WechatService::new(Account::new("wx2c2769f8efd9abc2", "token"), Router::new());
+        let (parts, ()) = Request::post("/").body(()).unwrap().into_parts();
+        let handle = svc.inner.clone().handle(parts, Body::empty(), None);
+        let incoming = wemp_proto::Incoming::parse(
+            "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[oUser1]]></FromUserName>\
+             <CreateTime>1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType>\
+             <Content><![CDATA[hi]]></Content><MsgId>1234567890123456</MsgId></xml>",
+        )
+        .unwrap();
+        let shared = Arc::new(Shared::new(Instant::now()));
+        let account = Arc::new(Account::new("wx2c2769f8efd9abc2", "token"));
+        let inbound = Inbound::new(incoming, account, Mode::Plain, Ctx::from_shared(shared.clone()));
+        let mut seen = Seen::default();
+        let run = svc.inner.clone().run(inbound.clone(), shared.clone(), None, &mut seen);
+        let run_size = std::mem::size_of_val(&run);
+        drop(run);
+        let guard = TaskGuard::new(&svc.inner.tasks);
+        let task = Task::Call(Call::ToMake, Instant::now());
+        let task = svc.inner.clone().handle_in_task(inbound, (None, Ticket::NONE), shared, guard, None, task);
+        let sizes = (std::mem::size_of_val(&handle), run_size, std::mem::size_of_val(&task));
+        assert!(sizes.0 <= 1600 && sizes.1 <= 400 && sizes.2 <= 700, "handle, run, task: {sizes:?}");
+    }
 
     #[test]
     fn a_dedup_key_is_the_accounts_and_the_messages() {
