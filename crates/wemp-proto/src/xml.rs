@@ -771,8 +771,8 @@ const NAME_BYTE: [bool; 256] = {
 
 /// How many bytes `bytes` starts with that may be in a [`flat`] name after its first
 /// ([`NAME_BYTE`]); all of them when none is another. Eight at a step, each looked up in the
-/// table with no check of the end between them (a step of the plain loop cost seven
-/// instructions a byte, the unrolled one three), then the last few one at a time.
+/// table with no check of the end between them (the plain loop cost seven instructions a
+/// byte, four of them its end test and counter), then the last few one at a time.
 #[inline(always)]
 fn name_len(bytes: &[u8]) -> usize {
     let mut words = bytes.chunks_exact(8);
