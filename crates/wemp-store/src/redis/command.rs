@@ -1,5 +1,5 @@
 //! The dedup store's three commands, as the store makes them: one buffer each, rendered for
-//! the wire by the writer's own connection ([`Command::pack`]) or as the redis crate's
+//! the wire by the writer's own connection ([`Packer::pack`]) or as the redis crate's
 //! [`Cmd`] for the shared one and for calls made in place ([`Command::to_cmd`]). Both
 //! renderings say the same bytes (a test holds them together).
 
@@ -118,50 +118,95 @@ impl Command {
     }
 
     /// Appends the command to `out` as RESP (an array of bulk strings), as
-    /// [`Cmd::write_packed_command`] would: reserved once, each number and each bulk
-    /// string's header made on the stack and appended in one piece.
+    /// [`Cmd::write_packed_command`] would (with a [`Packer`] of its own: see
+    /// [`Packer::pack`] for a batch).
+    #[cfg(test)]
     pub(super) fn pack(&self, out: &mut Vec<u8>) {
-        let ttl = Piece::number(self.ttl);
-        let key = Piece::header(self.key_len);
-        match self.kind {
+        Packer::default().pack(self, out);
+    }
+}
+
+/// Packs commands to RESP for the writer's own connection, keeping what a batch's commands
+/// repeat: a claim's or a reply's bytes after its key depend only on its TTL (the store's
+/// two TTLs, the same from one message to the next), so they are made once per TTL and
+/// copied, not formatted again for every command.
+#[derive(Debug, Default)]
+pub(super) struct Packer {
+    /// `\r\n$1\r\nI\r\n$2\r\nNX\r\n$2\r\nPX\r\n$<w>\r\n<ttl>\r\n$3\r\nGET\r\n`: a claim's bytes
+    /// after its key, for the TTL it was made for.
+    claim_tail: Tail,
+    /// `\r\n$<w>\r\n<ttl>\r\n`: a reply's bytes between its key and its value's header.
+    reply_middle: Tail,
+}
+
+/// Bytes made for one TTL.
+#[derive(Debug, Default)]
+struct Tail {
+    ttl: Option<u64>,
+    bytes: Vec<u8>,
+}
+
+impl Tail {
+    /// The bytes for `ttl`, made by `make` unless they were made for it last time.
+    fn for_ttl(&mut self, ttl: u64, make: impl FnOnce(&mut Vec<u8>, &Piece)) -> &[u8] {
+        if self.ttl != Some(ttl) {
+            self.bytes.clear();
+            make(&mut self.bytes, &Piece::number(ttl));
+            self.ttl = Some(ttl);
+        }
+        &self.bytes
+    }
+}
+
+impl Packer {
+    /// Appends `command` to `out` as RESP (an array of bulk strings), as
+    /// [`Cmd::write_packed_command`] would: reserved once, the key's header made on the stack
+    /// and what follows the key copied from what was made for its TTL.
+    pub(super) fn pack(&mut self, command: &Command, out: &mut Vec<u8>) {
+        let key = Piece::header(command.key_len);
+        match command.kind {
             Kind::Claim => {
                 const HEAD: &[u8] = b"*7\r\n$3\r\nSET\r\n";
-                const MIDDLE: &[u8] = b"\r\n$1\r\nI\r\n$2\r\nNX\r\n$2\r\nPX\r\n";
-                const TAIL: &[u8] = b"$3\r\nGET\r\n";
-                out.reserve(HEAD.len() + key.len() + self.key_len + MIDDLE.len() + ttl.len() + TAIL.len());
+                let tail = self.claim_tail.for_ttl(command.ttl, |out, ttl| {
+                    out.extend_from_slice(b"\r\n$1\r\nI\r\n$2\r\nNX\r\n$2\r\nPX\r\n");
+                    out.extend_from_slice(ttl.bytes());
+                    out.extend_from_slice(b"$3\r\nGET\r\n");
+                });
+                out.reserve(HEAD.len() + key.len() + command.key_len + tail.len());
                 out.extend_from_slice(HEAD);
                 out.extend_from_slice(key.bytes());
-                out.extend_from_slice(self.key());
-                out.extend_from_slice(MIDDLE);
-                out.extend_from_slice(ttl.bytes());
-                out.extend_from_slice(TAIL);
+                out.extend_from_slice(command.key());
+                out.extend_from_slice(tail);
+            }
+            Kind::Reply => {
+                const HEAD: &[u8] = b"*4\r\n$6\r\nPSETEX\r\n";
+                let middle = self.reply_middle.for_ttl(command.ttl, |out, ttl| {
+                    out.extend_from_slice(b"\r\n");
+                    out.extend_from_slice(ttl.bytes());
+                });
+                let value = Piece::header(command.value().len());
+                out.reserve(HEAD.len() + key.len() + middle.len() + value.len() + command.bytes.len() + 2);
+                out.extend_from_slice(HEAD);
+                out.extend_from_slice(key.bytes());
+                out.extend_from_slice(command.key());
+                out.extend_from_slice(middle);
+                out.extend_from_slice(value.bytes());
+                out.extend_from_slice(command.value());
+                out.extend_from_slice(b"\r\n");
             }
             Kind::ClaimByScript => {
                 out.extend_from_slice(b"*6\r\n$4\r\nEVAL\r\n");
                 bulk(out, CLAIM_LUA.as_bytes());
                 out.extend_from_slice(b"$1\r\n1\r\n");
-                bulk(out, self.key());
+                bulk(out, command.key());
                 out.extend_from_slice(b"$1\r\nI\r\n");
-                out.extend_from_slice(ttl.bytes());
-            }
-            Kind::Reply => {
-                const HEAD: &[u8] = b"*4\r\n$6\r\nPSETEX\r\n";
-                let value = Piece::header(self.value().len());
-                out.reserve(HEAD.len() + key.len() + ttl.len() + value.len() + self.bytes.len() + 4);
-                out.extend_from_slice(HEAD);
-                out.extend_from_slice(key.bytes());
-                out.extend_from_slice(self.key());
-                out.extend_from_slice(b"\r\n");
-                out.extend_from_slice(ttl.bytes());
-                out.extend_from_slice(value.bytes());
-                out.extend_from_slice(self.value());
-                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(Piece::number(command.ttl).bytes());
             }
             Kind::Release => {
                 out.extend_from_slice(b"*5\r\n$4\r\nEVAL\r\n");
                 bulk(out, RELEASE_LUA.as_bytes());
                 out.extend_from_slice(b"$1\r\n1\r\n");
-                bulk(out, self.key());
+                bulk(out, command.key());
                 out.extend_from_slice(b"$1\r\nI\r\n");
             }
         }
@@ -241,6 +286,11 @@ mod tests {
         let keys = ["wx1:msg:o1:1", "", "wx1:event:o-Ëü:CLICK:1796405671", &"k".repeat(300)];
         let ttls = [Duration::ZERO, Duration::from_millis(1), Duration::from_secs(60), Duration::MAX];
         let replies = ["", "success", "<xml><Encrypt><![CDATA[…]]></Encrypt></xml>", &"r".repeat(70_000)];
+        // One packer for all, as the writer keeps one: what it keeps for a TTL must follow
+        // the TTL of each command, whichever came before.
+        let mut packer = Packer::default();
+        let mut batch = Vec::new();
+        let mut expected = Vec::new();
         for key in keys {
             let key = Key { prefix: "wemp:", kind: "dedup", key };
             for ttl in ttls {
@@ -248,17 +298,28 @@ mod tests {
                 let mut commands =
                     vec![claim.clone(), Command::claim_by_script(key, ttl), claim.into_release()];
                 commands.extend(replies.iter().map(|reply| Command::reply(key, reply, ttl)));
+                // A claim with another TTL between a claim and a reply with this one.
+                let other = ttl.checked_add(Duration::from_millis(7)).unwrap_or(Duration::from_secs(1));
+                commands.insert(1, Command::claim(key, other));
+                commands.push(Command::claim(key, ttl));
                 for command in commands {
                     let mut packed = Vec::new();
                     command.pack(&mut packed);
+                    let cmd = command.to_cmd().get_packed_command();
                     assert_eq!(
                         String::from_utf8_lossy(&packed),
-                        String::from_utf8_lossy(&command.to_cmd().get_packed_command()),
+                        String::from_utf8_lossy(&cmd),
                         "{command:?}"
                     );
+                    packer.pack(&command, &mut batch);
+                    expected.extend_from_slice(&cmd);
                 }
             }
         }
+        assert!(
+            batch == expected,
+            "a batch packed by one packer differs from the commands packed one by one"
+        );
     }
 
     #[test]

@@ -219,6 +219,10 @@ impl RedisDedupStore {
 
     /// What a claim found, from Redis's answer to `SET … NX … GET` or the script.
     fn decode_answer(answer: Value) -> std::result::Result<Claim, RedisError> {
+        // The usual answer, read without the redis crate's conversions: the key was free.
+        if answer == Value::Nil {
+            return Ok(Claim::New);
+        }
         let existing: Option<String> = ::redis::from_owned_redis_value(answer.extract_error()?)?;
         Ok(Self::decode(existing).unwrap_or(Claim::New))
     }

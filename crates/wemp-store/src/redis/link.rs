@@ -14,7 +14,7 @@ use std::time::Duration;
 use ::redis::{ConnectionAddr, ConnectionInfo, Pipeline, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::command::Command;
+use super::command::{Command, Packer};
 use super::{RedisConnection, redis_err};
 use crate::{Result, StoreError};
 
@@ -121,6 +121,8 @@ pub(super) struct Own {
     stream: Option<Stream>,
     /// The batch's commands, packed.
     out: Vec<u8>,
+    /// Packs them (keeping what they repeat from one batch to the next).
+    packer: Packer,
     /// Replies read and not parsed yet.
     input: Vec<u8>,
     /// When the last batch was answered.
@@ -140,7 +142,14 @@ const MAX_DEPTH: usize = 8;
 
 impl Own {
     fn new(address: Address) -> Self {
-        Self { address, stream: None, out: Vec::new(), input: Vec::new(), last_used: None }
+        Self {
+            address,
+            stream: None,
+            out: Vec::new(),
+            packer: Packer::default(),
+            input: Vec::new(),
+            last_used: None,
+        }
     }
 
     /// Opens the connection unless it is open: connects and greets Redis (`AUTH` with the
@@ -209,7 +218,7 @@ impl Own {
     async fn exchange(&mut self, batch: &[Command], values: &mut Vec<Value>) -> Result<()> {
         self.out.clear();
         for command in batch {
-            command.pack(&mut self.out);
+            self.packer.pack(command, &mut self.out);
         }
         let timeout = self.address.timeouts.response;
         let answered =
