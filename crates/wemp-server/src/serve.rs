@@ -7,14 +7,15 @@
 //! and how many connections are open at once. WeChat gives up on a callback after 5 s, so
 //! an honest request never needs long to arrive.
 
+use std::cell::Cell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll, ready};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Wake, Waker, ready};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -422,6 +423,9 @@ async fn serve_connection<A: App>(
     let state = Arc::new(Phase::new());
     let io = TokioIo::new(Guarded { inner: stream, state: state.clone() });
     let svc_state = state.clone();
+    // hyper is polled with this waker, not the task's (see `ConnWaker`).
+    let waker = Arc::new(ConnWaker::new());
+    let mut through = Through::new(waker.clone());
     let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let app = app.clone();
         let state = svc_state.clone();
@@ -429,7 +433,7 @@ async fn serve_connection<A: App>(
         let (parts, body) = req.into_parts();
         let req = http::Request::from_parts(
             parts,
-            Body::new(Timed::new(body, Instant::now(), limits.body_timeout)),
+            Body::new(Timed::new(body, waker.clone(), Instant::now(), limits.body_timeout)),
         );
         let answered = app.answer(req, peer);
         async move {
@@ -476,7 +480,7 @@ async fn serve_connection<A: App>(
     // left (a response finished in it starts the idle bound there and then).
     let result = tokio::select! {
         biased;
-        r = conn.as_mut() => r,
+        r = std::future::poll_fn(|cx| through.poll(conn.as_mut(), cx)) => r,
         () = stopped => {
             // A connection with no request in the service owes nobody an answer: close it
             // now. One that is serving finishes its response (bounded by the grace).
@@ -487,7 +491,7 @@ async fn serve_connection<A: App>(
             conn.as_mut().graceful_shutdown();
             tokio::select! {
                 biased;
-                r = conn.as_mut() => r,
+                r = std::future::poll_fn(|cx| through.poll(conn.as_mut(), cx)) => r,
                 what = std::future::poll_fn(|cx| watchdog.poll_overdue(cx)) => {
                     tracing::debug!(%peer, "{what} timed out; closing the connection");
                     return;
@@ -758,6 +762,101 @@ impl Watchdog {
     }
 }
 
+/// The waker hyper's connection is polled with: it wakes the connection's task, except for a
+/// wake held back while [`Timed`] takes a body's last bytes from hyper's channel.
+///
+/// hyper's body channel wakes its sender's waker each time the receiver takes a chunk, even
+/// once the sender is gone (hyper 1.12 `body::chan`, `Receiver::poll_next`), and the sender's
+/// waker is the connection's: so the connection, which had just put the body in the channel
+/// and read all of its declared length, was polled again for nothing (the spare poll of
+/// BENCHMARKS.md: 1.77 polls a request under callgrind, now 1.00). Only the wakes made on the
+/// thread that takes the chunk, inside that call, are held ([`ConnWaker::holding`]), and one
+/// is made after all when the body is not all here; any other wake (the socket, a timer, a
+/// handler's answer, hyper's own yield) goes to the task as it comes.
+struct ConnWaker {
+    /// The task's waker, as of the connection's last poll.
+    task: Mutex<Waker>,
+}
+
+thread_local! {
+    /// While [`ConnWaker::holding`] runs on this thread: the connection whose wakes are held
+    /// (its [`ConnWaker`]'s address), and whether one came.
+    static HELD: Cell<(usize, bool)> = const { Cell::new((0, false)) };
+}
+
+impl ConnWaker {
+    fn new() -> Self {
+        Self { task: Mutex::new(Waker::noop().clone()) }
+    }
+
+    fn id(this: &Arc<Self>) -> usize {
+        Arc::as_ptr(this) as usize
+    }
+
+    /// `take` (a poll of the body `inner`) with `this`'s wakes on this thread held back; a
+    /// wake that came is made afterwards unless `inner` has all of its declared length.
+    fn holding<B: HttpBody, T>(this: &Arc<Self>, inner: &mut B, take: impl FnOnce(&mut B) -> T) -> T {
+        /// Puts back what was held before, also when `take` panics.
+        struct Restore((usize, bool));
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                HELD.set(self.0);
+            }
+        }
+        let restore = Restore(HELD.replace((Self::id(this), false)));
+        let taken = take(inner);
+        let (_, woken) = HELD.get();
+        drop(restore);
+        if woken && !inner.is_end_stream() {
+            this.wake_by_ref();
+        }
+        taken
+    }
+}
+
+impl Wake for ConnWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let id = Self::id(self);
+        let held = HELD.with(|held| {
+            let (at, _) = held.get();
+            if at == id {
+                held.set((at, true));
+            }
+            at == id
+        });
+        if !held {
+            self.task.lock().unwrap_or_else(PoisonError::into_inner).wake_by_ref();
+        }
+    }
+}
+
+/// Polls hyper's connection with its [`ConnWaker`], which it first points at the polling
+/// task's waker when that changed.
+struct Through {
+    shared: Arc<ConnWaker>,
+    waker: Waker,
+    /// The task's waker the [`ConnWaker`] holds.
+    last: Option<Waker>,
+}
+
+impl Through {
+    fn new(shared: Arc<ConnWaker>) -> Self {
+        Self { waker: Waker::from(shared.clone()), shared, last: None }
+    }
+
+    fn poll<F: Future>(&mut self, conn: Pin<&mut F>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        if !self.last.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            self.shared.task.lock().unwrap_or_else(PoisonError::into_inner).clone_from(cx.waker());
+            self.last = Some(cx.waker().clone());
+        }
+        conn.poll(&mut Context::from_waker(&self.waker))
+    }
+}
+
 /// The TCP stream, marking the first byte of a keep-alive connection's next request (from
 /// which the header bound runs).
 struct Guarded {
@@ -806,6 +905,8 @@ impl AsyncWrite for Guarded {
 /// The request body, failing once [`Limits::body_timeout`] has passed since the headers.
 struct Timed {
     inner: hyper::body::Incoming,
+    /// The waker hyper's connection is polled with (see [`ConnWaker`]).
+    conn: Arc<ConnWaker>,
     /// When the headers were read; the timer is made only for a body that makes the
     /// handler wait (most arrive with their headers, and then no timer is allocated).
     since: Instant,
@@ -814,8 +915,8 @@ struct Timed {
 }
 
 impl Timed {
-    fn new(inner: hyper::body::Incoming, since: Instant, limit: Duration) -> Self {
-        Self { inner, since, deadline: None, limit }
+    fn new(inner: hyper::body::Incoming, conn: Arc<ConnWaker>, since: Instant, limit: Duration) -> Self {
+        Self { inner, conn, since, deadline: None, limit }
     }
 }
 
@@ -838,7 +939,12 @@ impl HttpBody for Timed {
             // say so only after taking its lock twice and registering the waker again.
             return Poll::Ready(None);
         }
-        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+        // hyper's channel wakes its sender's waker (the connection's) whenever a chunk is
+        // taken, also when the sender is gone, having sent all of a declared length: the
+        // connection was then polled once more for nothing. That wake is held back, and made
+        // only if the body is not all here (hyper has more to send).
+        let polled = ConnWaker::holding(&this.conn, &mut this.inner, |inner| Pin::new(inner).poll_frame(cx));
+        if let Poll::Ready(frame) = polled {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
         let (since, limit) = (this.since, this.limit);
@@ -1249,7 +1355,11 @@ mod tests {
             let mut answer = Vec::new();
             while !answer.ends_with(want.as_bytes()) {
                 let mut buf = [0_u8; 512];
-                let n = conn.read(&mut buf).await.unwrap();
+                // Bounded: a wake lost between the pieces leaves the answer waiting forever.
+                let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+                    .await
+                    .expect("no answer within 5 s")
+                    .unwrap();
                 assert!(n > 0, "closed before the answer: {:?}", String::from_utf8_lossy(&answer));
                 answer.extend_from_slice(&buf[..n]);
                 assert!(answer.len() < 4096, "{:?}", String::from_utf8_lossy(&answer));
@@ -1257,6 +1367,137 @@ mod tests {
             assert!(answer.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&answer));
         }
         served.abort();
+    }
+
+    /// Request after request with a declared body on one keep-alive connection, each answered
+    /// (the wake hyper's channel makes when the last bytes are taken is held back, so the
+    /// connection must be woken by the socket for the next), and the bodies kept past their
+    /// requests still what was sent.
+    #[tokio::test]
+    async fn declared_bodies_on_one_connection_are_answered_and_outlive_their_requests() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let kept = Arc::new(Mutex::new(Vec::<Bytes>::new()));
+        let keep = kept.clone();
+        let echo = axum::Router::new().route(
+            "/keep",
+            axum::routing::post(move |body: Bytes| {
+                let len = body.len();
+                keep.lock().unwrap().push(body);
+                async move { format!("[{len}]") }
+            }),
+        );
+        let (addr, served) = serving(echo, Limits::default(), std::future::pending()).await;
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        let sent: Vec<String> =
+            (0..12).map(|i| format!("<xml><n>{i}</n>{}</xml>", "x".repeat(300 + i * 37))).collect();
+        for body in &sent {
+            let request =
+                format!("POST /keep HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+            conn.write_all(request.as_bytes()).await.unwrap();
+            let want = format!("[{}]", body.len());
+            let mut answer = Vec::new();
+            while !answer.ends_with(want.as_bytes()) {
+                let mut buf = [0_u8; 512];
+                let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+                    .await
+                    .expect("no answer within 5 s")
+                    .unwrap();
+                assert!(n > 0, "closed before the answer: {:?}", String::from_utf8_lossy(&answer));
+                answer.extend_from_slice(&buf[..n]);
+                assert!(answer.len() < 4096, "{:?}", String::from_utf8_lossy(&answer));
+            }
+            assert!(answer.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&answer));
+        }
+        let kept: Vec<String> =
+            kept.lock().unwrap().iter().map(|b| String::from_utf8(b.to_vec()).unwrap()).collect();
+        assert_eq!(kept, sent);
+        served.abort();
+    }
+
+    /// A body of `chunks` whose every poll wakes `sender`, as hyper's channel wakes its
+    /// sender's waker (the connection's) when a chunk is taken.
+    struct Chunks {
+        sender: Waker,
+        chunks: std::collections::VecDeque<Bytes>,
+    }
+
+    impl HttpBody for Chunks {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            let this = self.get_mut();
+            this.sender.wake_by_ref();
+            Poll::Ready(this.chunks.pop_front().map(|c| Ok(Frame::data(c))))
+        }
+
+        /// All of the declared length taken.
+        fn is_end_stream(&self) -> bool {
+            self.chunks.is_empty()
+        }
+    }
+
+    #[derive(Default)]
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// The wake made while a body's last bytes are taken is held back; one made while earlier
+    /// bytes are taken, one from another thread, another connection's and any outside go to
+    /// the task; a panic inside puts things back.
+    #[test]
+    fn only_the_wake_of_taking_a_bodys_last_bytes_is_held() {
+        let count = Arc::new(Count::default());
+        let task = Waker::from(count.clone());
+        let wakes = || count.0.load(Ordering::SeqCst);
+        let conn = Arc::new(ConnWaker::new());
+        // Polling the connection through it points it at the task's waker.
+        let mut through = Through::new(conn.clone());
+        let mut cx = Context::from_waker(&task);
+        assert!(through.poll(std::pin::pin!(std::future::ready(())), &mut cx).is_ready());
+        let sender = Waker::from(conn.clone());
+        let mut body = Chunks {
+            sender: sender.clone(),
+            chunks: [Bytes::from_static(b"hello"), Bytes::from_static(b"world")].into(),
+        };
+        let take = |body: &mut Chunks| match ConnWaker::holding(&conn, body, |b| {
+            Pin::new(b).poll_frame(&mut Context::from_waker(&task))
+        }) {
+            Poll::Ready(Some(Ok(frame))) => frame.into_data().unwrap(),
+            other => panic!("{other:?}"),
+        };
+        // More to come: hyper must be woken to send it.
+        assert_eq!(take(&mut body), "hello");
+        assert_eq!(wakes(), 1);
+        // The last: the wake is for nothing.
+        assert_eq!(take(&mut body), "world");
+        assert_eq!(wakes(), 1);
+        sender.wake_by_ref();
+        assert_eq!(wakes(), 2);
+        // Inside, a wake from another thread goes through, and so does another connection's.
+        let other = Arc::new(ConnWaker::new());
+        let mut other_through = Through::new(other.clone());
+        assert!(other_through.poll(std::pin::pin!(std::future::ready(())), &mut cx).is_ready());
+        ConnWaker::holding(&conn, &mut body, |_| {
+            let s = sender.clone();
+            std::thread::spawn(move || s.wake()).join().unwrap();
+            Waker::from(other.clone()).wake();
+        });
+        assert_eq!(wakes(), 4);
+        // A panic inside: the wakes are not held after it.
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ConnWaker::holding(&conn, &mut body, |_| panic!("taking failed"));
+        }));
+        assert!(panicked.is_err());
+        sender.wake_by_ref();
+        assert_eq!(wakes(), 5);
     }
 
     /// The phase's word: requests in the service counted, the idle bound from the last answer,
