@@ -684,6 +684,45 @@ mod tests {
         assert_eq!(Arc::strong_count(&records[0]), 1);
     }
 
+    /// A record that leaves the ring held by nothing else is let go: kept (not freed) until
+    /// the next record shared on this thread takes its allocation; one held elsewhere is not.
+    #[test]
+    fn a_record_the_ring_drops_is_let_go_for_the_next_one() {
+        use std::sync::Arc;
+
+        use wemp_server::{DeliveryRecord, Observer as _};
+
+        use crate::feed::Hub;
+        let hub = Arc::new(Hub::with_first_id(1, 1));
+        let console = Console::builder(config("http://127.0.0.1:8080")).hub(hub.clone()).build().unwrap();
+        let observer = console.observer();
+        // Each record holds `mark`: its count tells how many are alive.
+        let mark: Arc<str> = Arc::from(DEMO);
+        let shared = |id| {
+            let mut r = DeliveryRecord::new(id, 1);
+            r.appid = Some(mark.clone());
+            DeliveryRecord::shared_from(&mut Some(r)).unwrap()
+        };
+        let first = shared(1);
+        let at = Arc::as_ptr(&first);
+        observer.observe(&first);
+        drop(first);
+        // The first leaves the ring for the second, and is kept: `mark`, the second, the first.
+        observer.observe(&shared(2));
+        assert_eq!(Arc::strong_count(&mark), 3);
+        // The third takes its allocation; the first is dropped then.
+        let third = shared(3);
+        assert_eq!((Arc::as_ptr(&third), third.id), (at, 3));
+        assert_eq!(Arc::strong_count(&mark), 3);
+        // The second leaves for the third (kept, taken by the fourth); the third, still held
+        // here, leaves for the fourth and is not kept.
+        observer.observe(&third);
+        let fourth = shared(4);
+        observer.observe(&fourth);
+        assert_eq!((third.id, Arc::strong_count(&third)), (3, 1));
+        assert_eq!(Arc::strong_count(&mark), 3, "`mark`, the third, the fourth");
+    }
+
     const KEY_B: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefg";
     const DEMO: &str = "wx00000000000000a1";
     const SHOP: &str = "wx00000000000000b2";

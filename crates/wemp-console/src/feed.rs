@@ -158,6 +158,14 @@ impl Kept {
         }
     }
 
+    /// Drops the entry; a record kept unmade is let go ([`DeliveryRecord::let_go`]). (A made
+    /// entry was sent to the pages, which may hold it still.)
+    fn let_go(self) {
+        if let Self::Observed(_, record, _) = self {
+            DeliveryRecord::let_go(record);
+        }
+    }
+
     /// The entry, made now if it was not yet.
     fn made(&mut self) -> Arc<LiveEntry> {
         let made = match std::mem::replace(self, Self::Made(Arc::default())) {
@@ -282,9 +290,13 @@ impl Hub {
             }
             (id, evicted)
         };
-        // The entry that left the ring is dropped once the lock is released: it is usually
-        // the last holder of its record, and freeing that is most of a publish.
-        drop(evicted);
+        // The entry that left the ring is let go once the lock is released: it is usually
+        // the last holder of its record, whose allocation the next record the server emits
+        // on this thread then takes ([`DeliveryRecord::let_go`]; freeing it was most of a
+        // publish).
+        if let Some(evicted) = evicted {
+            evicted.let_go();
+        }
         id
     }
 

@@ -136,10 +136,12 @@ impl Observers {
 
     /// [`Observers::emit`] for the record in `slot`, if there is one (then taken): moved from
     /// there into its `Arc`, where a record taken out and handed to `emit` was copied twice
-    /// more on the way (520 bytes each).
+    /// more on the way (520 bytes each); that `Arc` is the allocation of a record an observer
+    /// let go on this thread, when there is one ([`DeliveryRecord::shared_from`]: the
+    /// console's ring lets go of the record it drops for each one it keeps).
     pub(crate) fn emit_from(&self, slot: &mut Option<DeliveryRecord>) {
-        if let Some(record) = slot.take() {
-            self.observe(&Arc::new(record));
+        if let Some(record) = DeliveryRecord::shared_from(slot) {
+            self.observe(&record);
         }
     }
 

@@ -8,6 +8,7 @@
 //! own.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -588,6 +589,52 @@ impl DeliveryRecord {
         self.summary = Some(msg.summary());
     }
 
+    /// The record in `slot`, if there is one (then taken), shared: moved into the allocation
+    /// of a record [let go](Self::let_go) on this thread when there is one (its old contents
+    /// are dropped here), else into a new `Arc`. What a server emits a record with: the
+    /// console's ring lets the records it drops go, on the thread that emits the next one,
+    /// so a record a request is made without an allocation of its own.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use wemp_store::DeliveryRecord;
+    ///
+    /// let first = DeliveryRecord::shared_from(&mut Some(DeliveryRecord::new(1, 0))).unwrap();
+    /// let at = Arc::as_ptr(&first);
+    /// DeliveryRecord::let_go(first);
+    /// let mut slot = Some(DeliveryRecord::new(2, 0));
+    /// let second = DeliveryRecord::shared_from(&mut slot).unwrap();
+    /// assert_eq!((second.id, slot.is_none()), (2, true));
+    /// assert_eq!(Arc::as_ptr(&second), at, "the first one's allocation");
+    /// ```
+    pub fn shared_from(slot: &mut Option<Self>) -> Option<Arc<Self>> {
+        let record = slot.as_mut()?;
+        let spare = SPARE.try_with(Cell::take).ok().flatten();
+        let shared = match spare {
+            Some(mut spare) => match Arc::get_mut(&mut spare) {
+                Some(old) => {
+                    // In place: the old record goes to the slot, and is dropped from there.
+                    std::mem::swap(old, record);
+                    spare
+                }
+                None => return slot.take().map(Arc::new),
+            },
+            None => return slot.take().map(Arc::new),
+        };
+        *slot = None;
+        Some(shared)
+    }
+
+    /// Lets `record` go. If this was its last holder, its allocation is kept for the next
+    /// record [`shared_from`](Self::shared_from) a slot on this thread (one a thread; the
+    /// one kept before is dropped); otherwise only this holder's count goes.
+    pub fn let_go(record: Arc<Self>) {
+        if Arc::strong_count(&record) == 1 && Arc::weak_count(&record) == 0 {
+            // A thread that is exiting drops it instead.
+            let _ = SPARE.try_with(|spare| spare.set(Some(record)));
+        }
+    }
+
     /// Whether this delivery was answered in time for WeChat to take the answer (not a
     /// rejection, a failed handler or a `success` after the deadline, and within
     /// [`WECHAT_TIMEOUT`]).
@@ -657,6 +704,12 @@ impl DeliveryRecord {
         matches!(self.dedup, Some(DedupOutcome::Joined | DedupOutcome::Cached))
             || matches!(self.outcome, RecordOutcome::Late { .. })
     }
+}
+
+thread_local! {
+    /// A record's allocation let go on this thread ([`DeliveryRecord::let_go`]), for the next
+    /// [`DeliveryRecord::shared_from`].
+    static SPARE: Cell<Option<Arc<DeliveryRecord>>> = const { Cell::new(None) };
 }
 
 /// Serializes an id as a string (and reads a string or a number).
@@ -932,6 +985,41 @@ pub(crate) fn legacy_outcome(s: &str, error: Option<&str>) -> (RecordOutcome, Op
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A record let go by its last holder lends its allocation to the next one shared on the
+    /// same thread, and is dropped only then; one held elsewhere is left alone.
+    #[test]
+    fn a_record_let_go_lends_its_allocation_to_the_next_one_shared() {
+        // Each record holds `mark`: its count tells how many are alive.
+        let mark: Arc<str> = Arc::from("wx1");
+        let record = |id| {
+            let mut r = DeliveryRecord::new(id, 0);
+            r.appid = Some(mark.clone());
+            Some(r)
+        };
+        assert_eq!(DeliveryRecord::shared_from(&mut None), None);
+        let first = DeliveryRecord::shared_from(&mut record(1)).unwrap();
+        let at = Arc::as_ptr(&first);
+        DeliveryRecord::let_go(first);
+        assert_eq!(Arc::strong_count(&mark), 2, "kept for the next one");
+        let mut slot = record(2);
+        let second = DeliveryRecord::shared_from(&mut slot).unwrap();
+        assert!(slot.is_none());
+        assert_eq!(Arc::as_ptr(&second), at);
+        assert_eq!(*second, record(2).unwrap());
+        assert_eq!(Arc::strong_count(&mark), 2, "the first one dropped");
+        // Held elsewhere: only this holder's count goes.
+        let held = second.clone();
+        DeliveryRecord::let_go(second);
+        assert_eq!(Arc::strong_count(&held), 1);
+        let third = DeliveryRecord::shared_from(&mut record(3)).unwrap();
+        assert_eq!((held.id, third.id), (2, 3));
+        // Let go on another thread: kept there, not here.
+        std::thread::spawn(move || DeliveryRecord::let_go(third)).join().unwrap();
+        assert_eq!(Arc::strong_count(&mark), 2, "dropped with its thread");
+        let fourth = DeliveryRecord::shared_from(&mut record(4)).unwrap();
+        assert_eq!((fourth.id, held.id), (4, 2));
+    }
 
     #[test]
     fn request_labels_are_the_labels_of_every_outcome_but_late() {
