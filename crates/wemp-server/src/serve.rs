@@ -1226,14 +1226,25 @@ mod tests {
 
     /// A keep-alive request on `conn`, answered `ok`.
     async fn ask(conn: &mut TcpStream) {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        use tokio::io::AsyncWriteExt as _;
         conn.write_all(b"GET /k HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        answered(conn, b"\r\n\r\nok").await;
+    }
+
+    /// Reads `conn` until what came ends with `want` (within 5 s: a wake lost on the way
+    /// leaves an answer waiting forever), and holds it to be a 200.
+    async fn answered(conn: &mut TcpStream, want: &[u8]) {
+        use tokio::io::AsyncReadExt as _;
         let mut answer = Vec::new();
-        while !answer.ends_with(b"\r\n\r\nok") {
+        while !answer.ends_with(want) {
             let mut buf = [0_u8; 512];
-            let n = conn.read(&mut buf).await.unwrap();
+            let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+                .await
+                .expect("no answer within 5 s")
+                .unwrap();
             assert!(n > 0, "closed before the answer: {:?}", String::from_utf8_lossy(&answer));
             answer.extend_from_slice(&buf[..n]);
+            assert!(answer.len() < 4096, "{:?}", String::from_utf8_lossy(&answer));
         }
         assert!(answer.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&answer));
     }
@@ -1335,7 +1346,7 @@ mod tests {
     /// connection serves the next request.
     #[tokio::test]
     async fn a_body_in_pieces_reaches_the_handler_whole() {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        use tokio::io::AsyncWriteExt as _;
         let echo = axum::Router::new().route(
             "/echo",
             axum::routing::post(|body: Bytes| async move { format!("[{}]", String::from_utf8_lossy(&body)) }),
@@ -1352,19 +1363,7 @@ mod tests {
             conn.write_all(pair[0]).await.unwrap();
             tokio::time::sleep(Duration::from_millis(100)).await;
             conn.write_all(pair[1]).await.unwrap();
-            let mut answer = Vec::new();
-            while !answer.ends_with(want.as_bytes()) {
-                let mut buf = [0_u8; 512];
-                // Bounded: a wake lost between the pieces leaves the answer waiting forever.
-                let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
-                    .await
-                    .expect("no answer within 5 s")
-                    .unwrap();
-                assert!(n > 0, "closed before the answer: {:?}", String::from_utf8_lossy(&answer));
-                answer.extend_from_slice(&buf[..n]);
-                assert!(answer.len() < 4096, "{:?}", String::from_utf8_lossy(&answer));
-            }
-            assert!(answer.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&answer));
+            answered(&mut conn, want.as_bytes()).await;
         }
         served.abort();
     }
@@ -1375,7 +1374,7 @@ mod tests {
     /// requests still what was sent.
     #[tokio::test]
     async fn declared_bodies_on_one_connection_are_answered_and_outlive_their_requests() {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        use tokio::io::AsyncWriteExt as _;
         let kept = Arc::new(Mutex::new(Vec::<Bytes>::new()));
         let keep = kept.clone();
         let echo = axum::Router::new().route(
@@ -1395,18 +1394,7 @@ mod tests {
                 format!("POST /keep HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}", body.len());
             conn.write_all(request.as_bytes()).await.unwrap();
             let want = format!("[{}]", body.len());
-            let mut answer = Vec::new();
-            while !answer.ends_with(want.as_bytes()) {
-                let mut buf = [0_u8; 512];
-                let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
-                    .await
-                    .expect("no answer within 5 s")
-                    .unwrap();
-                assert!(n > 0, "closed before the answer: {:?}", String::from_utf8_lossy(&answer));
-                answer.extend_from_slice(&buf[..n]);
-                assert!(answer.len() < 4096, "{:?}", String::from_utf8_lossy(&answer));
-            }
-            assert!(answer.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&answer));
+            answered(&mut conn, want.as_bytes()).await;
         }
         let kept: Vec<String> =
             kept.lock().unwrap().iter().map(|b| String::from_utf8(b.to_vec()).unwrap()).collect();
