@@ -709,6 +709,12 @@ fn success() -> Outgoing {
 }
 
 /// The message of a caught panic, when it has one.
+/// Says that a reply could not be stored for WeChat's retries (at once or later, the same
+/// line).
+fn reply_not_stored(e: &wemp_store::StoreError) {
+    tracing::error!(error = %e, "cannot store the reply for retries");
+}
+
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
@@ -1520,7 +1526,7 @@ impl Inner {
                 if let Some(key) = &key
                     && let Err(e) = self.complete_later(key, ticket, &xml).await
                 {
-                    tracing::error!(error = %e, "cannot store the reply for retries");
+                    reply_not_stored(&e);
                 }
             }
             Rest::Late(late) => {
@@ -1629,7 +1635,7 @@ impl Inner {
                 let later = key.and_then(|key| match self.complete_now(key, ticket, &xml) {
                     Some(done) => {
                         if let Err(e) = done {
-                            tracing::error!(error = %e, "cannot store the reply for retries");
+                            reply_not_stored(&e);
                         }
                         None
                     }

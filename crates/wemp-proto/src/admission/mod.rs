@@ -499,8 +499,8 @@ impl Run<'_> {
         refusal
     }
 
-    /// The verdict, written where the caller keeps it (a `Result` of it, matched into a
-    /// `Verdict`, copied the verdict and the message in it once more).
+    /// The verdict itself, refusals included: a `Result<Verdict, Refusal>` matched into a
+    /// `Verdict` copied it, and the message in it, once more.
     fn decide(&mut self, request: &Request<'_>) -> Verdict {
         let get = request.method.eq_ignore_ascii_case("GET");
         if !get && !request.method.eq_ignore_ascii_case("POST") {
