@@ -17,7 +17,11 @@
 use std::fmt;
 
 use aes::Aes256;
-use aes::cipher::{BlockDecrypt, BlockEncrypt, KeyInit, generic_array::GenericArray};
+use aes::cipher::consts::U16;
+use aes::cipher::{
+    BlockBackend, BlockClosure, BlockDecrypt, BlockEncrypt, BlockSizeUser, KeyInit,
+    generic_array::GenericArray,
+};
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
@@ -339,29 +343,63 @@ impl Cipher {
         body + (PAD_BLOCK - body % PAD_BLOCK)
     }
 
+    /// CBC encryption of whole blocks in place, run by the AES backend itself: one dispatch
+    /// for the buffer (`encrypt_block` chose the backend again for every block).
     fn cbc_encrypt(&self, buf: &mut [u8]) {
+        self.aes.encrypt_with_backend(CbcEncrypt { prev: self.iv, buf });
+    }
+
+    /// CBC decryption of whole blocks in place, as [`Cipher::cbc_encrypt`].
+    fn cbc_decrypt(&self, buf: &mut [u8]) {
+        self.aes.decrypt_with_backend(CbcDecrypt { prev: self.iv, buf });
+    }
+}
+
+/// CBC encryption of `buf` (whole blocks) chained from `prev`, given the backend.
+struct CbcEncrypt<'b> {
+    prev: [u8; 16],
+    buf: &'b mut [u8],
+}
+
+impl BlockSizeUser for CbcEncrypt<'_> {
+    type BlockSize = U16;
+}
+
+impl BlockClosure for CbcEncrypt<'_> {
+    fn call<B: BlockBackend<BlockSize = U16>>(self, backend: &mut B) {
         // The chaining XOR a block at a time (as one 128-bit word), not a byte at a time.
-        let mut prev = u128::from_ne_bytes(self.iv);
-        for block in buf.chunks_exact_mut(16) {
+        let mut prev = u128::from_ne_bytes(self.prev);
+        for block in self.buf.chunks_exact_mut(16) {
             let mut bytes = [0u8; 16];
             bytes.copy_from_slice(block);
             let mut input = GenericArray::from((u128::from_ne_bytes(bytes) ^ prev).to_ne_bytes());
-            self.aes.encrypt_block(&mut input);
+            backend.proc_block((&mut input).into());
             block.copy_from_slice(&input);
-            bytes.copy_from_slice(&input);
-            prev = u128::from_ne_bytes(bytes);
+            prev = u128::from_ne_bytes(input.into());
         }
     }
+}
 
-    fn cbc_decrypt(&self, buf: &mut [u8]) {
-        let mut prev = self.iv;
-        for block in buf.chunks_exact_mut(16) {
-            let mut current = [0u8; 16];
-            current.copy_from_slice(block);
-            self.aes.decrypt_block(GenericArray::from_mut_slice(block));
-            for (b, p) in block.iter_mut().zip(prev.iter()) {
-                *b ^= p;
-            }
+/// CBC decryption of `buf` (whole blocks) chained from `prev`, given the backend.
+struct CbcDecrypt<'b> {
+    prev: [u8; 16],
+    buf: &'b mut [u8],
+}
+
+impl BlockSizeUser for CbcDecrypt<'_> {
+    type BlockSize = U16;
+}
+
+impl BlockClosure for CbcDecrypt<'_> {
+    fn call<B: BlockBackend<BlockSize = U16>>(self, backend: &mut B) {
+        let mut prev = u128::from_ne_bytes(self.prev);
+        for block in self.buf.chunks_exact_mut(16) {
+            let mut bytes = [0u8; 16];
+            bytes.copy_from_slice(block);
+            let current = u128::from_ne_bytes(bytes);
+            let mut output = GenericArray::from(bytes);
+            backend.proc_block((&mut output).into());
+            block.copy_from_slice(&(u128::from_ne_bytes(output.into()) ^ prev).to_ne_bytes());
             prev = current;
         }
     }
