@@ -138,7 +138,7 @@ impl CdataField for String {
 /// `text` as `str::parse` reads it as an integer: WeChat's numbers (up to 19 ASCII digits and
 /// nothing else) by [`digits`], where `parse` takes ~12 instructions a digit (a message's
 /// `CreateTime` has 10 and its `MsgId` 19); anything else by `parse`.
-fn parse_int<T: std::str::FromStr + TryFrom<u64>>(text: &str) -> Result<T, T::Err> {
+pub(crate) fn parse_int<T: std::str::FromStr + TryFrom<u64>>(text: &str) -> Result<T, T::Err> {
     if let Some(n) = digits(text.as_bytes())
         && let Ok(n) = T::try_from(n)
     {

@@ -517,7 +517,10 @@ impl Run<'_> {
         if let Some((apps, by_path)) = self.wecom_apps(request.path, &query) {
             return self.decide_wecom(request, get, &query, apps, by_path);
         }
-        let encrypted = !get && query.is_encrypted();
+        // `encrypt_type=aes`, looked at once (it decides the mode and, later, whether an
+        // account that requires encryption is answered).
+        let aes = query.is_encrypted();
+        let encrypted = !get && aes;
         let skip = self.policy.insecure_skip_signature;
 
         // 1. The query WeChat always sends.
@@ -693,7 +696,7 @@ impl Run<'_> {
         self.account = Some(account.clone());
 
         if account.requires_encryption() || self.policy.require_encryption {
-            if !query.is_encrypted() {
+            if !aes {
                 return Verdict::Refused(
                     self.fail(CheckKind::Mode, self.plain_refused(std::slice::from_ref(&account))),
                 );
@@ -1009,7 +1012,7 @@ impl Run<'_> {
     }
 
     fn check_timestamp(&mut self, timestamp: &str) -> Result<(), Refusal> {
-        let Ok(ts) = crate::trim(timestamp).parse::<i64>() else {
+        let Ok(ts) = crate::field::parse_int::<i64>(crate::trim(timestamp)) else {
             let shown: String = timestamp.chars().take(24).collect();
             let refusal = Refusal::new(
                 400,

@@ -323,6 +323,36 @@ fn a_safe_mode_accounts_captured_signature_does_not_carry_a_forged_plain_body() 
     assert_eq!(refusal(&a).reason, RejectReason::PlainRefused);
 }
 
+/// A body with `<Encrypt>` makes the request encrypted as far as the mode goes, but an account
+/// that requires encryption admits only what the query says is `encrypt_type=aes` (and so
+/// carries a `msg_signature`): `signature` alone covers no body. Here the query alone cannot
+/// refuse it (a plain-mode account shares the Token); the body's `ToUserName` names the
+/// safe-mode one.
+#[test]
+fn an_envelope_without_encrypt_type_is_refused_where_encryption_is_required() {
+    let captured = format!("signature={}&timestamp={TS}&nonce={NONCE}", sig());
+    let body = safe_body();
+    let accounts = || {
+        let plain = Account::new("wxplain", TOKEN).with_original_id("gh_plain").with_path("plain");
+        Accounts::new([sample(Some(Mode::Safe)).with_path("safe"), plain]).unwrap()
+    };
+    let a =
+        admit(&accounts(), &Policy::default(), NOW, &Request::post("/wechat", &captured, body.as_bytes()));
+    let r = refusal(&a);
+    assert_eq!((r.reason, r.status, r.param), (RejectReason::PlainRefused, 403, "encrypt_type"), "{r:?}");
+    assert_eq!(a.mode, Some(Mode::Safe), "{a:?}");
+    assert_eq!(a.account.as_deref().map(Account::appid), Some(SAMPLE_APPID), "{a:?}");
+    assert_eq!(a.checks.last().map(|c| (c.kind, c.passed)), Some((CheckKind::Mode, false)), "{a:?}");
+    // With `encrypt_type=aes` and its `msg_signature`, the same body is admitted.
+    let a = admit(
+        &accounts(),
+        &Policy::default(),
+        NOW,
+        &Request::post("/wechat", &safe_query(), body.as_bytes()),
+    );
+    assert!(matches!(a.verdict, Verdict::Message { .. }), "{a:?}");
+}
+
 #[test]
 fn the_signature_is_checked_before_the_body_is_parsed() {
     let bomb: String = std::iter::once("<xml".to_owned())
