@@ -126,7 +126,7 @@ impl Observers {
         !self.list.is_empty()
     }
 
-    pub(crate) fn next_id(&self) -> u64 {
+    fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
@@ -134,15 +134,17 @@ impl Observers {
         self.observe(&Arc::new(record));
     }
 
-    /// [`Observers::emit`] for the record in `slot`, if there is one (then taken): moved from
-    /// there into its `Arc`, where a record taken out and handed to `emit` was copied twice
-    /// more on the way (520 bytes each); that `Arc` is the allocation of a record an observer
-    /// let go on this thread, when there is one ([`DeliveryRecord::shared_from`]: the
-    /// console's ring lets go of the record it drops for each one it keeps).
-    pub(crate) fn emit_from(&self, slot: &mut Option<DeliveryRecord>) {
-        if let Some(record) = DeliveryRecord::shared_from(slot) {
-            self.observe(&record);
-        }
+    /// A request's record, empty, numbered: made shared ([`DeliveryRecord::new_shared`]), in
+    /// the allocation of a record an observer let go on this thread when there is one (the
+    /// console's ring lets go of the record it drops for each one it keeps), to be filled in
+    /// place while the request runs and emitted as it is ([`Observers::emit_shared`]).
+    pub(crate) fn start(&self, received_at_ms: i64) -> Arc<DeliveryRecord> {
+        DeliveryRecord::new_shared(self.next_id(), received_at_ms)
+    }
+
+    /// [`Observers::emit`] for a record already shared ([`Observers::start`]).
+    pub(crate) fn emit_shared(&self, record: Arc<DeliveryRecord>) {
+        self.observe(&record);
     }
 
     fn observe(&self, record: &Arc<DeliveryRecord>) {
