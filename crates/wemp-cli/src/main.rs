@@ -558,7 +558,8 @@ fn init_tracing(color: ColorChoice) {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     use wemp_cli::term::logging;
-    let filter = logging::filter(env_var("WEMP_LOG").as_deref());
+    let spec = env_var("WEMP_LOG");
+    let filter = logging::filter(spec.as_deref());
     let ansi = Style::new(color, std::io::stderr().is_terminal()).enabled();
     let lines =
         tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi).with_target(false);
@@ -567,7 +568,10 @@ fn init_tracing(color: ColorChoice) {
     let _ = if ansi {
         registry.with(lines).try_init()
     } else {
-        registry.with(logging::PlainLines::new(lines.fmt_fields(logging::PlainFields))).try_init()
+        let sole = !logging::filter_reads_spans(spec.as_deref());
+        registry
+            .with(logging::PlainLines::new(lines.fmt_fields(logging::PlainFields)).sole_reader(sole))
+            .try_init()
     };
 }
 

@@ -684,6 +684,36 @@ mod tests {
         assert_eq!(Arc::strong_count(&records[0]), 1);
     }
 
+    /// Consoles sharing a hub each tag their observer's records from their own accounts,
+    /// however their records interleave, and a console's observers share one book.
+    #[test]
+    fn consoles_sharing_a_hub_tag_records_from_their_own_accounts() {
+        use std::sync::Arc;
+
+        use wemp_server::{DeliveryRecord, Observer as _};
+
+        use crate::feed::Hub;
+        let hub = Arc::new(Hub::with_first_id(8, 1));
+        let two = Console::builder(config("http://127.0.0.1:8080")).hub(hub.clone()).build().unwrap();
+        // One account: every record is tagged with it.
+        let solo = Account::new("wx00000000000000c3", "SoloTok3").with_path("solo");
+        let solo =
+            ConsoleConfig::from_accounts(vec![ConsoleAccount::new("http://127.0.0.1:8080/solo", solo)]);
+        let one = Console::builder(solo).hub(hub.clone()).build().unwrap();
+        let record = Arc::new({
+            let mut r = DeliveryRecord::new(7, 1);
+            r.appid = Some("wx_other".into());
+            r
+        });
+        for observer in [one.observer(), two.observer(), two.observer(), one.observer()] {
+            observer.observe(&record);
+        }
+        let tags: Vec<Option<String>> = hub.recent(0).iter().map(|x| x.account.clone()).collect();
+        let (solo, other) = (Some("wx00000000000000c3".to_owned()), Some("wx_other".to_owned()));
+        assert_eq!(tags, [solo.clone(), other.clone(), other, solo]);
+        assert_eq!(hub.book(&two.shared.accounts), 1, "two consoles, two books");
+    }
+
     /// A record that leaves the ring held by nothing else is let go: kept (not freed) until
     /// the next record shared on this thread takes its allocation; one held elsewhere is not.
     #[test]

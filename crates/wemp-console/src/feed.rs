@@ -10,7 +10,6 @@
 //! that panicked.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -133,12 +132,29 @@ impl LiveEntry {
 /// listens is kept as the closure that makes it, and made only when a page asks for it
 /// ([`Hub::recent`]), so an idle console costs the server almost nothing per request.
 pub struct Hub {
-    next_id: AtomicU64,
-    /// The kept entries, oldest first. Its lock also orders publishing against
-    /// [`Hub::subscribe`]: an entry kept unmade is never one a new page misses.
-    recent: Mutex<VecDeque<Kept>>,
+    /// The kept entries and what numbers and tags them. Its lock also orders publishing
+    /// against [`Hub::subscribe`]: an entry kept unmade is never one a new page misses.
+    recent: Mutex<Ring>,
     capacity: usize,
     tx: broadcast::Sender<Arc<LiveEntry>>,
+}
+
+/// What the [`Hub`]'s lock guards. A publish takes that lock and nothing else: no counter
+/// of its own, no lock of the channel's, no count of a shared `Arc` (the two worker threads
+/// publish in turn, and each of those was a cache line passed between them).
+struct Ring {
+    /// The kept entries, oldest first.
+    kept: VecDeque<Kept>,
+    /// The id of the next entry.
+    next_id: u64,
+    /// Whether a page may be listening: set by [`Hub::subscribe`], cleared by the first
+    /// publish that finds no receiver left. While it is clear no receiver exists (one is
+    /// made only by `subscribe`, or from another), so a publish keeps its entry unmade
+    /// without asking the channel.
+    watched: bool,
+    /// The account books of the consoles publishing here ([`Hub::book`]), which a kept
+    /// record of their observer is tagged from when made: one, as a rule.
+    books: Vec<Arc<AccountBook>>,
 }
 
 /// A kept entry, made or still to be made.
@@ -146,8 +162,9 @@ enum Kept {
     Made(Arc<LiveEntry>),
     Later(u64, Box<dyn FnOnce() -> LiveEntry + Send>),
     /// A record of the server's observer ([`crate::ConsoleObserver`]), tagged with its
-    /// account when made: kept as the two it is made of, with no box per request.
-    Observed(u64, Arc<DeliveryRecord>, Arc<AccountBook>),
+    /// account when made: kept as the record and its console's book (an index into
+    /// [`Ring::books`]), with no box per request.
+    Observed(u64, Arc<DeliveryRecord>, usize),
 }
 
 impl Kept {
@@ -166,12 +183,12 @@ impl Kept {
         }
     }
 
-    /// The entry, made now if it was not yet.
-    fn made(&mut self) -> Arc<LiveEntry> {
+    /// The entry, made now if it was not yet (an observer's record tagged from `books`).
+    fn made(&mut self, books: &[Arc<AccountBook>]) -> Arc<LiveEntry> {
         let made = match std::mem::replace(self, Self::Made(Arc::default())) {
             Self::Made(x) => x,
             Self::Later(id, make) => make_numbered(id, make),
-            Self::Observed(id, record, accounts) => make_numbered(id, || observed(&record, &accounts)),
+            Self::Observed(id, record, book) => make_numbered(id, || observed(&record, &books[book])),
         };
         *self = Self::Made(made.clone());
         made
@@ -186,7 +203,7 @@ fn observed(record: &Arc<DeliveryRecord>, accounts: &AccountBook) -> LiveEntry {
 /// An entry to publish, not made yet: made at once when a page listens, else kept as it is.
 enum Pending<F> {
     Make(F),
-    Observed(Arc<DeliveryRecord>, Arc<AccountBook>),
+    Observed(Arc<DeliveryRecord>, usize),
 }
 
 /// Runs `make` and numbers what it made. It runs under the ring lock, for a page or inside
@@ -212,7 +229,7 @@ impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hub")
             .field("capacity", &self.capacity)
-            .field("next_id", &self.next_id.load(Ordering::Relaxed))
+            .field("next_id", &self.recent.try_lock().ok().map(|r| r.next_id))
             .finish_non_exhaustive()
     }
 }
@@ -242,12 +259,13 @@ impl Hub {
     /// A hub keeping the last `capacity` entries whose ids start at `first`.
     pub fn with_first_id(capacity: usize, first: u64) -> Self {
         let (tx, _) = broadcast::channel(256);
-        Self {
-            next_id: AtomicU64::new(first),
-            recent: Mutex::new(VecDeque::with_capacity(capacity.min(1024))),
-            capacity: capacity.max(1),
-            tx,
-        }
+        let ring = Ring {
+            kept: VecDeque::with_capacity(capacity.min(1024)),
+            next_id: first,
+            watched: false,
+            books: Vec::new(),
+        };
+        Self { recent: Mutex::new(ring), capacity: capacity.max(1), tx }
     }
 
     /// Numbers `entry`, keeps it and sends it to every open page; returns its id.
@@ -264,29 +282,54 @@ impl Hub {
     }
 
     /// Publishes the server's `record` as [`crate::ConsoleObserver`] does: tagged with its
-    /// account of `accounts` when made.
-    pub(crate) fn publish_observed(&self, record: &Arc<DeliveryRecord>, accounts: &Arc<AccountBook>) -> u64 {
-        self.publish_pending(Pending::<fn() -> LiveEntry>::Observed(record.clone(), accounts.clone()))
+    /// account of the book numbered `book` ([`Hub::book`]) when made.
+    pub(crate) fn publish_observed(&self, record: &Arc<DeliveryRecord>, book: usize) -> u64 {
+        self.publish_pending(Pending::<fn() -> LiveEntry>::Observed(record.clone(), book))
+    }
+
+    /// The number of `accounts` among the books the hub tags an observer's records from,
+    /// added if it is not one yet: a console's observer publishes with it.
+    pub(crate) fn book(&self, accounts: &Arc<AccountBook>) -> usize {
+        let mut ring = self.lock();
+        match ring.books.iter().position(|b| Arc::ptr_eq(b, accounts)) {
+            Some(at) => at,
+            None => {
+                ring.books.push(accounts.clone());
+                ring.books.len() - 1
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ring> {
+        self.recent.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn publish_pending<F: FnOnce() -> LiveEntry + Send + 'static>(&self, pending: Pending<F>) -> u64 {
         let (id, evicted) = {
-            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-            let evicted = if recent.len() == self.capacity { recent.pop_front() } else { None };
-            if self.tx.receiver_count() == 0 {
-                recent.push_back(match pending {
-                    Pending::Make(make) => Kept::Later(id, Box::new(make)),
-                    Pending::Observed(record, accounts) => Kept::Observed(id, record, accounts),
-                });
-            } else {
+            let mut ring = self.lock();
+            let ring = &mut *ring;
+            let id = ring.next_id;
+            ring.next_id += 1;
+            let evicted = if ring.kept.len() == self.capacity { ring.kept.pop_front() } else { None };
+            // Asked only while a page may listen: its lock is taken by every send too.
+            if ring.watched && self.tx.receiver_count() == 0 {
+                ring.watched = false;
+            }
+            if ring.watched {
                 let x = match pending {
                     Pending::Make(make) => make_numbered(id, make),
-                    Pending::Observed(record, accounts) => make_numbered(id, || observed(&record, &accounts)),
+                    Pending::Observed(record, book) => {
+                        make_numbered(id, || observed(&record, &ring.books[book]))
+                    }
                 };
-                recent.push_back(Kept::Made(x.clone()));
+                ring.kept.push_back(Kept::Made(x.clone()));
                 // A page that closed since the count is not an error.
                 let _ = self.tx.send(x);
+            } else {
+                ring.kept.push_back(match pending {
+                    Pending::Make(make) => Kept::Later(id, Box::new(make)),
+                    Pending::Observed(record, book) => Kept::Observed(id, record, book),
+                });
             }
             (id, evicted)
         };
@@ -302,14 +345,16 @@ impl Hub {
 
     /// The kept entries with an id above `after`, oldest first.
     pub fn recent(&self, after: u64) -> Vec<Arc<LiveEntry>> {
-        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        recent.iter_mut().filter(|k| k.id() > after).map(Kept::made).collect()
+        let mut ring = self.lock();
+        let Ring { kept, books, .. } = &mut *ring;
+        kept.iter_mut().filter(|k| k.id() > after).map(|k| k.made(books)).collect()
     }
 
     /// A receiver of every entry published from now on (call [`Hub::recent`] after it for
     /// what came before: nothing falls between the two).
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveEntry>> {
-        let _order = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ring = self.lock();
+        ring.watched = true;
         self.tx.subscribe()
     }
 }
@@ -481,6 +526,8 @@ fn now_ms() -> i64 {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
     use super::*;
 
     /// A handler's failure reaches the page as its kind and detail (the English line stays

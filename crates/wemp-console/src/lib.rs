@@ -441,7 +441,7 @@ impl Console {
     /// (`WechatService::builder().observer(console.observer())`): every delivery the server
     /// handles reaches the live log with its dedup outcome, handler and rejection details.
     pub fn observer(&self) -> ConsoleObserver {
-        ConsoleObserver { hub: self.shared.hub.clone(), accounts: self.shared.accounts.clone() }
+        ConsoleObserver { hub: self.shared.hub.clone(), book: self.shared.hub.book(&self.shared.accounts) }
     }
 
     /// Wraps the callback router so the live log also sees what the server cannot report

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use wemp_server::{DeliveryRecord, Observer};
 
-use crate::accounts::AccountBook;
 use crate::config::{ConsoleAccount, by_record};
 use crate::feed::{Hub, LiveEntry, Source};
 
@@ -15,14 +14,15 @@ use crate::feed::{Hub, LiveEntry, Source};
 #[derive(Clone, Debug)]
 pub struct ConsoleObserver {
     pub(crate) hub: Arc<Hub>,
-    pub(crate) accounts: Arc<AccountBook>,
+    /// The console's account book, as the hub numbers it ([`Hub::book`]).
+    pub(crate) book: usize,
 }
 
 impl Observer for ConsoleObserver {
     fn observe(&self, record: &Arc<DeliveryRecord>) {
         // Made when a page shows it (at once while one is open): an idle console keeps the
         // record and the accounts it is tagged with, not a parse of the reply.
-        self.hub.publish_observed(record, &self.accounts);
+        self.hub.publish_observed(record, self.book);
     }
 }
 

@@ -40,9 +40,12 @@ pub(crate) struct Shared {
     /// Whether the handler itself deferred the reply ([`Ctx::defer`]), as opposed to the
     /// deadline.
     handler_deferred: std::sync::atomic::AtomicBool,
-    /// Whether the request span's `rule` field was recorded: once only, as a field recorded
-    /// twice is printed twice.
-    rule_in_span: std::sync::atomic::AtomicBool,
+    /// The request span's `rule` field, once named: named once only, as a field recorded
+    /// twice is printed twice. (A `Mutex`: a `OnceLock`'s first set cost twice as much.)
+    span_rule: Mutex<Option<Arc<str>>>,
+    /// Whether the span's subscriber reads `span_rule` where it is, when it writes a line
+    /// (`log::HandedValues::take_rule`), so that it is not recorded into the span.
+    rule_read_late: std::sync::atomic::AtomicBool,
     /// The message's `wechat` span, once made: where the `rule` field goes (without it, the
     /// current span, as for a context made in a test).
     span: std::sync::OnceLock<tracing::Span>,
@@ -190,7 +193,8 @@ impl Shared {
             joiners: AtomicUsize::new(0),
             joiner_left: Notify::new(),
             handler_deferred: std::sync::atomic::AtomicBool::new(false),
-            rule_in_span: std::sync::atomic::AtomicBool::new(false),
+            span_rule: Mutex::new(None),
+            rule_read_late: std::sync::atomic::AtomicBool::new(false),
             span: std::sync::OnceLock::new(),
             in_task: std::sync::atomic::AtomicBool::new(false),
             hung_up: Mutex::new(None),
@@ -283,15 +287,36 @@ impl Shared {
     }
 
     /// Records `name` as the request span's `rule` field, unless a name is there already.
-    pub(crate) fn name_in_span(&self, name: &str) {
-        if !self.rule_in_span.swap(true, Ordering::AcqRel) {
-            // The span kept here, rather than `Span::current()`: the same span, without a
-            // look-up, a clone and its close for every message (~600 instructions).
-            match self.span() {
-                Some(span) => span.record("rule", name),
-                None => tracing::Span::current().record("rule", name),
-            };
+    /// Recorded as a `&str`, or only kept here when the span's subscriber reads it here
+    /// ([`Shared::rule_is_read_late`]).
+    pub(crate) fn name_in_span(&self, name: &Arc<str>) {
+        {
+            let mut rule = self.span_rule.lock().unwrap_or_else(|e| e.into_inner());
+            if rule.is_some() {
+                return;
+            }
+            *rule = Some(name.clone());
         }
+        if self.rule_read_late.load(Ordering::Acquire) {
+            return;
+        }
+        // The span kept here, rather than `Span::current()`: the same span, without a
+        // look-up, a clone and its close for every message (~600 instructions).
+        match self.span() {
+            Some(span) => span.record("rule", &**name),
+            None => tracing::Span::current().record("rule", &**name),
+        };
+    }
+
+    /// The name [`Shared::name_in_span`] gave the span, once given.
+    pub(crate) fn span_rule(&self) -> Option<Arc<str>> {
+        self.span_rule.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Notes that the span's subscriber reads its `rule` here when it writes a line inside
+    /// it (`log::LateRule`), rather than as it is recorded: from now on it is not recorded.
+    pub(crate) fn rule_is_read_late(&self) {
+        self.rule_read_late.store(true, Ordering::Release);
     }
 
     /// Whether the handler deferred the reply itself.
@@ -692,7 +717,7 @@ mod tests {
             let done = shared.in_span(async {
                 let _local = Logs("a finished delivery's local");
                 tracing::info!("ran");
-                shared.name_in_span("echo");
+                shared.name_in_span(&Arc::from("echo"));
                 tracing::info!("answered");
                 7
             });

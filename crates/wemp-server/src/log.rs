@@ -14,6 +14,9 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+
+use crate::context::Shared;
 
 /// An OpenID for logs: `oyOR…f0rs` unless full ids were asked for.
 pub(crate) struct ShortId<'a> {
@@ -109,13 +112,24 @@ pub struct HandedValues {
     /// Where each value's text ends.
     ends: [usize; HANDED_MAX],
     len: usize,
+    /// Where the span's `rule` will be, for a subscriber that takes it ([`HandedValues::take_rule`]).
+    rule: Option<LateRule>,
     /// Set while a span is made with these values, until a subscriber takes them.
     ready: bool,
 }
 
 impl HandedValues {
     const fn new() -> Self {
-        Self { text: String::new(), ends: [0; HANDED_MAX], len: 0, ready: false }
+        Self { text: String::new(), ends: [0; HANDED_MAX], len: 0, rule: None, ready: false }
+    }
+
+    /// Where to read the span's `rule` field (declared empty, named once later), for a
+    /// subscriber that reads it there when it writes a line, rather than as it is recorded:
+    /// once this is taken, the rule is not recorded into the span. Take it only when nothing
+    /// else in the subscriber reads a span's recorded values (a filter by span fields does).
+    /// `None` for a span whose rule is recorded as usual, or once taken.
+    pub fn take_rule(&mut self) -> Option<LateRule> {
+        self.rule.take()
     }
 
     /// The values' text, one after the other.
@@ -139,6 +153,24 @@ impl HandedValues {
     }
 }
 
+/// A `wechat` span's `rule` field where wemp-server keeps it ([`HandedValues::take_rule`]):
+/// the name recorded as a `&str` would be (the first one named), once there is one. It does
+/// not keep the delivery alive.
+pub struct LateRule(Weak<Shared>);
+
+impl LateRule {
+    /// The rule's name, once named.
+    pub fn get(&self) -> Option<Arc<str>> {
+        self.0.upgrade()?.span_rule()
+    }
+}
+
+impl fmt::Debug for LateRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("LateRule").field(&self.get()).finish()
+    }
+}
+
 thread_local! {
     /// The values of the span being made on this thread, if they are handed over.
     static HANDED: RefCell<HandedValues> = const { RefCell::new(HandedValues::new()) };
@@ -156,7 +188,7 @@ pub fn handed_values_are_taken() {
 /// text, if they were handed over for it (see [`HandedValues`]); taken once, so a second call
 /// gets `None`. `None` too for every span made any other way, whose values are to be
 /// recorded from its attributes as usual.
-pub fn take_handed<R>(take: impl FnOnce(&HandedValues) -> R) -> Option<R> {
+pub fn take_handed<R>(take: impl FnOnce(&mut HandedValues) -> R) -> Option<R> {
     if !TAKEN.load(Ordering::Relaxed) {
         return None;
     }
@@ -166,15 +198,18 @@ pub fn take_handed<R>(take: impl FnOnce(&HandedValues) -> R) -> Option<R> {
             return None;
         }
         handed.ready = false;
-        Some(take(&handed))
+        Some(take(&mut handed))
     })
 }
 
 /// Makes a span (`make`, which makes exactly one) with its first fields' values handed over
 /// as text by `hand` (a subscriber set up for it takes them in [`take_handed`]; any other
 /// formats the span's `%` values as usual). `hand` gives the same values, in the same order,
-/// as the span's first fields are given, through [`Hand::value`].
+/// as the span's first fields are given, through [`Hand::value`]. The span's `rule` field is
+/// `delivery`'s ([`Shared::name_in_span`]): where it is kept is handed over too, and once a
+/// subscriber takes that ([`HandedValues::take_rule`]) the rule is read there, not recorded.
 pub(crate) fn handing(
+    delivery: &Arc<Shared>,
     hand: impl FnOnce(&mut Hand<'_>),
     make: impl FnOnce() -> tracing::Span,
 ) -> tracing::Span {
@@ -185,6 +220,7 @@ pub(crate) fn handing(
         let Ok(mut handed) = handed.try_borrow_mut() else { return false };
         handed.text.clear();
         handed.len = 0;
+        handed.rule = Some(LateRule(Arc::downgrade(delivery)));
         let mut writing = Hand { handed: &mut handed, ok: true };
         hand(&mut writing);
         let ok = writing.ok && handed.text.len() <= HANDED_ROOM;
@@ -193,14 +229,21 @@ pub(crate) fn handing(
             handed.text = String::new();
         }
         handed.ready = ok;
+        if !ok {
+            handed.rule = None;
+        }
         ok
     });
     let span = make();
     if handed {
         // Not taken (the span was not made, or made under another subscriber): not for the next.
+        // The rule taken: read where it is kept from now on.
         HANDED.with(|h| {
             if let Ok(mut h) = h.try_borrow_mut() {
                 h.ready = false;
+                if h.rule.take().is_none() {
+                    delivery.rule_is_read_late();
+                }
             }
         });
     }
@@ -210,10 +253,12 @@ pub(crate) fn handing(
 /// `tracing::info_span!` whose leading `%` values are also handed over as text ([`handing`]):
 /// each value is named once, and goes both to its field and, in the same order, to the
 /// handing, so the two cannot disagree. The values are `Pieces` (`Text`, `ShortId`) held in
-/// locals; fields after them (`rule = Empty`) are given to the span only.
+/// locals; fields after them (`rule = Empty`) are given to the span only. The first argument
+/// is the delivery (`&Arc<Shared>`) whose rule the span's `rule` field names.
 macro_rules! info_span_handing {
-    ($name:literal, $($field:ident = %$value:ident),+ $(; $($rest:tt)*)?) => {
+    ($delivery:expr, $name:literal, $($field:ident = %$value:ident),+ $(; $($rest:tt)*)?) => {
         $crate::log::handing(
+            $delivery,
             |hand| {
                 $(hand.value(&$value);)+
             },

@@ -1210,6 +1210,7 @@ impl Inner {
                     (Text(account.appid()), Text(mode.as_str()), Text(&msg_type), Text(dedup.as_str()));
                 let openid = ShortId::new(&message.header().from, self.config.full_openids);
                 let span = crate::log::info_span_handing!(
+                    &shared,
                     "wechat",
                     appid = %appid,
                     mode = %mode_text,

@@ -18,6 +18,8 @@ use tracing_subscriber::filter::{EnvFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FormatFields, FormattedFields};
 use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::ExtensionsMut;
+use wemp_server::log::LateRule;
 
 /// The filter for `WEMP_LOG` (`None`, or a value that does not parse: `info`).
 ///
@@ -29,17 +31,33 @@ pub fn filter<S>(spec: Option<&str>) -> Box<dyn Layer<S> + Send + Sync>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
-    let spec = spec.map(str::trim).filter(|s| !s.is_empty()).unwrap_or("info");
-    // `Targets` would read `[span]` as a target's name.
-    if !spec.contains(['[', ']', '{', '}'])
-        && let Ok(targets) = spec.parse::<Targets>()
-    {
+    if let Some(targets) = targets(spec) {
         return Box::new(targets);
     }
-    match EnvFilter::try_new(spec) {
+    match EnvFilter::try_new(spec_or_info(spec)) {
         Ok(env) => Box::new(env),
         Err(_) => Box::new(Targets::new().with_default(tracing::Level::INFO)),
     }
+}
+
+/// Whether the filter for `WEMP_LOG` ([`filter`]) reads a span's values: an [`EnvFilter`]
+/// does, for its span directives (a [`Targets`] reads none).
+pub fn filter_reads_spans(spec: Option<&str>) -> bool {
+    targets(spec).is_none() && EnvFilter::try_new(spec_or_info(spec)).is_ok()
+}
+
+fn spec_or_info(spec: Option<&str>) -> &str {
+    spec.map(str::trim).filter(|s| !s.is_empty()).unwrap_or("info")
+}
+
+/// The [`Targets`] filter for `spec`, if it is one (levels per target only).
+fn targets(spec: Option<&str>) -> Option<Targets> {
+    let spec = spec_or_info(spec);
+    // `Targets` would read `[span]` as a target's name.
+    if spec.contains(['[', ']', '{', '}']) {
+        return None;
+    }
+    spec.parse::<Targets>().ok()
 }
 
 /// Field formatting for uncoloured output: see the module docs.
@@ -109,13 +127,34 @@ impl<'w> FormatFields<'w> for PlainFields {
 /// as it is) and the fields are written out, as the fmt layer would have, just before the
 /// first line inside the span. A value whose `Debug` is called for keeping runs then,
 /// exactly once, as it would have with the fmt layer.
+///
+/// Told that nothing else reads a span's values as they are recorded
+/// ([`PlainLines::sole_reader`]), it also reads a `wemp serve` message span's `rule` where
+/// wemp-server keeps it, when a line is written, instead of having it recorded.
 #[derive(Debug)]
-pub struct PlainLines<L>(L);
+pub struct PlainLines<L> {
+    lines: L,
+    /// Whether it reads wemp-server's `rule` where it is kept ([`PlainLines::sole_reader`]).
+    sole: bool,
+}
 
 impl<S, E, W> PlainLines<tracing_subscriber::fmt::Layer<S, PlainFields, E, W>> {
     /// Wraps `lines` (see the type's docs for what it must be).
     pub fn new(lines: tracing_subscriber::fmt::Layer<S, PlainFields, E, W>) -> Self {
-        Self(lines)
+        Self { lines, sole: false }
+    }
+}
+
+impl<L> PlainLines<L> {
+    /// Whether this layer is the only one in its subscriber that reads a span's values as
+    /// they are recorded — true unless the filter reads them ([`filter_reads_spans`]). Then a
+    /// `wemp serve` message span's `rule`, which nothing else reads, is not recorded: this
+    /// layer reads it where wemp-server keeps it when a line is written inside the span (see
+    /// [`wemp_server::log::HandedValues::take_rule`]; callgrind: ~400 instructions a
+    /// message), and writes it where the record would have put it.
+    pub fn sole_reader(mut self, sole: bool) -> Self {
+        self.sole = sole;
+        self
     }
 }
 
@@ -131,22 +170,22 @@ where
     /// [`wemp_server::log::take_handed`]).
     fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
         wemp_server::log::handed_values_are_taken();
-        self.0.on_register_dispatch(subscriber);
+        self.lines.on_register_dispatch(subscriber);
     }
 
     fn on_layer(&mut self, subscriber: &mut S) {
-        self.0.on_layer(subscriber);
+        self.lines.on_layer(subscriber);
     }
 
     fn register_callsite(
         &self,
         metadata: &'static tracing::Metadata<'static>,
     ) -> tracing::subscriber::Interest {
-        self.0.register_callsite(metadata)
+        self.lines.register_callsite(metadata)
     }
 
     fn enabled(&self, metadata: &tracing::Metadata<'_>, ctx: Context<'_, S>) -> bool {
-        self.0.enabled(metadata, ctx)
+        self.lines.enabled(metadata, ctx)
     }
 
     /// What the fmt layer does for a span (span events off), put off: the fields' values
@@ -162,7 +201,8 @@ where
         let mut given = Given::default();
         // The values wemp-server handed over as text, for its spans (no formatting); any
         // other span's values are formatted.
-        if wemp_server::log::take_handed(|handed| given.take(handed)).unwrap_or_else(|| given.keep(attrs)) {
+        let taken = wemp_server::log::take_handed(|handed| given.take(handed, self.sole));
+        if taken.unwrap_or_else(|| given.keep(attrs)) {
             span.extensions_mut().replace(given);
             return;
         }
@@ -178,28 +218,28 @@ where
     }
 
     fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
-        self.0.max_level_hint()
+        self.lines.max_level_hint()
     }
 
     /// What the fmt layer does for fields recorded later: added to the span's (kept with
-    /// the others when they are).
+    /// the others when they are; after the `rule` read where it is kept, if it was named
+    /// before).
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let mut extensions = span.extensions_mut();
         if let Some(given) = extensions.get_mut::<Given>() {
-            let kept = given.len;
-            let before = given.text.len();
-            if given.keep_each(values) {
-                return;
+            if given.rule.as_ref().is_none_or(|rule| rule.get().is_none()) {
+                let kept = given.len;
+                let before = given.text.len();
+                if given.keep_each(values) {
+                    return;
+                }
+                given.len = kept;
+                given.text.truncate(before);
             }
-            given.len = kept;
-            given.text.truncate(before);
-            if let Some(given) = extensions.remove::<Given>()
-                && let Some(fields) = given.written(span.metadata())
-            {
-                extensions.insert(fields);
-            }
+            write_out(&mut extensions, span.metadata());
         }
+        add_late_rule(&mut extensions, span.metadata());
         match extensions.get_mut::<FormattedFields<PlainFields>>() {
             Some(fields) => {
                 let _ = PlainFields.add_fields(fields, values);
@@ -214,11 +254,11 @@ where
     }
 
     fn on_follows_from(&self, span: &Id, follows: &Id, ctx: Context<'_, S>) {
-        self.0.on_follows_from(span, follows, ctx);
+        self.lines.on_follows_from(span, follows, ctx);
     }
 
     fn event_enabled(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) -> bool {
-        self.0.event_enabled(event, ctx)
+        self.lines.event_enabled(event, ctx)
     }
 
     /// The spans the line is written in get their fields written first.
@@ -226,30 +266,57 @@ where
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope {
                 let mut extensions = span.extensions_mut();
-                if let Some(given) = extensions.remove::<Given>()
-                    && let Some(fields) = given.written(span.metadata())
-                {
-                    extensions.insert(fields);
-                }
+                write_out(&mut extensions, span.metadata());
+                add_late_rule(&mut extensions, span.metadata());
             }
         }
-        self.0.on_event(event, ctx);
+        self.lines.on_event(event, ctx);
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        self.0.on_enter(id, ctx);
+        self.lines.on_enter(id, ctx);
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
-        self.0.on_exit(id, ctx);
+        self.lines.on_exit(id, ctx);
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        self.0.on_close(id, ctx);
+        self.lines.on_close(id, ctx);
     }
 
     fn on_id_change(&self, old: &Id, new: &Id, ctx: Context<'_, S>) {
-        self.0.on_id_change(old, new, ctx);
+        self.lines.on_id_change(old, new, ctx);
+    }
+}
+
+/// Writes out a span's fields kept as given ([`Given`]), with the `rule` read where it is
+/// kept if it is named; if not, where to read it stays with them ([`add_late_rule`]).
+fn write_out(extensions: &mut ExtensionsMut<'_>, metadata: &tracing::Metadata<'_>) {
+    if let Some(mut given) = extensions.remove::<Given>()
+        && let Some(fields) = given.written(metadata)
+    {
+        extensions.insert(fields);
+        if let Some(rule) = given.rule.take() {
+            extensions.insert(rule);
+        }
+    }
+}
+
+/// Adds the `rule` read where it is kept to a span's written fields, once it is named, as a
+/// record of it would have.
+fn add_late_rule(extensions: &mut ExtensionsMut<'_>, metadata: &tracing::Metadata<'_>) {
+    let Some(rule) = extensions.get_mut::<LateRule>() else { return };
+    let Some(name) = rule.get() else { return };
+    extensions.remove::<LateRule>();
+    if let Some(fields) = extensions.get_mut::<FormattedFields<PlainFields>>()
+        && let Some(field) = metadata.fields().field("rule")
+    {
+        let sanitize = fields.as_writer().sanitizes_ansi_escapes();
+        if !fields.fields.is_empty() {
+            fields.fields.push(' ');
+        }
+        PlainVisitor::new(&mut fields.fields, sanitize).record_str(&field, &name);
     }
 }
 
@@ -266,6 +333,9 @@ struct Given {
     /// its text ends.
     ends: [(u8, bool, u16); GIVEN_MAX],
     len: usize,
+    /// Where wemp-server keeps the span's `rule`, read when the fields are written
+    /// ([`PlainLines::sole_reader`]).
+    rule: Option<LateRule>,
 }
 
 impl Given {
@@ -277,7 +347,7 @@ impl Given {
     /// for the lot, where one a value cost ~60 instructions more each): a span's values
     /// written as they are given, each one's end noted as its text is written.
     fn keep(&mut self, values: impl RecordFields) -> bool {
-        let Self { text, ends, len } = self;
+        let Self { text, ends, len, .. } = self;
         let end = Cell::new(text.len());
         let all = KeepAll { values, slots: RefCell::new(Slots { ends, len, ok: true }), end: &end };
         let written = write!(Counted { text, end: &end }, "{all}").is_ok();
@@ -285,13 +355,17 @@ impl Given {
     }
 
     /// [`Given::keep`] for values handed over as text: each value is a `%` value's text.
-    fn take(&mut self, handed: &wemp_server::log::HandedValues) -> bool {
-        let Self { text, ends, len } = self;
+    /// With `rule`, where the span's `rule` is kept is taken too.
+    fn take(&mut self, handed: &mut wemp_server::log::HandedValues, rule: bool) -> bool {
+        let Self { text, ends, len, .. } = self;
         let start = text.len();
         text.push_str(handed.text());
         let mut slots = Slots { ends, len, ok: true };
         for (index, &end) in handed.ends().iter().enumerate() {
             slots.push(index, false, start + end);
+        }
+        if slots.ok && rule {
+            self.rule = handed.take_rule();
         }
         slots.ok
     }
@@ -299,14 +373,15 @@ impl Given {
     /// [`Given::keep`] for values recorded later (`rule`, a `&str` as a rule): each one
     /// written on its own, which for a `&str` needs no `Formatter` at all.
     fn keep_each(&mut self, values: impl RecordFields) -> bool {
-        let Self { text, ends, len } = self;
+        let Self { text, ends, len, .. } = self;
         let mut slots = Slots { ends, len, ok: true };
         values.record(&mut Keep { out: Out::Text(text), slots: &mut slots });
         slots.ok
     }
 
-    /// The fields written as the fmt layer writes them with [`PlainFields`].
-    fn written(&self, metadata: &tracing::Metadata<'_>) -> Option<FormattedFields<PlainFields>> {
+    /// The fields written as the fmt layer writes them with [`PlainFields`]: the `rule` read
+    /// where it is kept last, if it is named (and then no longer to be read).
+    fn written(&mut self, metadata: &tracing::Metadata<'_>) -> Option<FormattedFields<PlainFields>> {
         let mut fields = FormattedFields::<PlainFields>::new(String::new());
         let sanitize = fields.as_writer().sanitizes_ansi_escapes();
         let mut visitor = PlainVisitor::new(&mut fields.fields, sanitize);
@@ -322,14 +397,21 @@ impl Given {
                 visitor.record_debug(&field, &format_args!("{text}"));
             }
         }
+        if let Some(name) = self.rule.as_ref().and_then(LateRule::get)
+            && let Some(field) = metadata.fields().field("rule")
+        {
+            visitor.record_str(&field, &name);
+            self.rule = None;
+        }
         visitor.finish().ok()?;
         Some(fields)
     }
 }
 
 /// Bytes of a span's values kept in its [`Given`] itself: `wemp serve`'s six (five given,
-/// `rule` recorded later) take 40 to 80.
-const GIVEN_INLINE: usize = 128;
+/// `rule` recorded later, unless it is read where it is kept) take 40 to 80. (120: a `Given`
+/// of 176 bytes, which mimalloc serves faster than one of 184, by callgrind.)
+const GIVEN_INLINE: usize = 120;
 
 /// [`Given`]'s text: in place up to [`GIVEN_INLINE`] bytes (a `String` of its own was an
 /// allocation and its release for every span), past that in a buffer of its own. Only
@@ -953,6 +1035,20 @@ mod tests {
             span.in_scope(|| tracing::debug!(target: "other", "debug with a rule"));
         });
         buffer.text()
+    }
+
+    /// Only a filter with span directives reads a span's values: only without one does
+    /// `wemp` let its line layer read a message span's `rule` where wemp-server keeps it
+    /// ([`PlainLines::sole_reader`]), so that `[wechat{rule=…}]` keeps working.
+    #[test]
+    fn only_a_filter_with_span_directives_reads_spans() {
+        for spec in [None, Some(" "), Some("info"), Some("wemp_server=debug,info"), Some("wemp_server=loud")]
+        {
+            assert!(!filter_reads_spans(spec), "{spec:?}");
+        }
+        for spec in ["[wechat]=debug,info", "[wechat{rule=help}]=debug,info", "wemp_server[wechat]=debug"] {
+            assert!(filter_reads_spans(Some(spec)), "{spec}");
+        }
     }
 
     #[test]

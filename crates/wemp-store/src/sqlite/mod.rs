@@ -17,9 +17,13 @@
 //! 22–41 % slower. LZ4 shrinks the XML-heavy entries several times over for less CPU than
 //! the file system spends writing the bytes saved (twice: WAL, then checkpoint).
 //!
-//! Entry ids stay what they were: consecutive integers, handed out from a counter
-//! (`message_log_ids`) that never goes back, so `after_id` follows the log across restarts
-//! and deletions. An entry's id is its segment's first id plus its position in the batch.
+//! Entry ids stay what they were: consecutive integers that never go back, so `after_id`
+//! follows the log across restarts and deletions. An entry's id is its segment's first id
+//! plus its position in the batch; a batch's first id follows the newest segment's last
+//! one, or a floor kept in `message_log_ids` if that is larger: the ids the `message_log`
+//! table issued, raised before each deletion to the next id, so that deleting the newest
+//! entries does not hand their ids out again. (Until schema 4 every append also wrote the
+//! next id there: an `UPDATE` and a page more to each batch's transaction.)
 //! Queries read segments in id order, skip those outside the `after_id` and `since_ms`
 //! bounds from the row's columns, decode the rest and filter each entry with
 //! [`LogQuery::matches`](crate::LogQuery::matches), stopping at `limit`. Reads by user or account therefore scan the
@@ -102,6 +106,11 @@ const MIGRATIONS: &[&str] = &[
         COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'message_log'), 0),
         COALESCE((SELECT MAX(id) FROM message_log), 0)
     ) + 1;",
+    // 4: `message_log_ids.next_id` is a floor, no longer written by every append: the next
+    // id follows the newest segment's last one, or the floor if larger, and deleting raises
+    // the floor first (see the module docs). Nothing in the file changes; the version keeps
+    // out a wemp of schema 3, which would take the floor for the next id and issue ids again.
+    "",
 ];
 
 fn sql_err(e: rusqlite::Error) -> StoreError {

@@ -189,6 +189,13 @@ async fn segments(db: &SqliteDatabase) -> i64 {
         .unwrap()
 }
 
+/// `message_log_ids.next_id`: the floor of the ids appends hand out.
+async fn floor(db: &SqliteDatabase) -> i64 {
+    db.call(|c| c.query_row("SELECT next_id FROM message_log_ids", [], |r| r.get(0)).map_err(sql_err))
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn one_segment_per_batch_and_ids_grow_across_reopen() {
     let file = temp_file("segments");
@@ -288,6 +295,41 @@ async fn delete_before_rewrites_a_straddling_segment() {
     assert_eq!(log.delete_before(32).await.unwrap(), 0);
     log.append(&[at(50, "g")]).await.unwrap();
     assert_eq!(all(&log).await.last().unwrap().0, 7);
+}
+
+/// Appends do not write `message_log_ids` (schema 4): the next id follows the newest
+/// segment, and the floor there counts only where it is larger — as a schema-3 file leaves
+/// it after its newest entries were deleted.
+#[tokio::test]
+async fn ids_follow_the_newest_segment_or_the_floor() {
+    let file = temp_file("floor");
+    {
+        let db = SqliteDatabase::open(&file.0).await.unwrap();
+        let log = db.message_log();
+        log.append(&[at(1, "a"), at(2, "b")]).await.unwrap(); // ids 1, 2
+        log.append(&[at(3, "c")]).await.unwrap(); // id 3
+        assert_eq!(floor(&db).await, 1, "an append wrote the floor");
+        // As schema 3 left a file whose newest segment was deleted after the counter said 9.
+        db.call(|c| {
+            c.execute_batch(
+                "DELETE FROM message_log_segments WHERE first_id = 3; \
+                 UPDATE message_log_ids SET next_id = 9; PRAGMA user_version = 3;",
+            )
+            .map_err(sql_err)
+        })
+        .await
+        .unwrap();
+    }
+    let db = SqliteDatabase::open(&file.0).await.unwrap();
+    let log = db.message_log();
+    log.append(&[at(4, "d"), at(5, "e")]).await.unwrap();
+    log.append(&[at(6, "f")]).await.unwrap();
+    let ids: Vec<i64> = all(&log).await.iter().map(|r| r.0).collect();
+    assert_eq!(ids, [1, 2, 9, 10, 11]);
+    assert_eq!(floor(&db).await, 9);
+    // A deletion raises the floor to the next id, whatever it deletes.
+    assert_eq!(log.delete_before(6).await.unwrap(), 4);
+    assert_eq!(floor(&db).await, 12);
 }
 
 /// Entries whose strings repeat (written once in the segment, referred to by each entry):
