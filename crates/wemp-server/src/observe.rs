@@ -70,34 +70,25 @@ pub fn keep_arrival(
     headers: &http::HeaderMap,
     peer: Option<std::net::SocketAddr>,
 ) {
-    keep(record, uri, headers, peer, None);
+    keep(record, uri, headers, None);
+    record.peer = peer;
 }
 
-/// [`keep_arrival`] with the message as it arrived (after decryption), `raw_xml`: the three
-/// texts in one allocation ([`DeliveryRecord::keep_arrival`]).
-pub(crate) fn keep_message(
-    record: &mut DeliveryRecord,
-    parts: &http::request::Parts,
-    peer: Option<std::net::SocketAddr>,
-    raw_xml: &str,
-) {
-    keep(record, &parts.uri, &parts.headers, peer, Some(raw_xml));
+/// What arrived on a request whose record already holds its peer (the server sets it when it
+/// starts the record): the query string and headers of `parts`, with the message as it
+/// arrived (after decryption) when there is one, `raw_xml`: the texts in one allocation
+/// ([`DeliveryRecord::keep_arrival`]).
+pub(crate) fn keep_message(record: &mut DeliveryRecord, parts: &http::request::Parts, raw_xml: Option<&str>) {
+    keep(record, &parts.uri, &parts.headers, raw_xml);
 }
 
-fn keep(
-    record: &mut DeliveryRecord,
-    uri: &http::Uri,
-    headers: &http::HeaderMap,
-    peer: Option<std::net::SocketAddr>,
-    raw_xml: Option<&str>,
-) {
+fn keep(record: &mut DeliveryRecord, uri: &http::Uri, headers: &http::HeaderMap, raw_xml: Option<&str>) {
     // One string each, as they came: decoded only where they are read.
     record.keep_arrival(
         uri.query().unwrap_or(""),
         headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
         raw_xml,
     );
-    record.peer = peer;
 }
 
 /// The peer address of a request: axum's `ConnectInfo<SocketAddr>`, else a bare

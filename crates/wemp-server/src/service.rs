@@ -995,8 +995,7 @@ impl Inner {
             if let Some(mut shared) = seen.record.take() {
                 if let Some(record) = Arc::get_mut(&mut shared) {
                     if !seen.arrival_kept {
-                        let peer = record.peer;
-                        crate::observe::keep_arrival(record, &parts.uri, &parts.headers, peer);
+                        crate::observe::keep_message(record, &parts, None);
                     }
                     record.mode = seen.mode;
                     record.appid = seen.appid.as_ref().map(|a| a.shared_key());
@@ -1154,8 +1153,7 @@ impl Inner {
                             Some(_) => std::borrow::Cow::Owned(wemp_proto::component::redacted(&xml)),
                             None => std::borrow::Cow::Borrowed(xml.as_str()),
                         };
-                        let peer = r.peer;
-                        crate::observe::keep_message(r, parts, peer, &kept);
+                        crate::observe::keep_message(r, parts, Some(&kept));
                         r.describe(&incoming);
                         seen.arrival_kept = true;
                     }

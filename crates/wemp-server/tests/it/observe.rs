@@ -339,9 +339,13 @@ async fn records_keep_the_query_headers_and_peer_as_received() {
     req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
     send(&svc, req).await;
 
-    let forged = Request::post("/?signature=0000&timestamp=1&nonce=n%20x&openid=o1")
+    let mut forged = Request::post("/?signature=0000&timestamp=1&nonce=n%20x&openid=o1")
         .body(Body::from("<xml/>"))
         .unwrap();
+    // A refused request's record keeps its peer too (set when the record is started, kept
+    // when what arrived is kept at the end).
+    let forger: std::net::SocketAddr = "10.9.8.7:4321".parse().unwrap();
+    forged.extensions_mut().insert(axum::extract::ConnectInfo(forger));
     let (status, _) = send(&svc, forged).await;
     assert!(status.is_client_error());
 
@@ -362,6 +366,7 @@ async fn records_keep_the_query_headers_and_peer_as_received() {
 
     let refused = &all[1];
     assert_eq!(refused.outcome, RecordOutcome::Rejected);
+    assert_eq!(refused.peer, Some(forger));
     assert_eq!(refused.query.get("signature").unwrap(), "0000");
     assert_eq!(refused.query.get("nonce").unwrap(), "n x", "percent-decoded");
     assert_eq!(refused.query.get("openid").unwrap(), "o1");
