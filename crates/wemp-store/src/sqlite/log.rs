@@ -53,13 +53,20 @@ fn corrupt(first_id: i64, what: segment::Corrupt) -> StoreError {
 
 thread_local! {
     /// The encoding buffers of segment bodies (uncompressed, compressed, the table's
-    /// strings, the lifted digests), one set per blocking thread, reused across batches.
+    /// strings, the lifted digests, LZ4's tables), one set per blocking thread, reused
+    /// across batches.
     static ENCODE_BUFFERS: std::cell::RefCell<EncodeBuffers> = const {
-        std::cell::RefCell::new((Vec::new(), Vec::new(), segment::Strings::new(), segment::Lifted::new()))
+        std::cell::RefCell::new((
+            Vec::new(),
+            Vec::new(),
+            segment::Strings::new(),
+            segment::Lifted::new(),
+            segment::Packer::new(),
+        ))
     };
 }
 
-type EncodeBuffers = (Vec<u8>, Vec<u8>, segment::Strings, segment::Lifted);
+type EncodeBuffers = (Vec<u8>, Vec<u8>, segment::Strings, segment::Lifted, segment::Packer);
 
 /// A larger encoding buffer is freed after use rather than kept for the next batch.
 const MAX_KEPT_BUFFER: usize = 4 << 20;
@@ -81,14 +88,14 @@ fn append_log(c: &mut Connection, entries: &[Arc<DeliveryRecord>]) -> Result<()>
             let times = chunk.iter().map(|e| e.received_at_ms);
             let (min, max) = (times.clone().min().unwrap_or(0), times.max().unwrap_or(0));
             ENCODE_BUFFERS
-                .with_borrow_mut(|(raw, body, strings, lifted)| {
+                .with_borrow_mut(|(raw, body, strings, lifted, packer)| {
                     segment::encode_into(
                         raw,
                         strings,
                         lifted,
                         chunk.iter().enumerate().map(|(i, e)| (i as u64, &**e)),
                     );
-                    let packed = segment::compress_reusing(body, raw, lifted);
+                    let packed = segment::compress_reusing(body, raw, lifted, packer);
                     let done = insert.execute(rusqlite::params![
                         first_id,
                         first_id + chunk.len() as i64 - 1,

@@ -717,11 +717,43 @@ fn hex_digest(value: &[u8]) -> Option<[u8; 20]> {
     Some(out)
 }
 
+/// LZ4's tables of where it saw each group of bytes, kept between batches like [`Strings`]:
+/// made afresh for every batch, their 8 KiB (16 KiB for 64 KiB of input or more) were
+/// allocated and zeroed each time, in memory gone cold since the last batch. LZ4 still zeroes
+/// a table before each use, in place; the one it uses is the one a fresh compression would
+/// (by the input's length), so a body is the same bytes either way.
+#[derive(Default)]
+pub(super) struct Packer {
+    /// For inputs under 64 KiB (positions in 16 bits).
+    small: Option<lz4_flex::block::CompressTable>,
+    /// For larger ones.
+    large: Option<lz4_flex::block::CompressTable>,
+}
+
+impl Packer {
+    pub(super) const fn new() -> Self {
+        Self { small: None, large: None }
+    }
+
+    /// `records` compressed into `out` (at least their worst case long); the length written.
+    fn compress(&mut self, records: &[u8], out: &mut [u8]) -> usize {
+        use lz4_flex::block::CompressTable;
+        // Where `lz4_flex::block::compress_into` changes tables.
+        let table = if records.len() < usize::from(u16::MAX) {
+            self.small.get_or_insert_with(CompressTable::small)
+        } else {
+            self.large.get_or_insert_with(CompressTable::large)
+        };
+        lz4_flex::block::compress_into_with_table(records, out, table)
+            .expect("output sized for the worst case")
+    }
+}
+
 /// `raw` (an uncompressed body: [`FORMAT_RAW`], or an older format rebuilt) compressed into
 /// `out` (cleared first).
 pub(super) fn compress_into(out: &mut Vec<u8>, raw: &[u8]) {
     out.clear();
-    let n = compress_reusing(out, raw, &Lifted::new()).len();
+    let n = compress_reusing(out, raw, &Lifted::new(), &mut Packer::new()).len();
     out.truncate(n);
 }
 
@@ -732,8 +764,14 @@ pub(super) fn compress_into(out: &mut Vec<u8>, raw: &[u8]) {
 /// past the body's end and only a growth is zeroed.
 ///
 /// With digests in `lifted` (`raw` and `lifted` as [`encode_into`] leaves them), the body is
-/// a [`FORMAT_LZ4_LIFTED`] one: LZ4 of `raw`, the digests beside it.
-pub(super) fn compress_reusing<'a>(out: &'a mut Vec<u8>, raw: &[u8], lifted: &Lifted) -> &'a [u8] {
+/// a [`FORMAT_LZ4_LIFTED`] one: LZ4 of `raw`, the digests beside it. LZ4's table is
+/// `packer`'s, reused alike.
+pub(super) fn compress_reusing<'a>(
+    out: &'a mut Vec<u8>,
+    raw: &[u8],
+    lifted: &Lifted,
+    packer: &mut Packer,
+) -> &'a [u8] {
     let records = &raw[1..];
     let head = if lifted.digests == 0 { 5 } else { 9 + lifted.bytes.len() };
     let worst = head + lz4_flex::block::get_maximum_output_size(records.len());
@@ -750,8 +788,7 @@ pub(super) fn compress_reusing<'a>(out: &'a mut Vec<u8>, raw: &[u8], lifted: &Li
         out[5..9].copy_from_slice(&m.to_le_bytes());
         out[9..head].copy_from_slice(&lifted.bytes);
     }
-    let n =
-        lz4_flex::block::compress_into(records, &mut out[head..]).expect("output sized for the worst case");
+    let n = packer.compress(records, &mut out[head..]);
     &out[..head + n]
 }
 
@@ -1583,7 +1620,7 @@ mod tests {
             &mut lifted,
             entries.iter().enumerate().map(|(i, e)| (i as u64, e)),
         );
-        let body = compress_reusing(&mut packed, &out, &lifted).to_vec();
+        let body = compress_reusing(&mut packed, &out, &lifted, &mut Packer::new()).to_vec();
         assert_eq!(body[0], FORMAT_LZ4_LIFTED);
         assert_eq!(plain(&body).unwrap(), raw);
         // A partial delete keeps the references.
@@ -2481,20 +2518,26 @@ mod tests {
         }
     }
 
-    /// A buffer reused across batches, holding a larger earlier batch's bytes, gives the same
-    /// body as a fresh one.
+    /// Buffers and LZ4's tables reused across batches, holding a larger earlier batch's bytes
+    /// (one of 64 KiB or more, for which LZ4 takes its larger table, among them), give the
+    /// same body as fresh ones.
     #[test]
     fn a_reused_buffer_compresses_alike() {
         // Records with a digest in their query (`served`) and without (`full`).
-        let big: Vec<DeliveryRecord> =
-            (0..40).map(|n| if n % 2 == 0 { served(n, n % 3) } else { full(n) }).collect();
+        let mixed = |n: u64| if n.is_multiple_of(2) { served(n, n % 3) } else { full(n) };
+        let big: Vec<DeliveryRecord> = (0..40).map(mixed).collect();
+        let huge: Vec<DeliveryRecord> = (0..400).map(mixed).collect();
         let small: Vec<DeliveryRecord> = (0..3).map(full).collect();
         let mut scratch = vec![0xa5; 7];
         let (mut raw, mut strings, mut lifted) = (vec![0x5a; 3], Strings::default(), Lifted::new());
+        let mut packer = Packer::new();
         for (batch, format) in [
             (&small, FORMAT_LZ4),
             (&big, FORMAT_LZ4_LIFTED),
+            (&huge, FORMAT_LZ4_LIFTED),
             (&small, FORMAT_LZ4),
+            (&big, FORMAT_LZ4_LIFTED),
+            (&huge, FORMAT_LZ4_LIFTED),
             (&big[..1].to_vec(), FORMAT_LZ4_LIFTED),
         ] {
             let batch = || batch.iter().enumerate().map(|(i, e)| (i as u64, e));
@@ -2505,9 +2548,12 @@ mod tests {
                 (&raw, &lifted.bytes, lifted.digests),
                 (&fresh_raw, &fresh_lifted.bytes, fresh_lifted.digests)
             );
+            if batch().len() == huge.len() {
+                assert!(raw.len() > 1 << 16, "a batch LZ4 compresses with its larger table");
+            }
             let mut fresh = Vec::new();
-            let fresh = compress_reusing(&mut fresh, &fresh_raw, &fresh_lifted).to_vec();
-            let reused = compress_reusing(&mut scratch, &raw, &lifted);
+            let fresh = compress_reusing(&mut fresh, &fresh_raw, &fresh_lifted, &mut Packer::new()).to_vec();
+            let reused = compress_reusing(&mut scratch, &raw, &lifted, &mut packer);
             assert_eq!(reused, &fresh[..]);
             assert_eq!(reused[0], format);
             assert_eq!(plain(reused).unwrap(), encode(batch()));
@@ -2537,7 +2583,7 @@ mod tests {
         let whole = encode(batch());
         assert_eq!(raw.len() + 60 * DIGEST, whole.len());
         let mut body = Vec::new();
-        let body = compress_reusing(&mut body, &raw, &lifted);
+        let body = compress_reusing(&mut body, &raw, &lifted, &mut Packer::new());
         assert_eq!(body[0], FORMAT_LZ4_LIFTED);
         assert_eq!(u32::from_le_bytes(body[1..5].try_into().unwrap()) as usize, whole.len() - 1);
         let m = u32::from_le_bytes(body[5..9].try_into().unwrap()) as usize;
@@ -2571,7 +2617,7 @@ mod tests {
             entries.iter().enumerate().map(|(i, e)| (i as u64, e)),
         );
         let mut body = Vec::new();
-        let body = compress_reusing(&mut body, &raw, &lifted).to_vec();
+        let body = compress_reusing(&mut body, &raw, &lifted, &mut Packer::new()).to_vec();
         assert_eq!(body[0], FORMAT_LZ4_LIFTED);
         let decodes = |b: &[u8]| {
             plain(b)
