@@ -36,7 +36,7 @@ use wemp_proto::{Cipher, Mode};
 
 // The same allocator as the `wemp` binary.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// The app's answer to every forwarded message.
 const APP_REPLY: &str = r#"{"reply":{"type":"text","content":"ok"}}"#;

@@ -14,15 +14,18 @@ use wemp_cli::sim::{self, DeliveryVerdict, Kind, MessageSpec, Simulator, Target}
 use wemp_cli::term::{ColorChoice, Progress, Style};
 use wemp_proto::Mode;
 
-/// The wemp binary allocates many small strings per request (XML fields, headers); mimalloc
-/// is markedly faster at that than the system allocator (see BENCHMARKS.md).
+/// The wemp binary allocates many small blocks per request (bodies, headers, records) and
+/// frees most of them before the next: jemalloc hands a thread the block it freed last of a
+/// size first, while it is still in the cache, where mimalloc went through the rest of its page
+/// first (with mimalloc `wemp serve` missed the last-level cache ~120 times a request under
+/// callgrind's simulation, with jemalloc ~50, and spent more instructions allocating: see
+/// BENCHMARKS.md). The system allocator reuses as promptly but costs more instructions.
 ///
-/// It is built with `no_thp` (Cargo.toml): otherwise mimalloc asks for transparent huge pages
-/// on its arena, and where the system grants them on request (`madvise`, the usual setting)
-/// every 2 MiB the heap touches is resident whole — 14 MB of an idle `wemp serve`'s 32 MB,
-/// and more after a load, since a huge page stays resident while any byte of it is in use.
+/// It runs with one arena (`narenas:1`, set for the build in `.cargo/config.toml`): with the
+/// default of four per CPU each thread gets an arena of its own, and after the bench's 300 000
+/// messages `wemp serve` held 57 MB instead of 43–45.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// `println!` that ends the program quietly when standard output is closed (`wemp doctor |
 /// head -1`) instead of panicking.

@@ -731,7 +731,7 @@ struct Seen {
     /// Filled on the way when an observer listens, in place ([`Seen::record`]): shared from
     /// the start ([`Observers::start`]), it is 8 bytes of the request's future where the
     /// record itself was 520 (and the future, boxed for each request, over the 1 KiB that
-    /// mimalloc serves on its fast path), and is emitted as it is.
+    /// mimalloc, the allocator then, served on its fast path), and is emitted as it is.
     record: Option<Arc<DeliveryRecord>>,
     /// Whether `record` holds what arrived (kept with the message once it is decrypted, else
     /// at the end).
@@ -1774,8 +1774,9 @@ mod tests {
     /// later, the late sink). They were 1 792, 568 and 1 104 bytes with the reply waited for
     /// inline in `run` and the task started from the handler's answer (736 before that);
     /// `handle`'s was 1 560 with the delivery record in it (see [`Seen::record`]). Its bound
-    /// is mimalloc's: a block over 1 KiB is never served on its fast path (callgrind: ~195
-    /// instructions a request in its slow path for the 1 560 bytes, ~50 for the 1 000).
+    /// was mimalloc's, the allocator then: a block over 1 KiB was never served on its fast path
+    /// (callgrind: ~195 instructions a request in its slow path for the 1 560 bytes, ~50 for
+    /// the 1 000).
     #[tokio::test]
     async fn the_handling_futures_stay_this_small() {
         let svc = WechatService::new(Account::new("wx2c2769f8efd9abc2", "token"), Router::new());
