@@ -62,10 +62,8 @@ use crate::{Result, StoreError};
 ///
 /// [`complete`](DedupStore::complete) does not wait for Redis while Redis answers: it queues
 /// the `PSETEX` for the writer and returns, so a message's task does not wait a round trip
-/// after its reply went out. Replies queued with no claim to go with wait up to 2 ms for one
-/// (another message's), so that Redis reads them together: under load a claim is always
-/// near, and a reply costs Redis no read of its own. Until the write lands
-/// (at most a few milliseconds on a local network), a claim of the key on another instance
+/// after its reply went out. Until the write lands
+/// (a fraction of a millisecond on a local network), a claim of the key on another instance
 /// still sees [`Claim::InFlight`] and waits, and [`wait`](DedupStore::wait) sees the reply
 /// at its next poll; WeChat's retries come seconds later. [`flush`](DedupStore::flush)
 /// waits until every completion queued before it was written (the server calls it when it
@@ -95,8 +93,6 @@ pub struct RedisDedupStore {
     claim_by_script: Arc<AtomicBool>,
     /// The queue's capacity; 0: every claim and completion is made in place.
     queue_capacity: usize,
-    /// How long the writer holds replies queued with no claim ([`HOLD`]; longer in tests).
-    hold: Duration,
     writer: Arc<Writer>,
 }
 
@@ -120,18 +116,8 @@ enum Queued {
     Flush(oneshot::Sender<()>),
 }
 
-impl Queued {
-    /// Whether someone waits for it to be sent: a claim's caller, or a flush's.
-    fn is_waited_on(&self) -> bool {
-        matches!(self, Self::Claim(..) | Self::Flush(_))
-    }
-}
-
 /// The most commands the writer sends in one pipeline.
 const BATCH: usize = 128;
-/// How long replies queued with no claim wait for one to share its batch (and Redis's read
-/// of it) before they are sent alone.
-const HOLD: Duration = Duration::from_millis(2);
 /// How long the writer waits before trying a failed batch once more.
 const RETRY_AFTER: Duration = Duration::from_millis(100);
 
@@ -147,7 +133,6 @@ impl RedisDedupStore {
             poll: Self::DEFAULT_POLL,
             claim_by_script: Arc::new(AtomicBool::new(false)),
             queue_capacity: Self::DEFAULT_COMPLETION_QUEUE,
-            hold: HOLD,
             writer: Arc::default(),
         }
     }
@@ -203,7 +188,7 @@ impl RedisDedupStore {
                 self.writer.queue.get_or_init(|| {
                     let (tx, rx) = mpsc::channel(self.queue_capacity);
                     let failing = self.writer.failing.clone();
-                    runtime.spawn(write_behind(Link::new(&self.keys.conn), failing, rx, self.hold));
+                    runtime.spawn(write_behind(Link::new(&self.keys.conn), failing, rx));
                     tx
                 })
             }
@@ -392,15 +377,9 @@ async fn claim_in_place(
 }
 
 /// The writer task of a store: takes what is queued, up to [`BATCH`] at a time, and sends it
-/// as one pipeline, in the order it was queued; each claim gets Redis's answer to it. Replies
-/// taken with no claim or flush wait up to `hold` for one to go with. Ends once every clone
-/// of the store is gone and the queue is empty.
-async fn write_behind(
-    mut link: Link,
-    failing: Arc<AtomicBool>,
-    mut queue: mpsc::Receiver<Queued>,
-    hold: Duration,
-) {
+/// as one pipeline, in the order it was queued; each claim gets Redis's answer to it. Ends
+/// once every clone of the store is gone and the queue is empty.
+async fn write_behind(mut link: Link, failing: Arc<AtomicBool>, mut queue: mpsc::Receiver<Queued>) {
     let mut taken = Vec::with_capacity(BATCH);
     let mut flushes = Vec::new();
     let mut batch = Vec::with_capacity(BATCH);
@@ -411,21 +390,15 @@ async fn write_behind(
     // Redis's answers to a batch, one per command.
     let mut values = Vec::with_capacity(BATCH);
     while queue.recv_many(&mut taken, BATCH).await > 0 {
-        gather(&mut queue, &mut taken).await;
-        if taken.len() < BATCH && !taken.iter().any(Queued::is_waited_on) {
-            // Replies alone: nobody waits for them, so they wait (up to `hold`) for a claim or a
-            // flush to go with, and Redis reads them in the same read as that claim.
-            let _ = tokio::time::timeout(hold, async {
-                while let room @ 1.. = BATCH - taken.len()
-                    && queue.recv_many(&mut taken, room).await > 0
-                {
-                    gather(&mut queue, &mut taken).await;
-                    if taken.iter().any(Queued::is_waited_on) {
-                        break;
-                    }
-                }
-            })
-            .await;
+        if taken.len() < BATCH {
+            // Woken by a claim or a completion, tokio runs this task right after the one that
+            // queued it: let the other ready tasks run first, so that theirs join the batch.
+            tokio::task::yield_now().await;
+            while taken.len() < BATCH
+                && let Ok(queued) = queue.try_recv()
+            {
+                taken.push(queued);
+            }
         }
         for queued in taken.drain(..) {
             match queued {
@@ -458,20 +431,6 @@ async fn write_behind(
         }
         for done in flushes.drain(..) {
             let _ = done.send(());
-        }
-    }
-}
-
-/// Takes into `taken` what else is queued once the other ready tasks ran (up to [`BATCH`]).
-async fn gather(queue: &mut mpsc::Receiver<Queued>, taken: &mut Vec<Queued>) {
-    if taken.len() < BATCH {
-        // Woken by a claim or a completion, tokio runs this task right after the one that
-        // queued it: let the other ready tasks run first, so that theirs join the batch.
-        tokio::task::yield_now().await;
-        while taken.len() < BATCH
-            && let Ok(queued) = queue.try_recv()
-        {
-            taken.push(queued);
         }
     }
 }
@@ -628,80 +587,4 @@ fn again(e: &StoreError) -> StoreError {
 /// Whether `e` is Redis refusing `SET` with both `NX` and `GET` (a syntax error before 7.0).
 fn refuses_nx_with_get(e: &RedisError) -> bool {
     e.kind() == ErrorKind::ResponseError && e.detail().is_some_and(|d| d.contains("syntax error"))
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Instant;
-
-    use wemp_testkit::redis_server::RedisServer;
-
-    use super::*;
-
-    const MINUTE: Duration = Duration::from_secs(60);
-
-    /// A store over a private Redis (its writer on a connection of its own) holding lone
-    /// replies for `hold`, and a connection to read Redis's figures with.
-    async fn store_holding(
-        server: &RedisServer,
-        hold: Duration,
-    ) -> (RedisDedupStore, ::redis::aio::ConnectionManager) {
-        let mut store = RedisDedupStore::connect(&server.url(), "hold:").await.unwrap();
-        store.hold = hold;
-        (store, super::super::connect(&server.url()).await.unwrap())
-    }
-
-    /// The reads Redis has made from its clients (this call's own included).
-    async fn reads(admin: &mut ::redis::aio::ConnectionManager) -> u64 {
-        let info: String = ::redis::cmd("INFO").arg("stats").query_async(admin).await.unwrap();
-        info.lines().find_map(|l| l.strip_prefix("total_reads_processed:")).unwrap().trim().parse().unwrap()
-    }
-
-    /// A completion queued alone waits for the next claim, and Redis reads both in one read.
-    #[tokio::test(flavor = "multi_thread")]
-    async fn a_reply_waits_for_the_next_claim_and_shares_its_read() {
-        let server = RedisServer::start().expect("redis-server");
-        let (store, mut admin) = store_holding(&server, Duration::from_secs(10)).await;
-        assert_eq!(store.claim("wx1:msg:o1:1", MINUTE).await.unwrap(), Claim::New);
-        let before = reads(&mut admin).await;
-        store.complete("wx1:msg:o1:1", "first", MINUTE).await.unwrap();
-        // Time enough for the writer to have sent the reply alone.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(store.claim("wx1:msg:o1:2", MINUTE).await.unwrap(), Claim::New);
-        let after = reads(&mut admin).await;
-        assert_eq!(after - before, 2, "one read for the reply and the claim, one for INFO");
-        // The reply went first, and was stored.
-        assert_eq!(store.claim("wx1:msg:o1:1", MINUTE).await.unwrap(), Claim::Done("first".into()));
-    }
-
-    /// A flush does not wait for the hold: it sends the replies queued at once.
-    #[tokio::test(flavor = "multi_thread")]
-    async fn a_flush_sends_held_replies_at_once() {
-        let server = RedisServer::start().expect("redis-server");
-        let (store, mut admin) = store_holding(&server, Duration::from_secs(10)).await;
-        store.complete("wx1:msg:o1:1", "flushed", MINUTE).await.unwrap();
-        let start = Instant::now();
-        store.flush().await.unwrap();
-        assert!(start.elapsed() < Duration::from_secs(5), "the flush waited for the hold");
-        let stored: Option<String> = admin.get("hold:dedup:wx1:msg:o1:1").await.unwrap();
-        assert_eq!(stored.as_deref(), Some("Dflushed"));
-    }
-
-    /// With no claim to go with, a reply is written once the hold is over.
-    #[tokio::test(flavor = "multi_thread")]
-    async fn a_reply_alone_is_written_after_the_hold() {
-        let server = RedisServer::start().expect("redis-server");
-        let (store, mut admin) = store_holding(&server, Duration::from_millis(50)).await;
-        store.complete("wx1:msg:o1:1", "alone", MINUTE).await.unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let stored: Option<String> = admin.get("hold:dedup:wx1:msg:o1:1").await.unwrap();
-            if stored.is_some() {
-                assert_eq!(stored.as_deref(), Some("Dalone"));
-                break;
-            }
-            assert!(Instant::now() < deadline, "the reply was never written");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
 }
