@@ -35,6 +35,7 @@ use wemp_proto::wechat::Platform;
 use wemp_proto::{Cipher, Mode};
 
 // The same allocator as the `wemp` binary.
+#[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

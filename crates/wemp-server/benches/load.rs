@@ -30,6 +30,7 @@ use wemp_proto::{Cipher, Mode};
 use wemp_server::{Account, Reply, Router, WechatService};
 
 // The same allocator as the `wemp` binary; both servers below share it.
+#[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
