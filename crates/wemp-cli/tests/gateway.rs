@@ -922,3 +922,56 @@ fn a_failed_forward_is_logged_with_the_messages_context() {
         }
     }
 }
+
+/// WeChat hangs up while the message's forward still waits on a slow app: the hang-up line
+/// (written as the request's future is dropped) and, at the deadline, the line of the watch
+/// that hang-up left behind (a task of its own) carry the message's context as the lines
+/// inside it do; and so does the line of the handler's task when the app answers too late.
+#[test]
+fn a_hang_up_and_its_deadline_are_logged_with_the_messages_context() {
+    use std::io::{Read, Write};
+    let app = common::CountingApp::start("too late", Duration::from_millis(1500));
+    let dir = temp_dir("gateway-hangup");
+    let args = ["--listen", "127.0.0.1:0", "--data-dir", "d", "--token", "Tok123", "--forward", &app.url];
+    let srv = ServeProc::start(&dir, &args, &[("WEMP_LOG", "info"), ("WEMP_DEADLINE", "800ms")]);
+    let addr = srv.addr();
+    let openid = "o_hangup_user";
+    let (query, body) =
+        (common::signed_query("Tok123", openid), common::text_xml(openid, 7_000_001, "hello"));
+    let head = format!(
+        "POST {}?{query} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n",
+        srv.path(),
+        body.len()
+    );
+    let mut caller = std::net::TcpStream::connect(&addr).unwrap();
+    caller.write_all(head.as_bytes()).unwrap();
+    caller.write_all(body.as_bytes()).unwrap();
+    caller.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    assert!(caller.read(&mut [0_u8; 64]).is_err(), "no answer before the app's");
+    drop(caller);
+    // The deadline, then the app's late answer.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(app.calls(), 1);
+    let (_, log) = srv.stop();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(_time, rest)| rest))
+        .filter(|l| l.contains("hung up") || l.contains("went away") || l.contains("late"))
+        .collect();
+    let span = "wechat{appid=default mode=plain msg_type=text openid=o_ha…user dedup=new";
+    let want = [
+        format!(" WARN {span}}}: the caller hung up before the answer latency_ms="),
+        format!(
+            " WARN {span}}}: the request went away before the handler finished and no retry waits \
+             here; at the deadline its reply goes to the late sink"
+        ),
+    ];
+    assert!(lines.len() >= 2, "{log}");
+    assert!(lines[0].starts_with(&want[0]), "{}\n{log}", want[0]);
+    assert_eq!(lines[1], want[1], "{log}");
+    // What the handler's task logs when the reply comes too late (after the deadline).
+    for line in &lines[2..] {
+        assert!(line.contains(&format!("{span} rule=")), "{line}\n{log}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

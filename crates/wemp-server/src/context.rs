@@ -49,6 +49,9 @@ pub(crate) struct Shared {
     /// The message's `wechat` span, once made: where the `rule` field goes (without it, the
     /// current span, as for a context made in a test).
     span: std::sync::OnceLock<tracing::Span>,
+    /// The message's scope in place of its span, under a subscriber that writes scopes
+    /// (`log::message_scopes_are_written`).
+    scope: std::sync::OnceLock<crate::log::Scope>,
     /// Whether the handler runs in a task of its own (it did not finish at its first poll).
     in_task: std::sync::atomic::AtomicBool,
     /// The delivery's record when its caller hung up while the handler ran in its task: kept
@@ -107,7 +110,8 @@ pin_project_lite::pin_project! {
     /// read from the delivery's [`Shared`] rather than held by a clone of its own (a clone
     /// and a release per message), and the finished future dropped within its last poll,
     /// where `Instrumented` enters the span once more to drop it (callgrind: ~600
-    /// instructions a message together).
+    /// instructions a message together). The message's scope, when it has one in place of
+    /// its span (`log::message_scopes_are_written`), is set on the thread just as long.
     pub(crate) struct InSpan<F> {
         shared: Arc<Shared>,
         #[pin]
@@ -120,6 +124,7 @@ pin_project_lite::pin_project! {
             if this.future.is_some() {
                 // Dropped before it finished (the caller hung up): in the span, as it ran.
                 let _entered = this.shared.span().map(tracing::Span::enter);
+                let _scope = crate::log::enter_scope(this.shared);
                 this.future.set(None);
             }
         }
@@ -132,6 +137,7 @@ impl<F: Future> Future for InSpan<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
         let _entered = this.shared.span().map(tracing::Span::enter);
+        let _scope = crate::log::enter_scope(this.shared);
         let Some(future) = this.future.as_mut().as_pin_mut() else {
             panic!("`InSpan` polled after it finished");
         };
@@ -196,6 +202,7 @@ impl Shared {
             span_rule: Mutex::new(None),
             rule_read_late: std::sync::atomic::AtomicBool::new(false),
             span: std::sync::OnceLock::new(),
+            scope: std::sync::OnceLock::new(),
             in_task: std::sync::atomic::AtomicBool::new(false),
             hung_up: Mutex::new(None),
             reply: Mutex::new(Replied::Waiting),
@@ -279,6 +286,23 @@ impl Shared {
     /// The message's span, once made.
     pub(crate) fn span(&self) -> Option<&tracing::Span> {
         self.span.get()
+    }
+
+    /// Keeps the message's scope, in place of its span (the first one given).
+    pub(crate) fn set_scope(&self, scope: crate::log::Scope) {
+        let _ = self.scope.set(scope);
+    }
+
+    /// The message's scope, if it has one in place of its span.
+    pub(crate) fn scope(&self) -> Option<&crate::log::Scope> {
+        self.scope.get()
+    }
+
+    /// Runs `f` inside the message's span or scope, as [`InSpan`] polls the delivery.
+    pub(crate) fn in_scope<R>(self: &Arc<Self>, f: impl FnOnce() -> R) -> R {
+        let _entered = self.span().map(tracing::Span::enter);
+        let _scope = crate::log::enter_scope(self);
+        f()
     }
 
     /// Runs a delivery's `future` inside the span kept here (see [`InSpan`]).

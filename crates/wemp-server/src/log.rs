@@ -11,10 +11,13 @@
 //! values as before. Only spans wemp-server makes are handed over, and only once a subscriber
 //! that takes them is set up ([`handed_values_are_taken`]).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
+use std::task::Poll;
 
 use crate::context::Shared;
 
@@ -89,10 +92,14 @@ pub(crate) trait Pieces: fmt::Display {
     fn pieces<E>(&self, put: impl FnMut(&str) -> Result<(), E>) -> Result<(), E>;
 }
 
-/// Whether a subscriber that takes handed values ([`take_handed`]) has been set up in this
-/// process; until then nothing is handed over (library users with another subscriber pay
-/// nothing for it).
-static TAKEN: AtomicBool = AtomicBool::new(false);
+/// What the subscriber set up in this process takes: nothing special ([`NOT_TAKEN`], until one
+/// says otherwise: library users with another subscriber pay nothing for it), handed values
+/// ([`VALUES`], [`handed_values_are_taken`]) or message scopes instead of spans ([`SCOPES`],
+/// [`message_scopes_are_written`]).
+static TAKEN: AtomicU8 = AtomicU8::new(NOT_TAKEN);
+const NOT_TAKEN: u8 = 0;
+const VALUES: u8 = 1;
+const SCOPES: u8 = 2;
 
 /// The most values handed over for one span.
 const HANDED_MAX: usize = 8;
@@ -107,11 +114,8 @@ const HANDED_ROOM: usize = 128;
 /// given no other values when it is made (fields recorded later are recorded as usual).
 #[derive(Debug)]
 pub struct HandedValues {
-    /// The values, one after the other (a `String` of the thread's, its capacity kept).
-    text: String,
-    /// Where each value's text ends.
-    ends: [usize; HANDED_MAX],
-    len: usize,
+    /// The values (a `String` of the thread's, its capacity kept).
+    values: Values,
     /// Where the span's `rule` will be, for a subscriber that takes it ([`HandedValues::take_rule`]).
     rule: Option<LateRule>,
     /// Set while a span is made with these values, until a subscriber takes them.
@@ -120,7 +124,7 @@ pub struct HandedValues {
 
 impl HandedValues {
     const fn new() -> Self {
-        Self { text: String::new(), ends: [0; HANDED_MAX], len: 0, rule: None, ready: false }
+        Self { values: Values::new(), rule: None, ready: false }
     }
 
     /// Where to read the span's `rule` field (declared empty, named once later), for a
@@ -134,22 +138,215 @@ impl HandedValues {
 
     /// The values' text, one after the other.
     pub fn text(&self) -> &str {
-        &self.text
+        &self.values.text
     }
 
     /// Where each value's text ends in [`HandedValues::text`], in the order of the fields.
     pub fn ends(&self) -> &[usize] {
-        &self.ends[..self.len]
+        &self.values.ends[..self.values.len]
     }
 
     /// The number of values handed over.
     pub fn len(&self) -> usize {
-        self.len
+        self.values.len
     }
 
     /// Whether no value was handed over.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.values.len == 0
+    }
+}
+
+/// A span's first values as text ([`Pieces`]), one after the other.
+#[derive(Debug)]
+struct Values {
+    text: String,
+    /// Where each value's text ends.
+    ends: [usize; HANDED_MAX],
+    len: usize,
+}
+
+impl Values {
+    const fn new() -> Self {
+        Self { text: String::new(), ends: [0; HANDED_MAX], len: 0 }
+    }
+}
+
+/// Bytes of a message scope's values kept ([`Scope`]): `wemp serve`'s five take ~40, ~60 with
+/// whole OpenIDs. Past that, the message gets a span, whose values are formatted.
+const SCOPE_ROOM: usize = 72;
+
+/// A message's scope, kept by its delivery in place of its `wechat` span under a subscriber
+/// that writes scopes ([`message_scopes_are_written`]): the span's name and first fields'
+/// names, their values' text (what the span's `%` values write), and, read from the
+/// delivery, the `rule` it would have recorded. The text is kept in place: a `String` of its
+/// own, grown as it was written, cost ~600 instructions a message (callgrind).
+#[derive(Debug)]
+pub(crate) struct Scope {
+    /// The span's name and its first fields' names.
+    callsite: &'static (&'static str, &'static [&'static str]),
+    text: [u8; SCOPE_ROOM],
+    /// Bytes of `text` written.
+    written: u8,
+    /// Where each value's text ends.
+    ends: [u8; HANDED_MAX],
+    len: u8,
+}
+
+impl Scope {
+    fn new(callsite: &'static (&'static str, &'static [&'static str])) -> Self {
+        Self { callsite, text: [0; SCOPE_ROOM], written: 0, ends: [0; HANDED_MAX], len: 0 }
+    }
+
+    /// Adds `piece` to the text of the value being written: false if there is no room.
+    fn push_str(&mut self, piece: &str) -> bool {
+        let at = usize::from(self.written);
+        let Some(room) = self.text.get_mut(at..at + piece.len()) else { return false };
+        room.copy_from_slice(piece.as_bytes());
+        // At most `SCOPE_ROOM`, which is below 256.
+        self.written = (at + piece.len()) as u8;
+        true
+    }
+
+    /// Ends the value being written: false past the values kept.
+    fn end_value(&mut self) -> bool {
+        let Some(end) = self.ends.get_mut(usize::from(self.len)) else { return false };
+        *end = self.written;
+        self.len += 1;
+        true
+    }
+
+    /// Each value's text, in order.
+    fn each(&self) -> impl Iterator<Item = &str> {
+        let mut start = 0;
+        self.ends[..usize::from(self.len)].iter().map(move |&end| {
+            // Only whole `str`s were written, so the text is UTF-8 at every end.
+            let value = self.text.get(start..usize::from(end)).and_then(|v| std::str::from_utf8(v).ok());
+            start = usize::from(end);
+            value.unwrap_or_default()
+        })
+    }
+}
+
+thread_local! {
+    /// The delivery whose message scope this thread is in ([`in_message_scope`]): set by the
+    /// delivery's future for each poll ([`ScopeEntered`]), as a span is entered.
+    static CURRENT: Cell<Option<Arc<Shared>>> = const { Cell::new(None) };
+}
+
+/// For a subscriber that writes message scopes ([`message_scopes_are_written`]): the
+/// message scope this thread is in, if any — what a line logged now is to print as its
+/// `wechat` span's prefix, as tracing-subscriber's fmt layer would print that span: the name,
+/// then `{`, each field as `name=value` (the value written as it is, as a `%` value is), the
+/// `rule` last as a `&str` (once named) and `}` — and as the parent of any span the line is
+/// in.
+pub fn in_message_scope<R>(read: impl FnOnce(Option<MessageScope<'_>>) -> R) -> R {
+    let mut read = Some(read);
+    let done = CURRENT.try_with(|current| {
+        let shared = current.take();
+        let scope =
+            shared.as_deref().and_then(|shared| Some(MessageScope { shared, scope: shared.scope()? }));
+        let done = read.take().map(|read| read(scope));
+        current.set(shared);
+        done
+    });
+    match (done, read) {
+        (Ok(Some(done)), _) => done,
+        (_, Some(read)) => read(None),
+        (_, None) => unreachable!("`read` is called once"),
+    }
+}
+
+/// The message scope a line is written in ([`in_message_scope`]).
+#[derive(Clone, Copy, Debug)]
+pub struct MessageScope<'a> {
+    shared: &'a Shared,
+    scope: &'a Scope,
+}
+
+impl<'a> MessageScope<'a> {
+    /// The span's name: `wechat`.
+    pub fn name(&self) -> &'static str {
+        self.scope.callsite.0
+    }
+
+    /// The span's fields given when it was made, in order: each one's name and the text its
+    /// `%` value writes.
+    pub fn values(&self) -> impl Iterator<Item = (&'static str, &'a str)> + use<'a> {
+        self.scope.callsite.1.iter().copied().zip(self.scope.each())
+    }
+
+    /// The `rule` field (a `&str`), once named.
+    pub fn rule(&self) -> Option<Arc<str>> {
+        self.shared.span_rule()
+    }
+}
+
+/// Sets the thread's message scope ([`in_message_scope`]) to `delivery`'s, if it has one,
+/// until dropped (then the one before is set again): what entering a span is to a span.
+pub(crate) fn enter_scope(delivery: &Arc<Shared>) -> ScopeEntered {
+    if delivery.scope().is_none() {
+        return ScopeEntered(None);
+    }
+    ScopeEntered(CURRENT.try_with(|current| current.replace(Some(delivery.clone()))).ok())
+}
+
+/// The thread in a message scope, until dropped ([`enter_scope`]).
+#[must_use]
+pub(crate) struct ScopeEntered(Option<Option<Arc<Shared>>>);
+
+impl Drop for ScopeEntered {
+    fn drop(&mut self) {
+        if let Some(before) = self.0.take() {
+            let _ = CURRENT.try_with(|current| current.replace(before));
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future run in the message scope that was the thread's when it was made
+    /// ([`in_current_scope`]), as `future.instrument(Span::current())` runs it in the current
+    /// span: the scope set at each poll and while the future is dropped.
+    pub(crate) struct InScope<F> {
+        scope: Option<Arc<Shared>>,
+        #[pin]
+        future: Option<F>,
+    }
+
+    impl<F> PinnedDrop for InScope<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            if let Some(scope) = this.scope.as_ref() && this.future.is_some() {
+                let _entered = enter_scope(scope);
+                this.future.set(None);
+            }
+        }
+    }
+}
+
+/// `future`, to run in this thread's message scope (a task spawned from a delivery's future).
+pub(crate) fn in_current_scope<F: Future>(future: F) -> InScope<F> {
+    let scope = CURRENT.try_with(|current| {
+        let shared = current.take();
+        let scope = shared.clone();
+        current.set(shared);
+        scope
+    });
+    InScope { scope: scope.ok().flatten(), future: Some(future) }
+}
+
+impl<F: Future> Future for InScope<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<F::Output> {
+        let mut this = self.project();
+        let _entered = this.scope.as_ref().map(enter_scope);
+        let Some(future) = this.future.as_mut().as_pin_mut() else {
+            panic!("`InScope` polled after it finished");
+        };
+        let output = std::task::ready!(future.poll(cx));
+        this.future.set(None);
+        Poll::Ready(output)
     }
 }
 
@@ -181,7 +378,19 @@ thread_local! {
 /// the handing, ~400 instructions by callgrind, and formats its values as before; until then
 /// nothing is handed over).
 pub fn handed_values_are_taken() {
-    TAKEN.store(true, Ordering::Relaxed);
+    TAKEN.store(VALUES, Ordering::Relaxed);
+}
+
+/// Notes that the subscriber set up writes wemp-server's message scopes ([`in_message_scope`])
+/// itself: from then on a message whose `wechat` span is enabled gets no span at all, but a
+/// scope with the same values (and `rule`), which the message's future sets on its thread at
+/// each poll, as a span would be entered, and which the lines it logs are to print as the
+/// span's prefix. Only for a subscriber that writes that prefix and whose filters do not read
+/// spans (a filter by span fields would see none); any other span is made as usual
+/// (callgrind: a message's span, made, entered, exited and closed in tracing-subscriber's
+/// registry, was ~2 270 instructions a request of `wemp serve`).
+pub fn message_scopes_are_written() {
+    TAKEN.store(SCOPES, Ordering::Relaxed);
 }
 
 /// For a subscriber, while it is told of a new span (`on_new_span`): the span's values, as
@@ -189,7 +398,7 @@ pub fn handed_values_are_taken() {
 /// gets `None`. `None` too for every span made any other way, whose values are to be
 /// recorded from its attributes as usual.
 pub fn take_handed<R>(take: impl FnOnce(&mut HandedValues) -> R) -> Option<R> {
-    if !TAKEN.load(Ordering::Relaxed) {
+    if TAKEN.load(Ordering::Relaxed) != VALUES {
         return None;
     }
     HANDED.with(|handed| {
@@ -208,25 +417,49 @@ pub fn take_handed<R>(take: impl FnOnce(&mut HandedValues) -> R) -> Option<R> {
 /// as the span's first fields are given, through [`Hand::value`]. The span's `rule` field is
 /// `delivery`'s ([`Shared::name_in_span`]): where it is kept is handed over too, and once a
 /// subscriber takes that ([`HandedValues::take_rule`]) the rule is read there, not recorded.
+///
+/// Under a subscriber that writes message scopes ([`message_scopes_are_written`]), no span is
+/// made when `enabled` (the span's callsite is): the values go into `delivery`'s scope
+/// instead ([`Scope`]), and `Span::none()` is given back.
 pub(crate) fn handing(
     delivery: &Arc<Shared>,
+    callsite: &'static (&'static str, &'static [&'static str]),
     hand: impl FnOnce(&mut Hand<'_>),
+    enabled: impl FnOnce() -> bool,
     make: impl FnOnce() -> tracing::Span,
 ) -> tracing::Span {
-    if !TAKEN.load(Ordering::Relaxed) {
-        return make();
+    match TAKEN.load(Ordering::Relaxed) {
+        NOT_TAKEN => return make(),
+        SCOPES => {
+            if !enabled() {
+                return make();
+            }
+            let mut scope = Scope::new(callsite);
+            let mut writing = Hand { to: To::Scope(&mut scope), ok: true };
+            hand(&mut writing);
+            if !writing.ok || usize::from(scope.len) != callsite.1.len() {
+                // More values than are kept: a span, whose values are formatted.
+                return make();
+            }
+            delivery.set_scope(scope);
+            // Read where it is kept: nothing to record it into.
+            delivery.rule_is_read_late();
+            return tracing::Span::none();
+        }
+        _ => {}
     }
     let handed = HANDED.with(|handed| {
         let Ok(mut handed) = handed.try_borrow_mut() else { return false };
-        handed.text.clear();
-        handed.len = 0;
+        let handed = &mut *handed;
+        handed.values.text.clear();
+        handed.values.len = 0;
         handed.rule = Some(LateRule(Arc::downgrade(delivery)));
-        let mut writing = Hand { handed: &mut handed, ok: true };
+        let mut writing = Hand { to: To::Values(&mut handed.values), ok: true };
         hand(&mut writing);
-        let ok = writing.ok && handed.text.len() <= HANDED_ROOM;
-        if !ok && handed.text.capacity() > 4 * HANDED_ROOM {
+        let ok = writing.ok && handed.values.text.len() <= HANDED_ROOM;
+        if !ok && handed.values.text.capacity() > 4 * HANDED_ROOM {
             // One huge value does not stay resident in every thread.
-            handed.text = String::new();
+            handed.values.text = String::new();
         }
         handed.ready = ok;
         if !ok {
@@ -259,9 +492,11 @@ macro_rules! info_span_handing {
     ($delivery:expr, $name:literal, $($field:ident = %$value:ident),+ $(; $($rest:tt)*)?) => {
         $crate::log::handing(
             $delivery,
+            &($name, &[$(stringify!($field)),+]),
             |hand| {
                 $(hand.value(&$value);)+
             },
+            || tracing::span_enabled!(tracing::Level::INFO),
             || tracing::info_span!($name, $($field = %$value,)+ $($($rest)*)?),
         )
     };
@@ -270,25 +505,39 @@ pub(crate) use info_span_handing;
 
 /// The values [`handing`] hands over, given one by one.
 pub(crate) struct Hand<'a> {
-    handed: &'a mut HandedValues,
+    to: To<'a>,
     /// False once more values were given than are handed over.
     ok: bool,
+}
+
+/// Where [`Hand`] writes.
+enum To<'a> {
+    Values(&'a mut Values),
+    Scope(&'a mut Scope),
 }
 
 impl Hand<'_> {
     /// Hands over the next field's value: the text its `Display` writes.
     pub(crate) fn value(&mut self, value: &impl Pieces) -> &mut Self {
-        let handed = &mut *self.handed;
-        let _ = value.pieces(|piece| {
-            handed.text.push_str(piece);
-            Ok::<(), std::convert::Infallible>(())
-        });
-        match handed.ends.get_mut(handed.len) {
-            Some(end) => {
-                *end = handed.text.len();
-                handed.len += 1;
+        match &mut self.to {
+            To::Values(values) => {
+                let _ = value.pieces(|piece| {
+                    values.text.push_str(piece);
+                    Ok::<(), std::convert::Infallible>(())
+                });
+                match values.ends.get_mut(values.len) {
+                    Some(end) => {
+                        *end = values.text.len();
+                        values.len += 1;
+                    }
+                    None => self.ok = false,
+                }
             }
-            None => self.ok = false,
+            To::Scope(scope) => {
+                self.ok = self.ok
+                    && value.pieces(|piece| if scope.push_str(piece) { Ok(()) } else { Err(()) }).is_ok()
+                    && scope.end_value();
+            }
         }
         self
     }

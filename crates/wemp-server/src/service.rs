@@ -782,7 +782,7 @@ impl Drop for Abandon {
                 );
             }
         };
-        runtime.spawn(watch.instrument(tracing::Span::current()));
+        runtime.spawn(crate::log::in_current_scope(watch.instrument(tracing::Span::current())));
     }
 }
 
@@ -811,11 +811,14 @@ impl Drop for HangUp<'_> {
         let Some(shared) = seen.shared.clone() else { return };
         inner.metrics.request(seen.mode, &RecordOutcome::HungUp);
         let latency = self.arrived.elapsed();
+        // In the message's scope when it has one in place of its span.
+        let scope = crate::log::enter_scope(&shared);
         tracing::warn!(
             parent: shared.span().and_then(tracing::Span::id),
             latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
             "the caller hung up before the answer"
         );
+        drop(scope);
         if let Some(record) = seen.record.take() {
             // Out of its `Arc` (no one else holds it): the handler's task may fill it in.
             let mut record = Arc::unwrap_or_clone(record);
@@ -985,12 +988,15 @@ impl Inner {
             // Measured here, at the end, once for the line and the record (neither may need it).
             let latency = std::cell::OnceCell::new();
             let latency = || *latency.get_or_init(|| arrived.elapsed());
+            // In the message's scope when it has one in place of its span.
+            let scope = seen.shared.as_ref().map(crate::log::enter_scope);
             tracing::debug!(
                 parent: span.and_then(tracing::Span::id),
                 status = answer.status.as_u16(),
                 latency_us = u64::try_from(latency().as_micros()).unwrap_or(u64::MAX),
                 "answered"
             );
+            drop(scope);
             // Completed in place (no one else holds it yet) and emitted as it is.
             if let Some(mut shared) = seen.record.take() {
                 if let Some(record) = Arc::get_mut(&mut shared) {
@@ -1217,19 +1223,22 @@ impl Inner {
                     dedup = %dedup_text;
                     rule = Empty
                 );
+                // The span goes with the delivery's state (its `rule` field is recorded there),
+                // runs the delivery (`in_span`, without a second handle on it) and parents the
+                // `answered` line. (None under a subscriber that writes the message's scope,
+                // kept there instead: `log::handing`.)
+                if shared.scope().is_none() {
+                    shared.set_span(span);
+                }
                 let claim = match claim {
                     Ok(c) => Some(c),
                     Err(e) => {
-                        span.in_scope(
+                        shared.in_scope(
                             || tracing::error!(error = %e, "dedup store failed; handling without dedup"),
                         );
                         None
                     }
                 };
-                // The span goes with the delivery's state (its `rule` field is recorded there),
-                // runs the delivery (`in_span`, without a second handle on it) and parents the
-                // `answered` line.
-                shared.set_span(span);
                 shared.in_span(self.dispatch(inbound, shared.clone(), (key, claim, dedup), seen))
             };
             Ok(delivery.await)
@@ -1406,7 +1415,7 @@ impl Inner {
                                 .unwrap_or_else(|e| e.into_inner())
                                 .insert(key, Arc::downgrade(&shared));
                         }
-                        tokio::spawn(task.instrument(tracing::Span::current()));
+                        tokio::spawn(crate::log::in_current_scope(task.instrument(tracing::Span::current())));
                     }
                     pending
                 }

@@ -16,7 +16,7 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::field::{RecordFields, VisitFmt, VisitOutput};
 use tracing_subscriber::filter::{EnvFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FormatFields, FormattedFields};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::ExtensionsMut;
 use wemp_server::log::LateRule;
@@ -129,8 +129,9 @@ impl<'w> FormatFields<'w> for PlainFields {
 /// exactly once, as it would have with the fmt layer.
 ///
 /// Told that nothing else reads a span's values as they are recorded
-/// ([`PlainLines::sole_reader`]), it also reads a `wemp serve` message span's `rule` where
-/// wemp-server keeps it, when a line is written, instead of having it recorded.
+/// ([`PlainLines::sole_reader`]), it has wemp-server make no span for a message at all:
+/// the message's scope stands for it, and [`ScopePrefix`] writes it into each line logged in
+/// it as the fmt layer would have written the span.
 #[derive(Debug)]
 pub struct PlainLines<L> {
     lines: L,
@@ -138,20 +139,27 @@ pub struct PlainLines<L> {
     sole: bool,
 }
 
-impl<S, E, W> PlainLines<tracing_subscriber::fmt::Layer<S, PlainFields, E, W>> {
-    /// Wraps `lines` (see the type's docs for what it must be).
+impl<S, E, W> PlainLines<tracing_subscriber::fmt::Layer<S, PlainFields, ScopePrefix<E>, W>>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    E: FormatEvent<S, PlainFields> + 'static,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + 'static,
+{
+    /// Wraps `lines` (see the type's docs for what it must be): its lines written in a
+    /// wemp-server message scope get that scope's prefix ([`ScopePrefix`]).
     pub fn new(lines: tracing_subscriber::fmt::Layer<S, PlainFields, E, W>) -> Self {
-        Self { lines, sole: false }
+        Self { lines: lines.map_event_format(ScopePrefix), sole: false }
     }
 }
 
 impl<L> PlainLines<L> {
     /// Whether this layer is the only one in its subscriber that reads a span's values as
-    /// they are recorded — true unless the filter reads them ([`filter_reads_spans`]). Then a
-    /// `wemp serve` message span's `rule`, which nothing else reads, is not recorded: this
-    /// layer reads it where wemp-server keeps it when a line is written inside the span (see
-    /// [`wemp_server::log::HandedValues::take_rule`]; callgrind: ~400 instructions a
-    /// message), and writes it where the record would have put it.
+    /// they are recorded — true unless the filter reads them ([`filter_reads_spans`]). Then
+    /// wemp-server makes no `wechat` span for a message at all, but keeps its values as the
+    /// message's scope, which this layer writes as that span's prefix on each line logged in
+    /// it ([`wemp_server::log::message_scopes_are_written`], [`ScopePrefix`]; callgrind: the
+    /// span was ~2 270 instructions a request). Otherwise a message span's values are taken
+    /// as text ([`wemp_server::log::take_handed`]) and its `rule` recorded.
     pub fn sole_reader(mut self, sole: bool) -> Self {
         self.sole = sole;
         self
@@ -167,9 +175,14 @@ where
     L: Layer<S>,
 {
     /// Also tells wemp-server that its spans' values are taken as text here (see
-    /// [`wemp_server::log::take_handed`]).
+    /// [`wemp_server::log::take_handed`]), or, as the sole reader of spans' values, that
+    /// its message scopes are written here ([`PlainLines::sole_reader`]).
     fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
-        wemp_server::log::handed_values_are_taken();
+        if self.sole {
+            wemp_server::log::message_scopes_are_written();
+        } else {
+            wemp_server::log::handed_values_are_taken();
+        }
         self.lines.on_register_dispatch(subscriber);
     }
 
@@ -288,6 +301,72 @@ where
     fn on_id_change(&self, old: &Id, new: &Id, ctx: Context<'_, S>) {
         self.lines.on_id_change(old, new, ctx);
     }
+}
+
+/// The fmt layer's event format `E` ([`PlainLines::new`]), with the prefix of the
+/// wemp-server message scope a line is logged in ([`wemp_server::log::in_message_scope`])
+/// written as that of its `wechat` span, which the scope stands for: `wechat{appid=… …
+/// rule="…"}:`, after the level and before the spans the line is in (a span made in the
+/// scope was the message span's child), as `E` writes a span's. A line in no scope is `E`'s
+/// alone, straight. For uncoloured lines with their level (what `wemp` writes).
+#[derive(Debug)]
+pub struct ScopePrefix<E>(E);
+
+impl<S, E> FormatEvent<S, PlainFields> for ScopePrefix<E>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    E: FormatEvent<S, PlainFields>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, PlainFields>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> fmt::Result {
+        wemp_server::log::in_message_scope(|scope| {
+            let Some(scope) = scope else { return self.0.format_event(ctx, writer, event) };
+            // The line as `E` writes it, then the scope's span written in after the level.
+            let mut line = String::new();
+            self.0.format_event(ctx, Writer::new(&mut line), event)?;
+            let at = after_level(&line, *event.metadata().level()).unwrap_or(0);
+            let (head, tail) = line.split_at(at);
+            writer.write_str(head)?;
+            writer.write_str(scope.name())?;
+            let mut fields = String::new();
+            let mut visitor = PlainVisitor::new(&mut fields, writer.sanitizes_ansi_escapes());
+            for (name, value) in scope.values() {
+                visitor.debug_named(name, &format_args!("{value}"));
+            }
+            if let Some(rule) = scope.rule() {
+                visitor.str_named("rule", &rule);
+            }
+            visitor.finish()?;
+            if !fields.is_empty() {
+                writer.write_char('{')?;
+                writer.write_str(&fields)?;
+                writer.write_char('}')?;
+            }
+            writer.write_char(':')?;
+            if ctx.event_scope().is_none() {
+                // The space after the spans, which `E` wrote only after its own.
+                writer.write_char(' ')?;
+            }
+            writer.write_str(tail)
+        })
+    }
+}
+
+/// Where the spans of an uncoloured line start: just past its level, as tracing-subscriber
+/// writes it (`" INFO "`, `"DEBUG "`: five characters and a space, after the time if any).
+fn after_level(line: &str, level: tracing::Level) -> Option<usize> {
+    let label = match level {
+        tracing::Level::TRACE => "TRACE ",
+        tracing::Level::DEBUG => "DEBUG ",
+        tracing::Level::INFO => " INFO ",
+        tracing::Level::WARN => " WARN ",
+        tracing::Level::ERROR => "ERROR ",
+    };
+    line.find(label).map(|at| at + label.len())
 }
 
 /// Writes out a span's fields kept as given ([`Given`]), with the `rule` read where it is
@@ -609,11 +688,10 @@ impl<W: fmt::Write> PlainVisitor<W> {
     /// Starts writing `field` (the separator before it): its name, or `None` when it is
     /// not written (an earlier write failed, or a `log` record's own field, which the
     /// line has written already).
-    fn start(&mut self, field: &Field) -> Option<&'static str> {
+    fn start(&mut self, name: &'static str) -> Option<&'static str> {
         if self.result.is_err() {
             return None;
         }
-        let name = field.name();
         if name.starts_with("log.") {
             return None;
         }
@@ -633,20 +711,45 @@ impl<W: fmt::Write> PlainVisitor<W> {
     }
 }
 
-impl<W: fmt::Write> Visit for PlainVisitor<W> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.record_debug(field, &format_args!("{value}"));
+impl<W: fmt::Write> PlainVisitor<W> {
+    /// [`Visit::record_str`] for the field named `name`.
+    fn str_named(&mut self, name: &'static str, value: &str) {
+        if name == "message" {
+            self.debug_named(name, &format_args!("{value}"));
         } else if plain_in_debug(value) {
             // What `Debug` writes for it, without formatting.
-            if let Some(name) = self.start(field) {
+            if let Some(name) = self.start(name) {
                 let name = name.strip_prefix("r#").unwrap_or(name);
                 self.result =
                     [name, "=\"", value, "\""].into_iter().try_for_each(|s| self.writer.write_str(s));
             }
         } else {
-            self.record_debug(field, &value);
+            self.debug_named(name, &value);
         }
+    }
+
+    /// [`Visit::record_debug`] for the field named `name`.
+    fn debug_named(&mut self, name: &'static str, value: &dyn fmt::Debug) {
+        let Some(name) = self.start(name) else { return };
+        let sanitize = self.sanitize;
+        self.result = match name {
+            "message" => write!(self.writer, "{:?}", Escaped(value, sanitize)),
+            name => {
+                // `name=` written as they are: only the value takes a formatting pass.
+                let name = name.strip_prefix("r#").unwrap_or(name);
+                let writer = &mut self.writer;
+                writer
+                    .write_str(name)
+                    .and_then(|()| writer.write_char('='))
+                    .and_then(|()| write!(writer, "{value:?}"))
+            }
+        };
+    }
+}
+
+impl<W: fmt::Write> Visit for PlainVisitor<W> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.str_named(field.name(), value);
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
@@ -666,20 +769,7 @@ impl<W: fmt::Write> Visit for PlainVisitor<W> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let Some(name) = self.start(field) else { return };
-        let sanitize = self.sanitize;
-        self.result = match name {
-            "message" => write!(self.writer, "{:?}", Escaped(value, sanitize)),
-            name => {
-                // `name=` written as they are: only the value takes a formatting pass.
-                let name = name.strip_prefix("r#").unwrap_or(name);
-                let writer = &mut self.writer;
-                writer
-                    .write_str(name)
-                    .and_then(|()| writer.write_char('='))
-                    .and_then(|()| write!(writer, "{value:?}"))
-            }
-        };
+        self.debug_named(field.name(), value);
     }
 }
 
@@ -949,6 +1039,20 @@ mod tests {
         for how in [Lines::Theirs, Lines::Fields, Lines::Ours] {
             assert_eq!(output_of(how, message), want);
         }
+    }
+
+    /// A message scope's prefix goes just past the level ([`ScopePrefix`]), with or without
+    /// the time before it.
+    #[test]
+    fn a_scopes_prefix_goes_past_the_level() {
+        let timed = "2026-12-07T06:39:01.123456Z  WARN the caller hung up";
+        assert_eq!(
+            &timed[..after_level(timed, tracing::Level::WARN).unwrap()],
+            "2026-12-07T06:39:01.123456Z  WARN "
+        );
+        assert_eq!(after_level("DEBUG answered", tracing::Level::DEBUG), Some(6));
+        assert_eq!(after_level(" INFO x", tracing::Level::INFO), Some(6));
+        assert_eq!(after_level("ERROR x", tracing::Level::WARN), None);
     }
 
     /// [`PlainLines`] writes a span's fields out only for the first line inside it.
