@@ -241,12 +241,8 @@ impl Default for Hub {
 }
 
 impl Hub {
-    /// Entries kept for pages that open later: the last 100 exchanges, retries and
-    /// rejections included. Older messages are the message log's (a page's "Load from message log");
-    /// 500 records, kept while no page is open, were about 800 KB that each request touched
-    /// cold once more (callgrind's cache simulator: ~48 last-level misses a request against
-    /// ~17 with 100; BENCHMARKS.md, "The idle console's ring kept to 100 entries").
-    pub const DEFAULT_CAPACITY: usize = 100;
+    /// Entries kept for pages that open later.
+    pub const DEFAULT_CAPACITY: usize = 500;
 
     /// A hub keeping the last `capacity` entries.
     ///
