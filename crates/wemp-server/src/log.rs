@@ -241,20 +241,21 @@ thread_local! {
 /// `rule` last as a `&str` (once named) and `}` — and as the parent of any span the line is
 /// in.
 pub fn in_message_scope<R>(read: impl FnOnce(Option<MessageScope<'_>>) -> R) -> R {
-    let mut read = Some(read);
-    let done = CURRENT.try_with(|current| {
-        let shared = current.take();
-        let scope =
-            shared.as_deref().and_then(|shared| Some(MessageScope { shared, scope: shared.scope()? }));
-        let done = read.take().map(|read| read(scope));
-        current.set(shared);
-        done
-    });
-    match (done, read) {
-        (Ok(Some(done)), _) => done,
-        (_, Some(read)) => read(None),
-        (_, None) => unreachable!("`read` is called once"),
-    }
+    let shared = current();
+    read(shared.as_deref().and_then(|shared| Some(MessageScope { shared, scope: shared.scope()? })))
+}
+
+/// The delivery whose message scope this thread is in, if any (the thread keeps it set).
+fn current() -> Option<Arc<Shared>> {
+    CURRENT
+        .try_with(|current| {
+            let shared = current.take();
+            let copy = shared.clone();
+            current.set(shared);
+            copy
+        })
+        .ok()
+        .flatten()
 }
 
 /// The message scope a line is written in ([`in_message_scope`]).
@@ -326,13 +327,7 @@ pin_project_lite::pin_project! {
 
 /// `future`, to run in this thread's message scope (a task spawned from a delivery's future).
 pub(crate) fn in_current_scope<F: Future>(future: F) -> InScope<F> {
-    let scope = CURRENT.try_with(|current| {
-        let shared = current.take();
-        let scope = shared.clone();
-        current.set(shared);
-        scope
-    });
-    InScope { scope: scope.ok().flatten(), future: Some(future) }
+    InScope { scope: current(), future: Some(future) }
 }
 
 impl<F: Future> Future for InScope<F> {
