@@ -282,8 +282,9 @@ impl Cipher {
             return Err(DecryptError::Length { declared: u64::from(declared), available });
         }
         let found = appid(&buf[20 + len..]);
-        buf.truncate(20 + len);
-        buf.drain(..20);
+        // The message moved down over its header (a `drain` did the same with more steps).
+        buf.copy_within(20..20 + len, 0);
+        buf.truncate(len);
         let msg = String::from_utf8(buf)
             .map_err(|e| DecryptError::Utf8 { valid_up_to: e.utf8_error().valid_up_to() })?;
         Ok((msg, found))
