@@ -432,10 +432,8 @@ async fn serve_connection<A: App>(
         let state = svc_state.clone();
         state.busy();
         let (parts, body) = req.into_parts();
-        let req = http::Request::from_parts(
-            parts,
-            Body::new(Timed::new(body, waker.clone(), limits.body_timeout)),
-        );
+        let req =
+            http::Request::from_parts(parts, Body::new(Timed::new(body, waker.clone(), limits.body_timeout)));
         let answered = app.answer(req, peer);
         async move {
             let resp = answered.await;

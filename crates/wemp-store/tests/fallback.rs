@@ -51,7 +51,14 @@ impl DedupStore for Switchable {
     }
     /// At once, as a store that writes completions behind completes: unless hanging (the
     /// async completion then hangs).
-    fn complete_claimed_now(&self, key: &str, _: Ticket, reply: &str, ttl: Duration) -> Option<Result<()>> {
+    fn complete_claimed_now(
+        &self,
+        key: &str,
+        _: Ticket,
+        reply: &str,
+        ttl: Duration,
+        now: tokio::time::Instant,
+    ) -> Option<Result<()>> {
         if self.hang.load(Ordering::SeqCst) {
             return None;
         }
@@ -59,7 +66,7 @@ impl DedupStore for Switchable {
         if self.down.load(Ordering::SeqCst) {
             return Some(Err(StoreError::backend("test", "connection refused")));
         }
-        self.store.complete_claimed_now(key, Ticket::NONE, reply, ttl)
+        self.store.complete_claimed_now(key, Ticket::NONE, reply, ttl, now)
     }
 }
 
@@ -313,7 +320,10 @@ async fn completions_made_at_once_land_on_both_stores_while_the_primary_answers(
     let (primary, local, store) = setup(Duration::from_secs(3600));
     let (claim, ticket) = store.claim_ticket("now", MINUTE).await.unwrap();
     assert_eq!(claim, Claim::New);
-    assert!(matches!(store.complete_claimed_now("now", ticket, "r1", MINUTE), Some(Ok(()))));
+    assert!(matches!(
+        store.complete_claimed_now("now", ticket, "r1", MINUTE, tokio::time::Instant::now()),
+        Some(Ok(()))
+    ));
     assert_eq!(primary.store.claim("now", MINUTE).await.unwrap(), Claim::Done("r1".into()));
     assert_eq!(local.claim("now", MINUTE).await.unwrap(), Claim::Done("r1".into()), "written through");
     assert!(!store.is_degraded());
@@ -322,14 +332,21 @@ async fn completions_made_at_once_land_on_both_stores_while_the_primary_answers(
     let (claim, ticket) = store.claim_ticket("failed", MINUTE).await.unwrap();
     assert_eq!(claim, Claim::New);
     primary.down.store(true, Ordering::SeqCst);
-    assert!(matches!(store.complete_claimed_now("failed", ticket, "r2", MINUTE), Some(Ok(()))));
+    assert!(matches!(
+        store.complete_claimed_now("failed", ticket, "r2", MINUTE, tokio::time::Instant::now()),
+        Some(Ok(()))
+    ));
     assert!(store.is_degraded());
     assert_eq!(local.claim("failed", MINUTE).await.unwrap(), Claim::Done("r2".into()));
 
     // Degraded: not at once, whether or not the primary is back.
     primary.down.store(false, Ordering::SeqCst);
     let calls = primary.calls.load(Ordering::SeqCst);
-    assert!(store.complete_claimed_now("later", Ticket::NONE, "r3", MINUTE).is_none());
+    assert!(
+        store
+            .complete_claimed_now("later", Ticket::NONE, "r3", MINUTE, tokio::time::Instant::now())
+            .is_none()
+    );
     assert_eq!(primary.calls.load(Ordering::SeqCst), calls, "nothing done");
     assert_eq!(local.claim("later", MINUTE).await.unwrap(), Claim::New, "nothing done");
 }
