@@ -716,13 +716,11 @@ mod tests {
     async fn a_panic_after_a_wait_is_timed_from_the_wait() {
         use tower::ServiceExt as _;
         let hub = Arc::new(Hub::with_first_id(8, 1));
-        let later = axum::Router::new().route(
-            "/wechat",
-            axum::routing::post(|| async {
-                tokio::time::sleep(Duration::from_millis(120)).await;
-                panic!("boom, later");
-            }),
-        );
+        async fn panics_later() -> &'static str {
+            tokio::time::sleep(Duration::from_millis(120)).await;
+            panic!("boom, later")
+        }
+        let later = axum::Router::new().route("/wechat", axum::routing::post(panics_later));
         let req = || http::Request::post("/wechat").body(axum::body::Body::empty()).unwrap();
         let res = later.layer(Tap::new(hub.clone())).oneshot(req()).await.unwrap();
         assert_eq!(res.status(), 500);
