@@ -11,13 +11,13 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use axum::extract::Request;
 use axum::response::Response;
@@ -414,8 +414,8 @@ where
         // not kept, its copy was two allocations a request): the record is made only for a
         // service that panicked, not for every request the server answers. A caller that hangs
         // up is the server's to report (its record says `hung_up`).
-        // Only the monotonic clock is read here: the wall-clock time of arrival is worked out
-        // from it when a record is made (one clock read a request fewer).
+        // No clock is read here (see `Arrival::started`): the wall-clock time of arrival is
+        // worked out from the latency when a record is made.
         let peer = wemp_server::observe::peer(req.extensions());
         self.tap(req, peer, |inner, req| inner.call(req))
     }
@@ -438,7 +438,7 @@ impl<S> TapService<S> {
         peer: Option<std::net::SocketAddr>,
         call: impl FnOnce(&mut S, Request) -> F,
     ) -> TapFuture<F> {
-        let arrival = Arrival { started: Instant::now(), uri: req.uri().clone(), peer };
+        let arrival = Arrival { started: None, uri: req.uri().clone(), peer };
         // A service panics while it is polled, as a rule; one that panics when called counts
         // the same.
         let inner = std::panic::catch_unwind(AssertUnwindSafe(|| call(&mut self.inner, req)))
@@ -466,7 +466,15 @@ impl<F: Future<Output = Result<Response, Infallible>>> Future for TapFuture<F> {
         let this = self.project();
         // `None`: the service panicked, when called or while polled.
         let answered = match this.inner.as_pin_mut() {
-            Some(inner) => ready!(inner.poll(cx)).ok(),
+            Some(inner) => match inner.poll(cx) {
+                Poll::Ready(answered) => answered.ok(),
+                Poll::Pending => {
+                    if let Some(arrival) = this.arrival.as_mut() {
+                        arrival.started.get_or_insert_with(Instant::now);
+                    }
+                    return Poll::Pending;
+                }
+            },
             None => None,
         };
         let Some(arrival) = this.arrival.take() else { unreachable!("polled after it finished") };
@@ -488,7 +496,12 @@ impl<F: Future<Output = Result<Response, Infallible>>> Future for TapFuture<F> {
 
 /// What the [`Tap`] keeps of a request until it knows whether it has anything to report.
 struct Arrival {
-    started: Instant,
+    /// When the service first made the caller wait (its first poll came back pending): the
+    /// start of a record's latency. A request answered at its first poll — `wemp serve`'s, as
+    /// a rule — reads no clock here; one that panics there is reported with no latency (the
+    /// time of that one poll). (The clock was read when the service was called: one reading a
+    /// request, for a record made only when a service panics.)
+    started: Option<Instant>,
     uri: http::Uri,
     peer: Option<std::net::SocketAddr>,
 }
@@ -509,7 +522,7 @@ impl Arrival {
     /// The record of what arrived, its latency the time until `ended`, and its time of
     /// arrival `ended`'s wall-clock time less that latency.
     fn record(self, ended: Ended) -> DeliveryRecord {
-        let latency = ended.at.saturating_duration_since(self.started);
+        let latency = self.started.map_or(Duration::ZERO, |s| ended.at.saturating_duration_since(s));
         let received_at_ms =
             ended.at_ms.saturating_sub(i64::try_from(latency.as_millis()).unwrap_or(i64::MAX));
         let mut record = DeliveryRecord::new(0, received_at_ms);
@@ -690,11 +703,39 @@ mod tests {
     #[test]
     fn a_record_is_dated_at_arrival_from_its_end_and_latency() {
         let started = Instant::now();
-        let arrival = Arrival { started, uri: http::Uri::from_static("/wechat"), peer: None };
+        let arrival = Arrival { started: Some(started), uri: http::Uri::from_static("/wechat"), peer: None };
         let ended = Ended { at_ms: 1_700_000_009_250, at: started + std::time::Duration::from_millis(4_200) };
         let record = arrival.record(ended);
         assert_eq!(record.latency, std::time::Duration::from_millis(4_200));
         assert_eq!(record.received_at_ms, 1_700_000_005_050);
+    }
+
+    /// A panicked service's record: its latency runs from the service's first wait (the
+    /// clock is read then, not for every request), and is none for a panic at the first poll.
+    #[tokio::test]
+    async fn a_panic_after_a_wait_is_timed_from_the_wait() {
+        use tower::ServiceExt as _;
+        let hub = Arc::new(Hub::with_first_id(8, 1));
+        async fn panics_later() -> &'static str {
+            tokio::time::sleep(Duration::from_millis(120)).await;
+            panic!("boom, later")
+        }
+        let later = axum::Router::new().route("/wechat", axum::routing::post(panics_later));
+        let req = || http::Request::post("/wechat").body(axum::body::Body::empty()).unwrap();
+        let res = later.layer(Tap::new(hub.clone())).oneshot(req()).await.unwrap();
+        assert_eq!(res.status(), 500);
+        let x = hub.recent(0).pop().unwrap();
+        assert_eq!(x.tap, Some(TapFinding::Panicked));
+        assert!(x.record.latency >= Duration::from_millis(120), "{:?}", x.record.latency);
+        let now = now_ms();
+        assert!((now - 2_000..=now - 120).contains(&x.record.received_at_ms), "dated at arrival");
+
+        let at_once = slow(Duration::ZERO).layer(Tap::new(hub.clone()));
+        let res =
+            at_once.oneshot(http::Request::post("/wechat?panic=1").body(axum::body::Body::empty()).unwrap());
+        assert_eq!(res.await.unwrap().status(), 500);
+        let x = hub.recent(1).pop().unwrap();
+        assert_eq!((x.tap, x.record.latency), (Some(TapFinding::Panicked), Duration::ZERO));
     }
 
     /// A service that answers after `wait`, or panics for a `panic` query.

@@ -40,7 +40,8 @@ pub struct Limits {
     /// From accepting a connection (or the first byte of a keep-alive connection's next
     /// request) until the request's headers are complete. Default 5 s.
     pub header_timeout: Duration,
-    /// From the headers until the whole body has arrived. Default 5 s.
+    /// From when the service first waits for the body (for [`crate::WechatService`], as soon
+    /// as the headers have named an account) until the whole body has arrived. Default 5 s.
     pub body_timeout: Duration,
     /// How long a keep-alive connection may wait, silent, for its next request. Default 30 s.
     pub idle_timeout: Duration,
@@ -431,10 +432,8 @@ async fn serve_connection<A: App>(
         let state = svc_state.clone();
         state.busy();
         let (parts, body) = req.into_parts();
-        let req = http::Request::from_parts(
-            parts,
-            Body::new(Timed::new(body, waker.clone(), Instant::now(), limits.body_timeout)),
-        );
+        let req =
+            http::Request::from_parts(parts, Body::new(Timed::new(body, waker.clone(), limits.body_timeout)));
         let answered = app.answer(req, peer);
         async move {
             let resp = answered.await;
@@ -902,21 +901,24 @@ impl AsyncWrite for Guarded {
     }
 }
 
-/// The request body, failing once [`Limits::body_timeout`] has passed since the headers.
+/// The request body, failing once [`Limits::body_timeout`] has passed since the service
+/// first waited for it.
 struct Timed {
     inner: hyper::body::Incoming,
     /// The waker hyper's connection is polled with (see [`ConnWaker`]).
     conn: Arc<ConnWaker>,
-    /// When the headers were read; the timer is made only for a body that makes the
-    /// handler wait (most arrive with their headers, and then no timer is allocated).
-    since: Instant,
+    /// Made, with the clock read for it, only when the body first makes the service wait:
+    /// most bodies arrive with their headers, and then neither a timer is allocated nor the
+    /// clock read. (The bound was read from the clock at dispatch: one reading a request,
+    /// used by few. The service waits for the body microseconds after dispatch — for
+    /// [`crate::WechatService`], once the account is known — so the bound moved by as much.)
     deadline: Option<Pin<Box<Sleep>>>,
     limit: Duration,
 }
 
 impl Timed {
-    fn new(inner: hyper::body::Incoming, conn: Arc<ConnWaker>, since: Instant, limit: Duration) -> Self {
-        Self { inner, conn, since, deadline: None, limit }
+    fn new(inner: hyper::body::Incoming, conn: Arc<ConnWaker>, limit: Duration) -> Self {
+        Self { inner, conn, deadline: None, limit }
     }
 }
 
@@ -947,8 +949,8 @@ impl HttpBody for Timed {
         if let Poll::Ready(frame) = polled {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        let (since, limit) = (this.since, this.limit);
-        let deadline = this.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(since + limit)));
+        let limit = this.limit;
+        let deadline = this.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
         ready!(deadline.as_mut().poll(cx));
         Poll::Ready(Some(Err(Box::new(BodyTimeout(this.limit)))))
     }
@@ -1365,6 +1367,34 @@ mod tests {
             conn.write_all(pair[1]).await.unwrap();
             answered(&mut conn, want.as_bytes()).await;
         }
+        served.abort();
+    }
+
+    /// The body's bound runs from when the service first waits for the body, not from the
+    /// headers: a handler that takes a second before it reads gets the whole bound then (the
+    /// clock is read only for a body that makes the service wait).
+    #[tokio::test]
+    async fn the_body_bound_runs_from_the_services_first_wait_for_it() {
+        use tokio::io::AsyncWriteExt as _;
+        let slow = axum::Router::new().route(
+            "/slow",
+            axum::routing::post(|req: axum::extract::Request| async move {
+                tokio::time::sleep(Duration::from_millis(1_000)).await;
+                match axum::body::to_bytes(req.into_body(), 1 << 10).await {
+                    Ok(body) => format!("[{}]", String::from_utf8_lossy(&body)),
+                    Err(e) => format!("failed: {e}"),
+                }
+            }),
+        );
+        let limits = Limits::default().body_timeout(Duration::from_millis(600));
+        let (addr, served) = serving(slow, limits, std::future::pending()).await;
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        conn.write_all(b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello").await.unwrap();
+        // The rest 1.3 s after the headers: 0.3 s into a bound that began when the handler
+        // asked (a bound from the headers ended at 0.6 s).
+        tokio::time::sleep(Duration::from_millis(1_300)).await;
+        conn.write_all(b"world").await.unwrap();
+        answered(&mut conn, b"[helloworld]").await;
         served.abort();
     }
 

@@ -1323,16 +1323,23 @@ impl Inner {
     /// Stores `reply` for `key`'s retries, with its claim's `ticket`: at once in a store
     /// that can (the memory store: no boxed future), else by the store's async completion.
     async fn complete(&self, key: &str, ticket: Ticket, reply: &str) -> wemp_store::Result<()> {
-        match self.complete_now(key, ticket, reply) {
+        match self.complete_now(key, ticket, reply, Instant::now()) {
             Some(done) => done,
             None => self.complete_later(key, ticket, reply).await,
         }
     }
 
-    /// [`Inner::complete`] by a store that answers at once; `None` (nothing done) from one
-    /// that has to be waited for.
-    fn complete_now(&self, key: &str, ticket: Ticket, reply: &str) -> Option<wemp_store::Result<()>> {
-        self.dedup.complete_claimed_now(key, ticket, reply, self.config.reply_ttl)
+    /// [`Inner::complete`] by a store that answers at once, the reply kept from `now` (a
+    /// reading of the clock just taken); `None` (nothing done) from one that has to be
+    /// waited for.
+    fn complete_now(
+        &self,
+        key: &str,
+        ticket: Ticket,
+        reply: &str,
+        now: Instant,
+    ) -> Option<wemp_store::Result<()>> {
+        self.dedup.complete_claimed_now(key, ticket, reply, self.config.reply_ttl, now)
     }
 
     /// [`Inner::complete`] by the store's async completion.
@@ -1611,7 +1618,10 @@ impl Inner {
         result: std::thread::Result<Result<Reply, BoxError>>,
         started: Instant,
     ) -> Rest {
-        self.metrics.handler_latency(started.elapsed());
+        // When the handler ended: its latency, and the moment its reply is kept from in a
+        // store that keeps its own expiry times (one reading for both).
+        let ended = Instant::now();
+        self.metrics.handler_latency(ended.saturating_duration_since(started));
         // `fallback` or `none`, when nothing more specific named the rule.
         if let Some(rule) = shared.rule() {
             shared.name_in_span(&rule);
@@ -1663,7 +1673,7 @@ impl Inner {
                 // A store that answers at once keeps the reply before it is handed over (no
                 // copy of it); one that has to be waited for gets a copy after, so that the
                 // caller's answer does not wait for it.
-                let later = key.and_then(|key| match self.complete_now(key, ticket, &xml) {
+                let later = key.and_then(|key| match self.complete_now(key, ticket, &xml, ended) {
                     Some(done) => {
                         if let Err(e) = done {
                             reply_not_stored(&e);

@@ -16,6 +16,8 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use crate::Result;
 
 /// The outcome of claiming a key.
@@ -149,6 +151,11 @@ pub trait DedupStore: Send + Sync + 'static {
     /// its primary answers. As with [`DedupStore::claim_ticket_now`], the server calls this
     /// first and `complete_claimed` only on `None`.
     ///
+    /// `now` is the caller's reading of tokio's clock, taken moments before (the server's
+    /// is when the handler ended, read for its latency anyway): a store that keeps its own
+    /// expiry times counts `ttl` from it instead of reading the clock again (the memory
+    /// store; tokio's clock, so that a test's paused time holds). The others ignore it.
+    ///
     /// # Errors
     ///
     /// `Some(Err(_))` when the store failed at once, as `complete_claimed` would have.
@@ -158,8 +165,9 @@ pub trait DedupStore: Send + Sync + 'static {
         ticket: Ticket,
         reply: &str,
         ttl: Duration,
+        now: Instant,
     ) -> Option<Result<()>> {
-        let _ = (key, ticket, reply, ttl);
+        let _ = (key, ticket, reply, ttl, now);
         None
     }
 

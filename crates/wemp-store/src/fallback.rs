@@ -222,7 +222,7 @@ impl<P: DedupStore, F: DedupStore> FallbackDedupStore<P, F> {
     /// The fallback's completion: at once by a fallback that can (the memory store), else by
     /// its async completion.
     async fn fallback_complete(&self, key: &str, ticket: Ticket, reply: &str, ttl: Duration) -> Result<()> {
-        match self.fallback.complete_claimed_now(key, ticket, reply, ttl) {
+        match self.fallback.complete_claimed_now(key, ticket, reply, ttl, Instant::now()) {
             Some(done) => done,
             None => self.fallback.complete_claimed(key, ticket, reply, ttl).await,
         }
@@ -360,16 +360,17 @@ impl<P: DedupStore, F: DedupStore> DedupStore for FallbackDedupStore<P, F> {
         ticket: Ticket,
         reply: &str,
         ttl: Duration,
+        now: Instant,
     ) -> Option<Result<()>> {
         if self.is_degraded() {
             return None;
         }
-        match self.primary.complete_claimed_now(key, Ticket::NONE, reply, ttl)? {
+        match self.primary.complete_claimed_now(key, Ticket::NONE, reply, ttl, now)? {
             Ok(()) => {
                 self.primary_ok();
                 // Written through, as by the async completion.
                 if let Err(e) =
-                    self.fallback.complete_claimed_now(key, ticket, reply, ttl.min(WRITE_THROUGH_TTL))?
+                    self.fallback.complete_claimed_now(key, ticket, reply, ttl.min(WRITE_THROUGH_TTL), now)?
                 {
                     tracing::debug!(error = %e, "cannot keep the reply in the local fallback");
                 }
@@ -377,7 +378,7 @@ impl<P: DedupStore, F: DedupStore> DedupStore for FallbackDedupStore<P, F> {
             }
             Err(e) => {
                 self.primary_failed("complete", &e);
-                self.fallback.complete_claimed_now(key, ticket, reply, ttl)
+                self.fallback.complete_claimed_now(key, ticket, reply, ttl, now)
             }
         }
     }

@@ -483,9 +483,10 @@ impl DedupStore for Counting {
         ticket: Ticket,
         reply: &str,
         ttl: Duration,
+        now: tokio::time::Instant,
     ) -> Option<wemp_store::Result<()>> {
         self.count(|c| c.complete_now += 1);
-        if self.now { self.store.complete_claimed_now(key, ticket, reply, ttl) } else { None }
+        if self.now { self.store.complete_claimed_now(key, ticket, reply, ttl, now) } else { None }
     }
     async fn release(&self, key: &str) -> wemp_store::Result<()> {
         self.store.release(key).await

@@ -550,11 +550,12 @@ impl MemoryDedupStore {
 
     /// [`DedupStore::complete_claimed`] and [`DedupStore::complete_claimed_now`] (and
     /// [`DedupStore::complete`]): the fingerprint from the ticket when this store made it
-    /// (no second hash of the key), else from `key`.
-    fn complete_now(&self, key: &str, ticket: Ticket, reply: &str, ttl: Duration) {
+    /// (no second hash of the key), else from `key`; the reply kept from `now` (the
+    /// caller's reading of the clock: the async methods read it here).
+    fn complete_now(&self, key: &str, ticket: Ticket, reply: &str, ttl: Duration, now: Instant) {
         let mut guard = self.lock();
         let inner = &mut *guard;
-        let now = inner.ms(Instant::now());
+        let now = inner.ms(now);
         let fp = inner.fingerprint_of(key, ticket);
         let expires = now.saturating_add(millis(ttl.max(MIN_REPLY_TTL)));
         // Completing is not a use: the key keeps its place in the recency order (its
@@ -604,12 +605,12 @@ impl DedupStore for MemoryDedupStore {
     }
 
     async fn complete(&self, key: &str, reply: &str, ttl: Duration) -> Result<()> {
-        self.complete_now(key, Ticket::NONE, reply, ttl);
+        self.complete_now(key, Ticket::NONE, reply, ttl, Instant::now());
         Ok(())
     }
 
     async fn complete_claimed(&self, key: &str, ticket: Ticket, reply: &str, ttl: Duration) -> Result<()> {
-        self.complete_now(key, ticket, reply, ttl);
+        self.complete_now(key, ticket, reply, ttl, Instant::now());
         Ok(())
     }
 
@@ -618,15 +619,17 @@ impl DedupStore for MemoryDedupStore {
         Some(Ok(self.claim_now(key, in_flight_ttl)))
     }
 
-    /// Always completes here (the async methods complete the same way).
+    /// Always completes here (the async methods complete the same way, with the clock read
+    /// when called), keeping the reply `ttl` from `now`.
     fn complete_claimed_now(
         &self,
         key: &str,
         ticket: Ticket,
         reply: &str,
         ttl: Duration,
+        now: Instant,
     ) -> Option<Result<()>> {
-        self.complete_now(key, ticket, reply, ttl);
+        self.complete_now(key, ticket, reply, ttl, now);
         Some(Ok(()))
     }
 
@@ -1019,6 +1022,27 @@ mod tests {
         store.complete_claimed("f", f, "rf", TTL).await.unwrap();
         assert_eq!(store.claim("f", TTL).await.unwrap(), Claim::Done("rf".into()));
         assert_eq!(store.len(), 1);
+    }
+
+    /// A completion made at once keeps its reply `ttl` from the reading it is given (the
+    /// server's, when the handler ended), not from a reading of its own.
+    #[tokio::test(start_paused = true)]
+    async fn a_completion_at_once_keeps_the_reply_from_the_given_reading() {
+        let store = MemoryDedupStore::new(10);
+        let (claim, ticket) = store.claim_ticket("k", TTL).await.unwrap();
+        assert_eq!(claim, Claim::New);
+        let ended = Instant::now();
+        tokio::time::advance(Duration::from_secs(20)).await;
+        assert!(matches!(
+            store.complete_claimed_now("k", ticket, "<xml>r</xml>", MIN_REPLY_TTL, ended),
+            Some(Ok(()))
+        ));
+        // 29 s after the reading: kept.
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert_eq!(store.claim("k", TTL).await.unwrap(), Claim::Done("<xml>r</xml>".into()));
+        // 31 s after it (11 s after the call): gone, a new claim.
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(store.claim("k", TTL).await.unwrap(), Claim::New);
     }
 
     #[tokio::test(start_paused = true)]

@@ -173,6 +173,15 @@ impl RedisDedupStore {
         self.claim_by_script.load(Ordering::Relaxed)
     }
 
+    /// Queues the reply for the writer (see "Completions are written behind" above) while
+    /// Redis answers and the queue has room; `None` otherwise (the async completion then
+    /// writes it in place).
+    fn queue_reply(&self, key: &str, reply: &str, ttl: Duration) -> Option<Result<()>> {
+        let slot = self.slot()?;
+        slot.send(Queued::Reply(Command::reply(self.keys.key("dedup", key), reply, ttl)));
+        Some(Ok(()))
+    }
+
     /// A place in the writer task's queue (the task started on first use), or `None` when
     /// the queue is off, full or gone, or while Redis fails: the call is then made in place.
     fn slot(&self) -> Option<mpsc::Permit<'_, Queued>> {
@@ -249,7 +258,7 @@ impl DedupStore for RedisDedupStore {
     }
 
     async fn complete(&self, key: &str, reply: &str, ttl: Duration) -> Result<()> {
-        if let Some(queued) = self.complete_claimed_now(key, Ticket::NONE, reply, ttl) {
+        if let Some(queued) = self.queue_reply(key, reply, ttl) {
             return queued;
         }
         let cmd = Command::reply(self.keys.key("dedup", key), reply, ttl);
@@ -260,13 +269,17 @@ impl DedupStore for RedisDedupStore {
         self.answered(stored)
     }
 
-    /// Queues the reply for the writer (see "Completions are written behind" above) while
-    /// Redis answers and the queue has room; `None` otherwise (the async completion then
-    /// writes it in place).
-    fn complete_claimed_now(&self, key: &str, _: Ticket, reply: &str, ttl: Duration) -> Option<Result<()>> {
-        let slot = self.slot()?;
-        slot.send(Queued::Reply(Command::reply(self.keys.key("dedup", key), reply, ttl)));
-        Some(Ok(()))
+    /// Queues the reply for the writer (`queue_reply`); the clock's reading is not used
+    /// (Redis keeps the expiry).
+    fn complete_claimed_now(
+        &self,
+        key: &str,
+        _: Ticket,
+        reply: &str,
+        ttl: Duration,
+        _: tokio::time::Instant,
+    ) -> Option<Result<()>> {
+        self.queue_reply(key, reply, ttl)
     }
 
     async fn release(&self, key: &str) -> Result<()> {

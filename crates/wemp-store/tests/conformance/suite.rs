@@ -122,7 +122,7 @@ pub(crate) async fn dedup<A: DedupStore, B: DedupStore>(a: Arc<A>, b: Arc<B>) {
     };
     assert_eq!(claim, Claim::New);
     assert_eq!(b.claim(k, MINUTE).await.unwrap(), Claim::InFlight);
-    match a.complete_claimed_now(k, ticket, "r12", MINUTE) {
+    match a.complete_claimed_now(k, ticket, "r12", MINUTE, tokio::time::Instant::now()) {
         Some(done) => done.unwrap(),
         None => a.complete_claimed(k, ticket, "r12", MINUTE).await.unwrap(),
     }
@@ -170,7 +170,8 @@ impl<S: DedupStore> DedupStore for Now<S> {
         reply: &str,
         ttl: Duration,
     ) -> wemp_store::Result<()> {
-        self.0.complete_claimed_now(key, ticket, reply, ttl).expect("the store completes at once")
+        let now = tokio::time::Instant::now();
+        self.0.complete_claimed_now(key, ticket, reply, ttl, now).expect("the store completes at once")
     }
 
     async fn release(&self, key: &str) -> wemp_store::Result<()> {

@@ -1566,6 +1566,19 @@ mod tests {
         old_body_reads_back(include_bytes!("testdata/segment-v6.lz4"), formats, &want);
     }
 
+    /// A body as the version before wrote it (format 14: the record's openid referred to
+    /// where the documents and the query carry it, once a document; the MsgId in its
+    /// document), kept byte for byte in `testdata/segment-v7.lz4` (made from `full(0)`, an
+    /// empty record, `wechat(1)` and `wechat(2)` at indexes 0, 7, 14, 21): it reads back as
+    /// what was written, and a partial delete rebuilds it in its own format.
+    #[test]
+    fn bodies_with_one_reference_a_document_read_back_the_same() {
+        let want = [(0, full(0)), (7, DeliveryRecord::default()), (14, wechat(1)), (21, wechat(2))];
+        // Its digests lifted out when written; rebuilt, it is compressed as format 13.
+        let formats = (FORMAT_LZ4_LIFTED, FORMAT_RAW, FORMAT_LZ4);
+        old_body_reads_back(include_bytes!("testdata/segment-v7.lz4"), formats, &want);
+    }
+
     /// The record's openid is written once, in its own field: where the decrypted message,
     /// the reply and the query carry it, they refer to it (wherever it is in a document:
     /// where the last record's was, or elsewhere). Records read back as they were written.
