@@ -95,8 +95,8 @@ pub struct ServerConfig {
     /// byte) may take to send its request headers, e.g. `"5s"`.
     #[serde(deserialize_with = "de_duration")]
     pub header_timeout: Duration,
-    /// How long a request body may take to arrive once the server waits for it (right after
-    /// the headers have named an account), e.g. `"5s"`.
+    /// How long a request body may take to arrive once the server waits for it (on the WeChat
+    /// callback, right after the headers have named an account), e.g. `"5s"`.
     #[serde(deserialize_with = "de_duration")]
     pub body_timeout: Duration,
     /// How long a keep-alive connection may wait silently for its next request, e.g. `"30s"`.
