@@ -1,5 +1,6 @@
 //! Prometheus text metrics, kept in atomics.
 
+use std::cell::Cell;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
@@ -65,14 +66,23 @@ struct Hot {
 static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
-    /// This thread's copy of [`Hot`] in every [`Metrics`].
-    static STRIPE: usize = NEXT_STRIPE.fetch_add(1, Relaxed) % STRIPES;
+    /// This thread's copy of [`Hot`] in every [`Metrics`], once it has counted (`usize::MAX`
+    /// before): a `const` cell, so asking is a load and a compare, with no lazy initialisation.
+    static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
 }
 
 impl Metrics {
     /// This thread's copy of the counters every message adds to.
     fn hot(&self) -> &Hot {
-        &self.hot[STRIPE.with(|s| *s)]
+        let stripe = STRIPE.with(|stripe| match stripe.get() {
+            usize::MAX => {
+                let next = NEXT_STRIPE.fetch_add(1, Relaxed) % STRIPES;
+                stripe.set(next);
+                next
+            }
+            given => given,
+        });
+        &self.hot[stripe]
     }
 
     /// The sum of one counter over the copies of [`Hot`].
