@@ -674,22 +674,22 @@ impl DeliveryRecord {
     /// then wait twice.) Returns the bytes read folded into one, for
     /// [`std::hint::black_box`], so that the reads are not left out.
     pub(crate) fn warm(&self) -> u8 {
-        fn lines(text: &str) -> u8 {
-            let bytes = text.as_bytes();
+        fn lines(bytes: &[u8]) -> u8 {
             let last = bytes.last().copied().unwrap_or_default();
             bytes.iter().step_by(64).fold(last, |a, b| a ^ b)
         }
-        let text = |t: Option<&str>| t.map_or(0, lines);
+        let text = |t: Option<&str>| t.map_or(0, |t| lines(t.as_bytes()));
         let mut x =
             text(self.appid.as_deref()) ^ text(self.openid.as_deref()) ^ text(self.msg_type.as_deref());
         x ^= text(self.event.as_deref()) ^ text(self.dedup_key.as_deref()) ^ text(self.summary.as_deref());
         x ^= text(self.raw_xml.as_deref()) ^ text(self.reply_xml.as_deref()) ^ text(self.handler.as_deref());
-        x ^= text(self.error.as_deref()) ^ lines(self.query.as_str()) ^ lines(self.headers.as_str());
+        x ^=
+            text(self.error.as_deref()) ^ text(Some(self.query.as_str())) ^ text(Some(self.headers.as_str()));
         for check in &self.checks {
-            x ^= lines(check.note.as_str());
+            x ^= lines(check.note.as_bytes());
         }
         if let Some(f) = &self.forward {
-            x ^= lines(&f.sent) ^ text(f.answer.as_deref()) ^ text(f.error.as_deref());
+            x ^= text(Some(&f.sent)) ^ text(f.answer.as_deref()) ^ text(f.error.as_deref());
         }
         x
     }
@@ -1054,7 +1054,8 @@ mod tests {
             t[at] = 1;
             String::from_utf8(t).unwrap()
         };
-        let setters: Vec<(&str, fn(&mut DeliveryRecord, String))> = vec![
+        type Set = fn(&mut DeliveryRecord, String);
+        let setters: Vec<(&str, Set)> = vec![
             ("appid", |r, t| r.appid = Some(t.into())),
             ("openid", |r, t| r.openid = Some(t)),
             ("msg_type", |r, t| r.msg_type = Some(t.into())),
