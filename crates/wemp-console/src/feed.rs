@@ -417,7 +417,7 @@ where
         // No clock is read here (see `Arrival::started`): the wall-clock time of arrival is
         // worked out from the latency when a record is made.
         let peer = wemp_server::observe::peer(req.extensions());
-        self.tap(req, peer, |inner, req| inner.call(req))
+        tap(&mut self.inner, self.hub.clone(), req, peer, |inner, req| inner.call(req))
     }
 }
 
@@ -426,26 +426,32 @@ impl<S: PeerService> PeerService for TapService<S> {
     type FromFuture = TapFuture<S::FromFuture>;
 
     fn call_from(&mut self, req: Request, peer: std::net::SocketAddr) -> Self::FromFuture {
-        self.tap(req, Some(peer), |inner, req| inner.call_from(req, peer))
+        tap(&mut self.inner, self.hub.clone(), req, Some(peer), |inner, req| inner.call_from(req, peer))
+    }
+
+    /// The hub moved into the future, not cloned, and the inner service given up to its
+    /// call: reference counts every connection shares, counted up and down a request less.
+    fn call_owned_from(self, req: Request, peer: std::net::SocketAddr) -> Self::FromFuture {
+        tap(self.inner, self.hub, req, Some(peer), |inner, req| inner.call_owned_from(req, peer))
     }
 }
 
-impl<S> TapService<S> {
-    /// Calls the inner service with `call`, keeping what arrived for a report.
-    fn tap<F: Future>(
-        &mut self,
-        req: Request,
-        peer: Option<std::net::SocketAddr>,
-        call: impl FnOnce(&mut S, Request) -> F,
-    ) -> TapFuture<F> {
-        let arrival = Arrival { started: None, uri: req.uri().clone(), peer };
-        // A service panics while it is polled, as a rule; one that panics when called counts
-        // the same.
-        let inner = std::panic::catch_unwind(AssertUnwindSafe(|| call(&mut self.inner, req)))
-            .ok()
-            .map(|f| AssertUnwindSafe(f).catch_unwind());
-        TapFuture { inner, hub: self.hub.clone(), arrival: Some(arrival) }
-    }
+/// Calls `inner` (the service, or a reference to it) with `call`, keeping what arrived for a
+/// report to `hub`.
+fn tap<I, F: Future>(
+    inner: I,
+    hub: Arc<Hub>,
+    req: Request,
+    peer: Option<std::net::SocketAddr>,
+    call: impl FnOnce(I, Request) -> F,
+) -> TapFuture<F> {
+    let arrival = Arrival { started: None, target: req.uri().path_and_query().cloned(), peer };
+    // A service panics while it is polled, as a rule; one that panics when called counts
+    // the same.
+    let inner = std::panic::catch_unwind(AssertUnwindSafe(|| call(inner, req)))
+        .ok()
+        .map(|f| AssertUnwindSafe(f).catch_unwind());
+    TapFuture { inner, hub, arrival: Some(arrival) }
 }
 
 pin_project_lite::pin_project! {
@@ -502,7 +508,10 @@ struct Arrival {
     /// time of that one poll). (The clock was read when the service was called: one reading a
     /// request, for a record made only when a service panics.)
     started: Option<Instant>,
-    uri: http::Uri,
+    /// The request's path and query (a clone shares their bytes), which is what a record
+    /// reads of its URI: not the whole URI, whose clone and drop cost twice as much, for a
+    /// record rarely made.
+    target: Option<http::uri::PathAndQuery>,
     peer: Option<std::net::SocketAddr>,
 }
 
@@ -526,7 +535,8 @@ impl Arrival {
         let received_at_ms =
             ended.at_ms.saturating_sub(i64::try_from(latency.as_millis()).unwrap_or(i64::MAX));
         let mut record = DeliveryRecord::new(0, received_at_ms);
-        wemp_server::observe::keep_arrival(&mut record, &self.uri, &http::HeaderMap::new(), self.peer);
+        let uri = self.target.map(http::Uri::from).unwrap_or_default();
+        wemp_server::observe::keep_arrival(&mut record, &uri, &http::HeaderMap::new(), self.peer);
         record.latency = latency;
         record
     }
@@ -703,11 +713,13 @@ mod tests {
     #[test]
     fn a_record_is_dated_at_arrival_from_its_end_and_latency() {
         let started = Instant::now();
-        let arrival = Arrival { started: Some(started), uri: http::Uri::from_static("/wechat"), peer: None };
+        let target = Some(http::uri::PathAndQuery::from_static("/wechat?nonce=1"));
+        let arrival = Arrival { started: Some(started), target, peer: None };
         let ended = Ended { at_ms: 1_700_000_009_250, at: started + std::time::Duration::from_millis(4_200) };
         let record = arrival.record(ended);
         assert_eq!(record.latency, std::time::Duration::from_millis(4_200));
         assert_eq!(record.received_at_ms, 1_700_000_005_050);
+        assert_eq!(record.query.as_str(), "nonce=1");
     }
 
     /// A panicked service's record: its latency runs from the service's first wait (the
@@ -736,6 +748,72 @@ mod tests {
         assert_eq!(res.await.unwrap().status(), 500);
         let x = hub.recent(1).pop().unwrap();
         assert_eq!((x.tap, x.record.latency), (Some(TapFinding::Panicked), Duration::ZERO));
+    }
+
+    /// Answers `success`, or panics for a `panic` query, whether called with the peer beside
+    /// the request or given up for the call.
+    #[derive(Clone)]
+    struct PanicsFor;
+
+    impl PanicsFor {
+        fn answer(req: &Request) -> std::future::Ready<Result<Response, Infallible>> {
+            if req.uri().query().is_some_and(|q| q.starts_with("panic=1")) {
+                panic!("boom");
+            }
+            std::future::ready(Ok(Response::new(axum::body::Body::from("success"))))
+        }
+    }
+
+    impl tower_service::Service<Request> for PanicsFor {
+        type Response = Response;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<Response, Infallible>>;
+
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: Request) -> Self::Future {
+            Self::answer(&req)
+        }
+    }
+
+    impl PeerService for PanicsFor {
+        type FromFuture = Self::Future;
+
+        fn call_from(&mut self, req: Request, _peer: std::net::SocketAddr) -> Self::FromFuture {
+            Self::answer(&req)
+        }
+
+        fn call_owned_from(self, req: Request, _peer: std::net::SocketAddr) -> Self::FromFuture {
+            Self::answer(&req)
+        }
+    }
+
+    /// The tap of a [`PeerService`], kept or given up for the call (as `wemp serve`'s front
+    /// gives it up): a panic is reported with what arrived and the peer beside the request;
+    /// an answer goes through untouched.
+    #[tokio::test]
+    async fn the_tap_of_a_peer_service_reports_a_panic_kept_or_given_up() {
+        let hub = Arc::new(Hub::with_first_id(8, 1));
+        let tapped = tower_layer::Layer::layer(&Tap::new(hub.clone()), PanicsFor);
+        let peer: std::net::SocketAddr = "203.0.113.7:4242".parse().unwrap();
+        let req =
+            |q: &str| http::Request::post(format!("/wechat?{q}")).body(axum::body::Body::empty()).unwrap();
+        for given_up in [false, true] {
+            let call = |r: Request| {
+                let mut service = tapped.clone();
+                if given_up { service.call_owned_from(r, peer) } else { service.call_from(r, peer) }
+            };
+            let answered = call(req("nonce=1")).await.unwrap();
+            assert_eq!(answered.status(), 200);
+            assert_eq!(hub.recent(0).len(), usize::from(given_up), "an answer is not the tap's to report");
+            assert_eq!(call(req("panic=1&nonce=n%20n")).await.unwrap().status(), 500);
+            let x = hub.recent(0).pop().unwrap();
+            assert_eq!((x.source, x.tap, x.record.status), (Source::Tap, Some(TapFinding::Panicked), 500));
+            assert_eq!(x.record.query.get("nonce").unwrap(), "n n", "what arrived ({given_up})");
+            assert_eq!(x.record.peer, Some(peer), "the peer beside the request ({given_up})");
+        }
     }
 
     /// A service that answers after `wait`, or panics for a `panic` query.

@@ -197,6 +197,17 @@ pub trait PeerService:
     /// from `peer`, which the service takes for the request's `ConnectInfo<SocketAddr>`: the
     /// request does not carry one.
     fn call_from(&mut self, req: http::Request<Body>, peer: SocketAddr) -> Self::FromFuture;
+
+    /// [`PeerService::call_from`] on a service given up for this one request (a clone made
+    /// for it, as [`serve_front`] makes): a service whose future holds what the service holds
+    /// moves it there rather than cloning it. The default calls [`PeerService::call_from`].
+    fn call_owned_from(self, req: http::Request<Body>, peer: SocketAddr) -> Self::FromFuture
+    where
+        Self: Sized,
+    {
+        let mut service = self;
+        service.call_from(req, peer)
+    }
 }
 
 impl<A, B> PeerService for tower::util::Either<A, B>
@@ -212,16 +223,24 @@ where
             Self::Right(b) => futures_util::future::Either::Right(b.call_from(req, peer)),
         }
     }
+
+    fn call_owned_from(self, req: http::Request<Body>, peer: SocketAddr) -> Self::FromFuture {
+        match self {
+            Self::Left(a) => futures_util::future::Either::Left(a.call_owned_from(req, peer)),
+            Self::Right(b) => futures_util::future::Either::Right(b.call_owned_from(req, peer)),
+        }
+    }
 }
 
 /// What a connection asks for each request's answer, given the peer's address.
 trait App: Clone + Send + 'static {
-    /// Answers `req`, which came from `peer`.
+    /// Answers `req`, which came from `peer`: cloning, of the app, only the service that
+    /// answers it (the connection's app is not cloned whole for each request).
     fn answer(
-        self,
+        &self,
         req: http::Request<Body>,
         peer: SocketAddr,
-    ) -> impl Future<Output = http::Response<Body>> + Send + 'static;
+    ) -> impl Future<Output = http::Response<Body>> + Send + 'static + use<Self>;
 }
 
 /// Any service: each request carries the peer as [`ConnectInfo<SocketAddr>`].
@@ -237,17 +256,32 @@ where
     S::Future: Send + 'static,
 {
     fn answer(
-        self,
-        mut req: http::Request<Body>,
+        &self,
+        req: http::Request<Body>,
         peer: SocketAddr,
-    ) -> impl Future<Output = http::Response<Body>> + Send + 'static {
-        req.extensions_mut().insert(ConnectInfo(peer));
-        let answered = self.0.oneshot(req);
-        async move {
-            match answered.await {
-                Ok(r) => r,
-                Err(never) => match never {},
-            }
+    ) -> impl Future<Output = http::Response<Body>> + Send + 'static + use<S> {
+        routed(self.0.clone(), req, peer)
+    }
+}
+
+/// `service`'s answer to `req`, which carries `peer` as [`ConnectInfo<SocketAddr>`].
+fn routed<S>(
+    service: S,
+    mut req: http::Request<Body>,
+    peer: SocketAddr,
+) -> impl Future<Output = http::Response<Body>> + Send + 'static
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    req.extensions_mut().insert(ConnectInfo(peer));
+    let answered = service.oneshot(req);
+    async move {
+        match answered.await {
+            Ok(r) => r,
+            Err(never) => match never {},
         }
     }
 }
@@ -262,11 +296,11 @@ where
     S::FromFuture: Send + 'static,
 {
     fn answer(
-        self,
+        &self,
         req: http::Request<Body>,
         peer: SocketAddr,
-    ) -> impl Future<Output = http::Response<Body>> + Send + 'static {
-        self.call(req, peer)
+    ) -> impl Future<Output = http::Response<Body>> + Send + 'static + use<S> {
+        Self(self.0.clone()).call(req, peer)
     }
 }
 
@@ -278,12 +312,13 @@ where
     /// The service called at once when it is ready at once ([`WechatService`] always is):
     /// the connection then holds the service's own future (boxed by it), where a future
     /// holding the request until its first poll was copied whole into the connection and
-    /// again at each step into the call.
+    /// again at each step into the call. The service, this request's clone, is given up to
+    /// the call ([`PeerService::call_owned_from`]).
     fn call(mut self, req: http::Request<Body>, peer: SocketAddr) -> Answer<S::FromFuture> {
         // Asked without a waker first: a service not ready yet is asked again, with the
         // connection's, in the future that waits for it.
         match self.0.poll_ready(&mut Context::from_waker(std::task::Waker::noop())) {
-            Poll::Ready(Ok(())) => Answer::Called { inner: self.0.call_from(req, peer) },
+            Poll::Ready(Ok(())) => Answer::Called { inner: self.0.call_owned_from(req, peer) },
             Poll::Ready(Err(never)) => match never {},
             Poll::Pending => Answer::Other { inner: Box::pin(self.when_ready(req, peer)) },
         }
@@ -293,7 +328,7 @@ where
     async fn when_ready(mut self, req: http::Request<Body>, peer: SocketAddr) -> http::Response<Body> {
         let ready = std::future::poll_fn(|cx| self.0.poll_ready(cx)).await;
         let answered = match ready {
-            Ok(()) => self.0.call_from(req, peer).await,
+            Ok(()) => self.0.call_owned_from(req, peer).await,
             Err(never) => match never {},
         };
         match answered {
@@ -335,16 +370,16 @@ where
     S::FromFuture: Send + 'static,
 {
     fn answer(
-        self,
+        &self,
         req: http::Request<Body>,
         peer: SocketAddr,
-    ) -> impl Future<Output = http::Response<Body>> + Send + 'static {
+    ) -> impl Future<Output = http::Response<Body>> + Send + 'static + use<S> {
         if self.is_fast(req.uri().path()) {
-            Direct(self.service).call(req, peer)
+            Direct(self.service.clone()).call(req, peer)
         } else {
             // Not the hot path (the console, other apps' routes): boxed, so that the fast
             // path's future is not the size of this one.
-            Answer::Other { inner: Box::pin(WithPeer(self.router).answer(req, peer)) }
+            Answer::Other { inner: Box::pin(routed(self.router.clone(), req, peer)) }
         }
     }
 }
@@ -428,7 +463,6 @@ async fn serve_connection<A: App>(
     let waker = Arc::new(ConnWaker::new());
     let mut through = Through::new(waker.clone());
     let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-        let app = app.clone();
         let state = svc_state.clone();
         state.busy();
         let (parts, body) = req.into_parts();
@@ -1171,6 +1205,58 @@ mod tests {
         let (body, me) = get(addr, "/r").await;
         assert_eq!(body, format!("routed {me}"));
         served.abort();
+    }
+
+    /// Says whether it was called given up ([`PeerService::call_owned_from`]) or kept.
+    #[derive(Clone)]
+    struct Owned;
+
+    impl tower::Service<http::Request<Body>> for Owned {
+        type Response = http::Response<Body>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<http::Response<Body>, Infallible>>;
+
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _req: http::Request<Body>) -> Self::Future {
+            std::future::ready(Ok("called".into_response()))
+        }
+    }
+
+    impl PeerService for Owned {
+        type FromFuture = Self::Future;
+
+        fn call_from(&mut self, _req: http::Request<Body>, _peer: SocketAddr) -> Self::FromFuture {
+            std::future::ready(Ok("kept".into_response()))
+        }
+
+        fn call_owned_from(self, req: http::Request<Body>, peer: SocketAddr) -> Self::FromFuture {
+            std::future::ready(Ok(format!("given up, {}", learnt(&req, Some(peer)).status()).into_response()))
+        }
+    }
+
+    /// Each fast-path request gets a service of its own, given up to the call: what its future
+    /// needs of the service is moved there, not cloned (an `Either` passes that on).
+    #[tokio::test]
+    async fn served_front_gives_the_service_up_to_each_fast_request() {
+        type Either = tower::util::Either<Owned, Peer>;
+        for (service, want) in [
+            (Either::Left(Owned), "given up, 200 OK".to_owned()),
+            (Either::Right(Peer), "beside Some({me}), extension None".to_owned()),
+        ] {
+            let front = Front::new(service, axum::Router::new()).path("/f");
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let served =
+                tokio::spawn(serve_front(listener, front, Limits::default(), std::future::pending()));
+            for _ in 0..2 {
+                let (body, me) = get(addr, "/f").await;
+                assert_eq!(body, want.replace("{me}", &me.to_string()));
+            }
+            served.abort();
+        }
     }
 
     /// Not ready when first asked (by anyone): ready from the second time on. Called only

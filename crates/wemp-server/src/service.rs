@@ -630,8 +630,14 @@ impl crate::PeerService for WechatService {
     type FromFuture = BoxFuture<'static, Result<Response<Body>, Infallible>>;
 
     fn call_from(&mut self, req: Request<Body>, peer: std::net::SocketAddr) -> Self::FromFuture {
+        self.clone().call_owned_from(req, peer)
+    }
+
+    /// The service's shared state moved into the future, not cloned (a reference count
+    /// every connection shares, counted up and down a request less).
+    fn call_owned_from(self, req: Request<Body>, peer: std::net::SocketAddr) -> Self::FromFuture {
         let (parts, body) = req.into_parts();
-        Box::pin(self.inner.clone().handle(parts, body, Some(peer)))
+        Box::pin(self.inner.handle(parts, body, Some(peer)))
     }
 }
 
