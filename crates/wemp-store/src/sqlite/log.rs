@@ -68,6 +68,10 @@ thread_local! {
 
 type EncodeBuffers = (Vec<u8>, Vec<u8>, segment::Strings, segment::Lifted, segment::Packer);
 
+/// How many records ahead of the one it encodes the writer reads the next
+/// ([`DeliveryRecord::warm`]): enough for their reads to be done when it gets there.
+const WARM_AHEAD: usize = 8;
+
 /// A larger encoding buffer is freed after use rather than kept for the next batch.
 const MAX_KEPT_BUFFER: usize = 4 << 20;
 
@@ -87,13 +91,22 @@ fn append_log(c: &mut Connection, entries: &[Arc<DeliveryRecord>]) -> Result<()>
             let first_id = first + (k * MAX_SEGMENT) as i64;
             let times = chunk.iter().map(|e| e.received_at_ms);
             let (min, max) = (times.clone().min().unwrap_or(0), times.max().unwrap_or(0));
+            // Each record read a few ahead of its encoding ([`DeliveryRecord::warm`]).
+            for e in chunk.iter().take(WARM_AHEAD) {
+                std::hint::black_box(e.warm());
+            }
             ENCODE_BUFFERS
                 .with_borrow_mut(|(raw, body, strings, lifted, packer)| {
                     segment::encode_into(
                         raw,
                         strings,
                         lifted,
-                        chunk.iter().enumerate().map(|(i, e)| (i as u64, &**e)),
+                        chunk.iter().enumerate().map(|(i, e)| {
+                            if let Some(ahead) = chunk.get(i + WARM_AHEAD) {
+                                std::hint::black_box(ahead.warm());
+                            }
+                            (i as u64, &**e)
+                        }),
                     );
                     let packed = segment::compress_reusing(body, raw, lifted, packer);
                     let done = insert.execute(rusqlite::params![
