@@ -3,7 +3,9 @@
 use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::fmt;
-use std::sync::{Arc, LazyLock, RwLock};
+use std::sync::{Arc, LazyLock};
+
+use arc_swap::ArcSwap;
 
 use futures_util::future::BoxFuture;
 use regex::Regex;
@@ -1009,7 +1011,11 @@ impl CallShared<Reply> for Dispatch {
 /// ```
 #[derive(Clone, Debug)]
 pub struct LiveRouter {
-    current: Arc<RwLock<Arc<Built>>>,
+    /// The router in effect. Read by every delivery on every worker thread: a lock's or a
+    /// shared count's atomic writes would pass their cache line between the threads on
+    /// each one, where a load from an `ArcSwap` writes only to the reading thread's own
+    /// slot.
+    current: Arc<ArcSwap<Built>>,
 }
 
 /// A router and its service, built once per swap.
@@ -1033,23 +1039,18 @@ impl Built {
 impl LiveRouter {
     /// Starts with `router`.
     pub fn new(router: Router) -> Self {
-        Self { current: Arc::new(RwLock::new(Built::new(router))) }
+        Self { current: Arc::new(ArcSwap::new(Built::new(router))) }
     }
 
     /// Replaces the router; deliveries already running finish on the old one.
     pub fn swap(&self, router: Router) {
-        let built = Built::new(router);
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = built;
-    }
-
-    fn current(&self) -> Arc<Built> {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.current.store(Built::new(router));
     }
 
     /// The rules in effect now (the router is replaced as a whole, so these are one
     /// router's rules).
     pub fn rules(&self) -> Vec<Rule> {
-        self.current().router.rules.clone()
+        self.current.load().router.rules.clone()
     }
 
     /// A service running each delivery on the router in effect when it arrives: give it to
@@ -1067,13 +1068,13 @@ impl CallShared<Reply> for LiveService {
     fn call_shared(&self, inbound: Inbound) -> BoxFuture<'static, Result<Reply, BoxError>> {
         // The router in effect now; its future owns what it needs, so a swap while it runs
         // changes nothing for this delivery.
-        self.live.current().service.call_owned(inbound)
+        self.live.current.load().service.call_owned(inbound)
     }
 
     fn call_now(&self, inbound: Inbound) -> Called<Reply> {
         // As `call_shared`: the router in effect now, and what is left to await owns what it
         // needs.
-        let current = self.live.current();
+        let current = self.live.current.load();
         match current.service.call_now(inbound) {
             Called::NotYet(inbound) => Called::Later(current.service.call_owned(inbound)),
             called => called,

@@ -673,6 +673,7 @@ impl DeliveryRecord {
     /// pass. Not before a drop: a read leaves a line shared, and the drop's atomic counts
     /// then wait twice.) Returns the bytes read folded into one, for
     /// [`std::hint::black_box`], so that the reads are not left out.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) fn warm(&self) -> u8 {
         fn lines(bytes: &[u8]) -> u8 {
             let last = bytes.last().copied().unwrap_or_default();
