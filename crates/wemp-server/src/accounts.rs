@@ -255,8 +255,7 @@ impl LiveAccounts {
             return current
                 .ok_or_else(|| Unknown { segment: segment().unwrap_or_default().into(), why: "none" });
         };
-        let segment = segment();
-        let Some(segment) = segment else {
+        let Some(segment) = segment() else {
             return current.ok_or(Unknown { segment: String::new(), why: "none" });
         };
         if let Some(c) = &current
