@@ -25,7 +25,8 @@ use crate::spool::Spool;
 pub struct LogWriterConfig {
     /// Entries the queue holds before new ones are dropped.
     pub capacity: usize,
-    /// The most entries appended in one call.
+    /// The most entries appended in one call (default 2048: with [`linger`](Self::linger)'s
+    /// 20 ms, a batch is cut by the time, not the count, below ~100 000 entries a second).
     pub batch_size: usize,
     /// Further tries of a failed batch (so `retries + 1` appends in all) before its entries
     /// are counted as failed.
@@ -39,7 +40,10 @@ pub struct LogWriterConfig {
     /// How long a batch may wait for more entries before it is written (a flush or a
     /// full batch writes at once). Fewer, larger transactions cost the database much less
     /// per entry, and the CPU they save is the server's. It is also most of what a
-    /// `kill -9` loses: the entries waiting for their batch.
+    /// `kill -9` loses: the entries waiting for their batch. Default 20 ms: each batch
+    /// costs the writer's thread a fixed ~0.1 ms of CPU (its transaction, the segment's
+    /// string table, the wake-ups of the writer's task and the blocking thread), which a
+    /// busy server pays per entry: ~0.5 µs at 256 entries a batch, ~0.15 µs at 800.
     ///
     /// The writer lingers only while it is busy — when the previous batch was written less
     /// than `linger` before this batch's first entry arrived. An entry arriving at an idle
@@ -85,11 +89,11 @@ impl Default for LogWriterConfig {
     fn default() -> Self {
         Self {
             capacity: 8192,
-            batch_size: 256,
+            batch_size: 2048,
             retries: 2,
             retry_backoff: Duration::from_millis(100),
             write_timeout: Duration::from_secs(5),
-            linger: Duration::from_millis(10),
+            linger: Duration::from_millis(20),
             spool: None,
         }
     }

@@ -325,3 +325,45 @@ async fn entries_taken_at_once_never_overfill_a_batch() {
     assert_eq!(log.summaries().await, (0..21).map(|n| format!("m{n}")).collect::<Vec<_>>());
     tokio::time::timeout(Duration::from_secs(5), writer.shutdown()).await.unwrap();
 }
+
+/// With the defaults, a busy writer's batches are cut by the linger, not by the count, up to
+/// ~100 000 entries a second: each batch costs the writer a fixed amount (its transaction,
+/// the wake-ups), so the batches a busy server writes are as large as the linger allows.
+/// (Time is paused: the stream's rate is exact.)
+#[tokio::test(start_paused = true)]
+async fn default_batches_are_cut_by_the_linger_under_a_steady_stream() {
+    let log = Arc::new(TestLog::default());
+    let config = LogWriterConfig::default();
+    let writer = LogWriter::spawn(log.clone(), config.clone());
+    // Written at once (the writer was idle); it is busy from then on.
+    assert!(writer.log(entry(0)));
+    log.until_holding(1, "an idle writer lingered").await;
+    // 90 000 entries a second for three lingers: nine every 100 µs.
+    let step = Duration::from_micros(100);
+    let steps = 3 * config.linger.as_micros() / step.as_micros();
+    let mut n = 1;
+    for _ in 0..steps {
+        for _ in 0..9 {
+            assert!(writer.log(entry(n)), "entry {n} dropped");
+            n += 1;
+        }
+        tokio::time::advance(step).await;
+    }
+    writer.flush().await;
+    let batches = log.batches.lock().unwrap().clone();
+    let per_linger = 9 * (config.linger.as_micros() / step.as_micros()) as usize;
+    // The first after the idle one is whole: cut by its linger, under the count (tokio's
+    // timers tick in milliseconds: a linger may run up to one more, 90 entries here).
+    assert!(
+        per_linger + 108 < config.batch_size,
+        "{per_linger} entries a linger fill a batch of {}",
+        config.batch_size
+    );
+    assert!(
+        batches[1] >= per_linger - 18 && batches[1] <= per_linger + 108,
+        "a busy writer's batch was {} entries, not the ~{per_linger} of a linger: {batches:?}",
+        batches[1]
+    );
+    assert_eq!(batches.iter().sum::<usize>(), n);
+    writer.shutdown().await;
+}
