@@ -12,7 +12,7 @@ mod deadlines;
 
 use std::pin::pin;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -53,13 +53,17 @@ pub struct FallbackDedupStore<P, F> {
     timeout: Duration,
     probe_interval: Duration,
     state: Mutex<State>,
+    /// Whether calls go to the fallback. Read without the lock, so that while the primary
+    /// answers (the usual case) a call takes no lock, where the workers would otherwise all
+    /// write the lock's line at every message; written only under the lock, so that the
+    /// switch is logged once.
+    degraded: AtomicBool,
     fallback_calls: AtomicU64,
     /// The deadlines of claims on the primary (made with the timeout).
     deadlines: Deadlines,
 }
 
 struct State {
-    degraded: bool,
     last_probe: Option<Instant>,
 }
 
@@ -82,7 +86,8 @@ impl<P: DedupStore, F: DedupStore> FallbackDedupStore<P, F> {
             fallback,
             timeout: Duration::from_millis(500),
             probe_interval: Duration::from_secs(1),
-            state: Mutex::new(State { degraded: false, last_probe: None }),
+            state: Mutex::new(State { last_probe: None }),
+            degraded: AtomicBool::new(false),
             fallback_calls: AtomicU64::new(0),
             deadlines: Deadlines::new(Duration::from_millis(500)),
         }
@@ -108,7 +113,7 @@ impl<P: DedupStore, F: DedupStore> FallbackDedupStore<P, F> {
 
     /// Whether calls go to the fallback now.
     pub fn is_degraded(&self) -> bool {
-        self.lock().degraded
+        self.degraded.load(Ordering::Acquire)
     }
 
     /// Calls served by the fallback so far (for metrics).
@@ -132,8 +137,11 @@ impl<P: DedupStore, F: DedupStore> FallbackDedupStore<P, F> {
     }
 
     fn route(&self) -> Route {
+        if !self.degraded.load(Ordering::Acquire) {
+            return Route::Primary;
+        }
         let mut s = self.lock();
-        if !s.degraded {
+        if !self.degraded.load(Ordering::Acquire) {
             return Route::Primary;
         }
         let now = Instant::now();
@@ -147,9 +155,12 @@ impl<P: DedupStore, F: DedupStore> FallbackDedupStore<P, F> {
     }
 
     fn primary_ok(&self) {
-        let mut s = self.lock();
-        if s.degraded {
-            s.degraded = false;
+        if !self.degraded.load(Ordering::Acquire) {
+            return;
+        }
+        let _s = self.lock();
+        if self.degraded.load(Ordering::Acquire) {
+            self.degraded.store(false, Ordering::Release);
             tracing::info!("shared dedup store answers again; leaving the local fallback");
         }
     }
@@ -159,8 +170,8 @@ impl<P: DedupStore, F: DedupStore> FallbackDedupStore<P, F> {
         let mut s = self.lock();
         s.last_probe = Some(now);
         self.fallback_calls.fetch_add(1, Ordering::Relaxed);
-        if !s.degraded {
-            s.degraded = true;
+        if !self.degraded.load(Ordering::Acquire) {
+            self.degraded.store(true, Ordering::Release);
             tracing::warn!(op, %error, "shared dedup store failed; using the local fallback");
         } else {
             tracing::debug!(op, %error, "shared dedup store still failing");
@@ -300,7 +311,7 @@ fn timed_out(timeout: Duration) -> StoreError {
 
 impl<P, F> std::fmt::Debug for FallbackDedupStore<P, F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let degraded = self.state.lock().map(|s| s.degraded).unwrap_or(true);
+        let degraded = self.degraded.load(Ordering::Acquire);
         f.debug_struct("FallbackDedupStore")
             .field("degraded", &degraded)
             .field("timeout", &self.timeout)
