@@ -53,10 +53,10 @@ pub struct FallbackDedupStore<P, F> {
     timeout: Duration,
     probe_interval: Duration,
     state: Mutex<State>,
-    /// Whether calls go to the fallback. Read without the lock, so that while the primary
-    /// answers (the usual case) a call takes no lock, where the workers would otherwise all
-    /// write the lock's line at every message; written only under the lock, so that the
-    /// switch is logged once.
+    /// Whether calls go to the fallback. An atomic beside the lock, so that while the
+    /// primary answers (the usual case) a call takes no lock, where the workers would
+    /// otherwise all write the lock's line at every message; switched with `swap`, so that
+    /// each switch is logged once.
     degraded: AtomicBool,
     fallback_calls: AtomicU64,
     /// The deadlines of claims on the primary (made with the timeout).
@@ -132,7 +132,7 @@ impl<P: DedupStore, F: DedupStore> FallbackDedupStore<P, F> {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // The state is a few plain fields, consistent after any panic.
+        // The state is a plain field, consistent after any panic.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -155,12 +155,8 @@ impl<P: DedupStore, F: DedupStore> FallbackDedupStore<P, F> {
     }
 
     fn primary_ok(&self) {
-        if !self.degraded.load(Ordering::Acquire) {
-            return;
-        }
-        let _s = self.lock();
-        if self.degraded.load(Ordering::Acquire) {
-            self.degraded.store(false, Ordering::Release);
+        // Read first: the usual answer writes nothing.
+        if self.degraded.load(Ordering::Acquire) && self.degraded.swap(false, Ordering::AcqRel) {
             tracing::info!("shared dedup store answers again; leaving the local fallback");
         }
     }
@@ -170,8 +166,7 @@ impl<P: DedupStore, F: DedupStore> FallbackDedupStore<P, F> {
         let mut s = self.lock();
         s.last_probe = Some(now);
         self.fallback_calls.fetch_add(1, Ordering::Relaxed);
-        if !self.degraded.load(Ordering::Acquire) {
-            self.degraded.store(true, Ordering::Release);
+        if !self.degraded.swap(true, Ordering::AcqRel) {
             tracing::warn!(op, %error, "shared dedup store failed; using the local fallback");
         } else {
             tracing::debug!(op, %error, "shared dedup store still failing");
