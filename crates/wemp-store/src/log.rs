@@ -502,6 +502,23 @@ const fn one() -> u32 {
     1
 }
 
+/// What is done with the cache lines a record spans when the message log's writer reads it
+/// ahead of encoding it ([`DeliveryRecord::read_record_ahead`] and the steps after it).
+pub(crate) trait Ahead {
+    /// The cache line holding `at` is read soon.
+    fn line<T>(&mut self, at: &T);
+
+    /// Every cache line `bytes` spans: one byte in each 64, and the last.
+    fn lines(&mut self, bytes: &[u8]) {
+        for byte in bytes.iter().step_by(64) {
+            self.line(byte);
+        }
+        if let Some(last) = bytes.last() {
+            self.line(last);
+        }
+    }
+}
+
 impl Default for DeliveryRecord {
     fn default() -> Self {
         Self::new(0, 0)
@@ -664,35 +681,134 @@ impl DeliveryRecord {
         }
     }
 
-    /// Reads one byte of every 64-byte cache line the record's text spans, and nothing else:
-    /// what the message log's writer does a few records ahead of the one it encodes. A
-    /// record is built on a worker thread and encoded on the writer's, milliseconds later,
-    /// when its lines have left that core's caches; encoding reads them one wait at a time,
-    /// while these reads, not needing each other's values, wait together, and leave the
-    /// lines in cache for the encoding. (Measured natively only: BENCHMARKS.md, twenty-fourth
-    /// pass. Not before a drop: a read leaves a line shared, and the drop's atomic counts
-    /// then wait twice.) Returns the bytes read folded into one, for
-    /// [`std::hint::black_box`], so that the reads are not left out.
+    /// Hands `ahead` every cache line of the record's own fields, reading none: the first
+    /// of the three steps in which the message log's writer reads a record ahead of encoding
+    /// it, each a few records nearer ([`read_parts_ahead`](Self::read_parts_ahead), then
+    /// [`read_ahead`](Self::read_ahead)), each step reading only what the one before it
+    /// asked for. A record is built on a worker thread and encoded on the writer's,
+    /// milliseconds later, when its lines have left that core's caches; encoding reads them
+    /// one wait at a time, while lines asked for ahead arrive together (measured natively
+    /// only: BENCHMARKS.md, twenty-fourth and twenty-eighth passes).
     #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
-    pub(crate) fn warm(&self) -> u8 {
-        fn lines(bytes: &[u8]) -> u8 {
-            let last = bytes.last().copied().unwrap_or_default();
-            bytes.iter().step_by(64).fold(last, |a, b| a ^ b)
+    pub(crate) fn read_record_ahead(&self, ahead: &mut impl Ahead) {
+        let Self {
+            id,
+            received_at_ms,
+            appid,
+            openid,
+            msg_type,
+            event,
+            msg_id,
+            dedup_key,
+            mode,
+            dedup,
+            summary,
+            raw_xml,
+            reply_xml,
+            outcome,
+            status,
+            latency,
+            handler,
+            error,
+            rejection,
+            peer,
+            query,
+            headers,
+            attempts,
+            checks,
+            forward,
+        } = self;
+        ahead.line(id);
+        ahead.line(received_at_ms);
+        ahead.line(appid);
+        ahead.line(openid);
+        ahead.line(msg_type);
+        ahead.line(event);
+        ahead.line(msg_id);
+        ahead.line(dedup_key);
+        ahead.line(mode);
+        ahead.line(dedup);
+        ahead.line(summary);
+        ahead.line(raw_xml);
+        ahead.line(reply_xml);
+        ahead.line(outcome);
+        ahead.line(status);
+        ahead.line(latency);
+        ahead.line(handler);
+        ahead.line(error);
+        ahead.line(rejection);
+        ahead.line(peer);
+        ahead.line(query);
+        ahead.line(headers);
+        ahead.line(attempts);
+        ahead.line(checks);
+        ahead.line(forward);
+    }
+
+    /// Hands `ahead` every cache line of the record's checks' elements and of its forwarded
+    /// call's fields, reading of the record only where they are: the second step of reading
+    /// a record ahead (see [`read_record_ahead`](Self::read_record_ahead)).
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    pub(crate) fn read_parts_ahead(&self, ahead: &mut impl Ahead) {
+        let Self { checks, forward, .. } = self;
+        for check in checks {
+            // Each of its fields: an element that spans two lines has both asked for.
+            ahead.line(check);
+            ahead.line(&check.kind);
+            ahead.line(&check.passed);
+            ahead.line(&check.note);
         }
-        let text = |t: Option<&str>| t.map_or(0, |t| lines(t.as_bytes()));
-        let mut x =
-            text(self.appid.as_deref()) ^ text(self.openid.as_deref()) ^ text(self.msg_type.as_deref());
-        x ^= text(self.event.as_deref()) ^ text(self.dedup_key.as_deref()) ^ text(self.summary.as_deref());
-        x ^= text(self.raw_xml.as_deref()) ^ text(self.reply_xml.as_deref()) ^ text(self.handler.as_deref());
-        x ^=
-            text(self.error.as_deref()) ^ text(Some(self.query.as_str())) ^ text(Some(self.headers.as_str()));
+        if let Some(f) = forward {
+            let ForwardRecord {
+                target,
+                result,
+                sent,
+                sent_bytes,
+                status,
+                answer,
+                answer_bytes,
+                latency,
+                error,
+            } = &**f;
+            ahead.line(target);
+            ahead.line(result);
+            ahead.line(sent);
+            ahead.line(sent_bytes);
+            ahead.line(status);
+            ahead.line(answer);
+            ahead.line(answer_bytes);
+            ahead.line(latency);
+            ahead.line(error);
+        }
+    }
+
+    /// Hands `ahead` every cache line of the record's texts, reading of the record, its
+    /// checks and its forwarded call only where they are: the last step of reading a record
+    /// ahead (see [`read_record_ahead`](Self::read_record_ahead)).
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    pub(crate) fn read_ahead(&self, ahead: &mut impl Ahead) {
+        let mut text = |t: Option<&str>| ahead.lines(t.unwrap_or_default().as_bytes());
+        text(self.appid.as_deref());
+        text(self.openid.as_deref());
+        text(self.msg_type.as_deref());
+        text(self.event.as_deref());
+        text(self.dedup_key.as_deref());
+        text(self.summary.as_deref());
+        text(self.reply_xml.as_deref());
+        text(self.handler.as_deref());
+        text(self.error.as_deref());
+        // The arrival's three parts, most often one allocation.
+        ahead.lines(self.query.bytes_unread());
+        ahead.lines(self.headers.bytes_unread());
+        ahead.lines(self.raw_xml.as_ref().map_or(&[], SharedText::bytes_unread));
         for check in &self.checks {
-            x ^= lines(check.note.as_bytes());
+            ahead.lines(check.note.as_bytes());
         }
         if let Some(f) = &self.forward {
-            x ^= text(Some(&f.sent)) ^ text(f.answer.as_deref()) ^ text(f.error.as_deref());
+            ahead.lines(f.sent.as_bytes());
+            ahead.lines(f.answer.as_deref().unwrap_or_default().as_bytes());
+            ahead.lines(f.error.as_deref().unwrap_or_default().as_bytes());
         }
-        x
     }
 
     /// Whether this delivery was answered in time for WeChat to take the answer (not a
@@ -1046,55 +1162,97 @@ pub(crate) fn legacy_outcome(s: &str, error: Option<&str>) -> (RecordOutcome, Op
 mod tests {
     use super::*;
 
-    /// `warm` reads a byte of every 64 of every text the record holds, and its last: a text
-    /// of zeros with one other byte there, in any field, changes what it returns.
+    /// Reading a record ahead asks for every cache line of the record, of its checks'
+    /// elements, of its forwarded call and of each of its texts (of lengths around a line's),
+    /// whichever field holds a text.
     #[test]
-    fn warm_reads_every_line_of_every_text() {
-        let marked = |len: usize, at: usize| {
-            let mut t = vec![0u8; len];
-            t[at] = 1;
-            String::from_utf8(t).unwrap()
-        };
+    fn the_writer_reads_ahead_every_line_of_a_record() {
+        /// The cache lines handed to it.
+        #[derive(Default)]
+        struct Lines(std::collections::BTreeSet<usize>);
+        impl Ahead for Lines {
+            fn line<T>(&mut self, at: &T) {
+                self.0.insert(std::ptr::from_ref(at) as usize / 64);
+            }
+        }
+        /// Whether every line of the `len` bytes at `at` was handed over.
+        fn all_lines(seen: &Lines, at: usize, len: usize) -> bool {
+            (at / 64..=(at + len - 1) / 64).all(|line| seen.0.contains(&line))
+        }
+        let address = |bytes: &[u8]| bytes.as_ptr() as usize;
         type Set = fn(&mut DeliveryRecord, String);
-        let setters: Vec<(&str, Set)> = vec![
-            ("appid", |r, t| r.appid = Some(t.into())),
-            ("openid", |r, t| r.openid = Some(t)),
-            ("msg_type", |r, t| r.msg_type = Some(t.into())),
-            ("event", |r, t| r.event = Some(t.into())),
-            ("dedup_key", |r, t| r.dedup_key = Some(t.into())),
-            ("summary", |r, t| r.summary = Some(t)),
-            ("raw_xml", |r, t| r.keep_arrival("", [], Some(&t))),
-            ("reply_xml", |r, t| r.reply_xml = Some(t)),
-            ("handler", |r, t| r.handler = Some(t.into())),
-            ("error", |r, t| r.error = Some(t)),
-            ("query", |r, t| r.query = RequestQuery::new(&t)),
-            ("headers", |r, t| r.headers = RequestHeaders::from_block(&t)),
-            ("checks", |r, t| {
-                let check = |note: String| wemp_proto::admission::Check {
-                    kind: wemp_proto::admission::CheckKind::Query,
-                    passed: true,
-                    note: note.into(),
-                };
-                r.checks = vec![check(String::new()), check(t)];
-            }),
-            ("forward.sent", |r, t| {
-                r.forward = Some(Box::new(ForwardRecord::new(
-                    ForwardTarget::Relay,
-                    ForwardResult::Reply,
-                    t.as_bytes(),
-                    Duration::ZERO,
-                )));
-            }),
+        type Get = fn(&DeliveryRecord) -> &[u8];
+        let fields: Vec<(&str, Set, Get)> = vec![
+            ("appid", |r, t| r.appid = Some(t.into()), |r| r.appid.as_deref().unwrap().as_bytes()),
+            ("openid", |r, t| r.openid = Some(t), |r| r.openid.as_deref().unwrap().as_bytes()),
+            ("msg_type", |r, t| r.msg_type = Some(t.into()), |r| r.msg_type.as_deref().unwrap().as_bytes()),
+            ("event", |r, t| r.event = Some(t.into()), |r| r.event.as_deref().unwrap().as_bytes()),
+            (
+                "dedup_key",
+                |r, t| r.dedup_key = Some(t.into()),
+                |r| r.dedup_key.as_deref().unwrap().as_bytes(),
+            ),
+            ("summary", |r, t| r.summary = Some(t), |r| r.summary.as_deref().unwrap().as_bytes()),
+            (
+                "raw_xml",
+                |r, t| r.keep_arrival("a=1", [("host", b"h".as_slice())], Some(&t)),
+                |r| r.raw_xml.as_deref().unwrap().as_bytes(),
+            ),
+            ("reply_xml", |r, t| r.reply_xml = Some(t), |r| r.reply_xml.as_deref().unwrap().as_bytes()),
+            ("handler", |r, t| r.handler = Some(t.into()), |r| r.handler.as_deref().unwrap().as_bytes()),
+            ("error", |r, t| r.error = Some(t), |r| r.error.as_deref().unwrap().as_bytes()),
+            ("query", |r, t| r.query = RequestQuery::new(&t), |r| r.query.as_str().as_bytes()),
+            ("headers", |r, t| r.headers = RequestHeaders::from_block(&t), |r| r.headers.as_str().as_bytes()),
+            (
+                "checks",
+                |r, t| {
+                    let check = |note: String| wemp_proto::admission::Check {
+                        kind: wemp_proto::admission::CheckKind::Query,
+                        passed: true,
+                        note: note.into(),
+                    };
+                    r.checks = vec![check(String::new()), check(t), check("short".into())];
+                },
+                |r| r.checks[1].note.as_bytes(),
+            ),
+            (
+                "forward.sent",
+                |r, t| {
+                    r.forward = Some(Box::new(ForwardRecord::new(
+                        ForwardTarget::Relay,
+                        ForwardResult::Reply,
+                        t.as_bytes(),
+                        Duration::ZERO,
+                    )));
+                },
+                |r| r.forward.as_ref().unwrap().sent.as_bytes(),
+            ),
         ];
-        for (field, set) in setters {
-            let mut zeros = DeliveryRecord::new(1, 2);
-            set(&mut zeros, "\0".repeat(300));
-            assert_eq!(zeros.warm(), 0, "{field}: zeros");
-            // The first byte, the first of a later line (counted from the text's start), the last.
-            for at in [0, 64, 256, 299] {
+        for (field, set, get) in fields {
+            for len in [1, 63, 64, 65, 300] {
                 let mut r = DeliveryRecord::new(1, 2);
-                set(&mut r, marked(300, at));
-                assert_ne!(r.warm(), 0, "{field}: the byte at {at} not read");
+                set(&mut r, "x".repeat(len));
+                let (mut fields_ahead, mut texts_ahead) = (Lines::default(), Lines::default());
+                r.read_record_ahead(&mut fields_ahead);
+                r.read_parts_ahead(&mut fields_ahead);
+                r.read_ahead(&mut texts_ahead);
+                let text = get(&r);
+                assert_eq!(text.len(), len, "{field}");
+                assert!(
+                    all_lines(&texts_ahead, address(text), len),
+                    "{field}: a line of its {len} bytes not read"
+                );
+                // The record itself, its checks' elements, its forwarded call's fields.
+                let at = std::ptr::from_ref(&r) as usize;
+                assert!(all_lines(&fields_ahead, at, size_of::<DeliveryRecord>()), "{field}: the record");
+                for check in &r.checks {
+                    let at = std::ptr::from_ref(check) as usize;
+                    assert!(all_lines(&fields_ahead, at, size_of_val(check)), "{field}: a check");
+                }
+                if let Some(f) = &r.forward {
+                    let at = std::ptr::from_ref(&**f) as usize;
+                    assert!(all_lines(&fields_ahead, at, size_of::<ForwardRecord>()), "{field}: the forward");
+                }
             }
         }
     }

@@ -87,6 +87,21 @@ impl SharedText {
         Self { all: Some(all), start: 0, end: TO_END }
     }
 
+    /// The text's bytes, found without reading them (`as_str` reads the bytes at its ends,
+    /// to check they start and end characters): what the message log's writer reads ahead
+    /// ([`DeliveryRecord::read_ahead`](super::DeliveryRecord::read_ahead)).
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    pub(crate) fn bytes_unread(&self) -> &[u8] {
+        match &self.all {
+            Some(all) => {
+                let all = all.as_bytes();
+                let end = if self.end == TO_END { all.len() } else { self.end as usize };
+                all.get(self.start as usize..end).unwrap_or_default()
+            }
+            None => &[],
+        }
+    }
+
     /// The text.
     pub fn as_str(&self) -> &str {
         match &self.all {
@@ -323,6 +338,12 @@ impl RequestQuery {
         self.0.as_str()
     }
 
+    /// Its bytes, found without reading them ([`SharedText::bytes_unread`]).
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    pub(crate) fn bytes_unread(&self) -> &[u8] {
+        self.0.bytes_unread()
+    }
+
     /// Whether it holds no parameter.
     pub fn is_empty(&self) -> bool {
         self.pairs().next().is_none()
@@ -412,6 +433,12 @@ impl RequestHeaders {
     /// The block as kept: one `name: value` line per header.
     pub fn as_str(&self) -> &str {
         self.0.as_str()
+    }
+
+    /// Its bytes, found without reading them ([`SharedText::bytes_unread`]).
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    pub(crate) fn bytes_unread(&self) -> &[u8] {
+        self.0.bytes_unread()
     }
 
     /// Kept as it is: a block written by [`as_str`](Self::as_str).
