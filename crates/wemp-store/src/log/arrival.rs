@@ -87,30 +87,25 @@ impl SharedText {
         Self { all: Some(all), start: 0, end: TO_END }
     }
 
+    /// The allocation and where the text is in it, `start..end` (`None`: the empty text).
+    #[inline]
+    fn span(&self) -> Option<(&str, std::ops::Range<usize>)> {
+        let all = self.all.as_deref()?;
+        let end = if self.end == TO_END { all.len() } else { self.end as usize };
+        Some((all, self.start as usize..end))
+    }
+
     /// The text's bytes, found without reading them (`as_str` reads the bytes at its ends,
     /// to check they start and end characters): what the message log's writer reads ahead
     /// ([`DeliveryRecord::read_ahead`](super::DeliveryRecord::read_ahead)).
     #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) fn bytes_unread(&self) -> &[u8] {
-        match &self.all {
-            Some(all) => {
-                let all = all.as_bytes();
-                let end = if self.end == TO_END { all.len() } else { self.end as usize };
-                all.get(self.start as usize..end).unwrap_or_default()
-            }
-            None => &[],
-        }
+        self.span().and_then(|(all, at)| all.as_bytes().get(at)).unwrap_or_default()
     }
 
     /// The text.
     pub fn as_str(&self) -> &str {
-        match &self.all {
-            Some(all) => {
-                let end = if self.end == TO_END { all.len() } else { self.end as usize };
-                all.get(self.start as usize..end).unwrap_or_default()
-            }
-            None => "",
-        }
+        self.span().and_then(|(all, at)| all.get(at)).unwrap_or_default()
     }
 }
 
